@@ -1,0 +1,91 @@
+"""Legacy discovery (``/api/v1``, ``/apis/<group>/<version>``) → :class:`ResourceDef`, cached.
+
+Callers that hold objects read from YAML know only ``apiVersion`` and ``kind``; the REST path
+needs the plural and the scope. One ``APIResourceList`` per group-version is fetched once and
+cached; a kind missing from a cached document triggers exactly one refetch (a CRD may have been
+installed since), so a cache never makes a new kind invisible. The legacy documents are used, not
+aggregated discovery v2, because every Kubernetes version and Atoll's server serve them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from atoll.api.errors import NotFound
+from atoll.api.registry import ResourceDef
+
+JSON = dict[str, Any]
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    """``"apps/v1"`` → ``("apps", "v1")``; ``"v1"`` → ``("", "v1")``."""
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+def group_version_path(api_version: str) -> str:
+    group, version = split_api_version(api_version)
+    return f"/apis/{group}/{version}" if group else f"/api/{version}"
+
+
+def resource_defs(document: JSON) -> list[ResourceDef]:
+    """The top-level resources of one ``APIResourceList``, with their subresources folded in."""
+    group, version = split_api_version(str(document.get("groupVersion") or "v1"))
+    entries: list[JSON] = list(document.get("resources") or ())
+    subresources: dict[str, list[str]] = {}
+    for entry in entries:
+        parent, slash, sub = str(entry.get("name", "")).partition("/")
+        if slash:
+            subresources.setdefault(parent, []).append(sub)
+    out = []
+    for entry in entries:
+        name = str(entry.get("name", ""))
+        if not name or "/" in name:
+            continue
+        out.append(
+            ResourceDef(
+                group=str(entry.get("group") or group),
+                version=str(entry.get("version") or version),
+                kind=str(entry["kind"]),
+                plural=name,
+                singular=str(entry.get("singularName") or str(entry["kind"]).lower()),
+                namespaced=bool(entry.get("namespaced")),
+                short_names=tuple(entry.get("shortNames") or ()),
+                categories=tuple(entry.get("categories") or ()),
+                verbs=tuple(entry.get("verbs") or ()),
+                subresources=tuple(subresources.get(name, ())),
+                builtin=False,
+            )
+        )
+    return out
+
+
+class Discovery:
+    """A per-client cache of group-version resource lists."""
+
+    def __init__(self, fetch: Callable[[str], Awaitable[JSON]]) -> None:
+        self._fetch = fetch
+        self._by_gv: dict[str, dict[str, ResourceDef]] = {}
+
+    async def resources(self, api_version: str, *, refresh: bool = False) -> dict[str, ResourceDef]:
+        """Kind → ResourceDef for one group-version."""
+        cached = self._by_gv.get(api_version)
+        if cached is not None and not refresh:
+            return cached
+        document = await self._fetch(group_version_path(api_version))
+        kinds = {rd.kind: rd for rd in resource_defs(document)}
+        self._by_gv[api_version] = kinds
+        return kinds
+
+    async def resource(self, api_version: str, kind: str) -> ResourceDef:
+        kinds = await self.resources(api_version)
+        if kind not in kinds:
+            kinds = await self.resources(api_version, refresh=True)
+        try:
+            return kinds[kind]
+        except KeyError:
+            raise NotFound(f'the server doesn\'t have a resource type "{kind}" in "{api_version}"') from None
+
+    def invalidate(self) -> None:
+        self._by_gv.clear()
