@@ -46,6 +46,14 @@ class Compacted(StoreError):
         self.requested, self.compacted = requested, compacted
 
 
+class WatchLagged(Compacted):
+    """A watcher fell too far behind the log and was ended; like ``Compacted``, re-list."""
+
+    def __init__(self, revision: int) -> None:
+        StoreError.__init__(self, f"watcher too slow, events from revision {revision} were not consumed")
+        self.requested, self.compacted = revision, revision
+
+
 @dataclass(frozen=True, slots=True)
 class KeyValue:
     """The current state of one key."""

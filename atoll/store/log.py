@@ -1,0 +1,299 @@
+"""The dialect-independent log: watch poller and fan-out, list/watch/compact semantics.
+
+``LogStore`` implements the ``Store`` protocol on top of a ``Driver`` (one per database) that
+only runs SQL. One poller per process reads the rows after the last revision it has seen,
+requires them to be strictly sequential, and fans them out to every watcher's bounded queue.
+Local writes wake it at once; PostgreSQL's LISTEN/NOTIFY or a ticker picks up other replicas.
+
+Gaps (an id allocated by a transaction that rolled back, or commits landing out of order) are
+retried briefly and then plugged with a "fill" row, as kine does, so watchers never stall and
+never skip. A watcher that falls ``queue_size`` batches behind is ended with ``WatchLagged``
+(a ``Compacted``: the client re-lists), never silently truncated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from atoll.store.base import Compacted, Event, KeyValue, ListResult, WatchLagged
+from atoll.store.rows import Row, prefix_end, to_event, to_kv
+
+log = logging.getLogger(__name__)
+
+
+class Driver(Protocol):
+    """What a database must provide. Write methods raise the ``base`` errors."""
+
+    ordered_commits: bool  # rows become visible in id order (no gaps): SQLite's single writer
+    poll_interval: float  # seconds between polls when nothing wakes the poller
+
+    async def open(self, wake: Callable[[], None]) -> None: ...
+    async def close(self) -> None: ...
+    async def create(self, key: str, value: bytes) -> int: ...
+    async def update(self, key: str, value: bytes, expected: int) -> int: ...
+    async def delete(self, key: str, expected: int) -> Event: ...
+    async def latest(self, key: str) -> Row | None: ...
+    async def list(self, lo: str, hi: str | None, revision: int, limit: int) -> list[Row]: ...
+    async def after(self, revision: int, limit: int) -> list[Row]: ...
+    async def max_revision(self) -> int: ...
+    async def meta(self) -> tuple[int, int]: ...  # (compact_rev, compact_done)
+    async def set_compact_rev(self, revision: int) -> None: ...
+    async def compact_range(self, lo: int, hi: int) -> None: ...  # rows superseded in (lo, hi]
+    async def fill(self, revision: int) -> None: ...  # insert a fill row; no-op if id exists
+
+
+class _Sub:
+    __slots__ = ("closed", "error", "queue")
+
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[list[Event] | None] = asyncio.Queue(size)
+        self.error: BaseException | None = None
+        self.closed = False
+
+    def end(self, error: BaseException | None = None) -> None:
+        self.error, self.closed = error, True
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
+
+class LogStore:
+    """A ``Store`` over any ``Driver``."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        *,
+        queue_size: int = 1024,
+        poll_batch: int = 1000,
+        gap_timeout: float = 0.3,
+        compact_batch: int = 1000,
+    ) -> None:
+        self.driver = driver
+        self._queue_size, self._poll_batch = queue_size, poll_batch
+        self._gap_timeout, self._compact_batch = gap_timeout, compact_batch
+        self._subs: set[_Sub] = set()
+        self._position = 0
+        self._wake = asyncio.Event()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._poller: asyncio.Task[None] | None = None
+        self._compact_lock = asyncio.Lock()
+        self._gap: tuple[int, float] | None = None
+        self._state = "new"
+
+    # ---- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._state != "new":
+            return
+        self._state = "running"
+        await self.driver.open(self.wake)
+        self._position = await self.driver.max_revision()
+        self._poller = asyncio.create_task(self._poll_loop(), name="atoll-store-poller")
+
+    async def close(self) -> None:
+        if self._state == "closed":
+            return
+        was_running, self._state = self._state == "running", "closed"
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        for sub in self._subs:
+            sub.end()
+        self._subs.clear()
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.cancel()
+        if was_running:
+            await self.driver.close()
+
+    async def __aenter__(self) -> LogStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def wake(self) -> None:
+        """Poke the poller (a local write committed, or another replica notified)."""
+        self._wake.set()
+
+    # ---- writes and reads ---------------------------------------------------------------------
+
+    async def create(self, key: str, value: bytes) -> int:
+        return await self.driver.create(key, value)
+
+    async def update(self, key: str, value: bytes, expected: int) -> int:
+        return await self.driver.update(key, value, expected)
+
+    async def delete(self, key: str, expected: int) -> Event:
+        return await self.driver.delete(key, expected)
+
+    async def get(self, key: str) -> KeyValue | None:
+        row = await self.driver.latest(key)
+        return None if row is None or row[3] else to_kv(row)
+
+    async def current_revision(self) -> int:
+        rev = await self.driver.max_revision()
+        if not self.driver.ordered_commits:
+            await self._sync(rev)  # every id <= rev is now committed (or filled)
+        return max(rev, (await self.driver.meta())[0])
+
+    async def compacted_revision(self) -> int:
+        return (await self.driver.meta())[0]
+
+    async def list(
+        self, prefix: str, *, revision: int = 0, limit: int = 0, start_key: str = ""
+    ) -> ListResult:
+        if revision <= 0:
+            revision = await self.current_revision()
+        else:
+            compacted = await self.compacted_revision()
+            if revision < compacted:
+                raise Compacted(revision, compacted)
+            if not self.driver.ordered_commits:
+                await self._sync(min(revision, await self.driver.max_revision()))
+        lo = max(prefix, start_key)
+        rows = await self.driver.list(lo, prefix_end(prefix), revision, limit + 1 if limit > 0 else 0)
+        more = limit > 0 and len(rows) > limit
+        return ListResult([to_kv(r) for r in (rows[:limit] if more else rows)], revision, more)
+
+    # ---- watch --------------------------------------------------------------------------------
+
+    async def watch(self, from_revision: int) -> AsyncIterator[list[Event]]:
+        compacted = await self.compacted_revision()
+        if from_revision < compacted:
+            raise Compacted(from_revision, compacted)
+        if self._state != "running":
+            return
+        sub = _Sub(self._queue_size)
+        self._subs.add(sub)
+        try:
+            last, target = from_revision, self._position
+            while last < target:  # history from the database, up to where the live feed starts
+                rows = await self.driver.after(last, self._poll_batch)
+                compacted = await self.compacted_revision()
+                if compacted > last:  # rows we just read past may have been compacted away
+                    raise Compacted(from_revision, compacted)
+                events = [to_event(r) for r in rows if r[0] <= target]
+                if not events:
+                    break
+                yield events
+                last = events[-1].revision
+            while True:
+                if sub.error is not None:
+                    raise sub.error
+                batch = await sub.queue.get()
+                if sub.error is not None:
+                    raise sub.error
+                if batch is None or sub.closed:
+                    return
+                if batch[-1].revision <= last:
+                    continue
+                if batch[0].revision <= last:
+                    batch = [e for e in batch if e.revision > last]
+                yield batch
+                last = batch[-1].revision
+        finally:
+            self._subs.discard(sub)
+
+    def _broadcast(self, events: list[Event]) -> None:
+        self._position = events[-1].revision
+        for sub in list(self._subs):
+            try:
+                sub.queue.put_nowait(events)
+            except asyncio.QueueFull:
+                self._subs.discard(sub)
+                sub.end(WatchLagged(events[0].revision))
+        if self._waiters:
+            keep = []
+            for target, fut in self._waiters:
+                if target <= self._position:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    keep.append((target, fut))
+            self._waiters = keep
+
+    async def _sync(self, revision: int) -> None:
+        """Wait until the poller has passed ``revision`` (all lower ids committed or filled)."""
+        if revision <= self._position or self._state != "running":
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((revision, fut))
+        self.wake()
+        await fut
+
+    # ---- poller -------------------------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        interval, again = self.driver.poll_interval, False
+        while True:
+            if not again:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+            try:
+                again = await self._poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("store poller failed; retrying")
+                again = False
+                await asyncio.sleep(interval)
+
+    async def _poll_once(self) -> bool:
+        """One read; True if the poller should read again without waiting."""
+        rows = await self.driver.after(self._position, self._poll_batch)
+        expect, events = self._position + 1, []
+        for row in rows:
+            if row[0] != expect:
+                break
+            events.append(to_event(row))
+            expect += 1
+        if events:
+            self._broadcast(events)
+        if len(events) == len(rows):
+            self._gap = None
+            return len(rows) == self._poll_batch
+        return await self._on_gap(expect, int(rows[len(events)][0]))
+
+    async def _on_gap(self, missing: int, present: int) -> bool:
+        now = asyncio.get_running_loop().time()
+        if self._gap is None or self._gap[0] != missing:
+            self._gap = (missing, now)
+        if now - self._gap[1] < self._gap_timeout:
+            await asyncio.sleep(0.01)
+            return True
+        compacted = (await self.driver.meta())[0]
+        if missing <= compacted:  # compacted away before this replica saw it: watchers must re-list
+            for sub in self._subs:
+                sub.end(Compacted(missing - 1, compacted))
+            self._subs.clear()
+            self._position = min(present - 1, compacted)
+        else:
+            log.debug("store: filling revision gap %d", missing)
+            await self.driver.fill(missing)
+        self._gap = None
+        return True
+
+    # ---- compaction ---------------------------------------------------------------------------
+
+    async def compact(self, revision: int) -> int:
+        """Compact up to ``revision`` (never past what this replica's watchers have seen)."""
+        async with self._compact_lock:
+            compact_rev, done = await self.driver.meta()
+            target = min(revision, self._position)
+            if target > compact_rev:
+                await self.driver.set_compact_rev(target)  # first: history readers see it
+                compact_rev = target
+            lo = done
+            while lo < compact_rev:
+                hi = min(lo + self._compact_batch, compact_rev)
+                await self.driver.compact_range(lo, hi)
+                lo = hi
+            return compact_rev

@@ -1,0 +1,257 @@
+"""SQLite dialect: one writer thread with group commit, WAL readers.
+
+Writes are queued to a single dedicated thread that owns the only writing connection. It takes
+everything queued, runs each operation (check-then-insert: inside the one write transaction no
+one else can interleave) and commits the whole batch with one ``COMMIT`` (one WAL fsync point),
+then resolves the callers' futures with one hop back to the event loop. A failing operation
+(``KeyExists``, ``RevisionMismatch``) only fails itself; a failed ``COMMIT`` fails the batch.
+
+``journal_mode=WAL`` + ``synchronous=NORMAL``: a committed batch survives a crash of the process
+(kill -9); only an OS crash or power loss can lose the last transactions. Point reads run on
+the event loop's own connection (microseconds; WAL readers never wait for the writer); lists
+and log scans run on a small reader thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from atoll.store import sql
+from atoll.store.base import Event, StoreError
+from atoll.store.log import LogStore
+from atoll.store.rows import NewRow, Row, fill_row, new_event, plan_create, plan_delete, plan_update
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS kine (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        deleted INTEGER NOT NULL,
+        create_revision INTEGER NOT NULL,
+        prev_revision INTEGER NOT NULL,
+        value BLOB,
+        old_value BLOB)""",
+    "CREATE INDEX IF NOT EXISTS kine_name_id_index ON kine (name, id)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision_uindex ON kine (name, prev_revision)",
+    "CREATE TABLE IF NOT EXISTS kine_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO kine_meta(name, value) VALUES ('compact_rev', 0), ('compact_done', 0)",
+]
+Q = sql.Queries.build(lambda i: "?")
+MAX_BATCH = 2000
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+class SQLiteDriver:
+    """The ``Driver`` for one SQLite file."""
+
+    ordered_commits = True
+    poll_interval = 1.0
+
+    def __init__(self, path: Path, *, readers: int = 2) -> None:
+        self.path = path
+        self._readers = readers
+        self._ops: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: Callable[[], None] = lambda: None
+        self._read: sqlite3.Connection | None = None
+
+    async def open(self, wake: Callable[[], None]) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), wake
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = _connect(self.path)
+        writer.execute("PRAGMA journal_mode = WAL")
+        for stmt in SCHEMA:
+            writer.execute(stmt)
+        self._read = _connect(self.path)
+        self._pool = ThreadPoolExecutor(self._readers, thread_name_prefix="atoll-sqlite-read")
+        self._thread = threading.Thread(target=self._writer, args=(writer,), name="atoll-sqlite-write")
+        self._thread.daemon = True
+        self._thread.start()
+
+    async def close(self) -> None:
+        if self._thread is not None:
+            self._ops.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for conn in [*self._conns, *([self._read] if self._read else [])]:
+            conn.close()
+
+    # ---- the writer thread ----------------------------------------------------------------
+
+    def _submit(self, op: Op) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._ops.put((op, fut))
+        return fut
+
+    def _writer(self, conn: sqlite3.Connection) -> None:
+        try:
+            while True:
+                item = self._ops.get()
+                if item is None:
+                    return
+                batch, stop = [item], False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        nxt = self._ops.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, _ in batch:
+                try:
+                    results.append((True, op(conn)))
+                except (StoreError, sqlite3.IntegrityError) as exc:
+                    results.append((False, exc))
+            conn.execute("COMMIT")
+        except Exception as exc:  # the batch did not commit: everyone in it fails
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [(False, exc)] * len(batch)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._finish, batch, results)
+
+    def _finish(self, batch: list[tuple[Op, asyncio.Future[Any]]], results: list[tuple[bool, Any]]) -> None:
+        for (_, fut), (ok, value) in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+        self._wake()
+
+    # ---- operations (run on the writer thread, inside the batch transaction) ---------------
+
+    @staticmethod
+    def _latest(conn: sqlite3.Connection, key: str) -> Row | None:
+        rows = conn.execute(Q.latest, (key,)).fetchall()
+        return rows[0] if rows else None
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, row: NewRow) -> int:
+        rowid = conn.execute(Q.insert, row).lastrowid
+        assert rowid is not None
+        return rowid
+
+    async def create(self, key: str, value: bytes) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            return self._insert(conn, plan_create(key, value, self._latest(conn, key)))
+
+        result: int = await self._submit(op)
+        return result
+
+    async def update(self, key: str, value: bytes, expected: int) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            return self._insert(conn, plan_update(key, value, expected, self._latest(conn, key)))
+
+        result: int = await self._submit(op)
+        return result
+
+    async def delete(self, key: str, expected: int) -> Event:
+        def op(conn: sqlite3.Connection) -> Event:
+            row = plan_delete(key, expected, self._latest(conn, key))
+            return new_event(self._insert(conn, row), row)
+
+        result: Event = await self._submit(op)
+        return result
+
+    async def fill(self, revision: int) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(Q.insert_with_id.replace("INSERT", "INSERT OR IGNORE", 1), (revision, *fill_row(revision)))
+
+        await self._submit(op)
+
+    async def set_compact_rev(self, revision: int) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(Q.set_meta, (revision, sql.COMPACT_REV, revision))
+
+        await self._submit(op)
+
+    async def compact_range(self, lo: int, hi: int) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            ids = [r[0] for r in conn.execute(Q.superseded, (lo, hi))]
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                conn.execute(Q.delete_ids(len(chunk)), chunk)
+            conn.execute(Q.delete_tombstones, (lo, hi))
+            conn.execute(Q.set_meta, (hi, sql.COMPACT_DONE, hi))
+
+        await self._submit(op)
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = _connect(self.path)
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    async def _in_pool(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._reader()))
+
+    def _conn(self) -> sqlite3.Connection:
+        assert self._read is not None, "store not started"
+        return self._read
+
+    async def latest(self, key: str) -> Row | None:
+        return self._latest(self._conn(), key)
+
+    async def max_revision(self) -> int:
+        return int(self._conn().execute(Q.max_revision).fetchall()[0][0] or 0)
+
+    async def meta(self) -> tuple[int, int]:
+        values = dict(self._conn().execute(Q.meta).fetchall())
+        return int(values[sql.COMPACT_REV]), int(values[sql.COMPACT_DONE])
+
+    async def after(self, revision: int, limit: int) -> list[Row]:
+        return await self._in_pool(lambda c: c.execute(Q.after, (revision, limit)).fetchall())
+
+    async def list(self, lo: str, hi: str | None, revision: int, limit: int) -> list[Row]:
+        n = limit or sql.NO_LIMIT
+        if hi is None:
+            return await self._in_pool(lambda c: c.execute(Q.list_from, (lo, revision, n)).fetchall())
+        return await self._in_pool(lambda c: c.execute(Q.list_range, (lo, hi, revision, n)).fetchall())
+
+
+class SQLiteStore(LogStore):
+    """The embedded store: ``SQLiteStore(Path("state.db"))``, then ``await start()``."""
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        super().__init__(SQLiteDriver(path), **options)
