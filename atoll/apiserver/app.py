@@ -1,0 +1,215 @@
+"""The API server: one aiohttp application over HTTPS in front of the watch cache and the store.
+
+Requests go through two middlewares — errors (every refusal is a ``Status``, never a traceback)
+and authentication — and one router that serves health, version, discovery, OpenAPI and the
+resource endpoints. ``APIServer`` owns the watch cache task and the HTTP listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from atoll.api import errors
+from atoll.api.builtins import BUILTINS
+from atoll.api.registry import Registry
+from atoll.apiserver import codec
+from atoll.apiserver.admission import AdmissionChain, NamespaceLifecycle
+from atoll.apiserver.auth import PUBLIC_PATHS, AuthenticatorChain
+from atoll.apiserver.crds import CRD_PREFIX, CRDManager
+from atoll.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery
+from atoll.apiserver.handlers import ResourceHandlers
+from atoll.apiserver.objects import Objects
+from atoll.apiserver.openapi import OpenAPI
+from atoll.apiserver.routing import parse_resource_path
+from atoll.apiserver.watchcache import WatchCache
+from atoll.store.base import Store
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+VERSION_INFO = {
+    "major": "1", "minor": "32", "gitVersion": "v1.32.0+atoll", "gitCommit": "atoll",
+    "gitTreeState": "clean", "buildDate": "2026-11-22T00:00:00Z", "goVersion": "go1.23.4",
+    "compiler": "gc", "platform": "linux/amd64",
+}
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 6443
+    ssl_context: ssl.SSLContext | None = None
+
+
+class APIServer:
+    """Composes registry, cache, objects, admission and HTTP; ``run()`` serves until cancelled."""
+
+    def __init__(self, store: Store, config: ServerConfig, authn: AuthenticatorChain | None) -> None:
+        self.store = store
+        self.config = config
+        self.authn = authn
+        self.registry = Registry()
+        for rd in BUILTINS:
+            self.registry.register(rd)
+        self.cache = WatchCache(store)
+        self.crds = CRDManager(self.registry)
+        self.cache.add_listener(CRD_PREFIX, self.crds.on_event)
+        self.admission = AdmissionChain()
+        self.admission.add(NamespaceLifecycle(self._namespace))
+        self.admission.add(self.crds)
+        self.objects = Objects(store, self.cache, self.admission)
+        self.resources = ResourceHandlers(self.objects)
+        self.discovery = Discovery(self.registry)
+        self.openapi = OpenAPI(self.registry)
+        self.extra_routes: dict[str, Handler] = {}
+        self.bound_port = 0
+        self._ready = asyncio.Event()
+        self.started_at = time.time()
+
+    def _namespace(self, name: str) -> JSON | None:
+        cached = self.cache.get(f"/core/namespaces/{name}")
+        return cached.obj if cached else None
+
+    # ---- HTTP ----------------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors, self._authenticate], client_max_size=codec.MAX_BODY + 1024)
+        app.router.add_route("*", "/{tail:.*}", self._route)
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except errors.APIError as err:
+            return codec.status_response(err)
+        except web.HTTPException as exc:
+            if exc.status == 413:
+                return codec.status_response(errors.RequestEntityTooLarge("Request entity too large"))
+            return codec.status_response(_status_for_http(exc))
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return codec.status_response(errors.InternalError("an internal error occurred; see the server log"))
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.authn is not None:
+            user = self.authn.authenticate(request)
+            if user is None and request.path not in PUBLIC_PATHS:
+                raise errors.Unauthorized("Unauthorized")
+            request["user"] = user
+        return await handler(request)
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            return codec.json_response({"paths": sorted(["/api", "/apis", "/healthz", "/livez", "/readyz",
+                                                         "/version", "/openapi/v3", "/metrics"])})
+        head = parts[0]
+        if head in ("healthz", "livez", "readyz"):
+            ready = self._ready.is_set()
+            return web.Response(text="ok" if ready else "not ready", status=200 if ready else 503)
+        if head == "version":
+            return codec.json_response(VERSION_INFO)
+        if head == "api":
+            if len(parts) == 1:
+                return self._discovery(request, core=True)
+            if len(parts) == 2:
+                return _doc_or_404(self.discovery.resource_list("", parts[1]))
+            return await self.resources.dispatch(request, parse_resource_path(self.registry, True, parts[1:]))
+        if head == "apis":
+            if len(parts) == 1:
+                return self._discovery(request, core=False)
+            if len(parts) == 2:
+                return _doc_or_404(self.discovery.api_group(parts[1]))
+            if len(parts) == 3:
+                return _doc_or_404(self.discovery.resource_list(parts[1], parts[2]))
+            return await self.resources.dispatch(request, parse_resource_path(self.registry, False, parts[1:]))
+        if head == "openapi":
+            if parts[1:] == ["v3"]:
+                return codec.json_response(self.openapi.index())
+            if len(parts) > 2 and parts[1] == "v3":
+                return _doc_or_404(self.openapi.document("/".join(parts[2:])))
+        extra = self.extra_routes.get(head)
+        if extra is not None:
+            return await extra(request)
+        raise errors.NotFound("the server could not find the requested resource")
+
+    def _discovery(self, request: web.Request, *, core: bool) -> web.Response:
+        version = _aggregated_version(request.headers.get("Accept", ""))
+        if version is not None:
+            body = self.discovery.aggregated(core, version)
+            ctype = AGGREGATED_V2 if version == "v2" else AGGREGATED_V2BETA1
+            return web.Response(body=body, headers={"Content-Type": ctype})
+        if core:
+            return codec.json_response(self.discovery.api_versions(f"{self.config.host}:{self.bound_port}"))
+        return codec.json_response(self.discovery.api_group_list())
+
+    # ---- life cycle ------------------------------------------------------------------------
+
+    async def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve until cancelled: watch cache first, then the HTTP listener."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.cache.run(), name="apiserver/watch-cache")
+            await self.cache.wait_ready()
+            runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
+            await runner.setup()
+            site = web.TCPSite(runner, self.config.host, self.config.port, ssl_context=self.config.ssl_context,
+                               backlog=1024, reuse_address=True)
+            await site.start()
+            server = site._server
+            sockets = getattr(server, "sockets", None) or []
+            self.bound_port = sockets[0].getsockname()[1] if sockets else self.config.port
+            self._ready.set()
+            log.info("API server listening on https://%s:%d", self.config.host, self.bound_port)
+            if on_ready is not None:
+                on_ready()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await runner.cleanup()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+
+def _aggregated_version(accept: str) -> str | None:
+    """``v2``/``v2beta1`` when the client accepts aggregated discovery (preferring v2), else None."""
+    offered = set()
+    for entry in accept.split(","):
+        params = {p.split("=", 1)[0].strip(): p.split("=", 1)[1].strip() for p in entry.split(";") if "=" in p}
+        if params.get("as") == "APIGroupDiscoveryList" and params.get("g") == "apidiscovery.k8s.io":
+            offered.add(params.get("v", ""))
+    if "v2" in offered:
+        return "v2"
+    return "v2beta1" if "v2beta1" in offered else None
+
+
+def _doc_or_404(doc: bytes | None) -> web.Response:
+    if doc is None:
+        raise errors.NotFound("the server could not find the requested resource")
+    return codec.json_response(doc)
+
+
+def _status_for_http(exc: web.HTTPException) -> errors.APIError:
+    cls = {400: errors.BadRequest, 404: errors.NotFound, 405: errors.MethodNotAllowed,
+           415: errors.UnsupportedMediaType}.get(exc.status, errors.InternalError)
+    return cls(exc.reason or "request refused")
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)

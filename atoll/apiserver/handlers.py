@@ -1,0 +1,254 @@
+"""HTTP handlers for resource endpoints: get, list, watch, create, update, patch, delete.
+
+The router hands each request a parsed ``Route``; handlers translate query parameters and bodies
+into calls on ``Objects`` and render the result as JSON or a Table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from atoll.api import errors
+from atoll.api.registry import ResourceDef
+from atoll.apiserver import codec, lists, patch
+from atoll.apiserver.admission import UserInfo
+from atoll.apiserver.objects import Objects, WriteOptions
+from atoll.apiserver.routing import Route
+from atoll.apiserver.table import render_table
+from atoll.apiserver.watch import serve_watch
+
+JSON = dict[str, Any]
+
+
+def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
+    query = request.query
+    dry_run = bool(query.getall("dryRun", [])) or bool(body and body.get("dryRun"))
+    validation = query.get("fieldValidation") or "Warn"
+    if validation not in ("Strict", "Warn", "Ignore"):
+        raise errors.BadRequest(f'invalid fieldValidation "{validation}": must be one of Strict, Warn, Ignore')
+    user = request.get("user")
+    return WriteOptions(dry_run=dry_run, field_manager=query.get("fieldManager", ""),
+                        field_validation=validation, user=user if isinstance(user, UserInfo) else None)
+
+
+def _include_object(request: web.Request) -> str:
+    return request.query.get("includeObject", "Metadata") or "Metadata"
+
+
+def _one(request: web.Request, rd: ResourceDef, obj: JSON, status: int = 200) -> web.Response:
+    if codec.wants_table(request):
+        table = render_table(rd, [obj], include_object=_include_object(request),
+                             resource_version=obj["metadata"].get("resourceVersion", ""))
+        return codec.json_response(table, status=status)
+    return codec.json_response(obj, status=status, headers=_warnings(request))
+
+
+def _warnings(request: web.Request) -> dict[str, str] | None:
+    warnings = request.get("warnings")
+    if not warnings:
+        return None
+    return {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)}
+
+
+class ResourceHandlers:
+    def __init__(self, objects: Objects) -> None:
+        self.objects = objects
+
+    async def dispatch(self, request: web.Request, route: Route) -> web.StreamResponse:
+        method = request.method
+        if route.subresource and route.subresource not in ("status", "finalize"):
+            raise errors.NotImplementedYet(
+                f"the {route.rd.plural}/{route.subresource} subresource is not served by this server yet")
+        if route.name is None:
+            if method == "GET":
+                return await self.list_or_watch(request, route)
+            if method == "POST":
+                return await self.create(request, route)
+            if method == "DELETE":
+                return await self.delete_collection(request, route)
+            raise errors.MethodNotAllowed(f"{method} is not supported on a collection")
+        if method == "GET":
+            return _one(request, route.rd, self.objects.get(route.rd, route.namespace, route.name).obj)
+        if method == "PUT":
+            return await self.update(request, route)
+        if method == "PATCH":
+            return await self.patch(request, route)
+        if method == "DELETE" and not route.subresource:
+            return await self.delete(request, route)
+        raise errors.MethodNotAllowed(f"{method} is not supported on {route.rd.plural}/{route.subresource or 'name'}")
+
+    async def list_or_watch(self, request: web.Request, route: Route) -> web.StreamResponse:
+        query = request.query
+        rd = route.rd
+        matcher = lists.make_matcher(rd, query.get("labelSelector", ""), query.get("fieldSelector", ""))
+        if query.get("watch", "").lower() in ("true", "1"):
+            renderer = None
+            if codec.wants_table(request):
+                include = _include_object(request)
+
+                def renderer(objs: list[JSON], with_columns: bool) -> JSON:
+                    return render_table(rd, objs, include_object=include, with_columns=with_columns)
+            return await serve_watch(request, self.objects.cache, rd, route.namespace, matcher,
+                                     table_renderer=renderer)
+        rv = query.get("resourceVersion", "")
+        if rv == "" and not query.get("continue"):
+            await self.objects.cache.wait_for(await self.objects.store.current_revision())
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            raise errors.BadRequest(f"invalid limit: {query.get('limit')!r}") from None
+        exact = _exact_name(query.get("fieldSelector", ""))
+        page = await lists.list_page(self.objects.store, self.objects.cache, rd, route.namespace,
+                                     matcher=matcher, limit=max(limit, 0),
+                                     continue_token=query.get("continue", ""), exact_name=exact)
+        if codec.wants_table(request):
+            table = render_table(rd, [c.obj for c in page.items], include_object=_include_object(request),
+                                 resource_version=str(page.revision), continue_token=page.continue_token,
+                                 remaining=page.remaining)
+            return codec.json_response(table)
+        return codec.json_response(lists.list_body(rd, page))
+
+    async def create(self, request: web.Request, route: Route) -> web.Response:
+        body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
+        _check_kind(route.rd, body)
+        opts = _options(request)
+        request["warnings"] = []
+        obj = await self.objects.create(route.rd, route.namespace, body, opts)
+        return _one(request, route.rd, obj, status=201)
+
+    async def update(self, request: web.Request, route: Route) -> web.Response:
+        assert route.name is not None
+        body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
+        _check_kind(route.rd, body)
+        opts = _options(request)
+        if route.subresource == "finalize":
+            finalizers = list((body.get("spec") or {}).get("finalizers") or [])
+            obj = await self.objects.finalize_namespace(route.name, finalizers, route.rd, opts)
+        else:
+            obj = await self.objects.update(route.rd, route.namespace, route.name, body, opts, route.subresource)
+        return _one(request, route.rd, obj)
+
+    async def patch(self, request: web.Request, route: Route) -> web.Response:
+        assert route.name is not None
+        ptype = codec.PATCH_TYPES.get(codec.media_type(request))
+        if ptype is None or ptype == "unsupported":
+            raise errors.UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"{', '.join(t for t, v in codec.PATCH_TYPES.items() if v != 'unsupported')}")
+        raw = await codec.read_body(request)
+        document = codec.decode_object(raw, "application/json" if ptype != "apply" else "application/apply-patch+yaml")
+        opts = _options(request)
+        rd, name = route.rd, route.name
+        if ptype == "apply":
+            return await self._apply(request, route, document, opts)
+
+        def mutate(current: JSON) -> JSON:
+            new = apply_patch(ptype, current, document, rd.kind if rd.builtin else "")
+            if not isinstance(new, dict):
+                raise errors.BadRequest("the patch did not produce an object")
+            pinned = (new.get("metadata") or {}).get("resourceVersion")
+            if pinned and pinned != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(rd.plural, rd.group, name)
+            return new
+
+        obj = await self.objects.modify(rd, route.namespace, name, mutate, opts, subresource=route.subresource,
+                                        pinned=_patch_pins_rv(document))
+        return _one(request, rd, obj)
+
+    async def _apply(self, request: web.Request, route: Route, document: Any, opts: WriteOptions) -> web.Response:
+        """Server-side apply (simplified: merge the applied configuration; create when missing)."""
+        assert route.name is not None
+        if not isinstance(document, dict):
+            raise errors.BadRequest("an apply patch must be an object")
+        rd = route.rd
+        try:
+            self.objects.get(rd, route.namespace, route.name)
+        except errors.NotFound:
+            document.setdefault("metadata", {})["name"] = route.name
+            obj = await self.objects.create(rd, route.namespace, document, opts)
+            return _one(request, rd, obj, status=201)
+
+        def mutate(current: JSON) -> JSON:
+            merged = apply_patch("strategic" if rd.builtin else "merge", current, document, rd.kind)
+            assert isinstance(merged, dict)
+            return merged
+
+        obj = await self.objects.modify(rd, route.namespace, route.name, mutate, opts, subresource=route.subresource)
+        return _one(request, rd, obj)
+
+    async def delete(self, request: web.Request, route: Route) -> web.Response:
+        assert route.name is not None
+        raw = await codec.read_body(request)
+        options = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else {}
+        for key in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents", "preconditions"):
+            if key in request.query and key not in options:
+                options[key] = request.query[key]
+        opts = _options(request, options)
+        rd = route.rd
+        obj, finished = await self.objects.delete(rd, route.namespace, route.name, options, opts)
+        if finished and not _returns_object(rd):
+            return codec.json_response(codec.success_status(rd.plural, rd.group, route.name,
+                                                            obj["metadata"].get("uid", "")))
+        return _one(request, rd, obj, status=200 if finished else 200)
+
+    async def delete_collection(self, request: web.Request, route: Route) -> web.Response:
+        rd = route.rd
+        if "deletecollection" not in rd.verbs:
+            raise errors.MethodNotAllowed(f"deletecollection is not supported on {rd.group_resource}")
+        raw = await codec.read_body(request)
+        options = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else {}
+        opts = _options(request, options)
+        matcher = lists.make_matcher(rd, request.query.get("labelSelector", ""), request.query.get("fieldSelector", ""))
+        victims = [c.obj for c in self.objects.cache.list(rd.key_prefix(route.namespace))
+                   if matcher is None or matcher(c.obj)]
+        deleted = []
+        for obj in victims:
+            md = obj["metadata"]
+            try:
+                gone, _ = await self.objects.delete(rd, md.get("namespace"), md["name"], options, opts)
+                deleted.append(gone)
+            except errors.NotFound:
+                continue
+        return codec.json_response({"kind": rd.kind_list(), "apiVersion": rd.api_version,
+                                    "metadata": {"resourceVersion": str(self.objects.cache.revision)},
+                                    "items": deleted})
+
+
+def apply_patch(ptype: str, current: JSON, document: Any, kind: str) -> Any:
+    """Apply a patch document of type merge | json | strategic (strategic = merge for custom kinds)."""
+    if ptype == "json":
+        if not isinstance(document, list):
+            raise errors.BadRequest("a JSON patch must be a list of operations")
+        return patch.json_patch(current, document)
+    if not isinstance(document, dict):
+        raise errors.BadRequest("a merge patch must be a JSON object")
+    if ptype == "strategic" and kind:
+        return patch.strategic_merge_patch(current, document, kind)
+    return patch.merge_patch(current, document)
+
+
+def _returns_object(rd: ResourceDef) -> bool:
+    from atoll.apiserver.strategies import returns_deleted_object
+
+    return returns_deleted_object(rd)
+
+
+def _check_kind(rd: ResourceDef, body: JSON) -> None:
+    kind, api_version = body.get("kind"), body.get("apiVersion")
+    if kind and kind != rd.kind:
+        raise errors.BadRequest(f"the kind of the body ({kind}) does not match the resource ({rd.kind})")
+    if api_version and api_version != rd.api_version:
+        raise errors.BadRequest(
+            f"the API version in the data ({api_version}) does not match the expected API version ({rd.api_version})")
+
+
+def _exact_name(field_selector: str) -> str | None:
+    if field_selector.startswith("metadata.name=") and "," not in field_selector:
+        return field_selector.split("=", 1)[1].lstrip("=")
+    return None
+
+
+def _patch_pins_rv(document: Any) -> bool:
+    return isinstance(document, dict) and bool((document.get("metadata") or {}).get("resourceVersion"))

@@ -1,0 +1,135 @@
+"""Object metadata rules shared by every kind: names, labels, timestamps, generated fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import time
+import uuid
+from typing import Any
+
+JSON = dict[str, Any]
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+# kinds whose names must be DNS-1123 labels (everything else: DNS-1123 subdomains)
+LABEL_NAMED_KINDS = frozenset({("", "Namespace"), ("", "Service")})
+# kinds whose names are path segments only (RBAC allows ':' in names)
+PATH_NAMED_KINDS = frozenset(
+    {("rbac.authorization.k8s.io", k) for k in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")}
+)
+
+
+def now_rfc3339() -> str:
+    """``metav1.Time`` format: seconds precision, ``Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def parse_time(value: str) -> float:
+    """Seconds since the epoch of an RFC 3339 timestamp (``Z`` or offset, optional fraction)."""
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+def generate_name(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+
+
+def name_problems(name: str, group: str, kind: str) -> list[str]:
+    """Why ``name`` is not acceptable for the kind (empty list when it is)."""
+    if (group, kind) in PATH_NAMED_KINDS:
+        if name in (".", "..") or "/" in name or "%" in name:
+            return ['may not contain "/" or "%" and may not be "." or ".."']
+        return []
+    if (group, kind) in LABEL_NAMED_KINDS:
+        if len(name) > 63:
+            return ["must be no more than 63 characters"]
+        if not _DNS1123_LABEL.match(name):
+            return [
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+                "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+                "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+            ]
+        return []
+    if len(name) > 253:
+        return ["must be no more than 253 characters"]
+    if not _DNS1123_SUBDOMAIN.match(name):
+        return [
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+            "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+            "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+        ]
+    return []
+
+
+def _qualified_name_problem(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        return "prefix part must be a lowercase RFC 1123 subdomain"
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+        return (
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+            "with an alphanumeric character"
+        )
+    return None
+
+
+def metadata_causes(meta: JSON) -> list[JSON]:
+    """422 causes for malformed labels, annotations, finalizers and owner references."""
+    causes: list[JSON] = []
+    labels = meta.get("labels") or {}
+    if not isinstance(labels, dict):
+        return [_cause("FieldValueTypeInvalid", "metadata.labels", "must be a map of strings")]
+    for key, value in labels.items():
+        problem = _qualified_name_problem(key)
+        if problem:
+            causes.append(_cause("FieldValueInvalid", "metadata.labels", f'Invalid value: "{key}": {problem}'))
+        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
+            causes.append(
+                _cause(
+                    "FieldValueInvalid",
+                    "metadata.labels",
+                    f'Invalid value: "{value}": a valid label must be an empty string or consist of '
+                    "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                    "alphanumeric character (at most 63 characters)",
+                )
+            )
+    annotations = meta.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
+        causes.append(_cause("FieldValueTypeInvalid", "metadata.annotations", "must be a map of strings"))
+    else:
+        for key in annotations:
+            problem = _qualified_name_problem(key)
+            if problem:
+                causes.append(
+                    _cause("FieldValueInvalid", "metadata.annotations", f'Invalid value: "{key}": {problem}')
+                )
+        if sum(len(k) + len(v) for k, v in annotations.items()) > 256 * 1024:
+            causes.append(_cause("FieldValueTooLong", "metadata.annotations", "Too long: must have at most 262144 bytes"))
+    finalizers = meta.get("finalizers") or []
+    if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
+        causes.append(_cause("FieldValueTypeInvalid", "metadata.finalizers", "must be a list of strings"))
+    for i, ref in enumerate(meta.get("ownerReferences") or []):
+        if not isinstance(ref, dict):
+            causes.append(_cause("FieldValueTypeInvalid", f"metadata.ownerReferences[{i}]", "must be an object"))
+            continue
+        for fld in ("apiVersion", "kind", "name", "uid"):
+            if not ref.get(fld):
+                causes.append(_cause("FieldValueRequired", f"metadata.ownerReferences[{i}].{fld}", "Required value"))
+    return causes
+
+
+def _cause(reason: str, field: str, message: str) -> JSON:
+    return {"reason": reason, "message": message, "field": field}
+
+
+def cause(reason: str, field: str, message: str) -> JSON:
+    return _cause(reason, field, message)
