@@ -17,6 +17,7 @@ Values are opaque bytes to the store (the API server stores object JSON without
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -118,7 +119,7 @@ class Store(Protocol):
     async def compacted_revision(self) -> int:
         """Revisions at or below this one may have been compacted away."""
 
-    def watch(self, from_revision: int) -> AsyncIterator[list[Event]]:
+    def watch(self, from_revision: int) -> AsyncIterator[builtins.list[Event]]:
         """Every row with revision > ``from_revision``, in batches, in order, forever.
 
         Raises ``Compacted`` at once if ``from_revision`` is below the compacted revision. The

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from atoll.store.base import Compacted, Event, KeyValue, ListResult, WatchLagged
-from atoll.store.rows import Row, prefix_end, to_event, to_kv
+from atoll.store.rows import Batch, Row, Rows, prefix_end, to_event, to_kv
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ class Driver(Protocol):
     async def update(self, key: str, value: bytes, expected: int) -> int: ...
     async def delete(self, key: str, expected: int) -> Event: ...
     async def latest(self, key: str) -> Row | None: ...
-    async def list(self, lo: str, hi: str | None, revision: int, limit: int) -> list[Row]: ...
-    async def after(self, revision: int, limit: int) -> list[Row]: ...
+    async def list(self, lo: str, hi: str | None, revision: int, limit: int) -> Rows: ...
+    async def after(self, revision: int, limit: int) -> Rows: ...
     async def max_revision(self) -> int: ...
     async def meta(self) -> tuple[int, int]: ...  # (compact_rev, compact_done)
     async def set_compact_rev(self, revision: int) -> None: ...
@@ -164,7 +164,7 @@ class LogStore:
 
     # ---- watch --------------------------------------------------------------------------------
 
-    async def watch(self, from_revision: int) -> AsyncIterator[list[Event]]:
+    async def watch(self, from_revision: int) -> AsyncIterator[Batch]:
         compacted = await self.compacted_revision()
         if from_revision < compacted:
             raise Compacted(from_revision, compacted)
@@ -201,7 +201,7 @@ class LogStore:
         finally:
             self._subs.discard(sub)
 
-    def _broadcast(self, events: list[Event]) -> None:
+    def _broadcast(self, events: Batch) -> None:
         self._position = events[-1].revision
         for sub in list(self._subs):
             try:

@@ -19,6 +19,8 @@ COLUMNS = "id, name, created, deleted, create_revision, prev_revision, value, ol
 FILL_PREFIX = "gap-"  # fill rows: deleted, prev_revision 0, never a live key
 
 Row = Sequence[Any]  # (id, name, created, deleted, create_revision, prev_revision, value, old_value)
+Rows = list[Row]
+Batch = list[Event]
 
 
 class NewRow(NamedTuple):
@@ -58,7 +60,8 @@ def to_event(row: Row) -> Event:
 
 def to_kv(row: Row) -> KeyValue:
     value = row[6]
-    return KeyValue(_name(row), bytes(value) if value is not None else b"", int(row[0]), create_revision_of(row))
+    data = bytes(value) if value is not None else b""
+    return KeyValue(_name(row), data, int(row[0]), create_revision_of(row))
 
 
 def new_event(revision: int, row: NewRow) -> Event:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from atoll.store import sql
 from atoll.store.base import Event, StoreError
 from atoll.store.log import LogStore
-from atoll.store.rows import NewRow, Row, fill_row, new_event, plan_create, plan_delete, plan_update
+from atoll.store.rows import NewRow, Row, Rows, fill_row, new_event, plan_create, plan_delete, plan_update
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -48,6 +48,7 @@ SCHEMA = [
 ]
 Q = sql.Queries.build(lambda i: "?")
 MAX_BATCH = 2000
+FILL = Q.insert_with_id.replace("INSERT", "INSERT OR IGNORE", 1)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -191,7 +192,7 @@ class SQLiteDriver:
 
     async def fill(self, revision: int) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(Q.insert_with_id.replace("INSERT", "INSERT OR IGNORE", 1), (revision, *fill_row(revision)))
+            conn.execute(FILL, (revision, *fill_row(revision)))
 
         await self._submit(op)
 
@@ -240,10 +241,10 @@ class SQLiteDriver:
         values = dict(self._conn().execute(Q.meta).fetchall())
         return int(values[sql.COMPACT_REV]), int(values[sql.COMPACT_DONE])
 
-    async def after(self, revision: int, limit: int) -> list[Row]:
+    async def after(self, revision: int, limit: int) -> Rows:
         return await self._in_pool(lambda c: c.execute(Q.after, (revision, limit)).fetchall())
 
-    async def list(self, lo: str, hi: str | None, revision: int, limit: int) -> list[Row]:
+    async def list(self, lo: str, hi: str | None, revision: int, limit: int) -> Rows:
         n = limit or sql.NO_LIMIT
         if hi is None:
             return await self._in_pool(lambda c: c.execute(Q.list_from, (lo, revision, n)).fetchall())

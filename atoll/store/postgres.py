@@ -1,0 +1,97 @@
+"""PostgreSQL dialect: asyncpg pool, ``COLLATE "C"`` keys, LISTEN/NOTIFY wake-ups.
+
+An ``AFTER INSERT`` statement trigger sends ``NOTIFY atoll_kine``; every replica keeps one
+listening connection that wakes its poller, so a write through any replica reaches every
+replica's watchers in about a round trip. A 500 ms poll ticker covers a lost listener
+connection. Sequence values are taken before commit, so rows can become visible out of order
+and a failed insert leaves a hole: the generic poller retries and then fills (see ``log``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from atoll.store import sql
+from atoll.store.generic import AsyncSQLDriver
+from atoll.store.log import LogStore
+from atoll.store.rows import NewRow, Row
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "atoll_kine"
+SCHEMA = f"""
+SELECT pg_advisory_xact_lock(7206254911);
+CREATE TABLE IF NOT EXISTS kine (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT COLLATE "C" NOT NULL,
+    created INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    create_revision BIGINT NOT NULL,
+    prev_revision BIGINT NOT NULL,
+    value BYTEA,
+    old_value BYTEA);
+CREATE INDEX IF NOT EXISTS kine_name_id_index ON kine (name, id);
+CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision_uindex ON kine (name, prev_revision);
+CREATE TABLE IF NOT EXISTS kine_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO kine_meta(name, value) VALUES ('compact_rev', 0), ('compact_done', 0)
+    ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION kine_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('{CHANNEL}', ''); RETURN NULL; END $$;
+CREATE OR REPLACE TRIGGER kine_notify AFTER INSERT ON kine
+    FOR EACH STATEMENT EXECUTE FUNCTION kine_notify();
+"""
+
+
+class PostgresDriver(AsyncSQLDriver):
+    """The ``Driver`` for one PostgreSQL database (which must exist)."""
+
+    queries = sql.Queries.build(lambda i: f"${i}", insert_suffix=" RETURNING id")
+    poll_interval = 0.5
+
+    def __init__(self, dsn: str, *, pool_size: int = 16) -> None:
+        self.dsn, self._pool_size = dsn, pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def open(self, wake: Callable[[], None]) -> None:
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=2, max_size=self._pool_size)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(SCHEMA)
+        self._listener = await asyncpg.connect(self.dsn)
+        await self._listener.add_listener(CHANNEL, lambda *_: wake())
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    def _p(self) -> asyncpg.Pool:
+        assert self._pool is not None, "store not started"
+        return self._pool
+
+    async def _fetch(self, query: str, args: Sequence[Any]) -> list[Row]:
+        rows: list[Row] = await self._p().fetch(query, *args)
+        return rows
+
+    async def _execute(self, query: str, args: Sequence[Any]) -> None:
+        await self._p().execute(query, *args)
+
+    async def _insert(self, row: NewRow) -> int:
+        return int(await self._p().fetchval(self.queries.insert, *row))
+
+    def _is_conflict(self, exc: BaseException) -> bool:
+        return isinstance(
+            exc, asyncpg.UniqueViolationError | asyncpg.DeadlockDetectedError | asyncpg.SerializationError
+        )
+
+
+class PostgresStore(LogStore):
+    """``PostgresStore("postgresql://user:pw@host:5432/db")``, then ``await start()``."""
+
+    def __init__(self, dsn: str, *, pool_size: int = 16, **options: Any) -> None:
+        super().__init__(PostgresDriver(dsn, pool_size=pool_size), **options)
