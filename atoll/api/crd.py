@@ -47,7 +47,7 @@ def _load_texts() -> tuple[str, ...]:
 def kuscia_crds() -> list[JSON]:
     """The Kuscia CRD manifests shipped with Atoll (fresh dicts on every call, sorted by file name)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return [yaml.load(text, Loader=loader) for text in _load_texts()]  # noqa: S506 - safe loader
+    return [yaml.load(text, Loader=loader) for text in _load_texts()]
 
 
 # --------------------------------------------------------------------------------------- validation
@@ -86,10 +86,17 @@ def _validate_names(names: Any, causes: list[JSON]) -> None:
     for key in ("kind", "listKind"):
         value = names.get(key)
         if value and (not isinstance(value, str) or not _KIND.match(value)):
-            causes.append(_invalid(f"spec.names.{key}", value,
-                                   "may have mixed case, but should otherwise match: [a-z]([-a-z0-9]*[a-z0-9])?"))
+            causes.append(
+                _invalid(
+                    f"spec.names.{key}",
+                    value,
+                    "may have mixed case, but should otherwise match: [a-z]([-a-z0-9]*[a-z0-9])?",
+                )
+            )
     if names.get("kind") and names.get("listKind") and names["kind"] == names["listKind"]:
-        causes.append(_invalid("spec.names.listKind", names["listKind"], "kind and listKind must be different"))
+        causes.append(
+            _invalid("spec.names.listKind", names["listKind"], "kind and listKind must be different")
+        )
     for list_key in ("shortNames", "categories"):
         seen: set[str] = set()
         for i, item in enumerate(names.get(list_key) or ()):
@@ -118,8 +125,13 @@ def _validate_schema_node(node: Any, path: str, causes: list[JSON], root: bool =
     if int_or_string and typ is not None:
         causes.append(_invalid(f"{path}.type", typ, "must be empty if x-kubernetes-int-or-string is true"))
     if "properties" in node and "additionalProperties" in node and node["additionalProperties"] is not False:
-        causes.append(_cause("FieldValueForbidden", f"{path}.additionalProperties",
-                             "Forbidden: additionalProperties and properties are mutual exclusive"))
+        causes.append(
+            _cause(
+                "FieldValueForbidden",
+                f"{path}.additionalProperties",
+                "Forbidden: additionalProperties and properties are mutual exclusive",
+            )
+        )
     if typ == "array" and not isinstance(node.get("items"), dict):
         causes.append(_required(f"{path}.items", "must be specified"))
     for key in ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems"):
@@ -129,9 +141,13 @@ def _validate_schema_node(node: Any, path: str, causes: list[JSON], root: bool =
         try:
             re.compile(str(node["pattern"]))
         except re.error as exc:
-            causes.append(_invalid(f"{path}.pattern", node["pattern"], f"must be a valid regular expression: {exc}"))
+            causes.append(
+                _invalid(f"{path}.pattern", node["pattern"], f"must be a valid regular expression: {exc}")
+            )
     required = node.get("required")
-    if required is not None and not (isinstance(required, list) and all(isinstance(r, str) for r in required)):
+    if required is not None and not (
+        isinstance(required, list) and all(isinstance(r, str) for r in required)
+    ):
         causes.append(_invalid(f"{path}.required", required, "must be a list of strings"))
     for name, child in (node.get("properties") or {}).items():
         _validate_schema_node(child, f"{path}.properties[{name}]", causes)
@@ -169,7 +185,9 @@ def _validate_version(v: Any, i: int, causes: list[JSON]) -> None:
         if not col.get("jsonPath"):
             causes.append(_required(f"{cbase}.jsonPath"))
         elif not str(col["jsonPath"]).startswith("."):
-            causes.append(_invalid(f"{cbase}.jsonPath", col["jsonPath"], "must be a simple json path starting with ."))
+            causes.append(
+                _invalid(f"{cbase}.jsonPath", col["jsonPath"], "must be a simple json path starting with .")
+            )
         if not col.get("type"):
             causes.append(_required(f"{cbase}.type"))
         elif col["type"] not in _COLUMN_TYPES:
@@ -214,11 +232,15 @@ def validate_crd(crd: JSON) -> list[JSON]:
         vname = v.get("name") if isinstance(v, dict) else None
         if isinstance(vname, str) and vname:
             if vname in seen:
-                causes.append(_cause("FieldValueDuplicate", f"spec.versions[{i}].name", f'Duplicate value: "{vname}"'))
+                causes.append(
+                    _cause("FieldValueDuplicate", f"spec.versions[{i}].name", f'Duplicate value: "{vname}"')
+                )
             seen.add(vname)
     storage = sum(1 for v in versions if isinstance(v, dict) and v.get("storage") is True)
     if storage != 1:
-        causes.append(_invalid("spec.versions", storage, "must have exactly one version marked as storage version"))
+        causes.append(
+            _invalid("spec.versions", storage, "must have exactly one version marked as storage version")
+        )
     return causes
 
 
@@ -228,8 +250,11 @@ def validate_crd(crd: JSON) -> list[JSON]:
 def _columns(version: JSON) -> tuple[PrinterColumn, ...]:
     return tuple(
         PrinterColumn(
-            name=str(c["name"]), type=str(c["type"]), json_path=str(c["jsonPath"]),
-            description=str(c.get("description") or ""), priority=int(c.get("priority") or 0),
+            name=str(c["name"]),
+            type=str(c["type"]),
+            json_path=str(c["jsonPath"]),
+            description=str(c.get("description") or ""),
+            priority=int(c.get("priority") or 0),
             format=str(c.get("format") or ""),
         )
         for c in version.get("additionalPrinterColumns") or ()
@@ -246,21 +271,23 @@ def crd_to_resource_defs(crd: JSON) -> list[ResourceDef]:
     out = []
     for v in versions:
         subresources = tuple(k for k in ("status", "scale") if k in (v.get("subresources") or {}))
-        out.append(ResourceDef(
-            group=str(spec["group"]),
-            version=str(v["name"]),
-            kind=kind,
-            plural=str(names["plural"]),
-            singular=str(names.get("singular") or kind.lower()),
-            namespaced=spec.get("scope") == "Namespaced",
-            short_names=tuple(names.get("shortNames") or ()),
-            categories=tuple(names.get("categories") or ()),
-            subresources=subresources,
-            printer_columns=_columns(v),
-            schema=(v.get("schema") or {}).get("openAPIV3Schema"),
-            builtin=False,
-            list_kind=str(names.get("listKind") or f"{kind}List"),
-        ))
+        out.append(
+            ResourceDef(
+                group=str(spec["group"]),
+                version=str(v["name"]),
+                kind=kind,
+                plural=str(names["plural"]),
+                singular=str(names.get("singular") or kind.lower()),
+                namespaced=spec.get("scope") == "Namespaced",
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                subresources=subresources,
+                printer_columns=_columns(v),
+                schema=(v.get("schema") or {}).get("openAPIV3Schema"),
+                builtin=False,
+                list_kind=str(names.get("listKind") or f"{kind}List"),
+            )
+        )
     return out
 
 
