@@ -12,7 +12,7 @@ from aiohttp import web
 
 from atoll.api import errors
 from atoll.api.registry import ResourceDef
-from atoll.apiserver import codec, lists, patch
+from atoll.apiserver import codec, lists
 from atoll.apiserver.admission import UserInfo
 from atoll.apiserver.objects import Objects, WriteOptions
 from atoll.apiserver.routing import Route
@@ -218,6 +218,8 @@ class ResourceHandlers:
 
 def apply_patch(ptype: str, current: JSON, document: Any, kind: str) -> Any:
     """Apply a patch document of type merge | json | strategic (strategic = merge for custom kinds)."""
+    from atoll.apiserver import patch
+
     if ptype == "json":
         if not isinstance(document, list):
             raise errors.BadRequest("a JSON patch must be a list of operations")

@@ -1,0 +1,120 @@
+"""The node configuration file: ``kuscia.yaml`` field names where they exist, plus Atoll's own.
+
+``mode``, ``domainID``, ``domainKeyData``, ``logLevel``, ``protocol``, ``datastoreEndpoint``,
+``masterEndpoint``, ``liteDeployToken``, ``runtime``, ``capacity``, ``reservedResources`` keep
+Kuscia's meaning. Atoll adds ``dataDir`` (state, certificates, logs), ``apiserver``
+(``host``/``port`` of the embedded API server) and ``kubeconfig`` (a lite agent joining a master
+directly).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+MODES = ("master", "lite", "autonomy")
+RESERVED_DOMAIN_IDS = frozenset({"master", "cross-domain", "default", "kube-system", "kube-public",
+                                 "kube-node-lease", "kuscia-system", "kuscia"})
+_DOMAIN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class ConfigError(ValueError):
+    """A configuration file or flag that cannot be used; the message names the field."""
+
+
+@dataclass(slots=True)
+class NodeConfig:
+    mode: str
+    domain_id: str
+    data_dir: Path
+    api_host: str = "127.0.0.1"
+    api_port: int = 6443
+    datastore_endpoint: str = ""
+    log_level: str = "INFO"
+    protocol: str = "NOTLS"
+    domain_key_data: str = ""
+    kubeconfig: str = ""
+    master_endpoint: str = ""
+    lite_deploy_token: str = ""
+    runtime: str = "runp"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_yaml(self) -> str:
+        doc: dict[str, Any] = {
+            "mode": self.mode,
+            "domainID": self.domain_id,
+            "dataDir": str(self.data_dir),
+            "logLevel": self.log_level,
+            "protocol": self.protocol,
+            "domainKeyData": self.domain_key_data,
+        }
+        if self.mode in ("master", "autonomy"):
+            doc["datastoreEndpoint"] = self.datastore_endpoint
+            doc["apiserver"] = {"host": self.api_host, "port": self.api_port}
+        if self.mode in ("lite", "autonomy"):
+            doc["runtime"] = self.runtime
+        if self.kubeconfig:
+            doc["kubeconfig"] = self.kubeconfig
+        if self.master_endpoint:
+            doc["masterEndpoint"] = self.master_endpoint
+        if self.lite_deploy_token:
+            doc["liteDeployToken"] = self.lite_deploy_token
+        doc.update(self.extra)
+        return yaml.safe_dump(doc, sort_keys=False)
+
+
+def validate_domain_id(domain_id: str, *, allow_reserved: bool = False) -> None:
+    if not domain_id or len(domain_id) > 63 or not _DOMAIN_ID.match(domain_id):
+        raise ConfigError(f"domainID {domain_id!r} must be an RFC 1123 label (lower-case letters, digits, '-')")
+    if not allow_reserved and domain_id in RESERVED_DOMAIN_IDS - {"kuscia-system"}:
+        raise ConfigError(f"domainID {domain_id!r} is reserved")
+
+
+def generate_domain_key() -> str:
+    """``domainKeyData``: base64 of a PEM RSA 2048 private key (as Kuscia's generate_rsa_key.sh)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())
+    return base64.b64encode(pem).decode()
+
+
+def load_config(path: Path) -> NodeConfig:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist (create one with `atoll init`)") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config file {path} must be a YAML mapping")
+    mode = str(doc.get("mode", "")).lower()
+    if mode not in MODES:
+        raise ConfigError(f"mode: must be one of {', '.join(MODES)} (got {doc.get('mode')!r})")
+    domain_id = str(doc.get("domainID") or "")
+    validate_domain_id(domain_id, allow_reserved=mode == "master")
+    data_dir = doc.get("dataDir")
+    if not data_dir:
+        raise ConfigError("dataDir: required")
+    api = doc.get("apiserver") or {}
+    known = {"mode", "domainID", "dataDir", "apiserver", "datastoreEndpoint", "logLevel", "protocol",
+             "domainKeyData", "kubeconfig", "masterEndpoint", "liteDeployToken", "runtime"}
+    try:
+        port = int(api.get("port", 6443))
+    except (TypeError, ValueError):
+        raise ConfigError(f"apiserver.port: must be an integer (got {api.get('port')!r})") from None
+    return NodeConfig(
+        mode=mode, domain_id=domain_id, data_dir=(path.parent / str(data_dir)).resolve(),
+        api_host=str(api.get("host", "127.0.0.1")), api_port=port,
+        datastore_endpoint=str(doc.get("datastoreEndpoint") or ""), log_level=str(doc.get("logLevel") or "INFO"),
+        protocol=str(doc.get("protocol") or "NOTLS"), domain_key_data=str(doc.get("domainKeyData") or ""),
+        kubeconfig=str(doc.get("kubeconfig") or ""), master_endpoint=str(doc.get("masterEndpoint") or ""),
+        lite_deploy_token=str(doc.get("liteDeployToken") or ""), runtime=str(doc.get("runtime") or "runp"),
+        extra={k: v for k, v in doc.items() if k not in known},
+    )

@@ -1,0 +1,94 @@
+"""A master node: store + API server (+ controllers, scheduler and gateway as they arrive).
+
+All modules run as tasks of one ``TaskGroup``; the first crash stops the node loudly. At start
+the node creates its certificates, opens the store named by ``datastoreEndpoint``, serves the API
+and installs (or upgrades) the Kuscia CRDs shipped with Atoll, plus the ``default``,
+``kube-system``, ``kube-public``, ``kube-node-lease``, ``cross-domain`` and own-domain namespaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from atoll.api import errors
+from atoll.api.crd import kuscia_crds
+from atoll.apiserver.app import APIServer, ServerConfig
+from atoll.apiserver.auth import ADMIN_USER, AuthenticatorChain, ClientCertAuthenticator, StaticTokenAuthenticator
+from atoll.apiserver.certs import PKI, ensure_pki, server_ssl_context
+from atoll.apiserver.objects import WriteOptions
+from atoll.node.config import NodeConfig
+from atoll.store.endpoint import open_store
+
+log = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "cross-domain")
+
+
+def endpoint_file(data_dir: Path) -> Path:
+    return data_dir / "run" / "apiserver.url"
+
+
+class MasterNode:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.pki: PKI = ensure_pki(config.data_dir / "pki")
+        self.server: APIServer | None = None
+        self.ready = asyncio.Event()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"https://{self.config.api_host}:{self.server.bound_port}"
+
+    async def run(self) -> None:
+        store = open_store(self.config.datastore_endpoint or None, self.config.data_dir)
+        await store.start()
+        try:
+            authn = AuthenticatorChain([
+                StaticTokenAuthenticator({self.pki.admin_token.read_text().strip(): ADMIN_USER}),
+                ClientCertAuthenticator(),
+            ])
+            self.server = APIServer(store, ServerConfig(self.config.api_host, self.config.api_port,
+                                                        server_ssl_context(self.pki)), authn)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.server.run(), name="master/apiserver")
+                await self.server.wait_ready()
+                await self._bootstrap()
+                path = endpoint_file(self.config.data_dir)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(self.url)
+                self.ready.set()
+                log.info("master %s ready at %s", self.config.domain_id, self.url)
+        finally:
+            await store.close()
+
+    async def _bootstrap(self) -> None:
+        """Namespaces and Kuscia CRDs every master serves (idempotent; safe with several replicas)."""
+        assert self.server is not None
+        objects, registry = self.server.objects, self.server.registry
+        opts = WriteOptions(user=ADMIN_USER)
+        ns_rd = registry.get("", "v1", "namespaces")
+        assert ns_rd is not None
+        for name in (*SYSTEM_NAMESPACES, self.config.domain_id):
+            await _ensure(objects.create(ns_rd, None, {"metadata": {"name": name}}, opts))
+        crd_rd = registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        assert crd_rd is not None
+        for crd in kuscia_crds():
+            name = crd["metadata"]["name"]
+            try:
+                current = objects.get(crd_rd, None, name).obj
+            except errors.NotFound:
+                await _ensure(objects.create(crd_rd, None, crd, opts))
+                continue
+            if current.get("spec") != crd.get("spec"):
+                await objects.modify(crd_rd, None, name, lambda cur, c=crd: {**cur, "spec": c["spec"]}, opts)
+
+
+async def _ensure(creation: Any) -> None:
+    try:
+        await creation
+    except errors.AlreadyExists:
+        pass

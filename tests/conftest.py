@@ -1,0 +1,142 @@
+"""Shared fixtures: a real Atoll master (store + API server over HTTPS) in this process or as a
+subprocess, with an admin kubeconfig written to disk for kubectl and the Python clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from atoll.node.config import NodeConfig
+from atoll.node.kubeconfig import admin_kubeconfig, dump
+from atoll.node.master import MasterNode
+
+REPO = Path(__file__).resolve().parent.parent
+ATOLL = [sys.executable, "-m", "atoll.cli.main"]
+
+
+@dataclass
+class RunningServer:
+    url: str
+    data_dir: Path
+    kubeconfig: Path
+    token: str
+    ca_file: Path
+    node: MasterNode | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _write_kubeconfig(node_data: Path, url: str) -> tuple[Path, str, Path]:
+    from atoll.apiserver.certs import ensure_pki
+
+    pki = ensure_pki(node_data / "pki")
+    path = node_data / "admin.kubeconfig"
+    path.write_text(dump(admin_kubeconfig(pki, url)))
+    return path, pki.admin_token.read_text().strip(), pki.ca_cert
+
+
+@pytest.fixture
+async def api_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A master node running in this event loop on a free port, SQLite in tmp_path."""
+    config = NodeConfig(mode="master", domain_id="kuscia-system", data_dir=tmp_path / "master", api_port=0)
+    node = MasterNode(config)
+    task = asyncio.create_task(node.run())
+    ready = asyncio.create_task(node.ready.wait())
+    done, _ = await asyncio.wait({task, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    assert ready in done, "master did not become ready in 30 s"
+    kubeconfig, token, ca = _write_kubeconfig(config.data_dir, node.url)
+    yield RunningServer(node.url, config.data_dir, kubeconfig, token, ca, node)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+def start_master_process(data_dir: Path, *, port: int | None = None, datastore: str = "",
+                         log: Path | None = None) -> tuple[subprocess.Popen[bytes], RunningServer]:
+    """``atoll init`` + ``atoll start`` as a real process; waits until it answers /readyz."""
+    port = port or free_port()
+    config = data_dir / "atoll.yaml"
+    if not config.exists():
+        args = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir),
+                "--api-port", str(port), "-o", str(config)]
+        if datastore:
+            args += ["--datastore-endpoint", datastore]
+        subprocess.run(args, check=True, capture_output=True, cwd=REPO)
+    out = open(log or data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=out, stderr=out, cwd=REPO)
+    url = f"https://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"atoll start exited with {proc.returncode}: {(data_dir / 'server.log').read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                pass
+            ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
+            import urllib.request
+
+            with urllib.request.urlopen(f"{url}/readyz", context=ctx, timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("atoll start did not become ready in 30 s")
+    kubeconfig, token, ca = _write_kubeconfig(data_dir, url)
+    return proc, RunningServer(url, data_dir, kubeconfig, token, ca)
+
+
+@pytest.fixture
+def master_process(tmp_path: Path) -> Iterator[RunningServer]:
+    proc, server = start_master_process(tmp_path / "master")
+    yield server
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def kubectl_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running kubectl with its own discovery cache."""
+    env = dict(os.environ)
+    env["HOME"] = str(tmp_path / "home")
+    env["KUBECACHEDIR"] = str(tmp_path / "kubecache")
+    return env
+
+
+def kubectl_binary(version: str = "1.32") -> str:
+    candidate = f"/usr/lib/google-cloud-sdk/bin/kubectl.{version}"
+    if os.path.exists(candidate):
+        return candidate
+    found = shutil.which("kubectl")
+    if not found:
+        pytest.skip("kubectl is not installed on this machine")
+    return found
