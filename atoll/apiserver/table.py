@@ -1,0 +1,254 @@
+"""Server-side ``meta.k8s.io/v1`` Table rendering (what ``kubectl get`` prints).
+
+Built-in kinds use the column sets of Kubernetes' ``printers.go`` (see ``table_printers``); CRDs
+use their ``additionalPrinterColumns`` evaluated with Kubernetes JSONPath; anything else gets
+``Name`` + ``Age``. Ages use apimachinery's ``HumanDuration``. The server always renders the
+``-o wide`` (priority 1) columns too: kubectl hides them unless asked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from atoll.api.errors import BadRequest
+from atoll.api.jsonpath import JSONPath, compile_jsonpath, format_value
+from atoll.api.registry import PrinterColumn, ResourceDef
+
+__all__ = [
+    "AGE_DESC",
+    "NAME_DESC",
+    "age",
+    "col",
+    "human_duration",
+    "parse_time",
+    "render_table",
+]
+
+JSON = dict[str, Any]
+
+NAME_DESC = (
+    "Name must be unique within a namespace. Is required when creating resources, although some "
+    "resources may allow a client to request the generation of an appropriate name automatically. "
+    "Name is primarily intended for creation idempotence and configuration definition. Cannot be "
+    "updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
+)
+AGE_DESC = (
+    "CreationTimestamp is a timestamp representing the server time when this object was created. It "
+    "is not guaranteed to be set in happens-before order across separate operations. Clients may not "
+    "set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. "
+    "Read-only. Null for lists. More info: "
+    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
+)
+
+
+def col(name: str, type_: str = "string", description: str = "", *, priority: int = 0,
+        format_: str = "") -> JSON:
+    """One ``TableColumnDefinition``."""
+    return {"name": name, "type": type_, "format": format_, "description": description,
+            "priority": priority}
+
+
+NAME_COL = col("Name", "string", NAME_DESC, format_="name")
+AGE_COL = col("Age", "string", AGE_DESC)
+
+
+def human_duration(seconds: float) -> str:
+    """apimachinery ``duration.HumanDuration`` for a duration given in seconds."""
+    secs = int(seconds)  # truncates toward zero like Go's int(d.Seconds())
+    if secs < -1:
+        return "<invalid>"
+    if secs < 0:
+        return "0s"
+    if secs < 120:
+        return f"{secs}s"
+    minutes = secs // 60
+    if minutes < 10:
+        s = secs % 60
+        return f"{minutes}m" if s == 0 else f"{minutes}m{s}s"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = secs // 3600
+    if hours < 8:
+        m = minutes % 60
+        return f"{hours}h" if m == 0 else f"{hours}h{m}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        h = hours % 24
+        return f"{hours // 24}d" if h == 0 else f"{hours // 24}d{h}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        dy = (hours // 24) % 365
+        return f"{hours // 24 // 365}y" if dy == 0 else f"{hours // 24 // 365}y{dy}d"
+    return f"{hours // 24 // 365}y"
+
+
+@lru_cache(maxsize=8192)
+def parse_time(value: str) -> float | None:
+    """Epoch seconds of an RFC3339 (``metav1.Time``/``MicroTime``) string; ``None`` if unparsable."""
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def age(value: Any, now: float) -> str:
+    """``translateTimestampSince``: ``<unknown>`` for a missing timestamp."""
+    if not isinstance(value, str) or not value:
+        return "<unknown>"
+    ts = parse_time(value)
+    if ts is None:
+        return "<unknown>"
+    return human_duration(now - ts)
+
+
+# A printer returns the column definitions and a function producing the cells (and optional
+# row conditions) of one object.
+CellsFn = Callable[[JSON, float], list[Any]]
+
+
+def _row_object(obj: JSON, include_object: str) -> JSON | None:
+    if include_object == "Metadata":
+        return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                "metadata": obj.get("metadata") or {}}
+    if include_object == "Object":
+        return obj
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# CRD printer columns
+
+
+def _cr_cell(kind: str, path: JSONPath, obj: JSON, now: float) -> Any:
+    found = path.find(obj)
+    if not found:
+        return None
+    value = found[0]
+    if value is None:
+        return None
+    if kind == "string":
+        return format_value(value)
+    if kind == "integer":
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value
+        return int(value) if isinstance(value, float) else None
+    if kind == "number":
+        if isinstance(value, bool):
+            return None
+        return float(value) if isinstance(value, int | float) else None
+    if kind == "boolean":
+        return value if isinstance(value, bool) else None
+    if kind == "date":
+        if not isinstance(value, str):
+            return None
+        ts = parse_time(value)
+        return "<invalid>" if ts is None else human_duration(now - ts)
+    return None
+
+
+def _crd_printer(columns: tuple[PrinterColumn, ...]) -> tuple[list[JSON], CellsFn]:
+    defs = [NAME_COL]
+    evals: list[tuple[str, JSONPath]] = []
+    for pc in columns:
+        desc = pc.description or f"Custom resource definition column (in JSONPath format): {pc.json_path}"
+        defs.append(col(pc.name, pc.type, desc, priority=pc.priority, format_=pc.format))
+        path = pc.json_path if pc.json_path.startswith("{") else "{" + pc.json_path + "}"
+        evals.append((pc.type, compile_jsonpath(path)))
+
+    def cells(obj: JSON, now: float) -> list[Any]:
+        out: list[Any] = [(obj.get("metadata") or {}).get("name", "")]
+        for kind, path in evals:
+            try:
+                out.append(_cr_cell(kind, path, obj, now))
+            except (TypeError, ValueError):
+                out.append(None)
+        return out
+
+    return defs, cells
+
+
+_DEFAULT_DEFS = [NAME_COL, col("Age", "date", AGE_DESC)]
+
+
+def _default_cells(obj: JSON, now: float) -> list[Any]:
+    meta = obj.get("metadata") or {}
+    return [meta.get("name", ""), age(meta.get("creationTimestamp"), now)]
+
+
+@lru_cache(maxsize=512)
+def _printer_for(rd: ResourceDef) -> tuple[list[JSON], CellsFn]:
+    from atoll.apiserver.table_printers import BUILTIN_PRINTERS  # late: table_printers imports us
+
+    if rd.printer_columns:
+        return _crd_printer(rd.printer_columns)
+    if rd.builtin and (rd.group, rd.kind) in BUILTIN_PRINTERS:
+        return BUILTIN_PRINTERS[(rd.group, rd.kind)]
+    return _DEFAULT_DEFS, _default_cells
+
+
+def column_definitions(rd: ResourceDef) -> list[JSON]:
+    """The ``columnDefinitions`` for ``rd`` (shared; do not mutate)."""
+    return _printer_for(rd)[0]
+
+
+_POD_SUCCEEDED = [{"type": "Completed", "status": "True", "reason": "Succeeded",
+                   "message": "The pod has completed successfully."}]
+_POD_FAILED = [{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}]
+
+
+def render_table(
+    rd: ResourceDef,
+    objects: Sequence[JSON],
+    *,
+    include_object: str = "Metadata",
+    now: float | None = None,
+    with_columns: bool = True,
+    resource_version: str = "",
+    continue_token: str = "",
+    remaining: int | None = None,
+) -> JSON:
+    """A ``meta.k8s.io/v1`` Table of ``objects`` (list or get-one) as the real server renders it."""
+    if include_object not in ("Metadata", "Object", "None"):
+        raise BadRequest(
+            f'includeObject: Unsupported value: "{include_object}": supported values: "Metadata", '
+            '"Object", "None"'
+        )
+    if now is None:
+        now = time.time()
+    defs, cells = _printer_for(rd)
+    is_pod = rd.builtin and rd.group == "" and rd.kind == "Pod"
+    rows: list[JSON] = []
+    for obj in objects:
+        row: JSON = {"cells": cells(obj, now)}
+        if is_pod:
+            phase = (obj.get("status") or {}).get("phase")
+            if phase == "Succeeded":
+                row["conditions"] = _POD_SUCCEEDED
+            elif phase == "Failed":
+                row["conditions"] = _POD_FAILED
+        ro = _row_object(obj, include_object)
+        if ro is not None:
+            row["object"] = ro
+        rows.append(row)
+    meta: JSON = {}
+    if resource_version:
+        meta["resourceVersion"] = resource_version
+    if continue_token:
+        meta["continue"] = continue_token
+    if remaining is not None:
+        meta["remainingItemCount"] = remaining
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": meta,
+        "columnDefinitions": defs if with_columns else None,
+        "rows": rows,
+    }
