@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
@@ -335,7 +335,7 @@ class Client:
         timeout_seconds: int | None = None,
         allow_bookmarks: bool = True,
         inactivity_timeout: float | None = None,
-    ) -> AsyncIterator[tuple[str, JSON]]:
+    ) -> AsyncGenerator[tuple[str, JSON], None]:
         """Yield ``(type, object)`` until the server ends the stream. An ``ERROR`` event raises its
         APIError (``Gone`` for 410); silence longer than ``inactivity_timeout`` raises
         :class:`ClientTimeoutError`. Use ``contextlib.aclosing`` to stop early."""
