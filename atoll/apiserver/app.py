@@ -13,6 +13,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,13 +24,24 @@ from atoll.api.builtins import BUILTINS
 from atoll.api.registry import Registry
 from atoll.apiserver import codec
 from atoll.apiserver.admission import AdmissionChain, NamespaceLifecycle
-from atoll.apiserver.auth import PUBLIC_PATHS, AuthenticatorChain
+from atoll.apiserver.auth import (
+    ADMIN_USER,
+    PUBLIC_PATHS,
+    AuthenticatorChain,
+    ClientCertAuthenticator,
+    StaticTokenAuthenticator,
+)
 from atoll.apiserver.crds import CRD_PREFIX, CRDManager
 from atoll.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery
 from atoll.apiserver.handlers import ResourceHandlers
 from atoll.apiserver.objects import Objects
 from atoll.apiserver.openapi import OpenAPI
-from atoll.apiserver.routing import parse_resource_path
+from atoll.apiserver.quota import QuotaAdmission
+from atoll.apiserver.rbac import RBACAuthorizer, forbidden_message, verb_for
+from atoll.apiserver.rbac import Request as AuthzRequest
+from atoll.apiserver.reviews import VIRTUAL, Reviews
+from atoll.apiserver.routing import Route, parse_resource_path
+from atoll.apiserver.tokens import TokenIssuer
 from atoll.apiserver.watchcache import WatchCache
 from atoll.store.base import Store
 
@@ -50,24 +62,38 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 6443
     ssl_context: ssl.SSLContext | None = None
+    admin_token: str | None = None  # None: no authentication at all (in-process tests only)
+    signing_key: Path | None = None  # ServiceAccount token signing key
 
 
 class APIServer:
     """Composes registry, cache, objects, admission and HTTP; ``run()`` serves until cancelled."""
 
-    def __init__(self, store: Store, config: ServerConfig, authn: AuthenticatorChain | None) -> None:
+    def __init__(self, store: Store, config: ServerConfig) -> None:
         self.store = store
         self.config = config
-        self.authn = authn
         self.registry = Registry()
-        for rd in BUILTINS:
+        for rd in (*BUILTINS, *VIRTUAL):
             self.registry.register(rd)
+        self._virtual = {(rd.group, rd.plural) for rd in VIRTUAL}
         self.cache = WatchCache(store)
+        self.authorizer = RBACAuthorizer(self.cache)
+        self.authn: AuthenticatorChain | None = None
+        self.reviews: Reviews | None = None
+        if config.admin_token is not None:
+            authenticators: list[Any] = [StaticTokenAuthenticator({config.admin_token: ADMIN_USER})]
+            if config.signing_key is not None:
+                issuer = TokenIssuer(config.signing_key, self.cache)
+                authenticators.append(issuer)
+                self.reviews = Reviews(self.authorizer, issuer, self.cache)
+            authenticators.append(ClientCertAuthenticator())
+            self.authn = AuthenticatorChain(authenticators)
         self.crds = CRDManager(self.registry)
         self.cache.add_listener(CRD_PREFIX, self.crds.on_event)
         self.admission = AdmissionChain()
         self.admission.add(NamespaceLifecycle(self._namespace))
         self.admission.add(self.crds)
+        self.admission.add(QuotaAdmission(self.cache))
         self.objects = Objects(store, self.cache, self.admission)
         self.resources = ResourceHandlers(self.objects)
         self.discovery = Discovery(self.registry)
@@ -130,7 +156,7 @@ class APIServer:
                 return self._discovery(request, core=True)
             if len(parts) == 2:
                 return _doc_or_404(self.discovery.resource_list("", parts[1]))
-            return await self.resources.dispatch(request, parse_resource_path(self.registry, True, parts[1:]))
+            return await self._resource(request, parse_resource_path(self.registry, True, parts[1:]))
         if head == "apis":
             if len(parts) == 1:
                 return self._discovery(request, core=False)
@@ -138,7 +164,7 @@ class APIServer:
                 return _doc_or_404(self.discovery.api_group(parts[1]))
             if len(parts) == 3:
                 return _doc_or_404(self.discovery.resource_list(parts[1], parts[2]))
-            return await self.resources.dispatch(request, parse_resource_path(self.registry, False, parts[1:]))
+            return await self._resource(request, parse_resource_path(self.registry, False, parts[1:]))
         if head == "openapi":
             if parts[1:] == ["v3"]:
                 return codec.json_response(self.openapi.index())
@@ -148,6 +174,30 @@ class APIServer:
         if extra is not None:
             return await extra(request)
         raise errors.NotFound("the server could not find the requested resource")
+
+    async def _resource(self, request: web.Request, route: Route) -> web.StreamResponse:
+        rd = route.rd
+        self._authorize(request, route)
+        if (rd.group, rd.plural) in self._virtual or (rd.kind == "ServiceAccount" and route.subresource == "token"):
+            if self.reviews is None:
+                raise errors.NotImplementedYet("authentication is disabled on this server")
+            if route.subresource == "token":
+                assert route.name is not None and route.namespace is not None
+                return await self.reviews.token(request, route.namespace, route.name)
+            return await self.reviews.handle(request, rd)
+        return await self.resources.dispatch(request, route)
+
+    def _authorize(self, request: web.Request, route: Route) -> None:
+        user = request.get("user")
+        if self.authn is None or user is None:
+            return
+        watch = request.query.get("watch", "").lower() in ("true", "1")
+        name = route.name or _field_name(request.query.get("fieldSelector", ""))
+        req = AuthzRequest(user.name, user.groups, verb_for(request.method, route.name is not None, watch),
+                      route.rd.group, route.rd.plural, route.subresource, route.namespace or "", name or "")
+        if not self.authorizer.authorize(user, req):
+            raise errors.Forbidden(forbidden_message(req), details={
+                "name": req.name, "group": req.api_group, "kind": req.resource})
 
     def _discovery(self, request: web.Request, *, core: bool) -> web.Response:
         version = _aggregated_version(request.headers.get("Accept", ""))
@@ -185,6 +235,13 @@ class APIServer:
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
+
+
+def _field_name(field_selector: str) -> str:
+    """The object name a ``metadata.name=X`` field selector pins (RBAC resourceNames on list/watch)."""
+    if field_selector.startswith("metadata.name=") and "," not in field_selector:
+        return field_selector.split("=", 1)[1].lstrip("=")
+    return ""
 
 
 def _aggregated_version(accept: str) -> str | None:

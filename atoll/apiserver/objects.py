@@ -9,6 +9,7 @@ nothing is not stored (no wasted revisions).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ class Objects:
         self.store = store
         self.cache = cache
         self.admission = admission
+        self._pod_locks: dict[str, asyncio.Lock] = {}
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -93,6 +95,14 @@ class Objects:
     # ---- create ----------------------------------------------------------------------------
 
     async def create(self, rd: ResourceDef, namespace: str | None, obj: JSON, opts: WriteOptions) -> JSON:
+        if rd.group == "" and rd.kind == "Pod" and namespace:
+            # quota admission counts pods: one pod create per namespace at a time on this server
+            lock = self._pod_locks.setdefault(namespace, asyncio.Lock())
+            async with lock:
+                return await self._create(rd, namespace, obj, opts)
+        return await self._create(rd, namespace, obj, opts)
+
+    async def _create(self, rd: ResourceDef, namespace: str | None, obj: JSON, opts: WriteOptions) -> JSON:
         md = obj.get("metadata")
         if not isinstance(md, dict):
             md = obj["metadata"] = {}

@@ -16,7 +16,8 @@ from typing import Any
 from atoll.api import errors
 from atoll.api.crd import kuscia_crds
 from atoll.apiserver.app import APIServer, ServerConfig
-from atoll.apiserver.auth import ADMIN_USER, AuthenticatorChain, ClientCertAuthenticator, StaticTokenAuthenticator
+from atoll.apiserver.auth import ADMIN_USER
+from atoll.apiserver.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
 from atoll.apiserver.certs import PKI, ensure_pki, server_ssl_context
 from atoll.apiserver.objects import WriteOptions
 from atoll.node.config import NodeConfig
@@ -24,7 +25,6 @@ from atoll.store.endpoint import open_store
 
 log = logging.getLogger(__name__)
 
-SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "cross-domain")
 
 
 def endpoint_file(data_dir: Path) -> Path:
@@ -47,12 +47,9 @@ class MasterNode:
         store = open_store(self.config.datastore_endpoint or None, self.config.data_dir)
         await store.start()
         try:
-            authn = AuthenticatorChain([
-                StaticTokenAuthenticator({self.pki.admin_token.read_text().strip(): ADMIN_USER}),
-                ClientCertAuthenticator(),
-            ])
-            self.server = APIServer(store, ServerConfig(self.config.api_host, self.config.api_port,
-                                                        server_ssl_context(self.pki)), authn)
+            self.server = APIServer(store, ServerConfig(
+                self.config.api_host, self.config.api_port, server_ssl_context(self.pki),
+                admin_token=self.pki.admin_token.read_text().strip(), signing_key=self.pki.signing_key))
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.server.run(), name="master/apiserver")
                 await self.server.wait_ready()
@@ -74,6 +71,12 @@ class MasterNode:
         assert ns_rd is not None
         for name in (*SYSTEM_NAMESPACES, self.config.domain_id):
             await _ensure(objects.create(ns_rd, None, {"metadata": {"name": name}}, opts))
+        for plural, objs in (("clusterroles", default_cluster_roles()),
+                             ("clusterrolebindings", default_cluster_role_bindings())):
+            rbac_rd = registry.get("rbac.authorization.k8s.io", "v1", plural)
+            assert rbac_rd is not None
+            for obj in objs:
+                await _ensure(objects.create(rbac_rd, None, obj, opts))
         crd_rd = registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         assert crd_rd is not None
         for crd in kuscia_crds():

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from atoll.store.base import Store, StoreError
+from atoll.store.base import StoreError
+from atoll.store.log import LogStore
 from atoll.store.mysql import MySQLParams, MySQLStore
 from atoll.store.postgres import PostgresStore
 from atoll.store.sqlite import SQLiteStore
@@ -26,15 +28,16 @@ from atoll.store.sqlite import SQLiteStore
 _GO_DSN = re.compile(r"^(?P<cred>.*)@(?P<proto>tcp|unix)\((?P<addr>[^)]*)\)/(?P<db>[^?]*)(?:\?.*)?$")
 
 
-def open_store(endpoint: str | None, data_dir: Path) -> Store:
+def open_store(endpoint: str | None, data_dir: Path, **options: Any) -> LogStore:
     """A store for ``endpoint``, not started yet: ``await store.start()`` / ``await store.close()``
-    (or ``async with open_store(...) as store``)."""
+    (or ``async with open_store(...) as store``). ``options`` go to ``LogStore`` (queue_size,
+    poll_interval, gap_timeout, ...)."""
     kind, target = parse_endpoint(endpoint)
     if kind == "sqlite":
-        return SQLiteStore(Path(target) if target else data_dir / "state.db")
+        return SQLiteStore(Path(target) if target else data_dir / "state.db", **options)
     if kind == "postgresql":
-        return PostgresStore(target)
-    return MySQLStore(mysql_params(target))
+        return PostgresStore(target, **options)
+    return MySQLStore(mysql_params(target), **options)
 
 
 def parse_endpoint(endpoint: str | None) -> tuple[str, str]:

@@ -71,8 +71,10 @@ class LogStore:
         poll_batch: int = 1000,
         gap_timeout: float = 0.3,
         compact_batch: int = 1000,
+        poll_interval: float | None = None,
     ) -> None:
         self.driver = driver
+        self._interval = poll_interval or driver.poll_interval
         self._queue_size, self._poll_batch = queue_size, poll_batch
         self._gap_timeout, self._compact_batch = gap_timeout, compact_batch
         self._subs: set[_Sub] = set()
@@ -231,7 +233,7 @@ class LogStore:
     # ---- poller -------------------------------------------------------------------------------
 
     async def _poll_loop(self) -> None:
-        interval, again = self.driver.poll_interval, False
+        interval, again = self._interval, False
         while True:
             if not again:
                 with contextlib.suppress(TimeoutError):
