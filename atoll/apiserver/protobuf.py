@@ -48,33 +48,41 @@ def _m(name: str, sub: Msg, *, repeated: bool = False) -> Fld:
     return Fld(name, "msg", sub, repeated)
 
 
-_TIME = Fld("", "time")
+def _rm(name: str, sub: Msg) -> Fld:
+    return Fld(name, "msg", sub, True)
+
+
+def _opt(name: str, kind: str) -> Fld:
+    """A pointer field (``*bool``, ``*int64``): kept even when zero."""
+    return Fld(name, kind, keep_zero=True)
+
+
 _OWNER: Msg = {1: _s("kind"), 5: _s("apiVersion"), 3: _s("name"), 4: _s("uid"),
-               6: Fld("controller", "bool", keep_zero=True), 7: Fld("blockOwnerDeletion", "bool", keep_zero=True)}
+               6: _opt("controller", "bool"), 7: _opt("blockOwnerDeletion", "bool")}
 _META: Msg = {
     1: _s("name"), 2: _s("generateName"), 3: _s("namespace"), 4: _s("selfLink"), 5: _s("uid"),
     6: _s("resourceVersion"), 7: Fld("generation", "int"), 8: Fld("creationTimestamp", "time"),
-    9: Fld("deletionTimestamp", "time"), 10: Fld("deletionGracePeriodSeconds", "int", keep_zero=True),
+    9: Fld("deletionTimestamp", "time"), 10: _opt("deletionGracePeriodSeconds", "int"),
     11: Fld("labels", "map_ss"), 12: Fld("annotations", "map_ss"),
     13: _m("ownerReferences", _OWNER, repeated=True), 14: _rs("finalizers"),
 }
 _OBJREF: Msg = {1: _s("kind"), 2: _s("namespace"), 3: _s("name"), 4: _s("uid"), 5: _s("apiVersion"),
                 6: _s("resourceVersion"), 7: _s("fieldPath")}
 _SELECTOR_REQ: Msg = {1: _s("key"), 2: _s("operator"), 3: _rs("values")}
-_LABEL_SELECTOR: Msg = {1: Fld("matchLabels", "map_ss"), 2: _m("matchExpressions", _SELECTOR_REQ, repeated=True)}
+_LABEL_SELECTOR: Msg = {1: Fld("matchLabels", "map_ss"), 2: _rm("matchExpressions", _SELECTOR_REQ)}
 _POLICY_RULE: Msg = {1: _rs("verbs"), 2: _rs("apiGroups"), 3: _rs("resources"), 4: _rs("resourceNames"),
                      5: _rs("nonResourceURLs")}
 _SUBJECT: Msg = {1: _s("kind"), 2: _s("apiGroup"), 3: _s("name"), 4: _s("namespace")}
 _ROLE_REF: Msg = {1: _s("apiGroup"), 2: _s("kind"), 3: _s("name")}
-_BINDING: Msg = {1: _m("metadata", _META), 2: _m("subjects", _SUBJECT, repeated=True), 3: _m("roleRef", _ROLE_REF)}
+_BINDING: Msg = {1: _m("metadata", _META), 2: _rm("subjects", _SUBJECT), 3: _m("roleRef", _ROLE_REF)}
 _ATTR_SELECTOR: Msg = {1: _s("rawSelector"), 2: _m("requirements", _SELECTOR_REQ, repeated=True)}
-_RESOURCE_ATTRS: Msg = {1: _s("namespace"), 2: _s("verb"), 3: _s("group"), 4: _s("version"), 5: _s("resource"),
-                        6: _s("subresource"), 7: _s("name"), 8: _m("fieldSelector", _ATTR_SELECTOR),
+_RESOURCE_ATTRS: Msg = {1: _s("namespace"), 2: _s("verb"), 3: _s("group"), 4: _s("version"),
+                        5: _s("resource"), 6: _s("subresource"), 7: _s("name"), 8: _m("fieldSelector", _ATTR_SELECTOR),
                         9: _m("labelSelector", _ATTR_SELECTOR)}
 _QUOTA_SPEC: Msg = {
     1: Fld("hard", "map_sq"), 2: _rs("scopes"),
-    3: _m("scopeSelector", {1: _m("matchExpressions", {1: _s("scopeName"), 2: _s("operator"), 3: _rs("values")},
-                                  repeated=True)}),
+    3: _m("scopeSelector", {1: _rm("matchExpressions", {1: _s("scopeName"), 2: _s("operator"),
+                                                         3: _rs("values")})}),
 }
 
 _KINDS: dict[str, Msg] = {
@@ -85,17 +93,17 @@ _KINDS: dict[str, Msg] = {
             6: _s("message")}, repeated=True)}),
     },
     "ConfigMap": {1: _m("metadata", _META), 2: Fld("data", "map_ss"), 3: Fld("binaryData", "map_sb"),
-                  4: Fld("immutable", "bool", keep_zero=True)},
+                  4: _opt("immutable", "bool")},
     "Secret": {1: _m("metadata", _META), 2: Fld("data", "map_sb"), 4: Fld("stringData", "map_ss"),
-               3: _s("type"), 5: Fld("immutable", "bool", keep_zero=True)},
+               3: _s("type"), 5: _opt("immutable", "bool")},
     "ServiceAccount": {1: _m("metadata", _META), 2: _m("secrets", _OBJREF, repeated=True),
                        3: _m("imagePullSecrets", {1: _s("name")}, repeated=True),
-                       4: Fld("automountServiceAccountToken", "bool", keep_zero=True)},
+                       4: _opt("automountServiceAccountToken", "bool")},
     "ResourceQuota": {1: _m("metadata", _META), 2: _m("spec", _QUOTA_SPEC),
                       3: _m("status", {1: Fld("hard", "map_sq"), 2: Fld("used", "map_sq")})},
     "Role": {1: _m("metadata", _META), 2: _m("rules", _POLICY_RULE, repeated=True)},
     "ClusterRole": {1: _m("metadata", _META), 2: _m("rules", _POLICY_RULE, repeated=True),
-                    3: _m("aggregationRule", {1: _m("clusterRoleSelectors", _LABEL_SELECTOR, repeated=True)})},
+                    3: _m("aggregationRule", {1: _rm("clusterRoleSelectors", _LABEL_SELECTOR)})},
     "RoleBinding": _BINDING,
     "ClusterRoleBinding": _BINDING,
     "SelfSubjectAccessReview": {
@@ -106,7 +114,7 @@ _KINDS: dict[str, Msg] = {
     "SelfSubjectRulesReview": {1: _m("metadata", _META), 2: _m("spec", {1: _s("namespace")})},
     "TokenRequest": {
         1: _m("metadata", _META),
-        2: _m("spec", {1: _rs("audiences"), 4: Fld("expirationSeconds", "int", keep_zero=True),
+        2: _m("spec", {1: _rs("audiences"), 4: _opt("expirationSeconds", "int"),
                        3: _m("boundObjectRef", {1: _s("kind"), 2: _s("apiVersion"), 3: _s("name"),
                                                 4: _s("uid")})}),
     },
