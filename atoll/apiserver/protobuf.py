@@ -77,8 +77,8 @@ _ROLE_REF: Msg = {1: _s("apiGroup"), 2: _s("kind"), 3: _s("name")}
 _BINDING: Msg = {1: _m("metadata", _META), 2: _rm("subjects", _SUBJECT), 3: _m("roleRef", _ROLE_REF)}
 _ATTR_SELECTOR: Msg = {1: _s("rawSelector"), 2: _m("requirements", _SELECTOR_REQ, repeated=True)}
 _RESOURCE_ATTRS: Msg = {1: _s("namespace"), 2: _s("verb"), 3: _s("group"), 4: _s("version"),
-                        5: _s("resource"), 6: _s("subresource"), 7: _s("name"), 8: _m("fieldSelector", _ATTR_SELECTOR),
-                        9: _m("labelSelector", _ATTR_SELECTOR)}
+                        5: _s("resource"), 6: _s("subresource"), 7: _s("name"),
+                        8: _m("fieldSelector", _ATTR_SELECTOR), 9: _m("labelSelector", _ATTR_SELECTOR)}
 _QUOTA_SPEC: Msg = {
     1: Fld("hard", "map_sq"), 2: _rs("scopes"),
     3: _m("scopeSelector", {1: _rm("matchExpressions", {1: _s("scopeName"), 2: _s("operator"),
