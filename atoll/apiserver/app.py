@@ -136,7 +136,7 @@ class APIServer:
             user = self.authn.authenticate(request)
             if user is None and request.path not in PUBLIC_PATHS:
                 raise errors.Unauthorized("Unauthorized")
-            request["user"] = user
+            request[codec.USER_KEY] = user
         return await handler(request)
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
@@ -188,7 +188,7 @@ class APIServer:
         return await self.resources.dispatch(request, route)
 
     def _authorize(self, request: web.Request, route: Route) -> None:
-        user = request.get("user")
+        user = request.get(codec.USER_KEY)
         if self.authn is None or user is None:
             return
         watch = request.query.get("watch", "").lower() in ("true", "1")

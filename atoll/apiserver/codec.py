@@ -15,6 +15,7 @@ from aiohttp import web
 from atoll.api import errors
 
 JSON = dict[str, Any]
+USER_KEY: web.RequestKey[Any] = web.RequestKey("atoll_user", object)
 MAX_BODY = 3 * 1024 * 1024
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

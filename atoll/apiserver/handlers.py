@@ -28,7 +28,7 @@ def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
     validation = query.get("fieldValidation") or "Warn"
     if validation not in ("Strict", "Warn", "Ignore"):
         raise errors.BadRequest(f'invalid fieldValidation "{validation}": must be one of Strict, Warn, Ignore')
-    user = request.get("user")
+    user = request.get(codec.USER_KEY)
     return WriteOptions(dry_run=dry_run, field_manager=query.get("fieldManager", ""),
                         field_validation=validation, user=user if isinstance(user, UserInfo) else None)
 
@@ -37,19 +37,20 @@ def _include_object(request: web.Request) -> str:
     return request.query.get("includeObject", "Metadata") or "Metadata"
 
 
-def _one(request: web.Request, rd: ResourceDef, obj: JSON, status: int = 200) -> web.Response:
+def _one(request: web.Request, rd: ResourceDef, obj: JSON, status: int = 200,
+         opts: WriteOptions | None = None) -> web.Response:
+    headers = _warnings(opts)
     if codec.wants_table(request):
         table = render_table(rd, [obj], include_object=_include_object(request),
                              resource_version=obj["metadata"].get("resourceVersion", ""))
-        return codec.json_response(table, status=status)
-    return codec.json_response(obj, status=status, headers=_warnings(request))
+        return codec.json_response(table, status=status, headers=headers)
+    return codec.json_response(obj, status=status, headers=headers)
 
 
-def _warnings(request: web.Request) -> dict[str, str] | None:
-    warnings = request.get("warnings")
-    if not warnings:
+def _warnings(opts: WriteOptions | None) -> dict[str, str] | None:
+    if opts is None or not opts.warnings:
         return None
-    return {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)}
+    return {"Warning": ", ".join('299 - "' + w.replace('"', '\\"') + '"' for w in opts.warnings)}
 
 
 class ResourceHandlers:
@@ -114,9 +115,8 @@ class ResourceHandlers:
         body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
         _check_kind(route.rd, body)
         opts = _options(request)
-        request["warnings"] = []
         obj = await self.objects.create(route.rd, route.namespace, body, opts)
-        return _one(request, route.rd, obj, status=201)
+        return _one(request, route.rd, obj, status=201, opts=opts)
 
     async def update(self, request: web.Request, route: Route) -> web.Response:
         assert route.name is not None
@@ -128,7 +128,7 @@ class ResourceHandlers:
             obj = await self.objects.finalize_namespace(route.name, finalizers, route.rd, opts)
         else:
             obj = await self.objects.update(route.rd, route.namespace, route.name, body, opts, route.subresource)
-        return _one(request, route.rd, obj)
+        return _one(request, route.rd, obj, opts=opts)
 
     async def patch(self, request: web.Request, route: Route) -> web.Response:
         assert route.name is not None
@@ -155,7 +155,7 @@ class ResourceHandlers:
 
         obj = await self.objects.modify(rd, route.namespace, name, mutate, opts, subresource=route.subresource,
                                         pinned=_patch_pins_rv(document))
-        return _one(request, rd, obj)
+        return _one(request, rd, obj, opts=opts)
 
     async def _apply(self, request: web.Request, route: Route, document: Any, opts: WriteOptions) -> web.Response:
         """Server-side apply (simplified: merge the applied configuration; create when missing)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -39,6 +39,7 @@ class WriteOptions:
     field_manager: str = ""
     field_validation: str = "Warn"
     user: UserInfo | None = None
+    warnings: list[str] = field(default_factory=list)  # filled by admission, sent as Warning headers
 
 
 def encode_for_store(obj: JSON) -> bytes:
@@ -131,7 +132,7 @@ class Objects:
         obj["apiVersion"], obj["kind"] = rd.api_version, rd.kind
         strategies.prepare_create(rd, obj)
         attrs = Attributes("CREATE", rd, namespace, md["name"], obj, None, dry_run=opts.dry_run,
-                           field_validation=opts.field_validation, user=opts.user)
+                           field_validation=opts.field_validation, user=opts.user, warnings=opts.warnings)
         await self.admission.admit(attrs)
         self._validate_meta(rd, obj)
         if opts.dry_run:
@@ -186,11 +187,12 @@ class Objects:
         for _ in range(MAX_RETRIES):
             wanted = mutate(current.obj)
             new = self._merge_update(rd, current.obj, wanted, subresource)
+            attrs = Attributes("UPDATE", rd, namespace, name, new, current.obj, subresource=subresource,
+                               dry_run=opts.dry_run, field_validation=opts.field_validation, user=opts.user,
+                               warnings=opts.warnings)
+            await self.admission.admit(attrs)
             if _without_volatile(new) == _without_volatile(current.obj):
                 return current.obj
-            attrs = Attributes("UPDATE", rd, namespace, name, new, current.obj, subresource=subresource,
-                               dry_run=opts.dry_run, field_validation=opts.field_validation, user=opts.user)
-            await self.admission.admit(attrs)
             self._validate_meta(rd, new)
             if opts.dry_run:
                 return new

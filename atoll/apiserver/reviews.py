@@ -32,7 +32,7 @@ VIRTUAL: tuple[ResourceDef, ...] = (
 
 
 def _user_of(request: web.Request) -> UserInfo:
-    user = request.get("user")
+    user = request.get(codec.USER_KEY)
     if not isinstance(user, UserInfo):
         raise errors.Unauthorized("Unauthorized")
     return user
