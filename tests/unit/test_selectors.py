@@ -217,7 +217,8 @@ def test_describe_event_selector() -> None:
 
 def test_field_selector_bool_values() -> None:
     node_fields = field_selectors_for("", "Node")
-    assert parse_field_selector("spec.unschedulable=true", node_fields).matches({"spec": {"unschedulable": True}})
+    cordoned = {"spec": {"unschedulable": True}}
+    assert parse_field_selector("spec.unschedulable=true", node_fields).matches(cordoned)
     assert parse_field_selector("spec.unschedulable=false", node_fields).matches({"spec": {}}) is False
     assert parse_field_selector("spec.unschedulable!=true", node_fields).matches({"spec": {}})
 
@@ -225,7 +226,8 @@ def test_field_selector_bool_values() -> None:
 def test_field_selectors_for_tables() -> None:
     common = {"metadata.name", "metadata.namespace"}
     assert field_selectors_for("kuscia.secretflow", "Domain") == common
-    assert {"spec.nodeName", "status.phase", "spec.schedulerName", "spec.restartPolicy", "status.podIP"} <= POD_FIELDS
+    pod_keys = {"spec.nodeName", "status.phase", "spec.schedulerName", "spec.restartPolicy", "status.podIP"}
+    assert pod_keys <= POD_FIELDS
     assert {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
             "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
             "reason", "source", "type"} <= field_selectors_for("", "Event")
