@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from atoll.api import k8s_schemas
 from atoll.api.registry import Registry, ResourceDef
 
 JSON = dict[str, Any]
@@ -29,6 +30,9 @@ _PARAMS = [
 def schema_name(rd: ResourceDef) -> str:
     """``io.k8s.api.core.v1.Pod`` for built-ins, reversed-group naming for custom resources."""
     if rd.builtin:
+        upstream = k8s_schemas.schema_name_for(rd.group, rd.version, rd.kind)
+        if upstream:
+            return upstream
         group = rd.group.split(".")[0] if rd.group else "core"
         return f"io.k8s.api.{group}.{rd.version}.{rd.kind}"
     return ".".join(reversed(rd.group.split("."))) + f".{rd.version}.{rd.kind}"
@@ -74,7 +78,11 @@ class OpenAPI:
             }
             paths[f"{base}/{rd.plural}"] = {"post": {**op, "x-kubernetes-action": "post"},
                                             "get": {**op, "x-kubernetes-action": "list"}}
-            schemas[schema_name(rd)] = self._schema(rd)
+            upstream = k8s_schemas.schema_name_for(rd.group, rd.version, rd.kind) if rd.builtin else None
+            if upstream:
+                schemas.update(k8s_schemas.closure([upstream]))
+            else:
+                schemas[schema_name(rd)] = self._schema(rd)
         doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"},
                "paths": paths, "components": {"schemas": schemas}}
         raw = self._docs[key] = orjson.dumps(doc)
