@@ -44,9 +44,16 @@ async def serve_watch(request: web.Request, cache: WatchCache, rd: ResourceDef, 
     bookmarks = query.get("allowWatchBookmarks", "").lower() == "true"
     send_initial = query.get("sendInitialEvents", "").lower() == "true"
     prefix = rd.key_prefix(namespace)
-    watcher, initial = cache.watch(prefix, matcher or (lambda _obj: True), revision)
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
+    try:
+        watcher, initial = cache.watch(prefix, matcher or (lambda _obj: True), revision)
+    except errors.Gone as err:
+        # like the real cacher (newErrWatcher): a 200 stream with one ERROR event, then the end
+        await response.prepare(request)
+        await response.write(orjson.dumps({"type": "ERROR", "object": err.status()}) + b"\n")
+        await response.write_eof()
+        return response
     first = [True]
 
     def encode(event: WatchEvent) -> bytes:
