@@ -127,13 +127,19 @@ class LogStore:
     # ---- writes and reads ---------------------------------------------------------------------
 
     async def create(self, key: str, value: bytes) -> int:
-        return await self.driver.create(key, value)
+        rev = await self.driver.create(key, value)
+        self._wake.set()
+        return rev
 
     async def update(self, key: str, value: bytes, expected: int) -> int:
-        return await self.driver.update(key, value, expected)
+        rev = await self.driver.update(key, value, expected)
+        self._wake.set()
+        return rev
 
     async def delete(self, key: str, expected: int) -> Event:
-        return await self.driver.delete(key, expected)
+        event = await self.driver.delete(key, expected)
+        self._wake.set()
+        return event
 
     async def get(self, key: str) -> KeyValue | None:
         row = await self.driver.latest(key)
@@ -234,10 +240,11 @@ class LogStore:
 
     async def _poll_loop(self) -> None:
         interval, again = self._interval, False
-        while True:
+        while self._state == "running":
             if not again:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), interval)
+                    async with asyncio.timeout(interval):  # not wait_for: it can swallow a cancel
+                        await self._wake.wait()
             self._wake.clear()
             try:
                 again = await self._poll_once()

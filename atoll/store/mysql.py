@@ -78,8 +78,11 @@ class MySQLDriver(AsyncSQLDriver):
             autocommit=True,
             init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         )
-        for stmt in SCHEMA:
-            await self._execute(stmt, ())
+        async with self._p().acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SET SESSION sql_notes = 0")  # no "already exists" warnings
+            for stmt in SCHEMA:
+                await cur.execute(stmt)
+            await cur.execute("SET SESSION sql_notes = 1")
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -18,7 +18,7 @@ import asyncpg
 from atoll.store import sql
 from atoll.store.generic import AsyncSQLDriver
 from atoll.store.log import LogStore
-from atoll.store.rows import NewRow, Row
+from atoll.store.rows import NewRow, Row, Rows
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,11 @@ class PostgresDriver(AsyncSQLDriver):
 
     async def _insert(self, row: NewRow) -> int:
         return int(await self._p().fetchval(self.queries.insert, *row))
+
+    async def list(self, lo: str, hi: str | None, revision: int, limit: int) -> Rows:
+        # text cannot hold NUL, so no key does: "a\x00..." (a continuation) starts at "a\x01"
+        nul = lo.find("\x00")
+        return await super().list(lo if nul < 0 else lo[:nul] + "\x01", hi, revision, limit)
 
     def _is_conflict(self, exc: BaseException) -> bool:
         return isinstance(

@@ -153,7 +153,7 @@ class SQLiteDriver:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
-        self._wake()
+        self._wake()  # also for writes whose caller was cancelled
 
     # ---- operations (run on the writer thread, inside the batch transaction) ---------------
 
