@@ -182,6 +182,7 @@ def _merge_list(orig: list[Any], patch: list[Any], meta: F, order: list[Any] | N
                 seen.add(ident)
                 merged.append(v)
         patch_ids = {_ident(v, "") for v in patch}
+        base = orig
     else:
         for pe in patch:
             if isinstance(pe, dict) and pe.get("$patch") == "replace":
@@ -208,6 +209,7 @@ def _merge_list(orig: list[Any], patch: list[Any], meta: F, order: list[Any] | N
                 )
             rest.append(pe)
         merged = [e for e in orig if _ident(e, key) not in deleted] if deleted else list(orig)
+        base = list(merged)
         index: dict[Any, int] = {}
         for i, e in enumerate(merged):
             index.setdefault(_ident(e, key), i)
@@ -226,7 +228,12 @@ def _merge_list(orig: list[Any], patch: list[Any], meta: F, order: list[Any] | N
         patch_ids = {_ident(v, key) for v in order}
     patch_items = [e for e in merged if _ident(e, key) in patch_ids]
     server_only = [e for e in merged if _ident(e, key) not in patch_ids]
-    return _normalize(patch_items, server_only, order if order is not None else patch, orig, key)
+    # The "server order" Go ends up using: the live list minus deletions for a plain merge (so new
+    # elements come first, as with the real server), and - through slice aliasing in
+    # mergePatchIntoOriginal - the merged list when $setElementOrder is given.
+    if order is not None:
+        return _normalize(patch_items, server_only, order, merged, key)
+    return _normalize(patch_items, server_only, patch, base, key)
 
 
 def _positions(values: list[Any], key: str) -> dict[Any, int]:
