@@ -1,0 +1,183 @@
+"""Controllers and the manager against the fake API server.
+
+Aspects: the four-way result switch (success, requeue_after, error → rate-limited retry,
+terminal error) with zero-initialised metrics; owned objects map to their owner's key; the
+manager runs controllers only while leading and drains in-flight reconciles on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from atoll.client import Client
+from atoll.runtime import (
+    Controller,
+    LeaderElector,
+    Manager,
+    ObjectKey,
+    Result,
+    TerminalError,
+    WatchSettings,
+    WorkQueue,
+    get_logger,
+    owner_mapper,
+)
+from atoll.runtime.metrics import REGISTRY
+from atoll.runtime.ratelimit import ExponentialFailureRateLimiter
+
+try:
+    from tests.integration.fake_kube import CONFIGMAPS, DOMAINS, FakeKube, configmap, running_fake
+except ImportError:
+    from fake_kube import CONFIGMAPS, DOMAINS, FakeKube, configmap, running_fake  # type: ignore
+
+FAST = WatchSettings(backoff_initial=0.1)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeKube]:
+    async with running_fake() as server:
+        yield server
+
+
+@pytest.fixture
+async def client(fake: FakeKube) -> AsyncIterator[Client]:
+    async with Client(fake.url) as c:
+        yield c
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    while True:
+        if check():
+            return
+        await asyncio.sleep(0.01)
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.calls: list[ObjectKey] = []
+        self.failed_once: set[str] = set()
+        self.log = get_logger("test.reconciler")
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        self.calls.append(key)
+        self.log.info("reconciling")
+        if key.name.startswith("flaky") and key.name not in self.failed_once:
+            self.failed_once.add(key.name)
+            raise RuntimeError("transient")
+        if key.name.startswith("bad"):
+            raise TerminalError("spec is wrong")
+        if key.name.startswith("poll") and self.calls.count(key) < 3:
+            return Result(requeue_after=0.05)
+        return Result()
+
+
+async def test_result_switch_and_metrics(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    assert sample("controller_runtime_reconcile_total", controller="switch", result="error") == 0.0
+    rec = Recording()
+    manager = Manager(client, settings=FAST)
+    queue: WorkQueue[ObjectKey] = WorkQueue("switch", rate_limiter=ExponentialFailureRateLimiter(0.01, 1))
+    controller = Controller("switch", rec, queue, workers=3)
+    assert sample("controller_runtime_reconcile_total", controller="switch", result="error") == 0.0
+    controller.watch(manager.informer(CONFIGMAPS))
+    manager.add(controller)
+    for name in ("ok", "flaky", "bad", "poll"):
+        await client.create(CONFIGMAPS, configmap(name))
+    caplog.set_level(logging.INFO)
+    task = asyncio.create_task(manager.run())
+    await asyncio.wait_for(_until(lambda: len(rec.calls) >= 7), 5)
+    await client.create(CONFIGMAPS, configmap("late"))
+    await asyncio.wait_for(_until(lambda: ObjectKey("default", "late") in rec.calls), 5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    names = [k.name for k in rec.calls]
+    assert names.count("flaky") == 2 and names.count("poll") == 3 and names.count("bad") == 1
+    assert sample("controller_runtime_reconcile_total", controller="switch", result="error") == 1
+    assert sample("controller_runtime_reconcile_total", controller="switch", result="terminal_error") == 1
+    assert sample("controller_runtime_reconcile_total", controller="switch", result="requeue_after") == 2
+    assert sample("controller_runtime_reconcile_errors_total", controller="switch") == 2
+    assert sample("controller_runtime_reconcile_time_seconds_count", controller="switch") == len(rec.calls)
+    lines = [r for r in caplog.records if r.name == "test.reconciler"]
+    assert lines and all(
+        getattr(r, "controller", None) == "switch" and getattr(r, "reconcile_id", "") for r in lines
+    )
+    assert "key=default/ok" in "\n".join(r.getMessage() for r in lines)
+
+
+async def test_owned_objects_enqueue_their_owner(client: Client) -> None:
+    rec = Recording()
+    manager = Manager(client, settings=FAST)
+    controller: Controller[ObjectKey] = Controller("domains", rec)
+    controller.watch(manager.informer(DOMAINS))
+    controller.watch(manager.informer(CONFIGMAPS), owner_mapper("Domain", cluster_scoped=True))
+    manager.add(controller)
+    dom = await client.create(DOMAINS, {"metadata": {"name": "alice"}, "spec": {}})
+    task = asyncio.create_task(manager.run())
+    await asyncio.wait_for(_until(lambda: ObjectKey(None, "alice") in rec.calls), 5)
+    rec.calls.clear()
+    owned = configmap("cfg")
+    owned["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": DOMAINS.api_version,
+            "kind": "Domain",
+            "name": "alice",
+            "uid": dom["metadata"]["uid"],
+            "controller": True,
+        }
+    ]
+    await client.create(CONFIGMAPS, owned)
+    await asyncio.wait_for(_until(lambda: ObjectKey(None, "alice") in rec.calls), 5)
+    assert ObjectKey("default", "cfg") not in rec.calls
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_controllers_run_only_while_leading_and_drain_on_stop(client: Client) -> None:
+    started = asyncio.Event()
+    finished: list[str] = []
+
+    class Slow:
+        async def reconcile(self, key: ObjectKey) -> Result:
+            started.set()
+            await asyncio.sleep(0.3)
+            finished.append(key.name)
+            return Result()
+
+    def make(identity: str) -> tuple[Manager, Controller[ObjectKey]]:
+        elector = LeaderElector(
+            client,
+            name="mgr",
+            namespace="default",
+            identity=identity,
+            lease_duration=1.5,
+            renew_deadline=1.0,
+            retry_period=0.2,
+        )
+        manager = Manager(client, leader_election=elector, settings=FAST)
+        controller: Controller[ObjectKey] = Controller(f"slow-{identity}", Slow())
+        controller.watch(manager.informer(CONFIGMAPS))
+        manager.add(controller)
+        return manager, controller
+
+    await client.create(CONFIGMAPS, configmap("one"))
+    leader, _ = make("a")
+    standby, standby_controller = make("b")
+    task_a = asyncio.create_task(leader.run())
+    await asyncio.wait_for(started.wait(), 5)
+    task_b = asyncio.create_task(standby.run())
+    await asyncio.sleep(0.1)
+    task_a.cancel()  # mid-reconcile: the reconcile finishes before the manager returns
+    await asyncio.gather(task_a, return_exceptions=True)
+    assert finished == ["one"]
+    assert all(i.has_synced for i in standby.informers.informers)  # standby caches stay warm
+    await asyncio.wait_for(_until(lambda: len(finished) == 2), 5)  # b takes over and reconciles
+    assert standby_controller.queue.name == "slow-b"
+    task_b.cancel()
+    await asyncio.gather(task_b, return_exceptions=True)
