@@ -307,4 +307,4 @@ def decode_k8s_protobuf(body: bytes) -> JSON:
         obj = _decode(raw, msg)
     except _Truncated:
         raise BadRequest("invalid protobuf body: unexpected end of data") from None
-    return {"apiVersion": api_version, "kind": kind, **obj}
+    return {"apiVersion": api_version, "kind": kind, "metadata": obj.pop("metadata", {}), **obj}
