@@ -76,24 +76,39 @@ async def api_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
         pass
 
 
-def start_master_process(data_dir: Path, *, port: int | None = None, datastore: str = "",
-                         log: Path | None = None) -> tuple[subprocess.Popen[bytes], RunningServer]:
+def start_master_process(
+    data_dir: Path, *, port: int | None = None, datastore: str = "", log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], RunningServer]:
     """``atoll init`` + ``atoll start`` as a real process; waits until it answers /readyz."""
     port = port or free_port()
     config = data_dir / "atoll.yaml"
     if not config.exists():
-        args = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir),
-                "--api-port", str(port), "-o", str(config)]
+        args = [
+            *ATOLL,
+            "init",
+            "--mode",
+            "master",
+            "--domain",
+            "kuscia-system",
+            "--data-dir",
+            str(data_dir),
+            "--api-port",
+            str(port),
+            "-o",
+            str(config),
+        ]
         if datastore:
             args += ["--datastore-endpoint", datastore]
         subprocess.run(args, check=True, capture_output=True, cwd=REPO)
-    out = open(log or data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the process
+    out = open(log or data_dir / "server.log", "ab")
     proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=out, stderr=out, cwd=REPO)
     url = f"https://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"atoll start exited with {proc.returncode}: {(data_dir / 'server.log').read_text()[-2000:]}")
+            raise RuntimeError(
+                f"atoll start exited with {proc.returncode}: {(data_dir / 'server.log').read_text()[-2000:]}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 pass

@@ -108,8 +108,19 @@ class NotImplementedYet(APIError):
 _BY_REASON: dict[str, type[APIError]] = {
     cls.reason: cls
     for cls in (
-        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, AlreadyExists,
-        Gone, RequestEntityTooLarge, UnsupportedMediaType, Invalid, TooManyRequests, InternalError,
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        AlreadyExists,
+        Gone,
+        RequestEntityTooLarge,
+        UnsupportedMediaType,
+        Invalid,
+        TooManyRequests,
+        InternalError,
         NotImplementedYet,
     )
 }
@@ -129,9 +140,7 @@ def from_status(status: JSON, http_code: int | None = None) -> APIError:
 def not_found(resource: str, group: str, name: str) -> NotFound:
     """``pods "x" not found`` / ``domains.kuscia.secretflow "x" not found``."""
     qualified = f"{resource}.{group}" if group else resource
-    return NotFound(
-        f'{qualified} "{name}" not found', details={"name": name, "group": group, "kind": resource}
-    )
+    return NotFound(f'{qualified} "{name}" not found', details={"name": name, "group": group, "kind": resource})
 
 
 def already_exists(resource: str, group: str, name: str) -> AlreadyExists:

@@ -59,7 +59,7 @@ class AdmissionChain:
 class NamespaceLifecycle:
     """Namespaced objects may only be created in a namespace that exists and is not terminating."""
 
-    def __init__(self, namespace_exists: "NamespaceLookup") -> None:
+    def __init__(self, namespace_exists: NamespaceLookup) -> None:
         self._lookup = namespace_exists
 
     async def admit(self, attrs: Attributes) -> None:
@@ -73,7 +73,8 @@ class NamespaceLifecycle:
         if (namespace.get("metadata") or {}).get("deletionTimestamp"):
             raise errors.Forbidden(
                 f'{attrs.rd.group_resource} "{attrs.name}" is forbidden: unable to create new content in '
-                f"namespace {attrs.namespace} because it is being terminated")
+                f"namespace {attrs.namespace} because it is being terminated"
+            )
 
 
 class NamespaceLookup(Protocol):

@@ -51,9 +51,15 @@ JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 VERSION_INFO = {
-    "major": "1", "minor": "32", "gitVersion": "v1.32.0+atoll", "gitCommit": "atoll",
-    "gitTreeState": "clean", "buildDate": "2026-11-22T00:00:00Z", "goVersion": "go1.23.4",
-    "compiler": "gc", "platform": "linux/amd64",
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0+atoll",
+    "gitCommit": "atoll",
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-22T00:00:00Z",
+    "goVersion": "go1.23.4",
+    "compiler": "gc",
+    "platform": "linux/amd64",
 }
 
 
@@ -143,8 +149,13 @@ class APIServer:
         path = request.path
         parts = [p for p in path.split("/") if p]
         if not parts:
-            return codec.json_response({"paths": sorted(["/api", "/apis", "/healthz", "/livez", "/readyz",
-                                                         "/version", "/openapi/v3", "/metrics"])})
+            return codec.json_response(
+                {
+                    "paths": sorted(
+                        ["/api", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v3", "/metrics"]
+                    )
+                }
+            )
         head = parts[0]
         if head in ("healthz", "livez", "readyz"):
             ready = self._ready.is_set()
@@ -193,11 +204,20 @@ class APIServer:
             return
         watch = request.query.get("watch", "").lower() in ("true", "1")
         name = route.name or _field_name(request.query.get("fieldSelector", ""))
-        req = AuthzRequest(user.name, user.groups, verb_for(request.method, route.name is not None, watch),
-                      route.rd.group, route.rd.plural, route.subresource, route.namespace or "", name or "")
+        req = AuthzRequest(
+            user.name,
+            user.groups,
+            verb_for(request.method, route.name is not None, watch),
+            route.rd.group,
+            route.rd.plural,
+            route.subresource,
+            route.namespace or "",
+            name or "",
+        )
         if not self.authorizer.authorize(user, req):
-            raise errors.Forbidden(forbidden_message(req), details={
-                "name": req.name, "group": req.api_group, "kind": req.resource})
+            raise errors.Forbidden(
+                forbidden_message(req), details={"name": req.name, "group": req.api_group, "kind": req.resource}
+            )
 
     def _discovery(self, request: web.Request, *, core: bool) -> web.Response:
         version = _aggregated_version(request.headers.get("Accept", ""))
@@ -218,8 +238,14 @@ class APIServer:
             await self.cache.wait_ready()
             runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
             await runner.setup()
-            site = web.TCPSite(runner, self.config.host, self.config.port, ssl_context=self.config.ssl_context,
-                               backlog=1024, reuse_address=True)
+            site = web.TCPSite(
+                runner,
+                self.config.host,
+                self.config.port,
+                ssl_context=self.config.ssl_context,
+                backlog=1024,
+                reuse_address=True,
+            )
             await site.start()
             server = site._server
             sockets = getattr(server, "sockets", None) or []
@@ -263,8 +289,12 @@ def _doc_or_404(doc: bytes | None) -> web.Response:
 
 
 def _status_for_http(exc: web.HTTPException) -> errors.APIError:
-    cls = {400: errors.BadRequest, 404: errors.NotFound, 405: errors.MethodNotAllowed,
-           415: errors.UnsupportedMediaType}.get(exc.status, errors.InternalError)
+    cls = {
+        400: errors.BadRequest,
+        404: errors.NotFound,
+        405: errors.MethodNotAllowed,
+        415: errors.UnsupportedMediaType,
+    }.get(exc.status, errors.InternalError)
     return cls(exc.reason or "request refused")
 
 

@@ -14,48 +14,93 @@ JSON = dict[str, Any]
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "cross-domain")
 _READ = ["get", "list", "watch"]
 _WRITE = ["create", "update", "patch", "delete", "deletecollection"]
-_NAMESPACED = ["pods", "pods/log", "pods/status", "configmaps", "secrets", "serviceaccounts", "services",
-               "endpoints", "events", "resourcequotas", "persistentvolumeclaims"]
+_NAMESPACED = [
+    "pods",
+    "pods/log",
+    "pods/status",
+    "configmaps",
+    "secrets",
+    "serviceaccounts",
+    "services",
+    "endpoints",
+    "events",
+    "resourcequotas",
+    "persistentvolumeclaims",
+]
 
 
 def _role(name: str, rules: list[JSON]) -> JSON:
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}}, "rules": rules}
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+        "rules": rules,
+    }
 
 
 def _binding(name: str, role: str, group: str) -> JSON:
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]}
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+    }
 
 
 def default_cluster_roles() -> list[JSON]:
     return [
-        _role("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-                                {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
-        _role("admin", [
-            {"apiGroups": [""], "resources": _NAMESPACED, "verbs": _READ + _WRITE},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": _READ + _WRITE},
-            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": _READ + _WRITE},
-            {"apiGroups": ["kuscia.secretflow"], "resources": ["*"], "verbs": _READ + _WRITE},
-        ]),
-        _role("edit", [
-            {"apiGroups": [""], "resources": [r for r in _NAMESPACED if r != "resourcequotas"], "verbs": _READ + _WRITE},
-            {"apiGroups": ["kuscia.secretflow"], "resources": ["*"], "verbs": _READ + _WRITE},
-        ]),
-        _role("view", [
-            {"apiGroups": [""], "resources": [r for r in _NAMESPACED if r != "secrets"], "verbs": _READ},
-            {"apiGroups": ["kuscia.secretflow"], "resources": ["*"], "verbs": _READ},
-        ]),
-        _role("system:basic-user", [
-            {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-             "verbs": ["create"]},
-            {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
-        ]),
+        _role(
+            "cluster-admin",
+            [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}],
+        ),
+        _role(
+            "admin",
+            [
+                {"apiGroups": [""], "resources": _NAMESPACED, "verbs": _READ + _WRITE},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": _READ + _WRITE},
+                {
+                    "apiGroups": ["rbac.authorization.k8s.io"],
+                    "resources": ["roles", "rolebindings"],
+                    "verbs": _READ + _WRITE,
+                },
+                {"apiGroups": ["kuscia.secretflow"], "resources": ["*"], "verbs": _READ + _WRITE},
+            ],
+        ),
+        _role(
+            "edit",
+            [
+                {
+                    "apiGroups": [""],
+                    "resources": [r for r in _NAMESPACED if r != "resourcequotas"],
+                    "verbs": _READ + _WRITE,
+                },
+                {"apiGroups": ["kuscia.secretflow"], "resources": ["*"], "verbs": _READ + _WRITE},
+            ],
+        ),
+        _role(
+            "view",
+            [
+                {"apiGroups": [""], "resources": [r for r in _NAMESPACED if r != "secrets"], "verbs": _READ},
+                {"apiGroups": ["kuscia.secretflow"], "resources": ["*"], "verbs": _READ},
+            ],
+        ),
+        _role(
+            "system:basic-user",
+            [
+                {
+                    "apiGroups": ["authorization.k8s.io"],
+                    "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    "verbs": ["create"],
+                },
+                {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
+            ],
+        ),
     ]
 
 
 def default_cluster_role_bindings() -> list[JSON]:
-    return [_binding("cluster-admin", "cluster-admin", "system:masters"),
-            _binding("system:basic-user", "system:basic-user", "system:authenticated")]
+    return [
+        _binding("cluster-admin", "cluster-admin", "system:masters"),
+        _binding("system:basic-user", "system:basic-user", "system:authenticated"),
+    ]

@@ -128,9 +128,7 @@ def ensure_pki(directory: Path, *, extra_hosts: tuple[str, ...] = ()) -> PKI:
         cert = (
             _builder(name, name, key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-            )
+            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
             .sign(key, hashes.SHA256())
         )
         _write_private(pki.ca_key, _key_pem(key))

@@ -33,7 +33,8 @@ PATCH_TYPES = {
 async def read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise errors.RequestEntityTooLarge(
-            f"Request entity too large: limit is {MAX_BODY} bytes, got {request.content_length}")
+            f"Request entity too large: limit is {MAX_BODY} bytes, got {request.content_length}"
+        )
     chunks, size = [], 0
     async for chunk in request.content.iter_chunked(65536):
         size += len(chunk)
@@ -56,7 +57,7 @@ def decode_object(raw: bytes, content_type: str) -> Any:
             raise errors.BadRequest(f"the body of the request was not valid JSON: {exc}") from None
     if content_type in ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml"):
         try:
-            return yaml.load(raw, Loader=_YAML_LOADER)  # noqa: S506 - safe loader
+            return yaml.load(raw, Loader=_YAML_LOADER)
         except yaml.YAMLError as exc:
             raise errors.BadRequest(f"the body of the request was not valid YAML: {exc}") from None
     if content_type == "application/vnd.kubernetes.protobuf":
@@ -69,8 +70,9 @@ def decode_object(raw: bytes, content_type: str) -> Any:
         except Exception as exc:
             raise errors.BadRequest(f"the body of the request was not valid protobuf: {exc}") from None
     raise errors.UnsupportedMediaType(
-        f'the body of the request was in an unknown format - accepted media types include: '
-        f'application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{content_type}")')
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f'application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{content_type}")'
+    )
 
 
 def decode_dict(raw: bytes, content_type: str) -> JSON:
@@ -90,8 +92,13 @@ def status_response(err: errors.APIError, headers: dict[str, str] | None = None)
 
 
 def success_status(rd_plural: str, group: str, name: str, uid: str) -> JSON:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "details": {"name": name, "group": group, "kind": rd_plural, "uid": uid}}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {"name": name, "group": group, "kind": rd_plural, "uid": uid},
+    }
 
 
 def wants_table(request: web.Request) -> bool:

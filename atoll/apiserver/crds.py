@@ -33,10 +33,20 @@ def crd_status(crd: JSON) -> JSON:
     storage = [v["name"] for v in spec.get("versions") or [] if v.get("storage")]
     return {
         "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-             "message": "no conflicts found", "lastTransitionTime": now},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-             "message": "the initial names have been accepted", "lastTransitionTime": now},
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+                "lastTransitionTime": now,
+            },
         ],
         "acceptedNames": spec.get("names") or {},
         "storedVersions": storage,
@@ -91,8 +101,18 @@ class CRDManager:
         for version in spec.get("versions") or []:
             existing = self._registry.get(group, version["name"], plural)
             if existing is not None and existing.builtin:
-                raise errors.invalid("CustomResourceDefinition", CRD_GROUP, attrs.name, [meta.cause(
-                    "FieldValueInvalid", "spec.names.plural", f'Invalid value: "{plural}": a built-in resource has this name')])
+                raise errors.invalid(
+                    "CustomResourceDefinition",
+                    CRD_GROUP,
+                    attrs.name,
+                    [
+                        meta.cause(
+                            "FieldValueInvalid",
+                            "spec.names.plural",
+                            f'Invalid value: "{plural}": a built-in resource has this name',
+                        )
+                    ],
+                )
         if attrs.operation == "CREATE" or attrs.old is None or attrs.old.get("spec") != crd.get("spec"):
             crd["status"] = crd_status(crd)
 

@@ -81,43 +81,67 @@ class Discovery:
         for group, versions in sorted(self._registry.groups().items()):
             if (group == "") != core:
                 continue
-            items.append({
-                "metadata": {"name": group, "creationTimestamp": None},
-                "versions": [
-                    {"version": v, "freshness": "Current",
-                     "resources": [_aggregated_resource(rd) for rd in
-                                   sorted(self._registry.in_group_version(group, v), key=lambda r: r.plural)]}
-                    for v in versions
-                ],
-            })
+            items.append(
+                {
+                    "metadata": {"name": group, "creationTimestamp": None},
+                    "versions": [
+                        {
+                            "version": v,
+                            "freshness": "Current",
+                            "resources": [
+                                _aggregated_resource(rd)
+                                for rd in sorted(self._registry.in_group_version(group, v), key=lambda r: r.plural)
+                            ],
+                        }
+                        for v in versions
+                    ],
+                }
+            )
         return items
 
     def aggregated(self, core: bool, version: str = "v2") -> bytes:
         api_version = f"apidiscovery.k8s.io/{version}"
-        return self._cached(f"agg:{core}:{version}", lambda: {
-            "kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {},
-            "items": self._group_items(core)})
+        return self._cached(
+            f"agg:{core}:{version}",
+            lambda: {
+                "kind": "APIGroupDiscoveryList",
+                "apiVersion": api_version,
+                "metadata": {},
+                "items": self._group_items(core),
+            },
+        )
 
     def api_versions(self, server_address: str) -> bytes:
-        return self._cached("api", lambda: {
-            "kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]})
+        return self._cached(
+            "api",
+            lambda: {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+            },
+        )
 
     def _api_group(self, group: str, versions: list[str]) -> JSON:
         gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
         return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
     def api_group_list(self) -> bytes:
-        return self._cached("apis", lambda: {
-            "kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [self._api_group(g, vs) for g, vs in sorted(self._registry.groups().items()) if g]})
+        return self._cached(
+            "apis",
+            lambda: {
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [self._api_group(g, vs) for g, vs in sorted(self._registry.groups().items()) if g],
+            },
+        )
 
     def api_group(self, group: str) -> bytes | None:
         versions = self._registry.groups().get(group)
         if not versions or not group:
             return None
-        return self._cached(f"group:{group}", lambda: {
-            "kind": "APIGroup", "apiVersion": "v1", **self._api_group(group, versions)})
+        return self._cached(
+            f"group:{group}", lambda: {"kind": "APIGroup", "apiVersion": "v1", **self._api_group(group, versions)}
+        )
 
     def resource_list(self, group: str, version: str) -> bytes | None:
         rds = self._registry.in_group_version(group, version)
@@ -127,17 +151,29 @@ class Discovery:
         def build() -> JSON:
             resources: list[JSON] = []
             for rd in sorted(rds, key=lambda r: r.plural):
-                entry: JSON = {"name": rd.plural, "singularName": rd.singular, "namespaced": rd.namespaced,
-                               "kind": rd.kind, "verbs": sorted(rd.verbs)}
+                entry: JSON = {
+                    "name": rd.plural,
+                    "singularName": rd.singular,
+                    "namespaced": rd.namespaced,
+                    "kind": rd.kind,
+                    "verbs": sorted(rd.verbs),
+                }
                 if rd.short_names:
                     entry["shortNames"] = list(rd.short_names)
                 if rd.categories:
                     entry["categories"] = list(rd.categories)
                 resources.append(entry)
                 for sub in rd.subresources:
-                    group_, version_, kind = _SUB_KIND.get(sub, (rd.group, rd.version, rd.kind))
-                    resources.append({"name": f"{rd.plural}/{sub}", "singularName": "", "namespaced": rd.namespaced,
-                                      "kind": kind, "verbs": _SUB_VERBS.get(sub, ["get"])})
+                    _, _, kind = _SUB_KIND.get(sub, (rd.group, rd.version, rd.kind))
+                    resources.append(
+                        {
+                            "name": f"{rd.plural}/{sub}",
+                            "singularName": "",
+                            "namespaced": rd.namespaced,
+                            "kind": kind,
+                            "verbs": _SUB_VERBS.get(sub, ["get"]),
+                        }
+                    )
             gv = f"{group}/{version}" if group else version
             return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
 

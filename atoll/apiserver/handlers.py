@@ -29,20 +29,29 @@ def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
     if validation not in ("Strict", "Warn", "Ignore"):
         raise errors.BadRequest(f'invalid fieldValidation "{validation}": must be one of Strict, Warn, Ignore')
     user = request.get(codec.USER_KEY)
-    return WriteOptions(dry_run=dry_run, field_manager=query.get("fieldManager", ""),
-                        field_validation=validation, user=user if isinstance(user, UserInfo) else None)
+    return WriteOptions(
+        dry_run=dry_run,
+        field_manager=query.get("fieldManager", ""),
+        field_validation=validation,
+        user=user if isinstance(user, UserInfo) else None,
+    )
 
 
 def _include_object(request: web.Request) -> str:
     return request.query.get("includeObject", "Metadata") or "Metadata"
 
 
-def _one(request: web.Request, rd: ResourceDef, obj: JSON, status: int = 200,
-         opts: WriteOptions | None = None) -> web.Response:
+def _one(
+    request: web.Request, rd: ResourceDef, obj: JSON, status: int = 200, opts: WriteOptions | None = None
+) -> web.Response:
     headers = _warnings(opts)
     if codec.wants_table(request):
-        table = render_table(rd, [obj], include_object=_include_object(request),
-                             resource_version=obj["metadata"].get("resourceVersion", ""))
+        table = render_table(
+            rd,
+            [obj],
+            include_object=_include_object(request),
+            resource_version=obj["metadata"].get("resourceVersion", ""),
+        )
         return codec.json_response(table, status=status, headers=headers)
     return codec.json_response(obj, status=status, headers=headers)
 
@@ -61,7 +70,8 @@ class ResourceHandlers:
         method = request.method
         if route.subresource and route.subresource not in ("status", "finalize"):
             raise errors.NotImplementedYet(
-                f"the {route.rd.plural}/{route.subresource} subresource is not served by this server yet")
+                f"the {route.rd.plural}/{route.subresource} subresource is not served by this server yet"
+            )
         if route.name is None:
             if method == "GET":
                 return await self.list_or_watch(request, route)
@@ -91,8 +101,8 @@ class ResourceHandlers:
 
                 def renderer(objs: list[JSON], with_columns: bool) -> JSON:
                     return render_table(rd, objs, include_object=include, with_columns=with_columns)
-            return await serve_watch(request, self.objects.cache, rd, route.namespace, matcher,
-                                     table_renderer=renderer)
+
+            return await serve_watch(request, self.objects.cache, rd, route.namespace, matcher, table_renderer=renderer)
         rv = query.get("resourceVersion", "")
         if rv == "" and not query.get("continue"):
             await self.objects.cache.wait_for(await self.objects.store.current_revision())
@@ -101,13 +111,25 @@ class ResourceHandlers:
         except ValueError:
             raise errors.BadRequest(f"invalid limit: {query.get('limit')!r}") from None
         exact = _exact_name(query.get("fieldSelector", ""))
-        page = await lists.list_page(self.objects.store, self.objects.cache, rd, route.namespace,
-                                     matcher=matcher, limit=max(limit, 0),
-                                     continue_token=query.get("continue", ""), exact_name=exact)
+        page = await lists.list_page(
+            self.objects.store,
+            self.objects.cache,
+            rd,
+            route.namespace,
+            matcher=matcher,
+            limit=max(limit, 0),
+            continue_token=query.get("continue", ""),
+            exact_name=exact,
+        )
         if codec.wants_table(request):
-            table = render_table(rd, [c.obj for c in page.items], include_object=_include_object(request),
-                                 resource_version=str(page.revision), continue_token=page.continue_token,
-                                 remaining=page.remaining)
+            table = render_table(
+                rd,
+                [c.obj for c in page.items],
+                include_object=_include_object(request),
+                resource_version=str(page.revision),
+                continue_token=page.continue_token,
+                remaining=page.remaining,
+            )
             return codec.json_response(table)
         return codec.json_response(lists.list_body(rd, page))
 
@@ -136,7 +158,8 @@ class ResourceHandlers:
         if ptype is None or ptype == "unsupported":
             raise errors.UnsupportedMediaType(
                 f"the body of the request was in an unknown format - accepted media types include: "
-                f"{', '.join(t for t, v in codec.PATCH_TYPES.items() if v != 'unsupported')}")
+                f"{', '.join(t for t, v in codec.PATCH_TYPES.items() if v != 'unsupported')}"
+            )
         raw = await codec.read_body(request)
         document = codec.decode_object(raw, "application/json" if ptype != "apply" else "application/apply-patch+yaml")
         opts = _options(request)
@@ -153,8 +176,9 @@ class ResourceHandlers:
                 raise errors.conflict(rd.plural, rd.group, name)
             return new
 
-        obj = await self.objects.modify(rd, route.namespace, name, mutate, opts, subresource=route.subresource,
-                                        pinned=_patch_pins_rv(document))
+        obj = await self.objects.modify(
+            rd, route.namespace, name, mutate, opts, subresource=route.subresource, pinned=_patch_pins_rv(document)
+        )
         return _one(request, rd, obj, opts=opts)
 
     async def _apply(self, request: web.Request, route: Route, document: Any, opts: WriteOptions) -> web.Response:
@@ -189,9 +213,10 @@ class ResourceHandlers:
         rd = route.rd
         obj, finished = await self.objects.delete(rd, route.namespace, route.name, options, opts)
         if finished and not _returns_object(rd):
-            return codec.json_response(codec.success_status(rd.plural, rd.group, route.name,
-                                                            obj["metadata"].get("uid", "")))
-        return _one(request, rd, obj, status=200 if finished else 200)
+            return codec.json_response(
+                codec.success_status(rd.plural, rd.group, route.name, obj["metadata"].get("uid", ""))
+            )
+        return _one(request, rd, obj, status=200)
 
     async def delete_collection(self, request: web.Request, route: Route) -> web.Response:
         rd = route.rd
@@ -201,8 +226,9 @@ class ResourceHandlers:
         options = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else {}
         opts = _options(request, options)
         matcher = lists.make_matcher(rd, request.query.get("labelSelector", ""), request.query.get("fieldSelector", ""))
-        victims = [c.obj for c in self.objects.cache.list(rd.key_prefix(route.namespace))
-                   if matcher is None or matcher(c.obj)]
+        victims = [
+            c.obj for c in self.objects.cache.list(rd.key_prefix(route.namespace)) if matcher is None or matcher(c.obj)
+        ]
         deleted = []
         for obj in victims:
             md = obj["metadata"]
@@ -211,9 +237,14 @@ class ResourceHandlers:
                 deleted.append(gone)
             except errors.NotFound:
                 continue
-        return codec.json_response({"kind": rd.kind_list(), "apiVersion": rd.api_version,
-                                    "metadata": {"resourceVersion": str(self.objects.cache.revision)},
-                                    "items": deleted})
+        return codec.json_response(
+            {
+                "kind": rd.kind_list(),
+                "apiVersion": rd.api_version,
+                "metadata": {"resourceVersion": str(self.objects.cache.revision)},
+                "items": deleted,
+            }
+        )
 
 
 def apply_patch(ptype: str, current: JSON, document: Any, kind: str) -> Any:
@@ -243,7 +274,8 @@ def _check_kind(rd: ResourceDef, body: JSON) -> None:
         raise errors.BadRequest(f"the kind of the body ({kind}) does not match the resource ({rd.kind})")
     if api_version and api_version != rd.api_version:
         raise errors.BadRequest(
-            f"the API version in the data ({api_version}) does not match the expected API version ({rd.api_version})")
+            f"the API version in the data ({api_version}) does not match the expected API version ({rd.api_version})"
+        )
 
 
 def _exact_name(field_selector: str) -> str | None:

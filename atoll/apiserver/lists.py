@@ -69,8 +69,17 @@ def _decode_token(token: str) -> tuple[int, str]:
         raise errors.BadRequest(f"invalid continue token: {token!r}") from None
 
 
-async def list_page(store: Store, cache: WatchCache, rd: ResourceDef, namespace: str | None, *,
-                    matcher: Matcher | None, limit: int, continue_token: str, exact_name: str | None) -> Page:
+async def list_page(
+    store: Store,
+    cache: WatchCache,
+    rd: ResourceDef,
+    namespace: str | None,
+    *,
+    matcher: Matcher | None,
+    limit: int,
+    continue_token: str,
+    exact_name: str | None,
+) -> Page:
     prefix = rd.key_prefix(namespace)
     if exact_name is not None and not continue_token:
         key = rd.key(namespace, exact_name) if (namespace or not rd.namespaced) else None
@@ -99,8 +108,9 @@ async def list_page(store: Store, cache: WatchCache, rd: ResourceDef, namespace:
     return Page(out, revision, "", None)
 
 
-async def _store_page(store: Store, rd: ResourceDef, prefix: str, revision: int, start: str,
-                      matcher: Matcher | None, limit: int) -> Page:
+async def _store_page(
+    store: Store, rd: ResourceDef, prefix: str, revision: int, start: str, matcher: Matcher | None, limit: int
+) -> Page:
     out: list[Cached] = []
     cursor = start
     while True:

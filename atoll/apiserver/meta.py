@@ -109,11 +109,11 @@ def metadata_causes(meta: JSON) -> list[JSON]:
         for key in annotations:
             problem = _qualified_name_problem(key)
             if problem:
-                causes.append(
-                    _cause("FieldValueInvalid", "metadata.annotations", f'Invalid value: "{key}": {problem}')
-                )
+                causes.append(_cause("FieldValueInvalid", "metadata.annotations", f'Invalid value: "{key}": {problem}'))
         if sum(len(k) + len(v) for k, v in annotations.items()) > 256 * 1024:
-            causes.append(_cause("FieldValueTooLong", "metadata.annotations", "Too long: must have at most 262144 bytes"))
+            causes.append(
+                _cause("FieldValueTooLong", "metadata.annotations", "Too long: must have at most 262144 bytes")
+            )
     finalizers = meta.get("finalizers") or []
     if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
         causes.append(_cause("FieldValueTypeInvalid", "metadata.finalizers", "must be a list of strings"))

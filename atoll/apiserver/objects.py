@@ -64,8 +64,11 @@ def _without_volatile(obj: JSON) -> JSON:
 
 def _spec_part(obj: JSON, rd: ResourceDef) -> JSON:
     """What ``generation`` tracks: everything but metadata (and status when it is a subresource)."""
-    return {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind") and not (
-        k == "status" and rd.has_status)}
+    return {
+        k: v
+        for k, v in obj.items()
+        if k not in ("metadata", "apiVersion", "kind") and not (k == "status" and rd.has_status)
+    }
 
 
 class Objects:
@@ -121,9 +124,16 @@ class Objects:
             if md.get("generateName"):
                 md["name"] = meta.generate_name(str(md["generateName"]))
             else:
-                raise errors.invalid(rd.kind, rd.group, "", [
-                    meta.cause("FieldValueRequired", "metadata.name", "Required value: name or generateName is required")
-                ])
+                raise errors.invalid(
+                    rd.kind,
+                    rd.group,
+                    "",
+                    [
+                        meta.cause(
+                            "FieldValueRequired", "metadata.name", "Required value: name or generateName is required"
+                        )
+                    ],
+                )
         for fld in _SERVER_MANAGED:
             md.pop(fld, None)
         md["uid"] = meta.new_uid()
@@ -131,8 +141,18 @@ class Objects:
         md["generation"] = 1
         obj["apiVersion"], obj["kind"] = rd.api_version, rd.kind
         strategies.prepare_create(rd, obj)
-        attrs = Attributes("CREATE", rd, namespace, md["name"], obj, None, dry_run=opts.dry_run,
-                           field_validation=opts.field_validation, user=opts.user, warnings=opts.warnings)
+        attrs = Attributes(
+            "CREATE",
+            rd,
+            namespace,
+            md["name"],
+            obj,
+            None,
+            dry_run=opts.dry_run,
+            field_validation=opts.field_validation,
+            user=opts.user,
+            warnings=opts.warnings,
+        )
         await self.admission.admit(attrs)
         self._validate_meta(rd, obj)
         if opts.dry_run:
@@ -154,23 +174,30 @@ class Objects:
 
     def _validate_meta(self, rd: ResourceDef, obj: JSON) -> None:
         md = obj["metadata"]
-        causes = [meta.cause("FieldValueInvalid", "metadata.name", f'Invalid value: "{md["name"]}": {p}')
-                  for p in meta.name_problems(str(md["name"]), rd.group, rd.kind)]
+        causes = [
+            meta.cause("FieldValueInvalid", "metadata.name", f'Invalid value: "{md["name"]}": {p}')
+            for p in meta.name_problems(str(md["name"]), rd.group, rd.kind)
+        ]
         causes += meta.metadata_causes(md)
         if causes:
             raise errors.invalid(rd.kind, rd.group, str(md["name"]), causes)
 
     # ---- update / patch ----------------------------------------------------------------------
 
-    async def update(self, rd: ResourceDef, namespace: str | None, name: str, body: JSON,
-                     opts: WriteOptions, subresource: str = "") -> JSON:
+    async def update(
+        self, rd: ResourceDef, namespace: str | None, name: str, body: JSON, opts: WriteOptions, subresource: str = ""
+    ) -> JSON:
         md = body.get("metadata")
         if not isinstance(md, dict):
             raise errors.BadRequest("metadata is required for an update")
         if md.get("name") and md["name"] != name:
-            raise errors.BadRequest(f"the name of the object ({md['name']}) does not match the name on the URL ({name})")
+            raise errors.BadRequest(
+                f"the name of the object ({md['name']}) does not match the name on the URL ({name})"
+            )
         if rd.namespaced and md.get("namespace") and md["namespace"] != namespace:
-            raise errors.BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+            raise errors.BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         pinned = str(md.get("resourceVersion") or "")
 
         def mutate(current: JSON) -> JSON:
@@ -180,16 +207,35 @@ class Objects:
 
         return await self.modify(rd, namespace, name, mutate, opts, subresource=subresource, pinned=bool(pinned))
 
-    async def modify(self, rd: ResourceDef, namespace: str | None, name: str, mutate: Mutator,
-                     opts: WriteOptions, *, subresource: str = "", pinned: bool = False) -> JSON:
+    async def modify(
+        self,
+        rd: ResourceDef,
+        namespace: str | None,
+        name: str,
+        mutate: Mutator,
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+        pinned: bool = False,
+    ) -> JSON:
         """Read-modify-write with optimistic concurrency; ``mutate`` returns the desired object."""
         current = self.get(rd, namespace, name)
         for _ in range(MAX_RETRIES):
             wanted = mutate(current.obj)
             new = self._merge_update(rd, current.obj, wanted, subresource)
-            attrs = Attributes("UPDATE", rd, namespace, name, new, current.obj, subresource=subresource,
-                               dry_run=opts.dry_run, field_validation=opts.field_validation, user=opts.user,
-                               warnings=opts.warnings)
+            attrs = Attributes(
+                "UPDATE",
+                rd,
+                namespace,
+                name,
+                new,
+                current.obj,
+                subresource=subresource,
+                dry_run=opts.dry_run,
+                field_validation=opts.field_validation,
+                user=opts.user,
+                warnings=opts.warnings,
+            )
             await self.admission.admit(attrs)
             if _without_volatile(new) == _without_volatile(current.obj):
                 return current.obj
@@ -204,8 +250,9 @@ class Objects:
                 current = await self._fresh(rd, namespace, name)
         raise errors.conflict(rd.plural, rd.group, name)
 
-    async def _store_update(self, rd: ResourceDef, namespace: str | None, name: str, new: JSON,
-                            current: Cached) -> JSON:
+    async def _store_update(
+        self, rd: ResourceDef, namespace: str | None, name: str, new: JSON, current: Cached
+    ) -> JSON:
         key = rd.key(namespace, name)
         md = new["metadata"]
         if md.get("deletionTimestamp") and not md.get("finalizers") and not _namespace_finalizers(rd, new):
@@ -244,10 +291,19 @@ class Objects:
         if old_md.get("deletionTimestamp"):
             added = set(md.get("finalizers") or []) - set(old_md.get("finalizers") or [])
             if added:
-                raise errors.invalid(rd.kind, rd.group, old_md["name"], [meta.cause(
-                    "FieldValueForbidden", "metadata.finalizers",
-                    f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)}",
-                )])
+                raise errors.invalid(
+                    rd.kind,
+                    rd.group,
+                    old_md["name"],
+                    [
+                        meta.cause(
+                            "FieldValueForbidden",
+                            "metadata.finalizers",
+                            "Forbidden: no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers {sorted(added)}",
+                        )
+                    ],
+                )
         new["metadata"] = md
         if rd.has_status:
             if "status" in old:
@@ -261,14 +317,14 @@ class Objects:
 
     # ---- delete ----------------------------------------------------------------------------
 
-    async def delete(self, rd: ResourceDef, namespace: str | None, name: str, options: JSON,
-                     opts: WriteOptions) -> tuple[JSON, bool]:
+    async def delete(
+        self, rd: ResourceDef, namespace: str | None, name: str, options: JSON, opts: WriteOptions
+    ) -> tuple[JSON, bool]:
         """Delete or mark for deletion; returns (object, finished)."""
         current = self.get(rd, namespace, name)
         for _ in range(MAX_RETRIES):
             self._check_preconditions(rd, name, current.obj, options)
-            attrs = Attributes("DELETE", rd, namespace, name, None, current.obj, dry_run=opts.dry_run,
-                               user=opts.user)
+            attrs = Attributes("DELETE", rd, namespace, name, None, current.obj, dry_run=opts.dry_run, user=opts.user)
             await self.admission.admit(attrs)
             marked = _mark_deleted(rd, current.obj, options)
             if opts.dry_run:
@@ -296,20 +352,23 @@ class Objects:
         if pre.get("uid") and pre["uid"] != md.get("uid"):
             raise errors.Conflict(
                 f'Operation cannot be fulfilled on {rd.group_resource} "{name}": Precondition failed: '
-                f'UID in precondition: {pre["uid"]}, UID in object meta: {md.get("uid")}',
-                details={"name": name, "group": rd.group, "kind": rd.plural})
+                f"UID in precondition: {pre['uid']}, UID in object meta: {md.get('uid')}",
+                details={"name": name, "group": rd.group, "kind": rd.plural},
+            )
         if pre.get("resourceVersion") and pre["resourceVersion"] != md.get("resourceVersion"):
             raise errors.Conflict(
                 f'Operation cannot be fulfilled on {rd.group_resource} "{name}": Precondition failed: '
-                f'ResourceVersion in precondition: {pre["resourceVersion"]}, ResourceVersion in object meta: '
-                f'{md.get("resourceVersion")}', details={"name": name, "group": rd.group, "kind": rd.plural})
+                f"ResourceVersion in precondition: {pre['resourceVersion']}, ResourceVersion in object meta: "
+                f"{md.get('resourceVersion')}",
+                details={"name": name, "group": rd.group, "kind": rd.plural},
+            )
 
-    async def finalize_namespace(self, name: str, finalizers: list[str], rd: ResourceDef,
-                                 opts: WriteOptions) -> JSON:
+    async def finalize_namespace(self, name: str, finalizers: list[str], rd: ResourceDef, opts: WriteOptions) -> JSON:
         def mutate(current: JSON) -> JSON:
             new = dict(current)
             new["spec"] = dict(current.get("spec") or {}, finalizers=finalizers)
             return new
+
         return await self.modify(rd, None, name, mutate, opts)
 
 

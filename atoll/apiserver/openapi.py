@@ -68,23 +68,32 @@ class OpenAPI:
             base = "/" + gv_path(group, version) + ("/namespaces/{namespace}" if rd.namespaced else "")
             gvk = {"group": rd.group, "version": rd.version, "kind": rd.kind}
             ref = {"$ref": f"#/components/schemas/{schema_name(rd)}"}
-            op = {"x-kubernetes-group-version-kind": gvk, "parameters": _PARAMS,
-                  "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}}
+            op = {
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": _PARAMS,
+                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}},
+            }
             paths[f"{base}/{rd.plural}/{{name}}"] = {
                 "get": {**op, "x-kubernetes-action": "get"},
                 "put": {**op, "x-kubernetes-action": "put"},
                 "patch": {**op, "x-kubernetes-action": "patch"},
                 "delete": {**op, "x-kubernetes-action": "delete"},
             }
-            paths[f"{base}/{rd.plural}"] = {"post": {**op, "x-kubernetes-action": "post"},
-                                            "get": {**op, "x-kubernetes-action": "list"}}
+            paths[f"{base}/{rd.plural}"] = {
+                "post": {**op, "x-kubernetes-action": "post"},
+                "get": {**op, "x-kubernetes-action": "list"},
+            }
             upstream = k8s_schemas.schema_name_for(rd.group, rd.version, rd.kind) if rd.builtin else None
             if upstream:
                 schemas.update(k8s_schemas.closure([upstream]))
             else:
                 schemas[schema_name(rd)] = self._schema(rd)
-        doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"},
-               "paths": paths, "components": {"schemas": schemas}}
+        doc = {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": "v1.32.0"},
+            "paths": paths,
+            "components": {"schemas": schemas},
+        }
         raw = self._docs[key] = orjson.dumps(doc)
         return raw
 
@@ -96,11 +105,26 @@ class OpenAPI:
         elif self._builtin_schemas is not None:
             base = self._builtin_schemas(rd)
         if base is None:
-            base = {"type": "object", "description": f"{rd.kind} is a Kubernetes {rd.kind} object.",
-                    "x-kubernetes-preserve-unknown-fields": True}
+            base = {
+                "type": "object",
+                "description": f"{rd.kind} is a Kubernetes {rd.kind} object.",
+                "x-kubernetes-preserve-unknown-fields": True,
+            }
         props = dict(base.get("properties") or {})
-        props.setdefault("apiVersion", {"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."})
-        props.setdefault("kind", {"type": "string", "description": "Kind is a string value representing the REST resource this object represents."})
+        props.setdefault(
+            "apiVersion",
+            {
+                "type": "string",
+                "description": "APIVersion defines the versioned schema of this representation of an object.",
+            },
+        )
+        props.setdefault(
+            "kind",
+            {
+                "type": "string",
+                "description": "Kind is a string value representing the REST resource this object represents.",
+            },
+        )
         props.setdefault("metadata", {"type": "object", "description": "Standard object's metadata."})
         out = dict(base, properties=props)
         out.setdefault("type", "object")

@@ -101,4 +101,5 @@ class QuotaAdmission:
             if over_req:
                 raise errors.Forbidden(
                     f'pods "{attrs.name}" is forbidden: exceeded quota: {quota["metadata"]["name"]}, '
-                    f"requested: {','.join(over_req)}, used: {','.join(over_used)}, limited: {','.join(over_lim)}")
+                    f"requested: {','.join(over_req)}, used: {','.join(over_used)}, limited: {','.join(over_lim)}"
+                )

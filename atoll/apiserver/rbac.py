@@ -47,18 +47,21 @@ def verb_for(method: str, has_name: bool, watch: bool) -> str:
     if method in ("GET", "HEAD"):
         return "watch" if watch else ("get" if has_name else "list")
     return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(
-        method, "delete" if has_name else "deletecollection")
+        method, "delete" if has_name else "deletecollection"
+    )
 
 
 def forbidden_message(req: Request) -> str:
-    target = f'{req.resource}{"/" + req.subresource if req.subresource else ""}'
+    target = f"{req.resource}{'/' + req.subresource if req.subresource else ''}"
     qualified = f"{req.resource}.{req.api_group}" if req.api_group else req.resource
     subject = f'{qualified} "{req.name}"' if req.name else qualified
     where = f' in the namespace "{req.namespace}"' if req.namespace else " at the cluster scope"
     if not req.is_resource:
         return f'forbidden: User "{req.user}" cannot {req.verb.lower()} path "{req.path}"'
-    return (f'{subject} is forbidden: User "{req.user}" cannot {req.verb} resource "{target}" '
-            f'in API group "{req.api_group}"{where}')
+    return (
+        f'{subject} is forbidden: User "{req.user}" cannot {req.verb} resource "{target}" '
+        f'in API group "{req.api_group}"{where}'
+    )
 
 
 def _rule_matches(rule: JSON, req: Request) -> bool:

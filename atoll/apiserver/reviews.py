@@ -23,10 +23,24 @@ JSON = dict[str, Any]
 AUTHZ, AUTHN = "authorization.k8s.io", "authentication.k8s.io"
 
 VIRTUAL: tuple[ResourceDef, ...] = (
-    ResourceDef(AUTHZ, "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview",
-                False, verbs=("create",)),
-    ResourceDef(AUTHZ, "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview",
-                False, verbs=("create",)),
+    ResourceDef(
+        AUTHZ,
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        False,
+        verbs=("create",),
+    ),
+    ResourceDef(
+        AUTHZ,
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        False,
+        verbs=("create",),
+    ),
     ResourceDef(AUTHN, "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", False, verbs=("create",)),
 )
 
@@ -54,9 +68,16 @@ class Reviews:
         if rd.plural == "selfsubjectaccessreviews":
             attrs = spec.get("resourceAttributes")
             if attrs:
-                req = Request(user.name, user.groups, str(attrs.get("verb", "")), str(attrs.get("group", "")),
-                              str(attrs.get("resource", "")), str(attrs.get("subresource", "")),
-                              str(attrs.get("namespace", "")), str(attrs.get("name", "")))
+                req = Request(
+                    user.name,
+                    user.groups,
+                    str(attrs.get("verb", "")),
+                    str(attrs.get("group", "")),
+                    str(attrs.get("resource", "")),
+                    str(attrs.get("subresource", "")),
+                    str(attrs.get("namespace", "")),
+                    str(attrs.get("name", "")),
+                )
             else:
                 non = spec.get("nonResourceAttributes") or {}
                 req = Request(user.name, user.groups, str(non.get("verb", "")), path=str(non.get("path", "")))
@@ -66,12 +87,23 @@ class Reviews:
                 status["reason"] = "no RBAC rule allows it"
         elif rd.plural == "selfsubjectrulesreviews":
             rules = self._authorizer.rules_for(user, str(spec.get("namespace", "")))
-            status = {"resourceRules": [r for r in rules if r.get("resources")],
-                      "nonResourceRules": [r for r in rules if r.get("nonResourceURLs")], "incomplete": False}
+            status = {
+                "resourceRules": [r for r in rules if r.get("resources")],
+                "nonResourceRules": [r for r in rules if r.get("nonResourceURLs")],
+                "incomplete": False,
+            }
         else:
             status = {"userInfo": {"username": user.name, "uid": user.uid, "groups": list(user.groups)}}
-        return codec.json_response({"kind": rd.kind, "apiVersion": rd.api_version,
-                                    "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
+        return codec.json_response(
+            {
+                "kind": rd.kind,
+                "apiVersion": rd.api_version,
+                "metadata": {"creationTimestamp": None},
+                "spec": spec,
+                "status": status,
+            },
+            201,
+        )
 
     async def token(self, request: web.Request, namespace: str, name: str) -> web.Response:
         if request.method != "POST":
@@ -82,13 +114,17 @@ class Reviews:
         if cached is None:
             raise errors.not_found("serviceaccounts", "", name)
         spec = body.get("spec") or {}
-        token, expires = self._issuer.issue(cached.obj, list(spec.get("audiences") or []),
-                                            spec.get("expirationSeconds"), spec.get("boundObjectRef"))
+        token, expires = self._issuer.issue(
+            cached.obj, list(spec.get("audiences") or []), spec.get("expirationSeconds"), spec.get("boundObjectRef")
+        )
         import time
 
         status = {"token": token, "expirationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))}
-        out = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-               "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
-               "spec": dict(spec, audiences=spec.get("audiences") or ["https://kubernetes.default.svc.cluster.local"]),
-               "status": status}
+        out = {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
+            "spec": dict(spec, audiences=spec.get("audiences") or ["https://kubernetes.default.svc.cluster.local"]),
+            "status": status,
+        }
         return codec.json_response(out, 201)

@@ -55,10 +55,7 @@ def _pod_create(obj: JSON) -> None:
         for container in spec.get(field) or []:
             if isinstance(container, dict):
                 _container_defaults(container)
-    status = {"phase": "Pending", "qosClass": _qos_class(spec)}
-    if spec.get("nodeName"):
-        status["conditions"] = []
-    obj["status"] = status
+    obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
 
 
 def _qos_class(spec: JSON) -> str:

@@ -30,8 +30,11 @@ MIN_EXPIRY, MAX_EXPIRY = 600, 48 * 3600
 
 
 def sa_user(namespace: str, name: str, uid: str = "") -> UserInfo:
-    return UserInfo(f"system:serviceaccount:{namespace}:{name}",
-                    ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"), uid)
+    return UserInfo(
+        f"system:serviceaccount:{namespace}:{name}",
+        ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"),
+        uid,
+    )
 
 
 class TokenIssuer:
@@ -44,33 +47,59 @@ class TokenIssuer:
         self._public = key.public_key()
         self._cache = cache
 
-    def issue(self, sa: JSON, audiences: list[str], expiration_seconds: int | None, bound: JSON | None = None) -> tuple[str, int]:
+    def issue(
+        self, sa: JSON, audiences: list[str], expiration_seconds: int | None, bound: JSON | None = None
+    ) -> tuple[str, int]:
         seconds = int(expiration_seconds or DEFAULT_EXPIRY)
         if seconds < MIN_EXPIRY:
-            raise errors.invalid("TokenRequest", "authentication.k8s.io", "", [{
-                "reason": "FieldValueInvalid", "field": "spec.expirationSeconds",
-                "message": f"Invalid value: {seconds}: may not specify a duration less than 10 minutes"}])
+            raise errors.invalid(
+                "TokenRequest",
+                "authentication.k8s.io",
+                "",
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": "spec.expirationSeconds",
+                        "message": f"Invalid value: {seconds}: may not specify a duration less than 10 minutes",
+                    }
+                ],
+            )
         seconds = min(seconds, MAX_EXPIRY)
         now = int(time.time())
         md = sa["metadata"]
         claims: JSON = {
-            "iss": ISSUER, "sub": f"system:serviceaccount:{md['namespace']}:{md['name']}",
-            "aud": audiences or [API_AUDIENCE], "iat": now, "nbf": now, "exp": now + seconds,
+            "iss": ISSUER,
+            "sub": f"system:serviceaccount:{md['namespace']}:{md['name']}",
+            "aud": audiences or [API_AUDIENCE],
+            "iat": now,
+            "nbf": now,
+            "exp": now + seconds,
             "jti": str(uuid.uuid4()),
-            "kubernetes.io": {"namespace": md["namespace"],
-                              "serviceaccount": {"name": md["name"], "uid": md.get("uid", "")}},
+            "kubernetes.io": {
+                "namespace": md["namespace"],
+                "serviceaccount": {"name": md["name"], "uid": md.get("uid", "")},
+            },
         }
         if bound:
             claims["kubernetes.io"][str(bound.get("kind", "")).lower() or "object"] = {
-                "name": bound.get("name", ""), "uid": bound.get("uid", "")}
+                "name": bound.get("name", ""),
+                "uid": bound.get("uid", ""),
+            }
         return jwt.encode(claims, self._private, algorithm="ES256"), now + seconds
 
     def authenticate(self, request: web.Request, token: str | None) -> UserInfo | None:
         if not token or token.count(".") != 2:
             return None
         try:
-            claims = jwt.decode(token, self._public, algorithms=["ES256"], audience=API_AUDIENCE, issuer=ISSUER,
-                                options={"require": ["exp", "sub", "aud"]}, leeway=5)
+            claims = jwt.decode(
+                token,
+                self._public,
+                algorithms=["ES256"],
+                audience=API_AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["exp", "sub", "aud"]},
+                leeway=5,
+            )
         except jwt.PyJWTError:
             return None
         info = claims.get("kubernetes.io") or {}

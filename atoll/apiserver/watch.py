@@ -36,8 +36,15 @@ def _parse_rv(value: str) -> int:
         raise errors.BadRequest(f"invalid resourceVersion: {value!r}") from None
 
 
-async def serve_watch(request: web.Request, cache: WatchCache, rd: ResourceDef, namespace: str | None,
-                      matcher: Matcher | None, *, table_renderer: Any | None) -> web.StreamResponse:
+async def serve_watch(
+    request: web.Request,
+    cache: WatchCache,
+    rd: ResourceDef,
+    namespace: str | None,
+    matcher: Matcher | None,
+    *,
+    table_renderer: Any | None,
+) -> web.StreamResponse:
     query = request.query
     revision = _parse_rv(query.get("resourceVersion", ""))
     timeout = float(query.get("timeoutSeconds") or 0) or random.uniform(1800, 3600)
@@ -94,8 +101,10 @@ async def serve_watch(request: web.Request, cache: WatchCache, rd: ResourceDef, 
                 continue
             if event is None:
                 if watcher.error is not None:
-                    err = watcher.error
-                    status = err.status() if isinstance(err, errors.APIError) else errors.InternalError(str(err)).status()
+                    failure = watcher.error
+                    if not isinstance(failure, errors.APIError):
+                        failure = errors.InternalError(str(failure))
+                    status = failure.status()
                     await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
                 break
             chunk = [encode(event)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import builtins
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -212,13 +213,13 @@ class WatchCache:
                 still.append((rev, fut))
         self._waiters = still
 
-    async def wait_for(self, revision: int, timeout: float = 5.0) -> None:
+    async def wait_for(self, revision: int, within: float = 5.0) -> None:
         """Wait until the cache has applied ``revision`` (read-your-writes after a local write)."""
         if revision <= self.revision:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((revision, fut))
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             await fut
 
     # ---- reads ----------------------------------------------------------------------------
@@ -250,18 +251,14 @@ class WatchCache:
 
     # ---- watches ----------------------------------------------------------------------------
 
-    def watch(self, prefix: str, matches: Filter, revision: int | None) -> tuple[Watcher, list[WatchEvent]]:
+    def watch(self, prefix: str, matches: Filter, revision: int | None) -> tuple[Watcher, builtins.list[WatchEvent]]:
         """Register a watcher; return it and the events to send first (synthetic or replayed).
 
         ``revision`` None or 0: synthetic ADDED for every current matching object. Otherwise the
         history after ``revision``; 410 if that history is no longer retained."""
         watcher = Watcher(prefix, matches)
         if not revision:
-            initial = [
-                WatchEvent("ADDED", prefix, c, None, c.revision)
-                for c in self.list(prefix)
-                if matches(c.obj)
-            ]
+            initial = [WatchEvent("ADDED", prefix, c, None, c.revision) for c in self.list(prefix) if matches(c.obj)]
         else:
             if revision < self._history_start:
                 raise Gone(f"too old resource version: {revision} ({self._history_start + 1})")

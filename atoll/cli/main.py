@@ -42,8 +42,18 @@ def main() -> None:
 @click.option("--runtime", "-r", default="runp", show_default=True)
 @click.option("--log-level", "-l", default="INFO", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Config file to write.")
-def init(mode: str, domain_id: str, data_dir: Path, api_port: int, api_host: str, datastore_endpoint: str,
-         kubeconfig: str, runtime: str, log_level: str, output: Path) -> None:
+def init(
+    mode: str,
+    domain_id: str,
+    data_dir: Path,
+    api_port: int,
+    api_host: str,
+    datastore_endpoint: str,
+    kubeconfig: str,
+    runtime: str,
+    log_level: str,
+    output: Path,
+) -> None:
     """Write a node configuration file."""
     mode = mode.lower()
     try:
@@ -52,10 +62,18 @@ def init(mode: str, domain_id: str, data_dir: Path, api_port: int, api_host: str
         fail(str(exc))
     if mode == "lite" and not kubeconfig:
         fail("--kubeconfig is required for --mode lite (direct join); gateway registration comes later")
-    config = NodeConfig(mode=mode, domain_id=domain_id, data_dir=data_dir.resolve(), api_host=api_host,
-                        api_port=api_port, datastore_endpoint=datastore_endpoint, log_level=log_level.upper(),
-                        domain_key_data=generate_domain_key(), kubeconfig=str(Path(kubeconfig).resolve()) if kubeconfig else "",
-                        runtime=runtime)
+    config = NodeConfig(
+        mode=mode,
+        domain_id=domain_id,
+        data_dir=data_dir.resolve(),
+        api_host=api_host,
+        api_port=api_port,
+        datastore_endpoint=datastore_endpoint,
+        log_level=log_level.upper(),
+        domain_key_data=generate_domain_key(),
+        kubeconfig=str(Path(kubeconfig).resolve()) if kubeconfig else "",
+        runtime=runtime,
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(config.to_yaml())
     output.chmod(0o600)
@@ -75,8 +93,11 @@ def _load(config_path: Path) -> NodeConfig:
 def start(config_path: Path) -> None:
     """Run the node until SIGTERM or SIGINT (clean shutdown, exit 0)."""
     config = _load(config_path)
-    logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=getattr(logging, config.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         asyncio.run(_run_node(config))
     except (ConfigError, OSError) as exc:

@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 MODES = ("master", "lite", "autonomy")
-RESERVED_DOMAIN_IDS = frozenset({"master", "cross-domain", "default", "kube-system", "kube-public",
-                                 "kube-node-lease", "kuscia-system", "kuscia"})
+RESERVED_DOMAIN_IDS = frozenset(
+    {"master", "cross-domain", "default", "kube-system", "kube-public", "kube-node-lease", "kuscia-system", "kuscia"}
+)
 _DOMAIN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -80,8 +81,9 @@ def validate_domain_id(domain_id: str, *, allow_reserved: bool = False) -> None:
 def generate_domain_key() -> str:
     """``domainKeyData``: base64 of a PEM RSA 2048 private key (as Kuscia's generate_rsa_key.sh)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
     return base64.b64encode(pem).decode()
 
 
@@ -103,18 +105,37 @@ def load_config(path: Path) -> NodeConfig:
     if not data_dir:
         raise ConfigError("dataDir: required")
     api = doc.get("apiserver") or {}
-    known = {"mode", "domainID", "dataDir", "apiserver", "datastoreEndpoint", "logLevel", "protocol",
-             "domainKeyData", "kubeconfig", "masterEndpoint", "liteDeployToken", "runtime"}
+    known = {
+        "mode",
+        "domainID",
+        "dataDir",
+        "apiserver",
+        "datastoreEndpoint",
+        "logLevel",
+        "protocol",
+        "domainKeyData",
+        "kubeconfig",
+        "masterEndpoint",
+        "liteDeployToken",
+        "runtime",
+    }
     try:
         port = int(api.get("port", 6443))
     except (TypeError, ValueError):
         raise ConfigError(f"apiserver.port: must be an integer (got {api.get('port')!r})") from None
     return NodeConfig(
-        mode=mode, domain_id=domain_id, data_dir=(path.parent / str(data_dir)).resolve(),
-        api_host=str(api.get("host", "127.0.0.1")), api_port=port,
-        datastore_endpoint=str(doc.get("datastoreEndpoint") or ""), log_level=str(doc.get("logLevel") or "INFO"),
-        protocol=str(doc.get("protocol") or "NOTLS"), domain_key_data=str(doc.get("domainKeyData") or ""),
-        kubeconfig=str(doc.get("kubeconfig") or ""), master_endpoint=str(doc.get("masterEndpoint") or ""),
-        lite_deploy_token=str(doc.get("liteDeployToken") or ""), runtime=str(doc.get("runtime") or "runp"),
+        mode=mode,
+        domain_id=domain_id,
+        data_dir=(path.parent / str(data_dir)).resolve(),
+        api_host=str(api.get("host", "127.0.0.1")),
+        api_port=port,
+        datastore_endpoint=str(doc.get("datastoreEndpoint") or ""),
+        log_level=str(doc.get("logLevel") or "INFO"),
+        protocol=str(doc.get("protocol") or "NOTLS"),
+        domain_key_data=str(doc.get("domainKeyData") or ""),
+        kubeconfig=str(doc.get("kubeconfig") or ""),
+        master_endpoint=str(doc.get("masterEndpoint") or ""),
+        lite_deploy_token=str(doc.get("liteDeployToken") or ""),
+        runtime=str(doc.get("runtime") or "runp"),
         extra={k: v for k, v in doc.items() if k not in known},
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from atoll.node.config import NodeConfig
 from atoll.store.endpoint import open_store
 
 log = logging.getLogger(__name__)
-
+JSON = dict[str, Any]
 
 
 def endpoint_file(data_dir: Path) -> Path:
@@ -47,9 +48,16 @@ class MasterNode:
         store = open_store(self.config.datastore_endpoint or None, self.config.data_dir)
         await store.start()
         try:
-            self.server = APIServer(store, ServerConfig(
-                self.config.api_host, self.config.api_port, server_ssl_context(self.pki),
-                admin_token=self.pki.admin_token.read_text().strip(), signing_key=self.pki.signing_key))
+            self.server = APIServer(
+                store,
+                ServerConfig(
+                    self.config.api_host,
+                    self.config.api_port,
+                    server_ssl_context(self.pki),
+                    admin_token=self.pki.admin_token.read_text().strip(),
+                    signing_key=self.pki.signing_key,
+                ),
+            )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.server.run(), name="master/apiserver")
                 await self.server.wait_ready()
@@ -71,8 +79,10 @@ class MasterNode:
         assert ns_rd is not None
         for name in (*SYSTEM_NAMESPACES, self.config.domain_id):
             await _ensure(objects.create(ns_rd, None, {"metadata": {"name": name}}, opts))
-        for plural, objs in (("clusterroles", default_cluster_roles()),
-                             ("clusterrolebindings", default_cluster_role_bindings())):
+        for plural, objs in (
+            ("clusterroles", default_cluster_roles()),
+            ("clusterrolebindings", default_cluster_role_bindings()),
+        ):
             rbac_rd = registry.get("rbac.authorization.k8s.io", "v1", plural)
             assert rbac_rd is not None
             for obj in objs:
@@ -87,7 +97,11 @@ class MasterNode:
                 await _ensure(objects.create(crd_rd, None, crd, opts))
                 continue
             if current.get("spec") != crd.get("spec"):
-                await objects.modify(crd_rd, None, name, lambda cur, c=crd: {**cur, "spec": c["spec"]}, opts)
+                await objects.modify(crd_rd, None, name, _with_spec(crd["spec"]), opts)
+
+
+def _with_spec(spec: Any) -> Callable[[JSON], JSON]:
+    return lambda current: {**current, "spec": spec}
 
 
 async def _ensure(creation: Any) -> None:

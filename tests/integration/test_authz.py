@@ -14,13 +14,22 @@ from tests.conftest import RunningServer
 JSON = dict[str, Any]
 
 
-async def call(server: RunningServer, method: str, path: str, *, token: str | None = None,
-               body: JSON | None = None, auth: bool = True) -> tuple[int, JSON]:
+async def call(
+    server: RunningServer,
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    body: JSON | None = None,
+    auth: bool = True,
+) -> tuple[int, JSON]:
     headers = {}
     if auth:
         headers["Authorization"] = f"Bearer {token or server.token}"
-    async with aiohttp.ClientSession() as session, session.request(
-            method, server.url + path, json=body, headers=headers, ssl=server.ssl_context()) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, server.url + path, json=body, headers=headers, ssl=server.ssl_context()) as resp,
+    ):
         return resp.status, await resp.json(content_type=None)
 
 
@@ -28,12 +37,22 @@ async def domain_identity(server: RunningServer, domain: str) -> str:
     """Namespace + ServiceAccount + RoleBinding to ``admin`` in it; returns a fresh SA token."""
     await call(server, "POST", "/api/v1/namespaces", body={"metadata": {"name": domain}})
     await call(server, "POST", f"/api/v1/namespaces/{domain}/serviceaccounts", body={"metadata": {"name": domain}})
-    await call(server, "POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{domain}/rolebindings", body={
-        "metadata": {"name": f"{domain}-admin"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
-        "subjects": [{"kind": "ServiceAccount", "name": domain, "namespace": domain}]})
-    status, tr = await call(server, "POST", f"/api/v1/namespaces/{domain}/serviceaccounts/{domain}/token",
-                            body={"spec": {"expirationSeconds": 3600}})
+    await call(
+        server,
+        "POST",
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{domain}/rolebindings",
+        body={
+            "metadata": {"name": f"{domain}-admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": domain, "namespace": domain}],
+        },
+    )
+    status, tr = await call(
+        server,
+        "POST",
+        f"/api/v1/namespaces/{domain}/serviceaccounts/{domain}/token",
+        body={"spec": {"expirationSeconds": 3600}},
+    )
     assert status == 201, tr
     return str(tr["status"]["token"])
 
@@ -51,17 +70,28 @@ async def test_no_credentials_is_401(api_server: RunningServer) -> None:
 async def test_domain_token_confined_to_its_namespace(api_server: RunningServer) -> None:
     alice = await domain_identity(api_server, "alice")
     await domain_identity(api_server, "bob")
-    await call(api_server, "POST", "/api/v1/namespaces/bob/secrets",
-               body={"metadata": {"name": "bob-secret"}, "stringData": {"k": "v"}})
+    await call(
+        api_server,
+        "POST",
+        "/api/v1/namespaces/bob/secrets",
+        body={"metadata": {"name": "bob-secret"}, "stringData": {"k": "v"}},
+    )
     status, body = await call(api_server, "GET", "/api/v1/namespaces/bob/secrets", token=alice)
     assert status == 403
     assert body["reason"] == "Forbidden"
-    assert body["message"] == ('secrets is forbidden: User "system:serviceaccount:alice:alice" cannot list '
-                               'resource "secrets" in API group "" in the namespace "bob"')
+    assert body["message"] == (
+        'secrets is forbidden: User "system:serviceaccount:alice:alice" cannot list '
+        'resource "secrets" in API group "" in the namespace "bob"'
+    )
     status, _ = await call(api_server, "GET", "/api/v1/namespaces/bob/secrets/bob-secret", token=alice)
     assert status == 403
-    status, created = await call(api_server, "POST", "/api/v1/namespaces/alice/configmaps", token=alice,
-                                 body={"metadata": {"name": "mine"}, "data": {"a": "b"}})
+    status, created = await call(
+        api_server,
+        "POST",
+        "/api/v1/namespaces/alice/configmaps",
+        token=alice,
+        body={"metadata": {"name": "mine"}, "data": {"a": "b"}},
+    )
     assert status == 201, created
     status, listed = await call(api_server, "GET", "/api/v1/namespaces/alice/configmaps", token=alice)
     assert status == 200 and [i["metadata"]["name"] for i in listed["items"]] == ["mine"]
@@ -82,8 +112,12 @@ async def test_expired_and_foreign_tokens_are_401(api_server: RunningServer) -> 
     status, _ = await call(api_server, "GET", "/api/v1/namespaces/carol/configmaps", token=expired)
     assert status == 401
     # a token for another audience does not authenticate to the API server
-    status, tr = await call(api_server, "POST", "/api/v1/namespaces/carol/serviceaccounts/carol/token",
-                            body={"spec": {"audiences": ["vault"]}})
+    status, tr = await call(
+        api_server,
+        "POST",
+        "/api/v1/namespaces/carol/serviceaccounts/carol/token",
+        body={"spec": {"audiences": ["vault"]}},
+    )
     assert status == 201
     status, _ = await call(api_server, "GET", "/api/v1/namespaces/carol/configmaps", token=tr["status"]["token"])
     assert status == 401
@@ -95,39 +129,60 @@ async def test_expired_and_foreign_tokens_are_401(api_server: RunningServer) -> 
     assert status == 401
 
 
-@pytest.mark.parametrize(("namespace", "verb", "resource", "allowed"), [
-    ("dave", "list", "secrets", True),
-    ("dave", "create", "pods", True),
-    ("erin", "list", "secrets", False),
-    ("", "list", "namespaces", False),
-])
-async def test_self_subject_access_review(api_server: RunningServer, namespace: str, verb: str, resource: str,
-                                          allowed: bool) -> None:
+@pytest.mark.parametrize(
+    ("namespace", "verb", "resource", "allowed"),
+    [
+        ("dave", "list", "secrets", True),
+        ("dave", "create", "pods", True),
+        ("erin", "list", "secrets", False),
+        ("", "list", "namespaces", False),
+    ],
+)
+async def test_self_subject_access_review(
+    api_server: RunningServer, namespace: str, verb: str, resource: str, allowed: bool
+) -> None:
     token = await domain_identity(api_server, "dave")
-    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-              "spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "resource": resource}}}
-    status, body = await call(api_server, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-                              token=token, body=review)
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "resource": resource}},
+    }
+    status, body = await call(
+        api_server, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", token=token, body=review
+    )
     assert status == 201, body
     assert body["status"]["allowed"] is allowed
 
 
 async def test_quota_refuses_the_101st_pod(api_server: RunningServer) -> None:
     await call(api_server, "POST", "/api/v1/namespaces", body={"metadata": {"name": "q"}})
-    status, _ = await call(api_server, "POST", "/api/v1/namespaces/q/resourcequotas",
-                           body={"metadata": {"name": "resource-limitation"}, "spec": {"hard": {"pods": "100"}}})
+    status, _ = await call(
+        api_server,
+        "POST",
+        "/api/v1/namespaces/q/resourcequotas",
+        body={"metadata": {"name": "resource-limitation"}, "spec": {"hard": {"pods": "100"}}},
+    )
     assert status == 201
     pod = {"spec": {"containers": [{"name": "main", "image": "busybox:1", "command": ["true"]}]}}
     async with aiohttp.ClientSession(headers=api_server.headers()) as session:
+
         async def create(i: int) -> int:
-            async with session.post(f"{api_server.url}/api/v1/namespaces/q/pods", ssl=api_server.ssl_context(),
-                                    json={"metadata": {"name": f"p{i}"}, **pod}) as resp:
+            async with session.post(
+                f"{api_server.url}/api/v1/namespaces/q/pods",
+                ssl=api_server.ssl_context(),
+                json={"metadata": {"name": f"p{i}"}, **pod},
+            ) as resp:
                 return resp.status
+
         import asyncio
 
         statuses = await asyncio.gather(*(create(i) for i in range(1, 101)))
     assert statuses == [201] * 100
-    status, body = await call(api_server, "POST", "/api/v1/namespaces/q/pods", body={"metadata": {"name": "p101"}, **pod})
+    status, body = await call(
+        api_server, "POST", "/api/v1/namespaces/q/pods", body={"metadata": {"name": "p101"}, **pod}
+    )
     assert status == 403
-    assert body["message"] == ('pods "p101" is forbidden: exceeded quota: resource-limitation, '
-                               "requested: pods=1, used: pods=100, limited: pods=100")
+    assert body["message"] == (
+        'pods "p101" is forbidden: exceeded quota: resource-limitation, '
+        "requested: pods=1, used: pods=100, limited: pods=100"
+    )
