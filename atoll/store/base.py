@@ -107,9 +107,7 @@ class Store(Protocol):
     async def get(self, key: str) -> KeyValue | None:
         """The key's current value, or None if it does not exist."""
 
-    async def list(
-        self, prefix: str, *, revision: int = 0, limit: int = 0, start_key: str = ""
-    ) -> ListResult:
+    async def list(self, prefix: str, *, revision: int = 0, limit: int = 0, start_key: str = "") -> ListResult:
         """Live keys under ``prefix`` (>= ``start_key``), in key order, as of ``revision`` (0 =
         now), at most ``limit`` of them (0 = all)."""
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from atoll.store import sql
 from atoll.store.base import Event, StoreError
-from atoll.store.rows import NewRow, Row, Rows, fill_row, new_event, plan_create, plan_delete, plan_update
+from atoll.store.rows import Batch, NewRow, Row, Rows, fill_row, new_event, plan_create, plan_delete, plan_update
 
 RETRIES = 50
 
@@ -48,7 +48,7 @@ class AsyncSQLDriver(ABC):
     def _key(self, key: str) -> Any:
         return key
 
-    async def open(self, wake: Callable[[], None]) -> None:
+    async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
         raise NotImplementedError
 
     async def close(self) -> None:

@@ -31,7 +31,10 @@ class Driver(Protocol):
     ordered_commits: bool  # rows become visible in id order (no gaps): SQLite's single writer
     poll_interval: float  # seconds between polls when nothing wakes the poller
 
-    async def open(self, wake: Callable[[], None]) -> None: ...
+    async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
+        """``wake`` pokes the poller; ``publish`` hands over rows just committed in id order
+        (a single-writer database can skip the poller's re-read)."""
+
     async def close(self) -> None: ...
     async def create(self, key: str, value: bytes) -> int: ...
     async def update(self, key: str, value: bytes, expected: int) -> int: ...
@@ -92,7 +95,7 @@ class LogStore:
         if self._state != "new":
             return
         self._state = "running"
-        await self.driver.open(self.wake)
+        await self.driver.open(self.wake, self.publish)
         self._position = await self.driver.max_revision()
         self._poller = asyncio.create_task(self._poll_loop(), name="atoll-store-poller")
 
@@ -122,6 +125,15 @@ class LogStore:
 
     def wake(self) -> None:
         """Poke the poller (a local write committed, or another replica notified)."""
+        self._wake.set()
+
+    def publish(self, events: Batch) -> None:
+        """Rows this process just committed: broadcast them at once if they continue the log,
+        else leave them to the poller (someone else wrote in between)."""
+        if events and events[0].revision == self._position + 1 and self._state == "running":
+            if events[-1].revision - events[0].revision == len(events) - 1:
+                self._broadcast(events)
+                return
         self._wake.set()
 
     # ---- writes and reads ---------------------------------------------------------------------
@@ -154,9 +166,7 @@ class LogStore:
     async def compacted_revision(self) -> int:
         return (await self.driver.meta())[0]
 
-    async def list(
-        self, prefix: str, *, revision: int = 0, limit: int = 0, start_key: str = ""
-    ) -> ListResult:
+    async def list(self, prefix: str, *, revision: int = 0, limit: int = 0, start_key: str = "") -> ListResult:
         if revision <= 0:
             revision = await self.current_revision()
         else:
@@ -258,6 +268,8 @@ class LogStore:
     async def _poll_once(self) -> bool:
         """One read; True if the poller should read again without waiting."""
         rows = await self.driver.after(self._position, self._poll_batch)
+        if rows and rows[0][0] <= self._position:  # published while we were reading
+            rows = [r for r in rows if r[0] > self._position]
         expect, events = self._position + 1, []
         for row in rows:
             if row[0] != expect:
@@ -296,6 +308,7 @@ class LogStore:
         """Compact up to ``revision`` (never past what this replica's watchers have seen)."""
         async with self._compact_lock:
             compact_rev, done = await self.driver.meta()
+            await self._sync(min(revision, await self.driver.max_revision()))
             target = min(revision, self._position)
             if target > compact_rev:
                 await self.driver.set_compact_rev(target)  # first: history readers see it

@@ -19,7 +19,7 @@ import pymysql.converters  # type: ignore[import-untyped]
 from atoll.store import sql
 from atoll.store.generic import AsyncSQLDriver
 from atoll.store.log import LogStore
-from atoll.store.rows import NewRow, Row
+from atoll.store.rows import Batch, NewRow, Row
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS kine (
@@ -64,7 +64,7 @@ class MySQLDriver(AsyncSQLDriver):
         self.params, self._pool_size = params, pool_size
         self._pool: aiomysql.Pool | None = None
 
-    async def open(self, wake: Callable[[], None]) -> None:
+    async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
         p = self.params
         self._pool = await aiomysql.create_pool(
             minsize=1,

@@ -18,7 +18,7 @@ import asyncpg
 from atoll.store import sql
 from atoll.store.generic import AsyncSQLDriver
 from atoll.store.log import LogStore
-from atoll.store.rows import NewRow, Row, Rows
+from atoll.store.rows import Batch, NewRow, Row, Rows
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class PostgresDriver(AsyncSQLDriver):
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
 
-    async def open(self, wake: Callable[[], None]) -> None:
+    async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
         self._pool = await asyncpg.create_pool(self.dsn, min_size=2, max_size=self._pool_size)
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(SCHEMA)

@@ -26,10 +26,10 @@ from typing import Any, TypeVar
 from atoll.store import sql
 from atoll.store.base import Event, StoreError
 from atoll.store.log import LogStore
-from atoll.store.rows import NewRow, Row, Rows, fill_row, new_event, plan_create, plan_delete, plan_update
+from atoll.store.rows import Batch, NewRow, Row, Rows, fill_row, new_event, plan_create, plan_delete, plan_update
 
 T = TypeVar("T")
-Op = Callable[[sqlite3.Connection], Any]
+Op = Callable[[sqlite3.Connection, Batch], Any]  # may append the events it committed
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS kine (
@@ -74,11 +74,11 @@ class SQLiteDriver:
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: Callable[[], None] = lambda: None
+        self._publish: Callable[[Batch], None] = lambda events: None
         self._read: sqlite3.Connection | None = None
 
-    async def open(self, wake: Callable[[], None]) -> None:
-        self._loop, self._wake = asyncio.get_running_loop(), wake
+    async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
+        self._loop, self._publish = asyncio.get_running_loop(), publish
         self.path.parent.mkdir(parents=True, exist_ok=True)
         writer = _connect(self.path)
         writer.execute("PRAGMA journal_mode = WAL")
@@ -130,22 +130,25 @@ class SQLiteDriver:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
         results: list[tuple[bool, Any]] = []
+        events: Batch = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op, _ in batch:
                 try:
-                    results.append((True, op(conn)))
+                    results.append((True, op(conn, events)))
                 except (StoreError, sqlite3.IntegrityError) as exc:
                     results.append((False, exc))
             conn.execute("COMMIT")
         except Exception as exc:  # the batch did not commit: everyone in it fails
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            results = [(False, exc)] * len(batch)
+            results, events = [(False, exc)] * len(batch), []
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._finish, batch, results)
+        self._loop.call_soon_threadsafe(self._finish, batch, results, events)
 
-    def _finish(self, batch: list[tuple[Op, asyncio.Future[Any]]], results: list[tuple[bool, Any]]) -> None:
+    def _finish(
+        self, batch: list[tuple[Op, asyncio.Future[Any]]], results: list[tuple[bool, Any]], events: Batch
+    ) -> None:
         for (_, fut), (ok, value) in zip(batch, results, strict=True):
             if fut.done():
                 continue
@@ -153,7 +156,7 @@ class SQLiteDriver:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
-        self._wake()  # also for writes whose caller was cancelled
+        self._publish(events)  # also for writes whose caller was cancelled
 
     # ---- operations (run on the writer thread, inside the batch transaction) ---------------
 
@@ -163,47 +166,49 @@ class SQLiteDriver:
         return rows[0] if rows else None
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, row: NewRow) -> int:
+    def _insert(conn: sqlite3.Connection, row: NewRow, events: Batch) -> Event:
         rowid = conn.execute(Q.insert, row).lastrowid
         assert rowid is not None
-        return rowid
+        event = new_event(rowid, row)
+        events.append(event)
+        return event
 
     async def create(self, key: str, value: bytes) -> int:
-        def op(conn: sqlite3.Connection) -> int:
-            return self._insert(conn, plan_create(key, value, self._latest(conn, key)))
+        def op(conn: sqlite3.Connection, events: Batch) -> int:
+            return self._insert(conn, plan_create(key, value, self._latest(conn, key)), events).revision
 
         result: int = await self._submit(op)
         return result
 
     async def update(self, key: str, value: bytes, expected: int) -> int:
-        def op(conn: sqlite3.Connection) -> int:
-            return self._insert(conn, plan_update(key, value, expected, self._latest(conn, key)))
+        def op(conn: sqlite3.Connection, events: Batch) -> int:
+            row = plan_update(key, value, expected, self._latest(conn, key))
+            return self._insert(conn, row, events).revision
 
         result: int = await self._submit(op)
         return result
 
     async def delete(self, key: str, expected: int) -> Event:
-        def op(conn: sqlite3.Connection) -> Event:
-            row = plan_delete(key, expected, self._latest(conn, key))
-            return new_event(self._insert(conn, row), row)
+        def op(conn: sqlite3.Connection, events: Batch) -> Event:
+            return self._insert(conn, plan_delete(key, expected, self._latest(conn, key)), events)
 
         result: Event = await self._submit(op)
         return result
 
     async def fill(self, revision: int) -> None:
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection, events: Batch) -> None:
             conn.execute(FILL, (revision, *fill_row(revision)))
 
         await self._submit(op)
 
     async def set_compact_rev(self, revision: int) -> None:
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection, events: Batch) -> None:
             conn.execute(Q.set_meta, (revision, sql.COMPACT_REV, revision))
 
         await self._submit(op)
 
     async def compact_range(self, lo: int, hi: int) -> None:
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection, events: Batch) -> None:
             ids = [r[0] for r in conn.execute(Q.superseded, (lo, hi))]
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]

@@ -23,7 +23,7 @@ from atoll.store.sqlite import SQLiteDriver
 from .conftest import StoreFactory
 
 
-async def collect(it: AsyncIterator[list[Event]], until: int, timeout: float = 5.0) -> list[Event]:
+async def collect(it: AsyncIterator[list[Event]], until: int, within: float = 5.0) -> list[Event]:
     """Events from ``it`` until one with revision >= ``until`` arrives."""
     out: list[Event] = []
 
@@ -33,7 +33,7 @@ async def collect(it: AsyncIterator[list[Event]], until: int, timeout: float = 5
             if out and out[-1].revision >= until:
                 return
 
-    await asyncio.wait_for(run(), timeout)
+    await asyncio.wait_for(run(), within)
     return out
 
 
@@ -263,7 +263,7 @@ async def test_concurrent_creates(store: LogStore) -> None:
     it = store.watch(start)
     revs = await asyncio.gather(*(store.create(f"/cc/{i}", b"v") for i in range(200)))
     assert len(set(revs)) == 200
-    events = await collect(it, max(revs), timeout=10)
+    events = await collect(it, max(revs), within=10)
     real = [e for e in events if not e.key.startswith(FILL_PREFIX)]
     assert [e.revision for e in events] == sorted(e.revision for e in events)
     assert {e.revision for e in real} == set(revs)
