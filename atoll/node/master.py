@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,15 @@ from atoll.apiserver.auth import ADMIN_USER
 from atoll.apiserver.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
 from atoll.apiserver.certs import PKI, ensure_pki, server_ssl_context
 from atoll.apiserver.objects import WriteOptions
+from atoll.client import Client
+from atoll.controllers import ControllerContext, setup_all
 from atoll.node.config import NodeConfig
+from atoll.runtime.leader import LeaderElector
+from atoll.runtime.manager import Manager
 from atoll.store.endpoint import open_store
 
 log = logging.getLogger(__name__)
+CONTROLLER_LEASE = "kuscia-controller-manager"
 JSON = dict[str, Any]
 
 
@@ -38,6 +46,7 @@ class MasterNode:
         self.pki: PKI = ensure_pki(config.data_dir / "pki")
         self.server: APIServer | None = None
         self.ready = asyncio.Event()
+        self.manager: Manager | None = None
 
     @property
     def url(self) -> str:
@@ -65,10 +74,36 @@ class MasterNode:
                 path = endpoint_file(self.config.data_dir)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(self.url)
+                tg.create_task(self._run_controllers(), name="master/controller-manager")
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
         finally:
             await store.close()
+
+    def client(self) -> Client:
+        """An admin client of this node's own API server."""
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        return Client(
+            self.url,
+            ssl_context=ctx,
+            token=self.pki.admin_token.read_text().strip(),
+            user_agent="atoll-controller-manager",
+        )
+
+    async def _run_controllers(self) -> None:
+        """Controllers (and later the scheduler) run only on the replica holding the lease."""
+        async with self.client() as client:
+            elector = LeaderElector(
+                client,
+                name=CONTROLLER_LEASE,
+                namespace=self.config.domain_id,
+                identity=f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
+            )
+            manager = Manager(client, leader_election=elector)
+            names = setup_all(manager, ControllerContext(client, master_domain=self.config.domain_id))
+            log.info("controllers: %s", ", ".join(names) or "none")
+            self.manager = manager
+            await manager.run()
 
     async def _bootstrap(self) -> None:
         """Namespaces and Kuscia CRDs every master serves (idempotent; safe with several replicas)."""
