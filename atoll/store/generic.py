@@ -48,6 +48,10 @@ class AsyncSQLDriver(ABC):
     def _key(self, key: str) -> Any:
         return key
 
+    def _written(self) -> None:
+        """Hook: a write committed (PostgreSQL tells the other replicas)."""
+        return None
+
     async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
         raise NotImplementedError
 
@@ -60,10 +64,13 @@ class AsyncSQLDriver(ABC):
         for _ in range(RETRIES):
             row = plan(await self.latest(key))
             try:
-                return await self._insert(row), row
+                rev = await self._insert(row)
             except Exception as exc:
                 if not self._is_conflict(exc):
                     raise
+                continue
+            self._written()
+            return rev, row
         raise StoreError(f"{key}: gave up after {RETRIES} conflicting writes")
 
     async def create(self, key: str, value: bytes) -> int:

@@ -35,7 +35,8 @@ SCHEMA = [
         KEY kine_name_id_index (name, id)
     ) ENGINE=InnoDB""",
     "CREATE TABLE IF NOT EXISTS kine_meta (name VARCHAR(64) PRIMARY KEY, value BIGINT NOT NULL)",
-    "INSERT IGNORE INTO kine_meta(name, value) VALUES ('compact_rev', 0), ('compact_done', 0)",
+    "INSERT INTO kine_meta(name, value) VALUES ('compact_rev', 0), ('compact_done', 0)"
+    " ON DUPLICATE KEY UPDATE value = value",
 ]
 DUPLICATE, DEADLOCK, LOCK_WAIT = 1062, 1213, 1205
 

@@ -1,14 +1,19 @@
 """PostgreSQL dialect: asyncpg pool, ``COLLATE "C"`` keys, LISTEN/NOTIFY wake-ups.
 
-An ``AFTER INSERT`` statement trigger sends ``NOTIFY atoll_kine``; every replica keeps one
-listening connection that wakes its poller, so a write through any replica reaches every
-replica's watchers in about a round trip. A 500 ms poll ticker covers a lost listener
-connection. Sequence values are taken before commit, so rows can become visible out of order
-and a failed insert leaves a hole: the generic poller retries and then fills (see ``log``).
+After its writes commit, a replica sends ``NOTIFY atoll_kine`` from a separate statement,
+coalesced to at most one in flight: a NOTIFY inside the writing transaction would serialise
+every commit on PostgreSQL's notify lock (one fsync each, no group commit). Every replica keeps
+one listening connection that wakes its poller, so a write through any replica reaches every
+replica's watchers in a couple of round trips. A 500 ms poll ticker covers a lost listener.
+
+Sequence values are taken before commit, so rows can become visible out of order and a failed
+insert leaves a hole: the generic poller retries and then fills (see ``log``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,7 +28,7 @@ from atoll.store.rows import Batch, NewRow, Row, Rows
 log = logging.getLogger(__name__)
 
 CHANNEL = "atoll_kine"
-SCHEMA = f"""
+SCHEMA = """
 SELECT pg_advisory_xact_lock(7206254911);
 CREATE TABLE IF NOT EXISTS kine (
     id BIGSERIAL PRIMARY KEY,
@@ -39,10 +44,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision_uindex ON kine (name, 
 CREATE TABLE IF NOT EXISTS kine_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO kine_meta(name, value) VALUES ('compact_rev', 0), ('compact_done', 0)
     ON CONFLICT DO NOTHING;
-CREATE OR REPLACE FUNCTION kine_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN PERFORM pg_notify('{CHANNEL}', ''); RETURN NULL; END $$;
-CREATE OR REPLACE TRIGGER kine_notify AFTER INSERT ON kine
-    FOR EACH STATEMENT EXECUTE FUNCTION kine_notify();
 """
 
 
@@ -56,6 +57,8 @@ class PostgresDriver(AsyncSQLDriver):
         self.dsn, self._pool_size = dsn, pool_size
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
+        self._notifier: asyncio.Task[None] | None = None
+        self._notify_again = False
 
     async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
         self._pool = await asyncpg.create_pool(self.dsn, min_size=2, max_size=self._pool_size)
@@ -65,10 +68,30 @@ class PostgresDriver(AsyncSQLDriver):
         await self._listener.add_listener(CHANNEL, lambda *_: wake())
 
     async def close(self) -> None:
+        if self._notifier is not None:
+            with contextlib.suppress(Exception):
+                await self._notifier
         if self._listener is not None:
             await self._listener.close()
         if self._pool is not None:
             await self._pool.close()
+
+    def _written(self) -> None:
+        if self._notifier is None or self._notifier.done():
+            self._notifier = asyncio.create_task(self._notify())
+        else:
+            self._notify_again = True
+
+    async def _notify(self) -> None:
+        while True:
+            self._notify_again = False
+            try:
+                await self._p().execute(f"NOTIFY {CHANNEL}")
+            except Exception as exc:  # the other replicas' poll ticker still picks the write up
+                log.warning("store: NOTIFY failed: %s", exc)
+                return
+            if not self._notify_again:
+                return
 
     def _p(self) -> asyncpg.Pool:
         assert self._pool is not None, "store not started"
