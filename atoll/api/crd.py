@@ -94,9 +94,7 @@ def _validate_names(names: Any, causes: list[JSON]) -> None:
                 )
             )
     if names.get("kind") and names.get("listKind") and names["kind"] == names["listKind"]:
-        causes.append(
-            _invalid("spec.names.listKind", names["listKind"], "kind and listKind must be different")
-        )
+        causes.append(_invalid("spec.names.listKind", names["listKind"], "kind and listKind must be different"))
     for list_key in ("shortNames", "categories"):
         seen: set[str] = set()
         for i, item in enumerate(names.get(list_key) or ()):
@@ -141,13 +139,9 @@ def _validate_schema_node(node: Any, path: str, causes: list[JSON], root: bool =
         try:
             re.compile(str(node["pattern"]))
         except re.error as exc:
-            causes.append(
-                _invalid(f"{path}.pattern", node["pattern"], f"must be a valid regular expression: {exc}")
-            )
+            causes.append(_invalid(f"{path}.pattern", node["pattern"], f"must be a valid regular expression: {exc}"))
     required = node.get("required")
-    if required is not None and not (
-        isinstance(required, list) and all(isinstance(r, str) for r in required)
-    ):
+    if required is not None and not (isinstance(required, list) and all(isinstance(r, str) for r in required)):
         causes.append(_invalid(f"{path}.required", required, "must be a list of strings"))
     for name, child in (node.get("properties") or {}).items():
         _validate_schema_node(child, f"{path}.properties[{name}]", causes)
@@ -185,9 +179,7 @@ def _validate_version(v: Any, i: int, causes: list[JSON]) -> None:
         if not col.get("jsonPath"):
             causes.append(_required(f"{cbase}.jsonPath"))
         elif not str(col["jsonPath"]).startswith("."):
-            causes.append(
-                _invalid(f"{cbase}.jsonPath", col["jsonPath"], "must be a simple json path starting with .")
-            )
+            causes.append(_invalid(f"{cbase}.jsonPath", col["jsonPath"], "must be a simple json path starting with ."))
         if not col.get("type"):
             causes.append(_required(f"{cbase}.type"))
         elif col["type"] not in _COLUMN_TYPES:
@@ -232,15 +224,11 @@ def validate_crd(crd: JSON) -> list[JSON]:
         vname = v.get("name") if isinstance(v, dict) else None
         if isinstance(vname, str) and vname:
             if vname in seen:
-                causes.append(
-                    _cause("FieldValueDuplicate", f"spec.versions[{i}].name", f'Duplicate value: "{vname}"')
-                )
+                causes.append(_cause("FieldValueDuplicate", f"spec.versions[{i}].name", f'Duplicate value: "{vname}"'))
             seen.add(vname)
     storage = sum(1 for v in versions if isinstance(v, dict) and v.get("storage") is True)
     if storage != 1:
-        causes.append(
-            _invalid("spec.versions", storage, "must have exactly one version marked as storage version")
-        )
+        causes.append(_invalid("spec.versions", storage, "must have exactly one version marked as storage version"))
     return causes
 
 

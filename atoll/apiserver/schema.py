@@ -182,9 +182,7 @@ class _Node:
             else None
         )
         self.type_label = (
-            "integer,string"
-            if int_or_string
-            else (",".join(typ) if isinstance(typ, list) else str(typ or ""))
+            "integer,string" if int_or_string else (",".join(typ) if isinstance(typ, list) else str(typ or ""))
         )
         self.nullable = s.get("nullable") is True
         self.preserve = s.get("x-kubernetes-preserve-unknown-fields") is True
@@ -376,9 +374,7 @@ def _validate(v: Any, s: _Node, path: Path, errs: list[JSON]) -> None:
     tn = _type_name(v)
     types = s.types
     if types is not None and tn not in types:
-        ok = (tn == "integer" and "number" in types) or (
-            tn == "number" and "integer" in types and v.is_integer()
-        )
+        ok = (tn == "integer" and "number" in types) or (tn == "number" and "integer" in types and v.is_integer())
         if not ok:
             p = _path(path)
             errs.append(
@@ -397,9 +393,7 @@ def _validate(v: Any, s: _Node, path: Path, errs: list[JSON]) -> None:
         if s.embedded and path:
             for key in ("kind", "apiVersion"):
                 if not v.get(key):
-                    errs.append(
-                        _cause("FieldValueRequired", [*path, key], "Required value: must not be empty")
-                    )
+                    errs.append(_cause("FieldValueRequired", [*path, key], "Required value: must not be empty"))
         props = s.props
         ap = s.additional
         for k, child in v.items():
@@ -413,13 +407,9 @@ def _validate(v: Any, s: _Node, path: Path, errs: list[JSON]) -> None:
                 errs.append(_cause("FieldValueRequired", [*path, k], "Required value"))
         n = len(v)
         if s.max_props is not None and n > s.max_props:
-            errs.append(
-                _cause("FieldValueTooMany", path, f"Too many: {n}: must have at most {s.max_props} items")
-            )
+            errs.append(_cause("FieldValueTooMany", path, f"Too many: {n}: must have at most {s.max_props} items"))
         if s.min_props is not None and n < s.min_props:
-            errs.append(
-                _invalid(path, n, f"{_path(path)} in body should have at least {s.min_props} properties")
-            )
+            errs.append(_invalid(path, n, f"{_path(path)} in body should have at least {s.min_props} properties"))
     elif tn == "array":
         n = len(v)
         if s.items is not None:
@@ -431,9 +421,7 @@ def _validate(v: Any, s: _Node, path: Path, errs: list[JSON]) -> None:
         if s.min_items is not None and n < s.min_items:
             errs.append(_invalid(path, n, f"{_path(path)} in body should have at least {s.min_items} items"))
         if s.max_items is not None and n > s.max_items:
-            errs.append(
-                _cause("FieldValueTooMany", path, f"Too many: {n}: must have at most {s.max_items} items")
-            )
+            errs.append(_cause("FieldValueTooMany", path, f"Too many: {n}: must have at most {s.max_items} items"))
         if s.unique and len({_enum_key(e) for e in v}) != n:
             errs.append(_cause("FieldValueDuplicate", path, f"Duplicate value: {_go(v)}"))
     elif tn == "string":
@@ -459,9 +447,7 @@ def _validate(v: Any, s: _Node, path: Path, errs: list[JSON]) -> None:
 
 
 def _not_supported(path: Path, v: Any, s: _Node) -> JSON:
-    values = ", ".join(
-        json.dumps(e if isinstance(e, str) else _go(e), ensure_ascii=False) for e in s.enum or ()
-    )
+    values = ", ".join(json.dumps(e if isinstance(e, str) else _go(e), ensure_ascii=False) for e in s.enum or ())
     return _cause("FieldValueNotSupported", path, f"Unsupported value: {_go(v)}: supported values: {values}")
 
 
@@ -470,9 +456,7 @@ def _validate_number(v: float, s: _Node, path: Path, errs: list[JSON]) -> None:
         lo, hi = _INT32 if s.fmt == "int32" else _INT64
         if not lo <= v <= hi:
             errs.append(
-                _invalid(
-                    path, v, f"Checked value must be of type integer with format {s.fmt} in {_path(path)}"
-                )
+                _invalid(path, v, f"Checked value must be of type integer with format {s.fmt} in {_path(path)}")
             )
     if s.multiple_of and (v / s.multiple_of) % 1 != 0:
         errs.append(_invalid(path, v, f"{_path(path)} in body should be a multiple of {_num(s.multiple_of)}"))

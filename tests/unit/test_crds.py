@@ -18,8 +18,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 # kind -> (plural, short names, namespaced, printer columns (name, jsonPath)) as in kuscia.md §1.1
 S, C, L = ".status.startTime", ".status.completionTime", ".status.lastReconcileTime"
-ROUTE = [("Source", ".spec.source"), ("Destination", ".spec.destination"), ("Host", ".spec.endpoint.host"),
-         ("Authentication", ".spec.authenticationType")]
+ROUTE = [
+    ("Source", ".spec.source"),
+    ("Destination", ".spec.destination"),
+    ("Host", ".spec.endpoint.host"),
+    ("Authentication", ".spec.authenticationType"),
+]
 TIMES = [("StartTime", S), ("CompletionTime", C), ("LastReconcileTime", L)]
 PHASE = ("Phase", ".status.phase")
 TR_COLS = [PHASE, ("StartTime", S), ("CompletionTime", C), ("LastTransitionTime", ".status.lastTransitionTime")]
@@ -27,27 +31,51 @@ AGE = ("Age", ".metadata.creationTimestamp")
 EXPECTED: dict[str, tuple[str, tuple[str, ...], bool, list[tuple[str, str]]]] = {
     "Domain": ("domains", (), False, []),
     "DomainRoute": ("domainroutes", ("dr",), True, ROUTE),
-    "ClusterDomainRoute": ("clusterdomainroutes", ("cdr",), False,
-                           [*ROUTE, ("Ready", '.status.conditions[?(@.type=="Ready")].status')]),
-    "Gateway": ("gateways", ("gw",), True, [
-        ("CreationTime", ".metadata.creationTimestamp"), ("UpTime", ".status.uptime"),
-        ("HeartbeatTime", ".status.heartbeatTime"), ("Address", ".status.address"),
-        ("Version", ".status.version")]),
+    "ClusterDomainRoute": (
+        "clusterdomainroutes",
+        ("cdr",),
+        False,
+        [*ROUTE, ("Ready", '.status.conditions[?(@.type=="Ready")].status')],
+    ),
+    "Gateway": (
+        "gateways",
+        ("gw",),
+        True,
+        [
+            ("CreationTime", ".metadata.creationTimestamp"),
+            ("UpTime", ".status.uptime"),
+            ("HeartbeatTime", ".status.heartbeatTime"),
+            ("Address", ".status.address"),
+            ("Version", ".status.version"),
+        ],
+    ),
     "KusciaJob": ("kusciajobs", ("kj",), True, [*TIMES, PHASE]),
     "KusciaJobSummary": ("kusciajobsummaries", ("kjs",), True, TIMES),
     "KusciaTask": ("kusciatasks", ("kt",), True, [*TIMES, PHASE]),
-    "KusciaTaskSummary": ("kusciatasksummaries", ("kts",), True,
-                          [("JobID", ".spec.jobID"), ("TaskAlias", ".spec.alias"), PHASE]),
-    "TaskResourceGroup": ("taskresourcegroups", ("trg",), False,
-                          [("MinReservedMembers", ".spec.minReservedMembers"), *TR_COLS]),
+    "KusciaTaskSummary": (
+        "kusciatasksummaries",
+        ("kts",),
+        True,
+        [("JobID", ".spec.jobID"), ("TaskAlias", ".spec.alias"), PHASE],
+    ),
+    "TaskResourceGroup": (
+        "taskresourcegroups",
+        ("trg",),
+        False,
+        [("MinReservedMembers", ".spec.minReservedMembers"), *TR_COLS],
+    ),
     "TaskResource": ("taskresources", ("tr",), True, [("MinReservedPods", ".spec.minReservedPods"), *TR_COLS]),
     "AppImage": ("appimages", ("aimg",), False, []),
     "DomainAppImage": ("domainappimages", ("daimg",), True, []),
     "DomainData": ("domaindatas", ("kdd",), True, []),
     "DomainDataSource": ("domaindatasources", ("dds",), True, []),
     "DomainDataGrant": ("domaindatagrants", ("ddg",), True, []),
-    "KusciaDeployment": ("kusciadeployments", ("kd",), True, [
-        ("TotalParties", ".status.totalParties"), ("AvailableParties", ".status.availableParties"), PHASE, AGE]),
+    "KusciaDeployment": (
+        "kusciadeployments",
+        ("kd",),
+        True,
+        [("TotalParties", ".status.totalParties"), ("AvailableParties", ".status.availableParties"), PHASE, AGE],
+    ),
     "KusciaDeploymentSummary": ("kusciadeploymentsummaries", ("kds",), True, [AGE]),
     "InteropConfig": ("interopconfigs", ("interop",), False, []),
 }
@@ -60,8 +88,7 @@ def _by_kind() -> dict[str, dict[str, Any]]:
 
 @cache
 def _schemas() -> dict[str, StructuralSchema]:
-    return {k: StructuralSchema(c["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
-            for k, c in _by_kind().items()}
+    return {k: StructuralSchema(c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]) for k, c in _by_kind().items()}
 
 
 def test_every_kuscia_kind_is_shipped() -> None:
@@ -116,17 +143,22 @@ def test_resource_defs_register() -> None:
         reg.register(rd)
     assert reg.groups() == {"kuscia.secretflow": ["v1alpha1"]}
     assert len(reg.in_group_version("kuscia.secretflow", "v1alpha1")) == len(EXPECTED)
-    rd = reg.by_kind("kuscia.secretflow", "Domain")
-    assert rd is not None and rd.key(None, "alice") == "/kuscia.secretflow/domains/alice"
+    domain = reg.by_kind("kuscia.secretflow", "Domain")
+    assert domain is not None and domain.key(None, "alice") == "/kuscia.secretflow/domains/alice"
 
 
 def test_schema_defaults_from_kuscia() -> None:
     spec = _by_kind()["KusciaJob"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["properties"]["scheduleMode"]["default"] == "Strict"
     assert spec["properties"]["maxParallelism"] == {
-        **spec["properties"]["maxParallelism"], "default": 1, "minimum": 1, "maximum": 128}
-    role = _by_kind()["Domain"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
-        "properties"]["role"]
+        **spec["properties"]["maxParallelism"],
+        "default": 1,
+        "minimum": 1,
+        "maximum": 128,
+    }
+    role = _by_kind()["Domain"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "role"
+    ]
     assert role["enum"] == ["", "partner"]
 
 
@@ -146,11 +178,26 @@ def _multi_version_crd() -> dict[str, Any]:
             "versions": [
                 {"name": "v1alpha1", "served": True, "storage": False, "schema": {"openAPIV3Schema": schema}},
                 {"name": "v1beta1", "served": False, "storage": False, "schema": {"openAPIV3Schema": schema}},
-                {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema},
-                 "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
-                                                          "statusReplicasPath": ".status.replicas"}},
-                 "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size",
-                                               "priority": 1, "description": "d", "format": "int32"}]},
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": {
+                        "status": {},
+                        "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"},
+                    },
+                    "additionalPrinterColumns": [
+                        {
+                            "name": "Size",
+                            "type": "integer",
+                            "jsonPath": ".spec.size",
+                            "priority": 1,
+                            "description": "d",
+                            "format": "int32",
+                        }
+                    ],
+                },
             ],
         },
     }
@@ -167,7 +214,13 @@ def test_conversion_served_versions_storage_first() -> None:
     assert v1.subresources == ("status", "scale")
     [col] = v1.printer_columns
     assert (col.name, col.type, col.json_path, col.priority, col.description, col.format) == (
-        "Size", "integer", ".spec.size", 1, "d", "int32")
+        "Size",
+        "integer",
+        ".spec.size",
+        1,
+        "d",
+        "int32",
+    )
     assert rds[1].subresources == () and rds[1].printer_columns == ()
 
 
@@ -191,7 +244,8 @@ def _bad(mutate: Any) -> dict[str, str]:
 def test_bad_name() -> None:
     got = _bad(lambda c: c["metadata"].update(name="domain.kuscia.secretflow"))
     assert got["metadata.name"] == (
-        'Invalid value: "domain.kuscia.secretflow": must be spec.names.plural+"."+spec.group')
+        'Invalid value: "domain.kuscia.secretflow": must be spec.names.plural+"."+spec.group'
+    )
 
 
 def test_bad_scope() -> None:
@@ -210,6 +264,7 @@ def test_bad_plural_and_short_names() -> None:
         c["spec"]["names"]["plural"] = "Domains"
         c["metadata"]["name"] = "Domains.kuscia.secretflow"
         c["spec"]["names"]["shortNames"] = ["ok", "ok", "Not_OK"]
+
     got = _bad(mutate)
     assert got["spec.names.plural"].startswith('Invalid value: "Domains": a lowercase RFC 1123 label')
     assert got["spec.names.shortNames[1]"] == 'Duplicate value: "ok"'
@@ -220,6 +275,7 @@ def test_group_needs_a_dot() -> None:
     def mutate(c: dict[str, Any]) -> None:
         c["spec"]["group"] = "kuscia"
         c["metadata"]["name"] = "domains.kuscia"
+
     assert _bad(mutate)["spec.group"] == 'Invalid value: "kuscia": should be a domain with at least one dot'
     assert _bad(lambda c: c["spec"].pop("group"))["spec.group"] == "Required value"
 
@@ -229,8 +285,8 @@ def test_exactly_one_storage_version() -> None:
         v2 = copy.deepcopy(c["spec"]["versions"][0])
         v2["name"] = "v1beta1"
         c["spec"]["versions"].append(v2)
-    assert _bad(two)["spec.versions"] == (
-        "Invalid value: 2: must have exactly one version marked as storage version")
+
+    assert _bad(two)["spec.versions"] == ("Invalid value: 2: must have exactly one version marked as storage version")
     got = _bad(lambda c: c["spec"]["versions"][0].update(storage=False))
     assert got["spec.versions"].endswith("must have exactly one version marked as storage version")
     assert _bad(lambda c: c["spec"].update(versions=[]))["spec.versions"].startswith("Required value")
@@ -241,6 +297,7 @@ def test_duplicate_version_names() -> None:
         v2 = copy.deepcopy(c["spec"]["versions"][0])
         v2["storage"] = False
         c["spec"]["versions"].append(v2)
+
     assert _bad(dup)["spec.versions[1].name"] == 'Duplicate value: "v1alpha1"'
 
 
@@ -251,17 +308,23 @@ def test_schema_required_and_structural() -> None:
     assert "spec.versions[0].schema.openAPIV3Schema.type" in got
 
     def bad_type(c: dict[str, Any]) -> None:
-        c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["role"][
-            "type"] = "str"
+        c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["role"]["type"] = (
+            "str"
+        )
+
     got = _bad(bad_type)
     assert got["spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[role].type"].startswith(
-        'Unsupported value: "str"')
+        'Unsupported value: "str"'
+    )
 
 
 def test_bad_printer_column() -> None:
     def mutate(c: dict[str, Any]) -> None:
         c["spec"]["versions"][0]["additionalPrinterColumns"] = [
-            {"name": "X", "type": "time", "jsonPath": ".status.x"}, {"type": "string"}]
+            {"name": "X", "type": "time", "jsonPath": ".status.x"},
+            {"type": "string"},
+        ]
+
     got = _bad(mutate)
     assert got["spec.versions[0].additionalPrinterColumns[0].type"].startswith('Unsupported value: "time"')
     assert got["spec.versions[0].additionalPrinterColumns[1].name"] == "Required value"
@@ -270,7 +333,8 @@ def test_bad_printer_column() -> None:
 
 def test_missing_spec() -> None:
     assert validate_crd({"metadata": {"name": "x"}}) == [
-        {"reason": "FieldValueRequired", "message": "Required value", "field": "spec"}]
+        {"reason": "FieldValueRequired", "message": "Required value", "field": "spec"}
+    ]
 
 
 # ------------------------------------------------------------------------ users' YAML validates
