@@ -146,6 +146,29 @@ def kubeconfig(config_path: Path, token: bool, server: str) -> None:
 
 
 @main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("quickstart-data"), show_default=True)
+@click.option("--exit", "exit_after", is_flag=True, help="Stop once the network is up and shown.")
+def quickstart(data_dir: Path, exit_after: bool) -> None:
+    """Start a local network (master + domains alice and bob) and show it working."""
+    from atoll.node.quickstart import run_quickstart
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_until_signal(run_quickstart(data_dir, exit_after=exit_after, say=click.echo)))
+    except (ConfigError, OSError) as exc:
+        fail(str(exc))
+
+
+async def _until_signal(work: Any) -> None:
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@main.command()
 def crds() -> None:
     """Print the Kuscia CRD manifests (to install Atoll's controllers on a real cluster)."""
     import yaml

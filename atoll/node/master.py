@@ -74,9 +74,11 @@ class MasterNode:
                 path = endpoint_file(self.config.data_dir)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(self.url)
-                tg.create_task(self._run_controllers(), name="master/controller-manager")
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
+                # in the body, not a sibling task: on shutdown the controllers stop (and release
+                # their lease) while the API server is still serving
+                await self._run_controllers()
         finally:
             await store.close()
 
