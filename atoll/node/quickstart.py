@@ -51,9 +51,9 @@ async def _apply_domain(client: Client, name: str) -> None:
         pass
 
 
-async def _wait_domains(client: Client, timeout: float) -> dict[str, str]:
+async def _wait_domains(client: Client, within: float) -> dict[str, str]:
     """Quota summary per domain once the controllers have reconciled it ('' if not in time)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     summary: dict[str, str] = {}
     while time.monotonic() < deadline:
         for name in DOMAINS:
@@ -87,7 +87,7 @@ async def run_quickstart(data_dir: Path, *, exit_after: bool, say: Say) -> None:
     async with node.client() as client:
         for name in DOMAINS:
             await _apply_domain(client, name)
-        summary = await _wait_domains(client, timeout=30)
+        summary = await _wait_domains(client, within=30)
     for name in DOMAINS:
         state = f"namespace {name}, quota {summary[name]}" if name in summary else "not reconciled yet"
         say(f"domain {name}: {state}")
