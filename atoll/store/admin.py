@@ -9,7 +9,7 @@ import aiomysql
 import asyncpg
 
 from atoll.store.base import StoreError
-from atoll.store.mysql import MySQLParams
+from atoll.store.endpoint import MySQLParams
 
 _IDENT = re.compile(r"^[A-Za-z0-9_$-]{1,63}$")
 

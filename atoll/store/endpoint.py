@@ -15,17 +15,25 @@ Passwords may be percent-encoded. PostgreSQL and MySQL databases must exist;
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from atoll.store.base import StoreError
 from atoll.store.log import LogStore
-from atoll.store.mysql import MySQLParams, MySQLStore
-from atoll.store.postgres import PostgresStore
 from atoll.store.sqlite import SQLiteStore
 
 _GO_DSN = re.compile(r"^(?P<cred>.*)@(?P<proto>tcp|unix)\((?P<addr>[^)]*)\)/(?P<db>[^?]*)(?:\?.*)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class MySQLParams:
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str = "root"
+    password: str = ""
+    db: str = ""
 
 
 def open_store(endpoint: str | None, data_dir: Path, **options: Any) -> LogStore:
@@ -36,7 +44,11 @@ def open_store(endpoint: str | None, data_dir: Path, **options: Any) -> LogStore
     if kind == "sqlite":
         return SQLiteStore(Path(target) if target else data_dir / "state.db", **options)
     if kind == "postgresql":
+        from atoll.store.postgres import PostgresStore  # drivers load only when used
+
         return PostgresStore(target, **options)
+    from atoll.store.mysql import MySQLStore
+
     return MySQLStore(mysql_params(target), **options)
 
 

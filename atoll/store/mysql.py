@@ -9,7 +9,6 @@ COMMITTED; a duplicate key or an InnoDB deadlock on the unique index re-plans th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aiomysql
@@ -17,6 +16,7 @@ import pymysql  # type: ignore[import-untyped]
 import pymysql.converters  # type: ignore[import-untyped]
 
 from atoll.store import sql
+from atoll.store.endpoint import MySQLParams
 from atoll.store.generic import AsyncSQLDriver
 from atoll.store.log import LogStore
 from atoll.store.rows import Batch, NewRow, Row
@@ -44,15 +44,6 @@ DUPLICATE, DEADLOCK, LOCK_WAIT = 1062, 1213, 1205
 # (PyMySQL/PyMySQL#1274); put the equivalent function back so BLOB/VARBINARY parameters work.
 if not callable(aiomysql.connection.escape_bytes_prefixed):
     aiomysql.connection.escape_bytes_prefixed = pymysql.converters.escape_bytes
-
-
-@dataclass(frozen=True, slots=True)
-class MySQLParams:
-    host: str = "127.0.0.1"
-    port: int = 3306
-    user: str = "root"
-    password: str = ""
-    db: str = ""
 
 
 class MySQLDriver(AsyncSQLDriver):
