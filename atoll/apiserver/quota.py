@@ -14,55 +14,14 @@ from fractions import Fraction
 from typing import Any
 
 from atoll.api import errors
+from atoll.api.podusage import TERMINAL, namespace_usage, pod_usage
 from atoll.api.quantity import format_quantity, parse_quantity
 from atoll.apiserver.admission import Attributes
 from atoll.apiserver.watchcache import WatchCache
 
+__all__ = ["TERMINAL", "QuotaAdmission", "namespace_usage", "pod_usage"]
+
 JSON = dict[str, Any]
-TERMINAL = ("Succeeded", "Failed")
-
-
-def _container_totals(pod: JSON, kind: str) -> dict[str, Fraction]:
-    totals: dict[str, Fraction] = {}
-    spec = pod.get("spec") or {}
-    for container in spec.get("containers") or []:
-        for res, value in ((container.get("resources") or {}).get(kind) or {}).items():
-            try:
-                totals[res] = totals.get(res, Fraction(0)) + parse_quantity(value)
-            except ValueError:
-                continue
-    for container in spec.get("initContainers") or []:  # init containers run alone: take the max
-        for res, value in ((container.get("resources") or {}).get(kind) or {}).items():
-            try:
-                totals[res] = max(totals.get(res, Fraction(0)), parse_quantity(value))
-            except ValueError:
-                continue
-    return totals
-
-
-def pod_usage(pod: JSON) -> dict[str, Fraction]:
-    """What one pod counts against quota keys."""
-    usage: dict[str, Fraction] = {"pods": Fraction(1), "count/pods": Fraction(1)}
-    requests, limits = _container_totals(pod, "requests"), _container_totals(pod, "limits")
-    for res, value in limits.items():
-        requests.setdefault(res, value)  # a limit without a request implies the request
-    for res, value in requests.items():
-        usage[f"requests.{res}"] = value
-        if res in ("cpu", "memory", "ephemeral-storage"):
-            usage[res] = value
-    for res, value in limits.items():
-        usage[f"limits.{res}"] = value
-    return usage
-
-
-def namespace_usage(pods: list[JSON]) -> dict[str, Fraction]:
-    total: dict[str, Fraction] = {}
-    for pod in pods:
-        if (pod.get("status") or {}).get("phase") in TERMINAL or (pod.get("metadata") or {}).get("deletionTimestamp"):
-            continue
-        for key, value in pod_usage(pod).items():
-            total[key] = total.get(key, Fraction(0)) + value
-    return total
 
 
 class QuotaAdmission:
