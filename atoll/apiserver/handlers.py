@@ -14,7 +14,9 @@ from atoll.api import errors
 from atoll.api.registry import ResourceDef
 from atoll.apiserver import codec, lists
 from atoll.apiserver.admission import UserInfo
+from atoll.apiserver import meta
 from atoll.apiserver.objects import Objects, WriteOptions
+from atoll.apiserver.podlogs import PodLogs
 from atoll.apiserver.routing import Route
 from atoll.apiserver.table import render_table
 from atoll.apiserver.watch import serve_watch
@@ -63,11 +65,17 @@ def _warnings(opts: WriteOptions | None) -> dict[str, str] | None:
 
 
 class ResourceHandlers:
-    def __init__(self, objects: Objects) -> None:
+    def __init__(self, objects: Objects, logs: PodLogs) -> None:
         self.objects = objects
+        self.logs = logs
 
     async def dispatch(self, request: web.Request, route: Route) -> web.StreamResponse:
         method = request.method
+        if route.subresource == "log" and method == "GET":
+            assert route.name is not None and route.namespace is not None
+            return await self.logs.serve(request, route.namespace, route.name)
+        if route.subresource == "binding" and method == "POST":
+            return await self.bind(request, route)
         if route.subresource and route.subresource not in ("status", "finalize"):
             raise errors.NotImplementedYet(
                 f"the {route.rd.plural}/{route.subresource} subresource is not served by this server yet"
@@ -171,6 +179,8 @@ class ResourceHandlers:
             new = apply_patch(ptype, current, document, rd.kind if rd.builtin else "")
             if not isinstance(new, dict):
                 raise errors.BadRequest("the patch did not produce an object")
+            if not isinstance(new.get("metadata") or {}, dict):
+                raise errors.BadRequest("metadata must be an object")
             pinned = (new.get("metadata") or {}).get("resourceVersion")
             if pinned and pinned != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(rd.plural, rd.group, name)
@@ -190,7 +200,9 @@ class ResourceHandlers:
         try:
             self.objects.get(rd, route.namespace, route.name)
         except errors.NotFound:
-            document.setdefault("metadata", {})["name"] = route.name
+            if not isinstance(document.setdefault("metadata", {}), dict):
+                raise errors.BadRequest("metadata must be an object") from None
+            document["metadata"]["name"] = route.name
             obj = await self.objects.create(rd, route.namespace, document, opts)
             return _one(request, rd, obj, status=201)
 
@@ -201,6 +213,50 @@ class ResourceHandlers:
 
         obj = await self.objects.modify(rd, route.namespace, route.name, mutate, opts, subresource=route.subresource)
         return _one(request, rd, obj)
+
+    async def bind(self, request: web.Request, route: Route) -> web.Response:
+        """``POST pods/NAME/binding``: set ``spec.nodeName`` once (409 if already bound elsewhere)."""
+        assert route.name is not None
+        body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
+        node = str((body.get("target") or {}).get("name") or "")
+        if not node:
+            raise errors.invalid(
+                "Binding",
+                "",
+                route.name,
+                [{"reason": "FieldValueRequired", "field": "target.name", "message": "Required value"}],
+            )
+        pod_name = route.name
+
+        def mutate(current: JSON) -> JSON:
+            spec = current.get("spec") or {}
+            if spec.get("nodeName"):
+                raise errors.Conflict(
+                    f'Operation cannot be fulfilled on pods/binding "{pod_name}": pod {pod_name} is already '
+                    f'assigned to node "{spec["nodeName"]}"',
+                    details={"name": pod_name, "kind": "pods"},
+                )
+            if current["metadata"].get("deletionTimestamp"):
+                raise errors.Conflict(f"pod {pod_name} is being deleted, cannot be assigned to a host")
+            status = dict(current.get("status") or {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conditions.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": meta.now_rfc3339(),
+                }
+            )
+            status["conditions"] = conditions
+            return {**current, "spec": {**spec, "nodeName": node}, "status": status}
+
+        await self.objects.modify(
+            route.rd, route.namespace, route.name, mutate, _options(request), subresource="binding"
+        )
+        return codec.json_response(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
+        )
 
     async def delete(self, request: web.Request, route: Route) -> web.Response:
         assert route.name is not None
@@ -285,4 +341,5 @@ def _exact_name(field_selector: str) -> str | None:
 
 
 def _patch_pins_rv(document: Any) -> bool:
-    return isinstance(document, dict) and bool((document.get("metadata") or {}).get("resourceVersion"))
+    md = document.get("metadata") if isinstance(document, dict) else None
+    return isinstance(md, dict) and bool(md.get("resourceVersion"))

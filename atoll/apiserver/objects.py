@@ -19,7 +19,7 @@ import orjson
 
 from atoll.api import errors
 from atoll.api.registry import ResourceDef
-from atoll.apiserver import meta, strategies
+from atoll.apiserver import meta, ssa, strategies
 from atoll.apiserver.admission import AdmissionChain, Attributes, UserInfo
 from atoll.apiserver.watchcache import Cached, WatchCache
 from atoll.store.base import KeyExists, KeyNotFound, RevisionMismatch, Store
@@ -40,6 +40,7 @@ class WriteOptions:
     field_validation: str = "Warn"
     user: UserInfo | None = None
     warnings: list[str] = field(default_factory=list)  # filled by admission, sent as Warning headers
+    record_managed_fields: bool = True  # False: the caller (server-side apply) set managedFields itself
 
 
 def encode_for_store(obj: JSON) -> bytes:
@@ -60,6 +61,10 @@ def _without_volatile(obj: JSON) -> JSON:
     md.pop("managedFields", None)
     out["metadata"] = md
     return out
+
+
+def _managed(obj: JSON) -> Any:
+    return obj["metadata"].get("managedFields")
 
 
 def _spec_part(obj: JSON, rd: ResourceDef) -> JSON:
@@ -155,6 +160,8 @@ class Objects:
         )
         await self.admission.admit(attrs)
         self._validate_meta(rd, obj)
+        if opts.record_managed_fields:
+            ssa.record_update(rd, None, obj, opts.field_manager)
         if opts.dry_run:
             return obj
         key = rd.key(namespace, md["name"])
@@ -237,7 +244,9 @@ class Objects:
                 warnings=opts.warnings,
             )
             await self.admission.admit(attrs)
-            if _without_volatile(new) == _without_volatile(current.obj):
+            if opts.record_managed_fields:
+                ssa.record_update(rd, current.obj, new, opts.field_manager, subresource)
+            if _without_volatile(new) == _without_volatile(current.obj) and _managed(new) == _managed(current.obj):
                 return current.obj
             self._validate_meta(rd, new)
             if opts.dry_run:
@@ -271,6 +280,10 @@ class Objects:
 
     def _merge_update(self, rd: ResourceDef, old: JSON, wanted: JSON, subresource: str) -> JSON:
         """The object to store: ``wanted`` with server-managed fields and subresource rules applied."""
+        if subresource == "binding":
+            new = dict(old, spec=wanted["spec"], status=wanted["status"])
+            new["metadata"] = dict(old["metadata"])
+            return new
         if subresource == "status":
             new = dict(old)
             new["status"] = wanted.get("status")
@@ -280,6 +293,8 @@ class Objects:
             return new
         new = dict(wanted)
         new["apiVersion"], new["kind"] = rd.api_version, rd.kind
+        if not isinstance(new.get("metadata") or {}, dict):
+            raise errors.BadRequest("metadata must be an object")
         md = dict(new.get("metadata") or {})
         old_md = old["metadata"]
         for fld in ("name", "namespace", *_SERVER_MANAGED):
@@ -348,6 +363,8 @@ class Objects:
     @staticmethod
     def _check_preconditions(rd: ResourceDef, name: str, obj: JSON, options: JSON) -> None:
         pre = options.get("preconditions") or {}
+        if not isinstance(pre, dict):
+            raise errors.BadRequest("preconditions must be an object")
         md = obj["metadata"]
         if pre.get("uid") and pre["uid"] != md.get("uid"):
             raise errors.Conflict(

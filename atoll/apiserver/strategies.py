@@ -133,10 +133,27 @@ ON_UPDATE: dict[tuple[str, str], Hook] = {
 RETURNS_DELETED_OBJECT = frozenset({("", "Pod"), ("", "Service")})
 
 
+def _run_hook(rd: ResourceDef, hook: Hook, obj: JSON) -> None:
+    """Run a defaulting hook; a body whose fields have the wrong JSON types is a 422, not a crash."""
+    from atoll.api import errors
+    from atoll.apiserver.meta import cause
+
+    name = str((obj.get("metadata") or {}).get("name", ""))
+    for fld in ("spec", "status"):
+        if obj.get(fld) is not None and not isinstance(obj[fld], dict):
+            raise errors.invalid(rd.kind, rd.group, name, [cause(
+                "FieldValueTypeInvalid", fld, f"Invalid value: {type(obj[fld]).__name__}: must be an object")])
+    try:
+        hook(obj)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise errors.invalid(rd.kind, rd.group, name, [cause(
+            "FieldValueTypeInvalid", "", f"Invalid value: a field has the wrong type ({exc})")]) from None
+
+
 def prepare_create(rd: ResourceDef, obj: JSON) -> None:
     hook = ON_CREATE.get((rd.group, rd.kind))
     if hook:
-        hook(obj)
+        _run_hook(rd, hook, obj)
     elif not rd.builtin and rd.has_status:
         obj.pop("status", None)  # custom resources: status only through /status
 
@@ -144,7 +161,7 @@ def prepare_create(rd: ResourceDef, obj: JSON) -> None:
 def prepare_update(rd: ResourceDef, obj: JSON) -> None:
     hook = ON_UPDATE.get((rd.group, rd.kind))
     if hook:
-        hook(obj)
+        _run_hook(rd, hook, obj)
 
 
 def returns_deleted_object(rd: ResourceDef) -> bool:

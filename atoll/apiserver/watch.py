@@ -47,7 +47,10 @@ async def serve_watch(
 ) -> web.StreamResponse:
     query = request.query
     revision = _parse_rv(query.get("resourceVersion", ""))
-    timeout = float(query.get("timeoutSeconds") or 0) or random.uniform(1800, 3600)
+    try:
+        timeout = float(query.get("timeoutSeconds") or 0) or random.uniform(1800, 3600)
+    except ValueError:
+        raise errors.BadRequest(f"invalid timeoutSeconds: {query.get('timeoutSeconds')!r}") from None
     bookmarks = query.get("allowWatchBookmarks", "").lower() == "true"
     send_initial = query.get("sendInitialEvents", "").lower() == "true"
     prefix = rd.key_prefix(namespace)

@@ -96,12 +96,16 @@ class Api:
             hdrs.setdefault("Content-Type", ctype or "application/json")
         elif ctype is not None:
             hdrs["Content-Type"] = ctype
+        skip = () if "Content-Type" in hdrs else ("Content-Type",)  # as the Python client: no Content-Type
         async with self.session.request(method, self.url + path, data=data, params=params, headers=hdrs,
-                                        ssl=self.ssl) as resp:
+                                        ssl=self.ssl, skip_auto_headers=skip) as resp:
             raw = await resp.read()
             reply = Reply(resp.status, resp.headers, raw)
             if raw and resp.headers.get("Content-Type", "").startswith("application/json"):
-                reply.body = json.loads(raw)
+                try:
+                    reply.body = json.loads(raw)
+                except ValueError:
+                    reply.body = None
             return reply
 
     async def get(self, path: str, **kw: Any) -> Reply:
