@@ -12,7 +12,7 @@ from aiohttp import web
 
 from atoll.api import errors
 from atoll.api.registry import ResourceDef
-from atoll.apiserver import codec, lists
+from atoll.apiserver import codec, lists, ssa
 from atoll.apiserver.admission import UserInfo
 from atoll.apiserver import meta
 from atoll.apiserver.objects import Objects, WriteOptions
@@ -33,7 +33,7 @@ def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
     user = request.get(codec.USER_KEY)
     return WriteOptions(
         dry_run=dry_run,
-        field_manager=query.get("fieldManager", ""),
+        field_manager=query.get("fieldManager") or ssa.manager_from_user_agent(request.headers.get("User-Agent", "")),
         field_validation=validation,
         user=user if isinstance(user, UserInfo) else None,
     )
@@ -192,27 +192,43 @@ class ResourceHandlers:
         return _one(request, rd, obj, opts=opts)
 
     async def _apply(self, request: web.Request, route: Route, document: Any, opts: WriteOptions) -> web.Response:
-        """Server-side apply (simplified: merge the applied configuration; create when missing)."""
+        """Server-side apply (``ssa``): create when missing (201), else merge with field ownership."""
         assert route.name is not None
+        ssa.validate_apply_query(request.query.get("fieldManager", ""), request.query.get("force"))
         if not isinstance(document, dict):
             raise errors.BadRequest("an apply patch must be an object")
-        rd = route.rd
-        try:
-            self.objects.get(rd, route.namespace, route.name)
-        except errors.NotFound:
-            if not isinstance(document.setdefault("metadata", {}), dict):
-                raise errors.BadRequest("metadata must be an object") from None
-            document["metadata"]["name"] = route.name
-            obj = await self.objects.create(rd, route.namespace, document, opts)
-            return _one(request, rd, obj, status=201)
+        md = document.setdefault("metadata", {})
+        if not isinstance(md, dict):
+            raise errors.BadRequest("metadata must be an object")
+        if md.get("name") and md["name"] != route.name:
+            raise errors.BadRequest(
+                f"the name of the object ({md['name']}) does not match the name on the URL ({route.name})")
+        _check_kind(route.rd, document)
+        rd, name, force = route.rd, route.name, codec.bool_param(request, "force")
+        manager, pinned = opts.field_manager, str(md.get("resourceVersion") or "")
+        opts.record_managed_fields = False
+        for _ in range(3):
+            try:
+                self.objects.get(rd, route.namespace, name)
+            except errors.NotFound:
+                if route.subresource:
+                    raise
+                body = ssa.apply(rd, None, {**document, "metadata": {**md, "name": name}}, manager, force=force)
+                try:
+                    obj = await self.objects.create(rd, route.namespace, body, opts)
+                except errors.AlreadyExists:
+                    continue
+                return _one(request, rd, obj, status=201, opts=opts)
 
-        def mutate(current: JSON) -> JSON:
-            merged = apply_patch("strategic" if rd.builtin else "merge", current, document, rd.kind)
-            assert isinstance(merged, dict)
-            return merged
+            def mutate(current: JSON) -> JSON:
+                if pinned and pinned != current["metadata"]["resourceVersion"]:
+                    raise errors.conflict(rd.plural, rd.group, name)
+                return ssa.apply(rd, current, document, manager, force=force, subresource=route.subresource)
 
-        obj = await self.objects.modify(rd, route.namespace, route.name, mutate, opts, subresource=route.subresource)
-        return _one(request, rd, obj)
+            obj = await self.objects.modify(rd, route.namespace, name, mutate, opts,
+                                            subresource=route.subresource, pinned=bool(pinned))
+            return _one(request, rd, obj, opts=opts)
+        raise errors.conflict(rd.plural, rd.group, name)
 
     async def bind(self, request: web.Request, route: Route) -> web.Response:
         """``POST pods/NAME/binding``: set ``spec.nodeName`` once (409 if already bound elsewhere)."""
@@ -221,9 +237,7 @@ class ResourceHandlers:
         node = str((body.get("target") or {}).get("name") or "")
         if not node:
             raise errors.invalid(
-                "Binding",
-                "",
-                route.name,
+                "Binding", "", route.name,
                 [{"reason": "FieldValueRequired", "field": "target.name", "message": "Required value"}],
             )
         pod_name = route.name
@@ -240,20 +254,13 @@ class ResourceHandlers:
                 raise errors.Conflict(f"pod {pod_name} is being deleted, cannot be assigned to a host")
             status = dict(current.get("status") or {})
             conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-            conditions.append(
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": meta.now_rfc3339(),
-                }
-            )
+            conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                               "lastTransitionTime": meta.now_rfc3339()})
             status["conditions"] = conditions
             return {**current, "spec": {**spec, "nodeName": node}, "status": status}
 
-        await self.objects.modify(
-            route.rd, route.namespace, route.name, mutate, _options(request), subresource="binding"
-        )
+        await self.objects.modify(route.rd, route.namespace, route.name, mutate, _options(request),
+                                  subresource="binding")
         return codec.json_response(
             {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
         )
