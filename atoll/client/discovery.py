@@ -87,5 +87,27 @@ class Discovery:
         except KeyError:
             raise NotFound(f'the server doesn\'t have a resource type "{kind}" in "{api_version}"') from None
 
+    async def preferred_resources(self) -> tuple[list[ResourceDef], dict[str, Exception]]:
+        """Every top-level resource of the server's preferred group-versions (``kubectl
+        api-resources``), fetched afresh. Group-versions that fail are returned as errors next to
+        the rest instead of failing the whole call, like client-go's ``ErrGroupDiscoveryFailed``:
+        the namespace controller and the garbage collector still work on what they can see."""
+        group_versions = [str(v) for v in (await self._fetch("/api")).get("versions") or ()]
+        for group in (await self._fetch("/apis")).get("groups") or ():
+            preferred = (group.get("preferredVersion") or {}).get("groupVersion")
+            versions = group.get("versions") or ()
+            if not preferred and versions:
+                preferred = versions[0].get("groupVersion")
+            if preferred:
+                group_versions.append(str(preferred))
+        out: list[ResourceDef] = []
+        failed: dict[str, Exception] = {}
+        for gv in group_versions:
+            try:
+                out.extend((await self.resources(gv, refresh=True)).values())
+            except Exception as exc:  # reported to the caller per group-version
+                failed[gv] = exc
+        return out, failed
+
     def invalidate(self) -> None:
         self._by_gv.clear()

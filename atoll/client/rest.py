@@ -35,6 +35,7 @@ from atoll.client.stream import StreamResponse
 
 JSON = dict[str, Any]
 Items = list[JSON]
+ResourceDefs = list[ResourceDef]
 PatchType = Literal["merge", "json", "strategic", "apply"]
 
 PATCH_CONTENT_TYPES: Mapping[str, str] = {
@@ -453,6 +454,10 @@ class Client:
     async def resource_for(self, obj: Mapping[str, Any]) -> ResourceDef:
         """The ResourceDef of an object read from YAML."""
         return await self.discover(str(obj["apiVersion"]), str(obj["kind"]))
+
+    async def preferred_resources(self) -> tuple[ResourceDefs, dict[str, Exception]]:
+        """All resources of the preferred group-versions, plus the group-versions that failed."""
+        return await self._discovery.preferred_resources()
 
     def invalidate_discovery(self) -> None:
         self._discovery.invalidate()
