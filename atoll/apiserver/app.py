@@ -36,6 +36,7 @@ from atoll.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discove
 from atoll.apiserver.handlers import ResourceHandlers
 from atoll.apiserver.objects import Objects
 from atoll.apiserver.openapi import OpenAPI
+from atoll.apiserver.podlogs import PodLogs
 from atoll.apiserver.quota import QuotaAdmission
 from atoll.apiserver.rbac import RBACAuthorizer, forbidden_message, verb_for
 from atoll.apiserver.rbac import Request as AuthzRequest
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+COMPACTION_INTERVAL = 300.0
 VERSION_INFO = {
     "major": "1",
     "minor": "32",
@@ -70,6 +72,8 @@ class ServerConfig:
     ssl_context: ssl.SSLContext | None = None
     admin_token: str | None = None  # None: no authentication at all (in-process tests only)
     signing_key: Path | None = None  # ServiceAccount token signing key
+    ca_file: Path | None = None  # cluster CA: verifies node agents (pod logs)
+    kubelet_client_cert: tuple[Path, Path] | None = None  # (cert, key) presented to node agents
 
 
 class APIServer:
@@ -101,7 +105,7 @@ class APIServer:
         self.admission.add(self.crds)
         self.admission.add(QuotaAdmission(self.cache))
         self.objects = Objects(store, self.cache, self.admission)
-        self.resources = ResourceHandlers(self.objects)
+        self.resources = ResourceHandlers(self.objects, PodLogs(self.cache, config.ca_file, config.kubelet_client_cert))
         self.discovery = Discovery(self.registry)
         self.openapi = OpenAPI(self.registry)
         self.extra_routes: dict[str, Handler] = {}
@@ -236,6 +240,7 @@ class APIServer:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.cache.run(), name="apiserver/watch-cache")
             await self.cache.wait_ready()
+            tg.create_task(self._compact_periodically(), name="apiserver/compactor")
             runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
             await runner.setup()
             site = web.TCPSite(
@@ -258,6 +263,20 @@ class APIServer:
                 await asyncio.Event().wait()
             finally:
                 await runner.cleanup()
+
+    async def _compact_periodically(self) -> None:
+        """Like kube-apiserver with etcd: every interval, compact to the revision seen one interval
+        ago, so at least one interval of history stays available to watches and continue tokens."""
+        previous = await self.store.current_revision()
+        while True:
+            await asyncio.sleep(COMPACTION_INTERVAL)
+            current = await self.store.current_revision()
+            if previous > 0:
+                try:
+                    await self.store.compact(previous)
+                except Exception:
+                    log.exception("compaction to revision %d failed", previous)
+            previous = current
 
     async def wait_ready(self) -> None:
         await self._ready.wait()

@@ -55,6 +55,15 @@ class PKI:
         return self.directory / "admin.key"
 
     @property
+    def kubelet_client_cert(self) -> Path:
+        """The API server's client certificate towards node agents (pod logs)."""
+        return self.directory / "apiserver-kubelet-client.crt"
+
+    @property
+    def kubelet_client_key(self) -> Path:
+        return self.directory / "apiserver-kubelet-client.key"
+
+    @property
     def admin_token(self) -> Path:
         return self.directory / "admin.token"
 
@@ -118,6 +127,29 @@ def issue_client_cert(pki: PKI, user: str, groups: tuple[str, ...] = ()) -> tupl
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
+def issue_serving_cert(pki: PKI, name: str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> tuple[bytes, bytes]:
+    """A serving certificate (PEM cert, PEM key) for ``hosts``, signed by the CA (node agents)."""
+    ca_cert, ca_key = _load_ca(pki)
+    key = _new_key()
+    cert = (
+        _builder(_name(name), ca_cert.subject, key.public_key())
+        .add_extension(x509.SubjectAlternativeName(_sans(hosts)), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def _sans(hosts: tuple[str, ...]) -> list[x509.GeneralName]:
+    sans: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    return sans
+
+
 def ensure_pki(directory: Path, *, extra_hosts: tuple[str, ...] = ()) -> PKI:
     """Create the CA, serving certificate, admin credentials and SA signing key if missing."""
     pki = PKI(directory)
@@ -136,12 +168,7 @@ def ensure_pki(directory: Path, *, extra_hosts: tuple[str, ...] = ()) -> PKI:
     if not pki.server_cert.exists():
         ca_cert, ca_key = _load_ca(pki)
         key = _new_key()
-        sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        for host in extra_hosts:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                sans.append(x509.DNSName(host))
+        sans = _sans(("localhost", "127.0.0.1", *extra_hosts))
         cert = (
             _builder(_name("atoll-apiserver"), ca_cert.subject, key.public_key())
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -154,6 +181,10 @@ def ensure_pki(directory: Path, *, extra_hosts: tuple[str, ...] = ()) -> PKI:
         cert_pem, key_pem = issue_client_cert(pki, "atoll-admin", ("system:masters",))
         _write_private(pki.admin_key, key_pem)
         pki.admin_cert.write_bytes(cert_pem)
+    if not pki.kubelet_client_cert.exists():
+        cert_pem, key_pem = issue_client_cert(pki, "atoll-apiserver", ("system:masters",))
+        _write_private(pki.kubelet_client_key, key_pem)
+        pki.kubelet_client_cert.write_bytes(cert_pem)
     if not pki.admin_token.exists():
         _write_private(pki.admin_token, os.urandom(24).hex().encode())
     if not pki.signing_key.exists():

@@ -65,6 +65,8 @@ class MasterNode:
                     server_ssl_context(self.pki),
                     admin_token=self.pki.admin_token.read_text().strip(),
                     signing_key=self.pki.signing_key,
+                    ca_file=self.pki.ca_cert,
+                    kubelet_client_cert=(self.pki.kubelet_client_cert, self.pki.kubelet_client_key),
                 ),
             )
             async with asyncio.TaskGroup() as tg:
