@@ -34,6 +34,7 @@ from atoll.apiserver.auth import (
 from atoll.apiserver.crds import CRD_PREFIX, CRDManager
 from atoll.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery
 from atoll.apiserver.handlers import ResourceHandlers
+from atoll.apiserver.kuscia_admission import KusciaAdmission
 from atoll.apiserver.objects import Objects
 from atoll.apiserver.openapi import OpenAPI
 from atoll.apiserver.podlogs import PodLogs
@@ -103,6 +104,7 @@ class APIServer:
         self.admission = AdmissionChain()
         self.admission.add(NamespaceLifecycle(self._namespace))
         self.admission.add(self.crds)
+        self.admission.add(KusciaAdmission())
         self.admission.add(QuotaAdmission(self.cache))
         self.objects = Objects(store, self.cache, self.admission)
         self.resources = ResourceHandlers(self.objects, PodLogs(self.cache, config.ca_file, config.kubelet_client_cert))

@@ -56,6 +56,12 @@ workqueue_work_duration_seconds = Histogram(
 workqueue_retries_total = Counter(
     "workqueue_retries_total", "Total number of retries handled by workqueue", ["name"], registry=REGISTRY
 )
+controller_writes_total = Counter(
+    "controller_writes_total",
+    "API writes (create/update/patch/delete) issued by controllers",
+    ["controller", "verb"],
+    registry=REGISTRY,
+)
 informer_watch_restarts_total = Counter(
     "informer_watch_restarts_total",
     "Watches that ended abnormally and were restarted (incl. relists)",
