@@ -35,6 +35,7 @@ from atoll.apiserver.crds import CRD_PREFIX, CRDManager
 from atoll.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery
 from atoll.apiserver.handlers import ResourceHandlers
 from atoll.apiserver.kuscia_admission import KusciaAdmission
+from atoll.apiserver.metrics import count_requests, serve_metrics
 from atoll.apiserver.objects import Objects
 from atoll.apiserver.openapi import OpenAPI
 from atoll.apiserver.podlogs import PodLogs
@@ -122,7 +123,9 @@ class APIServer:
     # ---- HTTP ----------------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors, self._authenticate], client_max_size=codec.MAX_BODY + 1024)
+        app = web.Application(
+            middlewares=[count_requests, self._errors, self._authenticate], client_max_size=codec.MAX_BODY + 1024
+        )
         app.router.add_route("*", "/{tail:.*}", self._route)
         return app
 
@@ -187,6 +190,9 @@ class APIServer:
                 return codec.json_response(self.openapi.index())
             if len(parts) > 2 and parts[1] == "v3":
                 return _doc_or_404(self.openapi.document("/".join(parts[2:])))
+        if head == "metrics" and len(parts) == 1:
+            self._authorize_path(request)
+            return await serve_metrics(request)
         extra = self.extra_routes.get(head)
         if extra is not None:
             return await extra(request)
@@ -224,6 +230,15 @@ class APIServer:
             raise errors.Forbidden(
                 forbidden_message(req), details={"name": req.name, "group": req.api_group, "kind": req.resource}
             )
+
+    def _authorize_path(self, request: web.Request) -> None:
+        """Non-resource URLs beyond discovery and health (``/metrics``) need an RBAC grant."""
+        user = request.get(codec.USER_KEY)
+        if self.authn is None or user is None:
+            return
+        req = AuthzRequest(user.name, user.groups, request.method.lower(), path=request.path)
+        if not self.authorizer.authorize(user, req):
+            raise errors.Forbidden(forbidden_message(req))
 
     def _discovery(self, request: web.Request, *, core: bool) -> web.Response:
         version = _aggregated_version(request.headers.get("Accept", ""))

@@ -40,6 +40,10 @@ def setup_all(manager: Manager, ctx: ControllerContext, names: tuple[str, ...] =
                 raise
             log.debug("controller package %s is not available", name)
             continue
-        module.setup(manager, ctx)
+        setup = getattr(module, "setup", None)
+        if setup is None:
+            log.warning("atoll.controllers.%s has no setup(manager, ctx); not started", name)
+            continue
+        setup(manager, ctx)
         done.append(name)
     return done

@@ -186,3 +186,17 @@ async def test_quota_refuses_the_101st_pod(api_server: RunningServer) -> None:
         'pods "p101" is forbidden: exceeded quota: resource-limitation, '
         "requested: pods=1, used: pods=100, limited: pods=100"
     )
+
+
+async def test_metrics_endpoint_needs_a_grant(api_server: RunningServer) -> None:
+    await call(api_server, "GET", "/api/v1/namespaces")
+    async with aiohttp.ClientSession(headers=api_server.headers()) as session, session.get(
+            api_server.url + "/metrics", ssl=api_server.ssl_context()) as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    assert 'apiserver_request_total{code="200",resource="namespaces",verb="LIST"}' in text
+    assert "workqueue_depth" in text
+    token = await domain_identity(api_server, "frank")
+    status, body = await call(api_server, "GET", "/metrics", token=token)
+    assert status == 403
+    assert body["message"] == 'forbidden: User "system:serviceaccount:frank:frank" cannot get path "/metrics"'
