@@ -1,0 +1,121 @@
+"""The namespace controller against a real in-process master (API server + controller manager).
+
+Aspects: deleting a namespace removes its built-in and custom content and then the namespace
+itself (a watch sees ``DELETED``); an object whose finalizer is never removed keeps the
+namespace Terminating with explanatory conditions until the finalizer goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from atoll.api.errors import NotFound
+from atoll.api.kinds import CONFIGMAPS, NAMESPACES, PODS, SECRETS, kind
+from atoll.client import Client
+from atoll.controllers import setup_all
+
+try:
+    from tests.conftest import RunningServer
+except ImportError:  # pragma: no cover
+    from conftest import RunningServer  # type: ignore
+
+JSON = dict[str, Any]
+DOMAINROUTES = kind("kuscia.secretflow", "domainroutes")
+TIMEOUT = 30.0
+
+
+@pytest.fixture(autouse=True)
+def only_these_controllers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run only the namespace controller and the garbage collector in the master, so other
+    controllers (developed concurrently) neither interfere with nor break these tests."""
+    monkeypatch.setattr(
+        "atoll.node.master.setup_all", functools.partial(setup_all, names=("namespace", "garbagecollector"))
+    )
+
+
+@pytest.fixture
+async def client(api_server: RunningServer) -> AsyncIterator[Client]:
+    async with Client(api_server.url, ssl_context=api_server.ssl_context(), token=api_server.token) as c:
+        yield c
+
+
+def domainroute(name: str) -> JSON:
+    return {
+        "apiVersion": "kuscia.secretflow/v1alpha1",
+        "kind": "DomainRoute",
+        "metadata": {"name": name},
+        "spec": {"source": "alice", "destination": "bob", "authenticationType": "None"},
+    }
+
+
+async def populate(client: Client, ns: str) -> None:
+    await client.create(NAMESPACES, {"metadata": {"name": ns}})
+    await client.create(CONFIGMAPS, {"metadata": {"name": "cm"}, "data": {"k": "v"}}, ns)
+    await client.create(SECRETS, {"metadata": {"name": "s"}, "stringData": {"k": "v"}}, ns)
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}
+    await client.create(PODS, pod, ns)
+    await client.create(DOMAINROUTES, domainroute("alice-bob"), ns)
+
+
+async def wait_deleted(client: Client, ns: str, resource_version: str) -> None:
+    """Watch the namespace until its DELETED event (what ``kubectl delete ns`` waits for)."""
+    stream = client.watch(NAMESPACES, resource_version=resource_version, field_selector=f"metadata.name={ns}")
+    async with asyncio.timeout(TIMEOUT), contextlib.aclosing(stream) as events:
+        async for event, obj in events:
+            if event == "DELETED" and obj["metadata"]["name"] == ns:
+                return
+    raise AssertionError("watch ended without DELETED")
+
+
+async def test_namespace_deletion_removes_content_then_namespace(client: Client) -> None:
+    await populate(client, "team-a")
+    await client.create(CONFIGMAPS, {"metadata": {"name": "cm"}, "data": {}}, "default")
+    marked = await client.delete(NAMESPACES, "team-a")
+    assert marked["status"]["phase"] == "Terminating"
+    await wait_deleted(client, "team-a", marked["metadata"]["resourceVersion"])
+
+    with pytest.raises(NotFound):
+        await client.get(NAMESPACES, "team-a")
+    for rd in (CONFIGMAPS, SECRETS, PODS, DOMAINROUTES):
+        items, _ = await client.list_all(rd, "team-a")
+        assert items == [], rd.plural
+    await client.get(CONFIGMAPS, "cm", "default")  # other namespaces are untouched
+
+
+async def test_finalizer_blocks_namespace_removal(client: Client) -> None:
+    await populate(client, "team-b")
+    held = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}, "data": {}}
+    await client.create(CONFIGMAPS, held, "team-b")
+    await client.delete(NAMESPACES, "team-b")
+
+    async def conditions() -> dict[str, JSON]:
+        ns = await client.get(NAMESPACES, "team-b")
+        return {c["type"]: c for c in (ns.get("status") or {}).get("conditions") or ()}
+
+    async with asyncio.timeout(TIMEOUT):
+        while (await conditions()).get("NamespaceFinalizersRemaining", {}).get("status") != "True":
+            await asyncio.sleep(0.1)
+    found = await conditions()
+    assert "example.com/hold in 1 resource instances" in found["NamespaceFinalizersRemaining"]["message"]
+    assert found["NamespaceContentRemaining"]["status"] == "True"
+    assert "configmaps has 1 resource instances" in found["NamespaceContentRemaining"]["message"]
+    assert found["NamespaceDeletionContentFailure"]["status"] == "False"
+
+    # everything else is gone; the held ConfigMap only has a deletionTimestamp
+    for rd in (SECRETS, PODS, DOMAINROUTES):
+        items, _ = await client.list_all(rd, "team-b")
+        assert items == [], rd.plural
+    cm = await client.get(CONFIGMAPS, "held", "team-b")
+    assert cm["metadata"]["deletionTimestamp"]
+    await asyncio.sleep(1.0)
+    ns = await client.get(NAMESPACES, "team-b")
+    assert ns["status"]["phase"] == "Terminating"
+
+    await client.patch(CONFIGMAPS, "held", {"metadata": {"finalizers": None}}, "team-b")
+    await wait_deleted(client, "team-b", ns["metadata"]["resourceVersion"])
