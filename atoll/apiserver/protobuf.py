@@ -1,6 +1,6 @@
 """Decode ``application/vnd.kubernetes.protobuf`` request bodies into the JSON kubectl would send.
 
-Typed kubectl commands (``create ns|configmap|secret|quota|sa|role|rolebinding|token``,
+Typed kubectl commands (``create ns|configmap|secret|quota|sa|role|rolebinding|token|service``,
 ``auth can-i``) POST protobuf. The body is the magic ``k8s\\0`` followed by a ``runtime.Unknown``
 (1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3 contentEncoding, 4 contentType) whose ``raw`` is the
 object's message. Field numbers follow the ``generated.proto`` files of k8s.io/api and
@@ -84,6 +84,16 @@ _QUOTA_SPEC: Msg = {
     3: _m("scopeSelector", {1: _rm("matchExpressions", {1: _s("scopeName"), 2: _s("operator"),
                                                          3: _rs("values")})}),
 }
+_SERVICE_PORT: Msg = {1: _s("name"), 2: _s("protocol"), 6: _opt("appProtocol", "string"), 3: Fld("port", "int"),
+                      4: Fld("targetPort", "intorstr"), 5: Fld("nodePort", "int")}
+_SERVICE_SPEC: Msg = {  # ``kubectl create service clusterip|nodeport|loadbalancer|externalname``
+    4: _s("type"), 1: _rm("ports", _SERVICE_PORT), 2: Fld("selector", "map_ss"), 3: _s("clusterIP"),
+    18: _rs("clusterIPs"), 5: _rs("externalIPs"), 7: _s("sessionAffinity"), 8: _s("loadBalancerIP"),
+    9: _rs("loadBalancerSourceRanges"), 10: _s("externalName"), 11: _s("externalTrafficPolicy"),
+    12: Fld("healthCheckNodePort", "int"), 13: Fld("publishNotReadyAddresses", "bool"), 17: _rs("ipFamilies"),
+    19: _opt("ipFamilyPolicy", "string"), 20: _opt("allocateLoadBalancerNodePorts", "bool"),
+    21: _opt("loadBalancerClass", "string"), 22: _opt("internalTrafficPolicy", "string"),
+}
 
 _KINDS: dict[str, Msg] = {
     "Namespace": {
@@ -101,6 +111,7 @@ _KINDS: dict[str, Msg] = {
                        4: _opt("automountServiceAccountToken", "bool")},
     "ResourceQuota": {1: _m("metadata", _META), 2: _m("spec", _QUOTA_SPEC),
                       3: _m("status", {1: Fld("hard", "map_sq"), 2: Fld("used", "map_sq")})},
+    "Service": {1: _m("metadata", _META), 2: _m("spec", _SERVICE_SPEC)},
     "Role": {1: _m("metadata", _META), 2: _m("rules", _POLICY_RULE, repeated=True)},
     "ClusterRole": {1: _m("metadata", _META), 2: _m("rules", _POLICY_RULE, repeated=True),
                     3: _m("aggregationRule", {1: _rm("clusterRoleSelectors", _LABEL_SELECTOR)})},
@@ -251,6 +262,11 @@ def _decode(raw: bytes, msg: Msg) -> JSON:
             v = bool(val)
         elif kind == "time":
             v = _time(val) if isinstance(val, bytes) else None
+        elif kind == "intorstr":  # intstr.IntOrString {1 type (0 int, 1 string), 2 intVal, 3 strVal}
+            if not isinstance(val, bytes):
+                raise BadRequest(f"invalid protobuf body: {fld.name} must be a message")
+            ios = {n: x for n, _w, x in _fields(val)}
+            v = _text(ios.get(3, b""), fld.name) if ios.get(1) == 1 else _signed64(ios.get(2, 0))
         elif kind in ("map_ss", "map_sb", "map_sq"):
             if not isinstance(val, bytes):
                 raise BadRequest(f"invalid protobuf body: {fld.name} entries must be length-delimited")
