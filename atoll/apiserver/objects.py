@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,7 +265,12 @@ class Objects:
     ) -> JSON:
         key = rd.key(namespace, name)
         md = new["metadata"]
-        if md.get("deletionTimestamp") and not md.get("finalizers") and not _namespace_finalizers(rd, new):
+        if (
+            md.get("deletionTimestamp")
+            and not md.get("finalizers")
+            and not md.get("deletionGracePeriodSeconds")
+            and not _namespace_finalizers(rd, new)
+        ):
             try:
                 ev = await self.store.delete(key, current.revision)
             except KeyNotFound:
@@ -407,20 +413,26 @@ def _mark_deleted(rd: ResourceDef, obj: JSON, options: JSON) -> JSON | None:
     elif policy == "Orphan" and "orphan" not in finalizers and not md.get("deletionTimestamp"):
         finalizers.append("orphan")
     is_namespace = rd.group == "" and rd.kind == "Namespace"
-    if not finalizers and not _namespace_finalizers(rd, obj):
+    grace = strategies.deletion_grace_seconds(rd, obj, options)
+    if not finalizers and not _namespace_finalizers(rd, obj) and not grace:
         return None
     new = dict(obj)
     new_md = dict(md)
     new_md["finalizers"] = finalizers
     if not finalizers:
         new_md.pop("finalizers")
-    if not md.get("deletionTimestamp"):
-        new_md["deletionTimestamp"] = meta.now_rfc3339()
-        new_md["deletionGracePeriodSeconds"] = 0
+    if not md.get("deletionTimestamp") or grace < int(md.get("deletionGracePeriodSeconds") or 0):
+        # graceful (pods on a node): visible until the agent confirms with grace 0, like Kubernetes
+        new_md["deletionTimestamp"] = _rfc3339_after(grace) if grace else meta.now_rfc3339()
+        new_md["deletionGracePeriodSeconds"] = grace
     new["metadata"] = new_md
     if is_namespace:
         new["status"] = dict(obj.get("status") or {}, phase="Terminating")
     return new
+
+
+def _rfc3339_after(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
 
 
 AsyncMutator = Callable[[JSON], Awaitable[JSON]]

@@ -164,5 +164,34 @@ def prepare_update(rd: ResourceDef, obj: JSON) -> None:
         _run_hook(rd, hook, obj)
 
 
+def deletion_grace_seconds(rd: ResourceDef, obj: JSON, options: JSON) -> int:
+    """Seconds an object stays visible (with ``deletionTimestamp``) before it is removed; 0 = at once.
+
+    Only Pods are deleted gracefully, as in Kubernetes: a pod bound to a node and not yet finished
+    waits for its node agent to stop the containers and confirm with a delete of grace 0. The grace
+    is ``DeleteOptions.gracePeriodSeconds`` or ``spec.terminationGracePeriodSeconds`` (default 30);
+    a second delete may shorten it, never lengthen it.
+    """
+    if rd.group != "" or rd.kind != "Pod":
+        return 0
+    spec, status, md = obj.get("spec") or {}, obj.get("status") or {}, obj["metadata"]
+    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+        return 0
+    raw = options.get("gracePeriodSeconds")
+    if raw is None:
+        raw = spec.get("terminationGracePeriodSeconds", 30)
+    try:
+        grace = int(raw)
+    except (TypeError, ValueError):
+        from atoll.api import errors
+
+        raise errors.BadRequest(f"gracePeriodSeconds: must be an integer (got {raw!r})") from None
+    grace = max(grace, 0)
+    current = md.get("deletionGracePeriodSeconds")
+    if md.get("deletionTimestamp") and isinstance(current, int):
+        grace = min(grace, current)
+    return grace
+
+
 def returns_deleted_object(rd: ResourceDef) -> bool:
     return not rd.builtin or (rd.group, rd.kind) in RETURNS_DELETED_OBJECT
