@@ -99,9 +99,11 @@ async def test_finalizer_blocks_namespace_removal(client: Client) -> None:
         return {c["type"]: c for c in (ns.get("status") or {}).get("conditions") or ()}
 
     async with asyncio.timeout(TIMEOUT):
-        while (await conditions()).get("NamespaceFinalizersRemaining", {}).get("status") != "True":
+        while True:
+            found = await conditions()
+            if found.get("NamespaceFinalizersRemaining", {}).get("status") == "True":
+                break
             await asyncio.sleep(0.1)
-    found = await conditions()
     assert "example.com/hold in 1 resource instances" in found["NamespaceFinalizersRemaining"]["message"]
     assert found["NamespaceContentRemaining"]["status"] == "True"
     assert "configmaps has 1 resource instances" in found["NamespaceContentRemaining"]["message"]

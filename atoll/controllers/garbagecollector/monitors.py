@@ -1,0 +1,116 @@
+"""Resource monitors: one informer per served, deletable resource, feeding the graph.
+
+Owners and dependents can be of any kind, custom resources included, so the set of watched
+resources comes from discovery (preferred versions, verbs ``list``/``watch``/``delete``, minus
+events — upstream ignores them too: never owners, far too many). The set changes while the
+collector runs: discovery is re-read every ``resync`` seconds and shortly after any
+CustomResourceDefinition event, monitors for new resources start and monitors for resources no
+longer served stop. Their informers are private to the collector (the manager's shared
+informers are fixed before it starts), live in this object's TaskGroup and stop with it.
+
+Informer handlers only call the graph's incremental update (no I/O); see :mod:`.graph`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from atoll.api.registry import ResourceDef
+from atoll.client import Client
+from atoll.controllers.garbagecollector.graph import Graph
+from atoll.runtime import Informer, WatchSettings
+
+log = logging.getLogger(__name__)
+
+IGNORED: frozenset[tuple[str, str]] = frozenset({("", "events"), ("events.k8s.io", "events")})
+CRD = ("apiextensions.k8s.io", "customresourcedefinitions")
+REQUIRED_VERBS = frozenset({"list", "watch", "delete"})
+CRD_SETTLE_SECONDS = 1.0
+"""Re-discover this long after a CRD event: the new resource is served once the CRD is established."""
+
+MonitorKey = tuple[str, str, str]  # group, version, plural
+
+
+def collectable(rd: ResourceDef) -> bool:
+    return REQUIRED_VERBS <= set(rd.verbs) and (rd.group, rd.plural) not in IGNORED
+
+
+class Monitors:
+    """Keeps one running informer per collectable resource."""
+
+    def __init__(
+        self, client: Client, graph: Graph, *, resync: float = 30.0, settings: WatchSettings = WatchSettings()
+    ) -> None:
+        self.client = client
+        self.graph = graph
+        self.resync = resync
+        self.settings = settings
+        self.informers: dict[MonitorKey, tuple[Informer, asyncio.Task[None]]] = {}
+        self._rediscover = asyncio.Event()
+        self._started = asyncio.Event()
+
+    def rediscover(self) -> None:
+        """Ask for a discovery pass now (e.g. after a CRD was created)."""
+        self._rediscover.set()
+
+    async def wait_synced(self) -> None:
+        """After the first discovery pass, wait until every informer has listed once."""
+        await self._started.wait()
+        await asyncio.gather(*(informer.wait_synced() for informer, _ in self.informers.values()))
+
+    def unsynced(self) -> list[str]:
+        return [i.rd.group_resource for i, _ in self.informers.values() if not i.has_synced]
+
+    async def run(self) -> None:
+        """Discover and monitor until cancelled."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                while True:
+                    await self._sync(tg)
+                    self._started.set()
+                    try:
+                        async with asyncio.timeout(self.resync):
+                            await self._rediscover.wait()
+                    except TimeoutError:
+                        pass
+                    self._rediscover.clear()
+        finally:
+            self.informers.clear()
+            self._started.clear()
+
+    async def _sync(self, tg: asyncio.TaskGroup) -> None:
+        try:
+            resources, failed = await self.client.preferred_resources()
+        except Exception as exc:  # discovery down: keep the monitors we have, try again later
+            log.warning("garbage collector discovery failed: %s", exc)
+            return
+        for gv, err in failed.items():
+            log.warning("garbage collector cannot discover %s: %s", gv, err)
+        failed_groups = {gv.rpartition("/")[0] for gv in failed}
+        wanted = {(rd.group, rd.version, rd.plural): rd for rd in resources if collectable(rd)}
+        for key, rd in wanted.items():
+            if key not in self.informers:
+                self._start(tg, key, rd)
+        for key in list(self.informers):
+            if key not in wanted and key[0] not in failed_groups:
+                informer, task = self.informers.pop(key)
+                task.cancel()
+                log.info("garbage collector stopped monitoring %s", informer.rd.group_resource)
+
+    def _start(self, tg: asyncio.TaskGroup, key: MonitorKey, rd: ResourceDef) -> None:
+        informer = Informer(self.client, rd, settings=self.settings)
+        graph = self.graph
+        informer.add_handler(
+            on_add=graph.observe, on_update=lambda _old, new: graph.observe(new), on_delete=graph.forget
+        )
+        if (rd.group, rd.plural) == CRD:
+            loop = asyncio.get_running_loop()
+
+            def later(_obj: object) -> None:
+                loop.call_later(CRD_SETTLE_SECONDS, self._rediscover.set)
+
+            informer.add_handler(on_add=later, on_update=lambda _old, new: later(new), on_delete=later)
+        task = tg.create_task(informer.run(), name=f"garbagecollector/monitor/{rd.group_resource}")
+        self.informers[key] = (informer, task)
+        log.debug("garbage collector monitors %s", rd.group_resource)
