@@ -190,6 +190,8 @@ class APIServer:
                 return codec.json_response(self.openapi.index())
             if len(parts) > 2 and parts[1] == "v3":
                 return _doc_or_404(self.openapi.document("/".join(parts[2:])))
+            if parts[1:] == ["v2"]:
+                return _openapi_v2(request)
         if head == "metrics" and len(parts) == 1:
             self._authorize_path(request)
             return await serve_metrics(request)
@@ -316,6 +318,22 @@ def _aggregated_version(accept: str) -> str | None:
     if "v2" in offered:
         return "v2"
     return "v2beta1" if "v2beta1" in offered else None
+
+
+# A minimal OpenAPI v2 document (swagger "2.0", info, no paths or definitions). kubectl <= 1.28
+# downloads /openapi/v2 (gnostic protobuf) before every apply/create -f and fails hard on a 404;
+# an empty schema set makes it skip client-side validation of unknown kinds and compute strategic
+# merge patches from its compiled-in types, while newer kubectl uses /openapi/v3.
+_OPENAPI_V2_PB = b"\x0a\x032.0\x12\x15\x0a\x0aKubernetes\x12\x07v1.32.0"
+_OPENAPI_V2_JSON = {"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": {},
+                    "definitions": {}}
+
+
+def _openapi_v2(request: web.Request) -> web.Response:
+    if "protobuf" in request.headers.get("Accept", ""):
+        return web.Response(body=_OPENAPI_V2_PB,
+                            headers={"Content-Type": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"})
+    return codec.json_response(_OPENAPI_V2_JSON)
 
 
 def _doc_or_404(doc: bytes | None) -> web.Response:

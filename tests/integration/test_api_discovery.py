@@ -219,6 +219,17 @@ async def test_openapi_v3_index_and_documents(api: Api) -> None:
     assert ns_patch["x-kubernetes-group-version-kind"]["kind"] == "Namespace"
 
 
+async def test_openapi_v2_minimal_document_for_older_kubectl(api: Api) -> None:
+    # kubectl <= 1.28 downloads this (protobuf) before every apply and fails on a 404
+    accept = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+    reply = await api.get("/openapi/v2", headers={"Accept": accept})
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    assert reply.raw.startswith(b"\x0a\x032.0\x12")  # Document.swagger = "2.0", then Document.info
+    doc = (await api.get("/openapi/v2", headers={"Accept": "application/json"})).json
+    assert doc["swagger"] == "2.0"
+
+
 WIDGET_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
     "metadata": {"name": "widgets.example.com"},
