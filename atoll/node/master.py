@@ -29,6 +29,7 @@ from atoll.controllers import ControllerContext, setup_all
 from atoll.node.config import NodeConfig
 from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
+from atoll.scheduler import setup as setup_scheduler
 from atoll.store.endpoint import open_store
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class MasterNode:
         )
 
     async def _run_controllers(self) -> None:
-        """Controllers (and later the scheduler) run only on the replica holding the lease."""
+        """Controllers and the scheduler run only on the replica holding the lease."""
         async with self.client() as client:
             elector = LeaderElector(
                 client,
@@ -104,8 +105,10 @@ class MasterNode:
                 identity=f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
             )
             manager = Manager(client, leader_election=elector)
-            names = setup_all(manager, ControllerContext(client, master_domain=self.config.domain_id))
-            log.info("controllers: %s", ", ".join(names) or "none")
+            ctx = ControllerContext(client, master_domain=self.config.domain_id)
+            names = setup_all(manager, ctx)
+            setup_scheduler(manager, ctx)
+            log.info("controllers: %s; scheduler", ", ".join(names) or "none")
             self.manager = manager
             await manager.run()
 

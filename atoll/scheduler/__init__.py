@@ -1,0 +1,134 @@
+"""The scheduler: binds pending pods to nodes through a small plugin framework.
+
+``setup(manager, ctx)`` adds the scheduler to a runtime ``Manager`` (so it runs only on the
+leader, next to the controllers). The ``default-scheduler`` profile filters on node readiness,
+cordons, taints/tolerations, node selector/affinity and resource fit and scores by least
+allocation; more profiles (Kuscia's co-scheduling ``kuscia-scheduler``) are passed as
+``profiles=[Profile.from_plugins("kuscia-scheduler", [...])]``. See :mod:`.framework` for the
+extension points and :mod:`.scheduler` for the cycles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from atoll.api.kinds import NODES, PODS
+from atoll.client import Client
+from atoll.runtime import Controller, Manager, ObjectKey
+from atoll.scheduler.framework import (
+    MAX_NODE_SCORE,
+    SUCCESS,
+    Code,
+    CycleState,
+    FilterPlugin,
+    PermitPlugin,
+    PostBindPlugin,
+    PostFilterPlugin,
+    PreBindPlugin,
+    PreFilterPlugin,
+    Profile,
+    ReservePlugin,
+    ScorePlugin,
+    Status,
+)
+from atoll.scheduler.nodeinfo import NodeInfo
+from atoll.scheduler.plugins import default_plugins
+from atoll.scheduler.retry import RetrySettings
+from atoll.scheduler.scheduler import DEFAULT_SCHEDULER, Scheduler
+
+NAME = "scheduler"
+JSON = dict[str, Any]
+
+
+class SchedulerContext(Protocol):
+    """What the scheduler needs from its node (``ControllerContext`` satisfies it)."""
+
+    @property
+    def client(self) -> Client: ...
+
+
+class SchedulerController(Controller[ObjectKey]):
+    """A controller whose reconciles start binding-cycle tasks; it owns them in a TaskGroup."""
+
+    def __init__(self, scheduler: Scheduler, *, workers: int = 1) -> None:
+        super().__init__(NAME, scheduler, workers=workers)
+        self.scheduler = scheduler
+        scheduler.retry.requeue = self._requeue
+
+    def _requeue(self, key: ObjectKey, delay: float) -> None:
+        self.queue.add_after(key, delay)  # the current queue: run() makes a new one per term
+
+    async def run(self) -> None:
+        self.scheduler.cache.reset()
+        async with asyncio.TaskGroup() as bindings:
+            self.scheduler.bindings = bindings
+            try:
+                await super().run()
+            finally:
+                self.scheduler.bindings = None
+
+
+def default_profile() -> Profile:
+    return Profile.from_plugins(DEFAULT_SCHEDULER, default_plugins())
+
+
+def setup(
+    manager: Manager,
+    ctx: SchedulerContext,
+    *,
+    profiles: Sequence[Profile] | None = None,
+    settings: RetrySettings = RetrySettings(),
+    workers: int = 4,
+) -> Scheduler:
+    """Informers on nodes and pods feed one ``scheduler`` controller added to ``manager``."""
+    nodes = manager.informer(NODES)
+    pods = manager.informer(PODS)
+    scheduler = Scheduler(
+        ctx.client, nodes=nodes.cache, pods=pods.cache, profiles=profiles or [default_profile()], settings=settings
+    )
+    controller = SchedulerController(scheduler, workers=workers)
+    controller.watch(pods, scheduler.pods_to_schedule, update_predicate=_pod_spec_or_meta_changed)
+    pods.add_handler(on_add=scheduler.on_pod_add, on_update=scheduler.on_pod_update, on_delete=scheduler.on_pod_delete)
+    nodes.add_handler(on_add=scheduler.on_node_add, on_update=scheduler.on_node_update)
+    manager.add(controller)
+    return scheduler
+
+
+def _pod_spec_or_meta_changed(old: JSON, new: JSON) -> bool:
+    """Our own ``PodScheduled`` writes change only status; they must not re-trigger scheduling."""
+    old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
+    return bool(
+        old.get("spec") != new.get("spec")
+        or old_meta.get("labels") != new_meta.get("labels")
+        or old_meta.get("annotations") != new_meta.get("annotations")
+        or old_meta.get("deletionTimestamp") != new_meta.get("deletionTimestamp")
+    )
+
+
+__all__ = [
+    "DEFAULT_SCHEDULER",
+    "MAX_NODE_SCORE",
+    "NAME",
+    "SUCCESS",
+    "Code",
+    "CycleState",
+    "FilterPlugin",
+    "NodeInfo",
+    "PermitPlugin",
+    "PostBindPlugin",
+    "PostFilterPlugin",
+    "PreBindPlugin",
+    "PreFilterPlugin",
+    "Profile",
+    "ReservePlugin",
+    "RetrySettings",
+    "Scheduler",
+    "SchedulerContext",
+    "SchedulerController",
+    "ScorePlugin",
+    "Status",
+    "default_profile",
+    "setup",
+]

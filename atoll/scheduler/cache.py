@@ -1,0 +1,94 @@
+"""The scheduler's view of the cluster: informer caches of nodes and pods plus *assumed* pods.
+
+Binding takes a round trip to the API server and the pod informer sees the result later still.
+If the scheduler only counted what the informer shows, two pods scheduled back to back would
+both see the node's last free slot. So a pod is *assumed* on its node the moment the scheduling
+cycle picks one, counts there at once, and stays assumed until the informer shows it bound
+(``confirm``) or binding fails (``forget``) — kube-scheduler's assume/confirm/forget protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atoll.api.podusage import TERMINAL
+from atoll.runtime import Cache, ObjectKey
+from atoll.runtime.keys import key_of
+from atoll.scheduler.nodeinfo import NodeInfo, Resources, pod_requests
+
+JSON = dict[str, Any]
+
+
+def counts_on_node(pod: JSON) -> bool:
+    """Pods that hold node resources: every bound pod that has not finished (terminating ones too)."""
+    return (pod.get("status") or {}).get("phase") not in TERMINAL
+
+
+class SchedulerCache:
+    """Nodes and pods from informers; assumed pods on top. Owned by one event loop."""
+
+    def __init__(self, *, nodes: Cache, pods: Cache) -> None:
+        self.nodes = nodes
+        self.pods = pods
+        self._assumed: dict[ObjectKey, tuple[str, JSON]] = {}
+        self._requests: dict[str, tuple[str, Resources]] = {}  # uid -> (resourceVersion, requests)
+
+    # -- assume / confirm / forget ---------------------------------------------------------------
+
+    def assume(self, pod: JSON, node_name: str) -> None:
+        self._assumed[key_of(pod)] = (node_name, pod)
+
+    def is_assumed(self, key: ObjectKey) -> bool:
+        return key in self._assumed
+
+    def assumed_node(self, key: ObjectKey) -> str | None:
+        entry = self._assumed.get(key)
+        return entry[0] if entry else None
+
+    def confirm(self, pod: JSON) -> None:
+        """The informer shows ``pod`` bound: it now counts through the node index."""
+        if (pod.get("spec") or {}).get("nodeName"):
+            self._assumed.pop(key_of(pod), None)
+
+    def forget(self, key: ObjectKey) -> None:
+        self._assumed.pop(key, None)
+
+    def remove_pod(self, pod: JSON) -> None:
+        self._assumed.pop(key_of(pod), None)
+        uid = (pod.get("metadata") or {}).get("uid")
+        if uid:
+            self._requests.pop(str(uid), None)
+
+    def reset(self) -> None:
+        """Drop every assumption (a new term as leader starts from what the API says)."""
+        self._assumed.clear()
+
+    # -- snapshot ----------------------------------------------------------------------------------
+
+    def requests_of(self, pod: JSON) -> Resources:
+        """``pod_requests`` memoised per uid and resourceVersion (quantities are slow to parse)."""
+        meta = pod.get("metadata") or {}
+        uid, rv = str(meta.get("uid") or ""), str(meta.get("resourceVersion") or "")
+        cached = self._requests.get(uid) if uid else None
+        if cached is not None and cached[0] == rv:
+            return cached[1]
+        requests = pod_requests(pod)
+        if uid:
+            self._requests[uid] = (rv, requests)
+        return requests
+
+    def node_infos(self) -> list[NodeInfo]:
+        """Every node with the pods that count on it (bound and assumed)."""
+        assumed_by_node: dict[str, list[JSON]] = {}
+        for key, (node_name, pod) in self._assumed.items():
+            current = self.pods.get_key(key)
+            if current is not None and (current.get("spec") or {}).get("nodeName"):
+                continue  # already counted through the node index
+            assumed_by_node.setdefault(node_name, []).append(pod)
+        infos = []
+        for node in self.nodes.list():
+            name = str((node.get("metadata") or {}).get("name", ""))
+            pods = [p for p in self.pods.by_node(name) if counts_on_node(p)]
+            pods.extend(assumed_by_node.get(name, ()))
+            infos.append(NodeInfo.build(node, ((p, self.requests_of(p)) for p in pods)))
+        return infos

@@ -1,0 +1,29 @@
+"""The default plugins, in kube-scheduler's filter order.
+
+``default_plugins()`` is what the ``default-scheduler`` profile runs; another profile (such as a
+later ``kuscia-scheduler`` with co-scheduling) composes these with its own plugins.
+"""
+
+from __future__ import annotations
+
+from atoll.scheduler.plugins.nodeaffinity import NodeAffinity
+from atoll.scheduler.plugins.nodeready import NodeReady
+from atoll.scheduler.plugins.noderesources import LeastAllocated, NodeResourcesFit
+from atoll.scheduler.plugins.nodeunschedulable import NodeUnschedulable
+from atoll.scheduler.plugins.tainttoleration import TaintToleration
+
+
+def default_plugins() -> list[object]:
+    """Fresh instances of the default plugins (filters run in this order; the first failure wins)."""
+    return [NodeUnschedulable(), NodeReady(), TaintToleration(), NodeAffinity(), NodeResourcesFit(), LeastAllocated()]
+
+
+__all__ = [
+    "LeastAllocated",
+    "NodeAffinity",
+    "NodeReady",
+    "NodeResourcesFit",
+    "NodeUnschedulable",
+    "TaintToleration",
+    "default_plugins",
+]

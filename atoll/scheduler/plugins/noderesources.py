@@ -1,0 +1,77 @@
+"""``NodeResourcesFit`` (filter) and ``NodeResourcesLeastAllocated`` (score).
+
+Fit: every resource the pod requests must still be free on the node — allocatable minus the
+requests of the pods counted there (bound and assumed) — and the pod count must stay within
+``allocatable.pods``. All shortfalls of a node are reported (``Insufficient cpu``,
+``Insufficient memory``, ``Too many pods``), as kube-scheduler does. A resource the node does
+not report counts as zero allocatable, except ``pods`` (see ``DEFAULT_MAX_PODS``).
+
+Score: the mean over CPU and memory of the free fraction left after placing the pod, so pods
+spread to the least loaded nodes; zero requests count as 100m / 200Mi.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from atoll.scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, Status
+from atoll.scheduler.nodeinfo import NodeInfo, Resources, non_zero, pod_requests
+
+JSON = dict[str, Any]
+FIT = "NodeResourcesFit"
+LEAST_ALLOCATED = "NodeResourcesLeastAllocated"
+SCORED = ("cpu", "memory")
+
+
+def _requests(state: CycleState, pod: JSON) -> Resources:
+    requests = state.get(FIT)
+    if not isinstance(requests, dict):
+        requests = state[FIT] = pod_requests(pod)
+    return requests
+
+
+def insufficient(requests: Resources, node: NodeInfo) -> list[str]:
+    """The reasons ``requests`` do not fit on ``node`` (empty when they do)."""
+    reasons = []
+    if len(node.pods) + 1 > node.max_pods:
+        reasons.append("Too many pods")
+    for res in sorted(requests):
+        want = requests[res]
+        if want <= 0 or res == "pods":
+            continue
+        free = node.allocatable.get(res, Fraction(0)) - node.requested.get(res, Fraction(0))
+        if want > free:
+            reasons.append(f"Insufficient {res}")
+    return reasons
+
+
+class NodeResourcesFit:
+    name = FIT
+
+    def pre_filter(self, state: CycleState, pod: JSON) -> Status:
+        state[FIT] = pod_requests(pod)
+        return SUCCESS
+
+    def filter(self, state: CycleState, pod: JSON, node: NodeInfo) -> Status:
+        reasons = insufficient(_requests(state, pod), node)
+        return Status.unschedulable(*reasons) if reasons else SUCCESS
+
+
+class LeastAllocated:
+    name = LEAST_ALLOCATED
+    weight = 1
+
+    def score(self, state: CycleState, pod: JSON, node: NodeInfo) -> float:
+        wanted = non_zero(_requests(state, pod))
+        total = 0.0
+        for res in SCORED:
+            capacity = node.allocatable.get(res, Fraction(0))
+            if capacity <= 0:
+                continue
+            used = node.non_zero_requested.get(res, Fraction(0)) + wanted[res]
+            total += float(max(capacity - used, Fraction(0)) * int(MAX_NODE_SCORE) / capacity)
+        return total / len(SCORED)
+
+    def normalize(self, scores: dict[str, float]) -> None:
+        """Already on the ``0..MAX_NODE_SCORE`` scale."""
