@@ -17,7 +17,14 @@ from atoll.runtime.manager import Manager
 log = logging.getLogger(__name__)
 
 # packages under atoll.controllers, each with setup(manager, ctx)
-CONTROLLERS: tuple[str, ...] = ("namespace", "garbagecollector", "resourcequota", "domain", "nodelifecycle")
+CONTROLLERS: tuple[str, ...] = (
+    "namespace",
+    "garbagecollector",
+    "resourcequota",
+    "domain",
+    "nodelifecycle",
+    "endpoints",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,7 +94,8 @@ async def wait_pod(client: Client, name: str, check: Callable[[JSON], bool], wha
                     return last
                 await asyncio.sleep(0.05)
     except TimeoutError:
-        raise AssertionError(f"pod {name} never {what}: {last.get('spec', {}).get('nodeName')} {last.get('status')}")
+        state = f"{last.get('spec', {}).get('nodeName')} {last.get('status')}"
+        raise AssertionError(f"pod {name} never {what}: {state}") from None
 
 
 def scheduled_condition(obj: JSON) -> JSON:
