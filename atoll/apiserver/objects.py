@@ -142,6 +142,7 @@ class Objects:
                 )
         for fld in _SERVER_MANAGED:
             md.pop(fld, None)
+        _drop_empty(md)
         md["uid"] = meta.new_uid()
         md["creationTimestamp"] = meta.now_rfc3339()
         md["generation"] = 1
@@ -325,6 +326,7 @@ class Objects:
                         )
                     ],
                 )
+        _drop_empty(md)
         new["metadata"] = md
         if rd.has_status:
             if "status" in old:
@@ -393,6 +395,14 @@ class Objects:
             return new
 
         return await self.modify(rd, None, name, mutate, opts)
+
+
+def _drop_empty(md: JSON) -> None:
+    """Empty label/annotation maps and finalizer/owner lists are absent, as Go's ``omitempty`` renders
+    them (``kubectl annotate x k-`` removing the last annotation leaves no ``annotations: {}``)."""
+    for fld in ("labels", "annotations", "finalizers", "ownerReferences"):
+        if fld in md and (md[fld] == {} or md[fld] == [] or md[fld] is None):
+            del md[fld]
 
 
 def _namespace_finalizers(rd: ResourceDef, obj: JSON) -> list[str]:
