@@ -161,6 +161,8 @@ class Collector:
     # -- orphan ------------------------------------------------------------------------------
 
     async def _orphan(self, owner: Node) -> None:
+        if not (owner.being_deleted and ORPHAN in owner.finalizers):
+            return  # a stale item: orphaning only ever starts from the owner's own finalizer
         owner_uid = owner.ref.uid
         for dep in self.graph.dependents(owner):
             try:

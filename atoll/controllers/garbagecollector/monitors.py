@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
@@ -29,7 +30,20 @@ REQUIRED_VERBS = frozenset({"list", "watch", "delete"})
 CRD_SETTLE_SECONDS = 1.0
 """Re-discover this long after a CRD event: the new resource is served once the CRD is established."""
 
+JSON = dict[str, Any]
 MonitorKey = tuple[str, str, str]  # group, version, plural
+
+
+class MetadataInformer(Informer):
+    """An informer that caches only ``apiVersion``, ``kind`` and ``metadata`` (without
+    ``managedFields``). The graph needs nothing else; caching every Secret's data and every Pod's
+    spec a second time would double the controller manager's memory. (Upstream's collector uses
+    metadata-only informers for the same reason; this server has no metadata-only watch.)"""
+
+    def _apply(self, kind: str, obj: JSON) -> None:
+        meta = dict(obj.get("metadata") or {})
+        meta.pop("managedFields", None)
+        super()._apply(kind, {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": meta})
 
 
 def collectable(rd: ResourceDef) -> bool:
@@ -99,7 +113,7 @@ class Monitors:
                 log.info("garbage collector stopped monitoring %s", informer.rd.group_resource)
 
     def _start(self, tg: asyncio.TaskGroup, key: MonitorKey, rd: ResourceDef) -> None:
-        informer = Informer(self.client, rd, settings=self.settings)
+        informer = MetadataInformer(self.client, rd, settings=self.settings)
         graph = self.graph
         informer.add_handler(
             on_add=graph.observe, on_update=lambda _old, new: graph.observe(new), on_delete=graph.forget
