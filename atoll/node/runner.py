@@ -1,4 +1,4 @@
-"""Runs the node of a configuration's mode (master now; lite and autonomy as they arrive)."""
+"""Runs the node of a configuration's mode (master, lite; autonomy as it arrives)."""
 
 from __future__ import annotations
 
@@ -10,5 +10,10 @@ async def run_node(config: NodeConfig) -> None:
         from atoll.node.master import MasterNode
 
         await MasterNode(config).run()
+        return
+    if config.mode == "lite":
+        from atoll.node.lite import LiteNode
+
+        await LiteNode(config).run()
         return
     raise ConfigError(f"mode {config.mode!r} is not available yet in this build")

@@ -1,0 +1,56 @@
+"""The node agent: registers the Node, keeps its Lease, runs this node's pods (RunP), serves logs.
+
+Components are tasks of one ``TaskGroup`` (the first crash stops the agent). Stopping the agent
+leaves pods running (kubelet semantics) unless ``stopPodsOnExit``; a restarted agent re-adopts
+them from their sandboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from atoll.agent.config import AgentConfig
+from atoll.agent.events import EventRecorder
+from atoll.agent.heartbeat import NodeHeartbeat
+from atoll.agent.logserver import LogServer
+from atoll.agent.runp.runtime import RunP
+from atoll.client import Client
+
+log = logging.getLogger(__name__)
+STOP_TIMEOUT = 5.0
+
+
+class Agent:
+    def __init__(self, client: Client, config: AgentConfig) -> None:
+        self.client = client
+        self.config = config
+        self.events = EventRecorder(client, config.name)
+        self.runtime = RunP(client, config, self.events)
+        self.logs = LogServer(config, self.runtime)
+        self.heartbeat: NodeHeartbeat | None = None
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        self.config.root.mkdir(parents=True, exist_ok=True)
+        port = await self.logs.start()
+        self.heartbeat = NodeHeartbeat(self.client, self.config, log_port=port)
+        try:
+            await self.heartbeat.register()
+            await self.heartbeat.renew_lease()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.heartbeat.run(), name=f"agent/{self.config.name}/heartbeat")
+                tg.create_task(self.runtime.run(), name=f"agent/{self.config.name}/runp")
+                await self.runtime.informer.wait_synced()
+                self.ready.set()
+                log.info("agent %s ready (domain %s)", self.config.name, self.config.domain)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._stop()), STOP_TIMEOUT)
+
+    async def _stop(self) -> None:
+        await self.logs.stop()
+        if self.heartbeat is not None:
+            await self.heartbeat.mark_stopped()
+        await self.events.flush()

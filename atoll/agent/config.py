@@ -1,0 +1,101 @@
+"""Agent settings: Kuscia's ``capacity`` / ``reservedResources`` / ``logrotate`` plus Atoll's ``agent`` block.
+
+Every timer has the kubelet's (or Kuscia's) default and a reason; tests shorten them.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    lease_duration: float = 180
+    """``Lease.spec.leaseDurationSeconds`` (Kuscia: 180 s, where kubelet uses 40 s)."""
+    lease_renew: float = 10.0
+    """Lease renew interval (kubelet and Kuscia: 10 s)."""
+    status_check: float = 10.0
+    """How often node conditions are recomputed; a change is pushed at once."""
+    status_max_age: float = 300.0
+    """Node status is pushed at least this often even when unchanged (kubelet: 5 min)."""
+    backoff_initial: float = 10.0
+    backoff_max: float = 300.0
+    """Crash-loop back-off: 10 s doubling to 5 min (kubelet)."""
+    backoff_reset: float = 600.0
+    """A container that ran this long without crashing starts again from ``backoff_initial``."""
+    probe_min_period: float = 1.0
+    """Lower bound on probe periods (kubelet: 1 s)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    domain: str
+    data_dir: Path
+    node_name: str = ""
+    capacity: dict[str, str] = field(default_factory=dict)
+    """Overrides of auto-detected ``cpu``/``memory``/``pods``/``ephemeral-storage``."""
+    reserved: dict[str, str] = field(default_factory=dict)
+    """``reservedResources``: subtracted from capacity to give allocatable."""
+    log_max_bytes: int = 512 * 2**20
+    log_max_files: int = 5
+    log_port: int = 0
+    """Port of the ``/containerLogs`` HTTPS endpoint (0: any free port, published on the Node)."""
+    address: str = "127.0.0.1"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    """CA that signs the API server's client certificate (CN ``atoll-apiserver``)."""
+    timers: Timers = Timers()
+    stop_pods_on_exit: bool = False
+    """Kubelet semantics (False): pods keep running while the agent is down and are re-adopted."""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.node_name or default_node_name(self.domain)
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir / "agent"
+
+
+def default_node_name(domain: str) -> str:
+    """``<domain>-<hostname>``: unique per domain on a shared machine (Kuscia uses the container hostname)."""
+    host = re.sub(r"[^a-z0-9-]", "-", socket.gethostname().lower()).strip("-") or "host"
+    return f"{domain}-{host}"[:63].rstrip("-")
+
+
+def from_node_config(domain: str, data_dir: Path, extra: dict[str, Any]) -> AgentConfig:
+    """Build the agent settings from a node config's fields outside the common ones."""
+    agent = extra.get("agent") or {}
+    rotate = extra.get("logrotate") or {}
+    timers = agent.get("timers") or {}
+    tls = agent.get("tls") or {}
+    return AgentConfig(
+        domain=domain,
+        data_dir=data_dir,
+        node_name=str(agent.get("nodeName") or ""),
+        capacity={k: str(v) for k, v in (extra.get("capacity") or {}).items()},
+        reserved={k: str(v) for k, v in (extra.get("reservedResources") or {}).items()},
+        log_max_bytes=int(rotate.get("maxFileSizeMB", 512)) * 2**20,
+        log_max_files=int(rotate.get("maxFiles", 5)),
+        log_port=int(agent.get("logPort", 0)),
+        tls_cert=_path(tls.get("certFile"), data_dir / "pki" / "kubelet.crt"),
+        tls_key=_path(tls.get("keyFile"), data_dir / "pki" / "kubelet.key"),
+        client_ca=_path(tls.get("clientCAFile"), data_dir / "pki" / "ca.crt"),
+        timers=Timers(**{_snake(k): float(v) for k, v in timers.items()}),
+        stop_pods_on_exit=bool(agent.get("stopPodsOnExit", False)),
+    )
+
+
+def _path(value: Any, default: Path) -> Path | None:
+    path = Path(value) if value else default
+    return path if path.exists() else None
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)

@@ -1,0 +1,133 @@
+"""Node registration and heartbeats: the Node object, its Lease, and status pushes.
+
+* **Register** creates the Node, or takes over an existing one of the same name (Kuscia's node
+  reuse): labels and taint are merged in, the stop-timestamp label is removed.
+* **Lease** ``kube-node-lease/<node>`` renewed every ``lease_renew`` seconds with
+  ``leaseDurationSeconds = lease_duration``; the node lifecycle controller marks the Node
+  ``Unknown`` when renewals stop.
+* **Status** is recomputed every ``status_check`` seconds and written through ``/status`` when it
+  changed (heartbeat times aside) or when the last write is older than ``status_max_age``.
+* **Stop** labels the Node ``node.kuscia.secretflow/stop-timestamp`` (as Kuscia) and leaves the
+  Lease to expire, so a crashed and a stopped agent look the same to the control plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from atoll.agent.config import AgentConfig
+from atoll.agent.node import AGENT_TAINT, LABEL_STOP_TIMESTAMP, comparable, node_object, node_status
+from atoll.api import kinds
+from atoll.api.constants import NODE_LEASE_NAMESPACE
+from atoll.api.errors import AlreadyExists, APIError, Conflict, NotFound
+from atoll.client import Client, ClientError
+from atoll.runtime.leader import micro_time
+
+JSON = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+class NodeHeartbeat:
+    """Registers this agent's Node and keeps its Lease and status fresh."""
+
+    def __init__(self, client: Client, config: AgentConfig, *, log_port: int) -> None:
+        self.client = client
+        self.config = config
+        self.log_port = log_port
+        self.uid = ""
+        self._status: JSON = {}
+        self._pushed_at = 0.0
+
+    async def register(self) -> JSON:
+        """Create the Node or adopt the existing one; returns the Node."""
+        wanted = node_object(self.config, self.log_port)
+        try:
+            node = await self.client.create(kinds.NODES, wanted)
+        except AlreadyExists:
+            node = await self._adopt(wanted)
+        self.uid = str(node["metadata"].get("uid", ""))
+        self._status = wanted["status"]
+        await self._push_status(force=True)
+        log.info("node %s registered (log endpoint port %d)", self.config.name, self.log_port)
+        return node
+
+    async def _adopt(self, wanted: JSON) -> JSON:
+        for _ in range(5):
+            current = await self.client.get(kinds.NODES, self.config.name)
+            labels = {**(current["metadata"].get("labels") or {}), **wanted["metadata"]["labels"]}
+            labels.pop(LABEL_STOP_TIMESTAMP, None)
+            taints = [t for t in (current.get("spec") or {}).get("taints") or [] if t.get("key") != AGENT_TAINT["key"]]
+            body = {
+                **current,
+                "metadata": {**current["metadata"], "labels": labels},
+                "spec": {**(current.get("spec") or {}), "taints": [*taints, *wanted["spec"]["taints"]]},
+            }
+            try:
+                return await self.client.update(kinds.NODES, body)
+            except Conflict:
+                continue
+        raise Conflict(f"node {self.config.name}: could not adopt after 5 conflicts")
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._lease_loop(), name=f"agent/{self.config.name}/lease")
+            tg.create_task(self._status_loop(), name=f"agent/{self.config.name}/node-status")
+
+    async def _lease_loop(self) -> None:
+        while True:
+            try:
+                await self.renew_lease()
+            except (APIError, ClientError) as exc:
+                log.warning("node %s: lease renewal failed: %s", self.config.name, exc)
+            await asyncio.sleep(self.config.timers.lease_renew)
+
+    async def renew_lease(self) -> None:
+        name = self.config.name
+        spec = {
+            "holderIdentity": name,
+            "leaseDurationSeconds": int(self.config.timers.lease_duration),
+            "renewTime": micro_time(),
+        }
+        owner = [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": self.uid}] if self.uid else []
+        try:
+            await self.client.patch(kinds.LEASES, name, {"spec": spec}, NODE_LEASE_NAMESPACE)
+        except NotFound:
+            body = {"metadata": {"name": name, "namespace": NODE_LEASE_NAMESPACE, "ownerReferences": owner},
+                    "spec": spec}
+            try:
+                await self.client.create(kinds.LEASES, body)
+            except AlreadyExists:
+                await self.client.patch(kinds.LEASES, name, {"spec": spec}, NODE_LEASE_NAMESPACE)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.timers.status_check)
+            try:
+                await self._push_status(force=False)
+            except (APIError, ClientError) as exc:
+                log.warning("node %s: status update failed: %s", self.config.name, exc)
+
+    async def _push_status(self, *, force: bool, ready: bool = True) -> None:
+        status = await asyncio.to_thread(node_status, self.config, self._status, self.log_port, ready=ready)
+        stale = time.monotonic() - self._pushed_at >= self.config.timers.status_max_age
+        if not force and not stale and comparable(status) == comparable(self._status):
+            return
+        try:
+            await self.client.patch(kinds.NODES, self.config.name, {"status": status}, subresource="status")
+        except NotFound:
+            log.warning("node %s was deleted; registering again", self.config.name)
+            await self.register()
+            return
+        self._status = status
+        self._pushed_at = time.monotonic()
+
+    async def mark_stopped(self) -> None:
+        """Best effort on a clean stop: the stop-timestamp label (Kuscia)."""
+        patch = {"metadata": {"labels": {LABEL_STOP_TIMESTAMP: str(int(time.time()))}}}
+        try:
+            await self.client.patch(kinds.NODES, self.config.name, patch)
+        except (APIError, ClientError) as exc:
+            log.info("node %s: could not mark stopped: %s", self.config.name, exc)

@@ -1,0 +1,170 @@
+"""The agent's log endpoint: the kubelet's ``GET /containerLogs/{namespace}/{pod}/{container}``.
+
+Contract (``atoll/apiserver/podlogs.py``): HTTPS on the port published in the Node's
+``status.daemonEndpoints.kubeletEndpoint.Port``; query ``follow``, ``tailLines``,
+``sinceSeconds``, ``sinceTime``, ``previous``, ``timestamps``, ``limitBytes``; ``text/plain``,
+chunked while following (a follow ends when the container attempt ends).
+
+Trust, and why this option: the API server presents a client certificate ``CN=atoll-apiserver``
+signed by the cluster CA, and verifies our serving certificate against that same CA. A lite node
+has no CA key, so its serving certificate is issued **at ``atoll init`` time** from the master's
+PKI (``atoll init --mode lite --master-data-dir DIR``, same machine) and stored in
+``<dataDir>/pki/kubelet.{crt,key}`` with the CA certificate in ``<dataDir>/pki/ca.crt``. The
+agent requires a client certificate signed by that CA with CN ``atoll-apiserver`` (or group
+``system:masters``). Nothing secret travels at run time; a CSR flow (``certificates.k8s.io``)
+can replace the init step later. Without a certificate the agent serves no logs and publishes
+port 0, and the API server answers "does not publish a log endpoint".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from atoll.agent.config import AgentConfig
+from atoll.agent.runp.logs import log_path, read_tail, stamp
+from atoll.agent.runp.runtime import RunP
+
+log = logging.getLogger(__name__)
+FOLLOW_POLL_SECONDS = 0.2
+ALLOWED_CN = "atoll-apiserver"
+
+
+def server_ssl(config: AgentConfig) -> ssl.SSLContext | None:
+    if not (config.tls_cert and config.tls_key and config.client_ca):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(config.client_ca))
+    ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def _authorized(request: web.Request) -> bool:
+    transport = request.transport
+    peer: Any = transport.get_extra_info("peercert") if transport else None
+    if not peer:
+        return False
+    names = [value for rdn in peer.get("subject", ()) for attr, value in rdn if attr in ("commonName",
+                                                                                          "organizationName")]
+    return ALLOWED_CN in names or "system:masters" in names
+
+
+def _bool(value: str) -> bool:
+    return value.lower() in ("true", "1", "yes")
+
+
+def _since(query: Any) -> float | None:
+    if query.get("sinceTime"):
+        try:
+            return datetime.fromisoformat(str(query["sinceTime"]).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise web.HTTPBadRequest(text=f"sinceTime: invalid RFC 3339 time {query['sinceTime']!r}") from None
+    if query.get("sinceSeconds"):
+        return time.time() - int(query["sinceSeconds"])
+    return None
+
+
+class LogServer:
+    def __init__(self, config: AgentConfig, runtime: RunP) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> int:
+        """Bind (if a serving certificate is configured) and return the port, 0 when disabled."""
+        context = server_ssl(self.config)
+        if context is None:
+            log.warning("agent %s: no serving certificate (pki/kubelet.crt); pod logs are not served",
+                        self.config.name)
+            return 0
+        app = web.Application()
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.address, self.config.log_port))
+        self.port = int(sock.getsockname()[1])
+        await web.SockSite(self._runner, sock, ssl_context=context).start()
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        if not _authorized(request):
+            raise web.HTTPForbidden(text="a client certificate of the API server is required")
+        ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        worker = self.runtime.worker(ns, pod)
+        rec = worker.record(container) if worker else None
+        if worker is None or rec is None:
+            raise web.HTTPNotFound(text=f'container "{container}" in pod "{pod}" not found on this node')
+        query = request.query
+        previous, follow = _bool(query.get("previous", "")), _bool(query.get("follow", ""))
+        attempt = rec.attempt - 1 if previous else rec.attempt
+        if attempt < 0:
+            what = "previous terminated container" if previous else "container"
+            raise web.HTTPBadRequest(text=f'{what} "{container}" in pod "{pod}" not found')
+        path = log_path(self.config.root, ns, pod, worker.uid, container, attempt)
+        tail = int(query["tailLines"]) if query.get("tailLines") else None
+        limit = int(query["limitBytes"]) if query.get("limitBytes") else None
+        timestamps = _bool(query.get("timestamps", ""))
+        content, offset = await asyncio.to_thread(read_tail, path, tail_lines=tail, since=_since(query),
+                                                  timestamps=timestamps)
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        if follow:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        sent = await _write(response, content, limit, 0)
+        if follow and not previous:
+            await self._follow(response, path, offset, worker, container, attempt, limit, sent, timestamps)
+        await response.write_eof()
+        return response
+
+    async def _follow(
+        self, response: web.StreamResponse, path: Path, offset: int, worker: Any, container: str, attempt: int,
+        limit: int | None, sent: int, timestamps: bool,
+    ) -> None:
+        while limit is None or sent < limit:
+            data, offset = await asyncio.to_thread(_read_from, path, offset)
+            if data:
+                sent = await _write(response, stamp(data, time.time()) if timestamps else data, limit, sent)
+                continue
+            rec = worker.record(container)
+            if rec is None or rec.attempt != attempt or rec.state != "running" or worker.gone:
+                data, offset = await asyncio.to_thread(_read_from, path, offset)
+                await _write(response, data, limit, sent)
+                return
+            await asyncio.sleep(FOLLOW_POLL_SECONDS)
+
+
+def _read_from(path: Path, offset: int) -> tuple[bytes, int]:
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            if size < offset:  # rotated (copy + truncate): continue from the start
+                offset = 0
+            f.seek(offset)
+            data = f.read(1 << 20)
+    except FileNotFoundError:
+        return b"", offset
+    return data, offset + len(data)
+
+
+async def _write(response: web.StreamResponse, data: bytes, limit: int | None, sent: int) -> int:
+    if limit is not None:
+        data = data[: max(limit - sent, 0)]
+    if data:
+        await response.write(data)
+    return sent + len(data)

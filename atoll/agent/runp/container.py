@@ -1,0 +1,371 @@
+"""One container's life: prepare → spawn → probe → wait → record exit → restart with back-off.
+
+The runner owns one :class:`ContainerRecord` and mutates it; every mutation ends with
+``ctx.changed()``, which persists the sandbox state and schedules a status write. A runner returns
+when its container will not run again (restart policy, or the pod is stopping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from atoll.agent.config import AgentConfig
+from atoll.agent.events import EventRecorder
+from atoll.agent.runp import process
+from atoll.agent.runp.envvars import container_env, expand
+from atoll.agent.runp.images import ImageStore
+from atoll.agent.runp.logs import last_lines, log_path
+from atoll.agent.runp.probes import ProbeContext, run_probe
+from atoll.agent.runp.sandbox import ContainerRecord, Sandbox, now_rfc3339
+from atoll.agent.runp.sources import ConfigMissing, Sources
+from atoll.agent.runp.volumes import (
+    ANNOTATION_COMPRESSED,
+    ANNOTATION_TEMPLATE_VALUES,
+    PathMap,
+    link_view,
+    mount_map,
+    render_volumes,
+    template_values,
+)
+from atoll.api.quantity import parse_quantity
+
+JSON = dict[str, Any]
+log = logging.getLogger(__name__)
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MESSAGE_MAX_BYTES = 4096
+FALLBACK_LINES = 80
+FALLBACK_BYTES = 2048
+RETRY_SECONDS = 5.0
+OOM_MARKERS = (b"MemoryError", b"Cannot allocate memory", b"out of memory", b"bad_alloc")
+
+
+class PodContext(Protocol):
+    """What a container runner needs from its pod worker."""
+
+    pod: JSON
+    sandbox: Sandbox
+    config: AgentConfig
+    sources_client: Any
+    images: ImageStore
+    events: EventRecorder
+    volume_dirs: dict[str, Path]
+    stopping: asyncio.Event
+
+    def changed(self) -> None: ...
+
+    def grace_seconds(self) -> float: ...
+
+
+@dataclass(slots=True)
+class Prepared:
+    command: list[str]
+    env: dict[str, str]
+    cwd: str
+    memory_kb: int | None
+    nice: int | None
+    message_file: Path
+
+
+class ContainerRunner:
+    def __init__(self, ctx: PodContext, spec: JSON, rec: ContainerRecord) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.rec = rec
+        self.field_path = f"spec.{'initContainers' if rec.init else 'containers'}{{{rec.name}}}"
+        self._kill = asyncio.Event()
+        self._backoff = ctx.config.timers.backoff_initial
+        self._probe_ctx: ProbeContext | None = None
+
+    # -- main loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        rec = self.rec
+        if rec.done:
+            return
+        if rec.state == "terminated" and rec.terminated is not None:  # exit found while the agent was down
+            if self.ctx.stopping.is_set() or not self._restarts(int(rec.terminated.get("exitCode", 1))):
+                self._finish()
+                return
+            await self._back_off(time.monotonic())
+        while True:
+            if rec.state != "running":
+                if self.ctx.stopping.is_set():
+                    break
+                prepared = await self._prepare()
+                if prepared is None:
+                    await self._sleep(RETRY_SECONDS)
+                    continue
+                self._spawn(prepared)
+            code, started = await self._wait(rec.pid in _CHILDREN)
+            self._record_exit(code)
+            if self.ctx.stopping.is_set() or not self._restarts(code):
+                break
+            await self._back_off(started)
+        self._finish()
+
+    def _finish(self) -> None:
+        self.rec.done = True
+        self.ctx.changed()
+
+    async def _back_off(self, started: float) -> None:
+        rec = self.rec
+        delay = self._next_delay(started)
+        rec.last_terminated, rec.terminated = rec.terminated, None
+        rec.state, rec.reason = "waiting", "CrashLoopBackOff"
+        rec.message = f"back-off {delay:g}s restarting failed container={rec.name} pod={self._pod_ref()}"
+        self.ctx.changed()
+        self.ctx.events.pod_event(self.ctx.pod, "BackOff", f"Back-off restarting failed container {rec.name} in "
+                                  f"pod {self._pod_ref()}", warning=True, field_path=self.field_path)
+        await self._sleep(delay)
+        rec.reason, rec.message = "ContainerCreating", ""
+
+    def _restarts(self, code: int) -> bool:
+        policy = (self.ctx.pod.get("spec") or {}).get("restartPolicy") or "Always"
+        if self.rec.init:
+            return code != 0 and policy != "Never"
+        return policy == "Always" or (policy == "OnFailure" and code != 0)
+
+    def _next_delay(self, started: float) -> float:
+        timers = self.ctx.config.timers
+        if time.monotonic() - started >= timers.backoff_reset:
+            self._backoff = timers.backoff_initial
+        delay = self._backoff
+        self._backoff = min(self._backoff * 2, timers.backoff_max)
+        return delay
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ctx.stopping.wait(), seconds)
+
+    def _pod_ref(self) -> str:
+        md = self.ctx.pod["metadata"]
+        return f"{md['name']}_{md.get('namespace')}({md.get('uid')})"
+
+    # -- preparing and spawning ------------------------------------------------------------
+
+    async def _prepare(self) -> Prepared | None:
+        rec, spec, pod = self.rec, self.spec, self.ctx.pod
+        image = self.ctx.images.get(str(spec.get("image") or ""))
+        rec.image = str(spec.get("image") or "")
+        if image is None:
+            reason = "ErrImageNeverPull"
+            message = f'Container image "{rec.image}" is not present with pull policy of Never'
+            if rec.reason != reason:
+                self.ctx.events.pod_event(pod, reason, message, warning=True, field_path=self.field_path)
+            self._wait_with(reason, message)
+            return None
+        rec.image, rec.image_id = image.reference, image.image_id
+        cdir = self.ctx.sandbox.container_dir(rec.name)
+        cdir.mkdir(parents=True, exist_ok=True)
+        host_ip = self.ctx.config.address
+        try:
+            sources = Sources(self.ctx.sources_client, pod)
+            env = await container_env(sources, spec, host_ip=host_ip)
+            variables = dict(env)
+            annotations = pod["metadata"].get("annotations") or {}
+            if annotations.get(ANNOTATION_TEMPLATE_VALUES):
+                raw = await sources.data("configmap", str(annotations[ANNOTATION_TEMPLATE_VALUES]), optional=False)
+                variables.update(template_values(raw or {}, str(annotations.get(ANNOTATION_COMPRESSED) or "")))
+            rendered = render_volumes(pod, self.ctx.volume_dirs, cdir / "rendered", variables)
+            mounts = mount_map(spec, {**self.ctx.volume_dirs, **rendered})
+        except ConfigMissing as exc:
+            self._wait_with("CreateContainerConfigError", str(exc))
+            return None
+        message_path = str(spec.get("terminationMessagePath") or "/dev/termination-log")
+        message_file = cdir / "termination-log"
+        mounts[message_path] = message_file
+        view = self.ctx.sandbox.dir / "root"
+        link_view(view, {k: v for k, v in mounts.items() if k != message_path})
+        paths = PathMap(mounts)
+        base = {
+            "PATH": ":".join([*image.path_entries(), DEFAULT_PATH]),
+            "HOSTNAME": str(pod["metadata"]["name"]),
+            "HOME": str(cdir),
+            "ATOLL_SANDBOX_ROOT": str(view),
+        }
+        env = {k: paths.rewrite(v) for k, v in {**base, **env}.items()}
+        argv = [str(a) for a in (spec.get("command") or [])] + [str(a) for a in (spec.get("args") or [])]
+        if not argv:
+            self._wait_with("CreateContainerError", "no command specified (RunP images have no entrypoint)")
+            return None
+        argv = [paths.rewrite(expand(a, env)) for a in argv]
+        cwd = paths.rewrite(str(spec.get("workingDir") or "")) or str(image.root)
+        with contextlib.suppress(FileNotFoundError):
+            message_file.unlink()
+        limits = (spec.get("resources") or {}).get("limits") or {}
+        memory_kb = int(parse_quantity(limits["memory"]) // 1024) if "memory" in limits else None
+        nice = 10 if "cpu" in limits and parse_quantity(limits["cpu"]) < 1 else None
+        ports = {str(p["name"]): int(p["containerPort"]) for p in spec.get("ports") or [] if p.get("name")}
+        self._probe_ctx = ProbeContext(env=env, cwd=cwd, ports=ports, host=host_ip)
+        return Prepared(argv, env, cwd, memory_kb, nice, message_file)
+
+    def _wait_with(self, reason: str, message: str) -> None:
+        rec = self.rec
+        if (rec.state, rec.reason, rec.message) != ("waiting", reason, message):
+            rec.state, rec.reason, rec.message = "waiting", reason, message
+            self.ctx.changed()
+
+    def _spawn(self, prepared: Prepared) -> None:
+        rec, md = self.rec, self.ctx.pod["metadata"]
+        if rec.attempt >= 0:
+            rec.restart_count = max(rec.restart_count, rec.attempt + 1)
+        rec.attempt, rec.pid, rec.start_time, rec.spawning = rec.restart_count, 0, None, True
+        self.ctx.changed()  # intent first: a crash after spawn is found through the shim's pid file
+        logfile = log_path(self.ctx.config.root, md["namespace"], md["name"], md["uid"], rec.name, rec.attempt)
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        state = self.ctx.sandbox.shim_state(rec.name, rec.attempt)
+        for suffix in (".pid", ".exit"):
+            with contextlib.suppress(FileNotFoundError):
+                (state.parent / (state.name + suffix)).unlink()
+        spawned = process.spawn(
+            prepared.command, env=prepared.env, cwd=prepared.cwd, state=state, log_file=logfile,
+            memory_kb=prepared.memory_kb, nice=prepared.nice,
+        )
+        _CHILDREN.add(spawned.pid)
+        rec.pid, rec.start_time, rec.spawning = spawned.pid, spawned.start_time, False
+        rec.state, rec.reason, rec.message, rec.started_at = "running", "", "", now_rfc3339()
+        rec.terminated, rec.ready = None, False
+        rec.started = not self.spec.get("startupProbe")
+        if not rec.init and not self.spec.get("readinessProbe"):
+            rec.ready = rec.started
+        self.ctx.changed()
+        self.ctx.events.pod_event(self.ctx.pod, "Started", f"Started container {rec.name}", field_path=self.field_path)
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def _wait(self, own: bool) -> tuple[int, float]:
+        rec = self.rec
+        started = time.monotonic()
+        state = self.ctx.sandbox.shim_state(rec.name, rec.attempt)
+        async with asyncio.TaskGroup() as tg:
+            exited = tg.create_task(process.wait_exit(rec.pid, state, own_child=own), name=f"wait/{rec.name}")
+            watchers = [tg.create_task(self._stop_when_asked(exited), name=f"stop/{rec.name}")]
+            if not rec.init:
+                watchers += self._start_probes(tg)
+            await asyncio.wait([exited])
+            for task in watchers:
+                task.cancel()
+        _CHILDREN.discard(rec.pid)
+        process.kill_group(rec.pid, signal.SIGKILL)  # sweep anything the container left behind
+        return exited.result(), started
+
+    async def _stop_when_asked(self, exited: asyncio.Task[int]) -> None:
+        stop = asyncio.ensure_future(self.ctx.stopping.wait())
+        kill = asyncio.ensure_future(self._kill.wait())
+        try:
+            await asyncio.wait([stop, kill], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            kill.cancel()
+        await self.stop(self.ctx.grace_seconds(), exited)
+
+    async def stop(self, grace: float, exited: asyncio.Task[int]) -> None:
+        pid = self.rec.pid
+        process.kill_group(pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(exited), max(grace, 0.0))
+            return
+        process.kill_group(pid, signal.SIGKILL)
+
+    def _start_probes(self, tg: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
+        ctx, spec, rec = self._probe_ctx, self.spec, self.rec
+        if ctx is None:
+            return []
+        started = asyncio.Event()
+        if rec.started:
+            started.set()
+        tasks: list[asyncio.Task[None]] = []
+        min_period = self.ctx.config.timers.probe_min_period
+
+        async def on_startup(ok: bool, message: str) -> None:
+            if ok:
+                rec.started = True
+                if not spec.get("readinessProbe"):
+                    rec.ready = True
+                started.set()
+                self.ctx.changed()
+            else:
+                await self._unhealthy("Startup", message)
+
+        async def on_liveness(ok: bool, message: str) -> None:
+            if not ok:
+                await self._unhealthy("Liveness", message)
+
+        async def on_readiness(ok: bool, message: str) -> None:
+            if rec.ready != ok:
+                rec.ready = ok
+                self.ctx.changed()
+            if not ok:
+                self.ctx.events.pod_event(self.ctx.pod, "Unhealthy", f"Readiness probe failed: {message}",
+                                          warning=True, field_path=self.field_path)
+
+        async def after_start(probe: JSON, handler: Any) -> None:
+            await started.wait()
+            await run_probe(probe, ctx, on_result=handler, min_period=min_period)
+
+        if spec.get("startupProbe") and not rec.started:
+            tasks.append(tg.create_task(run_probe(spec["startupProbe"], ctx, on_result=on_startup,
+                                                  min_period=min_period, stop_on_success=True)))
+        if spec.get("livenessProbe"):
+            tasks.append(tg.create_task(after_start(spec["livenessProbe"], on_liveness)))
+        if spec.get("readinessProbe"):
+            tasks.append(tg.create_task(after_start(spec["readinessProbe"], on_readiness)))
+        return tasks
+
+    async def _unhealthy(self, kind: str, message: str) -> None:
+        self.ctx.events.pod_event(self.ctx.pod, "Unhealthy", f"{kind} probe failed: {message}", warning=True,
+                                  field_path=self.field_path)
+        self.ctx.events.pod_event(self.ctx.pod, "Killing", f"Container {self.rec.name} failed {kind.lower()} "
+                                  "probe, will be restarted", field_path=self.field_path)
+        self._kill.set()
+
+    # -- exit ------------------------------------------------------------------------------
+
+    def _record_exit(self, code: int) -> None:
+        rec, md = self.rec, self.ctx.pod["metadata"]
+        self._kill.clear()
+        logfile = log_path(self.ctx.config.root, md["namespace"], md["name"], md["uid"], rec.name, rec.attempt)
+        reason = "Completed" if code == 0 else "Error"
+        tail = b""
+        if code != 0:
+            with contextlib.suppress(OSError), open(logfile, "rb") as f:
+                f.seek(max(os.fstat(f.fileno()).st_size - 65536, 0))
+                tail = last_lines(f.read(), FALLBACK_LINES)
+            limits = (self.spec.get("resources") or {}).get("limits") or {}
+            if "memory" in limits and any(m in tail for m in OOM_MARKERS):
+                reason = "OOMKilled"
+        terminated: JSON = {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": rec.started_at or now_rfc3339(),
+            "finishedAt": now_rfc3339(),
+            "containerID": rec.container_id(self.ctx.sandbox.uid),
+        }
+        message = self._termination_message(code, tail)
+        if message:
+            terminated["message"] = message
+        rec.state, rec.terminated, rec.ready, rec.started, rec.pid = "terminated", terminated, False, False, 0
+        rec.reason, rec.message = "", ""
+        self.ctx.changed()
+
+    def _termination_message(self, code: int, tail: bytes) -> str:
+        path = self.ctx.sandbox.container_dir(self.rec.name) / "termination-log"
+        message = b""
+        with contextlib.suppress(OSError):
+            with open(path, "rb") as f:
+                message = f.read(MESSAGE_MAX_BYTES)
+        if not message and code != 0 and self.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            message = tail[-FALLBACK_BYTES:]
+        return message.decode("utf-8", "replace")
+
+
+_CHILDREN: set[int] = set()
+"""Pids this agent process spawned (waited with ``waitpid``); adopted pids are not in it."""

@@ -1,0 +1,239 @@
+"""The pod worker: one asyncio task per pod bound to this node, the kubelet's pod state machine.
+
+Phases, each idempotent so a restarted agent re-enters at the right one:
+
+1. **sandbox** — recover persisted records (or refuse to start a pod that already ran
+   elsewhere), materialise volumes (retried while a ConfigMap/Secret is missing);
+2. **init** — init containers one at a time, in order; a failure under ``Never`` fails the pod;
+3. **run** — all containers concurrently, each with its own :class:`ContainerRunner`;
+4. **idle** — a finished pod keeps its sandbox and logs until the pod object is deleted;
+5. **terminate** — on ``deletionTimestamp``: SIGTERM every process group, SIGKILL after the
+   grace period, then confirm with a delete of grace 0 and remove the sandbox and logs.
+
+Status is written by a coalescing writer: ``changed()`` only persists the records and sets a
+flag, so a burst of transitions costs one ``PUT …/status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from atoll.agent.config import AgentConfig
+from atoll.agent.events import EventRecorder
+from atoll.agent.runp import recover
+from atoll.agent.runp.container import RETRY_SECONDS, ContainerRunner
+from atoll.agent.runp.images import ImageStore
+from atoll.agent.runp.logs import container_dir
+from atoll.agent.runp.sandbox import ContainerRecord, Sandbox, SandboxState
+from atoll.agent.runp.sources import ConfigMissing, Sources
+from atoll.agent.runp.status import pod_status
+from atoll.agent.runp.volumes import materialize
+from atoll.api import kinds
+from atoll.api.errors import APIError, NotFound
+from atoll.client import Client, ClientError
+
+JSON = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+class PodWorker:
+    def __init__(
+        self, pod: JSON, *, client: Client, config: AgentConfig, images: ImageStore, events: EventRecorder
+    ) -> None:
+        self.pod = pod
+        self.uid = str(pod["metadata"]["uid"])
+        self.client = client
+        self.sources_client = client
+        self.config = config
+        self.images = images
+        self.events = events
+        self.sandbox = Sandbox(config.root, self.uid)
+        self.state: SandboxState | None = None
+        self.volume_dirs: dict[str, Path] = {}
+        self.stopping = asyncio.Event()
+        self.gone = False
+        self._dirty = asyncio.Event()
+        self._written: JSON | None = None
+        self.runners: dict[str, ContainerRunner] = {}
+
+    # -- called by the runtime (no I/O) ----------------------------------------------------
+
+    def update(self, pod: JSON) -> None:
+        self.pod = pod
+        if pod["metadata"].get("deletionTimestamp"):
+            self.stopping.set()
+
+    def forget(self) -> None:
+        """The pod object is gone (force-deleted): stop at once, write nothing more."""
+        self.gone = True
+        self.stopping.set()
+
+    def changed(self) -> None:
+        if self.state is not None:
+            self.sandbox.save(self.state)
+        self._dirty.set()
+
+    def grace_seconds(self) -> float:
+        md, spec = self.pod["metadata"], self.pod.get("spec") or {}
+        if self.gone:
+            return 2.0
+        if md.get("deletionGracePeriodSeconds") is not None:
+            return float(md["deletionGracePeriodSeconds"])
+        return float(spec.get("terminationGracePeriodSeconds", 30))
+
+    def record(self, container: str) -> ContainerRecord | None:
+        return self.state.containers.get(container) if self.state else None
+
+    @property
+    def phase(self) -> str:
+        return str((self.pod.get("status") or {}).get("phase") or "")
+
+    # -- the task --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            writer = tg.create_task(self._status_writer(), name=f"pod/{self.uid}/status")
+            try:
+                await self._live()
+                await self.stopping.wait()
+            finally:
+                if self.stopping.is_set():
+                    await self._flush()
+                writer.cancel()
+        if self.stopping.is_set():
+            await self._terminate()
+
+    async def _live(self) -> None:
+        self.state = await asyncio.to_thread(recover.recover, self.sandbox)
+        if self.state is None:
+            if recover.ran_before(self.pod):
+                self.state = recover.lost_state(self.pod, self.uid)
+                self.changed()
+                return
+            md = self.pod["metadata"]
+            self.state = SandboxState(uid=self.uid, namespace=str(md.get("namespace")), name=str(md["name"]))
+        if self.state.terminal:
+            self.changed()
+            return
+        self._ensure_records()
+        self.changed()
+        while not await self._prepare_volumes():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), RETRY_SECONDS)
+            if self.stopping.is_set():
+                return
+        spec = self.pod.get("spec") or {}
+        for c in spec.get("initContainers") or []:
+            runner = self._runner(c)
+            await runner.run()
+            term = runner.rec.terminated or {}
+            if self.stopping.is_set() or term.get("exitCode") != 0:
+                self._mark_terminal()
+                return
+        async with asyncio.TaskGroup() as tg:
+            for c in spec.get("containers") or []:
+                tg.create_task(self._runner(c).run(), name=f"pod/{self.uid}/{c['name']}")
+        self._mark_terminal()
+
+    def _ensure_records(self) -> None:
+        assert self.state is not None
+        spec = self.pod.get("spec") or {}
+        for init, key in ((True, "initContainers"), (False, "containers")):
+            for c in spec.get(key) or []:
+                if c["name"] not in self.state.containers:
+                    self.state.containers[c["name"]] = ContainerRecord(
+                        name=c["name"], init=init, image=str(c.get("image") or "")
+                    )
+
+    def _runner(self, spec: JSON) -> ContainerRunner:
+        assert self.state is not None
+        runner = ContainerRunner(self, spec, self.state.containers[spec["name"]])
+        self.runners[spec["name"]] = runner
+        return runner
+
+    def _mark_terminal(self) -> None:
+        assert self.state is not None
+        for rec in self.state.containers.values():
+            rec.done = rec.done or rec.state != "running"
+        self.state.terminal = True
+        self.changed()
+
+    async def _prepare_volumes(self) -> bool:
+        assert self.state is not None
+        try:
+            self.volume_dirs = await materialize(
+                Sources(self.client, self.pod), self.sandbox.dir, host_ip=self.config.address
+            )
+        except ConfigMissing as exc:
+            for rec in self.state.containers.values():
+                if rec.state == "waiting":
+                    rec.reason, rec.message = "CreateContainerConfigError", str(exc)
+            self.changed()
+            return False
+        return True
+
+    # -- status ----------------------------------------------------------------------------
+
+    async def _status_writer(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if not await self._write_status():
+                await asyncio.sleep(1.0)
+                self._dirty.set()
+
+    async def _write_status(self) -> bool:
+        if self.state is None or self.gone:
+            return True
+        status = pod_status(self.pod, self.state, self.config.address)
+        if status == self._written:
+            return True
+        md = self.pod["metadata"]
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": md["name"], "namespace": md["namespace"],
+                                                               "uid": self.uid}, "status": status}
+        try:
+            updated = await self.client.update(kinds.PODS, body, subresource="status")
+        except NotFound:
+            return True
+        except (APIError, ClientError) as exc:
+            log.warning("pod %s/%s: status update failed: %s", md["namespace"], md["name"], exc)
+            return False
+        self._written = status
+        if updated.get("metadata", {}).get("uid") == self.uid:
+            self.pod = {**self.pod, "status": updated.get("status")}
+        return True
+
+    async def _flush(self) -> None:
+        self._dirty.clear()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._write_status()
+
+    # -- termination -----------------------------------------------------------------------
+
+    async def _terminate(self) -> None:
+        md = self.pod["metadata"]
+        if not self.gone:
+            try:
+                await self.client.delete(
+                    kinds.PODS, md["name"], md["namespace"], grace_period_seconds=0, preconditions={"uid": self.uid}
+                )
+            except NotFound:
+                pass
+            except (APIError, ClientError) as exc:
+                log.warning("pod %s/%s: confirming deletion failed: %s", md["namespace"], md["name"], exc)
+        self.remove_files()
+
+    def remove_files(self) -> None:
+        md = self.pod["metadata"]
+        self.sandbox.remove()
+        shutil.rmtree(container_dir(self.config.root, md["namespace"], md["name"], self.uid, "x").parent, True)
+
+    def kill_now(self) -> None:
+        """Agent shutdown with ``stopPodsOnExit``: SIGKILL every process group of this pod."""
+        if self.state is not None:
+            recover.kill_all(self.state, self.sandbox)
