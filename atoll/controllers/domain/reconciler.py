@@ -18,6 +18,7 @@ Steps, in order (each reads the informer caches and writes only on a difference)
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -85,11 +86,8 @@ class DomainReconciler:
         if (namespace.get("metadata") or {}).get("deletionTimestamp"):
             log.info("namespace %s is terminating; waiting to re-create it", key.name)
             return Result(requeue_after=1.0)
-        await self._identity(key.name)
-        if not res.is_partner(domain):
-            await self._ensure(self.c.configmaps, kinds.CONFIGMAPS, res.config_map(key.name))
-        await self._quota(domain)
-        await self._cert(domain)
+        # independent of each other once the namespace exists: one round trip instead of four
+        await asyncio.gather(self._identity(key.name), self._config(domain), self._quota(domain), self._cert(domain))
         domain = await self._auth(domain)
         await self._status(domain)
         return Result() if res.is_partner(domain) else Result(requeue_after=self.status_period)
@@ -119,12 +117,21 @@ class DomainReconciler:
         return current
 
     async def _identity(self, name: str) -> None:
-        await self._ensure(self.c.serviceaccounts, kinds.SERVICEACCOUNTS, res.service_account(name))
+        await asyncio.gather(
+            self._ensure(self.c.serviceaccounts, kinds.SERVICEACCOUNTS, res.service_account(name)),
+            self._binding(name),
+        )
+
+    async def _binding(self, name: str) -> None:
         binding = self.c.rolebindings.get(name, name)
         if binding is None:
             await self.writes.create(kinds.ROLEBINDINGS, res.role_binding(name), name)
         elif binding.get("subjects") != res.role_binding_subjects(name):
             await self.writes.patch(kinds.ROLEBINDINGS, name, {"subjects": res.role_binding_subjects(name)}, name)
+
+    async def _config(self, domain: JSON) -> None:
+        if not res.is_partner(domain):
+            await self._ensure(self.c.configmaps, kinds.CONFIGMAPS, res.config_map(res.name_of(domain)))
 
     async def _quota(self, domain: JSON) -> None:
         name = res.name_of(domain)
