@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import pytest
 
 JSON = dict[str, Any]
 DOMAINS = "/apis/kuscia.secretflow/v1alpha1/domains"
@@ -177,3 +178,16 @@ def pod(name: str, *containers: JSON, node: str = "", labels: dict[str, str] | N
 
 def names(listing: JSON) -> list[str]:
     return [item["metadata"]["name"] for item in listing["items"]]
+
+
+@pytest.fixture
+def no_controllers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the in-process master to its API server: no controllers writing objects behind a test's back.
+
+    Request it before ``api_server`` (fixtures are set up in argument order)."""
+    from atoll.node.master import MasterNode
+
+    async def idle(self: Any) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(MasterNode, "_run_controllers", idle)

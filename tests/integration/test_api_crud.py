@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 try:
-    from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain, names, pod
+    from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain, names, pod, no_controllers
 except ImportError:  # tests/ is not a package: pytest put this directory on sys.path
-    from kube_http import DOMAINS, Api, assert_status, configmap, domain, names, pod  # type: ignore
+    from kube_http import DOMAINS, Api, assert_status, configmap, domain, names, pod, no_controllers  # type: ignore
 
 CMS = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
@@ -29,7 +29,7 @@ UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 
 @pytest.fixture
-async def api(api_server: Any) -> AsyncIterator[Api]:
+async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:
     async with Api(api_server) as client:
         yield client
 

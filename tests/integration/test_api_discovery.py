@@ -20,9 +20,9 @@ import pytest
 from atoll.api.crd import kuscia_crds
 
 try:
-    from tests.integration.kube_http import Api, assert_status
+    from tests.integration.kube_http import Api, assert_status, no_controllers
 except ImportError:  # tests/ is not a package: pytest put this directory on sys.path
-    from kube_http import Api, assert_status  # type: ignore
+    from kube_http import Api, assert_status, no_controllers  # type: ignore
 
 AGG_ACCEPT = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
               "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
@@ -31,7 +31,7 @@ KUSCIA = "kuscia.secretflow"
 
 
 @pytest.fixture
-async def api(api_server: Any) -> AsyncIterator[Api]:
+async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:
     async with Api(api_server) as client:
         yield client
 

@@ -25,16 +25,16 @@ from hypothesis import strategies as st
 from atoll.apiserver.certs import ensure_pki, issue_client_cert
 
 try:
-    from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain
+    from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain, no_controllers
 except ImportError:  # tests/ is not a package: pytest put this directory on sys.path
-    from kube_http import DOMAINS, Api, assert_status, configmap, domain  # type: ignore
+    from kube_http import DOMAINS, Api, assert_status, configmap, domain, no_controllers  # type: ignore
 
 CMS = "/api/v1/namespaces/default/configmaps"
 NOT_FOUND = "the server could not find the requested resource"
 
 
 @pytest.fixture
-async def api(api_server: Any) -> AsyncIterator[Api]:
+async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:
     async with Api(api_server) as client:
         yield client
 

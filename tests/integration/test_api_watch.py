@@ -21,15 +21,15 @@ import pytest
 from atoll.apiserver import watch as watch_module
 
 try:
-    from tests.integration.kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, domain, names
+    from tests.integration.kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, domain, names, no_controllers
 except ImportError:  # tests/ is not a package: pytest put this directory on sys.path
-    from kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, domain, names  # type: ignore
+    from kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, domain, names, no_controllers  # type: ignore
 
 CMS = "/api/v1/namespaces/default/configmaps"
 
 
 @pytest.fixture
-async def api(api_server: Any) -> AsyncIterator[Api]:
+async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:
     async with Api(api_server) as client:
         yield client
 
