@@ -85,9 +85,12 @@ def _qualified_name_problem(key: str) -> str | None:
 def metadata_causes(meta: JSON) -> list[JSON]:
     """422 causes for malformed labels, annotations, finalizers and owner references."""
     causes: list[JSON] = []
+    generate = meta.get("generateName")
+    if generate is not None and not isinstance(generate, str):
+        causes.append(_cause("FieldValueTypeInvalid", "metadata.generateName", "must be a string"))
     labels = meta.get("labels") or {}
     if not isinstance(labels, dict):
-        return [_cause("FieldValueTypeInvalid", "metadata.labels", "must be a map of strings")]
+        return [*causes, _cause("FieldValueTypeInvalid", "metadata.labels", "must be a map of strings")]
     for key, value in labels.items():
         problem = _qualified_name_problem(key)
         if problem:

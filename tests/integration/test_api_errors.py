@@ -310,6 +310,8 @@ def test_fuzz_never_500_and_errors_are_status(fuzz_target: Any, method: str, pat
     ("POST", "/api/v1/namespaces/default/services", {"metadata": {"name": "s"}, "spec": "x"}, "application/json", 422),
     ("DELETE", f"{CMS}/a", {"preconditions": "x"}, "application/json", 400),
     ("GET", f"{CMS}?watch=true&timeoutSeconds=abc", None, None, 400),
+    ("POST", CMS, {"metadata": {"generateName": 5}}, "application/json", 422),
+    ("POST", CMS, {"metadata": {"name": "b", "generateName": {"a": 1}}}, "application/json", 422),
 ])
 async def test_wrongly_typed_fields_are_refused_not_crashing(api: Api, method: str, path: str, body: Any,
                                                              ctype: str | None, code: int) -> None:
