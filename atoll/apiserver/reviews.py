@@ -82,9 +82,9 @@ class Reviews:
                 non = spec.get("nonResourceAttributes") or {}
                 req = Request(user.name, user.groups, str(non.get("verb", "")), path=str(non.get("path", "")))
             allowed = self._authorizer.authorize(user, req)
+            # like Kubernetes' RBAC authorizer: a plain denial carries no reason (kubectl prints "no", not
+            # "no - <reason>"); a reason only reports evaluation errors
             status = {"allowed": allowed}
-            if not allowed:
-                status["reason"] = "no RBAC rule allows it"
         elif rd.plural == "selfsubjectrulesreviews":
             rules = self._authorizer.rules_for(user, str(spec.get("namespace", "")))
             status = {
