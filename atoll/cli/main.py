@@ -40,6 +40,12 @@ def main() -> None:
 @click.option("--datastore-endpoint", "-e", default="", help="postgresql://… or mysql://… (empty: embedded SQLite).")
 @click.option("--kubeconfig", default="", help="lite: join a master directly with this kubeconfig.")
 @click.option("--runtime", "-r", default="runp", show_default=True)
+@click.option(
+    "--master-data-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="lite, same machine as the master: issue the agent's log-serving certificate from its CA.",
+)
 @click.option("--log-level", "-l", default="INFO", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Config file to write.")
 def init(
@@ -51,6 +57,7 @@ def init(
     datastore_endpoint: str,
     kubeconfig: str,
     runtime: str,
+    master_data_dir: Path | None,
     log_level: str,
     output: Path,
 ) -> None:
@@ -74,6 +81,14 @@ def init(
         kubeconfig=str(Path(kubeconfig).resolve()) if kubeconfig else "",
         runtime=runtime,
     )
+    if master_data_dir is not None:
+        from atoll.node.lite import issue_agent_certificate
+
+        try:
+            issued = issue_agent_certificate(master_data_dir, config.data_dir, domain_id)
+        except (OSError, ValueError) as exc:
+            fail(f"--master-data-dir: cannot issue the agent certificate: {exc}")
+        click.echo(f"issued {issued}")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(config.to_yaml())
     output.chmod(0o600)
@@ -166,6 +181,40 @@ async def _until_signal(work: Any) -> None:
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+@main.group()
+def image() -> None:
+    """The local image store of a RunP node (directories of programs)."""
+
+
+@image.command("load")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), required=True)
+@click.option("--name", "reference", required=True, help="Image reference NAME:TAG used in pod specs.")
+@click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def image_load(config_path: Path, reference: str, directory: Path) -> None:
+    """Copy DIRECTORY into the node's image store as NAME:TAG."""
+    from atoll.agent.runp.images import ImageError, ImageStore
+
+    config = _load(config_path)
+    try:
+        loaded = ImageStore(config.data_dir / "agent" / "images").load(directory, reference)
+    except (ImageError, OSError) as exc:
+        fail(str(exc))
+        raise AssertionError from exc
+    click.echo(f"loaded {loaded.reference} {loaded.image_id}")
+
+
+@image.command("ls")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), required=True)
+def image_ls(config_path: Path) -> None:
+    """List the images of the node's store."""
+    from atoll.agent.runp.images import ImageStore
+
+    config = _load(config_path)
+    click.echo(f"{'IMAGE':<50} ID")
+    for img in ImageStore(config.data_dir / "agent" / "images").list():
+        click.echo(f"{img.reference:<50} {img.image_id[:19]}")
 
 
 @main.command()

@@ -8,6 +8,7 @@ kubeconfig (``atoll init --mode lite --kubeconfig FILE [--master-data-dir DIR]``
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from atoll.agent.agent import Agent
 from atoll.agent.config import from_node_config
@@ -34,3 +35,25 @@ class LiteNode:
             raise ConfigError(f"kubeconfig: {exc}") from None
         async with client:
             await Agent(client, self.agent_config).run()
+
+
+def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) -> Path:
+    """The agent's log-serving certificate, signed by the master's CA (same machine only).
+
+    Writes ``<data_dir>/pki/kubelet.{crt,key}`` and the CA certificate ``ca.crt`` that the
+    agent uses to verify the API server's client certificate. Returns the certificate path.
+    """
+    from atoll.apiserver.certs import PKI, issue_serving_cert
+
+    master = PKI(master_data_dir / "pki")
+    if not master.ca_key.exists():
+        raise ValueError(f"{master.ca_key} does not exist (is this the master's data directory?)")
+    cert, key = issue_serving_cert(master, f"atoll-agent-{domain}")
+    pki = data_dir / "pki"
+    pki.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (pki / "kubelet.crt").write_bytes(cert)
+    key_file = pki / "kubelet.key"
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(key)
+    (pki / "ca.crt").write_bytes(master.ca_cert.read_bytes())
+    return pki / "kubelet.crt"

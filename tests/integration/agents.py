@@ -1,0 +1,138 @@
+"""Helpers for agent tests: in-process agents joined to a test master, an image, process counting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from atoll.agent.agent import Agent
+from atoll.agent.config import AgentConfig, Timers
+from atoll.agent.runp.images import ImageStore
+from atoll.apiserver.certs import PKI, issue_serving_cert
+from atoll.client import Client
+from tests.conftest import RunningServer
+
+JSON = dict[str, Any]
+FAST = Timers(lease_duration=4, lease_renew=1, status_check=2, backoff_initial=1, backoff_max=4, probe_min_period=0.2)
+
+
+def issue_agent_cert(master_pki: Path, target: Path) -> tuple[Path, Path, Path]:
+    """What ``atoll init --mode lite --master-data-dir`` does: a serving cert from the master's CA."""
+    target.mkdir(parents=True, exist_ok=True)
+    cert, key = issue_serving_cert(PKI(master_pki), "atoll-agent")
+    (target / "kubelet.crt").write_bytes(cert)
+    (target / "kubelet.key").write_bytes(key)
+    (target / "ca.crt").write_bytes(PKI(master_pki).ca_cert.read_bytes())
+    return target / "kubelet.crt", target / "kubelet.key", target / "ca.crt"
+
+
+def agent_config(server: RunningServer, data_dir: Path, domain: str, *, timers: Timers = FAST) -> AgentConfig:
+    cert, key, ca = issue_agent_cert(server.data_dir / "pki", data_dir / "pki")
+    return AgentConfig(
+        domain=domain,
+        data_dir=data_dir,
+        node_name=f"{domain}-node",
+        tls_cert=cert,
+        tls_key=key,
+        client_ca=ca,
+        timers=timers,
+    )
+
+
+def load_image(data_dir: Path, name: str = "app:v1") -> None:
+    src = data_dir.parent / f"image-src-{name.replace(':', '-')}"
+    (src / "bin").mkdir(parents=True, exist_ok=True)
+    tool = src / "bin" / "hello"
+    tool.write_text("#!/bin/sh\necho hello from the image \"$@\"\n")
+    tool.chmod(0o755)
+    ImageStore(data_dir / "agent" / "images").load(src, name)
+
+
+@dataclass
+class RunningAgent:
+    agent: Agent
+    task: asyncio.Task[None]
+    config: AgentConfig
+    client: Client
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.client.close()
+
+
+async def start_agent(server: RunningServer, config: AgentConfig) -> RunningAgent:
+    client = Client.from_kubeconfig(server.kubeconfig)
+    agent = Agent(client, config)
+    task = asyncio.create_task(agent.run())
+    ready = asyncio.create_task(agent.ready.wait())
+    done, _ = await asyncio.wait({task, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    assert ready in done, "agent not ready in 20 s"
+    return RunningAgent(agent, task, config, client)
+
+
+@contextlib.asynccontextmanager
+async def running_agent(server: RunningServer, data_dir: Path, domain: str) -> AsyncIterator[RunningAgent]:
+    config = agent_config(server, data_dir, domain)
+    load_image(data_dir)
+    running = await start_agent(server, config)
+    try:
+        yield running
+    finally:
+        await running.stop()
+        kill_leftovers(data_dir)
+
+
+def pod(name: str, node: str, command: list[str], *, namespace: str = "default", **spec: Any) -> JSON:
+    container = {"name": spec.pop("container_name", "main"), "image": "app:v1", "command": command}
+    container.update(spec.pop("container", {}))
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"nodeName": node, "containers": [container], **spec},
+    }
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20, interval: float = 0.1) -> Any:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids whose command line contains ``marker``."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if marker.encode() in cmd:
+            out.append(int(name))
+    return [p for p in out if p != os.getpid()]
+
+
+def kill_leftovers(data_dir: Path) -> None:
+    """Test cleanup: SIGKILL every process group the agent under ``data_dir`` started."""
+    import signal
+
+    for pid in processes_with(str(data_dir / "agent" / "pods")):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
