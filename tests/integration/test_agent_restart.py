@@ -1,0 +1,117 @@
+"""Lite nodes as real ``atoll start`` processes: kill -9 of an agent while pods run, then restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from atoll.api import kinds
+from atoll.api.errors import NotFound
+from atoll.client import Client
+from tests.conftest import REPO, RunningServer
+from tests.integration.agents import eventually, kill_leftovers, pod, processes_with
+
+ATOLL = [sys.executable, "-m", "atoll.cli.main"]
+pytestmark = pytest.mark.slow
+
+
+def init_lite(server: RunningServer, base: Path, domain: str) -> Path:
+    data = base / domain
+    config = data / "atoll.yaml"
+    subprocess.run([*ATOLL, "init", "--mode", "lite", "--domain", domain, "--data-dir", str(data), "--kubeconfig",
+                    str(server.kubeconfig), "--master-data-dir", str(server.data_dir), "-o", str(config)],
+                   check=True, capture_output=True, cwd=REPO)
+    doc = yaml.safe_load(config.read_text())
+    doc["agent"] = {"nodeName": f"{domain}-node",
+                    "timers": {"leaseDuration": 4, "leaseRenew": 1, "backoffInitial": 1, "backoffMax": 4}}
+    config.write_text(yaml.safe_dump(doc))
+    image = base / "image" / "bin"
+    image.mkdir(parents=True, exist_ok=True)
+    subprocess.run([*ATOLL, "image", "load", "-c", str(config), str(image.parent), "--name", "app:v1"],
+                   check=True, capture_output=True, cwd=REPO)
+    return config
+
+
+def start(config: Path) -> subprocess.Popen[bytes]:
+    log = open(config.parent / "agent.log", "ab")
+    return subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log, cwd=REPO)
+
+
+async def node_ready(client: Client, name: str) -> bool:
+    try:
+        node = await client.get(kinds.NODES, name)
+    except NotFound:
+        return False
+    return {c["type"]: c["status"] for c in node["status"].get("conditions") or []}.get("Ready") == "True"
+
+
+async def test_kill_9_and_restart_readopts_without_duplicates(api_server: RunningServer, tmp_path: Path) -> None:
+    alice_cfg, bob_cfg = init_lite(api_server, tmp_path, "alice"), init_lite(api_server, tmp_path, "bob")
+    alice, bob = start(alice_cfg), start(bob_cfg)
+    client = Client.from_kubeconfig(api_server.kubeconfig)
+    try:
+        async with client:
+            await eventually(lambda: node_ready(client, "alice-node"), timeout=30)
+            await eventually(lambda: node_ready(client, "bob-node"), timeout=30)
+            loop_a, loop_b, short = "marker-long-alice", "marker-long-bob", "marker-short-alice"
+            forever = "while :; do sleep 0.2; done # "
+            await client.create(kinds.PODS, pod("long", "alice-node", ["sh", "-c", forever + loop_a]))
+            await client.create(kinds.PODS, pod("long-b", "bob-node", ["sh", "-c", forever + loop_b]))
+            await client.create(kinds.PODS, pod("short", "alice-node", ["sh", "-c", f"sleep 3; exit 4 # {short}"],
+                                                restartPolicy="Never"))
+
+            async def running(name: str) -> bool:
+                p = await client.get(kinds.PODS, name, "default")
+                return (p.get("status") or {}).get("phase") == "Running"
+
+            for name in ("long", "long-b", "short"):
+                await eventually(lambda name=name: running(name), timeout=20)
+            before = sorted(processes_with(loop_a))
+            assert before, "the pod's processes run"
+            alice.send_signal(signal.SIGKILL)
+            alice.wait()
+            await asyncio.sleep(4)  # "short" exits while its agent is down
+            assert sorted(processes_with(loop_a)) == before, "pods survive their agent"
+            alice = start(alice_cfg)
+            await eventually(lambda: node_ready(client, "alice-node"), timeout=30)
+
+            async def finished() -> dict[str, object] | None:
+                p = await client.get(kinds.PODS, "short", "default")
+                return p if p["status"].get("phase") in ("Succeeded", "Failed") else None
+
+            done = await eventually(finished, timeout=20)
+            term = done["status"]["containerStatuses"][0]["state"]["terminated"]
+            assert (done["status"]["phase"], term["exitCode"], term["reason"]) == ("Failed", 4, "Error")
+            await asyncio.sleep(2)
+            long_pod = await client.get(kinds.PODS, "long", "default")
+            cs = long_pod["status"]["containerStatuses"][0]
+            assert long_pod["status"]["phase"] == "Running" and "running" in cs["state"]
+            assert cs["restartCount"] == 0
+            assert sorted(processes_with(loop_a)) == before, "re-adopted, not started twice"
+            await client.delete(kinds.PODS, "long", "default")
+
+            async def gone() -> bool:
+                try:
+                    await client.get(kinds.PODS, "long", "default")
+                except NotFound:
+                    return True
+                return False
+
+            await eventually(gone, timeout=15)
+            assert processes_with(loop_a) == []
+            assert processes_with(loop_b), "bob's pod is untouched"
+    finally:
+        for proc in (alice, bob):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=15)
+        for domain in ("alice", "bob"):
+            kill_leftovers(tmp_path / domain)
+    assert processes_with(str(tmp_path)) == [] or all(p == os.getpid() for p in processes_with(str(tmp_path)))
