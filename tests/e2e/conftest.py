@@ -1,0 +1,107 @@
+"""Fixtures shared by the kubectl end-to-end modules: one real ``atoll start`` process per module,
+and a ``Kubectl`` runner per client version with its own HOME and discovery cache."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    from tests.conftest import RunningServer, kubectl_binary, start_master_process
+except ImportError:  # tests/ is not a package: conftest is importable as a top-level module
+    from conftest import RunningServer, kubectl_binary, start_master_process  # type: ignore
+
+KUBECTL_TIMEOUT = 30
+
+
+class Kubectl:
+    """One kubectl binary, one kubeconfig, one isolated HOME/KUBECACHEDIR; every call has a timeout."""
+
+    def __init__(self, binary: str, kubeconfig: Path, env: dict[str, str], workdir: Path, version: str = "") -> None:
+        self.binary = binary
+        self.kubeconfig = kubeconfig
+        self.env = env
+        self.workdir = workdir
+        self.version = version
+        Path(env["HOME"]).mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def tag(self) -> str:
+        """A DNS-label suffix naming this client version (``132``), for per-version object names."""
+        return re.sub(r"\D", "", self.version) or "x"
+
+    def args(self, *args: str) -> list[str]:
+        return [self.binary, "--kubeconfig", str(self.kubeconfig), *args]
+
+    def run(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = KUBECTL_TIMEOUT,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            self.args(*args),
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,  # never prompt on the test's terminal
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env or {})},
+            timeout=timeout,
+            cwd=self.workdir,
+        )
+        if check:
+            assert proc.returncode == 0, (
+                f"kubectl {' '.join(args)} -> rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def out(self, *args: str, **kw: Any) -> str:
+        return self.run(*args, **kw).stdout.strip()
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.args(*args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=self.env, cwd=self.workdir,
+        )
+
+    def apply(self, text: str, name: str, *extra: str) -> str:
+        path = self.workdir / name
+        path.write_text(text)
+        return self.out("apply", "-f", str(path), *extra)
+
+    def with_kubeconfig(self, kubeconfig: Path) -> Kubectl:
+        return Kubectl(self.binary, kubeconfig, self.env, self.workdir, self.version)
+
+
+def table(stdout: str) -> list[list[str]]:
+    """kubectl's human output split into cells (columns are separated by two or more spaces)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in stdout.strip().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One ``atoll start`` master shared by every test of a module."""
+    proc, server = start_master_process(tmp_path_factory.mktemp("master"))
+    yield server
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def make_kubectl(version: str, server: RunningServer, base: Path) -> Kubectl:
+    env = dict(os.environ)
+    env.pop("KUBECONFIG", None)
+    env["HOME"] = str(base / "home")
+    env["KUBECACHEDIR"] = str(base / "kubecache")
+    return Kubectl(kubectl_binary(version), server.kubeconfig, env, base / "work", version)
