@@ -14,6 +14,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from atoll.api.errors import BadRequest
 from atoll.api.jsonpath import JSONPath, compile_jsonpath, format_value
 from atoll.api.registry import PrinterColumn, ResourceDef
@@ -26,6 +28,7 @@ __all__ = [
     "human_duration",
     "parse_time",
     "render_table",
+    "render_table_bytes",
 ]
 
 JSON = dict[str, Any]
@@ -252,3 +255,104 @@ def render_table(
         "columnDefinitions": defs if with_columns else None,
         "rows": rows,
     }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Encoded LIST tables with a row cache
+#
+# A stored object never changes under the same (uid, resourceVersion), so its encoded row does not
+# either -- except for time-derived cells. Rows are cached encoded with a marker in place of the Age
+# cells (recomputed from creationTimestamp on every render); printers with other time-derived cells
+# (Event ``Last Seen``, CRD ``date`` columns) and Pod rows with a "(5m ago)" restart time are not
+# cached. This keeps ``kubectl get`` of thousands of objects close to the cost of a plain JSON LIST,
+# which is assembled from the watch cache's encodings.
+
+_AGE_MARK = "\x00atoll-age\x00"
+_AGE_MARK_JSON = orjson.dumps(_AGE_MARK)
+_ROWS: dict[tuple[Any, ...], list[bytes]] = {}
+_ROWS_MAX = 100_000
+
+
+@lru_cache(maxsize=512)
+def _age_indexes(rd: ResourceDef) -> tuple[int, ...] | None:
+    """Indexes of the plain ``Age`` cells of ``rd``'s rows; ``None`` when rows must not be cached."""
+    if any(pc.type == "date" for pc in rd.printer_columns):
+        return None
+    names = [d["name"] for d in _printer_for(rd)[0]]
+    if "Last Seen" in names or "First Seen" in names:
+        return None
+    return tuple(i for i, n in enumerate(names) if n == "Age")
+
+
+def _row(obj: JSON, cells: list[Any], is_pod: bool, include_object: str) -> JSON:
+    row: JSON = {"cells": cells}
+    if is_pod:
+        phase = (obj.get("status") or {}).get("phase")
+        if phase == "Succeeded":
+            row["conditions"] = _POD_SUCCEEDED
+        elif phase == "Failed":
+            row["conditions"] = _POD_FAILED
+    ro = _row_object(obj, include_object)
+    if ro is not None:
+        row["object"] = ro
+    return row
+
+
+def render_table_bytes(
+    rd: ResourceDef,
+    objects: Sequence[JSON],
+    *,
+    include_object: str = "Metadata",
+    now: float | None = None,
+    resource_version: str = "",
+    continue_token: str = "",
+    remaining: int | None = None,
+) -> bytes:
+    """The encoding of ``render_table(...)`` for stored objects (LIST), from cached rows when possible."""
+    if include_object not in ("Metadata", "Object", "None"):
+        render_table(rd, [], include_object=include_object)  # raises the 400
+    if now is None:
+        now = time.time()
+    defs, cells_fn = _printer_for(rd)
+    is_pod = rd.builtin and rd.group == "" and rd.kind == "Pod"
+    ages = _age_indexes(rd) if include_object != "Object" else None  # full objects: not worth caching
+    rows: list[bytes] = []
+    for obj in objects:
+        md = obj.get("metadata") or {}
+        key = (rd.group, rd.plural, md.get("uid"), md.get("resourceVersion"), include_object)
+        segments = _ROWS.get(key) if ages is not None else None
+        if segments is None:
+            cells = cells_fn(obj, now)
+            cacheable = (
+                ages is not None
+                and bool(key[2] and key[3])
+                and not any(isinstance(c, str) and c.endswith(" ago)") for c in cells)
+            )
+            if not cacheable:
+                rows.append(orjson.dumps(_row(obj, cells, is_pod, include_object)))
+                continue
+            assert ages is not None
+            marked = list(cells)
+            for i in ages:
+                marked[i] = _AGE_MARK
+            segments = orjson.dumps(_row(obj, marked, is_pod, include_object)).split(_AGE_MARK_JSON)
+            if len(segments) != len(ages) + 1:  # the marker text occurs in the object itself
+                rows.append(orjson.dumps(_row(obj, cells, is_pod, include_object)))
+                continue
+            if len(_ROWS) >= _ROWS_MAX:
+                _ROWS.clear()
+            _ROWS[key] = segments
+        if len(segments) == 1:
+            rows.append(segments[0])
+        else:
+            rows.append(orjson.dumps(age(md.get("creationTimestamp"), now)).join(segments))
+    meta: JSON = {}
+    if resource_version:
+        meta["resourceVersion"] = resource_version
+    if continue_token:
+        meta["continue"] = continue_token
+    if remaining is not None:
+        meta["remainingItemCount"] = remaining
+    head = orjson.dumps({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+                         "columnDefinitions": defs})
+    return head[:-1] + b',"rows":[' + b",".join(rows) + b"]}"

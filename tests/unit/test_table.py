@@ -621,3 +621,54 @@ def test_render_500_pods_fast() -> None:
         best = min(best, time.perf_counter() - t0)
     assert len(table["rows"]) == 500
     assert best < 0.05, f"500 pods took {best * 1000:.1f} ms"
+
+
+# ---- render_table_bytes: the encoded LIST table with cached rows ------------------------------
+
+
+def _bytes_cases() -> list[tuple[Any, list[dict[str, Any]]]]:
+    from atoll.api.builtins import BUILTINS
+
+    by_kind = {rd.kind: rd for rd in BUILTINS}
+    ts = "2026-01-01T00:00:00Z"
+    pods = [
+        {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": f"p{i}", "namespace": "n", "uid": f"u{i}", "resourceVersion": str(i),
+                      "creationTimestamp": ts, "labels": {"a": "b"}},
+         "spec": {"containers": [{"name": "main"}], "nodeName": "n1"},
+         "status": {"phase": phase, "podIP": "10.0.0.1",
+                    "containerStatuses": [{"name": "main", "ready": True, "restartCount": restarts,
+                                           "lastState": {"terminated": {"finishedAt": ts}} if restarts else {},
+                                           "state": {"running": {"startedAt": ts}}}]}}
+        for i, (phase, restarts) in enumerate([("Running", 0), ("Succeeded", 0), ("Running", 2), ("Failed", 0)])
+    ]
+    events = [{"apiVersion": "v1", "kind": "Event",
+               "metadata": {"name": "e", "namespace": "n", "uid": "ue", "resourceVersion": "9",
+                            "creationTimestamp": ts},
+               "involvedObject": {"kind": "Pod", "name": "p0"}, "reason": "R", "message": "m", "type": "Normal",
+               "firstTimestamp": ts, "lastTimestamp": ts, "count": 1}]
+    quota = [{"apiVersion": "v1", "kind": "ResourceQuota",
+              "metadata": {"name": "q", "namespace": "n", "uid": "uq", "resourceVersion": "3",
+                           "creationTimestamp": ts},
+              "status": {"hard": {"pods": "10", "limits.cpu": "2"}, "used": {"pods": "1"}}}]
+    cms = [{"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "\x00atoll-age\x00", "namespace": "n", "uid": "uc", "resourceVersion": "4",
+                         "creationTimestamp": ts}, "data": {"a": "b"}},
+           {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "norv", "namespace": "n"}}]
+    return [(by_kind["Pod"], pods), (by_kind["Event"], events), (by_kind["ResourceQuota"], quota),
+            (by_kind["ConfigMap"], cms)]
+
+
+@pytest.mark.parametrize("include", ["Metadata", "None", "Object"])
+def test_render_table_bytes_equals_render_table(include: str) -> None:
+    import orjson
+
+    from atoll.apiserver.table import render_table, render_table_bytes
+
+    for rd, objs in _bytes_cases():
+        for now in (1767225600.0 + 30, 1767225600.0 + 30, 1767225600.0 + 4000):  # twice: second from cache
+            want = render_table(rd, objs, include_object=include, now=now, resource_version="7",
+                                continue_token="c", remaining=2)
+            got = render_table_bytes(rd, objs, include_object=include, now=now, resource_version="7",
+                                     continue_token="c", remaining=2)
+            assert orjson.loads(got) == want, (rd.kind, include, now)
