@@ -18,7 +18,7 @@ from atoll.apiserver import meta
 from atoll.apiserver.objects import Objects, WriteOptions
 from atoll.apiserver.podlogs import PodLogs
 from atoll.apiserver.routing import Route
-from atoll.apiserver.table import render_table
+from atoll.apiserver.table import render_table, render_table_bytes
 from atoll.apiserver.watch import serve_watch
 
 JSON = dict[str, Any]
@@ -130,7 +130,7 @@ class ResourceHandlers:
             exact_name=exact,
         )
         if codec.wants_table(request):
-            table = render_table(
+            table = render_table_bytes(
                 rd,
                 [c.obj for c in page.items],
                 include_object=_include_object(request),
