@@ -64,7 +64,7 @@ def init(
     """Write a node configuration file."""
     mode = mode.lower()
     try:
-        validate_domain_id(domain_id, allow_reserved=mode == "master")
+        validate_domain_id(domain_id)
     except ConfigError as exc:
         fail(str(exc))
     if mode == "lite" and not kubeconfig:

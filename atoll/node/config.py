@@ -10,7 +10,6 @@ directly).
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,9 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from atoll.api.constants import domain_id_problem
+
 MODES = ("master", "lite", "autonomy")
-RESERVED_DOMAIN_IDS = frozenset(
-    {"master", "cross-domain", "default", "kube-system", "kube-public", "kube-node-lease", "kuscia-system", "kuscia"}
-)
-_DOMAIN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class ConfigError(ValueError):
@@ -71,11 +68,11 @@ class NodeConfig:
         return yaml.safe_dump(doc, sort_keys=False)
 
 
-def validate_domain_id(domain_id: str, *, allow_reserved: bool = False) -> None:
-    if not domain_id or len(domain_id) > 63 or not _DOMAIN_ID.match(domain_id):
-        raise ConfigError(f"domainID {domain_id!r} must be an RFC 1123 label (lower-case letters, digits, '-')")
-    if not allow_reserved and domain_id in RESERVED_DOMAIN_IDS - {"kuscia-system"}:
-        raise ConfigError(f"domainID {domain_id!r} is reserved")
+def validate_domain_id(domain_id: str) -> None:
+    """The same rule as Domain admission (``atoll.api.constants.domain_id_problem``)."""
+    problem = domain_id_problem(domain_id)
+    if problem:
+        raise ConfigError(f"domainID: {problem}")
 
 
 def generate_domain_key() -> str:
@@ -100,7 +97,7 @@ def load_config(path: Path) -> NodeConfig:
     if mode not in MODES:
         raise ConfigError(f"mode: must be one of {', '.join(MODES)} (got {doc.get('mode')!r})")
     domain_id = str(doc.get("domainID") or "")
-    validate_domain_id(domain_id, allow_reserved=mode == "master")
+    validate_domain_id(domain_id)
     data_dir = doc.get("dataDir")
     if not data_dir:
         raise ConfigError("dataDir: required")
