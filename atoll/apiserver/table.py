@@ -317,6 +317,7 @@ def render_table_bytes(
     is_pod = rd.builtin and rd.group == "" and rd.kind == "Pod"
     ages = _age_indexes(rd) if include_object != "Object" else None  # full objects: not worth caching
     rows: list[bytes] = []
+    age_memo: dict[Any, bytes] = {}  # creationTimestamp -> encoded Age: objects made in one second share it
     for obj in objects:
         md = obj.get("metadata") or {}
         key = (rd.group, rd.plural, md.get("uid"), md.get("resourceVersion"), include_object)
@@ -345,7 +346,11 @@ def render_table_bytes(
         if len(segments) == 1:
             rows.append(segments[0])
         else:
-            rows.append(orjson.dumps(age(md.get("creationTimestamp"), now)).join(segments))
+            created = md.get("creationTimestamp")
+            encoded = age_memo.get(created)
+            if encoded is None:
+                encoded = age_memo[created] = orjson.dumps(age(created, now))
+            rows.append(encoded.join(segments))
     meta: JSON = {}
     if resource_version:
         meta["resourceVersion"] = resource_version
