@@ -114,6 +114,9 @@ class APIServer:
         self.extra_routes: dict[str, Handler] = {}
         self.bound_port = 0
         self._ready = asyncio.Event()
+        # post-start work (e.g. the master's CRD and namespace bootstrap) that /readyz and /healthz
+        # wait for, like kube-apiserver's poststarthooks; /livez only needs the listener
+        self.readiness_gates: list[asyncio.Event] = []
         self.started_at = time.time()
 
     def _namespace(self, name: str) -> JSON | None:
@@ -167,7 +170,7 @@ class APIServer:
             )
         head = parts[0]
         if head in ("healthz", "livez", "readyz"):
-            ready = self._ready.is_set()
+            ready = self._ready.is_set() and (head == "livez" or all(g.is_set() for g in self.readiness_gates))
             return web.Response(text="ok" if ready else "not ready", status=200 if ready else 503)
         if head == "version":
             return codec.json_response(VERSION_INFO)

@@ -70,6 +70,8 @@ class MasterNode:
                     kubelet_client_cert=(self.pki.kubelet_client_cert, self.pki.kubelet_client_key),
                 ),
             )
+            # /readyz stays 503 until the bootstrap (namespaces, Kuscia CRDs) is done
+            self.server.readiness_gates.append(self.ready)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.server.run(), name="master/apiserver")
                 await self.server.wait_ready()

@@ -66,6 +66,19 @@ async def test_health_endpoints_need_no_credentials(api_server: Any, path: str) 
         assert (await anonymous.get("/api")).status == 401
 
 
+async def test_readyz_waits_for_the_master_bootstrap(api: Api, api_server: Any) -> None:
+    # kubectl run right after /readyz must find the Kuscia CRDs: readiness includes the bootstrap
+    node = api_server.node
+    node.ready.clear()  # as while the master is still installing namespaces and CRDs
+    try:
+        assert (await api.get("/readyz")).status == 503
+        assert (await api.get("/healthz")).status == 503
+        assert (await api.get("/livez")).status == 200
+    finally:
+        node.ready.set()
+    assert (await api.get("/readyz")).status == 200
+
+
 async def test_root_lists_paths(api: Api) -> None:
     reply = await api.get("/")
     assert reply.status == 200
