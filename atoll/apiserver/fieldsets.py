@@ -298,10 +298,38 @@ def _value_set(value: Any, t: FieldType) -> FieldSet:
 
 def changes(old: Any, new: Any, t: FieldType) -> tuple[FieldSet, FieldSet]:
     """(added or modified, removed) paths from ``old`` to ``new`` (``None`` = no object yet)."""
+    if old is None:
+        return _added_map(new, t), {}
     changed: FieldSet = {}
     removed: FieldSet = {}
-    _compare_map(old if isinstance(old, dict) else {}, new, t, changed, removed, old is None)
+    _compare_map(old, new, t, changed, removed, False)
     return changed, removed
+
+
+def _added_map(value: JSON, t: FieldType) -> FieldSet:
+    """Everything in a new object (the fast path of ``changes`` for creates)."""
+    required = t.raw.get("required") or ()
+    return {"f:" + key: _added(sub, t.child(key), key in required) for key, sub in value.items()}
+
+
+def _added(value: Any, t: FieldType, zero: bool) -> FieldSet:
+    if isinstance(value, dict):
+        if not value or t.atomic:
+            return {DOT: {}}
+        out = _added_map(value, t)
+        if not (t.builtin and t.struct):
+            out[DOT] = {}
+        return out
+    if isinstance(value, list) and value and t.list_type != "atomic":
+        item_t = t.items()
+        out = {}
+        for key, item in index_items(value, t).items():
+            out[key] = {DOT: {}} if t.list_type == "set" or not isinstance(item, dict) else {
+                **_added_map(item, item_t), DOT: {}}
+        if not zero:
+            out[DOT] = {}
+        return out
+    return {DOT: {}}
 
 
 def _compare_map(old: JSON, new: JSON, t: FieldType, changed: FieldSet, removed: FieldSet, fresh: bool) -> None:
@@ -309,7 +337,7 @@ def _compare_map(old: JSON, new: JSON, t: FieldType, changed: FieldSet, removed:
         ov = old.get(key, _MISSING)
         if ov is nv:
             continue
-        c, r = _compare(ov, nv, t.child(key), fresh)
+        c, r = _compare(ov, nv, t.child(key), fresh, fresh and key in (t.raw.get("required") or ()))
         if c:
             changed["f:" + key] = c
         if r:
@@ -320,8 +348,8 @@ def _compare_map(old: JSON, new: JSON, t: FieldType, changed: FieldSet, removed:
             removed["f:" + key] = r
 
 
-def _compare(old: Any, new: Any, t: FieldType, fresh: bool) -> tuple[FieldSet, FieldSet]:
-    """Changed and removed sets below one node (``_MISSING`` when absent)."""
+def _compare(old: Any, new: Any, t: FieldType, fresh: bool, zero: bool = False) -> tuple[FieldSet, FieldSet]:
+    """Changed and removed sets below one node (``_MISSING`` when absent; ``zero``: in a new Go object)."""
     changed: FieldSet = {}
     removed: FieldSet = {}
     o_map = isinstance(old, dict) or old is _MISSING
@@ -359,6 +387,10 @@ def _compare(old: Any, new: Any, t: FieldType, fresh: bool) -> tuple[FieldSet, F
             if key not in n_items:
                 removed[key] = {DOT: {}} if t.list_type == "set" else _compare(prev, _MISSING, item_t, fresh)[1]
                 removed[key][DOT] = {}
+        if old is _MISSING and not zero:
+            changed[DOT] = {}
+        elif new is _MISSING:
+            removed[DOT] = {}
         return changed, removed
     if old is _MISSING:
         changed[DOT] = {}

@@ -155,7 +155,7 @@ def test_same_value_is_shared_not_a_conflict() -> None:
 
 def test_force_takes_ownership() -> None:
     live = ssa.apply(DOMAIN, None, _domain(role="", master="m"), "kubectl", force=False)
-    with pytest.raises(errors.Conflict, match='conflict with "kubectl": .spec.role'):
+    with pytest.raises(errors.Conflict, match=r'conflict with "kubectl": \.spec\.role'):
         ssa.apply(DOMAIN, live, _domain(role="partner"), "other", force=False)
     out = ssa.apply(DOMAIN, live, _domain(role="partner"), "other", force=True)
     assert out["spec"] == {"role": "partner", "master": "m"}
