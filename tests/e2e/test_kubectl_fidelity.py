@@ -204,6 +204,28 @@ spec: {{holderIdentity: me-{t}, leaseDurationSeconds: 15}}
     rows = table(kubectl.out("get", "lease", "lock", "-n", ns))
     assert rows[0] == ["NAME", "HOLDER", "AGE"] and rows[1][:2] == ["lock", f"me-{t}"]
 
+    # Endpoints, RBAC kinds
+    eps = f"""apiVersion: v1
+kind: Endpoints
+metadata: {{name: manual, namespace: {ns}}}
+subsets:
+- addresses: [{{ip: 10.1.2.3}}, {{ip: 10.1.2.4}}]
+  ports: [{{name: http, port: 8080, protocol: TCP}}]
+"""
+    assert kubectl.apply(eps, "eps.yaml") == "endpoints/manual created"
+    rows = table(kubectl.out("get", "endpoints", "manual", "-n", ns))
+    assert rows[0] == ["NAME", "ENDPOINTS", "AGE"] and rows[1][:2] == ["manual", "10.1.2.3:8080,10.1.2.4:8080"], rows
+    kubectl.run("create", "role", "r", "-n", ns, "--verb=get", "--resource=pods")
+    rows = table(kubectl.out("get", "role", "r", "-n", ns))
+    assert rows[0] == ["NAME", "CREATED AT"] and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rows[1][1])
+    rows = table(kubectl.out("get", "clusterrole", "admin"))
+    assert rows[0] == ["NAME", "CREATED AT"] and rows[1][0] == "admin"
+    kubectl.run("create", "clusterrolebinding", f"view-{t}", "--clusterrole=view", f"--user=u{t}", "--group=g")
+    rows = table(kubectl.out("get", "clusterrolebinding", f"view-{t}", "-o", "wide"))
+    assert rows[0] == ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    assert rows[1][:2] == [f"view-{t}", "ClusterRole/view"] and rows[1][3:] == [f"u{t}", "g"], rows
+    kubectl.run("delete", "clusterrolebinding", f"view-{t}")
+
     # CRD
     rows = table(kubectl.out("get", "crd", "domains.kuscia.secretflow"))
     assert rows[0] == ["NAME", "CREATED AT"]
