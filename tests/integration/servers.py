@@ -80,3 +80,18 @@ async def json_ok(resp: aiohttp.ClientResponse) -> Any:
     body = await resp.json(content_type=None)
     assert 200 <= resp.status < 300, f"{resp.method} {resp.url}: {resp.status} {body}"
     return body
+
+
+async def wait_bootstrapped(http: aiohttp.ClientSession, within: float = 30) -> None:
+    """Wait until the master has created its namespaces.
+
+    ``/readyz`` turns 200 as soon as the HTTP listener is up, before the master's bootstrap
+    (namespaces, CRDs) has run; on a fresh PostgreSQL/MySQL database the first writes can
+    otherwise get ``namespaces "default" not found``."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        async with http.get("/api/v1/namespaces/default") as resp:
+            if resp.status == 200:
+                return
+        assert asyncio.get_running_loop().time() < deadline, "namespace default never appeared"
+        await asyncio.sleep(0.05)

@@ -22,10 +22,10 @@ import pytest
 
 try:
     from tests.conftest import start_master_process
-    from tests.integration.servers import configmap, fresh_datastore, json_ok, reaped, session
+    from tests.integration.servers import configmap, fresh_datastore, json_ok, reaped, session, wait_bootstrapped
 except ImportError:  # tests/ is not a package: pytest put tests/ and this directory on sys.path
     from conftest import start_master_process  # type: ignore[no-redef]
-    from servers import configmap, fresh_datastore, json_ok, reaped, session  # type: ignore[no-redef]
+    from servers import configmap, fresh_datastore, json_ok, reaped, session, wait_bootstrapped  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ async def _worker(http: aiohttp.ClientSession, wid: int, acks: Acks, stop: async
             assert body["data"]["seq"] == str(seq)
             acks.record(name, seq, body["metadata"]["resourceVersion"])
             i += 1
-    except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError, ConnectionError):
         acks.cut += 1  # the server died under this request: it may or may not have committed
 
 
@@ -125,6 +125,7 @@ async def test_kill9_loses_no_acknowledged_write(backend: str, tmp_path: Path) -
             proc, server = await asyncio.to_thread(start_master_process, data_dir, datastore=endpoint)
             procs.append(proc)
             async with session(server, timeout=aiohttp.ClientTimeout(total=30)) as http:
+                await wait_bootstrapped(http)
                 acks = await _load_then_kill(proc.pid, http)
             assert await asyncio.to_thread(proc.wait, 10) == -signal.SIGKILL
             assert acks.cut > 0, "the kill did not land mid-load"

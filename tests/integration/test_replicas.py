@@ -21,10 +21,10 @@ import pytest
 
 try:
     from tests.conftest import start_master_process
-    from tests.integration.servers import configmap, fresh_datastore, json_ok, reaped, session
+    from tests.integration.servers import configmap, fresh_datastore, json_ok, reaped, session, wait_bootstrapped
 except ImportError:  # tests/ is not a package: pytest put tests/ and this directory on sys.path
     from conftest import start_master_process  # type: ignore[no-redef]
-    from servers import configmap, fresh_datastore, json_ok, reaped, session  # type: ignore[no-redef]
+    from servers import configmap, fresh_datastore, json_ok, reaped, session, wait_bootstrapped  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend]
 
@@ -50,8 +50,9 @@ class Watch:
     def __init__(self, resp: aiohttp.ClientResponse) -> None:
         self.resp = resp
 
-    async def next_event(self, timeout: float = 5.0) -> tuple[str, dict[str, Any], float]:
-        line = await asyncio.wait_for(self.resp.content.readline(), timeout)
+    async def next_event(self) -> tuple[str, dict[str, Any], float]:
+        async with asyncio.timeout(5):
+            line = await self.resp.content.readline()
         arrived = time.monotonic()
         assert line, "watch stream ended"
         event = orjson.loads(line)
@@ -109,6 +110,8 @@ async def test_two_replicas_share_one_database(backend: str, tmp_path: Path) -> 
             procs.append(proc_b)
             assert server_a.ca_file != server_b.ca_file and server_a.token != server_b.token
             async with session(server_a) as a, session(server_b) as b:
+                await wait_bootstrapped(a)
+                await wait_bootstrapped(b)
                 # created through A, readable through B with the same uid and resourceVersion
                 async with a.post(CM, json=configmap("from-a", k="v")) as resp:
                     created = await json_ok(resp)
@@ -141,8 +144,10 @@ async def test_two_replicas_share_one_database(backend: str, tmp_path: Path) -> 
                 a_to_b = await _write_then_watch(a, b, "ab")
                 b_to_a = await _write_then_watch(b, a, "ba")
                 for label, delays in (("A->B", a_to_b), ("B->A", b_to_a)):
-                    print(f"{backend} {label}: watch delay p50 {statistics.median(delays) * 1000:.1f} ms, "
-                          f"max {max(delays) * 1000:.1f} ms over {len(delays)} writes")
+                    print(
+                        f"{backend} {label}: watch delay p50 {statistics.median(delays) * 1000:.1f} ms, "
+                        f"max {max(delays) * 1000:.1f} ms over {len(delays)} writes"
+                    )
                     assert max(delays) < WATCH_BUDGET, f"{label}: {max(delays):.3f} s > {WATCH_BUDGET} s"
 
                 # both replicas converge on the same revision
