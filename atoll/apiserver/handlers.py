@@ -44,8 +44,14 @@ def _include_object(request: web.Request) -> str:
 
 
 def _one(
-    request: web.Request, rd: ResourceDef, obj: JSON, status: int = 200, opts: WriteOptions | None = None
+    request: web.Request,
+    rd: ResourceDef,
+    obj: JSON,
+    status: int = 200,
+    opts: WriteOptions | None = None,
+    raw: bytes | None = None,
 ) -> web.Response:
+    """``obj`` as JSON (or a one-row Table); ``raw`` is its encoding when already known (cached)."""
     headers = _warnings(opts)
     if codec.wants_table(request):
         table = render_table(
@@ -55,7 +61,7 @@ def _one(
             resource_version=obj["metadata"].get("resourceVersion", ""),
         )
         return codec.json_response(table, status=status, headers=headers)
-    return codec.json_response(obj, status=status, headers=headers)
+    return codec.json_response(obj if raw is None else raw, status=status, headers=headers)
 
 
 def _warnings(opts: WriteOptions | None) -> dict[str, str] | None:
@@ -68,6 +74,12 @@ class ResourceHandlers:
     def __init__(self, objects: Objects, logs: PodLogs) -> None:
         self.objects = objects
         self.logs = logs
+
+    def _cached_raw(self, rd: ResourceDef, obj: JSON) -> bytes | None:
+        """The cache's encoding of ``obj`` when a write returned the cached object itself (no re-encode)."""
+        md = obj["metadata"]
+        cached = self.objects.cache.get(rd.key(md.get("namespace"), md["name"]))
+        return cached.raw if cached is not None and cached.obj is obj else None
 
     async def dispatch(self, request: web.Request, route: Route) -> web.StreamResponse:
         method = request.method
@@ -89,7 +101,8 @@ class ResourceHandlers:
                 return await self.delete_collection(request, route)
             raise errors.MethodNotAllowed(f"{method} is not supported on a collection")
         if method == "GET":
-            return _one(request, route.rd, self.objects.get(route.rd, route.namespace, route.name).obj)
+            cached = self.objects.get(route.rd, route.namespace, route.name)
+            return _one(request, route.rd, cached.obj, raw=cached.raw)
         if method == "PUT":
             return await self.update(request, route)
         if method == "PATCH":
@@ -146,7 +159,7 @@ class ResourceHandlers:
         _check_kind(route.rd, body)
         opts = _options(request)
         obj = await self.objects.create(route.rd, route.namespace, body, opts)
-        return _one(request, route.rd, obj, status=201, opts=opts)
+        return _one(request, route.rd, obj, status=201, opts=opts, raw=self._cached_raw(route.rd, obj))
 
     async def update(self, request: web.Request, route: Route) -> web.Response:
         assert route.name is not None
@@ -158,7 +171,7 @@ class ResourceHandlers:
             obj = await self.objects.finalize_namespace(route.name, finalizers, route.rd, opts)
         else:
             obj = await self.objects.update(route.rd, route.namespace, route.name, body, opts, route.subresource)
-        return _one(request, route.rd, obj, opts=opts)
+        return _one(request, route.rd, obj, opts=opts, raw=self._cached_raw(route.rd, obj))
 
     async def patch(self, request: web.Request, route: Route) -> web.Response:
         assert route.name is not None
