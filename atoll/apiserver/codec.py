@@ -6,6 +6,7 @@ Python client sends JSON without a Content-Type, and every error leaves as a ``S
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -35,6 +36,13 @@ async def read_body(request: web.Request) -> bytes:
         raise errors.RequestEntityTooLarge(
             f"Request entity too large: limit is {MAX_BODY} bytes, got {request.content_length}"
         )
+    if request.content_length == 0 or not request.body_exists:
+        return b""  # (aiohttp's empty payload refuses even readexactly(0))
+    if request.content_length is not None:  # the usual case: one read, no chunk iterator
+        try:
+            return await request.content.readexactly(request.content_length)
+        except asyncio.IncompleteReadError:
+            raise errors.BadRequest("the request body ended before its Content-Length") from None
     chunks, size = [], 0
     async for chunk in request.content.iter_chunked(65536):
         size += len(chunk)
