@@ -76,8 +76,9 @@ async def _client_job(job: dict[str, Any]) -> dict[str, Any]:
 def _cm_body(name: str, kind: str = "ConfigMap") -> bytes:
     if kind == "Namespace":
         return json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}).encode()
-    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
-                       "data": {"payload": "x" * 256}}).encode()
+    return json.dumps(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"payload": "x" * 256}}
+    ).encode()
 
 
 async def _requests(http: Any, job: dict[str, Any], conc: int) -> dict[str, Any]:
@@ -111,8 +112,14 @@ async def _requests(http: Any, job: dict[str, Any], conc: int) -> dict[str, Any]
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(conc)))
     elapsed = time.perf_counter() - start
-    return {"n": n, "seconds": elapsed, "rate": n / elapsed, "errors": errors,
-            "p50_ms": _pct(latencies, 0.5) * 1000, "p99_ms": _pct(latencies, 0.99) * 1000}
+    return {
+        "n": n,
+        "seconds": elapsed,
+        "rate": n / elapsed,
+        "errors": errors,
+        "p50_ms": _pct(latencies, 0.5) * 1000,
+        "p99_ms": _pct(latencies, 0.99) * 1000,
+    }
 
 
 async def _lists(http: Any, job: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +149,8 @@ async def _watch_latency(http: Any, job: dict[str, Any]) -> dict[str, Any]:
         params = {"watch": "true", "resourceVersion": rv, "timeoutSeconds": "300"}
         async with http.get(path, params=params) as resp:
             ready.append(1)
+            if len(ready) == nwatch:
+                all_ready.set()
             async for line in resp.content:
                 now = time.perf_counter()
                 name = orjson.loads(line)["object"]["metadata"]["name"]
@@ -151,9 +160,9 @@ async def _watch_latency(http: Any, job: dict[str, Any]) -> dict[str, Any]:
                     done.set()
 
     ready: list[int] = []
+    all_ready = asyncio.Event()
     tasks = [asyncio.create_task(watcher()) for _ in range(nwatch)]
-    while len(ready) < nwatch:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(all_ready.wait(), 30)
     await asyncio.sleep(0.2)
     json_ct = {"Content-Type": "application/json"}
     start = time.perf_counter()
@@ -172,8 +181,13 @@ async def _watch_latency(http: Any, job: dict[str, Any]) -> dict[str, Any]:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return {"events": len(delays), "expected": n * nwatch, "p50_ms": _pct(delays, 0.5) * 1000,
-            "p99_ms": _pct(delays, 0.99) * 1000, "write_rate": n / (time.perf_counter() - start)}
+    return {
+        "events": len(delays),
+        "expected": n * nwatch,
+        "p50_ms": _pct(delays, 0.5) * 1000,
+        "p99_ms": _pct(delays, 0.99) * 1000,
+        "write_rate": n / (time.perf_counter() - start),
+    }
 
 
 def run_client(job: dict[str, Any]) -> dict[str, Any]:
@@ -212,10 +226,30 @@ def wait_ready(url: str, ca: Path, proc: subprocess.Popen[bytes], path: str = "/
 def start_atoll(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     port = free_port()
     config = data_dir / "atoll.yaml"
-    subprocess.run([PY, "-m", "atoll.cli.main", "init", "--mode", "master", "--domain", "kuscia-system",
-                    "--data-dir", str(data_dir), "--api-port", str(port), "-o", str(config),
-                    "--log-level", "WARNING"], check=True, capture_output=True, cwd=REPO)
-    log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
+    subprocess.run(
+        [
+            PY,
+            "-m",
+            "atoll.cli.main",
+            "init",
+            "--mode",
+            "master",
+            "--domain",
+            "kuscia-system",
+            "--data-dir",
+            str(data_dir),
+            "--api-port",
+            str(port),
+            "-o",
+            str(config),
+            "--log-level",
+            "WARNING",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+    )
+    log = open(data_dir / "server.log", "ab")
     proc = subprocess.Popen([PY, "-m", "atoll.cli.main", "start", "-c", str(config)], stdout=log, stderr=log, cwd=REPO)
     url = f"https://127.0.0.1:{port}"
     pki = data_dir / "pki"
@@ -223,7 +257,7 @@ def start_atoll(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]
     return proc, {"url": url, "ca": str(pki / "ca.crt"), "token": (pki / "admin.token").read_text().strip()}
 
 
-TRIVIAL = r'''
+TRIVIAL = r"""
 import ssl, sys
 from aiohttp import web
 body = b'{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x"},"data":{"payload":"%s"}}' % (b"x" * 256)
@@ -234,13 +268,16 @@ app.router.add_route("*", "/{tail:.*}", handle)
 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 ctx.load_cert_chain(sys.argv[2], sys.argv[3])
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), ssl_context=ctx, access_log=None, print=None)
-'''
+"""
 
 
 def start_trivial(pki: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([PY, "-c", TRIVIAL, str(port), str(pki / "apiserver.crt"), str(pki / "apiserver.key")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PY, "-c", TRIVIAL, str(port), str(pki / "apiserver.crt"), str(pki / "apiserver.key")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"https://127.0.0.1:{port}"
     wait_ready(url, pki / "ca.crt", proc, "/")
     return proc, url
@@ -321,8 +358,17 @@ def main() -> None:
 
 def _ns(conn: dict[str, str], name: str) -> None:
     """Namespace ``<name>-0`` (created with the create job's naming)."""
-    run_client({**conn, "kind": "create", "path": "/api/v1/namespaces", "n": 1, "concurrency": 1, "prefix": name,
-                "body_kind": "Namespace"})
+    run_client(
+        {
+            **conn,
+            "kind": "create",
+            "path": "/api/v1/namespaces",
+            "n": 1,
+            "concurrency": 1,
+            "prefix": name,
+            "body_kind": "Namespace",
+        }
+    )
 
 
 def run(work: Path, scale: float) -> None:
@@ -336,28 +382,70 @@ def run(work: Path, scale: float) -> None:
             _ns(conn, ns)
         cm = "/api/v1/namespaces/{}-0/configmaps"
         n1, n32 = int(1000 * scale), int(8000 * scale)
-        c1 = measured(proc.pid, {**conn, "kind": "create", "path": cm.format("b1"), "n": n1, "concurrency": 1, "prefix": "c"})
-        c32 = measured(proc.pid, {**conn, "kind": "create", "path": cm.format("b32"), "n": n32, "concurrency": 32,
-                          "prefix": "c"})
+        c1 = measured(
+            proc.pid, {**conn, "kind": "create", "path": cm.format("b1"), "n": n1, "concurrency": 1, "prefix": "c"}
+        )
+        c32 = measured(
+            proc.pid, {**conn, "kind": "create", "path": cm.format("b32"), "n": n32, "concurrency": 32, "prefix": "c"}
+        )
         names = [f"c-{i}" for i in range(min(n32, 2000))]
-        g32 = measured(proc.pid, {**conn, "kind": "get", "path": cm.format("b32"), "n": int(20000 * scale),
-                          "concurrency": 32, "names": names})
-        run_client({**conn, "kind": "create", "path": cm.format("blist"), "n": 10_000, "concurrency": 32,
-                    "prefix": "l"})
+        g32 = measured(
+            proc.pid,
+            {
+                **conn,
+                "kind": "get",
+                "path": cm.format("b32"),
+                "n": int(20000 * scale),
+                "concurrency": 32,
+                "names": names,
+            },
+        )
+        run_client(
+            {**conn, "kind": "create", "path": cm.format("blist"), "n": 10_000, "concurrency": 32, "prefix": "l"}
+        )
         lst = run_client({**conn, "kind": "list", "path": cm.format("blist"), "repeats": 5})
-        lst0 = run_client({**conn, "kind": "list", "path": cm.format("blist"), "repeats": 5,
-                           "params": {"resourceVersion": "0"}})
-        watch = run_client({**conn, "kind": "watch", "path": cm.format("bwatch"), "n": int(800 * scale),
-                            "rate": 100, "watchers": 50, "prefix": "w"})
+        lst0 = run_client(
+            {**conn, "kind": "list", "path": cm.format("blist"), "repeats": 5, "params": {"resourceVersion": "0"}}
+        )
+        watch = run_client(
+            {
+                **conn,
+                "kind": "watch",
+                "path": cm.format("bwatch"),
+                "n": int(800 * scale),
+                "rate": 100,
+                "watchers": 50,
+                "prefix": "w",
+            }
+        )
         time.sleep(1.0)
         loaded_rss = rss_mb(proc.pid)
 
         raw_commits = sqlite_commits_per_s(work, 2.0)
         trivial, turl = start_trivial(work / "master" / "pki")
-        tget = measured(trivial.pid, {**conn, "url": turl, "kind": "get", "path": "/api/v1/namespaces/x/configmaps",
-                           "n": int(20000 * scale), "concurrency": 32, "names": names})
-        t1 = run_client({**conn, "url": turl, "kind": "get", "path": "/api/v1/namespaces/x/configmaps",
-                         "n": int(2000 * scale), "concurrency": 1, "names": names})
+        tget = measured(
+            trivial.pid,
+            {
+                **conn,
+                "url": turl,
+                "kind": "get",
+                "path": "/api/v1/namespaces/x/configmaps",
+                "n": int(20000 * scale),
+                "concurrency": 32,
+                "names": names,
+            },
+        )
+        t1 = run_client(
+            {
+                **conn,
+                "url": turl,
+                "kind": "get",
+                "path": "/api/v1/namespaces/x/configmaps",
+                "n": int(2000 * scale),
+                "concurrency": 1,
+                "names": names,
+            }
+        )
     finally:
         stop(proc)
         if trivial is not None:
@@ -369,37 +457,107 @@ def run(work: Path, scale: float) -> None:
     def ok(good: bool) -> str:
         return "ok" if good else "MISS"
 
-    rows.append(("creates/s, 1 client", fmt(c1["rate"]), f"{fmt(raw_commits)} raw sqlite commits/s",
-                 f"{c1['rate'] / raw_commits:.2f}", f"p50 {c1['p50_ms']:.2f} ms, p99 {c1['p99_ms']:.2f} ms"))
-    rows.append(("creates/s, 32 clients", fmt(c32["rate"]), f"{fmt(raw_commits)} raw sqlite commits/s",
-                 f"{c32['rate'] / raw_commits:.2f}",
-                 f"p50 {c32['p50_ms']:.1f} ms, p99 {c32['p99_ms']:.1f} ms; target >= 2,000: "
-                 f"{ok(c32['rate'] >= TARGETS['creates_32'])}"))
-    rows.append(("GETs/s, 32 clients", fmt(g32["rate"]), f"{fmt(tget['rate'])} trivial aiohttp req/s",
-                 f"{g32['rate'] / tget['rate']:.2f}",
-                 f"p50 {g32['p50_ms']:.1f} ms, p99 {g32['p99_ms']:.1f} ms; target >= 6,000: "
-                 f"{ok(g32['rate'] >= TARGETS['gets_32'])}"))
-    rows.append(("server CPU per create (32 cl.)", f"{c32['cpu_us']:.0f} us", f"{1e6 / raw_commits:.0f} us per raw commit",
-                 f"{c32['cpu_us'] * raw_commits / 1e6:.2f}", f"= {fmt(c32['capacity'])} creates/s per busy core"))
-    rows.append(("server CPU per GET (32 cl.)", f"{g32['cpu_us']:.0f} us", f"{tget['cpu_us']:.0f} us trivial handler",
-                 f"{g32['cpu_us'] / tget['cpu_us']:.2f}", f"= {fmt(g32['capacity'])} GETs/s per busy core "
-                 f"(trivial: {fmt(tget['capacity'])})"))
-    rows.append(("trivial handler, 1 client", fmt(t1["rate"]), "-", "-", f"p50 {t1['p50_ms']:.2f} ms (client+TLS floor)"))
-    rows.append((f"LIST {lst['items']:,} (rv=\"\")", f"{lst['median_s']:.3f} s", "0.2 s target",
-                 f"{lst['median_s'] / 0.2:.2f}", f"{lst['bytes'] / 1e6:.1f} MB; min {lst['min_s']:.3f} s; "
-                 f"{ok(lst['median_s'] <= TARGETS['list_10k'])}"))
-    rows.append((f"LIST {lst0['items']:,} (rv=0)", f"{lst0['median_s']:.3f} s", "0.2 s target",
-                 f"{lst0['median_s'] / 0.2:.2f}", f"min {lst0['min_s']:.3f} s; {ok(lst0['median_s'] <= 0.2)}"))
-    rows.append(("watch latency p50 / p99", f"{watch['p50_ms']:.1f} / {watch['p99_ms']:.1f} ms", "10 ms p99 target",
-                 f"{watch['p99_ms'] / 10:.2f}", f"{watch['events']}/{watch['expected']} events, 50 watchers, "
-                 f"{watch['write_rate']:.0f} writes/s; {ok(watch['p99_ms'] <= TARGETS['watch_p99'])}"))
-    rows.append(("server RSS idle (fresh)", f"{idle_rss:.0f} MB", "120 MB target", f"{idle_rss / 120:.2f}",
-                 ok(idle_rss <= TARGETS["idle_rss"])))
-    rows.append(("server RSS after load", f"{loaded_rss:.0f} MB", "-", "-",
-                 f"{n1 + n32 + 10_000 + int(800 * scale):,} objects cached"))
+    rows.append(
+        (
+            "creates/s, 1 client",
+            fmt(c1["rate"]),
+            f"{fmt(raw_commits)} raw sqlite commits/s",
+            f"{c1['rate'] / raw_commits:.2f}",
+            f"p50 {c1['p50_ms']:.2f} ms, p99 {c1['p99_ms']:.2f} ms",
+        )
+    )
+    rows.append(
+        (
+            "creates/s, 32 clients",
+            fmt(c32["rate"]),
+            f"{fmt(raw_commits)} raw sqlite commits/s",
+            f"{c32['rate'] / raw_commits:.2f}",
+            f"p50 {c32['p50_ms']:.1f} ms, p99 {c32['p99_ms']:.1f} ms; target >= 2,000: "
+            f"{ok(c32['rate'] >= TARGETS['creates_32'])}",
+        )
+    )
+    rows.append(
+        (
+            "GETs/s, 32 clients",
+            fmt(g32["rate"]),
+            f"{fmt(tget['rate'])} trivial aiohttp req/s",
+            f"{g32['rate'] / tget['rate']:.2f}",
+            f"p50 {g32['p50_ms']:.1f} ms, p99 {g32['p99_ms']:.1f} ms; target >= 6,000: "
+            f"{ok(g32['rate'] >= TARGETS['gets_32'])}",
+        )
+    )
+    rows.append(
+        (
+            "server CPU per create (32 cl.)",
+            f"{c32['cpu_us']:.0f} us",
+            f"{1e6 / raw_commits:.0f} us per raw commit",
+            f"{c32['cpu_us'] * raw_commits / 1e6:.2f}",
+            f"= {fmt(c32['capacity'])} creates/s per busy core",
+        )
+    )
+    rows.append(
+        (
+            "server CPU per GET (32 cl.)",
+            f"{g32['cpu_us']:.0f} us",
+            f"{tget['cpu_us']:.0f} us trivial handler",
+            f"{g32['cpu_us'] / tget['cpu_us']:.2f}",
+            f"= {fmt(g32['capacity'])} GETs/s per busy core (trivial: {fmt(tget['capacity'])})",
+        )
+    )
+    rows.append(
+        ("trivial handler, 1 client", fmt(t1["rate"]), "-", "-", f"p50 {t1['p50_ms']:.2f} ms (client+TLS floor)")
+    )
+    rows.append(
+        (
+            f'LIST {lst["items"]:,} (rv="")',
+            f"{lst['median_s']:.3f} s",
+            "0.2 s target",
+            f"{lst['median_s'] / 0.2:.2f}",
+            f"{lst['bytes'] / 1e6:.1f} MB; min {lst['min_s']:.3f} s; {ok(lst['median_s'] <= TARGETS['list_10k'])}",
+        )
+    )
+    rows.append(
+        (
+            f"LIST {lst0['items']:,} (rv=0)",
+            f"{lst0['median_s']:.3f} s",
+            "0.2 s target",
+            f"{lst0['median_s'] / 0.2:.2f}",
+            f"min {lst0['min_s']:.3f} s; {ok(lst0['median_s'] <= 0.2)}",
+        )
+    )
+    rows.append(
+        (
+            "watch latency p50 / p99",
+            f"{watch['p50_ms']:.1f} / {watch['p99_ms']:.1f} ms",
+            "10 ms p99 target",
+            f"{watch['p99_ms'] / 10:.2f}",
+            f"{watch['events']}/{watch['expected']} events, 50 watchers, "
+            f"{watch['write_rate']:.0f} writes/s; {ok(watch['p99_ms'] <= TARGETS['watch_p99'])}",
+        )
+    )
+    rows.append(
+        (
+            "server RSS idle (fresh)",
+            f"{idle_rss:.0f} MB",
+            "120 MB target",
+            f"{idle_rss / 120:.2f}",
+            ok(idle_rss <= TARGETS["idle_rss"]),
+        )
+    )
+    rows.append(
+        (
+            "server RSS after load",
+            f"{loaded_rss:.0f} MB",
+            "-",
+            "-",
+            f"{n1 + n32 + 10_000 + int(800 * scale):,} objects cached",
+        )
+    )
     errs = c1["errors"] + c32["errors"] + g32["errors"]
-    print(f"Atoll API server benchmark ({os.cpu_count()} cores; load generator in a separate process; "
-          f"scale {scale}; request errors: {errs})")
+    print(
+        f"Atoll API server benchmark ({os.cpu_count()} cores; load generator in a separate process; "
+        f"scale {scale}; request errors: {errs})"
+    )
     widths = [max(len(r[i]) for r in [("metric", "ours", "reference", "ours/ref", "notes"), *rows]) for i in range(5)]
     for r in [("metric", "ours", "reference", "ours/ref", "notes"), *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
