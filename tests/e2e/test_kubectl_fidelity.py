@@ -347,7 +347,8 @@ def test_get_output_options(kubectl: Kubectl) -> None:
     data = json.loads(kubectl.out("get", "cm", "-n", ns, "-l", "tier=db", "-o", "json"))
     assert data["kind"] == "List" and sorted(i["metadata"]["name"] for i in data["items"]) == ["a", "b"]
     assert all(i["kind"] == "ConfigMap" for i in data["items"])
-    out = kubectl.out("get", "cm", "-n", ns, "-l", "tier=db", "-o", "jsonpath={range .items[*]}{.metadata.name}={.data.k};{end}")
+    out = kubectl.out("get", "cm", "-n", ns, "-l", "tier=db", "-o",
+                      "jsonpath={range .items[*]}{.metadata.name}={.data.k};{end}")
     assert out == "a=a;b=b;"
     rows = table(kubectl.out("get", "cm", "-n", ns, "-l", "tier", "-o",
                              "custom-columns=N:.metadata.name,T:.metadata.labels.tier,K:.data.k"))
@@ -438,7 +439,7 @@ def test_get_all_api_resources_and_explain(kubectl: Kubectl) -> None:
                                         "rolebindings.rbac.authorization.k8s.io", "roles.rbac.authorization.k8s.io"]
 
     out = kubectl.out("explain", "domain.spec")
-    assert "KIND:" in out and "Domain" in out and "FIELD: spec" in out or "RESOURCE: spec" in out, out
+    assert ("KIND:" in out and "Domain" in out and "FIELD: spec" in out) or "RESOURCE: spec" in out, out
     assert re.search(r"^\s+role\s", out, re.M) and re.search(r"^\s+cert\s", out, re.M), out
     out = kubectl.out("explain", "pod.spec.containers")
     assert "KIND:" in out and "Pod" in out, out
@@ -535,8 +536,8 @@ def test_delete_waits_and_dry_run_server_keeps_the_object(kubectl: Kubectl) -> N
 
     # a finalizer holds the object: delete waits until another client removes it
     name = f"fin-{kubectl.tag}"
-    kubectl.apply(DOMAIN.format(name=name, tier="f").replace("  labels:", "  finalizers: [example.com/hold]\n  labels:"),
-                  "fin.yaml")
+    held = DOMAIN.format(name=name, tier="f").replace("  labels:", "  finalizers: [example.com/hold]\n  labels:")
+    kubectl.apply(held, "fin.yaml")
     proc = kubectl.popen("delete", "domain", name, "--timeout=25s")
     try:
         deadline = time.monotonic() + 10
@@ -558,9 +559,9 @@ def test_delete_waits_and_dry_run_server_keeps_the_object(kubectl: Kubectl) -> N
 
     out = kubectl.out("delete", "cm", "keep", "-n", ns)
     assert out == 'configmap "keep" deleted'
-    proc = kubectl.run("delete", "cm", "keep", "-n", ns, check=False)
-    assert proc.returncode == 1
-    assert proc.stderr.strip() == 'Error from server (NotFound): configmaps "keep" not found'
+    again = kubectl.run("delete", "cm", "keep", "-n", ns, check=False)
+    assert again.returncode == 1
+    assert again.stderr.strip() == 'Error from server (NotFound): configmaps "keep" not found'
 
 
 # --------------------------------------------------------------------------------------------------
@@ -581,8 +582,9 @@ def test_wait_for_condition_jsonpath_and_delete(kubectl: Kubectl) -> None:
 
     out = kubectl.out("wait", "--for=jsonpath={.spec.destination}=bob", f"cdr/{name}", "--timeout=10s")
     assert out == f"clusterdomainroute.kuscia.secretflow/{name} condition met"
-    proc = kubectl.run("wait", "--for=jsonpath={.spec.destination}=carol", f"cdr/{name}", "--timeout=2s", check=False)
-    assert proc.returncode == 1 and "timed out waiting for the condition" in proc.stderr
+    unmet = kubectl.run("wait", "--for=jsonpath={.spec.destination}=carol", f"cdr/{name}", "--timeout=2s",
+                        check=False)
+    assert unmet.returncode == 1 and "timed out waiting for the condition" in unmet.stderr
 
     proc = kubectl.popen("wait", "--for=delete", f"cdr/{name}", "--timeout=25s")
     time.sleep(1.0)
@@ -655,10 +657,12 @@ def test_patch_merge_json_and_strategic(kubectl: Kubectl) -> None:
     ns = _ns(kubectl, "patch")
     kubectl.apply(_pod("pp", ns, containers=("main", "side")), "pp.yaml")
     # strategic (default): containers merge by name; the other container and fields stay
-    out = kubectl.out("patch", "pod", "pp", "-n", ns, "-p", '{"spec":{"containers":[{"name":"side","image":"busybox:9"}]}}')
+    out = kubectl.out("patch", "pod", "pp", "-n", ns,
+                      "-p", '{"spec":{"containers":[{"name":"side","image":"busybox:9"}]}}')
     assert out == "pod/pp patched"
     pod = json.loads(kubectl.out("get", "pod", "pp", "-n", ns, "-o", "json"))
-    assert [(c["name"], c["image"]) for c in pod["spec"]["containers"]] == [("main", "busybox:1"), ("side", "busybox:9")]
+    images = [(c["name"], c["image"]) for c in pod["spec"]["containers"]]
+    assert images == [("main", "busybox:1"), ("side", "busybox:9")]
     assert pod["spec"]["containers"][1]["command"] == ["sleep", "3600"]
     # merge patch replaces the list wholesale on a CR field; json patch edits in place
     kubectl.run("create", "configmap", "pm", "-n", ns, "--from-literal=a=1")
@@ -678,7 +682,8 @@ def test_patch_merge_json_and_strategic(kubectl: Kubectl) -> None:
                                    "request: jsonpatch test operation does not apply: testing value failed: /data/c")
     name = f"pt-{kubectl.tag}"
     kubectl.apply(DOMAIN.format(name=name, tier="p"), "pt.yaml")
-    assert kubectl.out("patch", "domain", name, "-p", '{"spec":{"role":""}}') == f"domain.kuscia.secretflow/{name} patched"
+    assert kubectl.out("patch", "domain", name, "-p", '{"spec":{"role":""}}') == \
+        f"domain.kuscia.secretflow/{name} patched"
     assert kubectl.out("patch", "domain", name, "--type=merge", "-p", '{"spec":{"role":"partner"}}') == \
         f"domain.kuscia.secretflow/{name} patched"
     assert kubectl.out("patch", "domain", name, "--type=json", "-p",
@@ -802,7 +807,7 @@ def test_logs_from_a_node_agent(kubectl: Kubectl, agent: FakeAgent) -> None:
     proc = kubectl.run("logs", "demo", "-n", ns, check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == \
-        f'Error from server (BadRequest): container "main" in pod "demo" is waiting to start: ContainerCreating'
+        'Error from server (BadRequest): container "main" in pod "demo" is waiting to start: ContainerCreating'
     _running_status(kubectl, "demo", ns)
     assert kubectl.run("logs", "demo", "-n", ns).stdout == "".join(FakeAgent.LINES)
     assert agent.requests[-1][0] == f"/containerLogs/{ns}/demo/main"
