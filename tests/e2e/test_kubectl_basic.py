@@ -15,15 +15,16 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 try:
-    from tests.conftest import kubectl_binary
+    from tests.conftest import kubectl_binary, start_master_process
 except ImportError:  # tests/ is not a package: conftest is importable as a top-level module
-    from conftest import kubectl_binary  # type: ignore
+    from conftest import kubectl_binary, start_master_process  # type: ignore
 
 VERSIONS = ["1.32", "1.28"]
 TIMEOUT = 30
@@ -52,8 +53,9 @@ data:
 
 
 class Kubectl:
-    def __init__(self, binary: str, server: Any, env: dict[str, str], workdir: Path) -> None:
+    def __init__(self, binary: str, server: Any, env: dict[str, str], workdir: Path, suffix: str = "") -> None:
         self.binary = binary
+        self.suffix = suffix  # keeps names apart between kubectl versions sharing one server
         self.server = server
         self.env = env
         self.workdir = workdir
@@ -63,10 +65,19 @@ class Kubectl:
         return [self.binary, "--kubeconfig", str(self.server.kubeconfig), *args]
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(self.args(*args), input=stdin, capture_output=True, text=True, env=self.env,
-                              timeout=TIMEOUT, cwd=self.workdir)
+        proc = subprocess.run(
+            self.args(*args),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=TIMEOUT,
+            cwd=self.workdir,
+        )
         if check:
-            assert proc.returncode == 0, f"kubectl {' '.join(args)} -> rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            assert proc.returncode == 0, (
+                f"kubectl {' '.join(args)} -> rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def apply(self, text: str, name: str) -> str:
@@ -75,15 +86,22 @@ class Kubectl:
         return self.run("apply", "-f", str(path)).stdout.strip()
 
 
+@pytest.fixture(scope="module")
+def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One ``atoll start`` process for the module (tests keep their names apart)."""
+    proc, server = start_master_process(tmp_path_factory.mktemp("kubectl-basic") / "master")
+    yield server
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(params=VERSIONS)
-def kubectl(request: pytest.FixtureRequest, master_process: Any, kubectl_env: dict[str, str],
-            tmp_path: Path) -> Kubectl:
-    return Kubectl(kubectl_binary(request.param), master_process, kubectl_env, tmp_path)
-
-
-@pytest.fixture
-def kubectl132(master_process: Any, kubectl_env: dict[str, str], tmp_path: Path) -> Kubectl:
-    return Kubectl(kubectl_binary("1.32"), master_process, kubectl_env, tmp_path)
+def kubectl(request: pytest.FixtureRequest, master: Any, kubectl_env: dict[str, str], tmp_path: Path) -> Kubectl:
+    suffix = "" if request.param == "1.32" else "-" + request.param.replace(".", "")
+    return Kubectl(kubectl_binary(request.param), master, kubectl_env, tmp_path, suffix)
 
 
 def _table(stdout: str) -> list[list[str]]:
@@ -91,6 +109,7 @@ def _table(stdout: str) -> list[list[str]]:
 
 
 def test_domain_session_from_the_kuscia_docs(kubectl: Kubectl) -> None:
+    kubectl.run("delete", "domain", "alice", "--ignore-not-found")
     assert kubectl.apply(ALICE.format(pods=100), "alice-domain.yaml") == "domain.kuscia.secretflow/alice created"
 
     rows = _table(kubectl.run("get", "domain", "alice").stdout)
@@ -105,7 +124,9 @@ def test_domain_session_from_the_kuscia_docs(kubectl: Kubectl) -> None:
 
     generation = int(kubectl.run("get", "domain", "alice", "-o", "jsonpath={.metadata.generation}").stdout)
     assert kubectl.apply(ALICE.format(pods=200), "alice-domain.yaml") == "domain.kuscia.secretflow/alice configured"
-    out = kubectl.run("get", "domain", "alice", "-o", "jsonpath={.spec.resourceQuota.podMaxCount} {.metadata.generation}")
+    out = kubectl.run(
+        "get", "domain", "alice", "-o", "jsonpath={.spec.resourceQuota.podMaxCount} {.metadata.generation}"
+    )
     assert out.stdout == f"200 {generation + 1}"
     assert kubectl.apply(ALICE.format(pods=200), "alice-domain.yaml") == "domain.kuscia.secretflow/alice unchanged"
 
@@ -120,31 +141,44 @@ def test_domain_session_from_the_kuscia_docs(kubectl: Kubectl) -> None:
 
 
 def test_apply_configmap(kubectl: Kubectl) -> None:
-    assert kubectl.apply(CONFIGMAP, "cm.yaml") == "configmap/demo created"
-    rows = _table(kubectl.run("get", "cm", "demo").stdout)
+    ns = "apply" + kubectl.suffix
+    kubectl.run("create", "ns", ns)
+    assert (
+        kubectl.apply(CONFIGMAP.replace("namespace: default", f"namespace: {ns}"), "cm.yaml")
+        == "configmap/demo created"
+    )
+    rows = _table(kubectl.run("get", "cm", "demo", "-n", ns).stdout)
     assert rows[0] == ["NAME", "DATA", "AGE"]
     assert rows[1][:2] == ["demo", "1"]
-    assert kubectl.apply(CONFIGMAP.replace("k: v", "k: v\n  k2: v2"), "cm.yaml") == "configmap/demo configured"
-    assert _table(kubectl.run("get", "configmap", "demo", "-n", "default").stdout)[1][:2] == ["demo", "2"]
-    assert kubectl.run("get", "cm", "-l", "app=demo", "-o", "name").stdout.strip() == "configmap/demo"
-    assert kubectl.run("get", "cm", "-l", "app!=demo", "-o", "name").stdout.strip() == ""
-    out = kubectl.run("label", "cm", "demo", "tier=web").stdout.strip()
+    changed = CONFIGMAP.replace("namespace: default", f"namespace: {ns}").replace("k: v", "k: v\n  k2: v2")
+    assert kubectl.apply(changed, "cm.yaml") == "configmap/demo configured"
+    assert _table(kubectl.run("get", "configmap", "demo", "-n", ns).stdout)[1][:2] == ["demo", "2"]
+    assert kubectl.run("get", "cm", "-n", ns, "-l", "app=demo", "-o", "name").stdout.strip() == "configmap/demo"
+    assert kubectl.run("get", "cm", "-n", ns, "-l", "app!=demo", "-o", "name").stdout.strip() == ""
+    out = kubectl.run("label", "cm", "demo", "-n", ns, "tier=web").stdout.strip()
     assert out == "configmap/demo labeled"
-    assert kubectl.run("get", "cm", "demo", "-o", "jsonpath={.metadata.labels.tier}").stdout == "web"
+    assert kubectl.run("get", "cm", "demo", "-n", ns, "-o", "jsonpath={.metadata.labels.tier}").stdout == "web"
     assert kubectl.run("delete", "-f", str(kubectl.workdir / "cm.yaml")).stdout.strip() == 'configmap "demo" deleted'
 
 
 def test_get_watch_shows_a_change_made_meanwhile(kubectl: Kubectl) -> None:
-    kubectl.apply(CONFIGMAP, "cm.yaml")
-    proc = subprocess.Popen(kubectl.args("get", "cm", "demo", "-w", "--output-watch-events"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env)
+    ns = "watch" + kubectl.suffix
+    kubectl.run("create", "ns", ns)
+    kubectl.apply(CONFIGMAP.replace("namespace: default", f"namespace: {ns}"), "cm.yaml")
+    proc = subprocess.Popen(
+        kubectl.args("get", "cm", "demo", "-n", ns, "-w", "--output-watch-events"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=kubectl.env,
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # blocks until the header is printed
         assert re.split(r"\s+", first.strip()) == ["EVENT", "NAME", "DATA", "AGE"], first
         initial = re.split(r"\s+", proc.stdout.readline().strip())
         assert initial[:3] == ["ADDED", "demo", "1"], initial
-        kubectl.run("patch", "cm", "demo", "--type", "merge", "-p", '{"data":{"k2":"v2","k3":"v3"}}')
+        kubectl.run("patch", "cm", "demo", "-n", ns, "--type", "merge", "-p", '{"data":{"k2":"v2","k3":"v3"}}')
         deadline = time.monotonic() + 15
         lines = []
         while time.monotonic() < deadline:
@@ -163,36 +197,40 @@ def test_get_watch_shows_a_change_made_meanwhile(kubectl: Kubectl) -> None:
 
 
 def test_create_namespace_with_a_protobuf_body(kubectl: Kubectl) -> None:
-    assert kubectl.run("create", "ns", "bob").stdout.strip() == "namespace/bob created"
-    rows = _table(kubectl.run("get", "ns", "bob").stdout)
-    assert rows[0] == ["NAME", "STATUS", "AGE"] and rows[1][:2] == ["bob", "Active"]
-    assert kubectl.run("create", "configmap", "c2", "-n", "bob", "--from-literal=k=v").stdout.strip() == \
-        "configmap/c2 created"
-    assert kubectl.run("get", "cm", "c2", "-n", "bob", "-o", "jsonpath={.data.k}").stdout == "v"
-    proc = kubectl.run("create", "ns", "bob", check=False)
+    bob = "bob" + kubectl.suffix
+    assert kubectl.run("create", "ns", bob).stdout.strip() == f"namespace/{bob} created"
+    rows = _table(kubectl.run("get", "ns", bob).stdout)
+    assert rows[0] == ["NAME", "STATUS", "AGE"] and rows[1][:2] == [bob, "Active"]
+    assert (
+        kubectl.run("create", "configmap", "c2", "-n", bob, "--from-literal=k=v").stdout.strip()
+        == "configmap/c2 created"
+    )
+    assert kubectl.run("get", "cm", "c2", "-n", bob, "-o", "jsonpath={.data.k}").stdout == "v"
+    proc = kubectl.run("create", "ns", bob, check=False)
     assert proc.returncode == 1
-    assert 'namespaces "bob" already exists' in proc.stderr
+    assert f'namespaces "{bob}" already exists' in proc.stderr
 
 
 def test_get_namespaces_sorted_and_with_label_columns(kubectl: Kubectl) -> None:
-    kubectl.run("create", "ns", "zed")
-    kubectl.run("create", "ns", "abe")
+    zed, abe = "zed" + kubectl.suffix, "abe" + kubectl.suffix
+    kubectl.run("create", "ns", zed)
+    kubectl.run("create", "ns", abe)
     rows = _table(kubectl.run("get", "ns", "--sort-by=.metadata.name").stdout)
     assert rows[0] == ["NAME", "STATUS", "AGE"]
     names = [r[0] for r in rows[1:]]
     assert names == sorted(names)
-    assert {"abe", "zed", "default", "kube-system", "kuscia-system"} <= set(names)
+    assert {abe, zed, "default", "kube-system", "kuscia-system"} <= set(names)
 
     rows = _table(kubectl.run("get", "ns", "-L", "kubernetes.io/metadata.name").stdout)
     assert rows[0] == ["NAME", "STATUS", "AGE", "METADATA.NAME"]
     for row in rows[1:]:
         assert row[1] == "Active" and row[3] == row[0], row
 
-    kubectl.run("label", "ns", "zed", "kuscia.secretflow/deleted=true")
-    rows = _table(kubectl.run("get", "namespace", "zed", "-L", "kuscia.secretflow/deleted").stdout)
-    assert rows == [["NAME", "STATUS", "AGE", "DELETED"], ["zed", "Active", rows[1][2], "true"]]
-    shown = kubectl.run("get", "ns", "abe", "--show-labels").stdout
-    assert "kubernetes.io/metadata.name=abe" in shown
+    kubectl.run("label", "ns", zed, "kuscia.secretflow/deleted=true")
+    rows = _table(kubectl.run("get", "namespace", zed, "-L", "kuscia.secretflow/deleted").stdout)
+    assert rows == [["NAME", "STATUS", "AGE", "DELETED"], [zed, "Active", rows[1][2], "true"]]
+    shown = kubectl.run("get", "ns", abe, "--show-labels").stdout
+    assert f"kubernetes.io/metadata.name={abe}" in shown
 
 
 def test_api_resources_lists_kuscia_kinds(kubectl: Kubectl) -> None:
@@ -200,26 +238,31 @@ def test_api_resources_lists_kuscia_kinds(kubectl: Kubectl) -> None:
     assert rows[0] == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
     by_name = {r[0]: r for r in rows[1:]}
     assert by_name["domains"] == ["domains", "kuscia.secretflow/v1alpha1", "false", "Domain"]
-    assert by_name["clusterdomainroutes"] == ["clusterdomainroutes", "cdr", "kuscia.secretflow/v1alpha1", "false",
-                                              "ClusterDomainRoute"]
+    assert by_name["clusterdomainroutes"] == [
+        "clusterdomainroutes",
+        "cdr",
+        "kuscia.secretflow/v1alpha1",
+        "false",
+        "ClusterDomainRoute",
+    ]
     assert by_name["kusciajobs"] == ["kusciajobs", "kj", "kuscia.secretflow/v1alpha1", "true", "KusciaJob"]
     assert by_name["namespaces"] == ["namespaces", "ns", "v1", "false", "Namespace"]
     assert by_name["configmaps"] == ["configmaps", "cm", "v1", "true", "ConfigMap"]
     only = kubectl.run("api-resources", "--api-group=kuscia.secretflow", "-o", "name").stdout.split()
     assert "domains.kuscia.secretflow" in only and "kusciatasks.kuscia.secretflow" in only
     assert all(n.endswith(".kuscia.secretflow") for n in only)
-    # short names resolve
-    kubectl.apply(ALICE.format(pods=1), "alice.yaml")
-    assert "No resources found" in kubectl.run("get", "cdr").stderr
-    assert kubectl.run("get", "domain.kuscia.secretflow", "-o", "name").stdout.strip() == \
-        "domain.kuscia.secretflow/alice"
+    # short and qualified names resolve
+    carol = "carol" + kubectl.suffix
+    kubectl.apply(ALICE.format(pods=1).replace("name: alice", f"name: {carol}"), "carol.yaml")
+    assert kubectl.run("get", "cdr", "-o", "name").returncode == 0
+    assert f"domain.kuscia.secretflow/{carol}" in kubectl.run("get", "domain.kuscia.secretflow", "-o", "name").stdout
 
 
-def test_dispatcher_picks_kubectl_132(master_process: Any, kubectl_env: dict[str, str], tmp_path: Path) -> None:
+def test_dispatcher_picks_kubectl_132(master: Any, kubectl_env: dict[str, str], tmp_path: Path) -> None:
     dispatcher = "/usr/bin/kubectl"
     if not os.path.exists(dispatcher):
         pytest.skip("no kubectl dispatcher on this machine")
-    kubectl = Kubectl(dispatcher, master_process, kubectl_env, tmp_path)
+    kubectl = Kubectl(dispatcher, master, kubectl_env, tmp_path)
     out = kubectl.run("version", "-o", "json").stdout
     info = json.loads(out)
     assert info["serverVersion"]["minor"] == "32"

@@ -17,7 +17,9 @@ import pytest
 
 JSON = dict[str, Any]
 DOMAINS = "/apis/kuscia.secretflow/v1alpha1/domains"
-TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+TABLE_ACCEPT = (
+    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+)
 
 
 @dataclass
@@ -41,7 +43,7 @@ class WatchStream:
         self.status = resp.status
         self.headers = resp.headers
 
-    async def next(self, timeout: float = 5.0) -> JSON | None:
+    async def next(self, timeout: float = 5.0) -> JSON | None:  # noqa: ASYNC109
         """The next event, or None when the stream ended. TimeoutError when nothing came."""
         async with asyncio.timeout(timeout):
             line = await self.resp.content.readline()
@@ -49,7 +51,7 @@ class WatchStream:
             return None
         return json.loads(line)
 
-    async def collect(self, count: int, timeout: float = 5.0) -> list[JSON]:
+    async def collect(self, count: int, timeout: float = 5.0) -> list[JSON]:  # noqa: ASYNC109
         out = []
         for _ in range(count):
             ev = await self.next(timeout)
@@ -75,8 +77,9 @@ class Api:
         self.server = server
         self.url = server.url
         self.ssl = ssl if ssl is not None else server.ssl_context()
-        self.headers = server.headers() if token == "default" else (
-            {"Authorization": f"Bearer {token}"} if token else {})
+        self.headers = (
+            server.headers() if token == "default" else ({"Authorization": f"Bearer {token}"} if token else {})
+        )
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Api:
@@ -87,9 +90,17 @@ class Api:
         assert self.session is not None
         await self.session.close()
 
-    async def call(self, method: str, path: str, body: Any = None, *, data: bytes | str | None = None,
-                   ctype: str | None = None, params: dict[str, str] | list[tuple[str, str]] | None = None,
-                   headers: dict[str, str] | None = None) -> Reply:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        data: bytes | str | None = None,
+        ctype: str | None = None,
+        params: dict[str, str] | list[tuple[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
         assert self.session is not None
         hdrs = dict(headers or {})
         if body is not None:
@@ -98,8 +109,9 @@ class Api:
         elif ctype is not None:
             hdrs["Content-Type"] = ctype
         skip = () if "Content-Type" in hdrs else ("Content-Type",)  # as the Python client: no Content-Type
-        async with self.session.request(method, self.url + path, data=data, params=params, headers=hdrs,
-                                        ssl=self.ssl, skip_auto_headers=skip) as resp:
+        async with self.session.request(
+            method, self.url + path, data=data, params=params, headers=hdrs, ssl=self.ssl, skip_auto_headers=skip
+        ) as resp:
             raw = await resp.read()
             reply = Reply(resp.status, resp.headers, raw)
             if raw and resp.headers.get("Content-Type", "").startswith("application/json"):
@@ -119,20 +131,29 @@ class Api:
         return await self.call("PUT", path, body, **kw)
 
     async def patch(self, path: str, body: Any, ptype: str = "merge", **kw: Any) -> Reply:
-        ctype = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
-                 "strategic": "application/strategic-merge-patch+json",
-                 "apply": "application/apply-patch+yaml"}[ptype]
+        ctype = {
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+            "strategic": "application/strategic-merge-patch+json",
+            "apply": "application/apply-patch+yaml",
+        }[ptype]
         return await self.call("PATCH", path, body, ctype=ctype, **kw)
 
     async def delete(self, path: str, body: Any = None, **kw: Any) -> Reply:
         return await self.call("DELETE", path, body, **kw)
 
-    async def watch(self, path: str, params: dict[str, str] | None = None,
-                    headers: dict[str, str] | None = None) -> WatchStream:
+    async def watch(
+        self, path: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> WatchStream:
         assert self.session is not None
         query = {"watch": "true", **(params or {})}
-        resp = await self.session.get(self.url + path, params=query, headers=headers, ssl=self.ssl,
-                                      timeout=aiohttp.ClientTimeout(total=None, sock_read=None))
+        resp = await self.session.get(
+            self.url + path,
+            params=query,
+            headers=headers,
+            ssl=self.ssl,
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+        )
         return WatchStream(resp)
 
 
@@ -151,9 +172,12 @@ def assert_status(reply: Reply, code: int, reason: str | None = None, message: s
 
 
 def domain(name: str, role: str = "partner", pods: int = 100, **labels: str) -> JSON:
-    obj: JSON = {"apiVersion": "kuscia.secretflow/v1alpha1", "kind": "Domain",
-                 "metadata": {"name": name},
-                 "spec": {"role": role, "cert": "base64<certificate>", "resourceQuota": {"podMaxCount": pods}}}
+    obj: JSON = {
+        "apiVersion": "kuscia.secretflow/v1alpha1",
+        "kind": "Domain",
+        "metadata": {"name": name},
+        "spec": {"role": role, "cert": "base64<certificate>", "resourceQuota": {"podMaxCount": pods}},
+    }
     if labels:
         obj["metadata"]["labels"] = dict(labels)
     return obj

@@ -16,10 +16,7 @@ from typing import Any
 
 import pytest
 
-try:
-    from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain, names, pod, no_controllers
-except ImportError:  # tests/ is not a package: pytest put this directory on sys.path
-    from kube_http import DOMAINS, Api, assert_status, configmap, domain, names, pod, no_controllers  # type: ignore
+from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain, names, no_controllers, pod  # noqa: F401 - no_controllers is a fixture
 
 CMS = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
@@ -29,7 +26,7 @@ UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 
 @pytest.fixture
-async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:
+async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:  # noqa: F811 - fixture
     async with Api(api_server) as client:
         yield client
 
@@ -75,8 +72,12 @@ async def test_create_with_resource_version_is_rejected(api: Api) -> None:
 
 async def test_duplicate_create_is_already_exists(api: Api) -> None:
     await _create(api, DOMAINS, domain("carol"))
-    status = assert_status(await api.post(DOMAINS, domain("carol")), 409, "AlreadyExists",
-                           'domains.kuscia.secretflow "carol" already exists')
+    status = assert_status(
+        await api.post(DOMAINS, domain("carol")),
+        409,
+        "AlreadyExists",
+        'domains.kuscia.secretflow "carol" already exists',
+    )
     assert status["details"] == {"name": "carol", "group": "kuscia.secretflow", "kind": "domains"}
 
 
@@ -136,8 +137,12 @@ async def test_namespace_mismatch_is_bad_request(api: Api) -> None:
 
 
 async def test_create_in_missing_namespace_is_not_found(api: Api) -> None:
-    status = assert_status(await api.post("/api/v1/namespaces/nowhere/configmaps", configmap("c1")), 404,
-                           "NotFound", 'namespaces "nowhere" not found')
+    status = assert_status(
+        await api.post("/api/v1/namespaces/nowhere/configmaps", configmap("c1")),
+        404,
+        "NotFound",
+        'namespaces "nowhere" not found',
+    )
     assert status["details"]["name"] == "nowhere"
 
 
@@ -150,8 +155,9 @@ async def test_namespace_is_filled_from_the_url(api: Api) -> None:
 
 
 async def test_get_missing_is_not_found_with_details(api: Api) -> None:
-    status = assert_status(await api.get(f"{DOMAINS}/nosuch"), 404, "NotFound",
-                           'domains.kuscia.secretflow "nosuch" not found')
+    status = assert_status(
+        await api.get(f"{DOMAINS}/nosuch"), 404, "NotFound", 'domains.kuscia.secretflow "nosuch" not found'
+    )
     assert status["details"] == {"name": "nosuch", "group": "kuscia.secretflow", "kind": "domains"}
     assert_status(await api.get(f"{PODS}/nosuch"), 404, "NotFound", 'pods "nosuch" not found')
 
@@ -164,8 +170,9 @@ async def test_list_shape(api: Api) -> None:
     body = reply.json
     assert body["kind"] == "DomainList" and body["apiVersion"] == "kuscia.secretflow/v1alpha1"
     assert names(body) == ["a", "b", "c"]
-    assert all(item["kind"] == "Domain" and item["apiVersion"] == "kuscia.secretflow/v1alpha1"
-               for item in body["items"])
+    assert all(
+        item["kind"] == "Domain" and item["apiVersion"] == "kuscia.secretflow/v1alpha1" for item in body["items"]
+    )
     rv = int(body["metadata"]["resourceVersion"])
     assert rv >= max(int(i["metadata"]["resourceVersion"]) for i in body["items"])
     core = (await api.get(CMS)).json
@@ -178,7 +185,9 @@ async def test_namespaced_list_across_namespaces_and_scope(api: Api) -> None:
     assert names((await api.get(CMS)).json) == ["here"]
     everywhere = (await api.get("/api/v1/configmaps")).json
     assert {(i["metadata"]["namespace"], i["metadata"]["name"]) for i in everywhere["items"]} >= {
-        ("default", "here"), ("kube-system", "there")}
+        ("default", "here"),
+        ("kube-system", "there"),
+    }
     # a namespaced object's name without a namespace is not a valid path
     assert_status(await api.get("/api/v1/configmaps/here"), 404, "NotFound")
     # a cluster-scoped resource has no namespaced form
@@ -198,9 +207,12 @@ async def test_update_with_stale_resource_version_conflicts(api: Api) -> None:
     assert int(reply.json["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
     stale = dict(created, spec={**created["spec"], "cert": "other"})
     status = assert_status(
-        await api.put(f"{DOMAINS}/dave", stale), 409, "Conflict",
+        await api.put(f"{DOMAINS}/dave", stale),
+        409,
+        "Conflict",
         'Operation cannot be fulfilled on domains.kuscia.secretflow "dave": the object has been modified; '
-        "please apply your changes to the latest version and try again")
+        "please apply your changes to the latest version and try again",
+    )
     assert status["details"]["name"] == "dave" and status["details"]["kind"] == "domains"
     assert (await api.get(f"{DOMAINS}/dave")).json["spec"]["cert"] == "base64<certificate>"
 
@@ -217,8 +229,7 @@ async def test_unconditional_update(api: Api) -> None:
 
 
 async def test_update_missing_object_is_not_found(api: Api) -> None:
-    assert_status(await api.put(f"{CMS}/absent", configmap("absent")), 404, "NotFound",
-                  'configmaps "absent" not found')
+    assert_status(await api.put(f"{CMS}/absent", configmap("absent")), 404, "NotFound", 'configmaps "absent" not found')
 
 
 async def test_update_name_mismatch_is_bad_request(api: Api) -> None:
@@ -274,8 +285,11 @@ async def test_merge_patch_of_a_custom_resource_and_strategic_as_merge(api: Api)
     await _create(api, DOMAINS, domain("alice"))
     reply = await api.patch(f"{DOMAINS}/alice", {"spec": {"resourceQuota": {"podMaxCount": 200}}})
     assert reply.status == 200, reply
-    assert reply.json["spec"] == {"role": "partner", "cert": "base64<certificate>",
-                                  "resourceQuota": {"podMaxCount": 200}}
+    assert reply.json["spec"] == {
+        "role": "partner",
+        "cert": "base64<certificate>",
+        "resourceQuota": {"podMaxCount": 200},
+    }
     # kubectl's default patch type: the server treats it as a merge patch for custom resources
     reply = await api.patch(f"{DOMAINS}/alice", {"spec": {"role": ""}}, "strategic")
     assert reply.status in (200, 415), reply
@@ -286,20 +300,23 @@ async def test_merge_patch_of_a_custom_resource_and_strategic_as_merge(api: Api)
 async def test_patch_with_stale_resource_version_conflicts(api: Api) -> None:
     created = await _create(api, CMS, configmap("p"))
     await api.patch(f"{CMS}/p", {"data": {"k": "w"}})
-    reply = await api.patch(f"{CMS}/p", {"metadata": {"resourceVersion": created["metadata"]["resourceVersion"]},
-                                         "data": {"k": "stale"}})
+    reply = await api.patch(
+        f"{CMS}/p", {"metadata": {"resourceVersion": created["metadata"]["resourceVersion"]}, "data": {"k": "stale"}}
+    )
     assert_status(reply, 409, "Conflict")
     assert (await api.get(f"{CMS}/p")).json["data"] == {"k": "w"}
 
 
 async def test_json_patch(api: Api) -> None:
     await _create(api, CMS, configmap("j", {"a": "1"}))
-    ops = [{"op": "add", "path": "/data/b", "value": "2"},
-           {"op": "replace", "path": "/data/a", "value": "10"},
-           {"op": "test", "path": "/data/b", "value": "2"},
-           {"op": "copy", "from": "/data/a", "path": "/data/c"},
-           {"op": "move", "from": "/data/c", "path": "/data/d"},
-           {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}}]
+    ops = [
+        {"op": "add", "path": "/data/b", "value": "2"},
+        {"op": "replace", "path": "/data/a", "value": "10"},
+        {"op": "test", "path": "/data/b", "value": "2"},
+        {"op": "copy", "from": "/data/a", "path": "/data/c"},
+        {"op": "move", "from": "/data/c", "path": "/data/d"},
+        {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}},
+    ]
     reply = await api.patch(f"{CMS}/j", ops, "json")
     assert reply.status == 200, reply
     assert reply.json["data"] == {"a": "10", "b": "2", "d": "10"}
@@ -331,12 +348,22 @@ async def test_json_patch_body_must_be_a_list(api: Api) -> None:
 
 
 async def test_strategic_merge_patch_merges_pod_containers_by_name(api: Api) -> None:
-    created = await _create(api, PODS, pod("web",
-                                           {"name": "main", "image": "busybox:1", "env": [{"name": "A", "value": "1"}]},
-                                           {"name": "side", "image": "envoy:1"}))
+    created = await _create(
+        api,
+        PODS,
+        pod(
+            "web",
+            {"name": "main", "image": "busybox:1", "env": [{"name": "A", "value": "1"}]},
+            {"name": "side", "image": "envoy:1"},
+        ),
+    )
     assert created["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
-    patch = {"spec": {"$setElementOrder/containers": [{"name": "main"}, {"name": "side"}],
-                      "containers": [{"name": "main", "image": "busybox:2"}]}}
+    patch = {
+        "spec": {
+            "$setElementOrder/containers": [{"name": "main"}, {"name": "side"}],
+            "containers": [{"name": "main", "image": "busybox:2"}],
+        }
+    }
     reply = await api.patch(f"{PODS}/web", patch, "strategic")
     assert reply.status == 200, reply
     containers = reply.json["spec"]["containers"]
@@ -409,8 +436,9 @@ async def test_delete_with_finalizers_then_remove_last_finalizer(api: Api) -> No
     body = domain("bob")
     body["metadata"]["finalizers"] = ["example.com/a", "example.com/b"]
     created = await _create(api, DOMAINS, body)
-    stream = await api.watch(DOMAINS, {"resourceVersion": created["metadata"]["resourceVersion"],
-                                       "fieldSelector": "metadata.name=bob"})
+    stream = await api.watch(
+        DOMAINS, {"resourceVersion": created["metadata"]["resourceVersion"], "fieldSelector": "metadata.name=bob"}
+    )
     try:
         reply = await api.delete(f"{DOMAINS}/bob", {"propagationPolicy": "Background"})
         assert reply.status in (200, 202), reply
@@ -426,8 +454,9 @@ async def test_delete_with_finalizers_then_remove_last_finalizer(api: Api) -> No
         assert again.status in (200, 202)
         assert again.json["metadata"]["resourceVersion"] == got["metadata"]["resourceVersion"]
         # no new finalizers once deletion started
-        reply = await api.patch(f"{DOMAINS}/bob", {"metadata": {"finalizers": ["example.com/a", "example.com/b",
-                                                                             "example.com/c"]}})
+        reply = await api.patch(
+            f"{DOMAINS}/bob", {"metadata": {"finalizers": ["example.com/a", "example.com/b", "example.com/c"]}}
+        )
         assert_status(reply, 422, "Invalid")
         # removing one finalizer keeps it
         reply = await api.patch(f"{DOMAINS}/bob", [{"op": "remove", "path": "/metadata/finalizers/0"}], "json")
@@ -455,8 +484,9 @@ async def test_delete_precondition_uid_mismatch_conflicts(api: Api) -> None:
     assert (await api.get(f"{DOMAINS}/pre")).status == 200
     stale_rv = {"preconditions": {"resourceVersion": "1"}}
     assert_status(await api.delete(f"{DOMAINS}/pre", stale_rv), 409, "Conflict")
-    good = {"preconditions": {"uid": created["metadata"]["uid"],
-                              "resourceVersion": created["metadata"]["resourceVersion"]}}
+    good = {
+        "preconditions": {"uid": created["metadata"]["uid"], "resourceVersion": created["metadata"]["resourceVersion"]}
+    }
     assert (await api.delete(f"{DOMAINS}/pre", good)).status == 200
     assert (await api.get(f"{DOMAINS}/pre")).status == 404
 
@@ -483,8 +513,9 @@ async def test_delete_collection_with_label_selector(api: Api) -> None:
     assert reply.json["kind"] == "ConfigMapList"
     assert sorted(names(reply.json)) == ["a", "b"]
     assert names((await api.get(CMS)).json) == ["c"]
-    assert names((await api.get("/api/v1/namespaces/kube-system/configmaps",
-                                params={"labelSelector": "app=x"})).json) == ["d"]
+    assert names(
+        (await api.get("/api/v1/namespaces/kube-system/configmaps", params={"labelSelector": "app=x"})).json
+    ) == ["d"]
 
 
 async def test_delete_collection_of_custom_resources(api: Api) -> None:
@@ -535,8 +566,9 @@ async def test_domain_status_subresource(api: Api) -> None:
 async def test_pod_status_subresource(api: Api) -> None:
     created = await _create(api, PODS, pod("sp", node="node-1"))
     assert created["status"]["phase"] == "Pending"
-    reply = await api.patch(f"{PODS}/sp/status", {"status": {"phase": "Running", "podIP": "10.0.0.5"},
-                                                 "spec": {"nodeName": "elsewhere"}})
+    reply = await api.patch(
+        f"{PODS}/sp/status", {"status": {"phase": "Running", "podIP": "10.0.0.5"}, "spec": {"nodeName": "elsewhere"}}
+    )
     assert reply.status == 200, reply
     assert reply.json["status"]["phase"] == "Running" and reply.json["status"]["podIP"] == "10.0.0.5"
     assert reply.json["spec"]["nodeName"] == "node-1"
@@ -563,8 +595,9 @@ async def test_namespace_defaults(api: Api) -> None:
     assert ns["spec"]["finalizers"] == ["kubernetes"]
     assert ns["metadata"]["labels"]["kubernetes.io/metadata.name"] == "alice"
     # the name label cannot be changed away
-    reply = await api.patch(f"{NAMESPACES}/alice", {"metadata": {"labels": {"kubernetes.io/metadata.name": "x",
-                                                                           "team": "a"}}})
+    reply = await api.patch(
+        f"{NAMESPACES}/alice", {"metadata": {"labels": {"kubernetes.io/metadata.name": "x", "team": "a"}}}
+    )
     assert reply.json["metadata"]["labels"] == {"kubernetes.io/metadata.name": "alice", "team": "a"}
     bootstrapped = names((await api.get(NAMESPACES)).json)
     for name in ("default", "kube-system", "kube-public", "kube-node-lease", "kuscia-system"):
@@ -604,25 +637,32 @@ async def test_namespace_deletion_terminates_then_finalize_removes(api: Api) -> 
 
 @pytest.fixture
 async def labelled(api: Api) -> Api:
-    for name, labels in (("a", {"env": "prod", "tier": "web"}), ("b", {"env": "dev", "tier": "db"}),
-                         ("c", {"env": "test"}), ("d", {})):
+    for name, labels in (
+        ("a", {"env": "prod", "tier": "web"}),
+        ("b", {"env": "dev", "tier": "db"}),
+        ("c", {"env": "test"}),
+        ("d", {}),
+    ):
         await _create(api, CMS, configmap(name, **labels))
     return api
 
 
-@pytest.mark.parametrize(("selector", "expected"), [
-    ("env=prod", ["a"]),
-    ("env==prod", ["a"]),
-    ("env!=prod", ["b", "c", "d"]),
-    ("env in (prod,dev)", ["a", "b"]),
-    ("env notin (prod,dev)", ["c", "d"]),
-    ("tier", ["a", "b"]),
-    ("!tier", ["c", "d"]),
-    ("env=dev,tier=db", ["b"]),
-    ("env,!tier", ["c"]),
-    ("env=nothing", []),
-    ("", ["a", "b", "c", "d"]),
-])
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("env=prod", ["a"]),
+        ("env==prod", ["a"]),
+        ("env!=prod", ["b", "c", "d"]),
+        ("env in (prod,dev)", ["a", "b"]),
+        ("env notin (prod,dev)", ["c", "d"]),
+        ("tier", ["a", "b"]),
+        ("!tier", ["c", "d"]),
+        ("env=dev,tier=db", ["b"]),
+        ("env,!tier", ["c"]),
+        ("env=nothing", []),
+        ("", ["a", "b", "c", "d"]),
+    ],
+)
 async def test_label_selectors(labelled: Api, selector: str, expected: list[str]) -> None:
     reply = await labelled.get(CMS, params={"labelSelector": selector})
     assert reply.status == 200, reply
@@ -744,7 +784,7 @@ async def test_continue_token_with_compacted_revision_is_gone(api: Api, api_serv
     assert_status(reply, 410, "Expired")
 
 
-# ---- resourceVersion semantics ----------------------------------------------------------------------------------------
+# ---- resourceVersion semantics ------------------------------------------------------------------------------
 
 
 async def test_resource_versions_increase_across_kinds(api: Api) -> None:

@@ -18,20 +18,18 @@ import aiohttp
 import pytest
 
 from atoll.api.crd import kuscia_crds
+from tests.integration.kube_http import Api, assert_status, no_controllers  # noqa: F401 - no_controllers is a fixture
 
-try:
-    from tests.integration.kube_http import Api, assert_status, no_controllers
-except ImportError:  # tests/ is not a package: pytest put this directory on sys.path
-    from kube_http import Api, assert_status, no_controllers  # type: ignore
-
-AGG_ACCEPT = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
-              "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
+AGG_ACCEPT = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+)
 AGG_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 KUSCIA = "kuscia.secretflow"
 
 
 @pytest.fixture
-async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:
+async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:  # noqa: F811 - fixture
     async with Api(api_server) as client:
         yield client
 
@@ -104,8 +102,9 @@ async def test_aggregated_discovery_content_type_and_core(api: Api) -> None:
     assert subs["log"]["verbs"] == ["get"]
     assert sorted(subs["exec"]["verbs"]) == ["create", "get"]
     assert sorted(subs["status"]["verbs"]) == ["get", "patch", "update"]
-    assert core["configmaps"]["verbs"] == sorted(["create", "delete", "deletecollection", "get", "list", "patch",
-                                                  "update", "watch"])
+    assert core["configmaps"]["verbs"] == sorted(
+        ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    )
 
 
 async def test_aggregated_discovery_groups(api: Api) -> None:
@@ -121,8 +120,13 @@ async def test_aggregated_discovery_groups(api: Api) -> None:
     assert domains["singularResource"] == "domain"
     assert domains["responseKind"] == {"group": KUSCIA, "version": "v1alpha1", "kind": "Domain"}
     assert domains["verbs"] == ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-    assert domains["subresources"] == [{"subresource": "status", "verbs": ["get", "patch", "update"],
-                                        "responseKind": {"group": KUSCIA, "version": "v1alpha1", "kind": "Domain"}}]
+    assert domains["subresources"] == [
+        {
+            "subresource": "status",
+            "verbs": ["get", "patch", "update"],
+            "responseKind": {"group": KUSCIA, "version": "v1alpha1", "kind": "Domain"},
+        }
+    ]
     assert kuscia["clusterdomainroutes"]["shortNames"] == ["cdr"]
     assert kuscia["kusciajobs"]["shortNames"] == ["kj"] and kuscia["kusciajobs"]["scope"] == "Namespaced"
     assert kuscia["kusciatasks"]["shortNames"] == ["kt"]
@@ -166,7 +170,10 @@ async def test_legacy_kuscia_group_version(api: Api) -> None:
     assert doc["kind"] == "APIResourceList" and doc["groupVersion"] == f"{KUSCIA}/v1alpha1"
     resources = {r["name"]: r for r in doc["resources"]}
     assert resources["domains"] == {
-        "name": "domains", "singularName": "domain", "namespaced": False, "kind": "Domain",
+        "name": "domains",
+        "singularName": "domain",
+        "namespaced": False,
+        "kind": "Domain",
         "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
         **({"shortNames": resources["domains"]["shortNames"]} if "shortNames" in resources["domains"] else {}),
         **({"categories": resources["domains"]["categories"]} if "categories" in resources["domains"] else {}),
@@ -208,9 +215,22 @@ async def test_all_kuscia_crds_installed_and_served(api: Api) -> None:
         reply = await api.get(f"/apis/{KUSCIA}/v1alpha1/{names['plural']}")
         assert reply.status == 200, (name, reply)
         assert reply.json["kind"] == names.get("listKind", names["kind"] + "List")
-    assert {"Domain", "DomainRoute", "ClusterDomainRoute", "Gateway", "KusciaJob", "KusciaTask",
-            "TaskResourceGroup", "TaskResource", "AppImage", "DomainData", "DomainDataSource", "DomainDataGrant",
-            "KusciaDeployment", "InteropConfig"} <= kinds
+    assert {
+        "Domain",
+        "DomainRoute",
+        "ClusterDomainRoute",
+        "Gateway",
+        "KusciaJob",
+        "KusciaTask",
+        "TaskResourceGroup",
+        "TaskResource",
+        "AppImage",
+        "DomainData",
+        "DomainDataSource",
+        "DomainDataGrant",
+        "KusciaDeployment",
+        "InteropConfig",
+    } <= kinds
 
 
 async def test_openapi_v3_index_and_documents(api: Api) -> None:
@@ -222,9 +242,13 @@ async def test_openapi_v3_index_and_documents(api: Api) -> None:
     patch = doc["paths"][f"/apis/{KUSCIA}/v1alpha1/domains/{{name}}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"] == {"group": KUSCIA, "version": "v1alpha1", "kind": "Domain"}
     assert {"name": "fieldValidation", "in": "query"}.items() <= next(
-        p for p in patch["parameters"] if p["name"] == "fieldValidation").items()
-    schema = next(s for s in doc["components"]["schemas"].values()
-                  if {"group": KUSCIA, "version": "v1alpha1", "kind": "Domain"} in s["x-kubernetes-group-version-kind"])
+        p for p in patch["parameters"] if p["name"] == "fieldValidation"
+    ).items()
+    schema = next(
+        s
+        for s in doc["components"]["schemas"].values()
+        if {"group": KUSCIA, "version": "v1alpha1", "kind": "Domain"} in s["x-kubernetes-group-version-kind"]
+    )
     assert schema["type"] == "object" and schema["description"]
     assert "role" in schema["properties"]["spec"]["properties"]
     core = (await api.get(index["paths"]["api/v1"]["serverRelativeURL"])).json
@@ -244,20 +268,38 @@ async def test_openapi_v2_minimal_document_for_older_kubectl(api: Api) -> None:
 
 
 WIDGET_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
     "metadata": {"name": "widgets.example.com"},
     "spec": {
-        "group": "example.com", "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList",
-                  "shortNames": ["wd"], "categories": ["all"]},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True,
-            "subresources": {"status": {}},
-            "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}],
-            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                "spec": {"type": "object", "properties": {"size": {"type": "integer", "minimum": 1}}},
-                "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}}}},
-        }],
+        "group": "example.com",
+        "scope": "Namespaced",
+        "names": {
+            "plural": "widgets",
+            "singular": "widget",
+            "kind": "Widget",
+            "listKind": "WidgetList",
+            "shortNames": ["wd"],
+            "categories": ["all"],
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {"type": "object", "properties": {"size": {"type": "integer", "minimum": 1}}},
+                            "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
+                        },
+                    }
+                },
+            }
+        ],
     },
 }
 
@@ -295,8 +337,9 @@ async def test_new_crd_is_served_at_once(api: Api) -> None:
 
     # and the resource itself, with its schema
     path = "/apis/example.com/v1/namespaces/default/widgets"
-    reply = await api.post(path, {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
-                                  "spec": {"size": 3}})
+    reply = await api.post(
+        path, {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}}
+    )
     assert reply.status == 201, reply
     assert_status(await api.post(path, {"metadata": {"name": "w2"}, "spec": {"size": 0}}), 422, "Invalid")
     table = (await api.get(path, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})).json
@@ -334,5 +377,12 @@ async def test_discovery_over_anonymous_connection_is_refused(api_server: Any) -
         async with session.get(api_server.url + "/apis", ssl=api_server.ssl_context()) as resp:
             assert resp.status == 401
             body = await resp.json()
-    assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+    assert body == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
+    }

@@ -23,18 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atoll.apiserver.certs import ensure_pki, issue_client_cert
-
-try:
-    from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain, no_controllers
-except ImportError:  # tests/ is not a package: pytest put this directory on sys.path
-    from kube_http import DOMAINS, Api, assert_status, configmap, domain, no_controllers  # type: ignore
+from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain, no_controllers  # noqa: F401 - no_controllers is a fixture
 
 CMS = "/api/v1/namespaces/default/configmaps"
 NOT_FOUND = "the server could not find the requested resource"
 
 
 @pytest.fixture
-async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:
+async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:  # noqa: F811 - fixture
     async with Api(api_server) as client:
         yield client
 
@@ -96,8 +92,9 @@ async def test_schema_violation_on_update_and_patch(api: Api) -> None:
     bad = dict(created, spec={**created["spec"], "role": "boss"})
     status = assert_status(await api.put(f"{DOMAINS}/upd", bad), 422, "Invalid")
     assert [c["field"] for c in status["details"]["causes"]] == ["spec.role"]
-    status = assert_status(await api.patch(f"{DOMAINS}/upd", {"spec": {"resourceQuota": {"podMaxCount": "many"}}}),
-                           422, "Invalid")
+    status = assert_status(
+        await api.patch(f"{DOMAINS}/upd", {"spec": {"resourceQuota": {"podMaxCount": "many"}}}), 422, "Invalid"
+    )
     assert [c["field"] for c in status["details"]["causes"]] == ["spec.resourceQuota.podMaxCount"]
     assert (await api.get(f"{DOMAINS}/upd")).json["spec"] == created["spec"]
 
@@ -134,11 +131,20 @@ async def test_body_over_3_mib_is_too_large(api: Api) -> None:
 # ---- paths and methods -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/nosuchresources", "/apis/kuscia.secretflow/v1alpha1/nosuch", "/apis/nosuch.io/v1/things",
-    "/api/v1/namespaces/default/nosuch", "/api/v1/namespaces/default/configmaps/x/y/z",
-    "/api/v1/namespaces/default/configmaps/x/status", "/nonsense", "/openapi/v9", "/apis/kuscia.secretflow/v1alpha1/domains/a/b",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/nosuchresources",
+        "/apis/kuscia.secretflow/v1alpha1/nosuch",
+        "/apis/nosuch.io/v1/things",
+        "/api/v1/namespaces/default/nosuch",
+        "/api/v1/namespaces/default/configmaps/x/y/z",
+        "/api/v1/namespaces/default/configmaps/x/status",
+        "/nonsense",
+        "/openapi/v9",
+        "/apis/kuscia.secretflow/v1alpha1/domains/a/b",
+    ],
+)
 async def test_unknown_resource_is_not_found(api: Api, path: str) -> None:
     assert_status(await api.get(path), 404, "NotFound", NOT_FOUND)
 
@@ -153,14 +159,27 @@ async def test_unsupported_method(api: Api) -> None:
 # ---- authentication ------------------------------------------------------------------------------------
 
 
-UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+UNAUTHORIZED = {
+    "kind": "Status",
+    "apiVersion": "v1",
+    "metadata": {},
+    "status": "Failure",
+    "message": "Unauthorized",
+    "reason": "Unauthorized",
+    "code": 401,
+}
 
 
 async def test_no_credentials_is_unauthorized(api_server: Any) -> None:
     async with Api(api_server, token=None) as anonymous:
-        for method, path in (("GET", CMS), ("POST", CMS), ("GET", "/apis"), ("GET", "/openapi/v3"),
-                             ("DELETE", f"{DOMAINS}/x"), ("GET", "/nonsense")):
+        for method, path in (
+            ("GET", CMS),
+            ("POST", CMS),
+            ("GET", "/apis"),
+            ("GET", "/openapi/v3"),
+            ("DELETE", f"{DOMAINS}/x"),
+            ("GET", "/nonsense"),
+        ):
             reply = await anonymous.call(method, path, configmap("x") if method == "POST" else None)
             assert reply.status == 401, (method, path, reply)
             assert reply.json == UNAUTHORIZED
@@ -227,52 +246,153 @@ async def test_certificate_from_another_ca_is_refused(api_server: Any, tmp_path:
 
 @pytest.fixture
 def fuzz_target(master_process: Any) -> Any:
-    pool = urllib3.PoolManager(ca_certs=str(master_process.ca_file), cert_reqs="CERT_REQUIRED", maxsize=4,
-                               retries=False, timeout=urllib3.Timeout(connect=5, read=10))
+    pool = urllib3.PoolManager(
+        ca_certs=str(master_process.ca_file),
+        cert_reqs="CERT_REQUIRED",
+        maxsize=4,
+        retries=False,
+        timeout=urllib3.Timeout(connect=5, read=10),
+    )
     yield master_process, pool
     pool.clear()
 
 
-_json_scalars = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=20)
-_json = st.recursive(_json_scalars, lambda children: st.lists(children, max_size=4)
-                     | st.dictionaries(st.text(max_size=10), children, max_size=4), max_leaves=20)
-_meta_keys = st.sampled_from(["metadata", "spec", "status", "kind", "apiVersion", "data", "items", "name",
-                              "labels", "finalizers", "resourceVersion", "generateName", "namespace", "op", "path"])
-_k8sish = st.recursive(_json_scalars, lambda children: st.lists(children, max_size=3)
-                       | st.dictionaries(_meta_keys | st.text(max_size=6), children, max_size=5), max_leaves=25)
-_bodies = (st.binary(max_size=300)
-           | _json.map(lambda v: json.dumps(v).encode())
-           | _k8sish.map(lambda v: json.dumps(v).encode())
-           | st.builds(lambda name, extra: json.dumps({"metadata": {"name": name, **extra}, "spec": {"role": name}}).encode(),
-                       st.text(max_size=12), st.dictionaries(_meta_keys, _json, max_size=3)))
-_ctypes = st.sampled_from([None, "application/json", "application/yaml", "application/merge-patch+json",
-                           "application/json-patch+json", "application/strategic-merge-patch+json",
-                           "application/apply-patch+yaml", "application/vnd.kubernetes.protobuf", "text/plain",
-                           "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "*/*", "",
-                           "application/json; charset=utf-8", "application/cbor"])
-_segments = st.sampled_from(["api", "apis", "v1", "v1alpha1", "kuscia.secretflow", "namespaces", "default",
-                             "configmaps", "domains", "pods", "status", "finalize", "log", "exec", "alice",
-                             "fuzz", "customresourcedefinitions", "apiextensions.k8s.io", "openapi", "v3",
-                             "kube-system", "..", "%2F", "version", "watch"]) | st.text(
-    alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/?#%"), min_size=1, max_size=8)
-_paths = (st.lists(_segments, min_size=0, max_size=7).map(lambda s: "/" + "/".join(s))
-          | st.sampled_from([CMS, f"{CMS}/fuzz", DOMAINS, f"{DOMAINS}/fuzz", f"{DOMAINS}/fuzz/status",
-                             "/api/v1/namespaces/fuzz", "/api/v1/namespaces/fuzz/finalize",
-                             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"]))
-_queries = st.dictionaries(st.sampled_from(["labelSelector", "fieldSelector", "limit", "continue", "resourceVersion",
-                                            "dryRun", "fieldValidation", "propagationPolicy", "timeoutSeconds",
-                                            "includeObject", "force", "fieldManager"]),
-                           st.text(max_size=12) | st.sampled_from(["0", "1", "All", "Strict", "true", "x=y"]),
-                           max_size=3)
+_json_scalars = (
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=20)
+)
+_json = st.recursive(
+    _json_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+_meta_keys = st.sampled_from(
+    [
+        "metadata",
+        "spec",
+        "status",
+        "kind",
+        "apiVersion",
+        "data",
+        "items",
+        "name",
+        "labels",
+        "finalizers",
+        "resourceVersion",
+        "generateName",
+        "namespace",
+        "op",
+        "path",
+    ]
+)
+_k8sish = st.recursive(
+    _json_scalars,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(_meta_keys | st.text(max_size=6), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+_bodies = (
+    st.binary(max_size=300)
+    | _json.map(lambda v: json.dumps(v).encode())
+    | _k8sish.map(lambda v: json.dumps(v).encode())
+    | st.builds(
+        lambda name, extra: json.dumps({"metadata": {"name": name, **extra}, "spec": {"role": name}}).encode(),
+        st.text(max_size=12),
+        st.dictionaries(_meta_keys, _json, max_size=3),
+    )
+)
+_ctypes = st.sampled_from(
+    [
+        None,
+        "application/json",
+        "application/yaml",
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/apply-patch+yaml",
+        "application/vnd.kubernetes.protobuf",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "*/*",
+        "",
+        "application/json; charset=utf-8",
+        "application/cbor",
+    ]
+)
+_segments = st.sampled_from(
+    [
+        "api",
+        "apis",
+        "v1",
+        "v1alpha1",
+        "kuscia.secretflow",
+        "namespaces",
+        "default",
+        "configmaps",
+        "domains",
+        "pods",
+        "status",
+        "finalize",
+        "log",
+        "exec",
+        "alice",
+        "fuzz",
+        "customresourcedefinitions",
+        "apiextensions.k8s.io",
+        "openapi",
+        "v3",
+        "kube-system",
+        "..",
+        "%2F",
+        "version",
+        "watch",
+    ]
+) | st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/?#%"), min_size=1, max_size=8
+)
+_paths = st.lists(_segments, min_size=0, max_size=7).map(lambda s: "/" + "/".join(s)) | st.sampled_from(
+    [
+        CMS,
+        f"{CMS}/fuzz",
+        DOMAINS,
+        f"{DOMAINS}/fuzz",
+        f"{DOMAINS}/fuzz/status",
+        "/api/v1/namespaces/fuzz",
+        "/api/v1/namespaces/fuzz/finalize",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+    ]
+)
+_queries = st.dictionaries(
+    st.sampled_from(
+        [
+            "labelSelector",
+            "fieldSelector",
+            "limit",
+            "continue",
+            "resourceVersion",
+            "dryRun",
+            "fieldValidation",
+            "propagationPolicy",
+            "timeoutSeconds",
+            "includeObject",
+            "force",
+            "fieldManager",
+        ]
+    ),
+    st.text(max_size=12) | st.sampled_from(["0", "1", "All", "Strict", "true", "x=y"]),
+    max_size=3,
+)
 _methods = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
-@given(method=_methods, path=_paths, body=_bodies, ctype=_ctypes, query=_queries,
-       table=st.booleans())
-def test_fuzz_never_500_and_errors_are_status(fuzz_target: Any, method: str, path: str, body: bytes,
-                                              ctype: str | None, query: dict[str, str], table: bool) -> None:
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(method=_methods, path=_paths, body=_bodies, ctype=_ctypes, query=_queries, table=st.booleans())
+def test_fuzz_never_500_and_errors_are_status(
+    fuzz_target: Any, method: str, path: str, body: bytes, ctype: str | None, query: dict[str, str], table: bool
+) -> None:
     server, pool = fuzz_target
     headers = dict(server.headers())
     if ctype is not None:
@@ -283,8 +403,14 @@ def test_fuzz_never_500_and_errors_are_status(fuzz_target: Any, method: str, pat
         query["timeoutSeconds"] = "1"
     query.pop("watch", None)
     url = server.url + path + ("?" + urlencode(query) if query else "")
-    resp = pool.request(method, url, body=body if method not in ("GET", "HEAD") else None, headers=headers,
-                        preload_content=True, redirect=False)
+    resp = pool.request(
+        method,
+        url,
+        body=body if method not in ("GET", "HEAD") else None,
+        headers=headers,
+        preload_content=True,
+        redirect=False,
+    )
     assert resp.status < 500, (method, path, query, ctype, body[:200], resp.status, resp.data[:500])
     if resp.status >= 400 and method != "HEAD":
         assert resp.headers.get("Content-Type", "").startswith("application/json"), (resp.status, resp.headers)
@@ -297,24 +423,50 @@ def test_fuzz_never_500_and_errors_are_status(fuzz_target: Any, method: str, pat
 # ---- wrongly typed fields (each of these once crashed a handler or a defaulting hook) ---------------------
 
 
-@pytest.mark.parametrize(("method", "path", "body", "ctype", "code"), [
-    ("PATCH", f"{CMS}/a", [{"op": "replace", "path": "/metadata", "value": "str"}], "application/json-patch+json", 400),
-    ("PATCH", f"{CMS}/a", {"metadata": "x"}, "application/merge-patch+json", 400),
-    ("PATCH", f"{CMS}/new?fieldManager=t", {"metadata": 5}, "application/apply-patch+yaml", 400),
-    ("POST", "/api/v1/namespaces", {"metadata": {"name": "x"}, "spec": "x"}, "application/json", 422),
-    ("POST", "/api/v1/namespaces/default/pods", {"metadata": {"name": "p"}, "spec": "x"}, "application/json", 422),
-    ("POST", "/api/v1/namespaces/default/pods",
-     {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "resources": "x"}]}}, "application/json", 422),
-    ("POST", "/api/v1/namespaces/default/secrets", {"metadata": {"name": "s"}, "data": "x", "stringData": {"a": "b"}},
-     "application/json", 422),
-    ("POST", "/api/v1/namespaces/default/services", {"metadata": {"name": "s"}, "spec": "x"}, "application/json", 422),
-    ("DELETE", f"{CMS}/a", {"preconditions": "x"}, "application/json", 400),
-    ("GET", f"{CMS}?watch=true&timeoutSeconds=abc", None, None, 400),
-    ("POST", CMS, {"metadata": {"generateName": 5}}, "application/json", 422),
-    ("POST", CMS, {"metadata": {"name": "b", "generateName": {"a": 1}}}, "application/json", 422),
-])
-async def test_wrongly_typed_fields_are_refused_not_crashing(api: Api, method: str, path: str, body: Any,
-                                                             ctype: str | None, code: int) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "ctype", "code"),
+    [
+        (
+            "PATCH",
+            f"{CMS}/a",
+            [{"op": "replace", "path": "/metadata", "value": "str"}],
+            "application/json-patch+json",
+            400,
+        ),
+        ("PATCH", f"{CMS}/a", {"metadata": "x"}, "application/merge-patch+json", 400),
+        ("PATCH", f"{CMS}/new?fieldManager=t", {"metadata": 5}, "application/apply-patch+yaml", 400),
+        ("POST", "/api/v1/namespaces", {"metadata": {"name": "x"}, "spec": "x"}, "application/json", 422),
+        ("POST", "/api/v1/namespaces/default/pods", {"metadata": {"name": "p"}, "spec": "x"}, "application/json", 422),
+        (
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "resources": "x"}]}},
+            "application/json",
+            422,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/secrets",
+            {"metadata": {"name": "s"}, "data": "x", "stringData": {"a": "b"}},
+            "application/json",
+            422,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/services",
+            {"metadata": {"name": "s"}, "spec": "x"},
+            "application/json",
+            422,
+        ),
+        ("DELETE", f"{CMS}/a", {"preconditions": "x"}, "application/json", 400),
+        ("GET", f"{CMS}?watch=true&timeoutSeconds=abc", None, None, 400),
+        ("POST", CMS, {"metadata": {"generateName": 5}}, "application/json", 422),
+        ("POST", CMS, {"metadata": {"name": "b", "generateName": {"a": 1}}}, "application/json", 422),
+    ],
+)
+async def test_wrongly_typed_fields_are_refused_not_crashing(
+    api: Api, method: str, path: str, body: Any, ctype: str | None, code: int
+) -> None:
     assert (await api.post(CMS, configmap("a"))).status == 201
     reply = await api.call(method, path, body, ctype=ctype)
     assert_status(reply, code)

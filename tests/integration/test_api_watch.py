@@ -19,17 +19,13 @@ from typing import Any
 import pytest
 
 from atoll.apiserver import watch as watch_module
-
-try:
-    from tests.integration.kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, domain, names, no_controllers
-except ImportError:  # tests/ is not a package: pytest put this directory on sys.path
-    from kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, domain, names, no_controllers  # type: ignore
+from tests.integration.kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, domain, names, no_controllers  # noqa: F401 - no_controllers is a fixture
 
 CMS = "/api/v1/namespaces/default/configmaps"
 
 
 @pytest.fixture
-async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:
+async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:  # noqa: F811 - fixture
     async with Api(api_server) as client:
         yield client
 
@@ -131,8 +127,9 @@ async def test_bookmarks(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(watch_module, "BOOKMARK_INTERVAL", 0.2)
     await _create(api, DOMAINS, domain("a"))
     listing = (await api.get(DOMAINS)).json
-    stream = await api.watch(DOMAINS, {"resourceVersion": listing["metadata"]["resourceVersion"],
-                                       "allowWatchBookmarks": "true"})
+    stream = await api.watch(
+        DOMAINS, {"resourceVersion": listing["metadata"]["resourceVersion"], "allowWatchBookmarks": "true"}
+    )
     try:
         ev = await stream.next(timeout=5)
         assert ev is not None and ev["type"] == "BOOKMARK", ev
@@ -165,8 +162,9 @@ async def test_no_bookmarks_unless_asked(api: Api, monkeypatch: pytest.MonkeyPat
 
 async def test_send_initial_events_ends_with_marked_bookmark(api: Api) -> None:
     await _create(api, DOMAINS, domain("a"))
-    stream = await api.watch(DOMAINS, {"sendInitialEvents": "true", "allowWatchBookmarks": "true",
-                                       "resourceVersionMatch": "NotOlderThan"})
+    stream = await api.watch(
+        DOMAINS, {"sendInitialEvents": "true", "allowWatchBookmarks": "true", "resourceVersionMatch": "NotOlderThan"}
+    )
     try:
         events = await stream.collect(2)
         assert events[0]["type"] == "ADDED" and events[0]["object"]["metadata"]["name"] == "a"
@@ -278,7 +276,9 @@ async def test_field_selector_watch_like_kubectl_get_name_w(api: Api) -> None:
 
 async def test_namespace_scoped_watch(api: Api) -> None:
     stream = await api.watch(CMS, {"resourceVersion": (await api.get(CMS)).json["metadata"]["resourceVersion"]})
-    all_ns = await api.watch("/api/v1/configmaps", {"resourceVersion": (await api.get(CMS)).json["metadata"]["resourceVersion"]})
+    all_ns = await api.watch(
+        "/api/v1/configmaps", {"resourceVersion": (await api.get(CMS)).json["metadata"]["resourceVersion"]}
+    )
     try:
         await _create(api, "/api/v1/namespaces/kube-system/configmaps", configmap("elsewhere"))
         await _create(api, CMS, configmap("here"))
@@ -339,6 +339,6 @@ async def test_closed_watch_is_released(api: Api, api_server: Any) -> None:
     for s in streams:
         await s.close()
     deadline = time.monotonic() + 5
-    while cache.watcher_count > before and time.monotonic() < deadline:
+    while cache.watcher_count > before and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a counter
         await asyncio.sleep(0.1)
     assert cache.watcher_count == before

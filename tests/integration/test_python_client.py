@@ -22,10 +22,7 @@ import pytest
 from kubernetes import client, config, dynamic, watch
 from kubernetes.client.rest import ApiException
 
-try:
-    from tests.integration.kube_http import no_controllers  # noqa: F401 - fixture
-except ImportError:  # tests/ is not a package: pytest put this directory on sys.path
-    from kube_http import no_controllers  # type: ignore # noqa: F401
+from tests.integration.kube_http import no_controllers  # noqa: F401 - no_controllers is a fixture
 
 GROUP, VERSION, PLURAL = "kuscia.secretflow", "v1alpha1", "domains"
 
@@ -38,7 +35,7 @@ class Clients:
 
 
 @pytest.fixture
-async def k8s(no_controllers: None, api_server: Any) -> AsyncIterator[Clients]:
+async def k8s(no_controllers: None, api_server: Any) -> AsyncIterator[Clients]:  # noqa: F811 - fixture
     api_client = await asyncio.to_thread(config.new_client_from_config, config_file=str(api_server.kubeconfig))
     yield Clients(api_client)
     await asyncio.to_thread(api_client.close)
@@ -62,12 +59,17 @@ def cm(name: str, data: dict[str, str] | None = None, **labels: str) -> client.V
 
 
 def alice(pods: int = 100) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Domain",
-            "metadata": {"name": "alice", "labels": {"party": "a"}},
-            "spec": {"role": "partner", "cert": "base64<certificate>", "resourceQuota": {"podMaxCount": pods}}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Domain",
+        "metadata": {"name": "alice", "labels": {"party": "a"}},
+        "spec": {"role": "partner", "cert": "base64<certificate>", "resourceQuota": {"podMaxCount": pods}},
+    }
 
 
-def collect_watch(fn: Callable[..., Any], *args: Any, count: int, timeout: int = 5, **kwargs: Any) -> list[dict[str, Any]]:
+def collect_watch(
+    fn: Callable[..., Any], *args: Any, count: int, timeout: int = 5, **kwargs: Any
+) -> list[dict[str, Any]]:
     """Run a watch until ``count`` events arrived (or its server-side timeout ended it)."""
     events: list[dict[str, Any]] = []
     w = watch.Watch()
@@ -112,12 +114,12 @@ async def test_configmap_crud(k8s: Clients) -> None:
     assert len(page.items) + len(rest.items) == 3
 
     # strategic merge patch (the client's default for a dict body on a built-in)
-    patched = await run(core.patch_namespaced_config_map, "py-a", "default",
-                        {"data": {"b": "2"}, "metadata": {"labels": {"tier": "x"}}})
+    patched = await run(
+        core.patch_namespaced_config_map, "py-a", "default", {"data": {"b": "2"}, "metadata": {"labels": {"tier": "x"}}}
+    )
     assert patched.data == {"a": "1", "b": "2"} and patched.metadata.labels == {"app": "web", "tier": "x"}
     # JSON patch (a list body)
-    patched = await run(core.patch_namespaced_config_map, "py-a", "default",
-                        [{"op": "remove", "path": "/data/a"}])
+    patched = await run(core.patch_namespaced_config_map, "py-a", "default", [{"op": "remove", "path": "/data/a"}])
     assert patched.data == {"b": "2"}
 
     # replace: conditional on the read resourceVersion
@@ -145,8 +147,16 @@ async def test_configmap_watch(k8s: Clients) -> None:
     listed = await run(core.list_namespaced_config_map, "default", label_selector="app=w")
     rv = listed.metadata.resource_version
 
-    watcher = asyncio.create_task(run(collect_watch, core.list_namespaced_config_map, "default",
-                                      count=3, resource_version=rv, label_selector="app=w"))
+    watcher = asyncio.create_task(
+        run(
+            collect_watch,
+            core.list_namespaced_config_map,
+            "default",
+            count=3,
+            resource_version=rv,
+            label_selector="app=w",
+        )
+    )
     await asyncio.sleep(0.5)
     await run(core.create_namespaced_config_map, "default", cm("w-b", app="w"))
     await run(core.create_namespaced_config_map, "default", cm("ignored", app="other"))
@@ -154,7 +164,10 @@ async def test_configmap_watch(k8s: Clients) -> None:
     await run(core.delete_namespaced_config_map, "w-b", "default")
     events = await asyncio.wait_for(watcher, 15)
     assert [(e["type"], e["object"].metadata.name) for e in events] == [
-        ("ADDED", "w-b"), ("MODIFIED", "w-a"), ("DELETED", "w-b")]
+        ("ADDED", "w-b"),
+        ("MODIFIED", "w-a"),
+        ("DELETED", "w-b"),
+    ]
     assert isinstance(events[1]["object"], client.V1ConfigMap)
     assert events[1]["object"].data == {"k": "changed"}
 
@@ -171,8 +184,13 @@ async def test_watch_too_old_resource_version_raises_410(k8s: Clients, api_serve
     cache = api_server.node.server.cache
     cache._history_start = cache.revision  # everything up to now is "compacted"
     with pytest.raises(ApiException) as info:
-        await run(collect_watch, k8s.core.list_namespaced_config_map, "default", count=1,
-                  resource_version=created.metadata.resource_version)
+        await run(
+            collect_watch,
+            k8s.core.list_namespaced_config_map,
+            "default",
+            count=1,
+            resource_version=created.metadata.resource_version,
+        )
     assert info.value.status == 410
 
 
@@ -199,15 +217,27 @@ async def test_domain_with_custom_objects_api(k8s: Clients) -> None:
     assert listed["items"] == []
 
     # merge patch (CustomObjectsApi sends application/merge-patch+json)
-    patched = await run(custom.patch_cluster_custom_object, GROUP, VERSION, PLURAL, "alice",
-                        {"spec": {"resourceQuota": {"podMaxCount": 200}}})
+    patched = await run(
+        custom.patch_cluster_custom_object,
+        GROUP,
+        VERSION,
+        PLURAL,
+        "alice",
+        {"spec": {"resourceQuota": {"podMaxCount": 200}}},
+    )
     assert patched["spec"]["resourceQuota"]["podMaxCount"] == 200 and patched["spec"]["role"] == "partner"
     generation = patched["metadata"]["generation"]
     assert generation >= 2
 
     status = {"nodeStatuses": [{"name": "agent-1", "status": "Ready", "version": "v1"}]}
-    patched = await run(custom.patch_cluster_custom_object_status, GROUP, VERSION, PLURAL, "alice",
-                        {"status": status, "spec": {"role": ""}})
+    patched = await run(
+        custom.patch_cluster_custom_object_status,
+        GROUP,
+        VERSION,
+        PLURAL,
+        "alice",
+        {"status": status, "spec": {"role": ""}},
+    )
     assert patched["status"]["nodeStatuses"] == status["nodeStatuses"] and patched["spec"]["role"] == "partner"
     assert patched["metadata"]["generation"] == generation
 
@@ -239,19 +269,34 @@ async def test_domain_watch(k8s: Clients) -> None:
 
     def watch_domains() -> list[dict[str, Any]]:
         ready.set()
-        return collect_watch(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, count=3,
-                             resource_version=listed["metadata"]["resourceVersion"])
+        return collect_watch(
+            custom.list_cluster_custom_object,
+            GROUP,
+            VERSION,
+            PLURAL,
+            count=3,
+            resource_version=listed["metadata"]["resourceVersion"],
+        )
 
     watcher = asyncio.create_task(asyncio.to_thread(watch_domains))
     await asyncio.to_thread(ready.wait, 5)
     await asyncio.sleep(0.3)
     await run(custom.create_cluster_custom_object, GROUP, VERSION, PLURAL, alice())
-    await run(custom.patch_cluster_custom_object_status, GROUP, VERSION, PLURAL, "alice",
-              {"status": {"nodeStatuses": [{"name": "n", "status": "Ready", "version": "1"}]}})
+    await run(
+        custom.patch_cluster_custom_object_status,
+        GROUP,
+        VERSION,
+        PLURAL,
+        "alice",
+        {"status": {"nodeStatuses": [{"name": "n", "status": "Ready", "version": "1"}]}},
+    )
     await run(custom.delete_cluster_custom_object, GROUP, VERSION, PLURAL, "alice")
     events = await asyncio.wait_for(watcher, 15)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
-        ("ADDED", "alice"), ("MODIFIED", "alice"), ("DELETED", "alice")]
+        ("ADDED", "alice"),
+        ("MODIFIED", "alice"),
+        ("DELETED", "alice"),
+    ]
     assert events[1]["object"]["status"]["nodeStatuses"][0]["status"] == "Ready"
     rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
     assert rvs == sorted(rvs) and len(set(rvs)) == 3
