@@ -99,10 +99,15 @@ def _service_create(obj: JSON) -> None:
         spec["clusterIPs"] = [ip]
     spec.setdefault("ipFamilies", ["IPv4"])
     spec.setdefault("ipFamilyPolicy", "SingleStack")
+    node_ports = spec["type"] in ("NodePort", "LoadBalancer")
+    if node_ports:
+        spec.setdefault("externalTrafficPolicy", "Cluster")
     for port in spec.get("ports") or []:
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
+            if node_ports and not port.get("nodePort"):  # kubectl shows PORT(S) as 80:31234/TCP
+                port["nodePort"] = random.randrange(30000, 32768)
     obj.setdefault("status", {"loadBalancer": {}})
 
 
