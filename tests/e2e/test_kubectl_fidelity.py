@@ -413,6 +413,10 @@ def test_get_all_api_resources_and_explain(kubectl: Kubectl) -> None:
     ns = _ns(kubectl, "all")
     kubectl.apply(_pod("p", ns), "pod-all.yaml")
     kubectl.run("create", "service", "clusterip", "s", "-n", ns, "--tcp=80:8080")
+    assert kubectl.out("create", "service", "nodeport", "np", "-n", ns, "--tcp=8080:http") == "service/np created"
+    rows = table(kubectl.out("get", "svc", "np", "-n", ns))
+    assert rows[1][1] == "NodePort" and re.fullmatch(r"8080:3[0-2]\d{3}/TCP", rows[1][4]), rows
+    kubectl.run("delete", "svc", "np", "-n", ns)
     kubectl.run("create", "configmap", "not-in-all", "-n", ns)
     out = kubectl.out("get", "all", "-n", ns)
     assert "pod/p" in out and "service/s" in out and "not-in-all" not in out, out
