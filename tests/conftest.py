@@ -57,9 +57,15 @@ def _write_kubeconfig(node_data: Path, url: str) -> tuple[Path, str, Path]:
 
 
 @pytest.fixture
-async def api_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    """A master node running in this event loop on a free port, SQLite in tmp_path."""
-    config = NodeConfig(mode="master", domain_id="kuscia-system", data_dir=tmp_path / "master", api_port=0)
+async def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
+    """A master node running in this event loop on a free port, SQLite in tmp_path.
+
+    ``@pytest.mark.controllers("namespace", "scheduler", ...)`` limits the controllers it runs
+    (no arguments: none, for tests of the API server's own semantics)."""
+    marker = request.node.get_closest_marker("controllers")
+    controllers = tuple(marker.args) if marker is not None else None
+    config = NodeConfig(mode="master", domain_id="kuscia-system", data_dir=tmp_path / "master", api_port=0,
+                        controllers=controllers)
     node = MasterNode(config)
     task = asyncio.create_task(node.run())
     ready = asyncio.create_task(node.ready.wait())

@@ -42,6 +42,7 @@ class NodeConfig:
     master_endpoint: str = ""
     lite_deploy_token: str = ""
     runtime: str = "runp"
+    controllers: tuple[str, ...] | None = None  # master: controllers (and "scheduler") to run; None = all
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_yaml(self) -> str:
@@ -58,6 +59,8 @@ class NodeConfig:
             doc["apiserver"] = {"host": self.api_host, "port": self.api_port}
         if self.mode in ("lite", "autonomy"):
             doc["runtime"] = self.runtime
+        if self.controllers is not None:
+            doc["controllers"] = list(self.controllers)
         if self.kubeconfig:
             doc["kubeconfig"] = self.kubeconfig
         if self.master_endpoint:
@@ -82,6 +85,15 @@ def generate_domain_key() -> str:
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
     )
     return base64.b64encode(pem).decode()
+
+
+def _controllers(value: object) -> tuple[str, ...] | None:
+    """``controllers:`` absent or ``["*"]`` = all; otherwise the names to run (like kube's --controllers)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"controllers: must be a list of controller names (got {value!r})")
+    return None if "*" in value else tuple(value)
 
 
 def load_config(path: Path) -> NodeConfig:
@@ -115,6 +127,7 @@ def load_config(path: Path) -> NodeConfig:
         "masterEndpoint",
         "liteDeployToken",
         "runtime",
+        "controllers",
     }
     try:
         port = int(api.get("port", 6443))
@@ -134,5 +147,6 @@ def load_config(path: Path) -> NodeConfig:
         master_endpoint=str(doc.get("masterEndpoint") or ""),
         lite_deploy_token=str(doc.get("liteDeployToken") or ""),
         runtime=str(doc.get("runtime") or "runp"),
+        controllers=_controllers(doc.get("controllers")),
         extra={k: v for k, v in doc.items() if k not in known},
     )

@@ -25,7 +25,7 @@ from atoll.apiserver.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bi
 from atoll.apiserver.certs import PKI, ensure_pki, server_ssl_context
 from atoll.apiserver.objects import WriteOptions
 from atoll.client import Client
-from atoll.controllers import ControllerContext, setup_all
+from atoll.controllers import CONTROLLERS, ControllerContext, setup_all
 from atoll.node.config import NodeConfig
 from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
@@ -112,9 +112,14 @@ class MasterNode:
             )
             manager = Manager(client, leader_election=elector)
             ctx = ControllerContext(client, master_domain=self.config.domain_id)
-            names = setup_all(manager, ctx)
-            setup_scheduler(manager, ctx)
-            log.info("controllers: %s; scheduler", ", ".join(names) or "none")
+            wanted = self.config.controllers
+            names = setup_all(
+                manager, ctx, CONTROLLERS if wanted is None else tuple(n for n in wanted if n != "scheduler")
+            )
+            if wanted is None or "scheduler" in wanted:
+                setup_scheduler(manager, ctx)
+                names.append("scheduler")
+            log.info("controllers: %s", ", ".join(names) or "none")
             self.manager = manager
             await manager.run()
 

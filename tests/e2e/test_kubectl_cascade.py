@@ -10,26 +10,17 @@ the garbage collector to delete the dependents and drop ``foregroundDeletion``,
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from typing import Any
 
 import pytest
 
-from atoll.controllers import setup_all
 from tests.conftest import RunningServer, kubectl_binary
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.controllers("namespace", "garbagecollector")]
 NS = "cascade-e2e"
 TIMEOUT = 60.0
 
-
-@pytest.fixture(autouse=True)
-def only_these_controllers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the controllers under test run in the master (others are developed concurrently)."""
-    monkeypatch.setattr(
-        "atoll.node.master.setup_all", functools.partial(setup_all, names=("namespace", "garbagecollector"))
-    )
 
 
 class Kubectl:

@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import RunningServer
 
 JSON = dict[str, Any]
+pytestmark = pytest.mark.controllers()  # API server semantics only
 
 
 async def call(

@@ -9,7 +9,6 @@ nothing changed, and the Endpoints deleted with their Service.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,7 +17,6 @@ import pytest
 from atoll.api.errors import NotFound
 from atoll.api.kinds import ENDPOINTS, NAMESPACES, PODS, SERVICES
 from atoll.client import Client
-from atoll.controllers import setup_all
 from atoll.controllers.endpoints.subsets import desired_subsets
 
 try:
@@ -26,14 +24,11 @@ try:
 except ImportError:  # pragma: no cover
     from conftest import RunningServer  # type: ignore
 
+pytestmark = pytest.mark.controllers("endpoints")
 JSON = dict[str, Any]
 NS = "eps"
 TIMEOUT = 15.0
 
-
-@pytest.fixture(autouse=True)
-def only_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("atoll.node.master.setup_all", functools.partial(setup_all, names=("endpoints",)))
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ monitored (its objects can own and be collected).
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -20,26 +19,18 @@ from atoll.api.errors import NotFound
 from atoll.api.kinds import CONFIGMAPS, PODS, kind
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
-from atoll.controllers import setup_all
 
 try:
     from tests.conftest import RunningServer
 except ImportError:  # pragma: no cover
     from conftest import RunningServer  # type: ignore
 
+pytestmark = pytest.mark.controllers("namespace", "garbagecollector")
 JSON = dict[str, Any]
 NS = "default"
 TIMEOUT = 30.0
 CRDS = kind("apiextensions.k8s.io", "customresourcedefinitions")
 
-
-@pytest.fixture(autouse=True)
-def only_these_controllers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run only the garbage collector and the namespace controller in the master, so other
-    controllers (developed concurrently) neither interfere with nor break these tests."""
-    monkeypatch.setattr(
-        "atoll.node.master.setup_all", functools.partial(setup_all, names=("namespace", "garbagecollector"))
-    )
 
 
 @pytest.fixture

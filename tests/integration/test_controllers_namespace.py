@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,25 +17,17 @@ import pytest
 from atoll.api.errors import NotFound
 from atoll.api.kinds import CONFIGMAPS, NAMESPACES, PODS, SECRETS, kind
 from atoll.client import Client
-from atoll.controllers import setup_all
 
 try:
     from tests.conftest import RunningServer
 except ImportError:  # pragma: no cover
     from conftest import RunningServer  # type: ignore
 
+pytestmark = pytest.mark.controllers("namespace", "garbagecollector")
 JSON = dict[str, Any]
 DOMAINROUTES = kind("kuscia.secretflow", "domainroutes")
 TIMEOUT = 30.0
 
-
-@pytest.fixture(autouse=True)
-def only_these_controllers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run only the namespace controller and the garbage collector in the master, so other
-    controllers (developed concurrently) neither interfere with nor break these tests."""
-    monkeypatch.setattr(
-        "atoll.node.master.setup_all", functools.partial(setup_all, names=("namespace", "garbagecollector"))
-    )
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ text, retry when a node appears or a bound pod goes away, and pods of other sche
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,23 +16,18 @@ import pytest
 
 from atoll.api.kinds import EVENTS, NAMESPACES, NODES, PODS
 from atoll.client import Client
-from atoll.controllers import setup_all
 
 try:
     from tests.conftest import RunningServer
 except ImportError:  # pragma: no cover
     from conftest import RunningServer  # type: ignore
 
+pytestmark = pytest.mark.controllers("scheduler")
 JSON = dict[str, Any]
 NS = "sched"
 TIMEOUT = 15.0
 AGENT_TAINT = {"key": "kuscia.secretflow/agent", "value": "v1", "effect": "NoSchedule"}
 
-
-@pytest.fixture(autouse=True)
-def no_controllers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the scheduler runs in the master (controllers developed concurrently stay out)."""
-    monkeypatch.setattr("atoll.node.master.setup_all", functools.partial(setup_all, names=()))
 
 
 @pytest.fixture
