@@ -41,6 +41,7 @@ BUILTINS: tuple[ResourceDef, ...] = (
     ResourceDef(
         "", "v1", "ResourceQuota", "resourcequotas", "resourcequota", True, ("quota",), subresources=("status",)
     ),
+    ResourceDef("", "v1", "LimitRange", "limitranges", "limitrange", True, ("limits",)),
     ResourceDef("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
     ResourceDef(
         "apiextensions.k8s.io",

@@ -464,6 +464,7 @@ BUILTIN_PRINTERS: dict[tuple[str, str], tuple[list[JSON], CellsFn]] = {
                                         AGE_COL], _lease),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): ([NAME_COL, col("Created At", "date", AGE_DESC)],
                                                            _created_at),
+    ("", "LimitRange"): ([NAME_COL, col("Created At", "date", AGE_DESC)], _created_at),
     (_RBAC, "Role"): ([NAME_COL, col("Created At", "string", AGE_DESC)], _created_at),
     (_RBAC, "ClusterRole"): ([NAME_COL, col("Created At", "string", AGE_DESC)], _created_at),
     (_RBAC, "RoleBinding"): (_ROLEBINDING_COLS, _rolebinding),
