@@ -615,7 +615,22 @@ def test_describe_domain_namespace_and_pod_with_events(kubectl: Kubectl) -> None
     assert re.search(rf"^Name:\s+{ns}$", out, re.M) and re.search(r"^Status:\s+Active$", out, re.M), out
     assert re.search(r"^\s*Name:\s+pods$", out, re.M), out
     assert re.search(r"^\s+pods\s+0\s+100$", out, re.M), out
-    # LimitRange is not served: kubectl tolerates the 404 and omits its "No LimitRange resource." line
+    assert out.rstrip().endswith("No LimitRange resource."), out
+    limits = f"""apiVersion: v1
+kind: LimitRange
+metadata: {{name: defaults, namespace: {ns}}}
+spec:
+  limits:
+  - type: Container
+    default: {{cpu: 500m, memory: 128Mi}}
+    defaultRequest: {{cpu: 100m}}
+"""
+    assert kubectl.apply(limits, "limits.yaml") == "limitrange/defaults created"
+    rows = table(kubectl.out("get", "limits", "-n", ns))
+    assert rows[0] == ["NAME", "CREATED AT"] and rows[1][0] == "defaults"
+    out = kubectl.out("describe", "ns", ns)
+    assert re.search(r"^Resource Limits$", out, re.M), out
+    assert re.search(r"^\s+Container\s+cpu\s+-\s+-\s+100m\s+500m\s+-$", out, re.M), out
 
     kubectl.apply(_pod("shown", ns), "desc-pod.yaml")
     _event(kubectl, ns, "shown", "Scheduled", "Successfully assigned to worker")
