@@ -27,6 +27,8 @@ class Timers:
     """Crash-loop back-off: 10 s doubling to 5 min (kubelet)."""
     backoff_reset: float = 600.0
     """A container that ran this long without crashing starts again from ``backoff_initial``."""
+    status_debounce: float = 0.02
+    """Pod status writes wait this long after a change so that bursts (created → running) are one write."""
     probe_min_period: float = 1.0
     """Lower bound on probe periods (kubelet: 1 s)."""
 

@@ -129,6 +129,15 @@ def processes_with(marker: str) -> list[int]:
     return [p for p in out if p != os.getpid()]
 
 
+async def stable_processes(marker: str) -> list[int]:
+    """Like :func:`processes_with`, without the short-lived forks of a shell (seen in 3 snapshots)."""
+    seen = set(processes_with(marker))
+    for _ in range(2):
+        await asyncio.sleep(0.25)
+        seen &= set(processes_with(marker))
+    return sorted(seen)
+
+
 def kill_leftovers(data_dir: Path) -> None:
     """Test cleanup: SIGKILL every process group the agent under ``data_dir`` started."""
     import signal

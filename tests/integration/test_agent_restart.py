@@ -16,7 +16,7 @@ from atoll.api import kinds
 from atoll.api.errors import NotFound
 from atoll.client import Client
 from tests.conftest import REPO, RunningServer
-from tests.integration.agents import eventually, kill_leftovers, pod, processes_with
+from tests.integration.agents import eventually, kill_leftovers, pod, processes_with, stable_processes
 
 ATOLL = [sys.executable, "-m", "atoll.cli.main"]
 pytestmark = pytest.mark.slow
@@ -73,12 +73,12 @@ async def test_kill_9_and_restart_readopts_without_duplicates(api_server: Runnin
 
             for name in ("long", "long-b", "short"):
                 await eventually(lambda name=name: running(name), timeout=20)
-            before = sorted(processes_with(loop_a))
+            before = await stable_processes(loop_a)
             assert before, "the pod's processes run"
             alice.send_signal(signal.SIGKILL)
             alice.wait()
             await asyncio.sleep(4)  # "short" exits while its agent is down
-            assert sorted(processes_with(loop_a)) == before, "pods survive their agent"
+            assert await stable_processes(loop_a) == before, "pods survive their agent"
             alice = start(alice_cfg)
             await eventually(lambda: node_ready(client, "alice-node"), timeout=30)
 
@@ -94,7 +94,7 @@ async def test_kill_9_and_restart_readopts_without_duplicates(api_server: Runnin
             cs = long_pod["status"]["containerStatuses"][0]
             assert long_pod["status"]["phase"] == "Running" and "running" in cs["state"]
             assert cs["restartCount"] == 0
-            assert sorted(processes_with(loop_a)) == before, "re-adopted, not started twice"
+            assert await stable_processes(loop_a) == before, "re-adopted, not started twice"
             await client.delete(kinds.PODS, "long", "default")
 
             async def gone() -> bool:

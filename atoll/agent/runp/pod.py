@@ -182,6 +182,7 @@ class PodWorker:
     async def _status_writer(self) -> None:
         while True:
             await self._dirty.wait()
+            await asyncio.sleep(self.config.timers.status_debounce)
             self._dirty.clear()
             if not await self._write_status():
                 await asyncio.sleep(1.0)

@@ -1,0 +1,209 @@
+"""Pod lifecycle benchmark: 200 pods across two RunP agents (real ``atoll start`` processes).
+
+    .venv/bin/python bench/bench_pods.py [--pods N] [--keep DIR]
+
+A master and two lite agents (alice, bob) run as processes. Pods are created already bound
+(``spec.nodeName``), alternating between the agents, 20 creates in flight; each runs
+``sh -c 'sleep 1; date +%s.%N > FILE'``. A watch records when each pod is seen ``Running`` and
+``Succeeded``. Reported:
+
+* bind → Running: create acknowledged → Running observed (p50/p99), against a bare
+  ``asyncio`` spawn → exit of ``sh -c true`` from this process (the physical floor of starting a
+  process) as a ratio;
+* exit → Succeeded: the timestamp the command wrote just before exiting → Succeeded observed;
+* the agents' idle CPU (% of one core over 10 s) and RSS after the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+ATOLL = [sys.executable, "-m", "atoll.cli.main"]
+
+from atoll.api import kinds  # noqa: E402
+from atoll.client import Client  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def start_master(base: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    port = free_port()
+    config = base / "master" / "atoll.yaml"
+    subprocess.run([*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir",
+                    str(base / "master"), "--api-port", str(port), "-o", str(config)], check=True, capture_output=True)
+    log = open(base / "master.log", "wb")
+    proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log)
+    for _ in range(300):
+        try:
+            ctx = ssl.create_default_context(cafile=str(base / "master" / "pki" / "ca.crt"))
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", context=ctx, timeout=1):
+                break
+        except OSError:
+            time.sleep(0.1)
+    kubeconfig = base / "admin.kubeconfig"
+    kubeconfig.write_text(subprocess.run([*ATOLL, "kubeconfig", "-c", str(config)], check=True,
+                                         capture_output=True, text=True).stdout)
+    return proc, kubeconfig
+
+
+def start_agent(base: Path, kubeconfig: Path, domain: str) -> subprocess.Popen[bytes]:
+    data = base / domain
+    config = data / "atoll.yaml"
+    subprocess.run([*ATOLL, "init", "--mode", "lite", "--domain", domain, "--data-dir", str(data), "--kubeconfig",
+                    str(kubeconfig), "--master-data-dir", str(base / "master"), "-o", str(config)],
+                   check=True, capture_output=True)
+    doc = yaml.safe_load(config.read_text())
+    doc["agent"] = {"nodeName": f"{domain}-node", "stopPodsOnExit": True}
+    config.write_text(yaml.safe_dump(doc))
+    (base / "image").mkdir(exist_ok=True)
+    subprocess.run([*ATOLL, "image", "load", "-c", str(config), str(base / "image"), "--name", "bench:v1"],
+                   check=True, capture_output=True)
+    log = open(base / f"{domain}.log", "wb")
+    return subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log)
+
+
+async def bare_spawns(n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec("sh", "-c", "true")
+        await proc.wait()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def run(base: Path, count: int) -> None:
+    master, kubeconfig = start_master(base)
+    agents: dict[str, subprocess.Popen[bytes]] = {}
+    marks = base / "marks"
+    marks.mkdir()
+    try:
+        agents.update({d: start_agent(base, kubeconfig, d) for d in ("alice", "bob")})
+        async with Client.from_kubeconfig(kubeconfig) as client:
+            for domain in agents:
+                for _ in range(300):
+                    try:
+                        await client.get(kinds.NODES, f"{domain}-node")
+                        break
+                    except Exception:
+                        await asyncio.sleep(0.1)
+            await asyncio.sleep(1)
+            created: dict[str, float] = {}
+            running: dict[str, float] = {}
+            succeeded: dict[str, float] = {}
+            listed = await client.list(kinds.PODS, "default")
+            rv = listed["metadata"]["resourceVersion"]
+
+            async def watch() -> None:
+                async for _kind, obj in client.watch(kinds.PODS, "default", resource_version=rv):
+                    name, phase = obj["metadata"]["name"], (obj.get("status") or {}).get("phase")
+                    now = time.time()
+                    if phase in ("Running", "Succeeded") and name not in running:
+                        running[name] = now
+                    if phase == "Succeeded" and name not in succeeded:
+                        succeeded[name] = now
+                    if len(succeeded) == count:
+                        return
+
+            watcher = asyncio.create_task(watch())
+            gate = asyncio.Semaphore(20)
+
+            async def create(i: int) -> None:
+                name = f"bench-{i}"
+                node = "alice-node" if i % 2 == 0 else "bob-node"
+                body = {"metadata": {"name": name, "namespace": "default"},
+                        "spec": {"nodeName": node, "restartPolicy": "Never", "containers": [{
+                            "name": "main", "image": "bench:v1",
+                            "command": ["sh", "-c", f"sleep 1; date +%s.%N > {marks / name}"]}]}}
+                async with gate:
+                    await client.create(kinds.PODS, body)
+                    created[name] = time.time()
+
+            busy0 = {"master": cpu_seconds(master.pid), **{d: cpu_seconds(p.pid) for d, p in agents.items()}}
+            t0 = time.time()
+            await asyncio.gather(*(create(i) for i in range(count)))
+            create_seconds = time.time() - t0
+            await asyncio.wait_for(watcher, 120)
+            total = time.time() - t0
+            busy = {"master": cpu_seconds(master.pid) - busy0["master"],
+                    **{d: cpu_seconds(p.pid) - busy0[d] for d, p in agents.items()}}
+            to_running = [running[n] - created[n] for n in created]
+            exits = {n: float((marks / n).read_text()) for n in created}
+            to_succeeded = [succeeded[n] - exits[n] for n in created]
+            bare = await bare_spawns(200)
+            await asyncio.sleep(5)
+            cpu0 = {d: cpu_seconds(p.pid) for d, p in agents.items()}
+            await asyncio.sleep(10)
+            idle_cpu = {d: (cpu_seconds(p.pid) - cpu0[d]) / 10 * 100 for d, p in agents.items()}
+            rss = {d: rss_mb(p.pid) for d, p in agents.items()}
+    finally:
+        for proc in (*agents.values(), master):
+            proc.terminate()
+            proc.wait(timeout=20)
+    ms = 1000.0
+    b50, b99 = statistics.median(bare) * ms, pct(bare, 0.99) * ms
+    r50, r99 = statistics.median(to_running) * ms, pct(to_running, 0.99) * ms
+    s50, s99 = statistics.median(to_succeeded) * ms, pct(to_succeeded, 0.99) * ms
+    print(f"{count} pods over 2 agents: created in {create_seconds:.1f}s, all Succeeded in {total:.1f}s "
+          "(each sleeps 1 s)")
+    print(f"{'metric':<34}{'p50 ms':>10}{'p99 ms':>10}{'ratio p50':>12}")
+    print(f"{'bare spawn+exit (sh -c true)':<34}{b50:>10.1f}{b99:>10.1f}{1.0:>12.1f}")
+    print(f"{'bind -> Running':<34}{r50:>10.1f}{r99:>10.1f}{r50 / b50:>12.1f}")
+    print(f"{'exit -> Succeeded':<34}{s50:>10.1f}{s99:>10.1f}{s50 / b50:>12.1f}")
+    print("CPU seconds during the run: " + ", ".join(f"{k} {v:.1f}" for k, v in busy.items()))
+    for domain in agents:
+        print(f"agent {domain}: idle CPU {idle_cpu[domain]:.2f}% of a core, RSS {rss[domain]:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pods", type=int, default=200)
+    parser.add_argument("--keep", type=Path, default=None)
+    args = parser.parse_args()
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        asyncio.run(run(args.keep, args.pods))
+        return
+    with tempfile.TemporaryDirectory(prefix="atoll-bench-pods-") as tmp:
+        asyncio.run(run(Path(tmp), args.pods))
+
+
+if __name__ == "__main__":
+    main()
+
