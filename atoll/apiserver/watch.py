@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
@@ -25,6 +25,7 @@ from atoll.apiserver.watchcache import WatchCache, WatchEvent
 
 JSON = dict[str, Any]
 BOOKMARK_INTERVAL = 10.0
+_TICK = cast(WatchEvent, object())  # queued by a stream's own timer: time to run the idle checks
 
 
 def _parse_rv(value: str) -> int:
@@ -65,6 +66,7 @@ async def serve_watch(
         await response.write_eof()
         return response
     first = [True]
+    ticker: asyncio.TimerHandle | None = None
 
     def encode(event: WatchEvent) -> bytes:
         if table_renderer is None:
@@ -88,14 +90,23 @@ async def serve_watch(
             await response.write(bookmark({"k8s.io/initial-events-end": "true"}))
         deadline = time.monotonic() + timeout
         next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
+        queue = watcher.queue
+        loop = asyncio.get_running_loop()
+
+        def tick() -> None:
+            """Wake an idle stream at most once a second (and at the deadline) for its checks: one
+            timer per second per watcher instead of an ``asyncio.timeout`` per event."""
+            nonlocal ticker
+            if queue.empty():
+                queue.put_nowait(_TICK)
+            ticker = loop.call_later(max(0.0, min(1.0, deadline - time.monotonic())), tick)
+
+        ticker = loop.call_later(min(1.0, timeout), tick)
         while True:
-            now = time.monotonic()
-            if now >= deadline:
+            if time.monotonic() >= deadline:
                 break
-            try:
-                async with asyncio.timeout(min(1.0, deadline - now)):
-                    event = await watcher.queue.get()
-            except TimeoutError:
+            event = await queue.get()
+            if event is _TICK:
                 if request.transport is None or request.transport.is_closing():
                     break
                 if bookmarks and time.monotonic() >= next_bookmark:
@@ -111,16 +122,19 @@ async def serve_watch(
                     await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
                 break
             chunk = [encode(event)]
-            while not watcher.queue.empty():
-                more = watcher.queue.get_nowait()
+            while not queue.empty():
+                more = queue.get_nowait()
                 if more is None:
-                    watcher.queue.put_nowait(None)
+                    queue.put_nowait(None)
                     break
-                chunk.append(encode(more))
+                if more is not _TICK:
+                    chunk.append(encode(more))
             await response.write(b"".join(chunk))
         await response.write_eof()
     except ConnectionResetError:
         pass
     finally:
+        if ticker is not None:
+            ticker.cancel()
         cache.stop(watcher)
     return response
