@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import pytest
 
 JSON = dict[str, Any]
 DOMAINS = "/apis/kuscia.secretflow/v1alpha1/domains"
@@ -204,14 +203,3 @@ def names(listing: JSON) -> list[str]:
     return [item["metadata"]["name"] for item in listing["items"]]
 
 
-@pytest.fixture
-def no_controllers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the in-process master to its API server: no controllers writing objects behind a test's back.
-
-    Request it before ``api_server`` (fixtures are set up in argument order)."""
-    from atoll.node.master import MasterNode
-
-    async def idle(self: Any) -> None:
-        await asyncio.Event().wait()
-
-    monkeypatch.setattr(MasterNode, "_run_controllers", idle)

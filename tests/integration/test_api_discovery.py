@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from atoll.api.crd import kuscia_crds
-from tests.integration.kube_http import Api, assert_status, no_controllers  # noqa: F401 - no_controllers is a fixture
+from tests.integration.kube_http import Api, assert_status
 
 AGG_ACCEPT = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
@@ -27,9 +27,11 @@ AGG_ACCEPT = (
 AGG_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 KUSCIA = "kuscia.secretflow"
 
+pytestmark = pytest.mark.controllers()  # the API server's own semantics: no controllers
+
 
 @pytest.fixture
-async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:  # noqa: F811 - fixture
+async def api(api_server: Any) -> AsyncIterator[Api]:
     async with Api(api_server) as client:
         yield client
 

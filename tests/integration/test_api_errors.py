@@ -23,14 +23,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atoll.apiserver.certs import ensure_pki, issue_client_cert
-from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain, no_controllers  # noqa: F401 - no_controllers is a fixture
+from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain
 
 CMS = "/api/v1/namespaces/default/configmaps"
 NOT_FOUND = "the server could not find the requested resource"
 
+pytestmark = pytest.mark.controllers()  # the API server's own semantics: no controllers
+
 
 @pytest.fixture
-async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:  # noqa: F811 - fixture
+async def api(api_server: Any) -> AsyncIterator[Api]:
     async with Api(api_server) as client:
         yield client
 

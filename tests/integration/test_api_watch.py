@@ -19,13 +19,15 @@ from typing import Any
 import pytest
 
 from atoll.apiserver import watch as watch_module
-from tests.integration.kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, domain, names, no_controllers  # noqa: F401 - no_controllers is a fixture
+from tests.integration.kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, domain, names
 
 CMS = "/api/v1/namespaces/default/configmaps"
 
+pytestmark = pytest.mark.controllers()  # the API server's own semantics: no controllers
+
 
 @pytest.fixture
-async def api(no_controllers: None, api_server: Any) -> AsyncIterator[Api]:  # noqa: F811 - fixture
+async def api(api_server: Any) -> AsyncIterator[Api]:
     async with Api(api_server) as client:
         yield client
 

@@ -22,7 +22,8 @@ import pytest
 from kubernetes import client, config, dynamic, watch
 from kubernetes.client.rest import ApiException
 
-from tests.integration.kube_http import no_controllers  # noqa: F401 - no_controllers is a fixture
+pytestmark = pytest.mark.controllers()  # the API server's own semantics: no controllers
+
 
 GROUP, VERSION, PLURAL = "kuscia.secretflow", "v1alpha1", "domains"
 
@@ -35,7 +36,7 @@ class Clients:
 
 
 @pytest.fixture
-async def k8s(no_controllers: None, api_server: Any) -> AsyncIterator[Clients]:  # noqa: F811 - fixture
+async def k8s(api_server: Any) -> AsyncIterator[Clients]:
     api_client = await asyncio.to_thread(config.new_client_from_config, config_file=str(api_server.kubeconfig))
     yield Clients(api_client)
     await asyncio.to_thread(api_client.close)
