@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from atoll.node.config import NodeConfig
+from atoll.node.config import NodeConfig, load_config
 from atoll.node.kubeconfig import admin_kubeconfig, dump
 from atoll.node.master import MasterNode
 
@@ -86,8 +86,10 @@ def start_master_process(
     data_dir: Path, *, port: int | None = None, datastore: str = "", log: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], RunningServer]:
     """``atoll init`` + ``atoll start`` as a real process; waits until it answers /readyz."""
-    port = port or free_port()
     config = data_dir / "atoll.yaml"
+    if port is None and config.exists():  # a restart: the port the node was configured with
+        port = load_config(config).api_port
+    port = port or free_port()
     if not config.exists():
         args = [
             *ATOLL,
