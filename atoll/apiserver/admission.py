@@ -8,6 +8,7 @@ terminating), custom-resource schemas (prune, default, validate), resource quota
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +38,13 @@ class Attributes:
     field_validation: str = "Warn"  # Strict | Warn | Ignore
     user: UserInfo | None = None
     warnings: list[str] = field(default_factory=list)
+    on_abort: list[Callable[[], None]] = field(default_factory=list)  # undo reservations if not stored
+
+    def abort(self) -> None:
+        """The write was refused later or was a dry run: release what plugins reserved."""
+        callbacks, self.on_abort = self.on_abort, []
+        for callback in callbacks:
+            callback()
 
 
 class AdmissionPlugin(Protocol):

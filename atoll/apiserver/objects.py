@@ -9,7 +9,6 @@ nothing is not stored (no wasted revisions).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -84,7 +83,6 @@ class Objects:
         self.store = store
         self.cache = cache
         self.admission = admission
-        self._pod_locks: dict[str, asyncio.Lock] = {}
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -105,14 +103,6 @@ class Objects:
     # ---- create ----------------------------------------------------------------------------
 
     async def create(self, rd: ResourceDef, namespace: str | None, obj: JSON, opts: WriteOptions) -> JSON:
-        if rd.group == "" and rd.kind == "Pod" and namespace:
-            # quota admission counts pods: one pod create per namespace at a time on this server
-            lock = self._pod_locks.setdefault(namespace, asyncio.Lock())
-            async with lock:
-                return await self._create(rd, namespace, obj, opts)
-        return await self._create(rd, namespace, obj, opts)
-
-    async def _create(self, rd: ResourceDef, namespace: str | None, obj: JSON, opts: WriteOptions) -> JSON:
         md = obj.get("metadata")
         if not isinstance(md, dict):
             md = obj["metadata"] = {}
@@ -160,17 +150,22 @@ class Objects:
             user=opts.user,
             warnings=opts.warnings,
         )
-        await self.admission.admit(attrs)
-        self._validate_meta(rd, obj)
-        if opts.record_managed_fields:
-            ssa.record_update(rd, None, obj, opts.field_manager)
-        if opts.dry_run:
-            return obj
-        key = rd.key(namespace, md["name"])
         try:
-            revision = await self.store.create(key, encode_for_store(obj))
-        except KeyExists:
-            raise errors.already_exists(rd.plural, rd.group, md["name"]) from None
+            await self.admission.admit(attrs)
+            self._validate_meta(rd, obj)
+            if opts.record_managed_fields:
+                ssa.record_update(rd, None, obj, opts.field_manager)
+            if opts.dry_run:
+                attrs.abort()
+                return obj
+            key = rd.key(namespace, md["name"])
+            try:
+                revision = await self.store.create(key, encode_for_store(obj))
+            except KeyExists:
+                raise errors.already_exists(rd.plural, rd.group, md["name"]) from None
+        except BaseException:
+            attrs.abort()
+            raise
         return await self._after_write(key, revision, obj)
 
     async def _after_write(self, key: str, revision: int, obj: JSON) -> JSON:

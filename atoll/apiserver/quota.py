@@ -17,7 +17,7 @@ from atoll.api import errors
 from atoll.api.podusage import TERMINAL, namespace_usage, pod_usage
 from atoll.api.quantity import format_quantity, parse_quantity
 from atoll.apiserver.admission import Attributes
-from atoll.apiserver.watchcache import WatchCache
+from atoll.apiserver.watchcache import WatchCache, WatchEvent
 
 __all__ = ["TERMINAL", "QuotaAdmission", "namespace_usage", "pod_usage"]
 
@@ -25,8 +25,25 @@ JSON = dict[str, Any]
 
 
 class QuotaAdmission:
+    """Checks and reserves in one synchronous step (atomic on the event loop): a pod admitted but
+    not yet in the watch cache is counted through its reservation, released when the cache sees
+    the pod or when the create fails, so concurrent creates can never overrun a quota."""
+
     def __init__(self, cache: WatchCache) -> None:
         self._cache = cache
+        self._reserved: dict[str, dict[str, dict[str, Fraction]]] = {}  # namespace -> pod key -> usage
+        cache.add_listener("/core/pods/", self._landed)
+
+    def _landed(self, event: WatchEvent) -> None:
+        namespace = event.current.obj["metadata"].get("namespace", "")
+        self._release(namespace, event.key)
+
+    def _release(self, namespace: str, key: str) -> None:
+        pods = self._reserved.get(namespace)
+        if pods is not None:
+            pods.pop(key, None)
+            if not pods:
+                del self._reserved[namespace]
 
     def quotas(self, namespace: str) -> list[JSON]:
         return [c.obj for c in self._cache.list(f"/core/resourcequotas/{namespace}/")]
@@ -41,6 +58,9 @@ class QuotaAdmission:
             return
         requested = pod_usage(attrs.obj)
         used = namespace_usage([c.obj for c in self._cache.list(f"/core/pods/{namespace}/")])
+        for reservation in self._reserved.get(namespace, {}).values():
+            for key, value in reservation.items():
+                used[key] = used.get(key, Fraction(0)) + value
         for quota in quotas:
             hard = (quota.get("spec") or {}).get("hard") or {}
             over_req, over_used, over_lim = [], [], []
@@ -62,3 +82,6 @@ class QuotaAdmission:
                     f'pods "{attrs.name}" is forbidden: exceeded quota: {quota["metadata"]["name"]}, '
                     f"requested: {','.join(over_req)}, used: {','.join(over_used)}, limited: {','.join(over_lim)}"
                 )
+        key = attrs.rd.key(namespace, attrs.name)
+        self._reserved.setdefault(namespace, {})[key] = requested
+        attrs.on_abort.append(lambda: self._release(namespace, key))

@@ -201,3 +201,41 @@ async def test_metrics_endpoint_needs_a_grant(api_server: RunningServer) -> None
     status, body = await call(api_server, "GET", "/metrics", token=token)
     assert status == 403
     assert body["message"] == 'forbidden: User "system:serviceaccount:frank:frank" cannot get path "/metrics"'
+
+
+async def test_quota_holds_under_concurrent_creates(api_server: RunningServer) -> None:
+    await call(api_server, "POST", "/api/v1/namespaces", body={"metadata": {"name": "qc"}})
+    await call(api_server, "POST", "/api/v1/namespaces/qc/resourcequotas",
+               body={"metadata": {"name": "resource-limitation"}, "spec": {"hard": {"pods": "20"}}})
+    pod = {"spec": {"containers": [{"name": "main", "image": "busybox:1", "command": ["true"]}]}}
+    async with aiohttp.ClientSession(headers=api_server.headers()) as session:
+        async def create(i: int) -> int:
+            async with session.post(f"{api_server.url}/api/v1/namespaces/qc/pods", ssl=api_server.ssl_context(),
+                                    json={"metadata": {"name": f"p{i}"}, **pod}) as resp:
+                return resp.status
+
+        import asyncio
+
+        statuses = await asyncio.gather(*(create(i) for i in range(35)))
+        # a refused or dry-run create releases its reservation
+        async with session.post(f"{api_server.url}/api/v1/namespaces/qc/pods?dryRun=All", ssl=api_server.ssl_context(),
+                                json={"metadata": {"name": "dry"}, **pod}) as resp:
+            assert resp.status == 403
+    assert sorted(statuses).count(201) == 20
+    assert sorted(statuses).count(403) == 15
+    status, listed = await call(api_server, "GET", "/api/v1/namespaces/qc/pods")
+    assert status == 200 and len(listed["items"]) == 20
+
+
+async def test_dry_runs_do_not_consume_quota(api_server: RunningServer) -> None:
+    await call(api_server, "POST", "/api/v1/namespaces", body={"metadata": {"name": "qd"}})
+    await call(api_server, "POST", "/api/v1/namespaces/qd/resourcequotas",
+               body={"metadata": {"name": "one"}, "spec": {"hard": {"pods": "1"}}})
+    pod = {"metadata": {"name": "only"}, "spec": {"containers": [{"name": "main", "image": "busybox:1"}]}}
+    for _ in range(2):
+        async with aiohttp.ClientSession(headers=api_server.headers()) as session, session.post(
+                f"{api_server.url}/api/v1/namespaces/qd/pods?dryRun=All", ssl=api_server.ssl_context(),
+                json=pod) as resp:
+            assert resp.status == 201
+    status, _ = await call(api_server, "POST", "/api/v1/namespaces/qd/pods", body=pod)
+    assert status == 201
