@@ -1,11 +1,15 @@
 """Best-effort ``v1`` Events about pods (Started, Killing, BackOff, ErrImageNeverPull, Unhealthy, …).
 
 Events are for humans (``kubectl describe``); a failure to record one is logged, never raised.
+They are sent one at a time, in order, by a single task (like the kubelet's rate-limited event
+broadcaster), so a burst of pod starts does not put one event create per pod in front of the pods'
+status writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import time
@@ -23,10 +27,11 @@ class EventRecorder:
     def __init__(self, client: Client, node_name: str) -> None:
         self.client = client
         self.node_name = node_name
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._queue: collections.deque[JSON] = collections.deque()
+        self._sender: asyncio.Task[None] | None = None
 
     def pod_event(self, pod: JSON, reason: str, message: str, *, warning: bool = False, field_path: str = "") -> None:
-        """Queue an event; returns at once (the write runs in a task kept by this recorder)."""
+        """Queue an event; returns at once (the sender task of this recorder writes it)."""
         md = pod["metadata"]
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         involved: JSON = {
@@ -51,16 +56,19 @@ class EventRecorder:
             "reportingComponent": "kubelet",
             "reportingInstance": self.node_name,
         }
-        task = asyncio.get_running_loop().create_task(self._create(event), name=f"event/{reason}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._queue.append(event)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send(), name="events")
 
-    async def _create(self, event: JSON) -> None:
-        try:
-            await self.client.create(kinds.EVENTS, event)
-        except (APIError, ClientError) as exc:
-            log.debug("event %s not recorded: %s", event["reason"], exc)
+    async def _send(self) -> None:
+        while self._queue:
+            event = self._queue.popleft()
+            try:
+                await self.client.create(kinds.EVENTS, event)
+            except (APIError, ClientError) as exc:
+                log.debug("event %s not recorded: %s", event["reason"], exc)
 
     async def flush(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Wait until every queued event was sent (or failed)."""
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)

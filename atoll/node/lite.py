@@ -17,6 +17,9 @@ from atoll.client.errors import ConfigError as KubeconfigError
 from atoll.node.config import ConfigError, NodeConfig
 
 log = logging.getLogger(__name__)
+AGENT_CONNECTIONS = 8
+"""The agent's connections to the API server (one holds the pod watch). A burst of pod status
+writes queues for these instead of opening (and TLS-handshaking, on both ends) one per pod."""
 
 
 class LiteNode:
@@ -30,7 +33,9 @@ class LiteNode:
 
     async def run(self) -> None:
         try:
-            client = Client.from_kubeconfig(self.config.kubeconfig, user_agent=f"atoll-agent/{self.config.domain_id}")
+            client = Client.from_kubeconfig(
+                self.config.kubeconfig, user_agent=f"atoll-agent/{self.config.domain_id}", pool_size=AGENT_CONNECTIONS
+            )
         except KubeconfigError as exc:
             raise ConfigError(f"kubeconfig: {exc}") from None
         async with client:

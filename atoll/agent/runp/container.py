@@ -1,7 +1,8 @@
 """One container's life: prepare → spawn → probe → wait → record exit → restart with back-off.
 
 The runner owns one :class:`ContainerRecord` and mutates it; every mutation ends with
-``ctx.changed()``, which persists the sandbox state and schedules a status write. A runner returns
+``ctx.changed()``, which schedules a status write and a save of the sandbox state (at once only
+for the intent to spawn). A runner returns
 when its container will not run again (restart policy, or the pod is stopping).
 """
 
@@ -59,7 +60,7 @@ class PodContext(Protocol):
     volume_dirs: dict[str, Path]
     stopping: asyncio.Event
 
-    def changed(self) -> None: ...
+    def changed(self, *, durable: bool = False) -> None: ...
 
     def grace_seconds(self) -> float: ...
 
@@ -218,7 +219,7 @@ class ContainerRunner:
         if rec.attempt >= 0:
             rec.restart_count = max(rec.restart_count, rec.attempt + 1)
         rec.attempt, rec.pid, rec.start_time, rec.spawning = rec.restart_count, 0, None, True
-        self.ctx.changed()  # intent first: a crash after spawn is found through the shim's pid file
+        self.ctx.changed(durable=True)  # intent first: a crash after spawn is found through the shim's pid file
         logfile = log_path(self.ctx.config.root, md["namespace"], md["name"], md["uid"], rec.name, rec.attempt)
         logfile.parent.mkdir(parents=True, exist_ok=True)
         state = self.ctx.sandbox.shim_state(rec.name, rec.attempt)

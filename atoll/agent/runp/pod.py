@@ -10,8 +10,10 @@ Phases, each idempotent so a restarted agent re-enters at the right one:
 5. **terminate** — on ``deletionTimestamp``: SIGTERM every process group, SIGKILL after the
    grace period, then confirm with a delete of grace 0 and remove the sandbox and logs.
 
-Status is written by a coalescing writer: ``changed()`` only persists the records and sets a
-flag, so a burst of transitions costs one ``PUT …/status``.
+Status is written by a coalescing writer: ``changed()`` only sets flags, so a burst of transitions
+costs one ``PUT …/status`` and one rewrite of the sandbox records, done by the writer just before
+the PUT. Only the intent to spawn is persisted at once (``changed(durable=True)``): everything
+else a restarted agent recomputes from the shim's pid and exit files.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class PodWorker:
         self.stopping = asyncio.Event()
         self.gone = False
         self._dirty = asyncio.Event()
+        self._unsaved = False
         self._written: JSON | None = None
         self.runners: dict[str, ContainerRunner] = {}
 
@@ -73,10 +76,18 @@ class PodWorker:
         self.gone = True
         self.stopping.set()
 
-    def changed(self) -> None:
-        if self.state is not None:
-            self.sandbox.save(self.state)
+    def changed(self, *, durable: bool = False) -> None:
+        """Records changed: schedule a status write; persist them now if ``durable``, else before that write."""
+        self._unsaved = True
+        if durable:
+            self.save()
         self._dirty.set()
+
+    def save(self) -> None:
+        """Persist the container records if they changed since the last save."""
+        if self._unsaved and self.state is not None and not self.gone:
+            self._unsaved = False
+            self.sandbox.save(self.state)
 
     def grace_seconds(self) -> float:
         md, spec = self.pod["metadata"], self.pod.get("spec") or {}
@@ -102,6 +113,7 @@ class PodWorker:
                 await self._live()
                 await self.stopping.wait()
             finally:
+                self.save()
                 if self.stopping.is_set():
                     await self._flush()
                 writer.cancel()
@@ -109,7 +121,8 @@ class PodWorker:
             await self._terminate()
 
     async def _live(self) -> None:
-        self.state = await asyncio.to_thread(recover.recover, self.sandbox)
+        if self.sandbox.exists():  # a new pod has no records: skip the thread hop
+            self.state = await asyncio.to_thread(recover.recover, self.sandbox)
         if self.state is None:
             if recover.ran_before(self.pod):
                 self.state = recover.lost_state(self.pod, self.uid)
@@ -184,6 +197,7 @@ class PodWorker:
             await self._dirty.wait()
             await asyncio.sleep(self.config.timers.status_debounce)
             self._dirty.clear()
+            self.save()
             if not await self._write_status():
                 await asyncio.sleep(1.0)
                 self._dirty.set()

@@ -10,13 +10,14 @@ and maybe still running": a pod is never started twice.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 JSON = dict[str, Any]
 
@@ -68,6 +69,7 @@ class Sandbox:
     def __init__(self, root: Path, uid: str) -> None:
         self.dir = root / "pods" / uid
         self.uid = uid
+        self._made = False
 
     @property
     def state_file(self) -> Path:
@@ -84,20 +86,28 @@ class Sandbox:
 
     def load(self) -> SandboxState | None:
         try:
-            doc = json.loads(self.state_file.read_text())
+            doc = orjson.loads(self.state_file.read_bytes())
         except (OSError, ValueError):
             return None
         containers = {k: ContainerRecord(**v) for k, v in (doc.pop("containers") or {}).items()}
         return SandboxState(**doc, containers=containers)
 
     def save(self, state: SandboxState) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / "state.json.tmp"
-        tmp.write_text(json.dumps(asdict(state), separators=(",", ":")))
-        os.replace(tmp, self.state_file)
+        """Rewrite ``state.json`` atomically (write a temporary file, rename it over the old one)."""
+        if not self._made:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._made = True
+        tmp = f"{self.dir}/state.json.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, orjson.dumps(state))
+        finally:
+            os.close(fd)
+        os.replace(tmp, f"{self.dir}/state.json")
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+        self._made = False
 
 
 def list_sandboxes(root: Path) -> list[str]:
