@@ -5,51 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from atoll.api import kinds
 from atoll.api.errors import NotFound
 from atoll.client import Client
-from tests.conftest import REPO, RunningServer
+from tests.conftest import RunningServer
 from tests.integration.agents import eventually, kill_leftovers, pod, processes_with, stable_processes
+from tests.integration.lite_procs import init_lite, node_ready, start, stop
 
-ATOLL = [sys.executable, "-m", "atoll.cli.main"]
 pytestmark = pytest.mark.slow
-
-
-def init_lite(server: RunningServer, base: Path, domain: str) -> Path:
-    data = base / domain
-    config = data / "atoll.yaml"
-    subprocess.run([*ATOLL, "init", "--mode", "lite", "--domain", domain, "--data-dir", str(data), "--kubeconfig",
-                    str(server.kubeconfig), "--master-data-dir", str(server.data_dir), "-o", str(config)],
-                   check=True, capture_output=True, cwd=REPO)
-    doc = yaml.safe_load(config.read_text())
-    doc["agent"] = {"nodeName": f"{domain}-node",
-                    "timers": {"leaseDuration": 4, "leaseRenew": 1, "backoffInitial": 1, "backoffMax": 4}}
-    config.write_text(yaml.safe_dump(doc))
-    image = base / "image" / "bin"
-    image.mkdir(parents=True, exist_ok=True)
-    subprocess.run([*ATOLL, "image", "load", "-c", str(config), str(image.parent), "--name", "app:v1"],
-                   check=True, capture_output=True, cwd=REPO)
-    return config
-
-
-def start(config: Path) -> subprocess.Popen[bytes]:
-    log = open(config.parent / "agent.log", "ab")
-    return subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log, cwd=REPO)
-
-
-async def node_ready(client: Client, name: str) -> bool:
-    try:
-        node = await client.get(kinds.NODES, name)
-    except NotFound:
-        return False
-    return {c["type"]: c["status"] for c in node["status"].get("conditions") or []}.get("Ready") == "True"
 
 
 async def test_kill_9_and_restart_readopts_without_duplicates(api_server: RunningServer, tmp_path: Path) -> None:
@@ -109,9 +76,7 @@ async def test_kill_9_and_restart_readopts_without_duplicates(api_server: Runnin
             assert processes_with(loop_b), "bob's pod is untouched"
     finally:
         for proc in (alice, bob):
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=15)
+            stop(proc)
         for domain in ("alice", "bob"):
             kill_leftovers(tmp_path / domain)
     assert processes_with(str(tmp_path)) == [] or all(p == os.getpid() for p in processes_with(str(tmp_path)))
