@@ -12,6 +12,8 @@ A master and two lite agents (alice, bob) run as processes. Pods are created alr
   process) as a ratio;
 * exit → Succeeded: the timestamp the command wrote just before exiting → Succeeded observed;
 * the agents' idle CPU (% of one core over 10 s) and RSS after the run.
+
+``ATOLL_CPROFILE=PREFIX`` runs the master and the agents under cProfile (``PREFIX-<name>.prof``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def atoll_cmd(name: str) -> list[str]:
+    """``atoll``, under cProfile (``$ATOLL_CPROFILE-<name>.prof``) when ATOLL_CPROFILE is set."""
+    prof = os.environ.get("ATOLL_CPROFILE")
+    return [sys.executable, "-m", "cProfile", "-o", f"{prof}-{name}.prof", "-m", "atoll.cli.main"] if prof else ATOLL
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -56,7 +64,7 @@ def start_master(base: Path) -> tuple[subprocess.Popen[bytes], Path]:
     subprocess.run([*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir",
                     str(base / "master"), "--api-port", str(port), "-o", str(config)], check=True, capture_output=True)
     log = open(base / "master.log", "wb")
-    proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log)
+    proc = subprocess.Popen([*atoll_cmd("master"), "start", "-c", str(config)], stdout=log, stderr=log)
     for _ in range(300):
         try:
             ctx = ssl.create_default_context(cafile=str(base / "master" / "pki" / "ca.crt"))
@@ -83,7 +91,7 @@ def start_agent(base: Path, kubeconfig: Path, domain: str) -> subprocess.Popen[b
     subprocess.run([*ATOLL, "image", "load", "-c", str(config), str(base / "image"), "--name", "bench:v1"],
                    check=True, capture_output=True)
     log = open(base / f"{domain}.log", "wb")
-    return subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log)
+    return subprocess.Popen([*atoll_cmd(domain), "start", "-c", str(config)], stdout=log, stderr=log)
 
 
 async def bare_spawns(n: int) -> list[float]:
