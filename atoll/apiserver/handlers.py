@@ -12,9 +12,8 @@ from aiohttp import web
 
 from atoll.api import errors
 from atoll.api.registry import ResourceDef
-from atoll.apiserver import codec, lists, ssa
+from atoll.apiserver import codec, lists, meta, ssa
 from atoll.apiserver.admission import UserInfo
-from atoll.apiserver import meta
 from atoll.apiserver.objects import Objects, WriteOptions
 from atoll.apiserver.podlogs import PodLogs
 from atoll.apiserver.routing import Route
