@@ -29,6 +29,8 @@ class Driver(Protocol):
     """What a database must provide. Write methods raise the ``base`` errors."""
 
     ordered_commits: bool  # rows become visible in id order (no gaps): SQLite's single writer
+    # optional ``publishes_commits = True``: ``publish`` receives every local commit (it wakes the
+    # poller itself when it cannot broadcast), so local writes need no extra poller read
     poll_interval: float  # seconds between polls when nothing wakes the poller
 
     async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
@@ -88,6 +90,8 @@ class LogStore:
         self._compact_lock = asyncio.Lock()
         self._gap: tuple[int, float] | None = None
         self._state = "new"
+        # local writes only wake the poller when the driver does not publish its commits
+        self._wake_on_write = not getattr(driver, "publishes_commits", False)
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -140,17 +144,20 @@ class LogStore:
 
     async def create(self, key: str, value: bytes) -> int:
         rev = await self.driver.create(key, value)
-        self._wake.set()
+        if self._wake_on_write:
+            self._wake.set()
         return rev
 
     async def update(self, key: str, value: bytes, expected: int) -> int:
         rev = await self.driver.update(key, value, expected)
-        self._wake.set()
+        if self._wake_on_write:
+            self._wake.set()
         return rev
 
     async def delete(self, key: str, expected: int) -> Event:
         event = await self.driver.delete(key, expected)
-        self._wake.set()
+        if self._wake_on_write:
+            self._wake.set()
         return event
 
     async def get(self, key: str) -> KeyValue | None:

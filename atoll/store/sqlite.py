@@ -62,6 +62,7 @@ class SQLiteDriver:
     """The ``Driver`` for one SQLite file."""
 
     ordered_commits = True
+    publishes_commits = True  # _finish publishes every committed batch: no poller read per write
     poll_interval = 1.0
 
     def __init__(self, path: Path, *, readers: int = 2) -> None:
