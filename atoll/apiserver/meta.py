@@ -35,9 +35,33 @@ def parse_time(value: str) -> float:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+class _RandomPool:
+    """``os.urandom`` bytes read 4 KiB at a time: one ``getrandom`` call (which releases the GIL, a
+    costly hand-off while the store threads are busy) per 256 UIDs instead of one per UID."""
+
+    __slots__ = ("buf", "pos")
+
+    def __init__(self) -> None:
+        self.buf, self.pos = b"", 0
+
+    def take16(self) -> bytes:
+        pos = self.pos
+        if pos + 16 > len(self.buf):
+            self.buf, pos = os.urandom(4096), 0
+        self.pos = pos + 16
+        return self.buf[pos : pos + 16]
+
+    def reset(self) -> None:
+        self.buf, self.pos = b"", 0
+
+
+_random = _RandomPool()
+os.register_at_fork(after_in_child=_random.reset)  # a forked child must never reuse the parent's bytes
+
+
 def new_uid() -> str:
     """A random (version 4) UUID string, without ``uuid.UUID``'s per-call object overhead."""
-    b = bytearray(os.urandom(16))
+    b = bytearray(_random.take16())
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex()
