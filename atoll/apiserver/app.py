@@ -8,7 +8,9 @@ resource endpoints. ``APIServer`` owns the watch cache task and the HTTP listene
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -76,6 +78,9 @@ class ServerConfig:
     signing_key: Path | None = None  # ServiceAccount token signing key
     ca_file: Path | None = None  # cluster CA: verifies node agents (pod logs)
     kubelet_client_cert: tuple[Path, Path] | None = None  # (cert, key) presented to node agents
+    # loopback listener for in-process clients (the controller manager): plain HTTP on a Unix
+    # socket in a 0700 directory, like kube-apiserver's loopback client; authentication unchanged
+    unix_socket: Path | None = None
 
 
 class APIServer:
@@ -113,6 +118,7 @@ class APIServer:
         self.openapi = OpenAPI(self.registry)
         self.extra_routes: dict[str, Handler] = {}
         self.bound_port = 0
+        self.loopback_socket: Path | None = None  # set once the Unix-socket listener is bound
         self._ready = asyncio.Event()
         # post-start work (e.g. the master's CRD and namespace bootstrap) that /readyz and /healthz
         # wait for, like kube-apiserver's poststarthooks; /livez only needs the listener
@@ -277,6 +283,8 @@ class APIServer:
             server = site._server
             sockets = getattr(server, "sockets", None) or []
             self.bound_port = sockets[0].getsockname()[1] if sockets else self.config.port
+            if self.config.unix_socket is not None:
+                self.loopback_socket = await _start_loopback(runner, self.config.unix_socket)
             self._ready.set()
             log.info("API server listening on https://%s:%d", self.config.host, self.bound_port)
             if on_ready is not None:
@@ -285,6 +293,9 @@ class APIServer:
                 await asyncio.Event().wait()
             finally:
                 await runner.cleanup()
+                if self.loopback_socket is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.loopback_socket)
 
     async def _compact_periodically(self) -> None:
         """Like kube-apiserver with etcd: every interval, compact to the revision seen one interval
@@ -302,6 +313,32 @@ class APIServer:
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
+
+
+MAX_UNIX_PATH = 100  # sun_path holds 108 bytes
+
+
+async def _start_loopback(runner: web.AppRunner, path: Path) -> Path | None:
+    """Serve the app on a Unix socket only its owner can reach; None (HTTPS only) when the path is
+    too long for a socket address or cannot be bound."""
+    if len(os.fsencode(path)) > MAX_UNIX_PATH:
+        log.info("loopback socket path %s is too long; in-process clients use HTTPS", path)
+        return None
+    try:
+        _prepare_socket_dir(path)
+        await web.UnixSite(runner, str(path)).start()
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        log.warning("loopback socket %s: %s; in-process clients use HTTPS", path, exc)
+        return None
+    return path
+
+
+def _prepare_socket_dir(path: Path) -> None:
+    """A 0700 directory for the socket, without a socket left behind by an unclean exit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    path.unlink(missing_ok=True)
 
 
 def _field_name(field_selector: str) -> str:

@@ -104,8 +104,12 @@ class Client:
         timeout: float = 30.0,
         user_agent: str = "atoll/0.1",
         pool_size: int = 100,
+        unix_socket: str | None = None,
     ) -> None:
+        """``unix_socket``: connect to this Unix socket instead of ``server``'s host (plain HTTP
+        to a same-host API server's loopback listener; ``server`` is then ``http://localhost``)."""
         self.server = server.rstrip("/")
+        self._unix_socket = unix_socket
         self.namespace = namespace
         """The kubeconfig context's namespace; callers decide whether to use it."""
         self.timeout = timeout
@@ -159,7 +163,11 @@ class Client:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=self._ssl)
+            connector: aiohttp.BaseConnector
+            if self._unix_socket is not None:
+                connector = aiohttp.UnixConnector(path=self._unix_socket, limit=self._pool_size)
+            else:
+                connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=self._ssl)
             self._session = aiohttp.ClientSession(
                 connector=connector, headers=self._headers, json_serialize=lambda o: orjson.dumps(o).decode()
             )

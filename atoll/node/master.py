@@ -41,6 +41,11 @@ def endpoint_file(data_dir: Path) -> Path:
     return data_dir / "run" / "apiserver.url"
 
 
+def loopback_socket(data_dir: Path) -> Path:
+    """The API server's Unix socket for this node's own controllers (in a 0700 directory)."""
+    return data_dir / "run" / "loopback" / "apiserver.sock"
+
+
 class MasterNode:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -68,6 +73,7 @@ class MasterNode:
                     signing_key=self.pki.signing_key,
                     ca_file=self.pki.ca_cert,
                     kubelet_client_cert=(self.pki.kubelet_client_cert, self.pki.kubelet_client_key),
+                    unix_socket=loopback_socket(self.config.data_dir),
                 ),
             )
             # /readyz stays 503 until the bootstrap (namespaces, Kuscia CRDs) is done
@@ -88,12 +94,22 @@ class MasterNode:
             await store.close()
 
     def client(self) -> Client:
-        """An admin client of this node's own API server."""
+        """An admin client of this node's own API server: over the loopback Unix socket when it
+        is bound (no TLS or TCP for the in-process controllers), else over HTTPS."""
+        token = self.pki.admin_token.read_text().strip()
+        assert self.server is not None
+        if self.server.loopback_socket is not None:
+            return Client(
+                "http://localhost",
+                unix_socket=str(self.server.loopback_socket),
+                token=token,
+                user_agent="atoll-controller-manager",
+            )
         ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
         return Client(
             self.url,
             ssl_context=ctx,
-            token=self.pki.admin_token.read_text().strip(),
+            token=token,
             user_agent="atoll-controller-manager",
         )
 
