@@ -112,6 +112,7 @@ class WatchCache:
         self._sorted: dict[str, list[str]] = {}  # resource prefix -> sorted keys (lazily rebuilt)
         self._history: deque[WatchEvent] = deque(maxlen=HISTORY_EVENTS)
         self._watchers: set[Watcher] = set()
+        self._by_resource: dict[str, set[Watcher]] = {}  # resource prefix -> its watchers
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.revision = 0
         self._history_start = 0  # events with revision > this are all in history
@@ -199,9 +200,11 @@ class WatchCache:
         if len(self._history) == self._history.maxlen:
             self._history_start = self._history[0].revision - 1
         self.revision = ev.revision
-        overflowed = [w for w in self._watchers if not w.offer(event)]
-        for w in overflowed:
-            self._end(w, Gone("watch fell behind; re-list and watch again"))
+        watchers = self._by_resource.get(prefix)
+        if watchers:
+            overflowed = [w for w in watchers if not w.offer(event)]
+            for w in overflowed:
+                self._end(w, Gone("watch fell behind; re-list and watch again"))
 
     def _wake_waiters(self) -> None:
         still = []
@@ -271,6 +274,7 @@ class WatchCache:
                 if item is not None:
                     initial.append(item)
         self._watchers.add(watcher)
+        self._by_resource.setdefault(resource_prefix(prefix), set()).add(watcher)
         return watcher, initial
 
     def _replay_after(self, revision: int) -> Iterable[WatchEvent]:
@@ -288,11 +292,20 @@ class WatchCache:
         return [history[i] for i in range(lo, len(history))]
 
     def stop(self, watcher: Watcher) -> None:
+        self._forget(watcher)
+
+    def _forget(self, watcher: Watcher) -> None:
         self._watchers.discard(watcher)
+        rprefix = resource_prefix(watcher.prefix)
+        watchers = self._by_resource.get(rprefix)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self._by_resource[rprefix]
 
     def _end(self, watcher: Watcher, error: Exception) -> None:
         watcher.error = error
-        self._watchers.discard(watcher)
+        self._forget(watcher)
         while not watcher.queue.empty():
             watcher.queue.get_nowait()
         watcher.queue.put_nowait(None)
