@@ -1,8 +1,9 @@
 """The API server: one aiohttp application over HTTPS in front of the watch cache and the store.
 
-Requests go through two middlewares — errors (every refusal is a ``Status``, never a traceback)
-and authentication — and one router that serves health, version, discovery, OpenAPI and the
-resource endpoints. ``APIServer`` owns the watch cache task and the HTTP listener.
+Every request goes to one handler (aiohttp's low-level server: no router or middleware chain)
+that counts it, authenticates it, turns every refusal into a ``Status`` (never a traceback) and
+routes it to health, version, discovery, OpenAPI or the resource endpoints. ``APIServer`` owns
+the watch cache task and the HTTP listener.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
@@ -131,17 +132,25 @@ class APIServer:
 
     # ---- HTTP ----------------------------------------------------------------------------
 
-    def make_app(self) -> web.Application:
-        app = web.Application(
-            middlewares=[count_requests, self._errors, self._authenticate], client_max_size=codec.MAX_BODY + 1024
-        )
-        app.router.add_route("*", "/{tail:.*}", self._route)
-        return app
+    def make_server(self) -> web.Server:
+        """aiohttp's low-level server with one handler: no router resolution or middleware chain per
+        request (every path goes to ``_route`` anyway)."""
+        return web.Server(self._handle, request_factory=_make_request, access_log=None)
 
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        return await count_requests(cast(web.Request, request), self._serve)
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        """Authenticate and route; every refusal is a ``Status``, never a traceback."""
         try:
-            return await handler(request)
+            if request.headers.get("Expect") and not await _expect_continue(request):
+                return web.Response(status=417, text="Unknown Expect: " + request.headers["Expect"])
+            if self.authn is not None:
+                user = self.authn.authenticate(request)
+                if user is None and request.path not in PUBLIC_PATHS:
+                    raise errors.Unauthorized("Unauthorized")
+                request[codec.USER_KEY] = user
+            return await self._route(request)
         except errors.APIError as err:
             return codec.status_response(err)
         except web.HTTPException as exc:
@@ -153,15 +162,6 @@ class APIServer:
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
             return codec.status_response(errors.InternalError("an internal error occurred; see the server log"))
-
-    @web.middleware
-    async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.authn is not None:
-            user = self.authn.authenticate(request)
-            if user is None and request.path not in PUBLIC_PATHS:
-                raise errors.Unauthorized("Unauthorized")
-            request[codec.USER_KEY] = user
-        return await handler(request)
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -269,7 +269,7 @@ class APIServer:
             tg.create_task(self.cache.run(), name="apiserver/watch-cache")
             await self.cache.wait_ready()
             tg.create_task(self._compact_periodically(), name="apiserver/compactor")
-            runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
+            runner = web.ServerRunner(self.make_server(), shutdown_timeout=1.0)
             await runner.setup()
             site = web.TCPSite(
                 runner,
@@ -318,7 +318,7 @@ class APIServer:
 MAX_UNIX_PATH = 100  # sun_path holds 108 bytes
 
 
-async def _start_loopback(runner: web.AppRunner, path: Path) -> Path | None:
+async def _start_loopback(runner: web.BaseRunner, path: Path) -> Path | None:
     """Serve the app on a Unix socket only its owner can reach; None (HTTPS only) when the path is
     too long for a socket address or cannot be bound."""
     if len(os.fsencode(path)) > MAX_UNIX_PATH:
@@ -339,6 +339,23 @@ def _prepare_socket_dir(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)
     path.unlink(missing_ok=True)
+
+
+def _make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: asyncio.Task[None]) -> web.BaseRequest:
+    """A ``web.Request`` (handlers' type) without a router's match info."""
+    loop = asyncio.get_running_loop()
+    return web.Request(message, payload, protocol, writer, task, loop, client_max_size=codec.MAX_BODY + 1024)
+
+
+async def _expect_continue(request: web.Request) -> bool:
+    """``Expect: 100-continue`` (curl with a large body) as aiohttp's router answers it; False for
+    an expectation the server cannot meet (417)."""
+    if request.version != (1, 1):
+        return True
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return False
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return True
 
 
 def _field_name(field_selector: str) -> str:

@@ -1,6 +1,6 @@
 """API server request metrics (kube-apiserver's names) and the ``/metrics`` endpoint.
 
-Counted in the outermost middleware, after the response is known: ``apiserver_request_total``
+Counted in the server's outermost layer, after the response is known: ``apiserver_request_total``
 by verb, resource and code, and ``apiserver_request_duration_seconds`` by verb and resource
 (watches are counted when they end, and their duration is excluded from the histogram, as in
 Kubernetes). Exposed together with the controller runtime's metrics from one registry.
@@ -55,8 +55,8 @@ def _classify(request: web.Request) -> tuple[str, str]:
     return verb, resource
 
 
-@web.middleware
 async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Serve ``request`` with ``handler`` and count it (the server's outermost layer)."""
     started = time.perf_counter()
     verb, resource = _classify(request)
     if verb == "WATCH":
