@@ -1,25 +1,21 @@
-"""SQLite dialect: group commit on the event loop's own writing connection, WAL readers.
+"""SQLite dialect: one writer thread with group commit, WAL readers.
 
-Writes issued during one event-loop iteration are collected and run at the end of it, on the
-loop, inside one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (one WAL append; with ``synchronous=NORMAL``
-a commit does not fsync): each operation checks then inserts (inside the one write transaction
-no one else can interleave), then the callers' futures are resolved and the committed rows
-published, with no thread hand-off at all. (A dedicated writer thread cost more than the SQL:
-queue and loop wake-ups and GIL hand-offs on every statement.) A failing operation
+Writes are queued to a single dedicated thread that owns the only writing connection. It takes
+everything queued, runs each operation (check-then-insert: inside the one write transaction no
+one else can interleave) and commits the whole batch with one ``COMMIT`` (one WAL fsync point),
+then resolves the callers' futures with one hop back to the event loop. A failing operation
 (``KeyExists``, ``RevisionMismatch``) only fails itself; a failed ``COMMIT`` fails the batch.
 
-WAL checkpoints (the only fsyncs) do not run inside those commits: ``wal_autocheckpoint`` is off on
-the writing connection and a passive checkpoint runs on a reader thread every few hundred
-commits. ``journal_mode=WAL`` + ``synchronous=NORMAL``: a committed batch survives a crash of the
-process (kill -9); only an OS crash or power loss can lose the last transactions. Point reads
-run on the event loop's reading connection (microseconds; WAL readers never wait for the
-writer); lists and log scans run on a small reader thread pool.
+``journal_mode=WAL`` + ``synchronous=NORMAL``: a committed batch survives a crash of the process
+(kill -9); only an OS crash or power loss can lose the last transactions. Point reads run on
+the event loop's own connection (microseconds; WAL readers never wait for the writer); lists
+and log scans run on a small reader thread pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -52,8 +48,6 @@ SCHEMA = [
 ]
 Q = sql.Queries.build(lambda i: "?")
 MAX_BATCH = 2000
-CHECKPOINT_EVERY = 256  # commits between passive WAL checkpoints (on a reader thread)
-log = logging.getLogger(__name__)
 FILL = Q.insert_with_id.replace("INSERT", "INSERT OR IGNORE", 1)
 
 
@@ -74,11 +68,8 @@ class SQLiteDriver:
     def __init__(self, path: Path, *, readers: int = 2) -> None:
         self.path = path
         self._readers = readers
-        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
-        self._flush_scheduled = False
-        self._commits = 0
-        self._checkpointing = False
-        self._write: sqlite3.Connection | None = None
+        self._ops: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -92,44 +83,51 @@ class SQLiteDriver:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         writer = _connect(self.path)
         writer.execute("PRAGMA journal_mode = WAL")
-        writer.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints run on a reader thread
         for stmt in SCHEMA:
             writer.execute(stmt)
-        self._write = writer
         self._read = _connect(self.path)
         self._pool = ThreadPoolExecutor(self._readers, thread_name_prefix="atoll-sqlite-read")
+        self._thread = threading.Thread(target=self._writer, args=(writer,), name="atoll-sqlite-write")
+        self._thread.daemon = True
+        self._thread.start()
 
     async def close(self) -> None:
-        if self._write is not None:
-            while self._pending:
-                self._flush()
+        if self._thread is not None:
+            self._ops.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        for conn in [*self._conns, *([self._read] if self._read else []), *([self._write] if self._write else [])]:
+        for conn in [*self._conns, *([self._read] if self._read else [])]:
             conn.close()
-        self._write = None
 
-    # ---- group commit on the loop ----------------------------------------------------------
+    # ---- the writer thread ----------------------------------------------------------------
 
     def _submit(self, op: Op) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        if self._write is None:
-            fut.set_exception(StoreError("store is closed"))
-            return fut
-        self._pending.append((op, fut))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._ops.put((op, fut))
         return fut
 
-    def _flush(self) -> None:
-        """Commit everything queued since the last flush (at most ``MAX_BATCH`` per transaction)."""
-        self._flush_scheduled = False
-        pending, self._pending = self._pending, []
-        assert self._write is not None
-        for i in range(0, len(pending), MAX_BATCH):
-            self._run_batch(self._write, pending[i : i + MAX_BATCH])
+    def _writer(self, conn: sqlite3.Connection) -> None:
+        try:
+            while True:
+                item = self._ops.get()
+                if item is None:
+                    return
+                batch, stop = [item], False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        nxt = self._ops.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
         results: list[tuple[bool, Any]] = []
@@ -146,10 +144,8 @@ class SQLiteDriver:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             results, events = [(False, exc)] * len(batch), []
-        self._finish(batch, results, events)
-        self._commits += 1
-        if self._commits % CHECKPOINT_EVERY == 0:
-            self._checkpoint()
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._finish, batch, results, events)
 
     def _finish(
         self, batch: list[tuple[Op, asyncio.Future[Any]]], results: list[tuple[bool, Any]], events: Batch
@@ -163,23 +159,7 @@ class SQLiteDriver:
                 fut.set_exception(value)
         self._publish(events)  # also for writes whose caller was cancelled
 
-    def _checkpoint(self) -> None:
-        """A passive WAL checkpoint on a reader thread (it never blocks the writer)."""
-        if self._checkpointing or self._pool is None:
-            return
-        self._checkpointing = True
-
-        def run() -> None:
-            try:
-                self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as exc:
-                log.warning("sqlite checkpoint failed: %s", exc)
-            finally:
-                self._checkpointing = False
-
-        self._pool.submit(run)
-
-    # ---- operations (run on the loop, inside the batch transaction) -----------------------
+    # ---- operations (run on the writer thread, inside the batch transaction) ---------------
 
     @staticmethod
     def _latest(conn: sqlite3.Connection, key: str) -> Row | None:
