@@ -117,7 +117,6 @@ class APIServer:
         self.resources = ResourceHandlers(self.objects, PodLogs(self.cache, config.ca_file, config.kubelet_client_cert))
         self.discovery = Discovery(self.registry)
         self.openapi = OpenAPI(self.registry)
-        self.extra_routes: dict[str, Handler] = {}
         self.bound_port = 0
         self.loopback_socket: Path | None = None  # set once the Unix-socket listener is bound
         self._ready = asyncio.Event()
@@ -204,9 +203,6 @@ class APIServer:
         if head == "metrics" and len(parts) == 1:
             self._authorize_path(request)
             return await serve_metrics(request)
-        extra = self.extra_routes.get(head)
-        if extra is not None:
-            return await extra(request)
         raise errors.NotFound("the server could not find the requested resource")
 
     async def _resource(self, request: web.Request, route: Route) -> web.StreamResponse:
