@@ -5,6 +5,10 @@ Semantics are the kubelet's: ``initialDelaySeconds`` before the first probe, the
 flips to failure after ``failureThreshold`` (3) consecutive failures and to success after
 ``successThreshold`` (1) successes. Liveness and readiness wait for the startup probe to pass.
 An ``exec`` probe runs in the container's environment and working directory.
+
+Attempts are bounded with ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11, a cancel
+that arrives as the awaited attempt completes is swallowed by ``wait_for``, and a probe loop that
+misses its cancel keeps the container's wait (and so its restart) from ever finishing.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ async def _exec(probe: JSON, ctx: ProbeContext, limit: float) -> tuple[bool, str
     except OSError as exc:
         return False, str(exc)
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), limit)
+        async with asyncio.timeout(limit):
+            out, _ = await proc.communicate()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -86,13 +91,15 @@ async def _http(probe: JSON, ctx: ProbeContext, limit: float) -> tuple[bool, str
         code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
         return 200 <= code < 400, f"HTTP probe failed with statuscode: {code}" if code >= 400 else line.strip()
 
-    return await asyncio.wait_for(request(), limit)
+    async with asyncio.timeout(limit):
+        return await request()
 
 
 async def _tcp(probe: JSON, ctx: ProbeContext, limit: float) -> tuple[bool, str]:
     spec = probe["tcpSocket"]
     port = _port(spec.get("port"), ctx)
-    _, writer = await asyncio.wait_for(asyncio.open_connection(str(spec.get("host") or ctx.host), port), limit)
+    async with asyncio.timeout(limit):
+        _, writer = await asyncio.open_connection(str(spec.get("host") or ctx.host), port)
     writer.close()
     return True, ""
 
