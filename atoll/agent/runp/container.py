@@ -143,8 +143,9 @@ class ContainerRunner:
         return delay
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.ctx.stopping.wait(), seconds)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: 3.11's can swallow a cancel
+            async with asyncio.timeout(seconds):
+                await self.ctx.stopping.wait()
 
     def _pod_ref(self) -> str:
         md = self.ctx.pod["metadata"]
@@ -272,7 +273,8 @@ class ContainerRunner:
         pid = self.rec.pid
         process.kill_group(pid, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(exited), max(grace, 0.0))
+            async with asyncio.timeout(max(grace, 0.0)):
+                await asyncio.shield(exited)
             return
         process.kill_group(pid, signal.SIGKILL)
 

@@ -137,7 +137,8 @@ class PodWorker:
         self.changed()
         while not await self._prepare_volumes():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), RETRY_SECONDS)
+                async with asyncio.timeout(RETRY_SECONDS):
+                    await self.stopping.wait()
             if self.stopping.is_set():
                 return
         spec = self.pod.get("spec") or {}
