@@ -170,6 +170,13 @@ def assert_status(reply: Reply, code: int, reason: str | None = None, message: s
     return body
 
 
+async def create(api: Api, path: str, obj: JSON) -> JSON:
+    """POST ``obj`` to ``path``, assert 201 Created and return the stored object."""
+    reply = await api.post(path, obj)
+    assert reply.status == 201, reply
+    return reply.json
+
+
 def domain(name: str, role: str = "partner", pods: int = 100, **labels: str) -> JSON:
     obj: JSON = {
         "apiVersion": "kuscia.secretflow/v1alpha1",

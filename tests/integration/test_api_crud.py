@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain, names, pod
+from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, create, domain, names, pod
 
 CMS = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
@@ -27,23 +26,11 @@ UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 pytestmark = pytest.mark.controllers()  # the API server's own semantics: no controllers
 
 
-@pytest.fixture
-async def api(api_server: Any) -> AsyncIterator[Api]:
-    async with Api(api_server) as client:
-        yield client
-
-
-async def _create(api: Api, path: str, obj: dict[str, Any]) -> dict[str, Any]:
-    reply = await api.post(path, obj)
-    assert reply.status == 201, reply
-    return reply.json
-
-
 # ---- create ----------------------------------------------------------------------------------------
 
 
 async def test_create_sets_server_fields_and_get_returns_it(api: Api) -> None:
-    created = await _create(api, DOMAINS, domain("alice"))
+    created = await create(api, DOMAINS, domain("alice"))
     md = created["metadata"]
     assert UID.match(md["uid"]), md
     assert RFC3339.match(md["creationTimestamp"]), md
@@ -60,7 +47,7 @@ async def test_create_sets_server_fields_and_get_returns_it(api: Api) -> None:
 async def test_create_ignores_client_supplied_server_fields(api: Api) -> None:
     body = configmap("c1")
     body["metadata"].update(uid="not-a-uid", creationTimestamp="2001-01-01T00:00:00Z", generation=7)
-    created = await _create(api, CMS, body)
+    created = await create(api, CMS, body)
     assert created["metadata"]["uid"] != "not-a-uid" and UID.match(created["metadata"]["uid"])
     assert created["metadata"]["creationTimestamp"] != "2001-01-01T00:00:00Z"
     assert created["metadata"]["generation"] == 1
@@ -73,7 +60,7 @@ async def test_create_with_resource_version_is_rejected(api: Api) -> None:
 
 
 async def test_duplicate_create_is_already_exists(api: Api) -> None:
-    await _create(api, DOMAINS, domain("carol"))
+    await create(api, DOMAINS, domain("carol"))
     status = assert_status(
         await api.post(DOMAINS, domain("carol")),
         409,
@@ -86,8 +73,8 @@ async def test_duplicate_create_is_already_exists(api: Api) -> None:
 async def test_generate_name(api: Api) -> None:
     body = configmap("")
     body["metadata"] = {"generateName": "gen-"}
-    first = await _create(api, CMS, body)
-    second = await _create(api, CMS, body)
+    first = await create(api, CMS, body)
+    second = await create(api, CMS, body)
     for obj in (first, second):
         assert re.match(r"^gen-[a-z0-9]{5}$", obj["metadata"]["name"]), obj["metadata"]
         assert obj["metadata"]["generateName"] == "gen-"
@@ -109,15 +96,15 @@ async def test_dry_run_create_does_not_persist(api: Api) -> None:
     assert_status(await api.get(f"{CMS}/ghost"), 404, "NotFound", 'configmaps "ghost" not found')
     assert names((await api.get(CMS)).json) == before  # nothing was written
     # and the name is still free
-    await _create(api, CMS, configmap("ghost"))
+    await create(api, CMS, configmap("ghost"))
 
 
 async def test_api_version_and_kind_come_from_the_url(api: Api) -> None:
-    created = await _create(api, CMS, {"metadata": {"name": "bare"}, "data": {"x": "y"}})
+    created = await create(api, CMS, {"metadata": {"name": "bare"}, "data": {"x": "y"}})
     assert created["apiVersion"] == "v1" and created["kind"] == "ConfigMap"
     got = (await api.get(f"{CMS}/bare")).json
     assert got["apiVersion"] == "v1" and got["kind"] == "ConfigMap"
-    ns = await _create(api, NAMESPACES, {"metadata": {"name": "bare-ns"}})
+    ns = await create(api, NAMESPACES, {"metadata": {"name": "bare-ns"}})
     assert ns["kind"] == "Namespace" and ns["apiVersion"] == "v1"
 
 
@@ -134,7 +121,7 @@ async def test_namespace_mismatch_is_bad_request(api: Api) -> None:
     assert "namespace" in status["message"]
     # a matching namespace in the body is fine
     body["metadata"]["namespace"] = "default"
-    created = await _create(api, CMS, body)
+    created = await create(api, CMS, body)
     assert created["metadata"]["namespace"] == "default"
 
 
@@ -149,7 +136,7 @@ async def test_create_in_missing_namespace_is_not_found(api: Api) -> None:
 
 
 async def test_namespace_is_filled_from_the_url(api: Api) -> None:
-    created = await _create(api, CMS, configmap("c2"))
+    created = await create(api, CMS, configmap("c2"))
     assert created["metadata"]["namespace"] == "default"
 
 
@@ -166,7 +153,7 @@ async def test_get_missing_is_not_found_with_details(api: Api) -> None:
 
 async def test_list_shape(api: Api) -> None:
     for name in ("b", "a", "c"):
-        await _create(api, DOMAINS, domain(name))
+        await create(api, DOMAINS, domain(name))
     reply = await api.get(DOMAINS)
     assert reply.status == 200
     body = reply.json
@@ -182,8 +169,8 @@ async def test_list_shape(api: Api) -> None:
 
 
 async def test_namespaced_list_across_namespaces_and_scope(api: Api) -> None:
-    await _create(api, CMS, configmap("here"))
-    await _create(api, "/api/v1/namespaces/kube-system/configmaps", configmap("there"))
+    await create(api, CMS, configmap("here"))
+    await create(api, "/api/v1/namespaces/kube-system/configmaps", configmap("there"))
     assert names((await api.get(CMS)).json) == ["here"]
     everywhere = (await api.get("/api/v1/configmaps")).json
     assert {(i["metadata"]["namespace"], i["metadata"]["name"]) for i in everywhere["items"]} >= {
@@ -193,7 +180,7 @@ async def test_namespaced_list_across_namespaces_and_scope(api: Api) -> None:
     # a namespaced object's name without a namespace is not a valid path
     assert_status(await api.get("/api/v1/configmaps/here"), 404, "NotFound")
     # a cluster-scoped resource has no namespaced form
-    await _create(api, DOMAINS, domain("alice"))
+    await create(api, DOMAINS, domain("alice"))
     assert_status(await api.get("/apis/kuscia.secretflow/v1alpha1/namespaces/default/domains/alice"), 404)
     assert (await api.get(f"{DOMAINS}/alice")).status == 200
 
@@ -202,7 +189,7 @@ async def test_namespaced_list_across_namespaces_and_scope(api: Api) -> None:
 
 
 async def test_update_with_stale_resource_version_conflicts(api: Api) -> None:
-    created = await _create(api, DOMAINS, domain("dave"))
+    created = await create(api, DOMAINS, domain("dave"))
     first = dict(created, spec={**created["spec"], "role": ""})
     reply = await api.put(f"{DOMAINS}/dave", first)
     assert reply.status == 200, reply
@@ -220,7 +207,7 @@ async def test_update_with_stale_resource_version_conflicts(api: Api) -> None:
 
 
 async def test_unconditional_update(api: Api) -> None:
-    created = await _create(api, CMS, configmap("u", {"a": "1"}))
+    created = await create(api, CMS, configmap("u", {"a": "1"}))
     body = configmap("u", {"a": "2"})  # no resourceVersion: last write wins
     reply = await api.put(f"{CMS}/u", body)
     assert reply.status == 200, reply
@@ -235,12 +222,12 @@ async def test_update_missing_object_is_not_found(api: Api) -> None:
 
 
 async def test_update_name_mismatch_is_bad_request(api: Api) -> None:
-    await _create(api, CMS, configmap("x"))
+    await create(api, CMS, configmap("x"))
     assert_status(await api.put(f"{CMS}/x", configmap("y")), 400, "BadRequest")
 
 
 async def test_update_keeps_uid_and_creation_timestamp(api: Api) -> None:
-    created = await _create(api, CMS, configmap("keep"))
+    created = await create(api, CMS, configmap("keep"))
     body = configmap("keep", {"z": "1"})
     body["metadata"].update(uid="11111111-1111-1111-1111-111111111111", creationTimestamp="2001-01-01T00:00:00Z")
     updated = (await api.put(f"{CMS}/keep", body)).json
@@ -249,7 +236,7 @@ async def test_update_keeps_uid_and_creation_timestamp(api: Api) -> None:
 
 
 async def test_noop_update_does_not_bump_resource_version(api: Api) -> None:
-    created = await _create(api, CMS, configmap("same", {"a": "1"}))
+    created = await create(api, CMS, configmap("same", {"a": "1"}))
     again = (await api.put(f"{CMS}/same", configmap("same", {"a": "1"}))).json
     assert again["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
 
@@ -258,7 +245,7 @@ async def test_noop_update_does_not_bump_resource_version(api: Api) -> None:
 
 
 async def test_generation_bumps_on_spec_change_only(api: Api) -> None:
-    created = await _create(api, DOMAINS, domain("gen"))
+    created = await create(api, DOMAINS, domain("gen"))
     assert created["metadata"]["generation"] == 1
     labelled = (await api.patch(f"{DOMAINS}/gen", {"metadata": {"labels": {"a": "b"}}})).json
     assert labelled["metadata"]["generation"] == 1
@@ -275,7 +262,7 @@ async def test_generation_bumps_on_spec_change_only(api: Api) -> None:
 
 
 async def test_json_merge_patch(api: Api) -> None:
-    await _create(api, CMS, configmap("m", {"a": "1", "b": "2"}, app="x"))
+    await create(api, CMS, configmap("m", {"a": "1", "b": "2"}, app="x"))
     reply = await api.patch(f"{CMS}/m", {"data": {"a": None, "c": "3"}, "metadata": {"labels": {"tier": "web"}}})
     assert reply.status == 200, reply
     assert reply.json["data"] == {"b": "2", "c": "3"}
@@ -284,7 +271,7 @@ async def test_json_merge_patch(api: Api) -> None:
 
 
 async def test_merge_patch_of_a_custom_resource_and_strategic_as_merge(api: Api) -> None:
-    await _create(api, DOMAINS, domain("alice"))
+    await create(api, DOMAINS, domain("alice"))
     reply = await api.patch(f"{DOMAINS}/alice", {"spec": {"resourceQuota": {"podMaxCount": 200}}})
     assert reply.status == 200, reply
     assert reply.json["spec"] == {
@@ -300,7 +287,7 @@ async def test_merge_patch_of_a_custom_resource_and_strategic_as_merge(api: Api)
 
 
 async def test_patch_with_stale_resource_version_conflicts(api: Api) -> None:
-    created = await _create(api, CMS, configmap("p"))
+    created = await create(api, CMS, configmap("p"))
     await api.patch(f"{CMS}/p", {"data": {"k": "w"}})
     reply = await api.patch(
         f"{CMS}/p", {"metadata": {"resourceVersion": created["metadata"]["resourceVersion"]}, "data": {"k": "stale"}}
@@ -310,7 +297,7 @@ async def test_patch_with_stale_resource_version_conflicts(api: Api) -> None:
 
 
 async def test_json_patch(api: Api) -> None:
-    await _create(api, CMS, configmap("j", {"a": "1"}))
+    await create(api, CMS, configmap("j", {"a": "1"}))
     ops = [
         {"op": "add", "path": "/data/b", "value": "2"},
         {"op": "replace", "path": "/data/a", "value": "10"},
@@ -328,7 +315,7 @@ async def test_json_patch(api: Api) -> None:
 
 
 async def test_json_patch_failing_test_op_is_unprocessable(api: Api) -> None:
-    created = await _create(api, CMS, configmap("t", {"a": "1"}))
+    created = await create(api, CMS, configmap("t", {"a": "1"}))
     ops = [{"op": "replace", "path": "/data/a", "value": "2"}, {"op": "test", "path": "/data/a", "value": "nope"}]
     status = assert_status(await api.patch(f"{CMS}/t", ops, "json"), 422)
     assert status["reason"] == "Invalid" or "test" in status["message"].lower(), status
@@ -338,19 +325,19 @@ async def test_json_patch_failing_test_op_is_unprocessable(api: Api) -> None:
 
 
 async def test_json_patch_removing_a_missing_path_fails(api: Api) -> None:
-    await _create(api, CMS, configmap("r", {"a": "1"}))
+    await create(api, CMS, configmap("r", {"a": "1"}))
     reply = await api.patch(f"{CMS}/r", [{"op": "remove", "path": "/data/zzz"}], "json")
     assert reply.status in (400, 422), reply
     assert reply.json["kind"] == "Status"
 
 
 async def test_json_patch_body_must_be_a_list(api: Api) -> None:
-    await _create(api, CMS, configmap("l"))
+    await create(api, CMS, configmap("l"))
     assert_status(await api.patch(f"{CMS}/l", {"op": "add"}, "json"), 400, "BadRequest")
 
 
 async def test_strategic_merge_patch_merges_pod_containers_by_name(api: Api) -> None:
-    created = await _create(
+    created = await create(
         api,
         PODS,
         pod(
@@ -379,14 +366,14 @@ async def test_strategic_merge_patch_merges_pod_containers_by_name(api: Api) -> 
 
 
 async def test_strategic_merge_patch_delete_directive(api: Api) -> None:
-    await _create(api, PODS, pod("two", {"name": "a", "image": "x:1"}, {"name": "b", "image": "y:1"}))
+    await create(api, PODS, pod("two", {"name": "a", "image": "x:1"}, {"name": "b", "image": "y:1"}))
     reply = await api.patch(f"{PODS}/two", {"spec": {"containers": [{"name": "b", "$patch": "delete"}]}}, "strategic")
     assert reply.status == 200, reply
     assert [c["name"] for c in reply.json["spec"]["containers"]] == ["a"]
 
 
 async def test_patch_unsupported_content_type(api: Api) -> None:
-    await _create(api, CMS, configmap("ct"))
+    await create(api, CMS, configmap("ct"))
     reply = await api.call("PATCH", f"{CMS}/ct", {"data": {}}, ctype="text/plain")
     assert_status(reply, 415, "UnsupportedMediaType")
 
@@ -409,14 +396,14 @@ async def test_server_side_apply_creates_then_merges(api: Api) -> None:
 
 
 async def test_delete_returns_200_and_removes(api: Api) -> None:
-    created = await _create(api, DOMAINS, domain("bye"))
+    created = await create(api, DOMAINS, domain("bye"))
     reply = await api.delete(f"{DOMAINS}/bye", {"propagationPolicy": "Background"})
     assert reply.status == 200, reply
     assert reply.json["metadata"]["uid"] == created["metadata"]["uid"]
     assert_status(await api.get(f"{DOMAINS}/bye"), 404, "NotFound", 'domains.kuscia.secretflow "bye" not found')
     assert_status(await api.delete(f"{DOMAINS}/bye"), 404, "NotFound")
     # a built-in answering a Status
-    await _create(api, CMS, configmap("bye"))
+    await create(api, CMS, configmap("bye"))
     reply = await api.delete(f"{CMS}/bye")
     assert reply.status == 200, reply
     assert reply.json["kind"] in ("Status", "ConfigMap")
@@ -425,7 +412,7 @@ async def test_delete_returns_200_and_removes(api: Api) -> None:
 
 
 async def test_dry_run_delete_keeps_the_object(api: Api) -> None:
-    await _create(api, DOMAINS, domain("keep"))
+    await create(api, DOMAINS, domain("keep"))
     reply = await api.delete(f"{DOMAINS}/keep", {"propagationPolicy": "Background", "dryRun": ["All"]})
     assert reply.status == 200, reply
     assert (await api.get(f"{DOMAINS}/keep")).status == 200
@@ -437,7 +424,7 @@ async def test_dry_run_delete_keeps_the_object(api: Api) -> None:
 async def test_delete_with_finalizers_then_remove_last_finalizer(api: Api) -> None:
     body = domain("bob")
     body["metadata"]["finalizers"] = ["example.com/a", "example.com/b"]
-    created = await _create(api, DOMAINS, body)
+    created = await create(api, DOMAINS, body)
     stream = await api.watch(
         DOMAINS, {"resourceVersion": created["metadata"]["resourceVersion"], "fieldSelector": "metadata.name=bob"}
     )
@@ -480,7 +467,7 @@ async def test_delete_with_finalizers_then_remove_last_finalizer(api: Api) -> No
 
 
 async def test_delete_precondition_uid_mismatch_conflicts(api: Api) -> None:
-    created = await _create(api, DOMAINS, domain("pre"))
+    created = await create(api, DOMAINS, domain("pre"))
     status = assert_status(await api.delete(f"{DOMAINS}/pre", {"preconditions": {"uid": "wrong-uid"}}), 409, "Conflict")
     assert "Precondition failed" in status["message"] and "wrong-uid" in status["message"]
     assert (await api.get(f"{DOMAINS}/pre")).status == 200
@@ -495,7 +482,7 @@ async def test_delete_precondition_uid_mismatch_conflicts(api: Api) -> None:
 
 @pytest.mark.parametrize(("policy", "finalizer"), [("Foreground", "foregroundDeletion"), ("Orphan", "orphan")])
 async def test_propagation_policy_adds_finalizer(api: Api, policy: str, finalizer: str) -> None:
-    await _create(api, CMS, configmap("prop"))
+    await create(api, CMS, configmap("prop"))
     reply = await api.delete(f"{CMS}/prop", {"propagationPolicy": policy})
     assert reply.status in (200, 202), reply
     got = (await api.get(f"{CMS}/prop")).json
@@ -508,8 +495,8 @@ async def test_propagation_policy_adds_finalizer(api: Api, policy: str, finalize
 
 async def test_delete_collection_with_label_selector(api: Api) -> None:
     for name, app in (("a", "x"), ("b", "x"), ("c", "y")):
-        await _create(api, CMS, configmap(name, app=app))
-    await _create(api, "/api/v1/namespaces/kube-system/configmaps", configmap("d", app="x"))
+        await create(api, CMS, configmap(name, app=app))
+    await create(api, "/api/v1/namespaces/kube-system/configmaps", configmap("d", app="x"))
     reply = await api.delete(CMS, params={"labelSelector": "app=x"})
     assert reply.status == 200, reply
     assert reply.json["kind"] == "ConfigMapList"
@@ -522,7 +509,7 @@ async def test_delete_collection_with_label_selector(api: Api) -> None:
 
 async def test_delete_collection_of_custom_resources(api: Api) -> None:
     for name in ("d1", "d2", "d3"):
-        await _create(api, DOMAINS, domain(name, **({"tier": "a"} if name != "d3" else {})))
+        await create(api, DOMAINS, domain(name, **({"tier": "a"} if name != "d3" else {})))
     reply = await api.delete(DOMAINS, params={"labelSelector": "tier=a"})
     assert reply.status == 200, reply
     assert names((await api.get(DOMAINS)).json) == ["d3"]
@@ -537,7 +524,7 @@ N2 = {"name": "n2", "status": "NotReady", "version": "v2"}
 async def test_domain_status_subresource(api: Api) -> None:
     body = domain("st")
     body["status"] = {"nodeStatuses": [{"name": "ignored", "status": "Ready", "version": "v0"}]}
-    created = await _create(api, DOMAINS, body)
+    created = await create(api, DOMAINS, body)
     assert "status" not in created or not created["status"]  # status is not set through the main resource
     status = {"nodeStatuses": [{"name": "n1", "status": "Ready", "version": "v1"}]}
     put_body = dict(created, status=status, spec={**created["spec"], "role": ""})
@@ -566,7 +553,7 @@ async def test_domain_status_subresource(api: Api) -> None:
 
 
 async def test_pod_status_subresource(api: Api) -> None:
-    created = await _create(api, PODS, pod("sp", node="node-1"))
+    created = await create(api, PODS, pod("sp", node="node-1"))
     assert created["status"]["phase"] == "Pending"
     reply = await api.patch(
         f"{PODS}/sp/status", {"status": {"phase": "Running", "podIP": "10.0.0.5"}, "spec": {"nodeName": "elsewhere"}}
@@ -584,7 +571,7 @@ async def test_pod_status_subresource(api: Api) -> None:
 
 
 async def test_status_of_a_resource_without_the_subresource_is_not_found(api: Api) -> None:
-    await _create(api, CMS, configmap("nostatus"))
+    await create(api, CMS, configmap("nostatus"))
     assert_status(await api.get(f"{CMS}/nostatus/status"), 404, "NotFound")
 
 
@@ -592,7 +579,7 @@ async def test_status_of_a_resource_without_the_subresource_is_not_found(api: Ap
 
 
 async def test_namespace_defaults(api: Api) -> None:
-    ns = await _create(api, NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "alice"}})
+    ns = await create(api, NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "alice"}})
     assert ns["status"] == {"phase": "Active"}
     assert ns["spec"]["finalizers"] == ["kubernetes"]
     assert ns["metadata"]["labels"]["kubernetes.io/metadata.name"] == "alice"
@@ -612,8 +599,8 @@ async def test_namespace_name_must_be_a_dns_label(api: Api) -> None:
 
 
 async def test_namespace_deletion_terminates_then_finalize_removes(api: Api) -> None:
-    await _create(api, NAMESPACES, {"metadata": {"name": "doomed"}})
-    await _create(api, "/api/v1/namespaces/doomed/configmaps", configmap("inside"))
+    await create(api, NAMESPACES, {"metadata": {"name": "doomed"}})
+    await create(api, "/api/v1/namespaces/doomed/configmaps", configmap("inside"))
     reply = await api.delete(f"{NAMESPACES}/doomed")
     assert reply.status in (200, 202), reply
     ns = (await api.get(f"{NAMESPACES}/doomed")).json
@@ -645,7 +632,7 @@ async def labelled(api: Api) -> Api:
         ("c", {"env": "test"}),
         ("d", {}),
     ):
-        await _create(api, CMS, configmap(name, **labels))
+        await create(api, CMS, configmap(name, **labels))
     return api
 
 
@@ -677,11 +664,11 @@ async def test_invalid_label_selector_is_bad_request(labelled: Api) -> None:
 
 
 async def test_field_selectors(api: Api) -> None:
-    await _create(api, PODS, pod("p1", node="n1"))
-    await _create(api, PODS, pod("p2", node="n2"))
-    await _create(api, PODS, pod("p3"))
+    await create(api, PODS, pod("p1", node="n1"))
+    await create(api, PODS, pod("p2", node="n2"))
+    await create(api, PODS, pod("p3"))
     await api.patch(f"{PODS}/p2/status", {"status": {"phase": "Running"}})
-    await _create(api, "/api/v1/namespaces/kube-system/pods", pod("p4", node="n1"))
+    await create(api, "/api/v1/namespaces/kube-system/pods", pod("p4", node="n1"))
 
     async def sel(path: str, selector: str) -> list[str]:
         reply = await api.get(path, params={"fieldSelector": selector})
@@ -726,7 +713,7 @@ async def _pages(api: Api, path: str, limit: int, **params: str) -> tuple[list[l
 
 async def test_limit_and_continue(api: Api) -> None:
     for i in range(7):
-        await _create(api, CMS, configmap(f"cm-{i}"))
+        await create(api, CMS, configmap(f"cm-{i}"))
     first = (await api.get(CMS, params={"limit": "3"})).json
     assert names(first) == ["cm-0", "cm-1", "cm-2"]
     assert first["metadata"]["continue"]
@@ -741,18 +728,18 @@ async def test_limit_and_continue(api: Api) -> None:
 
 async def test_limit_with_label_selector(api: Api) -> None:
     for i in range(6):
-        await _create(api, CMS, configmap(f"s-{i}", parity=str(i % 2)))
+        await create(api, CMS, configmap(f"s-{i}", parity=str(i % 2)))
     pages, _ = await _pages(api, CMS, 2, labelSelector="parity=0")
     assert pages == [["s-0", "s-2"], ["s-4"]] or pages == [["s-0", "s-2"], ["s-4"], []]
 
 
 async def test_continue_after_writes_is_a_consistent_snapshot(api: Api) -> None:
     for i in range(6):
-        await _create(api, CMS, configmap(f"snap-{i}", {"v": "old"}))
+        await create(api, CMS, configmap(f"snap-{i}", {"v": "old"}))
     first = (await api.get(CMS, params={"limit": "2"})).json
     snapshot_rv = first["metadata"]["resourceVersion"]
     # writes after the first page: create, update, delete
-    await _create(api, CMS, configmap("snap-9"))
+    await create(api, CMS, configmap("snap-9"))
     await api.patch(f"{CMS}/snap-3", {"data": {"v": "new"}})
     await api.delete(f"{CMS}/snap-4")
     items = list(first["items"])
@@ -776,7 +763,7 @@ async def test_bad_continue_token_is_bad_request(api: Api) -> None:
 
 async def test_continue_token_with_compacted_revision_is_gone(api: Api, api_server: Any) -> None:
     for i in range(3):
-        await _create(api, CMS, configmap(f"old-{i}"))
+        await create(api, CMS, configmap(f"old-{i}"))
     first = (await api.get(CMS, params={"limit": "1"})).json
     for i in range(3):
         await api.patch(f"{CMS}/old-{i}", {"data": {"v": str(i)}})
@@ -791,8 +778,8 @@ async def test_continue_token_with_compacted_revision_is_gone(api: Api, api_serv
 
 async def test_resource_versions_increase_across_kinds(api: Api) -> None:
     rvs = []
-    rvs.append(int((await _create(api, CMS, configmap("r1")))["metadata"]["resourceVersion"]))
-    rvs.append(int((await _create(api, DOMAINS, domain("r2")))["metadata"]["resourceVersion"]))
+    rvs.append(int((await create(api, CMS, configmap("r1")))["metadata"]["resourceVersion"]))
+    rvs.append(int((await create(api, DOMAINS, domain("r2")))["metadata"]["resourceVersion"]))
     rvs.append(int((await api.patch(f"{CMS}/r1", {"data": {"n": "1"}})).json["metadata"]["resourceVersion"]))
     rvs.append(int((await api.delete(f"{DOMAINS}/r2")).json["metadata"]["resourceVersion"]))
     assert rvs == sorted(rvs) and len(set(rvs)) == 4
@@ -801,7 +788,7 @@ async def test_resource_versions_increase_across_kinds(api: Api) -> None:
 
 
 async def test_list_resource_version_zero_and_bad_values(api: Api) -> None:
-    await _create(api, CMS, configmap("z"))
+    await create(api, CMS, configmap("z"))
     reply = await api.get(CMS, params={"resourceVersion": "0"})
     assert reply.status == 200 and "z" in names(reply.json)
     assert reply.json["metadata"]["resourceVersion"].isdigit()
@@ -812,7 +799,7 @@ async def test_list_resource_version_zero_and_bad_values(api: Api) -> None:
 
 
 async def test_get_returns_current_resource_version(api: Api) -> None:
-    created = await _create(api, CMS, configmap("cur"))
+    created = await create(api, CMS, configmap("cur"))
     patched = (await api.patch(f"{CMS}/cur", {"data": {"k": "2"}})).json
     got = (await api.get(f"{CMS}/cur")).json
     assert got["metadata"]["resourceVersion"] == patched["metadata"]["resourceVersion"]

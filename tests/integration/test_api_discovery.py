@@ -11,7 +11,6 @@ Kuscia CRD is installed when the master starts.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -28,12 +27,6 @@ AGG_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 KUSCIA = "kuscia.secretflow"
 
 pytestmark = pytest.mark.controllers()  # the API server's own semantics: no controllers
-
-
-@pytest.fixture
-async def api(api_server: Any) -> AsyncIterator[Api]:
-    async with Api(api_server) as client:
-        yield client
 
 
 def _resources(doc: dict[str, Any], group: str, version: str) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -29,12 +28,6 @@ CMS = "/api/v1/namespaces/default/configmaps"
 NOT_FOUND = "the server could not find the requested resource"
 
 pytestmark = pytest.mark.controllers()  # the API server's own semantics: no controllers
-
-
-@pytest.fixture
-async def api(api_server: Any) -> AsyncIterator[Api]:
-    async with Api(api_server) as client:
-        yield client
 
 
 # ---- bodies ---------------------------------------------------------------------------------------

@@ -13,29 +13,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from atoll.apiserver import watch as watch_module
-from tests.integration.kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, domain, names
+from tests.integration.kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, create, domain, names
 
 CMS = "/api/v1/namespaces/default/configmaps"
 
 pytestmark = pytest.mark.controllers()  # the API server's own semantics: no controllers
-
-
-@pytest.fixture
-async def api(api_server: Any) -> AsyncIterator[Api]:
-    async with Api(api_server) as client:
-        yield client
-
-
-async def _create(api: Api, path: str, obj: dict[str, Any]) -> dict[str, Any]:
-    reply = await api.post(path, obj)
-    assert reply.status == 201, reply
-    return reply.json
 
 
 def _rv(obj: dict[str, Any]) -> int:
@@ -47,8 +34,8 @@ def _summary(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 async def test_wire_format_is_newline_delimited_chunked_json(api: Api) -> None:
-    await _create(api, CMS, configmap("a"))
-    await _create(api, CMS, configmap("b"))
+    await create(api, CMS, configmap("a"))
+    await create(api, CMS, configmap("b"))
     stream = await api.watch(CMS, {"resourceVersion": "0", "timeoutSeconds": "1"})
     try:
         assert stream.status == 200
@@ -68,14 +55,14 @@ async def test_wire_format_is_newline_delimited_chunked_json(api: Api) -> None:
 
 @pytest.mark.parametrize("rv", ["0", None])
 async def test_synthetic_added_from_zero_or_absent(api: Api, rv: str | None) -> None:
-    await _create(api, DOMAINS, domain("a"))
-    await _create(api, DOMAINS, domain("b"))
+    await create(api, DOMAINS, domain("a"))
+    await create(api, DOMAINS, domain("b"))
     stream = await api.watch(DOMAINS, {"resourceVersion": rv} if rv is not None else {})
     try:
         initial = await stream.collect(2)
         assert _summary(initial) == [("ADDED", "a"), ("ADDED", "b")]
         assert await stream.quiet(0.5)
-        created = await _create(api, DOMAINS, domain("c"))
+        created = await create(api, DOMAINS, domain("c"))
         ev = await stream.next()
         assert ev is not None and (ev["type"], ev["object"]["metadata"]["name"]) == ("ADDED", "c")
         assert ev["object"]["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
@@ -84,13 +71,13 @@ async def test_synthetic_added_from_zero_or_absent(api: Api, rv: str | None) -> 
 
 
 async def test_watch_from_list_resource_version_no_replay_no_loss(api: Api) -> None:
-    a = await _create(api, CMS, configmap("a"))
-    await _create(api, CMS, configmap("b"))
+    a = await create(api, CMS, configmap("a"))
+    await create(api, CMS, configmap("b"))
     listing = (await api.get(CMS)).json
     assert names(listing) == ["a", "b"]
     list_rv = listing["metadata"]["resourceVersion"]
     # writes between the list and the watch must be delivered
-    c = await _create(api, CMS, configmap("c"))
+    c = await create(api, CMS, configmap("c"))
     a2 = (await api.patch(f"{CMS}/a", {"data": {"k": "2"}})).json
     await api.delete(f"{CMS}/b")
     stream = await api.watch(CMS, {"resourceVersion": list_rv})
@@ -114,7 +101,7 @@ async def test_concurrent_writes_are_all_seen_once_in_order(api: Api) -> None:
     listing = (await api.get(CMS)).json
     stream = await api.watch(CMS, {"resourceVersion": listing["metadata"]["resourceVersion"]})
     try:
-        await asyncio.gather(*(_create(api, CMS, configmap(f"w{i}")) for i in range(20)))
+        await asyncio.gather(*(create(api, CMS, configmap(f"w{i}")) for i in range(20)))
         events = await stream.collect(20)
         assert sorted(e["object"]["metadata"]["name"] for e in events) == sorted(f"w{i}" for i in range(20))
         assert all(e["type"] == "ADDED" for e in events)
@@ -127,7 +114,7 @@ async def test_concurrent_writes_are_all_seen_once_in_order(api: Api) -> None:
 
 async def test_bookmarks(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(watch_module, "BOOKMARK_INTERVAL", 0.2)
-    await _create(api, DOMAINS, domain("a"))
+    await create(api, DOMAINS, domain("a"))
     listing = (await api.get(DOMAINS)).json
     stream = await api.watch(
         DOMAINS, {"resourceVersion": listing["metadata"]["resourceVersion"], "allowWatchBookmarks": "true"}
@@ -138,7 +125,7 @@ async def test_bookmarks(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
         obj = ev["object"]
         assert obj["kind"] == "Domain" and obj["apiVersion"] == "kuscia.secretflow/v1alpha1"
         assert int(obj["metadata"]["resourceVersion"]) >= int(listing["metadata"]["resourceVersion"])
-        created = await _create(api, DOMAINS, domain("b"))
+        created = await create(api, DOMAINS, domain("b"))
         while True:
             ev = await stream.next(timeout=5)
             assert ev is not None
@@ -163,7 +150,7 @@ async def test_no_bookmarks_unless_asked(api: Api, monkeypatch: pytest.MonkeyPat
 
 
 async def test_send_initial_events_ends_with_marked_bookmark(api: Api) -> None:
-    await _create(api, DOMAINS, domain("a"))
+    await create(api, DOMAINS, domain("a"))
     stream = await api.watch(
         DOMAINS, {"sendInitialEvents": "true", "allowWatchBookmarks": "true", "resourceVersionMatch": "NotOlderThan"}
     )
@@ -177,7 +164,7 @@ async def test_send_initial_events_ends_with_marked_bookmark(api: Api) -> None:
 
 
 async def test_too_old_resource_version_is_an_expired_error_event(api: Api, api_server: Any) -> None:
-    first = await _create(api, CMS, configmap("a"))
+    first = await create(api, CMS, configmap("a"))
     for i in range(3):
         await api.patch(f"{CMS}/a", {"data": {"n": str(i)}})
     cache = api_server.node.server.cache
@@ -217,7 +204,7 @@ async def test_timeout_seconds_ends_the_stream(api: Api) -> None:
 
 
 async def test_status_write_emits_modified_with_new_resource_version(api: Api) -> None:
-    created = await _create(api, DOMAINS, domain("s"))
+    created = await create(api, DOMAINS, domain("s"))
     stream = await api.watch(DOMAINS, {"resourceVersion": created["metadata"]["resourceVersion"]})
     try:
         status = {"nodeStatuses": [{"name": "n", "status": "Ready", "version": "1"}]}
@@ -238,12 +225,12 @@ async def test_status_write_emits_modified_with_new_resource_version(api: Api) -
 
 
 async def test_label_selector_leaving_and_entering(api: Api) -> None:
-    await _create(api, CMS, configmap("x", app="web"))
+    await create(api, CMS, configmap("x", app="web"))
     stream = await api.watch(CMS, {"labelSelector": "app=web"})
     try:
         ev = await stream.next()
         assert ev is not None and (ev["type"], ev["object"]["metadata"]["name"]) == ("ADDED", "x")
-        await _create(api, CMS, configmap("other", app="db"))  # never matches: nothing
+        await create(api, CMS, configmap("other", app="db"))  # never matches: nothing
         left = (await api.patch(f"{CMS}/x", {"metadata": {"labels": {"app": "db"}}})).json
         ev = await stream.next()
         assert ev is not None and ev["type"] == "DELETED", ev
@@ -259,8 +246,8 @@ async def test_label_selector_leaving_and_entering(api: Api) -> None:
 
 
 async def test_field_selector_watch_like_kubectl_get_name_w(api: Api) -> None:
-    await _create(api, DOMAINS, domain("alice"))
-    await _create(api, DOMAINS, domain("bob"))
+    await create(api, DOMAINS, domain("alice"))
+    await create(api, DOMAINS, domain("bob"))
     stream = await api.watch(DOMAINS, {"fieldSelector": "metadata.name=alice", "resourceVersion": "0"})
     try:
         ev = await stream.next()
@@ -282,8 +269,8 @@ async def test_namespace_scoped_watch(api: Api) -> None:
         "/api/v1/configmaps", {"resourceVersion": (await api.get(CMS)).json["metadata"]["resourceVersion"]}
     )
     try:
-        await _create(api, "/api/v1/namespaces/kube-system/configmaps", configmap("elsewhere"))
-        await _create(api, CMS, configmap("here"))
+        await create(api, "/api/v1/namespaces/kube-system/configmaps", configmap("elsewhere"))
+        await create(api, CMS, configmap("here"))
         ev = await stream.next()
         assert ev is not None and ev["object"]["metadata"]["name"] == "here"
         assert _summary(await all_ns.collect(2)) == [("ADDED", "elsewhere"), ("ADDED", "here")]
@@ -293,7 +280,7 @@ async def test_namespace_scoped_watch(api: Api) -> None:
 
 
 async def test_deleted_event_carries_last_state(api: Api) -> None:
-    created = await _create(api, CMS, configmap("gone", {"last": "state"}))
+    created = await create(api, CMS, configmap("gone", {"last": "state"}))
     stream = await api.watch(CMS, {"resourceVersion": created["metadata"]["resourceVersion"]})
     try:
         await api.delete(f"{CMS}/gone")
@@ -307,7 +294,7 @@ async def test_deleted_event_carries_last_state(api: Api) -> None:
 
 
 async def test_table_watch_sends_one_row_tables(api: Api) -> None:
-    await _create(api, DOMAINS, domain("alice"))
+    await create(api, DOMAINS, domain("alice"))
     stream = await api.watch(DOMAINS, {"resourceVersion": "0"}, headers={"Accept": TABLE_ACCEPT})
     try:
         ev = await stream.next()
@@ -320,7 +307,7 @@ async def test_table_watch_sends_one_row_tables(api: Api) -> None:
         assert row["cells"][0] == "alice"
         assert row["object"]["metadata"]["name"] == "alice"
         assert row["object"]["kind"] == "PartialObjectMetadata"
-        await _create(api, DOMAINS, domain("bob"))
+        await create(api, DOMAINS, domain("bob"))
         ev = await stream.next()
         assert ev is not None and ev["type"] == "ADDED"
         assert len(ev["object"]["rows"]) == 1 and ev["object"]["rows"][0]["cells"][0] == "bob"
