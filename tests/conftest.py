@@ -4,6 +4,7 @@ subprocess, with an admin kubeconfig written to disk for kubectl and the Python 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -135,9 +136,10 @@ def start_master_process(
     return proc, RunningServer(url, data_dir, kubeconfig, token, ca)
 
 
-@pytest.fixture
-def master_process(tmp_path: Path) -> Iterator[RunningServer]:
-    proc, server = start_master_process(tmp_path / "master")
+@contextlib.contextmanager
+def running_master(data_dir: Path) -> Iterator[RunningServer]:
+    """A real ``atoll start`` process for the ``with`` block; terminated (killed after 15 s) on exit."""
+    proc, server = start_master_process(data_dir)
     yield server
     proc.terminate()
     try:
@@ -147,12 +149,23 @@ def master_process(tmp_path: Path) -> Iterator[RunningServer]:
 
 
 @pytest.fixture
+def master_process(tmp_path: Path) -> Iterator[RunningServer]:
+    with running_master(tmp_path / "master") as server:
+        yield server
+
+
+def kubectl_environ(base: Path) -> dict[str, str]:
+    """This process's environment with kubectl's HOME and discovery cache under ``base``."""
+    env = dict(os.environ)
+    env["HOME"] = str(base / "home")
+    env["KUBECACHEDIR"] = str(base / "kubecache")
+    return env
+
+
+@pytest.fixture
 def kubectl_env(tmp_path: Path) -> dict[str, str]:
     """Environment for running kubectl with its own discovery cache."""
-    env = dict(os.environ)
-    env["HOME"] = str(tmp_path / "home")
-    env["KUBECACHEDIR"] = str(tmp_path / "kubecache")
-    return env
+    return kubectl_environ(tmp_path)
 
 
 def kubectl_binary(version: str = "1.32") -> str:

@@ -3,7 +3,6 @@ and a ``Kubectl`` runner per client version with its own HOME and discovery cach
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -13,11 +12,23 @@ from typing import Any
 import pytest
 
 try:
-    from tests.conftest import RunningServer, kubectl_binary, start_master_process
+    from tests.conftest import RunningServer, kubectl_binary, kubectl_environ, running_master
 except ImportError:  # tests/ is not a package: conftest is importable as a top-level module
-    from conftest import RunningServer, kubectl_binary, start_master_process  # type: ignore
+    from conftest import RunningServer, kubectl_binary, kubectl_environ, running_master  # type: ignore
 
 KUBECTL_TIMEOUT = 30
+
+# The Domain of the Kuscia documentation's kubectl session (``podMaxCount`` filled in per step).
+ALICE = """apiVersion: kuscia.secretflow/v1alpha1
+kind: Domain
+metadata:
+  name: alice
+spec:
+  role: partner
+  cert: base64<certificate>
+  resourceQuota:
+    podMaxCount: {pods}
+"""
 
 
 class Kubectl:
@@ -90,18 +101,11 @@ def table(stdout: str) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One ``atoll start`` master shared by every test of a module."""
-    proc, server = start_master_process(tmp_path_factory.mktemp("master"))
-    yield server
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with running_master(tmp_path_factory.mktemp("master")) as server:
+        yield server
 
 
 def make_kubectl(version: str, server: RunningServer, base: Path) -> Kubectl:
-    env = dict(os.environ)
+    env = kubectl_environ(base)
     env.pop("KUBECONFIG", None)
-    env["HOME"] = str(base / "home")
-    env["KUBECACHEDIR"] = str(base / "kubecache")
     return Kubectl(kubectl_binary(version), server.kubeconfig, env, base / "work", version)

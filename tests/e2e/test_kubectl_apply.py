@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import RunningServer, kubectl_binary
-
-TIMEOUT = 30
+from tests.e2e.conftest import Kubectl as SharedKubectl
 
 DOMAIN = """apiVersion: kuscia.secretflow/v1alpha1
 kind: Domain
@@ -48,17 +47,14 @@ spec:
 
 
 class Kubectl:
+    """kubectl 1.32 (the shared e2e runner) with apply returning the whole process and JSON gets."""
+
     def __init__(self, server: RunningServer, env: dict[str, str], workdir: Path) -> None:
-        self.binary = kubectl_binary("1.32")
-        self.server, self.env, self.workdir = server, env, workdir
-        Path(env["HOME"]).mkdir(parents=True, exist_ok=True)
+        self.kubectl = SharedKubectl(kubectl_binary("1.32"), server.kubeconfig, env, workdir, "1.32")
+        self.workdir = workdir
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([self.binary, "--kubeconfig", str(self.server.kubeconfig), *args],
-                              capture_output=True, text=True, env=self.env, timeout=TIMEOUT, cwd=self.workdir)
-        if check:
-            assert proc.returncode == 0, f"kubectl {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        return proc
+        return self.kubectl.run(*args, check=check)
 
     def apply(self, name: str, text: str, *flags: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         path = self.workdir / name

@@ -17,28 +17,14 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-try:
-    from tests.conftest import kubectl_binary, start_master_process
-except ImportError:  # tests/ is not a package: conftest is importable as a top-level module
-    from conftest import kubectl_binary, start_master_process  # type: ignore
+from tests.conftest import RunningServer, kubectl_binary, running_master
+from tests.e2e.conftest import ALICE, table
+from tests.e2e.conftest import Kubectl as SharedKubectl
 
 VERSIONS = ["1.32", "1.28"]
-TIMEOUT = 30
-
-ALICE = """apiVersion: kuscia.secretflow/v1alpha1
-kind: Domain
-metadata:
-  name: alice
-spec:
-  role: partner
-  cert: base64<certificate>
-  resourceQuota:
-    podMaxCount: {pods}
-"""
 
 CONFIGMAP = """apiVersion: v1
 kind: ConfigMap
@@ -52,67 +38,32 @@ data:
 """
 
 
-class Kubectl:
-    def __init__(self, binary: str, server: Any, env: dict[str, str], workdir: Path, suffix: str = "") -> None:
-        self.binary = binary
-        self.suffix = suffix  # keeps names apart between kubectl versions sharing one server
-        self.server = server
-        self.env = env
-        self.workdir = workdir
-        Path(env["HOME"]).mkdir(parents=True, exist_ok=True)
-
-    def args(self, *args: str) -> list[str]:
-        return [self.binary, "--kubeconfig", str(self.server.kubeconfig), *args]
-
-    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            self.args(*args),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=TIMEOUT,
-            cwd=self.workdir,
-        )
-        if check:
-            assert proc.returncode == 0, (
-                f"kubectl {' '.join(args)} -> rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-            )
-        return proc
-
-    def apply(self, text: str, name: str) -> str:
-        path = self.workdir / name
-        path.write_text(text)
-        return self.run("apply", "-f", str(path)).stdout.strip()
+class Kubectl(SharedKubectl):
+    @property
+    def suffix(self) -> str:
+        """Keeps names apart between kubectl versions sharing one server ("" for 1.32, "-128" for 1.28)."""
+        return "" if self.version in ("", "1.32") else "-" + self.version.replace(".", "")
 
 
 @pytest.fixture(scope="module")
-def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One ``atoll start`` process for the module (tests keep their names apart)."""
-    proc, server = start_master_process(tmp_path_factory.mktemp("kubectl-basic") / "master")
-    yield server
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with running_master(tmp_path_factory.mktemp("kubectl-basic") / "master") as server:
+        yield server
 
 
 @pytest.fixture(params=VERSIONS)
-def kubectl(request: pytest.FixtureRequest, master: Any, kubectl_env: dict[str, str], tmp_path: Path) -> Kubectl:
-    suffix = "" if request.param == "1.32" else "-" + request.param.replace(".", "")
-    return Kubectl(kubectl_binary(request.param), master, kubectl_env, tmp_path, suffix)
-
-
-def _table(stdout: str) -> list[list[str]]:
-    return [re.split(r"\s{2,}", line.strip()) for line in stdout.strip().splitlines()]
+def kubectl(
+    request: pytest.FixtureRequest, master: RunningServer, kubectl_env: dict[str, str], tmp_path: Path
+) -> Kubectl:
+    return Kubectl(kubectl_binary(request.param), master.kubeconfig, kubectl_env, tmp_path, request.param)
 
 
 def test_domain_session_from_the_kuscia_docs(kubectl: Kubectl) -> None:
     kubectl.run("delete", "domain", "alice", "--ignore-not-found")
     assert kubectl.apply(ALICE.format(pods=100), "alice-domain.yaml") == "domain.kuscia.secretflow/alice created"
 
-    rows = _table(kubectl.run("get", "domain", "alice").stdout)
+    rows = table(kubectl.run("get", "domain", "alice").stdout)
     assert rows[0] == ["NAME", "AGE"]
     assert rows[1][0] == "alice" and re.fullmatch(r"\d+s", rows[1][1]), rows
 
@@ -147,12 +98,12 @@ def test_apply_configmap(kubectl: Kubectl) -> None:
         kubectl.apply(CONFIGMAP.replace("namespace: default", f"namespace: {ns}"), "cm.yaml")
         == "configmap/demo created"
     )
-    rows = _table(kubectl.run("get", "cm", "demo", "-n", ns).stdout)
+    rows = table(kubectl.run("get", "cm", "demo", "-n", ns).stdout)
     assert rows[0] == ["NAME", "DATA", "AGE"]
     assert rows[1][:2] == ["demo", "1"]
     changed = CONFIGMAP.replace("namespace: default", f"namespace: {ns}").replace("k: v", "k: v\n  k2: v2")
     assert kubectl.apply(changed, "cm.yaml") == "configmap/demo configured"
-    assert _table(kubectl.run("get", "configmap", "demo", "-n", ns).stdout)[1][:2] == ["demo", "2"]
+    assert table(kubectl.run("get", "configmap", "demo", "-n", ns).stdout)[1][:2] == ["demo", "2"]
     assert kubectl.run("get", "cm", "-n", ns, "-l", "app=demo", "-o", "name").stdout.strip() == "configmap/demo"
     assert kubectl.run("get", "cm", "-n", ns, "-l", "app!=demo", "-o", "name").stdout.strip() == ""
     out = kubectl.run("label", "cm", "demo", "-n", ns, "tier=web").stdout.strip()
@@ -199,7 +150,7 @@ def test_get_watch_shows_a_change_made_meanwhile(kubectl: Kubectl) -> None:
 def test_create_namespace_with_a_protobuf_body(kubectl: Kubectl) -> None:
     bob = "bob" + kubectl.suffix
     assert kubectl.run("create", "ns", bob).stdout.strip() == f"namespace/{bob} created"
-    rows = _table(kubectl.run("get", "ns", bob).stdout)
+    rows = table(kubectl.run("get", "ns", bob).stdout)
     assert rows[0] == ["NAME", "STATUS", "AGE"] and rows[1][:2] == [bob, "Active"]
     assert (
         kubectl.run("create", "configmap", "c2", "-n", bob, "--from-literal=k=v").stdout.strip()
@@ -215,26 +166,26 @@ def test_get_namespaces_sorted_and_with_label_columns(kubectl: Kubectl) -> None:
     zed, abe = "zed" + kubectl.suffix, "abe" + kubectl.suffix
     kubectl.run("create", "ns", zed)
     kubectl.run("create", "ns", abe)
-    rows = _table(kubectl.run("get", "ns", "--sort-by=.metadata.name").stdout)
+    rows = table(kubectl.run("get", "ns", "--sort-by=.metadata.name").stdout)
     assert rows[0] == ["NAME", "STATUS", "AGE"]
     names = [r[0] for r in rows[1:]]
     assert names == sorted(names)
     assert {abe, zed, "default", "kube-system", "kuscia-system"} <= set(names)
 
-    rows = _table(kubectl.run("get", "ns", "-L", "kubernetes.io/metadata.name").stdout)
+    rows = table(kubectl.run("get", "ns", "-L", "kubernetes.io/metadata.name").stdout)
     assert rows[0] == ["NAME", "STATUS", "AGE", "METADATA.NAME"]
     for row in rows[1:]:
         assert row[1] == "Active" and row[3] == row[0], row
 
     kubectl.run("label", "ns", zed, "kuscia.secretflow/deleted=true")
-    rows = _table(kubectl.run("get", "namespace", zed, "-L", "kuscia.secretflow/deleted").stdout)
+    rows = table(kubectl.run("get", "namespace", zed, "-L", "kuscia.secretflow/deleted").stdout)
     assert rows == [["NAME", "STATUS", "AGE", "DELETED"], [zed, "Active", rows[1][2], "true"]]
     shown = kubectl.run("get", "ns", abe, "--show-labels").stdout
     assert f"kubernetes.io/metadata.name={abe}" in shown
 
 
 def test_api_resources_lists_kuscia_kinds(kubectl: Kubectl) -> None:
-    rows = _table(kubectl.run("api-resources").stdout)
+    rows = table(kubectl.run("api-resources").stdout)
     assert rows[0] == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
     by_name = {r[0]: r for r in rows[1:]}
     assert by_name["domains"] == ["domains", "kuscia.secretflow/v1alpha1", "false", "Domain"]
@@ -258,11 +209,11 @@ def test_api_resources_lists_kuscia_kinds(kubectl: Kubectl) -> None:
     assert f"domain.kuscia.secretflow/{carol}" in kubectl.run("get", "domain.kuscia.secretflow", "-o", "name").stdout
 
 
-def test_dispatcher_picks_kubectl_132(master: Any, kubectl_env: dict[str, str], tmp_path: Path) -> None:
+def test_dispatcher_picks_kubectl_132(master: RunningServer, kubectl_env: dict[str, str], tmp_path: Path) -> None:
     dispatcher = "/usr/bin/kubectl"
     if not os.path.exists(dispatcher):
         pytest.skip("no kubectl dispatcher on this machine")
-    kubectl = Kubectl(dispatcher, master, kubectl_env, tmp_path)
+    kubectl = Kubectl(dispatcher, master.kubeconfig, kubectl_env, tmp_path)
     out = kubectl.run("version", "-o", "json").stdout
     info = json.loads(out)
     assert info["serverVersion"]["minor"] == "32"

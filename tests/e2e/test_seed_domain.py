@@ -20,23 +20,13 @@ import pytest
 
 try:
     from tests.conftest import RunningServer
-    from tests.e2e.conftest import Kubectl, make_kubectl, table
+    from tests.e2e.conftest import ALICE, Kubectl, make_kubectl, table
 except ImportError:  # tests/ is not a package: pytest put tests/ and this directory on sys.path
-    from conftest import Kubectl, RunningServer, make_kubectl, table  # type: ignore[no-redef]
+    from conftest import ALICE, Kubectl, RunningServer, make_kubectl, table  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
 
-ALICE = """apiVersion: kuscia.secretflow/v1alpha1
-kind: Domain
-metadata:
-  name: alice
-spec:
-  role: partner
-  cert: base64<certificate>
-  resourceQuota:
-    podMaxCount: {pods}
-"""
 AGE = r"\d+s"
 SEED_003_TOKEN = (  # one shell line, as printed in the seed
     """kubectl get domain alice -o=jsonpath='{.status.deployTokenStatuses[?(@.state=="unused")].token}'"""
