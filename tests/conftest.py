@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from atoll.client import Client
 from atoll.node.config import NodeConfig, load_config
 from atoll.node.kubeconfig import admin_kubeconfig, dump
 from atoll.node.master import MasterNode
@@ -40,6 +41,10 @@ class RunningServer:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self) -> Client:
+        """An Atoll client for this server, authenticated as the admin (use as ``async with``)."""
+        return Client(self.url, ssl_context=self.ssl_context(), token=self.token)
 
 
 def free_port() -> int:

@@ -30,12 +30,6 @@ async def fake() -> AsyncIterator[FakeKube]:
         yield server
 
 
-@pytest.fixture
-async def client(fake: FakeKube) -> AsyncIterator[Client]:
-    async with Client(fake.url) as c:
-        yield c
-
-
 async def test_crud_round_trip(client: Client) -> None:
     created = await client.create(CONFIGMAPS, configmap("a", app="x"))
     assert created["metadata"]["uid"] and created["metadata"]["resourceVersion"]

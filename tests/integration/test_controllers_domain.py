@@ -40,7 +40,7 @@ TOKEN = re.compile(r"^[A-Za-z]{32}$")
 
 @pytest.fixture
 async def client(api_server: RunningServer) -> AsyncIterator[Client]:
-    async with Client(api_server.url, ssl_context=api_server.ssl_context(), token=api_server.token) as c:
+    async with api_server.client() as c:
         yield c
 
 

@@ -33,7 +33,7 @@ TIMEOUT = 15.0
 
 @pytest.fixture
 async def client(api_server: RunningServer) -> AsyncIterator[Client]:
-    async with Client(api_server.url, ssl_context=api_server.ssl_context(), token=api_server.token) as c:
+    async with api_server.client() as c:
         await c.create(NAMESPACES, {"metadata": {"name": NS}})
         yield c
 

@@ -35,7 +35,7 @@ CRDS = kind("apiextensions.k8s.io", "customresourcedefinitions")
 
 @pytest.fixture
 async def client(api_server: RunningServer) -> AsyncIterator[Client]:
-    async with Client(api_server.url, ssl_context=api_server.ssl_context(), token=api_server.token) as c:
+    async with api_server.client() as c:
         yield c
 
 

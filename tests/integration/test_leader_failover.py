@@ -23,10 +23,10 @@ from atoll.api import errors, kinds
 from atoll.client import Client
 
 try:
-    from tests.conftest import RunningServer, start_master_process
+    from tests.conftest import start_master_process
     from tests.integration.servers import fresh_datastore, reaped
 except ImportError:  # tests/ is not a package: pytest put tests/ and this directory on sys.path
-    from conftest import RunningServer, start_master_process  # type: ignore[no-redef]
+    from conftest import start_master_process  # type: ignore[no-redef]
     from servers import fresh_datastore, reaped  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend]
@@ -34,10 +34,6 @@ T = TypeVar("T")
 TAKEOVER_BUDGET = 20.0
 LEASE = "kuscia-controller-manager"
 LEASES = kinds.LEASES
-
-
-def client_of(server: RunningServer) -> Client:
-    return Client(server.url, ssl_context=server.ssl_context(), token=server.token)
 
 
 async def eventually(check: Callable[[], Awaitable[T]], within: float) -> T:
@@ -88,7 +84,7 @@ async def test_standby_takes_over_after_kill_9(tmp_path: Path) -> None:
             procs.append(proc_a)
             proc_b, server_b = await asyncio.to_thread(start_master_process, tmp_path / "b", datastore=endpoint)
             procs.append(proc_b)
-            async with client_of(server_a) as a, client_of(server_b) as b:
+            async with server_a.client() as a, server_b.client() as b:
 
                 async def held() -> str:
                     holder = (await a.get(LEASES, LEASE, "kuscia-system"))["spec"].get("holderIdentity")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -30,23 +30,11 @@ from atoll.runtime.metrics import REGISTRY
 from atoll.runtime.ratelimit import ExponentialFailureRateLimiter
 
 try:
-    from tests.integration.fake_kube import CONFIGMAPS, DOMAINS, FakeKube, configmap, running_fake
+    from tests.integration.fake_kube import CONFIGMAPS, DOMAINS, configmap
 except ImportError:
-    from fake_kube import CONFIGMAPS, DOMAINS, FakeKube, configmap, running_fake  # type: ignore
+    from fake_kube import CONFIGMAPS, DOMAINS, configmap  # type: ignore
 
 FAST = WatchSettings(backoff_initial=0.1)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKube]:
-    async with running_fake() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(fake: FakeKube) -> AsyncIterator[Client]:
-    async with Client(fake.url) as c:
-        yield c
 
 
 async def _until(check: Callable[[], bool]) -> None:

@@ -30,12 +30,6 @@ async def fake() -> AsyncIterator[FakeKube]:
         yield server
 
 
-@pytest.fixture
-async def client(fake: FakeKube) -> AsyncIterator[Client]:
-    async with Client(fake.url) as c:
-        yield c
-
-
 async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not check():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -18,23 +18,11 @@ from atoll.client import Client
 from atoll.runtime.leader import LEASES, LeaderElector
 
 try:
-    from tests.integration.fake_kube import FakeKube, running_fake
+    from tests.integration.fake_kube import FakeKube
 except ImportError:
-    from fake_kube import FakeKube, running_fake  # type: ignore
+    from fake_kube import FakeKube  # type: ignore
 
 MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKube]:
-    async with running_fake() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(fake: FakeKube) -> AsyncIterator[Client]:
-    async with Client(fake.url) as c:
-        yield c
 
 
 def elector(client: Client, identity: str, *, release: bool = True) -> LeaderElector:

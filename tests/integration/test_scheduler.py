@@ -32,7 +32,7 @@ AGENT_TAINT = {"key": "kuscia.secretflow/agent", "value": "v1", "effect": "NoSch
 
 @pytest.fixture
 async def client(api_server: RunningServer) -> AsyncIterator[Client]:
-    async with Client(api_server.url, ssl_context=api_server.ssl_context(), token=api_server.token) as c:
+    async with api_server.client() as c:
         await c.create(NAMESPACES, {"metadata": {"name": NS}})
         yield c
 
