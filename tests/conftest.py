@@ -12,9 +12,10 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,6 +63,19 @@ def _write_kubeconfig(node_data: Path, url: str) -> tuple[Path, str, Path]:
     return path, pki.admin_token.read_text().strip(), pki.ca_cert
 
 
+async def start_until_ready(
+    run: Coroutine[Any, Any, None], ready: asyncio.Event, within: float, failure: str
+) -> asyncio.Task[None]:
+    """``run`` as a task, once ``ready`` is set: its error if it ends first, ``failure`` if neither in ``within`` s."""
+    task = asyncio.create_task(run)
+    ready_wait = asyncio.create_task(ready.wait())
+    done, _ = await asyncio.wait({task, ready_wait}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    assert ready_wait in done, failure
+    return task
+
+
 @pytest.fixture
 async def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
     """A master node running in this event loop on a free port, SQLite in tmp_path.
@@ -73,12 +87,7 @@ async def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIte
     config = NodeConfig(mode="master", domain_id="kuscia-system", data_dir=tmp_path / "master", api_port=0,
                         controllers=controllers)
     node = MasterNode(config)
-    task = asyncio.create_task(node.run())
-    ready = asyncio.create_task(node.ready.wait())
-    done, _ = await asyncio.wait({task, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-    assert ready in done, "master did not become ready in 30 s"
+    task = await start_until_ready(node.run(), node.ready, 30, "master did not become ready in 30 s")
     kubeconfig, token, ca = _write_kubeconfig(config.data_dir, node.url)
     yield RunningServer(node.url, config.data_dir, kubeconfig, token, ca, node)
     task.cancel()

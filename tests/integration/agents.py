@@ -16,7 +16,7 @@ from atoll.agent.config import AgentConfig, Timers
 from atoll.agent.runp.images import ImageStore
 from atoll.apiserver.certs import PKI, issue_serving_cert
 from atoll.client import Client
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, start_until_ready
 
 JSON = dict[str, Any]
 FAST = Timers(lease_duration=4, lease_renew=1, status_check=2, backoff_initial=1, backoff_max=4, probe_min_period=0.2)
@@ -71,12 +71,7 @@ class RunningAgent:
 async def start_agent(server: RunningServer, config: AgentConfig) -> RunningAgent:
     client = Client.from_kubeconfig(server.kubeconfig)
     agent = Agent(client, config)
-    task = asyncio.create_task(agent.run())
-    ready = asyncio.create_task(agent.ready.wait())
-    done, _ = await asyncio.wait({task, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-    assert ready in done, "agent not ready in 20 s"
+    task = await start_until_ready(agent.run(), agent.ready, 20, "agent not ready in 20 s")
     return RunningAgent(agent, task, config, client)
 
 
