@@ -207,6 +207,32 @@ _POD_SUCCEEDED = [{"type": "Completed", "status": "True", "reason": "Succeeded",
 _POD_FAILED = [{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}]
 
 
+def _row(obj: JSON, cells: list[Any], is_pod: bool, include_object: str) -> JSON:
+    row: JSON = {"cells": cells}
+    if is_pod:
+        phase = (obj.get("status") or {}).get("phase")
+        if phase == "Succeeded":
+            row["conditions"] = _POD_SUCCEEDED
+        elif phase == "Failed":
+            row["conditions"] = _POD_FAILED
+    ro = _row_object(obj, include_object)
+    if ro is not None:
+        row["object"] = ro
+    return row
+
+
+def _list_meta(resource_version: str, continue_token: str, remaining: int | None) -> JSON:
+    """A list's ``metadata``: only the fields that are set."""
+    meta: JSON = {}
+    if resource_version:
+        meta["resourceVersion"] = resource_version
+    if continue_token:
+        meta["continue"] = continue_token
+    if remaining is not None:
+        meta["remainingItemCount"] = remaining
+    return meta
+
+
 def render_table(
     rd: ResourceDef,
     objects: Sequence[JSON],
@@ -228,30 +254,11 @@ def render_table(
         now = time.time()
     defs, cells = _printer_for(rd)
     is_pod = rd.builtin and rd.group == "" and rd.kind == "Pod"
-    rows: list[JSON] = []
-    for obj in objects:
-        row: JSON = {"cells": cells(obj, now)}
-        if is_pod:
-            phase = (obj.get("status") or {}).get("phase")
-            if phase == "Succeeded":
-                row["conditions"] = _POD_SUCCEEDED
-            elif phase == "Failed":
-                row["conditions"] = _POD_FAILED
-        ro = _row_object(obj, include_object)
-        if ro is not None:
-            row["object"] = ro
-        rows.append(row)
-    meta: JSON = {}
-    if resource_version:
-        meta["resourceVersion"] = resource_version
-    if continue_token:
-        meta["continue"] = continue_token
-    if remaining is not None:
-        meta["remainingItemCount"] = remaining
+    rows = [_row(obj, cells(obj, now), is_pod, include_object) for obj in objects]
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": meta,
+        "metadata": _list_meta(resource_version, continue_token, remaining),
         "columnDefinitions": defs if with_columns else None,
         "rows": rows,
     }
@@ -282,20 +289,6 @@ def _age_indexes(rd: ResourceDef) -> tuple[int, ...] | None:
     if "Last Seen" in names or "First Seen" in names:
         return None
     return tuple(i for i, n in enumerate(names) if n == "Age")
-
-
-def _row(obj: JSON, cells: list[Any], is_pod: bool, include_object: str) -> JSON:
-    row: JSON = {"cells": cells}
-    if is_pod:
-        phase = (obj.get("status") or {}).get("phase")
-        if phase == "Succeeded":
-            row["conditions"] = _POD_SUCCEEDED
-        elif phase == "Failed":
-            row["conditions"] = _POD_FAILED
-    ro = _row_object(obj, include_object)
-    if ro is not None:
-        row["object"] = ro
-    return row
 
 
 def render_table_bytes(
@@ -351,13 +344,7 @@ def render_table_bytes(
             if encoded is None:
                 encoded = age_memo[created] = orjson.dumps(age(created, now))
             rows.append(encoded.join(segments))
-    meta: JSON = {}
-    if resource_version:
-        meta["resourceVersion"] = resource_version
-    if continue_token:
-        meta["continue"] = continue_token
-    if remaining is not None:
-        meta["remainingItemCount"] = remaining
+    meta = _list_meta(resource_version, continue_token, remaining)
     head = orjson.dumps({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
                          "columnDefinitions": defs})
     return head[:-1] + b',"rows":[' + b",".join(rows) + b"]}"
