@@ -147,29 +147,28 @@ class _Doc:
         else:
             parent.insert(self.index(op, path, last, len(parent), allow_end=True), value)
 
-    def remove(self, op: str, path: str, tokens: list[str]) -> Any:
-        if not tokens:
-            raise self.fail(op, path, "cannot remove the document root")
+    def existing(self, op: str, path: str, tokens: list[str]) -> tuple[Any, Any]:
+        """The container of the member ``tokens`` names and its key or index; the member must exist."""
         parent = self.parent(op, path, tokens)
         last = tokens[-1]
         if isinstance(parent, dict):
             if last not in parent:
                 raise self.fail(op, path, "doc is missing key")
-            return parent.pop(last)
-        return parent.pop(self.index(op, path, last, len(parent), allow_end=False))
+            return parent, last
+        return parent, self.index(op, path, last, len(parent), allow_end=False)
+
+    def remove(self, op: str, path: str, tokens: list[str]) -> Any:
+        if not tokens:
+            raise self.fail(op, path, "cannot remove the document root")
+        parent, key = self.existing(op, path, tokens)
+        return parent.pop(key)
 
     def replace(self, op: str, path: str, tokens: list[str], value: Any) -> None:
         if not tokens:
             self.root = value
             return
-        parent = self.parent(op, path, tokens)
-        last = tokens[-1]
-        if isinstance(parent, dict):
-            if last not in parent:
-                raise self.fail(op, path, "doc is missing key")
-            parent[last] = value
-        else:
-            parent[self.index(op, path, last, len(parent), allow_end=False)] = value
+        parent, key = self.existing(op, path, tokens)
+        parent[key] = value
 
 
 def json_patch(target: Any, ops: list[Any]) -> Any:
