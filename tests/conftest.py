@@ -12,13 +12,14 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+from atoll.api import errors
 from atoll.client import Client
 from atoll.node.config import NodeConfig, load_config
 from atoll.node.kubeconfig import admin_kubeconfig, dump
@@ -26,6 +27,7 @@ from atoll.node.master import MasterNode
 
 REPO = Path(__file__).resolve().parent.parent
 ATOLL = [sys.executable, "-m", "atoll.cli.main"]
+T = TypeVar("T")
 
 
 @dataclass
@@ -46,6 +48,18 @@ class RunningServer:
     def client(self) -> Client:
         """An Atoll client for this server, authenticated as the admin (use as ``async with``)."""
         return Client(self.url, ssl_context=self.ssl_context(), token=self.token)
+
+
+async def eventually(check: Callable[[], Awaitable[T]], within: float = 10.0, *, every: float = 0.05) -> T:
+    """Poll ``check`` until it returns without AssertionError/NotFound (its value) or time runs out."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await check()
+        except (AssertionError, errors.NotFound):
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(every)
 
 
 def free_port() -> int:

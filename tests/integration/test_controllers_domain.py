@@ -13,8 +13,8 @@ import base64
 import datetime
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -27,12 +27,11 @@ from atoll.client import Client
 from atoll.runtime.metrics import REGISTRY
 
 try:
-    from tests.conftest import RunningServer
+    from tests.conftest import RunningServer, eventually
 except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import RunningServer  # type: ignore[no-redef]
+    from conftest import RunningServer, eventually  # type: ignore[no-redef]
 
 JSON = dict[str, Any]
-T = TypeVar("T")
 QUOTA = "resource-limitation"
 CDR = kinds.kind("kuscia.secretflow", "clusterdomainroutes")
 TOKEN = re.compile(r"^[A-Za-z]{32}$")
@@ -42,18 +41,6 @@ TOKEN = re.compile(r"^[A-Za-z]{32}$")
 async def client(api_server: RunningServer) -> AsyncIterator[Client]:
     async with api_server.client() as c:
         yield c
-
-
-async def eventually(check: Callable[[], Awaitable[T]], within: float = 10.0) -> T:
-    """Poll ``check`` until it returns without AssertionError/NotFound (its value) or time runs out."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return await check()
-        except (AssertionError, errors.NotFound):
-            if time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.05)
 
 
 def domain(name: str, *, role: str = "", pods: int | None = 100, **spec: Any) -> JSON:

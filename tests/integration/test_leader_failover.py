@@ -19,13 +19,15 @@ from typing import Any, TypeVar
 
 import pytest
 
-from atoll.api import errors, kinds
+from atoll.api import kinds
 from atoll.client import Client
 
 try:
+    from tests.conftest import eventually as poll
     from tests.conftest import start_master_process
     from tests.integration.servers import fresh_datastore, reaped
 except ImportError:  # tests/ is not a package: pytest put tests/ and this directory on sys.path
+    from conftest import eventually as poll  # type: ignore[no-redef]
     from conftest import start_master_process  # type: ignore[no-redef]
     from servers import fresh_datastore, reaped  # type: ignore[no-redef]
 
@@ -37,14 +39,7 @@ LEASES = kinds.LEASES
 
 
 async def eventually(check: Callable[[], Awaitable[T]], within: float) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return await check()
-        except (AssertionError, errors.NotFound):
-            if time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.2)
+    return await poll(check, within, every=0.2)
 
 
 async def domain_reconciles(client: Client) -> float:
