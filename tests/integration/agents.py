@@ -14,6 +14,8 @@ from typing import Any
 from atoll.agent.agent import Agent
 from atoll.agent.config import AgentConfig, Timers
 from atoll.agent.runp.images import ImageStore
+from atoll.api import kinds
+from atoll.api.errors import NotFound
 from atoll.apiserver.certs import PKI, issue_serving_cert
 from atoll.client import Client
 from tests.conftest import RunningServer, start_until_ready
@@ -107,6 +109,19 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
+
+
+async def wait_pod_gone(client: Client, name: str, *, namespace: str = "default", timeout: float = 15) -> None:  # noqa: ASYNC109
+    """Until the pod object no longer exists (the agent confirmed its deletion)."""
+
+    async def gone() -> bool:
+        try:
+            await client.get(kinds.PODS, name, namespace)
+        except NotFound:
+            return True
+        return False
+
+    await eventually(gone, timeout=timeout)
 
 
 def processes_with(marker: str) -> list[int]:

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from atoll.api import kinds
-from atoll.api.errors import NotFound
 from atoll.client import Client
 from tests.conftest import RunningServer, kubectl_binary
-from tests.integration.agents import eventually, pod, processes_with, running_agent
+from tests.integration.agents import eventually, pod, processes_with, running_agent, wait_pod_gone
 
 JSON = dict[str, Any]
 NODE = "alice-node"
@@ -144,14 +143,7 @@ async def test_graceful_delete_ends_process_group(api_server: RunningServer, tmp
         deleted = await c.delete(kinds.PODS, "long", "default")
         assert deleted["metadata"]["deletionTimestamp"] and deleted["metadata"]["deletionGracePeriodSeconds"] == 2
 
-        async def gone() -> bool:
-            try:
-                await c.get(kinds.PODS, "long", "default")
-            except NotFound:
-                return True
-            return False
-
-        await eventually(gone, timeout=10)
+        await wait_pod_gone(c, "long", timeout=10)
         assert 1.5 <= loop.time() - started < 6
         assert processes_with(marker) == []
         assert not any((tmp_path / "alice" / "agent" / "pods").iterdir())

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from atoll.api import kinds
-from atoll.api.errors import NotFound
 from atoll.client import Client
 from tests.conftest import RunningServer
-from tests.integration.agents import eventually, kill_leftovers, pod, processes_with, stable_processes
+from tests.integration.agents import eventually, kill_leftovers, pod, processes_with, stable_processes, wait_pod_gone
 from tests.integration.lite_procs import init_lite, node_ready, start, stop
 
 pytestmark = pytest.mark.slow
@@ -64,14 +63,7 @@ async def test_kill_9_and_restart_readopts_without_duplicates(api_server: Runnin
             assert await stable_processes(loop_a) == before, "re-adopted, not started twice"
             await client.delete(kinds.PODS, "long", "default")
 
-            async def gone() -> bool:
-                try:
-                    await client.get(kinds.PODS, "long", "default")
-                except NotFound:
-                    return True
-                return False
-
-            await eventually(gone, timeout=15)
+            await wait_pod_gone(client, "long", timeout=15)
             assert processes_with(loop_a) == []
             assert processes_with(loop_b), "bob's pod is untouched"
     finally:
