@@ -55,6 +55,8 @@ class AgentConfig:
     stop_pods_on_exit: bool = False
     """Kubelet semantics (False): pods keep running while the agent is down and are re-adopted."""
     labels: dict[str, str] = field(default_factory=dict)
+    pod_namespace: str | None = None
+    """Watch only this namespace's pods (a registered lite: its domain, all its identity may read)."""
 
     @property
     def name(self) -> str:

@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 import click
 
 from atoll.cli.common import fail, load
+from atoll.cli.domain import domain, token
 from atoll.cli.init_cmd import init
+from atoll.cli.route import route
 from atoll.node.config import ConfigError, NodeConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,6 +31,9 @@ def main() -> None:
 
 
 main.add_command(init)
+main.add_command(domain)
+main.add_command(token)
+main.add_command(route)
 _load = load
 
 

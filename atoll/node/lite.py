@@ -1,20 +1,30 @@
-"""A lite node: the node agent (RunP) joined to a master through ``kubeconfig``.
+"""A lite node: the node agent (RunP) of one domain, registered with its master.
 
-Kuscia's lite nodes reach the master API through their gateway (``masterEndpoint`` +
-``liteDeployToken``); until the gateway exists, Atoll's lite node joins directly with a
-kubeconfig (``atoll init --mode lite --kubeconfig FILE [--master-data-dir DIR]``).
+First start: registration (:mod:`atoll.node.registration`) with ``masterEndpoint`` and
+``liteDeployToken``; afterwards the lite talks to the master API with its node certificate
+(``CN=system:node:<domain>``, confined by RBAC to its namespace, Node and Lease — C5), watches
+only its domain's pods, and serves pod logs with the domain certificate issued by the master CA,
+so ``kubectl logs`` works for its pods wherever the lite runs. Kuscia's lites send this traffic
+through their gateway to ``apiserver.master.svc``; the gateway module takes over that path.
+
+``kubeconfig`` instead of ``masterEndpoint`` joins a master directly without registration
+(``atoll init --mode lite --kubeconfig FILE [--master-data-dir DIR]``), as tests do.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 from atoll.agent.agent import Agent
-from atoll.agent.config import from_node_config
+from atoll.agent.config import AgentConfig, from_node_config
 from atoll.client import Client
 from atoll.client.errors import ConfigError as KubeconfigError
 from atoll.node.config import ConfigError, NodeConfig
+from atoll.node.files import atomic_write, private_dir
+from atoll.node.pki import node_pki
+from atoll.node.registration import Registration, lite_kubeconfig, load_registration, register
 
 log = logging.getLogger(__name__)
 AGENT_CONNECTIONS = 8
@@ -24,26 +34,47 @@ writes queues for these instead of opening (and TLS-handshaking, on both ends) o
 
 class LiteNode:
     def __init__(self, config: NodeConfig) -> None:
-        if not config.kubeconfig:
-            raise ConfigError("kubeconfig: required for a lite node (the master's API server to join)")
+        if not config.kubeconfig and not config.master_endpoint:
+            raise ConfigError("masterEndpoint: required for a lite node (or kubeconfig to join a master directly)")
         if config.runtime != "runp":
             raise ConfigError(f"runtime: {config.runtime!r} is not available yet (use runp)")
         self.config = config
         self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra)
 
     async def run(self) -> None:
+        if self.config.kubeconfig:
+            await self._run_agent(self.config.kubeconfig, self.agent_config)
+            return
+        registration = await self.ensure_registered()
+        pki = node_pki(self.config)
+        agent_config = dataclasses.replace(
+            self.agent_config, node_name=registration.node_name, tls_cert=pki.domain_cert, tls_key=pki.domain_key,
+            client_ca=pki.ca_cert, pod_namespace=self.config.domain_id,
+        )
+        await self._run_agent(lite_kubeconfig(self.config, registration), agent_config)
+
+    async def ensure_registered(self) -> Registration:
+        registration = load_registration(self.config)
+        if registration is None:
+            registration = await register(self.config, self.agent_config.name)
+            log.info("lite %s registered with %s as node %s", self.config.domain_id, self.config.master_endpoint,
+                     registration.node_name)
+        return registration
+
+    async def _run_agent(self, kubeconfig: object, agent_config: AgentConfig) -> None:
         try:
             client = Client.from_kubeconfig(
-                self.config.kubeconfig, user_agent=f"atoll-agent/{self.config.domain_id}", pool_size=AGENT_CONNECTIONS
+                kubeconfig,  # type: ignore[arg-type]
+                user_agent=f"atoll-agent/{self.config.domain_id}", pool_size=AGENT_CONNECTIONS,
             )
         except KubeconfigError as exc:
             raise ConfigError(f"kubeconfig: {exc}") from None
         async with client:
-            await Agent(client, self.agent_config).run()
+            await Agent(client, agent_config).run()
 
 
 def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) -> Path:
-    """The agent's log-serving certificate, signed by the master's CA (same machine only).
+    """The agent's log-serving certificate, signed by the master's CA (same machine, direct join only).
 
     Writes ``<data_dir>/pki/kubelet.{crt,key}`` and the CA certificate ``ca.crt`` that the
     agent uses to verify the API server's client certificate. Returns the certificate path.
@@ -54,11 +85,8 @@ def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) 
     if not master.ca_key.exists():
         raise ValueError(f"{master.ca_key} does not exist (is this the master's data directory?)")
     cert, key = issue_serving_cert(master, f"atoll-agent-{domain}")
-    pki = data_dir / "pki"
-    pki.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (pki / "kubelet.crt").write_bytes(cert)
-    key_file = pki / "kubelet.key"
-    key_file.touch(mode=0o600)
-    key_file.write_bytes(key)
-    (pki / "ca.crt").write_bytes(master.ca_cert.read_bytes())
+    pki = private_dir(data_dir / "pki")
+    atomic_write(pki / "kubelet.key", key, 0o600)
+    atomic_write(pki / "kubelet.crt", cert, 0o644)
+    atomic_write(pki / "ca.crt", master.ca_cert.read_bytes(), 0o644)
     return pki / "kubelet.crt"

@@ -26,7 +26,10 @@ from atoll.apiserver.certs import PKI, ensure_pki, server_ssl_context
 from atoll.apiserver.objects import WriteOptions
 from atoll.client import Client
 from atoll.controllers import CONTROLLERS, ControllerContext, setup_all
-from atoll.node.config import NodeConfig
+from atoll.node.config import NodeConfig, domain_key, external_port
+from atoll.node.master_endpoint import MasterEndpoint, tls_context
+from atoll.node.node_restriction import LiteNodeRestriction
+from atoll.node.registration_server import Registrar
 from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
 from atoll.scheduler import setup as setup_scheduler
@@ -76,6 +79,7 @@ class MasterNode:
                     unix_socket=loopback_socket(self.config.data_dir),
                 ),
             )
+            self.server.admission.add(LiteNodeRestriction())
             # /readyz stays 503 until the bootstrap (namespaces, Kuscia CRDs) is done
             self.server.readiness_gates.append(self.ready)
             async with asyncio.TaskGroup() as tg:
@@ -85,13 +89,31 @@ class MasterNode:
                 path = endpoint_file(self.config.data_dir)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(self.url)
+                endpoint = await self._start_endpoint()
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
                 # in the body, not a sibling task: on shutdown the controllers stop (and release
                 # their lease) while the API server is still serving
-                await self._run_controllers()
+                try:
+                    await self._run_controllers()
+                finally:
+                    if endpoint is not None:
+                        await endpoint.stop()
         finally:
             await store.close()
+
+    def registrar(self) -> Registrar:
+        """``/register`` for lites (mounted by the gateway's handshake server, or our endpoint)."""
+        return Registrar(self.client, self.pki, domain_key(self.config), self.url)
+
+    async def _start_endpoint(self) -> MasterEndpoint | None:
+        """Without a gateway module, the master serves ``/register`` itself on ``gateway.externalPort``."""
+        if "gateway" not in self.config.extra or not self.config.domain_key_data:
+            return None
+        tls = tls_context(self.pki) if self.config.protocol in ("TLS", "MTLS") else None
+        endpoint = MasterEndpoint(self.registrar(), self.config.api_host, external_port(self.config), tls)
+        await endpoint.start()
+        return endpoint
 
     def client(self) -> Client:
         """An admin client of this node's own API server: over the loopback Unix socket when it
