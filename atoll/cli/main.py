@@ -19,6 +19,7 @@ import click
 from atoll.cli.common import fail, load
 from atoll.cli.domain import domain, token
 from atoll.cli.init_cmd import init
+from atoll.cli.quickstart import quickstart
 from atoll.cli.route import route
 from atoll.node.config import ConfigError, NodeConfig
 
@@ -34,6 +35,7 @@ main.add_command(init)
 main.add_command(domain)
 main.add_command(token)
 main.add_command(route)
+main.add_command(quickstart)
 _load = load
 
 
@@ -100,29 +102,6 @@ def kubeconfig(config_path: Path, token: bool, server: str) -> None:
     if not pki.admin_cert.exists():
         fail(f"{pki.admin_cert} does not exist: `atoll kubeconfig` needs a master's config (created by atoll init)")
     click.echo(dump(admin_kubeconfig(pki, server, use_token=token)), nl=False)
-
-
-@main.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("quickstart-data"), show_default=True)
-@click.option("--exit", "exit_after", is_flag=True, help="Stop once the network is up and shown.")
-def quickstart(data_dir: Path, exit_after: bool) -> None:
-    """Start a local network (master + domains alice and bob) and show it working."""
-    from atoll.node.quickstart import run_quickstart
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        asyncio.run(_until_signal(run_quickstart(data_dir, exit_after=exit_after, say=click.echo)))
-    except (ConfigError, OSError) as exc:
-        fail(str(exc))
-
-
-async def _until_signal(work: Any) -> None:
-    task = asyncio.ensure_future(work)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 @main.group()
