@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from atoll.api import kinds
-from atoll.node.config import generate_domain_key, load_config
+from atoll.node.config import load_config
 from atoll.node.network import ATOLL, LocalNetwork, free_port
 from atoll.node.quickstart import demo_image, run_demo_pod
 from atoll.node.registration import RegistrationError, lite_kubeconfig, load_registration, register
@@ -76,7 +76,8 @@ def init_lite(base: Path, domain: str, endpoint: str, token: str) -> Path:
 
 
 def used_token(network: LocalNetwork, kubectl: Kubectl, domain: str) -> str:
-    return kubectl.out("get", "domain", domain, "-o", "jsonpath={.status.deployTokenStatuses[?(@.state==\"used\")].token}")
+    path = '{.status.deployTokenStatuses[?(@.state=="used")].token}'
+    return kubectl.out("get", "domain", domain, "-o", f"jsonpath={path}")
 
 
 def assert_nothing_stored(config: Path) -> None:
