@@ -1,6 +1,6 @@
 """The agent's log endpoint: the kubelet's ``GET /containerLogs/{namespace}/{pod}/{container}``.
 
-Contract (``atoll/apiserver/podlogs.py``): HTTPS on the port published in the Node's
+Contract (``atoll/apiserver/http/podlogs.py``): HTTPS on the port published in the Node's
 ``status.daemonEndpoints.kubeletEndpoint.Port``; query ``follow``, ``tailLines``,
 ``sinceSeconds``, ``sinceTime``, ``previous``, ``timestamps``, ``limitBytes``; ``text/plain``,
 chunked while following (a follow ends when the container attempt ends).

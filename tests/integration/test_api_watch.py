@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from atoll.apiserver import watch as watch_module
+from atoll.apiserver.http import watch as watch_module
 from tests.integration.kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, create, domain, names
 
 CMS = "/api/v1/namespaces/default/configmaps"
