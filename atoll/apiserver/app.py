@@ -14,13 +14,14 @@ import logging
 import os
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from atoll.api.builtins import BUILTINS
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import Registry
 from atoll.apiserver.admission.chain import AdmissionChain, NamespaceLifecycle
 from atoll.apiserver.admission.kuscia import KusciaAdmission
@@ -35,21 +36,30 @@ from atoll.apiserver.auth.authn import (
 from atoll.apiserver.auth.rbac import RBACAuthorizer
 from atoll.apiserver.auth.reviews import VIRTUAL, Reviews
 from atoll.apiserver.auth.tokens import TokenIssuer
-from atoll.apiserver.cache.watchcache import WatchCache
+from atoll.apiserver.cache.watchcache import CacheSettings, WatchCache
 from atoll.apiserver.discovery.groups import Discovery
 from atoll.apiserver.discovery.openapi import OpenAPI
 from atoll.apiserver.http.listeners import start_loopback, start_tcp
 from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.resources import ResourceHandlers
 from atoll.apiserver.http.server import Frontends, RequestHandler
+from atoll.apiserver.http.watch import WatchStreamSettings
 from atoll.apiserver.registry.storage import ResourceStorage
 from atoll.store.base import Store
+from atoll.store.compactor import CompactionSettings, Compactor
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
-COMPACTION_INTERVAL = 300.0
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Tuning of the server's parts (each documents its own defaults)."""
+
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    watch: WatchStreamSettings = field(default_factory=WatchStreamSettings)
+    compaction: CompactionSettings = field(default_factory=CompactionSettings)
 
 
 @dataclass(slots=True)
@@ -64,6 +74,8 @@ class ServerConfig:
     # loopback listener for in-process clients (the controller manager): plain HTTP on a Unix
     # socket in a 0700 directory, like kube-apiserver's loopback client; authentication unchanged
     unix_socket: Path | None = None
+    settings: ServerSettings = field(default_factory=ServerSettings)
+    clock: Clock = SYSTEM_CLOCK  # timestamps, token expiry, watch bookmarks and deadlines, compaction
 
 
 class APIServer:
@@ -75,7 +87,10 @@ class APIServer:
         self.registry = Registry()
         for rd in (*BUILTINS, *VIRTUAL):
             self.registry.register(rd)
-        self.cache = WatchCache(store)
+        self.cache = WatchCache(store, config.settings.cache)
+        self.compactor = Compactor(
+            store, config.settings.compaction, clock=config.clock, on_compacted=self.cache.compacted
+        )
         self.authorizer = RBACAuthorizer(self.cache)
         self.authn, self.reviews = self._authentication(config)
         self.crds = CRDManager(self.registry)
@@ -85,14 +100,15 @@ class APIServer:
         self.admission.add(self.crds)
         self.admission.add(KusciaAdmission())
         self.admission.add(QuotaAdmission(self.cache))
-        self.objects = ResourceStorage(store, self.cache, self.admission)
+        self.objects = ResourceStorage(store, self.cache, self.admission, clock=config.clock)
         logs = PodLogs(self.cache, config.ca_file, config.kubelet_client_cert)
+        self.resources = ResourceHandlers(self.objects, logs, watch=config.settings.watch, clock=config.clock)
         self.handler = RequestHandler(
             Frontends(
                 registry=self.registry,
                 discovery=Discovery(self.registry),
                 openapi=OpenAPI(self.registry),
-                resources=ResourceHandlers(self.objects, logs),
+                resources=self.resources,
                 authorizer=self.authorizer,
                 authn=self.authn,
                 reviews=self.reviews,
@@ -113,7 +129,7 @@ class APIServer:
         authenticators: list[Any] = [StaticTokenAuthenticator({config.admin_token: ADMIN_USER})]
         reviews = None
         if config.signing_key is not None:
-            issuer = TokenIssuer(config.signing_key, self.cache)
+            issuer = TokenIssuer(config.signing_key, self.cache, clock=config.clock)
             authenticators.append(issuer)
             reviews = Reviews(self.authorizer, issuer, self.cache)
         authenticators.append(ClientCertAuthenticator())
@@ -136,7 +152,7 @@ class APIServer:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.cache.run(), name="apiserver/watch-cache")
             await self.cache.wait_ready()
-            tg.create_task(self._compact_periodically(), name="apiserver/compactor")
+            tg.create_task(self.compactor.run(), name="apiserver/compactor")
             runner = web.ServerRunner(self.make_server(), shutdown_timeout=1.0)
             await runner.setup()
             config = self.config
@@ -154,20 +170,6 @@ class APIServer:
                 if self.loopback_socket is not None:
                     with contextlib.suppress(OSError):
                         os.unlink(self.loopback_socket)
-
-    async def _compact_periodically(self) -> None:
-        """Like kube-apiserver with etcd: every interval, compact to the revision seen one interval
-        ago, so at least one interval of history stays available to watches and continue tokens."""
-        previous = await self.store.current_revision()
-        while True:
-            await asyncio.sleep(COMPACTION_INTERVAL)
-            current = await self.store.current_revision()
-            if previous > 0:
-                try:
-                    await self.store.compact(previous)
-                except Exception:
-                    log.exception("compaction to revision %d failed", previous)
-            previous = current
 
     async def wait_ready(self) -> None:
         await self._ready.wait()

@@ -8,7 +8,6 @@ API server's, or when its ServiceAccount is deleted (or re-created with a new UI
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from atoll.api import errors
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.cache.watchcache import WatchCache
 
@@ -29,6 +29,7 @@ DEFAULT_EXPIRY = 3600
 MIN_EXPIRY, MAX_EXPIRY = 600, 48 * 3600
 VERIFIED_CACHE_TTL = 10.0
 VERIFIED_CACHE_SIZE = 4096
+LEEWAY = 5  # seconds of clock skew tolerated on exp/nbf
 
 
 def sa_user(namespace: str, name: str, uid: str = "") -> UserInfo:
@@ -42,7 +43,8 @@ def sa_user(namespace: str, name: str, uid: str = "") -> UserInfo:
 class TokenIssuer:
     """Signs and verifies ServiceAccount JWTs."""
 
-    def __init__(self, key_path: Path, cache: WatchCache) -> None:
+    def __init__(self, key_path: Path, cache: WatchCache, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         self._private = key
@@ -71,7 +73,7 @@ class TokenIssuer:
                 ],
             )
         seconds = min(seconds, MAX_EXPIRY)
-        now = int(time.time())
+        now = int(self._clock.now())
         md = sa["metadata"]
         claims: JSON = {
             "iss": ISSUER,
@@ -97,13 +99,13 @@ class TokenIssuer:
         if not token or token.count(".") != 2:
             return None
         hit = self._verified.get(token)
-        claims = hit[1] if hit is not None and hit[0] > time.time() else self._verify(token)
+        claims = hit[1] if hit is not None and hit[0] > self._clock.now() else self._verify(token)
         if claims is None:
             return None
         if hit is None or hit[1] is not claims:
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
                 self._verified.clear()
-            self._verified[token] = (min(time.time() + VERIFIED_CACHE_TTL, float(claims["exp"])), claims)
+            self._verified[token] = (min(self._clock.now() + VERIFIED_CACHE_TTL, float(claims["exp"])), claims)
         info = claims.get("kubernetes.io") or {}
         namespace = info.get("namespace", "")
         sa = info.get("serviceaccount") or {}
@@ -120,9 +122,21 @@ class TokenIssuer:
                 algorithms=["ES256"],
                 audience=API_AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "sub", "aud"]},
-                leeway=5,
+                # times are checked below against this server's clock (injected: tests use fake time)
+                options={"require": ["exp", "sub", "aud"], "verify_exp": False, "verify_nbf": False,
+                         "verify_iat": False},
             )
         except jwt.PyJWTError:
             return None
-        return claims if isinstance(claims, dict) else None
+        if not isinstance(claims, dict) or not _current(claims, self._clock.now()):
+            return None
+        return claims
+
+
+def _current(claims: JSON, now: float) -> bool:
+    """``nbf`` <= now < ``exp``, with PyJWT's usual leeway for clock skew between issuers."""
+    try:
+        expires, not_before = float(claims["exp"]), float(claims.get("nbf", 0))
+    except (TypeError, ValueError):
+        return False
+    return not_before - LEEWAY <= now < expires + LEEWAY

@@ -20,7 +20,7 @@ import builtins
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -31,8 +31,19 @@ from atoll.store.base import Compacted, Event, Store
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
-HISTORY_EVENTS = 200_000
-WATCHER_QUEUE = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    history_events: int = 200_000
+    """Events kept for watches that resume from a resourceVersion; older ones answer 410."""
+    initial_history: int = 10_000
+    """Revisions before the initial list replayed into the history at start (so clients that watched
+    the previous server process can resume)."""
+    watcher_queue: int = 5_000
+    """Events a watcher may fall behind before it is ended with 410 (its client re-lists)."""
+    read_your_writes: float = 5.0
+    """Seconds a write waits for the cache to apply its own revision before giving up."""
 
 
 @dataclass(slots=True)
@@ -67,7 +78,7 @@ Filter = Callable[[JSON], bool]
 class Watcher:
     prefix: str
     matches: Filter
-    queue: asyncio.Queue[WatchEvent | None] = field(default_factory=lambda: asyncio.Queue(WATCHER_QUEUE))
+    queue: asyncio.Queue[WatchEvent | None]
     error: Exception | None = None
 
     def offer(self, event: WatchEvent) -> bool:
@@ -106,11 +117,12 @@ def decode(value: bytes, revision: int) -> Cached:
 class WatchCache:
     """In-memory state of the whole store plus recent history and live watchers."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: CacheSettings | None = None) -> None:
         self._store = store
+        self.settings = settings or CacheSettings()
         self._objects: dict[str, dict[str, Cached]] = {}  # resource prefix -> key -> object
         self._sorted: dict[str, list[str]] = {}  # resource prefix -> sorted keys (lazily rebuilt)
-        self._history: deque[WatchEvent] = deque(maxlen=HISTORY_EVENTS)
+        self._history: deque[WatchEvent] = deque(maxlen=self.settings.history_events)
         self._watchers: set[Watcher] = set()
         self._by_resource: dict[str, set[Watcher]] = {}  # resource prefix -> its watchers
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -137,7 +149,7 @@ class WatchCache:
                     callback(WatchEvent("ADDED", kv.key, cached, None, kv.revision))
         self.revision = listed.revision
         compacted = await self._store.compacted_revision()
-        start = max(compacted, listed.revision - 10_000)
+        start = max(compacted, listed.revision - self.settings.initial_history)
         self._history_start = start
         self._ready.set()
         try:
@@ -216,14 +228,22 @@ class WatchCache:
                 still.append((rev, fut))
         self._waiters = still
 
-    async def wait_for(self, revision: int, within: float = 5.0) -> None:
+    async def wait_for(self, revision: int, within: float | None = None) -> None:
         """Wait until the cache has applied ``revision`` (read-your-writes after a local write)."""
         if revision <= self.revision:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((revision, fut))
-        async with asyncio.timeout(within):
+        async with asyncio.timeout(self.settings.read_your_writes if within is None else within):
             await fut
+
+    def compacted(self, revision: int) -> None:
+        """The store compacted to ``revision``: forget the history at or below it, so watches and
+        continue tokens from before it get 410 from the cache as they do from the store."""
+        history = self._history
+        while history and history[0].revision <= revision:
+            history.popleft()
+        self._history_start = max(self._history_start, min(revision, self.revision))
 
     # ---- reads ----------------------------------------------------------------------------
 
@@ -259,7 +279,7 @@ class WatchCache:
 
         ``revision`` None or 0: synthetic ADDED for every current matching object. Otherwise the
         history after ``revision``; 410 if that history is no longer retained."""
-        watcher = Watcher(prefix, matches)
+        watcher = Watcher(prefix, matches, asyncio.Queue(self.settings.watcher_queue))
         if not revision:
             initial = [WatchEvent("ADDED", prefix, c, None, c.revision) for c in self.list(prefix) if matches(c.obj)]
         else:

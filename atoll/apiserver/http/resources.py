@@ -11,13 +11,14 @@ from typing import Any
 from aiohttp import web
 
 from atoll.api import errors, timestamps
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.http import codec
 from atoll.apiserver.http.authorize import field_selector_name
 from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.routing import Route
-from atoll.apiserver.http.watch import serve_watch
+from atoll.apiserver.http.watch import WatchStreamSettings, serve_watch
 from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.patch.dispatch import PATCH_TYPES, apply_patch
 from atoll.apiserver.registry import lists
@@ -75,9 +76,18 @@ def _warnings(opts: WriteOptions | None) -> dict[str, str] | None:
 
 
 class ResourceHandlers:
-    def __init__(self, objects: ResourceStorage, logs: PodLogs) -> None:
+    def __init__(
+        self,
+        objects: ResourceStorage,
+        logs: PodLogs,
+        *,
+        watch: WatchStreamSettings | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.objects = objects
         self.logs = logs
+        self.watch_settings = watch or WatchStreamSettings()
+        self.clock = clock
 
     def _cached_raw(self, rd: ResourceDef, obj: JSON) -> bytes | None:
         """The cache's encoding of ``obj`` when a write returned the cached object itself (no re-encode)."""
@@ -127,7 +137,16 @@ class ResourceHandlers:
                 def renderer(objs: list[JSON], with_columns: bool) -> JSON:
                     return render_table(rd, objs, include_object=include, with_columns=with_columns)
 
-            return await serve_watch(request, self.objects.cache, rd, route.namespace, matcher, table_renderer=renderer)
+            return await serve_watch(
+                request,
+                self.objects.cache,
+                rd,
+                route.namespace,
+                matcher,
+                table_renderer=renderer,
+                settings=self.watch_settings,
+                clock=self.clock,
+            )
         rv = query.get("resourceVersion", "")
         if rv == "" and not query.get("continue"):
             await self.objects.cache.wait_for(await self.objects.store.current_revision())
@@ -272,7 +291,7 @@ class ResourceHandlers:
             status = dict(current.get("status") or {})
             conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
             conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                               "lastTransitionTime": timestamps.now_time()})
+                               "lastTransitionTime": timestamps.format_time(self.clock.now())})
             status["conditions"] = conditions
             return {**current, "spec": {**spec, "nodeName": node}, "status": status}
 

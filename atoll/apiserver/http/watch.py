@@ -12,20 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
+from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
 from aiohttp import web
 
 from atoll.api import errors
+from atoll.api.clock import Clock
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.cache.watchcache import WatchCache, WatchEvent
 from atoll.apiserver.registry.lists import Matcher
 
 JSON = dict[str, Any]
-BOOKMARK_INTERVAL = 10.0
 _TICK = cast(WatchEvent, object())  # queued by a stream's own timer: time to run the idle checks
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStreamSettings:
+    bookmark_interval: float = 10.0
+    """Seconds between BOOKMARK events on a stream that asked for them (kube-apiserver: about 1 min;
+    shorter here so informers' resume points stay fresh on a quiet resource)."""
+    min_timeout: float = 1800.0
+    max_timeout: float = 3600.0
+    """Without ``timeoutSeconds`` a stream ends after a random time in [min, max] (kube-apiserver's
+    ``--min-request-timeout`` spread), so clients reconnect to a fresh server now and then."""
 
 
 def _parse_rv(value: str) -> int:
@@ -45,11 +56,13 @@ async def serve_watch(
     matcher: Matcher | None,
     *,
     table_renderer: Any | None,
+    settings: WatchStreamSettings,
+    clock: Clock,
 ) -> web.StreamResponse:
     query = request.query
     revision = _parse_rv(query.get("resourceVersion", ""))
     try:
-        timeout = float(query.get("timeoutSeconds") or 0) or random.uniform(1800, 3600)
+        timeout = float(query.get("timeoutSeconds") or 0) or random.uniform(settings.min_timeout, settings.max_timeout)
     except ValueError:
         raise errors.BadRequest(f"invalid timeoutSeconds: {query.get('timeoutSeconds')!r}") from None
     bookmarks = query.get("allowWatchBookmarks", "").lower() == "true"
@@ -88,8 +101,8 @@ async def serve_watch(
             await response.write(b"".join(encode(ev) for ev in initial))
         if send_initial and bookmarks:
             await response.write(bookmark({"k8s.io/initial-events-end": "true"}))
-        deadline = time.monotonic() + timeout
-        next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
+        deadline = clock.monotonic() + timeout
+        next_bookmark = clock.monotonic() + settings.bookmark_interval
         queue = watcher.queue
         loop = asyncio.get_running_loop()
 
@@ -99,19 +112,19 @@ async def serve_watch(
             nonlocal ticker
             if queue.empty():
                 queue.put_nowait(_TICK)
-            ticker = loop.call_later(max(0.0, min(1.0, deadline - time.monotonic())), tick)
+            ticker = loop.call_later(max(0.0, min(1.0, deadline - clock.monotonic())), tick)
 
         ticker = loop.call_later(min(1.0, timeout), tick)
         while True:
-            if time.monotonic() >= deadline:
+            if clock.monotonic() >= deadline:
                 break
             event = await queue.get()
             if event is _TICK:
                 if request.transport is None or request.transport.is_closing():
                     break
-                if bookmarks and time.monotonic() >= next_bookmark:
+                if bookmarks and clock.monotonic() >= next_bookmark:
                     await response.write(bookmark())
-                    next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
+                    next_bookmark = clock.monotonic() + settings.bookmark_interval
                 continue
             if event is None:
                 if watcher.error is not None:

@@ -10,14 +10,14 @@ nothing is not stored (no wasted revisions).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from atoll.api import errors, timestamps
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.admission.chain import AdmissionChain, Attributes
 from atoll.apiserver.auth.user import UserInfo
@@ -81,7 +81,10 @@ def _spec_part(obj: JSON, rd: ResourceDef) -> JSON:
 class ResourceStorage:
     """The write and read paths for all resources."""
 
-    def __init__(self, store: Store, cache: WatchCache, admission: AdmissionChain) -> None:
+    def __init__(
+        self, store: Store, cache: WatchCache, admission: AdmissionChain, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.clock = clock
         self.store = store
         self.cache = cache
         self.admission = admission
@@ -136,7 +139,7 @@ class ResourceStorage:
             md.pop(fld, None)
         _drop_empty(md)
         md["uid"] = meta.new_uid()
-        md["creationTimestamp"] = timestamps.now_time()
+        md["creationTimestamp"] = timestamps.format_time(self.clock.now())
         md["generation"] = 1
         obj["apiVersion"], obj["kind"] = rd.api_version, rd.kind
         defaults.prepare_create(rd, obj)
@@ -346,7 +349,7 @@ class ResourceStorage:
             self._check_preconditions(rd, name, current.obj, options)
             attrs = Attributes("DELETE", rd, namespace, name, None, current.obj, dry_run=opts.dry_run, user=opts.user)
             await self.admission.admit(attrs)
-            marked = _mark_deleted(rd, current.obj, options)
+            marked = _mark_deleted(rd, current.obj, options, self.clock.now())
             if opts.dry_run:
                 return (marked or current.obj), marked is None
             try:
@@ -408,7 +411,7 @@ def _namespace_finalizers(rd: ResourceDef, obj: JSON) -> list[str]:
     return []
 
 
-def _mark_deleted(rd: ResourceDef, obj: JSON, options: JSON) -> JSON | None:
+def _mark_deleted(rd: ResourceDef, obj: JSON, options: JSON, now: float) -> JSON | None:
     """The object marked for deletion, or None when it can be removed at once."""
     md = obj["metadata"]
     finalizers = list(md.get("finalizers") or [])
@@ -430,16 +433,10 @@ def _mark_deleted(rd: ResourceDef, obj: JSON, options: JSON) -> JSON | None:
         new_md.pop("finalizers")
     if not md.get("deletionTimestamp") or grace < int(md.get("deletionGracePeriodSeconds") or 0):
         # graceful (pods on a node): visible until the agent confirms with grace 0, like Kubernetes
-        new_md["deletionTimestamp"] = _rfc3339_after(grace) if grace else timestamps.now_time()
+        new_md["deletionTimestamp"] = timestamps.format_time(now + grace)
         new_md["deletionGracePeriodSeconds"] = grace
     new["metadata"] = new_md
     if is_namespace:
         new["status"] = dict(obj.get("status") or {}, phase="Terminating")
     return new
 
-
-def _rfc3339_after(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
-
-
-AsyncMutator = Callable[[JSON], Awaitable[JSON]]
