@@ -67,7 +67,9 @@ def setup_gc(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     scan_period: float = SCAN_PERIOD,
+    name: str = GC_NAME,
 ) -> None:
+    """The job garbage collector alone (tests run it on their own manager with an injected clock)."""
     jobs = manager.informer(KUSCIAJOBS, CROSS_DOMAIN_NAMESPACE)
     collector = JobGarbageCollector(
         ctx.client,
@@ -75,9 +77,9 @@ def setup_gc(
         duration=timedelta(hours=ctx.job_gc_duration_hours),
         clock=clock,
         scan_period=scan_period,
-        name=GC_NAME,
+        name=name,
     )
-    controller: Controller[ObjectKey] = Controller(GC_NAME, collector, workers=1)
+    controller: Controller[ObjectKey] = Controller(name, collector, workers=1)
     controller.watch(jobs)
     manager.add(controller)
 
