@@ -67,7 +67,8 @@ def _task_label(task: Task, obj: JSON | None, waiting: bool) -> Text:
     else:
         status = obj.get("status") or {}
         label.append_text(_phase(str(status.get("phase") or "Pending")))
-        if status.get("phase") == "Failed" and status.get("message"):
+        party_said = {str(p.get("message")) for p in status.get("partyTaskStatus") or () if p.get("message")}
+        if status.get("phase") == "Failed" and status.get("message") and status["message"] not in party_said:
             label.append(f"  {status['message']}", style="red")
     return label
 
