@@ -53,6 +53,7 @@ APPIMAGES = kinds.kind("kuscia.secretflow", "appimages")
 DONE = frozenset({c.SUCCEEDED, c.CANCELLED, c.APPROVAL_REJECT})
 """Phases that need no more work once ``completionTime`` is set (Kuscia's terminal check)."""
 RESTART_POLL = 0.5
+CONFLICT_RETRY = 0.1
 
 
 @dataclass(slots=True)
@@ -125,6 +126,14 @@ class JobReconciler:
         }
 
     async def reconcile(self, key: ObjectKey) -> Result:
+        try:
+            return await self._reconcile(key)
+        except errors.Conflict:
+            # our own writes (status, then the stage annotation) race the cache: read again shortly
+            log.debug("job %s changed while reconciling; retrying", key)
+            return Result(requeue_after=CONFLICT_RETRY)
+
+    async def _reconcile(self, key: ObjectKey) -> Result:
         job = self.c.jobs.get(key.name, key.namespace)
         if job is None or job["metadata"].get("deletionTimestamp") or key.namespace != CROSS_DOMAIN_NAMESPACE:
             return Result()
