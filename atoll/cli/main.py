@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from atoll.cli.job import job as job_commands
 from atoll.node.config import ConfigError, NodeConfig, generate_domain_key, load_config, validate_domain_id
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -226,6 +227,8 @@ def crds() -> None:
 
     click.echo(yaml.safe_dump_all(kuscia_crds(), sort_keys=False), nl=False)
 
+
+main.add_command(job_commands)
 
 if __name__ == "__main__":
     main()

@@ -127,7 +127,12 @@ class MasterNode:
                 retry_period=1.0,
             )
             manager = Manager(client, leader_election=elector)
-            ctx = ControllerContext(client, master_domain=self.config.domain_id)
+            ctx = ControllerContext(
+                client,
+                master_domain=self.config.domain_id,
+                enable_workload_approve=self.config.enable_workload_approve,
+                job_gc_duration_hours=self.config.job_gc_duration_hours,
+            )
             wanted = self.config.controllers
             names = setup_all(
                 manager, ctx, CONTROLLERS if wanted is None else tuple(n for n in wanted if n != "scheduler")
