@@ -32,9 +32,9 @@ def master_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def admin_client(config_path: Path | None, kubeconfig: str | None) -> tuple[Client, str]:
     """(client, the master's domain ID)."""
-    from atoll.apiserver.certs import PKI
     from atoll.node.kubeconfig import admin_kubeconfig
     from atoll.node.master import endpoint_file
+    from atoll.pki import PKI
 
     try:
         if config_path is not None:

@@ -84,13 +84,12 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
     extra: dict[str, object] = {"gateway": {"externalPort": external_port}}
     if mode in ("lite", "autonomy"):
         extra["datamesh"] = {"httpPort": datamesh_http_port, "grpcPort": datamesh_grpc_port}
-    if enable_workload_approve:
-        extra["enableWorkloadApprove"] = True
     config = NodeConfig(
         mode=mode, domain_id=domain_id, data_dir=data_dir.resolve(), api_host=api_host, api_port=api_port,
         datastore_endpoint=datastore_endpoint, log_level=log_level.upper(), protocol=protocol.upper(),
         domain_key_data=key_data, kubeconfig=str(Path(kubeconfig).resolve()) if kubeconfig else "",
-        master_endpoint=endpoint, lite_deploy_token=token, runtime=runtime.lower(), extra=extra,
+        master_endpoint=endpoint, lite_deploy_token=token, runtime=runtime.lower(),
+        enable_workload_approve=enable_workload_approve, extra=extra,
     )
     try:
         init_pki(config)

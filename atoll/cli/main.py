@@ -19,6 +19,7 @@ import click
 from atoll.cli.common import fail, load
 from atoll.cli.domain import domain, token
 from atoll.cli.init_cmd import init
+from atoll.cli.job import job as job_commands
 from atoll.cli.quickstart import quickstart
 from atoll.cli.route import route
 from atoll.node.config import ConfigError, NodeConfig
@@ -90,9 +91,9 @@ async def _run_node(config: NodeConfig) -> None:
 @click.option("--server", default="", help="Server URL (default: the running node's, else the configured port).")
 def kubeconfig(config_path: Path, token: bool, server: str) -> None:
     """Print an admin kubeconfig for the node."""
-    from atoll.apiserver.certs import PKI
     from atoll.node.kubeconfig import admin_kubeconfig, dump
     from atoll.node.master import endpoint_file
+    from atoll.pki import PKI
 
     config = _load(config_path)
     if not server:
@@ -147,6 +148,8 @@ def crds() -> None:
 
     click.echo(yaml.safe_dump_all(kuscia_crds(), sort_keys=False), nl=False)
 
+
+main.add_command(job_commands)
 
 if __name__ == "__main__":
     main()

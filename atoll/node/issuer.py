@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from atoll.apiserver.certs import PKI
 from atoll.node.registration_messages import NODES_GROUP, node_user
+from atoll.pki import PKI
 
 VALIDITY = dt.timedelta(days=3650)
 

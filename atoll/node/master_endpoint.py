@@ -14,8 +14,8 @@ import ssl
 
 from aiohttp import web
 
-from atoll.apiserver.certs import PKI
 from atoll.node.registration_server import Registrar, registration_routes
+from atoll.pki import PKI
 
 log = logging.getLogger(__name__)
 

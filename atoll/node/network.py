@@ -24,10 +24,10 @@ import yaml
 
 from atoll.api import errors, kinds
 from atoll.api.constants import LABEL_NODE_NAMESPACE
-from atoll.apiserver.certs import PKI
 from atoll.client import Client, ClientError
 from atoll.node.admin_ops import add_lite, create_route, parse_endpoint
 from atoll.node.kubeconfig import admin_kubeconfig, dump
+from atoll.pki import PKI
 
 ATOLL = [sys.executable, "-m", "atoll.cli.main"]
 MASTER_DOMAIN = "kuscia-system"

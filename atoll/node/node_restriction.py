@@ -12,7 +12,7 @@ from typing import Any
 
 from atoll.api import errors
 from atoll.api.constants import LABEL_NODE_NAMESPACE
-from atoll.apiserver.admission import Attributes
+from atoll.apiserver.admission.chain import Attributes
 from atoll.node.registration_messages import NODE_USER_PREFIX, NODES_GROUP
 
 JSON = dict[str, Any]

@@ -2,7 +2,7 @@
 
 * every node: ``<dataDir>/pki/domain.key`` — the domain's RSA key (``domainKeyData``, PKCS#1);
 * master / autonomy: the cluster CA, the API server's serving certificate, the admin
-  credentials and the service-account signing key (:func:`atoll.apiserver.certs.ensure_pki`);
+  credentials and the service-account signing key (:func:`atoll.pki.ensure_pki`);
 * lite, written by registration (:mod:`atoll.node.registration`): ``domain.crt`` (Kuscia's domain
   certificate, also the agent's log-serving certificate), ``node.crt`` (the lite's API client
   certificate, ``CN=system:node:<domain>``), ``ca.crt`` (the master CA) and ``master.pub``.
@@ -18,9 +18,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from atoll.apiserver.certs import PKI, ensure_pki
 from atoll.node.config import ConfigError, NodeConfig, domain_key
 from atoll.node.files import atomic_write, private_dir
+from atoll.pki import PKI, ensure_pki
 
 LOOPBACK = ("127.0.0.1", "localhost", "0.0.0.0", "::1", "::")
 

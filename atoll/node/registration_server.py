@@ -35,7 +35,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import errors, kinds
 from atoll.api.constants import LABEL_NODE_NAMESPACE, domain_id_problem
-from atoll.apiserver.certs import PKI
 from atoll.client import Client, ClientError
 from atoll.node import issuer
 from atoll.node.lite_identity import identity_objects
@@ -48,6 +47,7 @@ from atoll.node.registration_messages import (
     request_hash,
     unb64,
 )
+from atoll.pki import PKI
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
