@@ -73,6 +73,17 @@ class LiteNode:
             await Agent(client, agent_config).run()
 
 
+def lite_api_source(config: NodeConfig) -> str | dict[str, object]:
+    """How a lite's own tools reach the master API: its ``kubeconfig`` (direct join), or the
+    credentials registration gave it (``ConfigError`` before the lite's first start)."""
+    if config.kubeconfig:
+        return config.kubeconfig
+    registration = load_registration(config)
+    if registration is None:
+        raise ConfigError(f"lite {config.domain_id} is not registered yet: start it once (atoll start -c …)")
+    return lite_kubeconfig(config, registration)
+
+
 def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) -> Path:
     """The agent's log-serving certificate, signed by the master's CA (same machine, direct join only).
 
