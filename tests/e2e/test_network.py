@@ -231,3 +231,20 @@ async def test_a_lite_killed_with_sigkill_comes_back_without_registering_again(n
     async with network.client() as client:
         line = await eventually(lambda: run_demo_pod(client, "alice"), 30)
     assert "Succeeded; log: hello from alice" in line
+
+
+async def test_the_master_killed_with_sigkill_comes_back_and_the_lites_resume(network: LocalNetwork) -> None:
+    master = network.master
+    assert master is not None and master.proc is not None
+    master.kill(signal.SIGKILL)
+    master.proc.wait(10)
+    await network.start_master()
+    for domain in ("alice", "bob"):
+        await eventually(lambda d=domain: _assert_ready(network, d), 30)  # type: ignore[misc]
+    async with network.client() as client:
+        line = await eventually(lambda: run_demo_pod(client, "bob"), 30)
+    assert "Succeeded; log: hello from bob" in line
+
+
+async def _assert_ready(network: LocalNetwork, domain: str) -> None:
+    assert await network.node_ready(domain)
