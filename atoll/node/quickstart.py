@@ -22,7 +22,7 @@ from typing import Any
 
 from atoll.api import errors, kinds
 from atoll.client import Client
-from atoll.node.network import ATOLL, LocalNetwork, NetworkError
+from atoll.node.network import ATOLL, LocalNetwork, NetworkError, kill_leftovers
 
 JSON = dict[str, Any]
 Say = Callable[[str], None]
@@ -41,6 +41,7 @@ def prepare(data_dir: Path) -> Path:
     if data_dir.exists() and any(data_dir.iterdir()):
         if not (data_dir / MARKER).exists():
             raise QuickstartError(f"--data-dir {data_dir} is not empty and not a quickstart directory")
+        kill_leftovers(data_dir)  # a previous run that was itself killed
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / MARKER).write_text("created by atoll quickstart; wiped by the next run\n")

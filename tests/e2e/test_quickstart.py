@@ -66,6 +66,23 @@ def test_quickstart_keep_prints_the_kubeconfig_and_stops_on_sigint(tmp_path: Pat
     assert _processes_under(data) == []
 
 
+def test_a_killed_quickstart_leaves_nothing_after_the_next_run(tmp_path: Path) -> None:
+    data = tmp_path / "killed"
+    proc = subprocess.Popen([*QUICKSTART, "--data-dir", str(data), "--keep"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "press Ctrl-C" in line:
+            break
+    proc.kill()  # no chance to clean up: its three nodes keep running
+    proc.wait()
+    assert len(_processes_under(data)) >= 3
+    result = subprocess.run([*QUICKSTART, "--data-dir", str(data)], capture_output=True, text=True, timeout=180,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _processes_under(data) == []
+
+
 def test_quickstart_refuses_a_foreign_data_dir(tmp_path: Path) -> None:
     (tmp_path / "mine.txt").write_text("precious")
     result = subprocess.run([*QUICKSTART, "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60,
