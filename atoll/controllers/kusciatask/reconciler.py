@@ -20,6 +20,7 @@ A deleted task has everything it created deleted (found by the ``task-id`` annot
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from atoll.api import kinds
 from atoll.api.constants import CROSS_DOMAIN_NAMESPACE
 from atoll.api.errors import AlreadyExists, Conflict, NotFound
 from atoll.api.kuscia_tasks import (
+    APPIMAGES,
     KUSCIATASKS,
     LABEL_TASK_UID,
     TASK_FAILED,
@@ -96,7 +98,7 @@ class TaskReconciler:
             self.ports.release(key.name)
             return Result()
         try:
-            kits = build_kits(task, self._app_image, self._domain_app_image)
+            kits = build_kits(task, await self._app_images(task), self._domain_app_image)
         except KitError as exc:
             await self._finish(task, TASK_FAILED, "KitError", str(exc))
             return Result()
@@ -112,8 +114,18 @@ class TaskReconciler:
 
     # -- lookups -------------------------------------------------------------------------------
 
-    def _app_image(self, name: str, namespace: str | None) -> JSON | None:
-        return self.c.app_images.get(name)
+    async def _app_images(self, task: JSON) -> Callable[[str, str | None], JSON | None]:
+        """AppImage lookup from the cache, with a live read for ones the cache has not seen yet (an
+        AppImage applied just before its task must not fail the task)."""
+        fetched: dict[str, JSON] = {}
+        for party in (task.get("spec") or {}).get("parties") or []:
+            ref = str(party.get("appImageRef") or "")
+            if ref and ref not in fetched and self.c.app_images.get(ref) is None:
+                try:
+                    fetched[ref] = await self.client.get(APPIMAGES, ref)
+                except NotFound:
+                    continue
+        return lambda name, namespace: self.c.app_images.get(name) or fetched.get(name)
 
     def _domain_app_image(self, name: str, namespace: str | None) -> JSON | None:
         return self.c.domain_app_images.get(name, namespace)
