@@ -287,9 +287,8 @@ class GroupReconciler:
     # -- timers --------------------------------------------------------------------------------
 
     def _start(self, group: JSON) -> float:
+        """``status.startTime`` (written by the first reconcile, on this controller's clock)."""
         started = parse_rfc3339(str((group.get("status") or {}).get("startTime") or ""))
-        if started is None:
-            started = parse_rfc3339(str(group["metadata"].get("creationTimestamp") or ""))
         return started if started is not None else self.clock.now()
 
     def _expired(self, group: JSON) -> bool:
