@@ -149,9 +149,9 @@ async def _run_node(config: NodeConfig) -> None:
 @click.option("--server", default="", help="Server URL (default: the running node's, else the configured port).")
 def kubeconfig(config_path: Path, token: bool, server: str) -> None:
     """Print an admin kubeconfig for the node."""
-    from atoll.apiserver.certs import ensure_pki
     from atoll.node.kubeconfig import admin_kubeconfig, dump
     from atoll.node.master import endpoint_file
+    from atoll.pki import ensure_pki
 
     config = _load(config_path)
     if not server:

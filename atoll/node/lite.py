@@ -48,7 +48,7 @@ def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) 
     Writes ``<data_dir>/pki/kubelet.{crt,key}`` and the CA certificate ``ca.crt`` that the
     agent uses to verify the API server's client certificate. Returns the certificate path.
     """
-    from atoll.apiserver.certs import PKI, issue_serving_cert
+    from atoll.pki import PKI, issue_serving_cert
 
     master = PKI(master_data_dir / "pki")
     if not master.ca_key.exists():

@@ -20,13 +20,13 @@ from typing import Any
 from atoll.api import errors
 from atoll.api.crd import kuscia_crds
 from atoll.apiserver.app import APIServer, ServerConfig
-from atoll.apiserver.auth import ADMIN_USER
-from atoll.apiserver.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
-from atoll.apiserver.certs import PKI, ensure_pki, server_ssl_context
-from atoll.apiserver.objects import WriteOptions
+from atoll.apiserver.auth.authn import ADMIN_USER
+from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
+from atoll.apiserver.registry.storage import WriteOptions
 from atoll.client import Client
 from atoll.controllers import CONTROLLERS, ControllerContext, setup_all
 from atoll.node.config import NodeConfig
+from atoll.pki import PKI, ensure_pki, server_ssl_context
 from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
 from atoll.scheduler import setup as setup_scheduler
