@@ -25,11 +25,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from atoll.api import errors
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.constants import CROSS_DOMAIN_NAMESPACE
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.controllers.kusciajob import constants as c
 from atoll.controllers.kusciajob.actions import Actions
@@ -39,7 +40,6 @@ from atoll.controllers.kusciajob.phases import decide, failure_message
 from atoll.controllers.kusciajob.stages import Command, pending_command, plan
 from atoll.controllers.kusciajob.status import (
     event,
-    rfc3339,
     set_condition,
     task_failure,
     task_phase,
@@ -71,7 +71,7 @@ class JobReconciler:
         caches: Caches,
         *,
         enable_workload_approve: bool = False,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = SYSTEM_CLOCK,
         name: str = "kusciajob",
     ) -> None:
         self.client = client
@@ -114,7 +114,7 @@ class JobReconciler:
         if current.get("phase") in DONE and current.get("completionTime"):
             self._expected.pop(str(job["metadata"].get("uid")), None)
             return Result()
-        work = Work(job, copy.deepcopy(current), rfc3339(self.clock()))
+        work = Work(job, copy.deepcopy(current), format_time(self.clock.now()))
         if work.phase == c.INITIALIZED and await self.initializer.prepare(job):
             return Result()  # the spec/annotation update brings the job back
         work.command = pending_command(job)
