@@ -217,7 +217,7 @@ class JobReconciler:
 
     async def _stop_tasks(self, work: Work) -> None:
         for task in self._job_tasks(work).values():
-            await self.actions.stop_task(task)
+            await self.actions.stop_task(task, work.now)
         statuses = dict(work.status.get("taskStatus") or {})
         for tid, phase in statuses.items():
             if phase not in c.TASK_FINISHED:
