@@ -25,6 +25,8 @@ CONTROLLERS: tuple[str, ...] = (
     "nodelifecycle",
     "endpoints",
     "kusciajob",
+    "kusciatask",
+    "taskresourcegroup",
 )
 
 

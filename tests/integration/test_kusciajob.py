@@ -221,6 +221,8 @@ async def test_stop_fails_the_job_and_stops_its_tasks(client: Client) -> None:
     async def stopped() -> None:
         t = await client.get(KT, a["metadata"]["name"], NS)
         assert t["status"]["phase"] == "Failed" and t["status"]["message"] == "Job was stopped"
+        assert t["status"]["reason"] == "KusciaJobStopped" and t["status"]["completionTime"]
+        assert [p["phase"] for p in t["status"]["partyTaskStatus"]] == ["Failed", "Failed"]
 
     await eventually(stopped)
 
