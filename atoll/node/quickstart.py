@@ -23,11 +23,14 @@ from typing import Any
 from atoll.api import errors, kinds
 from atoll.client import Client
 from atoll.node.network import ATOLL, LocalNetwork, NetworkError, kill_leftovers
+from atoll.node.quickstart_job import APPIMAGES, JobError, hello_app_image, hello_job, run_job
 
 JSON = dict[str, Any]
 Say = Callable[[str], None]
 MARKER = ".atoll-quickstart"
 DEMO_IMAGE = "atoll/quickstart-hello:v1"
+HELLO_APP = "quickstart-hello"
+HELLO_JOB = "quickstart-hello"
 DEMO_SCRIPT = '#!/bin/sh\necho "hello from $KUSCIA_DOMAIN_ID, pod $POD_NAME on node $NODE_NAME"\n'
 
 
@@ -132,18 +135,30 @@ async def run_quickstart(data_dir: Path, *, keep: bool, say: Say, step: Callable
                 lines = await asyncio.gather(*(run_demo_pod(client, d) for d in network.domains))
         for domain, line in zip(network.domains, lines, strict=True):
             say(f"✓ {domain}: {line}")
+        with step("running a KusciaJob with a task for alice and bob"):
+            async with network.client() as client:
+                await _ensure(client, APPIMAGES, hello_app_image(HELLO_APP, *DEMO_IMAGE.split(":")))
+                await run_job(client, hello_job(HELLO_JOB, HELLO_APP), lambda line: say(f"  {line}"))
+        say(f"✓ KusciaJob {HELLO_JOB}: Succeeded (both parties)")
         say(f"network up and verified in {time.monotonic() - started:.1f} s")
         if keep:
             show_kubectl(network, say)
             with contextlib.suppress(asyncio.CancelledError):  # the normal end of --keep: Ctrl-C / SIGTERM
                 await asyncio.Event().wait()
-    except NetworkError as exc:
+    except (NetworkError, JobError) as exc:
         raise QuickstartError(str(exc)) from None
     except errors.APIError as exc:
         raise QuickstartError(f"master API: {exc.message}") from None
     finally:
         with step("stopping every node"):
             await asyncio.shield(asyncio.to_thread(network.stop))
+
+
+async def _ensure(client: Client, rd: Any, body: JSON) -> None:
+    try:
+        await client.create(rd, body)
+    except errors.AlreadyExists:
+        pass
 
 
 def show_kubectl(network: LocalNetwork, say: Say) -> None:

@@ -44,6 +44,7 @@ def test_quickstart_brings_up_the_network_and_stops_it(tmp_path: Path) -> None:
             assert f"Succeeded; log: hello from {domain}, pod hello-" in out
         assert "clusterdomainroute.kuscia.secretflow/alice-bob created" in out
         assert "clusterdomainroute.kuscia.secretflow/bob-alice created" in out
+        assert "✓ KusciaJob quickstart-hello: Succeeded (both parties)" in out
         assert _processes_under(data) == []
 
 

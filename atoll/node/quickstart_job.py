@@ -1,4 +1,4 @@
-"""The quickstart's job: a two-party PSI between alice and bob with the built-in ``atoll-psi`` app.
+"""The quickstart's KusciaJob: a two-party PSI between alice and bob with the built-in ``atoll-psi`` app.
 
 * example data: 100,000 IDs per party with a known overlap (:func:`example_data`), registered as
   DomainData ``alice-table`` / ``bob-table`` with ``atoll data add`` on each lite;
@@ -63,6 +63,27 @@ def example_data(directory: Path, rows: int = ROWS, overlap: int = OVERLAP) -> E
         files[party] = path
     common = frozenset(f"{i:012d}" for i in range(rows - overlap, rows))
     return ExampleData(files, common)
+
+
+def hello_job(name: str, app_image: str) -> JSON:
+    """A job whose one task runs ``app_image`` for alice and bob (no data, no peer traffic)."""
+    job = psi_job(name)
+    task = job["spec"]["tasks"][0]
+    task.update(taskID=f"{name}-hello", alias="hello", appImage=app_image, taskInputConfig="{}")
+    return job
+
+
+def hello_app_image(name: str, image: str, tag: str) -> JSON:
+    container = {"name": "main", "command": ["hello"], "workingDir": "/",
+                 "ports": [{"name": "svc", "protocol": "HTTP", "scope": "Cluster"}]}
+    return {
+        "apiVersion": "kuscia.secretflow/v1alpha1",
+        "kind": "AppImage",
+        "metadata": {"name": name},
+        "spec": {"image": {"name": image, "tag": tag},
+                 "deployTemplates": [{"name": name, "replicas": 1,
+                                      "spec": {"restartPolicy": "Never", "containers": [container]}}]},
+    }
 
 
 def psi_image_dir() -> Path:
@@ -145,10 +166,11 @@ def _progress(job: JSON, tasks: list[JSON]) -> str:
     return "; ".join(parts)
 
 
-async def run_job(client: Client, name: str, show: Callable[[str], None],
+async def run_job(client: Client, body: JSON, show: Callable[[str], None],
                   within: float = JOB_TIMEOUT_SECONDS) -> JSON:
     """Apply the job and follow it; returns the finished job (or raises :class:`JobError`)."""
-    await client.create(KUSCIAJOBS, psi_job(name), "cross-domain")
+    name = body["metadata"]["name"]
+    await client.create(KUSCIAJOBS, body, "cross-domain")
     deadline = time.monotonic() + within
     last = ""
     while True:
