@@ -248,3 +248,10 @@ async def test_the_master_killed_with_sigkill_comes_back_and_the_lites_resume(ne
 
 async def _assert_ready(network: LocalNetwork, domain: str) -> None:
     assert await network.node_ready(domain)
+
+
+def test_curl_to_the_master_endpoint_answers_401_unauthorized(network: LocalNetwork) -> None:
+    """Kuscia's documented connectivity check for a lite's masterEndpoint."""
+    result = subprocess.run(["curl", "-kv", network.master_endpoint], capture_output=True, text=True, timeout=30)
+    assert "< HTTP/1.1 401 Unauthorized" in result.stderr, result.stderr
+    assert result.stdout.strip() == "unauthorized."
