@@ -10,6 +10,7 @@ HTTP for NOTLS; every other path answers the gateway's ``401 unauthorized.``.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 
 from aiohttp import web
@@ -42,11 +43,11 @@ class MasterEndpoint:
         app.router.add_route("*", "/{tail:.*}", _unauthorized)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.tls, reuse_address=True)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self.port
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = int(sock.getsockname()[1])
+        await web.SockSite(self._runner, sock, ssl_context=self.tls).start()
         log.info("master endpoint (registration) on %s://%s:%d", "https" if self.tls else "http", self.host,
                  self.port)
         return self.port

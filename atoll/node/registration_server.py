@@ -224,7 +224,7 @@ async def _commit(client: Client, domain_obj: JSON, token: str, cert: bytes) -> 
         raise errors.Conflict(f"domain {name} changed during registration; try again") from None
     try:
         await client.patch(kinds.DOMAINS, name, {"spec": {"cert": b64(cert)}})
-    except BaseException:
+    except Exception:
         restore = await client.get(kinds.DOMAINS, name)
         restored = [{**t, "state": "unused"} if t.get("token") == token else t
                     for t in (restore.get("status") or {}).get("deployTokenStatuses") or []]
