@@ -255,3 +255,25 @@ def test_curl_to_the_master_endpoint_answers_401_unauthorized(network: LocalNetw
     result = subprocess.run(["curl", "-kv", network.master_endpoint], capture_output=True, text=True, timeout=30)
     assert "< HTTP/1.1 401 Unauthorized" in result.stderr, result.stderr
     assert result.stdout.strip() == "unauthorized."
+
+
+async def test_a_tls_master_registers_https_lites_and_refuses_plaintext(tmp_path: Path) -> None:
+    from atoll.node.admin_ops import add_lite
+
+    data = tmp_path / "master"  # where LocalNetwork finds (and reuses) a master's config
+    port = free_port()
+    assert atoll("init", "--mode", "master", "-d", "kuscia-system", "--data-dir", str(data), "-p", "TLS",
+                 "--api-port", str(free_port()), "--external-port", str(port)).returncode == 0
+    net = LocalNetwork(tmp_path)
+    try:
+        await net.start_master()
+        async with net.client() as client:
+            token = await add_lite(client, "dave", "kuscia-system")
+        plain = init_lite(tmp_path / "plain", "dave", f"http://127.0.0.1:{port}", token)
+        assert "does it expect TLS? then use https://" in one_error_line(atoll("start", "-c", str(plain)))
+        assert_nothing_stored(plain)
+        config = load_config(init_lite(tmp_path / "tls", "dave", f"https://127.0.0.1:{port}", token))
+        registration = await register(config, "dave-node")
+        assert registration.node_name == "dave-node"
+    finally:
+        net.stop()
