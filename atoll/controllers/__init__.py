@@ -24,6 +24,7 @@ CONTROLLERS: tuple[str, ...] = (
     "domain",
     "nodelifecycle",
     "endpoints",
+    "domainroute",
 )
 
 
