@@ -50,6 +50,7 @@ class GatewayOptions:
     envoy_binary: str | None = None
     envoy_concurrency: int = 1
     heartbeat_period: float = HEARTBEAT_PERIOD
+    handshake_ready_wait: float = 30.0  # how long a handshake waits for every live gateway to load the token
 
 
 def _hop(_: object) -> list:  # type: ignore[type-arg]
@@ -70,7 +71,10 @@ class GatewayModule:
             SupervisorOptions(options.run_dir, options.envoy_binary, options.envoy_concurrency), self._bootstrap
         )
         self.ads = AdsServer()
-        self.handshake = HandshakeServer(client, options.domain, options.domain_key, clock, extra_routes=extra_routes)
+        self.handshake = HandshakeServer(
+            client, options.domain, options.domain_key, clock, extra_routes=extra_routes,
+            ready_wait=options.handshake_ready_wait,
+        )  # fmt: skip
         self.public_key = crypto.public_key_b64(options.domain_key.public_key())
         self.reconciler: GatewayReconciler | None = None
         self.ready = asyncio.Event()
