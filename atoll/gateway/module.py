@@ -110,6 +110,7 @@ class GatewayModule:
             controller: Controller[object] = Controller(f"gateway-{opts.domain}", self.reconciler)  # type: ignore[arg-type]
             for informer in informers.values():
                 controller.watch(informer, _hop)
+            controller.queue.add(KEY)  # render once even when the namespace holds nothing yet
             manager.add(controller)
             self.ads.on_ack = lambda: None
             async with asyncio.TaskGroup() as tg:
