@@ -61,8 +61,9 @@ def service(name: str, namespace: str, port: int, target: int, **annotations: st
     svc = {"apiVersion": "v1", "kind": "Service",
            "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
            "spec": {"ports": [{"name": "p", "port": port, "protocol": "TCP"}]}}  # fmt: skip
+    subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "p", "port": target}]}]
     endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": namespace},
-                 "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "p", "port": target}]}]}  # fmt: skip
+                 "subsets": subsets}  # fmt: skip
     return svc, endpoints
 
 

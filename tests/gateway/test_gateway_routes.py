@@ -36,7 +36,8 @@ async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Network
             await n.apply(kinds.SERVICES, svc)
             await n.apply(kinds.ENDPOINTS, eps)
         n.upstream["egress"] = free_port()
-        await n.apply(kinds.SERVICES, egress_service("raw-bob", "alice", n.upstream["egress"], "raw.bob.svc", 9000, "bob"))
+        egress = egress_service("raw-bob", "alice", n.upstream["egress"], "raw.bob.svc", 9000, "bob")
+        await n.apply(kinds.SERVICES, egress)
         await n.start_gateway("alice")
         await n.start_gateway("bob", handshake_ready_wait=3.0)
         n.upstream["created"] = int(time.monotonic())
@@ -93,7 +94,7 @@ async def test_raw_tcp_via_egress_port(net: Network) -> None:
 
 
 async def test_no_route_is_a_clear_error(net: Network) -> None:
-    status, body, headers = await get(f"{net.gateways['bob'].internal_url}/", headers={"Host": "web.alice.svc"})
+    status, _, headers = await get(f"{net.gateways['bob'].internal_url}/", headers={"Host": "web.alice.svc"})
     assert status == 404
     assert 'no route from bob to "web.alice.svc"' in headers["Kuscia-Error-Message"]
     status, _, headers = await get(f"{net.gateways['alice'].internal_url}/", headers={"Host": "nope.bob.svc"})
@@ -200,14 +201,15 @@ async def test_token_rolling_under_load(net: Network) -> None:
 
 async def test_destination_gateway_not_loaded(net: Network) -> None:
     """A live Gateway of bob that never loads tokens: the next handshake cannot complete."""
-    ghost = {"apiVersion": "kuscia.secretflow/v1alpha1", "kind": "Gateway", "metadata": {"name": "ghost", "namespace": "bob"}}
-    created = await net.client.create(kinds.kind("kuscia.secretflow", "gateways"), ghost, "bob")
+    gateways = kinds.kind("kuscia.secretflow", "gateways")
+    ghost = {"apiVersion": "kuscia.secretflow/v1alpha1", "kind": "Gateway", "metadata": {"name": "ghost"}}
+    created = await net.client.create(gateways, ghost, "bob")
     status = {"address": "127.0.0.1", "uptime": "2026-01-01T00:00:00Z", "publicKey": "", "version": "x",
               "heartbeatTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(net.clock.now()))}  # fmt: skip
-    await net.client.update(kinds.kind("kuscia.secretflow", "gateways"), {**created, "status": status}, subresource="status")
+    await net.client.update(gateways, {**created, "status": status}, subresource="status")
     await net.client.delete(DOMAINROUTES, "alice-bob", "alice")  # forces a fresh handshake
     ready = await net.wait_ready("alice-bob", "False", "DestinationGatewayNotLoaded", within=20)
     assert "ghost" not in ready["message"] and "bob" in ready["message"]
-    await net.client.delete(kinds.kind("kuscia.secretflow", "gateways"), "ghost", "bob")
+    await net.client.delete(gateways, "ghost", "bob")
     await net.wait_ready("alice-bob", "True", within=30)
 
