@@ -7,8 +7,10 @@ kubeconfig (``atoll init --mode lite --kubeconfig FILE [--master-data-dir DIR]``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 from atoll.agent.agent import Agent
 from atoll.agent.config import from_node_config
@@ -39,7 +41,27 @@ class LiteNode:
         except KubeconfigError as exc:
             raise ConfigError(f"kubeconfig: {exc}") from None
         async with client:
-            await Agent(client, self.agent_config).run()
+            gateway = self._gateway(client)
+            if gateway is None:
+                await Agent(client, self.agent_config).run()
+                return
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(gateway.run(), name="lite/gateway")
+                tg.create_task(Agent(client, self.agent_config).run(), name="lite/agent")
+
+    def _gateway(self, client: Client) -> Any:
+        """The lite's gateway when the config has a ``gateway:`` block (see atoll.node.gateway)."""
+        from atoll.gateway.binary import EnvoyBinaryError
+        from atoll.gateway.module import GatewayModule
+        from atoll.node.gateway import envoy_problem, gateway_options
+
+        options = gateway_options(self.config)
+        if options is None:
+            return None
+        try:
+            return GatewayModule(client, options)
+        except EnvoyBinaryError as exc:
+            raise envoy_problem(exc) from None
 
 
 def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) -> Path:

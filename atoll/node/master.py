@@ -53,6 +53,8 @@ class MasterNode:
         self.server: APIServer | None = None
         self.ready = asyncio.Event()
         self.manager: Manager | None = None
+        self.gateway: Any = None  # the GatewayModule when the config has a gateway: block
+        self.gateway_routes: list[Any] = []  # aiohttp routes for the handshake server (contract C3)
 
     @property
     def url(self) -> str:
@@ -87,11 +89,34 @@ class MasterNode:
                 path.write_text(self.url)
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
+                self._start_gateway(tg)
                 # in the body, not a sibling task: on shutdown the controllers stop (and release
                 # their lease) while the API server is still serving
                 await self._run_controllers()
         finally:
             await store.close()
+
+    def _start_gateway(self, tg: asyncio.TaskGroup) -> None:
+        """The master's gateway (when the config has a ``gateway:`` block): routes
+        ``apiserver.master.svc`` to this API server and serves ``gateway_routes`` (C3)."""
+        from atoll.gateway.binary import EnvoyBinaryError
+        from atoll.gateway.model import LocalService
+        from atoll.gateway.module import GatewayModule
+        from atoll.node.gateway import envoy_problem, gateway_options
+
+        assert self.server is not None
+        host = "127.0.0.1" if self.config.api_host in ("0.0.0.0", "") else self.config.api_host
+        port = self.server.bound_port
+        api = LocalService("apiserver", self.config.domain_id, port, ((host, port),), upstream_tls=True)
+        options = gateway_options(self.config, static_services=(api,), aliases=("master",))
+        if options is None:
+            return
+        client = self.client()
+        try:
+            self.gateway = GatewayModule(client, options, extra_routes=self.gateway_routes)
+        except EnvoyBinaryError as exc:
+            raise envoy_problem(exc) from None
+        tg.create_task(_closing(client, self.gateway.run()), name="master/gateway")
 
     def client(self) -> Client:
         """An admin client of this node's own API server: over the loopback Unix socket when it
@@ -167,6 +192,11 @@ class MasterNode:
                 continue
             if current.get("spec") != crd.get("spec"):
                 await objects.modify(crd_rd, None, name, _with_spec(crd["spec"]), opts)
+
+
+async def _closing(client: Client, run: Any) -> None:
+    async with client:
+        await run
 
 
 def _with_spec(spec: Any) -> Callable[[JSON], JSON]:
