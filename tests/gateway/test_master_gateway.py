@@ -96,5 +96,5 @@ def test_missing_envoy_binary_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(EnvoyBinaryError, match=r"^envoy binary /nope/envoy does not exist or is not executable$"):
         find_envoy("/nope/envoy")
     config = NodeConfig(mode="lite", domain_id="alice", data_dir=tmp_path, extra={"gateway": {}})
-    with pytest.raises(ConfigError, match="^domainKeyData: required by the gateway"):
+    with pytest.raises(ConfigError, match=r"^domainKeyData: required by the gateway"):
         gateway_options(config)
