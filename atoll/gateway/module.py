@@ -27,6 +27,7 @@ from atoll.gateway.envoy_resources import bootstrap
 from atoll.gateway.handshake import HandshakeServer
 from atoll.gateway.initiator import HEARTBEAT_PERIOD, Initiator
 from atoll.gateway.model import GatewayModel, ListenerOptions, LocalService
+from atoll.gateway.stats import ENVOY_STATS
 from atoll.gateway.supervisor import EnvoySupervisor, SupervisorOptions
 from atoll.gateway.xds import AdsServer
 from atoll.runtime import Controller, Manager
@@ -117,6 +118,9 @@ class GatewayModule:
                 tg.create_task(self.supervisor.run(), name=f"gateway/{opts.domain}/envoy")
                 tg.create_task(manager.run(), name=f"gateway/{opts.domain}/routes")
                 tg.create_task(initiator.run(), name=f"gateway/{opts.domain}/initiator")
+                tg.create_task(
+                    ENVOY_STATS.poll(opts.domain, self.supervisor.admin_get), name=f"gateway/{opts.domain}/stats"
+                )
                 tg.create_task(
                     instance.heartbeat(
                         self.client, opts.domain, opts.instance, self.clock, address=opts.address,

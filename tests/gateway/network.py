@@ -27,7 +27,7 @@ from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
 from atoll.runtime import Manager
 from atoll.runtime.clock import ManualClock
-from tests.conftest import eventually, free_port, start_until_ready
+from tests.conftest import _write_kubeconfig, eventually, free_port, start_until_ready
 
 JSON = dict[str, Any]
 CDRS = kinds.kind("kuscia.secretflow", "clusterdomainroutes")
@@ -98,6 +98,7 @@ class Network:
     client: Client
     clock: ManualClock
     tmp: Path
+    kubeconfig: Path
     gateways: dict[str, Gateway] = field(default_factory=dict)
     upstream: dict[str, int] = field(default_factory=dict)
     seen: list[dict[str, str]] = field(default_factory=list)
@@ -188,7 +189,8 @@ async def network(tmp: Path, domains: tuple[str, ...] = ("alice", "bob")) -> Asy
     master = await start_until_ready(node.run(), node.ready, 30, "master did not become ready in 30 s")
     clock = ManualClock()
     async with node.client() as client:
-        net = Network(client, clock, tmp)
+        kubeconfig, _, _ = _write_kubeconfig(config.data_dir, node.url)
+        net = Network(client, clock, tmp, kubeconfig)
         manager = Manager(client)
         route_controllers.setup(manager, ControllerContext(client), clock=clock, monitor_period=0.3)
         controllers = asyncio.create_task(manager.run())

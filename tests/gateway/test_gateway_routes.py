@@ -11,17 +11,20 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import grpc
 import pytest
 import pytest_asyncio
 from multidict import CIMultiDict
+from prometheus_client import generate_latest
 
 from atoll.api import kinds
 from atoll.gateway import crypto
 from atoll.gateway.drstatus import DOMAINROUTES
-from tests.conftest import eventually, free_port
+from atoll.runtime.metrics import REGISTRY
+from tests.conftest import eventually, free_port, kubectl_binary, kubectl_environ
 from tests.gateway.network import CDRS, GRPC_METHOD, Network, cdr, egress_service, network, service
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -30,9 +33,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Network]:
     async with network(tmp_path_factory.mktemp("gw")) as n:
-        for name, port in (("web", 80), ("grpc", 50051), ("raw", 9000)):
-            target = n.upstream["tcp" if name == "raw" else name if name == "grpc" else "http"]
-            svc, eps = service(name, "bob", port, target)
+        closed = free_port()
+        for name, port, target, access in (
+            ("web", 80, n.upstream["http"], None),
+            ("grpc", 50051, n.upstream["grpc"], None),
+            ("raw", 9000, n.upstream["tcp"], None),
+            ("private", 80, n.upstream["http"], "carol"),
+            ("shared", 80, n.upstream["http"], "carol,alice"),
+            ("down", 80, closed, None),
+        ):
+            annotations = {"kuscia.secretflow/access-domain": access} if access else {}
+            svc, eps = service(name, "bob", port, target, **annotations)
             await n.apply(kinds.SERVICES, svc)
             await n.apply(kinds.ENDPOINTS, eps)
         n.upstream["egress"] = free_port()
@@ -99,6 +110,55 @@ async def test_no_route_is_a_clear_error(net: Network) -> None:
     assert 'no route from bob to "web.alice.svc"' in headers["Kuscia-Error-Message"]
     status, _, headers = await get(f"{net.gateways['alice'].internal_url}/", headers={"Host": "nope.bob.svc"})
     assert status == 404 and 'Service "nope.bob.svc" not found' in headers["Kuscia-Error-Message"]
+
+
+async def test_access_domain_annotation(net: Network) -> None:
+    await net.wait_ready("alice-bob")
+    alice = net.gateways["alice"]
+    status, body, headers = await get(f"{alice.internal_url}/", headers={"Host": "private.bob.svc"})
+    assert (status, body) == (403, "forbidden.")
+    assert "domain alice may not access service private" in headers["Kuscia-Error-Message"]
+    assert (await get(f"{alice.internal_url}/", headers={"Host": "shared.bob.svc"}))[0] == 200
+    # bob's own processes are not subject to the list
+    assert (await get(f"{net.gateways['bob'].internal_url}/", headers={"Host": "private.bob.svc"}))[0] == 200
+
+
+async def test_upstream_down_names_the_upstream(net: Network) -> None:
+    await net.wait_ready("alice-bob")
+    status, _, headers = await get(f"{net.gateways['alice'].internal_url}/", headers={"Host": "down.bob.svc"})
+    assert status == 503
+    assert headers["Kuscia-Error-Message"].startswith("Domain bob.bob-gw: upstream service-bob-down-80 unavailable")
+
+
+async def test_streams_large_bodies(net: Network) -> None:
+    await net.wait_ready("alice-bob")
+    body = os.urandom(1 << 20) * 32  # 32 MiB, streamed through alice -> bob -> upstream
+    async with aiohttp.ClientSession() as session:
+        url = f"{net.gateways['alice'].internal_url}/upload"
+        async with session.post(url, data=body, headers={"Host": "web.bob.svc"}) as response:
+            assert response.status == 200
+            assert await response.text() == f"hello web.bob.svc /upload {len(body)}"
+
+
+async def test_kubectl_get_cdr_columns(net: Network, tmp_path: Path) -> None:
+    await net.wait_ready("alice-bob")
+    env = {**kubectl_environ(tmp_path), "KUBECONFIG": str(net.kubeconfig)}
+    command = [kubectl_binary(), "get", "cdr"]
+    out = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    header, row = (line.split() for line in out.stdout.splitlines()[:2])
+    assert header == ["NAME", "SOURCE", "DESTINATION", "HOST", "AUTHENTICATION", "READY"]
+    assert row == ["alice-bob", "alice", "bob", "127.0.0.1", "Token", "True"]
+
+
+async def test_envoy_stats_on_metrics(net: Network) -> None:
+    await get(f"{net.gateways['alice'].internal_url}/", headers={"Host": "web.bob.svc"})
+
+    async def exported() -> None:
+        text = generate_latest(REGISTRY).decode()
+        assert 'envoy_http_downstream_rq_total{domain="alice",envoy_http_conn_manager_prefix="internal"}' in text
+
+    await eventually(exported, 15, every=0.5)
 
 
 async def test_wrong_and_foreign_tokens_get_401(net: Network) -> None:
@@ -212,4 +272,3 @@ async def test_destination_gateway_not_loaded(net: Network) -> None:
     assert "ghost" not in ready["message"] and "bob" in ready["message"]
     await net.client.delete(gateways, "ghost", "bob")
     await net.wait_ready("alice-bob", "True", within=30)
-
