@@ -103,12 +103,13 @@ class Network:
     upstream: dict[str, int] = field(default_factory=dict)
     seen: list[dict[str, str]] = field(default_factory=list)
 
-    async def start_gateway(self, name: str, **options: Any) -> Gateway:
+    async def start_gateway(self, name: str, listener: dict[str, Any] | None = None, **options: Any) -> Gateway:
         gw = self.gateways[name]
+        listeners = ListenerOptions("127.0.0.1", gw.external, "127.0.0.1", gw.internal, access_log_dir=str(self.tmp),
+                                    **(listener or {}))  # fmt: skip
         opts = GatewayOptions(
             domain=name, domain_key=gw.key, run_dir=self.tmp / f"gw-{name}", instance=f"{name}-gw",
-            listeners=ListenerOptions("127.0.0.1", gw.external, "127.0.0.1", gw.internal,
-                                      access_log_dir=str(self.tmp)), **options,
+            listeners=listeners, **options,
         )  # fmt: skip
         gw.module = GatewayModule(self.client, opts, clock=self.clock)
         gw.task = await start_until_ready(gw.module.run(), gw.module.ready, 30, f"gateway {name} not ready")
