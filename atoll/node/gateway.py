@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 
-from atoll.gateway.binary import EnvoyBinaryError
+from atoll.gateway.binary import EnvoyBinaryError, envoy_version, find_envoy
 from atoll.gateway.crypto import TokenCryptoError, load_domain_key, self_signed_cert
 from atoll.gateway.model import ListenerOptions, LocalService
 from atoll.gateway.module import GatewayOptions
@@ -101,3 +101,15 @@ def gateway_options(
 
 def envoy_problem(exc: EnvoyBinaryError) -> ConfigError:
     return ConfigError(f"gateway: {exc}")
+
+
+def prepare_gateway(config: NodeConfig, *, aliases: tuple[str, ...] = ()) -> GatewayOptions | None:
+    """The gateway options, checked before the node starts anything: a bad ``gateway:`` block,
+    key or Envoy binary is one :class:`ConfigError` line, never a traceback from a running node."""
+    options = gateway_options(config, aliases=aliases)
+    if options is not None:
+        try:
+            envoy_version(find_envoy(options.envoy_binary))
+        except EnvoyBinaryError as exc:
+            raise envoy_problem(exc) from None
+    return options

@@ -32,6 +32,9 @@ class LiteNode:
             raise ConfigError(f"runtime: {config.runtime!r} is not available yet (use runp)")
         self.config = config
         self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra)
+        from atoll.node.gateway import prepare_gateway
+
+        self.gateway_options = prepare_gateway(config)
 
     async def run(self) -> None:
         try:
@@ -51,17 +54,11 @@ class LiteNode:
 
     def _gateway(self, client: Client) -> Any:
         """The lite's gateway when the config has a ``gateway:`` block (see atoll.node.gateway)."""
-        from atoll.gateway.binary import EnvoyBinaryError
         from atoll.gateway.module import GatewayModule
-        from atoll.node.gateway import envoy_problem, gateway_options
 
-        options = gateway_options(self.config)
-        if options is None:
+        if self.gateway_options is None:
             return None
-        try:
-            return GatewayModule(client, options)
-        except EnvoyBinaryError as exc:
-            raise envoy_problem(exc) from None
+        return GatewayModule(client, self.gateway_options)
 
 
 def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) -> Path:

@@ -53,6 +53,9 @@ class MasterNode:
         self.server: APIServer | None = None
         self.ready = asyncio.Event()
         self.manager: Manager | None = None
+        from atoll.node.gateway import prepare_gateway
+
+        self.gateway_options = prepare_gateway(config, aliases=("master",))
         self.gateway: Any = None  # the GatewayModule when the config has a gateway: block
         self.gateway_routes: list[Any] = []  # aiohttp routes for the handshake server (contract C3)
 
@@ -99,23 +102,20 @@ class MasterNode:
     def _start_gateway(self, tg: asyncio.TaskGroup) -> None:
         """The master's gateway (when the config has a ``gateway:`` block): routes
         ``apiserver.master.svc`` to this API server and serves ``gateway_routes`` (C3)."""
-        from atoll.gateway.binary import EnvoyBinaryError
+        from dataclasses import replace
+
         from atoll.gateway.model import LocalService
         from atoll.gateway.module import GatewayModule
-        from atoll.node.gateway import envoy_problem, gateway_options
 
+        if self.gateway_options is None:
+            return
         assert self.server is not None
         host = "127.0.0.1" if self.config.api_host in ("0.0.0.0", "") else self.config.api_host
         port = self.server.bound_port
         api = LocalService("apiserver", self.config.domain_id, port, ((host, port),), upstream_tls=True)
-        options = gateway_options(self.config, static_services=(api,), aliases=("master",))
-        if options is None:
-            return
+        options = replace(self.gateway_options, static_services=(api,))
         client = self.client()
-        try:
-            self.gateway = GatewayModule(client, options, extra_routes=self.gateway_routes)
-        except EnvoyBinaryError as exc:
-            raise envoy_problem(exc) from None
+        self.gateway = GatewayModule(client, options, extra_routes=self.gateway_routes)
         tg.create_task(_closing(client, self.gateway.run()), name="master/gateway")
 
     def client(self) -> Client:

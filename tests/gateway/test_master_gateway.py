@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -24,7 +25,7 @@ from atoll.node.config import ConfigError, NodeConfig
 from atoll.node.gateway import gateway_options
 from atoll.node.master import MasterNode
 from atoll.runtime import Manager
-from tests.conftest import eventually, free_port, start_until_ready
+from tests.conftest import ATOLL, REPO, eventually, free_port, start_until_ready
 from tests.gateway.network import CDRS, cdr, domain
 
 pytestmark = pytest.mark.slow
@@ -98,3 +99,18 @@ def test_missing_envoy_binary_is_one_clear_line(tmp_path: Path) -> None:
     config = NodeConfig(mode="lite", domain_id="alice", data_dir=tmp_path, extra={"gateway": {}})
     with pytest.raises(ConfigError, match=r"^domainKeyData: required by the gateway"):
         gateway_options(config)
+
+
+def test_atoll_start_with_a_missing_envoy_is_one_line(tmp_path: Path) -> None:
+    config = NodeConfig(
+        mode="master", domain_id="kuscia-system", data_dir=tmp_path / "data", api_port=free_port(),
+        domain_key_data=key_data(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        extra={"gateway": {"envoyBinary": str(tmp_path / "no-envoy")}},
+    )  # fmt: skip
+    path = tmp_path / "atoll.yaml"
+    path.write_text(config.to_yaml())
+    out = subprocess.run([*ATOLL, "start", "-c", str(path)], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode != 0
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines[-1].endswith(f"gateway: envoy binary {tmp_path / 'no-envoy'} does not exist or is not executable")
+    assert "Traceback" not in out.stderr
