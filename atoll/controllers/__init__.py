@@ -27,6 +27,7 @@ CONTROLLERS: tuple[str, ...] = (
     "kusciajob",
     "kusciatask",
     "taskresourcegroup",
+    "domainroute",
 )
 
 
