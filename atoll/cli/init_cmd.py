@@ -60,6 +60,8 @@ def _lite_fields(kubeconfig: str, master_endpoint: str, token: str) -> tuple[str
 @click.option("--api-host", default="127.0.0.1", show_default=True)
 @click.option("--external-port", type=int, default=DEFAULT_EXTERNAL_PORT, show_default=True,
               help="The node's public gateway port (Kuscia's 1080).")
+@click.option("--internal-port", type=int, default=13081, show_default=True,
+              help="The gateway's listener for the domain's own processes (Kuscia's 80).")
 @click.option("--datamesh-http-port", type=int, default=DEFAULT_DATAMESH_PORTS[0], show_default=True)
 @click.option("--datamesh-grpc-port", type=int, default=DEFAULT_DATAMESH_PORTS[1], show_default=True)
 @click.option("--kubeconfig", default="", help="lite: join a master directly with this kubeconfig (no registration).")
@@ -69,8 +71,9 @@ def _lite_fields(kubeconfig: str, master_endpoint: str, token: str) -> tuple[str
               help="Config file to write (default: <data-dir>/kuscia.yaml).")
 def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_file: Path | None, log_level: str,
          lite_deploy_token: str, master_endpoint: str, datastore_endpoint: str, protocol: str,
-         enable_workload_approve: bool, api_port: int, api_host: str, external_port: int, datamesh_http_port: int,
-         datamesh_grpc_port: int, kubeconfig: str, master_data_dir: Path | None, output: Path | None) -> None:
+         enable_workload_approve: bool, api_port: int, api_host: str, external_port: int, internal_port: int,
+         datamesh_http_port: int, datamesh_grpc_port: int, kubeconfig: str, master_data_dir: Path | None,
+         output: Path | None) -> None:
     """Write a node configuration file (kuscia.yaml field names) and create the node's PKI."""
     from atoll.node.pki import init_pki
 
@@ -81,7 +84,7 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
     except ConfigError as exc:
         fail(str(exc))
     endpoint, token = _lite_fields(kubeconfig, master_endpoint, lite_deploy_token) if mode == "lite" else ("", "")
-    extra: dict[str, object] = {"gateway": {"externalPort": external_port}}
+    extra: dict[str, object] = {"gateway": {"externalPort": external_port, "internalPort": internal_port}}
     if mode in ("lite", "autonomy"):
         extra["datamesh"] = {"httpPort": datamesh_http_port, "grpcPort": datamesh_grpc_port}
     config = NodeConfig(

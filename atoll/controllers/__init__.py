@@ -27,6 +27,7 @@ CONTROLLERS: tuple[str, ...] = (
     "kusciajob",
     "kusciatask",
     "taskresourcegroup",
+    "domainroute",
 )
 
 
@@ -41,6 +42,9 @@ class ControllerContext:
     """``enableWorkloadApprove``: jobs wait in ``AwaitingApproval`` until every party accepts."""
     job_gc_duration_hours: float = 720.0
     """``garbageCollection.kusciaJobGC.durationHours``: finished KusciaJobs are deleted after this."""
+    shared_port_space: bool = False
+    """``sharedPortSpace``: the lites of all domains share one host (the quickstart), so task ports
+    are allocated from one space across domains."""
 
 
 def setup_all(manager: Manager, ctx: ControllerContext, names: tuple[str, ...] = CONTROLLERS) -> list[str]:

@@ -13,9 +13,11 @@ through their gateway to ``apiserver.master.svc``; the gateway module takes over
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Any
 
 from atoll.agent.agent import Agent
 from atoll.agent.config import AgentConfig, from_node_config
@@ -40,6 +42,9 @@ class LiteNode:
             raise ConfigError(f"runtime: {config.runtime!r} is not available yet (use runp)")
         self.config = config
         self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra)
+        from atoll.node.gateway import prepare_gateway
+
+        self.gateway_options = prepare_gateway(config)
 
     async def run(self) -> None:
         if self.config.kubeconfig:
@@ -70,7 +75,21 @@ class LiteNode:
         except KubeconfigError as exc:
             raise ConfigError(f"kubeconfig: {exc}") from None
         async with client:
-            await Agent(client, agent_config).run()
+            gateway = self._gateway(client)
+            if gateway is None:
+                await Agent(client, agent_config).run()
+                return
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(gateway.run(), name="lite/gateway")
+                tg.create_task(Agent(client, agent_config).run(), name="lite/agent")
+
+    def _gateway(self, client: Client) -> Any:
+        """The lite's gateway when the config has a ``gateway:`` block (see atoll.node.gateway)."""
+        from atoll.gateway.module import GatewayModule
+
+        if self.gateway_options is None:
+            return None
+        return GatewayModule(client, self.gateway_options)
 
 
 def lite_api_source(config: NodeConfig) -> str | dict[str, object]:

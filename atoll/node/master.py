@@ -25,10 +25,12 @@ from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_ro
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.client import Client
 from atoll.controllers import CONTROLLERS, ControllerContext, setup_all
+from atoll.node import issuer
 from atoll.node.config import NodeConfig, domain_key, external_port
 from atoll.node.master_endpoint import MasterEndpoint, tls_context
 from atoll.node.node_restriction import LiteNodeRestriction
-from atoll.node.registration_server import Registrar
+from atoll.node.registration_messages import b64, unb64
+from atoll.node.registration_server import Registrar, registration_routes
 from atoll.pki import PKI, ensure_pki, server_ssl_context
 from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
@@ -56,6 +58,11 @@ class MasterNode:
         self.server: APIServer | None = None
         self.ready = asyncio.Event()
         self.manager: Manager | None = None
+        from atoll.node.gateway import prepare_gateway
+
+        self.gateway_options = prepare_gateway(config, aliases=("master",))
+        self.gateway: Any = None  # the GatewayModule when the config has a gateway: block
+        self.gateway_routes: list[Any] = []  # aiohttp routes for the handshake server (contract C3)
 
     @property
     def url(self) -> str:
@@ -92,6 +99,7 @@ class MasterNode:
                 endpoint = await self._start_endpoint()
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
+                self._start_gateway(tg)
                 # in the body, not a sibling task: on shutdown the controllers stop (and release
                 # their lease) while the API server is still serving
                 try:
@@ -107,13 +115,37 @@ class MasterNode:
         return Registrar(self.client, self.pki, domain_key(self.config), self.url)
 
     async def _start_endpoint(self) -> MasterEndpoint | None:
-        """Without a gateway module, the master serves ``/register`` itself on ``gateway.externalPort``."""
-        if "gateway" not in self.config.extra or not self.config.domain_key_data:
+        """With ``gateway.enabled: false`` (no Envoy on this machine) the master still serves
+        ``/register`` itself on ``gateway.externalPort``; otherwise the gateway mounts it."""
+        block = self.config.extra.get("gateway")
+        if not isinstance(block, dict) or block.get("enabled", True) or not self.config.domain_key_data:
             return None
         tls = tls_context(self.pki) if self.config.protocol in ("TLS", "MTLS") else None
         endpoint = MasterEndpoint(self.registrar(), self.config.api_host, external_port(self.config), tls)
         await endpoint.start()
         return endpoint
+
+    def _start_gateway(self, tg: asyncio.TaskGroup) -> None:
+        """The master's gateway (when the config has a ``gateway:`` block): routes
+        ``apiserver.master.svc`` to this API server and serves ``gateway_routes`` (C3), among them
+        the lites' ``/register``."""
+        from dataclasses import replace
+
+        from atoll.gateway.model import LocalService
+        from atoll.gateway.module import GatewayModule
+
+        if self.gateway_options is None:
+            return
+        assert self.server is not None
+        host = "127.0.0.1" if self.config.api_host in ("0.0.0.0", "") else self.config.api_host
+        port = self.server.bound_port
+        api = LocalService("apiserver", self.config.domain_id, port, ((host, port),), upstream_tls=True)
+        options = replace(self.gateway_options, static_services=(api,))
+        if self.config.domain_key_data:
+            self.gateway_routes = [*self.gateway_routes, *registration_routes(self.registrar())]
+        client = self.client()
+        self.gateway = GatewayModule(client, options, extra_routes=self.gateway_routes)
+        tg.create_task(_closing(client, self.gateway.run()), name="master/gateway")
 
     def client(self) -> Client:
         """An admin client of this node's own API server: over the loopback Unix socket when it
@@ -154,6 +186,7 @@ class MasterNode:
                 master_domain=self.config.domain_id,
                 enable_workload_approve=self.config.enable_workload_approve,
                 job_gc_duration_hours=self.config.job_gc_duration_hours,
+                shared_port_space=self.config.extra.get("sharedPortSpace") is True,
             )
             wanted = self.config.controllers
             names = setup_all(
@@ -194,6 +227,41 @@ class MasterNode:
                 continue
             if current.get("spec") != crd.get("spec"):
                 await objects.modify(crd_rd, None, name, _with_spec(crd["spec"]), opts)
+        if self.config.domain_key_data:
+            await self._ensure_own_domain(opts)
+
+    async def _ensure_own_domain(self, opts: WriteOptions) -> None:
+        """The master's own Domain with ``spec.cert`` (its domain key, certified by the CA): routes
+        to the master (``<lite>-kuscia-system``) take the destination's public key from it."""
+        assert self.server is not None
+        rd = self.server.registry.get("kuscia.secretflow", "v1alpha1", "domains")
+        assert rd is not None
+        name, key = self.config.domain_id, domain_key(self.config)
+        try:
+            current = self.server.objects.get(rd, None, name).obj
+        except errors.NotFound:
+            cert = b64(issuer.domain_certificate(self.pki, name, key.public_key()))
+            body = {"apiVersion": rd.api_version, "kind": "Domain", "metadata": {"name": name},
+                    "spec": {"cert": cert, "role": "", "master": name}}
+            await _ensure(self.server.objects.create(rd, None, body, opts))
+            return
+        existing = str((current.get("spec") or {}).get("cert") or "")
+        try:
+            matches = bool(existing) and issuer.same_key(unb64(existing, "spec.cert"), key.public_key())
+        except ValueError:
+            matches = False
+        if not matches:
+            cert = b64(issuer.domain_certificate(self.pki, name, key.public_key()))
+            await self.server.objects.modify(rd, None, name, _with_cert(cert), opts)
+
+
+async def _closing(client: Client, run: Any) -> None:
+    async with client:
+        await run
+
+
+def _with_cert(cert: str) -> Callable[[JSON], JSON]:
+    return lambda current: {**current, "spec": {**(current.get("spec") or {}), "cert": cert}}
 
 
 def _with_spec(spec: Any) -> Callable[[JSON], JSON]:

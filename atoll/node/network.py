@@ -136,7 +136,8 @@ class LocalNetwork:
         config = data / "kuscia.yaml"
         if not config.exists():
             _init("--mode", "master", "-d", MASTER_DOMAIN, "--data-dir", str(data), "--api-port", str(free_port()),
-                  "--external-port", str(free_port()))
+                  "--external-port", str(free_port()), "--internal-port", str(free_port()))
+            _tune(config, sharedPortSpace=True)  # every lite runs on this host: one task port space
         doc = yaml.safe_load(config.read_text())
         self.master = NodeProcess(MASTER_DOMAIN, config, int(doc["gateway"]["externalPort"]))
         self.master.start()
@@ -161,7 +162,8 @@ class LocalNetwork:
             async with self.client() as client:
                 token = await add_lite(client, domain, MASTER_DOMAIN)
             _init("--mode", "lite", "-d", domain, "--data-dir", str(data), "-m", self.master_endpoint, "-t", token,
-                  "--external-port", str(free_port()), "--datamesh-http-port", str(free_port()),
+                  "--external-port", str(free_port()), "--internal-port", str(free_port()),
+                  "--datamesh-http-port", str(free_port()),
                   "--datamesh-grpc-port", str(free_port()))
             agent = {"nodeName": f"{domain}-node", "stopPodsOnExit": True}
             if self.agent_timers:

@@ -40,8 +40,9 @@ def by_name(obj: JSON) -> Iterable[ObjectKey]:
     return (task_key(str((obj.get("metadata") or {}).get("name", ""))),)
 
 
-def live_ports(tasks: Cache) -> PortAllocator:
-    """An allocator whose in-use set is read from the unfinished tasks' ``status.allocatedPorts``."""
+def live_ports(tasks: Cache, *, shared: bool = False) -> PortAllocator:
+    """An allocator whose in-use set is read from the unfinished tasks' ``status.allocatedPorts``
+    (of every domain when ``shared``: several domains' lites on one host)."""
 
     def live(domain: str) -> Iterable[int]:
         for task in tasks:
@@ -49,10 +50,10 @@ def live_ports(tasks: Cache) -> PortAllocator:
             if status.get("completionTime") or status.get("phase") in TASK_FINISHED:
                 continue
             for entry in status.get("allocatedPorts") or []:
-                if entry.get("domainID") == domain:
+                if shared or entry.get("domainID") == domain:
                     yield from (int(p) for p in (entry.get("namedPort") or {}).values())
 
-    return PortAllocator(live)
+    return PortAllocator(live, shared=shared)
 
 
 def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLOCK) -> TaskReconciler:
@@ -73,7 +74,7 @@ def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLO
         configmaps=configmaps.cache,
         groups=groups.cache,
     )
-    reconciler = TaskReconciler(ctx.client, caches, live_ports(tasks.cache), clock)
+    reconciler = TaskReconciler(ctx.client, caches, live_ports(tasks.cache, shared=ctx.shared_port_space), clock)
     controller: Controller[ObjectKey] = Controller(NAME, reconciler, workers=ctx.workers)
     controller.watch(tasks)
     controller.watch(pods, by_task_annotation)

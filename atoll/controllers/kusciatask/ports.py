@@ -11,6 +11,10 @@ event loop can never receive the same port.
 
 Ports are handed out round-robin from a per-domain cursor so that a port just released is not
 reused at once (a process of the finished task may still be closing it).
+
+``shared=True`` (master config ``sharedPortSpace: true``): the lites of several domains run on one
+host (the quickstart), so all domains draw from one port space — a port is never handed to two
+domains at once.
 """
 
 from __future__ import annotations
@@ -27,16 +31,21 @@ class PortsExhausted(RuntimeError):
 
 
 class PortAllocator:
-    def __init__(self, live: Live, *, low: int = PORT_RANGE[0], high: int = PORT_RANGE[1]) -> None:
+    def __init__(self, live: Live, *, low: int = PORT_RANGE[0], high: int = PORT_RANGE[1],
+                 shared: bool = False) -> None:
         self.live = live
         self.low, self.high = low, high
+        self.shared = shared
         self._held: dict[str, dict[str, set[int]]] = {}  # owner -> domain -> ports
         self._cursor: dict[str, int] = {}
 
     def in_use(self, domain: str) -> set[int]:
         used = set(self.live(domain))
         for domains in self._held.values():
-            used |= domains.get(domain, set())
+            if self.shared:
+                used.update(*domains.values())
+            else:
+                used |= domains.get(domain, set())
         return used
 
     def allocate(self, owner: str, wanted: dict[str, int]) -> dict[str, list[int]]:
@@ -47,12 +56,15 @@ class PortAllocator:
                 out[domain] = []
                 continue
             used = self.in_use(domain)
+            if self.shared:
+                used.update(*out.values())
             size = self.high - self.low + 1
             if size - len(used) < count:
                 raise PortsExhausted(
                     f"domain {domain}: {count} ports wanted, {size - len(used)} free in {self.low}-{self.high}"
                 )
-            start = self._cursor.get(domain, self.low)
+            cursor = "" if self.shared else domain
+            start = self._cursor.get(cursor, self.low)
             picked: list[int] = []
             offset = 0
             while len(picked) < count:
@@ -60,7 +72,7 @@ class PortAllocator:
                 offset += 1
                 if port not in used:
                     picked.append(port)
-            self._cursor[domain] = picked[-1] + 1 if picked[-1] < self.high else self.low
+            self._cursor[cursor] = picked[-1] + 1 if picked[-1] < self.high else self.low
             out[domain] = picked
         held = self._held.setdefault(owner, {})
         for domain, ports in out.items():
