@@ -189,14 +189,21 @@ async def test_kubectl_logs_of_a_pod_on_each_lite(network: LocalNetwork, kubectl
         assert out == f"hello from {domain}, pod {pod} on node {domain}-node"
 
 
-def test_kubectl_get_cdr_has_kusciass_columns(network: LocalNetwork, kubectl: Kubectl) -> None:
-    rows = table(kubectl.out("get", "cdr"))
+async def test_kubectl_get_cdr_ready_true_with_kuscias_columns(network: LocalNetwork, kubectl: Kubectl) -> None:
+    """Seed 003: all four routes Ready (handshakes through the real Envoys)."""
+
+    async def all_ready() -> list[list[str]]:
+        rows = table(await asyncio.to_thread(kubectl.out, "get", "cdr"))
+        assert all(row[-1] == "True" for row in rows[1:]), rows
+        return rows
+
+    rows = await eventually(all_ready, 60, every=0.5)
     assert rows[0] == ["NAME", "SOURCE", "DESTINATION", "HOST", "AUTHENTICATION", "READY"]
     by_name = {row[0]: row for row in rows[1:]}
-    assert by_name["alice-bob"][:5] == ["alice-bob", "alice", "bob", "127.0.0.1", "Token"]
-    assert by_name["bob-alice"][:5] == ["bob-alice", "bob", "alice", "127.0.0.1", "Token"]
-    for lite in ("alice", "bob"):
-        assert by_name[f"{lite}-kuscia-system"][:3] == [f"{lite}-kuscia-system", lite, "kuscia-system"]
+    assert by_name["alice-bob"] == ["alice-bob", "alice", "bob", "127.0.0.1", "Token", "True"]
+    assert by_name["bob-alice"] == ["bob-alice", "bob", "alice", "127.0.0.1", "Token", "True"]
+    for lite in ("alice", "bob"):  # no HOST: the lite reaches the master through its masterEndpoint
+        assert by_name[f"{lite}-kuscia-system"] == [f"{lite}-kuscia-system", lite, "kuscia-system", "Token", "True"]
 
 
 # -- master-side CLI ---------------------------------------------------------------------------------
