@@ -3,10 +3,15 @@
 Kuscia's lite nodes reach the master API through their gateway (``masterEndpoint`` +
 ``liteDeployToken``); until the gateway exists, Atoll's lite node joins directly with a
 kubeconfig (``atoll init --mode lite --kubeconfig FILE [--master-data-dir DIR]``).
+
+Modules: the agent and DataMesh (``datamesh:`` block; Kuscia's HTTP port 8070). DataMesh binds
+first, so the agent can hand its address to every pod as ``DATAMESH_ADDR``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -14,6 +19,9 @@ from atoll.agent.agent import Agent
 from atoll.agent.config import from_node_config
 from atoll.client import Client
 from atoll.client.errors import ConfigError as KubeconfigError
+from atoll.datamesh import DataMeshServer, settings_from_extra
+from atoll.datamesh.info import InfoError, load_domain_key
+from atoll.datamesh.settings import SettingsError
 from atoll.node.config import ConfigError, NodeConfig
 
 log = logging.getLogger(__name__)
@@ -30,6 +38,12 @@ class LiteNode:
             raise ConfigError(f"runtime: {config.runtime!r} is not available yet (use runp)")
         self.config = config
         self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra)
+        try:
+            self.datamesh_settings = settings_from_extra(config.extra)
+            self.domain_key = load_domain_key(config.domain_key_data)
+        except (SettingsError, InfoError) as exc:
+            raise ConfigError(str(exc)) from None
+        self.datamesh: DataMeshServer | None = None
 
     async def run(self) -> None:
         try:
@@ -39,7 +53,18 @@ class LiteNode:
         except KubeconfigError as exc:
             raise ConfigError(f"kubeconfig: {exc}") from None
         async with client:
-            await Agent(client, self.agent_config).run()
+            agent_config = self.agent_config
+            if self.datamesh_settings.enabled:
+                self.datamesh = DataMeshServer(
+                    client, self.config.domain_id, self.config.data_dir, self.datamesh_settings, self.domain_key
+                )
+                await self.datamesh.start()
+                env = {**agent_config.pod_env, "DATAMESH_ADDR": self.datamesh.addr}
+                agent_config = dataclasses.replace(agent_config, pod_env=env)
+            async with asyncio.TaskGroup() as tg:
+                if self.datamesh is not None:
+                    tg.create_task(self.datamesh.run(), name="datamesh")
+                tg.create_task(Agent(client, agent_config).run(), name="agent")
 
 
 def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) -> Path:
