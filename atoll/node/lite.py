@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sys
 from pathlib import Path
 
 from atoll.agent.agent import Agent
@@ -59,7 +60,7 @@ class LiteNode:
                     client, self.config.domain_id, self.config.data_dir, self.datamesh_settings, self.domain_key
                 )
                 await self.datamesh.start()
-                env = {**agent_config.pod_env, "DATAMESH_ADDR": self.datamesh.addr}
+                env = {**agent_config.pod_env, "DATAMESH_ADDR": self.datamesh.addr, "ATOLL_PYTHON": sys.executable}
                 agent_config = dataclasses.replace(agent_config, pod_env=env)
             async with asyncio.TaskGroup() as tg:
                 if self.datamesh is not None:
