@@ -61,7 +61,9 @@ async def run(task: PsiTask, datamesh_addr: str) -> dict[str, Any]:
     finally:
         await runner.cleanup()
     summary["seconds"] = round(time.monotonic() - started, 3)
-    summary["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    summary["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)
+    summary["max_rss_mb"] = usage.ru_maxrss // 1024
     return summary
 
 
