@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from atoll.cli.data import data as data_command
 from atoll.node.config import ConfigError, NodeConfig, generate_domain_key, load_config, validate_domain_id
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -226,6 +227,8 @@ def crds() -> None:
 
     click.echo(yaml.safe_dump_all(kuscia_crds(), sort_keys=False), nl=False)
 
+
+main.add_command(data_command)
 
 if __name__ == "__main__":
     main()
