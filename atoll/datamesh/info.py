@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-JSON = dict[str, object]
+JSON = dict[str, Any]
 _OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
 
