@@ -44,15 +44,8 @@ def post(addr: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return result
 
 
-@pytest.fixture(scope="module")
-def lite(master: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lite]:
-    async def domain() -> None:
-        async with master.client() as client:
-            await ensure_domain(client, "alice")
-
-    asyncio.run(domain())
-    base = tmp_path_factory.mktemp("lite")
-    config = init_lite(master, base, "alice")
+def start_lite(master: RunningServer, base: Path, domain: str) -> Lite:
+    config = init_lite(master, base, domain)
     doc = yaml.safe_load(config.read_text())
     port = free_port()
     doc["datamesh"] = {"httpPort": port}
@@ -63,18 +56,38 @@ def lite(master: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
     while True:
         try:
             with urllib.request.urlopen(f"http://{addr}/healthZ", timeout=1):
-                break
+                return Lite(config, base / domain, addr, proc)
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 stop(proc)
                 log = (config.parent / "agent.log").read_text()[-3000:]
                 raise AssertionError(f"lite did not serve DataMesh: {log}") from None
             time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def lites(master: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Lite]]:
+    async def domains() -> None:
+        async with master.client() as client:
+            for domain in ("alice", "bob"):
+                await ensure_domain(client, domain)
+
+    asyncio.run(domains())
+    base = tmp_path_factory.mktemp("lite")
+    started: dict[str, Lite] = {}
     try:
-        yield Lite(config, base / "alice", addr, proc)
+        for domain in ("alice", "bob"):
+            started[domain] = start_lite(master, base, domain)
+        yield started
     finally:
-        stop(proc)
-        kill_leftovers(base / "alice")
+        for domain, lite in started.items():
+            stop(lite.proc)
+            kill_leftovers(base / domain)
+
+
+@pytest.fixture
+def lite(lites: dict[str, Lite]) -> Lite:
+    return lites["alice"]
 
 
 def atoll(*args: str) -> subprocess.CompletedProcess[str]:
@@ -156,3 +169,63 @@ async def test_pods_get_the_datamesh_address(lite: Lite, master: RunningServer, 
         await eventually(succeeded, 60)
     addr, python = out.read_text().split()
     assert addr == lite.addr and python == sys.executable  # the lite's interpreter, for Python app images
+
+
+def psi_pod(domain: str, me: int, ports: list[int], task_id: str) -> dict[str, Any]:
+    parties = ["alice", "bob"]
+    cluster = {"parties": [{"name": p, "role": "", "services": [{"portName": "psi",
+                                                                "endpoints": [f"127.0.0.1:{ports[i]}"]}]}
+                           for i, p in enumerate(parties)], "selfPartyIdx": me, "selfEndpointIdx": 0}
+    config = {"sf_cluster_desc": {"parties": parties}, "sf_input_ids": ["people-a", "people-b"],
+              "sf_output_ids": ["psi-output", "psi-output"], "sf_output_uris": ["psi-output.csv"] * 2,
+              "sf_node_eval_param": {"attr_paths": ["input/input_ds1/keys", "input/input_ds2/keys"],
+                                     "attrs": [{"ss": ["id"]}, {"ss": ["id"]}]}}
+    env = {"TASK_ID": task_id, "TASK_INPUT_CONFIG": json.dumps(config), "TASK_CLUSTER_DEFINE": json.dumps(cluster),
+           "ALLOCATED_PORTS": json.dumps({"ports": [{"name": "psi", "port": ports[me], "scope": "Cluster",
+                                                     "protocol": "HTTP"}]})}
+    return {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{task_id}-0", "namespace": domain},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": {"kuscia.secretflow/namespace": domain},
+            "tolerations": [{"key": "kuscia.secretflow/agent", "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [{"name": "psi", "image": "atoll-psi:0.1", "command": ["atoll-psi"],
+                            "ports": [{"name": "psi", "containerPort": ports[me]}],
+                            "env": [{"name": k, "value": v} for k, v in env.items()]}],
+        },
+    }
+
+
+async def test_psi_image_runs_as_pods_on_two_lites(lites: dict[str, Lite], master: RunningServer,
+                                                   tmp_path: Path) -> None:
+    """The built-in image (C4) loaded into each lite; its pods find DataMesh and Python from the lite."""
+    image = REPO / "atoll" / "apps" / "psi"
+    rows = {"alice": [f"id{i}" for i in range(300)], "bob": [f"id{i}" for i in range(200, 450)]}
+    for domain, suffix in (("alice", "a"), ("bob", "b")):
+        lite = lites[domain]
+        loaded = await asyncio.to_thread(atoll, "image", "load", "-c", str(lite.config), str(image),
+                                         "--name", "atoll-psi:0.1")
+        assert loaded.returncode == 0, loaded.stderr
+        table = tmp_path / f"people-{suffix}.csv"
+        table.write_text("id,x\n" + "".join(f"{k},{domain}\n" for k in rows[domain]))
+        added = await asyncio.to_thread(atoll, "data", "add", domain, str(table), "--name", f"people-{suffix}",
+                                        "-c", str(lite.config))
+        assert added.returncode == 0, added.stderr
+    ports = [free_port(), free_port()]
+    async with master.client() as client:
+        for me, domain in enumerate(("alice", "bob")):
+            await client.create(kinds.PODS, psi_pod(domain, me, ports, "psi-pods"), domain)
+
+        async def both_succeeded() -> None:
+            for domain in ("alice", "bob"):
+                got = await client.get(kinds.PODS, "psi-pods-0", domain)
+                assert (got.get("status") or {}).get("phase") == "Succeeded", (domain, got.get("status"))
+
+        await eventually(both_succeeded, 90)
+        for domain in ("alice", "bob"):
+            out = await client.get(DOMAINDATAS, "psi-output", domain)
+            assert out["spec"]["vendor"] == "atoll-psi" and out["spec"]["author"] == domain
+    for domain in ("alice", "bob"):
+        written = (lites[domain].data_dir / "var" / "storage" / "data" / "psi-output.csv").read_text().splitlines()
+        assert written[0] == "id,x" and sorted(r.split(",")[0] for r in written[1:]) == sorted(
+            f"id{i}" for i in range(200, 300))
