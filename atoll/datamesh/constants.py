@@ -7,8 +7,9 @@ from atoll.api import kinds
 DOMAINDATAS = kinds.kind("kuscia.secretflow", "domaindatas")
 DOMAINDATASOURCES = kinds.kind("kuscia.secretflow", "domaindatasources")
 
-DEFAULT_HTTP_PORT = 8070
-DEFAULT_GRPC_PORT = 8071
+KUSCIA_HTTP_PORT = 8070
+"""Kuscia's DataMesh ports; Atoll's default is any free port (see settings)."""
+KUSCIA_GRPC_PORT = 8071
 DEFAULT_DATA_SOURCE_ID = "default-data-source"
 DEFAULT_LOCALFS_URI = "var/storage/data"
 """Kuscia's default localfs root relative to its home; Atoll resolves it against the lite's ``dataDir``."""

@@ -1,18 +1,19 @@
 """DataMesh settings from a lite's node configuration (``datamesh:`` block, Atoll's own)::
 
     datamesh:
-      httpPort: 8070     # Kuscia's port; 0 = any free port
+      httpPort: 8070     # Kuscia's fixed port; absent or 0 = any free port
       grpcPort: 8071     # reserved for the gRPC endpoint (not served yet)
       host: 127.0.0.1    # the domain's task processes run on this host (RunP)
       enabled: true
+
+Unset ports default to 0 rather than Kuscia's 8070: several lites share one host in the quickstart
+and the tests, and tasks learn the bound address from ``DATAMESH_ADDR`` anyway.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from atoll.datamesh.constants import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT
 
 
 class SettingsError(ValueError):
@@ -22,8 +23,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class DataMeshSettings:
     host: str = "127.0.0.1"
-    http_port: int = DEFAULT_HTTP_PORT
-    grpc_port: int = DEFAULT_GRPC_PORT
+    http_port: int = 0
+    grpc_port: int = 0
     enabled: bool = True
 
     def http_addr(self, bound_port: int | None = None) -> str:
@@ -43,13 +44,13 @@ def _port(block: dict[str, Any], name: str, default: int) -> int:
 
 
 def settings_from_extra(extra: dict[str, Any]) -> DataMeshSettings:
-    """The ``datamesh`` block of a node config's extra fields (absent: Kuscia's defaults)."""
+    """The ``datamesh`` block of a node config's extra fields (absent: free ports)."""
     block = extra.get("datamesh") or {}
     if not isinstance(block, dict):
         raise SettingsError(f"datamesh: must be a mapping (got {block!r})")
     return DataMeshSettings(
         host=str(block.get("host") or "127.0.0.1"),
-        http_port=_port(block, "httpPort", DEFAULT_HTTP_PORT),
-        grpc_port=_port(block, "grpcPort", DEFAULT_GRPC_PORT),
+        http_port=_port(block, "httpPort", 0),
+        grpc_port=_port(block, "grpcPort", 0),
         enabled=bool(block.get("enabled", True)),
     )
