@@ -2,7 +2,8 @@
 
     datamesh:
       httpPort: 8070     # Kuscia's fixed port; absent or 0 = any free port
-      grpcPort: 8071     # reserved for the gRPC endpoint (not served yet)
+      grpcPort: 8071     # the gRPC endpoint (Kuscia's fixed port; absent or 0 = any free port)
+      grpc: true         # serve gRPC at all
       host: 127.0.0.1    # the domain's task processes run on this host (RunP)
       enabled: true
 
@@ -26,6 +27,7 @@ class DataMeshSettings:
     http_port: int = 0
     grpc_port: int = 0
     enabled: bool = True
+    grpc: bool = True
 
     def http_addr(self, bound_port: int | None = None) -> str:
         """``DATAMESH_ADDR`` as handed to task processes: ``host:port``."""
@@ -53,4 +55,5 @@ def settings_from_extra(extra: dict[str, Any]) -> DataMeshSettings:
         http_port=_port(block, "httpPort", 0),
         grpc_port=_port(block, "grpcPort", 0),
         enabled=bool(block.get("enabled", True)),
+        grpc=bool(block.get("grpc", True)),
     )

@@ -4,8 +4,8 @@ Kuscia's lite nodes reach the master API through their gateway (``masterEndpoint
 ``liteDeployToken``); until the gateway exists, Atoll's lite node joins directly with a
 kubeconfig (``atoll init --mode lite --kubeconfig FILE [--master-data-dir DIR]``).
 
-Modules: the agent and DataMesh (``datamesh:`` block; Kuscia's HTTP port 8070). DataMesh binds
-first, so the agent can hand its address to every pod as ``DATAMESH_ADDR``.
+Modules: the agent and DataMesh (``datamesh:`` block). DataMesh binds first, so the agent can hand
+its addresses to every pod as ``DATAMESH_ADDR`` / ``DATAMESH_GRPC_ADDR``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class LiteNode:
                     client, self.config.domain_id, self.config.data_dir, self.datamesh_settings, self.domain_key
                 )
                 await self.datamesh.start()
-                env = {**agent_config.pod_env, "DATAMESH_ADDR": self.datamesh.addr, "ATOLL_PYTHON": sys.executable}
+                env = {**agent_config.pod_env, **self.datamesh.pod_env(), "ATOLL_PYTHON": sys.executable}
                 agent_config = dataclasses.replace(agent_config, pod_env=env)
             async with asyncio.TaskGroup() as tg:
                 if self.datamesh is not None:

@@ -155,8 +155,8 @@ async def test_pods_get_the_datamesh_address(lite: Lite, master: RunningServer, 
             "restartPolicy": "Never",
             "nodeSelector": {"kuscia.secretflow/namespace": "alice"},
             "tolerations": [{"key": "kuscia.secretflow/agent", "operator": "Exists", "effect": "NoSchedule"}],
-            "containers": [{"name": "main", "image": "app:v1",
-                            "command": ["sh", "-c", f'echo "$DATAMESH_ADDR $ATOLL_PYTHON" > {out}']}],
+            "containers": [{"name": "main", "image": "app:v1", "command": [
+                "sh", "-c", f'echo "$DATAMESH_ADDR $DATAMESH_GRPC_ADDR $ATOLL_PYTHON" > {out}']}],
         },
     }
     async with master.client() as client:
@@ -167,8 +167,9 @@ async def test_pods_get_the_datamesh_address(lite: Lite, master: RunningServer, 
             assert (got.get("status") or {}).get("phase") == "Succeeded", got.get("status")
 
         await eventually(succeeded, 60)
-    addr, python = out.read_text().split()
+    addr, grpc_addr, python = out.read_text().split()
     assert addr == lite.addr and python == sys.executable  # the lite's interpreter, for Python app images
+    assert grpc_addr.startswith("127.0.0.1:") and grpc_addr != addr
 
 
 def psi_pod(domain: str, me: int, ports: list[int], task_id: str) -> dict[str, Any]:

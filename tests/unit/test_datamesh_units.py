@@ -115,3 +115,16 @@ def test_task_from_kusicas_secretflow_shape() -> None:
         load_task({**env, "ALLOCATED_PORTS": '{"ports":[]}'})
     with pytest.raises(TaskConfigError, match="TASK_INPUT_CONFIG: not set"):
         load_task({k: v for k, v in env.items() if k != "TASK_INPUT_CONFIG"})
+
+
+def test_wire_roundtrip_and_defaults() -> None:
+    from atoll.datamesh.wire import WireError, decode, encode
+
+    msg = {"header": {"custom_headers": {"a": "b"}}, "domaindata_id": "x", "attributes": {"k": "v", "z": ""},
+           "columns": [{"name": "id", "type": "str", "not_nullable": True}, {"name": "v", "type": "int"}],
+           "partition": {"type": "path", "fields": [{"name": "d", "type": "str"}]}, "file_format": "BINARY"}
+    assert decode("CreateDomainDataRequest", encode("CreateDomainDataRequest", msg)) == msg
+    assert encode("Status", {"code": 0, "message": ""}) == b""  # proto3 defaults are not sent
+    assert decode("Status", encode("Status", {"code": -1, "message": "m"})) == {"code": -1, "message": "m"}
+    with pytest.raises(WireError):
+        decode("QueryDomainDataRequest", b"\x12\x05ab")
