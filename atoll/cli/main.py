@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from atoll.cli.data import data as data_command
 from atoll.cli.job import job as job_commands
 from atoll.node.config import ConfigError, NodeConfig, generate_domain_key, load_config, validate_domain_id
 
@@ -229,6 +230,7 @@ def crds() -> None:
 
 
 main.add_command(job_commands)
+main.add_command(data_command)
 
 if __name__ == "__main__":
     main()
