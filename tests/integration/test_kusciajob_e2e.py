@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,12 +23,24 @@ from atoll.runtime import Manager
 from tests.integration.jobs import KJ, events_of, job, task, wait_phase
 
 try:
-    from tests.conftest import eventually
+    from tests.conftest import REPO, RunningServer, eventually
 except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import eventually  # type: ignore[no-redef]
+    from conftest import REPO, RunningServer, eventually  # type: ignore[no-redef]
 
 network = pytest.importorskip("tests.integration.task_network", reason="needs the KusciaTask controllers")
 pytest.importorskip("atoll.controllers.kusciatask", reason="needs the KusciaTask controllers")
+
+
+async def atoll_cli(server: RunningServer, *args: str) -> str:
+    """``atoll ARGS`` as a subprocess against ``server``; its stdout (exit code 0 asserted)."""
+    env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "COLUMNS": "200"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "atoll.cli.main", *args, env=env, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
 
 
 @pytest.mark.slow
@@ -99,6 +113,8 @@ async def test_a_party_failure_reaches_the_job_naming_the_party(tmp_path: Path) 
                 assert ("Warning", "TaskFailed", failed["status"]["message"]) in seen, seen
 
             await eventually(warned)
+            logs = await atoll_cli(net.server, "job", "logs", "e2e-fail", "--party", "bob")
+            described = await atoll_cli(net.server, "job", "describe", "e2e-fail")
         finally:
             jobs.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -107,3 +123,7 @@ async def test_a_party_failure_reaches_the_job_naming_the_party(tmp_path: Path) 
     tid = failed["spec"]["tasks"][0]["taskID"]
     assert message.startswith(f"task 'psi' ({tid}) failed: bob/guest: pod {tid}-guest-0 "), message
     assert "exited with code 3" in message and "bob gives up: no input table" in message
+    assert f"==> task psi / party bob / pod {tid}-guest-0 [main] <==" in logs
+    assert "bob gives up: no input table" in logs  # the failed pod was kept with its log
+    bob_row = next(line for line in described.splitlines() if "│ bob" in line)
+    assert "psi" in bob_row and "exited with code 3" in bob_row, described
