@@ -16,12 +16,25 @@ JSON = dict[str, Any]
 
 
 @dataclass(slots=True)
+class Memory:
+    """What this process remembers about one job between reconciles. Losing it (a restart, a new
+    leader) is harmless: a freshly listed cache is consistent and Event names are deterministic."""
+
+    uid: str
+    expected: set[str] = field(default_factory=set)
+    """Task IDs created here that the task cache has not shown yet (they count as Pending)."""
+    recorded: set[str] = field(default_factory=set)
+    """Keys of the Events already recorded."""
+
+
+@dataclass(slots=True)
 class Work:
     """One reconcile's view: the cached job, the status being edited, and what to do after the write."""
 
     job: JSON
     status: JSON
     now: str
+    memory: Memory
     command: Command | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (key, reason, message)
 
