@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,27 +18,21 @@ import pytest
 from atoll.api import errors, kinds
 from atoll.controllers import ControllerContext
 from atoll.runtime import Manager
-from tests.integration.jobs import KJ, events_of, job, task, wait_phase
+from tests.integration.jobs import KJ, events_of, job, run_atoll, task, wait_phase
 
 try:
-    from tests.conftest import REPO, RunningServer, eventually
+    from tests.conftest import RunningServer, eventually
 except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import REPO, RunningServer, eventually  # type: ignore[no-redef]
+    from conftest import RunningServer, eventually  # type: ignore[no-redef]
 
 network = pytest.importorskip("tests.integration.task_network", reason="needs the KusciaTask controllers")
 pytest.importorskip("atoll.controllers.kusciatask", reason="needs the KusciaTask controllers")
 
 
 async def atoll_cli(server: RunningServer, *args: str) -> str:
-    """``atoll ARGS`` as a subprocess against ``server``; its stdout (exit code 0 asserted)."""
-    env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "COLUMNS": "200"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "atoll.cli.main", *args, env=env, cwd=REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
+    rc, out, err = await run_atoll(server, *args)
+    assert rc == 0, err
+    return out
 
 
 @pytest.mark.slow
