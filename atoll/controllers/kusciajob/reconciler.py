@@ -141,9 +141,9 @@ class JobReconciler:
             await self.actions.write_status(work.job, work.status)
         if work.command is not None:
             await self.actions.annotate(work.job, {c.ANN_STAGE_HANDLED: work.command.token})
-        for key, reason, message in work.events:
+        for key, kind, reason, message in work.events:
             if key not in work.memory.recorded:
-                await self.actions.record(event(work.job, key, reason, message, work.now))
+                await self.actions.record(event(work.job, key, reason, message, work.now, kind))
                 work.memory.recorded.add(key)
 
     # -- helpers --------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ class JobReconciler:
         if rejected:
             reason = f"Party: {rejected[0]} approval reject."  # Kuscia's reason (also the message here)
             work.finish(c.APPROVAL_REJECT, reason, reason)
-            work.events.append(("approval-reject", "ApprovalReject", f"Party: {rejected[0]} rejected the job"))
+            work.events.append(("approval-reject", "Warning", "ApprovalReject", f"{rejected[0]} rejected the job"))
         elif all(approve.get(d) == c.JOB_ACCEPTED for d in parties):
             work.status["phase"] = c.PENDING
 
@@ -190,7 +190,7 @@ class JobReconciler:
         for task in tasks:
             if phases.get(task.task_id) == c.TASK_FAILED:
                 uid = observed[task.task_id]["metadata"].get("uid", "")
-                work.events.append((f"task/{uid}", c.REASON_TASK_FAILED, failure_message(task, messages)))
+                work.events.append((f"task/{uid}", "Warning", c.REASON_TASK_FAILED, failure_message(task, messages)))
         work.status["taskStatus"] = dict(phases)
         decision = decide(
             tasks,
@@ -264,6 +264,8 @@ class JobReconciler:
             set_condition(work.status, c.COND_STOP_SUCCEEDED, p.stop_tasks, work.now, command.stage)
         if p.stage_status is not None:
             self.parties.set_stage_status(work, p.stage_status)
+        if p.phase is not None:
+            work.events.append((f"stage/{command.token}", "Normal", f"Job{command.stage}", p.message))
         return True
 
 
