@@ -7,8 +7,10 @@ kubeconfig (``atoll init --mode lite --kubeconfig FILE [--master-data-dir DIR]``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 from atoll.agent.agent import Agent
 from atoll.agent.config import from_node_config
@@ -30,6 +32,9 @@ class LiteNode:
             raise ConfigError(f"runtime: {config.runtime!r} is not available yet (use runp)")
         self.config = config
         self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra)
+        from atoll.node.gateway import prepare_gateway
+
+        self.gateway_options = prepare_gateway(config)
 
     async def run(self) -> None:
         try:
@@ -39,7 +44,21 @@ class LiteNode:
         except KubeconfigError as exc:
             raise ConfigError(f"kubeconfig: {exc}") from None
         async with client:
-            await Agent(client, self.agent_config).run()
+            gateway = self._gateway(client)
+            if gateway is None:
+                await Agent(client, self.agent_config).run()
+                return
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(gateway.run(), name="lite/gateway")
+                tg.create_task(Agent(client, self.agent_config).run(), name="lite/agent")
+
+    def _gateway(self, client: Client) -> Any:
+        """The lite's gateway when the config has a ``gateway:`` block (see atoll.node.gateway)."""
+        from atoll.gateway.module import GatewayModule
+
+        if self.gateway_options is None:
+            return None
+        return GatewayModule(client, self.gateway_options)
 
 
 def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) -> Path:
