@@ -45,9 +45,9 @@ def _client(config: NodeConfig) -> Client:
     if config.kubeconfig:
         return Client.from_kubeconfig(config.kubeconfig, user_agent=f"atoll-data/{config.domain_id}")
     if config.mode == "master":
-        from atoll.apiserver.certs import ensure_pki
         from atoll.node.kubeconfig import admin_kubeconfig
         from atoll.node.master import endpoint_file
+        from atoll.pki import ensure_pki
 
         running = endpoint_file(config.data_dir)
         server = running.read_text().strip() if running.exists() else f"https://{config.api_host}:{config.api_port}"

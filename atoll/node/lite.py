@@ -4,8 +4,9 @@ Kuscia's lite nodes reach the master API through their gateway (``masterEndpoint
 ``liteDeployToken``); until the gateway exists, Atoll's lite node joins directly with a
 kubeconfig (``atoll init --mode lite --kubeconfig FILE [--master-data-dir DIR]``).
 
-Modules: the agent and DataMesh (``datamesh:`` block). DataMesh binds first, so the agent can hand
-its addresses to every pod as ``DATAMESH_ADDR`` / ``DATAMESH_GRPC_ADDR``.
+Modules: the agent, DataMesh (``datamesh:`` block) and, with a ``gateway:`` block, the gateway.
+DataMesh binds first, so the agent can hand its addresses to every pod as ``DATAMESH_ADDR`` /
+``DATAMESH_GRPC_ADDR``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from atoll.agent.agent import Agent
 from atoll.agent.config import from_node_config
@@ -46,6 +48,10 @@ class LiteNode:
             raise ConfigError(str(exc)) from None
         self.datamesh: DataMeshServer | None = None
 
+        from atoll.node.gateway import prepare_gateway
+
+        self.gateway_options = prepare_gateway(config)
+
     async def run(self) -> None:
         try:
             client = Client.from_kubeconfig(
@@ -55,6 +61,7 @@ class LiteNode:
             raise ConfigError(f"kubeconfig: {exc}") from None
         async with client:
             agent_config = self.agent_config
+            gateway = self._gateway(client)
             if self.datamesh_settings.enabled:
                 self.datamesh = DataMeshServer(
                     client, self.config.domain_id, self.config.data_dir, self.datamesh_settings, self.domain_key
@@ -63,9 +70,19 @@ class LiteNode:
                 env = {**agent_config.pod_env, **self.datamesh.pod_env(), "ATOLL_PYTHON": sys.executable}
                 agent_config = dataclasses.replace(agent_config, pod_env=env)
             async with asyncio.TaskGroup() as tg:
+                if gateway is not None:
+                    tg.create_task(gateway.run(), name="lite/gateway")
                 if self.datamesh is not None:
-                    tg.create_task(self.datamesh.run(), name="datamesh")
-                tg.create_task(Agent(client, agent_config).run(), name="agent")
+                    tg.create_task(self.datamesh.run(), name="lite/datamesh")
+                tg.create_task(Agent(client, agent_config).run(), name="lite/agent")
+
+    def _gateway(self, client: Client) -> Any:
+        """The lite's gateway when the config has a ``gateway:`` block (see atoll.node.gateway)."""
+        from atoll.gateway.module import GatewayModule
+
+        if self.gateway_options is None:
+            return None
+        return GatewayModule(client, self.gateway_options)
 
 
 def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) -> Path:
@@ -74,7 +91,7 @@ def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) 
     Writes ``<data_dir>/pki/kubelet.{crt,key}`` and the CA certificate ``ca.crt`` that the
     agent uses to verify the API server's client certificate. Returns the certificate path.
     """
-    from atoll.apiserver.certs import PKI, issue_serving_cert
+    from atoll.pki import PKI, issue_serving_cert
 
     master = PKI(master_data_dir / "pki")
     if not master.ca_key.exists():

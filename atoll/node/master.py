@@ -20,13 +20,13 @@ from typing import Any
 from atoll.api import errors
 from atoll.api.crd import kuscia_crds
 from atoll.apiserver.app import APIServer, ServerConfig
-from atoll.apiserver.auth import ADMIN_USER
-from atoll.apiserver.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
-from atoll.apiserver.certs import PKI, ensure_pki, server_ssl_context
-from atoll.apiserver.objects import WriteOptions
+from atoll.apiserver.auth.authn import ADMIN_USER
+from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
+from atoll.apiserver.registry.storage import WriteOptions
 from atoll.client import Client
 from atoll.controllers import CONTROLLERS, ControllerContext, setup_all
 from atoll.node.config import NodeConfig
+from atoll.pki import PKI, ensure_pki, server_ssl_context
 from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
 from atoll.scheduler import setup as setup_scheduler
@@ -53,6 +53,11 @@ class MasterNode:
         self.server: APIServer | None = None
         self.ready = asyncio.Event()
         self.manager: Manager | None = None
+        from atoll.node.gateway import prepare_gateway
+
+        self.gateway_options = prepare_gateway(config, aliases=("master",))
+        self.gateway: Any = None  # the GatewayModule when the config has a gateway: block
+        self.gateway_routes: list[Any] = []  # aiohttp routes for the handshake server (contract C3)
 
     @property
     def url(self) -> str:
@@ -87,11 +92,31 @@ class MasterNode:
                 path.write_text(self.url)
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
+                self._start_gateway(tg)
                 # in the body, not a sibling task: on shutdown the controllers stop (and release
                 # their lease) while the API server is still serving
                 await self._run_controllers()
         finally:
             await store.close()
+
+    def _start_gateway(self, tg: asyncio.TaskGroup) -> None:
+        """The master's gateway (when the config has a ``gateway:`` block): routes
+        ``apiserver.master.svc`` to this API server and serves ``gateway_routes`` (C3)."""
+        from dataclasses import replace
+
+        from atoll.gateway.model import LocalService
+        from atoll.gateway.module import GatewayModule
+
+        if self.gateway_options is None:
+            return
+        assert self.server is not None
+        host = "127.0.0.1" if self.config.api_host in ("0.0.0.0", "") else self.config.api_host
+        port = self.server.bound_port
+        api = LocalService("apiserver", self.config.domain_id, port, ((host, port),), upstream_tls=True)
+        options = replace(self.gateway_options, static_services=(api,))
+        client = self.client()
+        self.gateway = GatewayModule(client, options, extra_routes=self.gateway_routes)
+        tg.create_task(_closing(client, self.gateway.run()), name="master/gateway")
 
     def client(self) -> Client:
         """An admin client of this node's own API server: over the loopback Unix socket when it
@@ -127,7 +152,12 @@ class MasterNode:
                 retry_period=1.0,
             )
             manager = Manager(client, leader_election=elector)
-            ctx = ControllerContext(client, master_domain=self.config.domain_id)
+            ctx = ControllerContext(
+                client,
+                master_domain=self.config.domain_id,
+                enable_workload_approve=self.config.enable_workload_approve,
+                job_gc_duration_hours=self.config.job_gc_duration_hours,
+            )
             wanted = self.config.controllers
             names = setup_all(
                 manager, ctx, CONTROLLERS if wanted is None else tuple(n for n in wanted if n != "scheduler")
@@ -167,6 +197,11 @@ class MasterNode:
                 continue
             if current.get("spec") != crd.get("spec"):
                 await objects.modify(crd_rd, None, name, _with_spec(crd["spec"]), opts)
+
+
+async def _closing(client: Client, run: Any) -> None:
+    async with client:
+        await run
 
 
 def _with_spec(spec: Any) -> Callable[[JSON], JSON]:

@@ -1,0 +1,70 @@
+"""What every phase handler shares: ``Work`` (one reconcile's view of a job and the status being
+edited) and ``Parties`` (a job's party domains, own ones told from partners by the Domain cache)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from atoll.api.constants import ROLE_PARTNER
+from atoll.controllers.kusciajob import constants as c
+from atoll.controllers.kusciajob.stages import Command
+from atoll.controllers.kusciajob.status import party_domains
+from atoll.runtime import Cache
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Work:
+    """One reconcile's view: the cached job, the status being edited, and what to do after the write."""
+
+    job: JSON
+    status: JSON
+    now: str
+    command: Command | None = None
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (key, reason, message)
+
+    @property
+    def phase(self) -> str:
+        return str(self.status.get("phase") or c.INITIALIZED)
+
+    @property
+    def uid(self) -> str:
+        return str(self.job["metadata"].get("uid", ""))
+
+    @property
+    def spec(self) -> JSON:
+        return dict(self.job.get("spec") or {})
+
+    def finish(self, phase: str, reason: str = "", message: str = "") -> None:
+        self.status["phase"] = phase
+        self.status["reason"] = reason
+        self.status["message"] = message
+        self.status.setdefault("completionTime", self.now)
+        if phase == c.FAILED:
+            self.events.append((f"{phase}/{reason}/{message}/{self._stage_version()}", reason or "Failed", message))
+
+    def _stage_version(self) -> str:
+        return str((self.job["metadata"].get("labels") or {}).get(c.LABEL_JOB_STAGE_VERSION) or "")
+
+
+class Parties:
+    def __init__(self, domains: Cache) -> None:
+        self.domains = domains
+
+    def is_partner(self, domain: str) -> bool:
+        """A Domain of another cluster (``spec.role: partner``)."""
+        obj = self.domains.get(domain)
+        return bool(obj and (obj.get("spec") or {}).get("role") == ROLE_PARTNER)
+
+    def all(self, job: JSON) -> list[str]:
+        return party_domains((job.get("spec") or {}).get("tasks") or ())
+
+    def own(self, job: JSON) -> list[str]:
+        return [d for d in self.all(job) if not self.is_partner(d)]
+
+    def set_stage_status(self, work: Work, value: str) -> None:
+        """Every own party's ``stageStatus`` becomes ``value``."""
+        own = dict.fromkeys(self.own(work.job), value)
+        work.status["stageStatus"] = {**(work.status.get("stageStatus") or {}), **own}
