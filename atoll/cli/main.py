@@ -229,8 +229,8 @@ def crds() -> None:
     click.echo(yaml.safe_dump_all(kuscia_crds(), sort_keys=False), nl=False)
 
 
-main.add_command(job_commands)
 main.add_command(data_command)
+main.add_command(job_commands)
 
 if __name__ == "__main__":
     main()

@@ -4,8 +4,9 @@ Kuscia's lite nodes reach the master API through their gateway (``masterEndpoint
 ``liteDeployToken``); until the gateway exists, Atoll's lite node joins directly with a
 kubeconfig (``atoll init --mode lite --kubeconfig FILE [--master-data-dir DIR]``).
 
-Modules: the agent, the gateway (``gateway:`` block) and DataMesh (``datamesh:`` block).
-DataMesh binds first, so the agent can hand its addresses to every pod as ``DATAMESH_ADDR`` / ``DATAMESH_GRPC_ADDR``.
+Modules: the agent, DataMesh (``datamesh:`` block) and, with a ``gateway:`` block, the gateway.
+DataMesh binds first, so the agent can hand its addresses to every pod as ``DATAMESH_ADDR`` /
+``DATAMESH_GRPC_ADDR``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class LiteNode:
         except (SettingsError, InfoError) as exc:
             raise ConfigError(str(exc)) from None
         self.datamesh: DataMeshServer | None = None
+
         from atoll.node.gateway import prepare_gateway
 
         self.gateway_options = prepare_gateway(config)
@@ -59,6 +61,7 @@ class LiteNode:
             raise ConfigError(f"kubeconfig: {exc}") from None
         async with client:
             agent_config = self.agent_config
+            gateway = self._gateway(client)
             if self.datamesh_settings.enabled:
                 self.datamesh = DataMeshServer(
                     client, self.config.domain_id, self.config.data_dir, self.datamesh_settings, self.domain_key
@@ -66,7 +69,6 @@ class LiteNode:
                 await self.datamesh.start()
                 env = {**agent_config.pod_env, **self.datamesh.pod_env(), "ATOLL_PYTHON": sys.executable}
                 agent_config = dataclasses.replace(agent_config, pod_env=env)
-            gateway = self._gateway(client)
             async with asyncio.TaskGroup() as tg:
                 if gateway is not None:
                     tg.create_task(gateway.run(), name="lite/gateway")
