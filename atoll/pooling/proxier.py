@@ -14,6 +14,7 @@ Kubeocean opens one listener per vnode (for per-node metrics); one per binding s
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 from dataclasses import dataclass
@@ -114,3 +115,25 @@ class Proxier:
         finally:
             upstream.close()
         return response
+
+
+def proxier_tls_from_ca(pki_dir: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> ProxierTLS:
+    """The proxier's serving certificate, issued once from the computing cluster's CA in ``pki_dir``
+    (``pool-proxier.{crt,key}``, key written atomically with mode 0600)."""
+    from atoll.pki import PKI, issue_serving_cert
+
+    pki = PKI(pki_dir)
+    cert, key = pki_dir / "pool-proxier.crt", pki_dir / "pool-proxier.key"
+    if not (cert.exists() and key.exists()):
+        cert_pem, key_pem = issue_serving_cert(pki, "atoll-pool-proxier", hosts)
+        _write_private(key, key_pem)
+        cert.write_bytes(cert_pem)
+    return ProxierTLS(cert, key, pki.ca_cert)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)

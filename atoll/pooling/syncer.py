@@ -34,6 +34,7 @@ from atoll.pooling.bottomup import NodeReconciler
 from atoll.pooling.context import SyncContext, SyncerSettings
 from atoll.pooling.kinds import CLUSTERBINDINGS, PRIORITYCLASSES, RESOURCELEASINGPOLICIES
 from atoll.pooling.leases import LeaseKeeper
+from atoll.pooling.policies import PolicyReconciler
 from atoll.pooling.proxier import Proxier, ProxierTLS
 from atoll.pooling.topdown import (
     DEPS_INDEX,
@@ -202,6 +203,10 @@ class Syncer:
         dep_ctl.watch(secrets_inf, own_dep("Secret"))
         dep_ctl.watch(vpods_inf, lambda p: [DepKey(*v.split("/", 2)) for v in dep_values(p)])
 
+        policy_queue: WorkQueue[ObjectKey] = WorkQueue(f"pool-policy-{name}")
+        policy_ctl = Controller(f"pool-policy-{name}", PolicyReconciler(ctx, policy_queue), policy_queue)
+        policy_ctl.watch(rlp_inf)
+
         teardown_ctl: Controller[ObjectKey] = Controller(
             f"pool-teardown-{name}", Teardown(self, node_ctl, deps, namespace, label))
         teardown_ctl.watch(bindings_inf, lambda b: [ObjectKey(None, name)] if b["metadata"]["name"] == name else [])
@@ -218,7 +223,7 @@ class Syncer:
                 tg.create_task(self._pod_metrics(namespace), name=f"pool/{name}/metrics"),
             ]
             controllers = [tg.create_task(ctl.run(), name=f"pool/{ctl.name}")
-                           for ctl in (node_ctl, pod_ctl, dep_ctl, teardown_ctl)]
+                           for ctl in (node_ctl, pod_ctl, dep_ctl, policy_ctl, teardown_ctl)]
             await computing.wait_synced()
             await worker.wait_synced()
             if self.on_started is not None:
@@ -306,6 +311,7 @@ class Teardown:
                     await self.deps.release(kind, md["namespace"], md["name"], obj)
         if await self._leftovers():
             return Result(requeue_after=ctx.settings.drain_poll)
+        await self._release_policies()
         md = binding["metadata"]
         finalizers = [f for f in md.get("finalizers") or () if f != c.FINALIZER_SYNCER]
         try:
@@ -316,6 +322,18 @@ class Teardown:
         log.info("binding %s drained; syncer finalizer released", md["name"])
         self.syncer.done.set()
         return Result()
+
+    async def _release_policies(self) -> None:
+        """Our finalizer must not outlive the syncer on this binding's policies."""
+        for policy in self.ctx.policies:
+            md = policy["metadata"]
+            if (policy.get("spec") or {}).get("cluster") != self.ctx.binding_name:
+                continue
+            if c.FINALIZER_POLICY in (md.get("finalizers") or ()):
+                finalizers = [f for f in md.get("finalizers") or () if f != c.FINALIZER_POLICY]
+                with contextlib.suppress(NotFound):
+                    await self.ctx.worker.patch(RESOURCELEASINGPOLICIES, md["name"], {"metadata": {
+                        "finalizers": finalizers, "resourceVersion": md["resourceVersion"]}})
 
     async def _leftovers(self) -> int:
         """Delete what is still ours in the worker's mount namespace; how many objects remain."""
