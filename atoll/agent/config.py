@@ -57,6 +57,9 @@ class AgentConfig:
     labels: dict[str, str] = field(default_factory=dict)
     pod_namespace: str | None = None
     """Watch only this namespace's pods (a registered lite: its domain, all its identity may read)."""
+    pod_env: dict[str, str] = field(default_factory=dict)
+    """Added to every container's environment (a pod's own ``env`` wins): the lite's
+    ``DATAMESH_ADDR`` / ``DATAMESH_GRPC_ADDR`` (contract C2)."""
 
     @property
     def name(self) -> str:

@@ -226,6 +226,12 @@ async def test_stop_fails_the_job_and_stops_its_tasks(client: Client) -> None:
 
     await eventually(stopped)
 
+    async def recorded() -> None:
+        seen = {(e["type"], e["reason"], e["message"]) for e in await events_of(client, "stop")}
+        assert ("Normal", "JobStop", "Party: bob execute the cmd: Stop.") in seen, seen
+
+    await eventually(recorded)
+
 
 async def test_cancel_is_final(client: Client) -> None:
     await client.create(KJ, job("cancel", task("a")))
