@@ -61,6 +61,18 @@ def start(config_path: Path) -> None:
         asyncio.run(_run_node(config))
     except (ConfigError, OSError) as exc:
         fail(str(exc))
+    except BaseExceptionGroup as group:  # a module's start failed inside the node's TaskGroup
+        leaf = _first_leaf(group)
+        if isinstance(leaf, (ConfigError, OSError)):
+            logging.getLogger("atoll").debug("node failed", exc_info=group)
+            fail(str(leaf))
+        raise
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 async def _run_node(config: NodeConfig) -> None:

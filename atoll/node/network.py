@@ -25,13 +25,14 @@ import yaml
 from atoll.api import errors, kinds
 from atoll.api.constants import LABEL_NODE_NAMESPACE
 from atoll.client import Client, ClientError
-from atoll.node.admin_ops import add_lite, create_route, parse_endpoint
+from atoll.node.admin_ops import CDRS, add_lite, create_route, parse_endpoint
 from atoll.node.kubeconfig import admin_kubeconfig, dump
 from atoll.pki import PKI
 
 ATOLL = [sys.executable, "-m", "atoll.cli.main"]
 MASTER_DOMAIN = "kuscia-system"
 STOP_SECONDS = 10.0
+PORT_ATTEMPTS = 3
 
 
 class NetworkError(RuntimeError):
@@ -69,12 +70,16 @@ class NodeProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def last_error(self) -> str:
+        """The node's last error line (``atoll start`` ends with one ``error: …`` line on failure)."""
         try:
-            lines = [ln for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
+            lines = [ln.strip() for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
         except OSError:
             return "no log"
-        errors_ = [ln for ln in lines if ln.startswith("error:") or " ERROR " in ln]
-        return (errors_ or lines or ["no log"])[-1]
+        for marks in (("error:",), (" ERROR ", "Error:")):
+            found = [ln for ln in lines if any(m in ln for m in marks)]
+            if found:
+                return found[-1]
+        return lines[-1] if lines else "no log"
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -98,6 +103,18 @@ def _init(*args: str) -> None:
     result = subprocess.run([*ATOLL, "init", *args], capture_output=True, text=True)
     if result.returncode != 0:
         raise NetworkError(result.stderr.strip() or f"atoll init {' '.join(args)} failed")
+
+
+def _port_taken(exc: Exception) -> bool:
+    """Free ports are picked before the node binds them: on a busy machine another process may win."""
+    return "address already in use" in str(exc).lower()
+
+
+def _new_ports(config: Path, *fields: tuple[str, str]) -> None:
+    doc = yaml.safe_load(config.read_text())
+    for block, name in fields:
+        doc.setdefault(block, {})[name] = free_port()
+    _tune(config, **doc)
 
 
 def _tune(config: Path, **fields: object) -> None:
@@ -138,13 +155,21 @@ class LocalNetwork:
             _init("--mode", "master", "-d", MASTER_DOMAIN, "--data-dir", str(data), "--api-port", str(free_port()),
                   "--external-port", str(free_port()), "--internal-port", str(free_port()))
             _tune(config, sharedPortSpace=True)  # every lite runs on this host: one task port space
-        doc = yaml.safe_load(config.read_text())
-        self.master = NodeProcess(MASTER_DOMAIN, config, int(doc["gateway"]["externalPort"]))
-        self.master.start()
-        url = f"https://127.0.0.1:{doc['apiserver']['port']}"
-        self.kubeconfig.write_text(dump(admin_kubeconfig(PKI(data / "pki"), url)))
-        self.kubeconfig.chmod(0o600)
-        await self._until(self.master, self._master_ready, 60, "API server ready")
+        for attempt in range(PORT_ATTEMPTS):
+            doc = yaml.safe_load(config.read_text())
+            self.master = NodeProcess(MASTER_DOMAIN, config, int(doc["gateway"]["externalPort"]))
+            self.master.start()
+            url = f"https://127.0.0.1:{doc['apiserver']['port']}"
+            self.kubeconfig.write_text(dump(admin_kubeconfig(PKI(data / "pki"), url)))
+            self.kubeconfig.chmod(0o600)
+            try:
+                await self._until(self.master, self._master_ready, 60, "API server ready")
+                return
+            except NetworkError as exc:
+                if not _port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
+                    raise
+            self.master.stop()
+            _new_ports(config, ("apiserver", "port"), ("gateway", "externalPort"), ("gateway", "internalPort"))
 
     async def _master_ready(self) -> bool:
         async with self.client() as client:
@@ -176,8 +201,18 @@ class LocalNetwork:
 
     async def start_lite(self, domain: str) -> None:
         lite = self.lites[domain]
-        lite.start()
-        await self._until(lite, lambda: self.node_ready(domain), 60, "node Ready")
+        for attempt in range(PORT_ATTEMPTS):
+            lite.start()
+            try:
+                await self._until(lite, lambda: self.node_ready(domain), 60, "node Ready")
+                return
+            except NetworkError as exc:
+                if not _port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
+                    raise
+            lite.stop()
+            _new_ports(lite.config, ("gateway", "externalPort"), ("gateway", "internalPort"),
+                       ("datamesh", "httpPort"), ("datamesh", "grpcPort"))
+            lite.external_port = int(yaml.safe_load(lite.config.read_text())["gateway"]["externalPort"])
 
     async def node_ready(self, domain: str) -> bool:
         async with self.client() as client:
@@ -200,6 +235,23 @@ class LocalNetwork:
                         url = f"http://127.0.0.1:{self.lites[dst].external_port}"
                         done.append(await create_route(client, src, dst, parse_endpoint(url)))
         return done
+
+    async def wait_routes_ready(self, within: float = 90.0) -> None:
+        """Every ClusterDomainRoute Ready (its token handshake done through the gateways)."""
+        deadline = time.monotonic() + within
+        while True:
+            async with self.client() as client:
+                routes, _ = await client.list_all(CDRS)
+            waiting = [r["metadata"]["name"] for r in routes if not _ready(r)]
+            if routes and not waiting:
+                return
+            for node in self.nodes():
+                if not node.alive():
+                    raise NetworkError(f"node {node.domain} exited: {node.last_error()}")
+            if time.monotonic() > deadline:
+                reasons = "; ".join(f"{r['metadata']['name']}: {_not_ready_reason(r)}" for r in routes if not _ready(r))
+                raise NetworkError(f"routes not Ready within {within:.0f} s ({reasons})")
+            await asyncio.sleep(0.2)
 
     # -- whole network ---------------------------------------------------------------------------
 
@@ -230,6 +282,24 @@ class LocalNetwork:
             if time.monotonic() > deadline:
                 raise NetworkError(f"node {node.domain}: not {what} within {within:.0f} s ({node.last_error()})")
             await asyncio.sleep(0.1)
+
+
+def _ready_condition(route: dict[str, object]) -> dict[str, object]:
+    status = route.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    for cond in conditions if isinstance(conditions, list) else []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            return cond
+    return {}
+
+
+def _ready(route: dict[str, object]) -> bool:
+    return _ready_condition(route).get("status") == "True"
+
+
+def _not_ready_reason(route: dict[str, object]) -> str:
+    cond = _ready_condition(route)
+    return str(cond.get("message") or cond.get("reason") or "no Ready condition yet")
 
 
 def kill_leftovers(base: Path) -> int:

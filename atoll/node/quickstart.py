@@ -2,11 +2,13 @@
 
 Three processes on 127.0.0.1 with free ports (:mod:`atoll.node.network`): the master
 ``kuscia-system`` and the lites ``alice`` and ``bob``, each registered with a one-time deploy token
-(Kuscia's ``kuscia.sh center``), then the routes alice↔bob. It then runs one task process in each
-domain through the scheduler and shows its log fetched through the master (``kubectl logs``
-reaches each lite with the certificates registration issued), prints the result and stops
-everything (exit 0; non-zero naming the failing node and reason). ``--keep`` leaves the network up
-until Ctrl-C/SIGTERM and prints the admin kubeconfig. Every run starts from a clean
+(Kuscia's ``kuscia.sh center``), then the routes alice↔bob. It runs one task process in each
+domain and shows its log fetched through the master (``kubectl logs`` reaches each lite with the
+certificates registration issued), waits for the four routes to be Ready, writes example data,
+and runs Kuscia's example job — a two-party PSI with the built-in ``atoll-psi`` app
+(:mod:`atoll.node.quickstart_job`) — with live progress, checks both outputs against the known
+overlap and stops everything (exit 0; non-zero naming the failing node or party and the reason).
+``--keep`` leaves the network up until Ctrl-C/SIGTERM and prints the admin kubeconfig. Every run starts from a clean
 ``--data-dir``; Ctrl-C at any point stops every node and task process.
 """
 
@@ -23,14 +25,13 @@ from typing import Any
 from atoll.api import errors, kinds
 from atoll.client import Client
 from atoll.node.network import ATOLL, LocalNetwork, NetworkError, kill_leftovers
-from atoll.node.quickstart_job import APPIMAGES, JobError, hello_app_image, hello_job, run_job
+from atoll.node.quickstart_job import OVERLAP, ROWS, JobError, check_outputs, example_data, psi_job, run_job
+from atoll.node.quickstart_job import prepare as prepare_psi
 
 JSON = dict[str, Any]
 Say = Callable[[str], None]
 MARKER = ".atoll-quickstart"
 DEMO_IMAGE = "atoll/quickstart-hello:v1"
-HELLO_APP = "quickstart-hello"
-HELLO_JOB = "quickstart-hello"
 DEMO_SCRIPT = '#!/bin/sh\necho "hello from $KUSCIA_DOMAIN_ID, pod $POD_NAME on node $NODE_NAME"\n'
 
 
@@ -135,11 +136,21 @@ async def run_quickstart(data_dir: Path, *, keep: bool, say: Say, step: Callable
                 lines = await asyncio.gather(*(run_demo_pod(client, d) for d in network.domains))
         for domain, line in zip(network.domains, lines, strict=True):
             say(f"✓ {domain}: {line}")
-        with step("running a KusciaJob with a task for alice and bob"):
+        with step("waiting for the four routes to be Ready (token handshakes through the gateways)"):
+            await network.wait_routes_ready()
+        say("✓ routes Ready: alice-bob, bob-alice, alice-kuscia-system, bob-kuscia-system")
+        with step(f"example data: {ROWS:,} IDs per party, {OVERLAP:,} in common; image atoll-psi"):
+            data = await asyncio.to_thread(example_data, data_dir / "example")
+            await prepare_psi(network, data)
+        say(f"✓ DomainData alice-table, bob-table: {ROWS:,} IDs each ({OVERLAP:,} in common); "
+            f"image atoll-psi on both lites")
+        name = f"psi-{time.strftime('%Y%m%d%H%M%S')}"
+        with step(f"running KusciaJob {name}: ECDH-PSI between alice and bob through the gateways"):
             async with network.client() as client:
-                await _ensure(client, APPIMAGES, hello_app_image(HELLO_APP, *DEMO_IMAGE.split(":")))
-                await run_job(client, hello_job(HELLO_JOB, HELLO_APP), lambda line: say(f"  {line}"))
-        say(f"✓ KusciaJob {HELLO_JOB}: Succeeded (both parties)")
+                await run_job(client, psi_job(name), lambda line: say(f"  {line}"))
+        say(f"✓ KusciaJob {name}: Succeeded")
+        for line in await check_outputs(network, data):
+            say(f"✓ {line}")
         say(f"network up and verified in {time.monotonic() - started:.1f} s")
         if keep:
             show_kubectl(network, say)
@@ -152,13 +163,6 @@ async def run_quickstart(data_dir: Path, *, keep: bool, say: Say, step: Callable
     finally:
         with step("stopping every node"):
             await asyncio.shield(asyncio.to_thread(network.stop))
-
-
-async def _ensure(client: Client, rd: Any, body: JSON) -> None:
-    try:
-        await client.create(rd, body)
-    except errors.AlreadyExists:
-        pass
 
 
 def show_kubectl(network: LocalNetwork, say: Say) -> None:

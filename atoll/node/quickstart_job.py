@@ -65,27 +65,6 @@ def example_data(directory: Path, rows: int = ROWS, overlap: int = OVERLAP) -> E
     return ExampleData(files, common)
 
 
-def hello_job(name: str, app_image: str) -> JSON:
-    """A job whose one task runs ``app_image`` for alice and bob (no data, no peer traffic)."""
-    job = psi_job(name)
-    task = job["spec"]["tasks"][0]
-    task.update(taskID=f"{name}-hello", alias="hello", appImage=app_image, taskInputConfig="{}")
-    return job
-
-
-def hello_app_image(name: str, image: str, tag: str) -> JSON:
-    container = {"name": "main", "command": ["hello"], "workingDir": "/",
-                 "ports": [{"name": "svc", "protocol": "HTTP", "scope": "Cluster"}]}
-    return {
-        "apiVersion": "kuscia.secretflow/v1alpha1",
-        "kind": "AppImage",
-        "metadata": {"name": name},
-        "spec": {"image": {"name": image, "tag": tag},
-                 "deployTemplates": [{"name": name, "replicas": 1,
-                                      "spec": {"restartPolicy": "Never", "containers": [container]}}]},
-    }
-
-
 def psi_image_dir() -> Path:
     import atoll.apps.psi as psi  # type: ignore[import-not-found,unused-ignore]
 

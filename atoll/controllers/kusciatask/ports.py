@@ -13,17 +13,29 @@ Ports are handed out round-robin from a per-domain cursor so that a port just re
 reused at once (a process of the finished task may still be closing it).
 
 ``shared=True`` (master config ``sharedPortSpace: true``): the lites of several domains run on one
-host (the quickstart), so all domains draw from one port space — a port is never handed to two
-domains at once.
+host — this master's host (the quickstart) — so all domains draw from one port space (a port is
+never handed to two domains at once) and a port some other program on the host is listening on
+is skipped.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterable
 
 from atoll.api.kuscia_tasks import PORT_RANGE
 
 Live = Callable[[str], Iterable[int]]
+
+
+def _bindable(port: int) -> bool:
+    """Nothing on this host listens on ``127.0.0.1:port`` right now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class PortsExhausted(RuntimeError):
@@ -68,9 +80,11 @@ class PortAllocator:
             picked: list[int] = []
             offset = 0
             while len(picked) < count:
+                if offset >= size:
+                    raise PortsExhausted(f"domain {domain}: {count} ports wanted, fewer free on this host")
                 port = self.low + (start - self.low + offset) % size
                 offset += 1
-                if port not in used:
+                if port not in used and (not self.shared or _bindable(port)):
                     picked.append(port)
             self._cursor[cursor] = picked[-1] + 1 if picked[-1] < self.high else self.low
             out[domain] = picked
