@@ -237,11 +237,14 @@ class LocalNetwork:
         return done
 
     async def wait_routes_ready(self, within: float = 90.0) -> None:
-        """Every ClusterDomainRoute Ready (its token handshake done through the gateways)."""
+        """Every ClusterDomainRoute between this network's nodes Ready (token handshakes done)."""
         deadline = time.monotonic() + within
+        ours = {*self.domains, MASTER_DOMAIN}
         while True:
             async with self.client() as client:
-                routes, _ = await client.list_all(CDRS)
+                listed, _ = await client.list_all(CDRS)
+            routes = [r for r in listed if {(r.get("spec") or {}).get("source"),
+                                            (r.get("spec") or {}).get("destination")} <= ours]
             waiting = [r["metadata"]["name"] for r in routes if not _ready(r)]
             if routes and not waiting:
                 return

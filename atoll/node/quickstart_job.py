@@ -71,9 +71,9 @@ def psi_image_dir() -> Path:
     return Path(psi.__file__).parent
 
 
-def task_input_config() -> JSON:
+def task_input_config(tuning: JSON | None = None) -> JSON:
     parties = ["alice", "bob"]
-    return {
+    config: JSON = {
         "sf_cluster_desc": {"parties": parties},
         "sf_datasource_config": {p: {"id": "default-data-source"} for p in parties},
         "sf_input_ids": ["alice-table", "bob-table"],
@@ -87,9 +87,12 @@ def task_input_config() -> JSON:
                       {"s": "PROTOCOL_ECDH"}],
         },
     }
+    if tuning:
+        config["atoll_psi"] = tuning  # the app's optional knobs (timeouts, batch size)
+    return config
 
 
-def psi_job(name: str) -> JSON:
+def psi_job(name: str, tuning: JSON | None = None) -> JSON:
     return {
         "apiVersion": "kuscia.secretflow/v1alpha1",
         "kind": "KusciaJob",
@@ -103,7 +106,7 @@ def psi_job(name: str) -> JSON:
                 "alias": "psi",
                 "priority": 100,
                 "appImage": APP_IMAGE,
-                "taskInputConfig": json.dumps(task_input_config(), separators=(",", ":")),
+                "taskInputConfig": json.dumps(task_input_config(tuning), separators=(",", ":")),
                 "parties": [{"domainID": "alice"}, {"domainID": "bob"}],
             }],
         },
@@ -148,8 +151,13 @@ def _progress(job: JSON, tasks: list[JSON]) -> str:
 async def run_job(client: Client, body: JSON, show: Callable[[str], None],
                   within: float = JOB_TIMEOUT_SECONDS) -> JSON:
     """Apply the job and follow it; returns the finished job (or raises :class:`JobError`)."""
-    name = body["metadata"]["name"]
     await client.create(KUSCIAJOBS, body, "cross-domain")
+    return await follow_job(client, body["metadata"]["name"], show, within)
+
+
+async def follow_job(client: Client, name: str, show: Callable[[str], None],
+                     within: float = JOB_TIMEOUT_SECONDS) -> JSON:
+    """Show the job's progress until it ends; the finished job, or :class:`JobError` naming the party."""
     deadline = time.monotonic() + within
     last = ""
     while True:

@@ -21,8 +21,20 @@ import yaml
 
 from atoll.api import kinds
 from atoll.node.config import load_config
-from atoll.node.network import ATOLL, LocalNetwork, free_port
+from atoll.node.network import ATOLL, LocalNetwork, free_port, sweep_pods
 from atoll.node.quickstart import demo_image, run_demo_pod
+from atoll.node.quickstart_job import (
+    KUSCIAJOBS,
+    KUSCIATASKS,
+    ExampleData,
+    JobError,
+    check_outputs,
+    example_data,
+    follow_job,
+    psi_job,
+    run_job,
+)
+from atoll.node.quickstart_job import prepare as prepare_psi
 from atoll.node.registration import RegistrationError, lite_kubeconfig, load_registration, register
 from tests.conftest import REPO, eventually, kubectl_binary, kubectl_environ
 
@@ -192,9 +204,11 @@ async def test_kubectl_logs_of_a_pod_on_each_lite(network: LocalNetwork, kubectl
 async def test_kubectl_get_cdr_ready_true_with_kuscias_columns(network: LocalNetwork, kubectl: Kubectl) -> None:
     """Seed 003: all four routes Ready (handshakes through the real Envoys)."""
 
+    names = {"alice-bob", "bob-alice", "alice-kuscia-system", "bob-kuscia-system"}  # carol never runs
+
     async def all_ready() -> list[list[str]]:
         rows = table(await asyncio.to_thread(kubectl.out, "get", "cdr"))
-        assert all(row[-1] == "True" for row in rows[1:]), rows
+        assert all(row[-1] == "True" for row in rows[1:] if row[0] in names), rows
         return rows
 
     rows = await eventually(all_ready, 60, every=0.5)
@@ -204,6 +218,57 @@ async def test_kubectl_get_cdr_ready_true_with_kuscias_columns(network: LocalNet
     assert by_name["bob-alice"] == ["bob-alice", "bob", "alice", "127.0.0.1", "Token", "True"]
     for lite in ("alice", "bob"):  # no HOST: the lite reaches the master through its masterEndpoint
         assert by_name[f"{lite}-kuscia-system"] == [f"{lite}-kuscia-system", lite, "kuscia-system", "Token", "True"]
+
+
+# -- the PSI job through the gateways -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def psi_data(network: LocalNetwork) -> ExampleData:
+    data = example_data(network.base / "example", rows=3000, overlap=1000)
+    asyncio.run(prepare_psi(network, data))
+    return data
+
+
+async def test_the_psi_job_succeeds_with_correct_outputs(network: LocalNetwork, psi_data: ExampleData,
+                                                         kubectl: Kubectl) -> None:
+    async with network.client() as client:
+        await run_job(client, psi_job("psi-first"), lambda line: None, within=120)
+    lines = await check_outputs(network, psi_data)
+    assert len(lines) == 2 and all("1,000 rows = the known overlap" in line for line in lines)
+    rows = table(await asyncio.to_thread(kubectl.out, "get", "kj", "-n", "cross-domain", "psi-first"))
+    assert rows[0] == ["NAME", "STARTTIME", "COMPLETIONTIME", "LASTRECONCILETIME", "PHASE"]
+    assert rows[1][0] == "psi-first" and rows[1][-1] == "Succeeded"
+
+
+@pytest.mark.timeout(300)
+async def test_killing_alice_mid_job_fails_it_naming_alice_and_a_rerun_succeeds(
+    network: LocalNetwork, psi_data: ExampleData
+) -> None:
+    # tiny sequential batches keep the PSI running for seconds, so alice dies in the middle of it
+    tuning = {"connect_timeout_seconds": 8, "peer_timeout_seconds": 8, "batch_size": 4, "window": 1}
+    alice = network.lites["alice"]
+    async with network.client() as client:
+        await client.create(KUSCIAJOBS, psi_job("psi-killed", tuning), "cross-domain")
+
+        async def both_pods_running() -> None:
+            task = await client.get(KUSCIATASKS, "psi-killed-psi", "cross-domain")
+            pods = (task.get("status") or {}).get("podStatuses") or {}
+            assert len(pods) == 2 and all(p.get("podPhase") == "Running" for p in pods.values()), pods
+
+        await eventually(both_pods_running, 60)
+        alice.kill(signal.SIGKILL)  # the node and, below, its task processes: the machine is gone
+        assert alice.proc is not None
+        alice.proc.wait(10)
+        sweep_pods(alice.data_dir)
+        with pytest.raises(JobError) as failed:
+            await follow_job(client, "psi-killed", lambda line: None, within=120)
+    assert "party alice" in str(failed.value), failed.value
+    await network.start_lite("alice")  # its stale Envoy is killed, its task processes re-adopted
+    await network.wait_routes_ready()
+    async with network.client() as client:
+        await run_job(client, psi_job("psi-again"), lambda line: None, within=120)
+    await check_outputs(network, psi_data)
 
 
 # -- master-side CLI ---------------------------------------------------------------------------------
