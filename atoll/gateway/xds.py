@@ -59,7 +59,10 @@ class _Stream:
 def pack(type_url: str, resource: JSON) -> any_pb2.Any:
     """A resource dict (Envoy JSON) as a protobuf Any; raises ValueError naming the problem."""
     message = protos.message_class(type_url)()
-    json_format.ParseDict(resource, message)
+    try:
+        json_format.ParseDict(resource, message)
+    except json_format.ParseError as exc:
+        raise ValueError(f"{type_url.rsplit('.', 1)[-1]} {resource.get('name')!r}: {exc}") from None
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
