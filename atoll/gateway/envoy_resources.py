@@ -73,8 +73,15 @@ def _endpoint(host: str, port: int) -> JSON:
     return {"endpoint": {"address": _address(host, port)}}
 
 
-def _upstream_tls(sni: str = "") -> JSON:
-    context: JSON = {"@type": UPSTREAM_TLS, "common_tls_context": {}}
+def _upstream_tls(sni: str = "", cert: str = "", key: str = "", ca: str = "") -> JSON:
+    common: JSON = {}
+    if cert and key:
+        common["tls_certificates"] = [
+            {"certificate_chain": {"inline_string": cert}, "private_key": {"inline_string": key}}
+        ]
+    if ca:
+        common["validation_context"] = {"trusted_ca": {"inline_string": ca}}
+    context: JSON = {"@type": UPSTREAM_TLS, "common_tls_context": common}
     if sni:
         context["sni"] = sni
     return {"name": "envoy.transport_sockets.tls", "typed_config": context}
@@ -87,7 +94,9 @@ def service_cluster(svc: LocalService, idle: int) -> JSON:
 
 
 def peer_cluster(peer: PeerRoute, idle: int) -> JSON:
-    extra: JSON = {"transport_socket": _upstream_tls(peer.host if not _is_ip(peer.host) else "")} if peer.tls else {}
+    sni = peer.host if not _is_ip(peer.host) else ""
+    tls = _upstream_tls(sni, peer.client_cert_pem, peer.client_key_pem, peer.ca_pem)
+    extra: JSON = {"transport_socket": tls} if peer.tls else {}
     return _cluster(peer.cluster, [_endpoint(peer.host, peer.port)], idle, dns=not _is_ip(peer.host), **extra)
 
 

@@ -41,6 +41,9 @@ class PeerRoute:
     tls: bool = False
     path_prefix: str = ""
     aliases: tuple[str, ...] = ()  # other names of the destination (``master`` for the master)
+    client_cert_pem: str = ""  # MTLS: the certificate the destination issued to us
+    client_key_pem: str = ""
+    ca_pem: str = ""  # verify the destination's server certificate with this CA (empty: no check)
 
     @property
     def cluster(self) -> str:
