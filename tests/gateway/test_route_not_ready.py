@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import kinds
-from atoll.gateway import crypto
 from tests.conftest import free_port
 from tests.gateway.network import CDRS, Network, cdr, domain, network
 
@@ -22,15 +18,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Network]:
-    async with network(tmp_path_factory.mktemp("gw"), ("alice", "bob", "tina")) as n:
+    async with network(tmp_path_factory.mktemp("gw"), ("alice", "bob")) as n:
         await n.start_gateway("alice")
         await n.start_gateway("bob")
-        tina = n.gateways["tina"].key
-        cert = crypto.self_signed_cert(tina, "tina_ENVOY_EXTERNAL").decode()
-        pem = tina.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-        ).decode()
-        await n.start_gateway("tina", {"protocol": "TLS", "server_cert_pem": cert, "server_key_pem": pem})
         yield n
 
 
@@ -65,21 +55,6 @@ async def test_tls_on_a_plaintext_endpoint(net: Network) -> None:
     await net.apply(CDRS, cdr("alice", "grace", net.gateways["bob"].external, tls=True))
     ready = await net.wait_ready("alice-grace", "False", "TLSMismatch")
     assert "isTLS: false" in ready["message"]
-
-
-async def test_tls_route_to_a_tls_gateway(net: Network) -> None:
-    await net.apply(CDRS, cdr("alice", "tina", net.gateways["tina"].external, tls=True))
-    await net.wait_ready("alice-tina", "True", "Success")
-    command = ["curl", "-ksv", f"https://127.0.0.1:{net.gateways['tina'].external}/"]
-    out = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=20)
-    assert out.stdout == "unauthorized." and "kuscia-error-message: Domain tina.tina-gw" in out.stderr
-
-
-async def test_plaintext_to_a_tls_endpoint(net: Network) -> None:
-    await peer(net, "ulf")
-    await net.apply(CDRS, cdr("alice", "ulf", net.gateways["tina"].external, tls=False))
-    ready = await net.wait_ready("alice-ulf", "False", "TLSMismatch")
-    assert "isTLS: true" in ready["message"]
 
 
 async def test_handshake_401_from_another_gateway(net: Network) -> None:

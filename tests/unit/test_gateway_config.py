@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -15,6 +16,8 @@ from atoll.gateway.envoy_resources import snapshot
 from atoll.gateway.initiator import classify
 from atoll.gateway.model import EgressPort, GatewayModel, InboundRoute, LocalService, PeerRoute
 from atoll.gateway.xds import CLUSTER, LISTENER, ROUTE, pack
+from atoll.node.config import NodeConfig
+from atoll.node.gateway import gateway_options
 from atoll.runtime.clock import rfc3339
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -128,3 +131,14 @@ def test_handshake_problem_on_the_route_wins_while_there_is_no_token() -> None:
 )  # fmt: skip
 def test_handshake_failures_are_classified(status: int, body: str, tls: bool, reason: str) -> None:
     assert classify(status, body, "", "127.0.0.1:1080", tls).reason == reason
+
+
+def test_external_certificate_is_kept_across_starts(tmp_path: Path) -> None:
+    config = NodeConfig(mode="lite", domain_id="alice", data_dir=tmp_path, protocol="TLS",
+                        domain_key_data=base64.b64encode(crypto.private_key_pem(KEY).encode()).decode(),
+                        extra={"gateway": {}})  # fmt: skip
+    first = gateway_options(config)
+    second = gateway_options(config)
+    assert first is not None and second is not None
+    assert first.listeners.server_cert_pem == second.listeners.server_cert_pem != ""
+    assert first.listeners.protocol == "TLS" and first.listeners.idle_timeout_seconds >= 1200
