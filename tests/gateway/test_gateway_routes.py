@@ -95,6 +95,24 @@ async def test_grpc_through_proxy(net: Network) -> None:
         assert await say(b"hi", timeout=10) == b"echo:hi"
 
 
+async def test_grpc_h2c_stream_without_proxy(net: Network) -> None:
+    """A client that ignores proxy variables: h2c to the internal listener with the service as authority."""
+    await net.wait_ready("alice-bob")
+    options = [("grpc.default_authority", "grpc.bob.svc:50051"), ("grpc.enable_http_proxy", 0)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{net.gateways['alice'].internal}", options=options) as channel:
+        count = channel.unary_stream("/echo.Echo/Count")
+        assert [m async for m in count(b"50", timeout=20)] == [str(i).encode() for i in range(50)]
+
+
+async def test_grpc_with_a_bad_token_is_unauthenticated(net: Network) -> None:
+    options = [("grpc.default_authority", "grpc.bob.svc:50051"), ("grpc.enable_http_proxy", 0)]
+    metadata = (("kuscia-source", "alice"), ("kuscia-host", "grpc.bob.svc:50051"), ("kuscia-token", "stale"))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{net.gateways['bob'].external}", options=options) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await channel.unary_unary(GRPC_METHOD)(b"hi", timeout=10, metadata=metadata)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 async def test_raw_tcp_via_egress_port(net: Network) -> None:
     await net.wait_ready("alice-bob")
     reader, writer = await asyncio.open_connection("127.0.0.1", net.upstream["egress"])
