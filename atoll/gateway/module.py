@@ -30,8 +30,9 @@ from atoll.gateway.model import GatewayModel, ListenerOptions, LocalService
 from atoll.gateway.stats import ENVOY_STATS
 from atoll.gateway.supervisor import EnvoySupervisor, SupervisorOptions
 from atoll.gateway.xds import AdsServer
-from atoll.runtime import Controller, Manager
+from atoll.runtime import Controller, Manager, ObjectKey
 from atoll.runtime.clock import SYSTEM_CLOCK, Clock
+from atoll.runtime.keys import JSON
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ class GatewayOptions:
     handshake_ready_wait: float = 30.0  # how long a handshake waits for every live gateway to load the token
 
 
-def _hop(_: object) -> list:  # type: ignore[type-arg]
+def _hop(_: JSON) -> list[ObjectKey]:
+    """Every watched object maps to the gateway's one key: the whole model is rebuilt."""
     return [KEY]
 
 
@@ -108,12 +110,11 @@ class GatewayModule:
                 initiator, self.clock, master_domain=opts.master_domain, master_endpoint=opts.master_endpoint,
                 static_services=opts.static_services,
             )  # fmt: skip
-            controller: Controller[object] = Controller(f"gateway-{opts.domain}", self.reconciler)  # type: ignore[arg-type]
+            controller: Controller[ObjectKey] = Controller(f"gateway-{opts.domain}", self.reconciler)
             for informer in informers.values():
                 controller.watch(informer, _hop)
             controller.queue.add(KEY)  # render once even when the namespace holds nothing yet
             manager.add(controller)
-            self.ads.on_ack = lambda: None
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.supervisor.run(), name=f"gateway/{opts.domain}/envoy")
                 tg.create_task(manager.run(), name=f"gateway/{opts.domain}/routes")

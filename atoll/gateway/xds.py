@@ -79,7 +79,6 @@ class AdsServer:
         self._changed = asyncio.Condition()
         self.rejected: ConfigRejected | None = None
         self.on_nack: Callable[[ConfigRejected], None] | None = None
-        self.on_ack: Callable[[], None] | None = None
         self._server: grpc.aio.Server | None = None
 
     # -- server lifecycle -----------------------------------------------------------------
@@ -191,8 +190,6 @@ class AdsServer:
                 self._nack(type_url, sent[0] if sent else "?", request.error_detail.message)
             elif request.response_nonce:
                 stream.acked[type_url] = request.version_info
-                if self.on_ack is not None:
-                    self.on_ack()
             if type_url not in stream.names or stream.names[type_url] != names or not request.response_nonce:
                 stream.names[type_url] = names
                 stream.dirty.add(type_url)
