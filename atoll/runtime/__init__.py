@@ -5,6 +5,7 @@ against Atoll's own API server and any Kubernetes API server.
 """
 
 from atoll.runtime.cache import Cache, IndexFunc
+from atoll.runtime.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from atoll.runtime.controller import (
     Controller,
     Reconciler,
@@ -16,7 +17,7 @@ from atoll.runtime.controller import (
 )
 from atoll.runtime.informer import EventHandler, Informer, InformerFactory, WatchSettings
 from atoll.runtime.keys import Mapper, ObjectKey, key_of, own_key, owner_mapper
-from atoll.runtime.leader import LeaderElector, micro_time
+from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
 from atoll.runtime.metrics import REGISTRY
 from atoll.runtime.ratelimit import (
@@ -30,8 +31,10 @@ from atoll.runtime.workqueue import QueueMetrics, WorkQueue
 
 __all__ = [
     "REGISTRY",
+    "SYSTEM_CLOCK",
     "BucketRateLimiter",
     "Cache",
+    "Clock",
     "Controller",
     "EventHandler",
     "ExponentialFailureRateLimiter",
@@ -40,6 +43,7 @@ __all__ = [
     "InformerFactory",
     "LeaderElector",
     "Manager",
+    "ManualClock",
     "Mapper",
     "MaxOfRateLimiter",
     "ObjectKey",
@@ -47,6 +51,7 @@ __all__ = [
     "RateLimiter",
     "Reconciler",
     "Result",
+    "SystemClock",
     "TerminalError",
     "WatchSettings",
     "WorkQueue",
@@ -54,7 +59,6 @@ __all__ = [
     "generation_changed",
     "get_logger",
     "key_of",
-    "micro_time",
     "own_key",
     "owner_mapper",
     "reconcile_context",

@@ -26,7 +26,7 @@ from atoll.gateway.module import GatewayModule, GatewayOptions
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
 from atoll.runtime import Manager
-from atoll.runtime.clock import ManualClock
+from atoll.runtime.clock import OffsetClock
 from tests.conftest import _write_kubeconfig, eventually, free_port, start_until_ready
 
 JSON = dict[str, Any]
@@ -96,7 +96,7 @@ class Gateway:
 @dataclass
 class Network:
     client: Client
-    clock: ManualClock
+    clock: OffsetClock
     tmp: Path
     kubeconfig: Path
     gateways: dict[str, Gateway] = field(default_factory=dict)
@@ -194,7 +194,7 @@ async def network(tmp: Path, domains: tuple[str, ...] = ("alice", "bob")) -> Asy
                         controllers=("domain",))  # fmt: skip
     node = MasterNode(config)
     master = await start_until_ready(node.run(), node.ready, 30, "master did not become ready in 30 s")
-    clock = ManualClock()
+    clock = OffsetClock()
     async with node.client() as client:
         kubeconfig, _, _ = _write_kubeconfig(config.data_dir, node.url)
         net = Network(client, clock, tmp, kubeconfig)
