@@ -24,7 +24,7 @@ from atoll.gateway.drstatus import base_status, mutate_status, spec, token_statu
 from atoll.gateway.envoy_resources import snapshot
 from atoll.gateway.initiator import Initiator
 from atoll.gateway.model import GatewayModel, LocalService
-from atoll.gateway.xds import AdsServer, ConfigRejected
+from atoll.gateway.xds import CLUSTER, LISTENER, ROUTE, AdsServer, ConfigRejected
 from atoll.runtime import Cache, ObjectKey, Result
 from atoll.runtime.clock import Clock, rfc3339
 
@@ -91,18 +91,29 @@ class GatewayReconciler:
         try:
             async with asyncio.timeout(APPLY_TIMEOUT):
                 await self.ads.wait_applied()
+            self.rejected = None
         except ConfigRejected as exc:
             await self._rejected(exc)
-            return Result()
+            if exc.type_url != LISTENER or not await self._routes_applied():
+                return Result()
+            # Envoy applies every listener it can (one port taken by someone else must not stall the
+            # domain): tokens and upstreams live in CDS/RDS, so routes are live once those are ACKed
         except TimeoutError:
             log.info("envoy has not applied the config yet; retrying")
             return Result(requeue_after=1.0)
-        self.rejected = None
         self.applied.set()
         routes = self.c.domainroutes.list(self.base.domain)
         await asyncio.gather(*(self._mark_effective(dr) for dr in routes))
         self.initiator.update([dr for dr in routes if spec(dr).get("source") == self.base.domain])
         return Result()
+
+    async def _routes_applied(self) -> bool:
+        try:
+            async with asyncio.timeout(APPLY_TIMEOUT):
+                await self.ads.wait_applied((CLUSTER, ROUTE))
+        except (ConfigRejected, TimeoutError):
+            return False
+        return True
 
     async def _mark_effective(self, dr: JSON) -> None:
         own = self.base.domain

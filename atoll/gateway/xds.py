@@ -119,13 +119,13 @@ class AdsServer:
                     stream.wake.set()
         return changed
 
-    def applied(self) -> bool:
-        """Whether the newest stream has ACKed the current version of every type it needs
+    def applied(self, types: tuple[str, ...] = ORDER) -> bool:
+        """Whether the newest stream has ACKed the current version of each of ``types``
         (raises :class:`ConfigRejected` when it NACKed one)."""
         if not self._streams:
             return False
         stream = self._streams[-1]
-        for type_url in ORDER:
+        for type_url in types:
             typed = self._types[type_url]
             if not typed.resources:
                 continue
@@ -139,11 +139,11 @@ class AdsServer:
             return False
         return True
 
-    async def wait_applied(self) -> None:
-        """Until Envoy has loaded the current snapshot (ConfigRejected if it refused it); callers
-        bound it with ``asyncio.timeout``."""
+    async def wait_applied(self, types: tuple[str, ...] = ORDER) -> None:
+        """Until Envoy has loaded the current version of ``types`` (ConfigRejected if it refused
+        one); callers bound it with ``asyncio.timeout``."""
         async with self._changed:
-            await self._changed.wait_for(self.applied)
+            await self._changed.wait_for(lambda: self.applied(types))
 
     # -- the ADS stream -------------------------------------------------------------------
 
