@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 KEY = ObjectKey(None, "gateway")
 APPLY_TIMEOUT = 10.0
+LISTENER_RETRY = 5.0
+"""Seconds before listeners Envoy could not bind are offered again."""
 
 
 @dataclass(slots=True)
@@ -83,8 +85,10 @@ class GatewayReconciler:
 
     async def reconcile(self, key: ObjectKey) -> Result:
         model = self.model()
+        requeue = Result()
         try:
-            self.ads.publish(snapshot(model))
+            if not self.ads.publish(snapshot(model)) and self.rejected is not None:
+                self.ads.retry_rejected()
         except ValueError as exc:
             log.error("gateway config does not build: %s", exc)
             return Result()
@@ -97,7 +101,9 @@ class GatewayReconciler:
             if exc.type_url != LISTENER or not await self._routes_applied():
                 return Result()
             # Envoy applies every listener it can (one port taken by someone else must not stall the
-            # domain): tokens and upstreams live in CDS/RDS, so routes are live once those are ACKed
+            # domain): tokens and upstreams live in CDS/RDS, so routes are live once those are ACKed;
+            # the rejected listeners are offered again in a while
+            requeue = Result(requeue_after=LISTENER_RETRY)
         except TimeoutError:
             log.info("envoy has not applied the config yet; retrying")
             return Result(requeue_after=1.0)
@@ -105,7 +111,7 @@ class GatewayReconciler:
         routes = self.c.domainroutes.list(self.base.domain)
         await asyncio.gather(*(self._mark_effective(dr) for dr in routes))
         self.initiator.update([dr for dr in routes if spec(dr).get("source") == self.base.domain])
-        return Result()
+        return requeue
 
     async def _routes_applied(self) -> bool:
         try:
@@ -142,7 +148,7 @@ class GatewayReconciler:
             log.warning("domainroute %s: recording effective instance: %s", dr["metadata"]["name"], exc)
 
     async def _rejected(self, exc: ConfigRejected) -> None:
-        first = self.rejected is None or str(self.rejected) != str(exc)
+        first = self.rejected is None or (self.rejected.type_url, self.rejected.message) != (exc.type_url, exc.message)
         self.rejected = exc
         if not first:
             return

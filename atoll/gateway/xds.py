@@ -119,6 +119,20 @@ class AdsServer:
                     stream.wake.set()
         return changed
 
+    def retry_rejected(self) -> bool:
+        """Re-send the current version of a type Envoy rejected, under a new version number (a
+        listener whose port was taken binds once the port is free). Returns whether it did."""
+        rejected = self.rejected
+        if rejected is None or self._types[rejected.type_url].version != rejected.version:
+            return False
+        self._counter += 1
+        self._types[rejected.type_url].version = str(self._counter)
+        for stream in self._streams:
+            if rejected.type_url in stream.names:
+                stream.dirty.add(rejected.type_url)
+                stream.wake.set()
+        return True
+
     def applied(self, types: tuple[str, ...] = ORDER) -> bool:
         """Whether the newest stream has ACKed the current version of each of ``types``
         (raises :class:`ConfigRejected` when it NACKed one)."""

@@ -235,6 +235,15 @@ async def test_rejected_config_keeps_the_previous_one(net: Network) -> None:
         writer.write(b"x")
         assert await asyncio.wait_for(reader.readexactly(1), 10) == b"X"
         writer.close()
+
+    async def bound_once_free() -> None:  # the rejected listener is offered again and now binds
+        try:
+            status, body, _ = await get(f"http://127.0.0.1:{port}/late", headers={"Host": "web.bob.svc"})
+        except aiohttp.ClientError as exc:
+            raise AssertionError(f"egress port {port} not serving yet: {exc}") from None
+        assert (status, body) == (200, "hello web.bob.svc /late 0")
+
+    await eventually(bound_once_free, 20, every=0.5)
     await net.client.delete(kinds.SERVICES, "clash", "alice")
 
 
