@@ -65,11 +65,10 @@ class GatewayReconciler:
         self.applied = asyncio.Event()
         self.rejected: ConfigRejected | None = None
 
-    def model(self) -> GatewayModel:
+    def model(self, routes: list[JSON]) -> GatewayModel:
         ns = self.base.domain
         services = self.c.services.list(ns)
         endpoints = {str(e["metadata"]["name"]): e for e in self.c.endpoints.list(ns)}
-        routes = self.c.domainroutes.list(ns)
         peers = [
             p for dr in routes if spec(dr).get("source") == ns
             if (p := objects.peer_route(dr, self.key, self.master_domain, self.master_endpoint)) is not None
@@ -84,7 +83,10 @@ class GatewayReconciler:
         )
 
     async def reconcile(self, key: ObjectKey) -> Result:
-        model = self.model()
+        # one view of the routes for the config and for what follows its ACK: a route that arrives
+        # meanwhile waits for the next round instead of being negotiated before Envoy knows it
+        routes = list(self.c.domainroutes.list(self.base.domain))
+        model = self.model(routes)
         requeue = Result()
         try:
             if not self.ads.publish(snapshot(model)) and self.rejected is not None:
@@ -108,7 +110,6 @@ class GatewayReconciler:
             log.info("envoy has not applied the config yet; retrying")
             return Result(requeue_after=1.0)
         self.applied.set()
-        routes = self.c.domainroutes.list(self.base.domain)
         await asyncio.gather(*(self._mark_effective(dr) for dr in routes))
         self.initiator.update([dr for dr in routes if spec(dr).get("source") == self.base.domain])
         return requeue

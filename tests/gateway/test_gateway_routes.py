@@ -251,10 +251,13 @@ async def test_heartbeat_timeout_and_recovery(net: Network) -> None:
     await net.wait_ready("alice-bob")
     await net.stop_gateway("bob")
     net.clock.advance(31)
-    await net.wait_ready("alice-bob", "False", "HeartBeatTimeout")
+    ready = await net.wait_ready("alice-bob", "False", "HeartBeatTimeout")
+    assert "the source reports it unreachable" in ready["message"]
+    assert (await net.client.get(DOMAINROUTES, "alice-bob", "alice"))["status"]["isDestinationUnreachable"] is True
     await net.start_gateway("bob", handshake_ready_wait=3.0)
     net.clock.advance(15)  # alice's next heartbeat
     await net.wait_ready("alice-bob", "True", "Success")
+    assert (await net.client.get(DOMAINROUTES, "alice-bob", "alice"))["status"]["isDestinationUnreachable"] is False
 
 
 async def test_token_rolling_under_load(net: Network) -> None:

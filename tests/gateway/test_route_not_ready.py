@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import kinds
-from tests.conftest import free_port
-from tests.gateway.network import CDRS, Network, cdr, domain, network
+from tests.conftest import eventually, free_port
+from tests.gateway.network import CDRS, Network, cdr, domain, network, service
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -62,6 +63,26 @@ async def test_handshake_401_from_another_gateway(net: Network) -> None:
     await net.apply(CDRS, cdr("alice", "heidi", net.gateways["bob"].external))
     ready = await net.wait_ready("alice-heidi", "False", "HandshakeUnauthorized")
     assert "401 unauthorized." in ready["message"] and "Domain bob.bob-gw" in ready["message"]
+
+
+async def test_authentication_none_accepts_the_source_without_token(net: Network) -> None:
+    svc, eps = service("web", "alice", 80, net.upstream["http"])
+    await net.apply(kinds.SERVICES, svc)
+    await net.apply(kinds.ENDPOINTS, eps)
+    route = cdr("bob", "alice", net.gateways["alice"].external)
+    route["spec"]["authenticationType"] = "None"
+    del route["spec"]["tokenConfig"]
+    await net.apply(CDRS, route)
+    await net.wait_ready("bob-alice", "True", "Success")
+
+    async def call() -> None:
+        async with aiohttp.ClientSession() as session:
+            url = f"{net.gateways['bob'].internal_url}/none"
+            async with session.get(url, headers={"Host": "web.alice.svc"}) as response:
+                assert response.status == 200, response.status
+
+    await eventually(call, 15, every=0.2)
+    assert "kuscia-token" not in net.seen[-1] and net.seen[-1]["kuscia-source"] == "bob"
 
 
 async def test_get_cdr_ready_column(net: Network) -> None:
