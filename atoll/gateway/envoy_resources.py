@@ -144,8 +144,14 @@ def _local_replies(model: GatewayModel) -> JSON:
     return {"mappers": mappers}
 
 
-def _hcm(model: GatewayModel, stat: str, route: str) -> JSON:
+def _hcm(model: GatewayModel, stat: str, route: str, *, client_certs: bool = False) -> JSON:
     idle = _seconds(model.listeners.idle_timeout_seconds)
+    # external: a client's own x-forwarded-client-cert is dropped; Envoy sets it from a verified cert
+    xfcc: JSON = (
+        {"forward_client_cert_details": "SANITIZE_SET", "set_current_client_cert_details": {"subject": True}}
+        if client_certs
+        else {}
+    )
     return {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -162,6 +168,7 @@ def _hcm(model: GatewayModel, stat: str, route: str) -> JSON:
             "common_http_protocol_options": {"idle_timeout": idle},
             "access_log": _access_log(model, stat),
             "local_reply_config": _local_replies(model),
+            **xfcc,
         },
     }
 
@@ -206,7 +213,7 @@ def egress_listener(model: GatewayModel, egress: EgressPort) -> JSON:
 
 def listeners(model: GatewayModel) -> list[JSON]:
     opts = model.listeners
-    external_chain: JSON = {"filters": [_hcm(model, "external", "external-route")]}
+    external_chain: JSON = {"filters": [_hcm(model, "external", "external-route", client_certs=True)]}
     tls = _external_tls(model)
     if tls is not None:
         external_chain["transport_socket"] = tls

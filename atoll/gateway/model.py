@@ -57,6 +57,7 @@ class InboundRoute:
     source: str
     tokens: tuple[str, ...]  # newest two; NOOP_TOKEN accepts any
     headers_to_add: tuple[tuple[str, str], ...] = ()
+    client_cert_cn: bool = False  # MTLS: the client certificate's subject must be CN=<source>
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,6 +141,6 @@ def inbound_route(dr: JSON, key: rsa.RSAPrivateKey) -> InboundRoute:
     s = spec(dr)
     headers = tuple(sorted((str(k), str(v)) for k, v in (s.get("requestHeadersToAdd") or {}).items()))
     if auth_type(dr) != "Token":
-        return InboundRoute(str(s.get("source")), (NOOP_TOKEN,), headers)
+        return InboundRoute(str(s.get("source")), (NOOP_TOKEN,), headers, client_cert_cn=auth_type(dr) == "MTLS")
     values = [_decrypted(key, t) for t in tokens(dr)[-2:]]
     return InboundRoute(str(s.get("source")), tuple(v for v in values if v), headers)

@@ -85,3 +85,15 @@ async def test_mtls_route_with_a_client_certificate_from_the_destination(net: Ne
     await eventually(call, 15, every=0.2)
     out = await curl(f"https://127.0.0.1:{mia.external}/")  # no client certificate: no TLS session
     assert out.returncode != 0 and out.stdout == ""
+    # a certificate from mia for another subject cannot speak for alice
+    mallory = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (net.tmp / "mallory.crt").write_bytes(crypto.issue_client_cert(mia.key, mia_cert, mallory.public_key(), "mallory"))
+    (net.tmp / "mallory.key").write_text(crypto.private_key_pem(mallory))
+    (net.tmp / "alice.crt").write_bytes(client)
+    (net.tmp / "alice.key").write_text(crypto.private_key_pem(alice.key))
+    for who, status in (("mallory", "401"), ("alice", "200")):
+        out = await curl(f"https://127.0.0.1:{mia.external}/x", "--cert", str(net.tmp / f"{who}.crt"),
+                         "--key", str(net.tmp / f"{who}.key"), "-H", "Kuscia-Source: alice",
+                         "-H", "Kuscia-Host: web.mia.svc", "-H", 'x-forwarded-client-cert: Subject="CN=alice"',
+                         "-o", "/dev/null", "-w", "%{http_code}")  # fmt: skip
+        assert out.stdout == status, (who, out.stdout, out.stderr[-400:])
