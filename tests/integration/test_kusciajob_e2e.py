@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,20 @@ import pytest
 from atoll.api import errors, kinds
 from atoll.controllers import ControllerContext
 from atoll.runtime import Manager
-from tests.integration.jobs import KJ, events_of, job, run_atoll, task, wait_phase
+from tests.integration.jobs import (
+    AIMG,
+    KJ,
+    KT,
+    NS,
+    alias_of,
+    command,
+    events_of,
+    job,
+    run_atoll,
+    task,
+    wait_created,
+    wait_phase,
+)
 
 try:
     from tests.conftest import RunningServer, eventually
@@ -119,3 +133,119 @@ async def test_a_party_failure_reaches_the_job_naming_the_party(tmp_path: Path) 
     assert "bob gives up: no input table" in logs  # the failed pod was kept with its log
     bob_row = next(line for line in described.splitlines() if "│ bob" in line)
     assert "psi" in bob_row and "exited with code 3" in bob_row, described
+
+
+def sleeper_image() -> dict[str, object]:
+    """An AppImage whose task runs until it is stopped."""
+    container = {
+        "name": "main",
+        "workingDir": "/",
+        "command": [sys.executable, "-c", "import time; print('working', flush=True); time.sleep(300)"],
+        "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}},
+    }
+    return {
+        "apiVersion": "kuscia.secretflow/v1alpha1",
+        "kind": "AppImage",
+        "metadata": {"name": "atoll-sleeper"},
+        "spec": {
+            "image": {"name": "app", "tag": "v1"},
+            "deployTemplates": [{"name": "main", "replicas": 1, "spec": {"containers": [container]}}],
+        },
+    }
+
+
+@pytest.mark.slow
+async def test_stop_ends_the_running_pods_of_both_parties(tmp_path: Path) -> None:
+    from atoll.controllers import kusciajob
+
+    async with network.task_network(tmp_path) as net:
+        client = net.client
+        for domain in ("alice", "bob"):
+            await client.create(kinds.DOMAINS, {"metadata": {"name": domain}, "spec": {}})
+        await client.create(AIMG, sleeper_image())
+        manager = Manager(client)
+        kusciajob.setup(manager, ControllerContext(client))
+        jobs = asyncio.create_task(manager.run())
+        try:
+            parties = [{"domainID": "alice", "role": "host"}, {"domainID": "bob", "role": "guest"}]
+            await client.create(KJ, job("e2e-stop", task("long", appImage="atoll-sleeper", parties=parties)))
+            (kt,) = await wait_created(client, "e2e-stop", {"long"}, within=30)
+            tid = kt["metadata"]["name"]
+
+            async def both_running() -> list[tuple[str, str]]:
+                status = (await client.get(KT, tid, NS)).get("status") or {}
+                pods = [(p["namespace"], p["podName"]) for p in (status.get("podStatuses") or {}).values()
+                        if p.get("podPhase") == "Running"]  # fmt: skip
+                assert len(pods) == 2, status
+                return pods
+
+            pods = await eventually(both_running, 60)
+            await command(client, "e2e-stop", "Stop", 1)
+            stopped = await wait_phase(client, "e2e-stop", "Failed", within=30)
+            assert stopped["status"]["message"] == "Party: alice execute the cmd: Stop."
+
+            async def pods_gone() -> None:
+                for namespace, name in pods:
+                    try:
+                        await client.get(kinds.PODS, name, namespace)
+                    except errors.NotFound:
+                        continue
+                    raise AssertionError(f"pod {namespace}/{name} still exists")
+
+            await eventually(pods_gone, 60)
+            final = await client.get(KT, tid, NS)
+            assert final["status"]["phase"] == "Failed" and final["status"]["reason"] == "KusciaJobStopped"
+        finally:
+            jobs.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await jobs
+
+
+@pytest.mark.slow
+async def test_suspend_then_restart_reruns_only_the_unfinished_task(tmp_path: Path) -> None:
+    from atoll.controllers import kusciajob
+
+    out = tmp_path / "out"
+    out.mkdir()
+    async with network.task_network(tmp_path) as net:
+        client = net.client
+        for domain in ("alice", "bob"):
+            await client.create(kinds.DOMAINS, {"metadata": {"name": domain}, "spec": {}})
+        await client.create(AIMG, sleeper_image())
+        manager = Manager(client)
+        kusciajob.setup(manager, ControllerContext(client))
+        jobs = asyncio.create_task(manager.run())
+        try:
+            parties = [{"domainID": "alice", "role": "host"}, {"domainID": "bob", "role": "guest"}]
+            quick = task("quick", appImage="atoll-test", parties=parties, taskInputConfig=json.dumps({"out": str(out)}))
+            long = task("long", "quick", appImage="atoll-sleeper", parties=parties)
+            await client.create(KJ, job("e2e-susp", quick, long))
+            by_alias = {alias_of(t): t for t in await wait_created(client, "e2e-susp", {"quick", "long"}, 60)}
+            first_long = by_alias["long"]["metadata"]["uid"]
+
+            async def long_running() -> None:
+                status = (await client.get(KT, by_alias["long"]["metadata"]["name"], NS)).get("status") or {}
+                assert status.get("phase") == "Running", status
+
+            await eventually(long_running, 60)
+            await command(client, "e2e-susp", "Suspend", 1)
+            await wait_phase(client, "e2e-susp", "Suspended", within=30)
+            await command(client, "e2e-susp", "Restart", 2)
+
+            async def rerun() -> None:
+                again = await client.get(KT, by_alias["long"]["metadata"]["name"], NS)
+                assert again["metadata"]["uid"] != first_long
+                assert (again.get("status") or {}).get("phase") == "Running", again.get("status")
+
+            await eventually(rerun, 60)
+            job_now = await wait_phase(client, "e2e-susp", "Running")
+            assert job_now["status"]["taskStatus"][by_alias["quick"]["metadata"]["name"]] == "Succeeded"
+            quick_now = await client.get(KT, by_alias["quick"]["metadata"]["name"], NS)
+            assert quick_now["metadata"]["uid"] == by_alias["quick"]["metadata"]["uid"]  # not re-run
+            assert len(list(out.iterdir())) == 2  # the quick task ran once per party, not again
+            await command(client, "e2e-susp", "Stop", 3)
+            await wait_phase(client, "e2e-susp", "Failed", within=30)
+        finally:
+            jobs.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await jobs
