@@ -1,9 +1,10 @@
-"""A three-task DAG KusciaJob end to end: job controller → KusciaTask controller → co-scheduler →
-real RunP agents for alice and bob, each task a real process per party that reads its cluster
-define and allocated ports, writes a file and exits.
+"""KusciaJobs end to end: job controller → KusciaTask controller → co-scheduler → real RunP agents
+for alice and bob (the tasks' two-domain network of ``tests/integration/task_network.py``), each
+task a real process per party.
 
-Needs the KusciaTask controllers and their two-domain test network (branch ``tasks``); skipped
-until they are in the tree.
+A three-task DAG succeeds (each process reads its cluster define and allocated ports and writes a
+file); a party's failure reaches the job message, an Event, ``atoll job describe`` and ``atoll job
+logs``; Stop ends both parties' running pods; Suspend then Restart re-runs only the unfinished task.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from atoll.api import errors, kinds
-from atoll.controllers import ControllerContext
+from atoll.controllers import ControllerContext, kusciajob
 from atoll.runtime import Manager
+from tests.integration import task_network as network
 from tests.integration.jobs import (
     AIMG,
     KJ,
@@ -39,9 +41,6 @@ try:
 except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
     from conftest import RunningServer, eventually  # type: ignore[no-redef]
 
-network = pytest.importorskip("tests.integration.task_network", reason="needs the KusciaTask controllers")
-pytest.importorskip("atoll.controllers.kusciatask", reason="needs the KusciaTask controllers")
-
 
 async def atoll_cli(server: RunningServer, *args: str) -> str:
     rc, out, err = await run_atoll(server, *args)
@@ -51,8 +50,6 @@ async def atoll_cli(server: RunningServer, *args: str) -> str:
 
 @pytest.mark.slow
 async def test_three_task_dag_job_succeeds_on_real_agents(tmp_path: Path) -> None:
-    from atoll.controllers import kusciajob
-
     out = tmp_path / "out"
     out.mkdir()
     async with network.task_network(tmp_path) as net:
@@ -95,8 +92,6 @@ async def test_three_task_dag_job_succeeds_on_real_agents(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 async def test_a_party_failure_reaches_the_job_naming_the_party(tmp_path: Path) -> None:
-    from atoll.controllers import kusciajob
-
     out = tmp_path / "out"
     out.mkdir()
     async with network.task_network(tmp_path) as net:
@@ -156,8 +151,6 @@ def sleeper_image() -> dict[str, object]:
 
 @pytest.mark.slow
 async def test_stop_ends_the_running_pods_of_both_parties(tmp_path: Path) -> None:
-    from atoll.controllers import kusciajob
-
     async with network.task_network(tmp_path) as net:
         client = net.client
         for domain in ("alice", "bob"):
@@ -203,8 +196,6 @@ async def test_stop_ends_the_running_pods_of_both_parties(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 async def test_suspend_then_restart_reruns_only_the_unfinished_task(tmp_path: Path) -> None:
-    from atoll.controllers import kusciajob
-
     out = tmp_path / "out"
     out.mkdir()
     async with network.task_network(tmp_path) as net:
