@@ -110,8 +110,8 @@ async def test_a_party_failure_reaches_the_job_naming_the_party(tmp_path: Path) 
 
             async def warned() -> None:
                 events = await events_of(client, "e2e-fail")
-                seen = {(e["type"], e["reason"], e["message"]) for e in events}
-                assert ("Warning", "TaskFailed", failed["status"]["message"]) in seen, seen
+                seen = [(e["type"], e["reason"], e["message"]) for e in events]
+                assert seen == [("Warning", "TaskFailed", failed["status"]["message"])], seen  # said once
 
             await eventually(warned)
             logs = await atoll_cli(net.server, "job", "logs", "e2e-fail", "--party", "bob")
@@ -126,6 +126,8 @@ async def test_a_party_failure_reaches_the_job_naming_the_party(tmp_path: Path) 
     assert "exited with code 3" in message and "bob gives up: no input table" in message
     assert f"==> task psi / party bob / pod {tid}-guest-0 [main] <==" in logs
     assert "bob gives up: no input table" in logs  # the failed pod was kept with its log
+    pod_line = next(line for line in described.splitlines() if f"└── pod {tid}-guest-0 " in line)
+    assert "Failed on bob-node" in pod_line and "exited with code 3" in pod_line, described
     bob_row = next(line for line in described.splitlines() if "│ bob" in line)
     assert "psi" in bob_row and "exited with code 3" in bob_row, described
 
