@@ -142,3 +142,11 @@ def test_external_certificate_is_kept_across_starts(tmp_path: Path) -> None:
     assert first is not None and second is not None
     assert first.listeners.server_cert_pem == second.listeners.server_cert_pem != ""
     assert first.listeners.protocol == "TLS" and first.listeners.idle_timeout_seconds >= 1200
+
+
+def test_route_to_the_master_without_endpoint_uses_the_master_endpoint() -> None:
+    dr = {"metadata": {"name": "alice-kuscia-system"},
+          "spec": {"source": "alice", "destination": "kuscia-system", "authenticationType": "Token"}}  # fmt: skip
+    peer = objects.peer_route(dr, KEY, "kuscia-system", ("master.example", 1080, True))
+    assert peer == PeerRoute("kuscia-system", "master.example", 1080, None, True, "", ("master",))
+    assert objects.peer_route(dr, KEY, "kuscia-system", None) is None  # nowhere to send it
