@@ -63,6 +63,7 @@ class GatewayReconciler:
         self.master_domain, self.master_endpoint = master_domain, master_endpoint
         self.static_services = static_services
         self.applied = asyncio.Event()
+        self.last_model: GatewayModel | None = None  # the model of the last config Envoy took
         self.rejected: ConfigRejected | None = None
 
     def model(self, routes: list[JSON]) -> GatewayModel:
@@ -110,6 +111,7 @@ class GatewayReconciler:
             log.info("envoy has not applied the config yet; retrying")
             return Result(requeue_after=1.0)
         self.applied.set()
+        self.last_model = model
         await asyncio.gather(*(self._mark_effective(dr) for dr in routes))
         self.initiator.update([dr for dr in routes if spec(dr).get("source") == self.base.domain])
         return requeue

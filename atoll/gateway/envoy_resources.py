@@ -93,10 +93,32 @@ def service_cluster(svc: LocalService, idle: int) -> JSON:
     return _cluster(svc.cluster, endpoints, idle, dns=any(not _is_ip(h) for h, _ in svc.endpoints), **extra)
 
 
-def peer_cluster(peer: PeerRoute, idle: int) -> JSON:
+HEALTH_INTERVAL = "15s"
+
+
+def _health_check(source: str, peer: PeerRoute) -> JSON:
+    """Kuscia's route health check: GET <prefix>/handshake on the peer's gateway every 15 s."""
+    path = "/" + "/".join(p for p in (peer.path_prefix.strip("/"), "handshake") if p)
+    headers = [("Kuscia-Host", f"kuscia-handshake.{peer.destination}.svc"), ("Kuscia-Source", source)]
+    return {
+        "timeout": "1s",
+        "interval": HEALTH_INTERVAL,
+        "unhealthy_interval": "3s",
+        "unhealthy_threshold": 1,
+        "healthy_threshold": 1,
+        "http_health_check": {
+            "path": path,
+            "request_headers_to_add": [{"header": {"key": k, "value": v}} for k, v in headers],
+        },
+    }
+
+
+def peer_cluster(peer: PeerRoute, idle: int, source: str = "") -> JSON:
     sni = peer.host if not _is_ip(peer.host) else ""
     tls = _upstream_tls(sni, peer.client_cert_pem, peer.client_key_pem, peer.ca_pem)
     extra: JSON = {"transport_socket": tls} if peer.tls else {}
+    if source:
+        extra["health_checks"] = [_health_check(source, peer)]
     return _cluster(peer.cluster, [_endpoint(peer.host, peer.port)], idle, dns=not _is_ip(peer.host), **extra)
 
 
@@ -116,7 +138,7 @@ def clusters(model: GatewayModel) -> list[JSON]:
         _cluster(HANDSHAKE_CLUSTER, [_endpoint("127.0.0.1", model.handshake_port)], idle),
     ]
     out += [service_cluster(s, idle) for s in model.services]
-    out += [peer_cluster(p, idle) for p in model.peers]
+    out += [peer_cluster(p, idle, model.domain) for p in model.peers]
     return out
 
 

@@ -44,6 +44,7 @@ class PeerRoute:
     client_cert_pem: str = ""  # MTLS: the certificate the destination issued to us
     client_key_pem: str = ""
     ca_pem: str = ""  # verify the destination's server certificate with this CA (empty: no check)
+    port_name: str = ""  # the endpoint port's name (Kuscia's cluster name <src>-to-<dst>-<portName>)
 
     @property
     def cluster(self) -> str:

@@ -89,6 +89,13 @@ class GatewayModule:
         lo = self.options.listeners
         return f"http://{lo.internal_host if lo.internal_host != '0.0.0.0' else '127.0.0.1'}:{lo.internal_port}"
 
+    async def _network_status(self) -> list[dict[str, object]]:
+        model = self.reconciler.last_model if self.reconciler is not None else None
+        if model is None or not model.peers:
+            return []
+        stats = await self.supervisor.admin_get("/stats?filter=^cluster%5C.to-")
+        return instance.network_status(stats, self.options.domain, model.peers)
+
     async def run(self) -> None:
         opts = self.options
         await self.ads.start()
@@ -126,7 +133,7 @@ class GatewayModule:
                     instance.heartbeat(
                         self.client, opts.domain, opts.instance, self.clock, address=opts.address,
                         public_key=self.public_key, version=f"atoll/envoy-{self.supervisor.version}",
-                        period=opts.heartbeat_period,
+                        period=opts.heartbeat_period, network=self._network_status,
                     ),
                     name=f"gateway/{opts.domain}/heartbeat",
                 )  # fmt: skip

@@ -114,9 +114,8 @@ def peer_route(
         token = _decrypted(key, listed[-1]) if listed else None
     aliases = ("master",) if destination == master_domain else ()
     cert, key_pem, ca = _mtls(s, key)
-    return PeerRoute(
-        destination, host, port, token, tls, str(ports[0].get("pathPrefix") or ""), aliases, cert, key_pem, ca
-    )
+    prefix, port_name = str(ports[0].get("pathPrefix") or ""), str(ports[0].get("name") or "")
+    return PeerRoute(destination, host, port, token, tls, prefix, aliases, cert, key_pem, ca, port_name)
 
 
 def _b64(value: object) -> str:

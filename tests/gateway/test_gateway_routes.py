@@ -247,6 +247,21 @@ async def test_rejected_config_keeps_the_previous_one(net: Network) -> None:
     await net.client.delete(kinds.SERVICES, "clash", "alice")
 
 
+async def test_gateway_network_status_and_cdr_endpoint_statuses(net: Network) -> None:
+    await net.wait_ready("alice-bob")
+    net.clock.advance(15)  # the next Gateway heartbeat carries Envoy's health-check view
+
+    async def reported() -> None:
+        gateway = await net.client.get(kinds.kind("kuscia.secretflow", "gateways"), "alice-gw", "alice")
+        assert gateway["status"]["networkStatus"] == [
+            {"name": "alice-to-bob-http", "type": "DomainRoute", "totalEndpointsCount": 1, "healthyEndpointsCount": 1}
+        ]
+        route = await net.client.get(CDRS, "alice-bob")
+        assert route["status"]["endpointStatuses"] == {"alice-gw-http": {"endpointHealthy": True}}
+
+    await eventually(reported, 15, every=0.2)
+
+
 async def test_heartbeat_timeout_and_recovery(net: Network) -> None:
     await net.wait_ready("alice-bob")
     await net.stop_gateway("bob")
