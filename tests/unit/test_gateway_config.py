@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.controllers.domainroute.ready import ready_condition
-from atoll.gateway import crypto, objects
+from atoll.gateway import crypto, instance, objects
 from atoll.gateway.envoy_resources import snapshot
 from atoll.gateway.initiator import classify
 from atoll.gateway.model import EgressPort, GatewayModel, InboundRoute, LocalService, PeerRoute
@@ -150,3 +150,14 @@ def test_route_to_the_master_without_endpoint_uses_the_master_endpoint() -> None
     peer = objects.peer_route(dr, KEY, "kuscia-system", ("master.example", 1080, True))
     assert peer == PeerRoute("kuscia-system", "master.example", 1080, None, True, "", ("master",))
     assert objects.peer_route(dr, KEY, "kuscia-system", None) is None  # nowhere to send it
+
+
+def test_network_status_from_envoy_stats() -> None:
+    stats = (
+        "cluster.to-bob.membership_healthy: 0\ncluster.to-bob.membership_total: 1\ncluster.xds.membership_total: 1\n"
+    )
+    peers = [PeerRoute("bob", "127.0.0.1", 1080, None, port_name="http"), PeerRoute("carol", "10.0.0.3", 1080, None)]
+    assert instance.network_status(stats, "alice", peers) == [
+        {"name": "alice-to-bob-http", "type": "DomainRoute", "totalEndpointsCount": 1, "healthyEndpointsCount": 0},
+        {"name": "alice-to-carol-default", "type": "DomainRoute", "totalEndpointsCount": 0, "healthyEndpointsCount": 0},
+    ]
