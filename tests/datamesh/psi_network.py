@@ -10,6 +10,7 @@ import base64
 import contextlib
 import dataclasses
 import functools
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -85,27 +86,44 @@ async def _stop(task: asyncio.Task[None]) -> None:
         await task
 
 
-def host_wide_ports(manager: Manager, client: Client) -> None:
-    """The KusciaTask controller with one port space for all domains.
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
-    Its allocator keeps ports unique per domain (Kuscia's portflake, one network namespace per
-    domain); here both lites share this host, and alice's and bob's pods would both get 20000.
-    Until the controller knows which domains share a host, the test treats them all as one.
+
+def host_wide_ports(manager: Manager, client: Client) -> None:
+    """The KusciaTask controller with one port space for all domains, skipping ports busy on the host.
+
+    Its allocator keeps ports unique per domain (Kuscia's portflake: one network namespace per
+    domain); here both lites share this host, so alice's and bob's pods would both get 20000, and
+    other programs on a shared machine may hold ports of 20000-32767 too. Until the controller knows
+    which domains share a host, the test treats them as one and skips ports it cannot bind.
     """
     ports = kusciatask.setup(manager, ControllerContext(client)).ports
     per_domain, allocate = ports.in_use, ports.allocate
+    foreign: set[int] = set()
 
     def in_use(_domain: str) -> set[int]:
-        return set().union(*(per_domain(d) for d in DOMAINS))
+        return set().union(*(per_domain(d) for d in DOMAINS)) | foreign
 
-    def one_domain_at_a_time(owner: str, wanted: dict[str, int]) -> dict[str, list[int]]:
+    def host_free(owner: str, wanted: dict[str, int]) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
         for domain, count in wanted.items():  # each call records its picks before the next domain's
-            out.update(allocate(owner, {domain: count}))
+            while True:
+                picked = allocate(owner, {domain: count})[domain]
+                busy = {p for p in picked if not _bindable(p)}
+                if not busy:
+                    break
+                foreign.update(busy)
+            out[domain] = picked
         return out
 
     ports.in_use = in_use  # type: ignore[method-assign,assignment]
-    ports.allocate = one_domain_at_a_time  # type: ignore[method-assign,assignment]
+    ports.allocate = host_free  # type: ignore[method-assign,assignment]
 
 
 @contextlib.asynccontextmanager
