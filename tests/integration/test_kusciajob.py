@@ -19,6 +19,7 @@ from tests.integration.jobs import (
     KJ,
     KT,
     NS,
+    alias_of,
     command,
     created_tasks,
     events_of,
@@ -156,11 +157,10 @@ async def test_max_parallelism_counts_pending_and_running_tasks(client: Client, 
 async def test_priority_orders_ready_tasks(client: Client) -> None:
     tasks = [task("low", priority=1), task("high", priority=100), task("mid", priority=50)]
     await client.create(KJ, job("prio", *tasks, maxParallelism=1))
-    order = []
-    for expected in ("high", "mid", "low"):
+    order: list[str] = []
+    for expected in ("high", "mid", "low"):  # maxParallelism 1: exactly the next one by priority appears
         items = await wait_created(client, "prio", {*order, expected})
-        newest = items[-1]
-        assert newest["metadata"]["annotations"]["kuscia.secretflow/task-alias"] == expected
+        newest = next(t for t in items if alias_of(t) == expected)
         order.append(expected)
         await set_task(client, newest["metadata"]["name"], "Succeeded")
     await wait_phase(client, "prio", "Succeeded")
@@ -225,6 +225,12 @@ async def test_stop_fails_the_job_and_stops_its_tasks(client: Client) -> None:
         assert [p["phase"] for p in t["status"]["partyTaskStatus"]] == ["Failed", "Failed"]
 
     await eventually(stopped)
+
+    async def recorded() -> None:
+        seen = {(e["type"], e["reason"], e["message"]) for e in await events_of(client, "stop")}
+        assert ("Normal", "JobStop", "Party: bob execute the cmd: Stop.") in seen, seen
+
+    await eventually(recorded)
 
 
 async def test_cancel_is_final(client: Client) -> None:

@@ -23,6 +23,7 @@ from tests.integration.jobs import (
     created_tasks,
     get_job,
     job,
+    run_atoll,
     running_master,
     seed,
     task,
@@ -68,10 +69,14 @@ async def test_job_waits_for_every_party_to_approve(client: Client) -> None:
     assert obj["status"]["approveStatus"] == {"alice": "JobAccepted", "bob": "JobAccepted"}
 
 
-async def test_a_rejection_ends_the_job(client: Client) -> None:
+@pytest.mark.slow  # runs `atoll job approve` as a process
+async def test_a_rejection_ends_the_job(master: RunningServer, client: Client) -> None:
     await client.create(KJ, job("rejected", task("a")))
     await wait_phase(client, "rejected", "AwaitingApproval")
-    await approve(client, "rejected", "bob", "JobRejected")
+    rc, out, err = await run_atoll(master, "job", "approve", "rejected", "--party", "bob", "--reject")
+    assert rc == 0 and out.strip() == "kusciajob.kuscia.secretflow/rejected: bob JobRejected", err
+    rc, _, err = await run_atoll(master, "job", "approve", "rejected", "--party", "carol")
+    assert rc == 2 and "'carol' is not a party of job rejected (parties: alice, bob)" in err
     obj = await wait_phase(client, "rejected", "ApprovalReject")
     assert obj["status"]["message"] == "Party: bob approval reject."
     assert obj["status"]["completionTime"]

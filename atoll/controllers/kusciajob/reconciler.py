@@ -45,7 +45,7 @@ from atoll.controllers.kusciajob.status import (
     task_phase,
 )
 from atoll.controllers.kusciajob.taskspec import kuscia_task
-from atoll.controllers.kusciajob.work import Parties, Work
+from atoll.controllers.kusciajob.work import Memory, Parties, Work
 from atoll.runtime import Cache, ObjectKey, Result, get_logger
 
 JSON = dict[str, Any]
@@ -82,10 +82,7 @@ class JobReconciler:
         self.initializer = Initializer(
             client, self.actions, self.parties, caches.appimages, enable_workload_approve=enable_workload_approve
         )
-        self._expected: dict[str, set[str]] = {}
-        """Job uid → task IDs created here that the task cache has not shown yet."""
-        self._recorded: set[str] = set()
-        """Events already recorded by this process (their names are deterministic anyway)."""
+        self._memory: dict[ObjectKey, Memory] = {}
         self._handlers: dict[str, Callable[[Work], Awaitable[None]]] = {
             c.INITIALIZED: self.initializer.initialize,
             c.AWAITING_APPROVAL: self._awaiting_approval,
@@ -109,12 +106,17 @@ class JobReconciler:
     async def _reconcile(self, key: ObjectKey) -> Result:
         job = self.c.jobs.get(key.name, key.namespace)
         if job is None or job["metadata"].get("deletionTimestamp") or key.namespace != CROSS_DOMAIN_NAMESPACE:
+            self._memory.pop(key, None)
             return Result()
         current = job.get("status") or {}
         if current.get("phase") in DONE and current.get("completionTime"):
-            self._expected.pop(str(job["metadata"].get("uid")), None)
+            self._memory.pop(key, None)
             return Result()
-        work = Work(job, copy.deepcopy(current), format_time(self.clock.now()))
+        uid = str(job["metadata"].get("uid", ""))
+        memory = self._memory.get(key)
+        if memory is None or memory.uid != uid:  # a new job under a reused name starts afresh
+            memory = self._memory[key] = Memory(uid)
+        work = Work(job, copy.deepcopy(current), format_time(self.clock.now()), memory)
         if work.phase == c.INITIALIZED and await self.initializer.prepare(job):
             return Result()  # the spec/annotation update brings the job back
         work.command = pending_command(job)
@@ -139,11 +141,11 @@ class JobReconciler:
             await self.actions.write_status(work.job, work.status)
         if work.command is not None:
             await self.actions.annotate(work.job, {c.ANN_STAGE_HANDLED: work.command.token})
-        for key, reason, message in work.events:
-            recorded = f"{work.uid}/{key}"
-            if recorded not in self._recorded:
-                await self.actions.record(event(work.job, key, reason, message, work.now))
-                self._recorded.add(recorded)
+        for key, kind, reason, message in work.events:
+            said = f"{kind}/{reason}/{message}"  # a job failing with its task's message says it once
+            if key not in work.memory.recorded and said not in work.memory.recorded:
+                await self.actions.record(event(work.job, key, reason, message, work.now, kind))
+                work.memory.recorded.update((key, said))
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -160,7 +162,7 @@ class JobReconciler:
         if rejected:
             reason = f"Party: {rejected[0]} approval reject."  # Kuscia's reason (also the message here)
             work.finish(c.APPROVAL_REJECT, reason, reason)
-            work.events.append(("approval-reject", "ApprovalReject", f"Party: {rejected[0]} rejected the job"))
+            work.events.append(("approval-reject", "Warning", "ApprovalReject", f"{rejected[0]} rejected the job"))
         elif all(approve.get(d) == c.JOB_ACCEPTED for d in parties):
             work.status["phase"] = c.PENDING
 
@@ -180,7 +182,7 @@ class JobReconciler:
         spec = work.spec
         tasks = tasks_of(work.job)
         observed = self._job_tasks(work)
-        expected = self._expected.setdefault(work.uid, set())
+        expected = work.memory.expected
         expected -= observed.keys()
         ids = {t.task_id for t in tasks}
         phases = {tid: task_phase(obj) for tid, obj in observed.items() if tid in ids}
@@ -189,7 +191,7 @@ class JobReconciler:
         for task in tasks:
             if phases.get(task.task_id) == c.TASK_FAILED:
                 uid = observed[task.task_id]["metadata"].get("uid", "")
-                work.events.append((f"task/{uid}", c.REASON_TASK_FAILED, failure_message(task, messages)))
+                work.events.append((f"task/{uid}", "Warning", c.REASON_TASK_FAILED, failure_message(task, messages)))
         work.status["taskStatus"] = dict(phases)
         decision = decide(
             tasks,
@@ -230,12 +232,9 @@ class JobReconciler:
         await self._stop_tasks(work)
         if work.phase != c.SUSPENDED:
             work.status.setdefault("completionTime", work.now)
-        if work.phase == c.CANCELLED:
-            self._expected.pop(work.uid, None)
 
     async def _done(self, work: Work) -> None:
         work.status.setdefault("completionTime", work.now)
-        self._expected.pop(work.uid, None)
 
     # -- stage commands -------------------------------------------------------------------------
 
@@ -249,7 +248,7 @@ class JobReconciler:
                 for task in rerun:
                     await self.actions.delete_task(task)
                 return False
-            self._expected.pop(work.uid, None)
+            work.memory.expected.clear()
             succeeded = {tid for tid, ph in (work.status.get("taskStatus") or {}).items() if ph == c.TASK_SUCCEEDED}
             work.status["taskStatus"] = dict.fromkeys(sorted(succeeded), c.TASK_SUCCEEDED)
             created = work.status.get("partyTaskCreateStatus") or {}
@@ -266,6 +265,8 @@ class JobReconciler:
             set_condition(work.status, c.COND_STOP_SUCCEEDED, p.stop_tasks, work.now, command.stage)
         if p.stage_status is not None:
             self.parties.set_stage_status(work, p.stage_status)
+        if p.phase is not None:
+            work.events.append((f"stage/{command.token}", "Normal", f"Job{command.stage}", p.message))
         return True
 
 

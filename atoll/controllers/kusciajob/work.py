@@ -16,14 +16,28 @@ JSON = dict[str, Any]
 
 
 @dataclass(slots=True)
+class Memory:
+    """What this process remembers about one job between reconciles. Losing it (a restart, a new
+    leader) is harmless: a freshly listed cache is consistent and Event names are deterministic."""
+
+    uid: str
+    expected: set[str] = field(default_factory=set)
+    """Task IDs created here that the task cache has not shown yet (they count as Pending)."""
+    recorded: set[str] = field(default_factory=set)
+    """Keys (and type/reason/message) of the Events already recorded."""
+
+
+@dataclass(slots=True)
 class Work:
     """One reconcile's view: the cached job, the status being edited, and what to do after the write."""
 
     job: JSON
     status: JSON
     now: str
+    memory: Memory
     command: Command | None = None
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (key, reason, message)
+    events: list[tuple[str, str, str, str]] = field(default_factory=list)
+    """Events to record after the status write: (key, type, reason, message); ``key`` makes each once-only."""
 
     @property
     def phase(self) -> str:
@@ -39,11 +53,15 @@ class Work:
 
     def finish(self, phase: str, reason: str = "", message: str = "") -> None:
         self.status["phase"] = phase
-        self.status["reason"] = reason
-        self.status["message"] = message
+        for key, value in (("reason", reason), ("message", message)):
+            if value:
+                self.status[key] = value
+            else:
+                self.status.pop(key, None)
         self.status.setdefault("completionTime", self.now)
         if phase == c.FAILED:
-            self.events.append((f"{phase}/{reason}/{message}/{self._stage_version()}", reason or "Failed", message))
+            key = f"{phase}/{reason}/{message}/{self._stage_version()}"
+            self.events.append((key, "Warning", reason or "Failed", message))
 
     def _stage_version(self) -> str:
         return str((self.job["metadata"].get("labels") or {}).get(c.LABEL_JOB_STAGE_VERSION) or "")
