@@ -29,6 +29,7 @@ from atoll.scheduler.cache import SchedulerCache
 from atoll.scheduler.diagnosis import Diagnosis, fit_error_message
 from atoll.scheduler.events import EventRecorder, now_rfc3339
 from atoll.scheduler.framework import Code, CycleState, Profile, Status
+from atoll.scheduler.nodeinfo import NodeInfo
 from atoll.scheduler.retry import RetryQueue, RetrySettings
 
 JSON = dict[str, Any]
@@ -102,7 +103,17 @@ class Scheduler:
         if profile is None or self.cache.is_assumed(key):
             return Result()
         state = CycleState()
-        outcome = schedule(profile, state, pod, self.cache.node_infos(), self.rng)
+        candidates = self.cache.selector_candidates(pod)
+        if candidates is None:
+            outcome = schedule(profile, state, pod, self.cache.node_infos(), self.rng)
+        else:
+            chosen = set(candidates)
+
+            def excluded() -> list[NodeInfo]:
+                return self.cache.node_infos(k.name for k in self.cache.nodes.keys() if k.name not in chosen)
+
+            outcome = schedule(profile, state, pod, self.cache.node_infos(candidates), self.rng, excluded=excluded,
+                               total=len(self.cache.nodes))
         if isinstance(outcome, Diagnosis):
             delay = self.retry.failed(key, unschedulable=True)
             message = fit_error_message(pod, outcome)

@@ -50,6 +50,7 @@ from atoll.controllers.kusciatask.status import party_state, pod_status, progres
 from atoll.controllers.kusciatask.trgstatus import trg_failure, trg_party_messages
 from atoll.runtime import Cache, Clock, ObjectKey, Result, get_logger
 from atoll.runtime.clock import rfc3339
+from atoll.runtime.latest import LatestWrites
 from atoll.scheduler.events import EventRecorder
 
 JSON = dict[str, Any]
@@ -79,12 +80,13 @@ class TaskReconciler:
         self.clock = clock
         self.cleanup = Cleanup(client, caches.pods, caches.services, caches.configmaps)
         self.events = EventRecorder(client, "kusciatask-controller")
+        self.latest = LatestWrites()
 
     def now(self) -> str:
         return rfc3339(self.clock.now())
 
     async def reconcile(self, key: ObjectKey) -> Result:
-        task = self.c.tasks.get_key(key)
+        task = self.latest.fresher(self.c.tasks.get_key(key), key)
         if task is None:
             await self.cleanup.deleted(key.name)
             await self._delete_group(key.name)
@@ -304,7 +306,7 @@ class TaskReconciler:
 
     async def _write_status(self, task: JSON, status: JSON) -> JSON:
         body = {**task, "status": status}
-        return await self.client.update(KUSCIATASKS, body, subresource="status")
+        return self.latest.remember(await self.client.update(KUSCIATASKS, body, subresource="status"))
 
 
 def _set_condition(status: JSON, kind: str, value: str, reason: str, message: str, now: str) -> None:

@@ -54,6 +54,7 @@ from atoll.controllers.taskresourcegroup.resources import (
 )
 from atoll.runtime import Cache, Clock, ObjectKey, Result, get_logger
 from atoll.runtime.clock import TimerHandle, parse_rfc3339, rfc3339
+from atoll.runtime.latest import LatestWrites
 
 JSON = dict[str, Any]
 log = get_logger(__name__)
@@ -74,12 +75,13 @@ class GroupReconciler:
         self.clock = clock
         self.enqueue: Callable[[ObjectKey], None] = lambda key: None
         self._timers: dict[ObjectKey, tuple[float, TimerHandle]] = {}
+        self.latest = LatestWrites()
 
     def now(self) -> str:
         return rfc3339(self.clock.now())
 
     async def reconcile(self, key: ObjectKey) -> Result:
-        group = self.c.groups.get_key(key)
+        group = self.latest.fresher(self.c.groups.get_key(key), key)
         if group is None:
             self._cancel_timer(key)
             return Result()
@@ -140,7 +142,9 @@ class GroupReconciler:
                 )
             if (created.get("status") or {}).get("phase") != TR_RESERVING:
                 status = with_phase(created, TR_RESERVING, now, condition="Reserving")
-                await self.client.update(TASKRESOURCES, {**created, "status": status}, subresource="status")
+                created = self.latest.remember(
+                    await self.client.update(TASKRESOURCES, {**created, "status": status}, subresource="status")
+                )
             await self._link_pods(group, party, created, now)
         status = with_phase(group, TRG_RESERVING, now, condition="TaskResourcesCreated")
         set_condition(status, "PodAnnotationUpdated", "True", "", now)
@@ -231,7 +235,8 @@ class GroupReconciler:
     def _task_resources(self, group: JSON) -> list[JSON]:
         out = []
         for party in (group.get("spec") or {}).get("parties") or []:
-            tr = self.c.resources.get(tr_name(group["metadata"]["name"], party), party["domainID"])
+            name = tr_name(group["metadata"]["name"], party)
+            tr = self.latest.fresher(self.c.resources.get(name, party["domainID"]), ObjectKey(party["domainID"], name))
             if tr is not None:
                 out.append(tr)
         return out
@@ -272,13 +277,17 @@ class GroupReconciler:
         else:
             status.pop("completionTime", None)
         try:
-            await self.client.update(TASKRESOURCES, {**tr, "status": status}, subresource="status")
+            self.latest.remember(
+                await self.client.update(TASKRESOURCES, {**tr, "status": status}, subresource="status")
+            )
         except NotFound:
             pass
 
     async def _write_group(self, group: JSON, status: JSON) -> None:
         try:
-            await self.client.update(TASKRESOURCEGROUPS, {**group, "status": status}, subresource="status")
+            self.latest.remember(
+                await self.client.update(TASKRESOURCEGROUPS, {**group, "status": status}, subresource="status")
+            )
         except Conflict:
             raise  # stale cache: the work queue retries with the fresh object
         except NotFound:
