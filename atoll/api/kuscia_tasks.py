@@ -7,6 +7,8 @@ drift apart.
 
 from __future__ import annotations
 
+import hashlib
+
 from atoll.api.kinds import kind
 
 KUSCIATASKS = kind("kuscia.secretflow", "kusciatasks")
@@ -83,3 +85,10 @@ RESERVED_REASON = "The min set of pods has already reserved resource"
 
 PORT_RANGE = (20000, 32767)
 """Kuscia's per-domain dynamic port segment (both ends included)."""
+
+
+def task_resource_name(group: str, domain: str, role: str) -> str:
+    """``<trg>-<12 hex>`` for a party, stable per (domain, role): the KusciaTask controller stamps
+    it on the pods it creates, and the TaskResourceGroup controller creates the TaskResource under
+    it, so pods need no second write to be linked."""
+    return f"{group}-{hashlib.sha256(f'{domain}/{role}'.encode()).hexdigest()[:12]}"

@@ -116,6 +116,9 @@ class Scheduler:
                                total=len(self.cache.nodes))
         if isinstance(outcome, Diagnosis):
             delay = self.retry.failed(key, unschedulable=True)
+            if outcome.pre_filter is not None and outcome.pre_filter.code is Code.PENDING:
+                log.debug("pod %s is waiting: %s", key, outcome.pre_filter.message)
+                return Result(requeue_after=delay)
             message = fit_error_message(pod, outcome)
             log.info("pod %s is unschedulable: %s", key, message)
             await self._report_failure(pod, "Unschedulable", message)

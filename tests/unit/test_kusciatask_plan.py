@@ -178,7 +178,7 @@ def test_pod_carries_kuscia_env_labels_and_scheduling() -> None:
     assert spec["schedulerName"] == "kuscia-scheduler" and spec["restartPolicy"] == "Never"
     assert spec["nodeSelector"] == {"kuscia.secretflow/namespace": "alice"}
     assert spec["tolerations"][0]["key"] == "kuscia.secretflow/agent"
-    assert pod["metadata"]["annotations"]["kuscia.secretflow/task-resource"] == ""
+    assert pod["metadata"]["annotations"]["kuscia.secretflow/task-resource"].startswith("t1-")
     assert pod["metadata"]["labels"]["kuscia.secretflow/pod-identity"] == "u1-host-0"
     svc = res.service(t, plan.services[0], None)
     assert svc["spec"]["clusterIP"] == "None" and svc["metadata"]["annotations"]["kuscia.secretflow/access-domain"] \

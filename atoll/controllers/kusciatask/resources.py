@@ -45,6 +45,7 @@ from atoll.api.kuscia_tasks import (
     LABEL_PORT_SCOPE,
     LABEL_TASK_RESOURCE_UID,
     LABEL_TASK_UID,
+    task_resource_name,
 )
 from atoll.controllers.kusciatask.kits import PartyKit
 from atoll.controllers.kusciatask.plan import EgressPlan, Plan, ServicePlan
@@ -142,7 +143,7 @@ def pod(task: JSON, plan: Plan, kit: PartyKit, index: int) -> JSON:
     annotations = {
         **base_annotations(task),
         ANNOTATION_TASK_RESOURCE_GROUP: task_name(task),
-        ANNOTATION_TASK_RESOURCE: "",
+        ANNOTATION_TASK_RESOURCE: task_resource_name(task_name(task), kit.domain, kit.role),
         ANNOTATION_SERVICE_HOSTS: orjson.dumps(plan.kuscia_hosts()).decode(),
     }
     if kit.image_id:

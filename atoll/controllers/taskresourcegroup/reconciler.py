@@ -16,6 +16,7 @@ status timestamps (so they survive restarts) and a clock timer re-enqueues the g
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,24 +132,27 @@ class GroupReconciler:
 
     async def _creating(self, group: JSON) -> None:
         now = self.now()
-        for party in (group.get("spec") or {}).get("parties") or []:
-            pods = {n: p for n in self._pod_names(party) if (p := self.c.pods.get(n, party["domainID"])) is not None}
-            body = task_resource(group, party, pods)
-            try:
-                created = await self.client.create(TASKRESOURCES, body, party["domainID"])
-            except AlreadyExists:
-                created = self.c.resources.get(body["metadata"]["name"], party["domainID"]) or await self.client.get(
-                    TASKRESOURCES, body["metadata"]["name"], party["domainID"]
-                )
-            if (created.get("status") or {}).get("phase") != TR_RESERVING:
-                status = with_phase(created, TR_RESERVING, now, condition="Reserving")
-                created = self.latest.remember(
-                    await self.client.update(TASKRESOURCES, {**created, "status": status}, subresource="status")
-                )
-            await self._link_pods(group, party, created, now)
+        parties = (group.get("spec") or {}).get("parties") or []
+        await asyncio.gather(*(self._create_party(group, party, now) for party in parties))
         status = with_phase(group, TRG_RESERVING, now, condition="TaskResourcesCreated")
         set_condition(status, "PodAnnotationUpdated", "True", "", now)
         await self._write_group(group, status)
+
+    async def _create_party(self, group: JSON, party: JSON, now: str) -> None:
+        pods = {n: p for n in self._pod_names(party) if (p := self.c.pods.get(n, party["domainID"])) is not None}
+        body = task_resource(group, party, pods)
+        try:
+            created = await self.client.create(TASKRESOURCES, body, party["domainID"])
+        except AlreadyExists:
+            created = self.c.resources.get(body["metadata"]["name"], party["domainID"]) or await self.client.get(
+                TASKRESOURCES, body["metadata"]["name"], party["domainID"]
+            )
+        if (created.get("status") or {}).get("phase") != TR_RESERVING:
+            status = with_phase(created, TR_RESERVING, now, condition="Reserving")
+            created = self.latest.remember(
+                await self.client.update(TASKRESOURCES, {**created, "status": status}, subresource="status")
+            )
+        await self._link_pods(group, party, created, now)
 
     async def _reserving(self, group: JSON) -> None:
         spec = group.get("spec") or {}
@@ -163,9 +167,9 @@ class GroupReconciler:
             return
         if members > len(trs) - len(failed):
             reasons = "\n".join(f"{tr['metadata']['namespace']}: {failure_reason(tr)}" for tr in failed)
-            for tr in trs:
-                if _phase(tr) != TR_FAILED:
-                    await self._tr_phase(tr, TR_FAILED, "Failed", NEED_RETRY_REASON)
+            await asyncio.gather(
+                *(self._tr_phase(tr, TR_FAILED, "Failed", NEED_RETRY_REASON) for tr in trs if _phase(tr) != TR_FAILED)
+            )
             status = with_phase(group, TRG_RESERVE_FAILED, now, condition=RESERVED_CONDITION, value="False",
                                 reason=reasons)
             name = group["metadata"]["name"]
@@ -179,8 +183,9 @@ class GroupReconciler:
             self._arm(group, due)
             return
         now = self.now()
-        for tr in self._task_resources(group):
-            await self._tr_phase(tr, TR_RESERVING, "Reserving", NEED_RETRY_REASON)
+        await asyncio.gather(
+            *(self._tr_phase(tr, TR_RESERVING, "Reserving", NEED_RETRY_REASON) for tr in self._task_resources(group))
+        )
         for party in (group.get("spec") or {}).get("parties") or []:
             await self._stamp_pods(party, now)
         status = with_phase(group, TRG_RESERVING, now)
@@ -188,9 +193,13 @@ class GroupReconciler:
         await self._write_group(group, status)
 
     async def _reserved(self, group: JSON) -> None:
-        for tr in self._task_resources(group):
-            if _phase(tr) != TR_SCHEDULABLE:
-                await self._tr_phase(tr, TR_SCHEDULABLE, "Schedulable", "all parties reserved resources", done=True)
+        await asyncio.gather(
+            *(
+                self._tr_phase(tr, TR_SCHEDULABLE, "Schedulable", "all parties reserved resources", done=True)
+                for tr in self._task_resources(group)
+                if _phase(tr) != TR_SCHEDULABLE
+            )
+        )
         status = copy.deepcopy(group.get("status") or {})
         if not status.get("completionTime"):
             now = self.now()
@@ -199,9 +208,13 @@ class GroupReconciler:
             await self._write_group(group, status)
 
     async def _failed(self, group: JSON) -> None:
-        for tr in self._task_resources(group):
-            if _phase(tr) != TR_FAILED:
-                await self._tr_phase(tr, TR_FAILED, "Failed", "the task resource group failed", done=True)
+        await asyncio.gather(
+            *(
+                self._tr_phase(tr, TR_FAILED, "Failed", "the task resource group failed", done=True)
+                for tr in self._task_resources(group)
+                if _phase(tr) != TR_FAILED
+            )
+        )
         status = copy.deepcopy(group.get("status") or {})
         if not status.get("completionTime"):
             now = self.now()
@@ -242,7 +255,12 @@ class GroupReconciler:
         return out
 
     async def _link_pods(self, group: JSON, party: JSON, tr: JSON, now: str) -> None:
+        """Point pods at their TaskResource (pods the KusciaTask controller created already are)."""
         for name in self._pod_names(party):
+            pod = self.c.pods.get(name, party["domainID"])
+            if pod is not None and (pod["metadata"].get("annotations") or {}).get(ANNOTATION_TASK_RESOURCE) == \
+                    tr["metadata"]["name"]:
+                continue
             patch = {
                 "metadata": {
                     "labels": {

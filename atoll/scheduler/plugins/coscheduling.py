@@ -3,9 +3,10 @@
 A pod annotated ``kuscia.secretflow/task-resource: <tr>`` belongs to the gang of that
 TaskResource (one party of a task). Per pod:
 
-* **PreFilter** — an empty annotation or a missing TaskResource: "waiting for task resource";
-  a ``Pending`` or ``Failed`` TaskResource: unschedulable (the failure names the domain and the
-  reason). Pods without the annotation are ordinary pods.
+* **PreFilter** — an empty annotation, a missing or ``Pending`` TaskResource: "waiting for task
+  resource" (``Code.PENDING``: retried when the pod is linked or re-stamped, not reported as a
+  failure); a ``Failed`` TaskResource: unschedulable, naming the domain and the reason. Pods
+  without the annotation are ordinary pods.
 * **PostFilter** (the pod fits nowhere) — the TaskResource is marked ``Failed`` with the
   scheduler's own words (``0/1 nodes are available: 1 Insufficient cpu (requested 5, free 1.9).``),
   which fails the whole party, and through the TaskResourceGroup the whole task's reservation.
@@ -44,7 +45,7 @@ from atoll.runtime import Cache, Clock, ObjectKey
 from atoll.runtime.clock import rfc3339
 from atoll.runtime.keys import key_of
 from atoll.scheduler.diagnosis import Diagnosis, fit_error_message
-from atoll.scheduler.framework import SUCCESS, CycleState, Status
+from atoll.scheduler.framework import SUCCESS, Code, CycleState, Status
 
 JSON = dict[str, Any]
 NAME = "KusciaScheduling"
@@ -122,17 +123,17 @@ class KusciaScheduling:
         name = task_resource_of(pod)
         if name is None:
             return SUCCESS
-        if not name:
-            return Status.unschedulable(WAITING)
+        if not name:  # the TaskResourceGroup controller links it in a moment
+            return Status(Code.PENDING, (WAITING,))
         tr = self.task_resources.get_key(self._key(pod, name))
         if tr is None:
-            return Status.unschedulable(f"{WAITING} {name}")
+            return Status(Code.PENDING, (f"{WAITING} {name}",))
         phase = _phase(tr)
         if phase == TR_FAILED:
             domain = tr["metadata"].get("namespace")
             return Status.unschedulable(f"domain [{domain}] can not reserve resources for pods: {_failure(tr)}")
         if phase not in (TR_RESERVING, TR_RESERVED, TR_SCHEDULABLE):
-            return Status.unschedulable(f"task resource {name} is {phase or 'Pending'}")
+            return Status(Code.PENDING, (f"task resource {name} is {phase or 'Pending'}",))
         state[NAME] = tr
         return SUCCESS
 
