@@ -73,7 +73,9 @@ def app_image(name: str = "atoll-test", cpu: str = "1") -> JSON:
     }
 
 
-def kuscia_task(name: str, out: Path, *, image: str = "atoll-test", lifecycle: int = 300, **input_config: Any) -> JSON:
+def kuscia_task(
+    name: str, out: Path, *, image: str = "atoll-test", lifecycle: int = 300, bob_replicas: int = 1, **input_config: Any
+) -> JSON:
     return {
         "apiVersion": "kuscia.secretflow/v1alpha1",
         "kind": "KusciaTask",
@@ -88,7 +90,7 @@ def kuscia_task(name: str, out: Path, *, image: str = "atoll-test", lifecycle: i
             },
             "parties": [
                 {"domainID": "alice", "role": "host", "appImageRef": image},
-                {"domainID": "bob", "role": "guest", "appImageRef": image},
+                {"domainID": "bob", "role": "guest", "appImageRef": image, "template": {"replicas": bob_replicas}},
             ],
         },
     }

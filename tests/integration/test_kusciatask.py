@@ -219,6 +219,25 @@ async def test_all_or_nothing_fails_after_lifecycle_naming_bob(net: TaskNetwork,
         await remove(net, "hog-fail")
 
 
+async def test_a_party_is_all_or_nothing_too(net: TaskNetwork, out: Path) -> None:
+    """bob runs two pods and has room for one: neither is bound (nor alice's), the task fails."""
+    await hog(net, "hog-half", "500m")
+    try:
+        await net.client.create(KUSCIATASKS, kuscia_task("t-half", out, bob_replicas=2), "cross-domain")
+        group = await group_phase(net, "t-half", "ReserveFailed")
+        assert group["spec"]["parties"][1]["minReservedPods"] == 2
+        reserved = next(c for c in group["status"]["conditions"] if c["type"] == "TaskResourcesReserved")
+        assert "Insufficient cpu (requested 1, free 0.5)" in reserved["reason"]
+        for domain, pod in (("alice", "t-half-host-0"), ("bob", "t-half-guest-0"), ("bob", "t-half-guest-1")):
+            obj = await net.client.get(kinds.PODS, pod, domain)
+            assert not obj["spec"].get("nodeName"), f"{domain}/{pod} was bound although bob's party could not reserve"
+        net.clock.advance(301)
+        task = await phase_of(net, "t-half", "Failed")
+        assert "bob: pod t-half-guest-" in task["status"]["message"]
+    finally:
+        await remove(net, "hog-half")
+
+
 async def _retried(net: TaskNetwork, name: str) -> None:
     group = await net.client.get(TASKRESOURCEGROUPS, name)
     assert int(group["status"].get("retryCount") or 0) >= 1, group["status"]
@@ -246,8 +265,14 @@ async def test_failed_process_fails_task_naming_party_and_keeps_its_pod(net: Tas
     assert "bob gives up: no input table" in task["status"]["message"]
     pod = await net.client.get(kinds.PODS, "t-exit-guest-0", "bob")
     assert pod["status"]["phase"] == "Failed"  # kept, with its logs, until the task is deleted
-    with pytest.raises(NotFound):
-        await net.client.get(kinds.SERVICES, "t-exit-guest-0-svc", "bob")
+
+    async def services_gone() -> None:
+        with pytest.raises(NotFound):
+            await net.client.get(kinds.SERVICES, "t-exit-guest-0-svc", "bob")
+            raise AssertionError("the failed task's Service is still there")
+
+    await eventually(services_gone, WITHIN)
+    assert (await net.client.get(kinds.PODS, "t-exit-guest-0", "bob"))["status"]["phase"] == "Failed"
 
 
 async def test_kubectl_shows_kuscia_columns(net: TaskNetwork, tmp_path: Path) -> None:
