@@ -100,7 +100,8 @@ class GroupReconciler:
         }.get(phase)
         if handler is not None:
             await handler(group)
-        if phase not in (TRG_RESERVED, TRG_FAILED):
+        group = self.latest.fresher(self.c.groups.get_key(key), key) or group
+        if ((group.get("status") or {}).get("phase") or TRG_PENDING) not in (TRG_RESERVED, TRG_FAILED):
             self._arm_lifecycle(group)
         else:
             self._cancel_timer(key)
@@ -166,16 +167,23 @@ class GroupReconciler:
             await self._write_group(group, status)
             return
         if members > len(trs) - len(failed):
-            reasons = "\n".join(f"{tr['metadata']['namespace']}: {failure_reason(tr)}" for tr in failed)
-            await asyncio.gather(
-                *(self._tr_phase(tr, TR_FAILED, "Failed", NEED_RETRY_REASON) for tr in trs if _phase(tr) != TR_FAILED)
-            )
-            status = with_phase(group, TRG_RESERVE_FAILED, now, condition=RESERVED_CONDITION, value="False",
-                                reason=reasons)
-            name = group["metadata"]["name"]
-            log.info("task resource group %s could not reserve: %s", name, "; ".join(reasons.splitlines()))
-            await self._write_group(group, status)
-            self._arm(group, self._retry_at(group, now))
+            await self._reserve_failed_now(group, failed)
+
+    async def _reserve_failed_now(self, group: JSON, failed: list[JSON]) -> None:
+        """Every TaskResource ``Failed`` (reserved parties release their nodes), the group
+        ``ReserveFailed`` with one ``domain: reason`` line per failed party, a retry armed."""
+        now = self.now()
+        trs = self._task_resources(group)
+        reasons = "\n".join(f"{tr['metadata']['namespace']}: {failure_reason(tr)}" for tr in failed)
+        await asyncio.gather(
+            *(self._tr_phase(tr, TR_FAILED, "Failed", NEED_RETRY_REASON) for tr in trs if _phase(tr) != TR_FAILED)
+        )
+        status = with_phase(group, TRG_RESERVE_FAILED, now, condition=RESERVED_CONDITION, value="False", reason=reasons)
+        status.pop("completionTime", None)
+        name = group["metadata"]["name"]
+        log.info("task resource group %s could not reserve: %s", name, "; ".join(reasons.splitlines()))
+        await self._write_group(group, status)
+        self._arm(group, self._retry_at(group, now))
 
     async def _reserve_failed(self, group: JSON) -> None:
         due = self._retry_at(group, None)
@@ -193,6 +201,13 @@ class GroupReconciler:
         await self._write_group(group, status)
 
     async def _reserved(self, group: JSON) -> None:
+        trs = self._task_resources(group)
+        failed = [tr for tr in trs if _phase(tr) == TR_FAILED]
+        if failed and not any(_phase(tr) == TR_SCHEDULABLE for tr in trs):
+            # a party gave its nodes up (reservation window over) before the go: nothing is
+            # bound yet, so reserve again rather than let the others start alone
+            await self._reserve_failed_now(group, failed)
+            return
         await asyncio.gather(
             *(
                 self._tr_phase(tr, TR_SCHEDULABLE, "Schedulable", "all parties reserved resources", done=True)

@@ -191,7 +191,7 @@ class KusciaScheduling:
         if _phase(current) == TR_RESERVING and not gang.marking:
             gang.marking = True
             try:
-                await self._mark(key, TR_RESERVED, "Reserved", RESERVED_REASON, only_from=TR_RESERVING)
+                await self._mark(key, TR_RESERVED, "Reserved", RESERVED_REASON)
             finally:
                 gang.marking = False
 
@@ -236,7 +236,8 @@ class KusciaScheduling:
                     return verdict
                 if expired:
                     message = f"{timeout_text.format(n=len(gang.reserved))} within {seconds:g}s"
-                    await self._mark(key_of(tr), TR_FAILED, "Failed", message, only_from=TR_RESERVING)
+                    # Kuscia's Unreserve: a gang that gave up its nodes must not be Schedulable later
+                    await self._mark(key_of(tr), TR_FAILED, "Failed", message, only_from=(TR_RESERVING, TR_RESERVED))
                     return Status.unschedulable(message)
                 await gang.changed.wait()
         finally:
@@ -248,13 +249,13 @@ class KusciaScheduling:
         task.add_done_callback(self._background.discard)
 
     async def _mark(
-        self, key: ObjectKey, phase: str, condition: str, reason: str, *, only_from: str | None = TR_RESERVING
+        self, key: ObjectKey, phase: str, condition: str, reason: str, *, only_from: tuple[str, ...] = (TR_RESERVING,)
     ) -> None:
-        """Move the TaskResource to ``phase`` (if it is still ``only_from``), retrying conflicts."""
+        """Move the TaskResource to ``phase`` (if it is in one of ``only_from``), retrying conflicts."""
         for _ in range(10):
             try:
                 tr = await self.client.get(TASKRESOURCES, key.name, key.namespace)
-                if only_from is not None and _phase(tr) != only_from:
+                if _phase(tr) not in only_from:
                     return
                 now = rfc3339(self.clock.now())
                 status = dict(tr.get("status") or {})
