@@ -55,7 +55,7 @@ def schedule(
     profile: Profile,
     state: CycleState,
     pod: JSON,
-    nodes: Sequence[NodeInfo],
+    nodes: Sequence[NodeInfo] | Callable[[], Sequence[NodeInfo]],
     rng: random.Random,
     *,
     excluded: Callable[[], Sequence[NodeInfo]] | None = None,
@@ -65,14 +65,22 @@ def schedule(
 
     ``nodes`` may be narrowed to the candidates of the pod's node selector (``total`` nodes in
     all); the ``excluded`` ones cannot be feasible, and are filtered only when nothing fits, so
-    the diagnosis reads exactly as if every node had been tried."""
-    diagnosis = Diagnosis(len(nodes) if total is None else total)
+    the diagnosis reads exactly as if every node had been tried. ``nodes`` may be a callable
+    (with ``total`` given): the snapshot is then taken only once the PreFilters passed."""
+    if callable(nodes):
+        assert total is not None, "a lazy node list needs the total node count"
+        diagnosis = Diagnosis(total)
+    else:
+        diagnosis = Diagnosis(len(nodes) if total is None else total)
     for pre in profile.pre_filter:
         status = pre.pre_filter(state, pod)
         if not status.ok:
             diagnosis.pre_filter = Status(status.code, status.reasons, pre.name)
-            diagnosis.node_statuses = {node.name: diagnosis.pre_filter for node in nodes}
+            if not callable(nodes):
+                diagnosis.node_statuses = {node.name: diagnosis.pre_filter for node in nodes}
             return diagnosis
+    if callable(nodes):
+        nodes = nodes()
     feasible = []
     for node in nodes:
         status = run_filters(profile, state, pod, node)

@@ -112,8 +112,8 @@ class Scheduler:
             def excluded() -> list[NodeInfo]:
                 return self.cache.node_infos(k.name for k in self.cache.nodes.keys() if k.name not in chosen)
 
-            outcome = schedule(profile, state, pod, self.cache.node_infos(candidates), self.rng, excluded=excluded,
-                               total=len(self.cache.nodes))
+            outcome = schedule(profile, state, pod, lambda: self.cache.node_infos(candidates), self.rng,
+                               excluded=excluded, total=len(self.cache.nodes))
         if isinstance(outcome, Diagnosis):
             delay = self.retry.failed(key, unschedulable=True)
             if outcome.pre_filter is not None and outcome.pre_filter.code is Code.PENDING:
