@@ -12,6 +12,7 @@ party and the exit code, its pod kept; kubectl shows Kuscia's columns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -236,6 +237,53 @@ async def test_a_party_is_all_or_nothing_too(net: TaskNetwork, out: Path) -> Non
         assert "bob: pod t-half-guest-" in task["status"]["message"]
     finally:
         await remove(net, "hog-half")
+
+
+def ports_by_domain(tasks: list[JSON]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for task in tasks:
+        for entry in task["status"].get("allocatedPorts") or []:
+            out.setdefault(entry["domainID"], []).extend(entry["namedPort"].values())
+    return out
+
+
+async def allocated(net: TaskNetwork, *names: str) -> list[JSON]:
+    async def check() -> list[JSON]:
+        tasks = [await net.get_task(n) for n in names]
+        assert all((t.get("status") or {}).get("allocatedPorts") for t in tasks)
+        return tasks
+
+    return await eventually(check, WITHIN)
+
+
+async def test_ports_unique_under_concurrency_and_reclaimed_after_restart(net: TaskNetwork, out: Path) -> None:
+    await net.client.create(KUSCIATASKS, kuscia_task("t-pdone", out), "cross-domain")
+    await phase_of(net, "t-pdone", "Succeeded")
+    await hog(net, "hog-ports", "1500m")  # the next tasks stay reserving: their ports stay in use
+    live = [f"t-p{i}" for i in range(4)]
+    try:
+        await asyncio.gather(*(net.client.create(KUSCIATASKS, kuscia_task(n, out), "cross-domain") for n in live))
+        held = ports_by_domain(await allocated(net, *live))
+        for domain, ports in held.items():
+            assert len(ports) == len(set(ports)) == 4 * 3, (domain, ports)
+
+        await net.stop_controllers()  # a restart: the new allocator knows only what the API says
+        net.start_controllers()
+        await asyncio.gather(*(net.client.create(KUSCIATASKS, kuscia_task(n, out), "cross-domain")
+                               for n in ("t-p4", "t-p5")))
+        new = ports_by_domain(await allocated(net, "t-p4", "t-p5"))
+        finished = [t for t in (await net.client.list(KUSCIATASKS, "cross-domain"))["items"]
+                    if (t.get("status") or {}).get("completionTime")]
+        reclaimed = ports_by_domain(finished)
+        for domain, ports in new.items():
+            assert len(ports) == len(set(ports)) == 2 * 3
+            assert not set(ports) & set(held[domain]), f"{domain}: a live task's port was handed out again"
+            assert set(ports) & set(reclaimed[domain]), f"{domain}: no port of a finished task was reused"
+    finally:
+        for name in (*live, "t-p4", "t-p5"):
+            with contextlib.suppress(NotFound):
+                await net.client.delete(KUSCIATASKS, name, "cross-domain")
+        await remove(net, "hog-ports")
 
 
 async def _retried(net: TaskNetwork, name: str) -> None:
