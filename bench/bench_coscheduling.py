@@ -97,7 +97,8 @@ def group(gang: str, parties: list[tuple[str, list[str]]]) -> JSON:
         "metadata": {"name": gang, "annotations": {ANNOTATION_TASK_ID: gang}},
         "spec": {"minReservedMembers": len(parties), "resourceReservedSeconds": 60, "lifecycleSeconds": 600,
                  "retryIntervalSeconds": 5, "initiator": parties[0][0],
-                 "parties": [{"domainID": d, "role": "", "minReservedPods": len(p), "pods": [{"name": n} for n in p]}
+                 "parties": [{"domainID": d, "role": "", "minReservedPods": len(p), "pods": [{"name": n} for n in p],
+                              "taskResourceName": task_resource_name(gang, d, "")}
                              for d, p in parties]},
     }
 
@@ -248,12 +249,6 @@ async def run(base: Path, nodes: int, pods: int, domains: int) -> None:
         print(f"{nodes} nodes + leases created in {time.perf_counter() - t0:.1f}s")
 
         cycle = instrument_scheduling_cycle()
-        cpu0 = time.process_time()
-        manager = Manager(client)
-        ctx = ControllerContext(client, workers=16)
-        taskresourcegroup.setup(manager, ctx)
-        setup_scheduler(manager, ctx)
-        controllers = asyncio.create_task(manager.run())
         renewer = asyncio.create_task(renew_leases(client, node_names))
 
         sizes = gang_sizes(pods)
@@ -281,11 +276,21 @@ async def run(base: Path, nodes: int, pods: int, domains: int) -> None:
                     await client.create(kinds.PODS, task_pod(gang, p, d), d)
             await client.create(TASKRESOURCEGROUPS, group(gang, parties))
 
-        started = time.perf_counter()
+        t0 = time.perf_counter()
         await gather_limited([submit(g, p) for g, p in plans], 16)
-        created = time.perf_counter() - started
+        created = time.perf_counter() - t0
         print(f"{total} pods in {len(plans)} gangs ({sizes.count(2)}x2, {sizes.count(10)}x10, {sizes.count(100)}x100) "
-              f"created in {created:.1f}s")
+              f"created in {created:.1f}s ({(total + len(plans)) / created:.0f} objects/s) before the scheduler starts")
+
+        # kube's scheduler_perf style: the pods wait, then the TaskResourceGroup controller and the
+        # scheduler start and we time until every pod is bound
+        cpu0 = time.process_time()
+        started = time.perf_counter()
+        manager = Manager(client)
+        ctx = ControllerContext(client, workers=16)
+        taskresourcegroup.setup(manager, ctx)
+        setup_scheduler(manager, ctx)
+        controllers = asyncio.create_task(manager.run())
         async def progress() -> None:
             while True:
                 await asyncio.sleep(5)
@@ -314,9 +319,10 @@ async def run(base: Path, nodes: int, pods: int, domains: int) -> None:
     first, last = binds[0], binds[-1]
     full = sum(1 for g, n in proof.bound.items() if n == size_of[g])
     print(f"bound {len(binds)}/{total} pods; {full}/{len(size_of)} gangs fully bound")
+    rate = len(binds) / (finished - started)
+    print(f"{'pods/s (scheduler start -> last bind)':<40}{rate:>10.0f}")
     print(f"{'pods/s (first bind -> last bind)':<40}{len(binds) / max(last - first, 1e-9):>10.0f}")
-    print(f"{'pods/s (create start -> last bind)':<40}{len(binds) / (finished - started):>10.0f}")
-    print(f"{'target (issue 10)':<40}{500:>10}   ratio {len(binds) / max(last - first, 1e-9) / 500:.2f}")
+    print(f"{'target (issue 10)':<40}{500:>10}   ratio {rate / 500:.2f}")
     print(f"{'kube-scheduler CI gate (large VM)':<40}{'680-810':>10}")
     print(f"scheduling cycles: {cycle.count} ({cycle.count / total:.2f} per pod), {cycle.seconds:.2f}s in all "
           f"= {cycle.count / max(cycle.seconds, 1e-9):.0f} cycles/s of the algorithm alone; "

@@ -257,6 +257,7 @@ def task_resource_group(task: JSON, kits: list[PartyKit]) -> JSON:
                     "role": kit.role,
                     "minReservedPods": kit.min_reserved_pods,
                     "pods": [{"name": name} for name in kit.pod_names],
+                    "taskResourceName": task_resource_name(task_name(task), kit.domain, kit.role),
                 }
                 for kit in kits
             ],

@@ -125,11 +125,12 @@ class GroupReconciler:
                                                       value="False", reason=problem))
             return
         named = [{**p, "taskResourceName": tr_name(group["metadata"]["name"], p)} for p in parties]
-        if named != parties:
+        if named != parties:  # the KusciaTask controller names them already; others may not
             group = await self.client.update(TASKRESOURCEGROUPS, {**group, "spec": {**spec, "parties": named}})
+        # Creating is passed through in the same reconcile: one status write instead of two
         status = with_phase(group, TRG_CREATING, now, condition="TaskResourceGroupValidated")
         set_condition(status, "TaskResourceNameGenerated", "True", "", now)
-        await self._write_group(group, status)
+        await self._creating({**group, "status": status})
 
     async def _creating(self, group: JSON) -> None:
         now = self.now()
@@ -163,8 +164,12 @@ class GroupReconciler:
         failed = [tr for tr in trs if _phase(tr) == TR_FAILED]
         now = self.now()
         if len(reserved) >= members:
+            # the go: the group is Reserved (and done) first, then its TaskResources Schedulable
             status = with_phase(group, TRG_RESERVED, now, condition=RESERVED_CONDITION)
+            status["completionTime"] = now
+            set_condition(status, "TaskResourcesScheduled", "True", "", now)
             await self._write_group(group, status)
+            await self._schedulable(trs)
             return
         if members > len(trs) - len(failed):
             await self._reserve_failed_now(group, failed)
@@ -208,19 +213,22 @@ class GroupReconciler:
             # bound yet, so reserve again rather than let the others start alone
             await self._reserve_failed_now(group, failed)
             return
-        await asyncio.gather(
-            *(
-                self._tr_phase(tr, TR_SCHEDULABLE, "Schedulable", "all parties reserved resources", done=True)
-                for tr in self._task_resources(group)
-                if _phase(tr) != TR_SCHEDULABLE
-            )
-        )
+        await self._schedulable(trs)
         status = copy.deepcopy(group.get("status") or {})
         if not status.get("completionTime"):
             now = self.now()
             status["completionTime"] = now
             set_condition(status, "TaskResourcesScheduled", "True", "", now)
             await self._write_group(group, status)
+
+    async def _schedulable(self, trs: list[JSON]) -> None:
+        await asyncio.gather(
+            *(
+                self._tr_phase(tr, TR_SCHEDULABLE, "Schedulable", "all parties reserved resources", done=True)
+                for tr in trs
+                if _phase(tr) != TR_SCHEDULABLE
+            )
+        )
 
     async def _failed(self, group: JSON) -> None:
         await asyncio.gather(
