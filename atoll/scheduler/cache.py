@@ -37,13 +37,26 @@ class SchedulerCache:
         self.nodes = nodes
         self.pods = pods
         self._assumed: dict[ObjectKey, tuple[str, JSON]] = {}
+        self._assumed_on: dict[str, dict[ObjectKey, JSON]] = {}  # node -> assumed pods there
         self._requests: dict[str, tuple[str, Resources]] = {}  # uid -> (resourceVersion, requests)
         self._infos: dict[str, tuple[Hashable, NodeInfo]] = {}  # node -> (fingerprint, info)
 
     # -- assume / confirm / forget ---------------------------------------------------------------
 
     def assume(self, pod: JSON, node_name: str) -> None:
-        self._assumed[key_of(pod)] = (node_name, pod)
+        key = key_of(pod)
+        self._drop(key)
+        self._assumed[key] = (node_name, pod)
+        self._assumed_on.setdefault(node_name, {})[key] = pod
+
+    def _drop(self, key: ObjectKey) -> None:
+        entry = self._assumed.pop(key, None)
+        if entry is not None:
+            on_node = self._assumed_on.get(entry[0])
+            if on_node is not None:
+                on_node.pop(key, None)
+                if not on_node:
+                    del self._assumed_on[entry[0]]
 
     def is_assumed(self, key: ObjectKey) -> bool:
         return key in self._assumed
@@ -55,13 +68,13 @@ class SchedulerCache:
     def confirm(self, pod: JSON) -> None:
         """The informer shows ``pod`` bound: it now counts through the node index."""
         if (pod.get("spec") or {}).get("nodeName"):
-            self._assumed.pop(key_of(pod), None)
+            self._drop(key_of(pod))
 
     def forget(self, key: ObjectKey) -> None:
-        self._assumed.pop(key, None)
+        self._drop(key)
 
     def remove_pod(self, pod: JSON) -> None:
-        self._assumed.pop(key_of(pod), None)
+        self._drop(key_of(pod))
         uid = (pod.get("metadata") or {}).get("uid")
         if uid:
             self._requests.pop(str(uid), None)
@@ -69,6 +82,7 @@ class SchedulerCache:
     def reset(self) -> None:
         """Drop every assumption (a new term as leader starts from what the API says)."""
         self._assumed.clear()
+        self._assumed_on.clear()
 
     # -- snapshot ----------------------------------------------------------------------------------
 
@@ -100,12 +114,6 @@ class SchedulerCache:
         A node's ``NodeInfo`` is rebuilt only when its fingerprint changes — the Node's
         resourceVersion and the resourceVersions of the pods counted on it — so a cycle costs
         dictionary look-ups, not quantity arithmetic, for the nodes nothing happened to."""
-        assumed_by_node: dict[str, list[JSON]] = {}
-        for key, (node_name, pod) in self._assumed.items():
-            current = self.pods.get_key(key)
-            if current is not None and (current.get("spec") or {}).get("nodeName"):
-                continue  # already counted through the node index
-            assumed_by_node.setdefault(node_name, []).append(pod)
         if names is None:
             nodes = self.nodes.list()
         else:
@@ -115,7 +123,11 @@ class SchedulerCache:
             meta = node.get("metadata") or {}
             name = str(meta.get("name", ""))
             pods = [p for p in self.pods.by_node(name) if counts_on_node(p)]
-            extra = assumed_by_node.get(name, ())
+            extra = [
+                pod
+                for key, pod in (self._assumed_on.get(name) or {}).items()
+                if not ((self.pods.get_key(key) or {}).get("spec") or {}).get("nodeName")  # else counted above
+            ]
             fingerprint = (
                 meta.get("resourceVersion"),
                 frozenset(_version(p) for p in pods),
