@@ -9,8 +9,11 @@ the scheduler (default + kuscia-scheduler profiles) on the master's loopback soc
 every 10 s, then gangs of 2, 10 and 100 pods (40 % / 40 % / 20 % of the pods), each gang one
 TaskResourceGroup of two parties in two domains with the pods it lists.
 
-Reported: pods bound per second (first bind → last bind, and create start → last bind), and
-the proof of all-or-nothing, checked at every pod and TaskResourceGroup event of two watches
+``--plain`` runs the same pods without gangs through the default scheduler (the reference
+point for what co-scheduling costs). The pods are created first; then the TaskResourceGroup
+controller and the scheduler start (kube's scheduler_perf style). Reported: pods bound per second
+(scheduler start → last bind, and first bind → last bind), the scheduling algorithm's own
+rate, the process CPU per pod, and the proof of all-or-nothing, checked at every pod and TaskResourceGroup event of two watches
 replayed in the store's global revision order: a pod is bound only after its TaskResourceGroup
 became ``Reserved`` (every party's pods hold their nodes; only then are the TaskResources made
 ``Schedulable``), and at every step the number of gangs with some but not all pods bound whose
@@ -77,7 +80,15 @@ def gang_sizes(pods: int) -> list[int]:
     return sizes
 
 
-def task_pod(gang: str, name: str, domain: str) -> JSON:
+def task_pod(gang: str, name: str, domain: str, *, plain: bool = False) -> JSON:
+    if plain:  # the same pod for the default scheduler, without a gang
+        return {
+            "metadata": {"name": name, "namespace": domain},
+            "spec": {"nodeSelector": {"kuscia.secretflow/namespace": domain},
+                     "tolerations": [{"key": TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
+                     "containers": [{"name": "main", "image": "app:v1", "command": ["true"],
+                                     "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]},
+        }
     return {
         "metadata": {"name": name, "namespace": domain,
                      "labels": {LABEL_CONTROLLER: CONTROLLER_KUSCIATASK},
@@ -225,7 +236,7 @@ async def gather_limited(coros: list[Any], limit: int) -> None:
     await asyncio.gather(*(one(c) for c in coros))
 
 
-async def run(base: Path, nodes: int, pods: int, domains: int) -> None:
+async def run(base: Path, nodes: int, pods: int, domains: int, plain: bool) -> None:
     config = NodeConfig(mode="master", domain_id="kuscia-system", data_dir=base / "master", api_port=0, controllers=())
     master = MasterNode(config)
     server = asyncio.create_task(master.run())
@@ -273,8 +284,9 @@ async def run(base: Path, nodes: int, pods: int, domains: int) -> None:
         async def submit(gang: str, parties: list[tuple[str, list[str]]]) -> None:
             for d, ps in parties:
                 for p in ps:
-                    await client.create(kinds.PODS, task_pod(gang, p, d), d)
-            await client.create(TASKRESOURCEGROUPS, group(gang, parties))
+                    await client.create(kinds.PODS, task_pod(gang, p, d, plain=plain), d)
+            if not plain:
+                await client.create(TASKRESOURCEGROUPS, group(gang, parties))
 
         t0 = time.perf_counter()
         await gather_limited([submit(g, p) for g, p in plans], 16)
@@ -327,6 +339,9 @@ async def run(base: Path, nodes: int, pods: int, domains: int) -> None:
     print(f"scheduling cycles: {cycle.count} ({cycle.count / total:.2f} per pod), {cycle.seconds:.2f}s in all "
           f"= {cycle.count / max(cycle.seconds, 1e-9):.0f} cycles/s of the algorithm alone; "
           f"process CPU {cpu:.1f}s = {cpu / total * 1000:.1f} ms per pod (API server, controllers, scheduler, watches)")
+    if plain:
+        print("plain pods (default-scheduler, no gangs): no all-or-nothing check")
+        return
     print(f"all-or-nothing: {proof.steps} events checked; gangs partly bound before every party reserved: "
           f"max {proof.max_partial_unschedulable} (must be 0); violations {len(proof.violations)}; "
           f"most gangs binding at once {proof.max_binding}")
@@ -341,9 +356,10 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--pods", type=int, default=5000)
     parser.add_argument("--domains", type=int, default=10)
+    parser.add_argument("--plain", action="store_true", help="the same pods without gangs, for the default scheduler")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="atoll-cosched-") as tmp:
-        asyncio.run(run(Path(tmp), args.nodes, args.pods, args.domains))
+        asyncio.run(run(Path(tmp), args.nodes, args.pods, args.domains, args.plain))
 
 
 if __name__ == "__main__":
