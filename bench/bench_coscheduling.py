@@ -11,13 +11,14 @@ TaskResourceGroup of two parties in two domains with the pods it lists.
 
 ``--plain`` runs the same pods without gangs through the default scheduler (the reference
 point for what co-scheduling costs). The pods are created first; then the TaskResourceGroup
-controller and the scheduler start (kube's scheduler_perf style). Reported: pods bound per second
-(scheduler start → last bind, and first bind → last bind), the scheduling algorithm's own
-rate, the process CPU per pod, and the proof of all-or-nothing, checked at every pod and
-TaskResourceGroup event of two watches replayed in the store's global revision order: a pod is bound only after its TaskResourceGroup
-became ``Reserved`` (every party's pods hold their nodes; only then are the TaskResources made
-``Schedulable``), and at every step the number of gangs with some but not all pods bound whose
-group is not ``Reserved`` is 0. At the end every gang is fully bound.
+controller and the scheduler start (kube's scheduler_perf style). Reported: pods bound per
+second (scheduler start → last bind, and first bind → last bind), the scheduling algorithm's
+own rate, the process CPU per pod, and the proof of all-or-nothing, checked at every pod and
+TaskResourceGroup event of two watches replayed in the store's global revision order: a pod is
+bound only after its TaskResourceGroup became ``Reserved`` (every party's pods hold their nodes;
+only then are the TaskResources made ``Schedulable``), and at every step the number of gangs with
+some but not all pods bound whose group is not ``Reserved`` is 0. At the end every gang is fully
+bound.
 """
 
 from __future__ import annotations
