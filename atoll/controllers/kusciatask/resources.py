@@ -16,6 +16,7 @@ from atoll.api.constants import LABEL_NODE_NAMESPACE
 from atoll.api.kuscia_tasks import (
     AGENT_TAINT_KEY,
     ANNOTATION_ACCESS_DOMAIN,
+    ANNOTATION_BANDWIDTH_LIMIT_PREFIX,
     ANNOTATION_CONFIG_TEMPLATE_VOLUMES,
     ANNOTATION_EGRESS_DOMAIN,
     ANNOTATION_EGRESS_HOST,
@@ -23,8 +24,11 @@ from atoll.api.kuscia_tasks import (
     ANNOTATION_IMAGE_ID,
     ANNOTATION_INITIATOR,
     ANNOTATION_JOB_ID,
+    ANNOTATION_METRIC_PATH,
+    ANNOTATION_METRIC_PORT,
     ANNOTATION_PROTOCOL,
     ANNOTATION_SERVICE_HOSTS,
+    ANNOTATION_SHOULD_BE_SCRAPED,
     ANNOTATION_TASK_ALIAS,
     ANNOTATION_TASK_ID,
     ANNOTATION_TASK_RESOURCE,
@@ -148,6 +152,7 @@ def pod(task: JSON, plan: Plan, kit: PartyKit, index: int) -> JSON:
     }
     if kit.image_id:
         annotations[ANNOTATION_IMAGE_ID] = kit.image_id
+    annotations.update(metric_annotations(kit, ports))
     spec: JSON = {
         "restartPolicy": kit.spec.get("restartPolicy") or "Never",
         "schedulerName": KUSCIA_SCHEDULER,
@@ -181,6 +186,19 @@ def pod(task: JSON, plan: Plan, kit: PartyKit, index: int) -> JSON:
     }
 
 
+def metric_annotations(kit: PartyKit, ports: dict[str, int]) -> dict[str, str]:
+    """Kuscia's Prometheus hints from the first container with a ``metricProbe``."""
+    for container in kit.spec.get("containers") or []:
+        probe = container.get("metricProbe") or {}
+        if probe.get("port") in ports:
+            return {
+                ANNOTATION_METRIC_PATH: str(probe.get("path") or "/metrics"),
+                ANNOTATION_METRIC_PORT: str(ports[str(probe["port"])]),
+                ANNOTATION_SHOULD_BE_SCRAPED: "true",
+            }
+    return {}
+
+
 def service(task: JSON, svc: ServicePlan, owner: JSON | None) -> JSON:
     labels = {**base_labels(task), LABEL_PORT_NAME: svc.port.name, LABEL_PORT_SCOPE: svc.port.scope}
     if svc.port.scope != "Domain":
@@ -193,6 +211,10 @@ def service(task: JSON, svc: ServicePlan, owner: JSON | None) -> JSON:
             **base_annotations(task),
             ANNOTATION_PROTOCOL: svc.port.protocol,
             ANNOTATION_ACCESS_DOMAIN: ",".join(svc.access),
+            **{
+                f"{ANNOTATION_BANDWIDTH_LIMIT_PREFIX}{dest}": str(limit)
+                for dest, limit in svc.kit.bandwidth_limits.items()
+            },
         },
     }
     if owner is not None:
