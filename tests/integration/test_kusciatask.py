@@ -323,6 +323,19 @@ async def test_failed_process_fails_task_naming_party_and_keeps_its_pod(net: Tas
     assert (await net.client.get(kinds.PODS, "t-exit-guest-0", "bob"))["status"]["phase"] == "Failed"
 
 
+async def test_unknown_app_image_or_party_namespace_fails_naming_the_party(net: TaskNetwork, out: Path) -> None:
+    await net.client.create(KUSCIATASKS, kuscia_task("t-noimage", out, image="no-such-image"), "cross-domain")
+    task = await phase_of(net, "t-noimage", "Failed")
+    assert task["status"]["message"] == "party alice/host: AppImage 'no-such-image' not found"
+    body = kuscia_task("t-nons", out)
+    body["spec"]["parties"][1]["domainID"] = "carol"
+    await net.client.create(KUSCIATASKS, body, "cross-domain")
+    task = await phase_of(net, "t-nons", "Failed")
+    assert task["status"]["message"].startswith("party carol/guest: ")
+    assert "carol" in task["status"]["message"][len("party carol/guest: "):]
+    assert task["status"]["reason"] == "CreateResourceFailed"
+
+
 async def test_kubectl_shows_kuscia_columns(net: TaskNetwork, tmp_path: Path) -> None:
     await net.client.create(KUSCIATASKS, kuscia_task("t-kubectl", tmp_path), "cross-domain")
     await phase_of(net, "t-kubectl", "Succeeded")

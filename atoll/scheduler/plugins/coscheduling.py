@@ -160,6 +160,8 @@ class KusciaScheduling:
             if gang is not None:
                 gang.reserved.pop(key_of(pod), None)
                 gang.notify()
+                if not gang.reserved:  # every waiter holds a reservation: none is left waiting
+                    self.gangs.pop(key_of(tr), None)
 
     # -- binding cycle -------------------------------------------------------------------------
 
