@@ -336,6 +336,36 @@ async def test_unknown_app_image_or_party_namespace_fails_naming_the_party(net: 
     assert task["status"]["reason"] == "CreateResourceFailed"
 
 
+async def test_task_resource_group_validation_and_naming(net: TaskNetwork) -> None:
+    def group(name: str, members: int) -> JSON:
+        return {
+            "apiVersion": "kuscia.secretflow/v1alpha1",
+            "kind": "TaskResourceGroup",
+            "metadata": {"name": name},
+            "spec": {"minReservedMembers": members, "initiator": "alice", "lifecycleSeconds": 600,
+                     "parties": [{"domainID": "alice", "minReservedPods": 1, "pods": [{"name": f"{name}-0"}]},
+                                 {"domainID": "bob", "minReservedPods": 1, "pods": [{"name": f"{name}-0"}]}]},
+        }
+
+    await net.client.create(TASKRESOURCEGROUPS, group("trg-invalid", 3))
+    failed = await group_phase(net, "trg-invalid", "Failed")
+    validated = next(c for c in failed["status"]["conditions"] if c["type"] == "TaskResourceGroupValidated")
+    assert (validated["status"], validated["reason"]) == ("False", "minReservedMembers 3 exceeds the 2 parties")
+
+    await net.client.create(TASKRESOURCEGROUPS, group("trg-named", 2))  # no pods exist: it waits, reserving
+    reserving = await group_phase(net, "trg-named", "Reserving")
+    names = [p["taskResourceName"] for p in reserving["spec"]["parties"]]
+    assert all(n.startswith("trg-named-") and len(n) == len("trg-named-") + 12 for n in names)
+    for party, name in zip(reserving["spec"]["parties"], names, strict=True):
+        tr = await net.client.get(TASKRESOURCES, name, party["domainID"])
+        assert tr["status"]["phase"] == "Reserving" and tr["spec"]["minReservedPods"] == 1
+        assert tr["metadata"]["ownerReferences"][0]["name"] == "trg-named"
+    net.clock.advance(601)
+    expired = await group_phase(net, "trg-named", "Failed")
+    condition = next(c for c in expired["status"]["conditions"] if c["type"] == "TaskResourceGroupExpired")
+    assert condition["reason"].startswith("The task was not scheduled within 600 seconds: alice: ")
+
+
 async def test_kubectl_shows_kuscia_columns(net: TaskNetwork, tmp_path: Path) -> None:
     await net.client.create(KUSCIATASKS, kuscia_task("t-kubectl", tmp_path), "cross-domain")
     await phase_of(net, "t-kubectl", "Succeeded")
