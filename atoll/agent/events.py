@@ -12,11 +12,11 @@ import asyncio
 import collections
 import logging
 import os
-import time
 from typing import Any
 
 from atoll.api import kinds
 from atoll.api.errors import APIError
+from atoll.api.timestamps import now_time
 from atoll.client import Client, ClientError
 
 JSON = dict[str, Any]
@@ -33,7 +33,7 @@ class EventRecorder:
     def pod_event(self, pod: JSON, reason: str, message: str, *, warning: bool = False, field_path: str = "") -> None:
         """Queue an event; returns at once (the sender task of this recorder writes it)."""
         md = pod["metadata"]
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        now = now_time()
         involved: JSON = {
             "apiVersion": "v1",
             "kind": "Pod",

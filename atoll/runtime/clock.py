@@ -104,11 +104,53 @@ def rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_rfc3339(text: str) -> float | None:
+def parse_rfc3339(text: object) -> float | None:
     """A Kubernetes timestamp as seconds since the epoch (``None`` if absent or malformed)."""
-    if not text:
+    if not isinstance(text, str) or not text:
         return None
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+class OffsetClock:
+    """Real time plus an offset moved by :meth:`advance` (tests of live processes).
+
+    Unlike :class:`ManualClock`, time keeps flowing: heartbeats of real gateway processes keep
+    running while a test jumps past a 3-minute live window with ``advance``. ``sleep`` wakes early
+    when an advance passes its deadline.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self._moved = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        timer = _ManualTimer(self.now() + delay, callback)
+
+        async def fire() -> None:
+            await self.sleep(delay)
+            if not timer.cancelled:
+                callback()
+
+        self._tasks.add(task := asyncio.get_running_loop().create_task(fire()))
+        task.add_done_callback(self._tasks.discard)
+        return timer
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+        self._moved.set()
+        self._moved = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        deadline = self.now() + seconds
+        while (left := deadline - self.now()) > 0:
+            try:
+                await asyncio.wait_for(self._moved.wait(), left)
+            except TimeoutError:
+                pass

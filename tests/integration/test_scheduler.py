@@ -16,11 +16,7 @@ import pytest
 
 from atoll.api.kinds import EVENTS, NAMESPACES, NODES, PODS
 from atoll.client import Client
-
-try:
-    from tests.conftest import RunningServer
-except ImportError:  # pragma: no cover
-    from conftest import RunningServer  # type: ignore
+from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.controllers("scheduler")
 JSON = dict[str, Any]
