@@ -24,8 +24,9 @@ from atoll.api import errors, kinds
 from atoll.api.clock import FakeClock
 from atoll.api.timestamps import format_time
 from atoll.client import Client
-from atoll.runtime.metrics import RECONCILE_RESULTS, REGISTRY
+from atoll.runtime.metrics import REGISTRY
 from tests.conftest import RunningServer, eventually
+from tests.integration.controllers import controller, idle, reconciles
 
 JSON = dict[str, Any]
 QUOTA = "resource-limitation"
@@ -374,27 +375,6 @@ async def test_node_statuses_follow_nodes(client: Client) -> None:
         assert await node_statuses(client, "alice") == []
 
     await eventually(none)
-
-
-def controller(api_server: RunningServer, name: str) -> Any:
-    assert api_server.node is not None and api_server.node.manager is not None
-    (found,) = [c for c in api_server.node.manager.controllers if c.name == name]
-    return found
-
-
-def reconciles(name: str) -> float:
-    """Reconciles the controller has finished, whatever their result (its metric)."""
-    return sum(
-        REGISTRY.get_sample_value("controller_runtime_reconcile_total", {"controller": name, "result": result}) or 0.0
-        for result in RECONCILE_RESULTS
-    )
-
-
-def idle(api_server: RunningServer, *names: str) -> None:
-    """Nothing queued or being reconciled by these controllers (a barrier for absence checks)."""
-    for name in names:
-        queue = controller(api_server, name).queue
-        assert len(queue) == 0 and queue.processing == 0, (name, len(queue), queue.processing)
 
 
 async def test_node_without_heartbeat_is_marked_unknown(api_server: RunningServer, client: Client) -> None:
