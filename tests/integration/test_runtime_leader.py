@@ -1,4 +1,5 @@
-"""Leader election with two electors against the fake API server (short durations).
+"""Leader election with two electors against the real API server behind a fault proxy (short
+durations).
 
 Aspects: exactly one leads; the Lease carries holderIdentity, MicroTime acquire/renew times and
 leaseTransitions; when the leader stops renewing, the other takes over only after the lease
@@ -15,9 +16,10 @@ import pytest
 
 from atoll.client import Client
 from atoll.runtime.leader import LEASES, LeaderElector
-from tests.conftest import eventually
-from tests.integration.fake_kube import FakeKube
+from tests.conftest import RunningServer, eventually
+from tests.integration.faults import FaultProxy
 
+pytestmark = pytest.mark.controllers()  # the API server alone
 MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
@@ -60,7 +62,7 @@ class Work:
         return start, stop
 
 
-async def test_one_leader_and_takeover_after_lease_duration(client: Client, fake: FakeKube) -> None:
+async def test_one_leader_and_takeover_after_lease_duration(client: Client) -> None:
     work = Work()
     a, b = elector(client, "a", release=False), elector(client, "b", release=False)
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
@@ -106,14 +108,15 @@ async def test_release_on_cancel_hands_over_at_once(client: Client) -> None:
     await asyncio.gather(task_b, return_exceptions=True)
 
 
-async def test_losing_the_lease_cancels_the_work(client: Client, fake: FakeKube) -> None:
+async def test_losing_the_lease_cancels_the_work(client: Client, api_server: RunningServer) -> None:
     work = Work()
     a = elector(client, "a")
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
     await eventually(lambda: "a" in work.leading, 5)
     lease = await client.get(LEASES, "atoll-controllers", "kube-system")
     lease["spec"]["holderIdentity"] = "intruder"
-    fake.put(LEASES, lease)  # someone else now holds it (e.g. after a long pause of ours)
+    async with api_server.client() as someone:  # someone else now holds it (e.g. after a long pause of ours)
+        await someone.update(LEASES, lease)
     await eventually(lambda: work.cancelled == ["a"], 3)
     assert work.stopped == ["a"] and not a.is_leader
     # a campaigns again and wins once the intruder's lease expires
@@ -123,12 +126,12 @@ async def test_losing_the_lease_cancels_the_work(client: Client, fake: FakeKube)
     await asyncio.gather(task_a, return_exceptions=True)
 
 
-async def test_renew_failures_past_the_deadline_lose_leadership(client: Client, fake: FakeKube) -> None:
+async def test_renew_failures_past_the_deadline_lose_leadership(client: Client, faults: FaultProxy) -> None:
     work = Work()
     a = elector(client, "a")
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
     await eventually(lambda: "a" in work.leading, 5)
-    fake.inject_failure("PUT", "/leases/atoll-controllers", 500, times=100)
+    faults.inject_failure("PUT", "/leases/atoll-controllers", 500, times=100)
     await eventually(lambda: work.cancelled == ["a"], 3)
     task_a.cancel()
     await asyncio.gather(task_a, return_exceptions=True)
