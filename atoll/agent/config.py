@@ -55,6 +55,9 @@ class AgentConfig:
     stop_pods_on_exit: bool = False
     """Kubelet semantics (False): pods keep running while the agent is down and are re-adopted."""
     labels: dict[str, str] = field(default_factory=dict)
+    pod_env: dict[str, str] = field(default_factory=dict)
+    """Added to every container's environment (a pod's own ``env`` wins): the lite's
+    ``DATAMESH_ADDR`` / ``DATAMESH_GRPC_ADDR`` (contract C2)."""
 
     @property
     def name(self) -> str:
