@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.api import kinds
+from atoll.api.clock import TimerHandle
 from atoll.api.errors import AlreadyExists, Conflict, NotFound
 from atoll.api.kuscia_tasks import (
     ANNOTATION_RESERVING_TIMESTAMP,
@@ -44,6 +45,7 @@ from atoll.api.kuscia_tasks import (
     TRG_RESERVED,
     TRG_RESERVING,
 )
+from atoll.api.timestamps import format_time, try_parse_time
 from atoll.client import Client
 from atoll.controllers.taskresourcegroup.resources import (
     failure_reason,
@@ -53,7 +55,6 @@ from atoll.controllers.taskresourcegroup.resources import (
     with_phase,
 )
 from atoll.runtime import Cache, Clock, ObjectKey, Result, get_logger
-from atoll.runtime.clock import TimerHandle, parse_rfc3339, rfc3339
 
 JSON = dict[str, Any]
 log = get_logger(__name__)
@@ -76,7 +77,7 @@ class GroupReconciler:
         self._timers: dict[ObjectKey, tuple[float, TimerHandle]] = {}
 
     def now(self) -> str:
-        return rfc3339(self.clock.now())
+        return format_time(self.clock.now())
 
     async def reconcile(self, key: ObjectKey) -> Result:
         group = self.c.groups.get_key(key)
@@ -288,7 +289,7 @@ class GroupReconciler:
 
     def _start(self, group: JSON) -> float:
         """``status.startTime`` (written by the first reconcile, on this controller's clock)."""
-        started = parse_rfc3339(str((group.get("status") or {}).get("startTime") or ""))
+        started = try_parse_time(str((group.get("status") or {}).get("startTime") or ""))
         return started if started is not None else self.clock.now()
 
     def _expired(self, group: JSON) -> bool:
@@ -297,7 +298,7 @@ class GroupReconciler:
 
     def _retry_at(self, group: JSON, now: str | None) -> float:
         seconds = int((group.get("spec") or {}).get("retryIntervalSeconds") or DEFAULT_RETRY_INTERVAL_SECONDS)
-        since = parse_rfc3339(now or str((group.get("status") or {}).get("lastTransitionTime") or ""))
+        since = try_parse_time(now or str((group.get("status") or {}).get("lastTransitionTime") or ""))
         return (since if since is not None else self.clock.now()) + seconds
 
     def _arm_lifecycle(self, group: JSON) -> None:

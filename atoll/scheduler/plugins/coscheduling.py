@@ -39,9 +39,9 @@ from atoll.api.kuscia_tasks import (
     TR_RESERVING,
     TR_SCHEDULABLE,
 )
+from atoll.api.timestamps import format_time
 from atoll.client import Client, ClientError
 from atoll.runtime import Cache, Clock, ObjectKey
-from atoll.runtime.clock import rfc3339
 from atoll.runtime.keys import key_of
 from atoll.scheduler.diagnosis import Diagnosis, fit_error_message
 from atoll.scheduler.framework import SUCCESS, CycleState, Status
@@ -255,7 +255,7 @@ class KusciaScheduling:
                 tr = await self.client.get(TASKRESOURCES, key.name, key.namespace)
                 if only_from is not None and _phase(tr) != only_from:
                     return
-                now = rfc3339(self.clock.now())
+                now = format_time(self.clock.now())
                 status = dict(tr.get("status") or {})
                 status["phase"] = phase
                 status["lastTransitionTime"] = now
