@@ -31,14 +31,16 @@ def idle(api_server: RunningServer, *names: str) -> None:
         assert len(queue) == 0 and queue.processing == 0, (name, len(queue), queue.processing)
 
 
-async def settled(api_server: RunningServer, name: str, since: float, *, at_least: int = 1) -> None:
+async def settled(
+    api_server: RunningServer, name: str, since: float, *, at_least: int = 1, within: float = 10.0
+) -> None:
     """Until the controller finished ``at_least`` more reconciles than ``since`` and has nothing left."""
 
     def done() -> None:
         assert reconciles(name) >= since + at_least, (name, reconciles(name), since)
         idle(api_server, name)
 
-    await eventually(done)
+    await eventually(done, within)
 
 
 async def collector_saw(api_server: RunningServer, *objects: dict[str, Any]) -> None:

@@ -123,7 +123,7 @@ async def test_delete_collection(client: Client) -> None:
     assert [i["metadata"]["name"] for i in items] == ["d0"]
 
 
-async def test_watch_streams_events_and_bookmarks(client: Client) -> None:
+async def test_watch_streams_events_and_bookmarks(client: Client, faults: FaultProxy) -> None:
     _, rv = await client.list_all(CONFIGMAPS)
     seen: list[tuple[str, str]] = []
 
@@ -136,7 +136,7 @@ async def test_watch_streams_events_and_bookmarks(client: Client) -> None:
                     return
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
+    await eventually(lambda: faults.watching(f"resourceVersion={rv}"))
     await client.create(CONFIGMAPS, configmap("w"))
     await client.create(CONFIGMAPS, configmap("other", "elsewhere"))
     await eventually(lambda: any(kind == "BOOKMARK" for kind, _ in seen), 5)

@@ -8,7 +8,6 @@ nothing changed, and the Endpoints deleted with their Service.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from atoll.api.errors import NotFound
 from atoll.api.kinds import ENDPOINTS, NAMESPACES, PODS, SERVICES
 from atoll.client import Client
 from atoll.controllers.endpoints.subsets import desired_subsets
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, eventually
 from tests.integration.controllers import reconciles, settled
 
 pytestmark = pytest.mark.controllers("endpoints")
@@ -65,19 +64,15 @@ async def add_pod(
 
 
 async def wait_endpoints(client: Client, name: str, check: Callable[[JSON], bool]) -> JSON:
-    last: JSON = {}
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                try:
-                    last = await client.get(ENDPOINTS, name, NS)
-                except NotFound:
-                    last = {}
-                if check(last):
-                    return last
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"endpoints {name} never matched: {last}") from None
+    async def matched() -> JSON:
+        try:
+            last = await client.get(ENDPOINTS, name, NS)
+        except NotFound:
+            last = {}
+        assert check(last), f"endpoints {name} never matched: {last}"
+        return last
+
+    return await eventually(matched, TIMEOUT)
 
 
 def ips(subset: JSON, field: str = "addresses") -> list[str]:
