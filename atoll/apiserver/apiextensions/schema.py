@@ -167,9 +167,6 @@ class StructuralSchema:
         validate_value(obj, self.root, [], errors)
         return errors
 
-    def is_valid(self, obj: Any) -> bool:
-        return not self.validate(obj)
-
     def admit(self, obj: JSON) -> tuple[list[str], list[JSON]]:
         """Prune, default and validate ``obj`` in place: ``(unknown field paths, causes)``."""
         unknown = self.prune(obj)
