@@ -169,8 +169,14 @@ async def _upstreams(net: Network) -> AsyncIterator[None]:
     async def say(request: bytes, context: Any) -> bytes:
         return b"echo:" + request
 
+    async def count(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        for i in range(int(request)):
+            yield str(i).encode()
+            await asyncio.sleep(0.01)
+
     grpc_server = grpc.aio.server()
-    handler = grpc.method_handlers_generic_handler("echo.Echo", {"Say": grpc.unary_unary_rpc_method_handler(say)})
+    methods = {"Say": grpc.unary_unary_rpc_method_handler(say), "Count": grpc.unary_stream_rpc_method_handler(count)}
+    handler = grpc.method_handlers_generic_handler("echo.Echo", methods)
     grpc_server.add_generic_rpc_handlers((handler,))
     net.upstream["grpc"] = grpc_server.add_insecure_port("127.0.0.1:0")
     await grpc_server.start()

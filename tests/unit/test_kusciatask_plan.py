@@ -90,6 +90,21 @@ def test_kit_merges_party_template_and_domain_app_image() -> None:
     assert [p.name for p in alice.serviced_ports] == ["svc"] and alice.min_reserved_pods == 2
 
 
+def test_metric_probe_and_bandwidth_limits_become_kuscia_annotations() -> None:
+    image = app_image()
+    image["spec"]["deployTemplates"][0]["spec"]["containers"][0]["metricProbe"] = {"path": "/m", "port": "svc"}
+    t = task(("alice", "host"), ("bob", "guest"))
+    t["spec"]["parties"][0]["bandwidthLimits"] = [{"destinationID": "bob", "limitKBps": 2048}]
+    plan = plan_for(t, {"psi": image})
+    alice = plan.kits[0]
+    annotations = res.pod(t, plan, alice, 0)["metadata"]["annotations"]
+    assert annotations["kuscia.secretflow/metric_path"] == "/m"
+    assert annotations["kuscia.secretflow/metric_port"] == str(plan.pod_ports(alice, "t1-host-0")["svc"])
+    assert annotations["kuscia.secretflow/should_be_scraped"] == "true"
+    svc = res.service(t, next(s for s in plan.services if s.kit is alice), None)
+    assert svc["metadata"]["annotations"]["kuscia.secretflow/bandwidth-limit-bob"] == "2048"
+
+
 def test_unknown_app_image_names_the_party() -> None:
     with pytest.raises(KitError, match="party bob/guest: AppImage 'psi' not found"):
         build_kits(task(("bob", "guest")), *lookups({}))
@@ -178,8 +193,9 @@ def test_pod_carries_kuscia_env_labels_and_scheduling() -> None:
     assert spec["schedulerName"] == "kuscia-scheduler" and spec["restartPolicy"] == "Never"
     assert spec["nodeSelector"] == {"kuscia.secretflow/namespace": "alice"}
     assert spec["tolerations"][0]["key"] == "kuscia.secretflow/agent"
-    assert pod["metadata"]["annotations"]["kuscia.secretflow/task-resource"] == ""
+    assert pod["metadata"]["annotations"]["kuscia.secretflow/task-resource"].startswith("t1-")
     assert pod["metadata"]["labels"]["kuscia.secretflow/pod-identity"] == "u1-host-0"
+    assert "kuscia.secretflow/metric_port" not in pod["metadata"]["annotations"]
     svc = res.service(t, plan.services[0], None)
     assert svc["spec"]["clusterIP"] == "None" and svc["metadata"]["annotations"]["kuscia.secretflow/access-domain"] \
         == "alice,bob"

@@ -155,6 +155,9 @@ class ClusterDomainRouteReconciler:
             token_status["revision"] = src_tokens[-1].get("revision")
             token_status["revisionTime"] = src_tokens[-1].get("revisionTime")
         status["tokenStatus"] = token_status
+        endpoints = self._endpoint_statuses(cdr, src, dst, now)
+        if endpoints:
+            status["endpointStatuses"] = endpoints
         status["conditions"] = _conditions(status.get("conditions") or [], condition, format_time(now))
         if status == (cdr.get("status") or {}):
             return
@@ -162,6 +165,21 @@ class ClusterDomainRouteReconciler:
             await self.client.update(CLUSTERDOMAINROUTES, {**cdr, "status": status}, subresource="status")
         except (errors.Conflict, errors.NotFound):
             pass
+
+    def _endpoint_statuses(self, cdr: JSON, src: str, dst: str, now: float) -> JSON:
+        """Kuscia's monitor: per live source gateway and port, whether its Envoy health-checks
+        the destination's endpoint as healthy (from the Gateway's ``networkStatus``)."""
+        ports = ((cdr.get("spec") or {}).get("endpoint") or {}).get("ports") or [{}]
+        port = str(ports[0].get("name") or "default")
+        out: JSON = {}
+        for gateway in self.c.gateways.list(src):
+            if not is_live(gateway, now):
+                continue
+            for entry in (gateway.get("status") or {}).get("networkStatus") or []:
+                if entry.get("name") == f"{src}-to-{dst}-{port}" and entry.get("type") == "DomainRoute":
+                    healthy = int(entry.get("healthyEndpointsCount") or 0) > 0
+                    out[f"{gateway['metadata']['name']}-{port}"] = {"endpointHealthy": healthy}
+        return out
 
 
 def _conditions(current: list[JSON], condition: tuple[str, str, str], now: str) -> list[JSON]:
