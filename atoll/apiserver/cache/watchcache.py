@@ -271,9 +271,6 @@ class WatchCache:
             out.append(bucket[key])
         return out
 
-    def count(self, prefix: str) -> int:
-        return len(self.list(prefix))
-
     # ---- watches ----------------------------------------------------------------------------
 
     def watch(self, prefix: str, matches: Filter, revision: int | None) -> tuple[Watcher, builtins.list[WatchEvent]]:

@@ -1,4 +1,4 @@
-"""Request bodies in (JSON, YAML, protobuf, patch types) and responses out (JSON, Status, Table).
+"""Request bodies in (JSON, YAML, protobuf) and responses out (JSON and ``Status``).
 
 kubectl sends protobuf for typed ``create`` commands, YAML is accepted like the real server, the
 Python client sends JSON without a Content-Type, and every error leaves as a ``Status``.

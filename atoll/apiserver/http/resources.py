@@ -1,7 +1,9 @@
-"""HTTP handlers for resource endpoints: get, list, watch, create, update, patch, delete.
+"""HTTP handlers for resource endpoints: get, list, watch, create, update, patch, delete, and
+every subresource (dispatched here, in one place, to the handler the kind's strategy registers).
 
 The router hands each request a parsed ``Route``; handlers translate query parameters and bodies
-into calls on ``ResourceStorage`` and render the result as JSON or a Table.
+into calls on ``ResourceStorage`` and render the result as JSON or a Table (with the printer the
+kind's strategy names). Nothing here knows a kind by name.
 """
 
 from __future__ import annotations

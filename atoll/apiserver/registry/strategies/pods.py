@@ -31,8 +31,8 @@ from atoll.apiserver.registry.subresources import (
     method_not_allowed,
     require_body,
 )
-from atoll.apiserver.tables import printers
 from atoll.apiserver.tables.columns import Printer
+from atoll.apiserver.tables.pod_printer import POD
 
 if TYPE_CHECKING:
     from atoll.apiserver.registry.storage import ResourceStorage
@@ -158,7 +158,7 @@ def pod_subresources(cache: WatchCache, clock: Clock) -> dict[str, Subresource]:
 
 @dataclass(frozen=True)
 class PodStrategy(KindStrategy):
-    printer: Printer | None = printers.POD
+    printer: Printer | None = POD
     returns_deleted_object: bool = True
     subresources: dict[str, Subresource] = field(default_factory=dict)  # type: ignore[assignment]
 
