@@ -36,9 +36,11 @@ from atoll.apiserver.auth import (
 )
 from atoll.apiserver.crds import CRD_PREFIX, CRDManager
 from atoll.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery
+from atoll.apiserver.domain_isolation import DomainIsolation
 from atoll.apiserver.handlers import ResourceHandlers
 from atoll.apiserver.kuscia_admission import KusciaAdmission
 from atoll.apiserver.metrics import count_requests, serve_metrics
+from atoll.apiserver.noderestriction import NodeGrants, NodeRestriction
 from atoll.apiserver.objects import Objects
 from atoll.apiserver.openapi import OpenAPI
 from atoll.apiserver.podlogs import PodLogs
@@ -96,6 +98,7 @@ class APIServer:
         self._virtual = {(rd.group, rd.plural) for rd in VIRTUAL}
         self.cache = WatchCache(store)
         self.authorizer = RBACAuthorizer(self.cache)
+        self.node_grants = NodeGrants(self.cache)
         self.authn: AuthenticatorChain | None = None
         self.reviews: Reviews | None = None
         if config.admin_token is not None:
@@ -112,6 +115,8 @@ class APIServer:
         self.admission.add(NamespaceLifecycle(self._namespace))
         self.admission.add(self.crds)
         self.admission.add(KusciaAdmission())
+        self.admission.add(DomainIsolation(self.cache))
+        self.admission.add(NodeRestriction(self.node_grants, self.cache))
         self.admission.add(QuotaAdmission(self.cache))
         self.objects = Objects(store, self.cache, self.admission)
         self.resources = ResourceHandlers(self.objects, PodLogs(self.cache, config.ca_file, config.kubelet_client_cert))
@@ -233,7 +238,10 @@ class APIServer:
             route.namespace or "",
             name or "",
         )
-        if not self.authorizer.authorize(user, req):
+        if not (
+            self.authorizer.authorize(user, req)
+            or self.node_grants.authorize(user, req, request.query.get("fieldSelector", ""))
+        ):
             raise errors.Forbidden(
                 forbidden_message(req), details={"name": req.name, "group": req.api_group, "kind": req.resource}
             )

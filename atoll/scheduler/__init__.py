@@ -14,7 +14,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from atoll.api.kinds import NODES, PODS
+from atoll.api.constants import LABEL_DOMAIN_NAME
+from atoll.api.kinds import NAMESPACES, NODES, PODS
 from atoll.client import Client
 from atoll.runtime import Controller, Manager, ObjectKey
 from atoll.scheduler.framework import (
@@ -34,7 +35,7 @@ from atoll.scheduler.framework import (
     Status,
 )
 from atoll.scheduler.nodeinfo import NodeInfo
-from atoll.scheduler.plugins import default_plugins
+from atoll.scheduler.plugins import NamespaceDomain, default_plugins
 from atoll.scheduler.retry import RetrySettings
 from atoll.scheduler.scheduler import DEFAULT_SCHEDULER, Scheduler
 
@@ -70,8 +71,8 @@ class SchedulerController(Controller[ObjectKey]):
                 self.scheduler.bindings = None
 
 
-def default_profile() -> Profile:
-    return Profile.from_plugins(DEFAULT_SCHEDULER, default_plugins())
+def default_profile(namespace_domain: NamespaceDomain | None = None) -> Profile:
+    return Profile.from_plugins(DEFAULT_SCHEDULER, default_plugins(namespace_domain))
 
 
 def setup(
@@ -85,8 +86,18 @@ def setup(
     """Informers on nodes and pods feed one ``scheduler`` controller added to ``manager``."""
     nodes = manager.informer(NODES)
     pods = manager.informer(PODS)
+    namespaces = manager.informer(NAMESPACES)
+
+    def namespace_domain(name: str) -> str | None:
+        labels = ((namespaces.cache.get(name) or {}).get("metadata") or {}).get("labels") or {}
+        return labels.get(LABEL_DOMAIN_NAME) or None
+
     scheduler = Scheduler(
-        ctx.client, nodes=nodes.cache, pods=pods.cache, profiles=profiles or [default_profile()], settings=settings
+        ctx.client,
+        nodes=nodes.cache,
+        pods=pods.cache,
+        profiles=profiles or [default_profile(namespace_domain)],
+        settings=settings,
     )
     controller = SchedulerController(scheduler, workers=workers)
     controller.watch(pods, scheduler.pods_to_schedule, update_predicate=_pod_spec_or_meta_changed)
