@@ -34,6 +34,7 @@ from atoll.apiserver.auth import (
     ClientCertAuthenticator,
     StaticTokenAuthenticator,
 )
+from atoll.apiserver.builtin_schema import BuiltinSchemaAdmission
 from atoll.apiserver.crds import CRD_PREFIX, CRDManager
 from atoll.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery
 from atoll.apiserver.domain_isolation import DomainIsolation
@@ -112,6 +113,7 @@ class APIServer:
         self.crds = CRDManager(self.registry)
         self.cache.add_listener(CRD_PREFIX, self.crds.on_event)
         self.admission = AdmissionChain()
+        self.admission.add(BuiltinSchemaAdmission())
         self.admission.add(NamespaceLifecycle(self._namespace))
         self.admission.add(self.crds)
         self.admission.add(KusciaAdmission())

@@ -50,9 +50,12 @@ def make_matcher(rd: ResourceDef, label_selector: str, field_selector: str) -> M
         return None
 
     def matches(obj: JSON) -> bool:
-        if labels is not None and not labels.matches((obj.get("metadata") or {}).get("labels")):
-            return False
-        return fields is None or fields.matches(obj)
+        try:
+            if labels is not None and not labels.matches((obj.get("metadata") or {}).get("labels")):
+                return False
+            return fields is None or fields.matches(obj)
+        except (AttributeError, TypeError, KeyError, ValueError):
+            return False  # a malformed stored object (from before validation) matches no selector
 
     return matches
 

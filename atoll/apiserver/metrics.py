@@ -31,6 +31,12 @@ request_duration = Histogram(
     registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+malformed_objects = Counter(
+    "apiserver_storage_malformed_objects_total",
+    "Stored rows the watch cache could not decode as objects (logged with their key and skipped)",
+    ["resource"],
+    registry=REGISTRY,
+)
 watchers = Gauge("apiserver_registered_watchers", "Number of currently open watches", registry=REGISTRY)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from atoll.api.errors import Gone
+from atoll.apiserver.metrics import malformed_objects
 from atoll.store.base import Compacted, Event, Store
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,12 @@ class Watcher:
         """Queue the event if it concerns this watcher; False when the watcher overflowed."""
         if not event.key.startswith(self.prefix):
             return True
-        now = self.matches(event.current.obj)
-        before = event.previous is not None and self.matches(event.previous.obj)
+        try:
+            now = self.matches(event.current.obj)
+            before = event.previous is not None and self.matches(event.previous.obj)
+        except Exception:  # a malformed object must not stop the fan-out to every other watcher
+            log.exception("watch filter failed on %s; not sent to this watcher", event.key)
+            return True
         if event.type == "MODIFIED" and not now:
             if not before:
                 return True
@@ -101,6 +106,23 @@ def decode(value: bytes, revision: int) -> Cached:
     obj = orjson.loads(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return Cached(obj, orjson.dumps(obj), revision)
+
+
+def decode_or_skip(key: str, value: bytes, revision: int) -> Cached | None:
+    """``decode``, or None (logged with its key and counted) for a row that is not a JSON object
+    with object metadata — written before validation existed, or corrupted — so one bad row never
+    stops the cache, and with it the whole server."""
+    try:
+        cached = decode(value, revision)
+        if isinstance(cached.obj.get("metadata"), dict):
+            return cached
+        problem = "metadata is not an object"
+    except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+        problem = str(exc)
+    malformed_objects.labels(resource_prefix(key)).inc()
+    log.error("skipping stored object %s at revision %d: %s (fix or delete it with `atoll store check`)",
+              key, revision, problem)
+    return None
 
 
 class WatchCache:
@@ -130,11 +152,12 @@ class WatchCache:
         """Load the state, then follow the store forever (cancel to stop)."""
         listed = await self._store.list("/")
         for kv in listed.items:
-            cached = decode(kv.value, kv.revision)
+            cached = decode_or_skip(kv.key, kv.value, kv.revision)
+            if cached is None:
+                continue
             self._objects.setdefault(resource_prefix(kv.key), {})[kv.key] = cached
-            for lprefix, callback in self._listeners:
-                if kv.key.startswith(lprefix):
-                    callback(WatchEvent("ADDED", kv.key, cached, None, kv.revision))
+            event = WatchEvent("ADDED", kv.key, cached, None, kv.revision)
+            self._notify(event)
         self.revision = listed.revision
         compacted = await self._store.compacted_revision()
         start = max(compacted, listed.revision - 10_000)
@@ -171,7 +194,9 @@ class WatchCache:
 
     def _remember(self, ev: Event) -> None:
         """A history row from before the initial list: keep it for replay only."""
-        cached = decode(ev.value, ev.revision)
+        cached = decode_or_skip(ev.key, ev.value, ev.revision)
+        if cached is None:
+            return
         etype = "DELETED" if ev.deleted else ("ADDED" if ev.created else "MODIFIED")
         self._history.append(WatchEvent(etype, ev.key, cached, None, ev.revision))
 
@@ -179,7 +204,13 @@ class WatchCache:
         prefix = resource_prefix(ev.key)
         bucket = self._objects.setdefault(prefix, {})
         previous = bucket.get(ev.key)
-        cached = decode(ev.value, ev.revision)
+        cached = decode_or_skip(ev.key, ev.value, ev.revision)
+        if cached is None:
+            if ev.deleted or previous is not None:  # a bad row replaced (or removed) a good one: drop it
+                bucket.pop(ev.key, None)
+                self._sorted.pop(prefix, None)
+            self.revision = ev.revision
+            return
         if ev.deleted:
             bucket.pop(ev.key, None)
             self._sorted.pop(prefix, None)
@@ -190,12 +221,7 @@ class WatchCache:
             bucket[ev.key] = cached
             etype = "MODIFIED" if previous is not None else "ADDED"
         event = WatchEvent(etype, ev.key, cached, previous, ev.revision)
-        for lprefix, callback in self._listeners:
-            if ev.key.startswith(lprefix):
-                try:
-                    callback(event)
-                except Exception:
-                    log.exception("watch cache listener failed for %s", ev.key)
+        self._notify(event)
         self._history.append(event)
         if len(self._history) == self._history.maxlen:
             self._history_start = self._history[0].revision - 1
@@ -205,6 +231,14 @@ class WatchCache:
             overflowed = [w for w in watchers if not w.offer(event)]
             for w in overflowed:
                 self._end(w, Gone("watch fell behind; re-list and watch again"))
+
+    def _notify(self, event: WatchEvent) -> None:
+        for lprefix, callback in self._listeners:
+            if event.key.startswith(lprefix):
+                try:
+                    callback(event)
+                except Exception:
+                    log.exception("watch cache listener failed for %s", event.key)
 
     def _wake_waiters(self) -> None:
         still = []
