@@ -48,6 +48,7 @@ from atoll.apiserver.podlogs import PodLogs
 from atoll.apiserver.quota import QuotaAdmission
 from atoll.apiserver.rbac import RBACAuthorizer, forbidden_message, verb_for
 from atoll.apiserver.rbac import Request as AuthzRequest
+from atoll.apiserver.rbac_escalation import RBACEscalation
 from atoll.apiserver.reviews import VIRTUAL, Reviews
 from atoll.apiserver.routing import Route, parse_resource_path
 from atoll.apiserver.tokens import TokenIssuer
@@ -119,6 +120,7 @@ class APIServer:
         self.admission.add(KusciaAdmission())
         self.admission.add(DomainIsolation(self.cache))
         self.admission.add(NodeRestriction(self.node_grants, self.cache))
+        self.admission.add(RBACEscalation(self.authorizer, self.cache))
         self.admission.add(QuotaAdmission(self.cache))
         self.objects = Objects(store, self.cache, self.admission)
         self.resources = ResourceHandlers(self.objects, PodLogs(self.cache, config.ca_file, config.kubelet_client_cert))

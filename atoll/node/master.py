@@ -155,7 +155,7 @@ class MasterNode:
             rbac_rd = registry.get("rbac.authorization.k8s.io", "v1", plural)
             assert rbac_rd is not None
             for obj in objs:
-                await _ensure(objects.create(rbac_rd, None, obj, opts))
+                await _ensure_rbac_default(objects, rbac_rd, obj, opts)
         crd_rd = registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         assert crd_rd is not None
         for crd in kuscia_crds():
@@ -171,6 +171,24 @@ class MasterNode:
 
 def _with_spec(spec: Any) -> Callable[[JSON], JSON]:
     return lambda current: {**current, "spec": spec}
+
+
+async def _ensure_rbac_default(objects: Any, rd: Any, obj: JSON, opts: WriteOptions) -> None:
+    """Create a default role or binding, or bring its rules/subjects back to the defaults (kube-apiserver's
+    bootstrap-roles reconciliation; opt out with the ``rbac.authorization.kubernetes.io/autoupdate: "false"``
+    annotation)."""
+    name = obj["metadata"]["name"]
+    try:
+        current = objects.get(rd, None, name).obj
+    except errors.NotFound:
+        await _ensure(objects.create(rd, None, obj, opts))
+        return
+    annotations = current["metadata"].get("annotations") or {}
+    if annotations.get("rbac.authorization.kubernetes.io/autoupdate") == "false":
+        return
+    fields = {k: obj[k] for k in ("rules", "roleRef", "subjects") if k in obj}
+    if any(current.get(k) != v for k, v in fields.items()):
+        await objects.modify(rd, None, name, lambda cur: {**cur, **fields}, opts)
 
 
 async def _ensure(creation: Any) -> None:

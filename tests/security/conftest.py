@@ -66,7 +66,7 @@ class Network:
 
 def _domain(name: str) -> JSON:
     return {"apiVersion": "kuscia.secretflow/v1alpha1", "kind": "Domain", "metadata": {"name": name},
-            "spec": {"role": ""}}
+            "spec": {"role": "", "resourceQuota": {"podMaxCount": 100}}}
 
 
 async def _setup(server: RunningServer) -> dict[str, str]:
