@@ -39,6 +39,7 @@ from atoll.apiserver.crds import CRD_PREFIX, CRDManager
 from atoll.apiserver.discovery import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery
 from atoll.apiserver.domain_isolation import DomainIsolation
 from atoll.apiserver.handlers import ResourceHandlers
+from atoll.apiserver.impersonation import impersonate, wants_impersonation
 from atoll.apiserver.kuscia_admission import KusciaAdmission
 from atoll.apiserver.metrics import count_requests, serve_metrics
 from atoll.apiserver.noderestriction import NodeGrants, NodeRestriction
@@ -157,6 +158,8 @@ class APIServer:
                 user = self.authn.authenticate(request)
                 if user is None and request.path not in PUBLIC_PATHS:
                     raise errors.Unauthorized("Unauthorized")
+                if user is not None and wants_impersonation(request):
+                    user = impersonate(request, user, self.authorizer.authorize)
                 request[codec.USER_KEY] = user
             return await self._route(request)
         except errors.APIError as err:
