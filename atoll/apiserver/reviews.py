@@ -16,6 +16,7 @@ from atoll.api.registry import ResourceDef
 from atoll.apiserver import codec
 from atoll.apiserver.admission import UserInfo
 from atoll.apiserver.rbac import RBACAuthorizer, Request
+from atoll.apiserver.token_request import parse_token_request
 from atoll.apiserver.tokens import TokenIssuer
 from atoll.apiserver.watchcache import WatchCache
 
@@ -113,10 +114,9 @@ class Reviews:
         cached = self._cache.get(f"/core/serviceaccounts/{namespace}/{name}")
         if cached is None:
             raise errors.not_found("serviceaccounts", "", name)
+        parsed = parse_token_request(body, namespace, self._cache)
         spec = body.get("spec") or {}
-        token, expires = self._issuer.issue(
-            cached.obj, list(spec.get("audiences") or []), spec.get("expirationSeconds"), spec.get("boundObjectRef")
-        )
+        token, expires = self._issuer.issue(cached.obj, parsed.audiences, parsed.expiration_seconds, parsed.bound)
         import time
 
         status = {"token": token, "expirationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))}
