@@ -31,6 +31,7 @@ from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
 from atoll.scheduler import setup as setup_scheduler
 from atoll.store.endpoint import open_store
+from atoll.store.files import private_dir
 
 log = logging.getLogger(__name__)
 CONTROLLER_LEASE = "kuscia-controller-manager"
@@ -49,6 +50,7 @@ def loopback_socket(data_dir: Path) -> Path:
 class MasterNode:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        private_dir(config.data_dir)  # state.db holds Secrets: nobody else may read the data dir
         self.pki: PKI = ensure_pki(config.data_dir / "pki")
         self.server: APIServer | None = None
         self.ready = asyncio.Event()

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from atoll.store import sql
 from atoll.store.base import Event, StoreError
+from atoll.store.files import private_dir, private_file, tighten
 from atoll.store.log import LogStore
 from atoll.store.rows import Batch, NewRow, Row, Rows, fill_row, new_event, plan_create, plan_delete, plan_update
 
@@ -80,7 +81,10 @@ class SQLiteDriver:
 
     async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
         self._loop, self._publish = asyncio.get_running_loop(), publish
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():
+            private_dir(self.path.parent)
+        private_file(self.path)  # 0600 before SQLite opens it; its -wal/-shm files inherit the mode
+        tighten(self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm"))
         writer = _connect(self.path)
         writer.execute("PRAGMA journal_mode = WAL")
         for stmt in SCHEMA:
