@@ -49,10 +49,10 @@ def _free_port() -> int:
 
 async def _serve(mode: str, port: int, data: Path) -> None:
     from atoll.apiserver.app import APIServer, ServerConfig
-    from atoll.apiserver.auth import ADMIN_USER
-    from atoll.apiserver.bootstrap import default_cluster_role_bindings, default_cluster_roles
-    from atoll.apiserver.certs import ensure_pki, server_ssl_context
-    from atoll.apiserver.objects import WriteOptions
+    from atoll.apiserver.auth.authn import ADMIN_USER
+    from atoll.apiserver.auth.bootstrap import default_cluster_role_bindings, default_cluster_roles
+    from atoll.apiserver.registry.storage import WriteOptions
+    from atoll.pki import ensure_pki, server_ssl_context
     from atoll.store.endpoint import open_store
 
     pki = ensure_pki(data / "pki")

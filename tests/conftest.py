@@ -69,7 +69,7 @@ def free_port() -> int:
 
 
 def _write_kubeconfig(node_data: Path, url: str) -> tuple[Path, str, Path]:
-    from atoll.apiserver.certs import ensure_pki
+    from atoll.pki import ensure_pki
 
     pki = ensure_pki(node_data / "pki")
     path = node_data / "admin.kubeconfig"

@@ -12,11 +12,11 @@ import asyncio
 import collections
 import logging
 import os
-import time
 from typing import Any
 
 from atoll.api import kinds
 from atoll.api.errors import APIError
+from atoll.api.timestamps import now_time
 from atoll.client import Client, ClientError
 
 JSON = dict[str, Any]
@@ -46,7 +46,7 @@ class EventRecorder:
 
     def event(self, namespace: str, involved: JSON, reason: str, message: str, *, warning: bool = False) -> None:
         """Queue an event about ``involved`` in ``namespace``."""
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        now = now_time()
         event = {
             "metadata": {"name": f"{involved.get('name')}.{os.urandom(8).hex()}", "namespace": namespace},
             "involvedObject": involved,

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from atoll.agent.config import AgentConfig
 from atoll.agent.node import AGENT_TAINT, LABEL_STOP_TIMESTAMP, comparable, node_object, node_status
 from atoll.api import kinds
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.constants import NODE_LEASE_NAMESPACE
 from atoll.api.errors import AlreadyExists, APIError, Conflict, NotFound
+from atoll.api.timestamps import format_micro_time
 from atoll.client import Client, ClientError
-from atoll.runtime.leader import micro_time
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 class NodeHeartbeat:
     """Registers this agent's Node and keeps its Lease and status fresh."""
 
-    def __init__(self, client: Client, config: AgentConfig, *, log_port: int) -> None:
+    def __init__(self, client: Client, config: AgentConfig, *, log_port: int, clock: Clock = SYSTEM_CLOCK) -> None:
         self.client = client
+        self.clock = clock
         self.config = config
         self.log_port = log_port
         self.uid = ""
@@ -82,14 +83,14 @@ class NodeHeartbeat:
                 await self.renew_lease()
             except (APIError, ClientError) as exc:
                 log.warning("node %s: lease renewal failed: %s", self.config.name, exc)
-            await asyncio.sleep(self.config.timers.lease_renew)
+            await self.clock.sleep(self.config.timers.lease_renew)
 
     async def renew_lease(self) -> None:
         name = self.config.name
         spec = {
             "holderIdentity": name,
             "leaseDurationSeconds": int(self.config.timers.lease_duration),
-            "renewTime": micro_time(),
+            "renewTime": format_micro_time(self.clock.now()),
         }
         owner = [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": self.uid}] if self.uid else []
         try:
@@ -104,7 +105,7 @@ class NodeHeartbeat:
 
     async def _status_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config.timers.status_check)
+            await self.clock.sleep(self.config.timers.status_check)
             try:
                 await self._push_status(force=False)
             except (APIError, ClientError) as exc:
@@ -112,7 +113,7 @@ class NodeHeartbeat:
 
     async def _push_status(self, *, force: bool, ready: bool = True) -> None:
         status = await asyncio.to_thread(node_status, self.config, self._status, self.log_port, ready=ready)
-        stale = time.monotonic() - self._pushed_at >= self.config.timers.status_max_age
+        stale = self.clock.monotonic() - self._pushed_at >= self.config.timers.status_max_age
         if not force and not stale and comparable(status) == comparable(self._status):
             return
         try:
@@ -122,11 +123,11 @@ class NodeHeartbeat:
             await self.register()
             return
         self._status = status
-        self._pushed_at = time.monotonic()
+        self._pushed_at = self.clock.monotonic()
 
     async def mark_stopped(self) -> None:
         """Best effort on a clean stop: the stop-timestamp label (Kuscia)."""
-        patch = {"metadata": {"labels": {LABEL_STOP_TIMESTAMP: str(int(time.time()))}}}
+        patch = {"metadata": {"labels": {LABEL_STOP_TIMESTAMP: str(int(self.clock.now()))}}}
         try:
             await self.client.patch(kinds.NODES, self.config.name, patch)
         except (APIError, ClientError) as exc:

@@ -1,6 +1,6 @@
 """The agent's log endpoint: the kubelet's ``GET /containerLogs/{namespace}/{pod}/{container}``.
 
-Contract (``atoll/apiserver/podlogs.py``): HTTPS on the port published in the Node's
+Contract (``atoll/apiserver/http/podlogs.py``): HTTPS on the port published in the Node's
 ``status.daemonEndpoints.kubeletEndpoint.Port``; query ``follow``, ``tailLines``,
 ``sinceSeconds``, ``sinceTime``, ``previous``, ``timestamps``, ``limitBytes``; ``text/plain``,
 chunked while following (a follow ends when the container attempt ends).
@@ -23,7 +23,6 @@ import logging
 import socket
 import ssl
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from aiohttp import web
 from atoll.agent.config import AgentConfig
 from atoll.agent.runp.logs import log_path, read_tail, stamp
 from atoll.agent.runp.runtime import RunP
+from atoll.api.timestamps import parse_time
 
 log = logging.getLogger(__name__)
 FOLLOW_POLL_SECONDS = 0.2
@@ -64,7 +64,7 @@ def _bool(value: str) -> bool:
 def _since(query: Any) -> float | None:
     if query.get("sinceTime"):
         try:
-            return datetime.fromisoformat(str(query["sinceTime"]).replace("Z", "+00:00")).timestamp()
+            return parse_time(str(query["sinceTime"]))
         except ValueError:
             raise web.HTTPBadRequest(text=f"sinceTime: invalid RFC 3339 time {query['sinceTime']!r}") from None
     if query.get("sinceSeconds"):

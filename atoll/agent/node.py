@@ -13,13 +13,13 @@ import os
 import platform
 import shutil
 import socket
-import time
 from fractions import Fraction
 from typing import Any
 
 from atoll.agent.config import AgentConfig
 from atoll.api.constants import LABEL_NODE_NAMESPACE, LABEL_RUNTIME
 from atoll.api.quantity import format_quantity, parse_quantity
+from atoll.api.timestamps import now_time
 
 JSON = dict[str, Any]
 KUBELET_VERSION = "v1.32.0-atoll"
@@ -30,10 +30,6 @@ DEFAULT_PODS = 110
 MEMORY_PRESSURE_BYTES = 100 * 2**20
 DISK_PRESSURE_FREE = 0.10
 PID_PRESSURE_FREE = 0.05
-
-
-def now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _meminfo() -> dict[str, int]:
@@ -101,7 +97,7 @@ _PRESSURE_REASONS = {
 
 def conditions(config: AgentConfig, previous: list[JSON], *, ready: bool = True) -> list[JSON]:
     """Node conditions; ``lastTransitionTime`` kept from ``previous`` while the status is unchanged."""
-    now = now_rfc3339()
+    now = now_time()
     old = {c.get("type"): c for c in previous}
 
     def cond(kind: str, status: bool, reason: str, message: str) -> JSON:

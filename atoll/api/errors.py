@@ -169,3 +169,8 @@ def invalid(kind: str, group: str, name: str, causes: list[JSON]) -> Invalid:
         f'{qualified} "{name}" is invalid: {summary}',
         details={"name": name, "group": group, "kind": kind, "causes": causes},
     )
+
+
+def cause(reason: str, field: str, message: str) -> JSON:
+    """One ``StatusCause`` of an ``Invalid`` error: ``FieldValueInvalid``, ``metadata.name``, why."""
+    return {"reason": reason, "message": message, "field": field}

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from atoll.cli.job import job as job_commands
 from atoll.node.config import ConfigError, NodeConfig, generate_domain_key, load_config, validate_domain_id
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -148,9 +149,9 @@ async def _run_node(config: NodeConfig) -> None:
 @click.option("--server", default="", help="Server URL (default: the running node's, else the configured port).")
 def kubeconfig(config_path: Path, token: bool, server: str) -> None:
     """Print an admin kubeconfig for the node."""
-    from atoll.apiserver.certs import ensure_pki
     from atoll.node.kubeconfig import admin_kubeconfig, dump
     from atoll.node.master import endpoint_file
+    from atoll.pki import ensure_pki
 
     config = _load(config_path)
     if not server:
@@ -226,6 +227,8 @@ def crds() -> None:
 
     click.echo(yaml.safe_dump_all(kuscia_crds(), sort_keys=False), nl=False)
 
+
+main.add_command(job_commands)
 
 if __name__ == "__main__":
     main()

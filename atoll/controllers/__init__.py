@@ -24,6 +24,7 @@ CONTROLLERS: tuple[str, ...] = (
     "domain",
     "nodelifecycle",
     "endpoints",
+    "kusciajob",
 )
 
 
@@ -34,6 +35,10 @@ class ControllerContext:
     client: Client
     master_domain: str = "kuscia-system"
     workers: int = 4
+    enable_workload_approve: bool = False
+    """``enableWorkloadApprove``: jobs wait in ``AwaitingApproval`` until every party accepts."""
+    job_gc_duration_hours: float = 720.0
+    """``garbageCollection.kusciaJobGC.durationHours``: finished KusciaJobs are deleted after this."""
 
 
 def setup_all(manager: Manager, ctx: ControllerContext, names: tuple[str, ...] = CONTROLLERS) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from atoll.apiserver.certs import PKI
+from atoll.pki import PKI
 
 
 def _b64(path: Path) -> str:

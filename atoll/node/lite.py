@@ -14,8 +14,8 @@ from atoll.agent.agent import Agent
 from atoll.agent.config import from_node_config
 from atoll.client import Client
 from atoll.client.errors import ConfigError as KubeconfigError
+from atoll.files import private_dir, write_atomic
 from atoll.node.config import ConfigError, NodeConfig
-from atoll.store.files import private_dir, write_atomic
 
 log = logging.getLogger(__name__)
 AGENT_CONNECTIONS = 8
@@ -50,7 +50,7 @@ def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) 
     Writes ``<data_dir>/pki/kubelet.{crt,key}`` and the CA certificate ``ca.crt`` that the
     agent uses to verify the API server's client certificate. Returns the certificate path.
     """
-    from atoll.apiserver.certs import PKI, issue_serving_cert
+    from atoll.pki import PKI, issue_serving_cert
 
     master = PKI(master_data_dir / "pki")
     if not master.ca_key.exists():

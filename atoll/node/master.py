@@ -20,18 +20,18 @@ from typing import Any
 from atoll.api import errors
 from atoll.api.crd import kuscia_crds
 from atoll.apiserver.app import APIServer, ServerConfig
-from atoll.apiserver.auth import ADMIN_USER
-from atoll.apiserver.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
-from atoll.apiserver.certs import PKI, ensure_pki, server_ssl_context
-from atoll.apiserver.objects import WriteOptions
+from atoll.apiserver.auth.authn import ADMIN_USER
+from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
+from atoll.apiserver.registry.storage import WriteOptions
 from atoll.client import Client
 from atoll.controllers import CONTROLLERS, ControllerContext, setup_all
+from atoll.files import private_dir
 from atoll.node.config import NodeConfig
+from atoll.pki import PKI, ensure_pki, server_ssl_context
 from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
 from atoll.scheduler import setup as setup_scheduler
 from atoll.store.endpoint import open_store
-from atoll.store.files import private_dir
 
 log = logging.getLogger(__name__)
 CONTROLLER_LEASE = "kuscia-controller-manager"
@@ -129,7 +129,12 @@ class MasterNode:
                 retry_period=1.0,
             )
             manager = Manager(client, leader_election=elector)
-            ctx = ControllerContext(client, master_domain=self.config.domain_id)
+            ctx = ControllerContext(
+                client,
+                master_domain=self.config.domain_id,
+                enable_workload_approve=self.config.enable_workload_approve,
+                job_gc_duration_hours=self.config.job_gc_duration_hours,
+            )
             wanted = self.config.controllers
             names = setup_all(
                 manager, ctx, CONTROLLERS if wanted is None else tuple(n for n in wanted if n != "scheduler")

@@ -16,7 +16,7 @@ from atoll.runtime.controller import (
 )
 from atoll.runtime.informer import EventHandler, Informer, InformerFactory, WatchSettings
 from atoll.runtime.keys import Mapper, ObjectKey, key_of, own_key, owner_mapper
-from atoll.runtime.leader import LeaderElector, micro_time
+from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
 from atoll.runtime.metrics import REGISTRY
 from atoll.runtime.ratelimit import (
@@ -54,7 +54,6 @@ __all__ = [
     "generation_changed",
     "get_logger",
     "key_of",
-    "micro_time",
     "own_key",
     "owner_mapper",
     "reconcile_context",

@@ -25,25 +25,20 @@ import math
 import os
 import random
 import socket
-import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from atoll.api.registry import ResourceDef
+from atoll.api.timestamps import format_micro_time
 from atoll.client import Client, ClientError
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 
 LEASES = ResourceDef("coordination.k8s.io", "v1", "Lease", "leases", "lease", True)
-
-
-def micro_time(dt: datetime | None = None) -> str:
-    """A ``metav1.MicroTime``: ``2024-05-01T12:00:00.123456Z``."""
-    return (dt or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def default_identity() -> str:
@@ -64,7 +59,7 @@ class LeaderElector:
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
         release_on_cancel: bool = True,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not retry_period < renew_deadline < lease_duration:
             raise ValueError("need retry_period < renew_deadline < lease_duration")
@@ -106,7 +101,7 @@ class LeaderElector:
         while True:
             if await self._attempt():
                 break
-            await asyncio.sleep(self.retry_period * (1.0 + random.random() * 1.2))
+            await self._clock.sleep(self.retry_period * (1.0 + random.random() * 1.2))
         self.is_leader = True
         log.info("%s acquired lease %s/%s", self.identity, self.namespace, self.name)
 
@@ -132,18 +127,18 @@ class LeaderElector:
 
     async def _renew_loop(self) -> None:
         """Returns when leadership is lost."""
-        last_renew = self._clock()
+        last_renew = self._clock.monotonic()
         while True:
-            await asyncio.sleep(self.retry_period)
-            left = self.renew_deadline - (self._clock() - last_renew)
+            await self._clock.sleep(self.retry_period)
+            left = self.renew_deadline - (self._clock.monotonic() - last_renew)
             try:
                 async with asyncio.timeout(max(left, 0.001)):
                     renewed = await self._attempt()
             except TimeoutError:
                 renewed = False
             if renewed:
-                last_renew = self._clock()
-            elif self._held_by_other() or self._clock() - last_renew >= self.renew_deadline:
+                last_renew = self._clock.monotonic()
+            elif self._held_by_other() or self._clock.monotonic() - last_renew >= self.renew_deadline:
                 return
 
     # -- one attempt -------------------------------------------------------------------------
@@ -158,7 +153,7 @@ class LeaderElector:
             return False
 
     async def _try_acquire_or_renew(self) -> bool:
-        now = micro_time()
+        now = format_micro_time(self._clock.now())
         try:
             lease = await self.client.get(LEASES, self.name, self.namespace)
         except NotFound:
@@ -198,7 +193,7 @@ class LeaderElector:
     def _observe(self, spec: JSON) -> None:
         if spec != self._observed_spec:
             self._observed_spec = spec
-            self._observed_at = self._clock()
+            self._observed_at = self._clock.monotonic()
 
     def _expired(self, spec: JSON) -> bool:
         recorded = spec.get("leaseDurationSeconds")
@@ -207,7 +202,7 @@ class LeaderElector:
         duration = (
             self.lease_duration if recorded in (None, math.ceil(self.lease_duration)) else float(recorded)
         )
-        return self._clock() > self._observed_at + duration
+        return self._clock.monotonic() > self._observed_at + duration
 
     def _held_by_other(self) -> bool:
         holder = (self._observed_spec or {}).get("holderIdentity") or ""
@@ -220,7 +215,7 @@ class LeaderElector:
             spec = lease.get("spec") or {}
             if spec.get("holderIdentity") != self.identity:
                 return
-            now = micro_time()
+            now = format_micro_time(self._clock.now())
             lease["spec"] = {
                 "leaseDurationSeconds": 1,
                 "acquireTime": now,

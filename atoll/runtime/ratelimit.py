@@ -9,9 +9,10 @@ Clocks are injectable so tests need no real sleeping.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Protocol
+
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 
 
 class RateLimiter(Protocol):
@@ -55,16 +56,16 @@ class BucketRateLimiter:
     """
 
     def __init__(
-        self, qps: float = 10.0, burst: int = 100, clock: Callable[[], float] = time.monotonic
+        self, qps: float = 10.0, burst: int = 100, clock: Clock = SYSTEM_CLOCK
     ) -> None:
         self.qps = qps
         self.burst = burst
         self._clock = clock
         self._tokens = float(burst)
-        self._last = clock()
+        self._last = clock.monotonic()
 
     def when(self, key: Hashable) -> float:
-        now = self._clock()
+        now = self._clock.monotonic()
         self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
         self._last = now
         self._tokens -= 1.0
@@ -94,6 +95,6 @@ class MaxOfRateLimiter:
         return max(limiter.num_requeues(key) for limiter in self.limiters)
 
 
-def default_controller_rate_limiter(clock: Callable[[], float] = time.monotonic) -> MaxOfRateLimiter:
+def default_controller_rate_limiter(clock: Clock = SYSTEM_CLOCK) -> MaxOfRateLimiter:
     """client-go's ``DefaultControllerRateLimiter``: per-key 5 ms → 1000 s, global 10 qps / 100."""
     return MaxOfRateLimiter(ExponentialFailureRateLimiter(0.005, 1000.0), BucketRateLimiter(10.0, 100, clock))

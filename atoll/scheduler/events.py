@@ -11,24 +11,16 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import OrderedDict
-from datetime import UTC, datetime
 from typing import Any
 
 from atoll.api.errors import APIError, NotFound
 from atoll.api.kinds import EVENTS
+from atoll.api.timestamps import now_time
 from atoll.client import Client, ClientError
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 MAX_REMEMBERED = 4096
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_micro() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class EventRecorder:
@@ -49,7 +41,7 @@ class EventRecorder:
             if previous is not None:
                 name, count = previous
                 try:
-                    patch = {"count": count + 1, "lastTimestamp": now_rfc3339()}
+                    patch = {"count": count + 1, "lastTimestamp": now_time()}
                     await self.client.patch(EVENTS, name, patch, namespace)
                     self._remember(key, name, count + 1)
                     return
@@ -69,7 +61,7 @@ class EventRecorder:
 
     def _event(self, obj: JSON, namespace: str, event_type: str, reason: str, message: str, action: str) -> JSON:
         meta = obj.get("metadata") or {}
-        now = now_rfc3339()
+        now = now_time()
         return {
             "apiVersion": "v1",
             "kind": "Event",

@@ -8,10 +8,10 @@ such event it is retried every ``flush_interval`` anyway, in case an event was m
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime import ObjectKey
 
 Requeue = Callable[[ObjectKey, float], None]
@@ -31,7 +31,7 @@ class RetrySettings:
 class RetryQueue:
     """Attempts and last-attempt times of pods that did not fit, released by cluster events."""
 
-    def __init__(self, settings: RetrySettings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: RetrySettings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
         self.clock = clock
         self.requeue: Requeue = lambda key, delay: None
@@ -49,7 +49,7 @@ class RetryQueue:
         """Count a failed attempt; returns the delay before the pod's own retry. Unschedulable pods
         also wait for a cluster event (``flush_interval`` at the latest); errors only back off."""
         self._attempts[key] = self._attempts.get(key, 0) + 1
-        self._last[key] = self.clock()
+        self._last[key] = self.clock.monotonic()
         if unschedulable:
             self._waiting.add(key)
             return self.settings.flush_interval
@@ -65,7 +65,7 @@ class RetryQueue:
 
     def cluster_changed(self) -> None:
         """Something that may make waiting pods fit happened: retry each after its backoff."""
-        now = self.clock()
+        now = self.clock.monotonic()
         waiting, self._waiting = self._waiting, set()
         for key in waiting:
             due = self._last.get(key, now) + self.backoff(key)

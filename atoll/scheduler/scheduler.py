@@ -21,13 +21,14 @@ from typing import Any
 from atoll.api.errors import APIError, Conflict, NotFound
 from atoll.api.kinds import PODS
 from atoll.api.podusage import TERMINAL
+from atoll.api.timestamps import now_time
 from atoll.client import Client, ClientError, resource_path
 from atoll.runtime import Cache, ObjectKey, Result, get_logger
 from atoll.runtime.keys import key_of
 from atoll.scheduler.algorithm import schedule
 from atoll.scheduler.cache import SchedulerCache
 from atoll.scheduler.diagnosis import Diagnosis, fit_error_message
-from atoll.scheduler.events import EventRecorder, now_rfc3339
+from atoll.scheduler.events import EventRecorder
 from atoll.scheduler.framework import Code, CycleState, Profile, Status
 from atoll.scheduler.retry import RetryQueue, RetrySettings
 
@@ -195,7 +196,7 @@ class Scheduler:
                 "reason": reason,
                 "message": message,
                 "lastProbeTime": None,
-                "lastTransitionTime": since or now_rfc3339(),
+                "lastTransitionTime": since or now_time(),
             }
             try:
                 await self.client.patch(

@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from atoll.files import private_dir, private_file, tighten
 from atoll.store import sql
 from atoll.store.base import Event, StoreError
-from atoll.store.files import private_dir, private_file, tighten
 from atoll.store.log import LogStore
 from atoll.store.rows import Batch, NewRow, Row, Rows, fill_row, new_event, plan_create, plan_delete, plan_update
 

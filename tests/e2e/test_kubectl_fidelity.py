@@ -746,12 +746,12 @@ def test_edit_with_a_noninteractive_editor_and_replace(kubectl: Kubectl) -> None
 
 
 class FakeAgent:
-    """A node agent serving the kubelet log contract of ``atoll.apiserver.podlogs`` over HTTPS."""
+    """A node agent serving the kubelet log contract of ``atoll.apiserver.http.podlogs`` over HTTPS."""
 
     LINES = [f"line {i}\n" for i in range(1, 6)]
 
     def __init__(self, pki_dir: Path) -> None:
-        from atoll.apiserver.certs import PKI, issue_serving_cert
+        from atoll.pki import PKI, issue_serving_cert
 
         pki = PKI(pki_dir)
         cert, key = issue_serving_cert(pki, "fake-agent")

@@ -16,8 +16,8 @@ from atoll.agent.config import AgentConfig, Timers
 from atoll.agent.runp.images import ImageStore
 from atoll.api import kinds
 from atoll.api.errors import NotFound
-from atoll.apiserver.certs import PKI, issue_serving_cert
 from atoll.client import Client
+from atoll.pki import PKI, issue_serving_cert
 from tests.conftest import RunningServer, start_until_ready
 
 JSON = dict[str, Any]

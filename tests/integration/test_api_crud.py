@@ -767,8 +767,8 @@ async def test_continue_token_with_compacted_revision_is_gone(api: Api, api_serv
     first = (await api.get(CMS, params={"limit": "1"})).json
     for i in range(3):
         await api.patch(f"{CMS}/old-{i}", {"data": {"v": str(i)}})
-    store = api_server.node.server.store
-    await store.compact(await store.current_revision())
+    server = api_server.node.server
+    await server.compactor.compact(await server.store.current_revision())
     reply = await api.get(CMS, params={"limit": "1", "continue": first["metadata"]["continue"]})
     assert_status(reply, 410, "Expired")
 

@@ -21,7 +21,7 @@ import urllib3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from atoll.apiserver.certs import ensure_pki, issue_client_cert
+from atoll.pki import ensure_pki, issue_client_cert
 from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, domain
 
 CMS = "/api/v1/namespaces/default/configmaps"

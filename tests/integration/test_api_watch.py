@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from atoll.apiserver import watch as watch_module
+from atoll.apiserver.http.watch import WatchStreamSettings
 from tests.integration.kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, create, domain, names
 
 CMS = "/api/v1/namespaces/default/configmaps"
@@ -112,8 +112,13 @@ async def test_concurrent_writes_are_all_seen_once_in_order(api: Api) -> None:
         await stream.close()
 
 
-async def test_bookmarks(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(watch_module, "BOOKMARK_INTERVAL", 0.2)
+def _bookmark_every(api_server: Any, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    settings = WatchStreamSettings(bookmark_interval=seconds)
+    monkeypatch.setattr(api_server.node.server.resources, "watch_settings", settings)
+
+
+async def test_bookmarks(api: Api, api_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _bookmark_every(api_server, monkeypatch, 0.2)
     await create(api, DOMAINS, domain("a"))
     listing = (await api.get(DOMAINS)).json
     stream = await api.watch(
@@ -139,8 +144,8 @@ async def test_bookmarks(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
         await stream.close()
 
 
-async def test_no_bookmarks_unless_asked(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(watch_module, "BOOKMARK_INTERVAL", 0.1)
+async def test_no_bookmarks_unless_asked(api: Api, api_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _bookmark_every(api_server, monkeypatch, 0.1)
     listing = (await api.get(DOMAINS)).json
     stream = await api.watch(DOMAINS, {"resourceVersion": listing["metadata"]["resourceVersion"]})
     try:
@@ -167,8 +172,9 @@ async def test_too_old_resource_version_is_an_expired_error_event(api: Api, api_
     first = await create(api, CMS, configmap("a"))
     for i in range(3):
         await api.patch(f"{CMS}/a", {"data": {"n": str(i)}})
-    cache = api_server.node.server.cache
-    cache._history_start = cache.revision - 1  # history before the newest event is gone
+    server = api_server.node.server
+    cache = server.cache
+    await server.compactor.compact(cache.revision - 1)  # history before the newest event is gone
     stream = await api.watch(CMS, {"resourceVersion": first["metadata"]["resourceVersion"]})
     try:
         assert stream.status == 200

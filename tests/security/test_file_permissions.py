@@ -74,7 +74,7 @@ import sys
 from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from atoll.apiserver.certs import ensure_pki
+from atoll.pki import ensure_pki
 pki = ensure_pki(Path(sys.argv[1]))
 x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
 serialization.load_pem_private_key(pki.admin_key.read_bytes(), None)

@@ -12,7 +12,7 @@ import yaml
 
 from atoll.api.crd import crd_to_resource_defs, kuscia_crds, kuscia_resource_defs, validate_crd
 from atoll.api.registry import Registry
-from atoll.apiserver.schema import StructuralSchema
+from atoll.apiserver.apiextensions.schema import StructuralSchema
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

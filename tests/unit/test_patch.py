@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atoll.api.errors import BadRequest, Invalid
-from atoll.apiserver.patch import json_equal, json_patch, merge_patch, strategic_merge_patch
+from atoll.apiserver.patch.jsonpatch import json_patch
+from atoll.apiserver.patch.merge import json_equal, merge_patch
+from atoll.apiserver.patch.strategic import strategic_merge_patch
 
 # --------------------------------------------------------------------------------------------------
 # RFC 7386 (the RFC's own examples)

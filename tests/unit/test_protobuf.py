@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atoll.api.errors import BadRequest, UnsupportedMediaType
-from atoll.apiserver.protobuf import MAGIC, SUPPORTED_KINDS, decode_k8s_protobuf
+from atoll.apiserver.http.protobuf import MAGIC, SUPPORTED_KINDS, decode_k8s_protobuf
 
 # --------------------------------------------------------------------------------------------------
 # A tiny protobuf encoder: a message is a list of (field number, value); value is str/bytes (length-

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atoll.api.crd import kuscia_crds
-from atoll.apiserver.schema import StructuralSchema
+from atoll.apiserver.apiextensions.schema import StructuralSchema
 
 JSON = dict[str, Any]
 

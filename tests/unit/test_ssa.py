@@ -11,7 +11,8 @@ from atoll.api import errors
 from atoll.api.builtins import BUILTINS
 from atoll.api.crd import kuscia_resource_defs
 from atoll.api.registry import ResourceDef
-from atoll.apiserver import fieldsets, ssa
+from atoll.apiserver.patch import apply as ssa
+from atoll.apiserver.patch import fieldsets
 
 JSON = dict[str, Any]
 

@@ -10,7 +10,7 @@ import pytest
 from atoll.api.builtins import BUILTINS
 from atoll.api.errors import BadRequest
 from atoll.api.registry import PrinterColumn, ResourceDef
-from atoll.apiserver.table import human_duration, render_table
+from atoll.apiserver.tables.render import human_duration, render_table
 
 RD = {rd.kind: rd for rd in BUILTINS}
 NOW = 1_700_000_000.0
@@ -663,7 +663,7 @@ def _bytes_cases() -> list[tuple[Any, list[dict[str, Any]]]]:
 def test_render_table_bytes_equals_render_table(include: str) -> None:
     import orjson
 
-    from atoll.apiserver.table import render_table, render_table_bytes
+    from atoll.apiserver.tables.render import render_table, render_table_bytes
 
     for rd, objs in _bytes_cases():
         for now in (1767225600.0 + 30, 1767225600.0 + 30, 1767225600.0 + 4000):  # twice: second from cache

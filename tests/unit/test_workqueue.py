@@ -16,6 +16,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from atoll.api.clock import FakeClock
 from atoll.runtime import metrics
 from atoll.runtime.ratelimit import (
     BucketRateLimiter,
@@ -165,14 +166,14 @@ def test_per_key_backoff_grows_and_caps() -> None:
 
 
 def test_global_bucket_throttles_bursts() -> None:
-    now = [0.0]
-    bucket = BucketRateLimiter(10.0, 100, clock=lambda: now[0])
+    clock = FakeClock()
+    bucket = BucketRateLimiter(10.0, 100, clock=clock)
     assert all(bucket.when(i) == 0.0 for i in range(100))
     assert bucket.when("x") == pytest.approx(0.1)
     assert bucket.when("y") == pytest.approx(0.2)
-    now[0] = 10.0
+    clock.advance(10.0)
     assert bucket.when("z") == 0.0
-    combined = default_controller_rate_limiter(clock=lambda: now[0])
+    combined = default_controller_rate_limiter(clock=clock)
     assert combined.when("k") == 0.005 and combined.when("k") == 0.01
 
 

@@ -25,7 +25,7 @@ from atoll.agent.runp.envvars import container_env, expand
 from atoll.agent.runp.images import ImageStore
 from atoll.agent.runp.logs import last_lines, log_path
 from atoll.agent.runp.probes import ProbeContext, run_probe
-from atoll.agent.runp.sandbox import ContainerRecord, Sandbox, now_rfc3339
+from atoll.agent.runp.sandbox import ContainerRecord, Sandbox
 from atoll.agent.runp.sources import ConfigMissing, Sources
 from atoll.agent.runp.volumes import (
     ANNOTATION_COMPRESSED,
@@ -37,6 +37,7 @@ from atoll.agent.runp.volumes import (
     template_values,
 )
 from atoll.api.quantity import parse_quantity
+from atoll.api.timestamps import now_time
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class ContainerRunner:
         )
         _CHILDREN.add(spawned.pid)
         rec.pid, rec.start_time, rec.spawning = spawned.pid, spawned.start_time, False
-        rec.state, rec.reason, rec.message, rec.started_at = "running", "", "", now_rfc3339()
+        rec.state, rec.reason, rec.message, rec.started_at = "running", "", "", now_time()
         rec.terminated, rec.ready = None, False
         rec.started = not self.spec.get("startupProbe")
         if not rec.init and not self.spec.get("readinessProbe"):
@@ -348,8 +349,8 @@ class ContainerRunner:
         terminated: JSON = {
             "exitCode": code,
             "reason": reason,
-            "startedAt": rec.started_at or now_rfc3339(),
-            "finishedAt": now_rfc3339(),
+            "startedAt": rec.started_at or now_time(),
+            "finishedAt": now_time(),
             "containerID": rec.container_id(self.ctx.sandbox.uid),
         }
         message = self._termination_message(code, tail)

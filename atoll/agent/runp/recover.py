@@ -16,24 +16,20 @@ again: every container is reported ``ContainerStatusUnknown`` and the pod ``Fail
 from __future__ import annotations
 
 import signal
-import time
 from typing import Any
 
 from atoll.agent.runp import process
-from atoll.agent.runp.sandbox import ContainerRecord, Sandbox, SandboxState, now_rfc3339
+from atoll.agent.runp.sandbox import ContainerRecord, Sandbox, SandboxState
+from atoll.api.timestamps import format_time, now_time
 
 JSON = dict[str, Any]
 LOST_MESSAGE = "The container could not be located when the agent restarted"
 
 
-def _rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
 def _terminated(rec: ContainerRecord, sandbox: Sandbox, code: int | None) -> None:
     state = sandbox.shim_state(rec.name, rec.attempt)
     exit_file = state.parent / (state.name + ".exit")
-    finished = _rfc3339(exit_file.stat().st_mtime) if code is not None and exit_file.exists() else now_rfc3339()
+    finished = format_time(exit_file.stat().st_mtime) if code is not None and exit_file.exists() else now_time()
     terminated: JSON = {
         "exitCode": process.EXIT_UNKNOWN if code is None else code,
         "reason": "ContainerStatusUnknown" if code is None else ("Completed" if code == 0 else "Error"),
@@ -61,7 +57,7 @@ def recover_record(rec: ContainerRecord, sandbox: Sandbox) -> None:
         if pid is None:
             rec.spawning, rec.attempt = False, rec.restart_count - 1
             return
-        rec.pid, rec.start_time, rec.started_at = pid, process.start_time(pid), rec.started_at or now_rfc3339()
+        rec.pid, rec.start_time, rec.started_at = pid, process.start_time(pid), rec.started_at or now_time()
         rec.state = "running"
         rec.started = True
     if rec.state != "running":
@@ -107,7 +103,7 @@ def lost_state(pod: JSON, uid: str) -> SandboxState:
                 "reason": "ContainerStatusUnknown",
                 "message": "The container's sandbox was lost; the agent does not start a pod twice",
                 "startedAt": None,
-                "finishedAt": now_rfc3339(),
+                "finishedAt": now_time(),
             }
             state.containers[c["name"]] = rec
     return state

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from atoll.api.timestamps import now_time
+
 JSON = dict[str, Any]
-
-
-def now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 @dataclass(slots=True)
@@ -60,7 +57,7 @@ class SandboxState:
     uid: str
     namespace: str
     name: str
-    start_time: str = field(default_factory=now_rfc3339)
+    start_time: str = field(default_factory=now_time)
     containers: dict[str, ContainerRecord] = field(default_factory=dict)
     terminal: bool = False
 

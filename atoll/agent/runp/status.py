@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from atoll.agent.runp.sandbox import ContainerRecord, SandboxState, now_rfc3339
+from atoll.agent.runp.sandbox import ContainerRecord, SandboxState
+from atoll.api.timestamps import now_time
 
 JSON = dict[str, Any]
 
@@ -99,7 +100,7 @@ def _condition(kind: str, ok: bool, previous: dict[str, JSON], reason: str = "",
         "type": kind,
         "status": value,
         "lastProbeTime": None,
-        "lastTransitionTime": before.get("lastTransitionTime") if before.get("status") == value else now_rfc3339(),
+        "lastTransitionTime": before.get("lastTransitionTime") if before.get("status") == value else now_time(),
     }
     if not ok and reason:
         out["reason"] = reason

@@ -19,7 +19,6 @@ Steps, in order (each reads the informer caches and writes only on a difference)
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ from atoll.api.constants import (
     LABEL_NODE_NAMESPACE,
 )
 from atoll.api.errors import NotFound
+from atoll.api.timestamps import now_time
 from atoll.client import Client
 from atoll.client.rest import resource_path
 from atoll.controllers.domain import resources as res
@@ -206,7 +206,7 @@ def _protocol(spec: JSON) -> str:
 
 
 def _event(domain: JSON, name: str, reason: str, message: str) -> JSON:
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    now = now_time()
     meta = domain.get("metadata") or {}
     return {
         "apiVersion": "v1",

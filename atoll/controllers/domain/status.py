@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import secrets
 import string
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from atoll.api.timestamps import now_time
 
 JSON = dict[str, Any]
 TOKEN_ALPHABET = string.ascii_letters
 TOKEN_LENGTH = 32
-
-
-def now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def new_token() -> str:
@@ -53,7 +50,7 @@ def node_statuses(nodes: Iterable[JSON]) -> list[JSON]:
 
 
 def deploy_tokens(
-    current: list[JSON], *, now: Callable[[], str] = now_rfc3339, generate: Callable[[], str] = new_token
+    current: list[JSON], *, now: Callable[[], str] = now_time, generate: Callable[[], str] = new_token
 ) -> list[JSON]:
     """Keep the newest ``used`` and newest ``unused`` token (in their current order); add an unused one if none."""
     newest: dict[str, int] = {}

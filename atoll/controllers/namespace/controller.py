@@ -17,11 +17,11 @@ that finalizer, as kube-controller-manager's does:
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
 from typing import Any
 
 from atoll.api.errors import Conflict, NotFound
 from atoll.api.kinds import NAMESPACES
+from atoll.api.timestamps import now_time
 from atoll.client import Client
 from atoll.controllers.namespace.content import ContentOutcome, delete_content
 from atoll.runtime import Informer, ObjectKey, Result, get_logger
@@ -121,7 +121,7 @@ class NamespaceReconciler:
     async def _update_conditions(self, ns: JSON, outcome: ContentOutcome) -> None:
         status = ns.get("status") or {}
         current = list(status.get("conditions") or ())
-        wanted = merge_conditions(current, conditions_for(outcome), _now())
+        wanted = merge_conditions(current, conditions_for(outcome), now_time())
         if _comparable(wanted) == _comparable(current):
             return
         body = copy.deepcopy(ns)
@@ -140,11 +140,6 @@ class NamespaceReconciler:
         except NotFound:
             return
         log.info("namespace %s finalized", ns["metadata"]["name"])
-
-
-def _now() -> str:
-    """A ``metav1.Time`` (whole seconds)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _comparable(conditions: list[JSON]) -> list[tuple[Any, ...]]:

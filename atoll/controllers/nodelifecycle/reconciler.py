@@ -8,14 +8,14 @@ there. A controller that just started therefore gives every node a full grace pe
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from atoll.api import kinds
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.constants import NODE_LEASE_NAMESPACE
 from atoll.api.errors import NotFound
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.runtime import Cache, ObjectKey, Result, get_logger
 from atoll.runtime.metrics import controller_writes_total
@@ -31,10 +31,6 @@ class Settings:
     ``leaseDurationSeconds`` (Kuscia's agents use 180 s). Tests set a few seconds."""
     default_grace: float = 180.0
     """For a Node without a Lease (or a Lease without a duration): Kuscia's lease duration."""
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def unknown_conditions(conditions: list[JSON], now: str) -> list[JSON]:
@@ -75,7 +71,7 @@ class NodeLifecycleReconciler:
         nodes: Cache,
         leases: Cache,
         settings: Settings | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         name: str = "nodelifecycle",
     ) -> None:
         self.client = client
@@ -102,7 +98,7 @@ class NodeLifecycleReconciler:
         conditions: list[JSON] = list((node.get("status") or {}).get("conditions") or [])
         ready = next((c for c in conditions if c.get("type") == "Ready"), {})
         signature = (((lease or {}).get("spec") or {}).get("renewTime"), ready.get("lastHeartbeatTime"))
-        now = self._clock()
+        now = self._clock.monotonic()
         seen = self._observed.get(key.name)
         if seen is None or seen[0] != signature:
             seen = self._observed[key.name] = (signature, now)
@@ -112,7 +108,8 @@ class NodeLifecycleReconciler:
         if ready.get("status") == "Unknown":
             return Result()
         log.info("node %s: no heartbeat for %.0fs; marking it Unknown", key.name, now - seen[1])
-        status = {**(node.get("status") or {}), "conditions": unknown_conditions(conditions, _now())}
+        conditions = unknown_conditions(conditions, format_time(self._clock.now()))
+        status = {**(node.get("status") or {}), "conditions": conditions}
         self._writes.inc()
         try:
             await self.client.update(kinds.NODES, {**node, "status": status}, subresource="status")

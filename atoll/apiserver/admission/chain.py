@@ -1,0 +1,82 @@
+"""Admission: the chain of checks and mutations every write passes before it is stored.
+
+An ``AdmissionPlugin`` sees an ``Attributes`` record (operation, resource, old and new object,
+user) and may mutate ``attrs.obj`` or raise an ``APIError``. Plugins run in registration order;
+the first refusal wins. Built-in plugins: namespace lifecycle (namespace must exist and not be
+terminating), custom-resource schemas (prune, default, validate), resource quota (``quota``) and
+Kuscia kinds (``kuscia``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from atoll.api import errors
+from atoll.api.registry import ResourceDef
+from atoll.apiserver.auth.user import UserInfo
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Attributes:
+    operation: str  # CREATE | UPDATE | DELETE | CONNECT
+    rd: ResourceDef
+    namespace: str | None
+    name: str
+    obj: JSON | None
+    old: JSON | None
+    subresource: str = ""
+    dry_run: bool = False
+    field_validation: str = "Warn"  # Strict | Warn | Ignore
+    user: UserInfo | None = None
+    warnings: list[str] = field(default_factory=list)
+    on_abort: list[Callable[[], None]] = field(default_factory=list)  # undo reservations if not stored
+
+    def abort(self) -> None:
+        """The write was refused later or was a dry run: release what plugins reserved."""
+        callbacks, self.on_abort = self.on_abort, []
+        for callback in callbacks:
+            callback()
+
+
+class AdmissionPlugin(Protocol):
+    async def admit(self, attrs: Attributes) -> None:
+        """Mutate ``attrs.obj`` and/or raise an ``APIError`` to refuse the write."""
+
+
+class AdmissionChain:
+    def __init__(self) -> None:
+        self._plugins: list[AdmissionPlugin] = []
+
+    def add(self, plugin: AdmissionPlugin) -> None:
+        self._plugins.append(plugin)
+
+    async def admit(self, attrs: Attributes) -> None:
+        for plugin in self._plugins:
+            await plugin.admit(attrs)
+
+
+class NamespaceLifecycle:
+    """Namespaced objects may only be created in a namespace that exists and is not terminating."""
+
+    def __init__(self, namespace_exists: NamespaceLookup) -> None:
+        self._lookup = namespace_exists
+
+    async def admit(self, attrs: Attributes) -> None:
+        if attrs.operation != "CREATE" or not attrs.rd.namespaced or attrs.namespace is None:
+            return
+        namespace = self._lookup(attrs.namespace)
+        if namespace is None:
+            raise errors.not_found("namespaces", "", attrs.namespace)
+        if (namespace.get("metadata") or {}).get("deletionTimestamp"):
+            raise errors.Forbidden(
+                f'{attrs.rd.group_resource} "{attrs.name}" is forbidden: unable to create new content in '
+                f"namespace {attrs.namespace} because it is being terminated"
+            )
+
+
+class NamespaceLookup(Protocol):
+    def __call__(self, name: str) -> JSON | None: ...

@@ -1,0 +1,141 @@
+"""CustomResourceDefinitions: admission of CRDs, serving them at once, and schema admission of CRs.
+
+Creating a CRD validates it, fills its status (NamesAccepted, Established, acceptedNames,
+storedVersions) and — through a watch-cache listener that runs before the create returns —
+registers its resources, so discovery and OpenAPI show them immediately, on every replica.
+Deleting a CRD removes all its custom resources first. Custom resources are pruned, defaulted and
+validated against their version's structural schema, compiled once per CRD generation.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from atoll.api import errors, timestamps
+from atoll.api.crd import crd_to_resource_defs, validate_crd
+from atoll.api.registry import Registry, ResourceDef
+from atoll.apiserver.admission.chain import Attributes
+from atoll.apiserver.apiextensions.schema import StructuralSchema
+from atoll.apiserver.cache.watchcache import WatchEvent
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+CRD_GROUP = "apiextensions.k8s.io"
+CRD_PREFIX = "/apiextensions.k8s.io/customresourcedefinitions/"
+
+
+def crd_status(crd: JSON) -> JSON:
+    now = timestamps.now_time()
+    spec = crd.get("spec") or {}
+    storage = [v["name"] for v in spec.get("versions") or [] if v.get("storage")]
+    return {
+        "conditions": [
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+                "lastTransitionTime": now,
+            },
+        ],
+        "acceptedNames": spec.get("names") or {},
+        "storedVersions": storage,
+    }
+
+
+class CRDManager:
+    """Keeps the registry in step with stored CRDs and admits CRDs and custom resources."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._served: dict[str, list[ResourceDef]] = {}  # CRD name -> its resource defs
+        self._schemas: dict[tuple[str, str, str], tuple[int, StructuralSchema]] = {}
+
+    # ---- watch-cache listener ---------------------------------------------------------------
+
+    def on_event(self, event: WatchEvent) -> None:
+        crd = event.current.obj
+        name = crd["metadata"]["name"]
+        for rd in self._served.pop(name, []):
+            self._registry.unregister(rd.group, rd.plural)
+            self._schemas.pop((rd.group, rd.version, rd.plural), None)
+        if event.type == "DELETED":
+            return
+        try:
+            rds = crd_to_resource_defs(crd)
+        except Exception:
+            log.exception("cannot serve CustomResourceDefinition %s", name)
+            return
+        for rd in rds:
+            self._registry.register(rd)
+        self._served[name] = rds
+
+    # ---- admission ----------------------------------------------------------------------------
+
+    async def admit(self, attrs: Attributes) -> None:
+        rd = attrs.rd
+        if rd.group == CRD_GROUP and rd.kind == "CustomResourceDefinition":
+            self._admit_crd(attrs)
+        elif not rd.builtin and attrs.obj is not None and rd.schema is not None:
+            self._admit_custom_resource(attrs)
+
+    def _admit_crd(self, attrs: Attributes) -> None:
+        crd = attrs.obj
+        if crd is None or attrs.subresource == "status":
+            return
+        causes = validate_crd(crd)
+        if causes:
+            raise errors.invalid("CustomResourceDefinition", CRD_GROUP, attrs.name, causes)
+        spec = crd["spec"]
+        group, plural = spec["group"], spec["names"]["plural"]
+        for version in spec.get("versions") or []:
+            existing = self._registry.get(group, version["name"], plural)
+            if existing is not None and existing.builtin:
+                raise errors.invalid(
+                    "CustomResourceDefinition",
+                    CRD_GROUP,
+                    attrs.name,
+                    [
+                        errors.cause(
+                            "FieldValueInvalid",
+                            "spec.names.plural",
+                            f'Invalid value: "{plural}": a built-in resource has this name',
+                        )
+                    ],
+                )
+        if attrs.operation == "CREATE" or attrs.old is None or attrs.old.get("spec") != crd.get("spec"):
+            crd["status"] = crd_status(crd)
+
+    def _schema(self, rd: ResourceDef) -> StructuralSchema:
+        key = (rd.group, rd.version, rd.plural)
+        marker = id(rd.schema)
+        cached = self._schemas.get(key)
+        if cached is None or cached[0] != marker:
+            cached = self._schemas[key] = (marker, StructuralSchema(rd.schema or {}))
+        return cached[1]
+
+    def _admit_custom_resource(self, attrs: Attributes) -> None:
+        obj = attrs.obj
+        assert obj is not None
+        rd = attrs.rd
+        schema = self._schema(rd)
+        unknown = schema.prune(obj)
+        if unknown:
+            if attrs.field_validation == "Strict":
+                detail = ", ".join(f'unknown field "{f}"' for f in unknown)
+                raise errors.BadRequest(f"strict decoding error: {detail}")
+            if attrs.field_validation == "Warn":
+                attrs.warnings.extend(f'unknown field "{f}"' for f in unknown)
+        schema.default(obj)
+        causes = schema.validate(obj)
+        if causes:
+            raise errors.invalid(rd.kind, rd.group, attrs.name, causes)

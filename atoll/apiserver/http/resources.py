@@ -1,0 +1,361 @@
+"""HTTP handlers for resource endpoints: get, list, watch, create, update, patch, delete.
+
+The router hands each request a parsed ``Route``; handlers translate query parameters and bodies
+into calls on ``ResourceStorage`` and render the result as JSON or a Table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from atoll.api import errors, timestamps
+from atoll.api.clock import SYSTEM_CLOCK, Clock
+from atoll.api.registry import ResourceDef
+from atoll.apiserver.auth.user import UserInfo
+from atoll.apiserver.http import codec
+from atoll.apiserver.http.authorize import field_selector_name
+from atoll.apiserver.http.podlogs import PodLogs
+from atoll.apiserver.http.routing import Route
+from atoll.apiserver.http.watch import WatchStreamSettings, serve_watch
+from atoll.apiserver.patch import apply as ssa
+from atoll.apiserver.patch.dispatch import PATCH_TYPES, apply_patch
+from atoll.apiserver.registry import lists
+from atoll.apiserver.registry.defaults import returns_deleted_object
+from atoll.apiserver.registry.storage import ResourceStorage, WriteOptions
+from atoll.apiserver.tables.render import render_table, render_table_bytes
+
+JSON = dict[str, Any]
+
+
+def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
+    query = request.query
+    dry_run = bool(query.getall("dryRun", [])) or bool(body and body.get("dryRun"))
+    validation = query.get("fieldValidation") or "Warn"
+    if validation not in ("Strict", "Warn", "Ignore"):
+        raise errors.BadRequest(f'invalid fieldValidation "{validation}": must be one of Strict, Warn, Ignore')
+    user = request.get(codec.USER_KEY)
+    return WriteOptions(
+        dry_run=dry_run,
+        field_manager=query.get("fieldManager") or ssa.manager_from_user_agent(request.headers.get("User-Agent", "")),
+        field_validation=validation,
+        user=user if isinstance(user, UserInfo) else None,
+    )
+
+
+def _include_object(request: web.Request) -> str:
+    return request.query.get("includeObject", "Metadata") or "Metadata"
+
+
+def _one(
+    request: web.Request,
+    rd: ResourceDef,
+    obj: JSON,
+    status: int = 200,
+    opts: WriteOptions | None = None,
+    raw: bytes | None = None,
+) -> web.Response:
+    """``obj`` as JSON (or a one-row Table); ``raw`` is its encoding when already known (cached)."""
+    headers = _warnings(opts)
+    if codec.wants_table(request):
+        table = render_table(
+            rd,
+            [obj],
+            include_object=_include_object(request),
+            resource_version=obj["metadata"].get("resourceVersion", ""),
+        )
+        return codec.json_response(table, status=status, headers=headers)
+    return codec.json_response(obj if raw is None else raw, status=status, headers=headers)
+
+
+def _warnings(opts: WriteOptions | None) -> dict[str, str] | None:
+    if opts is None or not opts.warnings:
+        return None
+    return {"Warning": ", ".join('299 - "' + w.replace('"', '\\"') + '"' for w in opts.warnings)}
+
+
+class ResourceHandlers:
+    def __init__(
+        self,
+        objects: ResourceStorage,
+        logs: PodLogs,
+        *,
+        watch: WatchStreamSettings | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.objects = objects
+        self.logs = logs
+        self.watch_settings = watch or WatchStreamSettings()
+        self.clock = clock
+
+    def _cached_raw(self, rd: ResourceDef, obj: JSON) -> bytes | None:
+        """The cache's encoding of ``obj`` when a write returned the cached object itself (no re-encode)."""
+        md = obj["metadata"]
+        cached = self.objects.cache.get(rd.key(md.get("namespace"), md["name"]))
+        return cached.raw if cached is not None and cached.obj is obj else None
+
+    async def dispatch(self, request: web.Request, route: Route) -> web.StreamResponse:
+        method = request.method
+        if route.subresource == "log" and method == "GET":
+            assert route.name is not None and route.namespace is not None
+            return await self.logs.serve(request, route.namespace, route.name)
+        if route.subresource == "binding" and method == "POST":
+            return await self.bind(request, route)
+        if route.subresource and route.subresource not in ("status", "finalize"):
+            raise errors.NotImplementedYet(
+                f"the {route.rd.plural}/{route.subresource} subresource is not served by this server yet"
+            )
+        if route.name is None:
+            if method == "GET":
+                return await self.list_or_watch(request, route)
+            if method == "POST":
+                return await self.create(request, route)
+            if method == "DELETE":
+                return await self.delete_collection(request, route)
+            raise errors.MethodNotAllowed(f"{method} is not supported on a collection")
+        if method == "GET":
+            cached = self.objects.get(route.rd, route.namespace, route.name)
+            return _one(request, route.rd, cached.obj, raw=cached.raw)
+        if method == "PUT":
+            return await self.update(request, route)
+        if method == "PATCH":
+            return await self.patch(request, route)
+        if method == "DELETE" and not route.subresource:
+            return await self.delete(request, route)
+        raise errors.MethodNotAllowed(f"{method} is not supported on {route.rd.plural}/{route.subresource or 'name'}")
+
+    async def list_or_watch(self, request: web.Request, route: Route) -> web.StreamResponse:
+        query = request.query
+        rd = route.rd
+        matcher = lists.make_matcher(rd, query.get("labelSelector", ""), query.get("fieldSelector", ""))
+        if query.get("watch", "").lower() in ("true", "1"):
+            renderer = None
+            if codec.wants_table(request):
+                include = _include_object(request)
+
+                def renderer(objs: list[JSON], with_columns: bool) -> JSON:
+                    return render_table(rd, objs, include_object=include, with_columns=with_columns)
+
+            return await serve_watch(
+                request,
+                self.objects.cache,
+                rd,
+                route.namespace,
+                matcher,
+                table_renderer=renderer,
+                settings=self.watch_settings,
+                clock=self.clock,
+            )
+        rv = query.get("resourceVersion", "")
+        if rv == "" and not query.get("continue"):
+            await self.objects.cache.wait_for(await self.objects.store.current_revision())
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            raise errors.BadRequest(f"invalid limit: {query.get('limit')!r}") from None
+        exact = field_selector_name(query.get("fieldSelector", ""))
+        page = await lists.list_page(
+            self.objects.store,
+            self.objects.cache,
+            rd,
+            route.namespace,
+            matcher=matcher,
+            limit=max(limit, 0),
+            continue_token=query.get("continue", ""),
+            exact_name=exact,
+        )
+        if codec.wants_table(request):
+            table = render_table_bytes(
+                rd,
+                [c.obj for c in page.items],
+                include_object=_include_object(request),
+                resource_version=str(page.revision),
+                continue_token=page.continue_token,
+                remaining=page.remaining,
+            )
+            return codec.json_response(table)
+        return codec.json_response(lists.list_body(rd, page))
+
+    async def create(self, request: web.Request, route: Route) -> web.Response:
+        body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
+        _check_kind(route.rd, body)
+        opts = _options(request)
+        obj = await self.objects.create(route.rd, route.namespace, body, opts)
+        return _one(request, route.rd, obj, status=201, opts=opts, raw=self._cached_raw(route.rd, obj))
+
+    async def update(self, request: web.Request, route: Route) -> web.Response:
+        assert route.name is not None
+        body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
+        _check_kind(route.rd, body)
+        opts = _options(request)
+        if route.subresource == "finalize":
+            finalizers = list((body.get("spec") or {}).get("finalizers") or [])
+            obj = await self.objects.finalize_namespace(route.name, finalizers, route.rd, opts)
+        else:
+            obj = await self.objects.update(route.rd, route.namespace, route.name, body, opts, route.subresource)
+        return _one(request, route.rd, obj, opts=opts, raw=self._cached_raw(route.rd, obj))
+
+    async def patch(self, request: web.Request, route: Route) -> web.Response:
+        assert route.name is not None
+        ptype = PATCH_TYPES.get(codec.media_type(request))
+        if ptype is None or ptype == "unsupported":
+            raise errors.UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"{', '.join(t for t, v in PATCH_TYPES.items() if v != 'unsupported')}"
+            )
+        raw = await codec.read_body(request)
+        document = codec.decode_object(raw, "application/json" if ptype != "apply" else "application/apply-patch+yaml")
+        opts = _options(request)
+        rd, name = route.rd, route.name
+        if ptype == "apply":
+            return await self._apply(request, route, document, opts)
+
+        def mutate(current: JSON) -> JSON:
+            new = apply_patch(ptype, current, document, rd.kind if rd.builtin else "")
+            if not isinstance(new, dict):
+                raise errors.BadRequest("the patch did not produce an object")
+            if not isinstance(new.get("metadata") or {}, dict):
+                raise errors.BadRequest("metadata must be an object")
+            pinned = (new.get("metadata") or {}).get("resourceVersion")
+            if pinned and pinned != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(rd.plural, rd.group, name)
+            return new
+
+        obj = await self.objects.modify(
+            rd, route.namespace, name, mutate, opts, subresource=route.subresource, pinned=_patch_pins_rv(document)
+        )
+        return _one(request, rd, obj, opts=opts)
+
+    async def _apply(self, request: web.Request, route: Route, document: Any, opts: WriteOptions) -> web.Response:
+        """Server-side apply (``ssa``): create when missing (201), else merge with field ownership."""
+        assert route.name is not None
+        ssa.validate_apply_query(request.query.get("fieldManager", ""), request.query.get("force"))
+        if not isinstance(document, dict):
+            raise errors.BadRequest("an apply patch must be an object")
+        md = document.setdefault("metadata", {})
+        if not isinstance(md, dict):
+            raise errors.BadRequest("metadata must be an object")
+        if md.get("name") and md["name"] != route.name:
+            raise errors.BadRequest(
+                f"the name of the object ({md['name']}) does not match the name on the URL ({route.name})")
+        _check_kind(route.rd, document)
+        rd, name, force = route.rd, route.name, codec.bool_param(request, "force")
+        manager, pinned = opts.field_manager, str(md.get("resourceVersion") or "")
+        opts.record_managed_fields = False
+        for _ in range(3):
+            try:
+                self.objects.get(rd, route.namespace, name)
+            except errors.NotFound:
+                if route.subresource:
+                    raise
+                body = ssa.apply(rd, None, {**document, "metadata": {**md, "name": name}}, manager, force=force)
+                try:
+                    obj = await self.objects.create(rd, route.namespace, body, opts)
+                except errors.AlreadyExists:
+                    continue
+                return _one(request, rd, obj, status=201, opts=opts)
+
+            def mutate(current: JSON) -> JSON:
+                if pinned and pinned != current["metadata"]["resourceVersion"]:
+                    raise errors.conflict(rd.plural, rd.group, name)
+                return ssa.apply(rd, current, document, manager, force=force, subresource=route.subresource)
+
+            obj = await self.objects.modify(rd, route.namespace, name, mutate, opts,
+                                            subresource=route.subresource, pinned=bool(pinned))
+            return _one(request, rd, obj, opts=opts)
+        raise errors.conflict(rd.plural, rd.group, name)
+
+    async def bind(self, request: web.Request, route: Route) -> web.Response:
+        """``POST pods/NAME/binding``: set ``spec.nodeName`` once (409 if already bound elsewhere)."""
+        assert route.name is not None
+        body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
+        node = str((body.get("target") or {}).get("name") or "")
+        if not node:
+            raise errors.invalid(
+                "Binding", "", route.name,
+                [{"reason": "FieldValueRequired", "field": "target.name", "message": "Required value"}],
+            )
+        pod_name = route.name
+
+        def mutate(current: JSON) -> JSON:
+            spec = current.get("spec") or {}
+            if spec.get("nodeName"):
+                raise errors.Conflict(
+                    f'Operation cannot be fulfilled on pods/binding "{pod_name}": pod {pod_name} is already '
+                    f'assigned to node "{spec["nodeName"]}"',
+                    details={"name": pod_name, "kind": "pods"},
+                )
+            if current["metadata"].get("deletionTimestamp"):
+                raise errors.Conflict(f"pod {pod_name} is being deleted, cannot be assigned to a host")
+            status = dict(current.get("status") or {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                               "lastTransitionTime": timestamps.format_time(self.clock.now())})
+            status["conditions"] = conditions
+            return {**current, "spec": {**spec, "nodeName": node}, "status": status}
+
+        await self.objects.modify(route.rd, route.namespace, route.name, mutate, _options(request),
+                                  subresource="binding")
+        return codec.json_response(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
+        )
+
+    async def delete(self, request: web.Request, route: Route) -> web.Response:
+        assert route.name is not None
+        raw = await codec.read_body(request)
+        options = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else {}
+        for key in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents", "preconditions"):
+            if key in request.query and key not in options:
+                options[key] = request.query[key]
+        opts = _options(request, options)
+        rd = route.rd
+        obj, finished = await self.objects.delete(rd, route.namespace, route.name, options, opts)
+        if finished and not returns_deleted_object(rd):
+            return codec.json_response(
+                codec.success_status(rd.plural, rd.group, route.name, obj["metadata"].get("uid", ""))
+            )
+        return _one(request, rd, obj, status=200)
+
+    async def delete_collection(self, request: web.Request, route: Route) -> web.Response:
+        rd = route.rd
+        if "deletecollection" not in rd.verbs:
+            raise errors.MethodNotAllowed(f"deletecollection is not supported on {rd.group_resource}")
+        raw = await codec.read_body(request)
+        options = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else {}
+        opts = _options(request, options)
+        matcher = lists.make_matcher(rd, request.query.get("labelSelector", ""), request.query.get("fieldSelector", ""))
+        victims = [
+            c.obj for c in self.objects.cache.list(rd.key_prefix(route.namespace)) if matcher is None or matcher(c.obj)
+        ]
+        deleted = []
+        for obj in victims:
+            md = obj["metadata"]
+            try:
+                gone, _ = await self.objects.delete(rd, md.get("namespace"), md["name"], options, opts)
+                deleted.append(gone)
+            except errors.NotFound:
+                continue
+        return codec.json_response(
+            {
+                "kind": rd.kind_list(),
+                "apiVersion": rd.api_version,
+                "metadata": {"resourceVersion": str(self.objects.cache.revision)},
+                "items": deleted,
+            }
+        )
+
+
+def _check_kind(rd: ResourceDef, body: JSON) -> None:
+    kind, api_version = body.get("kind"), body.get("apiVersion")
+    if kind and kind != rd.kind:
+        raise errors.BadRequest(f"the kind of the body ({kind}) does not match the resource ({rd.kind})")
+    if api_version and api_version != rd.api_version:
+        raise errors.BadRequest(
+            f"the API version in the data ({api_version}) does not match the expected API version ({rd.api_version})"
+        )
+
+
+def _patch_pins_rv(document: Any) -> bool:
+    md = document.get("metadata") if isinstance(document, dict) else None
+    return isinstance(md, dict) and bool(md.get("resourceVersion"))

@@ -1,0 +1,231 @@
+"""The one request handler: count, authenticate, route, and turn every refusal into a ``Status``.
+
+aiohttp's low-level server calls ``RequestHandler.handle`` for every request (no router or
+middleware chain). Health, version, discovery, OpenAPI and ``/metrics`` are answered here;
+resource paths are parsed into a ``Route``, authorized with RBAC and handed to the resource
+endpoints (or to the access reviews, which are never stored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from aiohttp import web
+
+from atoll.api import errors
+from atoll.api.registry import Registry
+from atoll.apiserver.auth.authn import PUBLIC_PATHS, AuthenticatorChain
+from atoll.apiserver.auth.impersonation import impersonate, wants_impersonation
+from atoll.apiserver.auth.rbac import RBACAuthorizer
+from atoll.apiserver.auth.reviews import VIRTUAL, Reviews
+from atoll.apiserver.auth.user import UserInfo
+from atoll.apiserver.discovery.groups import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery
+from atoll.apiserver.discovery.openapi import OpenAPI
+from atoll.apiserver.discovery.version import (
+    OPENAPI_V2_JSON,
+    OPENAPI_V2_PROTOBUF,
+    OPENAPI_V2_PROTOBUF_TYPE,
+    VERSION_INFO,
+)
+from atoll.apiserver.http import codec
+from atoll.apiserver.http.authorize import authorize_path, authorize_resource
+from atoll.apiserver.http.metrics import count_requests, serve_metrics
+from atoll.apiserver.http.resources import ResourceHandlers
+from atoll.apiserver.http.routing import Route, parse_resource_path
+
+log = logging.getLogger(__name__)
+
+ROOT_PATHS = sorted(["/api", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v3", "/metrics"])
+_VIRTUAL = frozenset((rd.group, rd.plural) for rd in VIRTUAL)
+
+
+@dataclass(slots=True)
+class Frontends:
+    """What the handler serves besides resources."""
+
+    registry: Registry
+    discovery: Discovery
+    openapi: OpenAPI
+    resources: ResourceHandlers
+    authorizer: RBACAuthorizer
+    authn: AuthenticatorChain | None  # None: no authentication at all (in-process tests only)
+    reviews: Reviews | None  # None: no ServiceAccount signing key, so no reviews or tokens
+    ready: Callable[[bool], bool]  # ready(live_only): /livez (True) or /readyz and /healthz (False)
+    server_address: Callable[[], str]  # host:port for legacy discovery's serverAddressByClientCIDRs
+
+
+class RequestHandler:
+    def __init__(self, parts: Frontends) -> None:
+        self._p = parts
+
+    def make_server(self) -> web.Server:
+        """aiohttp's low-level server with this one handler."""
+        return web.Server(self.handle, request_factory=_make_request, access_log=None)
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        return await count_requests(cast(web.Request, request), self._serve)
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        """Authenticate and route; every refusal is a ``Status``, never a traceback."""
+        try:
+            if request.headers.get("Expect") and not await _expect_continue(request):
+                return web.Response(status=417, text="Unknown Expect: " + request.headers["Expect"])
+            authn = self._p.authn
+            if authn is not None:
+                user = authn.authenticate(request)
+                if user is None and request.path not in PUBLIC_PATHS:
+                    raise errors.Unauthorized("Unauthorized")
+                if user is not None and wants_impersonation(request):
+                    user = impersonate(request, user, self._p.authorizer.authorize)
+                request[codec.USER_KEY] = user
+            return await self._route(request)
+        except errors.APIError as err:
+            return codec.status_response(err)
+        except web.HTTPException as exc:
+            if exc.status == 413:
+                return codec.status_response(errors.RequestEntityTooLarge("Request entity too large"))
+            return codec.status_response(_status_for_http(exc))
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return codec.status_response(errors.InternalError("an internal error occurred; see the server log"))
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if not parts:
+            return codec.json_response({"paths": ROOT_PATHS})
+        head = parts[0]
+        if head in ("healthz", "livez", "readyz"):
+            ready = self._p.ready(head == "livez")
+            return web.Response(text="ok" if ready else "not ready", status=200 if ready else 503)
+        if head == "version":
+            return codec.json_response(VERSION_INFO)
+        if head == "api":
+            return await self._core(request, parts)
+        if head == "apis":
+            return await self._groups(request, parts)
+        if head == "openapi":
+            return _openapi(self._p.openapi, request, parts)
+        if head == "metrics" and len(parts) == 1:
+            authorize_path(self._p.authorizer, request)
+            return await serve_metrics(request)
+        raise _not_found()
+
+    async def _core(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        if len(parts) == 1:
+            return self._discovery(request, core=True)
+        if len(parts) == 2:
+            return _doc_or_404(self._p.discovery.resource_list("", parts[1]))
+        return await self._resource(request, parse_resource_path(self._p.registry, True, parts[1:]))
+
+    async def _groups(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        if len(parts) == 1:
+            return self._discovery(request, core=False)
+        if len(parts) == 2:
+            return _doc_or_404(self._p.discovery.api_group(parts[1]))
+        if len(parts) == 3:
+            return _doc_or_404(self._p.discovery.resource_list(parts[1], parts[2]))
+        return await self._resource(request, parse_resource_path(self._p.registry, False, parts[1:]))
+
+    async def _resource(self, request: web.Request, route: Route) -> web.StreamResponse:
+        authorize_resource(self._p.authorizer, request, route)
+        rd = route.rd
+        if (rd.group, rd.plural) in _VIRTUAL or (rd.kind == "ServiceAccount" and route.subresource == "token"):
+            return await self._review(request, route)
+        return await self._p.resources.dispatch(request, route)
+
+    async def _review(self, request: web.Request, route: Route) -> web.Response:
+        """Access reviews and TokenRequests: answered, never stored (201 like the real server)."""
+        reviews = self._p.reviews
+        if reviews is None:
+            raise errors.NotImplementedYet("authentication is disabled on this server")
+        if request.method != "POST":
+            target = "serviceaccounts/token" if route.subresource == "token" else route.rd.group_resource
+            raise errors.MethodNotAllowed(f"only create is supported on {target}")
+        raw = await codec.read_body(request)
+        if route.subresource == "token":
+            assert route.name is not None and route.namespace is not None
+            body = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else {}
+            return codec.json_response(reviews.token_request(route.namespace, route.name, body), 201)
+        body = codec.decode_dict(raw, codec.media_type(request))
+        user = request.get(codec.USER_KEY)
+        if not isinstance(user, UserInfo):
+            raise errors.Unauthorized("Unauthorized")
+        return codec.json_response(reviews.review(route.rd, user, body), 201)
+
+    def _discovery(self, request: web.Request, *, core: bool) -> web.Response:
+        version = _aggregated_version(request.headers.get("Accept", ""))
+        discovery = self._p.discovery
+        if version is not None:
+            body = discovery.aggregated(core, version)
+            ctype = AGGREGATED_V2 if version == "v2" else AGGREGATED_V2BETA1
+            return web.Response(body=body, headers={"Content-Type": ctype})
+        if core:
+            return codec.json_response(discovery.api_versions(self._p.server_address()))
+        return codec.json_response(discovery.api_group_list())
+
+
+def _openapi(openapi: OpenAPI, request: web.Request, parts: list[str]) -> web.Response:
+    if parts[1:] == ["v3"]:
+        return codec.json_response(openapi.index())
+    if len(parts) > 2 and parts[1] == "v3":
+        return _doc_or_404(openapi.document("/".join(parts[2:])))
+    if parts[1:] == ["v2"]:
+        if "protobuf" in request.headers.get("Accept", ""):
+            return web.Response(body=OPENAPI_V2_PROTOBUF, headers={"Content-Type": OPENAPI_V2_PROTOBUF_TYPE})
+        return codec.json_response(OPENAPI_V2_JSON)
+    raise _not_found()
+
+
+def _make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: asyncio.Task[None]) -> web.BaseRequest:
+    """A ``web.Request`` (handlers' type) without a router's match info."""
+    loop = asyncio.get_running_loop()
+    return web.Request(message, payload, protocol, writer, task, loop, client_max_size=codec.MAX_BODY + 1024)
+
+
+async def _expect_continue(request: web.Request) -> bool:
+    """``Expect: 100-continue`` (curl with a large body) as aiohttp's router answers it; False for
+    an expectation the server cannot meet (417)."""
+    if request.version != (1, 1):
+        return True
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return False
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return True
+
+
+def _aggregated_version(accept: str) -> str | None:
+    """``v2``/``v2beta1`` when the client accepts aggregated discovery (preferring v2), else None."""
+    offered = set()
+    for entry in accept.split(","):
+        params = {p.split("=", 1)[0].strip(): p.split("=", 1)[1].strip() for p in entry.split(";") if "=" in p}
+        if params.get("as") == "APIGroupDiscoveryList" and params.get("g") == "apidiscovery.k8s.io":
+            offered.add(params.get("v", ""))
+    if "v2" in offered:
+        return "v2"
+    return "v2beta1" if "v2beta1" in offered else None
+
+
+def _not_found() -> errors.NotFound:
+    return errors.NotFound("the server could not find the requested resource")
+
+
+def _doc_or_404(doc: bytes | None) -> web.Response:
+    if doc is None:
+        raise _not_found()
+    return codec.json_response(doc)
+
+
+def _status_for_http(exc: web.HTTPException) -> errors.APIError:
+    cls = {
+        400: errors.BadRequest,
+        404: errors.NotFound,
+        405: errors.MethodNotAllowed,
+        415: errors.UnsupportedMediaType,
+    }.get(exc.status, errors.InternalError)
+    return cls(exc.reason or "request refused")

@@ -1,0 +1,2 @@
+"""Pure functions over JSON documents: merge patch, JSON patch, strategic merge patch, server-side
+apply and the field sets it tracks."""

@@ -1,0 +1,314 @@
+"""Server-side apply and ``metadata.managedFields`` bookkeeping.
+
+``record_update`` runs on every non-apply write: the fields that changed move to the writer's
+``Update`` entry (other managers lose them, removed fields leave every set). ``apply`` merges an
+applied configuration into the live object by structured-merge-diff rules (maps merge, ``map``
+lists merge by key, ``set`` lists union, everything else is replaced), drops fields the manager
+applied before but no longer applies (unless someone else owns them), and refuses changes to
+fields other managers own with a 409 ``FieldManagerConflict`` unless forced. As in the real
+server, the ``kubectl`` manager may take over fields a client-side apply recorded in the
+``last-applied-configuration`` annotation when they still match, and its applies keep that
+annotation up to date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from atoll.api import errors, timestamps
+from atoll.api.registry import ResourceDef
+from atoll.apiserver.patch.fieldsets import (
+    DOT,
+    FieldSet,
+    FieldType,
+    changes,
+    difference,
+    from_fields_v1,
+    index_items,
+    intersection,
+    item_key,
+    members,
+    path_string,
+    root_type,
+    strip,
+    to_fields_v1,
+    to_set,
+    union,
+)
+
+JSON = dict[str, Any]
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+MAX_MANAGER_LENGTH = 128
+_SKIP: Any = object()
+
+
+@dataclass(slots=True)
+class Entry:
+    """One ``managedFields`` entry, its field set in internal form."""
+
+    manager: str
+    operation: str
+    api_version: str
+    time: str
+    fields: FieldSet
+    subresource: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.manager, self.operation, "" if self.operation == "Apply" else self.api_version,
+                self.subresource)
+
+    def describe(self) -> str:
+        """How conflicts name this manager: ``"kubectl-edit" using v1``."""
+        text = orjson.dumps(self.manager).decode()
+        if self.subresource:
+            text += f' with subresource "{self.subresource}"'
+        return f"{text} using {self.api_version}" if self.operation == "Update" else text
+
+    def encode(self) -> JSON:
+        out: JSON = {"manager": self.manager, "operation": self.operation, "apiVersion": self.api_version,
+                     "time": self.time, "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(self.fields)}
+        if self.subresource:
+            out["subresource"] = self.subresource
+        return out
+
+
+def manager_from_user_agent(user_agent: str) -> str:
+    """The real server's default manager: the User-Agent up to its first ``/``, printable only."""
+    prefix = user_agent.split("/", 1)[0]
+    return "".join(c for c in prefix if c.isprintable())[:MAX_MANAGER_LENGTH]
+
+
+def validate_apply_query(field_manager: str, force: str | None) -> None:
+    """422 like ``ValidatePatchOptions``: an apply patch needs ``fieldManager``."""
+    causes = []
+    if not field_manager:
+        causes.append(errors.cause("FieldValueRequired", "fieldManager", "Required value: is required for apply patch"))
+    elif len(field_manager) > MAX_MANAGER_LENGTH:
+        causes.append(errors.cause("FieldValueTooLong", "fieldManager",
+                                 f"Too long: may not be more than {MAX_MANAGER_LENGTH} bytes"))
+    if force not in (None, "", "true", "false", "True", "False", "1", "0"):
+        raise errors.BadRequest(f'invalid value for "force": {force!r}')
+    if causes:
+        raise errors.invalid("PatchOptions", "meta.k8s.io", "", causes)
+
+
+def decode(managed: Any) -> list[Entry]:
+    """Entries of a ``metadata.managedFields`` value (malformed entries are skipped)."""
+    out = []
+    for raw in managed if isinstance(managed, list) else []:
+        if not isinstance(raw, dict) or not raw.get("manager") or raw.get("operation") not in ("Apply", "Update"):
+            continue
+        out.append(Entry(str(raw["manager"]), raw["operation"], str(raw.get("apiVersion") or ""),
+                         str(raw.get("time") or ""), from_fields_v1(raw.get("fieldsV1")),
+                         str(raw.get("subresource") or "")))
+    return out
+
+
+def _store(obj: JSON, entries: list[Entry]) -> None:
+    kept = [e for e in entries if e.fields]
+    kept.sort(key=lambda e: (e.operation, e.time, e.manager, e.api_version, e.subresource))
+    md = obj["metadata"]
+    if kept:
+        md["managedFields"] = [e.encode() for e in kept]
+    else:
+        md.pop("managedFields", None)
+
+
+def _scope(rd: ResourceDef, subresource: str, s: FieldSet) -> FieldSet:
+    """Drop what a write to this (sub)resource does not own: identity metadata, reset fields."""
+    if subresource == "status":
+        return strip(s, (), keep_only="f:status")
+    return strip(s, ("f:apiVersion", "f:kind", "f:status") if rd.has_status else ("f:apiVersion", "f:kind"))
+
+
+def record_update(rd: ResourceDef, old: JSON | None, new: JSON, manager: str, subresource: str = "") -> None:
+    """Set ``new.metadata.managedFields`` after an ``Update`` (create, put, patch) by ``manager``."""
+    md = new["metadata"]
+    provided = decode(md.get("managedFields"))
+    entries = provided or (decode(old["metadata"].get("managedFields")) if old else [])
+    changed, removed = changes(old, new, root_type(rd))
+    changed, removed = _scope(rd, subresource, changed), _scope(rd, subresource, removed)
+    me = Entry(manager or "unknown", "Update", rd.api_version, "", {}, subresource)
+    out = []
+    for entry in entries:
+        if entry.key == me.key:
+            me = entry
+            continue
+        entry.fields = difference(difference(entry.fields, changed), removed)
+        out.append(entry)
+    me.fields = union(difference(me.fields, removed), changed)
+    if changed:
+        me.time = timestamps.now_time()
+    out.append(me)
+    _store(new, out)
+
+
+# ---- apply --------------------------------------------------------------------------------
+
+
+def apply(rd: ResourceDef, live: JSON | None, config: JSON, manager: str, *, force: bool,
+          subresource: str = "") -> JSON:
+    """The object after ``manager`` applies ``config`` to ``live`` (None: create), with managedFields."""
+    md = config.get("metadata")
+    if not isinstance(md, dict):
+        md = {}
+    if md.get("managedFields") is not None:
+        raise errors.BadRequest("metadata.managedFields must be nil")
+    t = root_type(rd)
+    applied = _scope(rd, subresource, to_set(config, t))
+    me = Entry(manager, "Apply", rd.api_version, timestamps.now_time(), applied, subresource)
+    if live is None:
+        new: JSON = _merge(None, config, t)
+        new.setdefault("metadata", {})
+        _store(new, [me])
+        return new
+    entries = decode(live["metadata"].get("managedFields"))
+    last = next((e for e in entries if e.key == me.key), None)
+    others = [e for e in entries if e.key != me.key]
+    merged: JSON = _merge(live, config, t)
+    if last is not None:
+        owned = applied
+        for entry in others:
+            owned = union(owned, entry.fields)
+        pruned = _prune(merged, last.fields, owned, t)
+        merged = pruned if isinstance(pruned, dict) else merged
+    merged["metadata"] = {**merged.get("metadata", {})}
+    changed, removed = changes(live, merged, t)
+    changed, removed = _scope(rd, subresource, changed), _scope(rd, subresource, removed)
+    conflicts = [(e, intersection(e.fields, changed)) for e in others]
+    conflicts = [(e, c) for e, c in conflicts if c]
+    if conflicts and not force and not _allowed_by_last_applied(live, manager, conflicts, t):
+        raise conflict_error(conflicts)
+    for entry in others:
+        entry.fields = difference(difference(entry.fields, changed), removed)
+    if last is not None and not changed and not removed and last.fields == applied:
+        me.time = last.time
+    _store(merged, [*others, me])
+    if manager == "kubectl" and LAST_APPLIED in (live["metadata"].get("annotations") or {}):
+        annotations = dict(merged["metadata"].get("annotations") or {})
+        annotations[LAST_APPLIED] = build_last_applied(config)
+        merged["metadata"]["annotations"] = annotations
+    return merged
+
+
+def build_last_applied(config: JSON) -> str:
+    """The annotation kubectl would write for ``config``: sorted compact JSON plus a newline."""
+    copy = dict(config)
+    md = dict(copy.get("metadata") or {})
+    annotations = {k: v for k, v in (md.get("annotations") or {}).items() if k != LAST_APPLIED}
+    if annotations:
+        md["annotations"] = annotations
+    else:
+        md.pop("annotations", None)
+    copy["metadata"] = md
+    return orjson.dumps(copy, option=orjson.OPT_SORT_KEYS).decode() + "\n"
+
+
+def conflict_error(conflicts: list[tuple[Entry, FieldSet]]) -> errors.Conflict:
+    """409 naming every conflicting manager and path, worded as kube-apiserver words it."""
+    flat = [(entry, path_string(p)) for entry, s in sorted(conflicts, key=lambda c: c[0].manager)
+            for p in members(s)]
+    causes = [{"reason": "FieldManagerConflict", "message": f"conflict with {e.describe()}", "field": p}
+              for e, p in flat]
+    if len(flat) == 1:
+        message = f"Apply failed with 1 conflict: conflict with {flat[0][0].describe()}: {flat[0][1]}"
+    else:
+        lines: list[str] = []
+        for entry, s in sorted(conflicts, key=lambda c: c[0].manager):
+            lines.append(f"conflicts with {entry.describe()}:")
+            lines.extend(f"- {path_string(p)}" for p in members(s))
+        message = f"Apply failed with {len(flat)} conflicts: " + "\n".join(lines)
+    return errors.Conflict(message, details={"causes": causes})
+
+
+def _allowed_by_last_applied(live: JSON, manager: str, conflicts: list[tuple[Entry, FieldSet]],
+                             t: FieldType) -> bool:
+    """kubectl may take over fields its client-side apply set, while live still matches them."""
+    if manager != "kubectl":
+        return False
+    raw = (live["metadata"].get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        last = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(last, dict):
+        return False
+    drifted, _ = changes(last, live, t)
+    allowed = difference(to_set(last, t), drifted)
+    return all(not difference(c, allowed) for _, c in conflicts)
+
+
+# ---- merge and prune ----------------------------------------------------------------------
+
+
+def _merge(live: Any, config: Any, t: FieldType) -> Any:
+    """``config`` merged into ``live``; new containers along merged paths, ``live`` untouched."""
+    if isinstance(config, dict) and not t.atomic:
+        out: JSON = dict(live) if isinstance(live, dict) else {}
+        for key, value in config.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = _merge(out.get(key), value, t.child(key))
+        return out
+    if isinstance(config, list) and isinstance(live, list) and t.list_type != "atomic":
+        return _merge_list(live, config, t)
+    return orjson.loads(orjson.dumps(config)) if isinstance(config, dict | list) else config
+
+
+def _merge_list(live: list[Any], config: list[Any], t: FieldType) -> list[Any]:
+    """Keyed merge: live order, new configured items placed before the next shared item."""
+    item_t = t.items()
+    lkeys = [item_key(i, t) for i in live]
+    cfg = index_items(config, t)
+    lset = set(lkeys)
+    out: list[Any] = []
+    pending = [k for k in cfg if k not in lset]  # configured-only, in config order
+    order = list(cfg)
+    for key, item in zip(lkeys, live, strict=True):
+        if key in cfg:
+            pos = order.index(key)
+            while pending and order.index(pending[0]) < pos:
+                out.append(_merge(None, cfg[pending.pop(0)], item_t))
+            out.append(item if t.list_type == "set" else _merge(item, cfg[key], item_t))
+        else:
+            out.append(item)
+    out.extend(_merge(None, cfg[k], item_t) for k in pending)
+    return out
+
+
+def _prune(value: Any, last: FieldSet, owned: FieldSet | None, t: FieldType) -> Any:
+    """Remove what ``last`` had and nobody owns now; ``_SKIP`` means drop ``value`` itself."""
+    if owned is None and DOT in last:
+        return _SKIP
+    if isinstance(value, dict) and not t.atomic:
+        out = value
+        for pe, sub in last.items():
+            if pe == DOT or not pe.startswith("f:") or pe[2:] not in value:
+                continue
+            name = pe[2:]
+            got = _prune(value[name], sub, (owned or {}).get(pe), t.child(name))
+            if got is not value[name]:
+                out = dict(out) if out is value else out
+                if got is _SKIP:
+                    del out[name]
+                else:
+                    out[name] = got
+        return out
+    if isinstance(value, list) and t.list_type != "atomic":
+        item_t = t.items()
+        result: list[Any] = []
+        dirty = False
+        for item in value:
+            pe = item_key(item, t)
+            sub = last.get(pe)
+            got = item if sub is None else _prune(item, sub, (owned or {}).get(pe), item_t)
+            dirty = dirty or got is not item
+            if got is not _SKIP:
+                result.append(got)
+        return result if dirty else value
+    return value

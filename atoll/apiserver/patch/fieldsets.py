@@ -1,0 +1,406 @@
+"""Field sets for server-side apply: schema-derived list/map semantics, set algebra, FieldsV1.
+
+A field set is a nested dict keyed by FieldsV1 path elements (``f:spec``, ``k:{"name":"main"}``,
+``v:"x"``, ``i:0``). Internally every *member* node carries a ``"."`` key, leaves included
+(``{"f:role": {".": {}}}``); ``to_fields_v1`` turns that into the wire form, where a leaf is
+``{}`` and ``"."`` appears only on members that also have children. The shape of each path comes
+from the schema: ``x-kubernetes-list-type`` (``map`` with ``x-kubernetes-list-map-keys``, ``set``,
+``atomic``), or for built-in kinds ``x-kubernetes-patch-strategy: merge`` with a patch merge key;
+``x-kubernetes-map-type: atomic`` makes a map a leaf. Fields without a schema are "deduced":
+maps are granular, lists atomic, as in structured-merge-diff.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from atoll.api import k8s_schemas
+from atoll.api.registry import ResourceDef
+from atoll.apiserver.patch.merge import json_equal
+
+JSON = dict[str, Any]
+FieldSet = dict[str, Any]
+DOT = "."
+_MISSING: Any = object()
+_OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+_KEY_DEFAULTS = {"protocol": "TCP"}  # the one list-map key the Go types default (ports)
+
+
+class FieldType:
+    """The merge semantics of one schema node, resolved lazily."""
+
+    __slots__ = ("_children", "_items", "atomic", "builtin", "keys", "list_type", "raw")
+
+    def __init__(self, raw: JSON | None, builtin: bool) -> None:
+        self.raw = raw or {}
+        self.builtin = builtin
+        self._children: dict[str, FieldType] = {}
+        self._items: FieldType | None = None
+        ext = self.raw
+        self.atomic = ext.get("x-kubernetes-map-type") == "atomic"
+        list_type = ext.get("x-kubernetes-list-type")
+        keys: tuple[str, ...] = tuple(ext.get("x-kubernetes-list-map-keys") or ())
+        if list_type is None and "merge" in str(ext.get("x-kubernetes-patch-strategy") or "").split(","):
+            merge_key = ext.get("x-kubernetes-patch-merge-key")
+            list_type, keys = ("map", (merge_key,)) if merge_key else ("set", ())
+        if list_type == "map" and not keys:
+            list_type = "atomic"
+        self.list_type: str = list_type or "atomic"
+        self.keys = keys
+
+    @property
+    def struct(self) -> bool:
+        """A typed struct (declared properties) rather than a free-form map."""
+        return bool(self.raw.get("properties"))
+
+    def child(self, name: str) -> FieldType:
+        found = self._children.get(name)
+        if found is None:
+            props = self.raw.get("properties") or {}
+            sub = props.get(name)
+            if sub is None:
+                extra = self.raw.get("additionalProperties")
+                sub = extra if isinstance(extra, dict) else None
+            found = self._children[name] = resolve(sub, self.builtin)
+        return found
+
+    def items(self) -> FieldType:
+        if self._items is None:
+            sub = self.raw.get("items")
+            self._items = resolve(sub if isinstance(sub, dict) else None, self.builtin)
+        return self._items
+
+
+_UNTYPED = FieldType(None, False)
+_RESOLVED: dict[int, tuple[JSON, FieldType]] = {}
+
+
+def resolve(schema: JSON | None, builtin: bool) -> FieldType:
+    """The ``FieldType`` of a schema node (``$ref`` and single ``allOf`` followed), cached."""
+    if not schema:
+        return _UNTYPED
+    hit = _RESOLVED.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    node = schema
+    target = node.get("$ref") or (node.get("allOf") or [{}])[0].get("$ref")
+    if isinstance(target, str):
+        ref = k8s_schemas.definitions().get(target.rsplit("/", 1)[-1]) or {}
+        node = {**ref, **{k: v for k, v in node.items() if k.startswith("x-kubernetes-")}}
+    result = FieldType(node, builtin)
+    if len(_RESOLVED) > 4096:
+        _RESOLVED.clear()
+    _RESOLVED[id(schema)] = (schema, result)
+    return result
+
+
+_ROOTS: dict[tuple[str, str, str, int], tuple[Any, FieldType]] = {}
+
+
+def root_type(rd: ResourceDef) -> FieldType:
+    """The type of a whole object of ``rd``: k8s_schemas for built-ins, the CRD schema for CRs."""
+    key = (rd.group, rd.version, rd.kind, id(rd.schema))
+    hit = _ROOTS.get(key)
+    if hit is not None and hit[0] is rd.schema:
+        return hit[1]
+    meta = k8s_schemas.definitions().get(_OBJECT_META)
+    if rd.builtin:
+        name = k8s_schemas.schema_name_for(rd.group, rd.version, rd.kind)
+        raw = dict(k8s_schemas.definitions().get(name or "") or {})
+    else:
+        raw = dict(rd.schema or {})
+    props = dict(raw.get("properties") or {})
+    if meta:
+        props["metadata"] = meta
+    raw["properties"] = props
+    result = FieldType(raw, rd.builtin)
+    _ROOTS[key] = (rd.schema, result)
+    return result
+
+
+# ---- path elements -------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def item_key(item: Any, t: FieldType) -> str:
+    """The path element of one element of a ``map`` or ``set`` list."""
+    if t.list_type == "set" or not isinstance(item, dict):
+        return "v:" + _dumps(item)
+    key: JSON = {}
+    for name in t.keys:
+        if name in item:
+            key[name] = item[name]
+        elif name in _KEY_DEFAULTS:
+            key[name] = _KEY_DEFAULTS[name]
+    return "k:" + _dumps(key)
+
+
+def index_items(items: list[Any], t: FieldType) -> dict[str, Any]:
+    """Elements of a keyed list by path element (the last duplicate wins)."""
+    return {item_key(item, t): item for item in items}
+
+
+def path_string(path: list[str]) -> str:
+    """``.spec.containers[name="main"].image`` from path elements, as structured-merge-diff prints."""
+    out = []
+    for pe in path:
+        kind, text = pe[:2], pe[2:]
+        if kind == "f:":
+            out.append("." + text)
+        elif kind == "k:":
+            fields = orjson.loads(text)
+            out.append("[" + ",".join(f"{k}={_go_value(v)}" for k, v in sorted(fields.items())) + "]")
+        elif kind == "v:":
+            out.append(f"[={_go_value(orjson.loads(text))}]")
+        else:
+            out.append(f"[{text}]")
+    return "".join(out)
+
+
+def _go_value(value: Any) -> str:
+    return _dumps(value) if isinstance(value, str | dict | list) else str(value).lower() if isinstance(
+        value, bool) else str(value)
+
+
+# ---- set algebra (internal form: members carry ".") ----------------------------------------
+
+
+def union(a: FieldSet, b: FieldSet) -> FieldSet:
+    if not a:
+        return b
+    if not b:
+        return a
+    out = dict(a)
+    for key, sub in b.items():
+        mine = out.get(key)
+        out[key] = sub if mine is None else (sub if key == DOT else union(mine, sub))
+    return out
+
+
+def difference(a: FieldSet, b: FieldSet) -> FieldSet:
+    if not b:
+        return a
+    out: FieldSet = {}
+    for key, sub in a.items():
+        other = b.get(key)
+        if other is None:
+            out[key] = sub
+        elif key != DOT:
+            rest = difference(sub, other)
+            if rest:
+                out[key] = rest
+    return out
+
+
+def intersection(a: FieldSet, b: FieldSet) -> FieldSet:
+    out: FieldSet = {}
+    for key, sub in a.items():
+        other = b.get(key)
+        if other is None:
+            continue
+        if key == DOT:
+            out[key] = sub
+        else:
+            both = intersection(sub, other)
+            if both:
+                out[key] = both
+    return out
+
+
+def members(s: FieldSet, prefix: list[str] | None = None) -> list[list[str]]:
+    """Member paths, members of a level before its children, each level in sorted order."""
+    prefix = prefix or []
+    out = [[*prefix, k] for k in sorted(s, key=_order) if k != DOT and DOT in s[k]]
+    for key in sorted(s, key=_order):
+        if key != DOT:
+            out.extend(members(s[key], [*prefix, key]))
+    return out
+
+
+def _order(pe: str) -> tuple[int, str]:
+    return ("f:k:v:i:".find(pe[:2]), pe)
+
+
+def to_fields_v1(s: FieldSet) -> JSON:
+    """Wire form: leaves as ``{}``, ``"."`` only where a member also has children."""
+    out: JSON = {}
+    for key, sub in s.items():
+        if key == DOT:
+            continue
+        if len(sub) == 1 and DOT in sub:
+            out[key] = {}
+        else:
+            child = to_fields_v1(sub)
+            out[key] = {DOT: {}, **child} if DOT in sub else child
+    return out
+
+
+def from_fields_v1(fields: Any) -> FieldSet:
+    """Internal form of a ``fieldsV1`` document (malformed parts are dropped)."""
+    if not isinstance(fields, dict):
+        return {}
+    out: FieldSet = {}
+    for key, sub in fields.items():
+        if key == DOT or not isinstance(sub, dict):
+            continue
+        out[key] = from_fields_v1(sub) if sub else {DOT: {}}
+        if DOT in sub:
+            out[key][DOT] = {}
+    return out
+
+
+def strip(s: FieldSet, drop: tuple[str, ...], keep_only: str = "") -> FieldSet:
+    """``s`` without server-owned paths: top-level ``drop`` keys, metadata identity fields."""
+    if not s:
+        return s
+    out = {k: v for k, v in s.items() if k not in drop and k != DOT and (not keep_only or k == keep_only)}
+    meta = out.get("f:metadata")
+    if meta is not None:
+        meta = {k: v for k, v in meta.items() if k not in _STRIPPED_META}
+        if meta:
+            out["f:metadata"] = meta
+        else:
+            del out["f:metadata"]
+    return out
+
+
+_STRIPPED_META = frozenset({DOT, "f:name", "f:namespace", "f:creationTimestamp", "f:selfLink", "f:uid",
+                            "f:clusterName", "f:generation", "f:managedFields", "f:resourceVersion"})
+
+
+# ---- sets from values --------------------------------------------------------------------
+
+
+def to_set(value: Any, t: FieldType) -> FieldSet:
+    """The fields an applied configuration sets (structured-merge-diff ``ToFieldSet``)."""
+    out: FieldSet = {}
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            out["f:" + key] = _value_set(sub, t.child(key))
+    return out
+
+
+def _value_set(value: Any, t: FieldType) -> FieldSet:
+    if isinstance(value, dict) and value and not t.atomic:
+        return to_set(value, t)
+    if isinstance(value, list) and value and t.list_type != "atomic":
+        out: FieldSet = {}
+        item_t = t.items()
+        for key, item in index_items(value, t).items():
+            out[key] = {DOT: {}, **to_set(item, item_t)} if t.list_type == "map" else {DOT: {}}
+        return out
+    return {DOT: {}}
+
+
+def changes(old: Any, new: Any, t: FieldType) -> tuple[FieldSet, FieldSet]:
+    """(added or modified, removed) paths from ``old`` to ``new`` (``None`` = no object yet)."""
+    if old is None:
+        return _added_map(new, t), {}
+    changed: FieldSet = {}
+    removed: FieldSet = {}
+    _compare_map(old, new, t, changed, removed, False)
+    return changed, removed
+
+
+def _added_map(value: JSON, t: FieldType) -> FieldSet:
+    """Everything in a new object (the fast path of ``changes`` for creates)."""
+    required = t.raw.get("required") or ()
+    return {"f:" + key: _added(sub, t.child(key), key in required) for key, sub in value.items()}
+
+
+def _added(value: Any, t: FieldType, zero: bool) -> FieldSet:
+    if isinstance(value, dict):
+        if not value or t.atomic:
+            return {DOT: {}}
+        out = _added_map(value, t)
+        if not (t.builtin and t.struct):
+            out[DOT] = {}
+        return out
+    if isinstance(value, list) and value and t.list_type != "atomic":
+        item_t = t.items()
+        out = {}
+        for key, item in index_items(value, t).items():
+            out[key] = {DOT: {}} if t.list_type == "set" or not isinstance(item, dict) else {
+                **_added_map(item, item_t), DOT: {}}
+        if not zero:
+            out[DOT] = {}
+        return out
+    return {DOT: {}}
+
+
+def _compare_map(old: JSON, new: JSON, t: FieldType, changed: FieldSet, removed: FieldSet, fresh: bool) -> None:
+    for key, nv in new.items():
+        ov = old.get(key, _MISSING)
+        if ov is nv:
+            continue
+        c, r = _compare(ov, nv, t.child(key), fresh, fresh and key in (t.raw.get("required") or ()))
+        if c:
+            changed["f:" + key] = c
+        if r:
+            removed["f:" + key] = r
+    for key, ov in old.items():
+        if key not in new:
+            _, r = _compare(ov, _MISSING, t.child(key), fresh)
+            removed["f:" + key] = r
+
+
+def _compare(old: Any, new: Any, t: FieldType, fresh: bool, zero: bool = False) -> tuple[FieldSet, FieldSet]:
+    """Changed and removed sets below one node (``_MISSING`` when absent; ``zero``: in a new Go object)."""
+    changed: FieldSet = {}
+    removed: FieldSet = {}
+    o_map = isinstance(old, dict) or old is _MISSING
+    n_map = isinstance(new, dict) or new is _MISSING
+    if o_map and n_map and not t.atomic and (old or new) and not (old is _MISSING and new is _MISSING):
+        o = old if old is not _MISSING else {}
+        n = new if new is not _MISSING else {}
+        if o or n:
+            _compare_map(o, n, t, changed, removed, fresh)
+            if old is _MISSING and not (fresh and t.builtin and t.struct):
+                changed[DOT] = {}
+            elif new is _MISSING:
+                removed[DOT] = {}
+            return changed, removed
+    o_list = isinstance(old, list) or old is _MISSING
+    n_list = isinstance(new, list) or new is _MISSING
+    o_items = index_items(old, t) if o_list and old is not _MISSING and t.list_type != "atomic" else {}
+    n_items = index_items(new, t) if n_list and new is not _MISSING and t.list_type != "atomic" else {}
+    if o_list and n_list and (o_items or n_items) and old is not new:
+        item_t = t.items()
+        for key, item in n_items.items():
+            prev = o_items.get(key, _MISSING)
+            if t.list_type == "set":
+                if prev is _MISSING:
+                    changed[key] = {DOT: {}}
+                continue
+            c, r = _compare(prev, item, item_t, fresh)
+            if prev is _MISSING:
+                c[DOT] = {}
+            if c:
+                changed[key] = c
+            if r:
+                removed[key] = r
+        for key, prev in o_items.items():
+            if key not in n_items:
+                removed[key] = {DOT: {}} if t.list_type == "set" else _compare(prev, _MISSING, item_t, fresh)[1]
+                removed[key][DOT] = {}
+        if old is _MISSING and not zero:
+            changed[DOT] = {}
+        elif new is _MISSING:
+            removed[DOT] = {}
+        return changed, removed
+    if old is _MISSING:
+        changed[DOT] = {}
+    elif new is _MISSING:
+        removed[DOT] = {}
+    elif not _equal(old, new):
+        changed[DOT] = {}
+    return changed, removed
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return a is b or json_equal(a, b)

@@ -1,0 +1,144 @@
+"""LIST: selectors, pagination with continue tokens, consistent reads from the watch cache.
+
+The first page is served from the watch cache at its current revision R. A continue token holds
+``{rv: R, start: next key}``; later pages come from the cache while nothing has changed since R,
+otherwise from the store at revision R (so pages form one consistent snapshot) or 410 once R has
+been compacted.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from atoll.api import errors
+from atoll.api.registry import ResourceDef
+from atoll.api.selectors import field_selectors_for, parse_field_selector, parse_label_selector
+from atoll.apiserver.cache.watchcache import Cached, WatchCache, decode
+from atoll.store.base import Compacted, Store
+
+JSON = dict[str, Any]
+Matcher = Callable[[JSON], bool]
+
+_EXPIRED_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new "
+    "list without the continue parameter."
+)
+
+
+@dataclass(slots=True)
+class Page:
+    items: list[Cached]
+    revision: int
+    continue_token: str
+    remaining: int | None
+
+
+def make_matcher(rd: ResourceDef, label_selector: str, field_selector: str) -> Matcher | None:
+    """A predicate for the selectors, or None when they select everything."""
+    labels = parse_label_selector(label_selector) if label_selector else None
+    fields = parse_field_selector(field_selector, field_selectors_for(rd.group, rd.kind)) if field_selector else None
+    if labels is not None and labels.empty:
+        labels = None
+    if fields is not None and fields.empty:
+        fields = None
+    if labels is None and fields is None:
+        return None
+
+    def matches(obj: JSON) -> bool:
+        try:
+            if labels is not None and not labels.matches((obj.get("metadata") or {}).get("labels")):
+                return False
+            return fields is None or fields.matches(obj)
+        except (AttributeError, TypeError, KeyError, ValueError):
+            return False  # a malformed stored object (from before validation) matches no selector
+
+    return matches
+
+
+def _encode_token(revision: int, start: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"rv": revision, "start": start})).decode()
+
+
+def _decode_token(token: str) -> tuple[int, str]:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(data["rv"]), str(data["start"])
+    except Exception:
+        raise errors.BadRequest(f"invalid continue token: {token!r}") from None
+
+
+async def list_page(
+    store: Store,
+    cache: WatchCache,
+    rd: ResourceDef,
+    namespace: str | None,
+    *,
+    matcher: Matcher | None,
+    limit: int,
+    continue_token: str,
+    exact_name: str | None,
+) -> Page:
+    prefix = rd.key_prefix(namespace)
+    if exact_name is not None and not continue_token:
+        key = rd.key(namespace, exact_name) if (namespace or not rd.namespaced) else None
+        if key is not None:
+            one = cache.get(key)
+            items = [one] if one is not None and (matcher is None or matcher(one.obj)) else []
+            return Page(items, cache.revision, "", None)
+    if continue_token:
+        revision, start = _decode_token(continue_token)
+        if revision != cache.revision:
+            return await _store_page(store, rd, prefix, revision, start, matcher, limit)
+    else:
+        revision, start = cache.revision, ""
+    candidates = cache.list(prefix, start)
+    if matcher is None and not limit:
+        return Page(candidates, revision, "", None)
+    out: list[Cached] = []
+    for index, item in enumerate(candidates):
+        if matcher is not None and not matcher(item.obj):
+            continue
+        if limit and len(out) == limit:
+            key = rd.key(item.obj["metadata"].get("namespace"), item.obj["metadata"]["name"])
+            remaining = len(candidates) - index if matcher is None else None
+            return Page(out, revision, _encode_token(revision, key), remaining)
+        out.append(item)
+    return Page(out, revision, "", None)
+
+
+async def _store_page(
+    store: Store, rd: ResourceDef, prefix: str, revision: int, start: str, matcher: Matcher | None, limit: int
+) -> Page:
+    out: list[Cached] = []
+    cursor = start
+    while True:
+        try:
+            batch = await store.list(prefix, revision=revision, limit=max(limit, 100) + 1, start_key=cursor)
+        except Compacted:
+            raise errors.Gone(_EXPIRED_CONTINUE) from None
+        for kv in batch.items:
+            cached = decode(kv.value, kv.revision)
+            if matcher is not None and not matcher(cached.obj):
+                continue
+            if limit and len(out) == limit:
+                return Page(out, revision, _encode_token(revision, kv.key), None)
+            out.append(cached)
+        if not batch.more or not batch.items:
+            return Page(out, revision, "", None)
+        cursor = batch.items[-1].key + "\x00"
+
+
+def list_body(rd: ResourceDef, page: Page) -> bytes:
+    """``{"kind":"XList",...,"items":[...]}`` assembled from the cached encodings."""
+    md: JSON = {"resourceVersion": str(page.revision)}
+    if page.continue_token:
+        md["continue"] = page.continue_token
+        if page.remaining is not None:
+            md["remainingItemCount"] = page.remaining
+    head = orjson.dumps({"kind": rd.kind_list(), "apiVersion": rd.api_version, "metadata": md})
+    return head[:-1] + b',"items":[' + b",".join(c.raw for c in page.items) + b"]}"

@@ -1,0 +1,442 @@
+"""Object semantics on top of the store: create, update, patch, delete, status and finalizers.
+
+Every write here follows one pattern: read the current object from the watch cache, compute the
+new object, run admission, append it to the store with the current revision as a precondition
+(retrying on a stale cache when the client did not pin a resourceVersion) and wait until the
+cache has applied the new revision, so the caller reads its own write. A write that changes
+nothing is not stored (no wasted revisions).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from atoll.api import errors, timestamps
+from atoll.api.clock import SYSTEM_CLOCK, Clock
+from atoll.api.registry import ResourceDef
+from atoll.apiserver.admission.chain import AdmissionChain, Attributes
+from atoll.apiserver.auth.user import UserInfo
+from atoll.apiserver.cache.watchcache import Cached, WatchCache
+from atoll.apiserver.patch import apply as ssa
+from atoll.apiserver.registry import defaults, meta
+from atoll.store.base import KeyExists, KeyNotFound, RevisionMismatch, Store
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+Mutator = Callable[[JSON], JSON]
+
+_SERVER_MANAGED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
+MAX_RETRIES = 8
+
+
+@dataclass(slots=True)
+class WriteOptions:
+    dry_run: bool = False
+    field_manager: str = ""
+    field_validation: str = "Warn"
+    user: UserInfo | None = None
+    warnings: list[str] = field(default_factory=list)  # filled by admission, sent as Warning headers
+    record_managed_fields: bool = True  # False: the caller (server-side apply) set managedFields itself
+
+
+def encode_for_store(obj: JSON) -> bytes:
+    """Stored form: the object without ``metadata.resourceVersion`` (derived from the revision)."""
+    md = obj["metadata"]
+    rv = md.pop("resourceVersion", None)
+    try:
+        return orjson.dumps(obj)
+    finally:
+        if rv is not None:
+            md["resourceVersion"] = rv
+
+
+def _without_volatile(obj: JSON) -> JSON:
+    out = dict(obj)
+    md = dict(out.get("metadata") or {})
+    md.pop("resourceVersion", None)
+    md.pop("managedFields", None)
+    out["metadata"] = md
+    return out
+
+
+def _managed(obj: JSON) -> Any:
+    return obj["metadata"].get("managedFields")
+
+
+def _spec_part(obj: JSON, rd: ResourceDef) -> JSON:
+    """What ``generation`` tracks: everything but metadata (and status when it is a subresource)."""
+    return {
+        k: v
+        for k, v in obj.items()
+        if k not in ("metadata", "apiVersion", "kind") and not (k == "status" and rd.has_status)
+    }
+
+
+class ResourceStorage:
+    """The write and read paths for all resources."""
+
+    def __init__(
+        self, store: Store, cache: WatchCache, admission: AdmissionChain, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.clock = clock
+        self.store = store
+        self.cache = cache
+        self.admission = admission
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def get(self, rd: ResourceDef, namespace: str | None, name: str) -> Cached:
+        cached = self.cache.get(rd.key(namespace, name))
+        if cached is None:
+            raise errors.not_found(rd.plural, rd.group, name)
+        return cached
+
+    async def _fresh(self, rd: ResourceDef, namespace: str | None, name: str) -> Cached:
+        """Current object straight from the store (after a precondition failed on a stale cache)."""
+        kv = await self.store.get(rd.key(namespace, name))
+        if kv is None:
+            raise errors.not_found(rd.plural, rd.group, name)
+        await self.cache.wait_for(kv.revision)
+        return self.get(rd, namespace, name)
+
+    # ---- create ----------------------------------------------------------------------------
+
+    async def create(self, rd: ResourceDef, namespace: str | None, obj: JSON, opts: WriteOptions) -> JSON:
+        md = obj.get("metadata")
+        if not isinstance(md, dict):
+            md = obj["metadata"] = {}
+        if md.get("resourceVersion"):
+            raise errors.BadRequest("resourceVersion should not be set on objects to be created")
+        if rd.namespaced:
+            if md.get("namespace") and md["namespace"] != namespace:
+                raise errors.BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            md["namespace"] = namespace
+        else:
+            md.pop("namespace", None)
+        if not md.get("name"):
+            if md.get("generateName"):
+                md["name"] = meta.generate_name(str(md["generateName"]))
+            else:
+                raise errors.invalid(
+                    rd.kind,
+                    rd.group,
+                    "",
+                    [
+                        errors.cause(
+                            "FieldValueRequired", "metadata.name", "Required value: name or generateName is required"
+                        )
+                    ],
+                )
+        for fld in _SERVER_MANAGED:
+            md.pop(fld, None)
+        _drop_empty(md)
+        md["uid"] = meta.new_uid()
+        md["creationTimestamp"] = timestamps.format_time(self.clock.now())
+        md["generation"] = 1
+        obj["apiVersion"], obj["kind"] = rd.api_version, rd.kind
+        defaults.prepare_create(rd, obj)
+        attrs = Attributes(
+            "CREATE",
+            rd,
+            namespace,
+            md["name"],
+            obj,
+            None,
+            dry_run=opts.dry_run,
+            field_validation=opts.field_validation,
+            user=opts.user,
+            warnings=opts.warnings,
+        )
+        try:
+            await self.admission.admit(attrs)
+            self._validate_meta(rd, obj)
+            if opts.record_managed_fields:
+                ssa.record_update(rd, None, obj, opts.field_manager)
+            if opts.dry_run:
+                attrs.abort()
+                return obj
+            key = rd.key(namespace, md["name"])
+            try:
+                revision = await self.store.create(key, encode_for_store(obj))
+            except KeyExists:
+                raise errors.already_exists(rd.plural, rd.group, md["name"]) from None
+        except BaseException:
+            attrs.abort()
+            raise
+        return await self._after_write(key, revision, obj)
+
+    async def _after_write(self, key: str, revision: int, obj: JSON) -> JSON:
+        await self.cache.wait_for(revision)
+        cached = self.cache.get(key)
+        if cached is not None and cached.revision == revision:
+            return cached.obj
+        obj["metadata"]["resourceVersion"] = str(revision)
+        return obj
+
+    def _validate_meta(self, rd: ResourceDef, obj: JSON) -> None:
+        md = obj["metadata"]
+        causes = [
+            errors.cause("FieldValueInvalid", "metadata.name", f'Invalid value: "{md["name"]}": {p}')
+            for p in meta.name_problems(str(md["name"]), rd.group, rd.kind)
+        ]
+        causes += meta.metadata_causes(md)
+        if causes:
+            raise errors.invalid(rd.kind, rd.group, str(md["name"]), causes)
+
+    # ---- update / patch ----------------------------------------------------------------------
+
+    async def update(
+        self, rd: ResourceDef, namespace: str | None, name: str, body: JSON, opts: WriteOptions, subresource: str = ""
+    ) -> JSON:
+        md = body.get("metadata")
+        if not isinstance(md, dict):
+            raise errors.BadRequest("metadata is required for an update")
+        if md.get("name") and md["name"] != name:
+            raise errors.BadRequest(
+                f"the name of the object ({md['name']}) does not match the name on the URL ({name})"
+            )
+        if rd.namespaced and md.get("namespace") and md["namespace"] != namespace:
+            raise errors.BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        pinned = str(md.get("resourceVersion") or "")
+
+        def mutate(current: JSON) -> JSON:
+            if pinned and pinned != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(rd.plural, rd.group, name)
+            return body
+
+        return await self.modify(rd, namespace, name, mutate, opts, subresource=subresource, pinned=bool(pinned))
+
+    async def modify(
+        self,
+        rd: ResourceDef,
+        namespace: str | None,
+        name: str,
+        mutate: Mutator,
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+        pinned: bool = False,
+    ) -> JSON:
+        """Read-modify-write with optimistic concurrency; ``mutate`` returns the desired object."""
+        current = self.get(rd, namespace, name)
+        for _ in range(MAX_RETRIES):
+            wanted = mutate(current.obj)
+            new = self._merge_update(rd, current.obj, wanted, subresource)
+            attrs = Attributes(
+                "UPDATE",
+                rd,
+                namespace,
+                name,
+                new,
+                current.obj,
+                subresource=subresource,
+                dry_run=opts.dry_run,
+                field_validation=opts.field_validation,
+                user=opts.user,
+                warnings=opts.warnings,
+            )
+            await self.admission.admit(attrs)
+            if opts.record_managed_fields:
+                ssa.record_update(rd, current.obj, new, opts.field_manager, subresource)
+            if _without_volatile(new) == _without_volatile(current.obj) and _managed(new) == _managed(current.obj):
+                return current.obj
+            self._validate_meta(rd, new)
+            if opts.dry_run:
+                return new
+            try:
+                return await self._store_update(rd, namespace, name, new, current)
+            except RevisionMismatch:
+                if pinned:
+                    raise errors.conflict(rd.plural, rd.group, name) from None
+                current = await self._fresh(rd, namespace, name)
+        raise errors.conflict(rd.plural, rd.group, name)
+
+    async def _store_update(
+        self, rd: ResourceDef, namespace: str | None, name: str, new: JSON, current: Cached
+    ) -> JSON:
+        key = rd.key(namespace, name)
+        md = new["metadata"]
+        if (
+            md.get("deletionTimestamp")
+            and not md.get("finalizers")
+            and not md.get("deletionGracePeriodSeconds")
+            and not _namespace_finalizers(rd, new)
+        ):
+            try:
+                ev = await self.store.delete(key, current.revision)
+            except KeyNotFound:
+                raise errors.not_found(rd.plural, rd.group, name) from None
+            await self.cache.wait_for(ev.revision)
+            new["metadata"]["resourceVersion"] = str(ev.revision)
+            return new
+        try:
+            revision = await self.store.update(key, encode_for_store(new), current.revision)
+        except KeyNotFound:
+            raise errors.not_found(rd.plural, rd.group, name) from None
+        return await self._after_write(key, revision, new)
+
+    def _merge_update(self, rd: ResourceDef, old: JSON, wanted: JSON, subresource: str) -> JSON:
+        """The object to store: ``wanted`` with server-managed fields and subresource rules applied."""
+        if subresource == "binding":
+            new = dict(old, spec=wanted["spec"], status=wanted["status"])
+            new["metadata"] = dict(old["metadata"])
+            return new
+        if subresource == "status":
+            new = dict(old)
+            new["status"] = wanted.get("status")
+            if new["status"] is None:
+                new.pop("status")
+            new["metadata"] = dict(old["metadata"])
+            return new
+        new = dict(wanted)
+        new["apiVersion"], new["kind"] = rd.api_version, rd.kind
+        if not isinstance(new.get("metadata") or {}, dict):
+            raise errors.BadRequest("metadata must be an object")
+        md = dict(new.get("metadata") or {})
+        old_md = old["metadata"]
+        for fld in ("name", "namespace", *_SERVER_MANAGED):
+            if fld in old_md:
+                md[fld] = old_md[fld]
+            else:
+                md.pop(fld, None)
+        md["resourceVersion"] = old_md["resourceVersion"]
+        if old_md.get("deletionTimestamp"):
+            added = set(md.get("finalizers") or []) - set(old_md.get("finalizers") or [])
+            if added:
+                raise errors.invalid(
+                    rd.kind,
+                    rd.group,
+                    old_md["name"],
+                    [
+                        errors.cause(
+                            "FieldValueForbidden",
+                            "metadata.finalizers",
+                            "Forbidden: no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers {sorted(added)}",
+                        )
+                    ],
+                )
+        _drop_empty(md)
+        new["metadata"] = md
+        if rd.has_status:
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        defaults.prepare_update(rd, new)
+        if _spec_part(new, rd) != _spec_part(old, rd):
+            md["generation"] = int(old_md.get("generation") or 1) + 1
+        return new
+
+    # ---- delete ----------------------------------------------------------------------------
+
+    async def delete(
+        self, rd: ResourceDef, namespace: str | None, name: str, options: JSON, opts: WriteOptions
+    ) -> tuple[JSON, bool]:
+        """Delete or mark for deletion; returns (object, finished)."""
+        current = self.get(rd, namespace, name)
+        for _ in range(MAX_RETRIES):
+            self._check_preconditions(rd, name, current.obj, options)
+            attrs = Attributes("DELETE", rd, namespace, name, None, current.obj, dry_run=opts.dry_run, user=opts.user)
+            await self.admission.admit(attrs)
+            marked = _mark_deleted(rd, current.obj, options, self.clock.now())
+            if opts.dry_run:
+                return (marked or current.obj), marked is None
+            try:
+                if marked is not None:
+                    if _without_volatile(marked) == _without_volatile(current.obj):
+                        return current.obj, False
+                    return await self._store_update(rd, namespace, name, marked, current), False
+                ev = await self.store.delete(rd.key(namespace, name), current.revision)
+                await self.cache.wait_for(ev.revision)
+                gone = dict(current.obj)
+                gone["metadata"] = dict(gone["metadata"], resourceVersion=str(ev.revision))
+                return gone, True
+            except RevisionMismatch:
+                current = await self._fresh(rd, namespace, name)
+            except KeyNotFound:
+                raise errors.not_found(rd.plural, rd.group, name) from None
+        raise errors.conflict(rd.plural, rd.group, name)
+
+    @staticmethod
+    def _check_preconditions(rd: ResourceDef, name: str, obj: JSON, options: JSON) -> None:
+        pre = options.get("preconditions") or {}
+        if not isinstance(pre, dict):
+            raise errors.BadRequest("preconditions must be an object")
+        md = obj["metadata"]
+        if pre.get("uid") and pre["uid"] != md.get("uid"):
+            raise errors.Conflict(
+                f'Operation cannot be fulfilled on {rd.group_resource} "{name}": Precondition failed: '
+                f"UID in precondition: {pre['uid']}, UID in object meta: {md.get('uid')}",
+                details={"name": name, "group": rd.group, "kind": rd.plural},
+            )
+        if pre.get("resourceVersion") and pre["resourceVersion"] != md.get("resourceVersion"):
+            raise errors.Conflict(
+                f'Operation cannot be fulfilled on {rd.group_resource} "{name}": Precondition failed: '
+                f"ResourceVersion in precondition: {pre['resourceVersion']}, ResourceVersion in object meta: "
+                f"{md.get('resourceVersion')}",
+                details={"name": name, "group": rd.group, "kind": rd.plural},
+            )
+
+    async def finalize_namespace(self, name: str, finalizers: list[str], rd: ResourceDef, opts: WriteOptions) -> JSON:
+        def mutate(current: JSON) -> JSON:
+            new = dict(current)
+            new["spec"] = dict(current.get("spec") or {}, finalizers=finalizers)
+            return new
+
+        return await self.modify(rd, None, name, mutate, opts)
+
+
+def _drop_empty(md: JSON) -> None:
+    """Empty label/annotation maps and finalizer/owner lists are absent, as Go's ``omitempty`` renders
+    them (``kubectl annotate x k-`` removing the last annotation leaves no ``annotations: {}``)."""
+    for fld in ("labels", "annotations", "finalizers", "ownerReferences"):
+        if fld in md and (md[fld] == {} or md[fld] == [] or md[fld] is None):
+            del md[fld]
+
+
+def _namespace_finalizers(rd: ResourceDef, obj: JSON) -> list[str]:
+    if rd.group == "" and rd.kind == "Namespace":
+        return list((obj.get("spec") or {}).get("finalizers") or [])
+    return []
+
+
+def _mark_deleted(rd: ResourceDef, obj: JSON, options: JSON, now: float) -> JSON | None:
+    """The object marked for deletion, or None when it can be removed at once."""
+    md = obj["metadata"]
+    finalizers = list(md.get("finalizers") or [])
+    policy = options.get("propagationPolicy")
+    if policy is None and options.get("orphanDependents") is True:
+        policy = "Orphan"
+    if policy == "Foreground" and "foregroundDeletion" not in finalizers and not md.get("deletionTimestamp"):
+        finalizers.append("foregroundDeletion")
+    elif policy == "Orphan" and "orphan" not in finalizers and not md.get("deletionTimestamp"):
+        finalizers.append("orphan")
+    is_namespace = rd.group == "" and rd.kind == "Namespace"
+    grace = defaults.deletion_grace_seconds(rd, obj, options)
+    if not finalizers and not _namespace_finalizers(rd, obj) and not grace:
+        return None
+    new = dict(obj)
+    new_md = dict(md)
+    new_md["finalizers"] = finalizers
+    if not finalizers:
+        new_md.pop("finalizers")
+    if not md.get("deletionTimestamp") or grace < int(md.get("deletionGracePeriodSeconds") or 0):
+        # graceful (pods on a node): visible until the agent confirms with grace 0, like Kubernetes
+        new_md["deletionTimestamp"] = timestamps.format_time(now + grace)
+        new_md["deletionGracePeriodSeconds"] = grace
+    new["metadata"] = new_md
+    if is_namespace:
+        new["status"] = dict(obj.get("status") or {}, phase="Terminating")
+    return new
+
