@@ -25,6 +25,7 @@ import binascii
 import re
 from typing import Any
 
+from atoll.api import errors
 from atoll.api.k8s_schemas import definitions, schema_name_for
 
 JSON = dict[str, Any]
@@ -154,3 +155,12 @@ def is_valid(obj: Any, group: str, version: str, kind: str) -> bool:
     if not isinstance(obj, dict):
         return False
     return not check(obj, group, version, kind, prune=False)[1]
+
+
+def require_valid(obj: Any, group: str, version: str, kind: str, name: str = "") -> None:
+    """422 naming every field of ``obj`` whose type the published schema of ``kind`` refuses."""
+    if not isinstance(obj, dict):
+        raise errors.BadRequest(f"the body of the request must be a {kind} object")
+    causes = check(obj, group, version, kind, prune=False)[1]
+    if causes:
+        raise errors.invalid(kind, group, name, causes)

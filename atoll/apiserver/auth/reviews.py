@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.api import errors, timestamps
+from atoll.api.builtin_validation import require_valid
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.auth.rbac import RBACAuthorizer, Request
 from atoll.apiserver.auth.token_request import parse_token_request
@@ -53,6 +54,7 @@ class Reviews:
 
     def review(self, rd: ResourceDef, user: UserInfo, body: JSON) -> JSON:
         """The answered review (``status`` filled in) for the caller ``user``."""
+        require_valid(body, rd.group, rd.version, rd.kind)
         spec = body.get("spec") or {}
         status: JSON
         if rd.plural == "selfsubjectaccessreviews":

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from atoll.api import errors
 from atoll.apiserver.cache.watchcache import WatchCache
+from atoll.apiserver.http import params
 from atoll.client import Client
 
 JSON = dict[str, Any]
@@ -85,16 +86,16 @@ class PodLogs:
             raise errors.not_found("pods", "", name)
         pod = cached.obj
         query = request.query
+        params.pod_log(query)
         container = pick_container(pod, query.get("container", ""))
         check_started(pod, container, query.get("previous", "").lower() == "true")
         node = self._cache.get(f"/core/nodes/{pod['spec']['nodeName']}")
         if node is None:
             raise errors.BadRequest(f'node "{pod["spec"]["nodeName"]}" of pod {name} is not registered')
-        params = {k: query[k] for k in FORWARDED if k in query}
+        forwarded = {k: query[k] for k in FORWARDED if k in query}
         async with Client(node_endpoint(node.obj), ssl_context=self._ssl, user_agent="atoll-apiserver") as client:
-            upstream = await client.request(
-                "GET", f"/containerLogs/{namespace}/{name}/{container}", params=params, stream=True, read_timeout=None
-            )
+            path = f"/containerLogs/{namespace}/{name}/{container}"
+            upstream = await client.request("GET", path, params=forwarded, stream=True, read_timeout=None)
             response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
             response.enable_chunked_encoding()
             await response.prepare(request)

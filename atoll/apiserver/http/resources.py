@@ -11,10 +11,11 @@ from typing import Any
 from aiohttp import web
 
 from atoll.api import errors, timestamps
+from atoll.api.builtin_validation import require_valid
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.auth.user import UserInfo
-from atoll.apiserver.http import codec
+from atoll.apiserver.http import codec, params
 from atoll.apiserver.http.authorize import field_selector_name
 from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.routing import Route
@@ -31,7 +32,9 @@ JSON = dict[str, Any]
 
 def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
     query = request.query
-    dry_run = bool(query.getall("dryRun", [])) or bool(body and body.get("dryRun"))
+    body_dry_run = body.get("dryRun") if body else None
+    dry_run = params.dry_run(query.getall("dryRun", [])) or params.dry_run(
+        body_dry_run if isinstance(body_dry_run, list) else [])
     validation = query.get("fieldValidation") or "Warn"
     if validation not in ("Strict", "Warn", "Ignore"):
         raise errors.BadRequest(f'invalid fieldValidation "{validation}": must be one of Strict, Warn, Ignore')
@@ -147,13 +150,10 @@ class ResourceHandlers:
                 settings=self.watch_settings,
                 clock=self.clock,
             )
-        rv = query.get("resourceVersion", "")
+        rv = params.resource_version(query)
         if rv == "" and not query.get("continue"):
             await self.objects.cache.wait_for(await self.objects.store.current_revision())
-        try:
-            limit = int(query.get("limit") or 0)
-        except ValueError:
-            raise errors.BadRequest(f"invalid limit: {query.get('limit')!r}") from None
+        limit = params.integer("limit", query.get("limit") or "0")
         exact = field_selector_name(query.get("fieldSelector", ""))
         page = await lists.list_page(
             self.objects.store,
@@ -190,6 +190,7 @@ class ResourceHandlers:
         _check_kind(route.rd, body)
         opts = _options(request)
         if route.subresource == "finalize":
+            require_valid(body, "", "v1", "Namespace", route.name)
             finalizers = list((body.get("spec") or {}).get("finalizers") or [])
             obj = await self.objects.finalize_namespace(route.name, finalizers, route.rd, opts)
         else:
@@ -270,6 +271,7 @@ class ResourceHandlers:
         """``POST pods/NAME/binding``: set ``spec.nodeName`` once (409 if already bound elsewhere)."""
         assert route.name is not None
         body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
+        require_valid(body, "", "v1", "Binding", route.name)
         node = str((body.get("target") or {}).get("name") or "")
         if not node:
             raise errors.invalid(
@@ -305,9 +307,7 @@ class ResourceHandlers:
         assert route.name is not None
         raw = await codec.read_body(request)
         options = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else {}
-        for key in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents", "preconditions"):
-            if key in request.query and key not in options:
-                options[key] = request.query[key]
+        options = params.delete_options(options, request.query)
         opts = _options(request, options)
         rd = route.rd
         obj, finished = await self.objects.delete(rd, route.namespace, route.name, options, opts)

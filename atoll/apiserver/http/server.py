@@ -34,6 +34,7 @@ from atoll.apiserver.discovery.version import (
 from atoll.apiserver.http import codec
 from atoll.apiserver.http.authorize import authorize_path, authorize_resource
 from atoll.apiserver.http.metrics import count_requests, serve_metrics
+from atoll.apiserver.http.protocol import StatusServer
 from atoll.apiserver.http.resources import ResourceHandlers
 from atoll.apiserver.http.routing import Route, parse_resource_path
 
@@ -64,7 +65,7 @@ class RequestHandler:
 
     def make_server(self) -> web.Server:
         """aiohttp's low-level server with this one handler."""
-        return web.Server(self.handle, request_factory=_make_request, access_log=None)
+        return StatusServer(self.handle, request_factory=_make_request, access_log=None)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         return await count_requests(cast(web.Request, request), self._serve)
