@@ -27,6 +27,7 @@ from atoll.apiserver.admission.builtin_schema import BuiltinSchemaAdmission
 from atoll.apiserver.admission.chain import AdmissionChain, NamespaceLifecycle
 from atoll.apiserver.admission.domain_isolation import DomainIsolation
 from atoll.apiserver.admission.kuscia import KusciaAdmission
+from atoll.apiserver.admission.limits import ObjectLimits
 from atoll.apiserver.admission.noderestriction import NodeRestriction
 from atoll.apiserver.admission.quota import QuotaAdmission
 from atoll.apiserver.admission.rbac_escalation import RBACEscalation
@@ -103,6 +104,7 @@ class APIServer:
         self.crds = CRDManager(self.registry)
         self.cache.add_listener(CRD_PREFIX, self.crds.on_event)
         self.admission = AdmissionChain()
+        self.admission.add(ObjectLimits())
         self.admission.add(BuiltinSchemaAdmission())
         self.admission.add(NamespaceLifecycle(self._namespace))
         self.admission.add(self.crds)

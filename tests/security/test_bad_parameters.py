@@ -93,9 +93,15 @@ async def test_non_string_name_is_422(network: Network) -> None:
     _status(await network.call("POST", NS + "/configmaps", as_="alice", body=body), 422, "metadata.name")
 
 
-@pytest.mark.parametrize(("query", "name"), [("dryRun=Bogus", "dryRun"), ("gracePeriodSeconds=abc", "gracePeriodSeconds"),
-                                             ("propagationPolicy=Bogus", "propagationPolicy"),
-                                             ("gracePeriodSeconds=-5x", "gracePeriodSeconds")])
+BAD_DELETES = [
+    ("dryRun=Bogus", "dryRun"),
+    ("gracePeriodSeconds=abc", "gracePeriodSeconds"),
+    ("propagationPolicy=Bogus", "propagationPolicy"),
+    ("gracePeriodSeconds=-5x", "gracePeriodSeconds"),
+]
+
+
+@pytest.mark.parametrize(("query", "name"), BAD_DELETES)
 async def test_bad_delete_options_are_refused_and_delete_nothing(network: Network, query: str, name: str) -> None:
     reply = await network.call("DELETE", NS + f"/configmaps/keep?{query}", as_="alice")
     assert 400 <= reply.status < 500, reply.body
