@@ -58,6 +58,9 @@ class AgentConfig:
     shared_namespaces: tuple[str, ...] = ("default",)
     """Namespaces besides the domain's own whose pods this node runs (``agent.sharedNamespaces``);
     pods of any other namespace (another domain's) are refused, like the kubelet's NodeRestriction."""
+    pod_env: dict[str, str] = field(default_factory=dict)
+    """Added to every container's environment (a pod's own ``env`` wins): the lite's
+    ``DATAMESH_ADDR`` / ``DATAMESH_GRPC_ADDR`` (contract C2)."""
 
     def runs_namespace(self, namespace: str) -> bool:
         return namespace == self.domain or namespace in self.shared_namespaces

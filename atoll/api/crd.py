@@ -1,7 +1,8 @@
 """CustomResourceDefinitions: the shipped Kuscia CRDs, CRD validation, CRD -> ``ResourceDef``.
 
 ``kuscia_crds()`` reads the manifests under ``atoll/api/crds/`` (package data, one
-``apiextensions.k8s.io/v1`` CustomResourceDefinition per Kuscia kind). ``validate_crd`` checks a
+``apiextensions.k8s.io/v1`` CustomResourceDefinition per Kuscia kind); ``pooling_crds()`` those
+under ``atoll/api/crds_pooling/`` (Kubeocean's ClusterBinding and ResourceLeasingPolicy). ``validate_crd`` checks a
 CRD the way kube-apiserver's CRD strategy does (the subset Atoll relies on) and returns
 Kubernetes ``StatusCause`` dicts; ``crd_to_resource_defs`` turns a valid CRD into one
 ``ResourceDef`` per served version (storage version first) for the registry.
@@ -37,17 +38,26 @@ _LABEL_MSG = (
 )
 
 
-@lru_cache(maxsize=1)
-def _load_texts() -> tuple[str, ...]:
-    root = resources.files("atoll.api").joinpath("crds")
+@lru_cache(maxsize=2)
+def _load_texts(directory: str = "crds") -> tuple[str, ...]:
+    root = resources.files("atoll.api").joinpath(directory)
     names = sorted(p.name for p in root.iterdir() if p.name.endswith(".yaml"))
     return tuple(root.joinpath(n).read_text(encoding="utf-8") for n in names)
 
 
+def _load(directory: str) -> list[JSON]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [yaml.load(text, Loader=loader) for text in _load_texts(directory)]
+
+
 def kuscia_crds() -> list[JSON]:
     """The Kuscia CRD manifests shipped with Atoll (fresh dicts on every call, sorted by file name)."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return [yaml.load(text, Loader=loader) for text in _load_texts()]
+    return _load("crds")
+
+
+def pooling_crds() -> list[JSON]:
+    """Kubeocean's ``cloud.tencent.com/v1beta1`` CRDs (ClusterBinding, ResourceLeasingPolicy)."""
+    return _load("crds_pooling")
 
 
 # --------------------------------------------------------------------------------------- validation

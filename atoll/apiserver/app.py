@@ -51,6 +51,7 @@ from atoll.apiserver.http.resources import ResourceHandlers
 from atoll.apiserver.http.server import Frontends, RequestHandler
 from atoll.apiserver.http.watch import WatchStreamSettings
 from atoll.apiserver.registry.storage import ResourceStorage
+from atoll.apiserver.registry.strategies import builtin_strategies
 from atoll.store.base import Store
 from atoll.store.compactor import CompactionSettings, Compactor
 
@@ -113,13 +114,16 @@ class APIServer:
         self.admission.add(NodeRestriction(self.node_grants, self.cache))
         self.admission.add(RBACEscalation(self.authorizer, self.cache))
         self.admission.add(QuotaAdmission(self.cache))
-        self.objects = ResourceStorage(store, self.cache, self.admission, clock=config.clock)
-        logs = PodLogs(self.cache, config.ca_file, config.kubelet_client_cert)
-        self.resources = ResourceHandlers(self.objects, logs, watch=config.settings.watch, clock=config.clock)
+        self.strategies = builtin_strategies(self.cache, reviews=self.reviews, clock=config.clock)
+        self.objects = ResourceStorage(store, self.cache, self.admission, self.strategies, clock=config.clock)
+        logs = PodLogs(config.ca_file, config.kubelet_client_cert)
+        self.resources = ResourceHandlers(
+            self.objects, logs, self.strategies, watch=config.settings.watch, clock=config.clock
+        )
         self.handler = RequestHandler(
             Frontends(
                 registry=self.registry,
-                discovery=Discovery(self.registry),
+                discovery=Discovery(self.registry, self.strategies),
                 openapi=OpenAPI(self.registry),
                 resources=self.resources,
                 authorizer=self.authorizer,

@@ -1,10 +1,14 @@
-"""``atoll job describe NAME`` and ``atoll job logs NAME [--task T] [--party D]``.
+"""``atoll job describe NAME``, ``atoll job logs NAME [--task T] [--party D]`` and
+``atoll job approve NAME --party D [--reject]``.
 
 Both talk to any Kubernetes-compatible API server holding Kuscia objects, through the kubeconfig
 of ``--kubeconfig`` (default: ``$KUBECONFIG``, then ``~/.kube/config``), like kubectl. ``describe``
 prints :func:`atoll.cli.job_view.describe`; ``logs`` prints the logs of the job's task pods (found
 from each KusciaTask's ``status.podStatuses``, else by the ``kuscia.secretflow/task-uid`` label)
-through the API's ``pods/log``, one header line per pod and container. Every failure is one line.
+through the API's ``pods/log``, one header line per pod and container. ``approve`` writes the
+party's verdict into ``status.approveStatus``, as KusciaAPI's ``ApproveJob`` does (a job waits in
+``AwaitingApproval`` for it when the master runs with ``enableWorkloadApprove``). Every failure is
+one line.
 """
 
 from __future__ import annotations
@@ -148,3 +152,25 @@ def logs_cmd(name: str, task_name: str | None, party: str | None, namespace: str
 
     for line in _run(work, kubeconfig):
         click.echo(line)
+
+
+@job.command("approve")
+@click.argument("name")
+@click.option("--party", required=True, help="The party (domain ID) giving its verdict.")
+@click.option("--reject", is_flag=True, help="Reject the job instead of accepting it.")
+@namespace_option
+@kubeconfig_option
+def approve_cmd(name: str, party: str, reject: bool, namespace: str, kubeconfig: str | None) -> None:
+    """Accept (or --reject) job NAME on behalf of a party."""
+    verdict = "JobRejected" if reject else "JobAccepted"
+
+    async def work(client: Client) -> str:
+        job_obj = await client.get(KJ, name, namespace)
+        parties = {str(p.get("domainID")) for t in tasks_of(job_obj) for p in t.template.get("parties") or ()}
+        if party not in parties:
+            raise click.UsageError(f"{party!r} is not a party of job {name} (parties: {', '.join(sorted(parties))})")
+        patch = {"status": {"approveStatus": {party: verdict}}}
+        await client.patch(KJ, name, patch, namespace, subresource="status")
+        return verdict
+
+    click.echo(f"kusciajob.kuscia.secretflow/{name}: {party} {_run(work, kubeconfig)}")

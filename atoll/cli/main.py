@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from atoll.cli.data import data as data_command
 from atoll.cli.job import job as job_commands
 from atoll.cli.store import store as store_commands
 from atoll.node.config import ConfigError, NodeConfig, generate_domain_key, load_config, validate_domain_id
@@ -221,15 +222,22 @@ def image_ls(config_path: Path) -> None:
 
 
 @main.command()
-def crds() -> None:
+@click.option("--pooling", is_flag=True, help="Kubeocean's ClusterBinding and ResourceLeasingPolicy instead.")
+def crds(pooling: bool) -> None:
     """Print the Kuscia CRD manifests (to install Atoll's controllers on a real cluster)."""
     import yaml
 
-    from atoll.api.crd import kuscia_crds
+    from atoll.api.crd import kuscia_crds, pooling_crds
 
-    click.echo(yaml.safe_dump_all(kuscia_crds(), sort_keys=False), nl=False)
+    click.echo(yaml.safe_dump_all(pooling_crds() if pooling else kuscia_crds(), sort_keys=False), nl=False)
 
 
+from atoll.cli.pooling import pool_syncer  # noqa: E402
+
+main.add_command(pool_syncer)
+
+
+main.add_command(data_command)
 main.add_command(job_commands)
 main.add_command(store_commands)
 

@@ -25,6 +25,9 @@ CONTROLLERS: tuple[str, ...] = (
     "nodelifecycle",
     "endpoints",
     "kusciajob",
+    "kusciatask",
+    "taskresourcegroup",
+    "domainroute",
 )
 
 

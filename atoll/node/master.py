@@ -2,8 +2,10 @@
 
 All modules run as tasks of one ``TaskGroup``; the first crash stops the node loudly. At start
 the node creates its certificates, opens the store named by ``datastoreEndpoint``, serves the API
-and installs (or upgrades) the Kuscia CRDs shipped with Atoll, plus the ``default``,
-``kube-system``, ``kube-public``, ``kube-node-lease``, ``cross-domain`` and own-domain namespaces.
+and installs (or upgrades) the Kuscia and Kubeocean (pooling) CRDs shipped with Atoll, plus the
+``default``, ``kube-system``, ``kube-public``, ``kube-node-lease``, ``cross-domain`` and own-domain
+namespaces. Unless ``controllers`` excludes ``pooling``, it also runs the pooling manager
+(:mod:`atoll.pooling.manager`, leader-elected on its own Lease).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from atoll.api import errors
-from atoll.api.crd import kuscia_crds
+from atoll.api.crd import kuscia_crds, pooling_crds
 from atoll.apiserver.app import APIServer, ServerConfig
 from atoll.apiserver.auth.authn import ADMIN_USER
 from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
@@ -28,6 +30,8 @@ from atoll.controllers import CONTROLLERS, ControllerContext, setup_all
 from atoll.files import private_dir
 from atoll.node.config import NodeConfig
 from atoll.pki import PKI, ensure_pki, server_ssl_context
+from atoll.pooling.manager import PoolingManager
+from atoll.pooling.node import pooling_settings
 from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
 from atoll.scheduler import setup as setup_scheduler
@@ -55,6 +59,12 @@ class MasterNode:
         self.server: APIServer | None = None
         self.ready = asyncio.Event()
         self.manager: Manager | None = None
+        from atoll.node.gateway import prepare_gateway
+
+        self.gateway_options = prepare_gateway(config, aliases=("master",))
+        self.gateway: Any = None  # the GatewayModule when the config has a gateway: block
+        self.gateway_routes: list[Any] = []  # aiohttp routes for the handshake server (contract C3)
+        self.pooling: PoolingManager | None = None
 
     @property
     def url(self) -> str:
@@ -89,11 +99,33 @@ class MasterNode:
                 path.write_text(self.url)
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
+                self._start_gateway(tg)
+                if self._pooling_enabled():
+                    tg.create_task(self._run_pooling(), name="master/pooling")
                 # in the body, not a sibling task: on shutdown the controllers stop (and release
                 # their lease) while the API server is still serving
                 await self._run_controllers()
         finally:
             await store.close()
+
+    def _start_gateway(self, tg: asyncio.TaskGroup) -> None:
+        """The master's gateway (when the config has a ``gateway:`` block): routes
+        ``apiserver.master.svc`` to this API server and serves ``gateway_routes`` (C3)."""
+        from dataclasses import replace
+
+        from atoll.gateway.model import LocalService
+        from atoll.gateway.module import GatewayModule
+
+        if self.gateway_options is None:
+            return
+        assert self.server is not None
+        host = "127.0.0.1" if self.config.api_host in ("0.0.0.0", "") else self.config.api_host
+        port = self.server.bound_port
+        api = LocalService("apiserver", self.config.domain_id, port, ((host, port),), upstream_tls=True)
+        options = replace(self.gateway_options, static_services=(api,))
+        client = self.client()
+        self.gateway = GatewayModule(client, options, extra_routes=self.gateway_routes)
+        tg.create_task(_closing(client, self.gateway.run()), name="master/gateway")
 
     def client(self) -> Client:
         """An admin client of this node's own API server: over the loopback Unix socket when it
@@ -146,6 +178,17 @@ class MasterNode:
             self.manager = manager
             await manager.run()
 
+    def _pooling_enabled(self) -> bool:
+        wanted = self.config.controllers
+        return wanted is None or "pooling" in wanted
+
+    async def _run_pooling(self) -> None:
+        """The Kubeocean manager (ClusterBindings, syncers, proxiers), leader-elected on its own Lease."""
+        settings = pooling_settings(self.config.extra, self.pki.directory)
+        async with self.client() as client:
+            self.pooling = PoolingManager(client, settings)
+            await self.pooling.run()
+
     async def _bootstrap(self) -> None:
         """Namespaces and Kuscia CRDs every master serves (idempotent; safe with several replicas)."""
         assert self.server is not None
@@ -165,7 +208,7 @@ class MasterNode:
                 await _ensure_rbac_default(objects, rbac_rd, obj, opts)
         crd_rd = registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         assert crd_rd is not None
-        for crd in kuscia_crds():
+        for crd in (*kuscia_crds(), *pooling_crds()):
             name = crd["metadata"]["name"]
             try:
                 current = objects.get(crd_rd, None, name).obj
@@ -174,6 +217,11 @@ class MasterNode:
                 continue
             if current.get("spec") != crd.get("spec"):
                 await objects.modify(crd_rd, None, name, _with_spec(crd["spec"]), opts)
+
+
+async def _closing(client: Client, run: Any) -> None:
+    async with client:
+        await run
 
 
 def _with_spec(spec: Any) -> Callable[[JSON], JSON]:

@@ -5,6 +5,7 @@ against Atoll's own API server and any Kubernetes API server.
 """
 
 from atoll.runtime.cache import Cache, IndexFunc
+from atoll.runtime.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from atoll.runtime.controller import (
     Controller,
     Reconciler,
@@ -30,8 +31,10 @@ from atoll.runtime.workqueue import QueueMetrics, WorkQueue
 
 __all__ = [
     "REGISTRY",
+    "SYSTEM_CLOCK",
     "BucketRateLimiter",
     "Cache",
+    "Clock",
     "Controller",
     "EventHandler",
     "ExponentialFailureRateLimiter",
@@ -40,6 +43,7 @@ __all__ = [
     "InformerFactory",
     "LeaderElector",
     "Manager",
+    "ManualClock",
     "Mapper",
     "MaxOfRateLimiter",
     "ObjectKey",
@@ -47,6 +51,7 @@ __all__ = [
     "RateLimiter",
     "Reconciler",
     "Result",
+    "SystemClock",
     "TerminalError",
     "WatchSettings",
     "WorkQueue",

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from atoll.api.constants import LABEL_DOMAIN_NAME
 from atoll.api.kinds import NAMESPACES, NODES, PODS
 from atoll.client import Client
-from atoll.runtime import Controller, Manager, ObjectKey
+from atoll.runtime import SYSTEM_CLOCK, Clock, Controller, Manager, ObjectKey
 from atoll.scheduler.framework import (
     MAX_NODE_SCORE,
     SUCCESS,
@@ -34,6 +34,7 @@ from atoll.scheduler.framework import (
     ScorePlugin,
     Status,
 )
+from atoll.scheduler.kuscia import kuscia_profile
 from atoll.scheduler.nodeinfo import NodeInfo
 from atoll.scheduler.plugins import NamespaceDomain, default_plugins
 from atoll.scheduler.retry import RetrySettings
@@ -82,8 +83,12 @@ def setup(
     profiles: Sequence[Profile] | None = None,
     settings: RetrySettings = RetrySettings(),
     workers: int = 4,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Scheduler:
-    """Informers on nodes and pods feed one ``scheduler`` controller added to ``manager``."""
+    """Informers on nodes and pods feed one ``scheduler`` controller added to ``manager``.
+
+    Without ``profiles`` it serves ``default-scheduler`` and Kuscia's co-scheduling
+    ``kuscia-scheduler`` (whose reservation windows run on ``clock``)."""
     nodes = manager.informer(NODES)
     pods = manager.informer(PODS)
     namespaces = manager.informer(NAMESPACES)
@@ -92,14 +97,14 @@ def setup(
         labels = ((namespaces.cache.get(name) or {}).get("metadata") or {}).get("labels") or {}
         return labels.get(LABEL_DOMAIN_NAME) or None
 
-    scheduler = Scheduler(
-        ctx.client,
-        nodes=nodes.cache,
-        pods=pods.cache,
-        profiles=profiles or [default_profile(namespace_domain)],
-        settings=settings,
-    )
+    coscheduling = None
+    if profiles is None:
+        kuscia, coscheduling = kuscia_profile(manager, ctx.client, clock, namespace_domain)
+        profiles = [default_profile(namespace_domain), kuscia]
+    scheduler = Scheduler(ctx.client, nodes=nodes.cache, pods=pods.cache, profiles=profiles, settings=settings)
     controller = SchedulerController(scheduler, workers=workers)
+    if coscheduling is not None:
+        coscheduling.activate = lambda key: scheduler.retry.requeue(key, 0.0)
     controller.watch(pods, scheduler.pods_to_schedule, update_predicate=_pod_spec_or_meta_changed)
     pods.add_handler(on_add=scheduler.on_pod_add, on_update=scheduler.on_pod_update, on_delete=scheduler.on_pod_delete)
     nodes.add_handler(on_add=scheduler.on_node_add, on_update=scheduler.on_node_update)

@@ -4,6 +4,8 @@ KusciaTask controller's part played by patching KusciaTask status (the tasks bra
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,9 +17,9 @@ from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
 
 try:
-    from tests.conftest import RunningServer, _write_kubeconfig, eventually, start_until_ready
+    from tests.conftest import REPO, RunningServer, _write_kubeconfig, eventually, start_until_ready
 except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import RunningServer, _write_kubeconfig, eventually, start_until_ready  # type: ignore[no-redef]
+    from conftest import REPO, RunningServer, _write_kubeconfig, eventually, start_until_ready  # type: ignore[no-redef]
 
 JSON = dict[str, Any]
 KJ = kinds.kind("kuscia.secretflow", "kusciajobs")
@@ -170,3 +172,14 @@ async def command(client: Client, name: str, stage: str, version: int, trigger: 
 async def events_of(client: Client, name: str) -> list[JSON]:
     found = await client.list(kinds.EVENTS, NS, field_selector=f"involvedObject.name={name}")
     return list(found["items"])
+
+
+async def run_atoll(server: RunningServer, *args: str) -> tuple[int, str, str]:
+    """``atoll ARGS`` as a subprocess with ``KUBECONFIG`` pointing at ``server``: (rc, stdout, stderr)."""
+    env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "COLUMNS": "200"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "atoll.cli.main", *args, env=env, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()

@@ -15,16 +15,8 @@ from typing import Any
 import aiohttp
 
 from atoll.store.endpoint import drop_database, ensure_database
-
-try:
-    from tests.backends.conftest import _unavailable, database_url
-except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from backends.conftest import _unavailable, database_url  # type: ignore[no-redef]
-
-try:
-    from tests.conftest import RunningServer
-except ImportError:
-    from conftest import RunningServer  # type: ignore[no-redef]
+from tests.backends.conftest import _unavailable, database_url
+from tests.conftest import RunningServer
 
 
 @contextlib.asynccontextmanager

@@ -17,11 +17,7 @@ import pytest
 from atoll.api import errors
 from atoll.client import Client, ClientConnectionError, ClientTimeoutError
 from atoll.client.rest import error_from_response
-
-try:
-    from tests.integration.fake_kube import CONFIGMAPS, DOMAINS, LEASES, FakeKube, configmap, running_fake
-except ImportError:  # tests/ is not a package: pytest put this directory on sys.path
-    from fake_kube import CONFIGMAPS, DOMAINS, LEASES, FakeKube, configmap, running_fake  # type: ignore
+from tests.integration.fake_kube import CONFIGMAPS, DOMAINS, LEASES, FakeKube, configmap, running_fake
 
 
 @pytest.fixture

@@ -25,11 +25,7 @@ from cryptography.x509.oid import NameOID
 from atoll.api import errors, kinds
 from atoll.client import Client
 from atoll.runtime.metrics import REGISTRY
-
-try:
-    from tests.conftest import RunningServer, eventually
-except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import RunningServer, eventually  # type: ignore[no-redef]
+from tests.conftest import RunningServer, eventually
 
 JSON = dict[str, Any]
 QUOTA = "resource-limitation"

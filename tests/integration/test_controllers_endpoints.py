@@ -18,11 +18,7 @@ from atoll.api.errors import NotFound
 from atoll.api.kinds import ENDPOINTS, NAMESPACES, PODS, SERVICES
 from atoll.client import Client
 from atoll.controllers.endpoints.subsets import desired_subsets
-
-try:
-    from tests.conftest import RunningServer
-except ImportError:  # pragma: no cover
-    from conftest import RunningServer  # type: ignore
+from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.controllers("endpoints")
 JSON = dict[str, Any]

@@ -10,7 +10,7 @@ monitored (its objects can own and be collected).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,11 +19,7 @@ from atoll.api.errors import NotFound
 from atoll.api.kinds import CONFIGMAPS, PODS, kind
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
-
-try:
-    from tests.conftest import RunningServer
-except ImportError:  # pragma: no cover
-    from conftest import RunningServer  # type: ignore
+from tests.conftest import RunningServer, eventually
 
 pytestmark = pytest.mark.controllers("namespace", "garbagecollector")
 JSON = dict[str, Any]
@@ -75,17 +71,6 @@ async def exists(client: Client, rd: ResourceDef, name: str) -> bool:
     return True
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                if await check():
-                    return
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None
-
-
 async def gone(client: Client, rd: ResourceDef, *names: str) -> bool:
     return not any([await exists(client, rd, n) for n in names])
 
@@ -100,8 +85,8 @@ async def test_background_deletes_dependents_after_owner(client: Client) -> None
 
     await client.delete(CONFIGMAPS, "owner", NS, propagation_policy="Background")
     assert not await exists(client, CONFIGMAPS, "owner")  # the owner goes first, at once
-    await eventually(lambda: gone(client, CONFIGMAPS, "dep-cm"), "the dependent ConfigMap is deleted")
-    await eventually(lambda: gone(client, PODS, "dep-pod"), "the dependent Pod is deleted")
+    await eventually(lambda: gone(client, CONFIGMAPS, "dep-cm"), TIMEOUT)  # the dependent ConfigMap is deleted
+    await eventually(lambda: gone(client, PODS, "dep-pod"), TIMEOUT)  # the dependent Pod is deleted
     assert await exists(client, CONFIGMAPS, unrelated["metadata"]["name"])
 
 
@@ -114,19 +99,19 @@ async def test_foreground_keeps_owner_until_dependents_are_gone(client: Client) 
     marked = await client.delete(CONFIGMAPS, "owner", NS, propagation_policy="Foreground")
     assert marked["metadata"]["deletionTimestamp"]
     assert "foregroundDeletion" in marked["metadata"]["finalizers"]
-    await eventually(lambda: gone(client, PODS, "dep-pod"), "the dependent Pod is deleted")
+    await eventually(lambda: gone(client, PODS, "dep-pod"), TIMEOUT)  # the dependent Pod is deleted
 
     async def held_marked() -> bool:
         return bool((await client.get(CONFIGMAPS, "held", NS))["metadata"].get("deletionTimestamp"))
 
-    await eventually(held_marked, "the held dependent is marked for deletion")
+    await eventually(held_marked, TIMEOUT)  # the held dependent is marked for deletion
     await asyncio.sleep(0.5)
     still = await client.get(CONFIGMAPS, "owner", NS)
     assert still["metadata"]["deletionTimestamp"]
     assert still["metadata"]["finalizers"] == ["foregroundDeletion"]
 
     await client.patch(CONFIGMAPS, "held", {"metadata": {"finalizers": None}}, NS)
-    await eventually(lambda: gone(client, CONFIGMAPS, "held", "owner"), "the owner goes after its dependents")
+    await eventually(lambda: gone(client, CONFIGMAPS, "held", "owner"), TIMEOUT)  # owner after dependents
 
 
 async def test_orphan_keeps_dependents_without_the_reference(client: Client) -> None:
@@ -137,7 +122,7 @@ async def test_orphan_keeps_dependents_without_the_reference(client: Client) -> 
 
     marked = await client.delete(CONFIGMAPS, "owner", NS, propagation_policy="Orphan")
     assert "orphan" in marked["metadata"]["finalizers"]
-    await eventually(lambda: gone(client, CONFIGMAPS, "owner"), "the owner is deleted")
+    await eventually(lambda: gone(client, CONFIGMAPS, "owner"), TIMEOUT)  # the owner is deleted
 
     dep_cm = await client.get(CONFIGMAPS, "dep-cm", NS)
     assert not dep_cm["metadata"].get("ownerReferences")
@@ -159,18 +144,18 @@ async def test_dependent_with_two_owners_survives_until_both_are_gone(client: Cl
         refs = (await client.get(CONFIGMAPS, "shared", NS))["metadata"].get("ownerReferences") or []
         return [r["uid"] for r in refs] == [second["metadata"]["uid"]]
 
-    await eventually(only_second_left, "the dangling reference to the first owner is removed")
+    await eventually(only_second_left, TIMEOUT)  # the dangling reference to the first owner is removed
     await asyncio.sleep(0.5)
     assert await exists(client, CONFIGMAPS, "shared")
 
     await client.delete(CONFIGMAPS, "second", NS)
-    await eventually(lambda: gone(client, CONFIGMAPS, "shared"), "the shared dependent is deleted")
+    await eventually(lambda: gone(client, CONFIGMAPS, "shared"), TIMEOUT)  # the shared dependent is deleted
 
 
 async def test_dangling_reference_on_a_new_object_is_collected(client: Client) -> None:
     ghost = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ghost", "uid": "no-such-uid"}}
     await make_cm(client, "orphaned", ghost)
-    await eventually(lambda: gone(client, CONFIGMAPS, "orphaned"), "the object whose owner never existed goes")
+    await eventually(lambda: gone(client, CONFIGMAPS, "orphaned"), TIMEOUT)  # its owner never existed
 
 
 def widget_crd() -> JSON:
@@ -205,7 +190,7 @@ async def test_crd_created_while_running_is_collected(client: Client) -> None:
             return False
         return True
 
-    await eventually(served, "the Widget CRD is served")
+    await eventually(served, TIMEOUT)  # the Widget CRD is served
     widgets = await client.discover("example.com/v1", "Widget")
     owner = await client.create(widgets, {"metadata": {"name": "w"}, "spec": {}}, NS)
     owner.setdefault("apiVersion", "example.com/v1")
@@ -218,5 +203,5 @@ async def test_crd_created_while_running_is_collected(client: Client) -> None:
     # foreground needs the collector to *observe* the Widget's finalizer: only a monitor started
     # after the CRD appeared can do that
     await client.delete(widgets, "w", NS, propagation_policy="Foreground")
-    await eventually(lambda: gone(client, widgets, "w", "w-child"), "the Widget and its child Widget go")
+    await eventually(lambda: gone(client, widgets, "w", "w-child"), TIMEOUT)  # the Widget and its child Widget go
     assert await gone(client, CONFIGMAPS, "w-cm")

@@ -17,11 +17,7 @@ import pytest
 from atoll.api.errors import NotFound
 from atoll.api.kinds import CONFIGMAPS, NAMESPACES, PODS, SECRETS, kind
 from atoll.client import Client
-
-try:
-    from tests.conftest import RunningServer
-except ImportError:  # pragma: no cover
-    from conftest import RunningServer  # type: ignore
+from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.controllers("namespace", "garbagecollector")
 JSON = dict[str, Any]

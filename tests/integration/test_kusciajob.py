@@ -221,8 +221,16 @@ async def test_stop_fails_the_job_and_stops_its_tasks(client: Client) -> None:
     async def stopped() -> None:
         t = await client.get(KT, a["metadata"]["name"], NS)
         assert t["status"]["phase"] == "Failed" and t["status"]["message"] == "Job was stopped"
+        assert t["status"]["reason"] == "KusciaJobStopped" and t["status"]["completionTime"]
+        assert [p["phase"] for p in t["status"]["partyTaskStatus"]] == ["Failed", "Failed"]
 
     await eventually(stopped)
+
+    async def recorded() -> None:
+        seen = {(e["type"], e["reason"], e["message"]) for e in await events_of(client, "stop")}
+        assert ("Normal", "JobStop", "Party: bob execute the cmd: Stop.") in seen, seen
+
+    await eventually(recorded)
 
 
 async def test_cancel_is_final(client: Client) -> None:

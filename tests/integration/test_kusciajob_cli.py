@@ -5,8 +5,6 @@ documentation (§7) applied unchanged with the real kubectl."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from tests.integration.agents import pod, running_agent
 from tests.integration.jobs import (
     KJ,
     job,
+    run_atoll,
     running_master,
     seed,
     set_task,
@@ -29,9 +28,9 @@ from tests.integration.jobs import (
 )
 
 try:
-    from tests.conftest import REPO, RunningServer, eventually, kubectl_binary, kubectl_environ
+    from tests.conftest import RunningServer, eventually, kubectl_binary, kubectl_environ
 except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import REPO, RunningServer, eventually, kubectl_binary, kubectl_environ  # type: ignore[no-redef]
+    from conftest import RunningServer, eventually, kubectl_binary, kubectl_environ  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -49,16 +48,6 @@ async def client(master: RunningServer) -> AsyncIterator[Client]:
         yield c
 
 
-async def atoll(master: RunningServer, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "KUBECONFIG": str(master.kubeconfig), "COLUMNS": "200"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "atoll.cli.main", *args, env=env, cwd=REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
-
-
 async def test_describe_shows_the_dag_party_phases_and_first_failure(master: RunningServer, client: Client) -> None:
     await client.create(KJ, job("desc", task("prep"), task("train", "prep"), scheduleMode="BestEffort"))
     await wait_created(client, "desc", {"prep"})
@@ -68,7 +57,7 @@ async def test_describe_shows_the_dag_party_phases_and_first_failure(master: Run
     await wait_phase(client, "desc", "Failed")
 
     async def warned() -> str:
-        rc, out, err = await atoll(master, "job", "describe", "desc")
+        rc, out, err = await run_atoll(master, "job", "describe", "desc")
         assert rc == 0, err
         assert "Warning events" in out, out
         return out
@@ -87,7 +76,7 @@ async def test_describe_shows_the_dag_party_phases_and_first_failure(master: Run
     assert "prep" in failure_row and reason in failure_row, out
     assert any("TaskFailed" in line for line in lines)
 
-    rc, _, err = await atoll(master, "job", "describe", "nope")
+    rc, _, err = await run_atoll(master, "job", "describe", "nope")
     assert rc == 1 and err.strip() == 'error: kusciajobs.kuscia.secretflow "nope" not found'
 
 
@@ -110,12 +99,12 @@ async def test_logs_print_the_task_pods_logs(master: RunningServer, client: Clie
             assert got["status"].get("phase") == "Succeeded", got["status"]
 
         await eventually(finished, 30)
-        rc, out, err = await atoll(master, "job", "logs", "logjob", "--party", "alice")
+        rc, out, err = await run_atoll(master, "job", "logs", "logjob", "--party", "alice")
         assert rc == 0, err
         assert out.splitlines() == [f"==> task a / party alice / pod {tid}-0 [main] <==", "psi done by alice"]
-        rc, out, _ = await atoll(master, "job", "logs", "logjob", "--party", "bob")
+        rc, out, _ = await run_atoll(master, "job", "logs", "logjob", "--party", "bob")
         assert out.strip() == f"==> task a ({tid}): no pods in bob <=="
-    rc, _, err = await atoll(master, "job", "logs", "logjob", "--task", "zz")
+    rc, _, err = await run_atoll(master, "job", "logs", "logjob", "--task", "zz")
     assert rc == 2 and "job logjob has no task 'zz' (tasks: a)" in err
 
 

@@ -4,13 +4,14 @@ real in-process master configured with ``enableWorkloadApprove: true``."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
 
 from atoll.api import errors
+from atoll.api.clock import FakeClock
 from atoll.client import Client
 from atoll.controllers import ControllerContext
 from atoll.controllers.kusciajob import setup_gc
@@ -22,6 +23,7 @@ from tests.integration.jobs import (
     created_tasks,
     get_job,
     job,
+    run_atoll,
     running_master,
     seed,
     task,
@@ -67,10 +69,13 @@ async def test_job_waits_for_every_party_to_approve(client: Client) -> None:
     assert obj["status"]["approveStatus"] == {"alice": "JobAccepted", "bob": "JobAccepted"}
 
 
-async def test_a_rejection_ends_the_job(client: Client) -> None:
+async def test_a_rejection_ends_the_job(master: RunningServer, client: Client) -> None:
     await client.create(KJ, job("rejected", task("a")))
     await wait_phase(client, "rejected", "AwaitingApproval")
-    await approve(client, "rejected", "bob", "JobRejected")
+    rc, out, err = await run_atoll(master, "job", "approve", "rejected", "--party", "bob", "--reject")
+    assert rc == 0 and out.strip() == "kusciajob.kuscia.secretflow/rejected: bob JobRejected", err
+    rc, _, err = await run_atoll(master, "job", "approve", "rejected", "--party", "carol")
+    assert rc == 2 and "'carol' is not a party of job rejected (parties: alice, bob)" in err
     obj = await wait_phase(client, "rejected", "ApprovalReject")
     assert obj["status"]["message"] == "Party: bob approval reject."
     assert obj["status"]["completionTime"]
@@ -90,12 +95,12 @@ async def test_finished_jobs_are_collected_after_the_retention(client: Client) -
     finished = await wait_phase(client, "old", "Failed")  # validation failure: finished at once
     await client.create(KJ, job("live", task("a")))
     await wait_phase(client, "live", "AwaitingApproval")  # not finished: never collected
-    now = [datetime.now(UTC)]
+    clock = FakeClock(start=time.time())
     manager = Manager(client)
     setup_gc(
         manager,
         ControllerContext(client, job_gc_duration_hours=1),
-        clock=lambda: now[0],
+        clock=clock,
         scan_period=0.05,
         name="test-gc",
     )
@@ -108,7 +113,7 @@ async def test_finished_jobs_are_collected_after_the_retention(client: Client) -
 
         await eventually(rechecked)  # the collector looked at the finished job several times...
         assert (await get_job(client, "old"))["metadata"]["uid"] == finished["metadata"]["uid"]  # ...and kept it
-        now[0] += timedelta(hours=1, seconds=1)
+        clock.advance(3601)
 
         async def collected() -> None:
             try:

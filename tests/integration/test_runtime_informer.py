@@ -8,18 +8,15 @@ is restarted after the inactivity timeout; resync re-delivers; the factory share
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from atoll.client import Client
 from atoll.runtime import Cache, InformerFactory, ObjectKey, WatchSettings, metrics
 from atoll.runtime.informer import Informer
-
-try:
-    from tests.integration.fake_kube import CONFIGMAPS, FakeKube, configmap, running_fake
-except ImportError:
-    from fake_kube import CONFIGMAPS, FakeKube, configmap, running_fake  # type: ignore
+from tests.conftest import eventually
+from tests.integration.fake_kube import CONFIGMAPS, FakeKube, configmap, running_fake
 
 FAST = WatchSettings(page_size=2, inactivity_timeout=5.0, backoff_initial=0.2, backoff_max=0.5)
 
@@ -28,14 +25,6 @@ FAST = WatchSettings(page_size=2, inactivity_timeout=5.0, backoff_initial=0.2, b
 async def fake() -> AsyncIterator[FakeKube]:
     async with running_fake(bookmark_interval=0.1) as server:
         yield server
-
-
-async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.01)
 
 
 class Recorder:
@@ -66,7 +55,7 @@ async def test_list_then_watch_keeps_cache_and_indexes(client: Client, fake: Fak
         await client.patch(CONFIGMAPS, "c0", {"metadata": {"labels": {"app": "b"}}}, "default")
         await client.delete(CONFIGMAPS, "c4", "default")
         await client.create(CONFIGMAPS, configmap("other", "elsewhere"))  # outside the namespace
-        await eventually(lambda: ("delete", "c4") in rec.events)
+        await eventually(lambda: ("delete", "c4") in rec.events, 5)
         assert ("update", "c0") in rec.events
         assert len(informer.cache.by_label("app", "b")) == 2 and informer.cache.get("c4", "default") is None
         assert informer.cache.get("other", "elsewhere") is None
@@ -94,15 +83,15 @@ async def test_relist_after_gone_reports_deletions_made_during_the_gap(
         fake.objects.pop(("configmaps", "default", "lost"))  # vanished without an event we can see
         fake.put(CONFIGMAPS, configmap("new"))
         fake.compact()
-        await eventually(lambda: ("delete", "lost") in rec.events)
-        await eventually(lambda: informer.cache.get("new", "default") is not None)
+        await eventually(lambda: ("delete", "lost") in rec.events, 5)
+        await eventually(lambda: informer.cache.get("new", "default") is not None, 5)
         assert watchers == 0
         assert sorted(k.name for k in informer.cache.keys()) == ["keep", "new"]
         assert restarts._value.get() >= before + 2  # the dropped watch, then 410
         fake.expire_watches()  # 410 on a live watch also relists
         await fake.resumed.wait()
         await client.create(CONFIGMAPS, configmap("after"))
-        await eventually(lambda: informer.cache.get("after", "default") is not None)
+        await eventually(lambda: informer.cache.get("after", "default") is not None, 5)
         task.cancel()
 
 
@@ -118,7 +107,7 @@ async def test_silent_watch_is_restarted(client: Client, fake: FakeKube) -> None
         assert watches >= 3
         fake.resumed.set()
         await client.create(CONFIGMAPS, configmap("x"))
-        await eventually(lambda: len(informer.cache) == 1)
+        await eventually(lambda: len(informer.cache) == 1, 5)
         assert all("timeoutSeconds=" in p for _, p in fake.requests if "watch=true" in p)
         assert any("allowWatchBookmarks=true" in p for _, p in fake.requests)
         task.cancel()
@@ -130,7 +119,7 @@ async def test_bookmarks_advance_the_resource_version(client: Client, fake: Fake
         task = tg.create_task(informer.run())
         await informer.wait_synced()
         await client.create(CONFIGMAPS, configmap("elsewhere", "ns2"))
-        await eventually(lambda: informer.resource_version == str(fake.rv))
+        await eventually(lambda: informer.resource_version == str(fake.rv), 5)
         task.cancel()
 
 
@@ -141,7 +130,7 @@ async def test_resync_redelivers_and_late_handlers_see_existing_objects(client: 
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(informer.run())
         await informer.wait_synced()
-        await eventually(lambda: rec.events.count(("update", "r")) >= 2)
+        await eventually(lambda: rec.events.count(("update", "r")) >= 2, 5)
         late = Recorder(informer)
         assert late.events == [("add", "r")]
         task.cancel()

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
 
 import pytest
 
 from atoll.client import Client
 from atoll.runtime.leader import LEASES, LeaderElector
-
-try:
-    from tests.integration.fake_kube import FakeKube
-except ImportError:
-    from fake_kube import FakeKube  # type: ignore
+from tests.conftest import eventually
+from tests.integration.fake_kube import FakeKube
 
 MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -84,7 +80,7 @@ async def test_one_leader_and_takeover_after_lease_duration(client: Client, fake
     task_a.cancel()  # a dies without releasing: b must wait out the lease
     stopped_at = asyncio.get_running_loop().time()
     await asyncio.gather(task_a, return_exceptions=True)
-    await asyncio.wait_for(_until(lambda: "b" in work.leading), 5)
+    await eventually(lambda: "b" in work.leading, 5)
     waited = work.started["b"] - stopped_at
     assert 1.2 <= waited <= 3.0, waited
     lease = await client.get(LEASES, "atoll-controllers", "kube-system")
@@ -98,13 +94,13 @@ async def test_release_on_cancel_hands_over_at_once(client: Client) -> None:
     work = Work()
     a, b = elector(client, "a"), elector(client, "b")
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
-    await asyncio.wait_for(_until(lambda: "a" in work.leading), 5)
+    await eventually(lambda: "a" in work.leading, 5)
     task_b = asyncio.create_task(b.run(*work.run("b")))  # type: ignore[arg-type]
     await asyncio.sleep(0.3)
     task_a.cancel()
     released_at = asyncio.get_running_loop().time()
     await asyncio.gather(task_a, return_exceptions=True)
-    await asyncio.wait_for(_until(lambda: "b" in work.leading), 5)
+    await eventually(lambda: "b" in work.leading, 5)
     assert work.started["b"] - released_at < 1.0
     task_b.cancel()
     await asyncio.gather(task_b, return_exceptions=True)
@@ -114,14 +110,14 @@ async def test_losing_the_lease_cancels_the_work(client: Client, fake: FakeKube)
     work = Work()
     a = elector(client, "a")
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
-    await asyncio.wait_for(_until(lambda: "a" in work.leading), 5)
+    await eventually(lambda: "a" in work.leading, 5)
     lease = await client.get(LEASES, "atoll-controllers", "kube-system")
     lease["spec"]["holderIdentity"] = "intruder"
     fake.put(LEASES, lease)  # someone else now holds it (e.g. after a long pause of ours)
-    await asyncio.wait_for(_until(lambda: work.cancelled == ["a"]), 3)
+    await eventually(lambda: work.cancelled == ["a"], 3)
     assert work.stopped == ["a"] and not a.is_leader
     # a campaigns again and wins once the intruder's lease expires
-    await asyncio.wait_for(_until(lambda: "a" in work.leading), 5)
+    await eventually(lambda: "a" in work.leading, 5)
     assert (await client.get(LEASES, "atoll-controllers", "kube-system"))["spec"]["leaseTransitions"] == 1
     task_a.cancel()
     await asyncio.gather(task_a, return_exceptions=True)
@@ -131,9 +127,9 @@ async def test_renew_failures_past_the_deadline_lose_leadership(client: Client, 
     work = Work()
     a = elector(client, "a")
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
-    await asyncio.wait_for(_until(lambda: "a" in work.leading), 5)
+    await eventually(lambda: "a" in work.leading, 5)
     fake.inject_failure("PUT", "/leases/atoll-controllers", 500, times=100)
-    await asyncio.wait_for(_until(lambda: work.cancelled == ["a"]), 3)
+    await eventually(lambda: work.cancelled == ["a"], 3)
     task_a.cancel()
     await asyncio.gather(task_a, return_exceptions=True)
 
@@ -143,8 +139,3 @@ def test_durations_must_be_ordered(client: Client) -> None:
         LeaderElector(client, name="x", namespace="y", lease_duration=1, renew_deadline=2, retry_period=0.1)
 
 
-async def _until(check: Callable[[], bool]) -> None:
-    while True:
-        if check():
-            return
-        await asyncio.sleep(0.01)

@@ -16,11 +16,7 @@ import pytest
 
 from atoll.api.kinds import EVENTS, NAMESPACES, NODES, PODS
 from atoll.client import Client
-
-try:
-    from tests.conftest import RunningServer
-except ImportError:  # pragma: no cover
-    from conftest import RunningServer  # type: ignore
+from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.controllers("scheduler")
 JSON = dict[str, Any]
@@ -286,7 +282,8 @@ async def test_retries_when_a_bound_pod_goes_away(client: Client) -> None:
 
 async def test_other_scheduler_names_are_left_alone(client: Client) -> None:
     await add_nodes(client, node("n"))
-    await client.create(PODS, pod("kuscia", schedulerName="kuscia-scheduler"), NS)
+    # a pod for a partner's scheduler (Kuscia: ``<domain>-kuscia-scheduler``) is never bound locally
+    await client.create(PODS, pod("kuscia", schedulerName="bob-kuscia-scheduler"), NS)
     await client.create(PODS, pod("preset", nodeName="elsewhere"), NS)
     await client.create(PODS, pod("normal"), NS)
     assert await bound(client, "normal") == "n"

@@ -31,6 +31,9 @@ async def test_wrong_types_on_create_and_update_name_the_field(network: Network)
     assert reply.status == 422 and reply.cause_fields() == ["metadata.labels.a"], reply.body
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "domaincfg",
           "labels": {"kuscia.secretflow/domain-name": "alice"}}, "spec": "x"}
+    reply = await network.call("POST", "/api/v1/namespaces/alice/configmaps", as_="alice", body=cm)
+    assert reply.status in (400, 422) and "spec" in reply.body["message"], reply.body
+    cm["spec"] = {"a": 1}
     reply = await network.call("POST", "/api/v1/namespaces/alice/configmaps?fieldValidation=Strict", as_="alice",
                                body=cm)
     assert reply.status == 400 and 'unknown field "spec"' in reply.body["message"], reply.body

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atoll.controllers.kusciajob import constants as c
+from atoll.controllers.kusciajob.actions import stopped_parties
 from atoll.controllers.kusciajob.dag import default_task_id, find_cycle, ready_tasks, tasks_of, validate
 from atoll.controllers.kusciajob.phases import decide
 from atoll.controllers.kusciajob.stages import Command, pending_command, plan
@@ -234,3 +235,20 @@ def test_kuscia_task_carries_kuscia_labels_owner_and_divided_resources() -> None
     assert alice["template"]["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}}
     assert body["spec"]["scheduleConfig"] == {"lifecycleSeconds": 60}
     assert divide_resources({"limits": {"cpu": "1"}}, 3) == {"limits": {"cpu": "0.333333"}}
+
+
+def test_stopping_a_task_fails_its_unfinished_and_missing_parties() -> None:
+    kt = {
+        "spec": {"parties": [{"domainID": "alice"}, {"domainID": "bob", "role": "guest"}, {"domainID": "carol"}]},
+        "status": {
+            "partyTaskStatus": [
+                {"domainID": "alice", "phase": "Succeeded"},
+                {"domainID": "bob", "role": "guest", "phase": "Running"},
+            ]
+        },
+    }
+    assert stopped_parties(kt) == [
+        {"domainID": "alice", "phase": "Succeeded"},
+        {"domainID": "bob", "role": "guest", "phase": "Failed", "message": "Job was stopped"},
+        {"domainID": "carol", "phase": "Failed", "message": "Job was stopped"},
+    ]

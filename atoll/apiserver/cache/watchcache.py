@@ -56,11 +56,13 @@ class CacheSettings:
 
 @dataclass(slots=True)
 class Cached:
-    """One object as served: the dict (never mutated once cached) and its JSON bytes."""
+    """One object as served: the dict (never mutated once cached), its JSON bytes, and encodings
+    derived from it (e.g. Table rows), which live and die with this revision of the object."""
 
     obj: JSON
     raw: bytes
     revision: int
+    derived: dict[Any, Any] | None = None
 
 
 @dataclass(slots=True)

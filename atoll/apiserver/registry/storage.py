@@ -23,7 +23,8 @@ from atoll.apiserver.admission.chain import AdmissionChain, Attributes
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.cache.watchcache import Cached, WatchCache
 from atoll.apiserver.patch import apply as ssa
-from atoll.apiserver.registry import defaults, meta
+from atoll.apiserver.registry import meta
+from atoll.apiserver.registry.strategies import KindStrategy, Strategies
 from atoll.store.base import KeyExists, KeyNotFound, RevisionMismatch, Store
 
 log = logging.getLogger(__name__)
@@ -69,21 +70,19 @@ def _managed(obj: JSON) -> Any:
     return obj["metadata"].get("managedFields")
 
 
-def _spec_part(obj: JSON, rd: ResourceDef) -> JSON:
-    """What ``generation`` tracks: everything but metadata (and status when it is a subresource)."""
-    return {
-        k: v
-        for k, v in obj.items()
-        if k not in ("metadata", "apiVersion", "kind") and not (k == "status" and rd.has_status)
-    }
-
-
 class ResourceStorage:
     """The write and read paths for all resources."""
 
     def __init__(
-        self, store: Store, cache: WatchCache, admission: AdmissionChain, *, clock: Clock = SYSTEM_CLOCK
+        self,
+        store: Store,
+        cache: WatchCache,
+        admission: AdmissionChain,
+        strategies: Strategies,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.strategies = strategies
         self.clock = clock
         self.store = store
         self.cache = cache
@@ -142,7 +141,7 @@ class ResourceStorage:
         md["creationTimestamp"] = timestamps.format_time(self.clock.now())
         md["generation"] = 1
         obj["apiVersion"], obj["kind"] = rd.api_version, rd.kind
-        defaults.prepare_create(rd, obj)
+        self.strategies.for_resource(rd).prepare_create(rd, obj)
         attrs = Attributes(
             "CREATE",
             rd,
@@ -185,7 +184,7 @@ class ResourceStorage:
         md = obj["metadata"]
         causes = [
             errors.cause("FieldValueInvalid", "metadata.name", f'Invalid value: "{md["name"]}": {p}')
-            for p in meta.name_problems(str(md["name"]), rd.group, rd.kind)
+            for p in self.strategies.for_resource(rd).name_problems(str(md["name"]))
         ]
         causes += meta.metadata_causes(md)
         if causes:
@@ -270,7 +269,7 @@ class ResourceStorage:
             md.get("deletionTimestamp")
             and not md.get("finalizers")
             and not md.get("deletionGracePeriodSeconds")
-            and not _namespace_finalizers(rd, new)
+            and not self.strategies.for_resource(rd).deletion_held(new)
         ):
             try:
                 ev = await self.store.delete(key, current.revision)
@@ -287,17 +286,9 @@ class ResourceStorage:
 
     def _merge_update(self, rd: ResourceDef, old: JSON, wanted: JSON, subresource: str) -> JSON:
         """The object to store: ``wanted`` with server-managed fields and subresource rules applied."""
-        if subresource == "binding":
-            new = dict(old, spec=wanted["spec"], status=wanted["status"])
-            new["metadata"] = dict(old["metadata"])
-            return new
-        if subresource == "status":
-            new = dict(old)
-            new["status"] = wanted.get("status")
-            if new["status"] is None:
-                new.pop("status")
-            new["metadata"] = dict(old["metadata"])
-            return new
+        strategy = self.strategies.for_resource(rd)
+        if subresource:
+            return strategy.subresource_update(subresource, old, wanted)
         new = dict(wanted)
         new["apiVersion"], new["kind"] = rd.api_version, rd.kind
         if not isinstance(new.get("metadata") or {}, dict):
@@ -333,8 +324,8 @@ class ResourceStorage:
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
-        defaults.prepare_update(rd, new)
-        if _spec_part(new, rd) != _spec_part(old, rd):
+        strategy.prepare_update(rd, new)
+        if strategy.generation_part(rd, new) != strategy.generation_part(rd, old):
             md["generation"] = int(old_md.get("generation") or 1) + 1
         return new
 
@@ -349,7 +340,7 @@ class ResourceStorage:
             self._check_preconditions(rd, name, current.obj, options)
             attrs = Attributes("DELETE", rd, namespace, name, None, current.obj, dry_run=opts.dry_run, user=opts.user)
             await self.admission.admit(attrs)
-            marked = _mark_deleted(rd, current.obj, options, self.clock.now())
+            marked = _mark_deleted(self.strategies.for_resource(rd), current.obj, options, self.clock.now())
             if opts.dry_run:
                 return (marked or current.obj), marked is None
             try:
@@ -388,14 +379,6 @@ class ResourceStorage:
                 details={"name": name, "group": rd.group, "kind": rd.plural},
             )
 
-    async def finalize_namespace(self, name: str, finalizers: list[str], rd: ResourceDef, opts: WriteOptions) -> JSON:
-        def mutate(current: JSON) -> JSON:
-            new = dict(current)
-            new["spec"] = dict(current.get("spec") or {}, finalizers=finalizers)
-            return new
-
-        return await self.modify(rd, None, name, mutate, opts)
-
 
 def _drop_empty(md: JSON) -> None:
     """Empty label/annotation maps and finalizer/owner lists are absent, as Go's ``omitempty`` renders
@@ -405,13 +388,7 @@ def _drop_empty(md: JSON) -> None:
             del md[fld]
 
 
-def _namespace_finalizers(rd: ResourceDef, obj: JSON) -> list[str]:
-    if rd.group == "" and rd.kind == "Namespace":
-        return list((obj.get("spec") or {}).get("finalizers") or [])
-    return []
-
-
-def _mark_deleted(rd: ResourceDef, obj: JSON, options: JSON, now: float) -> JSON | None:
+def _mark_deleted(strategy: KindStrategy, obj: JSON, options: JSON, now: float) -> JSON | None:
     """The object marked for deletion, or None when it can be removed at once."""
     md = obj["metadata"]
     finalizers = list(md.get("finalizers") or [])
@@ -422,9 +399,8 @@ def _mark_deleted(rd: ResourceDef, obj: JSON, options: JSON, now: float) -> JSON
         finalizers.append("foregroundDeletion")
     elif policy == "Orphan" and "orphan" not in finalizers and not md.get("deletionTimestamp"):
         finalizers.append("orphan")
-    is_namespace = rd.group == "" and rd.kind == "Namespace"
-    grace = defaults.deletion_grace_seconds(rd, obj, options)
-    if not finalizers and not _namespace_finalizers(rd, obj) and not grace:
+    grace = strategy.deletion_grace(obj, options)
+    if not finalizers and not strategy.deletion_held(obj) and not grace:
         return None
     new = dict(obj)
     new_md = dict(md)
@@ -436,7 +412,6 @@ def _mark_deleted(rd: ResourceDef, obj: JSON, options: JSON, now: float) -> JSON
         new_md["deletionTimestamp"] = timestamps.format_time(now + grace)
         new_md["deletionGracePeriodSeconds"] = grace
     new["metadata"] = new_md
-    if is_namespace:
-        new["status"] = dict(obj.get("status") or {}, phase="Terminating")
+    strategy.mark_deleting(new)
     return new
 

@@ -1,7 +1,7 @@
 """Table column sets and cell functions for built-in kinds, after Kubernetes' ``printers.go``.
 
-Each printer is ``(columnDefinitions, cells(obj, now) -> list)``; ``render_table`` picks one by
-``(group, kind)``. Cells always include the ``-o wide`` (priority 1) columns, as the real server's
+Each ``Printer`` holds the ``columnDefinitions`` and ``cells(obj, now) -> list``; each kind's
+strategy names its printer. Cells always include the ``-o wide`` (priority 1) columns, as the real server's
 ``TableConvertor`` generates with ``Wide: true``.
 """
 
@@ -15,13 +15,11 @@ from atoll.apiserver.tables.columns import (
     AGE_DESC,
     NAME_COL,
     NAME_DESC,
-    CellsFn,
+    Printer,
     age,
     col,
     human_duration,
 )
-
-__all__ = ["BUILTIN_PRINTERS"]
 
 JSON = dict[str, Any]
 
@@ -431,39 +429,40 @@ _ROLEBINDING_COLS = [
     col("Groups", "string", "Groups in the roleBinding", priority=1),
     col("ServiceAccounts", "string", "ServiceAccounts in the roleBinding", priority=1),
 ]
-_RBAC = "rbac.authorization.k8s.io"
+_POD_SUCCEEDED = [{"type": "Completed", "status": "True", "reason": "Succeeded",
+                   "message": "The pod has completed successfully."}]
+_POD_FAILED = [{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}]
 
-BUILTIN_PRINTERS: dict[tuple[str, str], tuple[list[JSON], CellsFn]] = {
-    ("", "Namespace"): ([NAME_COL, col("Status", "string", "The status of the namespace"), AGE_COL],
-                        _namespace),
-    ("", "ResourceQuota"): ([
-        NAME_COL, AGE_COL,
-        col("Request", "string", "Request represents a minimum amount of cpu/memory that a container may "
-            "consume."),
-        col("Limit", "string", "Limits control the maximum amount of cpu/memory that a container may use "
-            "independent of contention on the node."),
-    ], _resourcequota),
-    ("", "Pod"): (_POD_COLS, _pod),
-    ("", "Service"): (_SERVICE_COLS, _service),
-    ("", "ConfigMap"): ([NAME_COL, col("Data", "integer", "Data contains the configuration data"), AGE_COL],
-                        _configmap),
-    ("", "Secret"): ([NAME_COL, col("Type", "string", "The type of secret"),
-                      col("Data", "integer", "Data contains the secret data"), AGE_COL], _secret),
-    ("", "ServiceAccount"): ([NAME_COL, col("Secrets", "integer", "Secrets is a list of the secrets in the "
-                                            "same namespace that pods running using this ServiceAccount "
-                                            "are allowed to use."), AGE_COL], _serviceaccount),
-    ("", "Node"): (_NODE_COLS, _node),
-    ("", "Event"): (_EVENT_COLS, _event),
-    ("", "Endpoints"): ([NAME_COL, col("Endpoints", "string", "Endpoints is the list of endpoints"),
-                         AGE_COL], _endpoints),
-    ("coordination.k8s.io", "Lease"): ([NAME_COL, col("Holder", "string", "holderIdentity contains the "
-                                                      "identity of the holder of a current lease."),
-                                        AGE_COL], _lease),
-    ("apiextensions.k8s.io", "CustomResourceDefinition"): ([NAME_COL, col("Created At", "date", AGE_DESC)],
-                                                           _created_at),
-    ("", "LimitRange"): ([NAME_COL, col("Created At", "date", AGE_DESC)], _created_at),
-    (_RBAC, "Role"): ([NAME_COL, col("Created At", "string", AGE_DESC)], _created_at),
-    (_RBAC, "ClusterRole"): ([NAME_COL, col("Created At", "string", AGE_DESC)], _created_at),
-    (_RBAC, "RoleBinding"): (_ROLEBINDING_COLS, _rolebinding),
-    (_RBAC, "ClusterRoleBinding"): (_ROLEBINDING_COLS, _rolebinding),
-}
+
+def _pod_conditions(obj: JSON) -> list[JSON] | None:
+    phase = _d(obj, "status").get("phase")
+    return _POD_SUCCEEDED if phase == "Succeeded" else _POD_FAILED if phase == "Failed" else None
+
+
+_CREATED_AT = [NAME_COL, col("Created At", "date", AGE_DESC)]
+
+NAMESPACE = Printer([NAME_COL, col("Status", "string", "The status of the namespace"), AGE_COL], _namespace)
+RESOURCE_QUOTA = Printer([
+    NAME_COL, AGE_COL,
+    col("Request", "string", "Request represents a minimum amount of cpu/memory that a container may "
+        "consume."),
+    col("Limit", "string", "Limits control the maximum amount of cpu/memory that a container may use "
+        "independent of contention on the node."),
+], _resourcequota)
+POD = Printer(_POD_COLS, _pod, _pod_conditions)
+SERVICE = Printer(_SERVICE_COLS, _service)
+CONFIG_MAP = Printer([NAME_COL, col("Data", "integer", "Data contains the configuration data"), AGE_COL], _configmap)
+SECRET = Printer([NAME_COL, col("Type", "string", "The type of secret"),
+                  col("Data", "integer", "Data contains the secret data"), AGE_COL], _secret)
+SERVICE_ACCOUNT = Printer([NAME_COL, col("Secrets", "integer", "Secrets is a list of the secrets in the same "
+                                         "namespace that pods running using this ServiceAccount are allowed "
+                                         "to use."), AGE_COL], _serviceaccount)
+NODE = Printer(_NODE_COLS, _node)
+EVENT = Printer(_EVENT_COLS, _event, time_dependent=True)
+ENDPOINTS = Printer([NAME_COL, col("Endpoints", "string", "Endpoints is the list of endpoints"), AGE_COL],
+                    _endpoints)
+LEASE = Printer([NAME_COL, col("Holder", "string", "holderIdentity contains the identity of the holder of a "
+                               "current lease."), AGE_COL], _lease)
+CREATED_AT = Printer(_CREATED_AT, _created_at)
+RBAC_ROLE = Printer([NAME_COL, col("Created At", "string", AGE_DESC)], _created_at)
+RBAC_BINDING = Printer(_ROLEBINDING_COLS, _rolebinding)

@@ -12,10 +12,10 @@ changes to them enqueue nothing, since only a new job is validated.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
 
 from atoll.api import kinds
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.constants import CROSS_DOMAIN_NAMESPACE
 from atoll.controllers import ControllerContext
 from atoll.controllers.kusciajob.constants import CONTROLLER_KUSCIA_JOB, LABEL_CONTROLLER
@@ -39,7 +39,7 @@ def setup(
     manager: Manager,
     ctx: ControllerContext,
     *,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Clock = SYSTEM_CLOCK,
     gc_scan_period: float = SCAN_PERIOD,
 ) -> None:
     jobs = manager.informer(KUSCIAJOBS, CROSS_DOMAIN_NAMESPACE)
@@ -65,7 +65,7 @@ def setup_gc(
     manager: Manager,
     ctx: ControllerContext,
     *,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Clock = SYSTEM_CLOCK,
     scan_period: float = SCAN_PERIOD,
     name: str = GC_NAME,
 ) -> None:
@@ -74,7 +74,7 @@ def setup_gc(
     collector = JobGarbageCollector(
         ctx.client,
         jobs.cache,
-        duration=timedelta(hours=ctx.job_gc_duration_hours),
+        duration_hours=ctx.job_gc_duration_hours,
         clock=clock,
         scan_period=scan_period,
         name=name,

@@ -37,6 +37,26 @@ class Created:
     message: str = ""
 
 
+def stopped_parties(task: JSON) -> list[JSON]:
+    """The task's ``partyTaskStatus`` with every unfinished (or missing) party ``Failed``."""
+    current = list((task.get("status") or {}).get("partyTaskStatus") or ())
+    out = [
+        {**p, "phase": TASK_FAILED, "message": p.get("message") or STOPPED_MESSAGE}
+        if p.get("phase") not in TASK_FINISHED
+        else p
+        for p in current
+    ]
+    seen = {(p.get("domainID"), p.get("role") or "") for p in current}
+    for party in (task.get("spec") or {}).get("parties") or ():
+        key = (party.get("domainID"), party.get("role") or "")
+        if key not in seen:
+            entry = {"domainID": party.get("domainID"), "phase": TASK_FAILED, "message": STOPPED_MESSAGE}
+            if party.get("role"):
+                entry["role"] = party["role"]
+            out.append(entry)
+    return out
+
+
 class Actions:
     def __init__(self, client: Client, controller: str) -> None:
         self.client = client
@@ -60,20 +80,21 @@ class Actions:
         except errors.Invalid as exc:
             return Created(False, f"KusciaTask {name!r} was refused: {exc.message}")
 
-    async def stop_task(self, task: JSON) -> None:
-        """Mark an unfinished task (and its unfinished parties) ``Failed``: the job stopped it."""
+    async def stop_task(self, task: JSON, now: str) -> None:
+        """Mark an unfinished task ``Failed`` (``KusciaJobStopped``), with ``completionTime`` so the
+        KusciaTask controller finishes it (cleans up below it); every party not yet finished —
+        including ones without a status entry — becomes ``Failed`` too, as Kuscia's stopTasks does."""
         if task_phase(task) in TASK_FINISHED:
             return
         meta = task["metadata"]
-        parties = [
-            {**p, "phase": TASK_FAILED, "message": p.get("message") or STOPPED_MESSAGE}
-            if p.get("phase") not in TASK_FINISHED
-            else p
-            for p in (task.get("status") or {}).get("partyTaskStatus") or ()
-        ]
-        status: JSON = {"phase": TASK_FAILED, "reason": REASON_JOB_STOPPED, "message": STOPPED_MESSAGE}
-        if parties:
-            status["partyTaskStatus"] = parties
+        status: JSON = {
+            "phase": TASK_FAILED,
+            "reason": REASON_JOB_STOPPED,
+            "message": STOPPED_MESSAGE,
+            "completionTime": now,
+            "lastReconcileTime": now,
+            "partyTaskStatus": stopped_parties(task),
+        }
         self._count["patch"].inc()
         try:
             await self.client.patch(

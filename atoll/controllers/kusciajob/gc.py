@@ -9,13 +9,11 @@ garbage collector removes the job's KusciaTasks (and what they own) after it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-
 from atoll.api import errors, kinds
+from atoll.api.clock import SYSTEM_CLOCK, Clock
+from atoll.api.timestamps import try_parse_time
 from atoll.client import Client
 from atoll.controllers.kusciajob.constants import FINISHED_PHASES
-from atoll.controllers.kusciajob.status import parse_time
 from atoll.runtime import Cache, ObjectKey, Result, get_logger
 from atoll.runtime.metrics import controller_writes_total
 
@@ -32,14 +30,14 @@ class JobGarbageCollector:
         client: Client,
         jobs: Cache,
         *,
-        duration: timedelta = timedelta(hours=DEFAULT_DURATION_HOURS),
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        duration_hours: float = DEFAULT_DURATION_HOURS,
+        clock: Clock = SYSTEM_CLOCK,
         scan_period: float = SCAN_PERIOD,
         name: str = "kusciajob-gc",
     ) -> None:
         self.client = client
         self.jobs = jobs
-        self.duration = duration
+        self.duration = duration_hours * 3600.0
         self.clock = clock
         self.scan_period = scan_period
         self._deletes = controller_writes_total.labels(name, "delete")
@@ -49,13 +47,13 @@ class JobGarbageCollector:
         if job is None or job["metadata"].get("deletionTimestamp"):
             return Result()
         status = job.get("status") or {}
-        completed = parse_time(status.get("completionTime"))
+        completed = try_parse_time(str(status.get("completionTime") or ""))
         if status.get("phase") not in FINISHED_PHASES or completed is None:
             return Result()
-        left = (completed + self.duration - self.clock()).total_seconds()
+        left = completed + self.duration - self.clock.now()
         if left > 0:
             return Result(requeue_after=min(left, self.scan_period))
-        log.info("deleting KusciaJob %s: finished at %s, older than %s", key, status["completionTime"], self.duration)
+        log.info("deleting KusciaJob %s: finished at %s, over %.0f s ago", key, status["completionTime"], self.duration)
         self._deletes.inc()
         try:
             await self.client.delete(

@@ -6,10 +6,10 @@ phase — and of the next phase when a handler moved it, so a valid job goes ``i
 the status; it is written (PUT ``/status`` with the cached resourceVersion) only if it changed,
 then the handled stage command is remembered and Events are recorded.
 
-* **initialized** — validate (:func:`.dag.validate`; ``Failed``/``ValidateFailed`` naming the
-  culprit), fill in default task IDs and Kuscia's annotations (one spec update), ``stageStatus``
-  and ``approveStatus`` of the parties, then ``AwaitingApproval`` (``enableWorkloadApprove``, or
-  parties of other clusters) or ``Pending``;
+* **initialized** — :mod:`.initialize`: default task IDs and Kuscia's annotations (one spec
+  update), validation (``Failed``/``ValidateFailed`` naming the culprit), ``stageStatus`` and
+  ``approveStatus``, then ``AwaitingApproval`` (``enableWorkloadApprove``, or parties of other
+  clusters) or ``Pending``;
 * **AwaitingApproval** — every party ``JobAccepted`` in ``status.approveStatus`` → ``Pending``;
   any ``JobRejected`` → ``ApprovalReject``;
 * **Pending** — every own party created → ``Running``;
@@ -24,32 +24,32 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
-from atoll.api import errors, kinds
-from atoll.api.constants import CROSS_DOMAIN_NAMESPACE, ROLE_PARTNER
+from atoll.api import errors
+from atoll.api.clock import SYSTEM_CLOCK, Clock
+from atoll.api.constants import CROSS_DOMAIN_NAMESPACE
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.controllers.kusciajob import constants as c
 from atoll.controllers.kusciajob.actions import Actions
-from atoll.controllers.kusciajob.dag import tasks_of, validate
+from atoll.controllers.kusciajob.dag import tasks_of
+from atoll.controllers.kusciajob.initialize import Initializer
 from atoll.controllers.kusciajob.phases import decide, failure_message
 from atoll.controllers.kusciajob.stages import Command, pending_command, plan
 from atoll.controllers.kusciajob.status import (
     event,
-    party_domains,
-    rfc3339,
     set_condition,
     task_failure,
     task_phase,
 )
 from atoll.controllers.kusciajob.taskspec import kuscia_task
+from atoll.controllers.kusciajob.work import Memory, Parties, Work
 from atoll.runtime import Cache, ObjectKey, Result, get_logger
 
 JSON = dict[str, Any]
 log = get_logger(__name__)
-APPIMAGES = kinds.kind("kuscia.secretflow", "appimages")
 DONE = frozenset({c.SUCCEEDED, c.CANCELLED, c.APPROVAL_REJECT})
 """Phases that need no more work once ``completionTime`` is set (Kuscia's terminal check)."""
 RESTART_POLL = 0.5
@@ -64,36 +64,6 @@ class Caches:
     appimages: Cache
 
 
-@dataclass(slots=True)
-class Work:
-    """One reconcile's view: the cached job, the status being edited, and what to do after the write."""
-
-    job: JSON
-    status: JSON
-    now: str
-    command: Command | None = None
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (key, reason, message)
-
-    @property
-    def phase(self) -> str:
-        return str(self.status.get("phase") or c.INITIALIZED)
-
-    @property
-    def uid(self) -> str:
-        return str(self.job["metadata"].get("uid", ""))
-
-    def finish(self, phase: str, reason: str = "", message: str = "") -> None:
-        self.status["phase"] = phase
-        self.status["reason"] = reason
-        self.status["message"] = message
-        self.status.setdefault("completionTime", self.now)
-        if phase == c.FAILED:
-            self.events.append((f"{phase}/{reason}/{message}/{self._stage_version()}", reason or "Failed", message))
-
-    def _stage_version(self) -> str:
-        return str((self.job["metadata"].get("labels") or {}).get(c.LABEL_JOB_STAGE_VERSION) or "")
-
-
 class JobReconciler:
     def __init__(
         self,
@@ -101,20 +71,20 @@ class JobReconciler:
         caches: Caches,
         *,
         enable_workload_approve: bool = False,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = SYSTEM_CLOCK,
         name: str = "kusciajob",
     ) -> None:
         self.client = client
         self.c = caches
-        self.approve = enable_workload_approve
         self.clock = clock
         self.actions = Actions(client, name)
-        self._expected: dict[str, set[str]] = {}
-        """Job uid → task IDs created here that the task cache has not shown yet."""
-        self._recorded: set[str] = set()
-        """Events already recorded by this process (their names are deterministic anyway)."""
+        self.parties = Parties(caches.domains)
+        self.initializer = Initializer(
+            client, self.actions, self.parties, caches.appimages, enable_workload_approve=enable_workload_approve
+        )
+        self._memory: dict[ObjectKey, Memory] = {}
         self._handlers: dict[str, Callable[[Work], Awaitable[None]]] = {
-            c.INITIALIZED: self._initialized,
+            c.INITIALIZED: self.initializer.initialize,
             c.AWAITING_APPROVAL: self._awaiting_approval,
             c.PENDING: self._pending,
             c.RUNNING: self._running,
@@ -136,13 +106,18 @@ class JobReconciler:
     async def _reconcile(self, key: ObjectKey) -> Result:
         job = self.c.jobs.get(key.name, key.namespace)
         if job is None or job["metadata"].get("deletionTimestamp") or key.namespace != CROSS_DOMAIN_NAMESPACE:
+            self._memory.pop(key, None)
             return Result()
         current = job.get("status") or {}
         if current.get("phase") in DONE and current.get("completionTime"):
-            self._expected.pop(str(job["metadata"].get("uid")), None)
+            self._memory.pop(key, None)
             return Result()
-        work = Work(job, copy.deepcopy(current), rfc3339(self.clock()))
-        if work.phase == c.INITIALIZED and await self._prepare(job):
+        uid = str(job["metadata"].get("uid", ""))
+        memory = self._memory.get(key)
+        if memory is None or memory.uid != uid:  # a new job under a reused name starts afresh
+            memory = self._memory[key] = Memory(uid)
+        work = Work(job, copy.deepcopy(current), format_time(self.clock.now()), memory)
+        if work.phase == c.INITIALIZED and await self.initializer.prepare(job):
             return Result()  # the spec/annotation update brings the job back
         work.command = pending_command(job)
         if work.command is not None and not await self._stage(work, work.command):
@@ -166,114 +141,33 @@ class JobReconciler:
             await self.actions.write_status(work.job, work.status)
         if work.command is not None:
             await self.actions.annotate(work.job, {c.ANN_STAGE_HANDLED: work.command.token})
-        for key, reason, message in work.events:
-            recorded = f"{work.uid}/{key}"
-            if recorded not in self._recorded:
-                await self.actions.record(event(work.job, key, reason, message, work.now))
-                self._recorded.add(recorded)
+        for key, kind, reason, message in work.events:
+            if key not in work.memory.recorded:
+                await self.actions.record(event(work.job, key, reason, message, work.now, kind))
+                work.memory.recorded.add(key)
 
     # -- helpers --------------------------------------------------------------------------------
-
-    def _spec(self, work: Work) -> JSON:
-        return dict(work.job.get("spec") or {})
-
-    def _is_partner(self, domain: str) -> bool:
-        obj = self.c.domains.get(domain)
-        return bool(obj and (obj.get("spec") or {}).get("role") == ROLE_PARTNER)
-
-    def _parties(self, job: JSON) -> list[str]:
-        return party_domains((job.get("spec") or {}).get("tasks") or ())
-
-    def _own_parties(self, job: JSON) -> list[str]:
-        return [d for d in self._parties(job) if not self._is_partner(d)]
 
     def _job_tasks(self, work: Work) -> dict[str, JSON]:
         """The job's KusciaTasks in the cache, by name (= task ID)."""
         return {t["metadata"]["name"]: t for t in self.c.tasks.by_label(c.LABEL_JOB_UID, work.uid)}
 
-    def _set_stage_status(self, work: Work, value: str) -> None:
-        own = dict.fromkeys(self._own_parties(work.job), value)
-        work.status["stageStatus"] = {**(work.status.get("stageStatus") or {}), **own}
-
-    async def _exists(self, cache: Cache, rd: Any, names: set[str]) -> set[str]:
-        """Which of ``names`` exist: the cache first, then the API for misses (the cache may lag)."""
-        found = {n for n in names if cache.get(n) is not None}
-        for name in names - found:
-            try:
-                await self.client.get(rd, name)
-                found.add(name)
-            except errors.NotFound:
-                pass
-        return found
-
-    # -- initialized ----------------------------------------------------------------------------
-
-    async def _prepare(self, job: JSON) -> bool:
-        """Fill in default task IDs and Kuscia's job annotations (one update); True if written."""
-        meta = job["metadata"]
-        tasks = tasks_of(job)
-        raw = list((job.get("spec") or {}).get("tasks") or ())
-        missing_ids = [i for i, t in enumerate(raw) if not t.get("taskID") and tasks[i].alias]
-        initiator = str((job.get("spec") or {}).get("initiator") or "")
-        parties = self._parties(job)
-        wanted = {
-            c.ANN_INITIATOR: initiator,
-            c.ANN_SELF_CLUSTER_AS_INITIATOR: "false" if self._is_partner(initiator) else "true",
-            c.ANN_INTERCONN_SELF_PARTIES: "_".join(d for d in parties if not self._is_partner(d)),
-        }
-        partners = [d for d in parties if self._is_partner(d)]
-        if partners:
-            wanted[c.ANN_INTERCONN_KUSCIA_PARTIES] = "_".join(partners)
-        annotations = dict(meta.get("annotations") or {})
-        if not missing_ids and all(annotations.get(k) == v for k, v in wanted.items()):
-            return False
-        updated = copy.deepcopy(job)
-        updated["metadata"]["annotations"] = {**annotations, **wanted}
-        for i in missing_ids:
-            updated["spec"]["tasks"][i]["taskID"] = tasks[i].task_id
-        updated.pop("status", None)
-        await self.actions.update_job(updated)
-        return True
-
-    async def _initialized(self, work: Work) -> None:
-        job, spec = work.job, self._spec(work)
-        task_templates = spec.get("tasks") or ()
-        domains = await self._exists(
-            self.c.domains, kinds.DOMAINS, {str(spec.get("initiator") or ""), *self._parties(job)} - {""}
-        )
-        images = await self._exists(
-            self.c.appimages, APPIMAGES, {str(t.get("appImage")) for t in task_templates if t.get("appImage")}
-        )
-        problem = validate(job, domain_exists=domains.__contains__, app_image_exists=images.__contains__)
-        if problem:
-            set_condition(work.status, c.COND_VALIDATED, False, work.now, c.REASON_VALIDATE_FAILED, problem)
-            work.finish(c.FAILED, c.REASON_VALIDATE_FAILED, problem)
-            return
-        set_condition(work.status, c.COND_VALIDATED, True, work.now)
-        initiator = str(spec.get("initiator") or "")
-        own = self._own_parties(job)
-        self._set_stage_status(work, c.CREATE_STAGE_SUCCEEDED)
-        approve = dict.fromkeys([initiator] if self.approve else own, c.JOB_ACCEPTED)
-        work.status["approveStatus"] = {**approve, **(work.status.get("approveStatus") or {})}
-        set_condition(work.status, c.COND_CREATE_SUCCEEDED, True, work.now)
-        interconnected = len(own) < len(self._parties(job))
-        work.status["phase"] = c.AWAITING_APPROVAL if self.approve or interconnected else c.PENDING
-
     # -- AwaitingApproval / Pending -------------------------------------------------------------
 
     async def _awaiting_approval(self, work: Work) -> None:
         approve = work.status.get("approveStatus") or {}
-        parties = self._parties(work.job)
+        parties = self.parties.all(work.job)
         rejected = [d for d in parties if approve.get(d) == c.JOB_REJECTED]
         if rejected:
-            work.finish(c.APPROVAL_REJECT, "ApprovalReject", f"Party: {rejected[0]} approval reject.")
-            work.events.append(("approval-reject", "ApprovalReject", f"Party: {rejected[0]} rejected the job"))
+            reason = f"Party: {rejected[0]} approval reject."  # Kuscia's reason (also the message here)
+            work.finish(c.APPROVAL_REJECT, reason, reason)
+            work.events.append(("approval-reject", "Warning", "ApprovalReject", f"{rejected[0]} rejected the job"))
         elif all(approve.get(d) == c.JOB_ACCEPTED for d in parties):
             work.status["phase"] = c.PENDING
 
     async def _pending(self, work: Work) -> None:
         stages = work.status.get("stageStatus") or {}
-        own = self._own_parties(work.job)
+        own = self.parties.own(work.job)
         failed = [d for d in own if stages.get(d) == c.CREATE_STAGE_FAILED]
         if failed:
             work.finish(c.FAILED, "CreateStageFailed", f"Party: {failed[0]} failed to create the job.")
@@ -284,10 +178,10 @@ class JobReconciler:
     # -- Running --------------------------------------------------------------------------------
 
     async def _running(self, work: Work) -> None:
-        spec = self._spec(work)
+        spec = work.spec
         tasks = tasks_of(work.job)
         observed = self._job_tasks(work)
-        expected = self._expected.setdefault(work.uid, set())
+        expected = work.memory.expected
         expected -= observed.keys()
         ids = {t.task_id for t in tasks}
         phases = {tid: task_phase(obj) for tid, obj in observed.items() if tid in ids}
@@ -296,7 +190,7 @@ class JobReconciler:
         for task in tasks:
             if phases.get(task.task_id) == c.TASK_FAILED:
                 uid = observed[task.task_id]["metadata"].get("uid", "")
-                work.events.append((f"task/{uid}", c.REASON_TASK_FAILED, failure_message(task, messages)))
+                work.events.append((f"task/{uid}", "Warning", c.REASON_TASK_FAILED, failure_message(task, messages)))
         work.status["taskStatus"] = dict(phases)
         decision = decide(
             tasks,
@@ -324,7 +218,7 @@ class JobReconciler:
 
     async def _stop_tasks(self, work: Work) -> None:
         for task in self._job_tasks(work).values():
-            await self.actions.stop_task(task)
+            await self.actions.stop_task(task, work.now)
         statuses = dict(work.status.get("taskStatus") or {})
         for tid, phase in statuses.items():
             if phase not in c.TASK_FINISHED:
@@ -337,18 +231,15 @@ class JobReconciler:
         await self._stop_tasks(work)
         if work.phase != c.SUSPENDED:
             work.status.setdefault("completionTime", work.now)
-        if work.phase == c.CANCELLED:
-            self._expected.pop(work.uid, None)
 
     async def _done(self, work: Work) -> None:
         work.status.setdefault("completionTime", work.now)
-        self._expected.pop(work.uid, None)
 
     # -- stage commands -------------------------------------------------------------------------
 
     async def _stage(self, work: Work, command: Command) -> bool:
         """Act on ``command``; False while a restart waits for its deleted tasks to disappear."""
-        initiator = str(self._spec(work).get("initiator") or "")
+        initiator = str(work.spec.get("initiator") or "")
         p = plan(command, work.status, initiator)
         if p.restart:
             rerun = [t for t in self._job_tasks(work).values() if task_phase(t) != c.TASK_SUCCEEDED]
@@ -356,7 +247,7 @@ class JobReconciler:
                 for task in rerun:
                     await self.actions.delete_task(task)
                 return False
-            self._expected.pop(work.uid, None)
+            work.memory.expected.clear()
             succeeded = {tid for tid, ph in (work.status.get("taskStatus") or {}).items() if ph == c.TASK_SUCCEEDED}
             work.status["taskStatus"] = dict.fromkeys(sorted(succeeded), c.TASK_SUCCEEDED)
             created = work.status.get("partyTaskCreateStatus") or {}
@@ -372,7 +263,9 @@ class JobReconciler:
                     work.status.setdefault("completionTime", work.now)
             set_condition(work.status, c.COND_STOP_SUCCEEDED, p.stop_tasks, work.now, command.stage)
         if p.stage_status is not None:
-            self._set_stage_status(work, p.stage_status)
+            self.parties.set_stage_status(work, p.stage_status)
+        if p.phase is not None:
+            work.events.append((f"stage/{command.token}", "Normal", f"Job{command.stage}", p.message))
         return True
 
 

@@ -8,25 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from atoll.controllers.kusciajob.constants import API_VERSION, EVENT_COMPONENT, TASK_FAILED, TASK_PENDING
 
 JSON = dict[str, Any]
-
-
-def rfc3339(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def set_condition(status: JSON, ctype: str, cstatus: bool, now: str, reason: str = "", message: str = "") -> None:

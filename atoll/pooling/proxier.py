@@ -1,0 +1,139 @@
+"""The proxier: the kubelet log endpoint of a binding's virtual nodes.
+
+The computing cluster's API server reaches a node's "kubelet" at ``InternalIP:daemonEndpoints
+.kubeletEndpoint.Port`` with the same contract Atoll's agents serve (``atoll/apiserver/http/
+podlogs.py``): HTTPS ``GET /containerLogs/{namespace}/{pod}/{container}`` with ``follow``,
+``tailLines``, ``previous``, ``sinceSeconds``, ``sinceTime``, ``timestamps`` and ``limitBytes``,
+authenticated by a client certificate of the API server (CN ``atoll-apiserver`` or group
+``system:masters``) signed by the cluster CA, which also signs our serving certificate. The vnodes
+of a binding publish this listener's address and port; logs are read from the worker cluster's
+``pods/log`` of the mapped physical pod (:mod:`atoll.mirror.logs`), never from a worker kubelet.
+Kubeocean opens one listener per vnode (for per-node metrics); one per binding serves logs alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from atoll.api.errors import APIError
+from atoll.client import ClientError
+from atoll.mirror.logs import open_target_logs
+from atoll.pki import peer_identity
+from atoll.pooling.context import SyncContext
+
+log = logging.getLogger(__name__)
+ALLOWED_USER = "atoll-apiserver"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxierTLS:
+    cert: Path
+    key: Path
+    client_ca: Path
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.client_ca))
+        ctx.load_cert_chain(str(self.cert), str(self.key))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+
+def _authorized(request: web.Request) -> bool:
+    transport = request.transport
+    peer: Any = transport.get_extra_info("peercert") if transport else None
+    identity = peer_identity(peer)
+    if identity is None:
+        return False
+    user, groups = identity
+    return user == ALLOWED_USER or "system:masters" in groups
+
+
+class Proxier:
+    def __init__(self, ctx: SyncContext, tls: ProxierTLS | None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.ctx = ctx
+        self.tls = tls
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> int:
+        """Bind and return the port (0 when no TLS material is configured: logs are then not served)."""
+        if self.tls is None:
+            log.warning("binding %s: no proxier certificate; kubectl logs of pooled pods is unavailable",
+                        self.ctx.binding_name)
+            return 0
+        app = web.Application()
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
+        app.router.add_get("/healthz", self.healthz)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = int(sock.getsockname()[1])
+        await web.SockSite(self._runner, sock, ssl_context=self.tls.context()).start()
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        if not _authorized(request):
+            raise web.HTTPForbidden(text="a client certificate of the API server is required")
+        namespace, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        pod = self.ctx.vpods.get(name, namespace)
+        if pod is None or self.ctx.vnodes.get((pod.get("spec") or {}).get("nodeName") or "") is None:
+            raise web.HTTPNotFound(text=f'pod "{name}" is not on a virtual node of binding {self.ctx.binding_name}')
+        try:
+            upstream = await open_target_logs(self.ctx.worker, pod, container, request.query)
+        except APIError as exc:
+            raise web.HTTPBadRequest(text=exc.message) from None
+        except ClientError as exc:
+            raise web.HTTPServiceUnavailable(text=f"worker cluster unreachable: {exc}") from None
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            async for chunk in upstream.chunks():
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass
+        finally:
+            upstream.close()
+        return response
+
+
+def proxier_tls_from_ca(pki_dir: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> ProxierTLS:
+    """The proxier's serving certificate, issued once from the computing cluster's CA in ``pki_dir``
+    (``pool-proxier.{crt,key}``, key written atomically with mode 0600)."""
+    from atoll.pki import PKI, issue_serving_cert
+
+    pki = PKI(pki_dir)
+    cert, key = pki_dir / "pool-proxier.crt", pki_dir / "pool-proxier.key"
+    if not (cert.exists() and key.exists()):
+        cert_pem, key_pem = issue_serving_cert(pki, "atoll-pool-proxier", hosts)
+        _write_private(key, key_pem)
+        cert.write_bytes(cert_pem)
+    return ProxierTLS(cert, key, pki.ca_cert)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
