@@ -42,6 +42,7 @@ from atoll.apiserver.auth.nodegrants import NodeGrants
 from atoll.apiserver.auth.rbac import RBACAuthorizer
 from atoll.apiserver.auth.reviews import VIRTUAL, Reviews
 from atoll.apiserver.auth.tokens import TokenIssuer
+from atoll.apiserver.cache.trim import trim_periodically
 from atoll.apiserver.cache.watchcache import CacheSettings, WatchCache
 from atoll.apiserver.discovery.groups import Discovery
 from atoll.apiserver.discovery.openapi import OpenAPI
@@ -170,6 +171,7 @@ class APIServer:
             tg.create_task(self.cache.run(), name="apiserver/watch-cache")
             await self.cache.wait_ready()
             tg.create_task(self.compactor.run(), name="apiserver/compactor")
+            tg.create_task(trim_periodically(), name="apiserver/malloc-trim")
             runner = web.ServerRunner(self.make_server(), shutdown_timeout=1.0)
             await runner.setup()
             config = self.config

@@ -36,7 +36,9 @@ INCLUDE_OBJECT = ("Metadata", "Object", "None")
 class Renderable(Protocol):
     """A cached object: the dict and a place for encodings derived from it."""
 
-    obj: JSON
+    @property
+    def obj(self) -> JSON: ...
+
     derived: dict[Any, Any] | None
 
 
