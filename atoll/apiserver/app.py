@@ -46,6 +46,7 @@ from atoll.apiserver.cache.trim import trim_periodically
 from atoll.apiserver.cache.watchcache import CacheSettings, WatchCache
 from atoll.apiserver.discovery.groups import Discovery
 from atoll.apiserver.discovery.openapi import OpenAPI
+from atoll.apiserver.http.limits import ConnectionLimits
 from atoll.apiserver.http.listeners import start_loopback, start_tcp
 from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.resources import ResourceHandlers
@@ -68,6 +69,7 @@ class ServerSettings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     watch: WatchStreamSettings = field(default_factory=WatchStreamSettings)
     compaction: CompactionSettings = field(default_factory=CompactionSettings)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 @dataclass(slots=True)
@@ -132,7 +134,8 @@ class APIServer:
                 reviews=self.reviews,
                 ready=self._is_ready,
                 server_address=lambda: f"{self.config.host}:{self.bound_port}",
-            )
+            ),
+            config.settings.limits,
         )
         self.bound_port = 0
         self.loopback_socket: Path | None = None  # set once the Unix-socket listener is bound

@@ -1,13 +1,18 @@
-"""aiohttp's low-level server with protocol errors answered as Kubernetes ``Status`` objects.
+"""aiohttp's low-level server with Kubernetes-style protocol errors and connection limits.
 
 Requests aiohttp cannot parse never reach the handler: a request line over 8 KB, headers too
 large, a malformed request. aiohttp answers those with plain text; this server answers a JSON
 ``Status`` (414 for an overlong URL, 431 for oversized headers, 400 otherwise), as clients of a
 Kubernetes API expect, and closes the connection.
+
+Each connection also enforces ``ConnectionLimits`` (see ``limits``): a complete request head
+within the header timeout, the idle timeout between requests, and the cap on connections that
+have not yet been authenticated (``authenticated()`` is called by the handler).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -15,6 +20,8 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.web_protocol import RequestHandler
+
+from atoll.apiserver.http.limits import ConnectionCounter, ConnectionLimits
 
 _REQUEST_LINE = re.compile(rb"^([A-Z]+ )?/")  # the request line (or its target), not a header
 
@@ -25,6 +32,39 @@ def _status(code: int, reason: str, message: str) -> bytes:
 
 
 class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
+    def __init__(self, manager: Any, *, limits: ConnectionLimits, counter: ConnectionCounter, **kwargs: Any) -> None:
+        super().__init__(manager, keepalive_timeout=limits.idle_timeout, **kwargs)
+        self._limits = limits
+        self._counter = counter
+        self._counted = False
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if not self._counter.admit():
+            self.force_close()  # over the cap of unauthenticated connections
+            return
+        self._counted = True
+        self._header_timer = asyncio.get_running_loop().call_later(self._limits.header_timeout, self._header_deadline)
+
+    def _header_deadline(self) -> None:
+        self._header_timer = None
+        if self._request_count == 0:  # no complete request head yet: slowloris or idle socket
+            self.force_close()
+
+    def authenticated(self) -> None:
+        """The connection carried an authenticated request: it no longer counts against the cap."""
+        if self._counted:
+            self._counted = False
+            self._counter.release()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        self.authenticated()
+        super().connection_lost(exc)
+
     def handle_error(
         self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
@@ -47,8 +87,20 @@ class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
 
 
 class StatusServer(web.Server):
-    """``web.Server`` whose connections answer protocol errors with a ``Status``."""
+    """``web.Server`` whose connections answer protocol errors with a ``Status`` and enforce limits."""
+
+    def __init__(self, *args: Any, limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits or ConnectionLimits()
+        self.counter = ConnectionCounter(self.limits.max_unauthenticated)
 
     def __call__(self) -> RequestHandler:  # type: ignore[type-arg]
-        handler: Any = StatusRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler: Any = StatusRequestHandler(self, loop=self._loop, limits=self.limits, counter=self.counter,
+                                            **self._kwargs)
         return handler  # type: ignore[no-any-return]
+
+
+def mark_authenticated(request: web.BaseRequest) -> None:
+    protocol = request.protocol
+    if isinstance(protocol, StatusRequestHandler):
+        protocol.authenticated()
