@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -114,7 +114,7 @@ async def main(args: argparse.Namespace) -> int:
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    subprocess.run(["rm", "-rf", str(base)], check=False)
+    shutil.rmtree(base, ignore_errors=True)
     return 0 if ratio <= TARGET_RATIO else 1
 
 

@@ -46,9 +46,12 @@ from atoll.apiserver.cache.trim import trim_periodically
 from atoll.apiserver.cache.watchcache import CacheSettings, WatchCache
 from atoll.apiserver.discovery.groups import Discovery
 from atoll.apiserver.discovery.openapi import OpenAPI
+from atoll.apiserver.http.gate import start_gated_tcp
+from atoll.apiserver.http.gate import stop as stop_listener
 from atoll.apiserver.http.limits import ConnectionLimits
-from atoll.apiserver.http.listeners import start_loopback, start_tcp
+from atoll.apiserver.http.listeners import start_loopback
 from atoll.apiserver.http.podlogs import PodLogs
+from atoll.apiserver.http.protocol import StatusServer
 from atoll.apiserver.http.resources import ResourceHandlers
 from atoll.apiserver.http.server import Frontends, RequestHandler
 from atoll.apiserver.http.watch import WatchStreamSettings
@@ -178,7 +181,9 @@ class APIServer:
             runner = web.ServerRunner(self.make_server(), shutdown_timeout=1.0)
             await runner.setup()
             config = self.config
-            self.bound_port = await start_tcp(runner, config.host, config.port, config.ssl_context)
+            assert isinstance(runner.server, StatusServer)
+            listener, self.bound_port = await start_gated_tcp(runner.server, config.host, config.port,
+                                                              config.ssl_context)
             if config.unix_socket is not None:
                 self.loopback_socket = await start_loopback(runner, config.unix_socket)
             self._ready.set()
@@ -188,6 +193,7 @@ class APIServer:
             try:
                 await asyncio.Event().wait()
             finally:
+                await stop_listener(listener)
                 await runner.cleanup()
                 if self.loopback_socket is not None:
                     with contextlib.suppress(OSError):

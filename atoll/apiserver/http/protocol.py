@@ -39,12 +39,17 @@ class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
         self._counted = False
         self._header_timer: asyncio.TimerHandle | None = None
 
+    def counted(self) -> None:
+        """The listener's gate already admitted this connection under the cap."""
+        self._counted = True
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if not self._counter.admit():
-            self.force_close()  # over the cap of unauthenticated connections
-            return
-        self._counted = True
+        if not self._counted:  # not through the gate (the loopback socket): admit here
+            if not self._counter.admit():
+                self.force_close()  # over the cap of unauthenticated connections
+                return
+            self._counted = True
         self._header_timer = asyncio.get_running_loop().call_later(self._limits.header_timeout, self._header_deadline)
 
     def _header_deadline(self) -> None:
