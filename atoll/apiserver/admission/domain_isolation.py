@@ -7,7 +7,11 @@ A *domain namespace* is one the Domain controller labelled ``kuscia.secretflow/d
 * ``spec.nodeName`` names a node of another domain ``E``;
 * ``spec.nodeSelector`` or every required node-affinity term pins ``kuscia.secretflow/namespace``
   to values other than ``D``; or
-* its node selector and required affinity match existing nodes, all of other domains.
+* every required node-affinity term names nodes (``matchFields metadata.name``) that all belong to
+  other domains.
+
+A selector on other labels may match nodes the domain registers later, so it is left to the
+scheduler (which never places the pod on another domain's node) and the agent.
 
 Nodes without the domain label (shared or master nodes) are allowed. This is the API server's half
 of defence in depth: the scheduler never binds across domains and the agent refuses such pods too.
@@ -88,22 +92,22 @@ class DomainIsolation:
         if terms and all(_pins_elsewhere(t, domain) for t in terms):
             values = sorted({v for t in terms for r in t.labels if r.key == LABEL_NODE_NAMESPACE for v in r.values})
             return "nodes required by spec.affinity.nodeAffinity", ", ".join(values) or "?"
-        return self._only_foreign_matches(affinity.selector, terms, domain)
+        return self._named_foreign_nodes(terms, domain)
 
-    def _only_foreign_matches(
-        self, selector: Any, terms: tuple[Term, ...] | None, domain: str
-    ) -> tuple[str, str] | None:
-        if not selector and terms is None:
+    def _named_foreign_nodes(self, terms: tuple[Term, ...] | None, domain: str) -> tuple[str, str] | None:
+        """Required terms that each name nodes (``matchFields metadata.name In``), all of which
+        exist and belong to other domains: the pod can run nowhere else."""
+        if not terms:
             return None
-        domains: set[str | None] = set()
-        for cached in self._cache.list("/core/nodes/"):
-            labels = {str(k): str(v) for k, v in _labels(cached.obj).items()}
-            if any(labels.get(k) != v for k, v in selector.items()):
-                continue
-            name = str(cached.obj["metadata"].get("name", ""))
-            if terms is not None and not any(t.matches(labels, {"metadata.name": name}) for t in terms):
-                continue
-            domains.add(labels.get(LABEL_NODE_NAMESPACE))
-        if domains and None not in domains and domain not in domains:
-            return "every node matching its node selector and affinity", ", ".join(sorted(d for d in domains if d))
-        return None
+        theirs: set[str] = set()
+        for term in terms:
+            named = [r for r in term.fields if r.key == "metadata.name" and r.op == "in"]
+            if not named:
+                return None
+            for name in set.intersection(*(set(r.values) for r in named)):
+                cached = self._cache.get(f"/core/nodes/{name}")
+                other = node_domain(cached.obj if cached else None)
+                if other is None or other == domain:
+                    return None
+                theirs.add(other)
+        return ("the nodes named by spec.affinity.nodeAffinity", ", ".join(sorted(theirs))) if theirs else None
