@@ -58,6 +58,12 @@ def poisoned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 async def test_master_serves_and_authorizes_despite_poisoned_objects(poisoned: Network) -> None:
     reply = await poisoned.call("GET", "/api/v1/pods")
     assert reply.status == 200, reply.body
+    table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    for path in ("/api/v1/pods", "/api/v1/configmaps", "/apis/rbac.authorization.k8s.io/v1/rolebindings"):
+        reply = await poisoned.call("GET", path, headers={"Accept": table})
+        assert reply.status == 200, (path, reply.body)
+    reply = await poisoned.call("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dx")
+    assert reply.status == 200, reply.body
     ns = {"metadata": {"name": "carol"}}
     assert (await poisoned.call("POST", "/api/v1/namespaces", body=ns)).status == 201
     sa = {"metadata": {"name": "carol"}}
