@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
+from tests.conftest import kubectl_binary, kubectl_environ
 from tests.security.conftest import Network
 
 pytestmark = pytest.mark.slow
@@ -40,3 +44,16 @@ async def test_group_without_user_is_a_bad_request(network: Network) -> None:
     reply = await network.call("GET", "/api/v1/namespaces", headers={"Impersonate-Group": "system:masters"})
     assert reply.status == 400, reply.body
     assert "Impersonate-User" in reply.body["message"]
+
+
+def test_kubectl_as_a_tenant_is_confined(network: Network, tmp_path: Path) -> None:
+    """The issue's reproduction with the real kubectl: ``--as`` is honoured, not ignored."""
+    env = kubectl_environ(tmp_path)
+    kubectl = [kubectl_binary(), "--kubeconfig", str(network.server.kubeconfig)]
+    proc = subprocess.run([*kubectl, "--as=system:serviceaccount:alice:alice", "get", "secrets", "-n", "bob"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode != 0 and "forbidden" in proc.stderr.lower(), proc.stdout + proc.stderr
+    proc = subprocess.run([*kubectl, "--as=system:serviceaccount:alice:alice", "auth", "whoami", "-o", "json"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert '"system:serviceaccount:alice:alice"' in proc.stdout
