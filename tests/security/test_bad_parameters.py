@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import orjson
 import pytest
@@ -119,3 +120,21 @@ async def test_overlong_url_is_a_status(network: Network) -> None:
     reply = await network.call("GET", NS + "/configmaps?labelSelector=" + "a" * 9000, as_="alice")
     assert reply.status == 414, reply.body
     assert isinstance(reply.body, dict) and reply.body.get("kind") == "Status", reply.body
+
+
+async def test_list_options_are_validated(network: Network) -> None:
+    _status(await network.call("GET", NS + "/pods?limit=-1", as_="alice"), 400, "limit")
+    _status(await network.call("GET", NS + "/pods?resourceVersionMatch=Bogus&resourceVersion=1", as_="alice"),
+            422, "resourceVersionMatch")
+    _status(await network.call("GET", NS + "/pods?resourceVersionMatch=Exact", as_="alice"), 422,
+            "resourceVersionMatch")
+    started = time.monotonic()
+    _status(await network.call("GET", NS + "/pods?resourceVersion=999999999999", as_="alice"), 504,
+            "Too large resource version")
+    assert time.monotonic() - started < 10
+
+
+async def test_overlong_field_manager_is_422(network: Network) -> None:
+    reply = await network.call("POST", NS + "/configmaps?fieldManager=" + "m" * 200, as_="alice",
+                               body={"metadata": {"name": "fm"}})
+    _status(reply, 422, "fieldManager")

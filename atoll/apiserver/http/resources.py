@@ -41,7 +41,8 @@ def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
     user = request.get(codec.USER_KEY)
     return WriteOptions(
         dry_run=dry_run,
-        field_manager=query.get("fieldManager") or ssa.manager_from_user_agent(request.headers.get("User-Agent", "")),
+        field_manager=params.field_manager(query.get("fieldManager", ""))
+        or ssa.manager_from_user_agent(request.headers.get("User-Agent", "")),
         field_validation=validation,
         user=user if isinstance(user, UserInfo) else None,
     )
@@ -164,9 +165,12 @@ class ResourceHandlers:
                 clock=self.clock,
             )
         rv = params.resource_version(query)
+        params.resource_version_match(query, rv)
         if rv == "" and not query.get("continue"):
             await self.objects.cache.wait_for(await self.objects.store.current_revision())
-        limit = params.integer("limit", query.get("limit") or "0")
+        elif rv and int(rv) > self.objects.cache.revision:
+            await self._wait_for_future(int(rv))
+        limit = params.integer("limit", query.get("limit") or "0", minimum=0)
         exact = field_selector_name(query.get("fieldSelector", ""))
         page = await lists.list_page(
             self.objects.store,
@@ -190,6 +194,17 @@ class ResourceHandlers:
             )
             return codec.json_response(table)
         return codec.json_response(lists.list_body(rd, page))
+
+    async def _wait_for_future(self, rv: int) -> None:
+        """A LIST at a resourceVersion not reached yet: wait up to 3 s, then 504 as kube-apiserver."""
+        try:
+            await self.objects.cache.wait_for(rv, within=3.0)
+        except TimeoutError:
+            raise errors.ServerTimeout(
+                f"Too large resource version: {rv}, current: {self.objects.cache.revision}",
+                details={"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                         "retryAfterSeconds": 1},
+            ) from None
 
     async def create(self, request: web.Request, route: Route) -> web.Response:
         body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))

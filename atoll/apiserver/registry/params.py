@@ -101,3 +101,29 @@ def pod_log(query: Mapping[str, str]) -> None:
         raise _bad("sinceTime", query["sinceTime"], "must be an RFC 3339 time")
     if "sinceTime" in query and "sinceSeconds" in query:
         raise errors.BadRequest("at most one of sinceTime or sinceSeconds may be specified")
+
+
+RESOURCE_VERSION_MATCHES = ("", "Exact", "NotOlderThan")
+MAX_FIELD_MANAGER = 128
+
+
+def resource_version_match(query: Mapping[str, str], rv: str) -> str:
+    """``resourceVersionMatch``: ``Exact`` or ``NotOlderThan``, and only with a ``resourceVersion``."""
+    match = query.get("resourceVersionMatch", "")
+    if match not in RESOURCE_VERSION_MATCHES:
+        raise errors.invalid("ListOptions", "meta.k8s.io", "", [{
+            "reason": "FieldValueNotSupported", "field": "resourceVersionMatch",
+            "message": f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"'}])
+    if match and not rv:
+        raise errors.invalid("ListOptions", "meta.k8s.io", "", [{
+            "reason": "FieldValueForbidden", "field": "resourceVersionMatch",
+            "message": "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"}])
+    return match
+
+
+def field_manager(value: str) -> str:
+    if len(value) > MAX_FIELD_MANAGER:
+        raise errors.invalid("Options", "meta.k8s.io", "", [{
+            "reason": "FieldValueTooLong", "field": "fieldManager",
+            "message": f"Too long: may not be longer than {MAX_FIELD_MANAGER}"}])
+    return value
