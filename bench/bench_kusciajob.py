@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,39 @@ sys.path.insert(0, str(REPO))
 
 from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
-from bench.bench_domains import metric, start_master  # noqa: E402
+from bench.bench_domains import ATOLL, free_port, metric  # noqa: E402
 
 JSON = dict[str, Any]
 KJ = kinds.kind("kuscia.secretflow", "kusciajobs")
 KT = kinds.kind("kuscia.secretflow", "kusciatasks")
 AIMG = kinds.kind("kuscia.secretflow", "appimages")
 NS = "cross-domain"
+
+
+def start_master(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``atoll start`` of a master running the KusciaJob controllers only (this process plays the
+    KusciaTask controller)."""
+    port = free_port()
+    config = data_dir / "atoll.yaml"
+    init = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir)]
+    subprocess.run([*init, "--api-port", str(port), "-o", str(config)], check=True, capture_output=True, cwd=REPO)
+    config.write_text(config.read_text() + "controllers: [kusciajob]\n")
+    log = open(data_dir / "server.log", "ab")
+    proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log, cwd=REPO)
+    url = f"https://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"atoll start exited: {(data_dir / 'server.log').read_text()[-2000:]}")
+        try:
+            ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
+            with urllib.request.urlopen(f"{url}/readyz", context=ctx, timeout=1) as resp:
+                if resp.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("atoll start did not become ready in 30 s")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -80,17 +107,26 @@ async def task_runner(client: Client) -> None:
         if kind == "ADDED" and not (obj.get("status") or {}).get("phase"):
             status = {
                 "phase": "Succeeded",
+                "completionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "partyTaskStatus": [{"domainID": d, "phase": "Succeeded"} for d in ("alice", "bob")],
             }
             await client.patch(KT, obj["metadata"]["name"], {"status": status}, NS, subresource="status")
 
 
 async def job_tracker(client: Client, done: dict[str, asyncio.Event]) -> None:
-    listed = await client.list(KJ, NS)
-    async for _, obj in client.watch(KJ, NS, resource_version=listed["metadata"]["resourceVersion"]):
+    """Set ``done[name]`` once job ``name`` is seen ``Succeeded`` (in the list or the watch after it)."""
+
+    def seen(obj: JSON) -> None:
         name = obj["metadata"]["name"]
         if (obj.get("status") or {}).get("phase") == "Succeeded" and name in done:
             done[name].set()
+
+    listed = await client.list(KJ, NS)
+    for obj in listed["items"]:
+        seen(obj)
+    async for kind, obj in client.watch(KJ, NS, resource_version=listed["metadata"]["resourceVersion"]):
+        if kind != "BOOKMARK":
+            seen(obj)
 
 
 async def run(args: argparse.Namespace, data_dir: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from atoll.cli.common import fail
+from atoll.files import write_atomic
 from atoll.node.config import (
     DEFAULT_DATAMESH_PORTS,
     DEFAULT_EXTERNAL_PORT,
@@ -26,7 +27,6 @@ from atoll.node.config import (
     generate_domain_key,
     validate_domain_id,
 )
-from atoll.node.files import atomic_write
 
 
 def _lite_fields(kubeconfig: str, master_endpoint: str, token: str) -> tuple[str, str]:
@@ -107,5 +107,6 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
             fail(f"--master-data-dir: cannot issue the agent certificate: {exc}")
         click.echo(f"issued {issued}")
     target = output or config.data_dir / "kuscia.yaml"
-    atomic_write(target, config.to_yaml(), 0o600)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, config.to_yaml().encode(), 0o600)
     click.echo(f"wrote {target}")

@@ -27,6 +27,7 @@ from atoll.cli.job_view import describe
 from atoll.client import Client
 from atoll.client.errors import ClientError, ConfigError
 from atoll.client.rest import resource_path
+from atoll.controllers.kusciajob.constants import LABEL_JOB_UID, LABEL_TASK_UID
 from atoll.controllers.kusciajob.dag import Task, tasks_of
 
 JSON = dict[str, Any]
@@ -52,7 +53,7 @@ def _run(work: Callable[[Client], Awaitable[T]], kubeconfig: str | None) -> T:
 async def _job_and_tasks(client: Client, name: str, namespace: str) -> tuple[JSON, dict[str, JSON]]:
     job = await client.get(KJ, name, namespace)
     uid = job["metadata"]["uid"]
-    found = await client.list(KT, namespace, label_selector=f"kuscia.secretflow/job-uid={uid}")
+    found = await client.list(KT, namespace, label_selector=f"{LABEL_JOB_UID}={uid}")
     return job, {t["metadata"]["name"]: t for t in found.get("items") or ()}
 
 
@@ -101,7 +102,7 @@ async def _pods_of(client: Client, task_obj: JSON) -> list[tuple[str, str]]:
     pods = sorted((str(s.get("namespace")), str(s.get("podName"))) for s in statuses.values())
     if pods:
         return pods
-    selector = f"kuscia.secretflow/task-uid={task_obj['metadata']['uid']}"
+    selector = f"{LABEL_TASK_UID}={task_obj['metadata']['uid']}"
     found = await client.list(kinds.PODS, None, label_selector=selector)
     return sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in found.get("items") or ())
 

@@ -2,7 +2,8 @@
 
 The answer to "why did my job fail?" in one screen (Kuscia users otherwise walk job → task → pod →
 logs by hand): the job's phase and message, the DAG (each task with its dependencies, phase and
-each party's phase and message), the first failure reason per party, and the job's Warning Events.
+each party's phase and message, and its pods), the first failure reason per party, and the job's
+Warning Events.
 """
 
 from __future__ import annotations
@@ -67,36 +68,54 @@ def _task_label(task: Task, obj: JSON | None, waiting: bool) -> Text:
     else:
         status = obj.get("status") or {}
         label.append_text(_phase(str(status.get("phase") or "Pending")))
-        party_said = {str(p.get("message")) for p in status.get("partyTaskStatus") or () if p.get("message")}
-        if status.get("phase") == "Failed" and status.get("message") and status["message"] not in party_said:
+        parties_said = any(p.get("message") for p in status.get("partyTaskStatus") or ())
+        if status.get("phase") == "Failed" and status.get("message") and not parties_said:
             label.append(f"  {status['message']}", style="red")
     return label
 
 
-def _party_rows(task: Task, obj: JSON | None) -> list[Text]:
-    by_domain = {str(p.get("domainID")): p for p in ((obj or {}).get("status") or {}).get("partyTaskStatus") or ()}
+def _party_row(party: JSON, obj: JSON | None) -> Text:
+    """``domain (role): phase  message`` — the message only when none of its pods says the same."""
+    domain = str(party.get("domainID") or "")
+    status = (obj or {}).get("status") or {}
+    found: JSON = next((p for p in status.get("partyTaskStatus") or () if str(p.get("domainID")) == domain), {})
+    role = f" ({party['role']})" if party.get("role") else ""
+    row = Text(f"{domain}{role}: ")
+    row.append_text(_phase(str(found.get("phase") or ("-" if obj is None else "Pending"))))
+    pods_said = {str(p.get("message")) for p in (status.get("podStatuses") or {}).values() if p.get("message")}
+    if found.get("message") and found["message"] not in pods_said:
+        row.append(f"  {found['message']}", style="red" if found.get("phase") == "Failed" else "")
+    return row
+
+
+def _pod_rows(obj: JSON | None, domain: str) -> list[Text]:
+    """The party's pods from the task's ``podStatuses``: name, phase, node and any message."""
     rows = []
-    for party in task.template.get("parties") or ():
-        domain = str(party.get("domainID") or "")
-        role = f" ({party['role']})" if party.get("role") else ""
-        found = by_domain.get(domain) or {}
-        row = Text(f"{domain}{role}: ")
-        row.append_text(_phase(str(found.get("phase") or ("-" if obj is None else "Pending"))))
-        if found.get("message"):
-            row.append(f"  {found['message']}", style="red" if found.get("phase") == "Failed" else "")
+    statuses = ((obj or {}).get("status") or {}).get("podStatuses") or {}
+    for key in sorted(statuses):
+        pod = statuses[key]
+        if pod.get("namespace") != domain:
+            continue
+        row = Text(f"pod {pod.get('podName')} ", style="dim")
+        row.append_text(_phase(str(pod.get("podPhase") or "Pending")))
+        if pod.get("nodeName"):
+            row.append(f" on {pod['nodeName']}", style="dim")
+        if pod.get("message"):
+            row.append(f"  {pod['message']}", style="red" if pod.get("podPhase") == "Failed" else "")
         rows.append(row)
     return rows
 
 
 def dag_tree(job: JSON, tasks: Mapping[str, JSON]) -> Tree:
     tree = Tree(Text("DAG", style="bold"))
-    created = {tid for tid in tasks}
     for task in tasks_of(job):
         obj = tasks.get(task.task_id)
-        waiting = bool(task.dependencies) and task.task_id not in created
+        waiting = bool(task.dependencies) and obj is None
         branch = tree.add(_task_label(task, obj, waiting))
-        for row in _party_rows(task, obj):
-            branch.add(row)
+        for party in task.template.get("parties") or ():
+            leaf = branch.add(_party_row(party, obj))
+            for pod in _pod_rows(obj, str(party.get("domainID") or "")):
+                leaf.add(pod)
     return tree
 
 

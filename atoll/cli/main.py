@@ -23,7 +23,9 @@ from atoll.cli.init_cmd import init
 from atoll.cli.job import job as job_commands
 from atoll.cli.quickstart import quickstart
 from atoll.cli.route import route
+from atoll.cli.store import store as store_commands
 from atoll.node.config import ConfigError, NodeConfig
+from atoll.store.base import StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,7 +61,7 @@ def start(config_path: Path) -> None:
     )
     try:
         asyncio.run(_run_node(config))
-    except (ConfigError, OSError) as exc:
+    except (ConfigError, OSError, StoreError) as exc:
         fail(str(exc))
     except BaseExceptionGroup as group:  # a module's start failed inside the node's TaskGroup
         leaf = _first_leaf(group)
@@ -170,6 +172,7 @@ main.add_command(pool_syncer)
 
 main.add_command(data_command)
 main.add_command(job_commands)
+main.add_command(store_commands)
 
 if __name__ == "__main__":
     main()

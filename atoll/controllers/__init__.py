@@ -42,9 +42,8 @@ class ControllerContext:
     """``enableWorkloadApprove``: jobs wait in ``AwaitingApproval`` until every party accepts."""
     job_gc_duration_hours: float = 720.0
     """``garbageCollection.kusciaJobGC.durationHours``: finished KusciaJobs are deleted after this."""
-    shared_port_space: bool = False
-    """``sharedPortSpace``: the lites of all domains share one host (the quickstart), so task ports
-    are allocated from one space across domains."""
+    probe_task_ports: bool = False
+    """``probeTaskPorts``: every lite runs on this host, so task ports busy here are skipped."""
 
 
 def setup_all(manager: Manager, ctx: ControllerContext, names: tuple[str, ...] = CONTROLLERS) -> list[str]:

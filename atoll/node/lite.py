@@ -31,8 +31,8 @@ from atoll.client.errors import ConfigError as KubeconfigError
 from atoll.datamesh import DataMeshServer, settings_from_extra
 from atoll.datamesh.info import InfoError, load_domain_key
 from atoll.datamesh.settings import SettingsError
+from atoll.files import private_dir, write_atomic
 from atoll.node.config import ConfigError, NodeConfig
-from atoll.node.files import atomic_write, private_dir
 from atoll.node.pki import node_pki
 from atoll.node.registration import Registration, lite_kubeconfig, load_registration, register
 
@@ -49,6 +49,7 @@ class LiteNode:
         if config.runtime != "runp":
             raise ConfigError(f"runtime: {config.runtime!r} is not available yet (use runp)")
         self.config = config
+        private_dir(config.data_dir)
         self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra)
         try:
             self.datamesh_settings = settings_from_extra(config.extra)
@@ -137,8 +138,9 @@ def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) 
     if not master.ca_key.exists():
         raise ValueError(f"{master.ca_key} does not exist (is this the master's data directory?)")
     cert, key = issue_serving_cert(master, f"atoll-agent-{domain}")
+    private_dir(data_dir)
     pki = private_dir(data_dir / "pki")
-    atomic_write(pki / "kubelet.key", key, 0o600)
-    atomic_write(pki / "kubelet.crt", cert, 0o644)
-    atomic_write(pki / "ca.crt", master.ca_cert.read_bytes(), 0o644)
+    write_atomic(pki / "kubelet.key", key, 0o600)
+    write_atomic(pki / "kubelet.crt", cert, 0o644)
+    write_atomic(pki / "ca.crt", master.ca_cert.read_bytes(), 0o644)
     return pki / "kubelet.crt"

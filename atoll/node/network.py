@@ -154,7 +154,7 @@ class LocalNetwork:
         if not config.exists():
             _init("--mode", "master", "-d", MASTER_DOMAIN, "--data-dir", str(data), "--api-port", str(free_port()),
                   "--external-port", str(free_port()), "--internal-port", str(free_port()))
-            _tune(config, sharedPortSpace=True)  # every lite runs on this host: one task port space
+            _tune(config, probeTaskPorts=True)  # every lite runs on this host: skip task ports busy here
         for attempt in range(PORT_ATTEMPTS):
             doc = yaml.safe_load(config.read_text())
             self.master = NodeProcess(MASTER_DOMAIN, config, int(doc["gateway"]["externalPort"]))

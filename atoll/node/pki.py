@@ -18,8 +18,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from atoll.files import private_dir, write_atomic
 from atoll.node.config import ConfigError, NodeConfig, domain_key
-from atoll.node.files import atomic_write, private_dir
 from atoll.pki import PKI, ensure_pki
 
 LOOPBACK = ("127.0.0.1", "localhost", "0.0.0.0", "::1", "::")
@@ -71,7 +71,7 @@ def init_pki(config: NodeConfig) -> list[Path]:
     pki = NodePKI(directory)
     written: list[Path] = []
     if not pki.domain_key.exists():
-        atomic_write(pki.domain_key, key_pem(domain_key(config)))
+        write_atomic(pki.domain_key, key_pem(domain_key(config)))
         written.append(pki.domain_key)
     if config.mode in ("master", "autonomy"):
         master = PKI(directory)

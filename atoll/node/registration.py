@@ -23,8 +23,8 @@ import orjson
 from atoll.api import errors
 from atoll.client import Client
 from atoll.client.errors import ClientConnectionError, ClientTimeoutError
+from atoll.files import write_atomic
 from atoll.node.config import ConfigError, NodeConfig, domain_key
-from atoll.node.files import atomic_write
 from atoll.node.pki import node_pki
 from atoll.node.registration_messages import (
     HANDSHAKE_HOST,
@@ -116,10 +116,10 @@ def _store(config: NodeConfig, reply: JSON, node_name: str) -> Registration:
     if not apiserver:
         raise RegistrationError(f"masterEndpoint {config.master_endpoint}: RegisterResponse lacks the API address")
     for path, data in files.items():
-        atomic_write(path, data, 0o644)
+        write_atomic(path, data, 0o644)
     registration = Registration(apiserver, node_name)
     doc = {"apiserver": apiserver, "node_name": node_name, "registeredAt": int(time.time())}
-    atomic_write(pki.registration, orjson.dumps(doc), 0o600)
+    write_atomic(pki.registration, orjson.dumps(doc), 0o600)
     return registration
 
 

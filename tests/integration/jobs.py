@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -124,19 +125,23 @@ async def task_ids(client: Client, name: str) -> dict[str, str]:
     return {t["alias"]: t.get("taskID", "") for t in obj["spec"]["tasks"]}
 
 
+def alias_of(kt: JSON) -> str:
+    return str(kt["metadata"]["annotations"]["kuscia.secretflow/task-alias"])
+
+
 async def created_tasks(client: Client, name: str) -> list[JSON]:
-    """The job's KusciaTasks, oldest first."""
+    """The job's KusciaTasks, by creation time (then name)."""
     obj = await get_job(client, name)
     found = await client.list(KT, NS, label_selector=f"kuscia.secretflow/job-uid={obj['metadata']['uid']}")
-    return sorted(found["items"], key=lambda t: int(t["metadata"]["resourceVersion"]))
+    return sorted(found["items"], key=lambda t: (t["metadata"]["creationTimestamp"], t["metadata"]["name"]))
 
 
 async def wait_created(client: Client, name: str, aliases: set[str], within: float = 15.0) -> list[JSON]:
-    """Wait until exactly the tasks with these aliases exist; returns them oldest first."""
+    """Wait until exactly the tasks with these aliases exist; returns them by creation time."""
 
     async def check() -> list[JSON]:
         items = await created_tasks(client, name)
-        found = {t["metadata"]["annotations"]["kuscia.secretflow/task-alias"] for t in items}
+        found = {alias_of(t) for t in items}
         assert found == aliases, found
         return items
 
@@ -144,8 +149,10 @@ async def wait_created(client: Client, name: str, aliases: set[str], within: flo
 
 
 async def set_task(client: Client, task_id: str, phase: str, message: str = "", failed_party: str = "") -> None:
-    """Play the KusciaTask controller: write the task's status."""
+    """Play the KusciaTask controller: write the task's status (a finished one with ``completionTime``)."""
     status: JSON = {"phase": phase}
+    if phase in ("Succeeded", "Failed"):
+        status["completionTime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if message:
         status["message"] = message
         status["reason"] = "PodFailed"

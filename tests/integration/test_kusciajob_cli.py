@@ -32,7 +32,7 @@ try:
 except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
     from conftest import RunningServer, eventually, kubectl_binary, kubectl_environ  # type: ignore[no-redef]
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]  # atoll, kubectl, agent processes
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

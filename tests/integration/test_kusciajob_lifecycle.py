@@ -69,6 +69,7 @@ async def test_job_waits_for_every_party_to_approve(client: Client) -> None:
     assert obj["status"]["approveStatus"] == {"alice": "JobAccepted", "bob": "JobAccepted"}
 
 
+@pytest.mark.slow  # runs `atoll job approve` as a process
 async def test_a_rejection_ends_the_job(master: RunningServer, client: Client) -> None:
     await client.create(KJ, job("rejected", task("a")))
     await wait_phase(client, "rejected", "AwaitingApproval")

@@ -35,7 +35,7 @@ def test_master_config_has_kuscia_field_names_and_its_pki(tmp_path: Path) -> Non
     doc = yaml.safe_load(config.read_text())
     assert doc["mode"] == "master" and doc["domainID"] == "kuscia-system" and doc["protocol"] == "TLS"
     assert doc["datastoreEndpoint"] == "postgresql://u@h/db" and doc["logLevel"] == "DEBUG"
-    assert doc["gateway"] == {"externalPort": 1081}
+    assert doc["gateway"] == {"externalPort": 1081, "internalPort": 13081}
     pem = base64.b64decode(doc["domainKeyData"])
     assert pem.startswith(b"-----BEGIN RSA PRIVATE KEY-----")  # PKCS#1, as Kuscia requires
     key = serialization.load_pem_private_key(pem, None)

@@ -15,6 +15,7 @@ from typing import Any
 from atoll.api import errors, kinds
 from atoll.client import Client
 from atoll.controllers.kusciajob.constants import (
+    ANN_JOB_ID,
     LABEL_JOB_UID,
     REASON_JOB_STOPPED,
     TASK_FAILED,
@@ -75,7 +76,7 @@ class Actions:
             meta = existing.get("metadata") or {}
             if (meta.get("labels") or {}).get(LABEL_JOB_UID) == job_uid:
                 return Created(True)
-            other = (meta.get("annotations") or {}).get("kuscia.secretflow/job-id") or "another owner"
+            other = (meta.get("annotations") or {}).get(ANN_JOB_ID) or "another owner"
             return Created(False, f"task ID {name!r} is already used by a KusciaTask of {other}")
         except errors.Invalid as exc:
             return Created(False, f"KusciaTask {name!r} was refused: {exc.message}")

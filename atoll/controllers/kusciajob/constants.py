@@ -1,12 +1,44 @@
 """Kuscia's KusciaJob vocabulary: phases, stage commands, stage statuses, labels and annotations.
 
 Every string here is Kuscia's own (``pkg/crd/apis/kuscia/v1alpha1`` and ``pkg/common/constants.go``)
-so that KusciaAPI clients, ``kubectl`` selectors and the KusciaTask controller agree with us.
+so that KusciaAPI clients, ``kubectl`` selectors and the KusciaTask controller agree with us; the
+names both controllers use (task phases, task labels and annotations) come from
+:mod:`atoll.api.kuscia_tasks`, the one place the KusciaTask side reads them from.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from atoll.api.kuscia_tasks import ANNOTATION_INITIATOR as ANN_INITIATOR
+from atoll.api.kuscia_tasks import ANNOTATION_JOB_ID as ANN_JOB_ID
+from atoll.api.kuscia_tasks import ANNOTATION_TASK_ALIAS as ANN_TASK_ALIAS
+from atoll.api.kuscia_tasks import ANNOTATION_TASK_ID as ANN_TASK_ID
+from atoll.api.kuscia_tasks import (
+    LABEL_CONTROLLER,
+    LABEL_INTERCONN_PROTOCOL_TYPE,
+    LABEL_TASK_UID,
+    TASK_FAILED,
+    TASK_FINISHED,
+    TASK_PENDING,
+    TASK_RUNNING,
+    TASK_SUCCEEDED,
+)
+
+__all__ = [
+    "ANN_INITIATOR",
+    "ANN_JOB_ID",
+    "ANN_TASK_ALIAS",
+    "ANN_TASK_ID",
+    "LABEL_CONTROLLER",
+    "LABEL_INTERCONN_PROTOCOL_TYPE",
+    "LABEL_TASK_UID",
+    "TASK_FAILED",
+    "TASK_FINISHED",
+    "TASK_PENDING",
+    "TASK_RUNNING",
+    "TASK_SUCCEEDED",
+]
 
 GROUP: Final = "kuscia.secretflow"
 API_VERSION: Final = "kuscia.secretflow/v1alpha1"
@@ -24,13 +56,6 @@ APPROVAL_REJECT: Final = "ApprovalReject"
 SUSPENDED: Final = "Suspended"
 FINISHED_PHASES: Final = frozenset({SUCCEEDED, FAILED, CANCELLED, APPROVAL_REJECT})
 """Phases in which a job runs no task (``Suspended`` is paused, not finished)."""
-
-# -- KusciaTask phases ---------------------------------------------------------------------------
-TASK_PENDING: Final = "Pending"
-TASK_RUNNING: Final = "Running"
-TASK_SUCCEEDED: Final = "Succeeded"
-TASK_FAILED: Final = "Failed"
-TASK_FINISHED: Final = frozenset({TASK_SUCCEEDED, TASK_FAILED})
 
 # -- schedule modes ------------------------------------------------------------------------------
 STRICT: Final = "Strict"
@@ -71,20 +96,13 @@ REASON_TASK_FAILED: Final = "TaskFailed"
 REASON_JOB_STOPPED: Final = "KusciaJobStopped"
 
 # -- labels --------------------------------------------------------------------------------------
-LABEL_CONTROLLER: Final = "kuscia.secretflow/controller"
 CONTROLLER_KUSCIA_JOB: Final = "kuscia-job"
 LABEL_JOB_UID: Final = "kuscia.secretflow/job-uid"
-LABEL_TASK_UID: Final = "kuscia.secretflow/task-uid"
 LABEL_JOB_STAGE: Final = "kuscia.secretflow/job-stage"
 LABEL_JOB_STAGE_TRIGGER: Final = "kuscia.secretflow/job-stage-trigger"
 LABEL_JOB_STAGE_VERSION: Final = "kuscia.secretflow/job-stage-version"
-LABEL_INTERCONN_PROTOCOL_TYPE: Final = "kuscia.secretflow/interconn-protocol-type"
 
 # -- annotations ---------------------------------------------------------------------------------
-ANN_JOB_ID: Final = "kuscia.secretflow/job-id"
-ANN_TASK_ID: Final = "kuscia.secretflow/task-id"
-ANN_TASK_ALIAS: Final = "kuscia.secretflow/task-alias"
-ANN_INITIATOR: Final = "kuscia.secretflow/initiator"
 ANN_SELF_CLUSTER_AS_INITIATOR: Final = "kuscia.secretflow/self-cluster-as-initiator"
 ANN_SELF_CLUSTER_AS_PARTICIPANT: Final = "kuscia.secretflow/self-cluster-as-participant"
 ANN_INTERCONN_KUSCIA_PARTIES: Final = "kuscia.secretflow/interconn-kuscia-parties"

@@ -142,9 +142,10 @@ class JobReconciler:
         if work.command is not None:
             await self.actions.annotate(work.job, {c.ANN_STAGE_HANDLED: work.command.token})
         for key, kind, reason, message in work.events:
-            if key not in work.memory.recorded:
+            said = f"{kind}/{reason}/{message}"  # a job failing with its task's message says it once
+            if key not in work.memory.recorded and said not in work.memory.recorded:
                 await self.actions.record(event(work.job, key, reason, message, work.now, kind))
-                work.memory.recorded.add(key)
+                work.memory.recorded.update((key, said))
 
     # -- helpers --------------------------------------------------------------------------------
 

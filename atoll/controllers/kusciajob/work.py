@@ -24,7 +24,7 @@ class Memory:
     expected: set[str] = field(default_factory=set)
     """Task IDs created here that the task cache has not shown yet (they count as Pending)."""
     recorded: set[str] = field(default_factory=set)
-    """Keys of the Events already recorded."""
+    """Keys (and type/reason/message) of the Events already recorded."""
 
 
 @dataclass(slots=True)

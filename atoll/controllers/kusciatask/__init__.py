@@ -23,7 +23,7 @@ from atoll.api.kuscia_tasks import (
     TASKRESOURCEGROUPS,
 )
 from atoll.controllers import ControllerContext
-from atoll.controllers.kusciatask.ports import PortAllocator
+from atoll.controllers.kusciatask.ports import PortAllocator, port_free
 from atoll.controllers.kusciatask.reconciler import Caches, TaskReconciler, task_key
 from atoll.runtime import SYSTEM_CLOCK, Cache, Clock, Controller, Manager, ObjectKey
 from atoll.runtime.keys import JSON
@@ -40,20 +40,20 @@ def by_name(obj: JSON) -> Iterable[ObjectKey]:
     return (task_key(str((obj.get("metadata") or {}).get("name", ""))),)
 
 
-def live_ports(tasks: Cache, *, shared: bool = False) -> PortAllocator:
+def live_ports(tasks: Cache, *, probe: bool = False) -> PortAllocator:
     """An allocator whose in-use set is read from the unfinished tasks' ``status.allocatedPorts``
-    (of every domain when ``shared``: several domains' lites on one host)."""
+    (``probe``: also skip ports busy on this host, where every lite runs)."""
 
-    def live(domain: str) -> Iterable[int]:
+    def live() -> Iterable[tuple[str, int]]:
         for task in tasks:
             status = task.get("status") or {}
             if status.get("completionTime") or status.get("phase") in TASK_FINISHED:
                 continue
             for entry in status.get("allocatedPorts") or []:
-                if shared or entry.get("domainID") == domain:
-                    yield from (int(p) for p in (entry.get("namedPort") or {}).values())
+                domain = str(entry.get("domainID") or "")
+                yield from ((domain, int(p)) for p in (entry.get("namedPort") or {}).values())
 
-    return PortAllocator(live, shared=shared)
+    return PortAllocator(live, probe=port_free if probe else None)
 
 
 def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLOCK) -> TaskReconciler:
@@ -74,7 +74,7 @@ def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLO
         configmaps=configmaps.cache,
         groups=groups.cache,
     )
-    reconciler = TaskReconciler(ctx.client, caches, live_ports(tasks.cache, shared=ctx.shared_port_space), clock)
+    reconciler = TaskReconciler(ctx.client, caches, live_ports(tasks.cache, probe=ctx.probe_task_ports), clock)
     controller: Controller[ObjectKey] = Controller(NAME, reconciler, workers=ctx.workers)
     controller.watch(tasks)
     controller.watch(pods, by_task_annotation)
