@@ -32,7 +32,7 @@ from atoll.node import issuer
 from atoll.node.config import NodeConfig, domain_key, external_port
 from atoll.node.master_endpoint import MasterEndpoint, tls_context
 from atoll.node.node_restriction import LiteNodeRestriction
-from atoll.node.registration_messages import b64, unb64
+from atoll.node.registration_messages import REGISTER_PATH, b64, unb64
 from atoll.node.registration_server import Registrar, registration_routes
 from atoll.pki import PKI, ensure_pki, server_ssl_context
 from atoll.pooling.manager import PoolingManager
@@ -150,7 +150,8 @@ class MasterNode:
         port = self.server.bound_port
         api = LocalService("apiserver", self.config.domain_id, port, ((host, port),), upstream_tls=True)
         options = replace(self.gateway_options, static_services=(api,))
-        if self.config.domain_key_data:
+        taken = {getattr(route, "path", "") for route in self.gateway_routes}  # a caller's own routes win
+        if self.config.domain_key_data and REGISTER_PATH not in taken:
             self.gateway_routes = [*self.gateway_routes, *registration_routes(self.registrar())]
         client = self.client()
         self.gateway = GatewayModule(client, options, extra_routes=self.gateway_routes)
