@@ -84,9 +84,11 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
     except ConfigError as exc:
         fail(str(exc))
     endpoint, token = _lite_fields(kubeconfig, master_endpoint, lite_deploy_token) if mode == "lite" else ("", "")
-    extra: dict[str, object] = {"gateway": {"externalPort": external_port, "internalPort": internal_port}}
-    if mode in ("lite", "autonomy"):
-        extra["datamesh"] = {"httpPort": datamesh_http_port, "grpcPort": datamesh_grpc_port}
+    extra: dict[str, object] = {}
+    if not kubeconfig:  # a direct join (tests) runs no gateway: nothing to register with
+        extra["gateway"] = {"externalPort": external_port, "internalPort": internal_port}
+        if mode in ("lite", "autonomy"):
+            extra["datamesh"] = {"httpPort": datamesh_http_port, "grpcPort": datamesh_grpc_port}
     config = NodeConfig(
         mode=mode, domain_id=domain_id, data_dir=data_dir.resolve(), api_host=api_host, api_port=api_port,
         datastore_endpoint=datastore_endpoint, log_level=log_level.upper(), protocol=protocol.upper(),
