@@ -64,6 +64,8 @@ def _lite_fields(kubeconfig: str, master_endpoint: str, token: str) -> tuple[str
               help="The gateway's listener for the domain's own processes (Kuscia's 80).")
 @click.option("--datamesh-http-port", type=int, default=DEFAULT_DATAMESH_PORTS[0], show_default=True)
 @click.option("--datamesh-grpc-port", type=int, default=DEFAULT_DATAMESH_PORTS[1], show_default=True)
+@click.option("--gateway/--no-gateway", default=True, show_default=True,
+              help="Run the node's Envoy gateway (--no-gateway: API-only nodes, e.g. tests).")
 @click.option("--kubeconfig", default="", help="lite: join a master directly with this kubeconfig (no registration).")
 @click.option("--master-data-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="with --kubeconfig, same machine: issue the agent's log certificate from the master's CA.")
@@ -72,7 +74,7 @@ def _lite_fields(kubeconfig: str, master_endpoint: str, token: str) -> tuple[str
 def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_file: Path | None, log_level: str,
          lite_deploy_token: str, master_endpoint: str, datastore_endpoint: str, protocol: str,
          enable_workload_approve: bool, api_port: int, api_host: str, external_port: int, internal_port: int,
-         datamesh_http_port: int, datamesh_grpc_port: int, kubeconfig: str, master_data_dir: Path | None,
+         datamesh_http_port: int, datamesh_grpc_port: int, gateway: bool, kubeconfig: str, master_data_dir: Path | None,
          output: Path | None) -> None:
     """Write a node configuration file (kuscia.yaml field names) and create the node's PKI."""
     from atoll.node.pki import init_pki
@@ -85,7 +87,7 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
         fail(str(exc))
     endpoint, token = _lite_fields(kubeconfig, master_endpoint, lite_deploy_token) if mode == "lite" else ("", "")
     extra: dict[str, object] = {}
-    if not kubeconfig:  # a direct join (tests) runs no gateway: nothing to register with
+    if gateway and not kubeconfig:  # a direct join (tests) runs no gateway: nothing to register with
         extra["gateway"] = {"externalPort": external_port, "internalPort": internal_port}
         if mode in ("lite", "autonomy"):
             extra["datamesh"] = {"httpPort": datamesh_http_port, "grpcPort": datamesh_grpc_port}

@@ -124,3 +124,13 @@ def test_start_refuses_a_changed_domain_key(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(ConfigError, match="domainKeyData does not match"):
         check_pki(load_config(path))
+
+
+def test_no_gateway_and_direct_join_write_no_gateway_block(tmp_path: Path) -> None:
+    code, _ = init("--mode", "master", "-d", "kuscia-system", "--data-dir", str(tmp_path / "m"), "--no-gateway")
+    assert code == 0 and "gateway" not in yaml.safe_load((tmp_path / "m" / "kuscia.yaml").read_text())
+    kubeconfig = tmp_path / "admin.kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    code, _ = init("--mode", "lite", "-d", "alice", "--data-dir", str(tmp_path / "a"), "--kubeconfig", str(kubeconfig))
+    doc = yaml.safe_load((tmp_path / "a" / "kuscia.yaml").read_text())
+    assert code == 0 and "gateway" not in doc and "datamesh" not in doc and "masterEndpoint" not in doc
