@@ -317,7 +317,8 @@ async def test_the_master_killed_with_sigkill_comes_back_and_the_lites_resume(ne
         line = await eventually(lambda: run_demo_pod(client, "bob"), 30)
     assert "Succeeded; log: hello from bob" in line
     await network.wait_routes_ready()  # the master's Envoy came back (the stale one was killed)
-    result = subprocess.run(["curl", "-sv", network.master_endpoint], capture_output=True, text=True, timeout=30)
+    result = await asyncio.to_thread(subprocess.run, ["curl", "-sv", network.master_endpoint], capture_output=True,
+                                     text=True, timeout=30)
     assert "401 Unauthorized" in result.stderr and result.stdout.strip() == "unauthorized."
 
 
