@@ -18,15 +18,19 @@ DataMesh binds first, so the agent can hand its addresses to every pod as ``DATA
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from atoll.agent.agent import Agent
 from atoll.agent.config import AgentConfig, from_node_config
-from atoll.client import Client
+from atoll.api import kinds
+from atoll.api.errors import APIError
+from atoll.client import Client, ClientError
 from atoll.client.errors import ConfigError as KubeconfigError
 from atoll.datamesh import DataMeshServer, settings_from_extra
 from atoll.datamesh.info import InfoError, load_domain_key
@@ -37,6 +41,8 @@ from atoll.node.pki import node_pki
 from atoll.node.registration import Registration, lite_kubeconfig, load_registration, register
 
 log = logging.getLogger(__name__)
+MASTER_API_HOST = "apiserver.master.svc"
+GATEWAY_API_WAIT_SECONDS = 60.0
 AGENT_CONNECTIONS = 8
 """The agent's connections to the API server (one holds the pod watch). A burst of pod status
 writes queues for these instead of opening (and TLS-handshaking, on both ends) one per pod."""
@@ -90,21 +96,55 @@ class LiteNode:
             )
         except KubeconfigError as exc:
             raise ConfigError(f"kubeconfig: {exc}") from None
-        async with client:
+        async with client, contextlib.AsyncExitStack() as stack:
             gateway = self._gateway(client)
-            if self.datamesh_settings.enabled:
-                self.datamesh = DataMeshServer(
-                    client, self.config.domain_id, self.config.data_dir, self.datamesh_settings, self.domain_key
-                )
-                await self.datamesh.start()
-                env = {**agent_config.pod_env, **self.datamesh.pod_env(), "ATOLL_PYTHON": sys.executable}
-                agent_config = dataclasses.replace(agent_config, pod_env=env)
             async with asyncio.TaskGroup() as tg:
+                api = client
                 if gateway is not None:
                     tg.create_task(gateway.run(), name="lite/gateway")
-                if self.datamesh is not None:
+                    if self.master_api_through_gateway:
+                        api = await self._through_gateway(gateway, client)
+                        if api is not client:
+                            stack.push_async_callback(api.close)
+                if self.datamesh_settings.enabled:
+                    self.datamesh = DataMeshServer(
+                        api, self.config.domain_id, self.config.data_dir, self.datamesh_settings, self.domain_key
+                    )
+                    await self.datamesh.start()
+                    env = {**agent_config.pod_env, **self.datamesh.pod_env(), "ATOLL_PYTHON": sys.executable}
+                    agent_config = dataclasses.replace(agent_config, pod_env=env)
                     tg.create_task(self.datamesh.run(), name="lite/datamesh")
-                tg.create_task(Agent(client, agent_config).run(), name="lite/agent")
+                tg.create_task(Agent(api, agent_config).run(), name="lite/agent")
+
+    @property
+    def master_api_through_gateway(self) -> bool:
+        """``masterAPI: gateway`` (default for a registered lite): the agent and DataMesh reach the
+        master API as ``apiserver.master.svc`` through this lite's gateway (Kuscia §3.5); the
+        master's gateway adds the domain's ServiceAccount token. ``direct``: mutual TLS with
+        ``node.crt``. The gateway itself always uses ``node.crt`` (it must run before the route)."""
+        return not self.config.kubeconfig and self.config.extra.get("masterAPI", "gateway") == "gateway"
+
+    async def _through_gateway(self, gateway: Any, direct: Client) -> Client:
+        """A client of ``apiserver.master.svc`` via the internal listener, once a request gets
+        through (the lite → master route needs its token first); ``direct`` if it never does."""
+        await gateway.ready.wait()
+        assert self.gateway_options is not None
+        port = self.gateway_options.listeners.internal_port
+        api = Client(f"http://127.0.0.1:{port}", headers={"Host": MASTER_API_HOST},
+                     user_agent=f"atoll-agent/{self.config.domain_id}", pool_size=AGENT_CONNECTIONS)
+        deadline = time.monotonic() + GATEWAY_API_WAIT_SECONDS
+        while True:
+            try:
+                await api.list(kinds.CONFIGMAPS, self.config.domain_id, limit=1)
+                log.info("lite %s: master API through the gateway (%s)", self.config.domain_id, MASTER_API_HOST)
+                return api
+            except (APIError, ClientError) as exc:
+                if time.monotonic() > deadline:
+                    await api.close()
+                    log.warning("lite %s: master API not reachable through the gateway (%s); using mutual TLS",
+                                self.config.domain_id, exc)
+                    return direct
+            await asyncio.sleep(0.2)
 
     def _gateway(self, client: Client) -> Any:
         """The lite's gateway when the config has a ``gateway:`` block (see atoll.node.gateway)."""
