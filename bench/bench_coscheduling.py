@@ -48,12 +48,12 @@ from atoll.api.kuscia_tasks import (  # noqa: E402
     TASKRESOURCES,
     task_resource_name,
 )
+from atoll.api.timestamps import format_micro_time  # noqa: E402
 from atoll.client import Client  # noqa: E402
 from atoll.controllers import ControllerContext, taskresourcegroup  # noqa: E402
 from atoll.node.config import NodeConfig  # noqa: E402
 from atoll.node.master import MasterNode  # noqa: E402
 from atoll.runtime import Manager  # noqa: E402
-from atoll.runtime.leader import micro_time  # noqa: E402
 from atoll.scheduler import setup as setup_scheduler  # noqa: E402
 
 JSON = dict[str, Any]
@@ -72,7 +72,7 @@ def node(name: str, domain: str) -> JSON:
 
 def lease(name: str) -> JSON:
     return {"metadata": {"name": name, "namespace": "kube-node-lease"},
-            "spec": {"holderIdentity": name, "leaseDurationSeconds": 180, "renewTime": micro_time()}}
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": 180, "renewTime": format_micro_time(time.time())}}
 
 
 def gang_sizes(pods: int) -> list[int]:
@@ -224,7 +224,8 @@ async def renew_leases(client: Client, names: list[str]) -> None:
     while True:
         await asyncio.sleep(10)
         for name in names:
-            await client.patch(kinds.LEASES, name, {"spec": {"renewTime": micro_time()}}, "kube-node-lease")
+            renewed = {"spec": {"renewTime": format_micro_time(time.time())}}
+            await client.patch(kinds.LEASES, name, renewed, "kube-node-lease")
 
 
 async def gather_limited(coros: list[Any], limit: int) -> None:
