@@ -10,7 +10,7 @@ and after ``retryIntervalSeconds`` everything goes back to ``Reserving``. A grou
 ``Reserved`` nor ``Failed`` ``lifecycleSeconds`` after its start fails (``TaskResourceGroupExpired``)
 with the last reservation failure in its message.
 
-All timers use the injected :class:`~atoll.runtime.Clock`: deadlines are computed from the
+All timers use the injected :class:`~atoll.api.clock.Clock`: deadlines are computed from the
 status timestamps (so they survive restarts) and a clock timer re-enqueues the group when due.
 """
 
