@@ -78,11 +78,26 @@ class GroupReconciler:
         self.enqueue: Callable[[ObjectKey], None] = lambda key: None
         self._timers: dict[ObjectKey, tuple[float, TimerHandle]] = {}
         self.latest = LatestWrites()
+        self._locks: dict[ObjectKey, tuple[asyncio.Lock, int]] = {}  # key -> (lock, holders + waiters)
 
     def now(self) -> str:
         return format_time(self.clock.now())
 
     async def reconcile(self, key: ObjectKey) -> Result:
+        """One group at a time per key, whichever of the two queues delivered it."""
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._reconcile(key)
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def _reconcile(self, key: ObjectKey) -> Result:
         group = self.latest.fresher(self.c.groups.get_key(key), key)
         if group is None:
             self._cancel_timer(key)
