@@ -184,8 +184,8 @@ class BindingReconciler:
             current = self.bindings.get(name) or binding
             worker, _ = await worker_client(self.client, current)
             try:
-                syncer = Syncer(name, self.client, worker, settings=self.settings.syncer, tls=self.settings.tls,
-                                proxier_host=self.settings.proxier_host, on_started=started)
+                syncer = Syncer(name, self.client, worker, clock=self.clock, settings=self.settings.syncer,
+                                tls=self.settings.tls, proxier_host=self.settings.proxier_host, on_started=started)
                 await syncer.run()
             finally:
                 await worker.close()
