@@ -81,6 +81,10 @@ class NodeReconciler:
         binding = ctx.binding()
         if binding is None or not ctx.cluster_id:
             return Result()
+        if not ctx.worker_healthy:
+            # what we know of the worker is stale: write nothing (the lease lapses, the node
+            # lifecycle controller marks the vnode Unknown); recovery re-enqueues every node
+            return Result()
         name = key.name
         vname = vnode_name(ctx.cluster_id, name)
         physical = ctx.nodes.get(name)

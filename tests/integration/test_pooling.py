@@ -191,8 +191,9 @@ async def test_no_policy_removes_the_vnode(pool: Pool) -> None:
     await pool.worker("w2").delete(RESOURCELEASINGPOLICIES, "rlp2")
 
     async def gone() -> None:
-        with pytest.raises(NotFound):
-            await pool.client.get(kinds.NODES, VNODE2)
+        left = [n["metadata"]["name"] for n in (await pool.client.list(kinds.NODES))["items"]]
+        assert VNODE2 not in left, [(p["metadata"]["name"], p["spec"].get("nodeName"), p.get("status", {}).get("phase"))
+                                    for p in (await pool.client.list(kinds.PODS, "team"))["items"]]
         with pytest.raises(NotFound):
             await pool.worker("w2").get(RESOURCELEASINGPOLICIES, "rlp2")  # our finalizer was released
 
