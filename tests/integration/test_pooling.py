@@ -215,7 +215,11 @@ async def test_worker_down_other_binding_unaffected(pool: Pool) -> None:
     await pool.workers["w2"].stop()
 
     async def not_ready() -> None:
-        assert ready(await vnode(pool, VNODE2)) == "Unknown"
+        node = await vnode(pool, VNODE2)
+        lease = await client.get(kinds.LEASES, VNODE2, "kube-node-lease")
+        why = ([(m["manager"], m["time"], m.get("subresource")) for m in node["metadata"]["managedFields"]],
+               lease["spec"], lease["metadata"].get("managedFields"))
+        assert ready(node) == "Unknown", why
 
     await eventually(not_ready, 30)
     assert ready(await vnode(pool, VNODE1)) == "True"
