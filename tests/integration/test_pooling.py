@@ -3,6 +3,7 @@ RunP agent), all on 127.0.0.1 and shared by the tests of this module, which run 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from fractions import Fraction
@@ -17,7 +18,7 @@ from atoll.api.errors import NotFound
 from atoll.api.quantity import parse_quantity
 from atoll.mirror.names import target_name
 from atoll.pooling.kinds import CLUSTERBINDINGS, RESOURCELEASINGPOLICIES
-from tests.conftest import eventually
+from tests.conftest import eventually, kubectl_binary, kubectl_environ
 from tests.integration.pooling import Pool, bind, lease_policy, plane, pool_of, pooled_pod
 
 JSON = dict[str, Any]
@@ -92,6 +93,16 @@ async def test_binding_both_workers_builds_vnodes(pool: Pool) -> None:
     await eventually(policy_active, 10)
 
 
+async def test_metrics(pool: Pool) -> None:
+    text = await pool.client.request("GET", "/metrics")
+    for line in ('kubeocean_clusterbindings_total{status="Ready"} 2.0',
+                 'kubeocean_syncer_vnode_total{clusterbinding="cb-w1"} 1.0',
+                 f'kubeocean_syncer_vnode_available_resource{{clusterbinding="cb-w2",node="{VNODE2}",resource="cpu"}} '
+                 "1000.0"):
+        assert line in text, line
+    assert "kubeocean_manager_sync_duration_seconds_bucket" in text
+
+
 async def test_pod_runs_in_the_worker_and_comes_back(pool: Pool) -> None:
     client = pool.client
     await client.create(kinds.CONFIGMAPS, {"metadata": {"name": "greeting", "namespace": "team"},
@@ -164,6 +175,14 @@ async def test_kubectl_logs_follow(pool: Pool) -> None:
     finally:
         stream.close()
     assert body == b"line-1\nline-2\nline-3\n"
+    kubectl = kubectl_binary()
+    env = kubectl_environ(pool.computing.config.data_dir / "kubectl")
+    assert pool.computing.server is not None
+    proc = await asyncio.create_subprocess_exec(
+        kubectl, "--kubeconfig", str(pool.computing.server.kubeconfig), "-n", "team", "logs", "talker", "--tail", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    out, err = await proc.communicate()
+    assert (proc.returncode, out) == (0, b"line-2\nline-3\n"), err
     await client.delete(kinds.PODS, "talker", "team")
 
 

@@ -19,6 +19,7 @@ from atoll.api import kinds
 from atoll.api.clock import FakeClock
 from atoll.api.errors import NotFound
 from atoll.mirror.names import target_name
+from atoll.mirror.podspec import Placement, build_target_pod
 from atoll.pooling.context import SyncerSettings
 from atoll.pooling.kinds import CLUSTERBINDINGS, RESOURCELEASINGPOLICIES
 from atoll.pooling.syncer import Syncer
@@ -36,7 +37,19 @@ WINDOW = {"start": "08:00", "end": "17:59", "days": ["monday", "tuesday", "wedne
 class Timed:
     pool: Pool
     clock: FakeClock
-    syncer: Syncer
+    task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        syncer = Syncer("cb-w1", self.pool.client, self.pool.worker("w1"), clock=self.clock,
+                        settings=SyncerSettings(lease_duration=4))
+        self.task = asyncio.create_task(syncer.run())
+
+    async def stop(self) -> None:
+        """What a crash (or kill -9) of the process hosting the syncer leaves behind."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -48,15 +61,12 @@ async def timed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Timed
         await bind(pool.client, "cb-w1", "cls-w1", None)
         await lease_policy(pool.worker("w1"), "rlp1", "cb-w1", timeWindows=[WINDOW], forceReclaim=True,
                            gracefulReclaimPeriodSeconds=600)
-        clock = FakeClock(start=MONDAY_NOON)
-        syncer = Syncer("cb-w1", pool.client, pool.worker("w1"), clock=clock, settings=SyncerSettings(lease_duration=4))
-        task = asyncio.create_task(syncer.run())
+        timed = Timed(pool, FakeClock(start=MONDAY_NOON))
+        timed.start()
         try:
-            yield Timed(pool, clock, syncer)
+            yield timed
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await timed.stop()
 
 
 async def taints(pool: Pool) -> dict[str, JSON]:
@@ -159,3 +169,37 @@ async def test_unschedulable_in_the_worker_for_five_minutes(timed: Timed) -> Non
     await pool.client.delete(kinds.PODS, "stuck", "team")
     binding = await pool.client.get(CLUSTERBINDINGS, "cb-w1")
     assert "kubeocean.io/clusterbinding-syncer" in binding["metadata"]["finalizers"]
+
+
+async def test_restart_mid_sync_leaves_no_orphan_and_no_duplicate(timed: Timed) -> None:
+    """The syncer dies (1) after checkpointing a name but before creating, and (2) after creating but
+    before recording the uid; a new syncer resumes both without a second physical pod."""
+    pool = timed.pool
+    await eventually(lambda: taints(pool), 20)
+    await timed.stop()
+    worker = pool.worker("w1")
+    for name in ("named-only", "created"):
+        body = pooled_pod(name, "cls-w1", "echo resumed")
+        body["spec"]["nodeName"] = VNODE
+        body["metadata"]["annotations"] = {"kubeocean.io/physical-pod-namespace": "pool",
+                                           "kubeocean.io/physical-pod-name": target_name("team", name)}
+        created = await pool.client.create(kinds.PODS, body, "team")
+        if name == "created":
+            physical = build_target_pod(created, Placement("pool", "w1-node", VNODE), lambda _k, n: n, {})
+            await worker.create(kinds.PODS, physical, "pool")
+    before = await worker.get(kinds.PODS, target_name("team", "created"), "pool")
+    timed.start()
+
+    async def resumed(name: str) -> JSON:
+        pod = await phase(pool, name, "Succeeded")
+        assert pod["metadata"]["annotations"].get("kubeocean.io/physical-pod-uid"), pod["metadata"]
+        return pod
+
+    for name in ("named-only", "created"):
+        await eventually(lambda n=name: resumed(n), 30)  # type: ignore[misc]
+    adopted = await pool.client.get(kinds.PODS, "created", "team")
+    assert adopted["metadata"]["annotations"]["kubeocean.io/physical-pod-uid"] == before["metadata"]["uid"]
+    names = sorted(p["metadata"]["name"] for p in (await worker.list(kinds.PODS, "pool"))["items"])
+    assert names == sorted([target_name("team", "named-only"), target_name("team", "created")])
+    for name in ("named-only", "created"):
+        await pool.client.delete(kinds.PODS, name, "team")
