@@ -14,6 +14,8 @@ driver; no agent) and ``--pods`` Running pods spread over them. One ResourceLeas
   shows ``Running`` (p50/p99; a watch on the computing cluster);
 * **CPU**: the computing master's CPU seconds during the steady phase per synced pod.
 
+``ATOLL_CPROFILE=PREFIX`` runs both masters under cProfile (``PREFIX-<name>.prof``).
+
 Reference: Karmada's published distribution latency at 100 clusters on a 64-core host, p99
 1.30 s (push) / 0.99 s (pull); the issue's aim is p99 <= 0.5 s. Prints one table and exits 0.
 """
@@ -79,7 +81,9 @@ def start_master(base: Path, name: str, extra: JSON) -> tuple[subprocess.Popen[b
     doc.update(extra)
     config.write_text(yaml.safe_dump(doc))
     log = open(base / f"{name}.log", "wb")
-    proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log)
+    prof = os.environ.get("ATOLL_CPROFILE")  # profile the masters: PREFIX-<name>.prof
+    cmd = [sys.executable, "-m", "cProfile", "-o", f"{prof}-{name}.prof", "-m", "atoll.cli.main"] if prof else ATOLL
+    proc = subprocess.Popen([*cmd, "start", "-c", str(config)], stdout=log, stderr=log)
     for _ in range(600):
         try:
             ctx = ssl.create_default_context(cafile=str(data / "pki" / "ca.crt"))

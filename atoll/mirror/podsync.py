@@ -139,8 +139,10 @@ class PodSync:
         return await self._annotate(pod, patch)
 
     async def _annotate(self, pod: JSON, annotations: dict[str, str]) -> JSON:
+        """Write checkpoint annotations (a merge patch with a uid precondition only: the values are
+        deterministic, so a concurrent writer of other fields is no reason to fail)."""
         md = pod["metadata"]
-        patch = {"metadata": {"resourceVersion": md.get("resourceVersion"), "annotations": annotations}}
+        patch = {"metadata": {"uid": md["uid"], "annotations": annotations}}
         result: JSON = await self.source.patch(kinds.PODS, md["name"], patch, md["namespace"])
         return result
 
@@ -221,8 +223,13 @@ class PodSync:
         return None
 
     async def _write_status(self, pod: JSON, status: JSON) -> None:
+        """Merge-patch the status (we own it: no resourceVersion, so a stale cache costs no conflict);
+        fields the new status no longer has are removed explicitly."""
+        md = pod["metadata"]
+        patch = {**{k: None for k in pod.get("status") or {} if k not in status}, **status}
         try:
-            await self.source.update(kinds.PODS, {**pod, "status": status}, subresource="status")
+            await self.source.patch(kinds.PODS, md["name"], {"metadata": {"uid": md["uid"]}, "status": patch},
+                                    md["namespace"], subresource="status")
         except NotFound:
             pass
 

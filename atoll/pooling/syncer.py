@@ -168,7 +168,7 @@ class Syncer:
         pod_queue: WorkQueue[ObjectKey] = WorkQueue(f"pool-pod-{name}")
         pod_rec = PodReconciler(ctx, sync, pod_queue)
         pod_rec.priority_class = priority
-        pod_ctl = Controller(f"pool-pod-{name}", pod_rec, pod_queue, workers=ctx.settings.workers)
+        pod_ctl = Controller(f"pool-pod-{name}", pod_rec, pod_queue, workers=ctx.settings.pod_workers)
 
         def virtual_key(pod: JSON) -> list[ObjectKey]:
             node = (pod.get("spec") or {}).get("nodeName") or ""
