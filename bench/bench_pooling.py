@@ -199,6 +199,8 @@ async def steady(computing: Client, worker: Client, nodes: int, rate: float, sec
 
     async def watch_worker() -> None:
         async for kind, obj in worker.watch(kinds.PODS, "pool", resource_version=worker_rv or "0"):
+            if kind == "BOOKMARK":
+                continue
             name = names.get(obj["metadata"]["name"])
             if kind == "ADDED" and name and name not in physical_at:
                 physical_at[name] = time.perf_counter()
@@ -207,7 +209,9 @@ async def steady(computing: Client, worker: Client, nodes: int, rate: float, sec
                 task.add_done_callback(pending.discard)
 
     async def watch_computing() -> None:
-        async for _kind, obj in computing.watch(kinds.PODS, "bench", resource_version="0"):
+        async for kind, obj in computing.watch(kinds.PODS, "bench", resource_version="0"):
+            if kind == "BOOKMARK":
+                continue
             name = obj["metadata"]["name"]
             if (obj.get("status") or {}).get("phase") == "Running" and name not in virtual_running_at:
                 virtual_running_at[name] = time.perf_counter()
@@ -237,13 +241,20 @@ async def steady(computing: Client, worker: Client, nodes: int, rate: float, sec
             await all_running.wait()
     cpu = cpu_seconds(master_pid) - cpu0
     for w in watchers:
+        if w.done() and w.exception() is not None:
+            print(f"watcher failed: {w.exception()!r}")
         w.cancel()
+    physical = len((await worker.list(kinds.PODS, "pool"))["items"])
+    virtual = (await computing.list(kinds.PODS, "bench"))["items"]
+    running = sum(1 for p in virtual if (p.get("status") or {}).get("phase") == "Running")
+    print(f"at the end: {physical} physical pods, {len(virtual)} virtual pods ({running} Running)")
     top_down = [physical_at[n] - created_at[n] for n in created_at if n in physical_at]
     bottom_up = [virtual_running_at[n] - running_set_at[n] for n in running_set_at if n in virtual_running_at]
     return top_down, bottom_up, cpu, len(virtual_running_at)
 
 
 async def run(base: Path, args: argparse.Namespace) -> None:
+    load = os.getloadavg()[0]
     worker_proc, worker_kc = start_master(base, "worker", {"controllers": ["namespace"]})
     computing_proc, computing_kc = start_master(base, "computing", {"controllers": ["namespace", "pooling"]})
     try:
@@ -267,6 +278,7 @@ async def run(base: Path, args: argparse.Namespace) -> None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=15)
     td50, td99, bu50, bu99 = pct(top_down, 0.5), pct(top_down, 0.99), pct(bottom_up, 0.5), pct(bottom_up, 0.99)
+    print(f"load average before the run: {load:.1f}")
     print(f"worker: {args.nodes} fake nodes, {args.pods} pods (populated in {populate_s:.1f} s); "
           f"steady {args.rate:g} pods/s for {args.seconds:g} s; {os.cpu_count()} cores")
     print(f"{'measure':<40} {'ours':>10} {'reference':>12} {'ratio':>8}")
