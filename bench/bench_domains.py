@@ -35,9 +35,9 @@ from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
 
 ATOLL = [sys.executable, "-m", "atoll.cli.main"]
-MIN_WRITES_PER_DOMAIN = 8
-"""namespace, service account, role binding, config map, quota (creates); domain-auth label (patch);
-Domain status (deploy token); quota status (the quota controller)."""
+MIN_WRITES_PER_DOMAIN = 9
+"""namespace, service account, role binding, config map, default data source, quota (creates); domain-auth label
+(patch); Domain status (deploy token); quota status (the quota controller)."""
 
 
 def free_port() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import shutil
 import socket
@@ -50,12 +51,18 @@ class RunningServer:
         return Client(self.url, ssl_context=self.ssl_context(), token=self.token)
 
 
-async def eventually(check: Callable[[], Awaitable[T]], within: float = 10.0, *, every: float = 0.05) -> T:
-    """Poll ``check`` until it returns without AssertionError/NotFound (its value) or time runs out."""
+async def eventually(check: Callable[[], T | Awaitable[T]], within: float = 10.0, *, every: float = 0.05) -> T:
+    """The one polling helper of the suite: call ``check`` (sync or async) until it holds, and
+    return its value. It does not hold yet while it raises ``AssertionError`` (or ``NotFound``: the
+    object is not there yet) or returns ``False``; after ``within`` seconds the last failure
+    propagates. Checks that ``assert`` report what was seen last; predicates may return a bool."""
     deadline = time.monotonic() + within
     while True:
         try:
-            return await check()
+            result = check()
+            value = await result if inspect.isawaitable(result) else result
+            assert value is not False, "the condition did not hold"
+            return value  # type: ignore[no-any-return]
         except (AssertionError, errors.NotFound):
             if time.monotonic() > deadline:
                 raise

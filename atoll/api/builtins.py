@@ -32,7 +32,7 @@ BUILTINS: tuple[ResourceDef, ...] = (
         True,
         ("po",),
         ("all",),
-        subresources=("status", "binding", "log", "exec", "eviction"),
+        subresources=("status", "binding", "log", "exec", "attach", "eviction"),
     ),
     ResourceDef("", "v1", "Service", "services", "service", True, ("svc",), ("all",), subresources=("status",)),
     ResourceDef("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",), list_kind="EndpointsList"),

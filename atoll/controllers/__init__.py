@@ -24,6 +24,10 @@ CONTROLLERS: tuple[str, ...] = (
     "domain",
     "nodelifecycle",
     "endpoints",
+    "kusciajob",
+    "kusciatask",
+    "taskresourcegroup",
+    "domainroute",
 )
 
 
@@ -34,6 +38,10 @@ class ControllerContext:
     client: Client
     master_domain: str = "kuscia-system"
     workers: int = 4
+    enable_workload_approve: bool = False
+    """``enableWorkloadApprove``: jobs wait in ``AwaitingApproval`` until every party accepts."""
+    job_gc_duration_hours: float = 720.0
+    """``garbageCollection.kusciaJobGC.durationHours``: finished KusciaJobs are deleted after this."""
 
 
 def setup_all(manager: Manager, ctx: ControllerContext, names: tuple[str, ...] = CONTROLLERS) -> list[str]:

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from atoll.api.constants import domain_id_problem
 
 MODES = ("master", "lite", "autonomy")
+DEFAULT_JOB_GC_HOURS = 720.0
+"""Kuscia's ``garbageCollection.kusciaJobGC.durationHours`` default (30 days)."""
 
 
 class ConfigError(ValueError):
@@ -43,6 +45,8 @@ class NodeConfig:
     lite_deploy_token: str = ""
     runtime: str = "runp"
     controllers: tuple[str, ...] | None = None  # master: controllers (and "scheduler") to run; None = all
+    enable_workload_approve: bool = False  # enableWorkloadApprove
+    job_gc_duration_hours: float = DEFAULT_JOB_GC_HOURS  # garbageCollection.kusciaJobGC.durationHours
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_yaml(self) -> str:
@@ -67,7 +71,13 @@ class NodeConfig:
             doc["masterEndpoint"] = self.master_endpoint
         if self.lite_deploy_token:
             doc["liteDeployToken"] = self.lite_deploy_token
+        if self.enable_workload_approve:
+            doc["enableWorkloadApprove"] = True
         doc.update(self.extra)
+        if self.job_gc_duration_hours != DEFAULT_JOB_GC_HOURS:
+            gc = dict(doc.get("garbageCollection") or {})
+            gc["kusciaJobGC"] = {**(gc.get("kusciaJobGC") or {}), "durationHours": self.job_gc_duration_hours}
+            doc["garbageCollection"] = gc
         return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -94,6 +104,16 @@ def _controllers(value: object) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"controllers: must be a list of controller names (got {value!r})")
     return None if "*" in value else tuple(value)
+
+
+def _job_gc_hours(doc: dict[str, Any]) -> float:
+    """``garbageCollection.kusciaJobGC.durationHours`` (a positive number of hours)."""
+    gc = doc.get("garbageCollection") or {}
+    job_gc = gc.get("kusciaJobGC") if isinstance(gc, dict) else None
+    value = job_gc.get("durationHours", DEFAULT_JOB_GC_HOURS) if isinstance(job_gc, dict) else DEFAULT_JOB_GC_HOURS
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"garbageCollection.kusciaJobGC.durationHours: must be a positive number (got {value!r})")
+    return float(value)
 
 
 def load_config(path: Path) -> NodeConfig:
@@ -128,6 +148,7 @@ def load_config(path: Path) -> NodeConfig:
         "liteDeployToken",
         "runtime",
         "controllers",
+        "enableWorkloadApprove",
     }
     try:
         port = int(api.get("port", 6443))
@@ -148,5 +169,7 @@ def load_config(path: Path) -> NodeConfig:
         lite_deploy_token=str(doc.get("liteDeployToken") or ""),
         runtime=str(doc.get("runtime") or "runp"),
         controllers=_controllers(doc.get("controllers")),
+        enable_workload_approve=doc.get("enableWorkloadApprove") is True,
+        job_gc_duration_hours=_job_gc_hours(doc),
         extra={k: v for k, v in doc.items() if k not in known},
     )

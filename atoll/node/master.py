@@ -27,6 +27,7 @@ from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_ro
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.client import Client
 from atoll.controllers import CONTROLLERS, ControllerContext, setup_all
+from atoll.files import private_dir
 from atoll.node.config import NodeConfig
 from atoll.pki import PKI, ensure_pki, server_ssl_context
 from atoll.pooling.manager import PoolingManager
@@ -53,10 +54,16 @@ def loopback_socket(data_dir: Path) -> Path:
 class MasterNode:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        private_dir(config.data_dir)  # state.db holds Secrets: nobody else may read the data dir
         self.pki: PKI = ensure_pki(config.data_dir / "pki")
         self.server: APIServer | None = None
         self.ready = asyncio.Event()
         self.manager: Manager | None = None
+        from atoll.node.gateway import prepare_gateway
+
+        self.gateway_options = prepare_gateway(config, aliases=("master",))
+        self.gateway: Any = None  # the GatewayModule when the config has a gateway: block
+        self.gateway_routes: list[Any] = []  # aiohttp routes for the handshake server (contract C3)
         self.pooling: PoolingManager | None = None
 
     @property
@@ -92,6 +99,7 @@ class MasterNode:
                 path.write_text(self.url)
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
+                self._start_gateway(tg)
                 if self._pooling_enabled():
                     tg.create_task(self._run_pooling(), name="master/pooling")
                 # in the body, not a sibling task: on shutdown the controllers stop (and release
@@ -99,6 +107,25 @@ class MasterNode:
                 await self._run_controllers()
         finally:
             await store.close()
+
+    def _start_gateway(self, tg: asyncio.TaskGroup) -> None:
+        """The master's gateway (when the config has a ``gateway:`` block): routes
+        ``apiserver.master.svc`` to this API server and serves ``gateway_routes`` (C3)."""
+        from dataclasses import replace
+
+        from atoll.gateway.model import LocalService
+        from atoll.gateway.module import GatewayModule
+
+        if self.gateway_options is None:
+            return
+        assert self.server is not None
+        host = "127.0.0.1" if self.config.api_host in ("0.0.0.0", "") else self.config.api_host
+        port = self.server.bound_port
+        api = LocalService("apiserver", self.config.domain_id, port, ((host, port),), upstream_tls=True)
+        options = replace(self.gateway_options, static_services=(api,))
+        client = self.client()
+        self.gateway = GatewayModule(client, options, extra_routes=self.gateway_routes)
+        tg.create_task(_closing(client, self.gateway.run()), name="master/gateway")
 
     def client(self) -> Client:
         """An admin client of this node's own API server: over the loopback Unix socket when it
@@ -134,7 +161,12 @@ class MasterNode:
                 retry_period=1.0,
             )
             manager = Manager(client, leader_election=elector)
-            ctx = ControllerContext(client, master_domain=self.config.domain_id)
+            ctx = ControllerContext(
+                client,
+                master_domain=self.config.domain_id,
+                enable_workload_approve=self.config.enable_workload_approve,
+                job_gc_duration_hours=self.config.job_gc_duration_hours,
+            )
             wanted = self.config.controllers
             names = setup_all(
                 manager, ctx, CONTROLLERS if wanted is None else tuple(n for n in wanted if n != "scheduler")
@@ -173,7 +205,7 @@ class MasterNode:
             rbac_rd = registry.get("rbac.authorization.k8s.io", "v1", plural)
             assert rbac_rd is not None
             for obj in objs:
-                await _ensure(objects.create(rbac_rd, None, obj, opts))
+                await _ensure_rbac_default(objects, rbac_rd, obj, opts)
         crd_rd = registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         assert crd_rd is not None
         for crd in (*kuscia_crds(), *pooling_crds()):
@@ -187,8 +219,31 @@ class MasterNode:
                 await objects.modify(crd_rd, None, name, _with_spec(crd["spec"]), opts)
 
 
+async def _closing(client: Client, run: Any) -> None:
+    async with client:
+        await run
+
+
 def _with_spec(spec: Any) -> Callable[[JSON], JSON]:
     return lambda current: {**current, "spec": spec}
+
+
+async def _ensure_rbac_default(objects: Any, rd: Any, obj: JSON, opts: WriteOptions) -> None:
+    """Create a default role or binding, or bring its rules/subjects back to the defaults (kube-apiserver's
+    bootstrap-roles reconciliation; opt out with the ``rbac.authorization.kubernetes.io/autoupdate: "false"``
+    annotation)."""
+    name = obj["metadata"]["name"]
+    try:
+        current = objects.get(rd, None, name).obj
+    except errors.NotFound:
+        await _ensure(objects.create(rd, None, obj, opts))
+        return
+    annotations = current["metadata"].get("annotations") or {}
+    if annotations.get("rbac.authorization.kubernetes.io/autoupdate") == "false":
+        return
+    fields = {k: obj[k] for k in ("rules", "roleRef", "subjects") if k in obj}
+    if any(current.get(k) != v for k, v in fields.items()):
+        await objects.modify(rd, None, name, lambda cur: {**cur, **fields}, opts)
 
 
 async def _ensure(creation: Any) -> None:

@@ -4,6 +4,7 @@ It talks to the API server only through :mod:`atoll.client`, so controllers beha
 against Atoll's own API server and any Kubernetes API server.
 """
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock, FakeClock, SystemClock
 from atoll.runtime.cache import Cache, IndexFunc
 from atoll.runtime.controller import (
     Controller,
@@ -30,11 +31,14 @@ from atoll.runtime.workqueue import QueueMetrics, WorkQueue
 
 __all__ = [
     "REGISTRY",
+    "SYSTEM_CLOCK",
     "BucketRateLimiter",
     "Cache",
+    "Clock",
     "Controller",
     "EventHandler",
     "ExponentialFailureRateLimiter",
+    "FakeClock",
     "IndexFunc",
     "Informer",
     "InformerFactory",
@@ -47,6 +51,7 @@ __all__ = [
     "RateLimiter",
     "Reconciler",
     "Result",
+    "SystemClock",
     "TerminalError",
     "WatchSettings",
     "WorkQueue",

@@ -14,9 +14,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from atoll.api.kinds import NODES, PODS
+from atoll.api.constants import LABEL_DOMAIN_NAME
+from atoll.api.kinds import NAMESPACES, NODES, PODS
 from atoll.client import Client
-from atoll.runtime import Controller, Manager, ObjectKey
+from atoll.runtime import SYSTEM_CLOCK, Clock, Controller, Manager, ObjectKey
 from atoll.scheduler.framework import (
     MAX_NODE_SCORE,
     SUCCESS,
@@ -33,8 +34,9 @@ from atoll.scheduler.framework import (
     ScorePlugin,
     Status,
 )
+from atoll.scheduler.kuscia import kuscia_profile
 from atoll.scheduler.nodeinfo import NodeInfo
-from atoll.scheduler.plugins import default_plugins
+from atoll.scheduler.plugins import NamespaceDomain, default_plugins
 from atoll.scheduler.retry import RetrySettings
 from atoll.scheduler.scheduler import DEFAULT_SCHEDULER, Scheduler
 
@@ -70,8 +72,8 @@ class SchedulerController(Controller[ObjectKey]):
                 self.scheduler.bindings = None
 
 
-def default_profile() -> Profile:
-    return Profile.from_plugins(DEFAULT_SCHEDULER, default_plugins())
+def default_profile(namespace_domain: NamespaceDomain | None = None) -> Profile:
+    return Profile.from_plugins(DEFAULT_SCHEDULER, default_plugins(namespace_domain))
 
 
 def setup(
@@ -81,14 +83,28 @@ def setup(
     profiles: Sequence[Profile] | None = None,
     settings: RetrySettings = RetrySettings(),
     workers: int = 4,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Scheduler:
-    """Informers on nodes and pods feed one ``scheduler`` controller added to ``manager``."""
+    """Informers on nodes and pods feed one ``scheduler`` controller added to ``manager``.
+
+    Without ``profiles`` it serves ``default-scheduler`` and Kuscia's co-scheduling
+    ``kuscia-scheduler`` (whose reservation windows run on ``clock``)."""
     nodes = manager.informer(NODES)
     pods = manager.informer(PODS)
-    scheduler = Scheduler(
-        ctx.client, nodes=nodes.cache, pods=pods.cache, profiles=profiles or [default_profile()], settings=settings
-    )
+    namespaces = manager.informer(NAMESPACES)
+
+    def namespace_domain(name: str) -> str | None:
+        labels = ((namespaces.cache.get(name) or {}).get("metadata") or {}).get("labels") or {}
+        return labels.get(LABEL_DOMAIN_NAME) or None
+
+    coscheduling = None
+    if profiles is None:
+        kuscia, coscheduling = kuscia_profile(manager, ctx.client, clock, namespace_domain)
+        profiles = [default_profile(namespace_domain), kuscia]
+    scheduler = Scheduler(ctx.client, nodes=nodes.cache, pods=pods.cache, profiles=profiles, settings=settings)
     controller = SchedulerController(scheduler, workers=workers)
+    if coscheduling is not None:
+        coscheduling.activate = lambda key: scheduler.retry.requeue(key, 0.0)
     controller.watch(pods, scheduler.pods_to_schedule, update_predicate=_pod_spec_or_meta_changed)
     pods.add_handler(on_add=scheduler.on_pod_add, on_update=scheduler.on_pod_update, on_delete=scheduler.on_pod_delete)
     nodes.add_handler(on_add=scheduler.on_node_add, on_update=scheduler.on_node_update)

@@ -11,10 +11,7 @@ from typing import Any
 
 import pytest
 
-try:
-    from tests.conftest import RunningServer, kubectl_binary, kubectl_environ, running_master
-except ImportError:  # tests/ is not a package: conftest is importable as a top-level module
-    from conftest import RunningServer, kubectl_binary, kubectl_environ, running_master  # type: ignore
+from tests.conftest import RunningServer, kubectl_binary, kubectl_environ, running_master
 
 KUBECTL_TIMEOUT = 30
 

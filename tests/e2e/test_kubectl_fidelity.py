@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import eventually
 from tests.e2e.conftest import Kubectl, make_kubectl, table
 
 VERSIONS = ["1.32", "1.28"]
@@ -297,16 +298,19 @@ def test_crd_printer_columns_with_a_filter(kubectl: Kubectl) -> None:
         f"clusterdomainroute.kuscia.secretflow/{name} created"
     rows = table(kubectl.out("get", "cdr", name))
     assert rows[0] == ["NAME", "SOURCE", "DESTINATION", "HOST", "AUTHENTICATION", "READY"]
-    assert rows[1] == [name, "alice", "bob", "bob.example", "Token"], rows
-    cond = {"status": {"conditions": [
-        {"type": "Pending", "status": "False", "reason": "x", "lastTransitionTime": "2026-01-01T00:00:00Z"},
-        {"type": "Ready", "status": "True", "reason": "Ok", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
-    out = kubectl.out("patch", "cdr", name, "--subresource=status", "--type=merge", "-p", json.dumps(cond))
-    assert out == f"clusterdomainroute.kuscia.secretflow/{name} patched"
-    rows = table(kubectl.out("get", "clusterdomainroutes", name))
-    assert rows[1] == [name, "alice", "bob", "bob.example", "Token", "True"], rows
-    rows = table(kubectl.out("get", "clusterdomainroute.kuscia.secretflow", name, "-o", "wide"))
-    assert rows[1][-1] == "True"
+    assert rows[1][:5] == [name, "alice", "bob", "bob.example", "Token"], rows
+
+    def ready_column(*resource: str) -> str:
+        # READY filters .status.conditions[?(@.type=="Ready")].status; the ClusterDomainRoute
+        # controller writes Ready=False here (neither domain exists), next to other conditions
+        row = table(kubectl.out("get", *resource, name))[1]
+        assert row[-1] == "False", row
+        return row[-1]
+
+    asyncio.run(eventually(lambda: ready_column("clusterdomainroutes")))
+    ready_column("clusterdomainroute.kuscia.secretflow", "-o", "wide")
+    obj = json.loads(kubectl.out("get", "cdr", name, "-o", "json"))
+    assert [c["status"] for c in obj["status"]["conditions"] if c["type"] == "Ready"] == ["False"]
     kubectl.run("delete", "cdr", name)
 
 

@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
-try:
-    from tests.conftest import RunningServer
-    from tests.e2e.conftest import ALICE, Kubectl, make_kubectl, table
-except ImportError:  # tests/ is not a package: pytest put tests/ and this directory on sys.path
-    from conftest import ALICE, Kubectl, RunningServer, make_kubectl, table  # type: ignore[no-redef]
+from tests.conftest import RunningServer, eventually
+from tests.e2e.conftest import ALICE, Kubectl, make_kubectl, table
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
@@ -32,18 +27,6 @@ SEED_003_TOKEN = (  # one shell line, as printed in the seed
     """kubectl get domain alice -o=jsonpath='{.status.deployTokenStatuses[?(@.state=="unused")].token}'"""
     " && echo"
 )
-
-
-def poll(check: Callable[[], T], within: float = 10.0) -> T:
-    """``check()`` until it stops raising AssertionError (seconds at most)."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -71,7 +54,7 @@ def quota_row(kubectl: Kubectl, pods: int) -> None:
     assert re.fullmatch(AGE, rows[1][1]) and rows[1][2] == f"pods: 0/{pods}", rows
 
 
-def test_seed_001_domain_session(kubectl: Kubectl) -> None:
+async def test_seed_001_domain_session(kubectl: Kubectl) -> None:
     # 创建 Domain
     out = kubectl.apply(ALICE.format(pods=100), "alice-domain.yaml")
     assert out == "domain.kuscia.secretflow/alice created"
@@ -82,8 +65,8 @@ def test_seed_001_domain_session(kubectl: Kubectl) -> None:
         rows = table(kubectl.out("get", "namespace", "alice", check=False) or "x")
         assert rows[0] == ["NAME", "STATUS", "AGE"] and rows[1][:2] == ["alice", "Active"], rows
 
-    poll(namespace_active)
-    poll(lambda: quota_row(kubectl, 100))
+    await eventually(namespace_active, every=0.1)
+    await eventually(lambda: quota_row(kubectl, 100), every=0.1)
 
     # seed 003: the unused deploy token, exactly as documented
     def token() -> str:
@@ -92,12 +75,12 @@ def test_seed_001_domain_session(kubectl: Kubectl) -> None:
         assert re.fullmatch(r"[A-Za-z]{32}\n", proc.stdout), proc.stdout
         return proc.stdout.strip()
 
-    poll(token)
+    await eventually(token, every=0.1)
 
     # 更新 Domain
     out = kubectl.apply(ALICE.format(pods=200), "alice-domain.yaml")
     assert out == "domain.kuscia.secretflow/alice configured"
-    poll(lambda: quota_row(kubectl, 200))
+    await eventually(lambda: quota_row(kubectl, 200), every=0.1)
 
     # 清理 Domain
     assert kubectl.out("delete", "domain", "alice") == 'domain.kuscia.secretflow "alice" deleted'
@@ -113,4 +96,4 @@ def test_seed_001_domain_session(kubectl: Kubectl) -> None:
         assert rows[0] == ["NAME", "STATUS", "AGE", "DELETED"], rows
         assert rows[1][:2] == ["alice", "Active"] and re.fullmatch(AGE, rows[1][2]) and rows[1][3] == "true", rows
 
-    poll(marked_deleted)
+    await eventually(marked_deleted, every=0.1)

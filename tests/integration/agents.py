@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from atoll.api import kinds
 from atoll.api.errors import NotFound
 from atoll.client import Client
 from atoll.pki import PKI, issue_serving_cert
-from tests.conftest import RunningServer, start_until_ready
+from tests.conftest import RunningServer, eventually, start_until_ready
 
 JSON = dict[str, Any]
 FAST = Timers(lease_duration=4, lease_renew=1, status_check=2, backoff_initial=1, backoff_max=4, probe_min_period=0.2)
@@ -100,17 +99,6 @@ def pod(name: str, node: str, command: list[str], *, namespace: str = "default",
     }
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20, interval: float = 0.1) -> Any:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
-
-
 async def wait_pod_gone(client: Client, name: str, *, namespace: str = "default", timeout: float = 15) -> None:  # noqa: ASYNC109
     """Until the pod object no longer exists (the agent confirmed its deletion)."""
 
@@ -121,7 +109,7 @@ async def wait_pod_gone(client: Client, name: str, *, namespace: str = "default"
             return True
         return False
 
-    await eventually(gone, timeout=timeout)
+    await eventually(gone, timeout)
 
 
 def processes_with(marker: str) -> list[int]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from atoll.api import kinds
 from atoll.api.quantity import parse_quantity
-from tests.conftest import RunningServer
-from tests.integration.agents import agent_config, eventually, running_agent, start_agent
+from tests.conftest import RunningServer, eventually
+from tests.integration.agents import agent_config, running_agent, start_agent
 
 
 async def test_node_registered_with_kuscia_labels_taint_capacity(api_server: RunningServer, tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ async def test_stopped_agent_node_becomes_not_ready(api_server: RunningServer, t
             ready = {c["type"]: c["status"] for c in current["status"]["conditions"]}["Ready"]
             return ready != "True"
 
-        await eventually(not_ready, timeout=30, interval=0.5)
+        await eventually(not_ready, 30, every=0.5)
         current = await client.get(kinds.NODES, "alice-node")
         assert "node.kuscia.secretflow/stop-timestamp" in current["metadata"]["labels"]
         # and back: a restarted agent reclaims its node and reports Ready again

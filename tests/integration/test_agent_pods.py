@@ -9,16 +9,17 @@ from typing import Any
 
 from atoll.api import kinds
 from atoll.client import Client
-from tests.conftest import RunningServer, kubectl_binary
-from tests.integration.agents import eventually, pod, processes_with, running_agent, wait_pod_gone
+from tests.conftest import RunningServer, eventually, kubectl_binary
+from tests.integration.agents import pod, processes_with, running_agent, wait_pod_gone
 
 JSON = dict[str, Any]
 NODE = "alice-node"
 
 
-async def phase_of(client: Client, name: str, *phases: str) -> JSON | None:
+async def phase_of(client: Client, name: str, *phases: str) -> JSON:
     current = await client.get(kinds.PODS, name, "default")
-    return current if (current.get("status") or {}).get("phase") in phases else None
+    assert (current.get("status") or {}).get("phase") in phases, current.get("status")
+    return current
 
 
 def main_status(p: JSON) -> JSON:
@@ -82,15 +83,16 @@ async def test_always_pod_restarts_with_backoff(api_server: RunningServer, tmp_p
         c = agent.client
         await c.create(kinds.PODS, pod("crash", NODE, ["sh", "-c", "echo attempt; exit 1"]))
 
-        async def restarted(count: int) -> JSON | None:
+        async def restarted(count: int) -> JSON:
             current = await c.get(kinds.PODS, "crash", "default")
             statuses = (current.get("status") or {}).get("containerStatuses") or []
-            return current if statuses and statuses[0]["restartCount"] >= count else None
+            assert statuses and statuses[0]["restartCount"] >= count, statuses
+            return current
 
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await eventually(lambda: restarted(1), timeout=15)
-        crashing = await eventually(lambda: restarted(2), timeout=15)
+        await eventually(lambda: restarted(1), 15)
+        crashing = await eventually(lambda: restarted(2), 15)
         elapsed = loop.time() - started
         assert elapsed >= 1.0 + 2.0 - 0.5  # back-off 1 s then 2 s (test timers)
         assert crashing["status"]["phase"] == "Running"
@@ -102,7 +104,7 @@ async def test_always_pod_restarts_with_backoff(api_server: RunningServer, tmp_p
             waiting = main_status(current)["state"].get("waiting") or {}
             return waiting.get("reason") == "CrashLoopBackOff"
 
-        await eventually(in_backoff, timeout=10)
+        await eventually(in_backoff, 10)
         previous = await c.request("GET", "/api/v1/namespaces/default/pods/crash/log", params={"previous": "true"})
         assert previous == "attempt\n"
 
@@ -112,11 +114,11 @@ async def test_unknown_image_waits_with_err_image_never_pull(api_server: Running
         c = agent.client
         await c.create(kinds.PODS, pod("noimg", NODE, ["true"], container={"image": "missing:v9"}))
 
-        async def waiting() -> JSON | None:
+        async def waiting() -> JSON:
             current = await c.get(kinds.PODS, "noimg", "default")
             statuses = (current.get("status") or {}).get("containerStatuses") or []
-            return current if statuses and statuses[0]["state"].get("waiting", {}).get("reason") == \
-                "ErrImageNeverPull" else None
+            assert statuses and statuses[0]["state"].get("waiting", {}).get("reason") == "ErrImageNeverPull", statuses
+            return current
 
         current = await eventually(waiting)
         assert current["status"]["phase"] == "Pending"
@@ -210,11 +212,11 @@ async def test_probes_readiness_and_liveness(api_server: RunningServer, tmp_path
         async def ready() -> bool:
             return bool(main_status(await c.get(kinds.PODS, "probed", "default"))["ready"])
 
-        await eventually(ready, timeout=10)
+        await eventually(ready, 10)
         (workdir / "dead").touch()
 
         async def restarted() -> bool:
             return int(main_status(await c.get(kinds.PODS, "probed", "default"))["restartCount"]) >= 1
 
-        await eventually(restarted, timeout=15)
+        await eventually(restarted, 15)
         (workdir / "dead").unlink()

@@ -6,13 +6,14 @@ import asyncio
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from atoll.api import kinds
 from atoll.client import Client
-from tests.conftest import RunningServer
-from tests.integration.agents import eventually, kill_leftovers, pod, processes_with, stable_processes, wait_pod_gone
+from tests.conftest import RunningServer, eventually
+from tests.integration.agents import kill_leftovers, pod, processes_with, stable_processes, wait_pod_gone
 from tests.integration.lite_procs import init_lite, node_ready, start, stop
 
 pytestmark = pytest.mark.slow
@@ -24,8 +25,8 @@ async def test_kill_9_and_restart_readopts_without_duplicates(api_server: Runnin
     client = Client.from_kubeconfig(api_server.kubeconfig)
     try:
         async with client:
-            await eventually(lambda: node_ready(client, "alice-node"), timeout=30)
-            await eventually(lambda: node_ready(client, "bob-node"), timeout=30)
+            await eventually(lambda: node_ready(client, "alice-node"), 30)
+            await eventually(lambda: node_ready(client, "bob-node"), 30)
             loop_a, loop_b, short = "marker-long-alice", "marker-long-bob", "marker-short-alice"
             forever = "while :; do sleep 0.2; done # "
             await client.create(kinds.PODS, pod("long", "alice-node", ["sh", "-c", forever + loop_a]))
@@ -38,7 +39,7 @@ async def test_kill_9_and_restart_readopts_without_duplicates(api_server: Runnin
                 return (p.get("status") or {}).get("phase") == "Running"
 
             for name in ("long", "long-b", "short"):
-                await eventually(lambda name=name: running(name), timeout=20)
+                await eventually(lambda name=name: running(name), 20)
             before = await stable_processes(loop_a)
             assert before, "the pod's processes run"
             alice.send_signal(signal.SIGKILL)
@@ -46,13 +47,14 @@ async def test_kill_9_and_restart_readopts_without_duplicates(api_server: Runnin
             await asyncio.sleep(4)  # "short" exits while its agent is down
             assert await stable_processes(loop_a) == before, "pods survive their agent"
             alice = start(alice_cfg)
-            await eventually(lambda: node_ready(client, "alice-node"), timeout=30)
+            await eventually(lambda: node_ready(client, "alice-node"), 30)
 
-            async def finished() -> dict[str, object] | None:
+            async def finished() -> dict[str, Any]:
                 p = await client.get(kinds.PODS, "short", "default")
-                return p if p["status"].get("phase") in ("Succeeded", "Failed") else None
+                assert p["status"].get("phase") in ("Succeeded", "Failed"), p["status"]
+                return p
 
-            done = await eventually(finished, timeout=20)
+            done = await eventually(finished, 20)
             term = done["status"]["containerStatuses"][0]["state"]["terminated"]
             assert (done["status"]["phase"], term["exitCode"], term["reason"]) == ("Failed", 4, "Error")
             await asyncio.sleep(2)

@@ -9,8 +9,7 @@ monitored (its objects can own and be collected).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,11 +18,8 @@ from atoll.api.errors import NotFound
 from atoll.api.kinds import CONFIGMAPS, PODS, kind
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
-
-try:
-    from tests.conftest import RunningServer
-except ImportError:  # pragma: no cover
-    from conftest import RunningServer  # type: ignore
+from tests.conftest import RunningServer, eventually
+from tests.integration.controllers import collector_saw
 
 pytestmark = pytest.mark.controllers("namespace", "garbagecollector")
 JSON = dict[str, Any]
@@ -75,37 +71,26 @@ async def exists(client: Client, rd: ResourceDef, name: str) -> bool:
     return True
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                if await check():
-                    return
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None
-
-
 async def gone(client: Client, rd: ResourceDef, *names: str) -> bool:
     return not any([await exists(client, rd, n) for n in names])
 
 
-async def test_background_deletes_dependents_after_owner(client: Client) -> None:
+async def test_background_deletes_dependents_after_owner(api_server: RunningServer, client: Client) -> None:
     owner = await make_cm(client, "owner")
-    await make_cm(client, "dep-cm", owner)
-    await make_pod(client, "dep-pod", owner)
+    dep_cm = await make_cm(client, "dep-cm", owner)
+    dep_pod = await make_pod(client, "dep-pod", owner)
     unrelated = await make_cm(client, "unrelated")
-    await asyncio.sleep(0.5)  # the collector must leave live owners' dependents alone
+    await collector_saw(api_server, owner, dep_cm, dep_pod, unrelated)  # and left live owners' dependents alone
     assert await exists(client, CONFIGMAPS, "dep-cm")
 
     await client.delete(CONFIGMAPS, "owner", NS, propagation_policy="Background")
     assert not await exists(client, CONFIGMAPS, "owner")  # the owner goes first, at once
-    await eventually(lambda: gone(client, CONFIGMAPS, "dep-cm"), "the dependent ConfigMap is deleted")
-    await eventually(lambda: gone(client, PODS, "dep-pod"), "the dependent Pod is deleted")
+    await eventually(lambda: gone(client, CONFIGMAPS, "dep-cm"), TIMEOUT)  # the dependent ConfigMap is deleted
+    await eventually(lambda: gone(client, PODS, "dep-pod"), TIMEOUT)  # the dependent Pod is deleted
     assert await exists(client, CONFIGMAPS, unrelated["metadata"]["name"])
 
 
-async def test_foreground_keeps_owner_until_dependents_are_gone(client: Client) -> None:
+async def test_foreground_keeps_owner_until_dependents_are_gone(api_server: RunningServer, client: Client) -> None:
     owner = await make_cm(client, "owner")
     # a held dependent: the owner must wait for it even after the collector deleted it
     await make_cm(client, "held", owner, finalizers=("example.com/hold",))
@@ -114,22 +99,22 @@ async def test_foreground_keeps_owner_until_dependents_are_gone(client: Client) 
     marked = await client.delete(CONFIGMAPS, "owner", NS, propagation_policy="Foreground")
     assert marked["metadata"]["deletionTimestamp"]
     assert "foregroundDeletion" in marked["metadata"]["finalizers"]
-    await eventually(lambda: gone(client, PODS, "dep-pod"), "the dependent Pod is deleted")
+    await eventually(lambda: gone(client, PODS, "dep-pod"), TIMEOUT)  # the dependent Pod is deleted
 
     async def held_marked() -> bool:
         return bool((await client.get(CONFIGMAPS, "held", NS))["metadata"].get("deletionTimestamp"))
 
-    await eventually(held_marked, "the held dependent is marked for deletion")
-    await asyncio.sleep(0.5)
+    await eventually(held_marked, TIMEOUT)  # the held dependent is marked for deletion
+    await collector_saw(api_server)
     still = await client.get(CONFIGMAPS, "owner", NS)
     assert still["metadata"]["deletionTimestamp"]
     assert still["metadata"]["finalizers"] == ["foregroundDeletion"]
 
     await client.patch(CONFIGMAPS, "held", {"metadata": {"finalizers": None}}, NS)
-    await eventually(lambda: gone(client, CONFIGMAPS, "held", "owner"), "the owner goes after its dependents")
+    await eventually(lambda: gone(client, CONFIGMAPS, "held", "owner"), TIMEOUT)  # owner after dependents
 
 
-async def test_orphan_keeps_dependents_without_the_reference(client: Client) -> None:
+async def test_orphan_keeps_dependents_without_the_reference(api_server: RunningServer, client: Client) -> None:
     owner = await make_cm(client, "owner")
     other = await make_cm(client, "other-owner")
     await make_cm(client, "dep-cm", owner)
@@ -137,18 +122,20 @@ async def test_orphan_keeps_dependents_without_the_reference(client: Client) -> 
 
     marked = await client.delete(CONFIGMAPS, "owner", NS, propagation_policy="Orphan")
     assert "orphan" in marked["metadata"]["finalizers"]
-    await eventually(lambda: gone(client, CONFIGMAPS, "owner"), "the owner is deleted")
+    await eventually(lambda: gone(client, CONFIGMAPS, "owner"), TIMEOUT)  # the owner is deleted
 
     dep_cm = await client.get(CONFIGMAPS, "dep-cm", NS)
     assert not dep_cm["metadata"].get("ownerReferences")
     dep_pod = await client.get(PODS, "dep-pod", NS)
     assert [r["uid"] for r in dep_pod["metadata"]["ownerReferences"]] == [other["metadata"]["uid"]]
-    await asyncio.sleep(0.5)
+    await collector_saw(api_server, dep_cm, dep_pod)
     assert await exists(client, CONFIGMAPS, "dep-cm")
     assert await exists(client, PODS, "dep-pod")
 
 
-async def test_dependent_with_two_owners_survives_until_both_are_gone(client: Client) -> None:
+async def test_dependent_with_two_owners_survives_until_both_are_gone(
+    api_server: RunningServer, client: Client
+) -> None:
     first = await make_cm(client, "first")
     second = await make_cm(client, "second")
     await make_cm(client, "shared", first, second)
@@ -159,18 +146,18 @@ async def test_dependent_with_two_owners_survives_until_both_are_gone(client: Cl
         refs = (await client.get(CONFIGMAPS, "shared", NS))["metadata"].get("ownerReferences") or []
         return [r["uid"] for r in refs] == [second["metadata"]["uid"]]
 
-    await eventually(only_second_left, "the dangling reference to the first owner is removed")
-    await asyncio.sleep(0.5)
+    await eventually(only_second_left, TIMEOUT)  # the dangling reference to the first owner is removed
+    await collector_saw(api_server)
     assert await exists(client, CONFIGMAPS, "shared")
 
     await client.delete(CONFIGMAPS, "second", NS)
-    await eventually(lambda: gone(client, CONFIGMAPS, "shared"), "the shared dependent is deleted")
+    await eventually(lambda: gone(client, CONFIGMAPS, "shared"), TIMEOUT)  # the shared dependent is deleted
 
 
 async def test_dangling_reference_on_a_new_object_is_collected(client: Client) -> None:
     ghost = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ghost", "uid": "no-such-uid"}}
     await make_cm(client, "orphaned", ghost)
-    await eventually(lambda: gone(client, CONFIGMAPS, "orphaned"), "the object whose owner never existed goes")
+    await eventually(lambda: gone(client, CONFIGMAPS, "orphaned"), TIMEOUT)  # its owner never existed
 
 
 def widget_crd() -> JSON:
@@ -205,7 +192,7 @@ async def test_crd_created_while_running_is_collected(client: Client) -> None:
             return False
         return True
 
-    await eventually(served, "the Widget CRD is served")
+    await eventually(served, TIMEOUT)  # the Widget CRD is served
     widgets = await client.discover("example.com/v1", "Widget")
     owner = await client.create(widgets, {"metadata": {"name": "w"}, "spec": {}}, NS)
     owner.setdefault("apiVersion", "example.com/v1")
@@ -218,5 +205,5 @@ async def test_crd_created_while_running_is_collected(client: Client) -> None:
     # foreground needs the collector to *observe* the Widget's finalizer: only a monitor started
     # after the CRD appeared can do that
     await client.delete(widgets, "w", NS, propagation_policy="Foreground")
-    await eventually(lambda: gone(client, widgets, "w", "w-child"), "the Widget and its child Widget go")
+    await eventually(lambda: gone(client, widgets, "w", "w-child"), TIMEOUT)  # the Widget and its child Widget go
     assert await gone(client, CONFIGMAPS, "w-cm")

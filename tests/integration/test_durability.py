@@ -20,12 +20,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-try:
-    from tests.conftest import start_master_process
-    from tests.integration.servers import configmap, fresh_datastore, json_ok, reaped, session, wait_bootstrapped
-except ImportError:  # tests/ is not a package: pytest put tests/ and this directory on sys.path
-    from conftest import start_master_process  # type: ignore[no-redef]
-    from servers import configmap, fresh_datastore, json_ok, reaped, session, wait_bootstrapped  # type: ignore[no-redef]
+from tests.conftest import start_master_process
+from tests.integration.servers import configmap, fresh_datastore, json_ok, reaped, session, wait_bootstrapped
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,6 @@ import asyncio
 import re
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,25 +20,14 @@ import pytest
 
 from atoll.api import kinds
 from atoll.client import Client
-
-try:
-    from tests.conftest import eventually as poll
-    from tests.conftest import start_master_process
-    from tests.integration.servers import fresh_datastore, reaped
-except ImportError:  # tests/ is not a package: pytest put tests/ and this directory on sys.path
-    from conftest import eventually as poll  # type: ignore[no-redef]
-    from conftest import start_master_process  # type: ignore[no-redef]
-    from servers import fresh_datastore, reaped  # type: ignore[no-redef]
+from tests.conftest import eventually, start_master_process
+from tests.integration.servers import fresh_datastore, reaped
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend]
 T = TypeVar("T")
 TAKEOVER_BUDGET = 20.0
 LEASE = "kuscia-controller-manager"
 LEASES = kinds.LEASES
-
-
-async def eventually(check: Callable[[], Awaitable[T]], within: float) -> T:
-    return await poll(check, within, every=0.2)
 
 
 async def domain_reconciles(client: Client) -> float:

@@ -19,12 +19,8 @@ import aiohttp
 import orjson
 import pytest
 
-try:
-    from tests.conftest import start_master_process
-    from tests.integration.servers import configmap, fresh_datastore, json_ok, reaped, session, wait_bootstrapped
-except ImportError:  # tests/ is not a package: pytest put tests/ and this directory on sys.path
-    from conftest import start_master_process  # type: ignore[no-redef]
-    from servers import configmap, fresh_datastore, json_ok, reaped, session, wait_bootstrapped  # type: ignore[no-redef]
+from tests.conftest import eventually, start_master_process
+from tests.integration.servers import configmap, fresh_datastore, json_ok, reaped, session, wait_bootstrapped
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend]
 
@@ -33,15 +29,13 @@ WATCH_BUDGET = 1.0  # seconds from A's acknowledgement to B's watch event
 ROUNDS = 20
 
 
-async def _get_eventually(http: aiohttp.ClientSession, path: str, within: float = WATCH_BUDGET) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        async with http.get(path) as resp:
-            if resp.status == 200:
-                return await resp.json(content_type=None)
-            assert resp.status == 404, await resp.text()
-        assert time.monotonic() < deadline, f"{path} not readable within {within} s"
-        await asyncio.sleep(0.01)
+async def _get_json(http: aiohttp.ClientSession, path: str) -> Any:
+    """The object at ``path``; not there yet (AssertionError) while this replica answers 404."""
+    async with http.get(path) as resp:
+        assert resp.status != 404, f"{path} not readable yet"
+        if resp.status != 200:
+            raise RuntimeError(f"{path}: {resp.status} {await resp.text()}")
+        return await resp.json(content_type=None)
 
 
 class Watch:
@@ -121,7 +115,7 @@ async def test_two_replicas_share_one_database(backend: str, tmp_path: Path) -> 
                 assert int(listed["metadata"]["resourceVersion"]) >= int(created["metadata"]["resourceVersion"])
                 names = {o["metadata"]["name"]: o for o in listed["items"]}
                 assert names["from-a"]["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
-                got = await _get_eventually(b, f"{CM}/from-a")
+                got = await eventually(lambda: _get_json(b, f"{CM}/from-a"), WATCH_BUDGET, every=0.01)
                 assert got["metadata"]["uid"] == created["metadata"]["uid"]
                 assert got["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
                 assert got["data"] == {"k": "v"}

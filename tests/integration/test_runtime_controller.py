@@ -1,4 +1,4 @@
-"""Controllers and the manager against the fake API server.
+"""Controllers and the manager against the real API server.
 
 Aspects: the four-way result switch (success, requeue_after, error → rate-limited retry,
 terminal error) with zero-initialised metrics; owned objects map to their owner's key; the
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import pytest
 
+from atoll.api.kinds import CONFIGMAPS, DOMAINS
 from atoll.client import Client
 from atoll.runtime import (
     Controller,
@@ -28,20 +28,11 @@ from atoll.runtime import (
 )
 from atoll.runtime.metrics import REGISTRY
 from atoll.runtime.ratelimit import ExponentialFailureRateLimiter
+from tests.conftest import eventually
+from tests.integration.faults import configmap
 
-try:
-    from tests.integration.fake_kube import CONFIGMAPS, DOMAINS, configmap
-except ImportError:
-    from fake_kube import CONFIGMAPS, DOMAINS, configmap  # type: ignore
-
+pytestmark = pytest.mark.controllers()  # the API server alone
 FAST = WatchSettings(backoff_initial=0.1)
-
-
-async def _until(check: Callable[[], bool]) -> None:
-    while True:
-        if check():
-            return
-        await asyncio.sleep(0.01)
 
 
 def sample(name: str, **labels: str) -> float:
@@ -80,9 +71,9 @@ async def test_result_switch_and_metrics(client: Client, caplog: pytest.LogCaptu
         await client.create(CONFIGMAPS, configmap(name))
     caplog.set_level(logging.INFO)
     task = asyncio.create_task(manager.run())
-    await asyncio.wait_for(_until(lambda: len(rec.calls) >= 7), 5)
+    await eventually(lambda: len(rec.calls) >= 7, 5)
     await client.create(CONFIGMAPS, configmap("late"))
-    await asyncio.wait_for(_until(lambda: ObjectKey("default", "late") in rec.calls), 5)
+    await eventually(lambda: ObjectKey("default", "late") in rec.calls, 5)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     names = [k.name for k in rec.calls]
@@ -108,7 +99,7 @@ async def test_owned_objects_enqueue_their_owner(client: Client) -> None:
     manager.add(controller)
     dom = await client.create(DOMAINS, {"metadata": {"name": "alice"}, "spec": {}})
     task = asyncio.create_task(manager.run())
-    await asyncio.wait_for(_until(lambda: ObjectKey(None, "alice") in rec.calls), 5)
+    await eventually(lambda: ObjectKey(None, "alice") in rec.calls, 5)
     rec.calls.clear()
     owned = configmap("cfg")
     owned["metadata"]["ownerReferences"] = [
@@ -121,7 +112,7 @@ async def test_owned_objects_enqueue_their_owner(client: Client) -> None:
         }
     ]
     await client.create(CONFIGMAPS, owned)
-    await asyncio.wait_for(_until(lambda: ObjectKey(None, "alice") in rec.calls), 5)
+    await eventually(lambda: ObjectKey(None, "alice") in rec.calls, 5)
     assert ObjectKey("default", "cfg") not in rec.calls
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -165,7 +156,7 @@ async def test_controllers_run_only_while_leading_and_drain_on_stop(client: Clie
     await asyncio.gather(task_a, return_exceptions=True)
     assert finished == ["one"]
     assert all(i.has_synced for i in standby.informers.informers)  # standby caches stay warm
-    await asyncio.wait_for(_until(lambda: len(finished) == 2), 5)  # b takes over and reconciles
+    await eventually(lambda: len(finished) == 2, 5)  # b takes over and reconciles
     assert standby_controller.queue.name == "slow-b"
     task_b.cancel()
     await asyncio.gather(task_b, return_exceptions=True)

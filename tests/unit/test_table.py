@@ -10,9 +10,31 @@ import pytest
 from atoll.api.builtins import BUILTINS
 from atoll.api.errors import BadRequest
 from atoll.api.registry import PrinterColumn, ResourceDef
-from atoll.apiserver.tables.render import human_duration, render_table
+from atoll.apiserver.cache.watchcache import Cached
+from atoll.apiserver.registry.strategies import Strategies, builtin_strategies
+from atoll.apiserver.tables import render
+from atoll.apiserver.tables.columns import human_duration
 
 RD = {rd.kind: rd for rd in BUILTINS}
+STRATEGIES: Strategies = builtin_strategies(None)  # type: ignore[arg-type]  # no pod logs or tokens here
+
+
+def render_table(rd: ResourceDef, objects: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
+    """The server's rendering: with the printer the kind's strategy names."""
+    return render.render_table(rd, objects, printer=STRATEGIES.for_resource(rd).printer, **options)
+
+
+def render_table_bytes(rd: ResourceDef, objects: list[dict[str, Any]], **options: Any) -> bytes:
+    return render.render_table_bytes(rd, [_cached(o) for o in objects], printer=STRATEGIES.for_resource(rd).printer,
+                                     **options)
+
+
+_CACHED: dict[int, Cached] = {}
+
+
+def _cached(obj: dict[str, Any]) -> Cached:
+    """One cached object per test object, as the watch cache would hold it (rows live on it)."""
+    return _CACHED.setdefault(id(obj), Cached(obj, b"", 0))
 NOW = 1_700_000_000.0
 T0 = "2023-11-14T22:13:20Z"  # == NOW
 
@@ -663,8 +685,6 @@ def _bytes_cases() -> list[tuple[Any, list[dict[str, Any]]]]:
 def test_render_table_bytes_equals_render_table(include: str) -> None:
     import orjson
 
-    from atoll.apiserver.tables.render import render_table, render_table_bytes
-
     for rd, objs in _bytes_cases():
         for now in (1767225600.0 + 30, 1767225600.0 + 30, 1767225600.0 + 4000):  # twice: second from cache
             want = render_table(rd, objs, include_object=include, now=now, resource_version="7",
@@ -672,3 +692,18 @@ def test_render_table_bytes_equals_render_table(include: str) -> None:
             got = render_table_bytes(rd, objs, include_object=include, now=now, resource_version="7",
                                      continue_token="c", remaining=2)
             assert orjson.loads(got) == want, (rd.kind, include, now)
+
+
+def test_encoded_rows_live_on_the_cached_object() -> None:
+    rd = RD["ConfigMap"]
+    printer = STRATEGIES.for_resource(rd).printer
+    first = Cached({"metadata": {"name": "a", "creationTimestamp": ts(30)}, "data": {"k": "v"}}, b"", 1)
+    table = render.render_table_bytes(rd, [first], printer=printer, now=NOW)
+    assert first.derived and len(first.derived) == 1  # the row, kept with this revision of the object
+    assert b'"30s"' in table
+    assert b'"90s"' in render.render_table_bytes(rd, [first], printer=printer, now=NOW + 60)  # Age recomputed
+    changed = Cached({"metadata": {"name": "a", "creationTimestamp": ts(30)}, "data": {}}, b"", 2)
+    assert b'"cells":["a",0,' in render.render_table_bytes(rd, [changed], printer=printer, now=NOW)
+    event = Cached({"metadata": {"name": "e"}, "lastTimestamp": ts(5)}, b"", 3)
+    render.render_table_bytes(RD["Event"], [event], printer=STRATEGIES.for_resource(RD["Event"]).printer, now=NOW)
+    assert event.derived is None  # time-dependent cells: never kept

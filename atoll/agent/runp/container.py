@@ -193,6 +193,7 @@ class ContainerRunner:
             "HOSTNAME": str(pod["metadata"]["name"]),
             "HOME": str(cdir),
             "ATOLL_SANDBOX_ROOT": str(view),
+            **self.ctx.config.pod_env,
         }
         env = {k: paths.rewrite(v) for k, v in {**base, **env}.items()}
         argv = [str(a) for a in (spec.get("command") or [])] + [str(a) for a in (spec.get("args") or [])]

@@ -11,33 +11,34 @@ from typing import Any
 import orjson
 
 from atoll.api.registry import Registry, ResourceDef
+from atoll.apiserver.registry.strategies import Strategies
+from atoll.apiserver.registry.subresources import SAME_KIND
 
 JSON = dict[str, Any]
 
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
-_SUB_VERBS = {
-    "status": ["get", "patch", "update"],
-    "binding": ["create"],
-    "log": ["get"],
-    "exec": ["create", "get"],
-    "eviction": ["create"],
-    "finalize": ["update"],
-    "token": ["create"],
-}
-_SUB_KIND = {
-    "binding": ("", "v1", "Binding"),
-    "eviction": ("policy", "v1", "Eviction"),
-    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
-}
 
 
 def _gvk(rd: ResourceDef) -> JSON:
     return {"group": rd.group, "version": rd.version, "kind": rd.kind}
 
 
-def _aggregated_resource(rd: ResourceDef) -> JSON:
+def _subresource(strategies: Strategies, rd: ResourceDef, sub: str) -> tuple[list[str], JSON | None]:
+    """A subresource's verbs and response kind (None for streams), as its handler declares them."""
+    handler = strategies.for_resource(rd).subresource(sub)
+    if handler is None:
+        return ["get"], _gvk(rd)
+    kind = handler.response_kind
+    if kind is None:
+        return list(handler.verbs), None
+    if kind == SAME_KIND:
+        return list(handler.verbs), _gvk(rd)
+    return list(handler.verbs), {"group": kind[0], "version": kind[1], "kind": kind[2]}
+
+
+def _aggregated_resource(strategies: Strategies, rd: ResourceDef) -> JSON:
     res: JSON = {
         "resource": rd.plural,
         "responseKind": _gvk(rd),
@@ -51,10 +52,10 @@ def _aggregated_resource(rd: ResourceDef) -> JSON:
         res["categories"] = list(rd.categories)
     subs = []
     for sub in rd.subresources:
-        group, version, kind = _SUB_KIND.get(sub, (rd.group, rd.version, rd.kind))
-        entry: JSON = {"subresource": sub, "verbs": _SUB_VERBS.get(sub, ["get"])}
-        if sub not in ("log", "exec"):
-            entry["responseKind"] = {"group": group, "version": version, "kind": kind}
+        verbs, response_kind = _subresource(strategies, rd, sub)
+        entry: JSON = {"subresource": sub, "verbs": verbs}
+        if response_kind is not None:
+            entry["responseKind"] = response_kind
         subs.append(entry)
     if subs:
         res["subresources"] = subs
@@ -62,8 +63,9 @@ def _aggregated_resource(rd: ResourceDef) -> JSON:
 
 
 class Discovery:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, strategies: Strategies) -> None:
         self._registry = registry
+        self._strategies = strategies
         self._cache: dict[str, bytes] = {}
         self._generation = -1
 
@@ -89,7 +91,7 @@ class Discovery:
                             "version": v,
                             "freshness": "Current",
                             "resources": [
-                                _aggregated_resource(rd)
+                                _aggregated_resource(self._strategies, rd)
                                 for rd in sorted(self._registry.in_group_version(group, v), key=lambda r: r.plural)
                             ],
                         }
@@ -164,14 +166,14 @@ class Discovery:
                     entry["categories"] = list(rd.categories)
                 resources.append(entry)
                 for sub in rd.subresources:
-                    _, _, kind = _SUB_KIND.get(sub, (rd.group, rd.version, rd.kind))
+                    verbs, response_kind = _subresource(self._strategies, rd, sub)
                     resources.append(
                         {
                             "name": f"{rd.plural}/{sub}",
                             "singularName": "",
                             "namespaced": rd.namespaced,
-                            "kind": kind,
-                            "verbs": _SUB_VERBS.get(sub, ["get"]),
+                            "kind": (response_kind or _gvk(rd))["kind"],
+                            "verbs": verbs,
                         }
                     )
             gv = f"{group}/{version}" if group else version

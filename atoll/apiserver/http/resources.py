@@ -1,7 +1,9 @@
-"""HTTP handlers for resource endpoints: get, list, watch, create, update, patch, delete.
+"""HTTP handlers for resource endpoints: get, list, watch, create, update, patch, delete, and
+every subresource (dispatched here, in one place, to the handler the kind's strategy registers).
 
 The router hands each request a parsed ``Route``; handlers translate query parameters and bodies
-into calls on ``ResourceStorage`` and render the result as JSON or a Table.
+into calls on ``ResourceStorage`` and render the result as JSON or a Table (with the printer the
+kind's strategy names). Nothing here knows a kind by name.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from atoll.api import errors, timestamps
+from atoll.api import errors
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.auth.user import UserInfo
@@ -21,9 +23,10 @@ from atoll.apiserver.http.routing import Route
 from atoll.apiserver.http.watch import WatchStreamSettings, serve_watch
 from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.patch.dispatch import PATCH_TYPES, apply_patch
-from atoll.apiserver.registry import lists
-from atoll.apiserver.registry.defaults import returns_deleted_object
+from atoll.apiserver.registry import lists, params
 from atoll.apiserver.registry.storage import ResourceStorage, WriteOptions
+from atoll.apiserver.registry.strategies import Strategies
+from atoll.apiserver.registry.subresources import NOT_SERVED, StatusReply, StreamReply, Subresource, SubresourceCall
 from atoll.apiserver.tables.render import render_table, render_table_bytes
 
 JSON = dict[str, Any]
@@ -31,14 +34,17 @@ JSON = dict[str, Any]
 
 def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
     query = request.query
-    dry_run = bool(query.getall("dryRun", [])) or bool(body and body.get("dryRun"))
+    body_dry_run = body.get("dryRun") if body else None
+    dry_run = params.dry_run(query.getall("dryRun", [])) or params.dry_run(
+        body_dry_run if isinstance(body_dry_run, list) else [])
     validation = query.get("fieldValidation") or "Warn"
     if validation not in ("Strict", "Warn", "Ignore"):
         raise errors.BadRequest(f'invalid fieldValidation "{validation}": must be one of Strict, Warn, Ignore')
     user = request.get(codec.USER_KEY)
     return WriteOptions(
         dry_run=dry_run,
-        field_manager=query.get("fieldManager") or ssa.manager_from_user_agent(request.headers.get("User-Agent", "")),
+        field_manager=params.field_manager(query.get("fieldManager", ""))
+        or ssa.manager_from_user_agent(request.headers.get("User-Agent", "")),
         field_validation=validation,
         user=user if isinstance(user, UserInfo) else None,
     )
@@ -46,27 +52,6 @@ def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
 
 def _include_object(request: web.Request) -> str:
     return request.query.get("includeObject", "Metadata") or "Metadata"
-
-
-def _one(
-    request: web.Request,
-    rd: ResourceDef,
-    obj: JSON,
-    status: int = 200,
-    opts: WriteOptions | None = None,
-    raw: bytes | None = None,
-) -> web.Response:
-    """``obj`` as JSON (or a one-row Table); ``raw`` is its encoding when already known (cached)."""
-    headers = _warnings(opts)
-    if codec.wants_table(request):
-        table = render_table(
-            rd,
-            [obj],
-            include_object=_include_object(request),
-            resource_version=obj["metadata"].get("resourceVersion", ""),
-        )
-        return codec.json_response(table, status=status, headers=headers)
-    return codec.json_response(obj if raw is None else raw, status=status, headers=headers)
 
 
 def _warnings(opts: WriteOptions | None) -> dict[str, str] | None:
@@ -80,14 +65,38 @@ class ResourceHandlers:
         self,
         objects: ResourceStorage,
         logs: PodLogs,
+        strategies: Strategies,
         *,
         watch: WatchStreamSettings | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.objects = objects
         self.logs = logs
+        self.strategies = strategies
         self.watch_settings = watch or WatchStreamSettings()
         self.clock = clock
+
+    def _one(
+        self,
+        request: web.Request,
+        rd: ResourceDef,
+        obj: JSON,
+        status: int = 200,
+        opts: WriteOptions | None = None,
+        raw: bytes | None = None,
+    ) -> web.Response:
+        """``obj`` as JSON (or a one-row Table); ``raw`` is its encoding when already known (cached)."""
+        headers = _warnings(opts)
+        if codec.wants_table(request):
+            table = render_table(
+                rd,
+                [obj],
+                printer=self.strategies.for_resource(rd).printer,
+                include_object=_include_object(request),
+                resource_version=obj["metadata"].get("resourceVersion", ""),
+            )
+            return codec.json_response(table, status=status, headers=headers)
+        return codec.json_response(obj if raw is None else raw, status=status, headers=headers)
 
     def _cached_raw(self, rd: ResourceDef, obj: JSON) -> bytes | None:
         """The cache's encoding of ``obj`` when a write returned the cached object itself (no re-encode)."""
@@ -97,15 +106,10 @@ class ResourceHandlers:
 
     async def dispatch(self, request: web.Request, route: Route) -> web.StreamResponse:
         method = request.method
-        if route.subresource == "log" and method == "GET":
-            assert route.name is not None and route.namespace is not None
-            return await self.logs.serve(request, route.namespace, route.name)
-        if route.subresource == "binding" and method == "POST":
-            return await self.bind(request, route)
-        if route.subresource and route.subresource not in ("status", "finalize"):
-            raise errors.NotImplementedYet(
-                f"the {route.rd.plural}/{route.subresource} subresource is not served by this server yet"
-            )
+        if route.subresource:
+            handler = self.strategies.for_resource(route.rd).subresource(route.subresource) or NOT_SERVED
+            if method not in handler.generic_methods:
+                return await self._subresource(request, route, handler)
         if route.name is None:
             if method == "GET":
                 return await self.list_or_watch(request, route)
@@ -116,7 +120,7 @@ class ResourceHandlers:
             raise errors.MethodNotAllowed(f"{method} is not supported on a collection")
         if method == "GET":
             cached = self.objects.get(route.rd, route.namespace, route.name)
-            return _one(request, route.rd, cached.obj, raw=cached.raw)
+            return self._one(request, route.rd, cached.obj, raw=cached.raw)
         if method == "PUT":
             return await self.update(request, route)
         if method == "PATCH":
@@ -125,6 +129,21 @@ class ResourceHandlers:
             return await self.delete(request, route)
         raise errors.MethodNotAllowed(f"{method} is not supported on {route.rd.plural}/{route.subresource or 'name'}")
 
+    async def _subresource(self, request: web.Request, route: Route, handler: Subresource) -> web.StreamResponse:
+        """Every subresource request the generic object endpoints do not serve."""
+        assert route.name is not None
+        raw = await codec.read_body(request)
+        body = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else None
+        opts = _options(request)
+        call = SubresourceCall(request.method, route.rd, route.namespace, route.name, route.subresource, body,
+                               request.query, opts)
+        reply = await handler.serve(self.objects, call)
+        if isinstance(reply, StreamReply):
+            return await self.logs.relay(request, reply)
+        if isinstance(reply, StatusReply):
+            return codec.json_response(reply.body, status=reply.status)
+        return self._one(request, route.rd, reply.obj, status=reply.status, opts=opts)
+
     async def list_or_watch(self, request: web.Request, route: Route) -> web.StreamResponse:
         query = request.query
         rd = route.rd
@@ -132,10 +151,10 @@ class ResourceHandlers:
         if query.get("watch", "").lower() in ("true", "1"):
             renderer = None
             if codec.wants_table(request):
-                include = _include_object(request)
+                include, printer = _include_object(request), self.strategies.for_resource(rd).printer
 
                 def renderer(objs: list[JSON], with_columns: bool) -> JSON:
-                    return render_table(rd, objs, include_object=include, with_columns=with_columns)
+                    return render_table(rd, objs, printer=printer, include_object=include, with_columns=with_columns)
 
             return await serve_watch(
                 request,
@@ -147,13 +166,13 @@ class ResourceHandlers:
                 settings=self.watch_settings,
                 clock=self.clock,
             )
-        rv = query.get("resourceVersion", "")
+        rv = params.resource_version(query)
+        params.resource_version_match(query, rv)
         if rv == "" and not query.get("continue"):
             await self.objects.cache.wait_for(await self.objects.store.current_revision())
-        try:
-            limit = int(query.get("limit") or 0)
-        except ValueError:
-            raise errors.BadRequest(f"invalid limit: {query.get('limit')!r}") from None
+        elif rv and int(rv) > self.objects.cache.revision:
+            await self._wait_for_future(int(rv))
+        limit = params.integer("limit", query.get("limit") or "0", minimum=0)
         exact = field_selector_name(query.get("fieldSelector", ""))
         page = await lists.list_page(
             self.objects.store,
@@ -168,7 +187,8 @@ class ResourceHandlers:
         if codec.wants_table(request):
             table = render_table_bytes(
                 rd,
-                [c.obj for c in page.items],
+                page.items,
+                printer=self.strategies.for_resource(rd).printer,
                 include_object=_include_object(request),
                 resource_version=str(page.revision),
                 continue_token=page.continue_token,
@@ -177,24 +197,31 @@ class ResourceHandlers:
             return codec.json_response(table)
         return codec.json_response(lists.list_body(rd, page))
 
+    async def _wait_for_future(self, rv: int) -> None:
+        """A LIST at a resourceVersion not reached yet: wait up to 3 s, then 504 as kube-apiserver."""
+        try:
+            await self.objects.cache.wait_for(rv, within=3.0)
+        except TimeoutError:
+            raise errors.ServerTimeout(
+                f"Too large resource version: {rv}, current: {self.objects.cache.revision}",
+                details={"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                         "retryAfterSeconds": 1},
+            ) from None
+
     async def create(self, request: web.Request, route: Route) -> web.Response:
         body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
         _check_kind(route.rd, body)
         opts = _options(request)
         obj = await self.objects.create(route.rd, route.namespace, body, opts)
-        return _one(request, route.rd, obj, status=201, opts=opts, raw=self._cached_raw(route.rd, obj))
+        return self._one(request, route.rd, obj, status=201, opts=opts, raw=self._cached_raw(route.rd, obj))
 
     async def update(self, request: web.Request, route: Route) -> web.Response:
         assert route.name is not None
         body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
         _check_kind(route.rd, body)
         opts = _options(request)
-        if route.subresource == "finalize":
-            finalizers = list((body.get("spec") or {}).get("finalizers") or [])
-            obj = await self.objects.finalize_namespace(route.name, finalizers, route.rd, opts)
-        else:
-            obj = await self.objects.update(route.rd, route.namespace, route.name, body, opts, route.subresource)
-        return _one(request, route.rd, obj, opts=opts, raw=self._cached_raw(route.rd, obj))
+        obj = await self.objects.update(route.rd, route.namespace, route.name, body, opts, route.subresource)
+        return self._one(request, route.rd, obj, opts=opts, raw=self._cached_raw(route.rd, obj))
 
     async def patch(self, request: web.Request, route: Route) -> web.Response:
         assert route.name is not None
@@ -225,7 +252,7 @@ class ResourceHandlers:
         obj = await self.objects.modify(
             rd, route.namespace, name, mutate, opts, subresource=route.subresource, pinned=_patch_pins_rv(document)
         )
-        return _one(request, rd, obj, opts=opts)
+        return self._one(request, rd, obj, opts=opts)
 
     async def _apply(self, request: web.Request, route: Route, document: Any, opts: WriteOptions) -> web.Response:
         """Server-side apply (``ssa``): create when missing (201), else merge with field ownership."""
@@ -254,7 +281,7 @@ class ResourceHandlers:
                     obj = await self.objects.create(rd, route.namespace, body, opts)
                 except errors.AlreadyExists:
                     continue
-                return _one(request, rd, obj, status=201, opts=opts)
+                return self._one(request, rd, obj, status=201, opts=opts)
 
             def mutate(current: JSON) -> JSON:
                 if pinned and pinned != current["metadata"]["resourceVersion"]:
@@ -263,59 +290,22 @@ class ResourceHandlers:
 
             obj = await self.objects.modify(rd, route.namespace, name, mutate, opts,
                                             subresource=route.subresource, pinned=bool(pinned))
-            return _one(request, rd, obj, opts=opts)
+            return self._one(request, rd, obj, opts=opts)
         raise errors.conflict(rd.plural, rd.group, name)
-
-    async def bind(self, request: web.Request, route: Route) -> web.Response:
-        """``POST pods/NAME/binding``: set ``spec.nodeName`` once (409 if already bound elsewhere)."""
-        assert route.name is not None
-        body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
-        node = str((body.get("target") or {}).get("name") or "")
-        if not node:
-            raise errors.invalid(
-                "Binding", "", route.name,
-                [{"reason": "FieldValueRequired", "field": "target.name", "message": "Required value"}],
-            )
-        pod_name = route.name
-
-        def mutate(current: JSON) -> JSON:
-            spec = current.get("spec") or {}
-            if spec.get("nodeName"):
-                raise errors.Conflict(
-                    f'Operation cannot be fulfilled on pods/binding "{pod_name}": pod {pod_name} is already '
-                    f'assigned to node "{spec["nodeName"]}"',
-                    details={"name": pod_name, "kind": "pods"},
-                )
-            if current["metadata"].get("deletionTimestamp"):
-                raise errors.Conflict(f"pod {pod_name} is being deleted, cannot be assigned to a host")
-            status = dict(current.get("status") or {})
-            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-            conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                               "lastTransitionTime": timestamps.format_time(self.clock.now())})
-            status["conditions"] = conditions
-            return {**current, "spec": {**spec, "nodeName": node}, "status": status}
-
-        await self.objects.modify(route.rd, route.namespace, route.name, mutate, _options(request),
-                                  subresource="binding")
-        return codec.json_response(
-            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
-        )
 
     async def delete(self, request: web.Request, route: Route) -> web.Response:
         assert route.name is not None
         raw = await codec.read_body(request)
         options = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else {}
-        for key in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents", "preconditions"):
-            if key in request.query and key not in options:
-                options[key] = request.query[key]
+        options = params.delete_options(options, request.query)
         opts = _options(request, options)
         rd = route.rd
         obj, finished = await self.objects.delete(rd, route.namespace, route.name, options, opts)
-        if finished and not returns_deleted_object(rd):
+        if finished and not self.strategies.for_resource(rd).returns_deleted_object:
             return codec.json_response(
                 codec.success_status(rd.plural, rd.group, route.name, obj["metadata"].get("uid", ""))
             )
-        return _one(request, rd, obj, status=200)
+        return self._one(request, rd, obj, status=200)
 
     async def delete_collection(self, request: web.Request, route: Route) -> web.Response:
         rd = route.rd

@@ -17,12 +17,6 @@ _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
-# kinds whose names must be DNS-1123 labels (everything else: DNS-1123 subdomains)
-LABEL_NAMED_KINDS = frozenset({("", "Namespace"), ("", "Service")})
-# kinds whose names are path segments only (RBAC allows ':' in names)
-PATH_NAMED_KINDS = frozenset(
-    {("rbac.authorization.k8s.io", k) for k in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")}
-)
 
 
 class _RandomPool:
@@ -62,13 +56,15 @@ def generate_name(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
 
 
-def name_problems(name: str, group: str, kind: str) -> list[str]:
-    """Why ``name`` is not acceptable for the kind (empty list when it is)."""
-    if (group, kind) in PATH_NAMED_KINDS:
+def name_problems(name: str, rule: str) -> list[str]:
+    """Why ``name`` is not acceptable under a kind's name ``rule`` (empty list when it is):
+    ``subdomain`` (DNS-1123 subdomain, most kinds), ``label`` (DNS-1123 label: Namespace,
+    Service) or ``path`` (a path segment: RBAC kinds, whose names may hold ``:``)."""
+    if rule == "path":
         if name in (".", "..") or "/" in name or "%" in name:
             return ['may not contain "/" or "%" and may not be "." or ".."']
         return []
-    if (group, kind) in LABEL_NAMED_KINDS:
+    if rule == "label":
         if len(name) > 63:
             return ["must be no more than 63 characters"]
         if not _DNS1123_LABEL.match(name):

@@ -23,7 +23,9 @@ from atoll.apiserver.admission.chain import AdmissionChain, Attributes
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.cache.watchcache import Cached, WatchCache
 from atoll.apiserver.patch import apply as ssa
-from atoll.apiserver.registry import defaults, meta
+from atoll.apiserver.registry import meta
+from atoll.apiserver.registry.deletion import check_preconditions, mark_deleted
+from atoll.apiserver.registry.strategies import Strategies
 from atoll.store.base import KeyExists, KeyNotFound, RevisionMismatch, Store
 
 log = logging.getLogger(__name__)
@@ -69,21 +71,19 @@ def _managed(obj: JSON) -> Any:
     return obj["metadata"].get("managedFields")
 
 
-def _spec_part(obj: JSON, rd: ResourceDef) -> JSON:
-    """What ``generation`` tracks: everything but metadata (and status when it is a subresource)."""
-    return {
-        k: v
-        for k, v in obj.items()
-        if k not in ("metadata", "apiVersion", "kind") and not (k == "status" and rd.has_status)
-    }
-
-
 class ResourceStorage:
     """The write and read paths for all resources."""
 
     def __init__(
-        self, store: Store, cache: WatchCache, admission: AdmissionChain, *, clock: Clock = SYSTEM_CLOCK
+        self,
+        store: Store,
+        cache: WatchCache,
+        admission: AdmissionChain,
+        strategies: Strategies,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.strategies = strategies
         self.clock = clock
         self.store = store
         self.cache = cache
@@ -142,7 +142,7 @@ class ResourceStorage:
         md["creationTimestamp"] = timestamps.format_time(self.clock.now())
         md["generation"] = 1
         obj["apiVersion"], obj["kind"] = rd.api_version, rd.kind
-        defaults.prepare_create(rd, obj)
+        self.strategies.for_resource(rd).prepare_create(rd, obj)
         attrs = Attributes(
             "CREATE",
             rd,
@@ -185,7 +185,7 @@ class ResourceStorage:
         md = obj["metadata"]
         causes = [
             errors.cause("FieldValueInvalid", "metadata.name", f'Invalid value: "{md["name"]}": {p}')
-            for p in meta.name_problems(str(md["name"]), rd.group, rd.kind)
+            for p in self.strategies.for_resource(rd).name_problems(str(md["name"]))
         ]
         causes += meta.metadata_causes(md)
         if causes:
@@ -270,7 +270,7 @@ class ResourceStorage:
             md.get("deletionTimestamp")
             and not md.get("finalizers")
             and not md.get("deletionGracePeriodSeconds")
-            and not _namespace_finalizers(rd, new)
+            and not self.strategies.for_resource(rd).deletion_held(new)
         ):
             try:
                 ev = await self.store.delete(key, current.revision)
@@ -287,17 +287,9 @@ class ResourceStorage:
 
     def _merge_update(self, rd: ResourceDef, old: JSON, wanted: JSON, subresource: str) -> JSON:
         """The object to store: ``wanted`` with server-managed fields and subresource rules applied."""
-        if subresource == "binding":
-            new = dict(old, spec=wanted["spec"], status=wanted["status"])
-            new["metadata"] = dict(old["metadata"])
-            return new
-        if subresource == "status":
-            new = dict(old)
-            new["status"] = wanted.get("status")
-            if new["status"] is None:
-                new.pop("status")
-            new["metadata"] = dict(old["metadata"])
-            return new
+        strategy = self.strategies.for_resource(rd)
+        if subresource:
+            return strategy.subresource_update(subresource, old, wanted)
         new = dict(wanted)
         new["apiVersion"], new["kind"] = rd.api_version, rd.kind
         if not isinstance(new.get("metadata") or {}, dict):
@@ -333,8 +325,8 @@ class ResourceStorage:
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
-        defaults.prepare_update(rd, new)
-        if _spec_part(new, rd) != _spec_part(old, rd):
+        strategy.prepare_update(rd, new)
+        if strategy.generation_part(rd, new) != strategy.generation_part(rd, old):
             md["generation"] = int(old_md.get("generation") or 1) + 1
         return new
 
@@ -346,10 +338,10 @@ class ResourceStorage:
         """Delete or mark for deletion; returns (object, finished)."""
         current = self.get(rd, namespace, name)
         for _ in range(MAX_RETRIES):
-            self._check_preconditions(rd, name, current.obj, options)
+            check_preconditions(rd, name, current.obj, options)
             attrs = Attributes("DELETE", rd, namespace, name, None, current.obj, dry_run=opts.dry_run, user=opts.user)
             await self.admission.admit(attrs)
-            marked = _mark_deleted(rd, current.obj, options, self.clock.now())
+            marked = mark_deleted(self.strategies.for_resource(rd), current.obj, options, self.clock.now())
             if opts.dry_run:
                 return (marked or current.obj), marked is None
             try:
@@ -368,34 +360,6 @@ class ResourceStorage:
                 raise errors.not_found(rd.plural, rd.group, name) from None
         raise errors.conflict(rd.plural, rd.group, name)
 
-    @staticmethod
-    def _check_preconditions(rd: ResourceDef, name: str, obj: JSON, options: JSON) -> None:
-        pre = options.get("preconditions") or {}
-        if not isinstance(pre, dict):
-            raise errors.BadRequest("preconditions must be an object")
-        md = obj["metadata"]
-        if pre.get("uid") and pre["uid"] != md.get("uid"):
-            raise errors.Conflict(
-                f'Operation cannot be fulfilled on {rd.group_resource} "{name}": Precondition failed: '
-                f"UID in precondition: {pre['uid']}, UID in object meta: {md.get('uid')}",
-                details={"name": name, "group": rd.group, "kind": rd.plural},
-            )
-        if pre.get("resourceVersion") and pre["resourceVersion"] != md.get("resourceVersion"):
-            raise errors.Conflict(
-                f'Operation cannot be fulfilled on {rd.group_resource} "{name}": Precondition failed: '
-                f"ResourceVersion in precondition: {pre['resourceVersion']}, ResourceVersion in object meta: "
-                f"{md.get('resourceVersion')}",
-                details={"name": name, "group": rd.group, "kind": rd.plural},
-            )
-
-    async def finalize_namespace(self, name: str, finalizers: list[str], rd: ResourceDef, opts: WriteOptions) -> JSON:
-        def mutate(current: JSON) -> JSON:
-            new = dict(current)
-            new["spec"] = dict(current.get("spec") or {}, finalizers=finalizers)
-            return new
-
-        return await self.modify(rd, None, name, mutate, opts)
-
 
 def _drop_empty(md: JSON) -> None:
     """Empty label/annotation maps and finalizer/owner lists are absent, as Go's ``omitempty`` renders
@@ -403,40 +367,3 @@ def _drop_empty(md: JSON) -> None:
     for fld in ("labels", "annotations", "finalizers", "ownerReferences"):
         if fld in md and (md[fld] == {} or md[fld] == [] or md[fld] is None):
             del md[fld]
-
-
-def _namespace_finalizers(rd: ResourceDef, obj: JSON) -> list[str]:
-    if rd.group == "" and rd.kind == "Namespace":
-        return list((obj.get("spec") or {}).get("finalizers") or [])
-    return []
-
-
-def _mark_deleted(rd: ResourceDef, obj: JSON, options: JSON, now: float) -> JSON | None:
-    """The object marked for deletion, or None when it can be removed at once."""
-    md = obj["metadata"]
-    finalizers = list(md.get("finalizers") or [])
-    policy = options.get("propagationPolicy")
-    if policy is None and options.get("orphanDependents") is True:
-        policy = "Orphan"
-    if policy == "Foreground" and "foregroundDeletion" not in finalizers and not md.get("deletionTimestamp"):
-        finalizers.append("foregroundDeletion")
-    elif policy == "Orphan" and "orphan" not in finalizers and not md.get("deletionTimestamp"):
-        finalizers.append("orphan")
-    is_namespace = rd.group == "" and rd.kind == "Namespace"
-    grace = defaults.deletion_grace_seconds(rd, obj, options)
-    if not finalizers and not _namespace_finalizers(rd, obj) and not grace:
-        return None
-    new = dict(obj)
-    new_md = dict(md)
-    new_md["finalizers"] = finalizers
-    if not finalizers:
-        new_md.pop("finalizers")
-    if not md.get("deletionTimestamp") or grace < int(md.get("deletionGracePeriodSeconds") or 0):
-        # graceful (pods on a node): visible until the agent confirms with grace 0, like Kubernetes
-        new_md["deletionTimestamp"] = timestamps.format_time(now + grace)
-        new_md["deletionGracePeriodSeconds"] = grace
-    new["metadata"] = new_md
-    if is_namespace:
-        new["status"] = dict(obj.get("status") or {}, phase="Terminating")
-    return new
-

@@ -4,6 +4,7 @@ apimachinery's ``HumanDuration``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from atoll.api.timestamps import try_parse_time
@@ -78,6 +79,33 @@ def age(value: Any, now: float) -> str:
     return human_duration(now - ts)
 
 
+def sub(obj: JSON, key: str) -> JSON:
+    """``obj[key]`` when it is an object, else an empty one (printers never fail on odd bodies)."""
+    v = obj.get(key)
+    return v if isinstance(v, dict) else {}
+
+
+def name_of(obj: JSON) -> str:
+    return str(sub(obj, "metadata").get("name", ""))
+
+
+def created_age(obj: JSON, now: float) -> str:
+    return age(sub(obj, "metadata").get("creationTimestamp"), now)
+
+
 # A printer returns the column definitions and a function producing the cells (and optional
 # row conditions) of one object.
 CellsFn = Callable[[JSON, float], list[Any]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Printer:
+    """How ``kubectl get`` shows a kind: column definitions, the cells of one object at a time
+    ``now``, and optional row conditions (a finished Pod's ``Completed``)."""
+
+    columns: list[JSON]
+    cells: CellsFn
+    row_conditions: Callable[[JSON], list[JSON] | None] | None = None
+    time_dependent: bool = False
+    """Cells other than ``Age`` depend on the current time (``Last Seen``, a CRD ``date`` column),
+    so encoded rows must not be reused."""

@@ -1,7 +1,7 @@
 """Domain controller (Kuscia §2.1): a Domain's namespace, identity, quota, config and status.
 
 Watches Domains, and — filtered by label so that unrelated objects never reach the cache — the
-namespaces, ResourceQuotas, ConfigMaps, ServiceAccounts and RoleBindings labelled
+namespaces, ResourceQuotas, ConfigMaps, ServiceAccounts, RoleBindings and DomainDataSources labelled
 ``kuscia.secretflow/domain-name`` plus the Nodes labelled ``kuscia.secretflow/namespace``. Every
 one of them maps to the key of its Domain; see :mod:`.reconciler` for the steps.
 """
@@ -14,6 +14,7 @@ from atoll.api import kinds
 from atoll.api.constants import LABEL_DOMAIN_NAME, LABEL_NODE_NAMESPACE
 from atoll.controllers import ControllerContext
 from atoll.controllers.domain.reconciler import Caches, DomainReconciler
+from atoll.datamesh.constants import DOMAINDATASOURCES
 from atoll.runtime import Controller, Manager, ObjectKey
 from atoll.runtime.keys import JSON
 
@@ -42,6 +43,7 @@ def setup(manager: Manager, ctx: ControllerContext, *, status_period: float = ST
         "serviceaccounts": manager.informer(kinds.SERVICEACCOUNTS, **labelled),
         "rolebindings": manager.informer(kinds.ROLEBINDINGS, **labelled),
         "nodes": manager.informer(kinds.NODES, label_selector=LABEL_NODE_NAMESPACE),
+        "datasources": manager.informer(DOMAINDATASOURCES, **labelled),
     }
     caches = Caches(**{name: informer.cache for name, informer in informers.items()})
     reconciler = DomainReconciler(

@@ -6,7 +6,8 @@ Steps, in order (each reads the informer caches and writes only on a difference)
 2. **namespace** ``<domain>`` with the domain-name / role / interconn-protocol labels (a re-created
    Domain removes the ``deleted`` label);
 3. **identity** — ServiceAccount ``<domain>`` bound to ClusterRole ``admin`` in its namespace only;
-4. **config** — ConfigMap ``domain-config`` (own domains only);
+4. **config** — ConfigMap ``domain-config`` and the localfs DomainDataSource ``default-data-source``
+   (own domains only);
 5. **quota** — ResourceQuota ``resource-limitation`` with ``pods: <podMaxCount>``; removed with the field;
 6. **cert** — a ``spec.cert`` that is not a base64 PEM certificate gets a Warning Event;
 7. **auth** — once (label ``kuscia.secretflow/domain-auth=completed``): the lite → master
@@ -38,6 +39,8 @@ from atoll.controllers.domain import resources as res
 from atoll.controllers.domain.cert import cert_digest, cert_problem
 from atoll.controllers.domain.status import desired_status
 from atoll.controllers.domain.writes import Writes
+from atoll.datamesh.constants import DOMAINDATASOURCES
+from atoll.datamesh.sources import default_data_source
 from atoll.runtime import Cache, ObjectKey, Result, get_logger
 
 JSON = dict[str, Any]
@@ -58,6 +61,7 @@ class Caches:
     serviceaccounts: Cache
     rolebindings: Cache
     nodes: Cache
+    datasources: Cache
 
 
 class DomainReconciler:
@@ -131,7 +135,11 @@ class DomainReconciler:
 
     async def _config(self, domain: JSON) -> None:
         if not res.is_partner(domain):
-            await self._ensure(self.c.configmaps, kinds.CONFIGMAPS, res.config_map(res.name_of(domain)))
+            name = res.name_of(domain)
+            await asyncio.gather(
+                self._ensure(self.c.configmaps, kinds.CONFIGMAPS, res.config_map(name)),
+                self._ensure(self.c.datasources, DOMAINDATASOURCES, default_data_source(name)),
+            )
 
     async def _quota(self, domain: JSON) -> None:
         name = res.name_of(domain)
