@@ -96,14 +96,16 @@ async def pool_of(base: Path, computing: Plane, workers: tuple[str, ...]) -> Any
 
 
 async def bind(client: Client, name: str, cluster_id: str, worker: RunningServer | None, **spec: Any) -> None:
-    """The kubeconfig Secret and the ClusterBinding of a Kubeocean user (as in its tutorial)."""
+    """The kubeconfig Secret and the ClusterBinding of a Kubeocean user (as in its tutorial). Physical
+    pods go to the worker domain's own namespace (``cb-w1`` → ``w1``): an Atoll agent runs only pods
+    of its domain's namespaces."""
     if worker is not None:
         secret = {"apiVersion": "v1", "kind": "Secret",
                   "metadata": {"name": f"{name}-kubeconfig", "namespace": "kubeocean-system"},
                   "data": {"kubeconfig": base64.b64encode(worker.kubeconfig.read_bytes()).decode()}}
         await client.create(kinds.SECRETS, secret, "kubeocean-system")
     body = {"apiVersion": "cloud.tencent.com/v1beta1", "kind": "ClusterBinding", "metadata": {"name": name},
-            "spec": {"clusterID": cluster_id, "mountNamespace": "pool",
+            "spec": {"clusterID": cluster_id, "mountNamespace": name.removeprefix("cb-"),
                      "secretRef": {"name": f"{name}-kubeconfig", "namespace": "kubeocean-system"}, **spec}}
     await client.create(CLUSTERBINDINGS, body)
 

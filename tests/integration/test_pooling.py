@@ -126,14 +126,14 @@ async def test_pod_runs_in_the_worker_and_comes_back(pool: Pool) -> None:
     assert running["spec"]["nodeName"] == VNODE1
     annotations = running["metadata"]["annotations"]
     assert annotations["kubeocean.io/physical-pod-name"] == physical_name
-    assert annotations["kubeocean.io/physical-pod-namespace"] == "pool"
+    assert annotations["kubeocean.io/physical-pod-namespace"] == "w1"
     worker = pool.worker("w1")
-    physical = await worker.get(kinds.PODS, physical_name, "pool")
+    physical = await worker.get(kinds.PODS, physical_name, "w1")
     assert physical["metadata"]["annotations"]["kubeocean.io/virtual-pod-uid"] == running["metadata"]["uid"]
     assert annotations["kubeocean.io/physical-pod-uid"] == physical["metadata"]["uid"]
-    copy_cm = await worker.get(kinds.CONFIGMAPS, target_name("team", "greeting"), "pool")
+    copy_cm = await worker.get(kinds.CONFIGMAPS, target_name("team", "greeting"), "w1")
     assert copy_cm["data"] == {"GREETING": "hello-from-configmap"}
-    await worker.get(kinds.SECRETS, target_name("team", "creds"), "pool")
+    await worker.get(kinds.SECRETS, target_name("team", "creds"), "w1")
     source_cm = await client.get(kinds.CONFIGMAPS, "greeting", "team")
     assert "kubeocean.io/finalizer-cls-w1" in source_cm["metadata"]["finalizers"]
 
@@ -150,7 +150,7 @@ async def test_pod_runs_in_the_worker_and_comes_back(pool: Pool) -> None:
     async def cleaned() -> None:
         left = []
         for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS):
-            left += [f"{rd.kind}/{o['metadata']['name']}" for o in (await worker.list(rd, "pool"))["items"]]
+            left += [f"{rd.kind}/{o['metadata']['name']}" for o in (await worker.list(rd, "w1"))["items"]]
         assert left == [], left
         cm = await client.get(kinds.CONFIGMAPS, "greeting", "team")
         assert not cm["metadata"].get("finalizers"), cm["metadata"]
@@ -195,7 +195,7 @@ async def test_physical_pod_deleted_behind_our_back(pool: Pool) -> None:
         assert pod.get("status", {}).get("phase") == "Running", pod.get("status")
 
     await eventually(running, 30)
-    await pool.worker("w1").delete(kinds.PODS, target_name("team", "sleeper"), "pool", grace_period_seconds=0)
+    await pool.worker("w1").delete(kinds.PODS, target_name("team", "sleeper"), "w1", grace_period_seconds=0)
 
     async def lost() -> None:
         pod = await client.get(kinds.PODS, "sleeper", "team")
@@ -256,7 +256,7 @@ async def test_worker_down_other_binding_unaffected(pool: Pool) -> None:
 
     await eventually(recovered, 40)
     await eventually(lambda: running("survivor"), 20)
-    pods = (await pool.worker("w2").list(kinds.PODS, "pool"))["items"]
+    pods = (await pool.worker("w2").list(kinds.PODS, "w2"))["items"]
     assert [p["metadata"]["name"] for p in pods] == [target_name("team", "survivor")]
     for name in ("survivor", "meanwhile"):
         await client.delete(kinds.PODS, name, "team")
@@ -334,7 +334,7 @@ async def test_binding_deleted_drains_everything(pool: Pool) -> None:
         assert VNODE1 not in nodes
         assert "last" not in [p[0] for p in pods]
         for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS):
-            items = (await worker.list(rd, "pool", label_selector="kubeocean.io/managed-by=kubeocean"))["items"]
+            items = (await worker.list(rd, "w1", label_selector="kubeocean.io/managed-by=kubeocean"))["items"]
             assert items == [], [i["metadata"]["name"] for i in items]
         cm = await client.get(kinds.CONFIGMAPS, "cfg2", "team")
         assert not cm["metadata"].get("finalizers")

@@ -105,7 +105,7 @@ async def test_window_closes_evicts_after_grace_and_reopens(timed: Timed) -> Non
                 for p in (await pool.client.list(kinds.PODS, "team"))["items"]]
         assert "p1" not in [p[0] for p in pods], (pods, clock.now(), clock.sleepers)
         with pytest.raises(NotFound):
-            await pool.worker("w1").get(kinds.PODS, target_name("team", "p1"), "pool")
+            await pool.worker("w1").get(kinds.PODS, target_name("team", "p1"), "w1")
 
     await eventually(evicted, 30)
 
@@ -147,7 +147,7 @@ async def test_unschedulable_in_the_worker_for_five_minutes(timed: Timed) -> Non
     await pool.client.create(kinds.PODS, pod, "team")
 
     async def created_pending() -> None:
-        physical = await worker.get(kinds.PODS, target_name("team", "stuck"), "pool")
+        physical = await worker.get(kinds.PODS, target_name("team", "stuck"), "w1")
         assert not physical["spec"].get("nodeName")
 
     await eventually(created_pending, 20)
@@ -158,7 +158,7 @@ async def test_unschedulable_in_the_worker_for_five_minutes(timed: Timed) -> Non
         clock.advance(301)
         events = (await pool.client.list(kinds.EVENTS, "team"))["items"]
         physical = [(p["metadata"]["name"], p["spec"].get("nodeName"), p.get("status", {}).get("phase"))
-                    for p in (await worker.list(kinds.PODS, "pool"))["items"]]
+                    for p in (await worker.list(kinds.PODS, "w1"))["items"]]
         assert any(e["reason"] == "FailedSchedulingPod" and e["involvedObject"]["name"] == "stuck" for e in events), (
             [e["reason"] for e in events], physical)
         current = await pool.client.get(kinds.PODS, "stuck", "team")
@@ -185,9 +185,9 @@ async def test_restart_mid_sync_leaves_no_orphan_and_no_duplicate(timed: Timed) 
                                            "kubeocean.io/physical-pod-name": target_name("team", name)}
         created = await pool.client.create(kinds.PODS, body, "team")
         if name == "created":
-            physical = build_target_pod(created, Placement("pool", "w1-node", VNODE), lambda _k, n: n, {})
-            await worker.create(kinds.PODS, physical, "pool")
-    before = await worker.get(kinds.PODS, target_name("team", "created"), "pool")
+            physical = build_target_pod(created, Placement("w1", "w1-node", VNODE), lambda _k, n: n, {})
+            await worker.create(kinds.PODS, physical, "w1")
+    before = await worker.get(kinds.PODS, target_name("team", "created"), "w1")
     timed.start()
 
     async def resumed(name: str) -> JSON:
@@ -199,7 +199,7 @@ async def test_restart_mid_sync_leaves_no_orphan_and_no_duplicate(timed: Timed) 
         await eventually(lambda n=name: resumed(n), 30)  # type: ignore[misc]
     adopted = await pool.client.get(kinds.PODS, "created", "team")
     assert adopted["metadata"]["annotations"]["kubeocean.io/physical-pod-uid"] == before["metadata"]["uid"]
-    names = sorted(p["metadata"]["name"] for p in (await worker.list(kinds.PODS, "pool"))["items"])
+    names = sorted(p["metadata"]["name"] for p in (await worker.list(kinds.PODS, "w1"))["items"])
     assert names == sorted([target_name("team", "named-only"), target_name("team", "created")])
     for name in ("named-only", "created"):
         await pool.client.delete(kinds.PODS, name, "team")
