@@ -31,6 +31,7 @@ from atoll.mirror.podsync import PodSync
 from atoll.pooling import constants as c
 from atoll.pooling import metrics
 from atoll.pooling.bottomup import NodeReconciler
+from atoll.pooling.capacity import managed
 from atoll.pooling.context import SyncContext, SyncerSettings
 from atoll.pooling.kinds import CLUSTERBINDINGS, PRIORITYCLASSES, RESOURCELEASINGPOLICIES
 from atoll.pooling.leases import LeaseKeeper
@@ -149,11 +150,19 @@ class Syncer:
         node_ctl = Controller(f"pool-node-{name}", NodeReconciler(ctx, node_queue), node_queue,
                               workers=ctx.settings.workers)
 
+        def capacity_key(pod: JSON) -> list[ObjectKey]:
+            """Physical pods change a vnode's capacity, except our own (never subtracted): their
+            churn would only recompute an unchanged vnode (the 300 s resync refreshes usage metrics)."""
+            node = (pod.get("spec") or {}).get("nodeName")
+            if not node or managed(pod):
+                return []
+            return [ObjectKey(None, node)]
+
         def all_nodes(_obj: JSON) -> Iterable[ObjectKey]:
             return [ObjectKey(None, key.name) for key in ctx.nodes.keys()]
 
         node_ctl.watch(nodes_inf, lambda n: [ObjectKey(None, n["metadata"]["name"])])
-        node_ctl.watch(pods_inf, lambda p: [ObjectKey(None, n)] if (n := (p.get("spec") or {}).get("nodeName")) else [])
+        node_ctl.watch(pods_inf, capacity_key)
         node_ctl.watch(vnodes_inf, lambda v: [ObjectKey(None, n)] if (
             n := (v["metadata"].get("labels") or {}).get(c.LABEL_PHYSICAL_NODE_NAME)) else [])
         node_ctl.watch(rlp_inf, all_nodes)
