@@ -52,6 +52,7 @@ from atoll.runtime.events import EventRecorder
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
+METRICS_PERIOD = 15.0
 
 
 class Syncer:
@@ -147,8 +148,8 @@ class Syncer:
         ctx.vpods.add_index(DEPS_INDEX, dep_values)
 
         node_queue: WorkQueue[ObjectKey] = WorkQueue(f"pool-node-{name}")
-        node_ctl = Controller(f"pool-node-{name}", NodeReconciler(ctx, node_queue), node_queue,
-                              workers=ctx.settings.workers)
+        nodes_rec = NodeReconciler(ctx, node_queue)
+        node_ctl = Controller(f"pool-node-{name}", nodes_rec, node_queue, workers=ctx.settings.workers)
 
         def capacity_key(pod: JSON) -> list[ObjectKey]:
             """Physical pods change a vnode's capacity, except our own (never subtracted): their
@@ -229,7 +230,7 @@ class Syncer:
                 tg.create_task(worker.run(), name=f"pool/{name}/informers/worker"),
                 tg.create_task(leases.run(), name=f"pool/{name}/leases"),
                 tg.create_task(self._health(node_ctl), name=f"pool/{name}/health"),
-                tg.create_task(self._pod_metrics(namespace), name=f"pool/{name}/metrics"),
+                tg.create_task(self._metrics(namespace, nodes_rec), name=f"pool/{name}/metrics"),
             ]
             controllers = [tg.create_task(ctl.run(), name=f"pool/{ctl.name}")
                            for ctl in (node_ctl, pod_ctl, dep_ctl, policy_ctl, teardown_ctl)]
@@ -273,10 +274,12 @@ class Syncer:
                         node_ctl.queue.add(ObjectKey(None, key.name))
             await ctx.clock.sleep(every)
 
-    async def _pod_metrics(self, namespace: str) -> None:
+    async def _metrics(self, namespace: str, nodes: NodeReconciler) -> None:
+        """Pods by phase and the cluster resource sums, every 15 s."""
         ctx = self.ctx
         while True:
-            await asyncio.sleep(15)
+            await asyncio.sleep(METRICS_PERIOD)
+            nodes.record_cluster()
             for gauge, pods in ((metrics.virtual_pods, [p for v in ctx.vnodes for p in ctx.vpods.by_node(
                     v["metadata"]["name"])]), (metrics.physical_pods, ctx.pods.list(namespace))):
                 counts: dict[str, int] = {}
