@@ -124,6 +124,11 @@ class PodSync:
         elif target is None or target["metadata"].get("uid") != uid:
             await self._mark_lost(pod)
             return None
+        elif not points_back(target, md["namespace"], md["name"], md["uid"]):
+            # the mapping names a pod that belongs to an earlier pod of this name: never adopt it
+            await self._delete_stale(target, md["namespace"], md["name"])
+            await self._mark_lost(pod)
+            return None
         return await self._observe(pod, target)
 
     async def _checkpoint_name(self, pod: JSON) -> JSON | None:
