@@ -144,8 +144,11 @@ class PodSync:
         return await self._annotate(pod, patch)
 
     async def _annotate(self, pod: JSON, annotations: dict[str, str]) -> JSON:
-        """Write checkpoint annotations (a merge patch with a uid precondition only: the values are
-        deterministic, so a concurrent writer of other fields is no reason to fail)."""
+        """Write checkpoint annotations with a merge patch carrying ``metadata.uid`` and no
+        resourceVersion: the values are deterministic, so a concurrent writer of other fields is no
+        reason to fail. kube-apiserver rejects the patch (409) if the pod was recreated meanwhile;
+        Atoll's API server ignores ``metadata.uid`` in patches today, which is why step 3 also
+        verifies the back-pointers before trusting a mapping."""
         md = pod["metadata"]
         patch = {"metadata": {"uid": md["uid"], "annotations": annotations}}
         result: JSON = await self.source.patch(kinds.PODS, md["name"], patch, md["namespace"])
