@@ -57,7 +57,7 @@ def lookups(images: dict[str, JSON], domain_images: dict[tuple[str, str], JSON] 
 
 def plan_for(t: JSON, images: dict[str, JSON] | None = None) -> Plan:
     kits = build_kits(t, *lookups(images or {"psi": app_image()}))
-    allocator = PortAllocator(lambda d: ())
+    allocator = PortAllocator(lambda: ())
     return Plan(kits, allocated_ports_status(kits, allocator.allocate("t1", wanted_ports(kits))))
 
 
@@ -120,7 +120,7 @@ def test_long_service_names_are_hashed_to_63() -> None:
 
 
 async def test_allocator_never_hands_out_a_port_twice_under_concurrency() -> None:
-    allocator = PortAllocator(lambda d: (), low=20000, high=20199)
+    allocator = PortAllocator(lambda: (), low=20000, high=20199)
 
     async def one(i: int) -> list[int]:
         await asyncio.sleep(0)
@@ -151,7 +151,7 @@ def test_allocator_after_restart_reclaims_ports_of_finished_tasks() -> None:
     assert sorted(allocator.allocate("new", {"alice": 2})["alice"]) == [20002, 20003]
     with pytest.raises(PortsExhausted):
         allocator.allocate("more", {"alice": 1})
-    assert allocator.in_use("bob") == set()
+    assert allocator.in_use("bob") == {20000, 20001, 20002, 20003}  # bob shares the host's ports
 
 
 # -- plan (contract C2) --------------------------------------------------------------------------------
@@ -243,3 +243,14 @@ def test_manual_clock_fires_due_timers_in_order() -> None:
     late.cancel()
     clock.advance(1000)
     assert fired == ["retry"]
+
+
+def test_domains_on_one_host_never_share_a_port() -> None:
+    """alice and bob run on one machine (the quickstart): their tasks' ports must all differ."""
+    held = [("alice", 20000), ("bob", 20001)]
+    allocator = PortAllocator(lambda: held, low=20000, high=20009)
+    got = allocator.allocate("t1", {"alice": 2, "bob": 2})
+    assert got == {"alice": [20002, 20003], "bob": [20004, 20005]}
+    assert allocator.allocate("t2", {"bob": 1}) == {"bob": [20006]}
+    per_domain = PortAllocator(lambda: held, low=20000, high=20009, space=lambda domain: domain)
+    assert per_domain.allocate("t1", {"alice": 1, "bob": 1}) == {"alice": [20001], "bob": [20000]}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from atoll.api import errors
+from atoll.api.builtin_validation import require_valid
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import ResourceDef
 from atoll.api.timestamps import format_time
@@ -81,6 +82,7 @@ class BindingSubresource:
     async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
         if call.method != "POST":
             raise method_not_allowed(call)
+        require_valid(require_body(call), "", "v1", "Binding", call.name)
         node = str((require_body(call).get("target") or {}).get("name") or "")
         if not node:
             raise errors.invalid("Binding", "", call.name, [errors.cause("FieldValueRequired", "target.name",
