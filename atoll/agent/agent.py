@@ -15,6 +15,9 @@ from atoll.agent.config import AgentConfig
 from atoll.agent.events import EventRecorder
 from atoll.agent.heartbeat import NodeHeartbeat
 from atoll.agent.logserver import LogServer
+from atoll.agent.runk.logs import RunKLogServer
+from atoll.agent.runk.prepare import institution_client, prepare_runk
+from atoll.agent.runk.runtime import RunK
 from atoll.agent.runp.runtime import RunP
 from atoll.client import Client
 
@@ -23,25 +26,39 @@ STOP_TIMEOUT = 5.0
 
 
 class Agent:
-    def __init__(self, client: Client, config: AgentConfig) -> None:
+    def __init__(self, client: Client, config: AgentConfig, *, target: Client | None = None) -> None:
+        """``target``: the institution cluster's client for ``runtime: runk`` (default: from
+        ``runk.kubeconfigFile``, or the in-cluster ServiceAccount)."""
         self.client = client
         self.config = config
         self.events = EventRecorder(client, config.name)
-        self.runtime = RunP(client, config, self.events)
-        self.logs = LogServer(config, self.runtime)
+        self.runtime: RunP | RunK
+        self.logs: LogServer | RunKLogServer
+        if config.runk is not None:
+            self.runtime = RunK(client, target or institution_client(config.runk), config, config.runk)
+            self.logs = RunKLogServer(config, self.runtime)
+        else:
+            self.runtime = RunP(client, config, self.events)
+            self.logs = LogServer(config, self.runtime)
         self.heartbeat: NodeHeartbeat | None = None
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
         self.config.root.mkdir(parents=True, exist_ok=True)
         port = await self.logs.start()
-        self.heartbeat = NodeHeartbeat(self.client, self.config, log_port=port)
+        config = self.config
+        if isinstance(self.runtime, RunK):
+            config = await prepare_runk(self.runtime)
+        self.heartbeat = NodeHeartbeat(self.client, config, log_port=port)
+        if isinstance(self.runtime, RunK):
+            runk = self.runtime
+            self.heartbeat.extra_conditions = lambda: [runk.condition]
         try:
             await self.heartbeat.register()
             await self.heartbeat.renew_lease()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.heartbeat.run(), name=f"agent/{self.config.name}/heartbeat")
-                tg.create_task(self.runtime.run(), name=f"agent/{self.config.name}/runp")
+                tg.create_task(self.runtime.run(), name=f"agent/{self.config.name}/{self.config.runtime}")
                 await self.runtime.informer.wait_synced()
                 self.ready.set()
                 log.info("agent %s ready (domain %s)", self.config.name, self.config.domain)
@@ -51,6 +68,8 @@ class Agent:
 
     async def _stop(self) -> None:
         await self.logs.stop()
+        if isinstance(self.runtime, RunK):
+            await self.runtime.target.close()
         if self.heartbeat is not None:
             await self.heartbeat.mark_stopped()
         await self.events.flush()

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from atoll.agent.runk.settings import RunKSettings, RunKSettingsError, runk_settings
+
 
 @dataclass(frozen=True, slots=True)
 class Timers:
@@ -58,6 +60,9 @@ class AgentConfig:
     pod_env: dict[str, str] = field(default_factory=dict)
     """Added to every container's environment (a pod's own ``env`` wins): the lite's
     ``DATAMESH_ADDR`` / ``DATAMESH_GRPC_ADDR`` (contract C2)."""
+    runtime: str = "runp"
+    """``runp`` (local processes) or ``runk`` (pods in the institution's cluster, see ``runk``)."""
+    runk: RunKSettings | None = None
 
     @property
     def name(self) -> str:
@@ -74,8 +79,13 @@ def default_node_name(domain: str) -> str:
     return f"{domain}-{host}"[:63].rstrip("-")
 
 
-def from_node_config(domain: str, data_dir: Path, extra: dict[str, Any]) -> AgentConfig:
+RUNTIMES = ("runp", "runk")
+
+
+def from_node_config(domain: str, data_dir: Path, extra: dict[str, Any], runtime: str = "runp") -> AgentConfig:
     """Build the agent settings from a node config's fields outside the common ones."""
+    if runtime not in RUNTIMES:
+        raise RunKSettingsError(f"runtime: {runtime!r} is not available (use {' or '.join(RUNTIMES)})")
     agent = extra.get("agent") or {}
     rotate = extra.get("logrotate") or {}
     timers = agent.get("timers") or {}
@@ -94,6 +104,8 @@ def from_node_config(domain: str, data_dir: Path, extra: dict[str, Any]) -> Agen
         client_ca=_path(tls.get("clientCAFile"), data_dir / "pki" / "ca.crt"),
         timers=Timers(**{_snake(k): float(v) for k, v in timers.items()}),
         stop_pods_on_exit=bool(agent.get("stopPodsOnExit", False)),
+        runtime=runtime,
+        runk=runk_settings(extra) if runtime == "runk" else None,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from atoll.agent.agent import Agent
 from atoll.agent.config import from_node_config
+from atoll.agent.runk.settings import RunKSettingsError
 from atoll.client import Client
 from atoll.client.errors import ConfigError as KubeconfigError
 from atoll.datamesh import DataMeshServer, settings_from_extra
@@ -37,10 +38,11 @@ class LiteNode:
     def __init__(self, config: NodeConfig) -> None:
         if not config.kubeconfig:
             raise ConfigError("kubeconfig: required for a lite node (the master's API server to join)")
-        if config.runtime != "runp":
-            raise ConfigError(f"runtime: {config.runtime!r} is not available yet (use runp)")
         self.config = config
-        self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra)
+        try:
+            self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra, config.runtime)
+        except RunKSettingsError as exc:
+            raise ConfigError(str(exc)) from None
         try:
             self.datamesh_settings = settings_from_extra(config.extra)
             self.domain_key = load_domain_key(config.domain_key_data)
