@@ -18,6 +18,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import errors, kinds
+from atoll.api.clock import Clock
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.gateway import objects
 from atoll.gateway.drstatus import base_status, mutate_status, spec, token_status, tokens
@@ -26,7 +28,6 @@ from atoll.gateway.initiator import Initiator
 from atoll.gateway.model import GatewayModel, LocalService
 from atoll.gateway.xds import CLUSTER, LISTENER, ROUTE, AdsServer, ConfigRejected
 from atoll.runtime import Cache, ObjectKey, Result
-from atoll.runtime.clock import Clock, rfc3339
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -155,7 +156,7 @@ class GatewayReconciler:
         self.rejected = exc
         if not first:
             return
-        now = rfc3339(self.clock.now())
+        now = format_time(self.clock.now())
         event = {
             "apiVersion": "v1",
             "kind": "Event",

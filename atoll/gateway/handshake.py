@@ -26,10 +26,11 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import errors
+from atoll.api.clock import Clock
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.gateway import crypto
 from atoll.gateway.drstatus import DOMAINROUTES, base_status, mutate_status, spec, token_status, tokens
-from atoll.runtime.clock import Clock, rfc3339
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -109,8 +110,8 @@ class HandshakeServer:
         stored = {
             "token": crypto.encrypt(self.public, half_s + half_d),
             "revision": wanted,
-            "revisionTime": rfc3339(now),
-            "expirationTime": rfc3339(expiration),
+            "revisionTime": format_time(now),
+            "expirationTime": format_time(expiration),
             "isReady": False,
             "effectiveInstances": [],
         }
@@ -164,7 +165,7 @@ class HandshakeServer:
                 state = TOKEN_NOT_READY
                 return None
             state = TOKEN_READY
-            match["heartBeatTime"] = rfc3339(self.clock.now())
+            match["heartBeatTime"] = format_time(self.clock.now())
             status = base_status(dr)
             status["tokenStatus"] = {**token_status(dr), "tokens": listed}
             return status

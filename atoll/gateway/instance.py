@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from atoll.api import errors
+from atoll.api.clock import Clock
+from atoll.api.timestamps import format_time, try_parse_time
 from atoll.client import Client
 from atoll.gateway.drstatus import GATEWAYS
 from atoll.gateway.model import PeerRoute
-from atoll.runtime.clock import Clock, parse_rfc3339, rfc3339
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -24,7 +25,7 @@ LIVE_TIMEOUT = 180.0
 
 
 def is_live(gateway: JSON, now: float, live_timeout: float = LIVE_TIMEOUT) -> bool:
-    beat = parse_rfc3339((gateway.get("status") or {}).get("heartbeatTime"))
+    beat = try_parse_time((gateway.get("status") or {}).get("heartbeatTime"))
     return beat is not None and now - beat < live_timeout
 
 
@@ -71,9 +72,9 @@ async def heartbeat(
     network: Callable[[], Awaitable[list[JSON]]] | None = None,
 ) -> None:
     """Create/refresh the Gateway every ``period`` seconds of ``clock`` until cancelled."""
-    uptime = rfc3339(clock.now())
+    uptime = format_time(clock.now())
     while True:
-        status: JSON = {"address": address, "uptime": uptime, "heartbeatTime": rfc3339(clock.now()),
+        status: JSON = {"address": address, "uptime": uptime, "heartbeatTime": format_time(clock.now()),
                   "publicKey": public_key, "version": version}  # fmt: skip
         if network is not None:
             status["networkStatus"] = await network()

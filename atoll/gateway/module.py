@@ -19,6 +19,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import kinds
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.client import Client
 from atoll.gateway import crypto, instance
 from atoll.gateway.controller import KEY, Caches, GatewayReconciler
@@ -31,7 +32,6 @@ from atoll.gateway.stats import ENVOY_STATS
 from atoll.gateway.supervisor import EnvoySupervisor, SupervisorOptions
 from atoll.gateway.xds import AdsServer
 from atoll.runtime import Controller, Manager, ObjectKey
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.keys import JSON
 
 log = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import errors, kinds
+from atoll.api.clock import OffsetClock
 from atoll.client import Client
 from atoll.controllers import ControllerContext
 from atoll.controllers import domainroute as route_controllers
@@ -26,7 +27,6 @@ from atoll.gateway.module import GatewayModule, GatewayOptions
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
 from atoll.runtime import Manager
-from atoll.runtime.clock import OffsetClock
 from tests.conftest import _write_kubeconfig, eventually, free_port, start_until_ready
 
 JSON = dict[str, Any]

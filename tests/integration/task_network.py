@@ -1,5 +1,5 @@
 """A two-domain network for KusciaTask tests: an in-process master, real RunP agents for alice and
-bob (2 CPUs each), and the task controllers plus the scheduler on a ManualClock.
+bob (2 CPUs each), and the task controllers plus the scheduler on a FakeClock.
 
 The tests play the KusciaJob controller: they create KusciaTasks directly (contract C1).
 """
@@ -22,7 +22,7 @@ from atoll.client import Client
 from atoll.controllers import ControllerContext, kusciatask, taskresourcegroup
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
-from atoll.runtime import Manager, ManualClock
+from atoll.runtime import FakeClock, Manager
 from atoll.scheduler import RetrySettings
 from atoll.scheduler import setup as setup_scheduler
 from tests.conftest import RunningServer, _write_kubeconfig, start_until_ready
@@ -100,7 +100,7 @@ def kuscia_task(
 class TaskNetwork:
     server: RunningServer
     client: Client
-    clock: ManualClock
+    clock: FakeClock
     agents: dict[str, RunningAgent]
     base: Path
     controllers: asyncio.Task[None] | None = None
@@ -133,7 +133,7 @@ async def task_network(base: Path) -> AsyncIterator[TaskNetwork]:
     master = await start_until_ready(node.run(), node.ready, 30, "master did not become ready in 30 s")
     kubeconfig, token, ca = _write_kubeconfig(config.data_dir, node.url)
     server = RunningServer(node.url, config.data_dir, kubeconfig, token, ca, node)
-    clock = ManualClock()
+    clock = FakeClock()
     agents: dict[str, RunningAgent] = {}
     async with server.client() as client:
         for domain in DOMAINS:

@@ -1,5 +1,5 @@
 """KusciaTask end to end: real master, real RunP agents for alice and bob, the task and
-TaskResourceGroup controllers and the kuscia-scheduler on a ManualClock.
+TaskResourceGroup controllers and the kuscia-scheduler on a FakeClock.
 
 Aspects: a two-party task runs real processes that read TASK_CLUSTER_DEFINE / ALLOCATED_PORTS and
 a rendered config template, and succeeds (distinct ports, loopback + egress endpoints, egress

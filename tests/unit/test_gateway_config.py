@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from atoll.api.timestamps import format_time
 from atoll.controllers.domainroute.ready import ready_condition
 from atoll.gateway import crypto, instance, objects
 from atoll.gateway.envoy_resources import snapshot
@@ -18,7 +19,6 @@ from atoll.gateway.model import EgressPort, GatewayModel, InboundRoute, LocalSer
 from atoll.gateway.xds import CLUSTER, LISTENER, ROUTE, pack
 from atoll.node.config import NodeConfig
 from atoll.node.gateway import gateway_options
-from atoll.runtime.clock import rfc3339
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 MODEL = GatewayModel(
@@ -92,13 +92,13 @@ def _route(tokens: list[dict[str, object]], **status: object) -> dict[str, objec
         (_route([]), None, 1, "DestinationIsNotAuthrized"),
         (_route([], isDestinationAuthorized=True), None, 1, "TokenNotGenerate"),
         (_route([{"revision": 1}]), _route([]), 1, "TokenNotGenerate"),
-        (_route([{"revision": 1}]), _route([{"revision": 1, "isReady": True, "heartBeatTime": rfc3339(0)}]), 1,
+        (_route([{"revision": 1}]), _route([{"revision": 1, "isReady": True, "heartBeatTime": format_time(0)}]), 1,
          "HeartBeatTimeout"),
         (_route([{"revision": 1}], isDestinationUnreachable=True),
-         _route([{"revision": 1, "isReady": True, "heartBeatTime": rfc3339(995)}]), 1, "DestinationUnreachable"),
-        (_route([{"revision": 1}]), _route([{"revision": 2, "isReady": True, "heartBeatTime": rfc3339(995)}]), 1,
+         _route([{"revision": 1, "isReady": True, "heartBeatTime": format_time(995)}]), 1, "DestinationUnreachable"),
+        (_route([{"revision": 1}]), _route([{"revision": 2, "isReady": True, "heartBeatTime": format_time(995)}]), 1,
          "TokenRevisionNotMatch"),
-        (_route([{"revision": 2}]), _route([{"revision": 2, "isReady": True, "heartBeatTime": rfc3339(995)}]), 1,
+        (_route([{"revision": 2}]), _route([{"revision": 2, "isReady": True, "heartBeatTime": format_time(995)}]), 1,
          "Success"),
     ],
 )  # fmt: skip

@@ -15,7 +15,7 @@ from atoll.controllers.kusciatask.kits import KitError, build_kits, select_templ
 from atoll.controllers.kusciatask.plan import EGRESS_ROLE, Plan, allocated_ports_status, wanted_ports
 from atoll.controllers.kusciatask.ports import PortAllocator, PortsExhausted
 from atoll.controllers.kusciatask.status import party_state, task_verdict
-from atoll.runtime import Cache, ManualClock
+from atoll.runtime import Cache, FakeClock
 
 JSON = dict[str, Any]
 
@@ -231,7 +231,7 @@ def test_party_and_task_phases_with_failure_message() -> None:
 
 
 def test_manual_clock_fires_due_timers_in_order() -> None:
-    clock = ManualClock(start=100.0)
+    clock = FakeClock(start=100.0)
     fired: list[str] = []
     clock.call_later(30, lambda: fired.append("retry"))
     late = clock.call_later(300, lambda: fired.append("lifecycle"))

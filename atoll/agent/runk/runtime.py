@@ -109,6 +109,8 @@ class RunK:
             raise
 
     async def _reconcile(self, namespace: str, name: str) -> Result:
+        if not self.config.runs_namespace(namespace):
+            return Result()  # another domain's pod is never forwarded (domain isolation, as RunP)
         pod = self.informer.cache.get(name, namespace)
         if pod is None:
             await self.sync.delete_orphan(namespace, name)

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.api import errors, kinds
+from atoll.api.clock import Clock
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.controllers.domainroute.ready import ready_condition
 from atoll.gateway.crypto import TokenCryptoError, public_key_of_cert
 from atoll.gateway.drstatus import CLUSTERDOMAINROUTES, DOMAINROUTES, auth_type, tokens
 from atoll.gateway.instance import is_live
 from atoll.runtime import Cache, ObjectKey, Result, get_logger
-from atoll.runtime.clock import Clock, rfc3339
 
 JSON = dict[str, Any]
 log = get_logger(__name__)
@@ -157,7 +158,7 @@ class ClusterDomainRouteReconciler:
         endpoints = self._endpoint_statuses(cdr, src, dst, now)
         if endpoints:
             status["endpointStatuses"] = endpoints
-        status["conditions"] = _conditions(status.get("conditions") or [], condition, rfc3339(now))
+        status["conditions"] = _conditions(status.get("conditions") or [], condition, format_time(now))
         if status == (cdr.get("status") or {}):
             return
         try:

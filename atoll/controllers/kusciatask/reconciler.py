@@ -41,6 +41,7 @@ from atoll.api.kuscia_tasks import (
     TRG_FAILED,
     TRG_RESERVED,
 )
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.controllers.kusciatask import resources as res
 from atoll.controllers.kusciatask.cleanup import Cleanup
@@ -50,7 +51,6 @@ from atoll.controllers.kusciatask.ports import PortAllocator, PortsExhausted
 from atoll.controllers.kusciatask.status import party_state, pod_status, progress, task_verdict
 from atoll.controllers.kusciatask.trgstatus import trg_failure, trg_party_messages
 from atoll.runtime import Cache, Clock, ObjectKey, Result, get_logger
-from atoll.runtime.clock import rfc3339
 from atoll.runtime.latest import LatestWrites
 from atoll.scheduler.events import EventRecorder
 
@@ -84,7 +84,7 @@ class TaskReconciler:
         self.latest = LatestWrites()
 
     def now(self) -> str:
-        return rfc3339(self.clock.now())
+        return format_time(self.clock.now())
 
     async def reconcile(self, key: ObjectKey) -> Result:
         task = self.latest.fresher(self.c.tasks.get_key(key), key)

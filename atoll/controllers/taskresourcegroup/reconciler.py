@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.api import kinds
+from atoll.api.clock import TimerHandle
 from atoll.api.errors import AlreadyExists, Conflict, NotFound
 from atoll.api.kuscia_tasks import (
     ANNOTATION_RESERVING_TIMESTAMP,
@@ -45,6 +46,7 @@ from atoll.api.kuscia_tasks import (
     TRG_RESERVED,
     TRG_RESERVING,
 )
+from atoll.api.timestamps import format_time, try_parse_time
 from atoll.client import Client
 from atoll.controllers.taskresourcegroup.resources import (
     failure_reason,
@@ -54,7 +56,6 @@ from atoll.controllers.taskresourcegroup.resources import (
     with_phase,
 )
 from atoll.runtime import Cache, Clock, ObjectKey, Result, get_logger
-from atoll.runtime.clock import TimerHandle, parse_rfc3339, rfc3339
 from atoll.runtime.latest import LatestWrites
 
 JSON = dict[str, Any]
@@ -79,7 +80,7 @@ class GroupReconciler:
         self.latest = LatestWrites()
 
     def now(self) -> str:
-        return rfc3339(self.clock.now())
+        return format_time(self.clock.now())
 
     async def reconcile(self, key: ObjectKey) -> Result:
         group = self.latest.fresher(self.c.groups.get_key(key), key)
@@ -338,7 +339,7 @@ class GroupReconciler:
 
     def _start(self, group: JSON) -> float:
         """``status.startTime`` (written by the first reconcile, on this controller's clock)."""
-        started = parse_rfc3339(str((group.get("status") or {}).get("startTime") or ""))
+        started = try_parse_time(str((group.get("status") or {}).get("startTime") or ""))
         return started if started is not None else self.clock.now()
 
     def _expired(self, group: JSON) -> bool:
@@ -347,7 +348,7 @@ class GroupReconciler:
 
     def _retry_at(self, group: JSON, now: str | None) -> float:
         seconds = int((group.get("spec") or {}).get("retryIntervalSeconds") or DEFAULT_RETRY_INTERVAL_SECONDS)
-        since = parse_rfc3339(now or str((group.get("status") or {}).get("lastTransitionTime") or ""))
+        since = try_parse_time(now or str((group.get("status") or {}).get("lastTransitionTime") or ""))
         return (since if since is not None else self.clock.now()) + seconds
 
     def _arm_lifecycle(self, group: JSON) -> None:

@@ -40,9 +40,9 @@ from atoll.api.kuscia_tasks import (
     TR_RESERVING,
     TR_SCHEDULABLE,
 )
+from atoll.api.timestamps import format_time
 from atoll.client import Client, ClientError
 from atoll.runtime import Cache, Clock, ObjectKey
-from atoll.runtime.clock import rfc3339
 from atoll.runtime.keys import key_of
 from atoll.scheduler.diagnosis import Diagnosis, fit_error_message
 from atoll.scheduler.framework import SUCCESS, Code, CycleState, Status
@@ -259,7 +259,7 @@ class KusciaScheduling:
                 tr = await self.client.get(TASKRESOURCES, key.name, key.namespace)
                 if _phase(tr) not in only_from:
                     return
-                now = rfc3339(self.clock.now())
+                now = format_time(self.clock.now())
                 status = dict(tr.get("status") or {})
                 status["phase"] = phase
                 status["lastTransitionTime"] = now
