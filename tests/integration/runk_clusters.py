@@ -17,7 +17,7 @@ from atoll.client import Client
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
 from tests.conftest import RunningServer, _write_kubeconfig, start_until_ready
-from tests.integration.agents import RunningAgent, agent_config, start_agent
+from tests.integration.agents import RunningAgent, agent_config, kill_leftovers, load_image, start_agent
 
 JSON = dict[str, Any]
 INSTITUTION_NS = "inst"
@@ -37,6 +37,23 @@ async def in_process_master(data_dir: Path, controllers: tuple[str, ...] = ()) -
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def institution_cluster(base: Path) -> AsyncIterator[RunningServer]:
+    """The institution's cluster: a control plane with its scheduler, namespace ``inst`` and one
+    RunP agent (``inst-node``, image ``app:v1`` loaded)."""
+    async with in_process_master(base / "master", ("scheduler",)) as server:
+        async with server.client() as c:
+            await ensure_namespace(c, INSTITUTION_NS)
+        data = base / "worker"
+        load_image(data)
+        worker = await start_agent(server, agent_config(server, data, "inst"))
+        try:
+            yield server
+        finally:
+            await worker.stop()
+            kill_leftovers(data)
 
 
 def runk_config(master: RunningServer, data_dir: Path, domain: str, kubeconfig: Path, **runk: Any) -> AgentConfig:

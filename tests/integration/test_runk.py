@@ -21,11 +21,12 @@ from atoll.client import Client
 from atoll.mirror import keys
 from atoll.mirror.names import target_name
 from tests.conftest import RunningServer, eventually, kubectl_binary, kubectl_environ
-from tests.integration.agents import RunningAgent, agent_config, kill_leftovers, load_image, start_agent, wait_pod_gone
+from tests.integration.agents import RunningAgent, wait_pod_gone
 from tests.integration.runk_clusters import (
     INSTITUTION_NS,
     ensure_namespace,
     in_process_master,
+    institution_cluster,
     runk_config,
     start_runk,
     task_pod,
@@ -37,18 +38,8 @@ JSON = dict[str, Any]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def institution(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
-    base = tmp_path_factory.mktemp("institution")
-    async with in_process_master(base / "master", ("scheduler",)) as server:
-        async with server.client() as c:
-            await ensure_namespace(c, INSTITUTION_NS)
-        data = base / "worker"
-        load_image(data)
-        worker = await start_agent(server, agent_config(server, data, "inst"))
-        try:
-            yield server
-        finally:
-            await worker.stop()
-            kill_leftovers(data)
+    async with institution_cluster(tmp_path_factory.mktemp("institution")) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
