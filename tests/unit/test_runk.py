@@ -71,3 +71,19 @@ def test_permission_condition_names_verb_and_resource() -> None:
     assert cond["status"] == "False"
     assert "may not get pods/log, create secrets in namespace inst" in cond["message"]
     assert condition("inst", [])["status"] == "True"
+
+
+@pytest.mark.parametrize(("spec", "policy"), [
+    ({"image": "app:v1"}, "IfNotPresent"),
+    ({"image": "app"}, "Always"),
+    ({"image": "registry:5000/app:latest"}, "Always"),
+    ({"image": "registry:5000/app"}, "Always"),
+    ({"image": "app:v1", "imagePullPolicy": "Never"}, "Never"),
+])
+def test_missing_image_message_names_the_pods_policy(spec: dict[str, str], policy: str) -> None:
+    from atoll.agent.runp.container import image_missing, pull_policy
+
+    assert pull_policy(spec) == policy
+    reason, message = image_missing(spec["image"], spec)
+    assert reason == "ErrImageNeverPull"
+    assert (f"pull policy of {policy}" if policy == "Never" else f"pull policy {policy}") in message
