@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+from pathlib import Path
 
 from atoll.agent.config import AgentConfig
 from atoll.agent.events import EventRecorder
@@ -19,6 +21,7 @@ from atoll.agent.runk.logs import RunKLogServer
 from atoll.agent.runk.prepare import institution_client, prepare_runk
 from atoll.agent.runk.runtime import RunK
 from atoll.agent.runp.runtime import RunP
+from atoll.agent.servingcert import obtain_serving_cert
 from atoll.client import Client
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ class Agent:
             self.logs = LogServer(config, self.runtime)
         self.heartbeat: NodeHeartbeat | None = None
         self.ready = asyncio.Event()
+        self.client_ca: Path | None = None
+        """CA of the API server's client certificate when the config names none (the cluster CA)."""
 
     async def run(self) -> None:
         self.config.root.mkdir(parents=True, exist_ok=True)
@@ -56,6 +61,8 @@ class Agent:
         try:
             await self.heartbeat.register()
             await self.heartbeat.renew_lease()
+            if port == 0 and await self._serving_certificate():
+                await self.heartbeat.publish_log_port(await self.logs.start())
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.heartbeat.run(), name=f"agent/{self.config.name}/heartbeat")
                 tg.create_task(self.runtime.run(), name=f"agent/{self.config.name}/{self.config.runtime}")
@@ -65,6 +72,21 @@ class Agent:
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._stop()), STOP_TIMEOUT)
+
+    async def _serving_certificate(self) -> bool:
+        """No certificate configured: ask the API server for one (certificates.k8s.io), once the
+        Node exists (the approver checks that the requester owns it). True when one was issued."""
+        config = self.config
+        if config.tls_cert is not None or config.serving_csr_timeout <= 0:
+            return False
+        issued = await obtain_serving_cert(self.client, config.name, (config.address,), config.data_dir / "pki",
+                                           config.serving_csr_timeout)
+        if issued is None:
+            return False
+        ca = config.client_ca or self.client_ca
+        self.config = dataclasses.replace(config, tls_cert=issued[0], tls_key=issued[1], client_ca=ca)
+        self.logs.config = self.config
+        return True
 
     async def _stop(self) -> None:
         await self.logs.stop()

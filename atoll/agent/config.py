@@ -63,6 +63,9 @@ class AgentConfig:
     pod_env: dict[str, str] = field(default_factory=dict)
     """Added to every container's environment (a pod's own ``env`` wins): the lite's
     ``DATAMESH_ADDR`` / ``DATAMESH_GRPC_ADDR`` (contract C2)."""
+    serving_csr_timeout: float = 30.0
+    """Without ``tls_cert``: seconds to wait for a serving certificate requested through
+    ``certificates.k8s.io`` (0: do not ask)."""
     runtime: str = "runp"
     """``runp`` (local processes) or ``runk`` (pods in the institution's cluster, see ``runk``)."""
     runk: RunKSettings | None = None

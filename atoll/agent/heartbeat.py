@@ -137,6 +137,11 @@ class NodeHeartbeat:
         self._status = status
         self._pushed_at = self.clock.monotonic()
 
+    async def publish_log_port(self, port: int) -> None:
+        """The log endpoint came up after registration (a serving certificate was just issued)."""
+        self.log_port = port
+        await self._push_status(force=True)
+
     async def mark_stopped(self) -> None:
         """Best effort on a clean stop: the stop-timestamp label (Kuscia)."""
         patch = {"metadata": {"labels": {LABEL_STOP_TIMESTAMP: str(int(self.clock.now()))}}}

@@ -27,6 +27,7 @@ from atoll.datamesh import DataMeshServer, settings_from_extra
 from atoll.datamesh.info import InfoError, load_domain_key
 from atoll.datamesh.settings import SettingsError
 from atoll.files import private_dir, write_atomic
+from atoll.node.cluster_ca import ensure_cluster_ca
 from atoll.node.config import ConfigError, NodeConfig
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,9 @@ class LiteNode:
                     tg.create_task(gateway.run(), name="lite/gateway")
                 if self.datamesh is not None:
                     tg.create_task(self.datamesh.run(), name="lite/datamesh")
-                tg.create_task(Agent(client, agent_config).run(), name="lite/agent")
+                agent = Agent(client, agent_config)
+                agent.client_ca = ensure_cluster_ca(self.config.kubeconfig, self.config.data_dir)
+                tg.create_task(agent.run(), name="lite/agent")
 
     def _gateway(self, client: Client) -> Any:
         """The lite's gateway when the config has a ``gateway:`` block (see atoll.node.gateway)."""

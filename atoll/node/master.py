@@ -81,6 +81,7 @@ class MasterNode:
                     signing_key=self.pki.signing_key,
                     ca_file=self.pki.ca_cert,
                     kubelet_client_cert=(self.pki.kubelet_client_cert, self.pki.kubelet_client_key),
+                    ca_key=self.pki.ca_key,
                     unix_socket=loopback_socket(self.config.data_dir),
                 ),
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from atoll.agent.config import from_node_config
 from atoll.agent.runk.capacity import from_quotas
@@ -87,3 +88,18 @@ def test_missing_image_message_names_the_pods_policy(spec: dict[str, str], polic
     reason, message = image_missing(spec["image"], spec)
     assert reason == "ErrImageNeverPull"
     assert (f"pull policy of {policy}" if policy == "Never" else f"pull policy {policy}") in message
+
+
+def test_cluster_ca_from_kubeconfig(tmp_path: Path) -> None:
+    import base64
+
+    from atoll.node.cluster_ca import ensure_cluster_ca
+
+    kubeconfig = tmp_path / "kc"
+    data = base64.b64encode(b"PEM").decode()
+    cluster = {"server": "https://x", "certificate-authority-data": data}
+    contexts = [{"name": "c", "context": {"cluster": "k"}}]
+    doc = {"current-context": "c", "contexts": contexts, "clusters": [{"name": "k", "cluster": cluster}]}
+    kubeconfig.write_text(yaml.safe_dump(doc))
+    path = ensure_cluster_ca(str(kubeconfig), tmp_path / "node")
+    assert path is not None and path.read_bytes() == b"PEM"
