@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import signal
 import statistics
 import sys
 import tempfile
@@ -132,6 +133,24 @@ async def phase(label: str, client: Client, watch: RunningWatch, names: list[str
     return [watch.seen[n] - created[n] for n in names], _cpu() - cpu0
 
 
+def kill_leftovers(base: Path) -> None:
+    """SIGKILL the process groups of the pods run under ``base`` (and their children)."""
+    marker = str(base)
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes().decode(errors="replace")
+            cwd = os.readlink(f"/proc/{name}/cwd")
+        except OSError:
+            continue
+        if marker in cmd or cwd.startswith(marker):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(name), signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(name), signal.SIGKILL)
+
+
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -170,6 +189,7 @@ async def main(pods: int, base: Path) -> None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                     await client.close()
+                kill_leftovers(base)
     print(f"pods per phase: {pods} (machine: {os.cpu_count()} CPUs)")
     print(f"{'':<28}{'p50 ms':>10}{'p99 ms':>10}{'CPU s/pod':>12}")
     print(f"{'direct (institution)':<28}{_pct(direct, .5) * 1e3:>10.0f}{_pct(direct, .99) * 1e3:>10.0f}"
