@@ -114,6 +114,7 @@ def from_node_config(domain: str, data_dir: Path, extra: dict[str, Any], runtime
         timers=Timers(**{_snake(k): float(v) for k, v in timers.items()}),
         stop_pods_on_exit=bool(agent.get("stopPodsOnExit", False)),
         shared_namespaces=tuple(str(n) for n in agent.get("sharedNamespaces", ("default",))),
+        serving_csr_timeout=float(agent.get("servingCSRTimeout", 30.0)),
         runtime=runtime,
         runk=runk_settings(extra) if runtime == "runk" else None,
     )
