@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -21,13 +22,15 @@ import pytest
 import pytest_asyncio
 
 from atoll.agent.runk.podspec import NODE_LABEL
-from atoll.api import kinds
+from atoll.api import errors, kinds
 from atoll.api.kuscia_tasks import APPIMAGES, KUSCIATASKS
 from atoll.client import Client
+from atoll.controllers import ControllerContext, kusciajob
 from atoll.mirror.names import target_name
-from atoll.runtime import FakeClock
+from atoll.runtime import FakeClock, Manager
 from tests.conftest import RunningServer, eventually, kubectl_binary, kubectl_environ
 from tests.integration.agents import agent_config, kill_leftovers, load_image, start_agent
+from tests.integration.jobs import KJ, job, task, wait_phase
 from tests.integration.runk_clusters import INSTITUTION_NS, in_process_master, institution_cluster, runk_config
 from tests.integration.task_network import CAPACITY, DOMAINS, TaskNetwork, app_image, kuscia_task
 
@@ -173,3 +176,31 @@ async def test_agent_killed_mid_task_adopts_and_the_task_completes(
     assert (tmp_path / "rk-kill-alice.json").exists() and (tmp_path / "rk-kill-bob.json").exists()
     done = await client.get(kinds.PODS, "rk-kill-host-0", "alice")
     assert done["metadata"]["annotations"]["kubeocean.io/physical-pod-uid"] == uid  # adopted, not recreated
+
+
+async def test_a_kusciajob_with_alice_on_runk_succeeds(net: tuple[TaskNetwork, RunningServer], tmp_path: Path) -> None:
+    network, inst = net
+    client = network.client
+    for domain in DOMAINS:
+        with contextlib.suppress(errors.AlreadyExists):
+            await client.create(kinds.DOMAINS, {"metadata": {"name": domain}, "spec": {}})
+    manager = Manager(client)
+    kusciajob.setup(manager, ControllerContext(client))
+    jobs = asyncio.create_task(manager.run())
+    try:
+        parties = [{"domainID": "alice", "role": "host"}, {"domainID": "bob", "role": "guest"}]
+        fields = {"appImage": "runk-test", "parties": parties, "taskInputConfig": json.dumps({"out": str(tmp_path)})}
+        await client.create(KJ, job("rk-job", task("first", **fields), task("second", "first", **fields)))
+        done = await wait_phase(client, "rk-job", "Succeeded", within=90)
+        assert done["status"]["phase"] == "Succeeded"
+        written = sorted(name.rsplit("-", 1)[-1] for name in os.listdir(tmp_path) if name.endswith(".json"))
+        assert written == ["alice.json", "alice.json", "bob.json", "bob.json"]
+
+        async def cleaned() -> None:  # the job's pods are gone from the institution too
+            assert not await institution_pods(inst, "alice-node")
+
+        await eventually(cleaned, WITHIN)
+    finally:
+        jobs.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await jobs
