@@ -158,7 +158,7 @@ async def test_agent_killed_mid_task_adopts_and_the_task_completes(
 ) -> None:
     network, inst = net
     client: Client = network.client
-    await client.create(KUSCIATASKS, runk_task("rk-kill", tmp_path, sleep=6), "cross-domain")
+    await client.create(KUSCIATASKS, runk_task("rk-kill", tmp_path, sleep=10), "cross-domain")
 
     async def running() -> str:
         pod = await client.get(kinds.PODS, "rk-kill-host-0", "alice")
@@ -171,11 +171,11 @@ async def test_agent_killed_mid_task_adopts_and_the_task_completes(
     network.agents["alice"] = await start_agent(network.server, alice.config)
     pods = await institution_pods(inst, "alice-node")
     assert [p["metadata"]["uid"] for p in pods] == [uid]  # the restarted agent adopted its one pod
+    current = await client.get(kinds.PODS, "rk-kill-host-0", "alice")
+    assert current["metadata"]["annotations"]["kubeocean.io/physical-pod-uid"] == uid  # adopted, not recreated
     task = await task_phase(network, "rk-kill", "Succeeded", "Failed")
     assert task["status"]["phase"] == "Succeeded", task["status"]
     assert (tmp_path / "rk-kill-alice.json").exists() and (tmp_path / "rk-kill-bob.json").exists()
-    done = await client.get(kinds.PODS, "rk-kill-host-0", "alice")
-    assert done["metadata"]["annotations"]["kubeocean.io/physical-pod-uid"] == uid  # adopted, not recreated
 
 
 async def test_a_kusciajob_with_alice_on_runk_succeeds(net: tuple[TaskNetwork, RunningServer], tmp_path: Path) -> None:
