@@ -66,6 +66,16 @@ async def test_only_the_nodes_owner_gets_a_certificate_at_once(api_server: Runni
             approved = await admin.update(CSRS, current, subresource="approval")
             assert approved["status"]["certificate"]
 
+            # and with kubectl (PUT …/approval), as an administrator does
+            await bob.create(CSRS, csr_body("bob-again", "alice-node"))
+            proc = await asyncio.create_subprocess_exec(
+                kubectl_binary(), "--kubeconfig", str(api_server.kubeconfig), "certificate", "approve", "bob-again",
+                env=kubectl_environ(api_server.data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            _out, err = await asyncio.wait_for(proc.communicate(), 30)
+            assert proc.returncode == 0, err.decode()
+            signed = await admin.get(CSRS, "bob-again")
+            assert signed["status"]["certificate"] and signed["status"]["conditions"][0]["type"] == "Approved"
+
 
 async def test_agent_without_certificate_gets_one_and_serves_logs(
     api_server: RunningServer, tmp_path: Path
