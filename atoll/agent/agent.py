@@ -51,14 +51,14 @@ class Agent:
     async def run(self) -> None:
         self.config.root.mkdir(parents=True, exist_ok=True)
         port = await self.logs.start()
-        config = self.config
-        if isinstance(self.runtime, RunK):
-            config = await prepare_runk(self.runtime)
-        self.heartbeat = NodeHeartbeat(self.client, config, log_port=port)
-        if isinstance(self.runtime, RunK):
-            runk = self.runtime
-            self.heartbeat.extra_conditions = lambda: [runk.condition]
         try:
+            config = self.config
+            if isinstance(self.runtime, RunK):
+                config = await prepare_runk(self.runtime)
+            self.heartbeat = NodeHeartbeat(self.client, config, log_port=port)
+            if isinstance(self.runtime, RunK):
+                runk = self.runtime
+                self.heartbeat.extra_conditions = lambda: [runk.condition]
             await self.heartbeat.register()
             await self.heartbeat.renew_lease()
             if port == 0 and await self._serving_certificate():

@@ -6,6 +6,7 @@ behind the agent's back, and the Node condition for a missing permission."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from atoll.agent.runk.podspec import NODE_LABEL
+from atoll.agent.runk.settings import RunKSettingsError
 from atoll.api import kinds
 from atoll.api.errors import NotFound
 from atoll.client import Client
@@ -236,3 +238,26 @@ async def limited_kubeconfig(inst: Client, institution: RunningServer, tmp_path:
     path = tmp_path / "limited.kubeconfig"
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+async def test_capacity_comes_from_the_namespace_quota_or_is_required(
+    clients: tuple[Client, Client], master: RunningServer, institution: RunningServer, tmp_path: Path
+) -> None:
+    m, inst = clients
+    await ensure_namespace(inst, "inst-quota")
+    await inst.create(kinds.RESOURCEQUOTAS, {"metadata": {"name": "runk", "namespace": "inst-quota"},
+                                             "spec": {"hard": {"requests.cpu": "6", "requests.memory": "12Gi",
+                                                               "pods": "40"}}})
+    base = runk_config(master, tmp_path / "erin", "erin", institution.kubeconfig)
+    assert base.runk is not None
+    settings = dataclasses.replace(base.runk, namespace="inst-quota")
+    agent = await start_runk(master, dataclasses.replace(base, capacity={}, runk=settings))
+    try:
+        node = await m.get(kinds.NODES, "erin-runk")
+        capacity = node["status"]["capacity"]
+        assert (capacity["cpu"], capacity["memory"], capacity["pods"]) == ("6", "12Gi", "40")
+    finally:
+        await agent.stop()
+    unset = dataclasses.replace(base, node_name="frank-runk", capacity={})
+    with pytest.raises(RunKSettingsError, match=r"capacity\.cpu: required for runtime runk"):
+        await start_runk(master, unset)
