@@ -52,6 +52,11 @@ def main() -> None:
 )
 @click.option("--log-level", "-l", default="INFO", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Config file to write.")
+@click.option("--output-format", type=click.Choice(["yaml", "configmap"]), default="yaml", show_default=True,
+              help="configmap: the config inside the ConfigMap of deploy/k8s (key kuscia.yaml).")
+@click.option("--namespace", "configmap_namespace", default="",
+              help="configmap: its namespace (default kuscia-master / <mode>-<domain>).")
+@click.option("--runk-namespace", default="", help="runtime runk: runk.namespace (default <mode>-<domain>).")
 def init(
     mode: str,
     domain_id: str,
@@ -64,6 +69,9 @@ def init(
     master_data_dir: Path | None,
     log_level: str,
     output: Path,
+    output_format: str = "yaml",
+    configmap_namespace: str = "",
+    runk_namespace: str = "",
 ) -> None:
     """Write a node configuration file."""
     mode = mode.lower()
@@ -71,7 +79,7 @@ def init(
         validate_domain_id(domain_id)
     except ConfigError as exc:
         fail(str(exc))
-    if mode == "lite" and not kubeconfig:
+    if mode == "lite" and not kubeconfig and output_format != "configmap":
         fail("--kubeconfig is required for --mode lite (direct join); gateway registration comes later")
     config = NodeConfig(
         mode=mode,
@@ -93,8 +101,16 @@ def init(
         except (OSError, ValueError) as exc:
             fail(f"--master-data-dir: cannot issue the agent certificate: {exc}")
         click.echo(f"issued {issued}")
+    if runtime == "runk":
+        config.extra["runk"] = {"namespace": runk_namespace or f"{mode}-{domain_id}", "kubeconfigFile": "",
+                                "dnsServers": []}
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(config.to_yaml())
+    if output_format == "configmap":
+        from atoll.node.configmap import as_configmap
+
+        output.write_text(as_configmap(config, configmap_namespace))
+    else:
+        output.write_text(config.to_yaml())
     output.chmod(0o600)
     click.echo(f"wrote {output}")
 
@@ -223,12 +239,18 @@ def image_ls(config_path: Path) -> None:
 
 @main.command()
 @click.option("--pooling", is_flag=True, help="Kubeocean's ClusterBinding and ResourceLeasingPolicy instead.")
-def crds(pooling: bool) -> None:
-    """Print the Kuscia CRD manifests (to install Atoll's controllers on a real cluster)."""
+@click.option("--kubeconfig", default="", help="Install them (create or update) on this API server, not print.")
+def crds(pooling: bool, kubeconfig: str) -> None:
+    """Print the Kuscia CRD manifests, or install them on an API server (K8s controller mode)."""
     import yaml
 
     from atoll.api.crd import kuscia_crds, pooling_crds
 
+    if kubeconfig:
+        from atoll.cli.crds import install
+
+        install(kubeconfig)
+        return
     click.echo(yaml.safe_dump_all(pooling_crds() if pooling else kuscia_crds(), sort_keys=False), nl=False)
 
 

@@ -40,6 +40,8 @@ JSON = dict[str, Any]
 TargetLookup = Callable[[str], Awaitable[JSON | None]]
 SourceLookup = Callable[[str, str, str], JSON | None]
 """(kind, namespace, name) → the source object (ConfigMap, Secret, PVC), or None."""
+Customize = Callable[[JSON, JSON], JSON]
+"""(source pod, target pod) → the target pod to create (RunK adds its env, DNS and labels)."""
 UNSCHEDULABLE_TIMEOUT = 300.0
 TOKEN_SECONDS = 3600
 
@@ -83,6 +85,7 @@ class PodSync:
         recorder: EventRecorder,
         clock: Clock = SYSTEM_CLOCK,
         unschedulable_timeout: float = UNSCHEDULABLE_TIMEOUT,
+        customize: Customize | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -94,6 +97,7 @@ class PodSync:
         self.clock = clock
         self.unschedulable_timeout = unschedulable_timeout
         self.counters = SyncCounters()
+        self._customize = customize
         self._unscheduled_since: dict[str, float] = {}
 
     # -- forward ----------------------------------------------------------------------------
@@ -164,6 +168,8 @@ class PodSync:
             await self.deps.ensure(kind, source)
         tokens = {volume: await self._token_secret(pod, volume) for volume in needed.token_volumes}
         body = build_target_pod(pod, placement, lambda _kind, n: target_name(md["namespace"], n), tokens)
+        if self._customize is not None:
+            body = self._customize(pod, body)
         try:
             created: JSON = await self.target.create(kinds.PODS, body, self.namespace)
         except AlreadyExists:

@@ -20,12 +20,14 @@ from typing import Any
 
 from atoll.agent.agent import Agent
 from atoll.agent.config import from_node_config
+from atoll.agent.runk.settings import RunKSettingsError
 from atoll.client import Client
 from atoll.client.errors import ConfigError as KubeconfigError
 from atoll.datamesh import DataMeshServer, settings_from_extra
 from atoll.datamesh.info import InfoError, load_domain_key
 from atoll.datamesh.settings import SettingsError
 from atoll.files import private_dir, write_atomic
+from atoll.node.cluster_ca import ensure_cluster_ca
 from atoll.node.config import ConfigError, NodeConfig
 
 log = logging.getLogger(__name__)
@@ -38,11 +40,12 @@ class LiteNode:
     def __init__(self, config: NodeConfig) -> None:
         if not config.kubeconfig:
             raise ConfigError("kubeconfig: required for a lite node (the master's API server to join)")
-        if config.runtime != "runp":
-            raise ConfigError(f"runtime: {config.runtime!r} is not available yet (use runp)")
         self.config = config
         private_dir(config.data_dir)
-        self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra)
+        try:
+            self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra, config.runtime)
+        except RunKSettingsError as exc:
+            raise ConfigError(str(exc)) from None
         try:
             self.datamesh_settings = settings_from_extra(config.extra)
             self.domain_key = load_domain_key(config.domain_key_data)
@@ -76,7 +79,9 @@ class LiteNode:
                     tg.create_task(gateway.run(), name="lite/gateway")
                 if self.datamesh is not None:
                     tg.create_task(self.datamesh.run(), name="lite/datamesh")
-                tg.create_task(Agent(client, agent_config).run(), name="lite/agent")
+                agent = Agent(client, agent_config)
+                agent.client_ca = ensure_cluster_ca(self.config.kubeconfig, self.config.data_dir)
+                tg.create_task(agent.run(), name="lite/agent")
 
     def _gateway(self, client: Client) -> Any:
         """The lite's gateway when the config has a ``gateway:`` block (see atoll.node.gateway)."""
