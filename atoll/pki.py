@@ -225,3 +225,31 @@ def peer_identity(peercert: dict[str, object] | None) -> tuple[str, tuple[str, .
             elif attr == "organizationName":
                 groups.append(value)
     return (user, tuple(groups)) if user else None
+
+
+def sign_csr(ca_cert_file: Path, ca_key_file: Path, csr_pem: bytes, *, server: bool = True, days: int = 365) -> bytes:
+    """Sign a PKCS#10 request with the CA (a kubelet-serving certificate: subject and SANs as
+    requested, server auth); returns the PEM certificate."""
+    csr = x509.load_pem_x509_csr(csr_pem)
+    ca_cert = x509.load_pem_x509_certificate(ca_cert_file.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca_key_file.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(csr.public_key())  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
+                                              else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    )
+    try:
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        builder = builder.add_extension(sans, critical=False)
+    except x509.ExtensionNotFound:
+        pass
+    return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)

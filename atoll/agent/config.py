@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from atoll.agent.runk.settings import RunKSettings, RunKSettingsError, runk_settings
+
 
 @dataclass(frozen=True, slots=True)
 class Timers:
@@ -63,6 +65,12 @@ class AgentConfig:
     pod_env: dict[str, str] = field(default_factory=dict)
     """Added to every container's environment (a pod's own ``env`` wins): the lite's
     ``DATAMESH_ADDR`` / ``DATAMESH_GRPC_ADDR`` (contract C2)."""
+    serving_csr_timeout: float = 30.0
+    """Without ``tls_cert``: seconds to wait for a serving certificate requested through
+    ``certificates.k8s.io`` (0: do not ask)."""
+    runtime: str = "runp"
+    """``runp`` (local processes) or ``runk`` (pods in the institution's cluster, see ``runk``)."""
+    runk: RunKSettings | None = None
 
     def runs_namespace(self, namespace: str) -> bool:
         return namespace == self.domain or namespace in self.shared_namespaces
@@ -82,8 +90,13 @@ def default_node_name(domain: str) -> str:
     return f"{domain}-{host}"[:63].rstrip("-")
 
 
-def from_node_config(domain: str, data_dir: Path, extra: dict[str, Any]) -> AgentConfig:
+RUNTIMES = ("runp", "runk")
+
+
+def from_node_config(domain: str, data_dir: Path, extra: dict[str, Any], runtime: str = "runp") -> AgentConfig:
     """Build the agent settings from a node config's fields outside the common ones."""
+    if runtime not in RUNTIMES:
+        raise RunKSettingsError(f"runtime: {runtime!r} is not available (use {' or '.join(RUNTIMES)})")
     agent = extra.get("agent") or {}
     rotate = extra.get("logrotate") or {}
     timers = agent.get("timers") or {}
@@ -103,6 +116,9 @@ def from_node_config(domain: str, data_dir: Path, extra: dict[str, Any]) -> Agen
         timers=Timers(**{_snake(k): float(v) for k, v in timers.items()}),
         stop_pods_on_exit=bool(agent.get("stopPodsOnExit", False)),
         shared_namespaces=tuple(str(n) for n in agent.get("sharedNamespaces", ("default",))),
+        serving_csr_timeout=float(agent.get("servingCSRTimeout", 30.0)),
+        runtime=runtime,
+        runk=runk_settings(extra) if runtime == "runk" else None,
     )
 
 

@@ -15,10 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from atoll.agent.config import AgentConfig
-from atoll.agent.node import AGENT_TAINT, LABEL_STOP_TIMESTAMP, comparable, node_object, node_status
+from atoll.agent.node import (
+    AGENT_TAINT,
+    LABEL_STOP_TIMESTAMP,
+    comparable,
+    node_object,
+    node_status,
+    with_conditions,
+)
 from atoll.api import kinds
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.constants import NODE_LEASE_NAMESPACE
@@ -41,6 +49,8 @@ class NodeHeartbeat:
         self.uid = ""
         self._status: JSON = {}
         self._pushed_at = 0.0
+        self.extra_conditions: Callable[[], list[JSON]] | None = None
+        """Runtime conditions added to the Node's (RunK: ``RunKPermissions``), without times."""
 
     async def register(self) -> JSON:
         """Create the Node or adopt the existing one; returns the Node."""
@@ -113,6 +123,8 @@ class NodeHeartbeat:
 
     async def _push_status(self, *, force: bool, ready: bool = True) -> None:
         status = await asyncio.to_thread(node_status, self.config, self._status, self.log_port, ready=ready)
+        if self.extra_conditions is not None:
+            status["conditions"] = with_conditions(status["conditions"], self.extra_conditions(), self._status)
         stale = self.clock.monotonic() - self._pushed_at >= self.config.timers.status_max_age
         if not force and not stale and comparable(status) == comparable(self._status):
             return
@@ -124,6 +136,11 @@ class NodeHeartbeat:
             return
         self._status = status
         self._pushed_at = self.clock.monotonic()
+
+    async def publish_log_port(self, port: int) -> None:
+        """The log endpoint came up after registration (a serving certificate was just issued)."""
+        self.log_port = port
+        await self._push_status(force=True)
 
     async def mark_stopped(self) -> None:
         """Best effort on a clean stop: the stop-timestamp label (Kuscia)."""

@@ -135,7 +135,7 @@ def node_labels(config: AgentConfig) -> dict[str, str]:
         "beta.kubernetes.io/arch": arch,
         "domain": config.domain,
         LABEL_NODE_NAMESPACE: config.domain,
-        LABEL_RUNTIME: "runp",
+        LABEL_RUNTIME: config.runtime,
         **config.labels,
     }
 
@@ -208,3 +208,16 @@ def comparable(status: JSON) -> JSON:
     """The status without heartbeat times: what decides whether a push is needed now."""
     conds = [{k: v for k, v in c.items() if k != "lastHeartbeatTime"} for c in status.get("conditions") or []]
     return {**status, "conditions": conds}
+
+
+def with_conditions(conditions: list[JSON], extra: list[JSON], previous: JSON | None) -> list[JSON]:
+    """``conditions`` plus ``extra`` (stamped with heartbeat/transition times like the others)."""
+    now = now_time()
+    old = {c.get("type"): c for c in (previous or {}).get("conditions") or ()}
+    out = list(conditions)
+    for cond in extra:
+        before = old.get(cond["type"]) or {}
+        moved = before.get("status") != cond["status"]
+        out.append({**cond, "lastHeartbeatTime": now,
+                    "lastTransitionTime": now if moved else before.get("lastTransitionTime", now)})
+    return out

@@ -54,6 +54,10 @@ BUILTINS: tuple[ResourceDef, ...] = (
         ("api-extensions",),
         subresources=("status",),
     ),
+    ResourceDef(
+        "certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests",
+        "certificatesigningrequest", False, ("csr",), subresources=("status", "approval"),
+    ),
     ResourceDef(_RBAC, "v1", "Role", "roles", "role", True),
     ResourceDef(_RBAC, "v1", "RoleBinding", "rolebindings", "rolebinding", True),
     ResourceDef(_RBAC, "v1", "ClusterRole", "clusterroles", "clusterrole", False),

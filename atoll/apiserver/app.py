@@ -25,6 +25,7 @@ from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import Registry
 from atoll.apiserver.admission.builtin_schema import BuiltinSchemaAdmission
 from atoll.apiserver.admission.chain import AdmissionChain, NamespaceLifecycle
+from atoll.apiserver.admission.csr import CSRAdmission, signer_from
 from atoll.apiserver.admission.domain_isolation import DomainIsolation
 from atoll.apiserver.admission.kuscia import KusciaAdmission
 from atoll.apiserver.admission.limits import ObjectLimits
@@ -84,6 +85,7 @@ class ServerConfig:
     signing_key: Path | None = None  # ServiceAccount token signing key
     ca_file: Path | None = None  # cluster CA: verifies node agents (pod logs)
     kubelet_client_cert: tuple[Path, Path] | None = None  # (cert, key) presented to node agents
+    ca_key: Path | None = None  # with ca_file: signs approved kubelet-serving CSRs (None: never signed)
     # loopback listener for in-process clients (the controller manager): plain HTTP on a Unix
     # socket in a 0700 directory, like kube-apiserver's loopback client; authentication unchanged
     unix_socket: Path | None = None
@@ -120,6 +122,7 @@ class APIServer:
         self.admission.add(NodeRestriction(self.node_grants, self.cache))
         self.admission.add(RBACEscalation(self.authorizer, self.cache))
         self.admission.add(QuotaAdmission(self.cache))
+        self.admission.add(CSRAdmission(self.node_grants, self.cache, signer_from(config.ca_file, config.ca_key)))
         self.strategies = builtin_strategies(self.cache, reviews=self.reviews, clock=config.clock)
         self.objects = ResourceStorage(store, self.cache, self.admission, self.strategies, clock=config.clock)
         logs = PodLogs(config.ca_file, config.kubelet_client_cert)

@@ -71,11 +71,17 @@ def _lite_fields(kubeconfig: str, master_endpoint: str, token: str) -> tuple[str
               help="with --kubeconfig, same machine: issue the agent's log certificate from the master's CA.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Config file to write (default: <data-dir>/kuscia.yaml).")
+@click.option("--output-format", type=click.Choice(["yaml", "configmap"]), default="yaml", show_default=True,
+              help="configmap: the config inside the ConfigMap of deploy/k8s (key kuscia.yaml); the PKI is then "
+                   "created by the pod's first start.")
+@click.option("--namespace", "configmap_namespace", default="",
+              help="configmap: its namespace (default kuscia-master / <mode>-<domain>).")
+@click.option("--runk-namespace", default="", help="runtime runk: runk.namespace (default <mode>-<domain>).")
 def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_file: Path | None, log_level: str,
          lite_deploy_token: str, master_endpoint: str, datastore_endpoint: str, protocol: str,
          enable_workload_approve: bool, api_port: int, api_host: str, external_port: int, internal_port: int,
          datamesh_http_port: int, datamesh_grpc_port: int, gateway: bool, kubeconfig: str, master_data_dir: Path | None,
-         output: Path | None) -> None:
+         output: Path | None, output_format: str, configmap_namespace: str, runk_namespace: str) -> None:
     """Write a node configuration file (kuscia.yaml field names) and create the node's PKI."""
     from atoll.node.pki import init_pki
 
@@ -85,12 +91,18 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
         key_data = domain_key_from_file(domain_key_file) if domain_key_file else generate_domain_key()
     except ConfigError as exc:
         fail(str(exc))
-    endpoint, token = _lite_fields(kubeconfig, master_endpoint, lite_deploy_token) if mode == "lite" else ("", "")
+    deployed = output_format == "configmap"  # a template for deploy/k8s: lite fields may come later
+    lite_fields = mode == "lite" and not (deployed and not (master_endpoint or lite_deploy_token))
+    endpoint, token = _lite_fields(kubeconfig, master_endpoint, lite_deploy_token) if lite_fields else ("", "")
     extra: dict[str, object] = {}
     if gateway and not kubeconfig:  # a direct join (tests) runs no gateway: nothing to register with
         extra["gateway"] = {"externalPort": external_port, "internalPort": internal_port}
         if mode in ("lite", "autonomy"):
             extra["datamesh"] = {"httpPort": datamesh_http_port, "grpcPort": datamesh_grpc_port}
+    if runtime.lower() == "runk":
+        extra["runk"] = {"namespace": runk_namespace or f"{mode}-{domain_id}", "kubeconfigFile": "", "dnsServers": []}
+    if deployed:
+        extra["pki"] = {"createOnStart": True}  # the data directory lives in the pod's volume
     config = NodeConfig(
         mode=mode, domain_id=domain_id, data_dir=data_dir.resolve(), api_host=api_host, api_port=api_port,
         datastore_endpoint=datastore_endpoint, log_level=log_level.upper(), protocol=protocol.upper(),
@@ -99,7 +111,8 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
         enable_workload_approve=enable_workload_approve, extra=extra,
     )
     try:
-        init_pki(config)
+        if not deployed:
+            init_pki(config)
     except (OSError, ValueError) as exc:
         fail(f"cannot create the node's PKI under {config.data_dir / 'pki'}: {exc}")
     if master_data_dir is not None:
@@ -112,5 +125,10 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
         click.echo(f"issued {issued}")
     target = output or config.data_dir / "kuscia.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, config.to_yaml().encode(), 0o600)
+    if deployed:
+        from atoll.node.configmap import as_configmap
+
+        write_atomic(target, as_configmap(config, configmap_namespace).encode(), 0o600)
+    else:
+        write_atomic(target, config.to_yaml().encode(), 0o600)
     click.echo(f"wrote {target}")

@@ -156,12 +156,18 @@ def image_ls(config_path: Path) -> None:
 
 @main.command()
 @click.option("--pooling", is_flag=True, help="Kubeocean's ClusterBinding and ResourceLeasingPolicy instead.")
-def crds(pooling: bool) -> None:
-    """Print the Kuscia CRD manifests (to install Atoll's controllers on a real cluster)."""
+@click.option("--kubeconfig", default="", help="Install them (create or update) on this API server, not print.")
+def crds(pooling: bool, kubeconfig: str) -> None:
+    """Print the Kuscia CRD manifests, or install them on an API server (K8s controller mode)."""
     import yaml
 
     from atoll.api.crd import kuscia_crds, pooling_crds
 
+    if kubeconfig:
+        from atoll.cli.crds import install
+
+        install(kubeconfig)
+        return
     click.echo(yaml.safe_dump_all(pooling_crds() if pooling else kuscia_crds(), sort_keys=False), nl=False)
 
 

@@ -5,7 +5,8 @@
   backward pointers (namespace/name/uid of the source pod, the virtual node) and
   ``expected-metadata`` (what we set, for later drift sync).
 - **Placement**: ``spec.nodeName`` when scheduling directly, else a required node affinity on
-  ``metadata.name`` so the target cluster's scheduler admits the pod to that node itself.
+  ``metadata.name`` so the target cluster's scheduler admits the pod to that node itself; no
+  node at all (RunK) leaves the placement to the target cluster's scheduler.
   ``nodeSelector``/``schedulerName``/``priority`` are cleared; ``priorityClassName`` is the
   placement's (or none when the target cluster serves no PriorityClasses).
 - **Identity**: service-account fields are cleared (the pod runs as the target namespace's
@@ -93,7 +94,7 @@ def build_target_pod(pod: JSON, placement: Placement, rename: Rename, token_secr
         spec.pop(name, None)
     if placement.direct:
         spec["nodeName"] = placement.node_name
-    else:
+    elif placement.node_name:
         spec["affinity"] = {**(spec.get("affinity") or {}), "nodeAffinity": _pin(placement.node_name)}
     if placement.priority_class:
         spec["priorityClassName"] = placement.priority_class

@@ -54,6 +54,9 @@ class NodeConfig:
     enable_workload_approve: bool = False  # enableWorkloadApprove
     job_gc_duration_hours: float = DEFAULT_JOB_GC_HOURS  # garbageCollection.kusciaJobGC.durationHours
     extra: dict[str, Any] = field(default_factory=dict)
+    apiserver_external: bool = False
+    """``apiserver: external``: a master's controllers, scheduler and gateway run against the API
+    server of ``kubeconfig`` instead of an embedded one (Kuscia's "K8s controller mode")."""
 
     def to_yaml(self) -> str:
         doc: dict[str, Any] = {
@@ -66,7 +69,7 @@ class NodeConfig:
         }
         if self.mode in ("master", "autonomy"):
             doc["datastoreEndpoint"] = self.datastore_endpoint
-            doc["apiserver"] = {"host": self.api_host, "port": self.api_port}
+            doc["apiserver"] = "external" if self.apiserver_external else {"host": self.api_host, "port": self.api_port}
         if self.mode in ("lite", "autonomy"):
             doc["runtime"] = self.runtime
         if self.mode == "lite" and not self.kubeconfig:
@@ -205,6 +208,13 @@ def load_config(path: Path) -> NodeConfig:
     if not data_dir:
         raise ConfigError("dataDir: required")
     api = doc.get("apiserver") or {}
+    external = api == "external"
+    if external:
+        api = {}
+        if not doc.get("kubeconfig"):
+            raise ConfigError("kubeconfig: required with apiserver: external (the API server to run against)")
+    elif not isinstance(api, dict):
+        raise ConfigError(f"apiserver: must be a mapping (host, port) or \"external\" (got {api!r})")
     known = {
         "mode",
         "domainID",
@@ -251,5 +261,6 @@ def load_config(path: Path) -> NodeConfig:
         controllers=_controllers(doc.get("controllers")),
         enable_workload_approve=doc.get("enableWorkloadApprove") is True,
         job_gc_duration_hours=_job_gc_hours(doc),
+        apiserver_external=external,
         extra={k: v for k, v in doc.items() if k not in known},
     )

@@ -28,6 +28,7 @@ from typing import Any
 
 from atoll.agent.agent import Agent
 from atoll.agent.config import AgentConfig, from_node_config
+from atoll.agent.runk.settings import RunKSettingsError
 from atoll.api import kinds
 from atoll.api.errors import APIError
 from atoll.client import Client, ClientError
@@ -36,6 +37,7 @@ from atoll.datamesh import DataMeshServer, settings_from_extra
 from atoll.datamesh.info import InfoError, load_domain_key
 from atoll.datamesh.settings import SettingsError
 from atoll.files import private_dir, write_atomic
+from atoll.node.cluster_ca import ensure_cluster_ca
 from atoll.node.config import ConfigError, NodeConfig
 from atoll.node.pki import node_pki
 from atoll.node.registration import Registration, lite_kubeconfig, load_registration, register
@@ -52,11 +54,12 @@ class LiteNode:
     def __init__(self, config: NodeConfig) -> None:
         if not config.kubeconfig and not config.master_endpoint:
             raise ConfigError("masterEndpoint: required for a lite node (or kubeconfig to join a master directly)")
-        if config.runtime != "runp":
-            raise ConfigError(f"runtime: {config.runtime!r} is not available yet (use runp)")
         self.config = config
         private_dir(config.data_dir)
-        self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra)
+        try:
+            self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra, config.runtime)
+        except RunKSettingsError as exc:
+            raise ConfigError(str(exc)) from None
         try:
             self.datamesh_settings = settings_from_extra(config.extra)
             self.domain_key = load_domain_key(config.domain_key_data)
@@ -114,7 +117,10 @@ class LiteNode:
                     env = {**agent_config.pod_env, **self.datamesh.pod_env(), "ATOLL_PYTHON": sys.executable}
                     agent_config = dataclasses.replace(agent_config, pod_env=env)
                     tg.create_task(self.datamesh.run(), name="lite/datamesh")
-                tg.create_task(Agent(api, agent_config).run(), name="lite/agent")
+                agent = Agent(api, agent_config)
+                if self.config.kubeconfig:  # direct join: trust the kubeconfig's cluster CA for log requests
+                    agent.client_ca = ensure_cluster_ca(self.config.kubeconfig, self.config.data_dir)
+                tg.create_task(agent.run(), name="lite/agent")
 
     @property
     def master_api_through_gateway(self) -> bool:

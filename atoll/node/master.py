@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,10 +24,10 @@ from atoll.apiserver.auth.authn import ADMIN_USER
 from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.client import Client
-from atoll.controllers import CONTROLLERS, ControllerContext, setup_all
 from atoll.files import private_dir
 from atoll.node import issuer
 from atoll.node.config import NodeConfig, domain_key, external_port
+from atoll.node.control_plane import CONTROLLER_LEASE, run_controllers
 from atoll.node.master_endpoint import MasterEndpoint, tls_context
 from atoll.node.node_restriction import LiteNodeRestriction
 from atoll.node.registration_messages import REGISTER_PATH, b64, unb64
@@ -37,13 +35,11 @@ from atoll.node.registration_server import Registrar, registration_routes
 from atoll.pki import PKI, ensure_pki, server_ssl_context
 from atoll.pooling.manager import PoolingManager
 from atoll.pooling.node import pooling_settings
-from atoll.runtime.leader import LeaderElector
 from atoll.runtime.manager import Manager
-from atoll.scheduler import setup as setup_scheduler
 from atoll.store.endpoint import open_store
 
 log = logging.getLogger(__name__)
-CONTROLLER_LEASE = "kuscia-controller-manager"
+__all__ = ["CONTROLLER_LEASE", "MasterNode"]
 JSON = dict[str, Any]
 
 
@@ -90,6 +86,7 @@ class MasterNode:
                     signing_key=self.pki.signing_key,
                     ca_file=self.pki.ca_cert,
                     kubelet_client_cert=(self.pki.kubelet_client_cert, self.pki.kubelet_client_key),
+                    ca_key=self.pki.ca_key,
                     unix_socket=loopback_socket(self.config.data_dir),
                 ),
             )
@@ -178,36 +175,14 @@ class MasterNode:
         )
 
     async def _run_controllers(self) -> None:
-        """Controllers and the scheduler run only on the replica holding the lease."""
+        """Controllers and the scheduler run only on the replica holding the lease. With
+        ``controllers: []`` there is no manager and no lease: the node is a plain API server (the
+        controllers may then run elsewhere, ``apiserver: external``)."""
+        if self.config.controllers == ():
+            log.info("controllers: none (no controller manager, the lease is left free)")
+            return
         async with self.client() as client:
-            elector = LeaderElector(
-                client,
-                name=CONTROLLER_LEASE,
-                namespace=self.config.domain_id,
-                identity=f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
-                # a standby takes over < 17 s after a crash (lease + two jittered 1-2.2 s polls)
-                lease_duration=12.0,
-                renew_deadline=8.0,
-                retry_period=1.0,
-            )
-            manager = Manager(client, leader_election=elector)
-            ctx = ControllerContext(
-                client,
-                master_domain=self.config.domain_id,
-                enable_workload_approve=self.config.enable_workload_approve,
-                job_gc_duration_hours=self.config.job_gc_duration_hours,
-                probe_task_ports=self.config.extra.get("probeTaskPorts") is True,
-            )
-            wanted = self.config.controllers
-            names = setup_all(
-                manager, ctx, CONTROLLERS if wanted is None else tuple(n for n in wanted if n != "scheduler")
-            )
-            if wanted is None or "scheduler" in wanted:
-                setup_scheduler(manager, ctx)
-                names.append("scheduler")
-            log.info("controllers: %s", ", ".join(names) or "none")
-            self.manager = manager
-            await manager.run()
+            await run_controllers(client, self.config, on_manager=lambda m: setattr(self, "manager", m))
 
     def _pooling_enabled(self) -> bool:
         wanted = self.config.controllers

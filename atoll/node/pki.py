@@ -83,8 +83,12 @@ def init_pki(config: NodeConfig) -> list[Path]:
 
 
 def check_pki(config: NodeConfig) -> None:
-    """``atoll start`` refuses a node whose key material ``atoll init`` did not create."""
+    """``atoll start`` refuses a node whose key material ``atoll init`` did not create — except a
+    node deployed from ``atoll init --output-format configmap`` (``pki.createOnStart``), whose data
+    directory only exists in its pod: its first start creates the PKI, once."""
     pki = node_pki(config)
+    if (config.extra.get("pki") or {}).get("createOnStart") is True and not pki.domain_key.exists():
+        init_pki(config)
     missing = [pki.domain_key]
     if config.mode in ("master", "autonomy"):
         missing.append(PKI(pki.directory).ca_cert)

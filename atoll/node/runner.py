@@ -6,6 +6,11 @@ from atoll.node.config import ConfigError, NodeConfig
 
 
 async def run_node(config: NodeConfig) -> None:
+    if config.mode == "master" and config.apiserver_external:
+        from atoll.node.external import ExternalMaster
+
+        await ExternalMaster(config).run()
+        return
     if config.mode == "master":
         from atoll.node.master import MasterNode
 

@@ -122,6 +122,8 @@ async def test_unknown_image_waits_with_err_image_never_pull(api_server: Running
 
         current = await eventually(waiting)
         assert current["status"]["phase"] == "Pending"
+        message = current["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        assert "pull policy IfNotPresent" in message and "atoll image load" in message, message  # not "Never"
 
         async def event() -> bool:
             events = await c.list(kinds.EVENTS, "default")

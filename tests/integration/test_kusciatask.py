@@ -213,9 +213,13 @@ async def test_all_or_nothing_fails_after_lifecycle_naming_bob(net: TaskNetwork,
         assert task["status"]["reason"] == "TaskResourceGroupPhaseFailed"
         parties = {p["domainID"]: p for p in task["status"]["partyTaskStatus"]}
         assert parties["bob"]["phase"] == "Failed" and "Insufficient cpu" in parties["bob"]["message"]
-        events = (await net.client.list(kinds.EVENTS, "cross-domain",
-                                        field_selector="involvedObject.name=t-nofit"))["items"]
-        assert any("Insufficient cpu" in e["message"] for e in events)
+
+        async def warned() -> None:  # the Warning Event follows the status write
+            events = (await net.client.list(kinds.EVENTS, "cross-domain",
+                                            field_selector="involvedObject.name=t-nofit"))["items"]
+            assert any("Insufficient cpu" in e["message"] for e in events), events
+
+        await eventually(warned, WITHIN)
     finally:
         await remove(net, "hog-fail")
 

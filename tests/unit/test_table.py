@@ -10,7 +10,7 @@ import pytest
 from atoll.api.builtins import BUILTINS
 from atoll.api.errors import BadRequest
 from atoll.api.registry import PrinterColumn, ResourceDef
-from atoll.apiserver.cache.watchcache import Cached
+from atoll.apiserver.cache.entries import Cached
 from atoll.apiserver.registry.strategies import Strategies, builtin_strategies
 from atoll.apiserver.tables import render
 from atoll.apiserver.tables.columns import human_duration

@@ -159,8 +159,7 @@ class ContainerRunner:
         image = self.ctx.images.get(str(spec.get("image") or ""))
         rec.image = str(spec.get("image") or "")
         if image is None:
-            reason = "ErrImageNeverPull"
-            message = f'Container image "{rec.image}" is not present with pull policy of Never'
+            reason, message = image_missing(rec.image, spec)
             if rec.reason != reason:
                 self.ctx.events.pod_event(pod, reason, message, warning=True, field_path=self.field_path)
             self._wait_with(reason, message)
@@ -374,3 +373,27 @@ class ContainerRunner:
 
 _CHILDREN: set[int] = set()
 """Pids this agent process spawned (waited with ``waitpid``); adopted pids are not in it."""
+
+
+def pull_policy(spec: JSON) -> str:
+    """The container's ``imagePullPolicy``, defaulted as Kubernetes does (``Always`` for ``:latest``
+    or no tag, else ``IfNotPresent``)."""
+    policy = str(spec.get("imagePullPolicy") or "")
+    if policy:
+        return policy
+    image = str(spec.get("image") or "")
+    tag = image.rsplit("/", 1)[-1].partition("@")[0].partition(":")[2]
+    return "Always" if tag in ("", "latest") and "@" not in image else "IfNotPresent"
+
+
+def image_missing(image: str, spec: JSON) -> tuple[str, str]:
+    """Reason and message for an image absent from the node's store, naming the pod's real policy.
+
+    The reason stays ``ErrImageNeverPull`` whatever the policy: RunP never pulls, so waiting would
+    not help (the task controller fails such pods at once). The message says which policy the pod
+    asked for instead of claiming ``Never``."""
+    policy = pull_policy(spec)
+    if policy == "Never":
+        return "ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never'
+    return "ErrImageNeverPull", (f'Container image "{image}" is not present in the node\'s image store and RunP '
+                                 f"does not pull images (pull policy {policy}); load it with `atoll image load`")

@@ -8,7 +8,9 @@ domain's:
 * ``nodes`` (and ``nodes/status``): read any; create, update, patch and delete only nodes labelled
   ``kuscia.secretflow/namespace=<domain>`` (for create: the new object, checked in admission);
 * ``leases`` in ``kube-node-lease``: only the lease of a node of its domain;
-* ``pods``: list/watch across namespaces only with ``fieldSelector=spec.nodeName=<its node>``.
+* ``pods``: list/watch across namespaces only with ``fieldSelector=spec.nodeName=<its node>``;
+* ``certificatesigningrequests``: create, get, list, watch (its serving certificate; the approver
+  signs only for nodes of its domain).
 
 ``atoll.apiserver.admission.noderestriction`` makes sure a domain identity never writes a Node
 labelled for another domain, nor relabels its own node into one.
@@ -59,11 +61,16 @@ class NodeGrants:
         return node_domain(cached.obj) if cached else None
 
     def authorize(self, user: UserInfo, req: Request) -> bool:
-        if not req.is_resource or req.api_group not in ("", "coordination.k8s.io"):
+        if not req.is_resource or req.api_group not in ("", "coordination.k8s.io", "certificates.k8s.io"):
             return False
         domain = self.domain_of(user)
         if domain is None:
             return False
+        if req.api_group == "certificates.k8s.io":
+            # the agent's serving certificate (kubelets' system:certificates.k8s.io rights); which
+            # node a request may name is the CSR approver's check (admission/csr.py)
+            return req.resource == "certificatesigningrequests" and not req.subresource and req.verb in (
+                "create", "get", "list", "watch")
         if req.api_group == "" and req.resource == "nodes" and req.subresource in ("", "status"):
             if req.verb in _READ:
                 return True

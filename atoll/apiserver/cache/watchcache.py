@@ -5,9 +5,10 @@ at revision R, then follows ``store.watch`` from a little before R: rows at or b
 the event history (so watches from a recent resourceVersion can replay), rows above R update the
 state and fan out to watchers.
 
-Each cached object keeps its decoded dict (with ``metadata.resourceVersion`` set from the row's
-revision) and its encoded bytes, so LIST joins bytes instead of re-encoding and every watcher of
-an event shares one encoding. Watchers have bounded queues; a watcher that falls behind is ended
+Each cached object (``entries.Cached``) keeps its encoded bytes and its dict (with
+``metadata.resourceVersion`` set from the row's revision; large objects are decoded on use), so
+LIST joins bytes instead of re-encoding and every watcher of an event shares one encoding; the
+event history is bounded in events and in bytes. Watchers have bounded queues; a watcher that falls behind is ended
 with a 410 so its client re-lists (never a silent gap). A watch from a resourceVersion older than
 the retained history also gets 410, exactly as the real server does.
 """
@@ -18,25 +19,16 @@ import asyncio
 import bisect
 import builtins
 import logging
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from prometheus_client import Counter
-
 from atoll.api.errors import Gone
-from atoll.runtime.metrics import REGISTRY
+from atoll.apiserver.cache.entries import Cached, decode_or_skip, resource_prefix
 from atoll.store.base import Compacted, Event, Store
 
 log = logging.getLogger(__name__)
-malformed_objects = Counter(
-    "apiserver_storage_malformed_objects_total",
-    "Stored rows the watch cache could not decode as objects (logged with their key and skipped)",
-    ["resource"],
-    registry=REGISTRY,
-)
 
 JSON = dict[str, Any]
 
@@ -57,70 +49,6 @@ class CacheSettings:
     """Seconds a write waits for the cache to apply its own revision before giving up."""
 
 
-LARGE_OBJECT = 16 * 1024
-"""Objects encoding to more than this are held once, as bytes; their dict is decoded on use."""
-DECODED_BYTES = 32 * 2**20
-"""Budget of the shared cache of decoded large objects (most recently used first)."""
-
-
-class Cached:
-    """One object as served: its JSON bytes, the dict (never mutated once cached) and encodings
-    derived from it (e.g. Table rows), which live and die with this revision of the object.
-
-    Small objects keep their dict. A large object (``LARGE_OBJECT``) is held once, as its bytes:
-    its dict comes from a small byte-bounded cache of recently decoded objects, so a 100 KB
-    ConfigMap costs ~100 KB of memory instead of ~200 KB, and watchers of one event, or a write
-    and its response, share one decoding."""
-
-    __slots__ = ("_obj", "derived", "raw", "revision")
-
-    def __init__(self, obj: JSON, raw: bytes, revision: int, derived: dict[Any, Any] | None = None) -> None:
-        self._obj: JSON | None = obj if len(raw) <= LARGE_OBJECT else None
-        self.raw = raw
-        self.revision = revision
-        self.derived = derived
-        if self._obj is None:
-            _decoded.put(self, obj)
-
-    @property
-    def obj(self) -> JSON:
-        if self._obj is not None:
-            return self._obj
-        obj = _decoded.get(self)
-        if obj is None:
-            obj = orjson.loads(self.raw)
-            _decoded.put(self, obj)
-        return obj
-
-
-class _DecodedCache:
-    """Recently used decoded large objects, bounded by their encoded size."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self._items: OrderedDict[int, tuple[Cached, JSON]] = OrderedDict()
-        self._bytes = 0
-
-    def get(self, cached: Cached) -> JSON | None:
-        hit = self._items.get(id(cached))
-        if hit is None or hit[0] is not cached:
-            return None
-        self._items.move_to_end(id(cached))
-        return hit[1]
-
-    def put(self, cached: Cached, obj: JSON) -> None:
-        key = id(cached)
-        old = self._items.pop(key, None)
-        if old is not None:
-            self._bytes -= len(old[0].raw)
-        self._items[key] = (cached, obj)
-        self._bytes += len(cached.raw)
-        while self._bytes > self.budget and len(self._items) > 1:
-            _, (gone, _obj) = self._items.popitem(last=False)
-            self._bytes -= len(gone.raw)
-
-
-_decoded = _DecodedCache(DECODED_BYTES)
 
 
 @dataclass(slots=True)
@@ -173,41 +101,6 @@ class Watcher:
         except asyncio.QueueFull:
             return False
         return True
-
-
-def resource_prefix(key: str) -> str:
-    """``/group/plural/`` of a storage key."""
-    second = key.index("/", 1)
-    return key[: key.index("/", second + 1) + 1]
-
-
-def exact(encoded: bytes) -> bytes:
-    """``encoded`` in a buffer of its own size. orjson returns its output in the buffer it wrote
-    into (at least 32 KB, about 10x a large object's size): anything kept must be copied out."""
-    return bytes(memoryview(encoded))
-
-
-def decode(value: bytes, revision: int) -> Cached:
-    obj = orjson.loads(value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
-    return Cached(obj, exact(orjson.dumps(obj)), revision)
-
-
-def decode_or_skip(key: str, value: bytes, revision: int) -> Cached | None:
-    """``decode``, or None (logged with its key and counted) for a row that is not a JSON object
-    with object metadata — written before validation existed, or corrupted — so one bad row never
-    stops the cache, and with it the whole server."""
-    try:
-        cached = decode(value, revision)
-        if isinstance(cached.obj.get("metadata"), dict):
-            return cached
-        problem = "metadata is not an object"
-    except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
-        problem = str(exc)
-    malformed_objects.labels(resource_prefix(key)).inc()
-    log.error("skipping stored object %s at revision %d: %s (fix or delete it with `atoll store check`)",
-              key, revision, problem)
-    return None
 
 
 class WatchCache:

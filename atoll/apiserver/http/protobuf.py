@@ -1,7 +1,8 @@
 """Decode ``application/vnd.kubernetes.protobuf`` request bodies into the JSON kubectl would send.
 
 Typed kubectl commands (``create ns|configmap|secret|quota|sa|role|rolebinding|token|service``,
-``auth can-i|whoami``) POST protobuf. The body is the magic ``k8s\\0`` followed by a ``runtime.Unknown``
+``auth can-i|whoami``, ``certificate approve|deny``) send protobuf. The body is the magic
+``k8s\\0`` followed by a ``runtime.Unknown``
 (1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3 contentEncoding, 4 contentType) whose ``raw`` is the
 object's message. Field numbers follow the ``generated.proto`` files of k8s.io/api and
 k8s.io/apimachinery. Zero values are dropped as Go's ``omitempty`` would, except for pointer
@@ -123,6 +124,16 @@ _KINDS: dict[str, Msg] = {
                        2: _m("nonResourceAttributes", {1: _s("path"), 2: _s("verb")})}),
     },
     "SelfSubjectRulesReview": {1: _m("metadata", _META), 2: _m("spec", {1: _s("namespace")})},
+    # kubectl certificate approve|deny (PUT …/approval): k8s.io/api certificates/v1
+    "CertificateSigningRequest": {
+        1: _m("metadata", _META),
+        2: _m("spec", {1: Fld("request", "bytes"), 2: _s("username"), 3: _s("uid"), 4: _rs("groups"),
+                       5: _rs("usages"), 7: _s("signerName"), 8: _opt("expirationSeconds", "int")}),
+        3: _m("status", {1: _rm("conditions", {1: _s("type"), 6: _s("status"), 2: _s("reason"), 3: _s("message"),
+                                               4: Fld("lastUpdateTime", "time"),
+                                               5: Fld("lastTransitionTime", "time")}),
+                         2: Fld("certificate", "bytes")}),
+    },
     "SelfSubjectReview": {1: _m("metadata", _META)},  # kubectl auth whoami (1.32): no spec
     "TokenRequest": {
         1: _m("metadata", _META),

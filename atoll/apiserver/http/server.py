@@ -47,7 +47,7 @@ _VIRTUAL = frozenset((rd.group, rd.plural) for rd in VIRTUAL)
 
 @dataclass(slots=True)
 class Frontends:
-    """What the handler serves besides resources."""
+    """The parts the request handler dispatches to, and what it asks the server."""
 
     registry: Registry
     discovery: Discovery

@@ -18,7 +18,8 @@ import orjson
 from atoll.api import errors
 from atoll.api.registry import ResourceDef
 from atoll.api.selectors import field_selectors_for, parse_field_selector, parse_label_selector
-from atoll.apiserver.cache.watchcache import Cached, WatchCache, decode_or_skip
+from atoll.apiserver.cache.entries import Cached, decode_or_skip
+from atoll.apiserver.cache.watchcache import WatchCache
 from atoll.store.base import Compacted, Store
 
 JSON = dict[str, Any]

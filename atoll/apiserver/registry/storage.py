@@ -21,7 +21,8 @@ from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.admission.chain import AdmissionChain, Attributes
 from atoll.apiserver.auth.user import UserInfo
-from atoll.apiserver.cache.watchcache import Cached, WatchCache
+from atoll.apiserver.cache.entries import Cached
+from atoll.apiserver.cache.watchcache import WatchCache
 from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.registry import meta
 from atoll.apiserver.registry.deletion import check_preconditions, mark_deleted

@@ -10,7 +10,7 @@ and after ``retryIntervalSeconds`` everything goes back to ``Reserving``. A grou
 ``Reserved`` nor ``Failed`` ``lifecycleSeconds`` after its start fails (``TaskResourceGroupExpired``)
 with the last reservation failure in its message.
 
-All timers use the injected :class:`~atoll.runtime.Clock`: deadlines are computed from the
+All timers use the injected :class:`~atoll.api.clock.Clock`: deadlines are computed from the
 status timestamps (so they survive restarts) and a clock timer re-enqueues the group when due.
 """
 
@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.api import kinds
-from atoll.api.clock import TimerHandle
 from atoll.api.errors import AlreadyExists, Conflict, NotFound
 from atoll.api.kuscia_tasks import (
     ANNOTATION_RESERVING_TIMESTAMP,
     ANNOTATION_TASK_RESOURCE,
     DEFAULT_LIFECYCLE_SECONDS,
-    DEFAULT_RETRY_INTERVAL_SECONDS,
     LABEL_TASK_RESOURCE_GROUP_UID,
     LABEL_TASK_RESOURCE_UID,
     NEED_RETRY_REASON,
@@ -46,7 +44,7 @@ from atoll.api.kuscia_tasks import (
     TRG_RESERVED,
     TRG_RESERVING,
 )
-from atoll.api.timestamps import format_time, try_parse_time
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.controllers.taskresourcegroup.resources import (
     failure_reason,
@@ -55,6 +53,7 @@ from atoll.controllers.taskresourcegroup.resources import (
     tr_name,
     with_phase,
 )
+from atoll.controllers.taskresourcegroup.timers import GroupTimers
 from atoll.runtime import Cache, Clock, ObjectKey, Result, get_logger
 from atoll.runtime.latest import LatestWrites
 
@@ -76,19 +75,34 @@ class GroupReconciler:
         self.c = caches
         self.clock = clock
         self.enqueue: Callable[[ObjectKey], None] = lambda key: None
-        self._timers: dict[ObjectKey, tuple[float, TimerHandle]] = {}
+        self.timers = GroupTimers(clock, lambda key: self.enqueue(key))
         self.latest = LatestWrites()
+        self._locks: dict[ObjectKey, tuple[asyncio.Lock, int]] = {}  # key -> (lock, holders + waiters)
 
     def now(self) -> str:
         return format_time(self.clock.now())
 
     async def reconcile(self, key: ObjectKey) -> Result:
+        """One group at a time per key, whichever of the two queues delivered it."""
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._reconcile(key)
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def _reconcile(self, key: ObjectKey) -> Result:
         group = self.latest.fresher(self.c.groups.get_key(key), key)
         if group is None:
-            self._cancel_timer(key)
+            self.timers.cancel(key)
             return Result()
         phase = (group.get("status") or {}).get("phase") or TRG_PENDING
-        if phase not in (TRG_RESERVED, TRG_FAILED) and self._expired(group):
+        if phase not in (TRG_RESERVED, TRG_FAILED) and self.timers.expired(group):
             await self._expire(group)
             return Result()
         handler = {
@@ -103,9 +117,9 @@ class GroupReconciler:
             await handler(group)
         group = self.latest.fresher(self.c.groups.get_key(key), key) or group
         if ((group.get("status") or {}).get("phase") or TRG_PENDING) not in (TRG_RESERVED, TRG_FAILED):
-            self._arm_lifecycle(group)
+            self.timers.arm_lifecycle(group)
         else:
-            self._cancel_timer(key)
+            self.timers.cancel(key)
         return Result()
 
     # -- phases --------------------------------------------------------------------------------
@@ -189,12 +203,12 @@ class GroupReconciler:
         name = group["metadata"]["name"]
         log.info("task resource group %s could not reserve: %s", name, "; ".join(reasons.splitlines()))
         await self._write_group(group, status)
-        self._arm(group, self._retry_at(group, now))
+        self.timers.arm(group, self.timers.retry_at(group, now))
 
     async def _reserve_failed(self, group: JSON) -> None:
-        due = self._retry_at(group, None)
+        due = self.timers.retry_at(group, None)
         if self.clock.now() < due:
-            self._arm(group, due)
+            self.timers.arm(group, due)
             return
         now = self.now()
         await asyncio.gather(
@@ -334,45 +348,6 @@ class GroupReconciler:
             raise  # stale cache: the work queue retries with the fresh object
         except NotFound:
             pass
-
-    # -- timers --------------------------------------------------------------------------------
-
-    def _start(self, group: JSON) -> float:
-        """``status.startTime`` (written by the first reconcile, on this controller's clock)."""
-        started = try_parse_time(str((group.get("status") or {}).get("startTime") or ""))
-        return started if started is not None else self.clock.now()
-
-    def _expired(self, group: JSON) -> bool:
-        seconds = int((group.get("spec") or {}).get("lifecycleSeconds") or DEFAULT_LIFECYCLE_SECONDS)
-        return self.clock.now() >= self._start(group) + seconds
-
-    def _retry_at(self, group: JSON, now: str | None) -> float:
-        seconds = int((group.get("spec") or {}).get("retryIntervalSeconds") or DEFAULT_RETRY_INTERVAL_SECONDS)
-        since = try_parse_time(now or str((group.get("status") or {}).get("lastTransitionTime") or ""))
-        return (since if since is not None else self.clock.now()) + seconds
-
-    def _arm_lifecycle(self, group: JSON) -> None:
-        seconds = int((group.get("spec") or {}).get("lifecycleSeconds") or DEFAULT_LIFECYCLE_SECONDS)
-        self._arm(group, self._start(group) + seconds, keep_earlier=True)
-
-    def _arm(self, group: JSON, due: float, *, keep_earlier: bool = False) -> None:
-        key = ObjectKey(None, group["metadata"]["name"])
-        current = self._timers.get(key)
-        if current is not None:
-            if keep_earlier and current[0] <= due and current[0] > self.clock.now():
-                return
-            current[1].cancel()
-        handle = self.clock.call_later(due - self.clock.now(), lambda: self._fire(key))
-        self._timers[key] = (due, handle)
-
-    def _fire(self, key: ObjectKey) -> None:
-        self._timers.pop(key, None)
-        self.enqueue(key)
-
-    def _cancel_timer(self, key: ObjectKey) -> None:
-        current = self._timers.pop(key, None)
-        if current is not None:
-            current[1].cancel()
 
 
 def _phase(obj: JSON) -> str:

@@ -253,11 +253,19 @@ class KusciaScheduling:
     async def _mark(
         self, key: ObjectKey, phase: str, condition: str, reason: str, *, only_from: tuple[str, ...] = (TR_RESERVING,)
     ) -> None:
-        """Move the TaskResource to ``phase`` (if it is in one of ``only_from``), retrying conflicts."""
+        """Move the TaskResource to ``phase`` (if it is in one of ``only_from``), retrying conflicts.
+
+        The first attempt writes over the informer's copy (its resourceVersion is the
+        precondition); only after a conflict is the object read from the API."""
+        cached = self.task_resources.get_key(key)
         for _ in range(10):
             try:
-                tr = await self.client.get(TASKRESOURCES, key.name, key.namespace)
+                from_cache = cached is not None
+                tr = cached if cached is not None else await self.client.get(TASKRESOURCES, key.name, key.namespace)
+                cached = None
                 if _phase(tr) not in only_from:
+                    if from_cache:
+                        continue  # the copy may be stale: decide on the API's
                     return
                 now = format_time(self.clock.now())
                 status = dict(tr.get("status") or {})

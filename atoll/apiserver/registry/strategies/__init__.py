@@ -13,6 +13,7 @@ from atoll.apiserver.auth.reviews import Reviews
 from atoll.apiserver.cache.watchcache import WatchCache
 from atoll.apiserver.registry.strategies.base import CustomResourceStrategy, KindStrategy
 from atoll.apiserver.registry.strategies.core import EmptyStatusStrategy, SecretStrategy, ServiceStrategy
+from atoll.apiserver.registry.strategies.csr import CSRStrategy
 from atoll.apiserver.registry.strategies.namespaces import NamespaceStrategy
 from atoll.apiserver.registry.strategies.pods import PodStrategy, pod_subresources
 from atoll.apiserver.registry.strategies.serviceaccounts import TokenSubresource
@@ -58,6 +59,7 @@ def builtin_strategies(
             ("", "LimitRange"): KindStrategy(printers.CREATED_AT),
             ("coordination.k8s.io", "Lease"): KindStrategy(printers.LEASE),
             ("apiextensions.k8s.io", "CustomResourceDefinition"): EmptyStatusStrategy(printers.CREATED_AT),
+            ("certificates.k8s.io", "CertificateSigningRequest"): CSRStrategy(),
             (_RBAC, "Role"): KindStrategy(printers.RBAC_ROLE, name_rule="path"),
             (_RBAC, "ClusterRole"): KindStrategy(printers.RBAC_ROLE, name_rule="path"),
             (_RBAC, "RoleBinding"): KindStrategy(printers.RBAC_BINDING, name_rule="path"),
