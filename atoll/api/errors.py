@@ -105,6 +105,10 @@ class NotImplementedYet(APIError):
     code, reason = 501, "NotImplemented"
 
 
+class ServiceUnavailable(APIError):
+    code, reason = 503, "ServiceUnavailable"
+
+
 _BY_REASON: dict[str, type[APIError]] = {
     cls.reason: cls
     for cls in (
@@ -122,6 +126,7 @@ _BY_REASON: dict[str, type[APIError]] = {
         TooManyRequests,
         InternalError,
         NotImplementedYet,
+        ServiceUnavailable,
     )
 }
 _BY_CODE: dict[int, type[APIError]] = {409: Conflict, 410: Gone, 500: InternalError}

@@ -171,6 +171,7 @@ class APIServer:
                 await asyncio.Event().wait()
             finally:
                 await runner.cleanup()
+                await self.resources.relay.close()
                 if self.loopback_socket is not None:
                     with contextlib.suppress(OSError):
                         os.unlink(self.loopback_socket)

@@ -194,8 +194,9 @@ class Client:
         body: Any,
         content_type: str | None,
         client_timeout: aiohttp.ClientTimeout,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> aiohttp.ClientResponse:
-        headers = self._auth_headers()
+        headers = {**self._auth_headers(), **(extra_headers or {})}
         data: bytes | None = None
         if body is not None:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -226,15 +227,18 @@ class Client:
         content_type: str | None = None,
         stream: bool = False,
         read_timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one request. Returns decoded JSON (or text), or a :class:`StreamResponse` if
-        ``stream`` (the caller closes it; ``read_timeout`` bounds silence between chunks)."""
+        ``stream`` (the caller closes it; ``read_timeout`` bounds silence between chunks).
+        ``headers`` add to (or replace) the client's own for this request (``Accept``)."""
         if stream:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=read_timeout)
         else:
             timeout = aiohttp.ClientTimeout(total=self.timeout)
         response = await self._send(
-            method, path, params=params, body=body, content_type=content_type, client_timeout=timeout
+            method, path, params=params, body=body, content_type=content_type, client_timeout=timeout,
+            extra_headers=headers,
         )
         what = f"{method} {path}"
         if stream and response.status < 300:
