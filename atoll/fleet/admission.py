@@ -39,3 +39,28 @@ class InstanceDeletionGuard:
                 f"clusters ({', '.join(clusters)}); unjoin them first (status.summary.clusterSummary)",
                 details={"name": attrs.name, "group": KAIRSHIP_GROUP, "kind": "instances"},
             )
+
+
+class BindingLister(Protocol):
+    def bindings_targeting(self, cluster: str) -> list[str]: ...
+
+
+class ClusterRemovalGuard:
+    """Inside an instance: a member Cluster cannot be deleted while bindings still target it
+    (Kairship refuses to remove such a cluster; its workloads would be orphaned)."""
+
+    def __init__(self, bindings: BindingLister) -> None:
+        self.bindings = bindings
+
+    async def admit(self, attrs: Any) -> None:
+        rd = attrs.rd
+        if attrs.operation != "DELETE" or rd.group != "cluster.karmada.io" or rd.plural != "clusters":
+            return
+        targeting = self.bindings.bindings_targeting(attrs.name)
+        if targeting:
+            shown = ", ".join(targeting[:5]) + (f" and {len(targeting) - 5} more" if len(targeting) > 5 else "")
+            raise errors.Forbidden(
+                f'clusters.cluster.karmada.io "{attrs.name}" is forbidden: bindings still target cluster '
+                f'"{attrs.name}" in spec.clusters ({shown}); change their propagation policies first',
+                details={"name": attrs.name, "group": "cluster.karmada.io", "kind": "clusters"},
+            )

@@ -35,8 +35,12 @@ def instance_kubeconfig(name: str, server: str, ca_pem: bytes, token: str, *, us
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": cluster, "cluster": {
-            "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "clusters": [
+            {
+                "name": cluster,
+                "cluster": {"server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()},
+            }
+        ],
         "users": [{"name": f"{cluster}-{user}", "user": {"token": token}}],
         "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": f"{cluster}-{user}"}}],
         "current-context": cluster,
@@ -48,8 +52,11 @@ def admin_secret(name: str, upstream: Upstream) -> JSON:
     config = yaml.safe_dump(instance_kubeconfig(name, upstream.url, ca, upstream.token), sort_keys=False)
     data = {"kubeconfig": config.encode(), "token": upstream.token.encode(), "ca.crt": ca}
     return {
-        "metadata": {"name": name + c.ADMIN_SECRET_SUFFIX, "namespace": c.SYSTEM_NAMESPACE,
-                     "labels": {c.INSTANCE_LABEL: name}},
+        "metadata": {
+            "name": name + c.ADMIN_SECRET_SUFFIX,
+            "namespace": c.SYSTEM_NAMESPACE,
+            "labels": {c.INSTANCE_LABEL: name},
+        },
         "type": "Opaque",
         "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
     }
@@ -73,8 +80,9 @@ class InstanceReconciler:
             return await self._delete(instance, finalizers)
         if c.INSTANCE_FINALIZER not in finalizers:
             wanted = [*finalizers, c.INSTANCE_FINALIZER]
-            await self.client.patch(INSTANCES, key.name,
-                                    {"metadata": {"finalizers": wanted, "resourceVersion": md["resourceVersion"]}})
+            await self.client.patch(
+                INSTANCES, key.name, {"metadata": {"finalizers": wanted, "resourceVersion": md["resourceVersion"]}}
+            )
             return Result()
         if not (instance.get("status") or {}).get("phase"):
             await self._status(instance, {"phase": c.PHASE_PENDING, "controlPlaneReady": False})
@@ -84,12 +92,18 @@ class InstanceReconciler:
             await self._status(instance, {"phase": c.PHASE_FAILED, "controlPlaneReady": False, "message": str(exc)})
             return Result(requeue_after=10.0)
         await self._ensure_secret(key.name, upstream)
-        await self._status(instance, {
-            "phase": c.PHASE_RUNNING, "controlPlaneReady": True, "message": None,
-            "karmadaVersion": c.KARMADA_VERSION, "kubernetesVersion": self.kubernetes_version,
-            "endpoint": upstream.url,
-            "secretRef": {"namespace": c.SYSTEM_NAMESPACE, "name": key.name + c.ADMIN_SECRET_SUFFIX},
-        })
+        await self._status(
+            instance,
+            {
+                "phase": c.PHASE_RUNNING,
+                "controlPlaneReady": True,
+                "message": None,
+                "karmadaVersion": c.KARMADA_VERSION,
+                "kubernetesVersion": self.kubernetes_version,
+                "endpoint": upstream.url,
+                "secretRef": {"namespace": c.SYSTEM_NAMESPACE, "name": key.name + c.ADMIN_SECRET_SUFFIX},
+            },
+        )
         return Result()
 
     async def _delete(self, instance: JSON, finalizers: list[str]) -> Result:
@@ -122,8 +136,9 @@ class InstanceReconciler:
                 pass
             return
         if current.get("data") != wanted["data"]:
-            await self.client.patch(kinds.SECRETS, wanted["metadata"]["name"], {"data": wanted["data"]},
-                                    c.SYSTEM_NAMESPACE)
+            await self.client.patch(
+                kinds.SECRETS, wanted["metadata"]["name"], {"data": wanted["data"]}, c.SYSTEM_NAMESPACE
+            )
 
     async def _status(self, instance: JSON, changes: JSON) -> None:
         status = dict(instance.get("status") or {})
@@ -134,5 +149,4 @@ class InstanceReconciler:
                 status[key] = value
         if status == instance.get("status"):
             return
-        await self.client.patch(INSTANCES, instance["metadata"]["name"], {"status": changes},
-                                subresource="status")
+        await self.client.patch(INSTANCES, instance["metadata"]["name"], {"status": changes}, subresource="status")

@@ -46,7 +46,11 @@ def proxy_kubeconfig(doc: JSON, context: str | None, instance: str) -> JSON:
         "kind": "Config",
         "clusters": [cluster],
         "users": [user],
-        "contexts": [{"name": entry, "context": {"cluster": entry, "user": user["name"],
-                                                 "namespace": ctx.get("namespace") or "default"}}],
+        "contexts": [
+            {
+                "name": entry,
+                "context": {"cluster": entry, "user": user["name"], "namespace": ctx.get("namespace") or "default"},
+            }
+        ],
         "current-context": entry,
     }

@@ -36,8 +36,14 @@ class FleetSettings:
 
 
 class FleetManager:
-    def __init__(self, factory: PlaneFactory, root: Path, settings: FleetSettings | None = None, *,
-                 workers: Workers | None = None) -> None:
+    def __init__(
+        self,
+        factory: PlaneFactory,
+        root: Path,
+        settings: FleetSettings | None = None,
+        *,
+        workers: Workers | None = None,
+    ) -> None:
         self.settings = settings or FleetSettings()
         self.planes = PlaneSet(factory, root, workers=workers, start_timeout=self.settings.start_timeout)
         self.leading = asyncio.Event()
@@ -67,13 +73,17 @@ class FleetManager:
         informers = InformerFactory(client)
         instances = informers.informer(INSTANCES)
         elector = LeaderElector(
-            client, name=c.MANAGER_LEASE, namespace=c.SYSTEM_NAMESPACE,
+            client,
+            name=c.MANAGER_LEASE,
+            namespace=c.SYSTEM_NAMESPACE,
             identity=f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
-            lease_duration=self.settings.lease_duration, renew_deadline=self.settings.renew_deadline,
+            lease_duration=self.settings.lease_duration,
+            renew_deadline=self.settings.renew_deadline,
             retry_period=self.settings.retry_period,
         )
-        reconciler = InstanceReconciler(client, instances.cache, self.planes,
-                                        kubernetes_version=self.settings.kubernetes_version)
+        reconciler = InstanceReconciler(
+            client, instances.cache, self.planes, kubernetes_version=self.settings.kubernetes_version
+        )
         controller: Controller[ObjectKey] = Controller("kairship-instance", reconciler, workers=4)
         controller.watch(instances)
 

@@ -38,8 +38,9 @@ class RunningPlane:
 
 
 class PlaneSet:
-    def __init__(self, factory: PlaneFactory, root: Path, *, workers: Workers | None = None,
-                 start_timeout: float = 30.0) -> None:
+    def __init__(
+        self, factory: PlaneFactory, root: Path, *, workers: Workers | None = None, start_timeout: float = 30.0
+    ) -> None:
         self.factory = factory
         self.root = root
         self.workers = workers
@@ -78,8 +79,7 @@ class PlaneSet:
         assert running.task is not None
         waiter = asyncio.ensure_future(running.ready.wait())
         try:
-            await asyncio.wait({waiter, running.task}, timeout=self.start_timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiter, running.task}, timeout=self.start_timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
         if running.ready.is_set() and not running.task.done():

@@ -31,8 +31,11 @@ from atoll.apiserver.discovery.version import VERSION_INFO
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.apiserver.registry.strategies import CustomResourceStrategy
 from atoll.apiserver.registry.subresources import ProxySubresource
-from atoll.fleet.admission import InstanceDeletionGuard
+from atoll.client import Client
+from atoll.fleet.admission import ClusterRemovalGuard, InstanceDeletionGuard
 from atoll.fleet.constants import KAIRSHIP_GROUP
+from atoll.fleet.karmada.manager import KarmadaSettings, run_instance_controllers
+from atoll.fleet.karmada.validation import PolicyValidation
 from atoll.fleet.manager import FleetManager, FleetSettings
 from atoll.fleet.plane import Upstream
 from atoll.pki import PKI, ensure_pki, server_ssl_context
@@ -43,11 +46,25 @@ HOST = "127.0.0.1"
 JSON = dict[str, Any]
 
 
-def install_fleet(server: APIServer, data_dir: Path, settings: FleetSettings | None = None) -> FleetManager:
-    """A fleet manager for this management API server: instances under ``data_dir/fleet``, the
-    ``instances/proxy`` subresource and the deletion guard registered on ``server``."""
-    settings = settings or FleetSettings(kubernetes_version=str(VERSION_INFO.get("gitVersion") or "v1.29.0"))
-    fleet = FleetManager(InProcessPlane, data_dir / "fleet", settings)
+def fleet_settings(extra: dict[str, Any]) -> tuple[FleetSettings, KarmadaSettings]:
+    """From the node config's ``fleet:`` block: ``clusterStatusPeriod`` (s), ``instanceStartTimeout`` (s)."""
+    block = extra.get("fleet") or {}
+    fleet = FleetSettings(
+        kubernetes_version=str(VERSION_INFO.get("gitVersion") or "v1.29.0"),
+        start_timeout=float(block.get("instanceStartTimeout") or 30.0),
+    )
+    return fleet, KarmadaSettings(cluster_status_period=float(block.get("clusterStatusPeriod") or 10.0))
+
+
+def install_fleet(server: APIServer, data_dir: Path, extra: dict[str, Any] | None = None) -> FleetManager:
+    """A fleet manager for this management API server: instances under ``data_dir/fleet`` (each with
+    Karmada's controllers), the ``instances/proxy`` subresource and the deletion guard on ``server``."""
+    settings, karmada = fleet_settings(extra or {})
+
+    async def controllers(name: str, client: Client) -> None:
+        await run_instance_controllers(name, client, karmada)
+
+    fleet = FleetManager(InProcessPlane, data_dir / "fleet", settings, workers=controllers)
     server.admission.add(InstanceDeletionGuard(fleet))
     server.strategies.register(
         KAIRSHIP_GROUP, "Instance", CustomResourceStrategy(subresources={"proxy": ProxySubresource(fleet.upstream)})
@@ -65,8 +82,9 @@ class InProcessPlane:
     def upstream(self) -> Upstream:
         assert self.server is not None and self.pki is not None
         ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
-        return Upstream(f"https://{HOST}:{self.server.bound_port}", ctx,
-                        self.pki.admin_token.read_text().strip(), self.pki.ca_cert)
+        return Upstream(
+            f"https://{HOST}:{self.server.bound_port}", ctx, self.pki.admin_token.read_text().strip(), self.pki.ca_cert
+        )
 
     async def run(self, ready: asyncio.Event) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -74,10 +92,19 @@ class InProcessPlane:
         store = open_store(None, self.data_dir)
         await store.start()
         try:
-            server = self.server = APIServer(store, ServerConfig(
-                HOST, _port(self.data_dir), server_ssl_context(pki),
-                admin_token=pki.admin_token.read_text().strip(), signing_key=pki.signing_key, ca_file=pki.ca_cert,
-            ))
+            server = self.server = APIServer(
+                store,
+                ServerConfig(
+                    HOST,
+                    _port(self.data_dir),
+                    server_ssl_context(pki),
+                    admin_token=pki.admin_token.read_text().strip(),
+                    signing_key=pki.signing_key,
+                    ca_file=pki.ca_cert,
+                ),
+            )
+            server.admission.add(ClusterRemovalGuard(_Bindings(server)))
+            server.admission.add(PolicyValidation(_Bindings(server)))
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(server.run(), name=f"fleet/{self.name}/server")
                 await server.wait_ready()
@@ -86,6 +113,26 @@ class InProcessPlane:
                 ready.set()
         finally:
             await store.close()
+
+
+class _Bindings:
+    """The instance's member clusters and the bindings targeting one, read from its watch cache."""
+
+    def __init__(self, server: APIServer) -> None:
+        self.server = server
+
+    def cluster_names(self) -> set[str]:
+        return {str(c.obj["metadata"]["name"]) for c in self.server.cache.list("/cluster.karmada.io/clusters/")}
+
+    def bindings_targeting(self, cluster: str) -> list[str]:
+        found = []
+        for prefix in ("/work.karmada.io/resourcebindings/", "/work.karmada.io/clusterresourcebindings/"):
+            for cached in self.server.cache.list(prefix):
+                obj = cached.obj
+                if any(t.get("name") == cluster for t in (obj.get("spec") or {}).get("clusters") or ()):
+                    md = obj["metadata"]
+                    found.append(f"{md['namespace']}/{md['name']}" if md.get("namespace") else md["name"])
+        return sorted(found)
 
 
 def _port(data_dir: Path) -> int:

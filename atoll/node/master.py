@@ -92,7 +92,7 @@ class MasterNode:
             if self.config.controllers is None or "fleet" in self.config.controllers:
                 from atoll.node.fleet import install_fleet
 
-                self.fleet = install_fleet(self.server, self.config.data_dir)
+                self.fleet = install_fleet(self.server, self.config.data_dir, self.config.extra)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.server.run(), name="master/apiserver")
                 await self.server.wait_ready()

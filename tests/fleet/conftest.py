@@ -33,8 +33,9 @@ async def management(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 
 async def create_instance(client: Client, name: str, within: float = 30.0) -> dict[str, Any]:
     """Create the Instance and wait for ``Running``/``controlPlaneReady``."""
-    await client.create(INSTANCES, {"apiVersion": "kairship.io/v1alpha1", "kind": "Instance",
-                                    "metadata": {"name": name}, "spec": {}})
+    await client.create(
+        INSTANCES, {"apiVersion": "kairship.io/v1alpha1", "kind": "Instance", "metadata": {"name": name}, "spec": {}}
+    )
 
     async def running() -> dict[str, Any]:
         obj = await client.get(INSTANCES, name)

@@ -27,6 +27,10 @@ async def instance_gone(client: Client, name: str) -> bool:
     return name not in names
 
 
+async def no_clusters(inst: Client) -> bool:
+    return not (await inst.list(CLUSTERS))["items"]
+
+
 async def test_instance_gets_its_own_control_plane(management: RunningServer) -> None:
     async with management.client() as client:
         obj = await create_instance(client, "alpha")
@@ -55,8 +59,11 @@ async def test_instances_never_see_each_others_objects(management: RunningServer
         b = instance_client(await client.get(kinds.SECRETS, "beta-admin", "kairship-system"))
     async with a, b:
         await a.create(kinds.CONFIGMAPS, {"metadata": {"name": "only-in-alpha"}, "data": {"k": "v"}}, "default")
-        assert [c["metadata"]["name"] for c in (await b.list(kinds.CONFIGMAPS, "default"))["items"]
-                if c["metadata"]["name"] == "only-in-alpha"] == []
+        assert [
+            c["metadata"]["name"]
+            for c in (await b.list(kinds.CONFIGMAPS, "default"))["items"]
+            if c["metadata"]["name"] == "only-in-alpha"
+        ] == []
         with pytest.raises(errors.NotFound):
             await b.get(kinds.CONFIGMAPS, "only-in-alpha", "default")
         # the two instances' credentials are their own: alpha's token means nothing to beta
@@ -68,13 +75,21 @@ async def test_delete_refused_while_member_clusters_remain(management: RunningSe
         await create_instance(client, "gamma")
         secret = await client.get(kinds.SECRETS, "gamma-admin", "kairship-system")
         async with instance_client(secret) as inst:
-            await inst.create(CLUSTERS, {"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster",
-                                         "metadata": {"name": "member1"},
-                                         "spec": {"syncMode": "Push", "apiEndpoint": "https://127.0.0.1:1"}})
+            await inst.create(
+                CLUSTERS,
+                {
+                    "apiVersion": "cluster.karmada.io/v1alpha1",
+                    "kind": "Cluster",
+                    "metadata": {"name": "member1"},
+                    "spec": {"syncMode": "Push", "apiEndpoint": "https://127.0.0.1:1"},
+                },
+            )
             with pytest.raises(errors.Forbidden) as refused:
                 await client.delete(INSTANCES, "gamma")
             assert 'instance "gamma"' in str(refused.value) and "member1" in str(refused.value)
-            await inst.delete(CLUSTERS, "member1")
+            await inst.delete(CLUSTERS, "member1")  # the cluster controller finalises it
+            cleared: bool = await eventually(lambda: no_clusters(inst), 20.0)
+            assert cleared
         await client.delete(INSTANCES, "gamma")
         gone: bool = await eventually(lambda: instance_gone(client, "gamma"), 20.0)
         assert gone

@@ -25,18 +25,33 @@ async def user_for_instance(client: Client, user: str, instance: str) -> str:
     ns = "kairship-system"
     await client.create(kinds.SERVICEACCOUNTS, {"metadata": {"name": user}}, ns)
     role = f"kairship-{instance}-{user}"
-    await client.create(kinds.CLUSTERROLES, {"metadata": {"name": role}, "rules": [
-        {"apiGroups": ["kairship.io"], "resources": ["instances/proxy"], "resourceNames": [instance], "verbs": ["*"]},
-        {"apiGroups": ["kairship.io"], "resources": ["instances"], "verbs": ["get", "list"]},
-    ]})
-    await client.create(kinds.CLUSTERROLEBINDINGS, {
-        "metadata": {"name": role},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": user, "namespace": ns}],
-    })
+    await client.create(
+        kinds.CLUSTERROLES,
+        {
+            "metadata": {"name": role},
+            "rules": [
+                {
+                    "apiGroups": ["kairship.io"],
+                    "resources": ["instances/proxy"],
+                    "resourceNames": [instance],
+                    "verbs": ["*"],
+                },
+                {"apiGroups": ["kairship.io"], "resources": ["instances"], "verbs": ["get", "list"]},
+            ],
+        },
+    )
+    await client.create(
+        kinds.CLUSTERROLEBINDINGS,
+        {
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": user, "namespace": ns}],
+        },
+    )
     sa = kinds.SERVICEACCOUNTS
-    tr = await client.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{user}/token",
-                              body={"spec": {"expirationSeconds": 3600}})
+    tr = await client.request(
+        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{user}/token", body={"spec": {"expirationSeconds": 3600}}
+    )
     assert sa.plural == "serviceaccounts"
     return str(tr["status"]["token"])
 
@@ -51,8 +66,9 @@ async def test_proxy_serves_the_instance_api_with_watch(management: RunningServe
         seen: list[tuple[str, dict[str, Any]]] = []
 
         async def watch() -> None:
-            async with contextlib.aclosing(p1.watch(kinds.CONFIGMAPS, "default",
-                                                    resource_version=listed["metadata"]["resourceVersion"])) as events:
+            async with contextlib.aclosing(
+                p1.watch(kinds.CONFIGMAPS, "default", resource_version=listed["metadata"]["resourceVersion"])
+            ) as events:
                 async for event in events:
                     seen.append(event)
                     if event[1]["metadata"]["name"] == "through-proxy":
@@ -70,8 +86,9 @@ async def test_proxy_serves_the_instance_api_with_watch(management: RunningServe
 
 
 async def test_unknown_instance_is_404(management: RunningServer) -> None:
-    async with Client(proxy_url(management, "nope"), ssl_context=management.ssl_context(),
-                      token=management.token) as nope:
+    async with Client(
+        proxy_url(management, "nope"), ssl_context=management.ssl_context(), token=management.token
+    ) as nope:
         with pytest.raises(errors.NotFound) as missing:
             await nope.list(kinds.NAMESPACES)
         assert "nope" in str(missing.value)
@@ -82,8 +99,10 @@ async def test_user_of_one_instance_gets_403_on_another(management: RunningServe
         await create_instance(client, "p2")
         token = await user_for_instance(client, "carol", "p1")
     ctx = management.ssl_context()
-    async with Client(proxy_url(management, "p1"), ssl_context=ctx, token=token) as p1, \
-            Client(proxy_url(management, "p2"), ssl_context=ctx, token=token) as p2:
+    async with (
+        Client(proxy_url(management, "p1"), ssl_context=ctx, token=token) as p1,
+        Client(proxy_url(management, "p2"), ssl_context=ctx, token=token) as p2,
+    ):
         assert (await p1.get(kinds.CONFIGMAPS, "through-proxy", "default"))["metadata"]["name"] == "through-proxy"
         with pytest.raises(errors.Forbidden) as refused:
             await p2.list(kinds.CONFIGMAPS, "default")
@@ -99,8 +118,9 @@ async def test_kubectl_through_the_proxy_kubeconfig(management: RunningServer, t
     env = kubectl_environ(tmp_path)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([kubectl, "--kubeconfig", str(config), *args], capture_output=True, text=True,
-                              env=env, timeout=60)
+        return subprocess.run(
+            [kubectl, "--kubeconfig", str(config), *args], capture_output=True, text=True, env=env, timeout=60
+        )
 
     created = await asyncio.to_thread(run, "create", "configmap", "via-kubectl", "--from-literal=k=v")
     assert created.returncode == 0, created.stderr

@@ -1,0 +1,326 @@
+"""Karmada-style propagation inside fleet instances: one management master, two instances, three
+member clusters (Atoll control planes); members 1+2 join instance A, member 3 joins B."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from atoll.api import errors, kinds
+from atoll.api.registry import ResourceDef
+from atoll.client import Client
+from atoll.fleet.join import JoinError, join_cluster, unjoin_cluster
+from atoll.fleet.karmada.members import flatten_kubeconfig
+from atoll.fleet.kinds import CLUSTERS, OVERRIDE_POLICIES, PROPAGATION_POLICIES, RESOURCE_BINDINGS
+from atoll.node.config import NodeConfig
+from atoll.node.master import MasterNode
+from tests.conftest import RunningServer, _write_kubeconfig, eventually, start_until_ready
+from tests.fleet.conftest import create_instance, proxy_url
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+WITHIN = 30.0
+# Atoll serves no apps/v1 Deployment until the workloads branch lands: until then a Deployment-shaped
+# custom resource (kind Deployment, spec.replicas, status subresource) stands in for it, on the
+# instance and on every member, with its status written "as the member's controllers would".
+APPS = "apps.fleet.test"
+DEPLOYMENTS = ResourceDef(APPS, "v1", "Deployment", "deployments", "deployment", True, subresources=("status",))
+DEPLOYMENT_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"deployments.{APPS}"},
+    "spec": {
+        "group": APPS,
+        "scope": "Namespaced",
+        "names": {
+            "kind": "Deployment",
+            "plural": "deployments",
+            "singular": "deployment",
+            "listKind": "DeploymentList",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }
+        ],
+    },
+}
+CRDS = kinds.kind("apiextensions.k8s.io", "customresourcedefinitions")
+
+
+async def until(check: Callable[[], Awaitable[Any]], within: float = WITHIN) -> Any:
+    """``eventually`` for async checks (typed loosely: the tests use what it returns as JSON)."""
+    result: Any = await eventually(check, within)
+    return result
+
+
+async def install_deployments(client: Client) -> None:
+    await client.create(CRDS, DEPLOYMENT_CRD)
+
+    async def served() -> bool:
+        client.invalidate_discovery()
+        await client.discover(f"{APPS}/v1", "Deployment")
+        return True
+
+    await until(served, WITHIN)
+
+
+@dataclass
+class Fleet:
+    management: RunningServer
+    members: dict[str, RunningServer]
+    a: Client
+    b: Client
+    member_clients: dict[str, Client]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def fleet(management: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fleet]:
+    members: dict[str, RunningServer] = {}
+    tasks = []
+    for name in ("member1", "member2", "member3"):
+        data = tmp_path_factory.mktemp(name) / "master"
+        node = MasterNode(
+            NodeConfig(mode="master", domain_id="kuscia-system", data_dir=data, api_port=0, controllers=("namespace",))
+        )
+        tasks.append(await start_until_ready(node.run(), node.ready, 30, f"{name} not ready"))
+        kubeconfig, token, ca = _write_kubeconfig(data, node.url)
+        members[name] = RunningServer(node.url, data, kubeconfig, token, ca, node)
+    async with management.client() as client:
+        await create_instance(client, "fleet-a")
+        await create_instance(client, "fleet-b")
+    ctx = management.ssl_context()
+    a = Client(proxy_url(management, "fleet-a"), ssl_context=ctx, token=management.token)
+    b = Client(proxy_url(management, "fleet-b"), ssl_context=ctx, token=management.token)
+    member_clients = {n: m.client() for n, m in members.items()}
+    for c in (a, *member_clients.values()):
+        await install_deployments(c)
+    for instance, name in ((a, "member1"), (a, "member2"), (b, "member3")):
+        await join_cluster(instance, name, flatten_kubeconfig(members[name].kubeconfig), labels={"member": name})
+    for instance, names in ((a, ("member1", "member2")), (b, ("member3",))):
+        for name in names:
+            await until(partial(cluster_ready, instance, name))
+    yield Fleet(management, members, a, b, member_clients)
+    for c in (a, b, *member_clients.values()):
+        await c.close()
+    for task in tasks:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def cluster_ready(instance: Client, name: str) -> bool:
+    cluster = await instance.get(CLUSTERS, name)
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in (cluster.get("status") or {}).get("conditions") or ()
+    )
+
+
+def deployment(name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{APPS}/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": "docker.io/library/nginx:1.25"}]},
+            },
+        },
+    }
+
+
+def policy(name: str, selectors: list[dict[str, Any]], placement: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy.karmada.io/v1alpha1",
+        "kind": "PropagationPolicy",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"resourceSelectors": selectors, "placement": placement},
+    }
+
+
+async def test_divided_static_weights_overrides_and_status(fleet: Fleet) -> None:
+    a = fleet.a
+    await a.create(
+        OVERRIDE_POLICIES,
+        {
+            "apiVersion": "policy.karmada.io/v1alpha1",
+            "kind": "OverridePolicy",
+            "metadata": {"name": "web-in-member2", "namespace": "default"},
+            "spec": {
+                "resourceSelectors": [{"apiVersion": f"{APPS}/v1", "kind": "Deployment", "name": "web"}],
+                "overrideRules": [
+                    {
+                        "targetCluster": {"clusterNames": ["member2"]},
+                        "overriders": {
+                            "labelsOverrider": [{"operator": "add", "value": {"tier": "second"}}],
+                            "imageOverrider": [
+                                {"component": "Registry", "operator": "replace", "value": "mirror.local"}
+                            ],
+                        },
+                    }
+                ],
+            },
+        },
+    )
+    await a.create(
+        PROPAGATION_POLICIES,
+        policy(
+            "web",
+            [{"apiVersion": f"{APPS}/v1", "kind": "Deployment", "name": "web"}],
+            {
+                "clusterAffinity": {"clusterNames": ["member1", "member2"]},
+                "replicaScheduling": {
+                    "replicaSchedulingType": "Divided",
+                    "replicaDivisionPreference": "Weighted",
+                    "weightPreference": {
+                        "staticWeightList": [
+                            {"targetCluster": {"clusterNames": ["member1"]}, "weight": 1},
+                            {"targetCluster": {"clusterNames": ["member2"]}, "weight": 2},
+                        ]
+                    },
+                },
+            },
+        ),
+    )
+    await a.create(DEPLOYMENTS, deployment("web", 6), "default")
+    m1, m2 = fleet.member_clients["member1"], fleet.member_clients["member2"]
+    got1 = await until(partial(m1.get, DEPLOYMENTS, "web", "default"))
+    got2 = await until(partial(m2.get, DEPLOYMENTS, "web", "default"))
+    assert (got1["spec"]["replicas"], got2["spec"]["replicas"]) == (2, 4)
+    assert "tier" not in got1["metadata"]["labels"] and got2["metadata"]["labels"]["tier"] == "second"
+    assert got1["spec"]["template"]["spec"]["containers"][0]["image"] == "docker.io/library/nginx:1.25"
+    assert got2["spec"]["template"]["spec"]["containers"][0]["image"] == "mirror.local/library/nginx:1.25"
+    with pytest.raises(errors.NotFound):
+        await fleet.member_clients["member3"].get(DEPLOYMENTS, "web", "default")
+    # each member reports its replicas ready (the member's own workload controllers would)
+    for member, count in ((m1, 2), (m2, 4)):
+        current = await member.get(DEPLOYMENTS, "web", "default")
+        await member.patch(
+            DEPLOYMENTS,
+            "web",
+            {
+                "status": {
+                    "observedGeneration": current["metadata"].get("generation"),
+                    "replicas": count,
+                    "readyReplicas": count,
+                    "availableReplicas": count,
+                    "updatedReplicas": count,
+                }
+            },
+            "default",
+            subresource="status",
+        )
+
+    async def template_ready() -> dict[str, Any]:
+        status = (await a.get(DEPLOYMENTS, "web", "default")).get("status") or {}
+        assert status.get("readyReplicas") == 6 and status.get("replicas") == 6, status
+        return status
+
+    await until(template_ready, WITHIN)
+    binding = await a.get(RESOURCE_BINDINGS, "web-deployment", "default")
+    assert sorted((c["name"], c["replicas"]) for c in binding["spec"]["clusters"]) == [("member1", 2), ("member2", 4)]
+    conditions = {c["type"]: c["status"] for c in binding["status"]["conditions"]}
+    assert conditions == {"Scheduled": "True", "FullyApplied": "True"}
+
+
+async def test_duplicated_configmaps_and_deletion(fleet: Fleet) -> None:
+    a = fleet.a
+    await a.create(
+        PROPAGATION_POLICIES,
+        policy(
+            "settings",
+            [{"apiVersion": "v1", "kind": "ConfigMap", "labelSelector": {"matchLabels": {"share": "yes"}}}],
+            {
+                "clusterAffinity": {
+                    "labelSelector": {
+                        "matchExpressions": [{"key": "member", "operator": "In", "values": ["member1", "member2"]}]
+                    }
+                },
+                "replicaScheduling": {"replicaSchedulingType": "Duplicated"},
+            },
+        ),
+    )
+    await a.create(
+        kinds.CONFIGMAPS,
+        {"metadata": {"name": "settings", "labels": {"share": "yes"}}, "data": {"level": "debug"}},
+        "default",
+    )
+    for name in ("member1", "member2"):
+        member = fleet.member_clients[name]
+        got = await until(partial(member.get, kinds.CONFIGMAPS, "settings", "default"))
+        assert got["data"] == {"level": "debug"}
+    await a.patch(kinds.CONFIGMAPS, "settings", {"data": {"level": "info"}}, "default")
+    for name in ("member1", "member2"):
+        member = fleet.member_clients[name]
+
+        async def updated(m: Client = member) -> bool:
+            return bool((await m.get(kinds.CONFIGMAPS, "settings", "default"))["data"] == {"level": "info"})
+
+        await until(updated, WITHIN)
+    await a.delete(kinds.CONFIGMAPS, "settings", "default")
+    for name in ("member1", "member2"):
+        member = fleet.member_clients[name]
+        await until(partial(gone, member, kinds.CONFIGMAPS, "settings"))
+
+
+async def gone(client: Client, rd: Any, name: str) -> bool:
+    try:
+        await client.get(rd, name, "default")
+    except errors.NotFound:
+        return True
+    return False
+
+
+async def test_instance_b_never_sees_a(fleet: Fleet) -> None:
+    clusters_b = {c["metadata"]["name"] for c in (await fleet.b.list(CLUSTERS))["items"]}
+    assert clusters_b == {"member3"}
+    with pytest.raises(errors.NotFound):
+        await fleet.b.get(DEPLOYMENTS, "web", "default")
+    assert (await fleet.b.list(PROPAGATION_POLICIES, "default"))["items"] == []
+
+
+async def test_bad_input_names_the_field(fleet: Fleet, tmp_path: Path) -> None:
+    with pytest.raises(errors.Invalid) as unknown:
+        await fleet.a.create(
+            PROPAGATION_POLICIES,
+            policy("bad", [{"apiVersion": "v1", "kind": "Secret"}], {"clusterAffinity": {"clusterNames": ["member9"]}}),
+        )
+    assert "spec.placement.clusterAffinity.clusterNames[0]" in str(unknown.value) and "member9" in str(unknown.value)
+    with pytest.raises(errors.Invalid) as weights:
+        await fleet.a.create(
+            PROPAGATION_POLICIES,
+            policy(
+                "bad",
+                [{"apiVersion": "v1", "kind": "Secret"}],
+                {
+                    "replicaScheduling": {
+                        "replicaSchedulingType": "Divided",
+                        "weightPreference": {
+                            "staticWeightList": [{"targetCluster": {"clusterNames": ["member1"]}, "weight": 0}]
+                        },
+                    }
+                },
+            ),
+        )
+    assert "spec.placement.replicaScheduling.weightPreference.staticWeightList[0].weight" in str(weights.value)
+    doc = flatten_kubeconfig(fleet.members["member3"].kubeconfig)
+    doc["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    with pytest.raises(JoinError) as refused:
+        await join_cluster(fleet.b, "unreachable", doc, connect_timeout=3)
+    assert "--member-kubeconfig" in str(refused.value)
+    # a cluster still targeted by bindings cannot be removed
+    with pytest.raises(errors.Forbidden) as targeted:
+        await unjoin_cluster(fleet.a, "member2")
+    assert "web-deployment" in str(targeted.value) and "spec.clusters" in str(targeted.value)
