@@ -124,15 +124,20 @@ def test_policy_precedence() -> None:
         pp("l", {"labelSelector": {"matchLabels": {"x": "1"}}}),
         pp("n", {"name": "a"}),
     )
-    assert matching_policy(template, [kind_only, by_label, by_name], [])["metadata"]["name"] == "n"
-    assert matching_policy(template, [kind_only, by_label], [])["metadata"]["name"] == "l"
-    assert matching_policy(template, [kind_only, pp("p", {}, priority=5), by_name], [])["metadata"]["name"] == "p"
-    assert matching_policy(template, [], [pp("c", {}, ns=None)])["metadata"]["name"] == "c"
+
+    def winner(policies: list[dict[str, Any]], cluster_policies: list[dict[str, Any]]) -> str:
+        found = matching_policy(template, policies, cluster_policies)
+        return str(found["metadata"]["name"]) if found else ""
+
+    assert winner([kind_only, by_label, by_name], []) == "n"
+    assert winner([kind_only, by_label], []) == "l"
+    assert winner([kind_only, pp("p", {}, priority=5), by_name], []) == "p"
+    assert winner([], [pp("c", {}, ns=None)]) == "c"
     assert matching_policy(template, [pp("other", {"name": "b"})], []) is None
 
 
 def test_overriders_in_karmadas_order() -> None:
-    deploy = {
+    deploy: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "w", "labels": {"a": "1"}},
