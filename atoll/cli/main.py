@@ -236,6 +236,9 @@ main.add_command(pool_syncer)
 
 
 main.add_command(data_command)
+from atoll.cli.fleet import fleet_commands  # noqa: E402
+
+main.add_command(fleet_commands)
 main.add_command(job_commands)
 
 if __name__ == "__main__":

@@ -145,6 +145,21 @@ class Client:
     ) -> Client:
         return cls.from_config(load_kubeconfig(source, context), **kwargs)
 
+    def under_path(self, prefix: str) -> Client:
+        """A client of the API served under ``server + prefix`` (a proxied API server), with this
+        client's TLS settings and credentials (close it separately)."""
+        return Client(
+            self.server + prefix,
+            ssl_context=self._ssl if isinstance(self._ssl, ssl.SSLContext) else None,
+            token=self._token,
+            token_file=self._token_file,
+            headers=self._headers,
+            namespace=self.namespace,
+            server_hostname=self._server_hostname,
+            timeout=self.timeout,
+            pool_size=self._pool_size,
+        )
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Client:
