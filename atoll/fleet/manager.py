@@ -1,9 +1,10 @@
 """The fleet manager (Kairship's controller-manager on the management plane, leader-elected).
 
 It owns the ``PlaneSet`` of running instances and runs the instance controller
-(:mod:`atoll.fleet.instances`). The management API server asks it two things: the upstream of an
-instance for the ``instances/proxy`` subresource, and an instance's member clusters before letting
-the instance be deleted (:mod:`atoll.fleet.admission`).
+(:mod:`atoll.fleet.instances`) and the statistics controller (:mod:`atoll.fleet.statistics`). The
+management API server asks it two things: the upstream of an instance for the ``instances/proxy``
+subresource, and an instance's member clusters before letting the instance be deleted
+(:mod:`atoll.fleet.admission`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from atoll.fleet.instances import InstanceReconciler
 from atoll.fleet.kinds import CLUSTERS, INSTANCES
 from atoll.fleet.plane import PlaneFactory, Upstream
 from atoll.fleet.planes import PlaneSet, Workers
+from atoll.fleet.statistics import StatisticsController
 from atoll.runtime import Controller, InformerFactory, ObjectKey
 from atoll.runtime.leader import LeaderElector
 
@@ -33,6 +35,8 @@ class FleetSettings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    statistics_period: float = 10.0
+    """How often each instance's ``status.summary`` is recomputed."""
 
 
 class FleetManager:
@@ -87,10 +91,14 @@ class FleetManager:
         controller: Controller[ObjectKey] = Controller("kairship-instance", reconciler, workers=4)
         controller.watch(instances)
 
+        statistics = StatisticsController(client, self.planes, period=self.settings.statistics_period)
+
         async def lead() -> None:
             self.leading.set()
             try:
-                await controller.run()
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(statistics.run(), name="fleet/statistics")
+                    await controller.run()
             finally:
                 self.leading.clear()
                 await self.planes.close()

@@ -47,11 +47,13 @@ JSON = dict[str, Any]
 
 
 def fleet_settings(extra: dict[str, Any]) -> tuple[FleetSettings, KarmadaSettings]:
-    """From the node config's ``fleet:`` block: ``clusterStatusPeriod`` (s), ``instanceStartTimeout`` (s)."""
+    """From the node config's ``fleet:`` block: ``clusterStatusPeriod``, ``statisticsPeriod`` and
+    ``instanceStartTimeout`` (seconds)."""
     block = extra.get("fleet") or {}
     fleet = FleetSettings(
         kubernetes_version=str(VERSION_INFO.get("gitVersion") or "v1.29.0"),
         start_timeout=float(block.get("instanceStartTimeout") or 30.0),
+        statistics_period=float(block.get("statisticsPeriod") or 10.0),
     )
     return fleet, KarmadaSettings(cluster_status_period=float(block.get("clusterStatusPeriod") or 10.0))
 

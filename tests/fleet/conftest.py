@@ -19,7 +19,14 @@ from tests.conftest import RunningServer, _write_kubeconfig, eventually, start_u
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def management(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
     data = tmp_path_factory.mktemp("management") / "master"
-    config = NodeConfig(mode="master", domain_id="kuscia-system", data_dir=data, api_port=0, controllers=("fleet",))
+    config = NodeConfig(
+        mode="master",
+        domain_id="kuscia-system",
+        data_dir=data,
+        api_port=0,
+        controllers=("fleet",),
+        extra={"fleet": {"clusterStatusPeriod": 1, "statisticsPeriod": 1}},
+    )
     node = MasterNode(config)
     task = await start_until_ready(node.run(), node.ready, 30, "management master not ready in 30 s")
     kubeconfig, token, ca = _write_kubeconfig(data, node.url)

@@ -18,7 +18,7 @@ from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from atoll.fleet.join import JoinError, join_cluster, unjoin_cluster
 from atoll.fleet.karmada.members import flatten_kubeconfig
-from atoll.fleet.kinds import CLUSTERS, OVERRIDE_POLICIES, PROPAGATION_POLICIES, RESOURCE_BINDINGS
+from atoll.fleet.kinds import CLUSTERS, INSTANCES, OVERRIDE_POLICIES, PROPAGATION_POLICIES, RESOURCE_BINDINGS
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
 from tests.conftest import RunningServer, _write_kubeconfig, eventually, start_until_ready
@@ -82,18 +82,19 @@ class Fleet:
     a: Client
     b: Client
     member_clients: dict[str, Client]
+    member_tasks: dict[str, asyncio.Task[None]]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def fleet(management: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fleet]:
     members: dict[str, RunningServer] = {}
-    tasks = []
+    tasks: dict[str, asyncio.Task[None]] = {}
     for name in ("member1", "member2", "member3"):
         data = tmp_path_factory.mktemp(name) / "master"
         node = MasterNode(
             NodeConfig(mode="master", domain_id="kuscia-system", data_dir=data, api_port=0, controllers=("namespace",))
         )
-        tasks.append(await start_until_ready(node.run(), node.ready, 30, f"{name} not ready"))
+        tasks[name] = await start_until_ready(node.run(), node.ready, 30, f"{name} not ready")
         kubeconfig, token, ca = _write_kubeconfig(data, node.url)
         members[name] = RunningServer(node.url, data, kubeconfig, token, ca, node)
     async with management.client() as client:
@@ -110,10 +111,10 @@ async def fleet(management: RunningServer, tmp_path_factory: pytest.TempPathFact
     for instance, names in ((a, ("member1", "member2")), (b, ("member3",))):
         for name in names:
             await until(partial(cluster_ready, instance, name))
-    yield Fleet(management, members, a, b, member_clients)
+    yield Fleet(management, members, a, b, member_clients, tasks)
     for c in (a, b, *member_clients.values()):
         await c.close()
-    for task in tasks:
+    for task in tasks.values():
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
@@ -324,3 +325,79 @@ async def test_bad_input_names_the_field(fleet: Fleet, tmp_path: Path) -> None:
     with pytest.raises(errors.Forbidden) as targeted:
         await unjoin_cluster(fleet.a, "member2")
     assert "web-deployment" in str(targeted.value) and "spec.clusters" in str(targeted.value)
+
+
+async def add_node(member: Client, name: str, cpu: str, memory: str) -> None:
+    await member.create(kinds.NODES, {"metadata": {"name": name}})
+    await member.patch(
+        kinds.NODES,
+        name,
+        {
+            "status": {
+                "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+                "capacity": {"cpu": cpu, "memory": memory},
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+            }
+        },
+        subresource="status",
+    )
+
+
+async def test_instance_summary_equals_member_totals(fleet: Fleet) -> None:
+    m1, m2 = fleet.member_clients["member1"], fleet.member_clients["member2"]
+    await add_node(m1, "n1", "4", "8Gi")
+    await add_node(m2, "n2", "8", "16Gi")
+    await add_node(m2, "n3", "2", "4Gi")
+    await m1.create(
+        kinds.PODS,
+        {
+            "metadata": {"name": "busy"},
+            "spec": {
+                "nodeName": "n1",
+                "containers": [
+                    {"name": "c", "image": "x", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}
+                ],
+            },
+        },
+        "default",
+    )
+    async with fleet.management.client() as client:
+
+        async def summarised() -> dict[str, Any]:
+            summary = ((await client.get(INSTANCES, "fleet-a")).get("status") or {}).get("summary") or {}
+            assert summary.get("nodeSummary") == {"totalNum": 3, "readyNum": 3}, summary
+            assert summary["resourceSummary"]["allocated"].get("cpu") == "500m", summary
+            return dict(summary)
+
+        summary = await until(summarised)
+    nodes = [n for m in (m1, m2) for n in (await m.list(kinds.NODES))["items"]]
+    cpu = sum(int(n["status"]["allocatable"]["cpu"]) for n in nodes)
+    assert summary["resourceSummary"]["allocatable"]["cpu"] == str(cpu)
+    assert summary["resourceSummary"]["allocatable"]["memory"] == "28Gi"
+    assert summary["resourceSummary"]["allocated"]["memory"] == "1Gi"
+    assert summary["clusterSummary"] == {"totalNum": 2, "readyNum": 2}
+    assert summary["workLoadSummary"]["deployment"] == {"totalNum": 1, "readyNum": 1}
+    assert summary["policyTotalNum"]["propagationPolicy"] == 2 and summary["policyTotalNum"]["overridePolicy"] == 1
+
+
+async def test_member_down_turns_cluster_not_ready(fleet: Fleet) -> None:
+    task = fleet.member_tasks["member3"]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+    async def not_ready() -> dict[str, Any]:
+        cluster = await fleet.b.get(CLUSTERS, "member3")
+        ready = next(c for c in cluster["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "False", ready
+        return dict(cluster)
+
+    cluster = await until(not_ready)
+    assert cluster["status"]["conditions"][0]["reason"] == "ClusterNotReachable"
+    assert [t["key"] for t in cluster["spec"]["taints"]] == ["cluster.karmada.io/unreachable"]
+    async with fleet.management.client() as client:
+
+        async def counted() -> bool:
+            summary = ((await client.get(INSTANCES, "fleet-b")).get("status") or {}).get("summary") or {}
+            return bool(summary.get("clusterSummary") == {"totalNum": 1, "readyNum": 0})
+
+        await until(counted)

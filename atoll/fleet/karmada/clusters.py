@@ -32,6 +32,8 @@ from atoll.runtime import Cache, ObjectKey, Result
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 _RESOURCES = ("cpu", "memory", "pods")
+_LIKE = {"memory": "Ki"}
+"""Memory sums are printed in binary units (``28Gi``), like kubectl shows them."""
 
 
 class ClusterReconciler:
@@ -175,7 +177,7 @@ def summarise(nodes: list[JSON], pods: list[JSON]) -> tuple[JSON, JSON]:
     return (
         {"totalNum": len(nodes), "readyNum": len(ready)},
         {
-            "allocatable": {k: format_quantity(v) for k, v in sorted(allocatable.items())},
-            "allocated": {k: format_quantity(v) for k, v in sorted(allocated.items())},
+            "allocatable": {k: format_quantity(v, _LIKE.get(k, "")) for k, v in sorted(allocatable.items())},
+            "allocated": {k: format_quantity(v, _LIKE.get(k, "")) for k, v in sorted(allocated.items())},
         },
     )
