@@ -141,7 +141,8 @@ def _port(data_dir: Path) -> int:
     """The port this instance used before, if it is still free; else 0 (any free port)."""
     with contextlib.suppress(OSError, ValueError):
         port = int((data_dir / "port").read_text())
-        with socket.socket() as probe:
+        with socket.socket() as probe:  # as the server binds it (connections in TIME_WAIT do not count)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((HOST, port))
         return port
     return 0
