@@ -20,9 +20,11 @@ from atoll.api import errors, kinds
 from atoll.client import Client
 from atoll.fleet import constants as c
 from atoll.fleet.instances import InstanceReconciler
+from atoll.fleet.karmada.manager import KarmadaManager, KarmadaSettings
 from atoll.fleet.kinds import CLUSTERS, INSTANCES
 from atoll.fleet.plane import PlaneFactory, Upstream
-from atoll.fleet.planes import PlaneSet, Workers
+from atoll.fleet.planes import PlaneSet
+from atoll.fleet.search import SearchIndex
 from atoll.fleet.statistics import StatisticsController
 from atoll.runtime import Controller, InformerFactory, ObjectKey
 from atoll.runtime.leader import LeaderElector
@@ -46,11 +48,24 @@ class FleetManager:
         root: Path,
         settings: FleetSettings | None = None,
         *,
-        workers: Workers | None = None,
+        karmada: KarmadaSettings | None = None,
     ) -> None:
         self.settings = settings or FleetSettings()
-        self.planes = PlaneSet(factory, root, workers=workers, start_timeout=self.settings.start_timeout)
+        self.karmada_settings = karmada or KarmadaSettings()
+        self.planes = PlaneSet(factory, root, workers=self._run_karmada, start_timeout=self.settings.start_timeout)
         self.leading = asyncio.Event()
+        self.karmada: dict[str, KarmadaManager] = {}
+        """The running instances' Karmada controller-managers (their caches feed the search index)."""
+        self.search = SearchIndex(self.karmada)
+
+    async def _run_karmada(self, name: str, client: Client) -> None:
+        manager = KarmadaManager(client, self.karmada_settings)
+        self.karmada[name] = manager
+        try:
+            await manager.run()
+        finally:
+            if self.karmada.get(name) is manager:
+                del self.karmada[name]
 
     # ---- asked by the management API server ---------------------------------------------------
 

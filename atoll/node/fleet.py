@@ -22,19 +22,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from atoll.api import errors
 from atoll.api.crd import karmada_crds
 from atoll.apiserver.app import APIServer, ServerConfig
 from atoll.apiserver.auth.authn import ADMIN_USER
 from atoll.apiserver.auth.bootstrap import default_cluster_role_bindings, default_cluster_roles
 from atoll.apiserver.discovery.version import VERSION_INFO
+from atoll.apiserver.http import codec
+from atoll.apiserver.http.server import RouteHandler
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.apiserver.registry.strategies import CustomResourceStrategy
 from atoll.apiserver.registry.subresources import ProxySubresource
-from atoll.client import Client
 from atoll.fleet.admission import ClusterRemovalGuard, InstanceDeletionGuard
 from atoll.fleet.constants import KAIRSHIP_GROUP
-from atoll.fleet.karmada.manager import KarmadaSettings, run_instance_controllers
+from atoll.fleet.karmada.manager import KarmadaSettings
 from atoll.fleet.karmada.validation import PolicyValidation
 from atoll.fleet.manager import FleetManager, FleetSettings
 from atoll.fleet.plane import Upstream
@@ -62,16 +65,27 @@ def install_fleet(server: APIServer, data_dir: Path, extra: dict[str, Any] | Non
     """A fleet manager for this management API server: instances under ``data_dir/fleet`` (each with
     Karmada's controllers), the ``instances/proxy`` subresource and the deletion guard on ``server``."""
     settings, karmada = fleet_settings(extra or {})
-
-    async def controllers(name: str, client: Client) -> None:
-        await run_instance_controllers(name, client, karmada)
-
-    fleet = FleetManager(InProcessPlane, data_dir / "fleet", settings, workers=controllers)
+    fleet = FleetManager(InProcessPlane, data_dir / "fleet", settings, karmada=karmada)
+    server.add_route(SEARCH_PATH, _search_handler(fleet))
     server.admission.add(InstanceDeletionGuard(fleet))
     server.strategies.register(
         KAIRSHIP_GROUP, "Instance", CustomResourceStrategy(subresources={"proxy": ProxySubresource(fleet.upstream)})
     )
     return fleet
+
+
+SEARCH_PATH = "/apis/search.kairship.io/v1alpha1/resources"
+
+
+def _search_handler(fleet: FleetManager) -> RouteHandler:
+    """``GET /apis/search.kairship.io/v1alpha1/resources?…``: the read path (:mod:`atoll.fleet.search`)."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        if request.method != "GET":
+            raise errors.MethodNotAllowed(f"{request.method} is not supported on {SEARCH_PATH}")
+        return codec.json_response(fleet.search.search(request.query))
+
+    return serve
 
 
 class InProcessPlane:

@@ -26,6 +26,7 @@ from tests.fleet.conftest import create_instance, proxy_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 WITHIN = 30.0
+SEARCH = "/apis/search.kairship.io/v1alpha1/resources"
 # Atoll serves no apps/v1 Deployment until the workloads branch lands: until then a Deployment-shaped
 # custom resource (kind Deployment, spec.replicas, status subresource) stands in for it, on the
 # instance and on every member, with its status written "as the member's controllers would".
@@ -380,6 +381,53 @@ async def test_instance_summary_equals_member_totals(fleet: Fleet) -> None:
     assert summary["policyTotalNum"]["propagationPolicy"] == 2 and summary["policyTotalNum"]["overridePolicy"] == 1
 
 
+async def search(fleet: Fleet, **query: str) -> dict[str, Any]:
+    async with fleet.management.client() as client:
+        result: dict[str, Any] = await client.request("GET", SEARCH, params=query)
+    return result
+
+
+def where(items: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    return {
+        (
+            i["metadata"]["annotations"]["kairship.io/instance"],
+            i["metadata"]["annotations"]["kairship.io/cluster"],
+            i["metadata"]["name"],
+        )
+        for i in items
+    }
+
+
+async def test_search_matches_direct_lists(fleet: Fleet) -> None:
+    direct = {("fleet-a", "-", d["metadata"]["name"]) for d in (await fleet.a.list(DEPLOYMENTS))["items"]}
+    for name in ("member1", "member2"):
+        listed = await fleet.member_clients[name].list(DEPLOYMENTS, label_selector="work.karmada.io/name")
+        direct |= {("fleet-a", name, d["metadata"]["name"]) for d in listed["items"]}
+    assert len(direct) == 3
+    found = await search(fleet, kind="Deployment", apiVersion=f"{APPS}/v1")
+    assert where(found["items"]) == direct
+    assert {(s["instance"], s["cluster"]) for s in found["sources"]} >= {
+        ("fleet-a", "-"),
+        ("fleet-a", "member1"),
+        ("fleet-b", "member3"),
+    }
+    assert all(s["lastSyncTime"] and s["synced"] for s in found["sources"])
+    assert where((await search(fleet, kind="Deployment", fuzzyName="WE"))["items"]) == direct
+    assert (await search(fleet, kind="Deployment", fuzzyName="zzz"))["items"] == []
+    tiered = await search(fleet, kind="Deployment", labelSelector="tier=second")
+    assert where(tiered["items"]) == {("fleet-a", "member2", "web")}
+    only_m1 = await search(fleet, instance="fleet-a", cluster="member1", fieldSelector="metadata.name=web")
+    assert where(only_m1["items"]) == {("fleet-a", "member1", "web")}
+    first = await search(fleet, kind="Deployment", limit="1")
+    assert len(first["items"]) == 1 and first["metadata"]["remainingItemCount"] == 2
+    rest = await search(fleet, kind="Deployment", limit="5", **{"continue": first["metadata"]["continue"]})
+    assert where(first["items"]) | where(rest["items"]) == direct and "continue" not in rest["metadata"]
+    template = await fleet.a.get(DEPLOYMENTS, "web", "default")
+    owned = await search(fleet, instance="fleet-a", owner=template["metadata"]["uid"])
+    assert [(i["kind"], i["metadata"]["name"]) for i in owned["items"]] == [("ResourceBinding", "web-deployment")]
+    assert (await search(fleet, instance="fleet-b", kind="Deployment"))["items"] == []
+
+
 async def test_member_down_turns_cluster_not_ready(fleet: Fleet) -> None:
     task = fleet.member_tasks["member3"]
     task.cancel()
@@ -401,3 +449,7 @@ async def test_member_down_turns_cluster_not_ready(fleet: Fleet) -> None:
             return bool(summary.get("clusterSummary") == {"totalNum": 1, "readyNum": 0})
 
         await until(counted)
+    stale = await search(fleet, instance="fleet-b")
+    source = next(s for s in stale["sources"] if s["cluster"] == "member3")
+    assert source["ready"] is False and source["lastSyncTime"]
+    assert any("member3" in w and "not ready" in w for w in stale["warnings"])

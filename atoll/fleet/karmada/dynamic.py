@@ -51,6 +51,9 @@ class DynamicInformers:
     def keys(self) -> list[Hashable]:
         return list(self._informers)
 
+    def items(self) -> list[tuple[Hashable, Informer]]:
+        return [(key, found[0]) for key, found in self._informers.items()]
+
     async def close(self) -> None:
         for key in list(self._informers):
             await self.stop(key)

@@ -31,7 +31,8 @@ from atoll.fleet.kinds import (
     RESOURCE_BINDINGS,
     WORKS,
 )
-from atoll.runtime import Cache, Controller, InformerFactory, ObjectKey, Result
+from atoll.fleet.search import CONTROL_PLANE, Source
+from atoll.runtime import Cache, Controller, Informer, InformerFactory, ObjectKey, Result
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -178,6 +179,32 @@ class KarmadaManager:
         informer = self.dynamic.ensure((api_version, kind), self.client, rd, on_event)
         self.templates[(api_version, kind)] = (rd, informer.cache)
 
+    def search_sources(self, instance: str) -> list[Source]:
+        """The read path's view of this instance (:mod:`atoll.fleet.search`): its own objects, and per
+        member cluster the objects applied there (the execution controller's member informers)."""
+        own = (self.clusters, self.pps, self.cpps, self.ops, self.cops, self.rbs, self.crbs, self.works)
+        templates = tuple(informer for _key, informer in self.dynamic.items())
+        sources = [Source(instance, CONTROL_PLANE, (*own, *templates), True, "")]
+        by_cluster: dict[str, list[Informer]] = {}
+        for key, informer in self.execution.watches.items():
+            assert isinstance(key, tuple)
+            by_cluster.setdefault(str(key[0]), []).append(informer)
+        for cluster in sorted(self.clusters.cache, key=lambda c: str(c["metadata"]["name"])):
+            name = str(cluster["metadata"]["name"])
+            ready: JSON = next(
+                (x for x in (cluster.get("status") or {}).get("conditions") or () if x.get("type") == "Ready"), {}
+            )
+            sources.append(
+                Source(
+                    instance,
+                    name,
+                    tuple(by_cluster.get(name, ())),
+                    ready.get("status") == "True",
+                    str(ready.get("lastTransitionTime") or ""),
+                )
+            )
+        return sources
+
     def requeue_templates(self) -> None:
         for (api_version, kind), (_rd, cache) in list(self.templates.items()):
             for obj in cache:
@@ -196,9 +223,3 @@ class KarmadaManager:
                 await self.dynamic.close()
                 await self.execution.watches.close()
                 await self.members.close()
-
-
-async def run_instance_controllers(name: str, client: Client, settings: KarmadaSettings | None = None) -> None:
-    """The ``Workers`` of :class:`atoll.fleet.planes.PlaneSet`: Karmada's controllers for one instance."""
-    log.info("karmada controllers for instance %s starting", name)
-    await KarmadaManager(client, settings).run()
