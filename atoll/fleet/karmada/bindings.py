@@ -72,7 +72,9 @@ class BindingReconciler:
         clusters: Cache,
         overrides: Cache,
         cluster_overrides: Cache,
+        templates: dict[tuple[str, str], tuple[ResourceDef, Cache]] | None = None,
     ) -> None:
+        self.templates = templates if templates is not None else {}
         self.client = client
         self.bindings = bindings
         self.cluster_bindings = cluster_bindings
@@ -93,8 +95,7 @@ class BindingReconciler:
         spec = binding.get("spec") or {}
         resource = spec.get("resource") or {}
         try:
-            template_rd = await self.client.discover(resource["apiVersion"], resource["kind"])
-            template = await self.client.get(template_rd, resource["name"], resource.get("namespace"))
+            template_rd, template = await self._template(resource)
         except NotFound:
             return Result()
         wanted = {str(t["name"]): t for t in spec.get("clusters") or ()}
@@ -106,6 +107,15 @@ class BindingReconciler:
             await self._ensure_work(binding, template, cluster_name, target, namespaced)
         await self._status(rd, binding, template_rd, template, wanted, namespaced)
         return Result()
+
+    async def _template(self, resource: JSON) -> tuple[ResourceDef, JSON]:
+        """The template from the detector's informer cache (an API read only when not cached yet)."""
+        found = self.templates.get((resource["apiVersion"], resource["kind"]))
+        cached = found[1].get(resource["name"], resource.get("namespace")) if found is not None else None
+        if found is not None and cached is not None:
+            return found[0], cached
+        rd = await self.client.discover(resource["apiVersion"], resource["kind"])
+        return rd, await self.client.get(rd, resource["name"], resource.get("namespace"))
 
     async def _remove(self, rd: ResourceDef, binding: JSON, works: list[JSON]) -> Result:
         for work in works:

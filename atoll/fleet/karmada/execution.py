@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from atoll.api.errors import AlreadyExists, APIError, NotFound
+from atoll.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.client import Client, ClientError
 from atoll.fleet import constants as c
@@ -29,7 +29,7 @@ from atoll.fleet.karmada.dynamic import DynamicInformers
 from atoll.fleet.karmada.members import MemberClients, MemberError
 from atoll.fleet.karmada.names import cluster_of
 from atoll.fleet.kinds import WORKS
-from atoll.runtime import Cache, ObjectKey, Result
+from atoll.runtime import Cache, Informer, ObjectKey, Result
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -105,17 +105,12 @@ class ExecutionReconciler:
         )
         md.setdefault("annotations", {})[MANIFEST_HASH] = manifest_hash(manifest)
         namespace = md.get("namespace") if rd.namespaced else None
-        self._watch(member, cluster["metadata"]["name"], rd)
-        try:
-            current = await member.get(rd, md["name"], namespace)
-        except NotFound:
-            if namespace:
-                await _ensure_namespace(member, namespace)
-            try:
-                current = await member.create(rd, manifest, namespace)
-            except AlreadyExists:
-                current = await member.get(rd, md["name"], namespace)
+        informer = self._watch(member, cluster["metadata"]["name"], rd)
+        cached = informer.cache.get(md["name"], namespace) if informer.has_synced else None
+        if cached is not None and (cached["metadata"].get("labels") or {}).get(c.WORK_NAME) == work["metadata"]["name"]:
+            current = cached  # ours, as the member watch last saw it: no round trip unless it changed
         else:
+            current = await self._create_or_get(member, rd, manifest, namespace)
             labels = current["metadata"].get("labels") or {}
             ours = labels.get(c.WORK_NAME) == work["metadata"]["name"]
             overwrite = (work["metadata"].get("annotations") or {}).get(c.CONFLICT_RESOLUTION) == "overwrite"
@@ -124,11 +119,8 @@ class ExecutionReconciler:
                     f"{rd.kind} {namespace + '/' if namespace else ''}{md['name']} already exists in "
                     f"cluster {cluster['metadata']['name']} (conflictResolution: Abort)"
                 )
-            desired = {**manifest, "metadata": {**md, "resourceVersion": current["metadata"]["resourceVersion"]}}
-            if "status" in current:
-                desired["status"] = current["status"]
-            if (current["metadata"].get("annotations") or {}).get(MANIFEST_HASH) != md["annotations"][MANIFEST_HASH]:
-                current = await member.update(rd, desired)
+        if (current["metadata"].get("annotations") or {}).get(MANIFEST_HASH) != md["annotations"][MANIFEST_HASH]:
+            current = await self._update(member, rd, manifest, current, namespace)
         identifier = {
             "ordinal": ordinal,
             "group": rd.group,
@@ -140,13 +132,44 @@ class ExecutionReconciler:
         }
         return {"identifier": identifier, "status": current.get("status") or {}, "health": health(rd.kind, current)}
 
-    def _watch(self, member: Client, cluster: str, rd: ResourceDef) -> None:
+    @staticmethod
+    async def _create_or_get(member: Client, rd: ResourceDef, manifest: JSON, namespace: str | None) -> JSON:
+        md = manifest["metadata"]
+        try:
+            return await member.create(rd, manifest, namespace)
+        except NotFound:  # the namespace is missing on the member
+            if not namespace:
+                raise
+            await _ensure_namespace(member, namespace)
+            return await member.create(rd, manifest, namespace)
+        except AlreadyExists:
+            return await member.get(rd, md["name"], namespace)
+
+    @staticmethod
+    async def _update(member: Client, rd: ResourceDef, manifest: JSON, current: JSON, namespace: str | None) -> JSON:
+        """PUT the manifest keeping the member's status (once more on a stale resourceVersion)."""
+        for attempt in (1, 2):
+            desired = {
+                **manifest,
+                "metadata": {**manifest["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
+            }
+            if "status" in current:
+                desired["status"] = current["status"]
+            try:
+                return await member.update(rd, desired)
+            except Conflict:
+                if attempt == 2:
+                    raise
+                current = await member.get(rd, manifest["metadata"]["name"], namespace)
+        raise AssertionError("unreachable")
+
+    def _watch(self, member: Client, cluster: str, rd: ResourceDef) -> Informer:
         def on_event(obj: JSON) -> None:
             labels = (obj.get("metadata") or {}).get("labels") or {}
             if labels.get(c.WORK_NAME) and labels.get(c.WORK_NAMESPACE):
                 self.enqueue(ObjectKey(labels[c.WORK_NAMESPACE], labels[c.WORK_NAME]))
 
-        self.watches.ensure(
+        return self.watches.ensure(
             (cluster, rd.group, rd.version, rd.plural), member, rd, on_event, label_selector=c.WORK_NAME
         )
 

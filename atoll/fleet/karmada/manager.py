@@ -123,6 +123,7 @@ class KarmadaManager:
                 clusters=self.clusters.cache,
                 overrides=self.ops.cache,
                 cluster_overrides=self.cops.cache,
+                templates=self.templates,
             ),
             workers=n,
         )
