@@ -128,3 +128,33 @@ async def test_kubectl_through_the_proxy_kubeconfig(management: RunningServer, t
     assert "configmap/via-kubectl" in got.stdout, got.stderr
     crds = await asyncio.to_thread(run, "get", "crd", "-o", "name")
     assert "customresourcedefinition.apiextensions.k8s.io/clusters.cluster.karmada.io" in crds.stdout, crds.stderr
+
+
+async def test_official_python_client_through_the_proxy(management: RunningServer, tmp_path: Path) -> None:
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes import watch as k8s_watch
+
+    path = tmp_path / "p1.kubeconfig"
+    path.write_text(yaml.safe_dump(proxy_kubeconfig(yaml.safe_load(management.kubeconfig.read_text()), None, "p1")))
+    api_client = await asyncio.to_thread(k8s_config.new_client_from_config, config_file=str(path))
+    try:
+        core = k8s.CoreV1Api(api_client)
+        names = await asyncio.to_thread(
+            lambda: [str(n.metadata and n.metadata.name) for n in core.list_namespace().items]
+        )
+        assert "karmada-system" in names
+        body = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="via-python"), data={"k": "v"})
+        await asyncio.to_thread(core.create_namespaced_config_map, "default", body)
+
+        def first_event() -> tuple[str, str]:
+            stream = k8s_watch.Watch().stream(  # type: ignore[no-untyped-call]
+                core.list_namespaced_config_map, "default", field_selector="metadata.name=via-python", timeout_seconds=5
+            )
+            for event in stream:
+                return str(event["type"]), str(event["object"].metadata.name)
+            return "", ""
+
+        assert await asyncio.to_thread(first_event) == ("ADDED", "via-python")
+    finally:
+        await asyncio.to_thread(api_client.close)
