@@ -66,7 +66,11 @@ class TemplateReconciler:
         cluster_policies: Cache,
         clusters: Cache,
         templates: dict[tuple[str, str], tuple[ResourceDef, Cache]],
+        bindings: Cache | None = None,
+        cluster_bindings: Cache | None = None,
     ) -> None:
+        self.bindings = bindings
+        self.cluster_bindings = cluster_bindings
         self.client = client
         self.policies = policies
         self.cluster_policies = cluster_policies
@@ -168,8 +172,12 @@ class TemplateReconciler:
             }
             if md.get("namespace"):
                 body["metadata"]["namespace"] = md["namespace"]
-            with contextlib.suppress(AlreadyExists):
+            try:
                 current = await self.client.create(rd, body, md.get("namespace"))
+            except AlreadyExists:  # the cache lagged: bring the stored one up to date
+                current = await self.client.patch(
+                    rd, name, {"metadata": {"labels": labels}, "spec": binding_spec}, md.get("namespace")
+                )
         elif (current.get("spec") or {}) != {**(current.get("spec") or {}), **binding_spec} or any(
             (current["metadata"].get("labels") or {}).get(k) != v for k, v in labels.items()
         ):
@@ -190,6 +198,11 @@ class TemplateReconciler:
                 await self.client.patch(rd, name, {"status": status}, md.get("namespace"), subresource="status")
 
     async def _current(self, rd: ResourceDef, name: str, namespace: str | None) -> JSON | None:
+        """The binding as the informer last saw it (no round trip), else from the API."""
+        cache = self.bindings if namespace else self.cluster_bindings
+        cached = cache.get(name, namespace) if cache is not None else None
+        if cached is not None:
+            return cached
         try:
             return await self.client.get(rd, name, namespace)
         except NotFound:

@@ -110,6 +110,8 @@ class KarmadaManager:
                 cluster_policies=self.cpps.cache,
                 clusters=self.clusters.cache,
                 templates=self.templates,
+                bindings=self.rbs.cache,
+                cluster_bindings=self.crbs.cache,
             ),
             workers=n,
         )
