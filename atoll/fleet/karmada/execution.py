@@ -98,7 +98,7 @@ class ExecutionReconciler:
         return Result()
 
     async def _apply(self, member: Client, cluster: JSON, work: JSON, ordinal: int, manifest: JSON) -> JSON:
-        rd = await member.discover(manifest["apiVersion"], manifest["kind"])
+        rd = await _discover(member, manifest["apiVersion"], manifest["kind"])
         md = manifest.setdefault("metadata", {})
         md.setdefault("labels", {}).update(
             {c.WORK_NAMESPACE: work["metadata"]["namespace"], c.WORK_NAME: work["metadata"]["name"]}
@@ -223,6 +223,16 @@ def manifest_hash(manifest: JSON) -> str:
         "annotations": {k: v for k, v in (md.get("annotations") or {}).items() if k != MANIFEST_HASH},
     }
     return f"{fnv32a(orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()):08x}"
+
+
+async def _discover(member: Client, api_version: str, kind: str) -> ResourceDef:
+    """The member's resource for a kind, with fresh discovery if the cached one lacks it (a CRD
+    installed on the member after its client was made)."""
+    try:
+        return await member.discover(api_version, kind)
+    except NotFound:
+        member.invalidate_discovery()
+        return await member.discover(api_version, kind)
 
 
 async def _ensure_namespace(member: Client, namespace: str) -> None:

@@ -71,7 +71,10 @@ def _cluster_changed(old: JSON, new: JSON) -> bool:
 class PolicyKinds:
     """Reconciles a policy by watching the kinds its selectors name (templates of those kinds)."""
 
-    def __init__(self, client: Client, policies: Cache, cluster_policies: Cache, manager: KarmadaManager) -> None:
+    def __init__(
+        self, client: Client, policies: Cache, cluster_policies: Cache, manager: KarmadaManager, retry: float = 5.0
+    ) -> None:
+        self.retry = retry
         self.client = client
         self.policies = policies
         self.cluster_policies = cluster_policies
@@ -79,10 +82,12 @@ class PolicyKinds:
 
     async def reconcile(self, key: ObjectKey) -> Result:
         policy = (self.policies if key.namespace else self.cluster_policies).get(key.name, key.namespace)
+        served = True
         for selector in ((policy or {}).get("spec") or {}).get("resourceSelectors") or ():
-            await self.manager.watch_kind(str(selector.get("apiVersion")), str(selector.get("kind")))
+            served &= await self.manager.watch_kind(str(selector.get("apiVersion")), str(selector.get("kind")))
         self.manager.requeue_templates()
-        return Result()
+        # a kind not served yet (its CRD installed later): look again with fresh discovery
+        return Result() if served else Result(requeue_after=self.retry)
 
 
 class KarmadaManager:
@@ -165,14 +170,16 @@ class KarmadaManager:
             for b in (*self.rbs.cache, *self.crbs.cache)
         ]
 
-    async def watch_kind(self, api_version: str, kind: str) -> None:
+    async def watch_kind(self, api_version: str, kind: str) -> bool:
+        """Watch the templates of this kind; False while the instance does not serve it."""
         if (api_version, kind) in self.templates:
-            return
+            return True
         try:
             rd = await self.client.discover(api_version, kind)
         except (NotFound, APIError) as exc:
-            log.warning("policy selects %s %s which this instance does not serve: %s", api_version, kind, exc)
-            return
+            log.info("policy selects %s %s which this instance does not serve (yet): %s", api_version, kind, exc)
+            self.client.invalidate_discovery()
+            return False
 
         def on_event(obj: JSON) -> None:
             key = template_key(obj)
@@ -181,6 +188,7 @@ class KarmadaManager:
 
         informer = self.dynamic.ensure((api_version, kind), self.client, rd, on_event)
         self.templates[(api_version, kind)] = (rd, informer.cache)
+        return True
 
     def search_sources(self, instance: str) -> list[Source]:
         """The read path's view of this instance (:mod:`atoll.fleet.search`): its own objects, and per
