@@ -148,7 +148,9 @@ async def idle(mgmt: Client, pid: int, count: int, seconds: float) -> None:
     )
 
 
-async def propagation(mgmt: Client, a: Client, members: list[Client], pid: int, templates: int, parallel: int) -> float:
+async def propagation(
+    a: Client, members: list[Client], pid: int, templates: int, parallel: int, closed_loop: bool
+) -> float:
     await a.create(
         PROPAGATION_POLICIES,
         {
@@ -186,6 +188,10 @@ async def propagation(mgmt: Client, a: Client, members: list[Client], pid: int, 
                 {"metadata": {"name": name, "labels": {"bench": "yes"}}, "data": {"i": str(i)}},
                 "default",
             )
+            while closed_loop:  # the next one only once this one arrived everywhere (5 ms polls)
+                if all(name in s for s in seen):
+                    break
+                await asyncio.sleep(0.005)
 
     started = time.monotonic()
     await asyncio.gather(*(one(i) for i in range(templates)))
@@ -201,8 +207,9 @@ async def propagation(mgmt: Client, a: Client, members: list[Client], pid: int, 
             print(n, " ".join(f"{1000 * (s[n] - t):.0f}" for s in seen))
     for w in watchers:
         w.cancel()
+    mode = f"closed loop, {parallel} writers" if closed_loop else f"open loop, {parallel} in flight"
     print(
-        f"propagation: {templates} templates x {len(members)} members in {elapsed:.1f}s "
+        f"propagation ({mode}): {templates} templates x {len(members)} members in {elapsed:.1f}s "
         f"({templates / elapsed:.0f}/s); created -> in every member p50 {1000 * pct(lat, 0.5):.0f} ms, "
         f"p99 {1000 * pct(lat, 0.99):.0f} ms (Karmada v1.3 push p99 1298 ms on 64 cores; aim <= 500 ms); "
         f"management CPU {1000 * cpu / (templates * len(members)):.1f} ms per propagated object"
@@ -334,7 +341,7 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         for inst, i in ((a, 0), (a, 1), (b, 2)):
             await wait_ready_cluster(inst, f"member{i + 1}")
         rss_before = rss_mb(mproc.pid)
-        await propagation(mgmt, a, members[:2], mproc.pid, args.templates, args.parallel)
+        await propagation(a, members[:2], mproc.pid, args.templates, args.parallel, args.closed_loop)
         await status_round_trip(a, members[:1], args.status_rounds)
         await read_path(
             mgmt,
@@ -364,6 +371,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--templates", type=int, default=500)
     parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument(
+        "--closed-loop",
+        action="store_true",
+        help="Each of --parallel writers waits for its template to arrive before the next.",
+    )
     parser.add_argument("--idle-instances", type=int, default=4)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     parser.add_argument("--status-rounds", type=int, default=20)
