@@ -46,6 +46,7 @@ from atoll.store.endpoint import open_store
 
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "karmada-system", "karmada-cluster")
 HOST = "127.0.0.1"
+IDLE_POLL_SECONDS = 30.0
 JSON = dict[str, Any]
 
 
@@ -105,7 +106,8 @@ class InProcessPlane:
     async def run(self, ready: asyncio.Event) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         pki = self.pki = await asyncio.to_thread(ensure_pki, self.data_dir / "pki")
-        store = open_store(None, self.data_dir)
+        # only this process writes an instance's store and local writes wake its poller: poll rarely
+        store = open_store(None, self.data_dir, poll_interval=IDLE_POLL_SECONDS)
         await store.start()
         try:
             server = self.server = APIServer(
