@@ -21,6 +21,7 @@ import click
               help="vnode Lease duration in seconds (renewed every quarter of it).")
 def pool_syncer(binding: str, kubeconfig: Path, pki_dir: Path | None, time_zone: str, lease_duration: int) -> None:
     """Run the syncer of one ClusterBinding until its teardown completes (leader-elected)."""
+    from atoll.api.errors import APIError
     from atoll.client import Client, ClientError, ConfigError
     from atoll.pooling.context import SyncerSettings
     from atoll.pooling.node import run_standalone_syncer
@@ -44,6 +45,9 @@ def pool_syncer(binding: str, kubeconfig: Path, pki_dir: Path | None, time_zone:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
+    except APIError as exc:
+        click.echo(f"error: binding {binding}: {exc.message}", err=True)
+        sys.exit(1)
     except ClientError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

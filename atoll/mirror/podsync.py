@@ -124,6 +124,11 @@ class PodSync:
         elif target is None or target["metadata"].get("uid") != uid:
             await self._mark_lost(pod)
             return None
+        elif not points_back(target, md["namespace"], md["name"], md["uid"]):
+            # the mapping names a pod that belongs to an earlier pod of this name: never adopt it
+            await self._delete_stale(target, md["namespace"], md["name"])
+            await self._mark_lost(pod)
+            return None
         return await self._observe(pod, target)
 
     async def _checkpoint_name(self, pod: JSON) -> JSON | None:
@@ -139,8 +144,13 @@ class PodSync:
         return await self._annotate(pod, patch)
 
     async def _annotate(self, pod: JSON, annotations: dict[str, str]) -> JSON:
+        """Write checkpoint annotations with a merge patch carrying ``metadata.uid`` and no
+        resourceVersion: the values are deterministic, so a concurrent writer of other fields is no
+        reason to fail. kube-apiserver rejects the patch (409) if the pod was recreated meanwhile;
+        Atoll's API server ignores ``metadata.uid`` in patches today, which is why step 3 also
+        verifies the back-pointers before trusting a mapping."""
         md = pod["metadata"]
-        patch = {"metadata": {"resourceVersion": md.get("resourceVersion"), "annotations": annotations}}
+        patch = {"metadata": {"uid": md["uid"], "annotations": annotations}}
         result: JSON = await self.source.patch(kinds.PODS, md["name"], patch, md["namespace"])
         return result
 
@@ -221,8 +231,13 @@ class PodSync:
         return None
 
     async def _write_status(self, pod: JSON, status: JSON) -> None:
+        """Merge-patch the status (we own it: no resourceVersion, so a stale cache costs no conflict);
+        fields the new status no longer has are removed explicitly."""
+        md = pod["metadata"]
+        patch = {**{k: None for k in pod.get("status") or {} if k not in status}, **status}
         try:
-            await self.source.update(kinds.PODS, {**pod, "status": status}, subresource="status")
+            await self.source.patch(kinds.PODS, md["name"], {"metadata": {"uid": md["uid"]}, "status": patch},
+                                    md["namespace"], subresource="status")
         except NotFound:
             pass
 

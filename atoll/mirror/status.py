@@ -38,6 +38,8 @@ def mirrored_status(source: JSON, target: JSON) -> JSON | None:
     status["conditions"] = scheduled + [c for c in theirs.get("conditions") or () if c.get("type") != "PodScheduled"]
     if not status.get("phase"):
         status["phase"] = current.get("phase") or "Pending"
+    if not theirs and status == {"phase": "Pending", "conditions": scheduled}:
+        return None  # the target pod has reported nothing yet: nothing to say
     return None if status == current else status
 
 

@@ -66,6 +66,8 @@ class NodeReconciler:
     def __init__(self, ctx: SyncContext, queue: WorkQueue[ObjectKey]) -> None:
         self.ctx = ctx
         self.queue = queue
+        self.resources: dict[str, tuple[dict[str, Fraction], ...]] = {}
+        """vnode → (origin, available, physical usage, pooled usage), for the cluster gauges."""
 
     def matching_policies(self, binding: JSON, node: JSON) -> list[JSON]:
         return [
@@ -80,6 +82,10 @@ class NodeReconciler:
         ctx = self.ctx
         binding = ctx.binding()
         if binding is None or not ctx.cluster_id:
+            return Result()
+        if not ctx.worker_healthy:
+            # what we know of the worker is stale: write nothing (the lease lapses, the node
+            # lifecycle controller marks the vnode Unknown); recovery re-enqueues every node
             return Result()
         name = key.name
         vname = vnode_name(ctx.cluster_id, name)
@@ -238,6 +244,7 @@ class NodeReconciler:
     def _record(self, vname: str, base: dict[str, Fraction], avail: dict[str, Fraction],
                 physical: dict[str, Fraction], pooled: dict[str, Fraction]) -> None:
         binding = self.ctx.binding_name
+        self.resources[vname] = (base, avail, physical, pooled)
         for resource, value in base.items():
             metrics.vnode_origin.labels(binding, vname, resource).set(metrics.unit_value(resource, value))
             metrics.vnode_available.labels(binding, vname, resource).set(
@@ -249,4 +256,18 @@ class NodeReconciler:
         metrics.vnode_total.labels(binding).set(len(self.ctx.vnodes))
 
     def _forget(self, vname: str) -> None:
+        self.resources.pop(vname, None)
         metrics.vnode_total.labels(self.ctx.binding_name).set(len(self.ctx.vnodes))
+
+    def record_cluster(self) -> None:
+        """The ``kubeocean_syncer_cluster_*`` gauges: sums over this binding's vnodes."""
+        gauges = (metrics.cluster_origin, metrics.cluster_available, metrics.cluster_physical_usage,
+                  metrics.cluster_virtual_usage)
+        totals: list[dict[str, Fraction]] = [{}, {}, {}, {}]
+        for values in self.resources.values():
+            for total, per_node in zip(totals, values, strict=True):
+                for resource, value in per_node.items():
+                    total[resource] = total.get(resource, Fraction(0)) + value
+        for gauge, total in zip(gauges, totals, strict=True):
+            for resource, value in total.items():
+                gauge.labels(self.ctx.binding_name, resource).set(metrics.unit_value(resource, value))

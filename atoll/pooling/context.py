@@ -29,6 +29,9 @@ class SyncerSettings:
     time_zone: dt.tzinfo = UTC
     health_timeout: float = 5.0
     workers: int = 8
+    """Concurrent reconciles of nodes and dependencies."""
+    pod_workers: int = 32
+    """Concurrent pod reconciles (each waits on both API servers; Kubeocean uses 100)."""
 
 
 class Timers:

@@ -52,31 +52,57 @@ class LeaseKeeper:
         self.healthy = healthy
         self.duration = duration
         self.renew_every = duration * RENEW_FRACTION
+        self._last: dict[str, str] = {}
 
     async def run(self) -> None:
         while True:
+            nodes = [n for n in self.vnodes if node_ready(n) and not n["metadata"].get("deletionTimestamp")]
             if self.healthy():
-                nodes = [n for n in self.vnodes if node_ready(n) and not n["metadata"].get("deletionTimestamp")]
                 await asyncio.gather(*(self._renew(n) for n in nodes))
+            else:
+                await asyncio.gather(*(self._keep(n) for n in nodes))
             await self.clock.sleep(self.renew_every)
+
+    async def _keep(self, node: JSON) -> None:
+        """Worker unreachable: renew nothing, but make sure a Lease exists (with the last renew
+        time), so the node lifecycle controller applies the Lease's short duration, not its default
+        for nodes without one."""
+        md = node["metadata"]
+        last = self._last.get(md["name"])
+        if last is None:
+            return
+        try:
+            await self.client.create(kinds.LEASES, self._lease(md, last), NODE_LEASE_NAMESPACE)
+        except AlreadyExists:
+            pass
+        except (APIError, ClientError) as exc:
+            log.warning("keeping the lease of %s failed: %s", md["name"], exc)
+
+    def _lease(self, md: JSON, renew_time: str) -> JSON:
+        owner = {"apiVersion": "v1", "kind": "Node", "name": md["name"], "uid": md["uid"]}
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": md["name"], "namespace": NODE_LEASE_NAMESPACE, "ownerReferences": [owner]},
+            "spec": {"holderIdentity": md["name"], "leaseDurationSeconds": self.duration, "renewTime": renew_time,
+                     "acquireTime": renew_time},
+        }
 
     async def _renew(self, node: JSON) -> None:
         md = node["metadata"]
         now = format_micro_time(self.clock.now())
+        self._last[md["name"]] = now
         spec = {"holderIdentity": md["name"], "leaseDurationSeconds": self.duration, "renewTime": now}
+        # the owner is rewritten on every renewal: a vnode recreated under the same name must not
+        # keep a Lease owned by its predecessor (the garbage collector would delete it)
+        owner = {"apiVersion": "v1", "kind": "Node", "name": md["name"], "uid": md["uid"]}
         try:
             try:
-                await self.client.patch(kinds.LEASES, md["name"], {"spec": spec}, NODE_LEASE_NAMESPACE)
+                patch = {"metadata": {"ownerReferences": [owner]}, "spec": spec}
+                await self.client.patch(kinds.LEASES, md["name"], patch, NODE_LEASE_NAMESPACE)
             except NotFound:
-                owner = {"apiVersion": "v1", "kind": "Node", "name": md["name"], "uid": md["uid"]}
-                lease = {
-                    "apiVersion": "coordination.k8s.io/v1",
-                    "kind": "Lease",
-                    "metadata": {"name": md["name"], "namespace": NODE_LEASE_NAMESPACE, "ownerReferences": [owner]},
-                    "spec": {**spec, "acquireTime": now},
-                }
                 try:
-                    await self.client.create(kinds.LEASES, lease, NODE_LEASE_NAMESPACE)
+                    await self.client.create(kinds.LEASES, self._lease(md, now), NODE_LEASE_NAMESPACE)
                 except AlreadyExists:
                     pass
         except (APIError, ClientError) as exc:

@@ -75,7 +75,12 @@ def kubeconfig_of(secret: JSON) -> JSON:
     text = base64.b64decode(raw).decode() if raw else (secret.get("stringData") or {}).get(c.KUBECONFIG_KEY)
     if not text:
         raise ConnectivityError(f"Secret has no key {c.KUBECONFIG_KEY!r}")
-    doc = yaml.safe_load(text)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # its message quotes the offending line: it may hold a token
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise ConnectivityError(f"key {c.KUBECONFIG_KEY!r} is not valid YAML{where}") from None
     if not isinstance(doc, dict):
         raise ConnectivityError(f"key {c.KUBECONFIG_KEY!r} is not a kubeconfig")
     return doc
@@ -90,7 +95,7 @@ async def worker_client(client: Client, binding: JSON) -> tuple[Client, str]:
         raise ConnectivityError(f"spec.secretRef: Secret {ref['namespace']}/{ref['name']} not found") from None
     try:
         worker = Client.from_kubeconfig(kubeconfig_of(secret), timeout=30.0, user_agent="atoll-pool-syncer")
-    except (ConfigError, yaml.YAMLError) as exc:
+    except ConfigError as exc:
         where = f"{ref['namespace']}/{ref['name']}"
         raise ConnectivityError(f"spec.secretRef: kubeconfig in Secret {where}: {exc}") from None
     return worker, str(secret["metadata"].get("resourceVersion") or "")
@@ -184,8 +189,8 @@ class BindingReconciler:
             current = self.bindings.get(name) or binding
             worker, _ = await worker_client(self.client, current)
             try:
-                syncer = Syncer(name, self.client, worker, settings=self.settings.syncer, tls=self.settings.tls,
-                                proxier_host=self.settings.proxier_host, on_started=started)
+                syncer = Syncer(name, self.client, worker, clock=self.clock, settings=self.settings.syncer,
+                                tls=self.settings.tls, proxier_host=self.settings.proxier_host, on_started=started)
                 await syncer.run()
             finally:
                 await worker.close()

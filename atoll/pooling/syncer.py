@@ -31,6 +31,7 @@ from atoll.mirror.podsync import PodSync
 from atoll.pooling import constants as c
 from atoll.pooling import metrics
 from atoll.pooling.bottomup import NodeReconciler
+from atoll.pooling.capacity import managed
 from atoll.pooling.context import SyncContext, SyncerSettings
 from atoll.pooling.kinds import CLUSTERBINDINGS, PRIORITYCLASSES, RESOURCELEASINGPOLICIES
 from atoll.pooling.leases import LeaseKeeper
@@ -51,6 +52,7 @@ from atoll.runtime.events import EventRecorder
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
+METRICS_PERIOD = 15.0
 
 
 class Syncer:
@@ -146,14 +148,22 @@ class Syncer:
         ctx.vpods.add_index(DEPS_INDEX, dep_values)
 
         node_queue: WorkQueue[ObjectKey] = WorkQueue(f"pool-node-{name}")
-        node_ctl = Controller(f"pool-node-{name}", NodeReconciler(ctx, node_queue), node_queue,
-                              workers=ctx.settings.workers)
+        nodes_rec = NodeReconciler(ctx, node_queue)
+        node_ctl = Controller(f"pool-node-{name}", nodes_rec, node_queue, workers=ctx.settings.workers)
+
+        def capacity_key(pod: JSON) -> list[ObjectKey]:
+            """Physical pods change a vnode's capacity, except our own (never subtracted): their
+            churn would only recompute an unchanged vnode (the 300 s resync refreshes usage metrics)."""
+            node = (pod.get("spec") or {}).get("nodeName")
+            if not node or managed(pod):
+                return []
+            return [ObjectKey(None, node)]
 
         def all_nodes(_obj: JSON) -> Iterable[ObjectKey]:
             return [ObjectKey(None, key.name) for key in ctx.nodes.keys()]
 
         node_ctl.watch(nodes_inf, lambda n: [ObjectKey(None, n["metadata"]["name"])])
-        node_ctl.watch(pods_inf, lambda p: [ObjectKey(None, n)] if (n := (p.get("spec") or {}).get("nodeName")) else [])
+        node_ctl.watch(pods_inf, capacity_key)
         node_ctl.watch(vnodes_inf, lambda v: [ObjectKey(None, n)] if (
             n := (v["metadata"].get("labels") or {}).get(c.LABEL_PHYSICAL_NODE_NAME)) else [])
         node_ctl.watch(rlp_inf, all_nodes)
@@ -168,7 +178,7 @@ class Syncer:
         pod_queue: WorkQueue[ObjectKey] = WorkQueue(f"pool-pod-{name}")
         pod_rec = PodReconciler(ctx, sync, pod_queue)
         pod_rec.priority_class = priority
-        pod_ctl = Controller(f"pool-pod-{name}", pod_rec, pod_queue, workers=ctx.settings.workers)
+        pod_ctl = Controller(f"pool-pod-{name}", pod_rec, pod_queue, workers=ctx.settings.pod_workers)
 
         def virtual_key(pod: JSON) -> list[ObjectKey]:
             node = (pod.get("spec") or {}).get("nodeName") or ""
@@ -220,7 +230,7 @@ class Syncer:
                 tg.create_task(worker.run(), name=f"pool/{name}/informers/worker"),
                 tg.create_task(leases.run(), name=f"pool/{name}/leases"),
                 tg.create_task(self._health(node_ctl), name=f"pool/{name}/health"),
-                tg.create_task(self._pod_metrics(namespace), name=f"pool/{name}/metrics"),
+                tg.create_task(self._metrics(namespace, nodes_rec), name=f"pool/{name}/metrics"),
             ]
             controllers = [tg.create_task(ctl.run(), name=f"pool/{ctl.name}")
                            for ctl in (node_ctl, pod_ctl, dep_ctl, policy_ctl, teardown_ctl)]
@@ -264,10 +274,12 @@ class Syncer:
                         node_ctl.queue.add(ObjectKey(None, key.name))
             await ctx.clock.sleep(every)
 
-    async def _pod_metrics(self, namespace: str) -> None:
+    async def _metrics(self, namespace: str, nodes: NodeReconciler) -> None:
+        """Pods by phase and the cluster resource sums, every 15 s."""
         ctx = self.ctx
         while True:
-            await asyncio.sleep(15)
+            await asyncio.sleep(METRICS_PERIOD)
+            nodes.record_cluster()
             for gauge, pods in ((metrics.virtual_pods, [p for v in ctx.vnodes for p in ctx.vpods.by_node(
                     v["metadata"]["name"])]), (metrics.physical_pods, ctx.pods.list(namespace))):
                 counts: dict[str, int] = {}

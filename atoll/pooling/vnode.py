@@ -207,6 +207,14 @@ def metadata_differs(current: JSON, merged: JSON) -> bool:
     )
 
 
+def _conditions(conditions: Any) -> list[tuple[Any, ...]]:
+    return sorted((c.get("type"), c.get("status"), c.get("reason")) for c in conditions or ())
+
+
 def status_differs(current: JSON, merged: JSON) -> bool:
+    """Anything but the heartbeat times of the copied conditions differs (the vnode's heartbeat is
+    its Lease; rewriting every physical heartbeat would only cost writes and conflicts)."""
     cs, ms = current.get("status") or {}, merged["status"]
-    return any(cs.get(k) != v for k, v in ms.items())
+    if _conditions(cs.get("conditions")) != _conditions(ms.get("conditions")):
+        return True
+    return any(cs.get(k) != v for k, v in ms.items() if k != "conditions")

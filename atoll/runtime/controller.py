@@ -99,7 +99,7 @@ class Controller(Generic[K]):
     ) -> None:
         self.name = name
         self.reconciler = reconciler
-        self.queue: WorkQueue[K] = queue or WorkQueue(name)
+        self.queue: WorkQueue[K] = queue if queue is not None else WorkQueue(name)  # an empty queue is falsy
         self.workers = workers
         self.drain_timeout = drain_timeout
         self._sources: list[tuple[Informer, Callable[[JSON], Iterable[K]]]] = []

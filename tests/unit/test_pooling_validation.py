@@ -49,3 +49,16 @@ def test_policy_problems() -> None:
     assert str(policy_problem(bad_window)).startswith("spec.timeWindows[0].start")
     bad_percent = {"spec": {"cluster": "b", "resourceLimits": [{"resource": "cpu", "percent": 101}]}}
     assert str(policy_problem(bad_percent)).startswith("spec.resourceLimits[0].percent")
+
+
+def test_a_broken_kubeconfig_is_reported_without_its_content() -> None:
+    import base64
+
+    from atoll.pooling.manager import ConnectivityError, kubeconfig_of
+
+    secret = {"data": {"kubeconfig": base64.b64encode(b"users:\n- user: {token: s3cr3t-token\n").decode()}}
+    with pytest.raises(ConnectivityError) as info:
+        kubeconfig_of(secret)
+    assert "s3cr3t" not in str(info.value) and "not valid YAML" in str(info.value)
+    with pytest.raises(ConnectivityError, match="no key 'kubeconfig'"):
+        kubeconfig_of({"data": {}})

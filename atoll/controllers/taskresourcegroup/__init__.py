@@ -36,9 +36,13 @@ def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLO
     resources = manager.informer(TASKRESOURCES)
     pods = manager.informer(kinds.PODS, label_selector=f"{LABEL_CONTROLLER}={CONTROLLER_KUSCIATASK}")
     reconciler = GroupReconciler(ctx.client, Caches(groups.cache, resources.cache, pods.cache), clock)
+    # two queues over one reconciler (serialised per group): new groups' creation work cannot
+    # delay the reservation outcomes the TaskResources report, which pods are waiting on
     controller: Controller[ObjectKey] = Controller(NAME, reconciler, workers=ctx.workers)
     controller.watch(groups)
-    controller.watch(resources, by_group_annotation)
-    reconciler.enqueue = lambda key: controller.queue.add(key)
+    reservations: Controller[ObjectKey] = Controller(f"{NAME}-reservations", reconciler, workers=ctx.workers)
+    reservations.watch(resources, by_group_annotation)
+    reconciler.enqueue = lambda key: reservations.queue.add(key)
     manager.add(controller)
+    manager.add(reservations)
     return reconciler

@@ -1,0 +1,345 @@
+"""Compute pooling end to end: one computing control plane, two worker control planes (each with a
+RunP agent), all on 127.0.0.1 and shared by the tests of this module, which run in order."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from atoll.api import kinds
+from atoll.api.errors import NotFound
+from atoll.api.quantity import parse_quantity
+from atoll.mirror.names import target_name
+from atoll.pooling.kinds import CLUSTERBINDINGS, RESOURCELEASINGPOLICIES
+from tests.conftest import eventually, kubectl_binary, kubectl_environ
+from tests.integration.pooling import Pool, bind, lease_policy, plane, pool_of, pooled_pod
+
+JSON = dict[str, Any]
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
+COMPUTING = ("namespace", "garbagecollector", "nodelifecycle", "scheduler", "pooling")
+VNODE1, VNODE2 = "vnode-cls-w1-w1-node", "vnode-cls-w2-w2-node"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pool]:
+    base: Path = tmp_path_factory.mktemp("pool")
+    computing = plane(base, "computing", COMPUTING, {"pooling": {"leaseDurationSeconds": 4}})
+    async with pool_of(base, computing, ("w1", "w2")) as running:
+        await running.client.create(kinds.NAMESPACES, {"metadata": {"name": "team"}})
+        yield running
+
+
+async def phase_of(pool: Pool, name: str, want: str) -> JSON:
+    binding = await pool.client.get(CLUSTERBINDINGS, name)
+    assert (binding.get("status") or {}).get("phase") == want, binding.get("status")
+    return binding
+
+
+async def vnode(pool: Pool, name: str) -> JSON:
+    node: JSON = await pool.client.get(kinds.NODES, name)
+    assert (node.get("status") or {}).get("allocatable"), "status not written yet"
+    return node
+
+
+def ready(node: JSON) -> str:
+    return next((c["status"] for c in node["status"].get("conditions") or () if c["type"] == "Ready"), "")
+
+
+def cpu_percent(allocatable: str, percent: int) -> Fraction:
+    return Fraction(int(parse_quantity(allocatable) * percent / 100 * 1000), 1000)
+
+
+async def test_binding_both_workers_builds_vnodes(pool: Pool) -> None:
+    await lease_policy(pool.worker("w1"), "rlp1", "cb-w1", resourceLimits=[{"resource": "cpu", "percent": 50}])
+    await lease_policy(pool.worker("w2"), "rlp2", "cb-w2", resourceLimits=[
+        {"resource": "cpu", "quantity": "1"}, {"resource": "memory", "quantity": "64Gi", "percent": 10}])
+    for name, cluster in (("cb-w1", "cls-w1"), ("cb-w2", "cls-w2")):
+        await bind(pool.client, name, cluster, pool.workers[name[3:]].server)
+    for name in ("cb-w1", "cb-w2"):
+        binding = await eventually(lambda n=name: phase_of(pool, n, "Ready"), 20)  # type: ignore[misc]
+        conditions = {c["type"]: c["status"] for c in binding["status"]["conditions"]}
+        assert conditions == {"Ready": "True", "Connected": "True", "SyncerReady": "True", "ProxierReady": "True"}
+        assert "kubeocean.io/clusterbinding-manager" in binding["metadata"]["finalizers"]
+    v1 = await eventually(lambda: vnode(pool, VNODE1), 20)
+    v2 = await eventually(lambda: vnode(pool, VNODE2), 20)
+    p1 = await pool.worker("w1").get(kinds.NODES, "w1-node")
+    p2 = await pool.worker("w2").get(kinds.NODES, "w2-node")
+    labels = v1["metadata"]["labels"]
+    assert labels["kubeocean.io/cluster-binding"] == "cb-w1" and labels["kubeocean.io/physical-node-name"] == "w1-node"
+    assert labels["node.kubernetes.io/instance-type"] == "vnode" and labels["kubeocean.io/managed-by"] == "kubeocean"
+    assert {(t["key"], t["effect"]) for t in v1["spec"]["taints"]} >= {("kubeocean.io/vnode", "NoSchedule")}
+    assert "kubeocean.io/vnode" in v1["metadata"]["finalizers"]
+    # percent: half of w1's allocatable cpu (no other pods on the node)
+    assert parse_quantity(v1["status"]["allocatable"]["cpu"]) == cpu_percent(p1["status"]["allocatable"]["cpu"], 50)
+    # quantity for cpu; both for memory (the smaller wins: 10 % of allocatable < 64Gi)
+    assert parse_quantity(v2["status"]["allocatable"]["cpu"]) == 1
+    mem = parse_quantity(p2["status"]["allocatable"]["memory"])
+    assert parse_quantity(v2["status"]["allocatable"]["memory"]) == int(mem * 10 / 100)
+    assert v1["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] > 0
+    physical = await pool.worker("w1").get(kinds.NODES, "w1-node")
+    assert physical["metadata"]["labels"]["kubeocean.io/policy-applied"] == "rlp1"
+
+    async def policy_active() -> None:
+        rlp = await pool.worker("w1").get(RESOURCELEASINGPOLICIES, "rlp1")
+        assert rlp.get("status", {}).get("phase") == "Active", rlp.get("status")
+
+    await eventually(policy_active, 10)
+
+
+async def test_metrics(pool: Pool) -> None:
+    text = await pool.client.request("GET", "/metrics")
+    for line in ('kubeocean_clusterbindings_total{status="Ready"} 2.0',
+                 'kubeocean_syncer_vnode_total{clusterbinding="cb-w1"} 1.0',
+                 f'kubeocean_syncer_vnode_available_resource{{clusterbinding="cb-w2",node="{VNODE2}",resource="cpu"}} '
+                 "1000.0"):
+        assert line in text, line
+    assert "kubeocean_manager_sync_duration_seconds_bucket" in text
+
+
+async def test_pod_runs_in_the_worker_and_comes_back(pool: Pool) -> None:
+    client = pool.client
+    await client.create(kinds.CONFIGMAPS, {"metadata": {"name": "greeting", "namespace": "team"},
+                                           "data": {"GREETING": "hello-from-configmap"}}, "team")
+    await client.create(kinds.SECRETS, {"metadata": {"name": "creds", "namespace": "team"},
+                                        "data": {"TOKEN": base64.b64encode(b"s3cret").decode()}}, "team")
+    script = 'echo "$GREETING $TOKEN"; cat /etc/cfg/GREETING; echo; sleep 3; echo done'
+    pod = pooled_pod("job-1", "cls-w1", script, container={
+        "envFrom": [{"configMapRef": {"name": "greeting"}}, {"secretRef": {"name": "creds"}}],
+        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]},
+        volumes=[{"name": "cfg", "configMap": {"name": "greeting"}}])
+    await client.create(kinds.PODS, pod, "team")
+    physical_name = target_name("team", "job-1")
+
+    async def phase(want: str) -> JSON:
+        current: JSON = await client.get(kinds.PODS, "job-1", "team")
+        assert current.get("status", {}).get("phase") == want, current.get("status")
+        return current
+
+    running = await eventually(lambda: phase("Running"), 30)
+    assert running["spec"]["nodeName"] == VNODE1
+    annotations = running["metadata"]["annotations"]
+    assert annotations["kubeocean.io/physical-pod-name"] == physical_name
+    assert annotations["kubeocean.io/physical-pod-namespace"] == "w1"
+    worker = pool.worker("w1")
+    physical = await worker.get(kinds.PODS, physical_name, "w1")
+    assert physical["metadata"]["annotations"]["kubeocean.io/virtual-pod-uid"] == running["metadata"]["uid"]
+    assert annotations["kubeocean.io/physical-pod-uid"] == physical["metadata"]["uid"]
+    copy_cm = await worker.get(kinds.CONFIGMAPS, target_name("team", "greeting"), "w1")
+    assert copy_cm["data"] == {"GREETING": "hello-from-configmap"}
+    await worker.get(kinds.SECRETS, target_name("team", "creds"), "w1")
+    source_cm = await client.get(kinds.CONFIGMAPS, "greeting", "team")
+    assert "kubeocean.io/finalizer-cls-w1" in source_cm["metadata"]["finalizers"]
+
+    done = await eventually(lambda: phase("Succeeded"), 30)
+    terminated = done["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 0
+    log = await client.request("GET", "/api/v1/namespaces/team/pods/job-1/log")
+    assert log == "hello-from-configmap s3cret\nhello-from-configmap\ndone\n"
+    tail = await client.request("GET", "/api/v1/namespaces/team/pods/job-1/log", params={"tailLines": "1"})
+    assert tail == "done\n"
+
+    await client.delete(kinds.PODS, "job-1", "team")
+
+    async def cleaned() -> None:
+        left = []
+        for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS):
+            left += [f"{rd.kind}/{o['metadata']['name']}" for o in (await worker.list(rd, "w1"))["items"]]
+        assert left == [], left
+        cm = await client.get(kinds.CONFIGMAPS, "greeting", "team")
+        assert not cm["metadata"].get("finalizers"), cm["metadata"]
+
+    await eventually(cleaned, 20)
+
+
+async def test_kubectl_logs_follow(pool: Pool) -> None:
+    client = pool.client
+    await client.create(kinds.PODS, pooled_pod("talker", "cls-w2", "for i in 1 2 3; do echo line-$i; sleep 1; done"),
+                        "team")
+
+    async def started() -> None:
+        pod = await client.get(kinds.PODS, "talker", "team")
+        assert pod.get("status", {}).get("phase") in ("Running", "Succeeded"), pod.get("status")
+
+    await eventually(started, 30)
+    stream = await client.request("GET", "/api/v1/namespaces/team/pods/talker/log", params={"follow": "true"},
+                                  stream=True, read_timeout=20)
+    try:
+        body = b"".join([chunk async for chunk in stream.chunks()])
+    finally:
+        stream.close()
+    assert body == b"line-1\nline-2\nline-3\n"
+    kubectl = kubectl_binary()
+    env = kubectl_environ(pool.computing.config.data_dir / "kubectl")
+    assert pool.computing.server is not None
+    proc = await asyncio.create_subprocess_exec(
+        kubectl, "--kubeconfig", str(pool.computing.server.kubeconfig), "-n", "team", "logs", "talker", "--tail", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    out, err = await proc.communicate()
+    assert (proc.returncode, out) == (0, b"line-2\nline-3\n"), err
+    await client.delete(kinds.PODS, "talker", "team")
+
+
+async def test_physical_pod_deleted_behind_our_back(pool: Pool) -> None:
+    client = pool.client
+    await client.create(kinds.PODS, pooled_pod("sleeper", "cls-w1", "sleep 600"), "team")
+
+    async def running() -> None:
+        pod = await client.get(kinds.PODS, "sleeper", "team")
+        assert pod.get("status", {}).get("phase") == "Running", pod.get("status")
+
+    await eventually(running, 30)
+    await pool.worker("w1").delete(kinds.PODS, target_name("team", "sleeper"), "w1", grace_period_seconds=0)
+
+    async def lost() -> None:
+        pod = await client.get(kinds.PODS, "sleeper", "team")
+        assert (pod["status"].get("phase"), pod["status"].get("reason")) == ("Failed", "PhysicalPodLost")
+
+    await eventually(lost, 20)
+    await client.delete(kinds.PODS, "sleeper", "team")
+
+
+async def test_no_policy_removes_the_vnode(pool: Pool) -> None:
+    rlp = await pool.worker("w2").get(RESOURCELEASINGPOLICIES, "rlp2")
+    await pool.worker("w2").delete(RESOURCELEASINGPOLICIES, "rlp2")
+
+    async def gone() -> None:
+        left = [n["metadata"]["name"] for n in (await pool.client.list(kinds.NODES))["items"]]
+        assert VNODE2 not in left, [(p["metadata"]["name"], p["spec"].get("nodeName"), p.get("status", {}).get("phase"))
+                                    for p in (await pool.client.list(kinds.PODS, "team"))["items"]]
+        with pytest.raises(NotFound):
+            await pool.worker("w2").get(RESOURCELEASINGPOLICIES, "rlp2")  # our finalizer was released
+
+    await eventually(gone, 20)
+    spec = rlp["spec"]
+    await lease_policy(pool.worker("w2"), "rlp2", "cb-w2", resourceLimits=spec["resourceLimits"])
+    await eventually(lambda: vnode(pool, VNODE2), 20)
+
+
+async def test_worker_down_other_binding_unaffected(pool: Pool) -> None:
+    client = pool.client
+    await client.create(kinds.PODS, pooled_pod("survivor", "cls-w2", "sleep 600"), "team")
+
+    async def running(name: str) -> None:
+        pod = await client.get(kinds.PODS, name, "team")
+        assert pod.get("status", {}).get("phase") == "Running", pod.get("status")
+
+    await eventually(lambda: running("survivor"), 30)
+    await pool.workers["w2"].stop()
+
+    async def not_ready() -> None:
+        node = await vnode(pool, VNODE2)
+        lease = await client.get(kinds.LEASES, VNODE2, "kube-node-lease")
+        why = ([(m["manager"], m["time"], m.get("subresource")) for m in node["metadata"]["managedFields"]],
+               lease["spec"], lease["metadata"].get("managedFields"))
+        assert ready(node) == "Unknown", why
+
+    await eventually(not_ready, 30)
+    assert ready(await vnode(pool, VNODE1)) == "True"
+    await client.create(kinds.PODS, pooled_pod("meanwhile", "cls-w1", "echo fine"), "team")
+
+    async def succeeded() -> None:
+        pod = await client.get(kinds.PODS, "meanwhile", "team")
+        assert pod.get("status", {}).get("phase") == "Succeeded", pod.get("status")
+
+    await eventually(succeeded, 30)
+    await pool.workers["w2"].start()
+
+    async def recovered() -> None:
+        assert ready(await vnode(pool, VNODE2)) == "True"
+
+    await eventually(recovered, 40)
+    await eventually(lambda: running("survivor"), 20)
+    pods = (await pool.worker("w2").list(kinds.PODS, "w2"))["items"]
+    assert [p["metadata"]["name"] for p in pods] == [target_name("team", "survivor")]
+    for name in ("survivor", "meanwhile"):
+        await client.delete(kinds.PODS, name, "team")
+
+
+@pytest.mark.parametrize(
+    ("name", "cluster_id", "spec", "reason", "field"),
+    [
+        ("bad-id", "Not_Valid", {}, "ValidationFailed", "spec.clusterID"),
+        ("no-secret", "cls-x", {}, "ConnectivityFailed", "spec.secretRef"),
+        ("nowhere", "cls-y", {"secretRef": {"name": "nowhere-kubeconfig", "namespace": "kubeocean-system"}},
+         "ConnectivityFailed", "worker API"),
+    ],
+)
+async def test_bad_input_fails_naming_the_field(
+    pool: Pool, name: str, cluster_id: str, spec: JSON, reason: str, field: str
+) -> None:
+    if name == "nowhere":
+        kubeconfig = ("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: c, cluster: {server: "
+                      "'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\ncontexts: [{name: c, context: "
+                      "{cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\n")
+        await pool.client.create(kinds.SECRETS, {"metadata": {"name": "nowhere-kubeconfig",
+                                                             "namespace": "kubeocean-system"},
+                                                "stringData": {"kubeconfig": kubeconfig}}, "kubeocean-system")
+    await bind(pool.client, name, cluster_id, None, **spec)
+    binding = await eventually(lambda: phase_of(pool, name, "Failed"), 40)
+    cond = next(c for c in binding["status"]["conditions"] if c["type"] == "Ready")
+    assert cond["status"] == "False" and cond["reason"] == reason
+    assert field in cond["message"], cond["message"]
+    await pool.client.delete(CLUSTERBINDINGS, name)
+
+    async def gone() -> None:
+        items = (await pool.client.list(CLUSTERBINDINGS))["items"]
+        assert name not in [b["metadata"]["name"] for b in items], [b["metadata"] for b in items]
+
+    await eventually(gone, 10)
+
+
+async def test_invalid_window_fails_the_policy(pool: Pool) -> None:
+    await lease_policy(pool.worker("w1"), "bad-window", "cb-w1", timeWindows=[{"start": "8:00", "end": "18:00"}])
+
+    async def failed() -> JSON:
+        rlp: JSON = await pool.worker("w1").get(RESOURCELEASINGPOLICIES, "bad-window")
+        assert rlp.get("status", {}).get("phase") == "Failed", rlp.get("status")
+        return rlp
+
+    rlp = await eventually(failed, 10)
+    valid = next(c for c in rlp["status"]["conditions"] if c["type"] == "Valid")
+    assert valid["message"].startswith("spec.timeWindows[0].start")
+    await pool.worker("w1").delete(RESOURCELEASINGPOLICIES, "bad-window")
+
+
+async def test_binding_deleted_drains_everything(pool: Pool) -> None:
+    client = pool.client
+    await client.create(kinds.CONFIGMAPS, {"metadata": {"name": "cfg2", "namespace": "team"}, "data": {"a": "b"}},
+                        "team")
+    pod = pooled_pod("last", "cls-w1", "sleep 600", container={"envFrom": [{"configMapRef": {"name": "cfg2"}}]})
+    await client.create(kinds.PODS, pod, "team")
+
+    async def running() -> None:
+        current = await client.get(kinds.PODS, "last", "team")
+        assert current.get("status", {}).get("phase") == "Running", current.get("status")
+
+    await eventually(running, 30)
+    await client.delete(CLUSTERBINDINGS, "cb-w1")
+
+    async def drained() -> None:
+        worker = pool.worker("w1")
+        nodes = [n["metadata"]["name"] for n in (await client.list(kinds.NODES))["items"]]
+        pods = [(p["metadata"]["name"], p["spec"].get("nodeName"), p.get("status", {}).get("phase"),
+                 p["metadata"].get("deletionTimestamp")) for p in (await client.list(kinds.PODS, "team"))["items"]]
+        bindings = [(b["metadata"]["name"], b["metadata"].get("finalizers"))
+                    for b in (await client.list(CLUSTERBINDINGS))["items"]]
+        assert "cb-w1" not in [b[0] for b in bindings], (bindings, nodes, pods)
+        assert VNODE1 not in nodes
+        assert "last" not in [p[0] for p in pods]
+        for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS):
+            items = (await worker.list(rd, "w1", label_selector="kubeocean.io/managed-by=kubeocean"))["items"]
+            assert items == [], [i["metadata"]["name"] for i in items]
+        cm = await client.get(kinds.CONFIGMAPS, "cfg2", "team")
+        assert not cm["metadata"].get("finalizers")
+        physical = await worker.get(kinds.NODES, "w1-node")
+        assert "kubeocean.io/policy-applied" not in physical["metadata"]["labels"]
+
+    await eventually(drained, 40)
+    assert (await vnode(pool, VNODE2))["metadata"]["labels"]["kubeocean.io/cluster-binding"] == "cb-w2"
