@@ -381,6 +381,63 @@ async def test_instance_summary_equals_member_totals(fleet: Fleet) -> None:
     assert summary["policyTotalNum"]["propagationPolicy"] == 2 and summary["policyTotalNum"]["overridePolicy"] == 1
 
 
+async def test_policy_for_a_kind_installed_later(fleet: Fleet) -> None:
+    group = "late.fleet.test"
+    widgets = ResourceDef(group, "v1", "Widget", "widgets", "widget", True)
+    await fleet.a.create(
+        PROPAGATION_POLICIES,
+        policy(
+            "widgets",
+            [{"apiVersion": f"{group}/v1", "kind": "Widget"}],
+            {"clusterAffinity": {"clusterNames": ["member1"]}},
+        ),
+    )
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
+    }
+    member1 = fleet.member_clients["member1"]
+    for client in (fleet.a, member1):
+        await client.create(CRDS, crd)
+
+    async def created() -> bool:
+        fleet.a.invalidate_discovery()
+        await fleet.a.create(
+            widgets,
+            {
+                "apiVersion": f"{group}/v1",
+                "kind": "Widget",
+                "metadata": {"name": "w1", "namespace": "default"},
+                "spec": {"size": 3},
+            },
+            "default",
+        )
+        return True
+
+    await until(created)
+
+    async def arrived() -> dict[str, Any]:
+        member1.invalidate_discovery()
+        return await member1.get(widgets, "w1", "default")
+
+    got = await until(arrived)
+    assert got["spec"] == {"size": 3}
+
+
 async def search(fleet: Fleet, **query: str) -> dict[str, Any]:
     async with fleet.management.client() as client:
         result: dict[str, Any] = await client.request("GET", SEARCH, params=query)
