@@ -285,6 +285,40 @@ async def gone(client: Client, rd: Any, name: str) -> bool:
     return False
 
 
+async def test_conflict_resolution_and_preserve_on_deletion(fleet: Fleet) -> None:
+    a, m2 = fleet.a, fleet.member_clients["member2"]
+    await m2.create(kinds.CONFIGMAPS, {"metadata": {"name": "owned-by-m2"}, "data": {"who": "member"}}, "default")
+    selector = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owned-by-m2"}]
+    pp = policy("conflicts", selector, {"clusterAffinity": {"clusterNames": ["member2"]}})
+    await a.create(PROPAGATION_POLICIES, pp)
+    await a.create(kinds.CONFIGMAPS, {"metadata": {"name": "owned-by-m2"}, "data": {"who": "fleet"}}, "default")
+
+    async def refused() -> dict[str, Any]:
+        binding = await a.get(RESOURCE_BINDINGS, "owned-by-m2-configmap", "default")
+        entry = ((binding.get("status") or {}).get("aggregatedStatus") or [{}])[0]
+        assert entry.get("applied") is False and "conflictResolution: Abort" in entry.get("appliedMessage", ""), entry
+        return dict(binding)
+
+    binding = await until(refused)
+    assert {c["type"]: c["status"] for c in binding["status"]["conditions"]}["FullyApplied"] == "False"
+    assert (await m2.get(kinds.CONFIGMAPS, "owned-by-m2", "default"))["data"] == {"who": "member"}
+    await a.patch(
+        PROPAGATION_POLICIES,
+        "conflicts",
+        {"spec": {"conflictResolution": "Overwrite", "preserveResourcesOnDeletion": True}},
+        "default",
+    )
+
+    async def overwritten() -> bool:
+        return bool((await m2.get(kinds.CONFIGMAPS, "owned-by-m2", "default"))["data"] == {"who": "fleet"})
+
+    await until(overwritten)
+    await a.delete(kinds.CONFIGMAPS, "owned-by-m2", "default")
+    await until(partial(gone, a, RESOURCE_BINDINGS, "owned-by-m2-configmap"))
+    kept = await m2.get(kinds.CONFIGMAPS, "owned-by-m2", "default")  # preserveResourcesOnDeletion
+    assert kept["data"] == {"who": "fleet"}
+
+
 async def test_instance_b_never_sees_a(fleet: Fleet) -> None:
     clusters_b = {c["metadata"]["name"] for c in (await fleet.b.list(CLUSTERS))["items"]}
     assert clusters_b == {"member3"}
@@ -368,6 +402,8 @@ async def test_instance_summary_equals_member_totals(fleet: Fleet) -> None:
             summary = ((await client.get(INSTANCES, "fleet-a")).get("status") or {}).get("summary") or {}
             assert summary.get("nodeSummary") == {"totalNum": 3, "readyNum": 3}, summary
             assert summary["resourceSummary"]["allocated"].get("cpu") == "500m", summary
+            direct = len((await fleet.a.list(PROPAGATION_POLICIES))["items"])
+            assert summary["policyTotalNum"]["propagationPolicy"] == direct, summary
             return dict(summary)
 
         summary = await until(summarised)
@@ -378,7 +414,8 @@ async def test_instance_summary_equals_member_totals(fleet: Fleet) -> None:
     assert summary["resourceSummary"]["allocated"]["memory"] == "1Gi"
     assert summary["clusterSummary"] == {"totalNum": 2, "readyNum": 2}
     assert summary["workLoadSummary"]["deployment"] == {"totalNum": 1, "readyNum": 1}
-    assert summary["policyTotalNum"]["propagationPolicy"] == 2 and summary["policyTotalNum"]["overridePolicy"] == 1
+    policies = len((await fleet.a.list(PROPAGATION_POLICIES))["items"])
+    assert policies >= 2 and summary["policyTotalNum"]["overridePolicy"] == 1
 
 
 async def test_policy_for_a_kind_installed_later(fleet: Fleet) -> None:
