@@ -319,6 +319,37 @@ async def test_conflict_resolution_and_preserve_on_deletion(fleet: Fleet) -> Non
     assert kept["data"] == {"who": "fleet"}
 
 
+async def test_propagate_deps(fleet: Fleet) -> None:
+    a, m1 = fleet.a, fleet.member_clients["member1"]
+    await a.create(kinds.CONFIGMAPS, {"metadata": {"name": "app-config"}, "data": {"mode": "fast"}}, "default")
+    await a.create(kinds.SECRETS, {"metadata": {"name": "app-secret"}, "stringData": {"token": "s3cr3t"}}, "default")
+    pp = policy(
+        "with-deps",
+        [{"apiVersion": f"{APPS}/v1", "kind": "Deployment", "name": "app"}],
+        {"clusterAffinity": {"clusterNames": ["member1"]}},
+    )
+    pp["spec"]["propagateDeps"] = True
+    await a.create(PROPAGATION_POLICIES, pp)
+    app = deployment("app", 1)
+    pod = app["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "config", "configMap": {"name": "app-config"}}]
+    pod["containers"][0]["env"] = [
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "app-secret", "key": "token"}}}
+    ]
+    await a.create(DEPLOYMENTS, app, "default")
+    await until(partial(m1.get, DEPLOYMENTS, "app", "default"))
+    config = await until(partial(m1.get, kinds.CONFIGMAPS, "app-config", "default"))
+    secret = await until(partial(m1.get, kinds.SECRETS, "app-secret", "default"))
+    assert config["data"] == {"mode": "fast"} and secret["data"]["token"]
+    attached = await a.get(RESOURCE_BINDINGS, "app-config-configmap", "default")
+    assert [r["name"] for r in attached["spec"]["requiredBy"]] == ["app-deployment"]
+    with pytest.raises(errors.NotFound):
+        await fleet.member_clients["member2"].get(kinds.CONFIGMAPS, "app-config", "default")
+    await a.delete(DEPLOYMENTS, "app", "default")
+    await until(partial(gone, m1, kinds.CONFIGMAPS, "app-config"))
+    await until(partial(gone, m1, kinds.SECRETS, "app-secret"))
+
+
 async def test_instance_b_never_sees_a(fleet: Fleet) -> None:
     clusters_b = {c["metadata"]["name"] for c in (await fleet.b.list(CLUSTERS))["items"]}
     assert clusters_b == {"member3"}

@@ -22,6 +22,7 @@ from atoll.client import Client
 from atoll.fleet import constants as c
 from atoll.fleet.karmada.aggregate import aggregate_status
 from atoll.fleet.karmada.conditions import is_true, set_condition
+from atoll.fleet.karmada.deps import dependencies, sync_attached
 from atoll.fleet.karmada.names import cluster_of, execution_namespace, work_name
 from atoll.fleet.karmada.overrides import apply_overrides
 from atoll.fleet.kinds import CLUSTER_RESOURCE_BINDINGS, RESOURCE_BINDINGS, WORKS
@@ -105,6 +106,8 @@ class BindingReconciler:
                     await self.client.delete(WORKS, work["metadata"]["name"], work["metadata"]["namespace"])
         for cluster_name, target in wanted.items():
             await self._ensure_work(binding, template, cluster_name, target, namespaced)
+        if namespaced and spec.get("propagateDeps"):
+            await sync_attached(self.client, self.bindings, binding, dependencies(template))
         await self._status(rd, binding, template_rd, template, wanted, namespaced)
         return Result()
 
@@ -125,6 +128,8 @@ class BindingReconciler:
         if works:
             return Result(requeue_after=1.0)
         md = binding["metadata"]
+        if md.get("namespace") and (binding.get("spec") or {}).get("propagateDeps"):
+            await sync_attached(self.client, self.bindings, binding, set())
         remaining = [f for f in md.get("finalizers") or () if f != c.BINDING_FINALIZER]
         with contextlib.suppress(NotFound):
             await self.client.patch(

@@ -20,6 +20,7 @@ from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from atoll.fleet import constants as c
 from atoll.fleet.karmada.conditions import set_condition
+from atoll.fleet.karmada.deps import DEPENDED_BY
 from atoll.fleet.karmada.names import binding_name
 from atoll.fleet.karmada.placement import ScheduleError, schedule
 from atoll.fleet.karmada.policies import matching_policy
@@ -89,8 +90,11 @@ class TemplateReconciler:
         if template is not None and not template["metadata"].get("deletionTimestamp"):
             policy = matching_policy(template, list(self.policies), list(self.cluster_policies))
         if template is None or policy is None:
-            with contextlib.suppress(NotFound):
-                await self.client.delete(rd, name, key.namespace)
+            current = await self._current(rd, name, key.namespace)
+            attached = current is not None and (current["metadata"].get("labels") or {}).get(DEPENDED_BY)
+            if current is not None and not (attached and template is not None):
+                with contextlib.suppress(NotFound):  # an attached binding lives while its template does
+                    await self.client.delete(rd, name, key.namespace)
             return Result()
         await self._bind(rd, name, template, policy)
         return Result()
