@@ -177,6 +177,9 @@ main.add_command(pool_syncer)
 
 
 main.add_command(data_command)
+from atoll.cli.fleet import fleet_commands  # noqa: E402
+
+main.add_command(fleet_commands)
 main.add_command(job_commands)
 main.add_command(store_commands)
 

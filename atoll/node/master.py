@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from atoll.api import errors
-from atoll.api.crd import kuscia_crds, pooling_crds
+from atoll.api.crd import fleet_crds, kuscia_crds, pooling_crds
 from atoll.apiserver.app import APIServer, ServerConfig
 from atoll.apiserver.auth.authn import ADMIN_USER
 from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
@@ -66,6 +66,7 @@ class MasterNode:
         self.gateway: Any = None  # the GatewayModule when the config has a gateway: block
         self.gateway_routes: list[Any] = []  # aiohttp routes for the handshake server (contract C3)
         self.pooling: PoolingManager | None = None
+        self.fleet: Any = None  # the FleetManager (Kairship instances) unless controllers exclude "fleet"
 
     @property
     def url(self) -> str:
@@ -93,6 +94,10 @@ class MasterNode:
             self.server.admission.add(LiteNodeRestriction())
             # /readyz stays 503 until the bootstrap (namespaces, Kuscia CRDs) is done
             self.server.readiness_gates.append(self.ready)
+            if self.config.controllers is None or "fleet" in self.config.controllers:
+                from atoll.node.fleet import install_fleet
+
+                self.fleet = install_fleet(self.server, self.config.data_dir, self.config.extra)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.server.run(), name="master/apiserver")
                 await self.server.wait_ready()
@@ -106,6 +111,8 @@ class MasterNode:
                 self._start_gateway(tg)
                 if self._pooling_enabled():
                     tg.create_task(self._run_pooling(), name="master/pooling")
+                if self.fleet is not None:
+                    tg.create_task(self._run_fleet(), name="master/fleet")
                 # in the body, not a sibling task: on shutdown the controllers stop (and release
                 # their lease) while the API server is still serving
                 try:
@@ -195,6 +202,11 @@ class MasterNode:
             self.pooling = PoolingManager(client, settings)
             await self.pooling.run()
 
+    async def _run_fleet(self) -> None:
+        """Kairship: Instances on this master, each an isolated control plane (:mod:`atoll.node.fleet`)."""
+        async with self.client() as client:
+            await self.fleet.run(client)
+
     async def _bootstrap(self) -> None:
         """Namespaces and Kuscia CRDs every master serves (idempotent; safe with several replicas)."""
         assert self.server is not None
@@ -214,7 +226,7 @@ class MasterNode:
                 await _ensure_rbac_default(objects, rbac_rd, obj, opts)
         crd_rd = registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         assert crd_rd is not None
-        for crd in (*kuscia_crds(), *pooling_crds()):
+        for crd in (*kuscia_crds(), *pooling_crds(), *fleet_crds()):
             name = crd["metadata"]["name"]
             try:
                 current = objects.get(crd_rd, None, name).obj
