@@ -24,6 +24,8 @@ CONTROLLERS: tuple[str, ...] = (
     "domain",
     "nodelifecycle",
     "endpoints",
+    "replicaset",
+    "deployment",
     "kusciajob",
     "kusciatask",
     "taskresourcegroup",

@@ -16,6 +16,7 @@ from atoll.apiserver.registry.strategies.core import EmptyStatusStrategy, Secret
 from atoll.apiserver.registry.strategies.namespaces import NamespaceStrategy
 from atoll.apiserver.registry.strategies.pods import PodStrategy, pod_subresources
 from atoll.apiserver.registry.strategies.serviceaccounts import TokenSubresource
+from atoll.apiserver.registry.strategies.workloads import workload_strategies
 from atoll.apiserver.tables import printers
 
 __all__ = ["CustomResourceStrategy", "KindStrategy", "Strategies", "builtin_strategies"]
@@ -62,5 +63,6 @@ def builtin_strategies(
             (_RBAC, "ClusterRole"): KindStrategy(printers.RBAC_ROLE, name_rule="path"),
             (_RBAC, "RoleBinding"): KindStrategy(printers.RBAC_BINDING, name_rule="path"),
             (_RBAC, "ClusterRoleBinding"): KindStrategy(printers.RBAC_BINDING, name_rule="path"),
+            **workload_strategies(),
         }
     )

@@ -1,0 +1,23 @@
+"""Built-in workload kinds (apps/v1, batch/v1, policy/v1): their ``ResourceDef``s.
+
+Served like every built-in (discovery, OpenAPI, tables, RBAC); the controllers that act on them
+live in ``atoll.controllers.replicaset``, ``.deployment`` and ``.job``.
+"""
+
+from __future__ import annotations
+
+from atoll.api.registry import ResourceDef
+
+_APPS, _BATCH, _POLICY = "apps", "batch", "policy"
+
+WORKLOAD_BUILTINS: tuple[ResourceDef, ...] = (
+    ResourceDef(_APPS, "v1", "Deployment", "deployments", "deployment", True, ("deploy",), ("all",),
+                subresources=("status", "scale")),
+    ResourceDef(_APPS, "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",), ("all",),
+                subresources=("status", "scale")),
+    ResourceDef(_APPS, "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", True),
+    ResourceDef(_BATCH, "v1", "Job", "jobs", "job", True, (), ("all",), subresources=("status",)),
+    ResourceDef(_BATCH, "v1", "CronJob", "cronjobs", "cronjob", True, ("cj",), ("all",), subresources=("status",)),
+    ResourceDef(_POLICY, "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", True,
+                ("pdb",), subresources=("status",)),
+)
