@@ -1,0 +1,172 @@
+"""apps/v1 through real kubectl 1.32 on a master process with one RunP lite (alice): Deployments
+roll out, scale, update, undo, pause/resume and restart; every pod is a real process.
+
+Pods are placed by the scheduler (toleration + nodeSelector in the template)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, RunningServer
+from tests.e2e.conftest import Kubectl, make_kubectl, table
+from tests.e2e.test_agent_kubectl import DOMAIN, namespace_exists, node_ready, until
+from tests.integration.agents import kill_leftovers, processes_with
+from tests.integration.lite_procs import init_lite, start, stop
+
+pytestmark = pytest.mark.slow
+NS = "alice"
+ROLLOUT = "120s"
+
+
+@dataclass
+class Lite:
+    kubectl: Kubectl
+    base: Path
+    agent: subprocess.Popen[bytes]
+
+
+@pytest.fixture(scope="module")
+def lite(module_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lite]:
+    base = tmp_path_factory.mktemp("lite")
+    kubectl = make_kubectl("1.32", module_server, base / "kubectl")
+    kubectl.apply(DOMAIN.format(domain=NS), "domain.yaml")
+    config = init_lite(module_server, base, NS)
+    image = base / "image2" / "bin"
+    image.mkdir(parents=True)
+    subprocess.run([sys.executable, "-m", "atoll.cli.main", "image", "load", "-c", str(config), str(image.parent),
+                    "--name", "app:v2"], check=True, capture_output=True, cwd=REPO)
+    agent = start(config)
+    try:
+        until(lambda: node_ready(kubectl, f"{NS}-node") == "Ready", 30)
+        until(functools.partial(namespace_exists, kubectl, NS), 30)
+        yield Lite(kubectl, base, agent)
+    finally:
+        stop(agent)
+        kill_leftovers(base / NS)
+
+
+def deployment(name: str, marker: str, *, replicas: int = 3, strategy: str = "", image: str = "app:v1") -> str:
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: {NS}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+{strategy}  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      nodeSelector: {{kuscia.secretflow/namespace: {NS}}}
+      tolerations:
+      - {{key: kuscia.secretflow/agent, operator: Exists, effect: NoSchedule}}
+      containers:
+      - name: main
+        image: {image}
+        command: ["sh", "-c", {json.dumps(f"while :; do sleep 0.2; done # {marker}")}]
+"""
+
+
+def process_groups(marker: str) -> set[int]:
+    groups = set()
+    for pid in processes_with(marker):
+        try:
+            groups.add(os.getpgid(pid))
+        except ProcessLookupError:
+            continue
+    return groups
+
+
+def rollout_status(k: Kubectl, name: str) -> str:
+    """The last line of ``kubectl rollout status`` (the earlier ones report progress)."""
+    out = k.out("rollout", "status", f"deployment/{name}", "-n", NS, f"--timeout={ROLLOUT}", timeout=130)
+    return out.splitlines()[-1]
+
+
+def image_of(k: Kubectl, name: str) -> str:
+    return k.out("get", "deployment", name, "-n", NS, "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+
+
+def replicasets(k: Kubectl, name: str) -> dict[str, list[str]]:
+    rows = table(k.out("get", "rs", "-n", NS, "-l", f"app={name}", "-o", "wide"))
+    return {r[0]: r for r in rows[1:]}
+
+
+def test_deployment_rolls_out_updates_and_undoes(lite: Lite) -> None:
+    k, marker = lite.kubectl, "marker-web-deploy"
+    assert k.apply(deployment("web", marker), "web.yaml") == "deployment.apps/web created"
+    assert rollout_status(k, "web") == 'deployment "web" successfully rolled out'
+    row = table(k.out("get", "deployment", "web", "-n", NS, "-o", "wide"))
+    assert row[0][:5] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert row[1][:4] == ["web", "3/3", "3", "3"] and row[1][5:] == ["main", "app:v1", "app=web"]
+    until(lambda: len(process_groups(marker)) == 3, 10)
+
+    k.run("set", "image", "deployment/web", "main=app:v2", "-n", NS)
+    assert "successfully rolled out" in rollout_status(k, "web")
+    assert image_of(k, "web") == "app:v2"
+    rses = replicasets(k, "web")
+    assert sorted(r[1:4] for r in rses.values()) == [["0", "0", "0"], ["3", "3", "3"]], rses
+    history = table(k.out("rollout", "history", "deployment/web", "-n", NS))
+    assert [r[0] for r in history[2:]] == ["1", "2"], history
+
+    k.run("rollout", "undo", "deployment/web", "-n", NS)
+    assert "successfully rolled out" in rollout_status(k, "web")
+    assert image_of(k, "web") == "app:v1"
+    assert len(replicasets(k, "web")) == 2, "undo reuses the first ReplicaSet"
+    history = table(k.out("rollout", "history", "deployment/web", "-n", NS))
+    assert [r[0] for r in history[2:]] == ["2", "3"], history
+    until(lambda: len(process_groups(marker)) == 3, 20)
+
+    assert k.out("scale", "deployment", "web", "--replicas=1", "-n", NS) == "deployment.apps/web scaled"
+    assert "successfully rolled out" in rollout_status(k, "web")
+    until(lambda: len(process_groups(marker)) == 1, 20)
+    described = k.out("describe", "deployment", "web", "-n", NS)
+    assert "ScalingReplicaSet" in described and "NewReplicaSetAvailable" in described, described
+
+
+def test_pause_resume_and_restart(lite: Lite) -> None:
+    k, marker = lite.kubectl, "marker-paused-deploy"
+    k.apply(deployment("paused", marker, replicas=2), "paused.yaml")
+    rollout_status(k, "paused")
+    k.run("rollout", "pause", "deployment/paused", "-n", NS)
+    k.run("set", "image", "deployment/paused", "main=app:v2", "-n", NS)
+    until(lambda: k.out("get", "deployment", "paused", "-n", NS, "-o",
+                        "jsonpath={.status.conditions[?(@.type=='Progressing')].reason}") == "DeploymentPaused", 20)
+    assert len(replicasets(k, "paused")) == 1, "a paused Deployment does not roll out"
+    k.run("rollout", "resume", "deployment/paused", "-n", NS)
+    assert "successfully rolled out" in rollout_status(k, "paused")
+    assert len(replicasets(k, "paused")) == 2
+    k.run("rollout", "restart", "deployment/paused", "-n", NS)
+    assert "successfully rolled out" in rollout_status(k, "paused")
+    assert len(replicasets(k, "paused")) == 3
+    until(lambda: len(process_groups(marker)) == 2, 20)
+
+
+def test_recreate_stops_old_pods_before_starting_new_ones(lite: Lite) -> None:
+    k, marker = lite.kubectl, "marker-recreate-deploy"
+    k.apply(deployment("recreate", marker, replicas=2, strategy="  strategy: {type: Recreate}\n"), "recreate.yaml")
+    rollout_status(k, "recreate")
+    old = process_groups(marker)
+    assert len(old) == 2
+    k.run("set", "image", "deployment/recreate", "main=app:v2", "-n", NS)
+    assert "successfully rolled out" in rollout_status(k, "recreate")
+    new = process_groups(marker)
+    assert len(new) == 2 and not (new & old)
+    events = json.loads(k.out("get", "events", "-n", NS, "--field-selector", "involvedObject.name=recreate",
+                              "-o", "json"))["items"]
+    events.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))  # in the order they were written
+    ups_and_downs = [e["message"] for e in events if e["reason"] == "ScalingReplicaSet"]
+    down = next(i for i, m in enumerate(ups_and_downs) if "to 0" in m)
+    assert down < len(ups_and_downs) - 1 and "Scaled up" in ups_and_downs[-1], ups_and_downs
