@@ -26,6 +26,7 @@ CONTROLLERS: tuple[str, ...] = (
     "endpoints",
     "replicaset",
     "deployment",
+    "job",
     "kusciajob",
     "kusciatask",
     "taskresourcegroup",

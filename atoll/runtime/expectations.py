@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 
-from atoll.api.clock import SYSTEM_CLOCK, Clock
+from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 
 
 class Expectations:
@@ -19,10 +19,10 @@ class Expectations:
         self._deleted: dict[Hashable, dict[str, float]] = {}
 
     def created(self, owner: Hashable, name: str) -> None:
-        self._created.setdefault(owner, {})[name] = self.clock.monotonic()
+        self._created.setdefault(owner, {})[name] = self.clock.now()
 
     def deleted(self, owner: Hashable, name: str) -> None:
-        self._deleted.setdefault(owner, {})[name] = self.clock.monotonic()
+        self._deleted.setdefault(owner, {})[name] = self.clock.now()
 
     def pending_creates(self, owner: Hashable, seen: Iterable[str]) -> set[str]:
         """Names created for ``owner`` not yet among ``seen`` (names seen are forgotten)."""
@@ -41,7 +41,7 @@ class Expectations:
         entries = table.get(owner)
         if not entries:
             return set()
-        now = self.clock.monotonic()
+        now = self.clock.now()
         for name in list(entries):
             settled = (name in seen) if present else (name not in seen)
             if settled or now - entries[name] > self.ttl:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from atoll.api.timestamps import parse_time
 from tests.conftest import REPO, RunningServer
 from tests.e2e.conftest import Kubectl, make_kubectl, table
 from tests.e2e.test_agent_kubectl import DOMAIN, namespace_exists, node_ready, until
@@ -170,3 +171,62 @@ def test_recreate_stops_old_pods_before_starting_new_ones(lite: Lite) -> None:
     ups_and_downs = [e["message"] for e in events if e["reason"] == "ScalingReplicaSet"]
     down = next(i for i, m in enumerate(ups_and_downs) if "to 0" in m)
     assert down < len(ups_and_downs) - 1 and "Scaled up" in ups_and_downs[-1], ups_and_downs
+
+
+def job(name: str, script: str, *, extra: str = "") -> str:
+    return f"""apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+  namespace: {NS}
+spec:
+{extra}  template:
+    spec:
+      restartPolicy: Never
+      nodeSelector: {{kuscia.secretflow/namespace: {NS}}}
+      tolerations:
+      - {{key: kuscia.secretflow/agent, operator: Exists, effect: NoSchedule}}
+      containers:
+      - name: main
+        image: app:v1
+        command: ["sh", "-c", {json.dumps(script)}]
+"""
+
+
+def wait_condition(k: Kubectl, name: str, cond: str) -> None:
+    k.run("wait", f"--for=condition={cond}", f"job/{name}", "-n", NS, "--timeout=90s", timeout=100)
+
+
+def test_job_with_completions_and_parallelism_succeeds(lite: Lite) -> None:
+    k = lite.kubectl
+    k.apply(job("batch", "sleep 0.5; echo done", extra="  completions: 5\n  parallelism: 2\n"), "batch.yaml")
+    wait_condition(k, "batch", "complete")
+    row = table(k.out("get", "job", "batch", "-n", NS))
+    assert row[0][:4] == ["NAME", "STATUS", "COMPLETIONS", "DURATION"] and row[1][:3] == ["batch", "Complete", "5/5"]
+    pods = json.loads(k.out("get", "pods", "-n", NS, "-l", "job-name=batch", "-o", "json"))["items"]
+    assert len(pods) == 5 and {p["status"]["phase"] for p in pods} == {"Succeeded"}
+    assert k.out("logs", "job/batch", "-n", NS) == "done"
+
+
+def test_failing_job_backs_off_and_exhausts_its_backoff_limit(lite: Lite) -> None:
+    k = lite.kubectl
+    k.apply(job("failing", "exit 3", extra="  backoffLimit: 1\n"), "failing.yaml")
+    wait_condition(k, "failing", "failed")
+    got = json.loads(k.out("get", "job", "failing", "-n", NS, "-o", "json"))
+    failed = next(c for c in got["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded" and got["status"]["failed"] == 2
+    assert table(k.out("get", "job", "failing", "-n", NS))[1][1:3] == ["Failed", "0/1"]
+    pods = json.loads(k.out("get", "pods", "-n", NS, "-l", "job-name=failing", "-o", "json"))["items"]
+    created = sorted(p["metadata"]["creationTimestamp"] for p in pods)
+    assert len(pods) == 2 and parse_time(created[1]) - parse_time(created[0]) >= 9, "a 10 s backoff before the retry"
+
+
+def test_indexed_job_gives_each_pod_its_index(lite: Lite) -> None:
+    k = lite.kubectl
+    extra = "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n"
+    k.apply(job("indexed", "echo index=$JOB_COMPLETION_INDEX", extra=extra), "indexed.yaml")
+    wait_condition(k, "indexed", "complete")
+    assert k.out("get", "job", "indexed", "-n", NS, "-o", "jsonpath={.status.completedIndexes}") == "0-2"
+    pods = json.loads(k.out("get", "pods", "-n", NS, "-l", "job-name=indexed", "-o", "json"))["items"]
+    logs = sorted(k.out("logs", p["metadata"]["name"], "-n", NS) for p in pods)
+    assert logs == ["index=0", "index=1", "index=2"]

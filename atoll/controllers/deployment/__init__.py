@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import BadRequest
 from atoll.api.kinds import DEPLOYMENTS, PODS, REPLICASETS
 from atoll.api.podtemplates import controller_of
@@ -20,7 +19,9 @@ from atoll.controllers import ControllerContext
 from atoll.controllers.deployment.reconciler import DeploymentReconciler
 from atoll.controllers.deployment.rollout import is_rolling
 from atoll.runtime import Cache, Controller, Manager, ObjectKey
+from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.keys import JSON, Mapper, key_of
+from atoll.runtime.wakeups import Wakeups
 
 NAME = "deployment"
 
@@ -29,9 +30,11 @@ def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLO
     deployments = manager.informer(DEPLOYMENTS)
     replicasets = manager.informer(REPLICASETS)
     pods = manager.informer(PODS)
+    wakeups: Wakeups[ObjectKey] = Wakeups(clock)
     reconciler = DeploymentReconciler(ctx.client, deployments=deployments.cache, replicasets=replicasets.cache,
-                                      pods=pods.cache, clock=clock)
+                                      pods=pods.cache, clock=clock, wakeups=wakeups)
     controller: Controller[ObjectKey] = Controller(NAME, reconciler, workers=ctx.workers)
+    wakeups.enqueue = controller.queue.add
     controller.watch(deployments)
     controller.watch(replicasets, _deployments_of(deployments.cache))
     controller.watch(pods, _recreating_deployment_of(deployments.cache, replicasets.cache),

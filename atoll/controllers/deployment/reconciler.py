@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from atoll.api.clock import Clock
 from atoll.api.errors import AlreadyExists, BadRequest, Conflict, NotFound
 from atoll.api.kinds import DEPLOYMENTS, REPLICASETS
 from atoll.api.podtemplates import controller_of, controller_ref, is_finished
@@ -19,14 +18,18 @@ from atoll.client import Client
 from atoll.controllers.deployment import rollout as ro
 from atoll.controllers.deployment import status as st
 from atoll.runtime import Cache, ObjectKey, Result, TerminalError
+from atoll.runtime.clock import Clock
 from atoll.runtime.events import EventRecorder
+from atoll.runtime.wakeups import Wakeups
 
 JSON = dict[str, Any]
 
 
 class DeploymentReconciler:
-    def __init__(self, client: Client, *, deployments: Cache, replicasets: Cache, pods: Cache, clock: Clock) -> None:
+    def __init__(self, client: Client, *, deployments: Cache, replicasets: Cache, pods: Cache, clock: Clock,
+                 wakeups: Wakeups[ObjectKey]) -> None:
         self.client = client
+        self.wakeups = wakeups
         self.deployments = deployments
         self.replicasets = replicasets
         self.pods = pods
@@ -247,7 +250,9 @@ class DeploymentReconciler:
             recheck = st.with_progress(d, status, new_rs, now)
         if status != (d.get("status") or {}):
             await self._patch_status(d, status)
-        return Result(requeue_after=recheck) if recheck else Result()
+        if recheck:
+            self.wakeups.at(ObjectKey(d["metadata"]["namespace"], d["metadata"]["name"]), recheck)
+        return Result()
 
     async def _patch_status(self, d: JSON, status: JSON) -> None:
         md = d["metadata"]

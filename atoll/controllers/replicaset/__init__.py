@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import BadRequest
 from atoll.api.kinds import PODS, REPLICASETS
 from atoll.api.podtemplates import controller_of
@@ -15,6 +14,7 @@ from atoll.api.selectors import label_selector_from_spec
 from atoll.controllers import ControllerContext
 from atoll.controllers.replicaset.reconciler import ReplicaSetReconciler
 from atoll.runtime import Cache, Controller, Manager, ObjectKey
+from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.expectations import Expectations
 from atoll.runtime.keys import JSON, Mapper, key_of
 from atoll.runtime.podcontrol import PodControl
