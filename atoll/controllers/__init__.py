@@ -27,6 +27,7 @@ CONTROLLERS: tuple[str, ...] = (
     "replicaset",
     "deployment",
     "job",
+    "cronjob",
     "kusciajob",
     "kusciatask",
     "taskresourcegroup",

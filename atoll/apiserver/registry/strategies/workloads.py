@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from atoll.api import errors
+from atoll.api import cron, errors
 from atoll.api.registry import ResourceDef
 from atoll.api.selectors import label_selector_from_spec
 from atoll.apiserver.registry.strategies.base import KindStrategy
@@ -190,6 +190,12 @@ class CronJobStrategy(KindStrategy):
                            'supported values: "Allow", "Forbid", "Replace"', "FieldValueNotSupported")
         if not isinstance(spec.get("schedule"), str) or not spec["schedule"].strip():
             raise _invalid(rd, obj, "spec.schedule", "Required value", "FieldValueRequired")
+        try:
+            cron.parse(spec["schedule"], spec.get("timeZone"))
+        except cron.ScheduleError as exc:
+            bad = "spec.timeZone" if "time zone" in str(exc) else "spec.schedule"
+            value = spec.get("timeZone") if bad == "spec.timeZone" else spec["schedule"]
+            raise _invalid(rd, obj, bad, f'Invalid value: "{value}": {exc}') from None
         job_spec = spec.setdefault("jobTemplate", {}).setdefault("spec", {})
         template = job_spec.setdefault("template", {})
         template_defaults(template, str((template.get("spec") or {}).get("restartPolicy") or "Never"))
