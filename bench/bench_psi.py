@@ -1,11 +1,12 @@
 """PSI benchmark: the ``atoll-psi`` app on N x N IDs (50% overlap), two real party processes.
 
-    .venv/bin/python bench/bench_psi.py [--ids 1000000] [--overlap 0.5] [--keep DIR]
+    .venv/bin/python bench/bench_psi.py [--ids 1000000] [--overlap 0.5] [--gateways] [--keep DIR]
 
 Set-up (not timed): a real ``atoll start`` master, Domains alice and bob, a real DataMesh service
 per domain (in this process, on free ports), one CSV table per party registered through DataMesh.
 Timed: both party processes from spawn to exit, talking to each other directly over HTTP on
-127.0.0.1 (in a network they go through the two gateways' egress/ingress). Printed: wall time,
+127.0.0.1, or with ``--gateways`` through alice's and bob's real Envoy gateways (each party calls
+its own gateway's egress port, which tunnels over the Token route to the peer's gateway). Printed: wall time,
 rows/s, each party's peak RSS (its own ``getrusage``), and — in the same run — the raw cost of the
 group operations alone on this machine: per party, one hash-to-group and two X25519
 multiplications per ID (measured on a sample and scaled to N), the physical limit for this
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import os
 import random
@@ -31,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 from atoll.api import errors, kinds  # noqa: E402
 from atoll.apps.psi.group import Masker, hash_to_group  # noqa: E402
@@ -38,6 +41,7 @@ from atoll.client import Client  # noqa: E402
 from atoll.datamesh import DataMeshServer, DataMeshSettings  # noqa: E402
 from atoll.datamesh.constants import DEFAULT_DATA_SOURCE_ID, DOMAINDATASOURCES  # noqa: E402
 from bench.bench_domains import free_port, start_master  # noqa: E402
+from bench.psi_gateways import domain_with_cert, gateways  # noqa: E402
 
 PSI_BIN = REPO / "atoll" / "apps" / "psi" / "bin" / "atoll-psi"
 PARTIES = ("alice", "bob")
@@ -73,9 +77,11 @@ def raw_crypto_seconds_per_id() -> tuple[float, float]:
     return (time.perf_counter() - start) / SAMPLE, (time.process_time() - cpu) / SAMPLE
 
 
-def task_env(me: int, ports: list[int], addr: str) -> dict[str, str]:
-    cluster = {"parties": [{"name": p, "role": "", "services": [{"portName": "psi",
-                                                                "endpoints": [f"127.0.0.1:{ports[i]}"]}]}
+def task_env(me: int, ports: list[int], addr: str, egress: dict[str, int] | None) -> dict[str, str]:
+    def endpoint(i: int) -> str:
+        return f"127.0.0.1:{ports[i] if egress is None or i == me else egress[PARTIES[me]]}"
+
+    cluster = {"parties": [{"name": p, "role": "", "services": [{"portName": "psi", "endpoints": [endpoint(i)]}]}
                            for i, p in enumerate(PARTIES)], "selfPartyIdx": me, "selfEndpointIdx": 0}
     config = {
         "sf_cluster_desc": {"parties": list(PARTIES)},
@@ -96,12 +102,10 @@ def task_env(me: int, ports: list[int], addr: str) -> dict[str, str]:
     }
 
 
-async def prepare(client: Client, meshes: dict[str, DataMeshServer]) -> None:
+async def prepare(client: Client, meshes: dict[str, DataMeshServer], keys: dict[str, Any]) -> None:
     for party in PARTIES:
-        body = {"apiVersion": "kuscia.secretflow/v1alpha1", "kind": "Domain", "metadata": {"name": party},
-                "spec": {"role": ""}}
         try:
-            await client.create(kinds.DOMAINS, body)
+            await client.create(kinds.DOMAINS, domain_with_cert(party, keys[party]))
         except errors.AlreadyExists:
             pass
     for party in PARTIES:
@@ -134,15 +138,22 @@ async def run(args: argparse.Namespace, base: Path) -> None:
             facts = await asyncio.to_thread(write_tables, base, args.ids, args.overlap)
             print(f"data        {args.ids:,} x {args.ids:,} IDs, {facts['common']:,} common "
                   f"(written in {time.perf_counter() - t0:.1f} s)")
-            await prepare(client, meshes)
+            keys = {p: rsa.generate_private_key(public_exponent=65537, key_size=2048) for p in PARTIES}
+            await prepare(client, meshes, keys)
             per_id = await asyncio.to_thread(raw_crypto_seconds_per_id)
             ports = [free_port(), free_port()]
-            start = time.perf_counter()
-            procs = [await asyncio.create_subprocess_exec(
-                str(PSI_BIN), env=task_env(i, ports, meshes[p].addr), stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE) for i, p in enumerate(PARTIES)]
-            outputs = [await proc.communicate() for proc in procs]
-            wall = time.perf_counter() - start
+            async with contextlib.AsyncExitStack() as stack:
+                egress = None
+                if args.gateways:
+                    egress = await stack.enter_async_context(
+                        gateways(client, base, keys, dict(zip(PARTIES, ports, strict=True)), free_port))
+                    print(f"gateways    alice and bob Envoys up, routes Ready; egress ports {egress}")
+                start = time.perf_counter()
+                procs = [await asyncio.create_subprocess_exec(
+                    str(PSI_BIN), env=task_env(i, ports, meshes[p].addr, egress), stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE) for i, p in enumerate(PARTIES)]
+                outputs = [await proc.communicate() for proc in procs]
+                wall = time.perf_counter() - start
             for mesh in meshes.values():
                 await mesh.close()
     finally:
@@ -162,6 +173,7 @@ def report(args: argparse.Namespace, outputs: list[tuple[bytes, bytes]], codes: 
     limit, cpu_limit = per_id[0] * args.ids, per_id[1] * args.ids
     print(f"result      intersection {summaries[0]['intersection']:,} / {summaries[1]['intersection']:,} "
           f"(expected {expected:,}): {'OK' if all(s['intersection'] == expected for s in summaries) else 'WRONG'}")
+    print(f"path        {'through alice and bob Envoy gateways' if args.gateways else 'direct 127.0.0.1'}")
     print(f"wall time   {wall:8.1f} s     ({2 * args.ids / wall:,.0f} rows/s over both parties, "
           f"{args.ids / wall:,.0f} IDs/s per party)")
     for s in summaries:
@@ -179,6 +191,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ids", type=int, default=1_000_000, help="IDs per party")
     parser.add_argument("--overlap", type=float, default=0.5)
+    parser.add_argument("--gateways", action="store_true", help="through alice's and bob's Envoy gateways")
     parser.add_argument("--keep", type=Path, help="keep the data here")
     args = parser.parse_args()
     if args.keep:

@@ -4,14 +4,16 @@ DomainDataSource, scoping to the lite's own domain, and the default data source 
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import aiohttp
 import pytest
 
-from atoll.api import kinds
-from atoll.client import Client
+from atoll.api import errors, kinds
+from atoll.client import Client, resource_path
+from atoll.datamesh import DataMeshServer, DataMeshSettings
 from atoll.datamesh.constants import DEFAULT_DATA_SOURCE_ID, DOMAINDATAS, DOMAINDATASOURCES
-from tests.conftest import eventually
+from tests.conftest import RunningServer, eventually
 from tests.datamesh.conftest import Mesh, call, ensure_domain
 
 pytestmark = pytest.mark.slow
@@ -157,3 +159,26 @@ async def test_malformed_bodies_and_health(meshes: dict[str, Mesh]) -> None:
             assert resp.status == 200 and (await resp.json())["status"]["code"] == 0
         async with http.post(f"{url}/api/v1/datamesh/domaindata/list", json={}) as resp:
             assert resp.status == 404
+
+
+async def test_datamesh_with_the_domains_own_identity(meshes: dict[str, Mesh], admin: Client,
+                                                      master: RunningServer, tmp_path: Path) -> None:
+    """Run with alice's ServiceAccount token (what a registered lite holds): its own namespace works,
+    bob's is refused by RBAC even when asked directly."""
+    path = resource_path(kinds.SERVICEACCOUNTS, "alice", "alice", "token")
+    issued = await admin.request("POST", path, body={"apiVersion": "authentication.k8s.io/v1",
+                                                     "kind": "TokenRequest", "spec": {"expirationSeconds": 600}})
+    token = issued["status"]["token"]
+    async with Client(master.url, ssl_context=master.ssl_context(), token=token) as lite_client:
+        server = DataMeshServer(lite_client, "alice", tmp_path / "alice-sa", DataMeshSettings(), None)
+        await server.start()
+        try:
+            mesh = Mesh("alice", server, tmp_path / "alice-sa", "")
+            created = await call(mesh, "domaindata/create", {"domaindata_id": "sa-table", "type": "table",
+                                                             "relative_uri": "s.csv", "columns": COLUMNS})
+            assert created["status"]["code"] == 0, created
+            assert (await admin.get(DOMAINDATAS, "sa-table", "alice"))["spec"]["author"] == "alice"
+            with pytest.raises(errors.Forbidden):
+                await lite_client.list(DOMAINDATAS, namespace="bob")
+        finally:
+            await server.close()

@@ -115,12 +115,13 @@ async def test_data_add_and_ls(lite: Lite, master: RunningServer, tmp_path: Path
     queried = await asyncio.to_thread(post, lite.addr, "domaindata/query", {"domaindata_id": "people"})
     assert queried["data"]["vendor"] == "manual"
 
-    listed = await asyncio.to_thread(atoll, "data", "ls", "alice", "-c", str(lite.config))
-    assert listed.returncode == 0, listed.stderr
-    header, row = listed.stdout.splitlines()[:2]
-    assert header.split() == ["ID", "NAME", "TYPE", "DATASOURCE", "RELATIVE", "URI", "VENDOR", "COLUMNS"]
-    assert row.split() == ["people", "people", "table", "default-data-source", "people.csv", "manual",
-                           "id:str,age:int"]
+    for config in (lite.config, master.data_dir / "atoll.yaml"):  # the lite's identity, or the master's admin
+        listed = await asyncio.to_thread(atoll, "data", "ls", "alice", "-c", str(config))
+        assert listed.returncode == 0, listed.stderr
+        header, row = listed.stdout.splitlines()[:2]
+        assert header.split() == ["ID", "NAME", "TYPE", "DATASOURCE", "RELATIVE", "URI", "VENDOR", "COLUMNS"]
+        assert row.split() == ["people", "people", "table", "default-data-source", "people.csv", "manual",
+                               "id:str,age:int"]
 
 
 @pytest.mark.parametrize(

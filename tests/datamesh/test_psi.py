@@ -166,3 +166,13 @@ async def test_unreachable_peer_and_bad_input_fail_with_one_line(meshes: dict[st
     _, err = await proc.communicate()
     assert proc.returncode == 1
     assert "peer bob unreachable" in err.decode().strip().splitlines()[-1]
+
+
+async def test_an_empty_table_on_one_side(meshes: dict[str, Mesh]) -> None:
+    await register_table(meshes["alice"], "t5-alice", [[f"a{i}", "1"] for i in range(10)], ["id", "v"])
+    await register_table(meshes["bob"], "t5-bob", [], ["name", "uid"])
+    results = await run_psi(meshes, "t5", keys_attr(allow_empty_result={"b": True}), outputs=("e5", "e5"))
+    assert [r[0] for r in results] == [0, 0], results
+    summaries = [orjson.loads(r[1].strip().splitlines()[-1]) for r in results]
+    assert [(s["distinct"], s["peer_distinct"], s["intersection"]) for s in summaries] == [(10, 0, 0), (0, 10, 0)]
+    assert read_csv(meshes["bob"].data_root / "e5.csv") == [["name", "uid"]]

@@ -17,6 +17,7 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -68,7 +69,7 @@ async def run(task: PsiTask, datamesh_addr: str) -> dict[str, Any]:
 
 
 async def _output(task: PsiTask, mesh: DataMeshClient, exchange: Exchange, keys: KeyReader,
-                  data: dict[str, Any], source: Any) -> dict[str, Any]:
+                  data: dict[str, Any], source: Path) -> dict[str, Any]:
     keys_by_pos = list(keys.index)
     matched = {keys_by_pos[pos] for pos in exchange.matched_positions()}
     if not matched and not task.allow_empty_result:
