@@ -28,6 +28,7 @@ CONTROLLERS: tuple[str, ...] = (
     "deployment",
     "job",
     "cronjob",
+    "disruption",
     "kusciajob",
     "kusciatask",
     "taskresourcegroup",

@@ -230,3 +230,38 @@ def test_indexed_job_gives_each_pod_its_index(lite: Lite) -> None:
     pods = json.loads(k.out("get", "pods", "-n", NS, "-l", "job-name=indexed", "-o", "json"))["items"]
     logs = sorted(k.out("logs", p["metadata"]["name"], "-n", NS) for p in pods)
     assert logs == ["index=0", "index=1", "index=2"]
+
+
+PDB = f"""apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: guarded
+  namespace: {NS}
+spec:
+  minAvailable: 2
+  selector:
+    matchLabels: {{app: guarded}}
+"""
+
+
+def test_drain_honours_a_pod_disruption_budget(lite: Lite) -> None:
+    """Last in the module: draining the node evicts every pod on it."""
+    k, marker = lite.kubectl, "marker-guarded-deploy"
+    k.apply(deployment("guarded", marker, replicas=3), "guarded.yaml")
+    rollout_status(k, "guarded")
+    k.apply(PDB, "pdb.yaml")
+    until(lambda: table(k.out("get", "pdb", "guarded", "-n", NS))[1][1:4] == ["2", "N/A", "1"], 20)
+    drain = k.run("drain", f"{NS}-node", "--timeout=12s", "--delete-emptydir-data", check=False, timeout=60)
+    assert drain.returncode != 0, drain.stdout
+    assert "Cannot evict pod as it would violate the pod's disruption budget." in drain.stderr, drain.stderr
+    pods = json.loads(k.out("get", "pods", "-n", NS, "-l", "app=guarded", "-o", "json"))["items"]
+    running = [p for p in pods if p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp")]
+    assert len(running) == 2, "one eviction was allowed, the budget kept two pods"
+    assert table(k.out("get", "node", f"{NS}-node"))[1][1] == "Ready,SchedulingDisabled"
+    k.run("uncordon", f"{NS}-node")
+    assert "successfully rolled out" in rollout_status(k, "guarded")
+    k.run("delete", "pdb", "guarded", "-n", NS)
+    drained = k.run("drain", f"{NS}-node", "--timeout=60s", timeout=90)
+    assert f"node/{NS}-node drained" in drained.stdout, drained.stdout
+    until(lambda: process_groups(marker) == set(), 20)
+    k.run("uncordon", f"{NS}-node")

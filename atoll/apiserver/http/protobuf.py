@@ -95,7 +95,16 @@ _SERVICE_SPEC: Msg = {  # ``kubectl create service clusterip|nodeport|loadbalanc
     21: _opt("loadBalancerClass", "string"), 22: _opt("internalTrafficPolicy", "string"),
 }
 
+_DELETE_OPTIONS: Msg = {  # ``kubectl drain`` (evictions, deletes)
+    1: _opt("gracePeriodSeconds", "int"), 2: _m("preconditions", {1: _opt("uid", "string"),
+                                                                   2: _opt("resourceVersion", "string")}),
+    3: _opt("orphanDependents", "bool"), 4: _opt("propagationPolicy", "string"), 5: _rs("dryRun"),
+    6: _opt("ignoreStoreReadErrorWithClusterBreakingPotential", "bool"),
+}
+
 _KINDS: dict[str, Msg] = {
+    "DeleteOptions": _DELETE_OPTIONS,
+    "Eviction": {1: _m("metadata", _META), 2: _m("deleteOptions", _DELETE_OPTIONS)},
     "Namespace": {
         1: _m("metadata", _META), 2: _m("spec", {1: _rs("finalizers")}),
         3: _m("status", {1: _s("phase"), 2: _m("conditions", {
