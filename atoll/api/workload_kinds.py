@@ -21,3 +21,7 @@ WORKLOAD_BUILTINS: tuple[ResourceDef, ...] = (
     ResourceDef(_POLICY, "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", True,
                 ("pdb",), subresources=("status",)),
 )
+
+PRIORITY_CLASSES = ResourceDef("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", False,
+                               ("pc",))
+WORKLOAD_BUILTINS = (*WORKLOAD_BUILTINS, PRIORITY_CLASSES)

@@ -26,6 +26,7 @@ from atoll.api.registry import Registry
 from atoll.apiserver.admission.chain import AdmissionChain, NamespaceLifecycle
 from atoll.apiserver.admission.kuscia import KusciaAdmission
 from atoll.apiserver.admission.quota import QuotaAdmission
+from atoll.apiserver.admission.workloads import DomainPlacement, PriorityAdmission
 from atoll.apiserver.apiextensions.crds import CRD_PREFIX, CRDManager
 from atoll.apiserver.auth.authn import (
     ADMIN_USER,
@@ -100,6 +101,8 @@ class APIServer:
         self.admission.add(NamespaceLifecycle(self._namespace))
         self.admission.add(self.crds)
         self.admission.add(KusciaAdmission())
+        self.admission.add(DomainPlacement(self._namespace))
+        self.admission.add(PriorityAdmission(self.cache))
         self.admission.add(QuotaAdmission(self.cache))
         self.strategies = builtin_strategies(self.cache, reviews=self.reviews, clock=config.clock)
         self.objects = ResourceStorage(store, self.cache, self.admission, self.strategies, clock=config.clock)

@@ -232,6 +232,34 @@ def test_indexed_job_gives_each_pod_its_index(lite: Lite) -> None:
     assert logs == ["index=0", "index=1", "index=2"]
 
 
+def test_create_deployment_in_a_domain_runs_on_its_node(lite: Lite) -> None:
+    """No toleration or node selector given: the domain's namespace places the pods on its lite."""
+    k, marker = lite.kubectl, "marker-created-deploy"
+    out = k.out("create", "deployment", "created", "--image=app:v1", "--replicas=3", "-n", NS, "--",
+                "sh", "-c", f"while :; do sleep 0.2; done # {marker}")
+    assert out == "deployment.apps/created created"
+    assert "successfully rolled out" in rollout_status(k, "created")
+    until(lambda: len(process_groups(marker)) == 3, 20)
+    nodes = k.out("get", "pods", "-n", NS, "-l", "app=created", "-o", "jsonpath={.items[*].spec.nodeName}")
+    assert nodes.split() == [f"{NS}-node"] * 3
+    k.run("delete", "deployment", "created", "-n", NS)
+    until(lambda: process_groups(marker) == set(), 30)
+
+
+def test_priority_class_sets_pod_priority(lite: Lite) -> None:
+    k = lite.kubectl
+    assert k.out("create", "priorityclass", "high", "--value=1000") == "priorityclass.scheduling.k8s.io/high created"
+    assert table(k.out("get", "pc", "high"))[1][:3] == ["high", "1000", "false"]
+    k.apply(job("urgent", "true", extra="").replace("      restartPolicy: Never\n",
+                                                    "      restartPolicy: Never\n      priorityClassName: high\n"),
+            "urgent.yaml")
+    wait_condition(k, "urgent", "complete")
+    assert k.out("get", "pods", "-n", NS, "-l", "job-name=urgent", "-o", "jsonpath={.items[0].spec.priority}") == "1000"
+    refused = k.run("run", "nopc", "--image=app:v1", "-n", NS, "--overrides",
+                    json.dumps({"spec": {"priorityClassName": "missing"}}), check=False)
+    assert "no PriorityClass with name missing was found" in refused.stderr, refused.stderr
+
+
 PDB = f"""apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:

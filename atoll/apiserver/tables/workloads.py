@@ -182,3 +182,18 @@ CONTROLLER_REVISION = Printer([
     col("Revision", "string", "Revision represents the revision of the data."),
     AGE_COL,
 ], _controller_revision)
+
+
+def _priority_class(obj: JSON, now: float) -> list[Any]:
+    return [_name(obj), _int(obj.get("value")), bool(obj.get("globalDefault")), _age(obj, now),
+            obj.get("preemptionPolicy") or ""]
+
+
+PRIORITY_CLASS = Printer([
+    NAME_COL,
+    col("Value", "integer", "value represents the integer value of this priority class."),
+    col("Global-Default", "boolean", "globalDefault specifies whether this PriorityClass should be considered as "
+        "the default priority for pods that do not have any priority class."),
+    AGE_COL,
+    col("PreemptionPolicy", "string", "preemptionPolicy is the Policy for preempting pods with lower priority."),
+], _priority_class)

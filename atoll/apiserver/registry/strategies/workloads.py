@@ -220,4 +220,5 @@ def workload_strategies() -> dict[tuple[str, str], KindStrategy]:
         ("batch", "Job"): JobStrategy(),
         ("batch", "CronJob"): CronJobStrategy(),
         ("policy", "PodDisruptionBudget"): PodDisruptionBudgetStrategy(),
+        ("scheduling.k8s.io", "PriorityClass"): KindStrategy(printers.PRIORITY_CLASS),
     }
