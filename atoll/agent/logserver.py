@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from atoll.agent.config import AgentConfig
+from atoll.agent.execserver import serve_exec
 from atoll.agent.runp.logs import log_path, read_tail, stamp
 from atoll.agent.runp.runtime import RunP
 from atoll.api.timestamps import parse_time
@@ -88,6 +89,7 @@ class LogServer:
             return 0
         app = web.Application()
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
+        app.router.add_get("/exec/{namespace}/{pod}/{container}", self.exec)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -101,6 +103,12 @@ class LogServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def exec(self, request: web.Request) -> web.StreamResponse:
+        """``kubectl exec`` / ``cp`` through the API server (:mod:`atoll.agent.execserver`)."""
+        if not _authorized(request):
+            raise web.HTTPForbidden(text="a client certificate of the API server is required")
+        return await serve_exec(self.runtime, request)
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         if not _authorized(request):

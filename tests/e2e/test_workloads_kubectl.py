@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import pty
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -258,6 +259,54 @@ def test_priority_class_sets_pod_priority(lite: Lite) -> None:
     refused = k.run("run", "nopc", "--image=app:v1", "-n", NS, "--overrides",
                     json.dumps({"spec": {"priorityClassName": "missing"}}), check=False)
     assert "no PriorityClass with name missing was found" in refused.stderr, refused.stderr
+
+
+def on_a_terminal(k: Kubectl, *args: str) -> str:
+    """Run kubectl with a pseudo-terminal as its stdin/stdout (what ``-t`` needs); its output."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(k.args(*args), stdin=slave, stdout=slave, stderr=slave, env=k.env, cwd=k.workdir)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: kubectl exited and closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        proc.wait(timeout=30)
+        os.close(master)
+    assert proc.returncode == 0, out
+    return out.decode(errors="replace")
+
+
+def test_exec_and_cp_run_in_the_pods_sandbox(lite: Lite, module_server: RunningServer) -> None:
+    k = lite.kubectl
+    k.apply(deployment("shell", "marker-shell-deploy", replicas=1), "shell.yaml")
+    k.run("set", "env", "deployment/shell", "KUSCIA_DOMAIN_ID=alice", "-n", NS)  # the container's own env
+    rollout_status(k, "shell")
+    pod = k.out("get", "pods", "-n", NS, "-l", "app=shell", "-o", "jsonpath={.items[0].metadata.name}")
+    out = k.out("exec", pod, "-n", NS, "--", "sh", "-c", "echo domain=$KUSCIA_DOMAIN_ID; echo err >&2")
+    assert out == "domain=alice", out
+    failed = k.run("exec", pod, "-n", NS, "--", "sh", "-c", "exit 3", check=False)
+    assert failed.returncode == 3, failed.stderr
+    fed = k.out("exec", "-i", pod, "-n", NS, "--", "sh", "-c", "tr a-z A-Z", stdin="shout\n")
+    assert fed == "SHOUT"
+    assert "on-a-tty" in on_a_terminal(k, "exec", "-it", pod, "-n", NS, "--", "sh", "-c",
+                                       "test -t 0 && test -t 1 && echo on-a-tty")
+    local = lite.base / "upload.txt"
+    local.write_text("payload 42\n")
+    k.run("cp", str(local), f"{NS}/{pod}:upload.txt")
+    assert k.out("exec", pod, "-n", NS, "--", "cat", "upload.txt") == "payload 42"
+    back = lite.base / "download.txt"
+    k.run("cp", f"{NS}/{pod}:upload.txt", str(back))
+    assert back.read_text() == "payload 42\n"
+    old = make_kubectl("1.27", module_server, lite.base / "kubectl127")
+    refused = old.run("exec", pod, "-n", NS, "--", "true", check=False)
+    assert refused.returncode != 0 and "v5.channel.k8s.io" in refused.stderr, refused.stderr
 
 
 PDB = f"""apiVersion: policy/v1

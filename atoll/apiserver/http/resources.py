@@ -24,7 +24,14 @@ from atoll.apiserver.patch.dispatch import PATCH_TYPES, apply_patch
 from atoll.apiserver.registry import lists
 from atoll.apiserver.registry.storage import ResourceStorage, WriteOptions
 from atoll.apiserver.registry.strategies import Strategies
-from atoll.apiserver.registry.subresources import NOT_SERVED, StatusReply, StreamReply, Subresource, SubresourceCall
+from atoll.apiserver.registry.subresources import (
+    NOT_SERVED,
+    StatusReply,
+    StreamReply,
+    Subresource,
+    SubresourceCall,
+    UpgradeReply,
+)
 from atoll.apiserver.tables.render import render_table, render_table_bytes
 
 JSON = dict[str, Any]
@@ -131,10 +138,12 @@ class ResourceHandlers:
         body = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else None
         opts = _options(request)
         call = SubresourceCall(request.method, route.rd, route.namespace, route.name, route.subresource, body,
-                               request.query, opts)
+                               request.query, opts, request.headers)
         reply = await handler.serve(self.objects, call)
         if isinstance(reply, StreamReply):
             return await self.logs.relay(request, reply)
+        if isinstance(reply, UpgradeReply):
+            return await self.logs.relay_websocket(request, reply)
         if isinstance(reply, StatusReply):
             return codec.json_response(reply.body, status=reply.status)
         return self._one(request, route.rd, reply.obj, status=reply.status, opts=opts)

@@ -7,7 +7,8 @@ rules; ``finalize``: GET) and serves every other method itself, answering one of
 
 - ``ObjectReply`` — an object, rendered like any object (JSON or a Table, warnings, 200/201);
 - ``StatusReply`` — a body sent as is (a ``Status``, a ``TokenRequest``);
-- ``StreamReply`` — a stream the HTTP layer relays from a node (``pods/log``).
+- ``StreamReply`` — a stream the HTTP layer relays from a node (``pods/log``);
+- ``UpgradeReply`` — a WebSocket the HTTP layer relays to a node (``pods/exec``, ``pods/attach``).
 
 Discovery reads ``verbs`` and ``response_kind`` from the same handlers.
 """
@@ -39,6 +40,7 @@ class SubresourceCall:
     body: JSON | None  # None when the request had no body
     query: Mapping[str, str]
     opts: WriteOptions
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,17 @@ class StreamReply:
     params: dict[str, str] = field(default_factory=dict)
 
 
-Reply = ObjectReply | StatusReply | StreamReply
+@dataclass(frozen=True, slots=True)
+class UpgradeReply:
+    """Relay a WebSocket between the client and ``url + path?params`` (a node's ``/exec``), with the
+    client's subprotocols, over the cluster's TLS."""
+
+    url: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+
+
+Reply = ObjectReply | StatusReply | StreamReply | UpgradeReply
 
 
 class Subresource(Protocol):

@@ -6,7 +6,7 @@ visible with ``deletionTimestamp`` until its node agent has stopped the containe
 with a delete of grace 0. ``binding`` sets ``spec.nodeName`` once (the scheduler's write);
 ``log`` streams from the node agent (see ``atoll.apiserver.http.podlogs``); ``eviction`` deletes
 the pod with the eviction's DeleteOptions unless a PodDisruptionBudget forbids it (see
-:mod:`.eviction`); ``exec`` is refused.
+:mod:`.eviction`); ``exec`` is a WebSocket relayed to the node (:mod:`.podexec`); ``attach`` is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from atoll.apiserver.cache.watchcache import WatchCache
 from atoll.apiserver.registry.podlog import log_location
 from atoll.apiserver.registry.strategies.base import KindStrategy
 from atoll.apiserver.registry.strategies.eviction import BudgetedEviction
+from atoll.apiserver.registry.strategies.podexec import ExecSubresource
 from atoll.apiserver.registry.subresources import (
     NotServed,
     Reply,
@@ -130,7 +131,7 @@ def pod_subresources(cache: WatchCache, clock: Clock) -> dict[str, Subresource]:
         "binding": BindingSubresource(clock),
         "log": LogSubresource(cache),
         "eviction": BudgetedEviction(cache),
-        "exec": NotServed(),
+        "exec": ExecSubresource(cache),
         "attach": NotServed(),
     }
 
