@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from atoll.api.timestamps import parse_time
 from tests.conftest import REPO, RunningServer
@@ -307,6 +308,31 @@ def test_exec_and_cp_run_in_the_pods_sandbox(lite: Lite, module_server: RunningS
     old = make_kubectl("1.27", module_server, lite.base / "kubectl127")
     refused = old.run("exec", pod, "-n", NS, "--", "true", check=False)
     assert refused.returncode != 0 and "v5.channel.k8s.io" in refused.stderr, refused.stderr
+
+
+def test_official_python_client_apps_batch_policy_and_stream_exec(lite: Lite, module_server: RunningServer) -> None:
+    from kubernetes import client as k8s
+    from kubernetes import config as kube_config
+    from kubernetes.stream import stream
+
+    api = kube_config.new_client_from_config(str(module_server.kubeconfig))
+    apps, batch, policy, core = k8s.AppsV1Api(api), k8s.BatchV1Api(api), k8s.PolicyV1Api(api), k8s.CoreV1Api(api)
+    body = yaml.safe_load(deployment("pyclient", "marker-pyclient-deploy", replicas=1))
+    apps.create_namespaced_deployment(NS, body)
+    apps.patch_namespaced_deployment_scale("pyclient", NS, {"spec": {"replicas": 2}})
+    assert apps.read_namespaced_deployment_scale("pyclient", NS).spec.replicas == 2
+    until(lambda: apps.read_namespaced_deployment_status("pyclient", NS).status.available_replicas == 2, 60)
+    pods = core.list_namespaced_pod(NS, label_selector="app=pyclient").items
+    out = stream(core.connect_get_namespaced_pod_exec, pods[0].metadata.name, NS,
+                 command=["sh", "-c", "echo from-python"], stderr=True, stdin=False, stdout=True, tty=False)
+    assert out == "from-python\n"
+    batch.create_namespaced_job(NS, yaml.safe_load(job("pyjob", "true")))
+    assert [j.metadata.name for j in batch.list_namespaced_job(NS).items if j.metadata.name == "pyjob"] == ["pyjob"]
+    pdb = {"metadata": {"name": "pypdb"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "x"}}}}
+    policy.create_namespaced_pod_disruption_budget(NS, pdb)
+    assert policy.read_namespaced_pod_disruption_budget("pypdb", NS).spec.max_unavailable == 1
+    policy.delete_namespaced_pod_disruption_budget("pypdb", NS)
+    apps.delete_namespaced_deployment("pyclient", NS)
 
 
 PDB = f"""apiVersion: policy/v1
