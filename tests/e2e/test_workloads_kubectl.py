@@ -305,6 +305,8 @@ def test_exec_and_cp_run_in_the_pods_sandbox(lite: Lite, module_server: RunningS
     back = lite.base / "download.txt"
     k.run("cp", f"{NS}/{pod}:upload.txt", str(back))
     assert back.read_text() == "payload 42\n"
+    debug = k.run("debug", pod, "-n", NS, "--image=app:v1", "--", "true", check=False)
+    assert debug.returncode != 0 and "panic" not in debug.stderr and "ephemeral" in debug.stderr, debug.stderr
     old = make_kubectl("1.27", module_server, lite.base / "kubectl127")
     refused = old.run("exec", pod, "-n", NS, "--", "true", check=False)
     assert refused.returncode != 0 and "v5.channel.k8s.io" in refused.stderr, refused.stderr
