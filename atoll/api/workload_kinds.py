@@ -22,6 +22,23 @@ WORKLOAD_BUILTINS: tuple[ResourceDef, ...] = (
                 ("pdb",), subresources=("status",)),
 )
 
+MORE_WORKLOADS: tuple[ResourceDef, ...] = (
+    ResourceDef(_APPS, "v1", "StatefulSet", "statefulsets", "statefulset", True, ("sts",), ("all",),
+                subresources=("status", "scale")),
+    ResourceDef(_APPS, "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",), ("all",), subresources=("status",)),
+    ResourceDef("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", True, ("rc",),
+                ("all",), subresources=("status", "scale")),
+    ResourceDef("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", False, ("pv",),
+                subresources=("status",)),
+    ResourceDef("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", True, ("pvc",),
+                subresources=("status",)),
+    ResourceDef("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", True, ("ing",),
+                subresources=("status",)),
+)
+"""Served so ``kubectl apply --prune`` finds every kind of its default allowlist. ReplicationControllers
+are run by the ``replicaset`` controller, DaemonSets by ``daemonset``; StatefulSets, volumes and
+Ingresses are stored only (no controller)."""
+
 PRIORITY_CLASSES = ResourceDef("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", False,
                                ("pc",))
-WORKLOAD_BUILTINS = (*WORKLOAD_BUILTINS, PRIORITY_CLASSES)
+WORKLOAD_BUILTINS = (*WORKLOAD_BUILTINS, *MORE_WORKLOADS, PRIORITY_CLASSES)

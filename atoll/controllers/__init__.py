@@ -29,6 +29,7 @@ CONTROLLERS: tuple[str, ...] = (
     "job",
     "cronjob",
     "disruption",
+    "daemonset",
     "kusciajob",
     "kusciatask",
     "taskresourcegroup",

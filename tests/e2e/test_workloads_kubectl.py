@@ -337,6 +337,98 @@ def test_official_python_client_apps_batch_policy_and_stream_exec(lite: Lite, mo
     apps.delete_namespaced_deployment("pyclient", NS)
 
 
+FAKE_NODE = """apiVersion: v1
+kind: Node
+metadata:
+  name: bob-node
+  labels: {kuscia.secretflow/namespace: bob}
+spec:
+  taints:
+  - {key: kuscia.secretflow/agent, value: v1, effect: NoSchedule}
+"""
+
+
+def daemonset(name: str, namespace: str, marker: str, extra: str = "") -> str:
+    return f"""apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+{extra}      containers:
+      - name: main
+        image: app:v1
+        command: ["sh", "-c", {json.dumps(f"while :; do sleep 0.2; done # {marker}")}]
+"""
+
+
+def test_daemonset_in_a_domain_stays_on_its_nodes(lite: Lite) -> None:
+    """bob-node is a Node object without an agent: a domain's DaemonSet must not target it."""
+    k = lite.kubectl
+    k.apply(FAKE_NODE, "bob-node.yaml")
+    k.apply(daemonset("agentd", NS, "marker-agentd-ds"), "agentd.yaml")
+    until(lambda: table(k.out("get", "ds", "agentd", "-n", NS))[1][1:6] == ["1", "1", "1", "1", "1"], 30)
+    nodes = k.out("get", "pods", "-n", NS, "-l", "app=agentd", "-o", "jsonpath={.items[*].spec.nodeName}")
+    assert nodes == f"{NS}-node"
+    assert len(process_groups("marker-agentd-ds")) == 1
+    tolerate = "      tolerations:\n      - {key: kuscia.secretflow/agent, operator: Exists}\n"
+    k.apply(daemonset("everywhere", "default", "marker-everywhere-ds", tolerate), "everywhere.yaml")
+    until(lambda: k.out("get", "ds", "everywhere", "-n", "default", "-o",
+                        "jsonpath={.status.desiredNumberScheduled}") == "2", 30)
+    k.run("delete", "ds", "everywhere", "-n", "default")
+    k.run("delete", "node", "bob-node")
+    k.run("set", "env", "ds/agentd", "V=2", "-n", NS)
+    k.run("rollout", "status", "ds/agentd", "-n", NS, "--timeout=60s", timeout=70)
+    k.run("delete", "ds", "agentd", "-n", NS)
+    until(lambda: process_groups("marker-agentd-ds") == set(), 30)
+
+
+RC = f"""apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: legacy
+  namespace: {NS}
+spec:
+  replicas: 2
+  template:
+    metadata:
+      labels: {{app: legacy}}
+    spec:
+      containers:
+      - name: main
+        image: app:v1
+        command: ["sh", "-c", "while :; do sleep 0.2; done # marker-legacy-rc"]
+"""
+
+
+def test_replication_controller_and_prune_with_the_default_allowlist(lite: Lite) -> None:
+    k = lite.kubectl
+    k.apply(RC, "rc.yaml")
+    until(lambda: len(process_groups("marker-legacy-rc")) == 2, 30)
+    k.run("scale", "rc", "legacy", "--replicas=1", "-n", NS)
+    until(lambda: len(process_groups("marker-legacy-rc")) == 1, 30)
+    assert table(k.out("get", "rc", "legacy", "-n", NS))[1][:4] == ["legacy", "1", "1", "1"]
+    k.run("delete", "rc", "legacy", "-n", NS)
+    both = lite.base / "prune-both"
+    both.mkdir()
+    cm = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: keep, namespace: {NS}, labels: {{app: x}}}}\n"
+    (both / "cm.yaml").write_text(cm)
+    dep = deployment("pruned", "marker-pruned").replace("metadata:\n  name: pruned\n",
+                                                         "metadata:\n  name: pruned\n  labels: {app: x}\n", 1)
+    (both / "deploy.yaml").write_text(dep)
+    k.run("apply", "-f", str(both), "--prune", "-l", "app=x")
+    (both / "deploy.yaml").unlink()
+    out = k.out("apply", "-f", str(both), "--prune", "-l", "app=x")
+    assert "deployment.apps/pruned pruned" in out, out
+    k.run("delete", "cm", "keep", "-n", NS)
+
+
 PDB = f"""apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:

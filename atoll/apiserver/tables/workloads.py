@@ -197,3 +197,95 @@ PRIORITY_CLASS = Printer([
     AGE_COL,
     col("PreemptionPolicy", "string", "preemptionPolicy is the Policy for preempting pods with lower priority."),
 ], _priority_class)
+
+
+def _rc(obj: JSON, now: float) -> list[Any]:
+    spec, status = _d(obj, "spec"), _d(obj, "status")
+    selector = spec.get("selector")
+    return [_name(obj), _int(spec.get("replicas")), _int(status.get("replicas")), _int(status.get("readyReplicas")),
+            _age(obj, now), *_wide(_d(spec, "template"), {"matchLabels": selector} if selector else None)]
+
+
+def _statefulset(obj: JSON, now: float) -> list[Any]:
+    spec, status = _d(obj, "spec"), _d(obj, "status")
+    wide = _wide(_d(spec, "template"), spec.get("selector"))[:2]
+    return [_name(obj), f"{_int(status.get('readyReplicas'))}/{_int(spec.get('replicas'))}", _age(obj, now), *wide]
+
+
+def _daemonset(obj: JSON, now: float) -> list[Any]:
+    spec, status = _d(obj, "spec"), _d(obj, "status")
+    selector = _d(_d(_d(spec, "template"), "spec"), "nodeSelector")
+    shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"
+    return [_name(obj), _int(status.get("desiredNumberScheduled")), _int(status.get("currentNumberScheduled")),
+            _int(status.get("numberReady")), _int(status.get("updatedNumberScheduled")),
+            _int(status.get("numberAvailable")), shown, _age(obj, now),
+            *_wide(_d(spec, "template"), spec.get("selector"))]
+
+
+def _access_modes(spec: JSON) -> str:
+    short = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+    return ",".join(short.get(str(m), str(m)) for m in spec.get("accessModes") or [])
+
+
+def _pv(obj: JSON, now: float) -> list[Any]:
+    spec, status = _d(obj, "spec"), _d(obj, "status")
+    claim = _d(spec, "claimRef")
+    return [_name(obj), str(_d(spec, "capacity").get("storage", "")), _access_modes(spec),
+            spec.get("persistentVolumeReclaimPolicy", ""), status.get("phase", ""),
+            f"{claim.get('namespace')}/{claim.get('name')}" if claim else "", spec.get("storageClassName", ""),
+            spec.get("volumeAttributesClassName") or "<unset>", status.get("reason", ""), _age(obj, now),
+            spec.get("volumeMode", "")]
+
+
+def _pvc(obj: JSON, now: float) -> list[Any]:
+    spec, status = _d(obj, "spec"), _d(obj, "status")
+    bound = status.get("phase") == "Bound"
+    return [_name(obj), status.get("phase", ""), spec.get("volumeName", ""),
+            str(_d(status, "capacity").get("storage", "")) if bound else "", _access_modes(status) if bound else "",
+            spec.get("storageClassName", ""), spec.get("volumeAttributesClassName") or "<unset>", _age(obj, now),
+            spec.get("volumeMode", "")]
+
+
+def _ingress(obj: JSON, now: float) -> list[Any]:
+    spec, status = _d(obj, "spec"), _d(obj, "status")
+    hosts = [str(r.get("host")) for r in spec.get("rules") or [] if isinstance(r, dict) and r.get("host")]
+    lb = [str(i.get("ip") or i.get("hostname") or "") for i in _d(status, "loadBalancer").get("ingress") or []]
+    return [_name(obj), spec.get("ingressClassName") or "<none>", ",".join(hosts) or "*", ",".join(lb),
+            "80, 443" if spec.get("tls") else "80", _age(obj, now)]
+
+
+_READY_DESC = "Number of the pod with ready state"
+REPLICATION_CONTROLLER = Printer(REPLICA_SET.columns, _rc)
+STATEFUL_SET = Printer([NAME_COL, col("Ready", "string", _READY_DESC), AGE_COL, _CONTAINERS, _IMAGES], _statefulset)
+DAEMON_SET = Printer([
+    NAME_COL,
+    col("Desired", "integer", "The total number of nodes that should be running the daemon pod."),
+    col("Current", "integer", "The number of nodes that are running at least 1 daemon pod."),
+    col("Ready", "integer", "The number of nodes that should be running the daemon pod and have one or more "
+        "of the daemon pod running and ready."),
+    col("Up-to-date", "integer", "The total number of nodes that are running updated daemon pod"),
+    col("Available", "integer", "The number of nodes that should be running the daemon pod and have one or more "
+        "of the daemon pod running and available."),
+    col("Node Selector", "string", "NodeSelector is a selector which must be true for the pod to fit on a node."),
+    AGE_COL, *_WIDE,
+], _daemonset)
+PERSISTENT_VOLUME = Printer([
+    NAME_COL, col("Capacity", "string", "capacity"), col("Access Modes", "string", "accessModes"),
+    col("Reclaim Policy", "string", "persistentVolumeReclaimPolicy"), col("Status", "string", "phase"),
+    col("Claim", "string", "claimRef"), col("StorageClass", "string", "storageClassName"),
+    col("VolumeAttributesClass", "string", "volumeAttributesClassName"), col("Reason", "string", "reason"), AGE_COL,
+    col("VolumeMode", "string", "volumeMode", priority=1),
+], _pv)
+PERSISTENT_VOLUME_CLAIM = Printer([
+    NAME_COL, col("Status", "string", "phase"), col("Volume", "string", "volumeName"),
+    col("Capacity", "string", "capacity"), col("Access Modes", "string", "accessModes"),
+    col("StorageClass", "string", "storageClassName"),
+    col("VolumeAttributesClass", "string", "volumeAttributesClassName"), AGE_COL,
+    col("VolumeMode", "string", "volumeMode", priority=1),
+], _pvc)
+INGRESS = Printer([
+    NAME_COL, col("Class", "string", "ingressClassName"), col("Hosts", "string", "Hosts that incoming requests are "
+                                                              "matched against before the ingress rule"),
+    col("Address", "string", "Address is a list containing ingress points for the load-balancer"),
+    col("Ports", "string", "Ports of TLS configurations that open"), AGE_COL,
+], _ingress)

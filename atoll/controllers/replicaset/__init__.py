@@ -1,18 +1,18 @@
-"""ReplicaSet controller (kube-controller-manager's ``replicaset``): keeps ``spec.replicas`` pods
-of each ReplicaSet active, adopting matching orphans and releasing pods that stop matching; see
-:mod:`.reconciler`. Pods map to the ReplicaSet that controls them, orphans to every ReplicaSet of
-their namespace whose selector matches them (adoption)."""
+"""ReplicaSet and ReplicationController controllers (kube-controller-manager's ``replicaset`` and
+``replicationcontroller``, one reconciler): keep ``spec.replicas`` pods of each active, adopting
+matching orphans and releasing pods that stop matching; see :mod:`.reconciler`. Pods map to the
+owner that controls them, orphans to every owner of their namespace whose selector matches them
+(adoption)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from atoll.api.errors import BadRequest
-from atoll.api.kinds import PODS, REPLICASETS
+from atoll.api.kinds import PODS, REPLICASETS, REPLICATIONCONTROLLERS
 from atoll.api.podtemplates import controller_of
-from atoll.api.selectors import label_selector_from_spec
 from atoll.controllers import ControllerContext
-from atoll.controllers.replicaset.reconciler import ReplicaSetReconciler
+from atoll.controllers.replicaset.reconciler import ReplicaSetReconciler, selector_of
 from atoll.runtime import Cache, Controller, Manager, ObjectKey
 from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.expectations import Expectations
@@ -23,15 +23,18 @@ NAME = "replicaset"
 
 
 def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLOCK) -> None:
-    replicasets = manager.informer(REPLICASETS)
+    """Two controllers on one reconciler: ``replicaset`` and ``replicationcontroller``."""
     pods = manager.informer(PODS)
-    control = PodControl(ctx.client, "replicaset-controller", Expectations(clock=clock))
-    reconciler = ReplicaSetReconciler(ctx.client, replicasets=replicasets.cache, pods=pods.cache,
-                                      control=control, clock=clock)
-    controller: Controller[ObjectKey] = Controller(NAME, reconciler, workers=ctx.workers)
-    controller.watch(replicasets)
-    controller.watch(pods, owners_of("ReplicaSet", replicasets.cache))
-    manager.add(controller)
+    for name, rd, component in ((NAME, REPLICASETS, "replicaset-controller"),
+                                ("replicationcontroller", REPLICATIONCONTROLLERS, "replication-controller")):
+        owners = manager.informer(rd)
+        control = PodControl(ctx.client, component, Expectations(clock=clock))
+        reconciler = ReplicaSetReconciler(ctx.client, replicasets=owners.cache, pods=pods.cache,
+                                          control=control, clock=clock, rd=rd)
+        controller: Controller[ObjectKey] = Controller(name, reconciler, workers=ctx.workers)
+        controller.watch(owners)
+        controller.watch(pods, owners_of(rd.kind, owners.cache))
+        manager.add(controller)
 
 
 def owners_of(kind: str, owners: Cache) -> Mapper:
@@ -46,7 +49,7 @@ def owners_of(kind: str, owners: Cache) -> Mapper:
         keys = []
         for owner in owners.list(namespace):
             try:
-                if label_selector_from_spec((owner.get("spec") or {}).get("selector")).matches(labels):
+                if selector_of(owner, kind).matches(labels):
                     keys.append(key_of(owner))
             except BadRequest:
                 continue

@@ -20,7 +20,8 @@ from atoll.api.podtemplates import (
     random_suffix,
     ready_since,
 )
-from atoll.api.selectors import LabelSelector, label_selector_from_spec
+from atoll.api.registry import ResourceDef
+from atoll.api.selectors import LabelSelector, label_selector_from_spec, selector_from_labels
 from atoll.api.timestamps import try_parse_time
 from atoll.client import Client
 from atoll.runtime import Cache, ObjectKey, Result, TerminalError
@@ -47,9 +48,20 @@ def deletion_rank(pod: JSON) -> tuple[Any, ...]:
     )
 
 
+def selector_of(owner: JSON, kind: str) -> LabelSelector:
+    """A ReplicaSet's ``LabelSelector``, or a ReplicationController's plain map."""
+    raw = (owner.get("spec") or {}).get("selector")
+    if kind == "ReplicationController":
+        return selector_from_labels(raw) if raw else LabelSelector(nothing=True)
+    return label_selector_from_spec(raw)
+
+
 class ReplicaSetReconciler:
+    """Also runs ReplicationControllers (``rd``: the kind whose status it writes)."""
+
     def __init__(self, client: Client, *, replicasets: Cache, pods: Cache, control: PodControl,
-                 clock: Clock) -> None:
+                 clock: Clock, rd: ResourceDef = REPLICASETS) -> None:
+        self.rd = rd
         self.client = client
         self.replicasets = replicasets
         self.pods = pods
@@ -61,9 +73,8 @@ class ReplicaSetReconciler:
         if rs is None or key.namespace is None:
             self.control.expect.forget(key)
             return Result()
-        spec = rs.get("spec") or {}
         try:
-            selector = label_selector_from_spec(spec.get("selector"))
+            selector = selector_of(rs, self.rd.kind)
         except BadRequest as exc:
             raise TerminalError(f"replicaset {key}: {exc.message}") from None
         owned = await self._claim(rs, selector, key.namespace)
@@ -122,7 +133,7 @@ class ReplicaSetReconciler:
         )
         if status != (rs.get("status") or {}):
             try:
-                await self.client.patch(REPLICASETS, md["name"], {"status": status}, md["namespace"],
+                await self.client.patch(self.rd, md["name"], {"status": status}, md["namespace"],
                                         subresource="status")
             except NotFound:
                 return Result()

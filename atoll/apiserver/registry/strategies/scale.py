@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from atoll.api import errors
-from atoll.api.selectors import label_selector_from_spec
+from atoll.api.selectors import label_selector_from_spec, selector_from_labels
 from atoll.apiserver.patch.merge import merge_patch
 from atoll.apiserver.registry.subresources import Reply, StatusReply, SubresourceCall, method_not_allowed, require_body
 
@@ -25,8 +25,12 @@ JSON = dict[str, Any]
 def to_scale(obj: JSON) -> JSON:
     """The ``autoscaling/v1`` Scale of a workload object."""
     md, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    raw = spec.get("selector")
     try:
-        selector = str(label_selector_from_spec(spec.get("selector")))
+        if isinstance(raw, dict) and raw and not {"matchLabels", "matchExpressions"} & set(raw):
+            selector = str(selector_from_labels(raw))  # a ReplicationController's plain map
+        else:
+            selector = str(label_selector_from_spec(raw))
     except errors.BadRequest:
         selector = ""
     return {

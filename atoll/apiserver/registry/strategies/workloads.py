@@ -129,6 +129,74 @@ class DeploymentStrategy(ReplicatedStrategy):
 
 
 @dataclass(frozen=True)
+class StatefulSetStrategy(ReplicatedStrategy):
+    printer: Printer | None = printers.STATEFUL_SET
+
+    def defaults_on_update(self, rd: ResourceDef, obj: JSON) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        update = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+        if update.get("type") == "RollingUpdate":
+            update.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
+        ReplicatedStrategy.defaults_on_update(self, rd, obj)
+
+
+@dataclass(frozen=True)
+class DaemonSetStrategy(KindStrategy):
+    printer: Printer | None = printers.DAEMON_SET
+
+    def defaults_on_create(self, rd: ResourceDef, obj: JSON) -> None:
+        self.defaults_on_update(rd, obj)
+        obj["status"] = {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                         "numberReady": 0}
+
+    def defaults_on_update(self, rd: ResourceDef, obj: JSON) -> None:
+        spec = obj.setdefault("spec", {})
+        update = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+        if update.get("type") == "RollingUpdate":
+            update.setdefault("rollingUpdate", {}).setdefault("maxUnavailable", 1)
+            update["rollingUpdate"].setdefault("maxSurge", 0)
+        spec.setdefault("revisionHistoryLimit", 10)
+        template_defaults(spec.setdefault("template", {}))
+        check_selector(rd, obj)
+
+
+@dataclass(frozen=True)
+class ReplicationControllerStrategy(ReplicatedStrategy):
+    """The selector is a plain map; it defaults to the template's labels."""
+
+    printer: Printer | None = printers.REPLICATION_CONTROLLER
+
+    def defaults_on_update(self, rd: ResourceDef, obj: JSON) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("replicas", 1)
+        template = spec.setdefault("template", {})
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        if not spec.get("selector"):
+            spec["selector"] = dict(labels)
+        template_defaults(template)
+        _check_replicas(rd, obj)
+        selector = spec.get("selector") or {}
+        if not selector or any(labels.get(k) != v for k, v in selector.items()):
+            raise _invalid(rd, obj, "spec.template.metadata.labels",
+                           "Invalid value: `selector` does not match template `labels`")
+
+
+@dataclass(frozen=True)
+class PendingStrategy(KindStrategy):
+    """PersistentVolumes and claims start ``Pending``."""
+
+    def defaults_on_create(self, rd: ResourceDef, obj: JSON) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("volumeMode", "Filesystem")
+        if rd.kind == "PersistentVolume":
+            spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+        obj["status"] = {"phase": "Pending"}
+
+
+@dataclass(frozen=True)
 class JobStrategy(KindStrategy):
     printer: Printer | None = printers.JOB
 
@@ -221,4 +289,10 @@ def workload_strategies() -> dict[tuple[str, str], KindStrategy]:
         ("batch", "CronJob"): CronJobStrategy(),
         ("policy", "PodDisruptionBudget"): PodDisruptionBudgetStrategy(),
         ("scheduling.k8s.io", "PriorityClass"): KindStrategy(printers.PRIORITY_CLASS),
+        ("apps", "StatefulSet"): StatefulSetStrategy(),
+        ("apps", "DaemonSet"): DaemonSetStrategy(),
+        ("", "ReplicationController"): ReplicationControllerStrategy(),
+        ("", "PersistentVolume"): PendingStrategy(printers.PERSISTENT_VOLUME),
+        ("", "PersistentVolumeClaim"): PendingStrategy(printers.PERSISTENT_VOLUME_CLAIM),
+        ("networking.k8s.io", "Ingress"): KindStrategy(printers.INGRESS),
     }
