@@ -30,6 +30,7 @@ CONTROLLERS: tuple[str, ...] = (
     "cronjob",
     "disruption",
     "daemonset",
+    "statefulset",
     "kusciajob",
     "kusciatask",
     "taskresourcegroup",

@@ -429,6 +429,59 @@ def test_replication_controller_and_prune_with_the_default_allowlist(lite: Lite)
     k.run("delete", "cm", "keep", "-n", NS)
 
 
+def statefulset(replicas: int, policy: str = "OrderedReady") -> str:
+    return f"""apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+  namespace: {NS}
+spec:
+  serviceName: db
+  replicas: {replicas}
+  podManagementPolicy: {policy}
+  selector:
+    matchLabels: {{app: db}}
+  template:
+    metadata:
+      labels: {{app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: app:v1
+        command: ["sh", "-c", "while :; do sleep 0.2; done # marker-db-sts"]
+"""
+
+
+def test_statefulset_orders_names_and_rolls_back_to_front(lite: Lite) -> None:
+    k = lite.kubectl
+    k.apply(statefulset(3), "sts.yaml")
+    k.run("rollout", "status", "sts/db", "-n", NS, "--timeout=90s", timeout=100)
+    pods = json.loads(k.out("get", "pods", "-n", NS, "-l", "app=db", "-o", "json"))["items"]
+    assert sorted(p["metadata"]["name"] for p in pods) == ["db-0", "db-1", "db-2"]
+    created = {p["metadata"]["name"]: parse_time(p["metadata"]["creationTimestamp"]) for p in pods}
+    assert created["db-0"] <= created["db-1"] <= created["db-2"], "OrderedReady creates in order"
+    assert {p["spec"]["hostname"] for p in pods} == {"db-0", "db-1", "db-2"} and pods[0]["spec"]["subdomain"] == "db"
+    k.run("patch", "sts", "db", "-n", NS, "-p", '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":1}}}}')
+    k.run("set", "env", "sts/db", "V=2", "-n", NS)
+
+    def updated() -> bool:
+        got = json.loads(k.out("get", "sts", "db", "-n", NS, "-o", "json"))["status"]
+        return got.get("updatedReplicas") == 2 and got.get("readyReplicas") == 3
+
+    until(updated, 90)
+    revs = json.loads(k.out("get", "pods", "-n", NS, "-l", "app=db", "-o", "json"))["items"]
+    by_name = {p["metadata"]["name"]: p["metadata"]["labels"]["controller-revision-hash"] for p in revs}
+    assert by_name["db-0"] != by_name["db-1"] == by_name["db-2"], "the partition keeps db-0 on the old revision"
+    history = table(k.out("rollout", "history", "sts/db", "-n", NS))
+    assert [r[0] for r in history[2:]] == ["1", "2"], history
+    k.run("scale", "sts", "db", "--replicas=1", "-n", NS)
+    until(lambda: k.out("get", "pods", "-n", NS, "-l", "app=db", "-o",
+                        "jsonpath={.items[*].metadata.name}") == "db-0", 60)
+    k.run("delete", "sts", "db", "-n", NS)
+    until(lambda: process_groups("marker-db-sts") == set(), 30)
+
+
 PDB = f"""apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
