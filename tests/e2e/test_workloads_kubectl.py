@@ -308,6 +308,7 @@ def test_exec_and_cp_run_in_the_pods_sandbox(lite: Lite, module_server: RunningS
     debug = k.run("debug", pod, "-n", NS, "--image=app:v1", "--", "true", check=False)
     assert debug.returncode != 0 and "panic" not in debug.stderr and "ephemeral" in debug.stderr, debug.stderr
     old = make_kubectl("1.27", module_server, lite.base / "kubectl127")
+    assert "Username    atoll-admin" in old.out("auth", "whoami"), "v1beta1 SelfSubjectReview for kubectl 1.27"
     refused = old.run("exec", pod, "-n", NS, "--", "true", check=False)
     assert refused.returncode != 0 and "v5.channel.k8s.io" in refused.stderr, refused.stderr
 

@@ -103,7 +103,8 @@ def message_for(api_version: str, kind: str) -> Msg | None:
     """The wire schema of ``kind`` in ``api_version`` (generated), or of a meta/v1 kind (DeleteOptions)."""
     group, _, version = api_version.rpartition("/")
     package = (group.split(".")[0] or "core") if group else "core"
-    return _generated(f"k8s.io.api.{package}.{version}.{kind}") or _generated(f"{_META_V1}.{kind}")
+    return (_generated(f"k8s.io.api.{package}.{version}.{kind}") or _generated(f"{_META_V1}.{kind}")
+            or _generated(f"k8s.io.api.{package}.v1.{kind}"))  # a beta version: its v1 successor's fields
 
 
 class _Truncated(Exception):
