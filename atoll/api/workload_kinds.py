@@ -42,3 +42,9 @@ Ingresses are stored only (no controller)."""
 PRIORITY_CLASSES = ResourceDef("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", False,
                                ("pc",))
 WORKLOAD_BUILTINS = (*WORKLOAD_BUILTINS, *MORE_WORKLOADS, PRIORITY_CLASSES)
+
+METRICS_GROUP = "metrics.k8s.io"
+METRICS_NODES = ResourceDef(METRICS_GROUP, "v1beta1", "NodeMetrics", "nodes", "", False, verbs=("get", "list"))
+METRICS_PODS = ResourceDef(METRICS_GROUP, "v1beta1", "PodMetrics", "pods", "", True, verbs=("get", "list"))
+"""``kubectl top``: answered from the node agents' statistics, never stored (``atoll.apiserver.http.metrics_api``)."""
+WORKLOAD_BUILTINS = (*WORKLOAD_BUILTINS, METRICS_NODES, METRICS_PODS)

@@ -483,6 +483,26 @@ def test_statefulset_orders_names_and_rolls_back_to_front(lite: Lite) -> None:
     until(lambda: process_groups("marker-db-sts") == set(), 30)
 
 
+def test_kubectl_top_reads_the_agents_process_statistics(lite: Lite) -> None:
+    k, marker = lite.kubectl, "marker-busy-deploy"
+    busy = deployment("busy", marker, replicas=1).replace(
+        f"while :; do sleep 0.2; done # {marker}", f"while :; do :; done # {marker}")
+    k.apply(busy, "busy.yaml")
+    rollout_status(k, "busy")
+
+    def busy_row() -> list[str]:
+        rows = table(k.out("top", "pods", "-n", NS, "-l", "app=busy"))
+        assert rows[0] == ["NAME", "CPU(cores)", "MEMORY(bytes)"] and len(rows) == 2, rows
+        return rows[1]
+
+    row = until(busy_row, 30)
+    assert int(row[1].rstrip("m")) > 100, f"a spinning shell uses most of a core: {row}"
+    nodes = table(k.out("top", "nodes"))
+    assert nodes[1][0] == f"{NS}-node" and nodes[1][1].endswith("m") and nodes[1][3].endswith("Mi"), nodes
+    k.run("delete", "deployment", "busy", "-n", NS)
+    until(lambda: process_groups(marker) == set(), 30)
+
+
 PDB = f"""apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:

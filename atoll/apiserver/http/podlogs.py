@@ -50,6 +50,11 @@ class PodLogs:
                 upstream.close()
             return response
 
+    async def fetch_json(self, url: str, path: str) -> Any:
+        """GET a JSON document from a node agent (``/stats/summary``)."""
+        async with Client(url, ssl_context=self._ssl, user_agent="atoll-apiserver") as client:
+            return await client.request("GET", path)
+
     async def relay_websocket(self, request: web.Request, where: UpgradeReply) -> web.StreamResponse:
         """``pods/exec``: open the node's WebSocket with the client's subprotocols, then accept the
         client's with the one the node chose and copy messages both ways until either side ends."""

@@ -16,6 +16,7 @@ from atoll.api.registry import ResourceDef
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.http import codec
 from atoll.apiserver.http.authorize import field_selector_name
+from atoll.apiserver.http.metrics_api import MetricsAPI, is_metrics
 from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.routing import Route
 from atoll.apiserver.http.watch import WatchStreamSettings, serve_watch
@@ -74,6 +75,7 @@ class ResourceHandlers:
     ) -> None:
         self.objects = objects
         self.logs = logs
+        self.metrics = MetricsAPI(objects.cache, logs)
         self.strategies = strategies
         self.watch_settings = watch or WatchStreamSettings()
         self.clock = clock
@@ -107,6 +109,8 @@ class ResourceHandlers:
         return cached.raw if cached is not None and cached.obj is obj else None
 
     async def dispatch(self, request: web.Request, route: Route) -> web.StreamResponse:
+        if is_metrics(route.rd):
+            return await self.metrics.serve(request, route)
         method = request.method
         if route.subresource:
             handler = self.strategies.for_resource(route.rd).subresource(route.subresource) or NOT_SERVED
