@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from atoll.files import locked, private_dir, write_atomic
+
 _VALIDITY = dt.timedelta(days=3650)
 
 
@@ -84,9 +86,11 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    write_atomic(path, data, 0o600)
+
+
+def _write_public(path: Path, data: bytes) -> None:
+    write_atomic(path, data, 0o644)
 
 
 def _name(cn: str, orgs: tuple[str, ...] = ()) -> x509.Name:
@@ -153,7 +157,17 @@ def _sans(hosts: tuple[str, ...]) -> list[x509.GeneralName]:
 def ensure_pki(directory: Path, *, extra_hosts: tuple[str, ...] = ()) -> PKI:
     """Create the CA, serving certificate, admin credentials and SA signing key if missing."""
     pki = PKI(directory)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not directory.parent.exists():
+        private_dir(directory.parent)  # a fresh data dir: 0700 too
+    private_dir(directory)
+    # one writer at a time (``atoll start`` and ``atoll kubeconfig`` on a fresh data dir); every
+    # file is renamed into place complete, certificates after their keys
+    with locked(directory / ".lock"):
+        _ensure_pki(pki, extra_hosts)
+    return pki
+
+
+def _ensure_pki(pki: PKI, extra_hosts: tuple[str, ...]) -> None:
     if not pki.ca_cert.exists():
         key = _new_key()
         name = _name("atoll-ca")
@@ -164,7 +178,7 @@ def ensure_pki(directory: Path, *, extra_hosts: tuple[str, ...] = ()) -> PKI:
             .sign(key, hashes.SHA256())
         )
         _write_private(pki.ca_key, _key_pem(key))
-        pki.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_public(pki.ca_cert, cert.public_bytes(serialization.Encoding.PEM))
     if not pki.server_cert.exists():
         ca_cert, ca_key = _load_ca(pki)
         key = _new_key()
@@ -176,20 +190,19 @@ def ensure_pki(directory: Path, *, extra_hosts: tuple[str, ...] = ()) -> PKI:
             .sign(ca_key, hashes.SHA256())
         )
         _write_private(pki.server_key, _key_pem(key))
-        pki.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_public(pki.server_cert, cert.public_bytes(serialization.Encoding.PEM))
     if not pki.admin_cert.exists():
         cert_pem, key_pem = issue_client_cert(pki, "atoll-admin", ("system:masters",))
         _write_private(pki.admin_key, key_pem)
-        pki.admin_cert.write_bytes(cert_pem)
+        _write_public(pki.admin_cert, cert_pem)
     if not pki.kubelet_client_cert.exists():
         cert_pem, key_pem = issue_client_cert(pki, "atoll-apiserver", ("system:masters",))
         _write_private(pki.kubelet_client_key, key_pem)
-        pki.kubelet_client_cert.write_bytes(cert_pem)
+        _write_public(pki.kubelet_client_cert, cert_pem)
     if not pki.admin_token.exists():
         _write_private(pki.admin_token, os.urandom(24).hex().encode())
     if not pki.signing_key.exists():
         _write_private(pki.signing_key, _key_pem(_new_key()))
-    return pki
 
 
 def server_ssl_context(pki: PKI) -> ssl.SSLContext:

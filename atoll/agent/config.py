@@ -55,9 +55,15 @@ class AgentConfig:
     stop_pods_on_exit: bool = False
     """Kubelet semantics (False): pods keep running while the agent is down and are re-adopted."""
     labels: dict[str, str] = field(default_factory=dict)
+    shared_namespaces: tuple[str, ...] = ("default",)
+    """Namespaces besides the domain's own whose pods this node runs (``agent.sharedNamespaces``);
+    pods of any other namespace (another domain's) are refused, like the kubelet's NodeRestriction."""
     pod_env: dict[str, str] = field(default_factory=dict)
     """Added to every container's environment (a pod's own ``env`` wins): the lite's
     ``DATAMESH_ADDR`` / ``DATAMESH_GRPC_ADDR`` (contract C2)."""
+
+    def runs_namespace(self, namespace: str) -> bool:
+        return namespace == self.domain or namespace in self.shared_namespaces
 
     @property
     def name(self) -> str:
@@ -94,6 +100,7 @@ def from_node_config(domain: str, data_dir: Path, extra: dict[str, Any]) -> Agen
         client_ca=_path(tls.get("clientCAFile"), data_dir / "pki" / "ca.crt"),
         timers=Timers(**{_snake(k): float(v) for k, v in timers.items()}),
         stop_pods_on_exit=bool(agent.get("stopPodsOnExit", False)),
+        shared_namespaces=tuple(str(n) for n in agent.get("sharedNamespaces", ("default",))),
     )
 
 

@@ -33,7 +33,6 @@ class EventRecorder:
     def pod_event(self, pod: JSON, reason: str, message: str, *, warning: bool = False, field_path: str = "") -> None:
         """Queue an event; returns at once (the sender task of this recorder writes it)."""
         md = pod["metadata"]
-        now = now_time()
         involved: JSON = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -43,8 +42,13 @@ class EventRecorder:
         }
         if field_path:
             involved["fieldPath"] = field_path
+        self.event(str(md.get("namespace")), involved, reason, message, warning=warning)
+
+    def event(self, namespace: str, involved: JSON, reason: str, message: str, *, warning: bool = False) -> None:
+        """Queue an event about ``involved`` in ``namespace``."""
+        now = now_time()
         event = {
-            "metadata": {"name": f"{md.get('name')}.{os.urandom(8).hex()}", "namespace": md.get("namespace")},
+            "metadata": {"name": f"{involved.get('name')}.{os.urandom(8).hex()}", "namespace": namespace},
             "involvedObject": involved,
             "reason": reason,
             "message": message,

@@ -108,6 +108,12 @@ class InternalError(APIError):
     code, reason = 500, "InternalError"
 
 
+class ServerTimeout(APIError):
+    """504: e.g. a LIST at a resourceVersion the server has not reached (``Too large resource version``)."""
+
+    code, reason = 504, "Timeout"
+
+
 class NotImplementedYet(APIError):
     code, reason = 501, "NotImplemented"
 

@@ -7,6 +7,8 @@ drift apart.
 
 from __future__ import annotations
 
+import hashlib
+
 from atoll.api.kinds import kind
 
 KUSCIATASKS = kind("kuscia.secretflow", "kusciatasks")
@@ -50,6 +52,10 @@ ANNOTATION_IMAGE_ID = "kuscia.secretflow/image-id"
 ANNOTATION_CONFIG_TEMPLATE_VOLUMES = "kuscia.secretflow/config-template-volumes"
 ANNOTATION_CONFIG_TEMPLATE_VALUES = "kuscia.secretflow/config-template-value-cm-name"
 ANNOTATION_ALLOCATED_PORTS = "kuscia.secretflow/allocated-ports"
+ANNOTATION_BANDWIDTH_LIMIT_PREFIX = "kuscia.secretflow/bandwidth-limit-"
+ANNOTATION_METRIC_PATH = "kuscia.secretflow/metric_path"
+ANNOTATION_METRIC_PORT = "kuscia.secretflow/metric_port"
+ANNOTATION_SHOULD_BE_SCRAPED = "kuscia.secretflow/should_be_scraped"
 ANNOTATION_SERVICE_HOSTS = "atoll.io/kuscia-service-hosts"
 """On a task pod: Kuscia's ``<svc>.<domain>.svc[:port]`` endpoint names of the cluster define (JSON)."""
 ANNOTATION_EGRESS_HOST = "atoll.io/egress-host"
@@ -83,3 +89,10 @@ RESERVED_REASON = "The min set of pods has already reserved resource"
 
 PORT_RANGE = (20000, 32767)
 """Kuscia's per-domain dynamic port segment (both ends included)."""
+
+
+def task_resource_name(group: str, domain: str, role: str) -> str:
+    """``<trg>-<12 hex>`` for a party, stable per (domain, role): the KusciaTask controller stamps
+    it on the pods it creates, and the TaskResourceGroup controller creates the TaskResource under
+    it, so pods need no second write to be linked."""
+    return f"{group}-{hashlib.sha256(f'{domain}/{role}'.encode()).hexdigest()[:12]}"

@@ -26,6 +26,12 @@ def format_micro_time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def format_nano_time(seconds: float) -> str:
+    """RFC 3339 with nanoseconds (Go's ``RFC3339Nano`` at microsecond precision, padded), the form
+    of the timestamps ``kubectl logs --timestamps`` prefixes lines with."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+
+
 def now_time() -> str:
     """``metav1.Time`` of the system clock now (code with an injected clock uses ``format_time``)."""
     return format_time(time.time())
@@ -37,10 +43,14 @@ def parse_time(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def try_parse_time(value: object) -> float | None:
+    """``parse_time`` that answers None for anything but a valid timestamp (absent, empty, not a
+    string, malformed); memoised, as tables parse the same creation timestamps on every render."""
+    return _parse_cached(value) if isinstance(value, str) and value else None
+
+
 @lru_cache(maxsize=8192)
-def try_parse_time(value: str) -> float | None:
-    """``parse_time`` that answers None for an unparsable value (memoised: tables parse the same
-    creation timestamps on every render)."""
+def _parse_cached(value: str) -> float | None:
     try:
         return parse_time(value)
     except ValueError:

@@ -23,9 +23,14 @@ from aiohttp import web
 from atoll.api.builtins import BUILTINS
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import Registry
+from atoll.apiserver.admission.builtin_schema import BuiltinSchemaAdmission
 from atoll.apiserver.admission.chain import AdmissionChain, NamespaceLifecycle
+from atoll.apiserver.admission.domain_isolation import DomainIsolation
 from atoll.apiserver.admission.kuscia import KusciaAdmission
+from atoll.apiserver.admission.limits import ObjectLimits
+from atoll.apiserver.admission.noderestriction import NodeRestriction
 from atoll.apiserver.admission.quota import QuotaAdmission
+from atoll.apiserver.admission.rbac_escalation import RBACEscalation
 from atoll.apiserver.admission.workloads import DomainPlacement, PriorityAdmission
 from atoll.apiserver.apiextensions.crds import CRD_PREFIX, CRDManager
 from atoll.apiserver.auth.authn import (
@@ -34,14 +39,20 @@ from atoll.apiserver.auth.authn import (
     ClientCertAuthenticator,
     StaticTokenAuthenticator,
 )
+from atoll.apiserver.auth.nodegrants import NodeGrants
 from atoll.apiserver.auth.rbac import RBACAuthorizer
 from atoll.apiserver.auth.reviews import VIRTUAL, Reviews
 from atoll.apiserver.auth.tokens import TokenIssuer
+from atoll.apiserver.cache.trim import trim_periodically
 from atoll.apiserver.cache.watchcache import CacheSettings, WatchCache
 from atoll.apiserver.discovery.groups import Discovery
 from atoll.apiserver.discovery.openapi import OpenAPI
-from atoll.apiserver.http.listeners import start_loopback, start_tcp
+from atoll.apiserver.http.gate import start_gated_tcp
+from atoll.apiserver.http.gate import stop as stop_listener
+from atoll.apiserver.http.limits import ConnectionLimits
+from atoll.apiserver.http.listeners import start_loopback
 from atoll.apiserver.http.podlogs import PodLogs
+from atoll.apiserver.http.protocol import StatusServer
 from atoll.apiserver.http.resources import ResourceHandlers
 from atoll.apiserver.http.server import Frontends, RequestHandler
 from atoll.apiserver.http.watch import WatchStreamSettings
@@ -62,6 +73,7 @@ class ServerSettings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     watch: WatchStreamSettings = field(default_factory=WatchStreamSettings)
     compaction: CompactionSettings = field(default_factory=CompactionSettings)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 @dataclass(slots=True)
@@ -94,14 +106,21 @@ class APIServer:
             store, config.settings.compaction, clock=config.clock, on_compacted=self.cache.compacted
         )
         self.authorizer = RBACAuthorizer(self.cache)
+        self.node_grants = NodeGrants(self.cache)
+        self.authorizer.add_fallback(self.node_grants)
         self.authn, self.reviews = self._authentication(config)
         self.crds = CRDManager(self.registry)
         self.cache.add_listener(CRD_PREFIX, self.crds.on_event)
         self.admission = AdmissionChain()
+        self.admission.add(ObjectLimits())
+        self.admission.add(BuiltinSchemaAdmission())
         self.admission.add(NamespaceLifecycle(self._namespace))
         self.admission.add(self.crds)
         self.admission.add(KusciaAdmission())
-        self.admission.add(DomainPlacement(self._namespace))
+        self.admission.add(DomainPlacement(self._namespace))  # before isolation: it pins the domain's nodes
+        self.admission.add(DomainIsolation(self.cache))
+        self.admission.add(NodeRestriction(self.node_grants, self.cache))
+        self.admission.add(RBACEscalation(self.authorizer, self.cache))
         self.admission.add(PriorityAdmission(self.cache))
         self.admission.add(QuotaAdmission(self.cache))
         self.strategies = builtin_strategies(self.cache, reviews=self.reviews, clock=config.clock)
@@ -121,7 +140,8 @@ class APIServer:
                 reviews=self.reviews,
                 ready=self._is_ready,
                 server_address=lambda: f"{self.config.host}:{self.bound_port}",
-            )
+            ),
+            config.settings.limits,
         )
         self.bound_port = 0
         self.loopback_socket: Path | None = None  # set once the Unix-socket listener is bound
@@ -160,10 +180,13 @@ class APIServer:
             tg.create_task(self.cache.run(), name="apiserver/watch-cache")
             await self.cache.wait_ready()
             tg.create_task(self.compactor.run(), name="apiserver/compactor")
+            tg.create_task(trim_periodically(), name="apiserver/malloc-trim")
             runner = web.ServerRunner(self.make_server(), shutdown_timeout=1.0)
             await runner.setup()
             config = self.config
-            self.bound_port = await start_tcp(runner, config.host, config.port, config.ssl_context)
+            assert isinstance(runner.server, StatusServer)
+            listener, self.bound_port = await start_gated_tcp(runner.server, config.host, config.port,
+                                                              config.ssl_context)
             if config.unix_socket is not None:
                 self.loopback_socket = await start_loopback(runner, config.unix_socket)
             self._ready.set()
@@ -173,6 +196,7 @@ class APIServer:
             try:
                 await asyncio.Event().wait()
             finally:
+                await stop_listener(listener)
                 await runner.cleanup()
                 if self.loopback_socket is not None:
                     with contextlib.suppress(OSError):

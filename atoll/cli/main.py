@@ -18,7 +18,9 @@ import click
 
 from atoll.cli.data import data as data_command
 from atoll.cli.job import job as job_commands
+from atoll.cli.store import store as store_commands
 from atoll.node.config import ConfigError, NodeConfig, generate_domain_key, load_config, validate_domain_id
+from atoll.store.base import StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -117,7 +119,7 @@ def start(config_path: Path) -> None:
     )
     try:
         asyncio.run(_run_node(config))
-    except (ConfigError, OSError) as exc:
+    except (ConfigError, OSError, StoreError) as exc:
         fail(str(exc))
 
 
@@ -237,6 +239,7 @@ main.add_command(pool_syncer)
 
 main.add_command(data_command)
 main.add_command(job_commands)
+main.add_command(store_commands)
 
 if __name__ == "__main__":
     main()

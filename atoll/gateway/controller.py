@@ -18,20 +18,23 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import errors, kinds
+from atoll.api.clock import Clock
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.gateway import objects
 from atoll.gateway.drstatus import base_status, mutate_status, spec, token_status, tokens
 from atoll.gateway.envoy_resources import snapshot
 from atoll.gateway.initiator import Initiator
 from atoll.gateway.model import GatewayModel, LocalService
-from atoll.gateway.xds import AdsServer, ConfigRejected
+from atoll.gateway.xds import CLUSTER, LISTENER, ROUTE, AdsServer, ConfigRejected
 from atoll.runtime import Cache, ObjectKey, Result
-from atoll.runtime.clock import Clock, rfc3339
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 KEY = ObjectKey(None, "gateway")
 APPLY_TIMEOUT = 10.0
+LISTENER_RETRY = 5.0
+"""Seconds before listeners Envoy could not bind are offered again."""
 
 
 @dataclass(slots=True)
@@ -61,13 +64,13 @@ class GatewayReconciler:
         self.master_domain, self.master_endpoint = master_domain, master_endpoint
         self.static_services = static_services
         self.applied = asyncio.Event()
+        self.last_model: GatewayModel | None = None  # the model of the last config Envoy took
         self.rejected: ConfigRejected | None = None
 
-    def model(self) -> GatewayModel:
+    def model(self, routes: list[JSON]) -> GatewayModel:
         ns = self.base.domain
         services = self.c.services.list(ns)
         endpoints = {str(e["metadata"]["name"]): e for e in self.c.endpoints.list(ns)}
-        routes = self.c.domainroutes.list(ns)
         peers = [
             p for dr in routes if spec(dr).get("source") == ns
             if (p := objects.peer_route(dr, self.key, self.master_domain, self.master_endpoint)) is not None
@@ -82,27 +85,45 @@ class GatewayReconciler:
         )
 
     async def reconcile(self, key: ObjectKey) -> Result:
-        model = self.model()
+        # one view of the routes for the config and for what follows its ACK: a route that arrives
+        # meanwhile waits for the next round instead of being negotiated before Envoy knows it
+        routes = list(self.c.domainroutes.list(self.base.domain))
+        model = self.model(routes)
+        requeue = Result()
         try:
-            self.ads.publish(snapshot(model))
+            if not self.ads.publish(snapshot(model)) and self.rejected is not None:
+                self.ads.retry_rejected()
         except ValueError as exc:
             log.error("gateway config does not build: %s", exc)
             return Result()
         try:
             async with asyncio.timeout(APPLY_TIMEOUT):
                 await self.ads.wait_applied()
+            self.rejected = None
         except ConfigRejected as exc:
             await self._rejected(exc)
-            return Result()
+            if exc.type_url != LISTENER or not await self._routes_applied():
+                return Result()
+            # Envoy applies every listener it can (one port taken by someone else must not stall the
+            # domain): tokens and upstreams live in CDS/RDS, so routes are live once those are ACKed;
+            # the rejected listeners are offered again in a while
+            requeue = Result(requeue_after=LISTENER_RETRY)
         except TimeoutError:
             log.info("envoy has not applied the config yet; retrying")
             return Result(requeue_after=1.0)
-        self.rejected = None
         self.applied.set()
-        routes = self.c.domainroutes.list(self.base.domain)
+        self.last_model = model
         await asyncio.gather(*(self._mark_effective(dr) for dr in routes))
         self.initiator.update([dr for dr in routes if spec(dr).get("source") == self.base.domain])
-        return Result()
+        return requeue
+
+    async def _routes_applied(self) -> bool:
+        try:
+            async with asyncio.timeout(APPLY_TIMEOUT):
+                await self.ads.wait_applied((CLUSTER, ROUTE))
+        except (ConfigRejected, TimeoutError):
+            return False
+        return True
 
     async def _mark_effective(self, dr: JSON) -> None:
         own = self.base.domain
@@ -131,11 +152,11 @@ class GatewayReconciler:
             log.warning("domainroute %s: recording effective instance: %s", dr["metadata"]["name"], exc)
 
     async def _rejected(self, exc: ConfigRejected) -> None:
-        first = self.rejected is None or str(self.rejected) != str(exc)
+        first = self.rejected is None or (self.rejected.type_url, self.rejected.message) != (exc.type_url, exc.message)
         self.rejected = exc
         if not first:
             return
-        now = rfc3339(self.clock.now())
+        now = format_time(self.clock.now())
         event = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -85,22 +85,43 @@ def header_token(raw: bytes) -> str:
 
 
 def self_signed_cert(key: rsa.RSAPrivateKey, common_name: str) -> bytes:
-    """A PEM certificate for ``key`` (Domain ``spec.cert`` in tests and the TLS listener)."""
+    """A PEM CA certificate for ``key``: Domain ``spec.cert``, the TLS listener's certificate, and
+    the CA that verifies peers' client certificates in ``MTLS`` mode."""
+    return _certificate(key, key.public_key(), common_name, issuer=None)
+
+
+def issue_client_cert(ca_key: rsa.RSAPrivateKey, ca_cert_pem: bytes, client: rsa.RSAPublicKey, cn: str) -> bytes:
+    """A client certificate for a peer's key, signed by this domain (a route's ``mTLSConfig``)."""
+    issuer = x509.load_pem_x509_certificate(ca_cert_pem).subject
+    return _certificate(ca_key, client, cn, issuer=issuer)
+
+
+def _certificate(signer: rsa.RSAPrivateKey, subject_key: rsa.RSAPublicKey, cn: str, issuer: x509.Name | None) -> bytes:
     import datetime
 
     from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
+        .issuer_name(issuer or name)
+        .public_key(subject_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=3650))
-        .sign(key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    if issuer is None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    else:
+        usage = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+    return builder.sign(signer, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def private_key_pem(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()

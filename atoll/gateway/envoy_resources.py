@@ -73,8 +73,15 @@ def _endpoint(host: str, port: int) -> JSON:
     return {"endpoint": {"address": _address(host, port)}}
 
 
-def _upstream_tls(sni: str = "") -> JSON:
-    context: JSON = {"@type": UPSTREAM_TLS, "common_tls_context": {}}
+def _upstream_tls(sni: str = "", cert: str = "", key: str = "", ca: str = "") -> JSON:
+    common: JSON = {}
+    if cert and key:
+        common["tls_certificates"] = [
+            {"certificate_chain": {"inline_string": cert}, "private_key": {"inline_string": key}}
+        ]
+    if ca:
+        common["validation_context"] = {"trusted_ca": {"inline_string": ca}}
+    context: JSON = {"@type": UPSTREAM_TLS, "common_tls_context": common}
     if sni:
         context["sni"] = sni
     return {"name": "envoy.transport_sockets.tls", "typed_config": context}
@@ -86,8 +93,32 @@ def service_cluster(svc: LocalService, idle: int) -> JSON:
     return _cluster(svc.cluster, endpoints, idle, dns=any(not _is_ip(h) for h, _ in svc.endpoints), **extra)
 
 
-def peer_cluster(peer: PeerRoute, idle: int) -> JSON:
-    extra: JSON = {"transport_socket": _upstream_tls(peer.host if not _is_ip(peer.host) else "")} if peer.tls else {}
+HEALTH_INTERVAL = "15s"
+
+
+def _health_check(source: str, peer: PeerRoute) -> JSON:
+    """Kuscia's route health check: GET <prefix>/handshake on the peer's gateway every 15 s."""
+    path = "/" + "/".join(p for p in (peer.path_prefix.strip("/"), "handshake") if p)
+    headers = [("Kuscia-Host", f"kuscia-handshake.{peer.destination}.svc"), ("Kuscia-Source", source)]
+    return {
+        "timeout": "1s",
+        "interval": HEALTH_INTERVAL,
+        "unhealthy_interval": "3s",
+        "unhealthy_threshold": 1,
+        "healthy_threshold": 1,
+        "http_health_check": {
+            "path": path,
+            "request_headers_to_add": [{"header": {"key": k, "value": v}} for k, v in headers],
+        },
+    }
+
+
+def peer_cluster(peer: PeerRoute, idle: int, source: str = "") -> JSON:
+    sni = peer.host if not _is_ip(peer.host) else ""
+    tls = _upstream_tls(sni, peer.client_cert_pem, peer.client_key_pem, peer.ca_pem)
+    extra: JSON = {"transport_socket": tls} if peer.tls else {}
+    if source:
+        extra["health_checks"] = [_health_check(source, peer)]
     return _cluster(peer.cluster, [_endpoint(peer.host, peer.port)], idle, dns=not _is_ip(peer.host), **extra)
 
 
@@ -107,7 +138,7 @@ def clusters(model: GatewayModel) -> list[JSON]:
         _cluster(HANDSHAKE_CLUSTER, [_endpoint("127.0.0.1", model.handshake_port)], idle),
     ]
     out += [service_cluster(s, idle) for s in model.services]
-    out += [peer_cluster(p, idle) for p in model.peers]
+    out += [peer_cluster(p, idle, model.domain) for p in model.peers]
     return out
 
 
@@ -135,8 +166,14 @@ def _local_replies(model: GatewayModel) -> JSON:
     return {"mappers": mappers}
 
 
-def _hcm(model: GatewayModel, stat: str, route: str) -> JSON:
+def _hcm(model: GatewayModel, stat: str, route: str, *, client_certs: bool = False) -> JSON:
     idle = _seconds(model.listeners.idle_timeout_seconds)
+    # external: a client's own x-forwarded-client-cert is dropped; Envoy sets it from a verified cert
+    xfcc: JSON = (
+        {"forward_client_cert_details": "SANITIZE_SET", "set_current_client_cert_details": {"subject": True}}
+        if client_certs
+        else {}
+    )
     return {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -153,6 +190,7 @@ def _hcm(model: GatewayModel, stat: str, route: str) -> JSON:
             "common_http_protocol_options": {"idle_timeout": idle},
             "access_log": _access_log(model, stat),
             "local_reply_config": _local_replies(model),
+            **xfcc,
         },
     }
 
@@ -197,7 +235,7 @@ def egress_listener(model: GatewayModel, egress: EgressPort) -> JSON:
 
 def listeners(model: GatewayModel) -> list[JSON]:
     opts = model.listeners
-    external_chain: JSON = {"filters": [_hcm(model, "external", "external-route")]}
+    external_chain: JSON = {"filters": [_hcm(model, "external", "external-route", client_certs=True)]}
     tls = _external_tls(model)
     if tls is not None:
         external_chain["transport_socket"] = tls

@@ -23,6 +23,7 @@ HANDSHAKE_CLUSTER = "handshake"
 INTERNAL_HOP = "internal-il"
 ERROR_HEADER = "Kuscia-Error-Message"
 OVERWRITE = "OVERWRITE_IF_EXISTS_OR_ADD"
+XFCC = "x-forwarded-client-cert"
 
 
 def _instance(model: GatewayModel) -> str:
@@ -163,7 +164,10 @@ def _inbound_routes(model: GatewayModel, inbound: InboundRoute) -> list[JSON]:
         headers = [_exact("kuscia-source", inbound.source)]
         if token is not None:
             headers.append(_exact("kuscia-token", token))
-        common: JSON = {"request_headers_to_remove": ["kuscia-token"], "request_headers_to_add": add}
+        if inbound.client_cert_cn:  # set by Envoy from the verified client certificate (never by the client)
+            subject = f'(.*[;,])?Subject="CN={re.escape(inbound.source)}"([;,].*)?'  # RE2 full match
+            headers.append({"name": XFCC, "string_match": {"safe_regex": {"regex": subject}}})
+        common: JSON = {"request_headers_to_remove": ["kuscia-token", XFCC], "request_headers_to_add": add}
         routes.append({"match": {"connect_matcher": {}, "headers": headers},
                        "route": _forward(INTERNAL_HOP, connect=True), **common})  # fmt: skip
         routes.append({"match": {"prefix": "/", "headers": headers},

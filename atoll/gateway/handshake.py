@@ -26,10 +26,11 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import errors
+from atoll.api.clock import Clock
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.gateway import crypto
 from atoll.gateway.drstatus import DOMAINROUTES, base_status, mutate_status, spec, token_status, tokens
-from atoll.runtime.clock import Clock, rfc3339
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -62,11 +63,8 @@ class HandshakeServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        await web.TCPSite(self._runner, host, port).start()
+        self.port = int(self._runner.addresses[0][1])
         return self.port
 
     async def stop(self) -> None:
@@ -112,8 +110,8 @@ class HandshakeServer:
         stored = {
             "token": crypto.encrypt(self.public, half_s + half_d),
             "revision": wanted,
-            "revisionTime": rfc3339(now),
-            "expirationTime": rfc3339(expiration),
+            "revisionTime": format_time(now),
+            "expirationTime": format_time(expiration),
             "isReady": False,
             "effectiveInstances": [],
         }
@@ -167,7 +165,7 @@ class HandshakeServer:
                 state = TOKEN_NOT_READY
                 return None
             state = TOKEN_READY
-            match["heartBeatTime"] = rfc3339(self.clock.now())
+            match["heartBeatTime"] = format_time(self.clock.now())
             status = base_status(dr)
             status["tokenStatus"] = {**token_status(dr), "tokens": listed}
             return status

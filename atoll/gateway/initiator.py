@@ -22,9 +22,10 @@ import aiohttp
 import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from atoll.api.clock import Clock
+from atoll.api.timestamps import format_time
 from atoll.gateway import crypto
 from atoll.gateway.drstatus import base_status, mutate_status, set_problem, spec, token_status, tokens
-from atoll.runtime.clock import Clock, rfc3339
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -173,8 +174,8 @@ class Initiator:
         stored = {
             "token": crypto.encrypt(self.public, raw),
             "revision": int(token.get("revision") or revision),
-            "revisionTime": rfc3339(now),
-            "expirationTime": rfc3339(expiration or now + 100 * 365 * 86400),
+            "revisionTime": format_time(now),
+            "expirationTime": format_time(expiration or now + 100 * 365 * 86400),
             "isReady": True,
             "effectiveInstances": [],
         }

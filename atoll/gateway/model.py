@@ -41,6 +41,10 @@ class PeerRoute:
     tls: bool = False
     path_prefix: str = ""
     aliases: tuple[str, ...] = ()  # other names of the destination (``master`` for the master)
+    client_cert_pem: str = ""  # MTLS: the certificate the destination issued to us
+    client_key_pem: str = ""
+    ca_pem: str = ""  # verify the destination's server certificate with this CA (empty: no check)
+    port_name: str = ""  # the endpoint port's name (Kuscia's cluster name <src>-to-<dst>-<portName>)
 
     @property
     def cluster(self) -> str:
@@ -54,6 +58,7 @@ class InboundRoute:
     source: str
     tokens: tuple[str, ...]  # newest two; NOOP_TOKEN accepts any
     headers_to_add: tuple[tuple[str, str], ...] = ()
+    client_cert_cn: bool = False  # MTLS: the client certificate's subject must be CN=<source>
 
 
 @dataclass(frozen=True, slots=True)

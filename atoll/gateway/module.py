@@ -19,6 +19,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import kinds
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.client import Client
 from atoll.gateway import crypto, instance
 from atoll.gateway.controller import KEY, Caches, GatewayReconciler
@@ -30,8 +31,8 @@ from atoll.gateway.model import GatewayModel, ListenerOptions, LocalService
 from atoll.gateway.stats import ENVOY_STATS
 from atoll.gateway.supervisor import EnvoySupervisor, SupervisorOptions
 from atoll.gateway.xds import AdsServer
-from atoll.runtime import Controller, Manager
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock
+from atoll.runtime import Controller, Manager, ObjectKey
+from atoll.runtime.keys import JSON
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ class GatewayOptions:
     handshake_ready_wait: float = 30.0  # how long a handshake waits for every live gateway to load the token
 
 
-def _hop(_: object) -> list:  # type: ignore[type-arg]
+def _hop(_: JSON) -> list[ObjectKey]:
+    """Every watched object maps to the gateway's one key: the whole model is rebuilt."""
     return [KEY]
 
 
@@ -87,6 +89,13 @@ class GatewayModule:
         lo = self.options.listeners
         return f"http://{lo.internal_host if lo.internal_host != '0.0.0.0' else '127.0.0.1'}:{lo.internal_port}"
 
+    async def _network_status(self) -> list[dict[str, object]]:
+        model = self.reconciler.last_model if self.reconciler is not None else None
+        if model is None or not model.peers:
+            return []
+        stats = await self.supervisor.admin_get("/stats?filter=^cluster%5C.to-")
+        return instance.network_status(stats, self.options.domain, model.peers)
+
     async def run(self) -> None:
         opts = self.options
         await self.ads.start()
@@ -108,12 +117,11 @@ class GatewayModule:
                 initiator, self.clock, master_domain=opts.master_domain, master_endpoint=opts.master_endpoint,
                 static_services=opts.static_services,
             )  # fmt: skip
-            controller: Controller[object] = Controller(f"gateway-{opts.domain}", self.reconciler)  # type: ignore[arg-type]
+            controller: Controller[ObjectKey] = Controller(f"gateway-{opts.domain}", self.reconciler)
             for informer in informers.values():
                 controller.watch(informer, _hop)
             controller.queue.add(KEY)  # render once even when the namespace holds nothing yet
             manager.add(controller)
-            self.ads.on_ack = lambda: None
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.supervisor.run(), name=f"gateway/{opts.domain}/envoy")
                 tg.create_task(manager.run(), name=f"gateway/{opts.domain}/routes")
@@ -125,7 +133,7 @@ class GatewayModule:
                     instance.heartbeat(
                         self.client, opts.domain, opts.instance, self.clock, address=opts.address,
                         public_key=self.public_key, version=f"atoll/envoy-{self.supervisor.version}",
-                        period=opts.heartbeat_period,
+                        period=opts.heartbeat_period, network=self._network_status,
                     ),
                     name=f"gateway/{opts.domain}/heartbeat",
                 )  # fmt: skip

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -112,13 +113,33 @@ def peer_route(
         listed = tokens(dr)
         token = _decrypted(key, listed[-1]) if listed else None
     aliases = ("master",) if destination == master_domain else ()
-    return PeerRoute(destination, host, port, token, tls, str(ports[0].get("pathPrefix") or ""), aliases)
+    cert, key_pem, ca = _mtls(s, key)
+    prefix, port_name = str(ports[0].get("pathPrefix") or ""), str(ports[0].get("name") or "")
+    return PeerRoute(destination, host, port, token, tls, prefix, aliases, cert, key_pem, ca, port_name)
+
+
+def _b64(value: object) -> str:
+    try:
+        return base64.b64decode(str(value or "")).decode() if value else ""
+    except (ValueError, UnicodeDecodeError):
+        log.warning("mTLSConfig: a value is not base64 PEM")
+        return ""
+
+
+def _mtls(s: JSON, key: rsa.RSAPrivateKey) -> tuple[str, str, str]:
+    """Client certificate, its key (default: the domain key) and CA of a route's ``mTLSConfig``."""
+    config = s.get("mTLSConfig") or {}
+    cert = _b64(config.get("sourceClientCert"))
+    if not cert:
+        return "", "", _b64(config.get("tlsCA"))
+    key_pem = _b64(config.get("sourceClientPrivateKey")) or crypto.private_key_pem(key)
+    return cert, key_pem, _b64(config.get("tlsCA"))
 
 
 def inbound_route(dr: JSON, key: rsa.RSAPrivateKey) -> InboundRoute:
     s = spec(dr)
     headers = tuple(sorted((str(k), str(v)) for k, v in (s.get("requestHeadersToAdd") or {}).items()))
     if auth_type(dr) != "Token":
-        return InboundRoute(str(s.get("source")), (NOOP_TOKEN,), headers)
+        return InboundRoute(str(s.get("source")), (NOOP_TOKEN,), headers, client_cert_cn=auth_type(dr) == "MTLS")
     values = [_decrypted(key, t) for t in tokens(dr)[-2:]]
     return InboundRoute(str(s.get("source")), tuple(v for v in values if v), headers)

@@ -66,6 +66,7 @@ class EnvoySupervisor:
         run_dir = self.options.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         bootstrap = run_dir / "envoy-bootstrap.json"
+        await _kill_leftover(run_dir / "envoy.pid", bootstrap)
         bootstrap.write_bytes(orjson.dumps(self._bootstrap()))
         address_file = run_dir / "envoy-admin.address"
         address_file.unlink(missing_ok=True)
@@ -84,6 +85,7 @@ class EnvoySupervisor:
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         self.starts += 1
+        (run_dir / "envoy.pid").write_text(str(self.process.pid))
         log.info("envoy %s started (pid %s)", self.version, self.process.pid)
         try:
             return await self._watch(session, address_file)
@@ -144,6 +146,32 @@ class EnvoySupervisor:
                     return await response.text()
         except (aiohttp.ClientError, TimeoutError):
             return ""
+
+
+async def _kill_leftover(pid_file: Path, bootstrap: Path) -> None:
+    """An Envoy left running by a node process that was killed holds the gateway's ports: stop it
+    (only if its command line names this gateway's bootstrap file)."""
+    pid = _leftover_pid(pid_file, bootstrap)
+    if pid is None:
+        return
+    log.warning("stopping envoy pid %d left over from an earlier run", pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(0.05)
+
+
+def _leftover_pid(pid_file: Path, bootstrap: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if str(bootstrap).encode() in cmdline else None
 
 
 def _admin_url(address_file: Path) -> str:

@@ -59,7 +59,10 @@ class _Stream:
 def pack(type_url: str, resource: JSON) -> any_pb2.Any:
     """A resource dict (Envoy JSON) as a protobuf Any; raises ValueError naming the problem."""
     message = protos.message_class(type_url)()
-    json_format.ParseDict(resource, message)
+    try:
+        json_format.ParseDict(resource, message)
+    except json_format.ParseError as exc:
+        raise ValueError(f"{type_url.rsplit('.', 1)[-1]} {resource.get('name')!r}: {exc}") from None
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
@@ -76,7 +79,6 @@ class AdsServer:
         self._changed = asyncio.Condition()
         self.rejected: ConfigRejected | None = None
         self.on_nack: Callable[[ConfigRejected], None] | None = None
-        self.on_ack: Callable[[], None] | None = None
         self._server: grpc.aio.Server | None = None
 
     # -- server lifecycle -----------------------------------------------------------------
@@ -117,13 +119,27 @@ class AdsServer:
                     stream.wake.set()
         return changed
 
-    def applied(self) -> bool:
-        """Whether the newest stream has ACKed the current version of every type it needs
+    def retry_rejected(self) -> bool:
+        """Re-send the current version of a type Envoy rejected, under a new version number (a
+        listener whose port was taken binds once the port is free). Returns whether it did."""
+        rejected = self.rejected
+        if rejected is None or self._types[rejected.type_url].version != rejected.version:
+            return False
+        self._counter += 1
+        self._types[rejected.type_url].version = str(self._counter)
+        for stream in self._streams:
+            if rejected.type_url in stream.names:
+                stream.dirty.add(rejected.type_url)
+                stream.wake.set()
+        return True
+
+    def applied(self, types: tuple[str, ...] = ORDER) -> bool:
+        """Whether the newest stream has ACKed the current version of each of ``types``
         (raises :class:`ConfigRejected` when it NACKed one)."""
         if not self._streams:
             return False
         stream = self._streams[-1]
-        for type_url in ORDER:
+        for type_url in types:
             typed = self._types[type_url]
             if not typed.resources:
                 continue
@@ -137,11 +153,11 @@ class AdsServer:
             return False
         return True
 
-    async def wait_applied(self) -> None:
-        """Until Envoy has loaded the current snapshot (ConfigRejected if it refused it); callers
-        bound it with ``asyncio.timeout``."""
+    async def wait_applied(self, types: tuple[str, ...] = ORDER) -> None:
+        """Until Envoy has loaded the current version of ``types`` (ConfigRejected if it refused
+        one); callers bound it with ``asyncio.timeout``."""
         async with self._changed:
-            await self._changed.wait_for(self.applied)
+            await self._changed.wait_for(lambda: self.applied(types))
 
     # -- the ADS stream -------------------------------------------------------------------
 
@@ -188,8 +204,6 @@ class AdsServer:
                 self._nack(type_url, sent[0] if sent else "?", request.error_detail.message)
             elif request.response_nonce:
                 stream.acked[type_url] = request.version_info
-                if self.on_ack is not None:
-                    self.on_ack()
             if type_url not in stream.names or stream.names[type_url] != names or not request.response_nonce:
                 stream.names[type_url] = names
                 stream.dirty.add(type_url)

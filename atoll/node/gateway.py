@@ -18,12 +18,14 @@ master's gateway (``apiserver.master.svc`` through the lite's internal listener)
 from __future__ import annotations
 
 import base64
+import os
 import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.gateway.binary import EnvoyBinaryError, envoy_version, find_envoy
 from atoll.gateway.crypto import TokenCryptoError, load_domain_key, self_signed_cert
@@ -70,9 +72,8 @@ def gateway_options(
         raise ConfigError(str(exc)) from None
     cert = key_pem = ""
     if config.protocol != "NOTLS":
-        cert = self_signed_cert(key, f"{config.domain_id}_ENVOY_EXTERNAL").decode()
+        cert = external_cert(config, key)
         key_pem = base64.b64decode(config.domain_key_data).decode()
-        serialization.load_pem_private_key(key_pem.encode(), password=None)
     listeners = ListenerOptions(
         external_host=str(block.get("externalHost", "0.0.0.0")),
         external_port=_int(block, "externalPort", 1080),
@@ -97,6 +98,26 @@ def gateway_options(
         domain_aliases=aliases,
         envoy_binary=str(block.get("envoyBinary") or "") or None,
     )
+
+
+def external_cert(config: NodeConfig, key: rsa.RSAPrivateKey) -> str:
+    """The external listener's certificate (CN ``<domain>_ENVOY_EXTERNAL``, self-signed by the
+    domain key, also the CA for peers' client certificates in MTLS), made once and kept in
+    ``<dataDir>/pki/gateway-external.crt`` so peers that pinned it keep working after restarts."""
+    path = config.data_dir / "pki" / "gateway-external.crt"
+    try:
+        pem = path.read_bytes()
+        current = x509.load_pem_x509_certificate(pem).public_key()
+        if isinstance(current, rsa.RSAPublicKey) and current.public_numbers() == key.public_key().public_numbers():
+            return pem.decode()
+    except (FileNotFoundError, ValueError):
+        pass
+    pem = self_signed_cert(key, f"{config.domain_id}_ENVOY_EXTERNAL")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pem)
+    os.replace(tmp, path)
+    return pem.decode()
 
 
 def envoy_problem(exc: EnvoyBinaryError) -> ConfigError:

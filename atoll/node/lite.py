@@ -25,6 +25,7 @@ from atoll.client.errors import ConfigError as KubeconfigError
 from atoll.datamesh import DataMeshServer, settings_from_extra
 from atoll.datamesh.info import InfoError, load_domain_key
 from atoll.datamesh.settings import SettingsError
+from atoll.files import private_dir, write_atomic
 from atoll.node.config import ConfigError, NodeConfig
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class LiteNode:
         if config.runtime != "runp":
             raise ConfigError(f"runtime: {config.runtime!r} is not available yet (use runp)")
         self.config = config
+        private_dir(config.data_dir)
         self.agent_config = from_node_config(config.domain_id, config.data_dir, config.extra)
         try:
             self.datamesh_settings = settings_from_extra(config.extra)
@@ -97,11 +99,9 @@ def issue_agent_certificate(master_data_dir: Path, data_dir: Path, domain: str) 
     if not master.ca_key.exists():
         raise ValueError(f"{master.ca_key} does not exist (is this the master's data directory?)")
     cert, key = issue_serving_cert(master, f"atoll-agent-{domain}")
-    pki = data_dir / "pki"
-    pki.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (pki / "kubelet.crt").write_bytes(cert)
-    key_file = pki / "kubelet.key"
-    key_file.touch(mode=0o600)
-    key_file.write_bytes(key)
-    (pki / "ca.crt").write_bytes(master.ca_cert.read_bytes())
+    private_dir(data_dir)
+    pki = private_dir(data_dir / "pki")
+    write_atomic(pki / "kubelet.key", key, 0o600)
+    write_atomic(pki / "kubelet.crt", cert, 0o644)
+    write_atomic(pki / "ca.crt", master.ca_cert.read_bytes(), 0o644)
     return pki / "kubelet.crt"

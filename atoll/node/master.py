@@ -27,6 +27,7 @@ from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_ro
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.client import Client
 from atoll.controllers import CONTROLLERS, ControllerContext, setup_all
+from atoll.files import private_dir
 from atoll.node.config import NodeConfig
 from atoll.pki import PKI, ensure_pki, server_ssl_context
 from atoll.pooling.manager import PoolingManager
@@ -53,6 +54,7 @@ def loopback_socket(data_dir: Path) -> Path:
 class MasterNode:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        private_dir(config.data_dir)  # state.db holds Secrets: nobody else may read the data dir
         self.pki: PKI = ensure_pki(config.data_dir / "pki")
         self.server: APIServer | None = None
         self.ready = asyncio.Event()
@@ -203,7 +205,7 @@ class MasterNode:
             rbac_rd = registry.get("rbac.authorization.k8s.io", "v1", plural)
             assert rbac_rd is not None
             for obj in objs:
-                await _ensure(objects.create(rbac_rd, None, obj, opts))
+                await _ensure_rbac_default(objects, rbac_rd, obj, opts)
         crd_rd = registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         assert crd_rd is not None
         for crd in (*kuscia_crds(), *pooling_crds()):
@@ -224,6 +226,24 @@ async def _closing(client: Client, run: Any) -> None:
 
 def _with_spec(spec: Any) -> Callable[[JSON], JSON]:
     return lambda current: {**current, "spec": spec}
+
+
+async def _ensure_rbac_default(objects: Any, rd: Any, obj: JSON, opts: WriteOptions) -> None:
+    """Create a default role or binding, or bring its rules/subjects back to the defaults (kube-apiserver's
+    bootstrap-roles reconciliation; opt out with the ``rbac.authorization.kubernetes.io/autoupdate: "false"``
+    annotation)."""
+    name = obj["metadata"]["name"]
+    try:
+        current = objects.get(rd, None, name).obj
+    except errors.NotFound:
+        await _ensure(objects.create(rd, None, obj, opts))
+        return
+    annotations = current["metadata"].get("annotations") or {}
+    if annotations.get("rbac.authorization.kubernetes.io/autoupdate") == "false":
+        return
+    fields = {k: obj[k] for k in ("rules", "roleRef", "subjects") if k in obj}
+    if any(current.get(k) != v for k, v in fields.items()):
+        await objects.modify(rd, None, name, lambda cur: {**cur, **fields}, opts)
 
 
 async def _ensure(creation: Any) -> None:

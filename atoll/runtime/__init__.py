@@ -4,8 +4,8 @@ It talks to the API server only through :mod:`atoll.client`, so controllers beha
 against Atoll's own API server and any Kubernetes API server.
 """
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock, FakeClock, SystemClock
 from atoll.runtime.cache import Cache, IndexFunc
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from atoll.runtime.controller import (
     Controller,
     Reconciler,
@@ -38,12 +38,12 @@ __all__ = [
     "Controller",
     "EventHandler",
     "ExponentialFailureRateLimiter",
+    "FakeClock",
     "IndexFunc",
     "Informer",
     "InformerFactory",
     "LeaderElector",
     "Manager",
-    "ManualClock",
     "Mapper",
     "MaxOfRateLimiter",
     "ObjectKey",

@@ -118,10 +118,10 @@ class Cache:
     def upsert(self, obj: JSON) -> JSON | None:
         """Store ``obj``; returns the previous object with the same key, if any."""
         key = key_of(obj)
+        new_values = {name: tuple(func(obj)) for name, func in self._funcs.items()}  # may raise: nothing changed yet
         old = self._objects.get(key)
         self._objects[key] = obj
         old_values = self._values.get(key, {})
-        new_values = {name: tuple(func(obj)) for name, func in self._funcs.items()}
         for name, values in new_values.items():
             previous = old_values.get(name, ())
             if previous == values:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 
 
 class Expectations:

@@ -90,6 +90,7 @@ class Informer:
         self._handlers: list[EventHandler] = []
         self._synced = asyncio.Event()
         self._restarts = metrics.informer_watch_restarts_total.labels(rd.group_resource)
+        self._malformed = metrics.informer_malformed_objects_total.labels(rd.group_resource)
         self._what = rd.group_resource + (f" in {namespace}" if self.namespace else "")
 
     # -- public ------------------------------------------------------------------------------
@@ -165,7 +166,8 @@ class Informer:
         )
         seen = set()
         for obj in items:
-            seen.add(key_of(obj))
+            with contextlib.suppress(Exception):  # a malformed object is reported by _apply
+                seen.add(key_of(obj))
             self._apply("MODIFIED", obj)
         for key in set(self.cache.keys()) - seen:
             old = self.cache.remove(key)
@@ -189,15 +191,28 @@ class Informer:
         )
         async with contextlib.aclosing(stream) as events:
             async for kind, obj in events:
-                rv = (obj.get("metadata") or {}).get("resourceVersion")
+                md = obj.get("metadata") if isinstance(obj, dict) else None
+                rv = md.get("resourceVersion") if isinstance(md, dict) else None
                 if kind != "BOOKMARK":
-                    obj.setdefault("apiVersion", self.rd.api_version)
-                    obj.setdefault("kind", self.rd.kind)
                     self._apply(kind, obj)
                 if rv:
                     self.resource_version = str(rv)
 
-    def _apply(self, kind: str, obj: JSON) -> None:
+    def _apply(self, kind: str, obj: Any) -> None:
+        """Apply one event; an object that cannot be keyed, indexed or handled is logged with its key,
+        counted (``informer_malformed_objects_total``) and skipped — one bad object never stops the
+        informer (and so the controller or node that runs it)."""
+        try:
+            if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
+                raise TypeError(f"not an object with metadata: {type(obj).__name__}")
+            obj.setdefault("apiVersion", self.rd.api_version)
+            obj.setdefault("kind", self.rd.kind)
+            self._apply_event(kind, obj)
+        except Exception as exc:  # skip exactly this object, keep reflecting
+            self._malformed.inc()
+            log.error("skipping malformed %s object %s (%s event): %r", self._what, _describe(obj), kind, exc)
+
+    def _apply_event(self, kind: str, obj: JSON) -> None:
         if kind == "DELETED":
             self.cache.remove(key_of(obj))
             self._dispatch_delete(obj)
@@ -231,6 +246,13 @@ class Informer:
             func(*args)
         except Exception:  # a handler bug must not stop the informer that feeds every controller
             log.exception("event handler for %s failed", self._what)
+
+
+def _describe(obj: Any) -> str:
+    md = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(md, dict):
+        return "<no metadata>"
+    return f"{md.get('namespace')}/{md.get('name')}" if md.get("namespace") else str(md.get("name"))
 
 
 class InformerFactory:

@@ -62,6 +62,12 @@ controller_writes_total = Counter(
     ["controller", "verb"],
     registry=REGISTRY,
 )
+informer_malformed_objects_total = Counter(
+    "informer_malformed_objects_total",
+    "Objects an informer received but could not index or hand to its handlers (logged with key, skipped)",
+    ["resource"],
+    registry=REGISTRY,
+)
 informer_watch_restarts_total = Counter(
     "informer_watch_restarts_total",
     "Watches that ended abnormally and were restarted (incl. relists)",

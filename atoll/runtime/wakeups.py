@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-from atoll.runtime.clock import Clock, TimerHandle
+from atoll.api.clock import Clock, TimerHandle
 
 K = TypeVar("K", bound=Hashable)
 

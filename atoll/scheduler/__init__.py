@@ -14,7 +14,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from atoll.api.kinds import NODES, PODS
+from atoll.api.constants import LABEL_DOMAIN_NAME
+from atoll.api.kinds import NAMESPACES, NODES, PODS
 from atoll.client import Client
 from atoll.runtime import SYSTEM_CLOCK, Clock, Controller, Manager, ObjectKey
 from atoll.scheduler.framework import (
@@ -35,7 +36,7 @@ from atoll.scheduler.framework import (
 )
 from atoll.scheduler.kuscia import kuscia_profile
 from atoll.scheduler.nodeinfo import NodeInfo
-from atoll.scheduler.plugins import default_plugins
+from atoll.scheduler.plugins import NamespaceDomain, default_plugins
 from atoll.scheduler.retry import RetrySettings
 from atoll.scheduler.scheduler import DEFAULT_SCHEDULER, Scheduler
 
@@ -71,8 +72,8 @@ class SchedulerController(Controller[ObjectKey]):
                 self.scheduler.bindings = None
 
 
-def default_profile() -> Profile:
-    return Profile.from_plugins(DEFAULT_SCHEDULER, default_plugins())
+def default_profile(namespace_domain: NamespaceDomain | None = None) -> Profile:
+    return Profile.from_plugins(DEFAULT_SCHEDULER, default_plugins(namespace_domain))
 
 
 def setup(
@@ -90,10 +91,16 @@ def setup(
     ``kuscia-scheduler`` (whose reservation windows run on ``clock``)."""
     nodes = manager.informer(NODES)
     pods = manager.informer(PODS)
+    namespaces = manager.informer(NAMESPACES)
+
+    def namespace_domain(name: str) -> str | None:
+        labels = ((namespaces.cache.get(name) or {}).get("metadata") or {}).get("labels") or {}
+        return labels.get(LABEL_DOMAIN_NAME) or None
+
     coscheduling = None
     if profiles is None:
-        kuscia, coscheduling = kuscia_profile(manager, ctx.client, clock)
-        profiles = [default_profile(), kuscia]
+        kuscia, coscheduling = kuscia_profile(manager, ctx.client, clock, namespace_domain)
+        profiles = [default_profile(namespace_domain), kuscia]
     scheduler = Scheduler(ctx.client, nodes=nodes.cache, pods=pods.cache, profiles=profiles, settings=settings)
     controller = SchedulerController(scheduler, workers=workers)
     if coscheduling is not None:

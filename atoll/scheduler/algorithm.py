@@ -7,12 +7,12 @@ caller assuming the pod on the chosen node no other pod can be placed.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from atoll.scheduler.diagnosis import Diagnosis
-from atoll.scheduler.framework import SUCCESS, CycleState, Profile, Status
+from atoll.scheduler.framework import SUCCESS, Code, CycleState, Profile, Status
 from atoll.scheduler.nodeinfo import NodeInfo
 
 JSON = dict[str, Any]
@@ -52,16 +52,35 @@ def select(totals: dict[str, float], rng: random.Random) -> Placement:
 
 
 def schedule(
-    profile: Profile, state: CycleState, pod: JSON, nodes: Sequence[NodeInfo], rng: random.Random
+    profile: Profile,
+    state: CycleState,
+    pod: JSON,
+    nodes: Sequence[NodeInfo] | Callable[[], Sequence[NodeInfo]],
+    rng: random.Random,
+    *,
+    excluded: Callable[[], Sequence[NodeInfo]] | None = None,
+    total: int | None = None,
 ) -> Placement | Diagnosis:
-    """Where ``pod`` should go, or why it fits nowhere (PostFilter plugins have been told)."""
-    diagnosis = Diagnosis(len(nodes))
+    """Where ``pod`` should go, or why it fits nowhere (PostFilter plugins have been told).
+
+    ``nodes`` may be narrowed to the candidates of the pod's node selector (``total`` nodes in
+    all); the ``excluded`` ones cannot be feasible, and are filtered only when nothing fits, so
+    the diagnosis reads exactly as if every node had been tried. ``nodes`` may be a callable
+    (with ``total`` given): the snapshot is then taken only once the PreFilters passed."""
+    if callable(nodes):
+        assert total is not None, "a lazy node list needs the total node count"
+        diagnosis = Diagnosis(total)
+    else:
+        diagnosis = Diagnosis(len(nodes) if total is None else total)
     for pre in profile.pre_filter:
         status = pre.pre_filter(state, pod)
         if not status.ok:
             diagnosis.pre_filter = Status(status.code, status.reasons, pre.name)
-            diagnosis.node_statuses = {node.name: diagnosis.pre_filter for node in nodes}
+            if not callable(nodes):
+                diagnosis.node_statuses = {node.name: diagnosis.pre_filter for node in nodes}
             return diagnosis
+    if callable(nodes):
+        nodes = nodes()
     feasible = []
     for node in nodes:
         status = run_filters(profile, state, pod, node)
@@ -70,6 +89,11 @@ def schedule(
         else:
             diagnosis.node_statuses[node.name] = status
     if not feasible:
+        for node in excluded() if excluded is not None else ():
+            status = run_filters(profile, state, pod, node)
+            diagnosis.node_statuses[node.name] = status if not status.ok else Status(
+                Code.UNRESOLVABLE, ("node(s) didn't match Pod's node affinity/selector",), "NodeAffinity"
+            )
         for post in profile.post_filter:
             post.post_filter(state, pod, diagnosis.node_statuses)
         return diagnosis

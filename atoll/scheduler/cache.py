@@ -9,6 +9,7 @@ cycle picks one, counts there at once, and stays assumed until the informer show
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from atoll.api.podusage import TERMINAL
@@ -17,6 +18,11 @@ from atoll.runtime.keys import key_of
 from atoll.scheduler.nodeinfo import NodeInfo, Resources, pod_requests
 
 JSON = dict[str, Any]
+
+
+def _version(pod: JSON) -> tuple[str, str, str]:
+    meta = pod.get("metadata") or {}
+    return (str(meta.get("namespace")), str(meta.get("name")), str(meta.get("resourceVersion")))
 
 
 def counts_on_node(pod: JSON) -> bool:
@@ -31,12 +37,26 @@ class SchedulerCache:
         self.nodes = nodes
         self.pods = pods
         self._assumed: dict[ObjectKey, tuple[str, JSON]] = {}
+        self._assumed_on: dict[str, dict[ObjectKey, JSON]] = {}  # node -> assumed pods there
         self._requests: dict[str, tuple[str, Resources]] = {}  # uid -> (resourceVersion, requests)
+        self._infos: dict[str, tuple[Hashable, NodeInfo]] = {}  # node -> (fingerprint, info)
 
     # -- assume / confirm / forget ---------------------------------------------------------------
 
     def assume(self, pod: JSON, node_name: str) -> None:
-        self._assumed[key_of(pod)] = (node_name, pod)
+        key = key_of(pod)
+        self._drop(key)
+        self._assumed[key] = (node_name, pod)
+        self._assumed_on.setdefault(node_name, {})[key] = pod
+
+    def _drop(self, key: ObjectKey) -> None:
+        entry = self._assumed.pop(key, None)
+        if entry is not None:
+            on_node = self._assumed_on.get(entry[0])
+            if on_node is not None:
+                on_node.pop(key, None)
+                if not on_node:
+                    del self._assumed_on[entry[0]]
 
     def is_assumed(self, key: ObjectKey) -> bool:
         return key in self._assumed
@@ -48,13 +68,13 @@ class SchedulerCache:
     def confirm(self, pod: JSON) -> None:
         """The informer shows ``pod`` bound: it now counts through the node index."""
         if (pod.get("spec") or {}).get("nodeName"):
-            self._assumed.pop(key_of(pod), None)
+            self._drop(key_of(pod))
 
     def forget(self, key: ObjectKey) -> None:
-        self._assumed.pop(key, None)
+        self._drop(key)
 
     def remove_pod(self, pod: JSON) -> None:
-        self._assumed.pop(key_of(pod), None)
+        self._drop(key_of(pod))
         uid = (pod.get("metadata") or {}).get("uid")
         if uid:
             self._requests.pop(str(uid), None)
@@ -62,6 +82,7 @@ class SchedulerCache:
     def reset(self) -> None:
         """Drop every assumption (a new term as leader starts from what the API says)."""
         self._assumed.clear()
+        self._assumed_on.clear()
 
     # -- snapshot ----------------------------------------------------------------------------------
 
@@ -77,18 +98,48 @@ class SchedulerCache:
             self._requests[uid] = (rv, requests)
         return requests
 
-    def node_infos(self) -> list[NodeInfo]:
-        """Every node with the pods that count on it (bound and assumed)."""
-        assumed_by_node: dict[str, list[JSON]] = {}
-        for key, (node_name, pod) in self._assumed.items():
-            current = self.pods.get_key(key)
-            if current is not None and (current.get("spec") or {}).get("nodeName"):
-                continue  # already counted through the node index
-            assumed_by_node.setdefault(node_name, []).append(pod)
+    def selector_candidates(self, pod: JSON) -> list[str] | None:
+        """Names of the nodes carrying the first label of the pod's ``nodeSelector`` (from the
+        node cache's label index), or ``None`` when the pod has no node selector. Other nodes
+        cannot pass the NodeAffinity filter."""
+        selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+        if not selector:
+            return None
+        key, value = next(iter(selector.items()))
+        return [str(n["metadata"]["name"]) for n in self.nodes.by_label(str(key), str(value))]
+
+    def node_infos(self, names: Iterable[str] | None = None) -> list[NodeInfo]:
+        """Every node (or the named ones) with the pods that count on it (bound and assumed).
+
+        A node's ``NodeInfo`` is rebuilt only when its fingerprint changes — the Node's
+        resourceVersion and the resourceVersions of the pods counted on it — so a cycle costs
+        dictionary look-ups, not quantity arithmetic, for the nodes nothing happened to."""
+        if names is None:
+            nodes = self.nodes.list()
+        else:
+            nodes = [n for name in names if (n := self.nodes.get(name)) is not None]
         infos = []
-        for node in self.nodes.list():
-            name = str((node.get("metadata") or {}).get("name", ""))
+        for node in nodes:
+            meta = node.get("metadata") or {}
+            name = str(meta.get("name", ""))
             pods = [p for p in self.pods.by_node(name) if counts_on_node(p)]
-            pods.extend(assumed_by_node.get(name, ()))
-            infos.append(NodeInfo.build(node, ((p, self.requests_of(p)) for p in pods)))
+            extra = [
+                pod
+                for key, pod in (self._assumed_on.get(name) or {}).items()
+                if not ((self.pods.get_key(key) or {}).get("spec") or {}).get("nodeName")  # else counted above
+            ]
+            fingerprint = (
+                meta.get("resourceVersion"),
+                frozenset(_version(p) for p in pods),
+                frozenset(_version(p) for p in extra),
+            )
+            cached = self._infos.get(name)
+            if cached is not None and cached[0] == fingerprint:
+                infos.append(cached[1])
+                continue
+            info = NodeInfo.build(node, ((p, self.requests_of(p)) for p in (*pods, *extra)))
+            self._infos[name] = (fingerprint, info)
+            infos.append(info)
+        if len(self._infos) > 2 * len(self.nodes) + 16:
+            self._infos = {k: v for k, v in self._infos.items() if self.nodes.get(k) is not None}
         return infos

@@ -38,6 +38,9 @@ class Code(enum.Enum):
     """Does not fit, and preemption cannot change that (taints, affinity, unschedulable node)."""
     ERROR = "Error"
     """The plugin failed; the pod is retried with backoff."""
+    PENDING = "Pending"
+    """Waiting for an event outside the cluster's resources (e.g. its TaskResource being created):
+    retried when the pod changes, not reported as a scheduling failure (kube's ``Pending``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,22 @@ from atoll.api.kuscia_tasks import KUSCIA_SCHEDULER, TASKRESOURCES
 from atoll.client import Client
 from atoll.runtime import Clock, Manager
 from atoll.scheduler.framework import Profile
-from atoll.scheduler.plugins import LeastAllocated, NodeAffinity, NodeReady, NodeUnschedulable, TaintToleration
+from atoll.scheduler.plugins import (
+    DomainIsolation,
+    LeastAllocated,
+    NamespaceDomain,
+    NodeAffinity,
+    NodeReady,
+    NodeUnschedulable,
+    TaintToleration,
+)
 from atoll.scheduler.plugins.coscheduling import KusciaScheduling
 from atoll.scheduler.plugins.detailedfit import DetailedResourcesFit
 
 
-def kuscia_profile(manager: Manager, client: Client, clock: Clock) -> tuple[Profile, KusciaScheduling]:
+def kuscia_profile(
+    manager: Manager, client: Client, clock: Clock, namespace_domain: NamespaceDomain | None = None
+) -> tuple[Profile, KusciaScheduling]:
     """The profile and its co-scheduling plugin (fed by a TaskResource informer of ``manager``)."""
     task_resources = manager.informer(TASKRESOURCES)
     plugin = KusciaScheduling(client, task_resources.cache, clock)
@@ -28,6 +38,7 @@ def kuscia_profile(manager: Manager, client: Client, clock: Clock) -> tuple[Prof
         on_delete=plugin.on_task_resource_delete,
     )
     plugins: list[object] = [
+        DomainIsolation(namespace_domain),
         NodeUnschedulable(),
         NodeReady(),
         TaintToleration(),

@@ -61,6 +61,26 @@ class NodeInfo:
     requested: Resources = field(default_factory=dict)
     non_zero_requested: Resources = field(default_factory=dict)
     allocatable: Resources = field(default_factory=dict)
+    _free: Resources = field(default_factory=dict, repr=False, compare=False)
+    _floats: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+
+    def free(self, resource: str) -> Fraction:
+        """Allocatable minus requested (memoised: a cached NodeInfo serves many cycles)."""
+        value = self._free.get(resource)
+        if value is None:
+            value = self._free[resource] = self.allocatable.get(resource, Fraction(0)) - self.requested.get(
+                resource, Fraction(0)
+            )
+        return value
+
+    def as_float(self, kind: str, resource: str) -> float:
+        """``allocatable`` or ``non_zero_requested`` of ``resource`` as a float (memoised, for scores)."""
+        key = f"{kind}/{resource}"
+        value = self._floats.get(key)
+        if value is None:
+            source = self.allocatable if kind == "allocatable" else self.non_zero_requested
+            value = self._floats[key] = float(source.get(resource, Fraction(0)))
+        return value
 
     @classmethod
     def build(cls, node: JSON, pods: Iterable[tuple[JSON, Resources]]) -> NodeInfo:
@@ -70,6 +90,8 @@ class NodeInfo:
         return info
 
     def add_pod(self, pod: JSON, requests: Resources) -> None:
+        self._free.clear()
+        self._floats.clear()
         self.pods.append(pod)
         _add(self.requested, requests)
         _add(self.non_zero_requested, non_zero(requests))

@@ -30,6 +30,7 @@ from atoll.scheduler.cache import SchedulerCache
 from atoll.scheduler.diagnosis import Diagnosis, fit_error_message
 from atoll.scheduler.events import EventRecorder
 from atoll.scheduler.framework import Code, CycleState, Profile, Status
+from atoll.scheduler.nodeinfo import NodeInfo
 from atoll.scheduler.retry import RetryQueue, RetrySettings
 
 JSON = dict[str, Any]
@@ -103,9 +104,22 @@ class Scheduler:
         if profile is None or self.cache.is_assumed(key):
             return Result()
         state = CycleState()
-        outcome = schedule(profile, state, pod, self.cache.node_infos(), self.rng)
+        candidates = self.cache.selector_candidates(pod)
+        if candidates is None:
+            outcome = schedule(profile, state, pod, self.cache.node_infos(), self.rng)
+        else:
+            chosen = set(candidates)
+
+            def excluded() -> list[NodeInfo]:
+                return self.cache.node_infos(k.name for k in self.cache.nodes.keys() if k.name not in chosen)
+
+            outcome = schedule(profile, state, pod, lambda: self.cache.node_infos(candidates), self.rng,
+                               excluded=excluded, total=len(self.cache.nodes))
         if isinstance(outcome, Diagnosis):
             delay = self.retry.failed(key, unschedulable=True)
+            if outcome.pre_filter is not None and outcome.pre_filter.code is Code.PENDING:
+                log.debug("pod %s is waiting: %s", key, outcome.pre_filter.message)
+                return Result(requeue_after=delay)
             message = fit_error_message(pod, outcome)
             log.info("pod %s is unschedulable: %s", key, message)
             await self._report_failure(pod, "Unschedulable", message)

@@ -27,6 +27,19 @@ class StoreError(Exception):
     """Base of the store's own errors (the API server maps them to Statuses)."""
 
 
+class CorruptDatabase(StoreError):
+    """The database file cannot be opened as an Atoll store: which file, what is wrong, what to do."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(
+            f"{path}: the database cannot be read ({problem}). It is damaged or not an Atoll database. "
+            f"Restore it from a backup (docs/operations.md, Backups), or move it aside to start with an empty "
+            f"store; `atoll store check -c <config>` checks a database without starting the node."
+        )
+        self.path = path
+        self.problem = problem
+
+
 class KeyExists(StoreError):
     pass
 

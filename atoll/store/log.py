@@ -65,6 +65,10 @@ class _Sub:
             self.queue.put_nowait(None)
 
 
+CATCH_UP_ROWS = 100
+"""Rows per page when a watch catches up from the database (rows may be up to a few MB each)."""
+
+
 class LogStore:
     """A ``Store`` over any ``Driver``."""
 
@@ -200,15 +204,17 @@ class LogStore:
         try:
             last, target = from_revision, self._position
             while last < target:  # history from the database, up to where the live feed starts
-                rows = await self.driver.after(last, self._poll_batch)
+                rows = await self.driver.after(last, min(self._poll_batch, CATCH_UP_ROWS))
                 compacted = await self.compacted_revision()
                 if compacted > last:  # rows we just read past may have been compacted away
                     raise Compacted(from_revision, compacted)
                 events = [to_event(r) for r in rows if r[0] <= target]
+                del rows  # a catch-up page can be large: hold it no longer than the consumer does
                 if not events:
                     break
-                yield events
                 last = events[-1].revision
+                yield events
+                del events
             while True:
                 if sub.error is not None:
                     raise sub.error

@@ -23,8 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from atoll.files import private_dir, private_file, tighten
 from atoll.store import sql
-from atoll.store.base import Event, StoreError
+from atoll.store.base import CorruptDatabase, Event, StoreError
 from atoll.store.log import LogStore
 from atoll.store.rows import Batch, NewRow, Row, Rows, fill_row, new_event, plan_create, plan_delete, plan_update
 
@@ -80,11 +81,18 @@ class SQLiteDriver:
 
     async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
         self._loop, self._publish = asyncio.get_running_loop(), publish
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = _connect(self.path)
-        writer.execute("PRAGMA journal_mode = WAL")
-        for stmt in SCHEMA:
-            writer.execute(stmt)
+        if not self.path.parent.exists():
+            private_dir(self.path.parent)
+        private_file(self.path)  # 0600 before SQLite opens it; its -wal/-shm files inherit the mode
+        tighten(self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm"))
+        try:
+            writer = _connect(self.path)
+            writer.execute("PRAGMA journal_mode = WAL")
+            for stmt in SCHEMA:
+                writer.execute(stmt)
+            writer.execute("SELECT MAX(id) FROM kine").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise CorruptDatabase(self.path, str(exc)) from None
         self._read = _connect(self.path)
         self._pool = ThreadPoolExecutor(self._readers, thread_name_prefix="atoll-sqlite-read")
         self._thread = threading.Thread(target=self._writer, args=(writer,), name="atoll-sqlite-write")

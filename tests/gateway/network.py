@@ -17,6 +17,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import errors, kinds
+from atoll.api.clock import OffsetClock
 from atoll.client import Client
 from atoll.controllers import ControllerContext
 from atoll.controllers import domainroute as route_controllers
@@ -26,7 +27,6 @@ from atoll.gateway.module import GatewayModule, GatewayOptions
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
 from atoll.runtime import Manager
-from atoll.runtime.clock import OffsetClock
 from tests.conftest import _write_kubeconfig, eventually, free_port, start_until_ready
 
 JSON = dict[str, Any]
@@ -169,8 +169,14 @@ async def _upstreams(net: Network) -> AsyncIterator[None]:
     async def say(request: bytes, context: Any) -> bytes:
         return b"echo:" + request
 
+    async def count(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        for i in range(int(request)):
+            yield str(i).encode()
+            await asyncio.sleep(0.01)
+
     grpc_server = grpc.aio.server()
-    handler = grpc.method_handlers_generic_handler("echo.Echo", {"Say": grpc.unary_unary_rpc_method_handler(say)})
+    methods = {"Say": grpc.unary_unary_rpc_method_handler(say), "Count": grpc.unary_stream_rpc_method_handler(count)}
+    handler = grpc.method_handlers_generic_handler("echo.Echo", methods)
     grpc_server.add_generic_rpc_handlers((handler,))
     net.upstream["grpc"] = grpc_server.add_insecure_port("127.0.0.1:0")
     await grpc_server.start()

@@ -95,6 +95,24 @@ async def test_grpc_through_proxy(net: Network) -> None:
         assert await say(b"hi", timeout=10) == b"echo:hi"
 
 
+async def test_grpc_h2c_stream_without_proxy(net: Network) -> None:
+    """A client that ignores proxy variables: h2c to the internal listener with the service as authority."""
+    await net.wait_ready("alice-bob")
+    options = [("grpc.default_authority", "grpc.bob.svc:50051"), ("grpc.enable_http_proxy", 0)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{net.gateways['alice'].internal}", options=options) as channel:
+        count = channel.unary_stream("/echo.Echo/Count")
+        assert [m async for m in count(b"50", timeout=20)] == [str(i).encode() for i in range(50)]
+
+
+async def test_grpc_with_a_bad_token_is_unauthenticated(net: Network) -> None:
+    options = [("grpc.default_authority", "grpc.bob.svc:50051"), ("grpc.enable_http_proxy", 0)]
+    metadata = (("kuscia-source", "alice"), ("kuscia-host", "grpc.bob.svc:50051"), ("kuscia-token", "stale"))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{net.gateways['bob'].external}", options=options) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await channel.unary_unary(GRPC_METHOD)(b"hi", timeout=10, metadata=metadata)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 async def test_raw_tcp_via_egress_port(net: Network) -> None:
     await net.wait_ready("alice-bob")
     reader, writer = await asyncio.open_connection("127.0.0.1", net.upstream["egress"])
@@ -217,17 +235,44 @@ async def test_rejected_config_keeps_the_previous_one(net: Network) -> None:
         writer.write(b"x")
         assert await asyncio.wait_for(reader.readexactly(1), 10) == b"X"
         writer.close()
+
+    async def bound_once_free() -> None:  # the rejected listener is offered again and now binds
+        try:
+            status, body, _ = await get(f"http://127.0.0.1:{port}/late", headers={"Host": "web.bob.svc"})
+        except aiohttp.ClientError as exc:
+            raise AssertionError(f"egress port {port} not serving yet: {exc}") from None
+        assert (status, body) == (200, "hello web.bob.svc /late 0")
+
+    await eventually(bound_once_free, 20, every=0.5)
     await net.client.delete(kinds.SERVICES, "clash", "alice")
+
+
+async def test_gateway_network_status_and_cdr_endpoint_statuses(net: Network) -> None:
+    await net.wait_ready("alice-bob")
+    net.clock.advance(15)  # the next Gateway heartbeat carries Envoy's health-check view
+
+    async def reported() -> None:
+        gateway = await net.client.get(kinds.kind("kuscia.secretflow", "gateways"), "alice-gw", "alice")
+        assert gateway["status"]["networkStatus"] == [
+            {"name": "alice-to-bob-http", "type": "DomainRoute", "totalEndpointsCount": 1, "healthyEndpointsCount": 1}
+        ]
+        route = await net.client.get(CDRS, "alice-bob")
+        assert route["status"]["endpointStatuses"] == {"alice-gw-http": {"endpointHealthy": True}}
+
+    await eventually(reported, 15, every=0.2)
 
 
 async def test_heartbeat_timeout_and_recovery(net: Network) -> None:
     await net.wait_ready("alice-bob")
     await net.stop_gateway("bob")
     net.clock.advance(31)
-    await net.wait_ready("alice-bob", "False", "HeartBeatTimeout")
+    ready = await net.wait_ready("alice-bob", "False", "HeartBeatTimeout")
+    assert "the source reports it unreachable" in ready["message"]
+    assert (await net.client.get(DOMAINROUTES, "alice-bob", "alice"))["status"]["isDestinationUnreachable"] is True
     await net.start_gateway("bob", handshake_ready_wait=3.0)
     net.clock.advance(15)  # alice's next heartbeat
     await net.wait_ready("alice-bob", "True", "Success")
+    assert (await net.client.get(DOMAINROUTES, "alice-bob", "alice"))["status"]["isDestinationUnreachable"] is False
 
 
 async def test_token_rolling_under_load(net: Network) -> None:

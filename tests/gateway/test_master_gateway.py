@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -49,6 +50,11 @@ async def test_lite_reaches_master_api_through_gateways(tmp_path: Path) -> None:
                            "instance": "master-gw"}},
     )  # fmt: skip
     node = MasterNode(config)
+
+    async def register(request: web.Request) -> web.Response:  # contract C3: the node's own routes
+        return web.json_response({"registered": request.headers.get("Kuscia-Source")})
+
+    node.gateway_routes.append(web.post("/register", register))
     master = await start_until_ready(node.run(), node.ready, 30, "master not ready")
     async with node.client() as client:
         manager = Manager(client)
@@ -81,12 +87,28 @@ async def test_lite_reaches_master_api_through_gateways(tmp_path: Path) -> None:
                         assert (await response.json())["kind"] == "ConfigMapList"
 
             await eventually(through_gateway, 20, every=0.2)
+            async with aiohttp.ClientSession() as session:
+                headers = {"Kuscia-Host": "kuscia-handshake.master.svc", "Kuscia-Source": "alice"}
+                async with session.post(f"http://127.0.0.1:{external}/register", headers=headers) as response:
+                    assert (response.status, await response.json()) == (200, {"registered": "alice"})
+
+            async def metrics() -> None:  # Envoy's statistics are on the master's /metrics
+                headers = {"Authorization": f"Bearer {client_token(node)}"}
+                async with aiohttp.ClientSession() as session:
+                    async with session.get(f"{node.url}/metrics", ssl=False, headers=headers) as response:
+                        assert 'envoy_server_live{domain="kuscia-system"' in await response.text()
+
+            await eventually(metrics, 20, every=0.5)
         finally:
             for task in (gw_task, controllers, master):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+
+
+def client_token(node: MasterNode) -> str:
+    return node.pki.admin_token.read_text().strip()
 
 
 async def _gateway_ready(node: MasterNode) -> None:

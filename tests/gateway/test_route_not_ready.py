@@ -3,34 +3,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 import pytest_asyncio
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.api import kinds
-from atoll.gateway import crypto
-from tests.conftest import free_port
-from tests.gateway.network import CDRS, Network, cdr, domain, network
+from tests.conftest import eventually, free_port
+from tests.gateway.network import CDRS, Network, cdr, domain, network, service
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Network]:
-    async with network(tmp_path_factory.mktemp("gw"), ("alice", "bob", "tina")) as n:
+    async with network(tmp_path_factory.mktemp("gw"), ("alice", "bob")) as n:
         await n.start_gateway("alice")
         await n.start_gateway("bob")
-        tina = n.gateways["tina"].key
-        cert = crypto.self_signed_cert(tina, "tina_ENVOY_EXTERNAL").decode()
-        pem = tina.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-        ).decode()
-        await n.start_gateway("tina", {"protocol": "TLS", "server_cert_pem": cert, "server_key_pem": pem})
         yield n
 
 
@@ -67,26 +58,31 @@ async def test_tls_on_a_plaintext_endpoint(net: Network) -> None:
     assert "isTLS: false" in ready["message"]
 
 
-async def test_tls_route_to_a_tls_gateway(net: Network) -> None:
-    await net.apply(CDRS, cdr("alice", "tina", net.gateways["tina"].external, tls=True))
-    await net.wait_ready("alice-tina", "True", "Success")
-    command = ["curl", "-ksv", f"https://127.0.0.1:{net.gateways['tina'].external}/"]
-    out = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=20)
-    assert out.stdout == "unauthorized." and "kuscia-error-message: Domain tina.tina-gw" in out.stderr
-
-
-async def test_plaintext_to_a_tls_endpoint(net: Network) -> None:
-    await peer(net, "ulf")
-    await net.apply(CDRS, cdr("alice", "ulf", net.gateways["tina"].external, tls=False))
-    ready = await net.wait_ready("alice-ulf", "False", "TLSMismatch")
-    assert "isTLS: true" in ready["message"]
-
-
 async def test_handshake_401_from_another_gateway(net: Network) -> None:
     await peer(net, "heidi")  # the endpoint is bob's gateway, which does not serve heidi's handshake
     await net.apply(CDRS, cdr("alice", "heidi", net.gateways["bob"].external))
     ready = await net.wait_ready("alice-heidi", "False", "HandshakeUnauthorized")
     assert "401 unauthorized." in ready["message"] and "Domain bob.bob-gw" in ready["message"]
+
+
+async def test_authentication_none_accepts_the_source_without_token(net: Network) -> None:
+    svc, eps = service("web", "alice", 80, net.upstream["http"])
+    await net.apply(kinds.SERVICES, svc)
+    await net.apply(kinds.ENDPOINTS, eps)
+    route = cdr("bob", "alice", net.gateways["alice"].external)
+    route["spec"]["authenticationType"] = "None"
+    del route["spec"]["tokenConfig"]
+    await net.apply(CDRS, route)
+    await net.wait_ready("bob-alice", "True", "Success")
+
+    async def call() -> None:
+        async with aiohttp.ClientSession() as session:
+            url = f"{net.gateways['bob'].internal_url}/none"
+            async with session.get(url, headers={"Host": "web.alice.svc"}) as response:
+                assert response.status == 200, response.status
+
+    await eventually(call, 15, every=0.2)
+    assert "kuscia-token" not in net.seen[-1] and net.seen[-1]["kuscia-source"] == "bob"
 
 
 async def test_get_cdr_ready_column(net: Network) -> None:

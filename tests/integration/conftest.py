@@ -1,4 +1,5 @@
-"""Fixtures shared by the integration tests: raw HTTPS to the API server, and an Atoll client of a FakeKube."""
+"""Fixtures shared by the integration tests: raw HTTPS to the API server, and an Atoll client
+that reaches it through a fault-injecting proxy."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 import pytest
 
 from atoll.client import Client
-from tests.integration.fake_kube import FakeKube, running_fake
+from tests.conftest import RunningServer
+from tests.integration.faults import FaultProxy, fault_proxy
 from tests.integration.kube_http import Api
 
 
@@ -20,14 +22,15 @@ async def api(api_server: Any) -> AsyncIterator[Api]:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeKube]:
-    """A FakeKube with default settings (modules needing others, e.g. a bookmark interval, override it)."""
-    async with running_fake() as server:
-        yield server
+async def faults(api_server: RunningServer) -> AsyncIterator[FaultProxy]:
+    """The real API server behind a proxy the test steers (dropped or expired watches, failures)."""
+    async with fault_proxy(api_server) as proxy:
+        yield proxy
 
 
 @pytest.fixture
-async def client(fake: FakeKube) -> AsyncIterator[Client]:
-    """An Atoll client of ``fake`` (modules against the real API server override it with ``api_server.client()``)."""
-    async with Client(fake.url) as c:
+async def client(faults: FaultProxy, api_server: RunningServer) -> AsyncIterator[Client]:
+    """An Atoll admin client through ``faults`` (modules that need no faults override it with
+    ``api_server.client()``)."""
+    async with Client(faults.url, token=api_server.token) as c:
         yield c

@@ -16,7 +16,7 @@ import aiohttp
 
 from atoll.store.endpoint import drop_database, ensure_database
 from tests.backends.conftest import _unavailable, database_url
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, eventually
 
 
 @contextlib.asynccontextmanager
@@ -80,10 +80,9 @@ async def wait_bootstrapped(http: aiohttp.ClientSession, within: float = 30) -> 
     ``/readyz`` turns 200 as soon as the HTTP listener is up, before the master's bootstrap
     (namespaces, CRDs) has run; on a fresh PostgreSQL/MySQL database the first writes can
     otherwise get ``namespaces "default" not found``."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
+
+    async def default_namespace() -> None:
         async with http.get("/api/v1/namespaces/default") as resp:
-            if resp.status == 200:
-                return
-        assert asyncio.get_running_loop().time() < deadline, "namespace default never appeared"
-        await asyncio.sleep(0.05)
+            assert resp.status == 200, "namespace default never appeared"
+
+    await eventually(default_namespace, within)

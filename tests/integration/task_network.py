@@ -1,5 +1,5 @@
 """A two-domain network for KusciaTask tests: an in-process master, real RunP agents for alice and
-bob (2 CPUs each), and the task controllers plus the scheduler on a ManualClock.
+bob (2 CPUs each), and the task controllers plus the scheduler on a FakeClock.
 
 The tests play the KusciaJob controller: they create KusciaTasks directly (contract C1).
 """
@@ -22,7 +22,7 @@ from atoll.client import Client
 from atoll.controllers import ControllerContext, kusciatask, taskresourcegroup
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
-from atoll.runtime import Manager, ManualClock
+from atoll.runtime import FakeClock, Manager
 from atoll.scheduler import RetrySettings
 from atoll.scheduler import setup as setup_scheduler
 from tests.conftest import RunningServer, _write_kubeconfig, start_until_ready
@@ -73,7 +73,9 @@ def app_image(name: str = "atoll-test", cpu: str = "1") -> JSON:
     }
 
 
-def kuscia_task(name: str, out: Path, *, image: str = "atoll-test", lifecycle: int = 300, **input_config: Any) -> JSON:
+def kuscia_task(
+    name: str, out: Path, *, image: str = "atoll-test", lifecycle: int = 300, bob_replicas: int = 1, **input_config: Any
+) -> JSON:
     return {
         "apiVersion": "kuscia.secretflow/v1alpha1",
         "kind": "KusciaTask",
@@ -88,7 +90,7 @@ def kuscia_task(name: str, out: Path, *, image: str = "atoll-test", lifecycle: i
             },
             "parties": [
                 {"domainID": "alice", "role": "host", "appImageRef": image},
-                {"domainID": "bob", "role": "guest", "appImageRef": image},
+                {"domainID": "bob", "role": "guest", "appImageRef": image, "template": {"replicas": bob_replicas}},
             ],
         },
     }
@@ -98,12 +100,30 @@ def kuscia_task(name: str, out: Path, *, image: str = "atoll-test", lifecycle: i
 class TaskNetwork:
     server: RunningServer
     client: Client
-    clock: ManualClock
+    clock: FakeClock
     agents: dict[str, RunningAgent]
     base: Path
+    controllers: asyncio.Task[None] | None = None
 
     async def get_task(self, name: str) -> JSON:
         return await self.client.get(KUSCIATASKS, name, "cross-domain")
+
+    def start_controllers(self) -> None:
+        """A fresh controller manager (new informers, new port allocator: nothing in memory)."""
+        manager = Manager(self.client)
+        ctx = ControllerContext(self.client, workers=2)
+        kusciatask.setup(manager, ctx, clock=self.clock)
+        taskresourcegroup.setup(manager, ctx, clock=self.clock)
+        settings = RetrySettings(initial_backoff=0.2, max_backoff=1.0, flush_interval=5.0)
+        setup_scheduler(manager, ctx, clock=self.clock, settings=settings)
+        self.controllers = asyncio.create_task(manager.run())
+
+    async def stop_controllers(self) -> None:
+        if self.controllers is not None:
+            self.controllers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.controllers
+            self.controllers = None
 
 
 @contextlib.asynccontextmanager
@@ -113,33 +133,26 @@ async def task_network(base: Path) -> AsyncIterator[TaskNetwork]:
     master = await start_until_ready(node.run(), node.ready, 30, "master did not become ready in 30 s")
     kubeconfig, token, ca = _write_kubeconfig(config.data_dir, node.url)
     server = RunningServer(node.url, config.data_dir, kubeconfig, token, ca, node)
-    clock = ManualClock()
+    clock = FakeClock()
     agents: dict[str, RunningAgent] = {}
     async with server.client() as client:
         for domain in DOMAINS:
             await client.create(kinds.NAMESPACES, {"metadata": {"name": domain}})
         await client.create(APPIMAGES, app_image())
-        manager = Manager(client)
-        ctx = ControllerContext(client, workers=2)
-        kusciatask.setup(manager, ctx, clock=clock)
-        taskresourcegroup.setup(manager, ctx, clock=clock)
-        setup_scheduler(manager, ctx, clock=clock, settings=RetrySettings(initial_backoff=0.2, max_backoff=1.0,
-                                                                          flush_interval=5.0))
-        controllers = asyncio.create_task(manager.run())
+        network = TaskNetwork(server, client, clock, agents, base)
+        network.start_controllers()
         try:
             for domain in DOMAINS:
                 agent = dataclasses.replace(agent_config(server, base / domain, domain), capacity=dict(CAPACITY))
                 load_image(base / domain)
                 agents[domain] = await start_agent(server, agent)
-            yield TaskNetwork(server, client, clock, agents, base)
+            yield network
         finally:
             for agent in agents.values():
                 await agent.stop()
             for domain in DOMAINS:
                 kill_leftovers(base / domain)
-            controllers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await controllers
+            await network.stop_controllers()
     master.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await master

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from atoll.apiserver.http.watch import WatchStreamSettings
+from tests.conftest import eventually
 from tests.integration.kube_http import DOMAINS, TABLE_ACCEPT, Api, configmap, create, domain, names
 
 CMS = "/api/v1/namespaces/default/configmaps"
@@ -329,11 +330,7 @@ async def test_closed_watch_is_released(api: Api, api_server: Any) -> None:
     cache = api_server.node.server.cache
     before = cache.watcher_count
     streams = [await api.watch(CMS) for _ in range(3)]
-    await asyncio.sleep(0.2)
-    assert cache.watcher_count == before + 3
+    await eventually(lambda: cache.watcher_count == before + 3)
     for s in streams:
         await s.close()
-    deadline = time.monotonic() + 5
-    while cache.watcher_count > before and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a counter
-        await asyncio.sleep(0.1)
-    assert cache.watcher_count == before
+    await eventually(lambda: cache.watcher_count == before, 5)

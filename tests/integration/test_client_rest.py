@@ -1,4 +1,5 @@
-"""The REST client against the in-process fake API server: verbs, errors, pagination, watch, discovery.
+"""The REST client against the real API server (behind a fault proxy): verbs, errors, pagination,
+watch, discovery.
 
 Aspects: every verb round-trips; Status bodies become the matching APIError; list_all follows
 continue tokens; watch streams ADDED/MODIFIED/DELETED/BOOKMARK and raises Gone on 410; transport
@@ -15,15 +16,25 @@ from collections.abc import AsyncIterator
 import pytest
 
 from atoll.api import errors
+from atoll.api.kinds import CONFIGMAPS, DOMAINS, LEASES, NAMESPACES
+from atoll.apiserver.http.watch import WatchStreamSettings
 from atoll.client import Client, ClientConnectionError, ClientTimeoutError
 from atoll.client.rest import error_from_response
-from tests.integration.fake_kube import CONFIGMAPS, DOMAINS, LEASES, FakeKube, configmap, running_fake
+from tests.conftest import RunningServer, eventually
+from tests.integration.faults import FaultProxy, configmap
+
+pytestmark = pytest.mark.controllers()  # the API server alone
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKube]:
-    async with running_fake(bookmark_interval=0.2) as server:
-        yield server
+@pytest.fixture(autouse=True)
+async def setting(api_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Frequent bookmarks, and the namespaces the tests write to."""
+    assert api_server.node is not None and api_server.node.server is not None
+    monkeypatch.setattr(api_server.node.server.resources, "watch_settings", WatchStreamSettings(bookmark_interval=0.2))
+    async with api_server.client() as admin:
+        for namespace in ("elsewhere", "ns1", "ns2"):
+            await admin.create(NAMESPACES, {"metadata": {"name": namespace}})
+    yield
 
 
 async def test_crud_round_trip(client: Client) -> None:
@@ -41,8 +52,8 @@ async def test_crud_round_trip(client: Client) -> None:
         CONFIGMAPS, "a", [{"op": "remove", "path": "/data/k"}], "default", patch_type="json"
     )
     assert patched["data"] == {"m": "1"}
-    deleted = await client.delete(CONFIGMAPS, "a", "default")
-    assert deleted["metadata"]["name"] == "a"
+    deleted = await client.delete(CONFIGMAPS, "a", "default")  # a Status for ConfigMaps, as in Kubernetes
+    assert deleted["status"] == "Success" and deleted["details"]["name"] == "a"
     with pytest.raises(errors.NotFound, match='configmaps "a" not found'):
         await client.get(CONFIGMAPS, "a", "default")
 
@@ -73,32 +84,33 @@ def test_non_status_bodies_map_by_http_code() -> None:
 
 async def test_status_subresource_and_cluster_scope(client: Client) -> None:
     await client.create(DOMAINS, {"metadata": {"name": "alice"}, "spec": {"role": "partner"}})
-    obj = await client.patch(DOMAINS, "alice", {"status": {"phase": "Ready"}}, subresource="status")
-    assert obj["status"] == {"phase": "Ready"}
-    obj["status"] = {"phase": "ignored"}
+    ready = {"nodeStatuses": [{"name": "n1", "status": "Ready", "version": "v1"}]}
+    obj = await client.patch(DOMAINS, "alice", {"status": ready}, subresource="status")
+    assert obj["status"] == ready
+    obj["status"] = {"nodeStatuses": []}  # ignored: status changes only through /status
     obj["spec"]["role"] = ""
     obj = await client.update(DOMAINS, obj)
-    assert obj["status"] == {"phase": "Ready"} and obj["metadata"]["generation"] == 2
+    assert obj["status"] == ready and obj["metadata"]["generation"] == 2
     listed = await client.list(DOMAINS)
     assert [i["metadata"]["name"] for i in listed["items"]] == ["alice"]
 
 
-async def test_list_all_follows_continue(client: Client, fake: FakeKube) -> None:
+async def test_list_all_follows_continue(client: Client, faults: FaultProxy) -> None:
     for i in range(7):
         await client.create(
             CONFIGMAPS, configmap(f"cm{i}", "ns1" if i % 2 else "ns2", tier="a" if i < 5 else "b")
         )
     items, rv = await client.list_all(CONFIGMAPS, page_size=2)
     assert [i["metadata"]["name"] for i in items] == [f"cm{i}" for i in (1, 3, 5, 0, 2, 4, 6)]
-    assert rv == str(fake.rv) and all(i["kind"] == "ConfigMap" for i in items)
-    assert sum("continue=" in path for _, path in fake.requests) == 3
+    assert rv == str(faults.rv) and all(i["kind"] == "ConfigMap" for i in items)
+    assert sum("continue=" in path for _, path in faults.requests) == 3
     items, _ = await client.list_all(CONFIGMAPS, "ns2", label_selector="tier=a", page_size=1)
     assert [i["metadata"]["name"] for i in items] == ["cm0", "cm2", "cm4"]
-    fake.compact()
+    await faults.compact()
     page = await client.list(CONFIGMAPS, limit=2)
-    fake.compact()
+    await faults.compact()
     await client.create(CONFIGMAPS, configmap("late"))
-    fake.compact()
+    await faults.compact()
     with pytest.raises(errors.Gone):
         await client.list(CONFIGMAPS, limit=2, continue_=page["metadata"]["continue"])
 
@@ -111,7 +123,7 @@ async def test_delete_collection(client: Client) -> None:
     assert [i["metadata"]["name"] for i in items] == ["d0"]
 
 
-async def test_watch_streams_events_and_bookmarks(client: Client) -> None:
+async def test_watch_streams_events_and_bookmarks(client: Client, faults: FaultProxy) -> None:
     _, rv = await client.list_all(CONFIGMAPS)
     seen: list[tuple[str, str]] = []
 
@@ -124,10 +136,10 @@ async def test_watch_streams_events_and_bookmarks(client: Client) -> None:
                     return
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
+    await eventually(lambda: faults.watching(f"resourceVersion={rv}"))
     await client.create(CONFIGMAPS, configmap("w"))
     await client.create(CONFIGMAPS, configmap("other", "elsewhere"))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: any(kind == "BOOKMARK" for kind, _ in seen), 5)
     await client.patch(CONFIGMAPS, "w", {"data": {"x": "y"}}, "default")
     await client.delete(CONFIGMAPS, "w", "default")
     await asyncio.wait_for(task, 5)
@@ -150,39 +162,41 @@ async def test_watch_replays_from_resource_version(client: Client) -> None:
     assert events == [("ADDED", "r2")]
 
 
-async def test_watch_gone_raises(client: Client, fake: FakeKube) -> None:
+async def test_watch_gone_raises(client: Client, faults: FaultProxy) -> None:
     await client.create(CONFIGMAPS, configmap("g"))
-    fake.compact()
+    await faults.compact()
     with pytest.raises(errors.Gone, match="too old"):
-        async for _ in client.watch(CONFIGMAPS, resource_version="100"):
+        async for _ in client.watch(CONFIGMAPS, resource_version="1"):
             pass
     got: list[str] = []
 
+    rv = str(faults.rv)
+
     async def consume() -> None:
-        async for kind, _ in client.watch(CONFIGMAPS, resource_version=str(fake.rv)):
+        async for kind, _ in client.watch(CONFIGMAPS, resource_version=rv):
             got.append(kind)
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.1)
-    fake.expire_watches()
+    await eventually(lambda: faults.watching(f"resourceVersion={rv}"))
+    faults.expire_watches()
     with pytest.raises(errors.Gone):
         await asyncio.wait_for(task, 5)
 
 
-async def test_watch_transport_failures(client: Client, fake: FakeKube) -> None:
+async def test_watch_transport_failures(client: Client, faults: FaultProxy) -> None:
     async def consume(**kwargs: float) -> None:
-        async for _ in client.watch(CONFIGMAPS, resource_version=str(fake.rv), **kwargs):  # type: ignore[arg-type]
+        async for _ in client.watch(CONFIGMAPS, resource_version=str(faults.rv), **kwargs):  # type: ignore[arg-type]
             pass
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.1)
-    fake.drop_watches()
+    await eventually(lambda: len(faults.watchers) == 1)
+    faults.drop_watches()
     with pytest.raises(ClientConnectionError):
         await asyncio.wait_for(task, 5)
-    fake.resumed.clear()
+    faults.resumed.clear()
     with pytest.raises(ClientTimeoutError):
         await asyncio.wait_for(consume(inactivity_timeout=0.3), 5)
-    fake.resumed.set()
+    faults.resumed.set()
 
 
 async def test_connection_refused_is_client_connection_error() -> None:
@@ -194,7 +208,7 @@ async def test_connection_refused_is_client_connection_error() -> None:
             await c.get(CONFIGMAPS, "x", "default")
 
 
-async def test_discovery_is_cached(client: Client, fake: FakeKube) -> None:
+async def test_discovery_is_cached(client: Client, faults: FaultProxy) -> None:
     assert await client.discover("v1", "ConfigMap") == CONFIGMAPS.__class__(
         "",
         "v1",
@@ -211,31 +225,30 @@ async def test_discovery_is_cached(client: Client, fake: FakeKube) -> None:
         "domains",
         False,
         ("status",),
-        ("kd",),
+        DOMAINS.short_names,
     )
     lease = await client.discover("coordination.k8s.io/v1", "Lease")
     assert lease.plural == LEASES.plural
-    before = len(fake.requests)
+    before = len(faults.requests)
     await client.discover("v1", "ConfigMap")
-    assert len(fake.requests) == before
+    assert len(faults.requests) == before
     with pytest.raises(errors.NotFound, match="Widget"):
         await client.discover("v1", "Widget")
     with pytest.raises(errors.NotFound):
         await client.discover("nope.example/v1", "Widget")
 
 
-async def test_bearer_token_and_kubeconfig_dict() -> None:
-    async with running_fake(token="s3cret") as fake:
-        async with Client(fake.url) as anonymous:
-            with pytest.raises(errors.Unauthorized):
-                await anonymous.list(CONFIGMAPS)
-        kubeconfig = {
-            "current-context": "c",
-            "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u", "namespace": "ns9"}}],
-            "clusters": [{"name": "k", "cluster": {"server": fake.url}}],
-            "users": [{"name": "u", "user": {"token": "s3cret"}}],
-        }
-        async with Client.from_kubeconfig(kubeconfig) as c:
-            assert c.namespace == "ns9"
-            assert (await c.list(CONFIGMAPS))["items"] == []
-            assert (await c.get_path("/api"))["versions"] == ["v1"]
+async def test_bearer_token_and_kubeconfig_dict(faults: FaultProxy, api_server: RunningServer) -> None:
+    async with Client(faults.url) as anonymous:
+        with pytest.raises(errors.Unauthorized):
+            await anonymous.list(CONFIGMAPS)
+    kubeconfig = {
+        "current-context": "c",
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u", "namespace": "ns9"}}],
+        "clusters": [{"name": "k", "cluster": {"server": faults.url}}],
+        "users": [{"name": "u", "user": {"token": api_server.token}}],
+    }
+    async with Client.from_kubeconfig(kubeconfig) as c:
+        assert c.namespace == "ns9"
+        assert (await c.list(CONFIGMAPS))["items"] == []
+        assert (await c.get_path("/api"))["versions"] == ["v1"]

@@ -8,11 +8,9 @@ checked both there and on the objects' resourceVersions.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime
 import re
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,9 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from atoll.api import errors, kinds
+from atoll.api.clock import FakeClock
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.runtime.metrics import REGISTRY
 from tests.conftest import RunningServer, eventually
+from tests.integration.controllers import controller, idle, reconciles
 
 JSON = dict[str, Any]
 QUOTA = "resource-limitation"
@@ -376,14 +377,10 @@ async def test_node_statuses_follow_nodes(client: Client) -> None:
     await eventually(none)
 
 
-def lifecycle(api_server: RunningServer) -> Any:
-    assert api_server.node is not None and api_server.node.manager is not None
-    (controller,) = [c for c in api_server.node.manager.controllers if c.name == "nodelifecycle"]
-    return controller.reconciler
-
-
 async def test_node_without_heartbeat_is_marked_unknown(api_server: RunningServer, client: Client) -> None:
-    lifecycle(api_server).settings.grace = 1.0
+    reconciler = controller(api_server, "nodelifecycle").reconciler
+    clock = reconciler.clock = FakeClock()
+    reconciler.settings.grace = 60.0
     await client.create(kinds.DOMAINS, domain("alice"))
     await converged(client, "alice")
     lease = {
@@ -399,20 +396,24 @@ async def test_node_without_heartbeat_is_marked_unknown(api_server: RunningServe
     lease = await client.create(kinds.LEASES, lease)
     node = await client.create(kinds.NODES, fake_node("alice-node-1", "alice"))
     await client.update(kinds.NODES, {**node, **fake_node("alice-node-1", "alice")}, subresource="status")
-    started = time.monotonic()
 
     async def ready() -> None:
         assert [s["status"] for s in await node_statuses(client, "alice")] == ["Ready"]
 
     await eventually(ready)
-    # renewing the lease keeps it alive past the grace period
+    # renewals keep the node alive: 120 s pass on the controller's clock, never 60 s without a renewal
     for i in range(3):
-        await asyncio.sleep(0.5)
+        clock.advance(40)
+        seen = reconciles("nodelifecycle")
         lease["spec"]["renewTime"] = f"2030-01-01T00:00:0{i + 1}.000000Z"
         lease = await client.update(kinds.LEASES, lease)
+        await eventually(lambda seen=seen: reconciles("nodelifecycle") > seen)  # type: ignore[misc]
+        await eventually(lambda: idle(api_server, "nodelifecycle"))
     node = await client.get(kinds.NODES, "alice-node-1")
-    ready_cond = node["status"]["conditions"][0]
-    assert ready_cond["status"] == "True" and time.monotonic() - started > 1.0
+    assert node["status"]["conditions"][0]["status"] == "True", node["status"]["conditions"]
+    # no renewal for longer than the grace: the next look at the node marks it Unknown
+    clock.advance(61)
+    await client.patch(kinds.LEASES, "alice-node-1", {"metadata": {"annotations": {"look": "now"}}}, "kube-node-lease")
 
     async def unknown() -> JSON:
         node = await client.get(kinds.NODES, "alice-node-1")
@@ -422,6 +423,7 @@ async def test_node_without_heartbeat_is_marked_unknown(api_server: RunningServe
     node = await eventually(unknown, within=5)
     cond = node["status"]["conditions"][0]
     assert (cond["reason"], cond["lastHeartbeatTime"]) == ("NodeStatusUnknown", "2030-01-01T00:00:00Z")
+    assert cond["lastTransitionTime"] == format_time(clock.now())  # written on the controller's clock
 
     async def domain_not_ready() -> None:
         assert [s["status"] for s in await node_statuses(client, "alice")] == ["NotReady"]
@@ -471,12 +473,12 @@ async def test_quota_used_follows_pods(client: Client) -> None:
 # -- no wasted writes -------------------------------------------------------------------------------
 
 
-async def test_unchanged_objects_are_never_rewritten(client: Client) -> None:
+async def test_unchanged_objects_are_never_rewritten(api_server: RunningServer, client: Client) -> None:
     await client.create(kinds.DOMAINS, domain("alice", role="partner"))
     await client.create(kinds.DOMAINS, domain("bob"))
     await converged(client, "alice")
     await converged(client, "bob")
-    await asyncio.sleep(0.5)  # let the last status write's own watch event come back and settle
+    await eventually(lambda: idle(api_server, "domain", "resourcequota"))
 
     async def versions() -> dict[str, str]:
         out = {}
@@ -489,12 +491,18 @@ async def test_unchanged_objects_are_never_rewritten(client: Client) -> None:
         return out
 
     before, domain_writes, quota_writes = await versions(), writes("domain"), writes("resourcequota")
+    seen = {name: reconciles(name) for name in ("domain", "resourcequota")}
     # poke every watched kind so each domain is reconciled again (and bob's 10 s resync may run)
     for name in ("alice", "bob"):
         await client.patch(kinds.SERVICEACCOUNTS, name, {"metadata": {"annotations": {"poke": "1"}}}, name)
         await client.patch(kinds.RESOURCEQUOTAS, QUOTA, {"metadata": {"annotations": {"poke": "1"}}}, name)
     await client.create(kinds.PODS, pod("p"), "default")  # the quota controller reconciles nothing new
-    await asyncio.sleep(1.5)
+
+    def reconciled_again() -> None:  # both domains and both quotas looked at again, nothing left to do
+        assert reconciles("domain") >= seen["domain"] + 2 and reconciles("resourcequota") >= seen["resourcequota"] + 2
+        idle(api_server, "domain", "resourcequota")
+
+    await eventually(reconciled_again)
     after = await versions()
     changed = {k for k in before if before[k] != after[k]}
     assert changed == {"sa/alice", "sa/bob", "quota/alice", "quota/bob"}  # only our own pokes

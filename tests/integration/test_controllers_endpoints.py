@@ -8,7 +8,6 @@ nothing changed, and the Endpoints deleted with their Service.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,7 +17,8 @@ from atoll.api.errors import NotFound
 from atoll.api.kinds import ENDPOINTS, NAMESPACES, PODS, SERVICES
 from atoll.client import Client
 from atoll.controllers.endpoints.subsets import desired_subsets
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, eventually
+from tests.integration.controllers import reconciles, settled
 
 pytestmark = pytest.mark.controllers("endpoints")
 JSON = dict[str, Any]
@@ -64,26 +64,22 @@ async def add_pod(
 
 
 async def wait_endpoints(client: Client, name: str, check: Callable[[JSON], bool]) -> JSON:
-    last: JSON = {}
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                try:
-                    last = await client.get(ENDPOINTS, name, NS)
-                except NotFound:
-                    last = {}
-                if check(last):
-                    return last
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"endpoints {name} never matched: {last}") from None
+    async def matched() -> JSON:
+        try:
+            last = await client.get(ENDPOINTS, name, NS)
+        except NotFound:
+            last = {}
+        assert check(last), f"endpoints {name} never matched: {last}"
+        return last
+
+    return await eventually(matched, TIMEOUT)
 
 
 def ips(subset: JSON, field: str = "addresses") -> list[str]:
     return [a["ip"] for a in subset.get(field) or []]
 
 
-async def test_ready_and_not_ready_pods_with_named_ports(client: Client) -> None:
+async def test_ready_and_not_ready_pods_with_named_ports(api_server: RunningServer, client: Client) -> None:
     web = await add_pod(client, "web-1", "10.0.0.2", ready=True)
     await add_pod(client, "web-2", "10.0.0.1", ready=False)
     await add_pod(client, "web-3", None, ready=True)  # no IP yet: not listed
@@ -116,8 +112,10 @@ async def test_ready_and_not_ready_pods_with_named_ports(client: Client) -> None
 
     # nothing changes: no write
     rv = eps["metadata"]["resourceVersion"]
-    await client.patch(PODS, "web-1", {"metadata": {"annotations": {"touched": "yes"}}}, NS)
-    await asyncio.sleep(0.5)
+    await client.patch(PODS, "web-1", {"metadata": {"annotations": {"touched": "yes"}}}, NS)  # filtered out
+    seen = reconciles("endpoints")
+    await client.patch(SERVICES, "web", {"metadata": {"annotations": {"touched": "yes"}}}, NS)  # reconciled
+    await settled(api_server, "endpoints", seen)
     assert (await client.get(ENDPOINTS, "web", NS))["metadata"]["resourceVersion"] == rv
 
 
@@ -150,7 +148,9 @@ async def test_selector_and_label_changes(client: Client) -> None:
     await wait_endpoints(client, "live", lambda e: bool(e) and not e.get("subsets"))
 
 
-async def test_service_deletion_deletes_endpoints_and_selectorless_are_left_alone(client: Client) -> None:
+async def test_service_deletion_deletes_endpoints_and_selectorless_are_left_alone(
+    api_server: RunningServer, client: Client
+) -> None:
     await add_pod(client, "p", "10.0.3.1", ready=True)
     await client.create(SERVICES, service("gone", {"app": "web"}, [{"port": 80}]), NS)
     await wait_endpoints(client, "gone", lambda e: bool(e.get("subsets")))
@@ -159,8 +159,9 @@ async def test_service_deletion_deletes_endpoints_and_selectorless_are_left_alon
 
     manual = {"metadata": {"name": "ext"}, "subsets": [{"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 5}]}]}
     await client.create(ENDPOINTS, manual, NS)
+    seen = reconciles("endpoints")
     await client.create(SERVICES, service("ext", None, [{"port": 5}]), NS)
-    await asyncio.sleep(0.5)
+    await settled(api_server, "endpoints", seen)
     assert ips((await client.get(ENDPOINTS, "ext", NS))["subsets"][0]) == ["192.0.2.1"]
 
 

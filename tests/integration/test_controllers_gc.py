@@ -9,7 +9,6 @@ monitored (its objects can own and be collected).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from atoll.api.kinds import CONFIGMAPS, PODS, kind
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from tests.conftest import RunningServer, eventually
+from tests.integration.controllers import collector_saw
 
 pytestmark = pytest.mark.controllers("namespace", "garbagecollector")
 JSON = dict[str, Any]
@@ -75,12 +75,12 @@ async def gone(client: Client, rd: ResourceDef, *names: str) -> bool:
     return not any([await exists(client, rd, n) for n in names])
 
 
-async def test_background_deletes_dependents_after_owner(client: Client) -> None:
+async def test_background_deletes_dependents_after_owner(api_server: RunningServer, client: Client) -> None:
     owner = await make_cm(client, "owner")
-    await make_cm(client, "dep-cm", owner)
-    await make_pod(client, "dep-pod", owner)
+    dep_cm = await make_cm(client, "dep-cm", owner)
+    dep_pod = await make_pod(client, "dep-pod", owner)
     unrelated = await make_cm(client, "unrelated")
-    await asyncio.sleep(0.5)  # the collector must leave live owners' dependents alone
+    await collector_saw(api_server, owner, dep_cm, dep_pod, unrelated)  # and left live owners' dependents alone
     assert await exists(client, CONFIGMAPS, "dep-cm")
 
     await client.delete(CONFIGMAPS, "owner", NS, propagation_policy="Background")
@@ -90,7 +90,7 @@ async def test_background_deletes_dependents_after_owner(client: Client) -> None
     assert await exists(client, CONFIGMAPS, unrelated["metadata"]["name"])
 
 
-async def test_foreground_keeps_owner_until_dependents_are_gone(client: Client) -> None:
+async def test_foreground_keeps_owner_until_dependents_are_gone(api_server: RunningServer, client: Client) -> None:
     owner = await make_cm(client, "owner")
     # a held dependent: the owner must wait for it even after the collector deleted it
     await make_cm(client, "held", owner, finalizers=("example.com/hold",))
@@ -105,7 +105,7 @@ async def test_foreground_keeps_owner_until_dependents_are_gone(client: Client) 
         return bool((await client.get(CONFIGMAPS, "held", NS))["metadata"].get("deletionTimestamp"))
 
     await eventually(held_marked, TIMEOUT)  # the held dependent is marked for deletion
-    await asyncio.sleep(0.5)
+    await collector_saw(api_server)
     still = await client.get(CONFIGMAPS, "owner", NS)
     assert still["metadata"]["deletionTimestamp"]
     assert still["metadata"]["finalizers"] == ["foregroundDeletion"]
@@ -114,7 +114,7 @@ async def test_foreground_keeps_owner_until_dependents_are_gone(client: Client) 
     await eventually(lambda: gone(client, CONFIGMAPS, "held", "owner"), TIMEOUT)  # owner after dependents
 
 
-async def test_orphan_keeps_dependents_without_the_reference(client: Client) -> None:
+async def test_orphan_keeps_dependents_without_the_reference(api_server: RunningServer, client: Client) -> None:
     owner = await make_cm(client, "owner")
     other = await make_cm(client, "other-owner")
     await make_cm(client, "dep-cm", owner)
@@ -128,12 +128,14 @@ async def test_orphan_keeps_dependents_without_the_reference(client: Client) -> 
     assert not dep_cm["metadata"].get("ownerReferences")
     dep_pod = await client.get(PODS, "dep-pod", NS)
     assert [r["uid"] for r in dep_pod["metadata"]["ownerReferences"]] == [other["metadata"]["uid"]]
-    await asyncio.sleep(0.5)
+    await collector_saw(api_server, dep_cm, dep_pod)
     assert await exists(client, CONFIGMAPS, "dep-cm")
     assert await exists(client, PODS, "dep-pod")
 
 
-async def test_dependent_with_two_owners_survives_until_both_are_gone(client: Client) -> None:
+async def test_dependent_with_two_owners_survives_until_both_are_gone(
+    api_server: RunningServer, client: Client
+) -> None:
     first = await make_cm(client, "first")
     second = await make_cm(client, "second")
     await make_cm(client, "shared", first, second)
@@ -145,7 +147,7 @@ async def test_dependent_with_two_owners_survives_until_both_are_gone(client: Cl
         return [r["uid"] for r in refs] == [second["metadata"]["uid"]]
 
     await eventually(only_second_left, TIMEOUT)  # the dangling reference to the first owner is removed
-    await asyncio.sleep(0.5)
+    await collector_saw(api_server)
     assert await exists(client, CONFIGMAPS, "shared")
 
     await client.delete(CONFIGMAPS, "second", NS)

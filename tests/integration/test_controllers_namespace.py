@@ -17,7 +17,8 @@ import pytest
 from atoll.api.errors import NotFound
 from atoll.api.kinds import CONFIGMAPS, NAMESPACES, PODS, SECRETS, kind
 from atoll.client import Client
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, eventually
+from tests.integration.controllers import reconciles, settled
 
 pytestmark = pytest.mark.controllers("namespace", "garbagecollector")
 JSON = dict[str, Any]
@@ -75,7 +76,7 @@ async def test_namespace_deletion_removes_content_then_namespace(client: Client)
     await client.get(CONFIGMAPS, "cm", "default")  # other namespaces are untouched
 
 
-async def test_finalizer_blocks_namespace_removal(client: Client) -> None:
+async def test_finalizer_blocks_namespace_removal(api_server: RunningServer, client: Client) -> None:
     await populate(client, "team-b")
     held = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}, "data": {}}
     await client.create(CONFIGMAPS, held, "team-b")
@@ -85,12 +86,12 @@ async def test_finalizer_blocks_namespace_removal(client: Client) -> None:
         ns = await client.get(NAMESPACES, "team-b")
         return {c["type"]: c for c in (ns.get("status") or {}).get("conditions") or ()}
 
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            found = await conditions()
-            if found.get("NamespaceFinalizersRemaining", {}).get("status") == "True":
-                break
-            await asyncio.sleep(0.1)
+    async def finalizers_remaining() -> dict[str, JSON]:
+        found = await conditions()
+        assert found.get("NamespaceFinalizersRemaining", {}).get("status") == "True", found
+        return found
+
+    found = await eventually(finalizers_remaining, TIMEOUT)
     assert "example.com/hold in 1 resource instances" in found["NamespaceFinalizersRemaining"]["message"]
     assert found["NamespaceContentRemaining"]["status"] == "True"
     assert "configmaps has 1 resource instances" in found["NamespaceContentRemaining"]["message"]
@@ -102,7 +103,7 @@ async def test_finalizer_blocks_namespace_removal(client: Client) -> None:
         assert items == [], rd.plural
     cm = await client.get(CONFIGMAPS, "held", "team-b")
     assert cm["metadata"]["deletionTimestamp"]
-    await asyncio.sleep(1.0)
+    await settled(api_server, "namespace", reconciles("namespace"), within=TIMEOUT)  # it looked again: still held
     ns = await client.get(NAMESPACES, "team-b")
     assert ns["status"]["phase"] == "Terminating"
 

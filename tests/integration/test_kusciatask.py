@@ -1,5 +1,5 @@
 """KusciaTask end to end: real master, real RunP agents for alice and bob, the task and
-TaskResourceGroup controllers and the kuscia-scheduler on a ManualClock.
+TaskResourceGroup controllers and the kuscia-scheduler on a FakeClock.
 
 Aspects: a two-party task runs real processes that read TASK_CLUSTER_DEFINE / ALLOCATED_PORTS and
 a rendered config template, and succeeds (distinct ports, loopback + egress endpoints, egress
@@ -12,6 +12,7 @@ party and the exit code, its pod kept; kubectl shows Kuscia's columns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -219,6 +220,72 @@ async def test_all_or_nothing_fails_after_lifecycle_naming_bob(net: TaskNetwork,
         await remove(net, "hog-fail")
 
 
+async def test_a_party_is_all_or_nothing_too(net: TaskNetwork, out: Path) -> None:
+    """bob runs two pods and has room for one: neither is bound (nor alice's), the task fails."""
+    await hog(net, "hog-half", "500m")
+    try:
+        await net.client.create(KUSCIATASKS, kuscia_task("t-half", out, bob_replicas=2), "cross-domain")
+        group = await group_phase(net, "t-half", "ReserveFailed")
+        assert group["spec"]["parties"][1]["minReservedPods"] == 2
+        reserved = next(c for c in group["status"]["conditions"] if c["type"] == "TaskResourcesReserved")
+        assert "Insufficient cpu (requested 1, free 0.5)" in reserved["reason"]
+        for domain, pod in (("alice", "t-half-host-0"), ("bob", "t-half-guest-0"), ("bob", "t-half-guest-1")):
+            obj = await net.client.get(kinds.PODS, pod, domain)
+            assert not obj["spec"].get("nodeName"), f"{domain}/{pod} was bound although bob's party could not reserve"
+        net.clock.advance(301)
+        task = await phase_of(net, "t-half", "Failed")
+        assert "bob: pod t-half-guest-" in task["status"]["message"]
+    finally:
+        await remove(net, "hog-half")
+
+
+def ports_by_domain(tasks: list[JSON]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for task in tasks:
+        for entry in task["status"].get("allocatedPorts") or []:
+            out.setdefault(entry["domainID"], []).extend(entry["namedPort"].values())
+    return out
+
+
+async def allocated(net: TaskNetwork, *names: str) -> list[JSON]:
+    async def check() -> list[JSON]:
+        tasks = [await net.get_task(n) for n in names]
+        assert all((t.get("status") or {}).get("allocatedPorts") for t in tasks)
+        return tasks
+
+    return await eventually(check, WITHIN)
+
+
+async def test_ports_unique_under_concurrency_and_reclaimed_after_restart(net: TaskNetwork, out: Path) -> None:
+    await net.client.create(KUSCIATASKS, kuscia_task("t-pdone", out), "cross-domain")
+    await phase_of(net, "t-pdone", "Succeeded")
+    await hog(net, "hog-ports", "1500m")  # the next tasks stay reserving: their ports stay in use
+    live = [f"t-p{i}" for i in range(4)]
+    try:
+        await asyncio.gather(*(net.client.create(KUSCIATASKS, kuscia_task(n, out), "cross-domain") for n in live))
+        held = ports_by_domain(await allocated(net, *live))
+        for domain, ports in held.items():
+            assert len(ports) == len(set(ports)) == 4 * 3, (domain, ports)
+
+        await net.stop_controllers()  # a restart: the new allocator knows only what the API says
+        net.start_controllers()
+        await asyncio.gather(*(net.client.create(KUSCIATASKS, kuscia_task(n, out), "cross-domain")
+                               for n in ("t-p4", "t-p5")))
+        new = ports_by_domain(await allocated(net, "t-p4", "t-p5"))
+        finished = [t for t in (await net.client.list(KUSCIATASKS, "cross-domain"))["items"]
+                    if (t.get("status") or {}).get("completionTime")]
+        reclaimed = ports_by_domain(finished)
+        for domain, ports in new.items():
+            assert len(ports) == len(set(ports)) == 2 * 3
+            assert not set(ports) & set(held[domain]), f"{domain}: a live task's port was handed out again"
+            assert set(ports) & set(reclaimed[domain]), f"{domain}: no port of a finished task was reused"
+    finally:
+        for name in (*live, "t-p4", "t-p5"):
+            with contextlib.suppress(NotFound):
+                await net.client.delete(KUSCIATASKS, name, "cross-domain")
+        await remove(net, "hog-ports")
+
+
 async def _retried(net: TaskNetwork, name: str) -> None:
     group = await net.client.get(TASKRESOURCEGROUPS, name)
     assert int(group["status"].get("retryCount") or 0) >= 1, group["status"]
@@ -246,8 +313,57 @@ async def test_failed_process_fails_task_naming_party_and_keeps_its_pod(net: Tas
     assert "bob gives up: no input table" in task["status"]["message"]
     pod = await net.client.get(kinds.PODS, "t-exit-guest-0", "bob")
     assert pod["status"]["phase"] == "Failed"  # kept, with its logs, until the task is deleted
-    with pytest.raises(NotFound):
-        await net.client.get(kinds.SERVICES, "t-exit-guest-0-svc", "bob")
+
+    async def services_gone() -> None:
+        with pytest.raises(NotFound):
+            await net.client.get(kinds.SERVICES, "t-exit-guest-0-svc", "bob")
+            raise AssertionError("the failed task's Service is still there")
+
+    await eventually(services_gone, WITHIN)
+    assert (await net.client.get(kinds.PODS, "t-exit-guest-0", "bob"))["status"]["phase"] == "Failed"
+
+
+async def test_unknown_app_image_or_party_namespace_fails_naming_the_party(net: TaskNetwork, out: Path) -> None:
+    await net.client.create(KUSCIATASKS, kuscia_task("t-noimage", out, image="no-such-image"), "cross-domain")
+    task = await phase_of(net, "t-noimage", "Failed")
+    assert task["status"]["message"] == "party alice/host: AppImage 'no-such-image' not found"
+    body = kuscia_task("t-nons", out)
+    body["spec"]["parties"][1]["domainID"] = "carol"
+    await net.client.create(KUSCIATASKS, body, "cross-domain")
+    task = await phase_of(net, "t-nons", "Failed")
+    assert task["status"]["message"].startswith("party carol/guest: ")
+    assert "carol" in task["status"]["message"][len("party carol/guest: "):]
+    assert task["status"]["reason"] == "CreateResourceFailed"
+
+
+async def test_task_resource_group_validation_and_naming(net: TaskNetwork) -> None:
+    def group(name: str, members: int) -> JSON:
+        return {
+            "apiVersion": "kuscia.secretflow/v1alpha1",
+            "kind": "TaskResourceGroup",
+            "metadata": {"name": name},
+            "spec": {"minReservedMembers": members, "initiator": "alice", "lifecycleSeconds": 600,
+                     "parties": [{"domainID": "alice", "minReservedPods": 1, "pods": [{"name": f"{name}-0"}]},
+                                 {"domainID": "bob", "minReservedPods": 1, "pods": [{"name": f"{name}-0"}]}]},
+        }
+
+    await net.client.create(TASKRESOURCEGROUPS, group("trg-invalid", 3))
+    failed = await group_phase(net, "trg-invalid", "Failed")
+    validated = next(c for c in failed["status"]["conditions"] if c["type"] == "TaskResourceGroupValidated")
+    assert (validated["status"], validated["reason"]) == ("False", "minReservedMembers 3 exceeds the 2 parties")
+
+    await net.client.create(TASKRESOURCEGROUPS, group("trg-named", 2))  # no pods exist: it waits, reserving
+    reserving = await group_phase(net, "trg-named", "Reserving")
+    names = [p["taskResourceName"] for p in reserving["spec"]["parties"]]
+    assert all(n.startswith("trg-named-") and len(n) == len("trg-named-") + 12 for n in names)
+    for party, name in zip(reserving["spec"]["parties"], names, strict=True):
+        tr = await net.client.get(TASKRESOURCES, name, party["domainID"])
+        assert tr["status"]["phase"] == "Reserving" and tr["spec"]["minReservedPods"] == 1
+        assert tr["metadata"]["ownerReferences"][0]["name"] == "trg-named"
+    net.clock.advance(601)
+    expired = await group_phase(net, "trg-named", "Failed")
+    condition = next(c for c in expired["status"]["conditions"] if c["type"] == "TaskResourceGroupExpired")
+    assert condition["reason"].startswith("The task was not scheduled within 600 seconds: alice: ")
 
 
 async def test_kubectl_shows_kuscia_columns(net: TaskNetwork, tmp_path: Path) -> None:

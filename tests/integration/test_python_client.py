@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from kubernetes import client, config, dynamic, watch
 from kubernetes.client.rest import ApiException
+
+from tests.conftest import eventually
 
 pytestmark = pytest.mark.controllers()  # the API server's own semantics: no controllers
 
@@ -142,12 +143,20 @@ async def test_configmap_crud(k8s: Clients) -> None:
     assert [i.metadata.name for i in remaining.items] == ["py-c"]
 
 
-async def test_configmap_watch(k8s: Clients) -> None:
+def watch_registered(api_server: Any) -> Callable[[], bool]:
+    """A check that holds once one more watch than now is registered with the server."""
+    cache = api_server.node.server.cache
+    before = cache.watcher_count
+    return lambda: cache.watcher_count > before
+
+
+async def test_configmap_watch(k8s: Clients, api_server: Any) -> None:
     core = k8s.core
     await run(core.create_namespaced_config_map, "default", cm("w-a", app="w"))
     listed = await run(core.list_namespaced_config_map, "default", label_selector="app=w")
     rv = listed.metadata.resource_version
 
+    registered = watch_registered(api_server)
     watcher = asyncio.create_task(
         run(
             collect_watch,
@@ -158,7 +167,7 @@ async def test_configmap_watch(k8s: Clients) -> None:
             label_selector="app=w",
         )
     )
-    await asyncio.sleep(0.5)
+    await eventually(registered)
     await run(core.create_namespaced_config_map, "default", cm("w-b", app="w"))
     await run(core.create_namespaced_config_map, "default", cm("ignored", app="other"))
     await run(core.patch_namespaced_config_map, "w-a", "default", {"data": {"k": "changed"}})
@@ -182,8 +191,8 @@ async def test_watch_from_zero_lists_current_objects_and_ends_on_timeout(k8s: Cl
 async def test_watch_too_old_resource_version_raises_410(k8s: Clients, api_server: Any) -> None:
     created = await run(k8s.core.create_namespaced_config_map, "default", cm("old"))
     await run(k8s.core.patch_namespaced_config_map, "old", "default", {"data": {"n": "1"}})
-    cache = api_server.node.server.cache
-    cache._history_start = cache.revision  # everything up to now is "compacted"
+    server = api_server.node.server
+    await server.compactor.compact(server.cache.revision)  # everything up to now is compacted
     with pytest.raises(ApiException) as info:
         await run(
             collect_watch,
@@ -263,13 +272,12 @@ async def test_domain_with_custom_objects_api(k8s: Clients) -> None:
     await expect_error(404, custom.delete_cluster_custom_object, GROUP, VERSION, PLURAL, "alice")
 
 
-async def test_domain_watch(k8s: Clients) -> None:
+async def test_domain_watch(k8s: Clients, api_server: Any) -> None:
     custom = k8s.custom
     listed = await run(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
-    ready = threading.Event()
+    registered = watch_registered(api_server)
 
     def watch_domains() -> list[dict[str, Any]]:
-        ready.set()
         return collect_watch(
             custom.list_cluster_custom_object,
             GROUP,
@@ -280,8 +288,7 @@ async def test_domain_watch(k8s: Clients) -> None:
         )
 
     watcher = asyncio.create_task(asyncio.to_thread(watch_domains))
-    await asyncio.to_thread(ready.wait, 5)
-    await asyncio.sleep(0.3)
+    await eventually(registered)
     await run(custom.create_cluster_custom_object, GROUP, VERSION, PLURAL, alice())
     await run(
         custom.patch_cluster_custom_object_status,

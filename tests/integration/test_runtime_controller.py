@@ -1,4 +1,4 @@
-"""Controllers and the manager against the fake API server.
+"""Controllers and the manager against the real API server.
 
 Aspects: the four-way result switch (success, requeue_after, error → rate-limited retry,
 terminal error) with zero-initialised metrics; owned objects map to their owner's key; the
@@ -12,6 +12,7 @@ import logging
 
 import pytest
 
+from atoll.api.kinds import CONFIGMAPS, DOMAINS
 from atoll.client import Client
 from atoll.runtime import (
     Controller,
@@ -28,8 +29,9 @@ from atoll.runtime import (
 from atoll.runtime.metrics import REGISTRY
 from atoll.runtime.ratelimit import ExponentialFailureRateLimiter
 from tests.conftest import eventually
-from tests.integration.fake_kube import CONFIGMAPS, DOMAINS, configmap
+from tests.integration.faults import configmap
 
+pytestmark = pytest.mark.controllers()  # the API server alone
 FAST = WatchSettings(backoff_initial=0.1)
 
 

@@ -1,4 +1,5 @@
-"""Informer against the fake API server: list+watch, handlers, indexes, relist on 410, restarts.
+"""Informer against the real API server behind a fault proxy: list+watch, handlers, indexes,
+relist on 410, restarts.
 
 Aspects: paginated initial list fills the cache and marks it synced; watch events update cache
 and call handlers; objects deleted during a gap are reported after the 410 relist; a silent watch
@@ -12,19 +13,27 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from atoll.api.kinds import CONFIGMAPS, NAMESPACES
+from atoll.apiserver.http.watch import WatchStreamSettings
 from atoll.client import Client
 from atoll.runtime import Cache, InformerFactory, ObjectKey, WatchSettings, metrics
 from atoll.runtime.informer import Informer
-from tests.conftest import eventually
-from tests.integration.fake_kube import CONFIGMAPS, FakeKube, configmap, running_fake
+from tests.conftest import RunningServer, eventually
+from tests.integration.faults import FaultProxy, configmap
 
+pytestmark = pytest.mark.controllers()  # the API server alone
 FAST = WatchSettings(page_size=2, inactivity_timeout=5.0, backoff_initial=0.2, backoff_max=0.5)
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKube]:
-    async with running_fake(bookmark_interval=0.1) as server:
-        yield server
+@pytest.fixture(autouse=True)
+async def setting(api_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Frequent bookmarks, and the namespaces the tests write to."""
+    assert api_server.node is not None and api_server.node.server is not None
+    monkeypatch.setattr(api_server.node.server.resources, "watch_settings", WatchStreamSettings(bookmark_interval=0.1))
+    async with api_server.client() as admin:
+        for namespace in ("elsewhere", "ns1", "ns2", "other"):
+            await admin.create(NAMESPACES, {"metadata": {"name": namespace}})
+    yield
 
 
 class Recorder:
@@ -37,7 +46,7 @@ class Recorder:
         )
 
 
-async def test_list_then_watch_keeps_cache_and_indexes(client: Client, fake: FakeKube) -> None:
+async def test_list_then_watch_keeps_cache_and_indexes(client: Client, faults: FaultProxy) -> None:
     for i in range(5):
         await client.create(CONFIGMAPS, configmap(f"c{i}", app="a" if i < 3 else "b"))
     informer = Informer(client, CONFIGMAPS, "default", settings=FAST)
@@ -46,7 +55,7 @@ async def test_list_then_watch_keeps_cache_and_indexes(client: Client, fake: Fak
         task = tg.create_task(informer.run())
         await asyncio.wait_for(informer.wait_synced(), 5)
         assert informer.has_synced and len(informer.cache) == 5
-        assert sum("limit=2" in p for _, p in fake.requests) == 3  # paginated list
+        assert sum("limit=2" in p for _, p in faults.requests) == 3  # paginated list
         assert sorted(o["metadata"]["name"] for o in informer.cache.by_label("app", "a")) == [
             "c0",
             "c1",
@@ -65,7 +74,7 @@ async def test_list_then_watch_keeps_cache_and_indexes(client: Client, fake: Fak
 
 
 async def test_relist_after_gone_reports_deletions_made_during_the_gap(
-    client: Client, fake: FakeKube
+    client: Client, faults: FaultProxy, api_server: RunningServer
 ) -> None:
     for name in ("keep", "lost"):
         await client.create(CONFIGMAPS, configmap(name))
@@ -76,50 +85,56 @@ async def test_relist_after_gone_reports_deletions_made_during_the_gap(
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(informer.run())
         await informer.wait_synced()
-        await asyncio.sleep(0.05)
-        fake.drop_watches()
-        await asyncio.sleep(0.01)
-        watchers = len(fake.watchers)
-        fake.objects.pop(("configmaps", "default", "lost"))  # vanished without an event we can see
-        fake.put(CONFIGMAPS, configmap("new"))
-        fake.compact()
+        await eventually(lambda: len(faults.watchers) == 1)
+        faults.resumed.clear()  # the watch that comes back is held: the informer sees nothing
+        faults.drop_watches()
+        await eventually(lambda: not faults.watchers)
+        async with api_server.client() as admin:  # changes the informer cannot see
+            await admin.delete(CONFIGMAPS, "lost", "default")
+            await admin.create(CONFIGMAPS, configmap("new"))
+        await faults.compact()  # and the history it would resume from is gone
+        faults.resumed.set()
         await eventually(lambda: ("delete", "lost") in rec.events, 5)
         await eventually(lambda: informer.cache.get("new", "default") is not None, 5)
-        assert watchers == 0
         assert sorted(k.name for k in informer.cache.keys()) == ["keep", "new"]
         assert restarts._value.get() >= before + 2  # the dropped watch, then 410
-        fake.expire_watches()  # 410 on a live watch also relists
-        await fake.resumed.wait()
+        await eventually(lambda: len(faults.watchers) == 1)
+        watches = sum("watch=true" in p for _, p in faults.requests)
+        faults.expire_watches()  # 410 on a live watch also relists
+
+        def watching_again() -> None:
+            assert len(faults.watchers) == 1 and sum("watch=true" in p for _, p in faults.requests) > watches
+
+        await eventually(watching_again)
         await client.create(CONFIGMAPS, configmap("after"))
         await eventually(lambda: informer.cache.get("after", "default") is not None, 5)
         task.cancel()
 
 
-async def test_silent_watch_is_restarted(client: Client, fake: FakeKube) -> None:
+async def test_silent_watch_is_restarted(client: Client, faults: FaultProxy) -> None:
     settings = WatchSettings(inactivity_timeout=0.3, backoff_initial=0.1)
     informer = Informer(client, CONFIGMAPS, settings=settings)
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(informer.run())
         await informer.wait_synced()
-        fake.resumed.clear()
-        await asyncio.sleep(1.0)
-        watches = sum("watch=true" in p for _, p in fake.requests)
-        assert watches >= 3
-        fake.resumed.set()
+        faults.resumed.clear()
+        faults.drop_watches()
+        await eventually(lambda: sum("watch=true" in p for _, p in faults.requests) >= 3, 5)  # restarted
+        faults.resumed.set()
         await client.create(CONFIGMAPS, configmap("x"))
         await eventually(lambda: len(informer.cache) == 1, 5)
-        assert all("timeoutSeconds=" in p for _, p in fake.requests if "watch=true" in p)
-        assert any("allowWatchBookmarks=true" in p for _, p in fake.requests)
+        assert all("timeoutSeconds=" in p for _, p in faults.requests if "watch=true" in p)
+        assert any("allowWatchBookmarks=true" in p for _, p in faults.requests)
         task.cancel()
 
 
-async def test_bookmarks_advance_the_resource_version(client: Client, fake: FakeKube) -> None:
+async def test_bookmarks_advance_the_resource_version(client: Client, faults: FaultProxy) -> None:
     informer = Informer(client, CONFIGMAPS, "ns1", settings=FAST)
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(informer.run())
         await informer.wait_synced()
         await client.create(CONFIGMAPS, configmap("elsewhere", "ns2"))
-        await eventually(lambda: informer.resource_version == str(fake.rv), 5)
+        await eventually(lambda: informer.resource_version == str(faults.rv), 5)
         task.cancel()
 
 

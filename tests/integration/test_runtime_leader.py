@@ -1,4 +1,5 @@
-"""Leader election with two electors against the fake API server (short durations).
+"""Leader election with two electors against the real API server behind a fault proxy (short
+durations).
 
 Aspects: exactly one leads; the Lease carries holderIdentity, MicroTime acquire/renew times and
 leaseTransitions; when the leader stops renewing, the other takes over only after the lease
@@ -10,18 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 
 import pytest
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock, FakeClock
 from atoll.client import Client
 from atoll.runtime.leader import LEASES, LeaderElector
-from tests.conftest import eventually
-from tests.integration.fake_kube import FakeKube
+from tests.conftest import RunningServer, eventually
+from tests.integration.faults import FaultProxy
 
+pytestmark = pytest.mark.controllers()  # the API server alone
+STEP = 0.05
 MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
-def elector(client: Client, identity: str, *, release: bool = True) -> LeaderElector:
+def elector(client: Client, identity: str, *, release: bool = True, clock: Clock = SYSTEM_CLOCK) -> LeaderElector:
     return LeaderElector(
         client,
         name="atoll-controllers",
@@ -31,11 +36,24 @@ def elector(client: Client, identity: str, *, release: bool = True) -> LeaderEle
         renew_deadline=1.0,
         retry_period=0.2,
         release_on_cancel=release,
+        clock=clock,
     )
 
 
+async def run_clock(clock: FakeClock, seconds: float, sleepers: int, until: Callable[[], bool] | None = None) -> None:
+    """Move ``clock`` on in small steps, each time until the ``sleepers`` electors are waiting on
+    it again (their API calls done), for ``seconds`` or until ``until()`` holds."""
+    for _ in range(round(seconds / STEP)):
+        if until is not None and until():
+            return
+        clock.advance(STEP)
+        await eventually(lambda: clock.sleepers == sleepers)
+    assert until is None or until(), "the condition did not hold in time"
+
+
 class Work:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.leading: set[str] = set()
         self.started: dict[str, float] = {}
         self.stopped: list[str] = []
@@ -45,7 +63,7 @@ class Work:
         async def start() -> None:
             assert not self.leading, f"{name} started while {self.leading} leads"
             self.leading.add(name)
-            self.started[name] = asyncio.get_running_loop().time()
+            self.started[name] = self.clock.monotonic()
             try:
                 await asyncio.Event().wait()
             except asyncio.CancelledError:
@@ -60,13 +78,15 @@ class Work:
         return start, stop
 
 
-async def test_one_leader_and_takeover_after_lease_duration(client: Client, fake: FakeKube) -> None:
-    work = Work()
-    a, b = elector(client, "a", release=False), elector(client, "b", release=False)
+async def test_one_leader_and_takeover_after_lease_duration(client: Client) -> None:
+    clock = FakeClock()
+    work = Work(clock)
+    a, b = elector(client, "a", release=False, clock=clock), elector(client, "b", release=False, clock=clock)
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
-    await asyncio.sleep(0.1)
+    await eventually(lambda: "a" in work.leading and clock.sleepers == 1)  # a leads and renews
     task_b = asyncio.create_task(b.run(*work.run("b")))  # type: ignore[arg-type]
-    await asyncio.sleep(1.0)
+    await eventually(lambda: clock.sleepers == 2)  # b found the lease held and waits to retry
+    await run_clock(clock, 1.0, sleepers=2)
     assert work.leading == {"a"} and a.is_leader and not b.is_leader
     lease = await client.get(LEASES, "atoll-controllers", "kube-system")
     spec = lease["spec"]
@@ -74,15 +94,19 @@ async def test_one_leader_and_takeover_after_lease_duration(client: Client, fake
     assert MICRO.match(spec["acquireTime"]) and MICRO.match(spec["renewTime"])
     assert spec["leaseTransitions"] == 0
     renewed = spec["renewTime"]
-    await asyncio.sleep(0.5)
+    await run_clock(clock, 0.5, sleepers=2)
     assert (await client.get(LEASES, "atoll-controllers", "kube-system"))["spec"]["renewTime"] > renewed
 
     task_a.cancel()  # a dies without releasing: b must wait out the lease
-    stopped_at = asyncio.get_running_loop().time()
     await asyncio.gather(task_a, return_exceptions=True)
-    await eventually(lambda: "b" in work.leading, 5)
+    stopped_at = clock.monotonic()
+    await run_clock(clock, 5.0, sleepers=1, until=lambda: "b" in work.leading)
     waited = work.started["b"] - stopped_at
-    assert 1.2 <= waited <= 3.0, waited
+    # b notices a's last renewal up to one of its retries (0.2 s, jittered up to x2.2) after it was
+    # written (a may already be dead then), counts the lease duration from there, and acquires at
+    # its next retry after that
+    retry = 0.2 * 2.2
+    assert 1.5 - retry - STEP <= waited <= 1.5 + 2 * retry + STEP, waited
     lease = await client.get(LEASES, "atoll-controllers", "kube-system")
     assert lease["spec"]["holderIdentity"] == "b" and lease["spec"]["leaseTransitions"] == 1
     task_b.cancel()
@@ -91,29 +115,32 @@ async def test_one_leader_and_takeover_after_lease_duration(client: Client, fake
 
 
 async def test_release_on_cancel_hands_over_at_once(client: Client) -> None:
-    work = Work()
-    a, b = elector(client, "a"), elector(client, "b")
+    clock = FakeClock()
+    work = Work(clock)
+    a, b = elector(client, "a", clock=clock), elector(client, "b", clock=clock)
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
-    await eventually(lambda: "a" in work.leading, 5)
+    await eventually(lambda: "a" in work.leading and clock.sleepers == 1)
     task_b = asyncio.create_task(b.run(*work.run("b")))  # type: ignore[arg-type]
-    await asyncio.sleep(0.3)
-    task_a.cancel()
-    released_at = asyncio.get_running_loop().time()
+    await eventually(lambda: clock.sleepers == 2)
+    await run_clock(clock, 0.3, sleepers=2)
+    task_a.cancel()  # released: b need not wait out the lease duration (1.5 s)
     await asyncio.gather(task_a, return_exceptions=True)
-    await eventually(lambda: "b" in work.leading, 5)
-    assert work.started["b"] - released_at < 1.0
+    released_at = clock.monotonic()
+    await run_clock(clock, 1.0, sleepers=1, until=lambda: "b" in work.leading)
+    assert work.started["b"] - released_at <= 0.2 * 2.2 + STEP
     task_b.cancel()
     await asyncio.gather(task_b, return_exceptions=True)
 
 
-async def test_losing_the_lease_cancels_the_work(client: Client, fake: FakeKube) -> None:
+async def test_losing_the_lease_cancels_the_work(client: Client, api_server: RunningServer) -> None:
     work = Work()
     a = elector(client, "a")
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
     await eventually(lambda: "a" in work.leading, 5)
     lease = await client.get(LEASES, "atoll-controllers", "kube-system")
     lease["spec"]["holderIdentity"] = "intruder"
-    fake.put(LEASES, lease)  # someone else now holds it (e.g. after a long pause of ours)
+    async with api_server.client() as someone:  # someone else now holds it (e.g. after a long pause of ours)
+        await someone.update(LEASES, lease)
     await eventually(lambda: work.cancelled == ["a"], 3)
     assert work.stopped == ["a"] and not a.is_leader
     # a campaigns again and wins once the intruder's lease expires
@@ -123,12 +150,12 @@ async def test_losing_the_lease_cancels_the_work(client: Client, fake: FakeKube)
     await asyncio.gather(task_a, return_exceptions=True)
 
 
-async def test_renew_failures_past_the_deadline_lose_leadership(client: Client, fake: FakeKube) -> None:
+async def test_renew_failures_past_the_deadline_lose_leadership(client: Client, faults: FaultProxy) -> None:
     work = Work()
     a = elector(client, "a")
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
     await eventually(lambda: "a" in work.leading, 5)
-    fake.inject_failure("PUT", "/leases/atoll-controllers", 500, times=100)
+    faults.inject_failure("PUT", "/leases/atoll-controllers", 500, times=100)
     await eventually(lambda: work.cancelled == ["a"], 3)
     task_a.cancel()
     await asyncio.gather(task_a, return_exceptions=True)

@@ -16,7 +16,8 @@ import pytest
 
 from atoll.api.kinds import EVENTS, NAMESPACES, NODES, PODS
 from atoll.client import Client
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, eventually
+from tests.integration.controllers import idle
 
 pytestmark = pytest.mark.controllers("scheduler")
 JSON = dict[str, Any]
@@ -75,17 +76,12 @@ async def add_nodes(client: Client, *nodes: JSON) -> None:
 
 
 async def wait_pod(client: Client, name: str, check: Callable[[JSON], bool], what: str) -> JSON:
-    last: JSON = {}
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                last = await client.get(PODS, name, NS)
-                if check(last):
-                    return last
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        state = f"{last.get('spec', {}).get('nodeName')} {last.get('status')}"
-        raise AssertionError(f"pod {name} never {what}: {state}") from None
+    async def matched() -> JSON:
+        last = await client.get(PODS, name, NS)
+        assert check(last), f"pod {name} never {what}: {last.get('spec', {}).get('nodeName')} {last.get('status')}"
+        return last
+
+    return await eventually(matched, TIMEOUT)
 
 
 def scheduled_condition(obj: JSON) -> JSON:
@@ -248,14 +244,13 @@ async def test_failed_scheduling_condition_and_event(client: Client) -> None:
         "2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, "
         "2 No preemption victims found for incoming pod."
     )
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            events = (await client.list(EVENTS, NS, field_selector="involvedObject.name=big"))["items"]
-            failed = [e for e in events if e["reason"] == "FailedScheduling"]
-            if failed:
-                break
-            await asyncio.sleep(0.05)
-    event = failed[0]
+    async def failed_scheduling() -> JSON:
+        events = (await client.list(EVENTS, NS, field_selector="involvedObject.name=big"))["items"]
+        failed = [e for e in events if e["reason"] == "FailedScheduling"]
+        assert failed, events
+        return failed[0]
+
+    event = await eventually(failed_scheduling, TIMEOUT)
     assert event["type"] == "Warning"
     assert event["message"] == message
     assert event["reportingComponent"] == "default-scheduler"
@@ -280,14 +275,14 @@ async def test_retries_when_a_bound_pod_goes_away(client: Client) -> None:
     assert await bound(client, "second") == "one"
 
 
-async def test_other_scheduler_names_are_left_alone(client: Client) -> None:
+async def test_other_scheduler_names_are_left_alone(api_server: RunningServer, client: Client) -> None:
     await add_nodes(client, node("n"))
     # a pod for a partner's scheduler (Kuscia: ``<domain>-kuscia-scheduler``) is never bound locally
     await client.create(PODS, pod("kuscia", schedulerName="bob-kuscia-scheduler"), NS)
     await client.create(PODS, pod("preset", nodeName="elsewhere"), NS)
     await client.create(PODS, pod("normal"), NS)
     assert await bound(client, "normal") == "n"
-    await asyncio.sleep(0.3)
+    await eventually(lambda: idle(api_server, "scheduler"))  # it has seen all three pods
     kuscia = await client.get(PODS, "kuscia", NS)
     assert not kuscia["spec"].get("nodeName") and not scheduled_condition(kuscia)
     assert (await client.get(PODS, "preset", NS))["spec"]["nodeName"] == "elsewhere"

@@ -15,12 +15,12 @@ import pytest
 import pytest_asyncio
 
 from atoll.api import errors
+from atoll.api.clock import OffsetClock
 from atoll.api.kinds import CRONJOBS, DEPLOYMENTS, EVENTS, JOBS, NAMESPACES, PODS, REPLICASETS
 from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.controllers import ControllerContext, cronjob, deployment, job, replicaset
 from atoll.runtime import Manager
-from atoll.runtime.clock import OffsetClock
 from tests.conftest import RunningServer, eventually
 from tests.integration.jobs import running_master
 

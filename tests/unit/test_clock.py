@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from atoll.api.clock import SYSTEM_CLOCK, FakeClock
+from atoll.api.clock import SYSTEM_CLOCK, FakeClock, OffsetClock
 from atoll.api.timestamps import format_micro_time, format_time, parse_time, try_parse_time
 
 
@@ -55,3 +55,26 @@ def test_kubernetes_time_formats_and_parses() -> None:
     assert try_parse_time("yesterday") is None
     with pytest.raises(ValueError):
         parse_time("yesterday")
+
+
+async def test_fake_clock_timers_fire_in_due_order_and_can_be_cancelled() -> None:
+    clock = FakeClock(start=0.0)
+    fired: list[str] = []
+    clock.call_later(2, lambda: fired.append("two"))
+    cancelled = clock.call_later(1, lambda: fired.append("cancelled"))
+    clock.call_later(1, lambda: fired.append("one"))
+    cancelled.cancel()
+    clock.advance(1.5)
+    assert fired == ["one"] and clock.sleepers == 1
+    clock.advance(0.5)
+    assert fired == ["one", "two"] and clock.sleepers == 0
+
+
+async def test_offset_clock_keeps_real_time_flowing_and_wakes_sleepers_early() -> None:
+    clock = OffsetClock()
+    before = clock.now()
+    sleeper = asyncio.create_task(clock.sleep(3600))
+    await asyncio.sleep(0)
+    clock.advance(3600)
+    await asyncio.wait_for(sleeper, 5)
+    assert clock.now() - before >= 3600

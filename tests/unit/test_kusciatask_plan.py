@@ -15,7 +15,7 @@ from atoll.controllers.kusciatask.kits import KitError, build_kits, select_templ
 from atoll.controllers.kusciatask.plan import EGRESS_ROLE, Plan, allocated_ports_status, wanted_ports
 from atoll.controllers.kusciatask.ports import PortAllocator, PortsExhausted
 from atoll.controllers.kusciatask.status import party_state, task_verdict
-from atoll.runtime import Cache, ManualClock
+from atoll.runtime import Cache, FakeClock
 
 JSON = dict[str, Any]
 
@@ -57,7 +57,7 @@ def lookups(images: dict[str, JSON], domain_images: dict[tuple[str, str], JSON] 
 
 def plan_for(t: JSON, images: dict[str, JSON] | None = None) -> Plan:
     kits = build_kits(t, *lookups(images or {"psi": app_image()}))
-    allocator = PortAllocator(lambda d: ())
+    allocator = PortAllocator(lambda: ())
     return Plan(kits, allocated_ports_status(kits, allocator.allocate("t1", wanted_ports(kits))))
 
 
@@ -90,6 +90,21 @@ def test_kit_merges_party_template_and_domain_app_image() -> None:
     assert [p.name for p in alice.serviced_ports] == ["svc"] and alice.min_reserved_pods == 2
 
 
+def test_metric_probe_and_bandwidth_limits_become_kuscia_annotations() -> None:
+    image = app_image()
+    image["spec"]["deployTemplates"][0]["spec"]["containers"][0]["metricProbe"] = {"path": "/m", "port": "svc"}
+    t = task(("alice", "host"), ("bob", "guest"))
+    t["spec"]["parties"][0]["bandwidthLimits"] = [{"destinationID": "bob", "limitKBps": 2048}]
+    plan = plan_for(t, {"psi": image})
+    alice = plan.kits[0]
+    annotations = res.pod(t, plan, alice, 0)["metadata"]["annotations"]
+    assert annotations["kuscia.secretflow/metric_path"] == "/m"
+    assert annotations["kuscia.secretflow/metric_port"] == str(plan.pod_ports(alice, "t1-host-0")["svc"])
+    assert annotations["kuscia.secretflow/should_be_scraped"] == "true"
+    svc = res.service(t, next(s for s in plan.services if s.kit is alice), None)
+    assert svc["metadata"]["annotations"]["kuscia.secretflow/bandwidth-limit-bob"] == "2048"
+
+
 def test_unknown_app_image_names_the_party() -> None:
     with pytest.raises(KitError, match="party bob/guest: AppImage 'psi' not found"):
         build_kits(task(("bob", "guest")), *lookups({}))
@@ -105,7 +120,7 @@ def test_long_service_names_are_hashed_to_63() -> None:
 
 
 async def test_allocator_never_hands_out_a_port_twice_under_concurrency() -> None:
-    allocator = PortAllocator(lambda d: (), low=20000, high=20199)
+    allocator = PortAllocator(lambda: (), low=20000, high=20199)
 
     async def one(i: int) -> list[int]:
         await asyncio.sleep(0)
@@ -136,7 +151,7 @@ def test_allocator_after_restart_reclaims_ports_of_finished_tasks() -> None:
     assert sorted(allocator.allocate("new", {"alice": 2})["alice"]) == [20002, 20003]
     with pytest.raises(PortsExhausted):
         allocator.allocate("more", {"alice": 1})
-    assert allocator.in_use("bob") == set()
+    assert allocator.in_use("bob") == {20000, 20001, 20002, 20003}  # bob shares the host's ports
 
 
 # -- plan (contract C2) --------------------------------------------------------------------------------
@@ -178,8 +193,9 @@ def test_pod_carries_kuscia_env_labels_and_scheduling() -> None:
     assert spec["schedulerName"] == "kuscia-scheduler" and spec["restartPolicy"] == "Never"
     assert spec["nodeSelector"] == {"kuscia.secretflow/namespace": "alice"}
     assert spec["tolerations"][0]["key"] == "kuscia.secretflow/agent"
-    assert pod["metadata"]["annotations"]["kuscia.secretflow/task-resource"] == ""
+    assert pod["metadata"]["annotations"]["kuscia.secretflow/task-resource"].startswith("t1-")
     assert pod["metadata"]["labels"]["kuscia.secretflow/pod-identity"] == "u1-host-0"
+    assert "kuscia.secretflow/metric_port" not in pod["metadata"]["annotations"]
     svc = res.service(t, plan.services[0], None)
     assert svc["spec"]["clusterIP"] == "None" and svc["metadata"]["annotations"]["kuscia.secretflow/access-domain"] \
         == "alice,bob"
@@ -215,7 +231,7 @@ def test_party_and_task_phases_with_failure_message() -> None:
 
 
 def test_manual_clock_fires_due_timers_in_order() -> None:
-    clock = ManualClock(start=100.0)
+    clock = FakeClock(start=100.0)
     fired: list[str] = []
     clock.call_later(30, lambda: fired.append("retry"))
     late = clock.call_later(300, lambda: fired.append("lifecycle"))
@@ -227,3 +243,14 @@ def test_manual_clock_fires_due_timers_in_order() -> None:
     late.cancel()
     clock.advance(1000)
     assert fired == ["retry"]
+
+
+def test_domains_on_one_host_never_share_a_port() -> None:
+    """alice and bob run on one machine (the quickstart): their tasks' ports must all differ."""
+    held = [("alice", 20000), ("bob", 20001)]
+    allocator = PortAllocator(lambda: held, low=20000, high=20009)
+    got = allocator.allocate("t1", {"alice": 2, "bob": 2})
+    assert got == {"alice": [20002, 20003], "bob": [20004, 20005]}
+    assert allocator.allocate("t2", {"bob": 1}) == {"bob": [20006]}
+    per_domain = PortAllocator(lambda: held, low=20000, high=20009, space=lambda domain: domain)
+    assert per_domain.allocate("t1", {"alice": 1, "bob": 1}) == {"alice": [20001], "bob": [20000]}

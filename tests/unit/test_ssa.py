@@ -12,7 +12,7 @@ from atoll.api.builtins import BUILTINS
 from atoll.api.crd import kuscia_resource_defs
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.patch import apply as ssa
-from atoll.apiserver.patch import fieldsets
+from atoll.apiserver.patch import fields_v1, fieldsets
 
 JSON = dict[str, Any]
 
@@ -78,7 +78,7 @@ def test_crd_map_list_keys_and_set_lists() -> None:
     rd = _rd("Domain")
     t = fieldsets.root_type(rd)
     cfg = {**_domain(role="partner"), "metadata": {"name": "alice", "finalizers": ["a", "b"]}}
-    s = fieldsets.to_fields_v1(fieldsets.to_set(cfg, t))
+    s = fields_v1.to_fields_v1(fieldsets.to_set(cfg, t))
     assert s["f:spec"] == {"f:role": {}}
     assert s["f:metadata"]["f:finalizers"] == {'v:"a"': {}, 'v:"b"': {}}
     assert "." not in s["f:spec"]
@@ -87,7 +87,7 @@ def test_crd_map_list_keys_and_set_lists() -> None:
 def test_port_keys_use_list_map_keys_and_atomic_lists_are_leaves() -> None:
     t = fieldsets.root_type(POD)
     pod = _pod(ports=[{"containerPort": 80}], command=["sh", "-c"])
-    s = fieldsets.to_fields_v1(fieldsets.to_set(pod, t))
+    s = fields_v1.to_fields_v1(fieldsets.to_set(pod, t))
     container = s["f:spec"]["f:containers"]['k:{"name":"main"}']
     assert container["."] == {}
     assert container["f:ports"] == {'k:{"containerPort":80,"protocol":"TCP"}': {".": {}, "f:containerPort": {}}}
@@ -101,7 +101,7 @@ def test_path_strings() -> None:
 
 def test_fields_v1_round_trip() -> None:
     wire = {"f:data": {".": {}, "f:a": {}}, "f:spec": {"f:c": {'k:{"name":"m"}': {".": {}, "f:x": {}}}}}
-    assert fieldsets.to_fields_v1(fieldsets.from_fields_v1(wire)) == wire
+    assert fields_v1.to_fields_v1(fields_v1.from_fields_v1(wire)) == wire
 
 
 # ---- Update ownership ---------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
+
+from atoll.api.timestamps import format_nano_time
 
 
 def container_dir(root: Path, namespace: str, pod: str, uid: str, container: str) -> Path:
@@ -89,5 +90,5 @@ def last_lines(data: bytes, count: int) -> bytes:
 
 
 def stamp(data: bytes, when: float) -> bytes:
-    prefix = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z ").encode()
+    prefix = (format_nano_time(when) + " ").encode()
     return b"".join(prefix + line for line in data.splitlines(keepends=True))

@@ -41,6 +41,7 @@ class RunP:
         self.informer = Informer(client, kinds.PODS, field_selector=f"spec.nodeName={config.name}")
         self._tg: asyncio.TaskGroup | None = None
         self._pending: list[JSON] = []
+        self.refused: set[str] = set()  # uids of pods of another domain, reported once
 
     def worker(self, namespace: str, name: str) -> PodWorker | None:
         uid = self.by_name.get((namespace, name))
@@ -73,6 +74,10 @@ class RunP:
         if worker is not None:
             worker.update(pod)
             return
+        namespace = str(md.get("namespace") or "")
+        if not self.config.runs_namespace(namespace):
+            self._refuse(pod, namespace, uid)
+            return
         if self._tg is None:
             self._pending.append(pod)
             return
@@ -83,6 +88,24 @@ class RunP:
         task = self._tg.create_task(worker.run(), name=f"runp/pod/{md.get('namespace')}/{md['name']}")
         task.add_done_callback(lambda _t: self._worker_done(uid))
 
+    def _refuse(self, pod: JSON, namespace: str, uid: str) -> None:
+        """A pod of another domain was bound here: never run it; log and report it once."""
+        if uid in self.refused:
+            return
+        self.refused.add(uid)
+        log.warning("refusing pod %s/%s (uid %s): namespace %r is not domain %r's", namespace,
+                    pod["metadata"].get("name"), uid, namespace, self.config.domain)
+        md = pod["metadata"]
+        self.events.event(
+            self.config.domain,
+            {"apiVersion": "v1", "kind": "Node", "name": self.config.name},
+            "DomainMismatch",
+            f"refused pod {namespace}/{md.get('name')} (uid {uid}): node {self.config.name} of domain "
+            f"{self.config.domain} runs only pods of namespaces {self.config.domain}, "
+            f"{', '.join(self.config.shared_namespaces) or '(none)'}",
+            warning=True,
+        )
+
     def _worker_done(self, uid: str) -> None:
         worker = self.workers.pop(uid, None)
         if worker is not None:
@@ -92,6 +115,7 @@ class RunP:
                 del self.by_name[key]
 
     def _on_delete(self, pod: JSON) -> None:
+        self.refused.discard(str(pod["metadata"].get("uid") or ""))
         worker = self.workers.get(str(pod["metadata"].get("uid") or ""))
         if worker is not None:
             worker.forget()

@@ -24,110 +24,14 @@ anyOf/allOf/oneOf/not, and the formats int32/int64/date-time/date/byte/uuid/ipv4
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
-import ipaddress
-import json
 import re
 from typing import Any
 
-JSON = dict[str, Any]
-Path = list[str | int]
+from atoll.apiserver.apiextensions.validation import validate_value
+from atoll.apiserver.apiextensions.values import JSON, Path, enum_key, field_path
 
-_INT32 = (-(2**31), 2**31 - 1)
-_INT64 = (-(2**63), 2**63 - 1)
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_TIME = re.compile(r"^(\d{2}):(\d{2}):(\d{2})(\.\d+)?(z|[+-]\d{2}:\d{2})?$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _ROOT_META = ("apiVersion", "kind", "metadata")
-
-
-def _type_name(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "object"
-    return type(v).__name__
-
-
-def _enum_key(v: Any) -> Any:
-    """Hashable identity for enum membership (``True`` != ``1``, ``1`` == ``1.0``)."""
-    if isinstance(v, bool):
-        return ("b", v)
-    if isinstance(v, int | float):
-        return ("n", v)
-    if isinstance(v, dict | list):
-        return ("j", json.dumps(v, sort_keys=True))
-    return ("s", v) if isinstance(v, str) else ("z", None)
-
-
-def _go(v: Any) -> str:
-    """A value as Go's ``field.Error`` prints it (``%q`` for strings, ``%v`` for scalars)."""
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        r = repr(v)
-        return r[:-2] if r.endswith(".0") else r
-    if isinstance(v, int):
-        return str(v)
-    return json.dumps(v, sort_keys=True, separators=(",", ":"))
-
-
-def _num(v: float) -> str:
-    return str(int(v)) if isinstance(v, float) and v.is_integer() else _go(v)
-
-
-def _date_ok(s: str) -> bool:
-    m = _DATE.match(s)
-    return bool(m) and "01" <= m.group(2) <= "12" and "01" <= m.group(3) <= "31"  # type: ignore[union-attr]
-
-
-def _format_ok(fmt: str, s: str) -> bool:
-    """strfmt-compatible (lenient) checks for the formats Kubernetes validates."""
-    if fmt in ("date-time", "datetime"):
-        parts = s.lower().split("t")
-        if len(s) < 4 or len(parts) < 2 or not _date_ok(parts[0]):
-            return False
-        m = _TIME.match(parts[1])
-        return bool(m) and m.group(1) <= "23" and m.group(2) <= "59" and m.group(3) <= "59"  # type: ignore[union-attr]
-    if fmt == "date":
-        return _date_ok(s)
-    if fmt == "byte":
-        try:
-            base64.b64decode(s, validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        return True
-    if fmt == "uuid":
-        return bool(_UUID.match(s))
-    try:
-        if fmt == "ipv4":
-            ipaddress.IPv4Address(s)
-        elif fmt == "ipv6":
-            ipaddress.IPv6Address(s)
-        elif fmt == "cidr":
-            ipaddress.ip_network(s, strict=False)
-    except ValueError:
-        return False
-    return True
-
-
-_CHECKED_FORMATS = frozenset(("date-time", "datetime", "date", "byte", "uuid", "ipv4", "ipv6", "cidr"))
 
 
 class _Node:
@@ -204,7 +108,7 @@ class _Node:
         self.default: Any = s.get("default")
         enum = s.get("enum")
         self.enum: tuple[Any, ...] | None = tuple(enum) if isinstance(enum, list) else None
-        self.enum_keys = frozenset(_enum_key(e) for e in self.enum) if self.enum is not None else frozenset()
+        self.enum_keys = frozenset(enum_key(e) for e in self.enum) if self.enum is not None else frozenset()
         self.minimum: float | None = s.get("minimum")
         self.maximum: float | None = s.get("maximum")
         self.excl_min = s.get("exclusiveMinimum") is True
@@ -231,24 +135,6 @@ class _Node:
         self.not_: _Node | None = _Node(s["not"]) if isinstance(s.get("not"), dict) else None
         children = [*self.props.values(), *(n for n in (self.additional, self.items) if n)]
         self.has_defaults_below: bool = any(c.has_default or c.has_defaults_below for c in children)
-
-
-def _path(path: Path) -> str:
-    out = ""
-    for p in path:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out = f"{out}.{p}" if out else p
-    return out
-
-
-def _cause(reason: str, path: Path, message: str) -> JSON:
-    return {"reason": reason, "message": message, "field": _path(path)}
-
-
-def _invalid(path: Path, value: Any, detail: str) -> JSON:
-    return _cause("FieldValueInvalid", path, f"Invalid value: {_go(value)}: {detail}")
 
 
 class StructuralSchema:
@@ -278,11 +164,8 @@ class StructuralSchema:
     def validate(self, obj: Any) -> list[JSON]:
         """All schema violations as Kubernetes ``StatusCause`` dicts (empty list when valid)."""
         errors: list[JSON] = []
-        _validate(obj, self.root, [], errors)
+        validate_value(obj, self.root, [], errors)
         return errors
-
-    def is_valid(self, obj: Any) -> bool:
-        return not self.validate(obj)
 
     def admit(self, obj: JSON) -> tuple[list[str], list[JSON]]:
         """Prune, default and validate ``obj`` in place: ``(unknown field paths, causes)``."""
@@ -294,7 +177,7 @@ class StructuralSchema:
 def _prune(x: Any, s: _Node | None, path: Path, pruned: list[str]) -> None:
     if isinstance(x, dict):
         if s is None:
-            pruned.extend(_path([*path, k]) for k in x)
+            pruned.extend(field_path([*path, k]) for k in x)
             x.clear()
             return
         for k in list(x):
@@ -311,7 +194,7 @@ def _prune(x: Any, s: _Node | None, path: Path, pruned: list[str]) -> None:
                     _prune(v, sub, path, pruned)
                     path.pop()
             elif not s.preserve:
-                pruned.append(_path([*path, k]))
+                pruned.append(field_path([*path, k]))
                 del x[k]
     elif isinstance(x, list):
         items = s.items if s is not None else None
@@ -355,145 +238,3 @@ def _default(x: Any, s: _Node) -> None:
                 _default(v, items)
 
 
-def _validate(v: Any, s: _Node, path: Path, errs: list[JSON]) -> None:
-    if v is None:
-        if s.nullable:
-            return
-        if s.types is not None and "null" not in s.types:
-            p = _path(path)
-            errs.append(
-                _cause(
-                    "FieldValueTypeInvalid",
-                    path,
-                    f'Invalid value: "null": {p} in body must be of type {s.type_label}: "null"',
-                )
-            )
-        if s.enum is not None and ("z", None) not in s.enum_keys:
-            errs.append(_not_supported(path, v, s))
-        return
-    tn = _type_name(v)
-    types = s.types
-    if types is not None and tn not in types:
-        ok = (tn == "integer" and "number" in types) or (tn == "number" and "integer" in types and v.is_integer())
-        if not ok:
-            p = _path(path)
-            errs.append(
-                _cause(
-                    "FieldValueTypeInvalid",
-                    path,
-                    f'Invalid value: "{tn}": {p} in body must be of type {s.type_label}: "{tn}"',
-                )
-            )
-            if s.enum is not None and _enum_key(v) not in s.enum_keys:
-                errs.append(_not_supported(path, v, s))
-            return
-    if s.enum is not None and _enum_key(v) not in s.enum_keys:
-        errs.append(_not_supported(path, v, s))
-    if tn == "object":
-        if s.embedded and path:
-            for key in ("kind", "apiVersion"):
-                if not v.get(key):
-                    errs.append(_cause("FieldValueRequired", [*path, key], "Required value: must not be empty"))
-        props = s.props
-        ap = s.additional
-        for k, child in v.items():
-            sub = props.get(k) or ap
-            if sub is not None:
-                path.append(k)
-                _validate(child, sub, path, errs)
-                path.pop()
-        for k in s.required:
-            if k not in v:
-                errs.append(_cause("FieldValueRequired", [*path, k], "Required value"))
-        n = len(v)
-        if s.max_props is not None and n > s.max_props:
-            errs.append(_cause("FieldValueTooMany", path, f"Too many: {n}: must have at most {s.max_props} items"))
-        if s.min_props is not None and n < s.min_props:
-            errs.append(_invalid(path, n, f"{_path(path)} in body should have at least {s.min_props} properties"))
-    elif tn == "array":
-        n = len(v)
-        if s.items is not None:
-            items = s.items
-            for i, child in enumerate(v):
-                path.append(i)
-                _validate(child, items, path, errs)
-                path.pop()
-        if s.min_items is not None and n < s.min_items:
-            errs.append(_invalid(path, n, f"{_path(path)} in body should have at least {s.min_items} items"))
-        if s.max_items is not None and n > s.max_items:
-            errs.append(_cause("FieldValueTooMany", path, f"Too many: {n}: must have at most {s.max_items} items"))
-        if s.unique and len({_enum_key(e) for e in v}) != n:
-            errs.append(_cause("FieldValueDuplicate", path, f"Duplicate value: {_go(v)}"))
-    elif tn == "string":
-        if s.max_len is not None and len(v) > s.max_len:
-            errs.append(_cause("FieldValueTooLong", path, f"Too long: may not be longer than {s.max_len}"))
-        elif s.min_len is not None and len(v) < s.min_len:
-            errs.append(_invalid(path, v, f"{_path(path)} in body should be at least {s.min_len} chars long"))
-        elif s.pattern is not None and s.pattern.search(v) is None:
-            errs.append(_invalid(path, v, f"{_path(path)} in body should match '{s.pattern_src}'"))
-        if s.fmt in _CHECKED_FORMATS and not _format_ok(s.fmt, v):
-            p = _path(path)
-            errs.append(
-                _cause(
-                    "FieldValueTypeInvalid",
-                    path,
-                    f"Invalid value: {_go(v)}: {p} in body must be of type {s.fmt}: {_go(v)}",
-                )
-            )
-    elif tn in ("integer", "number"):
-        _validate_number(v, s, path, errs)
-    if s.any_of or s.all_of or s.one_of or s.not_ is not None:
-        _validate_combinators(v, s, path, errs)
-
-
-def _not_supported(path: Path, v: Any, s: _Node) -> JSON:
-    values = ", ".join(json.dumps(e if isinstance(e, str) else _go(e), ensure_ascii=False) for e in s.enum or ())
-    return _cause("FieldValueNotSupported", path, f"Unsupported value: {_go(v)}: supported values: {values}")
-
-
-def _validate_number(v: float, s: _Node, path: Path, errs: list[JSON]) -> None:
-    if s.fmt in ("int32", "int64") and isinstance(v, int):
-        lo, hi = _INT32 if s.fmt == "int32" else _INT64
-        if not lo <= v <= hi:
-            errs.append(
-                _invalid(path, v, f"Checked value must be of type integer with format {s.fmt} in {_path(path)}")
-            )
-    if s.multiple_of and (v / s.multiple_of) % 1 != 0:
-        errs.append(_invalid(path, v, f"{_path(path)} in body should be a multiple of {_num(s.multiple_of)}"))
-    if s.minimum is not None and (v <= s.minimum if s.excl_min else v < s.minimum):
-        word = "greater than" if s.excl_min else "greater than or equal to"
-        errs.append(_invalid(path, v, f"{_path(path)} in body should be {word} {_num(s.minimum)}"))
-    if s.maximum is not None and (v >= s.maximum if s.excl_max else v > s.maximum):
-        word = "less than" if s.excl_max else "less than or equal to"
-        errs.append(_invalid(path, v, f"{_path(path)} in body should be {word} {_num(s.maximum)}"))
-
-
-def _validate_combinators(v: Any, s: _Node, path: Path, errs: list[JSON]) -> None:
-    for sub in s.all_of:
-        _validate(v, sub, path, errs)
-    p = _path(path) or "."
-    if s.any_of:
-        branch_errs: list[JSON] = []
-        for sub in s.any_of:
-            trial: list[JSON] = []
-            _validate(v, sub, path, trial)
-            if not trial:
-                break
-            branch_errs = branch_errs or trial
-        else:
-            errs.append(_invalid(path, v, f'"{p}" must validate at least one schema (anyOf)'))
-            errs.extend(branch_errs)
-    if s.one_of:
-        passing = 0
-        for sub in s.one_of:
-            trial = []
-            _validate(v, sub, path, trial)
-            passing += not trial
-        if passing != 1:
-            detail = "at least one" if passing == 0 else "one and only one"
-            errs.append(_invalid(path, v, f'"{p}" must validate {detail} schema (oneOf)'))
-    if s.not_ is not None:
-        trial = []
-        _validate(v, s.not_, path, trial)
-        if not trial:
-            errs.append(_invalid(path, v, f'"{p}" must not validate the schema (not)'))

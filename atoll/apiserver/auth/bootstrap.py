@@ -1,8 +1,10 @@
 """Objects every cluster starts with: system namespaces and the default RBAC roles.
 
 ``cluster-admin`` (bound to ``system:masters``), the aggregate-style ``admin``/``edit``/``view``
-roles for namespace-scoped grants, and ``system:basic-user`` so every authenticated identity can
-ask what it may do (``kubectl auth can-i``, ``kubectl auth whoami``).
+roles for namespace-scoped grants (as in Kubernetes, ``admin`` only reads ResourceQuotas: a domain
+cannot change or delete the ``resource-limitation`` quota the platform sets for it), and
+``system:basic-user`` so every authenticated identity can ask what it may do (``kubectl auth can-i``,
+``kubectl auth whoami``).
 """
 
 from __future__ import annotations
@@ -57,7 +59,13 @@ def default_cluster_roles() -> list[JSON]:
         _role(
             "admin",
             [
-                {"apiGroups": [""], "resources": _NAMESPACED, "verbs": _READ + _WRITE},
+                {
+                    "apiGroups": [""],
+                    "resources": [r for r in _NAMESPACED if r != "resourcequotas"],
+                    "verbs": _READ + _WRITE,
+                },
+                # the platform sets a domain's quota (resource-limitation); its admin only reads it
+                {"apiGroups": [""], "resources": ["resourcequotas"], "verbs": _READ},
                 {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": _READ + _WRITE},
                 {
                     "apiGroups": ["rbac.authorization.k8s.io"],

@@ -10,19 +10,20 @@ changes, so authorization costs a dictionary lookup on the hot path.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.cache.watchcache import WatchCache, WatchEvent
 
 JSON = dict[str, Any]
+log = logging.getLogger(__name__)
 RBAC_GROUP = "rbac.authorization.k8s.io"
 RBAC_PREFIX = f"/{RBAC_GROUP}/"
 MASTERS = "system:masters"
 _PUBLIC_NON_RESOURCE = ("/api", "/apis", "/version", "/healthz", "/livez", "/readyz", "/openapi")
-_NAMELESS_VERBS = frozenset({"list", "watch", "create", "deletecollection"})
 _MAX_DECISIONS = 50_000
 
 
@@ -37,6 +38,7 @@ class Request:
     namespace: str = ""
     name: str = ""
     path: str = ""  # non-resource requests only
+    node_name: str = ""  # a list/watch pinned by ``fieldSelector=spec.nodeName=X`` (node grants)
 
     @property
     def is_resource(self) -> bool:
@@ -65,22 +67,37 @@ def forbidden_message(req: Request) -> str:
 
 
 def _rule_matches(rule: JSON, req: Request) -> bool:
-    verbs = rule.get("verbs") or []
+    """Whether one rule grants ``req``; a malformed rule grants nothing (never fails open or closed for all)."""
+    try:
+        return _rule_grants(rule, req)
+    except (AttributeError, TypeError):
+        return False
+
+
+def _strings(rule: JSON, key: str) -> list[str]:
+    values = rule.get(key)
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+
+
+def _rule_grants(rule: JSON, req: Request) -> bool:
+    verbs = _strings(rule, "verbs")
     if "*" not in verbs and req.verb not in verbs:
         return False
     if not req.is_resource:
-        urls = rule.get("nonResourceURLs") or []
+        urls = _strings(rule, "nonResourceURLs")
         return any(u == "*" or u == req.path or (u.endswith("*") and req.path.startswith(u[:-1])) for u in urls)
-    groups = rule.get("apiGroups") or []
+    groups = _strings(rule, "apiGroups")
     if "*" not in groups and req.api_group not in groups:
         return False
     wanted = f"{req.resource}/{req.subresource}" if req.subresource else req.resource
-    resources = rule.get("resources") or []
+    resources = _strings(rule, "resources")
     if not any(r in ("*", wanted) or (req.subresource and r == f"*/{req.subresource}") for r in resources):
         return False
-    names = rule.get("resourceNames") or []
+    names = _strings(rule, "resourceNames")
     if names:
-        return bool(req.name) and req.name in names and req.verb not in _NAMELESS_VERBS
+        # a named URL (or a list/watch pinned by metadata.name) matches by name whatever the verb:
+        # ``create serviceaccounts/NAME/token`` is named; ``create pods`` (no name) never matches
+        return bool(req.name) and req.name in names
     return True
 
 
@@ -93,13 +110,26 @@ def subjects_of(user: UserInfo) -> list[tuple[str, str]]:
 
 
 def _subject_ids(binding: JSON) -> Iterable[tuple[str, str]]:
-    ns = binding["metadata"].get("namespace", "")
-    for subject in binding.get("subjects") or []:
-        kind = subject.get("kind", "")
+    """The subjects a binding names; a malformed binding (stored before validation) names none."""
+    ns = str(binding["metadata"].get("namespace") or "")
+    subjects = binding.get("subjects")
+    if not isinstance(subjects, list) or not isinstance(binding.get("roleRef"), dict):
+        log.error("ignoring malformed binding %s/%s", ns, binding["metadata"].get("name"))
+        return
+    for subject in subjects:
+        if not isinstance(subject, dict):
+            continue
+        kind, name = subject.get("kind", ""), subject.get("name", "")
+        if not isinstance(kind, str) or not isinstance(name, str) or not name:
+            continue
         if kind == "ServiceAccount":
-            yield kind, f"{subject.get('namespace') or ns}:{subject.get('name', '')}"
+            yield kind, f"{subject.get('namespace') or ns}:{name}"
         else:
-            yield kind, subject.get("name", "")
+            yield kind, name
+
+
+class Authorizer(Protocol):
+    def authorize(self, user: UserInfo, req: Request) -> bool: ...
 
 
 class RBACAuthorizer:
@@ -107,7 +137,12 @@ class RBACAuthorizer:
         self._cache = cache
         self._by_subject: dict[tuple[str, str], list[tuple[str, JSON]]] | None = None
         self._decisions: dict[Request, bool] = {}
+        self._fallbacks: list[Authorizer] = []
         cache.add_listener(RBAC_PREFIX, self._changed)
+
+    def add_fallback(self, authorizer: Authorizer) -> None:
+        """Consulted (never memoised) when RBAC denies, like kube-apiserver's ``Node,RBAC`` chain."""
+        self._fallbacks.append(authorizer)
 
     def _changed(self, _event: WatchEvent) -> None:
         self._by_subject = None
@@ -133,7 +168,8 @@ class RBACAuthorizer:
             role = self._cache.get(f"/{RBAC_GROUP}/roles/{scope}/{name}")
         else:
             role = None
-        return list(role.obj.get("rules") or []) if role is not None else []
+        rules = role.obj.get("rules") if role is not None else None
+        return [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
 
     def authorize(self, user: UserInfo, req: Request) -> bool:
         if MASTERS in user.groups:
@@ -146,7 +182,7 @@ class RBACAuthorizer:
             if len(self._decisions) > _MAX_DECISIONS:
                 self._decisions.clear()
             self._decisions[req] = decision
-        return decision
+        return decision or any(f.authorize(user, req) for f in self._fallbacks)
 
     def _decide(self, user: UserInfo, req: Request) -> bool:
         index = self._index()

@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.api import errors, timestamps
+from atoll.api.builtin_validation import require_valid
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.auth.rbac import RBACAuthorizer, Request
+from atoll.apiserver.auth.token_request import parse_token_request
 from atoll.apiserver.auth.tokens import TokenIssuer
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.cache.watchcache import WatchCache
@@ -55,6 +57,7 @@ class Reviews:
 
     def review(self, rd: ResourceDef, user: UserInfo, body: JSON) -> JSON:
         """The answered review (``status`` filled in) for the caller ``user``."""
+        require_valid(body, rd.group, rd.version, rd.kind)
         spec = body.get("spec") or {}
         status: JSON
         if rd.plural == "selfsubjectaccessreviews":
@@ -99,10 +102,9 @@ class Reviews:
         cached = self._cache.get(f"/core/serviceaccounts/{namespace}/{name}")
         if cached is None:
             raise errors.not_found("serviceaccounts", "", name)
+        parsed = parse_token_request(body, namespace, self._cache)
         spec = body.get("spec") or {}
-        token, expires = self._issuer.issue(
-            cached.obj, list(spec.get("audiences") or []), spec.get("expirationSeconds"), spec.get("boundObjectRef")
-        )
+        token, expires = self._issuer.issue(cached.obj, parsed.audiences, parsed.expiration_seconds, parsed.bound)
         status = {"token": token, "expirationTimestamp": timestamps.format_time(expires)}
         return {
             "kind": "TokenRequest",

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from atoll.api import errors
 from atoll.api.clock import SYSTEM_CLOCK, Clock
+from atoll.apiserver.auth.token_request import bound_object_alive
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.cache.watchcache import WatchCache
 
@@ -88,11 +89,9 @@ class TokenIssuer:
                 "serviceaccount": {"name": md["name"], "uid": md.get("uid", "")},
             },
         }
-        if bound:
-            claims["kubernetes.io"][str(bound.get("kind", "")).lower() or "object"] = {
-                "name": bound.get("name", ""),
-                "uid": bound.get("uid", ""),
-            }
+        if bound:  # validated by token_request: a Pod or Secret, never the subject's own claim
+            key = {"Pod": "pod", "Secret": "secret"}[bound["kind"]]
+            claims["kubernetes.io"][key] = {"name": bound["name"], "uid": bound["uid"]}
         return jwt.encode(claims, self._private, algorithm="ES256"), now + seconds
 
     def authenticate(self, request: web.Request, token: str | None) -> UserInfo | None:
@@ -111,6 +110,8 @@ class TokenIssuer:
         sa = info.get("serviceaccount") or {}
         cached = self._cache.get(f"/core/serviceaccounts/{namespace}/{sa.get('name', '')}")
         if cached is None or cached.obj["metadata"].get("uid") != sa.get("uid"):
+            return None
+        if not bound_object_alive(info, namespace, self._cache):
             return None
         return sa_user(namespace, sa.get("name", ""), sa.get("uid", ""))
 

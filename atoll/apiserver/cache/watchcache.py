@@ -18,17 +18,25 @@ import asyncio
 import bisect
 import builtins
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from prometheus_client import Counter
 
 from atoll.api.errors import Gone
+from atoll.runtime.metrics import REGISTRY
 from atoll.store.base import Compacted, Event, Store
 
 log = logging.getLogger(__name__)
+malformed_objects = Counter(
+    "apiserver_storage_malformed_objects_total",
+    "Stored rows the watch cache could not decode as objects (logged with their key and skipped)",
+    ["resource"],
+    registry=REGISTRY,
+)
 
 JSON = dict[str, Any]
 
@@ -37,6 +45,9 @@ JSON = dict[str, Any]
 class CacheSettings:
     history_events: int = 200_000
     """Events kept for watches that resume from a resourceVersion; older ones answer 410."""
+    history_bytes: int = 32 * 2**20
+    """...and at most this many bytes of (encoded) objects in those events: 400 updates of a 1 MB
+    ConfigMap must not hold 400 MB. Watchers from before the retained window get 410 and relist."""
     initial_history: int = 10_000
     """Revisions before the initial list replayed into the history at start (so clients that watched
     the previous server process can resume)."""
@@ -46,15 +57,70 @@ class CacheSettings:
     """Seconds a write waits for the cache to apply its own revision before giving up."""
 
 
-@dataclass(slots=True)
-class Cached:
-    """One object as served: the dict (never mutated once cached), its JSON bytes, and encodings
-    derived from it (e.g. Table rows), which live and die with this revision of the object."""
+LARGE_OBJECT = 16 * 1024
+"""Objects encoding to more than this are held once, as bytes; their dict is decoded on use."""
+DECODED_BYTES = 32 * 2**20
+"""Budget of the shared cache of decoded large objects (most recently used first)."""
 
-    obj: JSON
-    raw: bytes
-    revision: int
-    derived: dict[Any, Any] | None = None
+
+class Cached:
+    """One object as served: its JSON bytes, the dict (never mutated once cached) and encodings
+    derived from it (e.g. Table rows), which live and die with this revision of the object.
+
+    Small objects keep their dict. A large object (``LARGE_OBJECT``) is held once, as its bytes:
+    its dict comes from a small byte-bounded cache of recently decoded objects, so a 100 KB
+    ConfigMap costs ~100 KB of memory instead of ~200 KB, and watchers of one event, or a write
+    and its response, share one decoding."""
+
+    __slots__ = ("_obj", "derived", "raw", "revision")
+
+    def __init__(self, obj: JSON, raw: bytes, revision: int, derived: dict[Any, Any] | None = None) -> None:
+        self._obj: JSON | None = obj if len(raw) <= LARGE_OBJECT else None
+        self.raw = raw
+        self.revision = revision
+        self.derived = derived
+        if self._obj is None:
+            _decoded.put(self, obj)
+
+    @property
+    def obj(self) -> JSON:
+        if self._obj is not None:
+            return self._obj
+        obj = _decoded.get(self)
+        if obj is None:
+            obj = orjson.loads(self.raw)
+            _decoded.put(self, obj)
+        return obj
+
+
+class _DecodedCache:
+    """Recently used decoded large objects, bounded by their encoded size."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._items: OrderedDict[int, tuple[Cached, JSON]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, cached: Cached) -> JSON | None:
+        hit = self._items.get(id(cached))
+        if hit is None or hit[0] is not cached:
+            return None
+        self._items.move_to_end(id(cached))
+        return hit[1]
+
+    def put(self, cached: Cached, obj: JSON) -> None:
+        key = id(cached)
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old[0].raw)
+        self._items[key] = (cached, obj)
+        self._bytes += len(cached.raw)
+        while self._bytes > self.budget and len(self._items) > 1:
+            _, (gone, _obj) = self._items.popitem(last=False)
+            self._bytes -= len(gone.raw)
+
+
+_decoded = _DecodedCache(DECODED_BYTES)
 
 
 @dataclass(slots=True)
@@ -67,9 +133,10 @@ class WatchEvent:
     _line: bytes | None = None
 
     def line(self) -> bytes:
-        """The newline-terminated JSON event (computed once, shared by all watchers)."""
+        """The newline-terminated JSON event. Not kept: events live on in the history, and a kept
+        line would hold a second copy of every object there."""
         if self._line is None:
-            self._line = b'{"type":"' + self.type.encode() + b'","object":' + self.current.raw + b"}\n"
+            return b'{"type":"' + self.type.encode() + b'","object":' + self.current.raw + b"}\n"
         return self._line
 
 
@@ -87,8 +154,12 @@ class Watcher:
         """Queue the event if it concerns this watcher; False when the watcher overflowed."""
         if not event.key.startswith(self.prefix):
             return True
-        now = self.matches(event.current.obj)
-        before = event.previous is not None and self.matches(event.previous.obj)
+        try:
+            now = self.matches(event.current.obj)
+            before = event.previous is not None and self.matches(event.previous.obj)
+        except Exception:  # a malformed object must not stop the fan-out to every other watcher
+            log.exception("watch filter failed on %s; not sent to this watcher", event.key)
+            return True
         if event.type == "MODIFIED" and not now:
             if not before:
                 return True
@@ -110,10 +181,33 @@ def resource_prefix(key: str) -> str:
     return key[: key.index("/", second + 1) + 1]
 
 
+def exact(encoded: bytes) -> bytes:
+    """``encoded`` in a buffer of its own size. orjson returns its output in the buffer it wrote
+    into (at least 32 KB, about 10x a large object's size): anything kept must be copied out."""
+    return bytes(memoryview(encoded))
+
+
 def decode(value: bytes, revision: int) -> Cached:
     obj = orjson.loads(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
-    return Cached(obj, orjson.dumps(obj), revision)
+    return Cached(obj, exact(orjson.dumps(obj)), revision)
+
+
+def decode_or_skip(key: str, value: bytes, revision: int) -> Cached | None:
+    """``decode``, or None (logged with its key and counted) for a row that is not a JSON object
+    with object metadata — written before validation existed, or corrupted — so one bad row never
+    stops the cache, and with it the whole server."""
+    try:
+        cached = decode(value, revision)
+        if isinstance(cached.obj.get("metadata"), dict):
+            return cached
+        problem = "metadata is not an object"
+    except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+        problem = str(exc)
+    malformed_objects.labels(resource_prefix(key)).inc()
+    log.error("skipping stored object %s at revision %d: %s (fix or delete it with `atoll store check`)",
+              key, revision, problem)
+    return None
 
 
 class WatchCache:
@@ -124,7 +218,8 @@ class WatchCache:
         self.settings = settings or CacheSettings()
         self._objects: dict[str, dict[str, Cached]] = {}  # resource prefix -> key -> object
         self._sorted: dict[str, list[str]] = {}  # resource prefix -> sorted keys (lazily rebuilt)
-        self._history: deque[WatchEvent] = deque(maxlen=self.settings.history_events)
+        self._history: deque[WatchEvent] = deque()
+        self._history_bytes = 0
         self._watchers: set[Watcher] = set()
         self._by_resource: dict[str, set[Watcher]] = {}  # resource prefix -> its watchers
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -144,11 +239,12 @@ class WatchCache:
         """Load the state, then follow the store forever (cancel to stop)."""
         listed = await self._store.list("/")
         for kv in listed.items:
-            cached = decode(kv.value, kv.revision)
+            cached = decode_or_skip(kv.key, kv.value, kv.revision)
+            if cached is None:
+                continue
             self._objects.setdefault(resource_prefix(kv.key), {})[kv.key] = cached
-            for lprefix, callback in self._listeners:
-                if kv.key.startswith(lprefix):
-                    callback(WatchEvent("ADDED", kv.key, cached, None, kv.revision))
+            event = WatchEvent("ADDED", kv.key, cached, None, kv.revision)
+            self._notify(event)
         self.revision = listed.revision
         compacted = await self._store.compacted_revision()
         start = max(compacted, listed.revision - self.settings.initial_history)
@@ -157,11 +253,13 @@ class WatchCache:
         try:
             async for batch in self._store.watch(start):
                 self._apply(batch)
+                del batch  # not held while waiting for the next one
         except Compacted:
             # history window raced with a compaction: start history at the listed revision
             self._history_start = self.revision
             async for batch in self._store.watch(self.revision):
                 self._apply(batch)
+                del batch
         finally:
             for w in list(self._watchers):
                 w.queue.put_nowait(None)
@@ -185,15 +283,23 @@ class WatchCache:
 
     def _remember(self, ev: Event) -> None:
         """A history row from before the initial list: keep it for replay only."""
-        cached = decode(ev.value, ev.revision)
+        cached = decode_or_skip(ev.key, ev.value, ev.revision)
+        if cached is None:
+            return
         etype = "DELETED" if ev.deleted else ("ADDED" if ev.created else "MODIFIED")
-        self._history.append(WatchEvent(etype, ev.key, cached, None, ev.revision))
+        self._remember_event(WatchEvent(etype, ev.key, cached, None, ev.revision))
 
     def _apply_one(self, ev: Event) -> None:
         prefix = resource_prefix(ev.key)
         bucket = self._objects.setdefault(prefix, {})
         previous = bucket.get(ev.key)
-        cached = decode(ev.value, ev.revision)
+        cached = decode_or_skip(ev.key, ev.value, ev.revision)
+        if cached is None:
+            if ev.deleted or previous is not None:  # a bad row replaced (or removed) a good one: drop it
+                bucket.pop(ev.key, None)
+                self._sorted.pop(prefix, None)
+            self.revision = ev.revision
+            return
         if ev.deleted:
             bucket.pop(ev.key, None)
             self._sorted.pop(prefix, None)
@@ -204,21 +310,34 @@ class WatchCache:
             bucket[ev.key] = cached
             etype = "MODIFIED" if previous is not None else "ADDED"
         event = WatchEvent(etype, ev.key, cached, previous, ev.revision)
-        for lprefix, callback in self._listeners:
-            if ev.key.startswith(lprefix):
-                try:
-                    callback(event)
-                except Exception:
-                    log.exception("watch cache listener failed for %s", ev.key)
-        self._history.append(event)
-        if len(self._history) == self._history.maxlen:
-            self._history_start = self._history[0].revision - 1
+        self._notify(event)
+        self._remember_event(event)
         self.revision = ev.revision
         watchers = self._by_resource.get(prefix)
         if watchers:
             overflowed = [w for w in watchers if not w.offer(event)]
             for w in overflowed:
                 self._end(w, Gone("watch fell behind; re-list and watch again"))
+
+    def _remember_event(self, event: WatchEvent) -> None:
+        """Append to the history, dropping the oldest events beyond its count and byte bounds."""
+        history, settings = self._history, self.settings
+        history.append(event)
+        self._history_bytes += len(event.current.raw)
+        while len(history) > settings.history_events or (
+            self._history_bytes > settings.history_bytes and len(history) > 1
+        ):
+            old = history.popleft()
+            self._history_bytes -= len(old.current.raw)
+            self._history_start = max(self._history_start, old.revision)
+
+    def _notify(self, event: WatchEvent) -> None:
+        for lprefix, callback in self._listeners:
+            if event.key.startswith(lprefix):
+                try:
+                    callback(event)
+                except Exception:
+                    log.exception("watch cache listener failed for %s", event.key)
 
     def _wake_waiters(self) -> None:
         still = []
@@ -244,7 +363,7 @@ class WatchCache:
         continue tokens from before it get 410 from the cache as they do from the store."""
         history = self._history
         while history and history[0].revision <= revision:
-            history.popleft()
+            self._history_bytes -= len(history.popleft().current.raw)
         self._history_start = max(self._history_start, min(revision, self.revision))
 
     # ---- reads ----------------------------------------------------------------------------
@@ -270,9 +389,6 @@ class WatchCache:
                 break
             out.append(bucket[key])
         return out
-
-    def count(self, prefix: str) -> int:
-        return len(self.list(prefix))
 
     # ---- watches ----------------------------------------------------------------------------
 

@@ -27,6 +27,16 @@ _PARAMS = [
 ]
 
 
+# path parameters as kube-apiserver declares them (OpenAPI requires every {template} declared)
+_NAME_PARAM = {"name": "name", "in": "path", "required": True, "description": "name of the object",
+               "schema": {"type": "string", "uniqueItems": True}}
+_NAMESPACE_PARAM = {"name": "namespace", "in": "path", "required": True,
+                    "description": "object name and auth scope, such as for teams and projects",
+                    "schema": {"type": "string", "uniqueItems": True}}
+_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
+                "application/strategic-merge-patch+json", "application/apply-patch+yaml")
+
+
 def schema_name(rd: ResourceDef) -> str:
     """``io.k8s.api.core.v1.Pod`` for built-ins, reversed-group naming for custom resources."""
     if rd.builtin:
@@ -73,14 +83,21 @@ class OpenAPI:
                 "parameters": _PARAMS,
                 "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}},
             }
+            scope = [_NAMESPACE_PARAM] if rd.namespaced else []
+            body = {"required": True, "content": {"application/json": {"schema": ref}}}
+            patch_body = {"required": True, "content": {
+                t: {"schema": {"type": "array" if t.startswith("application/json-patch") else "object"}}
+                for t in _PATCH_TYPES}}
             paths[f"{base}/{rd.plural}/{{name}}"] = {
+                "parameters": [_NAME_PARAM, *scope],
                 "get": {**op, "x-kubernetes-action": "get"},
-                "put": {**op, "x-kubernetes-action": "put"},
-                "patch": {**op, "x-kubernetes-action": "patch"},
+                "put": {**op, "x-kubernetes-action": "put", "requestBody": body},
+                "patch": {**op, "x-kubernetes-action": "patch", "requestBody": patch_body},
                 "delete": {**op, "x-kubernetes-action": "delete"},
             }
             paths[f"{base}/{rd.plural}"] = {
-                "post": {**op, "x-kubernetes-action": "post"},
+                **({"parameters": scope} if scope else {}),
+                "post": {**op, "x-kubernetes-action": "post", "requestBody": body},
                 "get": {**op, "x-kubernetes-action": "list"},
             }
             upstream = k8s_schemas.schema_name_for(rd.group, rd.version, rd.kind) if rd.builtin else None

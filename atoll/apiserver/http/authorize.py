@@ -31,6 +31,7 @@ def resource_request(user: UserInfo, request: web.Request, route: Route) -> Requ
         route.subresource,
         route.namespace or "",
         name,
+        node_name=field_selector_node(request.query.get("fieldSelector", "")),
     )
 
 
@@ -60,3 +61,12 @@ def field_selector_name(field_selector: str) -> str | None:
     if field_selector.startswith("metadata.name=") and "," not in field_selector:
         return field_selector.split("=", 1)[1].lstrip("=")
     return None
+
+
+def field_selector_node(field_selector: str) -> str:
+    """The node a ``spec.nodeName=X`` term of a field selector pins (a node agent's pod watch)."""
+    for part in field_selector.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "spec.nodeName":
+            return value.lstrip("=").strip()
+    return ""

@@ -1,4 +1,4 @@
-"""Request bodies in (JSON, YAML, protobuf, patch types) and responses out (JSON, Status, Table).
+"""Request bodies in (JSON, YAML, protobuf) and responses out (JSON and ``Status``).
 
 kubectl sends protobuf for typed ``create`` commands, YAML is accepted like the real server, the
 Python client sends JSON without a Content-Type, and every error leaves as a ``Status``.
@@ -10,17 +10,16 @@ import asyncio
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
 from atoll.api import errors
+from atoll.apiserver.http.bodies import check_depth, load_yaml
 from atoll.apiserver.http.protobuf import decode_k8s_protobuf
 
 JSON = dict[str, Any]
 USER_KEY: web.RequestKey[Any] = web.RequestKey("atoll_user", object)
 MAX_BODY = 3 * 1024 * 1024
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 JSON_TYPES = ("", "application/json", "*/*")
 
@@ -54,14 +53,13 @@ def decode_object(raw: bytes, content_type: str) -> Any:
     """A request body as a Python value, by content type (JSON assumed when absent)."""
     if content_type in JSON_TYPES or content_type.endswith("+json"):
         try:
-            return orjson.loads(raw)
+            value = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise errors.BadRequest(f"the body of the request was not valid JSON: {exc}") from None
+        check_depth(value)
+        return value
     if content_type in ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml"):
-        try:
-            return yaml.load(raw, Loader=_YAML_LOADER)
-        except yaml.YAMLError as exc:
-            raise errors.BadRequest(f"the body of the request was not valid YAML: {exc}") from None
+        return load_yaml(raw)
     if content_type == "application/vnd.kubernetes.protobuf":
         try:
             return decode_k8s_protobuf(raw)

@@ -1,7 +1,9 @@
-"""HTTP handlers for resource endpoints: get, list, watch, create, update, patch, delete.
+"""HTTP handlers for resource endpoints: get, list, watch, create, update, patch, delete, and
+every subresource (dispatched here, in one place, to the handler the kind's strategy registers).
 
 The router hands each request a parsed ``Route``; handlers translate query parameters and bodies
-into calls on ``ResourceStorage`` and render the result as JSON or a Table.
+into calls on ``ResourceStorage`` and render the result as JSON or a Table (with the printer the
+kind's strategy names). Nothing here knows a kind by name.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from atoll.apiserver.http.routing import Route
 from atoll.apiserver.http.watch import WatchStreamSettings, serve_watch
 from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.patch.dispatch import PATCH_TYPES, apply_patch
-from atoll.apiserver.registry import lists
+from atoll.apiserver.registry import lists, params
 from atoll.apiserver.registry.storage import ResourceStorage, WriteOptions
 from atoll.apiserver.registry.strategies import Strategies
 from atoll.apiserver.registry.subresources import (
@@ -40,14 +42,17 @@ JSON = dict[str, Any]
 
 def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
     query = request.query
-    dry_run = bool(query.getall("dryRun", [])) or bool(body and body.get("dryRun"))
+    body_dry_run = body.get("dryRun") if body else None
+    dry_run = params.dry_run(query.getall("dryRun", [])) or params.dry_run(
+        body_dry_run if isinstance(body_dry_run, list) else [])
     validation = query.get("fieldValidation") or "Warn"
     if validation not in ("Strict", "Warn", "Ignore"):
         raise errors.BadRequest(f'invalid fieldValidation "{validation}": must be one of Strict, Warn, Ignore')
     user = request.get(codec.USER_KEY)
     return WriteOptions(
         dry_run=dry_run,
-        field_manager=query.get("fieldManager") or ssa.manager_from_user_agent(request.headers.get("User-Agent", "")),
+        field_manager=params.field_manager(query.get("fieldManager", ""))
+        or ssa.manager_from_user_agent(request.headers.get("User-Agent", "")),
         field_validation=validation,
         user=user if isinstance(user, UserInfo) else None,
     )
@@ -174,13 +179,13 @@ class ResourceHandlers:
                 settings=self.watch_settings,
                 clock=self.clock,
             )
-        rv = query.get("resourceVersion", "")
+        rv = params.resource_version(query)
+        params.resource_version_match(query, rv)
         if rv == "" and not query.get("continue"):
             await self.objects.cache.wait_for(await self.objects.store.current_revision())
-        try:
-            limit = int(query.get("limit") or 0)
-        except ValueError:
-            raise errors.BadRequest(f"invalid limit: {query.get('limit')!r}") from None
+        elif rv and int(rv) > self.objects.cache.revision:
+            await self._wait_for_future(int(rv))
+        limit = params.integer("limit", query.get("limit") or "0", minimum=0)
         exact = field_selector_name(query.get("fieldSelector", ""))
         page = await lists.list_page(
             self.objects.store,
@@ -204,6 +209,17 @@ class ResourceHandlers:
             )
             return codec.json_response(table)
         return codec.json_response(lists.list_body(rd, page))
+
+    async def _wait_for_future(self, rv: int) -> None:
+        """A LIST at a resourceVersion not reached yet: wait up to 3 s, then 504 as kube-apiserver."""
+        try:
+            await self.objects.cache.wait_for(rv, within=3.0)
+        except TimeoutError:
+            raise errors.ServerTimeout(
+                f"Too large resource version: {rv}, current: {self.objects.cache.revision}",
+                details={"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                         "retryAfterSeconds": 1},
+            ) from None
 
     async def create(self, request: web.Request, route: Route) -> web.Response:
         body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
@@ -294,9 +310,7 @@ class ResourceHandlers:
         assert route.name is not None
         raw = await codec.read_body(request)
         options = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else {}
-        for key in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents", "preconditions"):
-            if key in request.query and key not in options:
-                options[key] = request.query[key]
+        options = params.delete_options(options, request.query)
         opts = _options(request, options)
         rd = route.rd
         obj, finished = await self.objects.delete(rd, route.namespace, route.name, options, opts)

@@ -19,6 +19,7 @@ from aiohttp import web
 from atoll.api import errors
 from atoll.api.registry import Registry
 from atoll.apiserver.auth.authn import PUBLIC_PATHS, AuthenticatorChain
+from atoll.apiserver.auth.impersonation import impersonate, wants_impersonation
 from atoll.apiserver.auth.rbac import RBACAuthorizer
 from atoll.apiserver.auth.reviews import VIRTUAL, Reviews
 from atoll.apiserver.auth.user import UserInfo
@@ -32,7 +33,9 @@ from atoll.apiserver.discovery.version import (
 )
 from atoll.apiserver.http import codec
 from atoll.apiserver.http.authorize import authorize_path, authorize_resource
+from atoll.apiserver.http.limits import ConnectionLimits, InflightLimiter
 from atoll.apiserver.http.metrics import count_requests, serve_metrics
+from atoll.apiserver.http.protocol import StatusServer, mark_authenticated
 from atoll.apiserver.http.resources import ResourceHandlers
 from atoll.apiserver.http.routing import Route, parse_resource_path
 
@@ -58,12 +61,14 @@ class Frontends:
 
 
 class RequestHandler:
-    def __init__(self, parts: Frontends) -> None:
+    def __init__(self, parts: Frontends, limits: ConnectionLimits | None = None) -> None:
         self._p = parts
+        self.limits = limits or ConnectionLimits()
+        self.inflight = InflightLimiter(self.limits)
 
     def make_server(self) -> web.Server:
         """aiohttp's low-level server with this one handler."""
-        return web.Server(self.handle, request_factory=_make_request, access_log=None)
+        return StatusServer(self.handle, request_factory=_make_request, access_log=None, limits=self.limits)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         return await count_requests(cast(web.Request, request), self._serve)
@@ -78,8 +83,21 @@ class RequestHandler:
                 user = authn.authenticate(request)
                 if user is None and request.path not in PUBLIC_PATHS:
                     raise errors.Unauthorized("Unauthorized")
+                if user is not None:
+                    mark_authenticated(request)
+                if user is not None and wants_impersonation(request):
+                    user = impersonate(request, user, self._p.authorizer.authorize)
                 request[codec.USER_KEY] = user
-            return await self._route(request)
+            else:
+                mark_authenticated(request)
+            caller = request.get(codec.USER_KEY)
+            taken = self.inflight.enter(request, caller.groups if isinstance(caller, UserInfo) else ())
+            try:
+                return await self._route(request)
+            finally:
+                self.inflight.leave(taken)
+        except errors.TooManyRequests as err:
+            return codec.status_response(err, headers={"Retry-After": "1"})
         except errors.APIError as err:
             return codec.status_response(err)
         except web.HTTPException as exc:

@@ -20,13 +20,13 @@ import orjson
 
 from atoll.api import errors, timestamps
 from atoll.api.registry import ResourceDef
+from atoll.apiserver.patch.fields_v1 import from_fields_v1, to_fields_v1
 from atoll.apiserver.patch.fieldsets import (
     DOT,
     FieldSet,
     FieldType,
     changes,
     difference,
-    from_fields_v1,
     index_items,
     intersection,
     item_key,
@@ -34,7 +34,6 @@ from atoll.apiserver.patch.fieldsets import (
     path_string,
     root_type,
     strip,
-    to_fields_v1,
     to_set,
     union,
 )

@@ -2,7 +2,7 @@
 
 A field set is a nested dict keyed by FieldsV1 path elements (``f:spec``, ``k:{"name":"main"}``,
 ``v:"x"``, ``i:0``). Internally every *member* node carries a ``"."`` key, leaves included
-(``{"f:role": {".": {}}}``); ``to_fields_v1`` turns that into the wire form, where a leaf is
+(``{"f:role": {".": {}}}``); ``fields_v1.to_fields_v1`` turns that into the wire form, where a leaf is
 ``{}`` and ``"."`` appears only on members that also have children. The shape of each path comes
 from the schema: ``x-kubernetes-list-type`` (``map`` with ``x-kubernetes-list-map-keys``, ``set``,
 ``atomic``), or for built-in kinds ``x-kubernetes-patch-strategy: merge`` with a patch merge key;
@@ -215,43 +215,16 @@ def intersection(a: FieldSet, b: FieldSet) -> FieldSet:
 def members(s: FieldSet, prefix: list[str] | None = None) -> list[list[str]]:
     """Member paths, members of a level before its children, each level in sorted order."""
     prefix = prefix or []
-    out = [[*prefix, k] for k in sorted(s, key=_order) if k != DOT and DOT in s[k]]
-    for key in sorted(s, key=_order):
+    out = [[*prefix, k] for k in sorted(s, key=order_key) if k != DOT and DOT in s[k]]
+    for key in sorted(s, key=order_key):
         if key != DOT:
             out.extend(members(s[key], [*prefix, key]))
     return out
 
 
-def _order(pe: str) -> tuple[int, str]:
+def order_key(pe: str) -> tuple[int, str]:
+    """FieldsV1 order: fields, then keys, values and indexes, each sorted."""
     return ("f:k:v:i:".find(pe[:2]), pe)
-
-
-def to_fields_v1(s: FieldSet) -> JSON:
-    """Wire form: leaves as ``{}``, ``"."`` only where a member also has children."""
-    out: JSON = {}
-    for key, sub in s.items():
-        if key == DOT:
-            continue
-        if len(sub) == 1 and DOT in sub:
-            out[key] = {}
-        else:
-            child = to_fields_v1(sub)
-            out[key] = {DOT: {}, **child} if DOT in sub else child
-    return out
-
-
-def from_fields_v1(fields: Any) -> FieldSet:
-    """Internal form of a ``fieldsV1`` document (malformed parts are dropped)."""
-    if not isinstance(fields, dict):
-        return {}
-    out: FieldSet = {}
-    for key, sub in fields.items():
-        if key == DOT or not isinstance(sub, dict):
-            continue
-        out[key] = from_fields_v1(sub) if sub else {DOT: {}}
-        if DOT in sub:
-            out[key][DOT] = {}
-    return out
 
 
 def strip(s: FieldSet, drop: tuple[str, ...], keep_only: str = "") -> FieldSet:

@@ -6,17 +6,24 @@ the containers along the paths a patch touches, so untouched subtrees stay share
 patch are copied before they are inserted, so the result never aliases the request body either.
 
 Errors: a malformed patch is ``BadRequest`` (400); a well-formed JSON patch that cannot be applied
-(missing path, failed ``test``) is ``Invalid`` (422), as with the real API server.
+(missing path, failed ``test``) is ``Invalid`` (422), as with the real API server. A patch is
+bounded: at most ``MAX_OPERATIONS`` operations (kube-apiserver's limit), and ``copy`` operations may
+duplicate at most ``MAX_COPIED_BYTES`` in total (413 beyond), so a 1 KB patch cannot build a
+gigabyte document; the patched object is then size-checked like any other write.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from atoll.api.errors import BadRequest, Invalid
+import orjson
+
+from atoll.api.errors import BadRequest, Invalid, RequestEntityTooLarge
 from atoll.apiserver.patch.merge import copy_json, json_equal
 
-__all__ = ["json_patch"]
+__all__ = ["MAX_COPIED_BYTES", "MAX_OPERATIONS", "json_patch"]
+MAX_OPERATIONS = 10_000
+MAX_COPIED_BYTES = 3 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------------
@@ -135,6 +142,10 @@ def json_patch(target: Any, ops: list[Any]) -> Any:
     """Apply an RFC 6902 JSON patch (``add remove replace move copy test``) to ``target``."""
     if not isinstance(ops, list):
         raise BadRequest("json patch: the patch must be a JSON array of operations")
+    if len(ops) > MAX_OPERATIONS:
+        raise RequestEntityTooLarge(
+            f"json patch: {len(ops)} operations is more than the {MAX_OPERATIONS} allowed in one patch")
+    copied = 0  # bytes duplicated by copy operations: 20 doubling copies must not take gigabytes
     doc = _Doc(target)
     for n, op in enumerate(ops):
         if not isinstance(op, dict):
@@ -171,5 +182,10 @@ def json_patch(target: Any, ops: list[Any]) -> Any:
                 value = doc.remove(name, src, src_tokens)
                 doc.add(name, path, tokens, value)
             else:
-                doc.add(name, path, tokens, copy_json(doc.get(name, src, src_tokens)))
+                value = doc.get(name, src, src_tokens)
+                copied += len(orjson.dumps(value))
+                if copied > MAX_COPIED_BYTES:
+                    raise RequestEntityTooLarge(
+                        f"json patch: copy operations would duplicate more than {MAX_COPIED_BYTES} bytes")
+                doc.add(name, path, tokens, copy_json(value))
     return doc.root

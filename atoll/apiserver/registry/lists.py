@@ -18,7 +18,7 @@ import orjson
 from atoll.api import errors
 from atoll.api.registry import ResourceDef
 from atoll.api.selectors import field_selectors_for, parse_field_selector, parse_label_selector
-from atoll.apiserver.cache.watchcache import Cached, WatchCache, decode
+from atoll.apiserver.cache.watchcache import Cached, WatchCache, decode_or_skip
 from atoll.store.base import Compacted, Store
 
 JSON = dict[str, Any]
@@ -50,9 +50,12 @@ def make_matcher(rd: ResourceDef, label_selector: str, field_selector: str) -> M
         return None
 
     def matches(obj: JSON) -> bool:
-        if labels is not None and not labels.matches((obj.get("metadata") or {}).get("labels")):
-            return False
-        return fields is None or fields.matches(obj)
+        try:
+            if labels is not None and not labels.matches((obj.get("metadata") or {}).get("labels")):
+                return False
+            return fields is None or fields.matches(obj)
+        except (AttributeError, TypeError, KeyError, ValueError):
+            return False  # a malformed stored object (from before validation) matches no selector
 
     return matches
 
@@ -61,12 +64,21 @@ def _encode_token(revision: int, start: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps({"rv": revision, "start": start})).decode()
 
 
-def _decode_token(token: str) -> tuple[int, str]:
+def _decode_token(token: str, prefix: str, current: int) -> tuple[int, str]:
+    """(revision, start key) of a continue token we issued; 400 for anything else (a forged token
+    may not name a future revision nor start outside the listed resource)."""
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(data["rv"]), str(data["start"])
+        rv, start = data["rv"], data["start"]
     except Exception:
-        raise errors.BadRequest(f"invalid continue token: {token!r}") from None
+        rv, start = None, None
+    if not isinstance(rv, int) or isinstance(rv, bool) or rv < 1 or not isinstance(start, str):
+        raise errors.BadRequest(f"continue: invalid continue token: {token[:64]!r}")
+    if rv > current:
+        raise errors.BadRequest(f"continue: the token's revision {rv} is newer than the server's ({current})")
+    if not start.startswith(prefix):
+        raise errors.BadRequest("continue: the token was issued for another resource or namespace")
+    return rv, start
 
 
 async def list_page(
@@ -88,7 +100,7 @@ async def list_page(
             items = [one] if one is not None and (matcher is None or matcher(one.obj)) else []
             return Page(items, cache.revision, "", None)
     if continue_token:
-        revision, start = _decode_token(continue_token)
+        revision, start = _decode_token(continue_token, prefix, cache.revision)
         if revision != cache.revision:
             return await _store_page(store, rd, prefix, revision, start, matcher, limit)
     else:
@@ -119,7 +131,9 @@ async def _store_page(
         except Compacted:
             raise errors.Gone(_EXPIRED_CONTINUE) from None
         for kv in batch.items:
-            cached = decode(kv.value, kv.revision)
+            cached = decode_or_skip(kv.key, kv.value, kv.revision)
+            if cached is None:
+                continue
             if matcher is not None and not matcher(cached.obj):
                 continue
             if limit and len(out) == limit:

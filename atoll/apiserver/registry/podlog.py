@@ -10,6 +10,7 @@ from typing import Any
 
 from atoll.api import errors
 from atoll.apiserver.cache.watchcache import WatchCache
+from atoll.apiserver.registry.params import pod_log as pod_log_params
 
 JSON = dict[str, Any]
 FORWARDED = ("follow", "tailLines", "sinceSeconds", "sinceTime", "previous", "timestamps", "limitBytes")
@@ -66,6 +67,7 @@ def log_location(
     if cached is None:
         raise errors.not_found("pods", "", name)
     pod = cached.obj
+    pod_log_params(query)
     container = pick_container(pod, query.get("container", ""))
     check_started(pod, container, query.get("previous", "").lower() == "true")
     node = cache.get(f"/core/nodes/{pod['spec']['nodeName']}")

@@ -24,7 +24,8 @@ from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.cache.watchcache import Cached, WatchCache
 from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.registry import meta
-from atoll.apiserver.registry.strategies import KindStrategy, Strategies
+from atoll.apiserver.registry.deletion import check_preconditions, mark_deleted
+from atoll.apiserver.registry.strategies import Strategies
 from atoll.store.base import KeyExists, KeyNotFound, RevisionMismatch, Store
 
 log = logging.getLogger(__name__)
@@ -339,10 +340,10 @@ class ResourceStorage:
         """Delete or mark for deletion; returns (object, finished)."""
         current = self.get(rd, namespace, name)
         for _ in range(MAX_RETRIES):
-            self._check_preconditions(rd, name, current.obj, options)
+            check_preconditions(rd, name, current.obj, options)
             attrs = Attributes("DELETE", rd, namespace, name, None, current.obj, dry_run=opts.dry_run, user=opts.user)
             await self.admission.admit(attrs)
-            marked = _mark_deleted(self.strategies.for_resource(rd), current.obj, options, self.clock.now())
+            marked = mark_deleted(self.strategies.for_resource(rd), current.obj, options, self.clock.now())
             if opts.dry_run:
                 return (marked or current.obj), marked is None
             try:
@@ -361,26 +362,6 @@ class ResourceStorage:
                 raise errors.not_found(rd.plural, rd.group, name) from None
         raise errors.conflict(rd.plural, rd.group, name)
 
-    @staticmethod
-    def _check_preconditions(rd: ResourceDef, name: str, obj: JSON, options: JSON) -> None:
-        pre = options.get("preconditions") or {}
-        if not isinstance(pre, dict):
-            raise errors.BadRequest("preconditions must be an object")
-        md = obj["metadata"]
-        if pre.get("uid") and pre["uid"] != md.get("uid"):
-            raise errors.Conflict(
-                f'Operation cannot be fulfilled on {rd.group_resource} "{name}": Precondition failed: '
-                f"UID in precondition: {pre['uid']}, UID in object meta: {md.get('uid')}",
-                details={"name": name, "group": rd.group, "kind": rd.plural},
-            )
-        if pre.get("resourceVersion") and pre["resourceVersion"] != md.get("resourceVersion"):
-            raise errors.Conflict(
-                f'Operation cannot be fulfilled on {rd.group_resource} "{name}": Precondition failed: '
-                f"ResourceVersion in precondition: {pre['resourceVersion']}, ResourceVersion in object meta: "
-                f"{md.get('resourceVersion')}",
-                details={"name": name, "group": rd.group, "kind": rd.plural},
-            )
-
 
 def _drop_empty(md: JSON) -> None:
     """Empty label/annotation maps and finalizer/owner lists are absent, as Go's ``omitempty`` renders
@@ -388,32 +369,3 @@ def _drop_empty(md: JSON) -> None:
     for fld in ("labels", "annotations", "finalizers", "ownerReferences"):
         if fld in md and (md[fld] == {} or md[fld] == [] or md[fld] is None):
             del md[fld]
-
-
-def _mark_deleted(strategy: KindStrategy, obj: JSON, options: JSON, now: float) -> JSON | None:
-    """The object marked for deletion, or None when it can be removed at once."""
-    md = obj["metadata"]
-    finalizers = list(md.get("finalizers") or [])
-    policy = options.get("propagationPolicy")
-    if policy is None and options.get("orphanDependents") is True:
-        policy = "Orphan"
-    if policy == "Foreground" and "foregroundDeletion" not in finalizers and not md.get("deletionTimestamp"):
-        finalizers.append("foregroundDeletion")
-    elif policy == "Orphan" and "orphan" not in finalizers and not md.get("deletionTimestamp"):
-        finalizers.append("orphan")
-    grace = strategy.deletion_grace(obj, options)
-    if not finalizers and not strategy.deletion_held(obj) and not grace:
-        return None
-    new = dict(obj)
-    new_md = dict(md)
-    new_md["finalizers"] = finalizers
-    if not finalizers:
-        new_md.pop("finalizers")
-    if not md.get("deletionTimestamp") or grace < int(md.get("deletionGracePeriodSeconds") or 0):
-        # graceful (pods on a node): visible until the agent confirms with grace 0, like Kubernetes
-        new_md["deletionTimestamp"] = timestamps.format_time(now + grace)
-        new_md["deletionGracePeriodSeconds"] = grace
-    new["metadata"] = new_md
-    strategy.mark_deleting(new)
-    return new
-

@@ -79,6 +79,20 @@ def age(value: Any, now: float) -> str:
     return human_duration(now - ts)
 
 
+def sub(obj: JSON, key: str) -> JSON:
+    """``obj[key]`` when it is an object, else an empty one (printers never fail on odd bodies)."""
+    v = obj.get(key)
+    return v if isinstance(v, dict) else {}
+
+
+def name_of(obj: JSON) -> str:
+    return str(sub(obj, "metadata").get("name", ""))
+
+
+def created_age(obj: JSON, now: float) -> str:
+    return age(sub(obj, "metadata").get("creationTimestamp"), now)
+
+
 # A printer returns the column definitions and a function producing the cells (and optional
 # row conditions) of one object.
 CellsFn = Callable[[JSON, float], list[Any]]

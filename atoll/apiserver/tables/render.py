@@ -16,6 +16,7 @@ the cost of a plain JSON LIST.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -30,13 +31,16 @@ from atoll.apiserver.tables.crd import crd_printer
 __all__ = ["printer_for", "render_table", "render_table_bytes"]
 
 JSON = dict[str, Any]
+log = logging.getLogger(__name__)
 INCLUDE_OBJECT = ("Metadata", "Object", "None")
 
 
 class Renderable(Protocol):
     """A cached object: the dict and a place for encodings derived from it."""
 
-    obj: JSON
+    @property
+    def obj(self) -> JSON: ...
+
     derived: dict[Any, Any] | None
 
 
@@ -65,10 +69,24 @@ def _check_include(include_object: str) -> None:
         )
 
 
+def _cells(printer: Printer, obj: JSON, now: float) -> list[Any]:
+    """The row's cells; a malformed stored object (from before validation) gets its name and
+    ``<invalid>`` instead of failing the whole table."""
+    try:
+        return printer.cells(obj, now)
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError):
+        log.warning("cannot print %s: malformed object", (obj.get("metadata") or {}).get("name"))
+        name = (obj.get("metadata") or {}).get("name", "") if isinstance(obj.get("metadata"), dict) else ""
+        return [name] + ["<invalid>"] * (len(printer.columns) - 1)
+
+
 def _row(printer: Printer, obj: JSON, cells: list[Any], include_object: str) -> JSON:
     row: JSON = {"cells": cells}
     if printer.row_conditions is not None:
-        conditions = printer.row_conditions(obj)
+        try:
+            conditions = printer.row_conditions(obj)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError):
+            conditions = None
         if conditions:
             row["conditions"] = conditions
     if include_object == "Metadata":
@@ -107,7 +125,7 @@ def render_table(
     _check_include(include_object)
     now = time.time() if now is None else now
     chosen = printer_for(rd, printer)
-    rows = [_row(chosen, obj, chosen.cells(obj, now), include_object) for obj in objects]
+    rows = [_row(chosen, obj, _cells(chosen, obj, now), include_object) for obj in objects]
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
@@ -163,7 +181,7 @@ def render_table_bytes(
         derived = item.derived
         segments = derived.get(key) if derived is not None and ages is not None else None
         if segments is None:
-            cells = chosen.cells(obj, now)
+            cells = _cells(chosen, obj, now)
             segments = _segments(chosen, obj, cells, ages, include_object) if ages is not None else None
             if segments is None:
                 rows.append(orjson.dumps(_row(chosen, obj, cells, include_object)))

@@ -4,11 +4,11 @@ the injected clock; see :mod:`.reconciler` and :mod:`atoll.api.cron`."""
 
 from __future__ import annotations
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.kinds import CRONJOBS, JOBS
 from atoll.controllers import ControllerContext
 from atoll.controllers.cronjob.reconciler import CronJobReconciler
 from atoll.runtime import Controller, Manager, ObjectKey, owner_mapper
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.wakeups import Wakeups
 
 NAME = "cronjob"

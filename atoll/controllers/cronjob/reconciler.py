@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from atoll.api.clock import Clock
 from atoll.api.cron import ScheduleError, parse
 from atoll.api.errors import AlreadyExists, NotFound
 from atoll.api.kinds import CRONJOBS, JOBS
@@ -16,7 +17,6 @@ from atoll.api.podtemplates import controller_of, controller_ref
 from atoll.api.timestamps import format_time, try_parse_time
 from atoll.client import Client
 from atoll.runtime import Cache, ObjectKey, Result, TerminalError
-from atoll.runtime.clock import Clock
 from atoll.runtime.events import EventRecorder
 from atoll.runtime.wakeups import Wakeups
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.kinds import DAEMONSETS, NAMESPACES, NODES, PODS
 from atoll.controllers import ControllerContext
 from atoll.controllers.daemonset.reconciler import DaemonSetReconciler
 from atoll.runtime import Cache, Controller, Manager, ObjectKey, owner_mapper
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.expectations import Expectations
 from atoll.runtime.keys import JSON, Mapper, key_of
 from atoll.runtime.podcontrol import PodControl

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import BadRequest
 from atoll.api.kinds import DEPLOYMENTS, PODS, REPLICASETS
 from atoll.api.podtemplates import controller_of
@@ -19,7 +20,6 @@ from atoll.controllers import ControllerContext
 from atoll.controllers.deployment.reconciler import DeploymentReconciler
 from atoll.controllers.deployment.rollout import is_rolling
 from atoll.runtime import Cache, Controller, Manager, ObjectKey
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.keys import JSON, Mapper, key_of
 from atoll.runtime.wakeups import Wakeups
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from atoll.api.clock import Clock
 from atoll.api.errors import AlreadyExists, BadRequest, Conflict, NotFound
 from atoll.api.kinds import DEPLOYMENTS, REPLICASETS
 from atoll.api.podtemplates import controller_of, controller_ref, is_finished
@@ -18,7 +19,6 @@ from atoll.client import Client
 from atoll.controllers.deployment import rollout as ro
 from atoll.controllers.deployment import status as st
 from atoll.runtime import Cache, ObjectKey, Result, TerminalError
-from atoll.runtime.clock import Clock
 from atoll.runtime.events import EventRecorder
 from atoll.runtime.wakeups import Wakeups
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import BadRequest, NotFound
 from atoll.api.kinds import PODDISRUPTIONBUDGETS, PODS, REPLICASETS
 from atoll.api.podtemplates import controller_of, is_ready
@@ -18,7 +19,6 @@ from atoll.api.timestamps import format_time, try_parse_time
 from atoll.client import Client
 from atoll.controllers import ControllerContext
 from atoll.runtime import Cache, Controller, Manager, ObjectKey, Result
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.keys import Mapper, key_of
 from atoll.runtime.wakeups import Wakeups
 

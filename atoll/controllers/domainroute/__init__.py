@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from atoll.api import kinds
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.controllers import ControllerContext
 from atoll.controllers.domainroute import cdr, dr
 from atoll.gateway.drstatus import CLUSTERDOMAINROUTES, DOMAINROUTES, GATEWAYS
 from atoll.runtime import Controller, Manager, ObjectKey
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.keys import JSON
 
 NAME = "domainroute"

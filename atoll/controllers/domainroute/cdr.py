@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.api import errors, kinds
+from atoll.api.clock import Clock
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.controllers.domainroute.ready import ready_condition
 from atoll.gateway.crypto import TokenCryptoError, public_key_of_cert
 from atoll.gateway.drstatus import CLUSTERDOMAINROUTES, DOMAINROUTES, auth_type, tokens
 from atoll.gateway.instance import is_live
 from atoll.runtime import Cache, ObjectKey, Result, get_logger
-from atoll.runtime.clock import Clock, rfc3339
 
 JSON = dict[str, Any]
 log = get_logger(__name__)
@@ -154,13 +155,31 @@ class ClusterDomainRouteReconciler:
             token_status["revision"] = src_tokens[-1].get("revision")
             token_status["revisionTime"] = src_tokens[-1].get("revisionTime")
         status["tokenStatus"] = token_status
-        status["conditions"] = _conditions(status.get("conditions") or [], condition, rfc3339(now))
+        endpoints = self._endpoint_statuses(cdr, src, dst, now)
+        if endpoints:
+            status["endpointStatuses"] = endpoints
+        status["conditions"] = _conditions(status.get("conditions") or [], condition, format_time(now))
         if status == (cdr.get("status") or {}):
             return
         try:
             await self.client.update(CLUSTERDOMAINROUTES, {**cdr, "status": status}, subresource="status")
         except (errors.Conflict, errors.NotFound):
             pass
+
+    def _endpoint_statuses(self, cdr: JSON, src: str, dst: str, now: float) -> JSON:
+        """Kuscia's monitor: per live source gateway and port, whether its Envoy health-checks
+        the destination's endpoint as healthy (from the Gateway's ``networkStatus``)."""
+        ports = ((cdr.get("spec") or {}).get("endpoint") or {}).get("ports") or [{}]
+        port = str(ports[0].get("name") or "default")
+        out: JSON = {}
+        for gateway in self.c.gateways.list(src):
+            if not is_live(gateway, now):
+                continue
+            for entry in (gateway.get("status") or {}).get("networkStatus") or []:
+                if entry.get("name") == f"{src}-to-{dst}-{port}" and entry.get("type") == "DomainRoute":
+                    healthy = int(entry.get("healthyEndpointsCount") or 0) > 0
+                    out[f"{gateway['metadata']['name']}-{port}"] = {"endpointHealthy": healthy}
+        return out
 
 
 def _conditions(current: list[JSON], condition: tuple[str, str, str], now: str) -> list[JSON]:

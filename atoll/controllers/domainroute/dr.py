@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.api import errors
+from atoll.api.clock import Clock
+from atoll.api.timestamps import format_time, try_parse_time
 from atoll.client import Client
 from atoll.gateway.drstatus import DOMAINROUTES, auth_type, base_status, spec, token_status, tokens
 from atoll.gateway.instance import is_live
 from atoll.runtime import Cache, ObjectKey, Result, get_logger
-from atoll.runtime.clock import Clock, parse_rfc3339, rfc3339
 
 JSON = dict[str, Any]
 log = get_logger(__name__)
@@ -71,8 +72,8 @@ class DomainRouteReconciler:
             return None, self.monitor_period
         period = int((spec(dr).get("tokenConfig") or {}).get("rollingUpdatePeriod") or 0)
         initializer = ts.get("revisionInitializer") if ts.get("revisionInitializer") in live else live[0]
-        started = parse_rfc3339((rt or {}).get("revisionTime")) or 0.0
-        expires = parse_rfc3339((rt or {}).get("expirationTime"))
+        started = try_parse_time((rt or {}).get("revisionTime")) or 0.0
+        expires = try_parse_time((rt or {}).get("expirationTime"))
         due = started + period if period > 0 else float("inf")
         if expires is not None:
             due = min(due, expires)
@@ -82,7 +83,7 @@ class DomainRouteReconciler:
             or (rt.get("isReady") and now >= due)
         ):
             revision = int((rt or {}).get("revision") or 0)
-            fresh = {"revision": revision, "revisionTime": rfc3339(now), "isReady": False, "token": ""}
+            fresh = {"revision": revision, "revisionTime": format_time(now), "isReady": False, "token": ""}
             ts.update(revisionInitializer=initializer, revisionToken=fresh)
             log.info("route %s: new token negotiation by %s", dr["metadata"]["name"], initializer)
             return {**base_status(dr), "tokenStatus": ts}, self.monitor_period
@@ -101,11 +102,11 @@ class DomainRouteReconciler:
         listed = tokens(dr)
         now = self.clock.now()
         changed = False
-        if len(listed) == 2 and (parse_rfc3339(listed[0].get("expirationTime")) or now) + EXPIRED_GRACE < now:
+        if len(listed) == 2 and (try_parse_time(listed[0].get("expirationTime")) or now) + EXPIRED_GRACE < now:
             listed = listed[1:]
             changed = True
         revisions = {t.get("revision") for t in listed}
-        expires = parse_rfc3339(rt.get("expirationTime"))
+        expires = try_parse_time(rt.get("expirationTime"))
         if rt.get("token") and rt.get("revision") not in revisions and (expires is None or expires > now):
             listed = [*listed, {**rt, "effectiveInstances": []}][-2:]
             changed = True

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from atoll.api.timestamps import try_parse_time
 from atoll.gateway.drstatus import PROBLEM_ANNOTATION, auth_type, base_status, tokens
-from atoll.runtime.clock import parse_rfc3339
 
 JSON = dict[str, Any]
 HEARTBEAT_TIMEOUT = 30.0
@@ -30,7 +30,7 @@ def _problem(dr: JSON | None) -> Condition | None:
 
 
 def _last_beat(token: JSON) -> float:
-    return parse_rfc3339(token.get("heartBeatTime")) or parse_rfc3339(token.get("revisionTime")) or 0.0
+    return try_parse_time(token.get("heartBeatTime")) or try_parse_time(token.get("revisionTime")) or 0.0
 
 
 def ready_condition(

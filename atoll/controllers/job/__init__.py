@@ -4,12 +4,12 @@ ttlSecondsAfterFinished, on the injected clock; see :mod:`.reconciler` and :mod:
 
 from __future__ import annotations
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.kinds import JOBS, PODS
 from atoll.controllers import ControllerContext
 from atoll.controllers.job.plan import BACKOFF_BASE
 from atoll.controllers.job.reconciler import JobReconciler
 from atoll.runtime import Controller, Manager, ObjectKey, owner_mapper
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.expectations import Expectations
 from atoll.runtime.podcontrol import PodControl
 from atoll.runtime.wakeups import Wakeups

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from atoll.api.clock import Clock
 from atoll.api.errors import NotFound
 from atoll.api.kinds import JOBS
 from atoll.api.podtemplates import (
@@ -29,7 +30,6 @@ from atoll.api.timestamps import format_time, try_parse_time
 from atoll.client import Client
 from atoll.controllers.job import plan
 from atoll.runtime import Cache, ObjectKey, Result
-from atoll.runtime.clock import Clock
 from atoll.runtime.podcontrol import PodControl
 from atoll.runtime.wakeups import Wakeups
 

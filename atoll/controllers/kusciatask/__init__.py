@@ -43,14 +43,14 @@ def by_name(obj: JSON) -> Iterable[ObjectKey]:
 def live_ports(tasks: Cache) -> PortAllocator:
     """An allocator whose in-use set is read from the unfinished tasks' ``status.allocatedPorts``."""
 
-    def live(domain: str) -> Iterable[int]:
+    def live() -> Iterable[tuple[str, int]]:
         for task in tasks:
             status = task.get("status") or {}
             if status.get("completionTime") or status.get("phase") in TASK_FINISHED:
                 continue
             for entry in status.get("allocatedPorts") or []:
-                if entry.get("domainID") == domain:
-                    yield from (int(p) for p in (entry.get("namedPort") or {}).values())
+                domain = str(entry.get("domainID") or "")
+                yield from ((domain, int(p)) for p in (entry.get("namedPort") or {}).values())
 
     return PortAllocator(live)
 

@@ -55,6 +55,8 @@ class PartyKit:
     ports: list[PortSpec] = field(default_factory=list)
     network_policy: JSON | None = None
     pod_names: list[str] = field(default_factory=list)
+    bandwidth_limits: dict[str, int] = field(default_factory=dict)
+    """destination domain → KiB/s (``party.bandwidthLimits``), annotated on the party's Services."""
 
     @property
     def key(self) -> str:
@@ -196,6 +198,11 @@ def build_kit(task: JSON, index: int, party: JSON, app_images: Lookup, domain_ap
         ports=merged_ports(spec, label),
         network_policy=template.get("networkPolicy"),
         pod_names=[pod_name(task_name, role, i) for i in range(replicas)],
+        bandwidth_limits={
+            str(b.get("destinationID")): int(b.get("limitKBps") or 0)
+            for b in party.get("bandwidthLimits") or []
+            if b.get("destinationID")
+        },
     )
 
 

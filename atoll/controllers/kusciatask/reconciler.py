@@ -19,6 +19,7 @@ A deleted task has everything it created deleted (found by the ``task-id`` annot
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from atoll.api.kuscia_tasks import (
     TRG_FAILED,
     TRG_RESERVED,
 )
+from atoll.api.timestamps import format_time
 from atoll.client import Client
 from atoll.controllers.kusciatask import resources as res
 from atoll.controllers.kusciatask.cleanup import Cleanup
@@ -49,7 +51,7 @@ from atoll.controllers.kusciatask.ports import PortAllocator, PortsExhausted
 from atoll.controllers.kusciatask.status import party_state, pod_status, progress, task_verdict
 from atoll.controllers.kusciatask.trgstatus import trg_failure, trg_party_messages
 from atoll.runtime import Cache, Clock, ObjectKey, Result, get_logger
-from atoll.runtime.clock import rfc3339
+from atoll.runtime.latest import LatestWrites
 from atoll.scheduler.events import EventRecorder
 
 JSON = dict[str, Any]
@@ -79,12 +81,13 @@ class TaskReconciler:
         self.clock = clock
         self.cleanup = Cleanup(client, caches.pods, caches.services, caches.configmaps)
         self.events = EventRecorder(client, "kusciatask-controller")
+        self.latest = LatestWrites()
 
     def now(self) -> str:
-        return rfc3339(self.clock.now())
+        return format_time(self.clock.now())
 
     async def reconcile(self, key: ObjectKey) -> Result:
-        task = self.c.tasks.get_key(key)
+        task = self.latest.fresher(self.c.tasks.get_key(key), key)
         if task is None:
             await self.cleanup.deleted(key.name)
             await self._delete_group(key.name)
@@ -149,20 +152,29 @@ class TaskReconciler:
             raise
 
     async def _create_resources(self, task: JSON, kits: list[PartyKit], plan: Plan) -> None:
-        for kit in kits:
-            if kit.config_templates:
-                await self._create(kinds.CONFIGMAPS, res.config_map(task, kit), kit.domain)
         created: dict[tuple[str, str], JSON] = {}
         for kit in kits:
-            for index, name in enumerate(kit.pod_names):
-                obj = await self._create(kinds.PODS, res.pod(task, plan, kit, index), kit.domain)
+            try:
+                if kit.config_templates:
+                    await self._create(kinds.CONFIGMAPS, res.config_map(task, kit), kit.domain)
+                pods = await asyncio.gather(
+                    *(self._create(kinds.PODS, res.pod(task, plan, kit, i), kit.domain) for i in range(kit.replicas))
+                )
+            except NotFound as exc:  # the party's namespace does not exist
+                await self._finish(task, TASK_FAILED, "CreateResourceFailed", f"party {kit.key}: {exc}")
+                return
+            for name, obj in zip(kit.pod_names, pods, strict=True):
                 created[(kit.domain, name)] = obj or self.c.pods.get(name, kit.domain) or {}
-        for svc in plan.services:
-            owner = created.get((svc.kit.domain, svc.pod))
-            body = res.service(task, svc, owner if owner and owner.get("metadata") else None)
-            await self._create(kinds.SERVICES, body, svc.kit.domain)
-        for egress in plan.egress:
-            await self._create(kinds.SERVICES, res.egress_service(task, egress), egress.consumer)
+
+        def owner(domain: str, pod: str) -> JSON | None:
+            obj = created.get((domain, pod))
+            return obj if obj and obj.get("metadata") else None
+
+        await asyncio.gather(
+            *(self._create(kinds.SERVICES, res.service(task, s, owner(s.kit.domain, s.pod)), s.kit.domain)
+              for s in plan.services),
+            *(self._create(kinds.SERVICES, res.egress_service(task, e), e.consumer) for e in plan.egress),
+        )
         await self._create(TASKRESOURCEGROUPS, res.task_resource_group(task, kits), None)
         status = copy.deepcopy(task.get("status") or {})
         _set_condition(status, "ResourceCreated", "True", "", "", self.now())
@@ -304,7 +316,7 @@ class TaskReconciler:
 
     async def _write_status(self, task: JSON, status: JSON) -> JSON:
         body = {**task, "status": status}
-        return await self.client.update(KUSCIATASKS, body, subresource="status")
+        return self.latest.remember(await self.client.update(KUSCIATASKS, body, subresource="status"))
 
 
 def _set_condition(status: JSON, kind: str, value: str, reason: str, message: str, now: str) -> None:

@@ -16,6 +16,7 @@ from atoll.api.constants import LABEL_NODE_NAMESPACE
 from atoll.api.kuscia_tasks import (
     AGENT_TAINT_KEY,
     ANNOTATION_ACCESS_DOMAIN,
+    ANNOTATION_BANDWIDTH_LIMIT_PREFIX,
     ANNOTATION_CONFIG_TEMPLATE_VOLUMES,
     ANNOTATION_EGRESS_DOMAIN,
     ANNOTATION_EGRESS_HOST,
@@ -23,8 +24,11 @@ from atoll.api.kuscia_tasks import (
     ANNOTATION_IMAGE_ID,
     ANNOTATION_INITIATOR,
     ANNOTATION_JOB_ID,
+    ANNOTATION_METRIC_PATH,
+    ANNOTATION_METRIC_PORT,
     ANNOTATION_PROTOCOL,
     ANNOTATION_SERVICE_HOSTS,
+    ANNOTATION_SHOULD_BE_SCRAPED,
     ANNOTATION_TASK_ALIAS,
     ANNOTATION_TASK_ID,
     ANNOTATION_TASK_RESOURCE,
@@ -45,6 +49,7 @@ from atoll.api.kuscia_tasks import (
     LABEL_PORT_SCOPE,
     LABEL_TASK_RESOURCE_UID,
     LABEL_TASK_UID,
+    task_resource_name,
 )
 from atoll.controllers.kusciatask.kits import PartyKit
 from atoll.controllers.kusciatask.plan import EgressPlan, Plan, ServicePlan
@@ -142,11 +147,12 @@ def pod(task: JSON, plan: Plan, kit: PartyKit, index: int) -> JSON:
     annotations = {
         **base_annotations(task),
         ANNOTATION_TASK_RESOURCE_GROUP: task_name(task),
-        ANNOTATION_TASK_RESOURCE: "",
+        ANNOTATION_TASK_RESOURCE: task_resource_name(task_name(task), kit.domain, kit.role),
         ANNOTATION_SERVICE_HOSTS: orjson.dumps(plan.kuscia_hosts()).decode(),
     }
     if kit.image_id:
         annotations[ANNOTATION_IMAGE_ID] = kit.image_id
+    annotations.update(metric_annotations(kit, ports))
     spec: JSON = {
         "restartPolicy": kit.spec.get("restartPolicy") or "Never",
         "schedulerName": KUSCIA_SCHEDULER,
@@ -180,6 +186,19 @@ def pod(task: JSON, plan: Plan, kit: PartyKit, index: int) -> JSON:
     }
 
 
+def metric_annotations(kit: PartyKit, ports: dict[str, int]) -> dict[str, str]:
+    """Kuscia's Prometheus hints from the first container with a ``metricProbe``."""
+    for container in kit.spec.get("containers") or []:
+        probe = container.get("metricProbe") or {}
+        if probe.get("port") in ports:
+            return {
+                ANNOTATION_METRIC_PATH: str(probe.get("path") or "/metrics"),
+                ANNOTATION_METRIC_PORT: str(ports[str(probe["port"])]),
+                ANNOTATION_SHOULD_BE_SCRAPED: "true",
+            }
+    return {}
+
+
 def service(task: JSON, svc: ServicePlan, owner: JSON | None) -> JSON:
     labels = {**base_labels(task), LABEL_PORT_NAME: svc.port.name, LABEL_PORT_SCOPE: svc.port.scope}
     if svc.port.scope != "Domain":
@@ -192,6 +211,10 @@ def service(task: JSON, svc: ServicePlan, owner: JSON | None) -> JSON:
             **base_annotations(task),
             ANNOTATION_PROTOCOL: svc.port.protocol,
             ANNOTATION_ACCESS_DOMAIN: ",".join(svc.access),
+            **{
+                f"{ANNOTATION_BANDWIDTH_LIMIT_PREFIX}{dest}": str(limit)
+                for dest, limit in svc.kit.bandwidth_limits.items()
+            },
         },
     }
     if owner is not None:
@@ -256,6 +279,7 @@ def task_resource_group(task: JSON, kits: list[PartyKit]) -> JSON:
                     "role": kit.role,
                     "minReservedPods": kit.min_reserved_pods,
                     "pods": [{"name": name} for name in kit.pod_names],
+                    "taskResourceName": task_resource_name(task_name(task), kit.domain, kit.role),
                 }
                 for kit in kits
             ],

@@ -78,7 +78,7 @@ class NodeLifecycleReconciler:
         self.nodes = nodes
         self.leases = leases
         self.settings = settings or Settings()
-        self._clock = clock
+        self.clock = clock
         self._observed: dict[str, tuple[tuple[Any, ...], float]] = {}
         """node → (heartbeat signature, local time it was first seen)."""
         self._writes = controller_writes_total.labels(name, "update")
@@ -98,7 +98,7 @@ class NodeLifecycleReconciler:
         conditions: list[JSON] = list((node.get("status") or {}).get("conditions") or [])
         ready = next((c for c in conditions if c.get("type") == "Ready"), {})
         signature = (((lease or {}).get("spec") or {}).get("renewTime"), ready.get("lastHeartbeatTime"))
-        now = self._clock.monotonic()
+        now = self.clock.monotonic()
         seen = self._observed.get(key.name)
         if seen is None or seen[0] != signature:
             seen = self._observed[key.name] = (signature, now)
@@ -108,7 +108,7 @@ class NodeLifecycleReconciler:
         if ready.get("status") == "Unknown":
             return Result()
         log.info("node %s: no heartbeat for %.0fs; marking it Unknown", key.name, now - seen[1])
-        conditions = unknown_conditions(conditions, format_time(self._clock.now()))
+        conditions = unknown_conditions(conditions, format_time(self.clock.now()))
         status = {**(node.get("status") or {}), "conditions": conditions}
         self._writes.inc()
         try:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import BadRequest
 from atoll.api.kinds import PODS, REPLICASETS, REPLICATIONCONTROLLERS
 from atoll.api.podtemplates import controller_of
 from atoll.controllers import ControllerContext
 from atoll.controllers.replicaset.reconciler import ReplicaSetReconciler, selector_of
 from atoll.runtime import Cache, Controller, Manager, ObjectKey
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.expectations import Expectations
 from atoll.runtime.keys import JSON, Mapper, key_of
 from atoll.runtime.podcontrol import PodControl

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from atoll.api.clock import Clock
 from atoll.api.errors import BadRequest, NotFound
 from atoll.api.kinds import REPLICASETS
 from atoll.api.podtemplates import (
@@ -25,7 +26,6 @@ from atoll.api.selectors import LabelSelector, label_selector_from_spec, selecto
 from atoll.api.timestamps import try_parse_time
 from atoll.client import Client
 from atoll.runtime import Cache, ObjectKey, Result, TerminalError
-from atoll.runtime.clock import Clock
 from atoll.runtime.podcontrol import PodControl
 
 JSON = dict[str, Any]

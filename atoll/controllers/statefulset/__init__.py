@@ -3,11 +3,11 @@ with stable names, rolling updates with a partition, ControllerRevisions; see :m
 
 from __future__ import annotations
 
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.kinds import CONTROLLERREVISIONS, PODS, STATEFULSETS
 from atoll.controllers import ControllerContext
 from atoll.controllers.statefulset.reconciler import StatefulSetReconciler
 from atoll.runtime import Controller, Manager, ObjectKey, owner_mapper
-from atoll.runtime.clock import SYSTEM_CLOCK, Clock
 from atoll.runtime.expectations import Expectations
 from atoll.runtime.podcontrol import PodControl
 

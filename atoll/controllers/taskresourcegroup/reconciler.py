@@ -16,12 +16,14 @@ status timestamps (so they survive restarts) and a clock timer re-enqueues the g
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from atoll.api import kinds
+from atoll.api.clock import TimerHandle
 from atoll.api.errors import AlreadyExists, Conflict, NotFound
 from atoll.api.kuscia_tasks import (
     ANNOTATION_RESERVING_TIMESTAMP,
@@ -44,6 +46,7 @@ from atoll.api.kuscia_tasks import (
     TRG_RESERVED,
     TRG_RESERVING,
 )
+from atoll.api.timestamps import format_time, try_parse_time
 from atoll.client import Client
 from atoll.controllers.taskresourcegroup.resources import (
     failure_reason,
@@ -53,7 +56,7 @@ from atoll.controllers.taskresourcegroup.resources import (
     with_phase,
 )
 from atoll.runtime import Cache, Clock, ObjectKey, Result, get_logger
-from atoll.runtime.clock import TimerHandle, parse_rfc3339, rfc3339
+from atoll.runtime.latest import LatestWrites
 
 JSON = dict[str, Any]
 log = get_logger(__name__)
@@ -74,12 +77,13 @@ class GroupReconciler:
         self.clock = clock
         self.enqueue: Callable[[ObjectKey], None] = lambda key: None
         self._timers: dict[ObjectKey, tuple[float, TimerHandle]] = {}
+        self.latest = LatestWrites()
 
     def now(self) -> str:
-        return rfc3339(self.clock.now())
+        return format_time(self.clock.now())
 
     async def reconcile(self, key: ObjectKey) -> Result:
-        group = self.c.groups.get_key(key)
+        group = self.latest.fresher(self.c.groups.get_key(key), key)
         if group is None:
             self._cancel_timer(key)
             return Result()
@@ -97,7 +101,8 @@ class GroupReconciler:
         }.get(phase)
         if handler is not None:
             await handler(group)
-        if phase not in (TRG_RESERVED, TRG_FAILED):
+        group = self.latest.fresher(self.c.groups.get_key(key), key) or group
+        if ((group.get("status") or {}).get("phase") or TRG_PENDING) not in (TRG_RESERVED, TRG_FAILED):
             self._arm_lifecycle(group)
         else:
             self._cancel_timer(key)
@@ -121,30 +126,36 @@ class GroupReconciler:
                                                       value="False", reason=problem))
             return
         named = [{**p, "taskResourceName": tr_name(group["metadata"]["name"], p)} for p in parties]
-        if named != parties:
+        if named != parties:  # the KusciaTask controller names them already; others may not
             group = await self.client.update(TASKRESOURCEGROUPS, {**group, "spec": {**spec, "parties": named}})
+        # Creating is passed through in the same reconcile: one status write instead of two
         status = with_phase(group, TRG_CREATING, now, condition="TaskResourceGroupValidated")
         set_condition(status, "TaskResourceNameGenerated", "True", "", now)
-        await self._write_group(group, status)
+        await self._creating({**group, "status": status})
 
     async def _creating(self, group: JSON) -> None:
         now = self.now()
-        for party in (group.get("spec") or {}).get("parties") or []:
-            pods = {n: p for n in self._pod_names(party) if (p := self.c.pods.get(n, party["domainID"])) is not None}
-            body = task_resource(group, party, pods)
-            try:
-                created = await self.client.create(TASKRESOURCES, body, party["domainID"])
-            except AlreadyExists:
-                created = self.c.resources.get(body["metadata"]["name"], party["domainID"]) or await self.client.get(
-                    TASKRESOURCES, body["metadata"]["name"], party["domainID"]
-                )
-            if (created.get("status") or {}).get("phase") != TR_RESERVING:
-                status = with_phase(created, TR_RESERVING, now, condition="Reserving")
-                await self.client.update(TASKRESOURCES, {**created, "status": status}, subresource="status")
-            await self._link_pods(group, party, created, now)
+        parties = (group.get("spec") or {}).get("parties") or []
+        await asyncio.gather(*(self._create_party(group, party, now) for party in parties))
         status = with_phase(group, TRG_RESERVING, now, condition="TaskResourcesCreated")
         set_condition(status, "PodAnnotationUpdated", "True", "", now)
         await self._write_group(group, status)
+
+    async def _create_party(self, group: JSON, party: JSON, now: str) -> None:
+        pods = {n: p for n in self._pod_names(party) if (p := self.c.pods.get(n, party["domainID"])) is not None}
+        body = task_resource(group, party, pods)
+        try:
+            created = await self.client.create(TASKRESOURCES, body, party["domainID"])
+        except AlreadyExists:
+            created = self.c.resources.get(body["metadata"]["name"], party["domainID"]) or await self.client.get(
+                TASKRESOURCES, body["metadata"]["name"], party["domainID"]
+            )
+        if (created.get("status") or {}).get("phase") != TR_RESERVING:
+            status = with_phase(created, TR_RESERVING, now, condition="Reserving")
+            created = self.latest.remember(
+                await self.client.update(TASKRESOURCES, {**created, "status": status}, subresource="status")
+            )
+        await self._link_pods(group, party, created, now)
 
     async def _reserving(self, group: JSON) -> None:
         spec = group.get("spec") or {}
@@ -154,20 +165,31 @@ class GroupReconciler:
         failed = [tr for tr in trs if _phase(tr) == TR_FAILED]
         now = self.now()
         if len(reserved) >= members:
+            # the go: the group is Reserved (and done) first, then its TaskResources Schedulable
             status = with_phase(group, TRG_RESERVED, now, condition=RESERVED_CONDITION)
+            status["completionTime"] = now
+            set_condition(status, "TaskResourcesScheduled", "True", "", now)
             await self._write_group(group, status)
+            await self._schedulable(trs)
             return
         if members > len(trs) - len(failed):
-            reasons = "\n".join(f"{tr['metadata']['namespace']}: {failure_reason(tr)}" for tr in failed)
-            for tr in trs:
-                if _phase(tr) != TR_FAILED:
-                    await self._tr_phase(tr, TR_FAILED, "Failed", NEED_RETRY_REASON)
-            status = with_phase(group, TRG_RESERVE_FAILED, now, condition=RESERVED_CONDITION, value="False",
-                                reason=reasons)
-            name = group["metadata"]["name"]
-            log.info("task resource group %s could not reserve: %s", name, "; ".join(reasons.splitlines()))
-            await self._write_group(group, status)
-            self._arm(group, self._retry_at(group, now))
+            await self._reserve_failed_now(group, failed)
+
+    async def _reserve_failed_now(self, group: JSON, failed: list[JSON]) -> None:
+        """Every TaskResource ``Failed`` (reserved parties release their nodes), the group
+        ``ReserveFailed`` with one ``domain: reason`` line per failed party, a retry armed."""
+        now = self.now()
+        trs = self._task_resources(group)
+        reasons = "\n".join(f"{tr['metadata']['namespace']}: {failure_reason(tr)}" for tr in failed)
+        await asyncio.gather(
+            *(self._tr_phase(tr, TR_FAILED, "Failed", NEED_RETRY_REASON) for tr in trs if _phase(tr) != TR_FAILED)
+        )
+        status = with_phase(group, TRG_RESERVE_FAILED, now, condition=RESERVED_CONDITION, value="False", reason=reasons)
+        status.pop("completionTime", None)
+        name = group["metadata"]["name"]
+        log.info("task resource group %s could not reserve: %s", name, "; ".join(reasons.splitlines()))
+        await self._write_group(group, status)
+        self._arm(group, self._retry_at(group, now))
 
     async def _reserve_failed(self, group: JSON) -> None:
         due = self._retry_at(group, None)
@@ -175,8 +197,9 @@ class GroupReconciler:
             self._arm(group, due)
             return
         now = self.now()
-        for tr in self._task_resources(group):
-            await self._tr_phase(tr, TR_RESERVING, "Reserving", NEED_RETRY_REASON)
+        await asyncio.gather(
+            *(self._tr_phase(tr, TR_RESERVING, "Reserving", NEED_RETRY_REASON) for tr in self._task_resources(group))
+        )
         for party in (group.get("spec") or {}).get("parties") or []:
             await self._stamp_pods(party, now)
         status = with_phase(group, TRG_RESERVING, now)
@@ -184,9 +207,14 @@ class GroupReconciler:
         await self._write_group(group, status)
 
     async def _reserved(self, group: JSON) -> None:
-        for tr in self._task_resources(group):
-            if _phase(tr) != TR_SCHEDULABLE:
-                await self._tr_phase(tr, TR_SCHEDULABLE, "Schedulable", "all parties reserved resources", done=True)
+        trs = self._task_resources(group)
+        failed = [tr for tr in trs if _phase(tr) == TR_FAILED]
+        if failed and not any(_phase(tr) == TR_SCHEDULABLE for tr in trs):
+            # a party gave its nodes up (reservation window over) before the go: nothing is
+            # bound yet, so reserve again rather than let the others start alone
+            await self._reserve_failed_now(group, failed)
+            return
+        await self._schedulable(trs)
         status = copy.deepcopy(group.get("status") or {})
         if not status.get("completionTime"):
             now = self.now()
@@ -194,10 +222,23 @@ class GroupReconciler:
             set_condition(status, "TaskResourcesScheduled", "True", "", now)
             await self._write_group(group, status)
 
+    async def _schedulable(self, trs: list[JSON]) -> None:
+        await asyncio.gather(
+            *(
+                self._tr_phase(tr, TR_SCHEDULABLE, "Schedulable", "all parties reserved resources", done=True)
+                for tr in trs
+                if _phase(tr) != TR_SCHEDULABLE
+            )
+        )
+
     async def _failed(self, group: JSON) -> None:
-        for tr in self._task_resources(group):
-            if _phase(tr) != TR_FAILED:
-                await self._tr_phase(tr, TR_FAILED, "Failed", "the task resource group failed", done=True)
+        await asyncio.gather(
+            *(
+                self._tr_phase(tr, TR_FAILED, "Failed", "the task resource group failed", done=True)
+                for tr in self._task_resources(group)
+                if _phase(tr) != TR_FAILED
+            )
+        )
         status = copy.deepcopy(group.get("status") or {})
         if not status.get("completionTime"):
             now = self.now()
@@ -231,13 +272,19 @@ class GroupReconciler:
     def _task_resources(self, group: JSON) -> list[JSON]:
         out = []
         for party in (group.get("spec") or {}).get("parties") or []:
-            tr = self.c.resources.get(tr_name(group["metadata"]["name"], party), party["domainID"])
+            name = tr_name(group["metadata"]["name"], party)
+            tr = self.latest.fresher(self.c.resources.get(name, party["domainID"]), ObjectKey(party["domainID"], name))
             if tr is not None:
                 out.append(tr)
         return out
 
     async def _link_pods(self, group: JSON, party: JSON, tr: JSON, now: str) -> None:
+        """Point pods at their TaskResource (pods the KusciaTask controller created already are)."""
         for name in self._pod_names(party):
+            pod = self.c.pods.get(name, party["domainID"])
+            if pod is not None and (pod["metadata"].get("annotations") or {}).get(ANNOTATION_TASK_RESOURCE) == \
+                    tr["metadata"]["name"]:
+                continue
             patch = {
                 "metadata": {
                     "labels": {
@@ -272,13 +319,17 @@ class GroupReconciler:
         else:
             status.pop("completionTime", None)
         try:
-            await self.client.update(TASKRESOURCES, {**tr, "status": status}, subresource="status")
+            self.latest.remember(
+                await self.client.update(TASKRESOURCES, {**tr, "status": status}, subresource="status")
+            )
         except NotFound:
             pass
 
     async def _write_group(self, group: JSON, status: JSON) -> None:
         try:
-            await self.client.update(TASKRESOURCEGROUPS, {**group, "status": status}, subresource="status")
+            self.latest.remember(
+                await self.client.update(TASKRESOURCEGROUPS, {**group, "status": status}, subresource="status")
+            )
         except Conflict:
             raise  # stale cache: the work queue retries with the fresh object
         except NotFound:
@@ -288,7 +339,7 @@ class GroupReconciler:
 
     def _start(self, group: JSON) -> float:
         """``status.startTime`` (written by the first reconcile, on this controller's clock)."""
-        started = parse_rfc3339(str((group.get("status") or {}).get("startTime") or ""))
+        started = try_parse_time(str((group.get("status") or {}).get("startTime") or ""))
         return started if started is not None else self.clock.now()
 
     def _expired(self, group: JSON) -> bool:
@@ -297,7 +348,7 @@ class GroupReconciler:
 
     def _retry_at(self, group: JSON, now: str | None) -> float:
         seconds = int((group.get("spec") or {}).get("retryIntervalSeconds") or DEFAULT_RETRY_INTERVAL_SECONDS)
-        since = parse_rfc3339(now or str((group.get("status") or {}).get("lastTransitionTime") or ""))
+        since = try_parse_time(now or str((group.get("status") or {}).get("lastTransitionTime") or ""))
         return (since if since is not None else self.clock.now()) + seconds
 
     def _arm_lifecycle(self, group: JSON) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 from fractions import Fraction
 from typing import Any
 
@@ -16,6 +15,7 @@ from atoll.api.kuscia_tasks import (
     DEFAULT_RESOURCE_RESERVED_SECONDS,
     LABEL_INTERCONN_PROTOCOL_TYPE,
     LABEL_TASK_RESOURCE_GROUP_UID,
+    task_resource_name,
 )
 from atoll.api.quantity import format_quantity, parse_quantity
 
@@ -24,8 +24,7 @@ JSON = dict[str, Any]
 
 def tr_name(group: str, party: JSON) -> str:
     """``<trg>-<12 hex>``, stable per (domain, role) so a retried create finds the same object."""
-    digest = hashlib.sha256(f"{party.get('domainID')}/{party.get('role') or ''}".encode()).hexdigest()[:12]
-    return f"{group}-{digest}"
+    return task_resource_name(group, str(party.get("domainID") or ""), str(party.get("role") or ""))
 
 
 def set_condition(status: JSON, kind: str, value: str, reason: str, now: str) -> None:

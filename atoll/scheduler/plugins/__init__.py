@@ -6,6 +6,7 @@ later ``kuscia-scheduler`` with co-scheduling) composes these with its own plugi
 
 from __future__ import annotations
 
+from atoll.scheduler.plugins.domainisolation import DomainIsolation, NamespaceDomain
 from atoll.scheduler.plugins.nodeaffinity import NodeAffinity
 from atoll.scheduler.plugins.nodeready import NodeReady
 from atoll.scheduler.plugins.noderesources import LeastAllocated, NodeResourcesFit
@@ -13,13 +14,25 @@ from atoll.scheduler.plugins.nodeunschedulable import NodeUnschedulable
 from atoll.scheduler.plugins.tainttoleration import TaintToleration
 
 
-def default_plugins() -> list[object]:
-    """Fresh instances of the default plugins (filters run in this order; the first failure wins)."""
-    return [NodeUnschedulable(), NodeReady(), TaintToleration(), NodeAffinity(), NodeResourcesFit(), LeastAllocated()]
+def default_plugins(namespace_domain: NamespaceDomain | None = None) -> list[object]:
+    """Fresh instances of the default plugins (filters run in this order; the first failure wins).
+
+    ``namespace_domain`` maps a namespace to the domain it belongs to (None: not a domain's)."""
+    return [
+        DomainIsolation(namespace_domain),
+        NodeUnschedulable(),
+        NodeReady(),
+        TaintToleration(),
+        NodeAffinity(),
+        NodeResourcesFit(),
+        LeastAllocated(),
+    ]
 
 
 __all__ = [
+    "DomainIsolation",
     "LeastAllocated",
+    "NamespaceDomain",
     "NodeAffinity",
     "NodeReady",
     "NodeResourcesFit",

@@ -3,9 +3,10 @@
 A pod annotated ``kuscia.secretflow/task-resource: <tr>`` belongs to the gang of that
 TaskResource (one party of a task). Per pod:
 
-* **PreFilter** — an empty annotation or a missing TaskResource: "waiting for task resource";
-  a ``Pending`` or ``Failed`` TaskResource: unschedulable (the failure names the domain and the
-  reason). Pods without the annotation are ordinary pods.
+* **PreFilter** — an empty annotation, a missing or ``Pending`` TaskResource: "waiting for task
+  resource" (``Code.PENDING``: retried when the pod is linked or re-stamped, not reported as a
+  failure); a ``Failed`` TaskResource: unschedulable, naming the domain and the reason. Pods
+  without the annotation are ordinary pods.
 * **PostFilter** (the pod fits nowhere) — the TaskResource is marked ``Failed`` with the
   scheduler's own words (``0/1 nodes are available: 1 Insufficient cpu (requested 5, free 1.9).``),
   which fails the whole party, and through the TaskResourceGroup the whole task's reservation.
@@ -39,12 +40,12 @@ from atoll.api.kuscia_tasks import (
     TR_RESERVING,
     TR_SCHEDULABLE,
 )
+from atoll.api.timestamps import format_time
 from atoll.client import Client, ClientError
 from atoll.runtime import Cache, Clock, ObjectKey
-from atoll.runtime.clock import rfc3339
 from atoll.runtime.keys import key_of
 from atoll.scheduler.diagnosis import Diagnosis, fit_error_message
-from atoll.scheduler.framework import SUCCESS, CycleState, Status
+from atoll.scheduler.framework import SUCCESS, Code, CycleState, Status
 
 JSON = dict[str, Any]
 NAME = "KusciaScheduling"
@@ -122,17 +123,17 @@ class KusciaScheduling:
         name = task_resource_of(pod)
         if name is None:
             return SUCCESS
-        if not name:
-            return Status.unschedulable(WAITING)
+        if not name:  # the TaskResourceGroup controller links it in a moment
+            return Status(Code.PENDING, (WAITING,))
         tr = self.task_resources.get_key(self._key(pod, name))
         if tr is None:
-            return Status.unschedulable(f"{WAITING} {name}")
+            return Status(Code.PENDING, (f"{WAITING} {name}",))
         phase = _phase(tr)
         if phase == TR_FAILED:
             domain = tr["metadata"].get("namespace")
             return Status.unschedulable(f"domain [{domain}] can not reserve resources for pods: {_failure(tr)}")
         if phase not in (TR_RESERVING, TR_RESERVED, TR_SCHEDULABLE):
-            return Status.unschedulable(f"task resource {name} is {phase or 'Pending'}")
+            return Status(Code.PENDING, (f"task resource {name} is {phase or 'Pending'}",))
         state[NAME] = tr
         return SUCCESS
 
@@ -159,6 +160,8 @@ class KusciaScheduling:
             if gang is not None:
                 gang.reserved.pop(key_of(pod), None)
                 gang.notify()
+                if not gang.reserved:  # every waiter holds a reservation: none is left waiting
+                    self.gangs.pop(key_of(tr), None)
 
     # -- binding cycle -------------------------------------------------------------------------
 
@@ -190,7 +193,7 @@ class KusciaScheduling:
         if _phase(current) == TR_RESERVING and not gang.marking:
             gang.marking = True
             try:
-                await self._mark(key, TR_RESERVED, "Reserved", RESERVED_REASON, only_from=TR_RESERVING)
+                await self._mark(key, TR_RESERVED, "Reserved", RESERVED_REASON)
             finally:
                 gang.marking = False
 
@@ -235,7 +238,8 @@ class KusciaScheduling:
                     return verdict
                 if expired:
                     message = f"{timeout_text.format(n=len(gang.reserved))} within {seconds:g}s"
-                    await self._mark(key_of(tr), TR_FAILED, "Failed", message, only_from=TR_RESERVING)
+                    # Kuscia's Unreserve: a gang that gave up its nodes must not be Schedulable later
+                    await self._mark(key_of(tr), TR_FAILED, "Failed", message, only_from=(TR_RESERVING, TR_RESERVED))
                     return Status.unschedulable(message)
                 await gang.changed.wait()
         finally:
@@ -247,15 +251,15 @@ class KusciaScheduling:
         task.add_done_callback(self._background.discard)
 
     async def _mark(
-        self, key: ObjectKey, phase: str, condition: str, reason: str, *, only_from: str | None = TR_RESERVING
+        self, key: ObjectKey, phase: str, condition: str, reason: str, *, only_from: tuple[str, ...] = (TR_RESERVING,)
     ) -> None:
-        """Move the TaskResource to ``phase`` (if it is still ``only_from``), retrying conflicts."""
+        """Move the TaskResource to ``phase`` (if it is in one of ``only_from``), retrying conflicts."""
         for _ in range(10):
             try:
                 tr = await self.client.get(TASKRESOURCES, key.name, key.namespace)
-                if only_from is not None and _phase(tr) != only_from:
+                if _phase(tr) not in only_from:
                     return
-                now = rfc3339(self.clock.now())
+                now = format_time(self.clock.now())
                 status = dict(tr.get("status") or {})
                 status["phase"] = phase
                 status["lastTransitionTime"] = now

@@ -38,7 +38,7 @@ class DetailedResourcesFit(NodeResourcesFit):
             want = requests[res]
             if want <= 0 or res == "pods":
                 continue
-            free = node.allocatable.get(res, Fraction(0)) - node.requested.get(res, Fraction(0))
+            free = node.free(res)
             if want > free:
                 reasons.append(f"Insufficient {res} (requested {amount(res, want)}, free {amount(res, free)})")
         return Status.unschedulable(*reasons) if reasons else SUCCESS

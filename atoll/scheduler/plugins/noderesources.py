@@ -12,7 +12,6 @@ spread to the least loaded nodes; zero requests count as 100m / 200Mi.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
 from atoll.scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, Status
@@ -22,6 +21,7 @@ JSON = dict[str, Any]
 FIT = "NodeResourcesFit"
 LEAST_ALLOCATED = "NodeResourcesLeastAllocated"
 SCORED = ("cpu", "memory")
+WANTED = "NodeResourcesLeastAllocated/wanted"
 
 
 def _requests(state: CycleState, pod: JSON) -> Resources:
@@ -40,8 +40,7 @@ def insufficient(requests: Resources, node: NodeInfo) -> list[str]:
         want = requests[res]
         if want <= 0 or res == "pods":
             continue
-        free = node.allocatable.get(res, Fraction(0)) - node.requested.get(res, Fraction(0))
-        if want > free:
+        if want > node.free(res):
             reasons.append(f"Insufficient {res}")
     return reasons
 
@@ -63,14 +62,16 @@ class LeastAllocated:
     weight = 1
 
     def score(self, state: CycleState, pod: JSON, node: NodeInfo) -> float:
-        wanted = non_zero(_requests(state, pod))
+        wanted = state.get(WANTED)
+        if not isinstance(wanted, dict):
+            wanted = state[WANTED] = {res: float(v) for res, v in non_zero(_requests(state, pod)).items()}
         total = 0.0
         for res in SCORED:
-            capacity = node.allocatable.get(res, Fraction(0))
+            capacity = node.as_float("allocatable", res)
             if capacity <= 0:
                 continue
-            used = node.non_zero_requested.get(res, Fraction(0)) + wanted[res]
-            total += float(max(capacity - used, Fraction(0)) * int(MAX_NODE_SCORE) / capacity)
+            used = node.as_float("non_zero", res) + wanted[res]
+            total += max(capacity - used, 0.0) * MAX_NODE_SCORE / capacity
         return total / len(SCORED)
 
     def normalize(self, scores: dict[str, float]) -> None:

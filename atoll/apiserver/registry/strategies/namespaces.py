@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from atoll.api.builtin_validation import require_valid
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.registry.strategies.base import KindStrategy
 from atoll.apiserver.registry.subresources import (
@@ -43,6 +44,7 @@ class FinalizeSubresource:
     async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
         if call.method != "PUT":
             raise method_not_allowed(call)
+        require_valid(require_body(call), "", "v1", "Namespace", call.name)
         finalizers = list((require_body(call).get("spec") or {}).get("finalizers") or [])
 
         def mutate(current: JSON) -> JSON:

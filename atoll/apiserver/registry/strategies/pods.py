@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from atoll.api import errors
+from atoll.api.builtin_validation import require_valid
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import ResourceDef
 from atoll.api.timestamps import format_time
@@ -33,8 +34,8 @@ from atoll.apiserver.registry.subresources import (
     method_not_allowed,
     require_body,
 )
-from atoll.apiserver.tables import printers
 from atoll.apiserver.tables.columns import Printer
+from atoll.apiserver.tables.pod_printer import POD
 
 if TYPE_CHECKING:
     from atoll.apiserver.registry.storage import ResourceStorage
@@ -83,6 +84,7 @@ class BindingSubresource:
     async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
         if call.method != "POST":
             raise method_not_allowed(call)
+        require_valid(require_body(call), "", "v1", "Binding", call.name)
         node = str((require_body(call).get("target") or {}).get("name") or "")
         if not node:
             raise errors.invalid("Binding", "", call.name, [errors.cause("FieldValueRequired", "target.name",
@@ -138,7 +140,7 @@ def pod_subresources(cache: WatchCache, clock: Clock) -> dict[str, Subresource]:
 
 @dataclass(frozen=True)
 class PodStrategy(KindStrategy):
-    printer: Printer | None = printers.POD
+    printer: Printer | None = POD
     returns_deleted_object: bool = True
     subresources: dict[str, Subresource] = field(default_factory=dict)  # type: ignore[assignment]
 

@@ -1,0 +1,29 @@
+"""Schema admission for built-in kinds: every write is checked against Kubernetes' published schema.
+
+Type errors answer 422 naming the field; unknown fields follow ``fieldValidation`` (``Strict``:
+400 ``strict decoding error``, ``Warn``: dropped with a ``Warning`` header, ``Ignore``: dropped), as
+kube-apiserver does. The checker itself is ``atoll.api.builtin_validation``.
+"""
+
+from __future__ import annotations
+
+from atoll.api import errors
+from atoll.api.builtin_validation import check
+from atoll.apiserver.admission.chain import Attributes
+
+
+class BuiltinSchemaAdmission:
+    """Validates built-in kinds against their published schema, honouring ``fieldValidation``."""
+
+    async def admit(self, attrs: Attributes) -> None:
+        rd = attrs.rd
+        if not rd.builtin or attrs.obj is None or attrs.operation not in ("CREATE", "UPDATE"):
+            return
+        unknown, causes = check(attrs.obj, rd.group, rd.version, rd.kind)
+        if unknown and attrs.field_validation == "Strict":
+            detail = ", ".join(f'unknown field "{f}"' for f in unknown)
+            raise errors.BadRequest(f"strict decoding error: {detail}")
+        if unknown and attrs.field_validation == "Warn":
+            attrs.warnings.extend(f'unknown field "{f}"' for f in unknown)
+        if causes:
+            raise errors.invalid(rd.kind, rd.group, attrs.name, causes)

@@ -1,0 +1,111 @@
+"""aiohttp's low-level server with Kubernetes-style protocol errors and connection limits.
+
+Requests aiohttp cannot parse never reach the handler: a request line over 8 KB, headers too
+large, a malformed request. aiohttp answers those with plain text; this server answers a JSON
+``Status`` (414 for an overlong URL, 431 for oversized headers, 400 otherwise), as clients of a
+Kubernetes API expect, and closes the connection.
+
+Each connection also enforces ``ConnectionLimits`` (see ``limits``): a complete request head
+within the header timeout, the idle timeout between requests, and the cap on connections that
+have not yet been authenticated (``authenticated()`` is called by the handler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+
+from atoll.apiserver.http.limits import ConnectionCounter, ConnectionLimits
+
+_REQUEST_LINE = re.compile(rb"^([A-Z]+ )?/")  # the request line (or its target), not a header
+
+
+def _status(code: int, reason: str, message: str) -> bytes:
+    return orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                         "message": message, "reason": reason, "code": code})
+
+
+class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
+    def __init__(self, manager: Any, *, limits: ConnectionLimits, counter: ConnectionCounter, **kwargs: Any) -> None:
+        super().__init__(manager, keepalive_timeout=limits.idle_timeout, **kwargs)
+        self._limits = limits
+        self._counter = counter
+        self._counted = False
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def counted(self) -> None:
+        """The listener's gate already admitted this connection under the cap."""
+        self._counted = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if not self._counted:  # not through the gate (the loopback socket): admit here
+            if not self._counter.admit():
+                self.force_close()  # over the cap of unauthenticated connections
+                return
+            self._counted = True
+        self._header_timer = asyncio.get_running_loop().call_later(self._limits.header_timeout, self._header_deadline)
+
+    def _header_deadline(self) -> None:
+        self._header_timer = None
+        if self._request_count == 0:  # no complete request head yet: slowloris or idle socket
+            self.force_close()
+
+    def authenticated(self) -> None:
+        """The connection carried an authenticated request: it no longer counts against the cap."""
+        if self._counted:
+            self._counted = False
+            self._counter.release()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        self.authenticated()
+        super().connection_lost(exc)
+
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs; raises if a response already started
+        code, reason, text = status, "BadRequest", "the request could not be parsed"
+        if isinstance(exc, LineTooLong):
+            line = exc.args[0] if exc.args else b""
+            raw = bytes(line) if isinstance(line, bytes | bytearray) else str(line).encode()
+            is_request_line = _REQUEST_LINE.match(raw) is not None
+            code = 414 if is_request_line else 431
+            reason = "RequestURITooLong" if code == 414 else "RequestHeaderFieldsTooLarge"
+            text = "the request URL is too long" if code == 414 else "the request headers are too large"
+        elif isinstance(exc, BadHttpMessage):
+            text = f"the request could not be parsed: {exc.message}"
+        elif status >= 500:
+            code, reason, text = 500, "InternalError", "an internal error occurred; see the server log"
+        response = web.Response(status=code, body=_status(code, reason, text), content_type="application/json")
+        response.force_close()
+        return response
+
+
+class StatusServer(web.Server):
+    """``web.Server`` whose connections answer protocol errors with a ``Status`` and enforce limits."""
+
+    def __init__(self, *args: Any, limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits or ConnectionLimits()
+        self.counter = ConnectionCounter(self.limits.max_unauthenticated)
+
+    def __call__(self) -> RequestHandler:  # type: ignore[type-arg]
+        handler: Any = StatusRequestHandler(self, loop=self._loop, limits=self.limits, counter=self.counter,
+                                            **self._kwargs)
+        return handler  # type: ignore[no-any-return]
+
+
+def mark_authenticated(request: web.BaseRequest) -> None:
+    protocol = request.protocol
+    if isinstance(protocol, StatusRequestHandler):
+        protocol.authenticated()

@@ -1,0 +1,141 @@
+"""Connection flood benchmark: a real ``atoll start`` master under idle and slowloris connections.
+
+    .venv/bin/python bench/bench_flood.py [--idle 2000] [--slow 1000]
+
+Measures, for the server process: RSS and authenticated GET latency (p50/p99 over 200 GETs)
+with no flood; then opens ``idle`` raw TCP connections that never send anything and ``slow``
+slowloris connections that trickle a header byte every second; measures RSS, GET latency and how
+many flood connections the server still holds after 15 s; closes the flood and measures RSS again.
+The server's limits (header timeout 10 s, 512 unauthenticated connections) should keep RSS
+flat and GETs fast. Prints one table (ours under flood / ours without flood).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import resource
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.conftest import start_master_process  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def latencies(http: aiohttp.ClientSession, n: int = 200) -> tuple[float, float]:
+    out = []
+    for _ in range(n):
+        started = time.perf_counter()
+        async with http.get("/api/v1/namespaces/default") as resp:
+            assert resp.status == 200
+            await resp.read()
+        out.append((time.perf_counter() - started) * 1000)
+    out.sort()
+    return statistics.median(out), out[int(len(out) * 0.99) - 1]
+
+
+async def open_flood(port: int, idle: int, slow: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    conns = []
+    for i in range(idle + slow):
+        with contextlib.suppress(OSError):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            if i >= idle:
+                writer.write(b"GET /api HTTP/1.1\r\n")
+            conns.append((reader, writer))
+    return conns
+
+
+async def trickle(writers: list[asyncio.StreamWriter], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for w in writers:
+            if not w.is_closing():
+                with contextlib.suppress(Exception):
+                    w.write(b"X")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def still_open(conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> int:
+    """Flood connections the server has not closed (no EOF seen on them)."""
+    return sum(1 for reader, writer in conns if not reader.at_eof() and not writer.is_closing())
+
+
+async def _drain(reader: asyncio.StreamReader) -> None:
+    with contextlib.suppress(Exception):
+        while await reader.read(4096):
+            pass
+
+
+async def main(args: argparse.Namespace) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 65536)), hard))
+    base = Path(tempfile.mkdtemp(prefix="atoll-bench-flood-"))
+    proc, server = start_master_process(base / "master")
+    port = int(server.url.rsplit(":", 1)[1])
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    try:
+        await asyncio.sleep(5)
+        rss_before = rss_mb(proc.pid)
+        # an authenticated client already connected (keep-alive) before the flood starts
+        http = aiohttp.ClientSession(server.url, connector=aiohttp.TCPConnector(ssl=ctx, limit=1),
+                                     headers=server.headers())
+        p50, p99 = await latencies(http)
+        conns = await open_flood(port, args.idle, args.slow)
+        writers = [w for _, w in conns]
+        # consume what the server sends (its closes become EOFs)
+        drains = [asyncio.create_task(_drain(reader)) for reader, _ in conns]
+        stop = asyncio.Event()
+        trickler = asyncio.create_task(trickle(writers[args.idle:], stop))
+        await asyncio.sleep(2)
+        rss_flood = rss_mb(proc.pid)
+        f50, f99 = await latencies(http)
+        await http.close()
+        await asyncio.sleep(13)
+        held = still_open(conns)
+        stop.set()
+        await trickler
+        for w in writers:
+            w.close()
+        await asyncio.sleep(12)
+        rss_after = rss_mb(proc.pid)
+        for task in drains:
+            task.cancel()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    rows = [
+        ("RSS idle (MB)", f"{rss_before:.0f}", ""),
+        (f"RSS during flood of {args.idle} idle + {args.slow} slowloris (MB)", f"{rss_flood:.0f}",
+         f"{rss_flood / rss_before:.2f}x"),
+        ("RSS after the flood closed (MB)", f"{rss_after:.0f}", f"{rss_after / rss_before:.2f}x"),
+        ("GET p50 (ms): flood / none", f"{f50:.1f} / {p50:.1f}", f"{f50 / p50:.2f}x"),
+        ("GET p99 (ms): flood / none", f"{f99:.1f} / {p99:.1f}", f"{f99 / p99:.2f}x"),
+        ("flood connections still open after 15 s", str(held), f"of {len(writers)}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value, ratio in rows:
+        print(f"{name:<{width}}  {value:>16}  {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--idle", type=int, default=2000)
+    parser.add_argument("--slow", type=int, default=1000)
+    sys.exit(asyncio.run(main(parser.parse_args())))

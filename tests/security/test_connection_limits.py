@@ -1,0 +1,97 @@
+"""Finding 6: connections cost nothing before authentication; overload answers 429 + Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from atoll.apiserver.app import APIServer, ServerConfig, ServerSettings
+from atoll.apiserver.http.limits import ConnectionLimits, InflightLimiter
+from atoll.store.endpoint import open_store
+
+LIMITS = ConnectionLimits(header_timeout=0.5, idle_timeout=1.0, max_unauthenticated=5, max_requests_inflight=0,
+                          max_mutating_requests_inflight=0)
+
+
+@contextlib.asynccontextmanager
+async def server(tmp_path: Path, limits: ConnectionLimits) -> AsyncIterator[str]:
+    store = open_store(None, tmp_path)
+    await store.start()
+    api = APIServer(store, ServerConfig(port=0, settings=ServerSettings(limits=limits)))
+    task = asyncio.create_task(api.run())
+    await api.wait_ready()
+    try:
+        yield f"127.0.0.1:{api.bound_port}"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.close()
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    try:
+        data = await asyncio.wait_for(reader.read(1024), seconds)
+    except TimeoutError:
+        return False
+    return data == b""
+
+
+async def test_slowloris_connection_is_closed_after_the_header_timeout(tmp_path: Path) -> None:
+    async with server(tmp_path, LIMITS) as address:
+        host, port = address.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /api HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+        await writer.drain()
+        started = time.monotonic()
+        assert await _closed_within(reader, 5)
+        assert 0.3 < time.monotonic() - started < 3
+        writer.close()
+
+
+async def test_unauthenticated_connections_are_capped_and_freed(tmp_path: Path) -> None:
+    limits = ConnectionLimits(header_timeout=30, idle_timeout=30, max_unauthenticated=5)
+    async with server(tmp_path, limits) as address:
+        host, port = address.split(":")
+        idle = [await asyncio.open_connection(host, int(port)) for _ in range(5)]
+        await asyncio.sleep(0.2)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        assert await _closed_within(reader, 3), "the 6th unauthenticated connection was kept"
+        writer.close()
+        for _, w in idle:
+            w.close()
+        await asyncio.sleep(0.3)
+        async with aiohttp.ClientSession() as http, http.get(f"http://{address}/version") as resp:
+            assert resp.status == 200
+
+
+async def test_overload_answers_429_with_retry_after_and_watches_are_not_counted(tmp_path: Path) -> None:
+    async with server(tmp_path, LIMITS) as address, aiohttp.ClientSession() as http:
+        async with http.get(f"http://{address}/api/v1/namespaces") as resp:
+            assert resp.status == 429
+            assert resp.headers["Retry-After"] == "1"
+            body = await resp.json()
+            assert body["reason"] == "TooManyRequests" and body["kind"] == "Status"
+        async with http.get(f"http://{address}/api/v1/namespaces?watch=true&timeoutSeconds=1") as resp:
+            assert resp.status == 200
+
+
+def test_inflight_limiter_counts_and_releases() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    limiter = InflightLimiter(ConnectionLimits(max_requests_inflight=1, max_mutating_requests_inflight=1))
+    get, post = make_mocked_request("GET", "/api/v1/pods"), make_mocked_request("POST", "/api/v1/pods")
+    taken = limiter.enter(get, ())
+    with pytest.raises(Exception, match="Too many requests"):
+        limiter.enter(get, ())
+    assert limiter.enter(get, ("system:masters",)) is None
+    mutating = limiter.enter(post, ())
+    limiter.leave(taken)
+    limiter.leave(mutating)
+    assert limiter.enter(get, ()) == "readonly"
