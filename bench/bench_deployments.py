@@ -2,16 +2,18 @@
 
     .venv/bin/python bench/bench_deployments.py [--replicas 200]
 
-A master and two lite agents (alice, bob) run as processes; the workload lives in namespace
-``bench`` (not a domain's), tolerating the agents' taint, so the scheduler spreads it over both.
-Each pod runs ``sleep 3600``. Three phases, each timed from the first write to the last pod Ready
-(seen on a pod watch), with the master's CPU seconds (``/proc/<pid>/stat``):
+A master and two lite agents (domains alice and bob) run as processes. An agent runs only its own
+domain's pods, so the workload is split in two: each domain's namespace gets half of it (pods
+placed on the domain's node by the ``DomainPlacement`` admission). Each pod runs ``sleep 3600``.
+Three phases, each timed from the first write to the last pod Ready (seen on pod watches), with
+the master's CPU seconds (``/proc/<pid>/stat``):
 
 1. N bare pods created directly (20 creates in flight) — the baseline; then deleted;
-2. a Deployment of N replicas — ratio against (1) for time and master CPU per pod (target ≤ 1.3);
-3. a rolling update of it (``maxSurge: 25%``, ``maxUnavailable: 25%``): time until the rollout is
-   complete, and the lowest number of Ready, not-terminating pods of the Deployment seen on the
-   watch during the update, against ``replicas - maxUnavailable`` (it must never be below).
+2. one Deployment of N/2 replicas per domain — ratio against (1) for time and master CPU per pod
+   (target ≤ 1.3);
+3. a rolling update of both (``maxSurge: 25%``, ``maxUnavailable: 25%``): time until both rollouts
+   are complete, and the lowest number of Ready, not-terminating pods of each Deployment seen on
+   the watch during the update, against ``replicas - maxUnavailable`` (it must never be below).
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ from atoll.client import Client  # noqa: E402
 from bench.bench_pods import cpu_seconds, start_agent, start_master  # noqa: E402
 
 JSON = dict[str, Any]
-NS = "bench"
-TOLERATION = {"key": "kuscia.secretflow/agent", "operator": "Exists", "effect": "NoSchedule"}
+DOMAINS = ("alice", "bob")
+DOMAIN_KIND = kinds.kind("kuscia.secretflow", "domains")
 
 
 def pod_spec(version: str) -> JSON:
-    return {"terminationGracePeriodSeconds": 1, "tolerations": [TOLERATION], "containers": [{
+    return {"terminationGracePeriodSeconds": 1, "containers": [{
         "name": "main", "image": "bench:v1", "command": ["sleep", "3600"],
         "env": [{"name": "VERSION", "value": version}]}]}
 
@@ -49,7 +51,7 @@ def ready(pod: JSON) -> bool:
 
 
 class PodWatch:
-    """Ready pods (by name) per label value of ``app``, from one watch of the namespace."""
+    """Ready pods (by name) per ``namespace/app``, from one watch per domain namespace."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -58,17 +60,17 @@ class PodWatch:
         self.min_ready: dict[str, int] = {}
         self.present: set[str] = set()
 
-    async def run(self) -> None:
-        rv = (await self.client.list(kinds.PODS, NS))["metadata"]["resourceVersion"]
-        async for kind, pod in self.client.watch(kinds.PODS, NS, resource_version=rv):
+    async def run(self, namespace: str) -> None:
+        rv = (await self.client.list(kinds.PODS, namespace))["metadata"]["resourceVersion"]
+        async for kind, pod in self.client.watch(kinds.PODS, namespace, resource_version=rv):
             if kind == "BOOKMARK":
                 continue
-            app = (pod["metadata"].get("labels") or {}).get("app", "")
+            app = f"{namespace}/" + (pod["metadata"].get("labels") or {}).get("app", "")
             names = self.ready.setdefault(app, set())
             if kind == "DELETED":
-                self.present.discard(pod["metadata"]["name"])
+                self.present.discard(f"{namespace}/{pod['metadata']['name']}")
             else:
-                self.present.add(pod["metadata"]["name"])
+                self.present.add(f"{namespace}/{pod['metadata']['name']}")
             if kind != "DELETED" and ready(pod):
                 names.add(pod["metadata"]["name"])
             else:
@@ -96,37 +98,46 @@ async def bare_pods(client: Client, watch: PodWatch, n: int, master: int) -> tup
     async def create(i: int) -> None:
         body = {"metadata": {"name": f"bare-{i}", "labels": {"app": "bare"}}, "spec": pod_spec("1")}
         async with gate:
-            await client.create(kinds.PODS, body, NS)
+            await client.create(kinds.PODS, body, DOMAINS[i % 2])
 
     cpu0, t0 = cpu_seconds(master), time.monotonic()
     await asyncio.gather(*(create(i) for i in range(n)))
-    await watch.until("bare", n)
+    for domain in DOMAINS:
+        await watch.until(f"{domain}/bare", n // 2)
     return time.monotonic() - t0, cpu_seconds(master) - cpu0
 
 
 async def deployment(client: Client, watch: PodWatch, n: int, master: int) -> tuple[float, float]:
     body = {"metadata": {"name": "web"}, "spec": {
-        "replicas": n, "selector": {"matchLabels": {"app": "web"}},
+        "replicas": n // 2, "selector": {"matchLabels": {"app": "web"}},
         "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec("1")}}}
     cpu0, t0 = cpu_seconds(master), time.monotonic()
-    await client.create(kinds.DEPLOYMENTS, body, NS)
-    await watch.until("web", n)
+    for domain in DOMAINS:
+        await client.create(kinds.DEPLOYMENTS, body, domain)
+    for domain in DOMAINS:
+        await watch.until(f"{domain}/web", n // 2)
     return time.monotonic() - t0, cpu_seconds(master) - cpu0
 
 
-async def rolling_update(client: Client, watch: PodWatch, n: int, master: int) -> tuple[float, float, int]:
-    watch.min_ready["web"] = len(watch.ready.get("web", ()))
-    cpu0, t0 = cpu_seconds(master), time.monotonic()
-    await client.patch(kinds.DEPLOYMENTS, "web", {"spec": {"template": {"spec": pod_spec("2")}}}, NS,
-                       patch_type="strategic")
+async def rolled_out(client: Client, domain: str, n: int) -> None:
     while True:
-        d = await client.get(kinds.DEPLOYMENTS, "web", NS)
+        d = await client.get(kinds.DEPLOYMENTS, "web", domain)
         st = d.get("status") or {}
         if (st.get("observedGeneration", 0) >= d["metadata"]["generation"] and st.get("updatedReplicas") == n
                 and st.get("availableReplicas") == n and st.get("replicas") == n):
-            break
+            return
         await asyncio.sleep(0.2)
-    return time.monotonic() - t0, cpu_seconds(master) - cpu0, watch.min_ready.pop("web")
+
+
+async def rolling_update(client: Client, watch: PodWatch, n: int, master: int) -> tuple[float, float, int]:
+    for domain in DOMAINS:
+        watch.min_ready[f"{domain}/web"] = len(watch.ready.get(f"{domain}/web", ()))
+    cpu0, t0 = cpu_seconds(master), time.monotonic()
+    for domain in DOMAINS:
+        await client.patch(kinds.DEPLOYMENTS, "web", {"spec": {"template": {"spec": pod_spec("2")}}}, domain,
+                           patch_type="strategic")
+    await asyncio.gather(*(rolled_out(client, d, n // 2) for d in DOMAINS))
+    return time.monotonic() - t0, cpu_seconds(master) - cpu0, min(watch.min_ready.pop(f"{d}/web") for d in DOMAINS)
 
 
 async def run(base: Path, n: int) -> None:
@@ -142,22 +153,33 @@ async def run(base: Path, n: int) -> None:
                         break
                     except Exception:
                         await asyncio.sleep(0.1)
-            await client.create(kinds.NAMESPACES, {"metadata": {"name": NS}})
+            for domain in DOMAINS:
+                await client.create(DOMAIN_KIND, {"metadata": {"name": domain}, "spec": {"role": ""}})
+            for domain in DOMAINS:
+                for _ in range(300):
+                    try:
+                        await client.get(kinds.NAMESPACES, domain)
+                        break
+                    except Exception:
+                        await asyncio.sleep(0.1)
             watch = PodWatch(client)
-            watcher = asyncio.create_task(watch.run())
+            watchers = [asyncio.create_task(watch.run(d)) for d in DOMAINS]
             await asyncio.sleep(1)
             bare_t, bare_cpu = await bare_pods(client, watch, n, master.pid)
-            await client.delete_collection(kinds.PODS, NS, label_selector="app=bare")
+            for domain in DOMAINS:
+                await client.delete_collection(kinds.PODS, domain, label_selector="app=bare")
             await watch.until_empty()
             dep_t, dep_cpu = await deployment(client, watch, n, master.pid)
             roll_t, roll_cpu, lowest = await rolling_update(client, watch, n, master.pid)
-            watcher.cancel()
+            for watcher in watchers:
+                watcher.cancel()
     finally:
         for proc in (*agents.values(), master):
             proc.terminate()
             proc.wait(timeout=30)
-    floor = n - n * 25 // 100
-    print(f"{n} replicas over 2 agents")
+    half = n // 2
+    floor = half - half * 25 // 100
+    print(f"{n} replicas over 2 agents (a Deployment of {half} per domain)")
     print(f"{'phase':<28}{'seconds':>10}{'master CPU s':>14}{'CPU ms/pod':>12}")
     print(f"{'bare pods -> all Ready':<28}{bare_t:>10.1f}{bare_cpu:>14.1f}{bare_cpu / n * 1000:>12.1f}")
     print(f"{'Deployment -> all Ready':<28}{dep_t:>10.1f}{dep_cpu:>14.1f}{dep_cpu / n * 1000:>12.1f}")

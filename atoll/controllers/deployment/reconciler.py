@@ -158,7 +158,9 @@ class DeploymentReconciler:
         md, before = rs["metadata"], ro.replicas(rs)
         surge, _ = ro.fenceposts(d)
         annotations = {ro.DESIRED_REPLICAS: str(ro.replicas(d)), ro.MAX_REPLICAS: str(ro.replicas(d) + surge)}
-        patch = {"metadata": {"annotations": annotations}, "spec": {"replicas": size}}
+        # pinned to the version we decided on: a stale cache gets a 409 and a fresh pass, never a double step
+        patch = {"metadata": {"resourceVersion": md["resourceVersion"], "annotations": annotations},
+                 "spec": {"replicas": size}}
         scaled = await self.client.patch(REPLICASETS, md["name"], patch, md["namespace"])
         if size != before:
             verb = "up" if size > before else "down"
@@ -188,13 +190,13 @@ class DeploymentReconciler:
         for rs in sorted(live_old, key=_created):  # unhealthy pods of old sets go first
             if budget <= 0:
                 break
-            unhealthy = ro.replicas(rs) - ro.status_int(rs, "availableReplicas")
+            unhealthy = ro.replicas(rs) - ro.available(rs)
             cut = min(max(unhealthy, 0), budget)
             if cut:
                 idx = old.index(rs)
                 old[idx] = await self._scale(d, rs, ro.replicas(rs) - cut)
                 budget -= cut
-        remaining = ro.available_budget(d, [*old, new_rs])
+        remaining = min(ro.available_budget(d, [*old, new_rs]), budget)  # never below the minimum
         for i, rs in sorted(enumerate(old), key=lambda pair: _created(pair[1])):
             if remaining <= 0:
                 break

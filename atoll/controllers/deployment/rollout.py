@@ -100,17 +100,22 @@ def new_rs_size(deployment: JSON, all_rs: list[JSON], new_rs: JSON) -> int:
     return replicas(new_rs) + max(scale_up, 0)
 
 
+def available(rs: JSON) -> int:
+    """Available pods of a ReplicaSet, never more than it is now scaled to: its status may still
+    count pods a scale-down just removed."""
+    return min(status_int(rs, "availableReplicas"), replicas(rs))
+
+
 def old_scale_down_budget(deployment: JSON, all_rs: list[JSON], new_rs: JSON | None) -> int:
     """``reconcileOldReplicaSets``' ``maxScaledDown``: how many old pods may go now."""
     _, unavailable = fenceposts(deployment)
     min_available = replicas(deployment) - unavailable
     all_pods = sum(replicas(rs) for rs in all_rs)
-    new_unavailable = 0 if new_rs is None else replicas(new_rs) - status_int(new_rs, "availableReplicas")
+    new_unavailable = 0 if new_rs is None else replicas(new_rs) - available(new_rs)
     return all_pods - min_available - new_unavailable
 
 
 def available_budget(deployment: JSON, all_rs: list[JSON]) -> int:
     """``scaleDownOldReplicaSetsForRollingUpdate``: available pods above the minimum."""
     _, unavailable = fenceposts(deployment)
-    available = sum(status_int(rs, "availableReplicas") for rs in all_rs)
-    return available - (replicas(deployment) - unavailable)
+    return sum(available(rs) for rs in all_rs) - (replicas(deployment) - unavailable)

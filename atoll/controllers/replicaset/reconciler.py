@@ -80,7 +80,8 @@ class ReplicaSetReconciler:
         owned = await self._claim(rs, selector, key.namespace)
         active = [p for p in owned if is_active(p)]
         if not rs["metadata"].get("deletionTimestamp"):
-            await self._manage(key, rs, active)
+            removed = await self._manage(key, rs, active)
+            active = [p for p in active if p["metadata"]["name"] not in removed]
         return await self._update_status(rs, active)
 
     async def _claim(self, rs: JSON, selector: LabelSelector, namespace: str) -> list[JSON]:
@@ -99,7 +100,8 @@ class ReplicaSetReconciler:
                     owned.append(pod)
         return owned
 
-    async def _manage(self, key: ObjectKey, rs: JSON, active: list[JSON]) -> None:
+    async def _manage(self, key: ObjectKey, rs: JSON, active: list[JSON]) -> set[str]:
+        """Create or delete pods; returns the names of the pods deleted (no longer active)."""
         expect = self.control.expect
         names = {p["metadata"]["name"] for p in self.pods.list(key.namespace)}
         creating = expect.pending_creates(key, names)
@@ -114,6 +116,8 @@ class ReplicaSetReconciler:
         elif diff < 0:
             victims = sorted(live, key=deletion_rank)[: -diff]
             await self.control.delete_many(key, rs, victims)
+            return deleting | {p["metadata"]["name"] for p in victims}
+        return deleting
 
     async def _update_status(self, rs: JSON, active: list[JSON]) -> Result:
         spec, md = rs.get("spec") or {}, rs["metadata"]
