@@ -307,6 +307,8 @@ def test_exec_and_cp_run_in_the_pods_sandbox(lite: Lite, module_server: RunningS
     assert back.read_text() == "payload 42\n"
     debug = k.run("debug", pod, "-n", NS, "--image=app:v1", "--", "true", check=False)
     assert debug.returncode != 0 and "panic" not in debug.stderr and "ephemeral" in debug.stderr, debug.stderr
+    newer = make_kubectl("1.33", module_server, lite.base / "kubectl133")
+    assert newer.out("exec", pod, "-n", NS, "--", "sh", "-c", "echo via-1.33") == "via-1.33"
     old = make_kubectl("1.27", module_server, lite.base / "kubectl127")
     assert "Username    atoll-admin" in old.out("auth", "whoami"), "v1beta1 SelfSubjectReview for kubectl 1.27"
     refused = old.run("exec", pod, "-n", NS, "--", "true", check=False)
