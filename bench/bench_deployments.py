@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -36,6 +39,17 @@ from bench.bench_pods import cpu_seconds, start_agent, start_master  # noqa: E40
 JSON = dict[str, Any]
 DOMAINS = ("alice", "bob")
 DOMAIN_KIND = kinds.kind("kuscia.secretflow", "domains")
+
+
+def kill_pods(base: Path) -> None:
+    """Pods outlive their agent (by design): end every process group started under ``base``."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if str(base).encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    group = os.getpgid(int(entry))
+                    if group != os.getpgrp():
+                        os.killpg(group, signal.SIGKILL)
 
 
 def pod_spec(version: str) -> JSON:
@@ -177,6 +191,7 @@ async def run(base: Path, n: int) -> None:
         for proc in (*agents.values(), master):
             proc.terminate()
             proc.wait(timeout=30)
+        kill_pods(base)
     half = n // 2
     floor = half - half * 25 // 100
     print(f"{n} replicas over 2 agents (a Deployment of {half} per domain)")
