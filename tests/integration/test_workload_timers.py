@@ -213,6 +213,8 @@ async def test_deployment_without_progress_exceeds_its_deadline(env: Env) -> Non
         assert condition(got, "Progressing")["status"] == "True"
         assert condition(got, "Available")["status"] == "False"
         assert len(await pods_of(c, "app=stuck")) == 2
+        # all progress is reported (both pods counted as updated): from here on nothing changes
+        assert (got["status"].get("updatedReplicas"), got["status"].get("replicas")) == (2, 2), got["status"]
 
     await eventually(progressing)
     env.clock.advance(61)
@@ -225,3 +227,29 @@ async def test_deployment_without_progress_exceeds_its_deadline(env: Env) -> Non
         assert cond["message"] == f'ReplicaSet "{rs["metadata"]["name"]}" has timed out progressing.'
 
     await eventually(timed_out)
+
+
+async def test_replicaset_adopts_matching_orphans_and_releases_pods_that_stop_matching(env: Env) -> None:
+    c = env.client
+    labels = {"app": "adopt"}
+    orphan = {"metadata": {"name": "orphan", "labels": labels}, "spec": template("Always")["spec"]}
+    await c.create(PODS, orphan, NS)
+    spec = {"replicas": 2, "selector": {"matchLabels": labels}, "template": template("Always", labels)}
+    rs = await c.create(REPLICASETS, {"metadata": {"name": "adopter"}, "spec": spec}, NS)
+
+    async def adopted() -> list[JSON]:
+        pods = await pods_of(c, "app=adopt")
+        assert len(pods) == 2, [p["metadata"]["name"] for p in pods]  # the orphan counts: one new pod only
+        refs = {p["metadata"]["name"]: p["metadata"].get("ownerReferences") or [] for p in pods}
+        assert [r["uid"] for r in refs["orphan"]] == [rs["metadata"]["uid"]] and refs["orphan"][0]["controller"]
+        return pods
+
+    await eventually(adopted)
+    await c.patch(PODS, "orphan", {"metadata": {"labels": {"app": "elsewhere"}}}, NS)
+
+    async def released() -> None:
+        got = await c.get(PODS, "orphan", NS)
+        assert not got["metadata"].get("ownerReferences"), got["metadata"]
+        assert len(await pods_of(c, "app=adopt")) == 2, "a replacement for the released pod"
+
+    await eventually(released)
