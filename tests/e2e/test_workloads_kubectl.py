@@ -498,7 +498,7 @@ def test_kubectl_top_reads_the_agents_process_statistics(lite: Lite) -> None:
         return rows[1]
 
     row = until(busy_row, 30)
-    assert int(row[1].rstrip("m")) > 100, f"a spinning shell uses most of a core: {row}"
+    assert int(row[1].rstrip("m")) > 50, f"a spinning shell uses a good share of a core: {row}"
     nodes = table(k.out("top", "nodes"))
     assert nodes[1][0] == f"{NS}-node" and nodes[1][1].endswith("m") and nodes[1][3].endswith("Mi"), nodes
     k.run("delete", "deployment", "busy", "-n", NS)
