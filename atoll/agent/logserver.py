@@ -29,8 +29,10 @@ from typing import Any
 from aiohttp import web
 
 from atoll.agent.config import AgentConfig
+from atoll.agent.execserver import serve_exec
 from atoll.agent.runp.logs import log_path, read_tail, stamp
 from atoll.agent.runp.runtime import RunP
+from atoll.agent.stats import Stats, serve_summary
 from atoll.api.timestamps import parse_time
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class LogServer:
     def __init__(self, config: AgentConfig, runtime: RunP) -> None:
         self.config = config
         self.runtime = runtime
+        self.stats = Stats(runtime)
         self.port = 0
         self._runner: web.AppRunner | None = None
 
@@ -88,6 +91,8 @@ class LogServer:
             return 0
         app = web.Application()
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
+        app.router.add_get("/exec/{namespace}/{pod}/{container}", self.exec)
+        app.router.add_get("/stats/summary", self.stats_summary)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -101,6 +106,18 @@ class LogServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def stats_summary(self, request: web.Request) -> web.StreamResponse:
+        """Resource usage for ``kubectl top`` (:mod:`atoll.agent.stats`)."""
+        if not _authorized(request):
+            raise web.HTTPForbidden(text="a client certificate of the API server is required")
+        return await serve_summary(self.stats, request)
+
+    async def exec(self, request: web.Request) -> web.StreamResponse:
+        """``kubectl exec`` / ``cp`` through the API server (:mod:`atoll.agent.execserver`)."""
+        if not _authorized(request):
+            raise web.HTTPForbidden(text="a client certificate of the API server is required")
+        return await serve_exec(self.runtime, request)
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         if not _authorized(request):

@@ -64,6 +64,13 @@ class Forbidden(APIError):
 class NotFound(APIError):
     code, reason = 404, "NotFound"
 
+    def status(self) -> JSON:
+        """Always with ``details`` (``{}`` for an unknown path, as kube-apiserver answers): kubectl
+        dereferences it (``kubectl debug`` crashed on a 404 without it)."""
+        body = super().status()
+        body.setdefault("details", {})
+        return body
+
 
 class MethodNotAllowed(APIError):
     code, reason = 405, "MethodNotAllowed"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import ssl
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -276,6 +276,22 @@ class Client:
             except orjson.JSONDecodeError as exc:
                 raise InternalError(f"{what}: invalid JSON in response: {exc}") from exc
         return raw.decode("utf-8", "replace")
+
+    async def websocket(
+        self, path: str, *, params: Sequence[tuple[str, str]] = (), protocols: Sequence[str] = ()
+    ) -> aiohttp.ClientWebSocketResponse:
+        """Open a WebSocket to ``path`` (a node's exec endpoint); the caller closes it. A refused
+        upgrade raises the server's error like any request."""
+        what = f"GET {path} (websocket)"
+        try:
+            return await self._get_session().ws_connect(
+                f"{self.server}{path}", params=list(params), protocols=tuple(protocols),
+                headers=self._auth_headers(), max_msg_size=0, autoping=True,
+                timeout=aiohttp.ClientWSTimeout(ws_close=10))
+        except aiohttp.WSServerHandshakeError as exc:
+            raise error_from_response(exc.status, str(exc.message).encode()) from None
+        except aiohttp.ClientError as exc:
+            raise ClientConnectionError(f"{what}: {exc}") from exc
 
     async def get_path(self, path: str) -> JSON:
         """GET any path that answers a JSON object (discovery, ``/version``, …)."""

@@ -429,13 +429,17 @@ def test_get_all_api_resources_and_explain(kubectl: Kubectl) -> None:
 
     rows = table(kubectl.out("api-resources"))
     assert rows[0] == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
-    by_name = {r[0]: r for r in rows[1:]}
+    by_name: dict[str, list[str]] = {}
+    for r in rows[1:]:  # the core group first; "pods" is also metrics.k8s.io's PodMetrics, as with metrics-server
+        by_name.setdefault(r[0], r)
     assert by_name["pods"] == ["pods", "po", "v1", "true", "Pod"]
     assert by_name["leases"] == ["leases", "coordination.k8s.io/v1", "true", "Lease"]
     assert by_name["domains"] == ["domains", "kuscia.secretflow/v1alpha1", "false", "Domain"]
     rows = table(kubectl.out("api-resources", "-o", "wide"))
     assert rows[0] == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND", "VERBS", "CATEGORIES"]
-    wide = {r[0]: r for r in rows[1:]}
+    wide: dict[str, list[str]] = {}
+    for r in rows[1:]:
+        wide.setdefault(r[0], r)
     assert wide["pods"][5] == "create,delete,deletecollection,get,list,patch,update,watch" \
         or wide["pods"][5] == "[create delete deletecollection get list patch update watch]", wide["pods"]
     assert wide["pods"][6] in ("all", "[all]")

@@ -49,6 +49,11 @@ async def test_create_ignores_client_supplied_server_fields(api: Api) -> None:
     created = await create(api, CMS, body)
     assert created["metadata"]["uid"] != "not-a-uid" and UID.match(created["metadata"]["uid"])
     assert created["metadata"]["creationTimestamp"] != "2001-01-01T00:00:00Z"
+    assert "generation" not in created["metadata"], "ConfigMaps have no generation (as upstream)"
+    deployment = {"metadata": {"name": "d1", "generation": 7}, "spec": {
+        "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+            "containers": [{"name": "c", "image": "i"}]}}}}
+    created = await create(api, "/apis/apps/v1/namespaces/default/deployments", deployment)
     assert created["metadata"]["generation"] == 1
 
 
@@ -560,7 +565,7 @@ async def test_pod_status_subresource(api: Api) -> None:
     assert reply.status == 200, reply
     assert reply.json["status"]["phase"] == "Running" and reply.json["status"]["podIP"] == "10.0.0.5"
     assert reply.json["spec"]["nodeName"] == "node-1"
-    assert reply.json["metadata"]["generation"] == created["metadata"]["generation"]
+    assert "generation" not in reply.json["metadata"] and "generation" not in created["metadata"]  # as upstream
     main = dict(reply.json, status={"phase": "Failed"})
     main["metadata"] = dict(main["metadata"], labels={"x": "y"})
     reply = await api.put(f"{PODS}/sp", main)

@@ -42,11 +42,14 @@ async def test_eviction_deletes_the_pod(api: Api) -> None:
     assert_status(await api.post(f"{PODS}/e/eviction", eviction), 404, "NotFound")
 
 
-async def test_exec_and_attach_are_refused_and_logs_need_a_node(api: Api) -> None:
+async def test_exec_needs_websocket_attach_is_refused_and_logs_need_a_node(api: Api) -> None:
     await create(api, PODS, pod("x"))
-    for sub in ("exec", "attach"):
-        assert_status(await api.post(f"{PODS}/x/{sub}"), 501, message=f"the pods/{sub} subresource is not served "
-                                                                      "by this server yet")
+    assert_status(await api.post(f"{PODS}/x/exec?command=true"), 400, "BadRequest",
+                  "Upgrade request required: pods/exec is a WebSocket endpoint (remotecommand v5.channel.k8s.io)")
+    spdy = await api.post(f"{PODS}/x/exec?command=true", headers={"Upgrade": "SPDY/3.1", "Connection": "Upgrade"})
+    assert spdy.status == 400 and "not SPDY/3.1: use kubectl 1.30 or newer" in spdy.json["message"]
+    assert_status(await api.post(f"{PODS}/x/attach"), 501, message="the pods/attach subresource is not served "
+                                                                  "by this server yet")
     assert_status(await api.get(f"{PODS}/x/log"), 400, "BadRequest", "pod x does not have a host assigned")
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atoll.api.errors import BadRequest, UnsupportedMediaType
-from atoll.apiserver.http.protobuf import MAGIC, SUPPORTED_KINDS, decode_k8s_protobuf
+from atoll.apiserver.http.protobuf import MAGIC, decode_k8s_protobuf, message_for
 
 # --------------------------------------------------------------------------------------------------
 # A tiny protobuf encoder: a message is a list of (field number, value); value is str/bytes (length-
@@ -286,7 +286,7 @@ def test_self_subject_access_review() -> None:
     body = envelope(
         "authorization.k8s.io/v1",
         "SelfSubjectAccessReview",
-        [(1, meta("")), (2, [(1, attrs)]), (3, [(1, False), (2, False)])],
+        [(1, meta("")), (2, [(1, attrs)]), (3, [(1, False), (2, "")])],
     )
     assert decode_k8s_protobuf(body) == {
         "apiVersion": "authorization.k8s.io/v1",
@@ -335,10 +335,10 @@ def test_negative_and_large_varints() -> None:
 
 
 def test_unknown_kind_is_415() -> None:
-    body = envelope("apps/v1", "Deployment", [(1, meta("d", "alice"))])
+    body = envelope("example.com/v1", "Widget", [(1, meta("d", "alice"))])
     with pytest.raises(UnsupportedMediaType) as err:
         decode_k8s_protobuf(body)
-    assert "Deployment" in err.value.message and err.value.code == 415
+    assert "Widget" in err.value.message and err.value.code == 415
     with pytest.raises(UnsupportedMediaType):
         decode_k8s_protobuf(envelope("v1", "ConfigMap", [], encoding="gzip"))
 
@@ -363,20 +363,34 @@ def test_malformed_is_bad_request(body: bytes) -> None:
         decode_k8s_protobuf(body)
 
 
-def test_supported_kinds() -> None:
-    assert {
-        "Namespace",
-        "ConfigMap",
-        "Secret",
-        "ServiceAccount",
-        "ResourceQuota",
-        "Role",
-        "RoleBinding",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "SelfSubjectAccessReview",
-        "TokenRequest",
-    } <= SUPPORTED_KINDS
+def test_every_builtin_kind_has_a_wire_schema() -> None:
+    kinds = [("v1", k) for k in ("Namespace", "ConfigMap", "Secret", "ServiceAccount", "ResourceQuota", "Pod",
+                                 "Service", "ReplicationController", "PersistentVolumeClaim", "DeleteOptions")]
+    kinds += [("rbac.authorization.k8s.io/v1", k) for k in ("Role", "RoleBinding", "ClusterRole",
+                                                             "ClusterRoleBinding")]
+    kinds += [("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"), ("batch/v1", "CronJob"),
+              ("policy/v1", "Eviction"), ("policy/v1", "PodDisruptionBudget"), ("scheduling.k8s.io/v1",
+              "PriorityClass"), ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+              ("authentication.k8s.io/v1", "TokenRequest"), ("networking.k8s.io/v1", "Ingress")]
+    assert [k for k in kinds if message_for(*k) is None] == []
+
+
+def test_deployment_keeps_a_zero_pointer_and_reads_nested_types() -> None:
+    """``replicas: 0`` (a pointer) survives; quantities, int-or-strings and the pod template decode."""
+    container = [(1, "main"), (2, "app:v1"), (8, [(1, [(1, "cpu"), (2, [(1, "500m")])])])]
+    template = [(1, [(11, [(1, "app"), (2, "web")])]), (2, [(2, container)])]
+    rolling = [(1, [(1, 0), (2, 1)]), (2, [(1, 1), (3, "50%")])]  # IntOrString: 1 and "50%"
+    strategy = [(1, "RollingUpdate"), (2, rolling)]
+    spec = [(1, 0), (2, [(1, [(1, "app"), (2, "web")])]), (3, template), (4, strategy), (5, 0)]
+    out = decode_k8s_protobuf(envelope("apps/v1", "Deployment", [(1, meta("web", "alice")), (2, spec)]))
+    assert out["spec"] == {
+        "replicas": 0,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "main", "image": "app:v1",
+                                              "resources": {"limits": {"cpu": "500m"}}}]}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "50%"}},
+    }
 
 
 @given(st.binary(max_size=64))

@@ -86,6 +86,11 @@ class ContainerRunner:
         self._backoff = ctx.config.timers.backoff_initial
         self._probe_ctx: ProbeContext | None = None
 
+    @property
+    def exec_context(self) -> ProbeContext | None:
+        """The environment and working directory of the running attempt (for exec); None before it starts."""
+        return self._probe_ctx
+
     # -- main loop -------------------------------------------------------------------------
 
     async def run(self) -> None:

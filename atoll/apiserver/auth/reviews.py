@@ -43,6 +43,9 @@ VIRTUAL: tuple[ResourceDef, ...] = (
         verbs=("create",),
     ),
     ResourceDef(AUTHN, "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", False, verbs=("create",)),
+    # kubectl 1.27's ``auth whoami`` asks v1beta1 (v1 is preferred: registered first)
+    ResourceDef(AUTHN, "v1beta1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", False,
+                verbs=("create",)),
 )
 
 

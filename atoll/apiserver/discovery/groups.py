@@ -167,15 +167,14 @@ class Discovery:
                 resources.append(entry)
                 for sub in rd.subresources:
                     verbs, response_kind = _subresource(self._strategies, rd, sub)
-                    resources.append(
-                        {
-                            "name": f"{rd.plural}/{sub}",
-                            "singularName": "",
-                            "namespaced": rd.namespaced,
-                            "kind": (response_kind or _gvk(rd))["kind"],
-                            "verbs": verbs,
-                        }
-                    )
+                    sub_entry: JSON = {"name": f"{rd.plural}/{sub}", "singularName": "",
+                                       "namespaced": rd.namespaced}
+                    if response_kind is not None and (response_kind["group"], response_kind["version"]) != (
+                            rd.group, rd.version):  # pods/eviction is policy/v1, deployments/scale autoscaling/v1
+                        sub_entry["group"], sub_entry["version"] = response_kind["group"], response_kind["version"]
+                    sub_entry["kind"] = (response_kind or _gvk(rd))["kind"]
+                    sub_entry["verbs"] = verbs
+                    resources.append(sub_entry)
             gv = f"{group}/{version}" if group else version
             return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
 

@@ -12,12 +12,14 @@ same CA. The API server relays the body unchanged and ends when the agent ends.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
+from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
-from atoll.apiserver.registry.subresources import StreamReply
+from atoll.apiserver.registry.subresources import StreamReply, UpgradeReply
 from atoll.client import Client
 
 
@@ -47,3 +49,40 @@ class PodLogs:
             finally:
                 upstream.close()
             return response
+
+    async def fetch_json(self, url: str, path: str) -> Any:
+        """GET a JSON document from a node agent (``/stats/summary``)."""
+        async with Client(url, ssl_context=self._ssl, user_agent="atoll-apiserver") as client:
+            return await client.request("GET", path)
+
+    async def relay_websocket(self, request: web.Request, where: UpgradeReply) -> web.StreamResponse:
+        """``pods/exec``: open the node's WebSocket with the client's subprotocols, then accept the
+        client's with the one the node chose and copy messages both ways until either side ends."""
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        async with Client(where.url, ssl_context=self._ssl, user_agent="atoll-apiserver") as client:
+            upstream = await client.websocket(where.path, params=where.params, protocols=offered)
+            try:
+                downstream = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
+                                                   max_msg_size=0)
+                await downstream.prepare(request)
+                async with asyncio.TaskGroup() as tg:
+                    up = tg.create_task(_copy(downstream, upstream))
+                    down = tg.create_task(_copy(upstream, downstream))
+                    await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+                    up.cancel()
+                    down.cancel()
+                await downstream.close()
+            finally:
+                await upstream.close()
+            return downstream
+
+
+async def _copy(source: Any, sink: Any) -> None:
+    """Binary and text messages from one WebSocket to the other, until ``source`` closes."""
+    async for msg in source:
+        if msg.type == WSMsgType.BINARY:
+            await sink.send_bytes(msg.data)
+        elif msg.type == WSMsgType.TEXT:
+            await sink.send_str(msg.data)
+        else:
+            break

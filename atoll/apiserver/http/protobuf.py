@@ -1,25 +1,30 @@
 """Decode ``application/vnd.kubernetes.protobuf`` request bodies into the JSON kubectl would send.
 
-Typed kubectl commands (``create ns|configmap|secret|quota|sa|role|rolebinding|token|service``,
-``auth can-i|whoami``, ``certificate approve|deny``) send protobuf. The body is the magic
-``k8s\\0`` followed by a ``runtime.Unknown``
-(1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3 contentEncoding, 4 contentType) whose ``raw`` is the
-object's message. Field numbers follow the ``generated.proto`` files of k8s.io/api and
-k8s.io/apimachinery. Zero values are dropped as Go's ``omitempty`` would, except for pointer
-fields (``immutable``, ``automountServiceAccountToken``, ``expirationSeconds``, …) whose presence
-is meaningful. Unknown fields are skipped; an unknown kind is ``UnsupportedMediaType``.
+Typed kubectl commands (``create deployment|job|cronjob|ns|configmap|secret|…``, ``drain``'s
+evictions and deletes, ``debug``, ``auth can-i|whoami``) POST protobuf. The body is the magic
+``k8s\\0`` followed by a ``runtime.Unknown`` (1 typeMeta {1 apiVersion, 2 kind}, 2 raw,
+3 contentEncoding, 4 contentType) whose ``raw`` is the object's message. Every built-in kind is
+decoded from the wire schema generated out of Kubernetes' published ``generated.proto`` files and
+Go struct tags (:mod:`atoll.api.k8sproto`): field numbers, JSON names, maps, and which fields are
+pointers. Zero values are dropped as Go's ``omitempty`` would, except for pointer fields
+(``replicas``, ``immutable``, ``expirationSeconds``, …) whose presence is meaningful. Unknown fields
+are skipped; an unknown kind is ``UnsupportedMediaType``.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import importlib.resources
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from atoll.api.errors import BadRequest, UnsupportedMediaType
 
-__all__ = ["MAGIC", "SUPPORTED_KINDS", "decode_k8s_protobuf"]
+__all__ = ["MAGIC", "decode_k8s_protobuf", "message_for"]
 
 MAGIC = b"k8s\x00"
 JSON = dict[str, Any]
@@ -37,112 +42,69 @@ class Fld:
 Msg = dict[int, Fld]
 
 
-def _s(name: str) -> Fld:
-    return Fld(name, "string")
+_META_V1 = "k8s.io.apimachinery.pkg.apis.meta.v1"
+_SPECIAL = {f"{_META_V1}.Time": "time", f"{_META_V1}.MicroTime": "time", f"{_META_V1}.Duration": "duration",
+            "k8s.io.apimachinery.pkg.util.intstr.IntOrString": "intorstr",
+            "k8s.io.apimachinery.pkg.api.resource.Quantity": "quantity",
+            "k8s.io.apimachinery.pkg.runtime.RawExtension": "raw", f"{_META_V1}.FieldsV1": "raw"}
+_INTS = {"int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64", "sfixed32", "sfixed64"}
+_BUILT: dict[str, Msg] = {}
 
 
-def _rs(name: str) -> Fld:
-    return Fld(name, "string", repeated=True)
+@functools.cache
+def _schema() -> dict[str, dict[str, list[Any]]]:
+    """Kubernetes' wire schema, generated from the published ``.proto`` files (:mod:`atoll.api.k8sproto`)."""
+    raw = importlib.resources.files("atoll.api.k8sproto").joinpath("messages.json").read_bytes()
+    return dict(orjson.loads(raw))
 
 
-def _m(name: str, sub: Msg, *, repeated: bool = False) -> Fld:
-    return Fld(name, "msg", sub, repeated)
+def _list_wrapper(name: str) -> bool:
+    """``ExtraValue``-style messages (one repeated ``items``) are plain lists in JSON."""
+    fields = _schema().get(name) or {}
+    return list(fields.values())[:1] == [["items", "string", "", True, False]] and len(fields) == 1
 
 
-def _rm(name: str, sub: Msg) -> Fld:
-    return Fld(name, "msg", sub, True)
+def _generated(name: str) -> Msg | None:
+    if name in _BUILT:
+        return _BUILT[name]
+    fields = _schema().get(name)
+    if fields is None:
+        return None
+    msg: Msg = {}
+    _BUILT[name] = msg  # before the fields: recursive types refer to it
+    for number, (json_name, ptype, ref, repeated, pointer) in fields.items():
+        fld = _generated_field(json_name, ptype, ref, repeated, pointer)
+        if fld is not None:
+            msg[int(number)] = fld
+    return msg
 
 
-def _opt(name: str, kind: str) -> Fld:
-    """A pointer field (``*bool``, ``*int64``): kept even when zero."""
-    return Fld(name, kind, keep_zero=True)
+def _generated_field(name: str, ptype: str, ref: str, repeated: bool, pointer: bool) -> Fld | None:
+    if ptype == "map":
+        if ref in ("string", "bytes"):
+            return Fld(name, "map_ss" if ref == "string" else "map_sb")
+        if ref.endswith(".Quantity"):
+            return Fld(name, "map_sq")
+        return Fld(name, "map_list" if _list_wrapper(ref) else "map_msg", _generated(ref))
+    if ptype == "msg":
+        if ref in _SPECIAL:
+            return Fld(name, _SPECIAL[ref], repeated=repeated, keep_zero=pointer)
+        if _list_wrapper(ref):
+            return Fld(name, "string", repeated=True)
+        return Fld(name, "msg", _generated(ref), repeated, keep_zero=pointer)
+    if ptype in _INTS:
+        return Fld(name, "int", repeated=repeated, keep_zero=pointer)
+    if ptype in ("string", "bytes", "bool"):
+        return Fld(name, ptype, repeated=repeated, keep_zero=pointer)
+    return None  # float/double: not used by any built-in kind's request body
 
 
-_OWNER: Msg = {1: _s("kind"), 5: _s("apiVersion"), 3: _s("name"), 4: _s("uid"),
-               6: _opt("controller", "bool"), 7: _opt("blockOwnerDeletion", "bool")}
-_META: Msg = {
-    1: _s("name"), 2: _s("generateName"), 3: _s("namespace"), 4: _s("selfLink"), 5: _s("uid"),
-    6: _s("resourceVersion"), 7: Fld("generation", "int"), 8: Fld("creationTimestamp", "time"),
-    9: Fld("deletionTimestamp", "time"), 10: _opt("deletionGracePeriodSeconds", "int"),
-    11: Fld("labels", "map_ss"), 12: Fld("annotations", "map_ss"),
-    13: _m("ownerReferences", _OWNER, repeated=True), 14: _rs("finalizers"),
-}
-_OBJREF: Msg = {1: _s("kind"), 2: _s("namespace"), 3: _s("name"), 4: _s("uid"), 5: _s("apiVersion"),
-                6: _s("resourceVersion"), 7: _s("fieldPath")}
-_SELECTOR_REQ: Msg = {1: _s("key"), 2: _s("operator"), 3: _rs("values")}
-_LABEL_SELECTOR: Msg = {1: Fld("matchLabels", "map_ss"), 2: _rm("matchExpressions", _SELECTOR_REQ)}
-_POLICY_RULE: Msg = {1: _rs("verbs"), 2: _rs("apiGroups"), 3: _rs("resources"), 4: _rs("resourceNames"),
-                     5: _rs("nonResourceURLs")}
-_SUBJECT: Msg = {1: _s("kind"), 2: _s("apiGroup"), 3: _s("name"), 4: _s("namespace")}
-_ROLE_REF: Msg = {1: _s("apiGroup"), 2: _s("kind"), 3: _s("name")}
-_BINDING: Msg = {1: _m("metadata", _META), 2: _rm("subjects", _SUBJECT), 3: _m("roleRef", _ROLE_REF)}
-_ATTR_SELECTOR: Msg = {1: _s("rawSelector"), 2: _m("requirements", _SELECTOR_REQ, repeated=True)}
-_RESOURCE_ATTRS: Msg = {1: _s("namespace"), 2: _s("verb"), 3: _s("group"), 4: _s("version"),
-                        5: _s("resource"), 6: _s("subresource"), 7: _s("name"),
-                        8: _m("fieldSelector", _ATTR_SELECTOR), 9: _m("labelSelector", _ATTR_SELECTOR)}
-_QUOTA_SPEC: Msg = {
-    1: Fld("hard", "map_sq"), 2: _rs("scopes"),
-    3: _m("scopeSelector", {1: _rm("matchExpressions", {1: _s("scopeName"), 2: _s("operator"),
-                                                         3: _rs("values")})}),
-}
-_SERVICE_PORT: Msg = {1: _s("name"), 2: _s("protocol"), 6: _opt("appProtocol", "string"), 3: Fld("port", "int"),
-                      4: Fld("targetPort", "intorstr"), 5: Fld("nodePort", "int")}
-_SERVICE_SPEC: Msg = {  # ``kubectl create service clusterip|nodeport|loadbalancer|externalname``
-    4: _s("type"), 1: _rm("ports", _SERVICE_PORT), 2: Fld("selector", "map_ss"), 3: _s("clusterIP"),
-    18: _rs("clusterIPs"), 5: _rs("externalIPs"), 7: _s("sessionAffinity"), 8: _s("loadBalancerIP"),
-    9: _rs("loadBalancerSourceRanges"), 10: _s("externalName"), 11: _s("externalTrafficPolicy"),
-    12: Fld("healthCheckNodePort", "int"), 13: Fld("publishNotReadyAddresses", "bool"), 17: _rs("ipFamilies"),
-    19: _opt("ipFamilyPolicy", "string"), 20: _opt("allocateLoadBalancerNodePorts", "bool"),
-    21: _opt("loadBalancerClass", "string"), 22: _opt("internalTrafficPolicy", "string"),
-}
-
-_KINDS: dict[str, Msg] = {
-    "Namespace": {
-        1: _m("metadata", _META), 2: _m("spec", {1: _rs("finalizers")}),
-        3: _m("status", {1: _s("phase"), 2: _m("conditions", {
-            1: _s("type"), 2: _s("status"), 4: Fld("lastTransitionTime", "time"), 5: _s("reason"),
-            6: _s("message")}, repeated=True)}),
-    },
-    "ConfigMap": {1: _m("metadata", _META), 2: Fld("data", "map_ss"), 3: Fld("binaryData", "map_sb"),
-                  4: _opt("immutable", "bool")},
-    "Secret": {1: _m("metadata", _META), 2: Fld("data", "map_sb"), 4: Fld("stringData", "map_ss"),
-               3: _s("type"), 5: _opt("immutable", "bool")},
-    "ServiceAccount": {1: _m("metadata", _META), 2: _m("secrets", _OBJREF, repeated=True),
-                       3: _m("imagePullSecrets", {1: _s("name")}, repeated=True),
-                       4: _opt("automountServiceAccountToken", "bool")},
-    "ResourceQuota": {1: _m("metadata", _META), 2: _m("spec", _QUOTA_SPEC),
-                      3: _m("status", {1: Fld("hard", "map_sq"), 2: Fld("used", "map_sq")})},
-    "Service": {1: _m("metadata", _META), 2: _m("spec", _SERVICE_SPEC)},
-    "Role": {1: _m("metadata", _META), 2: _m("rules", _POLICY_RULE, repeated=True)},
-    "ClusterRole": {1: _m("metadata", _META), 2: _m("rules", _POLICY_RULE, repeated=True),
-                    3: _m("aggregationRule", {1: _rm("clusterRoleSelectors", _LABEL_SELECTOR)})},
-    "RoleBinding": _BINDING,
-    "ClusterRoleBinding": _BINDING,
-    "SelfSubjectAccessReview": {
-        1: _m("metadata", _META),
-        2: _m("spec", {1: _m("resourceAttributes", _RESOURCE_ATTRS),
-                       2: _m("nonResourceAttributes", {1: _s("path"), 2: _s("verb")})}),
-    },
-    "SelfSubjectRulesReview": {1: _m("metadata", _META), 2: _m("spec", {1: _s("namespace")})},
-    # kubectl certificate approve|deny (PUT …/approval): k8s.io/api certificates/v1
-    "CertificateSigningRequest": {
-        1: _m("metadata", _META),
-        2: _m("spec", {1: Fld("request", "bytes"), 2: _s("username"), 3: _s("uid"), 4: _rs("groups"),
-                       5: _rs("usages"), 7: _s("signerName"), 8: _opt("expirationSeconds", "int")}),
-        3: _m("status", {1: _rm("conditions", {1: _s("type"), 6: _s("status"), 2: _s("reason"), 3: _s("message"),
-                                               4: Fld("lastUpdateTime", "time"),
-                                               5: Fld("lastTransitionTime", "time")}),
-                         2: Fld("certificate", "bytes")}),
-    },
-    "SelfSubjectReview": {1: _m("metadata", _META)},  # kubectl auth whoami (1.32): no spec
-    "TokenRequest": {
-        1: _m("metadata", _META),
-        2: _m("spec", {1: _rs("audiences"), 4: _opt("expirationSeconds", "int"),
-                       3: _m("boundObjectRef", {1: _s("kind"), 2: _s("apiVersion"), 3: _s("name"),
-                                                4: _s("uid")})}),
-    },
-}
-SUPPORTED_KINDS = frozenset(_KINDS)
+def message_for(api_version: str, kind: str) -> Msg | None:
+    """The wire schema of ``kind`` in ``api_version`` (generated), or of a meta/v1 kind (DeleteOptions)."""
+    group, _, version = api_version.rpartition("/")
+    package = (group.split(".")[0] or "core") if group else "core"
+    return (_generated(f"k8s.io.api.{package}.{version}.{kind}") or _generated(f"{_META_V1}.{kind}")
+            or _generated(f"k8s.io.api.{package}.v1.{kind}"))  # a beta version: its v1 successor's fields
 
 
 class _Truncated(Exception):
@@ -245,6 +207,50 @@ def _map_entry(raw: bytes, value_kind: str, what: str) -> tuple[str, str]:
     return key, value
 
 
+def _special(kind: str, val: Any, what: str) -> Any:
+    """Quantity (``{1 string}``), Duration (``{1 int64 ns}`` as Go prints it), RawExtension/FieldsV1 (JSON)."""
+    if not isinstance(val, bytes):
+        raise BadRequest(f"invalid protobuf body: {what} must be a message")
+    inner = {n: x for n, _w, x in _fields(val)}
+    if kind == "quantity":
+        return _text(inner.get(1, b""), what)
+    if kind == "duration":
+        return _go_duration(_signed64(int(inner.get(1, 0))))
+    raw = inner.get(1, b"")
+    try:
+        return orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"invalid protobuf body: {what} is not JSON") from None
+
+
+def _go_duration(ns: int) -> str:
+    """``time.Duration.String()`` for whole-second-or-coarser values (what API objects hold)."""
+    if ns == 0:
+        return "0s"
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    seconds = f"{rest / 1e9:.9f}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{sign}{minutes}m{seconds}s"
+    return f"{sign}{seconds}s"
+
+
+def _map_msg_entry(raw: bytes, fld: Fld, what: str) -> tuple[str, Any]:
+    key, value = "", None  # type: tuple[str, Any]
+    for num, _wire, val in _fields(raw):
+        if num == 1:
+            key = _text(val, what)
+        elif num == 2 and isinstance(val, bytes):
+            if fld.kind == "map_list":
+                value = [_text(x, what) for n, _w, x in _fields(val) if n == 1]
+            elif fld.sub is not None:
+                value = _decode(val, fld.sub)
+    return key, value if value is not None else ([] if fld.kind == "map_list" else {})
+
+
 def _is_zero(v: Any) -> bool:
     if isinstance(v, bool):
         return not v
@@ -279,6 +285,14 @@ def _decode(raw: bytes, msg: Msg) -> JSON:
                 raise BadRequest(f"invalid protobuf body: {fld.name} must be a message")
             ios = {n: x for n, _w, x in _fields(val)}
             v = _text(ios.get(3, b""), fld.name) if ios.get(1) == 1 else _signed64(ios.get(2, 0))
+        elif kind in ("quantity", "duration", "raw"):
+            v = _special(kind, val, fld.name)
+        elif kind in ("map_msg", "map_list"):
+            if not isinstance(val, bytes):
+                raise BadRequest(f"invalid protobuf body: {fld.name} entries must be length-delimited")
+            k, mv = _map_msg_entry(val, fld, fld.name)
+            found.setdefault(num, {})[k] = mv
+            continue
         elif kind in ("map_ss", "map_sb", "map_sq"):
             if not isinstance(val, bytes):
                 raise BadRequest(f"invalid protobuf body: {fld.name} entries must be length-delimited")
@@ -325,7 +339,7 @@ def decode_k8s_protobuf(body: bytes) -> JSON:
                 encoding = _text(val, "contentEncoding")
         if encoding:
             raise UnsupportedMediaType(f"protobuf body with contentEncoding {encoding!r} is not supported")
-        msg = _KINDS.get(kind)
+        msg = message_for(api_version, kind)
         if msg is None:
             raise UnsupportedMediaType(
                 f"the body of the request was in an unknown format: protobuf is not supported for kind "

@@ -18,6 +18,7 @@ from atoll.api.registry import ResourceDef
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.http import codec
 from atoll.apiserver.http.authorize import field_selector_name
+from atoll.apiserver.http.metrics_api import MetricsAPI, is_metrics
 from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.proxy import Relay
 from atoll.apiserver.http.routing import Route
@@ -34,6 +35,7 @@ from atoll.apiserver.registry.subresources import (
     StreamReply,
     Subresource,
     SubresourceCall,
+    UpgradeReply,
 )
 from atoll.apiserver.tables.render import render_table, render_table_bytes
 
@@ -81,6 +83,7 @@ class ResourceHandlers:
         self.objects = objects
         self.logs = logs
         self.relay = Relay()
+        self.metrics = MetricsAPI(objects.cache, logs)
         self.strategies = strategies
         self.watch_settings = watch or WatchStreamSettings()
         self.clock = clock
@@ -114,6 +117,8 @@ class ResourceHandlers:
         return cached.raw if cached is not None and cached.obj is obj else None
 
     async def dispatch(self, request: web.Request, route: Route) -> web.StreamResponse:
+        if is_metrics(route.rd):
+            return await self.metrics.serve(request, route)
         method = request.method
         if route.subresource:
             found = self.strategies.for_resource(route.rd).subresource(route.subresource)
@@ -149,12 +154,14 @@ class ResourceHandlers:
         body = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else None
         opts = _options(request)
         call = SubresourceCall(request.method, route.rd, route.namespace, route.name, route.subresource, body,
-                               request.query, opts)
+                               request.query, opts, request.headers)
         reply = await handler.serve(self.objects, call)
         if isinstance(reply, RelayReply):
             return await self.relay.relay(request, reply, route.tail)
         if isinstance(reply, StreamReply):
             return await self.logs.relay(request, reply)
+        if isinstance(reply, UpgradeReply):
+            return await self.logs.relay_websocket(request, reply)
         if isinstance(reply, StatusReply):
             return codec.json_response(reply.body, status=reply.status)
         return self._one(request, route.rd, reply.obj, status=reply.status, opts=opts)

@@ -141,9 +141,11 @@ class ResourceStorage:
         _drop_empty(md)
         md["uid"] = meta.new_uid()
         md["creationTimestamp"] = timestamps.format_time(self.clock.now())
-        md["generation"] = 1
+        strategy = self.strategies.for_resource(rd)
+        if strategy.tracks_generation:
+            md["generation"] = 1
         obj["apiVersion"], obj["kind"] = rd.api_version, rd.kind
-        self.strategies.for_resource(rd).prepare_create(rd, obj)
+        strategy.prepare_create(rd, obj)
         attrs = Attributes(
             "CREATE",
             rd,
@@ -327,7 +329,7 @@ class ResourceStorage:
             else:
                 new.pop("status", None)
         strategy.prepare_update(rd, new)
-        if strategy.generation_part(rd, new) != strategy.generation_part(rd, old):
+        if strategy.tracks_generation and strategy.generation_part(rd, new) != strategy.generation_part(rd, old):
             md["generation"] = int(old_md.get("generation") or 1) + 1
         return new
 

@@ -10,6 +10,7 @@ rules; ``finalize``: GET) and serves every other method itself, answering one of
 - ``StreamReply`` — a stream the HTTP layer relays from a node (``pods/log``);
 - ``RelayReply`` — the whole request (any method, body, the path after ``…/proxy``, watch
   streams included) relayed to another API server (``instances/proxy`` of the fleet).
+- ``UpgradeReply`` — a WebSocket the HTTP layer relays to a node (``pods/exec``, ``pods/attach``).
 
 Discovery reads ``verbs`` and ``response_kind`` from the same handlers.
 """
@@ -42,6 +43,7 @@ class SubresourceCall:
     body: JSON | None  # None when the request had no body
     query: Mapping[str, str]
     opts: WriteOptions
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,19 @@ class RelayReply:
     target: ProxyTarget
 
 
-Reply = ObjectReply | StatusReply | StreamReply | RelayReply
+
+@dataclass(frozen=True, slots=True)
+class UpgradeReply:
+    """Relay a WebSocket between the client and ``url + path?params`` (a node's ``/exec``), with the
+    client's subprotocols, over the cluster's TLS."""
+
+    url: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+
+
+
+Reply = ObjectReply | StatusReply | StreamReply | RelayReply | UpgradeReply
 
 
 class Subresource(Protocol):

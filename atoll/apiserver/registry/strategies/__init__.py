@@ -8,6 +8,8 @@ kind with its own defaults, printer or subresources means registering a strategy
 
 from __future__ import annotations
 
+import dataclasses
+
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.auth.reviews import Reviews
@@ -18,11 +20,19 @@ from atoll.apiserver.registry.strategies.csr import CSRStrategy
 from atoll.apiserver.registry.strategies.namespaces import NamespaceStrategy
 from atoll.apiserver.registry.strategies.pods import PodStrategy, pod_subresources
 from atoll.apiserver.registry.strategies.serviceaccounts import TokenSubresource
+from atoll.apiserver.registry.strategies.workloads import workload_strategies
 from atoll.apiserver.tables import printers
 
 __all__ = ["CustomResourceStrategy", "KindStrategy", "Strategies", "builtin_strategies"]
 
 _RBAC = "rbac.authorization.k8s.io"
+WITHOUT_GENERATION = (
+    ("", "Namespace"), ("", "Pod"), ("", "Secret"), ("", "Service"), ("", "ServiceAccount"), ("", "ConfigMap"),
+    ("", "Node"), ("", "Event"), ("", "Endpoints"), ("", "LimitRange"), ("", "ResourceQuota"),
+    ("coordination.k8s.io", "Lease"), (_RBAC, "Role"), (_RBAC, "ClusterRole"), (_RBAC, "RoleBinding"),
+    (_RBAC, "ClusterRoleBinding"), ("apps", "ControllerRevision"), ("scheduling.k8s.io", "PriorityClass"),
+)
+"""Kinds kube-apiserver stores without ``metadata.generation`` (their strategies never set it)."""
 _DEFAULT = KindStrategy()
 _CUSTOM = CustomResourceStrategy()
 
@@ -44,26 +54,28 @@ def builtin_strategies(
     cache: WatchCache, *, reviews: Reviews | None = None, clock: Clock = SYSTEM_CLOCK
 ) -> Strategies:
     """The strategies of every built-in kind (``cache`` serves pod logs, ``reviews`` tokens)."""
-    return Strategies(
-        {
-            ("", "Namespace"): NamespaceStrategy(),
-            ("", "Pod"): PodStrategy(subresources=pod_subresources(cache, clock)),
-            ("", "Secret"): SecretStrategy(),
-            ("", "Service"): ServiceStrategy(),
-            ("", "ServiceAccount"): KindStrategy(printers.SERVICE_ACCOUNT,
-                                                 subresources={"token": TokenSubresource(reviews)}),
-            ("", "ResourceQuota"): EmptyStatusStrategy(printers.RESOURCE_QUOTA),
-            ("", "ConfigMap"): KindStrategy(printers.CONFIG_MAP),
-            ("", "Node"): KindStrategy(printers.NODE),
-            ("", "Event"): KindStrategy(printers.EVENT),
-            ("", "Endpoints"): KindStrategy(printers.ENDPOINTS),
-            ("", "LimitRange"): KindStrategy(printers.CREATED_AT),
-            ("coordination.k8s.io", "Lease"): KindStrategy(printers.LEASE),
-            ("apiextensions.k8s.io", "CustomResourceDefinition"): EmptyStatusStrategy(printers.CREATED_AT),
-            ("certificates.k8s.io", "CertificateSigningRequest"): CSRStrategy(),
-            (_RBAC, "Role"): KindStrategy(printers.RBAC_ROLE, name_rule="path"),
-            (_RBAC, "ClusterRole"): KindStrategy(printers.RBAC_ROLE, name_rule="path"),
-            (_RBAC, "RoleBinding"): KindStrategy(printers.RBAC_BINDING, name_rule="path"),
-            (_RBAC, "ClusterRoleBinding"): KindStrategy(printers.RBAC_BINDING, name_rule="path"),
-        }
-    )
+    by_kind: dict[tuple[str, str], KindStrategy] = {
+        ("", "Namespace"): NamespaceStrategy(),
+        ("", "Pod"): PodStrategy(subresources=pod_subresources(cache, clock)),
+        ("", "Secret"): SecretStrategy(),
+        ("", "Service"): ServiceStrategy(),
+        ("", "ServiceAccount"): KindStrategy(printers.SERVICE_ACCOUNT,
+                                             subresources={"token": TokenSubresource(reviews)}),
+        ("", "ResourceQuota"): EmptyStatusStrategy(printers.RESOURCE_QUOTA),
+        ("", "ConfigMap"): KindStrategy(printers.CONFIG_MAP),
+        ("", "Node"): KindStrategy(printers.NODE),
+        ("", "Event"): KindStrategy(printers.EVENT),
+        ("", "Endpoints"): KindStrategy(printers.ENDPOINTS),
+        ("", "LimitRange"): KindStrategy(printers.CREATED_AT),
+        ("coordination.k8s.io", "Lease"): KindStrategy(printers.LEASE),
+        ("apiextensions.k8s.io", "CustomResourceDefinition"): EmptyStatusStrategy(printers.CREATED_AT),
+        ("certificates.k8s.io", "CertificateSigningRequest"): CSRStrategy(),
+        (_RBAC, "Role"): KindStrategy(printers.RBAC_ROLE, name_rule="path"),
+        (_RBAC, "ClusterRole"): KindStrategy(printers.RBAC_ROLE, name_rule="path"),
+        (_RBAC, "RoleBinding"): KindStrategy(printers.RBAC_BINDING, name_rule="path"),
+        (_RBAC, "ClusterRoleBinding"): KindStrategy(printers.RBAC_BINDING, name_rule="path"),
+        **workload_strategies(),
+    }
+    for key in WITHOUT_GENERATION:
+        by_kind[key] = dataclasses.replace(by_kind[key], tracks_generation=False)
+    return Strategies(by_kind)

@@ -38,6 +38,9 @@ class KindStrategy:
     """DELETE answers the object (Pods, Services, custom resources) instead of a ``Status``."""
     subresources: Mapping[str, Subresource] = field(default_factory=dict)
     """Handlers of the kind's subresources; ``status`` is served for every kind that has one."""
+    tracks_generation: bool = True
+    """``metadata.generation`` is set and bumped (False for kinds upstream keeps without one:
+    ConfigMaps, Secrets, Pods, Namespaces, Services, Nodes, RBAC, …)."""
 
     def subresource(self, name: str) -> Subresource | None:
         return self.subresources.get(name) or (STATUS if name == "status" else None)

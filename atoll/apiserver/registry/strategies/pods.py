@@ -5,8 +5,8 @@ A pod bound to a node and not yet finished is deleted gracefully, as in Kubernet
 visible with ``deletionTimestamp`` until its node agent has stopped the containers and confirms
 with a delete of grace 0. ``binding`` sets ``spec.nodeName`` once (the scheduler's write);
 ``log`` streams from the node agent (see ``atoll.apiserver.http.podlogs``); ``eviction`` deletes
-the pod with the eviction's DeleteOptions (Atoll has no PodDisruptionBudgets, so an eviction is
-never refused for budget reasons); ``exec`` is refused.
+the pod with the eviction's DeleteOptions unless a PodDisruptionBudget forbids it (see
+:mod:`.eviction`); ``exec`` is a WebSocket relayed to the node (:mod:`.podexec`); ``attach`` is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from atoll.api.timestamps import format_time
 from atoll.apiserver.cache.watchcache import WatchCache
 from atoll.apiserver.registry.podlog import log_location
 from atoll.apiserver.registry.strategies.base import KindStrategy
+from atoll.apiserver.registry.strategies.eviction import BudgetedEviction
+from atoll.apiserver.registry.strategies.podexec import ExecSubresource
 from atoll.apiserver.registry.subresources import (
     NotServed,
     Reply,
@@ -126,34 +128,12 @@ class LogSubresource:
         return StreamReply(url, path, params)
 
 
-@dataclass(frozen=True, slots=True)
-class EvictionSubresource:
-    """``POST pods/NAME/eviction``: delete the pod with the Eviction's ``deleteOptions``."""
-
-    verbs: tuple[str, ...] = ("create",)
-    response_kind: tuple[str, str, str] | None = ("policy", "v1", "Eviction")
-    generic_methods: frozenset[str] = frozenset()
-
-    async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
-        if call.method != "POST":
-            raise method_not_allowed(call)
-        body = require_body(call)
-        named = (body.get("metadata") or {}).get("name")
-        if named and named != call.name:
-            raise errors.BadRequest(f"name in URL does not match name in Eviction object ({named} != {call.name})")
-        options = body.get("deleteOptions") or {}
-        if not isinstance(options, dict):
-            raise errors.BadRequest("deleteOptions must be an object")
-        await storage.delete(call.rd, call.namespace, call.name, options, call.opts)
-        return StatusReply(CREATED, 201)
-
-
 def pod_subresources(cache: WatchCache, clock: Clock) -> dict[str, Subresource]:
     return {
         "binding": BindingSubresource(clock),
         "log": LogSubresource(cache),
-        "eviction": EvictionSubresource(),
-        "exec": NotServed(),
+        "eviction": BudgetedEviction(cache),
+        "exec": ExecSubresource(cache),
         "attach": NotServed(),
     }
 

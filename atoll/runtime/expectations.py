@@ -1,0 +1,51 @@
+"""Expectations of a controller that creates and deletes pods (kube-controller-manager's
+``ControllerExpectations``, by name): pods it created that its cache has not shown yet count as
+existing, pods it deleted that the cache still shows count as gone. Without this, a reconcile
+running on a stale cache creates or deletes twice. Entries expire after ``ttl`` seconds of the
+injected clock, so a lost watch event never blocks a controller for good."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+
+from atoll.api.clock import SYSTEM_CLOCK, Clock
+
+
+class Expectations:
+    def __init__(self, *, ttl: float = 60.0, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._created: dict[Hashable, dict[str, float]] = {}
+        self._deleted: dict[Hashable, dict[str, float]] = {}
+
+    def created(self, owner: Hashable, name: str) -> None:
+        self._created.setdefault(owner, {})[name] = self.clock.now()
+
+    def deleted(self, owner: Hashable, name: str) -> None:
+        self._deleted.setdefault(owner, {})[name] = self.clock.now()
+
+    def pending_creates(self, owner: Hashable, seen: Iterable[str]) -> set[str]:
+        """Names created for ``owner`` not yet among ``seen`` (names seen are forgotten)."""
+        return self._pending(self._created, owner, set(seen), present=True)
+
+    def pending_deletes(self, owner: Hashable, seen: Iterable[str]) -> set[str]:
+        """Names deleted for ``owner`` that are still among ``seen`` (names gone are forgotten)."""
+        return self._pending(self._deleted, owner, set(seen), present=False)
+
+    def forget(self, owner: Hashable) -> None:
+        self._created.pop(owner, None)
+        self._deleted.pop(owner, None)
+
+    def _pending(self, table: dict[Hashable, dict[str, float]], owner: Hashable, seen: set[str],
+                 *, present: bool) -> set[str]:
+        entries = table.get(owner)
+        if not entries:
+            return set()
+        now = self.clock.now()
+        for name in list(entries):
+            settled = (name in seen) if present else (name not in seen)
+            if settled or now - entries[name] > self.ttl:
+                del entries[name]
+        if not entries:
+            table.pop(owner, None)
+        return set(entries)
