@@ -52,6 +52,15 @@ def _add(total: Resources, more: Resources) -> None:
         total[res] = total.get(res, Fraction(0)) + value
 
 
+def _subtract(total: Resources, less: Resources) -> None:
+    for res, value in less.items():
+        left = total.get(res, Fraction(0)) - value
+        if left:
+            total[res] = left
+        else:
+            total.pop(res, None)
+
+
 @dataclass(slots=True)
 class NodeInfo:
     """One node and the pods counted on it, for one scheduling cycle."""
@@ -87,6 +96,21 @@ class NodeInfo:
         info = cls(node, allocatable=_allocatable(node))
         for pod, requests in pods:
             info.add_pod(pod, requests)
+        return info
+
+    def updated(self, removed: Iterable[Resources], added: Iterable[tuple[JSON, Resources]],
+                pods: list[JSON]) -> NodeInfo:
+        """A new NodeInfo for the same Node: ``removed`` requests taken off, ``added`` pods put on
+        (exact: quantities are fractions), counting ``pods``. A node whose pods changed by one
+        bind costs a few additions instead of summing every pod on it again."""
+        info = NodeInfo(self.node, pods=pods, requested=dict(self.requested),
+                        non_zero_requested=dict(self.non_zero_requested), allocatable=self.allocatable)
+        for requests in removed:
+            _subtract(info.requested, requests)
+            _subtract(info.non_zero_requested, non_zero(requests))
+        for _pod, requests in added:
+            _add(info.requested, requests)
+            _add(info.non_zero_requested, non_zero(requests))
         return info
 
     def add_pod(self, pod: JSON, requests: Resources) -> None:
