@@ -34,14 +34,16 @@ def counts_on_node(pod: JSON) -> bool:
 
 @dataclass(slots=True)
 class _CachedInfo:
-    """A node's last NodeInfo and what it was built from: the Node's version and the pods
-    counted on it (by pod version). A cycle reuses it when nothing changed and updates it by
-    the difference when only pods did."""
+    """A node's last NodeInfo and what it was built from: the Node (object and version), the
+    pods counted on it (by pod version) and the change counters of the pods indexed on the node
+    and of the pods assumed there. A cycle reuses it when no counter moved (no scan of the
+    node's pods) and updates it by the difference when only pods changed."""
 
     node_rv: Any
     node: JSON
     requests: dict[Hashable, Resources]
     info: NodeInfo
+    generations: tuple[int, int]
 
 
 class SchedulerCache:
@@ -54,6 +56,8 @@ class SchedulerCache:
         self._assumed_on: dict[str, dict[ObjectKey, JSON]] = {}  # node -> assumed pods there
         self._requests: dict[str, tuple[str, Resources]] = {}  # uid -> (resourceVersion, requests)
         self._infos: dict[str, _CachedInfo] = {}
+        self._assumed_generation: dict[str, int] = {}  # node -> moves when its assumed pods change
+        pods.track_changes("node")
 
     # -- assume / confirm / forget ---------------------------------------------------------------
 
@@ -62,10 +66,15 @@ class SchedulerCache:
         self._drop(key)
         self._assumed[key] = (node_name, pod)
         self._assumed_on.setdefault(node_name, {})[key] = pod
+        self._touch(node_name)
+
+    def _touch(self, node_name: str) -> None:
+        self._assumed_generation[node_name] = self._assumed_generation.get(node_name, 0) + 1
 
     def _drop(self, key: ObjectKey) -> None:
         entry = self._assumed.pop(key, None)
         if entry is not None:
+            self._touch(entry[0])
             on_node = self._assumed_on.get(entry[0])
             if on_node is not None:
                 on_node.pop(key, None)
@@ -95,6 +104,8 @@ class SchedulerCache:
 
     def reset(self) -> None:
         """Drop every assumption (a new term as leader starts from what the API says)."""
+        for node_name in self._assumed_on:
+            self._touch(node_name)
         self._assumed.clear()
         self._assumed_on.clear()
 
@@ -136,14 +147,19 @@ class SchedulerCache:
         for node in nodes:
             meta = node.get("metadata") or {}
             name = str(meta.get("name", ""))
+            node_rv = meta.get("resourceVersion")
+            cached = self._infos.get(name)
+            generations = (self.pods.generation("node", name), self._assumed_generation.get(name, 0))
+            if cached is not None and cached.node is node and cached.generations == generations:
+                infos.append(cached.info)  # neither the Node nor a pod on it changed
+                continue
             members = {_version(p): p for p in self.pods.by_node(name) if counts_on_node(p)}
             for key, pod in (self._assumed_on.get(name) or {}).items():
                 if not ((self.pods.get_key(key) or {}).get("spec") or {}).get("nodeName"):  # else counted above
                     members[_version(pod)] = pod
-            node_rv = meta.get("resourceVersion")
-            cached = self._infos.get(name)
             if cached is not None and cached.node_rv == node_rv and cached.node is node:
                 if cached.requests.keys() == members.keys():
+                    cached.generations = generations
                     infos.append(cached.info)
                     continue
                 requests = {k: r for k, r in cached.requests.items() if k in members}
@@ -154,7 +170,7 @@ class SchedulerCache:
             else:
                 requests = {k: self.requests_of(p) for k, p in members.items()}
                 info = NodeInfo.build(node, ((members[k], r) for k, r in requests.items()))
-            self._infos[name] = _CachedInfo(node_rv, node, requests, info)
+            self._infos[name] = _CachedInfo(node_rv, node, requests, info, generations)
             infos.append(info)
         if len(self._infos) > 2 * len(self.nodes) + 16:
             self._infos = {k: v for k, v in self._infos.items() if self.nodes.get(k) is not None}

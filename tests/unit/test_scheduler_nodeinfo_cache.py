@@ -64,3 +64,17 @@ def test_incremental_node_info_matches_a_fresh_build() -> None:
     pods.remove(ObjectKey("ns", "a"))  # deleted
     empty = cache.node_infos(["n"])[0]
     assert same(empty, fresh(cache, "n")) and not empty.pods and not empty.requested
+
+
+def test_cache_generation_moves_with_every_change_under_an_index_value() -> None:
+    pods = Cache()
+    pods.track_changes("node")
+    pods.upsert(pod("a", "1", cpu="1", node_name="n1"))
+    before = (pods.generation("node", "n1"), pods.generation("node", "n2"))
+    pods.upsert(pod("a", "2", cpu="1", node_name="n1", phase="Succeeded"))  # same node, new content
+    assert pods.generation("node", "n1") > before[0]
+    pods.upsert(pod("a", "3", cpu="1", node_name="n2"))  # moved: both nodes changed
+    assert pods.generation("node", "n2") > before[1]
+    moved = pods.generation("node", "n2")
+    pods.remove(ObjectKey("ns", "a"))
+    assert pods.generation("node", "n2") > moved
