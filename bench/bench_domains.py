@@ -49,7 +49,8 @@ def free_port() -> int:
 def start_master(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     config = data_dir / "atoll.yaml"
-    init = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir)]
+    init = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir),
+            "--no-gateway"]
     subprocess.run([*init, "--api-port", str(port), "-o", str(config)], check=True, capture_output=True, cwd=REPO)
     log = open(data_dir / "server.log", "ab")
     proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log, cwd=REPO)

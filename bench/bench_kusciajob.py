@@ -47,7 +47,8 @@ def start_master(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     KusciaTask controller)."""
     port = free_port()
     config = data_dir / "atoll.yaml"
-    init = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir)]
+    init = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir),
+            "--no-gateway"]
     subprocess.run([*init, "--api-port", str(port), "-o", str(config)], check=True, capture_output=True, cwd=REPO)
     config.write_text(config.read_text() + "controllers: [kusciajob]\n")
     log = open(data_dir / "server.log", "ab")

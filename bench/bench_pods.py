@@ -62,7 +62,8 @@ def start_master(base: Path) -> tuple[subprocess.Popen[bytes], Path]:
     port = free_port()
     config = base / "master" / "atoll.yaml"
     subprocess.run([*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir",
-                    str(base / "master"), "--api-port", str(port), "-o", str(config)], check=True, capture_output=True)
+                    str(base / "master"), "--api-port", str(port), "--no-gateway", "-o", str(config)],
+                   check=True, capture_output=True)
     log = open(base / "master.log", "wb")
     proc = subprocess.Popen([*atoll_cmd("master"), "start", "-c", str(config)], stdout=log, stderr=log)
     for _ in range(300):

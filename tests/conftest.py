@@ -138,6 +138,7 @@ def start_master_process(
             str(data_dir),
             "--api-port",
             str(port),
+            "--no-gateway",  # the API server is what these tests exercise; no Envoy on port 1080
             "-o",
             str(config),
         ]

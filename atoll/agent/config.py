@@ -57,6 +57,8 @@ class AgentConfig:
     stop_pods_on_exit: bool = False
     """Kubelet semantics (False): pods keep running while the agent is down and are re-adopted."""
     labels: dict[str, str] = field(default_factory=dict)
+    pod_namespace: str | None = None
+    """Watch only this namespace's pods (a registered lite: its domain, all its identity may read)."""
     shared_namespaces: tuple[str, ...] = ("default",)
     """Namespaces besides the domain's own whose pods this node runs (``agent.sharedNamespaces``);
     pods of any other namespace (another domain's) are refused, like the kubelet's NodeRestriction."""

@@ -2,7 +2,9 @@
 
 ``kuscia_crds()`` reads the manifests under ``atoll/api/crds/`` (package data, one
 ``apiextensions.k8s.io/v1`` CustomResourceDefinition per Kuscia kind); ``pooling_crds()`` those
-under ``atoll/api/crds_pooling/`` (Kubeocean's ClusterBinding and ResourceLeasingPolicy). ``validate_crd`` checks a
+under ``atoll/api/crds_pooling/`` (Kubeocean's ClusterBinding and ResourceLeasingPolicy);
+``fleet_crds()`` Kairship's Instance (``crds_fleet/``) and ``karmada_crds()`` the Karmada kinds every
+fleet instance serves (``crds_karmada/``). ``validate_crd`` checks a
 CRD the way kube-apiserver's CRD strategy does (the subset Atoll relies on) and returns
 Kubernetes ``StatusCause`` dicts; ``crd_to_resource_defs`` turns a valid CRD into one
 ``ResourceDef`` per served version (storage version first) for the registry.
@@ -38,7 +40,7 @@ _LABEL_MSG = (
 )
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=8)
 def _load_texts(directory: str = "crds") -> tuple[str, ...]:
     root = resources.files("atoll.api").joinpath(directory)
     names = sorted(p.name for p in root.iterdir() if p.name.endswith(".yaml"))
@@ -58,6 +60,17 @@ def kuscia_crds() -> list[JSON]:
 def pooling_crds() -> list[JSON]:
     """Kubeocean's ``cloud.tencent.com/v1beta1`` CRDs (ClusterBinding, ResourceLeasingPolicy)."""
     return _load("crds_pooling")
+
+
+def fleet_crds() -> list[JSON]:
+    """Kairship's ``kairship.io/v1alpha1`` Instance CRD (served by the management master)."""
+    return _load("crds_fleet")
+
+
+def karmada_crds() -> list[JSON]:
+    """Karmada's CRDs (Cluster, PropagationPolicy, OverridePolicy, ResourceBinding, Work, and the
+    cluster-scoped variants), served inside every fleet Instance."""
+    return _load("crds_karmada")
 
 
 # --------------------------------------------------------------------------------------- validation

@@ -111,6 +111,10 @@ class NotImplementedYet(APIError):
     code, reason = 501, "NotImplemented"
 
 
+class ServiceUnavailable(APIError):
+    code, reason = 503, "ServiceUnavailable"
+
+
 _BY_REASON: dict[str, type[APIError]] = {
     cls.reason: cls
     for cls in (
@@ -128,11 +132,13 @@ _BY_REASON: dict[str, type[APIError]] = {
         TooManyRequests,
         InternalError,
         NotImplementedYet,
+        ServiceUnavailable,
     )
 }
 _BY_CODE: dict[int, type[APIError]] = {409: Conflict, 410: Gone, 500: InternalError}
 for _cls in _BY_REASON.values():
-    _BY_CODE.setdefault(_cls.code, _cls)
+    if _cls is not ServiceUnavailable:  # a bare 503 body stays an InternalError; a 503 Status maps by reason
+        _BY_CODE.setdefault(_cls.code, _cls)
 
 
 def from_status(status: JSON, http_code: int | None = None) -> APIError:

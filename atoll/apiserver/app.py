@@ -54,7 +54,7 @@ from atoll.apiserver.http.listeners import start_loopback
 from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.protocol import StatusServer
 from atoll.apiserver.http.resources import ResourceHandlers
-from atoll.apiserver.http.server import Frontends, RequestHandler
+from atoll.apiserver.http.server import Frontends, RequestHandler, RouteHandler
 from atoll.apiserver.http.watch import WatchStreamSettings
 from atoll.apiserver.registry.storage import ResourceStorage
 from atoll.apiserver.registry.strategies import builtin_strategies
@@ -129,20 +129,18 @@ class APIServer:
         self.resources = ResourceHandlers(
             self.objects, logs, self.strategies, watch=config.settings.watch, clock=config.clock
         )
-        self.handler = RequestHandler(
-            Frontends(
-                registry=self.registry,
-                discovery=Discovery(self.registry, self.strategies),
-                openapi=OpenAPI(self.registry),
-                resources=self.resources,
-                authorizer=self.authorizer,
-                authn=self.authn,
-                reviews=self.reviews,
-                ready=self._is_ready,
-                server_address=lambda: f"{self.config.host}:{self.bound_port}",
-            ),
-            config.settings.limits,
+        self.frontends = Frontends(
+            registry=self.registry,
+            discovery=Discovery(self.registry, self.strategies),
+            openapi=OpenAPI(self.registry),
+            resources=self.resources,
+            authorizer=self.authorizer,
+            authn=self.authn,
+            reviews=self.reviews,
+            ready=self._is_ready,
+            server_address=lambda: f"{self.config.host}:{self.bound_port}",
         )
+        self.handler = RequestHandler(self.frontends, config.settings.limits)
         self.bound_port = 0
         self.loopback_socket: Path | None = None  # set once the Unix-socket listener is bound
         self._ready = asyncio.Event()
@@ -168,6 +166,11 @@ class APIServer:
 
     def _is_ready(self, live_only: bool) -> bool:
         return self._ready.is_set() and (live_only or all(g.is_set() for g in self.readiness_gates))
+
+    def add_route(self, prefix: str, handler: RouteHandler) -> None:
+        """Serve every request under ``prefix`` (a non-resource API) with ``handler``, after
+        authentication and an RBAC check of the path (``nonResourceURLs``)."""
+        self.frontends.routes[prefix.rstrip("/")] = handler
 
     def make_server(self) -> web.Server:
         return self.handler.make_server()
@@ -198,6 +201,7 @@ class APIServer:
             finally:
                 await stop_listener(listener)
                 await runner.cleanup()
+                await self.resources.relay.close()
                 if self.loopback_socket is not None:
                     with contextlib.suppress(OSError):
                         os.unlink(self.loopback_socket)

@@ -42,16 +42,24 @@ def _fail(message: str) -> None:
 
 
 def _client(config: NodeConfig) -> Client:
+    if config.mode == "lite":  # a direct join's kubeconfig, or the credentials registration issued
+        from atoll.node.lite import lite_api_source
+
+        try:
+            source = lite_api_source(config)
+        except NodeConfigError as exc:
+            raise DataCommandError(str(exc)) from None
+        return Client.from_kubeconfig(source, user_agent=f"atoll-data/{config.domain_id}")  # type: ignore[arg-type]
     if config.kubeconfig:
         return Client.from_kubeconfig(config.kubeconfig, user_agent=f"atoll-data/{config.domain_id}")
     if config.mode == "master":
         from atoll.node.kubeconfig import admin_kubeconfig
         from atoll.node.master import endpoint_file
-        from atoll.pki import ensure_pki
+        from atoll.pki import PKI
 
         running = endpoint_file(config.data_dir)
         server = running.read_text().strip() if running.exists() else f"https://{config.api_host}:{config.api_port}"
-        return Client.from_kubeconfig(admin_kubeconfig(ensure_pki(config.data_dir / "pki"), server))
+        return Client.from_kubeconfig(admin_kubeconfig(PKI(config.data_dir / "pki"), server))
     raise DataCommandError(f"{config.domain_id}'s config has no kubeconfig to reach the master")
 
 

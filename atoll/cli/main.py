@@ -16,18 +16,18 @@ from typing import Any, TypeVar
 
 import click
 
+from atoll.cli.common import fail, load
 from atoll.cli.data import data as data_command
+from atoll.cli.domain import domain, token
+from atoll.cli.init_cmd import init
 from atoll.cli.job import job as job_commands
+from atoll.cli.quickstart import quickstart
+from atoll.cli.route import route
 from atoll.cli.store import store as store_commands
-from atoll.node.config import ConfigError, NodeConfig, generate_domain_key, load_config, validate_domain_id
+from atoll.node.config import ConfigError, NodeConfig
 from atoll.store.base import StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,99 +35,25 @@ def main() -> None:
     """Atoll: a Kubernetes-compatible control plane for secure multi-party computing."""
 
 
-@main.command()
-@click.option("--mode", type=click.Choice(["master", "lite", "autonomy"], case_sensitive=False), required=True)
-@click.option("--domain", "-d", "domain_id", required=True, help="Domain ID (RFC 1123 label).")
-@click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="State directory of the node.")
-@click.option("--api-port", type=int, default=6443, show_default=True, help="API server port (0 = any free port).")
-@click.option("--api-host", default="127.0.0.1", show_default=True)
-@click.option("--datastore-endpoint", "-e", default="", help="postgresql://… or mysql://… (empty: embedded SQLite).")
-@click.option("--kubeconfig", default="", help="lite: join a master directly with this kubeconfig.")
-@click.option("--runtime", "-r", default="runp", show_default=True)
-@click.option(
-    "--master-data-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    default=None,
-    help="lite, same machine as the master: issue the agent's log-serving certificate from its CA.",
-)
-@click.option("--log-level", "-l", default="INFO", show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Config file to write.")
-@click.option("--output-format", type=click.Choice(["yaml", "configmap"]), default="yaml", show_default=True,
-              help="configmap: the config inside the ConfigMap of deploy/k8s (key kuscia.yaml).")
-@click.option("--namespace", "configmap_namespace", default="",
-              help="configmap: its namespace (default kuscia-master / <mode>-<domain>).")
-@click.option("--runk-namespace", default="", help="runtime runk: runk.namespace (default <mode>-<domain>).")
-def init(
-    mode: str,
-    domain_id: str,
-    data_dir: Path,
-    api_port: int,
-    api_host: str,
-    datastore_endpoint: str,
-    kubeconfig: str,
-    runtime: str,
-    master_data_dir: Path | None,
-    log_level: str,
-    output: Path,
-    output_format: str = "yaml",
-    configmap_namespace: str = "",
-    runk_namespace: str = "",
-) -> None:
-    """Write a node configuration file."""
-    mode = mode.lower()
-    try:
-        validate_domain_id(domain_id)
-    except ConfigError as exc:
-        fail(str(exc))
-    if mode == "lite" and not kubeconfig and output_format != "configmap":
-        fail("--kubeconfig is required for --mode lite (direct join); gateway registration comes later")
-    config = NodeConfig(
-        mode=mode,
-        domain_id=domain_id,
-        data_dir=data_dir.resolve(),
-        api_host=api_host,
-        api_port=api_port,
-        datastore_endpoint=datastore_endpoint,
-        log_level=log_level.upper(),
-        domain_key_data=generate_domain_key(),
-        kubeconfig=str(Path(kubeconfig).resolve()) if kubeconfig else "",
-        runtime=runtime,
-    )
-    if master_data_dir is not None:
-        from atoll.node.lite import issue_agent_certificate
-
-        try:
-            issued = issue_agent_certificate(master_data_dir, config.data_dir, domain_id)
-        except (OSError, ValueError) as exc:
-            fail(f"--master-data-dir: cannot issue the agent certificate: {exc}")
-        click.echo(f"issued {issued}")
-    if runtime == "runk":
-        config.extra["runk"] = {"namespace": runk_namespace or f"{mode}-{domain_id}", "kubeconfigFile": "",
-                                "dnsServers": []}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output_format == "configmap":
-        from atoll.node.configmap import as_configmap
-
-        output.write_text(as_configmap(config, configmap_namespace))
-    else:
-        output.write_text(config.to_yaml())
-    output.chmod(0o600)
-    click.echo(f"wrote {output}")
-
-
-def _load(config_path: Path) -> NodeConfig:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        fail(str(exc))
-        raise AssertionError from exc
+main.add_command(init)
+main.add_command(domain)
+main.add_command(token)
+main.add_command(route)
+main.add_command(quickstart)
+_load = load
 
 
 @main.command()
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), required=True)
 def start(config_path: Path) -> None:
     """Run the node until SIGTERM or SIGINT (clean shutdown, exit 0)."""
+    from atoll.node.pki import check_pki
+
     config = _load(config_path)
+    try:
+        check_pki(config)
+    except ConfigError as exc:
+        fail(str(exc))
     logging.basicConfig(
         level=getattr(logging, config.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -137,6 +63,18 @@ def start(config_path: Path) -> None:
         asyncio.run(_run_node(config))
     except (ConfigError, OSError, StoreError) as exc:
         fail(str(exc))
+    except BaseExceptionGroup as group:  # a module's start failed inside the node's TaskGroup
+        leaf = _first_leaf(group)
+        if isinstance(leaf, (ConfigError, OSError)):
+            logging.getLogger("atoll").debug("node failed", exc_info=group)
+            fail(str(leaf))
+        raise
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 async def _run_node(config: NodeConfig) -> None:
@@ -170,37 +108,16 @@ def kubeconfig(config_path: Path, token: bool, server: str) -> None:
     """Print an admin kubeconfig for the node."""
     from atoll.node.kubeconfig import admin_kubeconfig, dump
     from atoll.node.master import endpoint_file
-    from atoll.pki import ensure_pki
+    from atoll.pki import PKI
 
     config = _load(config_path)
     if not server:
         running = endpoint_file(config.data_dir)
         server = running.read_text().strip() if running.exists() else f"https://{config.api_host}:{config.api_port}"
-    pki = ensure_pki(config.data_dir / "pki")
+    pki = PKI(config.data_dir / "pki")
+    if not pki.admin_cert.exists():
+        fail(f"{pki.admin_cert} does not exist: `atoll kubeconfig` needs a master's config (created by atoll init)")
     click.echo(dump(admin_kubeconfig(pki, server, use_token=token)), nl=False)
-
-
-@main.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("quickstart-data"), show_default=True)
-@click.option("--exit", "exit_after", is_flag=True, help="Stop once the network is up and shown.")
-def quickstart(data_dir: Path, exit_after: bool) -> None:
-    """Start a local network (master + domains alice and bob) and show it working."""
-    from atoll.node.quickstart import run_quickstart
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        asyncio.run(_until_signal(run_quickstart(data_dir, exit_after=exit_after, say=click.echo)))
-    except (ConfigError, OSError) as exc:
-        fail(str(exc))
-
-
-async def _until_signal(work: Any) -> None:
-    task = asyncio.ensure_future(work)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 @main.group()
@@ -260,6 +177,9 @@ main.add_command(pool_syncer)
 
 
 main.add_command(data_command)
+from atoll.cli.fleet import fleet_commands  # noqa: E402
+
+main.add_command(fleet_commands)
 main.add_command(job_commands)
 main.add_command(store_commands)
 

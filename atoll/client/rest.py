@@ -145,6 +145,21 @@ class Client:
     ) -> Client:
         return cls.from_config(load_kubeconfig(source, context), **kwargs)
 
+    def under_path(self, prefix: str) -> Client:
+        """A client of the API served under ``server + prefix`` (a proxied API server), with this
+        client's TLS settings and credentials (close it separately)."""
+        return Client(
+            self.server + prefix,
+            ssl_context=self._ssl if isinstance(self._ssl, ssl.SSLContext) else None,
+            token=self._token,
+            token_file=self._token_file,
+            headers=self._headers,
+            namespace=self.namespace,
+            server_hostname=self._server_hostname,
+            timeout=self.timeout,
+            pool_size=self._pool_size,
+        )
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Client:
@@ -194,8 +209,9 @@ class Client:
         body: Any,
         content_type: str | None,
         client_timeout: aiohttp.ClientTimeout,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> aiohttp.ClientResponse:
-        headers = self._auth_headers()
+        headers = {**self._auth_headers(), **(extra_headers or {})}
         data: bytes | None = None
         if body is not None:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -226,15 +242,18 @@ class Client:
         content_type: str | None = None,
         stream: bool = False,
         read_timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one request. Returns decoded JSON (or text), or a :class:`StreamResponse` if
-        ``stream`` (the caller closes it; ``read_timeout`` bounds silence between chunks)."""
+        ``stream`` (the caller closes it; ``read_timeout`` bounds silence between chunks).
+        ``headers`` add to (or replace) the client's own for this request (``Accept``)."""
         if stream:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=read_timeout)
         else:
             timeout = aiohttp.ClientTimeout(total=self.timeout)
         response = await self._send(
-            method, path, params=params, body=body, content_type=content_type, client_timeout=timeout
+            method, path, params=params, body=body, content_type=content_type, client_timeout=timeout,
+            extra_headers=headers,
         )
         what = f"{method} {path}"
         if stream and response.status < 300:

@@ -42,6 +42,8 @@ class ControllerContext:
     """``enableWorkloadApprove``: jobs wait in ``AwaitingApproval`` until every party accepts."""
     job_gc_duration_hours: float = 720.0
     """``garbageCollection.kusciaJobGC.durationHours``: finished KusciaJobs are deleted after this."""
+    probe_task_ports: bool = False
+    """``probeTaskPorts``: every lite runs on this host, so task ports busy here are skipped."""
 
 
 def setup_all(manager: Manager, ctx: ControllerContext, names: tuple[str, ...] = CONTROLLERS) -> list[str]:

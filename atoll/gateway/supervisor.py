@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,8 @@ class EnvoySupervisor:
         bootstrap.write_bytes(orjson.dumps(self._bootstrap()))
         address_file = run_dir / "envoy-admin.address"
         address_file.unlink(missing_ok=True)
+        pid_file = run_dir / "envoy.pid"
+        await asyncio.to_thread(kill_stale_envoy, pid_file, bootstrap)
         args = [
             str(self.binary),
             "-c", str(bootstrap),
@@ -84,6 +87,7 @@ class EnvoySupervisor:
             *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
+        pid_file.write_text(str(self.process.pid))
         self.starts += 1
         (run_dir / "envoy.pid").write_text(str(self.process.pid))
         log.info("envoy %s started (pid %s)", self.version, self.process.pid)
@@ -181,3 +185,23 @@ def _admin_url(address_file: Path) -> str:
     except FileNotFoundError:
         return ""
     return f"http://{address}" if address else ""
+
+
+def kill_stale_envoy(pid_file: Path, bootstrap: Path, wait_seconds: float = 5.0) -> bool:
+    """SIGKILL the Envoy a previous run of this node left behind (the node was ``kill -9``-ed:
+    Envoy runs in its own session and would keep the node's ports). Identified by its pid file
+    and its command line naming this node's bootstrap file; True if one was killed."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    if str(bootstrap).encode() not in cmdline:
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait_seconds
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    log.warning("killed envoy pid %d left behind by a previous run of this node", pid)
+    return True

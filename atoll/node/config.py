@@ -1,10 +1,11 @@
 """The node configuration file: ``kuscia.yaml`` field names where they exist, plus Atoll's own.
 
 ``mode``, ``domainID``, ``domainKeyData``, ``logLevel``, ``protocol``, ``datastoreEndpoint``,
-``masterEndpoint``, ``liteDeployToken``, ``runtime``, ``capacity``, ``reservedResources`` keep
-Kuscia's meaning. Atoll adds ``dataDir`` (state, certificates, logs), ``apiserver``
-(``host``/``port`` of the embedded API server) and ``kubeconfig`` (a lite agent joining a master
-directly).
+``masterEndpoint``, ``liteDeployToken``, ``runtime``, ``capacity``, ``reservedResources``,
+``enableWorkloadApprove`` keep Kuscia's meaning. Atoll adds ``dataDir`` (state, certificates,
+logs), ``apiserver`` (``host``/``port`` of the embedded API server), ``gateway.externalPort``
+(the node's public port, Kuscia's 1080), ``datamesh.httpPort``/``grpcPort`` (Kuscia's 8070/8071)
+and ``kubeconfig`` (a lite agent joining a master directly, without registration).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -21,6 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from atoll.api.constants import domain_id_problem
 
 MODES = ("master", "lite", "autonomy")
+PROTOCOLS = ("NOTLS", "TLS", "MTLS")
+RUNTIMES = ("runp", "runc", "runk")
+DEFAULT_EXTERNAL_PORT = 1080
+DEFAULT_DATAMESH_PORTS = (8070, 8071)
 DEFAULT_JOB_GC_HOURS = 720.0
 """Kuscia's ``garbageCollection.kusciaJobGC.durationHours`` default (30 days)."""
 
@@ -66,13 +72,16 @@ class NodeConfig:
             doc["apiserver"] = "external" if self.apiserver_external else {"host": self.api_host, "port": self.api_port}
         if self.mode in ("lite", "autonomy"):
             doc["runtime"] = self.runtime
+        if self.mode == "lite" and not self.kubeconfig:
+            doc["masterEndpoint"] = self.master_endpoint
+            doc["liteDeployToken"] = self.lite_deploy_token
         if self.controllers is not None:
             doc["controllers"] = list(self.controllers)
         if self.kubeconfig:
             doc["kubeconfig"] = self.kubeconfig
-        if self.master_endpoint:
+        if self.master_endpoint and "masterEndpoint" not in doc:
             doc["masterEndpoint"] = self.master_endpoint
-        if self.lite_deploy_token:
+        if self.lite_deploy_token and "liteDeployToken" not in doc:
             doc["liteDeployToken"] = self.lite_deploy_token
         if self.enable_workload_approve:
             doc["enableWorkloadApprove"] = True
@@ -94,10 +103,72 @@ def validate_domain_id(domain_id: str) -> None:
 def generate_domain_key() -> str:
     """``domainKeyData``: base64 of a PEM RSA 2048 private key (as Kuscia's generate_rsa_key.sh)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return _key_data(key)
+
+
+def _key_data(key: rsa.RSAPrivateKey) -> str:
+    """base64 of the PKCS#1 PEM ("BEGIN RSA PRIVATE KEY"), the only form Kuscia accepts."""
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
     )
     return base64.b64encode(pem).decode()
+
+
+def parse_domain_key(raw: bytes, what: str = "domainKeyData") -> rsa.RSAPrivateKey:
+    """An RSA private key (≥ 2048 bits) from PEM (PKCS#1 or PKCS#8) or the base64 of such a PEM."""
+    text = raw.strip()
+    if not text.startswith(b"-----BEGIN"):
+        try:
+            text = base64.b64decode(text, validate=False).strip()
+        except ValueError:
+            raise ConfigError(f"{what}: neither a PEM key nor the base64 of one") from None
+    try:
+        key = serialization.load_pem_private_key(text, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{what}: not an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigError(f"{what}: must be an RSA private key (got {type(key).__name__})")
+    if key.key_size < 2048:
+        raise ConfigError(f"{what}: RSA key of {key.key_size} bits; at least 2048 are required")
+    return key
+
+
+def domain_key_from_file(path: Path) -> str:
+    """``--domain-key-file``: the key file's key as ``domainKeyData`` (PKCS#1, base64)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"--domain-key-file: cannot read {path}: {exc.strerror}") from None
+    return _key_data(parse_domain_key(raw, f"--domain-key-file {path}"))
+
+
+def domain_key(config: NodeConfig) -> rsa.RSAPrivateKey:
+    if not config.domain_key_data:
+        raise ConfigError("domainKeyData: required (run `atoll init` to generate one)")
+    return parse_domain_key(config.domain_key_data.encode())
+
+
+def check_master_endpoint(url: str) -> str:
+    """``masterEndpoint``: ``http(s)://host[:port][/path]``; returned without a trailing ``/``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"masterEndpoint: must be http(s)://host[:port][/path] (got {url!r})")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigError(f"masterEndpoint: invalid port in {url!r}") from None
+    return url.rstrip("/")
+
+
+def external_port(config: NodeConfig) -> int:
+    """``gateway.externalPort``: the node's public port (Kuscia's 1080)."""
+    return int((config.extra.get("gateway") or {}).get("externalPort", DEFAULT_EXTERNAL_PORT))
+
+
+def datamesh_ports(config: NodeConfig) -> tuple[int, int]:
+    """``datamesh.httpPort`` / ``datamesh.grpcPort`` of a lite (Kuscia's 8070 / 8071)."""
+    dm = config.extra.get("datamesh") or {}
+    return int(dm.get("httpPort", DEFAULT_DATAMESH_PORTS[0])), int(dm.get("grpcPort", DEFAULT_DATAMESH_PORTS[1]))
 
 
 def _controllers(value: object) -> tuple[str, ...] | None:
@@ -164,6 +235,15 @@ def load_config(path: Path) -> NodeConfig:
         port = int(api.get("port", 6443))
     except (TypeError, ValueError):
         raise ConfigError(f"apiserver.port: must be an integer (got {api.get('port')!r})") from None
+    protocol = str(doc.get("protocol") or "NOTLS").upper()
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol: must be one of {', '.join(PROTOCOLS)} (got {doc.get('protocol')!r})")
+    runtime = str(doc.get("runtime") or "runp").lower()
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime: must be one of {', '.join(RUNTIMES)} (got {doc.get('runtime')!r})")
+    master_endpoint = str(doc.get("masterEndpoint") or "")
+    if master_endpoint:
+        master_endpoint = check_master_endpoint(master_endpoint)
     return NodeConfig(
         mode=mode,
         domain_id=domain_id,
@@ -172,12 +252,12 @@ def load_config(path: Path) -> NodeConfig:
         api_port=port,
         datastore_endpoint=str(doc.get("datastoreEndpoint") or ""),
         log_level=str(doc.get("logLevel") or "INFO"),
-        protocol=str(doc.get("protocol") or "NOTLS"),
+        protocol=protocol,
         domain_key_data=str(doc.get("domainKeyData") or ""),
         kubeconfig=str(doc.get("kubeconfig") or ""),
-        master_endpoint=str(doc.get("masterEndpoint") or ""),
+        master_endpoint=master_endpoint,
         lite_deploy_token=str(doc.get("liteDeployToken") or ""),
-        runtime=str(doc.get("runtime") or "runp"),
+        runtime=runtime,
         controllers=_controllers(doc.get("controllers")),
         enable_workload_approve=doc.get("enableWorkloadApprove") is True,
         job_gc_duration_hours=_job_gc_hours(doc),

@@ -52,6 +52,7 @@ async def run_controllers(
         master_domain=config.domain_id,
         enable_workload_approve=config.enable_workload_approve,
         job_gc_duration_hours=config.job_gc_duration_hours,
+        probe_task_ports=config.extra.get("probeTaskPorts") is True,
     )
     wanted = config.controllers
     names = setup_all(manager, ctx, CONTROLLERS if wanted is None else tuple(n for n in wanted if n != "scheduler"))

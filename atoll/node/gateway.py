@@ -58,8 +58,8 @@ def gateway_options(
     config: NodeConfig, *, static_services: tuple[LocalService, ...] = (), aliases: tuple[str, ...] = ()
 ) -> GatewayOptions | None:
     block = config.extra.get("gateway")
-    if block is None:
-        return None
+    if block is None or (isinstance(block, dict) and block.get("enabled") is False):
+        return None  # enabled: false — no Envoy on this node (a master then serves /register itself)
     if not isinstance(block, dict):
         raise ConfigError("gateway: must be a mapping")
     if config.protocol not in PROTOCOLS:

@@ -18,15 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from atoll.api import errors
-from atoll.api.crd import kuscia_crds, pooling_crds
+from atoll.api.crd import fleet_crds, kuscia_crds, pooling_crds
 from atoll.apiserver.app import APIServer, ServerConfig
 from atoll.apiserver.auth.authn import ADMIN_USER
 from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.client import Client
 from atoll.files import private_dir
-from atoll.node.config import NodeConfig
+from atoll.node import issuer
+from atoll.node.config import NodeConfig, domain_key, external_port
 from atoll.node.control_plane import CONTROLLER_LEASE, run_controllers
+from atoll.node.master_endpoint import MasterEndpoint, tls_context
+from atoll.node.node_restriction import LiteNodeRestriction
+from atoll.node.registration_messages import REGISTER_PATH, b64, unb64
+from atoll.node.registration_server import Registrar, registration_routes
 from atoll.pki import PKI, ensure_pki, server_ssl_context
 from atoll.pooling.manager import PoolingManager
 from atoll.pooling.node import pooling_settings
@@ -61,6 +66,7 @@ class MasterNode:
         self.gateway: Any = None  # the GatewayModule when the config has a gateway: block
         self.gateway_routes: list[Any] = []  # aiohttp routes for the handshake server (contract C3)
         self.pooling: PoolingManager | None = None
+        self.fleet: Any = None  # the FleetManager (Kairship instances) unless controllers exclude "fleet"
 
     @property
     def url(self) -> str:
@@ -85,8 +91,13 @@ class MasterNode:
                     unix_socket=loopback_socket(self.config.data_dir),
                 ),
             )
+            self.server.admission.add(LiteNodeRestriction())
             # /readyz stays 503 until the bootstrap (namespaces, Kuscia CRDs) is done
             self.server.readiness_gates.append(self.ready)
+            if self.config.controllers is None or "fleet" in self.config.controllers:
+                from atoll.node.fleet import install_fleet
+
+                self.fleet = install_fleet(self.server, self.config.data_dir, self.config.extra)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.server.run(), name="master/apiserver")
                 await self.server.wait_ready()
@@ -94,20 +105,43 @@ class MasterNode:
                 path = endpoint_file(self.config.data_dir)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(self.url)
+                endpoint = await self._start_endpoint()
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
                 self._start_gateway(tg)
                 if self._pooling_enabled():
                     tg.create_task(self._run_pooling(), name="master/pooling")
+                if self.fleet is not None:
+                    tg.create_task(self._run_fleet(), name="master/fleet")
                 # in the body, not a sibling task: on shutdown the controllers stop (and release
                 # their lease) while the API server is still serving
-                await self._run_controllers()
+                try:
+                    await self._run_controllers()
+                finally:
+                    if endpoint is not None:
+                        await endpoint.stop()
         finally:
             await store.close()
 
+    def registrar(self) -> Registrar:
+        """``/register`` for lites (mounted by the gateway's handshake server, or our endpoint)."""
+        return Registrar(self.client, self.pki, domain_key(self.config), self.url)
+
+    async def _start_endpoint(self) -> MasterEndpoint | None:
+        """With ``gateway.enabled: false`` (no Envoy on this machine) the master still serves
+        ``/register`` itself on ``gateway.externalPort``; otherwise the gateway mounts it."""
+        block = self.config.extra.get("gateway")
+        if not isinstance(block, dict) or block.get("enabled", True) or not self.config.domain_key_data:
+            return None
+        tls = tls_context(self.pki) if self.config.protocol in ("TLS", "MTLS") else None
+        endpoint = MasterEndpoint(self.registrar(), self.config.api_host, external_port(self.config), tls)
+        await endpoint.start()
+        return endpoint
+
     def _start_gateway(self, tg: asyncio.TaskGroup) -> None:
         """The master's gateway (when the config has a ``gateway:`` block): routes
-        ``apiserver.master.svc`` to this API server and serves ``gateway_routes`` (C3)."""
+        ``apiserver.master.svc`` to this API server and serves ``gateway_routes`` (C3), among them
+        the lites' ``/register``."""
         from dataclasses import replace
 
         from atoll.gateway.model import LocalService
@@ -120,6 +154,9 @@ class MasterNode:
         port = self.server.bound_port
         api = LocalService("apiserver", self.config.domain_id, port, ((host, port),), upstream_tls=True)
         options = replace(self.gateway_options, static_services=(api,))
+        taken = {getattr(route, "path", "") for route in self.gateway_routes}  # a caller's own routes win
+        if self.config.domain_key_data and REGISTER_PATH not in taken:
+            self.gateway_routes = [*self.gateway_routes, *registration_routes(self.registrar())]
         client = self.client()
         self.gateway = GatewayModule(client, options, extra_routes=self.gateway_routes)
         tg.create_task(_closing(client, self.gateway.run()), name="master/gateway")
@@ -165,6 +202,11 @@ class MasterNode:
             self.pooling = PoolingManager(client, settings)
             await self.pooling.run()
 
+    async def _run_fleet(self) -> None:
+        """Kairship: Instances on this master, each an isolated control plane (:mod:`atoll.node.fleet`)."""
+        async with self.client() as client:
+            await self.fleet.run(client)
+
     async def _bootstrap(self) -> None:
         """Namespaces and Kuscia CRDs every master serves (idempotent; safe with several replicas)."""
         assert self.server is not None
@@ -184,7 +226,7 @@ class MasterNode:
                 await _ensure_rbac_default(objects, rbac_rd, obj, opts)
         crd_rd = registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         assert crd_rd is not None
-        for crd in (*kuscia_crds(), *pooling_crds()):
+        for crd in (*kuscia_crds(), *pooling_crds(), *fleet_crds()):
             name = crd["metadata"]["name"]
             try:
                 current = objects.get(crd_rd, None, name).obj
@@ -193,11 +235,41 @@ class MasterNode:
                 continue
             if current.get("spec") != crd.get("spec"):
                 await objects.modify(crd_rd, None, name, _with_spec(crd["spec"]), opts)
+        if self.config.domain_key_data:
+            await self._ensure_own_domain(opts)
+
+    async def _ensure_own_domain(self, opts: WriteOptions) -> None:
+        """The master's own Domain with ``spec.cert`` (its domain key, certified by the CA): routes
+        to the master (``<lite>-kuscia-system``) take the destination's public key from it."""
+        assert self.server is not None
+        rd = self.server.registry.get("kuscia.secretflow", "v1alpha1", "domains")
+        assert rd is not None
+        name, key = self.config.domain_id, domain_key(self.config)
+        try:
+            current = self.server.objects.get(rd, None, name).obj
+        except errors.NotFound:
+            cert = b64(issuer.domain_certificate(self.pki, name, key.public_key()))
+            body = {"apiVersion": rd.api_version, "kind": "Domain", "metadata": {"name": name},
+                    "spec": {"cert": cert, "role": "", "master": name}}
+            await _ensure(self.server.objects.create(rd, None, body, opts))
+            return
+        existing = str((current.get("spec") or {}).get("cert") or "")
+        try:
+            matches = bool(existing) and issuer.same_key(unb64(existing, "spec.cert"), key.public_key())
+        except ValueError:
+            matches = False
+        if not matches:
+            cert = b64(issuer.domain_certificate(self.pki, name, key.public_key()))
+            await self.server.objects.modify(rd, None, name, _with_cert(cert), opts)
 
 
 async def _closing(client: Client, run: Any) -> None:
     async with client:
         await run
+
+
+def _with_cert(cert: str) -> Callable[[JSON], JSON]:
+    return lambda current: {**current, "spec": {**(current.get("spec") or {}), "cert": cert}}
 
 
 def _with_spec(spec: Any) -> Callable[[JSON], JSON]:

@@ -25,6 +25,7 @@ from atoll.gateway.module import GatewayModule, GatewayOptions
 from atoll.node.config import ConfigError, NodeConfig
 from atoll.node.gateway import gateway_options
 from atoll.node.master import MasterNode
+from atoll.node.pki import init_pki
 from atoll.runtime import Manager
 from tests.conftest import ATOLL, REPO, eventually, free_port, start_until_ready
 from tests.gateway.network import CDRS, cdr, domain
@@ -63,8 +64,10 @@ async def test_lite_reaches_master_api_through_gateways(tmp_path: Path) -> None:
         gw_task = None
         try:
             await eventually(lambda: _gateway_ready(node), 30)
-            for name, key in (("kuscia-system", master_key), ("alice", alice_key)):
-                await client.create(kinds.DOMAINS, domain(name, key))
+            # the master creates its own Domain (kuscia-system, spec.cert of its domain key) at start
+            own = await client.get(kinds.DOMAINS, "kuscia-system")
+            assert own["spec"]["cert"]
+            await client.create(kinds.DOMAINS, domain("alice", alice_key))
             await eventually(lambda: client.get(kinds.SERVICEACCOUNTS, "alice", "alice"), 20)
             path = "/api/v1/namespaces/alice/serviceaccounts/alice/token"
             token = (await client.request("POST", path, body={"spec": {"expirationSeconds": 3600}}))["status"]["token"]
@@ -129,6 +132,7 @@ def test_atoll_start_with_a_missing_envoy_is_one_line(tmp_path: Path) -> None:
         domain_key_data=key_data(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
         extra={"gateway": {"envoyBinary": str(tmp_path / "no-envoy")}},
     )  # fmt: skip
+    init_pki(config)  # what `atoll init` creates; `atoll start` refuses a node without it
     path = tmp_path / "atoll.yaml"
     path.write_text(config.to_yaml())
     out = subprocess.run([*ATOLL, "start", "-c", str(path)], capture_output=True, text=True, timeout=120, cwd=REPO)

@@ -35,7 +35,7 @@ LEADER_TAKEOVER = 40.0
 def init_master(data_dir: Path) -> None:
     """``atoll init`` for a master whose config runs only the KusciaJob controllers."""
     config = data_dir / "atoll.yaml"
-    args = ["init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir)]
+    args = ["init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir), "--no-gateway"]
     subprocess.run([*ATOLL, *args, "--api-port", str(free_port()), "-o", str(config)], check=True, cwd=REPO,
                    capture_output=True)  # fmt: skip
     config.write_text(config.read_text() + "controllers: [kusciajob]\n")

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def _init(data: Path) -> Path:
     config = data.parent / f"{data.name}.yaml"
     subprocess.run([*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data),
-                    "--api-port", "0", "-o", str(config)], check=True, capture_output=True, cwd=REPO)
+                    "--api-port", "0", "--no-gateway", "-o", str(config)], check=True, capture_output=True, cwd=REPO)
     return config
 
 

@@ -38,7 +38,9 @@ class RunP:
         self.images = ImageStore(config.root / "images")
         self.workers: dict[str, PodWorker] = {}
         self.by_name: dict[tuple[str, str], str] = {}
-        self.informer = Informer(client, kinds.PODS, field_selector=f"spec.nodeName={config.name}")
+        self.informer = Informer(
+            client, kinds.PODS, config.pod_namespace, field_selector=f"spec.nodeName={config.name}"
+        )
         self._tg: asyncio.TaskGroup | None = None
         self._pending: list[JSON] = []
         self.refused: set[str] = set()  # uids of pods of another domain, reported once

@@ -19,6 +19,7 @@ from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.http import codec
 from atoll.apiserver.http.authorize import field_selector_name
 from atoll.apiserver.http.podlogs import PodLogs
+from atoll.apiserver.http.proxy import Relay
 from atoll.apiserver.http.routing import Route
 from atoll.apiserver.http.watch import WatchStreamSettings, serve_watch
 from atoll.apiserver.patch import apply as ssa
@@ -26,7 +27,14 @@ from atoll.apiserver.patch.dispatch import PATCH_TYPES, apply_patch
 from atoll.apiserver.registry import lists, params
 from atoll.apiserver.registry.storage import ResourceStorage, WriteOptions
 from atoll.apiserver.registry.strategies import Strategies
-from atoll.apiserver.registry.subresources import NOT_SERVED, StatusReply, StreamReply, Subresource, SubresourceCall
+from atoll.apiserver.registry.subresources import (
+    NOT_SERVED,
+    RelayReply,
+    StatusReply,
+    StreamReply,
+    Subresource,
+    SubresourceCall,
+)
 from atoll.apiserver.tables.render import render_table, render_table_bytes
 
 JSON = dict[str, Any]
@@ -72,6 +80,7 @@ class ResourceHandlers:
     ) -> None:
         self.objects = objects
         self.logs = logs
+        self.relay = Relay()
         self.strategies = strategies
         self.watch_settings = watch or WatchStreamSettings()
         self.clock = clock
@@ -107,7 +116,10 @@ class ResourceHandlers:
     async def dispatch(self, request: web.Request, route: Route) -> web.StreamResponse:
         method = request.method
         if route.subresource:
-            handler = self.strategies.for_resource(route.rd).subresource(route.subresource) or NOT_SERVED
+            found = self.strategies.for_resource(route.rd).subresource(route.subresource)
+            if found is None and route.subresource not in route.rd.subresources:
+                raise errors.NotFound("the server could not find the requested resource")
+            handler = found or NOT_SERVED
             if method not in handler.generic_methods:
                 return await self._subresource(request, route, handler)
         if route.name is None:
@@ -132,12 +144,15 @@ class ResourceHandlers:
     async def _subresource(self, request: web.Request, route: Route, handler: Subresource) -> web.StreamResponse:
         """Every subresource request the generic object endpoints do not serve."""
         assert route.name is not None
-        raw = await codec.read_body(request)
+        relays = getattr(handler, "relays_body", False)  # the body goes upstream undecoded
+        raw = b"" if relays else await codec.read_body(request)
         body = codec.decode_dict(raw, codec.media_type(request)) if raw.strip() else None
         opts = _options(request)
         call = SubresourceCall(request.method, route.rd, route.namespace, route.name, route.subresource, body,
                                request.query, opts)
         reply = await handler.serve(self.objects, call)
+        if isinstance(reply, RelayReply):
+            return await self.relay.relay(request, reply, route.tail)
         if isinstance(reply, StreamReply):
             return await self.logs.relay(request, reply)
         if isinstance(reply, StatusReply):

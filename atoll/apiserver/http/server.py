@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from aiohttp import web
@@ -41,6 +41,7 @@ from atoll.apiserver.http.routing import Route, parse_resource_path
 
 log = logging.getLogger(__name__)
 
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROOT_PATHS = sorted(["/api", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v3", "/metrics"])
 _VIRTUAL = frozenset((rd.group, rd.plural) for rd in VIRTUAL)
 
@@ -58,6 +59,8 @@ class Frontends:
     reviews: Reviews | None  # None: no ServiceAccount signing key, so no reviews or tokens
     ready: Callable[[bool], bool]  # ready(live_only): /livez (True) or /readyz and /healthz (False)
     server_address: Callable[[], str]  # host:port for legacy discovery's serverAddressByClientCIDRs
+    routes: dict[str, RouteHandler] = field(default_factory=dict)
+    """Extra non-resource APIs by path prefix (the fleet's search API), authorized as paths."""
 
 
 class RequestHandler:
@@ -114,6 +117,10 @@ class RequestHandler:
         parts = [p for p in request.path.split("/") if p]
         if not parts:
             return codec.json_response({"paths": ROOT_PATHS})
+        for prefix, handler in self._p.routes.items():
+            if request.path == prefix or request.path.startswith(prefix + "/"):
+                authorize_path(self._p.authorizer, request)
+                return await handler(request)
         head = parts[0]
         if head in ("healthz", "livez", "readyz"):
             ready = self._p.ready(head == "livez")

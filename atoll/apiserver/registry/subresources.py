@@ -7,14 +7,17 @@ rules; ``finalize``: GET) and serves every other method itself, answering one of
 
 - ``ObjectReply`` — an object, rendered like any object (JSON or a Table, warnings, 200/201);
 - ``StatusReply`` — a body sent as is (a ``Status``, a ``TokenRequest``);
-- ``StreamReply`` — a stream the HTTP layer relays from a node (``pods/log``).
+- ``StreamReply`` — a stream the HTTP layer relays from a node (``pods/log``);
+- ``RelayReply`` — the whole request (any method, body, the path after ``…/proxy``, watch
+  streams included) relayed to another API server (``instances/proxy`` of the fleet).
 
 Discovery reads ``verbs`` and ``response_kind`` from the same handlers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -62,7 +65,27 @@ class StreamReply:
     params: dict[str, str] = field(default_factory=dict)
 
 
-Reply = ObjectReply | StatusReply | StreamReply
+class ProxyTarget(Protocol):
+    """Where a ``proxy`` subresource relays to, with the credentials it presents there."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext: ...
+
+    @property
+    def token(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RelayReply:
+    """Relay the request as is (method, body, headers that matter) to ``target`` + the path tail."""
+
+    target: ProxyTarget
+
+
+Reply = ObjectReply | StatusReply | StreamReply | RelayReply
 
 
 class Subresource(Protocol):
@@ -123,3 +146,19 @@ def require_body(call: SubresourceCall) -> JSON:
     if call.body is None:
         raise errors.BadRequest("the body of the request must be a JSON object")
     return call.body
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySubresource:
+    """``…/NAME/proxy/<path>``: every method relayed to the API server ``resolve(name)`` names
+    (which raises an ``APIError`` when it has none). The body is never decoded here."""
+
+    resolve: Callable[[str], ProxyTarget]
+    verbs: tuple[str, ...] = ("create", "delete", "get", "patch", "update")
+    response_kind: tuple[str, str, str] | None = None
+    generic_methods: frozenset[str] = frozenset()
+    relays_body: bool = True
+
+    async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
+        storage.get(call.rd, call.namespace, call.name)  # 404 for an unknown object
+        return RelayReply(self.resolve(call.name))

@@ -23,7 +23,7 @@ from atoll.api.kuscia_tasks import (
     TASKRESOURCEGROUPS,
 )
 from atoll.controllers import ControllerContext
-from atoll.controllers.kusciatask.ports import PortAllocator
+from atoll.controllers.kusciatask.ports import PortAllocator, port_free
 from atoll.controllers.kusciatask.reconciler import Caches, TaskReconciler, task_key
 from atoll.runtime import SYSTEM_CLOCK, Cache, Clock, Controller, Manager, ObjectKey
 from atoll.runtime.keys import JSON
@@ -40,8 +40,9 @@ def by_name(obj: JSON) -> Iterable[ObjectKey]:
     return (task_key(str((obj.get("metadata") or {}).get("name", ""))),)
 
 
-def live_ports(tasks: Cache) -> PortAllocator:
-    """An allocator whose in-use set is read from the unfinished tasks' ``status.allocatedPorts``."""
+def live_ports(tasks: Cache, *, probe: bool = False) -> PortAllocator:
+    """An allocator whose in-use set is read from the unfinished tasks' ``status.allocatedPorts``
+    (``probe``: also skip ports busy on this host, where every lite runs)."""
 
     def live() -> Iterable[tuple[str, int]]:
         for task in tasks:
@@ -52,7 +53,7 @@ def live_ports(tasks: Cache) -> PortAllocator:
                 domain = str(entry.get("domainID") or "")
                 yield from ((domain, int(p)) for p in (entry.get("namedPort") or {}).values())
 
-    return PortAllocator(live)
+    return PortAllocator(live, probe=port_free if probe else None)
 
 
 def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLOCK) -> TaskReconciler:
@@ -73,7 +74,7 @@ def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLO
         configmaps=configmaps.cache,
         groups=groups.cache,
     )
-    reconciler = TaskReconciler(ctx.client, caches, live_ports(tasks.cache), clock)
+    reconciler = TaskReconciler(ctx.client, caches, live_ports(tasks.cache, probe=ctx.probe_task_ports), clock)
     controller: Controller[ObjectKey] = Controller(NAME, reconciler, workers=ctx.workers)
     controller.watch(tasks)
     controller.watch(pods, by_task_annotation)

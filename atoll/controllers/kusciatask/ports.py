@@ -15,16 +15,30 @@ receive the same port.
 
 Ports are handed out round-robin from a per-space cursor so that a port just released is not
 reused at once (a process of the finished task may still be closing it).
+
+``probe`` (master config ``probeTaskPorts: true``, set when every lite runs on the master's host,
+as in the quickstart): a port some other program on the host listens on is skipped.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterable
 
 from atoll.api.kuscia_tasks import PORT_RANGE
 
 Live = Callable[[], Iterable[tuple[str, int]]]
 """Every ``(domain, port)`` held by an unfinished task."""
+
+
+def port_free(port: int) -> bool:
+    """Nothing on this host listens on ``127.0.0.1:port`` right now (a ``probe``)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def one_space(domain: str) -> str:
@@ -44,9 +58,11 @@ class PortAllocator:
         low: int = PORT_RANGE[0],
         high: int = PORT_RANGE[1],
         space: Callable[[str], str] = one_space,
+        probe: Callable[[int], bool] | None = None,
     ) -> None:
         self.live = live
         self.space = space
+        self.probe = probe
         self.low, self.high = low, high
         self._held: dict[str, dict[str, set[int]]] = {}  # owner -> domain -> ports
         self._cursor: dict[str, int] = {}
@@ -81,9 +97,11 @@ class PortAllocator:
             picked: list[int] = []
             offset = 0
             while len(picked) < count:
+                if offset >= size:
+                    raise PortsExhausted(f"domain {domain}: {count} ports wanted, fewer free on this host")
                 port = self.low + (start - self.low + offset) % size
                 offset += 1
-                if port not in used:
+                if port not in used and (self.probe is None or self.probe(port)):
                     picked.append(port)
             self._cursor[self.space(domain)] = picked[-1] + 1 if picked[-1] < self.high else self.low
             out[domain] = picked

@@ -1,7 +1,8 @@
 """Per-kind strategies, registered by (group, kind): the one place that says how a kind differs.
 
 ``Strategies.for_resource(rd)`` answers the registered strategy of a built-in kind, the custom
-resource strategy for CRD-served kinds, and the plain default for built-ins without one. Adding a
+resource strategy for CRD-served kinds (unless one is registered for the CRD's kind, e.g. the fleet's
+``Instance`` with its ``proxy`` subresource), and the plain default for built-ins without one. Adding a
 kind with its own defaults, printer or subresources means registering a strategy here.
 """
 
@@ -35,7 +36,7 @@ class Strategies:
 
     def for_resource(self, rd: ResourceDef) -> KindStrategy:
         if not rd.builtin:
-            return _CUSTOM
+            return self._by_kind.get((rd.group, rd.kind), _CUSTOM)
         return self._by_kind.get((rd.group, rd.kind), _DEFAULT)
 
 

@@ -1,0 +1,43 @@
+"""Kairship and Karmada names kept by the fleet: groups, namespaces, finalizers, labels, taints."""
+
+from __future__ import annotations
+
+KAIRSHIP_GROUP = "kairship.io"
+SYSTEM_NAMESPACE = "kairship-system"
+"""Management-plane namespace of instance admin Secrets and the fleet manager's Lease."""
+MANAGER_LEASE = "kairship-controller-manager"
+INSTANCE_FINALIZER = "kairship.io/instance-protection"
+INSTANCE_LABEL = "kairship.io/instance"
+ADMIN_SECRET_SUFFIX = "-admin"
+
+PHASE_PENDING = "Pending"
+PHASE_RUNNING = "Running"
+PHASE_FAILED = "Failed"
+PHASE_DELETING = "Deleting"
+
+KARMADA_VERSION = "v1.9.0-atoll"
+"""The Karmada API level the instances serve (reported in ``status.karmadaVersion``)."""
+
+# --- inside an instance (Karmada's names) ---------------------------------------------------------
+CLUSTER_NAMESPACE = "karmada-cluster"
+"""Where ``join`` stores member credentials (Push mode)."""
+EXECUTION_PREFIX = "karmada-es-"
+KARMADA_SYSTEM = "karmada-system"
+TAINT_NOT_READY = "cluster.karmada.io/not-ready"
+TAINT_UNREACHABLE = "cluster.karmada.io/unreachable"
+BINDING_FINALIZER = "karmada.io/binding-controller"
+EXECUTION_FINALIZER = "karmada.io/execution-controller"
+CLUSTER_FINALIZER = "karmada.io/cluster-controller"
+PP_PERMANENT_ID = "propagationpolicy.karmada.io/permanent-id"
+PP_NAME = "propagationpolicy.karmada.io/name"
+PP_NAMESPACE = "propagationpolicy.karmada.io/namespace"
+CPP_NAME = "clusterpropagationpolicy.karmada.io/name"
+RB_PERMANENT_ID = "resourcebinding.karmada.io/permanent-id"
+RB_NAME = "resourcebinding.karmada.io/name"
+RB_NAMESPACE = "resourcebinding.karmada.io/namespace"
+CRB_NAME = "clusterresourcebinding.karmada.io/name"
+WORK_PERMANENT_ID = "work.karmada.io/permanent-id"
+WORK_NAME = "work.karmada.io/name"
+WORK_NAMESPACE = "work.karmada.io/namespace"
+MANAGED_BY = "binding.karmada.io/managed-by"
+CONFLICT_RESOLUTION = "work.karmada.io/conflict-resolution"

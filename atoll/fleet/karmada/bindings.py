@@ -1,0 +1,255 @@
+"""The binding controller of one instance: ResourceBinding → one Work per target cluster, and the
+binding-status controller: Works' status → ``aggregatedStatus``, ``FullyApplied`` and the
+template's ``.status``.
+
+Manifests are the template without server-set metadata and status, with the cluster's replica
+count (Divided) and the OverridePolicies applied (:mod:`.overrides`). Work ``<name>-<hash>`` lives
+in ``karmada-es-<cluster>``, labelled with the binding's permanent id. Works of clusters no longer
+targeted are deleted; a deleted binding first deletes all its Works (finalizer
+``karmada.io/binding-controller``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from typing import Any
+
+from atoll.api.errors import AlreadyExists, APIError, NotFound
+from atoll.api.registry import ResourceDef
+from atoll.client import Client
+from atoll.fleet import constants as c
+from atoll.fleet.karmada.aggregate import aggregate_status
+from atoll.fleet.karmada.conditions import is_true, set_condition
+from atoll.fleet.karmada.deps import dependencies, sync_attached
+from atoll.fleet.karmada.names import cluster_of, execution_namespace, work_name
+from atoll.fleet.karmada.overrides import apply_overrides
+from atoll.fleet.kinds import CLUSTER_RESOURCE_BINDINGS, RESOURCE_BINDINGS, WORKS
+from atoll.runtime import Cache, ObjectKey, Result
+
+JSON = dict[str, Any]
+log = logging.getLogger(__name__)
+_SERVER_FIELDS = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+    "ownerReferences",
+    "finalizers",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+CRB_PERMANENT_ID = "clusterresourcebinding.karmada.io/permanent-id"
+
+
+def id_label(namespaced: bool) -> str:
+    return c.RB_PERMANENT_ID if namespaced else CRB_PERMANENT_ID
+
+
+def clean_manifest(template: JSON) -> JSON:
+    manifest = copy.deepcopy(template)
+    manifest.pop("status", None)
+    md = manifest.setdefault("metadata", {})
+    for key in _SERVER_FIELDS:
+        md.pop(key, None)
+    annotations = md.get("annotations") or {}
+    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    if not annotations:
+        md.pop("annotations", None)
+    return manifest
+
+
+class BindingReconciler:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        bindings: Cache,
+        cluster_bindings: Cache,
+        works: Cache,
+        clusters: Cache,
+        overrides: Cache,
+        cluster_overrides: Cache,
+        templates: dict[tuple[str, str], tuple[ResourceDef, Cache]] | None = None,
+    ) -> None:
+        self.templates = templates if templates is not None else {}
+        self.client = client
+        self.bindings = bindings
+        self.cluster_bindings = cluster_bindings
+        self.works = works
+        self.clusters = clusters
+        self.overrides = overrides
+        self.cluster_overrides = cluster_overrides
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        namespaced = key.namespace is not None
+        rd = RESOURCE_BINDINGS if namespaced else CLUSTER_RESOURCE_BINDINGS
+        binding = (self.bindings if namespaced else self.cluster_bindings).get(key.name, key.namespace)
+        if binding is None:
+            return Result()
+        works = self.works.by_label(id_label(namespaced), str(binding["metadata"]["uid"]))
+        if binding["metadata"].get("deletionTimestamp"):
+            return await self._remove(rd, binding, works)
+        spec = binding.get("spec") or {}
+        resource = spec.get("resource") or {}
+        try:
+            template_rd, template = await self._template(resource)
+        except NotFound:
+            return Result()
+        wanted = {str(t["name"]): t for t in spec.get("clusters") or ()}
+        for work in works:
+            if cluster_of(work["metadata"]["namespace"]) not in wanted:
+                with contextlib.suppress(NotFound):
+                    await self.client.delete(WORKS, work["metadata"]["name"], work["metadata"]["namespace"])
+        for cluster_name, target in wanted.items():
+            await self._ensure_work(binding, template, cluster_name, target, namespaced)
+        if namespaced and spec.get("propagateDeps"):
+            await sync_attached(self.client, self.bindings, binding, dependencies(template))
+        await self._status(rd, binding, template_rd, template, wanted, namespaced)
+        return Result()
+
+    async def _template(self, resource: JSON) -> tuple[ResourceDef, JSON]:
+        """The template from the detector's informer cache (an API read only when not cached yet)."""
+        found = self.templates.get((resource["apiVersion"], resource["kind"]))
+        cached = found[1].get(resource["name"], resource.get("namespace")) if found is not None else None
+        if found is not None and cached is not None:
+            return found[0], cached
+        rd = await self.client.discover(resource["apiVersion"], resource["kind"])
+        return rd, await self.client.get(rd, resource["name"], resource.get("namespace"))
+
+    async def _remove(self, rd: ResourceDef, binding: JSON, works: list[JSON]) -> Result:
+        for work in works:
+            if not work["metadata"].get("deletionTimestamp"):
+                with contextlib.suppress(NotFound):
+                    await self.client.delete(WORKS, work["metadata"]["name"], work["metadata"]["namespace"])
+        if works:
+            return Result(requeue_after=1.0)
+        md = binding["metadata"]
+        if md.get("namespace") and (binding.get("spec") or {}).get("propagateDeps"):
+            await sync_attached(self.client, self.bindings, binding, set())
+        remaining = [f for f in md.get("finalizers") or () if f != c.BINDING_FINALIZER]
+        with contextlib.suppress(NotFound):
+            await self.client.patch(
+                rd, md["name"], {"metadata": {"finalizers": remaining or None}}, md.get("namespace")
+            )
+        return Result()
+
+    def _manifest(self, binding: JSON, template: JSON, cluster_name: str, target: JSON) -> tuple[JSON, list[str]]:
+        manifest = clean_manifest(template)
+        if (binding.get("spec") or {}).get("replicas") and "replicas" in target:
+            manifest.setdefault("spec", {})["replicas"] = int(target["replicas"])
+        cluster = self.clusters.get(cluster_name) or {"metadata": {"name": cluster_name}}
+        namespace = (template.get("metadata") or {}).get("namespace")
+        ops = [p for p in self.overrides if p["metadata"].get("namespace") == namespace] if namespace else []
+        return apply_overrides(manifest, cluster, list(self.cluster_overrides), ops)
+
+    async def _ensure_work(
+        self, binding: JSON, template: JSON, cluster_name: str, target: JSON, namespaced: bool
+    ) -> None:
+        md = template["metadata"]
+        manifest, applied = self._manifest(binding, template, cluster_name, target)
+        spec = binding.get("spec") or {}
+        name = work_name(md.get("namespace") or "", md["name"], template["kind"])
+        ns = execution_namespace(cluster_name)
+        bmd = binding["metadata"]
+        labels = {id_label(namespaced): str(bmd["uid"])}
+        annotations = {
+            c.RB_NAME if namespaced else "clusterresourcebinding.karmada.io/name": bmd["name"],
+            c.CONFLICT_RESOLUTION: "overwrite" if spec.get("conflictResolution") == "Overwrite" else "abort",
+        }
+        if namespaced:
+            annotations[c.RB_NAMESPACE] = bmd["namespace"]
+        if applied:
+            annotations["policy.karmada.io/applied-overrides"] = ",".join(applied)
+        work_spec = {
+            "workload": {"manifests": [manifest]},
+            "preserveResourcesOnDeletion": bool(spec.get("preserveResourcesOnDeletion")),
+        }
+        current = self.works.get(name, ns)
+        if current is None:
+            body = {
+                "apiVersion": WORKS.api_version,
+                "kind": "Work",
+                "metadata": {"name": name, "namespace": ns, "labels": labels, "annotations": annotations},
+                "spec": work_spec,
+            }
+            with contextlib.suppress(AlreadyExists):
+                await self.client.create(WORKS, body, ns)
+        elif current.get("spec") != work_spec or (current["metadata"].get("annotations") or {}) != annotations:
+            await self.client.patch(
+                WORKS,
+                name,
+                {
+                    "metadata": {"labels": labels, "annotations": annotations},
+                    "spec": {**work_spec, "workload": {"manifests": [manifest]}},
+                },
+                ns,
+            )
+
+    async def _status(
+        self,
+        rd: ResourceDef,
+        binding: JSON,
+        template_rd: ResourceDef,
+        template: JSON,
+        wanted: dict[str, JSON],
+        namespaced: bool,
+    ) -> None:
+        works = {
+            cluster_of(w["metadata"]["namespace"]): w
+            for w in self.works.by_label(id_label(namespaced), str(binding["metadata"]["uid"]))
+        }
+        aggregated: list[JSON] = []
+        member_statuses: list[JSON] = []
+        for cluster_name in sorted(wanted):
+            work = works.get(cluster_name)
+            entry: JSON = {"clusterName": cluster_name, "applied": bool(work and is_true(work, "Applied"))}
+            if work is not None:
+                cond = next(
+                    (x for x in (work.get("status") or {}).get("conditions") or () if x.get("type") == "Applied"), None
+                )
+                if cond is not None and cond.get("status") != "True":
+                    entry["appliedMessage"] = cond.get("message", "")
+                manifests = (work.get("status") or {}).get("manifestStatuses") or ()
+                if manifests:
+                    entry["status"] = manifests[0].get("status") or {}
+                    entry["health"] = manifests[0].get("health") or "Unknown"
+                    member_statuses.append(entry["status"])
+            aggregated.append(entry)
+        status = dict(binding.get("status") or {})
+        status["aggregatedStatus"] = aggregated
+        fully = bool(aggregated) and all(e["applied"] for e in aggregated)
+        status["conditions"] = set_condition(
+            status.get("conditions"),
+            "FullyApplied",
+            fully,
+            "FullyAppliedSuccess" if fully else "FullyAppliedFailed",
+            "All works have been successfully applied"
+            if fully
+            else "Failed to apply all works, see status.aggregatedStatus for details",
+        )
+        md = binding["metadata"]
+        if status != binding.get("status"):
+            with contextlib.suppress(NotFound):
+                await self.client.patch(rd, md["name"], {"status": status}, md.get("namespace"), subresource="status")
+        if len(member_statuses) < len(wanted):
+            return
+        wanted_status = aggregate_status(template["kind"], template["metadata"].get("generation"), member_statuses)
+        if wanted_status is None or _contains(template.get("status") or {}, wanted_status):
+            return
+        sub = "status" if template_rd.has_status else None
+        with contextlib.suppress(NotFound, APIError):
+            await self.client.patch(
+                template_rd,
+                template["metadata"]["name"],
+                {"status": wanted_status},
+                template["metadata"].get("namespace"),
+                subresource=sub,
+            )
+
+
+def _contains(current: JSON, wanted: JSON) -> bool:
+    return all(current.get(k) == v for k, v in wanted.items())

@@ -1,0 +1,183 @@
+"""The cluster controllers of one instance (Push mode).
+
+- Lifecycle: a new Cluster gets ``karmada.io/cluster-controller`` and its execution namespace
+  ``karmada-es-<cluster>``; a deleted one loses its Works and namespace, then the finalizer.
+- Status (every ``period`` seconds, Karmada's ``--cluster-status-update-frequency``): probe the
+  member's ``/readyz`` and ``/version``; ``Ready`` True/False (``ClusterReady``,
+  ``ClusterNotReachable``, ``ClusterNotReady``); ``kubernetesVersion``; ``apiEnablements`` from
+  discovery; ``nodeSummary`` (total/ready) and ``resourceSummary`` (``allocatable`` of ready nodes,
+  ``allocated`` = requests of the pods bound to them); the ``cluster.karmada.io/not-ready`` or
+  ``unreachable`` ``NoSchedule`` taint while not ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from fractions import Fraction
+from typing import Any
+
+from atoll.api import kinds
+from atoll.api.errors import AlreadyExists, APIError, NotFound
+from atoll.api.quantity import format_quantity, parse_quantity
+from atoll.client import Client, ClientError
+from atoll.fleet import constants as c
+from atoll.fleet.karmada.conditions import set_condition
+from atoll.fleet.karmada.members import MemberClients, MemberError
+from atoll.fleet.karmada.names import execution_namespace
+from atoll.fleet.kinds import CLUSTERS, WORKS
+from atoll.runtime import Cache, ObjectKey, Result
+
+JSON = dict[str, Any]
+log = logging.getLogger(__name__)
+_RESOURCES = ("cpu", "memory", "pods")
+_LIKE = {"memory": "Ki"}
+"""Memory sums are printed in binary units (``28Gi``), like kubectl shows them."""
+
+
+class ClusterReconciler:
+    def __init__(self, client: Client, clusters: Cache, members: MemberClients, *, period: float = 10.0) -> None:
+        self.client = client
+        self.clusters = clusters
+        self.members = members
+        self.period = period
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        cluster = self.clusters.get(key.name)
+        if cluster is None:
+            await self.members.drop(key.name)
+            return Result()
+        finalizers = list(cluster["metadata"].get("finalizers") or ())
+        if cluster["metadata"].get("deletionTimestamp"):
+            return await self._remove(cluster, finalizers)
+        if c.CLUSTER_FINALIZER not in finalizers:
+            await self.client.patch(
+                CLUSTERS,
+                key.name,
+                {
+                    "metadata": {
+                        "finalizers": [*finalizers, c.CLUSTER_FINALIZER],
+                        "resourceVersion": cluster["metadata"]["resourceVersion"],
+                    }
+                },
+            )
+            return Result()
+        with contextlib.suppress(AlreadyExists):
+            await self.client.create(kinds.NAMESPACES, {"metadata": {"name": execution_namespace(key.name)}})
+        status, taint = await self._probe(cluster)
+        await self._write(cluster, status, taint)
+        return Result(requeue_after=self.period)
+
+    async def _remove(self, cluster: JSON, finalizers: list[str]) -> Result:
+        name = cluster["metadata"]["name"]
+        ns = execution_namespace(name)
+        works = (await self.client.list(WORKS, ns)).get("items") or ()
+        for work in works:
+            with contextlib.suppress(NotFound):
+                await self.client.delete(WORKS, work["metadata"]["name"], ns)
+        if works:
+            return Result(requeue_after=0.5)  # the execution controller cleans the member first
+        with contextlib.suppress(NotFound):
+            await self.client.delete(kinds.NAMESPACES, ns)
+        await self.members.drop(name)
+        remaining = [f for f in finalizers if f != c.CLUSTER_FINALIZER]
+        with contextlib.suppress(NotFound):
+            await self.client.patch(CLUSTERS, name, {"metadata": {"finalizers": remaining or None}})
+        return Result()
+
+    async def _probe(self, cluster: JSON) -> tuple[JSON, str]:
+        """The new status and the taint key it implies ("" when ready)."""
+        status = dict(cluster.get("status") or {})
+        conditions = status.get("conditions")
+        try:
+            member = await self.members.get(cluster)
+            await member.request("GET", "/readyz")
+        except MemberError as exc:
+            status["conditions"] = set_condition(conditions, "Ready", False, "ClusterNotReachable", str(exc))
+            return status, c.TAINT_UNREACHABLE
+        except (ClientError, APIError) as exc:
+            status["conditions"] = set_condition(
+                conditions, "Ready", False, "ClusterNotReachable", f"cluster is not reachable: {exc}"
+            )
+            return status, c.TAINT_UNREACHABLE
+        try:
+            version = await member.get_path("/version")
+            status["kubernetesVersion"] = version.get("gitVersion")
+            resources, _failed = await member.preferred_resources()
+            status["apiEnablements"] = _enablements(resources)
+            nodes = (await member.list(kinds.NODES)).get("items") or []
+            pods = (await member.list(kinds.PODS)).get("items") or []
+        except (ClientError, APIError) as exc:
+            status["conditions"] = set_condition(conditions, "Ready", False, "ClusterNotReady", str(exc))
+            return status, c.TAINT_NOT_READY
+        status["nodeSummary"], status["resourceSummary"] = summarise(nodes, pods)
+        status["conditions"] = set_condition(
+            conditions, "Ready", True, "ClusterReady", "cluster is healthy and ready to accept workloads"
+        )
+        return status, ""
+
+    async def _write(self, cluster: JSON, status: JSON, taint: str) -> None:
+        name = cluster["metadata"]["name"]
+        spec = cluster.get("spec") or {}
+        taints = [t for t in spec.get("taints") or () if t.get("key") not in (c.TAINT_NOT_READY, c.TAINT_UNREACHABLE)]
+        if taint:
+            current = next((t for t in spec.get("taints") or () if t.get("key") == taint), None)
+            taints.append(current or {"key": taint, "effect": "NoSchedule", "timeAdded": _now()})
+        if taints != list(spec.get("taints") or ()):
+            await self.client.patch(CLUSTERS, name, {"spec": {"taints": taints or None}})
+        if status != cluster.get("status"):
+            await self.client.patch(CLUSTERS, name, {"status": status}, subresource="status")
+
+
+def _now() -> str:
+    import time
+
+    from atoll.api.timestamps import format_time
+
+    return format_time(time.time())
+
+
+def _enablements(resources: list[Any]) -> list[JSON]:
+    by_gv: dict[str, list[JSON]] = defaultdict(list)
+    for rd in resources:
+        if "/" in rd.plural:
+            continue
+        by_gv[rd.api_version].append({"name": rd.plural, "kind": rd.kind})
+    return [{"groupVersion": gv, "resources": sorted(rs, key=lambda r: r["name"])} for gv, rs in sorted(by_gv.items())]
+
+
+def _ready(node: JSON) -> bool:
+    return any(
+        cond.get("type") == "Ready" and cond.get("status") == "True"
+        for cond in (node.get("status") or {}).get("conditions") or ()
+    )
+
+
+def summarise(nodes: list[JSON], pods: list[JSON]) -> tuple[JSON, JSON]:
+    """``nodeSummary`` and ``resourceSummary`` of a member from its nodes and pods."""
+    ready = [n for n in nodes if _ready(n)]
+    allocatable: dict[str, Fraction] = defaultdict(Fraction)
+    for node in ready:
+        for res, qty in ((node.get("status") or {}).get("allocatable") or {}).items():
+            if res in _RESOURCES:
+                allocatable[res] += parse_quantity(qty)
+    ready_names = {n["metadata"]["name"] for n in ready}
+    allocated: dict[str, Fraction] = defaultdict(Fraction)
+    for pod in pods:
+        if (pod.get("spec") or {}).get("nodeName") not in ready_names:
+            continue
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        allocated["pods"] += 1
+        for container in (pod.get("spec") or {}).get("containers") or ():
+            for res, qty in (((container.get("resources") or {}).get("requests")) or {}).items():
+                if res in ("cpu", "memory"):
+                    allocated[res] += parse_quantity(qty)
+    return (
+        {"totalNum": len(nodes), "readyNum": len(ready)},
+        {
+            "allocatable": {k: format_quantity(v, _LIKE.get(k, "")) for k, v in sorted(allocatable.items())},
+            "allocated": {k: format_quantity(v, _LIKE.get(k, "")) for k, v in sorted(allocated.items())},
+        },
+    )

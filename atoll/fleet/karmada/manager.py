@@ -1,0 +1,236 @@
+"""Karmada's controller-manager for one instance: informers on the instance, the template
+detector (informers per selected kind, started as policies appear), the binding, execution and
+cluster controllers, all in one TaskGroup next to the instance's API server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from atoll.api.errors import APIError, NotFound
+from atoll.api.registry import ResourceDef
+from atoll.client import Client
+from atoll.fleet import constants as c
+from atoll.fleet.karmada.bindings import BindingReconciler
+from atoll.fleet.karmada.clusters import ClusterReconciler
+from atoll.fleet.karmada.detector import TemplateKey, TemplateReconciler, template_key
+from atoll.fleet.karmada.dynamic import DynamicInformers
+from atoll.fleet.karmada.execution import ExecutionReconciler
+from atoll.fleet.karmada.members import MemberClients
+from atoll.fleet.karmada.names import binding_name
+from atoll.fleet.kinds import (
+    CLUSTER_OVERRIDE_POLICIES,
+    CLUSTER_PROPAGATION_POLICIES,
+    CLUSTER_RESOURCE_BINDINGS,
+    CLUSTERS,
+    OVERRIDE_POLICIES,
+    PROPAGATION_POLICIES,
+    RESOURCE_BINDINGS,
+    WORKS,
+)
+from atoll.fleet.search import CONTROL_PLANE, Source
+from atoll.runtime import Cache, Controller, Informer, InformerFactory, ObjectKey, Result
+
+JSON = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class KarmadaSettings:
+    cluster_status_period: float = 10.0
+    """Karmada's ``--cluster-status-update-frequency``."""
+    workers: int = 4
+
+
+def _binding_of_work(work: JSON) -> list[ObjectKey]:
+    annotations = (work.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(c.RB_NAME):
+        return [ObjectKey(annotations.get(c.RB_NAMESPACE), annotations[c.RB_NAME])]
+    if annotations.get("clusterresourcebinding.karmada.io/name"):
+        return [ObjectKey(None, annotations["clusterresourcebinding.karmada.io/name"])]
+    return []
+
+
+def _cluster_changed(old: JSON, new: JSON) -> bool:
+    def view(obj: JSON) -> Any:
+        ready = [x.get("status") for x in (obj.get("status") or {}).get("conditions") or () if x.get("type") == "Ready"]
+        return (
+            obj["metadata"].get("labels"),
+            (obj.get("spec") or {}).get("taints"),
+            ready,
+            obj["metadata"].get("deletionTimestamp"),
+            bool((obj.get("status") or {}).get("apiEnablements")),
+        )
+
+    return bool(view(old) != view(new))
+
+
+class PolicyKinds:
+    """Reconciles a policy by watching the kinds its selectors name (templates of those kinds)."""
+
+    def __init__(
+        self, client: Client, policies: Cache, cluster_policies: Cache, manager: KarmadaManager, retry: float = 5.0
+    ) -> None:
+        self.retry = retry
+        self.client = client
+        self.policies = policies
+        self.cluster_policies = cluster_policies
+        self.manager = manager
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        policy = (self.policies if key.namespace else self.cluster_policies).get(key.name, key.namespace)
+        served = True
+        for selector in ((policy or {}).get("spec") or {}).get("resourceSelectors") or ():
+            served &= await self.manager.watch_kind(str(selector.get("apiVersion")), str(selector.get("kind")))
+        self.manager.requeue_templates()
+        # a kind not served yet (its CRD installed later): look again with fresh discovery
+        return Result() if served else Result(requeue_after=self.retry)
+
+
+class KarmadaManager:
+    def __init__(self, client: Client, settings: KarmadaSettings | None = None) -> None:
+        self.client = client
+        self.settings = settings or KarmadaSettings()
+        f = self.informers = InformerFactory(client)
+        self.clusters = f.informer(CLUSTERS)
+        self.pps = f.informer(PROPAGATION_POLICIES)
+        self.cpps = f.informer(CLUSTER_PROPAGATION_POLICIES)
+        self.ops = f.informer(OVERRIDE_POLICIES)
+        self.cops = f.informer(CLUSTER_OVERRIDE_POLICIES)
+        self.rbs = f.informer(RESOURCE_BINDINGS)
+        self.crbs = f.informer(CLUSTER_RESOURCE_BINDINGS)
+        self.works = f.informer(WORKS)
+        self.members = MemberClients(client)
+        self.templates: dict[tuple[str, str], tuple[ResourceDef, Cache]] = {}
+        self.dynamic = DynamicInformers()
+        n = self.settings.workers
+        self.template_ctl: Controller[TemplateKey] = Controller(
+            "karmada-detector",
+            TemplateReconciler(
+                client,
+                policies=self.pps.cache,
+                cluster_policies=self.cpps.cache,
+                clusters=self.clusters.cache,
+                templates=self.templates,
+                bindings=self.rbs.cache,
+                cluster_bindings=self.crbs.cache,
+            ),
+            workers=n,
+        )
+        self.binding_ctl: Controller[ObjectKey] = Controller(
+            "karmada-binding",
+            BindingReconciler(
+                client,
+                bindings=self.rbs.cache,
+                cluster_bindings=self.crbs.cache,
+                works=self.works.cache,
+                clusters=self.clusters.cache,
+                overrides=self.ops.cache,
+                cluster_overrides=self.cops.cache,
+                templates=self.templates,
+            ),
+            workers=n,
+        )
+        self.execution = ExecutionReconciler(
+            client, self.works.cache, self.clusters.cache, self.members, lambda key: self.execution_ctl.queue.add(key)
+        )
+        self.execution_ctl: Controller[ObjectKey] = Controller("karmada-execution", self.execution, workers=n)
+        self.cluster_ctl: Controller[ObjectKey] = Controller(
+            "karmada-cluster",
+            ClusterReconciler(client, self.clusters.cache, self.members, period=self.settings.cluster_status_period),
+            workers=n,
+        )
+        self.policy_ctl: Controller[ObjectKey] = Controller(
+            "karmada-policy-kinds", PolicyKinds(client, self.pps.cache, self.cpps.cache, self), workers=1
+        )
+        self._wire()
+
+    def _wire(self) -> None:
+        for informer in (self.pps, self.cpps):
+            self.policy_ctl.watch(informer)
+        self.binding_ctl.watch(self.rbs)
+        self.binding_ctl.watch(self.crbs)
+        self.binding_ctl.watch(self.works, _binding_of_work)
+        self.binding_ctl.watch(self.ops, lambda _obj: self._all_bindings())
+        self.binding_ctl.watch(self.cops, lambda _obj: self._all_bindings())
+        self.execution_ctl.watch(self.works)
+        self.cluster_ctl.watch(self.clusters)
+        self.clusters.add_handler(
+            on_add=lambda _o: self.requeue_templates(),
+            on_update=lambda old, new: self.requeue_templates() if _cluster_changed(old, new) else None,
+            on_delete=lambda _o: self.requeue_templates(),
+        )
+
+    def _all_bindings(self) -> list[ObjectKey]:
+        return [
+            ObjectKey(b["metadata"].get("namespace"), b["metadata"]["name"])
+            for b in (*self.rbs.cache, *self.crbs.cache)
+        ]
+
+    async def watch_kind(self, api_version: str, kind: str) -> bool:
+        """Watch the templates of this kind; False while the instance does not serve it."""
+        if (api_version, kind) in self.templates:
+            return True
+        try:
+            rd = await self.client.discover(api_version, kind)
+        except (NotFound, APIError) as exc:
+            log.info("policy selects %s %s which this instance does not serve (yet): %s", api_version, kind, exc)
+            self.client.invalidate_discovery()
+            return False
+
+        def on_event(obj: JSON) -> None:
+            key = template_key(obj)
+            self.template_ctl.queue.add(key)
+            self.binding_ctl.queue.add(ObjectKey(key.namespace, binding_name(key.kind, key.name)))
+
+        informer = self.dynamic.ensure((api_version, kind), self.client, rd, on_event)
+        self.templates[(api_version, kind)] = (rd, informer.cache)
+        return True
+
+    def search_sources(self, instance: str) -> list[Source]:
+        """The read path's view of this instance (:mod:`atoll.fleet.search`): its own objects, and per
+        member cluster the objects applied there (the execution controller's member informers)."""
+        own = (self.clusters, self.pps, self.cpps, self.ops, self.cops, self.rbs, self.crbs, self.works)
+        templates = tuple(informer for _key, informer in self.dynamic.items())
+        sources = [Source(instance, CONTROL_PLANE, (*own, *templates), True, "")]
+        by_cluster: dict[str, list[Informer]] = {}
+        for key, informer in self.execution.watches.items():
+            assert isinstance(key, tuple)
+            by_cluster.setdefault(str(key[0]), []).append(informer)
+        for cluster in sorted(self.clusters.cache, key=lambda c: str(c["metadata"]["name"])):
+            name = str(cluster["metadata"]["name"])
+            ready: JSON = next(
+                (x for x in (cluster.get("status") or {}).get("conditions") or () if x.get("type") == "Ready"), {}
+            )
+            sources.append(
+                Source(
+                    instance,
+                    name,
+                    tuple(by_cluster.get(name, ())),
+                    ready.get("status") == "True",
+                    str(ready.get("lastTransitionTime") or ""),
+                )
+            )
+        return sources
+
+    def requeue_templates(self) -> None:
+        for (api_version, kind), (_rd, cache) in list(self.templates.items()):
+            for obj in cache:
+                self.template_ctl.queue.add(
+                    TemplateKey(api_version, kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+                )
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.informers.run(), name="karmada/informers")
+                for ctl in (self.cluster_ctl, self.policy_ctl, self.template_ctl, self.binding_ctl, self.execution_ctl):
+                    tg.create_task(ctl.run(), name=f"karmada/{ctl.name}")
+        finally:
+            with contextlib.suppress(Exception):
+                await self.dynamic.close()
+                await self.execution.watches.close()
+                await self.members.close()
