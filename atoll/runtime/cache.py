@@ -59,6 +59,8 @@ class Cache:
         self._funcs.update(indexes or {})
         self._index: dict[str, dict[str, set[ObjectKey]]] = {name: {} for name in self._funcs}
         self._values: dict[ObjectKey, dict[str, tuple[str, ...]]] = {}
+        self._tracked: set[str] = set()
+        self._generations: dict[tuple[str, str], int] = {}
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -89,6 +91,12 @@ class Cache:
     def by_node(self, node_name: str) -> Objects:
         return self.by_index("node", node_name)
 
+    def generation(self, index: str, value: str) -> int:
+        """A counter that moves whenever an object indexed under ``value`` is stored or removed
+        (for indexes named in :meth:`track_changes`), so a reader can tell "nothing here
+        changed" without comparing the objects."""
+        return self._generations.get((index, value), 0)
+
     def index_values(self, index: str) -> tuple[str, ...]:
         return tuple(self._index[index])
 
@@ -115,6 +123,16 @@ class Cache:
             for value in values:
                 self._index[name].setdefault(value, set()).add(key)
 
+    def track_changes(self, index: str) -> None:
+        """Keep :meth:`generation` counters for ``index`` from now on."""
+        if index not in self._funcs:
+            raise ValueError(f"no index {index!r}")
+        self._tracked.add(index)
+
+    def _bump(self, name: str, values: tuple[str, ...]) -> None:
+        for value in values:
+            self._generations[(name, value)] = self._generations.get((name, value), 0) + 1
+
     def upsert(self, obj: JSON) -> JSON | None:
         """Store ``obj``; returns the previous object with the same key, if any."""
         key = key_of(obj)
@@ -122,6 +140,9 @@ class Cache:
         old = self._objects.get(key)
         self._objects[key] = obj
         old_values = self._values.get(key, {})
+        for name in self._tracked:
+            self._bump(name, old_values.get(name, ()))
+            self._bump(name, new_values[name])
         for name, values in new_values.items():
             previous = old_values.get(name, ())
             if previous == values:
@@ -137,6 +158,8 @@ class Cache:
     def remove(self, key: ObjectKey) -> JSON | None:
         old = self._objects.pop(key, None)
         for name, values in self._values.pop(key, {}).items():
+            if name in self._tracked:
+                self._bump(name, values)
             for value in values:
                 self._discard(self._index[name], value, key)
         return old

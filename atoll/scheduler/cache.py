@@ -10,6 +10,7 @@ cycle picks one, counts there at once, and stays assumed until the informer show
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from atoll.api.podusage import TERMINAL
@@ -20,14 +21,29 @@ from atoll.scheduler.nodeinfo import NodeInfo, Resources, pod_requests
 JSON = dict[str, Any]
 
 
-def _version(pod: JSON) -> tuple[str, str, str]:
+def _version(pod: JSON) -> Hashable:
+    """One version of one pod."""
     meta = pod.get("metadata") or {}
-    return (str(meta.get("namespace")), str(meta.get("name")), str(meta.get("resourceVersion")))
+    return (meta.get("namespace"), meta.get("name"), meta.get("resourceVersion"))
 
 
 def counts_on_node(pod: JSON) -> bool:
     """Pods that hold node resources: every bound pod that has not finished (terminating ones too)."""
     return (pod.get("status") or {}).get("phase") not in TERMINAL
+
+
+@dataclass(slots=True)
+class _CachedInfo:
+    """A node's last NodeInfo and what it was built from: the Node (object and version), the
+    pods counted on it (by pod version) and the change counters of the pods indexed on the node
+    and of the pods assumed there. A cycle reuses it when no counter moved (no scan of the
+    node's pods) and updates it by the difference when only pods changed."""
+
+    node_rv: Any
+    node: JSON
+    requests: dict[Hashable, Resources]
+    info: NodeInfo
+    generations: tuple[int, int]
 
 
 class SchedulerCache:
@@ -39,7 +55,9 @@ class SchedulerCache:
         self._assumed: dict[ObjectKey, tuple[str, JSON]] = {}
         self._assumed_on: dict[str, dict[ObjectKey, JSON]] = {}  # node -> assumed pods there
         self._requests: dict[str, tuple[str, Resources]] = {}  # uid -> (resourceVersion, requests)
-        self._infos: dict[str, tuple[Hashable, NodeInfo]] = {}  # node -> (fingerprint, info)
+        self._infos: dict[str, _CachedInfo] = {}
+        self._assumed_generation: dict[str, int] = {}  # node -> moves when its assumed pods change
+        pods.track_changes("node")
 
     # -- assume / confirm / forget ---------------------------------------------------------------
 
@@ -48,10 +66,15 @@ class SchedulerCache:
         self._drop(key)
         self._assumed[key] = (node_name, pod)
         self._assumed_on.setdefault(node_name, {})[key] = pod
+        self._touch(node_name)
+
+    def _touch(self, node_name: str) -> None:
+        self._assumed_generation[node_name] = self._assumed_generation.get(node_name, 0) + 1
 
     def _drop(self, key: ObjectKey) -> None:
         entry = self._assumed.pop(key, None)
         if entry is not None:
+            self._touch(entry[0])
             on_node = self._assumed_on.get(entry[0])
             if on_node is not None:
                 on_node.pop(key, None)
@@ -81,6 +104,8 @@ class SchedulerCache:
 
     def reset(self) -> None:
         """Drop every assumption (a new term as leader starts from what the API says)."""
+        for node_name in self._assumed_on:
+            self._touch(node_name)
         self._assumed.clear()
         self._assumed_on.clear()
 
@@ -122,23 +147,30 @@ class SchedulerCache:
         for node in nodes:
             meta = node.get("metadata") or {}
             name = str(meta.get("name", ""))
-            pods = [p for p in self.pods.by_node(name) if counts_on_node(p)]
-            extra = [
-                pod
-                for key, pod in (self._assumed_on.get(name) or {}).items()
-                if not ((self.pods.get_key(key) or {}).get("spec") or {}).get("nodeName")  # else counted above
-            ]
-            fingerprint = (
-                meta.get("resourceVersion"),
-                frozenset(_version(p) for p in pods),
-                frozenset(_version(p) for p in extra),
-            )
+            node_rv = meta.get("resourceVersion")
             cached = self._infos.get(name)
-            if cached is not None and cached[0] == fingerprint:
-                infos.append(cached[1])
+            generations = (self.pods.generation("node", name), self._assumed_generation.get(name, 0))
+            if cached is not None and cached.node is node and cached.generations == generations:
+                infos.append(cached.info)  # neither the Node nor a pod on it changed
                 continue
-            info = NodeInfo.build(node, ((p, self.requests_of(p)) for p in (*pods, *extra)))
-            self._infos[name] = (fingerprint, info)
+            members = {_version(p): p for p in self.pods.by_node(name) if counts_on_node(p)}
+            for key, pod in (self._assumed_on.get(name) or {}).items():
+                if not ((self.pods.get_key(key) or {}).get("spec") or {}).get("nodeName"):  # else counted above
+                    members[_version(pod)] = pod
+            if cached is not None and cached.node_rv == node_rv and cached.node is node:
+                if cached.requests.keys() == members.keys():
+                    cached.generations = generations
+                    infos.append(cached.info)
+                    continue
+                requests = {k: r for k, r in cached.requests.items() if k in members}
+                removed = [r for k, r in cached.requests.items() if k not in members]
+                added = [(p, self.requests_of(p)) for k, p in members.items() if k not in cached.requests]
+                requests.update((_version(p), r) for p, r in added)
+                info = cached.info.updated(removed, added, list(members.values()))
+            else:
+                requests = {k: self.requests_of(p) for k, p in members.items()}
+                info = NodeInfo.build(node, ((members[k], r) for k, r in requests.items()))
+            self._infos[name] = _CachedInfo(node_rv, node, requests, info, generations)
             infos.append(info)
         if len(self._infos) > 2 * len(self.nodes) + 16:
             self._infos = {k: v for k, v in self._infos.items() if self.nodes.get(k) is not None}

@@ -8,9 +8,10 @@ used only for scoring, so best-effort pods still spread.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Any
 
 from atoll.api.podusage import pod_usage
@@ -52,6 +53,15 @@ def _add(total: Resources, more: Resources) -> None:
         total[res] = total.get(res, Fraction(0)) + value
 
 
+def _subtract(total: Resources, less: Resources) -> None:
+    for res, value in less.items():
+        left = total.get(res, Fraction(0)) - value
+        if left:
+            total[res] = left
+        else:
+            total.pop(res, None)
+
+
 @dataclass(slots=True)
 class NodeInfo:
     """One node and the pods counted on it, for one scheduling cycle."""
@@ -63,6 +73,16 @@ class NodeInfo:
     allocatable: Resources = field(default_factory=dict)
     _free: Resources = field(default_factory=dict, repr=False, compare=False)
     _floats: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    _name: str = field(default="", init=False, repr=False, compare=False)
+    _labels: Mapping[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _taints: tuple[JSON, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # read once: the filters ask a cached NodeInfo for these in every cycle
+        meta = self.node.get("metadata") or {}
+        self._name = str(meta.get("name", ""))
+        self._labels = MappingProxyType(dict(meta.get("labels") or {}))
+        self._taints = tuple((self.node.get("spec") or {}).get("taints") or ())
 
     def free(self, resource: str) -> Fraction:
         """Allocatable minus requested (memoised: a cached NodeInfo serves many cycles)."""
@@ -89,6 +109,21 @@ class NodeInfo:
             info.add_pod(pod, requests)
         return info
 
+    def updated(self, removed: Iterable[Resources], added: Iterable[tuple[JSON, Resources]],
+                pods: list[JSON]) -> NodeInfo:
+        """A new NodeInfo for the same Node: ``removed`` requests taken off, ``added`` pods put on
+        (exact: quantities are fractions), counting ``pods``. A node whose pods changed by one
+        bind costs a few additions instead of summing every pod on it again."""
+        info = NodeInfo(self.node, pods=pods, requested=dict(self.requested),
+                        non_zero_requested=dict(self.non_zero_requested), allocatable=self.allocatable)
+        for requests in removed:
+            _subtract(info.requested, requests)
+            _subtract(info.non_zero_requested, non_zero(requests))
+        for _pod, requests in added:
+            _add(info.requested, requests)
+            _add(info.non_zero_requested, non_zero(requests))
+        return info
+
     def add_pod(self, pod: JSON, requests: Resources) -> None:
         self._free.clear()
         self._floats.clear()
@@ -98,15 +133,15 @@ class NodeInfo:
 
     @property
     def name(self) -> str:
-        return str((self.node.get("metadata") or {}).get("name", ""))
+        return self._name
 
     @property
-    def labels(self) -> dict[str, str]:
-        return dict((self.node.get("metadata") or {}).get("labels") or {})
+    def labels(self) -> Mapping[str, str]:
+        return self._labels
 
     @property
-    def taints(self) -> list[JSON]:
-        return list((self.node.get("spec") or {}).get("taints") or [])
+    def taints(self) -> tuple[JSON, ...]:
+        return self._taints
 
     @property
     def max_pods(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from fractions import Fraction
 from typing import Any
 
@@ -49,6 +50,17 @@ def with_phase(obj: JSON, phase: str, now: str, *, condition: str = "", value: s
     return status
 
 
+@functools.lru_cache(maxsize=4096)
+def _quantity(value: str) -> Fraction:
+    """``parse_quantity`` memoised: task pods repeat the same few request strings."""
+    return parse_quantity(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format(value: Fraction) -> str:
+    return format_quantity(value)
+
+
 def pod_resources(pod: JSON | None) -> JSON:
     """Summed container requests and limits of ``pod`` (as quantities)."""
     if pod is None:
@@ -59,11 +71,12 @@ def pod_resources(pod: JSON | None) -> JSON:
         for container in (pod.get("spec") or {}).get("containers") or []:
             for res, value in ((container.get("resources") or {}).get(part) or {}).items():
                 try:
-                    total[res] = total.get(res, Fraction(0)) + parse_quantity(value)
+                    amount = _quantity(value) if isinstance(value, str) else parse_quantity(value)
+                    total[res] = total.get(res, Fraction(0)) + amount
                 except ValueError:
                     continue
         if total:
-            out[part] = {res: format_quantity(value) for res, value in total.items()}
+            out[part] = {res: _format(value) for res, value in total.items()}
     return out
 
 

@@ -11,8 +11,8 @@ from fractions import Fraction
 from typing import Any
 
 from atoll.scheduler.framework import SUCCESS, CycleState, Status
-from atoll.scheduler.nodeinfo import NodeInfo, pod_requests
-from atoll.scheduler.plugins.noderesources import FIT, NodeResourcesFit
+from atoll.scheduler.nodeinfo import NodeInfo
+from atoll.scheduler.plugins.noderesources import FIT, NodeResourcesFit, checked_requests
 
 JSON = dict[str, Any]
 
@@ -28,16 +28,10 @@ class DetailedResourcesFit(NodeResourcesFit):
     name = FIT
 
     def filter(self, state: CycleState, pod: JSON, node: NodeInfo) -> Status:
-        requests = state.get(FIT)
-        if not isinstance(requests, dict):
-            requests = state[FIT] = pod_requests(pod)
         reasons = []
         if len(node.pods) + 1 > node.max_pods:
             reasons.append(f"Too many pods (max {node.max_pods})")
-        for res in sorted(requests):
-            want = requests[res]
-            if want <= 0 or res == "pods":
-                continue
+        for res, want in checked_requests(state, pod):
             free = node.free(res)
             if want > free:
                 reasons.append(f"Insufficient {res} (requested {amount(res, want)}, free {amount(res, free)})")

@@ -12,6 +12,7 @@ spread to the least loaded nodes; zero requests count as 100m / 200Mi.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from atoll.scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, Status
@@ -22,6 +23,7 @@ FIT = "NodeResourcesFit"
 LEAST_ALLOCATED = "NodeResourcesLeastAllocated"
 SCORED = ("cpu", "memory")
 WANTED = "NodeResourcesLeastAllocated/wanted"
+CHECKED = "NodeResourcesFit/checked"
 
 
 def _requests(state: CycleState, pod: JSON) -> Resources:
@@ -31,15 +33,25 @@ def _requests(state: CycleState, pod: JSON) -> Resources:
     return requests
 
 
-def insufficient(requests: Resources, node: NodeInfo) -> list[str]:
+def checked(requests: Resources) -> tuple[tuple[str, Fraction], ...]:
+    """The requests a node must have free, in name order (zero requests and ``pods`` need nothing)."""
+    return tuple((res, requests[res]) for res in sorted(requests) if res != "pods" and requests[res] > 0)
+
+
+def checked_requests(state: CycleState, pod: JSON) -> tuple[tuple[str, Fraction], ...]:
+    """:func:`checked` of the pod's requests, once per cycle (every node is checked against it)."""
+    wanted = state.get(CHECKED)
+    if not isinstance(wanted, tuple):
+        wanted = state[CHECKED] = checked(_requests(state, pod))
+    return wanted
+
+
+def insufficient(requests: Resources | tuple[tuple[str, Fraction], ...], node: NodeInfo) -> list[str]:
     """The reasons ``requests`` do not fit on ``node`` (empty when they do)."""
     reasons = []
     if len(node.pods) + 1 > node.max_pods:
         reasons.append("Too many pods")
-    for res in sorted(requests):
-        want = requests[res]
-        if want <= 0 or res == "pods":
-            continue
+    for res, want in checked(requests) if isinstance(requests, dict) else requests:
         if want > node.free(res):
             reasons.append(f"Insufficient {res}")
     return reasons
@@ -53,7 +65,7 @@ class NodeResourcesFit:
         return SUCCESS
 
     def filter(self, state: CycleState, pod: JSON, node: NodeInfo) -> Status:
-        reasons = insufficient(_requests(state, pod), node)
+        reasons = insufficient(checked_requests(state, pod), node)
         return Status.unschedulable(*reasons) if reasons else SUCCESS
 
 
