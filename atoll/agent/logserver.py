@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from atoll.agent.config import AgentConfig
 from atoll.agent.execserver import serve_exec
@@ -34,6 +35,7 @@ from atoll.agent.runp.logs import log_path, read_tail, stamp
 from atoll.agent.runp.runtime import RunP
 from atoll.agent.stats import Stats, serve_summary
 from atoll.api.timestamps import parse_time
+from atoll.runtime.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 FOLLOW_POLL_SECONDS = 0.2
@@ -93,6 +95,7 @@ class LogServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self.exec)
         app.router.add_get("/stats/summary", self.stats_summary)
+        app.router.add_get("/metrics", self.metrics)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -112,6 +115,13 @@ class LogServer:
         if not _authorized(request):
             raise web.HTTPForbidden(text="a client certificate of the API server is required")
         return await serve_summary(self.stats, request)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """The process's Prometheus registry (Envoy stats of this node's gateway, runtime metrics),
+        as the kubelet serves ``/metrics`` on 10250: same client-certificate rule as the logs."""
+        if not _authorized(request):
+            raise web.HTTPForbidden(text="a client certificate of the API server is required")
+        return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def exec(self, request: web.Request) -> web.StreamResponse:
         """``kubectl exec`` / ``cp`` through the API server (:mod:`atoll.agent.execserver`)."""

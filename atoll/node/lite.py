@@ -39,6 +39,7 @@ from atoll.datamesh.settings import SettingsError
 from atoll.files import private_dir, write_atomic
 from atoll.node.cluster_ca import ensure_cluster_ca
 from atoll.node.config import ConfigError, NodeConfig
+from atoll.node.lite_metrics import metrics_endpoint, metrics_port
 from atoll.node.pki import node_pki
 from atoll.node.registration import Registration, lite_kubeconfig, load_registration, register
 
@@ -66,12 +67,17 @@ class LiteNode:
         except (SettingsError, InfoError) as exc:
             raise ConfigError(str(exc)) from None
         self.datamesh: DataMeshServer | None = None
+        self.metrics_port = metrics_port(config.extra)
 
         from atoll.node.gateway import prepare_gateway
 
         self.gateway_options = prepare_gateway(config)
 
     async def run(self) -> None:
+        async with metrics_endpoint(self.metrics_port, self.config.domain_id):
+            await self._run()
+
+    async def _run(self) -> None:
         if self.config.kubeconfig:
             await self._run_agent(self.config.kubeconfig, self.agent_config)
             return
