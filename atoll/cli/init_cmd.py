@@ -9,6 +9,7 @@ node keeps its state (``--data-dir``) and its ports. The config is written atomi
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import click
@@ -27,6 +28,14 @@ from atoll.node.config import (
     generate_domain_key,
     validate_domain_id,
 )
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _lite_fields(kubeconfig: str, master_endpoint: str, token: str) -> tuple[str, str]:
@@ -77,11 +86,16 @@ def _lite_fields(kubeconfig: str, master_endpoint: str, token: str) -> tuple[str
 @click.option("--namespace", "configmap_namespace", default="",
               help="configmap: its namespace (default kuscia-master / <mode>-<domain>).")
 @click.option("--runk-namespace", default="", help="runtime runk: runk.namespace (default <mode>-<domain>).")
+@click.option("--runk-host-address", default="", help="runtime runk: runk.hostAddress, the lite's address as seen "
+              "from the institution's pods (also makes --egress-address default to 0.0.0.0).")
+@click.option("--egress-address", default="", help="gateway.egressAddress: the IP the egress listeners bind "
+              "(default 127.0.0.1; 0.0.0.0 with --runk-host-address: restrict it with a NetworkPolicy/firewall).")
 def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_file: Path | None, log_level: str,
          lite_deploy_token: str, master_endpoint: str, datastore_endpoint: str, protocol: str,
          enable_workload_approve: bool, api_port: int, api_host: str, external_port: int, internal_port: int,
          datamesh_http_port: int, datamesh_grpc_port: int, gateway: bool, kubeconfig: str, master_data_dir: Path | None,
-         output: Path | None, output_format: str, configmap_namespace: str, runk_namespace: str) -> None:
+         output: Path | None, output_format: str, configmap_namespace: str, runk_namespace: str,
+         runk_host_address: str, egress_address: str) -> None:
     """Write a node configuration file (kuscia.yaml field names) and create the node's PKI."""
     from atoll.node.pki import init_pki
 
@@ -96,11 +110,18 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
     endpoint, token = _lite_fields(kubeconfig, master_endpoint, lite_deploy_token) if lite_fields else ("", "")
     extra: dict[str, object] = {}
     if gateway and not kubeconfig:  # a direct join (tests) runs no gateway: nothing to register with
-        extra["gateway"] = {"externalPort": external_port, "internalPort": internal_port}
+        block: dict[str, object] = {"externalPort": external_port, "internalPort": internal_port}
+        egress = egress_address or ("0.0.0.0" if runtime.lower() == "runk" and runk_host_address else "")
+        if egress and not _is_ip(egress):
+            fail(f"--egress-address: must be an IP address to listen on (got {egress!r})")
+        if egress:  # runk.hostAddress rewrites 127.0.0.1 in pods' env: the egress ports must be reachable there
+            block["egressAddress"] = egress
+        extra["gateway"] = block
         if mode in ("lite", "autonomy"):
             extra["datamesh"] = {"httpPort": datamesh_http_port, "grpcPort": datamesh_grpc_port}
     if runtime.lower() == "runk":
-        extra["runk"] = {"namespace": runk_namespace or f"{mode}-{domain_id}", "kubeconfigFile": "", "dnsServers": []}
+        extra["runk"] = {"namespace": runk_namespace or f"{mode}-{domain_id}", "kubeconfigFile": "", "dnsServers": [],
+                         "hostAddress": runk_host_address}
     if deployed:
         extra["pki"] = {"createOnStart": True}  # the data directory lives in the pod's volume
     config = NodeConfig(

@@ -3,7 +3,8 @@
 Listeners: ``external`` (partners and lites; plaintext, TLS or mTLS per ``protocol``),
 ``internal`` (the domain's processes, 127.0.0.1), ``internal-il`` (an Envoy internal listener:
 the second stage of inbound traffic, after the Host was restored from ``Kuscia-Host``) and one
-``egress-*`` TCP listener per egress port (contract C2), which tunnels the bytes with CONNECT
+``egress-*`` TCP listener per egress port (contract C2, on ``egress_host``: 127.0.0.1 unless a
+RunK lite's task pods must reach it from the institution's network), which tunnels the bytes with CONNECT
 into ``internal-il`` so they follow the route (and its token) to the peer. Every TCP listener has
 ``enable_reuse_port: false``: a second Envoy on the same port fails instead of sharing it.
 """
@@ -217,7 +218,7 @@ def _external_tls(model: GatewayModel) -> JSON | None:
 def egress_listener(model: GatewayModel, egress: EgressPort) -> JSON:
     return {
         "name": f"egress-{egress.name}",
-        "address": _address("127.0.0.1", egress.port),
+        "address": _address(model.listeners.egress_host, egress.port),
         "enable_reuse_port": False,
         "filter_chains": [{"filters": [{
             "name": "envoy.filters.network.tcp_proxy",

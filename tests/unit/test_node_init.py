@@ -134,3 +134,20 @@ def test_no_gateway_and_direct_join_write_no_gateway_block(tmp_path: Path) -> No
     code, _ = init("--mode", "lite", "-d", "alice", "--data-dir", str(tmp_path / "a"), "--kubeconfig", str(kubeconfig))
     doc = yaml.safe_load((tmp_path / "a" / "kuscia.yaml").read_text())
     assert code == 0 and "gateway" not in doc and "datamesh" not in doc and "masterEndpoint" not in doc
+
+
+def test_runk_host_address_opens_the_egress_listeners_beyond_loopback(tmp_path: Path) -> None:
+    lite = ("--mode", "lite", "-d", "alice", "-m", "http://master:1080", "-t", "T")
+    code, out = init(*lite, "--data-dir", str(tmp_path / "p"))
+    assert code == 0, out
+    assert "egressAddress" not in yaml.safe_load((tmp_path / "p" / "kuscia.yaml").read_text())["gateway"]  # RunP
+    code, out = init(*lite, "--data-dir", str(tmp_path / "k"), "-r", "runk", "--runk-host-address", "lite.ns.svc")
+    assert code == 0, out
+    doc = yaml.safe_load((tmp_path / "k" / "kuscia.yaml").read_text())
+    assert doc["runk"]["hostAddress"] == "lite.ns.svc" and doc["gateway"]["egressAddress"] == "0.0.0.0"
+    code, out = init(*lite, "--data-dir", str(tmp_path / "e"), "-r", "runk", "--runk-host-address", "10.0.0.5",
+                     "--egress-address", "10.0.0.5")
+    doc = yaml.safe_load((tmp_path / "e" / "kuscia.yaml").read_text())
+    assert code == 0 and doc["gateway"]["egressAddress"] == "10.0.0.5"
+    code, out = init(*lite, "--data-dir", str(tmp_path / "x"), "--egress-address", "lite.ns.svc")
+    assert code != 0 and "--egress-address: must be an IP address" in out and "Traceback" not in out
