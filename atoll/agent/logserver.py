@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 import time
 from pathlib import Path
@@ -32,29 +31,27 @@ from atoll.agent.config import AgentConfig
 from atoll.agent.runp.logs import log_path, read_tail, stamp
 from atoll.agent.runp.runtime import RunP
 from atoll.api.timestamps import parse_time
+from atoll.client.kubelet import CONTAINER_LOGS_ROUTE, TLSListener, container_of, require_apiserver, serving_ssl
 
 log = logging.getLogger(__name__)
 FOLLOW_POLL_SECONDS = 0.2
-ALLOWED_CN = "atoll-apiserver"
 
 
 def server_ssl(config: AgentConfig) -> ssl.SSLContext | None:
     if not (config.tls_cert and config.tls_key and config.client_ca):
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(config.client_ca))
-    ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
+    return serving_ssl(config.tls_cert, config.tls_key, config.client_ca)
 
 
-def _authorized(request: web.Request) -> bool:
-    transport = request.transport
-    peer: Any = transport.get_extra_info("peercert") if transport else None
-    if not peer:
-        return False
-    names = [value for rdn in peer.get("subject", ()) for attr, value in rdn if attr in ("commonName",
-                                                                                          "organizationName")]
-    return ALLOWED_CN in names or "system:masters" in names
+async def start_listener(config: AgentConfig, app: web.Application) -> TLSListener | None:
+    """Serve ``app`` on the node's log port, or ``None`` (logs not served) without a certificate."""
+    context = server_ssl(config)
+    if context is None:
+        log.warning("agent %s: no serving certificate (pki/kubelet.crt); pod logs are not served", config.name)
+        return None
+    listener = TLSListener(app)
+    await listener.start(config.address, config.log_port, context)
+    return listener
 
 
 def _bool(value: str) -> bool:
@@ -77,35 +74,24 @@ class LogServer:
         self.config = config
         self.runtime = runtime
         self.port = 0
-        self._runner: web.AppRunner | None = None
+        self._listener: TLSListener | None = None
 
     async def start(self) -> int:
         """Bind (if a serving certificate is configured) and return the port, 0 when disabled."""
-        context = server_ssl(self.config)
-        if context is None:
-            log.warning("agent %s: no serving certificate (pki/kubelet.crt); pod logs are not served",
-                        self.config.name)
-            return 0
         app = web.Application()
-        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.address, self.config.log_port))
-        self.port = int(sock.getsockname()[1])
-        await web.SockSite(self._runner, sock, ssl_context=context).start()
+        app.router.add_get(CONTAINER_LOGS_ROUTE, self.container_logs)
+        self._listener = await start_listener(self.config, app)
+        self.port = self._listener.port if self._listener else 0
         return self.port
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
-        if not _authorized(request):
-            raise web.HTTPForbidden(text="a client certificate of the API server is required")
-        ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        require_apiserver(request)
+        ns, pod, container = container_of(request)
         worker = self.runtime.worker(ns, pod)
         rec = worker.record(container) if worker else None
         if worker is None or rec is None:
