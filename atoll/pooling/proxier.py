@@ -14,7 +14,6 @@ Kubeocean opens one listener per vnode (for per-node metrics); one per binding s
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from atoll.client.kubelet import CONTAINER_LOGS_ROUTE, TLSListener, container_of, require_apiserver, serving_ssl
+from atoll.files import write_atomic
 from atoll.mirror.logs import relay_target_logs
 from atoll.pooling.context import SyncContext
 
@@ -85,14 +85,6 @@ def proxier_tls_from_ca(pki_dir: Path, hosts: tuple[str, ...] = ("127.0.0.1", "l
     cert, key = pki_dir / "pool-proxier.crt", pki_dir / "pool-proxier.key"
     if not (cert.exists() and key.exists()):
         cert_pem, key_pem = issue_serving_cert(pki, "atoll-pool-proxier", hosts)
-        _write_private(key, key_pem)
+        write_atomic(key, key_pem)
         cert.write_bytes(cert_pem)
     return ProxierTLS(cert, key, pki.ca_cert)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
