@@ -43,17 +43,6 @@ def server_ssl(config: AgentConfig) -> ssl.SSLContext | None:
     return serving_ssl(config.tls_cert, config.tls_key, config.client_ca)
 
 
-async def start_listener(config: AgentConfig, app: web.Application) -> TLSListener | None:
-    """Serve ``app`` on the node's log port, or ``None`` (logs not served) without a certificate."""
-    context = server_ssl(config)
-    if context is None:
-        log.warning("agent %s: no serving certificate (pki/kubelet.crt); pod logs are not served", config.name)
-        return None
-    listener = TLSListener(app)
-    await listener.start(config.address, config.log_port, context)
-    return listener
-
-
 def _bool(value: str) -> bool:
     return value.lower() in ("true", "1", "yes")
 
@@ -69,25 +58,41 @@ def _since(query: Any) -> float | None:
     return None
 
 
-class LogServer:
-    def __init__(self, config: AgentConfig, runtime: RunP) -> None:
+class LogEndpoint:
+    """The node's log port: bound when a serving certificate is configured (port 0 otherwise);
+    subclasses answer :meth:`container_logs` from their runtime."""
+
+    def __init__(self, config: AgentConfig) -> None:
         self.config = config
-        self.runtime = runtime
         self.port = 0
         self._listener: TLSListener | None = None
 
     async def start(self) -> int:
         """Bind (if a serving certificate is configured) and return the port, 0 when disabled."""
+        context = server_ssl(self.config)
+        if context is None:
+            log.warning("agent %s: no serving certificate (pki/kubelet.crt); pod logs are not served",
+                        self.config.name)
+            return 0
         app = web.Application()
         app.router.add_get(CONTAINER_LOGS_ROUTE, self.container_logs)
-        self._listener = await start_listener(self.config, app)
-        self.port = self._listener.port if self._listener else 0
+        self._listener = TLSListener(app)
+        self.port = await self._listener.start(self.config.address, self.config.log_port, context)
         return self.port
 
     async def stop(self) -> None:
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+
+class LogServer(LogEndpoint):
+    def __init__(self, config: AgentConfig, runtime: RunP) -> None:
+        super().__init__(config)
+        self.runtime = runtime
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         require_apiserver(request)

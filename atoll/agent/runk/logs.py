@@ -10,30 +10,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from atoll.agent.config import AgentConfig
-from atoll.agent.logserver import start_listener
+from atoll.agent.logserver import LogEndpoint
 from atoll.agent.runk.runtime import RunK
-from atoll.client.kubelet import CONTAINER_LOGS_ROUTE, TLSListener, container_of, require_apiserver
+from atoll.client.kubelet import container_of, require_apiserver
 from atoll.mirror.logs import relay_target_logs
 
 
-class RunKLogServer:
+class RunKLogServer(LogEndpoint):
     def __init__(self, config: AgentConfig, runtime: RunK) -> None:
-        self.config = config
+        super().__init__(config)
         self.runtime = runtime
-        self.port = 0
-        self._listener: TLSListener | None = None
-
-    async def start(self) -> int:
-        app = web.Application()
-        app.router.add_get(CONTAINER_LOGS_ROUTE, self.container_logs)
-        self._listener = await start_listener(self.config, app)
-        self.port = self._listener.port if self._listener else 0
-        return self.port
-
-    async def stop(self) -> None:
-        if self._listener is not None:
-            await self._listener.stop()
-            self._listener = None
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         require_apiserver(request)
