@@ -6,14 +6,18 @@ before importing this module as ``bench._common``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 ATOLL = [sys.executable, "-m", "atoll.cli.main"]
@@ -83,3 +87,13 @@ def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile (0..1) as the value at rank ``int(q * n)`` of the sorted values; NaN when empty."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def run_in_data_dir(keep: Path | None, prefix: str, body: Callable[[Path], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run(body(data_dir))`` in ``keep`` (created, kept afterwards) or in a temporary directory."""
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        asyncio.run(body(keep))
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        asyncio.run(body(Path(tmp)))

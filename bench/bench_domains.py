@@ -21,7 +21,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
-from bench._common import start_master  # noqa: E402
+from bench._common import run_in_data_dir, start_master  # noqa: E402
 
 MIN_WRITES_PER_DOMAIN = 9
 """namespace, service account, role binding, config map, default data source, quota (creates); domain-auth label
@@ -146,12 +145,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--keep", type=Path, help="keep the master's data dir here")
     args = parser.parse_args()
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run(args, args.keep))
-        return
-    with tempfile.TemporaryDirectory(prefix="atoll-bench-domains-") as tmp:
-        asyncio.run(run(args, Path(tmp)))
+    run_in_data_dir(args.keep, "atoll-bench-domains-", lambda data_dir: run(args, data_dir))
 
 
 if __name__ == "__main__":

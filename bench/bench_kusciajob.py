@@ -21,7 +21,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
-from bench._common import cpu_seconds, start_master  # noqa: E402
+from bench._common import cpu_seconds, run_in_data_dir, start_master  # noqa: E402
 from bench.bench_domains import metric  # noqa: E402
 
 JSON = dict[str, Any]
@@ -169,12 +168,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--keep", type=Path, help="keep the master's data dir here")
     args = parser.parse_args()
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run(args, args.keep))
-        return
-    with tempfile.TemporaryDirectory(prefix="atoll-bench-kusciajob-") as tmp:
-        asyncio.run(run(args, Path(tmp)))
+    run_in_data_dir(args.keep, "atoll-bench-kusciajob-", lambda data_dir: run(args, data_dir))
 
 
 if __name__ == "__main__":
