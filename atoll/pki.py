@@ -79,7 +79,7 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -128,7 +128,7 @@ def issue_client_cert(pki: PKI, user: str, groups: tuple[str, ...] = ()) -> tupl
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    return cert.public_bytes(serialization.Encoding.PEM), private_key_pem(key)
 
 
 def issue_serving_cert(pki: PKI, name: str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> tuple[bytes, bytes]:
@@ -137,14 +137,14 @@ def issue_serving_cert(pki: PKI, name: str, hosts: tuple[str, ...] = ("127.0.0.1
     key = _new_key()
     cert = (
         _builder(_name(name), ca_cert.subject, key.public_key())
-        .add_extension(x509.SubjectAlternativeName(_sans(hosts)), critical=False)
+        .add_extension(x509.SubjectAlternativeName(subject_alt_names(hosts)), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    return cert.public_bytes(serialization.Encoding.PEM), private_key_pem(key)
 
 
-def _sans(hosts: tuple[str, ...]) -> list[x509.GeneralName]:
+def subject_alt_names(hosts: tuple[str, ...]) -> list[x509.GeneralName]:
     sans: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -177,19 +177,19 @@ def _ensure_pki(pki: PKI, extra_hosts: tuple[str, ...]) -> None:
             .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
             .sign(key, hashes.SHA256())
         )
-        _write_private(pki.ca_key, _key_pem(key))
+        _write_private(pki.ca_key, private_key_pem(key))
         _write_public(pki.ca_cert, cert.public_bytes(serialization.Encoding.PEM))
     if not pki.server_cert.exists():
         ca_cert, ca_key = _load_ca(pki)
         key = _new_key()
-        sans = _sans(("localhost", "127.0.0.1", *extra_hosts))
+        sans = subject_alt_names(("localhost", "127.0.0.1", *extra_hosts))
         cert = (
             _builder(_name("atoll-apiserver"), ca_cert.subject, key.public_key())
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(pki.server_key, _key_pem(key))
+        _write_private(pki.server_key, private_key_pem(key))
         _write_public(pki.server_cert, cert.public_bytes(serialization.Encoding.PEM))
     if not pki.admin_cert.exists():
         cert_pem, key_pem = issue_client_cert(pki, "atoll-admin", ("system:masters",))
@@ -202,7 +202,7 @@ def _ensure_pki(pki: PKI, extra_hosts: tuple[str, ...]) -> None:
     if not pki.admin_token.exists():
         _write_private(pki.admin_token, os.urandom(24).hex().encode())
     if not pki.signing_key.exists():
-        _write_private(pki.signing_key, _key_pem(_new_key()))
+        _write_private(pki.signing_key, private_key_pem(_new_key()))
 
 
 def server_ssl_context(pki: PKI) -> ssl.SSLContext:

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import ssl
 import statistics
@@ -29,11 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench._common import cpu_seconds, free_port, percentile, rss_mb, wait_ready  # noqa: E402
+
 PY = sys.executable
 TARGETS = {
     "creates_32": 2000.0,  # creates/s
@@ -45,13 +47,6 @@ TARGETS = {
 
 
 # ---- the load generator (runs in a child process) ---------------------------------------------
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 async def _client_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -117,8 +112,8 @@ async def _requests(http: Any, job: dict[str, Any], conc: int) -> dict[str, Any]
         "seconds": elapsed,
         "rate": n / elapsed,
         "errors": errors,
-        "p50_ms": _pct(latencies, 0.5) * 1000,
-        "p99_ms": _pct(latencies, 0.99) * 1000,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
     }
 
 
@@ -184,8 +179,8 @@ async def _watch_latency(http: Any, job: dict[str, Any]) -> dict[str, Any]:
     return {
         "events": len(delays),
         "expected": n * nwatch,
-        "p50_ms": _pct(delays, 0.5) * 1000,
-        "p99_ms": _pct(delays, 0.99) * 1000,
+        "p50_ms": percentile(delays, 0.5) * 1000,
+        "p99_ms": percentile(delays, 0.99) * 1000,
         "write_rate": n / (time.perf_counter() - start),
     }
 
@@ -200,27 +195,6 @@ def run_client(job: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- servers ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, ca: Path, proc: subprocess.Popen[bytes], path: str = "/readyz") -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            ctx = ssl.create_default_context(cafile=str(ca))  # written by the server at first start
-            with urllib.request.urlopen(url + path, context=ctx, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready in 60 s")
 
 
 def start_atoll(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
@@ -279,7 +253,7 @@ def start_trivial(pki: Path) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"https://127.0.0.1:{port}"
-    wait_ready(url, pki / "ca.crt", proc, "/")
+    wait_ready(url, pki / "ca.crt", proc, path="/")
     return proc, url
 
 
@@ -291,19 +265,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measured(pid: int, job: dict[str, Any]) -> dict[str, Any]:
@@ -377,7 +338,7 @@ def run(work: Path, scale: float) -> None:
     trivial: subprocess.Popen[bytes] | None = None
     try:
         time.sleep(1.0)
-        idle_rss = rss_mb(proc.pid)
+        idle_rss = rss_mb(proc.pid, float("nan"))
         for ns in ("b1", "b32", "blist", "bwatch"):
             _ns(conn, ns)
         cm = "/api/v1/namespaces/{}-0/configmaps"
@@ -419,7 +380,7 @@ def run(work: Path, scale: float) -> None:
             }
         )
         time.sleep(1.0)
-        loaded_rss = rss_mb(proc.pid)
+        loaded_rss = rss_mb(proc.pid, float("nan"))
 
         raw_commits = sqlite_commits_per_s(work, 2.0)
         trivial, turl = start_trivial(work / "master" / "pki")

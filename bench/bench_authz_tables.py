@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import ssl
 import statistics
 import subprocess
@@ -32,16 +31,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._common import cpu_seconds, free_port  # noqa: E402
+
 NS = "bench"
 TABLE = (
     "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---- child: one API server --------------------------------------------------------------------
@@ -87,7 +82,7 @@ class Target:
         self.mode = mode
         self.data = root / mode
         self.data.mkdir()
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", mode, str(self.port), str(self.data)],
@@ -144,12 +139,6 @@ async def _run(n_requests: int, clients: int, make: Any) -> float:
     return n_requests / (time.perf_counter() - start)
 
 
-def _cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Phase:
     """Requests/s (wall) and server CPU microseconds per request, over interleaved rounds."""
 
@@ -159,9 +148,9 @@ class Phase:
         self.requests = 0
 
     async def measure(self, t: Target, n: int, clients: int, make: Any) -> None:
-        before = _cpu(t.proc.pid)
+        before = cpu_seconds(t.proc.pid)
         self.rates.append(await _run(n, clients, make))
-        self.cpu.append(_cpu(t.proc.pid) - before)
+        self.cpu.append(cpu_seconds(t.proc.pid) - before)
         self.requests += n
 
     @property
@@ -233,7 +222,7 @@ async def _bench(
         cpu: dict[str, float] = {"json": 0.0, "table": 0.0}
         for round_ in range(11):  # 10 LISTs of each kind per round, interleaved; round 0 warms up
             for kind, accept in (("json", "application/json"), ("table", TABLE)):
-                before = _cpu(sa.proc.pid)
+                before = cpu_seconds(sa.proc.pid)
                 for _ in range(10):
                     start = time.perf_counter()
                     async with session.get(pods, headers={**sa.headers, "Accept": accept}, ssl=sa.ssl) as r:
@@ -243,7 +232,7 @@ async def _bench(
                         times[kind].append(time.perf_counter() - start)
                     assert (b'"kind":"Table"' in body) == (kind == "table") and body.count(b'"pod-') >= n
                 if round_:
-                    cpu[kind] += _cpu(sa.proc.pid) - before
+                    cpu[kind] += cpu_seconds(sa.proc.pid) - before
         tables = {f"{k}_ms": statistics.median(v) * 1000 for k, v in times.items()}
         tables.update({f"{k}_cpu_ms": v / 100 * 1000 for k, v in cpu.items()})
         return phases, tables

@@ -18,13 +18,10 @@ import argparse
 import asyncio
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -33,41 +30,11 @@ sys.path.insert(0, str(REPO))
 
 from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
+from bench._common import run_in_data_dir, start_master  # noqa: E402
 
-ATOLL = [sys.executable, "-m", "atoll.cli.main"]
 MIN_WRITES_PER_DOMAIN = 9
 """namespace, service account, role binding, config map, default data source, quota (creates); domain-auth label
 (patch); Domain status (deploy token); quota status (the quota controller)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_master(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    config = data_dir / "atoll.yaml"
-    init = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir),
-            "--no-gateway"]
-    subprocess.run([*init, "--api-port", str(port), "-o", str(config)], check=True, capture_output=True, cwd=REPO)
-    log = open(data_dir / "server.log", "ab")
-    proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log, cwd=REPO)
-    url = f"https://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"atoll start exited: {(data_dir / 'server.log').read_text()[-2000:]}")
-        try:
-            ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
-            with urllib.request.urlopen(f"{url}/readyz", context=ctx, timeout=1) as resp:
-                if resp.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("atoll start did not become ready in 30 s")
 
 
 def domain(name: str) -> dict[str, Any]:
@@ -178,12 +145,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--keep", type=Path, help="keep the master's data dir here")
     args = parser.parse_args()
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run(args, args.keep))
-        return
-    with tempfile.TemporaryDirectory(prefix="atoll-bench-domains-") as tmp:
-        asyncio.run(run(args, Path(tmp)))
+    run_in_data_dir(args.keep, "atoll-bench-domains-", lambda data_dir: run(args, data_dir))
 
 
 if __name__ == "__main__":

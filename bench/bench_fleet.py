@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ from atoll.fleet.kinds import INSTANCES, PROPAGATION_POLICIES  # noqa: E402
 from atoll.fleet.kubeconfigs import proxy_path  # noqa: E402
 from atoll.node.kubeconfig import admin_kubeconfig, dump  # noqa: E402
 from atoll.pki import ensure_pki  # noqa: E402
-from bench.bench_domains import ATOLL, free_port  # noqa: E402
+from bench._common import cpu_seconds, rss_mb, start_master  # noqa: E402
 
 JSON = dict[str, Any]
 SEARCH = "/apis/search.kairship.io/v1alpha1/resources"
@@ -54,46 +53,12 @@ CRDS = kinds.kind("apiextensions.k8s.io", "customresourcedefinitions")
 
 def start(data_dir: Path, controllers: str, extra: str = "") -> tuple[subprocess.Popen[bytes], Client, Path]:
     data_dir.mkdir(parents=True)
-    port = free_port()
-    config = data_dir / "atoll.yaml"
-    init = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir)]
-    subprocess.run([*init, "--api-port", str(port), "-o", str(config)], check=True, capture_output=True, cwd=REPO)
-    config.write_text(config.read_text() + f"controllers: [{controllers}]\n" + extra)
-    log = open(data_dir / "server.log", "ab")
-    proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log, cwd=REPO)
-    url = f"https://127.0.0.1:{port}"
-    ctx: ssl.SSLContext | None = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"atoll start exited: {(data_dir / 'server.log').read_text()[-2000:]}")
-        try:
-            ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
-            with urllib.request.urlopen(f"{url}/readyz", context=ctx, timeout=1) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise SystemExit("atoll start did not become ready in 60 s")
+    proc, url = start_master(data_dir, controllers=controllers, extra=extra, gateway=True, seconds=60)
+    ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
     token = (data_dir / "pki" / "admin.token").read_text().strip()
     kubeconfig = data_dir / "admin.kubeconfig"
     kubeconfig.write_text(dump(admin_kubeconfig(ensure_pki(data_dir / "pki"), url)))
-    assert ctx is not None
     return proc, Client(url, ssl_context=ctx, token=token, pool_size=64, timeout=60), kubeconfig
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:

@@ -28,14 +28,8 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._common import rss_mb  # noqa: E402
 from tests.conftest import start_master_process  # noqa: E402
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def latencies(http: aiohttp.ClientSession, n: int = 200) -> tuple[float, float]:

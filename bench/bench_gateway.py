@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from atoll.gateway import envoy_resources  # noqa: E402
 from atoll.gateway.model import EgressPort, GatewayModel, InboundRoute, ListenerOptions, LocalService, PeerRoute  # noqa: E402
 from atoll.gateway.supervisor import EnvoySupervisor, SupervisorOptions  # noqa: E402
 from atoll.gateway.xds import AdsServer  # noqa: E402
+from bench._common import cpu_seconds, free_port  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {"cpu_ratio": 4.0, "added_p50_ms": 0.6, "token_live_ms": 1000.0}
@@ -60,12 +60,6 @@ async def main():
     print("ready", flush=True); await asyncio.Event().wait()
 asyncio.run(main())
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---- load client (child process) ------------------------------------------------------------
@@ -127,11 +121,6 @@ def start_upstream(http: int, sink: int) -> subprocess.Popen[bytes]:
     upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(http), str(sink)], stdout=subprocess.PIPE)
     assert upstream.stdout is not None and upstream.stdout.readline().strip() == b"ready"
     return upstream
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 async def start(name: str, model: GatewayModel, tmp: Path) -> tuple[AdsServer, EnvoySupervisor, asyncio.Task[None]]:

@@ -17,14 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -33,45 +30,14 @@ sys.path.insert(0, str(REPO))
 
 from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
-from bench.bench_domains import ATOLL, free_port, metric  # noqa: E402
+from bench._common import cpu_seconds, run_in_data_dir, start_master  # noqa: E402
+from bench.bench_domains import metric  # noqa: E402
 
 JSON = dict[str, Any]
 KJ = kinds.kind("kuscia.secretflow", "kusciajobs")
 KT = kinds.kind("kuscia.secretflow", "kusciatasks")
 AIMG = kinds.kind("kuscia.secretflow", "appimages")
 NS = "cross-domain"
-
-
-def start_master(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``atoll start`` of a master running the KusciaJob controllers only (this process plays the
-    KusciaTask controller)."""
-    port = free_port()
-    config = data_dir / "atoll.yaml"
-    init = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir),
-            "--no-gateway"]
-    subprocess.run([*init, "--api-port", str(port), "-o", str(config)], check=True, capture_output=True, cwd=REPO)
-    config.write_text(config.read_text() + "controllers: [kusciajob]\n")
-    log = open(data_dir / "server.log", "ab")
-    proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=log, stderr=log, cwd=REPO)
-    url = f"https://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"atoll start exited: {(data_dir / 'server.log').read_text()[-2000:]}")
-        try:
-            ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
-            with urllib.request.urlopen(f"{url}/readyz", context=ctx, timeout=1) as resp:
-                if resp.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("atoll start did not become ready in 30 s")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def seed(client: Client) -> None:
@@ -131,7 +97,7 @@ async def job_tracker(client: Client, done: dict[str, asyncio.Event]) -> None:
 
 
 async def run(args: argparse.Namespace, data_dir: Path) -> None:
-    proc, url = start_master(data_dir)
+    proc, url = start_master(data_dir, controllers="kusciajob")
     try:
         ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
         token = (data_dir / "pki" / "admin.token").read_text().strip()
@@ -202,12 +168,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--keep", type=Path, help="keep the master's data dir here")
     args = parser.parse_args()
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run(args, args.keep))
-        return
-    with tempfile.TemporaryDirectory(prefix="atoll-bench-kusciajob-") as tmp:
-        asyncio.run(run(args, Path(tmp)))
+    run_in_data_dir(args.keep, "atoll-bench-kusciajob-", lambda data_dir: run(args, data_dir))
 
 
 if __name__ == "__main__":

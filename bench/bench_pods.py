@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import ssl
 import statistics
 import subprocess
@@ -35,27 +34,16 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-ATOLL = [sys.executable, "-m", "atoll.cli.main"]
 
 from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from bench._common import ATOLL, cpu_seconds, free_port, percentile, rss_mb  # noqa: E402
 
 
 def atoll_cmd(name: str) -> list[str]:
     """``atoll``, under cProfile (``$ATOLL_CPROFILE-<name>.prof``) when ATOLL_CPROFILE is set."""
     prof = os.environ.get("ATOLL_CPROFILE")
     return [sys.executable, "-m", "cProfile", "-o", f"{prof}-{name}.prof", "-m", "atoll.cli.main"] if prof else ATOLL
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def start_master(base: Path) -> tuple[subprocess.Popen[bytes], Path]:
@@ -103,18 +91,6 @@ async def bare_spawns(n: int) -> list[float]:
         await proc.wait()
         out.append(time.perf_counter() - t0)
     return out
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def run(base: Path, count: int) -> None:
@@ -186,9 +162,9 @@ async def run(base: Path, count: int) -> None:
             proc.terminate()
             proc.wait(timeout=20)
     ms = 1000.0
-    b50, b99 = statistics.median(bare) * ms, pct(bare, 0.99) * ms
-    r50, r99 = statistics.median(to_running) * ms, pct(to_running, 0.99) * ms
-    s50, s99 = statistics.median(to_succeeded) * ms, pct(to_succeeded, 0.99) * ms
+    b50, b99 = statistics.median(bare) * ms, percentile(bare, 0.99) * ms
+    r50, r99 = statistics.median(to_running) * ms, percentile(to_running, 0.99) * ms
+    s50, s99 = statistics.median(to_succeeded) * ms, percentile(to_succeeded, 0.99) * ms
     print(f"{count} pods over 2 agents: created in {create_seconds:.1f}s, all Succeeded in {total:.1f}s "
           "(each sleeps 1 s)")
     print(f"{'metric':<34}{'p50 ms':>10}{'p99 ms':>10}{'ratio p50':>12}")

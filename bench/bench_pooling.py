@@ -28,7 +28,6 @@ import base64
 import contextlib
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -42,33 +41,17 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-ATOLL = [sys.executable, "-m", "atoll.cli.main"]
 
 from atoll.api import kinds  # noqa: E402
 from atoll.api.timestamps import format_micro_time  # noqa: E402
 from atoll.client import Client  # noqa: E402
 from atoll.mirror.names import target_name  # noqa: E402
 from atoll.pooling.kinds import CLUSTERBINDINGS, RESOURCELEASINGPOLICIES  # noqa: E402
+from bench._common import ATOLL, cpu_seconds, free_port, percentile  # noqa: E402
 
 JSON = dict[str, Any]
 KARMADA_P99 = {"push": 1.30, "pull": 0.99}
 AIM_P99 = 0.5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_master(base: Path, name: str, extra: JSON) -> tuple[subprocess.Popen[bytes], Path]:
@@ -277,7 +260,8 @@ async def run(base: Path, args: argparse.Namespace) -> None:
             proc.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=15)
-    td50, td99, bu50, bu99 = pct(top_down, 0.5), pct(top_down, 0.99), pct(bottom_up, 0.5), pct(bottom_up, 0.99)
+    td50, td99 = percentile(top_down, 0.5), percentile(top_down, 0.99)
+    bu50, bu99 = percentile(bottom_up, 0.5), percentile(bottom_up, 0.99)
     print(f"load average before the run: {load:.1f}")
     print(f"worker: {args.nodes} fake nodes, {args.pods} pods (populated in {populate_s:.1f} s); "
           f"steady {args.rate:g} pods/s for {args.seconds:g} s; {os.cpu_count()} cores")

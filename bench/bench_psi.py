@@ -40,7 +40,7 @@ from atoll.apps.psi.group import Masker, hash_to_group  # noqa: E402
 from atoll.client import Client  # noqa: E402
 from atoll.datamesh import DataMeshServer, DataMeshSettings  # noqa: E402
 from atoll.datamesh.constants import DEFAULT_DATA_SOURCE_ID, DOMAINDATASOURCES  # noqa: E402
-from bench.bench_domains import free_port, start_master  # noqa: E402
+from bench._common import free_port, start_master  # noqa: E402
 from bench.psi_gateways import domain_with_cert, gateways  # noqa: E402
 
 PSI_BIN = REPO / "atoll" / "apps" / "psi" / "bin" / "atoll-psi"

@@ -45,6 +45,7 @@ from atoll.node.kubeconfig import admin_kubeconfig, dump  # noqa: E402
 from atoll.node.master import MasterNode  # noqa: E402
 from atoll.pki import PKI  # noqa: E402
 from atoll.runtime import Informer  # noqa: E402
+from bench._common import percentile  # noqa: E402
 
 JSON = dict[str, Any]
 NS = "inst"
@@ -156,11 +157,6 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def main(pods: int, base: Path) -> None:
     async with cluster(base / "inst", ("scheduler",)) as inst, cluster(base / "master", ()) as master:
         async with Client.from_kubeconfig(inst.kubeconfig) as ic, Client.from_kubeconfig(master.kubeconfig) as mc:
@@ -192,12 +188,13 @@ async def main(pods: int, base: Path) -> None:
                 kill_leftovers(base)
     print(f"pods per phase: {pods} (machine: {os.cpu_count()} CPUs)")
     print(f"{'':<28}{'p50 ms':>10}{'p99 ms':>10}{'CPU s/pod':>12}")
-    print(f"{'direct (institution)':<28}{_pct(direct, .5) * 1e3:>10.0f}{_pct(direct, .99) * 1e3:>10.0f}"
+    print(f"{'direct (institution)':<28}{percentile(direct, .5) * 1e3:>10.0f}{percentile(direct, .99) * 1e3:>10.0f}"
           f"{direct_cpu / pods:>12.4f}")
-    print(f"{'runk (master -> inst.)':<28}{_pct(forwarded, .5) * 1e3:>10.0f}{_pct(forwarded, .99) * 1e3:>10.0f}"
+    print(f"{'runk (master -> inst.)':<28}{percentile(forwarded, .5) * 1e3:>10.0f}"
+          f"{percentile(forwarded, .99) * 1e3:>10.0f}"
           f"{runk_cpu / pods:>12.4f}")
     print(f"ratio runk/direct: p50 {statistics.median(forwarded) / statistics.median(direct):.2f}, "
-          f"p99 {_pct(forwarded, .99) / _pct(direct, .99):.2f}; "
+          f"p99 {percentile(forwarded, .99) / percentile(direct, .99):.2f}; "
           f"extra CPU per forwarded pod {(runk_cpu - direct_cpu) / pods * 1e3:.1f} ms")
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 import time
 from pathlib import Path
@@ -35,30 +34,17 @@ from atoll.agent.runp.logs import log_path, read_tail, stamp
 from atoll.agent.runp.runtime import RunP
 from atoll.agent.stats import Stats, serve_summary
 from atoll.api.timestamps import parse_time
+from atoll.client.kubelet import CONTAINER_LOGS_ROUTE, TLSListener, container_of, require_apiserver, serving_ssl
 from atoll.runtime.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 FOLLOW_POLL_SECONDS = 0.2
-ALLOWED_CN = "atoll-apiserver"
 
 
 def server_ssl(config: AgentConfig) -> ssl.SSLContext | None:
     if not (config.tls_cert and config.tls_key and config.client_ca):
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(config.client_ca))
-    ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
-
-
-def _authorized(request: web.Request) -> bool:
-    transport = request.transport
-    peer: Any = transport.get_extra_info("peercert") if transport else None
-    if not peer:
-        return False
-    names = [value for rdn in peer.get("subject", ()) for attr, value in rdn if attr in ("commonName",
-                                                                                          "organizationName")]
-    return ALLOWED_CN in names or "system:masters" in names
+    return serving_ssl(config.tls_cert, config.tls_key, config.client_ca)
 
 
 def _bool(value: str) -> bool:
@@ -76,13 +62,14 @@ def _since(query: Any) -> float | None:
     return None
 
 
-class LogServer:
-    def __init__(self, config: AgentConfig, runtime: RunP) -> None:
+class LogEndpoint:
+    """The node's log port: bound when a serving certificate is configured (port 0 otherwise);
+    subclasses answer :meth:`container_logs` from their runtime."""
+
+    def __init__(self, config: AgentConfig) -> None:
         self.config = config
-        self.runtime = runtime
-        self.stats = Stats(runtime)
         self.port = 0
-        self._runner: web.AppRunner | None = None
+        self._listener: TLSListener | None = None
 
     async def start(self) -> int:
         """Bind (if a serving certificate is configured) and return the port, 0 when disabled."""
@@ -92,47 +79,54 @@ class LogServer:
                         self.config.name)
             return 0
         app = web.Application()
-        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
-        app.router.add_get("/exec/{namespace}/{pod}/{container}", self.exec)
-        app.router.add_get("/stats/summary", self.stats_summary)
+        app.router.add_get(CONTAINER_LOGS_ROUTE, self.container_logs)
         app.router.add_get("/metrics", self.metrics)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.address, self.config.log_port))
-        self.port = int(sock.getsockname()[1])
-        await web.SockSite(self._runner, sock, ssl_context=context).start()
+        self.add_routes(app)
+        self._listener = TLSListener(app)
+        self.port = await self._listener.start(self.config.address, self.config.log_port, context)
         return self.port
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
 
-    async def stats_summary(self, request: web.Request) -> web.StreamResponse:
-        """Resource usage for ``kubectl top`` (:mod:`atoll.agent.stats`)."""
-        if not _authorized(request):
-            raise web.HTTPForbidden(text="a client certificate of the API server is required")
-        return await serve_summary(self.stats, request)
+    def add_routes(self, app: web.Application) -> None:
+        """More kubelet routes a runtime serves (``/exec``, ``/stats/summary``)."""
 
     async def metrics(self, request: web.Request) -> web.Response:
         """The process's Prometheus registry (Envoy stats of this node's gateway, runtime metrics),
         as the kubelet serves ``/metrics`` on 10250: same client-certificate rule as the logs."""
-        if not _authorized(request):
-            raise web.HTTPForbidden(text="a client certificate of the API server is required")
+        require_apiserver(request)
         return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+
+class LogServer(LogEndpoint):
+    def __init__(self, config: AgentConfig, runtime: RunP) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+        self.stats = Stats(runtime)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/exec/{namespace}/{pod}/{container}", self.exec)
+        app.router.add_get("/stats/summary", self.stats_summary)
+
+    async def stats_summary(self, request: web.Request) -> web.StreamResponse:
+        """Resource usage for ``kubectl top`` (:mod:`atoll.agent.stats`)."""
+        require_apiserver(request)
+        return await serve_summary(self.stats, request)
 
     async def exec(self, request: web.Request) -> web.StreamResponse:
         """``kubectl exec`` / ``cp`` through the API server (:mod:`atoll.agent.execserver`)."""
-        if not _authorized(request):
-            raise web.HTTPForbidden(text="a client certificate of the API server is required")
+        require_apiserver(request)
         return await serve_exec(self.runtime, request)
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
-        if not _authorized(request):
-            raise web.HTTPForbidden(text="a client certificate of the API server is required")
-        ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        require_apiserver(request)
+        ns, pod, container = container_of(request)
         worker = self.runtime.worker(ns, pod)
         rec = worker.record(container) if worker else None
         if worker is None or rec is None:

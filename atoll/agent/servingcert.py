@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import ipaddress
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,8 @@ from cryptography.x509.oid import NameOID
 from atoll.api import kinds
 from atoll.api.errors import AlreadyExists, APIError
 from atoll.client import Client, ClientError
+from atoll.files import write_atomic
+from atoll.pki import private_key_pem, subject_alt_names
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -45,18 +45,12 @@ class CSRRefused(Exception):
 def certificate_request(node: str, hosts: tuple[str, ...]) -> tuple[bytes, bytes]:
     """(PEM CSR, PEM private key) for ``system:node:<node>`` serving ``hosts``."""
     key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            sans.append(x509.DNSName(host))
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
                          x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node}")])
     csr = (x509.CertificateSigningRequestBuilder().subject_name(subject)
-           .add_extension(x509.SubjectAlternativeName(sans), critical=False).sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+           .add_extension(x509.SubjectAlternativeName(subject_alt_names(hosts)), critical=False)
+           .sign(key, hashes.SHA256()))
+    key_pem = private_key_pem(key)
     return csr.public_bytes(serialization.Encoding.PEM), key_pem
 
 
@@ -84,18 +78,10 @@ async def request_certificate(client: Client, node: str, csr_pem: bytes, timeout
         await asyncio.sleep(POLL_SECONDS)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def _store(pki_dir: Path, *files: tuple[Path, bytes]) -> None:
     pki_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     for path, data in files:
-        _write_private(path, data)
+        write_atomic(path, data)
 
 
 async def obtain_serving_cert(client: Client, node: str, hosts: tuple[str, ...], pki_dir: Path,

@@ -8,6 +8,7 @@ drift apart.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from atoll.api.kinds import kind
 
@@ -96,3 +97,19 @@ def task_resource_name(group: str, domain: str, role: str) -> str:
     it on the pods it creates, and the TaskResourceGroup controller creates the TaskResource under
     it, so pods need no second write to be linked."""
     return f"{group}-{hashlib.sha256(f'{domain}/{role}'.encode()).hexdigest()[:12]}"
+
+
+def select_deploy_template(app_image: dict[str, Any] | None, role: str) -> dict[str, Any] | None:
+    """Kuscia's choice: the first template whose comma-separated ``role`` lists ``role``; else one
+    with an empty role; else (empty ``role``) the first template."""
+    templates = list(((app_image or {}).get("spec") or {}).get("deployTemplates") or ())
+    for template in templates:
+        roles = [r.strip() for r in str(template.get("role") or "").split(",") if r.strip()]
+        if role and role in roles:
+            return dict(template)
+    for template in templates:
+        if not str(template.get("role") or "").strip():
+            return dict(template)
+    if not role and templates:
+        return dict(templates[0])
+    return None

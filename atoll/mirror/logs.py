@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from atoll.api.errors import BadRequest
-from atoll.client import Client, StreamResponse
+from aiohttp import web
+
+from atoll.api.errors import APIError, BadRequest
+from atoll.client import Client, ClientError, StreamResponse
+from atoll.client.kubelet import relay_stream
 from atoll.mirror import keys
 
 JSON = dict[str, Any]
@@ -36,3 +39,17 @@ async def open_target_logs(target: Client, pod: JSON, container: str, query: Map
         "GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", params=params, stream=True, read_timeout=None
     )
     return stream
+
+
+async def relay_target_logs(
+    request: web.Request, target: Client, pod: JSON, container: str, cluster: str
+) -> web.StreamResponse:
+    """Answer a ``/containerLogs`` request with the target pod's log (400 when the pod has no
+    target yet or the target refuses; 503 when the ``cluster`` named in the text is unreachable)."""
+    try:
+        upstream = await open_target_logs(target, pod, container, request.query)
+    except APIError as exc:
+        raise web.HTTPBadRequest(text=exc.message) from None
+    except ClientError as exc:
+        raise web.HTTPServiceUnavailable(text=f"{cluster} unreachable: {exc}") from None
+    return await relay_stream(request, upstream)

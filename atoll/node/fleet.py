@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from atoll.fleet.karmada.manager import KarmadaSettings
 from atoll.fleet.karmada.validation import PolicyValidation
 from atoll.fleet.manager import FleetManager, FleetSettings
 from atoll.fleet.plane import Upstream
+from atoll.node.crd_install import ensure_crds, ensure_created
 from atoll.pki import PKI, ensure_pki, server_ssl_context
 from atoll.store.endpoint import open_store
 
@@ -174,32 +174,11 @@ async def _bootstrap(server: APIServer) -> None:
     ns_rd = registry.get("", "v1", "namespaces")
     assert ns_rd is not None
     for name in NAMESPACES:
-        await _ensure(objects.create(ns_rd, None, {"metadata": {"name": name}}, opts))
+        await ensure_created(objects.create(ns_rd, None, {"metadata": {"name": name}}, opts))
     rbac = (("clusterroles", default_cluster_roles()), ("clusterrolebindings", default_cluster_role_bindings()))
     for plural, objs in rbac:
         rbac_rd = registry.get("rbac.authorization.k8s.io", "v1", plural)
         assert rbac_rd is not None
         for obj in objs:
-            await _ensure(objects.create(rbac_rd, None, obj, opts))
-    crd_rd = registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-    assert crd_rd is not None
-    for crd in karmada_crds():
-        name = crd["metadata"]["name"]
-        try:
-            current = objects.get(crd_rd, None, name).obj
-        except errors.NotFound:
-            await _ensure(objects.create(crd_rd, None, crd, opts))
-            continue
-        if current.get("spec") != crd["spec"]:
-            await objects.modify(crd_rd, None, name, _with_spec(crd["spec"]), opts)
-
-
-def _with_spec(spec: JSON) -> Callable[[JSON], JSON]:
-    return lambda current: {**current, "spec": spec}
-
-
-async def _ensure(creation: object) -> None:
-    try:
-        await creation  # type: ignore[misc]
-    except errors.AlreadyExists:
-        pass
+            await ensure_created(objects.create(rbac_rd, None, obj, opts))
+    await ensure_crds(objects, registry, karmada_crds(), opts)

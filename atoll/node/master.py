@@ -28,6 +28,7 @@ from atoll.files import private_dir
 from atoll.node import issuer
 from atoll.node.config import NodeConfig, domain_key, external_port
 from atoll.node.control_plane import CONTROLLER_LEASE, run_controllers
+from atoll.node.crd_install import ensure_crds, ensure_created
 from atoll.node.master_endpoint import MasterEndpoint, tls_context
 from atoll.node.node_restriction import LiteNodeRestriction
 from atoll.node.registration_messages import REGISTER_PATH, b64, unb64
@@ -215,7 +216,7 @@ class MasterNode:
         ns_rd = registry.get("", "v1", "namespaces")
         assert ns_rd is not None
         for name in (*SYSTEM_NAMESPACES, self.config.domain_id):
-            await _ensure(objects.create(ns_rd, None, {"metadata": {"name": name}}, opts))
+            await ensure_created(objects.create(ns_rd, None, {"metadata": {"name": name}}, opts))
         for plural, objs in (
             ("clusterroles", default_cluster_roles()),
             ("clusterrolebindings", default_cluster_role_bindings()),
@@ -224,17 +225,7 @@ class MasterNode:
             assert rbac_rd is not None
             for obj in objs:
                 await _ensure_rbac_default(objects, rbac_rd, obj, opts)
-        crd_rd = registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-        assert crd_rd is not None
-        for crd in (*kuscia_crds(), *pooling_crds(), *fleet_crds()):
-            name = crd["metadata"]["name"]
-            try:
-                current = objects.get(crd_rd, None, name).obj
-            except errors.NotFound:
-                await _ensure(objects.create(crd_rd, None, crd, opts))
-                continue
-            if current.get("spec") != crd.get("spec"):
-                await objects.modify(crd_rd, None, name, _with_spec(crd["spec"]), opts)
+        await ensure_crds(objects, registry, (*kuscia_crds(), *pooling_crds(), *fleet_crds()), opts)
         if self.config.domain_key_data:
             await self._ensure_own_domain(opts)
 
@@ -251,7 +242,7 @@ class MasterNode:
             cert = b64(issuer.domain_certificate(self.pki, name, key.public_key()))
             body = {"apiVersion": rd.api_version, "kind": "Domain", "metadata": {"name": name},
                     "spec": {"cert": cert, "role": "", "master": name}}
-            await _ensure(self.server.objects.create(rd, None, body, opts))
+            await ensure_created(self.server.objects.create(rd, None, body, opts))
             return
         existing = str((current.get("spec") or {}).get("cert") or "")
         try:
@@ -272,10 +263,6 @@ def _with_cert(cert: str) -> Callable[[JSON], JSON]:
     return lambda current: {**current, "spec": {**(current.get("spec") or {}), "cert": cert}}
 
 
-def _with_spec(spec: Any) -> Callable[[JSON], JSON]:
-    return lambda current: {**current, "spec": spec}
-
-
 async def _ensure_rbac_default(objects: Any, rd: Any, obj: JSON, opts: WriteOptions) -> None:
     """Create a default role or binding, or bring its rules/subjects back to the defaults (kube-apiserver's
     bootstrap-roles reconciliation; opt out with the ``rbac.authorization.kubernetes.io/autoupdate: "false"``
@@ -284,7 +271,7 @@ async def _ensure_rbac_default(objects: Any, rd: Any, obj: JSON, opts: WriteOpti
     try:
         current = objects.get(rd, None, name).obj
     except errors.NotFound:
-        await _ensure(objects.create(rd, None, obj, opts))
+        await ensure_created(objects.create(rd, None, obj, opts))
         return
     annotations = current["metadata"].get("annotations") or {}
     if annotations.get("rbac.authorization.kubernetes.io/autoupdate") == "false":
@@ -292,10 +279,3 @@ async def _ensure_rbac_default(objects: Any, rd: Any, obj: JSON, opts: WriteOpti
     fields = {k: obj[k] for k in ("rules", "roleRef", "subjects") if k in obj}
     if any(current.get(k) != v for k, v in fields.items()):
         await objects.modify(rd, None, name, lambda cur: {**cur, **fields}, opts)
-
-
-async def _ensure(creation: Any) -> None:
-    try:
-        await creation
-    except errors.AlreadyExists:
-        pass

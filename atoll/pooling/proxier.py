@@ -14,23 +14,18 @@ Kubeocean opens one listener per vnode (for per-node metrics); one per binding s
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
-from atoll.api.errors import APIError
-from atoll.client import ClientError
-from atoll.mirror.logs import open_target_logs
-from atoll.pki import peer_identity
+from atoll.client.kubelet import CONTAINER_LOGS_ROUTE, TLSListener, container_of, require_apiserver, serving_ssl
+from atoll.files import write_atomic
+from atoll.mirror.logs import relay_target_logs
 from atoll.pooling.context import SyncContext
 
 log = logging.getLogger(__name__)
-ALLOWED_USER = "atoll-apiserver"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,20 +35,7 @@ class ProxierTLS:
     client_ca: Path
 
     def context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.client_ca))
-        ctx.load_cert_chain(str(self.cert), str(self.key))
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        return ctx
-
-
-def _authorized(request: web.Request) -> bool:
-    transport = request.transport
-    peer: Any = transport.get_extra_info("peercert") if transport else None
-    identity = peer_identity(peer)
-    if identity is None:
-        return False
-    user, groups = identity
-    return user == ALLOWED_USER or "system:masters" in groups
+        return serving_ssl(self.cert, self.key, self.client_ca)
 
 
 class Proxier:
@@ -62,7 +44,7 @@ class Proxier:
         self.tls = tls
         self.host = host
         self.port = port
-        self._runner: web.AppRunner | None = None
+        self._listener: TLSListener | None = None
 
     async def start(self) -> int:
         """Bind and return the port (0 when no TLS material is configured: logs are then not served)."""
@@ -71,50 +53,27 @@ class Proxier:
                         self.ctx.binding_name)
             return 0
         app = web.Application()
-        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
+        app.router.add_get(CONTAINER_LOGS_ROUTE, self.container_logs)
         app.router.add_get("/healthz", self.healthz)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = int(sock.getsockname()[1])
-        await web.SockSite(self._runner, sock, ssl_context=self.tls.context()).start()
+        self._listener = TLSListener(app)
+        self.port = await self._listener.start(self.host, self.port, self.tls.context())
         return self.port
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
-        if not _authorized(request):
-            raise web.HTTPForbidden(text="a client certificate of the API server is required")
-        namespace, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        require_apiserver(request)
+        namespace, name, container = container_of(request)
         pod = self.ctx.vpods.get(name, namespace)
         if pod is None or self.ctx.vnodes.get((pod.get("spec") or {}).get("nodeName") or "") is None:
             raise web.HTTPNotFound(text=f'pod "{name}" is not on a virtual node of binding {self.ctx.binding_name}')
-        try:
-            upstream = await open_target_logs(self.ctx.worker, pod, container, request.query)
-        except APIError as exc:
-            raise web.HTTPBadRequest(text=exc.message) from None
-        except ClientError as exc:
-            raise web.HTTPServiceUnavailable(text=f"worker cluster unreachable: {exc}") from None
-        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        try:
-            async for chunk in upstream.chunks():
-                await response.write(chunk)
-            await response.write_eof()
-        except ConnectionResetError:
-            pass
-        finally:
-            upstream.close()
-        return response
+        return await relay_target_logs(request, self.ctx.worker, pod, container, "worker cluster")
 
 
 def proxier_tls_from_ca(pki_dir: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> ProxierTLS:
@@ -126,14 +85,6 @@ def proxier_tls_from_ca(pki_dir: Path, hosts: tuple[str, ...] = ("127.0.0.1", "l
     cert, key = pki_dir / "pool-proxier.crt", pki_dir / "pool-proxier.key"
     if not (cert.exists() and key.exists()):
         cert_pem, key_pem = issue_serving_cert(pki, "atoll-pool-proxier", hosts)
-        _write_private(key, key_pem)
+        write_atomic(key, key_pem)
         cert.write_bytes(cert_pem)
     return ProxierTLS(cert, key, pki.ca_cert)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)

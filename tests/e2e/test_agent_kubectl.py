@@ -7,90 +7,29 @@ assertion is on what kubectl prints.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import re
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import Kubectl, make_kubectl, table
-from tests.integration.agents import kill_leftovers, processes_with, stable_processes
-from tests.integration.lite_procs import LEASE_SECONDS, init_lite, start, stop
+from tests.e2e.conftest import Kubectl, table
+from tests.e2e.lite_network import Network, lite_network, node_ready, until
+from tests.integration.agents import processes_with, stable_processes
+from tests.integration.lite_procs import LEASE_SECONDS, stop
 
 pytestmark = pytest.mark.slow
-DOMAINS = ("alice", "bob")
-
-
-@dataclass
-class Network:
-    kubectl: Kubectl
-    base: Path
-    configs: dict[str, Path]
-    agents: dict[str, subprocess.Popen[bytes]]
-
-    def restart(self, domain: str) -> None:
-        self.agents[domain] = start(self.configs[domain])
-        until(lambda: node_ready(self.kubectl, f"{domain}-node") == "Ready", 30)
-
-
-def until(check: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
-
-
-def namespace_exists(kubectl: Kubectl, name: str) -> bool:
-    return kubectl.run("get", "namespace", name, check=False).returncode == 0
-
-
-def node_ready(kubectl: Kubectl, node: str) -> str:
-    """The STATUS column of ``kubectl get node`` (``Ready``, ``NotReady``), or '' if there is no such node."""
-    proc = kubectl.run("get", "node", node, "--no-headers", check=False)
-    return table(proc.stdout)[0][1] if proc.returncode == 0 else ""
 
 
 @pytest.fixture(scope="module")
 def network(module_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    base = tmp_path_factory.mktemp("lite")
-    kubectl = make_kubectl("1.32", module_server, base / "kubectl")
-    for domain in DOMAINS:
-        kubectl.apply(DOMAIN.format(domain=domain), f"domain-{domain}.yaml")
-    configs = {d: init_lite(module_server, base, d) for d in DOMAINS}
-    net = Network(kubectl, base, configs, {})
-    try:
-        for domain in DOMAINS:
-            net.restart(domain)
-        for domain in DOMAINS:
-            until(functools.partial(namespace_exists, kubectl, domain), 30)
+    with lite_network(module_server, tmp_path_factory.mktemp("lite")) as net:
         yield net
-    finally:
-        for proc in net.agents.values():
-            stop(proc)
-        for domain in DOMAINS:
-            kill_leftovers(base / domain)
-
-
-DOMAIN = """apiVersion: kuscia.secretflow/v1alpha1
-kind: Domain
-metadata:
-  name: {domain}
-spec:
-  role: ""
-"""
 
 
 def pod_yaml(name: str, domain: str, script: str, *, restart: str = "Never", grace: int = 30, extra: str = "") -> str:

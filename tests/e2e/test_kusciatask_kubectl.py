@@ -6,7 +6,6 @@ party's process reads its cluster define, allocated ports and rendered config an
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Iterator
@@ -15,13 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import make_kubectl, table
-from tests.e2e.test_agent_kubectl import DOMAIN, Network, namespace_exists, until
-from tests.integration.agents import kill_leftovers
-from tests.integration.lite_procs import init_lite, stop
+from tests.e2e.conftest import table
+from tests.e2e.lite_network import DOMAINS, Network, lite_network, until
 
 pytestmark = pytest.mark.slow
-DOMAINS = ("alice", "bob")
 SCRIPT = """
 import json, os, pathlib
 out = pathlib.Path(json.loads(os.environ["TASK_INPUT_CONFIG"])["out"])
@@ -35,23 +31,8 @@ out = pathlib.Path(json.loads(os.environ["TASK_INPUT_CONFIG"])["out"])
 
 @pytest.fixture(scope="module")
 def network(module_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    base = tmp_path_factory.mktemp("kt-lite")
-    kubectl = make_kubectl("1.32", module_server, base / "kubectl")
-    for domain in DOMAINS:
-        kubectl.apply(DOMAIN.format(domain=domain), f"domain-{domain}.yaml")
-    configs = {d: init_lite(module_server, base, d) for d in DOMAINS}
-    net = Network(kubectl, base, configs, {})
-    try:
-        for domain in DOMAINS:
-            net.restart(domain)
-        for domain in DOMAINS:
-            until(functools.partial(namespace_exists, kubectl, domain), 30)
+    with lite_network(module_server, tmp_path_factory.mktemp("kt-lite")) as net:
         yield net
-    finally:
-        for proc in net.agents.values():
-            stop(proc)
-        for domain in DOMAINS:
-            kill_leftovers(base / domain)
 
 
 def app_image() -> dict[str, object]:

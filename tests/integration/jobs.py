@@ -4,6 +4,7 @@ KusciaTask controller's part played by patching KusciaTask status (the tasks bra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -14,8 +15,10 @@ from typing import Any
 
 from atoll.api import errors, kinds
 from atoll.client import Client
+from atoll.controllers import ControllerContext, kusciajob
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
+from atoll.runtime import Manager
 
 try:
     from tests.conftest import REPO, RunningServer, _write_kubeconfig, eventually, start_until_ready
@@ -55,14 +58,33 @@ async def running_master(data_dir: Path, **config: Any) -> AsyncIterator[Running
             pass
 
 
-async def seed(client: Client, *domains: str) -> None:
-    """Domains and the app image jobs refer to (idempotent)."""
+async def create_domains(client: Client, *domains: str) -> None:
+    """The Domains (idempotent)."""
     for name in domains:
         body = {"apiVersion": "kuscia.secretflow/v1alpha1", "kind": "Domain", "metadata": {"name": name}, "spec": {}}
         try:
             await client.create(kinds.DOMAINS, body)
         except errors.AlreadyExists:
             pass
+
+
+@asynccontextmanager
+async def job_controller(client: Client) -> AsyncIterator[None]:
+    """The KusciaJob controllers running in this process for the ``async with`` block."""
+    manager = Manager(client)
+    kusciajob.setup(manager, ControllerContext(client))
+    jobs = asyncio.create_task(manager.run())
+    try:
+        yield
+    finally:
+        jobs.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await jobs
+
+
+async def seed(client: Client, *domains: str) -> None:
+    """Domains and the app image jobs refer to (idempotent)."""
+    await create_domains(client, *domains)
     image = {
         "apiVersion": "kuscia.secretflow/v1alpha1",
         "kind": "AppImage",

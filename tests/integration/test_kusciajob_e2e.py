@@ -9,8 +9,6 @@ logs``; Stop ends both parties' running pods; Suspend then Restart re-runs only 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -18,8 +16,6 @@ from pathlib import Path
 import pytest
 
 from atoll.api import errors, kinds
-from atoll.controllers import ControllerContext, kusciajob
-from atoll.runtime import Manager
 from tests.integration import task_network as network
 from tests.integration.jobs import (
     AIMG,
@@ -28,8 +24,10 @@ from tests.integration.jobs import (
     NS,
     alias_of,
     command,
+    create_domains,
     events_of,
     job,
+    job_controller,
     run_atoll,
     task,
     wait_created,
@@ -54,15 +52,8 @@ async def test_three_task_dag_job_succeeds_on_real_agents(tmp_path: Path) -> Non
     out.mkdir()
     async with network.task_network(tmp_path) as net:
         client = net.client
-        for domain in ("alice", "bob"):
-            try:
-                await client.create(kinds.DOMAINS, {"metadata": {"name": domain}, "spec": {}})
-            except errors.AlreadyExists:
-                pass
-        manager = Manager(client)
-        kusciajob.setup(manager, ControllerContext(client))
-        jobs = asyncio.create_task(manager.run())
-        try:
+        await create_domains(client, "alice", "bob")
+        async with job_controller(client):
             parties = [{"domainID": "alice", "role": "host"}, {"domainID": "bob", "role": "guest"}]
             fields = {"appImage": "atoll-test", "parties": parties, "taskInputConfig": json.dumps({"out": str(out)})}
             body = job(
@@ -74,10 +65,6 @@ async def test_three_task_dag_job_succeeds_on_real_agents(tmp_path: Path) -> Non
             )
             await client.create(KJ, body)
             done = await wait_phase(client, "e2e", "Succeeded", within=120)
-        finally:
-            jobs.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await jobs
     ids = {t["alias"]: t["taskID"] for t in done["spec"]["tasks"]}
     assert done["status"]["taskStatus"] == dict.fromkeys(ids.values(), "Succeeded")
     records = {p.name: json.loads(p.read_text()) for p in out.iterdir()}
@@ -96,12 +83,8 @@ async def test_a_party_failure_reaches_the_job_naming_the_party(tmp_path: Path) 
     out.mkdir()
     async with network.task_network(tmp_path) as net:
         client = net.client
-        for domain in ("alice", "bob"):
-            await client.create(kinds.DOMAINS, {"metadata": {"name": domain}, "spec": {}})
-        manager = Manager(client)
-        kusciajob.setup(manager, ControllerContext(client))
-        jobs = asyncio.create_task(manager.run())
-        try:
+        await create_domains(client, "alice", "bob")
+        async with job_controller(client):
             parties = [{"domainID": "alice", "role": "host"}, {"domainID": "bob", "role": "guest"}]
             config = json.dumps({"out": str(out), "exit": {"bob": 3}})
             await client.create(KJ, job("e2e-fail", task("psi", appImage="atoll-test", parties=parties,
@@ -116,10 +99,6 @@ async def test_a_party_failure_reaches_the_job_naming_the_party(tmp_path: Path) 
             await eventually(warned)
             logs = await atoll_cli(net.server, "job", "logs", "e2e-fail", "--party", "bob")
             described = await atoll_cli(net.server, "job", "describe", "e2e-fail")
-        finally:
-            jobs.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await jobs
     message = failed["status"]["message"]
     tid = failed["spec"]["tasks"][0]["taskID"]
     assert message.startswith(f"task 'psi' ({tid}) failed: bob/guest: pod {tid}-guest-0 "), message
@@ -155,13 +134,9 @@ def sleeper_image() -> dict[str, object]:
 async def test_stop_ends_the_running_pods_of_both_parties(tmp_path: Path) -> None:
     async with network.task_network(tmp_path) as net:
         client = net.client
-        for domain in ("alice", "bob"):
-            await client.create(kinds.DOMAINS, {"metadata": {"name": domain}, "spec": {}})
+        await create_domains(client, "alice", "bob")
         await client.create(AIMG, sleeper_image())
-        manager = Manager(client)
-        kusciajob.setup(manager, ControllerContext(client))
-        jobs = asyncio.create_task(manager.run())
-        try:
+        async with job_controller(client):
             parties = [{"domainID": "alice", "role": "host"}, {"domainID": "bob", "role": "guest"}]
             await client.create(KJ, job("e2e-stop", task("long", appImage="atoll-sleeper", parties=parties)))
             (kt,) = await wait_created(client, "e2e-stop", {"long"}, within=30)
@@ -190,10 +165,6 @@ async def test_stop_ends_the_running_pods_of_both_parties(tmp_path: Path) -> Non
             await eventually(pods_gone, 60)
             final = await client.get(KT, tid, NS)
             assert final["status"]["phase"] == "Failed" and final["status"]["reason"] == "KusciaJobStopped"
-        finally:
-            jobs.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await jobs
 
 
 @pytest.mark.slow
@@ -202,13 +173,9 @@ async def test_suspend_then_restart_reruns_only_the_unfinished_task(tmp_path: Pa
     out.mkdir()
     async with network.task_network(tmp_path) as net:
         client = net.client
-        for domain in ("alice", "bob"):
-            await client.create(kinds.DOMAINS, {"metadata": {"name": domain}, "spec": {}})
+        await create_domains(client, "alice", "bob")
         await client.create(AIMG, sleeper_image())
-        manager = Manager(client)
-        kusciajob.setup(manager, ControllerContext(client))
-        jobs = asyncio.create_task(manager.run())
-        try:
+        async with job_controller(client):
             parties = [{"domainID": "alice", "role": "host"}, {"domainID": "bob", "role": "guest"}]
             quick = task("quick", appImage="atoll-test", parties=parties, taskInputConfig=json.dumps({"out": str(out)}))
             long = task("long", "quick", appImage="atoll-sleeper", parties=parties)
@@ -238,7 +205,3 @@ async def test_suspend_then_restart_reruns_only_the_unfinished_task(tmp_path: Pa
             assert len(list(out.iterdir())) == 2  # the quick task ran once per party, not again
             await command(client, "e2e-susp", "Stop", 3)
             await wait_phase(client, "e2e-susp", "Failed", within=30)
-        finally:
-            jobs.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await jobs

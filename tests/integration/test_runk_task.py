@@ -22,15 +22,14 @@ import pytest
 import pytest_asyncio
 
 from atoll.agent.runk.podspec import NODE_LABEL
-from atoll.api import errors, kinds
+from atoll.api import kinds
 from atoll.api.kuscia_tasks import APPIMAGES, KUSCIATASKS
 from atoll.client import Client
-from atoll.controllers import ControllerContext, kusciajob
 from atoll.mirror.names import target_name
-from atoll.runtime import FakeClock, Manager
+from atoll.runtime import FakeClock
 from tests.conftest import RunningServer, eventually, kubectl_binary, kubectl_environ
 from tests.integration.agents import agent_config, kill_leftovers, load_image, start_agent
-from tests.integration.jobs import KJ, job, task, wait_phase
+from tests.integration.jobs import KJ, create_domains, job, job_controller, task, wait_phase
 from tests.integration.runk_clusters import INSTITUTION_NS, in_process_master, institution_cluster, runk_config
 from tests.integration.task_network import CAPACITY, DOMAINS, TaskNetwork, app_image, kuscia_task
 
@@ -181,13 +180,8 @@ async def test_agent_killed_mid_task_adopts_and_the_task_completes(
 async def test_a_kusciajob_with_alice_on_runk_succeeds(net: tuple[TaskNetwork, RunningServer], tmp_path: Path) -> None:
     network, inst = net
     client = network.client
-    for domain in DOMAINS:
-        with contextlib.suppress(errors.AlreadyExists):
-            await client.create(kinds.DOMAINS, {"metadata": {"name": domain}, "spec": {}})
-    manager = Manager(client)
-    kusciajob.setup(manager, ControllerContext(client))
-    jobs = asyncio.create_task(manager.run())
-    try:
+    await create_domains(client, *DOMAINS)
+    async with job_controller(client):
         parties = [{"domainID": "alice", "role": "host"}, {"domainID": "bob", "role": "guest"}]
         fields = {"appImage": "runk-test", "parties": parties, "taskInputConfig": json.dumps({"out": str(tmp_path)})}
         await client.create(KJ, job("rk-job", task("first", **fields), task("second", "first", **fields)))
@@ -200,7 +194,3 @@ async def test_a_kusciajob_with_alice_on_runk_succeeds(net: tuple[TaskNetwork, R
             assert not await institution_pods(inst, "alice-node")
 
         await eventually(cleaned, WITHIN)
-    finally:
-        jobs.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await jobs

@@ -41,6 +41,7 @@ def test_documents_declare_every_path_parameter(network: Network, path: str) -> 
 
 
 @pytest.mark.parametrize("path", DOCUMENTS)
+@pytest.mark.timeout(480)  # ~75 s alone; several times that on a loaded 2-core machine
 def test_fuzzing_finds_no_server_error(network: Network, path: str) -> None:
     server = network.server
     schema = schemathesis.openapi.from_dict(_document(network, path))

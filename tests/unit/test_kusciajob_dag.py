@@ -9,12 +9,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from atoll.api.kuscia_tasks import select_deploy_template
 from atoll.controllers.kusciajob import constants as c
 from atoll.controllers.kusciajob.actions import stopped_parties
 from atoll.controllers.kusciajob.dag import default_task_id, find_cycle, ready_tasks, tasks_of, validate
 from atoll.controllers.kusciajob.phases import decide
 from atoll.controllers.kusciajob.stages import Command, pending_command, plan
-from atoll.controllers.kusciajob.taskspec import divide_resources, kuscia_task, select_deploy_template
+from atoll.controllers.kusciajob.taskspec import divide_resources, kuscia_task
 
 JSON = dict[str, Any]
 DOMAINS = {"alice", "bob"}

@@ -21,34 +21,19 @@ from aiohttp import WSMsgType, web
 
 from atoll.apiserver.registry.subresources import StreamReply, UpgradeReply
 from atoll.client import Client
+from atoll.client.kubelet import client_ssl, relay_stream
 
 
 class PodLogs:
     """Relays a log stream from a node agent over mutual TLS with the cluster CA."""
 
     def __init__(self, ca_file: Path | None, client_cert: tuple[Path, Path] | None) -> None:
-        self._ssl: ssl.SSLContext | None = None
-        if ca_file is not None:
-            self._ssl = ssl.create_default_context(cafile=str(ca_file))
-            self._ssl.check_hostname = False  # agents are reached by IP; the cluster CA vouches for them
-            if client_cert is not None:
-                self._ssl.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
+        self._ssl: ssl.SSLContext | None = client_ssl(ca_file, client_cert) if ca_file is not None else None
 
     async def relay(self, request: web.Request, where: StreamReply) -> web.StreamResponse:
         async with Client(where.url, ssl_context=self._ssl, user_agent="atoll-apiserver") as client:
             upstream = await client.request("GET", where.path, params=where.params, stream=True, read_timeout=None)
-            response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
-            response.enable_chunked_encoding()
-            await response.prepare(request)
-            try:
-                async for chunk in upstream.chunks():
-                    await response.write(chunk)
-                await response.write_eof()
-            except ConnectionResetError:
-                pass
-            finally:
-                upstream.close()
-            return response
+            return await relay_stream(request, upstream)
 
     async def fetch_json(self, url: str, path: str) -> Any:
         """GET a JSON document from a node agent (``/stats/summary``)."""

@@ -14,6 +14,7 @@ from aiohttp import web
 from atoll.api import errors
 from atoll.apiserver.registry.subresources import ProxyTarget, RelayReply
 from atoll.client import Client, ClientError
+from atoll.client.kubelet import relay_stream
 
 _FORWARDED = ("Accept", "Content-Type")
 
@@ -53,14 +54,4 @@ class Relay:
         for name in ("Content-Type", "Warning", "Audit-Id"):
             if name in upstream.headers:
                 response.headers[name] = upstream.headers[name]
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        try:
-            async for chunk in upstream.chunks():
-                await response.write(chunk)
-            await response.write_eof()
-        except (ConnectionResetError, ClientError):
-            pass
-        finally:
-            upstream.close()
-        return response
+        return await relay_stream(request, upstream, response, tolerate=(ConnectionResetError, ClientError))

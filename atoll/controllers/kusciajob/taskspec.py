@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from atoll.api.constants import CROSS_DOMAIN_NAMESPACE
+from atoll.api.kuscia_tasks import select_deploy_template
 from atoll.api.quantity import format_quantity, parse_quantity
 from atoll.controllers.kusciajob.constants import (
     ANN_INITIATOR,
@@ -54,22 +55,6 @@ def owner_reference(job: JSON) -> JSON:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-
-
-def select_deploy_template(app_image: JSON | None, role: str) -> JSON | None:
-    """Kuscia's choice: the first template whose comma-separated ``role`` lists ``role``; else one
-    with an empty role; else (empty ``role``) the first template."""
-    templates = list(((app_image or {}).get("spec") or {}).get("deployTemplates") or ())
-    for template in templates:
-        roles = [r.strip() for r in str(template.get("role") or "").split(",") if r.strip()]
-        if role and role in roles:
-            return dict(template)
-    for template in templates:
-        if not str(template.get("role") or "").strip():
-            return dict(template)
-    if not role and templates:
-        return dict(templates[0])
-    return None
 
 
 def divide_resources(resources: JSON, parts: int) -> JSON:

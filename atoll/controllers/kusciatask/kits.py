@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from atoll.api.kuscia_tasks import select_deploy_template
+
 JSON = dict[str, Any]
 SERVICED_SCOPES = ("Cluster", "Domain")
 MAX_NAME = 63
@@ -94,16 +96,9 @@ def egress_service_name(service: str, domain: str) -> str:
 
 
 def select_template(app_image: JSON, role: str) -> JSON:
-    templates = list((app_image.get("spec") or {}).get("deployTemplates") or [])
-    for template in templates:
-        roles = [r.strip() for r in str(template.get("role") or "").split(",") if r.strip()]
-        if role and role in roles:
-            return dict(template)
-    for template in templates:
-        if not str(template.get("role") or "").strip():
-            return dict(template)
-    if not role and templates:
-        return dict(templates[0])
+    template = select_deploy_template(app_image, role)
+    if template is not None:
+        return template
     name = (app_image.get("metadata") or {}).get("name")
     raise KitError(f"AppImage {name!r} has no deploy template for role {role!r}")
 
