@@ -72,6 +72,15 @@ def _managed(obj: JSON) -> Any:
     return obj["metadata"].get("managedFields")
 
 
+def _is_noop(new: JSON, current: JSON, recording: bool) -> bool:
+    """Whether storing ``new`` would change nothing. With ``recording``, managedFields the writer did
+    not send (or sent back unchanged) stay as stored when no field changed, so they need no check."""
+    if _without_volatile(new) != _without_volatile(current):
+        return False
+    sent, stored = _managed(new), _managed(current)
+    return sent == stored or (recording and not sent)
+
+
 class ResourceStorage:
     """The write and read paths for all resources."""
 
@@ -247,6 +256,8 @@ class ResourceStorage:
                 warnings=opts.warnings,
             )
             await self.admission.admit(attrs)
+            if _is_noop(new, current.obj, opts.record_managed_fields):
+                return current.obj  # checked before the managedFields bookkeeping: no-ops don't pay it
             if opts.record_managed_fields:
                 ssa.record_update(rd, current.obj, new, opts.field_manager, subresource)
             if _without_volatile(new) == _without_volatile(current.obj) and _managed(new) == _managed(current.obj):
