@@ -109,25 +109,8 @@ def exact(encoded: bytes) -> bytes:
 
 def decode(value: bytes, revision: int) -> Cached:
     obj = orjson.loads(value)
-    md = obj.setdefault("metadata", {})
-    rv = str(revision)
-    raw = _with_resource_version(value, md, rv) if isinstance(md, dict) and "resourceVersion" not in md else None
-    md["resourceVersion"] = rv
-    return Cached(obj, exact(orjson.dumps(obj)) if raw is None else raw, revision)
-
-
-def _with_resource_version(value: bytes, md: JSON, rv: str) -> bytes | None:
-    """``value`` with ``"resourceVersion"`` appended to its top-level metadata, spliced into the
-    bytes instead of re-encoding the whole object (the same bytes ``orjson.dumps`` gives once it
-    is set), or None when the metadata's encoding does not occur exactly once in ``value``."""
-    encoded = orjson.dumps(md)
-    needle = b'"metadata":' + encoded
-    at = value.find(needle)
-    if at < 0 or value.find(needle, at + 1) >= 0:
-        return None
-    end = at + len(needle) - 1  # the metadata's closing brace
-    sep = b"," if len(encoded) > 2 else b""
-    return b"".join((value[:end], sep, b'"resourceVersion":"', rv.encode(), b'"', value[end:]))
+    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
+    return Cached(obj, exact(orjson.dumps(obj)), revision)
 
 
 def decode_or_skip(key: str, value: bytes, revision: int) -> Cached | None:
