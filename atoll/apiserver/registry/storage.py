@@ -9,6 +9,7 @@ nothing is not stored (no wasted revisions).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +106,18 @@ class ResourceStorage:
         cached = self.cache.get(rd.key(namespace, name))
         if cached is None:
             raise errors.not_found(rd.plural, rd.group, name)
+        return cached
+
+    async def _current(self, rd: ResourceDef, namespace: str | None, name: str, pinned: int = 0) -> Cached:
+        """The object a write acts on. On a cache miss, or a pinned resourceVersion newer than the
+        cache, catch up with the store first: with several masters on one database, an object
+        another master just acknowledged may not have reached this cache yet (never 404/409 for it)."""
+        if pinned > self.cache.revision:
+            with contextlib.suppress(TimeoutError):
+                await self.cache.wait_for(pinned)
+        cached = self.cache.get(rd.key(namespace, name))
+        if cached is None:
+            return await self._fresh(rd, namespace, name)
         return cached
 
     async def _fresh(self, rd: ResourceDef, namespace: str | None, name: str) -> Cached:
@@ -218,13 +231,15 @@ class ResourceStorage:
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
         pinned = str(md.get("resourceVersion") or "")
+        pinned_rev = int(pinned) if pinned.isdigit() else 0
 
         def mutate(current: JSON) -> JSON:
             if pinned and pinned != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(rd.plural, rd.group, name)
             return body
 
-        return await self.modify(rd, namespace, name, mutate, opts, subresource=subresource, pinned=bool(pinned))
+        return await self.modify(rd, namespace, name, mutate, opts, subresource=subresource, pinned=bool(pinned),
+                                 pinned_revision=pinned_rev)
 
     async def modify(
         self,
@@ -236,9 +251,10 @@ class ResourceStorage:
         *,
         subresource: str = "",
         pinned: bool = False,
+        pinned_revision: int = 0,
     ) -> JSON:
         """Read-modify-write with optimistic concurrency; ``mutate`` returns the desired object."""
-        current = self.get(rd, namespace, name)
+        current = await self._current(rd, namespace, name, pinned_revision)
         for _ in range(MAX_RETRIES):
             wanted = mutate(current.obj)
             new = self._merge_update(rd, current.obj, wanted, subresource)
@@ -348,7 +364,7 @@ class ResourceStorage:
         self, rd: ResourceDef, namespace: str | None, name: str, options: JSON, opts: WriteOptions
     ) -> tuple[JSON, bool]:
         """Delete or mark for deletion; returns (object, finished)."""
-        current = self.get(rd, namespace, name)
+        current = await self._current(rd, namespace, name)
         for _ in range(MAX_RETRIES):
             check_preconditions(rd, name, current.obj, options)
             attrs = Attributes("DELETE", rd, namespace, name, None, current.obj, dry_run=opts.dry_run, user=opts.user)
