@@ -284,7 +284,16 @@ class WatchCache:
 
     def list(self, prefix: str, start_key: str = "") -> list[Cached]:
         """Objects under ``prefix`` in key order, starting at ``start_key``."""
-        return [c for _, c in self.iter_from(prefix, start_key)]
+        rprefix = resource_prefix(prefix)
+        bucket = self._objects.get(rprefix)
+        if not bucket:
+            return []
+        keys = self._sorted.get(rprefix)
+        if keys is None:
+            keys = self._sorted[rprefix] = sorted(bucket)
+        lo = bisect.bisect_left(keys, max(prefix, start_key))
+        hi = bisect.bisect_left(keys, prefix + "\U0010ffff", lo)
+        return [bucket[key] for key in keys[lo:hi]]
 
     def iter_from(self, prefix: str, start_key: str = "") -> Iterator[tuple[str, Cached]]:
         """(key, object) under ``prefix`` in key order from ``start_key``, lazily: a page stops
