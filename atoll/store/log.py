@@ -94,6 +94,11 @@ class LogStore:
         self._compact_lock = asyncio.Lock()
         self._gap: tuple[int, float] | None = None
         self._state = "new"
+        self._compact_rev = 0  # in memory for an exclusive store (see ``_exclusive``)
+        # A store whose driver commits in order and publishes every local commit (SQLite) knows its
+        # current and compacted revisions without asking the database, as long as this process is
+        # its only writer; a row the poller finds that was not published here ends that.
+        self._exclusive = bool(driver.ordered_commits and getattr(driver, "publishes_commits", False))
         # local writes only wake the poller when the driver does not publish its commits
         self._wake_on_write = not getattr(driver, "publishes_commits", False)
 
@@ -105,6 +110,7 @@ class LogStore:
         self._state = "running"
         await self.driver.open(self.wake, self.publish)
         self._position = await self.driver.max_revision()
+        self._compact_rev = (await self.driver.meta())[0]
         self._poller = asyncio.create_task(self._poll_loop(), name="atoll-store-poller")
 
     async def close(self) -> None:
@@ -142,6 +148,8 @@ class LogStore:
             if events[-1].revision - events[0].revision == len(events) - 1:
                 self._broadcast(events)
                 return
+        if events and events[0].revision > self._position + 1 and self._state == "running":
+            self._exclusive = False  # someone else committed in between: ask the database from now on
         self._wake.set()
 
     # ---- writes and reads ---------------------------------------------------------------------
@@ -169,12 +177,16 @@ class LogStore:
         return None if row is None or row[3] else to_kv(row)
 
     async def current_revision(self) -> int:
+        if self._exclusive:
+            return max(self._position, self._compact_rev)
         rev = await self.driver.max_revision()
         if not self.driver.ordered_commits:
             await self._sync(rev)  # every id <= rev is now committed (or filled)
         return max(rev, (await self.driver.meta())[0])
 
     async def compacted_revision(self) -> int:
+        if self._exclusive:
+            return self._compact_rev
         return (await self.driver.meta())[0]
 
     async def list(self, prefix: str, *, revision: int = 0, limit: int = 0, start_key: str = "") -> ListResult:
@@ -290,6 +302,8 @@ class LogStore:
             events.append(to_event(row))
             expect += 1
         if events:
+            if self._exclusive and events[-1].revision > getattr(self.driver, "local_high", 0):
+                self._exclusive = False  # a row this process did not commit: another writer exists
             self._broadcast(events)
         if len(events) == len(rows):
             self._gap = None
@@ -326,6 +340,7 @@ class LogStore:
             if target > compact_rev:
                 await self.driver.set_compact_rev(target)  # first: history readers see it
                 compact_rev = target
+                self._compact_rev = max(self._compact_rev, target)
             lo = done
             while lo < compact_rev:
                 hi = min(lo + self._compact_batch, compact_rev)

@@ -78,6 +78,7 @@ class SQLiteDriver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._publish: Callable[[Batch], None] = lambda events: None
         self._read: sqlite3.Connection | None = None
+        self.local_high = 0  # highest revision this process committed (set on the writer thread)
 
     async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
         self._loop, self._publish = asyncio.get_running_loop(), publish
@@ -148,6 +149,8 @@ class SQLiteDriver:
                 except (StoreError, sqlite3.IntegrityError) as exc:
                     results.append((False, exc))
             conn.execute("COMMIT")
+            if events:
+                self.local_high = max(self.local_high, events[-1].revision)
         except Exception as exc:  # the batch did not commit: everyone in it fails
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

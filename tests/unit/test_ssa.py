@@ -237,3 +237,41 @@ def test_apply_options_validation() -> None:
 def test_manager_from_user_agent() -> None:
     assert ssa.manager_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/abc") == "kubectl"
     assert ssa.manager_from_user_agent("Go-http-client/1.1") == "Go-http-client"
+
+
+# ---- incremental bookkeeping ----------------------------------------------------------------------
+
+
+def test_update_keeps_untouched_managers_stored_entries_as_they_are() -> None:
+    v1 = _created(CM, _cm(a="1", b="2", c="3"), "creator")
+    v2 = _updated(CM, v1, _cm(a="1", b="9", c="3"), "editor")
+    v3 = _updated(CM, v2, _cm(a="1", b="9", c="7"), "third")
+    stored = {e["manager"]: e for e in v3["metadata"]["managedFields"]}
+    new = copy.deepcopy(v3)
+    new["metadata"]["managedFields"] = v3["metadata"]["managedFields"]  # sent back unchanged
+    new["data"]["c"] = "8"
+    ssa.record_update(CM, v3, new, "third")
+    after = {e["manager"]: e for e in new["metadata"]["managedFields"]}
+    assert after["editor"] is stored["editor"]  # untouched: not decoded and re-encoded
+    assert after["creator"] is stored["creator"]
+    assert after["creator"]["fieldsV1"] == {"f:data": {".": {}, "f:a": {}}}
+    assert after["third"]["fieldsV1"] == {"f:data": {"f:c": {}}}
+    new2 = copy.deepcopy(new)
+    new2["metadata"].pop("managedFields")  # not sent: same bookkeeping from the stored entries
+    new2["data"]["a"] = "0"
+    ssa.record_update(CM, new, new2, "editor")
+    entries = _entries(new2)
+    assert entries[("creator", "Update")]["fieldsV1"] == {"f:data": {}}
+    assert entries[("editor", "Update")]["fieldsV1"] == {"f:data": {"f:a": {}, "f:b": {}}}
+    assert [e["manager"] for e in new2["metadata"]["managedFields"]] == sorted(
+        (e["manager"] for e in new2["metadata"]["managedFields"]),
+        key=lambda m: next(x["time"] for x in new2["metadata"]["managedFields"] if x["manager"] == m),
+    )
+
+
+def test_manager_losing_every_field_is_dropped_incrementally() -> None:
+    v1 = _created(CM, _cm(a="1"), "creator")
+    v2 = _updated(CM, v1, _cm(a="2"), "editor")
+    assert [e["manager"] for e in v2["metadata"]["managedFields"]] == ["creator", "editor"]
+    v4 = _updated(CM, v2, _cm(a="3"), "creator")
+    assert [e["manager"] for e in v4["metadata"]["managedFields"]] == ["creator"]

@@ -20,7 +20,7 @@ import bisect
 import builtins
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,12 +59,17 @@ class WatchEvent:
     previous: Cached | None
     revision: int
     _line: bytes | None = None
+    shared: bool = False  # the fan-out copy queued to every watcher: its line is built once, kept
 
     def line(self) -> bytes:
-        """The newline-terminated JSON event. Not kept: events live on in the history, and a kept
-        line would hold a second copy of every object there."""
+        """The newline-terminated JSON event. Kept only on the fan-out copy (one frame shared by
+        every watcher of the event); history events don't keep it, as a kept line would hold a
+        second copy of every object there."""
         if self._line is None:
-            return b'{"type":"' + self.type.encode() + b'","object":' + self.current.raw + b"}\n"
+            line = b'{"type":"' + self.type.encode() + b'","object":' + self.current.raw + b"}\n"
+            if self.shared:
+                self._line = line
+            return line
         return self._line
 
 
@@ -110,7 +115,7 @@ class WatchCache:
         self._store = store
         self.settings = settings or CacheSettings()
         self._objects: dict[str, dict[str, Cached]] = {}  # resource prefix -> key -> object
-        self._sorted: dict[str, list[str]] = {}  # resource prefix -> sorted keys (lazily rebuilt)
+        self._sorted: dict[str, list[str]] = {}  # resource prefix -> sorted keys (kept up to date)
         self._history: deque[WatchEvent] = deque()
         self._history_bytes = 0
         self._watchers: set[Watcher] = set()
@@ -118,6 +123,7 @@ class WatchCache:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.revision = 0
         self._history_start = 0  # events with revision > this are all in history
+        self._live_from = 0  # events after this revision carry their previous state (``previous``)
         self._ready = asyncio.Event()
         self._listeners: list[tuple[str, Callable[[WatchEvent], None]]] = []
 
@@ -138,7 +144,7 @@ class WatchCache:
             self._objects.setdefault(resource_prefix(kv.key), {})[kv.key] = cached
             event = WatchEvent("ADDED", kv.key, cached, None, kv.revision)
             self._notify(event)
-        self.revision = listed.revision
+        self.revision = self._live_from = listed.revision
         compacted = await self._store.compacted_revision()
         start = max(compacted, listed.revision - self.settings.initial_history)
         self._history_start = start
@@ -189,17 +195,20 @@ class WatchCache:
         cached = decode_or_skip(ev.key, ev.value, ev.revision)
         if cached is None:
             if ev.deleted or previous is not None:  # a bad row replaced (or removed) a good one: drop it
-                bucket.pop(ev.key, None)
-                self._sorted.pop(prefix, None)
+                if bucket.pop(ev.key, None) is not None:
+                    self._unsort(prefix, ev.key)
+                self._live_from = ev.revision  # the history no longer tells this key's past
             self.revision = ev.revision
             return
         if ev.deleted:
-            bucket.pop(ev.key, None)
-            self._sorted.pop(prefix, None)
+            if bucket.pop(ev.key, None) is not None:
+                self._unsort(prefix, ev.key)
             etype = "DELETED"
         else:
             if previous is None:
-                self._sorted.pop(prefix, None)
+                keys = self._sorted.get(prefix)
+                if keys is not None:
+                    bisect.insort(keys, ev.key)
             bucket[ev.key] = cached
             etype = "MODIFIED" if previous is not None else "ADDED"
         event = WatchEvent(etype, ev.key, cached, previous, ev.revision)
@@ -208,9 +217,17 @@ class WatchCache:
         self.revision = ev.revision
         watchers = self._by_resource.get(prefix)
         if watchers:
-            overflowed = [w for w in watchers if not w.offer(event)]
+            fanned = WatchEvent(etype, ev.key, cached, previous, ev.revision, shared=True)
+            overflowed = [w for w in watchers if not w.offer(fanned)]
             for w in overflowed:
                 self._end(w, Gone("watch fell behind; re-list and watch again"))
+
+    def _unsort(self, prefix: str, key: str) -> None:
+        keys = self._sorted.get(prefix)
+        if keys is not None:
+            at = bisect.bisect_left(keys, key)
+            if at < len(keys) and keys[at] == key:
+                del keys[at]
 
     def _remember_event(self, event: WatchEvent) -> None:
         """Append to the history, dropping the oldest events beyond its count and byte bounds."""
@@ -275,12 +292,44 @@ class WatchCache:
         if keys is None:
             keys = self._sorted[rprefix] = sorted(bucket)
         lo = bisect.bisect_left(keys, max(prefix, start_key))
-        out = []
-        for i in range(lo, len(keys)):
+        hi = bisect.bisect_left(keys, prefix + "\U0010ffff", lo)
+        return [bucket[key] for key in keys[lo:hi]]
+
+    def iter_from(self, prefix: str, start_key: str = "") -> Iterator[tuple[str, Cached]]:
+        """(key, object) under ``prefix`` in key order from ``start_key``, lazily: a page stops
+        early. The sorted keys of a resource are built once and then kept up to date."""
+        rprefix = resource_prefix(prefix)
+        bucket = self._objects.get(rprefix)
+        if not bucket:
+            return
+        keys = self._sorted.get(rprefix)
+        if keys is None:
+            keys = self._sorted[rprefix] = sorted(bucket)
+        i = bisect.bisect_left(keys, max(prefix, start_key))
+        while i < len(keys):
             key = keys[i]
             if not key.startswith(prefix):
-                break
-            out.append(bucket[key])
+                return
+            yield key, bucket[key]
+            i += 1
+
+    def count_from(self, prefix: str, start_key: str) -> int:
+        """How many objects under ``prefix`` sort at or after ``start_key``."""
+        keys = self._sorted.get(resource_prefix(prefix))
+        if keys is None:
+            return sum(1 for _ in self.iter_from(prefix, start_key))
+        return bisect.bisect_left(keys, prefix + "\U0010ffff") - bisect.bisect_left(keys, max(prefix, start_key))
+
+    def changed_since(self, prefix: str, revision: int) -> dict[str, Cached | None] | None:
+        """Keys under ``prefix`` changed after ``revision``, each with its state at ``revision``
+        (None: absent then), from the history; None when the history no longer covers it. With the
+        current objects this gives the snapshot at ``revision`` without the database."""
+        if revision < max(self._history_start, self._live_from) or revision > self.revision:
+            return None
+        out: dict[str, Cached | None] = {}
+        for ev in self._replay_after(revision):
+            if ev.key.startswith(prefix) and ev.key not in out:
+                out[ev.key] = ev.previous
         return out
 
     # ---- watches ----------------------------------------------------------------------------

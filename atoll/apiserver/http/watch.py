@@ -142,7 +142,7 @@ async def serve_watch(
                     break
                 if more is not _TICK:
                     chunk.append(encode(more))
-            await response.write(b"".join(chunk))
+            await response.write(chunk[0] if len(chunk) == 1 else b"".join(chunk))
         await response.write_eof()
     except ConnectionResetError:
         pass

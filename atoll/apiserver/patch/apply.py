@@ -125,13 +125,23 @@ def _scope(rd: ResourceDef, subresource: str, s: FieldSet) -> FieldSet:
 
 
 def record_update(rd: ResourceDef, old: JSON | None, new: JSON, manager: str, subresource: str = "") -> None:
-    """Set ``new.metadata.managedFields`` after an ``Update`` (create, put, patch) by ``manager``."""
+    """Set ``new.metadata.managedFields`` after an ``Update`` (create, put, patch) by ``manager``.
+
+    Incremental: when the writer sent no managedFields (or sent back the stored ones unchanged),
+    entries of other managers whose fields the write does not touch keep their stored wire form
+    (no decode/encode); only the writer's entry and the touched ones are rebuilt.
+    """
     md = new["metadata"]
-    provided = decode(md.get("managedFields"))
-    entries = provided or (decode(old["metadata"].get("managedFields")) if old else [])
+    sent = md.get("managedFields")
+    stored = old["metadata"].get("managedFields") if old else None
     changed, removed = changes(old, new, root_type(rd))
     changed, removed = _scope(rd, subresource, changed), _scope(rd, subresource, removed)
     me = Entry(manager or "unknown", "Update", rd.api_version, "", {}, subresource)
+    if (not sent or sent is stored or sent == stored) and isinstance(stored, list):
+        _record_incremental(md, stored, me, changed, removed)
+        return
+    provided = decode(sent)
+    entries = provided or decode(stored)
     out = []
     for entry in entries:
         if entry.key == me.key:
@@ -144,6 +154,76 @@ def record_update(rd: ResourceDef, old: JSON | None, new: JSON, manager: str, su
         me.time = timestamps.now_time()
     out.append(me)
     _store(new, out)
+
+
+def _record_incremental(md: JSON, stored: list[Any], me: Entry, changed: FieldSet, removed: FieldSet) -> None:
+    """``record_update`` over stored (already normalised) entries, rebuilding only touched ones."""
+    live = decode_raw(stored)
+    if not changed and not removed:
+        if live:
+            md["managedFields"] = live  # nothing moved: the stored entries stand as they are
+        else:
+            md.pop("managedFields", None)
+        return
+    kept: list[JSON] = []
+    rebuilt: list[Entry] = []
+    for raw in live:
+        version = "" if raw["operation"] == "Apply" else str(raw.get("apiVersion") or "")
+        key = (str(raw["manager"]), raw["operation"], version, str(raw.get("subresource") or ""))
+        if key == me.key:
+            me = decode([raw])[0]
+        elif _overlaps_wire(raw.get("fieldsV1"), changed) or _overlaps_wire(raw.get("fieldsV1"), removed):
+            entry = decode([raw])[0]
+            entry.fields = difference(difference(entry.fields, changed), removed)
+            if entry.fields:
+                rebuilt.append(entry)
+        else:
+            kept.append(raw)
+    me.fields = union(difference(me.fields, removed), changed)
+    if changed:
+        me.time = timestamps.now_time()
+    if me.fields:
+        rebuilt.append(me)
+    out = kept + [e.encode() for e in rebuilt]
+    out.sort(key=_wire_order)
+    if out:
+        md["managedFields"] = out
+    else:
+        md.pop("managedFields", None)
+
+
+def decode_raw(managed: list[Any]) -> list[JSON]:
+    """The well-formed, non-empty stored entries (the ones ``decode`` + ``_store`` would keep)."""
+    return [raw for raw in managed
+            if isinstance(raw, dict) and raw.get("manager") and raw.get("operation") in ("Apply", "Update")
+            and _nonempty_wire(raw.get("fieldsV1"))]
+
+
+def _nonempty_wire(fields: Any) -> bool:
+    """Whether ``from_fields_v1(fields)`` is non-empty, without building it."""
+    return isinstance(fields, dict) and any(k != DOT and isinstance(v, dict) for k, v in fields.items())
+
+
+def _wire_order(raw: JSON) -> tuple[str, str, str, str, str]:
+    return (raw["operation"], str(raw.get("time") or ""), str(raw["manager"]), str(raw.get("apiVersion") or ""),
+            str(raw.get("subresource") or ""))
+
+
+def _overlaps_wire(wire: Any, s: FieldSet) -> bool:
+    """Whether a FieldsV1 (wire form) set shares a member with an internal-form set."""
+    if not isinstance(wire, dict) or not s:
+        return False
+    for key, sub in s.items():
+        if key == DOT:
+            continue
+        w = wire.get(key)
+        if not isinstance(w, dict):
+            continue
+        if DOT in sub and (not w or DOT in w):
+            return True
+        if w and _overlaps_wire(w, sub):
+            return True
+    return False
 
 
 # ---- apply --------------------------------------------------------------------------------

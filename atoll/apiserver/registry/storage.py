@@ -9,6 +9,7 @@ nothing is not stored (no wasted revisions).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,15 @@ def _managed(obj: JSON) -> Any:
     return obj["metadata"].get("managedFields")
 
 
+def _is_noop(new: JSON, current: JSON, recording: bool) -> bool:
+    """Whether storing ``new`` would change nothing. With ``recording``, managedFields the writer did
+    not send (or sent back unchanged) stay as stored when no field changed, so they need no check."""
+    if _without_volatile(new) != _without_volatile(current):
+        return False
+    sent, stored = _managed(new), _managed(current)
+    return sent == stored or (recording and not sent)
+
+
 class ResourceStorage:
     """The write and read paths for all resources."""
 
@@ -96,6 +106,18 @@ class ResourceStorage:
         cached = self.cache.get(rd.key(namespace, name))
         if cached is None:
             raise errors.not_found(rd.plural, rd.group, name)
+        return cached
+
+    async def _current(self, rd: ResourceDef, namespace: str | None, name: str, pinned: int = 0) -> Cached:
+        """The object a write acts on. On a cache miss, or a pinned resourceVersion newer than the
+        cache, catch up with the store first: with several masters on one database, an object
+        another master just acknowledged may not have reached this cache yet (never 404/409 for it)."""
+        if pinned > self.cache.revision:
+            with contextlib.suppress(TimeoutError):
+                await self.cache.wait_for(pinned)
+        cached = self.cache.get(rd.key(namespace, name))
+        if cached is None:
+            return await self._fresh(rd, namespace, name)
         return cached
 
     async def _fresh(self, rd: ResourceDef, namespace: str | None, name: str) -> Cached:
@@ -211,13 +233,15 @@ class ResourceStorage:
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
         pinned = str(md.get("resourceVersion") or "")
+        pinned_rev = int(pinned) if pinned.isdigit() else 0
 
         def mutate(current: JSON) -> JSON:
             if pinned and pinned != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(rd.plural, rd.group, name)
             return body
 
-        return await self.modify(rd, namespace, name, mutate, opts, subresource=subresource, pinned=bool(pinned))
+        return await self.modify(rd, namespace, name, mutate, opts, subresource=subresource, pinned=bool(pinned),
+                                 pinned_revision=pinned_rev)
 
     async def modify(
         self,
@@ -229,9 +253,10 @@ class ResourceStorage:
         *,
         subresource: str = "",
         pinned: bool = False,
+        pinned_revision: int = 0,
     ) -> JSON:
         """Read-modify-write with optimistic concurrency; ``mutate`` returns the desired object."""
-        current = self.get(rd, namespace, name)
+        current = await self._current(rd, namespace, name, pinned_revision)
         for _ in range(MAX_RETRIES):
             wanted = mutate(current.obj)
             new = self._merge_update(rd, current.obj, wanted, subresource)
@@ -249,6 +274,8 @@ class ResourceStorage:
                 warnings=opts.warnings,
             )
             await self.admission.admit(attrs)
+            if _is_noop(new, current.obj, opts.record_managed_fields):
+                return current.obj  # checked before the managedFields bookkeeping: no-ops don't pay it
             if opts.record_managed_fields:
                 ssa.record_update(rd, current.obj, new, opts.field_manager, subresource)
             if _without_volatile(new) == _without_volatile(current.obj) and _managed(new) == _managed(current.obj):
@@ -339,7 +366,7 @@ class ResourceStorage:
         self, rd: ResourceDef, namespace: str | None, name: str, options: JSON, opts: WriteOptions
     ) -> tuple[JSON, bool]:
         """Delete or mark for deletion; returns (object, finished)."""
-        current = self.get(rd, namespace, name)
+        current = await self._current(rd, namespace, name)
         for _ in range(MAX_RETRIES):
             check_preconditions(rd, name, current.obj, options)
             attrs = Attributes("DELETE", rd, namespace, name, None, current.obj, dry_run=opts.dry_run, user=opts.user)
