@@ -4,6 +4,8 @@ member clusters (Atoll control planes); members 1+2 join instance A, member 3 jo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -13,7 +15,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from atoll.agent.node import AGENT_TAINT
 from atoll.api import errors, kinds
+from atoll.api.constants import LABEL_NODE_NAMESPACE
+from atoll.api.quantity import parse_quantity
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from atoll.fleet.join import JoinError, join_cluster, unjoin_cluster
@@ -23,57 +28,33 @@ from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
 from tests.conftest import RunningServer, _write_kubeconfig, eventually, start_until_ready
 from tests.fleet.conftest import create_instance, proxy_url
+from tests.integration.agents import (
+    RunningAgent,
+    agent_config,
+    kill_leftovers,
+    load_image,
+    stable_processes,
+    start_agent,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 WITHIN = 30.0
 SEARCH = "/apis/search.kairship.io/v1alpha1/resources"
-# Atoll serves no apps/v1 Deployment until the workloads branch lands: until then a Deployment-shaped
-# custom resource (kind Deployment, spec.replicas, status subresource) stands in for it, on the
-# instance and on every member, with its status written "as the member's controllers would".
-APPS = "apps.fleet.test"
-DEPLOYMENTS = ResourceDef(APPS, "v1", "Deployment", "deployments", "deployment", True, subresources=("status",))
-DEPLOYMENT_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": f"deployments.{APPS}"},
-    "spec": {
-        "group": APPS,
-        "scope": "Namespaced",
-        "names": {
-            "kind": "Deployment",
-            "plural": "deployments",
-            "singular": "deployment",
-            "listKind": "DeploymentList",
-        },
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-            }
-        ],
-    },
-}
+DEPLOYMENTS = kinds.DEPLOYMENTS
+# Members 1 and 2 each run a RunP agent of domain WORKER (its node carries the agent taint and the
+# domain's node label); the template's pods select and tolerate it, in ``default`` (which every
+# agent runs besides its own domain's namespace).
+WORKER = "worker"
+IMAGE = "docker.io/library/nginx:1.25"
+MIRRORED = "mirror.local/library/nginx:1.25"
 CRDS = kinds.kind("apiextensions.k8s.io", "customresourcedefinitions")
+MEMBER_CONTROLLERS = ("namespace", "garbagecollector", "replicaset", "deployment", "scheduler")
 
 
 async def until(check: Callable[[], Awaitable[Any]], within: float = WITHIN) -> Any:
     """``eventually`` for async checks (typed loosely: the tests use what it returns as JSON)."""
     result: Any = await eventually(check, within)
     return result
-
-
-async def install_deployments(client: Client) -> None:
-    await client.create(CRDS, DEPLOYMENT_CRD)
-
-    async def served() -> bool:
-        client.invalidate_discovery()
-        await client.discover(f"{APPS}/v1", "Deployment")
-        return True
-
-    await until(served, WITHIN)
 
 
 @dataclass
@@ -86,18 +67,36 @@ class Fleet:
     member_tasks: dict[str, asyncio.Task[None]]
 
 
+async def start_member(name: str, base: Path) -> tuple[RunningServer, asyncio.Task[None]]:
+    """A member cluster: an Atoll master with the workload controllers and the scheduler."""
+    data = base / "master"
+    config = NodeConfig(
+        mode="master", domain_id="kuscia-system", data_dir=data, api_port=0, controllers=MEMBER_CONTROLLERS
+    )
+    node = MasterNode(config)
+    task = await start_until_ready(node.run(), node.ready, 30, f"{name} not ready")
+    kubeconfig, token, ca = _write_kubeconfig(data, node.url)
+    return RunningServer(node.url, data, kubeconfig, token, ca, node), task
+
+
+async def start_worker(member: RunningServer, base: Path, image: str) -> RunningAgent:
+    """The member's RunP agent, with only ``image`` loaded (the other member's image is absent)."""
+    data = base / "agent"
+    config = agent_config(member, data, WORKER)
+    load_image(data, image)
+    return await start_agent(member, config)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def fleet(management: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fleet]:
     members: dict[str, RunningServer] = {}
     tasks: dict[str, asyncio.Task[None]] = {}
+    workers: list[RunningAgent] = []
     for name in ("member1", "member2", "member3"):
-        data = tmp_path_factory.mktemp(name) / "master"
-        node = MasterNode(
-            NodeConfig(mode="master", domain_id="kuscia-system", data_dir=data, api_port=0, controllers=("namespace",))
-        )
-        tasks[name] = await start_until_ready(node.run(), node.ready, 30, f"{name} not ready")
-        kubeconfig, token, ca = _write_kubeconfig(data, node.url)
-        members[name] = RunningServer(node.url, data, kubeconfig, token, ca, node)
+        base = tmp_path_factory.mktemp(name)
+        members[name], tasks[name] = await start_member(name, base)
+        if name != "member3":  # member3 only holds ConfigMaps and goes down in the last test
+            workers.append(await start_worker(members[name], base, IMAGE if name == "member1" else MIRRORED))
     async with management.client() as client:
         await create_instance(client, "fleet-a")
         await create_instance(client, "fleet-b")
@@ -105,14 +104,15 @@ async def fleet(management: RunningServer, tmp_path_factory: pytest.TempPathFact
     a = Client(proxy_url(management, "fleet-a"), ssl_context=ctx, token=management.token)
     b = Client(proxy_url(management, "fleet-b"), ssl_context=ctx, token=management.token)
     member_clients = {n: m.client() for n, m in members.items()}
-    for c in (a, *member_clients.values()):
-        await install_deployments(c)
     for instance, name in ((a, "member1"), (a, "member2"), (b, "member3")):
         await join_cluster(instance, name, flatten_kubeconfig(members[name].kubeconfig), labels={"member": name})
     for instance, names in ((a, ("member1", "member2")), (b, ("member3",))):
         for name in names:
             await until(partial(cluster_ready, instance, name))
     yield Fleet(management, members, a, b, member_clients, tasks)
+    for worker in workers:
+        await worker.stop()
+        kill_leftovers(worker.config.data_dir)
     for c in (a, b, *member_clients.values()):
         await c.close()
     for task in tasks.values():
@@ -127,9 +127,14 @@ async def cluster_ready(instance: Client, name: str) -> bool:
     )
 
 
+def serve(name: str) -> str:
+    """A long-running pod command whose command line names the Deployment (to count processes)."""
+    return f"while :; do sleep 0.2; done # fleet-pod-{name}"
+
+
 def deployment(name: str, replicas: int) -> dict[str, Any]:
     return {
-        "apiVersion": f"{APPS}/v1",
+        "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
         "spec": {
@@ -137,7 +142,12 @@ def deployment(name: str, replicas: int) -> dict[str, Any]:
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "main", "image": "docker.io/library/nginx:1.25"}]},
+                "spec": {
+                    "terminationGracePeriodSeconds": 2,
+                    "nodeSelector": {LABEL_NODE_NAMESPACE: WORKER},
+                    "tolerations": [{"key": AGENT_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
+                    "containers": [{"name": "main", "image": IMAGE, "command": ["sh", "-c", serve(name)]}],
+                },
             },
         },
     }
@@ -161,7 +171,7 @@ async def test_divided_static_weights_overrides_and_status(fleet: Fleet) -> None
             "kind": "OverridePolicy",
             "metadata": {"name": "web-in-member2", "namespace": "default"},
             "spec": {
-                "resourceSelectors": [{"apiVersion": f"{APPS}/v1", "kind": "Deployment", "name": "web"}],
+                "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
                 "overrideRules": [
                     {
                         "targetCluster": {"clusterNames": ["member2"]},
@@ -180,7 +190,7 @@ async def test_divided_static_weights_overrides_and_status(fleet: Fleet) -> None
         PROPAGATION_POLICIES,
         policy(
             "web",
-            [{"apiVersion": f"{APPS}/v1", "kind": "Deployment", "name": "web"}],
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
             {
                 "clusterAffinity": {"clusterNames": ["member1", "member2"]},
                 "replicaScheduling": {
@@ -206,24 +216,17 @@ async def test_divided_static_weights_overrides_and_status(fleet: Fleet) -> None
     assert got2["spec"]["template"]["spec"]["containers"][0]["image"] == "mirror.local/library/nginx:1.25"
     with pytest.raises(errors.NotFound):
         await fleet.member_clients["member3"].get(DEPLOYMENTS, "web", "default")
-    # each member reports its replicas ready (the member's own workload controllers would)
-    for member, count in ((m1, 2), (m2, 4)):
-        current = await member.get(DEPLOYMENTS, "web", "default")
-        await member.patch(
-            DEPLOYMENTS,
-            "web",
-            {
-                "status": {
-                    "observedGeneration": current["metadata"].get("generation"),
-                    "replicas": count,
-                    "readyReplicas": count,
-                    "availableReplicas": count,
-                    "updatedReplicas": count,
-                }
-            },
-            "default",
-            subresource="status",
-        )
+    # the members' own Deployment/ReplicaSet controllers, scheduler and RunP agents run the pods
+    for member, count, image in ((m1, 2, IMAGE), (m2, 4, MIRRORED)):
+        running = await until(partial(running_pods, member, "web", count), 60)
+        assert {c["image"] for p in running for c in p["status"]["containerStatuses"]} == {image}
+
+    async def six_process_groups() -> set[int]:
+        groups = process_groups(await stable_processes(serve("web")))
+        assert len(groups) == 6, groups  # one process group per pod container
+        return groups
+
+    await until(six_process_groups)
 
     async def template_ready() -> dict[str, Any]:
         status = (await a.get(DEPLOYMENTS, "web", "default")).get("status") or {}
@@ -235,6 +238,27 @@ async def test_divided_static_weights_overrides_and_status(fleet: Fleet) -> None
     assert sorted((c["name"], c["replicas"]) for c in binding["spec"]["clusters"]) == [("member1", 2), ("member2", 4)]
     conditions = {c["type"]: c["status"] for c in binding["status"]["conditions"]}
     assert conditions == {"Scheduled": "True", "FullyApplied": "True"}
+
+
+async def running_pods(member: Client, app: str, count: int) -> list[dict[str, Any]]:
+    """The member's Running, Ready pods of ``app`` once there are exactly ``count``."""
+    pods = (await member.list(kinds.PODS, "default", label_selector=f"app={app}"))["items"]
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    ready = [p for p in live if p.get("status", {}).get("phase") == "Running" and _ready(p)]
+    assert len(live) == len(ready) == count, [(p["metadata"]["name"], p.get("status", {}).get("phase")) for p in live]
+    return ready
+
+
+def process_groups(pids: list[int]) -> set[int]:
+    groups = set()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(pid))
+    return groups
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or ())
 
 
 async def test_duplicated_configmaps_and_deletion(fleet: Fleet) -> None:
@@ -325,7 +349,7 @@ async def test_propagate_deps(fleet: Fleet) -> None:
     await a.create(kinds.SECRETS, {"metadata": {"name": "app-secret"}, "stringData": {"token": "s3cr3t"}}, "default")
     pp = policy(
         "with-deps",
-        [{"apiVersion": f"{APPS}/v1", "kind": "Deployment", "name": "app"}],
+        [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"}],
         {"clusterAffinity": {"clusterNames": ["member1"]}},
     )
     pp["spec"]["propagateDeps"] = True
@@ -431,7 +455,8 @@ async def test_instance_summary_equals_member_totals(fleet: Fleet) -> None:
 
         async def summarised() -> dict[str, Any]:
             summary = ((await client.get(INSTANCES, "fleet-a")).get("status") or {}).get("summary") or {}
-            assert summary.get("nodeSummary") == {"totalNum": 3, "readyNum": 3}, summary
+            # the three nodes added here plus each member's RunP agent node
+            assert summary.get("nodeSummary") == {"totalNum": 5, "readyNum": 5}, summary
             assert summary["resourceSummary"]["allocated"].get("cpu") == "500m", summary
             direct = len((await fleet.a.list(PROPAGATION_POLICIES))["items"])
             assert summary["policyTotalNum"]["propagationPolicy"] == direct, summary
@@ -439,9 +464,14 @@ async def test_instance_summary_equals_member_totals(fleet: Fleet) -> None:
 
         summary = await until(summarised)
     nodes = [n for m in (m1, m2) for n in (await m.list(kinds.NODES))["items"]]
-    cpu = sum(int(n["status"]["allocatable"]["cpu"]) for n in nodes)
-    assert summary["resourceSummary"]["allocatable"]["cpu"] == str(cpu)
-    assert summary["resourceSummary"]["allocatable"]["memory"] == "28Gi"
+    assert sorted(n["metadata"]["name"] for n in nodes) == ["n1", "n2", "n3", f"{WORKER}-node", f"{WORKER}-node"]
+    for resource in ("cpu", "memory"):
+        total = sum(parse_quantity(n["status"]["allocatable"][resource]) for n in nodes)
+        assert parse_quantity(summary["resourceSummary"]["allocatable"][resource]) == total, resource
+    agents = [n for n in nodes if n["metadata"]["name"] == f"{WORKER}-node"]
+    assert parse_quantity(summary["resourceSummary"]["allocatable"]["memory"]) == parse_quantity("28Gi") + sum(
+        parse_quantity(n["status"]["allocatable"]["memory"]) for n in agents
+    )
     assert summary["resourceSummary"]["allocated"]["memory"] == "1Gi"
     assert summary["clusterSummary"] == {"totalNum": 2, "readyNum": 2}
     assert summary["workLoadSummary"]["deployment"] == {"totalNum": 1, "readyNum": 1}
@@ -529,7 +559,7 @@ async def test_search_matches_direct_lists(fleet: Fleet) -> None:
         listed = await fleet.member_clients[name].list(DEPLOYMENTS, label_selector="work.karmada.io/name")
         direct |= {("fleet-a", name, d["metadata"]["name"]) for d in listed["items"]}
     assert len(direct) == 3
-    found = await search(fleet, kind="Deployment", apiVersion=f"{APPS}/v1")
+    found = await search(fleet, kind="Deployment", apiVersion="apps/v1")
     assert where(found["items"]) == direct
     assert {(s["instance"], s["cluster"]) for s in found["sources"]} >= {
         ("fleet-a", "-"),
