@@ -56,7 +56,8 @@ def start(data_dir: Path, controllers: str, extra: str = "") -> tuple[subprocess
     data_dir.mkdir(parents=True)
     port = free_port()
     config = data_dir / "atoll.yaml"
-    init = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir)]
+    init = [*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data_dir),
+            "--no-gateway"]
     subprocess.run([*init, "--api-port", str(port), "-o", str(config)], check=True, capture_output=True, cwd=REPO)
     config.write_text(config.read_text() + f"controllers: [{controllers}]\n" + extra)
     log = open(data_dir / "server.log", "ab")
