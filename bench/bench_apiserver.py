@@ -214,6 +214,7 @@ def start_atoll(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]
             str(data_dir),
             "--api-port",
             str(port),
+            "--no-gateway",
             "-o",
             str(config),
             "--log-level",

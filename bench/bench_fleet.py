@@ -53,7 +53,7 @@ CRDS = kinds.kind("apiextensions.k8s.io", "customresourcedefinitions")
 
 def start(data_dir: Path, controllers: str, extra: str = "") -> tuple[subprocess.Popen[bytes], Client, Path]:
     data_dir.mkdir(parents=True)
-    proc, url = start_master(data_dir, controllers=controllers, extra=extra, gateway=True, seconds=60)
+    proc, url = start_master(data_dir, controllers=controllers, extra=extra, seconds=60)
     ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
     token = (data_dir / "pki" / "admin.token").read_text().strip()
     kubeconfig = data_dir / "admin.kubeconfig"

@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/bench_pods.py [--pods N] [--keep DIR]
 
-A master and two lite agents (alice, bob) run as processes. Pods are created already bound
-(``spec.nodeName``), alternating between the agents, 20 creates in flight; each runs
+A master and two lite agents (alice, bob) run as processes. An agent runs only its own domain's
+pods, so the Domains alice and bob are created first and each pod goes to its agent's domain
+namespace. Pods are created already bound (``spec.nodeName``), alternating between the agents,
+20 creates in flight; each runs
 ``sh -c 'sleep 1; date +%s.%N > FILE'``. A watch records when each pod is seen ``Running`` and
 ``Succeeded``. Reported:
 
@@ -38,6 +40,8 @@ sys.path.insert(0, str(REPO))
 from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
 from bench._common import ATOLL, cpu_seconds, free_port, percentile, rss_mb  # noqa: E402
+
+DOMAIN_KIND = kinds.kind("kuscia.secretflow", "domains")
 
 
 def atoll_cmd(name: str) -> list[str]:
@@ -83,6 +87,21 @@ def start_agent(base: Path, kubeconfig: Path, domain: str) -> subprocess.Popen[b
     return subprocess.Popen([*atoll_cmd(domain), "start", "-c", str(config)], stdout=log, stderr=log)
 
 
+async def create_domains(client: Client, domains: list[str]) -> None:
+    """Create the Domains and wait until the domain controller has made their namespaces."""
+    for domain in domains:
+        await client.create(DOMAIN_KIND, {"metadata": {"name": domain}, "spec": {"role": ""}})
+    for domain in domains:
+        for _ in range(300):
+            try:
+                await client.get(kinds.NAMESPACES, domain)
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"namespace {domain} was not created by the domain controller")
+
+
 async def bare_spawns(n: int) -> list[float]:
     out = []
     for _ in range(n):
@@ -108,15 +127,15 @@ async def run(base: Path, count: int) -> None:
                         break
                     except Exception:
                         await asyncio.sleep(0.1)
+            await create_domains(client, list(agents))
             await asyncio.sleep(1)
             created: dict[str, float] = {}
             running: dict[str, float] = {}
             succeeded: dict[str, float] = {}
-            listed = await client.list(kinds.PODS, "default")
-            rv = listed["metadata"]["resourceVersion"]
+            all_done = asyncio.Event()
 
-            async def watch() -> None:
-                async for _kind, obj in client.watch(kinds.PODS, "default", resource_version=rv):
+            async def watch(namespace: str, rv: str) -> None:
+                async for _kind, obj in client.watch(kinds.PODS, namespace, resource_version=rv):
                     name, phase = obj["metadata"]["name"], (obj.get("status") or {}).get("phase")
                     now = time.time()
                     if phase in ("Running", "Succeeded") and name not in running:
@@ -124,16 +143,17 @@ async def run(base: Path, count: int) -> None:
                     if phase == "Succeeded" and name not in succeeded:
                         succeeded[name] = now
                     if len(succeeded) == count:
-                        return
+                        all_done.set()
 
-            watcher = asyncio.create_task(watch())
+            rvs = {d: (await client.list(kinds.PODS, d))["metadata"]["resourceVersion"] for d in agents}
+            watchers = [asyncio.create_task(watch(d, rv)) for d, rv in rvs.items()]
             gate = asyncio.Semaphore(20)
 
             async def create(i: int) -> None:
                 name = f"bench-{i}"
-                node = "alice-node" if i % 2 == 0 else "bob-node"
-                body = {"metadata": {"name": name, "namespace": "default"},
-                        "spec": {"nodeName": node, "restartPolicy": "Never", "containers": [{
+                domain = "alice" if i % 2 == 0 else "bob"
+                body = {"metadata": {"name": name, "namespace": domain},
+                        "spec": {"nodeName": f"{domain}-node", "restartPolicy": "Never", "containers": [{
                             "name": "main", "image": "bench:v1",
                             "command": ["sh", "-c", f"sleep 1; date +%s.%N > {marks / name}"]}]}}
                 async with gate:
@@ -144,7 +164,11 @@ async def run(base: Path, count: int) -> None:
             t0 = time.time()
             await asyncio.gather(*(create(i) for i in range(count)))
             create_seconds = time.time() - t0
-            await asyncio.wait_for(watcher, 120)
+            try:
+                await asyncio.wait_for(all_done.wait(), 120 + count)  # generous: a slow machine is not a failure
+            finally:
+                for task in watchers:
+                    task.cancel()
             total = time.time() - t0
             busy = {"master": cpu_seconds(master.pid) - busy0["master"],
                     **{d: cpu_seconds(p.pid) - busy0[d] for d, p in agents.items()}}

@@ -59,7 +59,7 @@ def start_master(base: Path, name: str, extra: JSON) -> tuple[subprocess.Popen[b
     data = base / name
     config = data / "atoll.yaml"
     subprocess.run([*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir", str(data),
-                    "--api-port", str(port), "-o", str(config)], check=True, capture_output=True)
+                    "--api-port", str(port), "--no-gateway", "-o", str(config)], check=True, capture_output=True)
     doc = yaml.safe_load(config.read_text())
     doc.update(extra)
     config.write_text(yaml.safe_dump(doc))
