@@ -238,11 +238,15 @@ async def status_round_trip(a: Client, members: list[Client], rounds: int) -> No
         "default",
     )
     member = members[0]
+    deadline = time.monotonic() + 60
     while True:
         try:
             await member.get(DEPLOYMENTS, "rt", "default")
             break
         except Exception:
+            if time.monotonic() > deadline:
+                print("status round trip: skipped, the template never reached member1 within 60 s")
+                return
             await asyncio.sleep(0.1)
     times = []
     for i in range(1, rounds + 1):
@@ -254,10 +258,13 @@ async def status_round_trip(a: Client, members: list[Client], rounds: int) -> No
             "default",
             subresource="status",
         )
+        deadline = time.monotonic() + 30
         while True:  # 10 ms polls of the template: within the measured p50's resolution
             status = (await a.get(DEPLOYMENTS, "rt", "default")).get("status") or {}
             if status.get("availableReplicas") == i:
                 break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"status round trip: the template did not show round {i} within 30 s")
             await asyncio.sleep(0.01)
         times.append(time.monotonic() - started)
     print(
