@@ -21,7 +21,7 @@ import yaml
 from atoll.api.timestamps import parse_time
 from tests.conftest import REPO, RunningServer
 from tests.e2e.conftest import Kubectl, make_kubectl, table
-from tests.e2e.test_agent_kubectl import DOMAIN, namespace_exists, node_ready, until
+from tests.e2e.lite_network import DOMAIN, namespace_exists, node_ready, until
 from tests.integration.agents import kill_leftovers, processes_with
 from tests.integration.lite_procs import init_lite, start, stop
 
