@@ -5,16 +5,16 @@ Shared by the end-to-end tests of the agent and of KusciaTask through kubectl.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, eventually
 from tests.e2e.conftest import Kubectl, make_kubectl, table
 from tests.integration.agents import kill_leftovers
 from tests.integration.lite_procs import init_lite, start, stop
@@ -35,14 +35,14 @@ class Network:
 
 
 def until(check: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
+    """The shared ``eventually`` for synchronous (kubectl) tests: wait until ``check()`` is truthy."""
+
+    def holds() -> Any:
+        value = check()
+        assert value, f"condition not met (last: {value!r})"
+        return value
+
+    return asyncio.run(eventually(holds, timeout, every=interval))
 
 
 def namespace_exists(kubectl: Kubectl, name: str) -> bool:
