@@ -11,6 +11,7 @@ from atoll.api.errors import NotFound
 from atoll.runtime import Cache, FakeClock
 from atoll.scheduler.framework import Code, CycleState, Status
 from atoll.scheduler.plugins.coscheduling import KusciaScheduling
+from tests.conftest import eventually
 
 JSON = dict[str, Any]
 
@@ -81,15 +82,15 @@ async def test_permit_waits_for_the_whole_party_then_pre_bind_for_schedulable() 
         assert plugin.pre_filter(state, pod(name)).ok
     plugin.reserve(states["t-0"], pod("t-0"), "bob-node")
     first = asyncio.create_task(plugin.permit(states["t-0"], pod("t-0"), "bob-node"))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # let the permit run up to its wait
     assert not first.done()  # one of two pods reserved: waiting
     plugin.reserve(states["t-1"], pod("t-1"), "bob-node")
     assert (await asyncio.wait_for(first, 1)).ok
     assert (await plugin.permit(states["t-1"], pod("t-1"), "bob-node")).ok
 
     binds = [asyncio.create_task(plugin.pre_bind(states[n], pod(n), "bob-node")) for n in states]
-    await asyncio.sleep(0.01)
-    assert client.cache.get("t-abc", "bob")["status"]["phase"] == "Reserved"  # marked once, by one pod
+    await eventually(lambda: client.cache.get("t-abc", "bob")["status"]["phase"] == "Reserved", 5)
+    # marked once, by one pod
     assert len(client.updates) == 1 and not any(b.done() for b in binds)
     schedulable = copy.deepcopy(client.cache.get("t-abc", "bob"))
     schedulable["status"]["phase"] = "Schedulable"  # what the TaskResourceGroup does when all parties reserved
@@ -104,9 +105,8 @@ async def test_reservation_window_runs_out_on_the_clock_and_fails_the_task_resou
     plugin.pre_filter(state, pod("t-0"))
     plugin.reserve(state, pod("t-0"), "bob-node")
     waiting = asyncio.create_task(plugin.permit(state, pod("t-0"), "bob-node"))
-    await asyncio.sleep(0.01)
-    clock.advance(29)
-    await asyncio.sleep(0.01)
+    await eventually(lambda: clock.sleepers == 1, 5)  # the reservation window's timer is set
+    clock.advance(29)  # fires only timers that are due: none
     assert not waiting.done()
     clock.advance(1)
     status: Status = await asyncio.wait_for(waiting, 1)
@@ -122,9 +122,9 @@ async def test_a_pod_that_fits_nowhere_fails_its_task_resource_in_the_schedulers
     plugin.pre_filter(state, pod("t-1"))
     why = Status(Code.UNSCHEDULABLE, ("Insufficient cpu (requested 1, free 0.5)",), "NodeResourcesFit")
     plugin.post_filter(state, pod("t-1"), {"bob-node": why})
-    await asyncio.sleep(0.01)  # the mark is written in the background
+    # the mark is written in the background
+    await eventually(lambda: client.cache.get("t-abc", "bob")["status"]["phase"] == "Failed", 5)
     tr = client.cache.get("t-abc", "bob")
-    assert tr["status"]["phase"] == "Failed"
     assert tr["status"]["conditions"][-1]["reason"] == (
         "pod t-1: 0/1 nodes are available: 1 Insufficient cpu (requested 1, free 0.5)."
     )
