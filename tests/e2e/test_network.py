@@ -37,11 +37,7 @@ from atoll.node.quickstart_job import (
 from atoll.node.quickstart_job import prepare as prepare_psi
 from atoll.node.registration import RegistrationError, lite_kubeconfig, load_registration, register
 from tests.conftest import REPO, eventually, kubectl_binary, kubectl_environ
-
-try:
-    from tests.e2e.conftest import Kubectl, table
-except ImportError:  # tests/ is not a package
-    from conftest import Kubectl, table  # type: ignore[no-redef]
+from tests.e2e.conftest import Kubectl, table
 
 pytestmark = pytest.mark.slow
 TIMERS = {"leaseDuration": 6, "leaseRenew": 1, "backoffInitial": 1, "backoffMax": 4}

@@ -19,11 +19,7 @@ from atoll.controllers import ControllerContext, kusciajob
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
 from atoll.runtime import Manager
-
-try:
-    from tests.conftest import REPO, RunningServer, _write_kubeconfig, eventually, start_until_ready
-except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import REPO, RunningServer, _write_kubeconfig, eventually, start_until_ready  # type: ignore[no-redef]
+from tests.conftest import REPO, RunningServer, _write_kubeconfig, eventually, start_until_ready
 
 JSON = dict[str, Any]
 KJ = kinds.kind("kuscia.secretflow", "kusciajobs")

@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from atoll.api import errors
 from atoll.client import Client
+from tests.conftest import RunningServer, eventually
 from tests.integration.jobs import (
     KJ,
     KT,
@@ -33,11 +34,6 @@ from tests.integration.jobs import (
     wait_created,
     wait_phase,
 )
-
-try:
-    from tests.conftest import RunningServer, eventually
-except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import RunningServer, eventually  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -13,6 +13,7 @@ import pytest_asyncio
 
 from atoll.api import errors, kinds
 from atoll.client import Client
+from tests.conftest import RunningServer, eventually, kubectl_binary, kubectl_environ
 from tests.integration.agents import pod, running_agent
 from tests.integration.jobs import (
     KJ,
@@ -26,11 +27,6 @@ from tests.integration.jobs import (
     wait_created,
     wait_phase,
 )
-
-try:
-    from tests.conftest import RunningServer, eventually, kubectl_binary, kubectl_environ
-except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import RunningServer, eventually, kubectl_binary, kubectl_environ  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]  # atoll, kubectl, agent processes
 

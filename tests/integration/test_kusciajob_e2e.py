@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from atoll.api import errors, kinds
+from tests.conftest import RunningServer, eventually
 from tests.integration import task_network as network
 from tests.integration.jobs import (
     AIMG,
@@ -33,11 +34,6 @@ from tests.integration.jobs import (
     wait_created,
     wait_phase,
 )
-
-try:
-    from tests.conftest import RunningServer, eventually
-except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import RunningServer, eventually  # type: ignore[no-redef]
 
 
 async def atoll_cli(server: RunningServer, *args: str) -> str:

@@ -17,6 +17,7 @@ from atoll.controllers import ControllerContext
 from atoll.controllers.kusciajob import setup_gc
 from atoll.runtime import Manager
 from atoll.runtime.metrics import REGISTRY
+from tests.conftest import RunningServer, eventually
 from tests.integration.jobs import (
     KJ,
     NS,
@@ -30,11 +31,6 @@ from tests.integration.jobs import (
     wait_created,
     wait_phase,
 )
-
-try:
-    from tests.conftest import RunningServer, eventually
-except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import RunningServer, eventually  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from atoll.client import Client
+from tests.conftest import ATOLL, REPO, free_port, start_master_process
 from tests.integration.jobs import (
     KJ,
     alias_of,
@@ -22,11 +23,6 @@ from tests.integration.jobs import (
     wait_created,
     wait_phase,
 )
-
-try:
-    from tests.conftest import ATOLL, REPO, free_port, start_master_process
-except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from conftest import ATOLL, REPO, free_port, start_master_process  # type: ignore[no-redef]
 
 LEADER_TAKEOVER = 40.0
 """The restarted master waits for the dead one's controller Lease (12 s) to expire."""
