@@ -131,6 +131,8 @@ class LocalNetwork:
     base: Path
     domains: tuple[str, ...] = ("alice", "bob")
     agent_timers: dict[str, float] = field(default_factory=dict)
+    lite_fields: dict[str, dict[str, object]] = field(default_factory=dict)
+    """Per-domain config fields set after ``atoll init`` (e.g. ``runtime: runk`` and its ``runk`` block)."""
     master: NodeProcess | None = None
     lites: dict[str, NodeProcess] = field(default_factory=dict)
 
@@ -193,7 +195,7 @@ class LocalNetwork:
             agent = {"nodeName": f"{domain}-node", "stopPodsOnExit": True}
             if self.agent_timers:
                 agent["timers"] = dict(self.agent_timers)
-            _tune(config, agent=agent)
+            _tune(config, agent=agent, **self.lite_fields.get(domain, {}))
         doc = yaml.safe_load(config.read_text())
         lite = NodeProcess(domain, config, int(doc["gateway"]["externalPort"]))
         self.lites[domain] = lite
