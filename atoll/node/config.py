@@ -6,11 +6,16 @@
 logs), ``apiserver`` (``host``/``port`` of the embedded API server), ``gateway.externalPort``
 (the node's public port, Kuscia's 1080), ``datamesh.httpPort``/``grpcPort`` (Kuscia's 8070/8071)
 and ``kubeconfig`` (a lite agent joining a master directly, without registration).
+
+An absolute ``dataDir`` is looked up in the RunP mount view first when ``ATOLL_SANDBOX_ROOT`` is
+set, so a node started as a RunP pod (the seed 003 Deployments run on an Atoll cluster) keeps its
+state in the volume mounted there, as it would in a container.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,17 @@ DEFAULT_EXTERNAL_PORT = 1080
 DEFAULT_DATAMESH_PORTS = (8070, 8071)
 DEFAULT_JOB_GC_HOURS = 720.0
 """Kuscia's ``garbageCollection.kusciaJobGC.durationHours`` default (30 days)."""
+
+
+def in_sandbox(path: Path) -> Path:
+    """``path`` seen through a RunP pod's mount view (``ATOLL_SANDBOX_ROOT``), when it is mounted there."""
+    root = os.environ.get("ATOLL_SANDBOX_ROOT")
+    if not root or not path.is_absolute():
+        return path
+    for mounted in (path, *path.parents[:-1]):
+        if (Path(root) / mounted.relative_to("/")).exists():
+            return Path(root) / path.relative_to("/")
+    return path
 
 
 class ConfigError(ValueError):
@@ -247,7 +263,7 @@ def load_config(path: Path) -> NodeConfig:
     return NodeConfig(
         mode=mode,
         domain_id=domain_id,
-        data_dir=(path.parent / str(data_dir)).resolve(),
+        data_dir=in_sandbox(path.parent / str(data_dir)).resolve(),
         api_host=str(api.get("host", "127.0.0.1")),
         api_port=port,
         datastore_endpoint=str(doc.get("datastoreEndpoint") or ""),

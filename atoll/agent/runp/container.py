@@ -205,7 +205,7 @@ class ContainerRunner:
             self._wait_with("CreateContainerError", "no command specified (RunP images have no entrypoint)")
             return None
         argv = [paths.rewrite(expand(a, env)) for a in argv]
-        cwd = paths.rewrite(str(spec.get("workingDir") or "")) or str(image.root)
+        cwd = working_dir(paths.rewrite(str(spec.get("workingDir") or "")), view) or str(image.root)
         with contextlib.suppress(FileNotFoundError):
             message_file.unlink()
         limits = (spec.get("resources") or {}).get("limits") or {}
@@ -402,3 +402,13 @@ def image_missing(image: str, spec: JSON) -> tuple[str, str]:
         return "ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never'
     return "ErrImageNeverPull", (f'Container image "{image}" is not present in the node\'s image store and RunP '
                                  f"does not pull images (pull policy {policy}); load it with `atoll image load`")
+
+
+def working_dir(path: str, view: Path) -> str:
+    """A ``workingDir`` that is neither mounted nor present on the host is created in the pod's view
+    (container runtimes create a missing working directory inside the container)."""
+    if not path or not os.path.isabs(path) or os.path.isdir(path):
+        return path
+    inside = view / path.lstrip("/")
+    inside.mkdir(parents=True, exist_ok=True)
+    return str(inside)
