@@ -21,8 +21,8 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from atoll.agent.runp.images import ImageStore
 from atoll.agent.runk.podspec import NODE_LABEL
+from atoll.agent.runp.images import ImageStore
 from atoll.api import errors, kinds
 from atoll.node.network import LocalNetwork
 from atoll.node.quickstart_job import (

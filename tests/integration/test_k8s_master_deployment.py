@@ -105,10 +105,10 @@ async def test_the_master_deployment_rolls_out_on_mysql(cluster: RunningServer, 
     await kubectl(cluster, tmp_path, "create", "ns", NAMESPACE)  # step 1
     await kubectl(cluster, tmp_path, "create", "-f", str(DEPLOY / "service.yaml"))  # step 2
     configmap = tmp_path / "configmap.yaml"  # step 3, as docs/kubernetes.md generates it
-    subprocess.run([*ATOLL, "init", "--mode", "master", "-d", "kuscia-system", "--data-dir", "/home/atoll/var",
-                    "--api-host", "127.0.0.1", "--api-port", str(api_port), "--external-port", str(gateway_port),
-                    "-e", database, "--output-format", "configmap", "--namespace", NAMESPACE, "-o", str(configmap)],
-                   check=True, capture_output=True, cwd=REPO)
+    init = [*ATOLL, "init", "--mode", "master", "-d", "kuscia-system", "--data-dir", "/home/atoll/var",
+            "--api-host", "127.0.0.1", "--api-port", str(api_port), "--external-port", str(gateway_port),
+            "-e", database, "--output-format", "configmap", "--namespace", NAMESPACE, "-o", str(configmap)]
+    await asyncio.to_thread(subprocess.run, init, check=True, capture_output=True, cwd=REPO)
     await kubectl(cluster, tmp_path, "create", "-f", str(configmap))
     [deployment] = [d for d in yaml.safe_load_all((DEPLOY / "deployment.yaml").read_text()) if d]
     manifest = tmp_path / "deployment.yaml"
