@@ -148,7 +148,7 @@ class Controller(Generic[K]):
             for obj in informer.cache:
                 for key in mapper(obj):
                     self.queue.add(key)
-        log.info("starting %d workers", self.workers, extra={"controller": self.name})
+        log.info("controller %s: starting %d workers", self.name, self.workers, extra={"controller": self.name})
         workers = asyncio.create_task(self._run_workers(), name=f"controller/{self.name}")
         try:
             await asyncio.shield(workers)
