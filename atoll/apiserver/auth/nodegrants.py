@@ -11,6 +11,9 @@ domain's:
 * ``pods``: list/watch across namespaces only with ``fieldSelector=spec.nodeName=<its node>``;
 * ``certificatesigningrequests``: create, get, list, watch (its serving certificate; the approver
   signs only for nodes of its domain).
+* ``persistentvolumes``: read any (the agent mounts the volume of a bound claim and watches for
+  deleted local-path volumes); update and patch only a volume pinned to a node of its domain
+  (removing ``local-path.atoll.dev/cleanup`` after it deleted the directory).
 
 ``atoll.apiserver.admission.noderestriction`` makes sure a domain identity never writes a Node
 labelled for another domain, nor relabels its own node into one.
@@ -21,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.api.constants import LABEL_DOMAIN_NAME, LABEL_NODE_NAMESPACE, NODE_LEASE_NAMESPACE
+from atoll.api.storage import pv_single_node
 from atoll.apiserver.auth.rbac import Request
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.cache.watchcache import WatchCache
@@ -60,6 +64,11 @@ class NodeGrants:
         cached = self._cache.get(f"/core/nodes/{name}")
         return node_domain(cached.obj) if cached else None
 
+    def _volume_domain(self, name: str) -> str | None:
+        cached = self._cache.get(f"/core/persistentvolumes/{name}")
+        node = pv_single_node(cached.obj) if cached else None
+        return self._node_of(node) if node else None
+
     def authorize(self, user: UserInfo, req: Request) -> bool:
         if not req.is_resource or req.api_group not in ("", "coordination.k8s.io", "certificates.k8s.io"):
             return False
@@ -81,6 +90,10 @@ class NodeGrants:
             if req.namespace != NODE_LEASE_NAMESPACE or req.verb not in _READ | _WRITE:
                 return False
             return bool(req.name) and self._node_of(req.name) == domain if req.verb != "create" else True
+        if req.api_group == "" and req.resource == "persistentvolumes" and not req.subresource:
+            if req.verb in _READ:
+                return True
+            return req.verb in ("update", "patch") and bool(req.name) and self._volume_domain(req.name) == domain
         if req.api_group == "" and req.resource == "pods" and not req.subresource and req.verb in ("list", "watch"):
             node = req.node_name
             return bool(node) and self._node_of(node) == domain
