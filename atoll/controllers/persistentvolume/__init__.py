@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from atoll.api.errors import Conflict
 from atoll.api.kinds import NAMESPACES, NODES, PODS
 from atoll.api.storage import SELECTED_NODE, STORAGE_CLASSES, claim_class, pod_claims, pv_single_node
 from atoll.controllers import ControllerContext
@@ -24,6 +25,7 @@ from atoll.runtime.keys import JSON, Mapper, key_of
 
 NAME = "persistentvolume"
 SELECTED_INDEX = "persistentvolume/selected-node"
+CONFLICT_RETRY = 0.2
 
 
 class PersistentVolumeReconciler:
@@ -31,14 +33,17 @@ class PersistentVolumeReconciler:
         self.v = volumes
 
     async def reconcile(self, key: ObjectKey) -> Result:
-        if key.namespace is None:
-            pv = self.v.volumes.get_key(key)
-            if pv is not None:
-                await sync_volume(self.v, pv)
-        else:
-            claim = self.v.claims.get_key(key)
-            if claim is not None:
-                await sync_claim(self.v, claim)
+        try:
+            if key.namespace is None:
+                pv = self.v.volumes.get_key(key)
+                if pv is not None:
+                    await sync_volume(self.v, pv)
+            else:
+                claim = self.v.claims.get_key(key)
+                if claim is not None:
+                    await sync_claim(self.v, claim)
+        except Conflict:
+            return Result(requeue_after=CONFLICT_RETRY)  # our cache was behind: the next event or retry converges
         return Result()
 
 
