@@ -148,3 +148,30 @@ async def test_agent_on_domain_credentials_runs_its_pods_and_refuses_others(netw
             pass
         await client.close()
         kill_leftovers(config.data_dir)
+
+
+async def test_domain_credentials_read_volumes_but_release_only_their_nodes(network: Network) -> None:
+    """Node grants for local-path volumes: an agent reads PersistentVolumes and may drop the cleanup
+    finalizer of a volume pinned to its own node, never of another domain's."""
+    def volume(name: str, node_name: str) -> dict[str, object]:
+        term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [node_name]}]}
+        return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "hostPath": {"path": f"/srv/{name}"}, "nodeAffinity": {"required": {"nodeSelectorTerms": [
+                             term]}}}}
+    for name, node_name in (("vol-alice", "alice-vm"), ("vol-bob", "bob-vm")):
+        reply = await network.call("POST", "/api/v1/persistentvolumes", body=volume(name, node_name))
+        assert reply.status in (201, 409), reply.body
+    listed = await network.call("GET", "/api/v1/persistentvolumes", as_="alice")
+    assert listed.status == 200, listed.body
+    patch = {"metadata": {"labels": {"seen": "yes"}}}
+    own = await network.call("PATCH", "/api/v1/persistentvolumes/vol-alice", as_="alice", body=patch,
+                             content_type="application/merge-patch+json")
+    assert own.status == 200, own.body
+    theirs = await network.call("PATCH", "/api/v1/persistentvolumes/vol-bob", as_="alice", body=patch,
+                                content_type="application/merge-patch+json")
+    assert theirs.status == 403, theirs.body
+    for verb in ("DELETE", "POST"):
+        path = "/api/v1/persistentvolumes" + ("/vol-alice" if verb == "DELETE" else "")
+        reply = await network.call(verb, path, as_="alice", body=volume("vol-new", "alice-vm"))
+        assert reply.status == 403, reply.body
