@@ -15,10 +15,10 @@ from typing import Any
 
 from atoll.agent.localpath import make_dir, owned_dir
 from atoll.agent.runp.sources import ConfigMissing
-from atoll.api.errors import NotFound
+from atoll.api.errors import APIError, NotFound
 from atoll.api.kinds import kind
 from atoll.api.storage import pv_path, pv_single_node
-from atoll.client import Client
+from atoll.client import Client, ClientError
 
 JSON = dict[str, Any]
 PVCS = kind("", "persistentvolumeclaims")
@@ -30,6 +30,13 @@ class VolumeNotReady(ConfigMissing):
 
 
 async def claim_dir(client: Client, pod: JSON, claim_name: str, root: Path) -> Path:
+    try:
+        return await _claim_dir(client, pod, claim_name, root)
+    except (APIError, ClientError) as exc:  # e.g. a claim this node's credentials may not read
+        raise VolumeNotReady(f'persistentvolumeclaim "{claim_name}": {exc}') from None
+
+
+async def _claim_dir(client: Client, pod: JSON, claim_name: str, root: Path) -> Path:
     namespace = str(pod["metadata"].get("namespace") or "default")
     try:
         claim = await client.get(PVCS, claim_name, namespace)
