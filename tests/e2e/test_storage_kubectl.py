@@ -165,6 +165,15 @@ def test_statefulset_volume_claim_templates(lite: Lite) -> None:
     history = table(k.out("rollout", "history", "statefulset/db", "-n", NS))
     assert [r[0] for r in history[2:]] == ["1"], history
 
+    # a template change rolls both pods onto their own claims again; undo renumbers the first revision
+    k.run("set", "env", "statefulset/db", "COLOUR=blue", "-n", NS)
+    k.run("rollout", "status", "statefulset/db", "-n", NS, "--timeout=120s", timeout=130)
+    k.run("rollout", "undo", "statefulset/db", "-n", NS)
+    k.run("rollout", "status", "statefulset/db", "-n", NS, "--timeout=120s", timeout=130)
+    until(lambda: [r[0] for r in table(k.out("rollout", "history", "statefulset/db", "-n", NS))[2:]] == ["2", "3"],
+          20)
+    until(lambda: [k.out("logs", f"db-{i}", "-n", NS) for i in range(2)] == ["found db-0", "found db-1"], 30)
+
 
 DAEMON = f"""apiVersion: apps/v1
 kind: DaemonSet
