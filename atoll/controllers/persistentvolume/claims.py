@@ -23,6 +23,7 @@ from atoll.api.storage import (
     BIND_COMPLETED,
     BOUND_BY_CONTROLLER,
     LOCAL_PATH_PROVISIONER,
+    PROVISIONED_BY,
     PVC_PROTECTION,
     SELECTED_NODE,
     STORAGE_PROVISIONER,
@@ -97,14 +98,14 @@ async def _sync_unbound(v: Volumes, claim: JSON) -> None:
         await v.event(claim, PVCS, "Warning" if claim_class(claim) else "Normal", "FailedBinding", why)
         return
     if sc.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER and not selected_name:
-        await v.event(claim, PVCS, "Normal", "WaitForFirstConsumer",
-                      "waiting for first consumer to be created before binding")
+        if v.first_time(claim, "WaitForFirstConsumer"):
+            await v.event(claim, PVCS, "Normal", "WaitForFirstConsumer",
+                          "waiting for first consumer to be created before binding")
         return
     provisioner = str(sc.get("provisioner") or "")
-    if (md.get("annotations") or {}).get(STORAGE_PROVISIONER) != provisioner:
-        await v.patch_meta(PVCS, claim, {"annotations": {STORAGE_PROVISIONER: provisioner}})
-        return
     if provisioner != LOCAL_PATH_PROVISIONER:
+        if (md.get("annotations") or {}).get(STORAGE_PROVISIONER) != provisioner:  # what it watches for
+            await v.patch_meta(PVCS, claim, {"annotations": {STORAGE_PROVISIONER: provisioner}})
         await v.event(claim, PVCS, "Normal", "ExternalProvisioning", "Waiting for a volume to be created either by "
                       f"the external provisioner '{provisioner}' or manually by the system administrator. If volume "
                       "creation is delayed, please verify that the provisioner is running and correctly registered.")
@@ -159,4 +160,11 @@ async def _bind_claim(v: Volumes, claim: JSON, pv: JSON) -> None:
     annotations = {BIND_COMPLETED: "yes"}
     if not (claim.get("spec") or {}).get("volumeName"):
         annotations[BOUND_BY_CONTROLLER] = "yes"
-    await v.patch_meta(PVCS, claim, {"annotations": annotations}, {"volumeName": pv["metadata"]["name"]})
+    provisioner = (pv["metadata"].get("annotations") or {}).get(PROVISIONED_BY)
+    if provisioner:  # our own provisioning: recorded with the binding (one write less per claim)
+        annotations[STORAGE_PROVISIONER] = str(provisioner)
+    bound = await v.patch_meta(PVCS, claim, {"annotations": annotations}, {"volumeName": pv["metadata"]["name"]})
+    if bound is not None:
+        spec = pv.get("spec") or {}
+        await v.set_status(PVCS, bound, {"phase": "Bound", "accessModes": list(spec.get("accessModes") or []),
+                                         "capacity": dict(spec.get("capacity") or {})})

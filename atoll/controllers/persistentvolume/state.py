@@ -7,7 +7,7 @@ cache makes the write fail (and the key retry) instead of undoing someone else's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from atoll.api.constants import LABEL_NODE_NAMESPACE
@@ -24,6 +24,7 @@ PVCS = kind("", "persistentvolumeclaims")
 PVS = kind("", "persistentvolumes")
 DOMAIN_LABEL = "kuscia.secretflow/domain-name"
 CLAIMS_INDEX = "persistentvolume/claims"
+MAX_TOLD = 10_000
 
 
 def claims_of_pod(pod: JSON) -> list[str]:
@@ -49,6 +50,18 @@ class Volumes:
     namespaces: Cache
     pods: Cache
     events: EventRecorder
+    _told: set[tuple[str, str]] = field(default_factory=set)
+
+    def first_time(self, obj: JSON, reason: str) -> bool:
+        """Whether ``reason`` has not been reported for this object yet (by this process): a
+        waiting claim is reconciled on every pod event, one Event is enough."""
+        key = (str(obj["metadata"].get("uid")), reason)
+        if key in self._told:
+            return False
+        if len(self._told) > MAX_TOLD:
+            self._told.clear()
+        self._told.add(key)
+        return True
 
     # ---- reads -------------------------------------------------------------------------------
 
