@@ -175,3 +175,9 @@ async def test_domain_credentials_read_volumes_but_release_only_their_nodes(netw
         path = "/api/v1/persistentvolumes" + ("/vol-alice" if verb == "DELETE" else "")
         reply = await network.call(verb, path, as_="alice", body=volume("vol-new", "alice-vm"))
         assert reply.status == 403, reply.body
+    # a registered lite's own certificate identity gets the same volume rights
+    lite = {"Impersonate-User": "system:node:alice", "Impersonate-Group": "system:nodes"}
+    for name, wanted in (("vol-alice", 200), ("vol-bob", 403)):
+        reply = await network.call("PATCH", f"/api/v1/persistentvolumes/{name}", body=patch, headers=lite,
+                                   content_type="application/merge-patch+json")
+        assert reply.status == wanted, reply.body
