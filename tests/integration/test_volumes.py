@@ -274,3 +274,24 @@ async def test_daemonset_revisions_follow_template_changes_and_undo(client: Clie
     async def renumbered() -> None:
         assert await revisions(2) == {"app:v1": 3, "app:v2": 2}
     await eventually(renumbered, 20)
+
+
+async def test_scheduler_follows_volume_node_affinity_and_the_selected_node(client: Client) -> None:
+    c = client
+    await c.create(PVS, static_volume("pinned-bob", "bob-node"))
+    await c.create(PVCS, claim("pinned", cls=""), "plain")
+    await phase(c, PVCS, "pinned", "plain", "Bound")
+    shared = await c.create(PVCS, claim("shared"), "plain")  # local-path, WaitForFirstConsumer
+    assert shared["spec"]["storageClassName"] == "local-path"
+    for i in range(4):  # LeastAllocated would spread them over both nodes without the volumes
+        await c.create(PODS, pod_with(f"on-pinned-{i}", "pinned"), "plain")
+        await c.create(PODS, pod_with(f"on-shared-{i}", "shared"), "plain")
+
+    async def placed(prefix: str) -> set[str]:
+        pods = [p for p in (await c.list(PODS, "plain"))["items"] if p["metadata"]["name"].startswith(prefix)]
+        nodes = {str(p["spec"].get("nodeName") or "") for p in pods}
+        assert len(pods) == 4 and "" not in nodes, nodes
+        return nodes
+    assert await eventually(lambda: placed("on-pinned-"), 20) == {"bob-node"}
+    selected = (await phase(c, PVCS, "shared", "plain", "Bound"))["metadata"]["annotations"][SELECTED_NODE]
+    assert await eventually(lambda: placed("on-shared-"), 20) == {selected}

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.api.constants import LABEL_NODE_NAMESPACE
-from atoll.api.errors import AlreadyExists, Conflict
+from atoll.api.errors import AlreadyExists
 from atoll.api.storage import (
     BIND_COMPLETED,
     BOUND_BY_CONTROLLER,
@@ -142,7 +142,7 @@ async def _provision(v: Volumes, claim: JSON, sc: JSON, selected_name: str | Non
 
 
 async def _bind_volume(v: Volumes, pv: JSON, claim: JSON) -> bool:
-    """Point the volume's ``claimRef`` at the claim (with its uid); False if someone else won."""
+    """Point the volume's ``claimRef`` at the claim (with its uid); False if the volume is gone."""
     md = claim["metadata"]
     ref = (pv.get("spec") or {}).get("claimRef") or {}
     if ref.get("uid") == md["uid"]:
@@ -150,10 +150,8 @@ async def _bind_volume(v: Volumes, pv: JSON, claim: JSON) -> bool:
     claim_ref = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": md["namespace"],
                  "name": md["name"], "uid": md["uid"], "resourceVersion": str(md.get("resourceVersion") or "")}
     meta: JSON = {} if ref else {"annotations": {BOUND_BY_CONTROLLER: "yes"}}
-    try:
-        return await v.patch_meta(PVS, pv, meta, {"claimRef": claim_ref}) is not None
-    except Conflict:
-        return False
+    # a Conflict (our cache was behind, or another claim won) propagates: the key is retried
+    return await v.patch_meta(PVS, pv, meta, {"claimRef": claim_ref}) is not None
 
 
 async def _bind_claim(v: Volumes, claim: JSON, pv: JSON) -> None:

@@ -86,11 +86,13 @@ class SetClaims:
                 ready = False
         return ready
 
-    async def retain(self, sts: JSON, pods: dict[int, JSON]) -> None:
-        """Owner references of every existing claim per the retention policy."""
+    async def retain(self, sts: JSON, pods: dict[int, JSON]) -> bool:
+        """Owner references of every existing claim per the retention policy; False when a claim
+        changed under us (try again soon: its change may not map back to this set)."""
         tpls = templates(sts)
         if not tpls:
-            return
+            return True
+        done = True
         namespace, uid = sts["metadata"]["namespace"], sts["metadata"]["uid"]
         when_deleted, when_scaled = _policy(sts)
         replicas = int((sts.get("spec") or {}).get("replicas") or 0)
@@ -111,18 +113,22 @@ class SetClaims:
                     refs.append(_ref(pod, "Pod", "v1"))
                 elif when_deleted == "Delete" and not (condemned and when_scaled == "Delete"):
                     refs.append(_ref(sts, "StatefulSet", "apps/v1"))
-                await self._set_refs(claim, refs)
+                done = await self._set_refs(claim, refs) and done
+        return done
 
-    async def _set_refs(self, claim: JSON, refs: list[JSON]) -> None:
+    async def _set_refs(self, claim: JSON, refs: list[JSON]) -> bool:
         md = claim["metadata"]
         current = md.get("ownerReferences") or []
         if sorted(r.get("uid", "") for r in current) == sorted(r.get("uid", "") for r in refs):
-            return
+            return True
         patch = {"metadata": {"ownerReferences": refs or None, "resourceVersion": md.get("resourceVersion")}}
         try:
             await self.client.patch(PVCS, md["name"], patch, md["namespace"])
-        except (Conflict, NotFound):
+        except Conflict:
+            return False
+        except NotFound:
             pass
+        return True
 
 
 def _policy(sts: JSON) -> tuple[str, str]:

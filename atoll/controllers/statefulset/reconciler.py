@@ -27,6 +27,7 @@ JSON = dict[str, Any]
 HASH_LABEL = "controller-revision-hash"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 INDEX_LABEL = "apps.kubernetes.io/pod-index"
+CLAIM_RETRY = 0.5
 
 
 def revision_name(sts: JSON) -> str:
@@ -63,14 +64,16 @@ class StatefulSetReconciler:
             ordinal = ordinal_of(sts, pod)
             if ordinal is not None and (controller_of(pod) or {}).get("uid") == uid:
                 pods[ordinal] = pod
-        await self.claims.retain(sts, pods)
-        await self._step(key, sts, pods, update_rev, current_rev)
+        # claims get their owners before any pod is condemned (whenScaled: Delete follows the pod)
+        claims_settled = await self.claims.retain(sts, pods)
+        if claims_settled:
+            await self._step(key, sts, pods, update_rev, current_rev)
         live = {update_rev, current_rev} | {str((p["metadata"].get("labels") or {}).get(HASH_LABEL))
                                             for p in pods.values()}
         limit = int((sts.get("spec") or {}).get("revisionHistoryLimit", 10) or 0)
         await history.truncate(self.client, self.revisions, sts, live, limit)
         await self._status(sts, pods, update_rev, current_rev)
-        return Result()
+        return Result() if claims_settled else Result(requeue_after=CLAIM_RETRY)
 
     async def _step(self, key: ObjectKey, sts: JSON, pods: dict[int, JSON], update_rev: str, current_rev: str) -> None:
         spec = sts.get("spec") or {}

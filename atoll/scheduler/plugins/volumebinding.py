@@ -7,10 +7,12 @@ kube-scheduler's plugin of that name, for what Atoll provisions:
   bound first (``pod has unbound immediate PersistentVolumeClaims``).
 * **Filter**: a bound claim's volume must accept the node (``spec.nodeAffinity`` of a local or
   hostPath PV: ``node(s) had volume node affinity conflict``). An unbound claim of a
-  ``WaitForFirstConsumer`` class fits any node the pod itself fits (the class provisions there).
+  ``WaitForFirstConsumer`` class fits any node the pod itself fits (the class provisions there),
+  unless a node was already selected for it (by an earlier pod): then only that node.
 * **PreBind**: each unbound ``WaitForFirstConsumer`` claim is annotated
   ``volume.kubernetes.io/selected-node: <node>``, which tells the provisioner (the
-  ``persistentvolume`` controller) where to create the volume. Unlike kube-scheduler the binding
+  ``persistentvolume`` controller) where to create the volume; the patch is pinned to the claim's
+  resourceVersion, so two pods racing for one claim never move it. Unlike kube-scheduler the binding
   does not wait for the claim to be bound: the node's agent holds the container in
   ``ContainerCreating`` until it is, as the kubelet does while a volume attaches.
 
@@ -38,6 +40,7 @@ NAME = "VolumeBinding"
 PVCS = kind("", "persistentvolumeclaims")
 PVS = kind("", "persistentvolumes")
 CONFLICT = "node(s) had volume node affinity conflict"
+SELECTED_ELSEWHERE = "node(s) did not match the node selected for the pod's unbound PersistentVolumeClaims"
 _STATE = "VolumeBinding/claims"
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,8 @@ class VolumeBinding:
             return SUCCESS
         namespace = str(pod["metadata"].get("namespace") or "")
         bound: list[JSON] = []
-        delayed: list[str] = []
+        delayed: list[tuple[str, str]] = []
+        pinned: set[str] = set()
         for name in names:
             claim = self.claims.get(name, namespace)
             if claim is None:
@@ -84,23 +88,31 @@ class VolumeBinding:
             sc = self.classes.get(str((claim.get("spec") or {}).get("storageClassName") or ""))
             if not waits_for_consumer(sc):
                 return Status.unschedulable("pod has unbound immediate PersistentVolumeClaims", resolvable=False)
-            if not (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE):
-                delayed.append(name)
-        state[_STATE] = (bound, delayed)
+            selected = (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE)
+            if selected:
+                pinned.add(str(selected))  # provisioning there is under way: follow it
+            else:
+                delayed.append((name, str(claim["metadata"].get("resourceVersion") or "")))
+        if len(pinned) > 1:
+            return Status.unschedulable("pod's claims were selected for different nodes", resolvable=False)
+        state[_STATE] = (bound, delayed, pinned)
         return SUCCESS
 
     def filter(self, state: CycleState, pod: JSON, node: NodeInfo) -> Status:
-        bound, _ = state.get(_STATE) or ((), ())
+        bound, _, pinned = state.get(_STATE) or ((), (), set())
         for pv in bound:
             if not volume_fits(pv, node.labels, node.name):
                 return Status.unschedulable(CONFLICT, resolvable=False)
+        if pinned and node.name not in pinned:
+            return Status.unschedulable(SELECTED_ELSEWHERE, resolvable=False)
         return SUCCESS
 
     async def pre_bind(self, state: CycleState, pod: JSON, node_name: str) -> Status:
-        _, delayed = state.get(_STATE) or ((), ())
+        _, delayed, _ = state.get(_STATE) or ((), (), set())
         namespace = str(pod["metadata"].get("namespace") or "")
-        for name in delayed:
-            patch = {"metadata": {"annotations": {SELECTED_NODE: node_name}}}
+        for name, version in delayed:
+            # pinned to the version seen: a claim another pod selected a node for meanwhile is not moved
+            patch = {"metadata": {"annotations": {SELECTED_NODE: node_name}, "resourceVersion": version or None}}
             try:
                 await self.client.patch(PVCS, name, patch, namespace)
             except NotFound:
