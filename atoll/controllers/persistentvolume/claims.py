@@ -20,6 +20,7 @@ from typing import Any
 from atoll.api.constants import LABEL_NODE_NAMESPACE
 from atoll.api.errors import AlreadyExists
 from atoll.api.storage import (
+    BETA_STORAGE_PROVISIONER,
     BIND_COMPLETED,
     BOUND_BY_CONTROLLER,
     LOCAL_PATH_PROVISIONER,
@@ -105,7 +106,8 @@ async def _sync_unbound(v: Volumes, claim: JSON) -> None:
     provisioner = str(sc.get("provisioner") or "")
     if provisioner != LOCAL_PATH_PROVISIONER:
         if (md.get("annotations") or {}).get(STORAGE_PROVISIONER) != provisioner:  # what it watches for
-            await v.patch_meta(PVCS, claim, {"annotations": {STORAGE_PROVISIONER: provisioner}})
+            await v.patch_meta(PVCS, claim, {"annotations": {STORAGE_PROVISIONER: provisioner,
+                                                             BETA_STORAGE_PROVISIONER: provisioner}})
         await v.event(claim, PVCS, "Normal", "ExternalProvisioning", "Waiting for a volume to be created either by "
                       f"the external provisioner '{provisioner}' or manually by the system administrator. If volume "
                       "creation is delayed, please verify that the provisioner is running and correctly registered.")
@@ -160,7 +162,7 @@ async def _bind_claim(v: Volumes, claim: JSON, pv: JSON) -> None:
         annotations[BOUND_BY_CONTROLLER] = "yes"
     provisioner = (pv["metadata"].get("annotations") or {}).get(PROVISIONED_BY)
     if provisioner:  # our own provisioning: recorded with the binding (one write less per claim)
-        annotations[STORAGE_PROVISIONER] = str(provisioner)
+        annotations[STORAGE_PROVISIONER] = annotations[BETA_STORAGE_PROVISIONER] = str(provisioner)
     bound = await v.patch_meta(PVCS, claim, {"annotations": annotations}, {"volumeName": pv["metadata"]["name"]})
     if bound is not None:
         spec = pv.get("spec") or {}
