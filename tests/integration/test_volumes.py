@@ -189,6 +189,13 @@ async def test_domain_claim_never_binds_another_domains_volume(client: Client) -
     assert await eventually(lambda: _has(c, "alice", "steal", "FailedBinding"))
     assert (await c.get(PVCS, "steal", "alice"))["status"]["phase"] == "Pending"
     assert "claimRef" not in (await c.get(PVS, "on-bob"))["spec"]
+    # naming it in spec.volumeName does not help
+    body = claim("named", cls="")
+    body["spec"]["volumeName"] = "on-bob"
+    await c.create(PVCS, body, "alice")
+    assert await eventually(lambda: _has(c, "alice", "named", "VolumeMismatch"))
+    assert "claimRef" not in (await c.get(PVS, "on-bob"))["spec"]
+    await c.delete(PVCS, "named", "alice")
     # bob's claim takes it
     await c.create(PVCS, claim("mine", cls=""), "bob")
     assert (await phase(c, PVCS, "mine", "bob", "Bound"))["spec"]["volumeName"] == "on-bob"

@@ -31,7 +31,7 @@ from atoll.api.storage import (
     WAIT_FOR_FIRST_CONSUMER,
     claim_class,
 )
-from atoll.controllers.persistentvolume.matching import best_match, claimed_by
+from atoll.controllers.persistentvolume.matching import best_match, claimed_by, matches
 from atoll.controllers.persistentvolume.provision import CannotProvision, local_path_volume, volume_name
 from atoll.controllers.persistentvolume.state import PVCS, PVS, Volumes
 
@@ -62,10 +62,20 @@ async def _sync_bound(v: Volumes, claim: JSON, name: str) -> None:
                           "Data on the volume is lost!")
         return
     ref = (pv.get("spec") or {}).get("claimRef")
-    if not ref:
-        await _bind_volume(v, pv, claim)  # a claim pre-bound by the user to a free volume
+    if not ref:  # a claim pre-bound by its user to a free volume: only if it suits (class, size, domain)
+        if matches(pv, claim, selected=None, domain_nodes=v.domain_nodes(claim["metadata"]["namespace"])):
+            await _bind_volume(v, pv, claim)
+        else:
+            await v.set_status(PVCS, claim, {"phase": "Pending"})
+            await v.event(claim, PVCS, "Warning", "VolumeMismatch", f'Cannot bind to requested volume "{name}": '
+                          "it does not satisfy the claim (class, volume mode, access modes, size, selector or "
+                          "its nodes' domain)")
         return
     if not claimed_by(pv, claim):
+        if not annotations.get(BIND_COMPLETED):  # never bound: the user asked for a taken volume
+            await v.set_status(PVCS, claim, {"phase": "Pending"})
+            await v.event(claim, PVCS, "Warning", "FailedBinding", "volume already bound to a different claim.")
+            return
         await v.set_status(PVCS, claim, {"phase": "Lost"})
         await v.event(claim, PVCS, "Warning", "ClaimMisbound", "Two claims are bound to the same volume, this one is "
                       "bound incorrectly")
