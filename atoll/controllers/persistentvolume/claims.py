@@ -4,6 +4,8 @@
   uses it (the pvc-protection controller), then lets go.
 * A bound claim (``spec.volumeName``) is ``Bound`` with the volume's capacity and access modes
   while the volume's ``claimRef`` names it, and ``Lost`` once the volume is gone or names another.
+  A claim whose user named a volume binds it only if it matches (:mod:`.matching`, domain
+  included: ``VolumeMismatch`` otherwise); a volume taken by another claim leaves it ``Pending``.
 * An unbound claim binds to the best matching volume (:mod:`.matching`); the volume's
   ``claimRef`` is written first (``pv.kubernetes.io/bound-by-controller``), then the claim's
   ``volumeName`` with ``pv.kubernetes.io/bind-completed``, then both statuses.
