@@ -16,6 +16,7 @@ from pathlib import Path
 from atoll.agent.config import AgentConfig
 from atoll.agent.events import EventRecorder
 from atoll.agent.heartbeat import NodeHeartbeat
+from atoll.agent.localpath import LocalPathVolumes
 from atoll.agent.logserver import LogServer
 from atoll.agent.runk.logs import RunKLogServer
 from atoll.agent.runk.prepare import institution_client, prepare_runk
@@ -66,6 +67,9 @@ class Agent:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.heartbeat.run(), name=f"agent/{self.config.name}/heartbeat")
                 tg.create_task(self.runtime.run(), name=f"agent/{self.config.name}/{self.config.runtime}")
+                if isinstance(self.runtime, RunP):
+                    volumes = LocalPathVolumes(self.client, self.config)
+                    tg.create_task(volumes.run(), name=f"agent/{self.config.name}/local-path")
                 await self.runtime.informer.wait_synced()
                 self.ready.set()
                 log.info("agent %s ready (domain %s)", self.config.name, self.config.domain)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from atoll.api.registry import ResourceDef
+from atoll.api.storage import STORAGE_CLASSES
 from atoll.api.workload_kinds import WORKLOAD_BUILTINS
 
 _RBAC = "rbac.authorization.k8s.io"
@@ -64,4 +65,5 @@ BUILTINS: tuple[ResourceDef, ...] = (
     ResourceDef(_RBAC, "v1", "ClusterRole", "clusterroles", "clusterrole", False),
     ResourceDef(_RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", False),
     *WORKLOAD_BUILTINS,
+    STORAGE_CLASSES,
 )

@@ -36,8 +36,9 @@ MORE_WORKLOADS: tuple[ResourceDef, ...] = (
                 subresources=("status",)),
 )
 """Served so ``kubectl apply --prune`` finds every kind of its default allowlist. ReplicationControllers
-are run by the ``replicaset`` controller, DaemonSets by ``daemonset``; StatefulSets, volumes and
-Ingresses are stored only (no controller)."""
+are run by the ``replicaset`` controller, DaemonSets by ``daemonset``, StatefulSets by ``statefulset``,
+volumes and claims by ``persistentvolume`` (local-path provisioner); Ingresses are stored only (no
+controller)."""
 
 PRIORITY_CLASSES = ResourceDef("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", False,
                                ("pc",))

@@ -32,6 +32,7 @@ from atoll.apiserver.admission.limits import ObjectLimits
 from atoll.apiserver.admission.noderestriction import NodeRestriction
 from atoll.apiserver.admission.quota import QuotaAdmission
 from atoll.apiserver.admission.rbac_escalation import RBACEscalation
+from atoll.apiserver.admission.storage import StorageAdmission
 from atoll.apiserver.admission.workloads import DomainPlacement, PriorityAdmission
 from atoll.apiserver.apiextensions.crds import CRD_PREFIX, CRDManager
 from atoll.apiserver.auth.authn import (
@@ -124,6 +125,7 @@ class APIServer:
         self.admission.add(NodeRestriction(self.node_grants, self.cache))
         self.admission.add(RBACEscalation(self.authorizer, self.cache))
         self.admission.add(PriorityAdmission(self.cache))
+        self.admission.add(StorageAdmission(self.cache))
         self.admission.add(QuotaAdmission(self.cache))
         self.admission.add(CSRAdmission(self.node_grants, self.cache, signer_from(config.ca_file, config.ca_key)))
         self.strategies = builtin_strategies(self.cache, reviews=self.reviews, clock=config.clock)

@@ -31,6 +31,7 @@ CONTROLLERS: tuple[str, ...] = (
     "disruption",
     "daemonset",
     "statefulset",
+    "persistentvolume",
     "kusciajob",
     "kusciatask",
     "taskresourcegroup",

@@ -19,6 +19,7 @@ from typing import Any
 
 from atoll.api import errors
 from atoll.api.crd import fleet_crds, kuscia_crds, pooling_crds
+from atoll.api.storage import STORAGE_CLASSES, default_local_path_class
 from atoll.apiserver.app import APIServer, ServerConfig
 from atoll.apiserver.auth.authn import ADMIN_USER
 from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
@@ -226,6 +227,8 @@ class MasterNode:
             for obj in objs:
                 await _ensure_rbac_default(objects, rbac_rd, obj, opts)
         await ensure_crds(objects, registry, (*kuscia_crds(), *pooling_crds(), *fleet_crds()), opts)
+        # the default local-path class, as K3s ships it: created when missing, never overwritten
+        await ensure_created(objects.create(STORAGE_CLASSES, None, default_local_path_class(), opts))
         if self.config.domain_key_data:
             await self._ensure_own_domain(opts)
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from atoll.api.constants import LABEL_DOMAIN_NAME
 from atoll.api.kinds import NAMESPACES, NODES, PODS
 from atoll.client import Client
-from atoll.runtime import SYSTEM_CLOCK, Clock, Controller, Manager, ObjectKey
+from atoll.runtime import SYSTEM_CLOCK, Clock, Controller, Informer, Manager, ObjectKey
 from atoll.scheduler.framework import (
     MAX_NODE_SCORE,
     SUCCESS,
@@ -37,6 +37,7 @@ from atoll.scheduler.framework import (
 from atoll.scheduler.kuscia import kuscia_profile
 from atoll.scheduler.nodeinfo import NodeInfo
 from atoll.scheduler.plugins import NamespaceDomain, default_plugins
+from atoll.scheduler.plugins.volumebinding import PVCS, PVS, STORAGE_CLASSES, VolumeBinding
 from atoll.scheduler.retry import RetrySettings
 from atoll.scheduler.scheduler import DEFAULT_SCHEDULER, Scheduler
 
@@ -72,8 +73,8 @@ class SchedulerController(Controller[ObjectKey]):
                 self.scheduler.bindings = None
 
 
-def default_profile(namespace_domain: NamespaceDomain | None = None) -> Profile:
-    return Profile.from_plugins(DEFAULT_SCHEDULER, default_plugins(namespace_domain))
+def default_profile(namespace_domain: NamespaceDomain | None = None, *extra: object) -> Profile:
+    return Profile.from_plugins(DEFAULT_SCHEDULER, default_plugins(namespace_domain, *extra))
 
 
 def setup(
@@ -98,9 +99,13 @@ def setup(
         return labels.get(LABEL_DOMAIN_NAME) or None
 
     coscheduling = None
+    volume_informers: tuple[Informer, ...] = ()
     if profiles is None:
         kuscia, coscheduling = kuscia_profile(manager, ctx.client, clock, namespace_domain)
-        profiles = [default_profile(namespace_domain), kuscia]
+        claims, pvs, classes = manager.informer(PVCS), manager.informer(PVS), manager.informer(STORAGE_CLASSES)
+        volumes = VolumeBinding(ctx.client, claims=claims.cache, volumes=pvs.cache, classes=classes.cache)
+        profiles = [default_profile(namespace_domain, volumes), kuscia]
+        volume_informers = (claims, pvs)
     scheduler = Scheduler(ctx.client, nodes=nodes.cache, pods=pods.cache, profiles=profiles, settings=settings)
     controller = SchedulerController(scheduler, workers=workers)
     if coscheduling is not None:
@@ -108,6 +113,9 @@ def setup(
     controller.watch(pods, scheduler.pods_to_schedule, update_predicate=_pod_spec_or_meta_changed)
     pods.add_handler(on_add=scheduler.on_pod_add, on_update=scheduler.on_pod_update, on_delete=scheduler.on_pod_delete)
     nodes.add_handler(on_add=scheduler.on_node_add, on_update=scheduler.on_node_update)
+    for informer in volume_informers:  # a claim created or bound may let waiting pods fit
+        informer.add_handler(on_add=lambda _o: scheduler.retry.cluster_changed(),
+                             on_update=lambda _o, _n: scheduler.retry.cluster_changed())
     manager.add(controller)
     return scheduler
 

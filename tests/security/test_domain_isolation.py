@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from atoll.agent.agent import Agent
 from atoll.api import kinds
+from atoll.api.storage import LOCAL_PATH_CLEANUP, LOCAL_PATH_ROOT
 from atoll.client import Client
 from tests.conftest import eventually, start_until_ready
 from tests.integration.agents import agent_config, kill_leftovers, load_image
@@ -145,6 +147,82 @@ async def test_agent_on_domain_credentials_runs_its_pods_and_refuses_others(netw
         try:
             await task
         except BaseException:  # cancellation, or the agent's own error (already reported by the test)
+            pass
+        await client.close()
+        kill_leftovers(config.data_dir)
+
+
+async def test_domain_credentials_read_volumes_but_release_only_their_nodes(network: Network) -> None:
+    """Node grants for local-path volumes: an agent reads PersistentVolumes and may drop the cleanup
+    finalizer of a volume pinned to its own node, never of another domain's."""
+    def volume(name: str, node_name: str) -> dict[str, object]:
+        term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [node_name]}]}
+        return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "hostPath": {"path": f"/srv/{name}"}, "nodeAffinity": {"required": {"nodeSelectorTerms": [
+                             term]}}}}
+    for name, node_name in (("vol-alice", "alice-vm"), ("vol-bob", "bob-vm")):
+        reply = await network.call("POST", "/api/v1/persistentvolumes", body=volume(name, node_name))
+        assert reply.status in (201, 409), reply.body
+    listed = await network.call("GET", "/api/v1/persistentvolumes", as_="alice")
+    assert listed.status == 200, listed.body
+    patch = {"metadata": {"labels": {"seen": "yes"}}}
+    own = await network.call("PATCH", "/api/v1/persistentvolumes/vol-alice", as_="alice", body=patch,
+                             content_type="application/merge-patch+json")
+    assert own.status == 200, own.body
+    theirs = await network.call("PATCH", "/api/v1/persistentvolumes/vol-bob", as_="alice", body=patch,
+                                content_type="application/merge-patch+json")
+    assert theirs.status == 403, theirs.body
+    for verb in ("DELETE", "POST"):
+        path = "/api/v1/persistentvolumes" + ("/vol-alice" if verb == "DELETE" else "")
+        reply = await network.call(verb, path, as_="alice", body=volume("vol-new", "alice-vm"))
+        assert reply.status == 403, reply.body
+    # a registered lite's own certificate identity gets the same volume rights
+    lite = {"Impersonate-User": "system:node:alice", "Impersonate-Group": "system:nodes"}
+    for name, wanted in (("vol-alice", 200), ("vol-bob", 403)):
+        reply = await network.call("PATCH", f"/api/v1/persistentvolumes/{name}", body=patch, headers=lite,
+                                   content_type="application/merge-patch+json")
+        assert reply.status == wanted, reply.body
+
+
+async def test_agent_on_domain_credentials_provisions_and_removes_its_local_volumes(network: Network,
+                                                                                   tmp_path: Path) -> None:
+    """The agent half of the local-path provisioner with nothing but the domain's token: it publishes
+    its root on its Node, creates a volume's directory (0700) and, once the volume is deleted,
+    removes the directory and releases the volume's cleanup finalizer."""
+    server = network.server
+    config = agent_config(server, tmp_path / "lite-volumes", "alice")
+    config = dataclasses.replace(config, node_name="alice-volumes")
+    client = Client(server.url, ssl_context=server.ssl_context(), token=network.tokens["alice"])
+    agent = Agent(client, config)
+    task = await start_until_ready(agent.run(), agent.ready, 20, "agent on alice's token not ready in 20 s")
+    try:
+        async def root() -> Path:
+            node = await network.call("GET", "/api/v1/nodes/alice-volumes")
+            published = (node.body["metadata"].get("annotations") or {}).get(LOCAL_PATH_ROOT)
+            assert published, node.body["metadata"]
+            return Path(published)
+        directory = await eventually(root, 20) / "pvc-1_alice_data"
+        term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["alice-volumes"]}]}
+        body = {"apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": "local-alice", "finalizers": [LOCAL_PATH_CLEANUP]},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "hostPath": {"path": str(directory), "type": "DirectoryOrCreate"},
+                         "nodeAffinity": {"required": {"nodeSelectorTerms": [term]}}}}
+        assert (await network.call("POST", "/api/v1/persistentvolumes", body=body)).status == 201
+        await eventually(lambda: directory.is_dir() and directory.stat().st_mode & 0o777 == 0o700, 20)
+        (directory / "data").write_text("x")
+        assert (await network.call("DELETE", "/api/v1/persistentvolumes/local-alice")).status == 200
+
+        async def removed() -> bool:
+            reply = await network.call("GET", "/api/v1/persistentvolumes/local-alice")
+            return reply.status == 404 and not directory.exists()
+        await eventually(removed, 20)
+    finally:
+        task.cancel()
+        try:
+            await task
+        except BaseException:
             pass
         await client.close()
         kill_leftovers(config.data_dir)

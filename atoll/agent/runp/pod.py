@@ -27,7 +27,9 @@ from typing import Any
 
 from atoll.agent.config import AgentConfig
 from atoll.agent.events import EventRecorder
+from atoll.agent.localpath import local_path_root
 from atoll.agent.runp import recover
+from atoll.agent.runp.claims import VolumeNotReady
 from atoll.agent.runp.container import RETRY_SECONDS, ContainerRunner
 from atoll.agent.runp.images import ImageStore
 from atoll.agent.runp.logs import container_dir
@@ -40,6 +42,8 @@ from atoll.api.errors import APIError, NotFound
 from atoll.client import Client, ClientError
 
 JSON = dict[str, Any]
+VOLUME_RETRY_SECONDS = 1.0
+"""How often a container waiting for its claim to be bound looks again."""
 log = logging.getLogger(__name__)
 
 
@@ -57,6 +61,7 @@ class PodWorker:
         self.sandbox = Sandbox(config.root, self.uid)
         self.state: SandboxState | None = None
         self.volume_dirs: dict[str, Path] = {}
+        self.volume_waiting = False
         self.stopping = asyncio.Event()
         self.gone = False
         self._dirty = asyncio.Event()
@@ -137,7 +142,7 @@ class PodWorker:
         self.changed()
         while not await self._prepare_volumes():
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(RETRY_SECONDS):
+                async with asyncio.timeout(VOLUME_RETRY_SECONDS if self.volume_waiting else RETRY_SECONDS):
                     await self.stopping.wait()
             if self.stopping.is_set():
                 return
@@ -181,12 +186,15 @@ class PodWorker:
         assert self.state is not None
         try:
             self.volume_dirs = await materialize(
-                Sources(self.client, self.pod), self.sandbox.dir, host_ip=self.config.address
+                Sources(self.client, self.pod), self.sandbox.dir, host_ip=self.config.address,
+                local_root=local_path_root(self.config),
             )
         except ConfigMissing as exc:
+            self.volume_waiting = isinstance(exc, VolumeNotReady)
+            reason = "ContainerCreating" if self.volume_waiting else "CreateContainerConfigError"
             for rec in self.state.containers.values():
                 if rec.state == "waiting":
-                    rec.reason, rec.message = "CreateContainerConfigError", str(exc)
+                    rec.reason, rec.message = reason, str(exc)
             self.changed()
             return False
         return True

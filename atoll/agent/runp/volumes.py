@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from atoll.agent.runp.claims import claim_dir
 from atoll.agent.runp.render import render
 from atoll.agent.runp.sources import ConfigMissing, Sources, field_value
 
@@ -100,13 +101,19 @@ def _safe(base: Path, rel: str) -> Path:
     return target
 
 
-async def materialize(sources: Sources, sandbox: Path, *, host_ip: str) -> dict[str, Path]:
-    """Write every volume of the pod under ``sandbox/volumes``; volume name → host directory."""
+async def materialize(sources: Sources, sandbox: Path, *, host_ip: str,
+                      local_root: Path | None = None) -> dict[str, Path]:
+    """Write every volume of the pod under ``sandbox/volumes``; volume name → host directory.
+    ``local_root``: the agent's local-path root (``persistentVolumeClaim`` volumes, :mod:`.claims`)."""
     dirs: dict[str, Path] = {}
     for volume in (sources.pod.get("spec") or {}).get("volumes") or []:
         name = str(volume.get("name") or "")
         if volume.get("hostPath") is not None:
             dirs[name] = Path(str(volume["hostPath"].get("path") or "/"))
+            continue
+        claim = volume.get("persistentVolumeClaim")
+        if isinstance(claim, dict) and local_root is not None:
+            dirs[name] = await claim_dir(sources.client, sources.pod, str(claim.get("claimName") or ""), local_root)
             continue
         target = sandbox / "volumes" / name
         if volume.get("emptyDir") is not None:

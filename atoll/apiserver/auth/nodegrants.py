@@ -11,6 +11,10 @@ domain's:
 * ``pods``: list/watch across namespaces only with ``fieldSelector=spec.nodeName=<its node>``;
 * ``certificatesigningrequests``: create, get, list, watch (its serving certificate; the approver
   signs only for nodes of its domain).
+* ``persistentvolumes``: read any (the agent mounts the volume of a bound claim and watches for
+  deleted local-path volumes); update and patch only a volume pinned to a node of its domain
+  (removing ``local-path.atoll.dev/cleanup`` after it deleted the directory). These volume rights
+  are also given to a registered lite's certificate (``system:node:<domain>``).
 
 ``atoll.apiserver.admission.noderestriction`` makes sure a domain identity never writes a Node
 labelled for another domain, nor relabels its own node into one.
@@ -21,12 +25,14 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.api.constants import LABEL_DOMAIN_NAME, LABEL_NODE_NAMESPACE, NODE_LEASE_NAMESPACE
+from atoll.api.storage import pv_single_node
 from atoll.apiserver.auth.rbac import Request
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.cache.watchcache import WatchCache
 
 JSON = dict[str, Any]
 SA_PREFIX = "system:serviceaccount:"
+NODE_PREFIX, NODES_GROUP = "system:node:", "system:nodes"  # a registered lite's certificate
 _READ = frozenset({"get", "list", "watch"})
 _WRITE = frozenset({"create", "update", "patch", "delete"})
 
@@ -60,9 +66,34 @@ class NodeGrants:
         cached = self._cache.get(f"/core/nodes/{name}")
         return node_domain(cached.obj) if cached else None
 
+    def _volume_domain(self, name: str) -> str | None:
+        cached = self._cache.get(f"/core/persistentvolumes/{name}")
+        node = pv_single_node(cached.obj) if cached else None
+        return self._node_of(node) if node else None
+
+    def _volume_grant(self, domain: str, req: Request) -> bool:
+        if req.subresource:
+            return False
+        if req.verb in _READ:
+            return True
+        return req.verb in ("update", "patch") and bool(req.name) and self._volume_domain(req.name) == domain
+
+    def _lite_domain(self, user: UserInfo) -> str | None:
+        """The domain of a registered lite's own certificate (``system:node:<domain>``, group
+        ``system:nodes``), when that namespace is a Domain's."""
+        if NODES_GROUP not in user.groups or not user.name.startswith(NODE_PREFIX):
+            return None
+        domain = user.name.removeprefix(NODE_PREFIX)
+        cached = self._cache.get(f"/core/namespaces/{domain}")
+        labels = ((cached.obj.get("metadata") or {}).get("labels") or {}) if cached else {}
+        return domain if labels.get(LABEL_DOMAIN_NAME) == domain else None
+
     def authorize(self, user: UserInfo, req: Request) -> bool:
         if not req.is_resource or req.api_group not in ("", "coordination.k8s.io", "certificates.k8s.io"):
             return False
+        if req.api_group == "" and req.resource == "persistentvolumes":  # the lite's certificate too
+            volume_domain = self.domain_of(user) or self._lite_domain(user)
+            return volume_domain is not None and self._volume_grant(volume_domain, req)
         domain = self.domain_of(user)
         if domain is None:
             return False

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from atoll.api.clock import SYSTEM_CLOCK, Clock
-from atoll.api.kinds import DAEMONSETS, NAMESPACES, NODES, PODS
+from atoll.api.kinds import CONTROLLERREVISIONS, DAEMONSETS, NAMESPACES, NODES, PODS
 from atoll.controllers import ControllerContext
 from atoll.controllers.daemonset.reconciler import DaemonSetReconciler
 from atoll.runtime import Cache, Controller, Manager, ObjectKey, owner_mapper
@@ -23,12 +23,14 @@ def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLO
     pods = manager.informer(PODS)
     nodes = manager.informer(NODES)
     namespaces = manager.informer(NAMESPACES)
+    revisions = manager.informer(CONTROLLERREVISIONS)
     control = PodControl(ctx.client, "daemonset-controller", Expectations(clock=clock))
     reconciler = DaemonSetReconciler(ctx.client, daemonsets=daemonsets.cache, pods=pods.cache, nodes=nodes.cache,
-                                     namespaces=namespaces.cache, control=control)
+                                     namespaces=namespaces.cache, control=control, revisions=revisions.cache)
     controller: Controller[ObjectKey] = Controller(NAME, reconciler, workers=ctx.workers)
     controller.watch(daemonsets)
     controller.watch(pods, owner_mapper("DaemonSet", "apps/v1"))
+    controller.watch(revisions, owner_mapper("DaemonSet", "apps/v1"))
     controller.watch(nodes, _every(daemonsets.cache), update_predicate=_placement_changed)
     controller.watch(namespaces, _every(daemonsets.cache), update_predicate=_labels_changed)
     manager.add(controller)

@@ -6,7 +6,8 @@ without a node selector selects that domain's nodes only (``kuscia.secretflow/na
 tolerates the agent taint — a domain's DaemonSet never lands on another domain's node. A template
 change rolls the pods node by node, at most ``rollingUpdate.maxUnavailable`` (default 1) down at a
 time (pods carry ``controller-revision-hash``). Status: desired/current/misscheduled/ready/updated/
-available counts and ``observedGeneration``.
+available counts and ``observedGeneration``. Every template is kept as a ControllerRevision
+``<name>-<hash>`` (:mod:`atoll.runtime.history`), so ``kubectl rollout history|undo ds`` work.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from atoll.api.errors import NotFound
 from atoll.api.kinds import DAEMONSETS
 from atoll.api.podtemplates import controller_of, is_active, is_ready, pod_from_template, random_suffix, safe_encode
 from atoll.client import Client
-from atoll.runtime import Cache, ObjectKey, Result
+from atoll.runtime import Cache, ObjectKey, Result, history
 from atoll.runtime.podcontrol import PodControl
 from atoll.scheduler.plugins.tainttoleration import FILTERED_EFFECTS, tolerated
 
@@ -42,9 +43,9 @@ def revision_hash(template: JSON) -> str:
 
 class DaemonSetReconciler:
     def __init__(self, client: Client, *, daemonsets: Cache, pods: Cache, nodes: Cache, namespaces: Cache,
-                 control: PodControl) -> None:
+                 control: PodControl, revisions: Cache) -> None:
         self.client, self.daemonsets, self.pods, self.nodes = client, daemonsets, pods, nodes
-        self.namespaces, self.control = namespaces, control
+        self.namespaces, self.control, self.revisions = namespaces, control, revisions
 
     def placed_template(self, ds: JSON) -> JSON:
         """The pod template as this namespace places it (a Domain's nodes when it selects none)."""
@@ -93,12 +94,22 @@ class DaemonSetReconciler:
             if node not in wanted:
                 delete.extend(pods)
         delete.extend(self._outdated(ds, by_node, wanted, current))
+        await self._history(ds, current, by_node)
         if create:
             await self.control.create_many(key, ds, create)
         if delete:
             await self.control.delete_many(key, ds, delete)
         await self._status(ds, by_node, wanted, current)
         return Result()
+
+    async def _history(self, ds: JSON, current: str, by_node: dict[str, list[JSON]]) -> None:
+        """The current template as a ControllerRevision (``kubectl rollout history|undo ds``)."""
+        name = ds["metadata"]["name"]
+        await history.ensure_revision(self.client, self.revisions, ds, f"{name}-{current}", current)
+        live = {f"{name}-{current}"} | {f"{name}-{(p['metadata'].get('labels') or {}).get(HASH_LABEL)}"
+                                        for pods in by_node.values() for p in pods}
+        limit = int((ds.get("spec") or {}).get("revisionHistoryLimit", 10) or 0)
+        await history.truncate(self.client, self.revisions, ds, live, limit)
 
     def _pod(self, ds: JSON, template: JSON, node: str, current: str) -> JSON:
         pod = pod_from_template(template, ds, f"{ds['metadata']['name']}-{node}-{random_suffix()}",

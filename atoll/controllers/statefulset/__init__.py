@@ -6,6 +6,7 @@ from __future__ import annotations
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.kinds import CONTROLLERREVISIONS, PODS, STATEFULSETS
 from atoll.controllers import ControllerContext
+from atoll.controllers.statefulset.claims import PVCS
 from atoll.controllers.statefulset.reconciler import StatefulSetReconciler
 from atoll.runtime import Controller, Manager, ObjectKey, owner_mapper
 from atoll.runtime.expectations import Expectations
@@ -18,11 +19,13 @@ def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLO
     statefulsets = manager.informer(STATEFULSETS)
     pods = manager.informer(PODS)
     revisions = manager.informer(CONTROLLERREVISIONS)
+    claims = manager.informer(PVCS)
     control = PodControl(ctx.client, "statefulset-controller", Expectations(clock=clock))
     reconciler = StatefulSetReconciler(ctx.client, statefulsets=statefulsets.cache, pods=pods.cache,
-                                       revisions=revisions.cache, control=control)
+                                       revisions=revisions.cache, control=control, claims=claims.cache)
     controller: Controller[ObjectKey] = Controller(NAME, reconciler, workers=ctx.workers)
     controller.watch(statefulsets)
     controller.watch(pods, owner_mapper("StatefulSet", "apps/v1"))
     controller.watch(revisions, owner_mapper("StatefulSet", "apps/v1"))
+    controller.watch(claims, owner_mapper("StatefulSet", "apps/v1", controller_only=False))
     manager.add(controller)

@@ -3,9 +3,9 @@ names and hostnames (``subdomain: serviceName``), ``OrderedReady`` (create 0, 1,
 previous is Running and Ready; remove from the highest ordinal, one at a time) or ``Parallel``
 management, failed pods replaced, and RollingUpdate from the highest ordinal down to
 ``partition``, one pod at a time, each waiting for the previous to be Ready. Every template is kept
-as a ControllerRevision ``<name>-<hash>`` (``kubectl rollout history sts``); pods below the
-partition are recreated from the current revision's template. ``volumeClaimTemplates`` are not
-provisioned (no volume controller).
+as a ControllerRevision ``<name>-<hash>`` (``kubectl rollout history|undo sts``,
+:mod:`atoll.runtime.history`); pods below the partition are recreated from the current revision's
+template. ``volumeClaimTemplates`` give each ordinal its own claims (:mod:`.claims`).
 """
 
 from __future__ import annotations
@@ -15,17 +15,19 @@ from typing import Any
 
 import orjson
 
-from atoll.api.errors import AlreadyExists, NotFound
-from atoll.api.kinds import CONTROLLERREVISIONS, STATEFULSETS
-from atoll.api.podtemplates import controller_of, controller_ref, is_ready, pod_from_template, safe_encode
+from atoll.api.errors import NotFound
+from atoll.api.kinds import STATEFULSETS
+from atoll.api.podtemplates import controller_of, is_ready, pod_from_template, safe_encode
 from atoll.client import Client
-from atoll.runtime import Cache, ObjectKey, Result
+from atoll.controllers.statefulset.claims import SetClaims, with_claims
+from atoll.runtime import Cache, ObjectKey, Result, history
 from atoll.runtime.podcontrol import PodControl
 
 JSON = dict[str, Any]
 HASH_LABEL = "controller-revision-hash"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 INDEX_LABEL = "apps.kubernetes.io/pod-index"
+CLAIM_RETRY = 0.5
 
 
 def revision_name(sts: JSON) -> str:
@@ -42,9 +44,10 @@ def ordinal_of(sts: JSON, pod: JSON) -> int | None:
 
 class StatefulSetReconciler:
     def __init__(self, client: Client, *, statefulsets: Cache, pods: Cache, revisions: Cache,
-                 control: PodControl) -> None:
+                 control: PodControl, claims: Cache) -> None:
         self.client, self.statefulsets, self.pods = client, statefulsets, pods
         self.revisions, self.control = revisions, control
+        self.claims = SetClaims(client, claims)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         sts = self.statefulsets.get_key(key)
@@ -53,7 +56,7 @@ class StatefulSetReconciler:
             return Result()
         status = sts.get("status") or {}
         update_rev = revision_name(sts)
-        await self._ensure_revision(sts, update_rev)
+        await history.ensure_revision(self.client, self.revisions, sts, update_rev, update_rev)
         current_rev = str(status.get("currentRevision") or update_rev)
         pods: dict[int, JSON] = {}
         uid = sts["metadata"]["uid"]
@@ -61,9 +64,16 @@ class StatefulSetReconciler:
             ordinal = ordinal_of(sts, pod)
             if ordinal is not None and (controller_of(pod) or {}).get("uid") == uid:
                 pods[ordinal] = pod
-        await self._step(key, sts, pods, update_rev, current_rev)
+        # claims get their owners before any pod is condemned (whenScaled: Delete follows the pod)
+        claims_settled = await self.claims.retain(sts, pods)
+        if claims_settled:
+            await self._step(key, sts, pods, update_rev, current_rev)
+        live = {update_rev, current_rev} | {str((p["metadata"].get("labels") or {}).get(HASH_LABEL))
+                                            for p in pods.values()}
+        limit = int((sts.get("spec") or {}).get("revisionHistoryLimit", 10) or 0)
+        await history.truncate(self.client, self.revisions, sts, live, limit)
         await self._status(sts, pods, update_rev, current_rev)
-        return Result()
+        return Result() if claims_settled else Result(requeue_after=CLAIM_RETRY)
 
     async def _step(self, key: ObjectKey, sts: JSON, pods: dict[int, JSON], update_rev: str, current_rev: str) -> None:
         spec = sts.get("spec") or {}
@@ -89,8 +99,10 @@ class StatefulSetReconciler:
             elif not parallel and not is_ready(pod):
                 break
         if missing:
-            creates = [self._pod(sts, i, update_rev if i >= partition else current_rev) for i in missing]
-            await self.control.create_many(key, sts, creates)
+            ready = [i for i in missing if await self.claims.ensure(sts, i)]
+            creates = [self._pod(sts, i, update_rev if i >= partition else current_rev) for i in ready]
+            if creates:
+                await self.control.create_many(key, sts, creates)
             return
         condemned = sorted((i for i in pods if i >= replicas), reverse=True)
         if condemned:
@@ -120,25 +132,8 @@ class StatefulSetReconciler:
         pod["spec"] = {**pod["spec"], "hostname": name}
         if spec.get("serviceName"):
             pod["spec"]["subdomain"] = spec["serviceName"]
+        with_claims(sts, pod, ordinal)
         return pod
-
-    async def _ensure_revision(self, sts: JSON, name: str) -> None:
-        namespace = sts["metadata"]["namespace"]
-        if self.revisions.get(name, namespace) is not None:
-            return
-        uid = sts["metadata"]["uid"]
-        numbers = [int(r.get("revision") or 0) for r in self.revisions.list(namespace)
-                   if (controller_of(r) or {}).get("uid") == uid]
-        template = (sts.get("spec") or {}).get("template") or {}
-        body = {"apiVersion": "apps/v1", "kind": "ControllerRevision",
-                "metadata": {"name": name, "labels": dict((template.get("metadata") or {}).get("labels") or {}),
-                             "ownerReferences": [controller_ref(sts)]},
-                "data": {"spec": {"template": {**template, "$patch": "replace"}}},
-                "revision": max(numbers, default=0) + 1}
-        try:
-            await self.client.create(CONTROLLERREVISIONS, body, namespace)
-        except AlreadyExists:
-            pass
 
     async def _status(self, sts: JSON, pods: dict[int, JSON], update_rev: str, current_rev: str) -> None:
         spec = sts.get("spec") or {}

@@ -14,10 +14,11 @@ from atoll.scheduler.plugins.nodeunschedulable import NodeUnschedulable
 from atoll.scheduler.plugins.tainttoleration import TaintToleration
 
 
-def default_plugins(namespace_domain: NamespaceDomain | None = None) -> list[object]:
+def default_plugins(namespace_domain: NamespaceDomain | None = None, *extra: object) -> list[object]:
     """Fresh instances of the default plugins (filters run in this order; the first failure wins).
 
-    ``namespace_domain`` maps a namespace to the domain it belongs to (None: not a domain's)."""
+    ``namespace_domain`` maps a namespace to the domain it belongs to (None: not a domain's);
+    ``extra`` plugins (``VolumeBinding``, which needs informers) run after the resource fit."""
     return [
         DomainIsolation(namespace_domain),
         NodeUnschedulable(),
@@ -25,6 +26,7 @@ def default_plugins(namespace_domain: NamespaceDomain | None = None) -> list[obj
         TaintToleration(),
         NodeAffinity(),
         NodeResourcesFit(),
+        *extra,
         LeastAllocated(),
     ]
 

@@ -20,6 +20,7 @@ from atoll.api.selectors import label_selector_from_spec
 from atoll.apiserver.registry.strategies.base import KindStrategy
 from atoll.apiserver.registry.strategies.pods import _container_defaults
 from atoll.apiserver.registry.strategies.scale import SCALE
+from atoll.apiserver.registry.strategies.storage import StorageClassStrategy
 from atoll.apiserver.registry.subresources import Subresource
 from atoll.apiserver.tables import workloads as printers
 from atoll.apiserver.tables.columns import Printer
@@ -295,4 +296,5 @@ def workload_strategies() -> dict[tuple[str, str], KindStrategy]:
         ("", "PersistentVolume"): PendingStrategy(printers.PERSISTENT_VOLUME),
         ("", "PersistentVolumeClaim"): PendingStrategy(printers.PERSISTENT_VOLUME_CLAIM),
         ("networking.k8s.io", "Ingress"): KindStrategy(printers.INGRESS),
+        ("storage.k8s.io", "StorageClass"): StorageClassStrategy(),
     }
