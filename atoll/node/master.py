@@ -191,7 +191,8 @@ class MasterNode:
             log.info("controllers: none (no controller manager, the lease is left free)")
             return
         async with self.client() as client:
-            await run_controllers(client, self.config, on_manager=lambda m: setattr(self, "manager", m))
+            await run_controllers(client, self.config, on_manager=lambda m: setattr(self, "manager", m),
+                                  address=self.url.removeprefix("https://"))
 
     def _pooling_enabled(self) -> bool:
         wanted = self.config.controllers

@@ -32,7 +32,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from atoll.files import write_atomic
 from atoll.node.config import ConfigError, NodeConfig
 from atoll.node.pki import init_pki
-from atoll.pki import PKI
 from atoll.store.base import KeyExists
 from atoll.store.endpoint import open_store
 
