@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,8 +21,11 @@ import orjson
 import pytest
 
 from tests.conftest import eventually
-from tests.integration.replicas import Pair, pair  # noqa: F401  (the module's fixture)
+from tests.integration import replicas
+from tests.integration.replicas import Pair
 from tests.integration.servers import configmap, json_ok
+
+pair = replicas.pair  # the module's two masters, one pair per backend
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend, pytest.mark.asyncio(loop_scope="module")]
 

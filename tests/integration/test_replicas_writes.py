@@ -20,8 +20,11 @@ import pytest
 from cryptography import x509
 
 from tests.conftest import ATOLL, REPO, eventually, kubectl_binary, kubectl_environ
-from tests.integration.replicas import B_SAN, Pair, pair  # noqa: F401  (the module's fixture)
+from tests.integration import replicas
+from tests.integration.replicas import B_SAN, Pair
 from tests.integration.servers import configmap, json_ok
+
+pair = replicas.pair  # the module's two masters, one pair per backend
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend, pytest.mark.asyncio(loop_scope="module")]
 
@@ -50,7 +53,8 @@ async def test_a_kubeconfig_and_a_service_account_token_from_a_work_on_b(pair: P
     cert = x509.load_pem_x509_certificate((pair.b.data_dir / "pki" / "apiserver.crt").read_bytes())
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert B_SAN in sans.get_values_for_type(x509.DNSName)
-    assert (pair.a.data_dir / "pki" / "apiserver.key").read_bytes() != (pair.b.data_dir / "pki" / "apiserver.key").read_bytes()
+    keys = [(s.data_dir / "pki" / "apiserver.key").read_bytes() for s in (pair.a, pair.b)]
+    assert keys[0] != keys[1]  # serving keys never leave their master
 
     # a ServiceAccount token issued by A authenticates on B
     async with pair.a_http.post("/api/v1/namespaces/default/serviceaccounts",
