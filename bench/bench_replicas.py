@@ -161,11 +161,14 @@ def ms(values: list[float], q: float) -> float:
     return percentile(values, q) * 1000
 
 
-async def bench(backend: str, base: Path, writes: int, rate: float) -> None:
+async def bench(backend: str, base: Path, writes: int, rate: float, poll: str) -> None:
     from atoll.store.endpoint import drop_database, ensure_database
 
     endpoint = f"{SERVERS[backend]}atoll_bench_{uuid.uuid4().hex[:10]}"
     await ensure_database(endpoint)
+    if backend == "mysql" and poll:
+        endpoint += f"?pollInterval={poll}"
+        print(f"mysql      pollInterval={poll}")
     procs: list[subprocess.Popen[bytes]] = []
     try:
         key = base / "pki.key"
@@ -221,13 +224,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="150 writes per phase instead of 600")
     parser.add_argument("--backend", choices=sorted(SERVERS), action="append")
     parser.add_argument("--rate", type=float, default=50.0, help="creates per second through A")
+    parser.add_argument("--mysql-poll", default="", help="MySQL endpoint pollInterval (default 150ms), e.g. 50ms")
     parser.add_argument("--keep", type=Path, default=None, help="keep the data dirs here")
     args = parser.parse_args()
     writes = 150 if args.quick else 600
 
     async def body(base: Path) -> None:
         for backend in args.backend or ["postgresql", "mysql"]:
-            await bench(backend, base, writes, args.rate)
+            await bench(backend, base, writes, args.rate, args.mysql_poll)
 
     run_in_data_dir(args.keep, "bench-replicas-", body)
 
