@@ -208,3 +208,15 @@ def test_a_data_dir_runs_one_master_at_a_time(tmp_path: Path) -> None:
         assert mode(tmp_path / "d" / "run" / "master.lock") == 0o600
     with data_dir_lock(tmp_path / "d"):  # released on exit
         pass
+
+
+def test_status_hides_the_datastore_password_and_names_the_leader() -> None:
+    from atoll.cli.status import _leader_line, _redacted
+
+    assert _redacted("postgresql://atoll:s3cret@db:5432/atoll") == "postgresql://atoll:***@db:5432/atoll"
+    assert "s3cret" not in _redacted("mysql://root:s3cret@db/atoll?pollInterval=50ms")
+    assert _redacted("").startswith("sqlite")
+    lease = {"spec": {"holderIdentity": "vm_10.0.0.1:6443_ab12cd34", "leaseTransitions": 2}}
+    assert "(this master" in _leader_line(lease, "10.0.0.1:6443")
+    assert "(another master" in _leader_line(lease, "10.0.0.1:644")  # a prefix of the port is not a match
+    assert "none" in _leader_line({"spec": {}}, "10.0.0.1:6443")
