@@ -62,6 +62,10 @@ def _share(config: NodeConfig, key_file: Path) -> str:
         done = asyncio.run(share_pki(config, load_key(key_file)))
     except ConfigError as exc:
         fail(str(exc))
+    except (OSError, ValueError) as exc:
+        if not isinstance(exc, ConnectionError | TimeoutError):
+            raise  # writing pki/ failed: reported by the caller
+        fail(f"--shared-pki-key-file: cannot reach the datastore: {exc}")
     except Exception as exc:  # the datastore is unreachable, refused the login, ... (no DSN: it may hold a password)
         fail(f"--shared-pki-key-file: cannot use the datastore: {type(exc).__name__}: {exc}")
     if done == "published":
@@ -156,7 +160,9 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
         enable_workload_approve=enable_workload_approve, extra=extra, cert_sans=cert_sans,
     )
     try:
-        if shared_pki_key_file is not None and not deployed:
+        if shared_pki_key_file is not None and deployed:
+            fail("--shared-pki-key-file: not with --output-format configmap (the pod creates its PKI at first start)")
+        if shared_pki_key_file is not None:
             click.echo(f"pki: {_share(config, shared_pki_key_file)}")
         elif not deployed:
             init_pki(config)
