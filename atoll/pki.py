@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -179,7 +180,7 @@ def _ensure_pki(pki: PKI, extra_hosts: tuple[str, ...]) -> None:
         )
         _write_private(pki.ca_key, private_key_pem(key))
         _write_public(pki.ca_cert, cert.public_bytes(serialization.Encoding.PEM))
-    if not pki.server_cert.exists():
+    if not pki.server_cert.exists() or not _covers(pki.server_cert, ("localhost", "127.0.0.1", *extra_hosts)):
         ca_cert, ca_key = _load_ca(pki)
         key = _new_key()
         sans = subject_alt_names(("localhost", "127.0.0.1", *extra_hosts))
@@ -203,6 +204,19 @@ def _ensure_pki(pki: PKI, extra_hosts: tuple[str, ...]) -> None:
         _write_private(pki.admin_token, os.urandom(24).hex().encode())
     if not pki.signing_key.exists():
         _write_private(pki.signing_key, private_key_pem(_new_key()))
+
+
+def _covers(cert_file: Path, hosts: tuple[str, ...]) -> bool:
+    """Whether the serving certificate names every host and is issued by the current CA (a
+    master that adopted a shared CA, or gained a ``certSANs`` entry, gets a new one)."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    ca = x509.load_pem_x509_certificate(PKI(cert_file.parent).ca_cert.read_bytes())
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    named = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    return all(san in named for san in subject_alt_names(hosts))
 
 
 def server_ssl_context(pki: PKI) -> ssl.SSLContext:

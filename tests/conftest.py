@@ -119,9 +119,10 @@ async def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIte
 
 
 def start_master_process(
-    data_dir: Path, *, port: int | None = None, datastore: str = "", log: Path | None = None
+    data_dir: Path, *, port: int | None = None, datastore: str = "", log: Path | None = None,
+    init_args: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], RunningServer]:
-    """``atoll init`` + ``atoll start`` as a real process; waits until it answers /readyz."""
+    """``atoll init`` (plus ``init_args``) + ``atoll start`` as a real process; waits until it answers /readyz."""
     config = data_dir / "atoll.yaml"
     if port is None and config.exists():  # a restart: the port the node was configured with
         port = load_config(config).api_port
@@ -144,7 +145,7 @@ def start_master_process(
         ]
         if datastore:
             args += ["--datastore-endpoint", datastore]
-        subprocess.run(args, check=True, capture_output=True, cwd=REPO)
+        subprocess.run([*args, *init_args], check=True, capture_output=True, cwd=REPO)
     out = open(log or data_dir / "server.log", "ab")
     proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=out, stderr=out, cwd=REPO)
     url = f"https://127.0.0.1:{port}"

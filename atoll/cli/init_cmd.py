@@ -51,6 +51,28 @@ def _lite_fields(kubeconfig: str, master_endpoint: str, token: str) -> tuple[str
         fail(str(exc))
 
 
+def _share(config: NodeConfig, key_file: Path) -> str:
+    import asyncio
+
+    from atoll.node.shared_pki import load_key, share_pki
+
+    if config.mode != "master":
+        fail("--shared-pki-key-file: only masters share credentials")
+    try:
+        done = asyncio.run(share_pki(config, load_key(key_file)))
+    except ConfigError as exc:
+        fail(str(exc))
+    except (OSError, ValueError) as exc:
+        if not isinstance(exc, ConnectionError | TimeoutError):
+            raise  # writing pki/ failed: reported by the caller
+        fail(f"--shared-pki-key-file: cannot reach the datastore: {exc}")
+    except Exception as exc:  # the datastore is unreachable, refused the login, ... (no DSN: it may hold a password)
+        fail(f"--shared-pki-key-file: cannot use the datastore: {type(exc).__name__}: {exc}")
+    if done == "published":
+        return f"published the masters' credentials to the datastore (sealed with {key_file})"
+    return "joined the credentials the other masters share (CA, admin, ServiceAccount keys)"
+
+
 @click.command()
 @click.option("--mode", type=click.Choice(["master", "lite", "autonomy"], case_sensitive=False), required=True)
 @click.option("--domain", "-d", "domain_id", required=True, help="Domain ID (RFC 1123 label).")
@@ -78,6 +100,11 @@ def _lite_fields(kubeconfig: str, master_endpoint: str, token: str) -> tuple[str
 @click.option("--kubeconfig", default="", help="lite: join a master directly with this kubeconfig (no registration).")
 @click.option("--master-data-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="with --kubeconfig, same machine: issue the agent's log certificate from the master's CA.")
+@click.option("--cert-san", "cert_sans", multiple=True,
+              help="master: an extra DNS name or IP of the API server's certificate (repeatable; apiserver.certSANs).")
+@click.option("--shared-pki-key-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="master on PostgreSQL/MySQL: share the CA, admin and ServiceAccount keys with the other masters "
+                   "of the datastore, sealed there with this key (32 bytes, base64; created if missing).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Config file to write (default: <data-dir>/kuscia.yaml).")
 @click.option("--output-format", type=click.Choice(["yaml", "configmap"]), default="yaml", show_default=True,
@@ -95,7 +122,8 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
          enable_workload_approve: bool, api_port: int, api_host: str, external_port: int, internal_port: int,
          datamesh_http_port: int, datamesh_grpc_port: int, gateway: bool, kubeconfig: str, master_data_dir: Path | None,
          output: Path | None, output_format: str, configmap_namespace: str, runk_namespace: str,
-         runk_host_address: str, egress_address: str) -> None:
+         runk_host_address: str, egress_address: str, cert_sans: tuple[str, ...] = (),
+         shared_pki_key_file: Path | None = None) -> None:
     """Write a node configuration file (kuscia.yaml field names) and create the node's PKI."""
     from atoll.node.pki import init_pki
 
@@ -129,10 +157,14 @@ def init(mode: str, domain_id: str, data_dir: Path, runtime: str, domain_key_fil
         datastore_endpoint=datastore_endpoint, log_level=log_level.upper(), protocol=protocol.upper(),
         domain_key_data=key_data, kubeconfig=str(Path(kubeconfig).resolve()) if kubeconfig else "",
         master_endpoint=endpoint, lite_deploy_token=token, runtime=runtime.lower(),
-        enable_workload_approve=enable_workload_approve, extra=extra,
+        enable_workload_approve=enable_workload_approve, extra=extra, cert_sans=cert_sans,
     )
     try:
-        if not deployed:
+        if shared_pki_key_file is not None and deployed:
+            fail("--shared-pki-key-file: not with --output-format configmap (the pod creates its PKI at first start)")
+        if shared_pki_key_file is not None:
+            click.echo(f"pki: {_share(config, shared_pki_key_file)}")
+        elif not deployed:
             init_pki(config)
     except (OSError, ValueError) as exc:
         fail(f"cannot create the node's PKI under {config.data_dir / 'pki'}: {exc}")

@@ -23,6 +23,7 @@ from atoll.cli.init_cmd import init
 from atoll.cli.job import job as job_commands
 from atoll.cli.quickstart import quickstart
 from atoll.cli.route import route
+from atoll.cli.status import status
 from atoll.cli.store import store as store_commands
 from atoll.node.config import ConfigError, NodeConfig
 from atoll.store.base import StoreError
@@ -40,6 +41,7 @@ main.add_command(domain)
 main.add_command(token)
 main.add_command(route)
 main.add_command(quickstart)
+main.add_command(status)
 _load = load
 
 

@@ -70,6 +70,9 @@ class NodeConfig:
     enable_workload_approve: bool = False  # enableWorkloadApprove
     job_gc_duration_hours: float = DEFAULT_JOB_GC_HOURS  # garbageCollection.kusciaJobGC.durationHours
     extra: dict[str, Any] = field(default_factory=dict)
+    cert_sans: tuple[str, ...] = ()
+    """``apiserver.certSANs``: extra DNS names / IPs of the serving certificate (a master behind a
+    load balancer or reached by several names); the certificate is reissued when one is missing."""
     apiserver_external: bool = False
     """``apiserver: external``: a master's controllers, scheduler and gateway run against the API
     server of ``kubeconfig`` instead of an embedded one (Kuscia's "K8s controller mode")."""
@@ -86,6 +89,8 @@ class NodeConfig:
         if self.mode in ("master", "autonomy"):
             doc["datastoreEndpoint"] = self.datastore_endpoint
             doc["apiserver"] = "external" if self.apiserver_external else {"host": self.api_host, "port": self.api_port}
+            if self.cert_sans and not self.apiserver_external:
+                doc["apiserver"]["certSANs"] = list(self.cert_sans)
         if self.mode in ("lite", "autonomy"):
             doc["runtime"] = self.runtime
         if self.mode == "lite" and not self.kubeconfig:
@@ -251,6 +256,9 @@ def load_config(path: Path) -> NodeConfig:
         port = int(api.get("port", 6443))
     except (TypeError, ValueError):
         raise ConfigError(f"apiserver.port: must be an integer (got {api.get('port')!r})") from None
+    sans = api.get("certSANs") or []
+    if not isinstance(sans, list) or not all(isinstance(h, str) and h for h in sans):
+        raise ConfigError(f"apiserver.certSANs: must be a list of DNS names or IP addresses (got {sans!r})")
     protocol = str(doc.get("protocol") or "NOTLS").upper()
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol: must be one of {', '.join(PROTOCOLS)} (got {doc.get('protocol')!r})")
@@ -278,5 +286,6 @@ def load_config(path: Path) -> NodeConfig:
         enable_workload_approve=doc.get("enableWorkloadApprove") is True,
         job_gc_duration_hours=_job_gc_hours(doc),
         apiserver_external=external,
+        cert_sans=tuple(sans),
         extra={k: v for k, v in doc.items() if k not in known},
     )

@@ -33,14 +33,16 @@ JSON = dict[str, Any]
 
 
 async def run_controllers(
-    client: Client, config: NodeConfig, on_manager: Callable[[Manager], None] | None = None
+    client: Client, config: NodeConfig, on_manager: Callable[[Manager], None] | None = None, *, address: str = ""
 ) -> None:
-    """Controllers and the scheduler, only while this replica holds the lease."""
+    """Controllers and the scheduler, only while this replica holds the lease. ``address`` (the
+    master's ``host:port``) goes into the Lease's holderIdentity, so ``atoll status`` can say
+    which master leads."""
     elector = LeaderElector(
         client,
         name=CONTROLLER_LEASE,
         namespace=config.domain_id,
-        identity=f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
+        identity="_".join(p for p in (socket.gethostname(), address, uuid.uuid4().hex[:8]) if p),
         # a standby takes over < 17 s after a crash (lease + two jittered 1-2.2 s polls)
         lease_duration=12.0,
         renew_deadline=8.0,

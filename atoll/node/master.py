@@ -32,6 +32,7 @@ from atoll.node.control_plane import CONTROLLER_LEASE, run_controllers
 from atoll.node.crd_install import ensure_crds, ensure_created
 from atoll.node.master_endpoint import MasterEndpoint, tls_context
 from atoll.node.node_restriction import LiteNodeRestriction
+from atoll.node.pki import server_hosts
 from atoll.node.registration_messages import REGISTER_PATH, b64, unb64
 from atoll.node.registration_server import Registrar, registration_routes
 from atoll.pki import PKI, ensure_pki, server_ssl_context
@@ -58,7 +59,7 @@ class MasterNode:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         private_dir(config.data_dir)  # state.db holds Secrets: nobody else may read the data dir
-        self.pki: PKI = ensure_pki(config.data_dir / "pki")
+        self.pki: PKI = ensure_pki(config.data_dir / "pki", extra_hosts=server_hosts(config))
         self.server: APIServer | None = None
         self.ready = asyncio.Event()
         self.manager: Manager | None = None
@@ -191,7 +192,8 @@ class MasterNode:
             log.info("controllers: none (no controller manager, the lease is left free)")
             return
         async with self.client() as client:
-            await run_controllers(client, self.config, on_manager=lambda m: setattr(self, "manager", m))
+            await run_controllers(client, self.config, on_manager=lambda m: setattr(self, "manager", m),
+                                  address=self.url.removeprefix("https://"))
 
     def _pooling_enabled(self) -> bool:
         wanted = self.config.controllers

@@ -77,9 +77,15 @@ def init_pki(config: NodeConfig) -> list[Path]:
         master = PKI(directory)
         if not master.ca_cert.exists():
             written.append(master.ca_cert)
-        extra = () if config.api_host in LOOPBACK else (config.api_host,)
-        ensure_pki(directory, extra_hosts=extra)
+        ensure_pki(directory, extra_hosts=server_hosts(config))
     return written
+
+
+def server_hosts(config: NodeConfig) -> tuple[str, ...]:
+    """Names the serving certificate carries beyond 127.0.0.1/localhost: the listen address
+    (unless loopback or a wildcard) and ``apiserver.certSANs``."""
+    own = () if config.api_host in LOOPBACK else (config.api_host,)
+    return tuple(dict.fromkeys((*own, *config.cert_sans)))
 
 
 def check_pki(config: NodeConfig) -> None:

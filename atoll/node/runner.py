@@ -13,8 +13,10 @@ async def run_node(config: NodeConfig) -> None:
         return
     if config.mode == "master":
         from atoll.node.master import MasterNode
+        from atoll.node.run_lock import data_dir_lock
 
-        await MasterNode(config).run()
+        with data_dir_lock(config.data_dir):
+            await MasterNode(config).run()
         return
     if config.mode == "lite":
         from atoll.node.lite import LiteNode

@@ -34,6 +34,7 @@ from atoll.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.api.timestamps import format_micro_time
 from atoll.client import Client, ClientError
+from atoll.runtime import metrics
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -74,7 +75,17 @@ class LeaderElector:
         self._clock = clock
         self._observed_spec: JSON | None = None
         self._observed_at = 0.0
+        self._leading = metrics.leader.labels(f"{namespace}/{name}", self.identity)
         self.is_leader = False
+
+    @property
+    def is_leader(self) -> bool:
+        return self._is_leader
+
+    @is_leader.setter
+    def is_leader(self, value: bool) -> None:
+        self._is_leader = value
+        self._leading.set(1 if value else 0)  # ``atoll_leader`` on /metrics
 
     # -- the campaign ------------------------------------------------------------------------
 

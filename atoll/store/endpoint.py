@@ -9,7 +9,9 @@ Accepted forms::
     mysql://user:pw@tcp(host:3306)/db          Kuscia's Go-DSN form
 
 Passwords may be percent-encoded. PostgreSQL and MySQL databases must exist;
-``ensure_database`` creates one (tests and first-time set-up use it).
+``ensure_database`` creates one (tests and first-time set-up use it). A MySQL endpoint may end in
+``?pollInterval=50ms`` (or seconds, ``0.05``): how often each master polls for the other masters'
+writes (default 150 ms; MySQL has no LISTEN/NOTIFY, so this bounds the cross-master watch delay).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from atoll.store.base import StoreError
 from atoll.store.log import LogStore
@@ -49,7 +51,25 @@ def open_store(endpoint: str | None, data_dir: Path, **options: Any) -> LogStore
         return PostgresStore(target, **options)
     from atoll.store.mysql import MySQLStore
 
+    interval = poll_interval(target)
+    if interval is not None:
+        options.setdefault("poll_interval", interval)
     return MySQLStore(mysql_params(target), **options)
+
+
+def poll_interval(url: str) -> float | None:
+    """``pollInterval`` of a MySQL endpoint's query (``50ms``, ``0.05s`` or ``0.05``), if any."""
+    values = parse_qs(url.partition("?")[2]).get("pollInterval")
+    if not values:
+        return None
+    raw = values[-1].strip().lower()
+    try:
+        seconds = float(raw[:-2]) / 1000 if raw.endswith("ms") else float(raw.removesuffix("s"))
+    except ValueError:
+        raise StoreError(f"datastore endpoint: pollInterval={values[-1]!r} is not a duration (e.g. 50ms)") from None
+    if not 0.005 <= seconds <= 10:
+        raise StoreError(f"datastore endpoint: pollInterval={values[-1]!r} must be between 5ms and 10s")
+    return seconds
 
 
 def parse_endpoint(endpoint: str | None) -> tuple[str, str]:

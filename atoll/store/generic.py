@@ -8,7 +8,9 @@ Writes need no explicit transaction: the latest row is read, the new row is plan
 insert is its own autocommit statement. ``UNIQUE(name, prev_revision)`` makes the insert fail if
 anyone wrote the key in between; a duplicate primary key means a gap-filler took our sequence
 value. Either way the write is re-planned from a fresh read, which turns a lost race into the
-right ``KeyExists`` / ``RevisionMismatch`` / ``KeyNotFound``.
+right ``KeyExists`` / ``RevisionMismatch`` / ``KeyNotFound``. A dialect that knows the id its lost
+insert burnt writes a fill row under it at once (``Conflict``), so the race leaves no hole for the
+poller to wait on; ``raced`` counts those.
 """
 
 from __future__ import annotations
@@ -24,12 +26,21 @@ from atoll.store.rows import Batch, NewRow, Row, Rows, fill_row, new_event, plan
 RETRIES = 50
 
 
+class Conflict(Exception):
+    """An insert lost a race on ``(name, prev_revision)``; ``filled`` is the id it left filled."""
+
+    def __init__(self, name: str, filled: int) -> None:
+        super().__init__(f"{name}: lost an insert race (revision {filled} filled)")
+        self.filled = filled
+
+
 class AsyncSQLDriver(ABC):
     """Shared ``Driver`` logic; subclasses provide the four primitives below."""
 
     ordered_commits = False
     poll_interval = 0.5
     queries: sql.Queries
+    raced = 0  # lost insert races whose burnt id this driver filled itself
 
     @abstractmethod
     async def _fetch(self, query: str, args: Sequence[Any]) -> Rows: ...

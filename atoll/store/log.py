@@ -65,6 +65,11 @@ class _Sub:
             self.queue.put_nowait(None)
 
 
+GAP_RETRY = 0.01
+"""Longest wait between re-reads of a hole before ``gap_timeout`` (a wake-up re-reads sooner)."""
+MAX_FILL = 1000
+"""Ids filled at most per timed-out hole."""
+
 CATCH_UP_ROWS = 100
 """Rows per page when a watch catches up from the database (rows may be up to a few MB each)."""
 
@@ -93,6 +98,7 @@ class LogStore:
         self._poller: asyncio.Task[None] | None = None
         self._compact_lock = asyncio.Lock()
         self._gap: tuple[int, float] | None = None
+        self.gaps_filled = 0  # ids this replica's poller filled after ``gap_timeout``
         self._state = "new"
         self._compact_rev = 0  # in memory for an exclusive store (see ``_exclusive``)
         # A store whose driver commits in order and publishes every local commit (SQLite) knows its
@@ -315,7 +321,10 @@ class LogStore:
         if self._gap is None or self._gap[0] != missing:
             self._gap = (missing, now)
         if now - self._gap[1] < self._gap_timeout:
-            await asyncio.sleep(0.01)
+            # most holes are a commit landing out of order: its writer (or its NOTIFY) wakes us
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GAP_RETRY):
+                    await self._wake.wait()
             return True
         compacted = (await self.driver.meta())[0]
         if missing <= compacted:  # compacted away before this replica saw it: watchers must re-list
@@ -324,8 +333,12 @@ class LogStore:
             self._subs.clear()
             self._position = min(present - 1, compacted)
         else:
-            log.debug("store: filling revision gap %d", missing)
-            await self.driver.fill(missing)
+            # every id below ``present`` was allocated before it: fill the whole hole (a database
+            # restart can skip a sequence's cached ids), not one id per ``gap_timeout``
+            for revision in range(missing, min(present, missing + MAX_FILL)):
+                log.info("store: revision %d stayed missing for %.2f s: filled", revision, self._gap_timeout)
+                await self.driver.fill(revision)
+                self.gaps_filled += 1
         self._gap = None
         return True
 

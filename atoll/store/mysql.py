@@ -4,6 +4,12 @@ Keys are ``VARBINARY`` so comparisons are byte order (= code point order of UTF-
 PAD SPACE surprises; they are sent encoded and decoded on read. MySQL has no LISTEN/NOTIFY,
 so the poller ticks every 150 ms (local writes still wake it at once). Sessions run at READ
 COMMITTED; a duplicate key or an InnoDB deadlock on the unique index re-plans the write.
+
+On MariaDB (10.3+) ids come from the sequence ``kine_seq`` instead of ``AUTO_INCREMENT``: a lost
+insert race burns its id either way, but ``LASTVAL(kine_seq)`` names the burnt id on the same
+connection, so the writer fills it at once (one extra round trip, only after a conflict) and the
+poller never waits ``gap_timeout`` for it. MySQL has no sequences: there a lost race leaves a
+hole that the poller fills after ``gap_timeout`` (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from atoll.store import sql
 from atoll.store.endpoint import MySQLParams
 from atoll.store.generic import AsyncSQLDriver
 from atoll.store.log import LogStore
-from atoll.store.rows import Batch, NewRow, Row
+from atoll.store.rows import FILL_PREFIX, Batch, NewRow, Row
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS kine (
@@ -39,6 +45,13 @@ SCHEMA = [
     " ON DUPLICATE KEY UPDATE value = value",
 ]
 DUPLICATE, DEADLOCK, LOCK_WAIT = 1062, 1213, 1205
+SEQUENCE = "CREATE SEQUENCE IF NOT EXISTS kine_seq"
+_COLS = "id, name, created, deleted, create_revision, prev_revision, value, old_value"
+INSERT_SEQ = f"INSERT INTO kine({_COLS}) VALUES (NEXTVAL(kine_seq), %s, %s, %s, %s, %s, %s, %s)"
+FILL_LAST = (
+    f"INSERT INTO kine({_COLS}) "
+    f"VALUES (LASTVAL(kine_seq), CONCAT('{FILL_PREFIX}', LASTVAL(kine_seq)), 0, 1, 0, 0, '', NULL)"
+)
 
 # aiomysql 0.3 escapes bytes with a PyMySQL helper that PyMySQL >= 1.2 replaced by a string
 # (PyMySQL/PyMySQL#1274); put the equivalent function back so BLOB/VARBINARY parameters work.
@@ -55,6 +68,7 @@ class MySQLDriver(AsyncSQLDriver):
     def __init__(self, params: MySQLParams, *, pool_size: int = 16) -> None:
         self.params, self._pool_size = params, pool_size
         self._pool: aiomysql.Pool | None = None
+        self.sequence = False  # MariaDB: ids from kine_seq, lost races filled by the writer
 
     async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
         p = self.params
@@ -74,6 +88,13 @@ class MySQLDriver(AsyncSQLDriver):
             await cur.execute("SET SESSION sql_notes = 0")  # no "already exists" warnings
             for stmt in SCHEMA:
                 await cur.execute(stmt)
+            await cur.execute("SELECT VERSION()")
+            self.sequence = "mariadb" in str((await cur.fetchone())[0]).lower()
+            if self.sequence:
+                await cur.execute(SEQUENCE)
+                await cur.execute("SELECT COALESCE(MAX(id), 0) FROM kine")
+                high = int((await cur.fetchone())[0])
+                await cur.execute(f"SELECT SETVAL(kine_seq, {high})")  # only ever moves forward
             await cur.execute("SET SESSION sql_notes = 1")
 
     async def close(self) -> None:
@@ -100,8 +121,26 @@ class MySQLDriver(AsyncSQLDriver):
 
     async def _insert(self, row: NewRow) -> int:
         async with self._p().acquire() as conn, conn.cursor() as cur:
-            await cur.execute(self.queries.insert, (row.name.encode(), *row[1:]))
-            return int(cur.lastrowid)
+            if not self.sequence:
+                await cur.execute(self.queries.insert, (row.name.encode(), *row[1:]))
+                return int(cur.lastrowid)
+            try:
+                await cur.execute(INSERT_SEQ, (row.name.encode(), *row[1:]))
+                return int(cur.lastrowid)
+            except pymysql.err.MySQLError as exc:
+                if self._is_conflict(exc):
+                    await self._fill_burnt(cur)
+                raise
+
+    async def _fill_burnt(self, cur: aiomysql.Cursor) -> None:
+        """The failed insert took ``LASTVAL(kine_seq)`` on this connection: fill it now."""
+        try:
+            await cur.execute(FILL_LAST)
+        except pymysql.err.MySQLError as exc:  # someone filled it already; else the poller will
+            if not self._is_conflict(exc):
+                raise
+            return
+        self.raced += 1
 
     def _is_conflict(self, exc: BaseException) -> bool:
         return (

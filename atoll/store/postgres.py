@@ -6,8 +6,11 @@ every commit on PostgreSQL's notify lock (one fsync each, no group commit). Ever
 one listening connection that wakes its poller, so a write through any replica reaches every
 replica's watchers in a couple of round trips. A 500 ms poll ticker covers a lost listener.
 
-Sequence values are taken before commit, so rows can become visible out of order and a failed
-insert leaves a hole: the generic poller retries and then fills (see ``log``).
+Sequence values are taken before commit, so rows can become visible out of order for the length
+of a commit; the poller waits for the next wake-up. A lost insert race leaves no hole: the insert
+takes its id with ``nextval`` in a CTE, skips the row on a ``(name, prev_revision)`` conflict and
+writes a fill row under the same id in the same statement (``INSERT_OR_FILL``), so no watcher or
+acknowledgement ever waits for the poller's ``gap_timeout`` because two writers raced on one key.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from typing import Any
 import asyncpg
 
 from atoll.store import sql
-from atoll.store.generic import AsyncSQLDriver
+from atoll.store.generic import AsyncSQLDriver, Conflict
 from atoll.store.log import LogStore
-from atoll.store.rows import Batch, NewRow, Row, Rows
+from atoll.store.rows import FILL_PREFIX, Batch, NewRow, Row, Rows
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,19 @@ CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision_uindex ON kine (name, 
 CREATE TABLE IF NOT EXISTS kine_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO kine_meta(name, value) VALUES ('compact_rev', 0), ('compact_done', 0)
     ON CONFLICT DO NOTHING;
+"""
+
+
+_COLS = "id, name, created, deleted, create_revision, prev_revision, value, old_value"
+INSERT_OR_FILL = f"""
+WITH n AS (SELECT nextval('kine_id_seq') AS id),
+ins AS (
+    INSERT INTO kine({_COLS}) SELECT id, $1, $2, $3, $4, $5, $6, $7 FROM n
+    ON CONFLICT (name, prev_revision) DO NOTHING RETURNING id),
+fill AS (
+    INSERT INTO kine({_COLS}) SELECT id, '{FILL_PREFIX}' || id, 0, 1, 0, 0, ''::bytea, NULL FROM n
+    WHERE NOT EXISTS (SELECT 1 FROM ins) RETURNING id)
+SELECT (SELECT id FROM ins), (SELECT id FROM fill)
 """
 
 
@@ -105,7 +121,12 @@ class PostgresDriver(AsyncSQLDriver):
         await self._p().execute(query, *args)
 
     async def _insert(self, row: NewRow) -> int:
-        return int(await self._p().fetchval(self.queries.insert, *row))
+        inserted, filled = await self._p().fetchrow(INSERT_OR_FILL, *row)
+        if inserted is None:  # lost the race on (name, prev_revision); the id is already filled
+            self.raced += 1
+            self._written()  # the fill row is a commit the other replicas' pollers should see
+            raise Conflict(row.name, int(filled))
+        return int(inserted)
 
     async def list(self, lo: str, hi: str | None, revision: int, limit: int) -> Rows:
         # text cannot hold NUL, so no key does: "a\x00..." (a continuation) starts at "a\x01"
@@ -114,7 +135,7 @@ class PostgresDriver(AsyncSQLDriver):
 
     def _is_conflict(self, exc: BaseException) -> bool:
         return isinstance(
-            exc, asyncpg.UniqueViolationError | asyncpg.DeadlockDetectedError | asyncpg.SerializationError
+            exc, Conflict | asyncpg.UniqueViolationError | asyncpg.DeadlockDetectedError | asyncpg.SerializationError
         )
 
 

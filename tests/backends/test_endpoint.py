@@ -50,3 +50,17 @@ def test_mysql_forms(url: str, want: MySQLParams, tmp_path: Path) -> None:
 def test_bad_endpoints(bad: str, tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         open_store(bad, tmp_path)
+
+
+@pytest.mark.parametrize(("query", "seconds"), [("", 0.15), ("?pollInterval=50ms", 0.05), ("?pollInterval=0.02", 0.02),
+                                                ("?x=1&pollInterval=1s", 1.0)])
+def test_mysql_poll_interval(query: str, seconds: float, tmp_path: Path) -> None:
+    for url in (f"mysql://u@db:3306/kine{query}", f"mysql://u:pw@tcp(db:3306)/kine{query}"):
+        store = open_store(url, tmp_path)
+        assert store._interval == seconds and mysql_params(url).db == "kine"
+
+
+@pytest.mark.parametrize("value", ["fast", "1ms", "60s"])
+def test_bad_poll_interval(value: str, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="pollInterval"):
+        open_store(f"mysql://u@db/kine?pollInterval={value}", tmp_path)

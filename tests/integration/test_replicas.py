@@ -1,10 +1,12 @@
 """Two API server replicas sharing one PostgreSQL (or MariaDB/MySQL) database.
 
-Each replica is its own ``atoll start`` process with its own data dir (so its own CA, serving
-certificate and admin token) and port; both name the same fresh ``datastoreEndpoint``. Objects
-written through one replica are readable through the other, a write through A reaches a watch
-opened through B in well under a second (measured), and resourceVersions are the same numbers
-on both replicas (they are the shared log's revisions).
+Each replica is its own ``atoll start`` process with its own data dir and port; both name the
+same fresh ``datastoreEndpoint`` and were initialised with one ``--shared-pki-key-file``, so they
+share the CA, admin credentials and ServiceAccount signing key (``tests/integration/replicas.py``
+starts them once per backend for this module and ``test_replicas_writes.py``). Objects written
+through one replica are readable through the other, a write through A reaches a watch opened
+through B in well under a second (measured), and resourceVersions are the same numbers on both
+replicas (they are the shared log's revisions).
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
-from tests.conftest import eventually, start_master_process
-from tests.integration.servers import configmap, fresh_datastore, json_ok, reaped, session, wait_bootstrapped
+from tests.conftest import eventually
+from tests.integration import replicas
+from tests.integration.replicas import Pair
+from tests.integration.servers import configmap, json_ok
 
-pytestmark = [pytest.mark.slow, pytest.mark.backend]
+pair = replicas.pair  # the module's two masters, one pair per backend
+
+pytestmark = [pytest.mark.slow, pytest.mark.backend, pytest.mark.asyncio(loop_scope="module")]
 
 CM = "/api/v1/namespaces/default/configmaps"
 WATCH_BUDGET = 1.0  # seconds from A's acknowledgement to B's watch event
@@ -94,56 +99,46 @@ async def _write_then_watch(writer: aiohttp.ClientSession, reader: aiohttp.Clien
     return delays
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
-async def test_two_replicas_share_one_database(backend: str, tmp_path: Path) -> None:
-    async with fresh_datastore(backend) as endpoint:
-        with reaped([]) as procs:
-            proc_a, server_a = await asyncio.to_thread(start_master_process, tmp_path / "a", datastore=endpoint)
-            procs.append(proc_a)
-            proc_b, server_b = await asyncio.to_thread(start_master_process, tmp_path / "b", datastore=endpoint)
-            procs.append(proc_b)
-            assert server_a.ca_file != server_b.ca_file and server_a.token != server_b.token
-            async with session(server_a) as a, session(server_b) as b:
-                await wait_bootstrapped(a)
-                await wait_bootstrapped(b)
-                # created through A, readable through B with the same uid and resourceVersion
-                async with a.post(CM, json=configmap("from-a", k="v")) as resp:
-                    created = await json_ok(resp)
-                # LIST without resourceVersion is a consistent read: it must see A's write at once
-                async with b.get(CM) as resp:
-                    listed = await json_ok(resp)
-                assert int(listed["metadata"]["resourceVersion"]) >= int(created["metadata"]["resourceVersion"])
-                names = {o["metadata"]["name"]: o for o in listed["items"]}
-                assert names["from-a"]["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
-                got = await eventually(lambda: _get_json(b, f"{CM}/from-a"), WATCH_BUDGET, every=0.01)
-                assert got["metadata"]["uid"] == created["metadata"]["uid"]
-                assert got["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
-                assert got["data"] == {"k": "v"}
+async def test_two_replicas_share_one_database(pair: Pair) -> None:
+    backend, a, b = pair.backend, pair.a_http, pair.b_http
+    # created through A, readable through B with the same uid and resourceVersion
+    async with a.post(CM, json=configmap("from-a", k="v")) as resp:
+        created = await json_ok(resp)
+    # LIST without resourceVersion is a consistent read: it must see A's write at once
+    async with b.get(CM) as resp:
+        listed = await json_ok(resp)
+    assert int(listed["metadata"]["resourceVersion"]) >= int(created["metadata"]["resourceVersion"])
+    names = {o["metadata"]["name"]: o for o in listed["items"]}
+    assert names["from-a"]["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    got = await eventually(lambda: _get_json(b, f"{CM}/from-a"), WATCH_BUDGET, every=0.01)
+    assert got["metadata"]["uid"] == created["metadata"]["uid"]
+    assert got["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    assert got["data"] == {"k": "v"}
 
-                # updated through B (pinned to A's resourceVersion), seen through A
-                body = dict(got, data={"k": "w"})
-                async with b.put(f"{CM}/from-a", json=body) as resp:
-                    updated = await json_ok(resp)
-                assert int(updated["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
-                async with a.get(CM) as resp:
-                    listed_a = await json_ok(resp)
-                again = {o["metadata"]["name"]: o for o in listed_a["items"]}["from-a"]
-                assert again["data"] == {"k": "w"}
-                assert again["metadata"]["resourceVersion"] == updated["metadata"]["resourceVersion"]
-                # a stale pin through A is a conflict (optimistic concurrency spans replicas)
-                async with a.put(f"{CM}/from-a", json=dict(got, data={"k": "stale"})) as resp:
-                    assert resp.status == 409, await resp.text()
+    # updated through B (pinned to A's resourceVersion), seen through A
+    body = dict(got, data={"k": "w"})
+    async with b.put(f"{CM}/from-a", json=body) as resp:
+        updated = await json_ok(resp)
+    assert int(updated["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+    async with a.get(CM) as resp:
+        listed_a = await json_ok(resp)
+    again = {o["metadata"]["name"]: o for o in listed_a["items"]}["from-a"]
+    assert again["data"] == {"k": "w"}
+    assert again["metadata"]["resourceVersion"] == updated["metadata"]["resourceVersion"]
+    # a stale pin through A is a conflict (optimistic concurrency spans replicas)
+    async with a.put(f"{CM}/from-a", json=dict(got, data={"k": "stale"})) as resp:
+        assert resp.status == 409, await resp.text()
 
-                # watch latency, both directions
-                a_to_b = await _write_then_watch(a, b, "ab")
-                b_to_a = await _write_then_watch(b, a, "ba")
-                for label, delays in (("A->B", a_to_b), ("B->A", b_to_a)):
-                    print(
-                        f"{backend} {label}: watch delay p50 {statistics.median(delays) * 1000:.1f} ms, "
-                        f"max {max(delays) * 1000:.1f} ms over {len(delays)} writes"
-                    )
-                    assert max(delays) < WATCH_BUDGET, f"{label}: {max(delays):.3f} s > {WATCH_BUDGET} s"
+    # watch latency, both directions
+    a_to_b = await _write_then_watch(a, b, "ab")
+    b_to_a = await _write_then_watch(b, a, "ba")
+    for label, delays in (("A->B", a_to_b), ("B->A", b_to_a)):
+        print(
+            f"{backend} {label}: watch delay p50 {statistics.median(delays) * 1000:.1f} ms, "
+            f"max {max(delays) * 1000:.1f} ms over {len(delays)} writes"
+        )
+        assert max(delays) < WATCH_BUDGET, f"{label}: {max(delays):.3f} s > {WATCH_BUDGET} s"
 
-                # both replicas converge on the same revision
-                rv_a, rv_b = await _list_rv(a), await _list_rv(b)
-                assert rv_a == rv_b
+    # both replicas converge on the same revision
+    rv_a, rv_b = await _list_rv(a), await _list_rv(b)
+    assert rv_a == rv_b

@@ -151,3 +151,72 @@ def test_runk_host_address_opens_the_egress_listeners_beyond_loopback(tmp_path: 
     assert code == 0 and doc["gateway"]["egressAddress"] == "10.0.0.5"
     code, out = init(*lite, "--data-dir", str(tmp_path / "x"), "--egress-address", "lite.ns.svc")
     assert code != 0 and "--egress-address: must be an IP address" in out and "Traceback" not in out
+
+
+def test_cert_sans_go_into_the_config_and_the_serving_certificate(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from atoll.node.pki import server_hosts
+    from atoll.pki import ensure_pki
+
+    code, out = init("--mode", "master", "-d", "m", "--data-dir", str(tmp_path / "m"), "--cert-san", "lb.example",
+                     "--cert-san", "10.1.2.3")
+    assert code == 0, out
+    config = load_config(tmp_path / "m" / "kuscia.yaml")
+    assert config.cert_sans == ("lb.example", "10.1.2.3")
+    assert yaml.safe_load((tmp_path / "m" / "kuscia.yaml").read_text())["apiserver"]["certSANs"] == [
+        "lb.example", "10.1.2.3"]
+    cert_file = tmp_path / "m" / "pki" / "apiserver.crt"
+
+    def names() -> list[str]:
+        san = x509.load_pem_x509_certificate(cert_file.read_bytes()).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value
+        return [str(v) for v in (*san.get_values_for_type(x509.DNSName), *san.get_values_for_type(x509.IPAddress))]
+
+    assert {"localhost", "127.0.0.1", "lb.example", "10.1.2.3"} <= set(names())
+    before = cert_file.read_bytes()
+    ensure_pki(tmp_path / "m" / "pki", extra_hosts=server_hosts(config))
+    assert cert_file.read_bytes() == before  # covered: kept
+    ensure_pki(tmp_path / "m" / "pki", extra_hosts=(*server_hosts(config), "new.example"))
+    assert "new.example" in names()  # a SAN added to the config later: reissued at start
+
+
+def test_cert_sans_and_shared_key_errors_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"mode": "master", "domainID": "m", "dataDir": "d",
+                                    "apiserver": {"certSANs": "lb.example"}}))
+    with pytest.raises(ConfigError, match=r"apiserver\.certSANs: must be a list"):
+        load_config(path)
+    code, out = init("--mode", "master", "-d", "m", "--data-dir", str(tmp_path / "n"),
+                     "--shared-pki-key-file", str(tmp_path / "k"))
+    assert code == 1 and "needs a PostgreSQL or MySQL --datastore-endpoint" in out and out.count("\n") == 1
+    (tmp_path / "short").write_text(base64.b64encode(b"x" * 16).decode())
+    code, out = init("--mode", "master", "-d", "m", "--data-dir", str(tmp_path / "n"), "-e", "postgresql://u@h/db",
+                     "--shared-pki-key-file", str(tmp_path / "short"))
+    assert code == 1 and "must be 32 bytes" in out and out.count("\n") == 1
+
+
+def test_a_data_dir_runs_one_master_at_a_time(tmp_path: Path) -> None:
+    import os
+
+    from atoll.node.run_lock import data_dir_lock
+
+    with data_dir_lock(tmp_path / "d"):
+        with pytest.raises(ConfigError, match=f"in use by another atoll master \\(pid {os.getpid()}\\)"):
+            with data_dir_lock(tmp_path / "d"):
+                pass
+        assert mode(tmp_path / "d" / "run" / "master.lock") == 0o600
+    with data_dir_lock(tmp_path / "d"):  # released on exit
+        pass
+
+
+def test_status_hides_the_datastore_password_and_names_the_leader() -> None:
+    from atoll.cli.status import _leader_line, _redacted
+
+    assert _redacted("postgresql://atoll:s3cret@db:5432/atoll") == "postgresql://atoll:***@db:5432/atoll"
+    assert "s3cret" not in _redacted("mysql://root:s3cret@db/atoll?pollInterval=50ms")
+    assert _redacted("").startswith("sqlite")
+    lease = {"spec": {"holderIdentity": "vm_10.0.0.1:6443_ab12cd34", "leaseTransitions": 2}}
+    assert "(this master" in _leader_line(lease, "10.0.0.1:6443")
+    assert "(another master" in _leader_line(lease, "10.0.0.1:644")  # a prefix of the port is not a match
+    assert "none" in _leader_line({"spec": {}}, "10.0.0.1:6443")

@@ -136,7 +136,9 @@ class ResourceHandlers:
                 return await self.delete_collection(request, route)
             raise errors.MethodNotAllowed(f"{method} is not supported on a collection")
         if method == "GET":
-            cached = self.objects.get(route.rd, route.namespace, route.name)
+            cached = self.objects.cache.get(route.rd.key(route.namespace, route.name))
+            if cached is None:  # acknowledged through another master but not here yet?
+                cached = await self.objects.current(route.rd, route.namespace, route.name)
             return self._one(request, route.rd, cached.obj, raw=cached.raw)
         if method == "PUT":
             return await self.update(request, route)
@@ -294,7 +296,7 @@ class ResourceHandlers:
         opts.record_managed_fields = False
         for _ in range(3):
             try:
-                self.objects.get(rd, route.namespace, name)
+                await self.objects.current(rd, route.namespace, name)
             except errors.NotFound:
                 if route.subresource:
                     raise

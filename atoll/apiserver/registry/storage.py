@@ -120,6 +120,12 @@ class ResourceStorage:
             return await self._fresh(rd, namespace, name)
         return cached
 
+    async def current(self, rd: ResourceDef, namespace: str | None, name: str) -> Cached:
+        """``get`` for a request that must not answer 404 for an object another master has
+        acknowledged (GET, apply): a cache miss is checked against the store."""
+        cached = self.cache.get(rd.key(namespace, name))
+        return cached if cached is not None else await self._fresh(rd, namespace, name)
+
     async def _fresh(self, rd: ResourceDef, namespace: str | None, name: str) -> Cached:
         """Current object straight from the store (after a precondition failed on a stale cache)."""
         kv = await self.store.get(rd.key(namespace, name))
@@ -258,7 +264,14 @@ class ResourceStorage:
         """Read-modify-write with optimistic concurrency; ``mutate`` returns the desired object."""
         current = await self._current(rd, namespace, name, pinned_revision)
         for _ in range(MAX_RETRIES):
-            wanted = mutate(current.obj)
+            try:
+                wanted = mutate(current.obj)
+            except errors.Conflict:  # a pin newer than this cache (written through another master)?
+                fresh = await self._fresh(rd, namespace, name)
+                if fresh.revision == current.revision:
+                    raise
+                current = fresh
+                wanted = mutate(current.obj)
             new = self._merge_update(rd, current.obj, wanted, subresource)
             attrs = Attributes(
                 "UPDATE",

@@ -174,5 +174,5 @@ class ProxySubresource:
     relays_body: bool = True
 
     async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
-        storage.get(call.rd, call.namespace, call.name)  # 404 for an unknown object
+        await storage.current(call.rd, call.namespace, call.name)  # 404 for an unknown object
         return RelayReply(self.resolve(call.name))

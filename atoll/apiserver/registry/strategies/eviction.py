@@ -72,7 +72,7 @@ class BudgetedEviction:
         options = body.get("deleteOptions") or {}
         if not isinstance(options, dict):
             raise errors.BadRequest("deleteOptions must be an object")
-        pod = storage.get(call.rd, call.namespace, call.name).obj
+        pod = (await storage.current(call.rd, call.namespace, call.name)).obj
         if not self._exempt(pod):
             budgets = budgets_for(self.cache, pod)
             if len(budgets) > 1:

@@ -49,7 +49,7 @@ class ExecSubresource:
             raise errors.BadRequest(f"Upgrade request required: pods/{call.subresource} is a WebSocket endpoint "
                                     "(remotecommand v5.channel.k8s.io)")
         assert call.namespace is not None
-        pod = storage.get(call.rd, call.namespace, call.name).obj
+        pod = (await storage.current(call.rd, call.namespace, call.name)).obj
         container = pick_container(pod, str(call.query.get("container", "")))
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             raise errors.BadRequest(f"cannot exec into a container in a completed pod; current phase is "

@@ -59,7 +59,7 @@ class ScaleSubresource:
 
     async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
         if call.method == "GET":
-            return StatusReply(to_scale(storage.get(call.rd, call.namespace, call.name).obj))
+            return StatusReply(to_scale((await storage.current(call.rd, call.namespace, call.name)).obj))
         if call.method not in ("PUT", "PATCH"):
             raise method_not_allowed(call)
         body = require_body(call)

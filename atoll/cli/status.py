@@ -1,0 +1,95 @@
+"""``atoll status -c CONFIG``: is this master up, which master leads, how far along is its store.
+
+Asks the running master of the config's data dir (``run/apiserver.url``) with its admin token:
+``/readyz``, the resourceVersion of a LIST (the shared log's revision), and the controller
+manager's Lease in the master's domain namespace. The Lease's holderIdentity names the leader's
+``host:port`` (``hostname_host:port_suffix``), so with several masters on one database the output
+says whether *this* master leads. The same fact is the ``atoll_leader`` gauge on ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+from atoll.cli.common import fail, load
+
+LEASE = "kuscia-controller-manager"
+
+
+def _get(url: str, ctx: ssl.SSLContext, token: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, context=ctx, timeout=5) as resp:
+            body = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body.decode(errors="replace")
+
+
+def _redacted(endpoint: str) -> str:
+    if not endpoint:
+        return "sqlite (embedded, this master only)"
+    parts = urlsplit(endpoint)
+    if parts.password:
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}{port}")
+    return urlunsplit(parts)
+
+
+def _leader_line(lease: Any, address: str) -> str:
+    spec = (lease or {}).get("spec") or {}
+    holder = str(spec.get("holderIdentity") or "")
+    if not holder:
+        return "leader:    none (the lease is free)"
+    mine = f"_{address}_" in f"{holder}_"
+    renewed = spec.get("renewTime") or ""
+    age = ""
+    if renewed:
+        when = dt.datetime.fromisoformat(renewed.replace("Z", "+00:00"))
+        age = f", renewed {(dt.datetime.now(dt.UTC) - when).total_seconds():.1f} s ago"
+    who = "this master" if mine else "another master"
+    return f"leader:    {holder} ({who}{age}, {spec.get('leaseTransitions', 0)} transitions)"
+
+
+@click.command()
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), required=True)
+def status(config_path: Path) -> None:
+    """Show this master's state and which master leads the controllers."""
+    from atoll.node.master import endpoint_file
+    from atoll.pki import PKI
+
+    config = load(config_path)
+    if config.mode != "master":
+        fail("atoll status: only masters have one (this config is mode " + config.mode + ")")
+    running = endpoint_file(config.data_dir)
+    if not running.exists():
+        fail(f"the master of {config.data_dir} is not running ({running} does not exist)")
+    url = running.read_text().strip()
+    pki = PKI(config.data_dir / "pki")
+    ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+    token = pki.admin_token.read_text().strip()
+    try:
+        ready, _ = _get(f"{url}/readyz", ctx, token)
+        _, listed = _get(f"{url}/api/v1/namespaces?limit=1", ctx, token)
+        _, lease = _get(f"{url}/apis/coordination.k8s.io/v1/namespaces/{config.domain_id}/leases/{LEASE}", ctx, token)
+    except (urllib.error.URLError, OSError) as exc:
+        fail(f"the master at {url} does not answer: {exc}")
+    revision = ((listed or {}).get("metadata") or {}).get("resourceVersion", "?")
+    click.echo(f"master:    {url} ({'ready' if ready == 200 else f'not ready: {ready}'})")
+    click.echo(f"datastore: {_redacted(config.datastore_endpoint)}")
+    click.echo(f"revision:  {revision}")
+    click.echo(_leader_line(lease, urlsplit(url).netloc))
