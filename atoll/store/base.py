@@ -127,6 +127,10 @@ class Store(Protocol):
     async def current_revision(self) -> int:
         """The highest revision written (by any replica sharing the database)."""
 
+    @property
+    def exclusive(self) -> bool:
+        """True while this process is known to be the store's only writer."""
+
     async def compacted_revision(self) -> int:
         """Revisions at or below this one may have been compacted away."""
 

@@ -190,6 +190,12 @@ class LogStore:
             await self._sync(rev)  # every id <= rev is now committed (or filled)
         return max(rev, (await self.driver.meta())[0])
 
+    @property
+    def exclusive(self) -> bool:
+        """This process is the store's only writer (SQLite, no other writer seen): what it
+        acknowledged is all there is, so a cache miss needs no database read."""
+        return self._exclusive
+
     async def compacted_revision(self) -> int:
         if self._exclusive:
             return self._compact_rev

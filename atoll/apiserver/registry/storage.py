@@ -124,7 +124,11 @@ class ResourceStorage:
         """``get`` for a request that must not answer 404 for an object another master has
         acknowledged (GET, apply): a cache miss is checked against the store."""
         cached = self.cache.get(rd.key(namespace, name))
-        return cached if cached is not None else await self._fresh(rd, namespace, name)
+        if cached is not None:
+            return cached
+        if self.store.exclusive:  # the only writer: no other master can have acknowledged it
+            raise errors.not_found(rd.plural, rd.group, name)
+        return await self._fresh(rd, namespace, name)
 
     async def _fresh(self, rd: ResourceDef, namespace: str | None, name: str) -> Cached:
         """Current object straight from the store (after a precondition failed on a stale cache)."""
