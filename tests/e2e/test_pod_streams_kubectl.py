@@ -35,8 +35,9 @@ import socket, sys, threading
 srv = socket.create_server(("127.0.0.1", int(sys.argv[1])))
 def serve(conn):
     with conn:
+        conn.sendall(b"echo:")
         while data := conn.recv(65536):
-            conn.sendall(b"echo:" + data)
+            conn.sendall(data)
 while True:
     threading.Thread(target=serve, args=(srv.accept()[0],), daemon=True).start()
 """
@@ -244,7 +245,10 @@ def test_official_python_client_attach_and_port_forward(lite: Lite) -> None:
     sock = forward.socket(target)
     sock.settimeout(10)
     sock.sendall(b"py-ping")
-    assert sock.recv(100) == b"echo:py-ping"
+    got = b""
+    while len(got) < len(b"echo:py-ping"):
+        got += sock.recv(100)
+    assert got == b"echo:py-ping"
     sock.close()
     assert forward.error(target) is None
     closed = free_port()
