@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from atoll.agent.execserver import CLOSE, ERROR, PROTOCOLS, RESIZE, STDIN, STDOUT, exit_status
+from atoll.agent.execserver import CLOSE, ERROR, PROTOCOLS, RESIZE, STDIN, STDOUT, channel_message, exit_status
 from atoll.agent.runp.logs import log_path
 from atoll.agent.runp.runtime import RunP
 from atoll.agent.runp.stdio import ContainerStdio
@@ -98,9 +98,10 @@ class AttachSession:
 
     async def _read_client(self) -> None:
         async for msg in self.ws:
-            if msg.type != WSMsgType.BINARY or not msg.data or self.stdio is None:
+            raw = channel_message(msg)
+            if not raw or self.stdio is None:
                 continue
-            channel, data = msg.data[0], msg.data[1:]
+            channel, data = raw[0], raw[1:]
             if channel == STDIN and self.want_stdin:
                 self.stdio.write(data)
             elif channel == RESIZE:
