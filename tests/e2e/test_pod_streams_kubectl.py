@@ -7,14 +7,17 @@ WebSocket); kubectl 1.27 only SPDY and gets one clear error line."""
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
 import pty
 import select
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,6 +92,7 @@ def on_a_terminal(k: Kubectl, *args: str, typed: bytes, timeout: float = 60) -> 
     """Run kubectl on a pseudo-terminal, type ``typed`` once it prints anything (or after 2 s), and
     return its exit code and everything it printed."""
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
     proc = subprocess.Popen(k.args(*args), stdin=slave, stdout=slave, stderr=slave, env=k.env, cwd=k.workdir)
     os.close(slave)
     out, deadline, start_at = b"", time.monotonic() + timeout, time.monotonic()
@@ -138,12 +142,12 @@ def test_run_interactive_and_with_a_terminal(lite: Lite) -> None:
 
 def test_attach_to_a_running_terminal_with_kubectl_133(lite: Lite) -> None:
     k133 = make_kubectl("1.33", lite.server, lite.base / "kubectl133")
-    k133.apply(pod_yaml("shell", ["sh", "-c", "while read l; do echo \"said:$l\"; done"], stdin=True, tty=True),
+    k133.apply(pod_yaml("shell", ["sh", "-c", 'read l; echo "said:$l"; stty size'], stdin=True, tty=True),
                "shell.yaml")
     running(k133, "shell")
-    code, printed = on_a_terminal(k133, "attach", "-it", "shell", "-n", NS, typed=b"hi\rstty size\r\x04",
-                                  timeout=30)
-    assert "said:hi" in printed, printed
+    code, printed = on_a_terminal(k133, "attach", "-it", "shell", "-n", NS, typed=b"hi\r", timeout=30)
+    assert code == 0 and "said:hi" in printed, printed
+    assert "33 111" in printed, printed  # kubectl's terminal size reached the container's terminal
     until(lambda: "said:hi" in k133.out("logs", "shell", "-n", NS), 10)  # the terminal's output is logged
     k133.run("delete", "pod", "shell", "-n", NS, "--wait=false")
 
