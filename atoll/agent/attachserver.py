@@ -103,7 +103,7 @@ class AttachSession:
                 continue
             channel, data = raw[0], raw[1:]
             if channel == STDIN and self.want_stdin:
-                self.stdio.write(data)
+                await self.stdio.write(data)
             elif channel == RESIZE:
                 with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
                     size = orjson.loads(data)

@@ -139,7 +139,7 @@ class LogServer(LogEndpoint):
         ns, pod = request.match_info["namespace"], request.match_info["pod"]
         if self.runtime.worker(ns, pod) is None:
             raise web.HTTPNotFound(text=f'pod "{pod}" is not running on this node')
-        return await serve_portforward(pod, request)
+        return await serve_portforward(pod, self.config.address, request)
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         require_apiserver(request)

@@ -12,7 +12,8 @@ WebSocket, in either of the two protocols clients speak.
   are finished when the pod's side closes.
 
 RunP pods share the node's network namespace, so a pod's port is ``127.0.0.1:<port>`` on the
-node (what the kubelet's port-forward reaches inside the pod's namespace).
+node (what the kubelet's port-forward reaches inside the pod's namespace); a process that listens
+only on the pod IP (the node's address) is reached there when loopback refuses.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from atoll.agent import spdy
 V4 = "v4.channel.k8s.io"
 SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 PROTOCOLS = (V4, SPDY_TUNNEL)
-HOST = "127.0.0.1"
+LOOPBACK = "127.0.0.1"
 CHUNK = 32 * 1024
 
 
@@ -43,6 +44,16 @@ def parse_ports(query: Any) -> list[int]:
     return ports
 
 
+async def connect(hosts: tuple[str, ...], port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection to ``port`` on the first of ``hosts`` that accepts it."""
+    for host in hosts[:-1]:
+        try:
+            return await asyncio.open_connection(host, port)
+        except ConnectionRefusedError:
+            continue
+    return await asyncio.open_connection(hosts[-1], port)
+
+
 def _refused(port: int, pod: str, exc: OSError) -> bytes:
     return f"error forwarding port {port} to pod {pod}: {exc.strerror or exc}".encode()
 
@@ -55,8 +66,8 @@ async def _send(ws: web.WebSocketResponse, data: bytes) -> None:
 class ChannelForward:
     """``v4.channel.k8s.io``: one TCP connection per requested port."""
 
-    def __init__(self, ws: web.WebSocketResponse, pod: str, ports: list[int]) -> None:
-        self.ws, self.pod, self.ports = ws, pod, ports
+    def __init__(self, ws: web.WebSocketResponse, pod: str, hosts: tuple[str, ...], ports: list[int]) -> None:
+        self.ws, self.pod, self.hosts, self.ports = ws, pod, hosts, ports
         self.writers: dict[int, asyncio.StreamWriter] = {}
 
     async def run(self) -> None:
@@ -75,7 +86,7 @@ class ChannelForward:
         await _send(self.ws, bytes([2 * index]) + prefix)
         await _send(self.ws, bytes([2 * index + 1]) + prefix)
         try:
-            reader, self.writers[index] = await asyncio.open_connection(HOST, port)
+            reader, self.writers[index] = await connect(self.hosts, port)
         except OSError as exc:
             await _send(self.ws, bytes([2 * index + 1]) + _refused(port, self.pod, exc))
             return
@@ -97,8 +108,8 @@ class ChannelForward:
 class SpdyForward:
     """``SPDY/3.1+portforward.k8s.io``: SPDY streams over the WebSocket, a TCP connection per data stream."""
 
-    def __init__(self, ws: web.WebSocketResponse, pod: str) -> None:
-        self.ws, self.pod = ws, pod
+    def __init__(self, ws: web.WebSocketResponse, pod: str, hosts: tuple[str, ...]) -> None:
+        self.ws, self.pod, self.hosts = ws, pod, hosts
         self.reader, self.writer = spdy.FrameReader(), spdy.FrameWriter()
         self.error_streams: dict[str, int] = {}  # requestID → error stream id
         self.inbound: dict[int, asyncio.Queue[bytes | None]] = {}  # data stream → bytes for the pod
@@ -163,7 +174,7 @@ class SpdyForward:
         try:
             if not 0 < port < 65536:
                 raise OSError(f"invalid port {port}")
-            reader, writer = await asyncio.open_connection(HOST, port)
+            reader, writer = await connect(self.hosts, port)
         except OSError as exc:
             if error_stream is not None:
                 await _send(self.ws, self.writer.data(error_stream, _refused(port, self.pod, exc), fin=True))
@@ -194,15 +205,16 @@ class SpdyForward:
                 writer.write_eof()
 
 
-async def serve_portforward(pod: str, request: web.Request) -> web.StreamResponse:
+async def serve_portforward(pod: str, pod_ip: str, request: web.Request) -> web.StreamResponse:
     """Serve one port-forward WebSocket for ``pod`` (the caller checked it runs here)."""
+    hosts = (LOOPBACK,) if pod_ip in ("", LOOPBACK) else (LOOPBACK, pod_ip)
     ports = parse_ports(request.query)
     ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
     await ws.prepare(request)
     if ws.ws_protocol == SPDY_TUNNEL:
-        await SpdyForward(ws, pod).run()
+        await SpdyForward(ws, pod, hosts).run()
     elif ws.ws_protocol == V4 and ports:
-        await ChannelForward(ws, pod, ports).run()
+        await ChannelForward(ws, pod, hosts, ports).run()
     else:
         await ws.close(message=b"port-forward needs v4.channel.k8s.io with ports, or SPDY/3.1+portforward.k8s.io")
         return ws

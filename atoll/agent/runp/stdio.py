@@ -27,6 +27,7 @@ import termios
 from pathlib import Path
 
 CHUNK = 32 * 1024
+WRITE_RETRY_SECONDS = 0.01
 LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 
@@ -51,19 +52,25 @@ class ContainerStdio:
             os.close(self.child_fd)
             self.child_fd = -1
 
-    def write(self, data: bytes) -> None:
-        """Attached input; dropped once stdin is closed or when the container does not read it fast enough."""
-        if self.closed or not data:
-            return
-        with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError):
-            os.write(self._agent_fd, data)
+    async def write(self, data: bytes) -> None:
+        """Attached input, waiting while the pipe or terminal is full (the container reads slower
+        than the client types); dropped once stdin is closed or the container is gone."""
+        view = memoryview(data)
+        while view and not self.closed:
+            try:
+                view = view[os.write(self._agent_fd, view):]
+            except BlockingIOError:
+                await asyncio.sleep(WRITE_RETRY_SECONDS)
+            except OSError:  # EPIPE/EIO: nobody reads any more
+                return
 
     def close_stdin(self) -> None:
         """End of input: close the pipe, or type ``^D`` on the terminal (which stays the output)."""
         if self.closed:
             return
         if self.tty:
-            self.write(b"\x04")
+            with contextlib.suppress(OSError):
+                os.write(self._agent_fd, b"\x04")
             return
         self.closed = True
         with contextlib.suppress(OSError):
