@@ -214,6 +214,16 @@ def test_port_forward_with_kubectl_132_and_133(lite: Lite) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+    closed, local = free_port(), free_port()
+    proc = k.popen("port-forward", "pod/echo", f"{local}:{closed}", "-n", NS)
+    try:
+        assert proc.stdout is not None and "Forwarding from" in proc.stdout.readline()
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as s:
+            assert s.recv(10) == b""  # the pod refused: kubectl closes the local connection
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert f"error forwarding port {closed} to pod echo" in err, err
     old = make_kubectl("1.27", lite.server, lite.base / "kubectl127")
     local = free_port()
     refused = old.popen("port-forward", "pod/echo", f"{local}:{target}", "-n", NS)
