@@ -30,7 +30,7 @@ V4 = "v4.channel.k8s.io"
 SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 PROTOCOLS = (V4, SPDY_TUNNEL)
 LOOPBACK = "127.0.0.1"
-CHUNK = 32 * 1024
+CHUNK = 256 * 1024
 
 
 def parse_ports(query: Any) -> list[int]:
