@@ -165,6 +165,10 @@ def test_debug_runs_an_ephemeral_container_in_the_pod(lite: Lite) -> None:
     assert [c["name"] for c in spec] == ["dbg"] and spec[0]["stdin"] is True
     assert k.out("logs", "target", "-c", "dbg", "-n", NS) == "debug:zz:target"
     assert k.out("get", "pod", "target", "-n", NS, "-o", "jsonpath={.status.phase}") == "Running"
+    k133 = make_kubectl("1.33", lite.server, lite.base / "kubectl133dbg")
+    code, printed = on_a_terminal(k133, "debug", "-it", "target", "-n", NS, "--image=app:v1", "--container=dbgtty",
+                                  "--", "sh", typed=b"echo dbg-$((6*7))\rexit\r")
+    assert code == 0 and "dbg-42" in printed, printed
 
 
 def _echo_pod(k: Kubectl, port: int) -> None:
@@ -229,6 +233,9 @@ def test_port_forward_with_kubectl_132_and_133(lite: Lite) -> None:
     refused = old.popen("port-forward", "pod/echo", f"{local}:{target}", "-n", NS)
     _, err = refused.communicate(timeout=30)
     assert refused.returncode != 0 and "SPDY/3.1+portforward.k8s.io" in err, err
+    attach = old.run("attach", "echo", "-n", NS, check=False, timeout=30)
+    assert attach.returncode != 0 and "v5.channel.k8s.io" in attach.stderr, attach.stderr
+    assert attach.stderr.strip().splitlines()[-1].startswith("Error from server (BadRequest): "), attach.stderr
 
 
 def test_official_python_client_attach_and_port_forward(lite: Lite) -> None:
