@@ -44,20 +44,19 @@ def require_websocket(call: SubresourceCall, spdy_refusal: str, protocol: str) -
                                 f"({protocol})")
 
 
-def running_pod(cache: WatchCache, storage: ResourceStorage, call: SubresourceCall, verb: str) -> tuple[JSON, str]:
-    """The pod of ``call`` and its node's kubelet endpoint; 400 when it finished or has no (known) node."""
-    assert call.namespace is not None
-    pod = storage.get(call.rd, call.namespace, call.name).obj
+def node_of_running(cache: WatchCache, pod: JSON, verb: str) -> str:
+    """The kubelet endpoint of the node running ``pod``; 400 when it finished or has no (known) node."""
+    name = pod["metadata"]["name"]
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         raise errors.BadRequest(f"cannot {verb} a container in a completed pod; current phase is "
                                 f"{pod['status']['phase']}")
     node_name = (pod.get("spec") or {}).get("nodeName")
     if not node_name:
-        raise errors.BadRequest(f"pod {call.name} does not have a host assigned")
+        raise errors.BadRequest(f"pod {name} does not have a host assigned")
     node = cache.get(f"/core/nodes/{node_name}")
     if node is None:
-        raise errors.BadRequest(f'node "{node_name}" of pod {call.name} is not registered')
-    return pod, node_endpoint(node.obj)
+        raise errors.BadRequest(f'node "{node_name}" of pod {name} is not registered')
+    return node_endpoint(node.obj)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +71,7 @@ class ExecSubresource:
         assert call.namespace is not None
         pod = storage.get(call.rd, call.namespace, call.name).obj
         container = pick_container(pod, str(call.query.get("container", "")))
-        pod, url = running_pod(self.cache, storage, call, "exec into")
+        url = node_of_running(self.cache, pod, "exec into")
         command = _all(call.query, "command")
         if not command:
             raise errors.BadRequest("you must specify at least one command for the container")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from atoll.api import errors
 from atoll.apiserver.cache.watchcache import WatchCache
 from atoll.apiserver.registry.podlog import pick_container
-from atoll.apiserver.registry.strategies.podexec import WEBSOCKET_ONLY, require_websocket, running_pod
+from atoll.apiserver.registry.strategies.podexec import WEBSOCKET_ONLY, node_of_running, require_websocket
 from atoll.apiserver.registry.subresources import Reply, SubresourceCall, UpgradeReply
 
 if TYPE_CHECKING:
@@ -52,8 +52,9 @@ class AttachSubresource:
     async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
         require_websocket(call, WEBSOCKET_ONLY, "remotecommand v5.channel.k8s.io")
         assert call.namespace is not None
-        pod, url = running_pod(self.cache, storage, call, "attach to")
+        pod = storage.get(call.rd, call.namespace, call.name).obj
         container = pick_container(pod, str(call.query.get("container", "")))
+        url = node_of_running(self.cache, pod, "attach to")
         params = tuple((k, str(call.query[k])) for k in ATTACH_PARAMS if k in call.query)
         return UpgradeReply(url, f"/attach/{call.namespace}/{call.name}/{container}", params)
 
@@ -69,5 +70,5 @@ class PortForwardSubresource:
         require_websocket(call, PORTFORWARD_SPDY_ONLY, "v4.channel.k8s.io or SPDY/3.1+portforward.k8s.io")
         assert call.namespace is not None
         ports = _ports(call.query)
-        _pod, url = running_pod(self.cache, storage, call, "port-forward to")
+        url = node_of_running(self.cache, storage.get(call.rd, call.namespace, call.name).obj, "port-forward to")
         return UpgradeReply(url, f"/portForward/{call.namespace}/{call.name}", tuple(("ports", p) for p in ports))
