@@ -51,6 +51,8 @@ class Lite:
     kubectl: Kubectl
     base: Path
     server: RunningServer
+    config: Path
+    agent: subprocess.Popen[bytes]
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +61,13 @@ def lite(module_server: RunningServer, tmp_path_factory: pytest.TempPathFactory)
     kubectl = make_kubectl("1.32", module_server, base / "kubectl")
     kubectl.apply(DOMAIN.format(domain=NS), "domain.yaml")
     config = init_lite(module_server, base, NS)
-    agent = start(config)
+    lite = Lite(kubectl, base, module_server, config, start(config))
     try:
         until(lambda: node_ready(kubectl, f"{NS}-node") == "Ready", 30)
         until(functools.partial(namespace_exists, kubectl, NS), 30)
-        yield Lite(kubectl, base, module_server)
+        yield lite
     finally:
-        stop(agent)
+        stop(lite.agent)
         kill_leftovers(base / NS)
 
 
@@ -277,3 +279,24 @@ def test_official_python_client_attach_and_port_forward(lite: Lite) -> None:
     refused = portforward(core.connect_get_namespaced_pod_portforward, "echo", NS, ports=str(closed))
     until(lambda: refused.error(closed) is not None, 10)
     assert f"error forwarding port {closed} to pod echo" in str(refused.error(closed))
+
+
+def test_attach_after_an_agent_restart_streams_the_adopted_containers_output(lite: Lite) -> None:
+    """The container outlives its agent; its stdin (held by the old agent) is gone, its output is not."""
+    k = lite.kubectl
+    k.apply(pod_yaml("survivor", ["sh", "-c", "while :; do echo tick; sleep 0.2; done"], stdin=True), "survivor.yaml")
+    running(k, "survivor")
+    stop(lite.agent)
+    lite.agent = start(lite.config)
+    # the new agent publishes its new kubelet port: logs through it work again
+    until(lambda: "tick" in k.run("logs", "survivor", "-n", NS, "--tail=1", check=False).stdout, 30)
+    proc = k.popen("attach", "survivor", "-n", NS)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert first == "tick", err
+    restarts = "jsonpath={.status.containerStatuses[0].restartCount}"
+    assert k.out("get", "pod", "survivor", "-n", NS, "-o", restarts) == "0"
