@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,13 @@ CHUNK = 1 << 20
 
 def _flag(query: Any, name: str) -> bool:
     return str(query.get(name, "")).lower() in ("1", "true")
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _read_from(path: Path, offset: int) -> tuple[bytes, int]:
@@ -83,6 +91,9 @@ class AttachSession:
     async def _tail(self, offset: int) -> None:
         while True:
             running = self._running()
+            if running and _size(self.path) == offset:  # one stat per poll; read (in a thread) only when grown
+                await asyncio.sleep(POLL_SECONDS)
+                continue
             data, offset = await asyncio.to_thread(_read_from, self.path, offset)
             if data:
                 if self.want_stdout:

@@ -64,11 +64,12 @@ async def _send(ws: web.WebSocketResponse, data: bytes) -> None:
 
 
 class ChannelForward:
-    """``v4.channel.k8s.io``: one TCP connection per requested port."""
+    """``v4.channel.k8s.io``: one TCP connection per requested port; what the client sends before
+    the connection is up waits in a queue."""
 
     def __init__(self, ws: web.WebSocketResponse, pod: str, hosts: tuple[str, ...], ports: list[int]) -> None:
         self.ws, self.pod, self.hosts, self.ports = ws, pod, hosts, ports
-        self.writers: dict[int, asyncio.StreamWriter] = {}
+        self.inbound: list[asyncio.Queue[bytes | None]] = [asyncio.Queue() for _ in ports]
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -78,31 +79,43 @@ class ChannelForward:
             await asyncio.wait([ports, reader], return_when=asyncio.FIRST_COMPLETED)
             for task in (reader, ports, *pumps):
                 task.cancel()
-        for writer in self.writers.values():
-            writer.close()
 
     async def _port(self, index: int, port: int) -> None:
         prefix = port.to_bytes(2, "little")
         await _send(self.ws, bytes([2 * index]) + prefix)
         await _send(self.ws, bytes([2 * index + 1]) + prefix)
         try:
-            reader, self.writers[index] = await connect(self.hosts, port)
+            reader, writer = await connect(self.hosts, port)
         except OSError as exc:
             await _send(self.ws, bytes([2 * index + 1]) + _refused(port, self.pod, exc))
             return
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(CHUNK):
-                await _send(self.ws, bytes([2 * index]) + data)
+        to_pod = asyncio.create_task(to_connection(self.inbound[index], writer))
+        try:
+            with contextlib.suppress(ConnectionError):
+                while data := await reader.read(CHUNK):
+                    await _send(self.ws, bytes([2 * index]) + data)
+        finally:
+            to_pod.cancel()
+            writer.close()
 
     async def _read_client(self) -> None:
         async for msg in self.ws:
             if msg.type != WSMsgType.BINARY or len(msg.data) < 2 or msg.data[0] % 2:
                 continue
-            writer = self.writers.get(msg.data[0] // 2)
-            if writer is not None and not writer.is_closing():
-                writer.write(msg.data[1:])
-                with contextlib.suppress(ConnectionResetError, BrokenPipeError):
-                    await writer.drain()
+            index = msg.data[0] // 2
+            if index < len(self.inbound):
+                self.inbound[index].put_nowait(bytes(msg.data[1:]))
+
+
+async def to_connection(queue: asyncio.Queue[bytes | None], writer: asyncio.StreamWriter) -> None:
+    """Write what the client sends (queued) to the pod's connection; ``None`` half-closes it."""
+    while (data := await queue.get()) is not None:
+        writer.write(data)
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            await writer.drain()
+    with contextlib.suppress(OSError):
+        if writer.can_write_eof():
+            writer.write_eof()
 
 
 class SpdyForward:
@@ -180,7 +193,7 @@ class SpdyForward:
                 await _send(self.ws, self.writer.data(error_stream, _refused(port, self.pod, exc), fin=True))
             await _send(self.ws, self.writer.data(stream, fin=True))
             return
-        to_pod = asyncio.create_task(self._to_pod(stream, writer))
+        to_pod = asyncio.create_task(to_connection(self.inbound[stream], writer))
         try:
             with contextlib.suppress(ConnectionError):
                 while data := await reader.read(CHUNK):
@@ -193,16 +206,6 @@ class SpdyForward:
             to_pod.cancel()
             writer.close()
             self.inbound.pop(stream, None)
-
-    async def _to_pod(self, stream: int, writer: asyncio.StreamWriter) -> None:
-        queue = self.inbound[stream]
-        while (data := await queue.get()) is not None:
-            writer.write(data)
-            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
-                await writer.drain()
-        with contextlib.suppress(OSError):
-            if writer.can_write_eof():
-                writer.write_eof()
 
 
 async def serve_portforward(pod: str, pod_ip: str, request: web.Request) -> web.StreamResponse:
