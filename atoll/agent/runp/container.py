@@ -108,7 +108,7 @@ class ContainerRunner:
             await self._back_off(time.monotonic())
         while True:
             if rec.state != "running":
-                if self.ctx.stopping.is_set():
+                if self.ctx.stopping.is_set() or (rec.ephemeral and self._kill.is_set()):
                     break
                 prepared = await self._prepare()
                 if prepared is None:
@@ -155,9 +155,18 @@ class ContainerRunner:
         return delay
 
     async def _sleep(self, seconds: float) -> None:
+        """Sleep until the pod stops (or, for an ephemeral container still waiting, it is killed)."""
         with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: 3.11's can swallow a cancel
             async with asyncio.timeout(seconds):
-                await self.ctx.stopping.wait()
+                if not self.rec.ephemeral:
+                    await self.ctx.stopping.wait()
+                    return
+                stop, kill = asyncio.ensure_future(self.ctx.stopping.wait()), asyncio.ensure_future(self._kill.wait())
+                try:
+                    await asyncio.wait([stop, kill], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop.cancel()
+                    kill.cancel()
 
     def _pod_ref(self) -> str:
         md = self.ctx.pod["metadata"]
