@@ -42,6 +42,15 @@ def exit_status(code: int) -> dict[str, Any]:
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
 
 
+def channel_message(msg: Any) -> bytes:
+    """A message's bytes: binary as is, text (the Python client sends str stdin that way) in UTF-8."""
+    if msg.type == WSMsgType.BINARY:
+        return bytes(msg.data)
+    if msg.type == WSMsgType.TEXT:
+        return str(msg.data).encode()
+    return b""
+
+
 def _failure(message: str) -> dict[str, Any]:
     return {"metadata": {}, "status": "Failure", "reason": "InternalError", "message": message}
 
@@ -123,9 +132,10 @@ class ExecSession:
 
     async def _read_client(self) -> None:
         async for msg in self.ws:
-            if msg.type != WSMsgType.BINARY or not msg.data:
+            raw = channel_message(msg)
+            if not raw:
                 continue
-            channel, data = msg.data[0], msg.data[1:]
+            channel, data = raw[0], raw[1:]
             if channel == STDIN:
                 await self._write_stdin(data)
             elif channel == RESIZE and self.master_fd is not None:

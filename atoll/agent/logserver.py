@@ -28,8 +28,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from atoll.agent.attachserver import serve_attach
 from atoll.agent.config import AgentConfig
 from atoll.agent.execserver import serve_exec
+from atoll.agent.portforward import serve_portforward
 from atoll.agent.runp.logs import log_path, read_tail, stamp
 from atoll.agent.runp.runtime import RunP
 from atoll.agent.stats import Stats, serve_summary
@@ -112,6 +114,8 @@ class LogServer(LogEndpoint):
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self.exec)
+        app.router.add_get("/attach/{namespace}/{pod}/{container}", self.attach)
+        app.router.add_get("/portForward/{namespace}/{pod}", self.port_forward)
         app.router.add_get("/stats/summary", self.stats_summary)
 
     async def stats_summary(self, request: web.Request) -> web.StreamResponse:
@@ -123,6 +127,19 @@ class LogServer(LogEndpoint):
         """``kubectl exec`` / ``cp`` through the API server (:mod:`atoll.agent.execserver`)."""
         require_apiserver(request)
         return await serve_exec(self.runtime, request)
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        """``kubectl attach`` / ``run -i`` / ``debug -i`` (:mod:`atoll.agent.attachserver`)."""
+        require_apiserver(request)
+        return await serve_attach(self.runtime, request)
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        """``kubectl port-forward`` and the Python client's ``portforward()`` (:mod:`atoll.agent.portforward`)."""
+        require_apiserver(request)
+        ns, pod = request.match_info["namespace"], request.match_info["pod"]
+        if self.runtime.worker(ns, pod) is None:
+            raise web.HTTPNotFound(text=f'pod "{pod}" is not running on this node')
+        return await serve_portforward(pod, self.config.address, request)
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         require_apiserver(request)

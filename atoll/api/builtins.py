@@ -34,7 +34,7 @@ BUILTINS: tuple[ResourceDef, ...] = (
         True,
         ("po",),
         ("all",),
-        subresources=("status", "binding", "log", "exec", "attach", "eviction"),
+        subresources=("status", "binding", "log", "exec", "attach", "portforward", "eviction", "ephemeralcontainers"),
     ),
     ResourceDef("", "v1", "Service", "services", "service", True, ("svc",), ("all",), subresources=("status",)),
     ResourceDef("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",), list_kind="EndpointsList"),

@@ -96,6 +96,9 @@ async def test_aggregated_discovery_content_type_and_core(api: Api) -> None:
     assert {"status", "log", "exec", "binding", "eviction"} <= set(subs)
     assert subs["log"]["verbs"] == ["get"]
     assert sorted(subs["exec"]["verbs"]) == ["create", "get"]
+    assert sorted(subs["attach"]["verbs"]) == sorted(subs["portforward"]["verbs"]) == ["create", "get"]
+    assert sorted(subs["ephemeralcontainers"]["verbs"]) == ["get", "patch", "update"]
+    assert subs["ephemeralcontainers"]["responseKind"] == {"group": "", "version": "v1", "kind": "Pod"}
     assert sorted(subs["status"]["verbs"]) == ["get", "patch", "update"]
     assert core["configmaps"]["verbs"] == sorted(
         ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]

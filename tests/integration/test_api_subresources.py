@@ -1,5 +1,6 @@
-"""Subresources, served by the handlers each kind's strategy registers: binding, eviction, exec
-(refused), log preconditions, namespace finalize, and methods a subresource does not serve."""
+"""Subresources, served by the handlers each kind's strategy registers: binding, eviction, the
+streaming subresources' preconditions (exec, attach, portforward), ephemeralcontainers, log
+preconditions, namespace finalize, and methods a subresource does not serve."""
 
 from __future__ import annotations
 
@@ -42,15 +43,49 @@ async def test_eviction_deletes_the_pod(api: Api) -> None:
     assert_status(await api.post(f"{PODS}/e/eviction", eviction), 404, "NotFound")
 
 
-async def test_exec_needs_websocket_attach_is_refused_and_logs_need_a_node(api: Api) -> None:
+async def test_streams_need_websocket_and_a_node(api: Api) -> None:
     await create(api, PODS, pod("x"))
     assert_status(await api.post(f"{PODS}/x/exec?command=true"), 400, "BadRequest",
                   "Upgrade request required: pods/exec is a WebSocket endpoint (remotecommand v5.channel.k8s.io)")
     spdy = await api.post(f"{PODS}/x/exec?command=true", headers={"Upgrade": "SPDY/3.1", "Connection": "Upgrade"})
     assert spdy.status == 400 and "not SPDY/3.1: use kubectl 1.30 or newer" in spdy.json["message"]
-    assert_status(await api.post(f"{PODS}/x/attach"), 501, message="the pods/attach subresource is not served "
-                                                                  "by this server yet")
+    assert_status(await api.post(f"{PODS}/x/attach"), 400, "BadRequest",
+                  "Upgrade request required: pods/attach is a WebSocket endpoint (remotecommand v5.channel.k8s.io)")
+    spdy = await api.post(f"{PODS}/x/attach?stdin=true", headers={"Upgrade": "SPDY/3.1", "Connection": "Upgrade"})
+    assert spdy.status == 400 and "v5.channel.k8s.io" in spdy.json["message"]
+    spdy = await api.post(f"{PODS}/x/portforward", headers={"Upgrade": "SPDY/3.1", "Connection": "Upgrade"})
+    assert spdy.status == 400 and "SPDY/3.1+portforward.k8s.io" in spdy.json["message"], spdy.json
+    ws = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+          "Sec-WebSocket-Version": "13"}
+    assert_status(await api.get(f"{PODS}/x/portforward?ports=80,http", headers=ws), 400, "BadRequest",
+                  "invalid port 'http' in ports: must be an integer in 1-65535")
+    assert_status(await api.get(f"{PODS}/x/attach?stdin=true", headers=ws), 400, "BadRequest",
+                  "pod x does not have a host assigned")
     assert_status(await api.get(f"{PODS}/x/log"), 400, "BadRequest", "pod x does not have a host assigned")
+
+
+async def test_ephemeral_containers_can_only_be_added(api: Api) -> None:
+    await create(api, PODS, pod("dbg"))
+    path = f"{PODS}/dbg/ephemeralcontainers"
+    debugger = {"name": "debugger", "image": "app:v1", "command": ["sh"], "stdin": True, "tty": True}
+    added = await api.patch(path, {"spec": {"ephemeralContainers": [debugger]}}, "strategic")
+    assert added.status == 200, added
+    stored = added.json["spec"]["ephemeralContainers"]
+    assert [c["name"] for c in stored] == ["debugger"] and stored[0]["terminationMessagePolicy"] == "File"
+    assert (await api.get(path)).json["spec"]["ephemeralContainers"] == stored
+    changed = await api.patch(path, {"spec": {"ephemeralContainers": [{**debugger, "image": "app:v2"}]}}, "merge")
+    assert_status(changed, 422, "Invalid", 'Pod "dbg" is invalid: spec.ephemeralContainers[0]: Forbidden: '
+                                           'existing ephemeral container "debugger" may not be changed')
+    removed = await api.patch(path, {"spec": {"ephemeralContainers": []}}, "merge")
+    assert_status(removed, 422, "Invalid")
+    assert "may not be removed" in removed.json["message"]
+    bad = {"name": "main", "image": "app:v1", "ports": [{"containerPort": 80}]}
+    refused = await api.patch(path, {"spec": {"ephemeralContainers": [debugger, bad]}}, "merge")
+    assert_status(refused, 422, "Invalid")
+    fields = [c["field"] for c in refused.json["details"]["causes"]]
+    assert fields == ["spec.ephemeralContainers[1].name", "spec.ephemeralContainers[1].ports"], fields
+    other = await api.patch(path, {"spec": {"containers": [{"name": "main", "image": "x:2"}]}}, "strategic")
+    assert other.status == 200 and other.json["spec"]["containers"][0]["image"] == "busybox:1", other
 
 
 async def test_namespace_finalize(api: Api) -> None:

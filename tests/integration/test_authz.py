@@ -100,6 +100,30 @@ async def test_domain_token_confined_to_its_namespace(api_server: RunningServer)
     assert status == 403
 
 
+async def test_pod_streams_and_debug_only_on_a_domains_own_pods(api_server: RunningServer) -> None:
+    """pods/exec, attach, portforward and ephemeralcontainers: granted to a domain's identity in its
+    namespace (RBAC passes, the request then fails for want of a WebSocket/node), 403 in another's."""
+    alice = await domain_identity(api_server, "alice")
+    await domain_identity(api_server, "bob")
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "app:v1"}]}}
+    for ns in ("alice", "bob"):
+        status, body = await call(api_server, "POST", f"/api/v1/namespaces/{ns}/pods", body=pod)
+        assert status == 201, body
+    patch = {"spec": {"ephemeralContainers": [{"name": "dbg", "image": "app:v1"}]}}
+    for sub in ("exec?command=true", "attach", "portforward?ports=80"):
+        status, body = await call(api_server, "POST", f"/api/v1/namespaces/alice/pods/p/{sub}", token=alice)
+        assert status == 400 and "Upgrade request required" in body["message"], (sub, body)
+        status, body = await call(api_server, "POST", f"/api/v1/namespaces/bob/pods/p/{sub}", token=alice)
+        resource = sub.split("?")[0]
+        assert status == 403 and f'cannot create resource "pods/{resource}"' in body["message"], (sub, body)
+    status, body = await call(api_server, "PATCH", "/api/v1/namespaces/bob/pods/p/ephemeralcontainers",
+                              token=alice, body=patch)
+    assert status == 403, body
+    status, body = await call(api_server, "PUT", "/api/v1/namespaces/alice/pods/p/ephemeralcontainers",
+                              token=alice, body={**pod, "metadata": {"name": "p", "namespace": "alice"}, **patch})
+    assert status == 200 and body["spec"]["ephemeralContainers"][0]["name"] == "dbg", body
+
+
 async def test_expired_and_foreign_tokens_are_401(api_server: RunningServer) -> None:
     token = await domain_identity(api_server, "carol")
     claims = jwt.decode(token, options={"verify_signature": False})

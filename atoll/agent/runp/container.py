@@ -27,6 +27,7 @@ from atoll.agent.runp.logs import last_lines, log_path
 from atoll.agent.runp.probes import ProbeContext, run_probe
 from atoll.agent.runp.sandbox import ContainerRecord, Sandbox
 from atoll.agent.runp.sources import ConfigMissing, Sources
+from atoll.agent.runp.stdio import ContainerStdio
 from atoll.agent.runp.volumes import (
     ANNOTATION_COMPRESSED,
     ANNOTATION_TEMPLATE_VALUES,
@@ -81,10 +82,13 @@ class ContainerRunner:
         self.ctx = ctx
         self.spec = spec
         self.rec = rec
-        self.field_path = f"spec.{'initContainers' if rec.init else 'containers'}{{{rec.name}}}"
+        kind = "initContainers" if rec.init else "ephemeralContainers" if rec.ephemeral else "containers"
+        self.field_path = f"spec.{kind}{{{rec.name}}}"
         self._kill = asyncio.Event()
         self._backoff = ctx.config.timers.backoff_initial
         self._probe_ctx: ProbeContext | None = None
+        self.stdio: ContainerStdio | None = None
+        """The running attempt's stdin/terminal when the spec asks for one (``stdin``/``tty``)."""
 
     @property
     def exec_context(self) -> ProbeContext | None:
@@ -104,7 +108,7 @@ class ContainerRunner:
             await self._back_off(time.monotonic())
         while True:
             if rec.state != "running":
-                if self.ctx.stopping.is_set():
+                if self.ctx.stopping.is_set() or (rec.ephemeral and self._kill.is_set()):
                     break
                 prepared = await self._prepare()
                 if prepared is None:
@@ -135,6 +139,8 @@ class ContainerRunner:
         rec.reason, rec.message = "ContainerCreating", ""
 
     def _restarts(self, code: int) -> bool:
+        if self.rec.ephemeral:
+            return False
         policy = (self.ctx.pod.get("spec") or {}).get("restartPolicy") or "Always"
         if self.rec.init:
             return code != 0 and policy != "Never"
@@ -149,9 +155,18 @@ class ContainerRunner:
         return delay
 
     async def _sleep(self, seconds: float) -> None:
+        """Sleep until the pod stops (or, for an ephemeral container still waiting, it is killed)."""
         with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: 3.11's can swallow a cancel
             async with asyncio.timeout(seconds):
-                await self.ctx.stopping.wait()
+                if not self.rec.ephemeral:
+                    await self.ctx.stopping.wait()
+                    return
+                stop, kill = asyncio.ensure_future(self.ctx.stopping.wait()), asyncio.ensure_future(self._kill.wait())
+                try:
+                    await asyncio.wait([stop, kill], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop.cancel()
+                    kill.cancel()
 
     def _pod_ref(self) -> str:
         md = self.ctx.pod["metadata"]
@@ -233,10 +248,18 @@ class ContainerRunner:
         for suffix in (".pid", ".exit"):
             with contextlib.suppress(FileNotFoundError):
                 (state.parent / (state.name + suffix)).unlink()
-        spawned = process.spawn(
-            prepared.command, env=prepared.env, cwd=prepared.cwd, state=state, log_file=logfile,
-            memory_kb=prepared.memory_kb, nice=prepared.nice,
-        )
+        tty, stdin = bool(self.spec.get("tty")), bool(self.spec.get("stdin"))
+        self.stdio = ContainerStdio(tty=tty, stdin_once=bool(self.spec.get("stdinOnce"))) if tty or stdin else None
+        child = self.stdio.child_fd if self.stdio else None
+        try:
+            spawned = process.spawn(
+                prepared.command, env=prepared.env, cwd=prepared.cwd, state=state, log_file=logfile,
+                memory_kb=prepared.memory_kb, nice=prepared.nice, stdin_fd=None if tty else child,
+                tty_fd=child if tty else None,
+            )
+        finally:
+            if self.stdio is not None:
+                self.stdio.spawned()
         _CHILDREN.add(spawned.pid)
         rec.pid, rec.start_time, rec.spawning = spawned.pid, spawned.start_time, False
         rec.state, rec.reason, rec.message, rec.started_at = "running", "", "", now_time()
@@ -256,14 +279,27 @@ class ContainerRunner:
         async with asyncio.TaskGroup() as tg:
             exited = tg.create_task(process.wait_exit(rec.pid, state, own_child=own), name=f"wait/{rec.name}")
             watchers = [tg.create_task(self._stop_when_asked(exited), name=f"stop/{rec.name}")]
-            if not rec.init:
+            if not rec.init and not rec.ephemeral:
                 watchers += self._start_probes(tg)
+            stdio, md = self.stdio, self.ctx.pod["metadata"]
+            logfile = log_path(self.ctx.config.root, md["namespace"], md["name"], md["uid"], rec.name, rec.attempt)
+            copier = tg.create_task(stdio.copy_terminal(logfile)) if stdio else None
             await asyncio.wait([exited])
             for task in watchers:
                 task.cancel()
+            if copier is not None:  # the terminal's last output, then give up on lingering holders
+                await asyncio.wait([copier], timeout=1.0)
+                copier.cancel()
+        if stdio is not None:
+            stdio.release()
+            self.stdio = None
         _CHILDREN.discard(rec.pid)
         process.kill_group(rec.pid, signal.SIGKILL)  # sweep anything the container left behind
         return exited.result(), started
+
+    def kill(self) -> None:
+        """Stop the running attempt (an ephemeral container when its pod finishes)."""
+        self._kill.set()
 
     async def _stop_when_asked(self, exited: asyncio.Task[int]) -> None:
         stop = asyncio.ensure_future(self.ctx.stopping.wait())

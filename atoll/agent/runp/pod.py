@@ -5,7 +5,9 @@ Phases, each idempotent so a restarted agent re-enters at the right one:
 1. **sandbox** — recover persisted records (or refuse to start a pod that already ran
    elsewhere), materialise volumes (retried while a ConfigMap/Secret is missing);
 2. **init** — init containers one at a time, in order; a failure under ``Never`` fails the pod;
-3. **run** — all containers concurrently, each with its own :class:`ContainerRunner`;
+3. **run** — all containers concurrently, each with its own :class:`ContainerRunner`; ephemeral
+   containers start as they are added to the spec (``kubectl debug``), run once, and are stopped
+   when the pod's containers finish;
 4. **idle** — a finished pod keeps its sandbox and logs until the pod object is deleted;
 5. **terminate** — on ``deletionTimestamp``: SIGTERM every process group, SIGKILL after the
    grace period, then confirm with a delete of grace 0 and remove the sandbox and logs.
@@ -68,11 +70,13 @@ class PodWorker:
         self._unsaved = False
         self._written: JSON | None = None
         self.runners: dict[str, ContainerRunner] = {}
+        self._spec_changed = asyncio.Event()
 
     # -- called by the runtime (no I/O) ----------------------------------------------------
 
     def update(self, pod: JSON) -> None:
         self.pod = pod
+        self._spec_changed.set()
         if pod["metadata"].get("deletionTimestamp"):
             self.stopping.set()
 
@@ -155,18 +159,39 @@ class PodWorker:
                 self._mark_terminal()
                 return
         async with asyncio.TaskGroup() as tg:
-            for c in spec.get("containers") or []:
-                tg.create_task(self._runner(c).run(), name=f"pod/{self.uid}/{c['name']}")
+            mains = [tg.create_task(self._runner(c).run(), name=f"pod/{self.uid}/{c['name']}")
+                     for c in spec.get("containers") or []]
+            tg.create_task(self._ephemeral(tg, mains), name=f"pod/{self.uid}/ephemeral")
         self._mark_terminal()
+
+    async def _ephemeral(self, tg: asyncio.TaskGroup, mains: list[asyncio.Task[None]]) -> None:
+        """Start each ephemeral container added through ``pods/ephemeralcontainers`` (once, never
+        restarted) while the pod's containers run; stop those still running when the pod finishes."""
+        started: set[str] = set()
+        while True:
+            self._spec_changed.clear()
+            for c in (self.pod.get("spec") or {}).get("ephemeralContainers") or []:
+                if c["name"] not in started and not self.stopping.is_set():
+                    started.add(c["name"])
+                    self._ensure_records()
+                    tg.create_task(self._runner(c).run(), name=f"pod/{self.uid}/{c['name']}")
+            changed = asyncio.ensure_future(self._spec_changed.wait())
+            await asyncio.wait([*mains, changed], return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+            if all(t.done() for t in mains):
+                for name in started:
+                    self.runners[name].kill()
+                return
 
     def _ensure_records(self) -> None:
         assert self.state is not None
         spec = self.pod.get("spec") or {}
-        for init, key in ((True, "initContainers"), (False, "containers")):
+        for key in ("initContainers", "containers", "ephemeralContainers"):
             for c in spec.get(key) or []:
                 if c["name"] not in self.state.containers:
                     self.state.containers[c["name"]] = ContainerRecord(
-                        name=c["name"], init=init, image=str(c.get("image") or "")
+                        name=c["name"], init=key == "initContainers", ephemeral=key == "ephemeralContainers",
+                        image=str(c.get("image") or ""),
                     )
 
     def _runner(self, spec: JSON) -> ContainerRunner:

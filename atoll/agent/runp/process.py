@@ -3,7 +3,8 @@
 Why a shim: the agent may die (``kill -9``) while containers run; they must keep running and a
 restarted agent must still learn their exit codes. The shim (``sh``, ~1 ms to start, no Python)
 enters the working directory, applies ``ulimit -v`` (memory limit) and ``nice`` (cpu limit), writes
-its pid, runs the command as its child, forwards SIGTERM, and writes the child's exit status to
+its pid, runs the command as its child (on the shim's own stdin: a background job would otherwise
+get ``/dev/null``), forwards SIGTERM, and writes the child's exit status to
 ``<state>.exit`` before exiting with it. The shim is spawned with ``posix_spawn`` in a new session,
 so its process group contains the container and everything it forks: stopping a container is
 ``killpg(SIGTERM)``, then ``killpg(SIGKILL)`` after the grace period, and after any exit the group
@@ -23,12 +24,14 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SHIM = r"""s=$1 w=$2 m=$3 n=$4; shift 4
 echo $$ > "$s.pid"
 cd "$w" || { echo "atoll-runp: cannot enter working directory $w" >&2; echo 128 > "$s.exit"; exit 128; }
 [ -n "$m" ] && { ulimit -v "$m" || exit 128; }
-if [ -n "$n" ]; then nice -n "$n" "$@" & else "$@" & fi
+exec 3<&0
+if [ -n "$n" ]; then nice -n "$n" "$@" <&3 3<&- & else "$@" <&3 3<&- & fi
 c=$!
 trap 'kill -TERM $c 2>/dev/null' TERM
 while :; do wait $c; r=$?; kill -0 $c 2>/dev/null || break; done
@@ -80,15 +83,23 @@ def spawn(
     log_file: Path,
     memory_kb: int | None = None,
     nice: int | None = None,
+    stdin_fd: int | None = None,
+    tty_fd: int | None = None,
 ) -> Spawned:
-    """Start ``command`` under the shim in a new session; stdout and stderr append to ``log_file``."""
+    """Start ``command`` under the shim in a new session; stdout and stderr append to ``log_file``.
+
+    ``stdin_fd`` (the read end of a pipe the agent writes) replaces ``/dev/null`` as stdin;
+    ``tty_fd`` (a pseudo-terminal's slave) becomes stdin, stdout and stderr (the agent copies the
+    terminal's output to ``log_file``)."""
     argv = ["/bin/sh", "-c", SHIM, SHIM_NAME, str(state), cwd, str(memory_kb or ""), str(nice or ""), *command]
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(log_file), flags, 0o640),
-        (os.POSIX_SPAWN_DUP2, 1, 2),
-    ]
+    actions: list[tuple[Any, ...]]
+    if tty_fd is not None:
+        actions = [(os.POSIX_SPAWN_DUP2, tty_fd, 0), (os.POSIX_SPAWN_DUP2, tty_fd, 1), (os.POSIX_SPAWN_DUP2, tty_fd, 2)]
+    else:
+        stdin: tuple[Any, ...] = ((os.POSIX_SPAWN_DUP2, stdin_fd, 0) if stdin_fd is not None
+                                  else (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
+        actions = [stdin, (os.POSIX_SPAWN_OPEN, 1, str(log_file), flags, 0o640), (os.POSIX_SPAWN_DUP2, 1, 2)]
     pid = os.posix_spawn(
         "/bin/sh",
         argv,

@@ -27,6 +27,8 @@ JSON = dict[str, Any]
 class ContainerRecord:
     name: str
     init: bool = False
+    ephemeral: bool = False
+    """An ephemeral (debug) container: never restarted, no probes, not part of the pod's phase."""
     image: str = ""
     image_id: str = ""
     restart_count: int = 0

@@ -146,6 +146,10 @@ def pod_status(pod: JSON, state: SandboxState, host_ip: str) -> JSON:
     }
     if inits:
         out["initContainerStatuses"] = [container_status(r, uid) for r in inits]
+    ephemeral = [state.containers[c["name"]] for c in spec.get("ephemeralContainers") or []
+                 if c["name"] in state.containers]
+    if ephemeral:
+        out["ephemeralContainerStatuses"] = [container_status(r, uid) for r in ephemeral]
     if current.get("qosClass"):
         out["qosClass"] = current["qosClass"]
     failed = pod_failed_reason(state)

@@ -29,6 +29,10 @@ _NAMESPACED = [
     "resourcequotas",
     "persistentvolumeclaims",
 ]
+# kubectl exec/cp, attach, run -i, port-forward and debug on a namespace's own pods (upstream's edit/admin)
+_POD_STREAMS = {"apiGroups": [""], "resources": ["pods/exec", "pods/attach", "pods/portforward",
+                                                 "pods/ephemeralcontainers"], "verbs": ["get", "create", "patch",
+                                                                                        "update"]}
 
 
 def _role(name: str, rules: list[JSON]) -> JSON:
@@ -64,6 +68,7 @@ def default_cluster_roles() -> list[JSON]:
                     "resources": [r for r in _NAMESPACED if r != "resourcequotas"],
                     "verbs": _READ + _WRITE,
                 },
+                _POD_STREAMS,
                 # the platform sets a domain's quota (resource-limitation); its admin only reads it
                 {"apiGroups": [""], "resources": ["resourcequotas"], "verbs": _READ},
                 {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": _READ + _WRITE},
@@ -83,6 +88,7 @@ def default_cluster_roles() -> list[JSON]:
                     "resources": [r for r in _NAMESPACED if r != "resourcequotas"],
                     "verbs": _READ + _WRITE,
                 },
+                _POD_STREAMS,
                 {"apiGroups": ["kuscia.secretflow"], "resources": ["*"], "verbs": _READ + _WRITE},
             ],
         ),

@@ -20,7 +20,8 @@ DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 def pick_container(pod: JSON, wanted: str) -> str:
     name = pod["metadata"]["name"]
     containers = [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []]
-    inits = [c.get("name", "") for c in (pod.get("spec") or {}).get("initContainers") or []]
+    inits = [c.get("name", "") for key in ("initContainers", "ephemeralContainers")
+             for c in (pod.get("spec") or {}).get(key) or []]
     if not wanted:
         wanted = ((pod["metadata"].get("annotations") or {}).get(DEFAULT_CONTAINER) or "") or (
             containers[0] if len(containers) == 1 else ""
@@ -37,7 +38,8 @@ def check_started(pod: JSON, container: str, previous: bool) -> None:
     if not (pod.get("spec") or {}).get("nodeName"):
         raise errors.BadRequest(f"pod {name} does not have a host assigned")
     status = pod.get("status") or {}
-    statuses = (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])
+    statuses = [cs for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
+                for cs in status.get(key) or []]
     for cs in statuses:
         if cs.get("name") != container:
             continue

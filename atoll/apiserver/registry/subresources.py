@@ -10,7 +10,8 @@ rules; ``finalize``: GET) and serves every other method itself, answering one of
 - ``StreamReply`` — a stream the HTTP layer relays from a node (``pods/log``);
 - ``RelayReply`` — the whole request (any method, body, the path after ``…/proxy``, watch
   streams included) relayed to another API server (``instances/proxy`` of the fleet).
-- ``UpgradeReply`` — a WebSocket the HTTP layer relays to a node (``pods/exec``, ``pods/attach``).
+- ``UpgradeReply`` — a WebSocket the HTTP layer relays to a node (``pods/exec``, ``attach``,
+  ``portforward``).
 
 Discovery reads ``verbs`` and ``response_kind`` from the same handlers.
 """
@@ -136,8 +137,8 @@ class StatusSubresource:
 
 @dataclass(frozen=True, slots=True)
 class NotServed:
-    """A subresource advertised for clients' sake but refused (``pods/exec``, ``pods/attach``:
-    Atoll's node agents run processes without a streaming exec endpoint)."""
+    """A subresource advertised for clients' sake but refused with 501 (the fallback for a listed
+    subresource no strategy serves)."""
 
     verbs: tuple[str, ...] = ("create", "get")
     response_kind: tuple[str, str, str] | None = None

@@ -32,6 +32,33 @@ def _all(query: Any, name: str) -> list[str]:
     return [str(v) for v in getall(name, [])] if getall else ([str(query[name])] if name in query else [])
 
 
+def require_websocket(call: SubresourceCall, spdy_refusal: str, protocol: str) -> None:
+    """400 unless the request upgrades to a WebSocket (an SPDY-only client gets ``spdy_refusal``)."""
+    if call.method not in ("GET", "POST"):
+        raise method_not_allowed(call)
+    upgrade = {h.strip().lower() for h in str(call.headers.get("Upgrade", "")).split(",")}
+    if "websocket" not in upgrade:
+        if any(u.startswith("spdy") for u in upgrade):
+            raise errors.BadRequest(spdy_refusal.format(sub=call.subresource))
+        raise errors.BadRequest(f"Upgrade request required: pods/{call.subresource} is a WebSocket endpoint "
+                                f"({protocol})")
+
+
+def node_of_running(cache: WatchCache, pod: JSON, verb: str) -> str:
+    """The kubelet endpoint of the node running ``pod``; 400 when it finished or has no (known) node."""
+    name = pod["metadata"]["name"]
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        raise errors.BadRequest(f"cannot {verb} a container in a completed pod; current phase is "
+                                f"{pod['status']['phase']}")
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if not node_name:
+        raise errors.BadRequest(f"pod {name} does not have a host assigned")
+    node = cache.get(f"/core/nodes/{node_name}")
+    if node is None:
+        raise errors.BadRequest(f'node "{node_name}" of pod {name} is not registered')
+    return node_endpoint(node.obj)
+
+
 @dataclass(frozen=True, slots=True)
 class ExecSubresource:
     cache: WatchCache
@@ -40,29 +67,13 @@ class ExecSubresource:
     generic_methods: frozenset[str] = frozenset()
 
     async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
-        if call.method not in ("GET", "POST"):
-            raise method_not_allowed(call)
-        upgrade = {h.strip().lower() for h in str(call.headers.get("Upgrade", "")).split(",")}
-        if "websocket" not in upgrade:
-            if any(u.startswith("spdy") for u in upgrade):
-                raise errors.BadRequest(WEBSOCKET_ONLY.format(sub=call.subresource))
-            raise errors.BadRequest(f"Upgrade request required: pods/{call.subresource} is a WebSocket endpoint "
-                                    "(remotecommand v5.channel.k8s.io)")
+        require_websocket(call, WEBSOCKET_ONLY, "remotecommand v5.channel.k8s.io")
         assert call.namespace is not None
         pod = (await storage.current(call.rd, call.namespace, call.name)).obj
         container = pick_container(pod, str(call.query.get("container", "")))
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            raise errors.BadRequest(f"cannot exec into a container in a completed pod; current phase is "
-                                    f"{pod['status']['phase']}")
-        node_name = (pod.get("spec") or {}).get("nodeName")
-        if not node_name:
-            raise errors.BadRequest(f"pod {call.name} does not have a host assigned")
-        node = self.cache.get(f"/core/nodes/{node_name}")
-        if node is None:
-            raise errors.BadRequest(f'node "{node_name}" of pod {call.name} is not registered')
+        url = node_of_running(self.cache, pod, "exec into")
         command = _all(call.query, "command")
         if not command:
             raise errors.BadRequest("you must specify at least one command for the container")
         params = [("command", c) for c in command] + [(k, str(call.query[k])) for k in FORWARDED if k in call.query]
-        return UpgradeReply(node_endpoint(node.obj), f"/exec/{call.namespace}/{call.name}/{container}",
-                            tuple(params))
+        return UpgradeReply(url, f"/exec/{call.namespace}/{call.name}/{container}", tuple(params))

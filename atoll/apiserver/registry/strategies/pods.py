@@ -1,12 +1,13 @@
-"""Pods: defaults and initial status, graceful deletion, and the ``binding``, ``log``, ``eviction``
-and ``exec`` subresources.
+"""Pods: defaults and initial status, graceful deletion, and the ``binding``, ``log``, ``eviction``,
+``exec``, ``attach``, ``portforward`` and ``ephemeralcontainers`` subresources.
 
 A pod bound to a node and not yet finished is deleted gracefully, as in Kubernetes: it stays
 visible with ``deletionTimestamp`` until its node agent has stopped the containers and confirms
 with a delete of grace 0. ``binding`` sets ``spec.nodeName`` once (the scheduler's write);
 ``log`` streams from the node agent (see ``atoll.apiserver.http.podlogs``); ``eviction`` deletes
 the pod with the eviction's DeleteOptions unless a PodDisruptionBudget forbids it (see
-:mod:`.eviction`); ``exec`` is a WebSocket relayed to the node (:mod:`.podexec`); ``attach`` is refused.
+:mod:`.eviction`); ``exec``, ``attach`` and ``portforward`` are WebSockets relayed to the node
+(:mod:`.podexec`, :mod:`.podstreams`); ``ephemeralcontainers`` adds debug containers (:mod:`.ephemeral`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from atoll.api.timestamps import format_time
 from atoll.apiserver.cache.watchcache import WatchCache
 from atoll.apiserver.registry.podlog import log_location
 from atoll.apiserver.registry.strategies.base import KindStrategy
+from atoll.apiserver.registry.strategies.ephemeral import EphemeralContainersSubresource, ephemeral_update
 from atoll.apiserver.registry.strategies.eviction import BudgetedEviction
 from atoll.apiserver.registry.strategies.podexec import ExecSubresource
+from atoll.apiserver.registry.strategies.podstreams import AttachSubresource, PortForwardSubresource
 from atoll.apiserver.registry.subresources import (
-    NotServed,
     Reply,
     StatusReply,
     StreamReply,
@@ -134,7 +136,9 @@ def pod_subresources(cache: WatchCache, clock: Clock) -> dict[str, Subresource]:
         "log": LogSubresource(cache),
         "eviction": BudgetedEviction(cache),
         "exec": ExecSubresource(cache),
-        "attach": NotServed(),
+        "attach": AttachSubresource(cache),
+        "portforward": PortForwardSubresource(cache),
+        "ephemeralcontainers": EphemeralContainersSubresource(),
     }
 
 
@@ -162,6 +166,8 @@ class PodStrategy(KindStrategy):
     def subresource_update(self, subresource: str, old: JSON, wanted: JSON) -> JSON:
         if subresource == "binding":  # the binding subresource wrote spec.nodeName and PodScheduled
             return dict(old, spec=wanted["spec"], status=wanted["status"], metadata=dict(old["metadata"]))
+        if subresource == "ephemeralcontainers":
+            return ephemeral_update(old, wanted, _container_defaults)
         return KindStrategy.subresource_update(self, subresource, old, wanted)
 
     def deletion_grace(self, obj: JSON, options: JSON) -> int:
