@@ -84,6 +84,8 @@ class SyncContext:
     vpods: Cache = field(default_factory=Cache)
     configmaps: Cache = field(default_factory=Cache)
     secrets: Cache = field(default_factory=Cache)
+    claims: Cache = field(default_factory=Cache)
+    volumes: Cache = field(default_factory=Cache)
     nodes: Cache = field(default_factory=Cache)
     pods: Cache = field(default_factory=Cache)
     policies: Cache = field(default_factory=Cache)

@@ -26,7 +26,7 @@ from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import AlreadyExists, APIError, Forbidden, NotFound
 from atoll.client import Client, ClientError
 from atoll.mirror import keys
-from atoll.mirror.objects import DependencyMirror
+from atoll.mirror.objects import PVCS, PVS, DependencyMirror
 from atoll.mirror.podsync import PodSync
 from atoll.pooling import constants as c
 from atoll.pooling import metrics
@@ -42,6 +42,7 @@ from atoll.pooling.topdown import (
     DependencyReconciler,
     DepKey,
     PodReconciler,
+    claim_of_volume,
     dep_values,
     physical_to_virtual,
     source_lookup,
@@ -139,11 +140,14 @@ class Syncer:
         vpods_inf = computing.informer(kinds.PODS)
         cms_inf = computing.informer(kinds.CONFIGMAPS)
         secrets_inf = computing.informer(kinds.SECRETS)
+        claims_inf = computing.informer(PVCS)
+        volumes_inf = computing.informer(PVS)
         nodes_inf = worker.informer(kinds.NODES)
         pods_inf = worker.informer(kinds.PODS)
         rlp_inf = worker.informer(RESOURCELEASINGPOLICIES)
         ctx.bindings, ctx.vnodes, ctx.vpods = bindings_inf.cache, vnodes_inf.cache, vpods_inf.cache
         ctx.configmaps, ctx.secrets = cms_inf.cache, secrets_inf.cache
+        ctx.claims, ctx.volumes = claims_inf.cache, volumes_inf.cache
         ctx.nodes, ctx.pods, ctx.policies = nodes_inf.cache, pods_inf.cache, rlp_inf.cache
         ctx.vpods.add_index(DEPS_INDEX, dep_values)
 
@@ -170,10 +174,11 @@ class Syncer:
         node_ctl.watch(bindings_inf, lambda b: all_nodes(b) if b["metadata"]["name"] == name else [])
 
         recorder = EventRecorder(ctx.computing, "kubeocean-syncer")
-        deps = DependencyMirror(ctx.computing, ctx.worker, namespace, cluster_id)
+        deps = DependencyMirror(ctx.computing, ctx.worker, namespace, cluster_id, volumes=ctx.volumes.get)
         sync = PodSync(ctx.computing, ctx.worker, deps, target_pod=target_lookup(ctx, namespace),
                        source_object=source_lookup(ctx), recorder=recorder, clock=ctx.clock,
-                       unschedulable_timeout=ctx.settings.unschedulable_timeout)
+                       unschedulable_timeout=ctx.settings.unschedulable_timeout,
+                       cached_target=lambda n: ctx.pods.get(n, namespace))
         sync.counters.hooks.append(self._count)
         pod_queue: WorkQueue[ObjectKey] = WorkQueue(f"pool-pod-{name}")
         pod_rec = PodReconciler(ctx, sync, pod_queue)
@@ -211,6 +216,8 @@ class Syncer:
 
         dep_ctl.watch(cms_inf, own_dep("ConfigMap"))
         dep_ctl.watch(secrets_inf, own_dep("Secret"))
+        dep_ctl.watch(claims_inf, own_dep("PersistentVolumeClaim"))
+        dep_ctl.watch(volumes_inf, claim_of_volume)
         dep_ctl.watch(vpods_inf, lambda p: [DepKey(*v.split("/", 2)) for v in dep_values(p)])
 
         policy_queue: WorkQueue[ObjectKey] = WorkQueue(f"pool-policy-{name}")
@@ -316,11 +323,12 @@ class Teardown:
                 if physical:
                     self.node_ctl.queue.add(ObjectKey(None, physical))
             return Result(requeue_after=ctx.settings.drain_poll)
-        for kind, cache in (("ConfigMap", ctx.configmaps), ("Secret", ctx.secrets)):
+        for kind, cache in (("ConfigMap", ctx.configmaps), ("Secret", ctx.secrets),
+                            ("PersistentVolumeClaim", ctx.claims), ("PersistentVolume", ctx.volumes)):
             for obj in cache:
                 md = obj["metadata"]
                 if (md.get("labels") or {}).get(self.label) or self.deps.finalizer in (md.get("finalizers") or ()):
-                    await self.deps.release(kind, md["namespace"], md["name"], obj)
+                    await self.deps.release(kind, md.get("namespace") or "", md["name"], obj)
         if await self._leftovers():
             return Result(requeue_after=ctx.settings.drain_poll)
         await self._release_policies()
@@ -348,15 +356,20 @@ class Teardown:
                         "finalizers": finalizers, "resourceVersion": md["resourceVersion"]}})
 
     async def _leftovers(self) -> int:
-        """Delete what is still ours in the worker's mount namespace; how many objects remain."""
+        """Delete what is still ours in the worker's mount namespace (and the volumes bound into
+        it); how many objects remain."""
         selector = f"{keys.MANAGED_BY}={keys.MANAGED_BY_VALUE}"
         remaining = 0
-        for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS):
-            items, _ = await self.ctx.worker.list_all(rd, self.namespace, label_selector=selector)
+        for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS, PVCS, PVS):
+            namespace = self.namespace if rd.namespaced else None
+            items, _ = await self.ctx.worker.list_all(rd, namespace, label_selector=selector)
             for obj in items:
+                if not rd.namespaced and ((obj.get("spec") or {}).get("claimRef") or {}).get(
+                        "namespace") != self.namespace:
+                    continue  # another binding's (or computing cluster's) volume
                 remaining += 1
                 if not obj["metadata"].get("deletionTimestamp"):
                     with contextlib.suppress(NotFound):
-                        await self.ctx.worker.delete(rd, obj["metadata"]["name"], self.namespace)
+                        await self.ctx.worker.delete(rd, obj["metadata"]["name"], namespace)
         return remaining
 

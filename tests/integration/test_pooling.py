@@ -17,6 +17,7 @@ from atoll.api import kinds
 from atoll.api.errors import NotFound
 from atoll.api.quantity import parse_quantity
 from atoll.mirror.names import target_name
+from atoll.mirror.objects import PVCS, PVS
 from atoll.pooling.kinds import CLUSTERBINDINGS, RESOURCELEASINGPOLICIES
 from tests.conftest import eventually, kubectl_binary, kubectl_environ
 from tests.integration.pooling import Pool, bind, lease_policy, plane, pool_of, pooled_pod
@@ -309,6 +310,66 @@ async def test_invalid_window_fails_the_policy(pool: Pool) -> None:
     await pool.worker("w1").delete(RESOURCELEASINGPOLICIES, "bad-window")
 
 
+async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
+    """A bound claim brings its volume (re-pointed, Retain), an unbound one is copied for the
+    worker's provisioner; the copies follow a resize and go when the last pod using them does."""
+    client, worker = pool.client, pool.worker("w1")
+    await client.create(PVS, {"metadata": {"name": "nfs-1"}, "spec": {
+        "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "persistentVolumeReclaimPolicy": "Delete",
+        "nfs": {"server": "10.0.0.1", "path": "/exports"}, "claimRef": {"namespace": "team", "name": "data"}}})
+    await client.create(PVCS, {"metadata": {"name": "data", "namespace": "team"}, "spec": {
+        "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}, "volumeName": "nfs-1",
+        "storageClassName": ""}}, "team")
+    await client.create(PVCS, {"metadata": {"name": "scratch", "namespace": "team"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}},
+        "storageClassName": "local-path"}}, "team")
+    volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+               {"name": "scratch", "persistentVolumeClaim": {"claimName": "scratch"}}]
+    await client.create(kinds.PODS, pooled_pod("stateful", "cls-w1", "sleep 600", volumes=volumes), "team")
+    pv_copy, data_copy, scratch_copy = target_name("", "nfs-1"), target_name("team", "data"), target_name(
+        "team", "scratch")
+
+    async def copied() -> tuple[JSON, JSON, JSON]:
+        pod = await client.get(kinds.PODS, "stateful", "team")
+        assert pod["metadata"].get("annotations", {}).get("kubeocean.io/physical-pod-uid"), pod["metadata"]
+        return (await worker.get(PVS, pv_copy), await worker.get(PVCS, data_copy, "w1"),
+                await worker.get(PVCS, scratch_copy, "w1"))
+
+    pv, data, scratch = await eventually(copied, 30)
+    assert pv["spec"]["nfs"] == {"server": "10.0.0.1", "path": "/exports"}
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["spec"]["claimRef"] == {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "w1",
+                                      "name": data_copy}
+    assert pv["metadata"]["annotations"]["kubeocean.io/virtual-name"] == "nfs-1"
+    assert data["spec"]["volumeName"] == pv_copy and data["metadata"]["labels"]["kubeocean.io/managed-by"] == "kubeocean"
+    assert "volumeName" not in scratch["spec"] and scratch["spec"]["storageClassName"] == "local-path"
+    physical = await worker.get(kinds.PODS, target_name("team", "stateful"), "w1")
+    assert [v["persistentVolumeClaim"]["claimName"] for v in physical["spec"]["volumes"]
+            if "persistentVolumeClaim" in v] == [data_copy, scratch_copy]
+    for rd, name, namespace in ((PVS, "nfs-1", None), (PVCS, "data", "team"), (PVCS, "scratch", "team")):
+        source = await client.get(rd, name, namespace)
+        assert "kubeocean.io/finalizer-cls-w1" in source["metadata"]["finalizers"], (name, source["metadata"])
+        assert source["metadata"]["labels"]["kubeocean.io/synced-by-cls-w1"] == "true"
+
+    await client.patch(PVCS, "scratch", {"spec": {"resources": {"requests": {"storage": "8Gi"}}}}, "team")
+
+    async def resized() -> None:
+        copy = await worker.get(PVCS, scratch_copy, "w1")
+        assert copy["spec"]["resources"]["requests"]["storage"] == "8Gi", copy["spec"]
+
+    await eventually(resized, 20)
+    await client.delete(kinds.PODS, "stateful", "team")
+
+    async def released() -> None:
+        assert (await worker.list(PVCS, "w1"))["items"] == []
+        assert pv_copy not in [v["metadata"]["name"] for v in (await worker.list(PVS))["items"]]
+        for rd, name, namespace in ((PVS, "nfs-1", None), (PVCS, "data", "team"), (PVCS, "scratch", "team")):
+            source = await client.get(rd, name, namespace)
+            assert not source["metadata"].get("finalizers"), (name, source["metadata"])
+
+    await eventually(released, 30)
+
+
 async def test_binding_deleted_drains_everything(pool: Pool) -> None:
     client = pool.client
     await client.create(kinds.CONFIGMAPS, {"metadata": {"name": "cfg2", "namespace": "team"}, "data": {"a": "b"}},
@@ -333,7 +394,7 @@ async def test_binding_deleted_drains_everything(pool: Pool) -> None:
         assert "cb-w1" not in [b[0] for b in bindings], (bindings, nodes, pods)
         assert VNODE1 not in nodes
         assert "last" not in [p[0] for p in pods]
-        for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS):
+        for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS, PVCS):
             items = (await worker.list(rd, "w1", label_selector="kubeocean.io/managed-by=kubeocean"))["items"]
             assert items == [], [i["metadata"]["name"] for i in items]
         cm = await client.get(kinds.CONFIGMAPS, "cfg2", "team")
