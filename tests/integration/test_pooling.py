@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from atoll.api import kinds
-from atoll.api.errors import NotFound
+from atoll.api.errors import APIError, NotFound
 from atoll.api.quantity import parse_quantity
 from atoll.mirror.names import target_name
 from atoll.mirror.objects import PVCS, PVS
@@ -92,6 +92,25 @@ async def test_binding_both_workers_builds_vnodes(pool: Pool) -> None:
         assert rlp.get("status", {}).get("phase") == "Active", rlp.get("status")
 
     await eventually(policy_active, 10)
+
+
+async def check(pool: Pool, name: str) -> str:
+    """One named check of the computing node's /readyz: "ok", or the reason it fails."""
+    try:
+        return str(await pool.client.request("GET", f"/readyz/{name}"))
+    except APIError as exc:
+        assert exc.code == 500, exc
+        return exc.message
+
+
+async def test_health_lists_each_binding(pool: Pool) -> None:
+    verbose = await pool.client.request("GET", "/readyz", params={"verbose": ""})
+    assert "[+]pooling/cb-w1 ok\n[+]pooling/cb-w2 ok\n" in verbose and verbose.endswith("readyz check passed\n")
+    assert "[+]poststarthook/bootstrap ok" in verbose
+    assert await check(pool, "pooling/cb-w1") == "ok"
+    assert "[+]pooling/cb-w2 ok" in await pool.client.request("GET", "/healthz", params={"verbose": "1"})
+    with pytest.raises(NotFound):
+        await pool.client.request("GET", "/readyz/pooling/no-such-binding")
 
 
 async def test_metrics(pool: Pool) -> None:
@@ -243,6 +262,13 @@ async def test_worker_down_other_binding_unaffected(pool: Pool) -> None:
 
     await eventually(not_ready, 30)
     assert ready(await vnode(pool, VNODE1)) == "True"
+    # the binding's health check fails with its reason; the node stays ready (informational check)
+    assert await check(pool, "pooling/cb-w2") == "internal server error: worker cluster API unreachable"
+    assert await check(pool, "pooling/cb-w1") == "ok"
+    assert await pool.client.request("GET", "/readyz") == "ok"
+    verbose = await pool.client.request("GET", "/readyz", params={"verbose": ""})
+    assert "[-]pooling/cb-w2 failed: reason withheld (informational)\n" in verbose, verbose
+    assert verbose.endswith("readyz check passed\n")
     await client.create(kinds.PODS, pooled_pod("meanwhile", "cls-w1", "echo fine"), "team")
 
     async def succeeded() -> None:
@@ -287,6 +313,7 @@ async def test_bad_input_fails_naming_the_field(
     cond = next(c for c in binding["status"]["conditions"] if c["type"] == "Ready")
     assert cond["status"] == "False" and cond["reason"] == reason
     assert field in cond["message"], cond["message"]
+    assert await check(pool, f"pooling/{name}") == f"internal server error: {reason}: {cond['message']}"
     await pool.client.delete(CLUSTERBINDINGS, name)
 
     async def gone() -> None:
