@@ -33,6 +33,7 @@ from atoll.pooling import metrics
 from atoll.pooling.bottomup import NodeReconciler
 from atoll.pooling.capacity import managed
 from atoll.pooling.context import SyncContext, SyncerSettings
+from atoll.pooling.hostports import HostPortReconciler, physical_node_key, placeholder_key
 from atoll.pooling.kinds import CLUSTERBINDINGS, PRIORITYCLASSES, RESOURCELEASINGPOLICIES
 from atoll.pooling.leases import LeaseKeeper
 from atoll.pooling.policies import PolicyReconciler
@@ -224,8 +225,15 @@ class Syncer:
         policy_ctl = Controller(f"pool-policy-{name}", PolicyReconciler(ctx, policy_queue), policy_queue)
         policy_ctl.watch(rlp_inf)
 
+        hostports = HostPortReconciler(ctx)
+        hostport_ctl: Controller[ObjectKey] = Controller(f"pool-hostports-{name}", hostports, workers=2)
+        hostport_ctl.watch(pods_inf, physical_node_key)
+        hostport_ctl.watch(vnodes_inf, lambda v: [ObjectKey(None, n)] if (
+            n := (v["metadata"].get("labels") or {}).get(c.LABEL_PHYSICAL_NODE_NAME)) else [])
+        hostport_ctl.watch(vpods_inf, lambda p: placeholder_key(ctx, p))
+
         teardown_ctl: Controller[ObjectKey] = Controller(
-            f"pool-teardown-{name}", Teardown(self, node_ctl, deps, namespace, label))
+            f"pool-teardown-{name}", Teardown(self, node_ctl, deps, namespace, label, hostports))
         teardown_ctl.watch(bindings_inf, lambda b: [ObjectKey(None, name)] if b["metadata"]["name"] == name else [])
         teardown_ctl.watch(vnodes_inf, lambda _v: [ObjectKey(None, name)])
 
@@ -240,7 +248,7 @@ class Syncer:
                 tg.create_task(self._metrics(namespace, nodes_rec), name=f"pool/{name}/metrics"),
             ]
             controllers = [tg.create_task(ctl.run(), name=f"pool/{ctl.name}")
-                           for ctl in (node_ctl, pod_ctl, dep_ctl, policy_ctl, teardown_ctl)]
+                           for ctl in (node_ctl, pod_ctl, dep_ctl, policy_ctl, hostport_ctl, teardown_ctl)]
             await computing.wait_synced()
             await worker.wait_synced()
             if self.on_started is not None:
@@ -301,7 +309,8 @@ class Teardown:
     """Phase one of the two-phase teardown (the syncer's finalizer)."""
 
     def __init__(self, syncer: Syncer, node_ctl: Controller[ObjectKey], deps: DependencyMirror, namespace: str,
-                 label: str) -> None:
+                 label: str, hostports: HostPortReconciler) -> None:
+        self.hostports = hostports
         self.syncer = syncer
         self.ctx = syncer.ctx
         self.node_ctl = node_ctl
@@ -329,6 +338,7 @@ class Teardown:
                 md = obj["metadata"]
                 if (md.get("labels") or {}).get(self.label) or self.deps.finalizer in (md.get("finalizers") or ()):
                     await self.deps.release(kind, md.get("namespace") or "", md["name"], obj)
+        await self.hostports.sweep()
         if await self._leftovers():
             return Result(requeue_after=ctx.settings.drain_poll)
         await self._release_policies()

@@ -206,6 +206,37 @@ async def test_kubectl_logs_follow(pool: Pool) -> None:
     await client.delete(kinds.PODS, "talker", "team")
 
 
+async def test_kubectl_exec_reaches_the_worker_pod(pool: Pool) -> None:
+    """kubectl exec (WebSocket v5) on a pod of a vnode: API server → proxier → worker pods/exec →
+    the worker agent; stdout, stderr, stdin and the exit code all make the round trip."""
+    client = pool.client
+    await client.create(kinds.PODS, pooled_pod("shell", "cls-w2", "sleep 600", container={
+        "env": [{"name": "GREETING", "value": "from-the-worker"}]}), "team")
+
+    async def running() -> None:
+        pod = await client.get(kinds.PODS, "shell", "team")
+        assert pod.get("status", {}).get("phase") == "Running", pod.get("status")
+
+    await eventually(running, 30)
+    assert pool.computing.server is not None
+    base = [kubectl_binary(), "--kubeconfig", str(pool.computing.server.kubeconfig), "-n", "team", "exec"]
+    env = kubectl_environ(pool.computing.config.data_dir / "kubectl")
+
+    async def kubectl(*args: str, stdin: bytes | None = None) -> tuple[int | None, bytes, bytes]:
+        proc = await asyncio.create_subprocess_exec(
+            *base, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), 30)
+        return proc.returncode, out, err
+
+    code, out, err = await kubectl("shell", "--", "sh", "-c", 'echo "$HOSTNAME $GREETING"; echo oops >&2; exit 3')
+    assert (code, out) == (3, b"shell from-the-worker\n"), err
+    assert b"oops" in err
+    code, out, err = await kubectl("-i", "shell", "--", "cat", stdin=b"piped through two clusters\n")
+    assert (code, out) == (0, b"piped through two clusters\n"), err
+    await client.delete(kinds.PODS, "shell", "team")
+
+
 async def test_physical_pod_deleted_behind_our_back(pool: Pool) -> None:
     client = pool.client
     await client.create(kinds.PODS, pooled_pod("sleeper", "cls-w1", "sleep 600"), "team")
@@ -368,7 +399,8 @@ async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
     assert pv["spec"]["claimRef"] == {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "w1",
                                       "name": data_copy}
     assert pv["metadata"]["annotations"]["kubeocean.io/virtual-name"] == "nfs-1"
-    assert data["spec"]["volumeName"] == pv_copy and data["metadata"]["labels"]["kubeocean.io/managed-by"] == "kubeocean"
+    assert data["spec"]["volumeName"] == pv_copy
+    assert data["metadata"]["labels"]["kubeocean.io/managed-by"] == "kubeocean"
     assert "volumeName" not in scratch["spec"] and scratch["spec"]["storageClassName"] == "local-path"
     physical = await worker.get(kinds.PODS, target_name("team", "stateful"), "w1")
     assert [v["persistentVolumeClaim"]["claimName"] for v in physical["spec"]["volumes"]
@@ -395,6 +427,42 @@ async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
             assert not source["metadata"].get("finalizers"), (name, source["metadata"])
 
     await eventually(released, 30)
+
+
+async def test_host_ports_of_worker_pods_get_a_placeholder(pool: Pool) -> None:
+    """Host ports taken by the worker's own pods are declared on the vnode by one placeholder pod
+    in kubeocean-fake, replaced when they change, removed when none is taken; never synced down."""
+    client, worker = pool.client, pool.worker("w1")
+
+    def native(name: str, port: int, protocol: str = "TCP") -> JSON:
+        return {"metadata": {"name": name, "namespace": "w1"}, "spec": {
+            "nodeName": "w1-node", "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "c", "image": "app:v1", "command": ["sleep", "600"],
+                            "ports": [{"containerPort": 8080, "hostPort": port, "protocol": protocol}]}]}}
+
+    async def placeholders(want: list[tuple[int, str]]) -> list[JSON]:
+        pods = (await client.list(kinds.PODS, "kubeocean-fake",
+                                  label_selector="kubeocean.io/hostport-fake-pod=true"))["items"]
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        declared = [sorted((port["hostPort"], port["protocol"]) for c in p["spec"]["containers"]
+                           for port in c.get("ports") or ()) for p in live]
+        assert declared == ([want] if want else []), declared
+        return live
+
+    await worker.create(kinds.PODS, native("native-web", 18080), "w1")
+    [fake] = await eventually(lambda: placeholders([(18080, "TCP")]), 20)
+    assert fake["metadata"]["name"].startswith("fake-pod-for-hostport-")
+    assert fake["spec"]["nodeName"] == VNODE1 and fake["spec"]["priorityClassName"] == "system-node-critical"
+    assert fake["spec"]["containers"][0]["image"] == "busybox:1.28"
+    assert fake["metadata"]["labels"]["kubeocean.io/cluster-binding"] == "cb-w1"
+    await worker.create(kinds.PODS, native("native-dns", 19053, "UDP"), "w1")
+    [second] = await eventually(lambda: placeholders([(18080, "TCP"), (19053, "UDP")]), 20)
+    assert second["metadata"]["uid"] != fake["metadata"]["uid"]
+    managed = (await worker.list(kinds.PODS, "w1", label_selector="kubeocean.io/managed-by=kubeocean"))["items"]
+    assert managed == [], "a placeholder was synced down"
+    for name in ("native-web", "native-dns"):
+        await worker.delete(kinds.PODS, name, "w1")
+    await eventually(lambda: placeholders([]), 30)
 
 
 async def test_binding_deleted_drains_everything(pool: Pool) -> None:
