@@ -255,6 +255,7 @@ async def run(base: Path, args: argparse.Namespace) -> None:
             top_down, bottom_up, cpu, synced = await steady(computing, worker, args.nodes, args.rate, args.seconds,
                                                             computing_proc.pid)
             leases.cancel()
+            queues = queue_times(await computing.request("GET", "/metrics"))
     finally:
         for proc in (computing_proc, worker_proc):
             proc.terminate()
@@ -277,6 +278,30 @@ async def run(base: Path, args: argparse.Namespace) -> None:
     print(f"{'computing master CPU per synced pod (ms)':<40} {per_pod:>10.1f} {'-':>12} {'-':>8}")
     print(f"synced {synced}/{int(args.rate * args.seconds)} pods (top-down samples {len(top_down)}, "
           f"bottom-up samples {len(bottom_up)})")
+    for name, (wait, work, count) in queues.items():
+        print(f"syncer queue {name}: {count} reconciles, mean wait {wait * 1000:.1f} ms, "
+              f"mean reconcile {work * 1000:.1f} ms")
+
+
+def queue_times(text: str) -> dict[str, tuple[float, float, int]]:
+    """Per syncer work queue (from /metrics): mean queue wait (s), mean reconcile time (s), count."""
+    values: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        if not line.startswith("workqueue_") or "-bench" not in line or "{" not in line:
+            continue
+        series, value = line.rsplit(" ", 1)
+        metric, labels = series.split("{", 1)
+        if metric.endswith(("_duration_seconds_sum", "_duration_seconds_count")):
+            name = labels.split('name="', 1)[1].split('"', 1)[0]
+            values[(name, metric.removeprefix("workqueue_"))] = float(value)
+    out = {}
+    for name in sorted({n for n, _ in values}):
+        count = values.get((name, "queue_duration_seconds_count"), 0.0)
+        if count:
+            out[name] = (values.get((name, "queue_duration_seconds_sum"), 0.0) / count,
+                         values.get((name, "work_duration_seconds_sum"), 0.0)
+                         / max(values.get((name, "work_duration_seconds_count"), 1.0), 1.0), int(count))
+    return out
 
 
 def main() -> None:
