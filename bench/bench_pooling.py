@@ -125,7 +125,7 @@ async def renew_leases(worker: Client, nodes: int) -> None:
     while True:
         started = time.monotonic()
         for i in range(nodes):
-            lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            lease: JSON = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                      "metadata": {"name": f"node-{i:04d}", "namespace": "kube-node-lease"},
                      "spec": {"holderIdentity": f"node-{i:04d}", "leaseDurationSeconds": 40,
                               "renewTime": format_micro_time(time.time())}}
