@@ -171,8 +171,9 @@ class Syncer:
         node_ctl.watch(pods_inf, capacity_key)
         node_ctl.watch(vnodes_inf, lambda v: [ObjectKey(None, n)] if (
             n := (v["metadata"].get("labels") or {}).get(c.LABEL_PHYSICAL_NODE_NAME)) else [])
-        node_ctl.watch(rlp_inf, all_nodes)
-        node_ctl.watch(bindings_inf, lambda b: all_nodes(b) if b["metadata"]["name"] == name else [])
+        node_ctl.watch(rlp_inf, all_nodes, update_predicate=spec_changed)
+        node_ctl.watch(bindings_inf, lambda b: all_nodes(b) if b["metadata"]["name"] == name else [],
+                       update_predicate=spec_changed)
 
         recorder = EventRecorder(ctx.computing, "kubeocean-syncer")
         deps = DependencyMirror(ctx.computing, ctx.worker, namespace, cluster_id, volumes=ctx.volumes.get)
@@ -303,6 +304,13 @@ class Syncer:
                     counts[phase] = counts.get(phase, 0) + 1
                 for phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown"):
                     gauge.labels(ctx.binding_name, phase).set(counts.get(phase, 0))
+
+
+def spec_changed(old: JSON, new: JSON) -> bool:
+    """Updates that matter to every node of the binding: spec or deletion. Status and finalizer
+    writes (ours among them) must not re-check a thousand nodes."""
+    return old.get("spec") != new.get("spec") or bool(old["metadata"].get("deletionTimestamp")) != bool(
+        new["metadata"].get("deletionTimestamp"))
 
 
 class Teardown:
