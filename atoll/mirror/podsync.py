@@ -306,6 +306,7 @@ class PodSync:
         """The source pod no longer exists: delete the target pod if it points back at it."""
         target = await self._target_pod(target_name(namespace, name))
         if target is not None and points_back(target, namespace, name):
+            self.forget(str((target["metadata"].get("annotations") or {}).get(keys.VIRTUAL_POD_UID)))
             await self._delete_target(target)
 
     async def _delete_stale(self, target: JSON, namespace: str, name: str) -> None:
