@@ -173,12 +173,10 @@ class NodeReconciler:
     async def _write_vnode(self, current: JSON | None, merged: JSON) -> JSON:
         client = self.ctx.computing
         if current is None:
-            body = {k: v for k, v in merged.items() if k != "status"}
-            created = await client.create(kinds.NODES, body)
-            merged["metadata"].update({k: created["metadata"][k] for k in ("resourceVersion", "uid")})
-            result: JSON = await client.update(kinds.NODES, {**created, "status": merged["status"]},
-                                               subresource="status")
-            return result
+            # with its status, as a kubelet registers its Node (kept on create, unlike a pod's);
+            # a server that dropped it gets it from the next reconcile's status update
+            created: JSON = await client.create(kinds.NODES, merged)
+            return created
         result = current
         if metadata_differs(current, merged):
             result = await client.update(kinds.NODES, {**merged, "status": current.get("status") or {}})
