@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp.test_utils import make_mocked_request
 
 from atoll.apiserver.http.health import HealthChecks
@@ -43,11 +45,11 @@ def test_a_failing_gating_check_fails_the_aggregate_unless_excluded() -> None:
 
 
 def test_binding_checks_name_the_reason() -> None:
-    def binding(name: str, phase: str | None, **conds: tuple[str, str, str]) -> dict[str, object]:
+    def binding(name: str, phase: str | None, **conds: tuple[str, str, str]) -> dict[str, Any]:
         conditions = [{"type": t, "status": s, "reason": r, "message": m} for t, (s, r, m) in conds.items()]
         return {"metadata": {"name": name}, "status": {"phase": phase, "conditions": conditions} if phase else {}}
 
-    bindings = [
+    bindings: list[dict[str, Any]] = [
         binding("ready", "Ready", SyncerReady=("True", "SyncerCreated", "")),
         binding("bad", "Failed", Ready=("False", "ValidationFailed", "spec.clusterID: invalid")),
         binding("crashing", "Ready", SyncerReady=("False", "SyncerFailed", "ClientError: refused")),
