@@ -47,6 +47,17 @@ PVC_DROPPED_SPEC = ("volumeName", "dataSource", "dataSourceRef")
 """Source-cluster references a claim's copy cannot honour (its PV is named anew, snapshots stay behind)."""
 PVLookup = Callable[[str], JSON | None]
 """A source PersistentVolume by name, or None."""
+SecretLookup = Callable[[str, str], JSON | None]
+"""A source Secret by (namespace, name), or None."""
+CSI_SECRET_REFS = ("nodePublishSecretRef", "nodeStageSecretRef", "nodeExpandSecretRef", "controllerPublishSecretRef",
+                   "controllerExpandSecretRef")
+
+
+def csi_secrets(pv: JSON) -> list[tuple[str, str]]:
+    """(namespace, name) of the Secrets a CSI volume's driver is handed."""
+    csi = (pv.get("spec") or {}).get("csi") or {}
+    refs = [csi.get(field) or {} for field in CSI_SECRET_REFS]
+    return sorted({(str(r.get("namespace") or ""), str(r["name"])) for r in refs if r.get("name")})
 
 
 class OwnershipError(Exception):
@@ -99,6 +110,12 @@ def target_copy(kind: str, source: JSON, target_namespace: str) -> JSON:
                                 "name": target_name(str(ref.get("namespace") or ""), str(ref["name"]))}
         else:
             spec.pop("claimRef", None)
+        csi = spec.get("csi") or {}
+        for field in CSI_SECRET_REFS:
+            ref = csi.get(field) or {}
+            if ref.get("name"):
+                csi[field] = {"name": target_name(str(ref.get("namespace") or ""), str(ref["name"])),
+                              "namespace": target_namespace}
     return out
 
 
@@ -131,7 +148,7 @@ class DependencyMirror:
     """Copies source dependencies into ``namespace`` of the target cluster for one binding."""
 
     def __init__(self, source: Client, target: Client, namespace: str, cluster_id: str,
-                 volumes: PVLookup | None = None) -> None:
+                 volumes: PVLookup | None = None, secrets: SecretLookup | None = None) -> None:
         self.source = source
         self.target = target
         self.namespace = namespace
@@ -140,6 +157,8 @@ class DependencyMirror:
         self.label = keys.synced_by(cluster_id)
         self.volumes = volumes
         """Source PVs by name (a bound claim's volume is copied with it); None: claims only."""
+        self.secrets = secrets
+        """Source Secrets by (namespace, name): a copied CSI volume's Secrets are copied with it."""
 
     def _ns(self, kind: str) -> str | None:
         return None if kind == "PersistentVolume" else self.namespace
@@ -154,6 +173,8 @@ class DependencyMirror:
         wanted = target_copy(kind, source, self.namespace)
         name = str(wanted["metadata"]["name"])
         await self._mark(rd, source, name)
+        if kind == "PersistentVolume":  # after marking the volume: its mark is what keeps them copied
+            await self._ensure_csi_secrets(source)
         namespace = self._ns(kind)
         try:
             current = await self.target.get(rd, name, namespace)
@@ -169,6 +190,13 @@ class DependencyMirror:
         if _differs(kind, current, wanted):
             await self.target.update(rd, _update_body(kind, current, wanted))
         return name
+
+    async def _ensure_csi_secrets(self, pv: JSON) -> None:
+        for namespace, name in csi_secrets(pv):
+            secret = self.secrets(namespace, name) if self.secrets is not None else None
+            if secret is None:
+                raise NotFound(f'Secret "{namespace}/{name}" of PersistentVolume {pv["metadata"]["name"]} not found')
+            await self.ensure("Secret", secret)
 
     async def _ensure_volume(self, claim: JSON) -> None:
         volume = (claim.get("spec") or {}).get("volumeName")

@@ -176,7 +176,8 @@ class Syncer:
                        update_predicate=spec_changed)
 
         recorder = EventRecorder(ctx.computing, "kubeocean-syncer")
-        deps = DependencyMirror(ctx.computing, ctx.worker, namespace, cluster_id, volumes=ctx.volumes.get)
+        deps = DependencyMirror(ctx.computing, ctx.worker, namespace, cluster_id, volumes=ctx.volumes.get,
+                                secrets=lambda ns, n: ctx.secrets.get(n, ns))
         sync = PodSync(ctx.computing, ctx.worker, deps, target_pod=target_lookup(ctx, namespace),
                        source_object=source_lookup(ctx), recorder=recorder, clock=ctx.clock,
                        unschedulable_timeout=ctx.settings.unschedulable_timeout,

@@ -18,7 +18,7 @@ from atoll.api import kinds
 from atoll.api.errors import NotFound
 from atoll.mirror import keys
 from atoll.mirror.deps import dependencies
-from atoll.mirror.objects import DependencyMirror
+from atoll.mirror.objects import DependencyMirror, csi_secrets
 from atoll.mirror.podspec import Placement, workload
 from atoll.mirror.podsync import PodSync
 from atoll.pooling import constants as c
@@ -115,6 +115,14 @@ class DependencyReconciler:
         for pod in self.ctx.vpods.by_index(DEPS_INDEX, f"{key.kind}/{key.namespace}/{key.name}"):
             if self.ctx.vnodes.get(pod["spec"]["nodeName"]) is not None:
                 return True
+        return key.kind == "Secret" and self.held_by_volume(key)
+
+    def held_by_volume(self, key: DepKey) -> bool:
+        """A Secret handed to the CSI driver of a volume we copied stays copied with it."""
+        for pv in self.ctx.volumes:
+            if (pv["metadata"].get("labels") or {}).get(self.mirror.label) and (
+                    key.namespace, key.name) in csi_secrets(pv):
+                return True
         return False
 
     async def reconcile(self, key: DepKey) -> Result:
@@ -147,11 +155,12 @@ def source_lookup(ctx: SyncContext) -> Any:
 
 
 def claim_of_volume(pv: JSON) -> list[DepKey]:
-    """A volume's change concerns the claim it is bound to."""
+    """A volume's change concerns the claim it is bound to and the Secrets of its CSI driver."""
     ref = (pv.get("spec") or {}).get("claimRef") or {}
+    secrets = [DepKey("Secret", namespace, name) for namespace, name in csi_secrets(pv)]
     if not ref.get("name") or not ref.get("namespace"):
-        return []
-    return [DepKey("PersistentVolumeClaim", str(ref["namespace"]), str(ref["name"]))]
+        return secrets
+    return [DepKey("PersistentVolumeClaim", str(ref["namespace"]), str(ref["name"])), *secrets]
 
 
 def target_lookup(ctx: SyncContext, namespace: str) -> Any:

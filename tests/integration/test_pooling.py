@@ -372,9 +372,14 @@ async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
     """A bound claim brings its volume (re-pointed, Retain), an unbound one is copied for the
     worker's provisioner; the copies follow a resize and go when the last pod using them does."""
     client, worker = pool.client, pool.worker("w1")
+    await client.create(kinds.NAMESPACES, {"metadata": {"name": "storage"}})
+    await client.create(kinds.SECRETS, {"metadata": {"name": "nfs-creds", "namespace": "storage"},
+                                        "stringData": {"password": "p"}}, "storage")
+    csi = {"driver": "nfs.csi.k8s.io", "volumeHandle": "10.0.0.1#exports",
+           "nodePublishSecretRef": {"name": "nfs-creds", "namespace": "storage"}}
     await client.create(PVS, {"metadata": {"name": "nfs-1"}, "spec": {
         "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "persistentVolumeReclaimPolicy": "Delete",
-        "nfs": {"server": "10.0.0.1", "path": "/exports"}, "claimRef": {"namespace": "team", "name": "data"}}})
+        "csi": csi, "claimRef": {"namespace": "team", "name": "data"}}})
     await client.create(PVCS, {"metadata": {"name": "data", "namespace": "team"}, "spec": {
         "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}, "volumeName": "nfs-1",
         "storageClassName": ""}}, "team")
@@ -394,7 +399,9 @@ async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
                 await worker.get(PVCS, scratch_copy, "w1"))
 
     pv, data, scratch = await eventually(copied, 30)
-    assert pv["spec"]["nfs"] == {"server": "10.0.0.1", "path": "/exports"}
+    creds_copy = target_name("storage", "nfs-creds")
+    assert pv["spec"]["csi"] == {**csi, "nodePublishSecretRef": {"name": creds_copy, "namespace": "w1"}}
+    assert (await worker.get(kinds.SECRETS, creds_copy, "w1"))["data"] == {"password": "cA=="}
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     assert pv["spec"]["claimRef"] == {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "w1",
                                       "name": data_copy}
@@ -405,7 +412,9 @@ async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
     physical = await worker.get(kinds.PODS, target_name("team", "stateful"), "w1")
     assert [v["persistentVolumeClaim"]["claimName"] for v in physical["spec"]["volumes"]
             if "persistentVolumeClaim" in v] == [data_copy, scratch_copy]
-    for rd, name, namespace in ((PVS, "nfs-1", None), (PVCS, "data", "team"), (PVCS, "scratch", "team")):
+    sources = ((PVS, "nfs-1", None), (PVCS, "data", "team"), (PVCS, "scratch", "team"),
+               (kinds.SECRETS, "nfs-creds", "storage"))
+    for rd, name, namespace in sources:
         source = await client.get(rd, name, namespace)
         assert "kubeocean.io/finalizer-cls-w1" in source["metadata"]["finalizers"], (name, source["metadata"])
         assert source["metadata"]["labels"]["kubeocean.io/synced-by-cls-w1"] == "true"
@@ -422,7 +431,8 @@ async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
     async def released() -> None:
         assert (await worker.list(PVCS, "w1"))["items"] == []
         assert pv_copy not in [v["metadata"]["name"] for v in (await worker.list(PVS))["items"]]
-        for rd, name, namespace in ((PVS, "nfs-1", None), (PVCS, "data", "team"), (PVCS, "scratch", "team")):
+        assert creds_copy not in [v["metadata"]["name"] for v in (await worker.list(kinds.SECRETS, "w1"))["items"]]
+        for rd, name, namespace in sources:
             source = await client.get(rd, name, namespace)
             assert not source["metadata"].get("finalizers"), (name, source["metadata"])
 
