@@ -1,5 +1,6 @@
-"""One binding's syncer: informers on both clusters, the bottom-up/top-down controllers, leases,
-the proxier, worker health, and the two-phase teardown.
+"""One binding's syncer: informers on both clusters, the bottom-up/top-down controllers (nodes,
+pods, their ConfigMaps/Secrets/claims/volumes, policies, hostPort placeholders), leases, the
+proxier, worker health, and the two-phase teardown.
 
 It runs until its binding is gone or its teardown is complete (the
 ``kubeocean.io/clusterbinding-syncer`` finalizer released), and raises on anything it cannot
