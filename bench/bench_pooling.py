@@ -52,6 +52,7 @@ from bench._common import ATOLL, cpu_seconds, free_port, percentile  # noqa: E40
 JSON = dict[str, Any]
 KARMADA_P99 = {"push": 1.30, "pull": 0.99}
 AIM_P99 = 0.5
+IDLE_SAMPLE = 10.0
 
 
 def start_master(base: Path, name: str, extra: JSON) -> tuple[subprocess.Popen[bytes], Path]:
@@ -267,6 +268,9 @@ async def run(base: Path, args: argparse.Namespace) -> None:
             await bind(computing, worker_kc.read_bytes())
             build_s = await wait_vnodes(computing, args.nodes)
             settle_s = await settle(computing)
+            cpu0 = cpu_seconds(computing_proc.pid)
+            await asyncio.sleep(IDLE_SAMPLE)  # leases only: the baseline the pods come on top of
+            idle_cpu = (cpu_seconds(computing_proc.pid) - cpu0) / IDLE_SAMPLE
             top_down, bottom_up, cpu, synced = await steady(computing, worker, args.nodes, args.rate, args.seconds,
                                                             computing_proc.pid)
             leases.cancel()
@@ -290,6 +294,7 @@ async def run(base: Path, args: argparse.Namespace) -> None:
     print(f"{'bottom-up p50 (s)':<40} {bu50:>10.3f} {AIM_P99:>12.2f} {bu50 / AIM_P99:>8.2f}")
     print(f"{'bottom-up p99 (s) vs aim / Karmada pull':<40} {bu99:>10.3f} {AIM_P99:>5.2f}/{KARMADA_P99['pull']:<6.2f}"
           f" {bu99 / AIM_P99:>8.2f}")
+    print(f"{'computing master CPU idle (s/s, leases)':<40} {idle_cpu:>10.2f} {'-':>12} {'-':>8}")
     per_pod = cpu / synced * 1000 if synced else float("nan")
     print(f"{'computing master CPU per synced pod (ms)':<40} {per_pod:>10.1f} {'-':>12} {'-':>8}")
     print(f"synced {synced}/{int(args.rate * args.seconds)} pods (top-down samples {len(top_down)}, "

@@ -56,6 +56,8 @@ class LeaseKeeper:
         self.duration = duration
         self.renew_every = duration * RENEW_FRACTION
         self._last: dict[str, str] = {}
+        self._owners: dict[str, str] = {}
+        """vnode name → the uid its Lease's owner reference was written for."""
 
     async def run(self) -> None:
         while True:
@@ -99,16 +101,21 @@ class LeaseKeeper:
         now = format_micro_time(self.clock.now())
         self._last[md["name"]] = now
         spec = {"holderIdentity": md["name"], "leaseDurationSeconds": self.duration, "renewTime": now}
-        # the owner is rewritten on every renewal: a vnode recreated under the same name must not
-        # keep a Lease owned by its predecessor (the garbage collector would delete it)
+        # the owner is (re)written once per vnode incarnation: a vnode recreated under the same name
+        # must not keep a Lease owned by its predecessor (the garbage collector would delete it);
+        # later renewals carry the spec alone (a smaller write, 100 of them a second at 1,000 vnodes)
         owner = {"apiVersion": "v1", "kind": "Node", "name": md["name"], "uid": md["uid"]}
         try:
             try:
-                patch = {"metadata": {"ownerReferences": [owner]}, "spec": spec}
+                patch: JSON = {"spec": spec}
+                if self._owners.get(md["name"]) != md["uid"]:
+                    patch["metadata"] = {"ownerReferences": [owner]}
                 await self.client.patch(kinds.LEASES, md["name"], patch, NODE_LEASE_NAMESPACE)
+                self._owners[md["name"]] = md["uid"]
             except NotFound:
                 try:
                     await self.client.create(kinds.LEASES, self._lease(md, now), NODE_LEASE_NAMESPACE)
+                    self._owners[md["name"]] = md["uid"]
                 except AlreadyExists:
                     pass
         except (APIError, ClientError) as exc:
