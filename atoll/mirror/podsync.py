@@ -29,21 +29,30 @@ from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import AlreadyExists, Conflict, NotFound
 from atoll.client import Client
 from atoll.mirror import keys
-from atoll.mirror.deps import dependencies, token_secret_name
+from atoll.mirror.deps import dependencies
 from atoll.mirror.names import target_name
 from atoll.mirror.objects import DependencyMirror
 from atoll.mirror.podspec import Placement, build_target_pod, pod_target_name
 from atoll.mirror.status import lost_status, mirrored_status, terminal
+from atoll.mirror.tokens import TokenSecrets
 from atoll.runtime.events import EventRecorder
 
 JSON = dict[str, Any]
 TargetLookup = Callable[[str], Awaitable[JSON | None]]
+CachedTarget = Callable[[str], JSON | None]
+"""The target pod as the target informer last saw it (no request)."""
 SourceLookup = Callable[[str, str, str], JSON | None]
 """(kind, namespace, name) → the source object (ConfigMap, Secret, PVC), or None."""
 Customize = Callable[[JSON, JSON], JSON]
 """(source pod, target pod) → the target pod to create (RunK adds its env, DNS and labels)."""
 UNSCHEDULABLE_TIMEOUT = 300.0
-TOKEN_SECONDS = 3600
+
+
+def _revision(obj: JSON) -> int | None:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or "")
+    except ValueError:
+        return None  # an opaque resourceVersion: no ordering, no guard
 
 
 class NameConflict(Exception):
@@ -86,6 +95,7 @@ class PodSync:
         clock: Clock = SYSTEM_CLOCK,
         unschedulable_timeout: float = UNSCHEDULABLE_TIMEOUT,
         customize: Customize | None = None,
+        cached_target: CachedTarget | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -99,11 +109,47 @@ class PodSync:
         self.counters = SyncCounters()
         self._customize = customize
         self._unscheduled_since: dict[str, float] = {}
+        self._cached_target = cached_target
+        self._written: dict[str, int] = {}
+        """Source pod uid → resourceVersion of our last write to it: a reconcile that sees an older
+        version (the informer lags behind our own write) waits for the event of that write."""
+        self.tokens = TokenSecrets(source, target, self.namespace, clock)
 
     # -- forward ----------------------------------------------------------------------------
 
+    def stale(self, pod: JSON) -> bool:
+        """True while ``pod`` is older than our last write to it (its event is on the way)."""
+        uid = str(pod["metadata"].get("uid"))
+        written = self._written.get(uid)
+        if written is None:
+            return False
+        seen = _revision(pod)
+        if seen is None or seen >= written:
+            del self._written[uid]
+            return False
+        return True
+
+    def _wrote(self, result: JSON) -> None:
+        revision = _revision(result)
+        if revision is not None:
+            self._written[str(result["metadata"].get("uid"))] = revision
+
+    def forget(self, uid: str) -> None:
+        """The source pod is gone: drop what we remember of it."""
+        self._written.pop(uid, None)
+        self.tokens.forget(uid)
+
+    async def _lookup(self, name: str, confirm: bool) -> JSON | None:
+        """The target pod: from the informer when absence is harmless (a create that finds the pod
+        fails and retries), confirmed with a GET when absence would mean "lost"."""
+        if not confirm and self._cached_target is not None:
+            return self._cached_target(name)
+        return await self._target_pod(name)
+
     async def sync(self, pod: JSON, placement: Placement) -> float | None:
         """Advance ``pod`` through the mapping steps; returns seconds until it needs another look."""
+        if self.stale(pod):
+            return None
         md = pod["metadata"]
         annotations = md.get("annotations") or {}
         name = annotations.get(keys.PHYSICAL_POD_NAME)
@@ -114,8 +160,8 @@ class PodSync:
             pod = checkpointed
             annotations = pod["metadata"].get("annotations") or {}
             name = annotations[keys.PHYSICAL_POD_NAME]
-        target = await self._target_pod(str(name))
         uid = annotations.get(keys.PHYSICAL_POD_UID)
+        target = await self._lookup(str(name), confirm=bool(uid))
         if not uid:
             if target is None:
                 if terminal(pod):
@@ -138,7 +184,7 @@ class PodSync:
     async def _checkpoint_name(self, pod: JSON) -> JSON | None:
         md = pod["metadata"]
         name = pod_target_name(pod)
-        existing = await self._target_pod(name)
+        existing = await self._lookup(name, confirm=False)
         if existing is not None and not points_back(existing, md["namespace"], md["name"], md["uid"]):
             if points_back(existing, md["namespace"], md["name"]):
                 await self._delete_stale(existing, md["namespace"], md["name"])
@@ -156,6 +202,7 @@ class PodSync:
         md = pod["metadata"]
         patch = {"metadata": {"uid": md["uid"], "annotations": annotations}}
         result: JSON = await self.source.patch(kinds.PODS, md["name"], patch, md["namespace"])
+        self._wrote(result)
         return result
 
     async def _create(self, pod: JSON, placement: Placement) -> JSON:
@@ -166,7 +213,7 @@ class PodSync:
             if source is None:
                 raise NotFound(f'{kind} "{dep}" used by pod {md["namespace"]}/{md["name"]} not found')
             await self.deps.ensure(kind, source)
-        tokens = {volume: await self._token_secret(pod, volume) for volume in needed.token_volumes}
+        tokens = {volume: await self.tokens.ensure(pod, volume) for volume in needed.token_volumes}
         body = build_target_pod(pod, placement, lambda _kind, n: target_name(md["namespace"], n), tokens)
         if self._customize is not None:
             body = self._customize(pod, body)
@@ -182,41 +229,20 @@ class PodSync:
         self.counters.emit("created")
         return created
 
-    async def _token_secret(self, pod: JSON, volume: str) -> str:
-        """A Secret holding a source-cluster token for the pod's service account (TokenRequest)."""
-        md, spec = pod["metadata"], pod.get("spec") or {}
-        account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                   "spec": {"expirationSeconds": TOKEN_SECONDS}}
-        path = f"/api/v1/namespaces/{md['namespace']}/serviceaccounts/{account}/token"
-        answer = await self.source.request("POST", path, body=request)
-        token = str(((answer or {}).get("status") or {}).get("token") or "")
-        name = target_name(md["namespace"], f"{md['name']}-{token_secret_name(volume)}")
-        secret = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": {keys.MANAGED_BY: keys.MANAGED_BY_VALUE, keys.SERVICE_ACCOUNT_TOKEN: "true"},
-                "annotations": {keys.VIRTUAL_POD_NAMESPACE: md["namespace"], keys.VIRTUAL_POD_NAME: md["name"],
-                                keys.VIRTUAL_POD_UID: md["uid"]},
-            },
-            "type": "Opaque",
-            "stringData": {"token": token},
-        }
-        try:
-            await self.target.create(kinds.SECRETS, secret, self.namespace)
-        except AlreadyExists:
-            current = await self.target.get(kinds.SECRETS, name, self.namespace)
-            await self.target.update(kinds.SECRETS, {**secret, "metadata": {**current["metadata"]}})
-        return name
-
     async def _observe(self, pod: JSON, target: JSON) -> float | None:
-        """Step 3: status back, and the unschedulable timer."""
+        """Step 3: status back, token renewals, and the unschedulable timer."""
         status = mirrored_status(pod, target)
         if status is not None:
             await self._write_status(pod, status)
+        renew = None
+        if terminal(target):
+            self.tokens.forget(str(pod["metadata"]["uid"]))
+        else:
+            renew = await self.tokens.refresh(pod, dependencies(pod).token_volumes)
+        unscheduled = await self._unscheduled(pod, target)
+        return min((t for t in (renew, unscheduled) if t is not None), default=None)
+
+    async def _unscheduled(self, pod: JSON, target: JSON) -> float | None:
         uid = str(target["metadata"]["uid"])
         if (target.get("spec") or {}).get("nodeName") or terminal(target):
             self._unscheduled_since.pop(uid, None)
@@ -242,10 +268,11 @@ class PodSync:
         md = pod["metadata"]
         patch = {**{k: None for k in pod.get("status") or {} if k not in status}, **status}
         try:
-            await self.source.patch(kinds.PODS, md["name"], {"metadata": {"uid": md["uid"]}, "status": patch},
-                                    md["namespace"], subresource="status")
+            result = await self.source.patch(kinds.PODS, md["name"], {"metadata": {"uid": md["uid"]}, "status": patch},
+                                             md["namespace"], subresource="status")
         except NotFound:
-            pass
+            return
+        self._wrote(result)
 
     async def _mark_lost(self, pod: JSON) -> None:
         if terminal(pod):
@@ -272,12 +299,14 @@ class PodSync:
                                      preconditions={"uid": md["uid"]})
         except (NotFound, Conflict):
             pass
+        self.forget(str(md["uid"]))
         return True
 
     async def delete_orphan(self, namespace: str, name: str) -> None:
         """The source pod no longer exists: delete the target pod if it points back at it."""
         target = await self._target_pod(target_name(namespace, name))
         if target is not None and points_back(target, namespace, name):
+            self.forget(str((target["metadata"].get("annotations") or {}).get(keys.VIRTUAL_POD_UID)))
             await self._delete_target(target)
 
     async def _delete_stale(self, target: JSON, namespace: str, name: str) -> None:
@@ -294,10 +323,4 @@ class PodSync:
     async def release_dependencies(self, pod: JSON) -> None:
         """Delete the pod's token Secrets in the target cluster (shared dependencies are released
         by their own reconciler once no pod uses them)."""
-        md = pod["metadata"]
-        for volume in dependencies(pod).token_volumes:
-            name = target_name(md["namespace"], f"{md['name']}-{token_secret_name(volume)}")
-            try:
-                await self.target.delete(kinds.SECRETS, name, self.namespace)
-            except NotFound:
-                pass
+        await self.tokens.delete(pod, dependencies(pod).token_volumes)

@@ -36,6 +36,8 @@ def mirrored_status(source: JSON, target: JSON) -> JSON | None:
     status: JSON = {k: theirs[k] for k in COPIED if k in theirs}
     scheduled = [c for c in current.get("conditions") or () if c.get("type") == "PodScheduled"]
     status["conditions"] = scheduled + [c for c in theirs.get("conditions") or () if c.get("type") != "PodScheduled"]
+    if not status["conditions"] and not current.get("conditions"):
+        del status["conditions"]  # none on either side: no write just to add an empty list
     if not status.get("phase"):
         status["phase"] = current.get("phase") or "Pending"
     if not theirs and status == {"phase": "Pending", "conditions": scheduled}:

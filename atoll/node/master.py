@@ -204,6 +204,8 @@ class MasterNode:
         settings = pooling_settings(self.config.extra, self.pki.directory)
         async with self.client() as client:
             self.pooling = PoolingManager(client, settings)
+            if self.server is not None:  # per-binding checks, informational (atoll.pooling.health)
+                self.server.frontends.health.add(self.pooling.health_checks, gating=False)
             await self.pooling.run()
 
     async def _run_fleet(self) -> None:

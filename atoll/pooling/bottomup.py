@@ -14,6 +14,7 @@ its pods, wait until none is Pending/Running, then release the finalizer.
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 from typing import Any
 
@@ -39,6 +40,14 @@ from atoll.runtime import ObjectKey, Result, WorkQueue, get_logger
 
 JSON = dict[str, Any]
 log = get_logger(__name__)
+LAG_LIMIT = 30.0
+
+
+def revision(obj: JSON) -> int | None:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or "")
+    except ValueError:
+        return None
 
 
 def oldest_policy(policies: list[JSON]) -> JSON | None:
@@ -68,6 +77,26 @@ class NodeReconciler:
         self.queue = queue
         self.resources: dict[str, tuple[dict[str, Fraction], ...]] = {}
         """vnode → (origin, available, physical usage, pooled usage), for the cluster gauges."""
+        self._written: dict[str, tuple[int, float]] = {}
+        """vnode → (resourceVersion of our last write, when): the vnode cache lags behind it."""
+
+    def lagging(self, vname: str, vnode: JSON | None) -> bool:
+        """True while the cached vnode is older than our own last write to it (its event is on the
+        way and brings the node back): reconciling stale state would only repeat that write (or
+        fail creating a node that exists). Trusted for ``LAG_LIMIT`` seconds at most."""
+        written = self._written.get(vname)
+        if written is None:
+            return False
+        seen = revision(vnode) if vnode is not None else None
+        if (seen is None or seen < written[0]) and time.monotonic() - written[1] < LAG_LIMIT:
+            return True
+        del self._written[vname]
+        return False
+
+    def _wrote(self, vnode: JSON) -> None:
+        rv = revision(vnode)
+        if rv is not None:
+            self._written[vnode["metadata"]["name"]] = (rv, time.monotonic())
 
     def matching_policies(self, binding: JSON, node: JSON) -> list[JSON]:
         return [
@@ -91,6 +120,8 @@ class NodeReconciler:
         vname = vnode_name(ctx.cluster_id, name)
         physical = ctx.nodes.get(name)
         vnode = ctx.vnodes.get(vname)
+        if self.lagging(vname, vnode):
+            return Result()
         gone = physical is None or bool(physical["metadata"].get("deletionTimestamp"))
         if (
             gone
@@ -134,14 +165,18 @@ class NodeReconciler:
         return Result(requeue_after=ctx.settings.resync)
 
     async def _write(self, current: JSON | None, merged: JSON) -> JSON:
+        result = await self._write_vnode(current, merged)
+        if result is not current:
+            self._wrote(result)
+        return result
+
+    async def _write_vnode(self, current: JSON | None, merged: JSON) -> JSON:
         client = self.ctx.computing
         if current is None:
-            body = {k: v for k, v in merged.items() if k != "status"}
-            created = await client.create(kinds.NODES, body)
-            merged["metadata"].update({k: created["metadata"][k] for k in ("resourceVersion", "uid")})
-            result: JSON = await client.update(kinds.NODES, {**created, "status": merged["status"]},
-                                               subresource="status")
-            return result
+            # with its status, as a kubelet registers its Node (kept on create, unlike a pod's);
+            # a server that dropped it gets it from the next reconcile's status update
+            created: JSON = await client.create(kinds.NODES, merged)
+            return created
         result = current
         if metadata_differs(current, merged):
             result = await client.update(kinds.NODES, {**merged, "status": current.get("status") or {}})

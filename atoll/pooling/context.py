@@ -28,10 +28,14 @@ class SyncerSettings:
     """While a vnode drains or a binding tears down: how often to look again."""
     time_zone: dt.tzinfo = UTC
     health_timeout: float = 5.0
-    workers: int = 8
-    """Concurrent reconciles of nodes and dependencies."""
-    pod_workers: int = 32
-    """Concurrent pod reconciles (each waits on both API servers; Kubeocean uses 100)."""
+    workers: int = 50
+    """Concurrent reconciles of nodes and dependencies (Kubeocean: 50). A reconcile mostly waits
+    on the API servers, so throughput is workers / round-trip time: at 100 ms per request under
+    load, 8 workers built 1,000 vnodes in minutes."""
+    pod_workers: int = 100
+    """Concurrent pod reconciles (Kubeocean: 100). One pod costs up to four sequential requests
+    (checkpoint, create, uid, status); 32 workers fell behind at 50 pods/s (measured queue wait
+    5.8 s, docs/pooling.md)."""
 
 
 class Timers:
@@ -84,6 +88,8 @@ class SyncContext:
     vpods: Cache = field(default_factory=Cache)
     configmaps: Cache = field(default_factory=Cache)
     secrets: Cache = field(default_factory=Cache)
+    claims: Cache = field(default_factory=Cache)
+    volumes: Cache = field(default_factory=Cache)
     nodes: Cache = field(default_factory=Cache)
     pods: Cache = field(default_factory=Cache)
     policies: Cache = field(default_factory=Cache)

@@ -37,7 +37,8 @@ from atoll.client import Client, ClientError, ConfigError
 from atoll.pooling import constants as c
 from atoll.pooling import metrics
 from atoll.pooling.conditions import same_conditions, set_condition
-from atoll.pooling.context import SyncerSettings
+from atoll.pooling.context import SyncContext, SyncerSettings
+from atoll.pooling.health import binding_checks
 from atoll.pooling.kinds import CLUSTERBINDINGS
 from atoll.pooling.proxier import ProxierTLS
 from atoll.pooling.supervisor import SyncerPool
@@ -112,6 +113,8 @@ class BindingReconciler:
         self.recorder = EventRecorder(client, "kubeocean-manager")
         self._ids: dict[str, str] = {}
         """binding name → the clusterID it was first validated with (clusterID is immutable)."""
+        self.contexts: dict[str, SyncContext] = {}
+        """binding name → the context of its syncer running in this process."""
 
     async def reconcile(self, key: ObjectKey) -> Result:
         started = time.monotonic()
@@ -188,11 +191,14 @@ class BindingReconciler:
         async def run(started: Callable[[], None]) -> None:
             current = self.bindings.get(name) or binding
             worker, _ = await worker_client(self.client, current)
+            syncer = Syncer(name, self.client, worker, clock=self.clock, settings=self.settings.syncer,
+                            tls=self.settings.tls, proxier_host=self.settings.proxier_host, on_started=started)
+            self.contexts[name] = syncer.ctx
             try:
-                syncer = Syncer(name, self.client, worker, clock=self.clock, settings=self.settings.syncer,
-                                tls=self.settings.tls, proxier_host=self.settings.proxier_host, on_started=started)
                 await syncer.run()
             finally:
+                if self.contexts.get(name) is syncer.ctx:
+                    del self.contexts[name]
                 await worker.close()
 
         return run
@@ -283,6 +289,11 @@ class PoolingManager:
         self.reconciler: BindingReconciler | None = None
         self.pool: SyncerPool | None = None
         self.leading = asyncio.Event()
+
+    def health_checks(self) -> list[tuple[str, str | None]]:
+        """One check per binding (``pooling/<name>``) for the node's ``/healthz`` and ``/readyz``."""
+        contexts = self.reconciler.contexts if self.reconciler is not None and self.leading.is_set() else {}
+        return binding_checks(self.bindings.cache, {name: ctx.worker_healthy for name, ctx in contexts.items()})
 
     async def run(self) -> None:
         with contextlib.suppress(AlreadyExists):

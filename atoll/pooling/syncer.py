@@ -1,5 +1,6 @@
-"""One binding's syncer: informers on both clusters, the bottom-up/top-down controllers, leases,
-the proxier, worker health, and the two-phase teardown.
+"""One binding's syncer: informers on both clusters, the bottom-up/top-down controllers (nodes,
+pods, their ConfigMaps/Secrets/claims/volumes, policies, hostPort placeholders), leases, the
+proxier, worker health, and the two-phase teardown.
 
 It runs until its binding is gone or its teardown is complete (the
 ``kubeocean.io/clusterbinding-syncer`` finalizer released), and raises on anything it cannot
@@ -26,13 +27,14 @@ from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import AlreadyExists, APIError, Forbidden, NotFound
 from atoll.client import Client, ClientError
 from atoll.mirror import keys
-from atoll.mirror.objects import DependencyMirror
+from atoll.mirror.objects import PVCS, PVS, DependencyMirror
 from atoll.mirror.podsync import PodSync
 from atoll.pooling import constants as c
 from atoll.pooling import metrics
 from atoll.pooling.bottomup import NodeReconciler
 from atoll.pooling.capacity import managed
 from atoll.pooling.context import SyncContext, SyncerSettings
+from atoll.pooling.hostports import HostPortReconciler, physical_node_key, placeholder_key
 from atoll.pooling.kinds import CLUSTERBINDINGS, PRIORITYCLASSES, RESOURCELEASINGPOLICIES
 from atoll.pooling.leases import LeaseKeeper
 from atoll.pooling.policies import PolicyReconciler
@@ -42,6 +44,7 @@ from atoll.pooling.topdown import (
     DependencyReconciler,
     DepKey,
     PodReconciler,
+    claim_of_volume,
     dep_values,
     physical_to_virtual,
     source_lookup,
@@ -139,11 +142,14 @@ class Syncer:
         vpods_inf = computing.informer(kinds.PODS)
         cms_inf = computing.informer(kinds.CONFIGMAPS)
         secrets_inf = computing.informer(kinds.SECRETS)
+        claims_inf = computing.informer(PVCS)
+        volumes_inf = computing.informer(PVS)
         nodes_inf = worker.informer(kinds.NODES)
         pods_inf = worker.informer(kinds.PODS)
         rlp_inf = worker.informer(RESOURCELEASINGPOLICIES)
         ctx.bindings, ctx.vnodes, ctx.vpods = bindings_inf.cache, vnodes_inf.cache, vpods_inf.cache
         ctx.configmaps, ctx.secrets = cms_inf.cache, secrets_inf.cache
+        ctx.claims, ctx.volumes = claims_inf.cache, volumes_inf.cache
         ctx.nodes, ctx.pods, ctx.policies = nodes_inf.cache, pods_inf.cache, rlp_inf.cache
         ctx.vpods.add_index(DEPS_INDEX, dep_values)
 
@@ -166,14 +172,17 @@ class Syncer:
         node_ctl.watch(pods_inf, capacity_key)
         node_ctl.watch(vnodes_inf, lambda v: [ObjectKey(None, n)] if (
             n := (v["metadata"].get("labels") or {}).get(c.LABEL_PHYSICAL_NODE_NAME)) else [])
-        node_ctl.watch(rlp_inf, all_nodes)
-        node_ctl.watch(bindings_inf, lambda b: all_nodes(b) if b["metadata"]["name"] == name else [])
+        node_ctl.watch(rlp_inf, all_nodes, update_predicate=spec_changed)
+        node_ctl.watch(bindings_inf, lambda b: all_nodes(b) if b["metadata"]["name"] == name else [],
+                       update_predicate=spec_changed)
 
         recorder = EventRecorder(ctx.computing, "kubeocean-syncer")
-        deps = DependencyMirror(ctx.computing, ctx.worker, namespace, cluster_id)
+        deps = DependencyMirror(ctx.computing, ctx.worker, namespace, cluster_id, volumes=ctx.volumes.get,
+                                secrets=lambda ns, n: ctx.secrets.get(n, ns))
         sync = PodSync(ctx.computing, ctx.worker, deps, target_pod=target_lookup(ctx, namespace),
                        source_object=source_lookup(ctx), recorder=recorder, clock=ctx.clock,
-                       unschedulable_timeout=ctx.settings.unschedulable_timeout)
+                       unschedulable_timeout=ctx.settings.unschedulable_timeout,
+                       cached_target=lambda n: ctx.pods.get(n, namespace))
         sync.counters.hooks.append(self._count)
         pod_queue: WorkQueue[ObjectKey] = WorkQueue(f"pool-pod-{name}")
         pod_rec = PodReconciler(ctx, sync, pod_queue)
@@ -211,14 +220,23 @@ class Syncer:
 
         dep_ctl.watch(cms_inf, own_dep("ConfigMap"))
         dep_ctl.watch(secrets_inf, own_dep("Secret"))
+        dep_ctl.watch(claims_inf, own_dep("PersistentVolumeClaim"))
+        dep_ctl.watch(volumes_inf, claim_of_volume)
         dep_ctl.watch(vpods_inf, lambda p: [DepKey(*v.split("/", 2)) for v in dep_values(p)])
 
         policy_queue: WorkQueue[ObjectKey] = WorkQueue(f"pool-policy-{name}")
         policy_ctl = Controller(f"pool-policy-{name}", PolicyReconciler(ctx, policy_queue), policy_queue)
         policy_ctl.watch(rlp_inf)
 
+        hostports = HostPortReconciler(ctx)
+        hostport_ctl: Controller[ObjectKey] = Controller(f"pool-hostports-{name}", hostports, workers=2)
+        hostport_ctl.watch(pods_inf, physical_node_key)
+        hostport_ctl.watch(vnodes_inf, lambda v: [ObjectKey(None, n)] if (
+            n := (v["metadata"].get("labels") or {}).get(c.LABEL_PHYSICAL_NODE_NAME)) else [])
+        hostport_ctl.watch(vpods_inf, lambda p: placeholder_key(ctx, p))
+
         teardown_ctl: Controller[ObjectKey] = Controller(
-            f"pool-teardown-{name}", Teardown(self, node_ctl, deps, namespace, label))
+            f"pool-teardown-{name}", Teardown(self, node_ctl, deps, namespace, label, hostports))
         teardown_ctl.watch(bindings_inf, lambda b: [ObjectKey(None, name)] if b["metadata"]["name"] == name else [])
         teardown_ctl.watch(vnodes_inf, lambda _v: [ObjectKey(None, name)])
 
@@ -233,7 +251,7 @@ class Syncer:
                 tg.create_task(self._metrics(namespace, nodes_rec), name=f"pool/{name}/metrics"),
             ]
             controllers = [tg.create_task(ctl.run(), name=f"pool/{ctl.name}")
-                           for ctl in (node_ctl, pod_ctl, dep_ctl, policy_ctl, teardown_ctl)]
+                           for ctl in (node_ctl, pod_ctl, dep_ctl, policy_ctl, hostport_ctl, teardown_ctl)]
             await computing.wait_synced()
             await worker.wait_synced()
             if self.on_started is not None:
@@ -290,11 +308,19 @@ class Syncer:
                     gauge.labels(ctx.binding_name, phase).set(counts.get(phase, 0))
 
 
+def spec_changed(old: JSON, new: JSON) -> bool:
+    """Updates that matter to every node of the binding: spec or deletion. Status and finalizer
+    writes (ours among them) must not re-check a thousand nodes."""
+    return old.get("spec") != new.get("spec") or bool(old["metadata"].get("deletionTimestamp")) != bool(
+        new["metadata"].get("deletionTimestamp"))
+
+
 class Teardown:
     """Phase one of the two-phase teardown (the syncer's finalizer)."""
 
     def __init__(self, syncer: Syncer, node_ctl: Controller[ObjectKey], deps: DependencyMirror, namespace: str,
-                 label: str) -> None:
+                 label: str, hostports: HostPortReconciler) -> None:
+        self.hostports = hostports
         self.syncer = syncer
         self.ctx = syncer.ctx
         self.node_ctl = node_ctl
@@ -316,11 +342,13 @@ class Teardown:
                 if physical:
                     self.node_ctl.queue.add(ObjectKey(None, physical))
             return Result(requeue_after=ctx.settings.drain_poll)
-        for kind, cache in (("ConfigMap", ctx.configmaps), ("Secret", ctx.secrets)):
+        for kind, cache in (("ConfigMap", ctx.configmaps), ("Secret", ctx.secrets),
+                            ("PersistentVolumeClaim", ctx.claims), ("PersistentVolume", ctx.volumes)):
             for obj in cache:
                 md = obj["metadata"]
                 if (md.get("labels") or {}).get(self.label) or self.deps.finalizer in (md.get("finalizers") or ()):
-                    await self.deps.release(kind, md["namespace"], md["name"], obj)
+                    await self.deps.release(kind, md.get("namespace") or "", md["name"], obj)
+        await self.hostports.sweep()
         if await self._leftovers():
             return Result(requeue_after=ctx.settings.drain_poll)
         await self._release_policies()
@@ -348,15 +376,20 @@ class Teardown:
                         "finalizers": finalizers, "resourceVersion": md["resourceVersion"]}})
 
     async def _leftovers(self) -> int:
-        """Delete what is still ours in the worker's mount namespace; how many objects remain."""
+        """Delete what is still ours in the worker's mount namespace (and the volumes bound into
+        it); how many objects remain."""
         selector = f"{keys.MANAGED_BY}={keys.MANAGED_BY_VALUE}"
         remaining = 0
-        for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS):
-            items, _ = await self.ctx.worker.list_all(rd, self.namespace, label_selector=selector)
+        for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS, PVCS, PVS):
+            namespace = self.namespace if rd.namespaced else None
+            items, _ = await self.ctx.worker.list_all(rd, namespace, label_selector=selector)
             for obj in items:
+                if not rd.namespaced and ((obj.get("spec") or {}).get("claimRef") or {}).get(
+                        "namespace") != self.namespace:
+                    continue  # another binding's (or computing cluster's) volume
                 remaining += 1
                 if not obj["metadata"].get("deletionTimestamp"):
                     with contextlib.suppress(NotFound):
-                        await self.ctx.worker.delete(rd, obj["metadata"]["name"], self.namespace)
+                        await self.ctx.worker.delete(rd, obj["metadata"]["name"], namespace)
         return remaining
 

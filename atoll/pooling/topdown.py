@@ -4,9 +4,10 @@
 binding's vnodes, not in a system namespace, not a DaemonSet pod unless allowed (binding flag or
 ``kubeocean.io/running-daemonset="true"``) — and drives :class:`atoll.mirror.podsync.PodSync`.
 Physical pod events are mapped back to the virtual pod through the backward annotations, so one
-reconcile sees both sides. ``DependencyReconciler`` (key: kind/namespace/name of a ConfigMap or
-Secret) keeps a copy in the worker while some pod on a vnode of this binding uses it and removes
-it (and our label and finalizer on the original) once none does.
+reconcile sees both sides. ``DependencyReconciler`` (key: kind/namespace/name of a ConfigMap,
+Secret or PersistentVolumeClaim — a bound claim brings its PersistentVolume) keeps a copy in the
+worker while some pod on a vnode of this binding uses it and removes it (and our label and
+finalizer on the original) once none does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from atoll.api import kinds
 from atoll.api.errors import NotFound
 from atoll.mirror import keys
 from atoll.mirror.deps import dependencies
-from atoll.mirror.objects import DependencyMirror
+from atoll.mirror.objects import DependencyMirror, csi_secrets
 from atoll.mirror.podspec import Placement, workload
 from atoll.mirror.podsync import PodSync
 from atoll.pooling import constants as c
@@ -35,11 +36,11 @@ class DepKey(NamedTuple):
 
 
 def dep_values(pod: JSON) -> list[str]:
-    """Index values ``Kind/namespace/name`` of the ConfigMaps and Secrets a pod uses."""
+    """Index values ``Kind/namespace/name`` of the ConfigMaps, Secrets and claims a pod uses."""
     if not (pod.get("spec") or {}).get("nodeName", "").startswith("vnode-"):
         return []
     namespace = pod["metadata"].get("namespace", "")
-    return [f"{kind}/{namespace}/{name}" for kind, name in dependencies(pod).items() if kind != "PersistentVolumeClaim"]
+    return [f"{kind}/{namespace}/{name}" for kind, name in dependencies(pod).items()]
 
 
 class PodReconciler:
@@ -70,6 +71,8 @@ class PodReconciler:
         if pod is None:
             await self.sync.delete_orphan(key.namespace, key.name)
             return Result()
+        if self.sync.stale(pod):
+            return Result()  # our own write's event is on its way and will bring the pod back
         vnode = self.ours(pod)
         if vnode is None:
             return Result()
@@ -106,11 +109,19 @@ class DependencyReconciler:
         self.mirror = mirror
 
     def cache(self, kind: str) -> Cache:
-        return self.ctx.configmaps if kind == "ConfigMap" else self.ctx.secrets
+        return dependency_cache(self.ctx, kind)
 
     def used(self, key: DepKey) -> bool:
         for pod in self.ctx.vpods.by_index(DEPS_INDEX, f"{key.kind}/{key.namespace}/{key.name}"):
             if self.ctx.vnodes.get(pod["spec"]["nodeName"]) is not None:
+                return True
+        return key.kind == "Secret" and self.held_by_volume(key)
+
+    def held_by_volume(self, key: DepKey) -> bool:
+        """A Secret handed to the CSI driver of a volume we copied stays copied with it."""
+        for pv in self.ctx.volumes:
+            if (pv["metadata"].get("labels") or {}).get(self.mirror.label) and (
+                    key.namespace, key.name) in csi_secrets(pv):
                 return True
         return False
 
@@ -132,15 +143,24 @@ class DependencyReconciler:
         return Result()
 
 
+def dependency_cache(ctx: SyncContext, kind: str) -> Cache:
+    return {"ConfigMap": ctx.configmaps, "Secret": ctx.secrets, "PersistentVolumeClaim": ctx.claims}[kind]
+
+
 def source_lookup(ctx: SyncContext) -> Any:
     def lookup(kind: str, namespace: str, name: str) -> JSON | None:
-        if kind == "ConfigMap":
-            return ctx.configmaps.get(name, namespace)
-        if kind == "Secret":
-            return ctx.secrets.get(name, namespace)
-        return None
+        return dependency_cache(ctx, kind).get(name, namespace)
 
     return lookup
+
+
+def claim_of_volume(pv: JSON) -> list[DepKey]:
+    """A volume's change concerns the claim it is bound to and the Secrets of its CSI driver."""
+    ref = (pv.get("spec") or {}).get("claimRef") or {}
+    secrets = [DepKey("Secret", namespace, name) for namespace, name in csi_secrets(pv)]
+    if not ref.get("name") or not ref.get("namespace"):
+        return secrets
+    return [DepKey("PersistentVolumeClaim", str(ref["namespace"]), str(ref["name"])), *secrets]
 
 
 def target_lookup(ctx: SyncContext, namespace: str) -> Any:

@@ -14,9 +14,10 @@ import pytest
 import pytest_asyncio
 
 from atoll.api import kinds
-from atoll.api.errors import NotFound
+from atoll.api.errors import APIError, NotFound
 from atoll.api.quantity import parse_quantity
 from atoll.mirror.names import target_name
+from atoll.mirror.objects import PVCS, PVS
 from atoll.pooling.kinds import CLUSTERBINDINGS, RESOURCELEASINGPOLICIES
 from tests.conftest import eventually, kubectl_binary, kubectl_environ
 from tests.integration.pooling import Pool, bind, lease_policy, plane, pool_of, pooled_pod
@@ -91,6 +92,25 @@ async def test_binding_both_workers_builds_vnodes(pool: Pool) -> None:
         assert rlp.get("status", {}).get("phase") == "Active", rlp.get("status")
 
     await eventually(policy_active, 10)
+
+
+async def check(pool: Pool, name: str) -> str:
+    """One named check of the computing node's /readyz: "ok", or the reason it fails."""
+    try:
+        return str(await pool.client.request("GET", f"/readyz/{name}"))
+    except APIError as exc:
+        assert exc.code == 500, exc
+        return exc.message
+
+
+async def test_health_lists_each_binding(pool: Pool) -> None:
+    verbose = await pool.client.request("GET", "/readyz", params={"verbose": ""})
+    assert "[+]pooling/cb-w1 ok\n[+]pooling/cb-w2 ok\n" in verbose and verbose.endswith("readyz check passed\n")
+    assert "[+]poststarthook/bootstrap ok" in verbose
+    assert await check(pool, "pooling/cb-w1") == "ok"
+    assert "[+]pooling/cb-w2 ok" in await pool.client.request("GET", "/healthz", params={"verbose": "1"})
+    with pytest.raises(NotFound):
+        await pool.client.request("GET", "/readyz/pooling/no-such-binding")
 
 
 async def test_metrics(pool: Pool) -> None:
@@ -186,6 +206,37 @@ async def test_kubectl_logs_follow(pool: Pool) -> None:
     await client.delete(kinds.PODS, "talker", "team")
 
 
+async def test_kubectl_exec_reaches_the_worker_pod(pool: Pool) -> None:
+    """kubectl exec (WebSocket v5) on a pod of a vnode: API server → proxier → worker pods/exec →
+    the worker agent; stdout, stderr, stdin and the exit code all make the round trip."""
+    client = pool.client
+    await client.create(kinds.PODS, pooled_pod("shell", "cls-w2", "sleep 600", container={
+        "env": [{"name": "GREETING", "value": "from-the-worker"}]}), "team")
+
+    async def running() -> None:
+        pod = await client.get(kinds.PODS, "shell", "team")
+        assert pod.get("status", {}).get("phase") == "Running", pod.get("status")
+
+    await eventually(running, 30)
+    assert pool.computing.server is not None
+    base = [kubectl_binary(), "--kubeconfig", str(pool.computing.server.kubeconfig), "-n", "team", "exec"]
+    env = kubectl_environ(pool.computing.config.data_dir / "kubectl")
+
+    async def kubectl(*args: str, stdin: bytes | None = None) -> tuple[int | None, bytes, bytes]:
+        proc = await asyncio.create_subprocess_exec(
+            *base, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), 30)
+        return proc.returncode, out, err
+
+    code, out, err = await kubectl("shell", "--", "sh", "-c", 'echo "$HOSTNAME $GREETING"; echo oops >&2; exit 3')
+    assert (code, out) == (3, b"shell from-the-worker\n"), err
+    assert b"oops" in err
+    code, out, err = await kubectl("-i", "shell", "--", "cat", stdin=b"piped through two clusters\n")
+    assert (code, out) == (0, b"piped through two clusters\n"), err
+    await client.delete(kinds.PODS, "shell", "team")
+
+
 async def test_physical_pod_deleted_behind_our_back(pool: Pool) -> None:
     client = pool.client
     await client.create(kinds.PODS, pooled_pod("sleeper", "cls-w1", "sleep 600"), "team")
@@ -242,6 +293,13 @@ async def test_worker_down_other_binding_unaffected(pool: Pool) -> None:
 
     await eventually(not_ready, 30)
     assert ready(await vnode(pool, VNODE1)) == "True"
+    # the binding's health check fails with its reason; the node stays ready (informational check)
+    assert await check(pool, "pooling/cb-w2") == "internal server error: worker cluster API unreachable"
+    assert await check(pool, "pooling/cb-w1") == "ok"
+    assert await pool.client.request("GET", "/readyz") == "ok"
+    verbose = await pool.client.request("GET", "/readyz", params={"verbose": ""})
+    assert "[-]pooling/cb-w2 failed: reason withheld (informational)\n" in verbose, verbose
+    assert verbose.endswith("readyz check passed\n")
     await client.create(kinds.PODS, pooled_pod("meanwhile", "cls-w1", "echo fine"), "team")
 
     async def succeeded() -> None:
@@ -286,6 +344,7 @@ async def test_bad_input_fails_naming_the_field(
     cond = next(c for c in binding["status"]["conditions"] if c["type"] == "Ready")
     assert cond["status"] == "False" and cond["reason"] == reason
     assert field in cond["message"], cond["message"]
+    assert await check(pool, f"pooling/{name}") == f"internal server error: {reason}: {cond['message']}"
     await pool.client.delete(CLUSTERBINDINGS, name)
 
     async def gone() -> None:
@@ -307,6 +366,113 @@ async def test_invalid_window_fails_the_policy(pool: Pool) -> None:
     valid = next(c for c in rlp["status"]["conditions"] if c["type"] == "Valid")
     assert valid["message"].startswith("spec.timeWindows[0].start")
     await pool.worker("w1").delete(RESOURCELEASINGPOLICIES, "bad-window")
+
+
+async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
+    """A bound claim brings its volume (re-pointed, Retain), an unbound one is copied for the
+    worker's provisioner; the copies follow a resize and go when the last pod using them does."""
+    client, worker = pool.client, pool.worker("w1")
+    await client.create(kinds.NAMESPACES, {"metadata": {"name": "storage"}})
+    await client.create(kinds.SECRETS, {"metadata": {"name": "nfs-creds", "namespace": "storage"},
+                                        "stringData": {"password": "p"}}, "storage")
+    csi = {"driver": "nfs.csi.k8s.io", "volumeHandle": "10.0.0.1#exports",
+           "nodePublishSecretRef": {"name": "nfs-creds", "namespace": "storage"}}
+    await client.create(PVS, {"metadata": {"name": "nfs-1"}, "spec": {
+        "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "persistentVolumeReclaimPolicy": "Delete",
+        "csi": csi, "claimRef": {"namespace": "team", "name": "data"}}})
+    await client.create(PVCS, {"metadata": {"name": "data", "namespace": "team"}, "spec": {
+        "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}, "volumeName": "nfs-1",
+        "storageClassName": ""}}, "team")
+    await client.create(PVCS, {"metadata": {"name": "scratch", "namespace": "team"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}},
+        "storageClassName": "local-path"}}, "team")
+    volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+               {"name": "scratch", "persistentVolumeClaim": {"claimName": "scratch"}}]
+    await client.create(kinds.PODS, pooled_pod("stateful", "cls-w1", "sleep 600", volumes=volumes), "team")
+    pv_copy, data_copy, scratch_copy = target_name("", "nfs-1"), target_name("team", "data"), target_name(
+        "team", "scratch")
+
+    async def copied() -> tuple[JSON, JSON, JSON]:
+        pod = await client.get(kinds.PODS, "stateful", "team")
+        assert pod["metadata"].get("annotations", {}).get("kubeocean.io/physical-pod-uid"), pod["metadata"]
+        return (await worker.get(PVS, pv_copy), await worker.get(PVCS, data_copy, "w1"),
+                await worker.get(PVCS, scratch_copy, "w1"))
+
+    pv, data, scratch = await eventually(copied, 30)
+    creds_copy = target_name("storage", "nfs-creds")
+    assert pv["spec"]["csi"] == {**csi, "nodePublishSecretRef": {"name": creds_copy, "namespace": "w1"}}
+    assert (await worker.get(kinds.SECRETS, creds_copy, "w1"))["data"] == {"password": "cA=="}
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["spec"]["claimRef"] == {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "w1",
+                                      "name": data_copy}
+    assert pv["metadata"]["annotations"]["kubeocean.io/virtual-name"] == "nfs-1"
+    assert data["spec"]["volumeName"] == pv_copy
+    assert data["metadata"]["labels"]["kubeocean.io/managed-by"] == "kubeocean"
+    assert "volumeName" not in scratch["spec"] and scratch["spec"]["storageClassName"] == "local-path"
+    physical = await worker.get(kinds.PODS, target_name("team", "stateful"), "w1")
+    assert [v["persistentVolumeClaim"]["claimName"] for v in physical["spec"]["volumes"]
+            if "persistentVolumeClaim" in v] == [data_copy, scratch_copy]
+    sources = ((PVS, "nfs-1", None), (PVCS, "data", "team"), (PVCS, "scratch", "team"),
+               (kinds.SECRETS, "nfs-creds", "storage"))
+    for rd, name, namespace in sources:
+        source = await client.get(rd, name, namespace)
+        assert "kubeocean.io/finalizer-cls-w1" in source["metadata"]["finalizers"], (name, source["metadata"])
+        assert source["metadata"]["labels"]["kubeocean.io/synced-by-cls-w1"] == "true"
+
+    await client.patch(PVCS, "scratch", {"spec": {"resources": {"requests": {"storage": "8Gi"}}}}, "team")
+
+    async def resized() -> None:
+        copy = await worker.get(PVCS, scratch_copy, "w1")
+        assert copy["spec"]["resources"]["requests"]["storage"] == "8Gi", copy["spec"]
+
+    await eventually(resized, 20)
+    await client.delete(kinds.PODS, "stateful", "team")
+
+    async def released() -> None:
+        assert (await worker.list(PVCS, "w1"))["items"] == []
+        assert pv_copy not in [v["metadata"]["name"] for v in (await worker.list(PVS))["items"]]
+        assert creds_copy not in [v["metadata"]["name"] for v in (await worker.list(kinds.SECRETS, "w1"))["items"]]
+        for rd, name, namespace in sources:
+            source = await client.get(rd, name, namespace)
+            assert not source["metadata"].get("finalizers"), (name, source["metadata"])
+
+    await eventually(released, 30)
+
+
+async def test_host_ports_of_worker_pods_get_a_placeholder(pool: Pool) -> None:
+    """Host ports taken by the worker's own pods are declared on the vnode by one placeholder pod
+    in kubeocean-fake, replaced when they change, removed when none is taken; never synced down."""
+    client, worker = pool.client, pool.worker("w1")
+
+    def native(name: str, port: int, protocol: str = "TCP") -> JSON:
+        return {"metadata": {"name": name, "namespace": "w1"}, "spec": {
+            "nodeName": "w1-node", "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "c", "image": "app:v1", "command": ["sleep", "600"],
+                            "ports": [{"containerPort": 8080, "hostPort": port, "protocol": protocol}]}]}}
+
+    async def placeholders(want: list[tuple[int, str]]) -> list[JSON]:
+        pods = (await client.list(kinds.PODS, "kubeocean-fake",
+                                  label_selector="kubeocean.io/hostport-fake-pod=true"))["items"]
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        declared = [sorted((port["hostPort"], port["protocol"]) for c in p["spec"]["containers"]
+                           for port in c.get("ports") or ()) for p in live]
+        assert declared == ([want] if want else []), declared
+        return live
+
+    await worker.create(kinds.PODS, native("native-web", 18080), "w1")
+    [fake] = await eventually(lambda: placeholders([(18080, "TCP")]), 20)
+    assert fake["metadata"]["name"].startswith("fake-pod-for-hostport-")
+    assert fake["spec"]["nodeName"] == VNODE1 and fake["spec"]["priorityClassName"] == "system-node-critical"
+    assert fake["spec"]["containers"][0]["image"] == "busybox:1.28"
+    assert fake["metadata"]["labels"]["kubeocean.io/cluster-binding"] == "cb-w1"
+    await worker.create(kinds.PODS, native("native-dns", 19053, "UDP"), "w1")
+    [second] = await eventually(lambda: placeholders([(18080, "TCP"), (19053, "UDP")]), 20)
+    assert second["metadata"]["uid"] != fake["metadata"]["uid"]
+    managed = (await worker.list(kinds.PODS, "w1", label_selector="kubeocean.io/managed-by=kubeocean"))["items"]
+    assert managed == [], "a placeholder was synced down"
+    for name in ("native-web", "native-dns"):
+        await worker.delete(kinds.PODS, name, "w1")
+    await eventually(lambda: placeholders([]), 30)
 
 
 async def test_binding_deleted_drains_everything(pool: Pool) -> None:
@@ -333,7 +499,7 @@ async def test_binding_deleted_drains_everything(pool: Pool) -> None:
         assert "cb-w1" not in [b[0] for b in bindings], (bindings, nodes, pods)
         assert VNODE1 not in nodes
         assert "last" not in [p[0] for p in pods]
-        for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS):
+        for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS, PVCS):
             items = (await worker.list(rd, "w1", label_selector="kubeocean.io/managed-by=kubeocean"))["items"]
             assert items == [], [i["metadata"]["name"] for i in items]
         cm = await client.get(kinds.CONFIGMAPS, "cfg2", "team")

@@ -5,8 +5,10 @@ starts on Monday 2026-01-05 12:00 UTC, so hours pass in milliseconds."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +171,54 @@ async def test_unschedulable_in_the_worker_for_five_minutes(timed: Timed) -> Non
     await pool.client.delete(kinds.PODS, "stuck", "team")
     binding = await pool.client.get(CLUSTERBINDINGS, "cb-w1")
     assert "kubeocean.io/clusterbinding-syncer" in binding["metadata"]["finalizers"]
+
+
+def claims(token: str) -> JSON:
+    payload = token.split(".")[1]
+    decoded: JSON = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return decoded
+
+
+async def test_service_account_token_renewed_before_expiry(timed: Timed) -> None:
+    """A projected token becomes a worker Secret holding a computing-cluster token bound to the
+    virtual pod, renewed once 80 % of its hour has passed (on the injected clock)."""
+    pool, clock = timed.pool, timed.clock
+    worker = pool.worker("w1")
+    await pool.client.create(kinds.SERVICEACCOUNTS, {"metadata": {"name": "runner", "namespace": "team"}}, "team")
+    volume = {"name": "kube-api-access", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600, "audience": "vault"}}]}}
+    await pool.client.create(kinds.PODS, pooled_pod("tokened", "cls-w1", "sleep 600", serviceAccountName="runner",
+                                                    volumes=[volume]), "team")
+    pod = await eventually(lambda: phase(pool, "tokened", "Running"), 30)
+    name = target_name("team", "tokened-kube-api-access-token")
+    first = await worker.get(kinds.SECRETS, name, "w1")
+    token = base64.b64decode(first["data"]["token"]).decode()
+    issued = claims(token)
+    assert issued["sub"] == "system:serviceaccount:team:runner" and issued["aud"] == ["vault"]
+    assert issued["kubernetes.io"]["pod"] == {"name": "tokened", "uid": pod["metadata"]["uid"]}
+    assert first["metadata"]["labels"]["kubeocean.io/service-account-token"] == "true"
+    refresh_at = first["metadata"]["annotations"]["kubeocean.io/token-refresh-at"]
+
+    clock.advance(0.8 * 3600 + 1)
+
+    async def renewed() -> JSON:
+        secret: JSON = await worker.get(kinds.SECRETS, name, "w1")
+        assert base64.b64decode(secret["data"]["token"]).decode() != token, "token not renewed yet"
+        return secret
+
+    second = await eventually(renewed, 20)
+    assert second["metadata"]["annotations"]["kubeocean.io/token-refresh-at"] > refresh_at
+    assert claims(base64.b64decode(second["data"]["token"]).decode())["kubernetes.io"]["pod"]["name"] == "tokened"
+    await pool.client.delete(kinds.PODS, "tokened", "team")
+
+    async def secret_gone() -> None:
+        pods = [(p["metadata"]["name"], p["metadata"].get("deletionTimestamp"), p.get("status", {}).get("phase"))
+                for p in (await pool.client.list(kinds.PODS, "team"))["items"]]
+        assert "tokened" not in [p[0] for p in pods], pods
+        with pytest.raises(NotFound):
+            await worker.get(kinds.SECRETS, name, "w1")
+
+    await eventually(secret_gone, 30)
 
 
 async def test_restart_mid_sync_leaves_no_orphan_and_no_duplicate(timed: Timed) -> None:

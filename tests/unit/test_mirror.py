@@ -72,5 +72,8 @@ def test_status_comes_back_keeping_pod_scheduled() -> None:
     assert status is not None and status["phase"] == "Running" and status["podIP"] == "10.1.1.1"
     assert status["conditions"] == [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}]
     assert mirrored_status({"status": status}, target) is None
+    # a fresh target pod with nothing new to say costs no write (no empty condition list added)
+    fresh = {"status": {"phase": "Pending", "qosClass": "Burstable"}}
+    assert mirrored_status({"status": {"phase": "Pending", "qosClass": "Burstable"}}, fresh) is None
     lost = lost_status({"status": status}, 0.0)
     assert (lost["phase"], lost["reason"]) == ("Failed", "PhysicalPodLost")

@@ -33,6 +33,7 @@ from atoll.apiserver.discovery.version import (
 )
 from atoll.apiserver.http import codec
 from atoll.apiserver.http.authorize import authorize_path, authorize_resource
+from atoll.apiserver.http.health import HealthChecks
 from atoll.apiserver.http.limits import ConnectionLimits, InflightLimiter
 from atoll.apiserver.http.metrics import count_requests, serve_metrics
 from atoll.apiserver.http.protocol import StatusServer, mark_authenticated
@@ -61,6 +62,8 @@ class Frontends:
     server_address: Callable[[], str]  # host:port for legacy discovery's serverAddressByClientCIDRs
     routes: dict[str, RouteHandler] = field(default_factory=dict)
     """Extra non-resource APIs by path prefix (the fleet's search API), authorized as paths."""
+    health: HealthChecks = field(default_factory=HealthChecks)
+    """Named checks of ``/healthz`` and ``/readyz`` added by the node's modules (pooling)."""
 
 
 class RequestHandler:
@@ -123,8 +126,9 @@ class RequestHandler:
                 return await handler(request)
         head = parts[0]
         if head in ("healthz", "livez", "readyz"):
-            ready = self._p.ready(head == "livez")
-            return web.Response(text="ok" if ready else "not ready", status=200 if ready else 503)
+            if len(parts) > 1:  # one check, with its reason: not public
+                authorize_path(self._p.authorizer, request)
+            return self._p.health.respond(request, parts, self._p.ready(head == "livez"))
         if head == "version":
             return codec.json_response(VERSION_INFO)
         if head == "api":
