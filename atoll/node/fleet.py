@@ -51,15 +51,19 @@ JSON = dict[str, Any]
 
 
 def fleet_settings(extra: dict[str, Any]) -> tuple[FleetSettings, KarmadaSettings]:
-    """From the node config's ``fleet:`` block: ``clusterStatusPeriod``, ``statisticsPeriod`` and
-    ``instanceStartTimeout`` (seconds)."""
+    """From the node config's ``fleet:`` block: ``clusterStatusPeriod``, ``statisticsPeriod``,
+    ``instanceStartTimeout``, ``clusterFailureThreshold`` and ``clusterMonitorGracePeriod`` (seconds)."""
     block = extra.get("fleet") or {}
     fleet = FleetSettings(
         kubernetes_version=str(VERSION_INFO.get("gitVersion") or "v1.29.0"),
         start_timeout=float(block.get("instanceStartTimeout") or 30.0),
         statistics_period=float(block.get("statisticsPeriod") or 10.0),
     )
-    return fleet, KarmadaSettings(cluster_status_period=float(block.get("clusterStatusPeriod") or 10.0))
+    return fleet, KarmadaSettings(
+        cluster_status_period=float(block.get("clusterStatusPeriod") or 10.0),
+        failure_threshold=float(block.get("clusterFailureThreshold") or 30.0),
+        monitor_grace=float(block.get("clusterMonitorGracePeriod") or 40.0),
+    )
 
 
 def install_fleet(server: APIServer, data_dir: Path, extra: dict[str, Any] | None = None) -> FleetManager:

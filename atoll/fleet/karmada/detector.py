@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from atoll.api.errors import AlreadyExists, APIError, NotFound
+from atoll.api.clock import SYSTEM_CLOCK, Clock
+from atoll.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from atoll.fleet import constants as c
+from atoll.fleet.karmada import failover
 from atoll.fleet.karmada.conditions import set_condition
 from atoll.fleet.karmada.deps import DEPENDED_BY
 from atoll.fleet.karmada.names import binding_name
@@ -69,7 +72,12 @@ class TemplateReconciler:
         templates: dict[tuple[str, str], tuple[ResourceDef, Cache]],
         bindings: Cache | None = None,
         cluster_bindings: Cache | None = None,
+        bindings_synced: Callable[[], bool] = lambda: False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
+        self.bindings_synced = bindings_synced
+        """True once the binding informers listed: a cache miss then means "no binding" (no GET)."""
         self.bindings = bindings
         self.cluster_bindings = cluster_bindings
         self.client = client
@@ -96,10 +104,11 @@ class TemplateReconciler:
                 with contextlib.suppress(NotFound):  # an attached binding lives while its template does
                     await self.client.delete(rd, name, key.namespace)
             return Result()
-        await self._bind(rd, name, template, policy)
-        return Result()
+        due = await self._bind(rd, name, template, policy)
+        return Result(requeue_after=due) if due is not None else Result()
 
-    async def _bind(self, rd: ResourceDef, name: str, template: JSON, policy: JSON) -> None:
+    async def _bind(self, rd: ResourceDef, name: str, template: JSON, policy: JSON) -> float | None:
+        """Create or update the binding; in how many seconds a toleration runs out (None: never)."""
         md = template["metadata"]
         spec = policy.get("spec") or {}
         namespaced_policy = bool(policy["metadata"].get("namespace"))
@@ -133,12 +142,30 @@ class TemplateReconciler:
             "conflictResolution": spec.get("conflictResolution") or "Abort",
             "preserveResourcesOnDeletion": bool(spec.get("preserveResourcesOnDeletion")),
             "schedulerName": spec.get("schedulerName") or "default-scheduler",
+            "failover": spec.get("failover"),
         }
         binding_spec = {k: v for k, v in binding_spec.items() if v is not None}
-        clusters = [cl for cl in self.clusters if not cl["metadata"].get("deletionTimestamp")]
+        current = await self._current(rd, name, md.get("namespace"))
+        current_spec = (current or {}).get("spec") or {}
+        by_name = {str(cl["metadata"]["name"]): cl for cl in self.clusters}
+        evict, due = failover.evictions(current_spec, by_name, self.clock.now())
+        tasks = list(current_spec.get("gracefulEvictionTasks") or ())
+        for cluster_name in evict:
+            if cluster_name not in failover.evicted(current_spec):
+                failing = {**current_spec, "failover": spec.get("failover")}
+                tasks.append(failover.eviction_task(failing, cluster_name, self.clock.now()))
+                log.info("evicting %s %s from cluster %s", template["kind"], md["name"], cluster_name)
+        if tasks != list(current_spec.get("gracefulEvictionTasks") or ()):
+            binding_spec["gracefulEvictionTasks"] = tasks
+        gone = failover.evicted({"gracefulEvictionTasks": tasks}) | set(evict)
+        clusters = [
+            failover.schedulable(cl, current_spec)
+            for cl in self.clusters
+            if not cl["metadata"].get("deletionTimestamp") and cl["metadata"]["name"] not in gone
+        ]
         try:
             targets, group = schedule(
-                placement,
+                {**placement, "clusterTolerations": failover.tolerations(placement)},
                 clusters,
                 api_version=template["apiVersion"],
                 kind=template["kind"],
@@ -153,7 +180,6 @@ class TemplateReconciler:
         except ScheduleError as exc:
             targets, group = [], ""
             scheduled = (False, exc.reason, str(exc))
-        current = await self._current(rd, name, md.get("namespace"))
         owner = {
             "apiVersion": template["apiVersion"],
             "kind": template["kind"],
@@ -191,21 +217,31 @@ class TemplateReconciler:
                 rd, name, {"metadata": {"labels": labels}, "spec": binding_spec}, md.get("namespace")
             )
         if current is None:
-            return
-        status = dict(current.get("status") or {})
-        status["conditions"] = set_condition(status.get("conditions"), "Scheduled", *scheduled)
-        status["schedulerObservedGeneration"] = current["metadata"].get("generation")
+            return due
+        old = current.get("status") or {}
+        mine: JSON = {
+            "conditions": set_condition(old.get("conditions"), "Scheduled", *scheduled),
+            "schedulerObservedGeneration": current["metadata"].get("generation"),
+        }
         if group:
-            status["schedulerObservingAffinityName"] = group
-        if status != current.get("status"):
-            with contextlib.suppress(APIError):
-                await self.client.patch(rd, name, {"status": status}, md.get("namespace"), subresource="status")
+            mine["schedulerObservingAffinityName"] = group
+        if any(old.get(k) != v for k, v in mine.items()):
+            # only the scheduler's fields, and only over the version read: the binding controller
+            # writes aggregatedStatus and FullyApplied next to them
+            patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "status": mine}
+            try:
+                await self.client.patch(rd, name, patch, md.get("namespace"), subresource="status")
+            except Conflict:
+                return 0.1  # again over the newer binding
+            except APIError as exc:
+                log.warning("binding %s: cannot write its Scheduled condition: %s", name, exc)
+        return due
 
     async def _current(self, rd: ResourceDef, name: str, namespace: str | None) -> JSON | None:
         """The binding as the informer last saw it (no round trip), else from the API."""
         cache = self.bindings if namespace else self.cluster_bindings
         cached = cache.get(name, namespace) if cache is not None else None
-        if cached is not None:
+        if cached is not None or self.bindings_synced():
             return cached
         try:
             return await self.client.get(rd, name, namespace)

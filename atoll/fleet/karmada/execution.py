@@ -12,9 +12,10 @@ without polling. A deleted Work deletes the member copies (unless ``preserveReso
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -24,9 +25,8 @@ from atoll.client import Client, ClientError
 from atoll.fleet import constants as c
 from atoll.fleet.karmada.aggregate import health
 from atoll.fleet.karmada.conditions import set_condition
-from atoll.fleet.karmada.division import fnv32a
 from atoll.fleet.karmada.dynamic import DynamicInformers
-from atoll.fleet.karmada.members import MemberClients, MemberError
+from atoll.fleet.karmada.members import MemberError
 from atoll.fleet.karmada.names import cluster_of
 from atoll.fleet.kinds import WORKS
 from atoll.runtime import Cache, Informer, ObjectKey, Result
@@ -36,15 +36,26 @@ log = logging.getLogger(__name__)
 MANIFEST_HASH = "work.karmada.io/manifest-hash"
 
 
+class MemberSource(Protocol):
+    """Where the executor reaches a Work's cluster: the Push clients, or the agent's own member."""
+
+    async def get(self, cluster: JSON) -> Client: ...
+
+
 class ExecutionReconciler:
     def __init__(
         self,
         client: Client,
         works: Cache,
         clusters: Cache,
-        members: MemberClients,
+        members: MemberSource,
         enqueue: Callable[[ObjectKey], None],
+        *,
+        pull: bool = False,
     ) -> None:
+        self.pull = pull
+        """True in a Pull cluster's agent (it applies its own cluster's Works); the control plane's
+        executor (False) leaves the Works of ``syncMode: Pull`` clusters to their agents."""
         self.client = client
         self.works = works
         self.clusters = clusters
@@ -59,6 +70,10 @@ class ExecutionReconciler:
         cluster = self.clusters.get(cluster_of(key.namespace or ""))
         md = work["metadata"]
         finalizers = list(md.get("finalizers") or ())
+        if not self.pull and is_pull(cluster):
+            if md.get("deletionTimestamp") and (cluster or {}).get("metadata", {}).get("deletionTimestamp"):
+                return await self._remove(work, None, finalizers)  # the cluster goes: its agent may be gone
+            return Result()
         if md.get("deletionTimestamp"):
             return await self._remove(work, cluster, finalizers)
         if c.EXECUTION_FINALIZER not in finalizers:
@@ -210,6 +225,20 @@ class ExecutionReconciler:
             await self.client.patch(WORKS, md["name"], {"status": status}, md["namespace"], subresource="status")
 
 
+def is_pull(cluster: JSON | None) -> bool:
+    return bool(cluster and (cluster.get("spec") or {}).get("syncMode") == "Pull")
+
+
+def work_changed(old: JSON, new: JSON) -> bool:
+    """What the executor acts on (not its own status writes)."""
+    om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+    return bool(
+        old.get("spec") != new.get("spec")
+        or om.get("deletionTimestamp") != nm.get("deletionTimestamp")
+        or om.get("finalizers") != nm.get("finalizers")
+    )
+
+
 class _Conflict(Exception):
     """The member already has the object and the policy says Abort."""
 
@@ -222,7 +251,7 @@ def manifest_hash(manifest: JSON) -> str:
         "labels": md.get("labels"),
         "annotations": {k: v for k, v in (md.get("annotations") or {}).items() if k != MANIFEST_HASH},
     }
-    return f"{fnv32a(orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()):08x}"
+    return hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
 
 
 async def _discover(member: Client, api_version: str, kind: str) -> ResourceDef:

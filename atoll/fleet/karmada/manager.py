@@ -10,15 +10,17 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from atoll.api import kinds
 from atoll.api.errors import APIError, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from atoll.fleet import constants as c
 from atoll.fleet.karmada.bindings import BindingReconciler
 from atoll.fleet.karmada.clusters import ClusterReconciler
+from atoll.fleet.karmada.deps import DEPENDED_BY
 from atoll.fleet.karmada.detector import TemplateKey, TemplateReconciler, template_key
 from atoll.fleet.karmada.dynamic import DynamicInformers
-from atoll.fleet.karmada.execution import ExecutionReconciler
+from atoll.fleet.karmada.execution import ExecutionReconciler, work_changed
 from atoll.fleet.karmada.members import MemberClients
 from atoll.fleet.karmada.names import binding_name
 from atoll.fleet.kinds import (
@@ -43,6 +45,10 @@ class KarmadaSettings:
     cluster_status_period: float = 10.0
     """Karmada's ``--cluster-status-update-frequency``."""
     workers: int = 4
+    failure_threshold: float = 30.0
+    """Karmada's ``--cluster-failure-threshold``: not ready this long → the ``NoExecute`` taint."""
+    monitor_grace: float = 40.0
+    """Karmada's ``--cluster-monitor-grace-period``: a Pull agent's lease older → not ready."""
 
 
 def _binding_of_work(work: JSON) -> list[ObjectKey]:
@@ -103,9 +109,11 @@ class KarmadaManager:
         self.rbs = f.informer(RESOURCE_BINDINGS)
         self.crbs = f.informer(CLUSTER_RESOURCE_BINDINGS)
         self.works = f.informer(WORKS)
-        self.members = MemberClients(client)
+        self.secrets = f.informer(kinds.SECRETS, c.CLUSTER_NAMESPACE)
+        self.members = MemberClients(client, self.secrets.cache)
         self.templates: dict[tuple[str, str], tuple[ResourceDef, Cache]] = {}
         self.dynamic = DynamicInformers()
+        self._pending_kinds: set[tuple[str, str]] = set()
         n = self.settings.workers
         self.template_ctl: Controller[TemplateKey] = Controller(
             "karmada-detector",
@@ -117,30 +125,35 @@ class KarmadaManager:
                 templates=self.templates,
                 bindings=self.rbs.cache,
                 cluster_bindings=self.crbs.cache,
+                bindings_synced=lambda: self.rbs.has_synced and self.crbs.has_synced,
             ),
             workers=n,
         )
-        self.binding_ctl: Controller[ObjectKey] = Controller(
-            "karmada-binding",
-            BindingReconciler(
-                client,
-                bindings=self.rbs.cache,
-                cluster_bindings=self.crbs.cache,
-                works=self.works.cache,
-                clusters=self.clusters.cache,
-                overrides=self.ops.cache,
-                cluster_overrides=self.cops.cache,
-                templates=self.templates,
-            ),
-            workers=n,
+        self.binding = BindingReconciler(
+            client,
+            bindings=self.rbs.cache,
+            cluster_bindings=self.crbs.cache,
+            works=self.works.cache,
+            clusters=self.clusters.cache,
+            overrides=self.ops.cache,
+            cluster_overrides=self.cops.cache,
+            templates=self.templates,
         )
+        self.binding_ctl: Controller[ObjectKey] = Controller("karmada-binding", self.binding, workers=n)
         self.execution = ExecutionReconciler(
             client, self.works.cache, self.clusters.cache, self.members, lambda key: self.execution_ctl.queue.add(key)
         )
         self.execution_ctl: Controller[ObjectKey] = Controller("karmada-execution", self.execution, workers=n)
         self.cluster_ctl: Controller[ObjectKey] = Controller(
             "karmada-cluster",
-            ClusterReconciler(client, self.clusters.cache, self.members, period=self.settings.cluster_status_period),
+            ClusterReconciler(
+                client,
+                self.clusters.cache,
+                self.members,
+                period=self.settings.cluster_status_period,
+                failure_threshold=self.settings.failure_threshold,
+                grace=self.settings.monitor_grace,
+            ),
             workers=n,
         )
         self.policy_ctl: Controller[ObjectKey] = Controller(
@@ -151,18 +164,40 @@ class KarmadaManager:
     def _wire(self) -> None:
         for informer in (self.pps, self.cpps):
             self.policy_ctl.watch(informer)
-        self.binding_ctl.watch(self.rbs)
+        self.binding_ctl.watch(self.rbs)  # status updates too: they may be the scheduler's, over ours
         self.binding_ctl.watch(self.crbs)
         self.binding_ctl.watch(self.works, _binding_of_work)
-        self.binding_ctl.watch(self.ops, lambda _obj: self._all_bindings())
-        self.binding_ctl.watch(self.cops, lambda _obj: self._all_bindings())
-        self.execution_ctl.watch(self.works)
+        for informer in (self.ops, self.cops):
+            informer.add_handler(
+                on_add=lambda _o: self._overrides_changed(),
+                on_update=lambda _o, _n: self._overrides_changed(),
+                on_delete=lambda _o: self._overrides_changed(),
+            )
+            self.binding_ctl.watch(informer, lambda _obj: self._all_bindings())
+        self.execution_ctl.watch(self.works, update_predicate=work_changed)
         self.cluster_ctl.watch(self.clusters)
+        self.rbs.add_handler(on_add=self._watch_dependency)
         self.clusters.add_handler(
             on_add=lambda _o: self.requeue_templates(),
             on_update=lambda old, new: self.requeue_templates() if _cluster_changed(old, new) else None,
             on_delete=lambda _o: self.requeue_templates(),
         )
+
+    def _watch_dependency(self, binding: JSON) -> None:
+        """An attached binding (``propagateDeps``): watch its kind, so an edit of the ConfigMap or
+        Secret re-queues the attached binding at once (not on the workload's next reconcile)."""
+        if not (binding["metadata"].get("labels") or {}).get(DEPENDED_BY):
+            return
+        resource = (binding.get("spec") or {}).get("resource") or {}
+        key = (str(resource.get("apiVersion")), str(resource.get("kind")))
+        if key in self.templates or key in self._pending_kinds:
+            return
+        self._pending_kinds.add(key)
+        task = asyncio.get_running_loop().create_task(self.watch_kind(*key), name=f"karmada/watch {key}")
+        task.add_done_callback(lambda _t: self._pending_kinds.discard(key))
+
+    def _overrides_changed(self) -> None:
+        self.binding.override_epoch += 1
 
     def _all_bindings(self) -> list[ObjectKey]:
         return [
