@@ -31,8 +31,9 @@ from atoll.client import Client, ClientError
 from atoll.fleet import constants as c
 from atoll.fleet.karmada.clusters import probe_member
 from atoll.fleet.karmada.execution import ExecutionReconciler, work_changed
+from atoll.fleet.karmada.interpreter import Interpreter
 from atoll.fleet.karmada.names import execution_namespace
-from atoll.fleet.kinds import CLUSTERS, WORKS
+from atoll.fleet.kinds import CLUSTERS, RESOURCE_INTERPRETER_CUSTOMIZATIONS, WORKS
 from atoll.runtime import Controller, InformerFactory, ObjectKey
 
 JSON = dict[str, Any]
@@ -72,6 +73,7 @@ class PullAgent:
         self.informers = InformerFactory(instance)
         self.works = self.informers.informer(WORKS, execution_namespace(cluster))
         self.clusters = self.informers.informer(CLUSTERS, field_selector=f"metadata.name={cluster}")
+        self.rics = self.informers.informer(RESOURCE_INTERPRETER_CUSTOMIZATIONS)
         self.execution = ExecutionReconciler(
             instance,
             self.works.cache,
@@ -79,6 +81,7 @@ class PullAgent:
             LocalMember(member),
             lambda key: self.controller.queue.add(key),
             pull=True,
+            interpreter=Interpreter(self.rics.cache),
         )
         self.controller: Controller[ObjectKey] = Controller("karmada-agent-execution", self.execution, workers=workers)
         self.controller.watch(self.works, update_predicate=work_changed)

@@ -25,9 +25,9 @@ from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from atoll.fleet import constants as c
 from atoll.fleet.karmada import failover
-from atoll.fleet.karmada.aggregate import aggregate_status
 from atoll.fleet.karmada.conditions import is_true, set_condition
 from atoll.fleet.karmada.deps import dependencies, sync_attached
+from atoll.fleet.karmada.interpreter import Interpreter
 from atoll.fleet.karmada.names import cluster_of, execution_namespace, work_name
 from atoll.fleet.karmada.overrides import apply_overrides
 from atoll.fleet.kinds import CLUSTER_RESOURCE_BINDINGS, RESOURCE_BINDINGS, WORKS
@@ -80,7 +80,9 @@ class BindingReconciler:
         cluster_overrides: Cache,
         templates: dict[tuple[str, str], tuple[ResourceDef, Cache]] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        interpreter: Interpreter | None = None,
     ) -> None:
+        self.interpreter = interpreter or Interpreter()
         self.templates = templates if templates is not None else {}
         self.client = client
         self.bindings = bindings
@@ -189,7 +191,11 @@ class BindingReconciler:
     def _manifest(self, binding: JSON, template: JSON, cluster_name: str, target: JSON) -> tuple[JSON, list[str]]:
         manifest = clean_manifest(template)
         if (binding.get("spec") or {}).get("replicas") and "replicas" in target:
-            manifest.setdefault("spec", {})["replicas"] = int(target["replicas"])
+            revised = self.interpreter.revise_replica(manifest, int(target["replicas"]))
+            if revised is not None:
+                manifest = revised
+            else:
+                manifest.setdefault("spec", {})["replicas"] = int(target["replicas"])
         cluster = self.clusters.get(cluster_name) or {"metadata": {"name": cluster_name}}
         namespace = (template.get("metadata") or {}).get("namespace")
         ops = [p for p in self.overrides if p["metadata"].get("namespace") == namespace] if namespace else []
@@ -295,7 +301,7 @@ class BindingReconciler:
                 await self.client.patch(rd, md["name"], patch, md.get("namespace"), subresource="status")
         if len(member_statuses) < len(wanted):
             return
-        wanted_status = aggregate_status(template["kind"], template["metadata"].get("generation"), member_statuses)
+        wanted_status = self.interpreter.aggregate(template, aggregated)
         if wanted_status is None or _contains(template.get("status") or {}, wanted_status):
             return
         sub = "status" if template_rd.has_status else None

@@ -24,6 +24,7 @@ from atoll.fleet import constants as c
 from atoll.fleet.karmada import failover
 from atoll.fleet.karmada.conditions import set_condition
 from atoll.fleet.karmada.deps import DEPENDED_BY
+from atoll.fleet.karmada.interpreter import Interpreter
 from atoll.fleet.karmada.names import binding_name
 from atoll.fleet.karmada.placement import ScheduleError, schedule
 from atoll.fleet.karmada.policies import matching_policy
@@ -74,7 +75,9 @@ class TemplateReconciler:
         cluster_bindings: Cache | None = None,
         bindings_synced: Callable[[], bool] = lambda: False,
         clock: Clock = SYSTEM_CLOCK,
+        interpreter: Interpreter | None = None,
     ) -> None:
+        self.interpreter = interpreter or Interpreter()
         self.clock = clock
         self.bindings_synced = bindings_synced
         """True once the binding informers listed: a cache miss then means "no binding" (no GET)."""
@@ -112,7 +115,7 @@ class TemplateReconciler:
         md = template["metadata"]
         spec = policy.get("spec") or {}
         namespaced_policy = bool(policy["metadata"].get("namespace"))
-        replicas = int((template.get("spec") or {}).get("replicas") or 0) if template["kind"] in REPLICA_KINDS else 0
+        replicas, request = self._replicas(template)
         placement = spec.get("placement") or {}
         labels = (
             {
@@ -136,7 +139,7 @@ class TemplateReconciler:
                 "resourceVersion": md.get("resourceVersion"),
             },
             "replicas": replicas,
-            "replicaRequirements": {"resourceRequest": replica_request(template)} if replicas else None,
+            "replicaRequirements": {"resourceRequest": request} if replicas else None,
             "placement": placement,
             "propagateDeps": bool(spec.get("propagateDeps")),
             "conflictResolution": spec.get("conflictResolution") or "Abort",
@@ -236,6 +239,16 @@ class TemplateReconciler:
             except APIError as exc:
                 log.warning("binding %s: cannot write its Scheduled condition: %s", name, exc)
         return due
+
+    def _replicas(self, template: JSON) -> tuple[int, JSON]:
+        """Karmada's InterpretReplica: built in for apps' Deployment/StatefulSet/ReplicaSet, a
+        ``replicaResource`` customization for other kinds, else none (the kind is not divided)."""
+        custom = self.interpreter.replicas(template)
+        if custom is not None:
+            return custom[0], custom[1] or {}
+        if template["kind"] in REPLICA_KINDS and str(template.get("apiVersion")).startswith("apps/"):
+            return int((template.get("spec") or {}).get("replicas") or 0), replica_request(template)
+        return 0, {}
 
     async def _current(self, rd: ResourceDef, name: str, namespace: str | None) -> JSON | None:
         """The binding as the informer last saw it (no round trip), else from the API."""

@@ -23,9 +23,9 @@ from atoll.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.client import Client, ClientError
 from atoll.fleet import constants as c
-from atoll.fleet.karmada.aggregate import health
 from atoll.fleet.karmada.conditions import set_condition
 from atoll.fleet.karmada.dynamic import DynamicInformers
+from atoll.fleet.karmada.interpreter import Interpreter
 from atoll.fleet.karmada.members import MemberError
 from atoll.fleet.karmada.names import cluster_of
 from atoll.fleet.kinds import WORKS
@@ -52,7 +52,9 @@ class ExecutionReconciler:
         enqueue: Callable[[ObjectKey], None],
         *,
         pull: bool = False,
+        interpreter: Interpreter | None = None,
     ) -> None:
+        self.interpreter = interpreter or Interpreter()
         self.pull = pull
         """True in a Pull cluster's agent (it applies its own cluster's Works); the control plane's
         executor (False) leaves the Works of ``syncMode: Pull`` clusters to their agents."""
@@ -145,7 +147,8 @@ class ExecutionReconciler:
             "namespace": namespace or "",
             "name": md["name"],
         }
-        return {"identifier": identifier, "status": current.get("status") or {}, "health": health(rd.kind, current)}
+        status = self.interpreter.reflect_status(current)
+        return {"identifier": identifier, "status": status, "health": self.interpreter.health(current)}
 
     @staticmethod
     async def _create_or_get(member: Client, rd: ResourceDef, manifest: JSON, namespace: str | None) -> JSON:

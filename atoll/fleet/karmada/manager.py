@@ -21,6 +21,7 @@ from atoll.fleet.karmada.deps import DEPENDED_BY
 from atoll.fleet.karmada.detector import TemplateKey, TemplateReconciler, template_key
 from atoll.fleet.karmada.dynamic import DynamicInformers
 from atoll.fleet.karmada.execution import ExecutionReconciler, work_changed
+from atoll.fleet.karmada.interpreter import Interpreter
 from atoll.fleet.karmada.members import MemberClients
 from atoll.fleet.karmada.names import binding_name
 from atoll.fleet.kinds import (
@@ -31,6 +32,7 @@ from atoll.fleet.kinds import (
     OVERRIDE_POLICIES,
     PROPAGATION_POLICIES,
     RESOURCE_BINDINGS,
+    RESOURCE_INTERPRETER_CUSTOMIZATIONS,
     WORKS,
 )
 from atoll.fleet.search import CONTROL_PLANE, Source
@@ -110,6 +112,8 @@ class KarmadaManager:
         self.crbs = f.informer(CLUSTER_RESOURCE_BINDINGS)
         self.works = f.informer(WORKS)
         self.secrets = f.informer(kinds.SECRETS, c.CLUSTER_NAMESPACE)
+        self.rics = f.informer(RESOURCE_INTERPRETER_CUSTOMIZATIONS)
+        self.interpreter = Interpreter(self.rics.cache)
         self.members = MemberClients(client, self.secrets.cache)
         self.templates: dict[tuple[str, str], tuple[ResourceDef, Cache]] = {}
         self.dynamic = DynamicInformers()
@@ -126,6 +130,7 @@ class KarmadaManager:
                 bindings=self.rbs.cache,
                 cluster_bindings=self.crbs.cache,
                 bindings_synced=lambda: self.rbs.has_synced and self.crbs.has_synced,
+                interpreter=self.interpreter,
             ),
             workers=n,
         )
@@ -138,10 +143,16 @@ class KarmadaManager:
             overrides=self.ops.cache,
             cluster_overrides=self.cops.cache,
             templates=self.templates,
+            interpreter=self.interpreter,
         )
         self.binding_ctl: Controller[ObjectKey] = Controller("karmada-binding", self.binding, workers=n)
         self.execution = ExecutionReconciler(
-            client, self.works.cache, self.clusters.cache, self.members, lambda key: self.execution_ctl.queue.add(key)
+            client,
+            self.works.cache,
+            self.clusters.cache,
+            self.members,
+            lambda key: self.execution_ctl.queue.add(key),
+            interpreter=self.interpreter,
         )
         self.execution_ctl: Controller[ObjectKey] = Controller("karmada-execution", self.execution, workers=n)
         self.cluster_ctl: Controller[ObjectKey] = Controller(
