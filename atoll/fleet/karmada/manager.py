@@ -70,7 +70,7 @@ def _cluster_changed(old: JSON, new: JSON) -> bool:
             (obj.get("spec") or {}).get("taints"),
             ready,
             obj["metadata"].get("deletionTimestamp"),
-            bool((obj.get("status") or {}).get("apiEnablements")),
+            (obj.get("status") or {}).get("apiEnablements"),
         )
 
     return bool(view(old) != view(new))
