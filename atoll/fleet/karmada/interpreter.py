@@ -53,6 +53,10 @@ os, io, debug, package, require, dofile, loadfile, load, loadstring, python = ni
 """
 
 
+BROKEN = object()
+"""What a script that does not compile is cached as (its operation then fails, every call)."""
+
+
 class ScriptError(Exception):
     """A customization's script did not compile or failed."""
 
@@ -149,12 +153,12 @@ class Interpreter:
         except lupa.LuaError as exc:
             name = ric["metadata"]["name"]
             log.warning("ResourceInterpreterCustomization %s: %s does not compile: %s", name, function, exc)
-            return None
+            return BROKEN
 
     def _invoke(self, function: Any, *args: Any) -> tuple[Any, Any]:
         """The script's (first, second) results."""
-        if function is None:
-            raise ScriptError("the script did not compile")
+        if function is BROKEN:
+            raise ScriptError("the script does not compile")
         try:
             out = self._call(function, BUDGET, *(_lua(self._lua, a) for a in args))
         except lupa.LuaError as exc:
