@@ -38,7 +38,7 @@ from atoll.api.registry import ResourceDef  # noqa: E402
 from atoll.client import Client  # noqa: E402
 from atoll.fleet.join import join_cluster  # noqa: E402
 from atoll.fleet.karmada.members import flatten_kubeconfig  # noqa: E402
-from atoll.fleet.kinds import INSTANCES, PROPAGATION_POLICIES  # noqa: E402
+from atoll.fleet.kinds import INSTANCES, PROPAGATION_POLICIES, RESOURCE_INTERPRETER_CUSTOMIZATIONS  # noqa: E402
 from atoll.fleet.kubeconfigs import proxy_path  # noqa: E402
 from atoll.node.kubeconfig import admin_kubeconfig, dump  # noqa: E402
 from atoll.pki import ensure_pki  # noqa: E402
@@ -209,6 +209,32 @@ async def status_round_trip(a: Client, members: list[Client], rounds: int) -> No
     }
     for c in (a, *members):
         await c.create(CRDS, crd)
+    # a custom kind gets its template status from a ResourceInterpreterCustomization (as in Karmada)
+    await a.create(
+        RESOURCE_INTERPRETER_CUSTOMIZATIONS,
+        {
+            "apiVersion": "config.karmada.io/v1alpha1",
+            "kind": "ResourceInterpreterCustomization",
+            "metadata": {"name": "bench-deployments"},
+            "spec": {
+                "target": {"apiVersion": f"{APPS}/v1", "kind": "Deployment"},
+                "customizations": {
+                    "statusAggregation": {
+                        "luaScript": (
+                            "function AggregateStatus(desired, items)\n"
+                            "  local s = {replicas = 0, readyReplicas = 0, availableReplicas = 0}\n"
+                            "  for i = 1, #items do\n"
+                            "    for k, _ in pairs(s) do s[k] = s[k] + (items[i].status[k] or 0) end\n"
+                            "  end\n"
+                            "  desired.status = s\n"
+                            "  return desired\n"
+                            "end"
+                        )
+                    }
+                },
+            },
+        },
+    )
     await asyncio.sleep(2)
     for c in (a, *members):
         c.invalidate_discovery()
