@@ -233,11 +233,13 @@ def agent(
             _proxy(client, instance) as proxied,
             Client.from_kubeconfig(str(member_kubeconfig), member_context, user_agent="karmada-agent") as member,
         ):
-            click.echo(f"karmada-agent: cluster {name} of instance {instance} (Pull)", err=True)
+            pull = PullAgent(proxied, member, name, labels=pairs, period=period)
             try:
-                await PullAgent(proxied, member, name, labels=pairs, period=period).run()
+                await pull.register()
             except AgentError as exc:
                 raise JoinError(str(exc)) from None
+            click.echo(f"karmada-agent: cluster {name} of instance {instance} (Pull)", err=True)
+            await pull.run()
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(work, obj["kubeconfig"], obj["context"])

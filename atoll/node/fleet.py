@@ -104,7 +104,11 @@ class InProcessPlane:
         assert self.server is not None and self.pki is not None
         ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
         return Upstream(
-            f"https://{HOST}:{self.server.bound_port}", ctx, self.pki.admin_token.read_text().strip(), self.pki.ca_cert
+            f"https://{HOST}:{self.server.bound_port}",
+            ctx,
+            self.pki.admin_token.read_text().strip(),
+            self.pki.ca_cert,
+            self.server.loopback_socket,
         )
 
     async def run(self, ready: asyncio.Event) -> None:
@@ -123,6 +127,8 @@ class InProcessPlane:
                     admin_token=pki.admin_token.read_text().strip(),
                     signing_key=pki.signing_key,
                     ca_file=pki.ca_cert,
+                    # the instance's own controllers (same process) skip TLS and TCP
+                    unix_socket=self.data_dir / "run" / "loopback" / "apiserver.sock",
                 ),
             )
             server.admission.add(ClusterRemovalGuard(_Bindings(server)))
