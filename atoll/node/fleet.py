@@ -99,17 +99,27 @@ class InProcessPlane:
         self.data_dir = data_dir
         self.pki: PKI | None = None
         self.server: APIServer | None = None
+        self._upstream: Upstream | None = None
 
     def upstream(self) -> Upstream:
+        """Built once (every proxied request asks: no SSL context per request)."""
         assert self.server is not None and self.pki is not None
+        cached = self._upstream
+        if (
+            cached is not None
+            and cached.url.endswith(f":{self.server.bound_port}")
+            and cached.unix_socket == self.server.loopback_socket
+        ):
+            return cached
         ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
-        return Upstream(
+        self._upstream = Upstream(
             f"https://{HOST}:{self.server.bound_port}",
             ctx,
             self.pki.admin_token.read_text().strip(),
             self.pki.ca_cert,
             self.server.loopback_socket,
         )
+        return self._upstream
 
     async def run(self, ready: asyncio.Event) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -295,7 +295,9 @@ class BindingReconciler:
             else "Failed to apply all works, see status.aggregatedStatus for details",
         )
         md = binding["metadata"]
-        if status != binding.get("status"):
+        reported = any(w.get("status") for w in works.values())
+        # nothing to aggregate before a Work reports (one write per propagated object less)
+        if status != binding.get("status") and (reported or (binding.get("status") or {}).get("aggregatedStatus")):
             patch = {"metadata": {"resourceVersion": md["resourceVersion"]}, "status": status}
             with contextlib.suppress(NotFound, Conflict):  # Conflict: the newer binding comes as an event
                 await self.client.patch(rd, md["name"], patch, md.get("namespace"), subresource="status")
