@@ -445,7 +445,7 @@ async def test_failover_evicts_and_reschedules_to_healthy_member(net: Net) -> No
                 "clusterTolerations": [{**toleration, "tolerationSeconds": 1}],
                 "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted"},
             },
-            failover={"cluster": {"purgeMode": "Gracefully", "gracePeriodSeconds": 3}},
+            failover={"cluster": {"purgeMode": "Gracefully", "gracePeriodSeconds": 6}},
         ),
     )
     moving = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "moving"}, "spec": {"size": 4}}
