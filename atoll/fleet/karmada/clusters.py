@@ -1,4 +1,4 @@
-"""The cluster controllers of one instance (Push mode).
+"""The cluster controllers of one instance.
 
 - Lifecycle: a new Cluster gets ``karmada.io/cluster-controller`` and its execution namespace
   ``karmada-es-<cluster>``; a deleted one loses its Works and namespace, then the finalizer.
@@ -6,8 +6,11 @@
   member's ``/readyz`` and ``/version``; ``Ready`` True/False (``ClusterReady``,
   ``ClusterNotReachable``, ``ClusterNotReady``); ``kubernetesVersion``; ``apiEnablements`` from
   discovery; ``nodeSummary`` (total/ready) and ``resourceSummary`` (``allocatable`` of ready nodes,
-  ``allocated`` = requests of the pods bound to them); the ``cluster.karmada.io/not-ready`` or
-  ``unreachable`` ``NoSchedule`` taint while not ready.
+  ``allocated`` = requests of the pods bound to them). Pull clusters are probed by their agent
+  (:mod:`.agent`), which also renews Lease ``karmada-cluster/<name>``; here a lease older than the
+  grace period makes the cluster not ready (``ClusterStatusUnknown``).
+- Taints (:func:`.failover.cluster_taints`): ``cluster.karmada.io/not-ready`` or ``unreachable``
+  ``NoSchedule`` while not ready, and ``NoExecute`` once that lasted ``failure_threshold``.
 """
 
 from __future__ import annotations

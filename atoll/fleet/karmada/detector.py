@@ -4,9 +4,11 @@ For every kind some (Cluster)PropagationPolicy selects, an informer on the insta
 keys to this reconciler. Per template: the claiming policy (:mod:`.policies`); none → its binding
 is removed. Otherwise the ``ResourceBinding`` (``<name>-<kind>`` in the template's namespace, or a
 ``ClusterResourceBinding`` for cluster-scoped templates) gets the resource reference, replicas,
-placement and policy settings, is scheduled (:mod:`.placement`) into ``spec.clusters`` and its
-``Scheduled`` condition says how. A deleted template's binding is deleted (the binding controller
-then removes the Works and the member copies).
+placement and policy settings (replicas from the resource interpreter), is scheduled
+(:mod:`.placement`) into ``spec.clusters`` and its ``Scheduled`` condition says how. Clusters
+whose ``NoExecute`` taint the binding no longer tolerates are evicted first (:mod:`.failover`:
+``gracefulEvictionTasks``, rescheduled elsewhere). A deleted template's binding is deleted (the
+binding controller then removes the Works and the member copies).
 """
 
 from __future__ import annotations

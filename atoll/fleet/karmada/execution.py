@@ -1,10 +1,13 @@
-"""The execution and work-status controllers of one instance (Push mode).
+"""The execution and work-status controllers: the control plane's for Push clusters, and the same
+code in a Pull cluster's agent (``pull=True``) for its own cluster.
 
-Per Work in ``karmada-es-<cluster>``: add ``karmada.io/execution-controller``; apply each manifest
+Per Work in ``karmada-es-<cluster>``: ensure ``karmada.io/execution-controller`` (the binding
+controller creates Works with it); apply each manifest
 to the member (create, or update keeping the member's status), labelled with the Work's
 ``work.karmada.io/namespace``/``name`` so the member's copy can be told apart from an object the
 member already had (``conflictResolution`` ``Abort``: refused, ``Overwrite``: taken over); then
-``Applied`` and ``manifestStatuses`` (the member object's status and health). A watch on the
+``Applied`` and ``manifestStatuses`` (the member object's status and health, as the resource
+interpreter reflects and judges them). A watch on the
 member's applied objects re-queues the Work when their status changes, so status flows back
 without polling. A deleted Work deletes the member copies (unless ``preserveResourcesOnDeletion``).
 """

@@ -1,6 +1,8 @@
 """Karmada's controller-manager for one instance: informers on the instance, the template
-detector (informers per selected kind, started as policies appear), the binding, execution and
-cluster controllers, all in one TaskGroup next to the instance's API server."""
+detector and scheduler (informers per selected kind, started as policies appear; evictions from
+:mod:`.failover`), the binding, execution (Push clusters) and cluster controllers, and the
+resource interpreter (:mod:`.interpreter`), all in one TaskGroup next to the instance's API
+server. The kinds of ``propagateDeps`` dependencies are watched too, so their edits propagate."""
 
 from __future__ import annotations
 
