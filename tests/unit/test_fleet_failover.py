@@ -149,6 +149,7 @@ def test_interpreter_scripts_sandbox_and_defaults() -> None:
             _ric("Loop", healthInterpretation="function InterpretHealth(o) while true do end end"),
             _ric("Escape", healthInterpretation="function InterpretHealth(o) return os.execute('true') end"),
             _ric("Broken", healthInterpretation="function InterpretHealth(o) return ( end"),
+            _ric("Hog", healthInterpretation='function InterpretHealth(o) return #string.rep("x", 1e9) > 0 end'),
         ]
     )
     interpreter = Interpreter(rics)
@@ -158,7 +159,7 @@ def test_interpreter_scripts_sandbox_and_defaults() -> None:
     assert interpreter.reflect_status(widget) == {"ready": 2}
     items = [{"clusterName": "m1", "status": {"ready": 1}}, {"clusterName": "m2", "status": {"ready": 2}}]
     assert interpreter.aggregate({**widget, "metadata": {"name": "w"}}, items) == {"ready": 3, "names": ["m1", "m2"]}
-    for kind in ("Loop", "Escape", "Broken"):  # budget exceeded, no os library, does not compile
+    for kind in ("Loop", "Escape", "Broken", "Hog"):  # budget, no os library, does not compile, memory cap
         assert interpreter.health({**widget, "kind": kind}) == "Unknown", kind
     # defaults: a Ready condition for other kinds; no template aggregation without a script
     ready_false = {

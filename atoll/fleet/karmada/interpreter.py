@@ -14,7 +14,8 @@ Karmada applies unchanged:
   the manifest with a cluster's share.
 
 Scripts run in one Lua VM (``lupa``) per interpreter with only the base, table, string and math
-libraries (no ``os``, ``io``, ``require``, ``load``), an instruction budget per call, and are
+libraries (no ``os``, ``io``, ``require``, ``load``), an instruction budget per call and a memory
+cap, and are
 compiled once per customization version (never per call). A failing script is logged and the
 default applies.
 """
@@ -33,6 +34,8 @@ JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 BUDGET = 1_000_000
 """Lua instructions one call may run (an endless loop fails instead of stalling the instance)."""
+MAX_MEMORY = 64 * 1024 * 1024
+"""Bytes the instance's Lua VM may hold (a runaway table fails the script, not the process)."""
 _FUNCTIONS = {
     "statusReflection": "ReflectStatus",
     "healthInterpretation": "InterpretHealth",
@@ -64,7 +67,9 @@ class ScriptError(Exception):
 class Interpreter:
     def __init__(self, customizations: Cache | None = None) -> None:
         self.customizations = customizations
-        self._lua = lupa.LuaRuntime(unpack_returned_tuples=True, register_eval=False, register_builtins=False)
+        self._lua = lupa.LuaRuntime(
+            unpack_returned_tuples=True, register_eval=False, register_builtins=False, max_memory=MAX_MEMORY
+        )
         self._lua.execute(_SANDBOX)
         self._call = self._lua.globals().atoll_call
         self._compiled: dict[tuple[str, str, str], Any] = {}
@@ -161,8 +166,8 @@ class Interpreter:
             raise ScriptError("the script does not compile")
         try:
             out = self._call(function, BUDGET, *(_lua(self._lua, a) for a in args))
-        except lupa.LuaError as exc:
-            raise ScriptError(str(exc)) from None
+        except (lupa.LuaError, MemoryError) as exc:
+            raise ScriptError(str(exc) or type(exc).__name__) from None
         return (out[0], out[1]) if isinstance(out, tuple) else (out, None)
 
     def _run(self, function: Any, *args: Any) -> Any:

@@ -120,6 +120,7 @@ class KarmadaManager:
         self.templates: dict[tuple[str, str], tuple[ResourceDef, Cache]] = {}
         self.dynamic = DynamicInformers()
         self._pending_kinds: set[tuple[str, str]] = set()
+        self._watching: set[asyncio.Task[bool]] = set()
         n = self.settings.workers
         self.template_ctl: Controller[TemplateKey] = Controller(
             "karmada-detector",
@@ -207,6 +208,8 @@ class KarmadaManager:
             return
         self._pending_kinds.add(key)
         task = asyncio.get_running_loop().create_task(self.watch_kind(*key), name=f"karmada/watch {key}")
+        self._watching.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._watching.discard)
         task.add_done_callback(lambda _t: self._pending_kinds.discard(key))
 
     def _overrides_changed(self) -> None:
