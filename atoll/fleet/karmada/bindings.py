@@ -132,8 +132,12 @@ class BindingReconciler:
     def _memo(self, binding: JSON, template: JSON, works: list[JSON], wanted: dict[str, JSON]) -> tuple[Any, ...]:
         """What the Works were last made from: while it holds, a status-only event (a Work's or the
         binding's) skips rebuilding every manifest."""
-        clusters = [
-            (name, (cl or {}).get("metadata", {}).get("labels"), ((cl or {}).get("spec") or {}).get("region"))
+        clusters = [  # what an override's targetCluster can select on
+            (
+                name,
+                (cl or {}).get("metadata", {}).get("labels"),
+                {k: ((cl or {}).get("spec") or {}).get(k) for k in ("provider", "region", "zone", "zones")},
+            )
             for name in sorted(wanted)
             for cl in (self.clusters.get(name),)
         ]
