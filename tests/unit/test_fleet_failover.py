@@ -75,7 +75,9 @@ def test_eviction_task_and_its_end() -> None:
     assert failover.finished_tasks(after, {"m1": unhealthy}, T0 + 10) == ([task], 50)
     assert failover.finished_tasks(after, {"m1": unhealthy}, T0 + 60) == ([], None)  # grace over
     assert failover.finished_tasks(after, {"m1": healthy}, T0 + 10) == ([], None)  # moved and healthy
+    assert failover.draining(after) == {"m2"}
     direct = {**task, "purgeMode": "Directly"}
+    assert failover.draining({"gracefulEvictionTasks": [direct]}) == set()
     assert failover.finished_tasks({**after, "gracefulEvictionTasks": [direct]}, {}, T0) == ([], None)
 
 

@@ -112,7 +112,7 @@ class BindingReconciler:
         except NotFound:
             return Result()
         wanted = {str(t["name"]): t for t in spec.get("clusters") or ()}
-        draining = failover.evicted({"gracefulEvictionTasks": spec.get("gracefulEvictionTasks")})
+        draining = failover.draining(spec)
         for work in works:  # an evicted cluster's Work stays while its graceful eviction task does
             held = cluster_of(work["metadata"]["namespace"])
             if held not in wanted and held not in draining:

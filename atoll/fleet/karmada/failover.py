@@ -127,6 +127,15 @@ def evicted(spec: JSON) -> set[str]:
     return {str(t.get("fromCluster")) for t in spec.get("gracefulEvictionTasks") or ()}
 
 
+def draining(spec: JSON) -> set[str]:
+    """Evicted clusters whose Work stays for now (``Gracefully``; ``Directly`` ones go at once)."""
+    return {
+        str(t.get("fromCluster"))
+        for t in spec.get("gracefulEvictionTasks") or ()
+        if t.get("purgeMode") not in ("Directly", "Immediately")
+    }
+
+
 def schedulable(cluster: JSON, spec: JSON) -> JSON:
     """The cluster as the scheduler should see it for this binding: ``NoSchedule`` taints hidden
     when the binding already runs there (only ``NoExecute`` moves placed replicas)."""
