@@ -65,17 +65,36 @@ def _binding_of_work(work: JSON) -> list[ObjectKey]:
 
 
 def _cluster_changed(old: JSON, new: JSON) -> bool:
+    """A change the scheduler must see (labels, taints, readiness, deletion, fields an affinity
+    selects on); API enablements are compared per kind by :func:`_kinds_changed`."""
+
     def view(obj: JSON) -> Any:
         ready = [x.get("status") for x in (obj.get("status") or {}).get("conditions") or () if x.get("type") == "Ready"]
+        spec = obj.get("spec") or {}
         return (
             obj["metadata"].get("labels"),
-            (obj.get("spec") or {}).get("taints"),
+            spec.get("taints"),
             ready,
             obj["metadata"].get("deletionTimestamp"),
-            (obj.get("status") or {}).get("apiEnablements"),
+            [spec.get(k) for k in ("provider", "region", "zone", "zones")],
         )
 
     return bool(view(old) != view(new))
+
+
+def _kinds(obj: JSON) -> set[tuple[str, str]]:
+    return {
+        (str(e.get("groupVersion")), str(r.get("kind")))
+        for e in (obj.get("status") or {}).get("apiEnablements") or ()
+        for r in e.get("resources") or ()
+    }
+
+
+def _kinds_changed(old: JSON, new: JSON) -> set[tuple[str, str]] | None:
+    """The kinds the cluster started or stopped serving (None: enablements not reported before)."""
+    if not (old.get("status") or {}).get("apiEnablements"):
+        return None
+    return _kinds(old) ^ _kinds(new)
 
 
 class PolicyKinds:
@@ -193,7 +212,7 @@ class KarmadaManager:
         self.rbs.add_handler(on_add=self._watch_dependency)
         self.clusters.add_handler(
             on_add=lambda _o: self.requeue_templates(),
-            on_update=lambda old, new: self.requeue_templates() if _cluster_changed(old, new) else None,
+            on_update=self._cluster_updated,
             on_delete=lambda _o: self.requeue_templates(),
         )
 
@@ -267,8 +286,17 @@ class KarmadaManager:
             )
         return sources
 
-    def requeue_templates(self) -> None:
+    def _cluster_updated(self, old: JSON, new: JSON) -> None:
+        changed = _kinds_changed(old, new)
+        if _cluster_changed(old, new) or changed is None:
+            self.requeue_templates()
+        elif changed:  # a CRD installed or removed on the member: only that kind's templates
+            self.requeue_templates(changed)
+
+    def requeue_templates(self, kinds_: set[tuple[str, str]] | None = None) -> None:
         for (api_version, kind), (_rd, cache) in list(self.templates.items()):
+            if kinds_ is not None and (api_version, kind) not in kinds_:
+                continue
             for obj in cache:
                 self.template_ctl.queue.add(
                     TemplateKey(api_version, kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
