@@ -38,7 +38,13 @@ from atoll.api.registry import ResourceDef  # noqa: E402
 from atoll.client import Client  # noqa: E402
 from atoll.fleet.join import join_cluster  # noqa: E402
 from atoll.fleet.karmada.members import flatten_kubeconfig  # noqa: E402
-from atoll.fleet.kinds import INSTANCES, PROPAGATION_POLICIES  # noqa: E402
+from atoll.fleet.kinds import (  # noqa: E402
+    INSTANCES,
+    PROPAGATION_POLICIES,
+    RESOURCE_BINDINGS,
+    RESOURCE_INTERPRETER_CUSTOMIZATIONS,
+    WORKS,
+)
 from atoll.fleet.kubeconfigs import proxy_path  # noqa: E402
 from atoll.node.kubeconfig import admin_kubeconfig, dump  # noqa: E402
 from atoll.pki import ensure_pki  # noqa: E402
@@ -97,6 +103,19 @@ async def seen_in(member: Client, label: str, seen: dict[str, float], ready: asy
             seen.setdefault(obj["metadata"]["name"], time.monotonic())
 
 
+async def seen_stage(inst: Client, rd: ResourceDef, suffix: str, seen: dict[str, float], ready: asyncio.Event) -> None:
+    """When each template's binding (name ``<template><suffix>``) or last Work (``<template>-<hash>``)
+    appeared in the instance."""
+    listed = await inst.list(rd)
+    ready.set()
+    async for kind, obj in inst.watch(rd, resource_version=listed["metadata"]["resourceVersion"]):
+        name = str(obj["metadata"]["name"])
+        if kind != "ADDED" or not name.startswith("cm-"):
+            continue
+        template = name[: -len(suffix)] if suffix else name.rsplit("-", 1)[0]
+        seen[template] = time.monotonic()  # the last one wins: every Work of the template
+
+
 async def idle(mgmt: Client, pid: int, count: int, seconds: float) -> None:
     await asyncio.sleep(3)
     rss0, cpu0 = rss_mb(pid), cpu_seconds(pid)
@@ -114,7 +133,13 @@ async def idle(mgmt: Client, pid: int, count: int, seconds: float) -> None:
 
 
 async def propagation(
-    a: Client, members: list[Client], pid: int, templates: int, parallel: int, closed_loop: bool
+    a: Client,
+    members: list[Client],
+    pid: int,
+    templates: int,
+    parallel: int,
+    closed_loop: bool,
+    stages_wanted: bool = False,
 ) -> float:
     await a.create(
         PROPAGATION_POLICIES,
@@ -138,7 +163,18 @@ async def propagation(
     watchers = [
         asyncio.create_task(seen_in(m, "bench=yes", s, r)) for m, s, r in zip(members, seen, readies, strict=True)
     ]
-    for r in readies:
+    # the pipeline's stages as the instance shows them: binding created, each Work created
+    stage_seen: dict[str, dict[str, float]] = {"binding": {}, "works": {}}
+    stage_ready = [asyncio.Event(), asyncio.Event()]
+    if stages_wanted:  # two more watches through the management proxy: they cost it CPU
+        watchers += [
+            asyncio.create_task(seen_stage(a, RESOURCE_BINDINGS, "-configmap", stage_seen["binding"], stage_ready[0])),
+            asyncio.create_task(seen_stage(a, WORKS, "", stage_seen["works"], stage_ready[1])),
+        ]
+    else:
+        for r in stage_ready:
+            r.set()
+    for r in (*readies, *stage_ready):
         await r.wait()
     created: dict[str, float] = {}
     sem = asyncio.Semaphore(parallel)
@@ -172,6 +208,19 @@ async def propagation(
             print(n, " ".join(f"{1000 * (s[n] - t):.0f}" for s in seen))
     for w in watchers:
         w.cancel()
+    stages = [
+        (n, stage_seen["binding"].get(n), stage_seen["works"].get(n), max(s[n] for s in seen))
+        for n in created
+        if n in stage_seen["binding"] and n in stage_seen["works"]
+    ]
+    if stages:
+        parts = {
+            "template -> binding (detector+scheduler)": [b - created[n] for n, b, _w, _m in stages if b],
+            "binding -> last Work (binding controller)": [w - b for _n, b, w, _m in stages if b and w],
+            "last Work -> in every member (execution)": [m - w for _n, _b, w, m in stages if w],
+        }
+        for label, values in parts.items():
+            print(f"  stage {label}: p50 {1000 * pct(values, 0.5):.0f} ms, p99 {1000 * pct(values, 0.99):.0f} ms")
     mode = f"closed loop, {parallel} writers" if closed_loop else f"open loop, {parallel} in flight"
     print(
         f"propagation ({mode}): {templates} templates x {len(members)} members in {elapsed:.1f}s "
@@ -209,6 +258,32 @@ async def status_round_trip(a: Client, members: list[Client], rounds: int) -> No
     }
     for c in (a, *members):
         await c.create(CRDS, crd)
+    # a custom kind gets its template status from a ResourceInterpreterCustomization (as in Karmada)
+    await a.create(
+        RESOURCE_INTERPRETER_CUSTOMIZATIONS,
+        {
+            "apiVersion": "config.karmada.io/v1alpha1",
+            "kind": "ResourceInterpreterCustomization",
+            "metadata": {"name": "bench-deployments"},
+            "spec": {
+                "target": {"apiVersion": f"{APPS}/v1", "kind": "Deployment"},
+                "customizations": {
+                    "statusAggregation": {
+                        "luaScript": (
+                            "function AggregateStatus(desired, items)\n"
+                            "  local s = {replicas = 0, readyReplicas = 0, availableReplicas = 0}\n"
+                            "  for i = 1, #items do\n"
+                            "    for k, _ in pairs(s) do s[k] = s[k] + (items[i].status[k] or 0) end\n"
+                            "  end\n"
+                            "  desired.status = s\n"
+                            "  return desired\n"
+                            "end"
+                        )
+                    }
+                },
+            },
+        },
+    )
     await asyncio.sleep(2)
     for c in (a, *members):
         c.invalidate_discovery()
@@ -313,7 +388,7 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         for inst, i in ((a, 0), (a, 1), (b, 2)):
             await wait_ready_cluster(inst, f"member{i + 1}")
         rss_before = rss_mb(mproc.pid)
-        await propagation(a, members[:2], mproc.pid, args.templates, args.parallel, args.closed_loop)
+        await propagation(a, members[:2], mproc.pid, args.templates, args.parallel, args.closed_loop, args.stages)
         await status_round_trip(a, members[:1], args.status_rounds)
         await read_path(
             mgmt,
@@ -347,6 +422,11 @@ def main() -> None:
         "--closed-loop",
         action="store_true",
         help="Each of --parallel writers waits for its template to arrive before the next.",
+    )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="Also time the pipeline's stages (binding, Works) by watching the instance (perturbs the run).",
     )
     parser.add_argument("--idle-instances", type=int, default=4)
     parser.add_argument("--idle-seconds", type=float, default=10.0)

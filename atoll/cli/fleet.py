@@ -13,6 +13,7 @@ Every refusal prints one ``error: …`` line and exits 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -193,3 +194,52 @@ def cluster_unjoin(obj: JSON, instance: str, name: str) -> None:
 
     _run(work, obj["kubeconfig"], obj["context"])
     click.echo(f"cluster.cluster.karmada.io/{name} unjoined from instance {instance}")
+
+
+@fleet_commands.command("agent")
+@click.argument("instance")
+@click.argument("name")
+@click.option(
+    "--member-kubeconfig",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Kubeconfig of the member cluster this agent runs beside.",
+)
+@click.option("--member-context", default=None, help="Context of the member kubeconfig.")
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE label of the registered Cluster (repeatable).")
+@click.option("--period", type=float, default=10.0, show_default=True, help="Cluster status and lease period (s).")
+@click.pass_obj
+def agent(
+    obj: JSON,
+    instance: str,
+    name: str,
+    member_kubeconfig: Path,
+    member_context: str | None,
+    labels: tuple[str, ...],
+    period: float,
+) -> None:
+    """Pull mode (karmada-agent): register NAME in INSTANCE with syncMode Pull, apply its Works to
+    the member and report their status, the cluster's status and its lease, until interrupted."""
+    from atoll.fleet.karmada.agent import AgentError, PullAgent
+
+    pairs = dict(label.partition("=")[::2] for label in labels)
+    if any(not k for k in pairs) or any("=" not in label for label in labels):
+        click.echo("error: --label: expected KEY=VALUE", err=True)
+        sys.exit(1)
+
+    async def work(client: Client) -> None:
+        await client.get(INSTANCES, instance)
+        async with (
+            _proxy(client, instance) as proxied,
+            Client.from_kubeconfig(str(member_kubeconfig), member_context, user_agent="karmada-agent") as member,
+        ):
+            pull = PullAgent(proxied, member, name, labels=pairs, period=period)
+            try:
+                await pull.register()
+            except AgentError as exc:
+                raise JoinError(str(exc)) from None
+            click.echo(f"karmada-agent: cluster {name} of instance {instance} (Pull)", err=True)
+            await pull.run()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(work, obj["kubeconfig"], obj["context"])

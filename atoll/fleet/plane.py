@@ -26,6 +26,9 @@ class Upstream:
     ssl_context: ssl.SSLContext
     token: str
     ca_file: Path
+    unix_socket: Path | None = None
+    """The instance's loopback listener (plain HTTP on a 0700 Unix socket) when the plane is
+    in-process: its Karmada controllers and statistics use it instead of TLS over TCP."""
 
 
 class ControlPlane(Protocol):
@@ -41,4 +44,8 @@ PlaneFactory = Callable[[str, Path], ControlPlane]
 
 
 def admin_client(upstream: Upstream, *, user_agent: str = "kairship-controller-manager") -> Client:
+    if upstream.unix_socket is not None:
+        return Client(
+            "http://localhost", unix_socket=str(upstream.unix_socket), token=upstream.token, user_agent=user_agent
+        )
     return Client(upstream.url, ssl_context=upstream.ssl_context, token=upstream.token, user_agent=user_agent)

@@ -51,15 +51,19 @@ JSON = dict[str, Any]
 
 
 def fleet_settings(extra: dict[str, Any]) -> tuple[FleetSettings, KarmadaSettings]:
-    """From the node config's ``fleet:`` block: ``clusterStatusPeriod``, ``statisticsPeriod`` and
-    ``instanceStartTimeout`` (seconds)."""
+    """From the node config's ``fleet:`` block: ``clusterStatusPeriod``, ``statisticsPeriod``,
+    ``instanceStartTimeout``, ``clusterFailureThreshold`` and ``clusterMonitorGracePeriod`` (seconds)."""
     block = extra.get("fleet") or {}
     fleet = FleetSettings(
         kubernetes_version=str(VERSION_INFO.get("gitVersion") or "v1.29.0"),
         start_timeout=float(block.get("instanceStartTimeout") or 30.0),
         statistics_period=float(block.get("statisticsPeriod") or 10.0),
     )
-    return fleet, KarmadaSettings(cluster_status_period=float(block.get("clusterStatusPeriod") or 10.0))
+    return fleet, KarmadaSettings(
+        cluster_status_period=float(block.get("clusterStatusPeriod") or 10.0),
+        failure_threshold=float(block.get("clusterFailureThreshold") or 30.0),
+        monitor_grace=float(block.get("clusterMonitorGracePeriod") or 40.0),
+    )
 
 
 def install_fleet(server: APIServer, data_dir: Path, extra: dict[str, Any] | None = None) -> FleetManager:
@@ -95,13 +99,27 @@ class InProcessPlane:
         self.data_dir = data_dir
         self.pki: PKI | None = None
         self.server: APIServer | None = None
+        self._upstream: Upstream | None = None
 
     def upstream(self) -> Upstream:
+        """Built once (every proxied request asks: no SSL context per request)."""
         assert self.server is not None and self.pki is not None
+        cached = self._upstream
+        if (
+            cached is not None
+            and cached.url.endswith(f":{self.server.bound_port}")
+            and cached.unix_socket == self.server.loopback_socket
+        ):
+            return cached
         ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
-        return Upstream(
-            f"https://{HOST}:{self.server.bound_port}", ctx, self.pki.admin_token.read_text().strip(), self.pki.ca_cert
+        self._upstream = Upstream(
+            f"https://{HOST}:{self.server.bound_port}",
+            ctx,
+            self.pki.admin_token.read_text().strip(),
+            self.pki.ca_cert,
+            self.server.loopback_socket,
         )
+        return self._upstream
 
     async def run(self, ready: asyncio.Event) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -119,6 +137,8 @@ class InProcessPlane:
                     admin_token=pki.admin_token.read_text().strip(),
                     signing_key=pki.signing_key,
                     ca_file=pki.ca_cert,
+                    # the instance's own controllers (same process) skip TLS and TCP
+                    unix_socket=self.data_dir / "run" / "loopback" / "apiserver.sock",
                 ),
             )
             server.admission.add(ClusterRemovalGuard(_Bindings(server)))

@@ -96,3 +96,48 @@ async def test_errors_are_one_line(management: RunningServer, tmp_path: Path) ->
     assert missing.returncode == 1 and 'instances.kairship.io "nope" not found' in missing.stderr
     deleted = await atoll(management, "instance", "delete", "cli-b")
     assert deleted.returncode == 0, deleted.stderr
+
+
+async def test_agent_registers_a_pull_cluster(management: RunningServer, member: RunningServer) -> None:
+    from atoll.client import Client
+    from atoll.fleet.kinds import CLUSTERS
+    from tests.conftest import eventually
+    from tests.fleet.conftest import proxy_url
+
+    created = await atoll(management, "instance", "create", "cli-pull")
+    assert created.returncode == 0, created.stderr
+    env = {**os.environ, "KUBECONFIG": str(management.kubeconfig)}
+    command = [*ATOLL, "fleet", "agent", "cli-pull", "edge", "--member-kubeconfig", str(member.kubeconfig)]
+    agent = await asyncio.create_subprocess_exec(
+        *command,
+        "--label",
+        "site=edge",
+        "--period",
+        "0.5",
+        env=env,
+        cwd=REPO,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    instance = Client(proxy_url(management, "cli-pull"), ssl_context=management.ssl_context(), token=management.token)
+    try:
+
+        async def registered() -> None:
+            cluster = await instance.get(CLUSTERS, "edge")
+            assert cluster["spec"]["syncMode"] == "Pull" and cluster["metadata"]["labels"] == {"site": "edge"}
+            ready = [c for c in (cluster.get("status") or {}).get("conditions") or () if c["type"] == "Ready"]
+            assert ready and ready[0]["status"] == "True", cluster.get("status")
+
+        await eventually(registered, 60)
+    finally:
+        agent.terminate()
+        await asyncio.wait_for(agent.wait(), 15)
+        await instance.close()
+    # a second agent for a Push cluster is refused, in one line
+    joined = await atoll(
+        management, "cluster", "join", "cli-pull", "pushed", "--member-kubeconfig", str(member.kubeconfig)
+    )
+    assert joined.returncode == 0, joined.stderr
+    refused = await atoll(management, "agent", "cli-pull", "pushed", "--member-kubeconfig", str(member.kubeconfig))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "registered with syncMode Push" in refused.stderr

@@ -29,8 +29,13 @@ class Relay:
         key = (target.url, target.token)
         client = self._clients.get(key)
         if client is None:
-            client = Client(target.url, ssl_context=target.ssl_context, token=target.token,
-                            user_agent="atoll-apiserver-proxy")
+            unix_socket = getattr(target, "unix_socket", None)  # an upstream in this process: no TLS/TCP
+            if unix_socket is not None:
+                client = Client("http://localhost", unix_socket=str(unix_socket), token=target.token,
+                                user_agent="atoll-apiserver-proxy")
+            else:
+                client = Client(target.url, ssl_context=target.ssl_context, token=target.token,
+                                user_agent="atoll-apiserver-proxy")
             self._clients[key] = client
         return client
 

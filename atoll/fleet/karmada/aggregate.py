@@ -1,5 +1,6 @@
 """The resource interpreter's built-in ``AggregateStatus`` and ``InterpretHealth`` for the kinds
-Karmada knows; every other kind's status stays per cluster in the binding's ``aggregatedStatus``."""
+Karmada knows natively (:mod:`.interpreter` uses them for ``apps``/``batch`` kinds; other kinds
+need a ``ResourceInterpreterCustomization``)."""
 
 from __future__ import annotations
 

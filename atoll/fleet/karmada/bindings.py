@@ -11,18 +11,23 @@ targeted are deleted; a deleted binding first deletes all its Works (finalizer
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
 from typing import Any
 
-from atoll.api.errors import AlreadyExists, APIError, NotFound
+import orjson
+
+from atoll.api.clock import SYSTEM_CLOCK, Clock
+from atoll.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from atoll.fleet import constants as c
-from atoll.fleet.karmada.aggregate import aggregate_status
+from atoll.fleet.karmada import failover
 from atoll.fleet.karmada.conditions import is_true, set_condition
 from atoll.fleet.karmada.deps import dependencies, sync_attached
+from atoll.fleet.karmada.interpreter import Interpreter
 from atoll.fleet.karmada.names import cluster_of, execution_namespace, work_name
 from atoll.fleet.karmada.overrides import apply_overrides
 from atoll.fleet.kinds import CLUSTER_RESOURCE_BINDINGS, RESOURCE_BINDINGS, WORKS
@@ -74,7 +79,10 @@ class BindingReconciler:
         overrides: Cache,
         cluster_overrides: Cache,
         templates: dict[tuple[str, str], tuple[ResourceDef, Cache]] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        interpreter: Interpreter | None = None,
     ) -> None:
+        self.interpreter = interpreter or Interpreter()
         self.templates = templates if templates is not None else {}
         self.client = client
         self.bindings = bindings
@@ -83,6 +91,10 @@ class BindingReconciler:
         self.clusters = clusters
         self.overrides = overrides
         self.cluster_overrides = cluster_overrides
+        self.clock = clock
+        self.override_epoch = 0
+        """Bumped by the manager on every (Cluster)OverridePolicy event (part of the memo)."""
+        self._ensured: dict[str, tuple[Any, ...]] = {}
 
     async def reconcile(self, key: ObjectKey) -> Result:
         namespaced = key.namespace is not None
@@ -100,16 +112,58 @@ class BindingReconciler:
         except NotFound:
             return Result()
         wanted = {str(t["name"]): t for t in spec.get("clusters") or ()}
-        for work in works:
-            if cluster_of(work["metadata"]["namespace"]) not in wanted:
+        draining = failover.draining(spec)
+        for work in works:  # an evicted cluster's Work stays while its graceful eviction task does
+            held = cluster_of(work["metadata"]["namespace"])
+            if held not in wanted and held not in draining:
                 with contextlib.suppress(NotFound):
                     await self.client.delete(WORKS, work["metadata"]["name"], work["metadata"]["namespace"])
-        for cluster_name, target in wanted.items():
-            await self._ensure_work(binding, template, cluster_name, target, namespaced)
+        memo = self._memo(binding, template, works, wanted)
+        if self._ensured.get(str(binding["metadata"]["uid"])) != memo:
+            async with asyncio.TaskGroup() as tg:  # the clusters' Works in parallel, not one after the other
+                for cluster_name, target in wanted.items():
+                    tg.create_task(self._ensure_work(binding, template, cluster_name, target, namespaced))
+            self._ensured[str(binding["metadata"]["uid"])] = memo
         if namespaced and spec.get("propagateDeps"):
             await sync_attached(self.client, self.bindings, binding, dependencies(template))
         await self._status(rd, binding, template_rd, template, wanted, namespaced)
-        return Result()
+        return await self._evictions(rd, binding, works)
+
+    def _memo(self, binding: JSON, template: JSON, works: list[JSON], wanted: dict[str, JSON]) -> tuple[Any, ...]:
+        """What the Works were last made from: while it holds, a status-only event (a Work's or the
+        binding's) skips rebuilding every manifest."""
+        clusters = [  # what an override's targetCluster can select on
+            (
+                name,
+                (cl or {}).get("metadata", {}).get("labels"),
+                {k: ((cl or {}).get("spec") or {}).get(k) for k in ("provider", "region", "zone", "zones")},
+            )
+            for name in sorted(wanted)
+            for cl in (self.clusters.get(name),)
+        ]
+        return (
+            binding["metadata"].get("generation"),
+            orjson.dumps(binding.get("spec"), option=orjson.OPT_SORT_KEYS),
+            template["metadata"].get("resourceVersion"),
+            self.override_epoch,
+            orjson.dumps(clusters, option=orjson.OPT_SORT_KEYS),
+            tuple(sorted((w["metadata"]["namespace"], w["metadata"].get("generation")) for w in works)),
+        )
+
+    async def _evictions(self, rd: ResourceDef, binding: JSON, works: list[JSON]) -> Result:
+        """Drop the graceful eviction tasks that are done (:func:`.failover.finished_tasks`)."""
+        spec = binding.get("spec") or {}
+        tasks = list(spec.get("gracefulEvictionTasks") or ())
+        if not tasks:
+            return Result()
+        by_cluster = {cluster_of(w["metadata"]["namespace"]): w for w in works}
+        pending, due = failover.finished_tasks(spec, by_cluster, self.clock.now())
+        if pending != tasks:
+            md = binding["metadata"]
+            patch = {"metadata": {"resourceVersion": md["resourceVersion"]}, "spec": {"gracefulEvictionTasks": pending}}
+            with contextlib.suppress(NotFound, Conflict):  # Conflict: the newer binding comes as an event
+                await self.client.patch(rd, md["name"], patch, md.get("namespace"))
+        return Result(requeue_after=due) if due is not None else Result()
 
     async def _template(self, resource: JSON) -> tuple[ResourceDef, JSON]:
         """The template from the detector's informer cache (an API read only when not cached yet)."""
@@ -121,6 +175,7 @@ class BindingReconciler:
         return rd, await self.client.get(rd, resource["name"], resource.get("namespace"))
 
     async def _remove(self, rd: ResourceDef, binding: JSON, works: list[JSON]) -> Result:
+        self._ensured.pop(str(binding["metadata"]["uid"]), None)
         for work in works:
             if not work["metadata"].get("deletionTimestamp"):
                 with contextlib.suppress(NotFound):
@@ -140,7 +195,11 @@ class BindingReconciler:
     def _manifest(self, binding: JSON, template: JSON, cluster_name: str, target: JSON) -> tuple[JSON, list[str]]:
         manifest = clean_manifest(template)
         if (binding.get("spec") or {}).get("replicas") and "replicas" in target:
-            manifest.setdefault("spec", {})["replicas"] = int(target["replicas"])
+            revised = self.interpreter.revise_replica(manifest, int(target["replicas"]))
+            if revised is not None:
+                manifest = revised
+            else:
+                manifest.setdefault("spec", {})["replicas"] = int(target["replicas"])
         cluster = self.clusters.get(cluster_name) or {"metadata": {"name": cluster_name}}
         namespace = (template.get("metadata") or {}).get("namespace")
         ops = [p for p in self.overrides if p["metadata"].get("namespace") == namespace] if namespace else []
@@ -173,7 +232,15 @@ class BindingReconciler:
             body = {
                 "apiVersion": WORKS.api_version,
                 "kind": "Work",
-                "metadata": {"name": name, "namespace": ns, "labels": labels, "annotations": annotations},
+                "metadata": {
+                    "name": name,
+                    "namespace": ns,
+                    "labels": labels,
+                    "annotations": annotations,
+                    # set here rather than by the execution controller: one write and one event less
+                    # on the propagation path (the executor, Push or Pull, removes it)
+                    "finalizers": [c.EXECUTION_FINALIZER],
+                },
                 "spec": work_spec,
             }
             with contextlib.suppress(AlreadyExists):
@@ -232,12 +299,15 @@ class BindingReconciler:
             else "Failed to apply all works, see status.aggregatedStatus for details",
         )
         md = binding["metadata"]
-        if status != binding.get("status"):
-            with contextlib.suppress(NotFound):
-                await self.client.patch(rd, md["name"], {"status": status}, md.get("namespace"), subresource="status")
+        reported = any(w.get("status") for w in works.values())
+        # nothing to aggregate before a Work reports (one write per propagated object less)
+        if status != binding.get("status") and (reported or (binding.get("status") or {}).get("aggregatedStatus")):
+            patch = {"metadata": {"resourceVersion": md["resourceVersion"]}, "status": status}
+            with contextlib.suppress(NotFound, Conflict):  # Conflict: the newer binding comes as an event
+                await self.client.patch(rd, md["name"], patch, md.get("namespace"), subresource="status")
         if len(member_statuses) < len(wanted):
             return
-        wanted_status = aggregate_status(template["kind"], template["metadata"].get("generation"), member_statuses)
+        wanted_status = self.interpreter.aggregate(template, aggregated)
         if wanted_status is None or _contains(template.get("status") or {}, wanted_status):
             return
         sub = "status" if template_rd.has_status else None

@@ -1,4 +1,4 @@
-"""The cluster controllers of one instance (Push mode).
+"""The cluster controllers of one instance.
 
 - Lifecycle: a new Cluster gets ``karmada.io/cluster-controller`` and its execution namespace
   ``karmada-es-<cluster>``; a deleted one loses its Works and namespace, then the finalizer.
@@ -6,8 +6,11 @@
   member's ``/readyz`` and ``/version``; ``Ready`` True/False (``ClusterReady``,
   ``ClusterNotReachable``, ``ClusterNotReady``); ``kubernetesVersion``; ``apiEnablements`` from
   discovery; ``nodeSummary`` (total/ready) and ``resourceSummary`` (``allocatable`` of ready nodes,
-  ``allocated`` = requests of the pods bound to them); the ``cluster.karmada.io/not-ready`` or
-  ``unreachable`` ``NoSchedule`` taint while not ready.
+  ``allocated`` = requests of the pods bound to them). Pull clusters are probed by their agent
+  (:mod:`.agent`), which also renews Lease ``karmada-cluster/<name>``; here a lease older than the
+  grace period makes the cluster not ready (``ClusterStatusUnknown``).
+- Taints (:func:`.failover.cluster_taints`): ``cluster.karmada.io/not-ready`` or ``unreachable``
+  ``NoSchedule`` while not ready, and ``NoExecute`` once that lasted ``failure_threshold``.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ from fractions import Fraction
 from typing import Any
 
 from atoll.api import kinds
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import AlreadyExists, APIError, NotFound
 from atoll.api.quantity import format_quantity, parse_quantity
+from atoll.api.timestamps import try_parse_time
 from atoll.client import Client, ClientError
 from atoll.fleet import constants as c
-from atoll.fleet.karmada.conditions import set_condition
+from atoll.fleet.karmada import failover
+from atoll.fleet.karmada.conditions import is_true, set_condition
+from atoll.fleet.karmada.execution import is_pull
 from atoll.fleet.karmada.members import MemberClients, MemberError
 from atoll.fleet.karmada.names import execution_namespace
 from atoll.fleet.kinds import CLUSTERS, WORKS
@@ -37,7 +44,22 @@ _LIKE = {"memory": "Ki"}
 
 
 class ClusterReconciler:
-    def __init__(self, client: Client, clusters: Cache, members: MemberClients, *, period: float = 10.0) -> None:
+    def __init__(
+        self,
+        client: Client,
+        clusters: Cache,
+        members: MemberClients,
+        *,
+        period: float = 10.0,
+        failure_threshold: float = 30.0,
+        grace: float = 40.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        """Karmada's ``--cluster-failure-threshold``: not ready this long → ``NoExecute``."""
+        self.grace = grace
+        """Karmada's ``--cluster-monitor-grace-period``: a Pull agent's lease older → not ready."""
+        self.clock = clock
         self.client = client
         self.clusters = clusters
         self.members = members
@@ -65,9 +87,9 @@ class ClusterReconciler:
             return Result()
         with contextlib.suppress(AlreadyExists):
             await self.client.create(kinds.NAMESPACES, {"metadata": {"name": execution_namespace(key.name)}})
-        status, taint = await self._probe(cluster)
-        await self._write(cluster, status, taint)
-        return Result(requeue_after=self.period)
+        status, taint = await (self._pull_status(cluster) if is_pull(cluster) else self._probe(cluster))
+        due = await self._write(cluster, status, taint)
+        return Result(requeue_after=self.period if due is None else min(self.period, due + 0.05))
 
     async def _remove(self, cluster: JSON, finalizers: list[str]) -> Result:
         name = cluster["metadata"]["name"]
@@ -89,53 +111,47 @@ class ClusterReconciler:
     async def _probe(self, cluster: JSON) -> tuple[JSON, str]:
         """The new status and the taint key it implies ("" when ready)."""
         status = dict(cluster.get("status") or {})
-        conditions = status.get("conditions")
         try:
             member = await self.members.get(cluster)
-            await member.request("GET", "/readyz")
         except MemberError as exc:
-            status["conditions"] = set_condition(conditions, "Ready", False, "ClusterNotReachable", str(exc))
-            return status, c.TAINT_UNREACHABLE
-        except (ClientError, APIError) as exc:
             status["conditions"] = set_condition(
-                conditions, "Ready", False, "ClusterNotReachable", f"cluster is not reachable: {exc}"
+                status.get("conditions"), "Ready", False, "ClusterNotReachable", str(exc)
             )
             return status, c.TAINT_UNREACHABLE
-        try:
-            version = await member.get_path("/version")
-            status["kubernetesVersion"] = version.get("gitVersion")
-            resources, _failed = await member.preferred_resources()
-            status["apiEnablements"] = _enablements(resources)
-            nodes = (await member.list(kinds.NODES)).get("items") or []
-            pods = (await member.list(kinds.PODS)).get("items") or []
-        except (ClientError, APIError) as exc:
-            status["conditions"] = set_condition(conditions, "Ready", False, "ClusterNotReady", str(exc))
-            return status, c.TAINT_NOT_READY
-        status["nodeSummary"], status["resourceSummary"] = summarise(nodes, pods)
-        status["conditions"] = set_condition(
-            conditions, "Ready", True, "ClusterReady", "cluster is healthy and ready to accept workloads"
-        )
-        return status, ""
+        return await probe_member(member, status)
 
-    async def _write(self, cluster: JSON, status: JSON, taint: str) -> None:
+    async def _pull_status(self, cluster: JSON) -> tuple[JSON, str]:
+        """A Pull cluster's agent posts its status and renews Lease ``karmada-cluster/<name>``; when
+        the lease is older than ``grace`` the cluster is not ready (``ClusterStatusUnknown``)."""
+        status = dict(cluster.get("status") or {})
+        name = cluster["metadata"]["name"]
+        try:
+            lease = await self.client.get(kinds.LEASES, name, c.CLUSTER_NAMESPACE)
+            renewed = try_parse_time((lease.get("spec") or {}).get("renewTime"))
+        except NotFound:
+            renewed = None
+        age = None if renewed is None else self.clock.now() - renewed
+        if age is not None and age <= self.grace:
+            return status, "" if is_true(cluster, "Ready") else c.TAINT_NOT_READY
+        first_seen = try_parse_time(cluster["metadata"].get("creationTimestamp")) or self.clock.now()
+        if renewed is None and self.clock.now() - first_seen <= self.grace:
+            return status, c.TAINT_NOT_READY  # the agent has not registered its lease yet
+        message = "cluster agent stopped posting cluster status" + (f" ({age:.0f}s ago)" if age is not None else "")
+        status["conditions"] = set_condition(status.get("conditions"), "Ready", False, "ClusterStatusUnknown", message)
+        return status, c.TAINT_UNREACHABLE
+
+    async def _write(self, cluster: JSON, status: JSON, taint: str) -> float | None:
+        """Write status and taints; in how many seconds the NoExecute taint is due (None: not)."""
         name = cluster["metadata"]["name"]
         spec = cluster.get("spec") or {}
-        taints = [t for t in spec.get("taints") or () if t.get("key") not in (c.TAINT_NOT_READY, c.TAINT_UNREACHABLE)]
-        if taint:
-            current = next((t for t in spec.get("taints") or () if t.get("key") == taint), None)
-            taints.append(current or {"key": taint, "effect": "NoSchedule", "timeAdded": _now()})
+        taints, due = failover.cluster_taints(
+            {**cluster, "status": status}, taint, self.clock.now(), self.failure_threshold
+        )
         if taints != list(spec.get("taints") or ()):
             await self.client.patch(CLUSTERS, name, {"spec": {"taints": taints or None}})
         if status != cluster.get("status"):
             await self.client.patch(CLUSTERS, name, {"status": status}, subresource="status")
-
-
-def _now() -> str:
-    import time
-
-    from atoll.api.timestamps import format_time
-
-    return format_time(time.time())
+        return due
 
 
 def _enablements(resources: list[Any]) -> list[JSON]:
@@ -181,3 +197,32 @@ def summarise(nodes: list[JSON], pods: list[JSON]) -> tuple[JSON, JSON]:
             "allocated": {k: format_quantity(v, _LIKE.get(k, "")) for k, v in sorted(allocated.items())},
         },
     )
+
+
+async def probe_member(member: Client, status: JSON) -> tuple[JSON, str]:
+    """Probe a member (``/readyz``, ``/version``, discovery, nodes and pods): its new status and
+    the taint key that implies ("" when ready). Shared by the control plane (Push) and the agent."""
+    status = dict(status)
+    conditions = status.get("conditions")
+    try:
+        await member.request("GET", "/readyz")
+    except (ClientError, APIError) as exc:
+        status["conditions"] = set_condition(
+            conditions, "Ready", False, "ClusterNotReachable", f"cluster is not reachable: {exc}"
+        )
+        return status, c.TAINT_UNREACHABLE
+    try:
+        version = await member.get_path("/version")
+        status["kubernetesVersion"] = version.get("gitVersion")
+        resources, _failed = await member.preferred_resources()
+        status["apiEnablements"] = _enablements(resources)
+        nodes = (await member.list(kinds.NODES)).get("items") or []
+        pods = (await member.list(kinds.PODS)).get("items") or []
+    except (ClientError, APIError) as exc:
+        status["conditions"] = set_condition(conditions, "Ready", False, "ClusterNotReady", str(exc))
+        return status, c.TAINT_NOT_READY
+    status["nodeSummary"], status["resourceSummary"] = summarise(nodes, pods)
+    status["conditions"] = set_condition(
+        conditions, "Ready", True, "ClusterReady", "cluster is healthy and ready to accept workloads"
+    )
+    return status, ""

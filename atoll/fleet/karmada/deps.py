@@ -1,10 +1,9 @@
 """``propagateDeps`` (Karmada's dependencies distributor): the ConfigMaps and Secrets a workload's
 pod template references go to the same clusters as the workload, through "attached"
 ResourceBindings (``<name>-configmap`` / ``<name>-secret``) whose ``spec.requiredBy`` lists the
-bindings that need them; an attached binding no longer required by anyone is deleted.
-
-Not followed (yet): later edits of a dependency reach the members only when a binding that
-requires it is reconciled again.
+bindings that need them; an attached binding no longer required by anyone is deleted. The
+manager watches the kind of every attached binding, so an edit of a dependency re-queues its
+binding and reaches the members at once.
 """
 
 from __future__ import annotations

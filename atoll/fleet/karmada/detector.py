@@ -4,23 +4,29 @@ For every kind some (Cluster)PropagationPolicy selects, an informer on the insta
 keys to this reconciler. Per template: the claiming policy (:mod:`.policies`); none → its binding
 is removed. Otherwise the ``ResourceBinding`` (``<name>-<kind>`` in the template's namespace, or a
 ``ClusterResourceBinding`` for cluster-scoped templates) gets the resource reference, replicas,
-placement and policy settings, is scheduled (:mod:`.placement`) into ``spec.clusters`` and its
-``Scheduled`` condition says how. A deleted template's binding is deleted (the binding controller
-then removes the Works and the member copies).
+placement and policy settings (replicas from the resource interpreter), is scheduled
+(:mod:`.placement`) into ``spec.clusters`` and its ``Scheduled`` condition says how. Clusters
+whose ``NoExecute`` taint the binding no longer tolerates are evicted first (:mod:`.failover`:
+``gracefulEvictionTasks``, rescheduled elsewhere). A deleted template's binding is deleted (the
+binding controller then removes the Works and the member copies).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from atoll.api.errors import AlreadyExists, APIError, NotFound
+from atoll.api.clock import SYSTEM_CLOCK, Clock
+from atoll.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from atoll.fleet import constants as c
+from atoll.fleet.karmada import failover
 from atoll.fleet.karmada.conditions import set_condition
 from atoll.fleet.karmada.deps import DEPENDED_BY
+from atoll.fleet.karmada.interpreter import Interpreter
 from atoll.fleet.karmada.names import binding_name
 from atoll.fleet.karmada.placement import ScheduleError, schedule
 from atoll.fleet.karmada.policies import matching_policy
@@ -69,7 +75,14 @@ class TemplateReconciler:
         templates: dict[tuple[str, str], tuple[ResourceDef, Cache]],
         bindings: Cache | None = None,
         cluster_bindings: Cache | None = None,
+        bindings_synced: Callable[[], bool] = lambda: False,
+        clock: Clock = SYSTEM_CLOCK,
+        interpreter: Interpreter | None = None,
     ) -> None:
+        self.interpreter = interpreter or Interpreter()
+        self.clock = clock
+        self.bindings_synced = bindings_synced
+        """True once the binding informers listed: a cache miss then means "no binding" (no GET)."""
         self.bindings = bindings
         self.cluster_bindings = cluster_bindings
         self.client = client
@@ -96,14 +109,15 @@ class TemplateReconciler:
                 with contextlib.suppress(NotFound):  # an attached binding lives while its template does
                     await self.client.delete(rd, name, key.namespace)
             return Result()
-        await self._bind(rd, name, template, policy)
-        return Result()
+        due = await self._bind(rd, name, template, policy)
+        return Result(requeue_after=due) if due is not None else Result()
 
-    async def _bind(self, rd: ResourceDef, name: str, template: JSON, policy: JSON) -> None:
+    async def _bind(self, rd: ResourceDef, name: str, template: JSON, policy: JSON) -> float | None:
+        """Create or update the binding; in how many seconds a toleration runs out (None: never)."""
         md = template["metadata"]
         spec = policy.get("spec") or {}
         namespaced_policy = bool(policy["metadata"].get("namespace"))
-        replicas = int((template.get("spec") or {}).get("replicas") or 0) if template["kind"] in REPLICA_KINDS else 0
+        replicas, request = self._replicas(template)
         placement = spec.get("placement") or {}
         labels = (
             {
@@ -127,18 +141,36 @@ class TemplateReconciler:
                 "resourceVersion": md.get("resourceVersion"),
             },
             "replicas": replicas,
-            "replicaRequirements": {"resourceRequest": replica_request(template)} if replicas else None,
+            "replicaRequirements": {"resourceRequest": request} if replicas else None,
             "placement": placement,
             "propagateDeps": bool(spec.get("propagateDeps")),
             "conflictResolution": spec.get("conflictResolution") or "Abort",
             "preserveResourcesOnDeletion": bool(spec.get("preserveResourcesOnDeletion")),
             "schedulerName": spec.get("schedulerName") or "default-scheduler",
+            "failover": spec.get("failover"),
         }
         binding_spec = {k: v for k, v in binding_spec.items() if v is not None}
-        clusters = [cl for cl in self.clusters if not cl["metadata"].get("deletionTimestamp")]
+        current = await self._current(rd, name, md.get("namespace"))
+        current_spec = (current or {}).get("spec") or {}
+        by_name = {str(cl["metadata"]["name"]): cl for cl in self.clusters}
+        evict, due = failover.evictions(current_spec, by_name, self.clock.now())
+        tasks = list(current_spec.get("gracefulEvictionTasks") or ())
+        for cluster_name in evict:
+            if cluster_name not in failover.evicted(current_spec):
+                failing = {**current_spec, "failover": spec.get("failover")}
+                tasks.append(failover.eviction_task(failing, cluster_name, self.clock.now()))
+                log.info("evicting %s %s from cluster %s", template["kind"], md["name"], cluster_name)
+        if tasks != list(current_spec.get("gracefulEvictionTasks") or ()):
+            binding_spec["gracefulEvictionTasks"] = tasks
+        gone = failover.evicted({"gracefulEvictionTasks": tasks}) | set(evict)
+        clusters = [
+            failover.schedulable(cl, current_spec)
+            for cl in self.clusters
+            if not cl["metadata"].get("deletionTimestamp") and cl["metadata"]["name"] not in gone
+        ]
         try:
             targets, group = schedule(
-                placement,
+                {**placement, "clusterTolerations": failover.tolerations(placement)},
                 clusters,
                 api_version=template["apiVersion"],
                 kind=template["kind"],
@@ -153,7 +185,6 @@ class TemplateReconciler:
         except ScheduleError as exc:
             targets, group = [], ""
             scheduled = (False, exc.reason, str(exc))
-        current = await self._current(rd, name, md.get("namespace"))
         owner = {
             "apiVersion": template["apiVersion"],
             "kind": template["kind"],
@@ -191,21 +222,41 @@ class TemplateReconciler:
                 rd, name, {"metadata": {"labels": labels}, "spec": binding_spec}, md.get("namespace")
             )
         if current is None:
-            return
-        status = dict(current.get("status") or {})
-        status["conditions"] = set_condition(status.get("conditions"), "Scheduled", *scheduled)
-        status["schedulerObservedGeneration"] = current["metadata"].get("generation")
+            return due
+        old = current.get("status") or {}
+        mine: JSON = {
+            "conditions": set_condition(old.get("conditions"), "Scheduled", *scheduled),
+            "schedulerObservedGeneration": current["metadata"].get("generation"),
+        }
         if group:
-            status["schedulerObservingAffinityName"] = group
-        if status != current.get("status"):
-            with contextlib.suppress(APIError):
-                await self.client.patch(rd, name, {"status": status}, md.get("namespace"), subresource="status")
+            mine["schedulerObservingAffinityName"] = group
+        if any(old.get(k) != v for k, v in mine.items()):
+            # only the scheduler's fields, and only over the version read: the binding controller
+            # writes aggregatedStatus and FullyApplied next to them
+            patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "status": mine}
+            try:
+                await self.client.patch(rd, name, patch, md.get("namespace"), subresource="status")
+            except Conflict:
+                return 0.1  # again over the newer binding
+            except APIError as exc:
+                log.warning("binding %s: cannot write its Scheduled condition: %s", name, exc)
+        return due
+
+    def _replicas(self, template: JSON) -> tuple[int, JSON]:
+        """Karmada's InterpretReplica: built in for apps' Deployment/StatefulSet/ReplicaSet, a
+        ``replicaResource`` customization for other kinds, else none (the kind is not divided)."""
+        custom = self.interpreter.replicas(template)
+        if custom is not None:
+            return custom[0], custom[1] or {}
+        if template["kind"] in REPLICA_KINDS and str(template.get("apiVersion")).startswith("apps/"):
+            return int((template.get("spec") or {}).get("replicas") or 0), replica_request(template)
+        return 0, {}
 
     async def _current(self, rd: ResourceDef, name: str, namespace: str | None) -> JSON | None:
         """The binding as the informer last saw it (no round trip), else from the API."""
         cache = self.bindings if namespace else self.cluster_bindings
         cached = cache.get(name, namespace) if cache is not None else None
-        if cached is not None:
+        if cached is not None or self.bindings_synced():
             return cached
         try:
             return await self.client.get(rd, name, namespace)

@@ -1,10 +1,13 @@
-"""The execution and work-status controllers of one instance (Push mode).
+"""The execution and work-status controllers: the control plane's for Push clusters, and the same
+code in a Pull cluster's agent (``pull=True``) for its own cluster.
 
-Per Work in ``karmada-es-<cluster>``: add ``karmada.io/execution-controller``; apply each manifest
+Per Work in ``karmada-es-<cluster>``: ensure ``karmada.io/execution-controller`` (the binding
+controller creates Works with it); apply each manifest
 to the member (create, or update keeping the member's status), labelled with the Work's
 ``work.karmada.io/namespace``/``name`` so the member's copy can be told apart from an object the
 member already had (``conflictResolution`` ``Abort``: refused, ``Overwrite``: taken over); then
-``Applied`` and ``manifestStatuses`` (the member object's status and health). A watch on the
+``Applied`` and ``manifestStatuses`` (the member object's status and health, as the resource
+interpreter reflects and judges them). A watch on the
 member's applied objects re-queues the Work when their status changes, so status flows back
 without polling. A deleted Work deletes the member copies (unless ``preserveResourcesOnDeletion``).
 """
@@ -12,9 +15,10 @@ without polling. A deleted Work deletes the member copies (unless ``preserveReso
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -22,11 +26,10 @@ from atoll.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.client import Client, ClientError
 from atoll.fleet import constants as c
-from atoll.fleet.karmada.aggregate import health
 from atoll.fleet.karmada.conditions import set_condition
-from atoll.fleet.karmada.division import fnv32a
 from atoll.fleet.karmada.dynamic import DynamicInformers
-from atoll.fleet.karmada.members import MemberClients, MemberError
+from atoll.fleet.karmada.interpreter import Interpreter
+from atoll.fleet.karmada.members import MemberError
 from atoll.fleet.karmada.names import cluster_of
 from atoll.fleet.kinds import WORKS
 from atoll.runtime import Cache, Informer, ObjectKey, Result
@@ -36,15 +39,28 @@ log = logging.getLogger(__name__)
 MANIFEST_HASH = "work.karmada.io/manifest-hash"
 
 
+class MemberSource(Protocol):
+    """Where the executor reaches a Work's cluster: the Push clients, or the agent's own member."""
+
+    async def get(self, cluster: JSON) -> Client: ...
+
+
 class ExecutionReconciler:
     def __init__(
         self,
         client: Client,
         works: Cache,
         clusters: Cache,
-        members: MemberClients,
+        members: MemberSource,
         enqueue: Callable[[ObjectKey], None],
+        *,
+        pull: bool = False,
+        interpreter: Interpreter | None = None,
     ) -> None:
+        self.interpreter = interpreter or Interpreter()
+        self.pull = pull
+        """True in a Pull cluster's agent (it applies its own cluster's Works); the control plane's
+        executor (False) leaves the Works of ``syncMode: Pull`` clusters to their agents."""
         self.client = client
         self.works = works
         self.clusters = clusters
@@ -59,6 +75,10 @@ class ExecutionReconciler:
         cluster = self.clusters.get(cluster_of(key.namespace or ""))
         md = work["metadata"]
         finalizers = list(md.get("finalizers") or ())
+        if not self.pull and is_pull(cluster):
+            if md.get("deletionTimestamp") and (cluster or {}).get("metadata", {}).get("deletionTimestamp"):
+                return await self._remove(work, None, finalizers)  # the cluster goes: its agent may be gone
+            return Result()
         if md.get("deletionTimestamp"):
             return await self._remove(work, cluster, finalizers)
         if c.EXECUTION_FINALIZER not in finalizers:
@@ -130,7 +150,8 @@ class ExecutionReconciler:
             "namespace": namespace or "",
             "name": md["name"],
         }
-        return {"identifier": identifier, "status": current.get("status") or {}, "health": health(rd.kind, current)}
+        status = self.interpreter.reflect_status(current)
+        return {"identifier": identifier, "status": status, "health": self.interpreter.health(current)}
 
     @staticmethod
     async def _create_or_get(member: Client, rd: ResourceDef, manifest: JSON, namespace: str | None) -> JSON:
@@ -210,6 +231,20 @@ class ExecutionReconciler:
             await self.client.patch(WORKS, md["name"], {"status": status}, md["namespace"], subresource="status")
 
 
+def is_pull(cluster: JSON | None) -> bool:
+    return bool(cluster and (cluster.get("spec") or {}).get("syncMode") == "Pull")
+
+
+def work_changed(old: JSON, new: JSON) -> bool:
+    """What the executor acts on (not its own status writes)."""
+    om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+    return bool(
+        old.get("spec") != new.get("spec")
+        or om.get("deletionTimestamp") != nm.get("deletionTimestamp")
+        or om.get("finalizers") != nm.get("finalizers")
+    )
+
+
 class _Conflict(Exception):
     """The member already has the object and the policy says Abort."""
 
@@ -222,7 +257,7 @@ def manifest_hash(manifest: JSON) -> str:
         "labels": md.get("labels"),
         "annotations": {k: v for k, v in (md.get("annotations") or {}).items() if k != MANIFEST_HASH},
     }
-    return f"{fnv32a(orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()):08x}"
+    return hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
 
 
 async def _discover(member: Client, api_version: str, kind: str) -> ResourceDef:

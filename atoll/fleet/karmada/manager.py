@@ -1,6 +1,8 @@
 """Karmada's controller-manager for one instance: informers on the instance, the template
-detector (informers per selected kind, started as policies appear), the binding, execution and
-cluster controllers, all in one TaskGroup next to the instance's API server."""
+detector and scheduler (informers per selected kind, started as policies appear; evictions from
+:mod:`.failover`), the binding, execution (Push clusters) and cluster controllers, and the
+resource interpreter (:mod:`.interpreter`), all in one TaskGroup next to the instance's API
+server. The kinds of ``propagateDeps`` dependencies are watched too, so their edits propagate."""
 
 from __future__ import annotations
 
@@ -10,15 +12,18 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from atoll.api import kinds
 from atoll.api.errors import APIError, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from atoll.fleet import constants as c
 from atoll.fleet.karmada.bindings import BindingReconciler
 from atoll.fleet.karmada.clusters import ClusterReconciler
+from atoll.fleet.karmada.deps import DEPENDED_BY
 from atoll.fleet.karmada.detector import TemplateKey, TemplateReconciler, template_key
 from atoll.fleet.karmada.dynamic import DynamicInformers
-from atoll.fleet.karmada.execution import ExecutionReconciler
+from atoll.fleet.karmada.execution import ExecutionReconciler, work_changed
+from atoll.fleet.karmada.interpreter import Interpreter
 from atoll.fleet.karmada.members import MemberClients
 from atoll.fleet.karmada.names import binding_name
 from atoll.fleet.kinds import (
@@ -29,6 +34,7 @@ from atoll.fleet.kinds import (
     OVERRIDE_POLICIES,
     PROPAGATION_POLICIES,
     RESOURCE_BINDINGS,
+    RESOURCE_INTERPRETER_CUSTOMIZATIONS,
     WORKS,
 )
 from atoll.fleet.search import CONTROL_PLANE, Source
@@ -43,6 +49,10 @@ class KarmadaSettings:
     cluster_status_period: float = 10.0
     """Karmada's ``--cluster-status-update-frequency``."""
     workers: int = 4
+    failure_threshold: float = 30.0
+    """Karmada's ``--cluster-failure-threshold``: not ready this long → the ``NoExecute`` taint."""
+    monitor_grace: float = 40.0
+    """Karmada's ``--cluster-monitor-grace-period``: a Pull agent's lease older → not ready."""
 
 
 def _binding_of_work(work: JSON) -> list[ObjectKey]:
@@ -55,17 +65,36 @@ def _binding_of_work(work: JSON) -> list[ObjectKey]:
 
 
 def _cluster_changed(old: JSON, new: JSON) -> bool:
+    """A change the scheduler must see (labels, taints, readiness, deletion, fields an affinity
+    selects on); API enablements are compared per kind by :func:`_kinds_changed`."""
+
     def view(obj: JSON) -> Any:
         ready = [x.get("status") for x in (obj.get("status") or {}).get("conditions") or () if x.get("type") == "Ready"]
+        spec = obj.get("spec") or {}
         return (
             obj["metadata"].get("labels"),
-            (obj.get("spec") or {}).get("taints"),
+            spec.get("taints"),
             ready,
             obj["metadata"].get("deletionTimestamp"),
-            bool((obj.get("status") or {}).get("apiEnablements")),
+            [spec.get(k) for k in ("provider", "region", "zone", "zones")],
         )
 
     return bool(view(old) != view(new))
+
+
+def _kinds(obj: JSON) -> set[tuple[str, str]]:
+    return {
+        (str(e.get("groupVersion")), str(r.get("kind")))
+        for e in (obj.get("status") or {}).get("apiEnablements") or ()
+        for r in e.get("resources") or ()
+    }
+
+
+def _kinds_changed(old: JSON, new: JSON) -> set[tuple[str, str]] | None:
+    """The kinds the cluster started or stopped serving (None: enablements not reported before)."""
+    if not (old.get("status") or {}).get("apiEnablements"):
+        return None
+    return _kinds(old) ^ _kinds(new)
 
 
 class PolicyKinds:
@@ -103,9 +132,14 @@ class KarmadaManager:
         self.rbs = f.informer(RESOURCE_BINDINGS)
         self.crbs = f.informer(CLUSTER_RESOURCE_BINDINGS)
         self.works = f.informer(WORKS)
-        self.members = MemberClients(client)
+        self.secrets = f.informer(kinds.SECRETS, c.CLUSTER_NAMESPACE)
+        self.rics = f.informer(RESOURCE_INTERPRETER_CUSTOMIZATIONS)
+        self.interpreter = Interpreter(self.rics.cache)
+        self.members = MemberClients(client, self.secrets.cache)
         self.templates: dict[tuple[str, str], tuple[ResourceDef, Cache]] = {}
         self.dynamic = DynamicInformers()
+        self._pending_kinds: set[tuple[str, str]] = set()
+        self._watching: set[asyncio.Task[bool]] = set()
         n = self.settings.workers
         self.template_ctl: Controller[TemplateKey] = Controller(
             "karmada-detector",
@@ -117,30 +151,42 @@ class KarmadaManager:
                 templates=self.templates,
                 bindings=self.rbs.cache,
                 cluster_bindings=self.crbs.cache,
+                bindings_synced=lambda: self.rbs.has_synced and self.crbs.has_synced,
+                interpreter=self.interpreter,
             ),
             workers=n,
         )
-        self.binding_ctl: Controller[ObjectKey] = Controller(
-            "karmada-binding",
-            BindingReconciler(
-                client,
-                bindings=self.rbs.cache,
-                cluster_bindings=self.crbs.cache,
-                works=self.works.cache,
-                clusters=self.clusters.cache,
-                overrides=self.ops.cache,
-                cluster_overrides=self.cops.cache,
-                templates=self.templates,
-            ),
-            workers=n,
+        self.binding = BindingReconciler(
+            client,
+            bindings=self.rbs.cache,
+            cluster_bindings=self.crbs.cache,
+            works=self.works.cache,
+            clusters=self.clusters.cache,
+            overrides=self.ops.cache,
+            cluster_overrides=self.cops.cache,
+            templates=self.templates,
+            interpreter=self.interpreter,
         )
+        self.binding_ctl: Controller[ObjectKey] = Controller("karmada-binding", self.binding, workers=n)
         self.execution = ExecutionReconciler(
-            client, self.works.cache, self.clusters.cache, self.members, lambda key: self.execution_ctl.queue.add(key)
+            client,
+            self.works.cache,
+            self.clusters.cache,
+            self.members,
+            lambda key: self.execution_ctl.queue.add(key),
+            interpreter=self.interpreter,
         )
         self.execution_ctl: Controller[ObjectKey] = Controller("karmada-execution", self.execution, workers=n)
         self.cluster_ctl: Controller[ObjectKey] = Controller(
             "karmada-cluster",
-            ClusterReconciler(client, self.clusters.cache, self.members, period=self.settings.cluster_status_period),
+            ClusterReconciler(
+                client,
+                self.clusters.cache,
+                self.members,
+                period=self.settings.cluster_status_period,
+                failure_threshold=self.settings.failure_threshold,
+                grace=self.settings.monitor_grace,
+            ),
             workers=n,
         )
         self.policy_ctl: Controller[ObjectKey] = Controller(
@@ -151,18 +197,42 @@ class KarmadaManager:
     def _wire(self) -> None:
         for informer in (self.pps, self.cpps):
             self.policy_ctl.watch(informer)
-        self.binding_ctl.watch(self.rbs)
+        self.binding_ctl.watch(self.rbs)  # status updates too: they may be the scheduler's, over ours
         self.binding_ctl.watch(self.crbs)
         self.binding_ctl.watch(self.works, _binding_of_work)
-        self.binding_ctl.watch(self.ops, lambda _obj: self._all_bindings())
-        self.binding_ctl.watch(self.cops, lambda _obj: self._all_bindings())
-        self.execution_ctl.watch(self.works)
+        for informer in (self.ops, self.cops):
+            informer.add_handler(
+                on_add=lambda _o: self._overrides_changed(),
+                on_update=lambda _o, _n: self._overrides_changed(),
+                on_delete=lambda _o: self._overrides_changed(),
+            )
+            self.binding_ctl.watch(informer, lambda _obj: self._all_bindings())
+        self.execution_ctl.watch(self.works, update_predicate=work_changed)
         self.cluster_ctl.watch(self.clusters)
+        self.rbs.add_handler(on_add=self._watch_dependency)
         self.clusters.add_handler(
             on_add=lambda _o: self.requeue_templates(),
-            on_update=lambda old, new: self.requeue_templates() if _cluster_changed(old, new) else None,
+            on_update=self._cluster_updated,
             on_delete=lambda _o: self.requeue_templates(),
         )
+
+    def _watch_dependency(self, binding: JSON) -> None:
+        """An attached binding (``propagateDeps``): watch its kind, so an edit of the ConfigMap or
+        Secret re-queues the attached binding at once (not on the workload's next reconcile)."""
+        if not (binding["metadata"].get("labels") or {}).get(DEPENDED_BY):
+            return
+        resource = (binding.get("spec") or {}).get("resource") or {}
+        key = (str(resource.get("apiVersion")), str(resource.get("kind")))
+        if key in self.templates or key in self._pending_kinds:
+            return
+        self._pending_kinds.add(key)
+        task = asyncio.get_running_loop().create_task(self.watch_kind(*key), name=f"karmada/watch {key}")
+        self._watching.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._watching.discard)
+        task.add_done_callback(lambda _t: self._pending_kinds.discard(key))
+
+    def _overrides_changed(self) -> None:
+        self.binding.override_epoch += 1
 
     def _all_bindings(self) -> list[ObjectKey]:
         return [
@@ -216,8 +286,17 @@ class KarmadaManager:
             )
         return sources
 
-    def requeue_templates(self) -> None:
+    def _cluster_updated(self, old: JSON, new: JSON) -> None:
+        changed = _kinds_changed(old, new)
+        if _cluster_changed(old, new) or changed is None:
+            self.requeue_templates()
+        elif changed:  # a CRD installed or removed on the member: only that kind's templates
+            self.requeue_templates(changed)
+
+    def requeue_templates(self, kinds_: set[tuple[str, str]] | None = None) -> None:
         for (api_version, kind), (_rd, cache) in list(self.templates.items()):
+            if kinds_ is not None and (api_version, kind) not in kinds_:
+                continue
             for obj in cache:
                 self.template_ctl.queue.add(
                     TemplateKey(api_version, kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])

@@ -19,6 +19,7 @@ from atoll.api import kinds
 from atoll.api.errors import NotFound
 from atoll.client import Client, ConfigError
 from atoll.client.kubeconfig import load_kubeconfig
+from atoll.runtime import Cache
 
 JSON = dict[str, Any]
 
@@ -72,8 +73,10 @@ def client_from_secret(cluster: JSON, secret: JSON) -> Client:
 class MemberClients:
     """One client per member cluster, rebuilt when its endpoint or Secret changes."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, secrets: Cache | None = None) -> None:
         self.client = client
+        self.secrets = secrets
+        """An informer cache of ``karmada-cluster``'s Secrets: no GET per apply (the hot path)."""
         self._clients: dict[str, tuple[str, Client]] = {}
 
     async def get(self, cluster: JSON) -> Client:
@@ -81,8 +84,11 @@ class MemberClients:
         ref = (cluster.get("spec") or {}).get("secretRef") or {}
         if not ref.get("name"):
             raise MemberError("spec.secretRef: Required value")
+        namespace = ref.get("namespace") or "karmada-cluster"
+        secret = self.secrets.get(ref["name"], namespace) if self.secrets is not None else None
         try:
-            secret = await self.client.get(kinds.SECRETS, ref["name"], ref.get("namespace") or "karmada-cluster")
+            if secret is None:
+                secret = await self.client.get(kinds.SECRETS, ref["name"], namespace)
         except NotFound:
             raise MemberError(f"spec.secretRef: Secret {ref.get('namespace')}/{ref['name']} not found") from None
         version = f"{secret['metadata'].get('resourceVersion')}/{(cluster.get('spec') or {}).get('apiEndpoint')}"

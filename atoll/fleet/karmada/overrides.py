@@ -1,19 +1,25 @@
 """OverridePolicy / ClusterOverridePolicy (Karmada ``pkg/util/overridemanager``): which policies
 apply to a template in a cluster, and the overriders in Karmada's order — image, command, args,
-labels, annotations, then plaintext JSON-pointer operations. ClusterOverridePolicies apply before
+labels, annotations, fields inside JSON/YAML string values (``fieldOverrider``), then plaintext
+JSON-pointer operations. ClusterOverridePolicies apply before
 OverridePolicies; within each, policies apply by name (Karmada sorts them the same way).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from typing import Any
+
+import orjson
+import yaml
 
 from atoll.fleet.karmada.placement import affinity_matches
 from atoll.fleet.karmada.policies import selector_matches
 
 JSON = dict[str, Any]
+log = logging.getLogger(__name__)
 _POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job")
 
 
@@ -55,6 +61,8 @@ def _apply(obj: JSON, overriders: JSON) -> None:
     for key, field in (("labelsOverrider", "labels"), ("annotationsOverrider", "annotations")):
         for entry in overriders.get(key) or ():
             _map_field(obj.setdefault("metadata", {}), field, entry)
+    for entry in overriders.get("fieldOverrider") or ():
+        _field(obj, entry)
     for entry in overriders.get("plaintext") or ():
         _plaintext(obj, entry)
 
@@ -167,3 +175,30 @@ def _plaintext(obj: JSON, entry: JSON) -> None:
         parent[key] = entry.get("value")
     elif op == "remove":
         parent.pop(key, None)
+
+
+def _field(obj: JSON, entry: JSON) -> None:
+    """``fieldOverrider``: JSON-pointer operations (``json``/``yaml`` lists of ``subPath``,
+    ``operator``, ``value``) inside a string field holding a JSON or YAML document (a ConfigMap's
+    data value, say), written back in the same format. A field that is missing, not a string or
+    not parseable is left alone (logged)."""
+    parent, key = _resolve_parent(obj, str(entry.get("fieldPath") or ""))
+    raw = parent.get(key) if isinstance(parent, dict) else None
+    if not isinstance(raw, str):
+        log.warning("fieldOverrider: %s is not a string field; skipped", entry.get("fieldPath"))
+        return
+    for fmt in ("json", "yaml"):
+        ops = entry.get(fmt) or ()
+        if not ops:
+            continue
+        try:
+            doc = orjson.loads(raw) if fmt == "json" else yaml.safe_load(raw)
+        except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+            log.warning("fieldOverrider: %s is not %s: %s; skipped", entry.get("fieldPath"), fmt.upper(), exc)
+            return
+        holder = {"doc": doc}
+        for op in ops:
+            _plaintext(holder, {**op, "path": "/doc" + str(op.get("subPath") or "")})
+        doc = holder.get("doc")
+        raw = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode() if fmt == "json" else yaml.safe_dump(doc)
+    parent[key] = raw
