@@ -42,8 +42,8 @@ async def in_process_master(data_dir: Path, controllers: tuple[str, ...] = ()) -
 @contextlib.asynccontextmanager
 async def institution_cluster(base: Path) -> AsyncIterator[RunningServer]:
     """The institution's cluster: a control plane with its scheduler, namespace ``inst`` and one
-    RunP agent (``inst-node``, image ``app:v1`` loaded)."""
-    async with in_process_master(base / "master", ("scheduler",)) as server:
+    RunP agent (``inst-node``, image ``app:v1`` loaded) that provisions local-path claims."""
+    async with in_process_master(base / "master", ("scheduler", "persistentvolume")) as server:
         async with server.client() as c:
             await ensure_namespace(c, INSTITUTION_NS)
         data = base / "worker"

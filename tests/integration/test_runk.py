@@ -22,6 +22,7 @@ from atoll.api.errors import NotFound
 from atoll.client import Client
 from atoll.mirror import keys
 from atoll.mirror.names import target_name
+from atoll.mirror.objects import PVCS
 from tests.conftest import RunningServer, eventually, kubectl_binary, kubectl_environ
 from tests.integration.agents import RunningAgent, wait_pod_gone
 from tests.integration.runk_clusters import (
@@ -123,6 +124,49 @@ async def test_pod_runs_in_the_institution_with_its_dependencies_and_logs(
         assert not source["metadata"].get("finalizers"), source["metadata"]
 
     await eventually(copies_released, 15)
+
+
+async def test_a_claim_is_provisioned_in_the_institution_and_outlives_its_pods(
+    clients: tuple[Client, Client], alice: RunningAgent
+) -> None:
+    m, inst = clients
+    await m.create(PVCS, {"metadata": {"name": "data", "namespace": "alice"},
+                          "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    mount = {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+    volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+    await m.create(kinds.PODS, task_pod("writer", "alice-runk", ["sh", "-c", "echo kept > /data/result"],
+                                        namespace="alice", container=mount, volumes=volumes))
+    await eventually(lambda: phase(m, "writer", "alice", "Succeeded"), 45)
+    copy_name = target_name("alice", "data")
+    copy = await inst.get(PVCS, copy_name, INSTITUTION_NS)
+    assert (copy.get("status") or {}).get("phase") == "Bound", copy.get("status")  # the institution provisioned it
+    await m.delete(kinds.PODS, "writer", "alice")
+    await wait_pod_gone(m, "writer", namespace="alice", timeout=30)
+    # the next pod on the claim reads what the first one wrote: the copy outlived its pod
+    await m.create(kinds.PODS, task_pod("reader", "alice-runk", ["sh", "-c", "cat /data/result"],
+                                        namespace="alice", container=mount, volumes=volumes))
+    await eventually(lambda: phase(m, "reader", "alice", "Succeeded"), 45)
+    assert await m.request("GET", "/api/v1/namespaces/alice/pods/reader/log") == "kept\n"
+    assert (await inst.get(PVCS, copy_name, INSTITUTION_NS))["metadata"]["uid"] == copy["metadata"]["uid"]
+    await m.delete(kinds.PODS, "reader", "alice")
+    await wait_pod_gone(m, "reader", namespace="alice", timeout=30)
+    # deleting the claim releases its copy (and the institution's volume), then the claim goes
+    await m.delete(PVCS, "data", "alice")
+
+    async def released() -> None:
+        try:
+            await inst.get(PVCS, copy_name, INSTITUTION_NS)
+        except NotFound:
+            pass
+        else:
+            raise AssertionError("the claim's copy is still in the institution")
+        try:
+            claim = await m.get(PVCS, "data", "alice")
+        except NotFound:
+            return
+        assert keys.finalizer_for("runk-alice-runk") not in (claim["metadata"].get("finalizers") or []), claim
+
+    await eventually(released, 30)
 
 
 async def test_target_deleted_behind_our_back_fails_the_pod(clients: tuple[Client, Client],

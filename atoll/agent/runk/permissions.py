@@ -20,6 +20,7 @@ REQUIRED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pods/log", ("get",)),
     ("configmaps", ("get", "create", "update", "delete")),
     ("secrets", ("get", "create", "update", "delete")),
+    ("persistentvolumeclaims", ("get", "create", "update", "delete")),
     ("resourcequotas", ("list",)),
 )
 CONDITION = "RunKPermissions"

@@ -7,10 +7,11 @@ domains differ), every step is checkpointed in the source pod's annotations (a r
 adopts what exists, never creates a pod twice), status is mirrored back, a target pod deleted
 behind our back fails the source pod with ``PhysicalPodLost``, deletion goes both ways.
 
-Informers: this node's pods on the master (``spec.nodeName=<node>``), the domain's ConfigMaps and
-Secrets (dependencies), and the target pods labelled ``atoll.io/runk-node=<node>``. One
-controller reconciles per source pod. Copied ConfigMaps/Secrets no pod of this node uses any
-more are released after each deletion.
+Informers: this node's pods on the master (``spec.nodeName=<node>``), the domain's ConfigMaps,
+Secrets and PersistentVolumeClaims (dependencies), and the target pods labelled
+``atoll.io/runk-node=<node>``. One controller reconciles per source pod. Copied ConfigMaps/Secrets
+no pod of this node uses any more are released after each deletion; a claim's copy lives as long
+as the claim (:mod:`atoll.agent.runk.claims`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from atoll.agent.config import AgentConfig
 from atoll.agent.runk import permissions
+from atoll.agent.runk.claims import ClaimReleaser
 from atoll.agent.runk.podspec import NODE_LABEL, customize
 from atoll.agent.runk.settings import RunKSettings
 from atoll.api import kinds
@@ -28,7 +30,7 @@ from atoll.api.errors import APIError, Forbidden, NotFound
 from atoll.client import Client, ClientError
 from atoll.mirror import keys
 from atoll.mirror.deps import dependencies
-from atoll.mirror.objects import DependencyMirror
+from atoll.mirror.objects import PVCS, DependencyMirror
 from atoll.mirror.podspec import Placement
 from atoll.mirror.podsync import NameConflict, PodSync
 from atoll.runtime import Controller, Informer, ObjectKey, Result
@@ -49,6 +51,7 @@ class RunK:
         self.informer = Informer(client, kinds.PODS, field_selector=f"spec.nodeName={node}")
         self.configmaps = Informer(client, kinds.CONFIGMAPS, config.domain)
         self.secrets = Informer(client, kinds.SECRETS, config.domain)
+        self.claims = Informer(client, PVCS, config.domain)
         self.target_pods = Informer(target, kinds.PODS, settings.namespace, label_selector=f"{NODE_LABEL}={node}")
         self.deps = DependencyMirror(client, target, settings.namespace, f"runk-{node}")
         self.recorder = EventRecorder(client, "runk", node)
@@ -61,14 +64,16 @@ class RunK:
         self.controller: Controller[ObjectKey] = Controller(f"runk-{node}", self, workers=4)
         self.controller.watch(self.informer)
         self.controller.watch(self.target_pods, _source_key)
+        self.claim_releaser = ClaimReleaser(self.claims, self.informer, self.deps, f"runk-{node}-claims")
         self.condition: JSON = permissions.condition(settings.namespace, [])
         self._recheck = asyncio.Event()
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            for informer in (self.informer, self.configmaps, self.secrets, self.target_pods):
+            for informer in (self.informer, self.configmaps, self.secrets, self.claims, self.target_pods):
                 tg.create_task(informer.run(), name=f"runk/{self.config.name}/{informer.rd.plural}")
             tg.create_task(self.controller.run(), name=f"runk/{self.config.name}/controller")
+            tg.create_task(self.claim_releaser.controller.run(), name=f"runk/{self.config.name}/claims")
             tg.create_task(self._permission_loop(), name=f"runk/{self.config.name}/permissions")
 
     # -- lookups ---------------------------------------------------------------------------
@@ -88,6 +93,8 @@ class RunK:
             return self.configmaps.cache.get(name, namespace)
         if kind == "Secret":
             return self.secrets.cache.get(name, namespace)
+        if kind == "PersistentVolumeClaim":
+            return self.claims.cache.get(name, namespace)
         return None
 
     # -- reconcile -------------------------------------------------------------------------
