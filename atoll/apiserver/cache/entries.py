@@ -64,6 +64,14 @@ class Cached:
             _decoded.put(self, obj)
         return obj
 
+    def peek(self) -> JSON:
+        """The dict, decoded without entering the shared cache when not held (a one-off read of a
+        large object, e.g. for its metadata, must not evict the objects clients are reading)."""
+        if self._obj is not None:
+            return self._obj
+        obj = _decoded.get(self)
+        return obj if obj is not None else orjson.loads(self.raw)
+
 
 class _DecodedCache:
     """Recently used decoded large objects, bounded by their encoded size."""
