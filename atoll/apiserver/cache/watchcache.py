@@ -93,7 +93,7 @@ class Watcher:
             return True
         try:
             now = self.matches(event.current.obj)
-            before = event.previous is not None and self.matches(event.previous.obj)
+            before = event.previous is not None and self.matches(event.previous.peek())
         except Exception:  # a malformed object must not stop the fan-out to every other watcher
             log.exception("watch filter failed on %s; not sent to this watcher", event.key)
             return True
@@ -182,7 +182,7 @@ class WatchCache:
                 self._sorted.clear()
 
     def _load_one(self, key: str, value: bytes, revision: int) -> None:
-        cached = decode_or_skip(key, value, revision)
+        cached = decode_or_skip(key, value, revision, keep_decoded=False)
         if cached is None:
             return
         self._objects.setdefault(resource_prefix(key), {})[key] = cached
@@ -206,8 +206,13 @@ class WatchCache:
         self._wake_waiters()
 
     def _remember(self, ev: Event) -> None:
-        """A history row from before the initial list: keep it for replay only."""
-        cached = decode_or_skip(ev.key, ev.value, ev.revision)
+        """A history row from before the initial list: keep it for replay only. A row that is still
+        the key's current revision shares the cached object (held once, not decoded twice)."""
+        current = None if ev.deleted else self._objects.get(resource_prefix(ev.key), {}).get(ev.key)
+        if current is not None and current.revision == ev.revision:
+            cached: Cached | None = current
+        else:
+            cached = decode_or_skip(ev.key, ev.value, ev.revision, keep_decoded=False)
         if cached is None:
             return
         etype = "DELETED" if ev.deleted else ("ADDED" if ev.created else "MODIFIED")
@@ -366,7 +371,7 @@ class WatchCache:
         history after ``revision``; 410 if that history is no longer retained."""
         watcher = Watcher(prefix, matches, asyncio.Queue(self.settings.watcher_queue))
         if not revision:
-            initial = [WatchEvent("ADDED", prefix, c, None, c.revision) for c in self.list(prefix) if matches(c.obj)]
+            initial = [WatchEvent("ADDED", prefix, c, None, c.revision) for c in self.list(prefix) if matches(c.peek())]
         else:
             if revision < self._history_start:
                 raise Gone(f"too old resource version: {revision} ({self._history_start + 1})")
