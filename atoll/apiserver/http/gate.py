@@ -2,9 +2,9 @@
 
 asyncio's TLS server wraps every accepted socket in an ``SSLProtocol`` with a 256 KB read buffer
 at once, and waits up to 60 s for a handshake: 2,000 idle sockets cost ~600 MB before any of
-them has said a word. Here the listener accepts plain TCP; the gate admits the connection only
-under the cap of unauthenticated connections (else it is aborted, costing nothing), then starts
-TLS with the header timeout as the handshake timeout, and hands the encrypted transport to the
+them has said a word. Here the listener accepts plain TCP; the gate counts the connection
+under the cap of unauthenticated connections (over it, the oldest unauthenticated connection is
+aborted to make room: a slowloris flood cannot lock new clients out), then starts TLS with the header timeout as the handshake timeout, and hands the encrypted transport to the
 server's HTTP protocol. The count is released when the connection authenticates or closes.
 """
 
@@ -28,11 +28,11 @@ class _Gate(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        if not self._server.counter.admit():
-            transport.abort()
-            return
         handler = self._server()
         assert isinstance(handler, StatusRequestHandler)
+        if not self._server.counter.admit(handler, transport.abort):  # may evict the oldest
+            transport.abort()
+            return
         handler.counted()
         if self._context is None:
             transport.set_protocol(handler)

@@ -7,7 +7,8 @@ Kubernetes API expect, and closes the connection.
 
 Each connection also enforces ``ConnectionLimits`` (see ``limits``): a complete request head
 within the header timeout, the idle timeout between requests, and the cap on connections that
-have not yet been authenticated (``authenticated()`` is called by the handler).
+have not yet been authenticated (``authenticated()`` is called by the handler; over the cap the
+oldest unauthenticated connection is evicted).
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
         self._header_timer: asyncio.TimerHandle | None = None
 
     def counted(self) -> None:
-        """The listener's gate already admitted this connection under the cap."""
+        """The listener's gate already admitted this connection under the cap (keyed by this handler)."""
         self._counted = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         if not self._counted:  # not through the gate (the loopback socket): admit here
-            if not self._counter.admit():
-                self.force_close()  # over the cap of unauthenticated connections
+            if not self._counter.admit(self, self.force_close):
+                self.force_close()
                 return
             self._counted = True
         self._header_timer = asyncio.get_running_loop().call_later(self._limits.header_timeout, self._header_deadline)
@@ -61,7 +62,7 @@ class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
         """The connection carried an authenticated request: it no longer counts against the cap."""
         if self._counted:
             self._counted = False
-            self._counter.release()
+            self._counter.release(self)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._header_timer is not None:
