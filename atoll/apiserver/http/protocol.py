@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
+from atoll.apiserver.cache.trim import connection_closed
 from atoll.apiserver.http.limits import ConnectionCounter, ConnectionLimits
 
 _REQUEST_LINE = re.compile(rb"^([A-Z]+ )?/")  # the request line (or its target), not a header
@@ -70,6 +71,7 @@ class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
             self._header_timer = None
         self.authenticated()
         super().connection_lost(exc)
+        connection_closed()
 
     def handle_error(
         self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
