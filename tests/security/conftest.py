@@ -15,7 +15,8 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.conftest import RunningServer, running_master
+from bench._common import cpu_seconds, rss_mb
+from tests.conftest import RunningServer, eventually, running_master
 
 JSON = dict[str, Any]
 DOMAINS = ("alice", "bob")
@@ -110,3 +111,20 @@ def node(name: str, domain: str | None) -> JSON:
 def pod(name: str, namespace: str, **spec: Any) -> JSON:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
             "spec": {"containers": [{"name": "main", "image": "app:v1", "command": ["cat", "/etc/passwd"]}], **spec}}
+
+
+async def settled_rss(pid: int) -> float:
+    """Wait until the process is idle (under 5% CPU over half a second) and return its peak RSS
+    seen meanwhile: informers list at start, so the peak is what a restart costs."""
+    peak, last = [rss_mb(pid)], [cpu_seconds(pid)]
+
+    async def quiet() -> bool:
+        await asyncio.sleep(0.5)
+        cpu = cpu_seconds(pid)
+        busy, last[0] = cpu - last[0], cpu
+        peak[0] = max(peak[0], rss_mb(pid))
+        return busy < 0.025
+
+    for _ in range(3):  # three quiet half-seconds in a row
+        await eventually(quiet, within=60, every=0)
+    return peak[0]

@@ -19,8 +19,8 @@ import aiohttp
 import orjson
 import pytest
 
-from bench._common import cpu_seconds, rss_mb
-from tests.conftest import RunningServer, eventually, start_master_process
+from tests.conftest import RunningServer, start_master_process
+from tests.security.conftest import settled_rss
 
 pytestmark = pytest.mark.slow
 COUNT, SIZE = 1000, 100_000
@@ -39,23 +39,6 @@ class Filled:
     server: RunningServer
     idle_mb: float
     stored: int
-
-
-async def _settled_rss(pid: int) -> float:
-    """Wait until the process is idle (under 5% CPU over half a second) and return its peak RSS
-    seen meanwhile: informers list at start, so the peak is what a restart costs."""
-    peak, last = [rss_mb(pid)], [cpu_seconds(pid)]
-
-    async def quiet() -> bool:
-        await asyncio.sleep(0.5)
-        cpu = cpu_seconds(pid)
-        busy, last[0] = cpu - last[0], cpu
-        peak[0] = max(peak[0], rss_mb(pid))
-        return busy < 0.025
-
-    for _ in range(3):  # three quiet half-seconds in a row
-        await eventually(quiet, within=60, every=0)
-    return peak[0]
 
 
 async def _fill(server: RunningServer) -> int:
@@ -84,7 +67,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
     proc, server = start_master_process(data_dir)
     state = Filled(data_dir, proc, server, 0.0, 0)
     try:
-        state.idle_mb = asyncio.run(_settled_rss(proc.pid))
+        state.idle_mb = asyncio.run(settled_rss(proc.pid))
         state.stored = asyncio.run(_fill(server))
         yield state
     finally:
@@ -139,7 +122,7 @@ async def test_restart_holds_the_store_about_once(filled: Filled) -> None:
     filled.proc.terminate()
     filled.proc.wait(timeout=30)
     filled.proc, filled.server = start_master_process(filled.data_dir)
-    peak = await _settled_rss(filled.proc.pid)
+    peak = await settled_rss(filled.proc.pid)
     ratio = (peak - filled.idle_mb) * 2**20 / filled.stored
     assert ratio <= RESTART_BOUND, (
         f"restart peak RSS {peak:.0f} MB over idle {filled.idle_mb:.0f} MB is {ratio:.2f}x "
