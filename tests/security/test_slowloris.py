@@ -19,9 +19,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bench._common import rss_mb
 from tests.conftest import RunningServer, eventually, kubectl_binary, kubectl_environ, start_master_process
-from tests.security.conftest import settled_rss
+from tests.security.conftest import rss_mb, settled_rss
 
 pytestmark = pytest.mark.slow
 CAP = 512  # the default ConnectionLimits.max_unauthenticated
