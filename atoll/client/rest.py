@@ -349,9 +349,11 @@ class Client:
         field_selector: str | None = None,
         page_size: int | None = 500,
         resource_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[Items, str]:
         """All items, following ``continue`` tokens; items get ``apiVersion``/``kind`` filled in
-        (kube-apiserver omits them inside lists). Returns (items, the list's resourceVersion)."""
+        (kube-apiserver omits them inside lists). Returns (items, the list's resourceVersion).
+        ``headers=METADATA_ONLY`` lists ``PartialObjectMetadata`` items."""
         items: Items = []
         list_rv = ""
         token: str | None = None
@@ -364,6 +366,7 @@ class Client:
                 limit=page_size,
                 continue_=token,
                 resource_version=None if token else resource_version,
+                headers=headers,
             )
             meta = page.get("metadata") or {}
             list_rv = list_rv or str(meta.get("resourceVersion") or "")
