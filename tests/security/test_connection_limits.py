@@ -21,10 +21,10 @@ LIMITS = ConnectionLimits(header_timeout=0.5, idle_timeout=1.0, max_unauthentica
 
 
 @contextlib.asynccontextmanager
-async def server(tmp_path: Path, limits: ConnectionLimits) -> AsyncIterator[str]:
+async def server(tmp_path: Path, limits: ConnectionLimits, unix_socket: Path | None = None) -> AsyncIterator[str]:
     store = open_store(None, tmp_path)
     await store.start()
-    api = APIServer(store, ServerConfig(port=0, settings=ServerSettings(limits=limits)))
+    api = APIServer(store, ServerConfig(port=0, unix_socket=unix_socket, settings=ServerSettings(limits=limits)))
     task = asyncio.create_task(api.run())
     await api.wait_ready()
     try:
@@ -82,6 +82,22 @@ async def test_over_the_cap_the_oldest_unauthenticated_connection_is_evicted(tmp
             assert resp.status == 200
         for _, w in [*slow, (reader, writer)]:
             w.close()
+
+
+async def test_the_loopback_socket_is_not_counted_against_the_cap(tmp_path: Path) -> None:
+    limits = ConnectionLimits(header_timeout=30, idle_timeout=30, max_unauthenticated=1)
+    sock = tmp_path / "run" / "api.sock"
+    async with server(tmp_path, limits, unix_socket=sock) as address:
+        host, port = address.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))  # holds the cap of 1
+        writer.write(b"GET /version HTTP/1.1\r\n")
+        await writer.drain()
+        for _ in range(3):  # the master's own clients connect freely and evict nobody
+            async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as http, \
+                    http.get("http://localhost/version") as resp:
+                assert resp.status == 200
+        assert not await _closed_within(reader, 0.3), "a loopback connection evicted the TCP one"
+        writer.close()
 
 
 async def test_overload_answers_429_with_retry_after_and_watches_are_not_counted(tmp_path: Path) -> None:

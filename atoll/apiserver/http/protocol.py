@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from typing import Any
 
 import orjson
@@ -33,6 +34,14 @@ def _status(code: int, reason: str, message: str) -> bytes:
                          "message": message, "reason": reason, "code": code})
 
 
+def _owner_only(transport: asyncio.BaseTransport) -> bool:
+    """The loopback Unix socket (0600, the in-process controllers' and agent's): its connections
+    are not counted against the cap, so a flood on the TCP port can never evict the master's own
+    clients."""
+    sock = transport.get_extra_info("socket")
+    return sock is not None and sock.family == socket.AF_UNIX
+
+
 class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
     def __init__(self, manager: Any, *, limits: ConnectionLimits, counter: ConnectionCounter, **kwargs: Any) -> None:
         super().__init__(manager, keepalive_timeout=limits.idle_timeout, **kwargs)
@@ -47,7 +56,7 @@ class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if not self._counted:  # not through the gate (the loopback socket): admit here
+        if not self._counted and not _owner_only(transport):  # not through the gate: admit here
             if not self._counter.admit(self, self.force_close):
                 self.force_close()
                 return
