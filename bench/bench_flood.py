@@ -7,7 +7,12 @@ with no flood; then opens ``idle`` raw TCP connections that never send anything 
 slowloris connections that trickle a header byte every second; measures RSS, GET latency and how
 many flood connections the server still holds after 15 s; closes the flood and measures RSS again.
 The server's limits (header timeout 10 s, 512 unauthenticated connections) should keep RSS
-flat and GETs fast. Prints one table (ours under flood / ours without flood).
+flat and GETs fast.
+
+Then the lock-out case: ``--hold`` (default 560) TLS slowloris connections that hold the cap of
+unauthenticated connections, each re-opened as soon as the server closes it (evicts it), while a
+client makes GETs each on a *new* TLS connection: p50/p99 and failures, next to the same GETs
+with no flood. Prints one table (ours under flood / ours without flood).
 """
 
 from __future__ import annotations
@@ -76,6 +81,64 @@ async def _drain(reader: asyncio.StreamReader) -> None:
             pass
 
 
+async def new_connection_latencies(url: str, headers: dict[str, str], ctx: ssl.SSLContext,
+                                   n: int = 50) -> tuple[float, float, int]:
+    """p50/p99 (ms) of GETs each on a new TLS connection, and how many failed."""
+    out, failed = [], 0
+    for _ in range(n):
+        started = time.perf_counter()
+        try:
+            async with aiohttp.ClientSession(url, headers=headers, connector=aiohttp.TCPConnector(
+                    ssl=ctx, force_close=True)) as http, http.get("/api/v1/namespaces/default") as resp:
+                await resp.read()
+                if resp.status != 200:
+                    failed += 1
+        except (aiohttp.ClientError, OSError):
+            failed += 1
+        out.append((time.perf_counter() - started) * 1000)
+    out.sort()
+    return statistics.median(out), out[int(len(out) * 0.99) - 1], failed
+
+
+async def hold_cap(port: int, ctx: ssl.SSLContext, count: int) -> None:
+    """``count`` TLS slowloris connections, each re-opened when the server closes it, until killed
+    (runs in its own process: the attacker's TLS work must not slow the measuring client)."""
+
+    async def one() -> None:
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+            except (OSError, ssl.SSLError):
+                await asyncio.sleep(0.05)
+                continue
+            writer.write(b"GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\n")
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await reader.read(1024)  # returns when the server closes (evicts) the connection
+            writer.transport.abort()
+
+    await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def lockout(server_url: str, headers: dict[str, str], ctx: ssl.SSLContext, ca: Path, hold: int) -> list[str]:
+    """Rows of the lock-out case."""
+    n50, n99, nfail = await new_connection_latencies(server_url, headers, ctx)
+    port = server_url.rsplit(":", 1)[1]
+    attacker = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--attack", port, "--ca", str(ca), "--hold", str(hold))
+    try:
+        await asyncio.sleep(5)  # the attacker opens its connections (a bench: no condition to wait on)
+        f50, f99, ffail = await new_connection_latencies(server_url, headers, ctx)
+    finally:
+        attacker.terminate()
+        await attacker.wait()
+    return [
+        f"new-connection GET p50 (ms), {hold} slowloris holding the cap: flood / none|{f50:.1f} / {n50:.1f}|"
+        f"{f50 / n50:.2f}x",
+        f"new-connection GET p99 (ms): flood / none|{f99:.1f} / {n99:.1f}|{f99 / n99:.2f}x",
+        f"new-connection GETs failed: flood / none|{ffail} / {nfail}|of 50",
+    ]
+
+
 async def main(args: argparse.Namespace) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 65536)), hard))
@@ -110,6 +173,7 @@ async def main(args: argparse.Namespace) -> int:
         rss_after = rss_mb(proc.pid)
         for task in drains:
             task.cancel()
+        extra = await lockout(server.url, server.headers(), ctx, server.ca_file, args.hold)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -122,6 +186,9 @@ async def main(args: argparse.Namespace) -> int:
         ("GET p99 (ms): flood / none", f"{f99:.1f} / {p99:.1f}", f"{f99 / p99:.2f}x"),
         ("flood connections still open after 15 s", str(held), f"of {len(writers)}"),
     ]
+    for line in extra:
+        name, value, ratio = line.split("|")
+        rows.append((name, value, ratio))
     width = max(len(r[0]) for r in rows)
     for name, value, ratio in rows:
         print(f"{name:<{width}}  {value:>16}  {ratio}")
@@ -132,4 +199,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--idle", type=int, default=2000)
     parser.add_argument("--slow", type=int, default=1000)
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    parser.add_argument("--hold", type=int, default=560)
+    parser.add_argument("--attack", type=int, default=0, help=argparse.SUPPRESS)  # the attacker process
+    parser.add_argument("--ca", default="", help=argparse.SUPPRESS)
+    parsed = parser.parse_args()
+    if parsed.attack:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(hold_cap(parsed.attack, ssl.create_default_context(cafile=parsed.ca), parsed.hold))
+        sys.exit(0)
+    sys.exit(asyncio.run(main(parsed)))

@@ -7,9 +7,11 @@
    (target: <= 2.0);
 3. updates one 1 MB ConfigMap ``updates`` times and reports the RSS growth (the watch history is
    bounded in bytes, so it must stay flat well below updates x 1 MB);
-4. restarts the master on the same store and reports RSS after the restart.
+4. restarts the master on the same store and reports its peak RSS while it settles (the watch
+   cache loads the store, informers list) and its RSS after, both per stored byte over the
+   first master's idle RSS (target: <= 2.0 as well).
 
-Prints one table and exits non-zero when the ratio target is missed.
+Prints one table and exits non-zero when a ratio target is missed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from bench._common import rss_mb  # noqa: E402
 from tests.conftest import start_master_process  # noqa: E402
+from tests.security.conftest import settled_rss  # noqa: E402
 
 TARGET_RATIO = 2.0
 
@@ -93,23 +96,27 @@ async def main(args: argparse.Namespace) -> int:
         proc.wait(timeout=30)
     proc, server = start_master_process(base / "master")
     try:
-        restarted = await settle(proc.pid)
+        restart_peak = await settled_rss(proc.pid)
+        restarted = await settle(proc.pid, 5.0)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    restart_ratio = (restart_peak - idle) * 2**20 / stored
     rows = [
         ("idle RSS (MB)", f"{idle:.0f}"),
         (f"RSS after {args.count} x {args.size // 1000} KB (MB)", f"{filled:.0f}"),
         ("stored bytes (MB)", f"{stored / 2**20:.0f}"),
         ("RSS growth / stored bytes", f"{ratio:.2f}  (target <= {TARGET_RATIO})"),
         (f"RSS growth over {args.updates} updates of 1 MB (MB)", f"{churned - before_churn:.0f}"),
-        ("RSS after restart on the same store (MB)", f"{restarted:.0f}"),
+        ("RSS after restart on the same store: peak / settled (MB)", f"{restart_peak:.0f} / {restarted:.0f}"),
+        ("restart RSS growth / stored bytes: peak / settled",
+         f"{restart_ratio:.2f} / {(restarted - idle) * 2**20 / stored:.2f}  (target <= {TARGET_RATIO})"),
     ]
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     shutil.rmtree(base, ignore_errors=True)
-    return 0 if ratio <= TARGET_RATIO else 1
+    return 0 if max(ratio, restart_ratio) <= TARGET_RATIO else 1
 
 
 if __name__ == "__main__":

@@ -44,6 +44,11 @@ PATCH_CONTENT_TYPES: Mapping[str, str] = {
     "strategic": "application/strategic-merge-patch+json",
     "apply": "application/apply-patch+yaml",
 }
+METADATA_ONLY: Mapping[str, str] = {
+    "Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+}
+"""Headers of a metadata-only list or watch (client-go's metadata client): items are
+``PartialObjectMetadata``; a server that cannot serve them answers full objects."""
 ERROR_TEXT_LIMIT = 256
 """Non-Status error bodies are truncated: proxies echo requests, and requests carry secrets."""
 TOKEN_REREAD_SECONDS = 60.0
@@ -323,7 +328,9 @@ class Client:
         limit: int | None = None,
         continue_: str | None = None,
         resource_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> JSON:
+        """One page; ``headers`` e.g. ``METADATA_ONLY`` for a ``PartialObjectMetadataList``."""
         params = {
             "labelSelector": label_selector,
             "fieldSelector": field_selector,
@@ -331,7 +338,7 @@ class Client:
             "continue": continue_,
             "resourceVersion": resource_version,
         }
-        return await self._json("GET", resource_path(rd, namespace), params=params)
+        return await self._json("GET", resource_path(rd, namespace), params=params, headers=headers)
 
     async def list_all(
         self,
@@ -342,9 +349,11 @@ class Client:
         field_selector: str | None = None,
         page_size: int | None = 500,
         resource_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[Items, str]:
         """All items, following ``continue`` tokens; items get ``apiVersion``/``kind`` filled in
-        (kube-apiserver omits them inside lists). Returns (items, the list's resourceVersion)."""
+        (kube-apiserver omits them inside lists). Returns (items, the list's resourceVersion).
+        ``headers=METADATA_ONLY`` lists ``PartialObjectMetadata`` items."""
         items: Items = []
         list_rv = ""
         token: str | None = None
@@ -357,6 +366,7 @@ class Client:
                 limit=page_size,
                 continue_=token,
                 resource_version=None if token else resource_version,
+                headers=headers,
             )
             meta = page.get("metadata") or {}
             list_rv = list_rv or str(meta.get("resourceVersion") or "")
@@ -379,6 +389,7 @@ class Client:
         timeout_seconds: int | None = None,
         allow_bookmarks: bool = True,
         inactivity_timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[tuple[str, JSON], None]:
         """Yield ``(type, object)`` until the server ends the stream. An ``ERROR`` event raises its
         APIError (``Gone`` for 410); silence longer than ``inactivity_timeout`` raises
@@ -393,7 +404,7 @@ class Client:
         }
         path = resource_path(rd, namespace)
         stream: StreamResponse = await self.request(
-            "GET", path, params=params, stream=True, read_timeout=inactivity_timeout
+            "GET", path, params=params, stream=True, read_timeout=inactivity_timeout, headers=headers
         )
         with stream:
             async for line in stream.lines():

@@ -71,7 +71,19 @@ MAX_FILL = 1000
 """Ids filled at most per timed-out hole."""
 
 CATCH_UP_ROWS = 100
-"""Rows per page when a watch catches up from the database (rows may be up to a few MB each)."""
+"""At most this many rows per page when a watch catches up from the database."""
+CATCH_UP_BYTES = 8 * 2**20
+"""...and about this many bytes: rows may be up to a few MB each (100 rows of a 1 MB ConfigMap's
+history are 100 MB), so a page starts at ``CATCH_UP_FIRST`` rows and the next page's row count
+follows the average row size seen so far."""
+CATCH_UP_FIRST = 8
+
+
+def _next_page_rows(rows: int, nbytes: int) -> int:
+    """Rows for the next catch-up page after one of ``rows`` rows and ``nbytes`` bytes."""
+    if rows <= 0 or nbytes <= 0:
+        return CATCH_UP_ROWS
+    return max(1, min(CATCH_UP_ROWS, CATCH_UP_BYTES * rows // nbytes))
 
 
 class LogStore:
@@ -227,8 +239,10 @@ class LogStore:
         self._subs.add(sub)
         try:
             last, target = from_revision, self._position
+            page = min(self._poll_batch, CATCH_UP_FIRST)
             while last < target:  # history from the database, up to where the live feed starts
-                rows = await self.driver.after(last, min(self._poll_batch, CATCH_UP_ROWS))
+                rows = await self.driver.after(last, page)
+                page = min(self._poll_batch, _next_page_rows(len(rows), sum(len(r[6] or b"") for r in rows)))
                 compacted = await self.compacted_revision()
                 if compacted > last:  # rows we just read past may have been compacted away
                     raise Compacted(from_revision, compacted)

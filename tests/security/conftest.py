@@ -1,21 +1,24 @@
 """The hostile-tenant suite: one real ``atoll start`` master per module, Domains ``alice`` and
 ``bob`` created through the API and their own ServiceAccount tokens (what a lite node holds).
 
-Every test acts as a tenant (``alice``) against the other (``bob``) with nothing but that token."""
+Every test acts as a tenant (``alice``) against the other (``bob``) with nothing but that token.
+The memory tests' helpers (RSS and CPU of a process from ``/proc``, ``settled_rss``) live here too."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
-from tests.conftest import RunningServer, running_master
+from tests.conftest import RunningServer, eventually, running_master
 
 JSON = dict[str, Any]
 DOMAINS = ("alice", "bob")
@@ -110,3 +113,34 @@ def node(name: str, domain: str | None) -> JSON:
 def pod(name: str, namespace: str, **spec: Any) -> JSON:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
             "spec": {"containers": [{"name": "main", "image": "app:v1", "command": ["cat", "/etc/passwd"]}], **spec}}
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def settled_rss(pid: int) -> float:
+    """Wait until the process is idle (under 5% CPU over half a second) and return its peak RSS
+    seen meanwhile: informers list at start, so the peak is what a restart costs."""
+    peak, last = [rss_mb(pid)], [cpu_seconds(pid)]
+
+    async def quiet() -> bool:
+        await asyncio.sleep(0.5)
+        cpu = cpu_seconds(pid)
+        busy, last[0] = cpu - last[0], cpu
+        peak[0] = max(peak[0], rss_mb(pid))
+        return busy < 0.025
+
+    for _ in range(3):  # three quiet half-seconds in a row
+        await eventually(quiet, within=60, every=0)
+    return peak[0]

@@ -46,12 +46,14 @@ class Cached:
 
     __slots__ = ("_obj", "derived", "raw", "revision")
 
-    def __init__(self, obj: JSON, raw: bytes, revision: int, derived: dict[Any, Any] | None = None) -> None:
+    def __init__(
+        self, obj: JSON, raw: bytes, revision: int, derived: dict[Any, Any] | None = None, *, keep_decoded: bool = True
+    ) -> None:
         self._obj: JSON | None = obj if len(raw) <= LARGE_OBJECT else None
         self.raw = raw
         self.revision = revision
         self.derived = derived
-        if self._obj is None:
+        if self._obj is None and keep_decoded:  # a write's object is about to be read (its reply, watchers)
             _decoded.put(self, obj)
 
     @property
@@ -63,6 +65,14 @@ class Cached:
             obj = orjson.loads(self.raw)
             _decoded.put(self, obj)
         return obj
+
+    def peek(self) -> JSON:
+        """The dict, decoded without entering the shared cache when not held (a one-off read of a
+        large object, e.g. for its metadata, must not evict the objects clients are reading)."""
+        if self._obj is not None:
+            return self._obj
+        obj = _decoded.get(self)
+        return obj if obj is not None else orjson.loads(self.raw)
 
 
 class _DecodedCache:
@@ -107,21 +117,24 @@ def exact(encoded: bytes) -> bytes:
     return bytes(memoryview(encoded))
 
 
-def decode(value: bytes, revision: int) -> Cached:
+def decode(value: bytes, revision: int, *, keep_decoded: bool = True) -> Cached:
+    """The cached form of a stored row; TypeError/AttributeError when it is not an object with
+    object metadata."""
     obj = orjson.loads(value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
-    return Cached(obj, exact(orjson.dumps(obj)), revision)
+    metadata = obj.setdefault("metadata", {})
+    if not isinstance(metadata, dict):
+        raise TypeError("metadata is not an object")
+    metadata["resourceVersion"] = str(revision)
+    return Cached(obj, exact(orjson.dumps(obj)), revision, keep_decoded=keep_decoded)
 
 
-def decode_or_skip(key: str, value: bytes, revision: int) -> Cached | None:
+def decode_or_skip(key: str, value: bytes, revision: int, *, keep_decoded: bool = True) -> Cached | None:
     """``decode``, or None (logged with its key and counted) for a row that is not a JSON object
     with object metadata — written before validation existed, or corrupted — so one bad row never
-    stops the cache, and with it the whole server."""
+    stops the cache, and with it the whole server. ``keep_decoded=False`` (loading the store,
+    history, one-off reads) leaves a large object's dict out of the shared cache of decoded ones."""
     try:
-        cached = decode(value, revision)
-        if isinstance(cached.obj.get("metadata"), dict):
-            return cached
-        problem = "metadata is not an object"
+        return decode(value, revision, keep_decoded=keep_decoded)
     except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
         problem = str(exc)
     malformed_objects.labels(resource_prefix(key)).inc()

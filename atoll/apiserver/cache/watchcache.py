@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 
 
+LOAD_PAGE = 256
+"""Rows read from the store per page while loading the cache at start."""
+
+
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
     history_events: int = 200_000
@@ -89,7 +93,7 @@ class Watcher:
             return True
         try:
             now = self.matches(event.current.obj)
-            before = event.previous is not None and self.matches(event.previous.obj)
+            before = event.previous is not None and self.matches(event.previous.peek())
         except Exception:  # a malformed object must not stop the fan-out to every other watcher
             log.exception("watch filter failed on %s; not sent to this watcher", event.key)
             return True
@@ -136,17 +140,10 @@ class WatchCache:
 
     async def run(self) -> None:
         """Load the state, then follow the store forever (cancel to stop)."""
-        listed = await self._store.list("/")
-        for kv in listed.items:
-            cached = decode_or_skip(kv.key, kv.value, kv.revision)
-            if cached is None:
-                continue
-            self._objects.setdefault(resource_prefix(kv.key), {})[kv.key] = cached
-            event = WatchEvent("ADDED", kv.key, cached, None, kv.revision)
-            self._notify(event)
-        self.revision = self._live_from = listed.revision
+        listed = await self._load()
+        self.revision = self._live_from = listed
         compacted = await self._store.compacted_revision()
-        start = max(compacted, listed.revision - self.settings.initial_history)
+        start = max(compacted, listed - self.settings.initial_history)
         self._history_start = start
         self._ready.set()
         try:
@@ -162,6 +159,34 @@ class WatchCache:
         finally:
             for w in list(self._watchers):
                 w.queue.put_nowait(None)
+
+    async def _load(self) -> int:
+        """Load the live state at one revision, ``LOAD_PAGE`` rows at a time, and return that
+        revision. Only one page of raw rows is alive at once (each row is decoded and dropped), so
+        a start on 200 MB of objects does not hold the 200 MB of rows next to the cache itself."""
+        while True:
+            revision, start_key = 0, ""
+            try:
+                while True:
+                    page = await self._store.list("/", revision=revision, limit=LOAD_PAGE, start_key=start_key)
+                    revision = page.revision
+                    for kv in page.items:
+                        self._load_one(kv.key, kv.value, kv.revision)
+                    if not page.more or not page.items:
+                        return revision
+                    start_key = page.items[-1].key + "\x00"
+                    del page
+            except Compacted:  # compacted between two pages: load again at a newer revision
+                log.info("store compacted while loading the watch cache; loading again")
+                self._objects.clear()
+                self._sorted.clear()
+
+    def _load_one(self, key: str, value: bytes, revision: int) -> None:
+        cached = decode_or_skip(key, value, revision, keep_decoded=False)
+        if cached is None:
+            return
+        self._objects.setdefault(resource_prefix(key), {})[key] = cached
+        self._notify(WatchEvent("ADDED", key, cached, None, revision))
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -181,8 +206,13 @@ class WatchCache:
         self._wake_waiters()
 
     def _remember(self, ev: Event) -> None:
-        """A history row from before the initial list: keep it for replay only."""
-        cached = decode_or_skip(ev.key, ev.value, ev.revision)
+        """A history row from before the initial list: keep it for replay only. A row that is still
+        the key's current revision shares the cached object (held once, not decoded twice)."""
+        current = None if ev.deleted else self._objects.get(resource_prefix(ev.key), {}).get(ev.key)
+        if current is not None and current.revision == ev.revision:
+            cached: Cached | None = current
+        else:
+            cached = decode_or_skip(ev.key, ev.value, ev.revision, keep_decoded=False)
         if cached is None:
             return
         etype = "DELETED" if ev.deleted else ("ADDED" if ev.created else "MODIFIED")
@@ -341,7 +371,7 @@ class WatchCache:
         history after ``revision``; 410 if that history is no longer retained."""
         watcher = Watcher(prefix, matches, asyncio.Queue(self.settings.watcher_queue))
         if not revision:
-            initial = [WatchEvent("ADDED", prefix, c, None, c.revision) for c in self.list(prefix) if matches(c.obj)]
+            initial = [WatchEvent("ADDED", prefix, c, None, c.revision) for c in self.list(prefix) if matches(c.peek())]
         else:
             if revision < self._history_start:
                 raise Gone(f"too old resource version: {revision} ({self._history_start + 1})")

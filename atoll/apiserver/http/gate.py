@@ -2,10 +2,11 @@
 
 asyncio's TLS server wraps every accepted socket in an ``SSLProtocol`` with a 256 KB read buffer
 at once, and waits up to 60 s for a handshake: 2,000 idle sockets cost ~600 MB before any of
-them has said a word. Here the listener accepts plain TCP; the gate admits the connection only
-under the cap of unauthenticated connections (else it is aborted, costing nothing), then starts
-TLS with the header timeout as the handshake timeout, and hands the encrypted transport to the
-server's HTTP protocol. The count is released when the connection authenticates or closes.
+them has said a word. Here the listener accepts plain TCP; the gate counts the connection
+under the cap of unauthenticated connections (over it, the oldest unauthenticated connection is
+aborted to make room: a slowloris flood cannot lock new clients out), then starts TLS with the
+header timeout as the handshake timeout, and hands the encrypted transport to the server's HTTP
+protocol. The count is released when the connection authenticates or closes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import logging
 import ssl
 
+from atoll.apiserver.cache.trim import connection_closed
 from atoll.apiserver.http.protocol import StatusRequestHandler, StatusServer
 
 log = logging.getLogger(__name__)
@@ -28,11 +30,11 @@ class _Gate(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        if not self._server.counter.admit():
-            transport.abort()
-            return
         handler = self._server()
         assert isinstance(handler, StatusRequestHandler)
+        if not self._server.counter.admit(handler, transport.abort):  # may evict the oldest
+            transport.abort()
+            return
         handler.counted()
         if self._context is None:
             transport.set_protocol(handler)
@@ -44,6 +46,10 @@ class _Gate(asyncio.Protocol):
     async def _start_tls(self, transport: asyncio.Transport, handler: StatusRequestHandler,
                          context: ssl.SSLContext) -> None:
         loop = asyncio.get_running_loop()
+        if transport.is_closing():  # evicted before its handshake began: no TLS protocol to start
+            handler.authenticated()
+            connection_closed()
+            return
         try:
             tls = await loop.start_tls(transport, handler, context, server_side=True,
                                        ssl_handshake_timeout=self._server.limits.header_timeout)
@@ -51,10 +57,12 @@ class _Gate(asyncio.Protocol):
             log.debug("TLS handshake failed: %s", exc)
             handler.authenticated()  # releases its place under the cap
             transport.abort()
+            connection_closed()
             return
         if tls is None:
             handler.authenticated()
             transport.abort()
+            connection_closed()
             return
         handler.connection_made(tls)
 

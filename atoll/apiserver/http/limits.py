@@ -4,8 +4,12 @@
   ``header_timeout`` seconds of being accepted (slowloris connections that trickle bytes are
   closed); afterwards ``idle_timeout`` closes connections idle between requests.
 * **Unauthenticated connections** — at most ``max_unauthenticated`` connections may be open that
-  have not yet carried an authenticated request; beyond that new connections are closed at once,
-  so idle or hostile sockets cannot pin memory before anyone has proved who they are.
+  have not yet carried an authenticated request, so idle or hostile sockets cannot pin memory
+  before anyone has proved who they are. When the cap is reached, a new connection evicts the
+  *oldest* unauthenticated one (closed at once) rather than being refused: an attacker holding the
+  cap with slowloris sockets cannot lock legitimate clients out — a client needs only to
+  authenticate before the attacker has opened ``max_unauthenticated`` newer sockets — and
+  connections that have authenticated are never evicted.
 * **Requests in flight** — like kube-apiserver's ``--max-requests-inflight`` and
   ``--max-mutating-requests-inflight``: beyond the limits a request is answered 429
   ``TooManyRequests`` with ``Retry-After: 1`` (clients back off and retry). Long-running requests
@@ -14,11 +18,27 @@
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from prometheus_client import Counter, Gauge
 
 from atoll.api import errors
+from atoll.runtime.metrics import REGISTRY
+
+log = logging.getLogger(__name__)
+unauthenticated_connections = Gauge(
+    "apiserver_unauthenticated_connections", "Open connections that have not carried an authenticated request",
+    registry=REGISTRY,
+)
+evicted_connections = Counter(
+    "apiserver_evicted_connections_total",
+    "Unauthenticated connections closed to admit a newer one (the cap of unauthenticated connections was reached)",
+    registry=REGISTRY,
+)
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MASTERS = "system:masters"
@@ -34,20 +54,37 @@ class ConnectionLimits:
 
 
 class ConnectionCounter:
-    """Connections that have not (yet) carried an authenticated request."""
+    """Connections that have not (yet) carried an authenticated request, oldest first, each with
+    the callable that closes it."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.unauthenticated = 0
+        self._open: OrderedDict[object, Callable[[], None]] = OrderedDict()
 
-    def admit(self) -> bool:
-        if self.unauthenticated >= self.limit:
+    @property
+    def unauthenticated(self) -> int:
+        return len(self._open)
+
+    def admit(self, connection: object, close: Callable[[], None]) -> bool:
+        """Count ``connection``, closing the oldest unauthenticated ones over the cap; False (the
+        caller closes it) only when the cap is zero."""
+        if self.limit <= 0:
             return False
-        self.unauthenticated += 1
+        while len(self._open) >= self.limit:
+            _, evict = self._open.popitem(last=False)
+            unauthenticated_connections.dec()
+            evicted_connections.inc()
+            try:
+                evict()
+            except Exception:  # already closing: nothing left to free
+                log.debug("evicting an unauthenticated connection failed", exc_info=True)
+        self._open[connection] = close
+        unauthenticated_connections.inc()
         return True
 
-    def release(self) -> None:
-        self.unauthenticated = max(0, self.unauthenticated - 1)
+    def release(self, connection: object) -> None:
+        if self._open.pop(connection, None) is not None:
+            unauthenticated_connections.dec()
 
 
 def long_running(request: web.BaseRequest) -> bool:

@@ -7,13 +7,15 @@ Kubernetes API expect, and closes the connection.
 
 Each connection also enforces ``ConnectionLimits`` (see ``limits``): a complete request head
 within the header timeout, the idle timeout between requests, and the cap on connections that
-have not yet been authenticated (``authenticated()`` is called by the handler).
+have not yet been authenticated (``authenticated()`` is called by the handler; over the cap the
+oldest unauthenticated connection is evicted).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from typing import Any
 
 import orjson
@@ -21,6 +23,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
+from atoll.apiserver.cache.trim import connection_closed
 from atoll.apiserver.http.limits import ConnectionCounter, ConnectionLimits
 
 _REQUEST_LINE = re.compile(rb"^([A-Z]+ )?/")  # the request line (or its target), not a header
@@ -29,6 +32,14 @@ _REQUEST_LINE = re.compile(rb"^([A-Z]+ )?/")  # the request line (or its target)
 def _status(code: int, reason: str, message: str) -> bytes:
     return orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                          "message": message, "reason": reason, "code": code})
+
+
+def _owner_only(transport: asyncio.BaseTransport) -> bool:
+    """The loopback Unix socket (0600, the in-process controllers' and agent's): its connections
+    are not counted against the cap, so a flood on the TCP port can never evict the master's own
+    clients."""
+    sock = transport.get_extra_info("socket")
+    return sock is not None and sock.family == socket.AF_UNIX
 
 
 class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
@@ -40,14 +51,14 @@ class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
         self._header_timer: asyncio.TimerHandle | None = None
 
     def counted(self) -> None:
-        """The listener's gate already admitted this connection under the cap."""
+        """The listener's gate already admitted this connection under the cap (keyed by this handler)."""
         self._counted = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if not self._counted:  # not through the gate (the loopback socket): admit here
-            if not self._counter.admit():
-                self.force_close()  # over the cap of unauthenticated connections
+        if not self._counted and not _owner_only(transport):  # not through the gate: admit here
+            if not self._counter.admit(self, self.force_close):
+                self.force_close()
                 return
             self._counted = True
         self._header_timer = asyncio.get_running_loop().call_later(self._limits.header_timeout, self._header_deadline)
@@ -61,7 +72,7 @@ class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
         """The connection carried an authenticated request: it no longer counts against the cap."""
         if self._counted:
             self._counted = False
-            self._counter.release()
+            self._counter.release(self)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._header_timer is not None:
@@ -69,6 +80,7 @@ class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
             self._header_timer = None
         self.authenticated()
         super().connection_lost(exc)
+        connection_closed()
 
     def handle_error(
         self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None

@@ -16,7 +16,7 @@ from atoll.api import errors
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.auth.user import UserInfo
-from atoll.apiserver.http import codec
+from atoll.apiserver.http import codec, partial
 from atoll.apiserver.http.authorize import field_selector_name
 from atoll.apiserver.http.metrics_api import MetricsAPI, is_metrics
 from atoll.apiserver.http.podlogs import PodLogs
@@ -99,6 +99,8 @@ class ResourceHandlers:
     ) -> web.Response:
         """``obj`` as JSON (or a one-row Table); ``raw`` is its encoding when already known (cached)."""
         headers = _warnings(opts)
+        if partial.wants_metadata(request):
+            return codec.json_response(partial.one(obj), status=status, headers=headers)
         if codec.wants_table(request):
             table = render_table(
                 rd,
@@ -187,6 +189,7 @@ class ResourceHandlers:
                 route.namespace,
                 matcher,
                 table_renderer=renderer,
+                metadata_only=renderer is None and partial.wants_metadata(request),
                 settings=self.watch_settings,
                 clock=self.clock,
             )
@@ -219,6 +222,8 @@ class ResourceHandlers:
                 remaining=page.remaining,
             )
             return codec.json_response(table)
+        if partial.wants_metadata(request):
+            return codec.json_response(partial.list_body(page))
         return codec.json_response(lists.list_body(rd, page))
 
     async def _wait_for_future(self, rv: int) -> None:

@@ -22,6 +22,7 @@ from atoll.api import errors
 from atoll.api.clock import Clock
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.cache.watchcache import WatchCache, WatchEvent
+from atoll.apiserver.http import partial
 from atoll.apiserver.registry.lists import Matcher
 
 JSON = dict[str, Any]
@@ -56,6 +57,7 @@ async def serve_watch(
     matcher: Matcher | None,
     *,
     table_renderer: Any | None,
+    metadata_only: bool = False,
     settings: WatchStreamSettings,
     clock: Clock,
 ) -> web.StreamResponse:
@@ -82,6 +84,8 @@ async def serve_watch(
     ticker: asyncio.TimerHandle | None = None
 
     def encode(event: WatchEvent) -> bytes:
+        if metadata_only:
+            return partial.watch_line(event.type, event.current)
         if table_renderer is None:
             return event.line()
         table = table_renderer([event.current.obj], with_columns=first[0])

@@ -122,7 +122,7 @@ def _page(
     """Up to ``limit`` matching items; a continue token (and the count left) if more follow."""
     out: list[Cached] = []
     for index, (key, item) in enumerate(candidates):
-        if matcher is not None and not matcher(item.obj):
+        if matcher is not None and not matcher(item.peek()):
             continue
         if limit and len(out) == limit:
             return Page(out, revision, _encode_token(revision, key), None if total is None else total - index)
@@ -161,10 +161,10 @@ async def _store_page(
         except Compacted:
             raise errors.Gone(_EXPIRED_CONTINUE) from None
         for kv in batch.items:
-            cached = decode_or_skip(kv.key, kv.value, kv.revision)
+            cached = decode_or_skip(kv.key, kv.value, kv.revision, keep_decoded=False)
             if cached is None:
                 continue
-            if matcher is not None and not matcher(cached.obj):
+            if matcher is not None and not matcher(cached.peek()):
                 continue
             if limit and len(out) == limit:
                 return Page(out, revision, _encode_token(revision, kv.key), None)

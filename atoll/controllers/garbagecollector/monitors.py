@@ -19,6 +19,7 @@ from typing import Any
 
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
+from atoll.client.rest import METADATA_ONLY
 from atoll.controllers.garbagecollector.graph import Graph
 from atoll.runtime import Informer, WatchSettings
 
@@ -35,15 +36,25 @@ MonitorKey = tuple[str, str, str]  # group, version, plural
 
 
 class MetadataInformer(Informer):
-    """An informer that caches only ``apiVersion``, ``kind`` and ``metadata`` (without
-    ``managedFields``). The graph needs nothing else; caching every Secret's data and every Pod's
-    spec a second time would double the controller manager's memory. (Upstream's collector uses
-    metadata-only informers for the same reason; this server has no metadata-only watch.)"""
+    """An informer that lists and watches only metadata (``PartialObjectMetadata``, as upstream's
+    collector) and caches ``apiVersion``, ``kind`` (the resource's) and ``metadata`` without
+    ``managedFields``. The graph needs nothing else; receiving and caching every Secret's data and
+    every Pod's spec would multiply the controller manager's memory by the size of the store."""
+
+    request_headers = METADATA_ONLY
 
     def _apply(self, kind: str, obj: JSON) -> None:
-        meta = dict(obj.get("metadata") or {})
-        meta.pop("managedFields", None)
-        super()._apply(kind, {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": meta})
+        if not isinstance(obj, dict):
+            super()._apply(kind, obj)
+            return
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            meta = dict(meta)
+            meta.pop("managedFields", None)
+        api_version, obj_kind = obj.get("apiVersion"), obj.get("kind")
+        if obj_kind in (None, "PartialObjectMetadata"):
+            api_version, obj_kind = self.rd.api_version, self.rd.kind
+        super()._apply(kind, {"apiVersion": api_version, "kind": obj_kind, "metadata": meta})
 
 
 def collectable(rd: ResourceDef) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 from atoll.api.errors import MethodNotAllowed, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
+from atoll.client.rest import METADATA_ONLY
 
 JSON = dict[str, Any]
 PARALLEL_RESOURCES = 8
@@ -85,8 +86,9 @@ async def delete_content(client: Client, namespace: str) -> ContentOutcome:
 
 
 async def _delete_resource(client: Client, rd: ResourceDef, namespace: str) -> list[JSON]:
-    """Delete every object of ``rd`` in ``namespace``; returns what is still there afterwards."""
-    items, _ = await client.list_all(rd, namespace)
+    """Delete every object of ``rd`` in ``namespace``; returns what is still there afterwards.
+    Lists are metadata-only (as upstream's metadata client): the bodies are never needed here."""
+    items, _ = await client.list_all(rd, namespace, headers=METADATA_ONLY)
     if not items:
         return []
     pending = [obj for obj in items if not (obj.get("metadata") or {}).get("deletionTimestamp")]
@@ -98,7 +100,7 @@ async def _delete_resource(client: Client, rd: ResourceDef, namespace: str) -> l
                 await _delete_each(client, rd, namespace, pending)
         else:
             await _delete_each(client, rd, namespace, pending)
-    items, _ = await client.list_all(rd, namespace)
+    items, _ = await client.list_all(rd, namespace, headers=METADATA_ONLY)
     return items
 
 
