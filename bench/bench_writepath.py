@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import pstats
 import sys
@@ -31,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from atoll.api.builtins import BUILTINS  # noqa: E402
 from atoll.apiserver.app import APIServer, ServerConfig  # noqa: E402
+from atoll.apiserver.cache import gcpolicy  # noqa: E402
 from atoll.apiserver.registry.storage import WriteOptions  # noqa: E402
 from atoll.store.sqlite import SQLiteStore  # noqa: E402
 
@@ -83,17 +85,33 @@ async def _run(n: int, op: Callable[[int], Awaitable[Any]]) -> float:
             next_i += 1
             await op(i)
 
-    cpu = time.process_time()
+    cpu, gc_before = time.process_time(), _gc_seconds[0]
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    _gc_seconds[1] = _gc_seconds[0] - gc_before
     return time.process_time() - cpu
 
 
-async def bench(directory: Path, n: int, profile: str) -> dict[str, float]:
+_gc_seconds = [0.0, 0.0]  # total, last phase
+_gc_started = [0.0]
+_gc_pauses: list[tuple[float, int]] = []
+
+
+def _gc_timer(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        pause = time.perf_counter() - _gc_started[0]
+        _gc_seconds[0] += pause
+        _gc_pauses.append((pause, info["generation"]))
+
+
+async def bench(directory: Path, n: int, profile: str, gc_policy: bool) -> dict[str, float]:
     store = SQLiteStore(directory / "state.db")
     await store.start()
     srv = APIServer(store, ServerConfig())
     task = asyncio.create_task(srv.cache.run())
     await srv.cache.wait_ready()
+    policy = asyncio.create_task(gcpolicy.run()) if gc_policy else None  # as APIServer.run does
     objs = srv.objects
     await objs.create(NS, None, {"metadata": {"name": "ns"}}, _opts())
 
@@ -126,9 +144,12 @@ async def bench(directory: Path, n: int, profile: str) -> dict[str, float]:
                 prof.disable()
                 _print_profile(name, prof)
             out[name] = used / n * 1e6
+            out[name + " (gc)"] = _gc_seconds[1] / n * 1e6
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for t in (task, policy):
+            if t is not None:
+                t.cancel()
+                await asyncio.gather(t, return_exceptions=True)
         await store.close()
     return out
 
@@ -145,15 +166,21 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="operations per phase")
     parser.add_argument("--profile", default="",
                         help="phase to profile: create, update, noop, pod_create, status or all")
+    parser.add_argument("--no-gc-policy", action="store_true", help="CPython's default collector settings")
     args = parser.parse_args()
+    gc.callbacks.append(_gc_timer)
     with tempfile.TemporaryDirectory(prefix="atoll-writepath-") as tmp:
-        res = asyncio.run(bench(Path(tmp), args.n, args.profile))
+        res = asyncio.run(bench(Path(tmp), args.n, args.profile, not args.no_gc_policy))
     load = open("/proc/loadavg").read().split()[:3]
     print(f"In-process write path, {args.n} ops per phase, {CONCURRENCY} writers (load average {' '.join(load)})")
     for name, us in res.items():
         target = TARGETS_US.get(name)
         note = f"target <= {target:.0f} us: {'ok' if us <= target else 'MISS'}" if target else ""
-        print(f"  {name:<12} {us:8.0f} us CPU/op  {note}")
+        print(f"  {name:<16} {us:8.0f} us CPU/op  {note}")
+    for gen in (0, 1, 2):
+        pauses = sorted(p for p, g in _gc_pauses if g == gen) or [0.0]
+        print(f"  collector pauses, generation {gen}: {len(pauses)}, longest {pauses[-1] * 1e3:.1f} ms, "
+              f"median {pauses[len(pauses) // 2] * 1e3:.1f} ms, total {sum(pauses):.2f} s")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from atoll.api.crd import fleet_crds, kuscia_crds, pooling_crds
 from atoll.apiserver.app import APIServer, ServerConfig
 from atoll.apiserver.auth.authn import ADMIN_USER
 from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
+from atoll.apiserver.cache import gcpolicy
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.client import Client
 from atoll.files import private_dir
@@ -109,6 +110,7 @@ class MasterNode:
                 endpoint = await self._start_endpoint()
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
+                tg.create_task(gcpolicy.run(), name="master/gc-policy")  # after the cache's initial load
                 self._start_gateway(tg)
                 if self._pooling_enabled():
                     tg.create_task(self._run_pooling(), name="master/pooling")

@@ -1,0 +1,60 @@
+"""The API server's collector policy: freeze after the initial load and after each full collection,
+hand everything back to the collector once per reclaim interval."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from atoll.apiserver.cache.gcpolicy import GEN0_THRESHOLD, GCPolicy
+
+
+@pytest.fixture
+def restore_gc() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+@pytest.mark.usefixtures("restore_gc")
+def test_freezes_after_start_and_after_each_full_collection_and_reclaims_on_schedule() -> None:
+    policy = GCPolicy(reclaim_interval=600.0)
+    policy.start(now=0.0)
+    assert gc.get_threshold()[0] >= GEN0_THRESHOLD
+    assert gc.get_freeze_count() > 0
+    assert policy.step(now=1.0) == ""  # no full collection since: nothing to do
+    gc.unfreeze()
+    young = [[i] for i in range(1000)]  # containers the collector tracks
+    gc.collect()  # a full collection, as the interpreter runs them automatically
+    assert gc.get_freeze_count() == 0
+    assert policy.step(now=2.0) == "freeze"
+    assert gc.get_freeze_count() >= len(young)
+    assert policy.step(now=3.0) == ""
+    assert policy.step(now=600.0) == "reclaim"
+    assert gc.get_freeze_count() == 0  # the next full collection walks (and can free) everything again
+    assert policy.step(now=601.0) == ""
+
+
+@pytest.mark.usefixtures("restore_gc")
+def test_a_cycle_that_dies_while_frozen_is_freed_after_the_reclaim() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.other: Node | None = None
+
+    policy = GCPolicy(reclaim_interval=600.0)
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    probe = weakref.ref(a)
+    policy.start(now=0.0)  # the cycle is alive: frozen with everything else
+    del a, b
+    gc.collect()
+    assert probe() is not None  # frozen: the collector does not look at it
+    assert policy.step(now=600.0) == "reclaim"
+    gc.collect()
+    assert probe() is None
