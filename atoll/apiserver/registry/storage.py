@@ -37,6 +37,7 @@ Mutator = Callable[[JSON], JSON]
 
 _SERVER_MANAGED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 MAX_RETRIES = 8
+_META_CHECKED = ("name", "generateName", "labels", "annotations", "finalizers", "ownerReferences")
 
 
 @dataclass(slots=True)
@@ -206,8 +207,14 @@ class ResourceStorage:
         obj["metadata"]["resourceVersion"] = str(revision)
         return obj
 
-    def _validate_meta(self, rd: ResourceDef, obj: JSON) -> None:
+    def _validate_meta(self, rd: ResourceDef, obj: JSON, old: JSON | None = None) -> None:
+        """422 for a bad name or malformed labels, annotations, finalizers or owner references;
+        on an update nothing to do when those are as stored (checked when the object was written)."""
         md = obj["metadata"]
+        if old is not None:
+            before = old["metadata"]
+            if all(md.get(f) == before.get(f) for f in _META_CHECKED):
+                return
         causes = [
             errors.cause("FieldValueInvalid", "metadata.name", f'Invalid value: "{md["name"]}": {p}')
             for p in self.strategies.for_resource(rd).name_problems(str(md["name"]))
@@ -280,7 +287,7 @@ class ResourceStorage:
                 ssa.record_update(rd, current.obj, new, opts.field_manager, subresource)
             if _without_volatile(new) == _without_volatile(current.obj) and _managed(new) == _managed(current.obj):
                 return current.obj
-            self._validate_meta(rd, new)
+            self._validate_meta(rd, new, current.obj)
             if opts.dry_run:
                 return new
             try:
