@@ -13,38 +13,38 @@ from atoll.apiserver.cache.gcpolicy import GCPolicy
 
 
 @pytest.fixture
-def restore_gc() -> Iterator[None]:
+def policy() -> Iterator[GCPolicy]:
+    p = GCPolicy(reclaim_interval=600.0)
     try:
-        yield
+        yield p
     finally:
-        gc.unfreeze()
+        p.stop()
 
 
-@pytest.mark.usefixtures("restore_gc")
-def test_freezes_after_start_and_after_each_full_collection_and_reclaims_on_schedule() -> None:
-    policy = GCPolicy(reclaim_interval=600.0)
+def test_freezes_after_start_and_after_each_full_collection_and_reclaims_on_schedule(policy: GCPolicy) -> None:
     policy.start(now=0.0)
     assert gc.get_freeze_count() > 0
-    assert policy.step(now=1.0) == ""  # no full collection since: nothing to do
+    assert policy.step(now=1.0) is False  # before the reclaim time: nothing to do
     gc.unfreeze()
     young = [[i] for i in range(1000)]  # containers the collector tracks
-    gc.collect()  # a full collection, as the interpreter runs them automatically
+    gc.collect(1)  # a young collection: no freeze
     assert gc.get_freeze_count() == 0
-    assert policy.step(now=2.0) == "freeze"
+    gc.collect()  # a full collection, as the interpreter runs them automatically
     assert gc.get_freeze_count() >= len(young)
-    assert policy.step(now=3.0) == ""
-    assert policy.step(now=600.0) == "reclaim"
+    assert policy.freezes == 1
+    assert policy.step(now=600.0) is True
     assert gc.get_freeze_count() == 0  # the next full collection walks (and can free) everything again
-    assert policy.step(now=601.0) == ""
+    assert policy.step(now=601.0) is False
+    policy.stop()
+    gc.collect()
+    assert gc.get_freeze_count() == 0  # stopped: no callback any more
 
 
-@pytest.mark.usefixtures("restore_gc")
-def test_a_cycle_that_dies_while_frozen_is_freed_after_the_reclaim() -> None:
+def test_a_cycle_that_dies_while_frozen_is_freed_after_the_reclaim(policy: GCPolicy) -> None:
     class Node:
         def __init__(self) -> None:
             self.other: Node | None = None
 
-    policy = GCPolicy(reclaim_interval=600.0)
     a, b = Node(), Node()
     a.other, b.other = b, a
     probe = weakref.ref(a)
@@ -52,6 +52,6 @@ def test_a_cycle_that_dies_while_frozen_is_freed_after_the_reclaim() -> None:
     del a, b
     gc.collect()
     assert probe() is not None  # frozen: the collector does not look at it
-    assert policy.step(now=600.0) == "reclaim"
+    assert policy.step(now=600.0) is True
     gc.collect()
     assert probe() is None

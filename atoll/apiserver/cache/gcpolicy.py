@@ -11,9 +11,10 @@ The policy (``run``):
 
 * after the cache's initial load, collect once and ``gc.freeze()``: what exists then (modules,
   schemas, the loaded objects) is never walked again;
-* after each automatic full collection (all garbage then is gone), freeze the survivors, so the
-  next full collection walks only what was promoted since — short pauses, about a quarter of the
-  work. Frozen objects are still freed by reference counting (cached JSON has no cycles);
+* right after each full collection (a ``gc.callbacks`` hook: all garbage then is gone), freeze
+  the survivors, so the next full collection walks only what was promoted since — short pauses,
+  about a quarter of the work. Frozen objects are still freed by reference counting (cached JSON
+  has no cycles);
 * every ``reclaim_interval`` unfreeze everything, so the following full collection also reclaims
   reference cycles that died after being frozen (one long pause per interval instead of one
   every few hundred writes).
@@ -30,43 +31,49 @@ import gc
 import time
 from dataclasses import dataclass
 
-CHECK_INTERVAL = 1.0
+CHECK_INTERVAL = 10.0
 RECLAIM_INTERVAL = 600.0
 
 
 @dataclass(slots=True)
 class GCPolicy:
     reclaim_interval: float = RECLAIM_INTERVAL
-    full_collections: int = 0  # automatic full collections seen so far
-    freezes: int = 0
+    freezes: int = 0  # full collections followed by a freeze
     reclaim_at: float = 0.0
 
     def start(self, now: float) -> None:
-        """Collect once and freeze what exists (call after the initial load)."""
+        """Collect once and freeze what exists (call after the initial load); from now on every
+        full collection ends with a freeze."""
         gc.collect()
         gc.freeze()
-        self.full_collections = gc.get_stats()[2]["collections"]
         self.reclaim_at = now + self.reclaim_interval
+        gc.callbacks.append(self._collected)
 
-    def step(self, now: float) -> str:
-        """Called periodically: ``"freeze"`` after a full collection, ``"reclaim"`` when the frozen
-        objects were handed back to the collector, ``""`` otherwise."""
-        collections = gc.get_stats()[2]["collections"]
-        if now >= self.reclaim_at:
-            self.reclaim_at = now + self.reclaim_interval
-            self.full_collections = collections
-            gc.unfreeze()
-            return "reclaim"
-        if collections != self.full_collections:
-            self.full_collections = collections
+    def stop(self) -> None:
+        """Back to CPython's behaviour: nothing frozen, no callback."""
+        if self._collected in gc.callbacks:
+            gc.callbacks.remove(self._collected)
+        gc.unfreeze()
+
+    def _collected(self, phase: str, info: dict[str, int]) -> None:
+        # Runs right after the collector finished (any thread, GIL held): the generation lists
+        # are consistent, and everything left in them survived a full collection.
+        if phase == "stop" and info.get("generation") == 2:
             gc.freeze()
             self.freezes += 1
-            return "freeze"
-        return ""
+
+    def step(self, now: float) -> bool:
+        """Called periodically: True when the frozen objects were handed back to the collector
+        (the next full collection walks, and can free, everything again)."""
+        if now < self.reclaim_at:
+            return False
+        self.reclaim_at = now + self.reclaim_interval
+        gc.unfreeze()
+        return True
 
 
 async def run(policy: GCPolicy | None = None, check_interval: float = CHECK_INTERVAL) -> None:
-    """Apply ``policy`` until cancelled (then unfreeze, so nothing stays exempt from collection)."""
+    """Apply ``policy`` until cancelled (then stop it: nothing stays exempt from collection)."""
     policy = policy or GCPolicy()
     policy.start(time.monotonic())
     try:
@@ -74,4 +81,4 @@ async def run(policy: GCPolicy | None = None, check_interval: float = CHECK_INTE
             await asyncio.sleep(check_interval)
             policy.step(time.monotonic())
     finally:
-        gc.unfreeze()
+        policy.stop()
