@@ -1,8 +1,9 @@
-"""API server benchmark: a real ``atoll start`` process (SQLite) driven over HTTPS.
+"""API server benchmark: a real ``atoll start`` process (SQLite; PostgreSQL for one row) over HTTPS.
 
     .venv/bin/python bench/bench_apiserver.py [--quick] [--keep DIR]
 
-Measures ConfigMap creates/s at 1 and 32 clients (p50/p99 latency), GETs/s at 32 clients, LIST
+Measures ConfigMap creates/s at 1 and 32 clients (p50/p99 latency; at 32 clients also with the
+PostgreSQL backend when ``--postgres`` reaches a server), GETs/s at 32 clients, LIST
 of 10k ConfigMaps (served from the watch cache), create->watch-event latency at ~100 writes/s
 with 50 watchers, and the server's idle RSS. References from the same run: raw SQLite
 single-row commits/s (WAL, synchronous=NORMAL like the store) and a trivial aiohttp HTTPS
@@ -37,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from bench._common import cpu_seconds, free_port, percentile, rss_mb, wait_ready  # noqa: E402
 
 PY = sys.executable
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGETS = {
     "creates_32": 2000.0,  # creates/s
     "gets_32": 6000.0,  # GETs/s
@@ -197,7 +199,7 @@ def run_client(job: dict[str, Any]) -> dict[str, Any]:
 # ---- servers ----------------------------------------------------------------------------------
 
 
-def start_atoll(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+def start_atoll(data_dir: Path, datastore: str = "") -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     port = free_port()
     config = data_dir / "atoll.yaml"
     subprocess.run(
@@ -219,6 +221,7 @@ def start_atoll(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]
             str(config),
             "--log-level",
             "WARNING",
+            *(["--datastore-endpoint", datastore] if datastore else []),
         ],
         check=True,
         capture_output=True,
@@ -306,6 +309,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer requests (about a minute)")
     parser.add_argument("--keep", type=Path, help="keep the server's data dir here")
+    parser.add_argument("--postgres", default=PG_ADMIN, help="PostgreSQL server for the PostgreSQL-backend "
+                        "row (a database is created and dropped); empty: skip it")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -315,7 +320,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="atoll-bench-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        run(work, scale)
+        run(work, scale, args.postgres)
 
 
 def _ns(conn: dict[str, str], name: str) -> None:
@@ -333,7 +338,31 @@ def _ns(conn: dict[str, str], name: str) -> None:
     )
 
 
-def run(work: Path, scale: float) -> None:
+def postgres_creates(work: Path, admin_url: str, scale: float) -> dict[str, Any] | str:
+    """Creates at 32 clients against a master on PostgreSQL (a fresh database, dropped after);
+    the reason as a string when the server is not reachable."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from atoll.store.endpoint import drop_database, ensure_database
+
+    url = urlunsplit(urlsplit(admin_url)._replace(path=f"/atoll_bench_{os.getpid()}"))
+    try:
+        asyncio.run(ensure_database(url))
+    except Exception as exc:  # any failure to reach the server skips the row
+        return f"skipped: {exc}"[:120]
+    (work / "pg").mkdir(parents=True, exist_ok=True)
+    proc, conn = start_atoll(work / "pg", datastore=url)
+    try:
+        _ns(conn, "pg")
+        cm = "/api/v1/namespaces/pg-0/configmaps"
+        return measured(proc.pid, {**conn, "kind": "create", "path": cm, "n": int(8000 * scale), "concurrency": 32,
+                                   "prefix": "c"})
+    finally:
+        stop(proc)
+        asyncio.run(drop_database(url))
+
+
+def run(work: Path, scale: float, postgres: str = "") -> None:
     rows: list[tuple[str, str, str, str, str]] = []
     proc, conn = start_atoll(work / "master")
     trivial: subprocess.Popen[bytes] | None = None
@@ -412,6 +441,7 @@ def run(work: Path, scale: float) -> None:
         stop(proc)
         if trivial is not None:
             stop(trivial)
+    pg = postgres_creates(work, postgres, scale) if postgres else "skipped (--postgres '')"
 
     def fmt(v: float, digits: int = 0) -> str:
         return f"{v:,.{digits}f}"
@@ -448,6 +478,19 @@ def run(work: Path, scale: float) -> None:
             f"{ok(g32['rate'] >= TARGETS['gets_32'])}",
         )
     )
+    if isinstance(pg, dict):
+        rows.append(
+            (
+                "creates/s, 32 cl., PostgreSQL",
+                fmt(pg["rate"]),
+                f"{fmt(c32['rate'])} creates/s on SQLite",
+                f"{pg['rate'] / c32['rate']:.2f}",
+                f"p50 {pg['p50_ms']:.1f} ms, p99 {pg['p99_ms']:.1f} ms; server CPU {pg['cpu_us']:.0f} us/create "
+                f"(SQLite {c32['cpu_us']:.0f}); {pg['rate'] / raw_commits:.2f}x raw sqlite commits",
+            )
+        )
+    else:
+        rows.append(("creates/s, 32 cl., PostgreSQL", "-", "-", "-", pg))
     rows.append(
         (
             "server CPU per create (32 cl.)",

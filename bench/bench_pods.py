@@ -7,12 +7,13 @@ pods, so the Domains alice and bob are created first and each pod goes to its ag
 namespace. Pods are created already bound (``spec.nodeName``), alternating between the agents,
 20 creates in flight; each runs
 ``sh -c 'sleep 1; date +%s.%N > FILE'``. A watch records when each pod is seen ``Running`` and
-``Succeeded``. Reported:
+``Succeeded``; then every pod is deleted and its ``DELETED`` event awaited. Reported:
 
 * bind → Running: create acknowledged → Running observed (p50/p99), against a bare
   ``asyncio`` spawn → exit of ``sh -c true`` from this process (the physical floor of starting a
   process) as a ratio;
 * exit → Succeeded: the timestamp the command wrote just before exiting → Succeeded observed;
+* CPU of the master and of the agents per pod lifecycle (create -> Running -> Succeeded -> delete);
 * the agents' idle CPU (% of one core over 10 s) and RSS after the run.
 
 ``ATOLL_CPROFILE=PREFIX`` runs the master and the agents under cProfile (``PREFIX-<name>.prof``).
@@ -134,10 +135,18 @@ async def run(base: Path, count: int) -> None:
             succeeded: dict[str, float] = {}
             all_done = asyncio.Event()
 
+            deleted: set[str] = set()
+            all_deleted = asyncio.Event()
+
             async def watch(namespace: str, rv: str) -> None:
-                async for _kind, obj in client.watch(kinds.PODS, namespace, resource_version=rv):
+                async for kind, obj in client.watch(kinds.PODS, namespace, resource_version=rv):
                     name, phase = obj["metadata"]["name"], (obj.get("status") or {}).get("phase")
                     now = time.time()
+                    if kind == "DELETED":
+                        deleted.add(name)
+                        if len(deleted) == count:
+                            all_deleted.set()
+                        continue
                     if phase in ("Running", "Succeeded") and name not in running:
                         running[name] = now
                     if phase == "Succeeded" and name not in succeeded:
@@ -166,10 +175,17 @@ async def run(base: Path, count: int) -> None:
             create_seconds = time.time() - t0
             try:
                 await asyncio.wait_for(all_done.wait(), 120 + count)  # generous: a slow machine is not a failure
+                total = time.time() - t0
+
+                async def delete(i: int) -> None:
+                    async with gate:
+                        await client.delete(kinds.PODS, f"bench-{i}", "alice" if i % 2 == 0 else "bob")
+
+                await asyncio.gather(*(delete(i) for i in range(count)))
+                await asyncio.wait_for(all_deleted.wait(), 60 + count)
             finally:
                 for task in watchers:
                     task.cancel()
-            total = time.time() - t0
             busy = {"master": cpu_seconds(master.pid) - busy0["master"],
                     **{d: cpu_seconds(p.pid) - busy0[d] for d, p in agents.items()}}
             to_running = [running[n] - created[n] for n in created]
@@ -196,6 +212,10 @@ async def run(base: Path, count: int) -> None:
     print(f"{'bind -> Running':<34}{r50:>10.1f}{r99:>10.1f}{r50 / b50:>12.1f}")
     print(f"{'exit -> Succeeded':<34}{s50:>10.1f}{s99:>10.1f}{s50 / b50:>12.1f}")
     print("CPU seconds during the run: " + ", ".join(f"{k} {v:.1f}" for k, v in busy.items()))
+    agent_ms = sum(v for k, v in busy.items() if k != "master") / count * ms
+    master_ms = busy["master"] / count * ms
+    print(f"CPU per pod lifecycle (create -> Running -> Succeeded -> delete): master {master_ms:.2f} ms "
+          f"(target <= 2 ms), agents {agent_ms:.2f} ms")
     for domain in agents:
         print(f"agent {domain}: idle CPU {idle_cpu[domain]:.2f}% of a core, RSS {rss[domain]:.0f} MB")
 

@@ -15,6 +15,12 @@ resolution:
 * ``null`` is accepted anywhere (Go's zero value); ``format: byte`` must be base64 and
   ``format: date-time`` RFC 3339.
 
+Each schema definition is compiled once into a ``_Node`` tree (``$ref`` resolved, allowed types,
+properties and formats precomputed; recursive definitions share their node), so a check is one walk
+with no dictionary look-ups into the schema. On an update ``check(..., old=stored)`` skips every
+subtree equal to the stored object's (that object passed the same check when it was written), so
+a status update does not re-check an unchanged spec.
+
 Semantic rules beyond types (name formats, immutable fields) stay with their own checks.
 """
 
@@ -32,14 +38,9 @@ JSON = dict[str, Any]
 Path = list[str | int]
 _REF = "#/components/schemas/"
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
+_TYPE_NAMES: dict[type, str] = {
+    bool: "boolean", int: "integer", float: "number", str: "string", dict: "object", list: "array"}
+_MISSING = object()
 
 
 def _path(path: Path) -> str:
@@ -50,73 +51,131 @@ def _path(path: Path) -> str:
 
 
 def _type_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    for name in ("integer", "number", "string", "object", "array"):
-        if isinstance(value, _TYPES[name]):
-            return name
+    name = _TYPE_NAMES.get(type(value))
+    if name is not None:
+        return name
+    for typ, label in _TYPE_NAMES.items():  # subclasses (bool before int)
+        if isinstance(value, typ):
+            return label
     return type(value).__name__
 
 
-def _resolve(schema: JSON) -> JSON:
-    ref = schema.get("$ref")
+def _resolve(schema: JSON) -> tuple[JSON, str]:
+    ref, name = schema.get("$ref"), ""
     while isinstance(ref, str):
-        schema = definitions().get(ref.removeprefix(_REF)) or {}
+        name = ref.removeprefix(_REF)
+        schema = definitions().get(name) or {}
         ref = schema.get("$ref")
-    return schema
+    return schema, name
 
 
-def _allowed_types(schema: JSON) -> set[str] | None:
+def _allowed_types(schema: JSON) -> frozenset[str] | None:
     if "type" in schema:
-        return {str(schema["type"])}
+        return frozenset((str(schema["type"]),))
     alternatives = schema.get("oneOf") or schema.get("anyOf")
     if alternatives:
-        return {str(_resolve(a).get("type")) for a in alternatives if _resolve(a).get("type")} or None
+        found = {str(t) for a in alternatives if (t := _resolve(a)[0].get("type"))}
+        return frozenset(found) or None
     return None
+
+
+class _Node:
+    """One compiled schema: allowed types, properties, map values, items and string format."""
+
+    __slots__ = ("allowed", "extra", "fmt", "free", "items", "label", "props")
+
+    def __init__(self) -> None:
+        self.allowed: frozenset[str] | None = None
+        self.label = ""
+        self.props: dict[str, _Node] | None = None
+        self.extra: _Node | None = None
+        self.items: _Node | None = None
+        self.fmt = ""
+        self.free = True  # an object with neither properties nor additionalProperties: not checked
+
+    def fill(self, schema: JSON) -> _Node:
+        self.allowed = _allowed_types(schema)
+        if self.allowed is not None:
+            self.label = " or ".join(sorted(self.allowed))
+            if "number" in self.allowed:
+                self.allowed = self.allowed | {"integer"}
+        props, extra, items = schema.get("properties"), schema.get("additionalProperties"), schema.get("items")
+        self.props = {k: _compile(v) for k, v in props.items()} if isinstance(props, dict) else None
+        self.extra = _compile(extra) if isinstance(extra, dict) else None
+        self.items = _compile(items) if isinstance(items, dict) else None
+        self.free = self.props is None and self.extra is None
+        fmt = schema.get("format")
+        self.fmt = fmt if fmt in ("byte", "date-time") else ""
+        return self
+
+
+_compiled: dict[str, _Node] = {}
+
+
+def _compile(schema: JSON) -> _Node:
+    """The node of ``schema``; a ``$ref`` shares the named definition's node (compiled once)."""
+    resolved, name = _resolve(schema)
+    if not name:
+        return _Node().fill(resolved)
+    node = _compiled.get(name)
+    if node is None:
+        node = _compiled[name] = _Node()  # registered first: recursive definitions end here
+        node.fill(resolved)
+    return node
 
 
 class _Walk:
     """One validation pass: type and format errors in ``causes``, unknown field paths in ``unknown``."""
 
+    __slots__ = ("causes", "path", "prune", "unknown")
+
     def __init__(self, prune: bool) -> None:
         self.prune = prune
         self.causes: list[JSON] = []
         self.unknown: list[str] = []
+        self.path: Path = []
 
-    def value(self, value: Any, schema: JSON, path: Path) -> None:
+    def value(self, value: Any, node: _Node, old: Any) -> None:
         if value is None:
             return
-        schema = _resolve(schema)
-        allowed = _allowed_types(schema)
-        actual = _type_of(value)
-        if allowed is not None and actual not in allowed and not (actual == "integer" and "number" in allowed):
-            field = _path(path)
+        actual = _TYPE_NAMES.get(type(value)) or _type_of(value)
+        allowed = node.allowed
+        if allowed is not None and actual not in allowed:
+            field = _path(self.path)
             self.causes.append({
                 "reason": "FieldValueTypeInvalid",
                 "field": field,
-                "message": f'Invalid value: "{actual}": {field} in body must be of type {" or ".join(sorted(allowed))}',
+                "message": f'Invalid value: "{actual}": {field} in body must be of type {node.label}',
             })
-            return
-        if isinstance(value, dict):
-            self._object(value, schema, path)
-        elif isinstance(value, list):
-            items = schema.get("items")
-            if isinstance(items, dict):
+        elif actual == "object":
+            if not node.free:
+                self._object(value, node, old if type(old) is dict else None)
+        elif actual == "array":
+            items = node.items
+            if items is not None:
+                path = self.path
                 for i, item in enumerate(value):
-                    self.value(item, items, [*path, i])
-        elif isinstance(value, str):
-            self._string(value, schema, path)
+                    path.append(i)
+                    self.value(item, items, None)
+                    path.pop()
+        elif actual == "string" and node.fmt:
+            self._string(value, node.fmt)
 
-    def _object(self, value: JSON, schema: JSON, path: Path) -> None:
-        props = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        if props is None and not isinstance(extra, dict):
-            return  # free-form (RawExtension, JSON)
+    def _object(self, value: JSON, node: _Node, old: JSON | None) -> None:
+        props, extra, path = node.props, node.extra, self.path
         for key in list(value):
-            if props is not None and key in props:
-                self.value(value[key], props[key], [*path, key])
-            elif isinstance(extra, dict):
-                self.value(value[key], extra, [*path, key])
+            item = value[key]
+            if old is not None:
+                before = old.get(key, _MISSING)
+                if before is item or before == item:
+                    continue  # checked when the stored object was written
+            sub = props.get(key) if props is not None else None
+            if sub is None:
+                sub = extra
+            if sub is not None:
+                path.append(key)
+                self.value(item, sub, old.get(key) if old is not None else None)
+                path.pop()
             elif not path and key in ("apiVersion", "kind"):
                 continue
             else:
@@ -124,29 +183,42 @@ class _Walk:
                 if self.prune:
                     del value[key]
 
-    def _string(self, value: str, schema: JSON, path: Path) -> None:
-        fmt = schema.get("format")
+    def _string(self, value: str, fmt: str) -> None:
         problem = ""
         if fmt == "byte":
             try:
                 base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
                 problem = "illegal base64 data"
-        elif fmt == "date-time" and not _DATE_TIME.match(value):
+        elif not _DATE_TIME.match(value):
             problem = "must be an RFC 3339 date-time"
         if problem:
-            field = _path(path)
+            field = _path(self.path)
             self.causes.append({"reason": "FieldValueInvalid", "field": field,
                                 "message": f'Invalid value: "{value[:64]}": {problem}'})
 
 
-def check(obj: JSON, group: str, version: str, kind: str, *, prune: bool = True) -> tuple[list[str], list[JSON]]:
-    """(unknown field paths, causes) of ``obj`` against the published schema of ``group/version/kind``."""
-    name = schema_name_for(group, version, kind)
-    if name is None:
+_roots: dict[tuple[str, str, str], _Node | None] = {}
+
+
+def _root(group: str, version: str, kind: str) -> _Node | None:
+    gvk = (group, version, kind)
+    if gvk not in _roots:
+        name = schema_name_for(group, version, kind)
+        _roots[gvk] = _compile({"$ref": _REF + name}) if name is not None and name in definitions() else None
+    return _roots[gvk]
+
+
+def check(
+    obj: JSON, group: str, version: str, kind: str, *, prune: bool = True, old: JSON | None = None
+) -> tuple[list[str], list[JSON]]:
+    """(unknown field paths, causes) of ``obj`` against the published schema of ``group/version/kind``.
+    With ``old`` (the stored object an update replaces), subtrees equal to ``old``'s are not walked."""
+    root = _root(group, version, kind)
+    if root is None:
         return [], []
     walk = _Walk(prune)
-    walk.value(obj, definitions()[name], [])
+    walk.value(obj, root, old)
     return walk.unknown, walk.causes
 
 

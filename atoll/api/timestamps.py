@@ -9,6 +9,7 @@ that need the current time pass their clock's ``now()`` (see ``atoll.api.clock``
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -17,7 +18,13 @@ ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, as kubectl prints an 
 
 
 def format_time(seconds: float) -> str:
-    """``metav1.Time`` for epoch ``seconds`` (truncated to whole seconds)."""
+    """``metav1.Time`` for epoch ``seconds`` (truncated to whole seconds; the last few seconds'
+    strings are memoised: every write formats "now")."""
+    return _format_second(math.floor(seconds))
+
+
+@lru_cache(maxsize=16)
+def _format_second(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 

@@ -23,6 +23,7 @@ from atoll.api.storage import STORAGE_CLASSES, default_local_path_class
 from atoll.apiserver.app import APIServer, ServerConfig
 from atoll.apiserver.auth.authn import ADMIN_USER
 from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
+from atoll.apiserver.cache import gcpolicy
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.client import Client
 from atoll.files import private_dir
@@ -111,6 +112,7 @@ class MasterNode:
                 endpoint = await self._start_endpoint()
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
+                tg.create_task(gcpolicy.run(), name="master/gc-policy")  # after the cache's initial load
                 self._start_gateway(tg)
                 if self._pooling_enabled():
                     tg.create_task(self._run_pooling(), name="master/pooling")

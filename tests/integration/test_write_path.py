@@ -234,3 +234,14 @@ async def test_write_on_a_second_master_catches_up_instead_of_404_or_409(server:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await store_b.close()
+
+
+async def test_update_rechecks_metadata_only_when_it_changed(server: APIServer) -> None:
+    await _cm(server, "m")
+    body = {"metadata": {"name": "m", "labels": {"ok": "yes"}}, "data": {"k": "v"}}
+    await server.objects.update(CM, "ns", "m", body, _opts())
+    same_meta = {"metadata": {"name": "m", "labels": {"ok": "yes"}}, "data": {"k": "w"}}
+    assert (await server.objects.update(CM, "ns", "m", same_meta, _opts()))["data"] == {"k": "w"}
+    bad = {"metadata": {"name": "m", "labels": {"ok": "yes", "bad key!": "x"}}, "data": {"k": "w"}}
+    with pytest.raises(errors.Invalid, match=r"metadata\.labels"):
+        await server.objects.update(CM, "ns", "m", bad, _opts())

@@ -2,7 +2,8 @@
 
 Type errors answer 422 naming the field; unknown fields follow ``fieldValidation`` (``Strict``:
 400 ``strict decoding error``, ``Warn``: dropped with a ``Warning`` header, ``Ignore``: dropped), as
-kube-apiserver does. The checker itself is ``atoll.api.builtin_validation``.
+kube-apiserver does. The checker itself is ``atoll.api.builtin_validation``; on an update it skips
+the subtrees equal to the stored object's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ class BuiltinSchemaAdmission:
         rd = attrs.rd
         if not rd.builtin or attrs.obj is None or attrs.operation not in ("CREATE", "UPDATE"):
             return
-        unknown, causes = check(attrs.obj, rd.group, rd.version, rd.kind)
+        old = attrs.old if attrs.operation == "UPDATE" else None  # unchanged subtrees were checked when stored
+        unknown, causes = check(attrs.obj, rd.group, rd.version, rd.kind, old=old)
         if unknown and attrs.field_validation == "Strict":
             detail = ", ".join(f'unknown field "{f}"' for f in unknown)
             raise errors.BadRequest(f"strict decoding error: {detail}")

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from atoll.api import errors
-from atoll.apiserver.http.bodies import check_depth, load_yaml
+from atoll.apiserver.http.bodies import MAX_DEPTH, check_depth, load_yaml
 from atoll.apiserver.http.protobuf import decode_k8s_protobuf
 
 JSON = dict[str, Any]
@@ -56,7 +56,8 @@ def decode_object(raw: bytes, content_type: str) -> Any:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise errors.BadRequest(f"the body of the request was not valid JSON: {exc}") from None
-        check_depth(value)
+        if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:  # one bracket per level: fewer cannot nest deeper
+            check_depth(value)
         return value
     if content_type in ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml"):
         return load_yaml(raw)

@@ -66,10 +66,18 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
     finally:
         if verb == "WATCH":
             watchers.dec()
-    request_total.labels(verb, resource, str(response.status)).inc()
+    key = (verb, resource, response.status)
+    series = _series.get(key)
+    if series is None:  # labels() takes a lock and validates: once per series, not per request
+        series = _series[key] = (request_total.labels(verb, resource, str(response.status)),
+                                 request_duration.labels(verb, resource))
+    series[0].inc()
     if verb != "WATCH":
-        request_duration.labels(verb, resource).observe(time.perf_counter() - started)
+        series[1].observe(time.perf_counter() - started)
     return response
+
+
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 async def serve_metrics(_request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from atoll.api.registry import ResourceDef
 from atoll.apiserver.patch.fields_v1 import from_fields_v1, to_fields_v1
 from atoll.apiserver.patch.fieldsets import (
     DOT,
+    STRIPPED_META,
     FieldSet,
     FieldType,
     changes,
@@ -124,6 +125,25 @@ def _scope(rd: ResourceDef, subresource: str, s: FieldSet) -> FieldSet:
     return strip(s, ("f:apiVersion", "f:kind", "f:status") if rd.has_status else ("f:apiVersion", "f:kind"))
 
 
+_UNTRACKED_META = frozenset(k.removeprefix("f:") for k in STRIPPED_META)
+
+
+def _tracked(rd: ResourceDef, subresource: str, obj: JSON | None) -> JSON | None:
+    """The part of ``obj`` whose changes a write by this (sub)resource can own (a shallow view):
+    what ``_scope`` would strip from the diff is not compared at all, so the managedFields list
+    itself, identity metadata and (for the main resource) status cost nothing."""
+    if obj is None:
+        return None
+    if subresource == "status":
+        return {"status": obj["status"]} if "status" in obj else {}
+    drop = ("apiVersion", "kind", "status") if rd.has_status else ("apiVersion", "kind")
+    view = {k: v for k, v in obj.items() if k not in drop}
+    md = view.get("metadata")
+    if isinstance(md, dict):
+        view["metadata"] = {k: v for k, v in md.items() if k not in _UNTRACKED_META}
+    return view
+
+
 def record_update(rd: ResourceDef, old: JSON | None, new: JSON, manager: str, subresource: str = "") -> None:
     """Set ``new.metadata.managedFields`` after an ``Update`` (create, put, patch) by ``manager``.
 
@@ -134,7 +154,7 @@ def record_update(rd: ResourceDef, old: JSON | None, new: JSON, manager: str, su
     md = new["metadata"]
     sent = md.get("managedFields")
     stored = old["metadata"].get("managedFields") if old else None
-    changed, removed = changes(old, new, root_type(rd))
+    changed, removed = changes(_tracked(rd, subresource, old), _tracked(rd, subresource, new), root_type(rd))
     changed, removed = _scope(rd, subresource, changed), _scope(rd, subresource, removed)
     me = Entry(manager or "unknown", "Update", rd.api_version, "", {}, subresource)
     if (not sent or sent is stored or sent == stored) and isinstance(stored, list):

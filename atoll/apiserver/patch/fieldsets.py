@@ -234,7 +234,7 @@ def strip(s: FieldSet, drop: tuple[str, ...], keep_only: str = "") -> FieldSet:
     out = {k: v for k, v in s.items() if k not in drop and k != DOT and (not keep_only or k == keep_only)}
     meta = out.get("f:metadata")
     if meta is not None:
-        meta = {k: v for k, v in meta.items() if k not in _STRIPPED_META}
+        meta = {k: v for k, v in meta.items() if k not in STRIPPED_META}
         if meta:
             out["f:metadata"] = meta
         else:
@@ -242,7 +242,7 @@ def strip(s: FieldSet, drop: tuple[str, ...], keep_only: str = "") -> FieldSet:
     return out
 
 
-_STRIPPED_META = frozenset({DOT, "f:name", "f:namespace", "f:creationTimestamp", "f:selfLink", "f:uid",
+STRIPPED_META = frozenset({DOT, "f:name", "f:namespace", "f:creationTimestamp", "f:selfLink", "f:uid",
                             "f:clusterName", "f:generation", "f:managedFields", "f:resourceVersion"})
 
 

@@ -37,6 +37,7 @@ Mutator = Callable[[JSON], JSON]
 
 _SERVER_MANAGED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 MAX_RETRIES = 8
+_META_CHECKED = ("name", "generateName", "labels", "annotations", "finalizers", "ownerReferences")
 
 
 @dataclass(slots=True)
@@ -73,10 +74,11 @@ def _managed(obj: JSON) -> Any:
     return obj["metadata"].get("managedFields")
 
 
-def _is_noop(new: JSON, current: JSON, recording: bool) -> bool:
-    """Whether storing ``new`` would change nothing. With ``recording``, managedFields the writer did
-    not send (or sent back unchanged) stay as stored when no field changed, so they need no check."""
-    if _without_volatile(new) != _without_volatile(current):
+def _is_noop(new: JSON, current: JSON, recording: bool, same_content: bool) -> bool:
+    """Whether storing ``new`` would change nothing (``same_content``: equal but for resourceVersion
+    and managedFields). With ``recording``, managedFields the writer did not send (or sent back
+    unchanged) stay as stored when no field changed, so they need no check."""
+    if not same_content:
         return False
     sent, stored = _managed(new), _managed(current)
     return sent == stored or (recording and not sent)
@@ -216,8 +218,14 @@ class ResourceStorage:
         obj["metadata"]["resourceVersion"] = str(revision)
         return obj
 
-    def _validate_meta(self, rd: ResourceDef, obj: JSON) -> None:
+    def _validate_meta(self, rd: ResourceDef, obj: JSON, old: JSON | None = None) -> None:
+        """422 for a bad name or malformed labels, annotations, finalizers or owner references;
+        on an update nothing to do when those are as stored (checked when the object was written)."""
         md = obj["metadata"]
+        if old is not None:
+            before = old["metadata"]
+            if all(md.get(f) == before.get(f) for f in _META_CHECKED):
+                return
         causes = [
             errors.cause("FieldValueInvalid", "metadata.name", f'Invalid value: "{md["name"]}": {p}')
             for p in self.strategies.for_resource(rd).name_problems(str(md["name"]))
@@ -291,13 +299,14 @@ class ResourceStorage:
                 warnings=opts.warnings,
             )
             await self.admission.admit(attrs)
-            if _is_noop(new, current.obj, opts.record_managed_fields):
+            same_content = _without_volatile(new) == _without_volatile(current.obj)  # managedFields aside
+            if _is_noop(new, current.obj, opts.record_managed_fields, same_content):
                 return current.obj  # checked before the managedFields bookkeeping: no-ops don't pay it
             if opts.record_managed_fields:
-                ssa.record_update(rd, current.obj, new, opts.field_manager, subresource)
-            if _without_volatile(new) == _without_volatile(current.obj) and _managed(new) == _managed(current.obj):
+                ssa.record_update(rd, current.obj, new, opts.field_manager, subresource)  # managedFields only
+            if same_content and _managed(new) == _managed(current.obj):
                 return current.obj
-            self._validate_meta(rd, new)
+            self._validate_meta(rd, new, current.obj)
             if opts.dry_run:
                 return new
             try:

@@ -1,0 +1,187 @@
+"""In-process write-path benchmark: CPU per create / update / status update / no-op update.
+
+    .venv/bin/python bench/bench_writepath.py [--n 2000] [--profile create|update|status|noop|all]
+
+Drives ``ResourceStorage`` of a real ``APIServer`` (SQLite store, watch cache, full admission chain)
+with 32 concurrent writers, no HTTP and no TLS, and reports process CPU per operation (the SQLite
+writer thread included). This isolates what the API server itself spends per write from the
+transport (``bench_apiserver.py`` measures end to end over HTTPS). ``--profile`` prints the top of a
+cProfile of the chosen phase (cumulative and own time).
+
+Objects: ConfigMaps like ``bench_apiserver.py``'s (256-byte payload) and Pods with one container
+(``status`` updates write a Pod's ``status`` subresource, as a kubelet does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import io
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from atoll.api.builtins import BUILTINS  # noqa: E402
+from atoll.apiserver.app import APIServer, ServerConfig  # noqa: E402
+from atoll.apiserver.cache import gcpolicy  # noqa: E402
+from atoll.apiserver.registry.storage import WriteOptions  # noqa: E402
+from atoll.store.sqlite import SQLiteStore  # noqa: E402
+
+JSON = dict[str, Any]
+CONCURRENCY = 32
+TARGETS_US = {"create": 250.0, "update": 200.0, "status": 200.0, "noop": 50.0}
+
+
+def _rd(plural: str) -> Any:
+    return next(r for r in BUILTINS if r.plural == plural and r.group == "")
+
+
+CM, NS, PODS = _rd("configmaps"), _rd("namespaces"), _rd("pods")
+
+
+def _opts() -> WriteOptions:
+    return WriteOptions(field_manager="bench", field_validation="Strict")
+
+
+def _cm(i: int, value: str = "x") -> JSON:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c-{i}", "labels": {"app": "bench"}},
+            "data": {"payload": value * 256}}
+
+
+def _pod(i: int) -> JSON:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p-{i}", "labels": {"app": "bench"}},
+            "spec": {"containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"],
+                                     "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                                     "ports": [{"containerPort": 8080, "protocol": "TCP"}]}],
+                     "restartPolicy": "Never"}}
+
+
+def _pod_status(i: int, phase: str) -> JSON:
+    return {"phase": phase, "podIP": f"10.0.{i // 250}.{i % 250 + 1}", "hostIP": "10.1.0.1",
+            "startTime": "2026-01-01T00:00:00Z",
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:01Z"}],
+            "containerStatuses": [{"name": "main", "ready": True, "restartCount": 0, "image": "busybox:1.36",
+                                   "imageID": "", "containerID": f"runk://{i}",
+                                   "state": {"running": {"startedAt": "2026-01-01T00:00:01Z"}}}]}
+
+
+async def _run(n: int, op: Callable[[int], Awaitable[Any]]) -> float:
+    """CPU seconds of ``op(0..n-1)`` run by ``CONCURRENCY`` workers."""
+    next_i = 0
+
+    async def worker() -> None:
+        nonlocal next_i
+        while next_i < n:
+            i = next_i
+            next_i += 1
+            await op(i)
+
+    cpu, gc_before = time.process_time(), _gc_seconds[0]
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    _gc_seconds[1] = _gc_seconds[0] - gc_before
+    return time.process_time() - cpu
+
+
+_gc_seconds = [0.0, 0.0]  # total, last phase
+_gc_started = [0.0]
+_gc_pauses: list[tuple[float, int]] = []
+
+
+def _gc_timer(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        pause = time.perf_counter() - _gc_started[0]
+        _gc_seconds[0] += pause
+        _gc_pauses.append((pause, info["generation"]))
+
+
+async def bench(directory: Path, n: int, profile: str, gc_policy: bool) -> dict[str, float]:
+    store = SQLiteStore(directory / "state.db")
+    await store.start()
+    srv = APIServer(store, ServerConfig())
+    task = asyncio.create_task(srv.cache.run())
+    await srv.cache.wait_ready()
+    policy = asyncio.create_task(gcpolicy.run()) if gc_policy else None  # as APIServer.run does
+    objs = srv.objects
+    await objs.create(NS, None, {"metadata": {"name": "ns"}}, _opts())
+
+    async def create(i: int) -> None:
+        await objs.create(CM, "ns", _cm(i), _opts())
+
+    async def update(i: int) -> None:
+        await objs.update(CM, "ns", f"c-{i}", _cm(i, "y"), _opts())
+
+    async def noop(i: int) -> None:
+        await objs.update(CM, "ns", f"c-{i}", _cm(i, "y"), _opts())
+
+    async def pod_create(i: int) -> None:
+        await objs.create(PODS, "ns", _pod(i), _opts())
+
+    async def status(i: int) -> None:
+        body = {**objs.get(PODS, "ns", f"p-{i}").obj, "status": _pod_status(i, "Running")}
+        await objs.update(PODS, "ns", f"p-{i}", body, WriteOptions(field_manager="kubelet"), subresource="status")
+
+    phases: list[tuple[str, Callable[[int], Awaitable[Any]]]] = [
+        ("create", create), ("update", update), ("noop", noop), ("pod_create", pod_create), ("status", status)]
+    out: dict[str, float] = {}
+    try:
+        for name, op in phases:
+            prof = cProfile.Profile() if profile in (name, "all") else None
+            if prof:
+                prof.enable()
+            used = await _run(n, op)
+            if prof:
+                prof.disable()
+                _print_profile(name, prof)
+            out[name] = used / n * 1e6
+            out[name + " (gc)"] = _gc_seconds[1] / n * 1e6
+    finally:
+        for t in (task, policy):
+            if t is not None:
+                t.cancel()
+                await asyncio.gather(t, return_exceptions=True)
+        await store.close()
+    return out
+
+
+def _print_profile(name: str, prof: cProfile.Profile) -> None:
+    for key in ("cumulative", "tottime"):
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats(key).print_stats(35)
+        print(f"---- profile of {name} by {key}\n" + buf.getvalue().split("\n", 6)[-1], file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=2000, help="operations per phase")
+    parser.add_argument("--profile", default="",
+                        help="phase to profile: create, update, noop, pod_create, status or all")
+    parser.add_argument("--no-gc-policy", action="store_true", help="CPython's default collector settings")
+    args = parser.parse_args()
+    gc.callbacks.append(_gc_timer)
+    with tempfile.TemporaryDirectory(prefix="atoll-writepath-") as tmp:
+        res = asyncio.run(bench(Path(tmp), args.n, args.profile, not args.no_gc_policy))
+    load = open("/proc/loadavg").read().split()[:3]
+    print(f"In-process write path, {args.n} ops per phase, {CONCURRENCY} writers (load average {' '.join(load)})")
+    for name, us in res.items():
+        target = TARGETS_US.get(name)
+        note = f"target <= {target:.0f} us: {'ok' if us <= target else 'MISS'}" if target else ""
+        print(f"  {name:<16} {us:8.0f} us CPU/op  {note}")
+    for gen in (0, 1, 2):
+        pauses = sorted(p for p, g in _gc_pauses if g == gen) or [0.0]
+        print(f"  collector pauses, generation {gen}: {len(pauses)}, longest {pauses[-1] * 1e3:.1f} ms, "
+              f"median {pauses[len(pauses) // 2] * 1e3:.1f} ms, total {sum(pauses):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
