@@ -27,7 +27,8 @@ WEBSOCKET_ONLY = (
 )
 
 
-def _all(query: Any, name: str) -> list[str]:
+def query_values(query: Any, name: str) -> list[str]:
+    """Every value of a repeated query parameter (``command=``, ``ports=``)."""
     getall = getattr(query, "getall", None)
     return [str(v) for v in getall(name, [])] if getall else ([str(query[name])] if name in query else [])
 
@@ -72,7 +73,7 @@ class ExecSubresource:
         pod = (await storage.current(call.rd, call.namespace, call.name)).obj
         container = pick_container(pod, str(call.query.get("container", "")))
         url = node_of_running(self.cache, pod, "exec into")
-        command = _all(call.query, "command")
+        command = query_values(call.query, "command")
         if not command:
             raise errors.BadRequest("you must specify at least one command for the container")
         params = [("command", c) for c in command] + [(k, str(call.query[k])) for k in FORWARDED if k in call.query]
