@@ -8,7 +8,6 @@ WebSocket); kubectl 1.27 only SPDY and gets one clear error line."""
 from __future__ import annotations
 
 import fcntl
-import functools
 import json
 import os
 import pty
@@ -20,16 +19,14 @@ import sys
 import termios
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import RunningServer, free_port
 from tests.e2e.conftest import Kubectl, make_kubectl
-from tests.e2e.lite_network import DOMAIN, namespace_exists, node_ready, until
-from tests.integration.agents import kill_leftovers
-from tests.integration.lite_procs import init_lite, start, stop
+from tests.e2e.lite_network import Lite, one_lite, until
+from tests.integration.lite_procs import start, stop
 
 pytestmark = pytest.mark.slow
 NS = "alice"
@@ -46,29 +43,10 @@ while True:
 """
 
 
-@dataclass
-class Lite:
-    kubectl: Kubectl
-    base: Path
-    server: RunningServer
-    config: Path
-    agent: subprocess.Popen[bytes]
-
-
 @pytest.fixture(scope="module")
 def lite(module_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lite]:
-    base = tmp_path_factory.mktemp("lite")
-    kubectl = make_kubectl("1.32", module_server, base / "kubectl")
-    kubectl.apply(DOMAIN.format(domain=NS), "domain.yaml")
-    config = init_lite(module_server, base, NS)
-    lite = Lite(kubectl, base, module_server, config, start(config))
-    try:
-        until(lambda: node_ready(kubectl, f"{NS}-node") == "Ready", 30)
-        until(functools.partial(namespace_exists, kubectl, NS), 30)
-        yield lite
-    finally:
-        stop(lite.agent)
-        kill_leftovers(base / NS)
+    with one_lite(module_server, tmp_path_factory.mktemp("lite"), NS) as running:
+        yield running
 
 
 def pod_yaml(name: str, command: list[str], *, stdin: bool = False, once: bool = False, tty: bool = False) -> str:
