@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 
 from atoll.agent.runp.runtime import RunP
 from atoll.agent.runp.stdio import terminal_output
+from atoll.client.kubelet import STREAM_MESSAGE_MAX
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
@@ -168,7 +169,7 @@ async def serve_exec(runtime: RunP, request: web.Request) -> web.StreamResponse:
     command = request.query.getall("command", [])
     if not command:
         raise web.HTTPBadRequest(text="you must specify at least one command for the container")
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=STREAM_MESSAGE_MAX)
     await ws.prepare(request)
     if ws.ws_protocol is None:
         await ws.close(message=b"no supported remotecommand protocol (v5.channel.k8s.io, v4.channel.k8s.io)")

@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from atoll.agent import spdy
+from atoll.client.kubelet import STREAM_MESSAGE_MAX
 
 V4 = "v4.channel.k8s.io"
 SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
@@ -212,7 +213,7 @@ async def serve_portforward(pod: str, pod_ip: str, request: web.Request) -> web.
     """Serve one port-forward WebSocket for ``pod`` (the caller checked it runs here)."""
     hosts = (LOOPBACK,) if pod_ip in ("", LOOPBACK) else (LOOPBACK, pod_ip)
     ports = parse_ports(request.query)
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=STREAM_MESSAGE_MAX)
     await ws.prepare(request)
     if ws.ws_protocol == SPDY_TUNNEL:
         await SpdyForward(ws, pod, hosts).run()
