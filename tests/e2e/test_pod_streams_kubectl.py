@@ -278,3 +278,43 @@ def test_attach_after_an_agent_restart_streams_the_adopted_containers_output(lit
     assert first == "tick", err
     restarts = "jsonpath={.status.containerStatuses[0].restartCount}"
     assert k.out("get", "pod", "survivor", "-n", NS, "-o", restarts) == "0"
+
+
+def test_an_oversized_stream_message_is_refused_at_the_api_server(lite: Lite) -> None:
+    """Regression (review): the API server relayed pod-stream WebSockets with no message bound, so a
+    single huge (or deflated) message from a tenant was buffered whole in the shared master."""
+    import asyncio
+
+    import aiohttp
+
+    from atoll.client.kubelet import STREAM_MESSAGE_MAX
+
+    k, server = lite.kubectl, lite.server
+    target = free_port()
+    if k.run("get", "pod", "echo", "-n", NS, check=False).returncode == 0:
+        k.run("delete", "pod", "echo", "-n", NS, "--wait=true", timeout=60)
+    _echo_pod(k, target)
+    url = f"{server.url}/api/v1/namespaces/{NS}/pods/echo/portforward"
+
+    async def forward(payload: bytes) -> tuple[bytes, aiohttp.WSMessage]:
+        """Send ``payload`` on the port's data channel; what came back on it, and the last message."""
+        async with aiohttp.ClientSession() as session, session.ws_connect(
+                url, params={"ports": str(target)}, protocols=("v4.channel.k8s.io",), headers=server.headers(),
+                ssl=server.ssl_context(), max_msg_size=0) as ws:
+            try:
+                await ws.send_bytes(b"\x00" + payload)
+            except ConnectionError:
+                pass  # refused while still sending
+            channel = b""  # the data channel: the port (2 bytes), then what the pod sent
+            while (msg := await asyncio.wait_for(ws.receive(), 30)).type == aiohttp.WSMsgType.BINARY:
+                channel += msg.data[1:] if msg.data[0] == 0 else b""
+                if channel.endswith(b"small"):
+                    break
+            return channel[2:], msg
+
+    echoed, last = asyncio.run(forward(bytes(STREAM_MESSAGE_MAX + 1)))
+    assert echoed in (b"", b"echo:"), f"{len(echoed)} bytes came back: the oversized message reached the pod"
+    assert last.type != aiohttp.WSMsgType.BINARY, last
+    assert last.type != aiohttp.WSMsgType.CLOSE or last.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG, last
+    echoed, _ = asyncio.run(forward(b"small"))  # the relay and the node still serve the next stream
+    assert echoed.endswith(b"echo:small"), echoed
