@@ -7,16 +7,10 @@ WebSocket); kubectl 1.27 only SPDY and gets one clear error line."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import select
 import socket
-import struct
-import subprocess
 import sys
-import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +20,7 @@ import pytest
 from tests.conftest import RunningServer, free_port
 from tests.e2e.conftest import Kubectl, make_kubectl
 from tests.e2e.lite_network import Lite, one_lite, until
+from tests.e2e.terminal import COLUMNS, ROWS, on_a_terminal
 from tests.integration.lite_procs import start, stop
 
 pytestmark = pytest.mark.slow
@@ -68,35 +63,6 @@ def running(k: Kubectl, name: str, jsonpath: str = "{.status.containerStatuses[0
     until(lambda: bool(k.out("get", "pod", name, "-n", NS, "-o", f"jsonpath={jsonpath}")), 60)
 
 
-def on_a_terminal(k: Kubectl, *args: str, typed: bytes, timeout: float = 60) -> tuple[int, str]:
-    """Run kubectl on a pseudo-terminal, type ``typed`` once it prints anything (or after 2 s), and
-    return its exit code and everything it printed."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-    proc = subprocess.Popen(k.args(*args), stdin=slave, stdout=slave, stderr=slave, env=k.env, cwd=k.workdir)
-    os.close(slave)
-    out, deadline, start_at = b"", time.monotonic() + timeout, time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            if typed and (out or time.monotonic() - start_at > 2):
-                os.write(master, typed)
-                typed = b""
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: kubectl exited and closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        code = proc.wait(timeout=30)
-        os.close(master)
-    return code, out.decode(errors="replace")
-
-
 def test_attach_joins_a_containers_stdin_and_keeps_the_log(lite: Lite) -> None:
     k = lite.kubectl
     k.apply(pod_yaml("talker", ["sh", "-c", 'while read l; do echo "echo:$l"; done; echo bye'], stdin=True,
@@ -127,7 +93,7 @@ def test_attach_to_a_running_terminal_with_kubectl_133(lite: Lite) -> None:
     running(k133, "shell")
     code, printed = on_a_terminal(k133, "attach", "-it", "shell", "-n", NS, typed=b"hi\r", timeout=30)
     assert code == 0 and "said:hi" in printed, printed
-    assert "33 111" in printed, printed  # kubectl's terminal size reached the container's terminal
+    assert f"{ROWS} {COLUMNS}" in printed, printed  # kubectl's terminal size reached the container's terminal
     until(lambda: "said:hi" in k133.out("logs", "shell", "-n", NS), 10)  # the terminal's output is logged
     k133.run("delete", "pod", "shell", "-n", NS, "--wait=false")
 

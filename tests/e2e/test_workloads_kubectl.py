@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from atoll.api.timestamps import parse_time
 from tests.conftest import REPO, RunningServer
 from tests.e2e.conftest import Kubectl, make_kubectl, table
 from tests.e2e.lite_network import Lite, one_lite, until
+from tests.e2e.terminal import on_a_terminal
 from tests.integration.agents import processes_with
 
 pytestmark = pytest.mark.slow
@@ -245,28 +245,6 @@ def test_priority_class_sets_pod_priority(lite: Lite) -> None:
     assert "no PriorityClass with name missing was found" in refused.stderr, refused.stderr
 
 
-def on_a_terminal(k: Kubectl, *args: str) -> str:
-    """Run kubectl with a pseudo-terminal as its stdin/stdout (what ``-t`` needs); its output."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(k.args(*args), stdin=slave, stdout=slave, stderr=slave, env=k.env, cwd=k.workdir)
-    os.close(slave)
-    out = b""
-    try:
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: kubectl exited and closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        proc.wait(timeout=30)
-        os.close(master)
-    assert proc.returncode == 0, out
-    return out.decode(errors="replace")
-
-
 def test_exec_and_cp_run_in_the_pods_sandbox(lite: Lite, module_server: RunningServer) -> None:
     k = lite.kubectl
     k.apply(deployment("shell", "marker-shell-deploy", replicas=1), "shell.yaml")
@@ -279,8 +257,9 @@ def test_exec_and_cp_run_in_the_pods_sandbox(lite: Lite, module_server: RunningS
     assert failed.returncode == 3, failed.stderr
     fed = k.out("exec", "-i", pod, "-n", NS, "--", "sh", "-c", "tr a-z A-Z", stdin="shout\n")
     assert fed == "SHOUT"
-    assert "on-a-tty" in on_a_terminal(k, "exec", "-it", pod, "-n", NS, "--", "sh", "-c",
-                                       "test -t 0 && test -t 1 && echo on-a-tty")
+    code, printed = on_a_terminal(k, "exec", "-it", pod, "-n", NS, "--", "sh", "-c",
+                                  "test -t 0 && test -t 1 && echo on-a-tty")
+    assert code == 0 and "on-a-tty" in printed, printed
     local = lite.base / "upload.txt"
     local.write_text("payload 42\n")
     k.run("cp", str(local), f"{NS}/{pod}:upload.txt")
