@@ -60,6 +60,17 @@ def node_of_running(cache: WatchCache, pod: JSON, verb: str) -> str:
     return node_endpoint(node.obj)
 
 
+async def stream_target(storage: ResourceStorage, call: SubresourceCall, cache: WatchCache, verb: str,
+                        *, container: bool = True) -> tuple[str, str]:
+    """The node endpoint and container (``""`` when not ``container``) a pod stream relays to:
+    the pod read as GET reads it (a write acknowledged by another master is found), 404/400 naming
+    the pod, container or node otherwise."""
+    assert call.namespace is not None
+    pod = (await storage.current(call.rd, call.namespace, call.name)).obj
+    name = pick_container(pod, str(call.query.get("container", ""))) if container else ""
+    return node_of_running(cache, pod, verb), name
+
+
 @dataclass(frozen=True, slots=True)
 class ExecSubresource:
     cache: WatchCache
@@ -69,10 +80,7 @@ class ExecSubresource:
 
     async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
         require_websocket(call, WEBSOCKET_ONLY, "remotecommand v5.channel.k8s.io")
-        assert call.namespace is not None
-        pod = (await storage.current(call.rd, call.namespace, call.name)).obj
-        container = pick_container(pod, str(call.query.get("container", "")))
-        url = node_of_running(self.cache, pod, "exec into")
+        url, container = await stream_target(storage, call, self.cache, "exec into")
         command = query_values(call.query, "command")
         if not command:
             raise errors.BadRequest("you must specify at least one command for the container")
