@@ -1,4 +1,5 @@
-"""What every benchmark needs: a free port, a master started and awaited, CPU/RSS of a process, percentiles.
+"""What every benchmark needs: a free port, a master started, awaited and stopped, CPU/RSS of a process,
+percentiles.
 
 Benchmarks run as scripts (``python bench/bench_x.py``) and put the repository on ``sys.path``
 before importing this module as ``bench._common``.
@@ -97,3 +98,16 @@ def run_in_data_dir(keep: Path | None, prefix: str, body: Callable[[Path], Corou
         return
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         asyncio.run(body(Path(tmp)))
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes] | None], timeout: float = 15) -> None:
+    """SIGTERM every process at once, then wait for each; one that outlives ``timeout`` is killed."""
+    running = [p for p in procs if p is not None]
+    for proc in running:
+        proc.terminate()
+    for proc in running:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
-from bench._common import free_port, percentile  # noqa: E402
+from bench._common import free_port, percentile, stop_processes  # noqa: E402
 from bench.bench_deployments import kill_pods  # noqa: E402
 from bench.bench_pods import create_domains, start_agent, start_master  # noqa: E402
 
@@ -125,10 +125,7 @@ async def run(base: Path, megabytes: int, connections: int) -> None:
         if forward is not None:
             forward.terminate()
             await forward.wait()
-        for proc in (agent, master):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=20)
+        stop_processes([agent, master], timeout=20)
         kill_pods(base)
 
 

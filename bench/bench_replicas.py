@@ -38,7 +38,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ATOLL, REPO, free_port, percentile, run_in_data_dir, wait_ready
+from bench._common import ATOLL, REPO, free_port, percentile, run_in_data_dir, stop_processes, wait_ready
 
 CM = "/api/v1/namespaces/default/configmaps"
 SERVERS = {"postgresql": "postgresql://postgres@127.0.0.1:5432/", "mysql": "mysql://root@127.0.0.1:3306/"}
@@ -209,13 +209,7 @@ async def bench(backend: str, base: Path, writes: int, rate: float, poll: str) -
         print(f"{backend:10s} {racing['rounds']} race rounds, {racing['lost']} lost PUTs, {fills} fill rows in the "
               f"log, {polled} of them filled by a poller after gap_timeout   (load {load:.1f})")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs)
         await drop_database(endpoint)
 
 

@@ -27,6 +27,7 @@ from atoll.agent.execserver import CLOSE, ERROR, PROTOCOLS, RESIZE, STDIN, STDOU
 from atoll.agent.runp.logs import log_path
 from atoll.agent.runp.runtime import RunP
 from atoll.agent.runp.stdio import ContainerStdio
+from atoll.client.kubelet import STREAM_MESSAGE_MAX
 
 POLL_SECONDS = 0.05
 CHUNK = 1 << 20
@@ -130,7 +131,7 @@ async def serve_attach(runtime: RunP, request: web.Request) -> web.StreamRespons
     if worker is None or rec is None or rec.state != "running":
         raise web.HTTPNotFound(text=f'container "{container}" in pod "{pod}" is not running on this node')
     path = log_path(runtime.config.root, ns, pod, worker.uid, container, rec.attempt)
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=STREAM_MESSAGE_MAX)
     await ws.prepare(request)
     if ws.ws_protocol is None:
         await ws.close(message=b"no supported remotecommand protocol (v5.channel.k8s.io, v4.channel.k8s.io)")

@@ -24,6 +24,8 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from atoll.agent.runp.runtime import RunP
+from atoll.agent.runp.stdio import terminal_output
+from atoll.client.kubelet import STREAM_MESSAGE_MAX
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
@@ -110,25 +112,11 @@ class ExecSession:
 
     async def _pump_pty(self) -> None:
         assert self.master_fd is not None
-        loop, fd = asyncio.get_running_loop(), self.master_fd
-        ready = asyncio.Event()
-        loop.add_reader(fd, ready.set)
         try:
-            while True:
-                await ready.wait()
-                ready.clear()
-                try:
-                    data = os.read(fd, CHUNK)
-                except BlockingIOError:
-                    continue
-                except OSError:  # EIO: the terminal's last process is gone
-                    return
-                if not data:
-                    return
+            async for data in terminal_output(self.master_fd):
                 await self._send(STDOUT, data)
         finally:
-            loop.remove_reader(fd)
-            os.close(fd)
+            os.close(self.master_fd)
 
     async def _read_client(self) -> None:
         async for msg in self.ws:
@@ -181,7 +169,7 @@ async def serve_exec(runtime: RunP, request: web.Request) -> web.StreamResponse:
     command = request.query.getall("command", [])
     if not command:
         raise web.HTTPBadRequest(text="you must specify at least one command for the container")
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=STREAM_MESSAGE_MAX)
     await ws.prepare(request)
     if ws.ws_protocol is None:
         await ws.close(message=b"no supported remotecommand protocol (v5.channel.k8s.io, v4.channel.k8s.io)")

@@ -14,6 +14,10 @@ agent requires a client certificate signed by that CA with CN ``atoll-apiserver`
 ``system:masters``). Nothing secret travels at run time; a CSR flow (``certificates.k8s.io``)
 can replace the init step later. Without a certificate the agent serves no logs and publishes
 port 0, and the API server answers "does not publish a log endpoint".
+
+The same listener serves the RunP agent's other kubelet routes, each behind the same check:
+``/exec``, ``/attach`` and ``/portForward`` (WebSockets: :mod:`atoll.agent.execserver`,
+:mod:`atoll.agent.attachserver`, :mod:`atoll.agent.portforward`) and ``/stats/summary``.
 """
 
 from __future__ import annotations

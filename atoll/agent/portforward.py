@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from atoll.agent import spdy
+from atoll.client.kubelet import STREAM_MESSAGE_MAX
 
 V4 = "v4.channel.k8s.io"
 SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
@@ -70,6 +71,7 @@ class ChannelForward:
     def __init__(self, ws: web.WebSocketResponse, pod: str, hosts: tuple[str, ...], ports: list[int]) -> None:
         self.ws, self.pod, self.hosts, self.ports = ws, pod, hosts, ports
         self.inbound: list[asyncio.Queue[bytes | None]] = [asyncio.Queue() for _ in ports]
+        self.refused: set[int] = set()  # ports whose pod connection failed: what the client sends is dropped
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -87,6 +89,8 @@ class ChannelForward:
         try:
             reader, writer = await connect(self.hosts, port)
         except OSError as exc:
+            self.refused.add(index)
+            self.inbound[index] = asyncio.Queue()  # let go of what was queued for it
             await _send(self.ws, bytes([2 * index + 1]) + _refused(port, self.pod, exc))
             return
         to_pod = asyncio.create_task(to_connection(self.inbound[index], writer))
@@ -103,7 +107,7 @@ class ChannelForward:
             if msg.type != WSMsgType.BINARY or len(msg.data) < 2 or msg.data[0] % 2:
                 continue
             index = msg.data[0] // 2
-            if index < len(self.inbound):
+            if index < len(self.inbound) and index not in self.refused:
                 self.inbound[index].put_nowait(bytes(msg.data[1:]))
 
 
@@ -189,6 +193,7 @@ class SpdyForward:
                 raise OSError(f"invalid port {port}")
             reader, writer = await connect(self.hosts, port)
         except OSError as exc:
+            self.inbound.pop(stream, None)  # later data frames of this stream are dropped, not queued
             if error_stream is not None:
                 await _send(self.ws, self.writer.data(error_stream, _refused(port, self.pod, exc), fin=True))
             await _send(self.ws, self.writer.data(stream, fin=True))
@@ -212,7 +217,7 @@ async def serve_portforward(pod: str, pod_ip: str, request: web.Request) -> web.
     """Serve one port-forward WebSocket for ``pod`` (the caller checked it runs here)."""
     hosts = (LOOPBACK,) if pod_ip in ("", LOOPBACK) else (LOOPBACK, pod_ip)
     ports = parse_ports(request.query)
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=STREAM_MESSAGE_MAX)
     await ws.prepare(request)
     if ws.ws_protocol == SPDY_TUNNEL:
         await SpdyForward(ws, pod, hosts).run()

@@ -26,6 +26,9 @@ SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDAT
 FLAG_FIN = 0x01
 RST_PROTOCOL_ERROR, RST_REFUSED_STREAM, RST_CANCEL = 1, 3, 5
 MAX_FRAME = 1 << 24
+MAX_HEADER_BLOCK = 256 * 1024
+"""Largest decompressed SYN_STREAM header block accepted (kubectl's are ~100 bytes): a deflate bomb
+in a 16 MiB frame would otherwise inflate to gigabytes in the agent."""
 
 HEADER_DICTIONARY = (
     b'\x00\x00\x00\x07options\x00\x00\x00\x04head\x00\x00\x00\x04post\x00\x00\x00\x03put\x00\x00\x00\x06del'
@@ -104,9 +107,11 @@ class FrameReader:
         if len(frame.payload) < 10:
             raise ProtocolError("SYN_STREAM frame too short")
         try:
-            block = self._inflate.decompress(frame.payload[10:])
+            block = self._inflate.decompress(frame.payload[10:], MAX_HEADER_BLOCK)
         except zlib.error as exc:
             raise ProtocolError(f"SYN_STREAM header block: {exc}") from None
+        if self._inflate.unconsumed_tail:
+            raise ProtocolError(f"SYN_STREAM header block larger than {MAX_HEADER_BLOCK} bytes")
         return parse_header_block(block)
 
 

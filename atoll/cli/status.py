@@ -16,13 +16,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import click
 
 from atoll.cli.common import fail, load
 
 LEASE = "kuscia-controller-manager"
+SECRET_PARAMS = frozenset({"password", "passwd", "pass", "sslpassword"})
 
 
 def _get(url: str, ctx: ssl.SSLContext, token: str) -> tuple[int, Any]:
@@ -47,6 +48,10 @@ def _redacted(endpoint: str) -> str:
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
         parts = parts._replace(netloc=f"{parts.username}:***@{host}{port}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k.lower() in SECRET_PARAMS for k, _ in query):  # postgresql://h/db?password=… is a DSN too
+        parts = parts._replace(query=urlencode([(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in query],
+                                               safe="*"))
     return urlunsplit(parts)
 
 
@@ -81,7 +86,10 @@ def status(config_path: Path) -> None:
     url = running.read_text().strip()
     pki = PKI(config.data_dir / "pki")
     ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
-    token = pki.admin_token.read_text().strip()
+    try:
+        token = pki.admin_token.read_text().strip()
+    except OSError as exc:
+        fail(f"atoll status needs the master's admin token: {exc}")
     try:
         ready, _ = _get(f"{url}/readyz", ctx, token)
         _, listed = _get(f"{url}/api/v1/namespaces?limit=1", ctx, token)

@@ -25,6 +25,10 @@ from atoll.pki import peer_identity
 CONTAINER_LOGS_ROUTE = "/containerLogs/{namespace}/{pod}/{container}"
 APISERVER_USER = "atoll-apiserver"
 FORBIDDEN_TEXT = "a client certificate of the API server is required"
+STREAM_MESSAGE_MAX = 16 << 20
+"""The largest WebSocket message (after permessage-deflate) of a pod stream (exec, attach,
+port-forward) the API server and the agents accept: clients send 32 KiB chunks; without a bound
+one tenant's single message (or a small deflated one) is buffered whole in the shared master."""
 
 
 def serving_ssl(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:

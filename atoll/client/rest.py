@@ -31,6 +31,7 @@ from atoll.api.registry import ResourceDef
 from atoll.client.discovery import Discovery
 from atoll.client.errors import ClientConnectionError, ClientTimeoutError
 from atoll.client.kubeconfig import KubeConfig, load_kubeconfig
+from atoll.client.kubelet import STREAM_MESSAGE_MAX
 from atoll.client.stream import StreamResponse
 
 JSON = dict[str, Any]
@@ -291,7 +292,7 @@ class Client:
         try:
             return await self._get_session().ws_connect(
                 f"{self.server}{path}", params=list(params), protocols=tuple(protocols),
-                headers=self._auth_headers(), max_msg_size=0, autoping=True,
+                headers=self._auth_headers(), max_msg_size=STREAM_MESSAGE_MAX, autoping=True,
                 timeout=aiohttp.ClientWSTimeout(ws_close=10))
         except aiohttp.WSServerHandshakeError as exc:
             raise error_from_response(exc.status, str(exc.message).encode()) from None

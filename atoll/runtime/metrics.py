@@ -107,6 +107,8 @@ class PrometheusQueueMetrics:
 
     def retry(self) -> None:
         self._retries.inc()
+
+
 leader = Gauge(
     "atoll_leader",
     "1 while this process holds the leader-election Lease (namespace/name), else 0",

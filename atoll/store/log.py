@@ -355,8 +355,9 @@ class LogStore:
         else:
             # every id below ``present`` was allocated before it: fill the whole hole (a database
             # restart can skip a sequence's cached ids), not one id per ``gap_timeout``
-            for revision in range(missing, min(present, missing + MAX_FILL)):
-                log.info("store: revision %d stayed missing for %.2f s: filled", revision, self._gap_timeout)
+            end = min(present, missing + MAX_FILL)
+            log.info("store: revisions %d-%d stayed missing for %.2f s: filled", missing, end - 1, self._gap_timeout)
+            for revision in range(missing, end):
                 await self.driver.fill(revision)
                 self.gaps_filled += 1
         self._gap = None

@@ -1,6 +1,7 @@
 """A master's two lite domains (alice, bob) as real agent processes, driven by real kubectl.
 
-Shared by the end-to-end tests of the agent and of KusciaTask through kubectl.
+Shared by the end-to-end tests of the agent and of KusciaTask through kubectl (``lite_network``)
+and, with one domain only, by the workload, storage and pod-stream suites (``one_lite``).
 """
 
 from __future__ import annotations
@@ -83,3 +84,34 @@ def lite_network(server: RunningServer, base: Path) -> Iterator[Network]:
             stop(proc)
         for domain in DOMAINS:
             kill_leftovers(base / domain)
+
+
+@dataclass
+class Lite:
+    """One domain's lite agent process on a master, and kubectl 1.32 against that master."""
+
+    kubectl: Kubectl
+    base: Path
+    server: RunningServer
+    config: Path
+    agent: subprocess.Popen[bytes]
+
+
+@contextmanager
+def one_lite(server: RunningServer, base: Path, domain: str,
+             prepare: Callable[[Path], None] | None = None) -> Iterator[Lite]:
+    """The Domain ``domain`` and its running lite under ``base`` (``prepare(config)`` runs after the
+    lite is initialised and before its agent starts, e.g. to load images); stopped and swept after."""
+    kubectl = make_kubectl("1.32", server, base / "kubectl")
+    kubectl.apply(DOMAIN.format(domain=domain), "domain.yaml")
+    config = init_lite(server, base, domain)
+    if prepare is not None:
+        prepare(config)
+    lite = Lite(kubectl, base, server, config, start(config))
+    try:
+        until(lambda: node_ready(kubectl, f"{domain}-node") == "Ready", 30)
+        until(functools.partial(namespace_exists, kubectl, domain), 30)
+        yield lite
+    finally:
+        stop(lite.agent)  # the current agent (a test may have restarted it)
+        kill_leftovers(base / domain)

@@ -7,29 +7,21 @@ WebSocket); kubectl 1.27 only SPDY and gets one clear error line."""
 
 from __future__ import annotations
 
-import fcntl
-import functools
 import json
 import os
-import pty
-import select
 import socket
-import struct
-import subprocess
 import sys
-import termios
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import RunningServer, free_port
 from tests.e2e.conftest import Kubectl, make_kubectl
-from tests.e2e.lite_network import DOMAIN, namespace_exists, node_ready, until
-from tests.integration.agents import kill_leftovers
-from tests.integration.lite_procs import init_lite, start, stop
+from tests.e2e.lite_network import Lite, one_lite, until
+from tests.e2e.terminal import COLUMNS, ROWS, on_a_terminal
+from tests.integration.lite_procs import start, stop
 
 pytestmark = pytest.mark.slow
 NS = "alice"
@@ -46,29 +38,10 @@ while True:
 """
 
 
-@dataclass
-class Lite:
-    kubectl: Kubectl
-    base: Path
-    server: RunningServer
-    config: Path
-    agent: subprocess.Popen[bytes]
-
-
 @pytest.fixture(scope="module")
 def lite(module_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lite]:
-    base = tmp_path_factory.mktemp("lite")
-    kubectl = make_kubectl("1.32", module_server, base / "kubectl")
-    kubectl.apply(DOMAIN.format(domain=NS), "domain.yaml")
-    config = init_lite(module_server, base, NS)
-    lite = Lite(kubectl, base, module_server, config, start(config))
-    try:
-        until(lambda: node_ready(kubectl, f"{NS}-node") == "Ready", 30)
-        until(functools.partial(namespace_exists, kubectl, NS), 30)
-        yield lite
-    finally:
-        stop(lite.agent)
-        kill_leftovers(base / NS)
+    with one_lite(module_server, tmp_path_factory.mktemp("lite"), NS) as running:
+        yield running
 
 
 def pod_yaml(name: str, command: list[str], *, stdin: bool = False, once: bool = False, tty: bool = False) -> str:
@@ -88,35 +61,6 @@ spec:
 
 def running(k: Kubectl, name: str, jsonpath: str = "{.status.containerStatuses[0].state.running.startedAt}") -> None:
     until(lambda: bool(k.out("get", "pod", name, "-n", NS, "-o", f"jsonpath={jsonpath}")), 60)
-
-
-def on_a_terminal(k: Kubectl, *args: str, typed: bytes, timeout: float = 60) -> tuple[int, str]:
-    """Run kubectl on a pseudo-terminal, type ``typed`` once it prints anything (or after 2 s), and
-    return its exit code and everything it printed."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-    proc = subprocess.Popen(k.args(*args), stdin=slave, stdout=slave, stderr=slave, env=k.env, cwd=k.workdir)
-    os.close(slave)
-    out, deadline, start_at = b"", time.monotonic() + timeout, time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            if typed and (out or time.monotonic() - start_at > 2):
-                os.write(master, typed)
-                typed = b""
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: kubectl exited and closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        code = proc.wait(timeout=30)
-        os.close(master)
-    return code, out.decode(errors="replace")
 
 
 def test_attach_joins_a_containers_stdin_and_keeps_the_log(lite: Lite) -> None:
@@ -149,7 +93,7 @@ def test_attach_to_a_running_terminal_with_kubectl_133(lite: Lite) -> None:
     running(k133, "shell")
     code, printed = on_a_terminal(k133, "attach", "-it", "shell", "-n", NS, typed=b"hi\r", timeout=30)
     assert code == 0 and "said:hi" in printed, printed
-    assert "33 111" in printed, printed  # kubectl's terminal size reached the container's terminal
+    assert f"{ROWS} {COLUMNS}" in printed, printed  # kubectl's terminal size reached the container's terminal
     until(lambda: "said:hi" in k133.out("logs", "shell", "-n", NS), 10)  # the terminal's output is logged
     k133.run("delete", "pod", "shell", "-n", NS, "--wait=false")
 
@@ -300,3 +244,43 @@ def test_attach_after_an_agent_restart_streams_the_adopted_containers_output(lit
     assert first == "tick", err
     restarts = "jsonpath={.status.containerStatuses[0].restartCount}"
     assert k.out("get", "pod", "survivor", "-n", NS, "-o", restarts) == "0"
+
+
+def test_an_oversized_stream_message_is_refused_at_the_api_server(lite: Lite) -> None:
+    """Regression (review): the API server relayed pod-stream WebSockets with no message bound, so a
+    single huge (or deflated) message from a tenant was buffered whole in the shared master."""
+    import asyncio
+
+    import aiohttp
+
+    from atoll.client.kubelet import STREAM_MESSAGE_MAX
+
+    k, server = lite.kubectl, lite.server
+    target = free_port()
+    if k.run("get", "pod", "echo", "-n", NS, check=False).returncode == 0:
+        k.run("delete", "pod", "echo", "-n", NS, "--wait=true", timeout=60)
+    _echo_pod(k, target)
+    url = f"{server.url}/api/v1/namespaces/{NS}/pods/echo/portforward"
+
+    async def forward(payload: bytes) -> tuple[bytes, aiohttp.WSMessage]:
+        """Send ``payload`` on the port's data channel; what came back on it, and the last message."""
+        async with aiohttp.ClientSession() as session, session.ws_connect(
+                url, params={"ports": str(target)}, protocols=("v4.channel.k8s.io",), headers=server.headers(),
+                ssl=server.ssl_context(), max_msg_size=0) as ws:
+            try:
+                await ws.send_bytes(b"\x00" + payload)
+            except ConnectionError:
+                pass  # refused while still sending
+            channel = b""  # the data channel: the port (2 bytes), then what the pod sent
+            while (msg := await asyncio.wait_for(ws.receive(), 30)).type == aiohttp.WSMsgType.BINARY:
+                channel += msg.data[1:] if msg.data[0] == 0 else b""
+                if channel.endswith(b"small"):
+                    break
+            return channel[2:], msg
+
+    echoed, last = asyncio.run(forward(bytes(STREAM_MESSAGE_MAX + 1)))
+    assert echoed in (b"", b"echo:"), f"{len(echoed)} bytes came back: the oversized message reached the pod"
+    assert last.type != aiohttp.WSMsgType.BINARY, last
+    assert last.type != aiohttp.WSMsgType.CLOSE or last.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG, last
+    echoed, _ = asyncio.run(forward(b"small"))  # the relay and the node still serve the next stream
+    assert echoed.endswith(b"echo:small"), echoed

@@ -6,21 +6,16 @@ directories under the lite's data dir."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import Kubectl, make_kubectl, table
-from tests.e2e.lite_network import DOMAIN, namespace_exists, node_ready, until
-from tests.integration.agents import kill_leftovers
-from tests.integration.lite_procs import init_lite, start, stop
+from tests.e2e.conftest import Kubectl, table
+from tests.e2e.lite_network import Lite, one_lite, until
 
 pytestmark = pytest.mark.slow
 NS = "alice"
@@ -30,27 +25,10 @@ PLACED = f"""      nodeSelector: {{kuscia.secretflow/namespace: {NS}}}
 """
 
 
-@dataclass
-class Lite:
-    kubectl: Kubectl
-    base: Path
-    agent: subprocess.Popen[bytes]
-
-
 @pytest.fixture(scope="module")
 def lite(module_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lite]:
-    base = tmp_path_factory.mktemp("lite")
-    kubectl = make_kubectl("1.32", module_server, base / "kubectl")
-    kubectl.apply(DOMAIN.format(domain=NS), "domain.yaml")
-    config = init_lite(module_server, base, NS)
-    agent = start(config)
-    try:
-        until(lambda: node_ready(kubectl, f"{NS}-node") == "Ready", 30)
-        until(functools.partial(namespace_exists, kubectl, NS), 30)
-        yield Lite(kubectl, base, agent)
-    finally:
-        stop(agent)
-        kill_leftovers(base / NS)
+    with one_lite(module_server, tmp_path_factory.mktemp("lite"), NS) as running:
+        yield running
 
 
 def pod(name: str, claim: str, script: str) -> str:

@@ -5,14 +5,11 @@ Pods are placed by the scheduler (toleration + nodeSelector in the template)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import pty
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,40 +18,26 @@ import yaml
 from atoll.api.timestamps import parse_time
 from tests.conftest import REPO, RunningServer
 from tests.e2e.conftest import Kubectl, make_kubectl, table
-from tests.e2e.lite_network import DOMAIN, namespace_exists, node_ready, until
-from tests.integration.agents import kill_leftovers, processes_with
-from tests.integration.lite_procs import init_lite, start, stop
+from tests.e2e.lite_network import Lite, one_lite, until
+from tests.e2e.terminal import on_a_terminal
+from tests.integration.agents import processes_with
 
 pytestmark = pytest.mark.slow
 NS = "alice"
 ROLLOUT = "120s"
 
 
-@dataclass
-class Lite:
-    kubectl: Kubectl
-    base: Path
-    agent: subprocess.Popen[bytes]
+def _load_v2(config: Path) -> None:
+    image = config.parent.parent / "image2" / "bin"  # beside the lite data dir, as app:v1
+    image.mkdir(parents=True)
+    subprocess.run([sys.executable, "-m", "atoll.cli.main", "image", "load", "-c", str(config), str(image.parent),
+                    "--name", "app:v2"], check=True, capture_output=True, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
 def lite(module_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lite]:
-    base = tmp_path_factory.mktemp("lite")
-    kubectl = make_kubectl("1.32", module_server, base / "kubectl")
-    kubectl.apply(DOMAIN.format(domain=NS), "domain.yaml")
-    config = init_lite(module_server, base, NS)
-    image = base / "image2" / "bin"
-    image.mkdir(parents=True)
-    subprocess.run([sys.executable, "-m", "atoll.cli.main", "image", "load", "-c", str(config), str(image.parent),
-                    "--name", "app:v2"], check=True, capture_output=True, cwd=REPO)
-    agent = start(config)
-    try:
-        until(lambda: node_ready(kubectl, f"{NS}-node") == "Ready", 30)
-        until(functools.partial(namespace_exists, kubectl, NS), 30)
-        yield Lite(kubectl, base, agent)
-    finally:
-        stop(agent)
-        kill_leftovers(base / NS)
+    with one_lite(module_server, tmp_path_factory.mktemp("lite"), NS, _load_v2) as running:
+        yield running
 
 
 def deployment(name: str, marker: str, *, replicas: int = 3, strategy: str = "", image: str = "app:v1") -> str:
@@ -262,28 +245,6 @@ def test_priority_class_sets_pod_priority(lite: Lite) -> None:
     assert "no PriorityClass with name missing was found" in refused.stderr, refused.stderr
 
 
-def on_a_terminal(k: Kubectl, *args: str) -> str:
-    """Run kubectl with a pseudo-terminal as its stdin/stdout (what ``-t`` needs); its output."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(k.args(*args), stdin=slave, stdout=slave, stderr=slave, env=k.env, cwd=k.workdir)
-    os.close(slave)
-    out = b""
-    try:
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: kubectl exited and closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        proc.wait(timeout=30)
-        os.close(master)
-    assert proc.returncode == 0, out
-    return out.decode(errors="replace")
-
-
 def test_exec_and_cp_run_in_the_pods_sandbox(lite: Lite, module_server: RunningServer) -> None:
     k = lite.kubectl
     k.apply(deployment("shell", "marker-shell-deploy", replicas=1), "shell.yaml")
@@ -296,8 +257,9 @@ def test_exec_and_cp_run_in_the_pods_sandbox(lite: Lite, module_server: RunningS
     assert failed.returncode == 3, failed.stderr
     fed = k.out("exec", "-i", pod, "-n", NS, "--", "sh", "-c", "tr a-z A-Z", stdin="shout\n")
     assert fed == "SHOUT"
-    assert "on-a-tty" in on_a_terminal(k, "exec", "-it", pod, "-n", NS, "--", "sh", "-c",
-                                       "test -t 0 && test -t 1 && echo on-a-tty")
+    code, printed = on_a_terminal(k, "exec", "-it", pod, "-n", NS, "--", "sh", "-c",
+                                  "test -t 0 && test -t 1 && echo on-a-tty")
+    assert code == 0 and "on-a-tty" in printed, printed
     local = lite.base / "upload.txt"
     local.write_text("payload 42\n")
     k.run("cp", str(local), f"{NS}/{pod}:upload.txt")

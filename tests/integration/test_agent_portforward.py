@@ -97,3 +97,31 @@ async def test_spdy_tunnel_streams(agent: tuple[str, int]) -> None:
     errors = [f for f in failed if not f.control and f.stream_id == 5]
     assert errors and errors[0].payload.startswith(f"error forwarding port {free} to pod pod".encode())
     assert errors[0].fin
+
+
+async def test_an_oversized_message_closes_the_stream_not_the_agent(agent: tuple[str, int]) -> None:
+    """Regression (review): stream WebSockets were unbounded (``max_msg_size=0``), so one tenant's
+    single huge message, or a small permessage-deflate one that inflates, was buffered whole."""
+    from atoll.client.kubelet import STREAM_MESSAGE_MAX
+
+    url, target = agent
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, params={"ports": str(target)}, protocols=("v4.channel.k8s.io",),
+                                      max_msg_size=0) as ws:
+            try:
+                await ws.send_bytes(b"\x00" + bytes(STREAM_MESSAGE_MAX + 1))
+            except ConnectionError:
+                pass  # refused while still sending
+            # unbounded, the agent would relay it to the echo server and keep the session open
+            while (msg := await asyncio.wait_for(ws.receive(), 10)).type == aiohttp.WSMsgType.BINARY:
+                assert not msg.data[1:].startswith(b"echo:"), "the oversized message was relayed"
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
+                                aiohttp.WSMsgType.ERROR), msg
+            assert msg.type != aiohttp.WSMsgType.CLOSE or msg.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG, msg
+        async with session.ws_connect(url, params={"ports": str(target)}, protocols=("v4.channel.k8s.io",)) as ws:
+            await ws.send_bytes(b"\x00still-serving")  # the agent itself is unharmed
+            seen = b""
+            while b"still-serving" not in seen:
+                msg = await asyncio.wait_for(ws.receive(), 10)
+                assert msg.type == aiohttp.WSMsgType.BINARY, msg
+                seen += msg.data[1:] if msg.data[0] == 0 else b""

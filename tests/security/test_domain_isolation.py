@@ -166,13 +166,21 @@ async def test_domain_credentials_read_volumes_but_release_only_their_nodes(netw
         assert reply.status in (201, 409), reply.body
     listed = await network.call("GET", "/api/v1/persistentvolumes", as_="alice")
     assert listed.status == 200, listed.body
-    patch = {"metadata": {"labels": {"seen": "yes"}}}
+    release = {"metadata": {"finalizers": ["kubernetes.io/pv-protection"]}}  # drops only the cleanup finalizer
+    held = {"metadata": {"finalizers": ["kubernetes.io/pv-protection", LOCAL_PATH_CLEANUP]}}
+    for name in ("vol-alice", "vol-bob"):
+        reply = await network.call("PATCH", f"/api/v1/persistentvolumes/{name}", body=held,
+                                   content_type="application/merge-patch+json")
+        assert reply.status == 200, reply.body
+    patch = release
     own = await network.call("PATCH", "/api/v1/persistentvolumes/vol-alice", as_="alice", body=patch,
                              content_type="application/merge-patch+json")
-    assert own.status == 200, own.body
+    assert own.status == 200 and LOCAL_PATH_CLEANUP not in own.body["metadata"]["finalizers"], own.body
     theirs = await network.call("PATCH", "/api/v1/persistentvolumes/vol-bob", as_="alice", body=patch,
                                 content_type="application/merge-patch+json")
     assert theirs.status == 403, theirs.body
+    assert (await network.call("PATCH", "/api/v1/persistentvolumes/vol-alice", body=held,
+                               content_type="application/merge-patch+json")).status == 200
     for verb in ("DELETE", "POST"):
         path = "/api/v1/persistentvolumes" + ("/vol-alice" if verb == "DELETE" else "")
         reply = await network.call(verb, path, as_="alice", body=volume("vol-new", "alice-vm"))
@@ -183,6 +191,39 @@ async def test_domain_credentials_read_volumes_but_release_only_their_nodes(netw
         reply = await network.call("PATCH", f"/api/v1/persistentvolumes/{name}", body=patch, headers=lite,
                                    content_type="application/merge-patch+json")
         assert reply.status == wanted, reply.body
+
+
+async def test_domain_credentials_cannot_repoint_their_volumes(network: Network) -> None:
+    """Regression (review): the volume grant is for releasing the cleanup finalizer only. A tenant
+    that could rewrite its own node's volume could pin it to another domain's node and directory
+    and, by deleting its claim, have that node's agent delete the other domain's data."""
+    term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["alice-vm"]}]}
+    body = {"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "vol-repoint", "finalizers": [LOCAL_PATH_CLEANUP]},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "hostPath": {"path": "/srv/vol-repoint"}, "nodeAffinity": {"required": {"nodeSelectorTerms": [
+                         term]}}}}
+    reply = await network.call("POST", "/api/v1/persistentvolumes", body=body)
+    assert reply.status in (201, 409), reply.body
+    bob_term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["bob-vm"]}]}
+    lite = {"Impersonate-User": "system:node:alice", "Impersonate-Group": "system:nodes"}
+    attempts = [
+        ("spec", {"spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [bob_term]}}}}),
+        ("spec", {"spec": {"hostPath": {"path": "/srv/bob-data"}}}),
+        ("spec", {"spec": {"claimRef": {"namespace": "bob", "name": "data"}}}),
+        ("metadata.labels", {"metadata": {"labels": {"seen": "yes"}}}),
+        ("metadata.finalizers", {"metadata": {"finalizers": [LOCAL_PATH_CLEANUP, "example.com/hold"]}}),
+    ]
+    for headers in ({}, lite):
+        for field, patch in attempts:
+            reply = await network.call("PATCH", "/api/v1/persistentvolumes/vol-repoint", body=patch,
+                                       as_=None if headers else "alice", headers=headers,
+                                       content_type="application/merge-patch+json")
+            assert reply.status == 403 and reply.cause_fields() == [field], (field, reply.body)
+            assert "vol-repoint" in reply.body["message"], reply.body
+    current = await network.call("GET", "/api/v1/persistentvolumes/vol-repoint")
+    assert current.body["spec"]["hostPath"]["path"] == "/srv/vol-repoint", current.body
+    assert current.body["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"] == [term], current.body
 
 
 async def test_agent_on_domain_credentials_provisions_and_removes_its_local_volumes(network: Network,

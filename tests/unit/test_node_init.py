@@ -215,6 +215,8 @@ def test_status_hides_the_datastore_password_and_names_the_leader() -> None:
 
     assert _redacted("postgresql://atoll:s3cret@db:5432/atoll") == "postgresql://atoll:***@db:5432/atoll"
     assert "s3cret" not in _redacted("mysql://root:s3cret@db/atoll?pollInterval=50ms")
+    in_query = _redacted("postgresql://atoll@db/atoll?sslmode=require&password=s3cret")
+    assert "s3cret" not in in_query and "sslmode=require" in in_query, in_query
     assert _redacted("").startswith("sqlite")
     lease = {"spec": {"holderIdentity": "vm_10.0.0.1:6443_ab12cd34", "leaseTransitions": 2}}
     assert "(this master" in _leader_line(lease, "10.0.0.1:6443")

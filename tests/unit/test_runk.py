@@ -82,7 +82,7 @@ def test_permission_condition_names_verb_and_resource() -> None:
     ({"image": "app:v1", "imagePullPolicy": "Never"}, "Never"),
 ])
 def test_missing_image_message_names_the_pods_policy(spec: dict[str, str], policy: str) -> None:
-    from atoll.agent.runp.container import image_missing, pull_policy
+    from atoll.agent.runp.images import image_missing, pull_policy
 
     assert pull_policy(spec) == policy
     reason, message = image_missing(spec["image"], spec)

@@ -61,3 +61,15 @@ def test_replies_decode_on_the_clients_context() -> None:
 def test_other_versions_are_refused() -> None:
     with pytest.raises(spdy.ProtocolError, match="SPDY version 2"):
         spdy.FrameReader().feed(struct.pack(">HHI", 0x8002, spdy.PING, 4) + b"\0\0\0\1")
+
+
+def test_a_header_block_that_inflates_without_bound_is_refused() -> None:
+    """Regression (review): a small SYN_STREAM whose header block inflates to gigabytes (a deflate
+    bomb) must end the session, not be decompressed whole in the agent."""
+    client, reader = Client(), spdy.FrameReader()
+    bomb = client.deflate.compress(header_block({"x": "0" * (64 << 20)})) + client.deflate.flush(zlib.Z_SYNC_FLUSH)
+    assert len(bomb) < 128 * 1024  # 64 MiB of headers in a small frame
+    payload = struct.pack(">IIBB", 1, 0, 0, 0) + bomb
+    [frame] = reader.feed(struct.pack(">HHI", 0x8003, spdy.SYN_STREAM, len(payload)) + payload)
+    with pytest.raises(spdy.ProtocolError, match="larger than"):
+        reader.syn_stream_headers(frame)

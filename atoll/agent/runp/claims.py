@@ -1,8 +1,10 @@
 """A ``persistentVolumeClaim`` volume of a RunP pod: the bound volume's directory on this node.
 
 The claim must be ``Bound`` (until then the container waits in ``ContainerCreating``, as the
-kubelet does while a volume attaches, and is retried); its PersistentVolume must be a ``hostPath``
-or ``local`` volume that is not pinned to another node. A directory under the agent's local-path
+kubelet does while a volume attaches, and is retried); its PersistentVolume must name that claim
+(``spec.claimRef`` namespace, name and uid, as the kubelet checks: a claim's ``volumeName`` alone
+never reaches another claim's volume) and be a ``hostPath`` or ``local`` volume that is not pinned
+to another node. A directory under the agent's local-path
 root is created (0700) when missing, as is a ``hostPath`` of type ``DirectoryOrCreate``; any other
 path must exist. The directory is then mounted by path rewriting like every other volume.
 """
@@ -51,6 +53,10 @@ async def _claim_dir(client: Client, pod: JSON, claim_name: str, root: Path) -> 
         pv = await client.get(PVS, str(volume))
     except NotFound:
         raise VolumeNotReady(f'persistentvolume "{volume}" of claim "{claim_name}" not found') from None
+    ref = (pv.get("spec") or {}).get("claimRef") or {}
+    if (ref.get("namespace"), ref.get("name"), ref.get("uid")) != (namespace, claim_name, claim["metadata"].get("uid")):
+        raise VolumeNotReady(f'persistentvolume "{volume}" is not bound to claim "{claim_name}" (its claimRef names '
+                             f'{ref.get("namespace")}/{ref.get("name")})')
     node = pv_single_node(pv)
     if node is not None and node != (pod.get("spec") or {}).get("nodeName"):
         raise ConfigMissing(f'persistentvolume "{volume}" is pinned to node "{node}", not this one')

@@ -2,8 +2,9 @@
 
 The runner owns one :class:`ContainerRecord` and mutates it; every mutation ends with
 ``ctx.changed()``, which schedules a status write and a save of the sandbox state (at once only
-for the intent to spawn). A runner returns
-when its container will not run again (restart policy, or the pod is stopping).
+for the intent to spawn). A runner returns when its container will not run again (restart
+policy, or the pod is stopping). How an exit is described (reason, OOM, termination message) is
+:mod:`atoll.agent.runp.termination`; what a missing image reports is :mod:`atoll.agent.runp.images`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from atoll.agent.config import AgentConfig
 from atoll.agent.events import EventRecorder
 from atoll.agent.runp import process
 from atoll.agent.runp.envvars import container_env, expand
-from atoll.agent.runp.images import ImageStore
-from atoll.agent.runp.logs import last_lines, log_path
+from atoll.agent.runp.images import ImageStore, image_missing
+from atoll.agent.runp.logs import log_path
 from atoll.agent.runp.probes import ProbeContext, run_probe
 from atoll.agent.runp.sandbox import ContainerRecord, Sandbox
 from atoll.agent.runp.sources import ConfigMissing, Sources
 from atoll.agent.runp.stdio import ContainerStdio
+from atoll.agent.runp.termination import terminated_state
 from atoll.agent.runp.volumes import (
     ANNOTATION_COMPRESSED,
     ANNOTATION_TEMPLATE_VALUES,
@@ -43,11 +45,7 @@ from atoll.api.timestamps import now_time
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-MESSAGE_MAX_BYTES = 4096
-FALLBACK_LINES = 80
-FALLBACK_BYTES = 2048
 RETRY_SECONDS = 5.0
-OOM_MARKERS = (b"MemoryError", b"Cannot allocate memory", b"out of memory", b"bad_alloc")
 
 
 class PodContext(Protocol):
@@ -377,67 +375,19 @@ class ContainerRunner:
     def _record_exit(self, code: int) -> None:
         rec, md = self.rec, self.ctx.pod["metadata"]
         self._kill.clear()
-        logfile = log_path(self.ctx.config.root, md["namespace"], md["name"], md["uid"], rec.name, rec.attempt)
-        reason = "Completed" if code == 0 else "Error"
-        tail = b""
-        if code != 0:
-            with contextlib.suppress(OSError), open(logfile, "rb") as f:
-                f.seek(max(os.fstat(f.fileno()).st_size - 65536, 0))
-                tail = last_lines(f.read(), FALLBACK_LINES)
-            limits = (self.spec.get("resources") or {}).get("limits") or {}
-            if "memory" in limits and any(m in tail for m in OOM_MARKERS):
-                reason = "OOMKilled"
-        terminated: JSON = {
-            "exitCode": code,
-            "reason": reason,
-            "startedAt": rec.started_at or now_time(),
-            "finishedAt": now_time(),
-            "containerID": rec.container_id(self.ctx.sandbox.uid),
-        }
-        message = self._termination_message(code, tail)
-        if message:
-            terminated["message"] = message
-        rec.state, rec.terminated, rec.ready, rec.started, rec.pid = "terminated", terminated, False, False, 0
+        rec.terminated = terminated_state(
+            self.spec, code,
+            logfile=log_path(self.ctx.config.root, md["namespace"], md["name"], md["uid"], rec.name, rec.attempt),
+            message_file=self.ctx.sandbox.container_dir(rec.name) / "termination-log",
+            started_at=rec.started_at, container_id=rec.container_id(self.ctx.sandbox.uid),
+        )
+        rec.state, rec.ready, rec.started, rec.pid = "terminated", False, False, 0
         rec.reason, rec.message = "", ""
         self.ctx.changed()
-
-    def _termination_message(self, code: int, tail: bytes) -> str:
-        path = self.ctx.sandbox.container_dir(self.rec.name) / "termination-log"
-        message = b""
-        with contextlib.suppress(OSError):
-            with open(path, "rb") as f:
-                message = f.read(MESSAGE_MAX_BYTES)
-        if not message and code != 0 and self.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
-            message = tail[-FALLBACK_BYTES:]
-        return message.decode("utf-8", "replace")
 
 
 _CHILDREN: set[int] = set()
 """Pids this agent process spawned (waited with ``waitpid``); adopted pids are not in it."""
-
-
-def pull_policy(spec: JSON) -> str:
-    """The container's ``imagePullPolicy``, defaulted as Kubernetes does (``Always`` for ``:latest``
-    or no tag, else ``IfNotPresent``)."""
-    policy = str(spec.get("imagePullPolicy") or "")
-    if policy:
-        return policy
-    image = str(spec.get("image") or "")
-    tag = image.rsplit("/", 1)[-1].partition("@")[0].partition(":")[2]
-    return "Always" if tag in ("", "latest") and "@" not in image else "IfNotPresent"
-
-
-def image_missing(image: str, spec: JSON) -> tuple[str, str]:
-    """Reason and message for an image absent from the node's store, naming the pod's real policy.
-
-    The reason stays ``ErrImageNeverPull`` whatever the policy: RunP never pulls, so waiting would
-    not help (the task controller fails such pods at once). The message says which policy the pod
-    asked for instead of claiming ``Never``."""
-    policy = pull_policy(spec)
-    if policy == "Never":
-        return "ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never'
-    return "ErrImageNeverPull", (f'Container image "{image}" is not present in the node\'s image store and RunP '
-                                 f"does not pull images (pull policy {policy}); load it with `atoll image load`")
 
 
 def working_dir(path: str, view: Path) -> str:

@@ -5,7 +5,8 @@ load -c CONFIG DIR --name NAME:TAG`` copies ``DIR`` into ``<data>/agent/images/<
 it in ``index.json``. At start the image's ``bin/`` (if any) and root directory are prepended to
 ``PATH`` and the root is the default working directory. There is no remote pull (Kuscia's RunP
 also imports images into its own store); an unknown image leaves the container waiting with
-``ErrImageNeverPull``.
+``ErrImageNeverPull``, its message naming the pod's (defaulted) ``imagePullPolicy``
+(:func:`image_missing`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+JSON = dict[str, Any]
 
 
 class ImageError(ValueError):
@@ -114,3 +118,27 @@ def _tree_digest(source: Path) -> str:
         elif path.is_dir():
             digest.update(f"d {rel}\n".encode())
     return digest.hexdigest()
+
+
+def pull_policy(spec: JSON) -> str:
+    """The container's ``imagePullPolicy``, defaulted as Kubernetes does (``Always`` for ``:latest``
+    or no tag, else ``IfNotPresent``)."""
+    policy = str(spec.get("imagePullPolicy") or "")
+    if policy:
+        return policy
+    image = str(spec.get("image") or "")
+    tag = image.rsplit("/", 1)[-1].partition("@")[0].partition(":")[2]
+    return "Always" if tag in ("", "latest") and "@" not in image else "IfNotPresent"
+
+
+def image_missing(image: str, spec: JSON) -> tuple[str, str]:
+    """Reason and message for an image absent from the node's store, naming the pod's real policy.
+
+    The reason stays ``ErrImageNeverPull`` whatever the policy: RunP never pulls, so waiting would
+    not help (the task controller fails such pods at once). The message says which policy the pod
+    asked for instead of claiming ``Never``."""
+    policy = pull_policy(spec)
+    if policy == "Never":
+        return "ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never'
+    return "ErrImageNeverPull", (f'Container image "{image}" is not present in the node\'s image store and RunP '
+                                 f"does not pull images (pull policy {policy}); load it with `atoll image load`")

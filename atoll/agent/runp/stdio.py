@@ -24,6 +24,7 @@ import fcntl
 import os
 import struct
 import termios
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 CHUNK = 32 * 1024
@@ -93,25 +94,11 @@ class ContainerStdio:
         """``tty``: copy the terminal's output to ``log_file`` until its last writer is gone (EIO)."""
         if not self.tty:
             return
-        loop, fd = asyncio.get_running_loop(), self._agent_fd
-        ready = asyncio.Event()
-        loop.add_reader(fd, ready.set)
         out = os.open(log_file, LOG_FLAGS, 0o640)
         try:
-            while True:
-                await ready.wait()
-                ready.clear()
-                try:
-                    data = os.read(fd, CHUNK)
-                except BlockingIOError:
-                    continue
-                except OSError:  # EIO: every process holding the terminal has exited
-                    return
-                if not data:
-                    return
+            async for data in terminal_output(self._agent_fd):
                 os.write(out, data)
         finally:
-            loop.remove_reader(fd)
             os.close(out)
 
     def release(self) -> None:
@@ -121,3 +108,26 @@ class ContainerStdio:
             with contextlib.suppress(OSError):
                 os.close(self._agent_fd)
         self.closed = True
+
+
+async def terminal_output(fd: int) -> AsyncIterator[bytes]:
+    """What a pseudo-terminal's agent end ``fd`` reads, chunk by chunk, until every process holding
+    the terminal has exited (EIO). The caller owns ``fd``."""
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    loop.add_reader(fd, ready.set)
+    try:
+        while True:
+            await ready.wait()
+            ready.clear()
+            try:
+                data = os.read(fd, CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError:  # EIO: the terminal's last process is gone
+                return
+            if not data:
+                return
+            yield data
+    finally:
+        loop.remove_reader(fd)

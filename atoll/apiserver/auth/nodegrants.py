@@ -17,7 +17,8 @@ domain's:
   are also given to a registered lite's certificate (``system:node:<domain>``).
 
 ``atoll.apiserver.admission.noderestriction`` makes sure a domain identity never writes a Node
-labelled for another domain, nor relabels its own node into one.
+labelled for another domain, nor relabels its own node into one, and that its volume writes do
+nothing but drop that finalizer (a volume's path, node or claim are never a tenant's to change).
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ class NodeGrants:
             return True
         return req.verb in ("update", "patch") and bool(req.name) and self._volume_domain(req.name) == domain
 
+    def volume_writer(self, user: UserInfo) -> str | None:
+        """The domain of ``user`` when it holds the node-agent volume rights (its ServiceAccount or
+        its lite's certificate), else None."""
+        return self.domain_of(user) or self._lite_domain(user)
+
     def _lite_domain(self, user: UserInfo) -> str | None:
         """The domain of a registered lite's own certificate (``system:node:<domain>``, group
         ``system:nodes``), when that namespace is a Domain's."""
@@ -92,7 +98,7 @@ class NodeGrants:
         if not req.is_resource or req.api_group not in ("", "coordination.k8s.io", "certificates.k8s.io"):
             return False
         if req.api_group == "" and req.resource == "persistentvolumes":  # the lite's certificate too
-            volume_domain = self.domain_of(user) or self._lite_domain(user)
+            volume_domain = self.volume_writer(user)
             return volume_domain is not None and self._volume_grant(volume_domain, req)
         domain = self.domain_of(user)
         if domain is None:

@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 
 from atoll.apiserver.registry.subresources import StreamReply, UpgradeReply
 from atoll.client import Client
-from atoll.client.kubelet import client_ssl, relay_stream
+from atoll.client.kubelet import STREAM_MESSAGE_MAX, client_ssl, relay_stream
 
 
 class PodLogs:
@@ -48,7 +48,7 @@ class PodLogs:
             upstream = await client.websocket(where.path, params=where.params, protocols=offered)
             try:
                 downstream = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
-                                                   max_msg_size=0)
+                                                   max_msg_size=STREAM_MESSAGE_MAX)
                 await downstream.prepare(request)
                 async with asyncio.TaskGroup() as tg:
                     up = tg.create_task(_copy(downstream, upstream))

@@ -27,7 +27,8 @@ WEBSOCKET_ONLY = (
 )
 
 
-def _all(query: Any, name: str) -> list[str]:
+def query_values(query: Any, name: str) -> list[str]:
+    """Every value of a repeated query parameter (``command=``, ``ports=``)."""
     getall = getattr(query, "getall", None)
     return [str(v) for v in getall(name, [])] if getall else ([str(query[name])] if name in query else [])
 
@@ -59,6 +60,17 @@ def node_of_running(cache: WatchCache, pod: JSON, verb: str) -> str:
     return node_endpoint(node.obj)
 
 
+async def stream_target(storage: ResourceStorage, call: SubresourceCall, cache: WatchCache, verb: str,
+                        *, container: bool = True) -> tuple[str, str]:
+    """The node endpoint and container (``""`` when not ``container``) a pod stream relays to:
+    the pod read as GET reads it (a write acknowledged by another master is found), 404/400 naming
+    the pod, container or node otherwise."""
+    assert call.namespace is not None
+    pod = (await storage.current(call.rd, call.namespace, call.name)).obj
+    name = pick_container(pod, str(call.query.get("container", ""))) if container else ""
+    return node_of_running(cache, pod, verb), name
+
+
 @dataclass(frozen=True, slots=True)
 class ExecSubresource:
     cache: WatchCache
@@ -68,11 +80,8 @@ class ExecSubresource:
 
     async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
         require_websocket(call, WEBSOCKET_ONLY, "remotecommand v5.channel.k8s.io")
-        assert call.namespace is not None
-        pod = (await storage.current(call.rd, call.namespace, call.name)).obj
-        container = pick_container(pod, str(call.query.get("container", "")))
-        url = node_of_running(self.cache, pod, "exec into")
-        command = _all(call.query, "command")
+        url, container = await stream_target(storage, call, self.cache, "exec into")
+        command = query_values(call.query, "command")
         if not command:
             raise errors.BadRequest("you must specify at least one command for the container")
         params = [("command", c) for c in command] + [(k, str(call.query[k])) for k in FORWARDED if k in call.query]

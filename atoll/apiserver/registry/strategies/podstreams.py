@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from atoll.api import errors
 from atoll.apiserver.cache.watchcache import WatchCache
-from atoll.apiserver.registry.podlog import pick_container
-from atoll.apiserver.registry.strategies.podexec import WEBSOCKET_ONLY, node_of_running, require_websocket
+from atoll.apiserver.registry.strategies.podexec import (
+    WEBSOCKET_ONLY,
+    query_values,
+    require_websocket,
+    stream_target,
+)
 from atoll.apiserver.registry.subresources import Reply, SubresourceCall, UpgradeReply
 
 if TYPE_CHECKING:
@@ -32,9 +36,7 @@ PORTFORWARD_SPDY_ONLY = (
 
 
 def _ports(query: Any) -> list[str]:
-    getall = getattr(query, "getall", None)
-    values = [str(v) for v in getall("ports", [])] if getall else ([str(query["ports"])] if "ports" in query else [])
-    ports = [p.strip() for v in values for p in v.split(",") if p.strip()]
+    ports = [p.strip() for v in query_values(query, "ports") for p in v.split(",") if p.strip()]
     for port in ports:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise errors.BadRequest(f"invalid port {port!r} in ports: must be an integer in 1-65535",
@@ -51,10 +53,7 @@ class AttachSubresource:
 
     async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
         require_websocket(call, WEBSOCKET_ONLY, "remotecommand v5.channel.k8s.io")
-        assert call.namespace is not None
-        pod = storage.get(call.rd, call.namespace, call.name).obj
-        container = pick_container(pod, str(call.query.get("container", "")))
-        url = node_of_running(self.cache, pod, "attach to")
+        url, container = await stream_target(storage, call, self.cache, "attach to")
         params = tuple((k, str(call.query[k])) for k in ATTACH_PARAMS if k in call.query)
         return UpgradeReply(url, f"/attach/{call.namespace}/{call.name}/{container}", params)
 
@@ -68,7 +67,6 @@ class PortForwardSubresource:
 
     async def serve(self, storage: ResourceStorage, call: SubresourceCall) -> Reply:
         require_websocket(call, PORTFORWARD_SPDY_ONLY, "v4.channel.k8s.io or SPDY/3.1+portforward.k8s.io")
-        assert call.namespace is not None
         ports = _ports(call.query)
-        url = node_of_running(self.cache, storage.get(call.rd, call.namespace, call.name).obj, "port-forward to")
+        url, _ = await stream_target(storage, call, self.cache, "port-forward to", container=False)
         return UpgradeReply(url, f"/portForward/{call.namespace}/{call.name}", tuple(("ports", p) for p in ports))
