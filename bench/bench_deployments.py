@@ -41,6 +41,29 @@ DOMAINS = ("alice", "bob")
 DOMAIN_KIND = kinds.kind("kuscia.secretflow", "domains")
 
 
+_WRITES = ("POST", "PUT", "PATCH", "DELETE", "CREATE", "UPDATE", "APPLY", "DELETECOLLECTION")
+
+
+async def writes(client: Client) -> dict[str, float]:
+    """The master's write requests so far by ``verb resource`` (its ``apiserver_request_total``)."""
+    text = await client.request("GET", "/metrics")
+    out: dict[str, float] = {}
+    for line in str(text).splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(part.split("=", 1) for part in line[line.index("{") + 1:line.index("}")].split(","))
+        verb, resource = labels.get("verb", "").strip('"'), labels.get("resource", "").strip('"')
+        if verb.upper() in _WRITES:
+            key = f"{verb} {resource}"
+            out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def delta(before: dict[str, float], after: dict[str, float]) -> str:
+    moved = {k: after[k] - before.get(k, 0.0) for k in after if after[k] - before.get(k, 0.0) >= 1}
+    return ", ".join(f"{k} {int(v)}" for k, v in sorted(moved.items(), key=lambda kv: -kv[1]))
+
+
 def kill_pods(base: Path) -> None:
     """Pods outlive their agent (by design): end every process group started under ``base``."""
     for entry in os.listdir("/proc"):
@@ -179,11 +202,15 @@ async def run(base: Path, n: int) -> None:
             watch = PodWatch(client)
             watchers = [asyncio.create_task(watch.run(d)) for d in DOMAINS]
             await asyncio.sleep(1)
+            w0 = await writes(client)
             bare_t, bare_cpu = await bare_pods(client, watch, n, master.pid)
+            w1 = await writes(client)
             for domain in DOMAINS:
                 await client.delete_collection(kinds.PODS, domain, label_selector="app=bare")
             await watch.until_empty()
+            w2 = await writes(client)
             dep_t, dep_cpu = await deployment(client, watch, n, master.pid)
+            w3 = await writes(client)
             roll_t, roll_cpu, lowest = await rolling_update(client, watch, n, master.pid)
             for watcher in watchers:
                 watcher.cancel()
@@ -201,6 +228,8 @@ async def run(base: Path, n: int) -> None:
     print(f"{'rolling update (25%/25%)':<28}{roll_t:>10.1f}{roll_cpu:>14.1f}{roll_cpu / n * 1000:>12.1f}")
     print(f"Deployment / bare pods: time {dep_t / bare_t:.2f}, master CPU per pod {dep_cpu / bare_cpu:.2f} "
           "(target <= 1.3)")
+    print(f"writes, bare pods: {delta(w0, w1)}")
+    print(f"writes, Deployment: {delta(w2, w3)}")
     print(f"lowest Ready during the update: {lowest} (floor replicas - maxUnavailable = {floor}): "
           f"{'never below' if lowest >= floor else 'DROPPED BELOW'}")
 
