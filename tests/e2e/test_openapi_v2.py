@@ -126,8 +126,8 @@ def test_python_client_reads_a_real_document(python_client: client.ApiClient) ->
     raw = orjson.dumps(doc).decode()
     for ref in {part.split('"')[0] for part in raw.split('"$ref":"#/definitions/')[1:]}:
         assert ref in definitions, ref
-    domain = next(d for d in definitions.values() if {"group": "kuscia.secretflow", "version": "v1alpha1",
-                                                         "kind": "Domain"} in d.get("x-kubernetes-group-version-kind", []))
+    domain_gvk = {"group": "kuscia.secretflow", "version": "v1alpha1", "kind": "Domain"}
+    domain = next(d for d in definitions.values() if domain_gvk in d.get("x-kubernetes-group-version-kind", []))
     assert domain["properties"]["spec"]["properties"]["role"]["type"] == "string"
 
 

@@ -13,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    from grpc_tools import protoc  # type: ignore[import-not-found]
+    from grpc_tools import protoc  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     code = protoc.main(["protoc", f"-I{HERE}", f"--descriptor_set_out={HERE / 'OpenAPIv2.pb'}", "OpenAPIv2.proto"])
     if code:

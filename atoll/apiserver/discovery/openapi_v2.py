@@ -169,7 +169,7 @@ def _one_type(kind: Any) -> str | None:
 
 
 def _first_schema(content: JSON) -> Any:
-    media = content.get("application/json") or next(iter(content.values()), {})
+    media: Any = content.get("application/json") or next(iter(content.values()), {})
     return media.get("schema") if isinstance(media, dict) else None
 
 

@@ -37,7 +37,8 @@ from atoll.apiserver.http.routing import Route, parse_resource_path
 log = logging.getLogger(__name__)
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ROOT_PATHS = sorted(["/api", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v2", "/openapi/v3", "/metrics"])
+ROOT_PATHS = sorted(["/api", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v2", "/openapi/v3",
+                     "/metrics"])
 _VIRTUAL = frozenset((rd.group, rd.plural) for rd in VIRTUAL)
 
 
