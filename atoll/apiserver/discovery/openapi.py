@@ -1,11 +1,14 @@
-"""OpenAPI v3: the index at ``/openapi/v3`` and one document per group-version.
+"""OpenAPI v3: the index at ``/openapi/v3`` and one document per group-version; and the OpenAPI v2
+document derived from them (:mod:`.openapi_v2`, JSON or gnostic protobuf, with an ETag).
 
 kubectl's ``apply`` looks for a PATCH operation whose ``x-kubernetes-group-version-kind`` matches
 the object and that accepts ``fieldValidation``; then it validates nothing itself and sends
 ``fieldValidation=Strict``. ``kubectl explain`` reads ``components.schemas``. CRD schemas come from
 the CRDs; built-in kinds get their published Kubernetes schemas when available (see
 ``builtin_schemas``) and a permissive object schema otherwise. The ``hash`` in each URL changes
-whenever the registry changes, so kubectl never keeps a stale document.
+whenever the registry changes, so kubectl never keeps a stale document. Each resource has its
+collection, object, ``/status`` and all-namespaces paths with kube-apiserver's ``operationId``s,
+limited to the operations its verbs allow. Every document is built once per registry generation.
 """
 
 from __future__ import annotations
@@ -119,7 +122,6 @@ class OpenAPI:
         self._registry = registry
         self._builtin_schemas = builtin_schemas
         self._docs: dict[str, bytes] = {}
-        self._v2: JSON = {}
         self._generation = -1
 
     def _refresh(self) -> None:
@@ -206,14 +208,12 @@ class OpenAPI:
         generation from the v3 documents (see :mod:`.openapi_v2`)."""
         self._refresh()
         key = "v2.pb" if protobuf else "v2.json"
-        if key not in self._docs:
-            if "v2.json" not in self._docs:
-                docs = [orjson.loads(self._gv_doc(group, version) or b"{}")
-                        for group, versions in self._registry.groups().items() for version in versions]
-                self._v2 = swagger(docs)
-                self._docs["v2.json"] = orjson.dumps(self._v2)
-            if protobuf:
-                self._docs["v2.pb"] = gnostic.encode(self._v2)
+        if "v2.json" not in self._docs:
+            docs = [orjson.loads(self._gv_doc(group, version) or b"{}")
+                    for group, versions in self._registry.groups().items() for version in versions]
+            self._docs["v2.json"] = orjson.dumps(swagger(docs))
+        if key not in self._docs:  # the protobuf from the JSON: no decoded document is kept around
+            self._docs[key] = gnostic.encode(orjson.loads(self._docs["v2.json"]))
         raw = self._docs[key]
         etag = self._docs.get(key + ".etag")
         if etag is None:
