@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client, config
 
 from atoll.api import gnostic
-from tests.e2e.conftest import Kubectl, make_kubectl
+from tests.e2e.conftest import ALICE, Kubectl, make_kubectl
 
 pytestmark = pytest.mark.slow
 PROTO = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
@@ -85,6 +85,12 @@ def test_client_side_apply_uses_v2_merge_keys(kubectl: Kubectl) -> None:
     containers = {c["name"]: c for c in got["spec"]["template"]["spec"]["containers"]}
     assert containers["a"]["image"] == "a:2" and containers["b"]["image"] == "b:1", containers
     assert containers["b"].get("env") == [{"name": "X", "value": "1"}], containers
+    # a custom resource: kubectl <= 1.28 reads its schema from the same document (JSON merge patch)
+    domain = ALICE.replace("name: alice", f"name: oa2-{kubectl.tag}")
+    assert "created" in kubectl.apply(domain.format(pods=3), "domain.yaml")
+    assert "configured" in kubectl.apply(domain.format(pods=4), "domain.yaml")
+    got = orjson.loads(kubectl.out("get", "domain", f"oa2-{kubectl.tag}", "-o", "json"))
+    assert got["spec"]["resourceQuota"]["podMaxCount"] == 4
 
 
 @pytest.fixture(scope="module")
