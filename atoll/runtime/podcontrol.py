@@ -27,7 +27,7 @@ class PodControl:
     def __init__(self, client: Client, component: str, expectations: Expectations) -> None:
         self.client = client
         self.expect = expectations
-        self.events = EventRecorder(client, component)
+        self.events = EventRecorder(client, component, correlate=True, clock=expectations.clock)
 
     async def create_many(self, owner_key: Hashable, owner: JSON, pods: list[JSON]) -> int:
         """Create ``pods`` (slow start); returns how many were created; re-raises the first failure."""

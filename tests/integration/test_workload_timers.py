@@ -253,3 +253,32 @@ async def test_replicaset_adopts_matching_orphans_and_releases_pods_that_stop_ma
         assert len(await pods_of(c, "app=adopt")) == 2, "a replacement for the released pod"
 
     await eventually(released)
+
+
+async def test_pod_creation_events_are_aggregated_and_rate_limited_like_client_go(env: Env) -> None:
+    """30 pods of one ReplicaSet: 9 ``SuccessfulCreate`` Events, then one combined Event whose count
+    goes up, 25 writes in all (the spam filter's burst); the 5 beyond it are dropped. Five minutes
+    later (on the clock) the bucket has one token again."""
+    c = env.client
+    labels = {"app": "noisy"}
+    spec = {"replicas": 30, "selector": {"matchLabels": labels}, "template": template("Always", labels)}
+    await c.create(REPLICASETS, {"metadata": {"name": "noisy"}, "spec": spec}, NS)
+
+    async def created() -> list[JSON]:
+        assert len(await pods_of(c, "app=noisy")) == 30
+        events = [e for e in (await c.list(EVENTS, NS, field_selector="involvedObject.name=noisy"))["items"]
+                  if e["reason"] == "SuccessfulCreate"]
+        assert sum(e["count"] for e in events) == 25, [(e["message"], e["count"]) for e in events]
+        return events
+
+    events = await eventually(created)
+    combined = [e for e in events if e["message"].startswith("(combined from similar events): Created pod: noisy-")]
+    assert len(events) == 10 and len(combined) == 1 and combined[0]["count"] == 16, [e["message"] for e in events]
+    env.clock.advance(300)
+    await c.patch(REPLICASETS, "noisy", {"spec": {"replicas": 31}}, NS)
+
+    async def one_more() -> None:
+        again = (await c.get(EVENTS, combined[0]["metadata"]["name"], NS))
+        assert again["count"] == 17, again["count"]
+
+    await eventually(one_more)

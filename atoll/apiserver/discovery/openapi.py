@@ -1,11 +1,14 @@
-"""OpenAPI v3: the index at ``/openapi/v3`` and one document per group-version.
+"""OpenAPI v3: the index at ``/openapi/v3`` and one document per group-version; and the OpenAPI v2
+document derived from them (:mod:`.openapi_v2`, JSON or gnostic protobuf, with an ETag).
 
 kubectl's ``apply`` looks for a PATCH operation whose ``x-kubernetes-group-version-kind`` matches
 the object and that accepts ``fieldValidation``; then it validates nothing itself and sends
 ``fieldValidation=Strict``. ``kubectl explain`` reads ``components.schemas``. CRD schemas come from
 the CRDs; built-in kinds get their published Kubernetes schemas when available (see
 ``builtin_schemas``) and a permissive object schema otherwise. The ``hash`` in each URL changes
-whenever the registry changes, so kubectl never keeps a stale document.
+whenever the registry changes, so kubectl never keeps a stale document. Each resource has its
+collection, object, ``/status`` and all-namespaces paths with kube-apiserver's ``operationId``s,
+limited to the operations its verbs allow. Every document is built once per registry generation.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 
 import orjson
 
-from atoll.api import k8s_schemas
+from atoll.api import gnostic, k8s_schemas
 from atoll.api.registry import Registry, ResourceDef
+from atoll.apiserver.discovery.openapi_v2 import swagger
 
 JSON = dict[str, Any]
 
@@ -52,6 +56,67 @@ def gv_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
+def operation_id(verb: str, rd: ResourceDef, *, scope: str | None = None, suffix: str = "") -> str:
+    """kube-apiserver's operation ids: ``readAppsV1NamespacedDeploymentStatus``,
+    ``listCoreV1PodForAllNamespaces``, ``deleteCoreV1CollectionNamespacedPod``."""
+    group = rd.group.removesuffix(".k8s.io") if rd.group else "core"
+    words = [w for part in group.split(".") for w in part.split("-") if w]
+    if scope is None:
+        scope = "Namespaced" if rd.namespaced else ""
+    return f"{verb}{''.join(w[:1].upper() + w[1:] for w in words)}{rd.version.capitalize()}{scope}{rd.kind}{suffix}"
+
+
+# x-kubernetes-action -> (RBAC verb that must be served, operation id verb)
+_ACTIONS = {"get": ("get", "read"), "put": ("update", "replace"), "patch": ("patch", "patch"),
+            "delete": ("delete", "delete"), "post": ("create", "create"), "list": ("list", "list"),
+            "deletecollection": ("deletecollection", "delete")}
+
+
+def _paths(rd: ResourceDef) -> JSON:
+    """The collection, object and ``/status`` paths of one resource (and the all-namespaces list),
+    with only the operations its verbs allow."""
+    base = "/" + gv_path(rd.group, rd.version) + ("/namespaces/{namespace}" if rd.namespaced else "")
+    gvk = {"group": rd.group, "version": rd.version, "kind": rd.kind}
+    ref = {"$ref": f"#/components/schemas/{schema_name(rd)}"}
+    ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
+    scope = [_NAMESPACE_PARAM] if rd.namespaced else []
+    body = {"required": True, "content": {"application/json": {"schema": ref}}}
+    patch_body = {"required": True, "content": {
+        t: {"schema": {"type": "array" if t.startswith("application/json-patch") else "object"}} for t in _PATCH_TYPES}}
+    bodies = {"put": body, "patch": patch_body, "post": body}
+
+    def ops(methods: dict[str, str], suffix: str = "", scope_word: str | None = None) -> JSON:
+        out: JSON = {}
+        for method, action in methods.items():
+            verb, word = _ACTIONS[action]
+            if verb not in rd.verbs:
+                continue
+            if action == "deletecollection":
+                op_id = operation_id("delete", rd, scope="Collection" + ("Namespaced" if rd.namespaced else ""))
+            else:
+                op_id = operation_id(word, rd, scope=scope_word, suffix=suffix)
+            out[method] = {"operationId": op_id,
+                           "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
+                           "parameters": _PARAMS, "responses": ok,
+                           **({"requestBody": bodies[method]} if method in bodies else {})}
+        return out
+
+    paths: JSON = {
+        f"{base}/{rd.plural}/{{name}}": {"parameters": [_NAME_PARAM, *scope], **ops(
+            {"get": "get", "put": "put", "patch": "patch", "delete": "delete"})},
+        f"{base}/{rd.plural}": {**({"parameters": scope} if scope else {}), **ops(
+            {"post": "post", "get": "list", "delete": "deletecollection"})},
+    }
+    if rd.has_status:
+        paths[f"{base}/{rd.plural}/{{name}}/status"] = {"parameters": [_NAME_PARAM, *scope], **ops(
+            {"get": "get", "put": "put", "patch": "patch"}, suffix="Status")}
+    if rd.namespaced:
+        every = ops({"get": "list"}, suffix="ForAllNamespaces", scope_word="")
+        if every:
+            paths[f"/{gv_path(rd.group, rd.version)}/{rd.plural}"] = every
+    return {path: item for path, item in paths.items() if set(item) - {"parameters"}}
+
+
 class OpenAPI:
     def __init__(self, registry: Registry, builtin_schemas: Callable[[ResourceDef], JSON | None] | None = None) -> None:
         self._registry = registry
@@ -75,31 +140,7 @@ class OpenAPI:
         paths: JSON = {}
         schemas: JSON = {}
         for rd in rds:
-            base = "/" + gv_path(group, version) + ("/namespaces/{namespace}" if rd.namespaced else "")
-            gvk = {"group": rd.group, "version": rd.version, "kind": rd.kind}
-            ref = {"$ref": f"#/components/schemas/{schema_name(rd)}"}
-            op = {
-                "x-kubernetes-group-version-kind": gvk,
-                "parameters": _PARAMS,
-                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}},
-            }
-            scope = [_NAMESPACE_PARAM] if rd.namespaced else []
-            body = {"required": True, "content": {"application/json": {"schema": ref}}}
-            patch_body = {"required": True, "content": {
-                t: {"schema": {"type": "array" if t.startswith("application/json-patch") else "object"}}
-                for t in _PATCH_TYPES}}
-            paths[f"{base}/{rd.plural}/{{name}}"] = {
-                "parameters": [_NAME_PARAM, *scope],
-                "get": {**op, "x-kubernetes-action": "get"},
-                "put": {**op, "x-kubernetes-action": "put", "requestBody": body},
-                "patch": {**op, "x-kubernetes-action": "patch", "requestBody": patch_body},
-                "delete": {**op, "x-kubernetes-action": "delete"},
-            }
-            paths[f"{base}/{rd.plural}"] = {
-                **({"parameters": scope} if scope else {}),
-                "post": {**op, "x-kubernetes-action": "post", "requestBody": body},
-                "get": {**op, "x-kubernetes-action": "list"},
-            }
+            paths.update(_paths(rd))
             upstream = k8s_schemas.schema_name_for(rd.group, rd.version, rd.kind) if rd.builtin else None
             if upstream:
                 schemas.update(k8s_schemas.closure([upstream]))
@@ -161,6 +202,23 @@ class OpenAPI:
                     paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
             self._docs["index"] = orjson.dumps({"paths": paths})
         return self._docs["index"]
+
+    def v2(self, *, protobuf: bool) -> tuple[bytes, str]:
+        """The Swagger 2.0 document (JSON or gnostic protobuf) and its ETag, built once per registry
+        generation from the v3 documents (see :mod:`.openapi_v2`)."""
+        self._refresh()
+        key = "v2.pb" if protobuf else "v2.json"
+        if "v2.json" not in self._docs:
+            docs = [orjson.loads(self._gv_doc(group, version) or b"{}")
+                    for group, versions in self._registry.groups().items() for version in versions]
+            self._docs["v2.json"] = orjson.dumps(swagger(docs))
+        if key not in self._docs:  # the protobuf from the JSON: no decoded document is kept around
+            self._docs[key] = gnostic.encode(orjson.loads(self._docs["v2.json"]))
+        raw = self._docs[key]
+        etag = self._docs.get(key + ".etag")
+        if etag is None:
+            etag = self._docs[key + ".etag"] = b'"' + hashlib.sha256(raw).hexdigest()[:32].upper().encode() + b'"'
+        return raw, etag.decode()
 
     def document(self, path: str) -> bytes | None:
         parts = path.strip("/").split("/")

@@ -25,12 +25,7 @@ from atoll.apiserver.auth.reviews import VIRTUAL, Reviews
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.discovery.groups import AGGREGATED_V2, AGGREGATED_V2BETA1, Discovery
 from atoll.apiserver.discovery.openapi import OpenAPI
-from atoll.apiserver.discovery.version import (
-    OPENAPI_V2_JSON,
-    OPENAPI_V2_PROTOBUF,
-    OPENAPI_V2_PROTOBUF_TYPE,
-    VERSION_INFO,
-)
+from atoll.apiserver.discovery.version import OPENAPI_V2_PROTOBUF_TYPE, VERSION_INFO
 from atoll.apiserver.http import codec
 from atoll.apiserver.http.authorize import authorize_path, authorize_resource
 from atoll.apiserver.http.health import HealthChecks
@@ -43,7 +38,8 @@ from atoll.apiserver.http.routing import Route, parse_resource_path
 log = logging.getLogger(__name__)
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ROOT_PATHS = sorted(["/api", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v3", "/metrics"])
+ROOT_PATHS = sorted(["/api", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v2", "/openapi/v3",
+                     "/metrics"])
 _VIRTUAL = frozenset((rd.group, rd.plural) for rd in VIRTUAL)
 
 
@@ -202,10 +198,20 @@ def _openapi(openapi: OpenAPI, request: web.Request, parts: list[str]) -> web.Re
     if len(parts) > 2 and parts[1] == "v3":
         return _doc_or_404(openapi.document("/".join(parts[2:])))
     if parts[1:] == ["v2"]:
-        if "protobuf" in request.headers.get("Accept", ""):
-            return web.Response(body=OPENAPI_V2_PROTOBUF, headers={"Content-Type": OPENAPI_V2_PROTOBUF_TYPE})
-        return codec.json_response(OPENAPI_V2_JSON)
+        return _openapi_v2(openapi, request)
     raise _not_found()
+
+
+def _openapi_v2(openapi: OpenAPI, request: web.Request) -> web.Response:
+    """JSON, or gnostic protobuf when accepted (kube-openapi answers both protobuf media types with
+    the ``.v2.v1.0`` one); an ``If-None-Match`` naming the current ETag gets a 304."""
+    protobuf = "com.github.proto-openapi.spec.v2" in request.headers.get("Accept", "")
+    body, etag = openapi.v2(protobuf=protobuf)
+    headers = {"Content-Type": OPENAPI_V2_PROTOBUF_TYPE if protobuf else "application/json", "ETag": etag,
+               "Vary": "Accept"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, headers=headers)
 
 
 def _make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: asyncio.Task[None]) -> web.BaseRequest:

@@ -34,7 +34,7 @@ class DeploymentReconciler:
         self.replicasets = replicasets
         self.pods = pods
         self.clock = clock
-        self.events = EventRecorder(client, "deployment-controller")
+        self.events = EventRecorder(client, "deployment-controller", correlate=True, clock=clock)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         d = self.deployments.get_key(key)

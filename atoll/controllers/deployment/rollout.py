@@ -4,7 +4,6 @@ ReplicaSets may shrink, the pod-template hash and revision bookkeeping."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 from typing import Any
@@ -67,17 +66,20 @@ def template_hash(template: JSON, collision_count: int = 0) -> str:
     return safe_encode(hashlib.sha256(raw).digest(), 10)
 
 
-def without_hash(template: JSON) -> JSON:
-    out = copy.deepcopy(template)
-    labels = (out.get("metadata") or {}).get("labels")
-    if isinstance(labels, dict):
-        labels.pop(HASH_LABEL, None)
-    return out
+def _ignoring_hash(template: JSON) -> JSON:
+    """``template`` as compared by ``EqualIgnoreHash``: a shallow copy without the hash label (no deep copy)."""
+    md = template.get("metadata")
+    labels = md.get("labels") if isinstance(md, dict) else None
+    if not isinstance(labels, dict) or HASH_LABEL not in labels:
+        return template
+    assert isinstance(md, dict)
+    return {**template, "metadata": {**md, "labels": {k: v for k, v in labels.items() if k != HASH_LABEL}}}
 
 
 def same_template(rs: JSON, deployment: JSON) -> bool:
     """``EqualIgnoreHash``: the ReplicaSet's template is the Deployment's, ignoring the hash label."""
-    return without_hash(spec_of(rs).get("template") or {}) == without_hash(spec_of(deployment).get("template") or {})
+    ours, theirs = spec_of(rs).get("template") or {}, spec_of(deployment).get("template") or {}
+    return _ignoring_hash(ours) == _ignoring_hash(theirs)
 
 
 def revision(rs: JSON) -> int:
