@@ -7,7 +7,9 @@ Physical pod events are mapped back to the virtual pod through the backward anno
 reconcile sees both sides. ``DependencyReconciler`` (key: kind/namespace/name of a ConfigMap,
 Secret or PersistentVolumeClaim — a bound claim brings its PersistentVolume) keeps a copy in the
 worker while some pod on a vnode of this binding uses it and removes it (and our label and
-finalizer on the original) once none does.
+finalizer on the original) once none does. A claim's copy, once made, lives as long as the claim
+(as in Kubeocean, where a virtual claim's deletion deletes its copy): a claim the worker
+provisioned holds data the next pod on the claim must find, so it never goes with its last pod.
 """
 
 from __future__ import annotations
@@ -131,11 +133,14 @@ class DependencyReconciler:
             return Result()
         binding = self.ctx.binding()
         tearing_down = binding is None or bool(binding["metadata"].get("deletionTimestamp"))
-        if self.used(key) and not source["metadata"].get("deletionTimestamp") and not tearing_down:
+        md = source["metadata"]
+        copied = self.mirror.finalizer in (md.get("finalizers") or ()) or bool(
+            (md.get("labels") or {}).get(self.mirror.label))
+        wanted = self.used(key) or (key.kind == "PersistentVolumeClaim" and copied)
+        if wanted and not md.get("deletionTimestamp") and not tearing_down:
             await self.mirror.ensure(key.kind, source)
             return Result()
-        md = source["metadata"]
-        if self.mirror.finalizer in (md.get("finalizers") or ()) or (md.get("labels") or {}).get(self.mirror.label):
+        if copied:
             try:
                 await self.mirror.release(key.kind, key.namespace, key.name, source)
             except NotFound:

@@ -19,7 +19,7 @@ from tests.conftest import RunningServer, _write_kubeconfig, start_until_ready
 from tests.integration.agents import RunningAgent, kill_leftovers, running_agent
 
 JSON = dict[str, Any]
-WORKER_CONTROLLERS = ("namespace", "garbagecollector", "nodelifecycle", "scheduler")
+WORKER_CONTROLLERS = ("namespace", "garbagecollector", "nodelifecycle", "scheduler", "persistentvolume")
 
 
 @dataclass

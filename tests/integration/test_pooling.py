@@ -20,6 +20,7 @@ from atoll.mirror.names import target_name
 from atoll.mirror.objects import PVCS, PVS
 from atoll.pooling.kinds import CLUSTERBINDINGS, RESOURCELEASINGPOLICIES
 from tests.conftest import eventually, kubectl_binary, kubectl_environ
+from tests.integration.agents import wait_pod_gone
 from tests.integration.pooling import Pool, bind, lease_policy, plane, pool_of, pooled_pod
 
 JSON = dict[str, Any]
@@ -370,7 +371,8 @@ async def test_invalid_window_fails_the_policy(pool: Pool) -> None:
 
 async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
     """A bound claim brings its volume (re-pointed, Retain), an unbound one is copied for the
-    worker's provisioner; the copies follow a resize and go when the last pod using them does."""
+    worker's provisioner; the copies follow a resize, outlive the last pod using them (a claim's
+    data must be there for the next pod) and go when the claims are deleted."""
     client, worker = pool.client, pool.worker("w1")
     await client.create(kinds.NAMESPACES, {"metadata": {"name": "storage"}})
     await client.create(kinds.SECRETS, {"metadata": {"name": "nfs-creds", "namespace": "storage"},
@@ -386,8 +388,11 @@ async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
     await client.create(PVCS, {"metadata": {"name": "scratch", "namespace": "team"}, "spec": {
         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}},
         "storageClassName": "local-path"}}, "team")
+    await client.create(kinds.CONFIGMAPS, {"metadata": {"name": "settings", "namespace": "team"}, "data": {"a": "1"}},
+                        "team")
     volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
-               {"name": "scratch", "persistentVolumeClaim": {"claimName": "scratch"}}]
+               {"name": "scratch", "persistentVolumeClaim": {"claimName": "scratch"}},
+               {"name": "settings", "configMap": {"name": "settings"}}]
     await client.create(kinds.PODS, pooled_pod("stateful", "cls-w1", "sleep 600", volumes=volumes), "team")
     pv_copy, data_copy, scratch_copy = target_name("", "nfs-1"), target_name("team", "data"), target_name(
         "team", "scratch")
@@ -403,12 +408,15 @@ async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
     assert pv["spec"]["csi"] == {**csi, "nodePublishSecretRef": {"name": creds_copy, "namespace": "w1"}}
     assert (await worker.get(kinds.SECRETS, creds_copy, "w1"))["data"] == {"password": "cA=="}
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
-    assert pv["spec"]["claimRef"] == {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "w1",
-                                      "name": data_copy}
+    ref = pv["spec"]["claimRef"]  # the worker's binder adds the claim's uid once it binds the pair
+    assert {k: ref.get(k) for k in ("apiVersion", "kind", "namespace", "name")} == {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "w1", "name": data_copy}
     assert pv["metadata"]["annotations"]["kubeocean.io/virtual-name"] == "nfs-1"
     assert data["spec"]["volumeName"] == pv_copy
     assert data["metadata"]["labels"]["kubeocean.io/managed-by"] == "kubeocean"
-    assert "volumeName" not in scratch["spec"] and scratch["spec"]["storageClassName"] == "local-path"
+    # copied unbound: only the worker's own provisioner may have bound it since (pvc-<uid of the copy>)
+    assert scratch["spec"].get("volumeName") in (None, f"pvc-{scratch['metadata']['uid']}"), scratch["spec"]
+    assert scratch["spec"]["storageClassName"] == "local-path"
     physical = await worker.get(kinds.PODS, target_name("team", "stateful"), "w1")
     assert [v["persistentVolumeClaim"]["claimName"] for v in physical["spec"]["volumes"]
             if "persistentVolumeClaim" in v] == [data_copy, scratch_copy]
@@ -427,14 +435,29 @@ async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
 
     await eventually(resized, 20)
     await client.delete(kinds.PODS, "stateful", "team")
+    await wait_pod_gone(client, "stateful", namespace="team", timeout=30)
+
+    async def configmap_released() -> None:  # the dependencies were reconciled after the pod went
+        copies = [c["metadata"]["name"] for c in (await worker.list(kinds.CONFIGMAPS, "w1"))["items"]]
+        assert target_name("team", "settings") not in copies, copies
+
+    await eventually(configmap_released, 30)
+    # no pod uses the claims any more, yet their copies (and the bound claim's volume) stay
+    assert await worker.get(PVCS, scratch_copy, "w1") and await worker.get(PVCS, data_copy, "w1")
+    assert await worker.get(PVS, pv_copy)
+    for name in ("data", "scratch"):
+        await client.delete(PVCS, name, "team")
 
     async def released() -> None:
         assert (await worker.list(PVCS, "w1"))["items"] == []
         assert pv_copy not in [v["metadata"]["name"] for v in (await worker.list(PVS))["items"]]
         assert creds_copy not in [v["metadata"]["name"] for v in (await worker.list(kinds.SECRETS, "w1"))["items"]]
         for rd, name, namespace in sources:
-            source = await client.get(rd, name, namespace)
-            assert not source["metadata"].get("finalizers"), (name, source["metadata"])
+            try:
+                source = await client.get(rd, name, namespace)
+            except NotFound:
+                continue
+            assert "kubeocean.io/finalizer-cls-w1" not in (source["metadata"].get("finalizers") or []), name
 
     await eventually(released, 30)
 
