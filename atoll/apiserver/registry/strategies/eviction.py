@@ -6,8 +6,10 @@ a pod no budget selects. A pod selected by more than one budget is refused (500,
 wording). Otherwise the budget must have been processed (``observedGeneration``) and allow a
 disruption: its ``status.disruptionsAllowed`` is decremented and the pod recorded in
 ``disruptedPods`` (one write with the budget's resourceVersion), then the pod is deleted with the
-Eviction's ``deleteOptions``. A refusal is ``429 TooManyRequests`` with a ``DisruptionBudget``
-cause; kubectl retries it. An unready pod may go when the budget is already met
+Eviction's ``deleteOptions``. A concurrent eviction that changed the budget first (a conflict) makes
+the check run again on the budget as it is now, a few times, as upstream's ``EvictionsRetry`` does;
+only then is the eviction refused. A refusal is ``429 TooManyRequests`` with a
+``DisruptionBudget`` cause; kubectl retries it. An unready pod may go when the budget is already met
 (``unhealthyPodEvictionPolicy: IfHealthyBudget``, the default) or always (``AlwaysAllow``).
 """
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 JSON = dict[str, Any]
 CREATED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 REFUSED = "Cannot evict pod as it would violate the pod's disruption budget."
+SPEND_ATTEMPTS = 5
 
 
 def _refused(detail: str) -> errors.TooManyRequests:
@@ -79,7 +82,7 @@ class BudgetedEviction:
                 raise errors.InternalError("This pod has more than one PodDisruptionBudget, which the eviction "
                                            "subresource does not support.")
             if budgets:
-                await self._spend(storage, call, pod, budgets[0])
+                await self._spend_retrying(storage, call, pod, budgets[0])
         await storage.delete(call.rd, call.namespace, call.name, options, call.opts)
         return StatusReply(CREATED, 201)
 
@@ -87,6 +90,20 @@ class BudgetedEviction:
     def _exempt(pod: JSON) -> bool:
         phase = (pod.get("status") or {}).get("phase")
         return phase in ("Succeeded", "Failed", "Pending") or bool(pod["metadata"].get("deletionTimestamp"))
+
+    async def _spend_retrying(self, storage: ResourceStorage, call: SubresourceCall, pod: JSON, pdb: JSON) -> None:
+        name = pdb["metadata"]["name"]
+        for _ in range(SPEND_ATTEMPTS - 1):
+            try:
+                await self._spend(storage, call, pod, pdb)
+                return
+            except errors.Conflict:  # another eviction spent first: look again at the budget as stored now
+                await storage.cache.wait_for(await storage.store.current_revision())
+                pdb = (await storage.current(PODDISRUPTIONBUDGETS, call.namespace, name)).obj
+        try:
+            await self._spend(storage, call, pod, pdb)
+        except errors.Conflict:
+            raise _refused(f"The disruption budget {name} changed; try again") from None
 
     async def _spend(self, storage: ResourceStorage, call: SubresourceCall, pod: JSON, pdb: JSON) -> None:
         name, status = pdb["metadata"]["name"], pdb.get("status") or {}
@@ -104,7 +121,7 @@ class BudgetedEviction:
 
         def spend(current: JSON) -> JSON:
             if current["metadata"]["resourceVersion"] != seen:
-                raise _refused(f"The disruption budget {name} changed; try again")
+                raise errors.Conflict(f"The disruption budget {name} changed")
             st = dict(current.get("status") or {})
             st["disruptionsAllowed"] = int(st.get("disruptionsAllowed") or 0) - 1
             st["disruptedPods"] = {**(st.get("disruptedPods") or {}), pod["metadata"]["name"]: now}
