@@ -15,7 +15,6 @@ Every refusal prints one ``error: …`` line and exits 1.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
 import sys
@@ -28,11 +27,8 @@ import click
 import yaml
 
 from atoll.api import errors
-from atoll.api.kinds import SECRETS
 from atoll.client import Client, ClientError, ConfigError
-from atoll.fleet.agentid import AGENT_TOKEN_SECONDS, IdentityError, grant_agent, service_account
-from atoll.fleet.constants import ADMIN_SECRET_SUFFIX, SYSTEM_NAMESPACE
-from atoll.fleet.instances import instance_kubeconfig as kubeconfig_for
+from atoll.fleet.agentid import AGENT_TOKEN_SECONDS, IdentityError, agent_kubeconfig
 from atoll.fleet.join import JoinError, join_cluster, unjoin_cluster
 from atoll.fleet.karmada.members import flatten_kubeconfig
 from atoll.fleet.kinds import INSTANCES
@@ -220,14 +216,7 @@ def cluster_token(obj: JSON, instance: str, name: str, expiration_seconds: int) 
     allowed only its own Cluster, Works, Lease and token (karmadactl register's least privilege)."""
 
     async def work(client: Client) -> JSON:
-        status = (await client.get(INSTANCES, instance)).get("status") or {}
-        if not status.get("controlPlaneReady") or not status.get("endpoint"):
-            raise JoinError(f"INSTANCE: instance {instance!r} is not running (phase {status.get('phase')})")
-        secret = await client.get(SECRETS, instance + ADMIN_SECRET_SUFFIX, SYSTEM_NAMESPACE)
-        ca = base64.b64decode(str((secret.get("data") or {}).get("ca.crt") or ""))
-        async with _proxy(client, instance) as proxied:
-            token = await grant_agent(proxied, name, seconds=expiration_seconds)
-        return kubeconfig_for(instance, str(status["endpoint"]), ca, token, user=service_account(name))
+        return await agent_kubeconfig(client, instance, name, seconds=expiration_seconds)
 
     doc = _run(work, obj["kubeconfig"], obj["context"])
     click.echo(yaml.safe_dump(doc, sort_keys=False), nl=False)

@@ -23,6 +23,7 @@ cluster's Works or status, Secrets, policies — is answered 403 naming the reso
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from typing import Any
 
@@ -31,8 +32,10 @@ from atoll.api.errors import AlreadyExists, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from atoll.fleet import constants as c
+from atoll.fleet.instances import instance_kubeconfig
 from atoll.fleet.karmada.names import execution_namespace
-from atoll.fleet.kinds import CLUSTERS
+from atoll.fleet.kinds import CLUSTERS, INSTANCES
+from atoll.fleet.kubeconfigs import proxy_path
 
 JSON = dict[str, Any]
 ROLES = kinds.kind("rbac.authorization.k8s.io", "roles")
@@ -178,6 +181,22 @@ async def request_token(instance: Client, cluster: str, seconds: int = AGENT_TOK
     if not token:
         raise IdentityError(f"no token issued for serviceaccount {c.CLUSTER_NAMESPACE}/{sa}")
     return token
+
+
+async def agent_kubeconfig(
+    management: Client, instance: str, cluster: str, *, seconds: int = AGENT_TOKEN_SECONDS
+) -> JSON:
+    """``atoll fleet cluster token``: through the management plane (its admin rights on the
+    instance via the proxy), register ``cluster`` and return its agent's kubeconfig — the
+    instance's own endpoint and CA, the agent's ServiceAccount token."""
+    status = (await management.get(INSTANCES, instance)).get("status") or {}
+    if not status.get("controlPlaneReady") or not status.get("endpoint"):
+        raise IdentityError(f"INSTANCE: instance {instance!r} is not running (phase {status.get('phase')})")
+    secret = await management.get(kinds.SECRETS, instance + c.ADMIN_SECRET_SUFFIX, c.SYSTEM_NAMESPACE)
+    ca = base64.b64decode(str((secret.get("data") or {}).get("ca.crt") or ""))
+    async with management.under_path(proxy_path(instance)) as proxied:
+        token = await grant_agent(proxied, cluster, seconds=seconds)
+    return instance_kubeconfig(instance, str(status["endpoint"]), ca, token, user=service_account(cluster))
 
 
 async def revoke_agent(instance: Client, cluster: str) -> None:
