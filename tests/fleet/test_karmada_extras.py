@@ -30,10 +30,10 @@ import pytest_asyncio
 
 from atoll.api import errors, kinds
 from atoll.api.registry import ResourceDef
-from atoll.client import Client
-from atoll.fleet.join import join_cluster
 from atoll.api.timestamps import parse_time
+from atoll.client import Client
 from atoll.fleet.agentid import IdentityError, agent_kubeconfig, grant_agent, request_token
+from atoll.fleet.join import join_cluster
 from atoll.fleet.karmada.agent import PullAgent, token_expiry
 from atoll.fleet.karmada.members import flatten_kubeconfig
 from atoll.fleet.kinds import (
