@@ -54,6 +54,8 @@ WITHIN = 30.0
 CRDS = kinds.kind("apiextensions.k8s.io", "customresourcedefinitions")
 GROUP = "extras.fleet.test"
 SEARCH = "/apis/search.kairship.io/v1alpha1/resources"
+INSTANCE_HOST = "127.0.0.2"
+"""Where instances listen (``fleet.instanceHost``): what remote agents reach; not the loopback default."""
 WIDGETS = ResourceDef(GROUP, "v1", "Widget", "widgets", "widget", True, subresources=("status",))
 
 
@@ -99,6 +101,7 @@ async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
         "statisticsPeriod": 1,
         "clusterFailureThreshold": 1.5,
         "clusterMonitorGracePeriod": 2,
+        "instanceHost": INSTANCE_HOST,
     }
     management, management_task = await _master(tmp_path_factory.mktemp("mgmt"), ("fleet",), {"fleet": fleet_config})
     started = {n: await _master(tmp_path_factory.mktemp(n), ("namespace",)) for n in ("member1", "member2", "member3")}
@@ -111,7 +114,9 @@ async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
     for name in ("member1", "member2"):
         await join_cluster(a, name, flatten_kubeconfig(servers[name].kubeconfig), labels={"member": name})
     async with management.client() as client:
-        own = Client.from_kubeconfig(await agent_kubeconfig(client, "extras", "member3"), user_agent="karmada-agent")
+        agent_doc = await agent_kubeconfig(client, "extras", "member3")
+    assert agent_doc["clusters"][0]["cluster"]["server"].startswith(f"https://{INSTANCE_HOST}:")
+    own = Client.from_kubeconfig(agent_doc, user_agent="karmada-agent")
     agent = PullAgent(own, members["member3"], "member3", labels={"member": "member3"}, period=0.5, renew_token=True)
     agent_task = asyncio.create_task(agent.run())
     for name in ("member1", "member2", "member3"):
