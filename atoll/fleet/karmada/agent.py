@@ -13,7 +13,10 @@ leave the member: the instance never calls it), then:
   cluster not ready (``ClusterStatusUnknown``, ``unreachable`` taint) when the lease is older than
   its ``--cluster-monitor-grace-period``.
 
-``atoll fleet agent`` runs it as a process; tests run it in-process.
+It needs no admin rights: with the identity :mod:`atoll.fleet.agentid` issues (``atoll fleet
+cluster token``) it may touch only its own Cluster, Works, Lease and token, and renews that token
+(``renew_token``) at 80 % of its life. ``atoll fleet agent`` runs it as a process; tests run it
+in-process.
 """
 
 from __future__ import annotations
