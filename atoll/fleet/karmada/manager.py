@@ -189,6 +189,7 @@ class KarmadaManager:
                 period=self.settings.cluster_status_period,
                 failure_threshold=self.settings.failure_threshold,
                 grace=self.settings.monitor_grace,
+                leases=self.leases,
             ),
             workers=n,
         )
