@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atoll.api.registry import ResourceDef
-from atoll.fleet import constants as c
-from atoll.fleet.karmada.execution import MANIFEST_HASH, manifest_hash
+from atoll.fleet.karmada.execution import labelled
 from atoll.fleet.karmada.names import cluster_of
 
 JSON = dict[str, Any]
@@ -52,18 +51,14 @@ def _kind_key(identifier: JSON) -> KindKey:
 
 def reported_objects(work: JSON) -> Iterator[tuple[KindKey, ObjKey, JSON]]:
     """The objects a Work's status says its agent applied, as the member holds them."""
-    md = work["metadata"]
     manifests = ((work.get("spec") or {}).get("workload") or {}).get("manifests") or ()
     for entry in (work.get("status") or {}).get("manifestStatuses") or ():
         identifier = entry.get("identifier") or {}
         ordinal = identifier.get("ordinal")
         if not isinstance(ordinal, int) or not 0 <= ordinal < len(manifests):
             continue
-        manifest = manifests[ordinal]
-        mmd = dict(manifest.get("metadata") or {})
-        mmd["labels"] = {**(mmd.get("labels") or {}), c.WORK_NAMESPACE: md["namespace"], c.WORK_NAME: md["name"]}
-        applied = {**manifest, "metadata": mmd}
-        mmd["annotations"] = {**(mmd.get("annotations") or {}), MANIFEST_HASH: manifest_hash(applied)}
+        applied = labelled(work, manifests[ordinal])
+        mmd = applied["metadata"]
         if entry.get("status") is not None:
             applied["status"] = entry["status"]
         namespace = str(identifier.get("namespace") or "")
