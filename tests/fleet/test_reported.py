@@ -10,7 +10,9 @@ from atoll.fleet.karmada.execution import MANIFEST_HASH, labelled, manifest_hash
 from atoll.fleet.karmada.reported import ReportedIndex
 
 
-def work(name: str, manifests: list[dict[str, Any]], applied: list[int], rv: str = "1") -> dict[str, Any]:
+def work(
+    name: str, manifests: list[dict[str, Any]], applied: list[int], generation: int = 1, observed: int = 1
+) -> dict[str, Any]:
     statuses = [
         {
             "identifier": {
@@ -28,9 +30,12 @@ def work(name: str, manifests: list[dict[str, Any]], applied: list[int], rv: str
         for i in applied
     ]
     return {
-        "metadata": {"name": name, "namespace": "karmada-es-edge", "resourceVersion": rv},
+        "metadata": {"name": name, "namespace": "karmada-es-edge", "generation": generation},
         "spec": {"workload": {"manifests": manifests}},
-        "status": {"manifestStatuses": statuses},
+        "status": {
+            "manifestStatuses": statuses,
+            "conditions": [{"type": "Applied", "status": "True", "observedGeneration": observed}],
+        },
     }
 
 
@@ -60,8 +65,12 @@ def test_index_follows_work_events() -> None:
     assert [o["metadata"]["name"] for o in objs] == ["a"]
     assert objs[0]["status"] == {"seen": True} and objs[0]["data"] == {"v": "1"}
     assert objs[0]["metadata"]["labels"]["work.karmada.io/name"] == "w1"
-    second = work("w1", [cm("a", v="3"), cm("b", v="2")], [0, 1], rv="2")
-    index.on_update(first, second)
+    # a new spec the agent has not applied yet: the member still holds (and the index lists) the old
+    pending = work("w1", [cm("a", v="3"), cm("b", v="2")], [0], generation=2, observed=1)
+    index.on_update(first, pending)
+    assert [o["data"] for o in index.listings("edge")[0].cache] == [{"v": "1"}]
+    second = work("w1", [cm("a", v="3"), cm("b", v="2")], [0, 1], generation=2, observed=2)
+    index.on_update(pending, second)
     assert sorted((o["metadata"]["name"], o["data"]["v"]) for o in index.listings("edge")[0].cache) == [
         ("a", "3"),
         ("b", "2"),

@@ -218,7 +218,10 @@ class ExecutionReconciler:
         self, work: JSON, ok: bool, reason: str, message: str, statuses: list[JSON] | None = None
     ) -> None:
         status = dict(work.get("status") or {})
-        status["conditions"] = set_condition(status.get("conditions"), "Applied", ok, reason, message)
+        generation = work["metadata"].get("generation")
+        status["conditions"] = set_condition(
+            status.get("conditions"), "Applied", ok, reason, message, observed_generation=generation
+        )
         if statuses is not None:
             status["manifestStatuses"] = statuses
         if status == work.get("status"):

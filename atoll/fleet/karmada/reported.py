@@ -7,8 +7,10 @@ An object of a Pull cluster is the Work's manifest as the agent applies it (with
 the status the agent reflected into ``manifestStatuses`` — present only once the agent reported the
 manifest applied (an entry with its ordinal). Server-set fields the agent does not report (the
 member's ``uid``, ``resourceVersion``, ``creationTimestamp``) are absent. The index is kept by the
-instance's Work informer events (built once per Work change, never per search request), and its
-freshness is the agent's last lease renewal (``lastSyncTime`` of the source).
+instance's Work informer events (built once per Work change, never per search request); a Work
+whose new spec the agent has not applied yet (its ``Applied`` condition's ``observedGeneration``
+is older) keeps its previous objects, since the member still holds those. The source's freshness is
+the agent's last lease renewal (``lastSyncTime``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,17 @@ def reported_objects(work: JSON) -> Iterator[tuple[KindKey, ObjKey, JSON]]:
         yield _kind_key(identifier), (namespace, str(identifier.get("name") or mmd.get("name"))), applied
 
 
+def _caught_up(work: JSON) -> bool:
+    """The agent's last report (``Applied`` True) speaks for the Work's current generation (an
+    ``Applied`` without ``observedGeneration`` is trusted)."""
+    conditions = (work.get("status") or {}).get("conditions") or ()
+    applied = next((x for x in conditions if x.get("type") == "Applied"), None)
+    if applied is None or applied.get("status") != "True":
+        return False
+    observed = applied.get("observedGeneration")
+    return observed is None or bool(observed == work["metadata"].get("generation"))
+
+
 class ReportedIndex:
     """Per cluster and kind, the objects the Works' status reports (fed by Work informer events)."""
 
@@ -91,6 +104,8 @@ class ReportedIndex:
             self._by_work[work_key] = entries
 
     def on_update(self, _old: JSON, new: JSON) -> None:
+        if not _caught_up(new):
+            return  # a new spec the agent has not applied yet: the member still holds the last one
         self.on_add(new)
 
     def on_delete(self, work: JSON) -> None:
