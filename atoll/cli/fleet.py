@@ -5,7 +5,9 @@ named by the usual kubeconfig resolution (``--kubeconfig`` / ``$KUBECONFIG`` / `
 - ``instance create|delete|ls``, ``instance kubeconfig NAME`` (a kubeconfig whose server is the
   instance's proxy URL on the management plane, with the caller's own credentials);
 - ``cluster join INSTANCE NAME --member-kubeconfig FILE`` / ``cluster unjoin INSTANCE NAME``
-  (through the instance proxy).
+  (through the instance proxy);
+- ``cluster token INSTANCE NAME`` (a Pull cluster's least-privilege agent kubeconfig) and
+  ``agent INSTANCE NAME --member-kubeconfig FILE [--instance-kubeconfig AGENT_FILE]``.
 
 Every refusal prints one ``error: …`` line and exits 1.
 """
@@ -26,6 +28,7 @@ import yaml
 
 from atoll.api import errors
 from atoll.client import Client, ClientError, ConfigError
+from atoll.fleet.agentid import AGENT_TOKEN_SECONDS, IdentityError, agent_kubeconfig
 from atoll.fleet.join import JoinError, join_cluster, unjoin_cluster
 from atoll.fleet.karmada.members import flatten_kubeconfig
 from atoll.fleet.kinds import INSTANCES
@@ -49,7 +52,7 @@ def _run(work: Callable[[Client], Awaitable[T]], kubeconfig: str | None, context
 
     try:
         return asyncio.run(main())
-    except (errors.APIError, ClientError, ConfigError, JoinError, KubeconfigError, OSError) as exc:
+    except (errors.APIError, ClientError, ConfigError, IdentityError, JoinError, KubeconfigError, OSError) as exc:
         click.echo(f"error: {getattr(exc, 'message', None) or exc}", err=True)
     sys.exit(1)
 
@@ -196,6 +199,29 @@ def cluster_unjoin(obj: JSON, instance: str, name: str) -> None:
     click.echo(f"cluster.cluster.karmada.io/{name} unjoined from instance {instance}")
 
 
+@cluster_commands.command("token")
+@click.argument("instance")
+@click.argument("name")
+@click.option(
+    "--expiration-seconds",
+    type=click.IntRange(600, AGENT_TOKEN_SECONDS),
+    default=AGENT_TOKEN_SECONDS,
+    show_default=True,
+    help="Lifetime of the token (the running agent renews it).",
+)
+@click.pass_obj
+def cluster_token(obj: JSON, instance: str, name: str, expiration_seconds: int) -> None:
+    """Register NAME in INSTANCE as a Pull cluster and print a kubeconfig for its agent: the
+    instance's endpoint and CA with a token of ServiceAccount karmada-cluster/karmada-agent-NAME,
+    allowed only its own Cluster, Works, Lease and token (karmadactl register's least privilege)."""
+
+    async def work(client: Client) -> JSON:
+        return await agent_kubeconfig(client, instance, name, seconds=expiration_seconds)
+
+    doc = _run(work, obj["kubeconfig"], obj["context"])
+    click.echo(yaml.safe_dump(doc, sort_keys=False), nl=False)
+
+
 @fleet_commands.command("agent")
 @click.argument("instance")
 @click.argument("name")
@@ -207,6 +233,13 @@ def cluster_unjoin(obj: JSON, instance: str, name: str) -> None:
 )
 @click.option("--member-context", default=None, help="Context of the member kubeconfig.")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE label of the registered Cluster (repeatable).")
+@click.option(
+    "--instance-kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The agent's own kubeconfig (atoll fleet cluster token); without it the agent goes through "
+    "the management plane's proxy with the caller's credentials (the instance's admin rights).",
+)
 @click.option("--period", type=float, default=10.0, show_default=True, help="Cluster status and lease period (s).")
 @click.pass_obj
 def agent(
@@ -216,6 +249,7 @@ def agent(
     member_kubeconfig: Path,
     member_context: str | None,
     labels: tuple[str, ...],
+    instance_kubeconfig: Path | None,
     period: float,
 ) -> None:
     """Pull mode (karmada-agent): register NAME in INSTANCE with syncMode Pull, apply its Works to
@@ -227,13 +261,9 @@ def agent(
         click.echo("error: --label: expected KEY=VALUE", err=True)
         sys.exit(1)
 
-    async def work(client: Client) -> None:
-        await client.get(INSTANCES, instance)
-        async with (
-            _proxy(client, instance) as proxied,
-            Client.from_kubeconfig(str(member_kubeconfig), member_context, user_agent="karmada-agent") as member,
-        ):
-            pull = PullAgent(proxied, member, name, labels=pairs, period=period)
+    async def serve(instance_client: Client, renew: bool) -> None:
+        async with Client.from_kubeconfig(str(member_kubeconfig), member_context, user_agent="karmada-agent") as member:
+            pull = PullAgent(instance_client, member, name, labels=pairs, period=period, renew_token=renew)
             try:
                 await pull.register()
             except AgentError as exc:
@@ -241,5 +271,14 @@ def agent(
             click.echo(f"karmada-agent: cluster {name} of instance {instance} (Pull)", err=True)
             await pull.run()
 
+    async def work(client: Client) -> None:
+        await client.get(INSTANCES, instance)
+        async with _proxy(client, instance) as proxied:
+            await serve(proxied, False)
+
+    if instance_kubeconfig is not None:  # the agent's own identity: no management plane involved
+        with contextlib.suppress(KeyboardInterrupt):
+            _run(lambda own: serve(own, True), str(instance_kubeconfig), None)
+        return
     with contextlib.suppress(KeyboardInterrupt):
         _run(work, obj["kubeconfig"], obj["context"])

@@ -194,6 +194,15 @@ class Client:
             )
         return self._session
 
+    @property
+    def token(self) -> str | None:
+        """The bearer token in use (never log it)."""
+        return self._token
+
+    def set_token(self, token: str) -> None:
+        """Use a renewed bearer token from the next request on (e.g. a rotated ServiceAccount token)."""
+        self._token = token
+
     def _auth_headers(self) -> dict[str, str]:
         if self._token_file and time.monotonic() - self._token_read_at > TOKEN_REREAD_SECONDS:
             try:

@@ -5,7 +5,8 @@ any client of the instance (its own endpoint or the management proxy).
 ``--member-kubeconfig`` if not), stores the credentials in ``karmada-cluster/<name>`` (the
 flattened ``kubeconfig`` plus Karmada's ``token``/``caBundle`` keys) and creates the ``Cluster``.
 ``unjoin`` deletes the Cluster (refused by the instance while bindings still target it; its
-controller removes the Works and the member copies) and the Secret.
+controller removes the Works and the member copies), the Secret and, for a Pull cluster, its
+agent's identity (:mod:`atoll.fleet.agentid`: its tokens stop working).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 from atoll.api import kinds
 from atoll.api.errors import AlreadyExists, APIError, NotFound
 from atoll.client import Client, ClientError, ConfigError
+from atoll.fleet.agentid import revoke_agent
 from atoll.fleet.constants import CLUSTER_NAMESPACE
 from atoll.fleet.kinds import CLUSTERS
 
@@ -94,3 +96,4 @@ async def unjoin_cluster(instance: Client, name: str) -> None:
         raise JoinError(f"NAME: cluster {name!r} is not joined to this instance") from None
     with contextlib.suppress(NotFound):
         await instance.delete(kinds.SECRETS, name, CLUSTER_NAMESPACE)
+    await revoke_agent(instance, name)  # a Pull cluster's agent identity (none for Push: no-op)

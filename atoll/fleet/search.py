@@ -3,7 +3,9 @@ its members' propagated objects, answered from the informer caches the instances
 already keep current by watches — never by a LIST fanned out per request.
 
 Sources: each instance (its Karmada objects and the resource templates its policies select) and
-each member cluster of each instance (the objects the instance applied there). Query parameters:
+each member cluster of each instance (the objects the instance applied there: for a Push member the
+executor's watches on it, for a Pull member what its agent reported in the Works' status,
+:mod:`atoll.fleet.karmada.reported`). Query parameters:
 ``instance``, ``cluster`` (a member, or ``-`` for the instance itself), ``apiVersion``, ``kind``,
 ``namespace``, ``labelSelector``, ``fieldSelector`` (``metadata.name``, ``metadata.namespace``),
 ``fuzzyName`` (substring of the name), ``owner`` (owner UID), ``limit`` and ``continue``. The
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,7 +28,6 @@ from atoll.api.field_selectors import parse_field_selector
 from atoll.api.registry import ResourceDef
 from atoll.api.selectors import parse_label_selector
 from atoll.api.timestamps import format_time
-from atoll.runtime import Informer
 
 JSON = dict[str, Any]
 INSTANCE_ANNOTATION = "kairship.io/instance"
@@ -34,13 +35,29 @@ CLUSTER_ANNOTATION = "kairship.io/cluster"
 CONTROL_PLANE = "-"
 
 
+class Listing(Protocol):
+    """One kind's objects in one source: an informer, or a Pull cluster's reported objects."""
+
+    @property
+    def rd(self) -> ResourceDef: ...
+
+    @property
+    def cache(self) -> Iterable[JSON]: ...
+
+    @property
+    def has_synced(self) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     instance: str
     cluster: str  # CONTROL_PLANE for the instance itself
-    informers: tuple[Informer, ...]
+    informers: tuple[Listing, ...]
     ready: bool
     since: str  # when it last became (not) ready, RFC 3339 ("" unknown)
+    synced_at: str = ""
+    """When its objects were last known current, if not "now while ready" (a Pull cluster: its
+    agent's last lease renewal — the agent reports every change, and proves itself alive so)."""
 
 
 class SourceView(Protocol):
@@ -124,7 +141,7 @@ class SearchIndex:
                     "cluster": s.cluster,
                     "synced": all(i.has_synced for i in s.informers),
                     "ready": s.ready,
-                    "lastSyncTime": now if s.ready else s.since,
+                    "lastSyncTime": s.synced_at or (now if s.ready else s.since),
                 }
                 for s in sources
             ],

@@ -3,10 +3,12 @@
 
 Each instance is a whole Atoll control plane — API server, its own SQLite store, CA, serving
 certificate and admin token under ``<data>/fleet/<instance>/`` — on the management process's
-event loop, bound to 127.0.0.1. Its port is chosen once and kept in ``port`` so the instance's
-endpoint survives management restarts. At start it installs the Karmada CRDs and the namespaces a
-Karmada control plane has (``karmada-system``, ``karmada-cluster``). It runs no nodes, scheduler or
-Kuscia controllers: a Karmada API server with no nodes.
+event loop, bound to 127.0.0.1, or to the ``fleet.instanceHost`` address (an address of the
+management host that Pull agents can reach; the serving certificate covers it). Its port is
+chosen once and kept in ``port`` so the instance's endpoint survives management restarts. At
+start it installs the Karmada CRDs and the namespaces a Karmada control plane has
+(``karmada-system``, ``karmada-cluster``). It runs no nodes, scheduler or Kuscia controllers: a
+Karmada API server with no nodes.
 
 In-process rather than a child process: an idle instance then costs its watch cache and store
 (a few MB, measured by ``bench/bench_fleet.py``) instead of a second interpreter (~40-60 MB).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 from pathlib import Path
@@ -52,7 +55,8 @@ JSON = dict[str, Any]
 
 def fleet_settings(extra: dict[str, Any]) -> tuple[FleetSettings, KarmadaSettings]:
     """From the node config's ``fleet:`` block: ``clusterStatusPeriod``, ``statisticsPeriod``,
-    ``instanceStartTimeout``, ``clusterFailureThreshold`` and ``clusterMonitorGracePeriod`` (seconds)."""
+    ``instanceStartTimeout``, ``clusterFailureThreshold`` and ``clusterMonitorGracePeriod`` (seconds);
+    ``instanceHost`` is read by :func:`install_fleet`."""
     block = extra.get("fleet") or {}
     fleet = FleetSettings(
         kubernetes_version=str(VERSION_INFO.get("gitVersion") or "v1.29.0"),
@@ -70,7 +74,8 @@ def install_fleet(server: APIServer, data_dir: Path, extra: dict[str, Any] | Non
     """A fleet manager for this management API server: instances under ``data_dir/fleet`` (each with
     Karmada's controllers), the ``instances/proxy`` subresource and the deletion guard on ``server``."""
     settings, karmada = fleet_settings(extra or {})
-    fleet = FleetManager(InProcessPlane, data_dir / "fleet", settings, karmada=karmada)
+    host = str((extra or {}).get("fleet", {}).get("instanceHost") or HOST)
+    fleet = FleetManager(functools.partial(InProcessPlane, host=host), data_dir / "fleet", settings, karmada=karmada)
     server.add_route(SEARCH_PATH, _search_handler(fleet))
     server.admission.add(InstanceDeletionGuard(fleet))
     server.strategies.register(
@@ -94,7 +99,8 @@ def _search_handler(fleet: FleetManager) -> RouteHandler:
 
 
 class InProcessPlane:
-    def __init__(self, name: str, data_dir: Path) -> None:
+    def __init__(self, name: str, data_dir: Path, *, host: str = HOST) -> None:
+        self.host = host
         self.name = name
         self.data_dir = data_dir
         self.pki: PKI | None = None
@@ -113,7 +119,7 @@ class InProcessPlane:
             return cached
         ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
         self._upstream = Upstream(
-            f"https://{HOST}:{self.server.bound_port}",
+            f"https://{_url_host(self.host)}:{self.server.bound_port}",
             ctx,
             self.pki.admin_token.read_text().strip(),
             self.pki.ca_cert,
@@ -123,7 +129,8 @@ class InProcessPlane:
 
     async def run(self, ready: asyncio.Event) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pki = self.pki = await asyncio.to_thread(ensure_pki, self.data_dir / "pki")
+        extra = () if self.host == HOST else (self.host,)
+        pki = self.pki = await asyncio.to_thread(ensure_pki, self.data_dir / "pki", extra_hosts=extra)
         # only this process writes an instance's store and local writes wake its poller: poll rarely
         store = open_store(None, self.data_dir, poll_interval=IDLE_POLL_SECONDS)
         await store.start()
@@ -131,8 +138,8 @@ class InProcessPlane:
             server = self.server = APIServer(
                 store,
                 ServerConfig(
-                    HOST,
-                    _port(self.data_dir),
+                    self.host,
+                    _port(self.data_dir, self.host),
                     server_ssl_context(pki),
                     admin_token=pki.admin_token.read_text().strip(),
                     signing_key=pki.signing_key,
@@ -173,13 +180,17 @@ class _Bindings:
         return sorted(found)
 
 
-def _port(data_dir: Path) -> int:
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _port(data_dir: Path, host: str) -> int:
     """The port this instance used before, if it is still free; else 0 (any free port)."""
     with contextlib.suppress(OSError, ValueError):
         port = int((data_dir / "port").read_text())
         with socket.socket() as probe:  # as the server binds it (connections in TIME_WAIT do not count)
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((HOST, port))
+            probe.bind((host, port))
         return port
     return 0
 

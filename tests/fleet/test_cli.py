@@ -98,7 +98,9 @@ async def test_errors_are_one_line(management: RunningServer, tmp_path: Path) ->
     assert deleted.returncode == 0, deleted.stderr
 
 
-async def test_agent_registers_a_pull_cluster(management: RunningServer, member: RunningServer) -> None:
+async def test_agent_registers_a_pull_cluster(
+    management: RunningServer, member: RunningServer, tmp_path: Path
+) -> None:
     from atoll.client import Client
     from atoll.fleet.kinds import CLUSTERS
     from tests.conftest import eventually
@@ -106,10 +108,21 @@ async def test_agent_registers_a_pull_cluster(management: RunningServer, member:
 
     created = await atoll(management, "instance", "create", "cli-pull")
     assert created.returncode == 0, created.stderr
-    env = {**os.environ, "KUBECONFIG": str(management.kubeconfig)}
+    issued = await atoll(management, "cluster", "token", "cli-pull", "edge")
+    assert issued.returncode == 0, issued.stderr
+    own = yaml.safe_load(issued.stdout)
+    assert own["users"][0]["name"].endswith("karmada-agent-edge") and own["users"][0]["user"]["token"]
+    assert "/proxy" not in own["clusters"][0]["cluster"]["server"], "the agent talks to the instance itself"
+    agent_config = tmp_path / "edge-agent.kubeconfig"
+    agent_config.write_text(issued.stdout)
+    agent_log = (tmp_path / "agent.log").open("wb")
+    # no management-plane credentials in the agent's environment: only its own kubeconfig
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"} | {"HOME": str(tmp_path)}
     command = [*ATOLL, "fleet", "agent", "cli-pull", "edge", "--member-kubeconfig", str(member.kubeconfig)]
     agent = await asyncio.create_subprocess_exec(
         *command,
+        "--instance-kubeconfig",
+        str(agent_config),
         "--label",
         "site=edge",
         "--period",
@@ -117,14 +130,16 @@ async def test_agent_registers_a_pull_cluster(management: RunningServer, member:
         env=env,
         cwd=REPO,
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=agent_log,
     )
     instance = Client(proxy_url(management, "cli-pull"), ssl_context=management.ssl_context(), token=management.token)
     try:
 
         async def registered() -> None:
+            assert agent.returncode is None, (tmp_path / "agent.log").read_text()
             cluster = await instance.get(CLUSTERS, "edge")
-            assert cluster["spec"]["syncMode"] == "Pull" and cluster["metadata"]["labels"] == {"site": "edge"}
+            assert cluster["spec"]["syncMode"] == "Pull" and cluster["metadata"].get("labels") == {"site": "edge"}
+            assert cluster["spec"]["apiEndpoint"] == member.url
             ready = [c for c in (cluster.get("status") or {}).get("conditions") or () if c["type"] == "Ready"]
             assert ready and ready[0]["status"] == "True", cluster.get("status")
 
@@ -132,6 +147,7 @@ async def test_agent_registers_a_pull_cluster(management: RunningServer, member:
     finally:
         agent.terminate()
         await asyncio.wait_for(agent.wait(), 15)
+        agent_log.close()
         await instance.close()
     # a second agent for a Push cluster is refused, in one line
     joined = await atoll(
@@ -141,3 +157,6 @@ async def test_agent_registers_a_pull_cluster(management: RunningServer, member:
     refused = await atoll(management, "agent", "cli-pull", "pushed", "--member-kubeconfig", str(member.kubeconfig))
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
     assert "registered with syncMode Push" in refused.stderr
+    no_token = await atoll(management, "cluster", "token", "cli-pull", "pushed")
+    assert no_token.returncode == 1 and no_token.stderr.count("\n") == 1, no_token.stderr
+    assert "joined with syncMode Push" in no_token.stderr

@@ -1,8 +1,10 @@
 """Karmada features beyond Push propagation, on one management master with one instance and three
 member masters (no agents: the objects, not pods, are what is checked):
 
-- Pull mode: an in-process ``PullAgent`` beside member3 registers it, applies its Works, reports
-  status and its lease; stopping the agent turns the cluster not ready.
+- Pull mode: an in-process ``PullAgent`` beside member3, with its own least-privilege identity
+  (``atoll fleet cluster token``: refused everything but its Cluster, Works, Lease and token),
+  registers it, applies its Works, reports status and its lease; the management plane's search
+  lists what it applied; stopping the agent turns the cluster not ready.
 - ``fieldOverrider`` inside a ConfigMap's JSON and YAML values.
 - Custom resources: a ``ResourceInterpreterCustomization`` (Lua) gives a CRD's binding health and
   the template an aggregated status, and divides its replicas.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -27,9 +30,11 @@ import pytest_asyncio
 
 from atoll.api import errors, kinds
 from atoll.api.registry import ResourceDef
+from atoll.api.timestamps import parse_time
 from atoll.client import Client
+from atoll.fleet.agentid import IdentityError, agent_kubeconfig, grant_agent, request_token
 from atoll.fleet.join import join_cluster
-from atoll.fleet.karmada.agent import PullAgent
+from atoll.fleet.karmada.agent import PullAgent, token_expiry
 from atoll.fleet.karmada.members import flatten_kubeconfig
 from atoll.fleet.kinds import (
     CLUSTERS,
@@ -48,6 +53,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 WITHIN = 30.0
 CRDS = kinds.kind("apiextensions.k8s.io", "customresourcedefinitions")
 GROUP = "extras.fleet.test"
+SEARCH = "/apis/search.kairship.io/v1alpha1/resources"
+INSTANCE_HOST = "127.0.0.2"
+"""Where instances listen (``fleet.instanceHost``): what remote agents reach; not the loopback default."""
 WIDGETS = ResourceDef(GROUP, "v1", "Widget", "widgets", "widget", True, subresources=("status",))
 
 
@@ -64,6 +72,8 @@ class Net:
     member_tasks: dict[str, asyncio.Task[None]]
     agent: PullAgent
     agent_task: asyncio.Task[None]
+    own: Client
+    """member3's agent's client of the instance: its own identity (``atoll fleet cluster token``)."""
 
 
 async def _master(
@@ -91,6 +101,7 @@ async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
         "statisticsPeriod": 1,
         "clusterFailureThreshold": 1.5,
         "clusterMonitorGracePeriod": 2,
+        "instanceHost": INSTANCE_HOST,
     }
     management, management_task = await _master(tmp_path_factory.mktemp("mgmt"), ("fleet",), {"fleet": fleet_config})
     started = {n: await _master(tmp_path_factory.mktemp(n), ("namespace",)) for n in ("member1", "member2", "member3")}
@@ -102,14 +113,18 @@ async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
     members = {n: s.client() for n, s in servers.items()}
     for name in ("member1", "member2"):
         await join_cluster(a, name, flatten_kubeconfig(servers[name].kubeconfig), labels={"member": name})
-    agent = PullAgent(a, members["member3"], "member3", labels={"member": "member3"}, period=0.5)
+    async with management.client() as client:
+        agent_doc = await agent_kubeconfig(client, "extras", "member3")
+    assert agent_doc["clusters"][0]["cluster"]["server"].startswith(f"https://{INSTANCE_HOST}:")
+    own = Client.from_kubeconfig(agent_doc, user_agent="karmada-agent")
+    agent = PullAgent(own, members["member3"], "member3", labels={"member": "member3"}, period=0.5, renew_token=True)
     agent_task = asyncio.create_task(agent.run())
     for name in ("member1", "member2", "member3"):
         await until(partial(ready, a, name))
-    yield Net(management, a, members, tasks, agent, agent_task)
+    yield Net(management, a, members, tasks, agent, agent_task, own)
     agent_task.cancel()
     await asyncio.gather(agent_task, return_exceptions=True)
-    for c in (a, *members.values()):
+    for c in (a, own, *members.values()):
         await c.close()
     for task in (*tasks.values(), management_task):
         task.cancel()
@@ -178,6 +193,103 @@ async def test_pull_agent_applies_works_and_reports_status(net: Net) -> None:
     await until(partial(gone, m3, kinds.CONFIGMAPS, "pulled"))
 
 
+async def test_pull_agent_identity_is_least_privilege(net: Net) -> None:
+    """The agent runs with its own ServiceAccount: its Cluster, Works, Lease and token only."""
+    own = net.own
+    assert (await own.list(WORKS, "karmada-es-member3"))["kind"] == "WorkList"
+    assert (await own.get(CLUSTERS, "member3"))["metadata"]["name"] == "member3"
+    refusals = [
+        (own.list(WORKS, "karmada-es-member1"), 'resource "works" in API group "work.karmada.io"'),
+        (own.get(CLUSTERS, "member1"), 'clusters.cluster.karmada.io "member1" is forbidden'),
+        (
+            own.patch(CLUSTERS, "member1", {"status": {}}, subresource="status"),
+            'resource "clusters/status" in API group "cluster.karmada.io"',
+        ),
+        (own.list(kinds.SECRETS, "karmada-cluster"), 'resource "secrets"'),
+        (own.list(PROPAGATION_POLICIES, "default"), 'resource "propagationpolicies"'),
+        (
+            own.create(CLUSTERS, {"metadata": {"name": "rogue"}, "spec": {"syncMode": "Pull"}}),
+            'resource "clusters" in API group "cluster.karmada.io"',
+        ),
+        (own.get(kinds.LEASES, "member1", "karmada-cluster"), 'leases.coordination.k8s.io "member1" is forbidden'),
+    ]
+    for call, named in refusals:
+        with pytest.raises(errors.Forbidden) as refused:
+            await call
+        assert named in refused.value.message, refused.value.message
+        assert "system:serviceaccount:karmada-cluster:karmada-agent-member3" in refused.value.message
+    # it may renew its own token, not another agent's
+    expiry = token_expiry(own.token or "")
+    assert expiry is not None and expiry - time.time() > 47 * 3600
+    renewed = await request_token(own, "member3", 600)
+    assert token_expiry(renewed) is not None
+    with pytest.raises(errors.Forbidden):
+        await request_token(own, "member1", 600)
+    # a Push cluster's name cannot be taken over by an agent identity
+    with pytest.raises(IdentityError, match="joined with syncMode Push"):
+        await grant_agent(net.a, "member1")
+
+
+async def test_search_covers_pull_cluster(net: Net) -> None:
+    """The management plane's search lists what member3's agent applied (from the Works' status)."""
+    a, m1, m3 = net.a, net.members["member1"], net.members["member3"]
+    await a.create(
+        PROPAGATION_POLICIES,
+        policy(
+            "searched",
+            [{"apiVersion": "v1", "kind": "ConfigMap", "labelSelector": {"matchLabels": {"searched": "yes"}}}],
+            {"clusterAffinity": {"clusterNames": ["member1", "member3"]}},
+        ),
+    )
+    for name in ("found-a", "found-b"):
+        body = {"metadata": {"name": name, "labels": {"searched": "yes"}}, "data": {"name": name}}
+        await a.create(kinds.CONFIGMAPS, body, "default")
+
+    def view(obj: dict[str, Any]) -> tuple[Any, ...]:
+        md = obj["metadata"]
+        mine = {k: v for k, v in (md.get("annotations") or {}).items() if not k.startswith("kairship.io/")}
+        return md["namespace"], md["name"], md.get("labels"), mine, obj.get("data")
+
+    async def listed() -> dict[str, Any]:
+        direct = (await m3.list(kinds.CONFIGMAPS, "default", label_selector="searched=yes"))["items"]
+        found = await search(net.management, instance="extras", cluster="member3", labelSelector="searched=yes")
+        assert len(direct) == 2 and sorted(map(view, found["items"])) == sorted(map(view, direct)), found["items"]
+        return found
+
+    found = await until(listed)
+    assert {i["metadata"]["annotations"]["kairship.io/cluster"] for i in found["items"]} == {"member3"}
+    assert all(i["kind"] == "ConfigMap" and i["apiVersion"] == "v1" for i in found["items"])
+    [source] = found["sources"]
+    assert source["cluster"] == "member3" and source["ready"] and source["synced"]
+    lease = await a.get(kinds.LEASES, "member3", "karmada-cluster")
+    synced_at = parse_time(source["lastSyncTime"])
+    assert abs(synced_at - parse_time(lease["spec"]["renewTime"])) < 5, (source, lease["spec"])
+    assert time.time() - synced_at < 5, "the agent renews every 0.5 s"
+    # fuzzy names and the Push member alongside
+    fuzzy = await search(net.management, instance="extras", kind="ConfigMap", fuzzyName="ND-B")
+    assert {i["metadata"]["annotations"]["kairship.io/cluster"] for i in fuzzy["items"]} >= {"member1", "member3"}
+    assert (await m1.get(kinds.CONFIGMAPS, "found-b", "default"))["data"] == {"name": "found-b"}
+    # an update and a deletion reach the index through the agent's Work status
+    await a.patch(kinds.CONFIGMAPS, "found-a", {"data": {"name": "changed"}}, "default")
+    await until(listed)
+    await a.delete(kinds.CONFIGMAPS, "found-b", "default")
+
+    async def dropped() -> None:
+        found = await search(net.management, instance="extras", cluster="member3", labelSelector="searched=yes")
+        assert [i["metadata"]["name"] for i in found["items"]] == ["found-a"], found["items"]
+        assert [i["data"] for i in found["items"]] == [{"name": "changed"}]
+
+    await until(dropped)
+    await a.delete(kinds.CONFIGMAPS, "found-a", "default")
+    await a.delete(PROPAGATION_POLICIES, "searched", "default")
+
+
+async def search(management: RunningServer, **query: str) -> dict[str, Any]:
+    async with management.client() as client:
+        result: dict[str, Any] = await client.request("GET", SEARCH, params=query)
+    return result
+
+
 async def test_pull_cluster_not_ready_when_agent_stops(net: Net) -> None:
     net.agent_task.cancel()
     await asyncio.gather(net.agent_task, return_exceptions=True)
@@ -191,7 +303,7 @@ async def test_pull_cluster_not_ready_when_agent_stops(net: Net) -> None:
     cluster = await until(unknown)
     assert "cluster.karmada.io/unreachable" in [t["key"] for t in cluster["spec"]["taints"]]
     # a new agent brings it back
-    agent = PullAgent(net.a, net.members["member3"], "member3", labels={"member": "member3"}, period=0.5)
+    agent = PullAgent(net.own, net.members["member3"], "member3", labels={"member": "member3"}, period=0.5)
     net.agent_task = asyncio.create_task(agent.run())
     await until(partial(ready, net.a, "member3"))
 

@@ -13,22 +13,29 @@ leave the member: the instance never calls it), then:
   cluster not ready (``ClusterStatusUnknown``, ``unreachable`` taint) when the lease is older than
   its ``--cluster-monitor-grace-period``.
 
-``atoll fleet agent`` runs it as a process; tests run it in-process.
+It needs no admin rights: with the identity :mod:`atoll.fleet.agentid` issues (``atoll fleet
+cluster token``) it may touch only its own Cluster, Works, Lease and token, and renews that token
+(``renew_token``) at 80 % of its life. ``atoll fleet agent`` runs it as a process; tests run it
+in-process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from typing import Any
 
+import orjson
+
 from atoll.api import kinds
 from atoll.api.clock import SYSTEM_CLOCK, Clock
-from atoll.api.errors import AlreadyExists, APIError, NotFound
+from atoll.api.errors import AlreadyExists, APIError, Forbidden, NotFound
 from atoll.api.timestamps import format_micro_time
 from atoll.client import Client, ClientError
 from atoll.fleet import constants as c
+from atoll.fleet.agentid import IdentityError, request_token
 from atoll.fleet.karmada.clusters import probe_member
 from atoll.fleet.karmada.execution import ExecutionReconciler, work_changed
 from atoll.fleet.karmada.interpreter import Interpreter
@@ -62,7 +69,11 @@ class PullAgent:
         lease_seconds: int = 40,
         workers: int = 5,
         clock: Clock = SYSTEM_CLOCK,
+        renew_token: bool = False,
     ) -> None:
+        """``renew_token``: ``instance`` uses the cluster's own ServiceAccount token
+        (:mod:`atoll.fleet.agentid`); renew it at 80 % of its life (TokenRequest on itself)."""
+        self.renew_token = renew_token
         self.instance = instance
         self.member = member
         self.cluster = cluster
@@ -94,12 +105,18 @@ class PullAgent:
                 tg.create_task(self.informers.run(), name=f"karmada-agent/{self.cluster}/informers")
                 tg.create_task(self.controller.run(), name=f"karmada-agent/{self.cluster}/execution")
                 tg.create_task(self._status_loop(), name=f"karmada-agent/{self.cluster}/status")
+                if self.renew_token:
+                    tg.create_task(self._token_loop(), name=f"karmada-agent/{self.cluster}/token")
         finally:
             with contextlib.suppress(Exception):
                 await self.execution.watches.close()
 
     async def register(self) -> None:
-        """Create the Cluster (``syncMode: Pull``) unless it exists; refuse to take over a Push one."""
+        """Create the Cluster (``syncMode: Pull``) unless it exists; refuse to take over a Push one.
+
+        With a per-cluster identity (:mod:`atoll.fleet.agentid`) the Cluster was registered when
+        the identity was issued and the agent may not create Clusters: it only updates its own
+        labels and ``apiEndpoint``."""
         body = {
             "apiVersion": CLUSTERS.api_version,
             "kind": "Cluster",
@@ -108,13 +125,21 @@ class PullAgent:
         }
         try:
             await self.instance.create(CLUSTERS, body)
-        except AlreadyExists:
-            current = await self.instance.get(CLUSTERS, self.cluster)
-            mode = (current.get("spec") or {}).get("syncMode") or "Push"
+        except (AlreadyExists, Forbidden) as exc:
+            try:
+                current = await self.instance.get(CLUSTERS, self.cluster)
+            except NotFound:
+                raise exc from None  # forbidden to create it, and nobody registered it
+            spec = current.get("spec") or {}
+            mode = spec.get("syncMode") or "Push"
             if mode != "Pull":
                 raise AgentError(
                     f"cluster {self.cluster!r} is registered with syncMode {mode}: unjoin it before running an agent"
                 ) from None
+            labels = current["metadata"].get("labels") or {}
+            if spec.get("apiEndpoint") != self.member.server or any(labels.get(k) != v for k, v in self.labels.items()):
+                patch = {"metadata": {"labels": self.labels}, "spec": {"apiEndpoint": self.member.server}}
+                await self.instance.patch(CLUSTERS, self.cluster, patch)
         self.registered.set()
 
     async def _status_loop(self) -> None:
@@ -137,6 +162,19 @@ class PullAgent:
         if status != cluster.get("status"):
             await self.instance.patch(CLUSTERS, self.cluster, {"status": status}, subresource="status")
 
+    async def _token_loop(self) -> None:
+        while True:
+            expiry = token_expiry(self.instance.token or "")
+            if expiry is None:
+                return  # not a ServiceAccount token: nothing to renew
+            issued = token_issued(self.instance.token or "") or self.clock.now()
+            await self.clock.sleep(max(1.0, issued + 0.8 * (expiry - issued) - self.clock.now()))
+            try:
+                self.instance.set_token(await request_token(self.instance, self.cluster))
+            except (ClientError, APIError, IdentityError) as exc:
+                log.warning("cluster %s: cannot renew the agent's token: %s", self.cluster, exc)
+                await self.clock.sleep(self.period)
+
     async def _renew(self) -> None:
         now = format_micro_time(self.clock.now())
         spec = {"holderIdentity": f"karmada-agent-{self.cluster}", "leaseDurationSeconds": self.lease_seconds}
@@ -148,6 +186,28 @@ class PullAgent:
             body = {"metadata": {"name": self.cluster}, "spec": {**spec, "acquireTime": now, "renewTime": now}}
             with contextlib.suppress(AlreadyExists):
                 await self.instance.create(kinds.LEASES, body, c.CLUSTER_NAMESPACE)
+
+
+def _claims(token: str) -> JSON:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def token_expiry(token: str) -> float | None:
+    """A JWT's ``exp`` (not verified: only to plan the renewal), None for other tokens."""
+    exp = _claims(token).get("exp")
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+def token_issued(token: str) -> float | None:
+    iat = _claims(token).get("iat")
+    return float(iat) if isinstance(iat, int | float) else None
 
 
 class AgentError(Exception):

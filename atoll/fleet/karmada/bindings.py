@@ -54,12 +54,23 @@ def id_label(namespaced: bool) -> str:
     return c.RB_PERMANENT_ID if namespaced else CRB_PERMANENT_ID
 
 
+def _generations(works: list[JSON], wanted: dict[str, JSON]) -> tuple[tuple[str, Any], ...]:
+    """The target clusters' Works as the cache has them (a draining cluster's Work is not ours to keep)."""
+    return tuple(
+        sorted(
+            (str(w["metadata"]["namespace"]), w["metadata"].get("generation"))
+            for w in works
+            if cluster_of(w["metadata"]["namespace"]) in wanted
+        )
+    )
+
+
 def clean_manifest(template: JSON) -> JSON:
-    manifest = copy.deepcopy(template)
-    manifest.pop("status", None)
-    md = manifest.setdefault("metadata", {})
-    for key in _SERVER_FIELDS:
-        md.pop(key, None)
+    """The template without status and server fields — copied without them (the status and
+    ``managedFields`` are often most of the object), so overriders may edit the copy freely."""
+    md = {k: v for k, v in (template.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
+    manifest = copy.deepcopy({**{k: v for k, v in template.items() if k != "status"}, "metadata": md})
+    md = manifest["metadata"]
     annotations = md.get("annotations") or {}
     annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
     if not annotations:
@@ -94,7 +105,7 @@ class BindingReconciler:
         self.clock = clock
         self.override_epoch = 0
         """Bumped by the manager on every (Cluster)OverridePolicy event (part of the memo)."""
-        self._ensured: dict[str, tuple[Any, ...]] = {}
+        self._ensured: dict[str, tuple[Any, ...] | None] = {}
 
     async def reconcile(self, key: ObjectKey) -> Result:
         namespaced = key.namespace is not None
@@ -118,18 +129,25 @@ class BindingReconciler:
             if held not in wanted and held not in draining:
                 with contextlib.suppress(NotFound):
                     await self.client.delete(WORKS, work["metadata"]["name"], work["metadata"]["namespace"])
-        memo = self._memo(binding, template, works, wanted)
-        if self._ensured.get(str(binding["metadata"]["uid"])) != memo:
+        uid = str(binding["metadata"]["uid"])
+        if self._ensured.get(uid) != self._memo(binding, template, _generations(works, wanted), wanted):
             async with asyncio.TaskGroup() as tg:  # the clusters' Works in parallel, not one after the other
-                for cluster_name, target in wanted.items():
+                ensured = [
                     tg.create_task(self._ensure_work(binding, template, cluster_name, target, namespaced))
-            self._ensured[str(binding["metadata"]["uid"])] = memo
+                    for cluster_name, target in wanted.items()
+                ]
+            written = [task.result() for task in ensured]
+            # the Works as just written (the cache may lag): their events then skip the rebuild
+            done = None if None in written else tuple(sorted(w for w in written if w is not None))
+            self._ensured[uid] = self._memo(binding, template, done, wanted) if done is not None else None
         if namespaced and spec.get("propagateDeps"):
             await sync_attached(self.client, self.bindings, binding, dependencies(template))
         await self._status(rd, binding, template_rd, template, wanted, namespaced)
         return await self._evictions(rd, binding, works)
 
-    def _memo(self, binding: JSON, template: JSON, works: list[JSON], wanted: dict[str, JSON]) -> tuple[Any, ...]:
+    def _memo(
+        self, binding: JSON, template: JSON, works: tuple[tuple[str, Any], ...], wanted: dict[str, JSON]
+    ) -> tuple[Any, ...]:
         """What the Works were last made from: while it holds, a status-only event (a Work's or the
         binding's) skips rebuilding every manifest."""
         clusters = [  # what an override's targetCluster can select on
@@ -147,7 +165,7 @@ class BindingReconciler:
             template["metadata"].get("resourceVersion"),
             self.override_epoch,
             orjson.dumps(clusters, option=orjson.OPT_SORT_KEYS),
-            tuple(sorted((w["metadata"]["namespace"], w["metadata"].get("generation")) for w in works)),
+            works,
         )
 
     async def _evictions(self, rd: ResourceDef, binding: JSON, works: list[JSON]) -> Result:
@@ -207,7 +225,8 @@ class BindingReconciler:
 
     async def _ensure_work(
         self, binding: JSON, template: JSON, cluster_name: str, target: JSON, namespaced: bool
-    ) -> None:
+    ) -> tuple[str, Any] | None:
+        """Create or update the cluster's Work; its (namespace, generation) as written (None: unknown)."""
         md = template["metadata"]
         manifest, applied = self._manifest(binding, template, cluster_name, target)
         spec = binding.get("spec") or {}
@@ -243,10 +262,12 @@ class BindingReconciler:
                 },
                 "spec": work_spec,
             }
-            with contextlib.suppress(AlreadyExists):
-                await self.client.create(WORKS, body, ns)
+            try:
+                current = await self.client.create(WORKS, body, ns)
+            except AlreadyExists:
+                return None
         elif current.get("spec") != work_spec or (current["metadata"].get("annotations") or {}) != annotations:
-            await self.client.patch(
+            current = await self.client.patch(
                 WORKS,
                 name,
                 {
@@ -255,6 +276,7 @@ class BindingReconciler:
                 },
                 ns,
             )
+        return str(current["metadata"]["namespace"]), current["metadata"].get("generation")
 
     async def _status(
         self,

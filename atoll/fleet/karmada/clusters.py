@@ -34,7 +34,7 @@ from atoll.fleet.karmada.execution import is_pull
 from atoll.fleet.karmada.members import MemberClients, MemberError
 from atoll.fleet.karmada.names import execution_namespace
 from atoll.fleet.kinds import CLUSTERS, WORKS
-from atoll.runtime import Cache, ObjectKey, Result
+from atoll.runtime import Cache, Informer, ObjectKey, Result
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -54,7 +54,10 @@ class ClusterReconciler:
         failure_threshold: float = 30.0,
         grace: float = 40.0,
         clock: Clock = SYSTEM_CLOCK,
+        leases: Informer | None = None,
     ) -> None:
+        self.leases = leases
+        """The Pull agents' Leases (None, or not synced yet: read each from the API)."""
         self.failure_threshold = failure_threshold
         """Karmada's ``--cluster-failure-threshold``: not ready this long → ``NoExecute``."""
         self.grace = grace
@@ -120,16 +123,21 @@ class ClusterReconciler:
             return status, c.TAINT_UNREACHABLE
         return await probe_member(member, status)
 
+    async def _lease(self, name: str) -> JSON | None:
+        if self.leases is not None and self.leases.has_synced:
+            return self.leases.cache.get(name, c.CLUSTER_NAMESPACE)
+        try:
+            return await self.client.get(kinds.LEASES, name, c.CLUSTER_NAMESPACE)
+        except NotFound:
+            return None
+
     async def _pull_status(self, cluster: JSON) -> tuple[JSON, str]:
         """A Pull cluster's agent posts its status and renews Lease ``karmada-cluster/<name>``; when
         the lease is older than ``grace`` the cluster is not ready (``ClusterStatusUnknown``)."""
         status = dict(cluster.get("status") or {})
         name = cluster["metadata"]["name"]
-        try:
-            lease = await self.client.get(kinds.LEASES, name, c.CLUSTER_NAMESPACE)
-            renewed = try_parse_time((lease.get("spec") or {}).get("renewTime"))
-        except NotFound:
-            renewed = None
+        lease = await self._lease(name)
+        renewed = try_parse_time(((lease or {}).get("spec") or {}).get("renewTime"))
         age = None if renewed is None else self.clock.now() - renewed
         if age is not None and age <= self.grace:
             return status, "" if is_true(cluster, "Ready") else c.TAINT_NOT_READY

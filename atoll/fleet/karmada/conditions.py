@@ -12,8 +12,16 @@ JSON = dict[str, Any]
 
 
 def set_condition(
-    conditions: list[JSON] | None, type_: str, status: bool, reason: str, message: str = "", now: float | None = None
+    conditions: list[JSON] | None,
+    type_: str,
+    status: bool,
+    reason: str,
+    message: str = "",
+    now: float | None = None,
+    *,
+    observed_generation: int | None = None,
 ) -> list[JSON]:
+    """``observed_generation``: the object's generation the condition speaks for (kept if None)."""
     value = "True" if status else "False"
     stamp = format_time(time.time() if now is None else now)
     out: list[JSON] = []
@@ -24,17 +32,22 @@ def set_condition(
             continue
         found = True
         changed = cond.get("status") != value
-        out.append(
-            {
-                "type": type_,
-                "status": value,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": stamp if changed else cond.get("lastTransitionTime") or stamp,
-            }
-        )
+        entry = {
+            "type": type_,
+            "status": value,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": stamp if changed else cond.get("lastTransitionTime") or stamp,
+        }
+        generation = cond.get("observedGeneration") if observed_generation is None else observed_generation
+        if generation is not None:
+            entry["observedGeneration"] = generation
+        out.append(entry)
     if not found:
-        out.append({"type": type_, "status": value, "reason": reason, "message": message, "lastTransitionTime": stamp})
+        entry = {"type": type_, "status": value, "reason": reason, "message": message, "lastTransitionTime": stamp}
+        if observed_generation is not None:
+            entry["observedGeneration"] = observed_generation
+        out.append(entry)
     return out
 
 

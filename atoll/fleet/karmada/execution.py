@@ -119,11 +119,8 @@ class ExecutionReconciler:
 
     async def _apply(self, member: Client, cluster: JSON, work: JSON, ordinal: int, manifest: JSON) -> JSON:
         rd = await _discover(member, manifest["apiVersion"], manifest["kind"])
-        md = manifest.setdefault("metadata", {})
-        md.setdefault("labels", {}).update(
-            {c.WORK_NAMESPACE: work["metadata"]["namespace"], c.WORK_NAME: work["metadata"]["name"]}
-        )
-        md.setdefault("annotations", {})[MANIFEST_HASH] = manifest_hash(manifest)
+        manifest = labelled(work, manifest)
+        md = manifest["metadata"]
         namespace = md.get("namespace") if rd.namespaced else None
         informer = self._watch(member, cluster["metadata"]["name"], rd)
         cached = informer.cache.get(md["name"], namespace) if informer.has_synced else None
@@ -221,7 +218,10 @@ class ExecutionReconciler:
         self, work: JSON, ok: bool, reason: str, message: str, statuses: list[JSON] | None = None
     ) -> None:
         status = dict(work.get("status") or {})
-        status["conditions"] = set_condition(status.get("conditions"), "Applied", ok, reason, message)
+        generation = work["metadata"].get("generation")
+        status["conditions"] = set_condition(
+            status.get("conditions"), "Applied", ok, reason, message, observed_generation=generation
+        )
         if statuses is not None:
             status["manifestStatuses"] = statuses
         if status == work.get("status"):
@@ -229,6 +229,20 @@ class ExecutionReconciler:
         md = work["metadata"]
         with contextlib.suppress(NotFound):
             await self.client.patch(WORKS, md["name"], {"status": status}, md["namespace"], subresource="status")
+
+
+def labelled(work: JSON, manifest: JSON) -> JSON:
+    """The manifest as applied to the member: the Work's labels and the manifest hash added — a new
+    dict (the Work is the informer cache's, shared with the binding controller: never mutated)."""
+    source = manifest.get("metadata") or {}
+    wmd = work["metadata"]
+    md = {
+        **source,
+        "labels": {**(source.get("labels") or {}), c.WORK_NAMESPACE: wmd["namespace"], c.WORK_NAME: wmd["name"]},
+    }
+    applied = {**manifest, "metadata": md}
+    md["annotations"] = {**(source.get("annotations") or {}), MANIFEST_HASH: manifest_hash(applied)}
+    return applied
 
 
 def is_pull(cluster: JSON | None) -> bool:

@@ -22,10 +22,11 @@ from atoll.fleet.karmada.clusters import ClusterReconciler
 from atoll.fleet.karmada.deps import DEPENDED_BY
 from atoll.fleet.karmada.detector import TemplateKey, TemplateReconciler, template_key
 from atoll.fleet.karmada.dynamic import DynamicInformers
-from atoll.fleet.karmada.execution import ExecutionReconciler, work_changed
+from atoll.fleet.karmada.execution import ExecutionReconciler, is_pull, work_changed
 from atoll.fleet.karmada.interpreter import Interpreter
 from atoll.fleet.karmada.members import MemberClients
 from atoll.fleet.karmada.names import binding_name
+from atoll.fleet.karmada.reported import ReportedIndex
 from atoll.fleet.kinds import (
     CLUSTER_OVERRIDE_POLICIES,
     CLUSTER_PROPAGATION_POLICIES,
@@ -37,8 +38,8 @@ from atoll.fleet.kinds import (
     RESOURCE_INTERPRETER_CUSTOMIZATIONS,
     WORKS,
 )
-from atoll.fleet.search import CONTROL_PLANE, Source
-from atoll.runtime import Cache, Controller, Informer, InformerFactory, ObjectKey, Result
+from atoll.fleet.search import CONTROL_PLANE, Listing, Source
+from atoll.runtime import Cache, Controller, InformerFactory, ObjectKey, Result
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -134,6 +135,8 @@ class KarmadaManager:
         self.works = f.informer(WORKS)
         self.secrets = f.informer(kinds.SECRETS, c.CLUSTER_NAMESPACE)
         self.rics = f.informer(RESOURCE_INTERPRETER_CUSTOMIZATIONS)
+        self.leases = f.informer(kinds.LEASES, c.CLUSTER_NAMESPACE)  # Pull agents' (search freshness)
+        self.reported = ReportedIndex()  # what Pull agents report applied (the search's Pull sources)
         self.interpreter = Interpreter(self.rics.cache)
         self.members = MemberClients(client, self.secrets.cache)
         self.templates: dict[tuple[str, str], tuple[ResourceDef, Cache]] = {}
@@ -186,6 +189,7 @@ class KarmadaManager:
                 period=self.settings.cluster_status_period,
                 failure_threshold=self.settings.failure_threshold,
                 grace=self.settings.monitor_grace,
+                leases=self.leases,
             ),
             workers=n,
         )
@@ -208,6 +212,9 @@ class KarmadaManager:
             )
             self.binding_ctl.watch(informer, lambda _obj: self._all_bindings())
         self.execution_ctl.watch(self.works, update_predicate=work_changed)
+        self.works.add_handler(
+            on_add=self.reported.on_add, on_update=self.reported.on_update, on_delete=self.reported.on_delete
+        )
         self.cluster_ctl.watch(self.clusters)
         self.rbs.add_handler(on_add=self._watch_dependency)
         self.clusters.add_handler(
@@ -262,11 +269,12 @@ class KarmadaManager:
 
     def search_sources(self, instance: str) -> list[Source]:
         """The read path's view of this instance (:mod:`atoll.fleet.search`): its own objects, and per
-        member cluster the objects applied there (the execution controller's member informers)."""
+        member cluster the objects applied there (Push: the execution controller's member
+        informers; Pull: what the agent reported in the Works' status, as of its last lease)."""
         own = (self.clusters, self.pps, self.cpps, self.ops, self.cops, self.rbs, self.crbs, self.works)
         templates = tuple(informer for _key, informer in self.dynamic.items())
         sources = [Source(instance, CONTROL_PLANE, (*own, *templates), True, "")]
-        by_cluster: dict[str, list[Informer]] = {}
+        by_cluster: dict[str, list[Listing]] = {}
         for key, informer in self.execution.watches.items():
             assert isinstance(key, tuple)
             by_cluster.setdefault(str(key[0]), []).append(informer)
@@ -275,14 +283,15 @@ class KarmadaManager:
             ready: JSON = next(
                 (x for x in (cluster.get("status") or {}).get("conditions") or () if x.get("type") == "Ready"), {}
             )
+            since = str(ready.get("lastTransitionTime") or "")
+            if is_pull(cluster):  # the agent applies and reports: its Works' status is the index
+                lease = self.leases.cache.get(name, c.CLUSTER_NAMESPACE) or {}
+                renewed = str((lease.get("spec") or {}).get("renewTime") or "")
+                listings: tuple[Listing, ...] = self.reported.listings(name)
+                sources.append(Source(instance, name, listings, ready.get("status") == "True", renewed, renewed))
+                continue
             sources.append(
-                Source(
-                    instance,
-                    name,
-                    tuple(by_cluster.get(name, ())),
-                    ready.get("status") == "True",
-                    str(ready.get("lastTransitionTime") or ""),
-                )
+                Source(instance, name, tuple(by_cluster.get(name, ())), ready.get("status") == "True", since)
             )
         return sources
 
