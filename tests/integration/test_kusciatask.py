@@ -25,6 +25,7 @@ import pytest_asyncio
 from atoll.api import kinds
 from atoll.api.errors import NotFound
 from atoll.api.kuscia_tasks import KUSCIATASKS, TASKRESOURCEGROUPS, TASKRESOURCES
+from atoll.runtime import metrics
 from tests.conftest import eventually, kubectl_binary, kubectl_environ
 from tests.integration.task_network import TaskNetwork, kuscia_task, task_network
 
@@ -389,3 +390,28 @@ async def test_kubectl_shows_kuscia_columns(net: TaskNetwork, tmp_path: Path) ->
                               "LASTTRANSITIONTIME"]
     row = next(line.split() for line in lines if "taskresourcegroup.kuscia.secretflow/t-kubectl" in line)
     assert row[:3] == ["taskresourcegroup.kuscia.secretflow/t-kubectl", "2", "Reserved"]  # cluster-scoped
+
+
+async def test_a_rerun_waits_until_the_previous_runs_pods_are_gone(net: TaskNetwork, out: Path) -> None:
+    """A task re-created under the same name (a job's Restart) must not adopt the previous run's
+    pod, still being deleted: it waits, then creates its own."""
+    lingering = {"metadata": {"name": "t-rerun-host-0", "namespace": "alice", "finalizers": ["test.atoll.io/hold"],
+                              "labels": {"kuscia.secretflow/task-uid": "a-previous-run",
+                                         "kuscia.secretflow/controller": "kusciatask"}},
+                 "spec": {"containers": [{"name": "c", "image": "atoll-test"}]}}
+    await net.client.create(kinds.PODS, lingering, "alice")
+    await net.client.delete(kinds.PODS, "t-rerun-host-0", "alice")
+    def requeues() -> float:
+        labels = {"controller": "kusciatask", "result": "requeue_after"}
+        return metrics.REGISTRY.get_sample_value("controller_runtime_reconcile_total", labels) or 0.0
+
+    before = requeues()
+    await net.client.create(KUSCIATASKS, kuscia_task("t-rerun", out), "cross-domain")
+    await eventually(lambda: requeues() >= before + 2, WITHIN)  # it looked, and waited, twice
+    task = await net.get_task("t-rerun")
+    assert not [c for c in task["status"].get("conditions") or [] if c.get("type") == "ResourceCreated"]
+    with pytest.raises(NotFound):
+        await net.client.get(kinds.PODS, "t-rerun-guest-0", "bob")
+    await net.client.patch(kinds.PODS, "t-rerun-host-0", {"metadata": {"finalizers": None}}, "alice")
+    done = await phase_of(net, "t-rerun", "Succeeded", "Failed")
+    assert done["status"]["phase"] == "Succeeded", done["status"]

@@ -55,6 +55,8 @@ from atoll.runtime.latest import LatestWrites
 from atoll.scheduler.events import EventRecorder
 
 JSON = dict[str, Any]
+LINGER_RECHECK = 0.5
+"""Seconds between checks while a previous run's objects of the same names are being deleted."""
 log = get_logger(__name__)
 
 
@@ -110,12 +112,26 @@ class TaskReconciler:
             return Result()
         plan = Plan(kits, status["allocatedPorts"])
         if condition(status, "ResourceCreated") is None:
+            if self._previous_run_lingers(task, kits):
+                return Result(requeue_after=LINGER_RECHECK)  # same names: wait until they are gone
             await self._create_resources(task, kits, plan)
             return Result()
         await self._sync_status(task, kits, plan)
         return Result()
 
     # -- lookups -------------------------------------------------------------------------------
+
+    def _previous_run_lingers(self, task: JSON, kits: list[PartyKit]) -> bool:
+        """A task re-created under the same name (a job's Restart) reuses its pods' and group's
+        names: while the previous run's objects are still being deleted, creating ours would only
+        find theirs (AlreadyExists) and adopt objects that are about to disappear."""
+        uid = res.task_uid(task)
+
+        def other_run(obj: JSON | None) -> bool:
+            return obj is not None and (obj["metadata"].get("labels") or {}).get(LABEL_TASK_UID) != uid
+
+        pods = (self.c.pods.get(name, kit.domain) for kit in kits for name in kit.pod_names)
+        return any(other_run(pod) for pod in pods) or other_run(self.c.groups.get(res.task_name(task)))
 
     async def _app_images(self, task: JSON) -> Callable[[str, str | None], JSON | None]:
         """AppImage lookup from the cache, with a live read for ones the cache has not seen yet (an
