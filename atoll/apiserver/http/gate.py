@@ -30,7 +30,7 @@ def _tls_protocol_class(loop: asyncio.AbstractEventLoop) -> type[Any]:
     if type(loop).__module__.startswith("uvloop"):
         import uvloop.loop
 
-        return cast("type[Any]", uvloop.loop.SSLProtocol)
+        return cast("type[Any]", getattr(uvloop.loop, "SSLProtocol"))  # noqa: B009 (not in its stubs)
     return asyncio.sslproto.SSLProtocol
 
 
@@ -38,7 +38,7 @@ def _feed(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
     """Hand ``data`` to a buffered protocol as its transport would."""
     view = memoryview(data)
     while view:
-        buffer = protocol.get_buffer(len(view))
+        buffer = memoryview(protocol.get_buffer(len(view)))
         size = min(len(buffer), len(view))
         buffer[:size] = view[:size]
         protocol.buffer_updated(size)
@@ -59,7 +59,7 @@ class _Gate(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
         handler = self._server()
         assert isinstance(handler, StatusRequestHandler)
         if not self._server.counter.admit(handler, transport.abort):  # may evict the oldest
