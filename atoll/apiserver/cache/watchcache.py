@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.api.errors import Gone
-from atoll.apiserver.cache.entries import Cached, decode_or_skip, resource_prefix
+from atoll.apiserver.cache.entries import Cached, adopt, decode_or_skip, resource_prefix
 from atoll.store.base import Compacted, Event, Store
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,22 @@ class WatchCache:
         self._live_from = 0  # events after this revision carry their previous state (``previous``)
         self._ready = asyncio.Event()
         self._listeners: list[tuple[str, Callable[[WatchEvent], None]]] = []
+        self._adopted: dict[int, tuple[bytes, dict[str, Any]]] = {}  # id(row value) -> (value, object)
 
     def add_listener(self, prefix: str, callback: Callable[[WatchEvent], None]) -> None:
         """Call ``callback`` synchronously for every applied event under ``prefix`` (before any
         waiter of that revision wakes), e.g. to serve a new CRD before its create returns."""
         self._listeners.append((prefix, callback))
+
+    def adopt(self, value: bytes, obj: dict[str, Any]) -> None:
+        """``value`` (about to be written) is ``encode_for_store(obj)`` and ``obj`` is the server's
+        own (decoded from a request body): when the store's event carries this very bytes object (a
+        local SQLite commit) the cache takes ``obj`` instead of decoding the row. The writer calls
+        ``forget`` once its write is applied or failed."""
+        self._adopted[id(value)] = (value, obj)
+
+    def forget(self, value: bytes) -> None:
+        self._adopted.pop(id(value), None)
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -222,7 +233,11 @@ class WatchCache:
         prefix = resource_prefix(ev.key)
         bucket = self._objects.setdefault(prefix, {})
         previous = bucket.get(ev.key)
-        cached = decode_or_skip(ev.key, ev.value, ev.revision)
+        handed = self._adopted.pop(id(ev.value), None) if self._adopted else None
+        if handed is not None and handed[0] is ev.value and not ev.deleted:
+            cached: Cached | None = adopt(handed[1], ev.revision)
+        else:
+            cached = decode_or_skip(ev.key, ev.value, ev.revision)
         if cached is None:
             if ev.deleted or previous is not None:  # a bad row replaced (or removed) a good one: drop it
                 if bucket.pop(ev.key, None) is not None:
