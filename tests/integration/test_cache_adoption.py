@@ -15,7 +15,6 @@ import pytest
 
 from atoll.api import errors
 from atoll.api.builtins import BUILTINS
-from atoll.api.registry import ResourceDef
 from atoll.apiserver.app import APIServer, ServerConfig
 from atoll.apiserver.cache.entries import decode
 from atoll.apiserver.registry.storage import WriteOptions
@@ -55,7 +54,7 @@ async def _as_stored(srv: APIServer, key: str) -> bytes:
 
 
 async def test_an_owned_create_is_kept_not_decoded(server: APIServer) -> None:
-    body = {"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}}
+    body: JSON = {"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}}
     out = await server.objects.create(CM, "ns", body, _opts(True))
     cached = server.cache.get(CM.key("ns", "a"))
     assert cached is not None and out is cached.obj

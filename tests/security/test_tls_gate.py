@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -51,6 +51,15 @@ async def _get_version(port: int, client: ssl.SSLContext) -> bytes:
     return answer
 
 
+def _is_closed(reader: asyncio.StreamReader) -> Callable[[], Awaitable[None]]:
+    """A check for ``eventually``: the server closed the connection."""
+
+    async def check() -> None:
+        assert await _closed(reader), "the server has not closed the connection"
+
+    return check
+
+
 async def _closed(reader: asyncio.StreamReader) -> bool:
     with contextlib.suppress(TimeoutError, ConnectionError):
         return await asyncio.wait_for(reader.read(1024), 0.05) == b""
@@ -64,7 +73,7 @@ async def _handshakes_eviction(tmp_path: Path) -> None:
             assert (await _get_version(port, client)).startswith(b"HTTP/1.1 200"), "TLS request failed"
         silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]  # fill the cap
         assert (await _get_version(port, client)).startswith(b"HTTP/1.1 200")  # admitted: the oldest goes
-        await eventually(lambda: _closed(silent[0][0]))
+        await eventually(_is_closed(silent[0][0]))
         assert not await _closed(silent[1][0]), "only the oldest silent connection is evicted"
         for _, writer in silent:
             writer.close()
@@ -74,12 +83,12 @@ async def _timeouts_and_failures(tmp_path: Path) -> None:
     limits = ConnectionLimits(header_timeout=0.5, idle_timeout=30, max_unauthenticated=50)
     async with tls_server(tmp_path, limits) as (port, client):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)  # never speaks
-        await eventually(lambda: _closed(reader), within=10)
+        await eventually(_is_closed(reader), within=10)
         writer.close()
         for _ in range(3):  # not TLS at all: the handshake fails, the connection is closed
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
-            await eventually(lambda r=reader: _closed(r), within=10)  # type: ignore[misc]
+            await eventually(_is_closed(reader), within=10)
             writer.close()
         await eventually(lambda: unauthenticated_connections._value.get() == 0)  # every place released
         assert (await _get_version(port, client)).startswith(b"HTTP/1.1 200")

@@ -8,7 +8,8 @@ state and fan out to watchers.
 Each cached object (``entries.Cached``) keeps its encoded bytes and its dict (with
 ``metadata.resourceVersion`` set from the row's revision; large objects are decoded on use), so
 LIST joins bytes instead of re-encoding and every watcher of an event shares one encoding; the
-event history is bounded in events and in bytes. Watchers have bounded queues; a watcher that falls behind is ended
+event history is bounded in events and in bytes, and indexed per resource (a watch from a
+resourceVersion replays only its resource's events). Watchers have bounded queues; a watcher that falls behind is ended
 with a 410 so its client re-lists (never a silent gap). A watch from a resourceVersion older than
 the retained history also gets 410, exactly as the real server does.
 """
@@ -122,6 +123,7 @@ class WatchCache:
         self._sorted: dict[str, list[str]] = {}  # resource prefix -> sorted keys (kept up to date)
         self._history: deque[WatchEvent] = deque()
         self._history_bytes = 0
+        self._resource_history: dict[str, deque[WatchEvent]] = {}  # the same events, per resource prefix
         self._watchers: set[Watcher] = set()
         self._by_resource: dict[str, set[Watcher]] = {}  # resource prefix -> its watchers
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -278,13 +280,29 @@ class WatchCache:
         """Append to the history, dropping the oldest events beyond its count and byte bounds."""
         history, settings = self._history, self.settings
         history.append(event)
+        rprefix = resource_prefix(event.key)
+        mine = self._resource_history.get(rprefix)
+        if mine is None:
+            mine = self._resource_history[rprefix] = deque()
+        mine.append(event)
         self._history_bytes += len(event.current.raw)
         while len(history) > settings.history_events or (
             self._history_bytes > settings.history_bytes and len(history) > 1
         ):
-            old = history.popleft()
-            self._history_bytes -= len(old.current.raw)
+            old = self._drop_oldest()
             self._history_start = max(self._history_start, old.revision)
+
+    def _drop_oldest(self) -> WatchEvent:
+        """Forget the oldest event of the history (it is also the oldest of its resource's)."""
+        old = self._history.popleft()
+        self._history_bytes -= len(old.current.raw)
+        rprefix = resource_prefix(old.key)
+        mine = self._resource_history.get(rprefix)
+        if mine and mine[0] is old:
+            mine.popleft()
+            if not mine:
+                del self._resource_history[rprefix]
+        return old
 
     def _notify(self, event: WatchEvent) -> None:
         for lprefix, callback in self._listeners:
@@ -318,7 +336,7 @@ class WatchCache:
         continue tokens from before it get 410 from the cache as they do from the store."""
         history = self._history
         while history and history[0].revision <= revision:
-            self._history_bytes -= len(history.popleft().current.raw)
+            self._drop_oldest()
         self._history_start = max(self._history_start, min(revision, self.revision))
 
     # ---- reads ----------------------------------------------------------------------------
@@ -372,7 +390,7 @@ class WatchCache:
         if revision < max(self._history_start, self._live_from) or revision > self.revision:
             return None
         out: dict[str, Cached | None] = {}
-        for ev in self._replay_after(revision):
+        for ev in self._replay_after(revision, prefix):
             if ev.key.startswith(prefix) and ev.key not in out:
                 out[ev.key] = ev.previous
         return out
@@ -392,7 +410,7 @@ class WatchCache:
                 raise Gone(f"too old resource version: {revision} ({self._history_start + 1})")
             initial = []
             probe = Watcher(prefix, matches, asyncio.Queue())
-            for ev in self._replay_after(revision):
+            for ev in self._replay_after(revision, prefix):
                 probe.offer(ev)
             while not probe.queue.empty():
                 item = probe.queue.get_nowait()
@@ -402,8 +420,10 @@ class WatchCache:
         self._by_resource.setdefault(resource_prefix(prefix), set()).add(watcher)
         return watcher, initial
 
-    def _replay_after(self, revision: int) -> Iterable[WatchEvent]:
-        history = self._history
+    def _replay_after(self, revision: int, prefix: str) -> Iterable[WatchEvent]:
+        """The retained events after ``revision`` of ``prefix``'s resource (a watch of one resource
+        never walks the others' events)."""
+        history = self._resource_history.get(resource_prefix(prefix))
         if not history or history[-1].revision <= revision:
             return ()
         # binary search over the deque by revision
