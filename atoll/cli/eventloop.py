@@ -1,8 +1,9 @@
-"""Which event loop a node runs on: uvloop (compiled transports and TLS) unless told otherwise.
+"""Which event loop a node runs on: CPython's asyncio loop unless ``ATOLL_EVENT_LOOP=uvloop``.
 
-``ATOLL_EVENT_LOOP=asyncio`` selects CPython's own loop (for comparison, or on a platform
-without uvloop wheels); an unknown value is a configuration error. uvloop cut the API server's
-CPU per HTTPS request by about a tenth (docs/performance.md, "Round 3").
+uvloop (compiled transports and TLS; ``pip install 'atoll[uvloop]'``) is supported — the TLS gate
+works on both loops — but measured no gain here: the same server CPU per HTTPS create and GET,
+a worse watch p99 and slower pod starts (docs/performance.md, "Round 3"), so it is opt-in. An
+unknown value, or uvloop asked for but not installed, is a configuration error.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ import asyncio
 import os
 from collections.abc import Callable
 
-LOOPS = ("uvloop", "asyncio")
+LOOPS = ("asyncio", "uvloop")
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The factory for ``asyncio.Runner`` (None: asyncio's default loop)."""
-    choice = os.environ.get("ATOLL_EVENT_LOOP", "uvloop").strip().lower() or "uvloop"
+    """The factory for ``asyncio.Runner`` (None: asyncio's default loop); ValueError for a bad choice."""
+    choice = os.environ.get("ATOLL_EVENT_LOOP", "").strip().lower() or "asyncio"
     if choice not in LOOPS:
         raise ValueError(f"ATOLL_EVENT_LOOP={choice!r}: expected one of {', '.join(LOOPS)}")
     if choice == "asyncio":
         return None
     try:
         import uvloop
-    except ImportError:  # no wheel for this platform: the standard loop works the same, slower
-        return None
+    except ImportError:
+        raise ValueError("ATOLL_EVENT_LOOP=uvloop: uvloop is not installed (pip install 'atoll[uvloop]')") from None
     return uvloop.new_event_loop
