@@ -1,5 +1,5 @@
-"""The listener's TLS gate on both event loops a node can run on (asyncio's and uvloop, the
-default of ``atoll start``): the ClientHello reaches TLS however early the loop starts reading, a
+"""The listener's TLS gate on both event loops a node can run on (asyncio's, the default, and
+uvloop with ``ATOLL_EVENT_LOOP=uvloop``): the ClientHello reaches TLS however early the loop starts reading, a
 connection that never speaks is closed after the header timeout, a failed handshake releases its
 place under the cap, and over the cap the oldest silent connection is evicted. In-process API
 server on SQLite with a real serving certificate."""
