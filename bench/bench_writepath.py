@@ -48,8 +48,13 @@ def _rd(plural: str) -> Any:
 CM, NS, PODS = _rd("configmaps"), _rd("namespaces"), _rd("pods")
 
 
-def _opts() -> WriteOptions:
-    return WriteOptions(field_manager="bench", field_validation="Strict")
+OWNED = [True]
+"""Bodies are the server's own, as an HTTP request's decoded body (``--not-owned``: as an
+in-process caller's, which the watch cache must decode from the stored row)."""
+
+
+def _opts(manager: str = "bench") -> WriteOptions:
+    return WriteOptions(field_manager=manager, field_validation="Strict", owned=OWNED[0])
 
 
 def _cm(i: int, value: str = "x") -> JSON:
@@ -129,7 +134,7 @@ async def bench(directory: Path, n: int, profile: str, gc_policy: bool) -> dict[
 
     async def status(i: int) -> None:
         body = {**objs.get(PODS, "ns", f"p-{i}").obj, "status": _pod_status(i, "Running")}
-        await objs.update(PODS, "ns", f"p-{i}", body, WriteOptions(field_manager="kubelet"), subresource="status")
+        await objs.update(PODS, "ns", f"p-{i}", body, _opts("kubelet"), subresource="status")
 
     phases: list[tuple[str, Callable[[int], Awaitable[Any]]]] = [
         ("create", create), ("update", update), ("noop", noop), ("pod_create", pod_create), ("status", status)]
@@ -166,8 +171,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="operations per phase")
     parser.add_argument("--profile", default="",
                         help="phase to profile: create, update, noop, pod_create, status or all")
+    parser.add_argument("--not-owned", action="store_true", help="the cache decodes every row (no hand-over)")
     parser.add_argument("--no-gc-policy", action="store_true", help="CPython's default collector settings")
     args = parser.parse_args()
+    OWNED[0] = not args.not_owned
     gc.callbacks.append(_gc_timer)
     with tempfile.TemporaryDirectory(prefix="atoll-writepath-") as tmp:
         res = asyncio.run(bench(Path(tmp), args.n, args.profile, not args.no_gc_policy))

@@ -19,6 +19,7 @@ import click
 from atoll.cli.common import fail, load
 from atoll.cli.data import data as data_command
 from atoll.cli.domain import domain, token
+from atoll.cli.eventloop import loop_factory
 from atoll.cli.init_cmd import init
 from atoll.cli.job import job as job_commands
 from atoll.cli.quickstart import quickstart
@@ -62,7 +63,12 @@ def start(config_path: Path) -> None:
         stream=sys.stderr,
     )
     try:
-        asyncio.run(_run_node(config))
+        factory = loop_factory()
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_run_node(config))
     except (ConfigError, OSError, StoreError) as exc:
         fail(str(exc))
     except BaseExceptionGroup as group:  # a module's start failed inside the node's TaskGroup

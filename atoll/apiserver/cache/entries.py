@@ -128,6 +128,19 @@ def decode(value: bytes, revision: int, *, keep_decoded: bool = True) -> Cached:
     return Cached(obj, exact(orjson.dumps(obj)), revision, keep_decoded=keep_decoded)
 
 
+def adopt(obj: JSON, revision: int) -> Cached:
+    """The cached form of an object the write path just stored (``encode_for_store(obj)`` is the
+    row's value): no decode of the row. ``obj`` is shallow-copied down to its metadata, so the
+    writer's dicts are not changed; its nested values are shared and must not be mutated by
+    anyone afterwards (only objects decoded from a request body are handed over)."""
+    metadata = dict(obj["metadata"])
+    metadata.pop("resourceVersion", None)  # where a decoded row has it: last
+    metadata["resourceVersion"] = str(revision)
+    out = dict(obj)
+    out["metadata"] = metadata
+    return Cached(out, exact(orjson.dumps(out)), revision)
+
+
 def decode_or_skip(key: str, value: bytes, revision: int, *, keep_decoded: bool = True) -> Cached | None:
     """``decode``, or None (logged with its key and counted) for a row that is not a JSON object
     with object metadata — written before validation existed, or corrupted — so one bad row never

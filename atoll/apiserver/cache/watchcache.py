@@ -8,7 +8,8 @@ state and fan out to watchers.
 Each cached object (``entries.Cached``) keeps its encoded bytes and its dict (with
 ``metadata.resourceVersion`` set from the row's revision; large objects are decoded on use), so
 LIST joins bytes instead of re-encoding and every watcher of an event shares one encoding; the
-event history is bounded in events and in bytes. Watchers have bounded queues; a watcher that falls behind is ended
+event history is bounded in events and in bytes, and indexed per resource (a watch from a
+resourceVersion replays only its resource's events). Watchers have bounded queues; a watcher that falls behind is ended
 with a 410 so its client re-lists (never a silent gap). A watch from a resourceVersion older than
 the retained history also gets 410, exactly as the real server does.
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.api.errors import Gone
-from atoll.apiserver.cache.entries import Cached, decode_or_skip, resource_prefix
+from atoll.apiserver.cache.entries import Cached, adopt, decode_or_skip, resource_prefix
 from atoll.store.base import Compacted, Event, Store
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class WatchCache:
         self._sorted: dict[str, list[str]] = {}  # resource prefix -> sorted keys (kept up to date)
         self._history: deque[WatchEvent] = deque()
         self._history_bytes = 0
+        self._resource_history: dict[str, deque[WatchEvent]] = {}  # the same events, per resource prefix
         self._watchers: set[Watcher] = set()
         self._by_resource: dict[str, set[Watcher]] = {}  # resource prefix -> its watchers
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -130,11 +132,22 @@ class WatchCache:
         self._live_from = 0  # events after this revision carry their previous state (``previous``)
         self._ready = asyncio.Event()
         self._listeners: list[tuple[str, Callable[[WatchEvent], None]]] = []
+        self._adopted: dict[int, tuple[bytes, dict[str, Any]]] = {}  # id(row value) -> (value, object)
 
     def add_listener(self, prefix: str, callback: Callable[[WatchEvent], None]) -> None:
         """Call ``callback`` synchronously for every applied event under ``prefix`` (before any
         waiter of that revision wakes), e.g. to serve a new CRD before its create returns."""
         self._listeners.append((prefix, callback))
+
+    def adopt(self, value: bytes, obj: dict[str, Any]) -> None:
+        """``value`` (about to be written) is ``encode_for_store(obj)`` and ``obj`` is the server's
+        own (decoded from a request body): when the store's event carries this very bytes object (a
+        local SQLite commit) the cache takes ``obj`` instead of decoding the row. The writer calls
+        ``forget`` once its write is applied or failed."""
+        self._adopted[id(value)] = (value, obj)
+
+    def forget(self, value: bytes) -> None:
+        self._adopted.pop(id(value), None)
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -222,7 +235,11 @@ class WatchCache:
         prefix = resource_prefix(ev.key)
         bucket = self._objects.setdefault(prefix, {})
         previous = bucket.get(ev.key)
-        cached = decode_or_skip(ev.key, ev.value, ev.revision)
+        handed = self._adopted.pop(id(ev.value), None) if self._adopted else None
+        if handed is not None and handed[0] is ev.value and not ev.deleted:
+            cached: Cached | None = adopt(handed[1], ev.revision)
+        else:
+            cached = decode_or_skip(ev.key, ev.value, ev.revision)
         if cached is None:
             if ev.deleted or previous is not None:  # a bad row replaced (or removed) a good one: drop it
                 if bucket.pop(ev.key, None) is not None:
@@ -263,13 +280,29 @@ class WatchCache:
         """Append to the history, dropping the oldest events beyond its count and byte bounds."""
         history, settings = self._history, self.settings
         history.append(event)
+        rprefix = resource_prefix(event.key)
+        mine = self._resource_history.get(rprefix)
+        if mine is None:
+            mine = self._resource_history[rprefix] = deque()
+        mine.append(event)
         self._history_bytes += len(event.current.raw)
         while len(history) > settings.history_events or (
             self._history_bytes > settings.history_bytes and len(history) > 1
         ):
-            old = history.popleft()
-            self._history_bytes -= len(old.current.raw)
+            old = self._drop_oldest()
             self._history_start = max(self._history_start, old.revision)
+
+    def _drop_oldest(self) -> WatchEvent:
+        """Forget the oldest event of the history (it is also the oldest of its resource's)."""
+        old = self._history.popleft()
+        self._history_bytes -= len(old.current.raw)
+        rprefix = resource_prefix(old.key)
+        mine = self._resource_history.get(rprefix)
+        if mine and mine[0] is old:
+            mine.popleft()
+            if not mine:
+                del self._resource_history[rprefix]
+        return old
 
     def _notify(self, event: WatchEvent) -> None:
         for lprefix, callback in self._listeners:
@@ -303,7 +336,7 @@ class WatchCache:
         continue tokens from before it get 410 from the cache as they do from the store."""
         history = self._history
         while history and history[0].revision <= revision:
-            self._history_bytes -= len(history.popleft().current.raw)
+            self._drop_oldest()
         self._history_start = max(self._history_start, min(revision, self.revision))
 
     # ---- reads ----------------------------------------------------------------------------
@@ -357,7 +390,7 @@ class WatchCache:
         if revision < max(self._history_start, self._live_from) or revision > self.revision:
             return None
         out: dict[str, Cached | None] = {}
-        for ev in self._replay_after(revision):
+        for ev in self._replay_after(revision, prefix):
             if ev.key.startswith(prefix) and ev.key not in out:
                 out[ev.key] = ev.previous
         return out
@@ -377,7 +410,7 @@ class WatchCache:
                 raise Gone(f"too old resource version: {revision} ({self._history_start + 1})")
             initial = []
             probe = Watcher(prefix, matches, asyncio.Queue())
-            for ev in self._replay_after(revision):
+            for ev in self._replay_after(revision, prefix):
                 probe.offer(ev)
             while not probe.queue.empty():
                 item = probe.queue.get_nowait()
@@ -387,8 +420,10 @@ class WatchCache:
         self._by_resource.setdefault(resource_prefix(prefix), set()).add(watcher)
         return watcher, initial
 
-    def _replay_after(self, revision: int) -> Iterable[WatchEvent]:
-        history = self._history
+    def _replay_after(self, revision: int, prefix: str) -> Iterable[WatchEvent]:
+        """The retained events after ``revision`` of ``prefix``'s resource (a watch of one resource
+        never walks the others' events)."""
+        history = self._resource_history.get(resource_prefix(prefix))
         if not history or history[-1].revision <= revision:
             return ()
         # binary search over the deque by revision

@@ -57,6 +57,7 @@ def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
         or ssa.manager_from_user_agent(request.headers.get("User-Agent", "")),
         field_validation=validation,
         user=user if isinstance(user, UserInfo) else None,
+        owned=True,  # the body was decoded for this request: the watch cache may keep it as is
     )
 
 

@@ -48,6 +48,7 @@ class WriteOptions:
     user: UserInfo | None = None
     warnings: list[str] = field(default_factory=list)  # filled by admission, sent as Warning headers
     record_managed_fields: bool = True  # False: the caller (server-side apply) set managedFields itself
+    owned: bool = False  # True: the object is the server's own (a request body), the cache may keep it
 
 
 def encode_for_store(obj: JSON) -> bytes:
@@ -192,6 +193,7 @@ class ResourceStorage:
             user=opts.user,
             warnings=opts.warnings,
         )
+        value: bytes | None = None
         try:
             await self.admission.admit(attrs)
             self._validate_meta(rd, obj)
@@ -201,14 +203,28 @@ class ResourceStorage:
                 attrs.abort()
                 return obj
             key = rd.key(namespace, md["name"])
+            value = self._encode(obj, opts)
             try:
-                revision = await self.store.create(key, encode_for_store(obj))
+                revision = await self.store.create(key, value)
             except KeyExists:
                 raise errors.already_exists(rd.plural, rd.group, md["name"]) from None
         except BaseException:
             attrs.abort()
+            if value is not None:
+                self.cache.forget(value)
             raise
-        return await self._after_write(key, revision, obj)
+        try:
+            return await self._after_write(key, revision, obj)
+        finally:
+            if opts.owned:
+                self.cache.forget(value)
+
+    def _encode(self, obj: JSON, opts: WriteOptions) -> bytes:
+        """The stored form; handed to the cache with ``obj`` when the object is the server's own."""
+        value = encode_for_store(obj)
+        if opts.owned:
+            self.cache.adopt(value, obj)
+        return value
 
     async def _after_write(self, key: str, revision: int, obj: JSON) -> JSON:
         await self.cache.wait_for(revision)
@@ -310,7 +326,7 @@ class ResourceStorage:
             if opts.dry_run:
                 return new
             try:
-                return await self._store_update(rd, namespace, name, new, current)
+                return await self._store_update(rd, namespace, name, new, current, opts)
             except RevisionMismatch:
                 if pinned:
                     raise errors.conflict(rd.plural, rd.group, name) from None
@@ -318,7 +334,8 @@ class ResourceStorage:
         raise errors.conflict(rd.plural, rd.group, name)
 
     async def _store_update(
-        self, rd: ResourceDef, namespace: str | None, name: str, new: JSON, current: Cached
+        self, rd: ResourceDef, namespace: str | None, name: str, new: JSON, current: Cached,
+        opts: WriteOptions | None = None,
     ) -> JSON:
         key = rd.key(namespace, name)
         md = new["metadata"]
@@ -335,11 +352,16 @@ class ResourceStorage:
             await self.cache.wait_for(ev.revision)
             new["metadata"]["resourceVersion"] = str(ev.revision)
             return new
+        owned = opts is not None and opts.owned
+        value = self._encode(new, opts) if opts is not None else encode_for_store(new)
         try:
-            revision = await self.store.update(key, encode_for_store(new), current.revision)
+            revision = await self.store.update(key, value, current.revision)
+            return await self._after_write(key, revision, new)
         except KeyNotFound:
             raise errors.not_found(rd.plural, rd.group, name) from None
-        return await self._after_write(key, revision, new)
+        finally:
+            if owned:
+                self.cache.forget(value)
 
     def _merge_update(self, rd: ResourceDef, old: JSON, wanted: JSON, subresource: str) -> JSON:
         """The object to store: ``wanted`` with server-managed fields and subresource rules applied."""
