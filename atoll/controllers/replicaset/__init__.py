@@ -15,6 +15,7 @@ from atoll.api.podtemplates import controller_of
 from atoll.controllers import ControllerContext
 from atoll.controllers.replicaset.reconciler import ReplicaSetReconciler, selector_of
 from atoll.runtime import Cache, Controller, Manager, ObjectKey
+from atoll.runtime.cache import ORPHAN_INDEX, by_orphan_namespace
 from atoll.runtime.expectations import Expectations
 from atoll.runtime.keys import JSON, Mapper, key_of
 from atoll.runtime.podcontrol import PodControl
@@ -25,6 +26,7 @@ NAME = "replicaset"
 def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLOCK) -> None:
     """Two controllers on one reconciler: ``replicaset`` and ``replicationcontroller``."""
     pods = manager.informer(PODS)
+    pods.cache.ensure_index(ORPHAN_INDEX, by_orphan_namespace)
     for name, rd, component in ((NAME, REPLICASETS, "replicaset-controller"),
                                 ("replicationcontroller", REPLICATIONCONTROLLERS, "replication-controller")):
         owners = manager.informer(rd)
