@@ -6,8 +6,9 @@ avoid. An index function maps an object to zero or more string values; the cache
 ``index → value → keys`` and the values each object contributed, so an update only touches the
 buckets that changed. Built-in indexes: ``namespace``, ``label`` (``k=v``), ``owner`` (owner uid)
 and ``node`` (``spec.nodeName``); pod-owning controllers add ``orphan`` (the namespace of objects
-without a controller reference, :func:`by_orphan_namespace`) with :meth:`Cache.ensure_index`. Objects are stored as received — never copied — so callers must
-treat them as read-only and copy before mutating (``copy.deepcopy`` only where needed).
+without a controller reference, :func:`by_orphan_namespace`) with :meth:`Cache.ensure_index`.
+Objects are stored as received — never copied — so callers must treat them as read-only and copy
+before mutating (``copy.deepcopy`` only where needed).
 """
 
 from __future__ import annotations

@@ -33,9 +33,17 @@ class Expectations:
         """Names deleted for ``owner`` that are still among ``seen`` (names gone are forgotten)."""
         return self._pending(self._deleted, owner, seen, present=False)
 
-    def has_pending(self, owner: Hashable) -> bool:
-        """Whether creates or deletes for ``owner`` may still be unobserved (no expiry check)."""
-        return bool(self._created.get(owner) or self._deleted.get(owner))
+    def observed(self, owner: Hashable, name: str) -> None:
+        """The informer showed a pod created for ``owner`` (kube's ``CreationObserved``): it stops
+        counting as pending even if it is deleted before the next reconcile reads the cache."""
+        entries = self._created.get(owner)
+        if entries is not None and entries.pop(name, None) is not None and not entries:
+            del self._created[owner]
+
+    def creating(self, owner: Hashable) -> bool:
+        """Whether pods created for ``owner`` may still be unobserved (as of the last
+        :meth:`pending_creates`; entries expire after ``ttl``)."""
+        return bool(self._created.get(owner))
 
     def forget(self, owner: Hashable) -> None:
         self._created.pop(owner, None)

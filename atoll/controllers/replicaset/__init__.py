@@ -6,7 +6,7 @@ owner that controls them, orphans to every owner of their namespace whose select
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import BadRequest
@@ -36,7 +36,19 @@ def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLO
         controller: Controller[ObjectKey] = Controller(name, reconciler, workers=ctx.workers)
         controller.watch(owners)
         controller.watch(pods, owners_of(rd.kind, owners.cache))
+        pods.add_handler(on_add=creation_observer(rd.kind, control.expect))
         manager.add(controller)
+
+
+def creation_observer(kind: str, expect: Expectations) -> Callable[[JSON], None]:
+    """Settle the create expectation of each pod of ``kind`` the informer adds."""
+
+    def observe(pod: JSON) -> None:
+        ref = controller_of(pod)
+        if ref is not None and ref.get("kind") == kind:
+            expect.observed(ObjectKey(key_of(pod).namespace, str(ref.get("name", ""))), pod["metadata"]["name"])
+
+    return observe
 
 
 def owners_of(kind: str, owners: Cache) -> Mapper:

@@ -84,6 +84,11 @@ class ReplicaSetReconciler:
         if not rs["metadata"].get("deletionTimestamp"):
             removed = await self._manage(key, rs, active)
             active = [p for p in active if p["metadata"]["name"] not in removed]
+        if self.control.expect.creating(key):
+            # kube-controller-manager writes the counts of every pass; while pods it created are
+            # not yet in the cache they would be stale at once, and each observed pod requeues this
+            # set: the status is written then (one write per burst, not one per slow-start batch)
+            return Result(requeue_after=self.control.expect.ttl)
         return await self._update_status(rs, active)
 
     async def _claim(self, rs: JSON, selector: LabelSelector, namespace: str) -> list[JSON]:
