@@ -1,9 +1,11 @@
-"""Reconcile one ReplicaSet: claim its pods (adopt matching orphans, release those that stopped
+"""Reconcile one ReplicaSet: claim its pods (its own from the pod cache's owner index, matching
+orphans from the orphan index — never a namespace scan; adopt those, release pods that stopped
 matching), create or delete pods until ``spec.replicas`` are active, and write ``status``
 (replicas, fullyLabeledReplicas, readyReplicas, availableReplicas after ``minReadySeconds``,
-observedGeneration). Pods to delete are chosen as kube-controller-manager's ``ActivePods``
-ordering does: unscheduled before scheduled, pending before running, not ready before ready,
-recently ready before long ready, more restarts first, newest first."""
+observedGeneration) once the pods it created are observed. Pods to delete are chosen as
+kube-controller-manager's ``ActivePods`` ordering does: unscheduled before scheduled, pending
+before running, not ready before ready, recently ready before long ready, more restarts first,
+newest first."""
 
 from __future__ import annotations
 
