@@ -5,8 +5,10 @@ objects carry label k=v?" many times per second; scanning the store each time is
 avoid. An index function maps an object to zero or more string values; the cache keeps
 ``index → value → keys`` and the values each object contributed, so an update only touches the
 buckets that changed. Built-in indexes: ``namespace``, ``label`` (``k=v``), ``owner`` (owner uid)
-and ``node`` (``spec.nodeName``). Objects are stored as received — never copied — so callers must
-treat them as read-only and copy before mutating (``copy.deepcopy`` only where needed).
+and ``node`` (``spec.nodeName``); pod-owning controllers add ``orphan`` (the namespace of objects
+without a controller reference, :func:`by_orphan_namespace`) with :meth:`Cache.ensure_index`.
+Objects are stored as received — never copied — so callers must treat them as read-only and copy
+before mutating (``copy.deepcopy`` only where needed).
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ def by_node(obj: JSON) -> Iterable[str]:
     node = (obj.get("spec") or {}).get("nodeName")
     return (node,) if node else ()
 
+
+def by_orphan_namespace(obj: JSON) -> Iterable[str]:
+    """The namespace of an object no controller owns (adoption candidates), else nothing."""
+    md = obj.get("metadata") or {}
+    namespace = md.get("namespace")
+    if not namespace or any(ref.get("controller") for ref in md.get("ownerReferences") or ()):
+        return ()
+    return (namespace,)
+
+
+ORPHAN_INDEX = "orphan"
 
 DEFAULT_INDEXES: dict[str, IndexFunc] = {
     "namespace": by_namespace,
@@ -123,6 +136,12 @@ class Cache:
             for value in values:
                 self._index[name].setdefault(value, set()).add(key)
 
+    def ensure_index(self, name: str, func: IndexFunc) -> None:
+        """:meth:`add_index` unless an index of that name exists (controllers sharing one
+        informer each ask for the index they read)."""
+        if name not in self._funcs:
+            self.add_index(name, func)
+
     def track_changes(self, index: str) -> None:
         """Keep :meth:`generation` counters for ``index`` from now on."""
         if index not in self._funcs:
@@ -171,3 +190,18 @@ class Cache:
             keys.discard(key)
             if not keys:
                 del bucket[value]
+
+
+class CachedNames:
+    """``name in CachedNames(cache, namespace)``: whether the cache holds that object — a
+    container for :class:`~atoll.runtime.expectations.Expectations` that looks up only the names
+    it asks about instead of building the namespace's name set."""
+
+    __slots__ = ("cache", "namespace")
+
+    def __init__(self, cache: Cache, namespace: str | None) -> None:
+        self.cache = cache
+        self.namespace = namespace
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.cache.get(name, self.namespace) is not None

@@ -6,7 +6,7 @@ owner that controls them, orphans to every owner of their namespace whose select
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import BadRequest
@@ -15,6 +15,7 @@ from atoll.api.podtemplates import controller_of
 from atoll.controllers import ControllerContext
 from atoll.controllers.replicaset.reconciler import ReplicaSetReconciler, selector_of
 from atoll.runtime import Cache, Controller, Manager, ObjectKey
+from atoll.runtime.cache import ORPHAN_INDEX, by_orphan_namespace
 from atoll.runtime.expectations import Expectations
 from atoll.runtime.keys import JSON, Mapper, key_of
 from atoll.runtime.podcontrol import PodControl
@@ -25,6 +26,7 @@ NAME = "replicaset"
 def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLOCK) -> None:
     """Two controllers on one reconciler: ``replicaset`` and ``replicationcontroller``."""
     pods = manager.informer(PODS)
+    pods.cache.ensure_index(ORPHAN_INDEX, by_orphan_namespace)
     for name, rd, component in ((NAME, REPLICASETS, "replicaset-controller"),
                                 ("replicationcontroller", REPLICATIONCONTROLLERS, "replication-controller")):
         owners = manager.informer(rd)
@@ -34,7 +36,19 @@ def setup(manager: Manager, ctx: ControllerContext, *, clock: Clock = SYSTEM_CLO
         controller: Controller[ObjectKey] = Controller(name, reconciler, workers=ctx.workers)
         controller.watch(owners)
         controller.watch(pods, owners_of(rd.kind, owners.cache))
+        pods.add_handler(on_add=creation_observer(rd.kind, control.expect))
         manager.add(controller)
+
+
+def creation_observer(kind: str, expect: Expectations) -> Callable[[JSON], None]:
+    """Settle the create expectation of each pod of ``kind`` the informer adds."""
+
+    def observe(pod: JSON) -> None:
+        ref = controller_of(pod)
+        if ref is not None and ref.get("kind") == kind:
+            expect.observed(ObjectKey(key_of(pod).namespace, str(ref.get("name", ""))), pod["metadata"]["name"])
+
+    return observe
 
 
 def owners_of(kind: str, owners: Cache) -> Mapper:

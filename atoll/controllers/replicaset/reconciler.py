@@ -1,9 +1,11 @@
-"""Reconcile one ReplicaSet: claim its pods (adopt matching orphans, release those that stopped
+"""Reconcile one ReplicaSet: claim its pods (its own from the pod cache's owner index, matching
+orphans from the orphan index — never a namespace scan; adopt those, release pods that stopped
 matching), create or delete pods until ``spec.replicas`` are active, and write ``status``
 (replicas, fullyLabeledReplicas, readyReplicas, availableReplicas after ``minReadySeconds``,
-observedGeneration). Pods to delete are chosen as kube-controller-manager's ``ActivePods``
-ordering does: unscheduled before scheduled, pending before running, not ready before ready,
-recently ready before long ready, more restarts first, newest first."""
+observedGeneration) once the pods it created are observed. Pods to delete are chosen as
+kube-controller-manager's ``ActivePods`` ordering does: unscheduled before scheduled, pending
+before running, not ready before ready, recently ready before long ready, more restarts first,
+newest first."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from atoll.api.selectors import LabelSelector, label_selector_from_spec, selecto
 from atoll.api.timestamps import try_parse_time
 from atoll.client import Client
 from atoll.runtime import Cache, ObjectKey, Result, TerminalError
+from atoll.runtime.cache import ORPHAN_INDEX, CachedNames
+from atoll.runtime.keys import key_of
 from atoll.runtime.podcontrol import PodControl
 
 JSON = dict[str, Any]
@@ -82,29 +86,37 @@ class ReplicaSetReconciler:
         if not rs["metadata"].get("deletionTimestamp"):
             removed = await self._manage(key, rs, active)
             active = [p for p in active if p["metadata"]["name"] not in removed]
+        if self.control.expect.creating(key):
+            # kube-controller-manager writes the counts of every pass; while pods it created are
+            # not yet in the cache they would be stale at once, and each observed pod requeues this
+            # set: the status is written then (one write per burst, not one per slow-start batch)
+            return Result(requeue_after=self.control.expect.ttl)
         return await self._update_status(rs, active)
 
     async def _claim(self, rs: JSON, selector: LabelSelector, namespace: str) -> list[JSON]:
+        """Its pods (owner index) and matching orphans (orphan index): never a namespace scan."""
         uid, deleting = rs["metadata"]["uid"], bool(rs["metadata"].get("deletionTimestamp"))
         owned: list[JSON] = []
-        for pod in self.pods.list(namespace):
-            labels = (pod.get("metadata") or {}).get("labels") or {}
+        for pod in self.pods.by_owner(uid):
             ref = controller_of(pod)
-            if ref is not None and ref.get("uid") == uid:
-                if selector.matches(labels) or deleting:
-                    owned.append(pod)
-                else:
-                    await self.control.release(rs, pod)
-            elif ref is None and not deleting and is_active(pod) and selector.matches(labels):
-                if await self.control.adopt(rs, pod):
-                    owned.append(pod)
+            if ref is None or ref.get("uid") != uid or key_of(pod).namespace != namespace:
+                continue
+            if deleting or selector.matches((pod.get("metadata") or {}).get("labels") or {}):
+                owned.append(pod)
+            else:
+                await self.control.release(rs, pod)
+        if deleting:
+            return owned
+        for pod in self.pods.by_index(ORPHAN_INDEX, namespace):
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            if is_active(pod) and selector.matches(labels) and await self.control.adopt(rs, pod):
+                owned.append(pod)
         return owned
 
     async def _manage(self, key: ObjectKey, rs: JSON, active: list[JSON]) -> set[str]:
         """Create or delete pods; returns the names of the pods deleted (no longer active)."""
         expect = self.control.expect
-        names = {p["metadata"]["name"] for p in self.pods.list(key.namespace)}
-        creating = expect.pending_creates(key, names)
+        creating = expect.pending_creates(key, CachedNames(self.pods, key.namespace))
         deleting = expect.pending_deletes(key, {p["metadata"]["name"] for p in active})
         live = [p for p in active if p["metadata"]["name"] not in deleting]
         diff = int((rs.get("spec") or {}).get("replicas") or 0) - len(live) - len(creating)
