@@ -17,7 +17,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from atoll.client.stream import StreamResponse as UpstreamStream
 from atoll.pki import peer_identity
@@ -108,3 +108,15 @@ async def relay_stream(
     finally:
         upstream.close()
     return response
+
+
+async def copy_messages(source: Any, sink: Any) -> None:
+    """Binary and text messages from one WebSocket to the other (a pod stream's relay, in the API
+    server and the pool proxier), until ``source`` closes."""
+    async for msg in source:
+        if msg.type == WSMsgType.BINARY:
+            await sink.send_bytes(msg.data)
+        elif msg.type == WSMsgType.TEXT:
+            await sink.send_str(msg.data)
+        else:
+            break

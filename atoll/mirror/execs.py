@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from atoll.api.errors import APIError
 from atoll.client import Client, ClientError
+from atoll.client.kubelet import copy_messages
 from atoll.mirror.logs import target_of
 
 JSON = dict[str, Any]
@@ -54,7 +55,7 @@ async def relay_target_exec(request: web.Request, target: Client, pod: JSON, con
 
 async def pump_both_ways(one: Any, other: Any) -> None:
     """Copy messages ``one`` → ``other`` and back until either side closes."""
-    tasks = {asyncio.ensure_future(_copy(one, other)), asyncio.ensure_future(_copy(other, one))}
+    tasks = {asyncio.ensure_future(copy_messages(one, other)), asyncio.ensure_future(copy_messages(other, one))}
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -63,13 +64,3 @@ async def pump_both_ways(one: Any, other: Any) -> None:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
                 await task
-
-
-async def _copy(source: Any, sink: Any) -> None:
-    async for msg in source:
-        if msg.type == WSMsgType.BINARY:
-            await sink.send_bytes(msg.data)
-        elif msg.type == WSMsgType.TEXT:
-            await sink.send_str(msg.data)
-        else:
-            break

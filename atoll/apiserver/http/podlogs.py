@@ -17,11 +17,11 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from atoll.apiserver.registry.subresources import StreamReply, UpgradeReply
 from atoll.client import Client
-from atoll.client.kubelet import STREAM_MESSAGE_MAX, client_ssl, relay_stream
+from atoll.client.kubelet import STREAM_MESSAGE_MAX, client_ssl, copy_messages, relay_stream
 
 
 class PodLogs:
@@ -51,8 +51,8 @@ class PodLogs:
                                                    max_msg_size=STREAM_MESSAGE_MAX)
                 await downstream.prepare(request)
                 async with asyncio.TaskGroup() as tg:
-                    up = tg.create_task(_copy(downstream, upstream))
-                    down = tg.create_task(_copy(upstream, downstream))
+                    up = tg.create_task(copy_messages(downstream, upstream))
+                    down = tg.create_task(copy_messages(upstream, downstream))
                     await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
                     up.cancel()
                     down.cancel()
@@ -60,14 +60,3 @@ class PodLogs:
             finally:
                 await upstream.close()
             return downstream
-
-
-async def _copy(source: Any, sink: Any) -> None:
-    """Binary and text messages from one WebSocket to the other, until ``source`` closes."""
-    async for msg in source:
-        if msg.type == WSMsgType.BINARY:
-            await sink.send_bytes(msg.data)
-        elif msg.type == WSMsgType.TEXT:
-            await sink.send_str(msg.data)
-        else:
-            break
