@@ -177,12 +177,15 @@ def start_master_process(
 def running_master(data_dir: Path) -> Iterator[RunningServer]:
     """A real ``atoll start`` process for the ``with`` block; terminated (killed after 15 s) on exit."""
     proc, server = start_master_process(data_dir)
-    yield server
-    proc.terminate()
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield server
+    finally:  # also when the block raised: never leak the master process
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture
