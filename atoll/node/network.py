@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import yaml
 
 from atoll.api import errors, kinds
@@ -166,6 +167,8 @@ class LocalNetwork:
             self.kubeconfig.chmod(0o600)
             try:
                 await self._until(self.master, self._master_ready, 60, "API server ready")
+                if str(doc.get("protocol") or "NOTLS").upper() == "NOTLS":  # TLS ports need the domain's certs
+                    await self._until(self.master, self._gateway_answers, 30, "gateway answering")
                 return
             except NetworkError as exc:
                 if not _port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
@@ -179,6 +182,23 @@ class LocalNetwork:
                 return bool(await client.request("GET", "/readyz"))
             except (ClientError, errors.APIError):
                 return False
+
+    async def _gateway_answers(self) -> bool:
+        """The master's external port answers as its gateway does (401 ``unauthorized.``). Another
+        program answering there took the port between ``atoll init`` and Envoy's bind (Envoy then
+        rejects that listener and keeps running): report it as a taken port, so new ones are picked."""
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+                async with session.get(self.master_endpoint) as response:
+                    body = await response.text()
+        except aiohttp.ClientConnectorError:
+            return False  # nothing listens yet: Envoy is still starting
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise NetworkError(f"gateway port {self.master_endpoint}: address already in use ({exc})") from None
+        if response.status == 401 and "unauthorized" in body:
+            return True
+        raise NetworkError(f"gateway port {self.master_endpoint}: address already in use "
+                           f"(another program answers {response.status})")
 
     # -- lites -----------------------------------------------------------------------------------
 

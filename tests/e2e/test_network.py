@@ -350,3 +350,29 @@ async def test_a_tls_master_registers_https_lites_and_refuses_plaintext(tmp_path
         assert registration.node_name == "dave-node"
     finally:
         net.stop()
+
+
+async def test_a_master_whose_gateway_port_was_taken_meanwhile_moves_to_free_ports(tmp_path: Path) -> None:
+    """Another program binds the gateway's port between ``atoll init`` and Envoy's start (Envoy then
+    rejects that listener and keeps running): the network notices the foreign answer there and
+    starts the master again on new ports, instead of handing lites a port that is not ours."""
+    from aiohttp import web
+
+    data, port = tmp_path / "master", free_port()
+    assert atoll("init", "--mode", "master", "-d", "kuscia-system", "--data-dir", str(data),
+                 "--api-port", str(free_port()), "--external-port", str(port)).returncode == 0
+    squatter = web.Application()
+    squatter.router.add_get("/", lambda _request: web.Response(text="not a gateway"))
+    runner = web.AppRunner(squatter)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    net = LocalNetwork(tmp_path)
+    try:
+        await net.start_master()
+        assert net.master is not None and net.master.external_port != port
+        result = await asyncio.to_thread(subprocess.run, ["curl", "-sv", net.master_endpoint], capture_output=True,
+                                         text=True, timeout=30)
+        assert "< HTTP/1.1 401 Unauthorized" in result.stderr and result.stdout.strip() == "unauthorized."
+    finally:
+        net.stop()
+        await runner.cleanup()
