@@ -42,11 +42,10 @@ sys.path.insert(0, str(REPO))
 
 from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
-from bench.bench_pods import cpu_seconds, start_agent, start_master  # noqa: E402
+from bench.bench_pods import cpu_seconds, create_domains, start_agent, start_master  # noqa: E402
 
 JSON = dict[str, Any]
 DOMAINS = ("alice", "bob")
-DOMAIN_KIND = kinds.kind("kuscia.secretflow", "domains")
 
 
 _WRITES = ("POST", "PUT", "PATCH", "DELETE", "CREATE", "UPDATE", "APPLY", "DELETECOLLECTION")
@@ -211,15 +210,7 @@ async def run(base: Path, n: int, rounds: int = 1) -> None:
                         break
                     except Exception:
                         await asyncio.sleep(0.1)
-            for domain in DOMAINS:
-                await client.create(DOMAIN_KIND, {"metadata": {"name": domain}, "spec": {"role": ""}})
-            for domain in DOMAINS:
-                for _ in range(300):
-                    try:
-                        await client.get(kinds.NAMESPACES, domain)
-                        break
-                    except Exception:
-                        await asyncio.sleep(0.1)
+            await create_domains(client, list(DOMAINS))
             watch = PodWatch(client)
             watchers = [asyncio.create_task(watch.run(d)) for d in DOMAINS]
             await asyncio.sleep(1)

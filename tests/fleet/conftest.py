@@ -59,3 +59,27 @@ def proxy_url(server: RunningServer, instance: str) -> str:
 
 def data_dir(server: RunningServer) -> Path:
     return server.data_dir / "fleet"
+
+
+def widget_crd(group: str, *, status: bool = False) -> dict[str, Any]:
+    """A namespaced ``Widget`` custom resource of ``group`` keeping any fields (with a status
+    subresource when ``status``): the custom kind the fleet tests propagate."""
+    version: dict[str, Any] = {
+        "name": "v1",
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+    }
+    if status:
+        version["subresources"] = {"status": {}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "versions": [version],
+        },
+    }

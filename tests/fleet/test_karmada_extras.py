@@ -47,7 +47,7 @@ from atoll.fleet.kinds import (
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
 from tests.conftest import RunningServer, _write_kubeconfig, eventually, start_until_ready
-from tests.fleet.conftest import create_instance, proxy_url
+from tests.fleet.conftest import create_instance, proxy_url, widget_crd
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 WITHIN = 30.0
@@ -376,25 +376,7 @@ async def test_field_overrider_edits_json_and_yaml_inside_values(net: Net) -> No
 
 
 # ------------------------------------------------------------------------- custom resource status
-WIDGET_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": f"widgets.{GROUP}"},
-    "spec": {
-        "group": GROUP,
-        "scope": "Namespaced",
-        "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-            }
-        ],
-    },
-}
+WIDGET_CRD = widget_crd(GROUP, status=True)
 INTERPRETER = {
     "apiVersion": "config.karmada.io/v1alpha1",
     "kind": "ResourceInterpreterCustomization",

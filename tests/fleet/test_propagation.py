@@ -27,7 +27,7 @@ from atoll.fleet.kinds import CLUSTERS, INSTANCES, OVERRIDE_POLICIES, PROPAGATIO
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
 from tests.conftest import RunningServer, _write_kubeconfig, eventually, start_until_ready
-from tests.fleet.conftest import create_instance, proxy_url
+from tests.fleet.conftest import create_instance, proxy_url, widget_crd
 from tests.integration.agents import (
     RunningAgent,
     agent_config,
@@ -490,24 +490,7 @@ async def test_policy_for_a_kind_installed_later(fleet: Fleet) -> None:
             {"clusterAffinity": {"clusterNames": ["member1"]}},
         ),
     )
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                }
-            ],
-        },
-    }
+    crd = widget_crd(group)
     member1 = fleet.member_clients["member1"]
     for client in (fleet.a, member1):
         await client.create(CRDS, crd)
