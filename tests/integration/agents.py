@@ -136,10 +136,19 @@ async def stable_processes(marker: str) -> list[int]:
     return sorted(seen)
 
 
-def kill_leftovers(data_dir: Path) -> None:
-    """Test cleanup: SIGKILL every process group the agent under ``data_dir`` started."""
+def kill_leftovers(data_dir: Path, *, within: float = 10.0) -> None:
+    """Test cleanup: SIGKILL every process the agent under ``data_dir`` started (their groups too),
+    and return once none is left: a killed process lingers until the kernel schedules its exit."""
     import signal
+    import time
 
-    for pid in processes_with(str(data_dir / "agent" / "pods")):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + within
+    while pids := processes_with(str(data_dir / "agent" / "pods")):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"processes under {data_dir} survive SIGKILL: {pids}")
+        time.sleep(0.05)
