@@ -54,8 +54,6 @@ class CacheSettings:
     """Seconds a write waits for the cache to apply its own revision before giving up."""
 
 
-
-
 @dataclass(slots=True)
 class WatchEvent:
     type: str  # ADDED | MODIFIED | DELETED
@@ -81,15 +79,25 @@ class WatchEvent:
 Filter = Callable[[JSON], bool]
 
 
+Sink = Callable[[WatchEvent], bool]
+
+
 @dataclass(eq=False)
 class Watcher:
     prefix: str
     matches: Filter
     queue: asyncio.Queue[WatchEvent | None]
     error: Exception | None = None
+    sink: Sink | None = None
+    """Writes an event to the client synchronously; False when it cannot now (the connection's
+    write buffer is full or closing): the event is queued instead."""
+    parked: bool = False
+    """The stream's task waits on an empty queue: nothing of this watcher is in flight, so an event
+    may go straight to ``sink`` without overtaking one (set by the stream around ``queue.get``)."""
 
     def offer(self, event: WatchEvent) -> bool:
-        """Queue the event if it concerns this watcher; False when the watcher overflowed."""
+        """Hand the event over if it concerns this watcher -- written at once through ``sink`` while
+        the stream is idle, else queued for its task; False when the watcher overflowed."""
         if not event.key.startswith(self.prefix):
             return True
         try:
@@ -106,6 +114,12 @@ class Watcher:
             event = WatchEvent("ADDED", event.key, event.current, event.previous, event.revision)
         elif not now:
             return True
+        if self.parked and self.sink is not None and self.queue.empty():
+            try:
+                if self.sink(event):
+                    return True
+            except Exception:  # e.g. a Table renderer failing: the stream's task reports it
+                log.exception("watch write failed on %s; queued to the stream instead", event.key)
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
