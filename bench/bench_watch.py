@@ -295,34 +295,49 @@ def _wait_port(port: int) -> None:
     raise SystemExit(f"reference server on {port} did not start")
 
 
-def one_round(server_pid: int, conn: dict[str, Any], args: argparse.Namespace, rnd: int) -> dict[str, Any]:
-    job = {**conn, "path": f"/api/v1/namespaces/bwatch-{rnd}/configmaps", "n": args.n, "rate": args.rate}
-    job.update(watchers=args.watchers, round=rnd)
-    watchers = subprocess.Popen([PY, __file__, "--role", "watchers", json.dumps(job)], stdout=subprocess.PIPE)
-    assert watchers.stdout is not None
-    if watchers.stdout.readline().strip() != b"ready":
+def measure_watch(
+    server_pid: int, conn: dict[str, Any], path: str, *, n: int, rate: float, watchers: int, tag: str
+) -> dict[str, Any]:
+    """One run: ``watchers`` watches of ``path`` (an empty collection) in one process, ``n``
+    creates (named ``w-<tag>-<i>``) at ``rate`` per second from another; latencies in ms."""
+    job = {**conn, "path": path, "n": n, "rate": rate, "watchers": watchers, "round": tag}
+    proc = subprocess.Popen([PY, __file__, "--role", "watchers", json.dumps(job)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != b"ready":
         raise SystemExit("watchers failed to start")
     time.sleep(0.2)
     load = os.getloadavg()[0]
     cpu0 = cpu_seconds(server_pid)
     writer = subprocess.run([PY, __file__, "--role", "writer", json.dumps(job)], capture_output=True, check=True)
     w = json.loads(writer.stdout)
-    out, _ = watchers.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=120)
     server_cpu = cpu_seconds(server_pid) - cpu0
     r = json.loads(out.splitlines()[-1])
     ms = [x * 1000 for x in r["kernel"]]
     parsed = [x * 1000 for x in r["parsed"]]
     acks = [x * 1000 for x in w["acks"]]
+    first, spread = [x * 1000 for x in r["first"]], [x * 1000 for x in r["spread"]]
     return {
         "p50": percentile(ms, 0.5), "p99": percentile(ms, 0.99), "max": max(ms, default=float("nan")),
         "parsed_p50": percentile(parsed, 0.5), "parsed_p99": percentile(parsed, 0.99),
         "ack_p50": percentile(acks, 0.5), "ack_p99": percentile(acks, 0.99),
-        "first_p50": percentile(r["first"], 0.5) * 1000, "first_p99": percentile(r["first"], 0.99) * 1000,
-        "spread_p50": percentile(r["spread"], 0.5) * 1000, "spread_p99": percentile(r["spread"], 0.99) * 1000,
+        "first_p50": percentile(first, 0.5), "first_p99": percentile(first, 0.99),
+        "spread_p50": percentile(spread, 0.5), "spread_p99": percentile(spread, 0.99),
         "events": len(ms), "expected": r["expected"], "rate": w["rate"], "errors": w["errors"],
-        "server_us_per_write": server_cpu / args.n * 1e6, "watchers_cpu_s": r["cpu_s"], "writer_cpu_s": w["cpu_s"],
+        "server_us_per_write": server_cpu / n * 1e6, "watchers_cpu_s": r["cpu_s"], "writer_cpu_s": w["cpu_s"],
         "load": load,
     }  # fmt: skip
+
+
+def connection(url: str, ca: str, token: str) -> dict[str, Any]:
+    """The watchers' and writer's connection settings for a server at ``https://host:port``."""
+    host, port = url.removeprefix("https://").rsplit(":", 1)
+    return {"host": host, "port": int(port), "ca": ca, "token": token}
+
+
+def one_round(server_pid: int, conn: dict[str, Any], args: argparse.Namespace, rnd: int) -> dict[str, Any]:
+    path = f"/api/v1/namespaces/bwatch-{rnd}/configmaps"
+    return measure_watch(server_pid, conn, path, n=args.n, rate=args.rate, watchers=args.watchers, tag=str(rnd))
 
 
 def show(label: str, r: dict[str, Any]) -> None:
