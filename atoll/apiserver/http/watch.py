@@ -6,6 +6,12 @@ are filtered by namespace and selectors on the new state; an object that stops m
 as DELETED. With a Table Accept header each event carries a one-row Table (column definitions in
 the first only). Bookmarks are sent when asked; ``timeoutSeconds`` ends the stream cleanly; a
 client that goes away is noticed within a second.
+
+While a stream is idle the cache's fan-out writes each event straight to its connection (one
+HTTP chunk, synchronously: no task wake-up per watcher per event); while the stream's task is
+busy, or the connection's write buffer is above its high-water mark, events queue for the task,
+which writes them (several per chunk) and waits for the client to drain. A client that stops
+reading thus fills its queue and is ended as before.
 """
 
 from __future__ import annotations
