@@ -5,7 +5,8 @@ Aspects: a watcher whose client reads nothing is ended (removed from the cache) 
 overflows -- the direct write declines while the connection's write buffer is above its high-water
 mark, so the backlog queues instead of growing in the transport without bound; events written
 directly, then queued behind a client that paused reading (written by the stream's task once it
-drains), then direct again reach the client once each, in order. Real in-process master over HTTPS.
+drains), then direct again reach the client once each, in order; an idle stream gets a store
+batch's events in one write. Real in-process master over HTTPS (the batch: the cache alone).
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ import asyncio
 import dataclasses
 import json
 import socket
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from atoll.api.builtins import BUILTINS
+from atoll.apiserver.app import APIServer, ServerConfig
+from atoll.apiserver.cache.watchcache import WatchEvent
 from atoll.apiserver.registry.storage import WriteOptions
+from atoll.store.base import Event
+from atoll.store.sqlite import SQLiteStore
 from tests.conftest import eventually
 
 CM = next(r for r in BUILTINS if r.plural == "configmaps" and r.group == "")
@@ -102,3 +108,43 @@ async def test_events_direct_and_queued_behind_a_slow_client_arrive_once_in_orde
     assert [e["object"]["metadata"]["name"] for e in seen] == names + later
     assert {e["type"] for e in seen} == {"ADDED"}
     assert cache.watcher_count == before + 1  # never ended: its queue (5,000) did not overflow
+
+
+async def test_an_idle_stream_gets_a_store_batch_in_one_write(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    await store.start()
+    srv = APIServer(store, ServerConfig())
+    task = asyncio.create_task(srv.cache.run())
+    try:
+        await srv.cache.wait_ready()
+        cache = srv.cache
+        idle, _ = cache.watch(CM.key("ns", ""), lambda _obj: True, None)
+        busy, _ = cache.watch(CM.key("ns", ""), lambda _obj: True, None)
+        writes: list[list[str]] = []
+
+        def sink(events: list[WatchEvent]) -> bool:
+            writes.append([e.current.obj["metadata"]["name"] for e in events])
+            return True
+
+        idle.sink = busy.sink = sink
+        idle.parked = True  # busy's task is not parked: its events queue
+        rev = cache.revision
+        batch = [
+            Event(
+                rev + i,
+                CM.key("ns", f"c{i}"),
+                b'{"metadata":{"name":"c%d","namespace":"ns"}}' % i,
+                True,
+                False,
+                rev + i,
+                0,
+            )
+            for i in (1, 2, 3)
+        ]
+        cache._apply(batch)
+        assert writes == [["c1", "c2", "c3"]]
+        assert busy.queue.qsize() == 3 and not idle.held
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()

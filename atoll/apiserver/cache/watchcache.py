@@ -22,7 +22,7 @@ import builtins
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from atoll.api.errors import Gone
@@ -79,7 +79,7 @@ class WatchEvent:
 Filter = Callable[[JSON], bool]
 
 
-Sink = Callable[[WatchEvent], bool]
+Sink = Callable[[list[WatchEvent]], bool]
 
 
 @dataclass(eq=False)
@@ -89,15 +89,19 @@ class Watcher:
     queue: asyncio.Queue[WatchEvent | None]
     error: Exception | None = None
     sink: Sink | None = None
-    """Writes an event to the client synchronously; False when it cannot now (the connection's
-    write buffer is full or closing): the event is queued instead."""
+    """Writes events to the client synchronously (one write); False when it cannot now (the
+    connection's write buffer is full, or it is closing): the events are queued instead."""
     parked: bool = False
-    """The stream's task waits on an empty queue: nothing of this watcher is in flight, so an event
+    """The stream's task waits on an empty queue: nothing of this watcher is in flight, so events
     may go straight to ``sink`` without overtaking one (set by the stream around ``queue.get``)."""
+    held: list[WatchEvent] = field(default_factory=list)
+    """Events of the store batch being applied, for ``sink`` when the batch is done (``flush``)."""
 
-    def offer(self, event: WatchEvent) -> bool:
-        """Hand the event over if it concerns this watcher -- written at once through ``sink`` while
-        the stream is idle, else queued for its task; False when the watcher overflowed."""
+    def offer(self, event: WatchEvent, holding: set[Watcher] | None = None) -> bool:
+        """Hand the event over if it concerns this watcher; False when the watcher overflowed.
+
+        While the stream is idle the event is held (the watcher joins ``holding``) and the batch's
+        events go out in one write at ``flush``; otherwise it is queued for the stream's task."""
         if not event.key.startswith(self.prefix):
             return True
         try:
@@ -114,16 +118,31 @@ class Watcher:
             event = WatchEvent("ADDED", event.key, event.current, event.previous, event.revision)
         elif not now:
             return True
-        if self.parked and self.sink is not None and self.queue.empty():
-            try:
-                if self.sink(event):
-                    return True
-            except Exception:  # e.g. a Table renderer failing: the stream's task reports it
-                log.exception("watch write failed on %s; queued to the stream instead", event.key)
+        if holding is not None and (self.held or (self.parked and self.sink is not None and self.queue.empty())):
+            self.held.append(event)
+            holding.add(self)
+            return True
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             return False
+        return True
+
+    def flush(self) -> bool:
+        """Write the held events through ``sink`` (one write), or queue them when it declines;
+        False when the watcher overflowed."""
+        events, self.held = self.held, []
+        if self.sink is not None:
+            try:
+                if self.sink(events):
+                    return True
+            except Exception:  # e.g. a Table renderer failing: the stream's task reports it
+                log.exception("watch write failed on %s; queued to the stream instead", events[0].key)
+        for event in events:
+            try:
+                self.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                return False
         return True
 
 
@@ -221,13 +240,19 @@ class WatchCache:
     # ---- applying store events ---------------------------------------------------------------
 
     def _apply(self, batch: list[Event]) -> None:
-        for ev in batch:
-            if not ev.key.startswith("/"):
-                continue  # fill rows and store-internal keys
-            if ev.revision <= self.revision:
-                self._remember(ev)
-                continue
-            self._apply_one(ev)
+        holding: set[Watcher] = set()  # idle streams get the batch's events in one write each
+        try:
+            for ev in batch:
+                if not ev.key.startswith("/"):
+                    continue  # fill rows and store-internal keys
+                if ev.revision <= self.revision:
+                    self._remember(ev)
+                    continue
+                self._apply_one(ev, holding)
+        finally:
+            for w in holding:
+                if not w.flush():
+                    self._end(w, Gone("watch fell behind; re-list and watch again"))
         if batch:
             self.revision = max(self.revision, batch[-1].revision)
         self._wake_waiters()
@@ -245,7 +270,7 @@ class WatchCache:
         etype = "DELETED" if ev.deleted else ("ADDED" if ev.created else "MODIFIED")
         self._remember_event(WatchEvent(etype, ev.key, cached, None, ev.revision))
 
-    def _apply_one(self, ev: Event) -> None:
+    def _apply_one(self, ev: Event, holding: set[Watcher]) -> None:
         prefix = resource_prefix(ev.key)
         bucket = self._objects.setdefault(prefix, {})
         previous = bucket.get(ev.key)
@@ -279,7 +304,7 @@ class WatchCache:
         watchers = self._by_resource.get(prefix)
         if watchers:
             fanned = WatchEvent(etype, ev.key, cached, previous, ev.revision, shared=True)
-            overflowed = [w for w in watchers if not w.offer(fanned)]
+            overflowed = [w for w in watchers if not w.offer(fanned, holding)]
             for w in overflowed:
                 self._end(w, Gone("watch fell behind; re-list and watch again"))
 

@@ -7,11 +7,11 @@ as DELETED. With a Table Accept header each event carries a one-row Table (colum
 the first only). Bookmarks are sent when asked; ``timeoutSeconds`` ends the stream cleanly; a
 client that goes away is noticed within a second.
 
-While a stream is idle the cache's fan-out writes each event straight to its connection (one
-HTTP chunk, synchronously: no task wake-up per watcher per event); while the stream's task is
-busy, or the connection's write buffer is above its high-water mark, events queue for the task,
-which writes them (several per chunk) and waits for the client to drain. A client that stops
-reading thus fills its queue and is ended as before.
+While a stream is idle the cache's fan-out writes events straight to its connection (one HTTP
+chunk per store batch, synchronously: no task wake-up per watcher per event); while the stream's
+task is busy, or the connection's write buffer is above its high-water mark, events queue for the
+task, which writes them (several per chunk) and waits for the client to drain. A client that
+stops reading thus fills its queue and is ended as before.
 """
 
 from __future__ import annotations
@@ -173,18 +173,19 @@ async def serve_watch(
     return response
 
 
-def _direct_writer(request: web.Request, encode: Callable[[WatchEvent], bytes]) -> Callable[[WatchEvent], bool]:
-    """Write one event as one HTTP chunk straight to the connection, synchronously from the cache's
-    fan-out: no task wake-up and no coroutine chain per watcher per event. Declines (the event is
-    queued to the stream's task, which waits for the client to drain) while the transport's buffer
-    is above its high-water mark or the connection is closing, so a slow client's backlog stays
-    bounded by its queue as before. The response's headers went out in ``prepare``."""
+def _direct_writer(request: web.Request, encode: Callable[[WatchEvent], bytes]) -> Callable[[list[WatchEvent]], bool]:
+    """Write a store batch's events as one HTTP chunk straight to the connection, synchronously
+    from the cache's fan-out: no task wake-up and no coroutine chain per watcher per event. Declines
+    (the events are queued to the stream's task, which waits for the client to drain) while the
+    transport's buffer is above its high-water mark or the connection is closing, so a slow
+    client's backlog stays bounded by its queue as before. The response's headers went out in
+    ``prepare``."""
     protocol, transport = request.protocol, request.transport
 
-    def write(event: WatchEvent) -> bool:
+    def write(events: list[WatchEvent]) -> bool:
         if transport is None or transport.is_closing() or protocol.writing_paused:
             return False
-        data = encode(event)
+        data = encode(events[0]) if len(events) == 1 else b"".join(encode(e) for e in events)
         transport.write(b"%x\r\n%b\r\n" % (len(data), data))
         return True
 
