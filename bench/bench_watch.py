@@ -20,9 +20,12 @@ Three processes besides the server, so none waits on another's event loop:
   processes) in ``data.sent``.
 - this orchestrator: starts the servers, reads the server's and the clients' CPU.
 
+``--burst N`` then runs N creates from 32 concurrent clients (the store commits several per
+batch) with the watchers attached and reports the server's CPU per create, delivery included.
 ``--server-tree DIR`` runs the atoll server from another source tree (e.g. an exported main) for a
 before/after comparison in one session. ``--profile FILE`` records the atoll server with py-spy
-during the first round (by the file's suffix: ``.svg`` flame graph, ``.json`` speedscope, ``.txt`` collapsed stacks).
+during the first round (by the file's suffix: ``.svg`` flame graph, ``.json`` speedscope, ``.txt``
+collapsed stacks).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ import asyncio, ssl, sys
 from aiohttp import web
 streams = set()
 async def watch(request):
+    if "watch" not in request.query:
+        return web.Response(text="ok")
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
@@ -192,11 +197,15 @@ def run_watchers(job: dict[str, Any]) -> None:
     last: dict[float, float] = {}
     deadline = time.monotonic() + job["n"] / job["rate"] + 60
     cpu0 = time.process_time()
-    while len(kernel) < expected and time.monotonic() < deadline:
+    counted, count_only = 0, bool(job.get("count_only"))
+    while len(kernel) + counted < expected and time.monotonic() < deadline:
         for key, _ in sel.select(1):
             stamp, lines = key.data.read()
             for line in lines:
                 if not line:
+                    continue
+                if count_only:
+                    counted += 1
                     continue
                 sent = float(orjson.loads(line)["object"]["data"]["sent"])
                 kernel.append(stamp - sent)
@@ -208,7 +217,7 @@ def run_watchers(job: dict[str, Any]) -> None:
         s.sock.close()
     firsts = [first[sent] - sent for sent in first]
     spreads = [last[sent] - first[sent] for sent in first]
-    result = {"kernel": kernel, "parsed": parsed, "first": firsts, "spread": spreads}
+    result = {"kernel": kernel, "parsed": parsed, "first": firsts, "spread": spreads, "counted": counted}
     print(json.dumps({**result, "cpu_s": cpu, "expected": expected}), flush=True)
 
 
@@ -329,6 +338,35 @@ def measure_watch(
     }  # fmt: skip
 
 
+def measure_burst(server_pid: int, conn: dict[str, Any], path: str, *, n: int, watchers: int) -> dict[str, Any]:
+    """``n`` creates from 32 concurrent clients (store batches of several events) while ``watchers``
+    watches of ``path`` count what they receive: the server's CPU per create and the rate."""
+    from bench.bench_apiserver import run_client  # (that module imports this one)
+
+    job = {**conn, "path": path, "n": n, "rate": 1e9, "watchers": watchers, "count_only": True}
+    proc = subprocess.Popen([PY, __file__, "--role", "watchers", json.dumps(job)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != b"ready":
+        raise SystemExit("watchers failed to start")
+    cpu0 = cpu_seconds(server_pid)
+    url = f"https://{conn['host']}:{conn['port']}"
+    create = {"url": url, "ca": conn["ca"], "token": conn["token"], "kind": "create", "path": path, "n": n}
+    r = run_client({**create, "concurrency": 32, "prefix": "burst"})
+    out = json.loads(proc.communicate(timeout=120)[0].splitlines()[-1])
+    used = cpu_seconds(server_pid) - cpu0
+    return {"rate": r["rate"], "cpu_us": used / n * 1e6, "events": out["counted"], "expected": n * watchers,
+            "watchers_cpu_s": out["cpu_s"], "load": os.getloadavg()[0]}  # fmt: skip
+
+
+def show_burst(label: str, r: dict[str, Any]) -> None:
+    print(
+        f"{label:<10} burst at 32 clients: {r['rate']:,.0f} creates/s, server CPU {r['cpu_us']:.0f} us/create "
+        f"(incl. delivery), {r['events']}/{r['expected']} events, watchers CPU {r['watchers_cpu_s']:.2f} s, "
+        f"load {r['load']:.1f}",
+        flush=True,
+    )
+
+
 def connection(url: str, ca: str, token: str) -> dict[str, Any]:
     """The watchers' and writer's connection settings for a server at ``https://host:port``."""
     host, port = url.removeprefix("https://").rsplit(":", 1)
@@ -354,12 +392,13 @@ def show(label: str, r: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="latency rounds (0: none)")
     parser.add_argument("--n", type=int, default=800, help="creates per round")
     parser.add_argument("--rate", type=float, default=100.0, help="creates per second")
     parser.add_argument("--watchers", type=int, default=50)
     parser.add_argument("--server-tree", type=Path, default=REPO, help="source tree the atoll server runs from")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--burst", type=int, default=0, help="then N creates at 32 clients (CPU per create)")
     parser.add_argument("--profile", type=Path, help="py-spy record the atoll server during round 1 into FILE")
     parser.add_argument("--role", choices=["watchers", "writer"], help=argparse.SUPPRESS)
     parser.add_argument("job", nargs="?", help=argparse.SUPPRESS)
@@ -369,7 +408,7 @@ def main() -> None:
     if args.role == "writer":
         return run_writer(json.loads(args.job))
     with tempfile.TemporaryDirectory(prefix="atoll-bench-watch-") as tmp:
-        server, conn = start_atoll(Path(tmp), args.server_tree.resolve(), args.rounds)
+        server, conn = start_atoll(Path(tmp), args.server_tree.resolve(), args.rounds + 1)
         ref, rconn = (None, None) if args.no_reference else start_reference(Path(tmp) / "pki")
         try:
             ours, refs = [], []
@@ -390,6 +429,11 @@ def main() -> None:
                 if ref is not None and rconn is not None:
                     refs.append(one_round(ref.pid, rconn, args, rnd))
                     show(f"ref {rnd + 1}", refs[-1])
+            if args.burst:
+                path = f"/api/v1/namespaces/bwatch-{args.rounds}/configmaps"
+                show_burst("atoll", measure_burst(server.pid, conn, path, n=args.burst, watchers=args.watchers))
+                if ref is not None and rconn is not None:
+                    show_burst("ref", measure_burst(ref.pid, rconn, path, n=args.burst, watchers=args.watchers))
         finally:
             for p in (server, ref):
                 if p is not None and p.poll() is None:
@@ -399,6 +443,8 @@ def main() -> None:
                     except subprocess.TimeoutExpired:
                         p.kill()
                         p.wait()
+    if not ours:
+        return None
     med = sorted(r["p99"] for r in ours)[len(ours) // 2]
     line = f"median p99 atoll {med:.2f} ms (target <= {TARGET_P99_MS:g})"
     if refs:
