@@ -1,0 +1,115 @@
+"""Watch events and watchers of the watch cache: one event as fanned out, and one watch's filter,
+queue and direct writer.
+
+A ``WatchEvent`` of the fan-out is shared by every watcher it goes to (its encoded line is built
+once). A ``Watcher`` filters events by key prefix and selector (an object that stops matching is
+sent as DELETED, one that starts matching as ADDED), holds them for its stream's ``sink`` while
+the stream is idle (one write per store batch) and queues them otherwise; a full queue means the
+watcher fell behind (the cache ends it with 410).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from atoll.apiserver.cache.entries import Cached
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True)
+class WatchEvent:
+    type: str  # ADDED | MODIFIED | DELETED
+    key: str
+    current: Cached
+    previous: Cached | None
+    revision: int
+    _line: bytes | None = None
+    shared: bool = False  # the fan-out copy queued to every watcher: its line is built once, kept
+
+    def line(self) -> bytes:
+        """The newline-terminated JSON event. Kept only on the fan-out copy (one frame shared by
+        every watcher of the event); history events don't keep it, as a kept line would hold a
+        second copy of every object there."""
+        if self._line is None:
+            line = b'{"type":"' + self.type.encode() + b'","object":' + self.current.raw + b"}\n"
+            if self.shared:
+                self._line = line
+            return line
+        return self._line
+
+
+Filter = Callable[[JSON], bool]
+
+
+Sink = Callable[[list[WatchEvent]], bool]
+
+
+@dataclass(eq=False)
+class Watcher:
+    prefix: str
+    matches: Filter
+    queue: asyncio.Queue[WatchEvent | None]
+    error: Exception | None = None
+    sink: Sink | None = None
+    """Writes events to the client synchronously (one write); False when it cannot now (the
+    connection's write buffer is full, or it is closing): the events are queued instead."""
+    parked: bool = False
+    """The stream's task waits on an empty queue: nothing of this watcher is in flight, so events
+    may go straight to ``sink`` without overtaking one (set by the stream around ``queue.get``)."""
+    held: list[WatchEvent] = field(default_factory=list)
+    """Events of the store batch being applied, for ``sink`` when the batch is done (``flush``)."""
+
+    def offer(self, event: WatchEvent, holding: set[Watcher] | None = None) -> bool:
+        """Hand the event over if it concerns this watcher; False when the watcher overflowed.
+
+        While the stream is idle the event is held (the watcher joins ``holding``) and the batch's
+        events go out in one write at ``flush``; otherwise it is queued for the stream's task."""
+        if not event.key.startswith(self.prefix):
+            return True
+        try:
+            now = self.matches(event.current.obj)
+            before = event.previous is not None and self.matches(event.previous.peek())
+        except Exception:  # a malformed object must not stop the fan-out to every other watcher
+            log.exception("watch filter failed on %s; not sent to this watcher", event.key)
+            return True
+        if event.type == "MODIFIED" and not now:
+            if not before:
+                return True
+            event = WatchEvent("DELETED", event.key, event.current, event.previous, event.revision)
+        elif event.type == "MODIFIED" and not before and event.previous is not None:
+            event = WatchEvent("ADDED", event.key, event.current, event.previous, event.revision)
+        elif not now:
+            return True
+        if holding is not None and (self.held or (self.parked and self.sink is not None and self.queue.empty())):
+            self.held.append(event)
+            holding.add(self)
+            return True
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def flush(self) -> bool:
+        """Write the held events through ``sink`` (one write), or queue them when it declines;
+        False when the watcher overflowed."""
+        events, self.held = self.held, []
+        if self.sink is not None:
+            try:
+                if self.sink(events):
+                    return True
+            except Exception:  # e.g. a Table renderer failing: the stream's task reports it
+                log.exception("watch write failed on %s; queued to the stream instead", events[0].key)
+        for event in events:
+            try:
+                self.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                return False
+        return True
