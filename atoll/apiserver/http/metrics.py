@@ -120,7 +120,7 @@ _classified: dict[tuple[str, str, bool], tuple[str, str]] = {}
 def classify(request: web.Request) -> tuple[str, str]:
     """(verb, resource) of ``request`` as kube-apiserver labels it."""
     method = request.method
-    watch = method == "GET" and "watch" in request.query and request.query["watch"] in ("true", "1")
+    watch = method == "GET" and bool(request.query_string) and request.query.get("watch") in ("true", "1")
     key = (method, request.path, watch)
     found = _classified.get(key)
     if found is None:
