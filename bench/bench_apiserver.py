@@ -7,7 +7,9 @@ PostgreSQL backend when ``--postgres`` reaches a server), GETs/s at 32 clients, 
 of 10k ConfigMaps (served from the watch cache), create->watch-event latency at ~100 writes/s
 with 50 watchers, and the server's idle RSS. References from the same run: raw SQLite
 single-row commits/s (WAL, synchronous=NORMAL like the store) and a trivial aiohttp HTTPS
-handler's requests/s driven by the same client code.
+handler's requests/s driven by the same client code. GETs against the server and the trivial
+handler alternate 5 times; the GET target is server CPU per GET over the trivial handler's (median
+of the rounds), since the throughput ratio is bounded by the load generator on a small machine.
 
 The load generator runs in its own process (``--client JOB``), so it competes with the server
 for the machine's cores but not for its event loop; on a 2-core box the client is often the
