@@ -27,13 +27,14 @@ class StaticTokenAuthenticator:
     """The admin token written under ``<data_dir>/pki/admin.token``."""
 
     def __init__(self, tokens: dict[str, UserInfo]) -> None:
-        self._tokens = tokens
+        self._tokens = [(known.encode(), user) for known, user in tokens.items()]
 
     def authenticate(self, request: web.Request, token: str | None) -> UserInfo | None:
         if not token:
             return None
-        for known, user in self._tokens.items():
-            if hmac.compare_digest(known.encode(), token.encode()):
+        presented = token.encode()
+        for known, user in self._tokens:
+            if hmac.compare_digest(known, presented):
                 return user
         return None
 
