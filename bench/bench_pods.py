@@ -23,8 +23,11 @@ the master's in-process controllers and scheduler), verb, resource and code, fro
 ``atoll_apiserver_client_request_total`` scraped before and after.
 
 ``ATOLL_CPROFILE=PREFIX`` runs the master and the agents under cProfile (``PREFIX-<name>.prof``);
-``ATOLL_PYSPY=PREFIX`` samples them with ``py-spy record`` from the first create to the last
-delete (collapsed stacks, ``PREFIX-<name>.txt``; py-spy must be on ``PATH`` or beside Python).
+``ATOLL_PYSPY=PREFIX`` samples them with ``py-spy record --gil`` (``ATOLL_PYSPY_RATE`` Hz, 200 by
+default) from the first create to the last delete (collapsed stacks, ``PREFIX-<name>.txt``;
+py-spy must be on ``PATH`` or beside Python). ``--gil`` keeps only samples of the thread holding
+the GIL: close to Python CPU time, except that C calls holding the GIL while they wait (the
+blocking ``posix_spawn`` of the agents) count their wall time.
 """
 
 from __future__ import annotations
@@ -90,7 +93,8 @@ def start_samplers(pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
         return []
     spy = Path(sys.executable).with_name("py-spy")
     exe = str(spy) if spy.exists() else "py-spy"
-    return [subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", os.environ.get("ATOLL_PYSPY_RATE", "200"), "--format", "raw", "--threads", "--gil",
+    rate = os.environ.get("ATOLL_PYSPY_RATE", "200")
+    return [subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", rate, "--format", "raw", "--threads", "--gil",
                               "--nonblocking", "-o", f"{prefix}-{name}.txt"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL) for name, pid in pids.items()]
 
