@@ -6,18 +6,12 @@ the termination-message file and the shim's ``<attempt>.pid`` / ``<attempt>.exit
 is written *before* a process is spawned (``attempt`` with ``pid = 0``) and again with its pid
 and start time right after, so a restarted agent can always tell "never started" from "started
 and maybe still running": a pod is never started twice.
-
-A save is two steps, so the file work can leave the event loop: :meth:`Sandbox.encode` (on the
-loop, a consistent snapshot of the records, numbered) and :meth:`Sandbox.write` (any thread; a
-snapshot older than the last one written is dropped, and nothing is written once the sandbox was
-removed). :meth:`Sandbox.save` does both at once.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,10 +69,6 @@ class Sandbox:
         self.dir = root / "pods" / uid
         self.uid = uid
         self._made = False
-        self._lock = threading.Lock()
-        self._encoded = 0
-        self._written = 0
-        self._removed = False
 
     @property
     def state_file(self) -> Path:
@@ -103,38 +93,20 @@ class Sandbox:
 
     def save(self, state: SandboxState) -> None:
         """Rewrite ``state.json`` atomically (write a temporary file, rename it over the old one)."""
-        self.write(self.encode(state))
-
-    def encode(self, state: SandboxState) -> tuple[int, bytes]:
-        """A numbered snapshot of ``state`` for :meth:`write` (call it where ``state`` changes)."""
-        self._encoded += 1
-        return self._encoded, orjson.dumps(state)
-
-    def write(self, snapshot: tuple[int, bytes]) -> None:
-        """Write a snapshot from :meth:`encode` atomically, from any thread; one older than the
-        last written, or any after :meth:`remove`, is dropped."""
-        number, data = snapshot
-        with self._lock:
-            if number <= self._written or self._removed:
-                return
-            if not self._made:
-                self.dir.mkdir(parents=True, exist_ok=True)
-                self._made = True
-            tmp = f"{self.dir}/state.json.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            os.replace(tmp, f"{self.dir}/state.json")
-            self._written = number
+        if not self._made:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._made = True
+        tmp = f"{self.dir}/state.json.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, orjson.dumps(state))
+        finally:
+            os.close(fd)
+        os.replace(tmp, f"{self.dir}/state.json")
 
     def remove(self) -> None:
-        """Delete the sandbox; later writes are dropped (a removed pod's records stay gone)."""
-        with self._lock:
-            self._removed = True
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self._made = False
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self._made = False
 
 
 def list_sandboxes(root: Path) -> list[str]:
