@@ -1,10 +1,11 @@
 """Pod lifecycle benchmark: 200 pods across two RunP agents (real ``atoll start`` processes).
 
-    .venv/bin/python bench/bench_pods.py [--pods N] [--keep DIR]
+    .venv/bin/python bench/bench_pods.py [--pods N] [--keep DIR] [--count] [--schedule]
 
 A master and two lite agents (alice, bob) run as processes. An agent runs only its own domain's
 pods, so the Domains alice and bob are created first and each pod goes to its agent's domain
-namespace. Pods are created already bound (``spec.nodeName``), alternating between the agents,
+namespace. Pods are created already bound (``spec.nodeName``; with ``--schedule`` unbound, and the
+master's scheduler binds each to its domain's node), alternating between the agents,
 20 creates in flight; each runs
 ``sh -c 'sleep 1; date +%s.%N > FILE'``. A watch records when each pod is seen ``Running`` and
 ``Succeeded``; then every pod is deleted and its ``DELETED`` event awaited. Reported:
@@ -155,6 +156,8 @@ async def client_requests(client: Client) -> Requests:
     text = await client.request("GET", "/metrics")
     out: Requests = {}
     for family in text_string_to_metric_families(text):
+        if family.name == "apiserver_registered_watchers":
+            out[("open watches",)] = family.samples[0].value
         if family.name == "atoll_apiserver_client_request":
             for sample in family.samples:
                 if sample.name.endswith("_total"):
@@ -164,6 +167,7 @@ async def client_requests(client: Client) -> Requests:
 
 
 def print_requests(before: Requests, after: Requests, count: int) -> None:
+    print(f"open watches on the master (all resources): {after.pop(('open watches',), 0):.0f}")
     rows = sorted(((k, v - before.get(k, 0.0)) for k, v in after.items()), key=lambda kv: (kv[0][0], -kv[1]))
     print(f"API requests per pod ({count} pods), by client, verb, resource, code:")
     writes = 0.0
@@ -174,7 +178,7 @@ def print_requests(before: Requests, after: Requests, count: int) -> None:
     print(f"  writes per pod: {writes / count:.2f}")
 
 
-async def run(base: Path, count: int, count_requests: bool = False) -> None:
+async def run(base: Path, count: int, count_requests: bool = False, schedule: bool = False) -> None:
     master, kubeconfig = start_master(base, count=count_requests)
     agents: dict[str, subprocess.Popen[bytes]] = {}
     marks = base / "marks"
@@ -223,7 +227,8 @@ async def run(base: Path, count: int, count_requests: bool = False) -> None:
                 name = f"bench-{i}"
                 domain = "alice" if i % 2 == 0 else "bob"
                 body = {"metadata": {"name": name, "namespace": domain},
-                        "spec": {"nodeName": f"{domain}-node", "restartPolicy": "Never", "containers": [{
+                        "spec": {**({} if schedule else {"nodeName": f"{domain}-node"}),
+                                 "restartPolicy": "Never", "containers": [{
                             "name": "main", "image": "bench:v1",
                             "command": ["sh", "-c", f"sleep 1; date +%s.%N > {marks / name}"]}]}}
                 async with gate:
@@ -295,13 +300,14 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=200)
     parser.add_argument("--keep", type=Path, default=None)
     parser.add_argument("--count", action="store_true", help="print the API requests per pod by client")
+    parser.add_argument("--schedule", action="store_true", help="create pods unbound: the scheduler binds them")
     args = parser.parse_args()
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run(args.keep, args.pods, args.count))
+        asyncio.run(run(args.keep, args.pods, args.count, args.schedule))
         return
     with tempfile.TemporaryDirectory(prefix="atoll-bench-pods-") as tmp:
-        asyncio.run(run(Path(tmp), args.pods, args.count))
+        asyncio.run(run(Path(tmp), args.pods, args.count, args.schedule))
 
 
 if __name__ == "__main__":
