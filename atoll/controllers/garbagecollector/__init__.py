@@ -69,5 +69,8 @@ class GarbageCollector(Controller[WorkItem]):
 
 
 def setup(manager: Manager, ctx: ControllerContext) -> None:
-    manager.add(GarbageCollector(ctx.client, workers=ctx.workers, settings=manager.informers.settings,
-                                 shared=manager.informers.existing))
+    manager.add(
+        GarbageCollector(
+            ctx.client, workers=ctx.workers, settings=manager.informers.settings, shared=manager.informers.existing
+        )
+    )

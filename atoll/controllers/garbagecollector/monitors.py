@@ -144,9 +144,11 @@ class Monitors:
         shared = self.shared(rd) if self.shared is not None else None
         informer = shared or MetadataInformer(self.client, rd, settings=self.settings)
         graph = self.graph
-        handlers = [informer.add_handler(
-            on_add=graph.observe, on_update=lambda _old, new: graph.observe(new), on_delete=graph.forget
-        )]
+        handlers = [
+            informer.add_handler(
+                on_add=graph.observe, on_update=lambda _old, new: graph.observe(new), on_delete=graph.forget
+            )
+        ]
         if (rd.group, rd.plural) == CRD:
             loop = asyncio.get_running_loop()
 
