@@ -10,7 +10,8 @@ and maybe still running": a pod is never started twice.
 ``state.json`` is first written as a temporary file renamed into place. Later saves rewrite it in
 place with one ``pwrite`` at offset 0, padded with spaces (JSON whitespace) to the longest content
 written so far, while that fits one page: a write into one page of the page cache is all or
-nothing against a kill of the agent, so a reader sees the old or the new records, never a mix.
+nothing against a kill of the agent, so a reader sees the old or the new records, never a mix
+(a power cut mid-write is another matter; the rename was never fsynced either).
 Creating the temporary file's inode was the cost of a save (0.3-0.9 ms on the project's VM, on
 the agent's event loop, three times per pod); the rewrite is a few microseconds. Larger records
 keep the rename.
