@@ -9,16 +9,23 @@ Every request passes here, so the hot path is plain arithmetic on one ``_Series`
 resource, code) — no lock, no label validation (everything runs on the event loop); a collector
 turns the series into the Prometheus families when ``/metrics`` is scraped. A request's (verb,
 resource) is memoised by method, path and watch flag (bounded).
+
+With ``ATOLL_REQUEST_CLIENTS=1`` in the server's environment (benchmarks: ``bench/bench_pods.py
+--count``) requests are also counted by client, ``atoll_apiserver_client_request_total`` by the
+User-Agent's product (up to its first ``/``; at most ``MAX_CLIENTS`` distinct, then ``other``),
+verb, resource and code: which component causes which requests. Off by default (one more series
+lookup per request).
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from atoll.runtime.metrics import REGISTRY
@@ -29,6 +36,14 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 _LE = (*(repr(b) for b in BUCKETS), "+Inf")  # the bucket labels as prometheus_client writes them
 _MAX_CLASSIFIED = 4096
 
+client_request_total = Counter(
+    "atoll_apiserver_client_request_total",
+    "Counter of apiserver requests by client (User-Agent product), verb, resource and HTTP response code",
+    ["client", "verb", "resource", "code"],
+    registry=REGISTRY,
+)
+MAX_CLIENTS = 32
+BY_CLIENT = os.environ.get("ATOLL_REQUEST_CLIENTS", "") == "1"
 watchers = Gauge("apiserver_registered_watchers", "Number of currently open watches", registry=REGISTRY)
 
 
@@ -148,7 +163,23 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
     series.count += 1
     if verb != "WATCH":
         series.observe(time.perf_counter() - started)
+    if BY_CLIENT:
+        _count_client(request.headers.get("User-Agent", ""), key)
     return response
+
+
+def _count_client(user_agent: str, key: tuple[str, str, int]) -> None:
+    client = user_agent.split("/", 1)[0][:64] or "unknown"
+    if client not in _clients:
+        client = "other" if len(_clients) >= MAX_CLIENTS else _clients.setdefault(client, client)
+    series = _client_series.get((client, *key))
+    if series is None:
+        series = _client_series[(client, *key)] = client_request_total.labels(client, key[0], key[1], str(key[2]))
+    series.inc()
+
+
+_clients: dict[str, str] = {}
+_client_series: dict[tuple[str, str, str, int], Counter] = {}
 
 
 async def serve_metrics(_request: web.Request) -> web.Response:
