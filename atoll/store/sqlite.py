@@ -11,7 +11,8 @@ then resolves the callers' futures. A failing operation (``KeyExists``, ``Revisi
 fails itself; a failed ``COMMIT`` fails the batch.
 
 ``journal_mode=WAL`` + ``synchronous=NORMAL``: a committed batch survives a crash of the process
-(kill -9); only an OS crash or power loss can lose the last transactions. Point reads run on
+(kill -9); only an OS crash or power loss can lose the last transactions. WAL checkpoints run on
+their own thread (``sqlite_checkpoint``), not inside a batch's ``COMMIT``. Point reads run on
 the event loop's own connection (microseconds; WAL readers never wait for the writer); lists
 and log scans run on a small reader thread pool.
 """
@@ -32,6 +33,7 @@ from atoll.store import sql
 from atoll.store.base import CorruptDatabase, Event, StoreError
 from atoll.store.log import LogStore
 from atoll.store.rows import Batch, NewRow, Row, Rows, fill_row, new_event, plan_create, plan_delete, plan_update
+from atoll.store.sqlite_checkpoint import SAFETY_NET_PAGES, Checkpointer
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection, Batch], Any]  # may append the events it committed
@@ -84,6 +86,7 @@ class SQLiteDriver:
         self._publish: Callable[[Batch], None] = lambda events: None
         self._read: sqlite3.Connection | None = None
         self.local_high = 0  # highest revision this process committed (set on the writer thread)
+        self.checkpointer = Checkpointer(path, _connect)
 
     async def open(self, wake: Callable[[], None], publish: Callable[[Batch], None]) -> None:
         self._loop, self._publish = asyncio.get_running_loop(), publish
@@ -94,6 +97,7 @@ class SQLiteDriver:
         try:
             writer = _connect(self.path)
             writer.execute("PRAGMA journal_mode = WAL")
+            writer.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES}")
             for stmt in SCHEMA:
                 writer.execute(stmt)
             writer.execute("SELECT MAX(id) FROM kine").fetchone()
@@ -104,12 +108,14 @@ class SQLiteDriver:
         self._thread = threading.Thread(target=self._writer, args=(writer,), name="atoll-sqlite-write")
         self._thread.daemon = True
         self._thread.start()
+        self.checkpointer.start()
 
     async def close(self) -> None:
         if self._thread is not None:
             self._hand_over()  # writes submitted in this very iteration still run
             self._ops.put(None)
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+            await asyncio.get_running_loop().run_in_executor(None, self.checkpointer.stop)
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         for conn in [*self._conns, *([self._read] if self._read else [])]:
@@ -166,6 +172,7 @@ class SQLiteDriver:
             conn.execute("COMMIT")
             if events:
                 self.local_high = max(self.local_high, events[-1].revision)
+            self.checkpointer.wrote(len(events) or 1)  # compaction deletes write pages too
         except Exception as exc:  # the batch did not commit: everyone in it fails
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
