@@ -40,6 +40,10 @@ class NetworkError(RuntimeError):
     """A node failed to start or come up; the message names it and the reason."""
 
 
+class GatewayPortTaken(NetworkError):
+    """Another program answers on the master's external (gateway) port."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -158,6 +162,7 @@ class LocalNetwork:
             _init("--mode", "master", "-d", MASTER_DOMAIN, "--data-dir", str(data), "--api-port", str(free_port()),
                   "--external-port", str(free_port()), "--internal-port", str(free_port()))
             _tune(config, probeTaskPorts=True)  # every lite runs on this host: skip task ports busy here
+        moving: tuple[tuple[str, str], ...] = ()
         for attempt in range(PORT_ATTEMPTS):
             doc = yaml.safe_load(config.read_text())
             self.master = NodeProcess(MASTER_DOMAIN, config, int(doc["gateway"]["externalPort"]))
@@ -173,8 +178,9 @@ class LocalNetwork:
             except NetworkError as exc:
                 if not _port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
                     raise
+                moving = self._ports_to_move(exc)
             self.master.stop()
-            _new_ports(config, ("apiserver", "port"), ("gateway", "externalPort"), ("gateway", "internalPort"))
+            _new_ports(config, *moving)
 
     async def _master_ready(self) -> bool:
         async with self.client() as client:
@@ -186,19 +192,35 @@ class LocalNetwork:
     async def _gateway_answers(self) -> bool:
         """The master's external port answers as its gateway does (401 ``unauthorized.``). Another
         program answering there took the port between ``atoll init`` and Envoy's bind (Envoy then
-        rejects that listener and keeps running): report it as a taken port, so new ones are picked."""
+        rejects that listener and keeps running): report it as a taken port, so new ones are picked.
+        A refused or dropped connection is no answer: wait (after a kill -9 the master replaces the
+        stale Envoy, which drops the connections it holds)."""
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
                 async with session.get(self.master_endpoint) as response:
                     body = await response.text()
-        except aiohttp.ClientConnectorError:
-            return False  # nothing listens yet: Envoy is still starting
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise NetworkError(f"gateway port {self.master_endpoint}: address already in use ({exc})") from None
+        except (aiohttp.ClientConnectionError, TimeoutError):
+            # nothing listens yet (Envoy is starting), or the connection dropped without an answer: a
+            # killed master's stale Envoy being replaced by the new one does that — not another program
+            return False
+        except aiohttp.ClientError as exc:  # an answer, but not HTTP as Envoy speaks it
+            raise GatewayPortTaken(f"gateway port {self.master_endpoint}: address already in use ({exc})") from None
         if response.status == 401 and "unauthorized" in body:
             return True
-        raise NetworkError(f"gateway port {self.master_endpoint}: address already in use "
-                           f"(another program answers {response.status})")
+        raise GatewayPortTaken(f"gateway port {self.master_endpoint}: address already in use "
+                               f"(another program answers {response.status})")
+
+    def _ports_to_move(self, exc: NetworkError) -> tuple[tuple[str, str], ...]:
+        """The master's ports to pick again after ``exc`` (one of them was taken). Once lites were
+        initialised with its endpoint (a restart, or a network started again on its directory) the
+        external port is theirs: moving it would strand them all, so a taken external port is an
+        error then, and only the other ports move."""
+        lites = bool(self.lites) or any((self.base / domain / "kuscia.yaml").exists() for domain in self.domains)
+        if not lites:
+            return (("apiserver", "port"), ("gateway", "externalPort"), ("gateway", "internalPort"))
+        if isinstance(exc, GatewayPortTaken):
+            raise NetworkError(f"{exc}; the lites use this endpoint, so the master cannot move") from None
+        return (("apiserver", "port"), ("gateway", "internalPort"))
 
     # -- lites -----------------------------------------------------------------------------------
 

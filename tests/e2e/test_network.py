@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import struct
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,15 @@ import yaml
 
 from atoll.api import kinds
 from atoll.node.config import load_config
-from atoll.node.network import ATOLL, LocalNetwork, free_port, sweep_pods
+from atoll.node.network import (
+    ATOLL,
+    MASTER_DOMAIN,
+    LocalNetwork,
+    NetworkError,
+    NodeProcess,
+    free_port,
+    sweep_pods,
+)
 from atoll.node.quickstart import demo_image, run_demo_pod
 from atoll.node.quickstart_job import (
     KUSCIAJOBS,
@@ -376,3 +386,54 @@ async def test_a_master_whose_gateway_port_was_taken_meanwhile_moves_to_free_por
     finally:
         net.stop()
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+async def test_a_connection_dropped_on_the_gateway_port_is_no_foreign_answer(tmp_path: Path, how: str) -> None:
+    """After a kill -9 the restarted master kills the stale Envoy that still holds its external port;
+    a probe connected at that moment is dropped without an answer. That is "not yet", not another
+    program on the port (which made the network move a restarted master to new ports, and its lites,
+    which keep the old endpoint, never reached it again: their pods stayed Pending)."""
+
+    async def drop(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if how == "reset":  # RST instead of FIN
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    net = LocalNetwork(tmp_path)
+    net.master = NodeProcess(MASTER_DOMAIN, tmp_path / "kuscia.yaml", port)
+    try:
+        assert await net._gateway_answers() is False
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_restarted_master_with_lites_never_moves_its_gateway_port(tmp_path: Path) -> None:
+    """Once lites were initialised with the master's endpoint, a foreign answer on its external port
+    is an error naming the port: moving the master would strand every lite (their pods Pending)."""
+    from aiohttp import web
+
+    net = LocalNetwork(tmp_path, domains=("carol",))
+    runner: web.AppRunner | None = None
+    try:
+        await net.start_master()
+        await net.add_lite("carol")
+        assert net.master is not None
+        port = net.master.external_port
+        net.master.stop()
+        squatter = web.Application()
+        squatter.router.add_get("/", lambda _request: web.Response(text="not a gateway"))
+        runner = web.AppRunner(squatter)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        with pytest.raises(NetworkError, match=f"127.0.0.1:{port}.*the lites use this endpoint"):
+            await net.start_master()
+        doc = yaml.safe_load((tmp_path / "master" / "kuscia.yaml").read_text())
+        assert doc["gateway"]["externalPort"] == port
+    finally:
+        net.stop()
+        if runner is not None:
+            await runner.cleanup()
