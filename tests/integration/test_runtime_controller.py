@@ -71,9 +71,9 @@ async def test_result_switch_and_metrics(client: Client, caplog: pytest.LogCaptu
         await client.create(CONFIGMAPS, configmap(name))
     caplog.set_level(logging.INFO)
     task = asyncio.create_task(manager.run())
-    await eventually(lambda: len(rec.calls) >= 7, 5)
+    await eventually(lambda: len(rec.calls) >= 7, 15)
     await client.create(CONFIGMAPS, configmap("late"))
-    await eventually(lambda: ObjectKey("default", "late") in rec.calls, 5)
+    await eventually(lambda: ObjectKey("default", "late") in rec.calls, 15)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     names = [k.name for k in rec.calls]
@@ -99,7 +99,7 @@ async def test_owned_objects_enqueue_their_owner(client: Client) -> None:
     manager.add(controller)
     dom = await client.create(DOMAINS, {"metadata": {"name": "alice"}, "spec": {}})
     task = asyncio.create_task(manager.run())
-    await eventually(lambda: ObjectKey(None, "alice") in rec.calls, 5)
+    await eventually(lambda: ObjectKey(None, "alice") in rec.calls, 15)
     rec.calls.clear()
     owned = configmap("cfg")
     owned["metadata"]["ownerReferences"] = [
@@ -112,7 +112,7 @@ async def test_owned_objects_enqueue_their_owner(client: Client) -> None:
         }
     ]
     await client.create(CONFIGMAPS, owned)
-    await eventually(lambda: ObjectKey(None, "alice") in rec.calls, 5)
+    await eventually(lambda: ObjectKey(None, "alice") in rec.calls, 15)
     assert ObjectKey("default", "cfg") not in rec.calls
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
