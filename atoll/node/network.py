@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,6 +35,9 @@ ATOLL = [sys.executable, "-m", "atoll.cli.main"]
 MASTER_DOMAIN = "kuscia-system"
 STOP_SECONDS = 10.0
 PORT_ATTEMPTS = 3
+NODE_PORTS = range(10000, 20000)
+"""Nodes' ports: below Kuscia's task ports (20000-32767) and Linux's ephemeral ports (32768-60999)."""
+NODE_PORT_ATTEMPTS = 200
 
 
 class NetworkError(RuntimeError):
@@ -45,7 +49,19 @@ class GatewayPortTaken(NetworkError):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port free on 127.0.0.1 now, for a node that keeps it across restarts: picked at random from
+    ``NODE_PORTS``, not by the kernel. ``bind(0)`` hands out the ephemeral range, which every other
+    ``bind(0)`` and outgoing connection on the machine draws from too, so while a node is down (a
+    kill -9 and restart, a quickstart run again) any program could take its ports; none draws here."""
+    for _ in range(NODE_PORT_ATTEMPTS):
+        port = random.randrange(NODE_PORTS.start, NODE_PORTS.stop)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # the node range is full: any free port
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
