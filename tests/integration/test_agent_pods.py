@@ -148,7 +148,7 @@ async def test_graceful_delete_ends_process_group(api_server: RunningServer, tmp
         assert deleted["metadata"]["deletionTimestamp"] and deleted["metadata"]["deletionGracePeriodSeconds"] == 2
 
         await wait_pod_gone(c, "long", timeout=10)
-        assert 1.5 <= loop.time() - started < 6
+        assert 1.5 <= loop.time() - started < 10  # after the 2 s grace, long before the default 30 s
         # the group was SIGKILLed: a killed process lingers until the kernel has run its exit
         await eventually(lambda: processes_with(marker) == [], 10)
         assert not any((tmp_path / "alice" / "agent" / "pods").iterdir())
