@@ -44,10 +44,6 @@ class NetworkError(RuntimeError):
     """A node failed to start or come up; the message names it and the reason."""
 
 
-class GatewayPortTaken(NetworkError):
-    """Another program answers on the master's external (gateway) port."""
-
-
 def free_port() -> int:
     """A port free on 127.0.0.1 now, for a node that keeps it across restarts: picked at random from
     ``NODE_PORTS``, not by the kernel. ``bind(0)`` hands out the ephemeral range, which every other
@@ -220,23 +216,20 @@ class LocalNetwork:
             # killed master's stale Envoy being replaced by the new one does that — not another program
             return False
         except aiohttp.ClientError as exc:  # an answer, but not HTTP as Envoy speaks it
-            raise GatewayPortTaken(f"gateway port {self.master_endpoint}: address already in use ({exc})") from None
+            raise NetworkError(f"gateway port {self.master_endpoint}: address already in use ({exc})") from None
         if response.status == 401 and "unauthorized" in body:
             return True
-        raise GatewayPortTaken(f"gateway port {self.master_endpoint}: address already in use "
-                               f"(another program answers {response.status})")
+        raise NetworkError(f"gateway port {self.master_endpoint}: address already in use "
+                           f"(another program answers {response.status})")
 
     def _ports_to_move(self, exc: NetworkError) -> tuple[tuple[str, str], ...]:
-        """The master's ports to pick again after ``exc`` (one of them was taken). Once lites were
-        initialised with its endpoint (a restart, or a network started again on its directory) the
-        external port is theirs: moving it would strand them all, so a taken external port is an
-        error then, and only the other ports move."""
-        lites = bool(self.lites) or any((self.base / domain / "kuscia.yaml").exists() for domain in self.domains)
-        if not lites:
-            return (("apiserver", "port"), ("gateway", "externalPort"), ("gateway", "internalPort"))
-        if isinstance(exc, GatewayPortTaken):
-            raise NetworkError(f"{exc}; the lites use this endpoint, so the master cannot move") from None
-        return (("apiserver", "port"), ("gateway", "internalPort"))
+        """The master's ports to pick again after ``exc`` (one of them was taken) — only before any
+        lite was initialised with them (a restart, or a network started again on its directory):
+        lites keep the master's endpoint and, from registration, its API address, so moving would
+        leave every lite talking to ports nobody serves (their pods Pending); say so instead."""
+        if self.lites or any((self.base / domain / "kuscia.yaml").exists() for domain in self.domains):
+            raise NetworkError(f"{exc}; lites use this master's ports, so it cannot move to others") from None
+        return (("apiserver", "port"), ("gateway", "externalPort"), ("gateway", "internalPort"))
 
     # -- lites -----------------------------------------------------------------------------------
 

@@ -411,28 +411,37 @@ async def test_a_connection_dropped_on_the_gateway_port_is_no_foreign_answer(tmp
         await server.wait_closed()
 
 
-async def test_a_restarted_master_with_lites_never_moves_its_gateway_port(tmp_path: Path) -> None:
-    """Once lites were initialised with the master's endpoint, a foreign answer on its external port
-    is an error naming the port: moving the master would strand every lite (their pods Pending)."""
+async def test_a_restarted_master_with_lites_never_moves_its_ports(tmp_path: Path) -> None:
+    """Once lites were initialised with the master's endpoint (and registered with its API address),
+    a port taken while the master was down is an error naming it: moving the master would strand
+    every lite (the restarted master binds their pods, nobody runs them: Pending)."""
     from aiohttp import web
 
     net = LocalNetwork(tmp_path, domains=("carol",))
+    config = tmp_path / "master" / "kuscia.yaml"
     runner: web.AppRunner | None = None
     try:
         await net.start_master()
         await net.add_lite("carol")
         assert net.master is not None
-        port = net.master.external_port
+        before = yaml.safe_load(config.read_text())
+        port, api_port = net.master.external_port, int(before["apiserver"]["port"])
         net.master.stop()
-        squatter = web.Application()
-        squatter.router.add_get("/", lambda _request: web.Response(text="not a gateway"))
-        runner = web.AppRunner(squatter)
+        with socket.socket() as squatter:  # the API port
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", api_port))
+            squatter.listen()
+            with pytest.raises(NetworkError, match=r"address already in use.*lites use this master's ports"):
+                await net.start_master()
+        net.master.stop()
+        squatter_app = web.Application()  # the gateway port
+        squatter_app.router.add_get("/", lambda _request: web.Response(text="not a gateway"))
+        runner = web.AppRunner(squatter_app)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        with pytest.raises(NetworkError, match=f"127.0.0.1:{port}.*the lites use this endpoint"):
+        with pytest.raises(NetworkError, match=f"127.0.0.1:{port}.*lites use this master's ports"):
             await net.start_master()
-        doc = yaml.safe_load((tmp_path / "master" / "kuscia.yaml").read_text())
-        assert doc["gateway"]["externalPort"] == port
+        assert yaml.safe_load(config.read_text()) == before
     finally:
         net.stop()
         if runner is not None:
