@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import struct
@@ -317,6 +318,9 @@ async def test_the_master_killed_with_sigkill_comes_back_and_the_lites_resume(ne
     assert master is not None and master.proc is not None
     master.kill(signal.SIGKILL)
     master.proc.wait(10)
+    marks = {domain: lite.log.stat().st_size for domain, lite in network.lites.items()}
+    for domain in network.lites:  # the master stays away until every lite's gateway beat against it
+        await eventually(lambda d=domain: _gateway_beat_failed(network, d, marks[d]), 40, every=0.5)  # type: ignore[misc]
     await network.start_master()
     for domain in ("alice", "bob"):
         await eventually(lambda d=domain: _assert_ready(network, d), 30)  # type: ignore[misc]
@@ -327,6 +331,17 @@ async def test_the_master_killed_with_sigkill_comes_back_and_the_lites_resume(ne
     result = await asyncio.to_thread(subprocess.run, ["curl", "-sv", network.master_endpoint], capture_output=True,
                                      text=True, timeout=30)
     assert "401 Unauthorized" in result.stderr and result.stdout.strip() == "unauthorized."
+
+
+def _gateway_beat_failed(network: LocalNetwork, domain: str, since: int) -> bool:
+    """The lite's Gateway heartbeat (every 15 s, through the master API) failed after ``since`` (a
+    log offset) and the lite still runs: such a beat used to stop the whole lite, leaving its pods
+    Pending on a Node that still read Ready."""
+    lite = network.lites[domain]
+    assert lite.alive(), f"lite {domain} exited: {lite.last_error()}"
+    with open(lite.log, "rb") as log:
+        log.seek(since)
+        return re.search(rf"gateway {domain}/\S+ heartbeat: ", log.read().decode(errors="replace")) is not None
 
 
 async def _assert_ready(network: LocalNetwork, domain: str) -> None:
