@@ -174,7 +174,6 @@ class LocalNetwork:
             _init("--mode", "master", "-d", MASTER_DOMAIN, "--data-dir", str(data), "--api-port", str(free_port()),
                   "--external-port", str(free_port()), "--internal-port", str(free_port()))
             _tune(config, probeTaskPorts=True)  # every lite runs on this host: skip task ports busy here
-        moving: tuple[tuple[str, str], ...] = ()
         for attempt in range(PORT_ATTEMPTS):
             doc = yaml.safe_load(config.read_text())
             self.master = NodeProcess(MASTER_DOMAIN, config, int(doc["gateway"]["externalPort"]))
@@ -190,9 +189,9 @@ class LocalNetwork:
             except NetworkError as exc:
                 if not _port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
                     raise
-                moving = self._ports_to_move(exc)
+                self._ensure_no_lites(exc)
             self.master.stop()
-            _new_ports(config, *moving)
+            _new_ports(config, ("apiserver", "port"), ("gateway", "externalPort"), ("gateway", "internalPort"))
 
     async def _master_ready(self) -> bool:
         async with self.client() as client:
@@ -222,14 +221,13 @@ class LocalNetwork:
         raise NetworkError(f"gateway port {self.master_endpoint}: address already in use "
                            f"(another program answers {response.status})")
 
-    def _ports_to_move(self, exc: NetworkError) -> tuple[tuple[str, str], ...]:
-        """The master's ports to pick again after ``exc`` (one of them was taken) — only before any
-        lite was initialised with them (a restart, or a network started again on its directory):
-        lites keep the master's endpoint and, from registration, its API address, so moving would
-        leave every lite talking to ports nobody serves (their pods Pending); say so instead."""
+    def _ensure_no_lites(self, exc: NetworkError) -> None:
+        """The master may move to new ports after ``exc`` (one was taken) only while no lite was
+        initialised with them (not on a restart, nor a network started again on its directory):
+        lites keep its endpoint and, from registration, its API address, so moving would leave every
+        lite talking to ports nobody serves (their pods Pending). Say so instead."""
         if self.lites or any((self.base / domain / "kuscia.yaml").exists() for domain in self.domains):
             raise NetworkError(f"{exc}; lites use this master's ports, so it cannot move to others") from None
-        return (("apiserver", "port"), ("gateway", "externalPort"), ("gateway", "internalPort"))
 
     # -- lites -----------------------------------------------------------------------------------
 
