@@ -7,7 +7,9 @@ PostgreSQL backend when ``--postgres`` reaches a server), GETs/s at 32 clients, 
 of 10k ConfigMaps (served from the watch cache), create->watch-event latency at ~100 writes/s
 with 50 watchers, and the server's idle RSS. References from the same run: raw SQLite
 single-row commits/s (WAL, synchronous=NORMAL like the store) and a trivial aiohttp HTTPS
-handler's requests/s driven by the same client code.
+handler's requests/s driven by the same client code. GETs against the server and the trivial
+handler alternate 5 times; the GET target is server CPU per GET over the trivial handler's (median
+of the rounds), since the throughput ratio is bounded by the load generator on a small machine.
 
 The load generator runs in its own process (``--client JOB``), so it competes with the server
 for the machine's cores but not for its event loop; on a 2-core box the client is often the
@@ -42,6 +44,7 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGETS = {
     "creates_32": 2000.0,  # creates/s
     "gets_32": 6000.0,  # GETs/s
+    "get_cpu_ratio": 1.05,  # server CPU per GET / the trivial handler's
     "list_10k": 0.2,  # seconds
     "watch_p99": 10.0,  # ms
     "idle_rss": 120.0,  # MB
@@ -302,6 +305,36 @@ def sqlite_commits_per_s(directory: Path, seconds: float) -> float:
     return n / elapsed
 
 
+GET_ROUNDS = 5
+
+
+def get_rounds(
+    pid: int, trivial_pid: int, conn: dict[str, str], trivial_url: str, path: str, names: list[str], n: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``n`` GETs at 32 clients against the server, then against the trivial handler, alternated
+    ``GET_ROUNDS`` times in one run: the load on this machine moves both alike within a round, so
+    the median of the per-round ratios (CPU per GET, ours / trivial's) is what to compare, not
+    single rates. (Process CPU is counted in 10 ms ticks: a round needs a few hundred ms of it.)"""
+    ours, trivial = [], []
+    job = {**conn, "kind": "get", "n": n, "concurrency": 32, "names": names}
+    for _ in range(GET_ROUNDS):
+        ours.append(measured(pid, {**job, "path": path}))
+        trivial.append(measured(trivial_pid, {**job, "url": trivial_url, "path": "/api/v1/namespaces/x/configmaps"}))
+
+    def median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            k: statistics.median(r[k] for r in results)
+            for k in ("rate", "cpu_us", "capacity", "p50_ms", "p99_ms", "errors")
+        }
+
+    g, t = median_of(ours), median_of(trivial)
+    g["errors"] = sum(r["errors"] for r in ours)
+    g["cpu_ratios"] = [a["cpu_us"] / b["cpu_us"] for a, b in zip(ours, trivial, strict=True)]
+    g["cpu_ratio"] = statistics.median(g["cpu_ratios"])
+    g["rate_ratio"] = statistics.median(a["rate"] / b["rate"] for a, b in zip(ours, trivial, strict=True))
+    return g, t
+
+
 # ---- the run ------------------------------------------------------------------------------------
 
 
@@ -309,8 +342,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer requests (about a minute)")
     parser.add_argument("--keep", type=Path, help="keep the server's data dir here")
-    parser.add_argument("--postgres", default=PG_ADMIN, help="PostgreSQL server for the PostgreSQL-backend "
-                        "row (a database is created and dropped); empty: skip it")
+    parser.add_argument(
+        "--postgres",
+        default=PG_ADMIN,
+        help="PostgreSQL server for the PostgreSQL-backend row (a database is created and dropped); empty: skip it",
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -355,8 +391,9 @@ def postgres_creates(work: Path, admin_url: str, scale: float) -> dict[str, Any]
     try:
         _ns(conn, "pg")
         cm = "/api/v1/namespaces/pg-0/configmaps"
-        return measured(proc.pid, {**conn, "kind": "create", "path": cm, "n": int(8000 * scale), "concurrency": 32,
-                                   "prefix": "c"})
+        return measured(
+            proc.pid, {**conn, "kind": "create", "path": cm, "n": int(8000 * scale), "concurrency": 32, "prefix": "c"}
+        )
     finally:
         stop(proc)
         asyncio.run(drop_database(url))
@@ -380,17 +417,8 @@ def run(work: Path, scale: float, postgres: str = "") -> None:
             proc.pid, {**conn, "kind": "create", "path": cm.format("b32"), "n": n32, "concurrency": 32, "prefix": "c"}
         )
         names = [f"c-{i}" for i in range(min(n32, 2000))]
-        g32 = measured(
-            proc.pid,
-            {
-                **conn,
-                "kind": "get",
-                "path": cm.format("b32"),
-                "n": int(20000 * scale),
-                "concurrency": 32,
-                "names": names,
-            },
-        )
+        trivial, turl = start_trivial(work / "master" / "pki")
+        g32, tget = get_rounds(proc.pid, trivial.pid, conn, turl, cm.format("b32"), names, int(20000 * scale))
         run_client(
             {**conn, "kind": "create", "path": cm.format("blist"), "n": 10_000, "concurrency": 32, "prefix": "l"}
         )
@@ -413,19 +441,6 @@ def run(work: Path, scale: float, postgres: str = "") -> None:
         loaded_rss = rss_mb(proc.pid, float("nan"))
 
         raw_commits = sqlite_commits_per_s(work, 2.0)
-        trivial, turl = start_trivial(work / "master" / "pki")
-        tget = measured(
-            trivial.pid,
-            {
-                **conn,
-                "url": turl,
-                "kind": "get",
-                "path": "/api/v1/namespaces/x/configmaps",
-                "n": int(20000 * scale),
-                "concurrency": 32,
-                "names": names,
-            },
-        )
         t1 = run_client(
             {
                 **conn,
@@ -473,9 +488,9 @@ def run(work: Path, scale: float, postgres: str = "") -> None:
             "GETs/s, 32 clients",
             fmt(g32["rate"]),
             f"{fmt(tget['rate'])} trivial aiohttp req/s",
-            f"{g32['rate'] / tget['rate']:.2f}",
-            f"p50 {g32['p50_ms']:.1f} ms, p99 {g32['p99_ms']:.1f} ms; target >= 6,000: "
-            f"{ok(g32['rate'] >= TARGETS['gets_32'])}",
+            f"{g32['rate_ratio']:.2f}",
+            f"p50 {g32['p50_ms']:.1f} ms, p99 {g32['p99_ms']:.1f} ms; >= 0.95x trivial: "
+            f"{ok(g32['rate_ratio'] >= 0.95)} (client-bound: see CPU per GET)",
         )
     )
     if isinstance(pg, dict):
@@ -505,8 +520,9 @@ def run(work: Path, scale: float, postgres: str = "") -> None:
             "server CPU per GET (32 cl.)",
             f"{g32['cpu_us']:.0f} us",
             f"{tget['cpu_us']:.0f} us trivial handler",
-            f"{g32['cpu_us'] / tget['cpu_us']:.2f}",
-            f"= {fmt(g32['capacity'])} GETs/s per busy core (trivial: {fmt(tget['capacity'])})",
+            f"{g32['cpu_ratio']:.2f}",
+            f"median of {GET_ROUNDS} alternated rounds (ratios {', '.join(f'{r:.2f}' for r in g32['cpu_ratios'])}); "
+            f"target <= {TARGETS['get_cpu_ratio']}: {ok(g32['cpu_ratio'] <= TARGETS['get_cpu_ratio'])}",
         )
     )
     rows.append(

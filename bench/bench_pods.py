@@ -1,10 +1,11 @@
 """Pod lifecycle benchmark: 200 pods across two RunP agents (real ``atoll start`` processes).
 
-    .venv/bin/python bench/bench_pods.py [--pods N] [--keep DIR]
+    .venv/bin/python bench/bench_pods.py [--pods N] [--keep DIR] [--count] [--schedule]
 
 A master and two lite agents (alice, bob) run as processes. An agent runs only its own domain's
 pods, so the Domains alice and bob are created first and each pod goes to its agent's domain
-namespace. Pods are created already bound (``spec.nodeName``), alternating between the agents,
+namespace. Pods are created already bound (``spec.nodeName``; with ``--schedule`` unbound, and the
+master's scheduler binds each to its domain's node), alternating between the agents,
 20 creates in flight; each runs
 ``sh -c 'sleep 1; date +%s.%N > FILE'``. A watch records when each pod is seen ``Running`` and
 ``Succeeded``; then every pod is deleted and its ``DELETED`` event awaited. Reported:
@@ -16,7 +17,18 @@ namespace. Pods are created already bound (``spec.nodeName``), alternating betwe
 * CPU of the master and of the agents per pod lifecycle (create -> Running -> Succeeded -> delete);
 * the agents' idle CPU (% of one core over 10 s) and RSS after the run.
 
-``ATOLL_CPROFILE=PREFIX`` runs the master and the agents under cProfile (``PREFIX-<name>.prof``).
+``--count`` starts the master with ``ATOLL_REQUEST_CLIENTS=1`` and prints the API requests of the
+run (creates to deletes; watches are counted when they end) per pod, by client (User-Agent
+product: ``atoll`` is this benchmark, ``atoll-agent`` the agents, ``atoll-controller-manager``
+the master's in-process controllers and scheduler), verb, resource and code, from the master's
+``atoll_apiserver_client_request_total`` scraped before and after.
+
+``ATOLL_CPROFILE=PREFIX`` runs the master and the agents under cProfile (``PREFIX-<name>.prof``);
+``ATOLL_PYSPY=PREFIX`` samples them with ``py-spy record --gil`` (``ATOLL_PYSPY_RATE`` Hz, 200 by
+default) from the first create to the last delete (collapsed stacks, ``PREFIX-<name>.txt``;
+py-spy must be on ``PATH`` or beside Python). ``--gil`` keeps only samples of the thread holding
+the GIL: close to Python CPU time, except that C calls holding the GIL while they wait (the
+blocking ``posix_spawn`` of the agents) count their wall time.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import ssl
 import statistics
 import subprocess
@@ -34,6 +47,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -51,14 +65,15 @@ def atoll_cmd(name: str) -> list[str]:
     return [sys.executable, "-m", "cProfile", "-o", f"{prof}-{name}.prof", "-m", "atoll.cli.main"] if prof else ATOLL
 
 
-def start_master(base: Path) -> tuple[subprocess.Popen[bytes], Path]:
+def start_master(base: Path, *, count: bool = False) -> tuple[subprocess.Popen[bytes], Path]:
     port = free_port()
     config = base / "master" / "atoll.yaml"
     subprocess.run([*ATOLL, "init", "--mode", "master", "--domain", "kuscia-system", "--data-dir",
                     str(base / "master"), "--api-port", str(port), "--no-gateway", "-o", str(config)],
                    check=True, capture_output=True)
     log = open(base / "master.log", "wb")
-    proc = subprocess.Popen([*atoll_cmd("master"), "start", "-c", str(config)], stdout=log, stderr=log)
+    env = {**os.environ, "ATOLL_REQUEST_CLIENTS": "1"} if count else None
+    proc = subprocess.Popen([*atoll_cmd("master"), "start", "-c", str(config)], stdout=log, stderr=log, env=env)
     for _ in range(300):
         try:
             ctx = ssl.create_default_context(cafile=str(base / "master" / "pki" / "ca.crt"))
@@ -70,6 +85,26 @@ def start_master(base: Path) -> tuple[subprocess.Popen[bytes], Path]:
     kubeconfig.write_text(subprocess.run([*ATOLL, "kubeconfig", "-c", str(config)], check=True,
                                          capture_output=True, text=True).stdout)
     return proc, kubeconfig
+
+
+def start_samplers(pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
+    """``py-spy record`` of each process when ``ATOLL_PYSPY`` is set (stopped by :func:`stop_samplers`)."""
+    prefix = os.environ.get("ATOLL_PYSPY")
+    if not prefix:
+        return []
+    spy = Path(sys.executable).with_name("py-spy")
+    exe = str(spy) if spy.exists() else "py-spy"
+    rate = os.environ.get("ATOLL_PYSPY_RATE", "200")
+    return [subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", rate, "--format", "raw", "--threads", "--gil",
+                              "--nonblocking", "-o", f"{prefix}-{name}.txt"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for name, pid in pids.items()]
+
+
+def stop_samplers(samplers: list[subprocess.Popen[bytes]]) -> None:
+    for proc in samplers:
+        proc.send_signal(signal.SIGINT)
+    for proc in samplers:
+        proc.wait(timeout=30)
 
 
 def start_agent(base: Path, kubeconfig: Path, domain: str) -> subprocess.Popen[bytes]:
@@ -113,8 +148,38 @@ async def bare_spawns(n: int) -> list[float]:
     return out
 
 
-async def run(base: Path, count: int) -> None:
-    master, kubeconfig = start_master(base)
+Requests = dict[tuple[str, ...], float]
+
+
+async def client_requests(client: Client) -> Requests:
+    """The master's ``atoll_apiserver_client_request_total`` by (client, verb, resource, code)."""
+    text = await client.request("GET", "/metrics")
+    out: Requests = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "apiserver_registered_watchers":
+            out[("open watches",)] = family.samples[0].value
+        if family.name == "atoll_apiserver_client_request":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    labels = sample.labels
+                    out[(labels["client"], labels["verb"], labels["resource"], labels["code"])] = sample.value
+    return out
+
+
+def print_requests(before: Requests, after: Requests, count: int) -> None:
+    print(f"open watches on the master (all resources): {after.pop(('open watches',), 0):.0f}")
+    rows = sorted(((k, v - before.get(k, 0.0)) for k, v in after.items()), key=lambda kv: (kv[0][0], -kv[1]))
+    print(f"API requests per pod ({count} pods), by client, verb, resource, code:")
+    writes = 0.0
+    for (client, verb, resource, code), n in rows:
+        if n:
+            print(f"  {client:<26}{verb:<10}{resource:<24}{code:>5}{n / count:>8.2f}")
+            writes += n if verb not in ("GET", "LIST", "WATCH") else 0.0
+    print(f"  writes per pod: {writes / count:.2f}")
+
+
+async def run(base: Path, count: int, count_requests: bool = False, schedule: bool = False) -> None:
+    master, kubeconfig = start_master(base, count=count_requests)
     agents: dict[str, subprocess.Popen[bytes]] = {}
     marks = base / "marks"
     marks.mkdir()
@@ -162,13 +227,16 @@ async def run(base: Path, count: int) -> None:
                 name = f"bench-{i}"
                 domain = "alice" if i % 2 == 0 else "bob"
                 body = {"metadata": {"name": name, "namespace": domain},
-                        "spec": {"nodeName": f"{domain}-node", "restartPolicy": "Never", "containers": [{
+                        "spec": {**({} if schedule else {"nodeName": f"{domain}-node"}),
+                                 "restartPolicy": "Never", "containers": [{
                             "name": "main", "image": "bench:v1",
                             "command": ["sh", "-c", f"sleep 1; date +%s.%N > {marks / name}"]}]}}
                 async with gate:
                     await client.create(kinds.PODS, body)
                     created[name] = time.time()
 
+            requests0 = await client_requests(client) if count_requests else {}
+            samplers = start_samplers({"master": master.pid, **{d: p.pid for d, p in agents.items()}})
             busy0 = {"master": cpu_seconds(master.pid), **{d: cpu_seconds(p.pid) for d, p in agents.items()}}
             t0 = time.time()
             await asyncio.gather(*(create(i) for i in range(count)))
@@ -188,14 +256,20 @@ async def run(base: Path, count: int) -> None:
                     task.cancel()
             busy = {"master": cpu_seconds(master.pid) - busy0["master"],
                     **{d: cpu_seconds(p.pid) - busy0[d] for d, p in agents.items()}}
+            window = time.time() - t0
+            stop_samplers(samplers)
+            if count_requests:
+                await asyncio.sleep(2)  # trailing events and status writes of the last deletions
+                print_requests(requests0, await client_requests(client), count)
             to_running = [running[n] - created[n] for n in created]
             exits = {n: float((marks / n).read_text()) for n in created}
             to_succeeded = [succeeded[n] - exits[n] for n in created]
             bare = await bare_spawns(200)
             await asyncio.sleep(5)
-            cpu0 = {d: cpu_seconds(p.pid) for d, p in agents.items()}
+            procs = {"master": master, **agents}
+            cpu0 = {d: cpu_seconds(p.pid) for d, p in procs.items()}
             await asyncio.sleep(10)
-            idle_cpu = {d: (cpu_seconds(p.pid) - cpu0[d]) / 10 * 100 for d, p in agents.items()}
+            idle_cpu = {d: (cpu_seconds(p.pid) - cpu0[d]) / 10 * 100 for d, p in procs.items()}
             rss = {d: rss_mb(p.pid) for d, p in agents.items()}
     finally:
         for proc in (*agents.values(), master):
@@ -211,11 +285,12 @@ async def run(base: Path, count: int) -> None:
     print(f"{'bare spawn+exit (sh -c true)':<34}{b50:>10.1f}{b99:>10.1f}{1.0:>12.1f}")
     print(f"{'bind -> Running':<34}{r50:>10.1f}{r99:>10.1f}{r50 / b50:>12.1f}")
     print(f"{'exit -> Succeeded':<34}{s50:>10.1f}{s99:>10.1f}{s50 / b50:>12.1f}")
-    print("CPU seconds during the run: " + ", ".join(f"{k} {v:.1f}" for k, v in busy.items()))
+    print(f"CPU seconds during the run ({window:.1f} s): " + ", ".join(f"{k} {v:.2f}" for k, v in busy.items()))
     agent_ms = sum(v for k, v in busy.items() if k != "master") / count * ms
     master_ms = busy["master"] / count * ms
     print(f"CPU per pod lifecycle (create -> Running -> Succeeded -> delete): master {master_ms:.2f} ms "
           f"(target <= 2 ms), agents {agent_ms:.2f} ms")
+    print(f"master: idle CPU {idle_cpu['master']:.2f}% of a core")
     for domain in agents:
         print(f"agent {domain}: idle CPU {idle_cpu[domain]:.2f}% of a core, RSS {rss[domain]:.0f} MB")
 
@@ -224,13 +299,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, default=200)
     parser.add_argument("--keep", type=Path, default=None)
+    parser.add_argument("--count", action="store_true", help="print the API requests per pod by client")
+    parser.add_argument("--schedule", action="store_true", help="create pods unbound: the scheduler binds them")
     args = parser.parse_args()
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run(args.keep, args.pods))
+        asyncio.run(run(args.keep, args.pods, args.count, args.schedule))
         return
     with tempfile.TemporaryDirectory(prefix="atoll-bench-pods-") as tmp:
-        asyncio.run(run(Path(tmp), args.pods))
+        asyncio.run(run(Path(tmp), args.pods, args.count, args.schedule))
 
 
 if __name__ == "__main__":

@@ -113,6 +113,11 @@ class Informer:
                 self._call(on_add, obj)
         return handler
 
+    def remove_handler(self, handler: EventHandler) -> None:
+        """Stop calling ``handler`` (a consumer that stops before the informer does)."""
+        with contextlib.suppress(ValueError):
+            self._handlers.remove(handler)
+
     @property
     def has_synced(self) -> bool:
         return self._synced.is_set()
@@ -312,6 +317,10 @@ class InformerFactory:
             )
             self._informers[key] = informer
         return informer
+
+    def existing(self, rd: ResourceDef) -> Informer | None:
+        """The informer of every ``rd`` object (all namespaces, no selector), if one was created."""
+        return self._informers.get((rd.group, rd.version, rd.plural, None, None, None))
 
     @property
     def informers(self) -> list[Informer]:

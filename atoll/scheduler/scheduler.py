@@ -170,7 +170,7 @@ class Scheduler:
             self.retry.succeeded(key)
             meta = pod.get("metadata") or {}
             message = f"Successfully assigned {meta.get('namespace')}/{meta.get('name')} to {node_name}"
-            log.info("%s", message)
+            log.debug("%s", message)  # the Scheduled event says it; kube-scheduler logs it only at -v=2
             await self.recorder.record(pod, "Normal", "Scheduled", message, action="Binding")
 
     async def _bind(self, pod: JSON, node_name: str) -> None:

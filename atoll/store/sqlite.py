@@ -1,10 +1,14 @@
 """SQLite dialect: one writer thread with group commit, WAL readers.
 
-Writes are queued to a single dedicated thread that owns the only writing connection. It takes
-everything queued, runs each operation (check-then-insert: inside the one write transaction no
-one else can interleave) and commits the whole batch with one ``COMMIT`` (one WAL fsync point),
-then resolves the callers' futures with one hop back to the event loop. A failing operation
-(``KeyExists``, ``RevisionMismatch``) only fails itself; a failed ``COMMIT`` fails the batch.
+Writes are queued to a single dedicated thread that owns the only writing connection. The event
+loop hands over every operation submitted during one loop iteration with one queue put (one
+wake-up of the thread, not one per write); the thread takes everything queued, runs each
+operation (check-then-insert: inside the one write transaction no one else can interleave) and
+commits the whole batch with one ``COMMIT`` (one WAL fsync point), then hops back to the event
+loop once per batch: it publishes the batch's events first (so the watch cache applies them before
+the writers resume, and a writer's read-your-write wait finds its revision already applied) and
+then resolves the callers' futures. A failing operation (``KeyExists``, ``RevisionMismatch``) only
+fails itself; a failed ``COMMIT`` fails the batch.
 
 ``journal_mode=WAL`` + ``synchronous=NORMAL``: a committed batch survives a crash of the process
 (kill -9); only an OS crash or power loss can lose the last transactions. Point reads run on
@@ -69,7 +73,8 @@ class SQLiteDriver:
     def __init__(self, path: Path, *, readers: int = 2) -> None:
         self.path = path
         self._readers = readers
-        self._ops: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._ops: queue.SimpleQueue[list[tuple[Op, asyncio.Future[Any]]] | None] = queue.SimpleQueue()
+        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []  # submitted in this loop iteration
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
@@ -102,6 +107,7 @@ class SQLiteDriver:
 
     async def close(self) -> None:
         if self._thread is not None:
+            self._hand_over()  # writes submitted in this very iteration still run
             self._ops.put(None)
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         if self._pool is not None:
@@ -112,9 +118,18 @@ class SQLiteDriver:
     # ---- the writer thread ----------------------------------------------------------------
 
     def _submit(self, op: Op) -> asyncio.Future[Any]:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._ops.put((op, fut))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._hand_over)
+        self._pending.append((op, fut))
         return fut
+
+    def _hand_over(self) -> None:
+        """Everything submitted since the last hand-over, to the writer thread in one put."""
+        pending, self._pending = self._pending, []
+        if pending:
+            self._ops.put(pending)
 
     def _writer(self, conn: sqlite3.Connection) -> None:
         try:
@@ -122,7 +137,7 @@ class SQLiteDriver:
                 item = self._ops.get()
                 if item is None:
                     return
-                batch, stop = [item], False
+                batch, stop = item, False
                 while len(batch) < MAX_BATCH:
                     try:
                         nxt = self._ops.get_nowait()
@@ -131,7 +146,7 @@ class SQLiteDriver:
                     if nxt is None:
                         stop = True
                         break
-                    batch.append(nxt)
+                    batch += nxt
                 self._run_batch(conn, batch)
                 if stop:
                     return
@@ -161,14 +176,16 @@ class SQLiteDriver:
     def _finish(
         self, batch: list[tuple[Op, asyncio.Future[Any]]], results: list[tuple[bool, Any]], events: Batch
     ) -> None:
-        for (_, fut), (ok, value) in zip(batch, results, strict=True):
-            if fut.done():
-                continue
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
-        self._publish(events)  # also for writes whose caller was cancelled
+        try:
+            self._publish(events)  # first (see the module docstring); also for writes whose caller was cancelled
+        finally:
+            for (_, fut), (ok, value) in zip(batch, results, strict=True):
+                if fut.done():
+                    continue
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
 
     # ---- operations (run on the writer thread, inside the batch transaction) ---------------
 

@@ -15,7 +15,9 @@ Phases, each idempotent so a restarted agent re-enters at the right one:
 Status is written by a coalescing writer: ``changed()`` only sets flags, so a burst of transitions
 costs one ``PUT …/status`` and one rewrite of the sandbox records, done by the writer just before
 the PUT. Only the intent to spawn is persisted at once (``changed(durable=True)``): everything
-else a restarted agent recomputes from the shim's pid and exit files.
+else a restarted agent recomputes from the shim's pid and exit files. A deleted pod's sandbox and
+logs are removed on a worker thread: that ``rmtree`` waits on the file system (7.6 ms per pod on
+this project's VM, against 0.4 ms of CPU), which on the loop stalled every other pod.
 """
 
 from __future__ import annotations
@@ -275,7 +277,7 @@ class PodWorker:
                 pass
             except (APIError, ClientError) as exc:
                 log.warning("pod %s/%s: confirming deletion failed: %s", md["namespace"], md["name"], exc)
-        self.remove_files()
+        await asyncio.to_thread(self.remove_files)
 
     def remove_files(self) -> None:
         md = self.pod["metadata"]

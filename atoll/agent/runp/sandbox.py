@@ -6,6 +6,15 @@ the termination-message file and the shim's ``<attempt>.pid`` / ``<attempt>.exit
 is written *before* a process is spawned (``attempt`` with ``pid = 0``) and again with its pid
 and start time right after, so a restarted agent can always tell "never started" from "started
 and maybe still running": a pod is never started twice.
+
+``state.json`` is first written as a temporary file renamed into place. Later saves rewrite it in
+place with one ``pwrite`` at offset 0, padded with spaces (JSON whitespace) to the longest content
+written so far, while that fits one page: a write into one page of the page cache is all or
+nothing against a kill of the agent, so a reader sees the old or the new records, never a mix
+(a power cut mid-write is another matter; the rename was never fsynced either).
+Creating the temporary file's inode was the cost of a save (0.3-0.9 ms on the project's VM, on
+the agent's event loop, three times per pod); the rewrite is a few microseconds. Larger records
+keep the rename.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ import orjson
 from atoll.api.timestamps import now_time
 
 JSON = dict[str, Any]
+PAGE = 4096
+"""Records up to this size are rewritten in place (one page: all or nothing against a kill)."""
 
 
 @dataclass(slots=True)
@@ -69,6 +80,8 @@ class Sandbox:
         self.dir = root / "pods" / uid
         self.uid = uid
         self._made = False
+        self._size = 0
+        """Length of ``state.json`` as this object last wrote it (0: not written by it yet)."""
 
     @property
     def state_file(self) -> Path:
@@ -92,21 +105,39 @@ class Sandbox:
         return SandboxState(**doc, containers=containers)
 
     def save(self, state: SandboxState) -> None:
-        """Rewrite ``state.json`` atomically (write a temporary file, rename it over the old one)."""
+        """Rewrite ``state.json`` atomically: in place within one page, else a renamed temporary file."""
+        data = orjson.dumps(state)
+        if 0 < self._size <= PAGE and len(data) <= PAGE and self._rewrite(data):
+            return
         if not self._made:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._made = True
         tmp = f"{self.dir}/state.json.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, orjson.dumps(state))
+            os.write(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, f"{self.dir}/state.json")
+        self._size = len(data)
+
+    def _rewrite(self, data: bytes) -> bool:
+        """One ``pwrite`` of ``data`` padded to the file's length; False if the file is gone."""
+        try:
+            fd = os.open(f"{self.dir}/state.json", os.O_WRONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            os.pwrite(fd, data.ljust(self._size), 0)
+        finally:
+            os.close(fd)
+        self._size = max(self._size, len(data))
+        return True
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
         self._made = False
+        self._size = 0
 
 
 def list_sandboxes(root: Path) -> list[str]:

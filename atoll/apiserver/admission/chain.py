@@ -43,6 +43,9 @@ class Attributes:
 
 
 class AdmissionPlugin(Protocol):
+    """May also define ``applies_to(rd) -> bool``: False for resources its ``admit`` never acts
+    on (decided by the resource alone), so the chain does not call it for them."""
+
     async def admit(self, attrs: Attributes) -> None:
         """Mutate ``attrs.obj`` and/or raise an ``APIError`` to refuse the write."""
 
@@ -50,13 +53,28 @@ class AdmissionPlugin(Protocol):
 class AdmissionChain:
     def __init__(self) -> None:
         self._plugins: list[AdmissionPlugin] = []
+        self._by_resource: dict[tuple[str, str, str, bool], list[AdmissionPlugin]] = {}
 
     def add(self, plugin: AdmissionPlugin) -> None:
         self._plugins.append(plugin)
+        self._by_resource.clear()
+
+    def _for(self, rd: ResourceDef) -> list[AdmissionPlugin]:
+        """The plugins that can act on ``rd`` (in registration order), decided once per resource."""
+        key = (rd.group, rd.plural, rd.kind, rd.builtin)  # everything an ``applies_to`` may look at
+        plugins = self._by_resource.get(key)
+        if plugins is None:
+            plugins = self._by_resource[key] = [p for p in self._plugins if _applies(p, rd)]
+        return plugins
 
     async def admit(self, attrs: Attributes) -> None:
-        for plugin in self._plugins:
+        for plugin in self._for(attrs.rd):
             await plugin.admit(attrs)
+
+
+def _applies(plugin: AdmissionPlugin, rd: ResourceDef) -> bool:
+    applies_to = getattr(plugin, "applies_to", None)
+    return applies_to is None or bool(applies_to(rd))
 
 
 class NamespaceLifecycle:

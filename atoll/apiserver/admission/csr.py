@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from atoll.api import errors
+from atoll.api.registry import ResourceDef
 from atoll.api.timestamps import now_time
 from atoll.apiserver.admission.chain import Attributes
 from atoll.apiserver.auth.nodegrants import NodeGrants, node_domain
@@ -48,6 +49,10 @@ class CSRAdmission:
         self._grants = grants
         self._cache = cache
         self._signer = signer
+
+    @staticmethod
+    def applies_to(rd: ResourceDef) -> bool:
+        return rd.group == "certificates.k8s.io" and rd.plural == "certificatesigningrequests"
 
     async def admit(self, attrs: Attributes) -> None:
         if attrs.rd.group != "certificates.k8s.io" or attrs.rd.plural != "certificatesigningrequests":

@@ -24,6 +24,7 @@ from typing import Any
 
 from atoll.api import errors
 from atoll.api.constants import LABEL_DOMAIN_NAME, LABEL_NODE_NAMESPACE
+from atoll.api.registry import ResourceDef
 from atoll.apiserver.admission.chain import Attributes
 from atoll.apiserver.auth.nodegrants import node_domain
 from atoll.apiserver.cache.watchcache import WatchCache
@@ -54,6 +55,10 @@ class DomainIsolation:
         cached = self._cache.get(f"/core/namespaces/{namespace}")
         value = _labels(cached.obj if cached else None).get(LABEL_DOMAIN_NAME)
         return str(value) if value else None
+
+    @staticmethod
+    def applies_to(rd: ResourceDef) -> bool:
+        return not rd.group and rd.plural == "pods"
 
     async def admit(self, attrs: Attributes) -> None:
         if attrs.rd.group or attrs.rd.plural != "pods" or attrs.obj is None or attrs.namespace is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from atoll.api import errors
 from atoll.api.constants import CROSS_DOMAIN_NAMESPACE, INTERCONN_PROTOCOLS, KUSCIA_PREFIX, domain_id_problem
+from atoll.api.registry import ResourceDef
 from atoll.apiserver.admission.chain import Attributes
 
 JSON = dict[str, Any]
@@ -37,6 +38,10 @@ def _job_namespace(attrs: Attributes) -> None:
 
 class KusciaAdmission:
     """Validates Domains on create (name) and on create/update (spec)."""
+
+    @staticmethod
+    def applies_to(rd: ResourceDef) -> bool:
+        return rd.group == KUSCIA_PREFIX and rd.kind in ("KusciaJob", "Domain")
 
     async def admit(self, attrs: Attributes) -> None:
         if attrs.rd.group == KUSCIA_PREFIX and attrs.rd.kind == "KusciaJob":

@@ -20,6 +20,7 @@ from typing import Any
 
 from atoll.api import errors
 from atoll.api.constants import LABEL_NODE_NAMESPACE, NODE_LEASE_NAMESPACE
+from atoll.api.registry import ResourceDef
 from atoll.api.storage import LOCAL_PATH_CLEANUP
 from atoll.apiserver.admission.chain import Attributes
 from atoll.apiserver.auth.nodegrants import NodeGrants, node_domain
@@ -51,6 +52,10 @@ class NodeRestriction:
     def __init__(self, grants: NodeGrants, cache: WatchCache) -> None:
         self._grants = grants
         self._cache = cache
+
+    @staticmethod
+    def applies_to(rd: ResourceDef) -> bool:
+        return (rd.plural, rd.group) in (("persistentvolumes", ""), ("nodes", ""), ("leases", "coordination.k8s.io"))
 
     async def admit(self, attrs: Attributes) -> None:
         if attrs.user is None or attrs.operation not in ("CREATE", "UPDATE"):

@@ -18,6 +18,7 @@ from typing import Any
 from atoll.api import errors
 from atoll.api.podusage import TERMINAL, counts, namespace_usage, pod_usage
 from atoll.api.quantity import format_quantity, parse_quantity
+from atoll.api.registry import ResourceDef
 from atoll.apiserver.admission.chain import Attributes
 from atoll.apiserver.cache.watchcache import WatchCache, WatchEvent
 
@@ -61,6 +62,10 @@ class QuotaAdmission:
 
     def quotas(self, namespace: str) -> list[JSON]:
         return [c.obj for c in self._cache.list(f"/core/resourcequotas/{namespace}/")]
+
+    @staticmethod
+    def applies_to(rd: ResourceDef) -> bool:
+        return rd.group == "" and rd.kind == "Pod"
 
     async def admit(self, attrs: Attributes) -> None:
         rd = attrs.rd

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.api import errors
+from atoll.api.registry import ResourceDef
 from atoll.apiserver.admission.chain import Attributes
 from atoll.apiserver.auth.rbac import RBAC_GROUP, RBACAuthorizer, Request
 from atoll.apiserver.auth.user import UserInfo
@@ -91,6 +92,10 @@ class RBACEscalation:
     def __init__(self, authorizer: RBACAuthorizer, cache: WatchCache) -> None:
         self._authz = authorizer
         self._cache = cache
+
+    @staticmethod
+    def applies_to(rd: ResourceDef) -> bool:
+        return rd.group == RBAC_GROUP
 
     async def admit(self, attrs: Attributes) -> None:
         rd, user, obj = attrs.rd, attrs.user, attrs.obj

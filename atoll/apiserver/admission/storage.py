@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from atoll.api.registry import ResourceDef
 from atoll.api.storage import PV_PROTECTION, PVC_PROTECTION, STORAGE_CLASSES, is_default_class
 from atoll.apiserver.admission.chain import Attributes
 from atoll.apiserver.cache.watchcache import WatchCache
@@ -22,6 +23,10 @@ JSON = dict[str, Any]
 class StorageAdmission:
     def __init__(self, cache: WatchCache) -> None:
         self.cache = cache
+
+    @staticmethod
+    def applies_to(rd: ResourceDef) -> bool:
+        return rd.group == "" and rd.kind in ("PersistentVolumeClaim", "PersistentVolume")
 
     async def admit(self, attrs: Attributes) -> None:
         if attrs.operation != "CREATE" or attrs.subresource or attrs.obj is None or attrs.rd.group != "":

@@ -17,6 +17,7 @@ from typing import Any
 
 from atoll.api import errors
 from atoll.api.constants import LABEL_NODE_NAMESPACE
+from atoll.api.registry import ResourceDef
 from atoll.api.workload_kinds import PRIORITY_CLASSES
 from atoll.apiserver.admission.chain import Attributes
 from atoll.apiserver.cache.watchcache import WatchCache
@@ -28,6 +29,10 @@ HIGHEST_USER_PRIORITY = 1_000_000_000
 SYSTEM_CLASSES = {"system-cluster-critical": 2_000_000_000, "system-node-critical": 2_000_001_000}
 
 
+def _is_pods(rd: ResourceDef) -> bool:
+    return rd.group == "" and rd.kind == "Pod"
+
+
 def _is_pod_create(attrs: Attributes) -> bool:
     return (attrs.operation == "CREATE" and not attrs.subresource and attrs.rd.group == ""
             and attrs.rd.kind == "Pod" and attrs.obj is not None)
@@ -36,6 +41,10 @@ def _is_pod_create(attrs: Attributes) -> bool:
 class PriorityAdmission:
     def __init__(self, cache: WatchCache) -> None:
         self.cache = cache
+
+    @staticmethod
+    def applies_to(rd: ResourceDef) -> bool:
+        return (rd.group == PRIORITY_CLASSES.group and rd.kind == PRIORITY_CLASSES.kind) or _is_pods(rd)
 
     async def admit(self, attrs: Attributes) -> None:
         if attrs.rd.group == PRIORITY_CLASSES.group and attrs.rd.kind == PRIORITY_CLASSES.kind:
@@ -91,6 +100,10 @@ class PriorityAdmission:
 class DomainPlacement:
     def __init__(self, namespace: Callable[[str], JSON | None]) -> None:
         self.namespace = namespace
+
+    @staticmethod
+    def applies_to(rd: ResourceDef) -> bool:
+        return _is_pods(rd)
 
     async def admit(self, attrs: Attributes) -> None:
         if not _is_pod_create(attrs) or attrs.namespace is None:

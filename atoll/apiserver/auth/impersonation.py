@@ -33,8 +33,15 @@ def _headers(request: web.Request) -> tuple[str, list[str], str, dict[str, list[
     return request.headers.get(USER, ""), request.headers.getall(GROUP, []), request.headers.get(UID, ""), extra
 
 
+_PREFIX = b"impersonate-"
+
+
 def wants_impersonation(request: web.Request) -> bool:
-    return any(k.lower().startswith("impersonate-") for k in request.headers)
+    """Any ``Impersonate-*`` header (names compared as sent, without building the header map's keys)."""
+    for name, _ in request.raw_headers:
+        if name[:12].lower() == _PREFIX:
+            return True
+    return False
 
 
 def impersonate(request: web.Request, requester: UserInfo, authorize: Authorize) -> UserInfo:

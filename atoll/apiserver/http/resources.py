@@ -100,6 +100,8 @@ class ResourceHandlers:
     ) -> web.Response:
         """``obj`` as JSON (or a one-row Table); ``raw`` is its encoding when already known (cached)."""
         headers = _warnings(opts)
+        if "as=" not in request.headers.get("Accept", ""):  # neither metadata only nor a Table: the object
+            return codec.json_response(obj if raw is None else raw, status=status, headers=headers)
         if partial.wants_metadata(request):
             return codec.json_response(partial.one(obj), status=status, headers=headers)
         if codec.wants_table(request):

@@ -41,6 +41,7 @@ RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROOT_PATHS = sorted(["/api", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v2", "/openapi/v3",
                      "/metrics"])
 _VIRTUAL = frozenset((rd.group, rd.plural) for rd in VIRTUAL)
+_MAX_PARSED = 4096
 
 
 @dataclass(slots=True)
@@ -67,13 +68,16 @@ class RequestHandler:
         self._p = parts
         self.limits = limits or ConnectionLimits()
         self.inflight = InflightLimiter(self.limits)
+        # resource paths already parsed: path -> (registry generation, extra routes, Route); a
+        # registered or removed resource (CRDs) or an added route makes every entry stale
+        self._parsed: dict[str, tuple[int, int, Route]] = {}
 
     def make_server(self) -> web.Server:
         """aiohttp's low-level server with this one handler."""
         return StatusServer(self.handle, request_factory=_make_request, access_log=None, limits=self.limits)
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        return await count_requests(cast(web.Request, request), self._serve)
+    def handle(self, request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
+        return count_requests(cast(web.Request, request), self._serve)  # its coroutine, not one more around it
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         """Authenticate and route; every refusal is a ``Status``, never a traceback."""
@@ -113,6 +117,9 @@ class RequestHandler:
             return codec.status_response(errors.InternalError("an internal error occurred; see the server log"))
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
+        parsed = self._parsed.get(request.path)
+        if parsed is not None and parsed[0] == self._p.registry.generation and parsed[1] == len(self._p.routes):
+            return await self._resource(request, parsed[2])
         parts = [p for p in request.path.split("/") if p]
         if not parts:
             return codec.json_response({"paths": ROOT_PATHS})
@@ -143,7 +150,7 @@ class RequestHandler:
             return self._discovery(request, core=True)
         if len(parts) == 2:
             return _doc_or_404(self._p.discovery.resource_list("", parts[1]))
-        return await self._resource(request, parse_resource_path(self._p.registry, True, parts[1:]))
+        return await self._resource(request, self._parse(request.path, True, parts[1:]))
 
     async def _groups(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
         if len(parts) == 1:
@@ -152,14 +159,23 @@ class RequestHandler:
             return _doc_or_404(self._p.discovery.api_group(parts[1]))
         if len(parts) == 3:
             return _doc_or_404(self._p.discovery.resource_list(parts[1], parts[2]))
-        return await self._resource(request, parse_resource_path(self._p.registry, False, parts[1:]))
+        return await self._resource(request, self._parse(request.path, False, parts[1:]))
 
-    async def _resource(self, request: web.Request, route: Route) -> web.StreamResponse:
+    def _parse(self, path: str, core: bool, parts: list[str]) -> Route:
+        """``parse_resource_path``, remembered for this path (bounded) while nothing it read changed."""
+        route = parse_resource_path(self._p.registry, core, parts)
+        if len(self._parsed) >= _MAX_PARSED:
+            self._parsed.clear()
+        self._parsed[path] = (self._p.registry.generation, len(self._p.routes), route)
+        return route
+
+    def _resource(self, request: web.Request, route: Route) -> Awaitable[web.StreamResponse]:
+        """Authorize (a refusal raises here, in the caller's ``await``) and the request's coroutine."""
         authorize_resource(self._p.authorizer, request, route)
         rd = route.rd
         if (rd.group, rd.plural) in _VIRTUAL or (rd.kind == "ServiceAccount" and route.subresource == "token"):
-            return await self._review(request, route)
-        return await self._p.resources.dispatch(request, route)
+            return self._review(request, route)
+        return self._p.resources.dispatch(request, route)
 
     async def _review(self, request: web.Request, route: Route) -> web.Response:
         """Access reviews and TokenRequests: answered, never stored (201 like the real server)."""

@@ -13,6 +13,7 @@ annotation up to date.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,7 @@ class Entry:
         return out
 
 
+@functools.lru_cache(maxsize=256)  # a handful of clients send the same User-Agent on every write
 def manager_from_user_agent(user_agent: str) -> str:
     """The real server's default manager: the User-Agent up to its first ``/``, printable only."""
     prefix = user_agent.split("/", 1)[0]

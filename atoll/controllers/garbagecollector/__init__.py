@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from atoll.controllers.garbagecollector.collector import Collector
 from atoll.controllers.garbagecollector.graph import Graph, WorkItem
-from atoll.controllers.garbagecollector.monitors import Monitors
+from atoll.controllers.garbagecollector.monitors import Monitors, SharedLookup
 from atoll.runtime import Controller, WatchSettings
 
 if TYPE_CHECKING:
@@ -37,10 +37,16 @@ class GarbageCollector(Controller[WorkItem]):
     """A controller whose event sources are the monitors it owns."""
 
     def __init__(
-        self, client: Client, *, workers: int = 4, resync: float = 30.0, settings: WatchSettings = WatchSettings()
+        self,
+        client: Client,
+        *,
+        workers: int = 4,
+        resync: float = 30.0,
+        settings: WatchSettings = WatchSettings(),
+        shared: SharedLookup | None = None,
     ) -> None:
         self.graph = Graph(self._enqueue)
-        self.monitors = Monitors(client, self.graph, resync=resync, settings=settings)
+        self.monitors = Monitors(client, self.graph, resync=resync, settings=settings, shared=shared)
         super().__init__("garbagecollector", Collector(client, self.graph), workers=workers)
 
     def _enqueue(self, item: WorkItem) -> None:
@@ -63,4 +69,8 @@ class GarbageCollector(Controller[WorkItem]):
 
 
 def setup(manager: Manager, ctx: ControllerContext) -> None:
-    manager.add(GarbageCollector(ctx.client, workers=ctx.workers, settings=manager.informers.settings))
+    manager.add(
+        GarbageCollector(
+            ctx.client, workers=ctx.workers, settings=manager.informers.settings, shared=manager.informers.existing
+        )
+    )

@@ -5,8 +5,12 @@ resources comes from discovery (preferred versions, verbs ``list``/``watch``/``d
 events — upstream ignores them too: never owners, far too many). The set changes while the
 collector runs: discovery is re-read every ``resync`` seconds and shortly after any
 CustomResourceDefinition event, monitors for new resources start and monitors for resources no
-longer served stop. Their informers are private to the collector (the manager's shared
-informers are fixed before it starts), live in this object's TaskGroup and stop with it.
+longer served stop. A resource the controller manager already informs on (all namespaces, no
+selector: Pods, Nodes, ReplicaSets, ...) is observed through that shared informer, as upstream's
+collector reuses the shared informer factory: no second watch of it, no second decode of each
+event (the handlers are removed when the collector stops). Other resources get informers private
+to the collector (the manager's shared informers are fixed before it starts), metadata-only, in
+this object's TaskGroup; they stop with it.
 
 Informer handlers only call the graph's incremental update (no I/O); see :mod:`.graph`.
 """
@@ -15,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
 from atoll.client.rest import METADATA_ONLY
 from atoll.controllers.garbagecollector.graph import Graph
-from atoll.runtime import Informer, WatchSettings
+from atoll.runtime import EventHandler, Informer, WatchSettings
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +66,29 @@ def collectable(rd: ResourceDef) -> bool:
     return REQUIRED_VERBS <= set(rd.verbs) and (rd.group, rd.plural) not in IGNORED
 
 
+SharedLookup = Callable[[ResourceDef], Informer | None]
+
+
 class Monitors:
-    """Keeps one running informer per collectable resource."""
+    """Keeps one running informer per collectable resource (``shared`` finds the manager's)."""
 
     def __init__(
-        self, client: Client, graph: Graph, *, resync: float = 30.0, settings: WatchSettings = WatchSettings()
+        self,
+        client: Client,
+        graph: Graph,
+        *,
+        resync: float = 30.0,
+        settings: WatchSettings = WatchSettings(),
+        shared: SharedLookup | None = None,
     ) -> None:
         self.client = client
         self.graph = graph
         self.resync = resync
         self.settings = settings
-        self.informers: dict[MonitorKey, tuple[Informer, asyncio.Task[None]]] = {}
+        self.shared = shared
+        self.informers: dict[MonitorKey, tuple[Informer, asyncio.Task[None] | None]] = {}
+        """Per resource: the informer and its task (None: a shared informer the manager runs)."""
+        self._handlers: dict[MonitorKey, list[EventHandler]] = {}
         self._rediscover = asyncio.Event()
         self._started = asyncio.Event()
 
@@ -101,7 +118,8 @@ class Monitors:
                         pass
                     self._rediscover.clear()
         finally:
-            self.informers.clear()
+            for key in list(self.informers):
+                self._stop(key)
             self._started.clear()
 
     async def _sync(self, tg: asyncio.TaskGroup) -> None:
@@ -119,23 +137,37 @@ class Monitors:
                 self._start(tg, key, rd)
         for key in list(self.informers):
             if key not in wanted and key[0] not in failed_groups:
-                informer, task = self.informers.pop(key)
-                task.cancel()
+                informer = self._stop(key)
                 log.info("garbage collector stopped monitoring %s", informer.rd.group_resource)
 
     def _start(self, tg: asyncio.TaskGroup, key: MonitorKey, rd: ResourceDef) -> None:
-        informer = MetadataInformer(self.client, rd, settings=self.settings)
+        shared = self.shared(rd) if self.shared is not None else None
+        informer = shared or MetadataInformer(self.client, rd, settings=self.settings)
         graph = self.graph
-        informer.add_handler(
-            on_add=graph.observe, on_update=lambda _old, new: graph.observe(new), on_delete=graph.forget
-        )
+        handlers = [
+            informer.add_handler(
+                on_add=graph.observe, on_update=lambda _old, new: graph.observe(new), on_delete=graph.forget
+            )
+        ]
         if (rd.group, rd.plural) == CRD:
             loop = asyncio.get_running_loop()
 
             def later(_obj: object) -> None:
                 loop.call_later(CRD_SETTLE_SECONDS, self._rediscover.set)
 
-            informer.add_handler(on_add=later, on_update=lambda _old, new: later(new), on_delete=later)
-        task = tg.create_task(informer.run(), name=f"garbagecollector/monitor/{rd.group_resource}")
+            handlers.append(informer.add_handler(on_add=later, on_update=lambda _old, new: later(new), on_delete=later))
+        task = None
+        if shared is None:
+            task = tg.create_task(informer.run(), name=f"garbagecollector/monitor/{rd.group_resource}")
         self.informers[key] = (informer, task)
-        log.debug("garbage collector monitors %s", rd.group_resource)
+        self._handlers[key] = handlers
+        log.debug("garbage collector monitors %s%s", rd.group_resource, " (shared informer)" if shared else "")
+
+    def _stop(self, key: MonitorKey) -> Informer:
+        """Stop monitoring one resource: cancel its own informer, or leave the shared one."""
+        informer, task = self.informers.pop(key)
+        for handler in self._handlers.pop(key, ()):
+            informer.remove_handler(handler)
+        if task is not None:
+            task.cancel()
+        return informer

@@ -1,0 +1,44 @@
+"""The admission chain calls a plugin only for resources its ``applies_to`` accepts (all when it
+has none), in registration order, and re-decides when a plugin is added."""
+
+from __future__ import annotations
+
+from atoll.api.builtins import BUILTINS
+from atoll.api.registry import ResourceDef
+from atoll.apiserver.admission.chain import AdmissionChain, Attributes
+
+CONFIGMAPS = next(rd for rd in BUILTINS if rd.group == "" and rd.plural == "configmaps")
+PODS = next(rd for rd in BUILTINS if rd.group == "" and rd.plural == "pods")
+
+
+class Recorder:
+    def __init__(self, name: str, calls: list[str]) -> None:
+        self.name, self.calls = name, calls
+
+    async def admit(self, attrs: Attributes) -> None:
+        self.calls.append(f"{self.name}:{attrs.rd.plural}")
+
+
+class PodsOnly(Recorder):
+    @staticmethod
+    def applies_to(rd: ResourceDef) -> bool:
+        return rd.plural == "pods"
+
+
+def _attrs(rd: ResourceDef) -> Attributes:
+    return Attributes("CREATE", rd, "ns", "x", {"metadata": {"name": "x"}}, None)
+
+
+async def test_plugins_run_only_for_resources_they_apply_to() -> None:
+    calls: list[str] = []
+    chain = AdmissionChain()
+    chain.add(Recorder("all", calls))
+    chain.add(PodsOnly("pods", calls))
+    await chain.admit(_attrs(CONFIGMAPS))
+    await chain.admit(_attrs(PODS))
+    await chain.admit(_attrs(CONFIGMAPS))
+    assert calls == ["all:configmaps", "all:pods", "pods:pods", "all:configmaps"]
+    chain.add(Recorder("late", calls))  # added after the per-resource lists were built
+    calls.clear()
+    await chain.admit(_attrs(CONFIGMAPS))
+    assert calls == ["all:configmaps", "late:configmaps"]

@@ -1,0 +1,55 @@
+"""Sandbox records: the first save renames a temporary file into place, later saves within one
+page rewrite ``state.json`` in place (padded with JSON whitespace), larger ones rename again;
+every save loads back exactly, whatever the previous content's length."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from atoll.agent.runp.sandbox import PAGE, ContainerRecord, Sandbox, SandboxState
+
+
+def state(message: str, containers: int = 1) -> SandboxState:
+    recs = {f"c{i}": ContainerRecord(f"c{i}", message=message) for i in range(containers)}
+    return SandboxState(uid="u1", namespace="ns", name="p", containers=recs)
+
+
+def test_later_saves_rewrite_in_place_and_load_back(tmp_path: Path) -> None:
+    box = Sandbox(tmp_path, "u1")
+    box.save(state("a long message " * 10))
+    inode = os.stat(box.state_file).st_ino
+    box.save(state("short"))  # shorter than the file: padded
+    assert os.stat(box.state_file).st_ino == inode  # rewritten in place, no new file
+    loaded = box.load()
+    assert loaded is not None and loaded.containers["c0"].message == "short"
+    box.save(state("longer than before " * 20))
+    loaded = box.load()
+    assert loaded is not None and loaded.containers["c0"].message == "longer than before " * 20
+    assert os.stat(box.state_file).st_ino == inode
+    assert not (box.dir / "state.json.tmp").exists()
+
+
+def test_records_larger_than_a_page_are_renamed(tmp_path: Path) -> None:
+    box = Sandbox(tmp_path, "u1")
+    box.save(state("x"))
+    big = state("y" * 200, containers=30)
+    box.save(big)
+    assert os.path.getsize(box.state_file) > PAGE
+    inode = os.stat(box.state_file).st_ino
+    box.save(state("z"))  # the file is larger than a page now: renamed again
+    assert os.stat(box.state_file).st_ino != inode
+    loaded = box.load()
+    assert loaded is not None and loaded.containers["c0"].message == "z" and len(loaded.containers) == 1
+
+
+def test_a_new_sandbox_object_and_a_removed_sandbox_start_with_a_rename(tmp_path: Path) -> None:
+    Sandbox(tmp_path, "u1").save(state("first agent"))
+    box = Sandbox(tmp_path, "u1")  # a restarted agent: it does not know the file's length
+    box.save(state("second"))
+    loaded = box.load()
+    assert loaded is not None and loaded.containers["c0"].message == "second"
+    box.remove()
+    box.save(state("again"))
+    loaded = box.load()
+    assert loaded is not None and loaded.containers["c0"].message == "again"
