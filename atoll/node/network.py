@@ -27,6 +27,7 @@ import yaml
 from atoll.api import errors, kinds
 from atoll.api.constants import LABEL_NODE_NAMESPACE
 from atoll.client import Client, ClientError
+from atoll.gateway.supervisor import kill_stale_envoy
 from atoll.node.admin_ops import CDRS, add_lite, create_route, parse_endpoint
 from atoll.node.kubeconfig import admin_kubeconfig, dump
 from atoll.pki import PKI
@@ -320,9 +321,13 @@ class LocalNetwork:
         return [*self.lites.values(), *([self.master] if self.master else [])]
 
     def stop(self) -> None:
-        """Stop lites first (their pods end with them), then the master; sweep leftover pod processes."""
+        """Stop lites first (their pods end with them), then the master; sweep leftover pod processes
+        and the Envoy of a node that was killed and not started again (it runs in its own session)."""
         for node in self.nodes():
             node.stop()
+        for node in self.nodes():
+            envoy = node.data_dir / "run" / "envoy"
+            kill_stale_envoy(envoy / "envoy.pid", envoy / "envoy-bootstrap.json")
         for lite in self.lites.values():
             sweep_pods(lite.data_dir)
 

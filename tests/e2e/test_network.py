@@ -461,3 +461,24 @@ async def test_a_restarted_master_with_lites_never_moves_its_ports(tmp_path: Pat
         net.stop()
         if runner is not None:
             await runner.cleanup()
+
+
+async def test_stopping_a_network_ends_the_envoy_of_a_killed_node(tmp_path: Path) -> None:
+    """Envoy runs in its own session: a node killed (kill -9) and not started again, as when a test
+    fails between the two, left it running with the node's ports; the network's stop ends it."""
+    net = LocalNetwork(tmp_path)
+    try:
+        await net.start_master()
+        assert net.master is not None and net.master.proc is not None
+        pid_file = tmp_path / "master" / "run" / "envoy" / "envoy.pid"
+        envoy = int(await eventually(lambda: pid_file.read_text().strip(), 30))
+        net.master.kill(signal.SIGKILL)
+        net.master.proc.wait(10)
+        assert _running(envoy), "Envoy outlives its node"
+    finally:
+        net.stop()
+    assert not _running(envoy)
+
+
+def _running(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
