@@ -25,6 +25,7 @@ from atoll.client import Client
 from atoll.node.config import NodeConfig, load_config
 from atoll.node.kubeconfig import admin_kubeconfig, dump
 from atoll.node.master import MasterNode
+from atoll.node.network import free_port as network_free_port
 
 REPO = Path(__file__).resolve().parent.parent
 ATOLL = [sys.executable, "-m", "atoll.cli.main"]
@@ -70,9 +71,9 @@ async def eventually(check: Callable[[], T | Awaitable[T]], within: float = 10.0
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port outside the kernel's ephemeral range (see ``atoll.node.network.free_port``): a
+    server restarted on it must find it still free."""
+    return network_free_port()
 
 
 def _write_kubeconfig(node_data: Path, url: str) -> tuple[Path, str, Path]:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from atoll.api import errors
 from atoll.api.clock import Clock
 from atoll.api.timestamps import format_time
-from atoll.client import Client
+from atoll.client import Client, ClientError
 from atoll.gateway import crypto
 from atoll.gateway.drstatus import DOMAINROUTES, base_status, mutate_status, spec, token_status, tokens
 
@@ -173,7 +173,7 @@ class HandshakeServer:
         try:
             if await mutate_status(self.client, self.domain, name, beat) is None:
                 state = NO_AUTHENTICATION
-        except errors.APIError as exc:
+        except (errors.APIError, ClientError) as exc:
             log.warning("heartbeat from %s: %s", source, exc)
             state = INTERNAL_ERROR
         return _state(self.domain, state)

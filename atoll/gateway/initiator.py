@@ -22,8 +22,10 @@ import aiohttp
 import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from atoll.api import errors
 from atoll.api.clock import Clock
 from atoll.api.timestamps import format_time
+from atoll.client import ClientError
 from atoll.gateway import crypto
 from atoll.gateway.drstatus import base_status, mutate_status, set_problem, spec, token_status, tokens
 
@@ -140,6 +142,8 @@ class Initiator:
                 log.warning("handshake %s: %s", name, exc)
                 with contextlib.suppress(Exception):
                     await set_problem(self.client, self.domain, name, str(exc))
+            except (errors.APIError, ClientError) as exc:  # the control plane is away (restarting): retry
+                log.warning("handshake %s: %s", name, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -235,7 +239,11 @@ class Initiator:
                     state = int(orjson.loads(await response.read()).get("state", -1))
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ValueError):
             state = None
-        await mutate_status(self.client, self.domain, str(dr["metadata"]["name"]), lambda cur: _after_beat(cur, state))
+        name = str(dr["metadata"]["name"])
+        try:
+            await mutate_status(self.client, self.domain, name, lambda cur: _after_beat(cur, state))
+        except (errors.APIError, ClientError) as exc:  # the control plane is away (restarting): next beat
+            log.warning("route %s heartbeat: %s", name, exc)
 
 
 def _after_beat(dr: JSON, state: int | None) -> JSON | None:

@@ -14,7 +14,7 @@ from typing import Any
 from atoll.api import errors
 from atoll.api.clock import Clock
 from atoll.api.timestamps import format_time, try_parse_time
-from atoll.client import Client
+from atoll.client import Client, ClientError
 from atoll.gateway.drstatus import GATEWAYS
 from atoll.gateway.model import PeerRoute
 
@@ -80,6 +80,6 @@ async def heartbeat(
             status["networkStatus"] = await network()
         try:
             await beat_once(client, namespace, name, status)
-        except errors.APIError as exc:
+        except (errors.APIError, ClientError) as exc:  # the master restarting, say: beat again next period
             log.warning("gateway %s/%s heartbeat: %s", namespace, name, exc)
         await clock.sleep(period)

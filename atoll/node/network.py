@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ import yaml
 from atoll.api import errors, kinds
 from atoll.api.constants import LABEL_NODE_NAMESPACE
 from atoll.client import Client, ClientError
+from atoll.gateway.supervisor import kill_stale_envoy
 from atoll.node.admin_ops import CDRS, add_lite, create_route, parse_endpoint
 from atoll.node.kubeconfig import admin_kubeconfig, dump
 from atoll.pki import PKI
@@ -34,6 +36,9 @@ ATOLL = [sys.executable, "-m", "atoll.cli.main"]
 MASTER_DOMAIN = "kuscia-system"
 STOP_SECONDS = 10.0
 PORT_ATTEMPTS = 3
+NODE_PORTS = range(10000, 20000)
+"""Nodes' ports: below Kuscia's task ports (20000-32767) and Linux's ephemeral ports (32768-60999)."""
+NODE_PORT_ATTEMPTS = 200
 
 
 class NetworkError(RuntimeError):
@@ -41,7 +46,19 @@ class NetworkError(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port free on 127.0.0.1 now, for a node that keeps it across restarts: picked at random from
+    ``NODE_PORTS``, not by the kernel. ``bind(0)`` hands out the ephemeral range, which every other
+    ``bind(0)`` and outgoing connection on the machine draws from too, so while a node is down (a
+    kill -9 and restart, a quickstart run again) any program could take its ports; none draws here."""
+    for _ in range(NODE_PORT_ATTEMPTS):
+        port = random.randrange(NODE_PORTS.start, NODE_PORTS.stop)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # the node range is full: any free port
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -173,6 +190,7 @@ class LocalNetwork:
             except NetworkError as exc:
                 if not _port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
                     raise
+                self._ensure_no_lites(exc)
             self.master.stop()
             _new_ports(config, ("apiserver", "port"), ("gateway", "externalPort"), ("gateway", "internalPort"))
 
@@ -186,19 +204,31 @@ class LocalNetwork:
     async def _gateway_answers(self) -> bool:
         """The master's external port answers as its gateway does (401 ``unauthorized.``). Another
         program answering there took the port between ``atoll init`` and Envoy's bind (Envoy then
-        rejects that listener and keeps running): report it as a taken port, so new ones are picked."""
+        rejects that listener and keeps running): report it as a taken port, so new ones are picked.
+        A refused or dropped connection is no answer: wait (after a kill -9 the master replaces the
+        stale Envoy, which drops the connections it holds)."""
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
                 async with session.get(self.master_endpoint) as response:
                     body = await response.text()
-        except aiohttp.ClientConnectorError:
-            return False  # nothing listens yet: Envoy is still starting
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientConnectionError, TimeoutError):
+            # nothing listens yet (Envoy is starting), or the connection dropped without an answer: a
+            # killed master's stale Envoy being replaced by the new one does that — not another program
+            return False
+        except aiohttp.ClientError as exc:  # an answer, but not HTTP as Envoy speaks it
             raise NetworkError(f"gateway port {self.master_endpoint}: address already in use ({exc})") from None
         if response.status == 401 and "unauthorized" in body:
             return True
         raise NetworkError(f"gateway port {self.master_endpoint}: address already in use "
                            f"(another program answers {response.status})")
+
+    def _ensure_no_lites(self, exc: NetworkError) -> None:
+        """The master may move to new ports after ``exc`` (one was taken) only while no lite was
+        initialised with them (not on a restart, nor a network started again on its directory):
+        lites keep its endpoint and, from registration, its API address, so moving would leave every
+        lite talking to ports nobody serves (their pods Pending). Say so instead."""
+        if self.lites or any((self.base / domain / "kuscia.yaml").exists() for domain in self.domains):
+            raise NetworkError(f"{exc}; lites use this master's ports, so it cannot move to others") from None
 
     # -- lites -----------------------------------------------------------------------------------
 
@@ -291,9 +321,13 @@ class LocalNetwork:
         return [*self.lites.values(), *([self.master] if self.master else [])]
 
     def stop(self) -> None:
-        """Stop lites first (their pods end with them), then the master; sweep leftover pod processes."""
+        """Stop lites first (their pods end with them), then the master; sweep leftover pod processes
+        and the Envoy of a node that was killed and not started again (it runs in its own session)."""
         for node in self.nodes():
             node.stop()
+        for node in self.nodes():
+            envoy = node.data_dir / "run" / "envoy"
+            kill_stale_envoy(envoy / "envoy.pid", envoy / "envoy-bootstrap.json")
         for lite in self.lites.values():
             sweep_pods(lite.data_dir)
 

@@ -81,6 +81,23 @@ class Kubectl:
             env=self.env, cwd=self.workdir,
         )
 
+    def popen_watching(self, *args: str) -> tuple[subprocess.Popen[str], str]:
+        """``popen`` of a command that watches (``wait``, ``get -w``), returned once its watch is
+        open on the server (kubectl ``-v=6`` logs the request when the response starts, and the
+        server registers a watch before it answers); also the log read so far. Changes made after
+        this reach the command as watch events (none can happen before kubectl looked)."""
+        proc = subprocess.Popen(
+            self.args("-v=6", *args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=self.env, cwd=self.workdir,
+        )
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # ends when kubectl exits (its own --timeout bounds it)
+            seen.append(line)
+            if "watch=true" in line and " 200 OK" in line:
+                break
+        return proc, "".join(seen)
+
     def apply(self, text: str, name: str, *extra: str) -> str:
         path = self.workdir / name
         path.write_text(text)

@@ -145,8 +145,8 @@ def test_deleting_a_long_running_pod_ends_its_process_group(network: Network) ->
     until(lambda: len(group_members(groups)) >= 3, 10)  # shim, sh, sleep 600, the loop's sleep
     t0 = time.monotonic()
     assert k.out("delete", "pod", "stubborn", "-n", "alice", timeout=30) == 'pod "stubborn" deleted'
-    assert time.monotonic() - t0 < 2 + 4, "deleted within the grace period (2 s) and some slack"
-    assert group_members(groups) == set() and processes_with(marker) == []
+    assert time.monotonic() - t0 < 2 + 8, "deleted within the grace period (2 s) and some slack (not the default 30 s)"
+    until(lambda: group_members(groups) == set() and processes_with(marker) == [], 10)  # SIGKILLed: reaped soon
     assert "NotFound" in k.run("get", "pod", "stubborn", "-n", "alice", check=False).stderr
 
 
@@ -176,7 +176,7 @@ def test_kill_9_of_an_agent_keeps_pods_and_leaves_no_orphans(network: Network) -
     until(lambda: processes_with(doomed) == [], 10)  # the orphan's processes were killed
     assert len(list((network.base / "bob" / "agent" / "pods").iterdir())) == 2, "only keeper's and short's sandboxes"
     k.run("delete", "pod", "keeper", "short", "-n", "bob", "--grace-period=1")
-    assert processes_with(keep) == []
+    until(lambda: processes_with(keep) == [], 10)
 
 
 def test_stopped_agent_makes_its_node_not_ready_in_the_domain(network: Network) -> None:

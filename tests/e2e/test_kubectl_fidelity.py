@@ -583,13 +583,12 @@ def test_delete_waits_and_dry_run_server_keeps_the_object(kubectl: Kubectl) -> N
 def test_wait_for_condition_jsonpath_and_delete(kubectl: Kubectl) -> None:
     name = f"wait-{kubectl.tag}"
     kubectl.apply(CDR.format(name=name), "wait-cdr.yaml")
-    proc = kubectl.popen("wait", "--for=condition=Ready", f"cdr/{name}", "--timeout=25s")
-    time.sleep(1.0)
+    proc, log = kubectl.popen_watching("wait", "--for=condition=Ready", f"cdr/{name}", "--timeout=25s")
     cond = {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ok",
                                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
     kubectl.run("patch", "cdr", name, "--subresource=status", "--type=merge", "-p", json.dumps(cond))
     stdout, stderr = proc.communicate(timeout=25)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 0, log + stderr
     assert stdout.strip() == f"clusterdomainroute.kuscia.secretflow/{name} condition met"
 
     out = kubectl.out("wait", "--for=jsonpath={.spec.destination}=bob", f"cdr/{name}", "--timeout=10s")
@@ -598,11 +597,10 @@ def test_wait_for_condition_jsonpath_and_delete(kubectl: Kubectl) -> None:
                         check=False)
     assert unmet.returncode == 1 and "timed out waiting for the condition" in unmet.stderr
 
-    proc = kubectl.popen("wait", "--for=delete", f"cdr/{name}", "--timeout=25s")
-    time.sleep(1.0)
+    proc, log = kubectl.popen_watching("wait", "--for=delete", f"cdr/{name}", "--timeout=25s")
     kubectl.run("delete", "cdr", name, "--wait=false")
     stdout, stderr = proc.communicate(timeout=25)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 0, log + stderr
     assert stdout.strip() == f"clusterdomainroute.kuscia.secretflow/{name} condition met"
     # kubectl 1.28 prints "... condition met" too; an object already gone is also met (or NotFound-free)
 

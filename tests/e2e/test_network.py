@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import socket
+import struct
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,15 @@ import yaml
 
 from atoll.api import kinds
 from atoll.node.config import load_config
-from atoll.node.network import ATOLL, LocalNetwork, free_port, sweep_pods
+from atoll.node.network import (
+    ATOLL,
+    MASTER_DOMAIN,
+    LocalNetwork,
+    NetworkError,
+    NodeProcess,
+    free_port,
+    sweep_pods,
+)
 from atoll.node.quickstart import demo_image, run_demo_pod
 from atoll.node.quickstart_job import (
     KUSCIAJOBS,
@@ -307,6 +318,9 @@ async def test_the_master_killed_with_sigkill_comes_back_and_the_lites_resume(ne
     assert master is not None and master.proc is not None
     master.kill(signal.SIGKILL)
     master.proc.wait(10)
+    marks = {domain: lite.log.stat().st_size for domain, lite in network.lites.items()}
+    for domain in network.lites:  # the master stays away until every lite's gateway beat against it
+        await eventually(lambda d=domain: _gateway_beat_failed(network, d, marks[d]), 40, every=0.5)  # type: ignore[misc]
     await network.start_master()
     for domain in ("alice", "bob"):
         await eventually(lambda d=domain: _assert_ready(network, d), 30)  # type: ignore[misc]
@@ -317,6 +331,17 @@ async def test_the_master_killed_with_sigkill_comes_back_and_the_lites_resume(ne
     result = await asyncio.to_thread(subprocess.run, ["curl", "-sv", network.master_endpoint], capture_output=True,
                                      text=True, timeout=30)
     assert "401 Unauthorized" in result.stderr and result.stdout.strip() == "unauthorized."
+
+
+def _gateway_beat_failed(network: LocalNetwork, domain: str, since: int) -> bool:
+    """The lite's Gateway heartbeat (every 15 s, through the master API) failed after ``since`` (a
+    log offset) and the lite still runs: such a beat used to stop the whole lite, leaving its pods
+    Pending on a Node that still read Ready."""
+    lite = network.lites[domain]
+    assert lite.alive(), f"lite {domain} exited: {lite.last_error()}"
+    with open(lite.log, "rb") as log:
+        log.seek(since)
+        return re.search(rf"gateway {domain}/\S+ heartbeat: ", log.read().decode(errors="replace")) is not None
 
 
 async def _assert_ready(network: LocalNetwork, domain: str) -> None:
@@ -376,3 +401,84 @@ async def test_a_master_whose_gateway_port_was_taken_meanwhile_moves_to_free_por
     finally:
         net.stop()
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+async def test_a_connection_dropped_on_the_gateway_port_is_no_foreign_answer(tmp_path: Path, how: str) -> None:
+    """After a kill -9 the restarted master kills the stale Envoy that still holds its external port;
+    a probe connected at that moment is dropped without an answer. That is "not yet", not another
+    program on the port (which made the network move a restarted master to new ports, and its lites,
+    which keep the old endpoint, never reached it again: their pods stayed Pending)."""
+
+    async def drop(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if how == "reset":  # RST instead of FIN
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    net = LocalNetwork(tmp_path)
+    net.master = NodeProcess(MASTER_DOMAIN, tmp_path / "kuscia.yaml", port)
+    try:
+        assert await net._gateway_answers() is False
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_restarted_master_with_lites_never_moves_its_ports(tmp_path: Path) -> None:
+    """Once lites were initialised with the master's endpoint (and registered with its API address),
+    a port taken while the master was down is an error naming it: moving the master would strand
+    every lite (the restarted master binds their pods, nobody runs them: Pending)."""
+    from aiohttp import web
+
+    net = LocalNetwork(tmp_path, domains=("carol",))
+    config = tmp_path / "master" / "kuscia.yaml"
+    runner: web.AppRunner | None = None
+    try:
+        await net.start_master()
+        await net.add_lite("carol")
+        assert net.master is not None
+        before = yaml.safe_load(config.read_text())
+        port, api_port = net.master.external_port, int(before["apiserver"]["port"])
+        net.master.stop()
+        with socket.socket() as squatter:  # the API port
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", api_port))
+            squatter.listen()
+            with pytest.raises(NetworkError, match=r"address already in use.*lites use this master's ports"):
+                await net.start_master()
+        net.master.stop()
+        squatter_app = web.Application()  # the gateway port
+        squatter_app.router.add_get("/", lambda _request: web.Response(text="not a gateway"))
+        runner = web.AppRunner(squatter_app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        with pytest.raises(NetworkError, match=f"127.0.0.1:{port}.*lites use this master's ports"):
+            await net.start_master()
+        assert yaml.safe_load(config.read_text()) == before
+    finally:
+        net.stop()
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def test_stopping_a_network_ends_the_envoy_of_a_killed_node(tmp_path: Path) -> None:
+    """Envoy runs in its own session: a node killed (kill -9) and not started again, as when a test
+    fails between the two, left it running with the node's ports; the network's stop ends it."""
+    net = LocalNetwork(tmp_path)
+    try:
+        await net.start_master()
+        assert net.master is not None and net.master.proc is not None
+        pid_file = tmp_path / "master" / "run" / "envoy" / "envoy.pid"
+        envoy = int(await eventually(lambda: pid_file.read_text().strip(), 30))
+        net.master.kill(signal.SIGKILL)
+        net.master.proc.wait(10)
+        assert _running(envoy), "Envoy outlives its node"
+    finally:
+        net.stop()
+    assert not _running(envoy)
+
+
+def _running(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()

@@ -130,7 +130,7 @@ class Network:
         assert ready is not None, f"{name}: no Ready condition yet"
         return dict(ready)
 
-    async def wait_ready(self, name: str, status: str = "True", reason: str | None = None, within: float = 15) -> JSON:
+    async def wait_ready(self, name: str, status: str = "True", reason: str | None = None, within: float = 60) -> JSON:
         async def check() -> JSON:
             ready = await self.ready(name)
             assert ready["status"] == status, ready

@@ -333,4 +333,4 @@ async def test_closed_watch_is_released(api: Api, api_server: Any) -> None:
     await eventually(lambda: cache.watcher_count == before + 3)
     for s in streams:
         await s.close()
-    await eventually(lambda: cache.watcher_count == before, 5)
+    await eventually(lambda: cache.watcher_count == before, 15)

@@ -76,7 +76,7 @@ async def test_a_kubeconfig_and_a_service_account_token_from_a_work_on_b(pair: P
         assert status == 201, body
         assert body["status"]["userInfo"]["username"] == "system:serviceaccount:default:robot"
 
-    await eventually(reviewed, 5)
+    await eventually(reviewed, 15)
     forged = sa_token[: sa_token.rindex(".") + 1] + base64.urlsafe_b64encode(os.urandom(64)).decode().rstrip("=")
     assert (await whoami(forged))[0] == 401
 

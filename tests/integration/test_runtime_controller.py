@@ -71,9 +71,9 @@ async def test_result_switch_and_metrics(client: Client, caplog: pytest.LogCaptu
         await client.create(CONFIGMAPS, configmap(name))
     caplog.set_level(logging.INFO)
     task = asyncio.create_task(manager.run())
-    await eventually(lambda: len(rec.calls) >= 7, 5)
+    await eventually(lambda: len(rec.calls) >= 7, 15)
     await client.create(CONFIGMAPS, configmap("late"))
-    await eventually(lambda: ObjectKey("default", "late") in rec.calls, 5)
+    await eventually(lambda: ObjectKey("default", "late") in rec.calls, 15)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     names = [k.name for k in rec.calls]
@@ -99,7 +99,7 @@ async def test_owned_objects_enqueue_their_owner(client: Client) -> None:
     manager.add(controller)
     dom = await client.create(DOMAINS, {"metadata": {"name": "alice"}, "spec": {}})
     task = asyncio.create_task(manager.run())
-    await eventually(lambda: ObjectKey(None, "alice") in rec.calls, 5)
+    await eventually(lambda: ObjectKey(None, "alice") in rec.calls, 15)
     rec.calls.clear()
     owned = configmap("cfg")
     owned["metadata"]["ownerReferences"] = [
@@ -112,20 +112,20 @@ async def test_owned_objects_enqueue_their_owner(client: Client) -> None:
         }
     ]
     await client.create(CONFIGMAPS, owned)
-    await eventually(lambda: ObjectKey(None, "alice") in rec.calls, 5)
+    await eventually(lambda: ObjectKey(None, "alice") in rec.calls, 15)
     assert ObjectKey("default", "cfg") not in rec.calls
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_controllers_run_only_while_leading_and_drain_on_stop(client: Client) -> None:
-    started = asyncio.Event()
+    started, gate = asyncio.Event(), asyncio.Event()
     finished: list[str] = []
 
     class Slow:
         async def reconcile(self, key: ObjectKey) -> Result:
             started.set()
-            await asyncio.sleep(0.3)
+            await gate.wait()  # held until the test has cancelled the leader: a reconcile in flight
             finished.append(key.name)
             return Result()
 
@@ -135,8 +135,8 @@ async def test_controllers_run_only_while_leading_and_drain_on_stop(client: Clie
             name="mgr",
             namespace="default",
             identity=identity,
-            lease_duration=1.5,
-            renew_deadline=1.0,
+            lease_duration=10.0,  # never lost to a loaded machine; a cancelled leader releases it at once
+            renew_deadline=8.0,
             retry_period=0.2,
         )
         manager = Manager(client, leader_election=elector, settings=FAST)
@@ -149,14 +149,16 @@ async def test_controllers_run_only_while_leading_and_drain_on_stop(client: Clie
     leader, _ = make("a")
     standby, standby_controller = make("b")
     task_a = asyncio.create_task(leader.run())
-    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(started.wait(), 30)
     task_b = asyncio.create_task(standby.run())
-    await asyncio.sleep(0.1)
+    # standby caches fill (and stay warm) while another replica leads
+    await eventually(lambda: all(i.has_synced for i in standby.informers.informers), 30)
+    assert standby.elector is not None and not standby.elector.is_leader
     task_a.cancel()  # mid-reconcile: the reconcile finishes before the manager returns
+    gate.set()
     await asyncio.gather(task_a, return_exceptions=True)
     assert finished == ["one"]
-    assert all(i.has_synced for i in standby.informers.informers)  # standby caches stay warm
-    await eventually(lambda: len(finished) == 2, 5)  # b takes over and reconciles
+    await eventually(lambda: len(finished) == 2, 30)  # b takes over and reconciles
     assert standby_controller.queue.name == "slow-b"
     task_b.cancel()
     await asyncio.gather(task_b, return_exceptions=True)

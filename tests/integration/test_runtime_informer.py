@@ -53,7 +53,7 @@ async def test_list_then_watch_keeps_cache_and_indexes(client: Client, faults: F
     rec = Recorder(informer)
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(informer.run())
-        await asyncio.wait_for(informer.wait_synced(), 5)
+        await asyncio.wait_for(informer.wait_synced(), 15)
         assert informer.has_synced and len(informer.cache) == 5
         assert sum("limit=2" in p for _, p in faults.requests) == 3  # paginated list
         assert sorted(o["metadata"]["name"] for o in informer.cache.by_label("app", "a")) == [
@@ -64,7 +64,7 @@ async def test_list_then_watch_keeps_cache_and_indexes(client: Client, faults: F
         await client.patch(CONFIGMAPS, "c0", {"metadata": {"labels": {"app": "b"}}}, "default")
         await client.delete(CONFIGMAPS, "c4", "default")
         await client.create(CONFIGMAPS, configmap("other", "elsewhere"))  # outside the namespace
-        await eventually(lambda: ("delete", "c4") in rec.events, 5)
+        await eventually(lambda: ("delete", "c4") in rec.events, 15)
         assert ("update", "c0") in rec.events
         assert len(informer.cache.by_label("app", "b")) == 2 and informer.cache.get("c4", "default") is None
         assert informer.cache.get("other", "elsewhere") is None
@@ -94,8 +94,8 @@ async def test_relist_after_gone_reports_deletions_made_during_the_gap(
             await admin.create(CONFIGMAPS, configmap("new"))
         await faults.compact()  # and the history it would resume from is gone
         faults.resumed.set()
-        await eventually(lambda: ("delete", "lost") in rec.events, 5)
-        await eventually(lambda: informer.cache.get("new", "default") is not None, 5)
+        await eventually(lambda: ("delete", "lost") in rec.events, 15)
+        await eventually(lambda: informer.cache.get("new", "default") is not None, 15)
         assert sorted(k.name for k in informer.cache.keys()) == ["keep", "new"]
         assert restarts._value.get() >= before + 2  # the dropped watch, then 410
         await eventually(lambda: len(faults.watchers) == 1)
@@ -107,7 +107,7 @@ async def test_relist_after_gone_reports_deletions_made_during_the_gap(
 
         await eventually(watching_again)
         await client.create(CONFIGMAPS, configmap("after"))
-        await eventually(lambda: informer.cache.get("after", "default") is not None, 5)
+        await eventually(lambda: informer.cache.get("after", "default") is not None, 15)
         task.cancel()
 
 
@@ -122,7 +122,7 @@ async def test_silent_watch_is_restarted(client: Client, faults: FaultProxy) -> 
         await eventually(lambda: sum("watch=true" in p for _, p in faults.requests) >= 3, 5)  # restarted
         faults.resumed.set()
         await client.create(CONFIGMAPS, configmap("x"))
-        await eventually(lambda: len(informer.cache) == 1, 5)
+        await eventually(lambda: len(informer.cache) == 1, 15)
         assert all("timeoutSeconds=" in p for _, p in faults.requests if "watch=true" in p)
         assert any("allowWatchBookmarks=true" in p for _, p in faults.requests)
         task.cancel()
@@ -134,7 +134,7 @@ async def test_bookmarks_advance_the_resource_version(client: Client, faults: Fa
         task = tg.create_task(informer.run())
         await informer.wait_synced()
         await client.create(CONFIGMAPS, configmap("elsewhere", "ns2"))
-        await eventually(lambda: informer.resource_version == str(faults.rv), 5)
+        await eventually(lambda: informer.resource_version == str(faults.rv), 15)
         task.cancel()
 
 
@@ -145,7 +145,7 @@ async def test_resync_redelivers_and_late_handlers_see_existing_objects(client: 
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(informer.run())
         await informer.wait_synced()
-        await eventually(lambda: rec.events.count(("update", "r")) >= 2, 5)
+        await eventually(lambda: rec.events.count(("update", "r")) >= 2, 15)
         late = Recorder(informer)
         assert late.events == [("add", "r")]
         task.cancel()
@@ -160,7 +160,7 @@ async def test_factory_shares_one_informer_per_resource(client: Client) -> None:
     await client.create(CONFIGMAPS, configmap("f", x="y"))
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(factory.run())
-        await asyncio.wait_for(factory.wait_synced(), 5)
+        await asyncio.wait_for(factory.wait_synced(), 15)
         assert len(factory.informers) == 3
         assert len(factory.informer(CONFIGMAPS, "default", label_selector="x=y").cache) == 1
         task.cancel()

@@ -136,15 +136,15 @@ async def test_losing_the_lease_cancels_the_work(client: Client, api_server: Run
     work = Work()
     a = elector(client, "a")
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
-    await eventually(lambda: "a" in work.leading, 5)
+    await eventually(lambda: "a" in work.leading, 15)
     lease = await client.get(LEASES, "atoll-controllers", "kube-system")
     lease["spec"]["holderIdentity"] = "intruder"
     async with api_server.client() as someone:  # someone else now holds it (e.g. after a long pause of ours)
         await someone.update(LEASES, lease)
-    await eventually(lambda: work.cancelled == ["a"], 3)
+    await eventually(lambda: work.cancelled == ["a"], 15)
     assert work.stopped == ["a"] and not a.is_leader
     # a campaigns again and wins once the intruder's lease expires
-    await eventually(lambda: "a" in work.leading, 5)
+    await eventually(lambda: "a" in work.leading, 15)
     assert (await client.get(LEASES, "atoll-controllers", "kube-system"))["spec"]["leaseTransitions"] == 1
     task_a.cancel()
     await asyncio.gather(task_a, return_exceptions=True)
@@ -154,9 +154,9 @@ async def test_renew_failures_past_the_deadline_lose_leadership(client: Client, 
     work = Work()
     a = elector(client, "a")
     task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
-    await eventually(lambda: "a" in work.leading, 5)
+    await eventually(lambda: "a" in work.leading, 15)
     faults.inject_failure("PUT", "/leases/atoll-controllers", 500, times=100)
-    await eventually(lambda: work.cancelled == ["a"], 3)
+    await eventually(lambda: work.cancelled == ["a"], 15)
     task_a.cancel()
     await asyncio.gather(task_a, return_exceptions=True)
 

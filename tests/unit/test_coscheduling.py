@@ -85,7 +85,7 @@ async def test_permit_waits_for_the_whole_party_then_pre_bind_for_schedulable() 
     await asyncio.sleep(0)  # let the permit run up to its wait
     assert not first.done()  # one of two pods reserved: waiting
     plugin.reserve(states["t-1"], pod("t-1"), "bob-node")
-    assert (await asyncio.wait_for(first, 1)).ok
+    assert (await asyncio.wait_for(first, 10)).ok
     assert (await plugin.permit(states["t-1"], pod("t-1"), "bob-node")).ok
 
     binds = [asyncio.create_task(plugin.pre_bind(states[n], pod(n), "bob-node")) for n in states]
@@ -96,7 +96,7 @@ async def test_permit_waits_for_the_whole_party_then_pre_bind_for_schedulable() 
     schedulable["status"]["phase"] = "Schedulable"  # what the TaskResourceGroup does when all parties reserved
     client.cache.upsert(schedulable)
     plugin.on_task_resource(None, schedulable)
-    assert all(s.ok for s in await asyncio.wait_for(asyncio.gather(*binds), 1))
+    assert all(s.ok for s in await asyncio.wait_for(asyncio.gather(*binds), 10))
 
 
 async def test_reservation_window_runs_out_on_the_clock_and_fails_the_task_resource() -> None:
@@ -109,7 +109,7 @@ async def test_reservation_window_runs_out_on_the_clock_and_fails_the_task_resou
     clock.advance(29)  # fires only timers that are due: none
     assert not waiting.done()
     clock.advance(1)
-    status: Status = await asyncio.wait_for(waiting, 1)
+    status: Status = await asyncio.wait_for(waiting, 10)
     assert status.code is Code.UNSCHEDULABLE
     assert status.message == "only 1/2 pods of task resource bob/t-abc were reserved within 30s"
     tr = client.cache.get("t-abc", "bob")
