@@ -114,6 +114,8 @@ class Syncer:
             except Conflict:
                 if attempt == CLAIM_ATTEMPTS:
                     raise
+                log.info("binding %s changed while the syncer claimed it (attempt %d); reading it again",
+                         ctx.binding_name, attempt)
         raise AssertionError("unreachable")
 
     async def _priority_class(self, binding: JSON) -> str | None:

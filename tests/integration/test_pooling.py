@@ -85,8 +85,12 @@ async def test_binding_both_workers_builds_vnodes(pool: Pool) -> None:
     mem = parse_quantity(p2["status"]["allocatable"]["memory"])
     assert parse_quantity(v2["status"]["allocatable"]["memory"]) == int(mem * 10 / 100)
     assert v1["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] > 0
-    physical = await pool.worker("w1").get(kinds.NODES, "w1-node")
-    assert physical["metadata"]["labels"]["kubeocean.io/policy-applied"] == "rlp1"
+
+    async def stamped() -> None:  # the physical node is labelled right after its vnode is written
+        physical = await pool.worker("w1").get(kinds.NODES, "w1-node")
+        assert physical["metadata"]["labels"].get("kubeocean.io/policy-applied") == "rlp1", physical["metadata"]
+
+    await eventually(stamped, 30)
 
     async def policy_active() -> None:
         rlp = await pool.worker("w1").get(RESOURCELEASINGPOLICIES, "rlp1")
@@ -105,8 +109,13 @@ async def check(pool: Pool, name: str) -> str:
 
 
 async def test_health_lists_each_binding(pool: Pool) -> None:
-    verbose = await pool.client.request("GET", "/readyz", params={"verbose": ""})
-    assert "[+]pooling/cb-w1 ok\n[+]pooling/cb-w2 ok\n" in verbose and verbose.endswith("readyz check passed\n")
+    async def both_ok() -> str:  # read from the manager's informer cache: it follows the API's status
+        verbose = str(await pool.client.request("GET", "/readyz", params={"verbose": ""}))
+        assert "[+]pooling/cb-w1 ok\n[+]pooling/cb-w2 ok\n" in verbose, verbose
+        return verbose
+
+    verbose = await eventually(both_ok, 30)
+    assert verbose.endswith("readyz check passed\n")
     assert "[+]poststarthook/bootstrap ok" in verbose
     assert await check(pool, "pooling/cb-w1") == "ok"
     assert "[+]pooling/cb-w2 ok" in await pool.client.request("GET", "/healthz", params={"verbose": "1"})
@@ -115,13 +124,16 @@ async def test_health_lists_each_binding(pool: Pool) -> None:
 
 
 async def test_metrics(pool: Pool) -> None:
-    text = await pool.client.request("GET", "/metrics")
-    for line in ('kubeocean_clusterbindings_total{status="Ready"} 2.0',
-                 'kubeocean_syncer_vnode_total{clusterbinding="cb-w1"} 1.0',
-                 f'kubeocean_syncer_vnode_available_resource{{clusterbinding="cb-w2",node="{VNODE2}",resource="cpu"}} '
-                 "1000.0"):
-        assert line in text, line
-    assert "kubeocean_manager_sync_duration_seconds_bucket" in text
+    async def recorded() -> None:  # gauges are set once the writes they describe have been answered
+        text = await pool.client.request("GET", "/metrics")
+        for line in ('kubeocean_clusterbindings_total{status="Ready"} 2.0',
+                     'kubeocean_syncer_vnode_total{clusterbinding="cb-w1"} 1.0',
+                     f'kubeocean_syncer_vnode_available_resource{{clusterbinding="cb-w2",node="{VNODE2}",'
+                     'resource="cpu"} 1000.0'):
+            assert line in text, (line, [m for m in text.splitlines() if m.startswith(line.split("{")[0])])
+        assert "kubeocean_manager_sync_duration_seconds_bucket" in text
+
+    await eventually(recorded, 30)
 
 
 async def test_pod_runs_in_the_worker_and_comes_back(pool: Pool) -> None:
