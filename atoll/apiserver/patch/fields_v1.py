@@ -34,3 +34,52 @@ def from_fields_v1(fields: Any) -> FieldSet:
         if DOT in sub:
             out[key][DOT] = {}
     return out
+
+
+def update_fields_v1(wire: Any, changed: FieldSet, removed: FieldSet) -> JSON:
+    """``to_fields_v1(union(difference(from_fields_v1(wire), removed), changed))``, walking only the
+    parts ``removed`` and ``changed`` touch: untouched subtrees of ``wire`` are kept as they are (a
+    stored entry is already in normal form)."""
+    out = wire if isinstance(wire, dict) else {}
+    if removed:
+        out = _difference(out, removed)
+    if changed:
+        out = _union(out, changed)
+    return out
+
+
+def _render(member: bool, children: JSON) -> JSON | None:
+    if children:
+        return {DOT: {}, **children} if member else children
+    return {} if member else None
+
+
+def _difference(wire: JSON, s: FieldSet) -> JSON:
+    out: JSON = {}
+    for key, sub in wire.items():
+        if key == DOT or not isinstance(sub, dict):
+            continue
+        other = s.get(key)
+        if other is None:
+            out[key] = sub
+            continue
+        kept = _render((not sub or DOT in sub) and DOT not in other, _difference(sub, other))
+        if kept is not None:
+            out[key] = kept
+    return out
+
+
+def _union(wire: JSON, s: FieldSet) -> JSON:
+    out: JSON = {}
+    for key, sub in wire.items():
+        if key == DOT or not isinstance(sub, dict):
+            continue
+        other = s.get(key)
+        if other is None:
+            out[key] = sub
+            continue
+        out[key] = _render(not sub or DOT in sub or DOT in other, _union(sub, other)) or {}
+    for key, sub in s.items():
+        if key != DOT and key not in out:
+            out[key] = to_fields_v1({key: sub})[key]
+    return out

@@ -31,7 +31,7 @@ _KEY_DEFAULTS = {"protocol": "TCP"}  # the one list-map key the Go types default
 class FieldType:
     """The merge semantics of one schema node, resolved lazily."""
 
-    __slots__ = ("_children", "_items", "atomic", "builtin", "keys", "list_type", "raw")
+    __slots__ = ("_children", "_items", "atomic", "builtin", "key_prefix", "keys", "list_type", "raw")
 
     def __init__(self, raw: JSON | None, builtin: bool) -> None:
         self.raw = raw or {}
@@ -49,6 +49,8 @@ class FieldType:
             list_type = "atomic"
         self.list_type: str = list_type or "atomic"
         self.keys = keys
+        # a one-key map list's path element is this prefix, the key's encoding and "}"
+        self.key_prefix = "k:{" + _dumps(keys[0]) + ":" if self.list_type == "map" and len(keys) == 1 else ""
 
     @property
     def struct(self) -> bool:
@@ -131,6 +133,10 @@ def item_key(item: Any, t: FieldType) -> str:
     """The path element of one element of a ``map`` or ``set`` list."""
     if t.list_type == "set" or not isinstance(item, dict):
         return "v:" + _dumps(item)
+    if t.key_prefix:
+        value = item.get(t.keys[0], _MISSING)
+        if value is not _MISSING:
+            return t.key_prefix + _dumps(value) + "}"
     key: JSON = {}
     for name in t.keys:
         if name in item:
@@ -271,12 +277,16 @@ def _value_set(value: Any, t: FieldType) -> FieldSet:
 
 
 def changes(old: Any, new: Any, t: FieldType) -> tuple[FieldSet, FieldSet]:
-    """(added or modified, removed) paths from ``old`` to ``new`` (``None`` = no object yet)."""
+    """(added or modified, removed) paths from ``old`` to ``new`` (``None`` = no object yet).
+
+    Subtrees equal to the old ones are skipped without a walk (identity, then one C-level compare
+    confirmed by their encodings), scalars are compared in place and added subtrees take the
+    one-sided walk: only the parts that differ cost a walk in Python."""
     if old is None:
         return _added_map(new, t), {}
     changed: FieldSet = {}
     removed: FieldSet = {}
-    _compare_map(old, new, t, changed, removed, False)
+    _compare_map(old, new, t, changed, removed)
     return changed, removed
 
 
@@ -306,36 +316,82 @@ def _added(value: Any, t: FieldType, zero: bool) -> FieldSet:
     return {DOT: {}}
 
 
-def _compare_map(old: JSON, new: JSON, t: FieldType, changed: FieldSet, removed: FieldSet, fresh: bool) -> None:
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _compare_map(old: JSON, new: JSON, t: FieldType, changed: FieldSet, removed: FieldSet) -> None:
     for key, nv in new.items():
         ov = old.get(key, _MISSING)
         if ov is nv:
             continue
-        c, r = _compare(ov, nv, t.child(key), fresh, fresh and key in (t.raw.get("required") or ()))
+        if ov is _MISSING:
+            changed["f:" + key] = _new_value(nv, t.child(key))
+            continue
+        kind = type(nv)
+        if kind is type(ov) and kind in _SCALARS:
+            if ov != nv:
+                changed["f:" + key] = {DOT: {}}
+            continue
+        if _same(ov, nv):
+            continue
+        c, r = _compare(ov, nv, t.child(key))
         if c:
             changed["f:" + key] = c
         if r:
             removed["f:" + key] = r
     for key, ov in old.items():
         if key not in new:
-            _, r = _compare(ov, _MISSING, t.child(key), fresh)
-            removed["f:" + key] = r
+            removed["f:" + key] = _compare(ov, _MISSING, t.child(key))[1]
 
 
-def _compare(old: Any, new: Any, t: FieldType, fresh: bool, zero: bool = False) -> tuple[FieldSet, FieldSet]:
-    """Changed and removed sets below one node (``_MISSING`` when absent; ``zero``: in a new Go object)."""
+def _same(a: Any, b: Any) -> bool:
+    """Whether two values are equal as JSON, by a C-level compare confirmed by their encodings
+    (``True == 1`` in Python, not in JSON); ``False`` may still be equal (another key order)."""
+    if a != b:
+        return False
+    try:
+        return orjson.dumps(a) == orjson.dumps(b)
+    except orjson.JSONEncodeError:
+        return False
+
+
+def _new_value(value: Any, t: FieldType) -> FieldSet:
+    """The changed set of a value added under an existing object (``_compare`` from nothing)."""
+    if isinstance(value, dict):
+        if not value or t.atomic:
+            return {DOT: {}}
+        out: FieldSet = {"f:" + key: _new_value(sub, t.child(key)) for key, sub in value.items()}
+        out[DOT] = {}
+        return out
+    if isinstance(value, list) and value and t.list_type != "atomic":
+        item_t = t.items()
+        out = {}
+        for key, item in index_items(value, t).items():
+            if t.list_type == "set":
+                out[key] = {DOT: {}}
+            else:
+                c = _new_value(item, item_t)
+                c[DOT] = {}
+                out[key] = c
+        out[DOT] = {}
+        return out
+    return {DOT: {}}
+
+
+def _compare(old: Any, new: Any, t: FieldType) -> tuple[FieldSet, FieldSet]:
+    """Changed and removed sets below one node (``_MISSING`` when absent)."""
     changed: FieldSet = {}
     removed: FieldSet = {}
+    if old is _MISSING and new is not _MISSING:
+        return _new_value(new, t), removed
     o_map = isinstance(old, dict) or old is _MISSING
     n_map = isinstance(new, dict) or new is _MISSING
     if o_map and n_map and not t.atomic and (old or new) and not (old is _MISSING and new is _MISSING):
         o = old if old is not _MISSING else {}
         n = new if new is not _MISSING else {}
         if o or n:
-            _compare_map(o, n, t, changed, removed, fresh)
-            if old is _MISSING and not (fresh and t.builtin and t.struct):
-                changed[DOT] = {}
-            elif new is _MISSING:
+            _compare_map(o, n, t, changed, removed)
+            if new is _MISSING:
                 removed[DOT] = {}
             return changed, removed
     o_list = isinstance(old, list) or old is _MISSING
@@ -343,37 +399,49 @@ def _compare(old: Any, new: Any, t: FieldType, fresh: bool, zero: bool = False) 
     o_items = index_items(old, t) if o_list and old is not _MISSING and t.list_type != "atomic" else {}
     n_items = index_items(new, t) if n_list and new is not _MISSING and t.list_type != "atomic" else {}
     if o_list and n_list and (o_items or n_items) and old is not new:
-        item_t = t.items()
-        for key, item in n_items.items():
-            prev = o_items.get(key, _MISSING)
-            if t.list_type == "set":
-                if prev is _MISSING:
-                    changed[key] = {DOT: {}}
-                continue
-            c, r = _compare(prev, item, item_t, fresh)
-            if prev is _MISSING:
-                c[DOT] = {}
-            if c:
-                changed[key] = c
-            if r:
-                removed[key] = r
-        for key, prev in o_items.items():
-            if key not in n_items:
-                removed[key] = {DOT: {}} if t.list_type == "set" else _compare(prev, _MISSING, item_t, fresh)[1]
-                removed[key][DOT] = {}
-        if old is _MISSING and not zero:
-            changed[DOT] = {}
-        elif new is _MISSING:
+        _compare_items(o_items, n_items, t, changed, removed)
+        if new is _MISSING:
             removed[DOT] = {}
         return changed, removed
-    if old is _MISSING:
-        changed[DOT] = {}
-    elif new is _MISSING:
+    if new is _MISSING:
         removed[DOT] = {}
     elif not _equal(old, new):
         changed[DOT] = {}
     return changed, removed
 
 
+def _compare_items(o_items: dict[str, Any], n_items: dict[str, Any], t: FieldType, changed: FieldSet,
+                   removed: FieldSet) -> None:
+    """The elements of a ``map`` or ``set`` list, by path element."""
+    item_t = t.items()
+    is_set = t.list_type == "set"
+    for key, item in n_items.items():
+        prev = o_items.get(key, _MISSING)
+        if prev is _MISSING:
+            if is_set:
+                changed[key] = {DOT: {}}
+            else:
+                c = _new_value(item, item_t)
+                c[DOT] = {}
+                changed[key] = c
+            continue
+        if is_set or prev is item or _same(prev, item):
+            continue
+        c, r = _compare(prev, item, item_t)
+        if c:
+            changed[key] = c
+        if r:
+            removed[key] = r
+    for key, prev in o_items.items():
+        if key not in n_items:
+            removed[key] = {DOT: {}} if is_set else _compare(prev, _MISSING, item_t)[1]
+            removed[key][DOT] = {}
+
+
 def _equal(a: Any, b: Any) -> bool:
-    return a is b or json_equal(a, b)
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is type(b) and kind in _SCALARS:
+        return bool(a == b)
+    return a == b and json_equal(a, b)  # JSON equality implies Python's: most differences end in C
