@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from atoll.api import k8s_schemas
+from atoll.api.jsonvalues import same
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.patch.merge import json_equal
 
@@ -332,7 +333,7 @@ def _compare_map(old: JSON, new: JSON, t: FieldType, changed: FieldSet, removed:
             if ov != nv:
                 changed["f:" + key] = {DOT: {}}
             continue
-        if _same(ov, nv):
+        if same(ov, nv):
             continue
         c, r = _compare(ov, nv, t.child(key))
         if c:
@@ -342,17 +343,6 @@ def _compare_map(old: JSON, new: JSON, t: FieldType, changed: FieldSet, removed:
     for key, ov in old.items():
         if key not in new:
             removed["f:" + key] = _compare(ov, _MISSING, t.child(key))[1]
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Whether two values are equal as JSON, by a C-level compare confirmed by their encodings
-    (``True == 1`` in Python, not in JSON); ``False`` may still be equal (another key order)."""
-    if a != b:
-        return False
-    try:
-        return orjson.dumps(a) == orjson.dumps(b)
-    except orjson.JSONEncodeError:
-        return False
 
 
 def _new_value(value: Any, t: FieldType) -> FieldSet:
@@ -425,7 +415,7 @@ def _compare_items(o_items: dict[str, Any], n_items: dict[str, Any], t: FieldTyp
                 c[DOT] = {}
                 changed[key] = c
             continue
-        if is_set or prev is item or _same(prev, item):
+        if is_set or prev is item or same(prev, item):
             continue
         c, r = _compare(prev, item, item_t)
         if c:
