@@ -21,7 +21,7 @@ import orjson
 
 from atoll.api import errors, timestamps
 from atoll.api.registry import ResourceDef
-from atoll.apiserver.patch.fields_v1 import from_fields_v1, to_fields_v1, update_fields_v1
+from atoll.apiserver.patch.fields_v1 import created_fields_v1, from_fields_v1, to_fields_v1, update_fields_v1
 from atoll.apiserver.patch.fieldsets import (
     DOT,
     STRIPPED_META,
@@ -157,6 +157,14 @@ def record_update(rd: ResourceDef, old: JSON | None, new: JSON, manager: str, su
     """
     md = new["metadata"]
     sent = md.get("managedFields")
+    if old is None and not sent and not subresource:  # a create: its set built in wire form, one walk
+        wire = created_fields_v1(_tracked(rd, "", new) or {}, root_type(rd))
+        if wire:
+            md["managedFields"] = [Entry(manager or "unknown", "Update", rd.api_version, timestamps.now_time(),
+                                         {}).encode(wire)]
+        else:
+            md.pop("managedFields", None)
+        return
     stored = old["metadata"].get("managedFields") if old else None
     changed, removed = changes(_tracked(rd, subresource, old), _tracked(rd, subresource, new), root_type(rd))
     changed, removed = _scope(rd, subresource, changed), _scope(rd, subresource, removed)
