@@ -6,8 +6,9 @@ writes of a pod lifecycle as an agent makes them.
 Drives ``ResourceStorage`` of a real ``APIServer`` (SQLite store, watch cache, full admission chain)
 with 32 concurrent writers, no HTTP and no TLS, and reports process CPU per operation (the SQLite
 writer thread included; "(loop)": the event loop thread alone, "(gc)": collector pauses). This
-isolates what the API server itself spends per write from the transport (``bench_apiserver.py`` measures end to end over HTTPS). ``--profile`` prints the top of a
-cProfile of the chosen phase (cumulative and own time).
+isolates what the API server itself spends per write from the transport (``bench_apiserver.py``
+measures end to end over HTTPS). ``--profile`` prints the top of a cProfile of the chosen phase
+(cumulative and own time).
 
 Objects: ConfigMaps like ``bench_apiserver.py``'s (256-byte payload) and Pods with one container
 (``status`` updates write a Pod's ``status`` subresource, as a kubelet does). The lifecycle phases

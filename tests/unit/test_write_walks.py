@@ -33,28 +33,49 @@ POD, EVENT, DOMAIN = _rd("Pod"), _rd("Event"), _rd("Domain")
 
 
 def _pod() -> JSON:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "labels": {"a": "b"}},
-            "spec": {"nodeName": "n", "containers": [{"name": "c", "image": "i",
-                                                      "ports": [{"containerPort": 80, "protocol": "TCP"}]}]},
-            "status": {"phase": "Running", "conditions": [
-                {"type": "Ready", "status": "True", "lastProbeTime": None,
-                 "lastTransitionTime": "2026-01-01T00:00:00Z"},
-                {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                 "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-                "podIPs": [{"ip": "10.0.0.1"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "ns", "labels": {"a": "b"}},
+        "spec": {
+            "nodeName": "n",
+            "containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80, "protocol": "TCP"}]}],
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                },
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                },
+            ],
+            "podIPs": [{"ip": "10.0.0.1"}],
+        },
+    }
 
 
-@pytest.mark.parametrize(("a", "b", "expected"), [
-    ({"x": [1, {"y": "z"}]}, {"x": [1, {"y": "z"}]}, True),
-    ("s", "s", True),
-    (None, None, True),
-    (True, 1, False),
-    ({"x": True}, {"x": 1}, False),
-    ([0], [False], False),
-    (1, 1.0, False),  # equal as JSON, but "not certainly": the caller walks it
-    ({"a": [1], "b": 2}, {"b": 2, "a": [1]}, False),  # another key order: walked
-    ({"a": 1}, {"a": 2}, False),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ({"x": [1, {"y": "z"}]}, {"x": [1, {"y": "z"}]}, True),
+        ("s", "s", True),
+        (None, None, True),
+        (True, 1, False),
+        ({"x": True}, {"x": 1}, False),
+        ([0], [False], False),
+        (1, 1.0, False),  # equal as JSON, but "not certainly": the caller walks it
+        ({"a": [1], "b": 2}, {"b": 2, "a": [1]}, False),  # another key order: walked
+        ({"a": 1}, {"a": 2}, False),
+    ],
+)
 def test_same_is_true_only_for_json_equal_values(a: Any, b: Any, expected: bool) -> None:
     assert same(a, b) is expected
 
@@ -85,20 +106,26 @@ def test_changes_of_a_keyed_list_item_names_only_the_changed_field() -> None:
     new["status"]["conditions"][0]["status"] = "False"
     new["status"]["podIPs"].append({"ip": "10.0.0.2"})
     changed, removed = changes(old, new, root_type(POD))
-    assert changed == {"f:status": {
-        "f:conditions": {'k:{"type":"Ready"}': {"f:status": {DOT: {}}}},
-        "f:podIPs": {'k:{"ip":"10.0.0.2"}': {DOT: {}, "f:ip": {DOT: {}}}}}}
+    assert changed == {
+        "f:status": {
+            "f:conditions": {'k:{"type":"Ready"}': {"f:status": {DOT: {}}}},
+            "f:podIPs": {'k:{"ip":"10.0.0.2"}': {DOT: {}, "f:ip": {DOT: {}}}},
+        }
+    }
     assert removed == {}
 
 
-@pytest.mark.parametrize(("wire", "changed", "removed"), [
-    ({"f:a": {}, "f:b": {"f:c": {}}}, {"f:d": {DOT: {}}}, {}),
-    ({"f:a": {}, "f:b": {"f:c": {}}}, {"f:a": {DOT: {}}}, {"f:a": {DOT: {}}}),  # removed, then added: last
-    ({"f:a": {".": {}, "f:x": {}}, "f:b": {}}, {"f:a": {"f:y": {DOT: {}}}}, {"f:a": {"f:x": {DOT: {}}}}),
-    ({"f:a": {".": {}, "f:x": {}}}, {}, {"f:a": {DOT: {}}}),  # no longer a member, still a parent
-    ({"f:a": {"f:x": {}}}, {}, {"f:a": {"f:x": {DOT: {}}}}),  # nothing left: dropped
-    ({}, {"f:a": {DOT: {}, "f:b": {DOT: {}}}}, {}),
-])
+@pytest.mark.parametrize(
+    ("wire", "changed", "removed"),
+    [
+        ({"f:a": {}, "f:b": {"f:c": {}}}, {"f:d": {DOT: {}}}, {}),
+        ({"f:a": {}, "f:b": {"f:c": {}}}, {"f:a": {DOT: {}}}, {"f:a": {DOT: {}}}),  # removed, then added: last
+        ({"f:a": {".": {}, "f:x": {}}, "f:b": {}}, {"f:a": {"f:y": {DOT: {}}}}, {"f:a": {"f:x": {DOT: {}}}}),
+        ({"f:a": {".": {}, "f:x": {}}}, {}, {"f:a": {DOT: {}}}),  # no longer a member, still a parent
+        ({"f:a": {"f:x": {}}}, {}, {"f:a": {"f:x": {DOT: {}}}}),  # nothing left: dropped
+        ({}, {"f:a": {DOT: {}, "f:b": {DOT: {}}}}, {}),
+    ],
+)
 def test_update_fields_v1_is_the_set_algebra_in_wire_form(wire: JSON, changed: JSON, removed: JSON) -> None:
     expected = to_fields_v1(union(difference(from_fields_v1(wire), removed), changed))
     assert orjson.dumps(update_fields_v1(wire, changed, removed)) == orjson.dumps(expected)
@@ -106,10 +133,17 @@ def test_update_fields_v1_is_the_set_algebra_in_wire_form(wire: JSON, changed: J
 
 @pytest.mark.parametrize("rd", [POD, EVENT, DOMAIN])
 def test_a_create_records_the_set_the_update_path_would(rd: ResourceDef) -> None:
-    obj = _pod() if rd is POD else {
-        "metadata": {"name": "x", "namespace": "ns", "uid": "u", "annotations": {"a": "b"}},
-        "spec": {"cert": "c", "role": "partner", "extra": {"k": [1, 2]}},
-        "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Started", "count": 1}
+    obj = (
+        _pod()
+        if rd is POD
+        else {
+            "metadata": {"name": "x", "namespace": "ns", "uid": "u", "annotations": {"a": "b"}},
+            "spec": {"cert": "c", "role": "partner", "extra": {"k": [1, 2]}},
+            "involvedObject": {"kind": "Pod", "name": "p"},
+            "reason": "Started",
+            "count": 1,
+        }
+    )
     expected = to_fields_v1(ssa._scope(rd, "", changes(None, ssa._tracked(rd, "", obj), root_type(rd))[0]))
     assert orjson.dumps(created_fields_v1(ssa._tracked(rd, "", obj) or {}, root_type(rd))) == orjson.dumps(expected)
     written = copy.deepcopy(obj)
