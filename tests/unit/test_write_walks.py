@@ -19,8 +19,9 @@ from atoll.api.crd import kuscia_resource_defs
 from atoll.api.jsonvalues import same
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.patch import apply as ssa
+from atoll.apiserver.patch.diff import changes
 from atoll.apiserver.patch.fields_v1 import created_fields_v1, from_fields_v1, to_fields_v1, update_fields_v1
-from atoll.apiserver.patch.fieldsets import DOT, changes, difference, root_type, union
+from atoll.apiserver.patch.fieldsets import DOT, difference, root_type, union
 
 JSON = dict[str, Any]
 

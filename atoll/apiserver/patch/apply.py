@@ -21,13 +21,13 @@ import orjson
 
 from atoll.api import errors, timestamps
 from atoll.api.registry import ResourceDef
+from atoll.apiserver.patch.diff import changes
 from atoll.apiserver.patch.fields_v1 import created_fields_v1, from_fields_v1, to_fields_v1, update_fields_v1
 from atoll.apiserver.patch.fieldsets import (
     DOT,
     STRIPPED_META,
     FieldSet,
     FieldType,
-    changes,
     difference,
     index_items,
     intersection,

@@ -109,7 +109,7 @@ def _added_map(value: JSON, t: FieldType) -> JSON:
 
 
 def _added(value: Any, t: FieldType, zero: bool) -> JSON:
-    """Wire form of ``fieldsets._added``."""
+    """Wire form of ``diff._added``."""
     if isinstance(value, dict):
         if not value or t.atomic:
             return {}
