@@ -7,7 +7,8 @@ A field set is a nested dict keyed by FieldsV1 path elements (``f:spec``, ``k:{"
 from the schema: ``x-kubernetes-list-type`` (``map`` with ``x-kubernetes-list-map-keys``, ``set``,
 ``atomic``), or for built-in kinds ``x-kubernetes-patch-strategy: merge`` with a patch merge key;
 ``x-kubernetes-map-type: atomic`` makes a map a leaf. Fields without a schema are "deduced":
-maps are granular, lists atomic, as in structured-merge-diff.
+maps are granular, lists atomic, as in structured-merge-diff. The diff of two objects as field
+sets is ``diff.changes``.
 """
 
 from __future__ import annotations
