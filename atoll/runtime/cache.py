@@ -66,9 +66,9 @@ DEFAULT_INDEXES: dict[str, IndexFunc] = {
 class Cache:
     """A keyed object store with secondary indexes; owned by one event loop."""
 
-    def __init__(self, indexes: dict[str, IndexFunc] | None = None) -> None:
+    def __init__(self, indexes: dict[str, IndexFunc] | None = None, *, defaults: bool = True) -> None:
         self._objects: dict[ObjectKey, JSON] = {}
-        self._funcs: dict[str, IndexFunc] = dict(DEFAULT_INDEXES)
+        self._funcs: dict[str, IndexFunc] = dict(DEFAULT_INDEXES) if defaults else {}
         self._funcs.update(indexes or {})
         self._index: dict[str, dict[str, set[ObjectKey]]] = {name: {} for name in self._funcs}
         self._values: dict[ObjectKey, dict[str, tuple[str, ...]]] = {}
