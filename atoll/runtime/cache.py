@@ -152,9 +152,11 @@ class Cache:
         for value in values:
             self._generations[(name, value)] = self._generations.get((name, value), 0) + 1
 
-    def upsert(self, obj: JSON) -> JSON | None:
-        """Store ``obj``; returns the previous object with the same key, if any."""
-        key = key_of(obj)
+    def upsert(self, obj: JSON, key: ObjectKey | None = None) -> JSON | None:
+        """Store ``obj`` (under ``key``, its :func:`key_of` if the caller has it); returns the
+        previous object with the same key, if any."""
+        if key is None:
+            key = key_of(obj)
         new_values = {name: tuple(func(obj)) for name, func in self._funcs.items()}  # may raise: nothing changed yet
         old = self._objects.get(key)
         self._objects[key] = obj

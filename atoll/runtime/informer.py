@@ -271,7 +271,7 @@ class Informer:
     def store(self, obj: JSON) -> None:
         """Cache ``obj`` (a dict with metadata) and tell the handlers and views."""
         key = key_of(obj)
-        old = self.cache.upsert(obj)
+        old = self.cache.upsert(obj, key)
         if old is None:
             for h in self._handlers:
                 if h.on_add is not None:
