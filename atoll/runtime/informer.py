@@ -182,9 +182,7 @@ class Informer:
                 continue
             except ClientTimeoutError:
                 self._restarts.inc()
-                log.info(
-                    "watch of %s silent for %.0fs; restarting", self._what, self.settings.inactivity_timeout
-                )
+                log.info("watch of %s silent for %.0fs; restarting", self._what, self.settings.inactivity_timeout)
                 continue
             except (APIError, ClientError) as exc:
                 self._restarts.inc()
