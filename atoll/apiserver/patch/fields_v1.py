@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atoll.apiserver.patch.fieldsets import DOT, JSON, STRIPPED_META, FieldSet, FieldType, index_items
+from atoll.apiserver.patch.fieldsets import DOT, JSON, FieldSet, FieldType, index_items, strip_identity
 
 
 def to_fields_v1(s: FieldSet) -> JSON:
@@ -92,15 +92,7 @@ def _union(wire: JSON, s: FieldSet) -> JSON:
 def created_fields_v1(tracked: JSON, t: FieldType) -> JSON:
     """``to_fields_v1(_scope(changes(None, tracked)))`` for the main resource in one walk: the
     fields of a created object (``tracked``: the part a write can own, ``apply._tracked``)."""
-    out = _added_map(tracked, t)
-    md = out.get("f:metadata")
-    if md is not None:
-        md = {k: v for k, v in md.items() if k not in STRIPPED_META}
-        if md:
-            out["f:metadata"] = md
-        else:
-            del out["f:metadata"]
-    return out
+    return strip_identity(_added_map(tracked, t))
 
 
 def _added_map(value: JSON, t: FieldType) -> JSON:

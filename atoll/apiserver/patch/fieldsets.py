@@ -236,15 +236,20 @@ def strip(s: FieldSet, drop: tuple[str, ...], keep_only: str = "") -> FieldSet:
     """``s`` without server-owned paths: top-level ``drop`` keys, metadata identity fields."""
     if not s:
         return s
-    out = {k: v for k, v in s.items() if k not in drop and k != DOT and (not keep_only or k == keep_only)}
-    meta = out.get("f:metadata")
+    kept = {k: v for k, v in s.items() if k not in drop and k != DOT and (not keep_only or k == keep_only)}
+    return strip_identity(kept)
+
+
+def strip_identity(s: FieldSet) -> FieldSet:
+    """``s`` (changed in place) without the metadata identity fields no manager owns."""
+    meta = s.get("f:metadata")
     if meta is not None:
         meta = {k: v for k, v in meta.items() if k not in STRIPPED_META}
         if meta:
-            out["f:metadata"] = meta
+            s["f:metadata"] = meta
         else:
-            del out["f:metadata"]
-    return out
+            del s["f:metadata"]
+    return s
 
 
 STRIPPED_META = frozenset({DOT, "f:name", "f:namespace", "f:creationTimestamp", "f:selfLink", "f:uid",
