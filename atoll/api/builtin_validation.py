@@ -17,9 +17,11 @@ resolution:
 
 Each schema definition is compiled once into a ``_Node`` tree (``$ref`` resolved, allowed types,
 properties and formats precomputed; recursive definitions share their node), so a check is one walk
-with no dictionary look-ups into the schema. On an update ``check(..., old=stored)`` skips every
-subtree equal to the stored object's (that object passed the same check when it was written), so
-a status update does not re-check an unchanged spec.
+with no dictionary look-ups into the schema; a scalar of an accepted type with no format to check
+costs one set look-up (``_Node.plain``). On an update ``check(..., old=stored)`` skips every
+subtree equal to the stored object's, list items by index included (that object passed the same
+check when it was written; ``jsonvalues.same``, so ``true`` replacing ``1`` is still checked), so a
+status update does not re-check an unchanged spec or the unchanged conditions of a changed list.
 
 Semantic rules beyond types (name formats, immutable fields) stay with their own checks.
 """
@@ -32,6 +34,7 @@ import re
 from typing import Any
 
 from atoll.api import errors
+from atoll.api.jsonvalues import same
 from atoll.api.k8s_schemas import definitions, schema_name_for
 
 JSON = dict[str, Any]
@@ -82,7 +85,7 @@ def _allowed_types(schema: JSON) -> frozenset[str] | None:
 class _Node:
     """One compiled schema: allowed types, properties, map values, items and string format."""
 
-    __slots__ = ("allowed", "extra", "fmt", "free", "items", "label", "props")
+    __slots__ = ("allowed", "extra", "fmt", "free", "items", "label", "plain", "props")
 
     def __init__(self) -> None:
         self.allowed: frozenset[str] | None = None
@@ -92,6 +95,7 @@ class _Node:
         self.items: _Node | None = None
         self.fmt = ""
         self.free = True  # an object with neither properties nor additionalProperties: not checked
+        self.plain: frozenset[type] = frozenset()  # value types accepted with nothing more to check
 
     def fill(self, schema: JSON) -> _Node:
         self.allowed = _allowed_types(schema)
@@ -106,6 +110,11 @@ class _Node:
         self.free = self.props is None and self.extra is None
         fmt = schema.get("format")
         self.fmt = fmt if fmt in ("byte", "date-time") else ""
+        plain = {py for py, name in _TYPE_NAMES.items()
+                 if py is not dict and py is not list and (self.allowed is None or name in self.allowed)}
+        if self.fmt:
+            plain.discard(str)
+        self.plain = frozenset(plain | {type(None)})
         return self
 
 
@@ -151,37 +160,48 @@ class _Walk:
             if not node.free:
                 self._object(value, node, old if type(old) is dict else None)
         elif actual == "array":
-            items = node.items
-            if items is not None:
-                path = self.path
-                for i, item in enumerate(value):
-                    path.append(i)
-                    self.value(item, items, None)
-                    path.pop()
+            if node.items is not None:
+                self._array(value, node.items, old if type(old) is list else None)
         elif actual == "string" and node.fmt:
             self._string(value, node.fmt)
 
+    def _array(self, value: list[Any], items: _Node, old: list[Any] | None) -> None:
+        """Each item; an item equal to the stored list's at the same index was checked when stored."""
+        path, plain, n_old = self.path, items.plain, len(old) if old is not None else 0
+        for i, item in enumerate(value):
+            if type(item) in plain:
+                continue
+            before = old[i] if old is not None and i < n_old else None
+            if before is not None and same(before, item):
+                continue
+            path.append(i)
+            self.value(item, items, before)
+            path.pop()
+
     def _object(self, value: JSON, node: _Node, old: JSON | None) -> None:
         props, extra, path = node.props, node.extra, self.path
-        for key in list(value):
-            item = value[key]
-            if old is not None:
-                before = old.get(key, _MISSING)
-                if before is item or before == item:
-                    continue  # checked when the stored object was written
+        unknown: list[str] = []
+        for key, item in value.items():
             sub = props.get(key) if props is not None else None
             if sub is None:
                 sub = extra
+            if sub is not None and type(item) in sub.plain:
+                continue
+            before = old.get(key, _MISSING) if old is not None else _MISSING
+            if before is not _MISSING and same(before, item):
+                continue  # checked when the stored object was written
             if sub is not None:
                 path.append(key)
-                self.value(item, sub, old.get(key) if old is not None else None)
+                self.value(item, sub, None if before is _MISSING else before)
                 path.pop()
             elif not path and key in ("apiVersion", "kind"):
                 continue
             else:
                 self.unknown.append(_path([*path, key]))
-                if self.prune:
-                    del value[key]
+                unknown.append(key)
+        if self.prune:
+            for key in unknown:
+                del value[key]
 
     def _string(self, value: str, fmt: str) -> None:
         problem = ""

@@ -66,9 +66,9 @@ DEFAULT_INDEXES: dict[str, IndexFunc] = {
 class Cache:
     """A keyed object store with secondary indexes; owned by one event loop."""
 
-    def __init__(self, indexes: dict[str, IndexFunc] | None = None) -> None:
+    def __init__(self, indexes: dict[str, IndexFunc] | None = None, *, defaults: bool = True) -> None:
         self._objects: dict[ObjectKey, JSON] = {}
-        self._funcs: dict[str, IndexFunc] = dict(DEFAULT_INDEXES)
+        self._funcs: dict[str, IndexFunc] = dict(DEFAULT_INDEXES) if defaults else {}
         self._funcs.update(indexes or {})
         self._index: dict[str, dict[str, set[ObjectKey]]] = {name: {} for name in self._funcs}
         self._values: dict[ObjectKey, dict[str, tuple[str, ...]]] = {}
@@ -152,9 +152,11 @@ class Cache:
         for value in values:
             self._generations[(name, value)] = self._generations.get((name, value), 0) + 1
 
-    def upsert(self, obj: JSON) -> JSON | None:
-        """Store ``obj``; returns the previous object with the same key, if any."""
-        key = key_of(obj)
+    def upsert(self, obj: JSON, key: ObjectKey | None = None) -> JSON | None:
+        """Store ``obj`` (under ``key``, its :func:`key_of` if the caller has it); returns the
+        previous object with the same key, if any."""
+        if key is None:
+            key = key_of(obj)
         new_values = {name: tuple(func(obj)) for name, func in self._funcs.items()}  # may raise: nothing changed yet
         old = self._objects.get(key)
         self._objects[key] = obj

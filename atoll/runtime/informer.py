@@ -17,6 +17,9 @@ The loop, and why each step is there:
 
 Handlers map objects to keys and enqueue; they must not do I/O (they run inline on the watch
 loop). The cache holds the received dicts without copying: treat them as read-only.
+
+A factory serves a namespace- or label-selected informer from its informer of the whole resource
+when it has one (:mod:`atoll.runtime.views`): one watch and one decode per event per resource.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from atoll.client import Client, ClientError, ClientTimeoutError
 from atoll.runtime import metrics
 from atoll.runtime.cache import Cache, IndexFunc
 from atoll.runtime.keys import ObjectKey, key_of
+from atoll.runtime.views import View, view_selector
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -67,6 +71,9 @@ class Informer:
 
     request_headers: Mapping[str, str] | None = None
     """Extra headers of its lists and watches (``METADATA_ONLY`` for a metadata informer)."""
+    default_indexes: bool = True
+    """Whether the cache keeps :data:`~atoll.runtime.cache.DEFAULT_INDEXES` (a consumer that only
+    follows events, like the garbage collector's graph, saves computing them per event)."""
 
     def __init__(
         self,
@@ -87,7 +94,7 @@ class Informer:
         self.field_selector = field_selector
         self.resync_period = resync_period
         self.settings = settings
-        self.cache = Cache(indexes)
+        self.cache = Cache(indexes, defaults=self.default_indexes)
         self.resource_version: str | None = None
         """The last resourceVersion seen (list, event or bookmark); ``None`` forces a relist."""
         self._handlers: list[EventHandler] = []
@@ -95,6 +102,9 @@ class Informer:
         self._restarts = metrics.informer_watch_restarts_total.labels(rd.group_resource)
         self._malformed = metrics.informer_malformed_objects_total.labels(rd.group_resource)
         self._what = rd.group_resource + (f" in {namespace}" if self.namespace else "")
+        self.source: Informer | None = None
+        """The informer this one is a view of (it then opens no watch of its own)."""
+        self._views: list[View] = []
 
     # -- public ------------------------------------------------------------------------------
 
@@ -126,11 +136,29 @@ class Informer:
         await self._synced.wait()
 
     async def run(self) -> None:
-        """Reflect until cancelled (never returns on its own)."""
+        """Reflect until cancelled (never returns on its own); a view waits for its source."""
         async with asyncio.TaskGroup() as tg:
             if self.resync_period:
                 tg.create_task(self._resync_loop(self.resync_period), name=f"informer/{self._what}/resync")
-            await self._reflect()
+            source = self.source
+            if source is None:
+                await self._reflect()
+                return
+            await source.wait_synced()
+            self._synced.set()
+            await asyncio.Event().wait()
+
+    def serve(self, view: Informer) -> bool:
+        """Feed ``view`` (same resource, a namespace and/or label selector, not started) from this
+        informer's events instead of its own watch; False if it cannot be served so."""
+        selector = view_selector(view)
+        if selector is None or view.source is not None or view.resource_version is not None:
+            return False
+        view.source = self
+        self._views.append(View(view, selector))
+        for obj in self.cache:
+            self._views[-1].offer(key_of(obj), obj)
+        return True
 
     # -- reflector ---------------------------------------------------------------------------
 
@@ -154,9 +182,7 @@ class Informer:
                 continue
             except ClientTimeoutError:
                 self._restarts.inc()
-                log.info(
-                    "watch of %s silent for %.0fs; restarting", self._what, self.settings.inactivity_timeout
-                )
+                log.info("watch of %s silent for %.0fs; restarting", self._what, self.settings.inactivity_timeout)
                 continue
             except (APIError, ClientError) as exc:
                 self._restarts.inc()
@@ -193,7 +219,7 @@ class Informer:
         for key in set(self.cache.keys()) - seen:
             old = self.cache.remove(key)
             if old is not None:
-                self._dispatch_delete(old)
+                self.dispatch_delete(old)
         self.resource_version = rv
         self._synced.set()
         log.debug("listed %d %s at rv %s", count, self._what, rv)
@@ -231,28 +257,43 @@ class Informer:
             obj.setdefault("kind", self.rd.kind)
             self._apply_event(kind, obj)
         except Exception as exc:  # skip exactly this object, keep reflecting
-            self._malformed.inc()
-            log.error("skipping malformed %s object %s (%s event): %r", self._what, _describe(obj), kind, exc)
+            self.skip_malformed(kind, obj, exc)
 
     def _apply_event(self, kind: str, obj: JSON) -> None:
         if kind == "DELETED":
             self.cache.remove(key_of(obj))
-            self._dispatch_delete(obj)
+            self.dispatch_delete(obj)
             return
-        old = self.cache.upsert(obj)
+        self.store(obj)
+
+    def store(self, obj: JSON) -> None:
+        """Cache ``obj`` (a dict with metadata) and tell the handlers and views."""
+        key = key_of(obj)
+        old = self.cache.upsert(obj, key)
         if old is None:
             for h in self._handlers:
                 if h.on_add is not None:
                     self._call(h.on_add, obj)
-        elif old.get("metadata", {}).get("resourceVersion") != obj.get("metadata", {}).get("resourceVersion"):
+        elif old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
             for h in self._handlers:
                 if h.on_update is not None:
                     self._call(h.on_update, old, obj)
+        for view in self._views:
+            view.offer(key, obj)
 
-    def _dispatch_delete(self, obj: JSON) -> None:
+    def dispatch_delete(self, obj: JSON) -> None:
+        """Tell the handlers and views that ``obj`` (no longer cached) was deleted."""
         for h in self._handlers:
             if h.on_delete is not None:
                 self._call(h.on_delete, obj)
+        if self._views:
+            key = key_of(obj)
+            for view in self._views:
+                view.deleted(key, obj)
+
+    def skip_malformed(self, kind: str, obj: Any, exc: Exception) -> None:
+        self._malformed.inc()
+        log.error("skipping malformed %s object %s (%s event): %r", self._what, _describe(obj), kind, exc)
 
     async def _resync_loop(self, period: float) -> None:
         await self._synced.wait()
@@ -316,7 +357,25 @@ class InformerFactory:
                 settings=self.settings,
             )
             self._informers[key] = informer
+            self._share(informer)
         return informer
+
+    def _share(self, informer: Informer) -> None:
+        """Serve selected informers of one resource from its unselected one (:mod:`.views`)."""
+        rd = informer.rd
+        whole = self.existing(rd)
+        if whole is None:
+            return
+        if whole is not informer:
+            whole.serve(informer)
+            return
+        for other in self._informers.values():
+            if other is not whole and (other.rd.group, other.rd.version, other.rd.plural) == (
+                rd.group,
+                rd.version,
+                rd.plural,
+            ):
+                whole.serve(other)
 
     def existing(self, rd: ResourceDef) -> Informer | None:
         """The informer of every ``rd`` object (all namespaces, no selector), if one was created."""

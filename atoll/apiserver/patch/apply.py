@@ -21,13 +21,13 @@ import orjson
 
 from atoll.api import errors, timestamps
 from atoll.api.registry import ResourceDef
-from atoll.apiserver.patch.fields_v1 import from_fields_v1, to_fields_v1
+from atoll.apiserver.patch.diff import changes
+from atoll.apiserver.patch.fields_v1 import created_fields_v1, from_fields_v1, to_fields_v1, update_fields_v1
 from atoll.apiserver.patch.fieldsets import (
     DOT,
     STRIPPED_META,
     FieldSet,
     FieldType,
-    changes,
     difference,
     index_items,
     intersection,
@@ -69,9 +69,11 @@ class Entry:
             text += f' with subresource "{self.subresource}"'
         return f"{text} using {self.api_version}" if self.operation == "Update" else text
 
-    def encode(self) -> JSON:
+    def encode(self, wire: JSON | None = None) -> JSON:
+        """The wire entry; ``wire``: its ``fieldsV1`` when already built (else from ``fields``)."""
         out: JSON = {"manager": self.manager, "operation": self.operation, "apiVersion": self.api_version,
-                     "time": self.time, "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(self.fields)}
+                     "time": self.time, "fieldsType": "FieldsV1",
+                     "fieldsV1": to_fields_v1(self.fields) if wire is None else wire}
         if self.subresource:
             out["subresource"] = self.subresource
         return out
@@ -155,6 +157,14 @@ def record_update(rd: ResourceDef, old: JSON | None, new: JSON, manager: str, su
     """
     md = new["metadata"]
     sent = md.get("managedFields")
+    if old is None and not sent and not subresource:  # a create: its set built in wire form, one walk
+        wire = created_fields_v1(_tracked(rd, "", new) or {}, root_type(rd))
+        if wire:
+            md["managedFields"] = [Entry(manager or "unknown", "Update", rd.api_version, timestamps.now_time(),
+                                         {}).encode(wire)]
+        else:
+            md.pop("managedFields", None)
+        return
     stored = old["metadata"].get("managedFields") if old else None
     changed, removed = changes(_tracked(rd, subresource, old), _tracked(rd, subresource, new), root_type(rd))
     changed, removed = _scope(rd, subresource, changed), _scope(rd, subresource, removed)
@@ -179,7 +189,9 @@ def record_update(rd: ResourceDef, old: JSON | None, new: JSON, manager: str, su
 
 
 def _record_incremental(md: JSON, stored: list[Any], me: Entry, changed: FieldSet, removed: FieldSet) -> None:
-    """``record_update`` over stored (already normalised) entries, rebuilding only touched ones."""
+    """``record_update`` over stored (already normalised) entries, rebuilding only touched ones:
+    the writer's own entry is updated in its wire form (``update_fields_v1``), other managers'
+    entries are decoded only when the write takes or removes some of their fields."""
     live = decode_raw(stored)
     if not changed and not removed:
         if live:
@@ -187,26 +199,30 @@ def _record_incremental(md: JSON, stored: list[Any], me: Entry, changed: FieldSe
         else:
             md.pop("managedFields", None)
         return
-    kept: list[JSON] = []
-    rebuilt: list[Entry] = []
+    out: list[JSON] = []
+    mine: JSON | None = None
     for raw in live:
         version = "" if raw["operation"] == "Apply" else str(raw.get("apiVersion") or "")
         key = (str(raw["manager"]), raw["operation"], version, str(raw.get("subresource") or ""))
         if key == me.key:
-            me = decode([raw])[0]
+            mine = raw
         elif _overlaps_wire(raw.get("fieldsV1"), changed) or _overlaps_wire(raw.get("fieldsV1"), removed):
             entry = decode([raw])[0]
             entry.fields = difference(difference(entry.fields, changed), removed)
             if entry.fields:
-                rebuilt.append(entry)
+                out.append(entry.encode())
         else:
-            kept.append(raw)
-    me.fields = union(difference(me.fields, removed), changed)
+            out.append(raw)
+    if mine is not None:
+        me = Entry(str(mine["manager"]), mine["operation"], str(mine.get("apiVersion") or ""),
+                   str(mine.get("time") or ""), {}, str(mine.get("subresource") or ""))
+        wire = update_fields_v1(mine.get("fieldsV1"), changed, removed)
+    else:
+        wire = to_fields_v1(changed)
     if changed:
         me.time = timestamps.now_time()
-    if me.fields:
-        rebuilt.append(me)
-    out = kept + [e.encode() for e in rebuilt]
+    if wire:
+        out.append(me.encode(wire))
     out.sort(key=_wire_order)
     if out:
         md["managedFields"] = out

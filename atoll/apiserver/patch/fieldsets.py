@@ -7,7 +7,8 @@ A field set is a nested dict keyed by FieldsV1 path elements (``f:spec``, ``k:{"
 from the schema: ``x-kubernetes-list-type`` (``map`` with ``x-kubernetes-list-map-keys``, ``set``,
 ``atomic``), or for built-in kinds ``x-kubernetes-patch-strategy: merge`` with a patch merge key;
 ``x-kubernetes-map-type: atomic`` makes a map a leaf. Fields without a schema are "deduced":
-maps are granular, lists atomic, as in structured-merge-diff.
+maps are granular, lists atomic, as in structured-merge-diff. The diff of two objects as field
+sets is ``diff.changes``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ import orjson
 
 from atoll.api import k8s_schemas
 from atoll.api.registry import ResourceDef
-from atoll.apiserver.patch.merge import json_equal
 
 JSON = dict[str, Any]
 FieldSet = dict[str, Any]
 DOT = "."
-_MISSING: Any = object()
 _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _KEY_DEFAULTS = {"protocol": "TCP"}  # the one list-map key the Go types default (ports)
 
@@ -31,7 +30,7 @@ _KEY_DEFAULTS = {"protocol": "TCP"}  # the one list-map key the Go types default
 class FieldType:
     """The merge semantics of one schema node, resolved lazily."""
 
-    __slots__ = ("_children", "_items", "atomic", "builtin", "keys", "list_type", "raw")
+    __slots__ = ("_children", "_items", "atomic", "builtin", "key_prefix", "keys", "list_type", "raw")
 
     def __init__(self, raw: JSON | None, builtin: bool) -> None:
         self.raw = raw or {}
@@ -49,6 +48,8 @@ class FieldType:
             list_type = "atomic"
         self.list_type: str = list_type or "atomic"
         self.keys = keys
+        # a one-key map list's path element is this prefix, the key's encoding and "}"
+        self.key_prefix = "k:{" + _dumps(keys[0]) + ":" if self.list_type == "map" and len(keys) == 1 else ""
 
     @property
     def struct(self) -> bool:
@@ -131,6 +132,10 @@ def item_key(item: Any, t: FieldType) -> str:
     """The path element of one element of a ``map`` or ``set`` list."""
     if t.list_type == "set" or not isinstance(item, dict):
         return "v:" + _dumps(item)
+    if t.key_prefix:
+        name = t.keys[0]
+        if name in item:
+            return t.key_prefix + _dumps(item[name]) + "}"
     key: JSON = {}
     for name in t.keys:
         if name in item:
@@ -231,15 +236,20 @@ def strip(s: FieldSet, drop: tuple[str, ...], keep_only: str = "") -> FieldSet:
     """``s`` without server-owned paths: top-level ``drop`` keys, metadata identity fields."""
     if not s:
         return s
-    out = {k: v for k, v in s.items() if k not in drop and k != DOT and (not keep_only or k == keep_only)}
-    meta = out.get("f:metadata")
+    kept = {k: v for k, v in s.items() if k not in drop and k != DOT and (not keep_only or k == keep_only)}
+    return strip_identity(kept)
+
+
+def strip_identity(s: FieldSet) -> FieldSet:
+    """``s`` (changed in place) without the metadata identity fields no manager owns."""
+    meta = s.get("f:metadata")
     if meta is not None:
         meta = {k: v for k, v in meta.items() if k not in STRIPPED_META}
         if meta:
-            out["f:metadata"] = meta
+            s["f:metadata"] = meta
         else:
-            del out["f:metadata"]
-    return out
+            del s["f:metadata"]
+    return s
 
 
 STRIPPED_META = frozenset({DOT, "f:name", "f:namespace", "f:creationTimestamp", "f:selfLink", "f:uid",
@@ -268,112 +278,3 @@ def _value_set(value: Any, t: FieldType) -> FieldSet:
             out[key] = {DOT: {}, **to_set(item, item_t)} if t.list_type == "map" else {DOT: {}}
         return out
     return {DOT: {}}
-
-
-def changes(old: Any, new: Any, t: FieldType) -> tuple[FieldSet, FieldSet]:
-    """(added or modified, removed) paths from ``old`` to ``new`` (``None`` = no object yet)."""
-    if old is None:
-        return _added_map(new, t), {}
-    changed: FieldSet = {}
-    removed: FieldSet = {}
-    _compare_map(old, new, t, changed, removed, False)
-    return changed, removed
-
-
-def _added_map(value: JSON, t: FieldType) -> FieldSet:
-    """Everything in a new object (the fast path of ``changes`` for creates)."""
-    required = t.raw.get("required") or ()
-    return {"f:" + key: _added(sub, t.child(key), key in required) for key, sub in value.items()}
-
-
-def _added(value: Any, t: FieldType, zero: bool) -> FieldSet:
-    if isinstance(value, dict):
-        if not value or t.atomic:
-            return {DOT: {}}
-        out = _added_map(value, t)
-        if not (t.builtin and t.struct):
-            out[DOT] = {}
-        return out
-    if isinstance(value, list) and value and t.list_type != "atomic":
-        item_t = t.items()
-        out = {}
-        for key, item in index_items(value, t).items():
-            out[key] = {DOT: {}} if t.list_type == "set" or not isinstance(item, dict) else {
-                **_added_map(item, item_t), DOT: {}}
-        if not zero:
-            out[DOT] = {}
-        return out
-    return {DOT: {}}
-
-
-def _compare_map(old: JSON, new: JSON, t: FieldType, changed: FieldSet, removed: FieldSet, fresh: bool) -> None:
-    for key, nv in new.items():
-        ov = old.get(key, _MISSING)
-        if ov is nv:
-            continue
-        c, r = _compare(ov, nv, t.child(key), fresh, fresh and key in (t.raw.get("required") or ()))
-        if c:
-            changed["f:" + key] = c
-        if r:
-            removed["f:" + key] = r
-    for key, ov in old.items():
-        if key not in new:
-            _, r = _compare(ov, _MISSING, t.child(key), fresh)
-            removed["f:" + key] = r
-
-
-def _compare(old: Any, new: Any, t: FieldType, fresh: bool, zero: bool = False) -> tuple[FieldSet, FieldSet]:
-    """Changed and removed sets below one node (``_MISSING`` when absent; ``zero``: in a new Go object)."""
-    changed: FieldSet = {}
-    removed: FieldSet = {}
-    o_map = isinstance(old, dict) or old is _MISSING
-    n_map = isinstance(new, dict) or new is _MISSING
-    if o_map and n_map and not t.atomic and (old or new) and not (old is _MISSING and new is _MISSING):
-        o = old if old is not _MISSING else {}
-        n = new if new is not _MISSING else {}
-        if o or n:
-            _compare_map(o, n, t, changed, removed, fresh)
-            if old is _MISSING and not (fresh and t.builtin and t.struct):
-                changed[DOT] = {}
-            elif new is _MISSING:
-                removed[DOT] = {}
-            return changed, removed
-    o_list = isinstance(old, list) or old is _MISSING
-    n_list = isinstance(new, list) or new is _MISSING
-    o_items = index_items(old, t) if o_list and old is not _MISSING and t.list_type != "atomic" else {}
-    n_items = index_items(new, t) if n_list and new is not _MISSING and t.list_type != "atomic" else {}
-    if o_list and n_list and (o_items or n_items) and old is not new:
-        item_t = t.items()
-        for key, item in n_items.items():
-            prev = o_items.get(key, _MISSING)
-            if t.list_type == "set":
-                if prev is _MISSING:
-                    changed[key] = {DOT: {}}
-                continue
-            c, r = _compare(prev, item, item_t, fresh)
-            if prev is _MISSING:
-                c[DOT] = {}
-            if c:
-                changed[key] = c
-            if r:
-                removed[key] = r
-        for key, prev in o_items.items():
-            if key not in n_items:
-                removed[key] = {DOT: {}} if t.list_type == "set" else _compare(prev, _MISSING, item_t, fresh)[1]
-                removed[key][DOT] = {}
-        if old is _MISSING and not zero:
-            changed[DOT] = {}
-        elif new is _MISSING:
-            removed[DOT] = {}
-        return changed, removed
-    if old is _MISSING:
-        changed[DOT] = {}
-    elif new is _MISSING:
-        removed[DOT] = {}
-    elif not _equal(old, new):
-        changed[DOT] = {}
-    return changed, removed
-
-
-def _equal(a: Any, b: Any) -> bool:
-    return a is b or json_equal(a, b)

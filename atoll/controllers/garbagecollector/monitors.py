@@ -44,9 +44,12 @@ class MetadataInformer(Informer):
     """An informer that lists and watches only metadata (``PartialObjectMetadata``, as upstream's
     collector) and caches ``apiVersion``, ``kind`` (the resource's) and ``metadata`` without
     ``managedFields``. The graph needs nothing else; receiving and caching every Secret's data and
-    every Pod's spec would multiply the controller manager's memory by the size of the store."""
+    every Pod's spec would multiply the controller manager's memory by the size of the store.
+    The event's dict was decoded for this informer alone, so it is trimmed in place; the cache
+    keeps no indexes (the graph follows events and never queries the cache)."""
 
     request_headers = METADATA_ONLY
+    default_indexes = False
 
     def _apply(self, kind: str, obj: JSON) -> None:
         if not isinstance(obj, dict):
@@ -54,12 +57,12 @@ class MetadataInformer(Informer):
             return
         meta = obj.get("metadata")
         if isinstance(meta, dict):
-            meta = dict(meta)
             meta.pop("managedFields", None)
-        api_version, obj_kind = obj.get("apiVersion"), obj.get("kind")
-        if obj_kind in (None, "PartialObjectMetadata"):
-            api_version, obj_kind = self.rd.api_version, self.rd.kind
-        super()._apply(kind, {"apiVersion": api_version, "kind": obj_kind, "metadata": meta})
+        if obj.get("kind") in (None, "PartialObjectMetadata"):
+            obj["apiVersion"], obj["kind"] = self.rd.api_version, self.rd.kind
+        if len(obj) > 3:  # a server that ignored the metadata Accept header sent the whole object
+            obj = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": meta}
+        super()._apply(kind, obj)
 
 
 def collectable(rd: ResourceDef) -> bool:
