@@ -97,4 +97,3 @@ async def test_a_deleting_binding_we_hold_is_torn_down() -> None:
     computing.binding["metadata"]["finalizers"].append(c.FINALIZER_SYNCER)
     binding = await syncer(computing, Worker())._prepare()
     assert binding is not None and computing.patches == 0
-
