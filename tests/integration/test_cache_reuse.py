@@ -97,8 +97,9 @@ def _types(events: list[WatchEvent]) -> list[str]:
 async def test_delete_without_finalizers_is_the_cached_last_state(
     server: APIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await server.objects.create(CM, "ns", {"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}},
-                                _opts())
+    await server.objects.create(
+        CM, "ns", {"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}}, _opts()
+    )
     since = server.cache.revision
     last = server.cache.get(CM.key("ns", "a"))
     rec = Recorder(server, monkeypatch)
@@ -124,8 +125,9 @@ async def test_finalizers_and_foreground_deletion(server: APIServer, monkeypatch
     for name in ("f", "g"):
         held = server.cache.get(CM.key("ns", name))
         assert held is not None and held.obj["metadata"]["deletionTimestamp"]
-        await server.objects.update(CM, "ns", name, {**held.obj, "metadata": {**held.obj["metadata"],
-                                                                              "finalizers": []}}, _opts())
+        await server.objects.update(
+            CM, "ns", name, {**held.obj, "metadata": {**held.obj["metadata"], "finalizers": []}}, _opts()
+        )
     assert server.cache.get(CM.key("ns", "f")) is None and server.cache.get(CM.key("ns", "g")) is None
     events = await _assert_as_decoded(server, rec, since)
     assert _types(events) == ["MODIFIED", "MODIFIED", "DELETED", "DELETED"]
