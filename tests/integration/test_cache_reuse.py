@@ -173,3 +173,25 @@ async def test_namespace_mark_large_objects_and_in_process_callers(
     assert _types(events) == ["DELETED", "DELETED", "MODIFIED"]
     assert rec.decoded == []
     assert events[2].current.obj["status"]["phase"] == "Terminating"
+
+
+async def test_a_row_stored_with_a_resource_version_keeps_its_key_order(
+    server: APIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row written with ``metadata.resourceVersion`` inside it (an older writer, an import):
+    decoding puts the revision where the row has it, and so does the delete built from the cache."""
+    key = CM.key("ns", "old")
+    row = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "data": {"k": "v"},
+        "metadata": {"name": "old", "resourceVersion": "1", "namespace": "ns", "uid": "u-1"},
+    }
+    await server.store.create(key, orjson.dumps(row))
+    await server.cache.wait_for(await server.store.current_revision())
+    since = server.cache.revision
+    rec = Recorder(server, monkeypatch)
+    await server.objects.delete(CM, "ns", "old", {}, _opts())
+    events = await _assert_as_decoded(server, rec, since)
+    assert _types(events) == ["DELETED"] and rec.decoded == []
+    assert list(events[0].current.obj["metadata"]) == ["name", "resourceVersion", "namespace", "uid"]

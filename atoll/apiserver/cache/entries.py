@@ -146,8 +146,15 @@ def revised(cached: Cached, revision: int) -> Cached:
     """``cached`` at a later ``revision`` whose row stores the same value: a delete's tombstone
     carries the last value, so its DELETED object is the last state with the delete's
     resourceVersion (as kube-apiserver sends it) — exactly what ``decode`` of the row gives, without
-    decoding it. The dicts below metadata are shared (a cached object is never mutated)."""
-    return adopt(cached.peek(), revision)
+    decoding it. The revision replaces the cached one in place, where decoding the row puts it
+    (last, unless the row itself holds one). The dicts below metadata are shared (a cached object
+    is never mutated)."""
+    obj = cached.peek()
+    metadata = dict(obj["metadata"])
+    metadata["resourceVersion"] = str(revision)
+    out = dict(obj)
+    out["metadata"] = metadata
+    return Cached(out, exact(orjson.dumps(out)), revision)
 
 
 def decode_or_skip(key: str, value: bytes, revision: int, *, keep_decoded: bool = True) -> Cached | None:
