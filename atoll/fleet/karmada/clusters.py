@@ -5,7 +5,7 @@
 - Status (every ``period`` seconds, Karmada's ``--cluster-status-update-frequency``): probe the
   member's ``/readyz`` and ``/version``; ``Ready`` True/False (``ClusterReady``,
   ``ClusterNotReachable``, ``ClusterNotReady``); ``kubernetesVersion``; ``apiEnablements`` from
-  discovery; ``nodeSummary`` (total/ready) and ``resourceSummary`` (``allocatable`` of ready nodes,
+  discovery with ``CompleteAPIEnablements`` (False when some group-versions failed); ``nodeSummary`` (total/ready) and ``resourceSummary`` (``allocatable`` of ready nodes,
   ``allocated`` = requests of the pods bound to them). Pull clusters are probed by their agent
   (:mod:`.agent`), which also renews Lease ``karmada-cluster/<name>``; here a lease older than the
   grace period makes the cluster not ready (``ClusterStatusUnknown``).
@@ -171,6 +171,24 @@ def _enablements(resources: list[Any]) -> list[JSON]:
     return [{"groupVersion": gv, "resources": sorted(rs, key=lambda r: r["name"])} for gv, rs in sorted(by_gv.items())]
 
 
+def _set_enablements(status: JSON, resources: list[Any], failed: dict[str, Exception]) -> None:
+    """``apiEnablements`` and Karmada's ``CompleteAPIEnablements`` condition: False when some
+    group-versions failed discovery (a member going down answers ``/readyz`` and then not the rest)
+    or none answered — the scheduler then keeps the clusters already placed (an untrusted list moves
+    nothing; only the taint manager does). Nothing collected: the last list stays."""
+    found = _enablements(resources)
+    if found:
+        status["apiEnablements"] = found
+    if not found:
+        complete, reason, message = False, "EmptyAPIEnablements", "collected empty APIEnablements from the cluster"
+    elif failed:
+        complete, reason = False, "PartialAPIEnablements"
+        message = f"might collect partial APIEnablements: {len(failed)} group-version(s) failed discovery"
+    else:
+        complete, reason, message = True, "Complete", "collected complete APIEnablements from the cluster"
+    status["conditions"] = set_condition(status.get("conditions"), c.COMPLETE_API_ENABLEMENTS, complete, reason, message)
+
+
 def _ready(node: JSON) -> bool:
     return any(
         cond.get("type") == "Ready" and cond.get("status") == "True"
@@ -211,26 +229,25 @@ async def probe_member(member: Client, status: JSON) -> tuple[JSON, str]:
     """Probe a member (``/readyz``, ``/version``, discovery, nodes and pods): its new status and
     the taint key that implies ("" when ready). Shared by the control plane (Push) and the agent."""
     status = dict(status)
-    conditions = status.get("conditions")
     try:
         await member.request("GET", "/readyz")
     except (ClientError, APIError) as exc:
         status["conditions"] = set_condition(
-            conditions, "Ready", False, "ClusterNotReachable", f"cluster is not reachable: {exc}"
+            status.get("conditions"), "Ready", False, "ClusterNotReachable", f"cluster is not reachable: {exc}"
         )
         return status, c.TAINT_UNREACHABLE
     try:
         version = await member.get_path("/version")
         status["kubernetesVersion"] = version.get("gitVersion")
-        resources, _failed = await member.preferred_resources()
-        status["apiEnablements"] = _enablements(resources)
+        resources, failed = await member.preferred_resources()
+        _set_enablements(status, resources, failed)
         nodes = (await member.list(kinds.NODES)).get("items") or []
         pods = (await member.list(kinds.PODS)).get("items") or []
     except (ClientError, APIError) as exc:
-        status["conditions"] = set_condition(conditions, "Ready", False, "ClusterNotReady", str(exc))
+        status["conditions"] = set_condition(status.get("conditions"), "Ready", False, "ClusterNotReady", str(exc))
         return status, c.TAINT_NOT_READY
     status["nodeSummary"], status["resourceSummary"] = summarise(nodes, pods)
     status["conditions"] = set_condition(
-        conditions, "Ready", True, "ClusterReady", "cluster is healthy and ready to accept workloads"
+        status.get("conditions"), "Ready", True, "ClusterReady", "cluster is healthy and ready to accept workloads"
     )
     return status, ""

@@ -177,6 +177,7 @@ class TemplateReconciler:
                 replicas=replicas,
                 uid=str(md.get("uid") or ""),
                 request=binding_spec.get("replicaRequirements", {}).get("resourceRequest"),
+                placed={str(t.get("name")) for t in current_spec.get("clusters") or ()},
             )
             binding_spec["clusters"] = [
                 {"name": t.name, "replicas": t.replicas} if replicas else {"name": t.name} for t in targets

@@ -8,11 +8,14 @@ weights by available replicas, or ``Aggregated``).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from atoll.api.errors import BadRequest
 from atoll.api.selectors import label_selector_from_spec
+from atoll.fleet.constants import COMPLETE_API_ENABLEMENTS
+from atoll.fleet.karmada.conditions import is_true
 from atoll.fleet.karmada.division import DivisionError, aggregated, divide_by_availability, static_weights, webster
 
 JSON = dict[str, Any]
@@ -74,19 +77,27 @@ def _tolerates(toleration: JSON, taint: JSON) -> bool:
     return bool(toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get("value", ""))
 
 
-def serves(cluster: JSON, api_version: str, kind: str) -> bool:
-    """The member serves this kind (``status.apiEnablements``; unknown until first reported)."""
+def serves(cluster: JSON, api_version: str, kind: str, placed: Collection[str] = ()) -> bool:
+    """The member serves this kind (``status.apiEnablements``; unknown until first reported).
+    Karmada's APIEnablement filter: a cluster in ``placed`` (the binding runs there) passes while
+    its list is not known complete (``CompleteAPIEnablements`` not True) — a partial discovery of
+    a member going down must not move replicas before the taint manager evicts them."""
     enablements = (cluster.get("status") or {}).get("apiEnablements")
     if enablements is None:
         return True
-    return any(
+    if any(
         e.get("groupVersion") == api_version and any(r.get("kind") == kind for r in e.get("resources") or ())
         for e in enablements
-    )
+    ):
+        return True
+    return cluster["metadata"]["name"] in placed and not is_true(cluster, COMPLETE_API_ENABLEMENTS)
 
 
-def feasible(placement: JSON, clusters: list[JSON], api_version: str, kind: str) -> tuple[list[JSON], str]:
-    """Clusters passing the filters (first fitting ``clusterAffinities`` group), and that group's name."""
+def feasible(
+    placement: JSON, clusters: list[JSON], api_version: str, kind: str, placed: Collection[str] = ()
+) -> tuple[list[JSON], str]:
+    """Clusters passing the filters (first fitting ``clusterAffinities`` group), and that group's
+    name; ``placed``: the clusters the binding is scheduled to now."""
     groups: list[tuple[str, JSON | None]] = [
         (str(g.get("affinityName") or ""), g) for g in placement.get("clusterAffinities") or ()
     ] or [("", placement.get("clusterAffinity"))]
@@ -97,7 +108,7 @@ def feasible(placement: JSON, clusters: list[JSON], api_version: str, kind: str)
             for c in clusters
             if affinity_matches(affinity, c)
             and tolerated(list((c.get("spec") or {}).get("taints") or ()), tolerations)
-            and serves(c, api_version, kind)
+            and serves(c, api_version, kind, placed)
         ]
         if fit:
             return sorted(fit, key=lambda c: str(c["metadata"]["name"])), name
@@ -149,9 +160,11 @@ def schedule(
     replicas: int,
     uid: str,
     request: JSON | None = None,
+    placed: Collection[str] = (),
 ) -> tuple[list[Target], str]:
-    """Target clusters with their replicas, and the affinity group used."""
-    fit, group = feasible(placement, clusters, api_version, kind)
+    """Target clusters with their replicas, and the affinity group used (``placed``: the binding's
+    current clusters, see :func:`serves`)."""
+    fit, group = feasible(placement, clusters, api_version, kind, placed)
     if not fit:
         raise ScheduleError("NoClusterFit", f"0/{len(clusters)} clusters are available")
     fit = _spread(fit, placement)
