@@ -144,7 +144,7 @@ async def test_member_going_down_moves_replicas_only_through_the_taint_manager()
             "apiVersion": RESOURCE_BINDINGS.api_version,
             "kind": "ResourceBinding",
             "metadata": {"name": "web-deployment", "namespace": "default", "generation": 1, "resourceVersion": "9"},
-            "spec": {"placement": placement, "clusters": [{"name": "m1", "replicas": 2}, {"name": "m2", "replicas": 2}]},
+            "spec": {"placement": placement, "clusters": [{"name": n, "replicas": 2} for n in ("m1", "m2")]},
         }
     )
 

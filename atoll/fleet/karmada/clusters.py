@@ -5,7 +5,8 @@
 - Status (every ``period`` seconds, Karmada's ``--cluster-status-update-frequency``): probe the
   member's ``/readyz`` and ``/version``; ``Ready`` True/False (``ClusterReady``,
   ``ClusterNotReachable``, ``ClusterNotReady``); ``kubernetesVersion``; ``apiEnablements`` from
-  discovery with ``CompleteAPIEnablements`` (False when some group-versions failed); ``nodeSummary`` (total/ready) and ``resourceSummary`` (``allocatable`` of ready nodes,
+  discovery with ``CompleteAPIEnablements`` (False when some group-versions failed);
+  ``nodeSummary`` (total/ready) and ``resourceSummary`` (``allocatable`` of ready nodes,
   ``allocated`` = requests of the pods bound to them). Pull clusters are probed by their agent
   (:mod:`.agent`), which also renews Lease ``karmada-cluster/<name>``; here a lease older than the
   grace period makes the cluster not ready (``ClusterStatusUnknown``).
@@ -186,7 +187,8 @@ def _set_enablements(status: JSON, resources: list[Any], failed: dict[str, Excep
         message = f"might collect partial APIEnablements: {len(failed)} group-version(s) failed discovery"
     else:
         complete, reason, message = True, "Complete", "collected complete APIEnablements from the cluster"
-    status["conditions"] = set_condition(status.get("conditions"), c.COMPLETE_API_ENABLEMENTS, complete, reason, message)
+    conditions = status.get("conditions")
+    status["conditions"] = set_condition(conditions, c.COMPLETE_API_ENABLEMENTS, complete, reason, message)
 
 
 def _ready(node: JSON) -> bool:
