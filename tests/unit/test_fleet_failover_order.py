@@ -89,6 +89,7 @@ async def test_partial_discovery_marks_api_enablements_incomplete_and_keeps_the_
     assert not is_true({"status": status}, c.COMPLETE_API_ENABLEMENTS)
     assert not is_true({"status": status}, "Ready")
     assert [e["groupVersion"] for e in status["apiEnablements"]] == ["v1"]  # what answered
+    assert [x["type"] for x in status["conditions"]] == ["Ready", c.COMPLETE_API_ENABLEMENTS]
 
 
 def _template() -> JSON:

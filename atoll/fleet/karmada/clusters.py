@@ -187,8 +187,8 @@ def _set_enablements(status: JSON, resources: list[Any], failed: dict[str, Excep
         message = f"might collect partial APIEnablements: {len(failed)} group-version(s) failed discovery"
     else:
         complete, reason, message = True, "Complete", "collected complete APIEnablements from the cluster"
-    conditions = status.get("conditions")
-    status["conditions"] = set_condition(conditions, c.COMPLETE_API_ENABLEMENTS, complete, reason, message)
+    conditions = set_condition(status.get("conditions"), c.COMPLETE_API_ENABLEMENTS, complete, reason, message)
+    status["conditions"] = sorted(conditions, key=lambda x: x.get("type") != "Ready")  # Ready stays first
 
 
 def _ready(node: JSON) -> bool:
