@@ -143,7 +143,6 @@ class Client(WatchVerbs):
             if not token:
                 return items, list_rv
 
-
     async def create(
         self,
         rd: ResourceDef,

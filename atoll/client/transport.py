@@ -178,7 +178,12 @@ class Transport:
         else:
             timeout = aiohttp.ClientTimeout(total=self.timeout)
         response = await self._send(
-            method, path, params=params, body=body, content_type=content_type, client_timeout=timeout,
+            method,
+            path,
+            params=params,
+            body=body,
+            content_type=content_type,
+            client_timeout=timeout,
             extra_headers=headers,
         )
         what = f"{method} {path}"
@@ -211,9 +216,14 @@ class Transport:
         what = f"GET {path} (websocket)"
         try:
             return await self._get_session().ws_connect(
-                f"{self.server}{path}", params=list(params), protocols=tuple(protocols),
-                headers=self._auth_headers(), max_msg_size=STREAM_MESSAGE_MAX, autoping=True,
-                timeout=aiohttp.ClientWSTimeout(ws_close=10))
+                f"{self.server}{path}",
+                params=list(params),
+                protocols=tuple(protocols),
+                headers=self._auth_headers(),
+                max_msg_size=STREAM_MESSAGE_MAX,
+                autoping=True,
+                timeout=aiohttp.ClientWSTimeout(ws_close=10),
+            )
         except aiohttp.WSServerHandshakeError as exc:
             raise error_from_response(exc.status, str(exc.message).encode()) from None
         except aiohttp.ClientError as exc:

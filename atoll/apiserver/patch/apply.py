@@ -51,16 +51,20 @@ def validate_apply_query(field_manager: str, force: str | None) -> None:
     if not field_manager:
         causes.append(errors.cause("FieldValueRequired", "fieldManager", "Required value: is required for apply patch"))
     elif len(field_manager) > MAX_MANAGER_LENGTH:
-        causes.append(errors.cause("FieldValueTooLong", "fieldManager",
-                                 f"Too long: may not be more than {MAX_MANAGER_LENGTH} bytes"))
+        causes.append(
+            errors.cause(
+                "FieldValueTooLong", "fieldManager", f"Too long: may not be more than {MAX_MANAGER_LENGTH} bytes"
+            )
+        )
     if force not in (None, "", "true", "false", "True", "False", "1", "0"):
         raise errors.BadRequest(f'invalid value for "force": {force!r}')
     if causes:
         raise errors.invalid("PatchOptions", "meta.k8s.io", "", causes)
 
 
-def apply(rd: ResourceDef, live: JSON | None, config: JSON, manager: str, *, force: bool,
-          subresource: str = "") -> JSON:
+def apply(
+    rd: ResourceDef, live: JSON | None, config: JSON, manager: str, *, force: bool, subresource: str = ""
+) -> JSON:
     """The object after ``manager`` applies ``config`` to ``live`` (None: create), with managedFields."""
     md = config.get("metadata")
     if not isinstance(md, dict):
@@ -119,10 +123,10 @@ def build_last_applied(config: JSON) -> str:
 
 def conflict_error(conflicts: list[tuple[Entry, FieldSet]]) -> errors.Conflict:
     """409 naming every conflicting manager and path, worded as kube-apiserver words it."""
-    flat = [(entry, path_string(p)) for entry, s in sorted(conflicts, key=lambda c: c[0].manager)
-            for p in members(s)]
-    causes = [{"reason": "FieldManagerConflict", "message": f"conflict with {e.describe()}", "field": p}
-              for e, p in flat]
+    flat = [(entry, path_string(p)) for entry, s in sorted(conflicts, key=lambda c: c[0].manager) for p in members(s)]
+    causes = [
+        {"reason": "FieldManagerConflict", "message": f"conflict with {e.describe()}", "field": p} for e, p in flat
+    ]
     if len(flat) == 1:
         message = f"Apply failed with 1 conflict: conflict with {flat[0][0].describe()}: {flat[0][1]}"
     else:
@@ -134,8 +138,7 @@ def conflict_error(conflicts: list[tuple[Entry, FieldSet]]) -> errors.Conflict:
     return errors.Conflict(message, details={"causes": causes})
 
 
-def _allowed_by_last_applied(live: JSON, manager: str, conflicts: list[tuple[Entry, FieldSet]],
-                             t: FieldType) -> bool:
+def _allowed_by_last_applied(live: JSON, manager: str, conflicts: list[tuple[Entry, FieldSet]], t: FieldType) -> bool:
     """kubectl may take over fields its client-side apply set, while live still matches them."""
     if manager != "kubectl":
         return False

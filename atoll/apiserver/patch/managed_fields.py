@@ -48,8 +48,7 @@ class Entry:
 
     @property
     def key(self) -> tuple[str, str, str, str]:
-        return (self.manager, self.operation, "" if self.operation == "Apply" else self.api_version,
-                self.subresource)
+        return (self.manager, self.operation, "" if self.operation == "Apply" else self.api_version, self.subresource)
 
     def describe(self) -> str:
         """How conflicts name this manager: ``"kubectl-edit" using v1``."""
@@ -60,9 +59,14 @@ class Entry:
 
     def encode(self, wire: JSON | None = None) -> JSON:
         """The wire entry; ``wire``: its ``fieldsV1`` when already built (else from ``fields``)."""
-        out: JSON = {"manager": self.manager, "operation": self.operation, "apiVersion": self.api_version,
-                     "time": self.time, "fieldsType": "FieldsV1",
-                     "fieldsV1": to_fields_v1(self.fields) if wire is None else wire}
+        out: JSON = {
+            "manager": self.manager,
+            "operation": self.operation,
+            "apiVersion": self.api_version,
+            "time": self.time,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": to_fields_v1(self.fields) if wire is None else wire,
+        }
         if self.subresource:
             out["subresource"] = self.subresource
         return out
@@ -81,9 +85,16 @@ def decode(managed: Any) -> list[Entry]:
     for raw in managed if isinstance(managed, list) else []:
         if not isinstance(raw, dict) or not raw.get("manager") or raw.get("operation") not in ("Apply", "Update"):
             continue
-        out.append(Entry(str(raw["manager"]), raw["operation"], str(raw.get("apiVersion") or ""),
-                         str(raw.get("time") or ""), from_fields_v1(raw.get("fieldsV1")),
-                         str(raw.get("subresource") or "")))
+        out.append(
+            Entry(
+                str(raw["manager"]),
+                raw["operation"],
+                str(raw.get("apiVersion") or ""),
+                str(raw.get("time") or ""),
+                from_fields_v1(raw.get("fieldsV1")),
+                str(raw.get("subresource") or ""),
+            )
+        )
     return out
 
 
@@ -136,8 +147,9 @@ def record_update(rd: ResourceDef, old: JSON | None, new: JSON, manager: str, su
     if old is None and not sent and not subresource:  # a create: its set built in wire form, one walk
         wire = created_fields_v1(tracked(rd, "", new) or {}, root_type(rd))
         if wire:
-            md["managedFields"] = [Entry(manager or "unknown", "Update", rd.api_version, timestamps.now_time(),
-                                         {}).encode(wire)]
+            md["managedFields"] = [
+                Entry(manager or "unknown", "Update", rd.api_version, timestamps.now_time(), {}).encode(wire)
+            ]
         else:
             md.pop("managedFields", None)
         return
@@ -190,8 +202,14 @@ def _record_incremental(md: JSON, stored: list[Any], me: Entry, changed: FieldSe
         else:
             out.append(raw)
     if mine is not None:
-        me = Entry(str(mine["manager"]), mine["operation"], str(mine.get("apiVersion") or ""),
-                   str(mine.get("time") or ""), {}, str(mine.get("subresource") or ""))
+        me = Entry(
+            str(mine["manager"]),
+            mine["operation"],
+            str(mine.get("apiVersion") or ""),
+            str(mine.get("time") or ""),
+            {},
+            str(mine.get("subresource") or ""),
+        )
         wire = update_fields_v1(mine.get("fieldsV1"), changed, removed)
     else:
         wire = to_fields_v1(changed)
@@ -208,9 +226,14 @@ def _record_incremental(md: JSON, stored: list[Any], me: Entry, changed: FieldSe
 
 def decode_raw(managed: list[Any]) -> list[JSON]:
     """The well-formed, non-empty stored entries (the ones ``decode`` + ``_store`` would keep)."""
-    return [raw for raw in managed
-            if isinstance(raw, dict) and raw.get("manager") and raw.get("operation") in ("Apply", "Update")
-            and _nonempty_wire(raw.get("fieldsV1"))]
+    return [
+        raw
+        for raw in managed
+        if isinstance(raw, dict)
+        and raw.get("manager")
+        and raw.get("operation") in ("Apply", "Update")
+        and _nonempty_wire(raw.get("fieldsV1"))
+    ]
 
 
 def _nonempty_wire(fields: Any) -> bool:
@@ -219,8 +242,13 @@ def _nonempty_wire(fields: Any) -> bool:
 
 
 def _wire_order(raw: JSON) -> tuple[str, str, str, str, str]:
-    return (raw["operation"], str(raw.get("time") or ""), str(raw["manager"]), str(raw.get("apiVersion") or ""),
-            str(raw.get("subresource") or ""))
+    return (
+        raw["operation"],
+        str(raw.get("time") or ""),
+        str(raw["manager"]),
+        str(raw.get("apiVersion") or ""),
+        str(raw.get("subresource") or ""),
+    )
 
 
 def _overlaps_wire(wire: Any, s: FieldSet) -> bool:
@@ -238,4 +266,3 @@ def _overlaps_wire(wire: Any, s: FieldSet) -> bool:
         if w and _overlaps_wire(w, sub):
             return True
     return False
-
