@@ -1,10 +1,13 @@
-"""``atoll status -c CONFIG``: is this master up, which master leads, how far along is its store.
+"""``atoll status -c CONFIG``: is this master up, which master leads, how far along is its store,
+and whether the node's gateway serves.
 
 Asks the running master of the config's data dir (``run/apiserver.url``) with its admin token:
 ``/readyz``, the resourceVersion of a LIST (the shared log's revision), and the controller
 manager's Lease in the master's domain namespace. The Lease's holderIdentity names the leader's
 ``host:port`` (``hostname_host:port_suffix``), so with several masters on one database the output
 says whether *this* master leads. The same fact is the ``atoll_leader`` gauge on ``/metrics``.
+The ``gateway:`` line is the node's ``/readyz/gateway`` check (:mod:`atoll.gateway.readiness`);
+a lite answers it on its ``metrics.port`` (the only line a lite's status has).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def _get(url: str, ctx: ssl.SSLContext, token: str) -> tuple[int, Any]:
             body = resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:
-        return exc.code, None
+        return exc.code, exc.read().decode(errors="replace")
     try:
         return status, json.loads(body)
     except ValueError:
@@ -70,6 +73,34 @@ def _leader_line(lease: Any, address: str) -> str:
     return f"leader:    {holder} ({who}{age}, {spec.get('leaseTransitions', 0)} transitions)"
 
 
+def gateway_line(code: int, body: Any) -> str | None:
+    """The ``gateway:`` line from ``/readyz/gateway``'s answer (None: no gateway on this node)."""
+    if code == 404:
+        return None
+    if code == 200:
+        return "gateway:   serving"
+    reason = str(body or "").strip().removeprefix("internal server error: ")
+    return f"gateway:   NOT serving: {reason or code}"
+
+
+def _lite_status(config: Any) -> None:
+    from atoll.node.lite_metrics import METRICS_HOST, metrics_port
+
+    port = metrics_port(config.extra)
+    if not port:
+        fail("atoll status: a lite answers it on metrics.port, which this config does not set")
+    url = f"http://{METRICS_HOST}:{port}"
+    try:
+        with urllib.request.urlopen(f"{url}/readyz/gateway", timeout=5) as resp:
+            code, body = resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        code, body = exc.code, exc.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as exc:
+        fail(f"the lite at {url} does not answer: {exc}")
+    click.echo(f"lite:      {config.domain_id} ({url})")
+    click.echo(gateway_line(code, body) or "gateway:   none (no gateway: block)")
+
+
 @click.command()
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), required=True)
 def status(config_path: Path) -> None:
@@ -78,8 +109,11 @@ def status(config_path: Path) -> None:
     from atoll.pki import PKI
 
     config = load(config_path)
+    if config.mode == "lite":
+        _lite_status(config)
+        return
     if config.mode != "master":
-        fail("atoll status: only masters have one (this config is mode " + config.mode + ")")
+        fail("atoll status: only masters and lites have one (this config is mode " + config.mode + ")")
     running = endpoint_file(config.data_dir)
     if not running.exists():
         fail(f"the master of {config.data_dir} is not running ({running} does not exist)")
@@ -94,6 +128,7 @@ def status(config_path: Path) -> None:
         ready, _ = _get(f"{url}/readyz", ctx, token)
         _, listed = _get(f"{url}/api/v1/namespaces?limit=1", ctx, token)
         _, lease = _get(f"{url}/apis/coordination.k8s.io/v1/namespaces/{config.domain_id}/leases/{LEASE}", ctx, token)
+        gateway = gateway_line(*_get(f"{url}/readyz/gateway", ctx, token))
     except (urllib.error.URLError, OSError) as exc:
         fail(f"the master at {url} does not answer: {exc}")
     revision = ((listed or {}).get("metadata") or {}).get("resourceVersion", "?")
@@ -101,3 +136,5 @@ def status(config_path: Path) -> None:
     click.echo(f"datastore: {_redacted(config.datastore_endpoint)}")
     click.echo(f"revision:  {revision}")
     click.echo(_leader_line(lease, urlsplit(url).netloc))
+    if gateway is not None:
+        click.echo(gateway)

@@ -65,7 +65,12 @@ class GatewayReconciler:
         self.static_services = static_services
         self.applied = asyncio.Event()
         self.last_model: GatewayModel | None = None  # the model of the last config Envoy took
-        self.rejected: ConfigRejected | None = None
+        self.rejected: ConfigRejected | None = None  # the last round's NACK (cleared by a full ACK)
+
+    @property
+    def first_applied(self) -> bool:
+        """Envoy has ACKed a configuration of this reconciler (the readiness check's start)."""
+        return self.applied.is_set()
 
     def model(self, routes: list[JSON]) -> GatewayModel:
         ns = self.base.domain

@@ -28,6 +28,7 @@ from atoll.gateway.envoy_resources import bootstrap
 from atoll.gateway.handshake import HandshakeServer
 from atoll.gateway.initiator import HEARTBEAT_PERIOD, Initiator
 from atoll.gateway.model import GatewayModel, ListenerOptions, LocalService
+from atoll.gateway.readiness import CHECK, gateway_problem
 from atoll.gateway.stats import ENVOY_STATS
 from atoll.gateway.supervisor import EnvoySupervisor, SupervisorOptions
 from atoll.gateway.xds import AdsServer
@@ -82,6 +83,16 @@ class GatewayModule:
         self.reconciler: GatewayReconciler | None = None
         self.ready = asyncio.Event()
 
+    def health_checks(self) -> list[tuple[str, str | None]]:
+        """The node's ``gateway`` readiness check (:mod:`atoll.gateway.readiness`)."""
+        return [(CHECK, gateway_problem(self.supervisor, self.reconciler, self.ads.current_rejection()))]
+
+    def _nacked(self, controller: Controller[ObjectKey]) -> None:
+        """A NACK the reconciler does not know of (a restarted Envoy whose port is now taken NACKs
+        the snapshot it is re-sent): a round records it and offers the listener again every 5 s."""
+        if self.reconciler is not None and self.reconciler.rejected is None:
+            controller.queue.add(KEY)
+
     def _bootstrap(self) -> dict[str, object]:
         return bootstrap(f"{self.options.domain}/{self.options.instance}", self.options.domain, self.ads.port)
 
@@ -121,6 +132,7 @@ class GatewayModule:
             for informer in informers.values():
                 controller.watch(informer, _hop)
             controller.queue.add(KEY)  # render once even when the namespace holds nothing yet
+            self.ads.on_nack = lambda _: self._nacked(controller)
             manager.add(controller)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.supervisor.run(), name=f"gateway/{opts.domain}/envoy")

@@ -53,6 +53,11 @@ class EnvoySupervisor:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
+    @property
+    def running(self) -> bool:
+        """The process runs and its admin ``/ready`` answered ``LIVE`` on the last health poll."""
+        return self.process is not None and self.process.returncode is None and self.ready.is_set()
+
     async def run(self) -> None:
         backoff = 0.2
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:

@@ -153,6 +153,15 @@ class AdsServer:
             return False
         return True
 
+    def current_rejection(self) -> ConfigRejected | None:
+        """Envoy's NACK of a version that is still current (a restarted Envoy that could not bind a
+        listener NACKs the snapshot it is re-sent, with no reconcile round to see it)."""
+        try:
+            self.applied()
+        except ConfigRejected as exc:
+            return exc
+        return None
+
     async def wait_applied(self, types: tuple[str, ...] = ORDER) -> None:
         """Until Envoy has loaded the current version of ``types`` (ConfigRejected if it refused
         one); callers bound it with ``asyncio.timeout``."""

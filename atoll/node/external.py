@@ -12,6 +12,9 @@ What the embedded server adds and this mode does not: admission of Kuscia object
 validation beyond the CRDs' OpenAPI schemas), domain isolation of pod bindings, and signing of
 agents' serving certificates (use the cluster's own kubelet-serving signer/approver). See
 docs/kubernetes.md.
+
+With ``metrics: {port: N}`` the node serves ``/metrics`` and ``/readyz`` (gated by its gateway's
+``gateway`` check) on ``127.0.0.1:N``, as a lite does (:mod:`atoll.node.lite_metrics`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from atoll.apiserver.http.health import HealthChecks
 from atoll.client import Client
 from atoll.client.errors import ConfigError as KubeconfigError
 from atoll.node.config import ConfigError, NodeConfig
 from atoll.node.control_plane import ensure_namespaces, install_crds, run_controllers
+from atoll.node.lite_metrics import metrics_endpoint, metrics_port
 from atoll.runtime.manager import Manager
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,8 @@ class ExternalMaster:
         from atoll.node.gateway import prepare_gateway
 
         self.gateway_options = prepare_gateway(config, aliases=("master",))
+        self.metrics_port = metrics_port(config.extra)
+        self.health = HealthChecks()
 
     def client(self) -> Client:
         try:
@@ -49,6 +56,10 @@ class ExternalMaster:
             raise ConfigError(f"kubeconfig: {exc}") from None
 
     async def run(self) -> None:
+        async with metrics_endpoint(self.metrics_port, self.config.domain_id, self.health):
+            await self._run()
+
+    async def _run(self) -> None:
         async with self.client() as client:
             if self.config.extra.get("installCRDs") is True:
                 for line in await install_crds(client):
@@ -57,6 +68,7 @@ class ExternalMaster:
             async with asyncio.TaskGroup() as tg:
                 gateway = self._gateway(client)
                 if gateway is not None:
+                    self.health.add(gateway.health_checks)  # gating, as on an embedded master
                     tg.create_task(gateway.run(), name="master/gateway")
                 self.ready.set()
                 log.info("master %s: controllers against %s", self.config.domain_id, client.server)

@@ -31,6 +31,7 @@ from atoll.agent.config import AgentConfig, from_node_config
 from atoll.agent.runk.settings import RunKSettingsError
 from atoll.api import kinds
 from atoll.api.errors import APIError
+from atoll.apiserver.http.health import HealthChecks
 from atoll.client import Client, ClientError
 from atoll.client.errors import ConfigError as KubeconfigError
 from atoll.datamesh import DataMeshServer, settings_from_extra
@@ -72,9 +73,18 @@ class LiteNode:
         from atoll.node.gateway import prepare_gateway
 
         self.gateway_options = prepare_gateway(config)
+        self.gateway: Any = None  # the GatewayModule once started
+        self.health = HealthChecks()  # served on the metrics port (atoll.node.lite_metrics)
+        if self.gateway_options is not None:  # gating: a lite whose gateway does not serve is not ready
+            self.health.add(self._gateway_checks)
+
+    def _gateway_checks(self) -> list[tuple[str, str | None]]:
+        if self.gateway is None:
+            return [("gateway", "not started yet")]
+        return list(self.gateway.health_checks())
 
     async def run(self) -> None:
-        async with metrics_endpoint(self.metrics_port, self.config.domain_id):
+        async with metrics_endpoint(self.metrics_port, self.config.domain_id, self.health):
             await self._run()
 
     async def _run(self) -> None:
@@ -164,7 +174,8 @@ class LiteNode:
 
         if self.gateway_options is None:
             return None
-        return GatewayModule(client, self.gateway_options)
+        self.gateway = GatewayModule(client, self.gateway_options)
+        return self.gateway
 
 
 def lite_api_source(config: NodeConfig) -> str | dict[str, object]:

@@ -1,4 +1,5 @@
-"""A lite node's own ``/metrics``: the process's Prometheus registry on a plain 127.0.0.1 port.
+"""A lite node's own ``/metrics`` and ``/readyz``: the process's Prometheus registry and its named
+health checks on a plain 127.0.0.1 port.
 
 The master serves the registry on its API server's ``/metrics``; a lite has no API server, so its
 gateway's Envoy statistics (:mod:`atoll.gateway.stats`) and the runtime's metrics would otherwise
@@ -10,6 +11,10 @@ be visible to nobody. Configured in the lite config::
 Bound to 127.0.0.1 only (like Envoy's admin): a scraper on the machine reads it without
 credentials, nothing off the machine can. Off-machine scrapes go through the agent's
 kubelet-style HTTPS server (``/metrics``, same mutual-TLS rule as logs, see atoll.agent.logserver).
+
+The same port answers ``/healthz``, ``/livez`` and ``/readyz`` as the master's API server does
+(:mod:`atoll.apiserver.http.health`: ``?verbose``, ``?exclude=``, ``/readyz/<name>``); a lite with
+a gateway has the ``gateway`` check (:mod:`atoll.gateway.readiness`), which gates ``/readyz``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from atoll.apiserver.http.health import HealthChecks
 from atoll.node.config import ConfigError
 from atoll.runtime.metrics import REGISTRY
 
@@ -44,14 +50,27 @@ async def serve_registry(_request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def health_routes(app: web.Application, health: HealthChecks) -> None:
+    """``/healthz``, ``/livez``, ``/readyz`` and ``/<head>/<check>`` answered by ``health``."""
+
+    async def answer(request: web.Request) -> web.Response:
+        return health.respond(request, request.path.strip("/").split("/"), True)
+
+    for head in ("healthz", "livez", "readyz"):
+        app.router.add_get(f"/{head}", answer)
+        app.router.add_get(f"/{head}/{{check:.+}}", answer)
+
+
 @contextlib.asynccontextmanager
-async def metrics_endpoint(port: int, domain: str) -> AsyncIterator[None]:
-    """Serve ``GET /metrics`` on ``127.0.0.1:port`` while the block runs (nothing when ``port`` is 0)."""
+async def metrics_endpoint(port: int, domain: str, health: HealthChecks | None = None) -> AsyncIterator[None]:
+    """Serve ``GET /metrics`` (and ``health``'s checks) on ``127.0.0.1:port`` while the block runs
+    (nothing when ``port`` is 0)."""
     if not port:
         yield
         return
     app = web.Application()
     app.router.add_get("/metrics", serve_registry)
+    health_routes(app, health or HealthChecks())
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:

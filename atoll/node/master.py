@@ -164,6 +164,9 @@ class MasterNode:
             self.gateway_routes = [*self.gateway_routes, *registration_routes(self.registrar())]
         client = self.client()
         self.gateway = GatewayModule(client, options, extra_routes=self.gateway_routes)
+        # gating: a master whose gateway does not serve cannot route Kuscia traffic (docs/gateway.md);
+        # the API server alone is ``/readyz?exclude=gateway``
+        self.server.frontends.health.add(self.gateway.health_checks)
         tg.create_task(_closing(client, self.gateway.run()), name="master/gateway")
 
     def client(self) -> Client:

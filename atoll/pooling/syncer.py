@@ -24,7 +24,7 @@ from typing import Any
 
 from atoll.api import kinds
 from atoll.api.clock import SYSTEM_CLOCK, Clock
-from atoll.api.errors import AlreadyExists, APIError, Forbidden, NotFound
+from atoll.api.errors import AlreadyExists, APIError, Conflict, Forbidden, NotFound
 from atoll.client import Client, ClientError
 from atoll.mirror import keys
 from atoll.mirror.objects import PVCS, PVS, DependencyMirror
@@ -56,6 +56,8 @@ from atoll.runtime.events import EventRecorder
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 METRICS_PERIOD = 15.0
+CLAIM_ATTEMPTS = 5
+"""Reads of the binding before a finalizer patch that keeps conflicting fails the syncer."""
 
 
 class Syncer:
@@ -80,24 +82,41 @@ class Syncer:
     # -- start -----------------------------------------------------------------------------
 
     async def _prepare(self) -> JSON | None:
-        ctx = self.ctx
-        try:
-            binding = await ctx.computing.get(CLUSTERBINDINGS, ctx.binding_name)
-        except NotFound:
+        binding = await self._claim_binding()
+        if binding is None:
             return None
-        md = binding["metadata"]
-        if not md.get("deletionTimestamp") and c.FINALIZER_SYNCER not in (md.get("finalizers") or ()):
-            finalizers = [*(md.get("finalizers") or ()), c.FINALIZER_SYNCER]
-            binding = await ctx.computing.patch(
-                CLUSTERBINDINGS, md["name"], {"metadata": {"finalizers": finalizers,
-                                                           "resourceVersion": md["resourceVersion"]}})
-        elif c.FINALIZER_SYNCER not in (md.get("finalizers") or ()):
-            return None  # deleting and already drained
+        ctx = self.ctx
         await ctx.worker.get_path("/version")
         namespace = str(binding["spec"]["mountNamespace"])
         with contextlib.suppress(AlreadyExists, Forbidden):
             await ctx.worker.create(kinds.NAMESPACES, {"metadata": {"name": namespace}})
         return binding
+
+    async def _claim_binding(self) -> JSON | None:
+        """The binding with our finalizer on it (added if missing), or None if it is gone or
+        deleting and already drained. The manager writes the binding's status while this syncer
+        starts (it marks the binding Ready right after starting us), so the finalizer patch of the
+        copy just read can lose that race: a Conflict reads the binding again, it is no failure of
+        the syncer (that cost a restart after backoff and a ``SyncerReady=False`` flap)."""
+        ctx = self.ctx
+        for attempt in range(1, CLAIM_ATTEMPTS + 1):
+            try:
+                binding: JSON = await ctx.computing.get(CLUSTERBINDINGS, ctx.binding_name)
+                md = binding["metadata"]
+                finalizers = list(md.get("finalizers") or ())
+                if c.FINALIZER_SYNCER in finalizers or md.get("deletionTimestamp"):
+                    return binding if c.FINALIZER_SYNCER in finalizers else None  # else: already drained
+                patch = {"finalizers": [*finalizers, c.FINALIZER_SYNCER], "resourceVersion": md["resourceVersion"]}
+                patched: JSON = await ctx.computing.patch(CLUSTERBINDINGS, md["name"], {"metadata": patch})
+                return patched
+            except NotFound:
+                return None
+            except Conflict:
+                if attempt == CLAIM_ATTEMPTS:
+                    raise
+                log.info("binding %s changed while the syncer claimed it (attempt %d); reading it again",
+                         ctx.binding_name, attempt)
+        raise AssertionError("unreachable")
 
     async def _priority_class(self, binding: JSON) -> str | None:
         named = (binding.get("spec") or {}).get("podPriorityClassName")

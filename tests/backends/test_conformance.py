@@ -333,12 +333,11 @@ async def test_two_instances_share_one_database(store_factory: StoreFactory) -> 
     it = b.watch(await b.current_revision())
     first = asyncio.ensure_future(anext(it))
     await asyncio.sleep(0.05)
-    loop = asyncio.get_running_loop()
-    began = loop.time()
     rev = await a.create("/two/k", b"v")
-    batch = await asyncio.wait_for(first, 1.0)
+    # b's poller finds the row (a ceiling, not a latency promise: the pick-up delay is the poll
+    # interval, 0.2 s here, plus however late a loaded machine runs the poll)
+    batch = await asyncio.wait_for(first, 30)
     assert batch[-1].revision == rev and batch[-1].key == "/two/k"
-    assert loop.time() - began < 1.0
     kv = await b.get("/two/k")
     assert kv is not None and kv.revision == rev
     with pytest.raises(KeyExists):

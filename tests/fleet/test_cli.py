@@ -146,7 +146,7 @@ async def test_agent_registers_a_pull_cluster(
         await eventually(registered, 60)
     finally:
         agent.terminate()
-        await asyncio.wait_for(agent.wait(), 15)
+        await asyncio.wait_for(agent.wait(), 30)
         agent_log.close()
         await instance.close()
     # a second agent for a Push cluster is refused, in one line

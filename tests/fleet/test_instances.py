@@ -88,10 +88,10 @@ async def test_delete_refused_while_member_clusters_remain(management: RunningSe
                 await client.delete(INSTANCES, "gamma")
             assert 'instance "gamma"' in str(refused.value) and "member1" in str(refused.value)
             await inst.delete(CLUSTERS, "member1")  # the cluster controller finalises it
-            cleared: bool = await eventually(lambda: no_clusters(inst), 20.0)
+            cleared: bool = await eventually(lambda: no_clusters(inst), 30.0)
             assert cleared
         await client.delete(INSTANCES, "gamma")
-        gone: bool = await eventually(lambda: instance_gone(client, "gamma"), 20.0)
+        gone: bool = await eventually(lambda: instance_gone(client, "gamma"), 30.0)
         assert gone
         with pytest.raises(errors.NotFound):
             await client.get(kinds.SECRETS, "gamma-admin", "kairship-system")

@@ -77,7 +77,7 @@ async def test_proxy_serves_the_instance_api_with_watch(management: RunningServe
         watcher = asyncio.create_task(watch())
         await asyncio.sleep(0)
         await p1.create(kinds.CONFIGMAPS, {"metadata": {"name": "through-proxy"}, "data": {"a": "1"}}, "default")
-        await asyncio.wait_for(watcher, 10)
+        await asyncio.wait_for(watcher, 30)
         assert seen[-1][0] == "ADDED"
         await p1.patch(kinds.CONFIGMAPS, "through-proxy", {"data": {"a": "2"}}, "default")
         assert (await p1.get(kinds.CONFIGMAPS, "through-proxy", "default"))["data"] == {"a": "2"}

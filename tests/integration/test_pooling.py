@@ -65,12 +65,12 @@ async def test_binding_both_workers_builds_vnodes(pool: Pool) -> None:
     for name, cluster in (("cb-w1", "cls-w1"), ("cb-w2", "cls-w2")):
         await bind(pool.client, name, cluster, pool.workers[name[3:]].server)
     for name in ("cb-w1", "cb-w2"):
-        binding = await eventually(lambda n=name: phase_of(pool, n, "Ready"), 20)  # type: ignore[misc]
+        binding = await eventually(lambda n=name: phase_of(pool, n, "Ready"), 30)  # type: ignore[misc]
         conditions = {c["type"]: c["status"] for c in binding["status"]["conditions"]}
         assert conditions == {"Ready": "True", "Connected": "True", "SyncerReady": "True", "ProxierReady": "True"}
         assert "kubeocean.io/clusterbinding-manager" in binding["metadata"]["finalizers"]
-    v1 = await eventually(lambda: vnode(pool, VNODE1), 20)
-    v2 = await eventually(lambda: vnode(pool, VNODE2), 20)
+    v1 = await eventually(lambda: vnode(pool, VNODE1), 30)
+    v2 = await eventually(lambda: vnode(pool, VNODE2), 30)
     p1 = await pool.worker("w1").get(kinds.NODES, "w1-node")
     p2 = await pool.worker("w2").get(kinds.NODES, "w2-node")
     labels = v1["metadata"]["labels"]
@@ -85,14 +85,18 @@ async def test_binding_both_workers_builds_vnodes(pool: Pool) -> None:
     mem = parse_quantity(p2["status"]["allocatable"]["memory"])
     assert parse_quantity(v2["status"]["allocatable"]["memory"]) == int(mem * 10 / 100)
     assert v1["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] > 0
-    physical = await pool.worker("w1").get(kinds.NODES, "w1-node")
-    assert physical["metadata"]["labels"]["kubeocean.io/policy-applied"] == "rlp1"
+
+    async def stamped() -> None:  # the physical node is labelled right after its vnode is written
+        physical = await pool.worker("w1").get(kinds.NODES, "w1-node")
+        assert physical["metadata"]["labels"].get("kubeocean.io/policy-applied") == "rlp1", physical["metadata"]
+
+    await eventually(stamped, 30)
 
     async def policy_active() -> None:
         rlp = await pool.worker("w1").get(RESOURCELEASINGPOLICIES, "rlp1")
         assert rlp.get("status", {}).get("phase") == "Active", rlp.get("status")
 
-    await eventually(policy_active, 10)
+    await eventually(policy_active, 30)
 
 
 async def check(pool: Pool, name: str) -> str:
@@ -105,8 +109,13 @@ async def check(pool: Pool, name: str) -> str:
 
 
 async def test_health_lists_each_binding(pool: Pool) -> None:
-    verbose = await pool.client.request("GET", "/readyz", params={"verbose": ""})
-    assert "[+]pooling/cb-w1 ok\n[+]pooling/cb-w2 ok\n" in verbose and verbose.endswith("readyz check passed\n")
+    async def both_ok() -> str:  # read from the manager's informer cache: it follows the API's status
+        verbose = str(await pool.client.request("GET", "/readyz", params={"verbose": ""}))
+        assert "[+]pooling/cb-w1 ok\n[+]pooling/cb-w2 ok\n" in verbose, verbose
+        return verbose
+
+    verbose = await eventually(both_ok, 30)
+    assert verbose.endswith("readyz check passed\n")
     assert "[+]poststarthook/bootstrap ok" in verbose
     assert await check(pool, "pooling/cb-w1") == "ok"
     assert "[+]pooling/cb-w2 ok" in await pool.client.request("GET", "/healthz", params={"verbose": "1"})
@@ -115,13 +124,16 @@ async def test_health_lists_each_binding(pool: Pool) -> None:
 
 
 async def test_metrics(pool: Pool) -> None:
-    text = await pool.client.request("GET", "/metrics")
-    for line in ('kubeocean_clusterbindings_total{status="Ready"} 2.0',
-                 'kubeocean_syncer_vnode_total{clusterbinding="cb-w1"} 1.0',
-                 f'kubeocean_syncer_vnode_available_resource{{clusterbinding="cb-w2",node="{VNODE2}",resource="cpu"}} '
-                 "1000.0"):
-        assert line in text, line
-    assert "kubeocean_manager_sync_duration_seconds_bucket" in text
+    async def recorded() -> None:  # gauges are set once the writes they describe have been answered
+        text = await pool.client.request("GET", "/metrics")
+        for line in ('kubeocean_clusterbindings_total{status="Ready"} 2.0',
+                     'kubeocean_syncer_vnode_total{clusterbinding="cb-w1"} 1.0',
+                     f'kubeocean_syncer_vnode_available_resource{{clusterbinding="cb-w2",node="{VNODE2}",'
+                     'resource="cpu"} 1000.0'):
+            assert line in text, (line, [m for m in text.splitlines() if m.startswith(line.split("{")[0])])
+        assert "kubeocean_manager_sync_duration_seconds_bucket" in text
+
+    await eventually(recorded, 30)
 
 
 async def test_pod_runs_in_the_worker_and_comes_back(pool: Pool) -> None:
@@ -176,7 +188,7 @@ async def test_pod_runs_in_the_worker_and_comes_back(pool: Pool) -> None:
         cm = await client.get(kinds.CONFIGMAPS, "greeting", "team")
         assert not cm["metadata"].get("finalizers"), cm["metadata"]
 
-    await eventually(cleaned, 20)
+    await eventually(cleaned, 30)
 
 
 async def test_kubectl_logs_follow(pool: Pool) -> None:
@@ -253,7 +265,7 @@ async def test_physical_pod_deleted_behind_our_back(pool: Pool) -> None:
         pod = await client.get(kinds.PODS, "sleeper", "team")
         assert (pod["status"].get("phase"), pod["status"].get("reason")) == ("Failed", "PhysicalPodLost")
 
-    await eventually(lost, 20)
+    await eventually(lost, 30)
     await client.delete(kinds.PODS, "sleeper", "team")
 
 
@@ -268,10 +280,10 @@ async def test_no_policy_removes_the_vnode(pool: Pool) -> None:
         with pytest.raises(NotFound):
             await pool.worker("w2").get(RESOURCELEASINGPOLICIES, "rlp2")  # our finalizer was released
 
-    await eventually(gone, 20)
+    await eventually(gone, 30)
     spec = rlp["spec"]
     await lease_policy(pool.worker("w2"), "rlp2", "cb-w2", resourceLimits=spec["resourceLimits"])
-    await eventually(lambda: vnode(pool, VNODE2), 20)
+    await eventually(lambda: vnode(pool, VNODE2), 30)
 
 
 async def test_worker_down_other_binding_unaffected(pool: Pool) -> None:
@@ -314,7 +326,7 @@ async def test_worker_down_other_binding_unaffected(pool: Pool) -> None:
         assert ready(await vnode(pool, VNODE2)) == "True"
 
     await eventually(recovered, 40)
-    await eventually(lambda: running("survivor"), 20)
+    await eventually(lambda: running("survivor"), 30)
     pods = (await pool.worker("w2").list(kinds.PODS, "w2"))["items"]
     assert [p["metadata"]["name"] for p in pods] == [target_name("team", "survivor")]
     for name in ("survivor", "meanwhile"):
@@ -352,7 +364,7 @@ async def test_bad_input_fails_naming_the_field(
         items = (await pool.client.list(CLUSTERBINDINGS))["items"]
         assert name not in [b["metadata"]["name"] for b in items], [b["metadata"] for b in items]
 
-    await eventually(gone, 10)
+    await eventually(gone, 30)
 
 
 async def test_invalid_window_fails_the_policy(pool: Pool) -> None:
@@ -363,7 +375,7 @@ async def test_invalid_window_fails_the_policy(pool: Pool) -> None:
         assert rlp.get("status", {}).get("phase") == "Failed", rlp.get("status")
         return rlp
 
-    rlp = await eventually(failed, 10)
+    rlp = await eventually(failed, 30)
     valid = next(c for c in rlp["status"]["conditions"] if c["type"] == "Valid")
     assert valid["message"].startswith("spec.timeWindows[0].start")
     await pool.worker("w1").delete(RESOURCELEASINGPOLICIES, "bad-window")
@@ -433,7 +445,7 @@ async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
         copy = await worker.get(PVCS, scratch_copy, "w1")
         assert copy["spec"]["resources"]["requests"]["storage"] == "8Gi", copy["spec"]
 
-    await eventually(resized, 20)
+    await eventually(resized, 30)
     await client.delete(kinds.PODS, "stateful", "team")
     await wait_pod_gone(client, "stateful", namespace="team", timeout=30)
 
@@ -483,13 +495,13 @@ async def test_host_ports_of_worker_pods_get_a_placeholder(pool: Pool) -> None:
         return live
 
     await worker.create(kinds.PODS, native("native-web", 18080), "w1")
-    [fake] = await eventually(lambda: placeholders([(18080, "TCP")]), 20)
+    [fake] = await eventually(lambda: placeholders([(18080, "TCP")]), 30)
     assert fake["metadata"]["name"].startswith("fake-pod-for-hostport-")
     assert fake["spec"]["nodeName"] == VNODE1 and fake["spec"]["priorityClassName"] == "system-node-critical"
     assert fake["spec"]["containers"][0]["image"] == "busybox:1.28"
     assert fake["metadata"]["labels"]["kubeocean.io/cluster-binding"] == "cb-w1"
     await worker.create(kinds.PODS, native("native-dns", 19053, "UDP"), "w1")
-    [second] = await eventually(lambda: placeholders([(18080, "TCP"), (19053, "UDP")]), 20)
+    [second] = await eventually(lambda: placeholders([(18080, "TCP"), (19053, "UDP")]), 30)
     assert second["metadata"]["uid"] != fake["metadata"]["uid"]
     managed = (await worker.list(kinds.PODS, "w1", label_selector="kubeocean.io/managed-by=kubeocean"))["items"]
     assert managed == [], "a placeholder was synced down"

@@ -62,7 +62,7 @@ async def test_kill_9_mid_sync(worker: Plane, tmp_path: Path) -> None:
         async with server.client() as client:
             await client.create(kinds.NAMESPACES, {"metadata": {"name": "team"}})
             await lease_policy(worker.client, "rlp1", "cb-w1")
-            await eventually(lambda: client.get(kinds.NAMESPACES, "kubeocean-system"), 20)
+            await eventually(lambda: client.get(kinds.NAMESPACES, "kubeocean-system"), 30)
             await bind(client, "cb-w1", "cls-w1", worker.server)
             await eventually(lambda: client.get(kinds.NODES, "vnode-cls-w1-w1-node"), 30)
             for i in range(PODS):

@@ -50,7 +50,7 @@ async def test_a_syncer_process_syncs_one_binding(pool: Pool, tmp_path: Path) ->
         binding = await pool.client.get(CLUSTERBINDINGS, "cb-w1")
         assert (binding.get("status") or {}).get("phase") == "Ready", binding.get("status")
 
-    await eventually(ready, 20)
+    await eventually(ready, 30)
     first = await syncer_process(pool, tmp_path / "first.log")
     second = await syncer_process(pool, tmp_path / "second.log")
     try:

@@ -85,7 +85,7 @@ async def phase(pool: Pool, name: str, want: str) -> JSON:
 
 async def test_window_closes_evicts_after_grace_and_reopens(timed: Timed) -> None:
     pool, clock = timed.pool, timed.clock
-    assert "kubeocean.io/out-of-time-windows" not in await eventually(lambda: taints(pool), 20)
+    assert "kubeocean.io/out-of-time-windows" not in await eventually(lambda: taints(pool), 30)
     await pool.client.create(kinds.PODS, pooled_pod("p1", "cls-w1", "sleep 600"), "team")
     await eventually(lambda: phase(pool, "p1", "Running"), 30)
 
@@ -96,7 +96,7 @@ async def test_window_closes_evicts_after_grace_and_reopens(timed: Timed) -> Non
         assert taint.get("effect") == "NoExecute", taint  # forceReclaim
         return taint
 
-    taint = await eventually(reclaiming, 10)
+    taint = await eventually(reclaiming, 30)
     assert taint["timeAdded"] == "2026-01-05T18:00:00Z"
     clock.advance(599)  # inside the 600 s grace
     await phase(pool, "p1", "Running")
@@ -119,7 +119,7 @@ async def test_window_closes_evicts_after_grace_and_reopens(timed: Timed) -> Non
         taint = (await taints(pool)).get("kubeocean.io/out-of-time-windows") or {}
         assert taint.get("effect") == "NoSchedule", taint
 
-    await eventually(no_schedule, 10)
+    await eventually(no_schedule, 30)
     policy = await pool.worker("w1").get(RESOURCELEASINGPOLICIES, "rlp1")
     assert (policy["status"]["phase"], policy["status"]["activeTimeWindow"]) == ("Inactive", False)
 
@@ -129,7 +129,7 @@ async def test_window_closes_evicts_after_grace_and_reopens(timed: Timed) -> Non
     async def open_again() -> None:
         assert "kubeocean.io/out-of-time-windows" not in await taints(pool)
 
-    await eventually(open_again, 10)
+    await eventually(open_again, 30)
     await pool.client.create(kinds.PODS, pooled_pod("p2", "cls-w1", "echo back"), "team")
     await eventually(lambda: phase(pool, "p2", "Succeeded"), 30)
     await pool.client.delete(kinds.PODS, "p2", "team")
@@ -143,7 +143,7 @@ async def test_unschedulable_in_the_worker_for_five_minutes(timed: Timed) -> Non
     async def cordon_mirrored() -> None:
         assert "kubeocean.io/physical-node-unschedulable" in await taints(pool)
 
-    await eventually(cordon_mirrored, 10)
+    await eventually(cordon_mirrored, 30)
     pod = pooled_pod("stuck", "cls-w1", "echo never")
     pod["spec"]["tolerations"].append({"key": "kubeocean.io/physical-node-unschedulable", "operator": "Exists"})
     await pool.client.create(kinds.PODS, pod, "team")
@@ -152,7 +152,7 @@ async def test_unschedulable_in_the_worker_for_five_minutes(timed: Timed) -> Non
         physical = await worker.get(kinds.PODS, target_name("team", "stuck"), "w1")
         assert not physical["spec"].get("nodeName")
 
-    await eventually(created_pending, 20)
+    await eventually(created_pending, 30)
 
     async def given_up() -> None:
         # the syncer starts the 5 minutes when it first sees the pod unscheduled, which may be just
@@ -206,7 +206,7 @@ async def test_service_account_token_renewed_before_expiry(timed: Timed) -> None
         assert base64.b64decode(secret["data"]["token"]).decode() != token, "token not renewed yet"
         return secret
 
-    second = await eventually(renewed, 20)
+    second = await eventually(renewed, 30)
     assert second["metadata"]["annotations"]["kubeocean.io/token-refresh-at"] > refresh_at
     assert claims(base64.b64decode(second["data"]["token"]).decode())["kubernetes.io"]["pod"]["name"] == "tokened"
     await pool.client.delete(kinds.PODS, "tokened", "team")
@@ -225,7 +225,7 @@ async def test_restart_mid_sync_leaves_no_orphan_and_no_duplicate(timed: Timed) 
     """The syncer dies (1) after checkpointing a name but before creating, and (2) after creating but
     before recording the uid; a new syncer resumes both without a second physical pod."""
     pool = timed.pool
-    await eventually(lambda: taints(pool), 20)
+    await eventually(lambda: taints(pool), 30)
     await timed.stop()
     worker = pool.worker("w1")
     for name in ("named-only", "created"):

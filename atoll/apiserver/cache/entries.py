@@ -2,9 +2,10 @@
 
 Small objects keep their dict next to their bytes. A large one (``LARGE_OBJECT``) is held once,
 as bytes, and decoded on use through a small byte-bounded cache of recently used objects.
-Encodings kept for longer (the object's own, Table rows in ``derived``) are copied out of
-orjson's oversized output buffers. A stored row that is not an object is skipped, logged and
-counted, never fatal.
+The write path's own object (``adopt``) and a delete's last state (``revised``) are cached
+without decoding the stored row. Encodings kept for longer (the object's own, Table rows in
+``derived``) are copied out of orjson's oversized output buffers. A stored row that is not an
+object is skipped, logged and counted, never fatal.
 """
 
 from __future__ import annotations
@@ -135,6 +136,21 @@ def adopt(obj: JSON, revision: int) -> Cached:
     anyone afterwards (only objects decoded from a request body are handed over)."""
     metadata = dict(obj["metadata"])
     metadata.pop("resourceVersion", None)  # where a decoded row has it: last
+    metadata["resourceVersion"] = str(revision)
+    out = dict(obj)
+    out["metadata"] = metadata
+    return Cached(out, exact(orjson.dumps(out)), revision)
+
+
+def revised(cached: Cached, revision: int) -> Cached:
+    """``cached`` at a later ``revision`` whose row stores the same value: a delete's tombstone
+    carries the last value, so its DELETED object is the last state with the delete's
+    resourceVersion (as kube-apiserver sends it) — exactly what ``decode`` of the row gives, without
+    decoding it. The revision replaces the cached one in place, where decoding the row puts it
+    (last, unless the row itself holds one). The dicts below metadata are shared (a cached object
+    is never mutated)."""
+    obj = cached.peek()
+    metadata = dict(obj["metadata"])
     metadata["resourceVersion"] = str(revision)
     out = dict(obj)
     out["metadata"] = metadata

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.api.errors import Gone
-from atoll.apiserver.cache.entries import Cached, adopt, decode_or_skip, resource_prefix
+from atoll.apiserver.cache.entries import Cached, adopt, decode_or_skip, resource_prefix, revised
 from atoll.apiserver.cache.watchers import Filter, Watcher
 from atoll.apiserver.cache.watchers import WatchEvent as WatchEvent  # re-exported: its importers predate the split
 from atoll.store.base import Compacted, Event, Store
@@ -187,6 +187,8 @@ class WatchCache:
         handed = self._adopted.pop(id(ev.value), None) if self._adopted else None
         if handed is not None and handed[0] is ev.value and not ev.deleted:
             cached: Cached | None = adopt(handed[1], ev.revision)
+        elif ev.deleted and previous is not None and previous.revision == ev.prev_revision:
+            cached = revised(previous, ev.revision)  # the tombstone's value is the row ``previous`` holds
         else:
             cached = decode_or_skip(ev.key, ev.value, ev.revision)
         if cached is None:

@@ -203,7 +203,7 @@ class ResourceStorage:
                 attrs.abort()
                 return obj
             key = rd.key(namespace, md["name"])
-            value = self._encode(obj, opts)
+            value = self._encode(obj, opts.owned)
             try:
                 revision = await self.store.create(key, value)
             except KeyExists:
@@ -219,10 +219,10 @@ class ResourceStorage:
             if opts.owned:
                 self.cache.forget(value)
 
-    def _encode(self, obj: JSON, opts: WriteOptions) -> bytes:
+    def _encode(self, obj: JSON, owned: bool) -> bytes:
         """The stored form; handed to the cache with ``obj`` when the object is the server's own."""
         value = encode_for_store(obj)
-        if opts.owned:
+        if owned:
             self.cache.adopt(value, obj)
         return value
 
@@ -326,7 +326,7 @@ class ResourceStorage:
             if opts.dry_run:
                 return new
             try:
-                return await self._store_update(rd, namespace, name, new, current, opts)
+                return await self._store_update(rd, namespace, name, new, current, opts.owned)
             except RevisionMismatch:
                 if pinned:
                     raise errors.conflict(rd.plural, rd.group, name) from None
@@ -334,9 +334,10 @@ class ResourceStorage:
         raise errors.conflict(rd.plural, rd.group, name)
 
     async def _store_update(
-        self, rd: ResourceDef, namespace: str | None, name: str, new: JSON, current: Cached,
-        opts: WriteOptions | None = None,
+        self, rd: ResourceDef, namespace: str | None, name: str, new: JSON, current: Cached, owned: bool
     ) -> JSON:
+        """Store ``new`` over ``current`` (or remove the object when ``new`` ends its deletion).
+        ``owned``: ``new`` is the server's own, never mutated afterwards; the cache keeps it."""
         key = rd.key(namespace, name)
         md = new["metadata"]
         if (
@@ -352,8 +353,7 @@ class ResourceStorage:
             await self.cache.wait_for(ev.revision)
             new["metadata"]["resourceVersion"] = str(ev.revision)
             return new
-        owned = opts is not None and opts.owned
-        value = self._encode(new, opts) if opts is not None else encode_for_store(new)
+        value = self._encode(new, owned)
         try:
             revision = await self.store.update(key, value, current.revision)
             return await self._after_write(key, revision, new)
@@ -426,7 +426,8 @@ class ResourceStorage:
                 if marked is not None:
                     if _without_volatile(marked) == _without_volatile(current.obj):
                         return current.obj, False
-                    return await self._store_update(rd, namespace, name, marked, current), False
+                    # ``marked`` is new top-level and metadata dicts over the cached object: the server's own
+                    return await self._store_update(rd, namespace, name, marked, current, True), False
                 ev = await self.store.delete(rd.key(namespace, name), current.revision)
                 await self.cache.wait_for(ev.revision)
                 gone = dict(current.obj)

@@ -24,13 +24,8 @@ JSON = dict[str, Any]
 
 async def sync_volume(v: Volumes, pv: JSON) -> None:
     md = pv["metadata"]
-    phase = (pv.get("status") or {}).get("phase")
     if md.get("deletionTimestamp"):
-        finalizers = list(md.get("finalizers") or [])
-        if PV_PROTECTION in finalizers and phase != "Bound":
-            await v.remove_finalizer(PVS, pv, PV_PROTECTION)
-        elif LOCAL_PATH_CLEANUP in finalizers and not _node_exists(v, pv):
-            await v.remove_finalizer(PVS, pv, LOCAL_PATH_CLEANUP)
+        await _deleting(v, pv)
         return
     await v.add_finalizer(PVS, pv, PV_PROTECTION)
     ref = (pv.get("spec") or {}).get("claimRef")
@@ -59,6 +54,33 @@ async def sync_volume(v: Volumes, pv: JSON) -> None:
     elif policy == "Recycle":
         await v.set_status(PVS, pv, {"phase": "Failed", "message": "Recycle is not supported; use Delete or Retain"})
         await v.event(pv, PVS, "Warning", "VolumeFailedRecycle", "Recycle is not supported; use Delete or Retain")
+
+
+async def _deleting(v: Volumes, pv: JSON) -> None:
+    """A volume being deleted keeps ``pv-protection`` while it is ``Bound``. Its phase is still
+    kept current (as kube's pv-controller does for deleting volumes): a volume deleted right
+    after its claim, before this controller marked it ``Released``, must not stay ``Bound`` — and
+    protected — for ever (a mirrored claim and its volume are deleted in one go)."""
+    finalizers = list(pv["metadata"].get("finalizers") or [])
+    if PV_PROTECTION in finalizers:
+        if (pv.get("status") or {}).get("phase") != "Bound":
+            await v.remove_finalizer(PVS, pv, PV_PROTECTION)
+        elif await _bound_claim_gone(v, pv):
+            await v.set_status(PVS, pv, {"phase": "Released"})  # its event releases the finalizer
+    elif LOCAL_PATH_CLEANUP in finalizers and not _node_exists(v, pv):
+        await v.remove_finalizer(PVS, pv, LOCAL_PATH_CLEANUP)
+
+
+async def _bound_claim_gone(v: Volumes, pv: JSON) -> bool:
+    """The claim a ``Bound`` volume names is gone (checked live: a lagging cache must not
+    unprotect a volume in use); the claim's own event brings a lagging cache back here."""
+    ref = (pv.get("spec") or {}).get("claimRef") or {}
+    if not ref.get("uid"):
+        return False
+    claim = v.claims.get(str(ref.get("name") or ""), str(ref.get("namespace") or ""))
+    if claim is not None and claim["metadata"].get("uid") == ref.get("uid"):
+        return False
+    return await _claim_gone(v, ref)
 
 
 def _node_exists(v: Volumes, pv: JSON) -> bool:
