@@ -9,7 +9,7 @@ the API requests it served, by client, verb, resource and code
 (``atoll_apiserver_client_request_total``, scraped once before the first window and once after the
 last: a scrape is itself a request, counted once). Reported: each window's CPU, the median, the
 busiest threads, and requests per second. ``ATOLL_PYSPY=FILE`` samples the whole measurement with
-``py-spy record --gil`` (collapsed stacks).
+``py-spy record --gil`` (collapsed stacks; ``ATOLL_PYSPY_RATE`` Hz, 200 by default).
 """
 
 from __future__ import annotations
@@ -66,9 +66,25 @@ def start_pyspy(pid: int) -> subprocess.Popen[bytes] | None:
     if not out:
         return None
     spy = Path(sys.executable).with_name("py-spy")
-    return subprocess.Popen([str(spy) if spy.exists() else "py-spy", "record", "--pid", str(pid), "--rate", "200",
-                             "--format", "raw", "--threads", "--gil", "--nonblocking", "-o", out],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            str(spy) if spy.exists() else "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            os.environ.get("ATOLL_PYSPY_RATE", "200"),
+            "--format",
+            "raw",
+            "--threads",
+            "--gil",
+            "--nonblocking",
+            "-o",
+            out,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def measure(pid: int, kubeconfig: Path, windows: int, seconds: float) -> None:
@@ -116,8 +132,15 @@ def main() -> None:
         proc, _url = start_master(base, gateway=args.gateway, seconds=60)
         try:
             kubeconfig = base / "admin.kubeconfig"
-            kubeconfig.write_text(subprocess.run([*ATOLL, "kubeconfig", "-c", str(base / "atoll.yaml")], check=True,
-                                                 capture_output=True, text=True, cwd=REPO).stdout)
+            kubeconfig.write_text(
+                subprocess.run(
+                    [*ATOLL, "kubeconfig", "-c", str(base / "atoll.yaml")],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    cwd=REPO,
+                ).stdout
+            )
             time.sleep(args.settle)
             asyncio.run(measure(proc.pid, kubeconfig, args.windows, args.seconds))
         finally:
