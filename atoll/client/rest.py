@@ -28,7 +28,7 @@ import orjson
 
 from atoll.api.errors import APIError, InternalError, from_status
 from atoll.api.registry import ResourceDef
-from atoll.client.discovery import Discovery
+from atoll.client.discovery import AGGREGATED_ACCEPT, Discovery
 from atoll.client.errors import ClientConnectionError, ClientTimeoutError
 from atoll.client.kubeconfig import KubeConfig, load_kubeconfig
 from atoll.client.kubelet import STREAM_MESSAGE_MAX
@@ -127,7 +127,7 @@ class Client:
         self._server_hostname = server_hostname
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
-        self._discovery = Discovery(self.get_path)
+        self._discovery = Discovery(self.get_path, self._get_aggregated)
 
     @classmethod
     def from_config(cls, config: KubeConfig, **kwargs: Any) -> Client:
@@ -314,6 +314,9 @@ class Client:
         if not isinstance(result, dict):
             raise InternalError(f"GET {path}: expected a JSON object")
         return result
+
+    async def _get_aggregated(self, path: str) -> JSON:
+        return await self._json("GET", path, headers={"Accept": AGGREGATED_ACCEPT})
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> JSON:
         result = await self.request(method, path, **kwargs)
