@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from atoll.api.registry import ResourceDef
-from atoll.client.discovery import Discovery
+from atoll.client.discovery import AGGREGATED_ACCEPT, Discovery
 from atoll.client.kubeconfig import KubeConfig, load_kubeconfig
 from atoll.client.paths import PATCH_CONTENT_TYPES, PatchType, resource_path
 from atoll.client.transport import JSON
@@ -74,7 +74,10 @@ class Client(WatchVerbs):
 
     @functools.cached_property
     def _discovery(self) -> Discovery:
-        return Discovery(self.get_path)
+        return Discovery(self.get_path, self._get_aggregated)
+
+    async def _get_aggregated(self, path: str) -> JSON:
+        return await self._json("GET", path, headers={"Accept": AGGREGATED_ACCEPT})
 
     # -- verbs -------------------------------------------------------------------------------
 
