@@ -24,9 +24,8 @@ from rich.console import Console
 from atoll.api import errors, kinds
 from atoll.api.constants import CROSS_DOMAIN_NAMESPACE
 from atoll.cli.job_view import describe
-from atoll.client import Client
+from atoll.client import Client, resource_path
 from atoll.client.errors import ClientError, ConfigError
-from atoll.client.rest import resource_path
 from atoll.controllers.kusciajob.constants import LABEL_JOB_UID, LABEL_TASK_UID
 from atoll.controllers.kusciajob.dag import Task, tasks_of
 

@@ -22,7 +22,8 @@ from atoll.api.errors import (
 )
 from atoll.client.errors import ClientConnectionError, ClientError, ClientTimeoutError, ConfigError
 from atoll.client.kubeconfig import KubeConfig, in_cluster_config, load_kubeconfig
-from atoll.client.rest import Client, PatchType, resource_path
+from atoll.client.paths import PatchType, resource_path
+from atoll.client.rest import Client
 from atoll.client.stream import StreamResponse
 
 __all__ = [

@@ -37,6 +37,10 @@ class FleetSettings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    renew_period: float = 4.0
+    """The leader's pause between renewals (one PUT each; a failed one is retried every
+    ``retry_period`` until ``renew_deadline``): half as often as client-go's default, which neither
+    failover (lease duration + standby polls) nor safety (renew deadline < lease) depends on."""
     statistics_period: float = 10.0
     """How often each instance's ``status.summary`` is recomputed."""
 
@@ -99,6 +103,7 @@ class FleetManager:
             lease_duration=self.settings.lease_duration,
             renew_deadline=self.settings.renew_deadline,
             retry_period=self.settings.retry_period,
+            renew_period=self.settings.renew_period,
         )
         reconciler = InstanceReconciler(
             client, instances.cache, self.planes, kubernetes_version=self.settings.kubernetes_version

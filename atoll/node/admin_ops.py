@@ -20,8 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from atoll.api import errors, kinds
-from atoll.client import Client
-from atoll.client.rest import resource_path
+from atoll.client import Client, resource_path
 
 JSON = dict[str, Any]
 TOKEN_WAIT_SECONDS = 60.0

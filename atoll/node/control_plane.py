@@ -43,10 +43,13 @@ async def run_controllers(
         name=CONTROLLER_LEASE,
         namespace=config.domain_id,
         identity="_".join(p for p in (socket.gethostname(), address, uuid.uuid4().hex[:8]) if p),
-        # a standby takes over < 17 s after a crash (lease + two jittered 1-2.2 s polls)
+        # a standby takes over < 17 s after a crash (lease + two jittered 1-2.2 s polls); the leader
+        # renews every 2 s (kube-controller-manager's period: one PUT each), which that bound does
+        # not depend on
         lease_duration=12.0,
         renew_deadline=8.0,
         retry_period=1.0,
+        renew_period=2.0,
     )
     manager = Manager(client, leader_election=elector)
     ctx = ControllerContext(

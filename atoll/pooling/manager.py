@@ -69,6 +69,10 @@ class ManagerSettings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    renew_period: float = 4.0
+    """The leader's pause between renewals (one PUT each; a failed one is retried every
+    ``retry_period`` until ``renew_deadline``): half as often as client-go's default, which neither
+    failover (lease duration + standby polls) nor safety (renew deadline < lease) depends on."""
 
 
 def kubeconfig_of(secret: JSON) -> JSON:
@@ -301,7 +305,7 @@ class PoolingManager:
         elector = LeaderElector(
             self.client, name=c.MANAGER_LEASE, namespace=c.SYSTEM_NAMESPACE, identity=self.identity,
             lease_duration=self.settings.lease_duration, renew_deadline=self.settings.renew_deadline,
-            retry_period=self.settings.retry_period,
+            retry_period=self.settings.retry_period, renew_period=self.settings.renew_period,
         )
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.informers.run(), name="pooling/informers")

@@ -13,6 +13,15 @@ Defaults are client-go's: 15 s lease, 10 s renew deadline, 2 s retry period (jit
 waiting to acquire). Losing the lease cancels the leader's work and calls ``on_stopped_leading``;
 the elector then campaigns again. On cancellation the lease is released (holder cleared) so a
 successor takes over at once instead of waiting for expiry.
+
+Renewal costs one request, as client-go's optimistic fast path does: while its lease is valid the
+leader PUTs the Lease it last wrote (its ``resourceVersion``, a new ``renewTime``) without reading
+it first; a conflict (someone else wrote it) falls back to the read-then-write attempt in the same
+try. ``renew_period`` (default: ``retry_period``) is the leader's pause between successful
+renewals; a failed renewal is retried every ``retry_period`` until ``renew_deadline``. A leader
+may renew less often than standbys poll: how soon a standby takes over after a crash depends on
+``lease_duration`` and the standby's own polls, not on how often the dead leader renewed; safety
+depends only on ``renew_deadline < lease_duration``.
 """
 
 from __future__ import annotations
@@ -59,11 +68,14 @@ class LeaderElector:
         lease_duration: float = 15.0,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
+        renew_period: float | None = None,
         release_on_cancel: bool = True,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not retry_period < renew_deadline < lease_duration:
             raise ValueError("need retry_period < renew_deadline < lease_duration")
+        if renew_period is not None and not 0 < renew_period < renew_deadline:
+            raise ValueError("need 0 < renew_period < renew_deadline")
         self.client = client
         self.name = name
         self.namespace = namespace
@@ -71,10 +83,12 @@ class LeaderElector:
         self.lease_duration = lease_duration
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
+        self.renew_period = retry_period if renew_period is None else renew_period
         self.release_on_cancel = release_on_cancel
         self._clock = clock
         self._observed_spec: JSON | None = None
         self._observed_at = 0.0
+        self._written: JSON | None = None  # the Lease as our last successful write returned it
         self._leading = metrics.leader.labels(f"{namespace}/{name}", self.identity)
         self.is_leader = False
 
@@ -139,8 +153,9 @@ class LeaderElector:
     async def _renew_loop(self) -> None:
         """Returns when leadership is lost."""
         last_renew = self._clock.monotonic()
+        renewed = True
         while True:
-            await self._clock.sleep(self.retry_period)
+            await self._clock.sleep(self.renew_period if renewed else self.retry_period)
             left = self.renew_deadline - (self._clock.monotonic() - last_renew)
             try:
                 async with asyncio.timeout(max(left, 0.001)):
@@ -165,6 +180,8 @@ class LeaderElector:
 
     async def _try_acquire_or_renew(self) -> bool:
         now = format_micro_time(self._clock.now())
+        if await self._renew_optimistically(now):
+            return True
         try:
             lease = await self.client.get(LEASES, self.name, self.namespace)
         except NotFound:
@@ -177,6 +194,7 @@ class LeaderElector:
             }
             created = await self.client.create(LEASES, body, self.namespace)
             self._observe(created.get("spec") or {})
+            self._written = created
             return True
         spec: JSON = lease.get("spec") or {}
         self._observe(spec)
@@ -190,6 +208,28 @@ class LeaderElector:
         lease["spec"] = new_spec
         updated = await self.client.update(LEASES, lease)
         self._observe(updated.get("spec") or {})
+        self._written = updated
+        return True
+
+    async def _renew_optimistically(self, now: str) -> bool:
+        """client-go's fast path: the leader, its lease still valid, writes the Lease it last wrote
+        with a new renewTime, without reading it. False (nothing changed) when that does not apply
+        or the write fails: someone else wrote the Lease since, or the server refused."""
+        written, spec = self._written, self._observed_spec
+        if not self.is_leader or written is None or spec is None or self._expired(spec):
+            return False
+        if spec.get("holderIdentity") != self.identity:
+            return False
+        body = {**written, "spec": self._spec(spec.get("acquireTime") or now, now, spec.get("leaseTransitions") or 0)}
+        try:
+            updated = await self.client.update(LEASES, body)
+        except (APIError, ClientError) as exc:
+            self._written = None
+            if not isinstance(exc, (Conflict, NotFound)):
+                log.warning("lease %s/%s: optimistic renewal failed: %s", self.namespace, self.name, exc)
+            return False
+        self._observe(updated.get("spec") or {})
+        self._written = updated
         return True
 
     def _spec(self, acquire_time: str, renew_time: str, transitions: int) -> JSON:
@@ -233,6 +273,7 @@ class LeaderElector:
                 "renewTime": now,
                 "leaseTransitions": spec.get("leaseTransitions") or 0,
             }
+            self._written = None
             await self.client.update(LEASES, lease)
             log.info("%s released lease %s/%s", self.identity, self.namespace, self.name)
         except (APIError, ClientError) as exc:

@@ -5,7 +5,8 @@ endpoints answer without credentials; aggregated discovery carries the exact con
 needs; legacy /api, /apis, /api/v1 and per-group documents; Kuscia resources with their short
 names, verbs, categories, singular names and subresources; a CRD created at run time is served at
 once (discovery, OpenAPI, its own endpoints) with Established/NamesAccepted conditions; every
-Kuscia CRD is installed when the master starts.
+Kuscia CRD is installed when the master starts; the client's preferred resources from aggregated
+discovery equal the legacy walk's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import aiohttp
 import pytest
 
 from atoll.api.crd import kuscia_crds
+from atoll.api.registry import ResourceDef
+from atoll.client import Client
+from atoll.client.discovery import AGGREGATED_ACCEPT, Discovery
 from tests.integration.kube_http import Api, assert_status
 
 AGG_ACCEPT = (
@@ -385,3 +389,39 @@ async def test_discovery_over_anonymous_connection_is_refused(api_server: Any) -
         "reason": "Unauthorized",
         "code": 401,
     }
+
+
+async def test_client_preferred_resources_from_aggregated_discovery(client: Client) -> None:
+    """The client's ``preferred_resources`` (garbage collector, namespace controller) reads
+    aggregated discovery in two requests, with the same result as the legacy walk; a server that
+    answers the legacy documents gets the legacy walk."""
+    fetched: list[str] = []
+
+    async def fetch(path: str) -> dict[str, Any]:
+        fetched.append(path)
+        return await client.get_path(path)
+
+    async def aggregated(path: str) -> dict[str, Any]:
+        fetched.append(f"aggregated {path}")
+        result: dict[str, Any] = await client.request("GET", path, headers={"Accept": AGGREGATED_ACCEPT})
+        return result
+
+    async def legacy_only(path: str) -> dict[str, Any]:
+        fetched.append(f"aggregated {path}")
+        return await client.get_path(path)
+
+    def key(rd: ResourceDef) -> tuple[str, str, str]:
+        return rd.group, rd.version, rd.plural
+
+    legacy, legacy_failed = await Discovery(fetch).preferred_resources()
+    walked = len(fetched)
+    assert walked > 2 and not legacy_failed
+    fetched.clear()
+    found, failed = await Discovery(fetch, aggregated).preferred_resources()
+    assert fetched == ["aggregated /api", "aggregated /apis"] and not failed
+    assert sorted(found, key=key) == sorted(legacy, key=key)
+    assert any(rd.plural == "pods" and rd.subresources and rd.namespaced for rd in found)
+    fetched.clear()
+    again, _ = await Discovery(fetch, legacy_only).preferred_resources()
+    assert fetched[0] == "aggregated /api" and len(fetched) == walked + 1
+    assert sorted(again, key=key) == sorted(legacy, key=key)

@@ -5,7 +5,6 @@ never kept, and a failed write leaves nothing behind. Real in-process server on 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,10 @@ import pytest
 
 from atoll.api import errors
 from atoll.api.builtins import BUILTINS
-from atoll.apiserver.app import APIServer, ServerConfig
+from atoll.apiserver.app import APIServer
 from atoll.apiserver.cache.entries import decode
 from atoll.apiserver.registry.storage import WriteOptions
-from atoll.store.sqlite import SQLiteStore
+from tests.integration.inprocess import in_process_server
 
 JSON = dict[str, Any]
 CM = next(r for r in BUILTINS if r.plural == "configmaps" and r.group == "")
@@ -32,18 +31,8 @@ def _opts(owned: bool) -> WriteOptions:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[APIServer]:
-    store = SQLiteStore(tmp_path / "state.db")
-    await store.start()
-    srv = APIServer(store, ServerConfig())
-    task = asyncio.create_task(srv.cache.run())
-    await srv.cache.wait_ready()
-    await srv.objects.create(NS, None, {"metadata": {"name": "ns"}}, _opts(False))
-    try:
+    async with in_process_server(tmp_path) as srv:
         yield srv
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await srv.store.close()
 
 
 async def _as_stored(srv: APIServer, key: str) -> bytes:

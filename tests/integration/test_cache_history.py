@@ -5,7 +5,6 @@ in-process server on SQLite."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from atoll.apiserver.app import APIServer, ServerConfig, ServerSettings
 from atoll.apiserver.cache.entries import resource_prefix
 from atoll.apiserver.cache.watchcache import CacheSettings, WatchEvent
 from atoll.apiserver.registry.storage import WriteOptions
-from atoll.store.sqlite import SQLiteStore
+from tests.integration.inprocess import in_process_server
 
 CM = next(r for r in BUILTINS if r.plural == "configmaps" and r.group == "")
 NS = next(r for r in BUILTINS if r.plural == "namespaces" and r.group == "")
@@ -27,18 +26,9 @@ HISTORY = 30
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[APIServer]:
-    store = SQLiteStore(tmp_path / "state.db")
-    await store.start()
-    srv = APIServer(store, ServerConfig(settings=ServerSettings(cache=CacheSettings(history_events=HISTORY))))
-    task = asyncio.create_task(srv.cache.run())
-    await srv.cache.wait_ready()
-    await srv.objects.create(NS, None, {"metadata": {"name": "ns"}}, WriteOptions())
-    try:
+    config = ServerConfig(settings=ServerSettings(cache=CacheSettings(history_events=HISTORY)))
+    async with in_process_server(tmp_path, config) as srv:
         yield srv
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await store.close()
 
 
 async def _write(srv: APIServer, n: int, start: int = 0) -> int:

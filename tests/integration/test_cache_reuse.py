@@ -7,7 +7,6 @@ Real in-process server on SQLite."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,13 +16,13 @@ import orjson
 import pytest
 
 from atoll.api.builtins import BUILTINS
-from atoll.apiserver.app import APIServer, ServerConfig
+from atoll.apiserver.app import APIServer
 from atoll.apiserver.cache import watchcache
 from atoll.apiserver.cache.entries import LARGE_OBJECT, Cached, decode
 from atoll.apiserver.cache.watchcache import WatchEvent
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.store.base import Event
-from atoll.store.sqlite import SQLiteStore
+from tests.integration.inprocess import in_process_server
 
 JSON = dict[str, Any]
 CM = next(r for r in BUILTINS if r.plural == "configmaps" and r.group == "")
@@ -53,18 +52,8 @@ class Recorder:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[APIServer]:
-    store = SQLiteStore(tmp_path / "state.db")
-    await store.start()
-    srv = APIServer(store, ServerConfig())
-    task = asyncio.create_task(srv.cache.run())
-    await srv.cache.wait_ready()
-    await srv.objects.create(NS, None, {"metadata": {"name": "ns"}}, _opts())
-    try:
+    async with in_process_server(tmp_path) as srv:
         yield srv
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await srv.store.close()
 
 
 async def _rows(srv: APIServer, since: int) -> dict[int, Event]:

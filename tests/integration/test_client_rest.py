@@ -19,7 +19,7 @@ from atoll.api import errors
 from atoll.api.kinds import CONFIGMAPS, DOMAINS, LEASES, NAMESPACES
 from atoll.apiserver.http.watch import WatchStreamSettings
 from atoll.client import Client, ClientConnectionError, ClientTimeoutError
-from atoll.client.rest import error_from_response
+from atoll.client.errors import error_from_response
 from tests.conftest import RunningServer, eventually
 from tests.integration.faults import FaultProxy, configmap
 

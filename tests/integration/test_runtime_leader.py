@@ -4,7 +4,8 @@ durations).
 Aspects: exactly one leads; the Lease carries holderIdentity, MicroTime acquire/renew times and
 leaseTransitions; when the leader stops renewing, the other takes over only after the lease
 duration; releasing on cancel hands over at once; a leader that loses the lease has its work
-cancelled and its on_stopped_leading called.
+cancelled and its on_stopped_leading called; a leader renews with one PUT per ``renew_period``
+(client-go's optimistic fast path) and reads the Lease only when someone else wrote it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -161,8 +163,52 @@ async def test_renew_failures_past_the_deadline_lose_leadership(client: Client, 
     await asyncio.gather(task_a, return_exceptions=True)
 
 
+def count_calls(monkeypatch: pytest.MonkeyPatch, client: Client) -> dict[str, int]:
+    """Count the client's Lease reads and writes from now on (by method name)."""
+    calls = {"get": 0, "update": 0}
+    for method in calls:
+        original = getattr(client, method)
+
+        async def counted(*args: object, _m: str = method, _f: Any = original, **kwargs: object) -> Any:
+            calls[_m] += 1
+            return await _f(*args, **kwargs)
+
+        monkeypatch.setattr(client, method, counted)
+    return calls
+
+
+async def test_leader_renews_with_one_put_per_renew_period(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    work = Work(clock)
+    a = LeaderElector(client, name="atoll-controllers", namespace="kube-system", identity="a", lease_duration=1.5,
+                      renew_deadline=1.0, retry_period=0.2, renew_period=0.4, clock=clock)
+    task_a = asyncio.create_task(a.run(*work.run("a")))  # type: ignore[arg-type]
+    await eventually(lambda: "a" in work.leading and clock.sleepers == 1)
+    calls = count_calls(monkeypatch, client)
+    await run_clock(clock, 1.0, sleepers=1)  # renewals at 0.4 and 0.8
+    assert calls == {"get": 0, "update": 2}
+    renewed = (await client.get(LEASES, "atoll-controllers", "kube-system"))["spec"]["renewTime"]
+
+    # someone else writes the Lease (a label): the optimistic PUT conflicts, the same attempt reads
+    # the Lease and renews it, and a keeps leading
+    lease = await client.get(LEASES, "atoll-controllers", "kube-system")
+    lease["metadata"]["labels"] = {"touched": "yes"}
+    await client.update(LEASES, lease)
+    calls.update(get=0, update=0)
+    await run_clock(clock, 0.4, sleepers=1)  # the renewal at 1.2
+    assert calls == {"get": 1, "update": 2}
+    lease = await client.get(LEASES, "atoll-controllers", "kube-system")
+    assert lease["spec"]["holderIdentity"] == "a" and lease["spec"]["renewTime"] > renewed
+    assert lease["metadata"]["labels"] == {"touched": "yes"} and a.is_leader and work.cancelled == []
+    task_a.cancel()
+    await asyncio.gather(task_a, return_exceptions=True)
+
+
 def test_durations_must_be_ordered(client: Client) -> None:
     with pytest.raises(ValueError):
         LeaderElector(client, name="x", namespace="y", lease_duration=1, renew_deadline=2, retry_period=0.1)
+    with pytest.raises(ValueError):
+        LeaderElector(client, name="x", namespace="y", lease_duration=3, renew_deadline=2, retry_period=0.1,
+                      renew_period=2)
 
 

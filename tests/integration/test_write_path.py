@@ -23,6 +23,7 @@ from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.registry import lists
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.store.sqlite import SQLiteStore
+from tests.integration.inprocess import in_process_server
 
 JSON = dict[str, Any]
 
@@ -40,18 +41,8 @@ def _opts() -> WriteOptions:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[APIServer]:
-    store = SQLiteStore(tmp_path / "state.db")
-    await store.start()
-    srv = APIServer(store, ServerConfig())
-    task = asyncio.create_task(srv.cache.run())
-    await srv.cache.wait_ready()
-    await srv.objects.create(NS, None, {"metadata": {"name": "ns"}}, _opts())
-    try:
+    async with in_process_server(tmp_path) as srv:
         yield srv
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await store.close()
 
 
 async def _cm(srv: APIServer, name: str, value: str = "v") -> JSON:

@@ -12,7 +12,7 @@ from atoll.api.builtins import BUILTINS
 from atoll.api.crd import kuscia_resource_defs
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.patch import apply as ssa
-from atoll.apiserver.patch import fields_v1, fieldsets
+from atoll.apiserver.patch import fields_v1, fieldsets, managed_fields
 
 JSON = dict[str, Any]
 
@@ -33,7 +33,7 @@ def _entries(obj: JSON) -> dict[tuple[str, str], JSON]:
 
 def _created(rd: ResourceDef, obj: JSON, manager: str) -> JSON:
     obj = copy.deepcopy(obj)
-    ssa.record_update(rd, None, obj, manager)
+    managed_fields.record_update(rd, None, obj, manager)
     return obj
 
 
@@ -41,7 +41,7 @@ def _updated(rd: ResourceDef, old: JSON, new: JSON, manager: str) -> JSON:
     new = copy.deepcopy(new)
     new["metadata"].pop("managedFields", None)
     new["metadata"]["managedFields"] = copy.deepcopy(old["metadata"].get("managedFields"))
-    ssa.record_update(rd, old, new, manager)
+    managed_fields.record_update(rd, old, new, manager)
     return new
 
 
@@ -127,7 +127,7 @@ def test_client_provided_managed_fields_are_kept() -> None:
     new["metadata"]["managedFields"] = [{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
                                          "time": "2024-01-01T00:00:00Z", "fieldsType": "FieldsV1",
                                          "fieldsV1": {"f:data": {"f:a": {}}}}]
-    ssa.record_update(CM, v1, new, "kubectl")
+    managed_fields.record_update(CM, v1, new, "kubectl")
     assert [e["manager"] for e in new["metadata"]["managedFields"]] == ["kubectl"]
 
 
@@ -222,7 +222,7 @@ def test_status_subresource_is_scoped() -> None:
     assert "f:status" not in _entries(live)[("kubectl", "Apply")]["fieldsV1"]
     new = copy.deepcopy(live)
     new["status"] = {"phase": "Running", "podIP": "10.0.0.1"}
-    ssa.record_update(POD, live, new, "kubelet", "status")
+    managed_fields.record_update(POD, live, new, "kubelet", "status")
     entry = next(e for e in new["metadata"]["managedFields"] if e["manager"] == "kubelet")
     assert entry["subresource"] == "status" and entry["fieldsV1"] == {"f:status": {"f:podIP": {}}}
 
@@ -235,8 +235,8 @@ def test_apply_options_validation() -> None:
 
 
 def test_manager_from_user_agent() -> None:
-    assert ssa.manager_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/abc") == "kubectl"
-    assert ssa.manager_from_user_agent("Go-http-client/1.1") == "Go-http-client"
+    assert managed_fields.manager_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/abc") == "kubectl"
+    assert managed_fields.manager_from_user_agent("Go-http-client/1.1") == "Go-http-client"
 
 
 # ---- incremental bookkeeping ----------------------------------------------------------------------
@@ -250,7 +250,7 @@ def test_update_keeps_untouched_managers_stored_entries_as_they_are() -> None:
     new = copy.deepcopy(v3)
     new["metadata"]["managedFields"] = v3["metadata"]["managedFields"]  # sent back unchanged
     new["data"]["c"] = "8"
-    ssa.record_update(CM, v3, new, "third")
+    managed_fields.record_update(CM, v3, new, "third")
     after = {e["manager"]: e for e in new["metadata"]["managedFields"]}
     assert after["editor"] is stored["editor"]  # untouched: not decoded and re-encoded
     assert after["creator"] is stored["creator"]
@@ -259,7 +259,7 @@ def test_update_keeps_untouched_managers_stored_entries_as_they_are() -> None:
     new2 = copy.deepcopy(new)
     new2["metadata"].pop("managedFields")  # not sent: same bookkeeping from the stored entries
     new2["data"]["a"] = "0"
-    ssa.record_update(CM, new, new2, "editor")
+    managed_fields.record_update(CM, new, new2, "editor")
     entries = _entries(new2)
     assert entries[("creator", "Update")]["fieldsV1"] == {"f:data": {}}
     assert entries[("editor", "Update")]["fieldsV1"] == {"f:data": {"f:a": {}, "f:b": {}}}

@@ -18,7 +18,7 @@ from atoll.api.builtins import BUILTINS
 from atoll.api.crd import kuscia_resource_defs
 from atoll.api.jsonvalues import same
 from atoll.api.registry import ResourceDef
-from atoll.apiserver.patch import apply as ssa
+from atoll.apiserver.patch import managed_fields
 from atoll.apiserver.patch.diff import changes
 from atoll.apiserver.patch.fields_v1 import created_fields_v1, from_fields_v1, to_fields_v1, update_fields_v1
 from atoll.apiserver.patch.fieldsets import DOT, difference, root_type, union
@@ -145,21 +145,22 @@ def test_a_create_records_the_set_the_update_path_would(rd: ResourceDef) -> None
             "count": 1,
         }
     )
-    expected = to_fields_v1(ssa._scope(rd, "", changes(None, ssa._tracked(rd, "", obj), root_type(rd))[0]))
-    assert orjson.dumps(created_fields_v1(ssa._tracked(rd, "", obj) or {}, root_type(rd))) == orjson.dumps(expected)
+    view = managed_fields.tracked(rd, "", obj)
+    expected = to_fields_v1(managed_fields.scope(rd, "", changes(None, view, root_type(rd))[0]))
+    assert orjson.dumps(created_fields_v1(view or {}, root_type(rd))) == orjson.dumps(expected)
     written = copy.deepcopy(obj)
-    ssa.record_update(rd, None, written, "m")
+    managed_fields.record_update(rd, None, written, "m")
     [entry] = written["metadata"]["managedFields"]
     assert entry["manager"] == "m" and entry["operation"] == "Update" and entry["fieldsV1"] == expected
 
 
 def test_a_status_write_updates_the_writers_entry_in_place_and_keeps_the_others() -> None:
     created = _pod()
-    ssa.record_update(POD, None, created, "creator")
+    managed_fields.record_update(POD, None, created, "creator")
     running = dict(created, status={"phase": "Running"}, metadata=dict(created["metadata"]))
-    ssa.record_update(POD, created, running, "agent", "status")
+    managed_fields.record_update(POD, created, running, "agent", "status")
     done = dict(running, status={"phase": "Succeeded", "reason": "Done"}, metadata=dict(running["metadata"]))
-    ssa.record_update(POD, running, done, "agent", "status")
+    managed_fields.record_update(POD, running, done, "agent", "status")
     entries = {e["manager"]: e for e in done["metadata"]["managedFields"]}
     assert entries["creator"] is created["metadata"]["managedFields"][0]  # untouched: the stored entry
     assert entries["agent"]["fieldsV1"] == {"f:status": {"f:phase": {}, "f:reason": {}}}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -49,6 +50,8 @@ class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
         self._counter = counter
         self._counted = False
         self._header_timer: asyncio.TimerHandle | None = None
+        self.on_lost: set[Callable[[], None]] = set()
+        """Called when the connection is lost (a watch stream's wake-up: no polling for a gone client)."""
 
     def counted(self) -> None:
         """The listener's gate already admitted this connection under the cap (keyed by this handler)."""
@@ -81,6 +84,8 @@ class StatusRequestHandler(RequestHandler):  # type: ignore[type-arg]
         self.authenticated()
         super().connection_lost(exc)
         connection_closed()
+        for callback in tuple(self.on_lost):
+            callback()
 
     def handle_error(
         self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
@@ -115,6 +120,13 @@ class StatusServer(web.Server):
         handler: Any = StatusRequestHandler(self, loop=self._loop, limits=self.limits, counter=self.counter,
                                             **self._kwargs)
         return handler  # type: ignore[no-any-return]
+
+
+def lost_callbacks(request: web.BaseRequest) -> set[Callable[[], None]] | None:
+    """The set of callbacks run when ``request``'s connection is lost; None when the request did not
+    come through :class:`StatusServer` (the caller must then poll the transport)."""
+    protocol = request.protocol
+    return protocol.on_lost if isinstance(protocol, StatusRequestHandler) else None
 
 
 def mark_authenticated(request: web.BaseRequest) -> None:

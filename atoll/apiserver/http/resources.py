@@ -25,6 +25,7 @@ from atoll.apiserver.http.routing import Route
 from atoll.apiserver.http.watch import WatchStreamSettings, serve_watch
 from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.patch.dispatch import PATCH_TYPES, apply_patch
+from atoll.apiserver.patch.managed_fields import manager_from_user_agent
 from atoll.apiserver.registry import lists, params
 from atoll.apiserver.registry.storage import ResourceStorage, WriteOptions
 from atoll.apiserver.registry.strategies import Strategies
@@ -54,7 +55,7 @@ def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
     return WriteOptions(
         dry_run=dry_run,
         field_manager=params.field_manager(query.get("fieldManager", ""))
-        or ssa.manager_from_user_agent(request.headers.get("User-Agent", "")),
+        or manager_from_user_agent(request.headers.get("User-Agent", "")),
         field_validation=validation,
         user=user if isinstance(user, UserInfo) else None,
         owned=True,  # the body was decoded for this request: the watch cache may keep it as is

@@ -5,7 +5,12 @@ objects; from N it replays the cached history after N (410 if it is no longer re
 are filtered by namespace and selectors on the new state; an object that stops matching is sent
 as DELETED. With a Table Accept header each event carries a one-row Table (column definitions in
 the first only). Bookmarks are sent when asked; ``timeoutSeconds`` ends the stream cleanly; a
-client that goes away is noticed within a second.
+client that goes away is noticed at once (the connection's ``connection_lost`` wakes the stream).
+
+An idle stream wakes only when something is due: its next bookmark (if asked), its deadline, or its
+connection's loss — not on a periodic tick (a master's ~65 in-process watches used to wake once a
+second each). A request that did not come through ``StatusServer`` (no loss callback) still polls
+its transport once a second.
 
 While a stream is idle the cache's fan-out writes events straight to its connection (one HTTP
 chunk per store batch, synchronously: no task wake-up per watcher per event); while the stream's
@@ -16,7 +21,6 @@ stops reading thus fills its queue and is ended as before.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +30,11 @@ import orjson
 from aiohttp import web
 
 from atoll.api import errors
-from atoll.api.clock import Clock
+from atoll.api.clock import Clock, TimerHandle
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.cache.watchcache import WatchCache, WatchEvent
 from atoll.apiserver.http import partial
+from atoll.apiserver.http.protocol import lost_callbacks
 from atoll.apiserver.registry.lists import Matcher
 
 JSON = dict[str, Any]
@@ -88,7 +93,7 @@ async def serve_watch(
         await response.write_eof()
         return response
     first = [True]
-    ticker: asyncio.TimerHandle | None = None
+    ticker: TimerHandle | None = None
 
     def encode(event: WatchEvent) -> bytes:
         if metadata_only:
@@ -113,19 +118,29 @@ async def serve_watch(
         if send_initial and bookmarks:
             await response.write(bookmark({"k8s.io/initial-events-end": "true"}))
         deadline = clock.monotonic() + timeout
-        next_bookmark = clock.monotonic() + settings.bookmark_interval
+        next_bookmark = clock.monotonic() + settings.bookmark_interval if bookmarks else float("inf")
+        bookmark_due = False
         queue = watcher.queue
-        loop = asyncio.get_running_loop()
+        on_lost = lost_callbacks(request)
+        poll = 1.0 if on_lost is None else float("inf")  # no loss callback: poll the transport
 
-        def tick() -> None:
-            """Wake an idle stream at most once a second (and at the deadline) for its checks: one
-            timer per second per watcher instead of an ``asyncio.timeout`` per event."""
-            nonlocal ticker
+        def wake() -> None:
             if queue.empty():
                 queue.put_nowait(_TICK)
-            ticker = loop.call_later(max(0.0, min(1.0, deadline - clock.monotonic())), tick)
 
-        ticker = loop.call_later(min(1.0, timeout), tick)
+        def tick() -> None:
+            """Wake the stream for what is due now (a bookmark, the deadline) and re-arm for the next."""
+            nonlocal ticker, next_bookmark, bookmark_due
+            now = clock.monotonic()
+            if now >= next_bookmark:
+                bookmark_due, next_bookmark = True, now + settings.bookmark_interval
+            wake()
+            due = min(deadline, next_bookmark, now + poll)
+            ticker = clock.call_later(due - now if due > now else 1.0, tick)
+
+        ticker = clock.call_later(min(deadline, next_bookmark, clock.monotonic() + poll) - clock.monotonic(), tick)
+        if on_lost is not None:
+            on_lost.add(wake)
         watcher.sink = _direct_writer(request, encode)
         while True:
             if clock.monotonic() >= deadline:
@@ -141,9 +156,9 @@ async def serve_watch(
             if event is _TICK:
                 if request.transport is None or request.transport.is_closing():
                     break
-                if bookmarks and clock.monotonic() >= next_bookmark:
+                if bookmark_due:
+                    bookmark_due = False
                     await response.write(bookmark())
-                    next_bookmark = clock.monotonic() + settings.bookmark_interval
                 continue
             if event is None:
                 if watcher.error is not None:
@@ -169,6 +184,8 @@ async def serve_watch(
         watcher.sink = None
         if ticker is not None:
             ticker.cancel()
+        if on_lost is not None:
+            on_lost.discard(wake)
         cache.stop(watcher)
     return response
 

@@ -90,8 +90,8 @@ def _union(wire: JSON, s: FieldSet) -> JSON:
 
 
 def created_fields_v1(tracked: JSON, t: FieldType) -> JSON:
-    """``to_fields_v1(_scope(changes(None, tracked)))`` for the main resource in one walk: the
-    fields of a created object (``tracked``: the part a write can own, ``apply._tracked``)."""
+    """``to_fields_v1(scope(changes(None, tracked)))`` for the main resource in one walk: the
+    fields of a created object (``tracked``: the part a write can own, ``managed_fields.tracked``)."""
     return strip_identity(_added_map(tracked, t))
 
 

@@ -33,8 +33,7 @@ from atoll.api.constants import (
 )
 from atoll.api.errors import NotFound
 from atoll.api.timestamps import now_time
-from atoll.client import Client
-from atoll.client.rest import resource_path
+from atoll.client import Client, resource_path
 from atoll.controllers.domain import resources as res
 from atoll.controllers.domain.cert import cert_digest, cert_problem
 from atoll.controllers.domain.status import desired_status

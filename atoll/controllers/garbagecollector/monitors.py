@@ -24,7 +24,7 @@ from typing import Any
 
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
-from atoll.client.rest import METADATA_ONLY
+from atoll.client.paths import METADATA_ONLY
 from atoll.controllers.garbagecollector.graph import Graph
 from atoll.runtime import EventHandler, Informer, WatchSettings
 

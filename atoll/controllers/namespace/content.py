@@ -27,7 +27,7 @@ from typing import Any
 from atoll.api.errors import MethodNotAllowed, NotFound
 from atoll.api.registry import ResourceDef
 from atoll.client import Client
-from atoll.client.rest import METADATA_ONLY
+from atoll.client.paths import METADATA_ONLY
 
 JSON = dict[str, Any]
 PARALLEL_RESOURCES = 8
