@@ -1,6 +1,6 @@
 """One binding's syncer: informers on both clusters, the bottom-up/top-down controllers (nodes,
 pods, their ConfigMaps/Secrets/claims/volumes, policies, hostPort placeholders), leases, the
-proxier, worker health, and the two-phase teardown.
+proxier, worker health, and the two-phase teardown (:mod:`atoll.pooling.teardown`).
 
 It runs until its binding is gone or its teardown is complete (the
 ``kubeocean.io/clusterbinding-syncer`` finalizer released), and raises on anything it cannot
@@ -39,6 +39,7 @@ from atoll.pooling.kinds import CLUSTERBINDINGS, PRIORITYCLASSES, RESOURCELEASIN
 from atoll.pooling.leases import LeaseKeeper
 from atoll.pooling.policies import PolicyReconciler
 from atoll.pooling.proxier import Proxier, ProxierTLS
+from atoll.pooling.teardown import Teardown
 from atoll.pooling.topdown import (
     DEPS_INDEX,
     DependencyReconciler,
@@ -50,7 +51,7 @@ from atoll.pooling.topdown import (
     source_lookup,
     target_lookup,
 )
-from atoll.runtime import Controller, InformerFactory, ObjectKey, Result, WorkQueue
+from atoll.runtime import Controller, InformerFactory, ObjectKey, WorkQueue
 from atoll.runtime.events import EventRecorder
 
 JSON = dict[str, Any]
@@ -255,7 +256,7 @@ class Syncer:
         hostport_ctl.watch(vpods_inf, lambda p: placeholder_key(ctx, p))
 
         teardown_ctl: Controller[ObjectKey] = Controller(
-            f"pool-teardown-{name}", Teardown(self, node_ctl, deps, namespace, label, hostports))
+            f"pool-teardown-{name}", Teardown(self.ctx, self.done, node_ctl, deps, namespace, label, hostports))
         teardown_ctl.watch(bindings_inf, lambda b: [ObjectKey(None, name)] if b["metadata"]["name"] == name else [])
         teardown_ctl.watch(vnodes_inf, lambda _v: [ObjectKey(None, name)])
 
@@ -332,83 +333,3 @@ def spec_changed(old: JSON, new: JSON) -> bool:
     writes (ours among them) must not re-check a thousand nodes."""
     return old.get("spec") != new.get("spec") or bool(old["metadata"].get("deletionTimestamp")) != bool(
         new["metadata"].get("deletionTimestamp"))
-
-
-class Teardown:
-    """Phase one of the two-phase teardown (the syncer's finalizer)."""
-
-    def __init__(self, syncer: Syncer, node_ctl: Controller[ObjectKey], deps: DependencyMirror, namespace: str,
-                 label: str, hostports: HostPortReconciler) -> None:
-        self.hostports = hostports
-        self.syncer = syncer
-        self.ctx = syncer.ctx
-        self.node_ctl = node_ctl
-        self.deps = deps
-        self.namespace = namespace
-        self.label = label
-
-    async def reconcile(self, key: ObjectKey) -> Result:
-        ctx = self.ctx
-        binding = ctx.binding()
-        if binding is None:
-            self.syncer.done.set()
-            return Result()
-        if not binding["metadata"].get("deletionTimestamp"):
-            return Result()
-        if len(ctx.vnodes):
-            for vnode in ctx.vnodes:
-                physical = (vnode["metadata"].get("labels") or {}).get(c.LABEL_PHYSICAL_NODE_NAME)
-                if physical:
-                    self.node_ctl.queue.add(ObjectKey(None, physical))
-            return Result(requeue_after=ctx.settings.drain_poll)
-        for kind, cache in (("ConfigMap", ctx.configmaps), ("Secret", ctx.secrets),
-                            ("PersistentVolumeClaim", ctx.claims), ("PersistentVolume", ctx.volumes)):
-            for obj in cache:
-                md = obj["metadata"]
-                if (md.get("labels") or {}).get(self.label) or self.deps.finalizer in (md.get("finalizers") or ()):
-                    await self.deps.release(kind, md.get("namespace") or "", md["name"], obj)
-        await self.hostports.sweep()
-        if await self._leftovers():
-            return Result(requeue_after=ctx.settings.drain_poll)
-        await self._release_policies()
-        md = binding["metadata"]
-        finalizers = [f for f in md.get("finalizers") or () if f != c.FINALIZER_SYNCER]
-        try:
-            await ctx.computing.patch(CLUSTERBINDINGS, md["name"], {"metadata": {
-                "finalizers": finalizers, "resourceVersion": md["resourceVersion"]}})
-        except NotFound:
-            pass
-        log.info("binding %s drained; syncer finalizer released", md["name"])
-        self.syncer.done.set()
-        return Result()
-
-    async def _release_policies(self) -> None:
-        """Our finalizer must not outlive the syncer on this binding's policies."""
-        for policy in self.ctx.policies:
-            md = policy["metadata"]
-            if (policy.get("spec") or {}).get("cluster") != self.ctx.binding_name:
-                continue
-            if c.FINALIZER_POLICY in (md.get("finalizers") or ()):
-                finalizers = [f for f in md.get("finalizers") or () if f != c.FINALIZER_POLICY]
-                with contextlib.suppress(NotFound):
-                    await self.ctx.worker.patch(RESOURCELEASINGPOLICIES, md["name"], {"metadata": {
-                        "finalizers": finalizers, "resourceVersion": md["resourceVersion"]}})
-
-    async def _leftovers(self) -> int:
-        """Delete what is still ours in the worker's mount namespace (and the volumes bound into
-        it); how many objects remain."""
-        selector = f"{keys.MANAGED_BY}={keys.MANAGED_BY_VALUE}"
-        remaining = 0
-        for rd in (kinds.PODS, kinds.CONFIGMAPS, kinds.SECRETS, PVCS, PVS):
-            namespace = self.namespace if rd.namespaced else None
-            items, _ = await self.ctx.worker.list_all(rd, namespace, label_selector=selector)
-            for obj in items:
-                if not rd.namespaced and ((obj.get("spec") or {}).get("claimRef") or {}).get(
-                        "namespace") != self.namespace:
-                    continue  # another binding's (or computing cluster's) volume
-                remaining += 1
-                if not obj["metadata"].get("deletionTimestamp"):
-                    with contextlib.suppress(NotFound):
-                        await self.ctx.worker.delete(rd, obj["metadata"]["name"], namespace)
-        return remaining
-
