@@ -8,6 +8,10 @@ manager's Lease in the master's domain namespace. The Lease's holderIdentity nam
 says whether *this* master leads. The same fact is the ``atoll_leader`` gauge on ``/metrics``.
 The ``gateway:`` line is the node's ``/readyz/gateway`` check (:mod:`atoll.gateway.readiness`);
 a lite answers it on its ``metrics.port`` (the only line a lite's status has).
+
+An ``apiserver: external`` master has no API server of its own: its status asks the API server of
+its ``kubeconfig`` (``/readyz`` and the Lease), compares the holder with the identity the running
+node recorded in ``run/controller.identity``, and reads the gateway line from its ``metrics.port``.
 """
 
 from __future__ import annotations
@@ -58,12 +62,14 @@ def _redacted(endpoint: str) -> str:
     return urlunsplit(parts)
 
 
-def _leader_line(lease: Any, address: str) -> str:
+def _leader_line(lease: Any, address: str = "", identity: str = "") -> str:
+    """Who holds the controller Lease; it is this master's when the holderIdentity carries its
+    ``address`` (an embedded API server's ``host:port``) or is its recorded ``identity``."""
     spec = (lease or {}).get("spec") or {}
     holder = str(spec.get("holderIdentity") or "")
     if not holder:
         return "leader:    none (the lease is free)"
-    mine = f"_{address}_" in f"{holder}_"
+    mine = holder == identity if identity else f"_{address}_" in f"{holder}_"
     renewed = spec.get("renewTime") or ""
     age = ""
     if renewed:
@@ -83,12 +89,14 @@ def gateway_line(code: int, body: Any) -> str | None:
     return f"gateway:   NOT serving: {reason or code}"
 
 
-def _lite_status(config: Any) -> None:
+def _metrics_gateway(config: Any, what: str) -> tuple[str, str]:
+    """``(url, gateway line)`` from a node's 127.0.0.1 ``metrics.port`` (lites and
+    ``apiserver: external`` masters serve ``/readyz/gateway`` there)."""
     from atoll.node.lite_metrics import METRICS_HOST, metrics_port
 
     port = metrics_port(config.extra)
     if not port:
-        fail("atoll status: a lite answers it on metrics.port, which this config does not set")
+        fail(f"atoll status: {what} answers it on metrics.port, which this config does not set")
     url = f"http://{METRICS_HOST}:{port}"
     try:
         with urllib.request.urlopen(f"{url}/readyz/gateway", timeout=5) as resp:
@@ -96,9 +104,54 @@ def _lite_status(config: Any) -> None:
     except urllib.error.HTTPError as exc:
         code, body = exc.code, exc.read().decode(errors="replace")
     except (urllib.error.URLError, OSError) as exc:
-        fail(f"the lite at {url} does not answer: {exc}")
+        fail(f"the node at {url} does not answer: {exc}")
+    return url, gateway_line(code, body) or "gateway:   none (no gateway: block)"
+
+
+def _lite_status(config: Any) -> None:
+    url, gateway = _metrics_gateway(config, "a lite")
     click.echo(f"lite:      {config.domain_id} ({url})")
-    click.echo(gateway_line(code, body) or "gateway:   none (no gateway: block)")
+    click.echo(gateway)
+
+
+def _external_status(config: Any) -> None:
+    """``apiserver: external``: the API server of the config's kubeconfig, and the Lease there."""
+    import asyncio
+
+    from atoll.api import kinds
+    from atoll.api.errors import APIError, NotFound
+    from atoll.client import Client, ClientError
+    from atoll.client.errors import ConfigError as KubeconfigError
+    from atoll.node.external import identity_file
+
+    async def ask() -> tuple[str, str, Any]:
+        async with Client.from_kubeconfig(config.kubeconfig) as client:
+            try:
+                await client.request("GET", "/readyz")
+                ready = "ready"
+            except APIError as exc:
+                ready = f"not ready: {exc.code}"
+            try:
+                lease = await client.get(kinds.LEASES, LEASE, config.domain_id)
+            except NotFound:
+                lease = None
+            return client.server, ready, lease
+
+    try:
+        server, ready, lease = asyncio.run(ask())
+    except KubeconfigError as exc:
+        fail(f"kubeconfig: {exc}")
+    except (APIError, ClientError, OSError) as exc:
+        fail(f"the API server of {config.kubeconfig} does not answer: {exc}")
+    try:
+        identity = identity_file(config.data_dir).read_text().strip()
+    except OSError:
+        identity = "-"  # this node is not running: any holder is another master
+    click.echo(f"master:    controllers against {server} (apiserver: external; {ready})")
+    click.echo(f"datastore: the external API server's ({config.kubeconfig})")
+    click.echo(_leader_line(lease, identity=identity))
+    if config.extra.get("gateway") is not None and config.extra.get("metrics"):
+        click.echo(_metrics_gateway(config, "this master")[1])
 
 
 @click.command()
@@ -114,6 +167,9 @@ def status(config_path: Path) -> None:
         return
     if config.mode != "master":
         fail("atoll status: only masters and lites have one (this config is mode " + config.mode + ")")
+    if config.apiserver_external:
+        _external_status(config)
+        return
     running = endpoint_file(config.data_dir)
     if not running.exists():
         fail(f"the master of {config.data_dir} is not running ({running} does not exist)")

@@ -32,17 +32,29 @@ MASTER_NAMESPACES = ("cross-domain",)
 JSON = dict[str, Any]
 
 
+def lease_identity(address: str = "") -> str:
+    """A controller manager's holderIdentity in the Lease: ``hostname_host:port_suffix`` (the
+    master's ``host:port`` when it has an API server of its own), unique per process."""
+    return "_".join(p for p in (socket.gethostname(), address, uuid.uuid4().hex[:8]) if p)
+
+
 async def run_controllers(
-    client: Client, config: NodeConfig, on_manager: Callable[[Manager], None] | None = None, *, address: str = ""
+    client: Client,
+    config: NodeConfig,
+    on_manager: Callable[[Manager], None] | None = None,
+    *,
+    address: str = "",
+    identity: str | None = None,
 ) -> None:
     """Controllers and the scheduler, only while this replica holds the lease. ``address`` (the
     master's ``host:port``) goes into the Lease's holderIdentity, so ``atoll status`` can say
-    which master leads."""
+    which master leads; ``identity`` replaces that holderIdentity (an ``apiserver: external``
+    master records its own in its data dir for the same purpose)."""
     elector = LeaderElector(
         client,
         name=CONTROLLER_LEASE,
         namespace=config.domain_id,
-        identity="_".join(p for p in (socket.gethostname(), address, uuid.uuid4().hex[:8]) if p),
+        identity=identity or lease_identity(address),
         # a standby takes over < 17 s after a crash (lease + two jittered 1-2.2 s polls); the leader
         # renews every 2 s (kube-controller-manager's period: one PUT each), which that bound does
         # not depend on

@@ -15,13 +15,18 @@ docs/kubernetes.md.
 
 With ``metrics: {port: N}`` the node serves ``/metrics`` and ``/readyz`` (gated by its gateway's
 ``gateway`` check) on ``127.0.0.1:N``, as a lite does (:mod:`atoll.node.lite_metrics`).
+
+While it runs, ``run/controller.identity`` in its data dir holds its Lease holderIdentity, so
+``atoll status`` can tell whether this node leads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,11 +34,16 @@ from atoll.apiserver.http.health import HealthChecks
 from atoll.client import Client
 from atoll.client.errors import ConfigError as KubeconfigError
 from atoll.node.config import ConfigError, NodeConfig
-from atoll.node.control_plane import ensure_namespaces, install_crds, run_controllers
+from atoll.node.control_plane import ensure_namespaces, install_crds, lease_identity, run_controllers
 from atoll.node.lite_metrics import metrics_endpoint, metrics_port
 from atoll.runtime.manager import Manager
 
 log = logging.getLogger(__name__)
+
+
+def identity_file(data_dir: Path) -> Path:
+    """Where a running ``apiserver: external`` master keeps its Lease holderIdentity."""
+    return data_dir / "run" / "controller.identity"
 
 
 class ExternalMaster:
@@ -48,6 +58,7 @@ class ExternalMaster:
         self.gateway_options = prepare_gateway(config, aliases=("master",))
         self.metrics_port = metrics_port(config.extra)
         self.health = HealthChecks()
+        self.identity = lease_identity()
 
     def client(self) -> Client:
         try:
@@ -72,7 +83,15 @@ class ExternalMaster:
                     tg.create_task(gateway.run(), name="master/gateway")
                 self.ready.set()
                 log.info("master %s: controllers against %s", self.config.domain_id, client.server)
-                await run_controllers(client, self.config, on_manager=self._set_manager)
+                marker = identity_file(self.config.data_dir)
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(self.identity)
+                try:
+                    await run_controllers(client, self.config, on_manager=self._set_manager,
+                                          identity=self.identity)
+                finally:
+                    with contextlib.suppress(OSError):
+                        marker.unlink()
 
     def _set_manager(self, manager: Manager) -> None:
         self.manager = manager

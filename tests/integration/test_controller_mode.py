@@ -79,7 +79,13 @@ async def test_controllers_on_an_external_api_server_run_a_job(tmp_path: Path) -
             assert done["status"]["phase"] == "Succeeded"
             assert sorted(p.name.split("-")[-1] for p in out.glob("*.json")) == ["alice.json", "bob.json"]
             lease = await client.get(kinds.LEASES, "kuscia-controller-manager", "kuscia-system")
-            assert lease["spec"]["holderIdentity"]  # the external master's manager holds the lease
+            assert lease["spec"]["holderIdentity"] == master.identity  # the external master leads
+            # `atoll status` of an external master: its API server, and that it leads
+            config_file = tmp_path / "controllers.yaml"
+            config_file.write_text(config.to_yaml())
+            status = await atoll("status", "-c", str(config_file))
+            assert f"controllers against {client.server} (apiserver: external; ready)" in status, status
+            assert f"leader:    {master.identity} (this master" in status, status
         finally:
             for agent in agents:
                 await agent.stop()
