@@ -6,7 +6,10 @@
   ``leaseDurationSeconds = lease_duration``; the node lifecycle controller marks the Node
   ``Unknown`` when renewals stop.
 * **Status** is recomputed every ``status_check`` seconds and written through ``/status`` when it
-  changed (heartbeat times aside) or when the last write is older than ``status_max_age``.
+  changed (heartbeat times aside), when the last write is older than ``status_max_age``, or when
+  a condition on the server differs from ours — as kubelet compares with the Node it reads, so a
+  Node the lifecycle controller marked ``Unknown`` while this agent was cut off reads ``Ready``
+  again at the next check after it is back, not up to ``status_max_age`` later.
 * **Stop** labels the Node ``node.kuscia.secretflow/stop-timestamp`` (as Kuscia) and leaves the
   Lease to expire, so a crashed and a stopped agent look the same to the control plane.
 """
@@ -36,6 +39,12 @@ from atoll.client import Client, ClientError
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
+
+
+def conditions_differ(ours: JSON, server: JSON) -> bool:
+    """Whether the server's Node shows a condition status other than the one we last wrote."""
+    theirs = {c.get("type"): c.get("status") for c in server.get("conditions") or ()}
+    return any(theirs.get(c.get("type")) != c.get("status") for c in ours.get("conditions") or ())
 
 
 class NodeHeartbeat:
@@ -122,11 +131,20 @@ class NodeHeartbeat:
                 log.warning("node %s: status update failed: %s", self.config.name, exc)
 
     async def _push_status(self, *, force: bool, ready: bool = True) -> None:
-        status = await asyncio.to_thread(node_status, self.config, self._status, self.log_port, ready=ready)
+        previous, overwritten = self._status, False
+        if not force:
+            try:
+                server = (await self.client.get(kinds.NODES, self.config.name)).get("status") or {}
+            except NotFound:
+                server = {}  # deleted: the push below registers it again
+            overwritten = conditions_differ(previous, server)
+            if overwritten:  # e.g. Unknown from the lifecycle controller: transition times from there
+                previous = server
+        status = await asyncio.to_thread(node_status, self.config, previous, self.log_port, ready=ready)
         if self.extra_conditions is not None:
-            status["conditions"] = with_conditions(status["conditions"], self.extra_conditions(), self._status)
+            status["conditions"] = with_conditions(status["conditions"], self.extra_conditions(), previous)
         stale = self.clock.monotonic() - self._pushed_at >= self.config.timers.status_max_age
-        if not force and not stale and comparable(status) == comparable(self._status):
+        if not force and not stale and not overwritten and comparable(status) == comparable(self._status):
             return
         try:
             await self.client.patch(kinds.NODES, self.config.name, {"status": status}, subresource="status")

@@ -81,10 +81,18 @@ def pressures(config: AgentConfig) -> dict[str, tuple[bool, str]]:
         pids = sum(1 for name in os.listdir("/proc") if name.isdigit())
     except (OSError, ValueError):
         pid_max, pids = 1, 0
+    memory = available < MEMORY_PRESSURE_BYTES
+    disk = usage.free < usage.total * DISK_PRESSURE_FREE
+    pid = pid_max - pids < pid_max * PID_PRESSURE_FREE
+    # live numbers only under pressure: a message that changes at every check would make every
+    # check a status write (kubelet's messages are fixed too)
     return {
-        "MemoryPressure": (available < MEMORY_PRESSURE_BYTES, f"{available // 2**20} Mi memory available"),
-        "DiskPressure": (usage.free < usage.total * DISK_PRESSURE_FREE, f"{usage.free // 2**20} Mi free on data dir"),
-        "PIDPressure": (pid_max - pids < pid_max * PID_PRESSURE_FREE, f"{pids} of {pid_max} process ids in use"),
+        "MemoryPressure": (memory, f"only {available // 2**20} Mi memory available" if memory
+                           else "agent has sufficient memory available"),
+        "DiskPressure": (disk, f"only {usage.free // 2**20} Mi free on the data dir" if disk
+                         else "agent has no disk pressure"),
+        "PIDPressure": (pid, f"{pids} of {pid_max} process ids in use" if pid
+                        else "agent has sufficient PID available"),
     }
 
 

@@ -42,6 +42,26 @@ async def test_node_registered_with_kuscia_labels_taint_capacity(api_server: Run
         assert lease["spec"]["leaseDurationSeconds"] == 4
 
 
+async def test_node_marked_unknown_reads_ready_at_the_next_check(api_server: RunningServer, tmp_path: Path) -> None:
+    """The lifecycle controller wrote Unknown while the agent was cut off; the agent, back, must
+    not wait for ``status_max_age`` (5 min) to say Ready again."""
+    async with running_agent(api_server, tmp_path / "alice", "alice") as agent:
+        client = agent.client
+        node = await client.get(kinds.NODES, "alice-node")
+        unknown = [{**c, "status": "Unknown", "reason": "NodeStatusUnknown"} for c in node["status"]["conditions"]]
+        await client.patch(kinds.NODES, "alice-node", {"status": {"conditions": unknown}}, subresource="status")
+
+        async def ready_again() -> dict[str, str]:
+            current = await client.get(kinds.NODES, "alice-node")
+            conditions = {c["type"]: c for c in current["status"]["conditions"]}
+            assert conditions["Ready"]["status"] == "True", conditions["Ready"]
+            return conditions["Ready"]
+
+        ready = await eventually(ready_again, 3 * agent.config.timers.status_check + 5)
+        assert ready["reason"] != "NodeStatusUnknown"
+        assert ready["lastTransitionTime"] >= node["status"]["conditions"][0]["lastTransitionTime"]
+
+
 async def test_capacity_override_and_reserved(api_server: RunningServer, tmp_path: Path) -> None:
     base = agent_config(api_server, tmp_path / "bob", "bob")
     config = dataclasses.replace(
