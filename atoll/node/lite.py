@@ -74,9 +74,16 @@ class LiteNode:
 
         self.gateway_options = prepare_gateway(config)
         self.gateway: Any = None  # the GatewayModule once started
+        self.agent: Agent | None = None
         self.health = HealthChecks()  # served on the metrics port (atoll.node.lite_metrics)
+        self.health.add(self._agent_checks)  # this process's agent, not the Node a killed one left Ready
         if self.gateway_options is not None:  # gating: a lite whose gateway does not serve is not ready
             self.health.add(self._gateway_checks)
+
+    def _agent_checks(self) -> list[tuple[str, str | None]]:
+        if self.agent is None or not self.agent.ready.is_set():
+            return [("agent", "not ready yet (registering its Node, syncing its pods)")]
+        return [("agent", None)]
 
     def _gateway_checks(self) -> list[tuple[str, str | None]]:
         if self.gateway is None:
@@ -133,7 +140,7 @@ class LiteNode:
                     env = {**agent_config.pod_env, **self.datamesh.pod_env(), "ATOLL_PYTHON": sys.executable}
                     agent_config = dataclasses.replace(agent_config, pod_env=env)
                     tg.create_task(self.datamesh.run(), name="lite/datamesh")
-                agent = Agent(api, agent_config)
+                agent = self.agent = Agent(api, agent_config)
                 if self.config.kubeconfig:  # direct join: trust the kubeconfig's cluster CA for log requests
                     agent.client_ca = ensure_cluster_ca(self.config.kubeconfig, self.config.data_dir)
                 tg.create_task(agent.run(), name="lite/agent")

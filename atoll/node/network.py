@@ -30,6 +30,7 @@ from atoll.client import Client, ClientError
 from atoll.gateway.supervisor import kill_stale_envoy
 from atoll.node.admin_ops import CDRS, add_lite, create_route, parse_endpoint
 from atoll.node.kubeconfig import admin_kubeconfig, dump
+from atoll.node.leftovers import sweep_pods
 from atoll.pki import PKI
 
 ATOLL = [sys.executable, "-m", "atoll.cli.main"]
@@ -246,7 +247,8 @@ class LocalNetwork:
             agent = {"nodeName": f"{domain}-node", "stopPodsOnExit": True}
             if self.agent_timers:
                 agent["timers"] = dict(self.agent_timers)
-            _tune(config, agent=agent, **self.lite_fields.get(domain, {}))
+            # metrics.port: the lite's own /readyz, which start_lite waits on
+            _tune(config, agent=agent, metrics={"port": free_port()}, **self.lite_fields.get(domain, {}))
         doc = yaml.safe_load(config.read_text())
         lite = NodeProcess(domain, config, int(doc["gateway"]["externalPort"]))
         self.lites[domain] = lite
@@ -257,15 +259,45 @@ class LocalNetwork:
         for attempt in range(PORT_ATTEMPTS):
             lite.start()
             try:
+                await self._until(lite, lambda: self._lite_ready(lite), 60, "ready")
                 await self._until(lite, lambda: self.node_ready(domain), 60, "node Ready")
                 return
             except NetworkError as exc:
                 if not _port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
                     raise
+                await self._ensure_no_routes_to(domain, exc)
             lite.stop()
             _new_ports(lite.config, ("gateway", "externalPort"), ("gateway", "internalPort"),
                        ("datamesh", "httpPort"), ("datamesh", "grpcPort"))
             lite.external_port = int(yaml.safe_load(lite.config.read_text())["gateway"]["externalPort"])
+
+    async def _ensure_no_routes_to(self, domain: str, exc: NetworkError) -> None:
+        """A lite may move to new ports after ``exc`` (one was taken) only while no
+        ClusterDomainRoute points at it (its first start): on a restart, or a network started again
+        on its directory, routes carry its external port, so moving would cut every peer off it."""
+        async with self.client() as client:
+            routes, _ = await client.list_all(CDRS)
+        if any((route.get("spec") or {}).get("destination") == domain for route in routes):
+            raise NetworkError(f"{exc}; routes to {domain} use its ports, so it cannot move to others") from None
+
+    async def _lite_ready(self, lite: NodeProcess) -> bool:
+        """This lite process's own ``/readyz`` (its agent ready, its gateway serving) on its
+        ``metrics.port`` — not its Node, which a killed predecessor leaves Ready until its lease
+        expires. A port the gateway cannot bind is reported as taken. Configs without a metrics
+        port (networks made by an older version) have only the Node to go by."""
+        port = int((yaml.safe_load(lite.config.read_text()).get("metrics") or {}).get("port") or 0)
+        if not port:
+            return True
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+                async with session.get(f"http://127.0.0.1:{port}/readyz?verbose") as response:
+                    body = await response.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return False  # not listening yet
+        if "address already in use" in body.lower():
+            reason = next(line for line in body.splitlines() if "address already in use" in line.lower())
+            raise NetworkError(f"lite {lite.domain}: {reason.strip()}")
+        return response.status == 200
 
     async def node_ready(self, domain: str) -> bool:
         async with self.client() as client:
@@ -360,38 +392,3 @@ def _ready(route: dict[str, object]) -> bool:
 def _not_ready_reason(route: dict[str, object]) -> str:
     cond = _ready_condition(route)
     return str(cond.get("message") or cond.get("reason") or "no Ready condition yet")
-
-
-def kill_leftovers(base: Path) -> int:
-    """SIGKILL every process whose command line names a path under ``base`` (a previous run's
-    nodes and task processes, when that run itself was killed and could not clean up)."""
-    marker = str(base.resolve()).encode()
-    killed = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker + b"/" in cmdline:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed += 1
-    return killed
-
-
-def sweep_pods(data_dir: Path) -> int:
-    """SIGKILL the process group of every RunP container whose shim still runs under ``data_dir``."""
-    killed = 0
-    for pid_file in (data_dir / "agent").rglob("*.pid"):
-        try:
-            pid = int(pid_file.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            continue
-        if str(pid_file.with_suffix("")).encode() in cmdline:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-                killed += 1
-    return killed

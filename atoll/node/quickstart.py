@@ -24,7 +24,8 @@ from typing import Any
 
 from atoll.api import errors, kinds
 from atoll.client import Client
-from atoll.node.network import ATOLL, LocalNetwork, NetworkError, kill_leftovers
+from atoll.node.leftovers import kill_leftovers
+from atoll.node.network import ATOLL, LocalNetwork, NetworkError
 from atoll.node.quickstart_job import OVERLAP, ROWS, JobError, check_outputs, example_data, psi_job, run_job
 from atoll.node.quickstart_job import prepare as prepare_psi
 

@@ -24,6 +24,7 @@ import yaml
 
 from atoll.api import kinds
 from atoll.node.config import load_config
+from atoll.node.leftovers import sweep_pods
 from atoll.node.network import (
     ATOLL,
     MASTER_DOMAIN,
@@ -31,7 +32,6 @@ from atoll.node.network import (
     NetworkError,
     NodeProcess,
     free_port,
-    sweep_pods,
 )
 from atoll.node.quickstart import demo_image, run_demo_pod
 from atoll.node.quickstart_job import (
@@ -310,6 +310,25 @@ async def test_a_lite_killed_with_sigkill_comes_back_without_registering_again(n
     async with network.client() as client:
         line = await eventually(lambda: run_demo_pod(client, "alice"), 30)
     assert "Succeeded; log: hello from alice" in line
+
+
+async def test_a_restarted_lite_whose_port_is_taken_says_so_instead_of_moving(network: LocalNetwork) -> None:
+    """Routes carry a lite's ports: once they exist, a taken port is an error naming it, not a
+    silent move that would cut every peer off the lite."""
+    alice = network.lites["alice"]
+    before = alice.config.read_text()
+    port = int(yaml.safe_load(before)["datamesh"]["httpPort"])
+    alice.kill(signal.SIGKILL)
+    assert alice.proc is not None
+    alice.proc.wait(10)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        with pytest.raises(NetworkError, match="routes to alice use its ports, so it cannot move to others"):
+            await network.start_lite("alice")
+    assert alice.config.read_text() == before
+    await network.start_lite("alice")
+    await network.wait_routes_ready()
 
 
 @pytest.mark.timeout(300)
