@@ -34,6 +34,7 @@ class Attributes:
     user: UserInfo | None = None
     warnings: list[str] = field(default_factory=list)
     on_abort: list[Callable[[], None]] = field(default_factory=list)  # undo reservations if not stored
+    old_size: int = 0  # length of ``old``'s JSON encoding when known (the cached bytes), else 0
 
     def abort(self) -> None:
         """The write was refused later or was a dry run: release what plugins reserved."""
