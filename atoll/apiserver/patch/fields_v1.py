@@ -3,7 +3,8 @@
 
 Besides the conversions, the two hot cases are built in wire form directly: the set of a created
 object (``created_fields_v1``, one walk of the object) and the writer's own entry after an update
-(``update_fields_v1``, a walk of the touched parts only)."""
+(``update_fields_v1``, a walk of the touched parts only; none when the writer already owns every
+changed field and lost none)."""
 
 from __future__ import annotations
 
@@ -45,11 +46,49 @@ def update_fields_v1(wire: Any, changed: FieldSet, removed: FieldSet) -> JSON:
     parts ``removed`` and ``changed`` touch: untouched subtrees of ``wire`` are kept as they are (a
     stored entry is already in normal form)."""
     out = wire if isinstance(wire, dict) else {}
-    if removed:
+    if removed and overlaps_wire(out, removed):
         out = _difference(out, removed)
-    if changed:
+    if changed and not _covers(out, changed):
         out = _union(out, changed)
     return out
+
+
+def overlaps_wire(wire: Any, s: FieldSet) -> bool:
+    """Whether a FieldsV1 (wire form) set shares a member with an internal-form set (if not,
+    ``_difference`` would rebuild ``wire`` as it is)."""
+    if not isinstance(wire, dict) or not s:
+        return False
+    for key, sub in s.items():
+        if key == DOT:
+            continue
+        w = wire.get(key)
+        if not isinstance(w, dict):
+            continue
+        if DOT in sub and (not w or DOT in w):
+            return True
+        if w and overlaps_wire(w, sub):
+            return True
+    return False
+
+
+def _covers(wire: JSON, s: FieldSet) -> bool:
+    """Whether every member of the internal set ``s`` is already a member of the wire set (else
+    ``_union`` would rebuild ``wire`` as it is): a writer changing only fields it owns, as a
+    holder renewing its lease or a status writer updating the same conditions."""
+    for key, sub in s.items():
+        if key == DOT:
+            continue
+        w = wire.get(key)
+        if not isinstance(w, dict):
+            return False
+        if w:
+            if DOT in sub and DOT not in w:
+                return False
+            if not _covers(w, sub):
+                return False
+        elif len(sub) > 1 or DOT not in sub:  # a leaf in ``wire``, children in ``s``
+            return False
+    return True
 
 
 def _render(member: bool, children: JSON) -> JSON | None:
