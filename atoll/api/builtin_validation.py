@@ -188,8 +188,12 @@ class _Walk:
             if sub is not None and type(item) in sub.plain:
                 continue
             before = old.get(key, _MISSING) if old is not None else _MISSING
-            if before is not _MISSING and same(before, item):
-                continue  # checked when the stored object was written
+            if before is not _MISSING:  # equal to the stored value: checked when that was written
+                if type(item) is str:  # a string with a format (others are plain): ``same`` inlined
+                    if type(before) is str and before == item:
+                        continue
+                elif same(before, item):
+                    continue
             if sub is not None:
                 path.append(key)
                 self.value(item, sub, None if before is _MISSING else before)

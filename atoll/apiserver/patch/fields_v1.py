@@ -136,7 +136,13 @@ def created_fields_v1(tracked: JSON, t: FieldType) -> JSON:
 
 def _added_map(value: JSON, t: FieldType) -> JSON:
     required = t.raw.get("required") or ()
-    return {"f:" + key: _added(sub, t.child(key), key in required) for key, sub in value.items()}
+    return {
+        "f:" + key: {} if type(sub) in _SCALARS else _added(sub, t.child(key), key in required)
+        for key, sub in value.items()
+    }
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # a leaf whatever its schema type
 
 
 def _added(value: Any, t: FieldType, zero: bool) -> JSON:
