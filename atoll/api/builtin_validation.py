@@ -85,7 +85,7 @@ def _allowed_types(schema: JSON) -> frozenset[str] | None:
 class _Node:
     """One compiled schema: allowed types, properties, map values, items and string format."""
 
-    __slots__ = ("allowed", "extra", "fmt", "free", "items", "label", "plain", "props")
+    __slots__ = ("allowed", "extra", "fmt", "free", "items", "label", "map_walk", "plain", "props")
 
     def __init__(self) -> None:
         self.allowed: frozenset[str] | None = None
@@ -96,6 +96,7 @@ class _Node:
         self.fmt = ""
         self.free = True  # an object with neither properties nor additionalProperties: not checked
         self.plain: frozenset[type] = frozenset()  # value types accepted with nothing more to check
+        self.map_walk = False  # a map here is accepted and its members checked: ``_object`` directly
 
     def fill(self, schema: JSON) -> _Node:
         self.allowed = _allowed_types(schema)
@@ -108,6 +109,7 @@ class _Node:
         self.extra = _compile(extra) if isinstance(extra, dict) else None
         self.items = _compile(items) if isinstance(items, dict) else None
         self.free = self.props is None and self.extra is None
+        self.map_walk = not self.free and (self.allowed is None or "object" in self.allowed)
         fmt = schema.get("format")
         self.fmt = fmt if fmt in ("byte", "date-time") else ""
         plain = {py for py, name in _TYPE_NAMES.items()
@@ -175,7 +177,10 @@ class _Walk:
             if before is not None and same(before, item):
                 continue
             path.append(i)
-            self.value(item, items, before)
+            if type(item) is dict and items.map_walk:  # ``value`` inlined for the common case
+                self._object(item, items, before if type(before) is dict else None)
+            else:
+                self.value(item, items, before)
             path.pop()
 
     def _object(self, value: JSON, node: _Node, old: JSON | None) -> None:
@@ -196,7 +201,10 @@ class _Walk:
                     continue
             if sub is not None:
                 path.append(key)
-                self.value(item, sub, None if before is _MISSING else before)
+                if type(item) is dict and sub.map_walk:  # ``value`` inlined for the common case
+                    self._object(item, sub, before if type(before) is dict else None)
+                else:
+                    self.value(item, sub, None if before is _MISSING else before)
                 path.pop()
             elif not path and key in ("apiVersion", "kind"):
                 continue
