@@ -67,7 +67,7 @@ class ObjectLimits:
                 raise _too_deep(attrs) from None
             raise errors.BadRequest(f"the object cannot be encoded: {exc}") from None
         # Nesting needs one bracket per level: fewer brackets than the limit bound the depth for free.
-        if encoded.count(b"{") + encoded.count(b"[") > MAX_DEPTH and depth_exceeds(
+        if _brackets(encoded) > MAX_DEPTH and depth_exceeds(
             obj, MAX_DEPTH, attrs.old if attrs.operation == "UPDATE" else None
         ):
             raise _too_deep(attrs)
@@ -96,9 +96,20 @@ def _update_within_limits(obj: JSON, old: JSON, old_size: int) -> bool:
             size += len(part) + len(orjson.dumps(key)) + 2
         except (TypeError, orjson.JSONEncodeError):
             return False
-        if size > MAX_OBJECT_BYTES or 1 + part.count(b"{") + part.count(b"[") > MAX_DEPTH:
+        if size > MAX_OBJECT_BYTES or 1 + _brackets(part) > MAX_DEPTH:
             return False
     return True
+
+
+def _brackets(encoded: bytes) -> int:
+    """How many ``{`` and ``[`` bytes ``encoded`` has (one pass deleting them: twice as fast as two
+    ``count`` calls; a large encoding is counted in place rather than copied)."""
+    if len(encoded) > _COPY_LIMIT:
+        return encoded.count(b"{") + encoded.count(b"[")
+    return len(encoded) - len(encoded.translate(None, b"{["))
+
+
+_COPY_LIMIT = 64 * 1024
 
 
 def _shallow_copy(a: object, b: object) -> bool:
