@@ -116,7 +116,10 @@ def _shallow_copy(a: object, b: object) -> bool:
     """Whether ``b`` is a map with exactly ``a``'s keys and the very same values (``dict(a)``)."""
     if type(a) is not dict or type(b) is not dict or len(a) != len(b):
         return False
-    return all(a.get(k, _MISSING) is v for k, v in b.items())
+    for key, value in b.items():
+        if a.get(key, _MISSING) is not value:
+            return False
+    return True
 
 
 _MISSING = object()

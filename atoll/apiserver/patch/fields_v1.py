@@ -15,15 +15,18 @@ from atoll.apiserver.patch.fieldsets import DOT, JSON, FieldSet, FieldType, inde
 
 def to_fields_v1(s: FieldSet) -> JSON:
     """Wire form: leaves as ``{}``, ``"."`` only where a member also has children."""
-    out: JSON = {}
+    return _fill({}, s)
+
+
+def _fill(out: JSON, s: FieldSet) -> JSON:
+    """``out`` (empty, or holding the ``"."`` of a member) with the wire form of ``s``'s children."""
     for key, sub in s.items():
         if key == DOT:
             continue
-        if len(sub) == 1 and DOT in sub:
-            out[key] = {}
+        if DOT not in sub:
+            out[key] = _fill({}, sub)
         else:
-            child = to_fields_v1(sub)
-            out[key] = {DOT: {}, **child} if DOT in sub else child
+            out[key] = {} if len(sub) == 1 else _fill({DOT: {}}, sub)
     return out
 
 
