@@ -116,18 +116,20 @@ def _difference(wire: JSON, s: FieldSet) -> JSON:
 
 
 def _union(wire: JSON, s: FieldSet) -> JSON:
-    out: JSON = {}
-    for key, sub in wire.items():
-        if key == DOT or not isinstance(sub, dict):
-            continue
-        other = s.get(key)
-        if other is None:
-            out[key] = sub
-            continue
-        out[key] = _render(not sub or DOT in sub or DOT in other, _union(sub, other)) or {}
+    """The children of ``wire`` (a stored entry's node, in normal form) united with ``s``'s: one
+    C-level copy, then only the children ``s`` names are visited (kept in place; new ones last)."""
+    out = dict(wire)
+    out.pop(DOT, None)
     for key, sub in s.items():
-        if key != DOT and key not in out:
-            out[key] = to_fields_v1({key: sub})[key]
+        if key == DOT:
+            continue
+        have = out.get(key)
+        if have is None:
+            out[key] = _fill({}, sub) if DOT not in sub else {} if len(sub) == 1 else _fill({DOT: {}}, sub)
+        elif have or len(sub) > 1 or DOT not in sub:  # else a leaf in both: stays ``{}``
+            member = not have or DOT in have or DOT in sub
+            children = _union(have, sub)
+            out[key] = ({DOT: {}, **children} if member else children) if children else {}
     return out
 
 
