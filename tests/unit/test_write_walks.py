@@ -76,6 +76,11 @@ def _pod() -> JSON:
         (1, 1.0, False),  # equal as JSON, but "not certainly": the caller walks it
         ({"a": [1], "b": 2}, {"b": 2, "a": [1]}, False),  # another key order: walked
         ({"a": 1}, {"a": 2}, False),
+        ({"t": "Ready", "s": "True", "p": None, "n": 3}, {"t": "Ready", "s": "True", "p": None, "n": 3}, True),
+        ({"t": "Ready", "n": 3}, {"n": 3, "t": "Ready"}, True),  # flat map, another key order: equal as JSON
+        ({"t": "Ready", "n": 1}, {"t": "Ready", "n": True}, False),
+        ({"t": "Ready", "f": 0.0}, {"t": "Ready", "f": -0.0}, False),  # equal floats may encode apart
+        ({"t": "Ready", "f": 1.5}, {"t": "Ready", "f": 1.5}, True),  # (then encoded: the same bytes)
     ],
 )
 def test_same_is_true_only_for_json_equal_values(a: Any, b: Any, expected: bool) -> None:
