@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from atoll.api import errors
+from atoll.api.registry import ResourceDef
 from atoll.apiserver.admission.chain import Attributes
 
 MAX_OBJECT_BYTES = 3 * 1024 * 1024
@@ -52,6 +53,10 @@ _EMPTY: dict[str, object] = {}
 
 class ObjectLimits:
     """First in the admission chain: every later plugin sees a bounded object."""
+
+    @staticmethod
+    def handles(rd: ResourceDef, operation: str, subresource: str) -> bool:
+        return operation in ("CREATE", "UPDATE")
 
     async def admit(self, attrs: Attributes) -> None:
         obj = attrs.obj
