@@ -89,6 +89,11 @@ CASES = {
         lambda stored: {**stored, "data": {"a": {1, 2}}},
         400,
     ),
+    "a key that is not a string": (
+        _cm(a="b"),
+        lambda stored: {**stored, 7: "x"},
+        400,
+    ),
 }
 
 

@@ -93,6 +93,8 @@ def _update_within_limits(obj: JSON, old: JSON, old_size: int) -> bool:
     limit when stored. False means "not proven": the caller checks the whole object."""
     size = old_size
     for key, value in obj.items():
+        if type(key) is not str:  # not encodable: the whole-object check answers
+            return False
         before = old.get(key, _MISSING)
         if before is value or _shallow_copy(before, value):
             continue
