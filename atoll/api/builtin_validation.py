@@ -18,10 +18,12 @@ resolution:
 Each schema definition is compiled once into a ``_Node`` tree (``$ref`` resolved, allowed types,
 properties and formats precomputed; recursive definitions share their node), so a check is one walk
 with no dictionary look-ups into the schema; a scalar of an accepted type with no format to check
-costs one set look-up (``_Node.plain``). On an update ``check(..., old=stored)`` skips every
-subtree equal to the stored object's, list items by index included (that object passed the same
-check when it was written; ``jsonvalues.same``, so ``true`` replacing ``1`` is still checked), so a
-status update does not re-check an unchanged spec or the unchanged conditions of a changed list.
+costs one set look-up (``_Node.plain``), and so does a date-time already seen valid (a bounded set:
+the timestamps of one status, or of pods started in one second, repeat). On an update
+``check(..., old=stored)`` skips every subtree equal to the stored object's, list items by index
+included (that object passed the same check when it was written; ``jsonvalues.same``, so ``true``
+replacing ``1`` is still checked), so a status update does not re-check an unchanged spec or the
+unchanged conditions of a changed list.
 
 Semantic rules beyond types (name formats, immutable fields) stay with their own checks.
 """
@@ -44,6 +46,8 @@ _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|
 _TYPE_NAMES: dict[type, str] = {
     bool: "boolean", int: "integer", float: "number", str: "string", dict: "object", list: "array"}
 _MISSING = object()
+_VALID_TIMES: set[str] = set()  # date-times that matched ``_DATE_TIME`` (timestamps repeat across writes)
+_VALID_TIMES_MAX = 1024
 
 
 def _path(path: Path) -> str:
@@ -85,7 +89,7 @@ def _allowed_types(schema: JSON) -> frozenset[str] | None:
 class _Node:
     """One compiled schema: allowed types, properties, map values, items and string format."""
 
-    __slots__ = ("allowed", "extra", "fmt", "free", "items", "label", "plain", "props")
+    __slots__ = ("allowed", "extra", "fmt", "free", "items", "label", "map_walk", "plain", "props")
 
     def __init__(self) -> None:
         self.allowed: frozenset[str] | None = None
@@ -96,6 +100,7 @@ class _Node:
         self.fmt = ""
         self.free = True  # an object with neither properties nor additionalProperties: not checked
         self.plain: frozenset[type] = frozenset()  # value types accepted with nothing more to check
+        self.map_walk = False  # a map here is accepted and its members checked: ``_object`` directly
 
     def fill(self, schema: JSON) -> _Node:
         self.allowed = _allowed_types(schema)
@@ -108,6 +113,7 @@ class _Node:
         self.extra = _compile(extra) if isinstance(extra, dict) else None
         self.items = _compile(items) if isinstance(items, dict) else None
         self.free = self.props is None and self.extra is None
+        self.map_walk = not self.free and (self.allowed is None or "object" in self.allowed)
         fmt = schema.get("format")
         self.fmt = fmt if fmt in ("byte", "date-time") else ""
         plain = {py for py, name in _TYPE_NAMES.items()
@@ -175,7 +181,10 @@ class _Walk:
             if before is not None and same(before, item):
                 continue
             path.append(i)
-            self.value(item, items, before)
+            if type(item) is dict and items.map_walk:  # ``value`` inlined for the common case
+                self._object(item, items, before if type(before) is dict else None)
+            else:
+                self.value(item, items, before)
             path.pop()
 
     def _object(self, value: JSON, node: _Node, old: JSON | None) -> None:
@@ -185,14 +194,23 @@ class _Walk:
             sub = props.get(key) if props is not None else None
             if sub is None:
                 sub = extra
-            if sub is not None and type(item) in sub.plain:
-                continue
+            if sub is not None:
+                kind = type(item)
+                if kind in sub.plain or (kind is str and sub.fmt == "date-time" and item in _VALID_TIMES):
+                    continue
             before = old.get(key, _MISSING) if old is not None else _MISSING
-            if before is not _MISSING and same(before, item):
-                continue  # checked when the stored object was written
+            if before is not _MISSING:  # equal to the stored value: checked when that was written
+                if type(item) is str:  # a string with a format (others are plain): ``same`` inlined
+                    if type(before) is str and before == item:
+                        continue
+                elif same(before, item):
+                    continue
             if sub is not None:
                 path.append(key)
-                self.value(item, sub, None if before is _MISSING else before)
+                if type(item) is dict and sub.map_walk:  # ``value`` inlined for the common case
+                    self._object(item, sub, before if type(before) is dict else None)
+                else:
+                    self.value(item, sub, None if before is _MISSING else before)
                 path.pop()
             elif not path and key in ("apiVersion", "kind"):
                 continue
@@ -210,7 +228,13 @@ class _Walk:
                 base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
                 problem = "illegal base64 data"
-        elif not _DATE_TIME.match(value):
+        elif value in _VALID_TIMES:
+            pass
+        elif _DATE_TIME.match(value):
+            if len(_VALID_TIMES) >= _VALID_TIMES_MAX:
+                _VALID_TIMES.clear()
+            _VALID_TIMES.add(value)
+        else:
             problem = "must be an RFC 3339 date-time"
         if problem:
             field = _path(self.path)

@@ -2,9 +2,11 @@
 
 Python's ``==`` is close to JSON equality but not equal to it (``True == 1``), so a C-level compare
 alone could hide a value that changed type. ``same`` answers ``True`` only when the values are equal
-as JSON: identical objects, equal scalars of one type, or containers that compare equal *and*
-encode to the same bytes. ``False`` means "walk it": the values may still be equal (``1`` and
-``1.0``, or maps with their keys in another order).
+as JSON: identical objects, equal scalars of one type, equal maps whose values are pairwise
+identical or equal strings, integers, booleans or nulls of one type (no encoding: the items of a
+status's conditions list), or containers that compare equal *and* encode to the same bytes.
+``False`` means "walk it": the values may still be equal (``1`` and ``1.0``, or nested maps with
+their keys in another order).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import orjson
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_EXACT = frozenset({str, int, bool, type(None)})  # equal values of one of these types encode alike (not -0.0)
 _MISSING = object()
 
 
@@ -26,8 +29,13 @@ def same(a: Any, b: Any) -> bool:
         return False
     if kind in _SCALARS:
         return True
-    if kind is dict and all(b.get(k, _MISSING) is v for k, v in a.items()):
-        return True  # equal length (a == b) and every value identical: a copy of the same map
+    if kind is dict:  # equal maps (a == b): certain when each value pair is one object or equal exact scalars
+        for key, v in a.items():
+            w = b.get(key, _MISSING)
+            if v is not w and (type(v) is not type(w) or type(v) not in _EXACT):
+                break
+        else:
+            return True
     try:
         return orjson.dumps(a) == orjson.dumps(b)
     except (orjson.JSONEncodeError, TypeError):

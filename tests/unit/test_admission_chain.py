@@ -42,3 +42,21 @@ async def test_plugins_run_only_for_resources_they_apply_to() -> None:
     calls.clear()
     await chain.admit(_attrs(CONFIGMAPS))
     assert calls == ["all:configmaps", "late:configmaps"]
+
+
+class CreatesOnly(Recorder):
+    @staticmethod
+    def handles(rd: ResourceDef, operation: str, subresource: str) -> bool:
+        return operation == "CREATE" and not subresource
+
+
+async def test_plugins_run_only_for_requests_they_handle() -> None:
+    calls: list[str] = []
+    chain = AdmissionChain()
+    chain.add(Recorder("all", calls))
+    chain.add(CreatesOnly("creates", calls))
+    status = Attributes("UPDATE", PODS, "ns", "x", {"metadata": {"name": "x"}}, None, subresource="status")
+    await chain.admit(status)
+    await chain.admit(_attrs(PODS))
+    await chain.admit(Attributes("DELETE", PODS, "ns", "x", None, {"metadata": {"name": "x"}}))
+    assert calls == ["all:pods", "all:pods", "creates:pods", "all:pods"]

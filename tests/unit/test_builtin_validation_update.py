@@ -55,3 +55,21 @@ def test_depth_walk_skips_subtrees_equal_to_the_stored_object_but_finds_new_dept
     assert not depth_exceeds(deep, MAX_DEPTH, old=copy.deepcopy(deep))  # unchanged: accepted when stored
     grown = {"a": _nested(MAX_DEPTH + 5), "b": {}}
     assert depth_exceeds(grown, MAX_DEPTH, old={"a": {}, "b": {}})
+
+
+def test_date_times_seen_valid_are_remembered_within_a_bound() -> None:
+    from atoll.api import builtin_validation as bv
+
+    bv._VALID_TIMES.clear()
+    pod = _pod()
+    pod["status"]["startTime"] = "2026-01-01T00:00:00Z"
+    assert check(pod, "", "v1", "Pod") == ([], [])
+    assert "2026-01-01T00:00:00Z" in bv._VALID_TIMES
+    assert check(pod, "", "v1", "Pod") == ([], [])  # remembered: accepted the same
+    pod["status"]["startTime"] = "2026-01-01 00:00"
+    assert [c["field"] for c in check(pod, "", "v1", "Pod")[1]] == ["status.startTime"]
+    assert "2026-01-01 00:00" not in bv._VALID_TIMES
+    for second in range(bv._VALID_TIMES_MAX + 5):
+        pod["status"]["startTime"] = f"2026-01-01T00:{second // 60 % 60:02d}:{second % 60:02d}.{second}Z"
+        assert check(pod, "", "v1", "Pod") == ([], [])
+    assert len(bv._VALID_TIMES) <= bv._VALID_TIMES_MAX

@@ -8,6 +8,7 @@ the writer's entry after an update) must be the bytes the set algebra and conver
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 import orjson
@@ -75,6 +76,11 @@ def _pod() -> JSON:
         (1, 1.0, False),  # equal as JSON, but "not certainly": the caller walks it
         ({"a": [1], "b": 2}, {"b": 2, "a": [1]}, False),  # another key order: walked
         ({"a": 1}, {"a": 2}, False),
+        ({"t": "Ready", "s": "True", "p": None, "n": 3}, {"t": "Ready", "s": "True", "p": None, "n": 3}, True),
+        ({"t": "Ready", "n": 3}, {"n": 3, "t": "Ready"}, True),  # flat map, another key order: equal as JSON
+        ({"t": "Ready", "n": 1}, {"t": "Ready", "n": True}, False),
+        ({"t": "Ready", "f": 0.0}, {"t": "Ready", "f": -0.0}, False),  # equal floats may encode apart
+        ({"t": "Ready", "f": 1.5}, {"t": "Ready", "f": 1.5}, True),  # (then encoded: the same bytes)
     ],
 )
 def test_same_is_true_only_for_json_equal_values(a: Any, b: Any, expected: bool) -> None:
@@ -125,11 +131,44 @@ def test_changes_of_a_keyed_list_item_names_only_the_changed_field() -> None:
         ({"f:a": {".": {}, "f:x": {}}}, {}, {"f:a": {DOT: {}}}),  # no longer a member, still a parent
         ({"f:a": {"f:x": {}}}, {}, {"f:a": {"f:x": {DOT: {}}}}),  # nothing left: dropped
         ({}, {"f:a": {DOT: {}, "f:b": {DOT: {}}}}, {}),
+        ({"f:a": {}, "f:b": {".": {}, "f:c": {}}}, {"f:b": {"f:c": {DOT: {}}}}, {}),  # owned already: kept
+        ({"f:a": {}, "f:b": {"f:c": {}}}, {"f:b": {DOT: {}, "f:c": {DOT: {}}}}, {}),  # b becomes a member
+        ({"f:a": {}}, {"f:a": {DOT: {}, "f:x": {DOT: {}}}}, {}),  # a leaf gains a child
+        ({"f:a": {}, "f:b": {"f:c": {}}}, {"f:a": {DOT: {}}}, {"f:b": {"f:d": {DOT: {}}}}),  # removes nothing
+        ({"f:a": {}, "f:b": {"f:c": {}}}, {}, {"f:b": {DOT: {}}}),  # b not a member: nothing removed
     ],
 )
 def test_update_fields_v1_is_the_set_algebra_in_wire_form(wire: JSON, changed: JSON, removed: JSON) -> None:
     expected = to_fields_v1(union(difference(from_fields_v1(wire), removed), changed))
     assert orjson.dumps(update_fields_v1(wire, changed, removed)) == orjson.dumps(expected)
+
+
+def _random_set(rng: random.Random, depth: int) -> JSON:
+    """An internal-form field set over a few names (members carry ``"."``)."""
+    out: JSON = {}
+    for name in rng.sample(["f:a", "f:b", "f:c", 'k:{"x":"1"}'], rng.randint(0, 3)):
+        sub = _random_set(rng, depth - 1) if depth and rng.random() < 0.5 else {}
+        if not sub or rng.random() < 0.5:
+            sub[DOT] = {}
+        out[name] = sub
+    return out
+
+
+def test_update_fields_v1_matches_the_set_algebra_on_random_sets() -> None:
+    rng = random.Random(14)
+    kept = 0
+    for _ in range(20_000):
+        wire = to_fields_v1(_random_set(rng, 3))
+        changed, removed = _random_set(rng, 3), _random_set(rng, 3)
+        if rng.random() < 0.3:
+            changed = from_fields_v1(wire)  # a writer rewriting fields it owns
+        if rng.random() < 0.3:
+            removed = {}
+        expected = to_fields_v1(union(difference(from_fields_v1(wire), removed), changed))
+        got = update_fields_v1(wire, changed, removed)
+        assert orjson.dumps(got) == orjson.dumps(expected), (wire, changed, removed)
+        kept += got is wire
+    assert kept > 1_000  # the owned-already fast path is taken
 
 
 @pytest.mark.parametrize("rd", [POD, EVENT, DOMAIN])

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from atoll.api import errors
 from atoll.api.builtin_validation import check
+from atoll.api.registry import ResourceDef
 from atoll.apiserver.admission.chain import Attributes
 
 
 class BuiltinSchemaAdmission:
     """Validates built-in kinds against their published schema, honouring ``fieldValidation``."""
+
+    @staticmethod
+    def handles(rd: ResourceDef, operation: str, subresource: str) -> bool:
+        return rd.builtin and operation in ("CREATE", "UPDATE")
 
     async def admit(self, attrs: Attributes) -> None:
         rd = attrs.rd

@@ -34,6 +34,7 @@ class Attributes:
     user: UserInfo | None = None
     warnings: list[str] = field(default_factory=list)
     on_abort: list[Callable[[], None]] = field(default_factory=list)  # undo reservations if not stored
+    old_size: int = 0  # length of ``old``'s JSON encoding when known (the cached bytes), else 0
 
     def abort(self) -> None:
         """The write was refused later or was a dry run: release what plugins reserved."""
@@ -44,7 +45,9 @@ class Attributes:
 
 class AdmissionPlugin(Protocol):
     """May also define ``applies_to(rd) -> bool``: False for resources its ``admit`` never acts
-    on (decided by the resource alone), so the chain does not call it for them."""
+    on (decided by the resource alone), so the chain does not call it for them; and
+    ``handles(rd, operation, subresource) -> bool``: False for requests its ``admit`` returns from
+    at once (decided by those three alone: a pod status write skips the create-time plugins)."""
 
     async def admit(self, attrs: Attributes) -> None:
         """Mutate ``attrs.obj`` and/or raise an ``APIError`` to refuse the write."""
@@ -53,28 +56,33 @@ class AdmissionPlugin(Protocol):
 class AdmissionChain:
     def __init__(self) -> None:
         self._plugins: list[AdmissionPlugin] = []
-        self._by_resource: dict[tuple[str, str, str, bool], list[AdmissionPlugin]] = {}
+        self._by_request: dict[tuple[str, str, str, bool, str, str], list[AdmissionPlugin]] = {}
 
     def add(self, plugin: AdmissionPlugin) -> None:
         self._plugins.append(plugin)
-        self._by_resource.clear()
+        self._by_request.clear()
 
-    def _for(self, rd: ResourceDef) -> list[AdmissionPlugin]:
-        """The plugins that can act on ``rd`` (in registration order), decided once per resource."""
-        key = (rd.group, rd.plural, rd.kind, rd.builtin)  # everything an ``applies_to`` may look at
-        plugins = self._by_resource.get(key)
+    def _for(self, rd: ResourceDef, operation: str = "CREATE", subresource: str = "") -> list[AdmissionPlugin]:
+        """The plugins that can act on such a request (in registration order), decided once per
+        resource, operation and subresource."""
+        # everything an ``applies_to`` or a ``handles`` may look at
+        key = (rd.group, rd.plural, rd.kind, rd.builtin, operation, subresource)
+        plugins = self._by_request.get(key)
         if plugins is None:
-            plugins = self._by_resource[key] = [p for p in self._plugins if _applies(p, rd)]
+            plugins = self._by_request[key] = [p for p in self._plugins if _applies(p, rd, operation, subresource)]
         return plugins
 
     async def admit(self, attrs: Attributes) -> None:
-        for plugin in self._for(attrs.rd):
+        for plugin in self._for(attrs.rd, attrs.operation, attrs.subresource):
             await plugin.admit(attrs)
 
 
-def _applies(plugin: AdmissionPlugin, rd: ResourceDef) -> bool:
+def _applies(plugin: AdmissionPlugin, rd: ResourceDef, operation: str, subresource: str) -> bool:
     applies_to = getattr(plugin, "applies_to", None)
-    return applies_to is None or bool(applies_to(rd))
+    if applies_to is not None and not applies_to(rd):
+        return False
+    handles = getattr(plugin, "handles", None)
+    return handles is None or bool(handles(rd, operation, subresource))
 
 
 class NamespaceLifecycle:
@@ -82,6 +90,10 @@ class NamespaceLifecycle:
 
     def __init__(self, namespace_exists: NamespaceLookup) -> None:
         self._lookup = namespace_exists
+
+    @staticmethod
+    def handles(rd: ResourceDef, operation: str, subresource: str) -> bool:
+        return operation == "CREATE" and rd.namespaced
 
     async def admit(self, attrs: Attributes) -> None:
         if attrs.operation != "CREATE" or not attrs.rd.namespaced or attrs.namespace is None:

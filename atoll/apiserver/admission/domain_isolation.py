@@ -60,6 +60,10 @@ class DomainIsolation:
     def applies_to(rd: ResourceDef) -> bool:
         return not rd.group and rd.plural == "pods"
 
+    @staticmethod
+    def handles(rd: ResourceDef, operation: str, subresource: str) -> bool:
+        return operation in ("CREATE", "UPDATE") and subresource != "status"
+
     async def admit(self, attrs: Attributes) -> None:
         if attrs.rd.group or attrs.rd.plural != "pods" or attrs.obj is None or attrs.namespace is None:
             return

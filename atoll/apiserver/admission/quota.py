@@ -64,6 +64,10 @@ class QuotaAdmission:
         return [c.obj for c in self._cache.list(f"/core/resourcequotas/{namespace}/")]
 
     @staticmethod
+    def handles(rd: ResourceDef, operation: str, subresource: str) -> bool:
+        return operation == "CREATE"
+
+    @staticmethod
     def applies_to(rd: ResourceDef) -> bool:
         return rd.group == "" and rd.kind == "Pod"
 

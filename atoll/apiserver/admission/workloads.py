@@ -46,6 +46,12 @@ class PriorityAdmission:
     def applies_to(rd: ResourceDef) -> bool:
         return (rd.group == PRIORITY_CLASSES.group and rd.kind == PRIORITY_CLASSES.kind) or _is_pods(rd)
 
+    @staticmethod
+    def handles(rd: ResourceDef, operation: str, subresource: str) -> bool:
+        if subresource:
+            return False
+        return operation == "CREATE" or (operation == "UPDATE" and not _is_pods(rd))
+
     async def admit(self, attrs: Attributes) -> None:
         if attrs.rd.group == PRIORITY_CLASSES.group and attrs.rd.kind == PRIORITY_CLASSES.kind:
             self._check_class(attrs)
@@ -104,6 +110,10 @@ class DomainPlacement:
     @staticmethod
     def applies_to(rd: ResourceDef) -> bool:
         return _is_pods(rd)
+
+    @staticmethod
+    def handles(rd: ResourceDef, operation: str, subresource: str) -> bool:
+        return operation == "CREATE" and not subresource
 
     async def admit(self, attrs: Attributes) -> None:
         if not _is_pod_create(attrs) or attrs.namespace is None:

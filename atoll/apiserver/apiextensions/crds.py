@@ -81,6 +81,11 @@ class CRDManager:
 
     # ---- admission ----------------------------------------------------------------------------
 
+    @staticmethod
+    def applies_to(rd: ResourceDef) -> bool:
+        """Admission acts on CRDs and custom resources only."""
+        return (rd.group == CRD_GROUP and rd.kind == "CustomResourceDefinition") or not rd.builtin
+
     async def admit(self, attrs: Attributes) -> None:
         rd = attrs.rd
         if rd.group == CRD_GROUP and rd.kind == "CustomResourceDefinition":

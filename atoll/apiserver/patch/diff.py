@@ -18,6 +18,7 @@ from atoll.apiserver.patch.fieldsets import DOT, JSON, FieldSet, FieldType, inde
 from atoll.apiserver.patch.merge import json_equal
 
 _MISSING: Any = object()
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # a leaf whatever its schema type
 
 
 def changes(old: Any, new: Any, t: FieldType) -> tuple[FieldSet, FieldSet]:
@@ -33,7 +34,10 @@ def changes(old: Any, new: Any, t: FieldType) -> tuple[FieldSet, FieldSet]:
 def _added_map(value: JSON, t: FieldType) -> FieldSet:
     """Everything in a new object (the fast path of ``changes`` for creates)."""
     required = t.raw.get("required") or ()
-    return {"f:" + key: _added(sub, t.child(key), key in required) for key, sub in value.items()}
+    return {
+        "f:" + key: {DOT: {}} if type(sub) in _SCALARS else _added(sub, t.child(key), key in required)
+        for key, sub in value.items()
+    }
 
 
 def _added(value: Any, t: FieldType, zero: bool) -> FieldSet:
@@ -59,8 +63,6 @@ def _added(value: Any, t: FieldType, zero: bool) -> FieldSet:
     return {DOT: {}}
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
 
 def _compare_map(old: JSON, new: JSON, t: FieldType, changed: FieldSet, removed: FieldSet) -> None:
     for key, nv in new.items():
@@ -68,7 +70,7 @@ def _compare_map(old: JSON, new: JSON, t: FieldType, changed: FieldSet, removed:
         if ov is nv:
             continue
         if ov is _MISSING:
-            changed["f:" + key] = _new_value(nv, t.child(key))
+            changed["f:" + key] = {DOT: {}} if type(nv) in _SCALARS else _new_value(nv, t.child(key))
             continue
         kind = type(nv)
         if kind is type(ov) and kind in _SCALARS:
@@ -92,7 +94,10 @@ def _new_value(value: Any, t: FieldType) -> FieldSet:
     if isinstance(value, dict):
         if not value or t.atomic:
             return {DOT: {}}
-        out: FieldSet = {"f:" + key: _new_value(sub, t.child(key)) for key, sub in value.items()}
+        out: FieldSet = {
+            "f:" + key: {DOT: {}} if type(sub) in _SCALARS else _new_value(sub, t.child(key))
+            for key, sub in value.items()
+        }
         out[DOT] = {}
         return out
     if isinstance(value, list) and value and t.list_type != "atomic":

@@ -128,6 +128,9 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+_ENCODED: dict[str, str] = {}  # JSON form of the strings that key one-key map lists (bounded)
+
+
 def item_key(item: Any, t: FieldType) -> str:
     """The path element of one element of a ``map`` or ``set`` list."""
     if t.list_type == "set" or not isinstance(item, dict):
@@ -135,7 +138,15 @@ def item_key(item: Any, t: FieldType) -> str:
     if t.key_prefix:
         name = t.keys[0]
         if name in item:
-            return t.key_prefix + _dumps(item[name]) + "}"
+            value = item[name]
+            if type(value) is str:  # condition types, container names: a few, seen again and again
+                encoded = _ENCODED.get(value)
+                if encoded is None:
+                    if len(_ENCODED) >= 4096:
+                        _ENCODED.clear()
+                    encoded = _ENCODED[value] = _dumps(value)
+                return t.key_prefix + encoded + "}"
+            return t.key_prefix + _dumps(value) + "}"
     key: JSON = {}
     for name in t.keys:
         if name in item:

@@ -20,7 +20,13 @@ import orjson
 from atoll.api import timestamps
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.patch.diff import changes
-from atoll.apiserver.patch.fields_v1 import created_fields_v1, from_fields_v1, to_fields_v1, update_fields_v1
+from atoll.apiserver.patch.fields_v1 import (
+    created_fields_v1,
+    from_fields_v1,
+    overlaps_wire,
+    to_fields_v1,
+    update_fields_v1,
+)
 from atoll.apiserver.patch.fieldsets import (
     DOT,
     STRIPPED_META,
@@ -194,7 +200,7 @@ def _record_incremental(md: JSON, stored: list[Any], me: Entry, changed: FieldSe
         key = (str(raw["manager"]), raw["operation"], version, str(raw.get("subresource") or ""))
         if key == me.key:
             mine = raw
-        elif _overlaps_wire(raw.get("fieldsV1"), changed) or _overlaps_wire(raw.get("fieldsV1"), removed):
+        elif overlaps_wire(raw.get("fieldsV1"), changed) or overlaps_wire(raw.get("fieldsV1"), removed):
             entry = decode([raw])[0]
             entry.fields = difference(difference(entry.fields, changed), removed)
             if entry.fields:
@@ -249,20 +255,3 @@ def _wire_order(raw: JSON) -> tuple[str, str, str, str, str]:
         str(raw.get("apiVersion") or ""),
         str(raw.get("subresource") or ""),
     )
-
-
-def _overlaps_wire(wire: Any, s: FieldSet) -> bool:
-    """Whether a FieldsV1 (wire form) set shares a member with an internal-form set."""
-    if not isinstance(wire, dict) or not s:
-        return False
-    for key, sub in s.items():
-        if key == DOT:
-            continue
-        w = wire.get(key)
-        if not isinstance(w, dict):
-            continue
-        if DOT in sub and (not w or DOT in w):
-            return True
-        if w and _overlaps_wire(w, sub):
-            return True
-    return False

@@ -313,6 +313,7 @@ class ResourceStorage:
                 field_validation=opts.field_validation,
                 user=opts.user,
                 warnings=opts.warnings,
+                old_size=len(current.raw),
             )
             await self.admission.admit(attrs)
             same_content = _without_volatile(new) == _without_volatile(current.obj)  # managedFields aside
