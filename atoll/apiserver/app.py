@@ -135,9 +135,7 @@ class APIServer:
         self.resources = ResourceHandlers(
             self.objects, logs, self.strategies, watch=config.settings.watch, clock=config.clock
         )
-        self.local_reads = InProcessReads(
-            self.resources, self.registry, settings=self.resources.watch_settings, clock=config.clock
-        )
+        self.local_reads = InProcessReads(self.resources, self.registry)
         """LIST/WATCH/GET without HTTP, for this process's own admin client only (``atoll.client.local``)."""
         self.frontends = Frontends(
             registry=self.registry,

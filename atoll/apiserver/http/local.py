@@ -34,7 +34,7 @@ from typing import Any, cast
 import orjson
 
 from atoll.api import errors
-from atoll.api.clock import Clock, TimerHandle
+from atoll.api.clock import TimerHandle
 from atoll.api.registry import Registry, ResourceDef
 from atoll.apiserver.auth.reviews import VIRTUAL
 from atoll.apiserver.cache.entries import LARGE_OBJECT, Cached
@@ -43,7 +43,7 @@ from atoll.apiserver.http import partial
 from atoll.apiserver.http.metrics import count_local, watchers
 from atoll.apiserver.http.metrics_api import is_metrics
 from atoll.apiserver.http.resources import ResourceHandlers
-from atoll.apiserver.http.watch import WatchStreamSettings, parse_rv
+from atoll.apiserver.http.watch import parse_rv
 from atoll.apiserver.registry import lists
 
 JSON = dict[str, Any]
@@ -69,14 +69,11 @@ def metadata_of(cached: Cached) -> JSON:
 class InProcessReads:
     """The :class:`atoll.client.local.LocalReads` of one API server."""
 
-    def __init__(
-        self, handlers: ResourceHandlers, registry: Registry, *, settings: WatchStreamSettings, clock: Clock
-    ) -> None:
+    def __init__(self, handlers: ResourceHandlers, registry: Registry) -> None:
+        """``handlers``: the HTTP handlers whose list code, watch settings and clock are used."""
         self._handlers = handlers
         self._cache = handlers.objects.cache
         self._registry = registry
-        self._settings = settings
-        self._clock = clock
 
     def serves(self, rd: ResourceDef) -> bool:
         """Stored resources this server has (an unknown one, a virtual review or the metrics API
@@ -143,7 +140,7 @@ class InProcessReads:
         metadata_only: bool,
     ) -> AsyncGenerator[tuple[str, JSON], None]:
         """The events of one watch, as ``serve_watch`` writes them (see the module docstring)."""
-        settings, clock, cache = self._settings, self._clock, self._cache
+        settings, clock, cache = self._handlers.watch_settings, self._handlers.clock, self._cache
         rd = self._own(rd)
         namespace = namespace if rd.namespaced else None
         timeout = float(timeout_seconds or 0) or random.uniform(settings.min_timeout, settings.max_timeout)
