@@ -59,6 +59,8 @@ class MetadataInformer(Informer):
         meta = obj.get("metadata")
         if isinstance(meta, dict) and "managedFields" in meta:
             meta = {k: v for k, v in meta.items() if k != "managedFields"}
+        api_version: Any
+        obj_kind: Any
         if obj.get("kind") in (None, "PartialObjectMetadata"):
             api_version, obj_kind = self.rd.api_version, self.rd.kind
         else:  # a server that ignored the metadata Accept header sent the whole object
