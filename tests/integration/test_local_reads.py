@@ -18,6 +18,7 @@ from atoll.api.kinds import CONFIGMAPS
 from atoll.apiserver.http.metrics import local_request_total
 from atoll.apiserver.http.watch import WatchStreamSettings
 from atoll.client import Client
+from atoll.client.local import local_mode
 from atoll.client.paths import METADATA_ONLY
 from tests.conftest import RunningServer
 
@@ -190,3 +191,12 @@ async def test_local_reads_are_counted_apart(api_server: RunningServer) -> None:
     async with api_server.node.client() as local:
         await local.list(CONFIGMAPS, NS)
     assert count() == before + 1
+
+
+def test_which_reads_go_local() -> None:
+    assert local_mode(None) is False and local_mode({}) is False
+    assert local_mode({"Accept": "application/json"}) is False
+    assert local_mode(METADATA_ONLY) is True
+    table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    assert local_mode({"Accept": table}) is None  # over HTTP, which renders Tables
+    assert local_mode({"Accept": "application/json", "X-Other": "1"}) is None

@@ -19,6 +19,8 @@ A watch keeps the HTTP bound: its watcher's queue holds at most ``CacheSettings.
 events; a consumer that falls further behind is ended by the cache and its iteration raises
 ``Gone`` (its informer relists), never buffering without limit.
 
+Calls must come from the server's own event loop (the watch queues are asyncio queues).
+
 **Authorization**: none is checked here. Only the master's own admin client is given this backend
 (``MasterNode.client``), whose user is in ``system:masters`` (allowed everything) anyway. Reads
 are counted in ``atoll_apiserver_local_request_total`` (not in the HTTP request metrics), watches
