@@ -49,6 +49,9 @@ def _params(raw: Mapping[str, Any] | None) -> dict[str, str]:
 class Transport:
     """Connection settings, the pooled session and raw requests to one API server."""
 
+    local: LocalReads | None = None
+    """In-process LIST/WATCH/GET (:mod:`atoll.client.local`), or None: over HTTP."""
+
     def __init__(
         self,
         server: str,
