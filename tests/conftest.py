@@ -112,11 +112,30 @@ async def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIte
     task = await start_until_ready(node.run(), node.ready, 30, "master did not become ready in 30 s")
     kubeconfig, token, ca = _write_kubeconfig(config.data_dir, node.url)
     yield RunningServer(node.url, config.data_dir, kubeconfig, token, ca, node)
+    assert node.server is not None
+    mutated = mutated_cache_objects(node.server.cache)
     task.cancel()
     try:
         await task
     except asyncio.CancelledError:
         pass
+    # the master's controllers read the cache's own dicts in-process (``atoll.client.local``)
+    assert not mutated, f"objects of the watch cache were mutated in place by a reader: {mutated[:5]}"
+
+
+def mutated_cache_objects(cache: Any) -> list[str]:
+    """Keys of watch-cache objects (current and history) whose dict no longer matches their
+    encoding: someone mutated a shared, read-only object."""
+    import orjson
+
+    out = []
+    entries = [(k, c) for bucket in cache._objects.values() for k, c in bucket.items()]
+    entries += [(ev.key, ev.current) for ev in cache._history]
+    for key, cached in entries:
+        obj = cached._obj
+        if obj is not None and orjson.loads(cached.raw) != obj:
+            out.append(key)
+    return out
 
 
 def start_master_process(

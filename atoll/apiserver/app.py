@@ -53,6 +53,7 @@ from atoll.apiserver.http.gate import start_gated_tcp
 from atoll.apiserver.http.gate import stop as stop_listener
 from atoll.apiserver.http.limits import ConnectionLimits
 from atoll.apiserver.http.listeners import start_loopback
+from atoll.apiserver.http.local import InProcessReads
 from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.protocol import StatusServer
 from atoll.apiserver.http.resources import ResourceHandlers
@@ -134,6 +135,8 @@ class APIServer:
         self.resources = ResourceHandlers(
             self.objects, logs, self.strategies, watch=config.settings.watch, clock=config.clock
         )
+        self.local_reads = InProcessReads(self.resources, self.registry)
+        """LIST/WATCH/GET without HTTP, for this process's own admin client only (``atoll.client.local``)."""
         self.frontends = Frontends(
             registry=self.registry,
             discovery=Discovery(self.registry, self.strategies),

@@ -24,6 +24,7 @@ from typing import Any
 from atoll.api.registry import ResourceDef
 from atoll.client.discovery import AGGREGATED_ACCEPT, Discovery
 from atoll.client.kubeconfig import KubeConfig, load_kubeconfig
+from atoll.client.local import local_mode
 from atoll.client.paths import PATCH_CONTENT_TYPES, PatchType, resource_path
 from atoll.client.transport import JSON
 from atoll.client.watch import WatchVerbs
@@ -84,6 +85,9 @@ class Client(WatchVerbs):
     async def get(
         self, rd: ResourceDef, name: str, namespace: str | None = None, subresource: str | None = None
     ) -> JSON:
+        local = self.local
+        if local is not None and not subresource and local.serves(rd):
+            return await local.get(rd, namespace, name)
         return await self._json("GET", resource_path(rd, namespace, name, subresource))
 
     async def list(
@@ -98,7 +102,8 @@ class Client(WatchVerbs):
         resource_version: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> JSON:
-        """One page; ``headers`` e.g. ``METADATA_ONLY`` for a ``PartialObjectMetadataList``."""
+        """One page; ``headers`` e.g. ``METADATA_ONLY`` for a ``PartialObjectMetadataList``.
+        With a ``local`` backend the items are the server's cached dicts: read-only."""
         params = {
             "labelSelector": label_selector,
             "fieldSelector": field_selector,
@@ -106,6 +111,12 @@ class Client(WatchVerbs):
             "continue": continue_,
             "resourceVersion": resource_version,
         }
+        local = self.local
+        if local is not None and local.serves(rd):
+            mode = local_mode(headers)
+            if mode is not None:
+                query = {k: str(v) for k, v in params.items() if v is not None and v != ""}
+                return await local.list(rd, namespace, query, metadata_only=mode)
         return await self._json("GET", resource_path(rd, namespace), params=params, headers=headers)
 
     async def list_all(

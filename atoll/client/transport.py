@@ -5,6 +5,8 @@
   the kubeconfig's TLS context, or a Unix socket (a same-host API server's loopback listener).
   This package is the only place in Atoll that opens HTTP client sessions.
 * **Bearer tokens** are sent on every request; a projected token file is re-read once a minute.
+* **In-process reads**: a client built with a ``local`` backend (the master's own admin client)
+  serves LIST/WATCH/GET from it without HTTP (:mod:`atoll.client.local`).
 * **Errors are the server's errors.** A non-2xx answer is parsed back into the matching
   :class:`atoll.api.errors.APIError` (``except NotFound:`` works like ``apierrors.IsNotFound``);
   transport problems become :class:`ClientConnectionError`. aiohttp never leaks.
@@ -27,6 +29,7 @@ import orjson
 from atoll.api.errors import InternalError
 from atoll.client.errors import ClientConnectionError, ClientTimeoutError, error_from_response
 from atoll.client.kubelet import STREAM_MESSAGE_MAX
+from atoll.client.local import LocalReads
 from atoll.client.stream import StreamResponse
 
 JSON = dict[str, Any]
@@ -46,6 +49,9 @@ def _params(raw: Mapping[str, Any] | None) -> dict[str, str]:
 class Transport:
     """Connection settings, the pooled session and raw requests to one API server."""
 
+    local: LocalReads | None = None
+    """In-process LIST/WATCH/GET (:mod:`atoll.client.local`), or None: over HTTP."""
+
     def __init__(
         self,
         server: str,
@@ -60,9 +66,13 @@ class Transport:
         user_agent: str = "atoll/0.1",
         pool_size: int = 100,
         unix_socket: str | None = None,
+        local: LocalReads | None = None,
     ) -> None:
         """``unix_socket``: connect to this Unix socket instead of ``server``'s host (plain HTTP
-        to a same-host API server's loopback listener; ``server`` is then ``http://localhost``)."""
+        to a same-host API server's loopback listener; ``server`` is then ``http://localhost``).
+        ``local``: serve LIST/WATCH/GET in-process from this backend (:mod:`atoll.client.local`;
+        the master's own admin client), writes still going over HTTP."""
+        self.local = local
         self.server = server.rstrip("/")
         self._unix_socket = unix_socket
         self.namespace = namespace

@@ -4,6 +4,7 @@ A watch is ``GET …?watch=true`` answered with newline-delimited ``WatchEvent``
 (:meth:`StreamResponse.lines` splits it). ``BOOKMARK`` events are asked for by default and passed
 through; an ``ERROR`` event ends the stream with its ``APIError`` (``Gone`` for an expired
 resourceVersion, so informers relist). Each event line is decoded once, straight from the stream.
+A client with a ``local`` backend (:mod:`atoll.client.local`) watches in-process instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 from atoll.api.errors import InternalError, from_status
 from atoll.api.registry import ResourceDef
 from atoll.client.errors import ERROR_TEXT_LIMIT
+from atoll.client.local import local_mode
 from atoll.client.paths import resource_path
 from atoll.client.stream import StreamResponse
 from atoll.client.transport import JSON, Transport
@@ -23,7 +25,7 @@ from atoll.client.transport import JSON, Transport
 class WatchVerbs(Transport):
     """The ``watch`` verb, on top of the transport (a base class of :class:`atoll.client.Client`)."""
 
-    async def watch(
+    def watch(
         self,
         rd: ResourceDef,
         namespace: str | None = None,
@@ -38,7 +40,40 @@ class WatchVerbs(Transport):
     ) -> AsyncGenerator[tuple[str, JSON], None]:
         """Yield ``(type, object)`` until the server ends the stream. An ``ERROR`` event raises its
         APIError (``Gone`` for 410); silence longer than ``inactivity_timeout`` raises
-        :class:`ClientTimeoutError`. Use ``contextlib.aclosing`` to stop early."""
+        :class:`ClientTimeoutError`. Use ``contextlib.aclosing`` to stop early. With a ``local``
+        backend the objects are the server's cached dicts (read-only) and no connection can go
+        silent (``inactivity_timeout`` is moot)."""
+        local = self.local
+        if local is not None and local.serves(rd):
+            mode = local_mode(headers)
+            if mode is not None:
+                return local.watch(
+                    rd,
+                    namespace,
+                    resource_version=resource_version,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                    timeout_seconds=timeout_seconds,
+                    allow_bookmarks=allow_bookmarks,
+                    metadata_only=mode,
+                )
+        return self._watch_http(
+            rd, namespace, resource_version, label_selector, field_selector, timeout_seconds, allow_bookmarks,
+            inactivity_timeout, headers,
+        )
+
+    async def _watch_http(
+        self,
+        rd: ResourceDef,
+        namespace: str | None,
+        resource_version: str | None,
+        label_selector: str | None,
+        field_selector: str | None,
+        timeout_seconds: int | None,
+        allow_bookmarks: bool,
+        inactivity_timeout: float | None,
+        headers: Mapping[str, str] | None,
+    ) -> AsyncGenerator[tuple[str, JSON], None]:
         params = {
             "watch": True,
             "resourceVersion": resource_version,

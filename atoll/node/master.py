@@ -170,16 +170,22 @@ class MasterNode:
         tg.create_task(_closing(client, self.gateway.run()), name="master/gateway")
 
     def client(self) -> Client:
-        """An admin client of this node's own API server: over the loopback Unix socket when it
-        is bound (no TLS or TCP for the in-process controllers), else over HTTPS."""
+        """An admin client of this node's own API server: LIST, WATCH and GET in-process
+        (``APIServer.local_reads``: no encoding, socket or decoding of what the watch cache holds;
+        objects from lists and watches are the cache's, read-only), writes over the loopback Unix
+        socket when it is bound (no TLS or TCP for the in-process controllers), else over HTTPS.
+        Only this admin (``system:masters``) client may get the in-process reads: they are not
+        authorized."""
         token = self.pki.admin_token.read_text().strip()
         assert self.server is not None
+        local = self.server.local_reads
         if self.server.loopback_socket is not None:
             return Client(
                 "http://localhost",
                 unix_socket=str(self.server.loopback_socket),
                 token=token,
                 user_agent="atoll-controller-manager",
+                local=local,
             )
         ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
         return Client(
@@ -187,6 +193,7 @@ class MasterNode:
             ssl_context=ctx,
             token=token,
             user_agent="atoll-controller-manager",
+            local=local,
         )
 
     async def _run_controllers(self) -> None:

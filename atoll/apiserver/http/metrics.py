@@ -3,7 +3,10 @@
 Counted in the server's outermost layer, after the response is known: ``apiserver_request_total``
 by verb, resource and code, and ``apiserver_request_duration_seconds`` by verb and resource
 (watches are counted when they end, and their duration is excluded from the histogram, as in
-Kubernetes). Exposed together with the controller runtime's metrics from one registry.
+Kubernetes). Exposed together with the controller runtime's metrics from one registry. Reads served
+in-process to the master's own controllers (no HTTP) are counted apart, in
+``atoll_apiserver_local_request_total`` (``count_local``); their watches are in
+``apiserver_registered_watchers`` too.
 
 Every request passes here, so the hot path is plain arithmetic on one ``_Series`` per (verb,
 resource, code) — no lock, no label validation (everything runs on the event loop); a collector
@@ -45,6 +48,13 @@ client_request_total = Counter(
 MAX_CLIENTS = 32
 BY_CLIENT = os.environ.get("ATOLL_REQUEST_CLIENTS", "") == "1"
 watchers = Gauge("apiserver_registered_watchers", "Number of currently open watches", registry=REGISTRY)
+local_request_total = Counter(
+    "atoll_apiserver_local_request_total",
+    "Counter of in-process reads (the master's own controllers, without HTTP) by verb, resource and code; "
+    "apiserver_request_total counts the HTTP requests",
+    ["verb", "resource", "code"],
+    registry=REGISTRY,
+)
 
 
 class _Series:
@@ -180,6 +190,18 @@ def _count_client(user_agent: str, key: tuple[str, str, int]) -> None:
 
 _clients: dict[str, str] = {}
 _client_series: dict[tuple[str, str, str, int], Counter] = {}
+
+
+def count_local(verb: str, resource: str, code: int) -> None:
+    """Count one in-process read (:mod:`atoll.apiserver.http.local`) in ``local_request_total``."""
+    key = (verb, resource, code)
+    series = _local_series.get(key)
+    if series is None:
+        series = _local_series[key] = local_request_total.labels(verb, resource, str(code))
+    series.inc()
+
+
+_local_series: dict[tuple[str, str, int], Counter] = {}
 
 
 async def serve_metrics(_request: web.Request) -> web.Response:

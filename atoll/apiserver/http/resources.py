@@ -8,6 +8,7 @@ kind's strategy names). Nothing here knows a kind by name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -197,24 +198,7 @@ class ResourceHandlers:
                 settings=self.watch_settings,
                 clock=self.clock,
             )
-        rv = params.resource_version(query)
-        params.resource_version_match(query, rv)
-        if rv == "" and not query.get("continue"):
-            await self.objects.cache.wait_for(await self.objects.store.current_revision())
-        elif rv and int(rv) > self.objects.cache.revision:
-            await self._wait_for_future(int(rv))
-        limit = params.integer("limit", query.get("limit") or "0", minimum=0)
-        exact = field_selector_name(query.get("fieldSelector", ""))
-        page = await lists.list_page(
-            self.objects.store,
-            self.objects.cache,
-            rd,
-            route.namespace,
-            matcher=matcher,
-            limit=max(limit, 0),
-            continue_token=query.get("continue", ""),
-            exact_name=exact,
-        )
+        page = await self.list_page(rd, route.namespace, query, matcher)
         if codec.wants_table(request):
             table = render_table_bytes(
                 rd,
@@ -229,6 +213,30 @@ class ResourceHandlers:
         if partial.wants_metadata(request):
             return codec.json_response(partial.list_body(page))
         return codec.json_response(lists.list_body(rd, page))
+
+    async def list_page(
+        self, rd: ResourceDef, namespace: str | None, query: Mapping[str, str], matcher: lists.Matcher | None
+    ) -> lists.Page:
+        """The page a LIST with ``query`` answers (also the in-process reads' list,
+        :mod:`atoll.apiserver.http.local`): ``resourceVersion`` "" waits for the store's current
+        revision, a future one up to 3 s; ``limit``/``continue`` paginate."""
+        rv = params.resource_version(query)
+        params.resource_version_match(query, rv)
+        if rv == "" and not query.get("continue"):
+            await self.objects.cache.wait_for(await self.objects.store.current_revision())
+        elif rv and int(rv) > self.objects.cache.revision:
+            await self._wait_for_future(int(rv))
+        limit = params.integer("limit", query.get("limit") or "0", minimum=0)
+        return await lists.list_page(
+            self.objects.store,
+            self.objects.cache,
+            rd,
+            namespace,
+            matcher=matcher,
+            limit=max(limit, 0),
+            continue_token=query.get("continue", ""),
+            exact_name=field_selector_name(query.get("fieldSelector", "")),
+        )
 
     async def _wait_for_future(self, rv: int) -> None:
         """A LIST at a resourceVersion not reached yet: wait up to 3 s, then 504 as kube-apiserver."""

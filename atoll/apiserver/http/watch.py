@@ -52,7 +52,7 @@ class WatchStreamSettings:
     ``--min-request-timeout`` spread), so clients reconnect to a fresh server now and then."""
 
 
-def _parse_rv(value: str) -> int:
+def parse_rv(value: str) -> int:
     if not value:
         return 0
     try:
@@ -74,7 +74,7 @@ async def serve_watch(
     clock: Clock,
 ) -> web.StreamResponse:
     query = request.query
-    revision = _parse_rv(query.get("resourceVersion", ""))
+    revision = parse_rv(query.get("resourceVersion", ""))
     try:
         timeout = float(query.get("timeoutSeconds") or 0) or random.uniform(settings.min_timeout, settings.max_timeout)
     except ValueError:

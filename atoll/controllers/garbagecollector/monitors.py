@@ -45,8 +45,9 @@ class MetadataInformer(Informer):
     collector) and caches ``apiVersion``, ``kind`` (the resource's) and ``metadata`` without
     ``managedFields``. The graph needs nothing else; receiving and caching every Secret's data and
     every Pod's spec would multiply the controller manager's memory by the size of the store.
-    The event's dict was decoded for this informer alone, so it is trimmed in place; the cache
-    keeps no indexes (the graph follows events and never queries the cache)."""
+    The event's dict may be the API server's own cached one (in-process reads, read-only), so the
+    trimmed object is a new dict with a shallow copy of the metadata (nested values shared); the
+    cache keeps no indexes (the graph follows events and never queries the cache)."""
 
     request_headers = METADATA_ONLY
     default_indexes = False
@@ -56,13 +57,15 @@ class MetadataInformer(Informer):
             super()._apply(kind, obj)
             return
         meta = obj.get("metadata")
-        if isinstance(meta, dict):
-            meta.pop("managedFields", None)
+        if isinstance(meta, dict) and "managedFields" in meta:
+            meta = {k: v for k, v in meta.items() if k != "managedFields"}
+        api_version: Any
+        obj_kind: Any
         if obj.get("kind") in (None, "PartialObjectMetadata"):
-            obj["apiVersion"], obj["kind"] = self.rd.api_version, self.rd.kind
-        if len(obj) > 3:  # a server that ignored the metadata Accept header sent the whole object
-            obj = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": meta}
-        super()._apply(kind, obj)
+            api_version, obj_kind = self.rd.api_version, self.rd.kind
+        else:  # a server that ignored the metadata Accept header sent the whole object
+            api_version, obj_kind = obj.get("apiVersion"), obj.get("kind")
+        super()._apply(kind, {"apiVersion": api_version, "kind": obj_kind, "metadata": meta})
 
 
 def collectable(rd: ResourceDef) -> bool:

@@ -1,0 +1,73 @@
+"""In-process reads: a :class:`LocalReads` backend lets a client LIST, WATCH and GET without HTTP.
+
+The master's own controllers, scheduler, gateway and pooling/fleet managers run inside the API
+server's process. Over the loopback socket every event the watch cache already holds decoded was
+encoded, written, read back, chunk-parsed and decoded again in the same process. A client given a
+``local`` backend (only the master's own admin client is: see :mod:`atoll.apiserver.http.local`)
+serves ``list``/``watch``/``get`` from it with the HTTP semantics (resourceVersion handling, 410
+Gone raised as :class:`~atoll.api.errors.Gone`, selectors, bookmarks, ``timeoutSeconds``,
+pagination, metadata-only items); writes keep going over HTTP.
+
+**Objects from ``list`` and ``watch`` are the server's cached dicts, shared, never copied: treat
+them as read-only** (as informer caches already are). ``get`` returns a private copy (callers
+commonly modify what they read and ``update`` it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, Protocol
+
+from atoll.api.registry import ResourceDef
+
+JSON = dict[str, Any]
+
+
+class LocalReads(Protocol):
+    """Reads served in-process by the API server the client talks to."""
+
+    def serves(self, rd: ResourceDef) -> bool:
+        """Whether reads of ``rd`` can be served locally (else the client uses HTTP)."""
+        ...
+
+    async def get(self, rd: ResourceDef, namespace: str | None, name: str) -> JSON:
+        """The object (a private copy); ``NotFound`` as over HTTP."""
+        ...
+
+    async def list(
+        self, rd: ResourceDef, namespace: str | None, params: Mapping[str, str], *, metadata_only: bool
+    ) -> JSON:
+        """One page, like ``GET`` of the collection with the query ``params`` (``labelSelector``,
+        ``fieldSelector``, ``limit``, ``continue``, ``resourceVersion``...)."""
+        ...
+
+    def watch(
+        self,
+        rd: ResourceDef,
+        namespace: str | None,
+        *,
+        resource_version: str | None,
+        label_selector: str | None,
+        field_selector: str | None,
+        timeout_seconds: int | None,
+        allow_bookmarks: bool,
+        metadata_only: bool,
+    ) -> AsyncGenerator[tuple[str, JSON], None]:
+        """``(type, object)`` events until the stream ends; errors (``Gone``...) are raised."""
+        ...
+
+
+def local_mode(headers: Mapping[str, str] | None) -> bool | None:
+    """How a read with these extra ``headers`` can go local: False (full objects), True (metadata
+    only, ``METADATA_ONLY``), or None (anything else, e.g. a Table: over HTTP)."""
+    if not headers:
+        return False
+    if len(headers) != 1:
+        return None
+    accept = headers.get("Accept")
+    if accept is None:
+        return None
+    first = accept.split(",", 1)[0]
+    if "as=PartialObjectMetadata" in first and "g=meta.k8s.io" in first:
+        return True
+    return False if first.strip() == "application/json" else None
