@@ -40,6 +40,7 @@ class DeploymentReconciler:
         d = self.deployments.get_key(key)
         if d is None or key.namespace is None or d["metadata"].get("deletionTimestamp"):
             return Result()
+        d = {**d}  # this pass's view: keys are replaced below, the informer's dict is never changed
         all_rs = await self._claim(d, key.namespace)
         new_rs = next((rs for rs in sorted(all_rs, key=_created) if ro.same_template(rs, d)), None)
         old = [rs for rs in all_rs if rs is not new_rs]
@@ -134,7 +135,7 @@ class DeploymentReconciler:
         conds = st.set_condition(list((d.get("status") or {}).get("conditions") or []), st.PROGRESSING, "True",
                                  st.NEW_RS_CREATED, f'Created new replica set "{name}"', self.clock.now())
         await self._patch_status(d, {"conditions": conds})
-        d.setdefault("status", {})["conditions"] = conds
+        d["status"] = {**(d.get("status") or {}), "conditions": conds}
         return created
 
     async def _bump_revision(self, rs: JSON, revision: int) -> JSON:
