@@ -1,7 +1,9 @@
 """The one request handler: count, authenticate, route, and turn every refusal into a ``Status``.
 
 aiohttp's low-level server calls ``RequestHandler.handle`` for every request (no router or
-middleware chain). Health, version, discovery, OpenAPI and ``/metrics`` are answered here;
+middleware chain). A plain GET of an object on a path routed before is answered by ``fastget``
+when it can be (same answer, checks and metrics; it learns the paths from ``_resource``); the
+rest goes the general way. Health, version, discovery, OpenAPI and ``/metrics`` are answered here;
 resource paths are parsed into a ``Route``, authorized with RBAC and handed to the resource
 endpoints (or to the access reviews, which are never stored).
 """
