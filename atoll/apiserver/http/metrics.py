@@ -178,6 +178,17 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
     return response
 
 
+def observe(key: tuple[str, str, int], seconds: float) -> None:
+    """Count one request of the (verb, resource, code) ``key`` that took ``seconds`` (not a watch),
+    as ``count_requests`` does: for a request answered without it (``fastget``), never when
+    ``BY_CLIENT`` (the caller checks)."""
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = _Series()
+    series.count += 1
+    series.observe(seconds)
+
+
 def _count_client(user_agent: str, key: tuple[str, str, int]) -> None:
     client = user_agent.split("/", 1)[0][:64] or "unknown"
     if client not in _clients:

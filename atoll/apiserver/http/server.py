@@ -1,7 +1,9 @@
 """The one request handler: count, authenticate, route, and turn every refusal into a ``Status``.
 
 aiohttp's low-level server calls ``RequestHandler.handle`` for every request (no router or
-middleware chain). Health, version, discovery, OpenAPI and ``/metrics`` are answered here;
+middleware chain). A plain GET of an object on a path routed before is answered by ``fastget``
+when it can be (same answer, checks and metrics; it learns the paths from ``_resource``); the
+rest goes the general way. Health, version, discovery, OpenAPI and ``/metrics`` are answered here;
 resource paths are parsed into a ``Route``, authorized with RBAC and handed to the resource
 endpoints (or to the access reviews, which are never stored).
 """
@@ -28,9 +30,11 @@ from atoll.apiserver.discovery.openapi import OpenAPI
 from atoll.apiserver.discovery.version import OPENAPI_V2_PROTOBUF_TYPE, VERSION_INFO
 from atoll.apiserver.http import codec
 from atoll.apiserver.http.authorize import authorize_path, authorize_resource
+from atoll.apiserver.http.fastget import FastGets
 from atoll.apiserver.http.health import HealthChecks
 from atoll.apiserver.http.limits import ConnectionLimits, InflightLimiter
-from atoll.apiserver.http.metrics import count_requests, serve_metrics
+from atoll.apiserver.http.metrics import BY_CLIENT, count_requests, serve_metrics
+from atoll.apiserver.http.metrics_api import is_metrics
 from atoll.apiserver.http.protocol import StatusServer, mark_authenticated
 from atoll.apiserver.http.resources import ResourceHandlers
 from atoll.apiserver.http.routing import Route, parse_resource_path
@@ -71,13 +75,21 @@ class RequestHandler:
         # resource paths already parsed: path -> (registry generation, extra routes, Route); a
         # registered or removed resource (CRDs) or an added route makes every entry stale
         self._parsed: dict[str, tuple[int, int, Route]] = {}
+        self._fast: FastGets | None = None  # plain GETs of cached objects (not without authentication)
+        if parts.authn is not None and not BY_CLIENT:
+            self._fast = FastGets(parts.registry, parts.routes, parts.authn, parts.authorizer, self.inflight,
+                                  parts.resources.objects.cache)
 
     def make_server(self) -> web.Server:
         """aiohttp's low-level server with this one handler."""
         return StatusServer(self.handle, request_factory=_make_request, access_log=None, limits=self.limits)
 
-    def handle(self, request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
-        return count_requests(cast(web.Request, request), self._serve)  # its coroutine, not one more around it
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "GET" and self._fast is not None:
+            response = self._fast.serve(cast(web.Request, request))
+            if response is not None:
+                return response
+        return await count_requests(cast(web.Request, request), self._serve)
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         """Authenticate and route; every refusal is a ``Status``, never a traceback."""
@@ -175,6 +187,9 @@ class RequestHandler:
         rd = route.rd
         if (rd.group, rd.plural) in _VIRTUAL or (rd.kind == "ServiceAccount" and route.subresource == "token"):
             return self._review(request, route)
+        if request.method == "GET" and route.name is not None and not route.subresource and self._fast is not None \
+                and not is_metrics(rd):
+            self._fast.learn(request, route)
         return self._p.resources.dispatch(request, route)
 
     async def _review(self, request: web.Request, route: Route) -> web.Response:
