@@ -31,7 +31,8 @@ the master's in-process controllers and scheduler), verb, resource and code, fro
 default) from the first create to the last delete (collapsed stacks, ``PREFIX-<name>.txt``;
 py-spy must be on ``PATH`` or beside Python). ``--gil`` keeps only samples of the thread holding
 the GIL: close to Python CPU time, except that C calls holding the GIL while they wait (the
-blocking ``posix_spawn`` of the agents) count their wall time.
+blocking ``posix_spawn`` of the agents) count their wall time; ``ATOLL_PYSPY_GIL=0`` samples
+threads running on a CPU instead (py-spy's default: a thread blocked in a system call is idle).
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def start_samplers(pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
     spy = Path(sys.executable).with_name("py-spy")
     exe = str(spy) if spy.exists() else "py-spy"
     rate = os.environ.get("ATOLL_PYSPY_RATE", "200")
-    return [subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", rate, "--format", "raw", "--threads", "--gil",
+    gil = [] if os.environ.get("ATOLL_PYSPY_GIL") == "0" else ["--gil"]
+    return [subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", rate, "--format", "raw", "--threads", *gil,
                               "--nonblocking", "-o", f"{prefix}-{name}.txt"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL) for name, pid in pids.items()]
 
