@@ -250,7 +250,7 @@ class ContainerRunner:
         self.stdio = ContainerStdio(tty=tty, stdin_once=bool(self.spec.get("stdinOnce"))) if tty or stdin else None
         child = self.stdio.child_fd if self.stdio else None
         try:
-            spawned, cancelled = await process.spawn_async(process.spawn_args(
+            spawned = await process.spawn_async(process.spawn_args(
                 prepared.command, env=prepared.env, cwd=prepared.cwd, state=state, log_file=logfile,
                 memory_kb=prepared.memory_kb, nice=prepared.nice, stdin_fd=None if tty else child,
                 tty_fd=child if tty else None,
@@ -267,8 +267,6 @@ class ContainerRunner:
             rec.ready = rec.started
         self.ctx.changed()
         self.ctx.events.pod_event(self.ctx.pod, "Started", f"Started container {rec.name}", field_path=self.field_path)
-        if cancelled:  # the pid is recorded: a shutdown that stops pods (``kill_now``) finds it
-            raise asyncio.CancelledError
 
     # -- running ---------------------------------------------------------------------------
 

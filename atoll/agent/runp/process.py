@@ -6,7 +6,7 @@ enters the working directory, applies ``ulimit -v`` (memory limit) and ``nice`` 
 its pid, runs the command as its child (on the shim's own stdin: a background job would otherwise
 get ``/dev/null``), forwards SIGTERM, and writes the child's exit status to
 ``<state>.exit`` before exiting with it. The shim is spawned with ``posix_spawn`` in a new session
-(off the event loop, in request order: :func:`spawn_async`), so its process
+(at most one per loop iteration, in request order: :func:`spawn_async`), so its process
 group contains the container and everything it forks: stopping a container is ``killpg(SIGTERM)``,
 then ``killpg(SIGKILL)`` after the grace period, and after any exit the group is swept with SIGKILL
 so no descendant outlives its container.
@@ -24,12 +24,9 @@ import asyncio
 import os
 import signal
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from atoll.agent.runp import spawnc
 
 SHIM = r"""s=$1 w=$2 m=$3 n=$4; shift 4
 echo $$ > "$s.pid"
@@ -134,43 +131,18 @@ def spawn(command: list[str], **kwargs: Any) -> Spawned:
 
 
 _TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-_spawner: ThreadPoolExecutor | None = None
 
 
-async def spawn_async(args: SpawnArgs) -> tuple[Spawned, bool]:
-    """Start the shim without stalling the event loop for the exec, spawns in request order: on
-    this module's spawner thread (libc's ``posix_spawn`` without the GIL, :mod:`.spawnc`), else
-    on the loop one per iteration, so a burst of pods interleaves its spawns with their status
-    writes and the watch instead of running them back to back (each blocks 1-7 ms).
-
-    Returns the process and whether the caller was cancelled meanwhile: a spawn that started is
-    always seen through, the caller records the pid, then re-raises the cancellation."""
-    if not spawnc.available():
-        return await _spawn_on_loop(args), False
-    global _spawner
-    if _spawner is None:
-        _spawner = ThreadPoolExecutor(1, thread_name_prefix="runp-spawn")
-    prepared = spawnc.Spawn("/bin/sh", args.argv, args.env, file_actions=args.actions, setsigdef=SIGDEF)
-    job = asyncio.get_running_loop().run_in_executor(_spawner, prepared.start)
-    job.add_done_callback(lambda _f: prepared.close())
-    cancelled = False
-    while True:
-        try:
-            pid = await asyncio.shield(job)
-            break
-        except asyncio.CancelledError:
-            if job.cancelled():
-                raise
-            cancelled = True
-    return Spawned(pid, start_time(pid) or 0), cancelled
-
-
-async def _spawn_on_loop(args: SpawnArgs) -> Spawned:
+async def spawn_async(args: SpawnArgs) -> Spawned:
+    """Start the shim when it is this spawn's turn: a loop's spawns run one at a time, in request
+    order, at most one per loop iteration, so a burst of pods interleaves its spawns (each blocks
+    the loop 1-7 ms: ``os.posix_spawn`` holds the GIL until the child has exec'd) with their
+    status writes and the watch instead of running them back to back."""
     loop = asyncio.get_running_loop()
     turn = _TURNS.get(loop)
     if turn is None:
         turn = _TURNS[loop] = asyncio.Lock()
-    await turn.acquire()
+    await turn.acquire()  # cancelled here: nothing was spawned
     try:
         pid = spawn_now(args)
     finally:
