@@ -16,6 +16,8 @@ master's scheduler binds each to its domain's node), alternating between the age
 * the burst floor: N spawns of the agent's shim running the same command from one process, back to
   back as an agent spawns (``process.spawn``), until every shim wrote its pid file, for N = the pods
   of one agent and all pods; bind → Running p99 ÷ each floor is printed as a ratio;
+* bind → Running p50 of each tenth of the pods in creation order, and when the first and the last
+  pod were seen Running (the shape of the burst: in arrival order, or all together at the end);
 * exit → Succeeded: the timestamp the command wrote just before exiting → Succeeded observed;
 * CPU of the master and of the agents per pod lifecycle (create -> Running -> Succeeded -> delete);
 * the agents' idle CPU (% of one core over 10 s) and RSS after the run.
@@ -323,7 +325,8 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
     tenth = max(len(order) // 10, 1)
     deciles = [statistics.median(to_running_by[n] for n in order[i:i + tenth]) * ms
                for i in range(0, len(order), tenth)]
-    print("bind -> Running p50 by tenth of the creation order (FIFO: flat; all at the end: falling): "
+    print("bind -> Running p50 by tenth of the creation order (all Running together at the end: falling; "
+          "in arrival order: flat, rising when the agents fall behind): "
           + " ".join(f"{d:.0f}" for d in deciles))
     first, last = min(running.values()) - t0, max(running.values()) - t0
     print(f"Running observed from {first * ms:.0f} ms to {last * ms:.0f} ms after the first create")
