@@ -14,6 +14,7 @@ import pytest
 
 from atoll.agent.runp import process
 from atoll.agent.runp.process import SpawnArgs, read_pid, spawn_args
+from tests.conftest import eventually
 
 
 def shim_args(tmp_path: Path, name: str, script: str) -> tuple[SpawnArgs, Path]:
@@ -59,7 +60,8 @@ async def test_the_shim_leads_its_own_session_with_its_log_file(tmp_path: Path) 
         assert os.getsid(spawned.pid) == spawned.pid and os.getpgid(spawned.pid) == spawned.pid
         assert os.readlink(f"/proc/{spawned.pid}/fd/1") == str(tmp_path / "s.log")
         assert os.readlink(f"/proc/{spawned.pid}/fd/0") == "/dev/null"
-        assert process.is_ours(spawned.pid, spawned.start_time, state)
+        # the exec'd shim's command line shows once the kernel has set it up (just after the spawn returns)
+        await eventually(lambda: process.is_ours(spawned.pid, spawned.start_time, state))
     finally:
         os.killpg(spawned.pid, signal.SIGKILL)
         assert await process.wait_exit(spawned.pid, state, own_child=True) == 128 + signal.SIGKILL
