@@ -112,7 +112,7 @@ class ContainerRunner:
                 if prepared is None:
                     await self._sleep(RETRY_SECONDS)
                     continue
-                await self._spawn(prepared)
+                self._spawn(prepared)
             code, started = await self._wait(rec.pid in _CHILDREN)
             self._record_exit(code)
             if self.ctx.stopping.is_set() or not self._restarts(code):
@@ -234,7 +234,7 @@ class ContainerRunner:
             rec.state, rec.reason, rec.message = "waiting", reason, message
             self.ctx.changed()
 
-    async def _spawn(self, prepared: Prepared) -> None:
+    def _spawn(self, prepared: Prepared) -> None:
         rec, md = self.rec, self.ctx.pod["metadata"]
         if rec.attempt >= 0:
             rec.restart_count = max(rec.restart_count, rec.attempt + 1)
@@ -250,11 +250,11 @@ class ContainerRunner:
         self.stdio = ContainerStdio(tty=tty, stdin_once=bool(self.spec.get("stdinOnce"))) if tty or stdin else None
         child = self.stdio.child_fd if self.stdio else None
         try:
-            spawned = await process.spawn_async(process.spawn_args(
+            spawned = process.spawn(
                 prepared.command, env=prepared.env, cwd=prepared.cwd, state=state, log_file=logfile,
                 memory_kb=prepared.memory_kb, nice=prepared.nice, stdin_fd=None if tty else child,
                 tty_fd=child if tty else None,
-            ))
+            )
         finally:
             if self.stdio is not None:
                 self.stdio.spawned()

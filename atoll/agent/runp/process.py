@@ -5,11 +5,10 @@ restarted agent must still learn their exit codes. The shim (``sh``, ~1 ms to st
 enters the working directory, applies ``ulimit -v`` (memory limit) and ``nice`` (cpu limit), writes
 its pid, runs the command as its child (on the shim's own stdin: a background job would otherwise
 get ``/dev/null``), forwards SIGTERM, and writes the child's exit status to
-``<state>.exit`` before exiting with it. The shim is spawned with ``posix_spawn`` in a new session
-(at most one per loop iteration, in request order: :func:`spawn_async`), so its process
-group contains the container and everything it forks: stopping a container is ``killpg(SIGTERM)``,
-then ``killpg(SIGKILL)`` after the grace period, and after any exit the group is swept with SIGKILL
-so no descendant outlives its container.
+``<state>.exit`` before exiting with it. The shim is spawned with ``posix_spawn`` in a new session,
+so its process group contains the container and everything it forks: stopping a container is
+``killpg(SIGTERM)``, then ``killpg(SIGKILL)`` after the grace period, and after any exit the group
+is swept with SIGKILL so no descendant outlives its container.
 
 Waiting uses a pidfd (Linux ≥ 5.3), which works for our children and for processes adopted after
 an agent restart alike. Identity across restarts is (pid, start time from ``/proc/<pid>/stat``)
@@ -23,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,20 +74,7 @@ def is_ours(pid: int, started: int | None, state: Path) -> bool:
     return SHIM_NAME.encode() in cmdline and str(state).encode() in cmdline
 
 
-SIGDEF = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-"""Signals the agent may ignore or handle, reset to their default in the shim."""
-
-
-@dataclass(frozen=True, slots=True)
-class SpawnArgs:
-    """What ``posix_spawn`` of the shim takes: argv, environment, file actions."""
-
-    argv: list[str]
-    env: dict[str, str]
-    actions: list[tuple[Any, ...]]
-
-
-def spawn_args(
+def spawn(
     command: list[str],
     *,
     env: dict[str, str],
@@ -100,8 +85,8 @@ def spawn_args(
     nice: int | None = None,
     stdin_fd: int | None = None,
     tty_fd: int | None = None,
-) -> SpawnArgs:
-    """The shim's argv and file actions for ``command``: stdout and stderr append to ``log_file``.
+) -> Spawned:
+    """Start ``command`` under the shim in a new session; stdout and stderr append to ``log_file``.
 
     ``stdin_fd`` (the read end of a pipe the agent writes) replaces ``/dev/null`` as stdin;
     ``tty_fd`` (a pseudo-terminal's slave) becomes stdin, stdout and stderr (the agent copies the
@@ -115,38 +100,15 @@ def spawn_args(
         stdin: tuple[Any, ...] = ((os.POSIX_SPAWN_DUP2, stdin_fd, 0) if stdin_fd is not None
                                   else (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
         actions = [stdin, (os.POSIX_SPAWN_OPEN, 1, str(log_file), flags, 0o640), (os.POSIX_SPAWN_DUP2, 1, 2)]
-    return SpawnArgs(argv, env, actions)
-
-
-def spawn_now(args: SpawnArgs) -> int:
-    """Start the shim in a new session (``os.posix_spawn``: on the calling thread, GIL held); its pid."""
-    return os.posix_spawn("/bin/sh", args.argv, args.env, file_actions=args.actions, setsid=True,
-                          setsigdef=SIGDEF, setsigmask=())
-
-
-def spawn(command: list[str], **kwargs: Any) -> Spawned:
-    """Start ``command`` under the shim now, on the calling thread (see :func:`spawn_args`)."""
-    pid = spawn_now(spawn_args(command, **kwargs))
-    return Spawned(pid, start_time(pid) or 0)
-
-
-_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-async def spawn_async(args: SpawnArgs) -> Spawned:
-    """Start the shim when it is this spawn's turn: a loop's spawns run one at a time, in request
-    order, at most one per loop iteration, so a burst of pods interleaves its spawns (each blocks
-    the loop 1-7 ms: ``os.posix_spawn`` holds the GIL until the child has exec'd) with their
-    status writes and the watch instead of running them back to back."""
-    loop = asyncio.get_running_loop()
-    turn = _TURNS.get(loop)
-    if turn is None:
-        turn = _TURNS[loop] = asyncio.Lock()
-    await turn.acquire()  # cancelled here: nothing was spawned
-    try:
-        pid = spawn_now(args)
-    finally:
-        loop.call_soon(turn.release)  # the next spawn waits for the next iteration, whatever this task does
+    pid = os.posix_spawn(
+        "/bin/sh",
+        argv,
+        env,
+        file_actions=actions,
+        setsid=True,
+        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP),
+        setsigmask=(),
+    )
     return Spawned(pid, start_time(pid) or 0)
 
 
