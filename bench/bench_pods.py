@@ -13,6 +13,11 @@ master's scheduler binds each to its domain's node), alternating between the age
 * bind → Running: create acknowledged → Running observed (p50/p99), against a bare
   ``asyncio`` spawn → exit of ``sh -c true`` from this process (the physical floor of starting a
   process) as a ratio;
+* the burst floor: N spawns of the agent's shim running the same command from one process, back to
+  back as an agent spawns (``process.spawn``), until every shim wrote its pid file, for N = the pods
+  of one agent and all pods; bind → Running p99 ÷ each floor is printed as a ratio;
+* bind → Running p50 of each tenth of the pods in creation order, and when the first and the last
+  pod were seen Running (the shape of the burst: in arrival order, or all together at the end);
 * exit → Succeeded: the timestamp the command wrote just before exiting → Succeeded observed;
 * CPU of the master and of the agents per pod lifecycle (create -> Running -> Succeeded -> delete);
 * the agents' idle CPU (% of one core over 10 s) and RSS after the run.
@@ -28,7 +33,8 @@ the master's in-process controllers and scheduler), verb, resource and code, fro
 default) from the first create to the last delete (collapsed stacks, ``PREFIX-<name>.txt``;
 py-spy must be on ``PATH`` or beside Python). ``--gil`` keeps only samples of the thread holding
 the GIL: close to Python CPU time, except that C calls holding the GIL while they wait (the
-blocking ``posix_spawn`` of the agents) count their wall time.
+blocking ``posix_spawn`` of the agents) count their wall time; ``ATOLL_PYSPY_GIL=0`` samples
+threads running on a CPU instead (py-spy's default: a thread blocked in a system call is idle).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from prometheus_client.parser import text_string_to_metric_families
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from atoll.agent.runp import process  # noqa: E402
 from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
 from bench._common import ATOLL, cpu_seconds, free_port, percentile, rss_mb  # noqa: E402
@@ -95,7 +102,8 @@ def start_samplers(pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
     spy = Path(sys.executable).with_name("py-spy")
     exe = str(spy) if spy.exists() else "py-spy"
     rate = os.environ.get("ATOLL_PYSPY_RATE", "200")
-    return [subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", rate, "--format", "raw", "--threads", "--gil",
+    gil = [] if os.environ.get("ATOLL_PYSPY_GIL") == "0" else ["--gil"]
+    return [subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", rate, "--format", "raw", "--threads", *gil,
                               "--nonblocking", "-o", f"{prefix}-{name}.txt"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL) for name, pid in pids.items()]
 
@@ -136,6 +144,26 @@ async def create_domains(client: Client, domains: list[str]) -> None:
                 await asyncio.sleep(0.1)
         else:
             raise RuntimeError(f"namespace {domain} was not created by the domain controller")
+
+
+def burst_floor(base: Path, n: int, command: str) -> float:
+    """Seconds for ``n`` spawns of the agent's shim running ``command`` (``{mark}`` = a file), back to back
+    from this one process the way an agent spawns (:func:`atoll.agent.runp.process.spawn`), until every
+    shim has written its pid file: the floor of a burst of ``n`` pods on one agent. Waits for their exits."""
+    work = Path(tempfile.mkdtemp(prefix="floor-", dir=base))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    t0 = time.perf_counter()
+    pids = [process.spawn(["sh", "-c", command.format(mark=work / f"m{i}")], env=env, cwd=str(work),
+                          state=work / f"s{i}", log_file=work / f"l{i}").pid for i in range(n)]
+    pending = {work / f"s{i}.pid" for i in range(n)}
+    while pending:
+        pending = {f for f in pending if not f.exists()}
+        if pending:
+            time.sleep(0.0005)
+    elapsed = time.perf_counter() - t0
+    for pid in pids:
+        os.waitpid(pid, 0)
+    return elapsed
 
 
 async def bare_spawns(n: int) -> list[float]:
@@ -261,10 +289,13 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
             if count_requests:
                 await asyncio.sleep(2)  # trailing events and status writes of the last deletions
                 print_requests(requests0, await client_requests(client), count)
-            to_running = [running[n] - created[n] for n in created]
+            to_running_by = {n: running[n] - created[n] for n in created}
+            to_running = list(to_running_by.values())
             exits = {n: float((marks / n).read_text()) for n in created}
             to_succeeded = [succeeded[n] - exits[n] for n in created]
             bare = await bare_spawns(200)
+            command = "sleep 1; date +%s.%N > {mark}"
+            floors = {n: burst_floor(base, n, command) for n in (count // 2, count)}
             await asyncio.sleep(5)
             procs = {"master": master, **agents}
             cpu0 = {d: cpu_seconds(p.pid) for d, p in procs.items()}
@@ -285,6 +316,20 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
     print(f"{'bare spawn+exit (sh -c true)':<34}{b50:>10.1f}{b99:>10.1f}{1.0:>12.1f}")
     print(f"{'bind -> Running':<34}{r50:>10.1f}{r99:>10.1f}{r50 / b50:>12.1f}")
     print(f"{'exit -> Succeeded':<34}{s50:>10.1f}{s99:>10.1f}{s50 / b50:>12.1f}")
+    per_agent, full = floors[count // 2], floors[count]
+    print(f"burst floor (shim spawns from one process until all wrote their pid): {count // 2} "
+          f"{per_agent * ms:.1f} ms, {count} {full * ms:.1f} ms")
+    print(f"bind -> Running p99 / floor: {r99 / (per_agent * ms):.2f} ({count // 2} per agent), "
+          f"{r99 / (full * ms):.2f} ({count})")
+    order = sorted(created, key=created.__getitem__)
+    tenth = max(len(order) // 10, 1)
+    deciles = [statistics.median(to_running_by[n] for n in order[i:i + tenth]) * ms
+               for i in range(0, len(order), tenth)]
+    print("bind -> Running p50 by tenth of the creation order (all Running together at the end: falling; "
+          "in arrival order: flat, rising when the agents fall behind): "
+          + " ".join(f"{d:.0f}" for d in deciles))
+    first, last = min(running.values()) - t0, max(running.values()) - t0
+    print(f"Running observed from {first * ms:.0f} ms to {last * ms:.0f} ms after the first create")
     print(f"CPU seconds during the run ({window:.1f} s): " + ", ".join(f"{k} {v:.2f}" for k, v in busy.items()))
     agent_ms = sum(v for k, v in busy.items() if k != "master") / count * ms
     master_ms = busy["master"] / count * ms

@@ -77,8 +77,10 @@ class PodWorker:
     # -- called by the runtime (no I/O) ----------------------------------------------------
 
     def update(self, pod: JSON) -> None:
+        before = (self.pod.get("spec") or {}).get("ephemeralContainers")
         self.pod = pod
-        self._spec_changed.set()
+        if (pod.get("spec") or {}).get("ephemeralContainers") != before:
+            self._spec_changed.set()  # wake ``_ephemeral`` only when there is something to start
         if pod["metadata"].get("deletionTimestamp"):
             self.stopping.set()
 
