@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from atoll.agent.runp import process
 from atoll.api import kinds
 from atoll.client import Client
 from tests.conftest import RunningServer, eventually, kubectl_binary
@@ -76,6 +81,29 @@ async def test_failing_pod_reports_error_exit_code_and_message(api_server: Runni
         failed = await eventually(lambda: phase_of(c, "bad-logs", "Failed"), 30)
         term = main_status(failed)["state"]["terminated"]
         assert (term["exitCode"], term["reason"], term["message"]) == (7, "Error", "line1\nboom\n")
+
+
+async def test_a_process_that_cannot_start_is_a_start_error_not_an_agent_crash(
+    api_server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_spawn = process.spawn
+
+    def spawn(command: list[str], **kwargs: Any) -> process.Spawned:
+        if "cannot-start" in " ".join(command):
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))  # e.g. the pid limit reached
+        return real_spawn(command, **kwargs)
+
+    monkeypatch.setattr(process, "spawn", spawn)
+    async with running_agent(api_server, tmp_path / "alice", "alice") as agent:
+        c = agent.client
+        await c.create(kinds.PODS, pod("nostart", NODE, ["sh", "-c", "echo cannot-start"], restartPolicy="Never"))
+        failed = await eventually(lambda: phase_of(c, "nostart", "Failed"), 30)
+        term = main_status(failed)["state"]["terminated"]
+        assert (term["exitCode"], term["reason"]) == (128, "StartError"), term
+        assert "Resource temporarily unavailable" in term["message"]
+        # the agent is still running pods
+        await c.create(kinds.PODS, pod("after", NODE, ["sh", "-c", "true"], restartPolicy="Never"))
+        await eventually(lambda: phase_of(c, "after", "Succeeded"), 30)
 
 
 async def test_always_pod_restarts_with_backoff(api_server: RunningServer, tmp_path: Path) -> None:

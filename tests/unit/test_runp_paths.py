@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from atoll.agent.runp.container import working_dir
+from atoll.agent.runp.launch import working_dir
 from atoll.node.config import in_sandbox
 
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,12 +22,13 @@ from atoll.agent.events import EventRecorder
 from atoll.agent.runp import process
 from atoll.agent.runp.envvars import container_env, expand
 from atoll.agent.runp.images import ImageStore, image_missing
+from atoll.agent.runp.launch import Prepared, process_limits, working_dir
 from atoll.agent.runp.logs import log_path
 from atoll.agent.runp.probes import ProbeContext, run_probe
 from atoll.agent.runp.sandbox import ContainerRecord, Sandbox
 from atoll.agent.runp.sources import ConfigMissing, Sources
 from atoll.agent.runp.stdio import ContainerStdio
-from atoll.agent.runp.termination import terminated_state
+from atoll.agent.runp.termination import START_ERROR_CODE, start_error_state, terminated_state
 from atoll.agent.runp.volumes import (
     ANNOTATION_COMPRESSED,
     ANNOTATION_TEMPLATE_VALUES,
@@ -39,7 +38,6 @@ from atoll.agent.runp.volumes import (
     render_volumes,
     template_values,
 )
-from atoll.api.quantity import parse_quantity
 from atoll.api.timestamps import now_time
 
 JSON = dict[str, Any]
@@ -63,16 +61,6 @@ class PodContext(Protocol):
     def changed(self, *, durable: bool = False) -> None: ...
 
     def grace_seconds(self) -> float: ...
-
-
-@dataclass(slots=True)
-class Prepared:
-    command: list[str]
-    env: dict[str, str]
-    cwd: str
-    memory_kb: int | None
-    nice: int | None
-    message_file: Path
 
 
 class ContainerRunner:
@@ -112,7 +100,15 @@ class ContainerRunner:
                 if prepared is None:
                     await self._sleep(RETRY_SECONDS)
                     continue
-                self._spawn(prepared)
+                try:
+                    self._spawn(prepared)
+                except OSError as exc:  # no process (EAGAIN, ENOMEM, ENOSPC...): a failed start, not an agent crash
+                    code, started = START_ERROR_CODE, time.monotonic()
+                    self._record_start_error(exc)
+                    if self.ctx.stopping.is_set() or not self._restarts(code):
+                        break
+                    await self._back_off(started)
+                    continue
             code, started = await self._wait(rec.pid in _CHILDREN)
             self._record_exit(code)
             if self.ctx.stopping.is_set() or not self._restarts(code):
@@ -221,9 +217,7 @@ class ContainerRunner:
         cwd = working_dir(paths.rewrite(str(spec.get("workingDir") or "")), view) or str(image.root)
         with contextlib.suppress(FileNotFoundError):
             message_file.unlink()
-        limits = (spec.get("resources") or {}).get("limits") or {}
-        memory_kb = int(parse_quantity(limits["memory"]) // 1024) if "memory" in limits else None
-        nice = 10 if "cpu" in limits and parse_quantity(limits["cpu"]) < 1 else None
+        memory_kb, nice = process_limits(spec)
         ports = {str(p["name"]): int(p["containerPort"]) for p in spec.get("ports") or [] if p.get("name")}
         self._probe_ctx = ProbeContext(env=env, cwd=cwd, ports=ports, host=host_ip)
         return Prepared(argv, env, cwd, memory_kb, nice, message_file)
@@ -372,6 +366,19 @@ class ContainerRunner:
 
     # -- exit ------------------------------------------------------------------------------
 
+    def _record_start_error(self, exc: OSError) -> None:
+        """kubelet's ``StartError``: terminated with exit code 128 and the reason the start failed."""
+        rec = self.rec
+        rec.spawning, rec.pid = False, 0
+        message = f"failed to start container {rec.name}: {exc.strerror or exc}"
+        rec.terminated = start_error_state(message, rec.container_id(self.ctx.sandbox.uid))
+        rec.state, rec.ready, rec.started = "terminated", False, False
+        rec.reason, rec.message = "", ""
+        log.warning("pod %s: %s", self._pod_ref(), message)
+        self.ctx.changed(durable=True)
+        self.ctx.events.pod_event(self.ctx.pod, "Failed", f"Error: {message}", warning=True,
+                                  field_path=self.field_path)
+
     def _record_exit(self, code: int) -> None:
         rec, md = self.rec, self.ctx.pod["metadata"]
         self._kill.clear()
@@ -388,13 +395,3 @@ class ContainerRunner:
 
 _CHILDREN: set[int] = set()
 """Pids this agent process spawned (waited with ``waitpid``); adopted pids are not in it."""
-
-
-def working_dir(path: str, view: Path) -> str:
-    """A ``workingDir`` that is neither mounted nor present on the host is created in the pod's view
-    (container runtimes create a missing working directory inside the container)."""
-    if not path or not os.path.isabs(path) or os.path.isdir(path):
-        return path
-    inside = view / path.lstrip("/")
-    inside.mkdir(parents=True, exist_ok=True)
-    return str(inside)

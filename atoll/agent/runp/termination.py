@@ -61,3 +61,14 @@ def terminated_state(spec: JSON, code: int, *, logfile: Path, message_file: Path
     if message:
         terminated["message"] = message
     return terminated
+
+
+START_ERROR_CODE = 128
+"""Exit code of an attempt whose process could not be started (kubelet/containerd: ``StartError``)."""
+
+
+def start_error_state(message: str, container_id: str) -> JSON:
+    """The ``state.terminated`` of an attempt whose process could not be started."""
+    now = now_time()
+    return {"exitCode": START_ERROR_CODE, "reason": "StartError", "message": message,
+            "startedAt": now, "finishedAt": now, "containerID": container_id}
