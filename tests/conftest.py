@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import pytest
 
 from atoll.api import errors
+from atoll.apiserver.cache import verify
 from atoll.client import Client
 from atoll.node.config import NodeConfig, load_config
 from atoll.node.kubeconfig import admin_kubeconfig, dump
@@ -28,6 +29,9 @@ from atoll.node.master import MasterNode
 from atoll.node.network import free_port as network_free_port
 
 REPO = Path(__file__).resolve().parent.parent
+# every master the tests start (in this process or as ``atoll start``, which inherit it) checks
+# that no reader mutates its watch cache's shared objects; fixtures fail on the ERROR line it logs
+os.environ.setdefault(verify.ENV, "1")
 ATOLL = [sys.executable, "-m", "atoll.cli.main"]
 T = TypeVar("T")
 
@@ -113,7 +117,7 @@ async def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIte
     kubeconfig, token, ca = _write_kubeconfig(config.data_dir, node.url)
     yield RunningServer(node.url, config.data_dir, kubeconfig, token, ca, node)
     assert node.server is not None
-    mutated = mutated_cache_objects(node.server.cache)
+    mutated = verify.mutated_objects(node.server.cache)
     task.cancel()
     try:
         await task
@@ -123,19 +127,19 @@ async def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIte
     assert not mutated, f"objects of the watch cache were mutated in place by a reader: {mutated[:5]}"
 
 
-def mutated_cache_objects(cache: Any) -> list[str]:
-    """Keys of watch-cache objects (current and history) whose dict no longer matches their
-    encoding: someone mutated a shared, read-only object."""
-    import orjson
+def cache_mutations_logged(log: Path) -> list[str]:
+    """The ``cache object mutated in place`` ERROR lines of a master's log (``ATOLL_VERIFY_CACHE``)."""
+    try:
+        text = log.read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    return [line for line in text.splitlines() if verify.MARK in line]
 
-    out = []
-    entries = [(k, c) for bucket in cache._objects.values() for k, c in bucket.items()]
-    entries += [(ev.key, ev.current) for ev in cache._history]
-    for key, cached in entries:
-        obj = cached._obj
-        if obj is not None and orjson.loads(cached.raw) != obj:
-            out.append(key)
-    return out
+
+def assert_cache_intact(log: Path) -> None:
+    """Fail if the master that wrote ``log`` found its watch cache's objects mutated in place."""
+    found = cache_mutations_logged(log)
+    assert not found, f"objects of the watch cache were mutated in place by a reader ({log}): {found[:5]}"
 
 
 def start_master_process(
@@ -195,7 +199,8 @@ def start_master_process(
 
 @contextlib.contextmanager
 def running_master(data_dir: Path) -> Iterator[RunningServer]:
-    """A real ``atoll start`` process for the ``with`` block; terminated (killed after 15 s) on exit."""
+    """A real ``atoll start`` process for the ``with`` block; terminated (killed after 15 s) on exit,
+    then its log checked for watch-cache objects mutated in place (``ATOLL_VERIFY_CACHE``)."""
     proc, server = start_master_process(data_dir)
     try:
         yield server
@@ -206,6 +211,7 @@ def running_master(data_dir: Path) -> Iterator[RunningServer]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    assert_cache_intact(data_dir / "server.log")  # its last check ran as it stopped
 
 
 @pytest.fixture
