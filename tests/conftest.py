@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
 import shutil
 import socket
@@ -140,6 +141,48 @@ def assert_cache_intact(log: Path) -> None:
     """Fail if the master that wrote ``log`` found its watch cache's objects mutated in place."""
     found = cache_mutations_logged(log)
     assert not found, f"objects of the watch cache were mutated in place by a reader ({log}): {found[:5]}"
+
+
+class _MutationRecords(logging.Handler):
+    """The ``cache object mutated in place`` errors of the masters running in this process."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if verify.MARK in record.getMessage():
+            self.lines.append(record.getMessage())
+
+
+_mutations = _MutationRecords()
+logging.getLogger(verify.__name__).addHandler(_mutations)
+
+
+def _no_new_mutations(start: int, where: str) -> None:
+    found = _mutations.lines[start:]
+    assert not found, f"an in-process master found its watch cache mutated in place by a reader ({where}): {found[:5]}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cache_intact_in_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the module when a master of a module-scoped fixture logged a mutation (its last check
+    runs as it stops, after the module's last test)."""
+    start = len(_mutations.lines)
+    yield
+    _no_new_mutations(start, request.node.name)
+
+
+@pytest.fixture(autouse=True)
+def _cache_intact(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test during which an in-process master (``ATOLL_VERIFY_CACHE``) logged a mutation
+    (``@pytest.mark.mutates_cache``: a test that does it on purpose; its lines are dropped)."""
+    start = len(_mutations.lines)
+    yield
+    if request.node.get_closest_marker("mutates_cache") is None:
+        _no_new_mutations(start, request.node.name)
+    else:
+        del _mutations.lines[start:]
 
 
 def start_master_process(

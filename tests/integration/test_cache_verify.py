@@ -33,6 +33,7 @@ async def listed(server: RunningServer) -> dict[str, JSON]:
     return {item["metadata"]["name"]: item for item in page["items"]}
 
 
+@pytest.mark.mutates_cache
 async def test_a_mutation_by_an_in_process_reader_is_found_and_logged_once(
     api_server: RunningServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -62,6 +63,7 @@ async def test_a_mutation_by_an_in_process_reader_is_found_and_logged_once(
     assert verify.mutated_objects(cache) == []
 
 
+@pytest.mark.mutates_cache
 async def test_the_master_checks_periodically_and_as_it_stops(
     api_server: RunningServer, caplog: pytest.LogCaptureFixture
 ) -> None:
