@@ -156,6 +156,7 @@ class _MutationRecords(logging.Handler):
 
 
 _mutations = _MutationRecords()
+_process_logs: list[Path] = []  # logs of the ``atoll start`` masters of start_master_process
 logging.getLogger(verify.__name__).addHandler(_mutations)
 
 
@@ -167,10 +168,13 @@ def _no_new_mutations(start: int, where: str) -> None:
 @pytest.fixture(autouse=True, scope="module")
 def _cache_intact_in_module(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail the module when a master of a module-scoped fixture logged a mutation (its last check
-    runs as it stops, after the module's last test)."""
-    start = len(_mutations.lines)
+    runs as it stops, after the module's last test), or the log of a master process started by
+    ``start_master_process`` during the module has the line."""
+    start, logs = len(_mutations.lines), len(_process_logs)
     yield
     _no_new_mutations(start, request.node.name)
+    for log in _process_logs[logs:]:  # masters the module's tests started (and stopped) themselves
+        assert_cache_intact(log)
 
 
 @pytest.fixture(autouse=True)
@@ -213,14 +217,16 @@ def start_master_process(
         if datastore:
             args += ["--datastore-endpoint", datastore]
         subprocess.run([*args, *init_args], check=True, capture_output=True, cwd=REPO)
-    out = open(log or data_dir / "server.log", "ab")
+    log = log or data_dir / "server.log"
+    _process_logs.append(log)
+    out = open(log, "ab")
     proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=out, stderr=out, cwd=REPO)
     url = f"https://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
-                f"atoll start exited with {proc.returncode}: {(data_dir / 'server.log').read_text()[-2000:]}"
+                f"atoll start exited with {proc.returncode}: {log.read_text()[-2000:]}"
             )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
