@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 import orjson
 
-from atoll.apiserver.cache.entries import Cached, decoded_objects
+from atoll.apiserver.cache.entries import LARGE_OBJECT, Cached, decoded_objects
 from atoll.apiserver.cache.watchcache import WatchCache
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ def _entries(cache: WatchCache) -> Iterable[tuple[str, Cached, object]]:
     keys: dict[int, str] = {}
     for key, cached in cache.cached_entries():
         keys[id(cached)] = key
-        if cached._obj is not None:
-            yield key, cached, cached._obj
+        if len(cached.raw) <= LARGE_OBJECT:  # a small object holds its dict (``peek`` returns it)
+            yield key, cached, cached.peek()
     for cached, obj in decoded_objects():  # large objects: their dict lives in the decoded cache
         yield keys.get(id(cached), f"<large object at revision {cached.revision}>"), cached, obj
 
