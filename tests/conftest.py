@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 import pytest
 
 from atoll.api import errors
+from atoll.apiserver.cache import verify
 from atoll.client import Client
 from atoll.node.config import NodeConfig, load_config
 from atoll.node.kubeconfig import admin_kubeconfig, dump
@@ -28,6 +30,9 @@ from atoll.node.master import MasterNode
 from atoll.node.network import free_port as network_free_port
 
 REPO = Path(__file__).resolve().parent.parent
+# every master the tests start (in this process or as ``atoll start``, which inherit it) checks
+# that no reader mutates its watch cache's shared objects; fixtures fail on the ERROR line it logs
+os.environ.setdefault(verify.ENV, "1")
 ATOLL = [sys.executable, "-m", "atoll.cli.main"]
 T = TypeVar("T")
 
@@ -113,7 +118,7 @@ async def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIte
     kubeconfig, token, ca = _write_kubeconfig(config.data_dir, node.url)
     yield RunningServer(node.url, config.data_dir, kubeconfig, token, ca, node)
     assert node.server is not None
-    mutated = mutated_cache_objects(node.server.cache)
+    mutated = verify.mutated_objects(node.server.cache)
     task.cancel()
     try:
         await task
@@ -123,19 +128,65 @@ async def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIte
     assert not mutated, f"objects of the watch cache were mutated in place by a reader: {mutated[:5]}"
 
 
-def mutated_cache_objects(cache: Any) -> list[str]:
-    """Keys of watch-cache objects (current and history) whose dict no longer matches their
-    encoding: someone mutated a shared, read-only object."""
-    import orjson
+def cache_mutations_logged(log: Path) -> list[str]:
+    """The ``cache object mutated in place`` ERROR lines of a master's log (``ATOLL_VERIFY_CACHE``)."""
+    try:
+        text = log.read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    return [line for line in text.splitlines() if verify.MARK in line]
 
-    out = []
-    entries = [(k, c) for bucket in cache._objects.values() for k, c in bucket.items()]
-    entries += [(ev.key, ev.current) for ev in cache._history]
-    for key, cached in entries:
-        obj = cached._obj
-        if obj is not None and orjson.loads(cached.raw) != obj:
-            out.append(key)
-    return out
+
+def assert_cache_intact(log: Path) -> None:
+    """Fail if the master that wrote ``log`` found its watch cache's objects mutated in place."""
+    found = cache_mutations_logged(log)
+    assert not found, f"objects of the watch cache were mutated in place by a reader ({log}): {found[:5]}"
+
+
+class _MutationRecords(logging.Handler):
+    """The ``cache object mutated in place`` errors of the masters running in this process."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if verify.MARK in record.getMessage():
+            self.lines.append(record.getMessage())
+
+
+_mutations = _MutationRecords()
+_process_logs: list[Path] = []  # logs of the ``atoll start`` masters of start_master_process
+logging.getLogger(verify.__name__).addHandler(_mutations)
+
+
+def _no_new_mutations(start: int, where: str) -> None:
+    found = _mutations.lines[start:]
+    assert not found, f"an in-process master found its watch cache mutated in place by a reader ({where}): {found[:5]}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cache_intact_in_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the module when a master of a module-scoped fixture logged a mutation (its last check
+    runs as it stops, after the module's last test), or the log of a master process started by
+    ``start_master_process`` during the module has the line."""
+    start, logs = len(_mutations.lines), len(_process_logs)
+    yield
+    _no_new_mutations(start, request.node.name)
+    for log in _process_logs[logs:]:  # masters the module's tests started (and stopped) themselves
+        assert_cache_intact(log)
+
+
+@pytest.fixture(autouse=True)
+def _cache_intact(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test during which an in-process master (``ATOLL_VERIFY_CACHE``) logged a mutation
+    (``@pytest.mark.mutates_cache``: a test that does it on purpose; its lines are dropped)."""
+    start = len(_mutations.lines)
+    yield
+    if request.node.get_closest_marker("mutates_cache") is None:
+        _no_new_mutations(start, request.node.name)
+    else:
+        del _mutations.lines[start:]
 
 
 def start_master_process(
@@ -166,14 +217,16 @@ def start_master_process(
         if datastore:
             args += ["--datastore-endpoint", datastore]
         subprocess.run([*args, *init_args], check=True, capture_output=True, cwd=REPO)
-    out = open(log or data_dir / "server.log", "ab")
+    log = log or data_dir / "server.log"
+    _process_logs.append(log)
+    out = open(log, "ab")
     proc = subprocess.Popen([*ATOLL, "start", "-c", str(config)], stdout=out, stderr=out, cwd=REPO)
     url = f"https://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
-                f"atoll start exited with {proc.returncode}: {(data_dir / 'server.log').read_text()[-2000:]}"
+                f"atoll start exited with {proc.returncode}: {log.read_text()[-2000:]}"
             )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -195,7 +248,8 @@ def start_master_process(
 
 @contextlib.contextmanager
 def running_master(data_dir: Path) -> Iterator[RunningServer]:
-    """A real ``atoll start`` process for the ``with`` block; terminated (killed after 15 s) on exit."""
+    """A real ``atoll start`` process for the ``with`` block; terminated (killed after 15 s) on exit,
+    then its log checked for watch-cache objects mutated in place (``ATOLL_VERIFY_CACHE``)."""
     proc, server = start_master_process(data_dir)
     try:
         yield server
@@ -206,6 +260,7 @@ def running_master(data_dir: Path) -> Iterator[RunningServer]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    assert_cache_intact(data_dir / "server.log")  # its last check ran as it stopped
 
 
 @pytest.fixture

@@ -57,6 +57,15 @@ class LocalReads(Protocol):
         ...
 
 
+def with_type(obj: JSON, rd: ResourceDef) -> JSON:
+    """``obj`` with ``apiVersion`` and ``kind`` (``rd``'s where missing, as a list's items may lack
+    them): ``obj`` itself when it has both, else a new dict — never ``obj`` changed, which may be
+    the API server's cached object."""
+    if "apiVersion" in obj and "kind" in obj:
+        return obj
+    return {"apiVersion": rd.api_version, "kind": rd.kind, **obj}
+
+
 def local_mode(headers: Mapping[str, str] | None) -> bool | None:
     """How a read with these extra ``headers`` can go local: False (full objects), True (metadata
     only, ``METADATA_ONLY``), or None (anything else, e.g. a Table: over HTTP)."""

@@ -24,7 +24,7 @@ from typing import Any
 from atoll.api.registry import ResourceDef
 from atoll.client.discovery import AGGREGATED_ACCEPT, Discovery
 from atoll.client.kubeconfig import KubeConfig, load_kubeconfig
-from atoll.client.local import local_mode
+from atoll.client.local import local_mode, with_type
 from atoll.client.paths import PATCH_CONTENT_TYPES, PatchType, resource_path
 from atoll.client.transport import JSON
 from atoll.client.watch import WatchVerbs
@@ -149,10 +149,7 @@ class Client(WatchVerbs):
             )
             meta = page.get("metadata") or {}
             list_rv = list_rv or str(meta.get("resourceVersion") or "")
-            for item in page.get("items") or ():
-                item.setdefault("apiVersion", rd.api_version)
-                item.setdefault("kind", rd.kind)
-                items.append(item)
+            items.extend(with_type(item, rd) for item in page.get("items") or ())
             token = meta.get("continue") or None
             if not token:
                 return items, list_rv

@@ -5,7 +5,8 @@ the node creates its certificates, opens the store named by ``datastoreEndpoint`
 and installs (or upgrades) the Kuscia and Kubeocean (pooling) CRDs shipped with Atoll, plus the
 ``default``, ``kube-system``, ``kube-public``, ``kube-node-lease``, ``cross-domain`` and own-domain
 namespaces. Unless ``controllers`` excludes ``pooling``, it also runs the pooling manager
-(:mod:`atoll.pooling.manager`, leader-elected on its own Lease).
+(:mod:`atoll.pooling.manager`, leader-elected on its own Lease). With ``ATOLL_VERIFY_CACHE=1`` it
+checks that no reader mutates the watch cache's shared objects (:mod:`atoll.apiserver.cache.verify`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from atoll.api.storage import STORAGE_CLASSES, default_local_path_class
 from atoll.apiserver.app import APIServer, ServerConfig
 from atoll.apiserver.auth.authn import ADMIN_USER
 from atoll.apiserver.auth.bootstrap import SYSTEM_NAMESPACES, default_cluster_role_bindings, default_cluster_roles
-from atoll.apiserver.cache import gcpolicy
+from atoll.apiserver.cache import gcpolicy, verify
 from atoll.apiserver.registry.storage import WriteOptions
 from atoll.client import Client
 from atoll.files import private_dir
@@ -113,6 +114,8 @@ class MasterNode:
                 self.ready.set()
                 log.info("master %s ready at %s", self.config.domain_id, self.url)
                 tg.create_task(gcpolicy.run(), name="master/gc-policy")  # after the cache's initial load
+                if verify.enabled():  # ATOLL_VERIFY_CACHE: the end-to-end tests' check of in-place mutations
+                    tg.create_task(verify.run(self.server.cache), name="master/verify-cache")
                 self._start_gateway(tg)
                 if self._pooling_enabled():
                     tg.create_task(self._run_pooling(), name="master/pooling")

@@ -35,6 +35,7 @@ from typing import Any
 from atoll.api.errors import APIError, Gone
 from atoll.api.registry import ResourceDef
 from atoll.client import Client, ClientError, ClientTimeoutError
+from atoll.client.local import with_type
 from atoll.runtime import metrics
 from atoll.runtime.cache import Cache, IndexFunc
 from atoll.runtime.keys import ObjectKey, key_of
@@ -253,9 +254,7 @@ class Informer:
         try:
             if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
                 raise TypeError(f"not an object with metadata: {type(obj).__name__}")
-            obj.setdefault("apiVersion", self.rd.api_version)
-            obj.setdefault("kind", self.rd.kind)
-            self._apply_event(kind, obj)
+            self._apply_event(kind, with_type(obj, self.rd))  # a new dict if it lacks them: obj may be shared
         except Exception as exc:  # skip exactly this object, keep reflecting
             self.skip_malformed(kind, obj, exc)
 

@@ -47,7 +47,7 @@ from atoll.node.quickstart_job import (
 )
 from atoll.node.quickstart_job import prepare as prepare_psi
 from atoll.node.registration import RegistrationError, lite_kubeconfig, load_registration, register
-from tests.conftest import REPO, eventually, kubectl_binary, kubectl_environ
+from tests.conftest import REPO, assert_cache_intact, eventually, kubectl_binary, kubectl_environ
 from tests.e2e.conftest import Kubectl, table
 
 pytestmark = pytest.mark.slow
@@ -65,6 +65,8 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
         yield net
     finally:
         net.stop()
+    assert net.master is not None
+    assert_cache_intact(net.master.log)  # ATOLL_VERIFY_CACHE: no reader mutated the master's watch cache
 
 
 @pytest.fixture(scope="module")

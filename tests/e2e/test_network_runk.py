@@ -37,7 +37,7 @@ from atoll.node.quickstart_job import (
     run_job,
 )
 from atoll.node.quickstart_job import _atoll as atoll_cli
-from tests.conftest import RunningServer, eventually
+from tests.conftest import RunningServer, assert_cache_intact, eventually
 from tests.integration.runk_clusters import INSTITUTION_NS, institution_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -59,6 +59,8 @@ async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[L
             yield network, inst
         finally:
             await asyncio.to_thread(network.stop)
+        assert network.master is not None
+        assert_cache_intact(network.master.log)  # ATOLL_VERIFY_CACHE: no reader mutated the master's watch cache
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

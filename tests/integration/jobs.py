@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from atoll.api import errors, kinds
+from atoll.apiserver.cache import verify
 from atoll.client import Client
 from atoll.controllers import ControllerContext, kusciajob
 from atoll.node.config import NodeConfig
@@ -46,6 +47,9 @@ async def running_master(data_dir: Path, **config: Any) -> AsyncIterator[Running
     kubeconfig, token, ca = _write_kubeconfig(data_dir, node.url)
     try:
         yield RunningServer(node.url, data_dir, kubeconfig, token, ca, node)
+        assert node.server is not None
+        mutated = verify.mutated_objects(node.server.cache)
+        assert not mutated, f"objects of the watch cache were mutated in place by a reader: {mutated[:5]}"
     finally:
         task.cancel()
         try:

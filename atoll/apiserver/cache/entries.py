@@ -106,6 +106,11 @@ class _DecodedCache:
 _decoded = _DecodedCache(DECODED_BYTES)
 
 
+def decoded_objects() -> list[tuple[Cached, JSON]]:
+    """The large objects decoded and shared right now, with their dicts (for ``verify``)."""
+    return list(_decoded._items.values())
+
+
 def resource_prefix(key: str) -> str:
     """``/group/plural/`` of a storage key."""
     second = key.index("/", 1)

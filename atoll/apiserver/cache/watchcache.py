@@ -309,6 +309,15 @@ class WatchCache:
         hi = bisect.bisect_left(keys, prefix + "\U0010ffff", lo)
         return [bucket[key] for key in keys[lo:hi]]
 
+    def cached_entries(self) -> Iterator[tuple[str, Cached]]:
+        """Every (key, object) held: the current objects, then the event history's (``verify``)."""
+        for bucket in self._objects.values():
+            yield from bucket.items()
+        for event in self._history:
+            yield event.key, event.current
+            if event.previous is not None:
+                yield event.key, event.previous
+
     def iter_from(self, prefix: str, start_key: str = "") -> Iterator[tuple[str, Cached]]:
         """(key, object) under ``prefix`` in key order from ``start_key``, lazily: a page stops
         early. The sorted keys of a resource are built once and then kept up to date."""
