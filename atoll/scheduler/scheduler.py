@@ -22,7 +22,7 @@ from atoll.api.errors import APIError, Conflict, NotFound
 from atoll.api.kinds import PODS
 from atoll.api.podusage import TERMINAL
 from atoll.api.timestamps import now_time
-from atoll.client import Client, ClientError, resource_path
+from atoll.client import Client, ClientError
 from atoll.runtime import Cache, ObjectKey, Result, get_logger
 from atoll.runtime.keys import key_of
 from atoll.scheduler.algorithm import schedule
@@ -182,7 +182,7 @@ class Scheduler:
             "metadata": {"name": name, "namespace": namespace, "uid": meta.get("uid", "")},
             "target": {"apiVersion": "v1", "kind": "Node", "name": node_name},
         }
-        await self.client.request("POST", resource_path(PODS, namespace, name, "binding"), body=binding)
+        await self.client.create(PODS, binding, namespace, subresource="binding")
 
     def _abandon(self, profile: Profile, state: CycleState, pod: JSON, node_name: str) -> None:
         self._unreserve(profile, state, pod, node_name, upto=len(profile.reserve))
