@@ -230,9 +230,11 @@ class Scheduler:
     # -- informer events (in-memory only; they never do I/O) -----------------------------------
 
     def on_pod_add(self, pod: JSON) -> None:
+        self.cache.pod_changed(None, pod)
         self.cache.confirm(pod)
 
     def on_pod_update(self, old: JSON, new: JSON) -> None:
+        self.cache.pod_changed(old, new)
         self.cache.confirm(new)
         if (new.get("spec") or {}).get("nodeName") and _finished(new) and not _finished(old):
             self.retry.cluster_changed()
@@ -240,6 +242,7 @@ class Scheduler:
     def on_pod_delete(self, pod: JSON) -> None:
         key = key_of(pod)
         held = bool((pod.get("spec") or {}).get("nodeName")) or self.cache.is_assumed(key)
+        self.cache.pod_changed(pod, None)
         self.cache.remove_pod(pod)
         self.retry.dropped(key)
         if held:
