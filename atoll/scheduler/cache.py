@@ -61,7 +61,7 @@ class SchedulerCache:
         self.pods = pods
         self._assumed: dict[ObjectKey, tuple[str, JSON]] = {}
         self._assumed_on: dict[str, dict[ObjectKey, JSON]] = {}  # node -> assumed pods there
-        self._requests: dict[str, tuple[str, Resources]] = {}  # uid -> (resourceVersion, requests)
+        self._requests: dict[str, tuple[Any, Resources]] = {}  # uid -> (spec, requests)
         self._infos: dict[str, _CachedInfo] = {}
         self._assumed_generation: dict[str, int] = {}  # node -> moves when its assumed pods change
         self._reported: dict[str, int] = {}  # node -> pod changes the handlers reported there
@@ -134,15 +134,16 @@ class SchedulerCache:
     # -- snapshot ----------------------------------------------------------------------------------
 
     def requests_of(self, pod: JSON) -> Resources:
-        """``pod_requests`` memoised per uid and resourceVersion (quantities are slow to parse)."""
-        meta = pod.get("metadata") or {}
-        uid, rv = str(meta.get("uid") or ""), str(meta.get("resourceVersion") or "")
+        """``pod_requests`` memoised per uid while the pod's spec stays equal (quantities are slow to
+        parse; what a pod requests is read from its spec only, so status updates keep the entry)."""
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        spec = pod.get("spec")
         cached = self._requests.get(uid) if uid else None
-        if cached is not None and cached[0] == rv:
+        if cached is not None and (cached[0] is spec or cached[0] == spec):
             return cached[1]
         requests = pod_requests(pod)
         if uid:
-            self._requests[uid] = (rv, requests)
+            self._requests[uid] = (spec, requests)
         return requests
 
     def selector_candidates(self, pod: JSON) -> list[str] | None:

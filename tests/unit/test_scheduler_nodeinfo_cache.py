@@ -136,3 +136,11 @@ def test_reported_pod_changes_update_the_node_info_without_a_scan() -> None:
             assert scans == [], step
         for info in infos:
             assert same(info, fresh(cache, info.name)), (step, info.name)
+
+
+def test_requests_are_parsed_again_only_when_the_spec_changes() -> None:
+    cache = SchedulerCache(nodes=Cache(), pods=Cache())
+    first = cache.requests_of(pod("a", "1", cpu="500m"))
+    assert cache.requests_of(pod("a", "2", cpu="500m", phase="Running")) is first  # new version, same spec
+    resized = cache.requests_of(pod("a", "3", cpu="1"))
+    assert resized["cpu"] == 1 and first["cpu"] * 1000 == 500
