@@ -104,24 +104,26 @@ class InProcessWrites:
         out: JSON = orjson.loads(cached.raw if cached is not None and cached.obj is obj else orjson.dumps(obj))
         return out
 
-    async def _counted(self, verb: str, rd: ResourceDef, code: int, write: Callable[[], Awaitable[JSON]]) -> JSON:
+    async def _counted(self, verb: str, rd: ResourceDef, subresource: str | None, code: int,
+                       write: Callable[[], Awaitable[JSON]]) -> JSON:
+        resource = f"{rd.plural}/{subresource}" if subresource else rd.plural
         if self._closed:
-            raise ClientConnectionError(f"{verb} {rd.plural}: the API server has stopped")
+            raise ClientConnectionError(f"{verb} {resource}: the API server has stopped")
         self._inflight += 1
         try:
             out = await write()
         except errors.APIError as err:
-            count_local(verb, rd.plural, err.code)
+            count_local(verb, resource, err.code)
             raise
         except Exception as exc:
-            log.exception("internal error serving an in-process %s of %s", verb, rd.plural)
-            count_local(verb, rd.plural, 500)
+            log.exception("internal error serving an in-process %s of %s", verb, resource)
+            count_local(verb, resource, 500)
             raise errors.InternalError("an internal error occurred; see the server log") from exc
         finally:
             self._inflight -= 1
             if not self._inflight and self._idle is not None:
                 self._idle.set()
-        count_local(verb, rd.plural, code)
+        count_local(verb, resource, code)
         return out
 
     async def _subresource(self, method: str, rd: ResourceDef, namespace: str | None, name: str, subresource: str,
@@ -161,7 +163,7 @@ class InProcessWrites:
             check_kind(own, body)
             return self._answer(own, await self._objects.create(own, namespace, body, opts))
 
-        return await self._counted("POST", own, 201, write)
+        return await self._counted("POST", own, subresource, 201, write)
 
     async def update(
         self, rd: ResourceDef, namespace: str | None, name: str, body: JSON, *, subresource: str | None,
@@ -181,7 +183,7 @@ class InProcessWrites:
             check_kind(own, body)
             return self._answer(own, await self._objects.update(own, namespace, name, body, opts, subresource or ""))
 
-        return await self._counted("PUT", own, 200, write)
+        return await self._counted("PUT", own, subresource, 200, write)
 
     async def patch(
         self, rd: ResourceDef, namespace: str | None, name: str, patch: Any, *, patch_type: str,
@@ -202,7 +204,7 @@ class InProcessWrites:
                                              opts, subresource=subresource or "", pinned=patch_pins_rv(document))
             return self._answer(own, obj)
 
-        return await self._counted("PATCH", own, 200, write)
+        return await self._counted("PATCH", own, subresource, 200, write)
 
     async def delete(self, rd: ResourceDef, namespace: str | None, name: str, options: JSON | None, *,
                      user_agent: str) -> JSON:
@@ -217,4 +219,4 @@ class InProcessWrites:
                 return codec.success_status(own.plural, own.group, name, obj["metadata"].get("uid", ""))
             return self._answer(own, obj)
 
-        return await self._counted("DELETE", own, 200, write)
+        return await self._counted("DELETE", own, None, 200, write)
