@@ -4,6 +4,7 @@ answers and errors. Each behaviour is checked against an HTTP client with the sa
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from atoll.api import errors
 from atoll.api.kinds import CONFIGMAPS, PODS
 from atoll.apiserver.http.metrics import local_request_total
-from atoll.client import Client
+from atoll.client import Client, ClientConnectionError
 from tests.conftest import RunningServer
 
 JSON = dict[str, Any]
@@ -153,3 +154,13 @@ async def test_local_writes_are_counted_apart(api_server: RunningServer) -> None
             await local.create(CONFIGMAPS, cm("counted"))
         await local.delete(CONFIGMAPS, "counted", NS)
     assert (count("POST", "201"), count("POST", "409"), count("DELETE", "200")) == tuple(b + 1 for b in before)
+
+
+async def test_writes_fail_at_once_once_the_server_stops(api_server: RunningServer) -> None:
+    """As on a closed listener: no wait for a watch cache that no longer applies revisions."""
+    assert api_server.node is not None and api_server.node.server is not None
+    async with api_server.node.client() as local:
+        await local.create(CONFIGMAPS, cm("before"))
+        await api_server.node.server.local_writes.close()
+        with pytest.raises(ClientConnectionError, match="stopped"):
+            await asyncio.wait_for(local.create(CONFIGMAPS, cm("after")), 1.0)
