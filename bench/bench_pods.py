@@ -26,7 +26,8 @@ master's scheduler binds each to its domain's node), alternating between the age
 run (creates to deletes; watches are counted when they end) per pod, by client (User-Agent
 product: ``atoll`` is this benchmark, ``atoll-agent`` the agents, ``atoll-controller-manager``
 the master's in-process controllers and scheduler), verb, resource and code, from the master's
-``atoll_apiserver_client_request_total`` scraped before and after.
+``atoll_apiserver_client_request_total`` scraped before and after; the writes of the master's own
+client, which go in-process, are listed as ``(in-process)`` (``atoll_apiserver_local_request_total``).
 
 ``ATOLL_CPROFILE=PREFIX`` runs the master and the agents under cProfile (``PREFIX-<name>.prof``);
 ``ATOLL_PYSPY=PREFIX`` samples them with ``py-spy record --gil`` (``ATOLL_PYSPY_RATE`` Hz, 200 by
@@ -180,7 +181,8 @@ Requests = dict[tuple[str, ...], float]
 
 
 async def client_requests(client: Client) -> Requests:
-    """The master's ``atoll_apiserver_client_request_total`` by (client, verb, resource, code)."""
+    """The master's ``atoll_apiserver_client_request_total`` by (client, verb, resource, code), and
+    its in-process writes (``atoll_apiserver_local_request_total``) as client ``(in-process)``."""
     text = await client.request("GET", "/metrics")
     out: Requests = {}
     for family in text_string_to_metric_families(text):
@@ -191,6 +193,11 @@ async def client_requests(client: Client) -> Requests:
                 if sample.name.endswith("_total"):
                     labels = sample.labels
                     out[(labels["client"], labels["verb"], labels["resource"], labels["code"])] = sample.value
+        if family.name == "atoll_apiserver_local_request":  # the master's own client, without HTTP
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels["verb"] not in ("LIST", "WATCH", "GET"):
+                    labels = sample.labels
+                    out[("(in-process)", labels["verb"], labels["resource"], labels["code"])] = sample.value
     return out
 
 

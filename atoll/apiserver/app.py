@@ -54,6 +54,7 @@ from atoll.apiserver.http.gate import stop as stop_listener
 from atoll.apiserver.http.limits import ConnectionLimits
 from atoll.apiserver.http.listeners import start_loopback
 from atoll.apiserver.http.local import InProcessReads
+from atoll.apiserver.http.localwrites import InProcessWrites
 from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.protocol import StatusServer
 from atoll.apiserver.http.resources import ResourceHandlers
@@ -137,6 +138,8 @@ class APIServer:
         )
         self.local_reads = InProcessReads(self.resources, self.registry)
         """LIST/WATCH/GET without HTTP, for this process's own admin client only (``atoll.client.local``)."""
+        self.local_writes = InProcessWrites(self.resources, self.local_reads)
+        """Creates, updates, patches and deletes without HTTP, for the same client only."""
         self.frontends = Frontends(
             registry=self.registry,
             discovery=Discovery(self.registry, self.strategies),
@@ -207,6 +210,7 @@ class APIServer:
             try:
                 await asyncio.Event().wait()
             finally:
+                await self.local_writes.close()
                 await stop_listener(listener)
                 await runner.cleanup()
                 await self.resources.relay.close()

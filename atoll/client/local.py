@@ -1,4 +1,5 @@
-"""In-process reads: a :class:`LocalReads` backend lets a client LIST, WATCH and GET without HTTP.
+"""In-process reads and writes: :class:`LocalReads` lets a client LIST, WATCH and GET without HTTP,
+:class:`LocalWrites` lets it create, update, patch and delete (and bind) without HTTP.
 
 The master's own controllers, scheduler, gateway and pooling/fleet managers run inside the API
 server's process. Over the loopback socket every event the watch cache already holds decoded was
@@ -6,7 +7,11 @@ encoded, written, read back, chunk-parsed and decoded again in the same process.
 ``local`` backend (only the master's own admin client is: see :mod:`atoll.apiserver.http.local`)
 serves ``list``/``watch``/``get`` from it with the HTTP semantics (resourceVersion handling, 410
 Gone raised as :class:`~atoll.api.errors.Gone`, selectors, bookmarks, ``timeoutSeconds``,
-pagination, metadata-only items); writes keep going over HTTP.
+pagination, metadata-only items). A client given ``local_writes`` too sends its creates,
+updates, patches (but server-side apply) and deletes, of objects and of their ``status`` and
+``binding`` subresources (:data:`LOCAL_SUBRESOURCES`), to it: the same storage, admission and
+errors as over HTTP, with the bodies copied both ways (the caller keeps its dicts, the answer is
+its own).
 
 **Objects from ``list`` and ``watch`` are the server's cached dicts, shared, never copied: treat
 them as read-only** (as informer caches already are). ``get`` returns a private copy (callers
@@ -64,6 +69,45 @@ def with_type(obj: JSON, rd: ResourceDef) -> JSON:
     if "apiVersion" in obj and "kind" in obj:
         return obj
     return {"apiVersion": rd.api_version, "kind": rd.kind, **obj}
+
+
+LOCAL_SUBRESOURCES = frozenset({"status", "binding"})
+"""Subresources whose writes go in-process (the rest, e.g. proxies and tokens, over HTTP)."""
+
+
+class LocalWrites(Protocol):
+    """Writes served in-process by the API server the client talks to. Every method takes the
+    client's ``User-Agent`` (the default field manager, as over HTTP); bodies are copied."""
+
+    def serves(self, rd: ResourceDef) -> bool:
+        """Whether writes of ``rd`` can be served locally (else the client uses HTTP)."""
+        ...
+
+    async def create(
+        self, rd: ResourceDef, namespace: str | None, body: JSON, *, name: str | None, subresource: str | None,
+        dry_run: bool, field_manager: str | None, user_agent: str,
+    ) -> JSON:
+        """``POST`` of the collection, or of ``name``'s ``subresource`` (``binding``)."""
+        ...
+
+    async def update(
+        self, rd: ResourceDef, namespace: str | None, name: str, body: JSON, *, subresource: str | None,
+        field_manager: str | None, user_agent: str,
+    ) -> JSON:
+        """``PUT`` of the object or its subresource."""
+        ...
+
+    async def patch(
+        self, rd: ResourceDef, namespace: str | None, name: str, patch: Any, *, patch_type: str,
+        subresource: str | None, field_manager: str | None, user_agent: str,
+    ) -> JSON:
+        """``PATCH`` (``merge``, ``json`` or ``strategic``; not ``apply``)."""
+        ...
+
+    async def delete(self, rd: ResourceDef, namespace: str | None, name: str, options: JSON | None, *,
+                     user_agent: str) -> JSON:
+        """``DELETE`` with these ``DeleteOptions``: the object, or a ``Status``."""
+        ...
 
 
 def local_mode(headers: Mapping[str, str] | None) -> bool | None:

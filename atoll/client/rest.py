@@ -24,7 +24,7 @@ from typing import Any
 from atoll.api.registry import ResourceDef
 from atoll.client.discovery import AGGREGATED_ACCEPT, Discovery
 from atoll.client.kubeconfig import KubeConfig, load_kubeconfig
-from atoll.client.local import local_mode, with_type
+from atoll.client.local import LOCAL_SUBRESOURCES, LocalWrites, local_mode, with_type
 from atoll.client.paths import PATCH_CONTENT_TYPES, PatchType, resource_path
 from atoll.client.transport import JSON
 from atoll.client.watch import WatchVerbs
@@ -162,12 +162,28 @@ class Client(WatchVerbs):
         *,
         dry_run: bool = False,
         field_manager: str | None = None,
+        subresource: str | None = None,
     ) -> JSON:
-        namespace = namespace or (body.get("metadata") or {}).get("namespace")
+        """``POST`` the object; with ``subresource`` (``binding``) POST it to that subresource of
+        the object named by the body's ``metadata.name`` (client-go's ``Bind``)."""
+        meta = body.get("metadata") or {}
+        namespace = namespace or meta.get("namespace")
         if rd.namespaced and not namespace:
             raise ValueError(f"{rd.group_resource}: a namespace is required to create")
+        name = str(meta["name"]) if subresource else None
+        local = self._writes(rd, subresource)
+        if local is not None:
+            return await local.create(rd, namespace, body, name=name, subresource=subresource, dry_run=dry_run,
+                                      field_manager=field_manager, user_agent=self.user_agent)
         params = {"dryRun": "All" if dry_run else None, "fieldManager": field_manager}
-        return await self._json("POST", resource_path(rd, namespace), params=params, body=body)
+        return await self._json("POST", resource_path(rd, namespace, name, subresource), params=params, body=body)
+
+    def _writes(self, rd: ResourceDef, subresource: str | None) -> LocalWrites | None:
+        """The in-process write backend when it serves this write, else None (HTTP)."""
+        local = self.local_writes
+        if local is None or (subresource and subresource not in LOCAL_SUBRESOURCES) or not local.serves(rd):
+            return None
+        return local
 
     async def update(
         self,
@@ -179,6 +195,10 @@ class Client(WatchVerbs):
     ) -> JSON:
         """PUT the whole object; ``metadata.resourceVersion`` in the body is the precondition."""
         meta = body.get("metadata") or {}
+        local = self._writes(rd, subresource)
+        if local is not None:
+            return await local.update(rd, meta.get("namespace"), str(meta["name"]), body, subresource=subresource,
+                                      field_manager=field_manager, user_agent=self.user_agent)
         path = resource_path(rd, meta.get("namespace"), str(meta["name"]), subresource)
         return await self._json("PUT", path, params={"fieldManager": field_manager}, body=body)
 
@@ -196,6 +216,10 @@ class Client(WatchVerbs):
     ) -> JSON:
         if patch_type == "apply" and not field_manager:
             raise ValueError("server-side apply needs a field_manager")
+        local = self._writes(rd, subresource) if patch_type != "apply" else None
+        if local is not None:
+            return await local.patch(rd, namespace, name, patch, patch_type=patch_type, subresource=subresource,
+                                     field_manager=field_manager, user_agent=self.user_agent)
         params = {"fieldManager": field_manager, "force": force}
         return await self._json(
             "PATCH",
@@ -218,6 +242,9 @@ class Client(WatchVerbs):
     ) -> JSON:
         """Returns the deleted object (or the object marked for deletion), or a ``Status``."""
         options = _delete_options(propagation_policy, preconditions, grace_period_seconds, dry_run)
+        local = self._writes(rd, None)
+        if local is not None:
+            return await local.delete(rd, namespace, name, options, user_agent=self.user_agent)
         return await self._json("DELETE", resource_path(rd, namespace, name), body=options)
 
     async def delete_collection(

@@ -5,8 +5,9 @@
   the kubeconfig's TLS context, or a Unix socket (a same-host API server's loopback listener).
   This package is the only place in Atoll that opens HTTP client sessions.
 * **Bearer tokens** are sent on every request; a projected token file is re-read once a minute.
-* **In-process reads**: a client built with a ``local`` backend (the master's own admin client)
-  serves LIST/WATCH/GET from it without HTTP (:mod:`atoll.client.local`).
+* **In-process reads and writes**: a client built with a ``local`` backend (the master's own admin
+  client) serves LIST/WATCH/GET from it without HTTP, and with ``local_writes`` its writes too
+  (:mod:`atoll.client.local`).
 * **Errors are the server's errors.** A non-2xx answer is parsed back into the matching
   :class:`atoll.api.errors.APIError` (``except NotFound:`` works like ``apierrors.IsNotFound``);
   transport problems become :class:`ClientConnectionError`. aiohttp never leaks.
@@ -29,7 +30,7 @@ import orjson
 from atoll.api.errors import InternalError
 from atoll.client.errors import ClientConnectionError, ClientTimeoutError, error_from_response
 from atoll.client.kubelet import STREAM_MESSAGE_MAX
-from atoll.client.local import LocalReads
+from atoll.client.local import LocalReads, LocalWrites
 from atoll.client.stream import StreamResponse
 
 JSON = dict[str, Any]
@@ -51,6 +52,8 @@ class Transport:
 
     local: LocalReads | None = None
     """In-process LIST/WATCH/GET (:mod:`atoll.client.local`), or None: over HTTP."""
+    local_writes: LocalWrites | None = None
+    """In-process creates, updates, patches and deletes, or None: over HTTP."""
 
     def __init__(
         self,
@@ -67,12 +70,14 @@ class Transport:
         pool_size: int = 100,
         unix_socket: str | None = None,
         local: LocalReads | None = None,
+        local_writes: LocalWrites | None = None,
     ) -> None:
         """``unix_socket``: connect to this Unix socket instead of ``server``'s host (plain HTTP
         to a same-host API server's loopback listener; ``server`` is then ``http://localhost``).
         ``local``: serve LIST/WATCH/GET in-process from this backend (:mod:`atoll.client.local`;
-        the master's own admin client), writes still going over HTTP."""
+        the master's own admin client); ``local_writes``: its writes too."""
         self.local = local
+        self.local_writes = local_writes
         self.server = server.rstrip("/")
         self._unix_socket = unix_socket
         self.namespace = namespace
@@ -123,6 +128,10 @@ class Transport:
     def set_token(self, token: str) -> None:
         """Use a renewed bearer token from the next request on (e.g. a rotated ServiceAccount token)."""
         self._token = token
+
+    @property
+    def user_agent(self) -> str:
+        return self._headers["User-Agent"]
 
     def _auth_headers(self) -> dict[str, str]:
         if self._token_file and time.monotonic() - self._token_read_at > TOKEN_REREAD_SECONDS:

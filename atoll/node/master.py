@@ -175,13 +175,15 @@ class MasterNode:
     def client(self) -> Client:
         """An admin client of this node's own API server: LIST, WATCH and GET in-process
         (``APIServer.local_reads``: no encoding, socket or decoding of what the watch cache holds;
-        objects from lists and watches are the cache's, read-only), writes over the loopback Unix
-        socket when it is bound (no TLS or TCP for the in-process controllers), else over HTTPS.
-        Only this admin (``system:masters``) client may get the in-process reads: they are not
+        objects from lists and watches are the cache's, read-only) and writes in-process too
+        (``APIServer.local_writes``: straight to the registry, admission on); server-side apply,
+        other subresources and raw requests over the loopback Unix socket when it is bound (no
+        TLS or TCP for the in-process controllers), else over HTTPS. Only this admin
+        (``system:masters``) client may get the in-process reads and writes: they are not
         authorized."""
         token = self.pki.admin_token.read_text().strip()
         assert self.server is not None
-        local = self.server.local_reads
+        local, writes = self.server.local_reads, self.server.local_writes
         if self.server.loopback_socket is not None:
             return Client(
                 "http://localhost",
@@ -189,6 +191,7 @@ class MasterNode:
                 token=token,
                 user_agent="atoll-controller-manager",
                 local=local,
+                local_writes=writes,
             )
         ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
         return Client(
@@ -197,6 +200,7 @@ class MasterNode:
             token=token,
             user_agent="atoll-controller-manager",
             local=local,
+            local_writes=writes,
         )
 
     async def _run_controllers(self) -> None:

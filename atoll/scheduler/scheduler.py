@@ -22,7 +22,7 @@ from atoll.api.errors import APIError, Conflict, NotFound
 from atoll.api.kinds import PODS
 from atoll.api.podusage import TERMINAL
 from atoll.api.timestamps import now_time
-from atoll.client import Client, ClientError, resource_path
+from atoll.client import Client, ClientError
 from atoll.runtime import Cache, ObjectKey, Result, get_logger
 from atoll.runtime.keys import key_of
 from atoll.scheduler.algorithm import schedule
@@ -182,7 +182,7 @@ class Scheduler:
             "metadata": {"name": name, "namespace": namespace, "uid": meta.get("uid", "")},
             "target": {"apiVersion": "v1", "kind": "Node", "name": node_name},
         }
-        await self.client.request("POST", resource_path(PODS, namespace, name, "binding"), body=binding)
+        await self.client.create(PODS, binding, namespace, subresource="binding")
 
     def _abandon(self, profile: Profile, state: CycleState, pod: JSON, node_name: str) -> None:
         self._unreserve(profile, state, pod, node_name, upto=len(profile.reserve))
@@ -230,9 +230,11 @@ class Scheduler:
     # -- informer events (in-memory only; they never do I/O) -----------------------------------
 
     def on_pod_add(self, pod: JSON) -> None:
+        self.cache.pod_changed(None, pod)
         self.cache.confirm(pod)
 
     def on_pod_update(self, old: JSON, new: JSON) -> None:
+        self.cache.pod_changed(old, new)
         self.cache.confirm(new)
         if (new.get("spec") or {}).get("nodeName") and _finished(new) and not _finished(old):
             self.retry.cluster_changed()
@@ -240,6 +242,7 @@ class Scheduler:
     def on_pod_delete(self, pod: JSON) -> None:
         key = key_of(pod)
         held = bool((pod.get("spec") or {}).get("nodeName")) or self.cache.is_assumed(key)
+        self.cache.pod_changed(pod, None)
         self.cache.remove_pod(pod)
         self.retry.dropped(key)
         if held:

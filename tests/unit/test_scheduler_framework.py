@@ -52,15 +52,15 @@ class FakeClient:
         self.patches: list[tuple[str, JSON]] = []
         self.events: list[JSON] = []
 
-    async def request(self, method: str, path: str, *, body: JSON, **_: Any) -> JSON:
-        self.bindings.append((body["metadata"]["name"], body["target"]["name"]))
-        return {}
-
     async def patch(self, rd: Any, name: str, patch: JSON, namespace: str | None = None, **_: Any) -> JSON:
         self.patches.append((name, patch))
         return {}
 
-    async def create(self, rd: Any, body: JSON, namespace: str | None = None, **_: Any) -> JSON:
+    async def create(self, rd: Any, body: JSON, namespace: str | None = None, *, subresource: str | None = None,
+                     **_: Any) -> JSON:
+        if subresource == "binding":
+            self.bindings.append((body["metadata"]["name"], body["target"]["name"]))
+            return {}
         self.events.append(body)
         return body
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from atoll.runtime import Cache, ObjectKey
+from atoll.runtime.keys import key_of
 from atoll.scheduler.cache import SchedulerCache
 from atoll.scheduler.nodeinfo import NodeInfo, pod_requests
 
@@ -78,3 +80,67 @@ def test_cache_generation_moves_with_every_change_under_an_index_value() -> None
     moved = pods.generation("node", "n2")
     pods.remove(ObjectKey("ns", "a"))
     assert pods.generation("node", "n2") > moved
+
+
+def test_reported_pod_changes_update_the_node_info_without_a_scan() -> None:
+    """Random adds, binds, finishes, deletes, assumptions and forgets: every NodeInfo equals a
+    fresh build; when the handlers reported every change, the node's pods are not scanned again,
+    and a change they did not see (a write without a handler call) makes a full count."""
+    rng = random.Random(7)
+    nodes, pods = Cache(), Cache()
+    for name in ("n1", "n2"):
+        nodes.upsert(node(name))
+    cache = SchedulerCache(nodes=nodes, pods=pods)
+    scans: list[str] = []
+    by_node = pods.by_node
+
+    def counting_by_node(name: str) -> Any:
+        scans.append(name)
+        return by_node(name)
+
+    pods.by_node = counting_by_node  # type: ignore[method-assign]
+    rv = 1
+
+    def store(obj: JSON, *, report: bool = True) -> None:
+        old = pods.upsert(obj)
+        if report:
+            cache.pod_changed(old, obj)
+            cache.confirm(obj)
+
+    cache.node_infos()
+    for step in range(400):
+        rv += 1
+        name = f"p{rng.randrange(30)}"
+        current = pods.get(name, "ns")
+        action = rng.random()
+        if current is None:
+            store(pod(name, str(rv), cpu=rng.choice(["100m", "250m", "1"])))
+        elif action < 0.3 and not current["spec"].get("nodeName"):
+            cache.assume(current, rng.choice(["n1", "n2"]))
+        elif action < 0.5 and not current["spec"].get("nodeName"):
+            target = cache.assumed_node(key_of(current)) or rng.choice(["n1", "n2"])
+            store(pod(name, str(rv), cpu="250m", node_name=target))
+        elif action < 0.6:
+            cache.forget(key_of(current))
+        elif action < 0.75 and current["spec"].get("nodeName"):
+            phase = rng.choice(["Running", "Succeeded"])
+            store(pod(name, str(rv), cpu="250m", node_name=current["spec"]["nodeName"], phase=phase),
+                  report=step % 50 != 0)
+        elif action < 0.9:
+            removed = pods.remove(key_of(current))
+            cache.pod_changed(removed, None)
+            cache.remove_pod(current)
+        scans.clear()
+        infos = cache.node_infos()
+        if step % 50 != 0:
+            assert scans == [], step
+        for info in infos:
+            assert same(info, fresh(cache, info.name)), (step, info.name)
+
+
+def test_requests_are_parsed_again_only_when_the_spec_changes() -> None:
+    cache = SchedulerCache(nodes=Cache(), pods=Cache())
+    first = cache.requests_of(pod("a", "1", cpu="500m"))
+    assert cache.requests_of(pod("a", "2", cpu="500m", phase="Running")) is first  # new version, same spec
+    resized = cache.requests_of(pod("a", "3", cpu="1"))
+    assert resized["cpu"] == 1 and first["cpu"] * 1000 == 500

@@ -83,14 +83,15 @@ class InProcessReads:
         own = self._registry.get(rd.group, rd.version, rd.plural)
         return own is not None and not is_metrics(own) and (own.group, own.plural) not in _VIRTUAL
 
-    def _own(self, rd: ResourceDef) -> ResourceDef:
+    def own(self, rd: ResourceDef) -> ResourceDef:
+        """This server's definition of ``rd`` (NotFound when it has none)."""
         own = self._registry.get(rd.group, rd.version, rd.plural)
         if own is None:
             raise errors.NotFound("the server could not find the requested resource")
         return own
 
     async def get(self, rd: ResourceDef, namespace: str | None, name: str) -> JSON:
-        own = self._own(rd)
+        own = self.own(rd)
         namespace = namespace if own.namespaced else None
         if own.namespaced and not namespace:
             raise ValueError(f"{own.group_resource} {name!r}: a namespace is required")
@@ -108,7 +109,7 @@ class InProcessReads:
     async def list(
         self, rd: ResourceDef, namespace: str | None, params: Mapping[str, str], *, metadata_only: bool
     ) -> JSON:
-        own = self._own(rd)
+        own = self.own(rd)
         namespace = namespace if own.namespaced else None
         try:
             matcher = lists.make_matcher(own, params.get("labelSelector", ""), params.get("fieldSelector", ""))
@@ -143,7 +144,7 @@ class InProcessReads:
     ) -> AsyncGenerator[tuple[str, JSON], None]:
         """The events of one watch, as ``serve_watch`` writes them (see the module docstring)."""
         settings, clock, cache = self._handlers.watch_settings, self._handlers.clock, self._cache
-        rd = self._own(rd)
+        rd = self.own(rd)
         namespace = namespace if rd.namespaced else None
         timeout = float(timeout_seconds or 0) or random.uniform(settings.min_timeout, settings.max_timeout)
         bookmarks = allow_bookmarks

@@ -50,7 +50,8 @@ BY_CLIENT = os.environ.get("ATOLL_REQUEST_CLIENTS", "") == "1"
 watchers = Gauge("apiserver_registered_watchers", "Number of currently open watches", registry=REGISTRY)
 local_request_total = Counter(
     "atoll_apiserver_local_request_total",
-    "Counter of in-process reads (the master's own controllers, without HTTP) by verb, resource and code; "
+    "Counter of in-process reads and writes (the master's own controllers, without HTTP) by verb, resource and "
+    "code; "
     "apiserver_request_total counts the HTTP requests",
     ["verb", "resource", "code"],
     registry=REGISTRY,
@@ -204,7 +205,8 @@ _client_series: dict[tuple[str, str, str, int], Counter] = {}
 
 
 def count_local(verb: str, resource: str, code: int) -> None:
-    """Count one in-process read (:mod:`atoll.apiserver.http.local`) in ``local_request_total``."""
+    """Count one in-process read or write (:mod:`atoll.apiserver.http.local`, ``localwrites``) in
+    ``local_request_total``."""
     key = (verb, resource, code)
     series = _local_series.get(key)
     if series is None:

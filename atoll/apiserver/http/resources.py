@@ -8,7 +8,7 @@ kind's strategy names). Nothing here knows a kind by name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -251,7 +251,7 @@ class ResourceHandlers:
 
     async def create(self, request: web.Request, route: Route) -> web.Response:
         body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
-        _check_kind(route.rd, body)
+        check_kind(route.rd, body)
         opts = _options(request)
         obj = await self.objects.create(route.rd, route.namespace, body, opts)
         return self._one(request, route.rd, obj, status=201, opts=opts, raw=self._cached_raw(route.rd, obj))
@@ -259,7 +259,7 @@ class ResourceHandlers:
     async def update(self, request: web.Request, route: Route) -> web.Response:
         assert route.name is not None
         body = codec.decode_dict(await codec.read_body(request), codec.media_type(request))
-        _check_kind(route.rd, body)
+        check_kind(route.rd, body)
         opts = _options(request)
         obj = await self.objects.update(route.rd, route.namespace, route.name, body, opts, route.subresource)
         return self._one(request, route.rd, obj, opts=opts, raw=self._cached_raw(route.rd, obj))
@@ -278,21 +278,8 @@ class ResourceHandlers:
         rd, name = route.rd, route.name
         if ptype == "apply":
             return await self._apply(request, route, document, opts)
-
-        def mutate(current: JSON) -> JSON:
-            new = apply_patch(ptype, current, document, rd.kind if rd.builtin else "")
-            if not isinstance(new, dict):
-                raise errors.BadRequest("the patch did not produce an object")
-            if not isinstance(new.get("metadata") or {}, dict):
-                raise errors.BadRequest("metadata must be an object")
-            pinned = (new.get("metadata") or {}).get("resourceVersion")
-            if pinned and pinned != current["metadata"]["resourceVersion"]:
-                raise errors.conflict(rd.plural, rd.group, name)
-            return new
-
-        obj = await self.objects.modify(
-            rd, route.namespace, name, mutate, opts, subresource=route.subresource, pinned=_patch_pins_rv(document)
-        )
+        obj = await self.objects.modify(rd, route.namespace, name, patch_mutator(rd, name, ptype, document), opts,
+                                        subresource=route.subresource, pinned=patch_pins_rv(document))
         return self._one(request, rd, obj, opts=opts)
 
     async def _apply(self, request: web.Request, route: Route, document: Any, opts: WriteOptions) -> web.Response:
@@ -307,7 +294,7 @@ class ResourceHandlers:
         if md.get("name") and md["name"] != route.name:
             raise errors.BadRequest(
                 f"the name of the object ({md['name']}) does not match the name on the URL ({route.name})")
-        _check_kind(route.rd, document)
+        check_kind(route.rd, document)
         rd, name, force = route.rd, route.name, codec.bool_param(request, "force")
         manager, pinned = opts.field_manager, str(md.get("resourceVersion") or "")
         opts.record_managed_fields = False
@@ -377,7 +364,7 @@ class ResourceHandlers:
         )
 
 
-def _check_kind(rd: ResourceDef, body: JSON) -> None:
+def check_kind(rd: ResourceDef, body: JSON) -> None:
     kind, api_version = body.get("kind"), body.get("apiVersion")
     if kind and kind != rd.kind:
         raise errors.BadRequest(f"the kind of the body ({kind}) does not match the resource ({rd.kind})")
@@ -387,6 +374,23 @@ def _check_kind(rd: ResourceDef, body: JSON) -> None:
         )
 
 
-def _patch_pins_rv(document: Any) -> bool:
+def patch_mutator(rd: ResourceDef, name: str, ptype: str, document: Any) -> Callable[[JSON], JSON]:
+    """The mutation a ``merge``/``json``/``strategic`` PATCH of ``name`` applies to the current object."""
+
+    def mutate(current: JSON) -> JSON:
+        new = apply_patch(ptype, current, document, rd.kind if rd.builtin else "")
+        if not isinstance(new, dict):
+            raise errors.BadRequest("the patch did not produce an object")
+        if not isinstance(new.get("metadata") or {}, dict):
+            raise errors.BadRequest("metadata must be an object")
+        pinned = (new.get("metadata") or {}).get("resourceVersion")
+        if pinned and pinned != current["metadata"]["resourceVersion"]:
+            raise errors.conflict(rd.plural, rd.group, name)
+        return new
+
+    return mutate
+
+
+def patch_pins_rv(document: Any) -> bool:
     md = document.get("metadata") if isinstance(document, dict) else None
     return isinstance(md, dict) and bool(md.get("resourceVersion"))
