@@ -6,7 +6,8 @@ of the agents' pod watches) to a value with ``=``, by that value. An event is of
 scopes' unindexed watchers and to the indexed ones whose value is the event object's current or
 previous value of that field: every other watcher's filter rejects both states, so it would have
 been sent nothing. The values are read with the selectors' own ``field_value``, so the index never
-disagrees with the filter. A watcher whose selector is that one term and nothing else is not even
+disagrees with the filter. A watcher without selector whose prefix is its scope's gets every event
+of the scope unfiltered; one whose selector is that one indexed term and nothing else is not even
 filtered: its bucket tells whether each state matches, and all of a bucket's watchers share one
 event (an ADDED/DELETED for a pod entering/leaving the value included). Other watchers run their
 filter in ``Watcher.offer``. Each watcher gets its events in the order they are applied.
@@ -54,17 +55,19 @@ Index = dict[str, dict[str, set[Watcher]]]  # field -> value -> watchers
 
 
 class _Scope:
-    """The watchers of one key prefix: unindexed, indexed and filtered, indexed and not filtered."""
+    """The watchers of one key prefix: without selector, unindexed, indexed and filtered, indexed
+    and not filtered."""
 
-    __slots__ = ("filtered", "pinned", "unindexed")
+    __slots__ = ("everything", "filtered", "pinned", "unindexed")
 
     def __init__(self) -> None:
+        self.everything: set[Watcher] = set()
         self.unindexed: set[Watcher] = set()
         self.filtered: Index = {}
         self.pinned: Index = {}
 
     def empty(self) -> bool:
-        return not self.unindexed and not self.filtered and not self.pinned
+        return not self.everything and not self.unindexed and not self.filtered and not self.pinned
 
 
 class Fanout:
@@ -94,7 +97,8 @@ class Fanout:
             scope = self._scopes[name] = _Scope()
         trigger = trigger_of(watcher.matches)
         if trigger is None:
-            return name, scope, scope.unindexed
+            plain = watcher.matches is None and name == watcher.prefix
+            return name, scope, scope.everything if plain else scope.unindexed
         field, value, only = trigger
         index = scope.pinned if only and name == watcher.prefix else scope.filtered
         values = index.get(field)
@@ -145,6 +149,9 @@ class Fanout:
             scope = scopes.get(name)
             if scope is None:
                 continue
+            for w in scope.everything:
+                if not w.deliver(event, holding):
+                    overflowed.append(w)
             for w in scope.unindexed:
                 if not w.offer(event, holding):
                     overflowed.append(w)

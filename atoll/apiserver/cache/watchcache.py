@@ -9,7 +9,10 @@ Each cached object (``entries.Cached``) keeps its encoded bytes and its dict (wi
 ``metadata.resourceVersion`` set from the row's revision; large objects are decoded on use), so
 LIST joins bytes instead of re-encoding and every watcher of an event shares one encoding; the
 event history is bounded in events and in bytes, and indexed per resource (a watch from a
-resourceVersion replays only its resource's events). Watchers have bounded queues; a watcher that falls behind is ended
+resourceVersion replays only its resource's events). An event is offered only to the watchers it
+may concern: those of its resource, scope (namespace) and, for watchers whose field selector pins
+an indexed field such as ``spec.nodeName``, value (``fanout``: kube's indexed triggers).
+Watchers have bounded queues; a watcher that falls behind is ended
 with a 410 so its client re-lists (never a silent gap). A watch from a resourceVersion older than
 the retained history also gets 410, exactly as the real server does.
 """
@@ -373,10 +376,7 @@ class WatchCache:
                     initial.append(item)
         self._watchers.add(watcher)
         rprefix = resource_prefix(prefix)
-        fanout = self._by_resource.get(rprefix)
-        if fanout is None:
-            fanout = self._by_resource[rprefix] = Fanout(rprefix)
-        fanout.add(watcher)
+        (self._by_resource.get(rprefix) or self._by_resource.setdefault(rprefix, Fanout(rprefix))).add(watcher)
         return watcher, initial
 
     def _replay_after(self, revision: int, prefix: str) -> Iterable[WatchEvent]:
