@@ -14,7 +14,7 @@ from typing import Any
 
 from atoll.api.errors import BadRequest
 
-__all__ = ["FieldRequirement", "FieldSelector", "field_selectors_for", "parse_field_selector"]
+__all__ = ["FieldRequirement", "FieldSelector", "field_selectors_for", "field_value", "parse_field_selector"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,8 @@ class FieldRequirement:
     value: str
 
 
-def _field_value(obj: Mapping[str, Any], path: tuple[str, ...]) -> str:
+def field_value(obj: Mapping[str, Any], path: tuple[str, ...]) -> str:
+    """The string a selector compares for the field at ``path`` (``""`` when absent)."""
     cur: Any = obj
     for part in path:
         if not isinstance(cur, Mapping):
@@ -54,7 +55,7 @@ class FieldSelector:
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         for req, path in zip(self.requirements, self._paths, strict=True):
-            got = _field_value(obj, path)
+            got = field_value(obj, path)
             if (got == req.value) != (req.op == "="):
                 return False
         return True

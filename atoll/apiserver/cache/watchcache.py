@@ -9,7 +9,10 @@ Each cached object (``entries.Cached``) keeps its encoded bytes and its dict (wi
 ``metadata.resourceVersion`` set from the row's revision; large objects are decoded on use), so
 LIST joins bytes instead of re-encoding and every watcher of an event shares one encoding; the
 event history is bounded in events and in bytes, and indexed per resource (a watch from a
-resourceVersion replays only its resource's events). Watchers have bounded queues; a watcher that falls behind is ended
+resourceVersion replays only its resource's events). An event is offered only to the watchers it
+may concern: those of its resource, scope (namespace) and, for watchers whose field selector pins
+an indexed field such as ``spec.nodeName``, value (``fanout``: kube's indexed triggers).
+Watchers have bounded queues; a watcher that falls behind is ended
 with a 410 so its client re-lists (never a silent gap). A watch from a resourceVersion older than
 the retained history also gets 410, exactly as the real server does.
 """
@@ -27,6 +30,7 @@ from typing import Any
 
 from atoll.api.errors import Gone
 from atoll.apiserver.cache.entries import Cached, adopt, decode_or_skip, resource_prefix, revised
+from atoll.apiserver.cache.fanout import Fanout
 from atoll.apiserver.cache.watchers import Filter, Watcher
 from atoll.apiserver.cache.watchers import WatchEvent as WatchEvent  # re-exported: its importers predate the split
 from atoll.store.base import Compacted, Event, Store
@@ -68,7 +72,7 @@ class WatchCache:
         self._history_bytes = 0
         self._resource_history: dict[str, deque[WatchEvent]] = {}  # the same events, per resource prefix
         self._watchers: set[Watcher] = set()
-        self._by_resource: dict[str, set[Watcher]] = {}  # resource prefix -> its watchers
+        self._by_resource: dict[str, Fanout] = {}  # resource prefix -> its watchers, indexed
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.revision = 0
         self._history_start = 0  # events with revision > this are all in history
@@ -213,11 +217,10 @@ class WatchCache:
         self._notify(event)
         self._remember_event(event)
         self.revision = ev.revision
-        watchers = self._by_resource.get(prefix)
-        if watchers:
+        fanout = self._by_resource.get(prefix)
+        if fanout is not None:
             fanned = WatchEvent(etype, ev.key, cached, previous, ev.revision, shared=True)
-            overflowed = [w for w in watchers if not w.offer(fanned, holding)]
-            for w in overflowed:
+            for w in fanout.offer(fanned, holding):
                 self._end(w, Gone("watch fell behind; re-list and watch again"))
 
     def _unsort(self, prefix: str, key: str) -> None:
@@ -357,14 +360,18 @@ class WatchCache:
 
     # ---- watches ----------------------------------------------------------------------------
 
-    def watch(self, prefix: str, matches: Filter, revision: int | None) -> tuple[Watcher, builtins.list[WatchEvent]]:
+    def watch(
+        self, prefix: str, matches: Filter | None, revision: int | None
+    ) -> tuple[Watcher, builtins.list[WatchEvent]]:
         """Register a watcher; return it and the events to send first (synthetic or replayed).
 
-        ``revision`` None or 0: synthetic ADDED for every current matching object. Otherwise the
-        history after ``revision``; 410 if that history is no longer retained."""
+        ``matches`` None: no selector. ``revision`` None or 0: synthetic ADDED for every current
+        matching object. Otherwise the history after ``revision``; 410 if that history is no
+        longer retained."""
         watcher = Watcher(prefix, matches, asyncio.Queue(self.settings.watcher_queue))
         if not revision:
-            initial = [WatchEvent("ADDED", prefix, c, None, c.revision) for c in self.list(prefix) if matches(c.peek())]
+            initial = [WatchEvent("ADDED", prefix, c, None, c.revision) for c in self.list(prefix)
+                       if matches is None or matches(c.peek())]
         else:
             if revision < self._history_start:
                 raise Gone(f"too old resource version: {revision} ({self._history_start + 1})")
@@ -377,7 +384,8 @@ class WatchCache:
                 if item is not None:
                     initial.append(item)
         self._watchers.add(watcher)
-        self._by_resource.setdefault(resource_prefix(prefix), set()).add(watcher)
+        rprefix = resource_prefix(prefix)
+        (self._by_resource.get(rprefix) or self._by_resource.setdefault(rprefix, Fanout(rprefix))).add(watcher)
         return watcher, initial
 
     def _replay_after(self, revision: int, prefix: str) -> Iterable[WatchEvent]:
@@ -402,10 +410,10 @@ class WatchCache:
     def _forget(self, watcher: Watcher) -> None:
         self._watchers.discard(watcher)
         rprefix = resource_prefix(watcher.prefix)
-        watchers = self._by_resource.get(rprefix)
-        if watchers is not None:
-            watchers.discard(watcher)
-            if not watchers:
+        fanout = self._by_resource.get(rprefix)
+        if fanout is not None:
+            fanout.discard(watcher)
+            if not fanout.count:
                 del self._by_resource[rprefix]
 
     def _end(self, watcher: Watcher, error: Exception) -> None:

@@ -54,7 +54,8 @@ Sink = Callable[[list[WatchEvent]], bool]
 @dataclass(eq=False)
 class Watcher:
     prefix: str
-    matches: Filter
+    matches: Filter | None
+    """None: every object under ``prefix`` (no selector)."""
     queue: asyncio.Queue[WatchEvent | None]
     error: Exception | None = None
     sink: Sink | None = None
@@ -73,20 +74,15 @@ class Watcher:
         events go out in one write at ``flush``; otherwise it is queued for the stream's task."""
         if not event.key.startswith(self.prefix):
             return True
-        try:
-            now = self.matches(event.current.obj)
-            before = event.previous is not None and self.matches(event.previous.peek())
-        except Exception:  # a malformed object must not stop the fan-out to every other watcher
-            log.exception("watch filter failed on %s; not sent to this watcher", event.key)
-            return True
-        if event.type == "MODIFIED" and not now:
-            if not before:
+        if self.matches is not None:
+            selected = self._select(event)
+            if selected is None:
                 return True
-            event = WatchEvent("DELETED", event.key, event.current, event.previous, event.revision)
-        elif event.type == "MODIFIED" and not before and event.previous is not None:
-            event = WatchEvent("ADDED", event.key, event.current, event.previous, event.revision)
-        elif not now:
-            return True
+            event = selected
+        return self.deliver(event, holding)
+
+    def deliver(self, event: WatchEvent, holding: set[Watcher] | None = None) -> bool:
+        """Hand over an event known to concern this watcher, as it must see it (see ``offer``)."""
         if holding is not None and (self.held or (self.parked and self.sink is not None and self.queue.empty())):
             self.held.append(event)
             holding.add(self)
@@ -96,6 +92,20 @@ class Watcher:
         except asyncio.QueueFull:
             return False
         return True
+
+    def _select(self, event: WatchEvent) -> WatchEvent | None:
+        """The event as this watcher's selector sees it, or None when it concerns it not."""
+        matches = self.matches
+        assert matches is not None
+        try:
+            now = matches(event.current.obj)
+            if event.type != "MODIFIED":
+                return event if now else None
+            before = event.previous is not None and matches(event.previous.peek())
+        except Exception:  # a malformed object must not stop the fan-out to every other watcher
+            log.exception("watch filter failed on %s; not sent to this watcher", event.key)
+            return None
+        return as_seen(event, now, before)
 
     def flush(self) -> bool:
         """Write the held events through ``sink`` (one write), or queue them when it declines;
@@ -113,3 +123,18 @@ class Watcher:
             except asyncio.QueueFull:
                 return False
         return True
+
+
+def as_seen(event: WatchEvent, now: bool, before: bool) -> WatchEvent | None:
+    """``event`` as a watcher whose selector matches its current object (``now``) and its previous
+    one (``before``) sees it: a MODIFIED that enters the selector is ADDED, one that leaves it is
+    DELETED; None when it concerns neither state. (ADDED/DELETED are judged on ``now`` alone.)"""
+    if event.type != "MODIFIED":
+        return event if now else None
+    if not now:
+        if not before:
+            return None
+        return WatchEvent("DELETED", event.key, event.current, event.previous, event.revision, shared=event.shared)
+    if not before and event.previous is not None:
+        return WatchEvent("ADDED", event.key, event.current, event.previous, event.revision, shared=event.shared)
+    return event

@@ -54,10 +54,6 @@ _TICK = cast(WatchEvent, object())  # queued by the watch's own timer: time to c
 _PARTIAL = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1"}
 
 
-def _everything(_obj: JSON) -> bool:
-    return True
-
-
 def metadata_of(cached: Cached) -> JSON:
     """``PartialObjectMetadata`` of a cached object: a small one shares the cached metadata dict; a
     large one's comes from its kept metadata encoding (its body is not decoded again)."""
@@ -151,7 +147,7 @@ class InProcessReads:
         try:
             revision = parse_rv(resource_version or "")
             matcher = lists.make_matcher(rd, label_selector or "", field_selector or "")
-            watcher, initial = cache.watch(rd.key_prefix(namespace), matcher or _everything, revision)
+            watcher, initial = cache.watch(rd.key_prefix(namespace), matcher, revision)
         except errors.APIError as err:
             count_local("WATCH", rd.plural, err.code)
             raise

@@ -85,7 +85,7 @@ async def serve_watch(
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
     try:
-        watcher, initial = cache.watch(prefix, matcher or (lambda _obj: True), revision)
+        watcher, initial = cache.watch(prefix, matcher, revision)
     except errors.Gone as err:
         # like the real cacher (newErrWatcher): a 200 stream with one ERROR event, then the end
         await response.prepare(request)

@@ -18,7 +18,13 @@ import orjson
 
 from atoll.api import errors
 from atoll.api.registry import ResourceDef
-from atoll.api.selectors import field_selectors_for, parse_field_selector, parse_label_selector
+from atoll.api.selectors import (
+    FieldSelector,
+    LabelSelector,
+    field_selectors_for,
+    parse_field_selector,
+    parse_label_selector,
+)
 from atoll.apiserver.cache.entries import Cached, decode_or_skip
 from atoll.apiserver.cache.watchcache import WatchCache
 from atoll.store.base import Compacted, Store
@@ -40,7 +46,36 @@ class Page:
     remaining: int | None
 
 
-def make_matcher(rd: ResourceDef, label_selector: str, field_selector: str) -> Matcher | None:
+class Selection:
+    """The predicate of a LIST/WATCH's label and field selectors. ``exact`` tells the value a
+    field is pinned to (the watch cache indexes such watchers, see ``cache.fanout``)."""
+
+    __slots__ = ("_fields", "_labels")
+
+    def __init__(self, labels: LabelSelector | None, fields: FieldSelector | None) -> None:
+        self._labels = labels
+        self._fields = fields
+
+    def __call__(self, obj: JSON) -> bool:
+        try:
+            if self._labels is not None and not self._labels.matches((obj.get("metadata") or {}).get("labels")):
+                return False
+            return self._fields is None or self._fields.matches(obj)
+        except (AttributeError, TypeError, KeyError, ValueError):
+            return False  # a malformed stored object (from before validation) matches no selector
+
+    def exact(self, field: str) -> str | None:
+        return None if self._fields is None else self._fields.exact(field)
+
+    def only(self, field: str) -> bool:
+        """True when the selectors are ``field=value`` alone."""
+        fields = self._fields
+        return self._labels is None and fields is not None and len(fields.requirements) == 1 and (
+            fields.exact(field) is not None
+        )
+
+
+def make_matcher(rd: ResourceDef, label_selector: str, field_selector: str) -> Selection | None:
     """A predicate for the selectors, or None when they select everything."""
     labels = parse_label_selector(label_selector) if label_selector else None
     fields = parse_field_selector(field_selector, field_selectors_for(rd.group, rd.kind)) if field_selector else None
@@ -50,16 +85,7 @@ def make_matcher(rd: ResourceDef, label_selector: str, field_selector: str) -> M
         fields = None
     if labels is None and fields is None:
         return None
-
-    def matches(obj: JSON) -> bool:
-        try:
-            if labels is not None and not labels.matches((obj.get("metadata") or {}).get("labels")):
-                return False
-            return fields is None or fields.matches(obj)
-        except (AttributeError, TypeError, KeyError, ValueError):
-            return False  # a malformed stored object (from before validation) matches no selector
-
-    return matches
+    return Selection(labels, fields)
 
 
 def _encode_token(revision: int, start: str) -> str:
