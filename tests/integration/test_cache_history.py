@@ -51,7 +51,7 @@ async def test_a_watch_from_a_revision_replays_only_its_resource(server: APIServ
     assert _names(initial) == ["c3", "c4", "c5", "c6"]
     assert [ev.revision for ev in initial] == sorted(ev.revision for ev in initial)
     server.cache.stop(watcher)
-    history = server.cache._resource_history[resource_prefix(prefix)]
+    history = server.cache._history.per_resource[resource_prefix(prefix)]
     assert [ev.key for ev in history] == [CM.key("ns", f"c{i}") for i in range(7)]
     changed = server.cache.changed_since(prefix, since)
     assert changed is not None and sorted(changed) == [CM.key("ns", f"c{i}") for i in range(3, 7)]
@@ -61,17 +61,17 @@ async def test_dropping_old_events_keeps_the_per_resource_index_in_step(server: 
     first = await _write(server, 2)
     await _write(server, HISTORY, start=2)  # twice the retained window: the oldest events are dropped
     cache = server.cache
-    assert len(cache._history) == HISTORY
-    assert sum(len(d) for d in cache._resource_history.values()) == HISTORY
-    for rprefix, events in cache._resource_history.items():
+    assert len(cache._history.events) == HISTORY
+    assert sum(len(d) for d in cache._history.per_resource.values()) == HISTORY
+    for rprefix, events in cache._history.per_resource.items():
         assert list(events) == [ev for ev in cache._history if ev.key.startswith(rprefix)]
     with pytest.raises(Gone):
         cache.watch(CM.key("ns", ""), lambda _obj: True, first)
-    oldest = cache._history[0].revision
+    oldest = cache._history.events[0].revision
     watcher, initial = cache.watch(CM.key("ns", ""), lambda _obj: True, oldest)
     cache.stop(watcher)
     assert initial and all(ev.revision > oldest for ev in initial)
     cms = [ev for ev in cache._history if ev.key.startswith(CM.key("ns", "")) and ev.revision > oldest]
     assert len(initial) == len(cms)
     cache.compacted(cache.revision)
-    assert not cache._history and not cache._resource_history
+    assert not cache._history.events and not cache._history.per_resource

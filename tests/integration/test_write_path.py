@@ -157,11 +157,11 @@ async def test_sorted_keys_are_kept_up_to_date(server: APIServer) -> None:
         await _cm(server, name)
     cache = server.cache
     assert [c.obj["metadata"]["name"] for c in cache.list("/core/configmaps/ns/")] == ["b", "d", "f"]
-    keys = cache._sorted["/core/configmaps/"]
+    keys = cache._order._sorted["/core/configmaps/"]
     await _cm(server, "c")
     await server.objects.delete(CM, "ns", "d", {}, _opts())
     await _cm(server, "a")
-    assert cache._sorted["/core/configmaps/"] is keys  # updated in place, not re-sorted
+    assert cache._order._sorted["/core/configmaps/"] is keys  # updated in place, not re-sorted
     assert [c.obj["metadata"]["name"] for c in cache.list("/core/configmaps/ns/")] == ["a", "b", "c", "f"]
 
 

@@ -8,8 +8,9 @@ state and fan out to watchers.
 Each cached object (``entries.Cached``) keeps its encoded bytes and its dict (with
 ``metadata.resourceVersion`` set from the row's revision; large objects are decoded on use), so
 LIST joins bytes instead of re-encoding and every watcher of an event shares one encoding; the
-event history is bounded in events and in bytes, and indexed per resource (a watch from a
-resourceVersion replays only its resource's events). An event is offered only to the watchers it
+event history (``history``) is bounded in events and in bytes, and indexed per resource (a watch
+from a resourceVersion replays only its resource's events); each resource's keys are kept sorted
+(``keyorder``). An event is offered only to the watchers it
 may concern: those of its resource, scope (namespace) and, for watchers whose field selector pins
 an indexed field such as ``spec.nodeName``, value (``fanout``: kube's indexed triggers).
 Watchers have bounded queues; a watcher that falls behind is ended
@@ -23,14 +24,15 @@ import asyncio
 import bisect
 import builtins
 import logging
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from atoll.api.errors import Gone
 from atoll.apiserver.cache.entries import Cached, adopt, decode_or_skip, resource_prefix, revised
 from atoll.apiserver.cache.fanout import Fanout
+from atoll.apiserver.cache.history import EventHistory
+from atoll.apiserver.cache.keyorder import END, KeyOrder
 from atoll.apiserver.cache.watchers import Filter, Watcher
 from atoll.apiserver.cache.watchers import WatchEvent as WatchEvent  # re-exported: its importers predate the split
 from atoll.store.base import Compacted, Event, Store
@@ -67,15 +69,12 @@ class WatchCache:
         self._store = store
         self.settings = settings or CacheSettings()
         self._objects: dict[str, dict[str, Cached]] = {}  # resource prefix -> key -> object
-        self._sorted: dict[str, list[str]] = {}  # resource prefix -> sorted keys (kept up to date)
-        self._history: deque[WatchEvent] = deque()
-        self._history_bytes = 0
-        self._resource_history: dict[str, deque[WatchEvent]] = {}  # the same events, per resource prefix
+        self._order = KeyOrder()  # each resource's keys, sorted (kept up to date)
+        self._history = EventHistory()
         self._watchers: set[Watcher] = set()
         self._by_resource: dict[str, Fanout] = {}  # resource prefix -> its watchers, indexed
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.revision = 0
-        self._history_start = 0  # events with revision > this are all in history
         self._live_from = 0  # events after this revision carry their previous state (``previous``)
         self._ready = asyncio.Event()
         self._listeners: list[tuple[str, Callable[[WatchEvent], None]]] = []
@@ -104,7 +103,7 @@ class WatchCache:
         self.revision = self._live_from = listed
         compacted = await self._store.compacted_revision()
         start = max(compacted, listed - self.settings.initial_history)
-        self._history_start = start
+        self._history.start = start
         self._ready.set()
         try:
             async for batch in self._store.watch(start):
@@ -112,7 +111,7 @@ class WatchCache:
                 del batch  # not held while waiting for the next one
         except Compacted:
             # history window raced with a compaction: start history at the listed revision
-            self._history_start = self.revision
+            self._history.start = self.revision
             async for batch in self._store.watch(self.revision):
                 self._apply(batch)
                 del batch
@@ -139,7 +138,7 @@ class WatchCache:
             except Compacted:  # compacted between two pages: load again at a newer revision
                 log.info("store compacted while loading the watch cache; loading again")
                 self._objects.clear()
-                self._sorted.clear()
+                self._order.clear()
 
     def _load_one(self, key: str, value: bytes, revision: int) -> None:
         cached = decode_or_skip(key, value, revision, keep_decoded=False)
@@ -182,7 +181,8 @@ class WatchCache:
         if cached is None:
             return
         etype = "DELETED" if ev.deleted else ("ADDED" if ev.created else "MODIFIED")
-        self._remember_event(WatchEvent(etype, ev.key, cached, None, ev.revision))
+        self._history.remember(WatchEvent(etype, ev.key, cached, None, ev.revision), self.settings.history_events,
+                               self.settings.history_bytes)
 
     def _apply_one(self, ev: Event, holding: set[Watcher]) -> None:
         prefix = resource_prefix(ev.key)
@@ -198,65 +198,28 @@ class WatchCache:
         if cached is None:
             if ev.deleted or previous is not None:  # a bad row replaced (or removed) a good one: drop it
                 if bucket.pop(ev.key, None) is not None:
-                    self._unsort(prefix, ev.key)
+                    self._order.removed(prefix, ev.key)
                 self._live_from = ev.revision  # the history no longer tells this key's past
             self.revision = ev.revision
             return
         if ev.deleted:
             if bucket.pop(ev.key, None) is not None:
-                self._unsort(prefix, ev.key)
+                self._order.removed(prefix, ev.key)
             etype = "DELETED"
         else:
             if previous is None:
-                keys = self._sorted.get(prefix)
-                if keys is not None:
-                    bisect.insort(keys, ev.key)
+                self._order.added(prefix, ev.key)
             bucket[ev.key] = cached
             etype = "MODIFIED" if previous is not None else "ADDED"
         event = WatchEvent(etype, ev.key, cached, previous, ev.revision)
         self._notify(event)
-        self._remember_event(event)
+        self._history.remember(event, self.settings.history_events, self.settings.history_bytes)
         self.revision = ev.revision
         fanout = self._by_resource.get(prefix)
         if fanout is not None:
             fanned = WatchEvent(etype, ev.key, cached, previous, ev.revision, shared=True)
             for w in fanout.offer(fanned, holding):
                 self._end(w, Gone("watch fell behind; re-list and watch again"))
-
-    def _unsort(self, prefix: str, key: str) -> None:
-        keys = self._sorted.get(prefix)
-        if keys is not None:
-            at = bisect.bisect_left(keys, key)
-            if at < len(keys) and keys[at] == key:
-                del keys[at]
-
-    def _remember_event(self, event: WatchEvent) -> None:
-        """Append to the history, dropping the oldest events beyond its count and byte bounds."""
-        history, settings = self._history, self.settings
-        history.append(event)
-        rprefix = resource_prefix(event.key)
-        mine = self._resource_history.get(rprefix)
-        if mine is None:
-            mine = self._resource_history[rprefix] = deque()
-        mine.append(event)
-        self._history_bytes += len(event.current.raw)
-        while len(history) > settings.history_events or (
-            self._history_bytes > settings.history_bytes and len(history) > 1
-        ):
-            old = self._drop_oldest()
-            self._history_start = max(self._history_start, old.revision)
-
-    def _drop_oldest(self) -> WatchEvent:
-        """Forget the oldest event of the history (it is also the oldest of its resource's)."""
-        old = self._history.popleft()
-        self._history_bytes -= len(old.current.raw)
-        rprefix = resource_prefix(old.key)
-        mine = self._resource_history.get(rprefix)
-        if mine and mine[0] is old:
-            mine.popleft()
-            if not mine:
-                del self._resource_history[rprefix]
-        return old
 
     def _notify(self, event: WatchEvent) -> None:
         for lprefix, callback in self._listeners:
@@ -288,10 +251,7 @@ class WatchCache:
     def compacted(self, revision: int) -> None:
         """The store compacted to ``revision``: forget the history at or below it, so watches and
         continue tokens from before it get 410 from the cache as they do from the store."""
-        history = self._history
-        while history and history[0].revision <= revision:
-            self._drop_oldest()
-        self._history_start = max(self._history_start, min(revision, self.revision))
+        self._history.compacted(revision, self.revision)
 
     # ---- reads ----------------------------------------------------------------------------
 
@@ -305,11 +265,9 @@ class WatchCache:
         bucket = self._objects.get(rprefix)
         if not bucket:
             return []
-        keys = self._sorted.get(rprefix)
-        if keys is None:
-            keys = self._sorted[rprefix] = sorted(bucket)
+        keys = self._order.keys(rprefix, bucket)
         lo = bisect.bisect_left(keys, max(prefix, start_key))
-        hi = bisect.bisect_left(keys, prefix + "\U0010ffff", lo)
+        hi = bisect.bisect_left(keys, prefix + END, lo)
         return [bucket[key] for key in keys[lo:hi]]
 
     def cached_entries(self) -> Iterator[tuple[str, Cached]]:
@@ -328,9 +286,7 @@ class WatchCache:
         bucket = self._objects.get(rprefix)
         if not bucket:
             return
-        keys = self._sorted.get(rprefix)
-        if keys is None:
-            keys = self._sorted[rprefix] = sorted(bucket)
+        keys = self._order.keys(rprefix, bucket)
         i = bisect.bisect_left(keys, max(prefix, start_key))
         while i < len(keys):
             key = keys[i]
@@ -341,19 +297,17 @@ class WatchCache:
 
     def count_from(self, prefix: str, start_key: str) -> int:
         """How many objects under ``prefix`` sort at or after ``start_key``."""
-        keys = self._sorted.get(resource_prefix(prefix))
-        if keys is None:
-            return sum(1 for _ in self.iter_from(prefix, start_key))
-        return bisect.bisect_left(keys, prefix + "\U0010ffff") - bisect.bisect_left(keys, max(prefix, start_key))
+        counted = self._order.count(resource_prefix(prefix), prefix, start_key)
+        return sum(1 for _ in self.iter_from(prefix, start_key)) if counted is None else counted
 
     def changed_since(self, prefix: str, revision: int) -> dict[str, Cached | None] | None:
         """Keys under ``prefix`` changed after ``revision``, each with its state at ``revision``
         (None: absent then), from the history; None when the history no longer covers it. With the
         current objects this gives the snapshot at ``revision`` without the database."""
-        if revision < max(self._history_start, self._live_from) or revision > self.revision:
+        if revision < max(self._history.start, self._live_from) or revision > self.revision:
             return None
         out: dict[str, Cached | None] = {}
-        for ev in self._replay_after(revision, prefix):
+        for ev in self._history.after(revision, prefix):
             if ev.key.startswith(prefix) and ev.key not in out:
                 out[ev.key] = ev.previous
         return out
@@ -373,11 +327,11 @@ class WatchCache:
             initial = [WatchEvent("ADDED", prefix, c, None, c.revision) for c in self.list(prefix)
                        if matches is None or matches(c.peek())]
         else:
-            if revision < self._history_start:
-                raise Gone(f"too old resource version: {revision} ({self._history_start + 1})")
+            if revision < self._history.start:
+                raise Gone(f"too old resource version: {revision} ({self._history.start + 1})")
             initial = []
             probe = Watcher(prefix, matches, asyncio.Queue())
-            for ev in self._replay_after(revision, prefix):
+            for ev in self._history.after(revision, prefix):
                 probe.offer(ev)
             while not probe.queue.empty():
                 item = probe.queue.get_nowait()
@@ -387,22 +341,6 @@ class WatchCache:
         rprefix = resource_prefix(prefix)
         (self._by_resource.get(rprefix) or self._by_resource.setdefault(rprefix, Fanout(rprefix))).add(watcher)
         return watcher, initial
-
-    def _replay_after(self, revision: int, prefix: str) -> Iterable[WatchEvent]:
-        """The retained events after ``revision`` of ``prefix``'s resource (a watch of one resource
-        never walks the others' events)."""
-        history = self._resource_history.get(resource_prefix(prefix))
-        if not history or history[-1].revision <= revision:
-            return ()
-        # binary search over the deque by revision
-        lo, hi = 0, len(history)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if history[mid].revision <= revision:
-                lo = mid + 1
-            else:
-                hi = mid
-        return [history[i] for i in range(lo, len(history))]
 
     def stop(self, watcher: Watcher) -> None:
         self._forget(watcher)
