@@ -28,6 +28,7 @@ from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.registry import meta
 from atoll.apiserver.registry.deletion import check_preconditions, mark_deleted
 from atoll.apiserver.registry.strategies import Strategies
+from atoll.apiserver.registry.updates import SERVER_MANAGED, drop_empty, merged_update
 from atoll.store.base import KeyExists, KeyNotFound, RevisionMismatch, Store
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 Mutator = Callable[[JSON], JSON]
 
-_SERVER_MANAGED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 MAX_RETRIES = 8
 _META_CHECKED = ("name", "generateName", "labels", "annotations", "finalizers", "ownerReferences")
 
@@ -171,9 +171,9 @@ class ResourceStorage:
                         )
                     ],
                 )
-        for fld in _SERVER_MANAGED:
+        for fld in SERVER_MANAGED:
             md.pop(fld, None)
-        _drop_empty(md)
+        drop_empty(md)
         md["uid"] = meta.new_uid()
         md["creationTimestamp"] = timestamps.format_time(self.clock.now())
         strategy = self.strategies.for_resource(rd)
@@ -300,7 +300,7 @@ class ResourceStorage:
                     raise
                 current = fresh
                 wanted = mutate(current.obj)
-            new = self._merge_update(rd, current.obj, wanted, subresource)
+            new = merged_update(self.strategies.for_resource(rd), rd, current.obj, wanted, subresource)
             attrs = Attributes(
                 "UPDATE",
                 rd,
@@ -364,51 +364,6 @@ class ResourceStorage:
             if owned:
                 self.cache.forget(value)
 
-    def _merge_update(self, rd: ResourceDef, old: JSON, wanted: JSON, subresource: str) -> JSON:
-        """The object to store: ``wanted`` with server-managed fields and subresource rules applied."""
-        strategy = self.strategies.for_resource(rd)
-        if subresource:
-            return strategy.subresource_update(subresource, old, wanted)
-        new = dict(wanted)
-        new["apiVersion"], new["kind"] = rd.api_version, rd.kind
-        if not isinstance(new.get("metadata") or {}, dict):
-            raise errors.BadRequest("metadata must be an object")
-        md = dict(new.get("metadata") or {})
-        old_md = old["metadata"]
-        for fld in ("name", "namespace", *_SERVER_MANAGED):
-            if fld in old_md:
-                md[fld] = old_md[fld]
-            else:
-                md.pop(fld, None)
-        md["resourceVersion"] = old_md["resourceVersion"]
-        if old_md.get("deletionTimestamp"):
-            added = set(md.get("finalizers") or []) - set(old_md.get("finalizers") or [])
-            if added:
-                raise errors.invalid(
-                    rd.kind,
-                    rd.group,
-                    old_md["name"],
-                    [
-                        errors.cause(
-                            "FieldValueForbidden",
-                            "metadata.finalizers",
-                            "Forbidden: no new finalizers can be added if the object is being deleted, "
-                            f"found new finalizers {sorted(added)}",
-                        )
-                    ],
-                )
-        _drop_empty(md)
-        new["metadata"] = md
-        if rd.has_status:
-            if "status" in old:
-                new["status"] = old["status"]
-            else:
-                new.pop("status", None)
-        strategy.prepare_update(rd, new)
-        if strategy.tracks_generation and strategy.generation_part(rd, new) != strategy.generation_part(rd, old):
-            md["generation"] = int(old_md.get("generation") or 1) + 1
-        return new
-
     # ---- delete ----------------------------------------------------------------------------
 
     async def delete(
@@ -439,11 +394,3 @@ class ResourceStorage:
             except KeyNotFound:
                 raise errors.not_found(rd.plural, rd.group, name) from None
         raise errors.conflict(rd.plural, rd.group, name)
-
-
-def _drop_empty(md: JSON) -> None:
-    """Empty label/annotation maps and finalizer/owner lists are absent, as Go's ``omitempty`` renders
-    them (``kubectl annotate x k-`` removing the last annotation leaves no ``annotations: {}``)."""
-    for fld in ("labels", "annotations", "finalizers", "ownerReferences"):
-        if fld in md and (md[fld] == {} or md[fld] == [] or md[fld] is None):
-            del md[fld]
