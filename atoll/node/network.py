@@ -263,12 +263,12 @@ class LocalNetwork:
                 await self._until(lite, lambda: self.node_ready(domain), 60, "node Ready")
                 return
             except NetworkError as exc:
+                lite.stop()  # a lite that failed to start is not left half running
                 if not _port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
                     raise
                 await self._ensure_no_routes_to(domain, exc)
-            lite.stop()
             _new_ports(lite.config, ("gateway", "externalPort"), ("gateway", "internalPort"),
-                       ("datamesh", "httpPort"), ("datamesh", "grpcPort"))
+                       ("datamesh", "httpPort"), ("datamesh", "grpcPort"), ("metrics", "port"))
             lite.external_port = int(yaml.safe_load(lite.config.read_text())["gateway"]["externalPort"])
 
     async def _ensure_no_routes_to(self, domain: str, exc: NetworkError) -> None:

@@ -200,3 +200,18 @@ def test_which_reads_go_local() -> None:
     table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
     assert local_mode({"Accept": table}) is None  # over HTTP, which renders Tables
     assert local_mode({"Accept": "application/json", "X-Other": "1"}) is None
+
+
+async def test_an_unexpected_failure_is_a_500_as_over_http(
+    client: Client, api_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """E.g. the cache not catching up with the store within its wait: over HTTP a 500 Status, so
+    in-process too (an informer backs off and retries on an APIError; a raw exception would end it)."""
+    assert api_server.node is not None and api_server.node.server is not None
+
+    async def stuck(*_args: object, **_kwargs: object) -> object:
+        raise TimeoutError
+
+    monkeypatch.setattr(api_server.node.server.resources, "list_page", stuck)
+    with pytest.raises(errors.InternalError, match="an internal error occurred"):
+        await client.list(CONFIGMAPS, NS)

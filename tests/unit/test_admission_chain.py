@@ -60,3 +60,26 @@ async def test_plugins_run_only_for_requests_they_handle() -> None:
     await chain.admit(_attrs(PODS))
     await chain.admit(Attributes("DELETE", PODS, "ns", "x", None, {"metadata": {"name": "x"}}))
     assert calls == ["all:pods", "all:pods", "creates:pods", "all:pods"]
+
+
+async def test_a_crd_recreated_with_another_scope_gets_the_namespace_check() -> None:
+    """Same group, plural and kind, once cluster-scoped, then namespaced: NamespaceLifecycle (which
+    handles only namespaced creates) must run for the second."""
+    import dataclasses
+
+    from atoll.api import errors
+    from atoll.apiserver.admission.chain import NamespaceLifecycle
+
+    def missing(_namespace: str) -> dict[str, object] | None:
+        return None  # no such namespace
+
+    chain = AdmissionChain()
+    chain.add(NamespaceLifecycle(missing))
+    widgets = ResourceDef("example.com", "v1", "Widget", "widgets", "widget", False, builtin=False)
+    await chain.admit(Attributes("CREATE", widgets, None, "w", {"metadata": {"name": "w"}}, None))
+    namespaced = dataclasses.replace(widgets, namespaced=True)
+    try:
+        await chain.admit(Attributes("CREATE", namespaced, "gone", "w", {"metadata": {"name": "w"}}, None))
+    except errors.APIError:
+        return
+    raise AssertionError("a create in a missing namespace was admitted")

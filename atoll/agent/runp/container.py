@@ -370,6 +370,9 @@ class ContainerRunner:
         """kubelet's ``StartError``: terminated with exit code 128 and the reason the start failed."""
         rec = self.rec
         rec.spawning, rec.pid = False, 0
+        if self.stdio is not None:  # no process holds its other end: close ours too
+            self.stdio.release()
+            self.stdio = None
         message = f"failed to start container {rec.name}: {exc.strerror or exc}"
         rec.terminated = start_error_state(message, rec.container_id(self.ctx.sandbox.uid))
         rec.state, rec.ready, rec.started = "terminated", False, False

@@ -56,7 +56,7 @@ class AdmissionPlugin(Protocol):
 class AdmissionChain:
     def __init__(self) -> None:
         self._plugins: list[AdmissionPlugin] = []
-        self._by_request: dict[tuple[str, str, str, bool, str, str], list[AdmissionPlugin]] = {}
+        self._by_request: dict[tuple[str, str, str, bool, bool, str, str], list[AdmissionPlugin]] = {}
 
     def add(self, plugin: AdmissionPlugin) -> None:
         self._plugins.append(plugin)
@@ -65,8 +65,9 @@ class AdmissionChain:
     def _for(self, rd: ResourceDef, operation: str = "CREATE", subresource: str = "") -> list[AdmissionPlugin]:
         """The plugins that can act on such a request (in registration order), decided once per
         resource, operation and subresource."""
-        # everything an ``applies_to`` or a ``handles`` may look at
-        key = (rd.group, rd.plural, rd.kind, rd.builtin, operation, subresource)
+        # everything an ``applies_to`` or a ``handles`` may look at (a CRD recreated with another
+        # scope keeps its group, plural and kind: ``namespaced`` is part of the key)
+        key = (rd.group, rd.plural, rd.kind, rd.builtin, rd.namespaced, operation, subresource)
         plugins = self._by_request.get(key)
         if plugins is None:
             plugins = self._by_request[key] = [p for p in self._plugins if _applies(p, rd, operation, subresource)]

@@ -29,6 +29,7 @@ in ``apiserver_registered_watchers`` too.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, cast
@@ -49,6 +50,7 @@ from atoll.apiserver.http.watch import parse_rv
 from atoll.apiserver.registry import lists
 
 JSON = dict[str, Any]
+log = logging.getLogger(__name__)
 _VIRTUAL = frozenset((rd.group, rd.plural) for rd in VIRTUAL)
 _TICK = cast(WatchEvent, object())  # queued by the watch's own timer: time to check bookmark and deadline
 _PARTIAL = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1"}
@@ -62,6 +64,14 @@ def metadata_of(cached: Cached) -> JSON:
         return {**_PARTIAL, "metadata": md if isinstance(md, dict) else {}}
     out: JSON = orjson.loads(partial.partial(cached))
     return out
+
+
+def _internal(verb: str, rd: ResourceDef, exc: Exception) -> errors.InternalError:
+    """What the HTTP path answers for an unexpected failure (a 500 ``InternalError``, logged), so
+    callers that handle API errors (informers back off and retry) never see a raw exception."""
+    log.error("internal error serving an in-process %s of %s", verb, rd.plural, exc_info=exc)
+    count_local(verb, rd.plural, 500)
+    return errors.InternalError("an internal error occurred; see the server log")
 
 
 class InProcessReads:
@@ -98,6 +108,8 @@ class InProcessReads:
         except errors.APIError as err:
             count_local("GET", own.plural, err.code)
             raise
+        except Exception as exc:
+            raise _internal("GET", own, exc) from exc
         count_local("GET", own.plural, 200)
         out: JSON = orjson.loads(cached.raw)  # a private copy: callers modify and write back
         return out
@@ -113,6 +125,8 @@ class InProcessReads:
         except errors.APIError as err:
             count_local("LIST", own.plural, err.code)
             raise
+        except Exception as exc:  # e.g. the cache not catching up with the store in time
+            raise _internal("LIST", own, exc) from exc
         count_local("LIST", own.plural, 200)
         md: JSON = {"resourceVersion": str(page.revision)}
         if page.continue_token:
@@ -151,6 +165,8 @@ class InProcessReads:
         except errors.APIError as err:
             count_local("WATCH", rd.plural, err.code)
             raise
+        except Exception as exc:
+            raise _internal("WATCH", rd, exc) from exc
         if metadata_only:
 
             def obj_of(cached: Cached) -> JSON:
