@@ -8,6 +8,7 @@ from pathlib import Path
 
 from atoll.store.base import KeyExists
 from atoll.store.sqlite import SQLiteDriver, SQLiteStore
+from tests.conftest import eventually
 
 
 async def test_watchers_have_a_batch_before_its_writers_resume(tmp_path: Path) -> None:
@@ -23,7 +24,7 @@ async def test_watchers_have_a_batch_before_its_writers_resume(tmp_path: Path) -
             watched.extend(e.revision for e in batch)
 
     follower = asyncio.create_task(follow())
-    await asyncio.sleep(0)  # the follower is subscribed
+    await eventually(lambda: bool(store._subs))  # the follower is subscribed
     try:
 
         async def write(i: int) -> None:
@@ -59,10 +60,16 @@ async def test_one_iterations_writes_share_a_batch(tmp_path: Path) -> None:
 async def test_close_runs_writes_submitted_in_the_same_iteration(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "state.db")
     await store.start()
-    pending = asyncio.ensure_future(store.driver.create("/k/late", b"v"))
-    await asyncio.sleep(0)  # the create is submitted, not yet handed to the writer thread
+    # run the create up to its wait: submitted (synchronously, in this very step), not yet handed to
+    # the writer thread, which happens in a later loop iteration
+    driver = store.driver
+    assert isinstance(driver, SQLiteDriver)
+    create = driver.create("/k/late", b"v")
+    submitted = create.send(None)
+    assert isinstance(submitted, asyncio.Future) and driver._pending
     await store.close()
-    assert await asyncio.wait_for(pending, 5) == 1
+    assert await asyncio.wait_for(submitted, 5) == 1
+    create.close()
     reopened = SQLiteStore(tmp_path / "state.db")
     await reopened.start()
     try:
