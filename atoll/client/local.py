@@ -47,18 +47,11 @@ class LocalReads(Protocol):
         ...
 
     def watch(
-        self,
-        rd: ResourceDef,
-        namespace: str | None,
-        *,
-        resource_version: str | None,
-        label_selector: str | None,
-        field_selector: str | None,
-        timeout_seconds: int | None,
-        allow_bookmarks: bool,
-        metadata_only: bool,
+        self, rd: ResourceDef, namespace: str | None, params: Mapping[str, Any], *, metadata_only: bool
     ) -> AsyncGenerator[tuple[str, JSON], None]:
-        """``(type, object)`` events until the stream ends; errors (``Gone``...) are raised."""
+        """``(type, object)`` events until the stream ends, like ``GET …?watch=true`` with the query
+        ``params`` (``resourceVersion``, ``labelSelector``, ``fieldSelector``, ``timeoutSeconds``,
+        ``allowWatchBookmarks``; None values are absent); errors (``Gone``...) are raised."""
         ...
 
 

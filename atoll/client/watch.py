@@ -10,6 +10,7 @@ A client with a ``local`` backend (:mod:`atoll.client.local`) watches in-process
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from typing import Any
 
 import orjson
 
@@ -43,37 +44,6 @@ class WatchVerbs(Transport):
         :class:`ClientTimeoutError`. Use ``contextlib.aclosing`` to stop early. With a ``local``
         backend the objects are the server's cached dicts (read-only) and no connection can go
         silent (``inactivity_timeout`` is moot)."""
-        local = self.local
-        if local is not None and local.serves(rd):
-            mode = local_mode(headers)
-            if mode is not None:
-                return local.watch(
-                    rd,
-                    namespace,
-                    resource_version=resource_version,
-                    label_selector=label_selector,
-                    field_selector=field_selector,
-                    timeout_seconds=timeout_seconds,
-                    allow_bookmarks=allow_bookmarks,
-                    metadata_only=mode,
-                )
-        return self._watch_http(
-            rd, namespace, resource_version, label_selector, field_selector, timeout_seconds, allow_bookmarks,
-            inactivity_timeout, headers,
-        )
-
-    async def _watch_http(
-        self,
-        rd: ResourceDef,
-        namespace: str | None,
-        resource_version: str | None,
-        label_selector: str | None,
-        field_selector: str | None,
-        timeout_seconds: int | None,
-        allow_bookmarks: bool,
-        inactivity_timeout: float | None,
-        headers: Mapping[str, str] | None,
-    ) -> AsyncGenerator[tuple[str, JSON], None]:
         params = {
             "watch": True,
             "resourceVersion": resource_version,
@@ -82,6 +52,21 @@ class WatchVerbs(Transport):
             "timeoutSeconds": timeout_seconds,
             "allowWatchBookmarks": True if allow_bookmarks else None,
         }
+        local = self.local
+        if local is not None and local.serves(rd):
+            mode = local_mode(headers)
+            if mode is not None:
+                return local.watch(rd, namespace, params, metadata_only=mode)
+        return self._watch_http(rd, namespace, params, inactivity_timeout, headers)
+
+    async def _watch_http(
+        self,
+        rd: ResourceDef,
+        namespace: str | None,
+        params: Mapping[str, Any],
+        inactivity_timeout: float | None,
+        headers: Mapping[str, str] | None,
+    ) -> AsyncGenerator[tuple[str, JSON], None]:
         path = resource_path(rd, namespace)
         stream: StreamResponse = await self.request(
             "GET", path, params=params, stream=True, read_timeout=inactivity_timeout, headers=headers

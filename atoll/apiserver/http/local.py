@@ -141,26 +141,18 @@ class InProcessReads:
                 "items": [c.peek() for c in page.items]}
 
     async def watch(
-        self,
-        rd: ResourceDef,
-        namespace: str | None,
-        *,
-        resource_version: str | None,
-        label_selector: str | None,
-        field_selector: str | None,
-        timeout_seconds: int | None,
-        allow_bookmarks: bool,
-        metadata_only: bool,
+        self, rd: ResourceDef, namespace: str | None, params: Mapping[str, Any], *, metadata_only: bool
     ) -> AsyncGenerator[tuple[str, JSON], None]:
         """The events of one watch, as ``serve_watch`` writes them (see the module docstring)."""
         settings, clock, cache = self._handlers.watch_settings, self._handlers.clock, self._cache
         rd = self.own(rd)
         namespace = namespace if rd.namespaced else None
-        timeout = float(timeout_seconds or 0) or random.uniform(settings.min_timeout, settings.max_timeout)
-        bookmarks = allow_bookmarks
+        timeout = float(params.get("timeoutSeconds") or 0) or random.uniform(settings.min_timeout,
+                                                                               settings.max_timeout)
+        bookmarks = bool(params.get("allowWatchBookmarks"))
         try:
-            revision = parse_rv(resource_version or "")
-            matcher = lists.make_matcher(rd, label_selector or "", field_selector or "")
+            revision = parse_rv(str(params.get("resourceVersion") or ""))
+            matcher = lists.make_matcher(rd, params.get("labelSelector") or "", params.get("fieldSelector") or "")
             watcher, initial = cache.watch(rd.key_prefix(namespace), matcher, revision)
         except errors.APIError as err:
             count_local("WATCH", rd.plural, err.code)
