@@ -11,7 +11,8 @@ no watch, and each event its source applies is offered to it, already decoded.
 
 A view behaves as the watch it replaces (kube-apiserver's filtered watch): an object that starts
 matching is added, one that changes while matching is updated, one that stops matching (a label
-removed) is deleted with its new content (as Atoll's server sends it), a deleted object is deleted. A view
+removed) is deleted with its last matching content at the change's resourceVersion (as the server
+sends it, like kube-apiserver's cacher), a deleted object is deleted. A view
 holds the same dicts as its source (no copies; informer caches are read-only), keeps its own
 cache, indexes and handlers, and is synced once its source has listed. Field selectors are
 resource-specific on the server, so a field-selected informer keeps its own watch.
@@ -53,8 +54,10 @@ class View:
         try:
             if self.matches(obj):
                 informer.store(obj)
-            elif informer.cache.remove(key) is not None:
-                informer.dispatch_delete(obj)
+            else:
+                last = informer.cache.remove(key)
+                if last is not None:
+                    informer.dispatch_delete(_departed(last, obj))
         except Exception as exc:  # as the informer's own _apply: skip this object, keep going
             informer.skip_malformed("MODIFIED", obj, exc)
 
@@ -63,6 +66,12 @@ class View:
         in the DELETED event of a watch."""
         if self.informer.cache.remove(key) is not None:
             self.informer.dispatch_delete(obj)
+
+
+def _departed(last: JSON, now: JSON) -> JSON:
+    """``last`` (the state that matched) at ``now``'s resourceVersion: a new dict, as both are
+    shared read-only dicts."""
+    return {**last, "metadata": {**last["metadata"], "resourceVersion": now["metadata"].get("resourceVersion")}}
 
 
 def view_selector(informer: Informer) -> LabelSelector | None:

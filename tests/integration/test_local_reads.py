@@ -101,11 +101,12 @@ async def test_watch_initial_events_resume_and_selectors(client: Client) -> None
     async with contextlib.aclosing(events):
         ((kind, obj),) = await take(events, 1)
         assert kind == "ADDED" and obj["metadata"]["name"] == "w0" and obj["data"] == {"k": "w0"}
-        await client.patch(CONFIGMAPS, "w0", {"metadata": {"labels": {"app": "z"}}}, NS)  # leaves the selector
+        left = await client.patch(CONFIGMAPS, "w0", {"metadata": {"labels": {"app": "z"}}}, NS)  # leaves the selector
         await client.patch(CONFIGMAPS, "w1", {"metadata": {"labels": {"app": "a"}}}, NS)  # enters it
         seen = await take(events, 2)
         assert [(k, o["metadata"]["name"]) for k, o in seen] == [("DELETED", "w0"), ("ADDED", "w1")]
-        assert seen[0][1]["metadata"]["labels"] == {"app": "z"}  # the new state of what left
+        assert seen[0][1]["metadata"]["labels"] == {"app": "a"}  # what left: its last matching state...
+        assert seen[0][1]["metadata"]["resourceVersion"] == left["metadata"]["resourceVersion"]  # ...at the event's RV
     listing = await client.list(CONFIGMAPS, NS)
     rv = listing["metadata"]["resourceVersion"]
     await client.patch(CONFIGMAPS, "w1", {"data": {"k": "x"}}, NS)

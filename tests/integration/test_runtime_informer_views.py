@@ -27,11 +27,16 @@ FAST = WatchSettings(page_size=2, inactivity_timeout=5.0, backoff_initial=0.2, b
 class Recorder:
     def __init__(self, informer: Informer) -> None:
         self.events: list[tuple[str, str, str]] = []
+        self.deleted: list[dict[str, object]] = []
         informer.add_handler(
             on_add=lambda o: self.events.append(("add", *self._id(o))),
             on_update=lambda old, new: self.events.append(("update", *self._id(new))),
-            on_delete=lambda o: self.events.append(("delete", *self._id(o))),
+            on_delete=self._deleted,
         )
+
+    def _deleted(self, obj: dict[str, object]) -> None:
+        self.events.append(("delete", *self._id(obj)))
+        self.deleted.append(obj)
 
     @staticmethod
     def _id(obj: dict[str, object]) -> tuple[str, str]:
@@ -75,12 +80,13 @@ async def test_views_see_what_their_own_watch_would(client: Client, faults: Faul
         ("add", "before", "a"),
         ("add", "new", "a"),
         ("update", "new", "a"),
-        ("delete", "before", "b"),  # stopped matching: deleted, with its new content
+        ("delete", "before", "a"),  # stopped matching: deleted, with its last matching content
         ("add", "unlabelled", "a"),
         ("delete", "new", "a"),
     ]
     assert recorders[2].events == expected  # the server's filtered watch
     assert recorders[0].events == expected
+    assert recorders[0].deleted == recorders[1].deleted == recorders[2].deleted  # at the same resourceVersions
     assert [e for e in recorders[1].events if e[1] != "elsewhere"] == expected
     assert sorted(o["metadata"]["name"] for o in early.cache) == ["unlabelled"]
     assert len([p for p in watches(faults) if "labelSelector" in p and "namespaces/views" not in p]) == 0

@@ -162,3 +162,24 @@ async def test_stopped_watchers_leave_no_index_behind(cache: WatchCache) -> None
         cache.stop(w)
         cache.stop(w)  # twice: harmless
     assert cache.watcher_count == 0 and not cache._by_resource
+
+
+async def test_a_selector_leave_is_the_previous_state_built_once_for_all_its_watchers(cache: WatchCache) -> None:
+    """kube's cacher: DELETED with the previous object at the event's revision. The watchers of one
+    fan-out event share that one DELETED (one encoding), on each path: pinned, indexed+filtered,
+    filtered; an event that leaves no selector builds none."""
+    feed = _Feed(cache)
+    feed.put("ns", "p", "alice", {"app": "x"})
+    selectors = [("", "spec.nodeName=alice")] * 2 + [("app=x", "spec.nodeName=alice")] * 2 + [("app=x", "")] * 2
+    watchers = [cache.watch(POD.key_prefix("ns"), make_matcher(POD, *s), None)[0] for s in selectors]
+    feed.put("ns", "p", "alice", {"app": "x", "more": "y"})  # stays in every selector
+    assert all(_drain(w) == [("MODIFIED", "p", 2)] for w in watchers)
+    feed.put("ns", "p", "bob", {"app": "y"})  # leaves them all
+    left = [w.queue.get_nowait() for w in watchers]
+    assert all(w.queue.empty() for w in watchers)
+    for ev in left:
+        assert ev is not None and ev.type == "DELETED" and ev.revision == 3
+        assert ev.current.obj["metadata"]["labels"] == {"app": "x", "more": "y"}
+        assert ev.current.obj["spec"] == {"nodeName": "alice"} and ev.current.obj["metadata"]["resourceVersion"] == "3"
+        assert orjson.loads(ev.line()) == {"type": "DELETED", "object": ev.current.obj}
+    assert all(ev is left[0] for ev in left)  # one event, one encoding, for every watcher

@@ -3,7 +3,8 @@ queue and direct writer.
 
 A ``WatchEvent`` of the fan-out is shared by every watcher it goes to (its encoded line is built
 once). A ``Watcher`` filters events by key prefix and selector (an object that stops matching is
-sent as DELETED, one that starts matching as ADDED), holds them for its stream's ``sink`` while
+sent as DELETED with its previous content at the event's resourceVersion, as kube-apiserver's
+cacher does; one that starts matching as ADDED), holds them for its stream's ``sink`` while
 the stream is idle (one write per store batch) and queues them otherwise; a full queue means the
 watcher fell behind (the cache ends it with 410).
 """
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from atoll.apiserver.cache.entries import Cached
+from atoll.apiserver.cache.entries import Cached, revised
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class WatchEvent:
     revision: int
     _line: bytes | None = None
     shared: bool = False  # the fan-out copy queued to every watcher: its line is built once, kept
+    _left: WatchEvent | None = None  # the fan-out copy's ``departure``, built once for its watchers
 
     def line(self) -> bytes:
         """The newline-terminated JSON event. Kept only on the fan-out copy (one frame shared by
@@ -43,6 +45,21 @@ class WatchEvent:
                 self._line = line
             return line
         return self._line
+
+    def departure(self) -> WatchEvent:
+        """This MODIFIED (which has a previous state) as a watcher sees it whose selector the
+        object leaves: DELETED with the *previous* object's content at this event's revision
+        (kube-apiserver's ``cacheWatcher.convertToWatchEvent``). The fan-out copy builds it once
+        for all its watchers (one encoding; only events that leave a selector pay for it)."""
+        left = self._left
+        if left is None:
+            previous = self.previous
+            assert previous is not None
+            left = WatchEvent("DELETED", self.key, revised(previous, self.revision), previous, self.revision,
+                              shared=self.shared)
+            if self.shared:
+                self._left = left
+        return left
 
 
 Filter = Callable[[JSON], bool]
@@ -128,13 +145,14 @@ class Watcher:
 def as_seen(event: WatchEvent, now: bool, before: bool) -> WatchEvent | None:
     """``event`` as a watcher whose selector matches its current object (``now``) and its previous
     one (``before``) sees it: a MODIFIED that enters the selector is ADDED, one that leaves it is
-    DELETED; None when it concerns neither state. (ADDED/DELETED are judged on ``now`` alone.)"""
+    DELETED (``departure``: the previous content); None when it concerns neither state.
+    (ADDED/DELETED are judged on ``now`` alone.)"""
     if event.type != "MODIFIED":
         return event if now else None
     if not now:
-        if not before:
+        if not before or event.previous is None:
             return None
-        return WatchEvent("DELETED", event.key, event.current, event.previous, event.revision, shared=event.shared)
+        return event.departure()
     if not before and event.previous is not None:
         return WatchEvent("ADDED", event.key, event.current, event.previous, event.revision, shared=event.shared)
     return event
