@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from atoll.api.errors import Gone
+from atoll.api.errors import Gone, ServiceUnavailable
 from atoll.apiserver.cache.entries import Cached, adopt, decode_or_skip, resource_prefix, revised
 from atoll.apiserver.cache.fanout import Fanout
 from atoll.apiserver.cache.history import EventHistory
@@ -75,6 +75,7 @@ class WatchCache:
         self._by_resource: dict[str, Fanout] = {}  # resource prefix -> its watchers, indexed
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.revision = 0
+        self.stopped = False  # ``run`` ended: no more events; new watches are refused (503)
         self._live_from = 0  # events after this revision carry their previous state (``previous``)
         self._ready = asyncio.Event()
         self._listeners: list[tuple[str, Callable[[WatchEvent], None]]] = []
@@ -116,8 +117,18 @@ class WatchCache:
                 self._apply(batch)
                 del batch
         finally:
-            for w in list(self._watchers):
-                w.queue.put_nowait(None)
+            self._shut()
+
+    def _shut(self) -> None:
+        """The cache stopped (server shutdown): end every watch as its server closing would (its
+        client resumes from the last resourceVersion it saw, elsewhere or after backing off)."""
+        self.stopped = True
+        for w in list(self._watchers):
+            self._forget(w)
+            if w.queue.full():  # events it has not read are dropped: it resumes from before them
+                while not w.queue.empty():
+                    w.queue.get_nowait()
+            w.queue.put_nowait(None)
 
     async def _load(self) -> int:
         """Load the live state at one revision, ``LOAD_PAGE`` rows at a time, and return that
@@ -321,7 +332,9 @@ class WatchCache:
 
         ``matches`` None: no selector. ``revision`` None or 0: synthetic ADDED for every current
         matching object. Otherwise the history after ``revision``; 410 if that history is no
-        longer retained."""
+        longer retained; 503 once the cache has stopped (it would never send anything)."""
+        if self.stopped:
+            raise ServiceUnavailable("the watch cache is stopped (the server is shutting down)")
         watcher = Watcher(prefix, matches, asyncio.Queue(self.settings.watcher_queue))
         if not revision:
             initial = [WatchEvent("ADDED", prefix, c, None, c.revision) for c in self.list(prefix)

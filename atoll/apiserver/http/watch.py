@@ -3,9 +3,10 @@
 From resourceVersion 0 (or none) the stream starts with synthetic ADDED events for the current
 objects; from N it replays the cached history after N (410 if it is no longer retained). Events
 are filtered by namespace and selectors on the new state; an object that stops matching is sent
-as DELETED (its previous content at the event's resourceVersion). With a Table Accept header each event carries a one-row Table (column definitions in
-the first only). Bookmarks are sent when asked; ``timeoutSeconds`` ends the stream cleanly; a
-client that goes away is noticed at once (the connection's ``connection_lost`` wakes the stream).
+as DELETED (its previous content at the event's resourceVersion). With a Table Accept header
+each event carries a one-row Table (column definitions in the first only). Bookmarks are sent
+when asked; ``timeoutSeconds`` ends the stream cleanly; a client that goes away is noticed at
+once (the connection's ``connection_lost`` wakes the stream).
 
 An idle stream wakes only when something is due: its next bookmark (if asked), its deadline, or its
 connection's loss — not on a periodic tick (a master's ~65 in-process watches used to wake once a
