@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from typing import Any
 
 import pytest
@@ -63,3 +64,20 @@ async def test_an_in_process_informer_backs_off_when_the_cache_stops(api_server:
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_watcher_with_a_full_queue_is_ended_too(api_server: RunningServer) -> None:
+    """Its unread events are dropped (its client resumes from the last one it read); the others end."""
+    assert api_server.node is not None and api_server.node.server is not None
+    cache = api_server.node.server.cache
+    cache.settings = dataclasses.replace(cache.settings, watcher_queue=2)
+    full, _ = cache.watch(CONFIGMAPS.key_prefix(NS), None, None)
+    other, _ = cache.watch(CONFIGMAPS.key_prefix(), lambda obj: bool(obj["metadata"]["name"] == "a"), None)
+    async with api_server.node.client() as local:
+        for name in ("a", "b"):
+            await local.create(CONFIGMAPS, {"metadata": {"name": name, "namespace": NS}})
+    assert full.queue.full()
+    await stop_cache()
+    assert full.queue.get_nowait() is None and full.queue.empty()
+    assert [other.queue.get_nowait() for _ in range(2)][-1] is None and other.queue.empty()
+    assert cache.watcher_count == 0
