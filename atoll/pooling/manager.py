@@ -51,6 +51,8 @@ from atoll.runtime.leader import LeaderElector
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 PHASES = ("Pending", "Ready", "Failed", "Deleting")
+STATUS_ATTEMPTS = 5
+"""Status writes of one reconcile that may meet a Conflict before it gives up (``_status``)."""
 
 
 class ConnectivityError(Exception):
@@ -261,22 +263,31 @@ class BindingReconciler:
             await self.client.patch(CLUSTERBINDINGS, md["name"], patch)
 
     async def _status(self, binding: JSON, phase: str, conditions: list[tuple[str, bool, str, str]]) -> None:
-        now = self.clock.now()
-        generation = int(binding["metadata"].get("generation") or 0)
-        old = binding.get("status") or {}
-        current = list(old.get("conditions") or [])
-        for type_, ok, reason, message in conditions:
-            current = set_condition(current, type_, ok, reason, message, now, generation)
-        if old.get("phase") == phase and same_conditions(old.get("conditions") or [], current):
-            return
-        status = {**old, "phase": phase, "conditions": current, "lastSyncTime": format_time(now)}
-        try:
-            await self.client.update(CLUSTERBINDINGS, {**binding, "status": status}, subresource="status")
-        except NotFound:
-            pass
-        except Conflict:
-            fresh = await self.client.get(CLUSTERBINDINGS, binding["metadata"]["name"])
-            await self._status(fresh, phase, conditions)
+        """Set ``phase`` and ``conditions`` unless the status already says so; on a Conflict, again
+        on the binding read afresh, at most ``STATUS_ATTEMPTS`` times in all (then logged: the
+        change that conflicted is an event of the binding, whose reconcile sets it again)."""
+        name = binding["metadata"]["name"]
+        for attempt in range(STATUS_ATTEMPTS):
+            if attempt:  # the last one conflicted
+                binding = await self.client.get(CLUSTERBINDINGS, name)
+            now = self.clock.now()
+            generation = int(binding["metadata"].get("generation") or 0)
+            old = binding.get("status") or {}
+            current = list(old.get("conditions") or [])
+            for type_, ok, reason, message in conditions:
+                current = set_condition(current, type_, ok, reason, message, now, generation)
+            if old.get("phase") == phase and same_conditions(old.get("conditions") or [], current):
+                return
+            status = {**old, "phase": phase, "conditions": current, "lastSyncTime": format_time(now)}
+            try:
+                await self.client.update(CLUSTERBINDINGS, {**binding, "status": status}, subresource="status")
+                return
+            except NotFound:
+                return
+            except Conflict:
+                continue
+        log.warning("status of ClusterBinding %s not set to %s: %d conflicts in a row; the next reconcile retries",
+                    name, phase, STATUS_ATTEMPTS)
 
 
 class PoolingManager:
