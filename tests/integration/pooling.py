@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,22 +78,32 @@ def plane(base: Path, name: str, controllers: tuple[str, ...], extra: JSON | Non
 @contextlib.asynccontextmanager
 async def pool_of(base: Path, computing: Plane, workers: tuple[str, ...]) -> Any:
     """Start ``computing`` and one plane + RunP agent per worker name; stop everything after."""
-    pool = Pool(computing, {w: plane(base, w, WORKER_CONTROLLERS) for w in workers})
+    pool = Pool(computing, {})
     try:
         await computing.start()
-        for name, worker in pool.workers.items():
-            server = await worker.start()
-            agent = running_agent(server, base / f"{name}-agent", name)
-            pool.agents[name] = await pool.stack.enter_async_context(agent)
+        for name in workers:
+            pool.workers[name], pool.agents[name] = await pool.stack.enter_async_context(worker_of(base, name))
         yield pool
     finally:
         await pool.stack.aclose()
-        for p in (*pool.workers.values(), computing):
-            await p.stop()
-            if p.client is not None:
-                await p.client.close()
-        for name in workers:
-            kill_leftovers(base / f"{name}-agent")
+        await computing.stop()
+        if computing.client is not None:
+            await computing.client.close()
+
+
+@contextlib.asynccontextmanager
+async def worker_of(base: Path, name: str) -> AsyncIterator[tuple[Plane, RunningAgent]]:
+    """A worker plane with a RunP agent of domain ``name`` (its pods' namespace); stopped after."""
+    worker = plane(base, name, WORKER_CONTROLLERS)
+    try:
+        server = await worker.start()
+        async with running_agent(server, base / f"{name}-agent", name) as agent:
+            yield worker, agent
+    finally:
+        await worker.stop()
+        if worker.client is not None:
+            await worker.client.close()
+        kill_leftovers(base / f"{name}-agent")
 
 
 async def bind(client: Client, name: str, cluster_id: str, worker: RunningServer | None, **spec: Any) -> None:

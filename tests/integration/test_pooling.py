@@ -21,7 +21,7 @@ from atoll.mirror.objects import PVCS, PVS
 from atoll.pooling.kinds import CLUSTERBINDINGS, RESOURCELEASINGPOLICIES
 from tests.conftest import eventually, kubectl_binary, kubectl_environ
 from tests.integration.agents import wait_pod_gone
-from tests.integration.pooling import Pool, bind, lease_policy, plane, pool_of, pooled_pod
+from tests.integration.pooling import Pool, bind, lease_policy, plane, pool_of, pooled_pod, worker_of
 
 JSON = dict[str, Any]
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
@@ -250,23 +250,41 @@ async def test_kubectl_exec_reaches_the_worker_pod(pool: Pool) -> None:
     await client.delete(kinds.PODS, "shell", "team")
 
 
-async def test_physical_pod_deleted_behind_our_back(pool: Pool) -> None:
+async def test_physical_pod_deleted_behind_our_back(pool: Pool, tmp_path: Path) -> None:
+    """On a worker, binding and policy of its own (runs alone too), removed after."""
     client = pool.client
-    await client.create(kinds.PODS, pooled_pod("sleeper", "cls-w1", "sleep 600"), "team")
+    async with worker_of(tmp_path, "w3") as (worker, _):
+        assert worker.server is not None and worker.client is not None
+        await lease_policy(worker.client, "rlp3", "cb-w3", resourceLimits=[{"resource": "cpu", "percent": 50}])
+        await bind(client, "cb-w3", "cls-w3", worker.server)
+        try:
+            await client.create(kinds.PODS, pooled_pod("sleeper", "cls-w3", "sleep 600"), "team")
 
-    async def running() -> None:
-        pod = await client.get(kinds.PODS, "sleeper", "team")
-        assert pod.get("status", {}).get("phase") == "Running", pod.get("status")
+            async def running() -> None:
+                pod = await client.get(kinds.PODS, "sleeper", "team")
+                assert pod.get("status", {}).get("phase") == "Running", pod.get("status")
 
-    await eventually(running, 30)
-    await pool.worker("w1").delete(kinds.PODS, target_name("team", "sleeper"), "w1", grace_period_seconds=0)
+            await eventually(running, 30)
+            await worker.client.delete(kinds.PODS, target_name("team", "sleeper"), "w3", grace_period_seconds=0)
 
-    async def lost() -> None:
-        pod = await client.get(kinds.PODS, "sleeper", "team")
-        assert (pod["status"].get("phase"), pod["status"].get("reason")) == ("Failed", "PhysicalPodLost")
+            async def lost() -> None:
+                pod = await client.get(kinds.PODS, "sleeper", "team")
+                assert (pod["status"].get("phase"), pod["status"].get("reason")) == ("Failed", "PhysicalPodLost")
 
-    await eventually(lost, 30)
-    await client.delete(kinds.PODS, "sleeper", "team")
+            await eventually(lost, 30)
+            await client.delete(kinds.PODS, "sleeper", "team")
+        finally:
+            await client.delete(CLUSTERBINDINGS, "cb-w3")
+            await client.delete(kinds.SECRETS, "cb-w3-kubeconfig", "kubeocean-system")
+            await eventually(lambda: binding_gone(pool, "cb-w3"), 40)  # drained while its worker is up
+
+
+async def binding_gone(pool: Pool, name: str) -> bool:
+    try:
+        await pool.client.get(CLUSTERBINDINGS, name)
+    except NotFound:
+        return True
+    return False
 
 
 async def test_no_policy_removes_the_vnode(pool: Pool) -> None:
