@@ -34,3 +34,14 @@ async def client(faults: FaultProxy, api_server: RunningServer) -> AsyncIterator
     ``api_server.client()``)."""
     async with Client(faults.url, token=api_server.token) as c:
         yield c
+
+
+@pytest.fixture(params=["http", "local"])
+async def http_or_local(api_server: RunningServer, request: pytest.FixtureRequest) -> AsyncIterator[Client]:
+    """The admin client over HTTP, then the master's own in-process one (``local`` reads and
+    writes): a test that uses it runs with each."""
+    assert api_server.node is not None
+    c = api_server.client() if request.param == "http" else api_server.node.client()
+    assert (c.local is not None) == (request.param == "local")
+    async with c:
+        yield c

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -26,13 +26,10 @@ JSON = dict[str, Any]
 NS = "default"
 
 
-@pytest.fixture(params=["http", "local"])
-async def client(api_server: RunningServer, request: pytest.FixtureRequest) -> AsyncIterator[Client]:
-    assert api_server.node is not None
-    c = api_server.client() if request.param == "http" else api_server.node.client()
-    assert (c.local is not None) == (request.param == "local")
-    async with c:
-        yield c
+@pytest.fixture
+def client(http_or_local: Client) -> Client:
+    """Each test runs over HTTP and in-process."""
+    return http_or_local
 
 
 def cm(name: str, **labels: str) -> JSON:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -19,20 +19,16 @@ import pytest
 from atoll.api.kinds import CONFIGMAPS, PODS
 from atoll.client import Client
 from atoll.client.paths import METADATA_ONLY
-from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.controllers()  # no scheduler: nothing else writes the pods
 JSON = dict[str, Any]
 NS = "default"
 
 
-@pytest.fixture(params=["http", "local"])
-async def client(api_server: RunningServer, request: pytest.FixtureRequest) -> AsyncIterator[Client]:
-    assert api_server.node is not None
-    c = api_server.client() if request.param == "http" else api_server.node.client()
-    assert (c.local is not None) == (request.param == "local")
-    async with c:
-        yield c
+@pytest.fixture
+def client(http_or_local: Client) -> Client:
+    """Each test runs over HTTP and in-process."""
+    return http_or_local
 
 
 def pod(name: str, node: str | None = None, **labels: str) -> JSON:
