@@ -59,6 +59,14 @@ def _private(body: Any) -> Any:
     return orjson.loads(orjson.dumps(body))
 
 
+def _private_object(body: Any) -> JSON:
+    """``_private(body)``, which must be an object (400 otherwise, as over HTTP)."""
+    out = _private(body)
+    if not isinstance(out, dict):
+        raise errors.BadRequest("the body must be an object")
+    return out
+
+
 def _options(user_agent: str, field_manager: str | None, *, dry_run: bool = False) -> WriteOptions:
     return WriteOptions(
         dry_run=dry_run,
@@ -126,6 +134,22 @@ class InProcessWrites:
         count_local(verb, resource, code)
         return out
 
+    async def _routed(self, method: str, rd: ResourceDef, namespace: str | None, name: str | None,
+                      subresource: str | None, body: Any, opts: WriteOptions, code: int,
+                      generic: Callable[[], Awaitable[JSON]]) -> JSON:
+        """``method`` of a subresource the generic object endpoints do not serve (``binding``), as
+        ``ResourceHandlers.dispatch`` routes it; otherwise ``generic`` (the object's write, or its
+        ``status``'s). Counted (``_counted``)."""
+
+        async def write() -> JSON:
+            if subresource and name is not None:
+                out = await self._subresource(method, rd, namespace, name, subresource, body, opts)
+                if out is not None:
+                    return out
+            return await generic()
+
+        return await self._counted(method, rd, subresource, code, write)
+
     async def _subresource(self, method: str, rd: ResourceDef, namespace: str | None, name: str, subresource: str,
                            body: JSON | None, opts: WriteOptions) -> JSON | None:
         """A subresource write the generic object endpoints do not serve (``binding``), as
@@ -149,41 +173,30 @@ class InProcessWrites:
         dry_run: bool, field_manager: str | None, user_agent: str,
     ) -> JSON:
         own, namespace = self._target(rd, namespace, name)
-        body = _private(body)
-        if not isinstance(body, dict):
-            raise errors.BadRequest("the body must be an object")
+        body = _private_object(body)
         opts = _options(user_agent, field_manager, dry_run=dry_run)
 
         async def write() -> JSON:
-            if subresource and name is not None:
-                out = await self._subresource("POST", own, namespace, name, subresource, body, opts)
-                if out is None:
-                    raise errors.MethodNotAllowed(f"POST is not supported on {own.plural}/{subresource}")
-                return out
+            if subresource and name is not None:  # the generic endpoints do not create subresources
+                raise errors.MethodNotAllowed(f"POST is not supported on {own.plural}/{subresource}")
             check_kind(own, body)
             return self._answer(own, await self._objects.create(own, namespace, body, opts))
 
-        return await self._counted("POST", own, subresource, 201, write)
+        return await self._routed("POST", own, namespace, name, subresource, body, opts, 201, write)
 
     async def update(
         self, rd: ResourceDef, namespace: str | None, name: str, body: JSON, *, subresource: str | None,
         field_manager: str | None, user_agent: str,
     ) -> JSON:
         own, namespace = self._target(rd, namespace, name)
-        body = _private(body)
-        if not isinstance(body, dict):
-            raise errors.BadRequest("the body must be an object")
+        body = _private_object(body)
         opts = _options(user_agent, field_manager)
 
         async def write() -> JSON:
-            if subresource:
-                out = await self._subresource("PUT", own, namespace, name, subresource, body, opts)
-                if out is not None:
-                    return out
             check_kind(own, body)
             return self._answer(own, await self._objects.update(own, namespace, name, body, opts, subresource or ""))
 
-        return await self._counted("PUT", own, subresource, 200, write)
+        return await self._routed("PUT", own, namespace, name, subresource, body, opts, 200, write)
 
     async def patch(
         self, rd: ResourceDef, namespace: str | None, name: str, patch: Any, *, patch_type: str,
@@ -196,15 +209,11 @@ class InProcessWrites:
         opts = _options(user_agent, field_manager)
 
         async def write() -> JSON:
-            if subresource:
-                out = await self._subresource("PATCH", own, namespace, name, subresource, document, opts)
-                if out is not None:
-                    return out
             obj = await self._objects.modify(own, namespace, name, patch_mutator(own, name, patch_type, document),
                                              opts, subresource=subresource or "", pinned=patch_pins_rv(document))
             return self._answer(own, obj)
 
-        return await self._counted("PATCH", own, subresource, 200, write)
+        return await self._routed("PATCH", own, namespace, name, subresource, document, opts, 200, write)
 
     async def delete(self, rd: ResourceDef, namespace: str | None, name: str, options: JSON | None, *,
                      user_agent: str) -> JSON:
