@@ -47,7 +47,7 @@ class WatchEvent:
         return self._line
 
     def departure(self) -> WatchEvent:
-        """This MODIFIED (which has a previous state) as a watcher sees it whose selector the
+        """This MODIFIED (which has a previous state) as seen by a watcher whose selector the
         object leaves: DELETED with the *previous* object's content at this event's revision
         (kube-apiserver's ``cacheWatcher.convertToWatchEvent``). The fan-out copy builds it once
         for all its watchers (one encoding; only events that leave a selector pay for it)."""
