@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from atoll.agent.runp import process
+from atoll.agent.runp.spawnclient import Spawner
 from atoll.api import kinds
 from atoll.client import Client
 from tests.conftest import RunningServer, eventually, kubectl_binary
@@ -86,14 +87,16 @@ async def test_failing_pod_reports_error_exit_code_and_message(api_server: Runni
 async def test_a_process_that_cannot_start_is_a_start_error_not_an_agent_crash(
     api_server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_spawn = process.spawn
+    real_request = Spawner.request
 
-    def spawn(command: list[str], **kwargs: Any) -> process.Spawned:
+    def request(self: Spawner, command: list[str], **kwargs: Any) -> asyncio.Future[process.Spawned]:
         if "cannot-start" in " ".join(command):
-            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))  # e.g. the pid limit reached
-        return real_spawn(command, **kwargs)
+            future: asyncio.Future[process.Spawned] = asyncio.get_running_loop().create_future()
+            future.set_exception(OSError(errno.EAGAIN, os.strerror(errno.EAGAIN)))  # e.g. the pid limit reached
+            return future
+        return real_request(self, command, **kwargs)
 
-    monkeypatch.setattr(process, "spawn", spawn)
+    monkeypatch.setattr(Spawner, "request", request)
     async with running_agent(api_server, tmp_path / "alice", "alice") as agent:
         c = agent.client
         await c.create(kinds.PODS, pod("nostart", NODE, ["sh", "-c", "echo cannot-start"], restartPolicy="Never"))
@@ -179,7 +182,8 @@ async def test_graceful_delete_ends_process_group(api_server: RunningServer, tmp
         assert 1.5 <= loop.time() - started < 10  # after the 2 s grace, long before the default 30 s
         # the group was SIGKILLed: a killed process lingers until the kernel has run its exit
         await eventually(lambda: processes_with(marker) == [], 10)
-        assert not any((tmp_path / "alice" / "agent" / "pods").iterdir())
+        # the sandbox is removed on a worker thread after the confirming delete
+        await eventually(lambda: not any((tmp_path / "alice" / "agent" / "pods").iterdir()), 10)
 
 
 async def test_env_volumes_templates_and_init_containers(api_server: RunningServer, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ in the command (POSIX background jobs of a non-interactive shell) — use SIGTER
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from dataclasses import dataclass
@@ -61,16 +62,24 @@ def start_time(pid: int) -> int | None:
 
 
 def is_ours(pid: int, started: int | None, state: Path) -> bool:
-    """Whether ``pid`` is still the shim we started for ``state`` (not a recycled pid)."""
+    """Whether ``pid`` is still the shim we started for ``state`` (not a recycled pid).
+
+    Right after ``posix_spawn`` returns, ``/proc/<pid>/cmdline`` is often still empty: the parent
+    resumes once the child's exec has replaced its memory, before the kernel has set the new
+    command line up. An empty command line with the recorded start time is that shim (pid and
+    start time identify a process; a zombie shim reads empty too)."""
     if pid <= 0:
         return False
     now = start_time(pid)
     if now is None or (started is not None and now != started):
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+    if not raw:
+        return started is not None
+    cmdline = raw.split(b"\0")
     return SHIM_NAME.encode() in cmdline and str(state).encode() in cmdline
 
 
@@ -110,6 +119,28 @@ def spawn(
         setsigmask=(),
     )
     return Spawned(pid, start_time(pid) or 0)
+
+
+def start(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    cwd: str,
+    state: Path,
+    log_file: Path,
+    memory_kb: int | None = None,
+    nice: int | None = None,
+    stdin_fd: int | None = None,
+    tty_fd: int | None = None,
+) -> Spawned:
+    """One container attempt: its log's directory, no stale pid/exit files of ``state``, then
+    :func:`spawn` (run by the spawner process, or by the agent when it has none)."""
+    os.makedirs(log_file.parent, exist_ok=True)
+    for suffix in (".pid", ".exit"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{state}{suffix}")
+    return spawn(command, env=env, cwd=cwd, state=state, log_file=log_file, memory_kb=memory_kb, nice=nice,
+                 stdin_fd=stdin_fd, tty_fd=tty_fd)
 
 
 def read_exit(state: Path) -> int | None:
@@ -153,11 +184,16 @@ def reap(pid: int) -> int | None:
     return 128 - code if code < 0 else code
 
 
-async def wait_exit(pid: int, state: Path, *, own_child: bool) -> int:
-    """Wait until ``pid`` exits; its exit code (128+signal when killed, 137 when unknown)."""
+async def wait_exit(pid: int, state: Path, *, own_child: bool, started: int | None = None) -> int:
+    """Wait until ``pid`` exits; its exit code (128+signal when killed, 137 when unknown).
+
+    With ``started`` (the shim's start time), a pid now held by another process counts as exited."""
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
+        fd = -1
+    if fd >= 0 and started is not None and start_time(pid) != started:  # checked after the open: no race
+        os.close(fd)
         fd = -1
     if fd >= 0:
         loop = asyncio.get_running_loop()

@@ -21,6 +21,8 @@ from atoll.agent.runp.images import ImageStore
 from atoll.agent.runp.logs import log_path, rotate_if_needed
 from atoll.agent.runp.pod import PodWorker
 from atoll.agent.runp.sandbox import Sandbox, list_sandboxes
+from atoll.agent.runp.spawnclient import Spawner
+from atoll.agent.runp.spread import spread_subdirectories
 from atoll.api import kinds
 from atoll.client import Client
 from atoll.runtime.informer import Informer
@@ -36,6 +38,7 @@ class RunP:
         self.config = config
         self.events = events
         self.images = ImageStore(config.root / "images")
+        self.spawner = Spawner()
         self.workers: dict[str, PodWorker] = {}
         self.by_name: dict[tuple[str, str], str] = {}
         self.informer = Informer(
@@ -53,6 +56,9 @@ class RunP:
         self.informer.add_handler(on_add=self._on_pod, on_update=lambda _old, new: self._on_pod(new),
                                   on_delete=self._on_delete)
         try:
+            for sub in ("pods", "logs"):  # each pod's inodes in a block group of their own (ext4)
+                spread_subdirectories(self.config.root / sub)
+            self.spawner.start()
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 for pod in self._pending:
@@ -66,6 +72,7 @@ class RunP:
             if self.config.stop_pods_on_exit:
                 for worker in self.workers.values():
                     worker.kill_now()
+            self.spawner.close()
 
     # -- informer handlers (no I/O) --------------------------------------------------------
 
@@ -83,7 +90,8 @@ class RunP:
         if self._tg is None:
             self._pending.append(pod)
             return
-        worker = PodWorker(pod, client=self.client, config=self.config, images=self.images, events=self.events)
+        worker = PodWorker(pod, client=self.client, config=self.config, images=self.images, events=self.events,
+                           spawner=self.spawner)
         worker.update(pod)
         self.workers[uid] = worker
         self.by_name[(str(md.get("namespace")), str(md["name"]))] = uid
