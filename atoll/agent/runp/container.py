@@ -181,8 +181,7 @@ class ContainerRunner:
             self._wait_with(reason, message)
             return None
         rec.image, rec.image_id = image.reference, image.image_id
-        cdir = self.ctx.sandbox.container_dir(rec.name)
-        cdir.mkdir(parents=True, exist_ok=True)
+        cdir = self.ctx.sandbox.container_dir(rec.name)  # made with the spawn (``process.start``)
         host_ip = self.ctx.config.address
         try:
             sources = Sources(self.ctx.sources_client, pod)

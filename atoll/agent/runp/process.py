@@ -133,9 +133,11 @@ def start(
     stdin_fd: int | None = None,
     tty_fd: int | None = None,
 ) -> Spawned:
-    """One container attempt: its log's directory, no stale pid/exit files of ``state``, then
-    :func:`spawn` (run by the spawner process, or by the agent when it has none)."""
+    """One container attempt: its log's and its state's directories (the container's ``HOME``), no
+    stale pid/exit files of ``state``, then :func:`spawn` (run by the spawner process, or by the agent
+    when it has none)."""
     os.makedirs(log_file.parent, exist_ok=True)
+    os.makedirs(state.parent, exist_ok=True)
     for suffix in (".pid", ".exit"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{state}{suffix}")

@@ -144,7 +144,9 @@ def serve(sock: socket.socket) -> None:
 
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sock = socket.socket(fileno=int(argv[1]))
+    fd = int(argv[1])
+    os.set_inheritable(fd, False)  # passed inheritable: the shims must not hold the agent's socket open
+    sock = socket.socket(fileno=fd)
     sock.setblocking(True)
     serve(sock)
 
