@@ -133,3 +133,29 @@ def test_pods_and_logs_spread_their_subdirectories(tmp_path: Path) -> None:
         os.close(fd)
     assert flags[0] & TOPDIR_FL
     assert spread_subdirectories(tmp_path / "pods")  # again: unchanged, no error
+
+
+async def test_requests_queue_while_the_spawner_is_busy_and_large_ones_spawn_in_process(tmp_path: Path) -> None:
+    spawner = Spawner()
+    try:
+        spawner.start()
+        pid = spawner.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # more requests than the socket holds wait in the agent's queue
+        try:
+            big = {**ENV, **{f"BIG{i}": "x" * 80_000 for i in range(5)}}  # > one datagram: spawned in-process
+            large = spawner.request(["true"], **{**shim(tmp_path, "large"), "env": big})  # type: ignore[arg-type]
+            many = [spawner.request(["true"], **shim(tmp_path, f"m{i}")) for i in range(150)]  # type: ignore[arg-type]
+            assert large.done() and not any(f.done() for f in many)
+            assert spawner._outbox, "the socket was expected to fill up"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        spawned = await asyncio.wait_for(asyncio.gather(*many), 30)
+        codes = [await spawner.wait_exit(s.pid, tmp_path / "c" / f"m{i}" / "0", s.start_time)
+                 for i, s in enumerate(spawned)]
+        assert codes == [0] * 150
+        in_process = large.result()
+        assert await spawner.wait_exit(in_process.pid, tmp_path / "c" / "large" / "0", in_process.start_time) == 0
+        assert spawner.pid == pid
+    finally:
+        spawner.close()
