@@ -145,7 +145,9 @@ async def test_requests_queue_while_the_spawner_is_busy_and_large_ones_spawn_in_
         try:
             big = {**ENV, **{f"BIG{i}": "x" * 80_000 for i in range(5)}}  # > one datagram: spawned in-process
             large = spawner.request(["true"], **{**shim(tmp_path, "large"), "env": big})  # type: ignore[arg-type]
-            many = [spawner.request(["true"], **shim(tmp_path, f"m{i}")) for i in range(150)]  # type: ignore[arg-type]
+            env = {**ENV, "PAD": "x" * 2000}
+            many = [spawner.request(["true"], **{**shim(tmp_path, f"m{i}"), "env": env})  # type: ignore[arg-type]
+                    for i in range(150)]
             assert large.done() and not any(f.done() for f in many)
             assert spawner._outbox, "the socket was expected to fill up"
         finally:
