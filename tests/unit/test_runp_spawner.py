@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from atoll.agent.runp import process, spawnclient
-from atoll.agent.runp.spawnclient import Spawner
+from atoll.agent.runp.spawnclient import Spawner, SpawnerProcess
 from atoll.agent.runp.spread import FS_IOC_GETFLAGS, TOPDIR_FL, spread_subdirectories
 from tests.conftest import eventually
 
@@ -38,7 +38,7 @@ def test_a_shim_is_ours_right_after_its_spawn(tmp_path: Path) -> None:
 
 
 async def test_spawner_starts_shims_and_reports_their_exit_codes(tmp_path: Path) -> None:
-    spawner = Spawner()
+    spawner = SpawnerProcess()
     try:
         written = await spawner.request(["sh", "-c", "echo hi; exit 3"], **shim(tmp_path, "a"))  # type: ignore[arg-type]
         killed = await spawner.request(["sleep", "100"], **shim(tmp_path, "b"))  # type: ignore[arg-type]
@@ -57,7 +57,7 @@ async def test_spawner_starts_shims_and_reports_their_exit_codes(tmp_path: Path)
 
 async def test_a_failed_spawn_is_an_oserror_with_its_errno(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    spawner = Spawner()
+    spawner = SpawnerProcess()
     try:
         with pytest.raises(OSError) as failed:
             await spawner.request(["true"], env=ENV, cwd=str(tmp_path), state=tmp_path / "s",
@@ -71,7 +71,7 @@ async def test_a_failed_spawn_is_an_oserror_with_its_errno(tmp_path: Path) -> No
 
 async def test_stdin_goes_to_the_spawner_as_a_descriptor(tmp_path: Path) -> None:
     read_end, write_end = os.pipe()
-    spawner = Spawner()
+    spawner = SpawnerProcess()
     try:
         spawned = await spawner.request(["cat"], stdin_fd=read_end, **shim(tmp_path, "cat"))  # type: ignore[arg-type]
         os.close(read_end)
@@ -84,7 +84,7 @@ async def test_stdin_goes_to_the_spawner_as_a_descriptor(tmp_path: Path) -> None
 
 
 async def test_a_dead_spawner_is_noticed_and_replaced(tmp_path: Path) -> None:
-    spawner = Spawner()
+    spawner = SpawnerProcess()
     try:
         running = await spawner.request(["sleep", "100"], **shim(tmp_path, "long"))  # type: ignore[arg-type]
         state = tmp_path / "c" / "long" / "0"
@@ -107,7 +107,7 @@ async def test_a_request_lost_with_the_spawner_fails_instead_of_hanging(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(spawnclient, "LOST_WAIT_SECONDS", 0.2)
-    spawner = Spawner()
+    spawner = SpawnerProcess()
     try:
         spawner.start()
         pid = spawner.pid
@@ -136,7 +136,7 @@ def test_pods_and_logs_spread_their_subdirectories(tmp_path: Path) -> None:
 
 
 async def test_requests_queue_while_the_spawner_is_busy_and_large_ones_spawn_in_process(tmp_path: Path) -> None:
-    spawner = Spawner()
+    spawner = SpawnerProcess()
     try:
         spawner.start()
         pid = spawner.pid
@@ -159,5 +159,24 @@ async def test_requests_queue_while_the_spawner_is_busy_and_large_ones_spawn_in_
         in_process = large.result()
         assert await spawner.wait_exit(in_process.pid, tmp_path / "c" / "large" / "0", in_process.start_time) == 0
         assert spawner.pid == pid
+    finally:
+        spawner.close()
+
+
+async def test_the_agent_spreads_spawns_over_its_spawners_and_waits_each_shim_where_it_started(
+    tmp_path: Path,
+) -> None:
+    spawner = Spawner(2)
+    try:
+        requests = [spawner.request(["sh", "-c", f"exit {i}"], **shim(tmp_path, f"p{i}"))  # type: ignore[arg-type]
+                    for i in range(6)]
+        assert [len(one._pending) for one in spawner.processes] == [3, 3]
+        assert len(set(spawner.pids)) == 2
+        spawned = await asyncio.gather(*requests)
+        codes = [await spawner.wait_exit(s.pid, tmp_path / "c" / f"p{i}" / "0", s.start_time)
+                 for i, s in enumerate(spawned)]
+        assert codes == list(range(6))
+        assert all(len(one._pending) == 0 for one in spawner.processes)
+        assert sum(1 for one in spawner.processes for s in spawned if one.knows(s.pid)) == 0  # all collected
     finally:
         spawner.close()
