@@ -26,6 +26,10 @@ def shim(tmp_path: Path, name: str) -> dict[str, object]:
             "log_file": tmp_path / "logs" / name / "0.log"}
 
 
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def test_a_shim_is_ours_right_after_its_spawn(tmp_path: Path) -> None:
     spawned = [process.spawn(["true"], env=ENV, cwd=str(tmp_path), state=tmp_path / f"s{i}",
                              log_file=tmp_path / f"l{i}") for i in range(40)]
@@ -178,5 +182,16 @@ async def test_the_agent_spreads_spawns_over_its_spawners_and_waits_each_shim_wh
         assert codes == list(range(6))
         assert all(len(one._pending) == 0 for one in spawner.processes)
         assert sum(1 for one in spawner.processes for s in spawned if one.knows(s.pid)) == 0  # all collected
+    finally:
+        spawner.close()
+
+
+async def test_no_spawner_processes_spawns_in_the_agent(tmp_path: Path) -> None:
+    spawner = Spawner(0)
+    try:
+        spawned = await spawner.request(["sh", "-c", "exit 5"], **shim(tmp_path, "here"))  # type: ignore[arg-type]
+        assert spawner.pids == []
+        assert parent_of(spawned.pid) == os.getpid()
+        assert await spawner.wait_exit(spawned.pid, tmp_path / "c" / "here" / "0", spawned.start_time) == 5
     finally:
         spawner.close()

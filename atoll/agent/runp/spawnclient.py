@@ -42,6 +42,7 @@ JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 MAX_FAILURES = 3
 SPAWNERS = 2
+"""Spawner processes per agent (``ATOLL_RUNP_SPAWNERS`` overrides; 0: spawn in the agent's process)."""
 LOST_WAIT_SECONDS = 2.0
 LOST_POLL_SECONDS = 0.02
 
@@ -63,8 +64,8 @@ class SpawnerProcess:
         """Pids spawned in-process (reaped by this process with ``waitpid``)."""
         self._settling: set[asyncio.Future[None]] = set()
         self._failures = 0
-        self.in_process = os.environ.get("ATOLL_RUNP_SPAWNER") == "0"
-        """Spawn in the agent's process: ``ATOLL_RUNP_SPAWNER=0``, or after repeated spawner failures."""
+        self.in_process = False
+        """Spawn in the agent's process (``ATOLL_RUNP_SPAWNERS=0``, or after repeated spawner failures)."""
 
     # -- the process -----------------------------------------------------------------------
 
@@ -287,8 +288,12 @@ class Spawner:
     for a CPU: two processes overlap those waits (100 spawns of ``sh -c``, loaded VM, alternated:
     one process 302-846 ms, two 187-316 ms in 4 of 4 rounds)."""
 
-    def __init__(self, size: int = 0) -> None:
-        self.processes = [SpawnerProcess() for _ in range(size or SPAWNERS)]
+    def __init__(self, size: int | None = None) -> None:
+        if size is None:
+            size = int(os.environ.get("ATOLL_RUNP_SPAWNERS") or SPAWNERS)
+        self.processes = [SpawnerProcess() for _ in range(max(size, 1))]
+        if size <= 0:
+            self.processes[0].in_process = True
         self._turn = 0
 
     def start(self) -> None:
