@@ -260,7 +260,7 @@ class SpawnerProcess:
         return pid in self._codes or pid in self._children or pid in self._local
 
     async def wait_exit(self, pid: int, state: Path, started: int | None) -> int:
-        """Wait until the shim ``pid`` exits; its code, as :func:`atoll.agent.runp.process.wait_exit`."""
+        """Wait until the shim ``pid`` exits; its code, as :func:`wait_exit`."""
         code: int | None
         if pid in self._codes:
             code = self._codes.pop(pid)
@@ -271,13 +271,13 @@ class SpawnerProcess:
             code = await waiter
         elif pid in self._local:
             try:
-                return await process.wait_exit(pid, state, own_child=True)
+                return await wait_exit(pid, state, own_child=True)
             finally:
                 self._local.discard(pid)
         else:
-            return await process.wait_exit(pid, state, own_child=False, started=started)
+            return await wait_exit(pid, state, own_child=False, started=started)
         if code is None:  # the spawner died first: the shim is init's child now
-            return await process.wait_exit(pid, state, own_child=False, started=started)
+            return await wait_exit(pid, state, own_child=False, started=started)
         recorded = process.read_exit(state)
         return recorded if recorded is not None else code
 
@@ -320,4 +320,36 @@ class Spawner:
         for one in self.processes:
             if one.knows(pid):
                 return await one.wait_exit(pid, state, started)
-        return await process.wait_exit(pid, state, own_child=False, started=started)
+        return await wait_exit(pid, state, own_child=False, started=started)
+
+
+async def wait_exit(pid: int, state: Path, *, own_child: bool, started: int | None = None) -> int:
+    """Wait until ``pid`` exits; its exit code (128+signal when killed, 137 when unknown).
+
+    With ``started`` (the shim's start time), a pid now held by another process counts as exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        fd = -1
+    if fd >= 0 and started is not None and process.start_time(pid) != started:  # checked after the open: no race
+        os.close(fd)
+        fd = -1
+    if fd >= 0:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def ready() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        loop.add_reader(fd, ready)
+        try:
+            await done
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+    code = process.reap(pid) if own_child else None
+    recorded = process.read_exit(state)
+    if recorded is not None:
+        return recorded
+    return code if code is not None else process.EXIT_UNKNOWN
