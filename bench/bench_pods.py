@@ -19,7 +19,8 @@ master's scheduler binds each to its domain's node), alternating between the age
 * bind → Running p50 of each tenth of the pods in creation order, and when the first and the last
   pod were seen Running (the shape of the burst: in arrival order, or all together at the end);
 * exit → Succeeded: the timestamp the command wrote just before exiting → Succeeded observed;
-* CPU of the master and of the agents per pod lifecycle (create -> Running -> Succeeded -> delete);
+* CPU of the master and of the agents per pod lifecycle (create -> Running -> Succeeded -> delete),
+  and per pod start (from the first create until the watch has seen every pod Running);
 * the agents' idle CPU (% of one core over 10 s) and RSS after the run.
 
 ``--count`` starts the master with ``ATOLL_REQUEST_CLIENTS=1`` and prints the API requests of the
@@ -93,27 +94,6 @@ def start_master(base: Path, *, count: bool = False) -> tuple[subprocess.Popen[b
     kubeconfig.write_text(subprocess.run([*ATOLL, "kubeconfig", "-c", str(config)], check=True,
                                          capture_output=True, text=True).stdout)
     return proc, kubeconfig
-
-
-def spawner_cpu(pid: int) -> float:
-    """CPU seconds of the agent ``pid``'s spawner process(es) (``atoll.agent.runp.spawner``), 0 without one."""
-    total = 0.0
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return 0.0
-    for child in children:
-        try:
-            if b"atoll.agent.runp.spawner" in Path(f"/proc/{child}/cmdline").read_bytes():
-                total += cpu_seconds(int(child))
-        except OSError:
-            continue
-    return total
-
-
-def agent_cpu(pid: int) -> float:
-    """CPU seconds of an agent including its spawner: the work of starting pods is the agent's."""
-    return cpu_seconds(pid) + spawner_cpu(pid)
 
 
 def start_samplers(pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
@@ -273,7 +253,7 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
                         running[name] = now
                         if len(running) == count:  # CPU of starting the pods (creates to all Running)
                             at_running.update({"master": cpu_seconds(master.pid),
-                                               **{d: agent_cpu(p.pid) for d, p in agents.items()}})
+                                               **{d: cpu_seconds(p.pid) for d, p in agents.items()}})
                     if phase == "Succeeded" and name not in succeeded:
                         succeeded[name] = now
                     if len(succeeded) == count:
@@ -297,8 +277,7 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
 
             requests0 = await client_requests(client) if count_requests else {}
             samplers = start_samplers({"master": master.pid, **{d: p.pid for d, p in agents.items()}})
-            busy0 = {"master": cpu_seconds(master.pid), **{d: agent_cpu(p.pid) for d, p in agents.items()}}
-            spawners0 = sum(spawner_cpu(p.pid) for p in agents.values())
+            busy0 = {"master": cpu_seconds(master.pid), **{d: cpu_seconds(p.pid) for d, p in agents.items()}}
             t0 = time.time()
             await asyncio.gather(*(create(i) for i in range(count)))
             create_seconds = time.time() - t0
@@ -316,8 +295,7 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
                 for task in watchers:
                     task.cancel()
             busy = {"master": cpu_seconds(master.pid) - busy0["master"],
-                    **{d: agent_cpu(p.pid) - busy0[d] for d, p in agents.items()}}
-            spawners = sum(spawner_cpu(p.pid) for p in agents.values()) - spawners0
+                    **{d: cpu_seconds(p.pid) - busy0[d] for d, p in agents.items()}}
             window = time.time() - t0
             stop_samplers(samplers)
             if count_requests:
@@ -368,8 +346,7 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
     agent_ms = sum(v for k, v in busy.items() if k != "master") / count * ms
     master_ms = busy["master"] / count * ms
     print(f"CPU per pod lifecycle (create -> Running -> Succeeded -> delete): master {master_ms:.2f} ms "
-          f"(target <= 2 ms), agents {agent_ms:.2f} ms (of which their spawner processes "
-          f"{spawners / count * ms:.2f} ms)")
+          f"(target <= 2 ms), agents {agent_ms:.2f} ms")
     if at_running:
         start_cpu = {k: (at_running[k] - busy0[k]) / count * ms for k in at_running}
         print(f"CPU per pod start (first create -> all Running): master {start_cpu['master']:.2f} ms, agents "

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from atoll.agent.runp import process
-from atoll.agent.runp.spawnclient import Spawner
 from atoll.api import kinds
 from atoll.client import Client
 from tests.conftest import RunningServer, eventually, kubectl_binary
@@ -87,16 +86,14 @@ async def test_failing_pod_reports_error_exit_code_and_message(api_server: Runni
 async def test_a_process_that_cannot_start_is_a_start_error_not_an_agent_crash(
     api_server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_request = Spawner.request
+    real_spawn = process.spawn
 
-    def request(self: Spawner, command: list[str], **kwargs: Any) -> asyncio.Future[process.Spawned]:
+    def spawn(command: list[str], **kwargs: Any) -> process.Spawned:
         if "cannot-start" in " ".join(command):
-            future: asyncio.Future[process.Spawned] = asyncio.get_running_loop().create_future()
-            future.set_exception(OSError(errno.EAGAIN, os.strerror(errno.EAGAIN)))  # e.g. the pid limit reached
-            return future
-        return real_request(self, command, **kwargs)
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))  # e.g. the pid limit reached
+        return real_spawn(command, **kwargs)
 
-    monkeypatch.setattr(Spawner, "request", request)
+    monkeypatch.setattr(process, "spawn", spawn)
     async with running_agent(api_server, tmp_path / "alice", "alice") as agent:
         c = agent.client
         await c.create(kinds.PODS, pod("nostart", NODE, ["sh", "-c", "echo cannot-start"], restartPolicy="Never"))

@@ -27,7 +27,6 @@ from atoll.agent.runp.logs import log_path
 from atoll.agent.runp.probes import ProbeContext, run_probe
 from atoll.agent.runp.sandbox import ContainerRecord, Sandbox
 from atoll.agent.runp.sources import ConfigMissing, Sources
-from atoll.agent.runp.spawnclient import Spawner
 from atoll.agent.runp.stdio import ContainerStdio
 from atoll.agent.runp.termination import START_ERROR_CODE, start_error_state, terminated_state
 from atoll.agent.runp.volumes import (
@@ -56,7 +55,6 @@ class PodContext(Protocol):
     sources_client: Any
     images: ImageStore
     events: EventRecorder
-    spawner: Spawner
     volume_dirs: dict[str, Path]
     stopping: asyncio.Event
 
@@ -103,7 +101,7 @@ class ContainerRunner:
                     await self._sleep(RETRY_SECONDS)
                     continue
                 try:
-                    await self._spawn(prepared)
+                    self._spawn(prepared)
                 except OSError as exc:  # no process (EAGAIN, ENOMEM, ENOSPC...): a failed start, not an agent crash
                     code, started = START_ERROR_CODE, time.monotonic()
                     self._record_start_error(exc)
@@ -111,7 +109,7 @@ class ContainerRunner:
                         break
                     await self._back_off(started)
                     continue
-            code, started = await self._wait()
+            code, started = await self._wait(rec.pid in _CHILDREN)
             self._record_exit(code)
             if self.ctx.stopping.is_set() or not self._restarts(code):
                 break
@@ -181,7 +179,8 @@ class ContainerRunner:
             self._wait_with(reason, message)
             return None
         rec.image, rec.image_id = image.reference, image.image_id
-        cdir = self.ctx.sandbox.container_dir(rec.name)  # made with the spawn (``process.start``)
+        cdir = self.ctx.sandbox.container_dir(rec.name)
+        cdir.mkdir(parents=True, exist_ok=True)
         host_ip = self.ctx.config.address
         try:
             sources = Sources(self.ctx.sources_client, pod)
@@ -229,34 +228,31 @@ class ContainerRunner:
             rec.state, rec.reason, rec.message = "waiting", reason, message
             self.ctx.changed()
 
-    async def _spawn(self, prepared: Prepared) -> None:
-        """Start the attempt through the agent's spawner (the log's directory and stale pid/exit files
-        are its work too), then record it; a cancel while the spawn is in flight still records it."""
+    def _spawn(self, prepared: Prepared) -> None:
         rec, md = self.rec, self.ctx.pod["metadata"]
         if rec.attempt >= 0:
             rec.restart_count = max(rec.restart_count, rec.attempt + 1)
         rec.attempt, rec.pid, rec.start_time, rec.spawning = rec.restart_count, 0, None, True
         self.ctx.changed(durable=True)  # intent first: a crash after spawn is found through the shim's pid file
         logfile = log_path(self.ctx.config.root, md["namespace"], md["name"], md["uid"], rec.name, rec.attempt)
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        state = self.ctx.sandbox.shim_state(rec.name, rec.attempt)
+        for suffix in (".pid", ".exit"):
+            with contextlib.suppress(FileNotFoundError):
+                (state.parent / (state.name + suffix)).unlink()
         tty, stdin = bool(self.spec.get("tty")), bool(self.spec.get("stdin"))
         self.stdio = ContainerStdio(tty=tty, stdin_once=bool(self.spec.get("stdinOnce"))) if tty or stdin else None
         child = self.stdio.child_fd if self.stdio else None
-        future = self.ctx.spawner.request(
-            prepared.command, env=prepared.env, cwd=prepared.cwd, state=self.ctx.sandbox.shim_state(rec.name,
-            rec.attempt), log_file=logfile, memory_kb=prepared.memory_kb, nice=prepared.nice,
-            stdin_fd=None if tty else child, tty_fd=child if tty else None,
-        )
-        future.add_done_callback(lambda _f: self.stdio.spawned() if self.stdio is not None else None)
         try:
-            spawned = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(lambda f: None if f.cancelled() or f.exception() else self._started(f.result()))
-            raise
-        self._started(spawned)
-        self.ctx.events.pod_event(self.ctx.pod, "Started", f"Started container {rec.name}", field_path=self.field_path)
-
-    def _started(self, spawned: process.Spawned) -> None:
-        rec = self.rec
+            spawned = process.spawn(
+                prepared.command, env=prepared.env, cwd=prepared.cwd, state=state, log_file=logfile,
+                memory_kb=prepared.memory_kb, nice=prepared.nice, stdin_fd=None if tty else child,
+                tty_fd=child if tty else None,
+            )
+        finally:
+            if self.stdio is not None:
+                self.stdio.spawned()
+        _CHILDREN.add(spawned.pid)
         rec.pid, rec.start_time, rec.spawning = spawned.pid, spawned.start_time, False
         rec.state, rec.reason, rec.message, rec.started_at = "running", "", "", now_time()
         rec.terminated, rec.ready = None, False
@@ -264,15 +260,16 @@ class ContainerRunner:
         if not rec.init and not self.spec.get("readinessProbe"):
             rec.ready = rec.started
         self.ctx.changed()
+        self.ctx.events.pod_event(self.ctx.pod, "Started", f"Started container {rec.name}", field_path=self.field_path)
 
     # -- running ---------------------------------------------------------------------------
 
-    async def _wait(self) -> tuple[int, float]:
+    async def _wait(self, own: bool) -> tuple[int, float]:
         rec = self.rec
         started = time.monotonic()
         state = self.ctx.sandbox.shim_state(rec.name, rec.attempt)
         async with asyncio.TaskGroup() as tg:
-            exited = tg.create_task(self.ctx.spawner.wait_exit(rec.pid, state, rec.start_time), name=f"wait/{rec.name}")
+            exited = tg.create_task(process.wait_exit(rec.pid, state, own_child=own), name=f"wait/{rec.name}")
             watchers = [tg.create_task(self._stop_when_asked(exited), name=f"stop/{rec.name}")]
             if not rec.init and not rec.ephemeral:
                 watchers += self._start_probes(tg)
@@ -288,6 +285,7 @@ class ContainerRunner:
         if stdio is not None:
             stdio.release()
             self.stdio = None
+        _CHILDREN.discard(rec.pid)
         process.kill_group(rec.pid, signal.SIGKILL)  # sweep anything the container left behind
         return exited.result(), started
 
@@ -396,3 +394,7 @@ class ContainerRunner:
         rec.state, rec.ready, rec.started, rec.pid = "terminated", False, False, 0
         rec.reason, rec.message = "", ""
         self.ctx.changed()
+
+
+_CHILDREN: set[int] = set()
+"""Pids this agent process spawned (waited with ``waitpid``); adopted pids are not in it."""

@@ -39,7 +39,6 @@ from atoll.agent.runp.images import ImageStore
 from atoll.agent.runp.logs import container_dir
 from atoll.agent.runp.sandbox import ContainerRecord, Sandbox, SandboxState
 from atoll.agent.runp.sources import ConfigMissing, Sources
-from atoll.agent.runp.spawnclient import Spawner
 from atoll.agent.runp.status import pod_status
 from atoll.agent.runp.volumes import materialize
 from atoll.api import kinds
@@ -54,8 +53,7 @@ log = logging.getLogger(__name__)
 
 class PodWorker:
     def __init__(
-        self, pod: JSON, *, client: Client, config: AgentConfig, images: ImageStore, events: EventRecorder,
-        spawner: Spawner,
+        self, pod: JSON, *, client: Client, config: AgentConfig, images: ImageStore, events: EventRecorder
     ) -> None:
         self.pod = pod
         self.uid = str(pod["metadata"]["uid"])
@@ -64,7 +62,6 @@ class PodWorker:
         self.config = config
         self.images = images
         self.events = events
-        self.spawner = spawner
         self.sandbox = Sandbox(config.root, self.uid)
         self.state: SandboxState | None = None
         self.volume_dirs: dict[str, Path] = {}
@@ -237,17 +234,11 @@ class PodWorker:
         while True:
             await self._dirty.wait()
             await asyncio.sleep(self.config.timers.status_debounce)
-            while self._spawning():  # its answer comes soon: one PUT (Running) instead of two
-                self._dirty.clear()
-                await self._dirty.wait()
             self._dirty.clear()
             self.save()
             if not await self._write_status():
                 await asyncio.sleep(1.0)
                 self._dirty.set()
-
-    def _spawning(self) -> bool:
-        return self.state is not None and any(rec.spawning for rec in self.state.containers.values())
 
     async def _write_status(self) -> bool:
         if self.state is None or self.gone:

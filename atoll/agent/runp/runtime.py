@@ -21,7 +21,6 @@ from atoll.agent.runp.images import ImageStore
 from atoll.agent.runp.logs import log_path, rotate_if_needed
 from atoll.agent.runp.pod import PodWorker
 from atoll.agent.runp.sandbox import Sandbox, list_sandboxes
-from atoll.agent.runp.spawnclient import Spawner
 from atoll.agent.runp.spread import spread_subdirectories
 from atoll.api import kinds
 from atoll.client import Client
@@ -38,7 +37,6 @@ class RunP:
         self.config = config
         self.events = events
         self.images = ImageStore(config.root / "images")
-        self.spawner = Spawner()
         self.workers: dict[str, PodWorker] = {}
         self.by_name: dict[tuple[str, str], str] = {}
         self.informer = Informer(
@@ -55,10 +53,9 @@ class RunP:
     async def run(self) -> None:
         self.informer.add_handler(on_add=self._on_pod, on_update=lambda _old, new: self._on_pod(new),
                                   on_delete=self._on_delete)
+        for sub in ("pods", "logs"):  # each pod's inodes in a block group of their own (ext4)
+            spread_subdirectories(self.config.root / sub)
         try:
-            for sub in ("pods", "logs"):  # each pod's inodes in a block group of their own (ext4)
-                spread_subdirectories(self.config.root / sub)
-            self.spawner.start()
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 for pod in self._pending:
@@ -72,7 +69,6 @@ class RunP:
             if self.config.stop_pods_on_exit:
                 for worker in self.workers.values():
                     worker.kill_now()
-            self.spawner.close()
 
     # -- informer handlers (no I/O) --------------------------------------------------------
 
@@ -90,8 +86,7 @@ class RunP:
         if self._tg is None:
             self._pending.append(pod)
             return
-        worker = PodWorker(pod, client=self.client, config=self.config, images=self.images, events=self.events,
-                           spawner=self.spawner)
+        worker = PodWorker(pod, client=self.client, config=self.config, images=self.images, events=self.events)
         worker.update(pod)
         self.workers[uid] = worker
         self.by_name[(str(md.get("namespace")), str(md["name"]))] = uid
