@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from atoll.agent.runp import process
+from atoll.agent.runp import process, recover
+from atoll.agent.runp.sandbox import ContainerRecord, Sandbox
 from atoll.agent.runp.spread import FS_IOC_GETFLAGS, TOPDIR_FL, spread_subdirectories
 from tests.conftest import eventually
 
@@ -58,3 +59,32 @@ def test_pods_and_logs_spread_their_subdirectories(tmp_path: Path) -> None:
         os.close(fd)
     assert flags[0] & TOPDIR_FL
     assert spread_subdirectories(tmp_path / "pods")  # again: unchanged, no error
+
+
+def unreaped_child() -> int:
+    return os.posix_spawn("/bin/true", ["true"], {})
+
+
+def reap(pid: int) -> None:
+    os.waitpid(pid, 0)
+
+
+def zombie_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+async def test_recovery_does_not_adopt_a_pid_file_naming_another_process_without_a_command_line(
+    tmp_path: Path,
+) -> None:
+    sandbox = Sandbox(tmp_path, "uid-1")
+    rec = ContainerRecord(name="main", attempt=0, spawning=True)
+    state = sandbox.shim_state("main", 0)
+    state.parent.mkdir(parents=True)
+    other = unreaped_child()  # once exited and not reaped: a zombie, its command line empty
+    try:
+        await eventually(lambda: zombie_state(other) == "Z")
+        (state.parent / "0.pid").write_text(f"{other}\n")  # the agent died; the pid was reused since
+        recover.recover_record(rec, sandbox)
+        assert (rec.state, rec.pid, rec.spawning) == ("terminated", 0, False)
+    finally:
+        reap(other)
