@@ -19,7 +19,8 @@ master's scheduler binds each to its domain's node), alternating between the age
 * bind → Running p50 of each tenth of the pods in creation order, and when the first and the last
   pod were seen Running (the shape of the burst: in arrival order, or all together at the end);
 * exit → Succeeded: the timestamp the command wrote just before exiting → Succeeded observed;
-* CPU of the master and of the agents per pod lifecycle (create -> Running -> Succeeded -> delete);
+* CPU of the master and of the agents per pod lifecycle (create -> Running -> Succeeded -> delete),
+  and per pod start (from the first create until the watch has seen every pod Running);
 * the agents' idle CPU (% of one core over 10 s) and RSS after the run.
 
 ``--count`` starts the master with ``ATOLL_REQUEST_CLIENTS=1`` and prints the API requests of the
@@ -236,6 +237,7 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
             all_done = asyncio.Event()
 
             deleted: set[str] = set()
+            at_running: dict[str, float] = {}
             all_deleted = asyncio.Event()
 
             async def watch(namespace: str, rv: str) -> None:
@@ -249,6 +251,9 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
                         continue
                     if phase in ("Running", "Succeeded") and name not in running:
                         running[name] = now
+                        if len(running) == count:  # CPU of starting the pods (creates to all Running)
+                            at_running.update({"master": cpu_seconds(master.pid),
+                                               **{d: cpu_seconds(p.pid) for d, p in agents.items()}})
                     if phase == "Succeeded" and name not in succeeded:
                         succeeded[name] = now
                     if len(succeeded) == count:
@@ -342,6 +347,10 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
     master_ms = busy["master"] / count * ms
     print(f"CPU per pod lifecycle (create -> Running -> Succeeded -> delete): master {master_ms:.2f} ms "
           f"(target <= 2 ms), agents {agent_ms:.2f} ms")
+    if at_running:
+        start_cpu = {k: (at_running[k] - busy0[k]) / count * ms for k in at_running}
+        print(f"CPU per pod start (first create -> all Running): master {start_cpu['master']:.2f} ms, agents "
+              f"{sum(v for k, v in start_cpu.items() if k != 'master'):.2f} ms")
     print(f"master: idle CPU {idle_cpu['master']:.2f}% of a core")
     for domain in agents:
         print(f"agent {domain}: idle CPU {idle_cpu[domain]:.2f}% of a core, RSS {rss[domain]:.0f} MB")

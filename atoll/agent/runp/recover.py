@@ -57,7 +57,10 @@ def recover_record(rec: ContainerRecord, sandbox: Sandbox) -> None:
         if pid is None:
             rec.spawning, rec.attempt = False, rec.restart_count - 1
             return
-        rec.pid, rec.start_time, rec.started_at = pid, process.start_time(pid), rec.started_at or now_time()
+        # the pid file proves the exec happened: the command line must name the shim (a start time read
+        # now would prove nothing, and ``is_ours`` accepts an empty command line with a start time)
+        started = process.start_time(pid) if process.is_ours(pid, None, state) else None
+        rec.pid, rec.start_time, rec.started_at = pid, started, rec.started_at or now_time()
         rec.state = "running"
         rec.started = True
     if rec.state != "running":

@@ -21,6 +21,7 @@ from atoll.agent.runp.images import ImageStore
 from atoll.agent.runp.logs import log_path, rotate_if_needed
 from atoll.agent.runp.pod import PodWorker
 from atoll.agent.runp.sandbox import Sandbox, list_sandboxes
+from atoll.agent.runp.spread import spread_subdirectories
 from atoll.api import kinds
 from atoll.client import Client
 from atoll.runtime.informer import Informer
@@ -52,6 +53,8 @@ class RunP:
     async def run(self) -> None:
         self.informer.add_handler(on_add=self._on_pod, on_update=lambda _old, new: self._on_pod(new),
                                   on_delete=self._on_delete)
+        for sub in ("pods", "logs"):  # each pod's inodes in a block group of their own (ext4)
+            spread_subdirectories(self.config.root / sub)
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg

