@@ -214,9 +214,8 @@ class BindingReconciler:
         binding = self.bindings.get(name)
         if binding is None or binding["metadata"].get("deletionTimestamp"):
             return
-        phase = (binding.get("status") or {}).get("phase") or c.PHASE_PENDING
         reason = "SyncerCreated" if healthy else "SyncerFailed"
-        await self._status(binding, phase, [(c.COND_SYNCER_READY, healthy, reason, message)])
+        await self._status(binding, None, [(c.COND_SYNCER_READY, healthy, reason, message)])
 
     async def _ready(self, binding: JSON, message: str) -> Result:
         healthy = self.settings.external_syncers or self.pool.running(binding["metadata"]["name"])
@@ -262,32 +261,48 @@ class BindingReconciler:
         with contextlib.suppress(NotFound):
             await self.client.patch(CLUSTERBINDINGS, md["name"], patch)
 
-    async def _status(self, binding: JSON, phase: str, conditions: list[tuple[str, bool, str, str]]) -> None:
-        """Set ``phase`` and ``conditions`` unless the status already says so; on a Conflict, again
-        on the binding read afresh, at most ``STATUS_ATTEMPTS`` times in all (then logged: the
-        change that conflicted is an event of the binding, whose reconcile sets it again)."""
+    async def _status(self, binding: JSON, phase: str | None, conditions: list[tuple[str, bool, str, str]]) -> None:
+        """Set ``phase`` (None: keep the binding's) and ``conditions`` unless the status already says so.
+
+        On a Conflict, again on the binding read afresh, at most ``STATUS_ATTEMPTS`` times in all
+        (then logged: the change that conflicted is an event of the binding, whose reconcile sets it
+        again) — but only while its ``generation`` is the one the conditions were worked out for: a
+        newer spec is reconciled by its own event, and stamping these conditions with its
+        ``observedGeneration`` would claim they hold for it."""
         name = binding["metadata"]["name"]
+        generation = int(binding["metadata"].get("generation") or 0)
         for attempt in range(STATUS_ATTEMPTS):
             if attempt:  # the last one conflicted
-                binding = await self.client.get(CLUSTERBINDINGS, name)
-            now = self.clock.now()
-            generation = int(binding["metadata"].get("generation") or 0)
-            old = binding.get("status") or {}
-            current = list(old.get("conditions") or [])
-            for type_, ok, reason, message in conditions:
-                current = set_condition(current, type_, ok, reason, message, now, generation)
-            if old.get("phase") == phase and same_conditions(old.get("conditions") or [], current):
+                try:
+                    binding = await self.client.get(CLUSTERBINDINGS, name)
+                except NotFound:
+                    return
+                if int(binding["metadata"].get("generation") or 0) != generation:
+                    return
+            if await self._write_status(binding, phase, conditions, generation):
                 return
-            status = {**old, "phase": phase, "conditions": current, "lastSyncTime": format_time(now)}
-            try:
-                await self.client.update(CLUSTERBINDINGS, {**binding, "status": status}, subresource="status")
-                return
-            except NotFound:
-                return
-            except Conflict:
-                continue
-        log.warning("status of ClusterBinding %s not set to %s: %d conflicts in a row; the next reconcile retries",
-                    name, phase, STATUS_ATTEMPTS)
+        log.warning("status of ClusterBinding %s not set: %d conflicts in a row; the next reconcile retries",
+                    name, STATUS_ATTEMPTS)
+
+    async def _write_status(self, binding: JSON, phase: str | None, conditions: list[tuple[str, bool, str, str]],
+                            generation: int) -> bool:
+        """One status write; False on a Conflict (True when written, unchanged or gone)."""
+        now = self.clock.now()
+        old = binding.get("status") or {}
+        phase = phase or old.get("phase") or c.PHASE_PENDING
+        current = list(old.get("conditions") or [])
+        for type_, ok, reason, message in conditions:
+            current = set_condition(current, type_, ok, reason, message, now, generation)
+        if old.get("phase") == phase and same_conditions(old.get("conditions") or [], current):
+            return True
+        status = {**old, "phase": phase, "conditions": current, "lastSyncTime": format_time(now)}
+        try:
+            await self.client.update(CLUSTERBINDINGS, {**binding, "status": status}, subresource="status")
+        except NotFound:
+            pass
+        except Conflict:
+            return False
+        return True
 
 
 class PoolingManager:
