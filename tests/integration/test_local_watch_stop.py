@@ -79,5 +79,6 @@ async def test_a_watcher_with_a_full_queue_is_ended_too(api_server: RunningServe
     assert full.queue.full()
     await stop_cache()
     assert full.queue.get_nowait() is None and full.queue.empty()
+    assert full.error is None and other.error is None  # ended as by a closing server, not by an overflow 410
     assert [other.queue.get_nowait() for _ in range(2)][-1] is None and other.queue.empty()
     assert cache.watcher_count == 0

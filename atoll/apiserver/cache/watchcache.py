@@ -332,7 +332,9 @@ class WatchCache:
 
         ``matches`` None: no selector. ``revision`` None or 0: synthetic ADDED for every current
         matching object. Otherwise the history after ``revision``; 410 if that history is no
-        longer retained; 503 once the cache has stopped (it would never send anything)."""
+        longer retained, or if a selected watch's replay holds a change from before the initial
+        list (no previous state) that its object may have left the selector by, which would be lost
+        (a relist finds it gone); 503 once the cache has stopped (it would never send anything)."""
         if self.stopped:
             raise ServiceUnavailable("the watch cache is stopped (the server is shutting down)")
         watcher = Watcher(prefix, matches, asyncio.Queue(self.settings.watcher_queue))
@@ -345,6 +347,9 @@ class WatchCache:
             initial = []
             probe = Watcher(prefix, matches, asyncio.Queue())
             for ev in self._history.after(revision, prefix):
+                if matches is not None and ev.previous is None and ev.type == "MODIFIED" and _left(prefix, matches, ev):
+                    # a row from before the initial list: whether it left the selector is unknown
+                    raise Gone(f"too old resource version: {revision} ({self._live_from})")
                 probe.offer(ev)
             while not probe.queue.empty():
                 item = probe.queue.get_nowait()
@@ -377,3 +382,15 @@ class WatchCache:
     @property
     def watcher_count(self) -> int:
         return len(self._watchers)
+
+
+def _left(prefix: str, matches: Filter, event: WatchEvent) -> bool:
+    """``event`` (a MODIFIED replayed without its previous state) may be a departure from the
+    selector: its object under ``prefix`` no longer matches, so a watcher from before it may hold
+    it (kube sends DELETED with the previous content, which the history does not have)."""
+    if not event.key.startswith(prefix):
+        return False
+    try:
+        return not matches(event.current.peek())
+    except Exception:  # a malformed object: the fan-out skips it too
+        return False

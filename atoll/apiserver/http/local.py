@@ -194,12 +194,13 @@ class InProcessReads:
             del initial
             ticker = clock.call_later(max(min(deadline, next_bookmark) - clock.monotonic(), 0.0), tick)
             while clock.monotonic() < deadline:
+                if bookmark_due and queue.empty():  # not before the events queued behind its tick
+                    bookmark_due = False
+                    md = {"resourceVersion": str(cache.revision)}
+                    yield "BOOKMARK", {"kind": rd.kind, "apiVersion": rd.api_version, "metadata": md}
+                    continue
                 event = queue.get_nowait() if not queue.empty() else await queue.get()
                 if event is _TICK:
-                    if bookmark_due:
-                        bookmark_due = False
-                        md = {"resourceVersion": str(cache.revision)}
-                        yield "BOOKMARK", {"kind": rd.kind, "apiVersion": rd.api_version, "metadata": md}
                     continue
                 if event is None:
                     failure = watcher.error

@@ -85,6 +85,7 @@ async def serve_watch(
     prefix = rd.key_prefix(namespace)
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
+    snapshot = cache.revision  # the initial events' revision (``cache.watch`` is synchronous)
     try:
         watcher, initial = cache.watch(prefix, matcher, revision)
     except errors.Gone as err:
@@ -105,8 +106,8 @@ async def serve_watch(
         first[0] = False
         return orjson.dumps({"type": event.type, "object": table}) + b"\n"
 
-    def bookmark(extra_annotations: JSON | None = None) -> bytes:
-        md: JSON = {"resourceVersion": str(cache.revision)}
+    def bookmark(revision: int, extra_annotations: JSON | None = None) -> bytes:
+        md: JSON = {"resourceVersion": str(revision)}
         if extra_annotations:
             md["annotations"] = extra_annotations
         obj = {"kind": rd.kind, "apiVersion": rd.api_version, "metadata": md}
@@ -117,7 +118,7 @@ async def serve_watch(
         if initial:
             await response.write(b"".join(encode(ev) for ev in initial))
         if send_initial and bookmarks:
-            await response.write(bookmark({"k8s.io/initial-events-end": "true"}))
+            await response.write(bookmark(snapshot, {"k8s.io/initial-events-end": "true"}))
         deadline = clock.monotonic() + timeout
         next_bookmark = clock.monotonic() + settings.bookmark_interval if bookmarks else float("inf")
         bookmark_due = False
@@ -146,6 +147,10 @@ async def serve_watch(
         while True:
             if clock.monotonic() >= deadline:
                 break
+            if bookmark_due and queue.empty():  # every event up to the cache's revision is written
+                bookmark_due = False
+                await response.write(bookmark(cache.revision))
+                continue
             if queue.empty():
                 watcher.parked = True  # the cache writes events straight to the socket meanwhile
                 try:
@@ -157,10 +162,7 @@ async def serve_watch(
             if event is _TICK:
                 if request.transport is None or request.transport.is_closing():
                     break
-                if bookmark_due:
-                    bookmark_due = False
-                    await response.write(bookmark())
-                continue
+                continue  # a due bookmark goes once the events queued behind this are written
             if event is None:
                 if watcher.error is not None:
                     failure = watcher.error
