@@ -88,6 +88,10 @@ class Cache:
             return list(self._objects.values())
         return self.by_index("namespace", namespace)
 
+    def any_in(self, namespace: str | None) -> bool:
+        """Whether any object of ``namespace`` is cached (one look-up; no list is built)."""
+        return namespace is not None and bool(self._index["namespace"].get(namespace))
+
     def keys(self) -> Keys:
         return list(self._objects)
 

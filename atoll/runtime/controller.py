@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from atoll.runtime import metrics
+from atoll.runtime.dispatch import SourceDispatch
 from atoll.runtime.informer import Informer
 from atoll.runtime.keys import own_key
 from atoll.runtime.workqueue import WorkQueue
@@ -118,20 +119,13 @@ class Controller(Generic[K]):
     ) -> None:
         """Enqueue ``mapper(obj)`` for every add/update/delete of ``informer`` (default: the
         object's own key). On update both the old and new object are mapped, so a label change
-        that moves an object between owners reaches both."""
+        that moves an object between owners reaches both. The informer's one dispatcher
+        (:mod:`atoll.runtime.dispatch`) calls every controller's sources; a gated mapper
+        (:class:`~atoll.runtime.keys.Gated`) is skipped for objects its gate rejects, so
+        ``update_predicate`` must be a pure function of ``(old, new)``."""
         mapped = mapper or cast(Callable[[JSON], Iterable[K]], own_key)
         self._sources.append((informer, mapped))
-
-        def enqueue(obj: JSON) -> None:
-            for key in mapped(obj):
-                self.queue.add(key)
-
-        def on_update(old: JSON, new: JSON) -> None:
-            if update_predicate is None or update_predicate(old, new):
-                enqueue(old)
-                enqueue(new)
-
-        informer.add_handler(on_add=enqueue, on_update=on_update, on_delete=enqueue)
+        SourceDispatch.of(informer).add(self, mapped, update_predicate)
 
     @property
     def informers(self) -> list[Informer]:

@@ -106,6 +106,8 @@ class Informer:
         self.source: Informer | None = None
         """The informer this one is a view of (it then opens no watch of its own)."""
         self._views: list[View] = []
+        self.dispatch: object | None = None
+        """The handler of the controllers watching this informer (:mod:`atoll.runtime.dispatch`)."""
 
     # -- public ------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from atoll.api.constants import LABEL_DOMAIN_NAME
 from atoll.api.kinds import NAMESPACES, NODES, PODS
 from atoll.client import Client
 from atoll.runtime import SYSTEM_CLOCK, Clock, Controller, Informer, Manager, ObjectKey
+from atoll.runtime.keys import Gated
 from atoll.scheduler.framework import (
     MAX_NODE_SCORE,
     SUCCESS,
@@ -110,7 +111,7 @@ def setup(
     controller = SchedulerController(scheduler, workers=workers)
     if coscheduling is not None:
         coscheduling.activate = lambda key: scheduler.retry.requeue(key, 0.0)
-    controller.watch(pods, scheduler.pods_to_schedule, update_predicate=_pod_spec_or_meta_changed)
+    controller.watch(pods, Gated(scheduler.pods_to_schedule, _unbound), update_predicate=_pod_spec_or_meta_changed)
     pods.add_handler(on_add=scheduler.on_pod_add, on_update=scheduler.on_pod_update, on_delete=scheduler.on_pod_delete)
     nodes.add_handler(on_add=scheduler.on_node_add, on_update=scheduler.on_node_update)
     for informer in volume_informers:  # a claim created or bound may let waiting pods fit
@@ -118,6 +119,11 @@ def setup(
                              on_update=lambda _o, _n: scheduler.retry.cluster_changed())
     manager.add(controller)
     return scheduler
+
+
+def _unbound(pod: JSON) -> bool:
+    """The gate of ``pods_to_schedule``: a pod with ``spec.nodeName`` is never this scheduler's to place."""
+    return not (pod.get("spec") or {}).get("nodeName")
 
 
 def _pod_spec_or_meta_changed(old: JSON, new: JSON) -> bool:

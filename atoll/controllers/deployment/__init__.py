@@ -20,7 +20,7 @@ from atoll.controllers import ControllerContext
 from atoll.controllers.deployment.reconciler import DeploymentReconciler
 from atoll.controllers.deployment.rollout import is_rolling
 from atoll.runtime import Cache, Controller, Manager, ObjectKey
-from atoll.runtime.keys import JSON, Mapper, key_of
+from atoll.runtime.keys import JSON, Gated, Mapper, has_owners, key_of
 from atoll.runtime.wakeups import Wakeups
 
 NAME = "deployment"
@@ -78,7 +78,7 @@ def _recreating_deployment_of(deployments: Cache, replicasets: Cache) -> Mapper:
         d = deployments.get(str(owner.get("name", "")), namespace)
         return () if d is None or is_rolling(d) else (key_of(d),)
 
-    return mapper
+    return Gated(mapper, has_owners)  # needs a controller reference
 
 
 def _finished_or_gone(old: JSON, new: JSON) -> bool:

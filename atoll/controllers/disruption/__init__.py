@@ -19,7 +19,7 @@ from atoll.api.timestamps import format_time, try_parse_time
 from atoll.client import Client
 from atoll.controllers import ControllerContext
 from atoll.runtime import Cache, Controller, Manager, ObjectKey, Result
-from atoll.runtime.keys import Mapper, key_of
+from atoll.runtime.keys import Gated, Mapper, key_of, namespace_of
 from atoll.runtime.wakeups import Wakeups
 
 NAME = "disruption"
@@ -141,4 +141,8 @@ def _budgets_of(pdbs: Cache) -> Mapper:
                 continue
         return keys
 
-    return mapper
+    def gate(pod: JSON) -> bool:  # no PDB in the pod's namespace: no key
+        namespace = namespace_of(pod)
+        return namespace is None or pdbs.any_in(namespace)
+
+    return Gated(mapper, gate)

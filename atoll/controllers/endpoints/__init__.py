@@ -14,7 +14,7 @@ from atoll.controllers import ControllerContext
 from atoll.controllers.endpoints.reconciler import EndpointsReconciler, service_selector
 from atoll.controllers.endpoints.subsets import desired_subsets, selector_matches
 from atoll.runtime import Cache, Controller, Manager, ObjectKey
-from atoll.runtime.keys import JSON, Mapper, key_of
+from atoll.runtime.keys import JSON, Gated, Mapper, key_of, namespace_of
 
 NAME = "endpoints"
 
@@ -35,7 +35,8 @@ def setup(manager: Manager, ctx: ControllerContext) -> None:
 
 
 def services_of(services: Cache) -> Mapper:
-    """Map a pod to the Services of its namespace whose selector matches its labels."""
+    """Map a pod to the Services of its namespace whose selector matches its labels (gated: a pod
+    in a namespace without Services maps to none)."""
 
     def mapper(pod: JSON) -> Iterable[ObjectKey]:
         namespace = key_of(pod).namespace
@@ -44,7 +45,7 @@ def services_of(services: Cache) -> Mapper:
         labels = (pod.get("metadata") or {}).get("labels") or {}
         return [key_of(s) for s in services.list(namespace) if selector_matches(service_selector(s), labels)]
 
-    return mapper
+    return Gated(mapper, lambda pod: services.any_in(namespace_of(pod)))
 
 
 def _if_service_exists(services: Cache) -> Mapper:

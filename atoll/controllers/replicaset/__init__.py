@@ -17,7 +17,7 @@ from atoll.controllers.replicaset.reconciler import ReplicaSetReconciler, select
 from atoll.runtime import Cache, Controller, Manager, ObjectKey
 from atoll.runtime.cache import ORPHAN_INDEX, by_orphan_namespace
 from atoll.runtime.expectations import Expectations
-from atoll.runtime.keys import JSON, Mapper, key_of
+from atoll.runtime.keys import JSON, Gated, Mapper, has_owners, key_of, namespace_of
 from atoll.runtime.podcontrol import PodControl
 
 NAME = "replicaset"
@@ -69,4 +69,8 @@ def owners_of(kind: str, owners: Cache) -> Mapper:
                 continue
         return keys
 
-    return mapper
+    def gate(pod: JSON) -> bool:  # an orphan in a namespace without owners of this kind: no key
+        namespace = namespace_of(pod)
+        return has_owners(pod) or namespace is None or owners.any_in(namespace)
+
+    return Gated(mapper, gate)

@@ -14,7 +14,7 @@ from atoll.api.kinds import PODS, RESOURCEQUOTAS
 from atoll.controllers import ControllerContext
 from atoll.controllers.resourcequota.reconciler import QuotaReconciler
 from atoll.runtime import Controller, Manager, ObjectKey
-from atoll.runtime.keys import JSON, key_of
+from atoll.runtime.keys import JSON, Gated, key_of, namespace_of
 
 NAME = "resourcequota"
 
@@ -31,7 +31,8 @@ def setup(manager: Manager, ctx: ControllerContext) -> None:
         namespace = key_of(pod).namespace
         return [key_of(q) for q in quotas.cache.list(namespace)] if namespace else ()
 
-    controller.watch(pods, quotas_of_namespace, update_predicate=_usage_may_change)
+    controller.watch(pods, Gated(quotas_of_namespace, lambda pod: quotas.cache.any_in(namespace_of(pod))),
+                     update_predicate=_usage_may_change)
     manager.add(controller)
 
 
