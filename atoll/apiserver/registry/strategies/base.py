@@ -59,6 +59,9 @@ class KindStrategy:
     def prepare_update(self, rd: ResourceDef, obj: JSON) -> None:
         _run_hook(rd, self.defaults_on_update, obj)
 
+    def check_update(self, rd: ResourceDef, old: JSON, new: JSON) -> None:
+        """Refuse (422) an update that changes what the kind fixes at creation (after defaults)."""
+
     # ---- validation --------------------------------------------------------------------------
 
     def name_problems(self, name: str) -> list[str]:

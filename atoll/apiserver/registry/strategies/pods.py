@@ -27,6 +27,7 @@ from atoll.apiserver.registry.strategies.ephemeral import EphemeralContainersSub
 from atoll.apiserver.registry.strategies.eviction import BudgetedEviction
 from atoll.apiserver.registry.strategies.podexec import ExecSubresource
 from atoll.apiserver.registry.strategies.podstreams import AttachSubresource, PortForwardSubresource
+from atoll.apiserver.registry.strategies.podupdate import check_pod_update
 from atoll.apiserver.registry.subresources import (
     Reply,
     StatusReply,
@@ -142,6 +143,23 @@ def pod_subresources(cache: WatchCache, clock: Clock) -> dict[str, Subresource]:
     }
 
 
+def _spec_defaults(obj: JSON) -> JSON:
+    """Fill a pod's spec defaults (mutates ``obj``); the spec."""
+    spec: JSON = obj.setdefault("spec", {})
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
+    for fld in ("containers", "initContainers"):
+        for container in spec.get(fld) or []:
+            if isinstance(container, dict):
+                _container_defaults(container)
+    return spec
+
+
 @dataclass(frozen=True)
 class PodStrategy(KindStrategy):
     printer: Printer | None = POD
@@ -149,19 +167,15 @@ class PodStrategy(KindStrategy):
     subresources: dict[str, Subresource] = field(default_factory=dict)  # type: ignore[assignment]
 
     def defaults_on_create(self, rd: ResourceDef, obj: JSON) -> None:
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("schedulerName", "default-scheduler")
-        spec.setdefault("securityContext", {})
-        spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("priority", 0)
-        for fld in ("containers", "initContainers"):
-            for container in spec.get(fld) or []:
-                if isinstance(container, dict):
-                    _container_defaults(container)
+        spec = _spec_defaults(obj)
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec)}
+
+    def defaults_on_update(self, rd: ResourceDef, obj: JSON) -> None:
+        """The spec defaults again (an update decoded without them means them, as upstream decodes)."""
+        _spec_defaults(obj)
+
+    def check_update(self, rd: ResourceDef, old: JSON, new: JSON) -> None:
+        check_pod_update(str(old["metadata"].get("name", "")), old.get("spec") or {}, new.get("spec") or {})
 
     def subresource_update(self, subresource: str, old: JSON, wanted: JSON) -> JSON:
         if subresource == "binding":  # the binding subresource wrote spec.nodeName and PodScheduled
