@@ -30,7 +30,7 @@ from typing import Any
 
 from atoll.api.errors import Gone, ServiceUnavailable
 from atoll.apiserver.cache.entries import Cached, adopt, decode_or_skip, resource_prefix, revised
-from atoll.apiserver.cache.fanout import Fanout
+from atoll.apiserver.cache.fanout import Fanout, trigger_of
 from atoll.apiserver.cache.history import EventHistory
 from atoll.apiserver.cache.keyorder import END, KeyOrder
 from atoll.apiserver.cache.watchers import Filter, Watcher
@@ -390,6 +390,9 @@ def _left(prefix: str, matches: Filter, event: WatchEvent) -> bool:
     it (kube sends DELETED with the previous content, which the history does not have)."""
     if not event.key.startswith(prefix):
         return False
+    pinned = trigger_of(matches)
+    if pinned is not None and pinned[2]:  # the selector is only ``metadata.name`` or a pod's ``spec.nodeName``
+        return False  # = value: neither changes once set, so an object that does not match never did
     try:
         return not matches(event.current.peek())
     except Exception:  # a malformed object: the fan-out skips it too
