@@ -18,6 +18,7 @@ from tests.integration.kube_http import DOMAINS, Api, assert_status, configmap, 
 
 CMS = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
+DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
 NAMESPACES = "/api/v1/namespaces"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -364,16 +365,41 @@ async def test_strategic_merge_patch_merges_pod_containers_by_name(api: Api) -> 
     assert containers[0]["image"] == "busybox:2"
     assert containers[0]["env"] == [{"name": "A", "value": "1"}]  # other fields of the element kept
     assert containers[1]["image"] == "envoy:1"
-    # a plain merge patch of the same list replaces it
+    # a plain merge patch of the same list replaces it: main loses its env and side goes, which a
+    # pod's spec may not do (only images change after create)
     merged = await api.patch(f"{PODS}/web", {"spec": {"containers": [{"name": "main", "image": "busybox:3"}]}})
-    assert [c["name"] for c in merged.json["spec"]["containers"]] == ["main"]
+    assert_status(merged, 422, "Invalid")
+    assert "spec.containers" in merged.json["message"]
+
+
+async def test_strategic_merge_patch_of_pod_template_containers_merges_by_name(api: Api) -> None:
+    template = {"metadata": {"labels": {"app": "tpl"}},
+                "spec": {"containers": [{"name": "main", "image": "busybox:1", "env": [{"name": "A", "value": "1"}]},
+                                        {"name": "side", "image": "envoy:1"}]}}
+    body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "tpl"},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "tpl"}}, "template": template}}
+    await create(api, DEPLOYS, body)
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox:2"}]}}}}
+    reply = await api.patch(f"{DEPLOYS}/tpl", patch, "strategic")
+    assert reply.status == 200, reply
+    containers = reply.json["spec"]["template"]["spec"]["containers"]
+    assert [(c["name"], c["image"]) for c in containers] == [("main", "busybox:2"), ("side", "envoy:1")]
+    assert containers[0]["env"] == [{"name": "A", "value": "1"}]
+    merged = await api.patch(f"{DEPLOYS}/tpl", {"spec": {"template": {"spec": {"containers": [
+        {"name": "main", "image": "busybox:3"}]}}}})
+    assert [c["name"] for c in merged.json["spec"]["template"]["spec"]["containers"]] == ["main"]
 
 
 async def test_strategic_merge_patch_delete_directive(api: Api) -> None:
-    await create(api, PODS, pod("two", {"name": "a", "image": "x:1"}, {"name": "b", "image": "y:1"}))
-    reply = await api.patch(f"{PODS}/two", {"spec": {"containers": [{"name": "b", "$patch": "delete"}]}}, "strategic")
+    template = {"metadata": {"labels": {"app": "two"}},
+                "spec": {"containers": [{"name": "a", "image": "x:1"}, {"name": "b", "image": "y:1"}]}}
+    await create(api, DEPLOYS, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "two"},
+                                "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "two"}},
+                                         "template": template}})
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "b", "$patch": "delete"}]}}}}
+    reply = await api.patch(f"{DEPLOYS}/two", patch, "strategic")
     assert reply.status == 200, reply
-    assert [c["name"] for c in reply.json["spec"]["containers"]] == ["a"]
+    assert [c["name"] for c in reply.json["spec"]["template"]["spec"]["containers"]] == ["a"]
 
 
 async def test_patch_unsupported_content_type(api: Api) -> None:

@@ -316,6 +316,8 @@ class ResourceStorage:
                 old_size=len(current.raw),
             )
             await self.admission.admit(attrs)
+            if not subresource:  # after the schema: a field of the wrong type is named first
+                self.strategies.for_resource(rd).check_update(rd, current.obj, new)
             same_content = _without_volatile(new) == _without_volatile(current.obj)  # managedFields aside
             if _is_noop(new, current.obj, opts.record_managed_fields, same_content):
                 return current.obj  # checked before the managedFields bookkeeping: no-ops don't pay it

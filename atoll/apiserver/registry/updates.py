@@ -1,7 +1,7 @@
 """What an update stores: the client's object with the server-managed metadata kept from the stored
 one (name, namespace, uid, timestamps, generation), finalizers frozen once deletion started, the
-status kept unless the write is to ``/status``, the kind's own update rules (defaults, then what
-may not change), and ``generation``
+status kept unless the write is to ``/status``, the kind's own update rules (defaults; what may not change is checked by
+``ResourceStorage`` after admission, so a field of the wrong type is named first), and ``generation``
 bumped when the part it tracks changed.
 """
 
@@ -58,7 +58,6 @@ def merged_update(strategy: KindStrategy, rd: ResourceDef, old: JSON, wanted: JS
         else:
             new.pop("status", None)
     strategy.prepare_update(rd, new)
-    strategy.check_update(rd, old, new)
     if strategy.tracks_generation and strategy.generation_part(rd, new) != strategy.generation_part(rd, old):
         md["generation"] = int(old_md.get("generation") or 1) + 1
     return new
