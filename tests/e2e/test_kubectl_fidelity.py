@@ -721,7 +721,9 @@ def test_patch_merge_json_and_strategic(kubectl: Kubectl) -> None:
 def test_edit_with_a_noninteractive_editor_and_replace(kubectl: Kubectl) -> None:
     ns = _ns(kubectl, "edit")
     kubectl.run("create", "quota", "q", "-n", ns, "--hard=pods=100")
-    out = kubectl.out("edit", "quota", "q", "-n", ns, env={"EDITOR": "sed -i s/100/300/", "KUBE_EDITOR": ""})
+    # the editor changes only the pods lines: a "100" in the random uid would otherwise be edited too
+    # and kubectl would find no original object for the edited one
+    out = kubectl.out("edit", "quota", "q", "-n", ns, env={"EDITOR": "sed -i /pods:/s/100/300/", "KUBE_EDITOR": ""})
     assert out == "resourcequota/q edited"
     assert kubectl.out("get", "quota", "q", "-n", ns, "-o", "jsonpath={.spec.hard.pods}") == "300"
     proc = kubectl.run("edit", "quota", "q", "-n", ns, env={"EDITOR": "true", "KUBE_EDITOR": ""})
