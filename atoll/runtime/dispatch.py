@@ -106,18 +106,12 @@ class SourceDispatch:
         """Every source whose predicate accepts the change maps the old and then the new object."""
         for source in self._sources:
             try:
-                gate = source.gate
-                if gate is None:
-                    if source.predicate is not None and not source.predicate(old, new):
+                old_in = new_in = True
+                if source.gate is not None:
+                    old_in, new_in = source.gate(old), source.gate(new)
+                    if not (old_in or new_in):
                         continue
-                    add = source.target.queue.add
-                    for key in source.mapper(old):
-                        add(key)
-                    for key in source.mapper(new):
-                        add(key)
-                    continue
-                old_in, new_in = gate(old), gate(new)
-                if not (old_in or new_in) or (source.predicate is not None and not source.predicate(old, new)):
+                if source.predicate is not None and not source.predicate(old, new):
                     continue
                 add = source.target.queue.add
                 if old_in:
