@@ -326,6 +326,28 @@ async def test_table_watch_sends_one_row_tables(api: Api) -> None:
         await stream.close()
 
 
+async def test_selector_entry_in_table_and_metadata_watches(api: Api) -> None:
+    """An object entering a label selector is ADDED (its current state) in a Table watch and a
+    ``PartialObjectMetadata`` watch alike, both fed from the one shared fan-out event."""
+    await create(api, DOMAINS, domain("carol", app="off"))
+    meta = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+    streams = [await api.watch(DOMAINS, {"labelSelector": "app=on", "resourceVersion": "0"}, headers={"Accept": a})
+               for a in (TABLE_ACCEPT, meta)]
+    try:
+        entered = (await api.patch(f"{DOMAINS}/carol", {"metadata": {"labels": {"app": "on"}}})).json
+        table, partial = [await s.next() for s in streams]
+        assert table is not None and table["type"] == "ADDED" and table["object"]["kind"] == "Table"
+        (row,) = table["object"]["rows"]
+        assert row["cells"][0] == "carol" and row["object"]["metadata"]["labels"] == {"app": "on"}
+        assert row["object"]["metadata"]["resourceVersion"] == entered["metadata"]["resourceVersion"]
+        assert partial is not None and partial["type"] == "ADDED"
+        assert partial["object"]["kind"] == "PartialObjectMetadata"
+        assert partial["object"]["metadata"] == entered["metadata"]
+    finally:
+        for s in streams:
+            await s.close()
+
+
 async def test_closed_watch_is_released(api: Api, api_server: Any) -> None:
     cache = api_server.node.server.cache
     before = cache.watcher_count

@@ -183,3 +183,26 @@ async def test_a_selector_leave_is_the_previous_state_built_once_for_all_its_wat
         assert ev.current.obj["spec"] == {"nodeName": "alice"} and ev.current.obj["metadata"]["resourceVersion"] == "3"
         assert orjson.loads(ev.line()) == {"type": "DELETED", "object": ev.current.obj}
     assert all(ev is left[0] for ev in left)  # one event, one encoding, for every watcher
+
+
+async def test_a_selector_entry_is_one_added_built_once_for_all_its_watchers(cache: WatchCache) -> None:
+    """An update that makes the object match a selector is ADDED with the current object. The
+    watchers of one fan-out event share that one ADDED (one encoding), on each path: pinned,
+    indexed+filtered, filtered; a watcher the object stays in gets the MODIFIED itself."""
+    feed = _Feed(cache)
+    feed.put("ns", "p", "bob", {"app": "y"})
+    selectors = [("", "spec.nodeName=alice")] * 2 + [("app=x", "spec.nodeName=alice")] * 2 + [("app=x", "")] * 2
+    watchers = [cache.watch(POD.key_prefix("ns"), make_matcher(POD, *s), None)[0] for s in selectors]
+    stays = cache.watch(POD.key_prefix("ns"), make_matcher(POD, "", ""), None)[0]
+    assert all(_drain(w) == [] for w in watchers) and _drain(stays) == []
+    feed.put("ns", "p", "alice", {"app": "x"})  # enters them all
+    entered = [w.queue.get_nowait() for w in watchers]
+    modified = stays.queue.get_nowait()
+    assert all(w.queue.empty() for w in [*watchers, stays])
+    for ev in entered:
+        assert ev is not None and ev.type == "ADDED" and ev.revision == 2
+        assert ev.current.obj["metadata"]["labels"] == {"app": "x"} and ev.current.obj["spec"] == {"nodeName": "alice"}
+        assert orjson.loads(ev.line()) == {"type": "ADDED", "object": ev.current.obj}
+    assert all(ev is entered[0] for ev in entered)  # one event, one encoding, for every watcher
+    assert entered[0] is not None and entered[0].line() is entered[0].line()  # the frame is kept, not rebuilt
+    assert modified is not None and modified.type == "MODIFIED" and modified.current is entered[0].current

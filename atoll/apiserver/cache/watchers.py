@@ -34,6 +34,7 @@ class WatchEvent:
     _line: bytes | None = None
     shared: bool = False  # the fan-out copy queued to every watcher: its line is built once, kept
     _left: WatchEvent | None = None  # the fan-out copy's ``departure``, built once for its watchers
+    _entered: WatchEvent | None = None  # ... and its ``arrival``, likewise
 
     def line(self) -> bytes:
         """The newline-terminated JSON event. Kept only on the fan-out copy (one frame shared by
@@ -60,6 +61,17 @@ class WatchEvent:
             if self.shared:
                 self._left = left
         return left
+
+    def arrival(self) -> WatchEvent:
+        """This MODIFIED as seen by a watcher whose selector the object enters: ADDED with the
+        current object (kube-apiserver's ``cacheWatcher.convertToWatchEvent``). Like ``departure``,
+        the fan-out copy builds it once for all its watchers, so they share one encoded frame."""
+        entered = self._entered
+        if entered is None:
+            entered = WatchEvent("ADDED", self.key, self.current, self.previous, self.revision, shared=self.shared)
+            if self.shared:
+                self._entered = entered
+        return entered
 
 
 Filter = Callable[[JSON], bool]
@@ -145,7 +157,8 @@ class Watcher:
 def as_seen(event: WatchEvent, now: bool, before: bool) -> WatchEvent | None:
     """``event`` as a watcher whose selector matches its current object (``now``) and its previous
     one (``before``) sees it: a MODIFIED that enters the selector is ADDED, one that leaves it is
-    DELETED (``departure``: the previous content); None when it concerns neither state.
+    DELETED (``departure``: the previous content); each is built once per fan-out event (``arrival``,
+    ``departure``); None when it concerns neither state.
     (ADDED/DELETED are judged on ``now`` alone.)"""
     if event.type != "MODIFIED":
         return event if now else None
@@ -154,5 +167,5 @@ def as_seen(event: WatchEvent, now: bool, before: bool) -> WatchEvent | None:
             return None
         return event.departure()
     if not before and event.previous is not None:
-        return WatchEvent("ADDED", event.key, event.current, event.previous, event.revision, shared=event.shared)
+        return event.arrival()
     return event
