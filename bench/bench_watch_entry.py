@@ -61,8 +61,10 @@ async def run_round(cache: WatchCache, watchers: int, events: int, size: int) ->
     started = time.process_time()
     for i in range(events):
         rev = cache.revision + 1
-        obj = {"metadata": {"name": "flip", "namespace": "bench", "labels": {"app": "on" if i % 2 == 0 else "off"}},
-               "data": data}
+        obj = {
+            "metadata": {"name": "flip", "namespace": "bench", "labels": {"app": "on" if i % 2 == 0 else "off"}},
+            "data": data,
+        }
         cache._apply([Event(rev, key, orjson.dumps(obj), prev == 0, False, rev, prev)])
         prev = rev
     spent = time.process_time() - started
@@ -96,8 +98,10 @@ async def main() -> None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             await store.close()
-    print(f"{args.watchers} watchers, {args.events} events ({args.size} B data, half entering), "
-          f"{args.rounds} alternated rounds: CPU us/event, median [min-max]")
+    print(
+        f"{args.watchers} watchers, {args.events} events ({args.size} B data, half entering), "
+        f"{args.rounds} alternated rounds: CPU us/event, median [min-max]"
+    )
     for mode, values in results.items():
         print(f"  {mode:12s} {statistics.median(values):8.1f} [{min(values):.1f}-{max(values):.1f}]")
 
