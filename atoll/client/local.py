@@ -51,7 +51,8 @@ class LocalReads(Protocol):
     ) -> AsyncGenerator[tuple[str, JSON], None]:
         """``(type, object)`` events until the stream ends, like ``GET …?watch=true`` with the query
         ``params`` (``resourceVersion``, ``labelSelector``, ``fieldSelector``, ``timeoutSeconds``,
-        ``allowWatchBookmarks``; None values are absent); errors (``Gone``...) are raised."""
+        ``allowWatchBookmarks``, ``sendInitialEvents``; None values are absent); errors (``Gone``...)
+        are raised."""
         ...
 
 

@@ -36,6 +36,7 @@ class WatchVerbs(Transport):
         field_selector: str | None = None,
         timeout_seconds: int | None = None,
         allow_bookmarks: bool = True,
+        send_initial_events: bool | None = None,
         inactivity_timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[tuple[str, JSON], None]:
@@ -43,7 +44,9 @@ class WatchVerbs(Transport):
         APIError (``Gone`` for 410); silence longer than ``inactivity_timeout`` raises
         :class:`ClientTimeoutError`. Use ``contextlib.aclosing`` to stop early. With a ``local``
         backend the objects are the server's cached dicts (read-only) and no connection can go
-        silent (``inactivity_timeout`` is moot)."""
+        silent (``inactivity_timeout`` is moot). ``send_initial_events`` True (client-go's watch-list):
+        the current state as ADDED events first, not older than ``resource_version`` ("" or None:
+        the newest), then (with bookmarks) a BOOKMARK annotated ``k8s.io/initial-events-end``."""
         params = {
             "watch": True,
             "resourceVersion": resource_version,
@@ -51,6 +54,8 @@ class WatchVerbs(Transport):
             "fieldSelector": field_selector,
             "timeoutSeconds": timeout_seconds,
             "allowWatchBookmarks": True if allow_bookmarks else None,
+            "sendInitialEvents": send_initial_events,
+            "resourceVersionMatch": None if send_initial_events is None else "NotOlderThan",
         }
         local = self.local
         if local is not None and local.serves(rd):

@@ -129,7 +129,10 @@ async def test_the_initial_events_end_bookmark_is_at_the_initial_revision(
                 return out
 
             monkeypatch.setattr(cache, "watch", registered_then_applied)
-            query = {"sendInitialEvents": "true", "allowWatchBookmarks": "true", "resourceVersionMatch": "NotOlderThan"}
+            # resourceVersion 0 (any state): with none, the watch would first catch up with the
+            # store (a consistent read), so it would wait for the held write
+            query = {"sendInitialEvents": "true", "allowWatchBookmarks": "true", "resourceVersionMatch": "NotOlderThan",
+                     "resourceVersion": "0"}
             stream = await api.watch(CMS, query)
     try:
         events = await stream.collect(3)

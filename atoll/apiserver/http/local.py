@@ -4,10 +4,11 @@ The controller manager, scheduler, gateway and pooling/fleet managers run inside
 process and read through an admin :class:`atoll.client.Client`. Given this backend (its
 ``local``, :mod:`atoll.client.local`) the client's ``list``/``watch``/``get`` are answered here,
 from the watch cache and through the same code as the HTTP handlers (``ResourceHandlers.list_page``,
-``lists.make_matcher``, ``WatchCache.watch``, ``watch.parse_rv``), so every semantic is the
-HTTP one: resourceVersion "" (a consistent read), 0, exact or NotOlderThan, a future one (wait, then
-504), 410 ``Gone`` for a history no longer retained (raised, as the HTTP client raises the stream's
-ERROR event), selectors, BOOKMARK events, ``timeoutSeconds`` (random 30-60 min without), pagination
+``lists.make_matcher``, ``ResourceHandlers.watch_start`` and ``watchstart.begin``), so every
+semantic is the HTTP one: resourceVersion "" (a consistent read), 0, exact or NotOlderThan, a future
+one (wait, then 504), 410 ``Gone`` for a history no longer retained (raised, as the HTTP client
+raises the stream's ERROR event), selectors, BOOKMARK events, ``sendInitialEvents`` (the current
+state, then the initial-events-end BOOKMARK), ``timeoutSeconds`` (random 30-60 min without), pagination
 with ``limit``/``continue``, ``PartialObjectMetadata`` items for metadata-only reads, every
 object's ``metadata.resourceVersion`` set. Nothing is encoded nor decoded on the way.
 
@@ -30,7 +31,6 @@ in ``apiserver_registered_watchers`` too.
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, cast
 
@@ -46,7 +46,7 @@ from atoll.apiserver.http import partial
 from atoll.apiserver.http.metrics import count_local, watchers
 from atoll.apiserver.http.metrics_api import is_metrics
 from atoll.apiserver.http.resources import ResourceHandlers
-from atoll.apiserver.http.watch import parse_rv
+from atoll.apiserver.http.watchstart import INITIAL_EVENTS_END, begin, bookmark
 from atoll.apiserver.registry import lists
 
 JSON = dict[str, Any]
@@ -147,18 +147,16 @@ class InProcessReads:
         settings, clock, cache = self._handlers.watch_settings, self._handlers.clock, self._cache
         rd = self.own(rd)
         namespace = namespace if rd.namespaced else None
-        timeout = float(params.get("timeoutSeconds") or 0) or random.uniform(settings.min_timeout,
-                                                                               settings.max_timeout)
-        bookmarks = bool(params.get("allowWatchBookmarks"))
         try:
-            revision = parse_rv(str(params.get("resourceVersion") or ""))
+            start = await self._handlers.watch_start(params)
             matcher = lists.make_matcher(rd, params.get("labelSelector") or "", params.get("fieldSelector") or "")
-            watcher, initial = cache.watch(rd.key_prefix(namespace), matcher, revision)
+            watcher, initial, initial_end = begin(cache, rd.key_prefix(namespace), matcher, start)
         except errors.APIError as err:
             count_local("WATCH", rd.plural, err.code)
             raise
         except Exception as exc:
             raise _internal("WATCH", rd, exc) from exc
+        bookmarks = start.bookmarks
         if metadata_only:
 
             def obj_of(cached: Cached) -> JSON:
@@ -171,7 +169,7 @@ class InProcessReads:
 
         queue = watcher.queue
         now = clock.monotonic()
-        deadline = now + timeout
+        deadline = now + start.timeout
         next_bookmark = now + settings.bookmark_interval if bookmarks else float("inf")
         bookmark_due = False
         ticker: TimerHandle | None = None
@@ -192,12 +190,13 @@ class InProcessReads:
             for first in initial:
                 yield first.type, obj_of(first.current)
             del initial
+            if initial_end is not None:
+                yield "BOOKMARK", bookmark(rd, initial_end, INITIAL_EVENTS_END)
             ticker = clock.call_later(max(min(deadline, next_bookmark) - clock.monotonic(), 0.0), tick)
             while clock.monotonic() < deadline:
                 if bookmark_due and queue.empty():  # not before the events queued behind its tick
                     bookmark_due = False
-                    md = {"resourceVersion": str(cache.revision)}
-                    yield "BOOKMARK", {"kind": rd.kind, "apiVersion": rd.api_version, "metadata": md}
+                    yield "BOOKMARK", bookmark(rd, cache.revision)
                     continue
                 event = queue.get_nowait() if not queue.empty() else await queue.get()
                 if event is _TICK:

@@ -24,6 +24,7 @@ from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.proxy import Relay
 from atoll.apiserver.http.routing import Route
 from atoll.apiserver.http.watch import WatchStreamSettings, serve_watch
+from atoll.apiserver.http.watchstart import WatchStart, watch_start
 from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.patch.dispatch import PATCH_TYPES, apply_patch
 from atoll.apiserver.patch.managed_fields import manager_from_user_agent
@@ -180,6 +181,7 @@ class ResourceHandlers:
         rd = route.rd
         matcher = lists.make_matcher(rd, query.get("labelSelector", ""), query.get("fieldSelector", ""))
         if query.get("watch", "").lower() in ("true", "1"):
+            start = await self.watch_start(query)
             renderer = None
             if codec.wants_table(request):
                 include, printer = _include_object(request), self.strategies.for_resource(rd).printer
@@ -197,6 +199,7 @@ class ResourceHandlers:
                 metadata_only=renderer is None and partial.wants_metadata(request),
                 settings=self.watch_settings,
                 clock=self.clock,
+                start=start,
             )
         page = await self.list_page(rd, route.namespace, query, matcher)
         if codec.wants_table(request):
@@ -222,10 +225,8 @@ class ResourceHandlers:
         revision, a future one up to 3 s; ``limit``/``continue`` paginate."""
         rv = params.resource_version(query)
         params.resource_version_match(query, rv)
-        if rv == "" and not query.get("continue"):
-            await self.objects.cache.wait_for(await self.objects.store.current_revision())
-        elif rv and int(rv) > self.objects.cache.revision:
-            await self._wait_for_future(int(rv))
+        if rv or not query.get("continue"):
+            await self.catch_up(rv)
         limit = params.integer("limit", query.get("limit") or "0", minimum=0)
         return await lists.list_page(
             self.objects.store,
@@ -237,6 +238,23 @@ class ResourceHandlers:
             continue_token=query.get("continue", ""),
             exact_name=field_selector_name(query.get("fieldSelector", "")),
         )
+
+    async def watch_start(self, query: Mapping[str, Any]) -> WatchStart:
+        """What a watch with ``query`` asks for (also the in-process watch's); one that sends its
+        initial events (``sendInitialEvents=true``) first waits for the cache to catch up with its
+        resourceVersion, as a LIST does, so its state is not older than that."""
+        start = watch_start(query, self.watch_settings)
+        if start.send_initial:
+            await self.catch_up(start.resource_version)
+        return start
+
+    async def catch_up(self, rv: str) -> None:
+        """Wait until the cache holds ``rv``: "" the store's current revision (a consistent read), a
+        future one up to 3 s (then 504); an older one at once."""
+        if rv == "":
+            await self.objects.cache.wait_for(await self.objects.store.current_revision())
+        elif int(rv) > self.objects.cache.revision:
+            await self._wait_for_future(int(rv))
 
     async def _wait_for_future(self, rv: int) -> None:
         """A LIST at a resourceVersion not reached yet: wait up to 3 s, then 504 as kube-apiserver."""

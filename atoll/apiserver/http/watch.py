@@ -1,7 +1,8 @@
 """WATCH: a chunked stream of newline-delimited ``{"type","object"}`` events.
 
 From resourceVersion 0 (or none) the stream starts with synthetic ADDED events for the current
-objects; from N it replays the cached history after N (410 if it is no longer retained). Events
+objects; from N it replays the cached history after N (410 if it is no longer retained);
+``sendInitialEvents`` as ``watchstart`` says (shared with the in-process watch). Events
 are filtered by namespace and selectors on the new state; an object that stops matching is sent
 as DELETED (its previous content at the event's resourceVersion). With a Table Accept header
 each event carries a one-row Table (column definitions in the first only). Bookmarks are sent
@@ -22,9 +23,7 @@ stops reading thus fills its queue and is ended as before.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
@@ -36,30 +35,13 @@ from atoll.api.registry import ResourceDef
 from atoll.apiserver.cache.watchcache import WatchCache, WatchEvent
 from atoll.apiserver.http import partial
 from atoll.apiserver.http.protocol import lost_callbacks
+from atoll.apiserver.http.watchstart import INITIAL_EVENTS_END, WatchStart, begin, bookmark
+from atoll.apiserver.http.watchstart import WatchStreamSettings as WatchStreamSettings  # re-exported: importers
+from atoll.apiserver.http.watchstart import parse_rv as parse_rv  # predate the split
 from atoll.apiserver.registry.lists import Matcher
 
 JSON = dict[str, Any]
 _TICK = cast(WatchEvent, object())  # queued by a stream's own timer: time to run the idle checks
-
-
-@dataclass(frozen=True, slots=True)
-class WatchStreamSettings:
-    bookmark_interval: float = 10.0
-    """Seconds between BOOKMARK events on a stream that asked for them (kube-apiserver: about 1 min;
-    shorter here so informers' resume points stay fresh on a quiet resource)."""
-    min_timeout: float = 1800.0
-    max_timeout: float = 3600.0
-    """Without ``timeoutSeconds`` a stream ends after a random time in [min, max] (kube-apiserver's
-    ``--min-request-timeout`` spread), so clients reconnect to a fresh server now and then."""
-
-
-def parse_rv(value: str) -> int:
-    if not value:
-        return 0
-    try:
-        return int(value)
-    except ValueError:
-        raise errors.BadRequest(f"invalid resourceVersion: {value!r}") from None
 
 
 async def serve_watch(
@@ -73,21 +55,14 @@ async def serve_watch(
     metadata_only: bool = False,
     settings: WatchStreamSettings,
     clock: Clock,
+    start: WatchStart,
 ) -> web.StreamResponse:
-    query = request.query
-    revision = parse_rv(query.get("resourceVersion", ""))
-    try:
-        timeout = float(query.get("timeoutSeconds") or 0) or random.uniform(settings.min_timeout, settings.max_timeout)
-    except ValueError:
-        raise errors.BadRequest(f"invalid timeoutSeconds: {query.get('timeoutSeconds')!r}") from None
-    bookmarks = query.get("allowWatchBookmarks", "").lower() == "true"
-    send_initial = query.get("sendInitialEvents", "").lower() == "true"
-    prefix = rd.key_prefix(namespace)
+    """Stream the watch ``start`` (``watchstart.watch_start`` of the request's query) asks for."""
+    timeout, bookmarks = start.timeout, start.bookmarks
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
-    snapshot = cache.revision  # the initial events' revision (``cache.watch`` is synchronous)
     try:
-        watcher, initial = cache.watch(prefix, matcher, revision)
+        watcher, initial, initial_end = begin(cache, rd.key_prefix(namespace), matcher, start)
     except errors.Gone as err:
         # like the real cacher (newErrWatcher): a 200 stream with one ERROR event, then the end
         await response.prepare(request)
@@ -106,19 +81,15 @@ async def serve_watch(
         first[0] = False
         return orjson.dumps({"type": event.type, "object": table}) + b"\n"
 
-    def bookmark(revision: int, extra_annotations: JSON | None = None) -> bytes:
-        md: JSON = {"resourceVersion": str(revision)}
-        if extra_annotations:
-            md["annotations"] = extra_annotations
-        obj = {"kind": rd.kind, "apiVersion": rd.api_version, "metadata": md}
-        return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+    def bookmark_line(revision: int, annotations: JSON | None = None) -> bytes:
+        return orjson.dumps({"type": "BOOKMARK", "object": bookmark(rd, revision, annotations)}) + b"\n"
 
     try:
         await response.prepare(request)
         if initial:
             await response.write(b"".join(encode(ev) for ev in initial))
-        if send_initial and bookmarks:
-            await response.write(bookmark(snapshot, {"k8s.io/initial-events-end": "true"}))
+        if initial_end is not None:
+            await response.write(bookmark_line(initial_end, INITIAL_EVENTS_END))
         deadline = clock.monotonic() + timeout
         next_bookmark = clock.monotonic() + settings.bookmark_interval if bookmarks else float("inf")
         bookmark_due = False
@@ -149,7 +120,7 @@ async def serve_watch(
                 break
             if bookmark_due and queue.empty():  # every event up to the cache's revision is written
                 bookmark_due = False
-                await response.write(bookmark(cache.revision))
+                await response.write(bookmark_line(cache.revision))
                 continue
             if queue.empty():
                 watcher.parked = True  # the cache writes events straight to the socket meanwhile
