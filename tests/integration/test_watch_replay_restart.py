@@ -26,6 +26,7 @@ from atoll.api.kinds import CONFIGMAPS
 from atoll.client import Client
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
+from atoll.store.base import Compacted
 from tests.conftest import RunningServer, _write_kubeconfig, start_until_ready
 
 JSON = dict[str, Any]
@@ -59,21 +60,76 @@ async def first(client: Client, rv: str, selector: str, fields: str = "") -> tup
     return kind, obj["metadata"]["name"]
 
 
-async def test_a_selected_watch_replaying_from_before_a_restart_is_expired(tmp_path: Path) -> None:
+async def taken(client: Client, rv: str, selector: str, n: int) -> list[tuple[str, str, JSON]]:
+    """The first ``n`` events of a watch from ``rv`` with ``selector``: type, name, labels and rv."""
+    events = client.watch(CONFIGMAPS, NS, resource_version=rv, label_selector=selector)
+    async with contextlib.aclosing(events), asyncio.timeout(5):
+        got = [await anext(events) for _ in range(n)]
+    return [(kind, obj["metadata"]["name"], {**obj["metadata"]["labels"], "rv": obj["metadata"]["resourceVersion"]})
+            for kind, obj in got]
+
+
+async def test_a_selected_watch_replaying_from_before_a_restart_sees_departures(tmp_path: Path) -> None:
+    """x's previous state is read from the store (its create is before the replayed window: the
+    store was compacted there); z's comes from its own earlier row in the window."""
     data = tmp_path / "master"
     async with master(data) as a, a.client() as client:
+        assert a.node is not None and a.node.server is not None
         created = await client.create(CONFIGMAPS, configmap("x", "a"))
-        await client.patch(CONFIGMAPS, "x", {"metadata": {"labels": {"app": "b"}}}, NS)  # x leaves app=a
-    rv = created["metadata"]["resourceVersion"]
+        rv = created["metadata"]["resourceVersion"]
+        await a.node.server.compactor.compact(int(rv))  # the window replayed at restart starts after x's create
+        x_left = await client.patch(CONFIGMAPS, "x", {"metadata": {"labels": {"app": "b"}}}, NS)
+        z_added = await client.create(CONFIGMAPS, configmap("z", "a"))
+        z_left = await client.patch(CONFIGMAPS, "z", {"metadata": {"labels": {"app": "c"}}}, NS)
     async with master(data) as b:
         assert b.node is not None and b.node.server is not None
-        assert b.node.server.cache._live_from > int(rv)  # x's change is replayed without its previous state
+        cache = b.node.server.cache
+        assert cache._history.start == int(rv) and cache._live_from >= int(z_left["metadata"]["resourceVersion"])
         async with b.client() as http, b.node.client() as local:
-            await http.create(CONFIGMAPS, configmap("y", "a"))  # after the restart: a live event
+            y = await http.create(CONFIGMAPS, configmap("y", "a"))  # after the restart: a live event
+            for client in (http, local):
+                assert await taken(client, rv, "app=a", 4) == [
+                    ("DELETED", "x", {"app": "a", "rv": x_left["metadata"]["resourceVersion"]}),  # as it last matched
+                    ("ADDED", "z", {"app": "a", "rv": z_added["metadata"]["resourceVersion"]}),
+                    ("DELETED", "z", {"app": "a", "rv": z_left["metadata"]["resourceVersion"]}),
+                    ("ADDED", "y", {"app": "a", "rv": y["metadata"]["resourceVersion"]}),
+                ]
+                # x enters app=b: ADDED (its previous state did not match), not a MODIFIED
+                assert await taken(client, rv, "app=b", 1) == [
+                    ("ADDED", "x", {"app": "b", "rv": x_left["metadata"]["resourceVersion"]})]
+                assert await first(client, rv, "") == ("MODIFIED", "x")  # no selector: replayed as it was
+                assert await first(client, rv, "", "metadata.name=y") == ("ADDED", "y")
+
+
+async def test_a_selected_watch_is_expired_when_the_previous_state_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replayed change whose previous state the store no longer gives (compacted meanwhile):
+    whether it left the selector is unknown, so the watch answers 410 and its client relists."""
+    data = tmp_path / "master"
+    async with master(data) as a, a.client() as client:
+        assert a.node is not None and a.node.server is not None
+        created = await client.create(CONFIGMAPS, configmap("x", "a"))
+        rv = created["metadata"]["resourceVersion"]
+        await a.node.server.compactor.compact(int(rv))
+        await client.patch(CONFIGMAPS, "x", {"metadata": {"labels": {"app": "b"}}}, NS)  # x leaves app=a
+    async with master(data) as b:
+        assert b.node is not None and b.node.server is not None
+        store = b.node.server.cache._store
+        listing = store.list
+
+        async def compacted(prefix: str, **kw: Any) -> Any:
+            if prefix == CONFIGMAPS.key(NS, "x"):
+                raise Compacted(kw.get("revision", 0), kw.get("revision", 0) + 1)
+            return await listing(prefix, **kw)
+
+        monkeypatch.setattr(store, "list", compacted)
+        async with b.client() as http, b.node.client() as local:
+            await http.create(CONFIGMAPS, configmap("y", "a"))
             for client in (http, local):
                 with pytest.raises(errors.Gone, match=f"too old resource version: {rv} "):
                     await first(client, rv, "app=a")  # not y's ADDED with x's departure lost
-                assert await first(client, rv, "") == ("MODIFIED", "x")  # no selector: replayed
                 assert await first(client, rv, "app=b") == ("MODIFIED", "x")  # still matching: replayed
+                assert await first(client, rv, "") == ("MODIFIED", "x")
                 # a name never changes: x, not named y, never matched, and y's ADDED comes without a 410
                 assert await first(client, rv, "", "metadata.name=y") == ("ADDED", "y")

@@ -2,8 +2,9 @@
 
 Like kube-apiserver's cacher, reads never scan the database. At start the cache lists the store
 at revision R, then follows ``store.watch`` from a little before R: rows at or below R only fill
-the event history (so watches from a recent resourceVersion can replay), rows above R update the
-state and fan out to watchers.
+the event history (so watches from a recent resourceVersion can replay; their previous states,
+which a selected watch's replay needs, come from ``prelist``), rows above R update the state and
+fan out to watchers.
 
 Each cached object (``entries.Cached``) keeps its encoded bytes and its dict (with
 ``metadata.resourceVersion`` set from the row's revision; large objects are decoded on use), so
@@ -33,6 +34,7 @@ from atoll.apiserver.cache.entries import Cached, adopt, decode_or_skip, resourc
 from atoll.apiserver.cache.fanout import Fanout, trigger_of
 from atoll.apiserver.cache.history import EventHistory
 from atoll.apiserver.cache.keyorder import END, KeyOrder
+from atoll.apiserver.cache.prelist import PreList
 from atoll.apiserver.cache.watchers import Filter, Watcher
 from atoll.apiserver.cache.watchers import WatchEvent as WatchEvent  # re-exported: its importers predate the split
 from atoll.store.base import Compacted, Event, Store
@@ -77,6 +79,7 @@ class WatchCache:
         self.revision = 0
         self.stopped = False  # ``run`` ended: no more events; new watches are refused (503)
         self._live_from = 0  # events after this revision carry their previous state (``previous``)
+        self._prelist = PreList(store)  # ...and those at or before it get it here
         self._ready = asyncio.Event()
         self._listeners: list[tuple[str, Callable[[WatchEvent], None]]] = []
         self._adopted: dict[int, tuple[bytes, dict[str, Any]]] = {}  # id(row value) -> (value, object)
@@ -101,7 +104,7 @@ class WatchCache:
     async def run(self) -> None:
         """Load the state, then follow the store forever (cancel to stop)."""
         listed = await self._load()
-        self.revision = self._live_from = listed
+        self.revision = self._live_from = self._prelist.listed = listed
         compacted = await self._store.compacted_revision()
         start = max(compacted, listed - self.settings.initial_history)
         self._history.start = start
@@ -189,13 +192,16 @@ class WatchCache:
             cached: Cached | None = current
         else:
             cached = decode_or_skip(ev.key, ev.value, ev.revision, keep_decoded=False)
+        etype = "DELETED" if ev.deleted else ("ADDED" if ev.created else "MODIFIED")
+        previous = self._prelist.chain(ev.key, etype, cached)  # the key's earlier row in this window
         if cached is None:
             return
-        etype = "DELETED" if ev.deleted else ("ADDED" if ev.created else "MODIFIED")
-        self._history.remember(WatchEvent(etype, ev.key, cached, None, ev.revision), self.settings.history_events,
+        self._history.remember(WatchEvent(etype, ev.key, cached, previous, ev.revision), self.settings.history_events,
                                self.settings.history_bytes)
 
     def _apply_one(self, ev: Event, holding: set[Watcher]) -> None:
+        if ev.revision > self._prelist.listed:
+            self._prelist.done()
         prefix = resource_prefix(ev.key)
         bucket = self._objects.setdefault(prefix, {})
         previous = bucket.get(ev.key)
@@ -325,6 +331,13 @@ class WatchCache:
 
     # ---- watches ----------------------------------------------------------------------------
 
+    async def prepare_replay(self, prefix: str, revision: int) -> None:
+        """Before a selected watch of ``prefix`` replays from ``revision``: give the replayed rows
+        from before the initial list their previous state (``prelist``), read from the store where
+        the replay did not tell it, so ``watch`` can send their departures and entries."""
+        if self._history.start <= revision < self._prelist.listed:
+            await self._prelist.resolve(self._history.after(revision, prefix), prefix)
+
     def watch(
         self, prefix: str, matches: Filter | None, revision: int | None
     ) -> tuple[Watcher, builtins.list[WatchEvent]]:
@@ -333,8 +346,9 @@ class WatchCache:
         ``matches`` None: no selector. ``revision`` None or 0: synthetic ADDED for every current
         matching object. Otherwise the history after ``revision``; 410 if that history is no
         longer retained, or if a selected watch's replay holds a change from before the initial
-        list (no previous state) that its object may have left the selector by, which would be lost
-        (a relist finds it gone); 503 once the cache has stopped (it would never send anything)."""
+        list whose previous state is unknown (``prepare_replay`` first reads what the store still
+        has) and that its object may have left the selector by, which would be lost (a relist finds
+        it gone); 503 once the cache has stopped (it would never send anything)."""
         if self.stopped:
             raise ServiceUnavailable("the watch cache is stopped (the server is shutting down)")
         watcher = Watcher(prefix, matches, asyncio.Queue(self.settings.watcher_queue))
@@ -347,7 +361,7 @@ class WatchCache:
             initial = []
             probe = Watcher(prefix, matches, asyncio.Queue())
             for ev in self._history.after(revision, prefix):
-                if matches is not None and ev.previous is None and ev.type == "MODIFIED" and _left(prefix, matches, ev):
+                if matches is not None and self._prelist.unknown(ev) and _left(prefix, matches, ev):
                     # a row from before the initial list: whether it left the selector is unknown
                     raise Gone(f"too old resource version: {revision} ({self._live_from})")
                 probe.offer(ev)
