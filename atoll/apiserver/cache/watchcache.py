@@ -64,6 +64,11 @@ class CacheSettings:
     """Seconds a write waits for the cache to apply its own revision before giving up."""
 
 
+class CacheStopped(ServiceUnavailable):
+    """``wait_for`` on a stopped cache (the server is shutting down): it will never catch up. A
+    committed write answers from what it wrote instead (``ResourceStorage``); a read gets 503."""
+
+
 class WatchCache:
     """In-memory state of the whole store plus recent history and live watchers."""
 
@@ -126,6 +131,10 @@ class WatchCache:
         """The cache stopped (server shutdown): end every watch as its server closing would (its
         client resumes from the last resourceVersion it saw, elsewhere or after backing off)."""
         self.stopped = True
+        waiters, self._waiters = self._waiters, []
+        for _, fut in waiters:  # nothing will catch up any more: every wait ends now
+            if not fut.done():
+                fut.set_exception(CacheStopped("the watch cache is stopped (the server is shutting down)"))
         for w in list(self._watchers):
             self._forget(w)
             if w.queue.full():  # events it has not read are dropped: it resumes from before them
@@ -257,9 +266,13 @@ class WatchCache:
         self._waiters = still
 
     async def wait_for(self, revision: int, within: float | None = None) -> None:
-        """Wait until the cache has applied ``revision`` (read-your-writes after a local write)."""
+        """Wait until the cache has applied ``revision`` (read-your-writes after a local write):
+        ``TimeoutError`` after ``within`` (default ``read_your_writes``) seconds; ``CacheStopped``
+        at once when the cache is stopped or stops meanwhile (it would never apply it)."""
         if revision <= self.revision:
             return
+        if self.stopped:
+            raise CacheStopped("the watch cache is stopped (the server is shutting down)")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((revision, fut))
         async with asyncio.timeout(self.settings.read_your_writes if within is None else within):

@@ -23,7 +23,7 @@ from atoll.api.registry import ResourceDef
 from atoll.apiserver.admission.chain import AdmissionChain, Attributes
 from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.cache.entries import Cached
-from atoll.apiserver.cache.watchcache import WatchCache
+from atoll.apiserver.cache.watchcache import CacheStopped, WatchCache
 from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.registry import meta
 from atoll.apiserver.registry.deletion import check_preconditions, mark_deleted
@@ -226,8 +226,16 @@ class ResourceStorage:
             self.cache.adopt(value, obj)
         return value
 
+    async def _applied(self, revision: int) -> None:
+        """Read-your-writes after a committed write: wait for the cache to apply ``revision``. A
+        stopped cache (the server is shutting down) ends the wait at once without failing the
+        write: it is committed, and its answer is built from what was written (as kube-apiserver's
+        always is, from etcd's reply rather than its cache), not a 5 s wait and then a 500."""
+        with contextlib.suppress(CacheStopped):
+            await self.cache.wait_for(revision)
+
     async def _after_write(self, key: str, revision: int, obj: JSON) -> JSON:
-        await self.cache.wait_for(revision)
+        await self._applied(revision)
         cached = self.cache.get(key)
         if cached is not None and cached.revision == revision:
             return cached.obj
@@ -353,7 +361,7 @@ class ResourceStorage:
                 ev = await self.store.delete(key, current.revision)
             except KeyNotFound:
                 raise errors.not_found(rd.plural, rd.group, name) from None
-            await self.cache.wait_for(ev.revision)
+            await self._applied(ev.revision)
             new["metadata"]["resourceVersion"] = str(ev.revision)
             return new
         value = self._encode(new, owned)
@@ -387,7 +395,7 @@ class ResourceStorage:
                     # ``marked`` is new top-level and metadata dicts over the cached object: the server's own
                     return await self._store_update(rd, namespace, name, marked, current, True), False
                 ev = await self.store.delete(rd.key(namespace, name), current.revision)
-                await self.cache.wait_for(ev.revision)
+                await self._applied(ev.revision)
                 gone = dict(current.obj)
                 gone["metadata"] = dict(gone["metadata"], resourceVersion=str(ev.revision))
                 return gone, True
