@@ -44,8 +44,9 @@ def cache(api_server: RunningServer) -> WatchCache:
 async def test_a_write_waiting_when_the_cache_stops_answers_at_once(client: Client, cache: WatchCache) -> None:
     held: list[list[Event]] = []
     cache._apply = held.append  # type: ignore[method-assign,assignment]  # committed, never applied
-    write = asyncio.create_task(client.create(CONFIGMAPS, {"metadata": {"name": "w", "namespace": NS},
-                                                           "data": {"k": "v"}}))
+    write = asyncio.create_task(
+        client.create(CONFIGMAPS, {"metadata": {"name": "w", "namespace": NS}, "data": {"k": "v"}})
+    )
     key = CONFIGMAPS.key(NS, "w")
     await eventually(lambda: any(ev.key == key for batch in held for ev in batch))
     (row,) = [ev for batch in held for ev in batch if ev.key == key]
