@@ -1,16 +1,16 @@
 """A selected watch resumed on a master that restarted after the change it must see.
 
-A restarted master replays the revisions before its initial list (``initial_history``) without
-their previous state. An object that left a watch's label selector in that window would be
-dropped silently (kube sends DELETED with the previous content), and an informer that resumed
-there would keep it forever; the watch answers 410 Expired instead, so its client relists. A
-watch without selector, or whose selector the replayed objects still match, replays as before,
-and so does one whose selector is only ``metadata.name`` (or a pod's ``spec.nodeName``) ``=``
-a value: those fields never change once set, so nothing can have left it (an agent's watch of its
-node's pods resumes on a restarted master without relisting).
+A restarted master replays the revisions before its initial list (``initial_history``); the
+store's rows do not carry their previous state. An object that left a watch's label selector in
+that window must be sent as DELETED with its previous content (kube's cacher), one that entered
+it as ADDED: the cache takes the previous state from the key's earlier row in the window, or reads
+it from the store (alone, or with one LIST of the watch's prefix at the window's start). Only
+where the store no longer has it (compacted) does the watch answer 410 Expired, so its client
+relists instead of keeping a departed object forever; a watch without selector, or whose selector
+the replayed objects still match, replays as before, and so does one whose selector is only
+``metadata.name`` (or a pod's ``spec.nodeName``) ``=`` a value: those fields never change once set.
 Checked over HTTP and in-process, on two successive masters on one SQLite data directory.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -23,6 +23,7 @@ import pytest
 
 from atoll.api import errors
 from atoll.api.kinds import CONFIGMAPS
+from atoll.apiserver.cache import prelist
 from atoll.client import Client
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
@@ -69,9 +70,14 @@ async def taken(client: Client, rv: str, selector: str, n: int) -> list[tuple[st
             for kind, obj in got]
 
 
-async def test_a_selected_watch_replaying_from_before_a_restart_sees_departures(tmp_path: Path) -> None:
+@pytest.mark.parametrize("point_read", [0, 10**6], ids=["read-one", "list-all"])
+async def test_a_selected_watch_replaying_from_before_a_restart_sees_departures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point_read: int
+) -> None:
     """x's previous state is read from the store (its create is before the replayed window: the
-    store was compacted there); z's comes from its own earlier row in the window."""
+    store was compacted there), alone or with a LIST at the window's start; z's comes from its own
+    earlier row in the window."""
+    monkeypatch.setattr(prelist, "POINT_READ", point_read)  # what a row read alone costs: nothing, or a lot
     data = tmp_path / "master"
     async with master(data) as a, a.client() as client:
         assert a.node is not None and a.node.server is not None
@@ -101,11 +107,13 @@ async def test_a_selected_watch_replaying_from_before_a_restart_sees_departures(
                 assert await first(client, rv, "", "metadata.name=y") == ("ADDED", "y")
 
 
+@pytest.mark.parametrize("point_read", [0, 10**6], ids=["read-one", "list-all"])
 async def test_a_selected_watch_is_expired_when_the_previous_state_is_gone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point_read: int
 ) -> None:
     """A replayed change whose previous state the store no longer gives (compacted meanwhile):
     whether it left the selector is unknown, so the watch answers 410 and its client relists."""
+    monkeypatch.setattr(prelist, "POINT_READ", point_read)
     data = tmp_path / "master"
     async with master(data) as a, a.client() as client:
         assert a.node is not None and a.node.server is not None
@@ -119,11 +127,13 @@ async def test_a_selected_watch_is_expired_when_the_previous_state_is_gone(
         listing = store.list
 
         async def compacted(prefix: str, **kw: Any) -> Any:
-            if prefix == CONFIGMAPS.key(NS, "x"):
-                raise Compacted(kw.get("revision", 0), kw.get("revision", 0) + 1)
+            """The store as compacted past x's patch: no ConfigMap state before it."""
+            revision = kw.get("revision", 0)
+            if revision and prefix.startswith(CONFIGMAPS.key_prefix(NS)):
+                raise Compacted(revision, revision + 1)
             return await listing(prefix, **kw)
 
-        monkeypatch.setattr(store, "list", compacted)
+        monkeypatch.setattr(store, "list", compacted)  # for a read alone and for a LIST alike
         async with b.client() as http, b.node.client() as local:
             await http.create(CONFIGMAPS, configmap("y", "a"))
             for client in (http, local):

@@ -202,7 +202,7 @@ class WatchCache:
         else:
             cached = decode_or_skip(ev.key, ev.value, ev.revision, keep_decoded=False)
         etype = "DELETED" if ev.deleted else ("ADDED" if ev.created else "MODIFIED")
-        previous = self._prelist.chain(ev.key, etype, cached)  # the key's earlier row in this window
+        previous = self._prelist.chain(ev.key, etype, cached, ev.revision, ev.prev_revision)  # its earlier row here
         if cached is None:
             return
         self._history.remember(WatchEvent(etype, ev.key, cached, previous, ev.revision), self.settings.history_events,
@@ -349,7 +349,8 @@ class WatchCache:
         from before the initial list their previous state (``prelist``), read from the store where
         the replay did not tell it, so ``watch`` can send their departures and entries."""
         if self._history.start <= revision < self._prelist.listed:
-            await self._prelist.resolve(self._history.after(revision, prefix), prefix)
+            objects = self.count_from(prefix, "")
+            await self._prelist.resolve(self._history.after(revision, prefix), prefix, self._history.start, objects)
 
     def watch(
         self, prefix: str, matches: Filter | None, revision: int | None
