@@ -191,6 +191,8 @@ class WatchCache:
                     self._end(w, Gone("watch fell behind; re-list and watch again"))
         if batch:
             self.revision = max(self.revision, batch[-1].revision)
+            if self.revision > self._prelist.listed:
+                self._prelist.done()  # the replayed window is behind
         self._wake_waiters()
 
     def _remember(self, ev: Event) -> None:
@@ -209,8 +211,6 @@ class WatchCache:
                                self.settings.history_bytes)
 
     def _apply_one(self, ev: Event, holding: set[Watcher]) -> None:
-        if ev.revision > self._prelist.listed:
-            self._prelist.done()
         prefix = resource_prefix(ev.key)
         bucket = self._objects.setdefault(prefix, {})
         previous = bucket.get(ev.key)
