@@ -331,8 +331,10 @@ async def test_selector_entry_in_table_and_metadata_watches(api: Api) -> None:
     ``PartialObjectMetadata`` watch alike, both fed from the one shared fan-out event."""
     await create(api, DOMAINS, domain("carol", app="off"))
     meta = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
-    streams = [await api.watch(DOMAINS, {"labelSelector": "app=on", "resourceVersion": "0"}, headers={"Accept": a})
-               for a in (TABLE_ACCEPT, meta)]
+    streams = [
+        await api.watch(DOMAINS, {"labelSelector": "app=on", "resourceVersion": "0"}, headers={"Accept": a})
+        for a in (TABLE_ACCEPT, meta)
+    ]
     try:
         entered = (await api.patch(f"{DOMAINS}/carol", {"metadata": {"labels": {"app": "on"}}})).json
         table, partial = [await s.next() for s in streams]
