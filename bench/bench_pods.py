@@ -1,6 +1,6 @@
 """Pod lifecycle benchmark: 200 pods across two RunP agents (real ``atoll start`` processes).
 
-    .venv/bin/python bench/bench_pods.py [--pods N] [--keep DIR] [--count] [--schedule]
+    .venv/bin/python bench/bench_pods.py [--pods N] [--warmup N] [--keep DIR] [--count] [--schedule]
 
 A master and two lite agents (alice, bob) run as processes. An agent runs only its own domain's
 pods, so the Domains alice and bob are created first and each pod goes to its agent's domain
@@ -22,6 +22,12 @@ master's scheduler binds each to its domain's node), alternating between the age
 * CPU of the master and of the agents per pod lifecycle (create -> Running -> Succeeded -> delete),
   and per pod start (from the first create until the watch has seen every pod Running);
 * the agents' idle CPU (% of one core over 10 s) and RSS after the run.
+
+``--warmup N`` first runs N pods (alternating agents, ``true`` as the command) through their whole
+lifecycle on the same master and agents, unmeasured: the measured burst then meets open connection
+pools and warm code paths, as on a master that has been running, and the CPU per pod excludes the
+one-time costs of fresh processes (TLS handshakes of the growing pools, first-use compilation and
+allocation). Without it (the default) the numbers are those of a freshly started network.
 
 ``--count`` starts the master with ``ATOLL_REQUEST_CLIENTS=1`` and prints the API requests of the
 run (creates to deletes; watches are counted when they end) per pod, by client (User-Agent
@@ -214,7 +220,42 @@ def print_requests(before: Requests, after: Requests, count: int) -> None:
     print(f"  writes per pod: {writes / count:.2f}")
 
 
-async def run(base: Path, count: int, count_requests: bool = False, schedule: bool = False) -> None:
+async def warm_up(client: Client, count: int, marks: Path) -> None:
+    """``count`` pods through their whole lifecycle before the measured run (``--warmup``): the
+    connection pools of this client and of the agents are open and the master's code paths are
+    warm, as in a master that has been running; the measured run then shows the cost per pod
+    without the one-time costs of a fresh process."""
+    gate = asyncio.Semaphore(20)
+    names = [(f"warm-{i}", "alice" if i % 2 == 0 else "bob") for i in range(count)]
+
+    async def create(name: str, domain: str) -> None:
+        body = {"metadata": {"name": name, "namespace": domain},
+                "spec": {"nodeName": f"{domain}-node", "restartPolicy": "Never", "containers": [{
+                    "name": "main", "image": "bench:v1", "command": ["sh", "-c", f"true > {marks / name}"]}]}}
+        async with gate:
+            await client.create(kinds.PODS, body)
+
+    await asyncio.gather(*(create(n, d) for n, d in names))
+    for _ in range(600):
+        pods = [p for d in ("alice", "bob") for p in (await client.list(kinds.PODS, d))["items"]]
+        if all((p.get("status") or {}).get("phase") == "Succeeded" for p in pods) and len(pods) == count:
+            break
+        await asyncio.sleep(0.1)
+
+    async def delete(name: str, domain: str) -> None:
+        async with gate:
+            await client.delete(kinds.PODS, name, domain)
+
+    await asyncio.gather(*(delete(n, d) for n, d in names))
+    for _ in range(600):
+        if not [p for d in ("alice", "bob") for p in (await client.list(kinds.PODS, d))["items"]]:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1)
+
+
+async def run(base: Path, count: int, count_requests: bool = False, schedule: bool = False,
+              warmup: int = 0) -> None:
     master, kubeconfig = start_master(base, count=count_requests)
     agents: dict[str, subprocess.Popen[bytes]] = {}
     marks = base / "marks"
@@ -259,6 +300,8 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
                     if len(succeeded) == count:
                         all_done.set()
 
+            if warmup:
+                await warm_up(client, warmup, marks)
             rvs = {d: (await client.list(kinds.PODS, d))["metadata"]["resourceVersion"] for d in agents}
             watchers = [asyncio.create_task(watch(d, rv)) for d, rv in rvs.items()]
             gate = asyncio.Semaphore(20)
@@ -362,13 +405,14 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None)
     parser.add_argument("--count", action="store_true", help="print the API requests per pod by client")
     parser.add_argument("--schedule", action="store_true", help="create pods unbound: the scheduler binds them")
+    parser.add_argument("--warmup", type=int, default=0, help="pods run through their lifecycle before measuring")
     args = parser.parse_args()
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run(args.keep, args.pods, args.count, args.schedule))
+        asyncio.run(run(args.keep, args.pods, args.count, args.schedule, args.warmup))
         return
     with tempfile.TemporaryDirectory(prefix="atoll-bench-pods-") as tmp:
-        asyncio.run(run(Path(tmp), args.pods, args.count, args.schedule))
+        asyncio.run(run(Path(tmp), args.pods, args.count, args.schedule, args.warmup))
 
 
 if __name__ == "__main__":
