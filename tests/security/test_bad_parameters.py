@@ -134,6 +134,26 @@ async def test_list_options_are_validated(network: Network) -> None:
     assert time.monotonic() - started < 10
 
 
+async def test_list_and_watch_option_combinations_are_422_naming_the_field(network: Network) -> None:
+    """kube-apiserver's ValidateListOptions: each forbidden combination is a 422 ListOptions naming it."""
+    cases = {
+        "/pods?sendInitialEvents=true": ["sendInitialEvents is forbidden for list"],
+        "/pods?resourceVersion=1&resourceVersionMatch=NotOlderThan&continue=abc":
+            ["resourceVersionMatch is forbidden when continue is provided"],
+        "/pods?resourceVersion=0&resourceVersionMatch=Exact": ['resourceVersionMatch \\"exact\\" is forbidden'],
+        "/pods?watch=true&sendInitialEvents=true": ["sendInitialEvents requires setting resourceVersionMatch"],
+        "/pods?watch=true&resourceVersionMatch=NotOlderThan":
+            ["resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"],
+        "/pods?watch=true&sendInitialEvents=true&resourceVersionMatch=Exact":
+            ["sendInitialEvents requires setting", 'Unsupported value: \\"Exact\\"'],
+    }
+    for path, words in cases.items():
+        reply = await network.call("GET", NS + path, as_="alice")
+        _status(reply, 422, "ListOptions.meta.k8s.io", *words)
+    ok = await network.call("GET", NS + "/pods?resourceVersion=0&resourceVersionMatch=NotOlderThan", as_="alice")
+    assert ok.status == 200, ok.body
+
+
 async def test_overlong_field_manager_is_422(network: Network) -> None:
     reply = await network.call("POST", NS + "/configmaps?fieldManager=" + "m" * 200, as_="alice",
                                body={"metadata": {"name": "fm"}})

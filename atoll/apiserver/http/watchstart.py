@@ -23,6 +23,7 @@ from atoll.api import errors
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.cache.watchcache import WatchCache, WatchEvent
 from atoll.apiserver.cache.watchers import Filter, Watcher
+from atoll.apiserver.registry import params
 
 JSON = dict[str, Any]
 INITIAL_EVENTS_END = {"k8s.io/initial-events-end": "true"}
@@ -81,10 +82,14 @@ def watch_start(query: Mapping[str, Any], settings: WatchStreamSettings) -> Watc
     except ValueError:
         raise errors.BadRequest(f"invalid timeoutSeconds: {raw_timeout!r}") from None
     initial = _text(query.get("sendInitialEvents")).lower()
+    send_initial = None if not initial else initial == "true"
+    params.watch_resource_version_match(
+        _text(query.get("resourceVersionMatch")), send_initial, _text(query.get("continue"))
+    )
     return WatchStart(
         resource_version=rv,
         revision=parse_rv(rv),
-        send_initial=None if not initial else initial == "true",
+        send_initial=send_initial,
         bookmarks=_text(query.get("allowWatchBookmarks")).lower() == "true",
         timeout=timeout,
     )

@@ -73,10 +73,18 @@ def delete_options(options: JSON, query: Mapping[str, str]) -> JSON:
         raise _bad("gracePeriodSeconds", grace, "must be an integer")
     policy = out.get("propagationPolicy")
     if policy is not None and policy not in PROPAGATION_POLICIES:
-        raise errors.invalid("DeleteOptions", "", "", [{
-            "reason": "FieldValueNotSupported", "field": "propagationPolicy",
-            "message": f'Unsupported value: "{policy}": supported values: "Orphan", "Background", "Foreground"',
-        }])
+        raise errors.invalid(
+            "DeleteOptions",
+            "",
+            "",
+            [
+                {
+                    "reason": "FieldValueNotSupported",
+                    "field": "propagationPolicy",
+                    "message": f'Unsupported value: "{policy}": supported values: "Orphan", "Background", "Foreground"',
+                }
+            ],
+        )
     orphan = out.get("orphanDependents")
     if isinstance(orphan, str):
         out["orphanDependents"] = boolean("orphanDependents", orphan)
@@ -107,23 +115,92 @@ RESOURCE_VERSION_MATCHES = ("", "Exact", "NotOlderThan")
 MAX_FIELD_MANAGER = 128
 
 
+def _forbidden(field: str, detail: str) -> JSON:
+    return {"reason": "FieldValueForbidden", "field": field, "message": f"Forbidden: {detail}"}
+
+
+def _not_supported(value: str, supported: tuple[str, ...]) -> JSON:
+    values = ", ".join(f'"{v}"' for v in supported)
+    return {
+        "reason": "FieldValueNotSupported",
+        "field": "resourceVersionMatch",
+        "message": f'Unsupported value: "{value}": supported values: {values}',
+    }
+
+
+def _raise_list_options(causes: list[JSON]) -> None:
+    if causes:
+        raise errors.invalid("ListOptions", "meta.k8s.io", "", causes)
+
+
 def resource_version_match(query: Mapping[str, str], rv: str) -> str:
-    """``resourceVersionMatch``: ``Exact`` or ``NotOlderThan``, and only with a ``resourceVersion``."""
+    """A LIST's ``resourceVersionMatch`` (``Exact`` or ``NotOlderThan``, only with a ``resourceVersion``,
+    not with ``continue``, not ``Exact`` at "0") and no ``sendInitialEvents``: 422 naming every bad
+    combination, as kube-apiserver's ``ValidateListOptions``."""
     match = query.get("resourceVersionMatch", "")
-    if match not in RESOURCE_VERSION_MATCHES:
-        raise errors.invalid("ListOptions", "meta.k8s.io", "", [{
-            "reason": "FieldValueNotSupported", "field": "resourceVersionMatch",
-            "message": f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"'}])
-    if match and not rv:
-        raise errors.invalid("ListOptions", "meta.k8s.io", "", [{
-            "reason": "FieldValueForbidden", "field": "resourceVersionMatch",
-            "message": "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"}])
+    causes: list[JSON] = []
+    if match:
+        if not rv:
+            causes.append(
+                _forbidden(
+                    "resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided"
+                )
+            )
+        if query.get("continue"):
+            causes.append(
+                _forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided")
+            )
+        if match not in RESOURCE_VERSION_MATCHES:
+            causes.append(_not_supported(match, RESOURCE_VERSION_MATCHES))
+        if match == "Exact" and rv == "0":
+            causes.append(
+                _forbidden("resourceVersionMatch", 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
+            )
+    if query.get("sendInitialEvents", "") != "":
+        causes.append(_forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"))
+    _raise_list_options(causes)
     return match
+
+
+def watch_resource_version_match(match: str, send_initial: bool | None, continue_token: str) -> None:
+    """A watch's ``resourceVersionMatch``: only ``NotOlderThan``, required by ``sendInitialEvents`` and
+    only with it, not with ``continue`` (kube-apiserver's ``validateWatchOptions``; 422)."""
+    causes: list[JSON] = []
+    if send_initial is not None and match != "NotOlderThan":
+        causes.append(
+            _forbidden(
+                "resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+            )
+        )
+    if match:
+        if send_initial is None:
+            causes.append(
+                _forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                )
+            )
+        if match != "NotOlderThan":
+            causes.append(_not_supported(match, ("NotOlderThan",)))
+        if continue_token:
+            causes.append(
+                _forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided")
+            )
+    _raise_list_options(causes)
 
 
 def field_manager(value: str) -> str:
     if len(value) > MAX_FIELD_MANAGER:
-        raise errors.invalid("Options", "meta.k8s.io", "", [{
-            "reason": "FieldValueTooLong", "field": "fieldManager",
-            "message": f"Too long: may not be longer than {MAX_FIELD_MANAGER}"}])
+        raise errors.invalid(
+            "Options",
+            "meta.k8s.io",
+            "",
+            [
+                {
+                    "reason": "FieldValueTooLong",
+                    "field": "fieldManager",
+                    "message": f"Too long: may not be longer than {MAX_FIELD_MANAGER}",
+                }
+            ],
+        )
     return value
