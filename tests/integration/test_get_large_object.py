@@ -55,16 +55,24 @@ async def test_large_object_get_is_answered_from_its_bytes(
     api_server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     value = "big-value-" + "x" * (4 * entries.LARGE_OBJECT)
-    status, created = await call(api_server, "POST", "/api/v1/namespaces/default/configmaps",
-                                 body={"metadata": {"name": "big", "labels": {"a": "b"}}, "data": {"k": value}})
+    status, created = await call(
+        api_server,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        body={"metadata": {"name": "big", "labels": {"a": "b"}}, "data": {"k": value}},
+    )
     assert status == 201, created
     counting = CountingJSON(b"big-value-")
     monkeypatch.setattr(entries, "orjson", counting)
     # the write's object was kept decoded; a server that loaded it at start, or evicted it, holds only its bytes
     monkeypatch.setattr(entries, "_decoded", entries._DecodedCache(entries.DECODED_BYTES))
 
-    for accept, query in ((None, "?resourceVersion=0"), (None, ""), ("application/json", ""),
-                          ("application/json;as=Unknown;g=meta.k8s.io;v=v1", "")):
+    for accept, query in (
+        (None, "?resourceVersion=0"),
+        (None, ""),
+        ("application/json", ""),
+        ("application/json;as=Unknown;g=meta.k8s.io;v=v1", ""),
+    ):
         body = orjson.loads(await _get(api_server, accept, query))
         assert body["data"]["k"] == value and body["metadata"]["uid"] == created["metadata"]["uid"]
     assert counting.decodes == 0, "a GET answered from the cached bytes decoded the object"

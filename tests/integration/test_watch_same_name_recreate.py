@@ -68,6 +68,7 @@ async def test_same_name_recreate_is_seen_deleted_then_added(server: APIServer) 
     assert _seen(replayed) == expected
     assert replayed[0].revision < replayed[1].revision
 
-    page = await lists.list_page(server.store, server.cache, PODS, "ns", matcher=by_name, limit=500,
-                                 continue_token="", exact_name="db-1")
+    page = await lists.list_page(
+        server.store, server.cache, PODS, "ns", matcher=by_name, limit=500, continue_token="", exact_name="db-1"
+    )
     assert [c.obj["metadata"]["uid"] for c in page.items] == [new["metadata"]["uid"]]
