@@ -128,7 +128,11 @@ def test_statefulset_volume_claim_templates(lite: Lite) -> None:
     assert [k.out("logs", f"db-{i}", "-n", NS) for i in range(2)] == ["new", "new"]
 
     uid = k.out("get", "pod", "db-1", "-n", NS, "-o", "jsonpath={.metadata.uid}")
-    k.run("delete", "pod", "db-1", "-n", NS)
+    # no --wait: kubectl before 1.36 GETs the pod, then LISTs it by name and waits for a DELETED; the
+    # agent confirms and the controller recreates db-1 within ~5 ms, so now and then both land between
+    # its GET and LIST and it waits forever on the new pod (kubernetes a14f528ffe; reproduced
+    # deterministically against this server). The recreated pod's new uid is what we wait for.
+    k.run("delete", "pod", "db-1", "-n", NS, "--wait=false")
     until(lambda: k.out("get", "pod", "db-1", "-n", NS, "-o", "jsonpath={.metadata.uid}", check=False) not in (
         "", uid), 60)
     k.run("wait", "--for=condition=Ready", "pod/db-1", "-n", NS, "--timeout=60s", timeout=70)

@@ -1,10 +1,13 @@
 """Compute pooling end to end: one computing control plane, two worker control planes (each with a
-RunP agent), all on 127.0.0.1 and shared by the tests of this module, which run in order."""
+RunP agent), all on 127.0.0.1 and shared by the tests of this module. Each test that needs the
+workers bound starts from the same point (``bound``: both workers up, leased and bound, their
+vnodes Ready, no pods left), whatever ran before it, so the tests pass alone and in any order."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections.abc import AsyncIterator
 from fractions import Fraction
 from pathlib import Path
@@ -14,19 +17,26 @@ import pytest
 import pytest_asyncio
 
 from atoll.api import kinds
-from atoll.api.errors import APIError, NotFound
+from atoll.api.errors import AlreadyExists, APIError, NotFound
 from atoll.api.quantity import parse_quantity
+from atoll.api.registry import ResourceDef
+from atoll.client import Client
 from atoll.mirror.names import target_name
 from atoll.mirror.objects import PVCS, PVS
 from atoll.pooling.kinds import CLUSTERBINDINGS, RESOURCELEASINGPOLICIES
 from tests.conftest import eventually, kubectl_binary, kubectl_environ
 from tests.integration.agents import wait_pod_gone
-from tests.integration.pooling import Pool, bind, lease_policy, plane, pool_of, pooled_pod, worker_of
+from tests.integration.pooling import Plane, Pool, bind, lease_policy, plane, pool_of, pooled_pod, worker_of
 
 JSON = dict[str, Any]
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 COMPUTING = ("namespace", "garbagecollector", "nodelifecycle", "scheduler", "pooling")
 VNODE1, VNODE2 = "vnode-cls-w1-w1-node", "vnode-cls-w2-w2-node"
+LEASES: dict[str, tuple[str, JSON]] = {  # worker -> its ResourceLeasingPolicy and that policy's spec
+    "w1": ("rlp1", {"resourceLimits": [{"resource": "cpu", "percent": 50}]}),
+    "w2": ("rlp2", {"resourceLimits": [{"resource": "cpu", "quantity": "1"},
+                                       {"resource": "memory", "quantity": "64Gi", "percent": 10}]}),
+}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -36,6 +46,76 @@ async def pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pool]:
     async with pool_of(base, computing, ("w1", "w2")) as running:
         await running.client.create(kinds.NAMESPACES, {"metadata": {"name": "team"}})
         yield running
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def bound(pool: Pool) -> Pool:
+    """``pool`` at the point every test that uses the workers starts from: both worker planes up,
+    each leased (``LEASES``) and bound (``cb-w1``, ``cb-w2``, Ready), both vnodes Ready, and no pod
+    left in ``team`` or the workers' namespaces. Whatever a test before changed (a binding drained,
+    a policy removed, a worker stopped, pods still terminating) is put back or waited out here."""
+    for plane_ in pool.workers.values():
+        if plane_.task is None:  # stopped by a test that did not get to start it again
+            await plane_.start()
+    for pod in (await pool.client.list(kinds.PODS, "team"))["items"]:
+        if not pod["metadata"].get("deletionTimestamp"):
+            await pool.client.delete(kinds.PODS, pod["metadata"]["name"], "team")
+    for worker in LEASES:
+        await leased_and_bound(pool, worker)
+
+    async def settled() -> None:
+        for name in ("cb-w1", "cb-w2"):
+            await phase_of(pool, name, "Ready")
+        for name in (VNODE1, VNODE2):
+            assert ready(await vnode(pool, name)) == "True", name
+        left = [p["metadata"]["name"] for ns, client in (("team", pool.client), ("w1", pool.worker("w1")),
+                                                          ("w2", pool.worker("w2")))
+                for p in (await client.list(kinds.PODS, ns))["items"]]
+        assert left == [], left
+
+    await eventually(settled, 60)
+    return pool
+
+
+async def leased_and_bound(pool: Pool, worker: str) -> None:
+    """``worker``'s policy (``LEASES``) and its binding ``cb-<worker>`` exist (once any deletion of
+    either has finished), as a Kubeocean user writes them."""
+    policy, spec = LEASES[worker]
+    binding = f"cb-{worker}"
+    await eventually(lambda: not_terminating(pool.worker(worker), RESOURCELEASINGPOLICIES, policy), 40)
+    if not await exists(pool.worker(worker), RESOURCELEASINGPOLICIES, policy):
+        await lease_policy(pool.worker(worker), policy, binding, **spec)
+    await eventually(lambda: not_terminating(pool.client, CLUSTERBINDINGS, binding), 40)
+    if not await exists(pool.client, CLUSTERBINDINGS, binding):
+        with contextlib.suppress(AlreadyExists):  # a drained binding leaves its kubeconfig Secret
+            await pool.client.create(kinds.SECRETS, kubeconfig_secret(binding, pool.workers[worker]),
+                                     "kubeocean-system")
+        await bind(pool.client, binding, f"cls-{worker}", None)
+
+
+async def exists(client: Client, rd: ResourceDef, name: str) -> bool:
+    try:
+        await client.get(rd, name)
+    except NotFound:
+        return False
+    return True
+
+
+async def not_terminating(client: Client, rd: ResourceDef, name: str) -> bool:
+    """``name`` is absent or live (not being deleted)."""
+    try:
+        obj = await client.get(rd, name)
+    except NotFound:
+        return True
+    assert not obj["metadata"].get("deletionTimestamp"), obj["metadata"]
+    return True
+
+
+def kubeconfig_secret(binding: str, worker: Plane) -> JSON:
+    """The Secret ``bind`` creates for a binding to ``worker``: its kubeconfig."""
+    assert worker.server is not None
+    return {"metadata": {"name": f"{binding}-kubeconfig", "namespace": "kubeocean-system"},
+            "data": {"kubeconfig": base64.b64encode(worker.server.kubeconfig.read_bytes()).decode()}}
 
 
 async def phase_of(pool: Pool, name: str, want: str) -> JSON:
@@ -58,12 +138,9 @@ def cpu_percent(allocatable: str, percent: int) -> Fraction:
     return Fraction(int(parse_quantity(allocatable) * percent / 100 * 1000), 1000)
 
 
+@pytest.mark.usefixtures("bound")
 async def test_binding_both_workers_builds_vnodes(pool: Pool) -> None:
-    await lease_policy(pool.worker("w1"), "rlp1", "cb-w1", resourceLimits=[{"resource": "cpu", "percent": 50}])
-    await lease_policy(pool.worker("w2"), "rlp2", "cb-w2", resourceLimits=[
-        {"resource": "cpu", "quantity": "1"}, {"resource": "memory", "quantity": "64Gi", "percent": 10}])
-    for name, cluster in (("cb-w1", "cls-w1"), ("cb-w2", "cls-w2")):
-        await bind(pool.client, name, cluster, pool.workers[name[3:]].server)
+    """What the policies and bindings ``bound`` wrote (as a Kubeocean user does) have built."""
     for name in ("cb-w1", "cb-w2"):
         binding = await eventually(lambda n=name: phase_of(pool, n, "Ready"), 30)  # type: ignore[misc]
         conditions = {c["type"]: c["status"] for c in binding["status"]["conditions"]}
@@ -108,6 +185,7 @@ async def check(pool: Pool, name: str) -> str:
         return exc.message
 
 
+@pytest.mark.usefixtures("bound")
 async def test_health_lists_each_binding(pool: Pool) -> None:
     async def both_ok() -> str:  # read from the manager's informer cache: it follows the API's status
         verbose = str(await pool.client.request("GET", "/readyz", params={"verbose": ""}))
@@ -123,6 +201,7 @@ async def test_health_lists_each_binding(pool: Pool) -> None:
         await pool.client.request("GET", "/readyz/pooling/no-such-binding")
 
 
+@pytest.mark.usefixtures("bound")
 async def test_metrics(pool: Pool) -> None:
     async def recorded() -> None:  # gauges are set once the writes they describe have been answered
         text = await pool.client.request("GET", "/metrics")
@@ -136,6 +215,7 @@ async def test_metrics(pool: Pool) -> None:
     await eventually(recorded, 30)
 
 
+@pytest.mark.usefixtures("bound")
 async def test_pod_runs_in_the_worker_and_comes_back(pool: Pool) -> None:
     client = pool.client
     await client.create(kinds.CONFIGMAPS, {"metadata": {"name": "greeting", "namespace": "team"},
@@ -191,6 +271,7 @@ async def test_pod_runs_in_the_worker_and_comes_back(pool: Pool) -> None:
     await eventually(cleaned, 30)
 
 
+@pytest.mark.usefixtures("bound")
 async def test_kubectl_logs_follow(pool: Pool) -> None:
     client = pool.client
     await client.create(kinds.PODS, pooled_pod("talker", "cls-w2", "for i in 1 2 3; do echo line-$i; sleep 1; done"),
@@ -219,6 +300,7 @@ async def test_kubectl_logs_follow(pool: Pool) -> None:
     await client.delete(kinds.PODS, "talker", "team")
 
 
+@pytest.mark.usefixtures("bound")
 async def test_kubectl_exec_reaches_the_worker_pod(pool: Pool) -> None:
     """kubectl exec (WebSocket v5) on a pod of a vnode: API server → proxier → worker pods/exec →
     the worker agent; stdout, stderr, stdin and the exit code all make the round trip."""
@@ -287,6 +369,7 @@ async def binding_gone(pool: Pool, name: str) -> bool:
     return False
 
 
+@pytest.mark.usefixtures("bound")
 async def test_no_policy_removes_the_vnode(pool: Pool) -> None:
     rlp = await pool.worker("w2").get(RESOURCELEASINGPOLICIES, "rlp2")
     await pool.worker("w2").delete(RESOURCELEASINGPOLICIES, "rlp2")
@@ -304,6 +387,7 @@ async def test_no_policy_removes_the_vnode(pool: Pool) -> None:
     await eventually(lambda: vnode(pool, VNODE2), 30)
 
 
+@pytest.mark.usefixtures("bound")
 async def test_worker_down_other_binding_unaffected(pool: Pool) -> None:
     client = pool.client
     await client.create(kinds.PODS, pooled_pod("survivor", "cls-w2", "sleep 600"), "team")
@@ -385,6 +469,7 @@ async def test_bad_input_fails_naming_the_field(
     await eventually(gone, 30)
 
 
+@pytest.mark.usefixtures("bound")
 async def test_invalid_window_fails_the_policy(pool: Pool) -> None:
     await lease_policy(pool.worker("w1"), "bad-window", "cb-w1", timeWindows=[{"start": "8:00", "end": "18:00"}])
 
@@ -399,6 +484,7 @@ async def test_invalid_window_fails_the_policy(pool: Pool) -> None:
     await pool.worker("w1").delete(RESOURCELEASINGPOLICIES, "bad-window")
 
 
+@pytest.mark.usefixtures("bound")
 async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
     """A bound claim brings its volume (re-pointed, Retain), an unbound one is copied for the
     worker's provisioner; the copies follow a resize, outlive the last pod using them (a claim's
@@ -492,6 +578,7 @@ async def test_claims_and_volumes_reach_the_worker(pool: Pool) -> None:
     await eventually(released, 30)
 
 
+@pytest.mark.usefixtures("bound")
 async def test_host_ports_of_worker_pods_get_a_placeholder(pool: Pool) -> None:
     """Host ports taken by the worker's own pods are declared on the vnode by one placeholder pod
     in kubeocean-fake, replaced when they change, removed when none is taken; never synced down."""
@@ -528,6 +615,7 @@ async def test_host_ports_of_worker_pods_get_a_placeholder(pool: Pool) -> None:
     await eventually(lambda: placeholders([]), 30)
 
 
+@pytest.mark.usefixtures("bound")
 async def test_binding_deleted_drains_everything(pool: Pool) -> None:
     client = pool.client
     await client.create(kinds.CONFIGMAPS, {"metadata": {"name": "cfg2", "namespace": "team"}, "data": {"a": "b"}},

@@ -17,6 +17,7 @@ from atoll.api import errors
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.auth.user import UserInfo
+from atoll.apiserver.cache.entries import Cached
 from atoll.apiserver.http import codec, partial
 from atoll.apiserver.http.authorize import field_selector_name
 from atoll.apiserver.http.metrics_api import MetricsAPI, is_metrics
@@ -118,6 +119,17 @@ class ResourceHandlers:
             return codec.json_response(table, status=status, headers=headers)
         return codec.json_response(obj if raw is None else raw, status=status, headers=headers)
 
+    def _read_one(self, request: web.Request, rd: ResourceDef, cached: Cached) -> web.Response:
+        """A GET's answer from the cached object, as ``_one`` answers it. The object's own bytes
+        and its metadata (``partial``: an encoding kept per revision) need no dict, so a large
+        object is decoded only for a Table, which reads its fields."""
+        if "as=" in request.headers.get("Accept", ""):
+            if partial.wants_metadata(request):
+                return codec.json_response(partial.partial(cached))
+            if codec.wants_table(request):
+                return self._one(request, rd, cached.obj, raw=cached.raw)
+        return codec.json_response(cached.raw)
+
     def _cached_raw(self, rd: ResourceDef, obj: JSON) -> bytes | None:
         """The cache's encoding of ``obj`` when a write returned the cached object itself (no re-encode)."""
         md = obj["metadata"]
@@ -147,7 +159,7 @@ class ResourceHandlers:
             cached = self.objects.cache.get(route.rd.key(route.namespace, route.name))
             if cached is None:  # acknowledged through another master but not here yet?
                 cached = await self.objects.current(route.rd, route.namespace, route.name)
-            return self._one(request, route.rd, cached.obj, raw=cached.raw)
+            return self._read_one(request, route.rd, cached)
         if method == "PUT":
             return await self.update(request, route)
         if method == "PATCH":
