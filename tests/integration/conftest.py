@@ -1,5 +1,6 @@
-"""Fixtures shared by the integration tests: raw HTTPS to the API server, and an Atoll client
-that reaches it through a fault-injecting proxy."""
+"""Fixtures shared by the integration tests: raw HTTPS to the API server, an Atoll client that
+reaches it through a fault-injecting proxy, the admin client over HTTP and in-process, and the
+server's watch cache."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from atoll.apiserver.cache.watchcache import WatchCache
 from atoll.client import Client
 from tests.conftest import RunningServer
 from tests.integration.faults import FaultProxy, fault_proxy
@@ -45,3 +47,10 @@ async def http_or_local(api_server: RunningServer, request: pytest.FixtureReques
     assert (c.local is not None) == (request.param == "local")
     async with c:
         yield c
+
+
+@pytest.fixture
+def watch_cache(api_server: RunningServer) -> WatchCache:
+    """The API server's watch cache (for tests that hold its batches or stop it)."""
+    assert api_server.node is not None and api_server.node.server is not None
+    return api_server.node.server.cache

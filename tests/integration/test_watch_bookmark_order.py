@@ -39,9 +39,8 @@ def client(http_or_local: Client) -> Client:
 
 
 @pytest.fixture
-def cache(api_server: RunningServer) -> WatchCache:
-    assert api_server.node is not None and api_server.node.server is not None
-    return api_server.node.server.cache
+def cache(watch_cache: WatchCache) -> WatchCache:
+    return watch_cache
 
 
 @pytest.fixture

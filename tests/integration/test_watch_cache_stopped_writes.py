@@ -20,7 +20,7 @@ from atoll.api.kinds import CONFIGMAPS
 from atoll.apiserver.cache.watchcache import WatchCache
 from atoll.client import Client
 from atoll.store.base import Event
-from tests.conftest import RunningServer, eventually
+from tests.conftest import eventually
 from tests.integration.test_local_watch_stop import stop_cache
 
 pytestmark = pytest.mark.controllers()  # no controllers: nothing else writes ConfigMaps
@@ -34,11 +34,9 @@ def client(http_or_local: Client) -> Client:
 
 
 @pytest.fixture
-def cache(api_server: RunningServer) -> WatchCache:
-    assert api_server.node is not None and api_server.node.server is not None
-    cache = api_server.node.server.cache
-    cache.settings = dataclasses.replace(cache.settings, read_your_writes=HOUR)
-    return cache
+def cache(watch_cache: WatchCache) -> WatchCache:
+    watch_cache.settings = dataclasses.replace(watch_cache.settings, read_your_writes=HOUR)
+    return watch_cache
 
 
 async def test_a_write_waiting_when_the_cache_stops_answers_at_once(client: Client, cache: WatchCache) -> None:
