@@ -95,16 +95,12 @@ def watch_start(query: Mapping[str, Any], settings: WatchStreamSettings) -> Watc
     )
 
 
-async def begin(
+def begin(
     cache: WatchCache, prefix: str, matcher: Filter | None, start: WatchStart
 ) -> tuple[Watcher, list[WatchEvent], int | None]:
     """Register the watch: its watcher, the events it begins with, and the revision of its
-    initial-events-end BOOKMARK (None: it sends none). A selected watch replaying from a
-    resourceVersion first has the cache read the previous states its replay needs
-    (``WatchCache.prepare_replay``). ``cache.watch`` is synchronous, so the bookmark's revision is
-    exactly the state the initial events show."""
-    if matcher is not None and start.revision and not start.send_initial:
-        await cache.prepare_replay(prefix, start.revision)
+    initial-events-end BOOKMARK (None: it sends none). ``cache.watch`` is synchronous, so that
+    revision is exactly the state the initial events show."""
     snapshot = cache.revision
     if start.send_initial:
         revision = 0  # the current state, whatever the resourceVersion (NotOlderThan: caught up already)
