@@ -35,7 +35,7 @@ from atoll.apiserver.cache.fanout import Fanout, trigger_of
 from atoll.apiserver.cache.history import EventHistory
 from atoll.apiserver.cache.keyorder import END, KeyOrder
 from atoll.apiserver.cache.prelist import PreList
-from atoll.apiserver.cache.watchers import Filter, Watcher
+from atoll.apiserver.cache.watchers import Filter, SharedEvent, Watcher
 from atoll.apiserver.cache.watchers import WatchEvent as WatchEvent  # re-exported: its importers predate the split
 from atoll.store.base import Compacted, Event, Store
 
@@ -247,7 +247,7 @@ class WatchCache:
         self.revision = ev.revision
         fanout = self._by_resource.get(prefix)
         if fanout is not None:
-            fanned = WatchEvent(etype, ev.key, cached, previous, ev.revision, shared=True)
+            fanned = SharedEvent(etype, ev.key, cached, previous, ev.revision)
             for w in fanout.offer(fanned, holding):
                 self._end(w, Gone("watch fell behind; re-list and watch again"))
 
