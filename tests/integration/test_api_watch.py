@@ -169,6 +169,30 @@ async def test_send_initial_events_ends_with_marked_bookmark(api: Api) -> None:
         await stream.close()
 
 
+@pytest.mark.parametrize(("yes", "no"), [("1", "0"), ("True", "False"), ("t", "FALSE")])
+async def test_boolean_options_read_as_kube_apiserver_reads_them(api: Api, yes: str, no: str) -> None:
+    """``watch``, ``sendInitialEvents`` and ``allowWatchBookmarks`` as kube-apiserver decodes a boolean
+    query parameter: "0" and "false" (any case) are false, anything else is true (before, only
+    "true" counted for the last two: ``sendInitialEvents=1`` replayed nothing and sent no bookmark)."""
+    await create(api, DOMAINS, domain("a"))
+    options = {"watch": yes, "resourceVersionMatch": "NotOlderThan"}
+    stream = await api.watch(DOMAINS, {**options, "sendInitialEvents": yes, "allowWatchBookmarks": yes})
+    try:
+        events = await stream.collect(2)
+        assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+        assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    finally:
+        await stream.close()
+    stream = await api.watch(DOMAINS, {**options, "sendInitialEvents": no, "allowWatchBookmarks": no})
+    try:  # live events only: b's ADDED comes first, not a's
+        await create(api, DOMAINS, domain("b"))
+        assert _summary(await stream.collect(1)) == [("ADDED", "b")]
+    finally:
+        await stream.close()
+    listing = await api.get(DOMAINS, params={"watch": no})
+    assert listing.status == 200 and listing.body["kind"] == "DomainList"
+
+
 async def test_too_old_resource_version_is_an_expired_error_event(api: Api, api_server: Any) -> None:
     first = await create(api, CMS, configmap("a"))
     for i in range(3):

@@ -1,20 +1,22 @@
 """A selected watch resumed on a master that restarted after the change it must see.
 
 A restarted master replays the revisions before its initial list (``initial_history``); the
-store's rows do not carry their previous state. An object that left a watch's label selector in
-that window must be sent as DELETED with its previous content (kube's cacher), one that entered
-it as ADDED: the cache takes the previous state from the key's earlier row in the window, or reads
-it from the store (alone, or with one LIST of the watch's prefix at the window's start). Only
-where the store no longer has it (compacted) does the watch answer 410 Expired, so its client
-relists instead of keeping a departed object forever; a watch without selector, or whose selector
-the replayed objects still match, replays as before, and so does one whose selector is only
-``metadata.name`` (or a pod's ``spec.nodeName``) ``=`` a value: those fields never change once set.
+watch replaying that window must send an object that left its label selector there as DELETED
+with its previous content (kube's cacher), one that entered it as ADDED: the cache takes the
+previous state from the key's earlier row in the window, or from the value the row itself says it
+replaced (the store keeps it with every update row), never reading the store. Only where that
+value cannot be decoded does the watch answer 410 Expired, so its client relists instead of
+keeping a departed object forever; a watch without selector, or whose selector the replayed
+objects still match, replays as before, and so does one whose selector is only ``metadata.name``
+(or a pod's ``spec.nodeName``) ``=`` a value: those fields never change once set.
 Checked over HTTP and in-process, on two successive masters on one SQLite data directory.
 """
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,11 +25,10 @@ import pytest
 
 from atoll.api import errors
 from atoll.api.kinds import CONFIGMAPS
-from atoll.apiserver.cache import prelist
 from atoll.client import Client
 from atoll.node.config import NodeConfig
 from atoll.node.master import MasterNode
-from atoll.store.base import Compacted
+from atoll.store.base import Store
 from tests.conftest import RunningServer, _write_kubeconfig, start_until_ready
 
 JSON = dict[str, Any]
@@ -37,8 +38,7 @@ NS = "default"
 @contextlib.asynccontextmanager
 async def master(data: Path) -> AsyncIterator[RunningServer]:
     """A master on ``data`` (no controllers: nothing else writes ConfigMaps), stopped at the end."""
-    node = MasterNode(NodeConfig(mode="master", domain_id="kuscia-system", data_dir=data, api_port=0,
-                                 controllers=()))
+    node = MasterNode(NodeConfig(mode="master", domain_id="kuscia-system", data_dir=data, api_port=0, controllers=()))
     task = await start_until_ready(node.run(), node.ready, 30, "master did not become ready in 30 s")
     try:
         kubeconfig, token, ca = _write_kubeconfig(data, node.url)
@@ -54,8 +54,9 @@ def configmap(name: str, app: str) -> JSON:
 
 async def first(client: Client, rv: str, selector: str, fields: str = "") -> tuple[str, str]:
     """The first event of a watch from ``rv`` with ``selector``: its type and object's name."""
-    events = client.watch(CONFIGMAPS, NS, resource_version=rv, label_selector=selector or None,
-                          field_selector=fields or None)
+    events = client.watch(
+        CONFIGMAPS, NS, resource_version=rv, label_selector=selector or None, field_selector=fields or None
+    )
     async with contextlib.aclosing(events), asyncio.timeout(5):
         kind, obj = await anext(events)
     return kind, obj["metadata"]["name"]
@@ -66,18 +67,32 @@ async def taken(client: Client, rv: str, selector: str, n: int) -> list[tuple[st
     events = client.watch(CONFIGMAPS, NS, resource_version=rv, label_selector=selector)
     async with contextlib.aclosing(events), asyncio.timeout(5):
         got = [await anext(events) for _ in range(n)]
-    return [(kind, obj["metadata"]["name"], {**obj["metadata"]["labels"], "rv": obj["metadata"]["resourceVersion"]})
-            for kind, obj in got]
+    return [
+        (kind, obj["metadata"]["name"], {**obj["metadata"]["labels"], "rv": obj["metadata"]["resourceVersion"]})
+        for kind, obj in got
+    ]
 
 
-@pytest.mark.parametrize("point_read", [0, 10**6], ids=["read-one", "list-all"])
+def count_reads(monkeypatch: pytest.MonkeyPatch, store: Store) -> list[str]:
+    """Every read of ``store`` (``get``/``list``) from now on, by method name."""
+    reads: list[str] = []
+    for name in ("get", "list"):
+        original = getattr(store, name)
+
+        async def counted(*args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+            reads.append(_name)
+            return await _original(*args, **kw)
+
+        monkeypatch.setattr(store, name, counted)
+    return reads
+
+
 async def test_a_selected_watch_replaying_from_before_a_restart_sees_departures(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point_read: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """x's previous state is read from the store (its create is before the replayed window: the
-    store was compacted there), alone or with a LIST at the window's start; z's comes from its own
-    earlier row in the window."""
-    monkeypatch.setattr(prelist, "POINT_READ", point_read)  # what a row read alone costs: nothing, or a lot
+    """x's first row in the replayed window is its patch (the store was compacted at its create):
+    its previous state is the value that row replaced; z's comes from its own earlier row there.
+    Neither replay reads the store, with a label selector or a pinned one."""
     data = tmp_path / "master"
     async with master(data) as a, a.client() as client:
         assert a.node is not None and a.node.server is not None
@@ -93,7 +108,9 @@ async def test_a_selected_watch_replaying_from_before_a_restart_sees_departures(
         assert cache._history.start == int(rv) and cache._live_from >= int(z_left["metadata"]["resourceVersion"])
         async with b.client() as http, b.node.client() as local:
             y = await http.create(CONFIGMAPS, configmap("y", "a"))  # after the restart: a live event
+            reads = count_reads(monkeypatch, cache._store)
             for client in (http, local):
+                assert await first(client, rv, "", "metadata.name=y") == ("ADDED", "y")  # pinned: no previous states
                 assert await taken(client, rv, "app=a", 4) == [
                     ("DELETED", "x", {"app": "a", "rv": x_left["metadata"]["resourceVersion"]}),  # as it last matched
                     ("ADDED", "z", {"app": "a", "rv": z_added["metadata"]["resourceVersion"]}),
@@ -102,38 +119,32 @@ async def test_a_selected_watch_replaying_from_before_a_restart_sees_departures(
                 ]
                 # x enters app=b: ADDED (its previous state did not match), not a MODIFIED
                 assert await taken(client, rv, "app=b", 1) == [
-                    ("ADDED", "x", {"app": "b", "rv": x_left["metadata"]["resourceVersion"]})]
+                    ("ADDED", "x", {"app": "b", "rv": x_left["metadata"]["resourceVersion"]})
+                ]
                 assert await first(client, rv, "") == ("MODIFIED", "x")  # no selector: replayed as it was
-                assert await first(client, rv, "", "metadata.name=y") == ("ADDED", "y")
+            assert reads == []  # every previous state came from the replayed rows
 
 
-@pytest.mark.parametrize("point_read", [0, 10**6], ids=["read-one", "list-all"])
-async def test_a_selected_watch_is_expired_when_the_previous_state_is_gone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point_read: int
-) -> None:
-    """A replayed change whose previous state the store no longer gives (compacted meanwhile):
-    whether it left the selector is unknown, so the watch answers 410 and its client relists."""
-    monkeypatch.setattr(prelist, "POINT_READ", point_read)
+async def test_a_selected_watch_is_expired_when_the_previous_state_is_unreadable(tmp_path: Path) -> None:
+    """A replayed change whose row replaced a value that is not an object (written past the API,
+    or corrupted): whether it left the selector is unknown, so the watch answers 410 and its client
+    relists. (A value the row replaced is never missing: the store keeps it with the row, and
+    compaction never removes a row the replayed window holds.)"""
     data = tmp_path / "master"
+    key = CONFIGMAPS.key(NS, "x")
     async with master(data) as a, a.client() as client:
         assert a.node is not None and a.node.server is not None
+        store = a.node.server.cache._store
         created = await client.create(CONFIGMAPS, configmap("x", "a"))
         rv = created["metadata"]["resourceVersion"]
         await a.node.server.compactor.compact(int(rv))
-        await client.patch(CONFIGMAPS, "x", {"metadata": {"labels": {"app": "b"}}}, NS)  # x leaves app=a
+        good = await store.get(key)
+        assert good is not None
+        broken = await store.update(key, b"not an object", good.revision)
+        moved = {**json.loads(good.value), "metadata": {**json.loads(good.value)["metadata"], "labels": {"app": "b"}}}
+        await store.update(key, json.dumps(moved).encode(), broken)  # x leaves app=a, replacing the broken value
     async with master(data) as b:
         assert b.node is not None and b.node.server is not None
-        store = b.node.server.cache._store
-        listing = store.list
-
-        async def compacted(prefix: str, **kw: Any) -> Any:
-            """The store as compacted past x's patch: no ConfigMap state before it."""
-            revision = kw.get("revision", 0)
-            if revision and prefix.startswith(CONFIGMAPS.key_prefix(NS)):
-                raise Compacted(revision, revision + 1)
-            return await listing(prefix, **kw)
-
-        monkeypatch.setattr(store, "list", compacted)  # for a read alone and for a LIST alike
         async with b.client() as http, b.node.client() as local:
             await http.create(CONFIGMAPS, configmap("y", "a"))
             for client in (http, local):

@@ -3,8 +3,8 @@
 Like kube-apiserver's cacher, reads never scan the database. At start the cache lists the store
 at revision R, then follows ``store.watch`` from a little before R: rows at or below R only fill
 the event history (so watches from a recent resourceVersion can replay; their previous states,
-which a selected watch's replay needs, come from ``prelist``), rows above R update the state and
-fan out to watchers.
+which a selected watch's replay needs, come from the rows themselves: ``prelist``), rows above R
+update the state and fan out to watchers.
 
 Each cached object (``entries.Cached``) keeps its encoded bytes and its dict (with
 ``metadata.resourceVersion`` set from the row's revision; large objects are decoded on use), so
@@ -35,7 +35,7 @@ from atoll.apiserver.cache.fanout import Fanout, trigger_of
 from atoll.apiserver.cache.history import EventHistory
 from atoll.apiserver.cache.keyorder import END, KeyOrder
 from atoll.apiserver.cache.prelist import PreList
-from atoll.apiserver.cache.watchers import Filter, Watcher
+from atoll.apiserver.cache.watchers import Filter, SharedEvent, Watcher
 from atoll.apiserver.cache.watchers import WatchEvent as WatchEvent  # re-exported: its importers predate the split
 from atoll.store.base import Compacted, Event, Store
 
@@ -84,7 +84,7 @@ class WatchCache:
         self.revision = 0
         self.stopped = False  # ``run`` ended: no more events; new watches are refused (503)
         self._live_from = 0  # events after this revision carry their previous state (``previous``)
-        self._prelist = PreList(store)  # ...and those at or before it get it here
+        self._prelist = PreList(self.settings.history_bytes)  # ...and those at or before it get it here
         self._ready = asyncio.Event()
         self._listeners: list[tuple[str, Callable[[WatchEvent], None]]] = []
         self._adopted: dict[int, tuple[bytes, dict[str, Any]]] = {}  # id(row value) -> (value, object)
@@ -193,6 +193,7 @@ class WatchCache:
             self.revision = max(self.revision, batch[-1].revision)
             if self.revision > self._prelist.listed:
                 self._prelist.done()  # the replayed window is behind
+            self._prelist.forget(self._history.start)  # ...and the rows the history dropped
         self._wake_waiters()
 
     def _remember(self, ev: Event) -> None:
@@ -204,11 +205,14 @@ class WatchCache:
         else:
             cached = decode_or_skip(ev.key, ev.value, ev.revision, keep_decoded=False)
         etype = "DELETED" if ev.deleted else ("ADDED" if ev.created else "MODIFIED")
-        previous = self._prelist.chain(ev.key, etype, cached, ev.revision, ev.prev_revision)  # its earlier row here
+        previous = self._prelist.chain(ev.key, etype, cached, ev.revision, ev.prev_value, ev.prev_revision)
         if cached is None:
             return
-        self._history.remember(WatchEvent(etype, ev.key, cached, previous, ev.revision), self.settings.history_events,
-                               self.settings.history_bytes)
+        self._history.remember(
+            WatchEvent(etype, ev.key, cached, previous, ev.revision),
+            self.settings.history_events,
+            self.settings.history_bytes,
+        )
 
     def _apply_one(self, ev: Event, holding: set[Watcher]) -> None:
         prefix = resource_prefix(ev.key)
@@ -243,7 +247,7 @@ class WatchCache:
         self.revision = ev.revision
         fanout = self._by_resource.get(prefix)
         if fanout is not None:
-            fanned = WatchEvent(etype, ev.key, cached, previous, ev.revision, shared=True)
+            fanned = SharedEvent(etype, ev.key, cached, previous, ev.revision)
             for w in fanout.offer(fanned, holding):
                 self._end(w, Gone("watch fell behind; re-list and watch again"))
 
@@ -344,14 +348,6 @@ class WatchCache:
 
     # ---- watches ----------------------------------------------------------------------------
 
-    async def prepare_replay(self, prefix: str, revision: int) -> None:
-        """Before a selected watch of ``prefix`` replays from ``revision``: give the replayed rows
-        from before the initial list their previous state (``prelist``), read from the store where
-        the replay did not tell it, so ``watch`` can send their departures and entries."""
-        if self._history.start <= revision < self._prelist.listed:
-            objects = self.count_from(prefix, "")
-            await self._prelist.resolve(self._history.after(revision, prefix), prefix, self._history.start, objects)
-
     def watch(
         self, prefix: str, matches: Filter | None, revision: int | None
     ) -> tuple[Watcher, builtins.list[WatchEvent]]:
@@ -360,24 +356,29 @@ class WatchCache:
         ``matches`` None: no selector. ``revision`` None or 0: synthetic ADDED for every current
         matching object. Otherwise the history after ``revision``; 410 if that history is no
         longer retained, or if a selected watch's replay holds a change from before the initial
-        list whose previous state is unknown (``prepare_replay`` first reads what the store still
-        has) and that its object may have left the selector by, which would be lost (a relist finds
-        it gone); 503 once the cache has stopped (it would never send anything)."""
+        list whose previous state is unknown (``prelist``: its row's previous value could not be
+        decoded) and that its object may have left the selector by, which would be lost (a relist
+        finds it gone); 503 once the cache has stopped (it would never send anything)."""
         if self.stopped:
             raise ServiceUnavailable("the watch cache is stopped (the server is shutting down)")
         watcher = Watcher(prefix, matches, asyncio.Queue(self.settings.watcher_queue))
         if not revision:
-            initial = [WatchEvent("ADDED", prefix, c, None, c.revision) for c in self.list(prefix)
-                       if matches is None or matches(c.peek())]
+            initial = [
+                WatchEvent("ADDED", prefix, c, None, c.revision)
+                for c in self.list(prefix)
+                if matches is None or matches(c.peek())
+            ]
         else:
             if revision < self._history.start:
                 raise Gone(f"too old resource version: {revision} ({self._history.start + 1})")
             initial = []
             probe = Watcher(prefix, matches, asyncio.Queue())
+            judged = None if matches is None or _pinned(matches) else matches  # needs previous states
             for ev in self._history.after(revision, prefix):
-                if matches is not None and self._prelist.unknown(ev) and _left(prefix, matches, ev):
-                    # a row from before the initial list: whether it left the selector is unknown
-                    raise Gone(f"too old resource version: {revision} ({self._live_from})")
+                if judged is not None and self._prelist.unknown(ev) and ev.key.startswith(prefix):
+                    if not self._prelist.settle(ev) and _left(judged, ev):
+                        # a row from before the initial list: whether it left the selector is unknown
+                        raise Gone(f"too old resource version: {revision} ({self._live_from})")
                 probe.offer(ev)
             while not probe.queue.empty():
                 item = probe.queue.get_nowait()
@@ -412,15 +413,18 @@ class WatchCache:
         return len(self._watchers)
 
 
-def _left(prefix: str, matches: Filter, event: WatchEvent) -> bool:
-    """``event`` (a MODIFIED replayed without its previous state) may be a departure from the
-    selector: its object under ``prefix`` no longer matches, so a watcher from before it may hold
-    it (kube sends DELETED with the previous content, which the history does not have)."""
-    if not event.key.startswith(prefix):
-        return False
+def _pinned(matches: Filter) -> bool:
+    """The selector is only ``metadata.name`` or a pod's ``spec.nodeName`` = value: neither changes
+    once set, so an object that does not match never did (and one that matches always did): its
+    replay needs no previous states."""
     pinned = trigger_of(matches)
-    if pinned is not None and pinned[2]:  # the selector is only ``metadata.name`` or a pod's ``spec.nodeName``
-        return False  # = value: neither changes once set, so an object that does not match never did
+    return pinned is not None and pinned[2]
+
+
+def _left(matches: Filter, event: WatchEvent) -> bool:
+    """``event`` (a MODIFIED replayed without its previous state) may be a departure from the
+    selector: its object no longer matches, so a watcher from before it may hold it (kube sends
+    DELETED with the previous content, which the history does not have)."""
     try:
         return not matches(event.current.peek())
     except Exception:  # a malformed object: the fan-out skips it too

@@ -1,12 +1,13 @@
 """Watch events and watchers of the watch cache: one event as fanned out, and one watch's filter,
 queue and direct writer.
 
-A ``WatchEvent`` of the fan-out is shared by every watcher it goes to (its encoded line is built
-once). A ``Watcher`` filters events by key prefix and selector (an object that stops matching is
-sent as DELETED with its previous content at the event's resourceVersion, as kube-apiserver's
-cacher does; one that starts matching as ADDED), holds them for its stream's ``sink`` while
-the stream is idle (one write per store batch) and queues them otherwise; a full queue means the
-watcher fell behind (the cache ends it with 410).
+A ``WatchEvent`` of the history holds only the event (five slots: the history keeps up to 200k);
+its fan-out copy (``SharedEvent``) is shared by every watcher it goes to (its encoded line,
+departure and arrival are built once and kept). A ``Watcher`` filters events by key prefix and
+selector (an object that stops matching is sent as DELETED with its previous content at the
+event's resourceVersion, as kube-apiserver's cacher does; one that starts matching as ADDED),
+holds them for its stream's ``sink`` while the stream is idle (one write per store batch) and
+queues them otherwise; a full queue means the watcher fell behind (the cache ends it with 410).
 """
 
 from __future__ import annotations
@@ -26,52 +27,58 @@ JSON = dict[str, Any]
 
 @dataclass(slots=True)
 class WatchEvent:
+    """One event as the history and the listeners hold it: its encoding, departure and arrival are
+    built on each use and not kept (a kept line would hold a second copy of every object of the
+    history; a history event needs no more slots than these five)."""
+
     type: str  # ADDED | MODIFIED | DELETED
     key: str
     current: Cached
     previous: Cached | None
     revision: int
-    _line: bytes | None = None
-    shared: bool = False  # the fan-out copy queued to every watcher: its line is built once, kept
-    _left: WatchEvent | None = None  # the fan-out copy's ``departure``, built once for its watchers
-    _entered: WatchEvent | None = None  # ... and its ``arrival``, likewise
 
     def line(self) -> bytes:
-        """The newline-terminated JSON event. Kept only on the fan-out copy (one frame shared by
-        every watcher of the event); history events don't keep it, as a kept line would hold a
-        second copy of every object there."""
-        if self._line is None:
-            line = b'{"type":"' + self.type.encode() + b'","object":' + self.current.raw + b"}\n"
-            if self.shared:
-                self._line = line
-            return line
-        return self._line
+        """The newline-terminated JSON event."""
+        return b'{"type":"' + self.type.encode() + b'","object":' + self.current.raw + b"}\n"
 
     def departure(self) -> WatchEvent:
         """This MODIFIED (which has a previous state) as seen by a watcher whose selector the
         object leaves: DELETED with the *previous* object's content at this event's revision
-        (kube-apiserver's ``cacheWatcher.convertToWatchEvent``). The fan-out copy builds it once
-        for all its watchers (one encoding; only events that leave a selector pay for it)."""
-        left = self._left
-        if left is None:
-            previous = self.previous
-            assert previous is not None
-            left = WatchEvent("DELETED", self.key, revised(previous, self.revision), previous, self.revision,
-                              shared=self.shared)
-            if self.shared:
-                self._left = left
-        return left
+        (kube-apiserver's ``cacheWatcher.convertToWatchEvent``)."""
+        previous = self.previous
+        assert previous is not None
+        return type(self)("DELETED", self.key, revised(previous, self.revision), previous, self.revision)
 
     def arrival(self) -> WatchEvent:
         """This MODIFIED as seen by a watcher whose selector the object enters: ADDED with the
-        current object (kube-apiserver's ``cacheWatcher.convertToWatchEvent``). Like ``departure``,
-        the fan-out copy builds it once for all its watchers, so they share one encoded frame."""
-        entered = self._entered
-        if entered is None:
-            entered = WatchEvent("ADDED", self.key, self.current, self.previous, self.revision, shared=self.shared)
-            if self.shared:
-                self._entered = entered
-        return entered
+        current object (kube-apiserver's ``cacheWatcher.convertToWatchEvent``)."""
+        return type(self)("ADDED", self.key, self.current, self.previous, self.revision)
+
+
+@dataclass(slots=True)
+class SharedEvent(WatchEvent):
+    """The fan-out copy of an event, shared by every watcher it goes to: its line, departure and
+    arrival are built once and kept, so its watchers share one encoded frame of each (only events
+    that leave or enter a selector pay for those)."""
+
+    _line: bytes | None = None
+    _left: WatchEvent | None = None
+    _entered: WatchEvent | None = None
+
+    def line(self) -> bytes:
+        if self._line is None:
+            self._line = WatchEvent.line(self)
+        return self._line
+
+    def departure(self) -> WatchEvent:
+        if self._left is None:
+            self._left = WatchEvent.departure(self)
+        return self._left
+
+    def arrival(self) -> WatchEvent:
+        if self._entered is None:
+            self._entered = WatchEvent.arrival(self)
+        return self._entered
 
 
 Filter = Callable[[JSON], bool]

@@ -15,6 +15,7 @@ from aiohttp import web
 from atoll.api import errors
 from atoll.apiserver.http.bodies import MAX_DEPTH, check_depth, load_yaml
 from atoll.apiserver.http.protobuf import decode_k8s_protobuf
+from atoll.apiserver.registry import params
 
 JSON = dict[str, Any]
 USER_KEY: web.RequestKey[Any] = web.RequestKey("atoll_user", object)
@@ -106,4 +107,5 @@ def wants_table(request: web.Request) -> bool:
 
 
 def bool_param(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "").lower() in ("true", "1")
+    """A boolean option of the query as kube-apiserver reads it (``params.flag``)."""
+    return params.flag(request.query.get(name)) is True

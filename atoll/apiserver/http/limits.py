@@ -27,6 +27,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from atoll.api import errors
+from atoll.apiserver.registry import params
 from atoll.runtime.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class ConnectionCounter:
 
 def long_running(request: web.BaseRequest) -> bool:
     query = request.query
-    if query.get("watch", "").lower() in ("true", "1"):
+    if params.flag(query.get("watch")):
         return True
     return request.path.endswith("/log") and query.get("follow", "").lower() in ("true", "1")
 

@@ -150,7 +150,7 @@ class InProcessReads:
         try:
             start = await self._handlers.watch_start(params)
             matcher = lists.make_matcher(rd, params.get("labelSelector") or "", params.get("fieldSelector") or "")
-            watcher, initial, initial_end = await begin(cache, rd.key_prefix(namespace), matcher, start)
+            watcher, initial, initial_end = begin(cache, rd.key_prefix(namespace), matcher, start)
         except errors.APIError as err:
             count_local("WATCH", rd.plural, err.code)
             raise

@@ -31,6 +31,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
+from atoll.apiserver.registry import params
 from atoll.runtime.metrics import REGISTRY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -146,7 +147,7 @@ _classified: dict[tuple[str, str, bool], tuple[str, str]] = {}
 def classify(request: web.Request) -> tuple[str, str]:
     """(verb, resource) of ``request`` as kube-apiserver labels it."""
     method = request.method
-    watch = method == "GET" and bool(request.query_string) and request.query.get("watch") in ("true", "1")
+    watch = method == "GET" and bool(request.query_string) and params.flag(request.query.get("watch")) is True
     key = (method, request.path, watch)
     found = _classified.get(key)
     if found is None:

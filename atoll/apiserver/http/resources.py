@@ -192,7 +192,7 @@ class ResourceHandlers:
         query = request.query
         rd = route.rd
         matcher = lists.make_matcher(rd, query.get("labelSelector", ""), query.get("fieldSelector", ""))
-        if query.get("watch", "").lower() in ("true", "1"):
+        if params.flag(query.get("watch")):
             start = await self.watch_start(query)
             renderer = None
             if codec.wants_table(request):

@@ -62,7 +62,7 @@ async def serve_watch(
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
     try:
-        watcher, initial, initial_end = await begin(cache, rd.key_prefix(namespace), matcher, start)
+        watcher, initial, initial_end = begin(cache, rd.key_prefix(namespace), matcher, start)
     except errors.Gone as err:
         # like the real cacher (newErrWatcher): a 200 stream with one ERROR event, then the end
         await response.prepare(request)

@@ -9,7 +9,8 @@ state as ADDED events -- after the cache has caught up with N, or with the store
 caller waits: ``ResourceHandlers.catch_up``) -- and, when bookmarks are allowed, a BOOKMARK
 annotated ``k8s.io/initial-events-end: "true"`` at the revision of that state.
 ``sendInitialEvents=false`` begins with live events only. ``timeoutSeconds`` ends the stream; without
-it, a random time in ``[min_timeout, max_timeout]``.
+it, a random time in ``[min_timeout, max_timeout]``. Booleans are read as kube-apiserver reads them
+(``params.flag``: "0" and "false" in any case are false, any other value true).
 """
 
 from __future__ import annotations
@@ -81,8 +82,7 @@ def watch_start(query: Mapping[str, Any], settings: WatchStreamSettings) -> Watc
         timeout = float(raw_timeout or 0) or random.uniform(settings.min_timeout, settings.max_timeout)
     except ValueError:
         raise errors.BadRequest(f"invalid timeoutSeconds: {raw_timeout!r}") from None
-    initial = _text(query.get("sendInitialEvents")).lower()
-    send_initial = None if not initial else initial == "true"
+    send_initial = params.flag(query.get("sendInitialEvents"))
     params.watch_resource_version_match(
         _text(query.get("resourceVersionMatch")), send_initial, _text(query.get("continue"))
     )
@@ -90,21 +90,17 @@ def watch_start(query: Mapping[str, Any], settings: WatchStreamSettings) -> Watc
         resource_version=rv,
         revision=parse_rv(rv),
         send_initial=send_initial,
-        bookmarks=_text(query.get("allowWatchBookmarks")).lower() == "true",
+        bookmarks=params.flag(query.get("allowWatchBookmarks")) is True,
         timeout=timeout,
     )
 
 
-async def begin(
+def begin(
     cache: WatchCache, prefix: str, matcher: Filter | None, start: WatchStart
 ) -> tuple[Watcher, list[WatchEvent], int | None]:
     """Register the watch: its watcher, the events it begins with, and the revision of its
-    initial-events-end BOOKMARK (None: it sends none). A selected watch replaying from a
-    resourceVersion first has the cache read the previous states its replay needs
-    (``WatchCache.prepare_replay``). ``cache.watch`` is synchronous, so the bookmark's revision is
-    exactly the state the initial events show."""
-    if matcher is not None and start.revision and not start.send_initial:
-        await cache.prepare_replay(prefix, start.revision)
+    initial-events-end BOOKMARK (None: it sends none). ``cache.watch`` is synchronous, so that
+    revision is exactly the state the initial events show."""
     snapshot = cache.revision
     if start.send_initial:
         revision = 0  # the current state, whatever the resourceVersion (NotOlderThan: caught up already)

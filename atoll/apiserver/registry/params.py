@@ -36,6 +36,17 @@ def integer(name: str, raw: str, *, minimum: int | None = None) -> int:
     return value
 
 
+def flag(value: object) -> bool | None:
+    """A boolean of list/watch/patch options as kube-apiserver reads it from the query
+    (``runtime.Convert_Slice_string_To_bool``): None when absent; when present, only "0" and "false"
+    (any case) are false and anything else, "" included, is true -- never an error. An in-process
+    caller's bool is itself."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value)
+    return text != "0" and text.lower() != "false"
+
+
 def boolean(name: str, raw: str) -> bool:
     if raw.lower() in ("true", "1"):
         return True
