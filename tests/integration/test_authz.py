@@ -263,3 +263,25 @@ async def test_dry_runs_do_not_consume_quota(api_server: RunningServer) -> None:
             assert resp.status == 201
     status, _ = await call(api_server, "POST", "/api/v1/namespaces/qd/pods", body=pod)
     assert status == 201
+
+
+async def test_a_named_get_with_watch_needs_get(api_server: RunningServer) -> None:
+    """A GET of one object answers the object whatever ``watch`` says, so it is authorized as
+    ``get`` (kube's RequestInfo): ``watch`` on a collection does not grant reading objects by name."""
+    ns, sa = "gina", "watcher"
+    await call(api_server, "POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
+    await call(api_server, "POST", f"/api/v1/namespaces/{ns}/configmaps", body={"metadata": {"name": "c"}})
+    await call(api_server, "POST", f"/api/v1/namespaces/{ns}/serviceaccounts", body={"metadata": {"name": sa}})
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}"
+    rule = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["watch"]}
+    await call(api_server, "POST", rbac + "/roles", body={"metadata": {"name": "w"}, "rules": [rule]})
+    await call(api_server, "POST", rbac + "/rolebindings", body={
+        "metadata": {"name": "w"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "w"},
+        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]})
+    status, tr = await call(api_server, "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token",
+                            body={"spec": {"expirationSeconds": 3600}})
+    assert status == 201, tr
+    token = str(tr["status"]["token"])
+    status, body = await call(api_server, "GET", f"/api/v1/namespaces/{ns}/configmaps/c?watch=true", token=token)
+    assert status == 403, body
+    assert "cannot get resource" in body["message"], body

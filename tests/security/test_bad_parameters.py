@@ -138,6 +138,7 @@ async def test_list_and_watch_option_combinations_are_422_naming_the_field(netwo
     """kube-apiserver's ValidateListOptions: each forbidden combination is a 422 ListOptions naming it."""
     cases = {
         "/pods?sendInitialEvents=true": ["sendInitialEvents is forbidden for list"],
+        "/pods?sendInitialEvents=": ["sendInitialEvents is forbidden for list"],
         "/pods?resourceVersion=1&resourceVersionMatch=NotOlderThan&continue=abc":
             ["resourceVersionMatch is forbidden when continue is provided"],
         "/pods?resourceVersion=0&resourceVersionMatch=Exact": ['resourceVersionMatch \\"exact\\" is forbidden'],

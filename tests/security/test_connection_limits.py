@@ -124,3 +124,16 @@ def test_inflight_limiter_counts_and_releases() -> None:
     limiter.leave(taken)
     limiter.leave(mutating)
     assert limiter.enter(get, ()) == "readonly"
+
+
+def test_only_a_get_with_watch_is_long_running() -> None:
+    """A watch is a GET: ``PUT ...?watch=x`` is still counted against the in-flight limits."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from atoll.apiserver.http.limits import long_running
+
+    assert long_running(make_mocked_request("GET", "/api/v1/pods?watch=x"))
+    assert long_running(make_mocked_request("GET", "/api/v1/namespaces/a/pods/p/log?follow=true"))
+    assert not long_running(make_mocked_request("PUT", "/api/v1/namespaces/a/pods/p?watch=true"))
+    assert not long_running(make_mocked_request("POST", "/api/v1/namespaces/a/pods?watch=1"))
+    assert not long_running(make_mocked_request("GET", "/api/v1/pods?watch=false"))

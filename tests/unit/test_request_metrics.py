@@ -34,6 +34,7 @@ def test_classify_like_kube_apiserver() -> None:
         ("GET", "/api/v1/namespaces/a/pods?watch=true"): ("WATCH", "pods"),
         ("GET", "/api/v1/namespaces/a/pods?watch=1"): ("WATCH", "pods"),
         ("GET", "/api/v1/namespaces/a/pods?watch=false"): ("LIST", "pods"),
+        ("GET", "/api/v1/namespaces/a/pods/p?watch=true"): ("GET", "pods"),  # a named GET is a get
         ("DELETE", "/apis/apps/v1/namespaces/a/deployments"): ("DELETECOLLECTION", "deployments"),
         ("DELETE", "/apis/apps/v1/namespaces/a/deployments/d"): ("DELETE", "deployments"),
         ("PATCH", "/api/v1/nodes/n/status"): ("PATCH", "nodes/status"),

@@ -47,7 +47,9 @@ class Request:
 
 def verb_for(method: str, has_name: bool, watch: bool) -> str:
     if method in ("GET", "HEAD"):
-        return "watch" if watch else ("get" if has_name else "list")
+        if has_name:  # a named GET is a get, whatever its query says (kube's RequestInfo)
+            return "get"
+        return "watch" if watch else "list"
     return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(
         method, "delete" if has_name else "deletecollection"
     )

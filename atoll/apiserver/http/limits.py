@@ -89,7 +89,10 @@ class ConnectionCounter:
 
 
 def long_running(request: web.BaseRequest) -> bool:
+    """A watch (a GET with ``watch``) or a followed log: exempt from the in-flight limits."""
     query = request.query
+    if request.method != "GET":
+        return False
     if params.flag(query.get("watch")):
         return True
     return request.path.endswith("/log") and query.get("follow", "").lower() in ("true", "1")

@@ -133,7 +133,7 @@ def _classify(method: str, path: str, watch: bool) -> tuple[str, str]:
         resource += "/" + rest[2]
     has_name = len(rest) > 1
     if method == "GET":
-        verb = "WATCH" if watch else ("GET" if has_name else "LIST")
+        verb = "GET" if has_name else ("WATCH" if watch else "LIST")
     elif method == "DELETE" and not has_name:
         verb = "DELETECOLLECTION"
     else:

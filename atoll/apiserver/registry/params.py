@@ -167,7 +167,7 @@ def resource_version_match(query: Mapping[str, str], rv: str) -> str:
             causes.append(
                 _forbidden("resourceVersionMatch", 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
             )
-    if query.get("sendInitialEvents", "") != "":
+    if "sendInitialEvents" in query:
         causes.append(_forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"))
     _raise_list_options(causes)
     return match
