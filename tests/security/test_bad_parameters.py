@@ -155,6 +155,20 @@ async def test_list_and_watch_option_combinations_are_422_naming_the_field(netwo
     assert ok.status == 200, ok.body
 
 
+async def test_get_at_a_resource_version_not_reached_is_504_and_a_bad_one_400(network: Network) -> None:
+    """A GET's resourceVersion means "not older than": one the server has not reached waits, then 504."""
+    started = time.monotonic()
+    _status(await network.call("GET", NS + "/configmaps/keep?resourceVersion=999999999999", as_="alice"), 504,
+            "Too large resource version")
+    assert time.monotonic() - started < 10
+    _status(await network.call("GET", NS + "/configmaps/keep?resourceVersion=abc", as_="alice"), 400, "resourceVersion")
+    current = await network.call("GET", NS + "/configmaps/keep", as_="alice")
+    rv = current.body["metadata"]["resourceVersion"]
+    for value in (rv, "0", ""):
+        reply = await network.call("GET", NS + f"/configmaps/keep?resourceVersion={value}", as_="alice")
+        assert reply.status == 200 and reply.body["metadata"]["name"] == "keep", reply.body
+
+
 async def test_overlong_field_manager_is_422(network: Network) -> None:
     reply = await network.call("POST", NS + "/configmaps?fieldManager=" + "m" * 200, as_="alice",
                                body={"metadata": {"name": "fm"}})

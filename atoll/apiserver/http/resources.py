@@ -156,6 +156,8 @@ class ResourceHandlers:
                 return await self.delete_collection(request, route)
             raise errors.MethodNotAllowed(f"{method} is not supported on a collection")
         if method == "GET":
+            if request.query_string:
+                await self._get_not_older_than(request.query)
             cached = self.objects.cache.get(route.rd.key(route.namespace, route.name))
             if cached is None:  # acknowledged through another master but not here yet?
                 cached = await self.objects.current(route.rd, route.namespace, route.name)
@@ -266,6 +268,13 @@ class ResourceHandlers:
         if rv == "":
             await self.objects.cache.wait_for(await self.objects.store.current_revision())
         elif int(rv) > self.objects.cache.revision:
+            await self._wait_for_future(int(rv))
+
+    async def _get_not_older_than(self, query: Mapping[str, str]) -> None:
+        """A GET's ``resourceVersion`` N (not "0"): the answer is not older than N, so a cache behind
+        N waits for it up to 3 s (then 504), as kube-apiserver's cacher; "" and "0" read the cache."""
+        rv = params.resource_version(query)
+        if rv and int(rv) > self.objects.cache.revision:
             await self._wait_for_future(int(rv))
 
     async def _wait_for_future(self, rv: int) -> None:
