@@ -58,7 +58,8 @@ def now() -> str:
 def pod_body(name: str) -> JSON:
     return {"metadata": {"name": name, "namespace": NAMESPACE},
             "spec": {"nodeName": NODE, "restartPolicy": "Never", "containers": [{
-                "name": "main", "image": "bench:v1", "command": ["sh", "-c", f"sleep 1; date +%s.%N > /tmp/m/{name}"]}]}}
+                "name": "main", "image": "bench:v1",
+                "command": ["sh", "-c", f"sleep 1; date +%s.%N > /tmp/m/{name}"]}]}}
 
 
 def _condition(kind: str, ok: bool, reason: str = "") -> JSON:
@@ -102,35 +103,70 @@ def event_body(pod: JSON) -> JSON:
 
 
 class Watchers:
-    """The namespace's and the node's pod watches; ``seen`` counts the events each received."""
+    """The namespace's and the node's pod watches; ``wait(n)`` returns once each has received n events."""
 
     def __init__(self, client: Client, rv: str, enabled: bool) -> None:
         self.seen = [0, 0]
+        self.target = 0
+        self.reached = asyncio.Event()
         self.tasks = [asyncio.create_task(self._watch(client, rv, i, sel))
                       for i, sel in enumerate((None, f"spec.nodeName={NODE}"))] if enabled else []
 
     async def _watch(self, client: Client, rv: str, i: int, selector: str | None) -> None:
         async for _kind, _obj in client.watch(kinds.PODS, NAMESPACE, resource_version=rv, field_selector=selector):
             self.seen[i] += 1
+            if min(self.seen) >= self.target:
+                self.reached.set()
 
     async def wait(self, total: int) -> None:
-        while self.tasks and min(self.seen) < total:
-            await asyncio.sleep(0.005)
+        self.target = total
+        if not self.tasks or min(self.seen) >= total:
+            return
+        self.reached.clear()
+        await self.reached.wait()
 
 
-async def _phase(pid: int, n: int, conc: int, call: Callable[[int], Awaitable[Any]],
-                 settle: Callable[[], Awaitable[None]]) -> float:
+async def _calls(n: int, conc: int, call: Callable[[int], Awaitable[Any]]) -> None:
+    """``call(i)`` for i < n, ``conc`` in flight."""
     gate = asyncio.Semaphore(conc)
 
     async def one(i: int) -> None:
         async with gate:
             await call(i)
 
-    before = cpu_seconds(pid)
     await asyncio.gather(*(one(i) for i in range(n)))
-    await settle()
-    await asyncio.sleep(0.2)  # the in-process controllers' share of the phase
-    return (cpu_seconds(pid) - before) / n * 1e6
+
+
+class Round:
+    """One round: N requests of each kind, kind after kind (the pods of the round go through them)."""
+
+    def __init__(self, bench: Client, agent: Client, r: int) -> None:
+        self.bench, self.agent, self.r = bench, agent, r
+        self.pods: dict[int, JSON] = {}
+
+    async def cm(self, i: int) -> None:
+        await self.bench.create(kinds.CONFIGMAPS, {"metadata": {"name": f"c{self.r}-{i}", "namespace": NAMESPACE},
+                                                   "data": {"payload": "x" * 256}})
+
+    async def create(self, i: int) -> None:
+        self.pods[i] = await self.bench.create(kinds.PODS, pod_body(f"p{self.r}-{i}"))
+
+    async def running(self, i: int) -> None:
+        self.pods[i] = await self.agent.update(kinds.PODS, status_body(self.pods[i], "Running"), subresource="status")
+
+    async def event(self, i: int) -> None:
+        await self.agent.create(kinds.EVENTS, event_body(self.pods[i]))
+
+    async def succeeded(self, i: int) -> None:
+        await self.agent.update(kinds.PODS, status_body(self.pods[i], "Succeeded"), subresource="status")
+
+    async def delete(self, i: int) -> None:
+        await self.bench.delete(kinds.PODS, self.pods[i]["metadata"]["name"], NAMESPACE)
+
+    def calls(self) -> tuple[tuple[str, Callable[[int], Awaitable[None]], int], ...]:
+        """(kind, call, watch events per call) in lifecycle order."""
+        return (("configmap create", self.cm, 0), ("pod create", self.create, 1), ("status Running", self.running, 1),
+                ("event", self.event, 0), ("status Succeeded", self.succeeded, 1), ("pod delete", self.delete, 1))
 
 
 async def client_job(kubeconfig: str, pid: int, n: int, rounds: int, conc: int, watch: bool) -> list[dict[str, float]]:
@@ -146,35 +182,14 @@ async def client_job(kubeconfig: str, pid: int, n: int, rounds: int, conc: int, 
         watchers = Watchers(bench, rv, watch)
         events = 0
         for r in range(rounds):
-            pods: dict[int, JSON] = {}
             out: dict[str, float] = {}
-
-            async def settled() -> None:
+            for name, call, per_call in Round(bench, agent, r).calls():
+                before = cpu_seconds(pid)
+                await _calls(n, conc, call)
+                events += per_call * n
                 await watchers.wait(events)
-
-            async def cm(i: int, r: int = r) -> None:
-                await bench.create(kinds.CONFIGMAPS, {"metadata": {"name": f"c{r}-{i}", "namespace": NAMESPACE},
-                                                      "data": {"payload": "x" * 256}})
-
-            async def create(i: int, r: int = r) -> None:
-                pods[i] = await bench.create(kinds.PODS, pod_body(f"p{r}-{i}"))
-
-            async def running(i: int) -> None:
-                pods[i] = await agent.update(kinds.PODS, status_body(pods[i], "Running"), subresource="status")
-
-            async def event(i: int) -> None:
-                await agent.create(kinds.EVENTS, event_body(pods[i]))
-
-            async def succeeded(i: int) -> None:
-                await agent.update(kinds.PODS, status_body(pods[i], "Succeeded"), subresource="status")
-
-            async def delete(i: int) -> None:
-                await bench.delete(kinds.PODS, pods[i]["metadata"]["name"], NAMESPACE)
-
-            for name, call, new_events in zip(KINDS, (cm, create, running, event, succeeded, delete),
-                                              (0, n, n, 0, n, n), strict=True):
-                events += new_events
-                out[name] = await _phase(pid, n, conc, call, settled)
+                await asyncio.sleep(0.2)  # the in-process controllers' share of the phase
+                out[name] = (cpu_seconds(pid) - before) / n * 1e6
             results.append(out)
         for task in watchers.tasks:
             task.cancel()
