@@ -56,10 +56,16 @@ def now() -> str:
 
 
 def pod_body(name: str) -> JSON:
-    return {"metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"nodeName": NODE, "restartPolicy": "Never", "containers": [{
-                "name": "main", "image": "bench:v1",
-                "command": ["sh", "-c", f"sleep 1; date +%s.%N > /tmp/m/{name}"]}]}}
+    return {
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "nodeName": NODE,
+            "restartPolicy": "Never",
+            "containers": [
+                {"name": "main", "image": "bench:v1", "command": ["sh", "-c", f"sleep 1; date +%s.%N > /tmp/m/{name}"]}
+            ],
+        },
+    }
 
 
 def _condition(kind: str, ok: bool, reason: str = "") -> JSON:
@@ -73,33 +79,78 @@ def status_body(pod: JSON, phase: str) -> JSON:
     """The body of an agent's ``PUT pods/status`` (``atoll.agent.runp.status.pod_status``'s shape)."""
     md = pod["metadata"]
     running = phase == "Running"
-    state = ({"running": {"startedAt": now()}} if running else
-             {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now(), "finishedAt": now(),
-                             "containerID": f"runp://{md['uid']}-main-0"}})
+    state = (
+        {"running": {"startedAt": now()}}
+        if running
+        else {
+            "terminated": {
+                "exitCode": 0,
+                "reason": "Completed",
+                "startedAt": now(),
+                "finishedAt": now(),
+                "containerID": f"runp://{md['uid']}-main-0",
+            }
+        }
+    )
     reason = "" if running else "PodCompleted"
     status = {
         "phase": phase,
-        "conditions": [_condition("PodReadyToStartContainers", True), _condition("Initialized", True, reason),
-                       _condition("Ready", running, reason), _condition("ContainersReady", running, reason),
-                       _condition("PodScheduled", True)],
-        "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}], "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
+        "conditions": [
+            _condition("PodReadyToStartContainers", True),
+            _condition("Initialized", True, reason),
+            _condition("Ready", running, reason),
+            _condition("ContainersReady", running, reason),
+            _condition("PodScheduled", True),
+        ],
+        "hostIP": "127.0.0.1",
+        "hostIPs": [{"ip": "127.0.0.1"}],
+        "podIP": "127.0.0.1",
+        "podIPs": [{"ip": "127.0.0.1"}],
         "startTime": now(),
-        "containerStatuses": [{"name": "main", "state": state, "lastState": {}, "ready": running, "restartCount": 0,
-                               "image": "bench:v1", "imageID": "sha256:" + "0" * 64, "started": running,
-                               "containerID": f"runp://{md['uid']}-main-0"}],
+        "containerStatuses": [
+            {
+                "name": "main",
+                "state": state,
+                "lastState": {},
+                "ready": running,
+                "restartCount": 0,
+                "image": "bench:v1",
+                "imageID": "sha256:" + "0" * 64,
+                "started": running,
+                "containerID": f"runp://{md['uid']}-main-0",
+            }
+        ],
     }
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": md["name"], "namespace": NAMESPACE, "uid": md["uid"]}, "status": status}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": md["name"], "namespace": NAMESPACE, "uid": md["uid"]},
+        "status": status,
+    }
 
 
 def event_body(pod: JSON) -> JSON:
     md, stamp = pod["metadata"], now()
-    return {"metadata": {"name": f"{md['name']}.{os.urandom(8).hex()}", "namespace": NAMESPACE},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": NAMESPACE, "name": md["name"],
-                               "uid": md["uid"], "fieldPath": "spec.containers{main}"},
-            "reason": "Started", "message": "Started container main", "type": "Normal",
-            "source": {"component": "kubelet", "host": NODE}, "firstTimestamp": stamp, "lastTimestamp": stamp,
-            "count": 1, "reportingComponent": "kubelet", "reportingInstance": NODE}
+    return {
+        "metadata": {"name": f"{md['name']}.{os.urandom(8).hex()}", "namespace": NAMESPACE},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "namespace": NAMESPACE,
+            "name": md["name"],
+            "uid": md["uid"],
+            "fieldPath": "spec.containers{main}",
+        },
+        "reason": "Started",
+        "message": "Started container main",
+        "type": "Normal",
+        "source": {"component": "kubelet", "host": NODE},
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+        "reportingComponent": "kubelet",
+        "reportingInstance": NODE,
+    }
 
 
 class Watchers:
@@ -109,8 +160,14 @@ class Watchers:
         self.seen = [0, 0]
         self.target = 0
         self.reached = asyncio.Event()
-        self.tasks = [asyncio.create_task(self._watch(client, rv, i, sel))
-                      for i, sel in enumerate((None, f"spec.nodeName={NODE}"))] if enabled else []
+        self.tasks = (
+            [
+                asyncio.create_task(self._watch(client, rv, i, sel))
+                for i, sel in enumerate((None, f"spec.nodeName={NODE}"))
+            ]
+            if enabled
+            else []
+        )
 
     async def _watch(self, client: Client, rv: str, i: int, selector: str | None) -> None:
         async for _kind, _obj in client.watch(kinds.PODS, NAMESPACE, resource_version=rv, field_selector=selector):
@@ -145,8 +202,10 @@ class Round:
         self.pods: dict[int, JSON] = {}
 
     async def cm(self, i: int) -> None:
-        await self.bench.create(kinds.CONFIGMAPS, {"metadata": {"name": f"c{self.r}-{i}", "namespace": NAMESPACE},
-                                                   "data": {"payload": "x" * 256}})
+        await self.bench.create(
+            kinds.CONFIGMAPS,
+            {"metadata": {"name": f"c{self.r}-{i}", "namespace": NAMESPACE}, "data": {"payload": "x" * 256}},
+        )
 
     async def create(self, i: int) -> None:
         self.pods[i] = await self.bench.create(kinds.PODS, pod_body(f"p{self.r}-{i}"))
@@ -165,8 +224,14 @@ class Round:
 
     def calls(self) -> tuple[tuple[str, Callable[[int], Awaitable[None]], int], ...]:
         """(kind, call, watch events per call) in lifecycle order."""
-        return (("configmap create", self.cm, 0), ("pod create", self.create, 1), ("status Running", self.running, 1),
-                ("event", self.event, 0), ("status Succeeded", self.succeeded, 1), ("pod delete", self.delete, 1))
+        return (
+            ("configmap create", self.cm, 0),
+            ("pod create", self.create, 1),
+            ("status Running", self.running, 1),
+            ("event", self.event, 0),
+            ("status Succeeded", self.succeeded, 1),
+            ("pod delete", self.delete, 1),
+        )
 
 
 async def client_job(kubeconfig: str, pid: int, n: int, rounds: int, conc: int, watch: bool) -> list[dict[str, float]]:
@@ -203,8 +268,10 @@ def report(results: list[dict[str, float]]) -> None:
     steady = results[1:] if len(results) > 1 else results
     print(f"master CPU per request, µs (first round | median of the other {len(steady)})")
     for name in KINDS:
-        print(f"  {name:<20}{results[0][name]:>8.0f} |{statistics.median(r[name] for r in steady):>8.0f}   "
-              + " ".join(f"{r[name]:.0f}" for r in steady))
+        print(
+            f"  {name:<20}{results[0][name]:>8.0f} |{statistics.median(r[name] for r in steady):>8.0f}   "
+            + " ".join(f"{r[name]:.0f}" for r in steady)
+        )
     pod = [sum(r[k] for k in KINDS[1:]) for r in results]
     print(f"  {'pod lifecycle':<20}{pod[0]:>8.0f} |{statistics.median(pod[1:] or pod):>8.0f}")
 
@@ -225,8 +292,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="atoll-bench-podreq-") as tmp:
         master, kubeconfig = start_master(Path(tmp))
         try:
-            cmd = [sys.executable, __file__, "--client", str(kubeconfig), str(master.pid), "--pods", str(args.pods),
-                   "--rounds", str(args.rounds), "--concurrency", str(args.concurrency)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--client",
+                str(kubeconfig),
+                str(master.pid),
+                "--pods",
+                str(args.pods),
+                "--rounds",
+                str(args.rounds),
+                "--concurrency",
+                str(args.concurrency),
+            ]
             if not args.watchers:
                 cmd.append("--no-watchers")
             samplers = start_samplers({"master": master.pid})  # ATOLL_PYSPY=PREFIX, as bench_pods.py
