@@ -9,7 +9,9 @@ generator in its own process (so the master's CPU is not mixed with the client's
 * ``configmap create``: a small ConfigMap (the reference: what is not pod-specific);
 * ``pod create``: ``POST pods`` of a pod bound to a node, as ``bench_pods.py`` creates it;
 * ``status Running`` / ``status Succeeded``: ``PUT pods/status`` with the status an agent writes
-  (``atoll.agent.runp.status.pod_status``'s shape), User-Agent ``atoll-agent``;
+  (``atoll.agent.runp.status.pod_status``'s shape), User-Agent ``atoll-agent``, over the agent's
+  own connections (``--agent-connections``, 8 as ``AGENT_CONNECTIONS``: fewer writes in flight make
+  smaller commit batches, and each write dearer);
 * ``event``: ``POST events`` of a ``Started`` event as the agent records it;
 * ``pod delete``: ``DELETE`` of the Succeeded pod (removed at once).
 
@@ -234,15 +236,17 @@ class Round:
         )
 
 
-async def client_job(kubeconfig: str, pid: int, n: int, rounds: int, conc: int, watch: bool) -> list[dict[str, float]]:
+async def client_job(
+    kubeconfig: str, pid: int, n: int, rounds: int, conc: int, watch: bool, agent_pool: int = 8
+) -> list[dict[str, float]]:
     bench = Client.from_kubeconfig(kubeconfig, pool_size=conc)
-    agent = Client.from_kubeconfig(kubeconfig, pool_size=8, user_agent="atoll-agent/bench")
+    agent = Client.from_kubeconfig(kubeconfig, pool_size=agent_pool, user_agent="atoll-agent/bench")
     results = []
     try:
         await bench.create(kinds.NAMESPACES, {"metadata": {"name": NAMESPACE}})
         await bench.create(kinds.NODES, {"metadata": {"name": NODE}})
         await asyncio.gather(*(bench.get(kinds.NAMESPACES, NAMESPACE) for _ in range(conc)))
-        await asyncio.gather(*(agent.get(kinds.NAMESPACES, NAMESPACE) for _ in range(8)))
+        await asyncio.gather(*(agent.get(kinds.NAMESPACES, NAMESPACE) for _ in range(agent_pool)))
         rv = (await bench.list(kinds.PODS, NAMESPACE))["metadata"]["resourceVersion"]
         watchers = Watchers(bench, rv, watch)
         events = 0
@@ -280,13 +284,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, default=1000, help="requests of each kind per round")
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=20, help="the benchmark's requests in flight")
+    parser.add_argument("--agent-connections", type=int, default=8, help="the agent's (status, events) in flight")
     parser.add_argument("--no-watchers", dest="watchers", action="store_false")
     parser.add_argument("--client", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         kubeconfig, pid = args.client
-        out = asyncio.run(client_job(kubeconfig, int(pid), args.pods, args.rounds, args.concurrency, args.watchers))
+        out = asyncio.run(
+            client_job(
+                kubeconfig, int(pid), args.pods, args.rounds, args.concurrency, args.watchers, args.agent_connections
+            )
+        )
         print(json.dumps(out))
         return
     with tempfile.TemporaryDirectory(prefix="atoll-bench-podreq-") as tmp:
@@ -304,6 +313,8 @@ def main() -> None:
                 str(args.rounds),
                 "--concurrency",
                 str(args.concurrency),
+                "--agent-connections",
+                str(args.agent_connections),
             ]
             if not args.watchers:
                 cmd.append("--no-watchers")
