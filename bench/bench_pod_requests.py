@@ -1,6 +1,7 @@
 """The master's CPU per request kind of a pod's lifecycle, each kind measured on its own.
 
-    .venv/bin/python bench/bench_pod_requests.py [--pods N] [--rounds R] [--concurrency C] [--watchers]
+    .venv/bin/python bench/bench_pod_requests.py [--pods N] [--rounds R] [--concurrency C]
+        [--agent-connections A] [--no-watchers]
 
 A real ``atoll start`` master (as ``bench_pods.py`` starts it) serves, per round, N requests of each
 kind ``bench_pods.py`` makes per pod, one kind after the other, with C in flight, from a load
@@ -15,9 +16,10 @@ generator in its own process (so the master's CPU is not mixed with the client's
 * ``event``: ``POST events`` of a ``Started`` event as the agent records it;
 * ``pod delete``: ``DELETE`` of the Succeeded pod (removed at once).
 
-With ``--watchers`` (the default) two watches are open while it runs, the fan-out of
-``bench_pods.py`` per pod: one on the namespace (the benchmark's) and one on the node's pods
-(``fieldSelector=spec.nodeName``, an agent's); a phase ends when they have seen its events. The
+Unless ``--no-watchers``, two watches are open while it runs, the fan-out of ``bench_pods.py`` per
+pod: one on the namespace (the benchmark's) and one on the node's pods (``fieldSelector=
+spec.nodeName``, an agent's); they hold two of the benchmark's C connections (so C >= 3), and a
+phase ends when they have seen its events. The
 master's CPU (``/proc/<pid>/stat``, 10 ms ticks) over a phase ÷ N is printed per kind in µs, the
 median over the rounds (the first round also pays the one-time costs of a fresh master: it is
 printed apart, and left out of the median when there are more rounds). ``ATOLL_PYSPY=PREFIX``
