@@ -15,7 +15,8 @@ resolution:
 * ``null`` is accepted anywhere (Go's zero value); ``format: byte`` must be base64 and
   ``format: date-time`` RFC 3339.
 
-Each schema definition is compiled once into a ``_Node`` tree (``$ref`` resolved, allowed types,
+Each schema definition is compiled once (the built-in kinds' at the API server's start-up,
+``compile_schemas``) into a ``_Node`` tree (``$ref`` resolved, allowed types,
 properties and formats precomputed; recursive definitions share their node), so a check is one walk
 with no dictionary look-ups into the schema; a scalar of an accepted type with no format to check
 costs one set look-up (``_Node.plain``), and so does a date-time already seen valid (a bounded set:
@@ -33,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from atoll.api import errors
@@ -251,6 +253,13 @@ def _root(group: str, version: str, kind: str) -> _Node | None:
         name = schema_name_for(group, version, kind)
         _roots[gvk] = _compile({"$ref": _REF + name}) if name is not None and name in definitions() else None
     return _roots[gvk]
+
+
+def compile_schemas(kinds: Iterable[tuple[str, str, str]]) -> None:
+    """Compile the schemas of these (group, version, kind)s now, at start-up, rather than at the
+    first write of each (a Pod's is ~600 nodes: 3 ms of the first pod create on a fresh master)."""
+    for group, version, kind in kinds:
+        _root(group, version, kind)
 
 
 def check(

@@ -118,7 +118,7 @@ class APIServer:
         self.cache.add_listener(CRD_PREFIX, self.crds.on_event)
         self.admission = AdmissionChain()
         self.admission.add(ObjectLimits())
-        self.admission.add(BuiltinSchemaAdmission())
+        self.admission.add(BuiltinSchemaAdmission(BUILTINS))  # their schemas compiled now
         self.admission.add(NamespaceLifecycle(self._namespace))
         self.admission.add(self.crds)
         self.admission.add(KusciaAdmission())

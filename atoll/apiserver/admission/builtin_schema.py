@@ -8,14 +8,20 @@ the subtrees equal to the stored object's.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from atoll.api import errors
-from atoll.api.builtin_validation import check
+from atoll.api.builtin_validation import check, compile_schemas
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.admission.chain import Attributes
 
 
 class BuiltinSchemaAdmission:
-    """Validates built-in kinds against their published schema, honouring ``fieldValidation``."""
+    """Validates built-in kinds against their published schema, honouring ``fieldValidation``.
+    The schemas of ``kinds`` are compiled at construction (start-up), not at their first write."""
+
+    def __init__(self, kinds: Iterable[ResourceDef] = ()) -> None:
+        compile_schemas((rd.group, rd.version, rd.kind) for rd in kinds if rd.builtin)
 
     @staticmethod
     def handles(rd: ResourceDef, operation: str, subresource: str) -> bool:
