@@ -247,7 +247,7 @@ class ContainerRunner:
             spawned = process.spawn(
                 prepared.command, env=prepared.env, cwd=prepared.cwd, state=state, log_file=logfile,
                 memory_kb=prepared.memory_kb, nice=prepared.nice, stdin_fd=None if tty else child,
-                tty_fd=child if tty else None,
+                tty_fd=child if tty else None, identify=False,
             )
         finally:
             if self.stdio is not None:
@@ -288,6 +288,13 @@ class ContainerRunner:
         _CHILDREN.discard(rec.pid)
         process.kill_group(rec.pid, signal.SIGKILL)  # sweep anything the container left behind
         return exited.result(), started
+
+    def identify(self) -> None:
+        """Record the start time of a process this agent spawned, if not yet recorded: the spawn leaves
+        it to the next save of the records (the pid, which it identifies, is saved only then too)."""
+        rec = self.rec
+        if rec.pid and rec.start_time is None and rec.pid in _CHILDREN:
+            rec.start_time = process.start_time(rec.pid)
 
     def kill(self) -> None:
         """Stop the running attempt (an ephemeral container when its pod finishes)."""
