@@ -14,8 +14,9 @@ Phases, each idempotent so a restarted agent re-enters at the right one:
 
 Status is written by a coalescing writer: ``changed()`` only sets flags, so a burst of transitions
 costs one ``PUT …/status`` and one rewrite of the sandbox records, done by the writer just before
-the PUT; queued Events wait while a pod's status write is pending (at most a second). Only the intent to spawn is persisted at once (``changed(durable=True)``): everything
-else a restarted agent recomputes from the shim's pid and exit files. A deleted pod's sandbox and
+the PUT; queued Events wait while a pod's status write is pending (at most a second). Only the
+intent to spawn is persisted at once (``changed(durable=True)``): everything else a restarted
+agent recomputes from the shim's pid and exit files. A deleted pod's sandbox and
 logs are removed on a worker thread: that ``rmtree`` waits on the file system (7.6 ms per pod on
 this project's VM, against 0.4 ms of CPU), which on the loop stalled every other pod.
 """

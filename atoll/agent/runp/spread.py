@@ -14,6 +14,9 @@ directories and many free inodes), so each pod's inodes land in a group of their
 
 Setting the flag is allowed to the directory's owner; on file systems without it (tmpfs, XFS,
 btrfs...) the ``ioctl`` fails and nothing changes. It changes placement only, never content.
+
+:func:`make_dirs` creates a pod's directories top down: ``Path.mkdir(parents=True)`` on a new
+directory first fails on it (``ENOENT``) before climbing, a system call each time for nothing.
 """
 
 from __future__ import annotations
@@ -46,3 +49,19 @@ def spread_subdirectories(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def make_dirs(*paths: Path) -> bool:
+    """Create each of ``paths`` (each one inside the one before), skipping those that exist; True if
+    the last one was created now."""
+    made = False
+    for path in paths:
+        try:
+            os.mkdir(path)
+            made = True
+        except FileExistsError:
+            made = False
+        except FileNotFoundError:  # a parent outside ``paths`` is missing
+            path.mkdir(parents=True, exist_ok=True)
+            made = True
+    return made
