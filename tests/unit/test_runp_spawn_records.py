@@ -1,6 +1,7 @@
-"""A container's first attempt: its directories and files are made without failing system calls, and
-the shim's start time is read at the next save of the records (not right after ``posix_spawn``,
-while the exec is still being set up), identifying the shim as before."""
+"""A container's first attempt: its directories and files are made without failing system calls (the
+pod's log directory in its sandbox, then renamed into ``logs/``), and the shim's start time is read
+at the next save of the records (not right after ``posix_spawn``, while the exec is still being set
+up), identifying the shim as before."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from atoll.agent.config import AgentConfig
 from atoll.agent.events import EventRecorder
-from atoll.agent.runp import process
+from atoll.agent.runp import process, spread
 from atoll.agent.runp.images import ImageStore
 from atoll.agent.runp.pod import PodWorker
 from atoll.agent.runp.sandbox import SandboxState
@@ -86,3 +88,30 @@ async def test_a_second_attempt_clears_the_files_of_the_first(tmp_path: Path) ->
         assert process.read_exit(w.sandbox.shim_state("main", 0)) is None
     finally:
         kill_and_reap(runner.rec.pid)
+
+
+def test_a_pods_log_directory_is_made_in_its_sandbox_and_renamed_into_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[str] = []
+    real_mkdir = os.mkdir
+
+    def mkdir(path: Any, *args: Any) -> None:
+        real_mkdir(path, *args)
+        made.append(str(path))
+
+    monkeypatch.setattr(spread.os, "mkdir", mkdir)
+    sandbox, logs = tmp_path / "pods" / "u1", tmp_path / "logs"
+    sandbox.mkdir(parents=True)
+    logs.mkdir()
+    target = logs / "ns_p_u1"
+    spread.make_staged(target, "main", sandbox / "logs.new")
+    assert (target / "main").is_dir() and not (sandbox / "logs.new").exists()
+    assert str(target) not in made  # its inode is the one made in the sandbox (top-directory placement once)
+    spread.make_staged(target, "sidecar", sandbox / "logs.new")  # the pod's second container
+    assert sorted(p.name for p in target.iterdir()) == ["main", "sidecar"]
+    (sandbox / "logs.new" / "main").mkdir(parents=True)  # left by an interrupted attempt
+    spread.make_staged(logs / "ns_q_u2", "main", sandbox / "logs.new")
+    assert (logs / "ns_q_u2" / "main").is_dir() and not (sandbox / "logs.new").exists()
+    spread.make_staged(tmp_path / "none" / "ns_r_u3", "main", sandbox / "logs.new")  # no logs/ yet: made in place
+    assert (tmp_path / "none" / "ns_r_u3" / "main").is_dir() and not (sandbox / "logs.new").exists()

@@ -27,7 +27,7 @@ from atoll.agent.runp.logs import log_path
 from atoll.agent.runp.probes import ProbeContext, run_probe
 from atoll.agent.runp.sandbox import ContainerRecord, Sandbox
 from atoll.agent.runp.sources import ConfigMissing, Sources
-from atoll.agent.runp.spread import make_dirs
+from atoll.agent.runp.spread import make_staged
 from atoll.agent.runp.stdio import ContainerStdio
 from atoll.agent.runp.termination import START_ERROR_CODE, start_error_state, terminated_state
 from atoll.agent.runp.volumes import (
@@ -237,7 +237,7 @@ class ContainerRunner:
         rec.attempt, rec.pid, rec.start_time, rec.spawning = rec.restart_count, 0, None, True
         self.ctx.changed(durable=True)  # intent first: a crash after spawn is found through the shim's pid file
         logfile = log_path(self.ctx.config.root, md["namespace"], md["name"], md["uid"], rec.name, rec.attempt)
-        make_dirs(logfile.parent.parent, logfile.parent)
+        make_staged(logfile.parent.parent, rec.name, self.ctx.sandbox.dir / "logs.new")
         state = self.ctx.sandbox.shim_state(rec.name, rec.attempt)
         if not prepared.fresh:
             for suffix in (".pid", ".exit"):

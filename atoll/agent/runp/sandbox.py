@@ -2,7 +2,8 @@
 
 ``<agent>/pods/<uid>/`` holds ``state.json`` (the records below, rewritten atomically on every
 change), ``volumes/``, ``root/`` (the mount view), and ``containers/<name>/`` (rendered templates,
-the termination-message file and the shim's ``<attempt>.pid`` / ``<attempt>.exit``). The record
+the termination-message file and the shim's ``<attempt>.pid`` / ``<attempt>.exit``); the pod's log
+directory is made there as ``logs.new/`` and renamed into ``<agent>/logs/`` (:mod:`.spread`). The record
 is written *before* a process is spawned (``attempt`` with ``pid = 0``) and again with its pid
 and start time after it, so a restarted agent can always tell "never started" from "started
 and maybe still running": a pod is never started twice.
