@@ -7,8 +7,7 @@ status writes. Status writes also go first while they are pending: a pod's statu
 :meth:`~EventRecorder.holding` the recorder keeps queued events waiting, each at most
 ``HOLD_MAX_SECONDS`` after it was queued (its timestamps are those of the queueing). In a burst of
 pod starts the agent and the API server then spend their CPU on the writes that make pods Running,
-and the Events follow (a 200-pod burst: the agents' CPU per pod start 1.5 → ~1.2 ms, see
-docs/performance.md, round 9).
+and the Events follow (docs/performance.md, round 9).
 """
 
 from __future__ import annotations
