@@ -304,6 +304,10 @@ class ContainerRunner:
         self._kill.set()
 
     async def _stop_when_asked(self, exited: asyncio.Task[int]) -> None:
+        if not self._killable():  # only the pod stopping ends this attempt: no two waiters and a wait()
+            await self.ctx.stopping.wait()
+            await self.stop(self.ctx.grace_seconds(), exited)
+            return
         stop = asyncio.ensure_future(self.ctx.stopping.wait())
         kill = asyncio.ensure_future(self._kill.wait())
         try:
@@ -312,6 +316,11 @@ class ContainerRunner:
             stop.cancel()
             kill.cancel()
         await self.stop(self.ctx.grace_seconds(), exited)
+
+    def _killable(self) -> bool:
+        """Whether something other than the pod stopping may end an attempt: :meth:`kill` (an ephemeral
+        container when its pod finishes) or a failed startup or liveness probe."""
+        return self.rec.ephemeral or bool(self.spec.get("startupProbe") or self.spec.get("livenessProbe"))
 
     async def stop(self, grace: float, exited: asyncio.Task[int]) -> None:
         pid = self.rec.pid
