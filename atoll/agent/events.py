@@ -3,7 +3,11 @@
 Events are for humans (``kubectl describe``); a failure to record one is logged, never raised.
 They are sent one at a time, in order, by a single task (like the kubelet's rate-limited event
 broadcaster), so a burst of pod starts does not put one event create per pod in front of the pods'
-status writes.
+status writes. Status writes also go first while they are pending: a pod's status writer
+:meth:`~EventRecorder.holding` the recorder keeps queued events waiting, each at most
+``HOLD_MAX_SECONDS`` after it was queued (its timestamps are those of the queueing). In a burst of
+pod starts the agent and the API server then spend their CPU on the writes that make pods Running,
+and the Events follow (docs/performance.md, round 9).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import asyncio
 import collections
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from atoll.api import kinds
@@ -21,14 +27,33 @@ from atoll.client import Client, ClientError
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
+HOLD_MAX_SECONDS = 1.0
+"""The longest a queued event waits for status writes (then it is sent even while they continue)."""
 
 
 class EventRecorder:
     def __init__(self, client: Client, node_name: str) -> None:
         self.client = client
         self.node_name = node_name
-        self._queue: collections.deque[JSON] = collections.deque()
+        self._queue: collections.deque[tuple[float, JSON]] = collections.deque()
+        """(loop time when queued, event)"""
         self._sender: asyncio.Task[None] | None = None
+        self._holds = 0
+        self._released = asyncio.Event()
+        self._released.set()
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """While any holder is inside this block, queued events wait (each at most
+        ``HOLD_MAX_SECONDS`` after it was queued): a pod's status write goes first."""
+        self._holds += 1
+        self._released.clear()
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if not self._holds:
+                self._released.set()
 
     def pod_event(self, pod: JSON, reason: str, message: str, *, warning: bool = False, field_path: str = "") -> None:
         """Queue an event; returns at once (the sender task of this recorder writes it)."""
@@ -60,13 +85,23 @@ class EventRecorder:
             "reportingComponent": "kubelet",
             "reportingInstance": self.node_name,
         }
-        self._queue.append(event)
+        loop = asyncio.get_running_loop()
+        self._queue.append((loop.time(), event))
         if self._sender is None or self._sender.done():
-            self._sender = asyncio.get_running_loop().create_task(self._send(), name="events")
+            self._sender = loop.create_task(self._send(), name="events")
 
     async def _send(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._queue:
-            event = self._queue.popleft()
+            queued, event = self._queue[0]
+            if self._holds and loop.time() < queued + HOLD_MAX_SECONDS:
+                try:
+                    async with asyncio.timeout_at(queued + HOLD_MAX_SECONDS):
+                        await self._released.wait()
+                except TimeoutError:
+                    pass
+                continue
+            self._queue.popleft()
             try:
                 await self.client.create(kinds.EVENTS, event)
             except (APIError, ClientError) as exc:

@@ -27,6 +27,7 @@ from atoll.agent.runp.logs import log_path
 from atoll.agent.runp.probes import ProbeContext, run_probe
 from atoll.agent.runp.sandbox import ContainerRecord, Sandbox
 from atoll.agent.runp.sources import ConfigMissing, Sources
+from atoll.agent.runp.spread import make_staged
 from atoll.agent.runp.stdio import ContainerStdio
 from atoll.agent.runp.termination import START_ERROR_CODE, start_error_state, terminated_state
 from atoll.agent.runp.volumes import (
@@ -180,7 +181,7 @@ class ContainerRunner:
             return None
         rec.image, rec.image_id = image.reference, image.image_id
         cdir = self.ctx.sandbox.container_dir(rec.name)
-        cdir.mkdir(parents=True, exist_ok=True)
+        fresh = self.ctx.sandbox.make_container_dir(rec.name)
         host_ip = self.ctx.config.address
         try:
             sources = Sources(self.ctx.sources_client, pod)
@@ -215,12 +216,13 @@ class ContainerRunner:
             return None
         argv = [paths.rewrite(expand(a, env)) for a in argv]
         cwd = working_dir(paths.rewrite(str(spec.get("workingDir") or "")), view) or str(image.root)
-        with contextlib.suppress(FileNotFoundError):
-            message_file.unlink()
+        if not fresh:
+            with contextlib.suppress(FileNotFoundError):
+                message_file.unlink()
         memory_kb, nice = process_limits(spec)
         ports = {str(p["name"]): int(p["containerPort"]) for p in spec.get("ports") or [] if p.get("name")}
         self._probe_ctx = ProbeContext(env=env, cwd=cwd, ports=ports, host=host_ip)
-        return Prepared(argv, env, cwd, memory_kb, nice, message_file)
+        return Prepared(argv, env, cwd, memory_kb, nice, message_file, fresh)
 
     def _wait_with(self, reason: str, message: str) -> None:
         rec = self.rec
@@ -235,11 +237,12 @@ class ContainerRunner:
         rec.attempt, rec.pid, rec.start_time, rec.spawning = rec.restart_count, 0, None, True
         self.ctx.changed(durable=True)  # intent first: a crash after spawn is found through the shim's pid file
         logfile = log_path(self.ctx.config.root, md["namespace"], md["name"], md["uid"], rec.name, rec.attempt)
-        logfile.parent.mkdir(parents=True, exist_ok=True)
+        make_staged(logfile.parent.parent, rec.name, self.ctx.sandbox.dir / "logs.new")
         state = self.ctx.sandbox.shim_state(rec.name, rec.attempt)
-        for suffix in (".pid", ".exit"):
-            with contextlib.suppress(FileNotFoundError):
-                (state.parent / (state.name + suffix)).unlink()
+        if not prepared.fresh:
+            for suffix in (".pid", ".exit"):
+                with contextlib.suppress(FileNotFoundError):
+                    (state.parent / (state.name + suffix)).unlink()
         tty, stdin = bool(self.spec.get("tty")), bool(self.spec.get("stdin"))
         self.stdio = ContainerStdio(tty=tty, stdin_once=bool(self.spec.get("stdinOnce"))) if tty or stdin else None
         child = self.stdio.child_fd if self.stdio else None
@@ -247,7 +250,7 @@ class ContainerRunner:
             spawned = process.spawn(
                 prepared.command, env=prepared.env, cwd=prepared.cwd, state=state, log_file=logfile,
                 memory_kb=prepared.memory_kb, nice=prepared.nice, stdin_fd=None if tty else child,
-                tty_fd=child if tty else None,
+                tty_fd=child if tty else None, identify=False,
             )
         finally:
             if self.stdio is not None:
@@ -289,11 +292,22 @@ class ContainerRunner:
         process.kill_group(rec.pid, signal.SIGKILL)  # sweep anything the container left behind
         return exited.result(), started
 
+    def identify(self) -> None:
+        """Record the start time of a process this agent spawned, if not yet recorded: the spawn leaves
+        it to the next save of the records (the pid, which it identifies, is saved only then too)."""
+        rec = self.rec
+        if rec.pid and rec.start_time is None and rec.pid in _CHILDREN:
+            rec.start_time = process.start_time(rec.pid)
+
     def kill(self) -> None:
         """Stop the running attempt (an ephemeral container when its pod finishes)."""
         self._kill.set()
 
     async def _stop_when_asked(self, exited: asyncio.Task[int]) -> None:
+        if not self._killable():  # only the pod stopping ends this attempt: no two waiters and a wait()
+            await self.ctx.stopping.wait()
+            await self.stop(self.ctx.grace_seconds(), exited)
+            return
         stop = asyncio.ensure_future(self.ctx.stopping.wait())
         kill = asyncio.ensure_future(self._kill.wait())
         try:
@@ -302,6 +316,11 @@ class ContainerRunner:
             stop.cancel()
             kill.cancel()
         await self.stop(self.ctx.grace_seconds(), exited)
+
+    def _killable(self) -> bool:
+        """Whether something other than the pod stopping may end an attempt: :meth:`kill` (an ephemeral
+        container when its pod finishes) or a failed startup or liveness probe."""
+        return self.rec.ephemeral or bool(self.spec.get("startupProbe") or self.spec.get("livenessProbe"))
 
     async def stop(self, grace: float, exited: asyncio.Task[int]) -> None:
         pid = self.rec.pid

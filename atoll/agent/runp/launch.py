@@ -23,6 +23,8 @@ class Prepared:
     memory_kb: int | None
     nice: int | None
     message_file: Path
+    fresh: bool = False
+    """The container's directory was created for this attempt: no stale shim or message files in it."""
 
 
 def process_limits(spec: JSON) -> tuple[int | None, int | None]:

@@ -14,8 +14,9 @@ Phases, each idempotent so a restarted agent re-enters at the right one:
 
 Status is written by a coalescing writer: ``changed()`` only sets flags, so a burst of transitions
 costs one ``PUT …/status`` and one rewrite of the sandbox records, done by the writer just before
-the PUT. Only the intent to spawn is persisted at once (``changed(durable=True)``): everything
-else a restarted agent recomputes from the shim's pid and exit files. A deleted pod's sandbox and
+the PUT; queued Events wait while a pod's status write is pending (at most a second). Only the
+intent to spawn is persisted at once (``changed(durable=True)``): everything else a restarted
+agent recomputes from the shim's pid and exit files. A deleted pod's sandbox and
 logs are removed on a worker thread: that ``rmtree`` waits on the file system (7.6 ms per pod on
 this project's VM, against 0.4 ms of CPU), which on the loop stalled every other pod.
 """
@@ -100,6 +101,8 @@ class PodWorker:
         """Persist the container records if they changed since the last save."""
         if self._unsaved and self.state is not None and not self.gone:
             self._unsaved = False
+            for runner in self.runners.values():
+                runner.identify()
             self.sandbox.save(self.state)
 
     def grace_seconds(self) -> float:
@@ -233,10 +236,12 @@ class PodWorker:
     async def _status_writer(self) -> None:
         while True:
             await self._dirty.wait()
-            await asyncio.sleep(self.config.timers.status_debounce)
-            self._dirty.clear()
-            self.save()
-            if not await self._write_status():
+            with self.events.holding():  # queued Events wait for this write (events.py)
+                await asyncio.sleep(self.config.timers.status_debounce)
+                self._dirty.clear()
+                self.save()
+                written = await self._write_status()
+            if not written:
                 await asyncio.sleep(1.0)
                 self._dirty.set()
 

@@ -1,9 +1,10 @@
 """RunP: pods bound to this node run as local process groups, one :class:`PodWorker` per pod.
 
-An informer watches only this node's pods (``fieldSelector=spec.nodeName=<node>``); its handlers
-create, update or forget workers (no I/O). Worker tasks live in this runtime's ``TaskGroup``.
-After the first list, sandboxes of pods that no longer exist (deleted while the agent was down)
-are killed and removed. A housekeeping loop rotates container logs by size.
+An informer watches only this node's pods (``fieldSelector=spec.nodeName=<node>``; its cache keeps
+no secondary indexes); its handlers create, update or forget workers (no I/O). Worker tasks live in
+this runtime's ``TaskGroup``. After the first list, sandboxes of pods that no longer exist (deleted
+while the agent was down) are killed and removed. A housekeeping loop rotates container logs by
+size.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 5.0
 
 
+class PodInformer(Informer):
+    """This node's pods. RunP looks them up by key only: its cache keeps no secondary indexes (no index
+    functions run per pod event)."""
+
+    default_indexes = False
+
+
 class RunP:
     def __init__(self, client: Client, config: AgentConfig, events: EventRecorder) -> None:
         self.client = client
@@ -39,7 +47,7 @@ class RunP:
         self.images = ImageStore(config.root / "images")
         self.workers: dict[str, PodWorker] = {}
         self.by_name: dict[tuple[str, str], str] = {}
-        self.informer = Informer(
+        self.informer = PodInformer(
             client, kinds.PODS, config.pod_namespace, field_selector=f"spec.nodeName={config.name}"
         )
         self._tg: asyncio.TaskGroup | None = None

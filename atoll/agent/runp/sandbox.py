@@ -2,19 +2,23 @@
 
 ``<agent>/pods/<uid>/`` holds ``state.json`` (the records below, rewritten atomically on every
 change), ``volumes/``, ``root/`` (the mount view), and ``containers/<name>/`` (rendered templates,
-the termination-message file and the shim's ``<attempt>.pid`` / ``<attempt>.exit``). The record
+the termination-message file and the shim's ``<attempt>.pid`` / ``<attempt>.exit``); the pod's log
+directory is made there as ``logs.new/`` and renamed into ``<agent>/logs/`` (:mod:`.spread`). The record
 is written *before* a process is spawned (``attempt`` with ``pid = 0``) and again with its pid
-and start time right after, so a restarted agent can always tell "never started" from "started
+and start time after it, so a restarted agent can always tell "never started" from "started
 and maybe still running": a pod is never started twice.
 
-``state.json`` is first written as a temporary file renamed into place. Later saves rewrite it in
-place with one ``pwrite`` at offset 0, padded with spaces (JSON whitespace) to the longest content
-written so far, while that fits one page: a write into one page of the page cache is all or
-nothing against a kill of the agent, so a reader sees the old or the new records, never a mix
-(a power cut mid-write is another matter; the rename was never fsynced either).
+``state.json`` is first written as a new file (``O_EXCL``: one ``write`` of the whole content; a
+kill before it leaves an empty file, which loads as no records, as before any save), or, when a file
+is already there (records recovered after a restart), as a temporary file renamed into place. Later
+saves rewrite it in place with one ``pwrite`` at offset 0, padded with spaces (JSON whitespace) to
+the longest content written so far, while that fits one page: a write into one page of the page
+cache is all or nothing against a kill of the agent, so a reader sees the old or the new records,
+never a mix (a power cut mid-write is another matter; the rename was never fsynced either).
 Creating the temporary file's inode was the cost of a save (0.3-0.9 ms on the project's VM, on
 the agent's event loop, three times per pod); the rewrite is a few microseconds. Larger records
-keep the rename.
+keep the rename. :meth:`Sandbox.make_container_dir` creates the sandbox top down and tells the
+runner whether the container's directory is new (then it has no stale files to remove).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from atoll.agent.runp.spread import make_dirs
 from atoll.api.timestamps import now_time
 
 JSON = dict[str, Any]
@@ -90,6 +95,13 @@ class Sandbox:
     def container_dir(self, name: str) -> Path:
         return self.dir / "containers" / name
 
+    def make_container_dir(self, name: str) -> bool:
+        """Create the sandbox and ``containers/<name>`` top down (no failed ``mkdir`` for a new pod);
+        True if ``containers/<name>`` was created now, so holds no file yet."""
+        made = make_dirs(self.dir, self.dir / "containers", self.container_dir(name))
+        self._made = True
+        return made
+
     def shim_state(self, name: str, attempt: int) -> Path:
         return self.container_dir(name) / str(attempt)
 
@@ -112,6 +124,8 @@ class Sandbox:
         if not self._made:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._made = True
+        if self._size == 0 and self._create(data):
+            return
         tmp = f"{self.dir}/state.json.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -120,6 +134,19 @@ class Sandbox:
             os.close(fd)
         os.replace(tmp, f"{self.dir}/state.json")
         self._size = len(data)
+
+    def _create(self, data: bytes) -> bool:
+        """Write ``state.json`` as a new file; False if one exists."""
+        try:
+            fd = os.open(f"{self.dir}/state.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        self._size = len(data)
+        return True
 
     def _rewrite(self, data: bytes) -> bool:
         """One ``pwrite`` of ``data`` padded to the file's length; False if the file is gone."""

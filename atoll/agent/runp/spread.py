@@ -14,6 +14,13 @@ directories and many free inodes), so each pod's inodes land in a group of their
 
 Setting the flag is allowed to the directory's owner; on file systems without it (tmpfs, XFS,
 btrfs...) the ``ioctl`` fails and nothing changes. It changes placement only, never content.
+
+:func:`make_dirs` creates a pod's directories top down: ``Path.mkdir(parents=True)`` on a new
+directory first fails on it (``ENOENT``) before climbing, a system call each time for nothing.
+:func:`make_staged` creates a pod's log directory inside its sandbox and renames it into ``logs/``:
+only the sandbox pays the top-directory placement, which scans every block group's counters
+(~130 µs per directory on this project's VM, 2,016 groups); the log directory's inode stays in the
+sandbox's group (a rename keeps the inode), and the rename costs ~15 µs.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import array
 import fcntl
 import os
+import shutil
 from pathlib import Path
 
 FS_IOC_GETFLAGS = 0x80086601
@@ -46,3 +54,37 @@ def spread_subdirectories(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def make_dirs(*paths: Path) -> bool:
+    """Create each of ``paths`` (each one inside the one before), skipping those that exist; True if
+    the last one was created now."""
+    made = False
+    for path in paths:
+        try:
+            os.mkdir(path)
+            made = True
+        except FileExistsError:
+            made = False
+        except FileNotFoundError:  # a parent outside ``paths`` is missing
+            path.mkdir(parents=True, exist_ok=True)
+            made = True
+    return made
+
+
+def make_staged(target: Path, sub: str, staging: Path) -> None:
+    """Create ``target/sub``; a missing ``target`` is made as ``staging`` (a new name in a directory
+    that exists, on the same file system), ``staging/sub`` in it, then renamed to ``target``."""
+    try:
+        os.mkdir(target / sub)
+        return
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        pass
+    make_dirs(staging, staging / sub)  # ``staging`` may be left by an interrupted attempt
+    try:
+        os.rename(staging, target)
+    except OSError:  # another file system, or ``target`` appeared meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+        make_dirs(target, target / sub)
