@@ -55,3 +55,33 @@ async def test_events_go_out_at_once_without_holds() -> None:
     recorder.pod_event(POD, "Started", "Started container main")
     await recorder.flush()
     assert [e["reason"] for e in client.created] == ["Started"]
+
+
+class GatedClient(RecordingClient):
+    """Creates that wait until the test opens the gate, counting how many are in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def create(self, rd: Any, body: dict[str, Any]) -> dict[str, Any]:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.created.append(body)
+        await self.gate.wait()
+        self.in_flight -= 1
+        return body
+
+
+async def test_a_few_events_are_in_flight_at_once_in_queue_order() -> None:
+    client = GatedClient()
+    recorder = EventRecorder(client, "node-1")  # type: ignore[arg-type]
+    for i in range(10):
+        recorder.pod_event(POD, f"R{i}", "m")
+    await eventually(lambda: client.in_flight == events.EVENTS_IN_FLIGHT)
+    client.gate.set()
+    await recorder.flush()
+    assert client.most_in_flight == events.EVENTS_IN_FLIGHT
+    assert [e["reason"] for e in client.created] == [f"R{i}" for i in range(10)]
