@@ -88,6 +88,10 @@ class Gone(APIError):
     code, reason = 410, "Expired"
 
 
+class NotAcceptable(APIError):
+    code, reason = 406, "NotAcceptable"
+
+
 class RequestEntityTooLarge(APIError):
     code, reason = 413, "RequestEntityTooLarge"
 
@@ -133,6 +137,7 @@ _BY_REASON: dict[str, type[APIError]] = {
         Conflict,
         AlreadyExists,
         Gone,
+        NotAcceptable,
         RequestEntityTooLarge,
         UnsupportedMediaType,
         Invalid,

@@ -12,7 +12,8 @@ does only what its answer depends on:
 * for callers outside ``system:masters``: the in-flight cap and the same RBAC authorizer (its
   decisions are memoised until any RBAC object changes, so a changed grant applies at once); the
   attributes it decides on are built once per caller and path;
-* the cached object's encoded bytes, as ``ResourceHandlers._one`` returns them;
+* the cached object's encoded bytes, as ``ResourceHandlers._one`` returns them (an ``Accept``
+  that names JSON or ``*/*`` and no YAML; others go the general way, which negotiates);
 * ``apiserver_request_total`` / ``apiserver_request_duration_seconds`` counted as the metrics layer
   counts them.
 
@@ -100,8 +101,11 @@ class FastGets:
         if known is None or known.generation != self._registry.generation or known.routes != len(self._routes):
             return None
         headers = request.headers
-        if "Expect" in headers or "as=" in headers.get("Accept", ""):
-            return None
+        accept = headers.get("Accept", "")
+        if "Expect" in headers or "as=" in accept or "yaml" in accept or (
+            accept and "json" not in accept and "*/*" not in accept
+        ):
+            return None  # a Table, metadata only, YAML or a media type not served: the general chain
         user = self._authn.authenticate(request)
         if user is None or wants_impersonation(request):
             return None

@@ -35,9 +35,11 @@ from atoll.apiserver.http.health import HealthChecks
 from atoll.apiserver.http.limits import ConnectionLimits, InflightLimiter
 from atoll.apiserver.http.metrics import BY_CLIENT, count_requests, serve_metrics
 from atoll.apiserver.http.metrics_api import is_metrics
+from atoll.apiserver.http.negotiate import as_yaml, output_media
 from atoll.apiserver.http.protocol import StatusServer, mark_authenticated
 from atoll.apiserver.http.resources import ResourceHandlers
 from atoll.apiserver.http.routing import Route, parse_resource_path
+from atoll.apiserver.registry import params
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ ROOT_PATHS = sorted(["/api", "/apis", "/healthz", "/livez", "/readyz", "/version
                      "/metrics"])
 _VIRTUAL = frozenset((rd.group, rd.plural) for rd in VIRTUAL)
 _MAX_PARSED = 4096
+_STREAMS = frozenset(("log", "exec", "attach", "portforward", "proxy"))
+"""Subresources answering in their own media (text, streams): no output negotiation."""
 
 
 @dataclass(slots=True)
@@ -190,7 +194,15 @@ class RequestHandler:
         if request.method == "GET" and route.name is not None and not route.subresource and self._fast is not None \
                 and not is_metrics(rd):
             self._fast.learn(request, route)
+        if route.subresource in _STREAMS or is_metrics(rd):
+            return self._p.resources.dispatch(request, route)
+        watch = request.method == "GET" and route.name is None and params.flag(request.query.get("watch")) is True
+        if output_media(request.headers.get("Accept", ""), watch=watch) == "yaml":
+            return self._yaml(request, route)
         return self._p.resources.dispatch(request, route)
+
+    async def _yaml(self, request: web.Request, route: Route) -> web.StreamResponse:
+        return as_yaml(await self._p.resources.dispatch(request, route))
 
     async def _review(self, request: web.Request, route: Route) -> web.Response:
         """Access reviews and TokenRequests: answered, never stored (201 like the real server)."""

@@ -1,0 +1,48 @@
+"""The answer's media type from ``Accept``, as kube-apiserver negotiates it: JSON, YAML when the
+client prefers it, JSON for a protobuf-accepting client, 406 (before any write) for none of them."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.integration.kube_http import Api, assert_status, configmap, create
+
+CMS = "/api/v1/namespaces/default/configmaps"
+YAML = {"Accept": "application/yaml"}
+pytestmark = pytest.mark.controllers()
+
+
+async def test_get_and_list_in_yaml_when_the_client_prefers_it(api: Api) -> None:
+    await create(api, CMS, configmap("y1", {"k": "v: with colon"}))
+    as_json = (await api.get(f"{CMS}/y1")).body
+    for _ in range(2):  # the second GET of a learnt path (the fast path) negotiates too
+        reply = await api.get(f"{CMS}/y1", headers=YAML)
+        assert reply.status == 200 and reply.headers["Content-Type"].startswith("application/yaml"), reply.headers
+        assert yaml.safe_load(reply.raw) == as_json
+    listed = await api.get(CMS, headers={"Accept": "application/json;q=0.5, application/yaml"})
+    assert listed.headers["Content-Type"].startswith("application/yaml")
+    doc = yaml.safe_load(listed.raw)
+    assert doc["kind"] == "ConfigMapList" and "y1" in [i["metadata"]["name"] for i in doc["items"]]
+    first = await api.get(f"{CMS}/y1", headers={"Accept": "application/json, application/yaml"})
+    assert first.headers["Content-Type"].startswith("application/json") and first.body == as_json
+
+
+async def test_a_protobuf_client_reads_json(api: Api) -> None:
+    await create(api, CMS, configmap("p1"))
+    for _ in range(2):
+        reply = await api.get(f"{CMS}/p1", headers={"Accept": "application/vnd.kubernetes.protobuf"})
+        assert reply.status == 200 and reply.body["metadata"]["name"] == "p1"
+
+
+async def test_no_served_type_is_406_before_anything_is_written(api: Api) -> None:
+    await create(api, CMS, configmap("h1"))
+    for _ in range(2):
+        reply = await api.get(f"{CMS}/h1", headers={"Accept": "text/html"})
+        status = assert_status(reply, 406, "NotAcceptable")
+        assert "application/json, application/yaml" in status["message"]
+    reply = await api.post(CMS, configmap("h2"), headers={"Accept": "text/html"})
+    assert_status(reply, 406, "NotAcceptable")
+    assert (await api.get(f"{CMS}/h2")).status == 404
+    watch = await api.get(CMS, params={"watch": "true"}, headers=YAML)  # watches stream JSON only
+    assert_status(watch, 406, "NotAcceptable")
