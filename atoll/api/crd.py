@@ -6,8 +6,10 @@ under ``atoll/api/crds_pooling/`` (Kubeocean's ClusterBinding and ResourceLeasin
 ``fleet_crds()`` Kairship's Instance (``crds_fleet/``) and ``karmada_crds()`` the Karmada kinds every
 fleet instance serves (``crds_karmada/``). ``validate_crd`` checks a
 CRD the way kube-apiserver's CRD strategy does (the subset Atoll relies on) and returns
-Kubernetes ``StatusCause`` dicts; ``crd_to_resource_defs`` turns a valid CRD into one
-``ResourceDef`` per served version (storage version first) for the registry.
+Kubernetes ``StatusCause`` dicts (``spec.conversion.strategy`` must be ``None``: conversion
+webhooks are refused); ``crd_to_resource_defs`` turns a valid CRD into one ``ResourceDef`` per
+served version (storage version first; naming the storage version when the CRD has several, so
+reads and writes convert, ``atoll.apiserver.registry.conversion``) for the registry.
 """
 
 from __future__ import annotations
@@ -252,7 +254,24 @@ def validate_crd(crd: JSON) -> list[JSON]:
     storage = sum(1 for v in versions if isinstance(v, dict) and v.get("storage") is True)
     if storage != 1:
         causes.append(_invalid("spec.versions", storage, "must have exactly one version marked as storage version"))
+    _validate_conversion(spec.get("conversion"), causes)
     return causes
+
+
+def _validate_conversion(conversion: Any, causes: list[JSON]) -> None:
+    """``spec.conversion``: strategy ``None`` (the default: only ``apiVersion`` changes between
+    versions). ``Webhook`` is refused: Atoll answers every read from its watch cache synchronously
+    (a plain GET, a LIST assembled from cached encodings, one watch frame shared by its watchers),
+    which a call out to a webhook per converted object would stall, or fail when it is down."""
+    if conversion is None:
+        return
+    if not isinstance(conversion, dict):
+        causes.append(_invalid("spec.conversion", str(conversion), "must be an object"))
+        return
+    strategy = conversion.get("strategy")
+    if strategy is None or strategy == "None":
+        return
+    causes.append(_unsupported("spec.conversion.strategy", strategy, ("None",)))
 
 
 # ------------------------------------------------------------------------------------- conversion
@@ -277,6 +296,8 @@ def crd_to_resource_defs(crd: JSON) -> list[ResourceDef]:
     spec = crd["spec"]
     names = spec["names"]
     kind = str(names["kind"])
+    # several versions (served or not: objects may be stored at any): each converts what it reads
+    storage = next(str(v["name"]) for v in spec["versions"] if v.get("storage")) if len(spec["versions"]) > 1 else ""
     versions = [v for v in spec["versions"] if v.get("served", True)]
     versions.sort(key=lambda v: 0 if v.get("storage") else 1)
     out = []
@@ -297,6 +318,7 @@ def crd_to_resource_defs(crd: JSON) -> list[ResourceDef]:
                 schema=(v.get("schema") or {}).get("openAPIV3Schema"),
                 builtin=False,
                 list_kind=str(names.get("listKind") or f"{kind}List"),
+                storage_version=storage,
             )
         )
     return out

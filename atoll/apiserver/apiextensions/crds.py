@@ -26,10 +26,14 @@ CRD_GROUP = "apiextensions.k8s.io"
 CRD_PREFIX = "/apiextensions.k8s.io/customresourcedefinitions/"
 
 
-def crd_status(crd: JSON) -> JSON:
+def crd_status(crd: JSON, old: JSON | None = None) -> JSON:
+    """The status of an admitted CRD; ``storedVersions`` keeps those of ``old`` (the stored CRD):
+    objects written at an earlier storage version stay stored at it until rewritten."""
     now = timestamps.now_time()
     spec = crd.get("spec") or {}
     storage = [v["name"] for v in spec.get("versions") or [] if v.get("storage")]
+    earlier = ((old or {}).get("status") or {}).get("storedVersions") or []
+    storage = [v for v in earlier if isinstance(v, str) and v not in storage] + storage
     return {
         "conditions": [
             {
@@ -118,7 +122,7 @@ class CRDManager:
                     ],
                 )
         if attrs.operation == "CREATE" or attrs.old is None or attrs.old.get("spec") != crd.get("spec"):
-            crd["status"] = crd_status(crd)
+            crd["status"] = crd_status(crd, attrs.old)
 
     def _schema(self, rd: ResourceDef) -> StructuralSchema:
         key = (rd.group, rd.version, rd.plural)

@@ -12,7 +12,8 @@ does only what its answer depends on:
 * for callers outside ``system:masters``: the in-flight cap and the same RBAC authorizer (its
   decisions are memoised until any RBAC object changes, so a changed grant applies at once); the
   attributes it decides on are built once per caller and path;
-* the cached object's encoded bytes, as ``ResourceHandlers._one`` returns them;
+* the cached object's encoded bytes, as ``ResourceHandlers._one`` returns them (converted to the
+  path's version for a CRD with several versions, ``registry.conversion``);
 * ``apiserver_request_total`` / ``apiserver_request_duration_seconds`` counted as the metrics layer
   counts them.
 
@@ -43,6 +44,7 @@ from atoll.apiserver.http.authorize import resource_request
 from atoll.apiserver.http.limits import InflightLimiter
 from atoll.apiserver.http.protocol import mark_authenticated
 from atoll.apiserver.http.routing import Route
+from atoll.apiserver.registry import conversion
 
 MAX_PATHS = 4096
 """Paths remembered (all are forgotten when full, like the general chain's parsed paths)."""
@@ -111,7 +113,9 @@ class FastGets:
         if cached is None:
             return None
         mark_authenticated(request)
-        response = web.Response(body=cached.raw, content_type="application/json")
+        rd = known.route.rd
+        body = conversion.raw(rd, cached) if rd.storage_version else cached.raw
+        response = web.Response(body=body, content_type="application/json")
         metrics.observe(known.series, time.perf_counter() - started)
         return response
 

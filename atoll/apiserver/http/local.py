@@ -47,7 +47,7 @@ from atoll.apiserver.http.metrics import count_local, watchers
 from atoll.apiserver.http.metrics_api import is_metrics
 from atoll.apiserver.http.resources import ResourceHandlers
 from atoll.apiserver.http.watchstart import INITIAL_EVENTS_END, begin, bookmark
-from atoll.apiserver.registry import lists
+from atoll.apiserver.registry import conversion, lists
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -111,7 +111,8 @@ class InProcessReads:
         except Exception as exc:
             raise _internal("GET", own, exc) from exc
         count_local("GET", own.plural, 200)
-        out: JSON = orjson.loads(cached.raw)  # a private copy: callers modify and write back
+        encoded = conversion.raw(own, cached) if own.storage_version else cached.raw
+        out: JSON = orjson.loads(encoded)  # a private copy: callers modify and write back
         return out
 
     async def list(
@@ -137,8 +138,11 @@ class InProcessReads:
             items = [metadata_of(c) for c in page.items]
             return {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": md,
                     "items": items}
-        return {"kind": own.kind_list(), "apiVersion": own.api_version, "metadata": md,
-                "items": [c.peek() for c in page.items]}
+        if own.storage_version:
+            items = [conversion.to_version(own, c.peek()) for c in page.items]
+        else:
+            items = [c.peek() for c in page.items]
+        return {"kind": own.kind_list(), "apiVersion": own.api_version, "metadata": md, "items": items}
 
     async def watch(
         self, rd: ResourceDef, namespace: str | None, params: Mapping[str, Any], *, metadata_only: bool
@@ -161,6 +165,11 @@ class InProcessReads:
 
             def obj_of(cached: Cached) -> JSON:
                 return metadata_of(cached)
+
+        elif rd.storage_version:
+
+            def obj_of(cached: Cached) -> JSON:
+                return conversion.to_version(rd, cached.peek())
 
         else:
 

@@ -29,7 +29,7 @@ from atoll.apiserver.http.watchstart import WatchStart, watch_start
 from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.patch.dispatch import PATCH_TYPES, apply_patch
 from atoll.apiserver.patch.managed_fields import manager_from_user_agent
-from atoll.apiserver.registry import lists, params
+from atoll.apiserver.registry import conversion, lists, params
 from atoll.apiserver.registry.storage import ResourceStorage, WriteOptions
 from atoll.apiserver.registry.strategies import Strategies
 from atoll.apiserver.registry.subresources import (
@@ -104,6 +104,8 @@ class ResourceHandlers:
     ) -> web.Response:
         """``obj`` as JSON (or a one-row Table); ``raw`` is its encoding when already known (cached)."""
         headers = _warnings(opts)
+        if rd.storage_version and obj.get("apiVersion") != rd.api_version:
+            obj, raw = conversion.to_version(rd, obj), None
         if "as=" not in request.headers.get("Accept", ""):  # neither metadata only nor a Table: the object
             return codec.json_response(obj if raw is None else raw, status=status, headers=headers)
         if partial.wants_metadata(request):
@@ -128,7 +130,7 @@ class ResourceHandlers:
                 return codec.json_response(partial.partial(cached))
             if codec.wants_table(request):
                 return self._one(request, rd, cached.obj, raw=cached.raw)
-        return codec.json_response(cached.raw)
+        return codec.json_response(conversion.raw(rd, cached) if rd.storage_version else cached.raw)
 
     def _cached_raw(self, rd: ResourceDef, obj: JSON) -> bytes | None:
         """The cache's encoding of ``obj`` when a write returned the cached object itself (no re-encode)."""
@@ -201,6 +203,8 @@ class ResourceHandlers:
                 include, printer = _include_object(request), self.strategies.for_resource(rd).printer
 
                 def renderer(objs: list[JSON], with_columns: bool) -> JSON:
+                    if rd.storage_version:
+                        objs = [conversion.to_version(rd, o) for o in objs]
                     return render_table(rd, objs, printer=printer, include_object=include, with_columns=with_columns)
 
             return await serve_watch(
@@ -216,6 +220,8 @@ class ResourceHandlers:
                 start=start,
             )
         page = await self.list_page(rd, route.namespace, query, matcher)
+        if codec.wants_table(request) and rd.storage_version and _include_object(request) == "Object":
+            return codec.json_response(self._converted_table(rd, page))
         if codec.wants_table(request):
             table = render_table_bytes(
                 rd,
@@ -230,6 +236,18 @@ class ResourceHandlers:
         if partial.wants_metadata(request):
             return codec.json_response(partial.list_body(page))
         return codec.json_response(lists.list_body(rd, page))
+
+    def _converted_table(self, rd: ResourceDef, page: lists.Page) -> JSON:
+        """A LIST's Table whose rows hold the objects, of a resource that converts them."""
+        return render_table(
+            rd,
+            [conversion.to_version(rd, c.obj) for c in page.items],
+            printer=self.strategies.for_resource(rd).printer,
+            include_object="Object",
+            resource_version=str(page.revision),
+            continue_token=page.continue_token,
+            remaining=page.remaining,
+        )
 
     async def list_page(
         self, rd: ResourceDef, namespace: str | None, query: Mapping[str, str], matcher: lists.Matcher | None

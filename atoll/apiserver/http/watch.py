@@ -38,6 +38,7 @@ from atoll.apiserver.http.protocol import lost_callbacks
 from atoll.apiserver.http.watchstart import INITIAL_EVENTS_END, WatchStart, begin, bookmark
 from atoll.apiserver.http.watchstart import WatchStreamSettings as WatchStreamSettings  # re-exported: importers
 from atoll.apiserver.http.watchstart import parse_rv as parse_rv  # predate the split
+from atoll.apiserver.registry import conversion
 from atoll.apiserver.registry.lists import Matcher
 
 JSON = dict[str, Any]
@@ -76,6 +77,8 @@ async def serve_watch(
         if metadata_only:
             return partial.watch_line(event.type, event.current)
         if table_renderer is None:
+            if rd.storage_version:  # a CRD with several versions: the object at the watch's version
+                return b'{"type":"' + event.type.encode() + b'","object":' + conversion.raw(rd, event.current) + b"}\n"
             return event.line()
         table = table_renderer([event.current.obj], with_columns=first[0])
         first[0] = False
