@@ -222,6 +222,18 @@ def test_conversion_served_versions_storage_first() -> None:
         "int32",
     )
     assert rds[1].subresources == () and rds[1].printer_columns == ()
+    # several versions: each names the storage version (reads and writes convert); one version: none
+    assert [rd.storage_version for rd in rds] == ["v1", "v1"]
+    assert rds[1].storage_api_version == rds[0].api_version
+    assert all(rd.storage_version == "" for rd in kuscia_resource_defs())
+
+
+def test_conversion_webhook_refused() -> None:
+    got = _bad(lambda c: c["spec"].update(conversion={"strategy": "Webhook"}))
+    assert got == {"spec.conversion.strategy": 'Unsupported value: "Webhook": supported values: "None"'}
+    crd = copy.deepcopy(_by_kind()["Domain"])
+    crd["spec"]["conversion"] = {"strategy": "None"}
+    assert validate_crd(crd) == []
 
 
 # --------------------------------------------------------------------------------- bad CRDs
