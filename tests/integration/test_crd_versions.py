@@ -39,8 +39,13 @@ _SCHEMA = {
 
 
 def _version(name: str, storage: bool) -> JSON:
-    return {"name": name, "served": True, "storage": storage, "subresources": {"status": {}},
-            "schema": copy.deepcopy(_SCHEMA)}
+    return {
+        "name": name,
+        "served": True,
+        "storage": storage,
+        "subresources": {"status": {}},
+        "schema": copy.deepcopy(_SCHEMA),
+    }
 
 
 GIZMO_CRD = {
@@ -114,8 +119,10 @@ async def test_writes_are_stored_at_the_storage_version_and_served_at_the_reques
         assert [r["object"]["apiVersion"] for r in many["rows"]] == [f"{GROUP}/{version}"]
 
     # a JSON patch sees the object at the request's version; PUT and merge patch at either
-    test_op = [{"op": "test", "path": "/apiVersion", "value": f"{GROUP}/v1beta1"},
-               {"op": "replace", "path": "/spec/size", "value": 2}]
+    test_op = [
+        {"op": "test", "path": "/apiVersion", "value": f"{GROUP}/v1beta1"},
+        {"op": "replace", "path": "/spec/size", "value": 2},
+    ]
     patched = await api.patch(path("v1beta1", "g1"), test_op, "json")
     assert patched.status == 200, patched
     assert patched.json["apiVersion"] == f"{GROUP}/v1beta1" and patched.json["spec"]["size"] == 2
