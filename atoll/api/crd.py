@@ -8,7 +8,7 @@ fleet instance serves (``crds_karmada/``). ``validate_crd`` checks a
 CRD the way kube-apiserver's CRD strategy does (the subset Atoll relies on) and returns
 Kubernetes ``StatusCause`` dicts (``spec.conversion.strategy`` must be ``None``: conversion
 webhooks are refused); ``crd_to_resource_defs`` turns a valid CRD into one ``ResourceDef`` per
-served version (storage version first; naming the storage version when the CRD has several, so
+served version (preferred version first; naming the storage version when the CRD has several, so
 reads and writes convert, ``atoll.apiserver.registry.conversion``) for the registry.
 """
 
@@ -32,6 +32,8 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _KIND = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 _VERSION = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_KUBE_VERSION = re.compile(r"^v([1-9][0-9]*)(?:(alpha|beta)([1-9][0-9]*))?$")
+_STABILITY = {"alpha": 0, "beta": 1, None: 2}
 _COLUMN_TYPES = ("integer", "number", "string", "boolean", "date")
 _COLUMN_FORMATS = ("int32", "int64", "float", "double", "byte", "date", "date-time", "password")
 _SCHEMA_TYPES = ("array", "boolean", "integer", "number", "object", "string")
@@ -291,15 +293,26 @@ def _columns(version: JSON) -> tuple[PrinterColumn, ...]:
     )
 
 
+def version_priority(version: str) -> tuple[int, int, int, int, str]:
+    """Sort key of kube-apiserver's ``CompareKubeAwareVersionStrings``: GA before beta before alpha,
+    then the higher major and minor; versions not of that form after, alphabetically."""
+    match = _KUBE_VERSION.match(version)
+    if match is None:
+        return (1, 0, 0, 0, version)
+    major, stability, minor = match.groups()
+    return (0, -_STABILITY[stability], -int(major), -int(minor or 0), "")
+
+
 def crd_to_resource_defs(crd: JSON) -> list[ResourceDef]:
-    """One ``ResourceDef`` per served version of a (valid) CRD, storage version first."""
+    """One ``ResourceDef`` per served version of a (valid) CRD, the highest version priority first
+    (the preferred version of discovery, as kube-apiserver orders a CRD's versions)."""
     spec = crd["spec"]
     names = spec["names"]
     kind = str(names["kind"])
     # several versions (served or not: objects may be stored at any): each converts what it reads
     storage = next(str(v["name"]) for v in spec["versions"] if v.get("storage")) if len(spec["versions"]) > 1 else ""
     versions = [v for v in spec["versions"] if v.get("served", True)]
-    versions.sort(key=lambda v: 0 if v.get("storage") else 1)
+    versions.sort(key=lambda v: version_priority(str(v["name"])))
     out = []
     for v in versions:
         subresources = tuple(k for k in ("status", "scale") if k in (v.get("subresources") or {}))

@@ -168,6 +168,7 @@ async def test_objects_stored_at_an_earlier_storage_version_are_served_at_every_
     switched = await api.put(f"{CRDS}/gizmos.{GROUP}", crd)
     assert switched.status == 200, switched
     assert switched.json["status"]["storedVersions"] == ["v1", "v1beta1"]
+    assert (await api.get(f"/apis/{GROUP}")).json["preferredVersion"]["version"] == "v1"  # as kube: not storage
 
     assert (await api.post(path("v1"), gizmo("v1", "new"))).status == 201
     assert await stored_version(api_server, "old") == f"{GROUP}/v1"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from atoll.api.crd import crd_to_resource_defs, kuscia_crds, kuscia_resource_defs, validate_crd
+from atoll.api.crd import crd_to_resource_defs, kuscia_crds, kuscia_resource_defs, validate_crd, version_priority
 from atoll.api.registry import Registry
 from atoll.apiserver.apiextensions.schema import StructuralSchema
 
@@ -226,6 +226,26 @@ def test_conversion_served_versions_storage_first() -> None:
     assert [rd.storage_version for rd in rds] == ["v1", "v1"]
     assert rds[1].storage_api_version == rds[0].api_version
     assert all(rd.storage_version == "" for rd in kuscia_resource_defs())
+
+
+def test_versions_in_kube_priority_order() -> None:
+    names = ["foo", "v1alpha1", "v2beta1", "v1", "v11alpha2", "v1beta2", "v10", "bar", "v12alpha1"]
+    assert sorted(names, key=version_priority) == [
+        "v10",
+        "v1",
+        "v2beta1",
+        "v1beta2",
+        "v12alpha1",
+        "v11alpha2",
+        "v1alpha1",
+        "bar",
+        "foo",
+    ]
+    crd = _multi_version_crd()
+    crd["spec"]["versions"].reverse()
+    for version in crd["spec"]["versions"]:
+        version["storage"] = version["name"] == "v1alpha1"
+    assert [rd.version for rd in crd_to_resource_defs(crd)] == ["v1", "v1alpha1"]  # not storage first
 
 
 def test_conversion_webhook_refused() -> None:

@@ -4,7 +4,9 @@ Every write here follows one pattern: read the current object from the watch cac
 new object, run admission, append it to the store with the current revision as a precondition
 (retrying on a stale cache when the client did not pin a resourceVersion) and wait until the
 cache has applied the new revision, so the caller reads its own write. A write that changes
-nothing is not stored (no wasted revisions).
+nothing is not stored (no wasted revisions). A custom resource of several versions is stored at
+its storage version; the write's mutation, admission and answer see it at the request's
+(``conversion``).
 """
 
 from __future__ import annotations
