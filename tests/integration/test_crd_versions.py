@@ -180,6 +180,11 @@ async def test_objects_stored_at_an_earlier_storage_version_are_served_at_every_
         events = await stream.collect(2)
         await stream.close()
         assert {e["object"]["apiVersion"] for e in events} == {f"{GROUP}/{version}"}
+        params = {"resourceVersion": "0", "includeObject": "Object"}
+        stream = await api.watch(path(version), params, headers={"Accept": TABLE})
+        tables = await stream.collect(2)
+        await stream.close()
+        assert {t["object"]["rows"][0]["object"]["apiVersion"] for t in tables} == {f"{GROUP}/{version}"}
 
     # rewriting the old object stores it at the new storage version
     assert (await api.patch(path("v1", "old"), {"spec": {"size": 5}})).status == 200
