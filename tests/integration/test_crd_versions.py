@@ -190,6 +190,19 @@ async def test_objects_stored_at_an_earlier_storage_version_are_served_at_every_
     assert (await api.patch(path("v1", "old"), {"spec": {"size": 5}})).status == 200
     assert await stored_version(api_server, "old") == f"{GROUP}/v1beta1"
 
+    # v1 may leave spec.versions only once it is no longer in status.storedVersions
+    crd = (await api.get(f"{CRDS}/gizmos.{GROUP}")).json
+    crd["spec"]["versions"] = crd["spec"]["versions"][:1]
+    refused = assert_status(await api.put(f"{CRDS}/gizmos.{GROUP}", crd), 422, "Invalid")
+    assert [c["field"] for c in refused["details"]["causes"]] == ["status.storedVersions[0]"]
+    migrated = (await api.get(f"{CRDS}/gizmos.{GROUP}")).json
+    migrated["status"]["storedVersions"] = ["v1beta1"]
+    assert (await api.put(f"{CRDS}/gizmos.{GROUP}/status", migrated)).status == 200
+    crd["metadata"].pop("resourceVersion")
+    assert (await api.put(f"{CRDS}/gizmos.{GROUP}", crd)).status == 200
+    assert (await api.get(path("v1beta1", "old"))).json["apiVersion"] == f"{GROUP}/v1beta1"
+    assert_status(await api.get(path("v1", "old")), 404)
+
 
 async def test_in_process_reads_convert(api: Api, api_server: RunningServer) -> None:
     await install(api)
