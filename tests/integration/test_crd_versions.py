@@ -153,6 +153,14 @@ async def test_writes_are_stored_at_the_storage_version_and_served_at_the_reques
         assert {e["object"]["apiVersion"] for e in events} == {f"{GROUP}/{version}"}
         await stream.close()
 
+    # server-side apply at v1beta1
+    applied = await api.patch(
+        path("v1beta1", "g1"), gizmo("v1beta1", "g1", 6), "apply", params={"fieldManager": "t", "force": "true"}
+    )
+    assert applied.status == 200, applied
+    assert applied.json["apiVersion"] == f"{GROUP}/v1beta1" and applied.json["spec"] == {"size": 6}
+    assert await stored_version(api_server, "g1") == f"{GROUP}/v1"
+
     deleted = await api.delete(path("v1beta1", "g1"))
     assert deleted.status == 200, deleted
     assert deleted.json["apiVersion"] == f"{GROUP}/v1beta1"
