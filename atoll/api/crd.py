@@ -6,8 +6,7 @@ under ``atoll/api/crds_pooling/`` (Kubeocean's ClusterBinding and ResourceLeasin
 ``fleet_crds()`` Kairship's Instance (``crds_fleet/``) and ``karmada_crds()`` the Karmada kinds every
 fleet instance serves (``crds_karmada/``). ``validate_crd`` checks a
 CRD the way kube-apiserver's CRD strategy does (the subset Atoll relies on) and returns
-Kubernetes ``StatusCause`` dicts (``spec.conversion.strategy`` must be ``None``: conversion
-webhooks are refused); ``crd_to_resource_defs`` turns a valid CRD into one ``ResourceDef`` per
+Kubernetes ``StatusCause`` dicts; ``crd_to_resource_defs`` turns a valid CRD into one ``ResourceDef`` per
 served version (preferred version first; naming the storage version when the CRD has several, so
 reads and writes convert, ``atoll.apiserver.registry.conversion``) for the registry.
 """
@@ -262,9 +261,9 @@ def validate_crd(crd: JSON) -> list[JSON]:
 
 def _validate_conversion(conversion: Any, causes: list[JSON]) -> None:
     """``spec.conversion``: strategy ``None`` (the default: only ``apiVersion`` changes between
-    versions). ``Webhook`` is refused: Atoll answers every read from its watch cache synchronously
-    (a plain GET, a LIST assembled from cached encodings, one watch frame shared by its watchers),
-    which a call out to a webhook per converted object would stall, or fail when it is down."""
+    versions) or ``Webhook``, called at ``webhook.clientConfig.url`` (https; ``caBundle`` the PEM CAs
+    it is verified with, base64) with a ``ConversionReview`` of ``apiextensions.k8s.io/v1``. A
+    ``clientConfig.service`` is refused: the master does not route to Service addresses."""
     if conversion is None:
         return
     if not isinstance(conversion, dict):
@@ -273,7 +272,46 @@ def _validate_conversion(conversion: Any, causes: list[JSON]) -> None:
     strategy = conversion.get("strategy")
     if strategy is None or strategy == "None":
         return
-    causes.append(_unsupported("spec.conversion.strategy", strategy, ("None",)))
+    if strategy != "Webhook":
+        causes.append(_unsupported("spec.conversion.strategy", strategy, ("None", "Webhook")))
+        return
+    webhook = conversion.get("webhook")
+    if not isinstance(webhook, dict):
+        causes.append(_required("spec.conversion.webhook", "required when strategy is set to Webhook"))
+        return
+    reviews = webhook.get("conversionReviewVersions")
+    if not isinstance(reviews, list) or "v1" not in reviews:
+        causes.append(
+            _invalid(
+                "spec.conversion.webhook.conversionReviewVersions", reviews, 'must include "v1" (the one Atoll sends)'
+            )
+        )
+    config = webhook.get("clientConfig")
+    if not isinstance(config, dict) or not (config.get("url") or config.get("service")):
+        causes.append(_required("spec.conversion.webhook.clientConfig", "exactly one of url or service is required"))
+    elif config.get("service"):
+        causes.append(
+            _cause(
+                "FieldValueForbidden",
+                "spec.conversion.webhook.clientConfig.service",
+                "Forbidden: Atoll calls conversion webhooks by clientConfig.url only",
+            )
+        )
+    elif not str(config["url"]).startswith("https://"):
+        causes.append(
+            _invalid(
+                "spec.conversion.webhook.clientConfig.url", config["url"], "'https' is the only allowed URL scheme"
+            )
+        )
+
+
+def conversion_webhook(crd: JSON) -> JSON | None:
+    """The ``clientConfig`` of a (valid) CRD's conversion webhook, or None (strategy ``None``)."""
+    conversion = crd["spec"].get("conversion") or {}
+    if conversion.get("strategy") != "Webhook":
+        return None
+    config: JSON = conversion["webhook"]["clientConfig"]
+    return config
 
 
 # ------------------------------------------------------------------------------------- conversion
@@ -332,6 +370,7 @@ def crd_to_resource_defs(crd: JSON) -> list[ResourceDef]:
                 builtin=False,
                 list_kind=str(names.get("listKind") or f"{kind}List"),
                 storage_version=storage,
+                conversion_webhook=conversion_webhook(crd) if storage else None,
             )
         )
     return out

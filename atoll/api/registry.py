@@ -51,6 +51,9 @@ class ResourceDef:
     """A CRD with several versions: the one objects are stored at (a write at any version is
     stored at it; a read converts what it finds to its own version, see
     ``atoll.apiserver.registry.conversion``). Empty for every other resource: nothing converts."""
+    conversion_webhook: JSON | None = field(default=None, compare=False, hash=False)
+    """With ``storage_version``: the ``clientConfig`` (``url``, ``caBundle``) of the CRD's conversion
+    webhook; None: conversion strategy ``None`` (only ``apiVersion`` changes)."""
 
     @property
     def storage_api_version(self) -> str:

@@ -5,7 +5,8 @@ every read (GET, the plain GET's fast path, LIST, Tables with the objects, WATCH
 in-process reads) shows the object at the version asked for. Patches see the object at the
 request's version; a no-op PUT at another version stores nothing. After the storage version
 changes, objects stored at the old one are still served at both versions (storedVersions keeps
-both). A conversion webhook is refused with a 422 naming ``spec.conversion.strategy``.
+both); a version leaves ``spec.versions`` only once ``storedVersions`` no longer names it.
+(Conversion webhooks: ``test_crd_conversion_webhook.py``.)
 """
 
 from __future__ import annotations
@@ -227,14 +228,3 @@ async def test_in_process_reads_convert(api: Api, api_server: RunningServer) -> 
             kind, obj = await anext(events)
             await events.aclose()
             assert (kind, obj["apiVersion"]) == ("ADDED", f"{GROUP}/{version}")
-
-
-async def test_a_conversion_webhook_is_refused(api: Api) -> None:
-    crd = copy.deepcopy(GIZMO_CRD)
-    crd["spec"]["conversion"] = {
-        "strategy": "Webhook",
-        "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": {"url": "https://127.0.0.1:1/convert"}},
-    }
-    body = assert_status(await api.post(CRDS, crd), 422, "Invalid")
-    assert [c["field"] for c in body["details"]["causes"]] == ["spec.conversion.strategy"]
-    assert body["details"]["causes"][0]["message"] == 'Unsupported value: "Webhook": supported values: "None"'

@@ -248,12 +248,31 @@ def test_versions_in_kube_priority_order() -> None:
     assert [rd.version for rd in crd_to_resource_defs(crd)] == ["v1", "v1alpha1"]  # not storage first
 
 
-def test_conversion_webhook_refused() -> None:
-    got = _bad(lambda c: c["spec"].update(conversion={"strategy": "Webhook"}))
-    assert got == {"spec.conversion.strategy": 'Unsupported value: "Webhook": supported values: "None"'}
-    crd = copy.deepcopy(_by_kind()["Domain"])
-    crd["spec"]["conversion"] = {"strategy": "None"}
-    assert validate_crd(crd) == []
+def test_conversion_strategies() -> None:
+    def conversion(value: Any) -> Any:
+        return lambda c: c["spec"].update(conversion=value)
+
+    assert _bad(conversion({"strategy": "Other"})) == {
+        "spec.conversion.strategy": 'Unsupported value: "Other": supported values: "None", "Webhook"'
+    }
+    assert set(_bad(conversion({"strategy": "Webhook"}))) == {"spec.conversion.webhook"}
+    review = {"conversionReviewVersions": ["v1beta1"], "clientConfig": {"url": "https://h/c"}}
+    assert set(_bad(conversion({"strategy": "Webhook", "webhook": review}))) == {
+        "spec.conversion.webhook.conversionReviewVersions"
+    }
+    for config, field in (
+        ({"service": {"name": "s", "namespace": "n"}}, "spec.conversion.webhook.clientConfig.service"),
+        ({"url": "http://h/c"}, "spec.conversion.webhook.clientConfig.url"),
+    ):
+        webhook = {"conversionReviewVersions": ["v1"], "clientConfig": config}
+        assert set(_bad(conversion({"strategy": "Webhook", "webhook": webhook}))) == {field}
+    for strategy in (
+        {"strategy": "None"},
+        {"strategy": "Webhook", "webhook": {**review, "conversionReviewVersions": ["v1"]}},
+    ):
+        crd = copy.deepcopy(_by_kind()["Domain"])
+        crd["spec"]["conversion"] = strategy
+        assert validate_crd(crd) == []
 
 
 # --------------------------------------------------------------------------------- bad CRDs

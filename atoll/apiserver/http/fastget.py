@@ -13,7 +13,8 @@ does only what its answer depends on:
   decisions are memoised until any RBAC object changes, so a changed grant applies at once); the
   attributes it decides on are built once per caller and path;
 * the cached object's encoded bytes, as ``ResourceHandlers._one`` returns them (converted to the
-  path's version for a CRD with several versions, ``registry.conversion``);
+  path's version for a CRD with several versions, ``registry.conversion``; one converted by a
+  webhook goes the general way, which awaits it);
 * ``apiserver_request_total`` / ``apiserver_request_duration_seconds`` counted as the metrics layer
   counts them.
 
@@ -112,8 +113,10 @@ class FastGets:
         cached = self._cache.get(known.key)
         if cached is None:
             return None
-        mark_authenticated(request)
         rd = known.route.rd
+        if rd.storage_version and rd.conversion_webhook is not None:
+            return None  # the general chain awaits the CRD's conversion webhook
+        mark_authenticated(request)
         body = conversion.raw(rd, cached) if rd.storage_version else cached.raw
         response = web.Response(body=body, content_type="application/json")
         metrics.observe(known.series, time.perf_counter() - started)

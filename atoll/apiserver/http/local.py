@@ -111,6 +111,12 @@ class InProcessReads:
         except Exception as exc:
             raise _internal("GET", own, exc) from exc
         count_local("GET", own.plural, 200)
+        if own.storage_version:
+            try:
+                await conversion.prepare(own, [cached])
+            except errors.APIError as err:
+                count_local("GET", own.plural, err.code)
+                raise
         encoded = conversion.raw(own, cached) if own.storage_version else cached.raw
         out: JSON = orjson.loads(encoded)  # a private copy: callers modify and write back
         return out
@@ -123,6 +129,8 @@ class InProcessReads:
         try:
             matcher = lists.make_matcher(own, params.get("labelSelector", ""), params.get("fieldSelector", ""))
             page = await self._handlers.list_page(own, namespace, params, matcher)
+            if own.storage_version and not metadata_only:
+                await conversion.prepare(own, page.items)
         except errors.APIError as err:
             count_local("LIST", own.plural, err.code)
             raise
@@ -139,7 +147,7 @@ class InProcessReads:
             return {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": md,
                     "items": items}
         if own.storage_version:
-            items = [conversion.to_version(own, c.peek()) for c in page.items]
+            items = [conversion.obj(own, c) for c in page.items]
         else:
             items = [c.peek() for c in page.items]
         return {"kind": own.kind_list(), "apiVersion": own.api_version, "metadata": md, "items": items}
@@ -161,6 +169,7 @@ class InProcessReads:
         except Exception as exc:
             raise _internal("WATCH", rd, exc) from exc
         bookmarks = start.bookmarks
+        converting = rd.conversion_webhook is not None and not metadata_only  # awaits the CRD's webhook
         if metadata_only:
 
             def obj_of(cached: Cached) -> JSON:
@@ -169,7 +178,7 @@ class InProcessReads:
         elif rd.storage_version:
 
             def obj_of(cached: Cached) -> JSON:
-                return conversion.to_version(rd, cached.peek())
+                return conversion.obj(rd, cached)
 
         else:
 
@@ -196,6 +205,8 @@ class InProcessReads:
 
         watchers.inc()
         try:
+            if converting:
+                await conversion.prepare(rd, [e.current for e in initial])
             for first in initial:
                 yield first.type, obj_of(first.current)
             del initial
@@ -215,6 +226,8 @@ class InProcessReads:
                     if failure is None:
                         return
                     raise failure if isinstance(failure, errors.APIError) else errors.InternalError(str(failure))
+                if converting:
+                    await conversion.prepare(rd, [event.current])
                 yield event.type, obj_of(event.current)
         finally:
             watchers.dec()

@@ -129,6 +129,8 @@ class ResourceHandlers:
             if partial.wants_metadata(request):
                 return codec.json_response(partial.partial(cached))
             if codec.wants_table(request):
+                if rd.storage_version:
+                    return self._one(request, rd, conversion.obj(rd, cached))
                 return self._one(request, rd, cached.obj, raw=cached.raw)
         return codec.json_response(conversion.raw(rd, cached) if rd.storage_version else cached.raw)
 
@@ -163,6 +165,8 @@ class ResourceHandlers:
             cached = self.objects.cache.get(route.rd.key(route.namespace, route.name))
             if cached is None:  # acknowledged through another master but not here yet?
                 cached = await self.objects.current(route.rd, route.namespace, route.name)
+            if route.rd.storage_version:
+                await conversion.prepare(route.rd, [cached])
             return self._read_one(request, route.rd, cached)
         if method == "PUT":
             return await self.update(request, route)
@@ -190,7 +194,8 @@ class ResourceHandlers:
             return await self.logs.relay_websocket(request, reply)
         if isinstance(reply, StatusReply):
             return codec.json_response(reply.body, status=reply.status)
-        return self._one(request, route.rd, reply.obj, status=reply.status, opts=opts)
+        obj = await conversion.view(route.rd, reply.obj) if route.rd.storage_version else reply.obj
+        return self._one(request, route.rd, obj, status=reply.status, opts=opts)
 
     async def list_or_watch(self, request: web.Request, route: Route) -> web.StreamResponse:
         query = request.query
@@ -203,8 +208,6 @@ class ResourceHandlers:
                 include, printer = _include_object(request), self.strategies.for_resource(rd).printer
 
                 def renderer(objs: list[JSON], with_columns: bool) -> JSON:
-                    if rd.storage_version:
-                        objs = [conversion.to_version(rd, o) for o in objs]
                     return render_table(rd, objs, printer=printer, include_object=include, with_columns=with_columns)
 
             return await serve_watch(
@@ -220,6 +223,8 @@ class ResourceHandlers:
                 start=start,
             )
         page = await self.list_page(rd, route.namespace, query, matcher)
+        if rd.storage_version:
+            await conversion.prepare(rd, page.items)
         if codec.wants_table(request) and rd.storage_version and _include_object(request) == "Object":
             return codec.json_response(self._converted_table(rd, page))
         if codec.wants_table(request):
@@ -241,7 +246,7 @@ class ResourceHandlers:
         """A LIST's Table whose rows hold the objects, of a resource that converts them."""
         return render_table(
             rd,
-            [conversion.to_version(rd, c.obj) for c in page.items],
+            [conversion.obj(rd, c) for c in page.items],
             printer=self.strategies.for_resource(rd).printer,
             include_object="Object",
             resource_version=str(page.revision),

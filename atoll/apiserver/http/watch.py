@@ -72,6 +72,16 @@ async def serve_watch(
         return response
     first = [True]
     ticker: TimerHandle | None = None
+    converting = rd.conversion_webhook is not None and not metadata_only  # awaits the CRD's webhook
+    if converting and initial:
+        try:
+            await conversion.prepare(rd, [e.current for e in initial])
+        except errors.APIError as err:
+            cache.stop(watcher)
+            await response.prepare(request)
+            await response.write(orjson.dumps({"type": "ERROR", "object": err.status()}) + b"\n")
+            await response.write_eof()
+            return response
 
     def encode(event: WatchEvent) -> bytes:
         if metadata_only:
@@ -80,7 +90,8 @@ async def serve_watch(
             if rd.storage_version:  # a CRD with several versions: the object at the watch's version
                 return b'{"type":"' + event.type.encode() + b'","object":' + conversion.raw(rd, event.current) + b"}\n"
             return event.line()
-        table = table_renderer([event.current.obj], with_columns=first[0])
+        obj = conversion.obj(rd, event.current) if rd.storage_version else event.current.obj
+        table = table_renderer([obj], with_columns=first[0])
         first[0] = False
         return orjson.dumps({"type": event.type, "object": table}) + b"\n"
 
@@ -117,7 +128,8 @@ async def serve_watch(
         ticker = clock.call_later(min(deadline, next_bookmark, clock.monotonic() + poll) - clock.monotonic(), tick)
         if on_lost is not None:
             on_lost.add(wake)
-        watcher.sink = _direct_writer(request, encode)
+        if not converting:  # (a conversion webhook is awaited by the stream's task)
+            watcher.sink = _direct_writer(request, encode)
         while True:
             if clock.monotonic() >= deadline:
                 break
@@ -145,15 +157,17 @@ async def serve_watch(
                     status = failure.status()
                     await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
                 break
-            chunk = [encode(event)]
+            events = [event]
             while not queue.empty():
                 more = queue.get_nowait()
                 if more is None:
                     queue.put_nowait(None)
                     break
                 if more is not _TICK:
-                    chunk.append(encode(more))
-            await response.write(chunk[0] if len(chunk) == 1 else b"".join(chunk))
+                    events.append(more)
+            if converting and not await _converted(response, rd, events):
+                break
+            await response.write(encode(event) if len(events) == 1 else b"".join(encode(e) for e in events))
         await response.write_eof()
     except ConnectionResetError:
         pass
@@ -165,6 +179,17 @@ async def serve_watch(
             on_lost.discard(wake)
         cache.stop(watcher)
     return response
+
+
+async def _converted(response: web.StreamResponse, rd: ResourceDef, events: list[WatchEvent]) -> bool:
+    """Convert the events' objects with the CRD's webhook; False when it failed (an ERROR event,
+    naming the webhook, was written: the stream ends)."""
+    try:
+        await conversion.prepare(rd, [e.current for e in events])
+    except errors.APIError as err:
+        await response.write(orjson.dumps({"type": "ERROR", "object": err.status()}) + b"\n")
+        return False
+    return True
 
 
 def _direct_writer(request: web.Request, encode: Callable[[WatchEvent], bytes]) -> Callable[[list[WatchEvent]], bool]:

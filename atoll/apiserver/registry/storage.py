@@ -205,7 +205,7 @@ class ResourceStorage:
                 attrs.abort()
                 return obj
             if rd.storage_version:
-                conversion.to_storage(rd, obj)
+                obj = await conversion.stored(rd, obj)
             key = rd.key(namespace, md["name"])
             value = self._encode(obj, opts.owned)
             try:
@@ -219,7 +219,7 @@ class ResourceStorage:
             raise
         try:
             created = await self._after_write(key, revision, obj)
-            return conversion.to_version(rd, created) if rd.storage_version else created
+            return await conversion.view(rd, created) if rd.storage_version else created
         finally:
             if opts.owned:
                 self.cache.forget(value)
@@ -305,7 +305,7 @@ class ResourceStorage:
         """Read-modify-write with optimistic concurrency; ``mutate`` returns the desired object
         (it and admission see the current object at ``rd``'s version; so does the caller's answer)."""
         done = await self._modify(rd, namespace, name, mutate, opts, subresource, pinned, pinned_revision)
-        return conversion.to_version(rd, done) if rd.storage_version else done
+        return await conversion.view(rd, done) if rd.storage_version else done
 
     async def _modify(
         self,
@@ -320,7 +320,7 @@ class ResourceStorage:
     ) -> JSON:
         current = await self._current(rd, namespace, name, pinned_revision)
         for _ in range(MAX_RETRIES):
-            old = conversion.to_version(rd, current.obj) if rd.storage_version else current.obj
+            old = await conversion.view(rd, current.obj) if rd.storage_version else current.obj
             try:
                 wanted = mutate(old)
             except errors.Conflict:  # a pin newer than this cache (written through another master)?
@@ -328,7 +328,7 @@ class ResourceStorage:
                 if fresh.revision == current.revision:
                     raise
                 current = fresh
-                old = conversion.to_version(rd, current.obj) if rd.storage_version else current.obj
+                old = await conversion.view(rd, current.obj) if rd.storage_version else current.obj
                 wanted = mutate(old)
             new = merged_update(self.strategies.for_resource(rd), rd, old, wanted, subresource)
             attrs = Attributes(
@@ -349,7 +349,7 @@ class ResourceStorage:
             if not subresource:  # after the schema: a field of the wrong type is named first
                 self.strategies.for_resource(rd).check_update(rd, old, new)
             if rd.storage_version:
-                new = {**new, "apiVersion": rd.storage_api_version}
+                new = await conversion.stored(rd, dict(new))
             same_content = _without_volatile(new) == _without_volatile(current.obj)  # managedFields aside
             if _is_noop(new, current.obj, opts.record_managed_fields, same_content):
                 return current.obj  # checked before the managedFields bookkeeping: no-ops don't pay it
@@ -405,7 +405,7 @@ class ResourceStorage:
     ) -> tuple[JSON, bool]:
         """Delete or mark for deletion; returns (object at ``rd``'s version, finished)."""
         obj, finished = await self._delete(rd, namespace, name, options, opts)
-        return (conversion.to_version(rd, obj) if rd.storage_version else obj), finished
+        return (await conversion.view(rd, obj) if rd.storage_version else obj), finished
 
     async def _delete(
         self, rd: ResourceDef, namespace: str | None, name: str, options: JSON, opts: WriteOptions
