@@ -144,11 +144,11 @@ async def test_a_conversion_webhook_converts_every_write_and_read(
     assert webhook.reviews[0]["request"]["desiredAPIVersion"] == f"{GROUP}/v1"
 
     for version, spec in (("v1beta1", {"count": 3}), ("v1", {"size": 3})):
+        listed = (await api.get(path(version))).json
+        assert [i["spec"] for i in listed["items"]] == [spec]
         for _ in range(2):  # the second would be the plain GET's fast path
             got = (await api.get(path(version, "g1"))).json
             assert (got["apiVersion"], got["spec"]) == (f"{GROUP}/{version}", spec)
-        listed = (await api.get(path(version))).json
-        assert [i["spec"] for i in listed["items"]] == [spec]
         params = {"includeObject": "Object"}
         table = (await api.get(path(version), params=params, headers={"Accept": TABLE})).json
         assert [r["object"]["spec"] for r in table["rows"]] == [spec]
@@ -169,24 +169,29 @@ async def test_a_conversion_webhook_converts_every_write_and_read(
         ("MODIFIED", f"{GROUP}/v1beta1", {"count": 5}),
     ]
 
+    # in-process reads (each of a revision nothing converted yet: written at the storage version)
     assert api_server.node is not None
     async with api_server.node.client() as local:
         rd = ResourceDef(GROUP, "v1beta1", "Gizmo", "gizmos", "gizmo", True, builtin=False)
-        assert (await local.get(rd, "g1", "default"))["spec"] == {"count": 5}
-        assert [i["spec"] for i in (await local.list(rd, "default"))["items"]] == [{"count": 5}]
+        assert (await api.patch(path("v1", "g1"), {"spec": {"size": 6}})).status == 200
+        assert [i["spec"] for i in (await local.list(rd, "default"))["items"]] == [{"count": 6}]
+        assert (await api.patch(path("v1", "g1"), {"spec": {"size": 7}})).status == 200
+        assert (await local.get(rd, "g1", "default"))["spec"] == {"count": 7}
         stream = local.watch(rd, "default", resource_version="0")
+        assert [(await anext(stream))[1]["spec"]] == [{"count": 7}]
+        assert (await api.patch(path("v1", "g1"), {"spec": {"size": 8}})).status == 200
         kind, obj = await anext(stream)
         await stream.aclose()
-        assert (kind, obj["spec"]) == ("ADDED", {"count": 5})
+        assert (kind, obj["spec"]) == ("MODIFIED", {"count": 8})
 
     # a failing webhook: what needs it is a 500 naming it (a revision converted before is kept
     # converted); the storage version is still written and served
     webhook.failing = True
-    assert (await api.patch(path("v1", "g1"), {"spec": {"size": 6}})).status == 200
+    assert (await api.patch(path("v1", "g1"), {"spec": {"size": 9}})).status == 200
     failed = assert_status(await api.get(path("v1beta1", "g1")), 500, "InternalError")
     assert failed["message"] == f"conversion webhook for gizmos.{GROUP} failed: the converter is down"
     assert_status(await api.post(path("v1beta1"), {**body, "metadata": {"name": "g2"}}), 500, "InternalError")
-    assert (await api.get(path("v1", "g1"))).json["spec"] == {"size": 6}
+    assert (await api.get(path("v1", "g1"))).json["spec"] == {"size": 9}
     stream = await api.watch(path("v1beta1"), {"resourceVersion": "0"})
     (error,) = await stream.collect(1)
     await stream.close()
