@@ -184,14 +184,17 @@ async def test_a_conversion_webhook_converts_every_write_and_read(
         await stream.aclose()
         assert (kind, obj["spec"]) == ("MODIFIED", {"count": 8})
 
+    assert (await api.patch(path("v1", "g1"), {"spec": {"size": 10}})).status == 200
+    assert [i["spec"] for i in (await api.get(path("v1beta1"))).json["items"]] == [{"count": 10}]
+
     # a failing webhook: what needs it is a 500 naming it (a revision converted before is kept
     # converted); the storage version is still written and served
     webhook.failing = True
-    assert (await api.patch(path("v1", "g1"), {"spec": {"size": 9}})).status == 200
+    assert (await api.patch(path("v1", "g1"), {"spec": {"size": 11}})).status == 200
     failed = assert_status(await api.get(path("v1beta1", "g1")), 500, "InternalError")
     assert failed["message"] == f"conversion webhook for gizmos.{GROUP} failed: the converter is down"
     assert_status(await api.post(path("v1beta1"), {**body, "metadata": {"name": "g2"}}), 500, "InternalError")
-    assert (await api.get(path("v1", "g1"))).json["spec"] == {"size": 9}
+    assert (await api.get(path("v1", "g1"))).json["spec"] == {"size": 11}
     stream = await api.watch(path("v1beta1"), {"resourceVersion": "0"})
     (error,) = await stream.collect(1)
     await stream.close()
