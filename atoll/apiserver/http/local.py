@@ -10,7 +10,8 @@ one (wait, then 504), 410 ``Gone`` for a history no longer retained (raised, as 
 raises the stream's ERROR event), selectors, BOOKMARK events, ``sendInitialEvents`` (the current
 state, then the initial-events-end BOOKMARK), ``timeoutSeconds`` (random 30-60 min without), pagination
 with ``limit``/``continue``, ``PartialObjectMetadata`` items for metadata-only reads, every
-object's ``metadata.resourceVersion`` set. Nothing is encoded nor decoded on the way.
+object's ``metadata.resourceVersion`` set, objects at the version asked for
+(``registry.conversion``). Nothing is encoded nor decoded on the way.
 
 **Objects handed out by LIST and WATCH are the cache's own dicts, never copied: consumers treat
 them as read-only** (informer caches already promise that). GET returns a private copy (decoded
@@ -105,18 +106,14 @@ class InProcessReads:
             cached = self._cache.get(own.key(namespace, name))
             if cached is None:  # acknowledged through another master but not here yet?
                 cached = await self._handlers.objects.current(own, namespace, name)
+            if own.storage_version:
+                await conversion.prepare(own, [cached])
         except errors.APIError as err:
             count_local("GET", own.plural, err.code)
             raise
         except Exception as exc:
             raise _internal("GET", own, exc) from exc
         count_local("GET", own.plural, 200)
-        if own.storage_version:
-            try:
-                await conversion.prepare(own, [cached])
-            except errors.APIError as err:
-                count_local("GET", own.plural, err.code)
-                raise
         encoded = conversion.raw(own, cached) if own.storage_version else cached.raw
         out: JSON = orjson.loads(encoded)  # a private copy: callers modify and write back
         return out

@@ -18,7 +18,9 @@ While a stream is idle the cache's fan-out writes events straight to its connect
 chunk per store batch, synchronously: no task wake-up per watcher per event); while the stream's
 task is busy, or the connection's write buffer is above its high-water mark, events queue for the
 task, which writes them (several per chunk) and waits for the client to drain. A client that
-stops reading thus fills its queue and is ended as before.
+stops reading thus fills its queue and is ended as before. A resource converted by a CRD's
+webhook is always written by the stream's task, which awaits the conversion of each chunk
+(``registry.conversion.prepare``; a failure ends the stream with an ERROR event).
 """
 
 from __future__ import annotations
