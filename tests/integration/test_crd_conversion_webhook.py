@@ -92,6 +92,7 @@ def _version(name: str, storage: bool, field_name: str) -> JSON:
         "served": True,
         "storage": storage,
         "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": spec}}},
+        "additionalPrinterColumns": [{"name": field_name, "type": "integer", "jsonPath": f".spec.{field_name}"}],
     }
 
 
@@ -152,6 +153,8 @@ async def test_a_conversion_webhook_converts_every_write_and_read(
         params = {"includeObject": "Object"}
         table = (await api.get(path(version), params=params, headers={"Accept": TABLE})).json
         assert [r["object"]["spec"] for r in table["rows"]] == [spec]
+        cells = (await api.get(path(version), headers={"Accept": TABLE})).json["rows"][0]["cells"]
+        assert cells == ["g1", 3]  # the column of the version's own field
 
     patched = await api.patch(path("v1beta1", "g1"), {"spec": {"count": 4}})
     assert patched.status == 200, patched
@@ -195,6 +198,9 @@ async def test_a_conversion_webhook_converts_every_write_and_read(
     assert failed["message"] == f"conversion webhook for gizmos.{GROUP} failed: the converter is down"
     assert_status(await api.post(path("v1beta1"), {**body, "metadata": {"name": "g2"}}), 500, "InternalError")
     assert (await api.get(path("v1", "g1"))).json["spec"] == {"size": 11}
+    metadata = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
+    listed = (await api.get(path("v1beta1"), headers=metadata)).json  # (the garbage collector's reads)
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["g1"]
     stream = await api.watch(path("v1beta1"), {"resourceVersion": "0"})
     (error,) = await stream.collect(1)
     await stream.close()

@@ -165,7 +165,7 @@ class ResourceHandlers:
             cached = self.objects.cache.get(route.rd.key(route.namespace, route.name))
             if cached is None:  # acknowledged through another master but not here yet?
                 cached = await self.objects.current(route.rd, route.namespace, route.name)
-            if route.rd.storage_version:
+            if route.rd.storage_version and not partial.wants_metadata(request):
                 await conversion.prepare(route.rd, [cached])
             return self._read_one(request, route.rd, cached)
         if method == "PUT":
@@ -223,10 +223,11 @@ class ResourceHandlers:
                 start=start,
             )
         page = await self.list_page(rd, route.namespace, query, matcher)
-        if rd.storage_version:
-            await conversion.prepare(rd, page.items)
-        if codec.wants_table(request) and rd.storage_version and _include_object(request) == "Object":
-            return codec.json_response(self._converted_table(rd, page))
+        if rd.storage_version and (codec.wants_table(request) or not partial.wants_metadata(request)):
+            await conversion.prepare(rd, page.items)  # (metadata only needs no conversion)
+            include = _include_object(request)
+            if codec.wants_table(request) and (include == "Object" or rd.conversion_webhook is not None):
+                return codec.json_response(self._converted_table(rd, page, include))
         if codec.wants_table(request):
             table = render_table_bytes(
                 rd,
@@ -242,13 +243,14 @@ class ResourceHandlers:
             return codec.json_response(partial.list_body(page))
         return codec.json_response(lists.list_body(rd, page))
 
-    def _converted_table(self, rd: ResourceDef, page: lists.Page) -> JSON:
-        """A LIST's Table whose rows hold the objects, of a resource that converts them."""
+    def _converted_table(self, rd: ResourceDef, page: lists.Page, include: str) -> JSON:
+        """A LIST's Table of a resource that converts its objects, when its rows depend on the
+        conversion (they hold the objects, or a webhook's conversion changes their cells)."""
         return render_table(
             rd,
             [conversion.obj(rd, c) for c in page.items],
             printer=self.strategies.for_resource(rd).printer,
-            include_object="Object",
+            include_object=include,
             resource_version=str(page.revision),
             continue_token=page.continue_token,
             remaining=page.remaining,
