@@ -7,8 +7,9 @@ under ``atoll/api/crds_pooling/`` (Kubeocean's ClusterBinding and ResourceLeasin
 fleet instance serves (``crds_karmada/``). ``validate_crd`` checks a
 CRD the way kube-apiserver's CRD strategy does (the subset Atoll relies on) and returns
 Kubernetes ``StatusCause`` dicts; ``crd_to_resource_defs`` turns a valid CRD into one ``ResourceDef`` per
-served version (preferred version first; naming the storage version when the CRD has several, so
-reads and writes convert, ``atoll.apiserver.registry.conversion``) for the registry.
+served version (preferred version first; naming the storage version, and the conversion webhook
+if any, when the CRD has several, so reads and writes convert, ``atoll.apiserver.registry.conversion``)
+for the registry.
 """
 
 from __future__ import annotations
