@@ -6,8 +6,10 @@ under ``atoll/api/crds_pooling/`` (Kubeocean's ClusterBinding and ResourceLeasin
 ``fleet_crds()`` Kairship's Instance (``crds_fleet/``) and ``karmada_crds()`` the Karmada kinds every
 fleet instance serves (``crds_karmada/``). ``validate_crd`` checks a
 CRD the way kube-apiserver's CRD strategy does (the subset Atoll relies on) and returns
-Kubernetes ``StatusCause`` dicts; ``crd_to_resource_defs`` turns a valid CRD into one
-``ResourceDef`` per served version (storage version first) for the registry.
+Kubernetes ``StatusCause`` dicts; ``crd_to_resource_defs`` turns a valid CRD into one ``ResourceDef`` per
+served version (preferred version first; naming the storage version, and the conversion webhook
+if any, when the CRD has several, so reads and writes convert, ``atoll.apiserver.registry.conversion``)
+for the registry.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _KIND = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 _VERSION = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_KUBE_VERSION = re.compile(r"^v([1-9][0-9]*)(?:(alpha|beta)([1-9][0-9]*))?$")
+_STABILITY = {"alpha": 0, "beta": 1, None: 2}
 _COLUMN_TYPES = ("integer", "number", "string", "boolean", "date")
 _COLUMN_FORMATS = ("int32", "int64", "float", "double", "byte", "date", "date-time", "password")
 _SCHEMA_TYPES = ("array", "boolean", "integer", "number", "object", "string")
@@ -252,7 +256,63 @@ def validate_crd(crd: JSON) -> list[JSON]:
     storage = sum(1 for v in versions if isinstance(v, dict) and v.get("storage") is True)
     if storage != 1:
         causes.append(_invalid("spec.versions", storage, "must have exactly one version marked as storage version"))
+    _validate_conversion(spec.get("conversion"), causes)
     return causes
+
+
+def _validate_conversion(conversion: Any, causes: list[JSON]) -> None:
+    """``spec.conversion``: strategy ``None`` (the default: only ``apiVersion`` changes between
+    versions) or ``Webhook``, called at ``webhook.clientConfig.url`` (https; ``caBundle`` the PEM CAs
+    it is verified with, base64) with a ``ConversionReview`` of ``apiextensions.k8s.io/v1``. A
+    ``clientConfig.service`` is refused: the master does not route to Service addresses."""
+    if conversion is None:
+        return
+    if not isinstance(conversion, dict):
+        causes.append(_invalid("spec.conversion", str(conversion), "must be an object"))
+        return
+    strategy = conversion.get("strategy")
+    if strategy is None or strategy == "None":
+        return
+    if strategy != "Webhook":
+        causes.append(_unsupported("spec.conversion.strategy", strategy, ("None", "Webhook")))
+        return
+    webhook = conversion.get("webhook")
+    if not isinstance(webhook, dict):
+        causes.append(_required("spec.conversion.webhook", "required when strategy is set to Webhook"))
+        return
+    reviews = webhook.get("conversionReviewVersions")
+    if not isinstance(reviews, list) or "v1" not in reviews:
+        causes.append(
+            _invalid(
+                "spec.conversion.webhook.conversionReviewVersions", reviews, 'must include "v1" (the one Atoll sends)'
+            )
+        )
+    config = webhook.get("clientConfig")
+    if not isinstance(config, dict) or not (config.get("url") or config.get("service")):
+        causes.append(_required("spec.conversion.webhook.clientConfig", "exactly one of url or service is required"))
+    elif config.get("service"):
+        causes.append(
+            _cause(
+                "FieldValueForbidden",
+                "spec.conversion.webhook.clientConfig.service",
+                "Forbidden: Atoll calls conversion webhooks by clientConfig.url only",
+            )
+        )
+    elif not str(config["url"]).startswith("https://"):
+        causes.append(
+            _invalid(
+                "spec.conversion.webhook.clientConfig.url", config["url"], "'https' is the only allowed URL scheme"
+            )
+        )
+
+
+def conversion_webhook(crd: JSON) -> JSON | None:
+    """The ``clientConfig`` of a (valid) CRD's conversion webhook, or None (strategy ``None``)."""
+    conversion = crd["spec"].get("conversion") or {}
+    if conversion.get("strategy") != "Webhook":
+        return None
+    config: JSON = conversion["webhook"]["clientConfig"]
+    return config
 
 
 # ------------------------------------------------------------------------------------- conversion
@@ -272,13 +332,26 @@ def _columns(version: JSON) -> tuple[PrinterColumn, ...]:
     )
 
 
+def version_priority(version: str) -> tuple[int, int, int, int, str]:
+    """Sort key of kube-apiserver's ``CompareKubeAwareVersionStrings``: GA before beta before alpha,
+    then the higher major and minor; versions not of that form after, alphabetically."""
+    match = _KUBE_VERSION.match(version)
+    if match is None:
+        return (1, 0, 0, 0, version)
+    major, stability, minor = match.groups()
+    return (0, -_STABILITY[stability], -int(major), -int(minor or 0), "")
+
+
 def crd_to_resource_defs(crd: JSON) -> list[ResourceDef]:
-    """One ``ResourceDef`` per served version of a (valid) CRD, storage version first."""
+    """One ``ResourceDef`` per served version of a (valid) CRD, the highest version priority first
+    (the preferred version of discovery, as kube-apiserver orders a CRD's versions)."""
     spec = crd["spec"]
     names = spec["names"]
     kind = str(names["kind"])
+    # several versions (served or not: objects may be stored at any): each converts what it reads
+    storage = next(str(v["name"]) for v in spec["versions"] if v.get("storage")) if len(spec["versions"]) > 1 else ""
     versions = [v for v in spec["versions"] if v.get("served", True)]
-    versions.sort(key=lambda v: 0 if v.get("storage") else 1)
+    versions.sort(key=lambda v: version_priority(str(v["name"])))
     out = []
     for v in versions:
         subresources = tuple(k for k in ("status", "scale") if k in (v.get("subresources") or {}))
@@ -297,6 +370,8 @@ def crd_to_resource_defs(crd: JSON) -> list[ResourceDef]:
                 schema=(v.get("schema") or {}).get("openAPIV3Schema"),
                 builtin=False,
                 list_kind=str(names.get("listKind") or f"{kind}List"),
+                storage_version=storage,
+                conversion_webhook=conversion_webhook(crd) if storage else None,
             )
         )
     return out

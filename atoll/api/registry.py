@@ -47,6 +47,19 @@ class ResourceDef:
     schema: JSON | None = field(default=None, compare=False, hash=False)  # openAPIV3Schema (CRDs)
     builtin: bool = True
     list_kind: str = ""
+    storage_version: str = ""
+    """A CRD with several versions: the one objects are stored at (a write at any version is
+    stored at it; a read converts what it finds to its own version, see
+    ``atoll.apiserver.registry.conversion``). Empty for every other resource: nothing converts."""
+    conversion_webhook: JSON | None = field(default=None, compare=False, hash=False)
+    """With ``storage_version``: the ``clientConfig`` (``url``, ``caBundle``) of the CRD's conversion
+    webhook; None: conversion strategy ``None`` (only ``apiVersion`` changes)."""
+
+    @property
+    def storage_api_version(self) -> str:
+        """``apiVersion`` of a stored object written now (this one's unless ``storage_version``)."""
+        version = self.storage_version or self.version
+        return f"{self.group}/{version}" if self.group else version
 
     @property
     def api_version(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from atoll.api.crd import crd_to_resource_defs, kuscia_crds, kuscia_resource_defs, validate_crd
+from atoll.api.crd import crd_to_resource_defs, kuscia_crds, kuscia_resource_defs, validate_crd, version_priority
 from atoll.api.registry import Registry
 from atoll.apiserver.apiextensions.schema import StructuralSchema
 
@@ -222,6 +222,57 @@ def test_conversion_served_versions_storage_first() -> None:
         "int32",
     )
     assert rds[1].subresources == () and rds[1].printer_columns == ()
+    # several versions: each names the storage version (reads and writes convert); one version: none
+    assert [rd.storage_version for rd in rds] == ["v1", "v1"]
+    assert rds[1].storage_api_version == rds[0].api_version
+    assert all(rd.storage_version == "" for rd in kuscia_resource_defs())
+
+
+def test_versions_in_kube_priority_order() -> None:
+    names = ["foo", "v1alpha1", "v2beta1", "v1", "v11alpha2", "v1beta2", "v10", "bar", "v12alpha1"]
+    assert sorted(names, key=version_priority) == [
+        "v10",
+        "v1",
+        "v2beta1",
+        "v1beta2",
+        "v12alpha1",
+        "v11alpha2",
+        "v1alpha1",
+        "bar",
+        "foo",
+    ]
+    crd = _multi_version_crd()
+    crd["spec"]["versions"].reverse()
+    for version in crd["spec"]["versions"]:
+        version["storage"] = version["name"] == "v1alpha1"
+    assert [rd.version for rd in crd_to_resource_defs(crd)] == ["v1", "v1alpha1"]  # not storage first
+
+
+def test_conversion_strategies() -> None:
+    def conversion(value: Any) -> Any:
+        return lambda c: c["spec"].update(conversion=value)
+
+    assert _bad(conversion({"strategy": "Other"})) == {
+        "spec.conversion.strategy": 'Unsupported value: "Other": supported values: "None", "Webhook"'
+    }
+    assert set(_bad(conversion({"strategy": "Webhook"}))) == {"spec.conversion.webhook"}
+    review = {"conversionReviewVersions": ["v1beta1"], "clientConfig": {"url": "https://h/c"}}
+    assert set(_bad(conversion({"strategy": "Webhook", "webhook": review}))) == {
+        "spec.conversion.webhook.conversionReviewVersions"
+    }
+    for config, field in (
+        ({"service": {"name": "s", "namespace": "n"}}, "spec.conversion.webhook.clientConfig.service"),
+        ({"url": "http://h/c"}, "spec.conversion.webhook.clientConfig.url"),
+    ):
+        webhook = {"conversionReviewVersions": ["v1"], "clientConfig": config}
+        assert set(_bad(conversion({"strategy": "Webhook", "webhook": webhook}))) == {field}
+    for strategy in (
+        {"strategy": "None"},
+        {"strategy": "Webhook", "webhook": {**review, "conversionReviewVersions": ["v1"]}},
+    ):
+        crd = copy.deepcopy(_by_kind()["Domain"])
+        crd["spec"]["conversion"] = strategy
+        assert validate_crd(crd) == []
 
 
 # --------------------------------------------------------------------------------- bad CRDs

@@ -26,10 +26,14 @@ CRD_GROUP = "apiextensions.k8s.io"
 CRD_PREFIX = "/apiextensions.k8s.io/customresourcedefinitions/"
 
 
-def crd_status(crd: JSON) -> JSON:
+def crd_status(crd: JSON, old: JSON | None = None) -> JSON:
+    """The status of an admitted CRD; ``storedVersions`` keeps those of ``old`` (the stored CRD):
+    objects written at an earlier storage version stay stored at it until rewritten."""
     now = timestamps.now_time()
     spec = crd.get("spec") or {}
     storage = [v["name"] for v in spec.get("versions") or [] if v.get("storage")]
+    earlier = ((old or {}).get("status") or {}).get("storedVersions") or []
+    storage = [v for v in earlier if isinstance(v, str) and v not in storage] + storage
     return {
         "conditions": [
             {
@@ -95,7 +99,10 @@ class CRDManager:
 
     def _admit_crd(self, attrs: Attributes) -> None:
         crd = attrs.obj
-        if crd is None or attrs.subresource == "status":
+        if crd is None:
+            return
+        if attrs.subresource == "status":
+            self._check_stored_versions(attrs, crd)
             return
         causes = validate_crd(crd)
         if causes:
@@ -118,7 +125,37 @@ class CRDManager:
                     ],
                 )
         if attrs.operation == "CREATE" or attrs.old is None or attrs.old.get("spec") != crd.get("spec"):
-            crd["status"] = crd_status(crd)
+            crd["status"] = crd_status(crd, attrs.old)
+            self._check_stored_versions(attrs, crd)
+
+    @staticmethod
+    def _check_stored_versions(attrs: Attributes, crd: JSON) -> None:
+        """As kube-apiserver: every version in ``status.storedVersions`` is still in ``spec.versions``
+        (objects may be stored at it; drop it from the status once they are rewritten) and the storage
+        version is among them."""
+        spec = crd.get("spec") or {}
+        names = [v.get("name") for v in spec.get("versions") or [] if isinstance(v, dict)]
+        stored = (crd.get("status") or {}).get("storedVersions") or []
+        causes = [
+            errors.cause(
+                "FieldValueInvalid",
+                f"status.storedVersions[{i}]",
+                f'Invalid value: "{v}": must appear in spec.versions',
+            )
+            for i, v in enumerate(stored)
+            if v not in names
+        ]
+        storage = [v.get("name") for v in spec.get("versions") or [] if isinstance(v, dict) and v.get("storage")]
+        if not causes and storage and storage[0] not in stored:
+            causes.append(
+                errors.cause(
+                    "FieldValueInvalid",
+                    "status.storedVersions",
+                    f"Invalid value: {stored}: must have the storage version {storage[0]}",
+                )
+            )
+        if causes:
+            raise errors.invalid("CustomResourceDefinition", CRD_GROUP, attrs.name, causes)
 
     def _schema(self, rd: ResourceDef) -> StructuralSchema:
         key = (rd.group, rd.version, rd.plural)

@@ -10,7 +10,8 @@ one (wait, then 504), 410 ``Gone`` for a history no longer retained (raised, as 
 raises the stream's ERROR event), selectors, BOOKMARK events, ``sendInitialEvents`` (the current
 state, then the initial-events-end BOOKMARK), ``timeoutSeconds`` (random 30-60 min without), pagination
 with ``limit``/``continue``, ``PartialObjectMetadata`` items for metadata-only reads, every
-object's ``metadata.resourceVersion`` set. Nothing is encoded nor decoded on the way.
+object's ``metadata.resourceVersion`` set, objects at the version asked for
+(``registry.conversion``). Nothing is encoded nor decoded on the way.
 
 **Objects handed out by LIST and WATCH are the cache's own dicts, never copied: consumers treat
 them as read-only** (informer caches already promise that). GET returns a private copy (decoded
@@ -47,7 +48,7 @@ from atoll.apiserver.http.metrics import count_local, watchers
 from atoll.apiserver.http.metrics_api import is_metrics
 from atoll.apiserver.http.resources import ResourceHandlers
 from atoll.apiserver.http.watchstart import INITIAL_EVENTS_END, begin, bookmark
-from atoll.apiserver.registry import lists
+from atoll.apiserver.registry import conversion, lists
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -105,13 +106,16 @@ class InProcessReads:
             cached = self._cache.get(own.key(namespace, name))
             if cached is None:  # acknowledged through another master but not here yet?
                 cached = await self._handlers.objects.current(own, namespace, name)
+            if own.storage_version:
+                await conversion.prepare(own, [cached])
         except errors.APIError as err:
             count_local("GET", own.plural, err.code)
             raise
         except Exception as exc:
             raise _internal("GET", own, exc) from exc
         count_local("GET", own.plural, 200)
-        out: JSON = orjson.loads(cached.raw)  # a private copy: callers modify and write back
+        encoded = conversion.raw(own, cached) if own.storage_version else cached.raw
+        out: JSON = orjson.loads(encoded)  # a private copy: callers modify and write back
         return out
 
     async def list(
@@ -122,6 +126,8 @@ class InProcessReads:
         try:
             matcher = lists.make_matcher(own, params.get("labelSelector", ""), params.get("fieldSelector", ""))
             page = await self._handlers.list_page(own, namespace, params, matcher)
+            if own.storage_version and not metadata_only:
+                await conversion.prepare(own, page.items)
         except errors.APIError as err:
             count_local("LIST", own.plural, err.code)
             raise
@@ -137,8 +143,11 @@ class InProcessReads:
             items = [metadata_of(c) for c in page.items]
             return {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": md,
                     "items": items}
-        return {"kind": own.kind_list(), "apiVersion": own.api_version, "metadata": md,
-                "items": [c.peek() for c in page.items]}
+        if own.storage_version:
+            items = [conversion.obj(own, c) for c in page.items]
+        else:
+            items = [c.peek() for c in page.items]
+        return {"kind": own.kind_list(), "apiVersion": own.api_version, "metadata": md, "items": items}
 
     async def watch(
         self, rd: ResourceDef, namespace: str | None, params: Mapping[str, Any], *, metadata_only: bool
@@ -157,10 +166,16 @@ class InProcessReads:
         except Exception as exc:
             raise _internal("WATCH", rd, exc) from exc
         bookmarks = start.bookmarks
+        converting = rd.conversion_webhook is not None and not metadata_only  # awaits the CRD's webhook
         if metadata_only:
 
             def obj_of(cached: Cached) -> JSON:
                 return metadata_of(cached)
+
+        elif rd.storage_version:
+
+            def obj_of(cached: Cached) -> JSON:
+                return conversion.obj(rd, cached)
 
         else:
 
@@ -187,6 +202,8 @@ class InProcessReads:
 
         watchers.inc()
         try:
+            if converting:
+                await conversion.prepare(rd, [e.current for e in initial])
             for first in initial:
                 yield first.type, obj_of(first.current)
             del initial
@@ -206,6 +223,8 @@ class InProcessReads:
                     if failure is None:
                         return
                     raise failure if isinstance(failure, errors.APIError) else errors.InternalError(str(failure))
+                if converting:
+                    await conversion.prepare(rd, [event.current])
                 yield event.type, obj_of(event.current)
         finally:
             watchers.dec()

@@ -29,7 +29,7 @@ from atoll.apiserver.http.watchstart import WatchStart, watch_start
 from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.patch.dispatch import PATCH_TYPES, apply_patch
 from atoll.apiserver.patch.managed_fields import manager_from_user_agent
-from atoll.apiserver.registry import lists, params
+from atoll.apiserver.registry import conversion, lists, params
 from atoll.apiserver.registry.storage import ResourceStorage, WriteOptions
 from atoll.apiserver.registry.strategies import Strategies
 from atoll.apiserver.registry.subresources import (
@@ -104,6 +104,8 @@ class ResourceHandlers:
     ) -> web.Response:
         """``obj`` as JSON (or a one-row Table); ``raw`` is its encoding when already known (cached)."""
         headers = _warnings(opts)
+        if rd.storage_version and obj.get("apiVersion") != rd.api_version:
+            obj, raw = conversion.to_version(rd, obj), None
         if "as=" not in request.headers.get("Accept", ""):  # neither metadata only nor a Table: the object
             return codec.json_response(obj if raw is None else raw, status=status, headers=headers)
         if partial.wants_metadata(request):
@@ -127,8 +129,10 @@ class ResourceHandlers:
             if partial.wants_metadata(request):
                 return codec.json_response(partial.partial(cached))
             if codec.wants_table(request):
+                if rd.storage_version:
+                    return self._one(request, rd, conversion.obj(rd, cached))
                 return self._one(request, rd, cached.obj, raw=cached.raw)
-        return codec.json_response(cached.raw)
+        return codec.json_response(conversion.raw(rd, cached) if rd.storage_version else cached.raw)
 
     def _cached_raw(self, rd: ResourceDef, obj: JSON) -> bytes | None:
         """The cache's encoding of ``obj`` when a write returned the cached object itself (no re-encode)."""
@@ -161,6 +165,8 @@ class ResourceHandlers:
             cached = self.objects.cache.get(route.rd.key(route.namespace, route.name))
             if cached is None:  # acknowledged through another master but not here yet?
                 cached = await self.objects.current(route.rd, route.namespace, route.name)
+            if route.rd.storage_version and not partial.wants_metadata(request):
+                await conversion.prepare(route.rd, [cached])
             return self._read_one(request, route.rd, cached)
         if method == "PUT":
             return await self.update(request, route)
@@ -188,7 +194,8 @@ class ResourceHandlers:
             return await self.logs.relay_websocket(request, reply)
         if isinstance(reply, StatusReply):
             return codec.json_response(reply.body, status=reply.status)
-        return self._one(request, route.rd, reply.obj, status=reply.status, opts=opts)
+        obj = await conversion.view(route.rd, reply.obj) if route.rd.storage_version else reply.obj
+        return self._one(request, route.rd, obj, status=reply.status, opts=opts)
 
     async def list_or_watch(self, request: web.Request, route: Route) -> web.StreamResponse:
         query = request.query
@@ -216,6 +223,11 @@ class ResourceHandlers:
                 start=start,
             )
         page = await self.list_page(rd, route.namespace, query, matcher)
+        if rd.storage_version and (codec.wants_table(request) or not partial.wants_metadata(request)):
+            await conversion.prepare(rd, page.items)  # (metadata only needs no conversion)
+            include = _include_object(request)
+            if codec.wants_table(request) and (include == "Object" or rd.conversion_webhook is not None):
+                return codec.json_response(self._converted_table(rd, page, include))
         if codec.wants_table(request):
             table = render_table_bytes(
                 rd,
@@ -230,6 +242,19 @@ class ResourceHandlers:
         if partial.wants_metadata(request):
             return codec.json_response(partial.list_body(page))
         return codec.json_response(lists.list_body(rd, page))
+
+    def _converted_table(self, rd: ResourceDef, page: lists.Page, include: str) -> JSON:
+        """A LIST's Table of a resource that converts its objects, when its rows depend on the
+        conversion (they hold the objects, or a webhook's conversion changes their cells)."""
+        return render_table(
+            rd,
+            [conversion.obj(rd, c) for c in page.items],
+            printer=self.strategies.for_resource(rd).printer,
+            include_object=include,
+            resource_version=str(page.revision),
+            continue_token=page.continue_token,
+            remaining=page.remaining,
+        )
 
     async def list_page(
         self, rd: ResourceDef, namespace: str | None, query: Mapping[str, str], matcher: lists.Matcher | None

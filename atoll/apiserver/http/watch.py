@@ -18,7 +18,9 @@ While a stream is idle the cache's fan-out writes events straight to its connect
 chunk per store batch, synchronously: no task wake-up per watcher per event); while the stream's
 task is busy, or the connection's write buffer is above its high-water mark, events queue for the
 task, which writes them (several per chunk) and waits for the client to drain. A client that
-stops reading thus fills its queue and is ended as before.
+stops reading thus fills its queue and is ended as before. A resource converted by a CRD's
+webhook is always written by the stream's task, which awaits the conversion of each chunk
+(``registry.conversion.prepare``; a failure ends the stream with an ERROR event).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from atoll.apiserver.http.protocol import lost_callbacks
 from atoll.apiserver.http.watchstart import INITIAL_EVENTS_END, WatchStart, begin, bookmark
 from atoll.apiserver.http.watchstart import WatchStreamSettings as WatchStreamSettings  # re-exported: importers
 from atoll.apiserver.http.watchstart import parse_rv as parse_rv  # predate the split
+from atoll.apiserver.registry import conversion
 from atoll.apiserver.registry.lists import Matcher
 
 JSON = dict[str, Any]
@@ -71,13 +74,26 @@ async def serve_watch(
         return response
     first = [True]
     ticker: TimerHandle | None = None
+    converting = rd.conversion_webhook is not None and not metadata_only  # awaits the CRD's webhook
+    if converting and initial:
+        try:
+            await conversion.prepare(rd, [e.current for e in initial])
+        except errors.APIError as err:
+            cache.stop(watcher)
+            await response.prepare(request)
+            await response.write(orjson.dumps({"type": "ERROR", "object": err.status()}) + b"\n")
+            await response.write_eof()
+            return response
 
     def encode(event: WatchEvent) -> bytes:
         if metadata_only:
             return partial.watch_line(event.type, event.current)
         if table_renderer is None:
+            if rd.storage_version:  # a CRD with several versions: the object at the watch's version
+                return b'{"type":"' + event.type.encode() + b'","object":' + conversion.raw(rd, event.current) + b"}\n"
             return event.line()
-        table = table_renderer([event.current.obj], with_columns=first[0])
+        obj = conversion.obj(rd, event.current) if rd.storage_version else event.current.obj
+        table = table_renderer([obj], with_columns=first[0])
         first[0] = False
         return orjson.dumps({"type": event.type, "object": table}) + b"\n"
 
@@ -114,7 +130,8 @@ async def serve_watch(
         ticker = clock.call_later(min(deadline, next_bookmark, clock.monotonic() + poll) - clock.monotonic(), tick)
         if on_lost is not None:
             on_lost.add(wake)
-        watcher.sink = _direct_writer(request, encode)
+        if not converting:  # (a conversion webhook is awaited by the stream's task)
+            watcher.sink = _direct_writer(request, encode)
         while True:
             if clock.monotonic() >= deadline:
                 break
@@ -142,15 +159,17 @@ async def serve_watch(
                     status = failure.status()
                     await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
                 break
-            chunk = [encode(event)]
+            events = [event]
             while not queue.empty():
                 more = queue.get_nowait()
                 if more is None:
                     queue.put_nowait(None)
                     break
                 if more is not _TICK:
-                    chunk.append(encode(more))
-            await response.write(chunk[0] if len(chunk) == 1 else b"".join(chunk))
+                    events.append(more)
+            if converting and not await _converted(response, rd, events):
+                break
+            await response.write(encode(event) if len(events) == 1 else b"".join(encode(e) for e in events))
         await response.write_eof()
     except ConnectionResetError:
         pass
@@ -162,6 +181,17 @@ async def serve_watch(
             on_lost.discard(wake)
         cache.stop(watcher)
     return response
+
+
+async def _converted(response: web.StreamResponse, rd: ResourceDef, events: list[WatchEvent]) -> bool:
+    """Convert the events' objects with the CRD's webhook; False when it failed (an ERROR event,
+    naming the webhook, was written: the stream ends)."""
+    try:
+        await conversion.prepare(rd, [e.current for e in events])
+    except errors.APIError as err:
+        await response.write(orjson.dumps({"type": "ERROR", "object": err.status()}) + b"\n")
+        return False
+    return True
 
 
 def _direct_writer(request: web.Request, encode: Callable[[WatchEvent], bytes]) -> Callable[[list[WatchEvent]], bool]:

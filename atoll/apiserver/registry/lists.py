@@ -27,6 +27,7 @@ from atoll.api.selectors import (
 )
 from atoll.apiserver.cache.entries import Cached, decode_or_skip
 from atoll.apiserver.cache.watchcache import WatchCache
+from atoll.apiserver.registry import conversion
 from atoll.store.base import Compacted, Store
 
 JSON = dict[str, Any]
@@ -201,11 +202,16 @@ async def _store_page(
 
 
 def list_body(rd: ResourceDef, page: Page) -> bytes:
-    """``{"kind":"XList",...,"items":[...]}`` assembled from the cached encodings."""
+    """``{"kind":"XList",...,"items":[...]}`` assembled from the cached encodings (at ``rd``'s
+    version: ``conversion``)."""
     md: JSON = {"resourceVersion": str(page.revision)}
     if page.continue_token:
         md["continue"] = page.continue_token
         if page.remaining is not None:
             md["remainingItemCount"] = page.remaining
     head = orjson.dumps({"kind": rd.kind_list(), "apiVersion": rd.api_version, "metadata": md})
-    return head[:-1] + b',"items":[' + b",".join(c.raw for c in page.items) + b"]}"
+    if rd.storage_version:
+        items = b",".join(conversion.raw(rd, c) for c in page.items)
+    else:
+        items = b",".join(c.raw for c in page.items)
+    return head[:-1] + b',"items":[' + items + b"]}"

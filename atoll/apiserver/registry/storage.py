@@ -4,7 +4,9 @@ Every write here follows one pattern: read the current object from the watch cac
 new object, run admission, append it to the store with the current revision as a precondition
 (retrying on a stale cache when the client did not pin a resourceVersion) and wait until the
 cache has applied the new revision, so the caller reads its own write. A write that changes
-nothing is not stored (no wasted revisions).
+nothing is not stored (no wasted revisions). A custom resource of several versions is stored at
+its storage version; the write's mutation, admission and answer see it at the request's
+(``conversion``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from atoll.apiserver.auth.user import UserInfo
 from atoll.apiserver.cache.entries import Cached
 from atoll.apiserver.cache.watchcache import CacheStopped, WatchCache
 from atoll.apiserver.patch import apply as ssa
-from atoll.apiserver.registry import meta
+from atoll.apiserver.registry import conversion, meta
 from atoll.apiserver.registry.deletion import check_preconditions, mark_deleted
 from atoll.apiserver.registry.strategies import Strategies
 from atoll.apiserver.registry.updates import SERVER_MANAGED, drop_empty, merged_update
@@ -202,6 +204,8 @@ class ResourceStorage:
             if opts.dry_run:
                 attrs.abort()
                 return obj
+            if rd.storage_version:
+                obj = await conversion.stored(rd, obj)
             key = rd.key(namespace, md["name"])
             value = self._encode(obj, opts.owned)
             try:
@@ -214,7 +218,8 @@ class ResourceStorage:
                 self.cache.forget(value)
             raise
         try:
-            return await self._after_write(key, revision, obj)
+            created = await self._after_write(key, revision, obj)
+            return await conversion.view(rd, created) if rd.storage_version else created
         finally:
             if opts.owned:
                 self.cache.forget(value)
@@ -297,25 +302,42 @@ class ResourceStorage:
         pinned: bool = False,
         pinned_revision: int = 0,
     ) -> JSON:
-        """Read-modify-write with optimistic concurrency; ``mutate`` returns the desired object."""
+        """Read-modify-write with optimistic concurrency; ``mutate`` returns the desired object
+        (it and admission see the current object at ``rd``'s version; so does the caller's answer)."""
+        done = await self._modify(rd, namespace, name, mutate, opts, subresource, pinned, pinned_revision)
+        return await conversion.view(rd, done) if rd.storage_version else done
+
+    async def _modify(
+        self,
+        rd: ResourceDef,
+        namespace: str | None,
+        name: str,
+        mutate: Mutator,
+        opts: WriteOptions,
+        subresource: str,
+        pinned: bool,
+        pinned_revision: int,
+    ) -> JSON:
         current = await self._current(rd, namespace, name, pinned_revision)
         for _ in range(MAX_RETRIES):
+            old = await conversion.view(rd, current.obj) if rd.storage_version else current.obj
             try:
-                wanted = mutate(current.obj)
+                wanted = mutate(old)
             except errors.Conflict:  # a pin newer than this cache (written through another master)?
                 fresh = await self._fresh(rd, namespace, name)
                 if fresh.revision == current.revision:
                     raise
                 current = fresh
-                wanted = mutate(current.obj)
-            new = merged_update(self.strategies.for_resource(rd), rd, current.obj, wanted, subresource)
+                old = await conversion.view(rd, current.obj) if rd.storage_version else current.obj
+                wanted = mutate(old)
+            new = merged_update(self.strategies.for_resource(rd), rd, old, wanted, subresource)
             attrs = Attributes(
                 "UPDATE",
                 rd,
                 namespace,
                 name,
                 new,
-                current.obj,
+                old,
                 subresource=subresource,
                 dry_run=opts.dry_run,
                 field_validation=opts.field_validation,
@@ -325,7 +347,9 @@ class ResourceStorage:
             )
             await self.admission.admit(attrs)
             if not subresource:  # after the schema: a field of the wrong type is named first
-                self.strategies.for_resource(rd).check_update(rd, current.obj, new)
+                self.strategies.for_resource(rd).check_update(rd, old, new)
+            if rd.storage_version:
+                new = await conversion.stored(rd, dict(new))
             same_content = _without_volatile(new) == _without_volatile(current.obj)  # managedFields aside
             if _is_noop(new, current.obj, opts.record_managed_fields, same_content):
                 return current.obj  # checked before the managedFields bookkeeping: no-ops don't pay it
@@ -379,7 +403,13 @@ class ResourceStorage:
     async def delete(
         self, rd: ResourceDef, namespace: str | None, name: str, options: JSON, opts: WriteOptions
     ) -> tuple[JSON, bool]:
-        """Delete or mark for deletion; returns (object, finished)."""
+        """Delete or mark for deletion; returns (object at ``rd``'s version, finished)."""
+        obj, finished = await self._delete(rd, namespace, name, options, opts)
+        return (await conversion.view(rd, obj) if rd.storage_version else obj), finished
+
+    async def _delete(
+        self, rd: ResourceDef, namespace: str | None, name: str, options: JSON, opts: WriteOptions
+    ) -> tuple[JSON, bool]:
         current = await self._current(rd, namespace, name)
         for _ in range(MAX_RETRIES):
             check_preconditions(rd, name, current.obj, options)
