@@ -88,8 +88,11 @@ def test_run_interactive_and_with_a_terminal(lite: Lite) -> None:
 
 def test_attach_to_a_running_terminal_with_kubectl_133(lite: Lite) -> None:
     k133 = make_kubectl("1.33", lite.server, lite.base / "kubectl133")
-    k133.apply(pod_yaml("shell", ["sh", "-c", 'read l; echo "said:$l"; stty size'], stdin=True, tty=True),
-               "shell.yaml")
+    # kubectl sends the terminal size and the typed line on separate channels: the size may land
+    # just after the line, so the shell polls for it (up to 5 s; "0 0" then fails the test)
+    script = ('read l; echo "said:$l"; i=0; while [ "$(stty size)" = "0 0" ] && [ $i -lt 50 ]; do '
+              'i=$((i+1)); sleep 0.1; done; stty size')
+    k133.apply(pod_yaml("shell", ["sh", "-c", script], stdin=True, tty=True), "shell.yaml")
     running(k133, "shell")
     code, printed = on_a_terminal(k133, "attach", "-it", "shell", "-n", NS, typed=b"hi\r", timeout=30)
     assert code == 0 and "said:hi" in printed, printed
