@@ -272,7 +272,7 @@ class ContainerRunner:
         started = time.monotonic()
         state = self.ctx.sandbox.shim_state(rec.name, rec.attempt)
         async with asyncio.TaskGroup() as tg:
-            exited = tg.create_task(process.wait_exit(rec.pid, state, own_child=own), name=f"wait/{rec.name}")
+            exited = tg.create_task(self._wait_exit(rec.pid, state, own), name=f"wait/{rec.name}")
             watchers = [tg.create_task(self._stop_when_asked(exited), name=f"stop/{rec.name}")]
             if not rec.init and not rec.ephemeral:
                 watchers += self._start_probes(tg)
@@ -288,9 +288,16 @@ class ContainerRunner:
         if stdio is not None:
             stdio.release()
             self.stdio = None
-        _CHILDREN.discard(rec.pid)
         process.kill_group(rec.pid, signal.SIGKILL)  # sweep anything the container left behind
         return exited.result(), started
+
+    @staticmethod
+    async def _wait_exit(pid: int, state: Path, own: bool) -> int:
+        """The attempt's exit code; a pid this agent spawned leaves ``_CHILDREN`` in the step that reaped
+        it (``waitpid`` frees the pid for reuse: no save may read a start time from it after that)."""
+        code = await process.wait_exit(pid, state, own_child=own)
+        _CHILDREN.discard(pid)
+        return code
 
     def identify(self) -> None:
         """Record the start time of a process this agent spawned, if not yet recorded: the spawn leaves
