@@ -100,7 +100,7 @@ async def test_recovery_does_not_adopt_a_pid_file_naming_another_process_without
         reap(other)
 
 
-async def test_recovery_never_signals_a_stranger_leading_its_own_group(tmp_path: Path) -> None:
+def test_recovery_never_signals_a_stranger_leading_its_own_group(tmp_path: Path) -> None:
     sandbox = Sandbox(tmp_path, "uid-1")
     rec = ContainerRecord(name="main", attempt=0, spawning=True)
     state = sandbox.shim_state("main", 0)
