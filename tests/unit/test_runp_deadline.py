@@ -1,10 +1,12 @@
 """``spec.activeDeadlineSeconds`` on RunP, timed by a fake clock: once it has passed, the pod's containers
 are stopped and not restarted (restartPolicy Always), the pod is Failed with reason ``DeadlineExceeded``
-and a ``DeadlineExceeded`` event; a deadline lowered on a running pod applies at once."""
+and a ``DeadlineExceeded`` event; a deadline lowered on a running pod applies at once; a restarted agent
+stops at once the adopted containers of a pod whose deadline passed while it was down."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,7 @@ def running_pid(worker: PodWorker) -> int:
 
 
 async def stopped_by_the_deadline(worker: PodWorker, events: Events, pid: int) -> None:
+    await eventually(lambda: worker.record("main") is not None)  # a restarted worker reads its records on a thread
     rec = worker.record("main")
     assert rec is not None and worker.state is not None
     await eventually(lambda: rec.done and rec.state == "terminated")
@@ -119,3 +122,24 @@ async def test_a_lowered_deadline_applies_at_once(tmp_path: Path) -> None:
         await stopped_by_the_deadline(worker, events, pid)
     finally:
         await finish(worker, task)
+
+
+async def test_a_restarted_agent_stops_a_pod_whose_deadline_passed_while_it_was_down(tmp_path: Path) -> None:
+    worker, clock, _ = make_worker(tmp_path, 60)
+    task = asyncio.create_task(worker.run())
+    await eventually(lambda: running_pid(worker) > 0)
+    pid = running_pid(worker)
+    worker._unsaved = True
+    worker.save()  # the pid and start time are on disk
+    task.cancel()  # the agent dies; its container keeps running
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert process.start_time(pid) is not None
+    restarted = PodWorker(worker.pod, client=StatusClient(), config=worker.config,  # type: ignore[arg-type]
+                          images=worker.images, events=(events := Events()), clock=clock)
+    clock.advance(61)  # while the agent was down
+    task = asyncio.create_task(restarted.run())
+    try:
+        await stopped_by_the_deadline(restarted, events, pid)
+    finally:
+        await finish(restarted, task)
