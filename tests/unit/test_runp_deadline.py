@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,8 @@ def make_worker(tmp_path: Path, deadline_seconds: int | None) -> tuple[PodWorker
         spec["activeDeadlineSeconds"] = deadline_seconds
     pod = {"metadata": {"name": "p", "namespace": "alice", "uid": "5f0c7d2e-8a41-4b6b-9c3e-1d2a3b4c5d6e"}, "spec": spec}
     clock, events = FakeClock(), Events()
-    worker = PodWorker(pod, client=StatusClient(), config=config, images=images, events=events,  # type: ignore[arg-type]
-                       clock=clock)
+    client: Any = StatusClient()
+    worker = PodWorker(pod, client=client, config=config, images=images, events=events, clock=clock)
     return worker, clock, events
 
 
@@ -89,7 +90,7 @@ async def finish(worker: PodWorker, task: asyncio.Task[None]) -> None:
     worker.forget()
     await task
     if pid and process.start_time(pid) is not None:
-        process.kill_group(pid, process.signal.SIGKILL)
+        process.kill_group(pid, signal.SIGKILL)
 
 
 async def test_the_containers_stop_once_the_deadline_has_passed(tmp_path: Path) -> None:
@@ -135,8 +136,11 @@ async def test_a_restarted_agent_stops_a_pod_whose_deadline_passed_while_it_was_
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert process.start_time(pid) is not None
-    restarted = PodWorker(worker.pod, client=StatusClient(), config=worker.config,  # type: ignore[arg-type]
-                          images=worker.images, events=(events := Events()), clock=clock)
+    client: Any = StatusClient()
+    events = Events()
+    restarted = PodWorker(
+        worker.pod, client=client, config=worker.config, images=worker.images, events=events, clock=clock
+    )
     clock.advance(61)  # while the agent was down
     task = asyncio.create_task(restarted.run())
     try:

@@ -16,7 +16,7 @@ import pytest
 
 from atoll.agent.config import AgentConfig
 from atoll.agent.events import EventRecorder
-from atoll.agent.runp import container, process, spread
+from atoll.agent.runp import process, spread
 from atoll.agent.runp.images import ImageStore
 from atoll.agent.runp.pod import PodWorker
 from atoll.agent.runp.sandbox import SandboxState
@@ -141,11 +141,11 @@ async def test_no_start_time_is_read_once_the_exit_was_collected(
 
     async def wait_exit(pid: int, state: Path, *, own_child: bool) -> int:
         code = await real_wait_exit(pid, state, own_child=own_child)
-        monkeypatch.setattr(container.process, "start_time", lambda _pid: 4242)  # the pid was reused
+        monkeypatch.setattr(process, "start_time", lambda _pid: 4242)  # the pid was reused
         asyncio.get_running_loop().call_soon(save_now)
         return code
 
-    monkeypatch.setattr(container.process, "wait_exit", wait_exit)
+    monkeypatch.setattr(process, "wait_exit", wait_exit)
     code, _ = await runner._wait(True)
     assert code == 3
     assert seen == [None]
