@@ -150,6 +150,29 @@ def test_deleting_a_long_running_pod_ends_its_process_group(network: Network) ->
     assert "NotFound" in k.run("get", "pod", "stubborn", "-n", "alice", check=False).stderr
 
 
+def test_a_pod_past_its_active_deadline_is_stopped_and_failed(network: Network) -> None:
+    k = network.kubectl
+    marker = "marker-deadline-e2e"
+    extra = "  activeDeadlineSeconds: 2\n"
+    k.apply(pod_yaml("overdue", "alice", f"sleep 600 # {marker}", restart="Always", grace=1, extra=extra),
+            "overdue.yaml")
+    cols = "PHASE:.status.phase,REASON:.status.reason,EXIT:.status.containerStatuses[0].state.terminated.exitCode"
+
+    def columns() -> list[str]:
+        return table(k.out("get", "pod", "overdue", "-n", "alice", "-o", f"custom-columns={cols}"))[1]
+
+    # SIGTERM within the grace period (143); restartPolicy Always, yet not restarted
+    until(lambda: columns() == ["Failed", "DeadlineExceeded", "143"], 20)
+    message = k.out("get", "pod", "overdue", "-n", "alice", "-o", "jsonpath={.status.message}")
+    assert message == "Pod was active on the node longer than the specified deadline"
+    assert status(k, "overdue", "alice")["RESTARTS"] == "0"
+    until(lambda: processes_with(marker) == [], 10)
+    described = k.out("describe", "pod", "overdue", "-n", "alice")
+    assert re.search(r"Normal\s+DeadlineExceeded\s+.*Pod was active on the node longer than the specified deadline",
+                     described), described
+    k.run("delete", "pod", "overdue", "-n", "alice", "--grace-period=1")
+
+
 def test_kill_9_of_an_agent_keeps_pods_and_leaves_no_orphans(network: Network) -> None:
     k = network.kubectl
     keep, doomed, short = "marker-keep-e2e", "marker-doomed-e2e", "marker-short-e2e"

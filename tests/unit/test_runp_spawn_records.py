@@ -5,6 +5,7 @@ up), identifying the shim as before."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -115,3 +116,37 @@ def test_a_pods_log_directory_is_made_in_its_sandbox_and_renamed_into_logs(
     assert (logs / "ns_q_u2" / "main").is_dir() and not (sandbox / "logs.new").exists()
     spread.make_staged(tmp_path / "none" / "ns_r_u3", "main", sandbox / "logs.new")  # no logs/ yet: made in place
     assert (tmp_path / "none" / "ns_r_u3" / "main").is_dir() and not (sandbox / "logs.new").exists()
+
+
+async def test_no_start_time_is_read_once_the_exit_was_collected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save between the reap of the shim and the end of the runner's wait reads no start time: the
+    pid may already belong to another process (simulated: ``start_time`` answers for any pid)."""
+    w = worker(tmp_path)
+    w.pod["spec"]["containers"][0]["command"] = ["sh", "-c", "exit 3"]
+    runner = w._runner(w.pod["spec"]["containers"][0])
+    prepared = await runner._prepare()
+    assert prepared is not None
+    runner._spawn(prepared)
+    rec = runner.rec
+    assert rec.start_time is None  # left to the next save
+    real_wait_exit = process.wait_exit
+    seen: list[int | None] = []
+
+    def save_now() -> None:  # the next loop turn after the reap: the runner's wait has not returned yet
+        w._unsaved = True
+        w.save()
+        seen.append(rec.start_time)
+
+    async def wait_exit(pid: int, state: Path, *, own_child: bool) -> int:
+        code = await real_wait_exit(pid, state, own_child=own_child)
+        monkeypatch.setattr(process, "start_time", lambda _pid: 4242)  # the pid was reused
+        asyncio.get_running_loop().call_soon(save_now)
+        return code
+
+    monkeypatch.setattr(process, "wait_exit", wait_exit)
+    code, _ = await runner._wait(True)
+    assert code == 3
+    assert seen == [None]
+    assert rec.start_time is None

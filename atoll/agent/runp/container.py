@@ -57,7 +57,8 @@ class PodContext(Protocol):
     images: ImageStore
     events: EventRecorder
     volume_dirs: dict[str, Path]
-    stopping: asyncio.Event
+    halt: asyncio.Event
+    """Stop the running attempt, start no other (the pod is deleted, or its active deadline passed)."""
 
     def changed(self, *, durable: bool = False) -> None: ...
 
@@ -89,13 +90,13 @@ class ContainerRunner:
         if rec.done:
             return
         if rec.state == "terminated" and rec.terminated is not None:  # exit found while the agent was down
-            if self.ctx.stopping.is_set() or not self._restarts(int(rec.terminated.get("exitCode", 1))):
+            if self.ctx.halt.is_set() or not self._restarts(int(rec.terminated.get("exitCode", 1))):
                 self._finish()
                 return
             await self._back_off(time.monotonic())
         while True:
             if rec.state != "running":
-                if self.ctx.stopping.is_set() or (rec.ephemeral and self._kill.is_set()):
+                if self.ctx.halt.is_set() or (rec.ephemeral and self._kill.is_set()):
                     break
                 prepared = await self._prepare()
                 if prepared is None:
@@ -106,19 +107,23 @@ class ContainerRunner:
                 except OSError as exc:  # no process (EAGAIN, ENOMEM, ENOSPC...): a failed start, not an agent crash
                     code, started = START_ERROR_CODE, time.monotonic()
                     self._record_start_error(exc)
-                    if self.ctx.stopping.is_set() or not self._restarts(code):
+                    if self.ctx.halt.is_set() or not self._restarts(code):
                         break
                     await self._back_off(started)
                     continue
             code, started = await self._wait(rec.pid in _CHILDREN)
             self._record_exit(code)
-            if self.ctx.stopping.is_set() or not self._restarts(code):
+            if self.ctx.halt.is_set() or not self._restarts(code):
                 break
             await self._back_off(started)
         self._finish()
 
     def _finish(self) -> None:
-        self.rec.done = True
+        rec = self.rec
+        if rec.state == "waiting" and rec.terminated is None and rec.last_terminated is not None:
+            rec.state, rec.terminated, rec.last_terminated = "terminated", rec.last_terminated, None  # no restart
+            rec.reason, rec.message = "", ""
+        rec.done = True
         self.ctx.changed()
 
     async def _back_off(self, started: float) -> None:
@@ -154,9 +159,9 @@ class ContainerRunner:
         with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: 3.11's can swallow a cancel
             async with asyncio.timeout(seconds):
                 if not self.rec.ephemeral:
-                    await self.ctx.stopping.wait()
+                    await self.ctx.halt.wait()
                     return
-                stop, kill = asyncio.ensure_future(self.ctx.stopping.wait()), asyncio.ensure_future(self._kill.wait())
+                stop, kill = asyncio.ensure_future(self.ctx.halt.wait()), asyncio.ensure_future(self._kill.wait())
                 try:
                     await asyncio.wait([stop, kill], return_when=asyncio.FIRST_COMPLETED)
                 finally:
@@ -272,7 +277,7 @@ class ContainerRunner:
         started = time.monotonic()
         state = self.ctx.sandbox.shim_state(rec.name, rec.attempt)
         async with asyncio.TaskGroup() as tg:
-            exited = tg.create_task(process.wait_exit(rec.pid, state, own_child=own), name=f"wait/{rec.name}")
+            exited = tg.create_task(self._wait_exit(rec.pid, state, own), name=f"wait/{rec.name}")
             watchers = [tg.create_task(self._stop_when_asked(exited), name=f"stop/{rec.name}")]
             if not rec.init and not rec.ephemeral:
                 watchers += self._start_probes(tg)
@@ -288,9 +293,16 @@ class ContainerRunner:
         if stdio is not None:
             stdio.release()
             self.stdio = None
-        _CHILDREN.discard(rec.pid)
         process.kill_group(rec.pid, signal.SIGKILL)  # sweep anything the container left behind
         return exited.result(), started
+
+    @staticmethod
+    async def _wait_exit(pid: int, state: Path, own: bool) -> int:
+        """The attempt's exit code; a pid this agent spawned leaves ``_CHILDREN`` in the step that reaped
+        it (``waitpid`` frees the pid for reuse: no save may read a start time from it after that)."""
+        code = await process.wait_exit(pid, state, own_child=own)
+        _CHILDREN.discard(pid)
+        return code
 
     def identify(self) -> None:
         """Record the start time of a process this agent spawned, if not yet recorded: the spawn leaves
@@ -305,10 +317,10 @@ class ContainerRunner:
 
     async def _stop_when_asked(self, exited: asyncio.Task[int]) -> None:
         if not self._killable():  # only the pod stopping ends this attempt: no two waiters and a wait()
-            await self.ctx.stopping.wait()
+            await self.ctx.halt.wait()
             await self.stop(self.ctx.grace_seconds(), exited)
             return
-        stop = asyncio.ensure_future(self.ctx.stopping.wait())
+        stop = asyncio.ensure_future(self.ctx.halt.wait())
         kill = asyncio.ensure_future(self._kill.wait())
         try:
             await asyncio.wait([stop, kill], return_when=asyncio.FIRST_COMPLETED)

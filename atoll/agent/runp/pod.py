@@ -12,6 +12,9 @@ Phases, each idempotent so a restarted agent re-enters at the right one:
 5. **terminate** — on ``deletionTimestamp``: SIGTERM every process group, SIGKILL after the
    grace period, then confirm with a delete of grace 0 and remove the sandbox and logs.
 
+``halt`` (set on deletion, and once ``spec.activeDeadlineSeconds`` has passed: :mod:`.deadline`)
+stops every container and starts none again; only a deletion (``stopping``) also terminates.
+
 Status is written by a coalescing writer: ``changed()`` only sets flags, so a burst of transitions
 costs one ``PUT …/status`` and one rewrite of the sandbox records, done by the writer just before
 the PUT; queued Events wait while a pod's status write is pending (at most a second). Only the
@@ -33,7 +36,7 @@ from typing import Any
 from atoll.agent.config import AgentConfig
 from atoll.agent.events import EventRecorder
 from atoll.agent.localpath import local_path_root
-from atoll.agent.runp import recover
+from atoll.agent.runp import deadline, recover
 from atoll.agent.runp.claims import VolumeNotReady
 from atoll.agent.runp.container import RETRY_SECONDS, ContainerRunner
 from atoll.agent.runp.images import ImageStore
@@ -43,6 +46,7 @@ from atoll.agent.runp.sources import ConfigMissing, Sources
 from atoll.agent.runp.status import pod_status
 from atoll.agent.runp.volumes import materialize
 from atoll.api import kinds
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import APIError, NotFound
 from atoll.client import Client, ClientError
 
@@ -54,7 +58,8 @@ log = logging.getLogger(__name__)
 
 class PodWorker:
     def __init__(
-        self, pod: JSON, *, client: Client, config: AgentConfig, images: ImageStore, events: EventRecorder
+        self, pod: JSON, *, client: Client, config: AgentConfig, images: ImageStore, events: EventRecorder,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.pod = pod
         self.uid = str(pod["metadata"]["uid"])
@@ -63,11 +68,18 @@ class PodWorker:
         self.config = config
         self.images = images
         self.events = events
+        self.clock = clock
         self.sandbox = Sandbox(config.root, self.uid)
         self.state: SandboxState | None = None
         self.volume_dirs: dict[str, Path] = {}
         self.volume_waiting = False
         self.stopping = asyncio.Event()
+        """The pod is being deleted (or is gone): stop its containers, then terminate."""
+        self.halt = asyncio.Event()
+        """Stop every container and start none again: deletion, or the active deadline passed."""
+        self._deadline_changed = asyncio.Event()
+        self._counting = asyncio.Event()
+        """Set once the pod's records exist and its containers may start: its deadline counts."""
         self.gone = False
         self._dirty = asyncio.Event()
         self._unsaved = False
@@ -78,17 +90,21 @@ class PodWorker:
     # -- called by the runtime (no I/O) ----------------------------------------------------
 
     def update(self, pod: JSON) -> None:
-        before = (self.pod.get("spec") or {}).get("ephemeralContainers")
+        before, spec = self.pod.get("spec") or {}, pod.get("spec") or {}
         self.pod = pod
-        if (pod.get("spec") or {}).get("ephemeralContainers") != before:
+        if spec.get("ephemeralContainers") != before.get("ephemeralContainers"):
             self._spec_changed.set()  # wake ``_ephemeral`` only when there is something to start
+        if spec.get("activeDeadlineSeconds") != before.get("activeDeadlineSeconds"):
+            self._deadline_changed.set()
         if pod["metadata"].get("deletionTimestamp"):
             self.stopping.set()
+            self.halt.set()
 
     def forget(self) -> None:
         """The pod object is gone (force-deleted): stop at once, write nothing more."""
         self.gone = True
         self.stopping.set()
+        self.halt.set()
 
     def changed(self, *, durable: bool = False) -> None:
         """Records changed: schedule a status write; persist them now if ``durable``, else before that write."""
@@ -125,10 +141,13 @@ class PodWorker:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             writer = tg.create_task(self._status_writer(), name=f"pod/{self.uid}/status")
+            timer = tg.create_task(self._enforce_deadline(), name=f"pod/{self.uid}/deadline")
             try:
                 await self._live()
+                timer.cancel()  # a finished pod has no deadline
                 await self.stopping.wait()
             finally:
+                timer.cancel()
                 self.save()
                 if self.stopping.is_set():
                     await self._flush()
@@ -151,18 +170,22 @@ class PodWorker:
             return
         self._ensure_records()
         self.changed()
-        while not await self._prepare_volumes():
+        left = deadline.remaining(self.pod, self.state.start_time, self.clock.now())
+        if left is not None and left <= 0:  # passed while the agent was down: start nothing, stop the rest
+            self._exceed_deadline()
+        self._counting.set()
+        while not self.halt.is_set() and not await self._prepare_volumes():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(VOLUME_RETRY_SECONDS if self.volume_waiting else RETRY_SECONDS):
-                    await self.stopping.wait()
-            if self.stopping.is_set():
-                return
+                    await self.halt.wait()
+        if self.stopping.is_set():
+            return
         spec = self.pod.get("spec") or {}
         for c in spec.get("initContainers") or []:
             runner = self._runner(c)
             await runner.run()
             term = runner.rec.terminated or {}
-            if self.stopping.is_set() or term.get("exitCode") != 0:
+            if self.halt.is_set() or term.get("exitCode") != 0:
                 self._mark_terminal()
                 return
         async with asyncio.TaskGroup() as tg:
@@ -178,7 +201,7 @@ class PodWorker:
         while True:
             self._spec_changed.clear()
             for c in (self.pod.get("spec") or {}).get("ephemeralContainers") or []:
-                if c["name"] not in started and not self.stopping.is_set():
+                if c["name"] not in started and not self.halt.is_set():
                     started.add(c["name"])
                     self._ensure_records()
                     tg.create_task(self._runner(c).run(), name=f"pod/{self.uid}/{c['name']}")
@@ -189,6 +212,22 @@ class PodWorker:
                 for name in started:
                     self.runners[name].kill()
                 return
+
+    async def _enforce_deadline(self) -> None:
+        await self._counting.wait()
+        assert self.state is not None
+        if await deadline.wait_deadline(lambda: self.pod, self.state.start_time, self.clock,
+                                        self._deadline_changed, self.halt):
+            self._exceed_deadline()
+
+    def _exceed_deadline(self) -> None:
+        """The kubelet's ``DeadlineExceeded``: stop every container, restart none; the pod is Failed."""
+        assert self.state is not None
+        if not self.state.deadline_exceeded:
+            self.state.deadline_exceeded = True
+            self.events.pod_event(self.pod, deadline.REASON, deadline.MESSAGE)
+        self.halt.set()
+        self.changed(durable=True)
 
     def _ensure_records(self) -> None:
         assert self.state is not None

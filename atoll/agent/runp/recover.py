@@ -9,6 +9,12 @@ For each persisted container record:
   code from the shim's exit file; gone without one (killed with the agent, machine rebooted) →
   terminated with exit code 137, reason ``ContainerStatusUnknown``, like the kubelet.
 
+A process group is signalled only when its leader is our shim, or when no process has the
+leader's pid any more (then the group, if any, holds only the descendants of our dead shim: Linux
+does not reuse a pid while a group of that id exists); never when a stranger has the pid now.
+:func:`kill_all` (a pod deleted while the agent was down, or ``stopPodsOnExit``) finds the shim of
+a record the agent was still spawning through its pid file, as recovery does.
+
 A pod whose API status shows it already ran here but has no sandbox any more is never started
 again: every container is reported ``ContainerStatusUnknown`` and the pod ``Failed``.
 """
@@ -16,6 +22,7 @@ again: every container is reported ``ContainerStatusUnknown`` and the pod ``Fail
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import Any
 
 from atoll.agent.runp import process
@@ -48,6 +55,12 @@ def _terminated(rec: ContainerRecord, sandbox: Sandbox, code: int | None) -> Non
     rec.reason, rec.message, rec.spawning = "", "", False
 
 
+def sweep_group(pid: int, started: int | None, shim: Path, sig: signal.Signals = signal.SIGKILL) -> None:
+    """Signal the group ``pid`` led if that leader is our shim or gone; not if another process has the pid."""
+    if pid > 0 and (process.is_ours(pid, started, shim) or process.start_time(pid) is None):
+        process.kill_group(pid, sig)
+
+
 def recover_record(rec: ContainerRecord, sandbox: Sandbox) -> None:
     if rec.done or rec.attempt < 0:
         return
@@ -68,8 +81,7 @@ def recover_record(rec: ContainerRecord, sandbox: Sandbox) -> None:
     if process.is_ours(rec.pid, rec.start_time, state):
         rec.spawning = False
         return
-    if rec.pid > 0:
-        process.kill_group(rec.pid, signal.SIGKILL)  # descendants of a dead shim must not linger
+    sweep_group(rec.pid, rec.start_time, state)  # descendants of a dead shim must not linger
     _terminated(rec, sandbox, process.read_exit(state))
 
 
@@ -113,10 +125,15 @@ def lost_state(pod: JSON, uid: str) -> SandboxState:
 
 
 def kill_all(state: SandboxState, sandbox: Sandbox, sig: signal.Signals = signal.SIGKILL) -> None:
+    """Signal the process group of every container that runs or was being spawned (its shim's pid file)."""
     for rec in state.containers.values():
+        if rec.attempt < 0:
+            continue
         shim = sandbox.shim_state(rec.name, rec.attempt)
-        if rec.state == "running" and process.is_ours(rec.pid, rec.start_time, shim):
-            process.kill_group(rec.pid, sig)
+        if rec.spawning:
+            sweep_group(process.read_pid(shim) or 0, None, shim, sig)  # None: the command line must name it
+        elif rec.state == "running":
+            sweep_group(rec.pid, rec.start_time, shim, sig)
 
 
-__all__ = ["kill_all", "lost_state", "ran_before", "recover", "recover_record"]
+__all__ = ["kill_all", "lost_state", "ran_before", "recover", "recover_record", "sweep_group"]

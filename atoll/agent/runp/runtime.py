@@ -24,6 +24,7 @@ from atoll.agent.runp.pod import PodWorker
 from atoll.agent.runp.sandbox import Sandbox, list_sandboxes
 from atoll.agent.runp.spread import spread_subdirectories
 from atoll.api import kinds
+from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.client import Client
 from atoll.runtime.informer import Informer
 
@@ -40,8 +41,11 @@ class PodInformer(Informer):
 
 
 class RunP:
-    def __init__(self, client: Client, config: AgentConfig, events: EventRecorder) -> None:
+    def __init__(
+        self, client: Client, config: AgentConfig, events: EventRecorder, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.client = client
+        self.clock = clock
         self.config = config
         self.events = events
         self.images = ImageStore(config.root / "images")
@@ -94,7 +98,8 @@ class RunP:
         if self._tg is None:
             self._pending.append(pod)
             return
-        worker = PodWorker(pod, client=self.client, config=self.config, images=self.images, events=self.events)
+        worker = PodWorker(pod, client=self.client, config=self.config, images=self.images, events=self.events,
+                           clock=self.clock)
         worker.update(pod)
         self.workers[uid] = worker
         self.by_name[(str(md.get("namespace")), str(md["name"]))] = uid

@@ -78,6 +78,8 @@ class SandboxState:
     start_time: str = field(default_factory=now_time)
     containers: dict[str, ContainerRecord] = field(default_factory=dict)
     terminal: bool = False
+    deadline_exceeded: bool = False
+    """``spec.activeDeadlineSeconds`` passed: the pod is Failed (``DeadlineExceeded``), nothing restarts."""
 
 
 class Sandbox:

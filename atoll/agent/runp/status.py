@@ -3,13 +3,15 @@
 Phase: any init container not yet successful → ``Pending`` (``Failed`` if it failed and will not
 be retried); then waiting containers → ``Pending``; any running → ``Running``; all stopped →
 ``Running`` under ``Always`` (they restart), ``Succeeded`` if all exited 0, ``Failed`` under
-``Never``, else ``Running`` (``OnFailure`` restarts the failed ones).
+``Never``, else ``Running`` (``OnFailure`` restarts the failed ones). A pod past its active
+deadline is ``Failed`` (``DeadlineExceeded``) at once, while its containers are being stopped.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from atoll.agent.runp import deadline
 from atoll.agent.runp.sandbox import ContainerRecord, SandboxState
 from atoll.api.timestamps import now_time
 
@@ -116,7 +118,7 @@ def pod_status(pod: JSON, state: SandboxState, host_ip: str) -> JSON:
     uid = state.uid
     inits = [state.containers[c["name"]] for c in spec.get("initContainers") or [] if c["name"] in state.containers]
     mains = [state.containers[c["name"]] for c in spec.get("containers") or [] if c["name"] in state.containers]
-    ph = phase(pod, state)
+    ph = "Failed" if state.deadline_exceeded else phase(pod, state)
     initialized = all(
         r.state == "terminated" and r.terminated and r.terminated.get("exitCode") == 0 for r in inits
     ) and len(inits) == len(spec.get("initContainers") or [])
@@ -159,6 +161,8 @@ def pod_status(pod: JSON, state: SandboxState, host_ip: str) -> JSON:
 
 
 def pod_failed_reason(state: SandboxState) -> tuple[str, str] | None:
+    if state.deadline_exceeded:
+        return deadline.REASON, deadline.MESSAGE
     for rec in state.containers.values():
         term = rec.terminated or {}
         if term.get("reason") == "ContainerStatusUnknown":
