@@ -382,3 +382,30 @@ async def test_closed_watch_is_released(api: Api, api_server: Any) -> None:
     for s in streams:
         await s.close()
     await eventually(lambda: cache.watcher_count == before, 15)
+
+
+async def test_a_connection_lost_during_the_initial_events_ends_the_watcher(
+    api: Api, api_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client gone while its initial events are written: the watcher is removed (it leaked, the
+    stream's cleanup failing on a loss callback not yet registered)."""
+    from aiohttp import web
+
+    await create(api, CMS, configmap("lost"))
+    cache = api_server.node.server.cache
+    before = cache.watcher_count
+    original = web.StreamResponse.write
+    lost = {"raised": False}
+
+    async def write(self: web.StreamResponse, data: bytes) -> None:
+        if b'"lost"' in bytes(data) and not lost["raised"]:
+            lost["raised"] = True
+            raise ConnectionResetError("client gone")
+        await original(self, data)
+
+    monkeypatch.setattr(web.StreamResponse, "write", write)
+    stream = await api.watch(CMS, {"resourceVersion": "0"})
+    try:
+        await eventually(lambda: lost["raised"] and cache.watcher_count == before)
+    finally:
+        await stream.close()

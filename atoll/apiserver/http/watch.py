@@ -74,6 +74,8 @@ async def serve_watch(
         return response
     first = [True]
     ticker: TimerHandle | None = None
+    on_lost = lost_callbacks(request)
+    woken: list[Callable[[], None]] = []  # what ``on_lost`` holds for this stream (removed at its end)
     converting = rd.conversion_webhook is not None and not metadata_only  # awaits the CRD's webhook
     if converting and initial:
         try:
@@ -110,7 +112,6 @@ async def serve_watch(
         next_bookmark = clock.monotonic() + settings.bookmark_interval if bookmarks else float("inf")
         bookmark_due = False
         queue = watcher.queue
-        on_lost = lost_callbacks(request)
         poll = 1.0 if on_lost is None else float("inf")  # no loss callback: poll the transport
 
         def wake() -> None:
@@ -130,6 +131,7 @@ async def serve_watch(
         ticker = clock.call_later(min(deadline, next_bookmark, clock.monotonic() + poll) - clock.monotonic(), tick)
         if on_lost is not None:
             on_lost.add(wake)
+            woken.append(wake)
         if not converting:  # (a conversion webhook is awaited by the stream's task)
             watcher.sink = _direct_writer(request, encode)
         while True:
@@ -177,8 +179,9 @@ async def serve_watch(
         watcher.sink = None
         if ticker is not None:
             ticker.cancel()
-        if on_lost is not None:
-            on_lost.discard(wake)
+        for fn in woken:
+            assert on_lost is not None
+            on_lost.discard(fn)
         cache.stop(watcher)
     return response
 
