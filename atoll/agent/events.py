@@ -44,6 +44,8 @@ class EventRecorder:
         self._holds = 0
         self._released = asyncio.Event()
         self._released.set()
+        self.held_back = 0
+        """How many times the sender waited behind holds (tests wait on it)."""
 
     @contextmanager
     def holding(self) -> Iterator[None]:
@@ -98,6 +100,7 @@ class EventRecorder:
         while self._queue:
             queued = self._queue[0][0]
             if self._holds and loop.time() < queued + HOLD_MAX_SECONDS:
+                self.held_back += 1
                 try:
                     async with asyncio.timeout_at(queued + HOLD_MAX_SECONDS):
                         await self._released.wait()

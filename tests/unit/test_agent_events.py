@@ -30,12 +30,9 @@ async def test_queued_events_wait_for_the_status_writes_holding_the_recorder() -
     with recorder.holding():
         with recorder.holding():
             recorder.pod_event(POD, "Started", "Started container main")
-            for _ in range(20):  # the sender task runs, finds the holds and waits
-                await asyncio.sleep(0)
+            await eventually(lambda: recorder.held_back == 1)  # the sender task found the holds and waits
             assert client.created == []
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert client.created == []  # one hold is still there
+        assert recorder.held_back == 1 and client.created == []  # one hold is still there: not woken
     await eventually(lambda: [e["reason"] for e in client.created] == ["Started"])
 
 
