@@ -99,9 +99,10 @@ async def test_the_containers_stop_once_the_deadline_has_passed(tmp_path: Path) 
     try:
         await eventually(lambda: running_pid(worker) > 0)
         pid = running_pid(worker)
+        await eventually(lambda: clock.sleepers == 1)  # the deadline's timer is armed
         clock.advance(30)
-        await asyncio.sleep(0)
-        assert running_pid(worker) == pid and not worker.halt.is_set()  # not yet
+        assert clock.sleepers == 1  # not due yet: it did not fire
+        assert running_pid(worker) == pid and not worker.halt.is_set()
         clock.advance(31)
         await stopped_by_the_deadline(worker, events, pid)
         assert not worker.stopping.is_set()  # the pod stays (Failed) until deleted
@@ -116,8 +117,9 @@ async def test_a_lowered_deadline_applies_at_once(tmp_path: Path) -> None:
         await eventually(lambda: running_pid(worker) > 0)
         pid = running_pid(worker)
         clock.advance(100)
+        assert clock.sleepers == 0  # no deadline: no timer
         worker.update({**worker.pod, "spec": {**worker.pod["spec"], "activeDeadlineSeconds": 3600}})  # set
-        await asyncio.sleep(0)
+        await eventually(lambda: clock.sleepers == 1)  # recomputed: armed for the 3,500 s left
         assert not worker.halt.is_set()
         worker.update({**worker.pod, "spec": {**worker.pod["spec"], "activeDeadlineSeconds": 50}})  # lowered: passed
         await stopped_by_the_deadline(worker, events, pid)
