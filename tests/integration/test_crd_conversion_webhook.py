@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp import web
 
@@ -27,6 +26,7 @@ from atoll.api.registry import ResourceDef
 from atoll.pki import ensure_pki
 from tests.conftest import RunningServer
 from tests.integration.kube_http import Api, assert_status
+from tests.integration.test_crd_versions import gizmo_crd, gizmo_path, stored_gizmo
 
 JSON = dict[str, Any]
 GROUP = "hook.example.com"
@@ -97,37 +97,17 @@ def _version(name: str, storage: bool, field_name: str) -> JSON:
 
 
 def crd(hook: Webhook) -> JSON:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"gizmos.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo", "listKind": "GizmoList"},
-            "versions": [_version("v1beta1", False, "count"), _version("v1", True, "size")],
-            "conversion": {
-                "strategy": "Webhook",
-                "webhook": {
-                    "conversionReviewVersions": ["v1"],
-                    "clientConfig": {"url": hook.url, "caBundle": hook.ca_bundle},
-                },
-            },
-        },
-    }
+    webhook = {"conversionReviewVersions": ["v1"], "clientConfig": {"url": hook.url, "caBundle": hook.ca_bundle}}
+    versions = [_version("v1beta1", False, "count"), _version("v1", True, "size")]
+    return gizmo_crd(GROUP, versions, conversion={"strategy": "Webhook", "webhook": webhook})
 
 
 def path(version: str, name: str = "") -> str:
-    base = f"/apis/{GROUP}/{version}/namespaces/default/gizmos"
-    return f"{base}/{name}" if name else base
+    return gizmo_path(GROUP, version, name)
 
 
 async def stored(server: RunningServer, name: str) -> JSON:
-    assert server.node is not None and server.node.server is not None
-    kv = await server.node.server.store.get(f"/{GROUP}/gizmos/default/{name}")
-    assert kv is not None
-    out: JSON = orjson.loads(kv.value)
-    return out
+    return await stored_gizmo(server, GROUP, name)
 
 
 async def test_a_conversion_webhook_converts_every_write_and_read(

@@ -49,22 +49,36 @@ def _version(name: str, storage: bool) -> JSON:
     }
 
 
-GIZMO_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": f"gizmos.{GROUP}"},
-    "spec": {
-        "group": GROUP,
-        "scope": "Namespaced",
-        "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo", "listKind": "GizmoList"},
-        "versions": [_version("v1beta1", False), _version("v1", True)],
-    },
-}
+def gizmo_crd(group: str, versions: list[JSON], **spec: Any) -> JSON:
+    """The Gizmo CRD of ``group`` with ``versions`` (and more of its ``spec``, e.g. ``conversion``)."""
+    names = {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo", "listKind": "GizmoList"}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"gizmos.{group}"},
+        "spec": {"group": group, "scope": "Namespaced", "names": names, "versions": versions, **spec},
+    }
+
+
+def gizmo_path(group: str, version: str, name: str = "") -> str:
+    base = f"/apis/{group}/{version}/namespaces/default/gizmos"
+    return f"{base}/{name}" if name else base
+
+
+async def stored_gizmo(server: RunningServer, group: str, name: str) -> JSON:
+    """The object as stored (read from the store itself)."""
+    assert server.node is not None and server.node.server is not None
+    kv = await server.node.server.store.get(f"/{group}/gizmos/default/{name}")
+    assert kv is not None
+    out: JSON = orjson.loads(kv.value)
+    return out
+
+
+GIZMO_CRD = gizmo_crd(GROUP, [_version("v1beta1", False), _version("v1", True)])
 
 
 def path(version: str, name: str = "") -> str:
-    base = f"/apis/{GROUP}/{version}/namespaces/default/gizmos"
-    return f"{base}/{name}" if name else base
+    return gizmo_path(GROUP, version, name)
 
 
 def gizmo(version: str, name: str, size: int = 1) -> JSON:
@@ -73,10 +87,7 @@ def gizmo(version: str, name: str, size: int = 1) -> JSON:
 
 async def stored_version(server: RunningServer, name: str) -> str:
     """The apiVersion of the object as stored (read from the store itself)."""
-    assert server.node is not None and server.node.server is not None
-    kv = await server.node.server.store.get(f"/{GROUP}/gizmos/default/{name}")
-    assert kv is not None
-    return str(orjson.loads(kv.value)["apiVersion"])
+    return str((await stored_gizmo(server, GROUP, name))["apiVersion"])
 
 
 async def served_versions(api: Api, name: str) -> dict[str, str]:
