@@ -299,8 +299,8 @@ class ResourceHandlers:
         """A GET's ``resourceVersion`` N (not "0"): the answer is not older than N, so a cache behind
         N waits for it up to 3 s (then 504), as kube-apiserver's cacher; "" and "0" read the cache."""
         rv = params.resource_version(query)
-        if rv and int(rv) > self.objects.cache.revision:
-            await self._wait_for_future(int(rv))
+        if rv:
+            await self.catch_up(rv)
 
     async def _wait_for_future(self, rv: int) -> None:
         """A LIST at a resourceVersion not reached yet: wait up to 3 s, then 504 as kube-apiserver."""
