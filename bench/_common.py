@@ -76,6 +76,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine so far, all cores (``/proc/stat``): busy is
+    user, nice, system, irq, softirq and steal; idle is idle and iowait."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq + steal) / tick, (idle + iowait) / tick
+
+
 def rss_mb(pid: int, missing: float = 0.0) -> float:
     """Resident memory of a process in MiB (``missing`` when it has none, e.g. a zombie)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -69,7 +69,7 @@ sys.path.insert(0, str(REPO))
 from atoll.agent.runp import process  # noqa: E402
 from atoll.api import kinds  # noqa: E402
 from atoll.client import Client  # noqa: E402
-from bench._common import ATOLL, cpu_seconds, free_port, percentile, rss_mb  # noqa: E402
+from bench._common import ATOLL, cpu_seconds, free_port, machine_cpu, percentile, rss_mb  # noqa: E402
 
 DOMAIN_KIND = kinds.kind("kuscia.secretflow", "domains")
 
@@ -208,6 +208,14 @@ async def client_requests(client: Client) -> Requests:
     return out
 
 
+async def commit_counts(client: Client) -> tuple[float, float]:
+    """The master's SQLite (commits, writes they carried) so far."""
+    text = await client.request("GET", "/metrics")
+    values = {f.name: f.samples[0].value for f in text_string_to_metric_families(text)
+              if f.name in ("atoll_sqlite_commits", "atoll_sqlite_committed_writes")}
+    return values.get("atoll_sqlite_commits", 0.0), values.get("atoll_sqlite_committed_writes", 0.0)
+
+
 def print_requests(before: Requests, after: Requests, count: int) -> None:
     print(f"open watches on the master (all resources): {after.pop(('open watches',), 0):.0f}")
     rows = sorted(((k, v - before.get(k, 0.0)) for k, v in after.items()), key=lambda kv: (kv[0][0], -kv[1]))
@@ -279,6 +287,7 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
 
             deleted: set[str] = set()
             at_running: dict[str, float] = {}
+            machine_at_running: list[float] = []
             all_deleted = asyncio.Event()
 
             async def watch(namespace: str, rv: str) -> None:
@@ -294,7 +303,9 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
                         running[name] = now
                         if len(running) == count:  # CPU of starting the pods (creates to all Running)
                             at_running.update({"master": cpu_seconds(master.pid),
-                                               **{d: cpu_seconds(p.pid) for d, p in agents.items()}})
+                                               **{d: cpu_seconds(p.pid) for d, p in agents.items()},
+                                               "bench": time.process_time(), "at": now})
+                            machine_at_running.extend(machine_cpu())
                     if phase == "Succeeded" and name not in succeeded:
                         succeeded[name] = now
                     if len(succeeded) == count:
@@ -320,7 +331,10 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
 
             requests0 = await client_requests(client) if count_requests else {}
             samplers = start_samplers({"master": master.pid, **{d: p.pid for d, p in agents.items()}})
-            busy0 = {"master": cpu_seconds(master.pid), **{d: cpu_seconds(p.pid) for d, p in agents.items()}}
+            busy0 = {"master": cpu_seconds(master.pid), **{d: cpu_seconds(p.pid) for d, p in agents.items()},
+                     "bench": time.process_time()}
+            commits0 = await commit_counts(client)
+            machine0 = machine_cpu()
             t0 = time.time()
             await asyncio.gather(*(create(i) for i in range(count)))
             create_seconds = time.time() - t0
@@ -340,6 +354,7 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
             busy = {"master": cpu_seconds(master.pid) - busy0["master"],
                     **{d: cpu_seconds(p.pid) - busy0[d] for d, p in agents.items()}}
             window = time.time() - t0
+            commits1 = await commit_counts(client)
             stop_samplers(samplers)
             if count_requests:
                 await asyncio.sleep(2)  # trailing events and status writes of the last deletions
@@ -391,9 +406,19 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
     print(f"CPU per pod lifecycle (create -> Running -> Succeeded -> delete): master {master_ms:.2f} ms "
           f"(target <= 2 ms), agents {agent_ms:.2f} ms")
     if at_running:
-        start_cpu = {k: (at_running[k] - busy0[k]) / count * ms for k in at_running}
+        start_cpu = {k: (at_running[k] - busy0[k]) / count * ms for k in busy0}
+        agents_start = sum(v for k, v in start_cpu.items() if k in agents)
         print(f"CPU per pod start (first create -> all Running): master {start_cpu['master']:.2f} ms, agents "
-              f"{sum(v for k, v in start_cpu.items() if k != 'master'):.2f} ms")
+              f"{agents_start:.2f} ms")
+        busy_s, idle_s = machine_at_running[0] - machine0[0], machine_at_running[1] - machine0[1]
+        other = busy_s / count * ms - sum(start_cpu.values())
+        print(f"machine during the start window ({(at_running['at'] - t0) * ms:.0f} ms): busy "
+              f"{busy_s / (busy_s + idle_s) * 100:.0f}% of {os.cpu_count()} cores; per pod start "
+              f"{busy_s / count * ms:.2f} CPU-ms = master {start_cpu['master']:.2f} + agents {agents_start:.2f} "
+              f"+ this benchmark {start_cpu['bench']:.2f} + the rest {other:.2f} (shims, commands, kernel)")
+    commits, committed = commits1[0] - commits0[0], commits1[1] - commits0[1]
+    print(f"master's SQLite commits during the run: {commits:.0f} carrying {committed:.0f} writes "
+          f"({committed / max(commits, 1):.2f} per commit)")
     print(f"master: idle CPU {idle_cpu['master']:.2f}% of a core")
     for domain in agents:
         print(f"agent {domain}: idle CPU {idle_cpu[domain]:.2f}% of a core, RSS {rss[domain]:.0f} MB")

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from atoll.files import private_dir, private_file, tighten
 from atoll.store import sql
 from atoll.store.base import CorruptDatabase, Event, StoreError
+from atoll.store.commits import COMMITS
 from atoll.store.log import LogStore
 from atoll.store.rows import Batch, NewRow, Row, Rows, fill_row, new_event, plan_create, plan_delete, plan_update
 from atoll.store.sqlite_checkpoint import SAFETY_NET_PAGES, Checkpointer
@@ -170,6 +171,8 @@ class SQLiteDriver:
                 except (StoreError, sqlite3.IntegrityError) as exc:
                     results.append((False, exc))
             conn.execute("COMMIT")
+            COMMITS.commits += 1
+            COMMITS.writes += len(batch)
             if events:
                 self.local_high = max(self.local_high, events[-1].revision)
             self.checkpointer.wrote(len(events) or 1)  # compaction deletes write pages too

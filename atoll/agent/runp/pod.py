@@ -17,7 +17,9 @@ stops every container and starts none again; only a deletion (``stopping``) also
 
 Status is written by a coalescing writer: ``changed()`` only sets flags, so a burst of transitions
 costs one ``PUT …/status`` and one rewrite of the sandbox records, done by the writer just before
-the PUT; queued Events wait while a pod's status write is pending (at most a second). Only the
+the PUT. The writers of all the agent's pods wait for one shared window (:mod:`.window`), so
+their PUTs reach the master together and share its commits and watch frames; queued Events
+wait while a pod's status write is pending (at most a second). Only the
 intent to spawn is persisted at once (``changed(durable=True)``): everything else a restarted
 agent recomputes from the shim's pid and exit files. A deleted pod's sandbox and
 logs are removed on a worker thread: that ``rmtree`` waits on the file system (7.6 ms per pod on
@@ -45,6 +47,7 @@ from atoll.agent.runp.sandbox import ContainerRecord, Sandbox, SandboxState
 from atoll.agent.runp.sources import ConfigMissing, Sources
 from atoll.agent.runp.status import pod_status
 from atoll.agent.runp.volumes import materialize
+from atoll.agent.runp.window import WriteWindow
 from atoll.api import kinds
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.api.errors import APIError, NotFound
@@ -59,7 +62,7 @@ log = logging.getLogger(__name__)
 class PodWorker:
     def __init__(
         self, pod: JSON, *, client: Client, config: AgentConfig, images: ImageStore, events: EventRecorder,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock = SYSTEM_CLOCK, window: WriteWindow | None = None,
     ) -> None:
         self.pod = pod
         self.uid = str(pod["metadata"]["uid"])
@@ -69,6 +72,8 @@ class PodWorker:
         self.images = images
         self.events = events
         self.clock = clock
+        self.window = window or WriteWindow(config.timers.status_debounce)
+        """Shared by the agent's pods: their status writes leave together (:mod:`.window`)."""
         self.sandbox = Sandbox(config.root, self.uid)
         self.state: SandboxState | None = None
         self.volume_dirs: dict[str, Path] = {}
@@ -276,7 +281,7 @@ class PodWorker:
         while True:
             await self._dirty.wait()
             with self.events.holding():  # queued Events wait for this write (events.py)
-                await asyncio.sleep(self.config.timers.status_debounce)
+                await self.window.wait()
                 self._dirty.clear()
                 self.save()
                 written = await self._write_status()

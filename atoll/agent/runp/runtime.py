@@ -1,7 +1,8 @@
 """RunP: pods bound to this node run as local process groups, one :class:`PodWorker` per pod.
 
 An informer watches only this node's pods (``fieldSelector=spec.nodeName=<node>``; its cache keeps
-no secondary indexes); its handlers create, update or forget workers (no I/O). Worker tasks live in
+no secondary indexes); its handlers create, update or forget workers (no I/O). The workers share
+one status-write window, so the agent's status writes leave together. Worker tasks live in
 this runtime's ``TaskGroup``. After the first list, sandboxes of pods that no longer exist (deleted
 while the agent was down) are killed and removed. A housekeeping loop rotates container logs by
 size.
@@ -23,6 +24,7 @@ from atoll.agent.runp.logs import log_path, rotate_if_needed
 from atoll.agent.runp.pod import PodWorker
 from atoll.agent.runp.sandbox import Sandbox, list_sandboxes
 from atoll.agent.runp.spread import spread_subdirectories
+from atoll.agent.runp.window import WriteWindow
 from atoll.api import kinds
 from atoll.api.clock import SYSTEM_CLOCK, Clock
 from atoll.client import Client
@@ -48,6 +50,8 @@ class RunP:
         self.clock = clock
         self.config = config
         self.events = events
+        self.window = WriteWindow(config.timers.status_debounce)
+        """The pods' shared status-write window (:mod:`.window`)."""
         self.images = ImageStore(config.root / "images")
         self.workers: dict[str, PodWorker] = {}
         self.by_name: dict[tuple[str, str], str] = {}
@@ -99,7 +103,7 @@ class RunP:
             self._pending.append(pod)
             return
         worker = PodWorker(pod, client=self.client, config=self.config, images=self.images, events=self.events,
-                           clock=self.clock)
+                           clock=self.clock, window=self.window)
         worker.update(pod)
         self.workers[uid] = worker
         self.by_name[(str(md.get("namespace")), str(md["name"]))] = uid

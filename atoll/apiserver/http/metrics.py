@@ -18,6 +18,9 @@ With ``ATOLL_REQUEST_CLIENTS=1`` in the server's environment (benchmarks: ``benc
 User-Agent's product (up to its first ``/``; at most ``MAX_CLIENTS`` distinct, then ``other``),
 verb, resource and code: which component causes which requests. Off by default (one more series
 lookup per request).
+
+SQLite's group commit is exposed too: ``atoll_sqlite_commits_total`` and
+``atoll_sqlite_committed_writes_total`` (:mod:`atoll.store.commits`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 
 from atoll.apiserver.registry import params
 from atoll.runtime.metrics import REGISTRY
+from atoll.store.commits import COMMITS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -114,7 +118,18 @@ class _RequestCollector:
         return iter(())  # not described up front: the registry calls ``collect`` on every scrape
 
 
+class _CommitCollector:
+    """SQLite's group commit (``atoll.store.commits``): transactions and the writes they carried."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("atoll_sqlite_commits", "SQLite write transactions committed",
+                                  value=COMMITS.commits)
+        yield CounterMetricFamily("atoll_sqlite_committed_writes",
+                                  "Writes carried by the committed SQLite transactions", value=COMMITS.writes)
+
+
 REGISTRY.register(_RequestCollector())
+REGISTRY.register(_CommitCollector())
 
 
 def _split(path: str) -> list[str]:
