@@ -13,15 +13,19 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import generate_latest
 
 from atoll.api import errors
 from atoll.api.builtins import BUILTINS
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.admission import quota
 from atoll.apiserver.app import APIServer, ServerConfig
+from atoll.apiserver.http import metrics  # noqa: F401  (registers the /metrics collectors)
 from atoll.apiserver.patch import apply as ssa
 from atoll.apiserver.registry import lists
 from atoll.apiserver.registry.storage import WriteOptions
+from atoll.runtime.metrics import REGISTRY
+from atoll.store.commits import COMMITS
 from atoll.store.sqlite import SQLiteStore
 from tests.integration.inprocess import in_process_server
 
@@ -236,3 +240,19 @@ async def test_update_rechecks_metadata_only_when_it_changed(server: APIServer) 
     bad = {"metadata": {"name": "m", "labels": {"ok": "yes", "bad key!": "x"}}, "data": {"k": "w"}}
     with pytest.raises(errors.Invalid, match=r"metadata\.labels"):
         await server.objects.update(CM, "ns", "m", bad, _opts())
+
+
+async def test_writes_of_one_loop_iteration_share_one_sqlite_commit_and_the_metrics_say_so(server: APIServer) -> None:
+    def exposed() -> tuple[float, float]:
+        text = generate_latest(REGISTRY).decode()
+        values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("atoll_sqlite_commit"))
+        return float(values["atoll_sqlite_commits_total"]), float(values["atoll_sqlite_committed_writes_total"])
+
+    await _cm(server, "warm")
+    commits, writes = COMMITS.commits, COMMITS.writes
+    assert exposed() == (commits, writes)
+    await asyncio.gather(*(_cm(server, f"c{i}") for i in range(8)))  # submitted in one loop iteration
+    assert (COMMITS.commits - commits, COMMITS.writes - writes) == (1, 8)
+    await _cm(server, "lone")
+    assert (COMMITS.commits - commits, COMMITS.writes - writes) == (2, 9)
+    assert exposed() == (COMMITS.commits, COMMITS.writes)
