@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource as rlimits
 import signal
 import ssl
 import statistics
@@ -174,14 +175,27 @@ def burst_floor(base: Path, n: int, command: str) -> float:
     return elapsed
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's reaped children so far."""
+    usage = rlimits.getrusage(rlimits.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def bare_spawns(n: int) -> list[float]:
+    """Wall seconds of ``n`` runs of ``sh -c true`` one after the other (``BARE_CPU`` gets their CPU)."""
     out = []
+    cpu0 = children_cpu()
     for _ in range(n):
         t0 = time.perf_counter()
         proc = await asyncio.create_subprocess_exec("sh", "-c", "true")
         await proc.wait()
         out.append(time.perf_counter() - t0)
+    BARE_CPU.append((children_cpu() - cpu0) / n)
     return out
+
+
+BARE_CPU: list[float] = []
+"""CPU seconds per ``sh -c true`` of the last :func:`bare_spawns` (exec, dynamic loading, exit)."""
 
 
 Requests = dict[tuple[str, ...], float]
@@ -383,7 +397,8 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
     print(f"{count} pods over 2 agents: created in {create_seconds:.1f}s, all Succeeded in {total:.1f}s "
           "(each sleeps 1 s)")
     print(f"{'metric':<34}{'p50 ms':>10}{'p99 ms':>10}{'ratio p50':>12}")
-    print(f"{'bare spawn+exit (sh -c true)':<34}{b50:>10.1f}{b99:>10.1f}{1.0:>12.1f}")
+    print(f"{'bare spawn+exit (sh -c true)':<34}{b50:>10.1f}{b99:>10.1f}{1.0:>12.1f}"
+          f"   CPU {BARE_CPU[-1] * ms:.2f} ms each")
     print(f"{'bind -> Running':<34}{r50:>10.1f}{r99:>10.1f}{r50 / b50:>12.1f}")
     print(f"{'exit -> Succeeded':<34}{s50:>10.1f}{s99:>10.1f}{s50 / b50:>12.1f}")
     per_agent, full = floors[count // 2], floors[count]
@@ -415,7 +430,8 @@ async def run(base: Path, count: int, count_requests: bool = False, schedule: bo
         print(f"machine during the start window ({(at_running['at'] - t0) * ms:.0f} ms): busy "
               f"{busy_s / (busy_s + idle_s) * 100:.0f}% of {os.cpu_count()} cores; per pod start "
               f"{busy_s / count * ms:.2f} CPU-ms = master {start_cpu['master']:.2f} + agents {agents_start:.2f} "
-              f"+ this benchmark {start_cpu['bench']:.2f} + the rest {other:.2f} (shims, commands, kernel)")
+              f"+ this benchmark {start_cpu['bench']:.2f} + the rest {other:.2f} "
+              "(the pods' shims and commands: 3 execs each; kernel; anything else running)")
     commits, committed = commits1[0] - commits0[0], commits1[1] - commits0[1]
     print(f"master's SQLite commits during the run: {commits:.0f} carrying {committed:.0f} writes "
           f"({committed / max(commits, 1):.2f} per commit)")
