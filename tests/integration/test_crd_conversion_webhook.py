@@ -287,7 +287,7 @@ async def test_conversions_reuse_one_connection_to_the_webhook(
     assert len(webhook.reviews) == 12
     assert len(set(webhook.peers)) == 1  # one TCP connection (one TLS handshake) for them all
     assert webhook.open_connections() == 1  # kept open for the next review
-    assert len(_clients(api_server)) == 1
+    assert len(_clients(api_server).sessions()) == 1
 
 
 async def test_a_changed_client_config_makes_a_new_client_and_closes_the_old(
@@ -316,7 +316,7 @@ async def test_a_changed_client_config_makes_a_new_client_and_closes_the_old(
         # deleting the CRD drops its client too
         assert (await api.delete(f"{CRDS}/gizmos.{GROUP}")).status == 200
         await eventually(lambda: third.closed and other.open_connections() == 0)
-        assert len(clients) == 0
+        assert len(clients.sessions()) == 0
 
 
 async def test_a_review_the_webhook_hung_up_on_is_sent_again_on_a_new_connection(
@@ -356,7 +356,7 @@ async def test_stopping_the_api_server_closes_its_webhook_clients(tmp_path: Path
     await eventually(lambda: webhook.open_connections() == 0)
     with pytest.raises(errors.InternalError, match="the API server is stopping"):
         await server.webhooks.convert(_config(webhook), f"gizmos.{GROUP}", [GIZMO], f"{GROUP}/v1")
-    assert len(server.webhooks) == 0
+    assert len(server.webhooks.sessions()) == 0
 
 
 async def test_beyond_the_limit_the_least_recently_used_client_is_closed(webhook: Webhook) -> None:
@@ -373,7 +373,7 @@ async def test_beyond_the_limit_the_least_recently_used_client_is_closed(webhook
         first, second = clients.sessions()[::-1]
         await convert(configs[2])
         await eventually(lambda: second.closed and webhook.open_connections() == 2)
-        assert not first.closed and len(clients) == 2
+        assert not first.closed and len(clients.sessions()) == 2
     finally:
         await clients.close()
     await eventually(lambda: webhook.open_connections() == 0)
@@ -388,10 +388,22 @@ async def test_a_client_dropped_during_a_call_is_closed_once_the_call_is_done(we
         await eventually(lambda: len(webhook.reviews) == 1)
         (session,) = clients.sessions()
         clients.drop(config)
-        assert len(clients) == 0 and not session.closed
+        assert len(clients.sessions()) == 0 and not session.closed
         webhook.gate.set()
         (converted,) = await call  # the call in flight was not cut
         assert converted["spec"] == {"size": 3}
         await eventually(lambda: session.closed and webhook.open_connections() == 0)
+
+        # dropped during a call, then the server stops: closed at once, the call fails
+        webhook.gate.clear()
+        call = asyncio.create_task(clients.convert(config, f"gizmos.{GROUP}", [GIZMO], f"{GROUP}/v1"))
+        await eventually(lambda: len(webhook.reviews) == 2)
+        (session,) = clients.sessions()
+        clients.drop(config)
+        await clients.close()
+        assert session.closed
+        with pytest.raises(errors.InternalError, match=f"conversion webhook for gizmos.{GROUP} failed"):
+            await call
     finally:
+        webhook.gate.set()
         await clients.close()

@@ -9,12 +9,13 @@ kept from the original). Any failure is a 500 ``InternalError`` naming the webho
 
 As kube-apiserver's webhook client manager, the API server keeps one client per distinct
 ``(url, caBundle)`` (``WebhookClients``): an aiohttp session whose keep-alive connections later
-calls reuse (no TCP and TLS handshake per batch). A client is made on first use; it is dropped when
+calls reuse (no TCP and TLS handshake per batch; a connection idle for 15 s, aiohttp's keep-alive,
+is closed). A client is made on first use; it is dropped when
 no served CRD uses its configuration any more (a CRD's ``clientConfig`` changed or the CRD was
 deleted: ``CRDManager`` says so) and, the least recently used first, beyond ``CLIENTS`` kept; a
-dropped client is closed as soon as its calls in flight are done; all are closed when the API
-server stops. A review the server disconnected from without answering (an idle pooled connection it
-had just closed) is sent once more, on a new connection: a conversion has no side effects.
+dropped client is closed as soon as its calls in flight are done; all (also those in a call) are
+closed when the API server stops. A review the server disconnected from without answering (an idle
+kept connection it had just closed) is sent once more: a conversion has no side effects.
 """
 
 from __future__ import annotations
@@ -59,13 +60,12 @@ def _failed(resource: str, detail: str) -> errors.InternalError:
 class _Client:
     """The session of one configuration, and how many calls use it now."""
 
-    __slots__ = ("calls", "dropped", "session")
+    __slots__ = ("calls", "session")
 
     def __init__(self, ca_bundle: str) -> None:
         connector = aiohttp.TCPConnector(ssl=_ssl_context(ca_bundle))
         self.session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT))
         self.calls = 0
-        self.dropped = False  # no longer kept: closed once ``calls`` is 0
 
 
 class WebhookClients:
@@ -75,12 +75,9 @@ class WebhookClients:
     def __init__(self, limit: int = CLIENTS) -> None:
         self._limit = limit
         self._clients: OrderedDict[ClientKey, _Client] = OrderedDict()  # least recently used first
+        self._draining: set[_Client] = set()  # dropped, closed when their calls in flight are done
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
-
-    def __len__(self) -> int:
-        """Clients kept now."""
-        return len(self._clients)
 
     def sessions(self) -> list[aiohttp.ClientSession]:
         """The sessions of the clients kept now, least recently used first."""
@@ -112,10 +109,11 @@ class WebhookClients:
             self._retire(client)
 
     async def close(self) -> None:
-        """Close every client (the API server stops); calls from now on fail."""
+        """Close every client, also those still in a call (the API server stops); calls from now on fail."""
         self._closed = True
-        clients = list(self._clients.values())
+        clients = [*self._clients.values(), *self._draining]
         self._clients.clear()
+        self._draining.clear()
         await asyncio.gather(*(c.session.close() for c in clients), *self._closing)
 
     def _client(self, config: JSON, resource: str) -> _Client:
@@ -141,15 +139,19 @@ class WebhookClients:
             try:
                 return await _post(client.session, url, review, resource)
             except aiohttp.ServerDisconnectedError:
+                if client.session.closed:  # closed under the call: the API server stops
+                    raise
                 return await _post(client.session, url, review, resource)
         finally:
             client.calls -= 1
-            if client.dropped and client.calls == 0:
+            if client.calls == 0 and client in self._draining:
+                self._draining.discard(client)
                 self._close_soon(client)
 
     def _retire(self, client: _Client) -> None:
-        client.dropped = True
-        if client.calls == 0:
+        if client.calls:
+            self._draining.add(client)
+        else:
             self._close_soon(client)
 
     def _close_soon(self, client: _Client) -> None:
