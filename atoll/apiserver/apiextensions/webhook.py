@@ -10,12 +10,12 @@ kept from the original). Any failure is a 500 ``InternalError`` naming the webho
 As kube-apiserver's webhook client manager, the API server keeps one client per distinct
 ``(url, caBundle)`` (``WebhookClients``): an aiohttp session whose keep-alive connections later
 calls reuse (no TCP and TLS handshake per batch; a connection idle for 15 s, aiohttp's keep-alive,
-is closed). A client is made on first use; it is dropped when
-no served CRD uses its configuration any more (a CRD's ``clientConfig`` changed or the CRD was
-deleted: ``CRDManager`` says so) and, the least recently used first, beyond ``CLIENTS`` kept; a
-dropped client is closed as soon as its calls in flight are done; all (also those in a call) are
-closed when the API server stops. A review the server disconnected from without answering (an idle
-kept connection it had just closed) is sent once more: a conversion has no side effects.
+is closed). A client is made on first use; it is dropped when no served CRD uses its configuration
+any more (a CRD's ``clientConfig`` changed or the CRD was deleted: ``CRDManager`` says so) and, the
+least recently used first, beyond ``CLIENTS`` kept; a dropped client is closed as soon as its calls
+in flight are done; all (also those in a call) are closed when the API server stops. A review the
+server disconnected from without answering (an idle kept connection it had just closed) is sent
+once more: a conversion has no side effects.
 """
 
 from __future__ import annotations
