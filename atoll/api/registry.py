@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 JSON = dict[str, Any]
 
@@ -27,6 +27,13 @@ class PrinterColumn:
     description: str = ""
     priority: int = 0
     format: str = ""
+
+
+class WebhookConverter(Protocol):
+    """What calls CRDs' conversion webhooks: the clients of the API server serving the CRD
+    (``atoll.apiserver.apiextensions.webhook.WebhookClients``)."""
+
+    async def convert(self, config: JSON, resource: str, objects: list[JSON], desired: str) -> list[JSON]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,9 @@ class ResourceDef:
     conversion_webhook: JSON | None = field(default=None, compare=False, hash=False)
     """With ``storage_version``: the ``clientConfig`` (``url``, ``caBundle``) of the CRD's conversion
     webhook; None: conversion strategy ``None`` (only ``apiVersion`` changes)."""
+    webhook_clients: WebhookConverter | None = field(default=None, compare=False, hash=False, repr=False)
+    """With ``conversion_webhook``: the clients that call it, set by the API server serving the CRD
+    (they keep its connections open between calls)."""
 
     @property
     def storage_api_version(self) -> str:

@@ -2,7 +2,8 @@
 
 ``APIServer`` builds the parts and owns their life cycle: ``run()`` starts the watch cache, then
 the periodic compaction and the listeners (HTTPS, and the loopback Unix socket when configured),
-and serves until cancelled. What each part does lives in its sub-package (see
+and serves until cancelled; then it stops the listeners and closes its outgoing clients (the
+proxy to node agents, the conversion webhooks'). What each part does lives in its sub-package (see
 ``docs/architecture.md``).
 """
 
@@ -35,6 +36,7 @@ from atoll.apiserver.admission.rbac_escalation import RBACEscalation
 from atoll.apiserver.admission.storage import StorageAdmission
 from atoll.apiserver.admission.workloads import DomainPlacement, PriorityAdmission
 from atoll.apiserver.apiextensions.crds import CRD_PREFIX, CRDManager
+from atoll.apiserver.apiextensions.webhook import WebhookClients
 from atoll.apiserver.auth.authn import (
     ADMIN_USER,
     AuthenticatorChain,
@@ -114,7 +116,9 @@ class APIServer:
         self.node_grants = NodeGrants(self.cache)
         self.authorizer.add_fallback(self.node_grants)
         self.authn, self.reviews = self._authentication(config)
-        self.crds = CRDManager(self.registry)
+        self.webhooks = WebhookClients()
+        """The clients of CRDs' conversion webhooks (kept connections), closed when ``run`` ends."""
+        self.crds = CRDManager(self.registry, self.webhooks)
         self.cache.add_listener(CRD_PREFIX, self.crds.on_event)
         self.admission = AdmissionChain()
         self.admission.add(ObjectLimits())
@@ -214,6 +218,7 @@ class APIServer:
                 await stop_listener(listener)
                 await runner.cleanup()
                 await self.resources.relay.close()
+                await self.webhooks.close()
                 if self.loopback_socket is not None:
                     with contextlib.suppress(OSError):
                         os.unlink(self.loopback_socket)

@@ -7,11 +7,18 @@ A write at v1beta1 is stored converted; GET (also a repeated one, which the plai
 would answer), LIST, Tables with objects, WATCH and the in-process reads at v1beta1 show the
 webhook's conversion; a patch at v1beta1 is applied to the converted object. While the webhook
 fails, reads needing it are 500s naming it, and reads at the storage version still work.
+
+The API server keeps one client per webhook configuration (url, caBundle): reviews reuse one
+connection; a changed ``clientConfig`` or a deleted CRD closes the old client; a review the webhook
+hung up on is sent again; beyond its limit the least recently used client is closed, a client
+dropped during a call once the call is done; stopping the server closes them all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import copy
 import ssl
 from collections.abc import AsyncIterator
@@ -22,9 +29,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from atoll.api import errors
 from atoll.api.registry import ResourceDef
+from atoll.apiserver.apiextensions.webhook import WebhookClients
+from atoll.apiserver.app import APIServer, ServerConfig
+from atoll.apiserver.registry.storage import WriteOptions
 from atoll.pki import ensure_pki
-from tests.conftest import RunningServer
+from atoll.store.endpoint import open_store
+from tests.conftest import RunningServer, eventually
+from tests.integration.inprocess import NS
 from tests.integration.kube_http import Api, assert_status
 from tests.integration.test_crd_versions import gizmo_crd, gizmo_path, stored_gizmo
 
@@ -42,6 +55,15 @@ class Webhook:
     ca_bundle: str
     reviews: list[JSON] = field(default_factory=list)
     failing: bool = False
+    peers: list[Any] = field(default_factory=list)  # the client's address of each review's connection
+    hang_up: int = 0  # reviews still to be answered by closing the connection
+    gate: asyncio.Event | None = None  # while set and not released, reviews wait for it
+    server: web.Server | None = None
+
+    def open_connections(self) -> int:
+        """The TCP connections to the webhook open now."""
+        assert self.server is not None
+        return len(self.server.connections)
 
 
 def _convert(obj: JSON, desired: str) -> JSON:
@@ -55,17 +77,26 @@ def _convert(obj: JSON, desired: str) -> JSON:
     return out
 
 
-@pytest.fixture
-async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
-    pki = ensure_pki(tmp_path / "webhook-pki")
+@contextlib.asynccontextmanager
+async def serve_webhook(pki_dir: Path) -> AsyncIterator[Webhook]:
+    """A conversion webhook on 127.0.0.1 with its own CA (made in ``pki_dir``)."""
+    pki = ensure_pki(pki_dir)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pki.server_cert, pki.server_key)
     state = Webhook("", base64.b64encode(pki.ca_cert.read_bytes()).decode())
 
-    async def convert(request: web.Request) -> web.Response:
+    async def convert(request: web.Request) -> web.StreamResponse:
         review = await request.json()
         state.reviews.append(review)
+        assert request.transport is not None
+        state.peers.append(request.transport.get_extra_info("peername"))
+        if state.gate is not None:
+            await state.gate.wait()
         req = review["request"]
+        if state.hang_up:
+            state.hang_up -= 1
+            request.transport.close()
+            return web.Response()
         if state.failing:
             result = {"status": "Failure", "message": "the converter is down"}
             return web.json_response({**review, "response": {"uid": req["uid"], "result": result}})
@@ -81,8 +112,17 @@ async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
     await site.start()
     port = runner.addresses[0][1]
     state.url = f"https://127.0.0.1:{port}/convert"
-    yield state
-    await runner.cleanup()
+    state.server = runner.server
+    try:
+        yield state
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
+    async with serve_webhook(tmp_path / "webhook-pki") as state:
+        yield state
 
 
 def _version(name: str, storage: bool, field_name: str) -> JSON:
@@ -200,3 +240,170 @@ async def test_a_conversion_webhook_atoll_cannot_call_is_refused(api: Api, confi
     bad["spec"]["conversion"]["webhook"]["clientConfig"] = config
     refused = assert_status(await api.post(CRDS, bad), 422, "Invalid")
     assert [c["field"] for c in refused["details"]["causes"]] == [field]
+
+
+# ---- the API server's clients of conversion webhooks: kept connections, replaced, bounded, closed
+
+
+def _config(hook: Webhook, copies: int = 1) -> JSON:
+    """The hook's ``clientConfig``; with ``copies`` > 1 its CA that many times: another caBundle
+    that verifies the same server."""
+    pem = base64.b64decode(hook.ca_bundle)
+    return {"url": hook.url, "caBundle": base64.b64encode(pem * copies).decode()}
+
+
+def _clients(server: RunningServer) -> WebhookClients:
+    assert server.node is not None and server.node.server is not None
+    return server.node.server.webhooks
+
+
+GIZMO = {"apiVersion": f"{GROUP}/v1beta1", "kind": "Gizmo", "metadata": {"name": "g1"}, "spec": {"count": 3}}
+
+
+async def _with_gizmo(api: Api, hook: Webhook) -> None:
+    """The CRD calling ``hook``, and g1 created at v1beta1 (two reviews: to store it, to answer)."""
+    assert (await api.post(CRDS, crd(hook))).status == 201
+    assert (await api.post(path("v1beta1"), GIZMO)).status == 201
+
+
+async def _convert_through(api: Api, n: int) -> None:
+    """``n`` reads that each need one review: a write at the storage version, then a GET at v1beta1."""
+    for i in range(n):
+        assert (await api.patch(path("v1", "g1"), {"spec": {"size": i}})).status == 200
+        assert (await api.get(path("v1beta1", "g1"))).json["spec"] == {"count": i}
+
+
+async def _set_client_config(api: Api, config: JSON) -> None:
+    current = (await api.get(f"{CRDS}/gizmos.{GROUP}")).json
+    current["spec"]["conversion"]["webhook"]["clientConfig"] = config
+    assert (await api.put(f"{CRDS}/gizmos.{GROUP}", current)).status == 200
+
+
+async def test_conversions_reuse_one_connection_to_the_webhook(
+    api: Api, api_server: RunningServer, webhook: Webhook
+) -> None:
+    await _with_gizmo(api, webhook)
+    await _convert_through(api, 10)
+    assert len(webhook.reviews) == 12
+    assert len(set(webhook.peers)) == 1  # one TCP connection (one TLS handshake) for them all
+    assert webhook.open_connections() == 1  # kept open for the next review
+    assert len(_clients(api_server).sessions()) == 1
+
+
+async def test_a_changed_client_config_makes_a_new_client_and_closes_the_old(
+    api: Api, api_server: RunningServer, webhook: Webhook, tmp_path: Path
+) -> None:
+    await _with_gizmo(api, webhook)
+    clients = _clients(api_server)
+    (first,) = clients.sessions()
+
+    await _set_client_config(api, _config(webhook, copies=2))  # the same url, another caBundle
+    await eventually(lambda: first.closed and webhook.open_connections() == 0)
+    await _convert_through(api, 3)
+    (second,) = clients.sessions()
+    assert second is not first and not second.closed
+    assert len(set(webhook.peers[2:])) == 1 and webhook.peers[2] != webhook.peers[0]
+    assert webhook.open_connections() == 1
+
+    async with serve_webhook(tmp_path / "other-pki") as other:  # another url (and CA)
+        await _set_client_config(api, _config(other))
+        await eventually(lambda: second.closed and webhook.open_connections() == 0)
+        await _convert_through(api, 3)
+        assert (len(webhook.reviews), len(other.reviews), len(set(other.peers))) == (5, 3, 1)
+        (third,) = clients.sessions()
+        assert third is not second and other.open_connections() == 1
+
+        # deleting the CRD drops its client too
+        assert (await api.delete(f"{CRDS}/gizmos.{GROUP}")).status == 200
+        await eventually(lambda: third.closed and other.open_connections() == 0)
+        assert len(clients.sessions()) == 0
+
+
+async def test_a_review_the_webhook_hung_up_on_is_sent_again_on_a_new_connection(
+    api: Api, webhook: Webhook
+) -> None:
+    await _with_gizmo(api, webhook)
+    webhook.hang_up = 1  # as a server closing an idle kept connection just as the review arrives
+    await _convert_through(api, 1)
+    assert len(webhook.reviews) == 4
+    assert webhook.peers[0] == webhook.peers[2] != webhook.peers[3]
+
+
+async def test_stopping_the_api_server_closes_its_webhook_clients(tmp_path: Path, webhook: Webhook) -> None:
+    store = open_store(None, tmp_path)
+    await store.start()
+    server = APIServer(store, ServerConfig(port=0))
+    task = asyncio.create_task(server.run())
+    try:
+        await server.wait_ready()
+        opts = WriteOptions(field_manager="test")
+        await server.objects.create(NS, None, {"metadata": {"name": "default"}}, opts)
+        crds = server.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        assert crds is not None
+        await server.objects.create(crds, None, crd(webhook), opts)
+        gizmos = server.registry.get(GROUP, "v1beta1", "gizmos")
+        assert gizmos is not None
+        created = await server.objects.create(gizmos, "default", copy.deepcopy(GIZMO), opts)
+        assert created["spec"] == {"count": 3} and len(webhook.reviews) == 2
+        (session,) = server.webhooks.sessions()
+        assert webhook.open_connections() == 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.close()
+    assert session.closed
+    await eventually(lambda: webhook.open_connections() == 0)
+    with pytest.raises(errors.InternalError, match="the API server is stopping"):
+        await server.webhooks.convert(_config(webhook), f"gizmos.{GROUP}", [GIZMO], f"{GROUP}/v1")
+    assert len(server.webhooks.sessions()) == 0
+
+
+async def test_beyond_the_limit_the_least_recently_used_client_is_closed(webhook: Webhook) -> None:
+    clients = WebhookClients(limit=2)
+    configs = [_config(webhook, copies) for copies in (1, 2, 3)]
+
+    async def convert(config: JSON) -> None:
+        (converted,) = await clients.convert(config, f"gizmos.{GROUP}", [GIZMO], f"{GROUP}/v1")
+        assert converted["spec"] == {"size": 3}
+
+    try:
+        for config in (configs[0], configs[1], configs[0]):  # the first used last
+            await convert(config)
+        first, second = clients.sessions()[::-1]
+        await convert(configs[2])
+        await eventually(lambda: second.closed and webhook.open_connections() == 2)
+        assert not first.closed and len(clients.sessions()) == 2
+    finally:
+        await clients.close()
+    await eventually(lambda: webhook.open_connections() == 0)
+
+
+async def test_a_client_dropped_during_a_call_is_closed_once_the_call_is_done(webhook: Webhook) -> None:
+    clients = WebhookClients()
+    config = _config(webhook)
+    webhook.gate = asyncio.Event()
+    call = asyncio.create_task(clients.convert(config, f"gizmos.{GROUP}", [GIZMO], f"{GROUP}/v1"))
+    try:
+        await eventually(lambda: len(webhook.reviews) == 1)
+        (session,) = clients.sessions()
+        clients.drop(config)
+        assert len(clients.sessions()) == 0 and not session.closed
+        webhook.gate.set()
+        (converted,) = await call  # the call in flight was not cut
+        assert converted["spec"] == {"size": 3}
+        await eventually(lambda: session.closed and webhook.open_connections() == 0)
+
+        # dropped during a call, then the server stops: closed at once, the call fails
+        webhook.gate.clear()
+        call = asyncio.create_task(clients.convert(config, f"gizmos.{GROUP}", [GIZMO], f"{GROUP}/v1"))
+        await eventually(lambda: len(webhook.reviews) == 2)
+        (session,) = clients.sessions()
+        clients.drop(config)
+        await clients.close()
+        assert session.closed
+        with pytest.raises(errors.InternalError, match=f"conversion webhook for gizmos.{GROUP} failed"):
+            await call
+    finally:
+        webhook.gate.set()
+        await clients.close()

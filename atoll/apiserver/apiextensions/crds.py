@@ -2,7 +2,9 @@
 
 Creating a CRD validates it, fills its status (NamesAccepted, Established, acceptedNames,
 storedVersions) and — through a watch-cache listener that runs before the create returns —
-registers its resources, so discovery and OpenAPI show them immediately, on every replica.
+registers its resources, so discovery and OpenAPI show them immediately, on every replica. The
+resources of a CRD with a conversion webhook are given the API server's ``WebhookClients``; the
+client of a ``clientConfig`` no served CRD uses any more (changed, or its CRD deleted) is dropped.
 Deleting a CRD removes all its custom resources first. Custom resources are pruned, defaulted and
 validated against their version's structural schema, compiled once per CRD generation.
 """
@@ -10,12 +12,14 @@ validated against their version's structural schema, compiled once per CRD gener
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from atoll.api import errors, timestamps
 from atoll.api.crd import crd_to_resource_defs, validate_crd
 from atoll.api.registry import Registry, ResourceDef
 from atoll.apiserver.admission.chain import Attributes
+from atoll.apiserver.apiextensions import webhook
 from atoll.apiserver.apiextensions.schema import StructuralSchema
 from atoll.apiserver.cache.watchcache import WatchEvent
 
@@ -59,8 +63,9 @@ def crd_status(crd: JSON, old: JSON | None = None) -> JSON:
 class CRDManager:
     """Keeps the registry in step with stored CRDs and admits CRDs and custom resources."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, webhooks: webhook.WebhookClients) -> None:
         self._registry = registry
+        self._webhooks = webhooks  # the clients of conversion webhooks, given to the CRDs' resources
         self._served: dict[str, list[ResourceDef]] = {}  # CRD name -> its resource defs
         self._schemas: dict[tuple[str, str, str], tuple[int, StructuralSchema]] = {}
 
@@ -69,19 +74,33 @@ class CRDManager:
     def on_event(self, event: WatchEvent) -> None:
         crd = event.current.obj
         name = crd["metadata"]["name"]
-        for rd in self._served.pop(name, []):
+        before = self._served.pop(name, [])
+        for rd in before:
             self._registry.unregister(rd.group, rd.plural)
             self._schemas.pop((rd.group, rd.version, rd.plural), None)
-        if event.type == "DELETED":
-            return
+        if event.type != "DELETED":
+            self._serve(name, crd)
+        if before and before[0].conversion_webhook is not None:
+            self._release_webhook(before[0].conversion_webhook)
+
+    def _serve(self, name: str, crd: JSON) -> None:
         try:
             rds = crd_to_resource_defs(crd)
         except Exception:
             log.exception("cannot serve CustomResourceDefinition %s", name)
             return
+        rds = [replace(rd, webhook_clients=self._webhooks) if rd.conversion_webhook else rd for rd in rds]
         for rd in rds:
             self._registry.register(rd)
         self._served[name] = rds
+
+    def _release_webhook(self, config: JSON) -> None:
+        """Drop the client of a conversion webhook ``clientConfig`` that no served CRD uses any more."""
+        key = webhook.client_key(config)
+        for rds in self._served.values():
+            if rds and rds[0].conversion_webhook is not None and webhook.client_key(rds[0].conversion_webhook) == key:
+                return
+        self._webhooks.drop(config)
 
     # ---- admission ----------------------------------------------------------------------------
 

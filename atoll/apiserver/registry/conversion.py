@@ -11,10 +11,10 @@ callers test that field first, so every other resource pays one attribute read. 
 at the requested version is served as cached (same dict, same bytes). Otherwise:
 
 * strategy ``None``: a shallow copy with its ``apiVersion`` replaced (``to_version``), synchronous;
-* strategy ``Webhook`` (``rd.conversion_webhook``): the CRD's webhook converts it
-  (``apiextensions.webhook``), so the async ``view``/``stored`` and ``prepare`` are awaited before
-  a read's synchronous part; ``prepare`` sends one ConversionReview for every object of a page or
-  watch chunk not converted yet.
+* strategy ``Webhook`` (``rd.conversion_webhook``): the CRD's webhook converts it, called by
+  ``rd.webhook_clients`` (the API server's ``apiextensions.webhook.WebhookClients``), so the async
+  ``view``/``stored`` and ``prepare`` are awaited before a read's synchronous part; ``prepare``
+  sends one ConversionReview for every object of a page or watch chunk not converted yet.
 
 Either way a cached revision's converted form (its encoding, and with a webhook its dict) is kept
 on it (``Cached.derived``), so readers of one version share one conversion per revision, as they
@@ -30,7 +30,6 @@ import orjson
 
 from atoll.api import errors
 from atoll.api.registry import ResourceDef
-from atoll.apiserver.apiextensions import webhook
 from atoll.apiserver.cache.entries import LARGE_OBJECT, Cached, exact
 
 JSON = dict[str, Any]
@@ -50,9 +49,10 @@ def to_version(rd: ResourceDef, obj: JSON) -> JSON:
 
 
 async def _webhook(rd: ResourceDef, objs: list[JSON], desired: str) -> list[JSON]:
-    config = rd.conversion_webhook
-    assert config is not None
-    return await webhook.convert(config, rd.group_resource, objs, desired)
+    config, clients = rd.conversion_webhook, rd.webhook_clients
+    if config is None or clients is None:  # a CRD's resource not served by this API server
+        raise errors.InternalError(f"{rd.group_resource}: no client for its conversion webhook")
+    return await clients.convert(config, rd.group_resource, objs, desired)
 
 
 async def view(rd: ResourceDef, obj: JSON) -> JSON:
