@@ -139,11 +139,6 @@ def negotiate(accept: str, *, watch: bool = False) -> tuple[Media, Target | None
     return _negotiate(accept, watch=watch, convert=True)
 
 
-def output_media(accept: str, *, watch: bool = False) -> Media:
-    """``json`` or ``yaml`` for ``accept``; 406 naming the served types when it takes neither."""
-    return negotiate(accept, watch=watch)[0]
-
-
 def error_media(accept: str) -> Media:
     """The media type of an error's ``Status``: YAML when the client prefers it, else JSON (also
     when nothing is acceptable: the error is not hidden behind a 406)."""

@@ -22,7 +22,7 @@ from atoll.apiserver.cache.entries import Cached
 from atoll.apiserver.http import codec, partial
 from atoll.apiserver.http.authorize import field_selector_name
 from atoll.apiserver.http.metrics_api import MetricsAPI, is_metrics
-from atoll.apiserver.http.negotiate import TARGET_KEY
+from atoll.apiserver.http.negotiate import TARGET_KEY, Target
 from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.proxy import Relay
 from atoll.apiserver.http.routing import Route
@@ -235,6 +235,12 @@ class ResourceHandlers:
                 start=start,
             )
         page = await self.list_page(rd, route.namespace, query, matcher)
+        return await self._list_response(request, rd, page, target)
+
+    async def _list_response(
+        self, request: web.Request, rd: ResourceDef, page: lists.Page, target: Target | None
+    ) -> web.Response:
+        """A LIST's page as the object list, metadata only or a Table (``target``)."""
         if target is None:
             if rd.storage_version:
                 await conversion.prepare(rd, page.items)
