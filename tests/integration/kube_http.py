@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import yaml
 
 JSON = dict[str, Any]
 DOMAINS = "/apis/kuscia.secretflow/v1alpha1/domains"
@@ -157,9 +158,12 @@ class Api:
 
 
 def assert_status(reply: Reply, code: int, reason: str | None = None, message: str | None = None) -> JSON:
-    """The reply is a Status error with this HTTP code (and reason / exact message when given)."""
+    """The reply is a Status error with this HTTP code (and reason / exact message when given), in
+    JSON or (asked for with ``Accept``) YAML."""
     assert reply.status == code, reply
     body = reply.body
+    if body is None and reply.headers.get("Content-Type", "").startswith("application/yaml"):
+        body = yaml.safe_load(reply.raw)
     assert isinstance(body, dict), reply
     assert body["kind"] == "Status" and body["apiVersion"] == "v1", body
     assert body["status"] == "Failure" and body["code"] == code, body

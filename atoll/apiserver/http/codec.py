@@ -1,7 +1,8 @@
 """Request bodies in (JSON, YAML, protobuf) and responses out (JSON and ``Status``).
 
 kubectl sends protobuf for typed ``create`` commands, YAML is accepted like the real server, the
-Python client sends JSON without a Content-Type, and every error leaves as a ``Status``.
+Python client sends JSON without a Content-Type, and every error leaves as a ``Status``: in YAML
+when the request's ``Accept`` prefers YAML (``negotiate.error_media``), else JSON.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from atoll.api import errors
 from atoll.apiserver.http.bodies import MAX_DEPTH, check_depth, load_yaml
+from atoll.apiserver.http.negotiate import error_media, yaml_bytes
 from atoll.apiserver.http.protobuf import decode_k8s_protobuf
 from atoll.apiserver.registry import params
 
@@ -87,7 +89,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(body=raw, status=status, content_type="application/json", headers=headers)
 
 
-def status_response(err: errors.APIError, headers: dict[str, str] | None = None) -> web.Response:
+def status_response(err: errors.APIError, headers: dict[str, str] | None = None, accept: str = "") -> web.Response:
+    """``err``'s ``Status``, encoded as the request's ``accept`` prefers (JSON unless it names YAML)."""
+    if "yaml" in accept and error_media(accept) == "yaml":
+        return web.Response(body=yaml_bytes(err.status()), status=err.code, content_type="application/yaml",
+                            headers=headers)
     return json_response(err.status(), status=err.code, headers=headers)
 
 
@@ -99,11 +105,6 @@ def success_status(rd_plural: str, group: str, name: str, uid: str) -> JSON:
         "status": "Success",
         "details": {"name": name, "group": group, "kind": rd_plural, "uid": uid},
     }
-
-
-def wants_table(request: web.Request) -> bool:
-    accept = request.headers.get("Accept", "")
-    return "as=Table" in accept
 
 
 def bool_param(request: web.Request, name: str) -> bool:

@@ -2,8 +2,9 @@
 every subresource (dispatched here, in one place, to the handler the kind's strategy registers).
 
 The router hands each request a parsed ``Route``; handlers translate query parameters and bodies
-into calls on ``ResourceStorage`` and render the result as JSON or a Table (with the printer the
-kind's strategy names). Nothing here knows a kind by name.
+into calls on ``ResourceStorage`` and render the result as JSON, a Table (with the printer the
+kind's strategy names) or metadata only, as the ``negotiate.Target`` the router put on the request
+asks (in its ``meta.k8s.io`` version). Nothing here knows a kind by name.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from atoll.apiserver.cache.entries import Cached
 from atoll.apiserver.http import codec, partial
 from atoll.apiserver.http.authorize import field_selector_name
 from atoll.apiserver.http.metrics_api import MetricsAPI, is_metrics
+from atoll.apiserver.http.negotiate import TARGET_KEY, Target
 from atoll.apiserver.http.podlogs import PodLogs
 from atoll.apiserver.http.proxy import Relay
 from atoll.apiserver.http.routing import Route
@@ -65,6 +67,12 @@ def _options(request: web.Request, body: JSON | None = None) -> WriteOptions:
     )
 
 
+def _metadata(request: web.Request) -> bool:
+    """The negotiated answer is metadata only (``PartialObjectMetadata``)."""
+    target = request.get(TARGET_KEY)
+    return target is not None and target.metadata
+
+
 def _include_object(request: web.Request) -> str:
     return request.query.get("includeObject", "Metadata") or "Metadata"
 
@@ -106,32 +114,32 @@ class ResourceHandlers:
         headers = _warnings(opts)
         if rd.storage_version and obj.get("apiVersion") != rd.api_version:
             obj, raw = conversion.to_version(rd, obj), None
-        if "as=" not in request.headers.get("Accept", ""):  # neither metadata only nor a Table: the object
+        target = request.get(TARGET_KEY)
+        if target is None:  # neither metadata only nor a Table: the object
             return codec.json_response(obj if raw is None else raw, status=status, headers=headers)
-        if partial.wants_metadata(request):
-            return codec.json_response(partial.one(obj), status=status, headers=headers)
-        if codec.wants_table(request):
-            table = render_table(
-                rd,
-                [obj],
-                printer=self.strategies.for_resource(rd).printer,
-                include_object=_include_object(request),
-                resource_version=obj["metadata"].get("resourceVersion", ""),
-            )
-            return codec.json_response(table, status=status, headers=headers)
-        return codec.json_response(obj if raw is None else raw, status=status, headers=headers)
+        if target.metadata:
+            return codec.json_response(partial.one(obj, target.version), status=status, headers=headers)
+        table = render_table(
+            rd,
+            [obj],
+            printer=self.strategies.for_resource(rd).printer,
+            include_object=_include_object(request),
+            resource_version=obj["metadata"].get("resourceVersion", ""),
+            api_version=target.api_version,
+        )
+        return codec.json_response(table, status=status, headers=headers)
 
     def _read_one(self, request: web.Request, rd: ResourceDef, cached: Cached) -> web.Response:
         """A GET's answer from the cached object, as ``_one`` answers it. The object's own bytes
         and its metadata (``partial``: an encoding kept per revision) need no dict, so a large
         object is decoded only for a Table, which reads its fields."""
-        if "as=" in request.headers.get("Accept", ""):
-            if partial.wants_metadata(request):
-                return codec.json_response(partial.partial(cached))
-            if codec.wants_table(request):
-                if rd.storage_version:
-                    return self._one(request, rd, conversion.obj(rd, cached))
-                return self._one(request, rd, cached.obj, raw=cached.raw)
+        target = request.get(TARGET_KEY)
+        if target is not None:
+            if target.metadata:
+                return codec.json_response(partial.partial(cached, target.version))
+            if rd.storage_version:
+                return self._one(request, rd, conversion.obj(rd, cached))
+            return self._one(request, rd, cached.obj, raw=cached.raw)
         return codec.json_response(conversion.raw(rd, cached) if rd.storage_version else cached.raw)
 
     def _cached_raw(self, rd: ResourceDef, obj: JSON) -> bytes | None:
@@ -165,7 +173,7 @@ class ResourceHandlers:
             cached = self.objects.cache.get(route.rd.key(route.namespace, route.name))
             if cached is None:  # acknowledged through another master but not here yet?
                 cached = await self.objects.current(route.rd, route.namespace, route.name)
-            if route.rd.storage_version and not partial.wants_metadata(request):
+            if route.rd.storage_version and not _metadata(request):
                 await conversion.prepare(route.rd, [cached])
             return self._read_one(request, route.rd, cached)
         if method == "PUT":
@@ -201,14 +209,17 @@ class ResourceHandlers:
         query = request.query
         rd = route.rd
         matcher = lists.make_matcher(rd, query.get("labelSelector", ""), query.get("fieldSelector", ""))
+        target = request.get(TARGET_KEY)
         if params.flag(query.get("watch")):
             start = await self.watch_start(query)
             renderer = None
-            if codec.wants_table(request):
+            if target is not None and target.table:
                 include, printer = _include_object(request), self.strategies.for_resource(rd).printer
+                api_version = target.api_version
 
                 def renderer(objs: list[JSON], with_columns: bool) -> JSON:
-                    return render_table(rd, objs, printer=printer, include_object=include, with_columns=with_columns)
+                    return render_table(rd, objs, printer=printer, include_object=include, with_columns=with_columns,
+                                        api_version=api_version)
 
             return await serve_watch(
                 request,
@@ -217,33 +228,42 @@ class ResourceHandlers:
                 route.namespace,
                 matcher,
                 table_renderer=renderer,
-                metadata_only=renderer is None and partial.wants_metadata(request),
+                metadata_only=target is not None and target.metadata,
+                meta_version=target.version if target is not None else "v1",
                 settings=self.watch_settings,
                 clock=self.clock,
                 start=start,
             )
         page = await self.list_page(rd, route.namespace, query, matcher)
-        if rd.storage_version and (codec.wants_table(request) or not partial.wants_metadata(request)):
-            await conversion.prepare(rd, page.items)  # (metadata only needs no conversion)
-            include = _include_object(request)
-            if codec.wants_table(request) and (include == "Object" or rd.conversion_webhook is not None):
-                return codec.json_response(self._converted_table(rd, page, include))
-        if codec.wants_table(request):
-            table = render_table_bytes(
-                rd,
-                page.items,
-                printer=self.strategies.for_resource(rd).printer,
-                include_object=_include_object(request),
-                resource_version=str(page.revision),
-                continue_token=page.continue_token,
-                remaining=page.remaining,
-            )
-            return codec.json_response(table)
-        if partial.wants_metadata(request):
-            return codec.json_response(partial.list_body(page))
-        return codec.json_response(lists.list_body(rd, page))
+        return await self._list_response(request, rd, page, target)
 
-    def _converted_table(self, rd: ResourceDef, page: lists.Page, include: str) -> JSON:
+    async def _list_response(
+        self, request: web.Request, rd: ResourceDef, page: lists.Page, target: Target | None
+    ) -> web.Response:
+        """A LIST's page as the object list, metadata only or a Table (``target``)."""
+        if target is None:
+            if rd.storage_version:
+                await conversion.prepare(rd, page.items)
+            return codec.json_response(lists.list_body(rd, page))
+        if target.metadata:  # (metadata only needs no conversion)
+            return codec.json_response(partial.list_body(page, target.version))
+        include = _include_object(request)
+        if rd.storage_version:
+            await conversion.prepare(rd, page.items)
+            if include == "Object" or rd.conversion_webhook is not None:
+                return codec.json_response(self._converted_table(rd, page, include, target.api_version))
+        return codec.json_response(render_table_bytes(
+            rd,
+            page.items,
+            printer=self.strategies.for_resource(rd).printer,
+            include_object=include,
+            resource_version=str(page.revision),
+            continue_token=page.continue_token,
+            remaining=page.remaining,
+            api_version=target.api_version,
+        ))
+
+    def _converted_table(self, rd: ResourceDef, page: lists.Page, include: str, api_version: str) -> JSON:
         """A LIST's Table of a resource that converts its objects, when its rows depend on the
         conversion (they hold the objects, or a webhook's conversion changes their cells)."""
         return render_table(
@@ -254,6 +274,7 @@ class ResourceHandlers:
             resource_version=str(page.revision),
             continue_token=page.continue_token,
             remaining=page.remaining,
+            api_version=api_version,
         )
 
     async def list_page(

@@ -1,4 +1,5 @@
-"""The one request handler: count, authenticate, route, and turn every refusal into a ``Status``.
+"""The one request handler: count, authenticate, route, and turn every refusal into a ``Status``
+(in YAML when the request's ``Accept`` prefers YAML, as kube-apiserver's ``ErrorNegotiated``).
 
 aiohttp's low-level server calls ``RequestHandler.handle`` for every request (no router or
 middleware chain). A plain GET of an object on a path routed before is answered by ``fastget``
@@ -35,7 +36,7 @@ from atoll.apiserver.http.health import HealthChecks
 from atoll.apiserver.http.limits import ConnectionLimits, InflightLimiter
 from atoll.apiserver.http.metrics import BY_CLIENT, count_requests, serve_metrics
 from atoll.apiserver.http.metrics_api import is_metrics
-from atoll.apiserver.http.negotiate import as_yaml, output_media
+from atoll.apiserver.http.negotiate import TARGET_KEY, as_yaml, negotiate
 from atoll.apiserver.http.protocol import StatusServer, mark_authenticated
 from atoll.apiserver.http.resources import ResourceHandlers
 from atoll.apiserver.http.routing import Route, parse_resource_path
@@ -119,18 +120,18 @@ class RequestHandler:
             finally:
                 self.inflight.leave(taken)
         except errors.TooManyRequests as err:
-            return codec.status_response(err, headers={"Retry-After": "1"})
+            return _refusal(request, err, {"Retry-After": "1"})
         except errors.APIError as err:
-            return codec.status_response(err)
+            return _refusal(request, err)
         except web.HTTPException as exc:
             if exc.status == 413:
-                return codec.status_response(errors.RequestEntityTooLarge("Request entity too large"))
-            return codec.status_response(_status_for_http(exc))
+                return _refusal(request, errors.RequestEntityTooLarge("Request entity too large"))
+            return _refusal(request, _status_for_http(exc))
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
-            return codec.status_response(errors.InternalError("an internal error occurred; see the server log"))
+            return _refusal(request, errors.InternalError("an internal error occurred; see the server log"))
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         parsed = self._parsed.get(request.path)
@@ -197,7 +198,10 @@ class RequestHandler:
         if route.subresource in _STREAMS or is_metrics(rd):
             return self._p.resources.dispatch(request, route)
         watch = request.method == "GET" and route.name is None and params.flag(request.query.get("watch")) is True
-        if output_media(request.headers.get("Accept", ""), watch=watch) == "yaml":
+        media, target = negotiate(request.headers.get("Accept", ""), watch=watch)
+        if target is not None:
+            request[TARGET_KEY] = target
+        if media == "yaml":
             return self._yaml(request, route)
         return self._p.resources.dispatch(request, route)
 
@@ -284,6 +288,11 @@ def _aggregated_version(accept: str) -> str | None:
     if "v2" in offered:
         return "v2"
     return "v2beta1" if "v2beta1" in offered else None
+
+
+def _refusal(request: web.Request, err: errors.APIError, headers: dict[str, str] | None = None) -> web.Response:
+    """``err``'s ``Status``, in the media type the request negotiates for errors (YAML or JSON)."""
+    return codec.status_response(err, headers, request.headers.get("Accept", ""))
 
 
 def _not_found() -> errors.NotFound:

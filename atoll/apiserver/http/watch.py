@@ -5,7 +5,8 @@ objects; from N it replays the cached history after N (410 if it is no longer re
 ``sendInitialEvents`` as ``watchstart`` says (shared with the in-process watch). Events
 are filtered by namespace and selectors on the new state; an object that stops matching is sent
 as DELETED (its previous content at the event's resourceVersion). With a Table Accept header
-each event carries a one-row Table (column definitions in the first only). Bookmarks are sent
+each event carries a one-row Table (column definitions in the first only), with a metadata-only
+one a ``PartialObjectMetadata`` (at ``meta_version``, as asked: v1 or v1beta1). Bookmarks are sent
 when asked; ``timeoutSeconds`` ends the stream cleanly; a client that goes away is noticed at
 once (the connection's ``connection_lost`` wakes the stream).
 
@@ -56,6 +57,7 @@ async def serve_watch(
     *,
     table_renderer: Any | None,
     metadata_only: bool = False,
+    meta_version: str = "v1",
     settings: WatchStreamSettings,
     clock: Clock,
     start: WatchStart,
@@ -89,7 +91,7 @@ async def serve_watch(
 
     def encode(event: WatchEvent) -> bytes:
         if metadata_only:
-            return partial.watch_line(event.type, event.current)
+            return partial.watch_line(event.type, event.current, meta_version)
         if table_renderer is None:
             if rd.storage_version:  # a CRD with several versions: the object at the watch's version
                 return b'{"type":"' + event.type.encode() + b'","object":' + conversion.raw(rd, event.current) + b"}\n"

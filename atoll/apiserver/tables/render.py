@@ -1,4 +1,6 @@
-"""Server-side ``meta.k8s.io/v1`` Table rendering (what ``kubectl get`` prints).
+"""Server-side ``meta.k8s.io/v1`` Table rendering (what ``kubectl get`` prints); a client asking for
+``v1beta1`` gets the same Table, and its rows' ``PartialObjectMetadata``, as ``meta.k8s.io/v1beta1``
+(``api_version``).
 
 Built-in kinds use the printer their strategy names (the column sets of Kubernetes'
 ``printers.go``, see ``printers``); CRDs use their ``additionalPrinterColumns`` (see ``crd``);
@@ -33,6 +35,7 @@ __all__ = ["printer_for", "render_table", "render_table_bytes"]
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 INCLUDE_OBJECT = ("Metadata", "Object", "None")
+META_V1 = "meta.k8s.io/v1"
 
 
 class Renderable(Protocol):
@@ -80,7 +83,7 @@ def _cells(printer: Printer, obj: JSON, now: float) -> list[Any]:
         return [name] + ["<invalid>"] * (len(printer.columns) - 1)
 
 
-def _row(printer: Printer, obj: JSON, cells: list[Any], include_object: str) -> JSON:
+def _row(printer: Printer, obj: JSON, cells: list[Any], include_object: str, api_version: str) -> JSON:
     row: JSON = {"cells": cells}
     if printer.row_conditions is not None:
         try:
@@ -90,7 +93,7 @@ def _row(printer: Printer, obj: JSON, cells: list[Any], include_object: str) -> 
         if conditions:
             row["conditions"] = conditions
     if include_object == "Metadata":
-        row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+        row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": api_version,
                          "metadata": obj.get("metadata") or {}}
     elif include_object == "Object":
         row["object"] = obj
@@ -120,15 +123,16 @@ def render_table(
     resource_version: str = "",
     continue_token: str = "",
     remaining: int | None = None,
+    api_version: str = META_V1,
 ) -> JSON:
-    """A ``meta.k8s.io/v1`` Table of ``objects`` (list or get-one) as the real server renders it."""
+    """A Table of ``objects`` (list or get-one) as the real server renders it, at ``api_version``."""
     _check_include(include_object)
     now = time.time() if now is None else now
     chosen = printer_for(rd, printer)
-    rows = [_row(chosen, obj, _cells(chosen, obj, now), include_object) for obj in objects]
+    rows = [_row(chosen, obj, _cells(chosen, obj, now), include_object, api_version) for obj in objects]
     return {
         "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
+        "apiVersion": api_version,
         "metadata": _list_meta(resource_version, continue_token, remaining),
         "columnDefinitions": chosen.columns if with_columns else None,
         "rows": rows,
@@ -146,14 +150,16 @@ def _age_indexes(printer: Printer) -> tuple[int, ...] | None:
     return tuple(i for i, column in enumerate(printer.columns) if column["name"] == "Age")
 
 
-def _segments(printer: Printer, obj: JSON, cells: list[Any], ages: tuple[int, ...], include: str) -> list[bytes] | None:
+def _segments(
+    printer: Printer, obj: JSON, cells: list[Any], ages: tuple[int, ...], include: str, api_version: str
+) -> list[bytes] | None:
     """The encoded row split at its Age cells; None when the row cannot be reused."""
     if any(isinstance(c, str) and c.endswith(" ago)") for c in cells):
         return None
     marked = list(cells)
     for i in ages:
         marked[i] = _AGE_MARK
-    segments = orjson.dumps(_row(printer, obj, marked, include)).split(_AGE_MARK_JSON)
+    segments = orjson.dumps(_row(printer, obj, marked, include, api_version)).split(_AGE_MARK_JSON)
     return segments if len(segments) == len(ages) + 1 else None  # None: the marker occurs in the object
 
 
@@ -167,13 +173,14 @@ def render_table_bytes(
     resource_version: str = "",
     continue_token: str = "",
     remaining: int | None = None,
+    api_version: str = META_V1,
 ) -> bytes:
     """The encoding of ``render_table(...)`` of cached objects (LIST), reusing their encoded rows."""
     _check_include(include_object)
     now = time.time() if now is None else now
     chosen = printer_for(rd, printer)
     ages = _age_indexes(chosen) if include_object != "Object" else None  # full objects: not worth keeping
-    key = (chosen, include_object)
+    key = (chosen, include_object, api_version)
     rows: list[bytes] = []
     age_memo: dict[Any, bytes] = {}  # creationTimestamp -> encoded Age: objects made in one second share it
     for item in items:
@@ -182,9 +189,9 @@ def render_table_bytes(
         segments = derived.get(key) if derived is not None and ages is not None else None
         if segments is None:
             cells = _cells(chosen, obj, now)
-            segments = _segments(chosen, obj, cells, ages, include_object) if ages is not None else None
+            segments = _segments(chosen, obj, cells, ages, include_object, api_version) if ages is not None else None
             if segments is None:
-                rows.append(orjson.dumps(_row(chosen, obj, cells, include_object)))
+                rows.append(orjson.dumps(_row(chosen, obj, cells, include_object, api_version)))
                 continue
             if derived is None:
                 derived = item.derived = {}
@@ -197,7 +204,7 @@ def render_table_bytes(
         if encoded is None:
             encoded = age_memo[created] = orjson.dumps(age(created, now))
         rows.append(encoded.join(segments))
-    head = orjson.dumps({"kind": "Table", "apiVersion": "meta.k8s.io/v1",
+    head = orjson.dumps({"kind": "Table", "apiVersion": api_version,
                          "metadata": _list_meta(resource_version, continue_token, remaining),
                          "columnDefinitions": chosen.columns})
     return head[:-1] + b',"rows":[' + b",".join(rows) + b"]}"
