@@ -9,7 +9,7 @@ semantic is the HTTP one: resourceVersion "" (a consistent read), 0, exact or No
 one (wait, then 504), 410 ``Gone`` for a history no longer retained (raised, as the HTTP client
 raises the stream's ERROR event), selectors, BOOKMARK events, ``sendInitialEvents`` (the current
 state, then the initial-events-end BOOKMARK), ``timeoutSeconds`` (random 30-60 min without), pagination
-with ``limit``/``continue``, ``PartialObjectMetadata`` items for metadata-only reads, every
+with ``limit``/``continue``, ``PartialObjectMetadata`` items (and bookmarks) for metadata-only reads, every
 object's ``metadata.resourceVersion`` set, objects at the version asked for
 (``registry.conversion``). Nothing is encoded nor decoded on the way.
 
@@ -182,6 +182,11 @@ class InProcessReads:
             def obj_of(cached: Cached) -> JSON:
                 return cached.peek()
 
+        def bookmark_of(revision: int, annotations: JSON | None = None) -> JSON:
+            """A BOOKMARK's object, transformed as the events' are (``serve_watch``'s)."""
+            obj = bookmark(rd, revision, annotations)
+            return {**_PARTIAL, "metadata": obj["metadata"]} if metadata_only else obj
+
         queue = watcher.queue
         now = clock.monotonic()
         deadline = now + start.timeout
@@ -208,12 +213,12 @@ class InProcessReads:
                 yield first.type, obj_of(first.current)
             del initial
             if initial_end is not None:
-                yield "BOOKMARK", bookmark(rd, initial_end, INITIAL_EVENTS_END)
+                yield "BOOKMARK", bookmark_of(initial_end, INITIAL_EVENTS_END)
             ticker = clock.call_later(max(min(deadline, next_bookmark) - clock.monotonic(), 0.0), tick)
             while clock.monotonic() < deadline:
                 if bookmark_due and queue.empty():  # not before the events queued behind its tick
                     bookmark_due = False
-                    yield "BOOKMARK", bookmark(rd, cache.revision)
+                    yield "BOOKMARK", bookmark_of(cache.revision)
                     continue
                 event = queue.get_nowait() if not queue.empty() else await queue.get()
                 if event is _TICK:

@@ -12,8 +12,15 @@ The encoding of a large object's metadata (``entries.LARGE_OBJECT``) is kept on 
 revision (``Cached.derived``): its body is decoded at most once per revision for this, outside the
 shared cache of decoded objects (a metadata list must not evict the objects clients are reading).
 Small objects encode their metadata from the dict they hold. The v1beta1 encoding is the kept v1
-one under another head. Unlike kube-apiserver, a list asked ``as=PartialObjectMetadata`` (not
-``...List``) is served the same list rather than 406.
+one under another head.
+
+The kind asked for must fit the answer, as kube-apiserver's ``asPartialObjectMetadata`` and
+``asPartialObjectMetadataList`` check it once the answer is there (after the read, or the write:
+a 404 comes first, and a refused write's answer was still written): ``as=PartialObjectMetadata``
+on a LIST and ``as=PartialObjectMetadataList`` on one object are ``406 NotAcceptable`` naming the
+Go type kube-apiserver holds (``*core.PodList``, ``*unstructured.Unstructured`` for a custom
+resource); no later ``Accept`` range is tried (negotiation chose already). A watch's events are
+``PartialObjectMetadata`` for either kind.
 """
 
 from __future__ import annotations
@@ -22,14 +29,18 @@ from typing import Any
 
 import orjson
 
+from atoll.api import errors
+from atoll.api.registry import ResourceDef
 from atoll.apiserver.cache.entries import LARGE_OBJECT, Cached, exact
-from atoll.apiserver.http.negotiate import META_VERSIONS
+from atoll.apiserver.http.negotiate import META_VERSIONS, Target
 from atoll.apiserver.registry.lists import Page
 
 _KEY = "PartialObjectMetadata"
 _HEADS = {v: b'{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/' + v.encode() + b'","metadata":'
           for v in META_VERSIONS}
 _V1 = len(_HEADS["v1"])
+_PACKAGES = {"": "core", "events.k8s.io": "core", "internal.apiserver.k8s.io": "apiserverinternal"}
+"""Groups whose internal Go package is not their first label (events.k8s.io's Event is core's)."""
 
 
 def encode(metadata: Any, version: str = "v1") -> bytes:
@@ -75,3 +86,25 @@ def watch_line(kind: str, cached: Cached, version: str = "v1") -> bytes:
 def one(obj: dict[str, Any], version: str = "v1") -> bytes:
     """``PartialObjectMetadata`` of one object (a GET, or the answer to a write)."""
     return encode(obj.get("metadata"), version)
+
+
+def _go_type(rd: ResourceDef, listed: bool) -> str:
+    """The Go type kube-apiserver holds for ``rd``'s object (or list), as its messages print it (``%T``)."""
+    suffix = "List" if listed else ""
+    if not rd.builtin:
+        return "*unstructured.Unstructured" + suffix
+    return f"*{_PACKAGES.get(rd.group) or rd.group.split('.')[0]}.{rd.kind}{suffix}"
+
+
+def check_one(rd: ResourceDef, target: Target) -> None:
+    """406 when one object is asked for as ``PartialObjectMetadataList`` (kube's wording)."""
+    if target.kind == "PartialObjectMetadataList":
+        raise errors.NotAcceptable("you requested PartialObjectMetadataList, but the requested object is not a list "
+                                   f"({_go_type(rd, False)})")
+
+
+def check_list(rd: ResourceDef, target: Target) -> None:
+    """406 when a list is asked for as ``PartialObjectMetadata`` (kube's wording)."""
+    if target.kind == "PartialObjectMetadata":
+        raise errors.NotAcceptable("you requested PartialObjectMetadata, but the requested object is a list "
+                                   f"({_go_type(rd, True)})")

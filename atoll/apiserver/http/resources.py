@@ -4,7 +4,8 @@ every subresource (dispatched here, in one place, to the handler the kind's stra
 The router hands each request a parsed ``Route``; handlers translate query parameters and bodies
 into calls on ``ResourceStorage`` and render the result as JSON, a Table (with the printer the
 kind's strategy names) or metadata only, as the ``negotiate.Target`` the router put on the request
-asks (in its ``meta.k8s.io`` version). Nothing here knows a kind by name.
+asks (in its ``meta.k8s.io`` version; 406 when its kind does not fit the answer, see ``partial``).
+Nothing here knows a kind by name.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class ResourceHandlers:
         if target is None:  # neither metadata only nor a Table: the object
             return codec.json_response(obj if raw is None else raw, status=status, headers=headers)
         if target.metadata:
+            partial.check_one(rd, target)
             return codec.json_response(partial.one(obj, target.version), status=status, headers=headers)
         table = render_table(
             rd,
@@ -136,6 +138,7 @@ class ResourceHandlers:
         target = request.get(TARGET_KEY)
         if target is not None:
             if target.metadata:
+                partial.check_one(rd, target)
                 return codec.json_response(partial.partial(cached, target.version))
             if rd.storage_version:
                 return self._one(request, rd, conversion.obj(rd, cached))
@@ -217,8 +220,10 @@ class ResourceHandlers:
                 include, printer = _include_object(request), self.strategies.for_resource(rd).printer
                 api_version = target.api_version
 
-                def renderer(objs: list[JSON], with_columns: bool) -> JSON:
-                    return render_table(rd, objs, printer=printer, include_object=include, with_columns=with_columns,
+                def renderer(obj: JSON, with_columns: bool) -> JSON:
+                    """One event's Table: its ``resourceVersion`` the object's, as kube's printers set it."""
+                    return render_table(rd, [obj], printer=printer, include_object=include, with_columns=with_columns,
+                                        resource_version=(obj.get("metadata") or {}).get("resourceVersion", ""),
                                         api_version=api_version)
 
             return await serve_watch(
@@ -246,6 +251,7 @@ class ResourceHandlers:
                 await conversion.prepare(rd, page.items)
             return codec.json_response(lists.list_body(rd, page))
         if target.metadata:  # (metadata only needs no conversion)
+            partial.check_list(rd, target)
             return codec.json_response(partial.list_body(page, target.version))
         include = _include_object(request)
         if rd.storage_version:

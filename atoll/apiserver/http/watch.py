@@ -5,10 +5,15 @@ objects; from N it replays the cached history after N (410 if it is no longer re
 ``sendInitialEvents`` as ``watchstart`` says (shared with the in-process watch). Events
 are filtered by namespace and selectors on the new state; an object that stops matching is sent
 as DELETED (its previous content at the event's resourceVersion). With a Table Accept header
-each event carries a one-row Table (column definitions in the first only), with a metadata-only
-one a ``PartialObjectMetadata`` (at ``meta_version``, as asked: v1 or v1beta1). Bookmarks are sent
-when asked; ``timeoutSeconds`` ends the stream cleanly; a client that goes away is noticed at
-once (the connection's ``connection_lost`` wakes the stream).
+each event carries a one-row Table (column definitions in the first only; ``metadata.resourceVersion``
+the object's), with a metadata-only one a ``PartialObjectMetadata`` (at ``meta_version``, as asked:
+v1 or v1beta1). Bookmarks are sent when asked, their object transformed as every other event's (as
+kube-apiserver's watch encoder transforms it): the resource's kind carrying only
+``metadata.resourceVersion`` (and the ``initial-events-end`` annotation) in a plain watch, a
+``PartialObjectMetadata`` of that metadata in a metadata-only one, and in a Table watch the one-row
+Table of that object (its ``resourceVersion``, the row's cells of an empty object, the row's object
+per ``includeObject``). ``timeoutSeconds`` ends the stream cleanly; a client that goes away is
+noticed at once (the connection's ``connection_lost`` wakes the stream).
 
 An idle stream wakes only when something is due: its next bookmark (if asked), its deadline, or its
 connection's loss — not on a periodic tick (a master's ~65 in-process watches used to wake once a
@@ -55,7 +60,7 @@ async def serve_watch(
     namespace: str | None,
     matcher: Matcher | None,
     *,
-    table_renderer: Any | None,
+    table_renderer: Callable[[JSON, bool], JSON] | None,
     metadata_only: bool = False,
     meta_version: str = "v1",
     settings: WatchStreamSettings,
@@ -97,12 +102,21 @@ async def serve_watch(
                 return b'{"type":"' + event.type.encode() + b'","object":' + conversion.raw(rd, event.current) + b"}\n"
             return event.line()
         obj = conversion.obj(rd, event.current) if rd.storage_version else event.current.obj
-        table = table_renderer([obj], with_columns=first[0])
+        return table_line(event.type, obj)
+
+    def table_line(kind: str, obj: JSON) -> bytes:
+        assert table_renderer is not None
+        table = table_renderer(obj, first[0])
         first[0] = False
-        return orjson.dumps({"type": event.type, "object": table}) + b"\n"
+        return orjson.dumps({"type": kind, "object": table}) + b"\n"
 
     def bookmark_line(revision: int, annotations: JSON | None = None) -> bytes:
-        return orjson.dumps({"type": "BOOKMARK", "object": bookmark(rd, revision, annotations)}) + b"\n"
+        obj = bookmark(rd, revision, annotations)
+        if metadata_only:
+            return b'{"type":"BOOKMARK","object":' + partial.encode(obj["metadata"], meta_version) + b"}\n"
+        if table_renderer is not None:
+            return table_line("BOOKMARK", obj)
+        return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
 
     try:
         await response.prepare(request)

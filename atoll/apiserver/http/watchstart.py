@@ -113,7 +113,8 @@ def begin(
 
 
 def bookmark(rd: ResourceDef, revision: int, annotations: JSON | None = None) -> JSON:
-    """A BOOKMARK event's object: only the kind and ``metadata.resourceVersion`` (and annotations)."""
+    """A BOOKMARK event's object: only the kind and ``metadata.resourceVersion`` (and annotations);
+    a metadata-only or Table watch transforms it as its other events' objects."""
     md: JSON = {"resourceVersion": str(revision)}
     if annotations:
         md["annotations"] = annotations
