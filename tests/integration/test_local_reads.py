@@ -91,6 +91,18 @@ async def test_metadata_only_list_and_watch(client: Client) -> None:
         assert kind == "MODIFIED" and obj["kind"] == "PartialObjectMetadata" and "data" not in obj
 
 
+async def test_metadata_only_bookmarks(client: Client) -> None:
+    """A metadata-only watch's bookmarks are ``PartialObjectMetadata`` too (as kube-apiserver's)."""
+    await client.create(CONFIGMAPS, cm("b"))
+    events = client.watch(CONFIGMAPS, NS, resource_version="", send_initial_events=True, headers=METADATA_ONLY)
+    async with contextlib.aclosing(events):
+        (_, added), (kind, end) = await take(events, 2)
+        assert added["kind"] == "PartialObjectMetadata" and kind == "BOOKMARK"
+        assert end["kind"] == "PartialObjectMetadata" and end["apiVersion"] == "meta.k8s.io/v1", end
+        assert end["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}, end
+        assert int(end["metadata"]["resourceVersion"]) >= int(added["metadata"]["resourceVersion"])
+
+
 async def test_watch_initial_events_resume_and_selectors(client: Client) -> None:
     await client.create(CONFIGMAPS, cm("w0", app="a"))
     await client.create(CONFIGMAPS, cm("w1", app="b"))
