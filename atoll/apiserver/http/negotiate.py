@@ -8,7 +8,9 @@ A range may ask for a conversion with ``as=``/``g=``/``v=`` (a ``Target``): ``Ta
 ``v1beta1`` (kube-apiserver 1.27 to 1.33 serves both, and answers in the version asked for). A range
 asking for any other conversion (another version, kind or group, or a protobuf Table) is passed
 over like one of an unserved type, as kube-apiserver's ``RequestScope.AllowsMediaTypeTransform``
-passes it over: the next range decides, and 406 when none is left.
+passes it over: the next range decides, and 406 when none is left. Whether a served kind fits the
+answer (``PartialObjectMetadataList`` for one object, say) is checked once the answer is there, as
+kube-apiserver checks it (``partial.check_one``/``check_list``: 406, no later range tried).
 
 An error's ``Status`` follows the same negotiation (kube-apiserver's ``ErrorNegotiated``): YAML when
 the client prefers YAML; ranges asking for a conversion are passed over (a ``Status`` is never

@@ -19,8 +19,10 @@ The kind asked for must fit the answer, as kube-apiserver's ``asPartialObjectMet
 a 404 comes first, and a refused write's answer was still written): ``as=PartialObjectMetadata``
 on a LIST and ``as=PartialObjectMetadataList`` on one object are ``406 NotAcceptable`` naming the
 Go type kube-apiserver holds (``*core.PodList``, ``*unstructured.Unstructured`` for a custom
-resource); no later ``Accept`` range is tried (negotiation chose already). A watch's events are
-``PartialObjectMetadata`` for either kind.
+resource); no later ``Accept`` range is tried (negotiation chose already). A watch's events
+(bookmarks included) are ``PartialObjectMetadata`` for either kind: Atoll's own clients watch with
+the ``...List`` header their lists use (kube-apiserver cannot transform an event into a list and
+falls back to the untransformed object there).
 """
 
 from __future__ import annotations
