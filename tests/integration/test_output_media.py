@@ -29,6 +29,13 @@ async def test_get_and_list_in_yaml_when_the_client_prefers_it(api: Api) -> None
     assert first.headers["Content-Type"].startswith("application/json") and first.body == as_json
 
 
+async def test_yaml_is_utf8_text_not_escapes(api: Api) -> None:
+    await create(api, CMS, configmap("u1", {"k": "é中 ✓"}))
+    reply = await api.get(f"{CMS}/u1", headers=YAML)
+    assert "k: é中 ✓".encode() in reply.raw, reply.raw  # as kube writes it; PyYAML's default escapes
+    assert yaml.safe_load(reply.raw)["data"] == {"k": "é中 ✓"}
+
+
 async def test_a_protobuf_client_reads_json(api: Api) -> None:
     await create(api, CMS, configmap("p1"))
     for _ in range(2):

@@ -153,7 +153,7 @@ def error_media(accept: str) -> Media:
 
 
 def yaml_bytes(value: Any) -> bytes:
-    return yaml.dump(value, Dumper=_DUMPER, default_flow_style=False, sort_keys=False).encode()
+    return yaml.dump(value, Dumper=_DUMPER, default_flow_style=False, sort_keys=False, allow_unicode=True).encode()
 
 
 def as_yaml(response: web.StreamResponse) -> web.StreamResponse:
