@@ -1,6 +1,7 @@
 """The agent's shared status-write window (``atoll/agent/runp/window.py``): writers that start
-waiting while a window is open leave together; one cancelled writer does not hold back or release
-the others early; a closed window makes way for a new one."""
+waiting while a window is open leave together; a writer that would get less than half the debounce
+waits for the following window instead; one cancelled writer does not hold back or release the
+others early; a closed window makes way for a new one."""
 
 from __future__ import annotations
 
@@ -30,8 +31,28 @@ async def test_a_writer_after_the_window_closed_opens_a_new_one() -> None:
     assert window.opened == 2
 
 
+async def test_a_writer_that_would_wait_less_than_half_joins_the_following_window() -> None:
+    window = WriteWindow(3600.0)  # windows close only when the test closes them
+    first = asyncio.create_task(window.wait())
+    await asyncio.sleep(0)
+    opened = window._open
+    assert opened is not None
+    opened.closes_at = asyncio.get_running_loop().time() + 1000.0  # less than half (1,800 s) left
+    late = asyncio.create_task(window.wait())
+    await asyncio.sleep(0)
+    following = window._next
+    assert following is not None and window.opened == 2
+    assert following.closes_at == opened.closes_at + 1800.0  # half a debounce after the open one
+    window._close(opened)  # what the open window's timer does
+    await first
+    assert not late.done()  # it waits for its own window
+    assert window._open is following and window._next is None
+    window._close(following)
+    await late
+
+
 async def test_a_cancelled_writer_does_not_release_or_block_the_others() -> None:
-    window = WriteWindow(3600.0)  # closes only when the test closes it
+    window = WriteWindow(3600.0)
     first = asyncio.create_task(window.wait())
     second = asyncio.create_task(window.wait())
     await asyncio.sleep(0)  # both are waiting on the one open window
@@ -39,6 +60,6 @@ async def test_a_cancelled_writer_does_not_release_or_block_the_others() -> None
     await asyncio.gather(first, return_exceptions=True)
     assert first.cancelled() and not second.done()
     assert window._open is not None
-    window._close(window._open)  # what the window's timer does
+    window._close(window._open)
     await second
     assert window.opened == 1
