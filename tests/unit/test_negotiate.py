@@ -26,6 +26,9 @@ KUBECTL_GET = f"{TABLE.format(v='v1')},{TABLE.format(v='v1beta1')},application/j
     ("application/yaml;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1",
      ("yaml", Target("PartialObjectMetadata", "v1beta1"))),
     ("application/json;q=0.5;as=Table;g=meta.k8s.io;v=v1, application/yaml", ("yaml", None)),
+    ("*/*, application/yaml", ("yaml", None)),  # specific before wildcard at equal quality (goautoneg)
+    ("application/*, application/yaml", ("yaml", None)),
+    ("*/*, application/*;q=0.9, application/yaml;q=0.8", ("json", None)),  # quality first
 ])
 def test_the_preferred_served_range_decides(accept: str, expected: tuple[str, Target | None]) -> None:
     assert negotiate(accept) == expected
@@ -54,6 +57,7 @@ def test_a_watch_is_not_served_in_yaml() -> None:
     ("application/yaml", "yaml"),
     ("application/json;q=0.9, application/yaml", "yaml"),
     ("application/json, application/yaml", "json"),
+    ("*/*, application/yaml", "yaml"),
     ("application/yaml;as=Table;g=meta.k8s.io;v=v1", "json"),  # a Status is never converted
     ("text/html, application/yaml;q=0", "json"),  # nothing acceptable: JSON, not 406
 ])

@@ -82,7 +82,9 @@ class _Range:
 
 
 def _ranges(accept: str) -> list[_Range]:
-    """The acceptable ranges (q > 0), the preferred first (by quality, then position)."""
+    """The acceptable ranges (q > 0), the preferred first: by quality, then specific before
+    wildcard (``application/yaml`` before ``application/*`` before ``*/*``, as kube's goautoneg
+    orders them), then position."""
     out = []
     for position, part in enumerate(accept.split(",")):
         fields = [f.strip() for f in part.split(";")]
@@ -99,7 +101,7 @@ def _ranges(accept: str) -> list[_Range]:
                 params[name] = value
         if fields[0] and quality > 0:
             out.append(_Range(quality, position, fields[0].lower(), params))
-    return sorted(out, key=lambda r: (-r.quality, r.position))
+    return sorted(out, key=lambda r: (-r.quality, r.media.startswith("*/"), r.media.endswith("/*"), r.position))
 
 
 def _served(media: str, watch: bool) -> Media | None:
