@@ -4,9 +4,12 @@ with the conversion it asks for; ranges asking for an unserved conversion are pa
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
+from atoll.api import errors
 from atoll.api.errors import NotAcceptable
+from atoll.apiserver.http.codec import status_response
 from atoll.apiserver.http.negotiate import Target, error_media, negotiate
 
 TABLE = "application/json;as=Table;v={v};g=meta.k8s.io"
@@ -63,3 +66,13 @@ def test_a_watch_is_not_served_in_yaml() -> None:
 ])
 def test_an_error_is_yaml_only_when_preferred(accept: str, media: str) -> None:
     assert error_media(accept) == media
+
+
+def test_a_status_yaml_cannot_represent_is_answered_in_json() -> None:
+    class Name(str):
+        """A str subclass: orjson encodes it, YAML's safe dumper refuses it."""
+
+    err = errors.NotFound(Name("pods \"p\" not found"))
+    answer = status_response(err, accept="application/yaml")
+    assert answer.status == 404 and answer.content_type == "application/json"
+    assert answer.body is not None and orjson.loads(answer.body)["message"] == 'pods "p" not found'

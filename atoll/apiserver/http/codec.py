@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 import orjson
+import yaml
 from aiohttp import web
 
 from atoll.api import errors
@@ -92,8 +93,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def status_response(err: errors.APIError, headers: dict[str, str] | None = None, accept: str = "") -> web.Response:
     """``err``'s ``Status``, encoded as the request's ``accept`` prefers (JSON unless it names YAML)."""
     if "yaml" in accept and error_media(accept) == "yaml":
-        return web.Response(body=yaml_bytes(err.status()), status=err.code, content_type="application/yaml",
-                            headers=headers)
+        try:
+            body = yaml_bytes(err.status())
+        except yaml.YAMLError:  # a value YAML's safe dumper cannot represent: the Status in JSON
+            return json_response(err.status(), status=err.code, headers=headers)
+        return web.Response(body=body, status=err.code, content_type="application/yaml", headers=headers)
     return json_response(err.status(), status=err.code, headers=headers)
 
 
