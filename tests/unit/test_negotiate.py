@@ -29,6 +29,7 @@ KUBECTL_GET = f"{TABLE.format(v='v1')},{TABLE.format(v='v1beta1')},application/j
     ("application/yaml;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1",
      ("yaml", Target("PartialObjectMetadata", "v1beta1"))),
     ("application/json;q=0.5;as=Table;g=meta.k8s.io;v=v1, application/yaml", ("yaml", None)),
+    ("Application/YAML", ("yaml", None)),
     ("*/*, application/yaml", ("yaml", None)),  # specific before wildcard at equal quality (goautoneg)
     ("application/*, application/yaml", ("yaml", None)),
     ("*/*, application/*;q=0.9, application/yaml;q=0.8", ("json", None)),  # quality first
@@ -61,6 +62,7 @@ def test_a_watch_is_not_served_in_yaml() -> None:
     ("application/json;q=0.9, application/yaml", "yaml"),
     ("application/json, application/yaml", "json"),
     ("*/*, application/yaml", "yaml"),
+    ("Application/YAML", "yaml"),  # media types are case-insensitive, as for a successful answer
     ("application/yaml;as=Table;g=meta.k8s.io;v=v1", "json"),  # a Status is never converted
     ("text/html, application/yaml;q=0", "json"),  # nothing acceptable: JSON, not 406
 ])

@@ -146,7 +146,7 @@ def negotiate(accept: str, *, watch: bool = False) -> tuple[Media, Target | None
 def error_media(accept: str) -> Media:
     """The media type of an error's ``Status``: YAML when the client prefers it, else JSON (also
     when nothing is acceptable: the error is not hidden behind a 406)."""
-    if "yaml" not in accept:
+    if "yaml" not in accept.lower():
         return "json"
     try:
         return _negotiate(accept, watch=False, convert=False)[0]
