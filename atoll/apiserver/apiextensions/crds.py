@@ -90,6 +90,8 @@ class CRDManager:
             log.exception("cannot serve CustomResourceDefinition %s", name)
             return
         rds = [replace(rd, webhook_clients=self._webhooks) if rd.conversion_webhook else rd for rd in rds]
+        if rds and rds[0].conversion_webhook is not None:
+            self._webhooks.use(rds[0].conversion_webhook)
         for rd in rds:
             self._registry.register(rd)
         self._served[name] = rds
