@@ -236,3 +236,5 @@ def _default(x: Any, s: _Node) -> None:
                 x[i] = v = _copy(items.default)
             if items.has_defaults_below:
                 _default(v, items)
+
+
