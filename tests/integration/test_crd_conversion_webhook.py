@@ -9,9 +9,12 @@ webhook's conversion; a patch at v1beta1 is applied to the converted object. Whi
 fails, reads needing it are 500s naming it, and reads at the storage version still work.
 
 The API server keeps one client per webhook configuration (url, caBundle): reviews reuse one
-connection; a changed ``clientConfig`` or a deleted CRD closes the old client; a review the webhook
-hung up on is sent again; beyond its limit the least recently used client is closed, a client
-dropped during a call once the call is done; stopping the server closes them all.
+connection; a changed ``clientConfig`` or a deleted CRD closes the old client, and a watch still
+holding the old one converts with one-shot clients, not kept; a review the webhook hung up on or
+reset the connection under is sent again, both attempts within the one timeout; beyond its limit
+the least recently used client is closed, a client dropped during a call once the call is done;
+stopping the server closes them all. A malformed answer is a 500 naming the webhook, with
+kube-apiserver's message.
 """
 
 from __future__ import annotations

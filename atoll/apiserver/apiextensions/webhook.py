@@ -2,20 +2,28 @@
 
 One ``ConversionReview`` (``apiextensions.k8s.io/v1``) per batch of objects is POSTed to the CRD's
 ``spec.conversion.webhook.clientConfig.url``, verified against its ``caBundle`` (the system CAs
-without one), within ``TIMEOUT``. The answer must be ``Success`` with as many converted objects,
-in order, each at the desired ``apiVersion`` and of the same kind; as kube-apiserver, only the
-labels and annotations of a converted object's metadata are taken from the webhook (the rest is
-kept from the original). Any failure is a 500 ``InternalError`` naming the webhook.
+without one), within ``TIMEOUT`` (one deadline for the call, a second attempt included). The answer
+is checked as kube-apiserver's ``webhook_converter.go`` checks it: a ``ConversionReview`` of
+``apiextensions.k8s.io/v1`` whose ``response`` has the request's ``uid``, ``result.status``
+``Success`` and a list of as many converted objects, in order, each at the desired ``apiVersion``,
+of the same kind, name, namespace and uid, its labels and annotations maps of strings; as
+kube-apiserver, only the labels and annotations of a converted object's metadata are taken from the
+webhook (the rest is kept from the original). Any failure, a malformed answer too, is a 500
+``InternalError`` naming the webhook of the CRD, with kube-apiserver's message.
 
 As kube-apiserver's webhook client manager, the API server keeps one client per distinct
 ``(url, caBundle)`` (``WebhookClients``): an aiohttp session whose keep-alive connections later
 calls reuse (no TCP and TLS handshake per batch; a connection idle for 15 s, aiohttp's keep-alive,
-is closed). A client is made on first use; it is dropped when no served CRD uses its configuration
-any more (a CRD's ``clientConfig`` changed or the CRD was deleted: ``CRDManager`` says so) and, the
-least recently used first, beyond ``CLIENTS`` kept; a dropped client is closed as soon as its calls
-in flight are done; all (also those in a call) are closed when the API server stops. A review the
-server disconnected from without answering (an idle kept connection it had just closed) is sent
-once more: a conversion has no side effects.
+is closed). Only the configurations of served CRDs (``CRDManager`` says which: ``use``) are kept: a
+client is made on first use; it is dropped when no served CRD uses its configuration any more (a
+CRD's ``clientConfig`` changed or the CRD was deleted: ``drop``) and, the least recently used first,
+beyond ``CLIENTS`` kept; a dropped client is closed as soon as its calls in flight are done; all
+(also those in a call) are closed when the API server stops. A call for a configuration no served
+CRD uses (a watch keeps the resource definition it started with, so a CRD's old ``clientConfig``)
+has a one-shot session, closed after the call: nothing is kept that nothing would drop. A review
+the server ended the connection under without answering (an idle kept connection it had just
+closed: disconnected, reset, or closing as the review was written) is sent once more: a conversion
+has no side effects.
 """
 
 from __future__ import annotations
@@ -84,13 +92,13 @@ class _Client:
 
 class WebhookClients:
     """The API server's clients of conversion webhooks, one per ``(url, caBundle)`` (see the module
-    docstring); ``convert`` calls one, ``drop`` and ``close`` end them."""
+    docstring); ``convert`` calls one, ``use`` says which are kept, ``drop`` and ``close`` end them."""
 
     def __init__(self, limit: int = CLIENTS) -> None:
         self._limit = limit
         self._clients: OrderedDict[ClientKey, _Client] = OrderedDict()  # least recently used first
         self._in_use: set[ClientKey] = set()  # the configurations of served CRDs: the only ones kept
-        self._draining: set[_Client] = set()  # dropped, closed when their calls in flight are done
+        self._draining: set[_Client] = set()  # dropped or one-shot: closed when their calls are done
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
 
