@@ -94,6 +94,7 @@ async def run(calls: int, count: int, rounds: int) -> tuple[list[float], list[fl
         try:
             for _ in range(rounds):
                 clients = WebhookClients()  # a fresh one per round: its first call connects
+                clients.use(config)  # (as CRDManager for a served CRD: its client is kept)
 
                 async def pooled(objs: list[JSON], clients: WebhookClients = clients) -> Any:
                     return await clients.convert(config, f"gizmos.{GROUP}", objs, f"{GROUP}/v1")

@@ -9,9 +9,12 @@ webhook's conversion; a patch at v1beta1 is applied to the converted object. Whi
 fails, reads needing it are 500s naming it, and reads at the storage version still work.
 
 The API server keeps one client per webhook configuration (url, caBundle): reviews reuse one
-connection; a changed ``clientConfig`` or a deleted CRD closes the old client; a review the webhook
-hung up on is sent again; beyond its limit the least recently used client is closed, a client
-dropped during a call once the call is done; stopping the server closes them all.
+connection; a changed ``clientConfig`` or a deleted CRD closes the old client, and a watch still
+holding the old one converts with one-shot clients, not kept; a review the webhook hung up on or
+reset the connection under is sent again, both attempts within the one timeout; beyond its limit
+the least recently used client is closed, a client dropped during a call once the call is done;
+stopping the server closes them all. A malformed answer is a 500 naming the webhook, with
+kube-apiserver's message.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ import asyncio
 import base64
 import contextlib
 import copy
+import socket
 import ssl
-from collections.abc import AsyncIterator
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +63,9 @@ class Webhook:
     failing: bool = False
     peers: list[Any] = field(default_factory=list)  # the client's address of each review's connection
     hang_up: int = 0  # reviews still to be answered by closing the connection
+    reset: int = 0  # reviews still to be answered by resetting the connection (a TCP RST)
+    delay: float = 0.0  # seconds each review takes (a slow webhook)
+    answer: Callable[[JSON], Any] | None = None  # the answer to a review, instead of a conversion
     gate: asyncio.Event | None = None  # while set and not released, reviews wait for it
     server: web.Server | None = None
 
@@ -92,11 +101,21 @@ async def serve_webhook(pki_dir: Path) -> AsyncIterator[Webhook]:
         state.peers.append(request.transport.get_extra_info("peername"))
         if state.gate is not None:
             await state.gate.wait()
+        if state.delay:
+            await asyncio.sleep(state.delay)  # (slow, as the webhook under test: not a wait)
         req = review["request"]
         if state.hang_up:
             state.hang_up -= 1
             request.transport.close()
             return web.Response()
+        if state.reset:
+            state.reset -= 1
+            sock = request.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            request.transport.abort()
+            return web.Response()
+        if state.answer is not None:
+            return web.json_response(state.answer(review))
         if state.failing:
             result = {"status": "Failure", "message": "the converter is down"}
             return web.json_response({**review, "response": {"uid": req["uid"], "result": result}})
@@ -319,9 +338,7 @@ async def test_a_changed_client_config_makes_a_new_client_and_closes_the_old(
         assert len(clients.sessions()) == 0
 
 
-async def test_a_review_the_webhook_hung_up_on_is_sent_again_on_a_new_connection(
-    api: Api, webhook: Webhook
-) -> None:
+async def test_a_review_the_webhook_hung_up_on_is_sent_again_on_a_new_connection(api: Api, webhook: Webhook) -> None:
     await _with_gizmo(api, webhook)
     webhook.hang_up = 1  # as a server closing an idle kept connection just as the review arrives
     await _convert_through(api, 1)
@@ -362,6 +379,8 @@ async def test_stopping_the_api_server_closes_its_webhook_clients(tmp_path: Path
 async def test_beyond_the_limit_the_least_recently_used_client_is_closed(webhook: Webhook) -> None:
     clients = WebhookClients(limit=2)
     configs = [_config(webhook, copies) for copies in (1, 2, 3)]
+    for config in configs:
+        clients.use(config)
 
     async def convert(config: JSON) -> None:
         (converted,) = await clients.convert(config, f"gizmos.{GROUP}", [GIZMO], f"{GROUP}/v1")
@@ -382,6 +401,7 @@ async def test_beyond_the_limit_the_least_recently_used_client_is_closed(webhook
 async def test_a_client_dropped_during_a_call_is_closed_once_the_call_is_done(webhook: Webhook) -> None:
     clients = WebhookClients()
     config = _config(webhook)
+    clients.use(config)
     webhook.gate = asyncio.Event()
     call = asyncio.create_task(clients.convert(config, f"gizmos.{GROUP}", [GIZMO], f"{GROUP}/v1"))
     try:
@@ -395,6 +415,7 @@ async def test_a_client_dropped_during_a_call_is_closed_once_the_call_is_done(we
         await eventually(lambda: session.closed and webhook.open_connections() == 0)
 
         # dropped during a call, then the server stops: closed at once, the call fails
+        clients.use(config)
         webhook.gate.clear()
         call = asyncio.create_task(clients.convert(config, f"gizmos.{GROUP}", [GIZMO], f"{GROUP}/v1"))
         await eventually(lambda: len(webhook.reviews) == 2)
@@ -407,3 +428,157 @@ async def test_a_client_dropped_during_a_call_is_closed_once_the_call_is_done(we
     finally:
         webhook.gate.set()
         await clients.close()
+
+
+async def test_a_watch_holding_a_dropped_client_config_converts_with_a_one_shot_client(
+    api: Api, api_server: RunningServer, webhook: Webhook
+) -> None:
+    await _with_gizmo(api, webhook)
+    clients = _clients(api_server)
+    (first,) = clients.sessions()
+    beta = await api.watch(path("v1beta1"), {"resourceVersion": "0"})  # (it keeps the CRD's clientConfig)
+    assert [e["object"]["spec"] for e in await beta.collect(1)] == [{"count": 3}]
+    assert api_server.node is not None
+    async with api_server.node.client() as local:
+        rd = ResourceDef(GROUP, "v1beta1", "Gizmo", "gizmos", "gizmo", True, builtin=False)
+        stream = local.watch(rd, "default", resource_version="0")
+        assert [(await anext(stream))[1]["spec"]] == [{"count": 3}]
+
+        await _set_client_config(api, _config(webhook, copies=2))
+        await eventually(lambda: first.closed and webhook.open_connections() == 0)
+        assert (await api.patch(path("v1", "g1"), {"spec": {"size": 4}})).status == 200
+        kind, obj = await anext(stream)  # converted by a client of the old configuration ...
+        await stream.aclose()
+    (event,) = await beta.collect(1)
+    await beta.close()
+    assert [(kind, obj["spec"]), (event["type"], event["object"]["spec"])] == [("MODIFIED", {"count": 4})] * 2
+    assert {p != webhook.peers[0] for p in webhook.peers[3:]} == {True}  # (each watch may convert)
+    assert clients.sessions() == []  # ... not kept: nothing would ever drop it
+    await eventually(lambda: webhook.open_connections() == 0)
+
+    # the new configuration's client is kept
+    reviews = len(webhook.reviews)
+    await _convert_through(api, 2)
+    (second,) = clients.sessions()
+    assert second is not first and len(set(webhook.peers[reviews:])) == 1 and webhook.open_connections() == 1
+
+
+async def test_a_review_the_webhook_reset_the_connection_of_is_sent_again(api: Api, webhook: Webhook) -> None:
+    await _with_gizmo(api, webhook)
+    webhook.reset = 1  # a TCP RST under the review: aiohttp's ClientOSError ECONNRESET
+    await _convert_through(api, 1)
+    assert len(webhook.reviews) == 4
+    assert webhook.peers[0] == webhook.peers[2] != webhook.peers[3]
+
+
+async def test_a_review_sent_again_has_what_is_left_of_the_one_timeout(
+    api: Api, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("atoll.apiserver.apiextensions.webhook.TIMEOUT", 2.0)
+    await _with_gizmo(api, webhook)
+    assert (await api.patch(path("v1", "g1"), {"spec": {"size": 4}})).status == 200
+    webhook.delay, webhook.hang_up = 1.5, 1  # each attempt within 2 s, both not
+    start = time.monotonic()
+    failed = assert_status(await api.get(path("v1beta1", "g1")), 500, "InternalError")
+    assert time.monotonic() - start < 2.9
+    assert failed["message"] == f"conversion webhook for gizmos.{GROUP} failed: no answer within 2s"
+    assert len(webhook.reviews) == 4
+
+
+def _answer(response: JSON | None = None, review: JSON | None = None) -> Callable[[JSON], Any]:
+    """A webhook answering a ConversionReview whose ``response`` (the request's uid, Success, the
+    objects converted) is updated with ``response``, and the review itself with ``review``."""
+
+    def answer(request: JSON) -> Any:
+        req = request["request"]
+        converted = [_convert(o, req["desiredAPIVersion"]) for o in req["objects"]]
+        ok = {"uid": req["uid"], "result": {"status": "Success"}, "convertedObjects": converted}
+        return {
+            "apiVersion": request["apiVersion"],
+            "kind": "ConversionReview",
+            "response": ok | (response or {}),
+        } | (review or {})
+
+    return answer
+
+
+def _renamed(objects: list[JSON], **metadata: Any) -> list[JSON]:
+    out = [_convert(o, f"{GROUP}/v1") for o in objects]
+    for o in out:
+        o["metadata"] = {**o["metadata"], **metadata}
+    return out
+
+
+HOOK = f"conversion webhook for gizmos.{GROUP}"
+OBJECT = f"{HOOK} returned invalid converted object at index 0"
+METADATA = f"{HOOK} returned invalid metadata in object at index 0"
+MALFORMED: list[tuple[Callable[[JSON], Any], str]] = [
+    (lambda _: [], f"{HOOK} failed: cannot decode the answer: an array, not an object"),
+    (
+        _answer(review={"kind": "AdmissionReview"}),
+        f"{HOOK} failed: expected webhook response of apiextensions.k8s.io/v1, "
+        "Kind=ConversionReview, got apiextensions.k8s.io/v1, Kind=AdmissionReview",
+    ),
+    (_answer(review={"response": None}), f"{HOOK} failed: no response provided"),
+    (_answer(review={"response": "yes"}), f"{HOOK} failed: cannot decode response: a string, not an object"),
+    (_answer({"uid": "other"}), f'{HOOK} failed: expected response.uid="{{uid}}", got "other"'),
+    (_answer({"result": "Success"}), f"{HOOK} failed: cannot decode response.result: a string, not an object"),
+    (_answer({"result": {}}), f"{HOOK} failed: response.result.status was '', not 'Success'"),
+    (
+        _answer({"convertedObjects": 5}),
+        f"{HOOK} failed: cannot decode response.convertedObjects: a number, not an array",
+    ),
+    (_answer({"convertedObjects": []}), f"{HOOK} returned 0 objects, expected 1"),
+    (_answer({"convertedObjects": ["g1"]}), f"{OBJECT}: a string, not an object"),
+    (
+        _answer({"convertedObjects": [{**GIZMO, "kind": "Other"}]}),
+        f"{OBJECT}: invalid groupVersion (expected {GROUP}/v1, received {GROUP}/v1beta1)",
+    ),
+    (
+        _answer({"convertedObjects": [{**_renamed([GIZMO])[0], "kind": "Other"}]}),
+        f"{OBJECT}: invalid kind (expected Gizmo, received Other)",
+    ),
+    (_answer({"convertedObjects": _renamed([GIZMO], name="g2")}), f"{OBJECT}: must have the same name: g1 != g2"),
+    (
+        _answer({"convertedObjects": [{**_renamed([GIZMO])[0], "metadata": None}]}),
+        f"{OBJECT}: must have the same name: g1 != ",  # (as kube-apiserver: the name is checked first)
+    ),
+    (
+        _answer({"convertedObjects": [{**_renamed([GIZMO])[0], "metadata": []}]}),
+        f"{OBJECT}: must have the same name: g1 != ",
+    ),
+    (
+        _answer({"convertedObjects": _renamed([GIZMO], labels="a=b")}),
+        f"{METADATA}: invalid metadata.labels of type string in converted object",
+    ),
+    (
+        _answer({"convertedObjects": _renamed([GIZMO], annotations={"a": 1})}),
+        f"{METADATA}: metadata.annotations[a] must be a string, but is number in converted object",
+    ),
+]
+
+
+@pytest.mark.parametrize(("answer", "message"), MALFORMED)
+async def test_a_malformed_answer_is_an_internal_error_naming_the_webhook(
+    webhook: Webhook, answer: Callable[[JSON], Any], message: str
+) -> None:
+    clients = WebhookClients()
+    webhook.answer = answer
+    try:
+        with pytest.raises(errors.InternalError) as raised:
+            await clients.convert(_config(webhook), f"gizmos.{GROUP}", [GIZMO], f"{GROUP}/v1")
+    finally:
+        await clients.close()
+    assert raised.value.message == message.format(uid=webhook.reviews[0]["request"]["uid"])
+
+
+async def test_a_malformed_answer_is_a_500_status(api: Api, webhook: Webhook) -> None:
+    await _with_gizmo(api, webhook)
+    assert (await api.patch(path("v1", "g1"), {"spec": {"size": 4}})).status == 200
+    for answer, detail in (
+        (_answer({"convertedObjects": 5}), "response.convertedObjects: a number, not an array"),
+        (_answer({"result": "Success"}), "response.result: a string, not an object"),
+    ):
+        webhook.answer = answer
+        failed = assert_status(await api.get(path("v1beta1", "g1")), 500, "InternalError")
+        assert failed["message"] == f"{HOOK} failed: cannot decode {detail}"

@@ -3,8 +3,9 @@
 Creating a CRD validates it, fills its status (NamesAccepted, Established, acceptedNames,
 storedVersions) and — through a watch-cache listener that runs before the create returns —
 registers its resources, so discovery and OpenAPI show them immediately, on every replica. The
-resources of a CRD with a conversion webhook are given the API server's ``WebhookClients``; the
-client of a ``clientConfig`` no served CRD uses any more (changed, or its CRD deleted) is dropped.
+resources of a CRD with a conversion webhook are given the API server's ``WebhookClients``, told
+that the CRD's ``clientConfig`` is in use (its client is kept); the client of a ``clientConfig`` no
+served CRD uses any more (changed, or its CRD deleted) is dropped.
 Deleting a CRD removes all its custom resources first. Custom resources are pruned, defaulted and
 validated against their version's structural schema, compiled once per CRD generation.
 """
@@ -90,6 +91,8 @@ class CRDManager:
             log.exception("cannot serve CustomResourceDefinition %s", name)
             return
         rds = [replace(rd, webhook_clients=self._webhooks) if rd.conversion_webhook else rd for rd in rds]
+        if rds and rds[0].conversion_webhook is not None:
+            self._webhooks.use(rds[0].conversion_webhook)
         for rd in rds:
             self._registry.register(rd)
         self._served[name] = rds
