@@ -95,6 +95,11 @@ async def test_a_version_not_served_is_passed_over_then_406(api: Api) -> None:
         assert_status(watch, 406, "NotAcceptable")
     other_group = await api.get(f"{CMS}/u1", headers={"Accept": "application/json;as=Table;g=example.com;v=v1"})
     assert_status(other_group, 406, "NotAcceptable")
+    for _ in range(2):  # the second GET of a learnt path (the fast path) negotiates the same
+        no_kind = await api.get(f"{CMS}/u1", headers={"Accept": "application/json;g=meta.k8s.io;v=v1"})
+        assert_status(no_kind, 406, "NotAcceptable")  # a conversion without ``as``: passed over, as kube
+        charset = await api.get(f"{CMS}/u1", headers={"Accept": "application/json; charset=utf-8"})
+        assert charset.status == 200 and charset.body["kind"] == "ConfigMap"
     refused = await api.post(CMS, configmap("u2"), headers=_accept("PartialObjectMetadata", "v2"))
     assert_status(refused, 406, "NotAcceptable")
     assert (await api.get(f"{CMS}/u2")).status == 404  # refused before anything was written

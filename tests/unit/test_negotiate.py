@@ -30,6 +30,7 @@ KUBECTL_GET = f"{TABLE.format(v='v1')},{TABLE.format(v='v1beta1')},application/j
      ("yaml", Target("PartialObjectMetadata", "v1beta1"))),
     ("application/json;q=0.5;as=Table;g=meta.k8s.io;v=v1, application/yaml", ("yaml", None)),
     ("Application/YAML", ("yaml", None)),
+    ("application/json; charset=utf-8", ("json", None)),
     ("*/*, application/yaml", ("yaml", None)),  # specific before wildcard at equal quality (goautoneg)
     ("application/*, application/yaml", ("yaml", None)),
     ("*/*, application/*;q=0.9, application/yaml;q=0.8", ("json", None)),  # quality first
@@ -40,6 +41,7 @@ def test_the_preferred_served_range_decides(accept: str, expected: tuple[str, Ta
 
 @pytest.mark.parametrize("accept", [
     "text/html",
+    "application/json;g=meta.k8s.io;v=v1",  # a conversion without ``as``: kube passes the range over
     "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v2",
     "application/json;as=Table;g=meta.k8s.io;v=v1alpha1",
     "application/json;as=Table;g=meta.k8s.io",

@@ -105,10 +105,10 @@ class FastGets:
             return None
         headers = request.headers
         accept = headers.get("Accept", "")
-        if "Expect" in headers or "as=" in accept or "yaml" in accept or (
+        if "Expect" in headers or ";" in accept or "yaml" in accept or (
             accept and "json" not in accept and "*/*" not in accept
         ):
-            return None  # a Table, metadata only, YAML or a media type not served: the general chain
+            return None  # media-type parameters (a conversion?), YAML or a type not served: the general chain
         user = self._authn.authenticate(request)
         if user is None or wants_impersonation(request):
             return None

@@ -138,7 +138,7 @@ def _negotiate(accept: str, *, watch: bool, convert: bool) -> tuple[Media, Targe
 def negotiate(accept: str, *, watch: bool = False) -> tuple[Media, Target | None]:
     """The media type of the answer and the conversion it asks for (None: the object itself);
     406 naming the served types when no range of ``accept`` is served."""
-    if not accept or ("yaml" not in accept and "as=" not in accept and ("json" in accept or "*/*" in accept)):
+    if not accept or ("yaml" not in accept and ";" not in accept and ("json" in accept or "*/*" in accept)):
         return "json", None
     return _negotiate(accept, watch=watch, convert=True)
 
