@@ -107,7 +107,8 @@ async def test_metadata_only_list_get_and_watch(filled: Filled) -> None:
             http.get(server.url + watch, ssl=server.ssl_context()) as resp:
         patch = {"metadata": {"annotations": {"touched": "yes"}}}
         async with http.patch(server.url + CMS + "/big-3", data=orjson.dumps(patch), ssl=server.ssl_context(),
-                              headers={"Content-Type": "application/merge-patch+json"}) as patched:
+                              headers={"Content-Type": "application/merge-patch+json",
+                                       "Accept": "application/json"}) as patched:  # not the session's list
             assert patched.status == 200
         event = orjson.loads(await resp.content.readline())
     assert event["type"] == "MODIFIED"
