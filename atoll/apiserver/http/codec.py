@@ -92,7 +92,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def status_response(err: errors.APIError, headers: dict[str, str] | None = None, accept: str = "") -> web.Response:
     """``err``'s ``Status``, encoded as the request's ``accept`` prefers (JSON unless it names YAML)."""
-    if "yaml" in accept.lower() and error_media(accept) == "yaml":
+    if "yaml" in accept and error_media(accept) == "yaml":
         try:
             body = yaml_bytes(err.status())
         except yaml.YAMLError:  # a value YAML's safe dumper cannot represent: the Status in JSON

@@ -77,14 +77,15 @@ TARGET_KEY: web.RequestKey[Target] = web.RequestKey("atoll_target", Target)
 class _Range:
     quality: float
     position: int
-    media: str  # lower case, without parameters
+    media: str  # as sent (matched case-sensitively, as kube), without parameters
     params: dict[str, str]  # parameters other than q
 
 
 def _ranges(accept: str) -> list[_Range]:
     """The acceptable ranges (q > 0), the preferred first: by quality, then specific before
     wildcard (``application/yaml`` before ``application/*`` before ``*/*``, as kube's goautoneg
-    orders them), then position."""
+    orders ranges of equal quality), then position. Media types are compared as sent
+    (case-sensitively), as kube compares them."""
     out = []
     for position, part in enumerate(accept.split(",")):
         fields = [f.strip() for f in part.split(";")]
@@ -100,7 +101,7 @@ def _ranges(accept: str) -> list[_Range]:
             elif name:
                 params[name] = value
         if fields[0] and quality > 0:
-            out.append(_Range(quality, position, fields[0].lower(), params))
+            out.append(_Range(quality, position, fields[0], params))
     return sorted(out, key=lambda r: (-r.quality, r.media.startswith("*/"), r.media.endswith("/*"), r.position))
 
 
@@ -146,7 +147,7 @@ def negotiate(accept: str, *, watch: bool = False) -> tuple[Media, Target | None
 def error_media(accept: str) -> Media:
     """The media type of an error's ``Status``: YAML when the client prefers it, else JSON (also
     when nothing is acceptable: the error is not hidden behind a 406)."""
-    if "yaml" not in accept.lower():
+    if "yaml" not in accept:
         return "json"
     try:
         return _negotiate(accept, watch=False, convert=False)[0]
