@@ -138,3 +138,13 @@ async def test_metadata_kind_that_does_not_fit_is_406(api: Api, path: str, item_
                              headers={"Accept": wants_list})
     assert_status(written, 406, "NotAcceptable")  # the answer is refused once written, as in kube-apiserver
     assert (await api.get(f"{path}/two")).status == 200
+
+
+async def test_a_table_with_a_bad_include_object_is_400_before_anything_is_read_or_streamed(api: Api) -> None:
+    await create(api, CMS, configmap("inc1"))
+    message = ('Unable to convert to Table as requested: includeObject: Unsupported value: "Bogus": '
+               'supported values: "Metadata", "Object", "None"')
+    for path, query in ((f"{CMS}/inc1", {}), (CMS, {}), (CMS, {"watch": "true", "allowWatchBookmarks": "true"})):
+        reply = await api.get(path, params={**query, "includeObject": "Bogus"}, headers=_accept("Table", "v1"))
+        status = assert_status(reply, 400, "BadRequest")
+        assert status["message"] == message, (path, query, status)

@@ -44,7 +44,7 @@ from atoll.apiserver.registry.subresources import (
     SubresourceCall,
     UpgradeReply,
 )
-from atoll.apiserver.tables.render import render_table, render_table_bytes
+from atoll.apiserver.tables.render import check_include, render_table, render_table_bytes
 
 JSON = dict[str, Any]
 
@@ -218,6 +218,7 @@ class ResourceHandlers:
             renderer = None
             if target is not None and target.table:
                 include, printer = _include_object(request), self.strategies.for_resource(rd).printer
+                check_include(include)  # before the stream starts: a 400, not a broken stream
                 api_version = target.api_version
 
                 def renderer(obj: JSON, with_columns: bool) -> JSON:

@@ -64,11 +64,13 @@ def printer_for(rd: ResourceDef, printer: Printer | None) -> Printer:
     return DEFAULT_PRINTER
 
 
-def _check_include(include_object: str) -> None:
+def check_include(include_object: str) -> None:
+    """400 for an ``includeObject`` a Table cannot have, in kube's words (``optionsForTransform``,
+    checked before anything is read or streamed)."""
     if include_object not in INCLUDE_OBJECT:
         raise BadRequest(
-            f'includeObject: Unsupported value: "{include_object}": supported values: "Metadata", '
-            '"Object", "None"'
+            f'Unable to convert to Table as requested: includeObject: Unsupported value: "{include_object}": '
+            'supported values: "Metadata", "Object", "None"'
         )
 
 
@@ -126,7 +128,7 @@ def render_table(
     api_version: str = META_V1,
 ) -> JSON:
     """A Table of ``objects`` (list or get-one) as the real server renders it, at ``api_version``."""
-    _check_include(include_object)
+    check_include(include_object)
     now = time.time() if now is None else now
     chosen = printer_for(rd, printer)
     rows = [_row(chosen, obj, _cells(chosen, obj, now), include_object, api_version) for obj in objects]
@@ -176,7 +178,7 @@ def render_table_bytes(
     api_version: str = META_V1,
 ) -> bytes:
     """The encoding of ``render_table(...)`` of cached objects (LIST), reusing their encoded rows."""
-    _check_include(include_object)
+    check_include(include_object)
     now = time.time() if now is None else now
     chosen = printer_for(rd, printer)
     ages = _age_indexes(chosen) if include_object != "Object" else None  # full objects: not worth keeping
