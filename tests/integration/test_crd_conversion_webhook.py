@@ -540,6 +540,10 @@ MALFORMED: list[tuple[Callable[[JSON], Any], str]] = [
     ),
     (_answer({"convertedObjects": _renamed([GIZMO], name="g2")}), f"{OBJECT}: must have the same name: g1 != g2"),
     (
+        _answer({"convertedObjects": _renamed([GIZMO], uid="other")}),
+        f"{OBJECT}: must have the same UID: {GIZMO['metadata'].get('uid') or ''} != other",
+    ),
+    (
         _answer({"convertedObjects": [{**_renamed([GIZMO])[0], "metadata": None}]}),
         f"{OBJECT}: must have the same name: g1 != ",  # (as kube-apiserver: the name is checked first)
     ),
