@@ -124,7 +124,7 @@ def _init(*args: str) -> None:
         raise NetworkError(result.stderr.strip() or f"atoll init {' '.join(args)} failed")
 
 
-def _port_taken(exc: Exception) -> bool:
+def _port_taken(exc: Exception | str) -> bool:
     """Free ports are picked before the node binds them: on a busy machine another process may win."""
     return "address already in use" in str(exc).lower()
 
@@ -187,6 +187,8 @@ class LocalNetwork:
                 await self._until(self.master, self._master_ready, 60, "API server ready")
                 if str(doc.get("protocol") or "NOTLS").upper() == "NOTLS":  # TLS ports need the domain's certs
                     await self._until(self.master, self._gateway_answers, 30, "gateway answering")
+                else:
+                    await self._until(self.master, self._gateway_serving, 30, "gateway serving")
                 return
             except NetworkError as exc:
                 if not _port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
@@ -223,6 +225,25 @@ class LocalNetwork:
             return True
         raise NetworkError(f"gateway port {self.master_endpoint}: address already in use "
                            f"(another program answers {response.status})")
+
+    async def _gateway_serving(self) -> bool:
+        """A TLS master's gateway, through its ``/readyz/gateway`` check (its external port cannot be
+        probed without the domain's certificates). A listener Envoy could not bind (another program
+        took the port between ``atoll init`` and Envoy's start; a client would reach that program) is
+        a taken port, so new ones are picked; no check (``gateway.enabled: false``) is no wait."""
+        async with self.client() as client:
+            try:
+                await client.request("GET", "/readyz/gateway")
+            except errors.NotFound:
+                return True
+            except errors.APIError as exc:
+                if _port_taken(exc.message):
+                    raise NetworkError(f"gateway port {self.master_endpoint}: address already in use "
+                                       f"({exc.message})") from None
+                return False
+            except ClientError:
+                return False
+        return True
 
     def _ensure_no_lites(self, exc: NetworkError) -> None:
         """The master may move to new ports after ``exc`` (one was taken) only while no lite was

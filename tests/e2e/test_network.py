@@ -387,6 +387,7 @@ async def test_a_tls_master_registers_https_lites_and_refuses_plaintext(tmp_path
     try:
         await net.start_master()
         async with net.client() as client:
+            assert await client.request("GET", "/readyz/gateway") == "ok"  # start_master waited for the gateway
             token = await add_lite(client, "dave", "kuscia-system")
         plain = init_lite(tmp_path / "plain", "dave", f"http://127.0.0.1:{port}", token)
         assert "does it expect TLS? then use https://" in one_error_line(atoll("start", "-c", str(plain)))
