@@ -8,6 +8,18 @@ from __future__ import annotations
 import asyncio
 
 from atoll.agent.runp.window import WriteWindow
+from tests.conftest import eventually
+
+
+def waiting(window: WriteWindow, started: list[int], i: int) -> asyncio.Task[None]:
+    """A writer task; ``i`` is in ``started`` once it waits (``wait`` runs without yielding up to
+    the window's event)."""
+
+    async def writer() -> None:
+        started.append(i)
+        await window.wait()
+
+    return asyncio.create_task(writer())
 
 
 async def test_writers_waiting_together_leave_together() -> None:
@@ -33,13 +45,14 @@ async def test_a_writer_after_the_window_closed_opens_a_new_one() -> None:
 
 async def test_a_writer_that_would_wait_less_than_half_joins_the_following_window() -> None:
     window = WriteWindow(3600.0)  # windows close only when the test closes them
-    first = asyncio.create_task(window.wait())
-    await asyncio.sleep(0)
+    started: list[int] = []
+    first = waiting(window, started, 1)
+    await eventually(lambda: started == [1])
     opened = window._open
     assert opened is not None
     opened.closes_at = asyncio.get_running_loop().time() + 1000.0  # less than half (1,800 s) left
-    late = asyncio.create_task(window.wait())
-    await asyncio.sleep(0)
+    late = waiting(window, started, 2)
+    await eventually(lambda: started == [1, 2])
     following = window._next
     assert following is not None and window.opened == 2
     assert following.closes_at == opened.closes_at + 1800.0  # half a debounce after the open one
@@ -53,9 +66,9 @@ async def test_a_writer_that_would_wait_less_than_half_joins_the_following_windo
 
 async def test_a_cancelled_writer_does_not_release_or_block_the_others() -> None:
     window = WriteWindow(3600.0)
-    first = asyncio.create_task(window.wait())
-    second = asyncio.create_task(window.wait())
-    await asyncio.sleep(0)  # both are waiting on the one open window
+    started: list[int] = []
+    first, second = waiting(window, started, 1), waiting(window, started, 2)
+    await eventually(lambda: sorted(started) == [1, 2])  # both wait on the one open window
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
     assert first.cancelled() and not second.done()
