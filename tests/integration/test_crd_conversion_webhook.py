@@ -586,3 +586,27 @@ async def test_a_malformed_answer_is_a_500_status(api: Api, webhook: Webhook) ->
         webhook.answer = answer
         failed = assert_status(await api.get(path("v1beta1", "g1")), 500, "InternalError")
         assert failed["message"] == f"{HOOK} failed: cannot decode {detail}"
+
+
+def _labelled(labels: JSON) -> Callable[[JSON], Any]:
+    """A webhook that converts and sets ``labels`` on every converted object."""
+
+    def answer(request: JSON) -> Any:
+        review = _answer()(request)
+        for obj in review["response"]["convertedObjects"]:
+            obj["metadata"] = {**obj["metadata"], "labels": labels}
+        return review
+
+    return answer
+
+
+async def test_labels_a_webhook_changes_must_be_valid(api: Api, webhook: Webhook) -> None:
+    """As kube's webhook converter: labels or annotations the webhook changed are validated (a 500
+    naming the webhook and the first problem); valid changes are kept."""
+    await _with_gizmo(api, webhook)
+    webhook.answer = _labelled({"bad key!": "v"})
+    failed = assert_status(await api.get(path("v1beta1", "g1")), 500, "InternalError")
+    assert failed["message"].startswith(f'{METADATA}: metadata.labels: Invalid value: "bad key!": '), failed
+    webhook.answer = _labelled({"tier": "gold"})
+    reply = await api.get(path("v1beta1", "g1"))
+    assert reply.status == 200 and reply.body["metadata"]["labels"] == {"tier": "gold"}, reply.body

@@ -14,7 +14,9 @@ at the requested version is served as cached (same dict, same bytes). Otherwise:
 * strategy ``Webhook`` (``rd.conversion_webhook``): the CRD's webhook converts it, called by
   ``rd.webhook_clients`` (the API server's ``apiextensions.webhook.WebhookClients``), so the async
   ``view``/``stored`` and ``prepare`` are awaited before a read's synchronous part; ``prepare``
-  sends one ConversionReview for every object of a page or watch chunk not converted yet.
+  sends one ConversionReview for every object of a page or watch chunk not converted yet. Labels
+  and annotations the webhook changed must be valid ones (kube's converter checks them too): if
+  not, the conversion fails with a 500 naming the webhook, the object's index and the problem.
 
 Either way a cached revision's converted form (its encoding, and with a webhook its dict) is kept
 on it (``Cached.derived``), so readers of one version share one conversion per revision, as they
@@ -31,6 +33,7 @@ import orjson
 from atoll.api import errors
 from atoll.api.registry import ResourceDef
 from atoll.apiserver.cache.entries import LARGE_OBJECT, Cached, exact
+from atoll.apiserver.registry.meta import metadata_causes
 
 JSON = dict[str, Any]
 
@@ -52,7 +55,22 @@ async def _webhook(rd: ResourceDef, objs: list[JSON], desired: str) -> list[JSON
     config, clients = rd.conversion_webhook, rd.webhook_clients
     if config is None or clients is None:  # a CRD's resource not served by this API server
         raise errors.InternalError(f"{rd.group_resource}: no client for its conversion webhook")
-    return await clients.convert(config, rd.group_resource, objs, desired)
+    converted = await clients.convert(config, rd.group_resource, objs, desired)
+    for index, (original, new) in enumerate(zip(objs, converted, strict=True)):
+        problem = _metadata_problem(original.get("metadata") or {}, new.get("metadata") or {})
+        if problem:
+            raise errors.InternalError(f"conversion webhook for {rd.group_resource} returned invalid metadata in "
+                                       f"object at index {index}: {problem}")
+    return converted
+
+
+def _metadata_problem(original: JSON, new: JSON) -> str | None:
+    """What is wrong with the labels or annotations a webhook changed (kube validates them only when
+    they changed); None when nothing is."""
+    changed: JSON = {k: new[k] for k in ("labels", "annotations") if k in new and new[k] != original.get(k)}
+    for found in metadata_causes(changed):
+        return f"{found['field']}: {found['message']}"
+    return None
 
 
 async def view(rd: ResourceDef, obj: JSON) -> JSON:
