@@ -119,9 +119,7 @@ async def serve_webhook(pki_dir: Path) -> AsyncIterator[Webhook]:
         if state.failing:
             result = {"status": "Failure", "message": "the converter is down"}
             return web.json_response({**review, "response": {"uid": req["uid"], "result": result}})
-        converted = [_convert(o, req["desiredAPIVersion"]) for o in req["objects"]]
-        response = {"uid": req["uid"], "result": {"status": "Success"}, "convertedObjects": converted}
-        return web.json_response({"apiVersion": review["apiVersion"], "kind": "ConversionReview", "response": response})
+        return web.json_response(_answer()(review))  # a plain conversion
 
     app = web.Application()
     app.router.add_post("/convert", convert)
